@@ -1,0 +1,5 @@
+"""Run the CLI with `python -m varsel`."""
+
+from varsel.cli import main
+
+main()

@@ -1,0 +1,15 @@
+"""Wall-clock time in one place, so tests and reports agree on its format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def utcnow_iso() -> str:
+    """The current time as ISO 8601 text with milliseconds and a Z: how the store keeps time."""
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
