@@ -96,3 +96,30 @@ BOOLEAN_FIELDS = frozenset(
 # Fields that are JSON numbers.
 NUMBER_FIELDS = frozenset({"antallAnsatte", "kapital.belop", "kapital.antallAksjer",
                            "kapital.innbetalt"})
+
+
+def _csv_name_to_path(name: str) -> tuple[str, str | None]:
+    key = JSON_KEY.get(name, name)
+    top, _, sub = key.partition(".")
+    return top, sub or None
+
+
+def encode_row(record: dict[str, object], columns: tuple[str, ...]) -> list[str]:
+    """The CSV fields of a JSON-shaped record, the way the registry writes them."""
+    out: list[str] = []
+    for name in columns:
+        top, sub = _csv_name_to_path(name)
+        value = record.get(top)
+        if sub is not None:
+            value = value.get(sub) if isinstance(value, dict) else None
+        if value is None:
+            out.append("")
+        elif isinstance(value, bool):
+            out.append("true" if value else "false")
+        elif isinstance(value, list):
+            out.append("\n".join("" if v is None else str(v) for v in value))
+        elif isinstance(value, float) and value.is_integer():
+            out.append(str(int(value)))
+        else:
+            out.append(str(value))
+    return out

@@ -133,7 +133,7 @@ class Database:
             name = f"sp{self._depth}"
             begin = f"SAVEPOINT {name}"
             commit = f"RELEASE {name}"
-            rollback = f"ROLLBACK TO {name}; RELEASE {name}"
+            rollback = f"ROLLBACK TO {name}"
         if begin:
             self._conn.execute(begin)
         self._depth += 1
@@ -144,9 +144,9 @@ class Database:
             # rollback() is a no-op if the error already ended the transaction,
             # so the original exception is the one that propagates.
             with contextlib.suppress(sqlite3.Error):
-                self._conn.executescript(rollback) if ";" in rollback else self._conn.execute(
-                    rollback
-                )
+                self._conn.execute(rollback)
+                if self._depth > 0:
+                    self._conn.execute(commit)  # RELEASE the savepoint rolled back to
             raise
         self._depth -= 1
         self._conn.execute(commit)
@@ -209,9 +209,11 @@ class Database:
                 "SELECT 'constraint', tc.table_name, tc.constraint_name, tc.constraint_type, "
                 "pg_get_constraintdef(c.oid), '' FROM information_schema.table_constraints tc "
                 "JOIN pg_constraint c ON c.conname = tc.constraint_name "
+                "AND c.connamespace = current_schema()::regnamespace "
                 "WHERE tc.table_schema = current_schema() ORDER BY 2, 3"
             )
-            return [tuple(r) for r in out]
+            schema = self.scalar("SELECT current_schema()")
+            return [tuple(str(v).replace(f"{schema}.", "") for v in r) for r in out]
         for table in self.tables():
             for cid_name_type in self.query(f"PRAGMA table_info({table})"):
                 _, name, typ, notnull, default, pk = cid_name_type
@@ -231,14 +233,9 @@ def _normalise_sql(sql: str) -> str:
 
 
 def _split_statements(sql: str) -> list[str]:
-    # Migrations are plain DDL: no semicolons inside literals or bodies, so a split is safe.
-    parts = []
-    for chunk in sql.split(";"):
-        lines = [ln for ln in chunk.splitlines() if not ln.strip().startswith("--")]
-        statement = "\n".join(lines).strip()
-        if statement:
-            parts.append(statement)
-    return parts
+    # Migrations are plain DDL: no semicolons or "--" inside literals, so this split is safe.
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [s.strip() for s in code.split(";") if s.strip()]
 
 
 # -- opening a store ------------------------------------------------------------------

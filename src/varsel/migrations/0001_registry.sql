@@ -5,6 +5,7 @@ CREATE TABLE snapshots (
     kind TEXT NOT NULL,              -- enheter | underenheter
     source TEXT NOT NULL,            -- dump | feed
     file_name TEXT NOT NULL,
+    file_path TEXT NOT NULL,         -- where the dump was read from: the archive of record
     sha256 TEXT NOT NULL,
     format TEXT NOT NULL,            -- json | csv | feed
     dump_date TEXT,
@@ -14,7 +15,8 @@ CREATE TABLE snapshots (
     changed INTEGER NOT NULL DEFAULT 0,
     unchanged INTEGER NOT NULL DEFAULT 0,
     gone INTEGER NOT NULL DEFAULT 0,
-    removed INTEGER NOT NULL DEFAULT 0,
+    removed INTEGER NOT NULL DEFAULT 0,   -- erased on legal grounds (Fjernet)
+    skipped INTEGER NOT NULL DEFAULT 0,   -- feed entries already applied or not applicable
     rejected INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX snapshots_kind ON snapshots (kind, id);

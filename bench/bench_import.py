@@ -1,0 +1,171 @@
+"""Registry import against DuckDB's read_json, and the pilot's segment preview.
+
+    .venv/bin/python -m bench.bench_import [--units 1200000] [--runs 3] [--postgres URL]
+
+Writes a synthetic national dump (enheter_alle.json.gz) unless one of that size exists in
+bench/out, then, in the same run and several times each:
+- DuckDB read_json loading the file's selection columns into a table (the reference);
+- `varsel registry import` of the same file into a fresh SQLite store, in a subprocess whose
+  peak RSS is measured;
+- the same into a fresh PostgreSQL schema (when --postgres is given or the local one answers);
+- `segment preview` for the pilot's criteria on the SQLite store.
+Prints a Markdown table with medians and the ratio to DuckDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+OUT = Path(__file__).resolve().parent / "out"
+VARSEL = [sys.executable, "-m", "varsel"]
+
+ADDRESS = (
+    "STRUCT(adresse VARCHAR[], postnummer VARCHAR, poststed VARCHAR, kommunenummer VARCHAR, "
+    "kommune VARCHAR, land VARCHAR, landkode VARCHAR)"
+)
+CODE = "STRUCT(kode VARCHAR, beskrivelse VARCHAR)"
+# The fields varsel keeps as columns: what DuckDB must read too for a fair comparison.
+COLUMNS = {
+    "organisasjonsnummer": "VARCHAR", "navn": "VARCHAR", "organisasjonsform": CODE,
+    "overordnetEnhet": "VARCHAR", "forretningsadresse": ADDRESS, "postadresse": ADDRESS,
+    "naeringskode1": CODE, "naeringskode2": CODE, "naeringskode3": CODE,
+    "antallAnsatte": "BIGINT", "harRegistrertAntallAnsatte": "BOOLEAN",
+    "institusjonellSektorkode": CODE, "konkurs": "BOOLEAN", "underAvvikling": "BOOLEAN",
+    "underTvangsavviklingEllerTvangsopplosning": "BOOLEAN", "slettedato": "VARCHAR",
+    "maalform": "VARCHAR", "epostadresse": "VARCHAR", "telefon": "VARCHAR", "mobil": "VARCHAR",
+    "hjemmeside": "VARCHAR",
+}
+
+
+def ensure_dump(units: int) -> Path:
+    path = OUT / f"enheter_{units}.json.gz"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*VARSEL, "registry", "synth", "--out", str(path), "--units", str(units),
+                        "--seed", "1"], check=True)
+    return path
+
+
+def duckdb_load(path: Path) -> float:
+    import duckdb
+
+    con = duckdb.connect(str(OUT / f"ref-{uuid.uuid4().hex}.duckdb"))
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items()) + "}"
+    start = time.perf_counter()
+    con.execute(
+        f"CREATE TABLE units AS SELECT * FROM read_json('{path}', format = 'array', "
+        f"columns = {columns})"
+    )
+    seconds = time.perf_counter() - start
+    count = con.execute("SELECT count(*) FROM units").fetchone()
+    con.close()
+    for f in OUT.glob("ref-*.duckdb*"):
+        f.unlink()
+    assert count is not None and count[0] > 0
+    return seconds
+
+
+def varsel_import(path: Path, db_url: str) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of `varsel registry import` in its own process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([*VARSEL, "--db", db_url, "registry", "import", str(path)],
+                            stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"import failed with status {status}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def fresh_sqlite() -> str:
+    path = OUT / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return str(path)
+
+
+def fresh_pg(base: str) -> str:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{base}?options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_pg(base: str, url: str) -> None:
+    import psycopg
+
+    schema = url.split("search_path%3D", 1)[1]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def preview_times(db_url: str, runs: int) -> list[float]:
+    from varsel.db import connect
+    from varsel.segment import Criteria, preview
+
+    criteria = Criteria(police_districts=("oslo",), min_employees=2)
+    times = []
+    with connect(db_url) as db:
+        preview(db, criteria)  # warm the page cache once
+        for _ in range(runs):
+            start = time.perf_counter()
+            preview(db, criteria)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--units", type=int, default=1_200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    path = ensure_dump(args.units)
+    size = path.stat().st_size
+    duck, sqlite, rss, pg = [], [], [], []
+    for _ in range(args.runs):
+        duck.append(duckdb_load(path))
+        seconds, peak = varsel_import(path, fresh_sqlite())
+        sqlite.append(seconds)
+        rss.append(peak)
+    previews = preview_times(str(OUT / "bench.db"), 21)
+    if not args.no_postgres:
+        for _ in range(args.runs):
+            url = fresh_pg(args.postgres)
+            try:
+                pg.append(varsel_import(path, url)[0])
+            finally:
+                drop_pg(args.postgres, url)
+
+    ref = statistics.median(duck)
+    print(f"Import of {args.units:,} enheter ({size / 1e6:.0f} MB json.gz), medians of "
+          f"{args.runs} runs:\n")
+    print("| what | median s | ratio to DuckDB | runs (s) |")
+    print("|---|---:|---:|---|")
+    print(f"| DuckDB read_json → table (reference) | {ref:.1f} | 1.00 | "
+          f"{', '.join(f'{x:.1f}' for x in duck)} |")
+    print(f"| varsel import → SQLite | {statistics.median(sqlite):.1f} | "
+          f"{statistics.median(sqlite) / ref:.2f} | {', '.join(f'{x:.1f}' for x in sqlite)} |")
+    if pg:
+        print(f"| varsel import → PostgreSQL | {statistics.median(pg):.1f} | "
+              f"{statistics.median(pg) / ref:.2f} | {', '.join(f'{x:.1f}' for x in pg)} |")
+    print(f"\nPeak RSS of the SQLite import: {max(rss) / 2**20:.0f} MB (max of {args.runs}).")
+    print(f"`segment preview` (Oslo police district, ≥2 employees) on that store: median "
+          f"{statistics.median(previews) * 1000:.0f} ms, p90 "
+          f"{sorted(previews)[int(len(previews) * 0.9)] * 1000:.0f} ms over {len(previews)} runs.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""Read the registry's dump files as streams of records, whatever their format.
+
+The registry publishes a gzipped JSON array (`enheter_alle.json.gz`) and gzipped CSV, for
+units and sub-units. Kind and format are told from the content, never from the file name.
+Records come out in batches of JSON-shaped dicts, so one extractor serves every format.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from isal import igzip
+
+from varsel import brreg_csv
+from varsel.errors import BadFileError
+
+JSON_CHUNK = 4 << 20  # bytes of decompressed JSON parsed at a time
+CSV_BATCH = 5000  # CSV rows per batch
+SNIFF = 64 << 10
+
+csv.field_size_limit(1 << 24)
+
+
+class Kind(StrEnum):
+    """Which register a dump holds."""
+
+    ENHETER = "enheter"  # main units (enheter)
+    UNDERENHETER = "underenheter"  # sub-units (underenheter), located businesses
+
+
+class Format(StrEnum):
+    """How a dump is written."""
+
+    JSON = "json"  # one JSON array of records
+    CSV = "csv"  # the registry's CSV: quoted fields, arrays joined by newlines
+
+
+@dataclass(frozen=True)
+class DumpInfo:
+    """What a dump file is."""
+
+    path: Path
+    kind: Kind
+    fmt: Format
+    compressed: bool
+    size: int
+
+
+@dataclass
+class Batch:
+    """Consecutive records of a dump: their positions, and how far into the file they end."""
+
+    first_index: int
+    records: list[dict[str, Any]]
+    file_offset: int  # bytes of the (possibly compressed) file read so far
+    lines: list[int] | None = None  # CSV: the line each record starts on
+
+
+class CountingReader(io.RawIOBase):
+    """Wraps a file and counts the bytes read, for progress and error positions."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return n or 0
+
+
+class DumpReader:
+    """An open dump: `info` says what it is, iterating yields batches of records."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file: IO[bytes] = path.open("rb")
+        except FileNotFoundError:
+            raise BadFileError(f"{path}: filen finnes ikke") from None
+        except IsADirectoryError:
+            raise BadFileError(f"{path}: er en mappe, ikke en fil") from None
+        except OSError as e:
+            raise BadFileError(f"{path}: kan ikke leses ({e.strerror})") from None
+        self.size = path.stat().st_size
+        magic = self._file.read(2)
+        self._file.seek(0)
+        self.compressed = magic == b"\x1f\x8b"
+        self._counter = CountingReader(self._file)
+        buffered = io.BufferedReader(self._counter, 1 << 20)
+        self._stream: IO[bytes] = (
+            igzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered
+        )
+        self._pending: Iterator[Batch] | None = None
+        self._first: Batch | None = None
+        try:
+            self._head = self._read(SNIFF)
+            self.info = self._sniff()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._stream.close()
+        self._file.close()
+
+    def __enter__(self) -> DumpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the file read so far."""
+        return self._counter.count
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._stream.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            detail = str(e) or type(e).__name__
+            if isinstance(e, EOFError):
+                detail = "filen slutter før gzip-strømmen er ferdig (avkortet nedlasting?)"
+            raise BadFileError(
+                f"{self.path}: ødelagt gzip ved byte {self._counter.count:,}: {detail}"
+            ) from None
+
+    # -- what is it? ------------------------------------------------------------------
+
+    def _sniff(self) -> DumpInfo:
+        head = self._head.removeprefix(codecs.BOM_UTF8).lstrip()
+        if head.startswith(b"["):
+            # The first record tells the kind; parse it now and hand it out first later.
+            self._pending = self._json_batches()
+            self._first = next(self._pending, None)
+            if self._first is None:
+                raise BadFileError(f"{self.path}: dumpen inneholder ingen enheter")
+            kind = record_kind(self._first.records[0])
+            if kind is None:
+                raise BadFileError(
+                    f"{self.path}: ikke en registerdump (første post har ikke "
+                    "organisasjonsnummer og navn)"
+                )
+            return DumpInfo(self.path, kind, Format.JSON, self.compressed, self.size)
+        if head.startswith(b"{"):
+            if b"oppdaterte" in head[:4096] or b'"oppdateringsid"' in head[:4096]:
+                raise BadFileError(
+                    f"{self.path}: dette er en side fra endringsloggen (oppdateringer), "
+                    "ikke en dump; bruk «varsel registry update»"
+                )
+            raise BadFileError(f"{self.path}: ikke en registerdump (et JSON-objekt, ikke en liste)")
+        first_line = head.split(b"\n", 1)[0]
+        if first_line.startswith((b'"organisasjonsnummer"', b"organisasjonsnummer")):
+            header = self._csv_header(first_line)
+            if "beliggenhetsadresse.kommunenummer" in header:
+                kind = Kind.UNDERENHETER
+            elif "forretningsadresse.kommunenummer" in header:
+                kind = Kind.ENHETER
+            else:
+                raise BadFileError(
+                    f"{self.path}: CSV-filen mangler adressekolonnene "
+                    "(forretningsadresse.* eller beliggenhetsadresse.*)"
+                )
+            return DumpInfo(self.path, kind, Format.CSV, self.compressed, self.size)
+        raise BadFileError(
+            f"{self.path}: ikke en registerdump fra Enhetsregisteret "
+            "(forventet en JSON-liste med enheter eller registerets CSV)"
+        )
+
+    def _csv_header(self, first_line: bytes) -> list[str]:
+        try:
+            text = first_line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            raise BadFileError(f"{self.path}: CSV-overskriften er ikke UTF-8") from None
+        return next(csv.reader([text]))
+
+    # -- records ----------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.info.fmt is Format.JSON:
+            return self._json_pending()
+        return self._csv_batches()
+
+    def _json_pending(self) -> Iterator[Batch]:
+        if self._first is None or self._pending is None:
+            raise RuntimeError("a dump can be read only once")
+        first, self._first = self._first, None
+        yield first
+        yield from self._pending
+
+    def _json_batches(self) -> Iterator[Batch]:
+        buf = self._head.removeprefix(codecs.BOM_UTF8).lstrip()[1:]  # past the opening [
+        consumed = len(self._head) - len(buf)  # decompressed bytes before buf
+        index = 0
+        eof = False
+        while True:
+            if not eof:
+                data = self._read(JSON_CHUNK)
+                eof = not data
+                buf += data
+            stripped = buf.lstrip()
+            consumed += len(buf) - len(stripped)
+            buf = stripped
+            if eof:
+                records = self._parse_tail(buf, consumed)
+                if records:
+                    yield Batch(index, records, self.offset)
+                return
+            cut, records = self._parse_head(buf, consumed)
+            if cut == 0:
+                continue  # no complete record yet: read more
+            yield Batch(index, records, self.offset)
+            index += len(records)
+            rest = buf[cut:].lstrip()
+            if not rest.startswith(b","):
+                raise BadFileError(f"{self.path}: ugyldig JSON ved byte {consumed + cut:,}")
+            consumed += len(buf) - len(rest) + 1
+            buf = rest[1:]
+
+    def _parse_head(self, buf: bytes, consumed: int) -> tuple[int, list[dict[str, Any]]]:
+        """Parse the longest run of whole records at the start of buf; (end, records)."""
+        end = len(buf)
+        while True:
+            cut = _last_boundary(buf, end)
+            if cut <= 0:
+                return 0, []
+            try:
+                records = orjson.loads(b"[" + buf[:cut] + b"]")
+            except orjson.JSONDecodeError as e:
+                # A cut inside a nested array or a string leaves the text unfinished, so the
+                # parser runs out of data; any other error is a real error in the file.
+                if e.pos < cut and "end of data" not in e.msg:
+                    raise BadFileError(
+                        f"{self.path}: ugyldig JSON ved byte {consumed + e.pos - 1:,}: {e.msg}"
+                    ) from None
+                end = cut - 1
+                continue
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise BadFileError(f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)")
+            return cut, records
+
+    def _parse_tail(self, buf: bytes, consumed: int) -> list[dict[str, Any]]:
+        text = buf.rstrip()
+        if not text.endswith(b"]"):
+            raise BadFileError(
+                f"{self.path}: filen slutter midt i en post ved byte {consumed + len(buf):,} "
+                "(avkortet?)"
+            )
+        try:
+            records = orjson.loads(b"[" + text)
+        except orjson.JSONDecodeError as e:
+            where = consumed + e.pos - 1
+            if e.pos >= len(text):
+                raise BadFileError(
+                    f"{self.path}: filen slutter midt i en post ved byte {where:,} (avkortet?)"
+                ) from None
+            raise BadFileError(f"{self.path}: ugyldig JSON ved byte {where:,}: {e.msg}") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise BadFileError(f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)")
+        return records
+
+    def _csv_batches(self) -> Iterator[Batch]:
+        rest = _ChainedReader(self._head, self._read)
+        text = io.TextIOWrapper(rest, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+        reader = csv.reader(text)
+        try:
+            header = next(reader)
+            convert = _csv_converter(self.path, header, self.info.kind)
+            index = 0
+            records: list[dict[str, Any]] = []
+            lines: list[int] = []
+            line = reader.line_num + 1
+            for row in reader:
+                records.append(convert(row, line))
+                lines.append(line)
+                line = reader.line_num + 1
+                if len(records) >= CSV_BATCH:
+                    yield Batch(index, records, self.offset, lines)
+                    index += len(records)
+                    records, lines = [], []
+            if records:
+                yield Batch(index, records, self.offset, lines)
+        except UnicodeDecodeError as e:
+            raise BadFileError(
+                f"{self.path}: ikke UTF-8 ved linje {reader.line_num + 1:,}: {e.reason}"
+            ) from None
+        except csv.Error as e:
+            raise BadFileError(f"{self.path}: ugyldig CSV ved linje {reader.line_num:,}: {e}") from None
+
+
+def _last_boundary(buf: bytes, end: int) -> int:
+    """Index just past the last `}` before end that is followed by `,` and `{`."""
+    while True:
+        i = buf.rfind(b"}", 0, end)
+        if i < 0:
+            return 0
+        j = i + 1
+        n = len(buf)
+        while j < n and buf[j] in b" \t\r\n":
+            j += 1
+        if j < n and buf[j] == 0x2C:  # ","
+            j += 1
+            while j < n and buf[j] in b" \t\r\n":
+                j += 1
+            if j < n and buf[j] == 0x7B:  # "{"
+                return i + 1
+        end = i
+
+
+class _ChainedReader(io.RawIOBase):
+    """The sniffed head of the stream followed by the rest of it."""
+
+    def __init__(self, head: bytes, read: Any) -> None:
+        self._head = head
+        self._read = read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+# -- CSV rows into JSON-shaped records -------------------------------------------------
+
+
+def _csv_converter(path: Path, header: list[str], kind: Kind) -> Any:
+    known = set(
+        brreg_csv.ENHETER_COLUMNS if kind is Kind.ENHETER else brreg_csv.UNDERENHETER_COLUMNS
+    )
+    plan: list[tuple[int, str, str | None, str]] = []  # (column, key, subkey, type)
+    for i, name in enumerate(header):
+        if kind is Kind.UNDERENHETER:
+            name = brreg_csv.UNDERENHETER_ALIASES.get(name, name)
+        if name not in known:
+            raise BadFileError(
+                f"{path}: ukjent kolonne «{name}» i CSV-overskriften (kolonne {i + 1})"
+            )
+        key = brreg_csv.JSON_KEY.get(name, name)
+        top, _, sub = key.partition(".")
+        leaf = sub or top
+        if key in brreg_csv.BOOLEAN_FIELDS:
+            typ = "bool"
+        elif key in brreg_csv.NUMBER_FIELDS:
+            typ = "number"
+        elif leaf in brreg_csv.ARRAY_FIELDS:
+            typ = "array"
+        else:
+            typ = "text"
+        plan.append((i, top, sub or None, typ))
+    for required in ("organisasjonsnummer", "navn", "organisasjonsform.kode"):
+        if required not in header:
+            raise BadFileError(f"{path}: CSV-filen mangler kolonnen «{required}»")
+    width = len(header)
+
+    def convert(row: list[str], line: int) -> dict[str, Any]:
+        if len(row) != width:
+            return {"_csv_error": f"linje {line:,} har {len(row)} felt, overskriften har {width}"}
+        rec: dict[str, Any] = {}
+        for i, top, sub, typ in plan:
+            text = row[i]
+            if text == "":
+                continue
+            value: Any
+            if typ == "text":
+                value = text
+            elif typ == "bool":
+                value = text == "true"
+            elif typ == "array":
+                value = text.split("\n")
+            else:
+                try:
+                    number = float(text)
+                    value = int(number) if number.is_integer() else number
+                except ValueError:
+                    value = text
+            if sub is None:
+                rec[top] = value
+            else:
+                rec.setdefault(top, {})[sub] = value
+        return rec
+
+    return convert
+
+
+def record_kind(record: dict[str, Any]) -> Kind | None:
+    """The kind of one JSON record, or None when it does not look like a unit at all."""
+    klass = record.get("respons_klasse")
+    if klass == "Underenhet":
+        return Kind.UNDERENHETER
+    if klass == "Enhet":
+        return Kind.ENHETER
+    if "organisasjonsnummer" not in record or "navn" not in record:
+        return None
+    form = record.get("organisasjonsform")
+    code = form.get("kode") if isinstance(form, dict) else None
+    if "beliggenhetsadresse" in record or code in ("BEDR", "AAFY"):
+        return Kind.UNDERENHETER
+    return Kind.ENHETER
+
+
+def open_dump(path: Path) -> DumpReader:
+    """Open a dump file and tell what it is; raises BadFileError for anything else."""
+    return DumpReader(path)

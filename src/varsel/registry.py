@@ -1,0 +1,722 @@
+"""Import registry dumps and change feeds into the store; each import is a snapshot.
+
+An import is streaming (records pass through a staging table in batches), transactional (a
+failure leaves the store exactly as it was) and idempotent (the same file again changes
+nothing; a newer dump updates changed units and marks vanished ones as gone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from varsel import unit
+from varsel.clock import utcnow_iso
+from varsel.db import Database
+from varsel.dump import Kind, open_dump
+from varsel.errors import BadFileError, UserError
+from varsel.i18n import fmt_int
+from varsel.progress import ProgressCallback, no_progress
+
+STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
+SHOWN_REJECTS = 5
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One imported dump or change-feed page."""
+
+    id: int
+    kind: str
+    source: str
+    file_name: str
+    file_path: str
+    sha256: str
+    format: str
+    dump_date: str | None
+    imported_at: str
+    records: int
+    new: int
+    changed: int
+    unchanged: int
+    gone: int
+    removed: int
+    skipped: int
+    rejected: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SNAPSHOT_COLUMNS = tuple(f.name for f in dataclasses.fields(Snapshot))
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that was skipped: where it was and why."""
+
+    position: int  # 1-based record number in the file
+    line: int | None  # CSV line, when the dump is CSV
+    orgnr: str | None
+    reason: str
+
+    def describe(self) -> str:
+        where = f"post {fmt_int(self.position)}"
+        if self.line is not None:
+            where += f" (linje {fmt_int(self.line)})"
+        who = f" {self.orgnr}" if self.orgnr else ""
+        return f"{where}{who}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one import did."""
+
+    path: Path
+    snapshot: Snapshot
+    already_imported: bool
+    rejects: tuple[Reject, ...]  # the first few, for display
+    rejects_path: Path | None
+
+    def summary(self) -> str:
+        s = self.snapshot
+        if self.already_imported:
+            return (
+                f"{self.path.name}: allerede importert som snapshot {s.id} "
+                f"({s.imported_at[:10]}); ingenting endret."
+            )
+        text = (
+            f"{self.path.name}: {fmt_int(s.records)} {s.kind} lest — {fmt_int(s.new)} nye, "
+            f"{fmt_int(s.changed)} endret, {fmt_int(s.unchanged)} uendret, "
+            f"{fmt_int(s.gone)} borte, {fmt_int(s.rejected)} avvist "
+            f"(snapshot {s.id}, dumpdato {s.dump_date or 'ukjent'})."
+        )
+        if s.rejected and self.rejects_path:
+            text += f" Avviste poster er skrevet til {self.rejects_path}."
+        return text
+
+    def first_rejects(self) -> list[str]:
+        return [r.describe() for r in self.rejects]
+
+
+# -- snapshots --------------------------------------------------------------------------
+
+
+def list_snapshots(db: Database, kind: str | None = None) -> list[Snapshot]:
+    """Every snapshot, newest last."""
+    sql = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots"
+    params: tuple[Any, ...] = ()
+    if kind:
+        sql += " WHERE kind = ?"
+        params = (kind,)
+    return [Snapshot(*r) for r in db.query(sql + " ORDER BY id", params)]
+
+
+def get_snapshot(db: Database, snapshot_id: int) -> Snapshot:
+    """One snapshot by id."""
+    row = db.query_one(
+        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots WHERE id = ?", (snapshot_id,)
+    )
+    if row is None:
+        raise UserError(f"snapshot {snapshot_id} finnes ikke")
+    return Snapshot(*row)
+
+
+def latest_snapshot(db: Database, kind: str = "enheter") -> Snapshot | None:
+    """The newest snapshot (dump or feed) of a kind, or None before the first import."""
+    row = db.query_one(
+        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots WHERE kind = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (kind,),
+    )
+    return Snapshot(*row) if row else None
+
+
+def _insert_snapshot(db: Database, **values: Any) -> int:
+    cols = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    return int(
+        db.execute(
+            f"INSERT INTO snapshots ({cols}) VALUES ({marks}) RETURNING id", tuple(values.values())
+        ).fetchone()[0]
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in large blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _dump_date(path: Path, given: str | None) -> str:
+    if given:
+        try:
+            return dt.date.fromisoformat(given).isoformat()
+        except ValueError:
+            raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
+    sidecar = path.with_name(path.name + ".meta.json")
+    if sidecar.exists():
+        try:
+            meta = json.loads(sidecar.read_text("utf-8"))
+            if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
+                return dt.date.fromisoformat(meta["dump_date"]).isoformat()
+        except (OSError, ValueError):
+            pass  # a broken sidecar only loses the date; the file's time is the fallback
+    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+
+
+# -- import ---------------------------------------------------------------------------
+
+
+class _RejectLog:
+    """Rejected records: the first few kept for display, all written to the rejects file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self.first: list[Reject] = []
+        self._file: IO[str] | None = None
+        self._tmp: str | None = None
+        if path is not None:
+            try:
+                fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent or ".")
+            except OSError as e:
+                raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({e.strerror})") from None
+            self._file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def add(self, reject: Reject) -> None:
+        self.count += 1
+        if len(self.first) < SHOWN_REJECTS:
+            self.first.append(reject)
+        if self._file is not None:
+            self._file.write(json.dumps(dataclasses.asdict(reject), ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        if self._file is not None and self._tmp is not None and self.path is not None:
+            self._file.close()
+            os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        if self._file is not None and self._tmp is not None:
+            self._file.close()
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+def import_dump(
+    db: Database,
+    path: Path,
+    *,
+    rejects_path: Path | None = None,
+    dump_date: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import one dump file (any format, either kind) as a new snapshot."""
+    progress = progress or no_progress
+    path = Path(path)
+    with open_dump(path) as reader:
+        info = reader.info
+        sha = file_sha256(path)
+        prior = db.query_one(
+            "SELECT id FROM snapshots WHERE sha256 = ? AND kind = ? AND source = 'dump'",
+            (sha, info.kind.value),
+        )
+        if prior is not None:
+            return ImportResult(path, get_snapshot(db, prior[0]), True, (), None)
+        date = _dump_date(path, dump_date)
+        newest = db.query_one(
+            "SELECT id, dump_date FROM snapshots WHERE kind = ? AND source = 'dump' "
+            "ORDER BY dump_date DESC, id DESC LIMIT 1",
+            (info.kind.value,),
+        )
+        if newest and newest[1] and date < newest[1]:
+            raise UserError(
+                f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
+                f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
+            )
+        rejects = _RejectLog(rejects_path)
+        try:
+            with db.transaction():
+                snapshot_id = _load(db, reader, path, sha, date, rejects, progress)
+        except BaseException:
+            rejects.discard()
+            raise
+        rejects.commit()
+    return ImportResult(
+        path, get_snapshot(db, snapshot_id), False, tuple(rejects.first), rejects_path
+    )
+
+
+def _load(db: Database, reader: Any, path: Path, sha: str, date: str, rejects: _RejectLog,
+          progress: ProgressCallback) -> int:
+    info = reader.info
+    now = utcnow_iso()
+    snapshot_id = _insert_snapshot(
+        db, kind=info.kind.value, source="dump", file_name=path.name,
+        file_path=str(path.resolve()), sha256=sha, format=info.fmt.value, dump_date=date,
+        imported_at=now,
+    )
+    _create_staging(db)
+    records = 0
+    for batch in reader:
+        rows: list[tuple[Any, ...]] = []
+        contact_rows: list[tuple[Any, ...]] = []
+        for k, record in enumerate(batch.records):
+            index = batch.first_index + k
+            try:
+                values, addresses = unit.extract(record, info.kind)
+            except unit.Rejected as e:
+                orgnr = record.get("organisasjonsnummer")
+                rejects.add(Reject(index + 1, batch.lines[k] if batch.lines else None,
+                                   orgnr if isinstance(orgnr, str) else None, str(e)))
+                continue
+            rows.append((*values, unit.record_hash(values), index))
+            contact_rows.extend(
+                (*c, index) for c in unit.contact_rows(values[0], values[4], addresses)
+            )
+        db.insert_rows("staging_units", STAGE_COLUMNS, rows)
+        db.insert_rows("staging_contacts", (*unit.CONTACT_COLUMNS, "record_index"), contact_rows)
+        records += len(batch.records)
+        progress(batch.file_offset, info.size, records)
+    for orgnr, index in _duplicates(db):
+        rejects.add(Reject(index + 1, None, orgnr, "organisasjonsnummeret står flere ganger i filen"))
+    counts = _merge(db, info.kind, snapshot_id, now)
+    db.execute(
+        "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
+        "rejected = ? WHERE id = ?",
+        (records, counts["new"], counts["changed"], counts["unchanged"], counts["gone"],
+         rejects.count, snapshot_id),
+    )
+    _drop_staging(db)
+    return snapshot_id
+
+
+def _create_staging(db: Database) -> None:
+    _drop_staging(db)
+    db.execute(
+        f"CREATE TEMP TABLE staging_units AS SELECT {', '.join(STAGE_COLUMNS)} "
+        "FROM units WHERE 1 = 0"
+    )
+    db.execute(
+        f"CREATE TEMP TABLE staging_contacts AS SELECT {', '.join(unit.CONTACT_COLUMNS)}, "
+        "0 AS record_index FROM contacts WHERE 1 = 0"
+    )
+
+
+def _drop_staging(db: Database) -> None:
+    for table in ("staging_units", "staging_contacts", "touched"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _duplicates(db: Database) -> list[tuple[str, int]]:
+    """Records whose orgnr came earlier in the same file; they are dropped from staging."""
+    db.execute("CREATE INDEX staging_units_orgnr ON staging_units (orgnr, record_index)")
+    if db.dialect == "postgresql":
+        db.execute("ANALYZE staging_units")
+    dups = db.query(
+        "SELECT s.orgnr, s.record_index FROM staging_units s WHERE EXISTS ("
+        "SELECT 1 FROM staging_units t WHERE t.orgnr = s.orgnr AND t.record_index < s.record_index)"
+        " ORDER BY s.record_index"
+    )
+    for orgnr, index in dups:
+        db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
+        db.execute("DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?",
+                   (orgnr, index))
+    return [(r[0], int(r[1])) for r in dups]
+
+
+def _merge(db: Database, kind: Kind, snapshot_id: int, now: str) -> dict[str, int]:
+    """Apply the staged dump to units and contacts; returns the counts."""
+    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    db.execute(
+        "CREATE TEMP TABLE touched AS SELECT s.orgnr AS orgnr, "
+        "CASE WHEN u.orgnr IS NULL THEN 1 ELSE 0 END AS is_new "
+        "FROM staging_units s LEFT JOIN units u ON u.orgnr = s.orgnr "
+        "WHERE u.orgnr IS NULL OR u.record_hash <> s.record_hash "
+        "OR u.gone_snapshot_id IS NOT NULL"
+    )
+    db.execute("CREATE INDEX touched_orgnr ON touched (orgnr, is_new)")
+    staged = int(db.scalar("SELECT count(*) FROM staging_units"))
+    new = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 1"))
+    changed = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 0"))
+    record_cols = ", ".join(unit.RECORD_COLUMNS)
+    s_cols = ", ".join(f"s.{c}" for c in unit.RECORD_COLUMNS)
+    db.execute(
+        f"INSERT INTO units ({record_cols}, record_hash, snapshot_id, record_index, "
+        "first_snapshot_id, gone_snapshot_id, updated_at) "
+        f"SELECT {s_cols}, s.record_hash, ?, s.record_index, ?, CAST(NULL AS BIGINT), ? "
+        "FROM staging_units s JOIN touched t ON t.orgnr = s.orgnr WHERE t.is_new = 1",
+        (snapshot_id, snapshot_id, now),
+    )
+    if changed:
+        db.execute(
+            f"UPDATE units SET ({record_cols}, record_hash, snapshot_id, record_index, "
+            f"gone_snapshot_id, updated_at) = (SELECT {s_cols}, s.record_hash, ?, "
+            "s.record_index, CAST(NULL AS BIGINT), ? FROM staging_units s "
+            "WHERE s.orgnr = units.orgnr) "
+            "WHERE orgnr IN (SELECT orgnr FROM touched WHERE is_new = 0)",
+            (snapshot_id, now),
+        )
+        db.execute(
+            "DELETE FROM contacts WHERE source = 'registry' "
+            "AND orgnr IN (SELECT orgnr FROM touched WHERE is_new = 0)"
+        )
+    gone = db.execute(
+        "UPDATE units SET gone_snapshot_id = ?, updated_at = ? WHERE kind = ? "
+        "AND gone_snapshot_id IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM staging_units s WHERE s.orgnr = units.orgnr)",
+        (snapshot_id, now, unit_kind),
+    ).rowcount
+    contact_cols = ", ".join(unit.CONTACT_COLUMNS)
+    db.execute(
+        f"INSERT INTO contacts ({contact_cols}) SELECT {', '.join('c.' + c for c in unit.CONTACT_COLUMNS)} "
+        "FROM staging_contacts c JOIN touched t ON t.orgnr = c.orgnr"
+    )
+    return {"new": new, "changed": changed, "unchanged": staged - new - changed, "gone": gone}
+
+
+# -- reading a unit's original record back -----------------------------------------------
+
+
+def read_original(db: Database, orgnr: str) -> dict[str, Any]:
+    """The unit's full record as the registry published it, read back from the dump file."""
+    row = db.query_one(
+        "SELECT u.record_index, s.file_path, s.sha256, s.source FROM units u "
+        "JOIN snapshots s ON s.id = u.snapshot_id WHERE u.orgnr = ?",
+        (orgnr,),
+    )
+    if row is None:
+        raise UserError(f"{orgnr}: finnes ikke i lageret")
+    index, file_path, sha, source = row
+    if source != "dump" or index is None:
+        raise UserError(f"{orgnr}: sist endret fra endringsloggen; originalen står i dumpen før")
+    path = Path(file_path)
+    if not path.exists():
+        raise UserError(f"{orgnr}: dumpfilen {path} finnes ikke lenger")
+    if file_sha256(path) != sha:
+        raise UserError(f"{orgnr}: dumpfilen {path} er endret siden importen")
+    for batch in _batches(path):
+        offset = index - batch.first_index
+        if 0 <= offset < len(batch.records):
+            return batch.records[offset]
+    raise UserError(f"{orgnr}: fant ikke posten i {path}")
+
+
+def _batches(path: Path) -> Iterator[Any]:
+    with open_dump(path) as reader:
+        yield from reader
+
+
+# -- change feeds -----------------------------------------------------------------------
+
+FEED_TYPES = frozenset({"Ny", "Endring", "Sletting", "Fjernet", "Ukjent"})
+# Top-level record keys varsel keeps; patches to anything else only touch the dump archive.
+TRACKED_KEYS = frozenset(
+    {
+        "organisasjonsnummer", "navn", "organisasjonsform", "overordnetEnhet",
+        "forretningsadresse", "beliggenhetsadresse", "postadresse", "naeringskode1",
+        "naeringskode2", "naeringskode3", "antallAnsatte", "harRegistrertAntallAnsatte",
+        "institusjonellSektorkode", "konkurs", "underAvvikling",
+        "underTvangsavviklingEllerTvangsopplosning", "slettedato", "nedleggelsesdato",
+        "maalform", "epostadresse", "telefon", "mobil", "hjemmeside", "respons_klasse",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """What applying one change-feed page did."""
+
+    path: Path
+    snapshot: Snapshot | None
+    already_applied: bool
+    notes: tuple[str, ...]
+
+    def summary(self) -> str:
+        s = self.snapshot
+        if self.already_applied or s is None:
+            return f"{self.path.name}: allerede brukt; ingenting endret."
+        text = (
+            f"{self.path.name}: {fmt_int(s.records)} endringer i {s.kind} — {fmt_int(s.new)} nye, "
+            f"{fmt_int(s.changed)} endret, {fmt_int(s.gone)} slettet, {fmt_int(s.removed)} "
+            f"fjernet, {fmt_int(s.skipped)} hoppet over, {fmt_int(s.rejected)} avvist "
+            f"(snapshot {s.id})."
+        )
+        return "\n".join([text, *(f"  {n}" for n in self.notes)])
+
+
+def _feed_entries(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise BadFileError(f"{path}: filen finnes ikke") from None
+    except OSError as e:
+        raise BadFileError(f"{path}: kan ikke leses ({e.strerror})") from None
+    except orjson.JSONDecodeError as e:
+        raise BadFileError(f"{path}: ugyldig JSON ved byte {e.pos:,}: {e.msg}") from None
+    if isinstance(data, list):
+        if data and isinstance(data[0], dict) and "endringstype" not in data[0]:
+            raise BadFileError(f"{path}: dette er en dump, ikke en endringslogg; bruk «varsel registry import»")
+        entries = data
+        kind = Kind.UNDERENHETER if any("underenhet" in str(e.get("_links", "")) for e in entries[:1]) else Kind.ENHETER
+        return kind, [e for e in entries if isinstance(e, dict)]
+    if not isinstance(data, dict) or not ({"_embedded", "page", "_links"} & data.keys()):
+        raise BadFileError(f"{path}: ikke en side fra endringsloggen (oppdateringer)")
+    embedded = data.get("_embedded") or {}
+    if "oppdaterteUnderenheter" in embedded:
+        return Kind.UNDERENHETER, list(embedded["oppdaterteUnderenheter"])
+    if "oppdaterteEnheter" in embedded:
+        return Kind.ENHETER, list(embedded["oppdaterteEnheter"])
+    if embedded:
+        raise BadFileError(f"{path}: ukjent innhold i _embedded: {', '.join(embedded)}")
+    href = str((data.get("_links") or {}).get("self", {}).get("href", ""))
+    return (Kind.UNDERENHETER if "underenheter" in href else Kind.ENHETER), []
+
+
+def apply_feed(db: Database, path: Path) -> FeedResult:
+    """Apply one change-feed page: Ny, Endring (JSON-Patch), Sletting, and Fjernet (erase)."""
+    path = Path(path)
+    kind, entries = _feed_entries(path)
+    sha = file_sha256(path)
+    if db.query_one("SELECT id FROM snapshots WHERE sha256 = ? AND source = 'feed'", (sha,)):
+        return FeedResult(path, None, True, ())
+    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    counts = dict.fromkeys(("new", "changed", "gone", "removed", "skipped", "rejected"), 0)
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        if len(notes) < SHOWN_REJECTS:
+            notes.append(text)
+
+    with db.transaction():
+        now = utcnow_iso()
+        watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
+        last = int(watermark) if watermark is not None else 0
+        snapshot_id = _insert_snapshot(
+            db, kind=kind.value, source="feed", file_name=path.name,
+            file_path=str(path.resolve()), sha256=sha, format="feed", dump_date=None,
+            imported_at=now,
+        )
+        valid: list[dict[str, Any]] = []
+        for entry in entries:
+            problem = _entry_problem(entry)
+            if problem:
+                counts["rejected"] += 1
+                note(f"avvist: {problem}")
+            else:
+                valid.append(entry)
+        for entry in sorted(valid, key=lambda e: int(e["oppdateringsid"])):
+            update_id = int(entry["oppdateringsid"])
+            if update_id <= last:
+                counts["skipped"] += 1
+                continue
+            outcome = _apply_entry(db, entry, kind, unit_kind, snapshot_id, now)
+            if outcome.startswith("skipped"):
+                counts["skipped"] += 1
+                note(f"{entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
+            elif outcome.startswith("rejected"):
+                counts["rejected"] += 1
+                note(f"avvist {entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
+            else:
+                counts[outcome] += 1
+            last = max(last, update_id)
+        db.execute(
+            "UPDATE snapshots SET records = ?, new = ?, changed = ?, gone = ?, removed = ?, "
+            "skipped = ?, rejected = ? WHERE id = ?",
+            (len(entries), counts["new"], counts["changed"], counts["gone"], counts["removed"],
+             counts["skipped"], counts["rejected"], snapshot_id),
+        )
+        if db.query_one("SELECT 1 FROM feed_state WHERE kind = ?", (kind.value,)):
+            db.execute("UPDATE feed_state SET last_update_id = ?, updated_at = ? WHERE kind = ?",
+                       (last, now, kind.value))
+        else:
+            db.execute("INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
+                       (kind.value, last, now))
+    return FeedResult(path, get_snapshot(db, snapshot_id), False, tuple(notes))
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "en endring er ikke et JSON-objekt"
+    orgnr = entry.get("organisasjonsnummer")
+    if not isinstance(orgnr, str) or not unit.valid_orgnr(orgnr):
+        return f"ugyldig organisasjonsnummer {orgnr!r}"
+    if not isinstance(entry.get("oppdateringsid"), int):
+        return f"{orgnr}: mangler oppdateringsid"
+    if entry.get("endringstype") not in FEED_TYPES:
+        return f"{orgnr}: ukjent endringstype {entry.get('endringstype')!r}"
+    changes = entry.get("endringer")
+    if changes is not None and not (
+        isinstance(changes, list) and all(isinstance(c, dict) for c in changes)
+    ):
+        return f"{orgnr}: endringer er ikke en JSON-Patch-liste"
+    return None
+
+
+def _apply_entry(db: Database, entry: dict[str, Any], kind: Kind, unit_kind: str,
+                 snapshot_id: int, now: str) -> str:
+    orgnr = entry["organisasjonsnummer"]
+    change = entry["endringstype"]
+    cols = ", ".join(unit.UNIT_COLUMNS)
+    row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
+    if change == "Fjernet":
+        # Removed from open data on legal grounds: copies must erase it, not keep it as gone.
+        if row is None:
+            return "skipped: fjernet, men fantes ikke i lageret"
+        db.execute("DELETE FROM contacts WHERE orgnr = ?", (orgnr,))
+        db.execute("DELETE FROM units WHERE orgnr = ?", (orgnr,))
+        return "removed"
+    if change == "Sletting":
+        if row is None:
+            return "skipped: slettet, men fantes ikke i lageret"
+        deleted = str(entry.get("dato") or now)[:10]
+        db.execute(
+            "UPDATE units SET deleted_date = ?, gone_snapshot_id = ?, snapshot_id = ?, "
+            "updated_at = ? WHERE orgnr = ?",
+            (deleted, snapshot_id, snapshot_id, now, orgnr),
+        )
+        return "gone"
+    if change == "Ukjent":
+        return "skipped: endringstype Ukjent"
+    ops = entry.get("endringer")
+    if ops is None:
+        return "skipped: endringen har ikke innhold (hent siden med includeChanges=true)"
+    if row is None:
+        if change == "Endring":
+            return "skipped: endret, men fantes ikke i lageret (importer en nyere dump)"
+        document: dict[str, Any] = {}
+    else:
+        document = unit.to_record(row)
+    try:
+        apply_patch(document, ops)
+        values, addresses = unit.extract(document, kind)
+    except (unit.Rejected, ValueError, TypeError, IndexError) as e:
+        return f"rejected: {e}"
+    digest = unit.record_hash(values)
+    if row is not None and row[unit.COL["record_hash"]] == digest:
+        return "skipped: endringen gjelder felt varsel ikke lagrer"
+    record_cols = ", ".join(unit.RECORD_COLUMNS)
+    if row is None:
+        marks = ", ".join("?" for _ in unit.UNIT_COLUMNS)
+        db.execute(
+            f"INSERT INTO units ({cols}) VALUES ({marks})",
+            (*values, digest, snapshot_id, None, snapshot_id, None, now),
+        )
+        outcome = "new"
+    else:
+        assigns = ", ".join(f"{c} = ?" for c in unit.RECORD_COLUMNS)
+        db.execute(
+            f"UPDATE units SET {assigns}, record_hash = ?, snapshot_id = ?, record_index = NULL, "
+            "gone_snapshot_id = NULL, updated_at = ? WHERE orgnr = ?",
+            (*values, digest, snapshot_id, now, orgnr),
+        )
+        db.execute("DELETE FROM contacts WHERE orgnr = ? AND source = 'registry'", (orgnr,))
+        outcome = "changed"
+    del record_cols
+    rows = unit.contact_rows(orgnr, values[4], addresses)
+    db.insert_rows("contacts", unit.CONTACT_COLUMNS, rows)
+    return outcome
+
+
+def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    """Apply JSON-Patch operations to the part of a record varsel keeps.
+
+    The store keeps only some fields, so a strict JSON-Patch library would refuse operations on
+    the rest; those are skipped, and add/replace create missing parents.
+    """
+    for op in ops:
+        kind = op.get("op")
+        path = op.get("path")
+        if not isinstance(path, str):
+            raise ValueError("JSON-Patch uten path")
+        parts = _pointer(path)
+        if not parts:
+            if kind in ("add", "replace") and isinstance(op.get("value"), dict):
+                document.clear()
+                document.update(op["value"])
+            continue
+        if parts[0] not in TRACKED_KEYS:
+            continue
+        if kind in ("add", "replace"):
+            _set(document, parts, op.get("value"), insert=kind == "add")
+        elif kind == "remove":
+            _remove(document, parts)
+        elif kind in ("move", "copy"):
+            source = _pointer(str(op.get("from", "")))
+            value = _get(document, source)
+            if kind == "move":
+                _remove(document, source)
+            if value is not None:
+                _set(document, parts, value, insert=True)
+        elif kind != "test":
+            raise ValueError(f"ukjent JSON-Patch-operasjon {kind!r}")
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ValueError(f"ugyldig JSON-peker {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _get(document: Any, parts: list[str]) -> Any:
+    node = document
+    for p in parts:
+        if isinstance(node, dict):
+            node = node.get(p)
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return None
+    return node
+
+
+def _set(document: dict[str, Any], parts: list[str], value: Any, *, insert: bool) -> None:
+    node: Any = document
+    for i, p in enumerate(parts[:-1]):
+        nxt_is_index = parts[i + 1].isdigit() or parts[i + 1] == "-"
+        if isinstance(node, list):
+            idx = int(p)
+            while len(node) <= idx:
+                node.append([] if nxt_is_index else {})
+            node = node[idx]
+        else:
+            if not isinstance(node.get(p), dict | list):
+                node[p] = [] if nxt_is_index else {}
+            node = node[p]
+    last = parts[-1]
+    if isinstance(node, list):
+        if last == "-":
+            node.append(value)
+            return
+        idx = int(last)
+        if insert and idx <= len(node):
+            node.insert(idx, value)
+        elif idx < len(node):
+            node[idx] = value
+        else:
+            node.append(value)
+    else:
+        node[last] = value
+
+
+def _remove(document: dict[str, Any], parts: list[str]) -> None:
+    parent = _get(document, parts[:-1]) if len(parts) > 1 else document
+    last = parts[-1]
+    if isinstance(parent, dict):
+        parent.pop(last, None)
+    elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        del parent[int(last)]

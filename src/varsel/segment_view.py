@@ -1,0 +1,83 @@
+"""Show a segment preview in the terminal as Rich tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from varsel import municipality
+from varsel.i18n import fmt_int, fmt_share
+from varsel.segment import FOREIGN, Preview, describe_reason
+
+RULES = {
+    "none": "ingen krav til ansatte",
+    "registered": "registrerte ansatte (≥1)",
+    "exact": "oppgitt antall ansatte",
+    "registered_undecided": "5+ ansatte, og skjulte antall (1–4) tatt med som uavgjort",
+}
+
+
+def _municipality_name(number: str) -> str:
+    if number == FOREIGN:
+        return "Utlandet"
+    return f"{number} {municipality.name(number) or ''}".strip()
+
+
+def render_preview(console: Console, p: Preview) -> None:
+    """Print the preview: totals, breakdown by municipality × reachability, domains, notes."""
+    snap = p.snapshot
+    source = (
+        f"Registerdata: snapshot {snap.id}, dump {snap.dump_date or 'ukjent dato'}"
+        if snap
+        else "Ingen registerdata importert ennå (varsel registry import)."
+    )
+    console.print(f"[dim]{source}[/]")
+    table = Table(title=f"{fmt_int(p.units)} enheter valgt", title_justify="left")
+    table.add_column("Kommune")
+    for header in ("Enheter", "E-post", "Bare telefon", "Bare postadresse"):
+        table.add_column(header, justify="right")
+    for number, counts in p.by_municipality_reach.items():
+        table.add_row(
+            _municipality_name(number),
+            fmt_int(p.by_municipality[number]),
+            fmt_int(counts["email"]),
+            fmt_int(counts["phone_only"]),
+            fmt_int(counts["postal_only"]),
+        )
+    r = p.reachability
+    table.add_row(
+        "[bold]Sum[/]",
+        f"[bold]{fmt_int(p.units)}[/]",
+        f"[bold]{fmt_int(r['email'])}[/] ({fmt_share(r['email'], p.units)})",
+        f"{fmt_int(r['phone_only'])} ({fmt_share(r['phone_only'], p.units)})",
+        f"{fmt_int(r['postal_only'])} ({fmt_share(r['postal_only'], p.units)})",
+        end_section=True,
+    )
+    console.print(table)
+    console.print(f"Regel for ansatte: {RULES.get(p.rule, p.rule)}.")
+    if p.undecided:
+        console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter.")
+    for note in p.notes:
+        console.print(f"[yellow]Merk:[/] {note}")
+    if p.unusable:
+        console.print("Enheter med bare ubrukelig e-postadresse:")
+        for reason, count in p.unusable.items():
+            console.print(f"  {fmt_int(count):>8}  {describe_reason(reason)}")
+    if p.personal_addresses:
+        console.print(
+            f"{fmt_int(p.personal_addresses)} e-postadresser tilhører enkeltpersonforetak "
+            "(personopplysninger); {0} er rolleadresser som post@.".replace(
+                "{0}", fmt_int(p.role_addresses)
+            )
+        )
+    if p.top_domains:
+        domains = Table("E-postdomene", "Enheter", title="Vanligste domener", title_justify="left")
+        for domain, count in p.top_domains:
+            domains.add_row(domain, fmt_int(count))
+        console.print(domains)
+    if p.shared_addresses:
+        shared = Table("Adresse", "Enheter", title="Adresser delt av flere enheter",
+                       title_justify="left")
+        for address, count in p.shared_addresses:
+            shared.add_row(address, fmt_int(count))
+        console.print(shared)

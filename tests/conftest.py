@@ -1,0 +1,100 @@
+"""Fixtures shared by the suite: stores on real SQLite and real PostgreSQL, and the fixtures dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+from varsel.db import Database, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("VARSEL_SHARED", ROOT.parent / "shared"))
+BRREG = SHARED / "fixtures" / "brreg"
+POSTGRES = os.environ.get("VARSEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+TEST_DATABASE = "varsel_test"
+
+
+def _ensure_database() -> str:
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,)
+        ).fetchone()
+        if not exists:
+            try:
+                conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another test worker made it first
+    return f"{POSTGRES}/{TEST_DATABASE}"
+
+
+@pytest.fixture(scope="session")
+def postgres_base() -> str:
+    """URL of the test database on the local PostgreSQL server."""
+    return _ensure_database()
+
+
+@pytest.fixture
+def pg_schemas(postgres_base: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty schemas on the local PostgreSQL server; drops them afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        return f"{postgres_base}?options={quote(f'-csearch_path={schema}')}"
+
+    yield make
+    with psycopg.connect(postgres_base, autocommit=True) as conn:
+        for schema in made:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url(pg_schemas: Callable[[], str]) -> str:
+    """A fresh, empty schema on the local PostgreSQL server."""
+    return pg_schemas()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite store file."""
+    return str(tmp_path / "varsel.db")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes URLs of new, empty stores of one kind; every store test runs on both kinds."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_schemas")  # type: ignore[no-any-return]
+    counter = iter(range(1000))
+    return lambda: str(tmp_path / f"store{next(counter)}.db")
+
+
+@pytest.fixture
+def db_url(new_store_url: Callable[[], str]) -> str:
+    """An empty store of each kind."""
+    return new_store_url()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """An open, migrated store of each kind."""
+    database = connect(db_url)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def brreg() -> Path:
+    """The folder of real registry records."""
+    return BRREG

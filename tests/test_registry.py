@@ -1,0 +1,385 @@
+from __future__ import annotations
+
+import copy
+import csv
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from varsel import brreg_csv, dump, unit
+from varsel.db import Database
+from varsel.errors import BadFileError, UserError
+from varsel.registry import apply_feed, import_dump, list_snapshots, read_original
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text("utf-8"))  # type: ignore[no-any-return]
+
+
+def write_json(path: Path, records: list[dict[str, Any]], *, compact: bool = True) -> Path:
+    text = json.dumps(records, ensure_ascii=False, separators=(",", ":") if compact else None,
+                      indent=None if compact else 2)
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode("utf-8")))
+    else:
+        path.write_text(text, "utf-8")
+    return path
+
+
+def write_csv(path: Path, records: list[dict[str, Any]], columns: tuple[str, ...]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8", newline="") as f:  # type: ignore[operator]
+        w = csv.writer(f, quoting=csv.QUOTE_ALL)
+        w.writerow(columns)
+        for r in records:
+            w.writerow(brreg_csv.encode_row(r, columns))
+    return path
+
+
+def units(db: Database) -> dict[str, tuple[Any, ...]]:
+    cols = ", ".join(unit.RECORD_COLUMNS)
+    return {r[0]: tuple(r) for r in db.query(f"SELECT {cols} FROM units ORDER BY orgnr")}
+
+
+def unit_row(db: Database, orgnr: str) -> dict[str, Any]:
+    cols = ", ".join(unit.UNIT_COLUMNS)
+    row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
+    assert row is not None
+    return dict(zip(unit.UNIT_COLUMNS, row, strict=True))
+
+
+def test_import_real_enheter_json(db: Database, brreg: Path) -> None:
+    result = import_dump(db, brreg / "enheter-sample.json", dump_date="2025-12-12")
+    snap = result.snapshot
+    assert (snap.kind, snap.format, snap.records, snap.new, snap.rejected) == (
+        "enheter", "json", 35, 35, 0)
+    equinor = unit_row(db, "923609016")
+    assert equinor["name"] == "EQUINOR ASA"
+    assert equinor["form"] == "ASA"
+    assert equinor["municipality"] == "1103"
+    assert equinor["employees"] == 21496
+    assert equinor["kind"] == "enhet"
+    assert snap.dump_date == "2025-12-12"
+
+
+def test_hidden_employee_counts_are_kept_as_registered(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    foss = unit_row(db, "912000354")  # 1-4 employees: count hidden, flag true
+    assert (foss["employees"], bool(foss["has_employees"])) == (None, True)
+    holding = unit_row(db, "931744682")  # no employees
+    assert (holding["employees"], bool(holding["has_employees"])) == (None, False)
+
+
+def test_import_real_underenheter(db: Database, brreg: Path) -> None:
+    result = import_dump(db, brreg / "underenheter-sample.json")
+    assert (result.snapshot.kind, result.snapshot.new) == ("underenheter", 18)
+    tomra = unit_row(db, "981593057")
+    assert (tomra["kind"], tomra["parent_orgnr"], tomra["municipality"]) == (
+        "underenhet", "927124238", "3203")
+    foreign = unit_row(db, "827526452")
+    assert (foreign["country"], foreign["municipality"]) == ("SK", None)
+
+
+def test_same_file_twice_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "enheter_alle.json.gz", load(brreg / "enheter-sample.json"))
+    first = import_dump(db, path)
+    before = units(db)
+    second = import_dump(db, path)
+    assert second.already_imported
+    assert second.snapshot.id == first.snapshot.id
+    assert units(db) == before
+    assert len(list_snapshots(db)) == 1
+
+
+def test_every_format_gives_the_same_units(new_store_url: Any, brreg: Path, tmp_path: Path) -> None:
+    from varsel.db import connect
+
+    records = load(brreg / "enheter-sample.json")
+    files = [
+        write_json(tmp_path / "a.json", records, compact=False),
+        write_json(tmp_path / "b.json.gz", records),
+        write_csv(tmp_path / "c.csv", records, brreg_csv.ENHETER_COLUMNS),
+        write_csv(tmp_path / "d.csv.gz", records, brreg_csv.ENHETER_COLUMNS),
+    ]
+    results = []
+    for f in files:
+        with connect(new_store_url()) as db:
+            r = import_dump(db, f)
+            assert r.snapshot.kind == "enheter"
+            results.append(units(db))
+    assert results[0] == results[1] == results[2] == results[3]
+    assert len(results[0]) == 35
+
+
+def test_underenheter_csv(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "underenheter-sample.json")
+    path = write_csv(tmp_path / "underenheter_alle.csv.gz", records, brreg_csv.UNDERENHETER_COLUMNS)
+    result = import_dump(db, path)
+    assert (result.snapshot.kind, result.snapshot.format, result.snapshot.new) == (
+        "underenheter", "csv", 18)
+
+
+def test_kind_and_format_come_from_content_not_name(db: Database, brreg: Path, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "enheter_alle.csv", load(brreg / "underenheter-sample.json"))
+    result = import_dump(db, path)
+    assert (result.snapshot.kind, result.snapshot.format) == ("underenheter", "json")
+
+
+def test_newer_dump_updates_changed_and_marks_gone(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "old.json", records), dump_date="2026-01-01")
+    newer = copy.deepcopy(records)
+    by_orgnr = {r["organisasjonsnummer"]: r for r in newer}
+    by_orgnr["923609016"]["antallAnsatte"] = 22000
+    by_orgnr["980001172"]["epostadresse"] = "Post@Byggfirma-Ege.no "
+    newer.remove(by_orgnr["934045769"])
+    newer.append({**by_orgnr["980000001"], "organisasjonsnummer": "910000004", "navn": "NY AS"})
+    result = import_dump(db, write_json(tmp_path / "new.json", newer), dump_date="2026-02-01")
+    s = result.snapshot
+    assert (s.new, s.changed, s.unchanged, s.gone) == (1, 2, 32, 1)
+    assert unit_row(db, "923609016")["employees"] == 22000
+    assert unit_row(db, "934045769")["gone_snapshot_id"] == s.id
+    assert db.query("SELECT address, usable, personal FROM contacts WHERE orgnr = '980001172'") in (
+        [("post@byggfirma-ege.no", 1, 1)], [("post@byggfirma-ege.no", True, True)])
+    # The unit comes back in a later dump: no longer gone.
+    newest = copy.deepcopy(records)
+    newest[0]["antallAnsatte"] = 1040
+    again = import_dump(db, write_json(tmp_path / "newest.json", newest), dump_date="2026-03-01")
+    assert unit_row(db, "934045769")["gone_snapshot_id"] is None
+    assert (again.snapshot.new, again.snapshot.gone) == (0, 1)  # 910000004 is gone now
+
+
+def test_older_dump_is_refused(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "a.json", records), dump_date="2026-02-01")
+    with pytest.raises(UserError, match="nyere"):
+        import_dump(db, write_json(tmp_path / "b.json", records[:3]), dump_date="2026-01-01")
+
+
+def test_invalid_records_are_rejected_and_written(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")[:5]
+    records[1] = {**records[1], "organisasjonsnummer": "123456789"}
+    records[3] = {k: v for k, v in records[3].items() if k != "navn"}
+    records.append(copy.deepcopy(records[0]))
+    rejects = tmp_path / "rejects.jsonl"
+    result = import_dump(db, write_json(tmp_path / "d.json", records), rejects_path=rejects)
+    assert (result.snapshot.new, result.snapshot.rejected) == (3, 3)
+    lines = [json.loads(x) for x in rejects.read_text("utf-8").splitlines()]
+    assert [(r["position"], r["reason"]) for r in lines] == [
+        (2, "ugyldig organisasjonsnummer '123456789' (kontrollsiffer)"),
+        (4, "mangler navn"),
+        (6, "organisasjonsnummeret står flere ganger i filen"),
+    ]
+    assert result.first_rejects()[0].startswith("post 2 123456789")
+
+
+def test_records_of_the_other_kind_are_rejected(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")[:3] + load(brreg / "underenheter-sample.json")[2:3]
+    result = import_dump(db, write_json(tmp_path / "mixed.json", records))
+    assert result.snapshot.rejected == 1
+    assert "underenhet" in result.rejects[0].reason
+
+
+@pytest.mark.parametrize("chunk", [97, 1000, 5000])
+def test_json_stream_splits_correctly_at_any_chunk_size(
+    db: Database, brreg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    # Nested arrays of objects and a string holding the record separator must not fool it.
+    records[0]["paategninger"] = [{"infotype": "FRI", "tekst": "a},{b"}, {"infotype": "X"}]
+    records[1]["navn"] = 'TRICKY "},{" AS'
+    monkeypatch.setattr(dump, "JSON_CHUNK", chunk)
+    monkeypatch.setattr(dump, "SNIFF", 64)
+    path = write_json(tmp_path / "x.json", records, compact=chunk != 1000)
+    assert import_dump(db, path).snapshot.new == 35
+    assert unit_row(db, records[1]["organisasjonsnummer"])["name"] == 'TRICKY "},{" AS'
+
+
+def _assert_store_unchanged(db: Database, before: dict[str, Any], snaps: int) -> None:
+    assert units(db) == before
+    assert len(list_snapshots(db)) == snaps
+
+
+def test_truncated_gzip_stops_and_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "underenheter-sample.json")
+    before = units(db)
+    data = gzip.compress(json.dumps(load(brreg / "enheter-sample.json")).encode())
+    bad = tmp_path / "enheter_alle.json.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    rejects = tmp_path / "rej.jsonl"
+    with pytest.raises(BadFileError, match=r"enheter_alle\.json\.gz: ødelagt gzip ved byte"):
+        import_dump(db, bad, rejects_path=rejects)
+    _assert_store_unchanged(db, before, 1)
+    assert not rejects.exists()
+    assert not list(tmp_path.glob(".rejects-*"))
+
+
+def test_corrupt_gzip_data(db: Database, brreg: Path, tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(json.dumps(load(brreg / "enheter-sample.json")).encode()))
+    data[len(data) // 2] ^= 0xFF
+    data[len(data) // 2 + 1] ^= 0xFF
+    bad = tmp_path / "e.json.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(BadFileError, match="ødelagt gzip|ugyldig JSON"):
+        import_dump(db, bad)
+    _assert_store_unchanged(db, {}, 0)
+
+
+def test_truncated_json(db: Database, brreg: Path, tmp_path: Path) -> None:
+    text = json.dumps(load(brreg / "enheter-sample.json"))
+    bad = tmp_path / "e.json"
+    bad.write_text(text[: len(text) - 500])
+    with pytest.raises(BadFileError, match="slutter midt i en post"):
+        import_dump(db, bad)
+    _assert_store_unchanged(db, {}, 0)
+
+
+def test_invalid_json_names_the_byte(db: Database, brreg: Path, tmp_path: Path) -> None:
+    text = json.dumps(load(brreg / "enheter-sample.json"))
+    at = text.index('"navn"', 20000)
+    bad = tmp_path / "e.json"
+    bad.write_text(text[:at] + "@" + text[at + 1 :])
+    with pytest.raises(BadFileError, match=r"ugyldig JSON ved byte \d"):
+        import_dump(db, bad)
+    _assert_store_unchanged(db, {}, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<html>Service unavailable</html>", "ikke en registerdump"),
+        (b'{"_embedded": {"oppdaterteEnheter": []}}', "registry update"),
+        (b"", "ikke en registerdump"),
+        (b'"organisasjonsnummer","navn"\n"1","x"\n', "mangler adressekolonnene"),
+    ],
+)
+def test_files_that_are_not_dumps(db: Database, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "file.json"
+    path.write_bytes(content)
+    with pytest.raises(BadFileError, match=message):
+        import_dump(db, path)
+    _assert_store_unchanged(db, {}, 0)
+
+
+def test_csv_with_unknown_column(db: Database, brreg: Path, tmp_path: Path) -> None:
+    columns = (*brreg_csv.ENHETER_COLUMNS, "hemmeligFelt")
+    path = write_csv(tmp_path / "e.csv", load(brreg / "enheter-sample.json"), columns)
+    with pytest.raises(BadFileError, match="ukjent kolonne «hemmeligFelt» i CSV-overskriften "
+                                           r"\(kolonne 91\)"):
+        import_dump(db, path)
+
+
+def test_csv_row_with_wrong_field_count_is_rejected(db: Database, brreg: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "e.csv", load(brreg / "enheter-sample.json")[:2],
+                     brreg_csv.ENHETER_COLUMNS)
+    with path.open("a", encoding="utf-8") as f:
+        f.write('"974760673","FOR KORT"\n')
+    result = import_dump(db, path)
+    assert (result.snapshot.new, result.snapshot.rejected) == (2, 1)
+    assert result.rejects[0].line is not None
+
+
+def test_missing_file(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(BadFileError, match="finnes ikke"):
+        import_dump(db, tmp_path / "nope.json.gz")
+
+
+def test_read_original_back_from_the_dump(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")
+    path = write_json(tmp_path / "e.json.gz", records)
+    import_dump(db, path)
+    assert read_original(db, "976389387") == records[18]
+
+
+# -- change feeds -----------------------------------------------------------------------
+
+
+def test_feed_endring_applies_patches_in_id_order(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    result = apply_feed(db, brreg / "oppdateringer-sample.json")
+    s = result.snapshot
+    assert s is not None
+    assert (s.records, s.changed, s.rejected) == (8, 6, 0)
+    assert s.skipped == 2  # patches of kapital and sisteInnsendteAarsregnskap: not kept fields
+    assert unit_row(db, "923609016")["employees"] == 21272  # the newest update wins
+    assert apply_feed(db, brreg / "oppdateringer-sample.json").already_applied
+
+
+def feed(tmp_path: Path, entries: list[dict[str, Any]], name: str = "feed.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps({"_embedded": {"oppdaterteEnheter": entries},
+                                "page": {"size": 100, "totalElements": len(entries)}}))
+    return path
+
+
+def entry(update_id: int, orgnr: str, change: str, ops: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    e: dict[str, Any] = {"oppdateringsid": update_id, "dato": "2026-11-20T10:00:00.000Z",
+                         "organisasjonsnummer": orgnr, "endringstype": change}
+    if ops is not None:
+        e["endringer"] = ops
+    return e
+
+
+def test_feed_fjernet_erases_the_unit(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 1
+    result = apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")]))
+    assert result.snapshot is not None and result.snapshot.removed == 1
+    assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912000354'") == 0
+    assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 0
+
+
+def test_feed_sletting_marks_deleted(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    apply_feed(db, feed(tmp_path, [entry(11, "934045769", "Sletting")]))
+    row = unit_row(db, "934045769")
+    assert row["deleted_date"] == "2026-11-20"
+    assert row["gone_snapshot_id"] is not None
+
+
+def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    new_unit = [
+        {"op": "add", "path": "/organisasjonsnummer", "value": "910000004"},
+        {"op": "add", "path": "/navn", "value": "NYTT FIRMA AS"},
+        {"op": "add", "path": "/organisasjonsform", "value": {"kode": "AS"}},
+        {"op": "add", "path": "/forretningsadresse",
+         "value": {"adresse": ["Storgata 1"], "kommunenummer": "0301", "postnummer": "0155"}},
+        {"op": "add", "path": "/epostadresse", "value": "post@nyttfirma.no"},
+    ]
+    moved = [
+        {"op": "replace", "path": "/forretningsadresse/kommunenummer", "value": "3024"},
+        {"op": "replace", "path": "/forretningsadresse/adresse/0", "value": "Sandvika 2"},
+        {"op": "replace", "path": "/kapital/belop", "value": 100.0},
+    ]
+    result = apply_feed(db, feed(tmp_path, [entry(21, "910000004", "Ny", new_unit),
+                                            entry(22, "935864879", "Endring", moved)]))
+    assert result.snapshot is not None
+    assert (result.snapshot.new, result.snapshot.changed) == (1, 1)
+    assert unit_row(db, "910000004")["reach"] == "email"
+    scan = unit_row(db, "935864879")
+    assert (scan["municipality"], scan["addr_lines"]) == ("3201", "Sandvika 2")
+
+
+def test_feed_entries_already_applied_are_skipped(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    apply_feed(db, feed(tmp_path, [entry(30, "934045769", "Sletting")], "a.json"))
+    result = apply_feed(db, feed(tmp_path, [entry(30, "934045769", "Sletting"),
+                                            entry(31, "912000354", "Fjernet")], "b.json"))
+    assert result.snapshot is not None
+    assert (result.snapshot.skipped, result.snapshot.removed) == (1, 1)
+
+
+def test_bad_feed_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    before = units(db)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"_embedded": {"oppdaterteEnheter": [')
+    with pytest.raises(BadFileError, match="ugyldig JSON"):
+        apply_feed(db, bad)
+    with pytest.raises(BadFileError, match="dette er en dump"):
+        apply_feed(db, brreg / "enheter-sample.json")
+    _assert_store_unchanged(db, before, 1)
