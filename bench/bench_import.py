@@ -34,13 +34,26 @@ ADDRESS = (
 CODE = "STRUCT(kode VARCHAR, beskrivelse VARCHAR)"
 # The fields varsel keeps as columns: what DuckDB must read too for a fair comparison.
 COLUMNS = {
-    "organisasjonsnummer": "VARCHAR", "navn": "VARCHAR", "organisasjonsform": CODE,
-    "overordnetEnhet": "VARCHAR", "forretningsadresse": ADDRESS, "postadresse": ADDRESS,
-    "naeringskode1": CODE, "naeringskode2": CODE, "naeringskode3": CODE,
-    "antallAnsatte": "BIGINT", "harRegistrertAntallAnsatte": "BOOLEAN",
-    "institusjonellSektorkode": CODE, "konkurs": "BOOLEAN", "underAvvikling": "BOOLEAN",
-    "underTvangsavviklingEllerTvangsopplosning": "BOOLEAN", "slettedato": "VARCHAR",
-    "maalform": "VARCHAR", "epostadresse": "VARCHAR", "telefon": "VARCHAR", "mobil": "VARCHAR",
+    "organisasjonsnummer": "VARCHAR",
+    "navn": "VARCHAR",
+    "organisasjonsform": CODE,
+    "overordnetEnhet": "VARCHAR",
+    "forretningsadresse": ADDRESS,
+    "postadresse": ADDRESS,
+    "naeringskode1": CODE,
+    "naeringskode2": CODE,
+    "naeringskode3": CODE,
+    "antallAnsatte": "BIGINT",
+    "harRegistrertAntallAnsatte": "BOOLEAN",
+    "institusjonellSektorkode": CODE,
+    "konkurs": "BOOLEAN",
+    "underAvvikling": "BOOLEAN",
+    "underTvangsavviklingEllerTvangsopplosning": "BOOLEAN",
+    "slettedato": "VARCHAR",
+    "maalform": "VARCHAR",
+    "epostadresse": "VARCHAR",
+    "telefon": "VARCHAR",
+    "mobil": "VARCHAR",
     "hjemmeside": "VARCHAR",
 }
 
@@ -49,8 +62,20 @@ def ensure_dump(units: int) -> Path:
     path = OUT / f"enheter_{units}.json.gz"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
-        subprocess.run([*VARSEL, "registry", "synth", "--out", str(path), "--units", str(units),
-                        "--seed", "1"], check=True)
+        subprocess.run(
+            [
+                *VARSEL,
+                "registry",
+                "synth",
+                "--out",
+                str(path),
+                "--units",
+                str(units),
+                "--seed",
+                "1",
+            ],
+            check=True,
+        )
     return path
 
 
@@ -69,15 +94,17 @@ def duckdb_load(path: Path) -> float:
     con.close()
     for f in OUT.glob("ref-*.duckdb*"):
         f.unlink()
-    assert count is not None and count[0] > 0
+    assert count is not None
+    assert count[0] > 0
     return seconds
 
 
 def varsel_import(path: Path, db_url: str) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of `varsel registry import` in its own process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([*VARSEL, "--db", db_url, "registry", "import", str(path)],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*VARSEL, "--db", db_url, "registry", "import", str(path)], stdout=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
@@ -150,21 +177,31 @@ def main() -> None:
                 drop_pg(args.postgres, url)
 
     ref = statistics.median(duck)
-    print(f"Import of {args.units:,} enheter ({size / 1e6:.0f} MB json.gz), medians of "
-          f"{args.runs} runs:\n")
+    print(
+        f"Import of {args.units:,} enheter ({size / 1e6:.0f} MB json.gz), medians of "
+        f"{args.runs} runs:\n"
+    )
     print("| what | median s | ratio to DuckDB | runs (s) |")
     print("|---|---:|---:|---|")
-    print(f"| DuckDB read_json → table (reference) | {ref:.1f} | 1.00 | "
-          f"{', '.join(f'{x:.1f}' for x in duck)} |")
-    print(f"| varsel import → SQLite | {statistics.median(sqlite):.1f} | "
-          f"{statistics.median(sqlite) / ref:.2f} | {', '.join(f'{x:.1f}' for x in sqlite)} |")
+    print(
+        f"| DuckDB read_json → table (reference) | {ref:.1f} | 1.00 | "
+        f"{', '.join(f'{x:.1f}' for x in duck)} |"
+    )
+    print(
+        f"| varsel import → SQLite | {statistics.median(sqlite):.1f} | "
+        f"{statistics.median(sqlite) / ref:.2f} | {', '.join(f'{x:.1f}' for x in sqlite)} |"
+    )
     if pg:
-        print(f"| varsel import → PostgreSQL | {statistics.median(pg):.1f} | "
-              f"{statistics.median(pg) / ref:.2f} | {', '.join(f'{x:.1f}' for x in pg)} |")
+        print(
+            f"| varsel import → PostgreSQL | {statistics.median(pg):.1f} | "
+            f"{statistics.median(pg) / ref:.2f} | {', '.join(f'{x:.1f}' for x in pg)} |"
+        )
     print(f"\nPeak RSS of the SQLite import: {max(rss) / 2**20:.0f} MB (max of {args.runs}).")
-    print(f"`segment preview` (Oslo police district, ≥2 employees) on that store: median "
-          f"{statistics.median(previews) * 1000:.0f} ms, p90 "
-          f"{sorted(previews)[int(len(previews) * 0.9)] * 1000:.0f} ms over {len(previews)} runs.")
+    print(
+        f"`segment preview` (Oslo police district, ≥2 employees) on that store: median "
+        f"{statistics.median(previews) * 1000:.0f} ms, p90 "
+        f"{sorted(previews)[int(len(previews) * 0.9)] * 1000:.0f} ms over {len(previews)} runs."
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,10 +27,9 @@ def _ensure_database() -> str:
             "SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,)
         ).fetchone()
         if not exists:
-            try:
+            # Another test worker may make it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another test worker made it first
     return f"{POSTGRES}/{TEST_DATABASE}"
 
 

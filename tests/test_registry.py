@@ -20,8 +20,12 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 
 def write_json(path: Path, records: list[dict[str, Any]], *, compact: bool = True) -> Path:
-    text = json.dumps(records, ensure_ascii=False, separators=(",", ":") if compact else None,
-                      indent=None if compact else 2)
+    text = json.dumps(
+        records,
+        ensure_ascii=False,
+        separators=(",", ":") if compact else None,
+        indent=None if compact else 2,
+    )
     if path.suffix == ".gz":
         path.write_bytes(gzip.compress(text.encode("utf-8")))
     else:
@@ -55,7 +59,12 @@ def test_import_real_enheter_json(db: Database, brreg: Path) -> None:
     result = import_dump(db, brreg / "enheter-sample.json", dump_date="2025-12-12")
     snap = result.snapshot
     assert (snap.kind, snap.format, snap.records, snap.new, snap.rejected) == (
-        "enheter", "json", 35, 35, 0)
+        "enheter",
+        "json",
+        35,
+        35,
+        0,
+    )
     equinor = unit_row(db, "923609016")
     assert equinor["name"] == "EQUINOR ASA"
     assert equinor["form"] == "ASA"
@@ -78,7 +87,10 @@ def test_import_real_underenheter(db: Database, brreg: Path) -> None:
     assert (result.snapshot.kind, result.snapshot.new) == ("underenheter", 18)
     tomra = unit_row(db, "981593057")
     assert (tomra["kind"], tomra["parent_orgnr"], tomra["municipality"]) == (
-        "underenhet", "927124238", "3203")
+        "underenhet",
+        "927124238",
+        "3203",
+    )
     foreign = unit_row(db, "827526452")
     assert (foreign["country"], foreign["municipality"]) == ("SK", None)
 
@@ -119,16 +131,23 @@ def test_underenheter_csv(db: Database, brreg: Path, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "underenheter_alle.csv.gz", records, brreg_csv.UNDERENHETER_COLUMNS)
     result = import_dump(db, path)
     assert (result.snapshot.kind, result.snapshot.format, result.snapshot.new) == (
-        "underenheter", "csv", 18)
+        "underenheter",
+        "csv",
+        18,
+    )
 
 
-def test_kind_and_format_come_from_content_not_name(db: Database, brreg: Path, tmp_path: Path) -> None:
+def test_kind_and_format_come_from_content_not_name(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
     path = write_json(tmp_path / "enheter_alle.csv", load(brreg / "underenheter-sample.json"))
     result = import_dump(db, path)
     assert (result.snapshot.kind, result.snapshot.format) == ("underenheter", "json")
 
 
-def test_newer_dump_updates_changed_and_marks_gone(db: Database, brreg: Path, tmp_path: Path) -> None:
+def test_newer_dump_updates_changed_and_marks_gone(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
     records = load(brreg / "enheter-sample.json")
     import_dump(db, write_json(tmp_path / "old.json", records), dump_date="2026-01-01")
     newer = copy.deepcopy(records)
@@ -143,7 +162,9 @@ def test_newer_dump_updates_changed_and_marks_gone(db: Database, brreg: Path, tm
     assert unit_row(db, "923609016")["employees"] == 22000
     assert unit_row(db, "934045769")["gone_snapshot_id"] == s.id
     assert db.query("SELECT address, usable, personal FROM contacts WHERE orgnr = '980001172'") in (
-        [("post@byggfirma-ege.no", 1, 1)], [("post@byggfirma-ege.no", True, True)])
+        [("post@byggfirma-ege.no", 1, 1)],
+        [("post@byggfirma-ege.no", True, True)],
+    )
     # The unit comes back in a later dump: no longer gone.
     newest = copy.deepcopy(records)
     newest[0]["antallAnsatte"] = 1040
@@ -159,7 +180,9 @@ def test_older_dump_is_refused(db: Database, brreg: Path, tmp_path: Path) -> Non
         import_dump(db, write_json(tmp_path / "b.json", records[:3]), dump_date="2026-01-01")
 
 
-def test_invalid_records_are_rejected_and_written(db: Database, brreg: Path, tmp_path: Path) -> None:
+def test_invalid_records_are_rejected_and_written(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
     records = load(brreg / "enheter-sample.json")[:5]
     records[1] = {**records[1], "organisasjonsnummer": "123456789"}
     records[3] = {k: v for k, v in records[3].items() if k != "navn"}
@@ -177,7 +200,9 @@ def test_invalid_records_are_rejected_and_written(db: Database, brreg: Path, tmp
 
 
 def test_records_of_the_other_kind_are_rejected(db: Database, brreg: Path, tmp_path: Path) -> None:
-    records = load(brreg / "enheter-sample.json")[:3] + load(brreg / "underenheter-sample.json")[2:3]
+    records = (
+        load(brreg / "enheter-sample.json")[:3] + load(brreg / "underenheter-sample.json")[2:3]
+    )
     result = import_dump(db, write_json(tmp_path / "mixed.json", records))
     assert result.snapshot.rejected == 1
     assert "underenhet" in result.rejects[0].reason
@@ -203,7 +228,9 @@ def _assert_store_unchanged(db: Database, before: dict[str, Any], snaps: int) ->
     assert len(list_snapshots(db)) == snaps
 
 
-def test_truncated_gzip_stops_and_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
+def test_truncated_gzip_stops_and_changes_nothing(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
     import_dump(db, brreg / "underenheter-sample.json")
     before = units(db)
     data = gzip.compress(json.dumps(load(brreg / "enheter-sample.json")).encode())
@@ -223,7 +250,7 @@ def test_corrupt_gzip_data(db: Database, brreg: Path, tmp_path: Path) -> None:
     data[len(data) // 2 + 1] ^= 0xFF
     bad = tmp_path / "e.json.gz"
     bad.write_bytes(bytes(data))
-    with pytest.raises(BadFileError, match="ødelagt gzip|ugyldig JSON"):
+    with pytest.raises(BadFileError, match=r"ødelagt gzip|ugyldig JSON"):
         import_dump(db, bad)
     _assert_store_unchanged(db, {}, 0)
 
@@ -256,7 +283,9 @@ def test_invalid_json_names_the_byte(db: Database, brreg: Path, tmp_path: Path) 
         (b'"organisasjonsnummer","navn"\n"1","x"\n', "mangler adressekolonnene"),
     ],
 )
-def test_files_that_are_not_dumps(db: Database, tmp_path: Path, content: bytes, message: str) -> None:
+def test_files_that_are_not_dumps(
+    db: Database, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "file.json"
     path.write_bytes(content)
     with pytest.raises(BadFileError, match=message):
@@ -267,14 +296,20 @@ def test_files_that_are_not_dumps(db: Database, tmp_path: Path, content: bytes, 
 def test_csv_with_unknown_column(db: Database, brreg: Path, tmp_path: Path) -> None:
     columns = (*brreg_csv.ENHETER_COLUMNS, "hemmeligFelt")
     path = write_csv(tmp_path / "e.csv", load(brreg / "enheter-sample.json"), columns)
-    with pytest.raises(BadFileError, match="ukjent kolonne «hemmeligFelt» i CSV-overskriften "
-                                           r"\(kolonne 91\)"):
+    with pytest.raises(
+        BadFileError,
+        match="ukjent kolonne «hemmeligFelt» i CSV-overskriften "
+        r"\(kolonne 91\)",
+    ):
         import_dump(db, path)
 
 
-def test_csv_row_with_wrong_field_count_is_rejected(db: Database, brreg: Path, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "e.csv", load(brreg / "enheter-sample.json")[:2],
-                     brreg_csv.ENHETER_COLUMNS)
+def test_csv_row_with_wrong_field_count_is_rejected(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "e.csv", load(brreg / "enheter-sample.json")[:2], brreg_csv.ENHETER_COLUMNS
+    )
     with path.open("a", encoding="utf-8") as f:
         f.write('"974760673","FOR KORT"\n')
     result = import_dump(db, path)
@@ -310,14 +345,26 @@ def test_feed_endring_applies_patches_in_id_order(db: Database, brreg: Path) -> 
 
 def feed(tmp_path: Path, entries: list[dict[str, Any]], name: str = "feed.json") -> Path:
     path = tmp_path / name
-    path.write_text(json.dumps({"_embedded": {"oppdaterteEnheter": entries},
-                                "page": {"size": 100, "totalElements": len(entries)}}))
+    path.write_text(
+        json.dumps(
+            {
+                "_embedded": {"oppdaterteEnheter": entries},
+                "page": {"size": 100, "totalElements": len(entries)},
+            }
+        )
+    )
     return path
 
 
-def entry(update_id: int, orgnr: str, change: str, ops: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    e: dict[str, Any] = {"oppdateringsid": update_id, "dato": "2026-11-20T10:00:00.000Z",
-                         "organisasjonsnummer": orgnr, "endringstype": change}
+def entry(
+    update_id: int, orgnr: str, change: str, ops: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    e: dict[str, Any] = {
+        "oppdateringsid": update_id,
+        "dato": "2026-11-20T10:00:00.000Z",
+        "organisasjonsnummer": orgnr,
+        "endringstype": change,
+    }
     if ops is not None:
         e["endringer"] = ops
     return e
@@ -327,7 +374,8 @@ def test_feed_fjernet_erases_the_unit(db: Database, brreg: Path, tmp_path: Path)
     import_dump(db, brreg / "enheter-sample.json")
     assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 1
     result = apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")]))
-    assert result.snapshot is not None and result.snapshot.removed == 1
+    assert result.snapshot is not None
+    assert result.snapshot.removed == 1
     assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912000354'") == 0
     assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 0
 
@@ -346,8 +394,11 @@ def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_p
         {"op": "add", "path": "/organisasjonsnummer", "value": "910000004"},
         {"op": "add", "path": "/navn", "value": "NYTT FIRMA AS"},
         {"op": "add", "path": "/organisasjonsform", "value": {"kode": "AS"}},
-        {"op": "add", "path": "/forretningsadresse",
-         "value": {"adresse": ["Storgata 1"], "kommunenummer": "0301", "postnummer": "0155"}},
+        {
+            "op": "add",
+            "path": "/forretningsadresse",
+            "value": {"adresse": ["Storgata 1"], "kommunenummer": "0301", "postnummer": "0155"},
+        },
         {"op": "add", "path": "/epostadresse", "value": "post@nyttfirma.no"},
     ]
     moved = [
@@ -355,8 +406,13 @@ def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_p
         {"op": "replace", "path": "/forretningsadresse/adresse/0", "value": "Sandvika 2"},
         {"op": "replace", "path": "/kapital/belop", "value": 100.0},
     ]
-    result = apply_feed(db, feed(tmp_path, [entry(21, "910000004", "Ny", new_unit),
-                                            entry(22, "935864879", "Endring", moved)]))
+    result = apply_feed(
+        db,
+        feed(
+            tmp_path,
+            [entry(21, "910000004", "Ny", new_unit), entry(22, "935864879", "Endring", moved)],
+        ),
+    )
     assert result.snapshot is not None
     assert (result.snapshot.new, result.snapshot.changed) == (1, 1)
     assert unit_row(db, "910000004")["reach"] == "email"
@@ -364,11 +420,19 @@ def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_p
     assert (scan["municipality"], scan["addr_lines"]) == ("3201", "Sandvika 2")
 
 
-def test_feed_entries_already_applied_are_skipped(db: Database, brreg: Path, tmp_path: Path) -> None:
+def test_feed_entries_already_applied_are_skipped(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
     import_dump(db, brreg / "enheter-sample.json")
     apply_feed(db, feed(tmp_path, [entry(30, "934045769", "Sletting")], "a.json"))
-    result = apply_feed(db, feed(tmp_path, [entry(30, "934045769", "Sletting"),
-                                            entry(31, "912000354", "Fjernet")], "b.json"))
+    result = apply_feed(
+        db,
+        feed(
+            tmp_path,
+            [entry(30, "934045769", "Sletting"), entry(31, "912000354", "Fjernet")],
+            "b.json",
+        ),
+    )
     assert result.snapshot is not None
     assert (result.snapshot.skipped, result.snapshot.removed) == (1, 1)
 

@@ -160,22 +160,39 @@ def registry_snapshots(state: State, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table("Id", "Type", "Fil", "Dato", "Importert", "Poster", "Nye", "Endret", "Borte",
-                  "Avvist")
+    table = Table(
+        "Id", "Type", "Fil", "Dato", "Importert", "Poster", "Nye", "Endret", "Borte", "Avvist"
+    )
     for s in snaps:
-        table.add_row(str(s.id), s.kind, s.file_name, s.dump_date or "", s.imported_at[:16],
-                      f"{s.records:,}", f"{s.new:,}", f"{s.changed:,}", f"{s.gone + s.removed:,}",
-                      f"{s.rejected:,}")
+        table.add_row(
+            str(s.id),
+            s.kind,
+            s.file_name,
+            s.dump_date or "",
+            s.imported_at[:16],
+            f"{s.records:,}",
+            f"{s.new:,}",
+            f"{s.changed:,}",
+            f"{s.gone + s.removed:,}",
+            f"{s.rejected:,}",
+        )
     out.print(table)
 
 
 @registry.command("download")
-@click.option("--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter",
-              show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to keep the dump file.")
+@click.option(
+    "--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter", show_default=True
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to keep the dump file.",
+)
 @pass_state
 def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None:
     """Download the registry's nightly dump (skipped when unchanged since last time)."""
@@ -183,8 +200,7 @@ def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None
     from varsel.progress import progress_bar
 
     with progress_bar(f"Laster ned {kind} ({fmt})", err) as progress:
-        result = download_dump(state.settings, kind=kind, fmt=fmt, out=out_path,
-                               progress=progress)
+        result = download_dump(state.settings, kind=kind, fmt=fmt, out=out_path, progress=progress)
     out.print(result.summary())
 
 
@@ -192,18 +208,19 @@ def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--units", type=click.IntRange(min=0), required=True, help="How many units.")
 @click.option("--seed", type=int, required=True, help="Same seed, same file.")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
-@click.option("--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter", show_default=True
+)
 def registry_synth(out_path: Path, units: int, seed: int, fmt: str, kind: str) -> None:
     """Write a synthetic registry dump in exactly the registry's format."""
     from varsel.progress import progress_bar
     from varsel.synth import write_dump
 
     with progress_bar(f"Lager syntetisk {kind}", err) as progress:
-        result = write_dump(out_path, units=units, seed=seed, fmt=fmt, kind=kind,
-                            progress=progress)
+        result = write_dump(out_path, units=units, seed=seed, fmt=fmt, kind=kind, progress=progress)
     out.print(result.summary())
 
 
@@ -220,22 +237,31 @@ def segment() -> None:
 @click.option("--county", multiple=True, help="County number or name.")
 @click.option("--police-district", multiple=True, help="Police district, e.g. oslo.")
 @click.option("--min-employees", type=click.IntRange(min=0), help="At least N employees.")
-@click.option("--employee-rule", type=click.Choice(["auto", "registered", "exact"]),
-              help="How to treat hidden counts (1-4).")
+@click.option(
+    "--employee-rule",
+    type=click.Choice(["auto", "registered", "exact"]),
+    help="How to treat hidden counts (1-4).",
+)
 @click.option("--nace", multiple=True, help="Industry code prefix (SN2025).")
 @click.option("--form", multiple=True, help="Include only these legal forms.")
 @click.option("--exclude-form", multiple=True, help="Leave out these legal forms.")
 @click.option("--sector", multiple=True, help="Institutional sector code prefix.")
 @click.option("--include-bankrupt", is_flag=True, default=None, help="Keep bankrupt units.")
-@click.option("--include-liquidating", is_flag=True, default=None,
-              help="Keep units being wound up.")
+@click.option(
+    "--include-liquidating", is_flag=True, default=None, help="Keep units being wound up."
+)
 @click.option("--include-deleted", is_flag=True, default=None, help="Keep deleted units.")
-@click.option("--criteria", "criteria_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Criteria from a TOML file; options add to it.")
+@click.option(
+    "--criteria",
+    "criteria_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Criteria from a TOML file; options add to it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
-def segment_preview(state: State, criteria_file: Path | None, as_json: bool,
-                    **options: Any) -> None:
+def segment_preview(
+    state: State, /, criteria_file: Path | None, as_json: bool, **options: Any
+) -> None:
     """Count the businesses a selection reaches, and how they can be reached."""
     from varsel.segment import Criteria, preview
 

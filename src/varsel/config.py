@@ -103,6 +103,4 @@ def _convert(name: str, value: Any, kind: type) -> Any:
             raise ValueError(text)
         return kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting {name}: {value!r} is not a valid {kind.__name__}"
-        ) from None
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind.__name__}") from None

@@ -98,7 +98,9 @@ class Database:
         row = self.query_one(sql, params)
         return None if row is None else row[0]
 
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
         """Bulk insert: COPY on PostgreSQL, executemany on SQLite."""
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
@@ -221,8 +223,17 @@ class Database:
             for _, name, unique, origin, partial in self.query(f"PRAGMA index_list({table})"):
                 cols = [r[2] for r in self.query(f"PRAGMA index_info({name})")]
                 sql = self.scalar("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
-                out.append(("index", table, name if origin == "c" else origin, unique,
-                            ",".join(cols), partial, _normalise_sql(sql or "")))
+                out.append(
+                    (
+                        "index",
+                        table,
+                        name if origin == "c" else origin,
+                        unique,
+                        ",".join(cols),
+                        partial,
+                        _normalise_sql(sql or ""),
+                    )
+                )
             for fk in self.query(f"PRAGMA foreign_key_list({table})"):
                 out.append(("fk", table, *fk[2:5], fk[5], fk[6]))
         return out
@@ -251,7 +262,9 @@ def normalise_url(url: str) -> tuple[Dialect, str]:
         return "sqlite", url[len("sqlite://") :] or ":memory:"
     if "://" in url:
         scheme = url.split("://", 1)[0]
-        raise StoreError(f"store URL {url!r}: unknown scheme {scheme!r} (use a path, sqlite:/// or postgresql://)")
+        raise StoreError(
+            f"store URL {url!r}: unknown scheme {scheme!r} (use a path, sqlite:/// or postgresql://)"
+        )
     return "sqlite", url
 
 
@@ -260,10 +273,12 @@ def connect(url: str, *, migrate: bool = True) -> Database:
     dialect, target = normalise_url(url)
     if dialect == "postgresql":
         try:
-            conn = psycopg.connect(target, autocommit=True)
+            conn: Any = psycopg.connect(target, autocommit=True)
         except psycopg.OperationalError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "connection failed"
-            raise StoreError(f"cannot connect to PostgreSQL at {_redact(target)}: {first}") from None
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {_redact(target)}: {first}"
+            ) from None
     else:
         if target != ":memory:":
             parent = Path(target).expanduser().resolve().parent

@@ -39,8 +39,14 @@ def main(folder: Path = Path("demo")) -> int:
     units = round(NATIONAL_UNITS * synth.area_share(PILOT_AREA))
     enheter = folder / "enheter_alle.json.gz"
     with progress_bar("Lager syntetisk register", console) as progress:
-        made = synth.write_dump(enheter, units=units, seed=SEED, kind="enheter",
-                                municipalities=PILOT_AREA, progress=progress)
+        made = synth.write_dump(
+            enheter,
+            units=units,
+            seed=SEED,
+            kind="enheter",
+            municipalities=PILOT_AREA,
+            progress=progress,
+        )
     console.print(made.summary())
 
     db = connect(str(folder / "varsel.db"))

@@ -101,7 +101,9 @@ class DumpReader:
         self._counter = CountingReader(self._file)
         buffered = io.BufferedReader(self._counter, 1 << 20)
         self._stream: IO[bytes] = (
-            igzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered
+            igzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[no-untyped-call,assignment]
+            if self.compressed
+            else buffered
         )
         self._pending: Iterator[Batch] | None = None
         self._first: Batch | None = None
@@ -249,7 +251,9 @@ class DumpReader:
                 end = cut - 1
                 continue
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise BadFileError(f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)")
+                raise BadFileError(
+                    f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)"
+                )
             return cut, records
 
     def _parse_tail(self, buf: bytes, consumed: int) -> list[dict[str, Any]]:
@@ -269,12 +273,14 @@ class DumpReader:
                 ) from None
             raise BadFileError(f"{self.path}: ugyldig JSON ved byte {where:,}: {e.msg}") from None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise BadFileError(f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)")
+            raise BadFileError(
+                f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)"
+            )
         return records
 
     def _csv_batches(self) -> Iterator[Batch]:
         rest = _ChainedReader(self._head, self._read)
-        text = io.TextIOWrapper(rest, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(io.BufferedReader(rest, 1 << 20), encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         try:
             header = next(reader)
@@ -298,7 +304,9 @@ class DumpReader:
                 f"{self.path}: ikke UTF-8 ved linje {reader.line_num + 1:,}: {e.reason}"
             ) from None
         except csv.Error as e:
-            raise BadFileError(f"{self.path}: ugyldig CSV ved linje {reader.line_num:,}: {e}") from None
+            raise BadFileError(
+                f"{self.path}: ugyldig CSV ved linje {reader.line_num:,}: {e}"
+            ) from None
 
 
 def _last_boundary(buf: bytes, end: int) -> int:
@@ -349,9 +357,10 @@ def _csv_converter(path: Path, header: list[str], kind: Kind) -> Any:
         brreg_csv.ENHETER_COLUMNS if kind is Kind.ENHETER else brreg_csv.UNDERENHETER_COLUMNS
     )
     plan: list[tuple[int, str, str | None, str]] = []  # (column, key, subkey, type)
-    for i, name in enumerate(header):
+    for i, column in enumerate(header):
+        name = column
         if kind is Kind.UNDERENHETER:
-            name = brreg_csv.UNDERENHETER_ALIASES.get(name, name)
+            name = brreg_csv.UNDERENHETER_ALIASES.get(column, column)
         if name not in known:
             raise BadFileError(
                 f"{path}: ukjent kolonne «{name}» i CSV-overskriften (kolonne {i + 1})"

@@ -259,13 +259,26 @@ def import_dump(
     )
 
 
-def _load(db: Database, reader: Any, path: Path, sha: str, date: str, rejects: _RejectLog,
-          progress: ProgressCallback) -> int:
+def _load(
+    db: Database,
+    reader: Any,
+    path: Path,
+    sha: str,
+    date: str,
+    rejects: _RejectLog,
+    progress: ProgressCallback,
+) -> int:
     info = reader.info
     now = utcnow_iso()
     snapshot_id = _insert_snapshot(
-        db, kind=info.kind.value, source="dump", file_name=path.name,
-        file_path=str(path.resolve()), sha256=sha, format=info.fmt.value, dump_date=date,
+        db,
+        kind=info.kind.value,
+        source="dump",
+        file_name=path.name,
+        file_path=str(path.resolve()),
+        sha256=sha,
+        format=info.fmt.value,
+        dump_date=date,
         imported_at=now,
     )
     _create_staging(db)
@@ -279,8 +292,14 @@ def _load(db: Database, reader: Any, path: Path, sha: str, date: str, rejects: _
                 values, addresses = unit.extract(record, info.kind)
             except unit.Rejected as e:
                 orgnr = record.get("organisasjonsnummer")
-                rejects.add(Reject(index + 1, batch.lines[k] if batch.lines else None,
-                                   orgnr if isinstance(orgnr, str) else None, str(e)))
+                rejects.add(
+                    Reject(
+                        index + 1,
+                        batch.lines[k] if batch.lines else None,
+                        orgnr if isinstance(orgnr, str) else None,
+                        str(e),
+                    )
+                )
                 continue
             rows.append((*values, unit.record_hash(values), index))
             contact_rows.extend(
@@ -291,13 +310,22 @@ def _load(db: Database, reader: Any, path: Path, sha: str, date: str, rejects: _
         records += len(batch.records)
         progress(batch.file_offset, info.size, records)
     for orgnr, index in _duplicates(db):
-        rejects.add(Reject(index + 1, None, orgnr, "organisasjonsnummeret står flere ganger i filen"))
+        rejects.add(
+            Reject(index + 1, None, orgnr, "organisasjonsnummeret står flere ganger i filen")
+        )
     counts = _merge(db, info.kind, snapshot_id, now)
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
         "rejected = ? WHERE id = ?",
-        (records, counts["new"], counts["changed"], counts["unchanged"], counts["gone"],
-         rejects.count, snapshot_id),
+        (
+            records,
+            counts["new"],
+            counts["changed"],
+            counts["unchanged"],
+            counts["gone"],
+            rejects.count,
+            snapshot_id,
+        ),
     )
     _drop_staging(db)
     return snapshot_id
@@ -332,8 +360,9 @@ def _duplicates(db: Database) -> list[tuple[str, int]]:
     )
     for orgnr, index in dups:
         db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
-        db.execute("DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?",
-                   (orgnr, index))
+        db.execute(
+            "DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?", (orgnr, index)
+        )
     return [(r[0], int(r[1])) for r in dups]
 
 
@@ -380,8 +409,9 @@ def _merge(db: Database, kind: Kind, snapshot_id: int, now: str) -> dict[str, in
         (snapshot_id, now, unit_kind),
     ).rowcount
     contact_cols = ", ".join(unit.CONTACT_COLUMNS)
+    c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
     db.execute(
-        f"INSERT INTO contacts ({contact_cols}) SELECT {', '.join('c.' + c for c in unit.CONTACT_COLUMNS)} "
+        f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} "
         "FROM staging_contacts c JOIN touched t ON t.orgnr = c.orgnr"
     )
     return {"new": new, "changed": changed, "unchanged": staged - new - changed, "gone": gone}
@@ -410,7 +440,8 @@ def read_original(db: Database, orgnr: str) -> dict[str, Any]:
     for batch in _batches(path):
         offset = index - batch.first_index
         if 0 <= offset < len(batch.records):
-            return batch.records[offset]
+            record: dict[str, Any] = batch.records[offset]
+            return record
     raise UserError(f"{orgnr}: fant ikke posten i {path}")
 
 
@@ -425,12 +456,30 @@ FEED_TYPES = frozenset({"Ny", "Endring", "Sletting", "Fjernet", "Ukjent"})
 # Top-level record keys varsel keeps; patches to anything else only touch the dump archive.
 TRACKED_KEYS = frozenset(
     {
-        "organisasjonsnummer", "navn", "organisasjonsform", "overordnetEnhet",
-        "forretningsadresse", "beliggenhetsadresse", "postadresse", "naeringskode1",
-        "naeringskode2", "naeringskode3", "antallAnsatte", "harRegistrertAntallAnsatte",
-        "institusjonellSektorkode", "konkurs", "underAvvikling",
-        "underTvangsavviklingEllerTvangsopplosning", "slettedato", "nedleggelsesdato",
-        "maalform", "epostadresse", "telefon", "mobil", "hjemmeside", "respons_klasse",
+        "organisasjonsnummer",
+        "navn",
+        "organisasjonsform",
+        "overordnetEnhet",
+        "forretningsadresse",
+        "beliggenhetsadresse",
+        "postadresse",
+        "naeringskode1",
+        "naeringskode2",
+        "naeringskode3",
+        "antallAnsatte",
+        "harRegistrertAntallAnsatte",
+        "institusjonellSektorkode",
+        "konkurs",
+        "underAvvikling",
+        "underTvangsavviklingEllerTvangsopplosning",
+        "slettedato",
+        "nedleggelsesdato",
+        "maalform",
+        "epostadresse",
+        "telefon",
+        "mobil",
+        "hjemmeside",
+        "respons_klasse",
     }
 )
 
@@ -468,9 +517,15 @@ def _feed_entries(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
         raise BadFileError(f"{path}: ugyldig JSON ved byte {e.pos:,}: {e.msg}") from None
     if isinstance(data, list):
         if data and isinstance(data[0], dict) and "endringstype" not in data[0]:
-            raise BadFileError(f"{path}: dette er en dump, ikke en endringslogg; bruk «varsel registry import»")
+            raise BadFileError(
+                f"{path}: dette er en dump, ikke en endringslogg; bruk «varsel registry import»"
+            )
         entries = data
-        kind = Kind.UNDERENHETER if any("underenhet" in str(e.get("_links", "")) for e in entries[:1]) else Kind.ENHETER
+        kind = (
+            Kind.UNDERENHETER
+            if any("underenhet" in str(e.get("_links", "")) for e in entries[:1])
+            else Kind.ENHETER
+        )
         return kind, [e for e in entries if isinstance(e, dict)]
     if not isinstance(data, dict) or not ({"_embedded", "page", "_links"} & data.keys()):
         raise BadFileError(f"{path}: ikke en side fra endringsloggen (oppdateringer)")
@@ -505,8 +560,14 @@ def apply_feed(db: Database, path: Path) -> FeedResult:
         watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
         last = int(watermark) if watermark is not None else 0
         snapshot_id = _insert_snapshot(
-            db, kind=kind.value, source="feed", file_name=path.name,
-            file_path=str(path.resolve()), sha256=sha, format="feed", dump_date=None,
+            db,
+            kind=kind.value,
+            source="feed",
+            file_name=path.name,
+            file_path=str(path.resolve()),
+            sha256=sha,
+            format="feed",
+            dump_date=None,
             imported_at=now,
         )
         valid: list[dict[str, Any]] = []
@@ -535,15 +596,27 @@ def apply_feed(db: Database, path: Path) -> FeedResult:
         db.execute(
             "UPDATE snapshots SET records = ?, new = ?, changed = ?, gone = ?, removed = ?, "
             "skipped = ?, rejected = ? WHERE id = ?",
-            (len(entries), counts["new"], counts["changed"], counts["gone"], counts["removed"],
-             counts["skipped"], counts["rejected"], snapshot_id),
+            (
+                len(entries),
+                counts["new"],
+                counts["changed"],
+                counts["gone"],
+                counts["removed"],
+                counts["skipped"],
+                counts["rejected"],
+                snapshot_id,
+            ),
         )
         if db.query_one("SELECT 1 FROM feed_state WHERE kind = ?", (kind.value,)):
-            db.execute("UPDATE feed_state SET last_update_id = ?, updated_at = ? WHERE kind = ?",
-                       (last, now, kind.value))
+            db.execute(
+                "UPDATE feed_state SET last_update_id = ?, updated_at = ? WHERE kind = ?",
+                (last, now, kind.value),
+            )
         else:
-            db.execute("INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
-                       (kind.value, last, now))
+            db.execute(
+                "INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
+                (kind.value, last, now),
+            )
     return FeedResult(path, get_snapshot(db, snapshot_id), False, tuple(notes))
 
 
@@ -565,8 +638,9 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def _apply_entry(db: Database, entry: dict[str, Any], kind: Kind, unit_kind: str,
-                 snapshot_id: int, now: str) -> str:
+def _apply_entry(
+    db: Database, entry: dict[str, Any], kind: Kind, unit_kind: str, snapshot_id: int, now: str
+) -> str:
     orgnr = entry["organisasjonsnummer"]
     change = entry["endringstype"]
     cols = ", ".join(unit.UNIT_COLUMNS)

@@ -24,24 +24,48 @@ from varsel.registry import Snapshot, latest_snapshot
 
 # Organisation forms of main units (Enhetsregisteret's code list).
 FORMS: dict[str, str] = {
-    "ADOS": "Administrativ enhet – offentlig sektor", "ANNA": "Annen juridisk person",
-    "ANS": "Ansvarlig selskap med solidarisk ansvar", "AS": "Aksjeselskap",
-    "ASA": "Allmennaksjeselskap", "BA": "Selskap med begrenset ansvar", "BBL": "Boligbyggelag",
-    "BO": "Andre bo", "BRL": "Borettslag", "DA": "Ansvarlig selskap med delt ansvar",
-    "ENK": "Enkeltpersonforetak", "EOFG": "Europeisk økonomisk foretaksgruppe",
-    "ESEK": "Eierseksjonssameie", "FKF": "Fylkeskommunalt foretak",
-    "FLI": "Forening/lag/innretning", "FYLK": "Fylkeskommune",
-    "GFS": "Gjensidig forsikringsselskap", "IKJP": "Andre ikke-juridiske personer",
-    "IKS": "Interkommunalt selskap", "KBO": "Konkursbo", "KF": "Kommunalt foretak",
-    "KIRK": "Den norske kirke", "KOMM": "Kommune", "KS": "Kommandittselskap",
-    "KTRF": "Kontorfellesskap", "NUF": "Norskregistrert utenlandsk foretak",
-    "OPMV": "Særskilt oppdelt enhet, jf. mval. § 2-2", "ORGL": "Organisasjonsledd",
+    "ADOS": "Administrativ enhet – offentlig sektor",
+    "ANNA": "Annen juridisk person",
+    "ANS": "Ansvarlig selskap med solidarisk ansvar",
+    "AS": "Aksjeselskap",
+    "ASA": "Allmennaksjeselskap",
+    "BA": "Selskap med begrenset ansvar",
+    "BBL": "Boligbyggelag",
+    "BO": "Andre bo",
+    "BRL": "Borettslag",
+    "DA": "Ansvarlig selskap med delt ansvar",
+    "ENK": "Enkeltpersonforetak",
+    "EOFG": "Europeisk økonomisk foretaksgruppe",
+    "ESEK": "Eierseksjonssameie",
+    "FKF": "Fylkeskommunalt foretak",
+    "FLI": "Forening/lag/innretning",
+    "FYLK": "Fylkeskommune",
+    "GFS": "Gjensidig forsikringsselskap",
+    "IKJP": "Andre ikke-juridiske personer",
+    "IKS": "Interkommunalt selskap",
+    "KBO": "Konkursbo",
+    "KF": "Kommunalt foretak",
+    "KIRK": "Den norske kirke",
+    "KOMM": "Kommune",
+    "KS": "Kommandittselskap",
+    "KTRF": "Kontorfellesskap",
+    "NUF": "Norskregistrert utenlandsk foretak",
+    "OPMV": "Særskilt oppdelt enhet, jf. mval. § 2-2",
+    "ORGL": "Organisasjonsledd",
     "PERS": "Andre enkeltpersoner som registreres i tilknyttet register",
-    "PK": "Pensjonskasse", "PRE": "Partrederi", "SA": "Samvirkeforetak",
-    "SAM": "Tingsrettslig sameie", "SE": "Europeisk selskap", "SF": "Statsforetak",
-    "SPA": "Sparebank", "STAT": "Staten", "STI": "Stiftelse",
-    "SÆR": "Annet foretak iflg. særskilt lov", "TVAM": "Tvangsregistrert for MVA",
-    "UTLA": "Utenlandsk enhet", "VPFO": "Verdipapirfond",
+    "PK": "Pensjonskasse",
+    "PRE": "Partrederi",
+    "SA": "Samvirkeforetak",
+    "SAM": "Tingsrettslig sameie",
+    "SE": "Europeisk selskap",
+    "SF": "Statsforetak",
+    "SPA": "Sparebank",
+    "STAT": "Staten",
+    "STI": "Stiftelse",
+    "SÆR": "Annet foretak iflg. særskilt lov",
+    "TVAM": "Tvangsregistrert for MVA",
+    "UTLA": "Utenlandsk enhet",
+    "VPFO": "Verdipapirfond",
 }
 
 EMPLOYEE_RULES = ("auto", "registered", "exact")
@@ -49,14 +73,25 @@ REACH = ("email", "phone_only", "postal_only")
 FOREIGN = "utland"  # the breakdown's key for units with a foreign business address
 
 _LIST_KEYS = {
-    "municipality": "municipalities", "municipalities": "municipalities",
-    "county": "counties", "counties": "counties",
-    "police_district": "police_districts", "police_districts": "police_districts",
-    "nace": "nace", "form": "forms", "forms": "forms", "exclude_form": "exclude_forms",
-    "exclude_forms": "exclude_forms", "sector": "sectors", "sectors": "sectors",
+    "municipality": "municipalities",
+    "municipalities": "municipalities",
+    "county": "counties",
+    "counties": "counties",
+    "police_district": "police_districts",
+    "police_districts": "police_districts",
+    "nace": "nace",
+    "form": "forms",
+    "forms": "forms",
+    "exclude_form": "exclude_forms",
+    "exclude_forms": "exclude_forms",
+    "sector": "sectors",
+    "sectors": "sectors",
 }
 _SCALAR_KEYS = {
-    "min_employees", "employee_rule", "include_bankrupt", "include_liquidating",
+    "min_employees",
+    "employee_rule",
+    "include_bankrupt",
+    "include_liquidating",
     "include_deleted",
 }
 
@@ -140,7 +175,9 @@ class Criteria:
 
     def as_dict(self) -> dict[str, Any]:
         """The criteria as plain data (lists, not tuples), for storing and JSON."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 def _scalar(source: str, name: str, value: Any) -> Any:
@@ -246,9 +283,9 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
             )
         return "exact", minimum, note
     note = (
-        f"Ansatte: minst {minimum} kan ikke avgjøres fra åpne data, fordi registeret skjuler antall "
-        "under 5. Regel brukt: enheter med 5+ ansatte, pluss enheter med registrerte ansatte der "
-        "antallet er skjult (de uavgjorte er tatt med). Velg «registrerte ansatte (≥1)» med "
+        f"Ansatte: minst {minimum} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
+        "antall under 5. Regel brukt: enheter med 5+ ansatte, pluss enheter med registrerte "
+        "ansatte der antallet er skjult (de uavgjorte er tatt med). Velg «registrerte ansatte (≥1)» med "
         "--employee-rule registered, eller «≥5 eksakt» med --employee-rule exact."
     )
     return "registered_undecided", minimum, note
@@ -333,7 +370,7 @@ def selection_sql(criteria: Criteria, resolved: Resolved | None = None) -> tuple
         f"{undecided} AS undecided "
         f"FROM ({area_sql}) a JOIN units u ON u.orgnr = a.orgnr WHERE {where_all}"
     )
-    return sql, undecided_params + [*r.area, *r.area] + params + status_params
+    return sql, [*undecided_params, *r.area, *r.area, *params, *status_params]
 
 
 # -- preview -----------------------------------------------------------------------------
@@ -394,13 +431,13 @@ def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
     by_mun_reach: dict[str, dict[str, int]] = {}
     reach = dict.fromkeys(REACH, 0)
     total = undecided = 0
-    for mun, how, count, und in rows:
-        count, und = int(count), int(und or 0)
+    for mun, how, n, und in rows:
+        count = int(n)
         by_mun[mun] = by_mun.get(mun, 0) + count
         by_mun_reach.setdefault(mun, dict.fromkeys(REACH, 0))[how] += count
         reach[how] += count
         total += count
-        undecided += und
+        undecided += int(und or 0)
     if resolved.rule == "exact" and 1 < resolved.min_employees < 5:
         # Left out, but only because their hidden count (1-4) cannot be compared.
         hidden_sql, hidden_params = selection_sql(

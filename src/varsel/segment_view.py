@@ -76,8 +76,9 @@ def render_preview(console: Console, p: Preview) -> None:
             domains.add_row(domain, fmt_int(count))
         console.print(domains)
     if p.shared_addresses:
-        shared = Table("Adresse", "Enheter", title="Adresser delt av flere enheter",
-                       title_justify="left")
+        shared = Table(
+            "Adresse", "Enheter", title="Adresser delt av flere enheter", title_justify="left"
+        )
         for address, count in p.shared_addresses:
             shared.add_row(address, fmt_int(count))
         console.print(shared)

@@ -19,14 +19,46 @@ from varsel.dump import Kind
 
 # Columns of `units` filled from a record, in this order (bookkeeping columns follow).
 RECORD_COLUMNS: tuple[str, ...] = (
-    "orgnr", "kind", "parent_orgnr", "name", "form", "municipality", "postal_municipality",
-    "country", "nace1", "nace2", "nace3", "employees", "has_employees", "sector", "bankrupt",
-    "liquidating", "forced_dissolution", "deleted_date", "maalform", "addr_lines",
-    "addr_postcode", "addr_city", "addr_country", "post_lines", "post_postcode", "post_city",
-    "post_country", "post_countrycode", "email", "phone", "mobile", "website", "reach",
+    "orgnr",
+    "kind",
+    "parent_orgnr",
+    "name",
+    "form",
+    "municipality",
+    "postal_municipality",
+    "country",
+    "nace1",
+    "nace2",
+    "nace3",
+    "employees",
+    "has_employees",
+    "sector",
+    "bankrupt",
+    "liquidating",
+    "forced_dissolution",
+    "deleted_date",
+    "maalform",
+    "addr_lines",
+    "addr_postcode",
+    "addr_city",
+    "addr_country",
+    "post_lines",
+    "post_postcode",
+    "post_city",
+    "post_country",
+    "post_countrycode",
+    "email",
+    "phone",
+    "mobile",
+    "website",
+    "reach",
 )
 BOOKKEEPING_COLUMNS: tuple[str, ...] = (
-    "record_hash", "snapshot_id", "record_index", "first_snapshot_id", "gone_snapshot_id",
+    "record_hash",
+    "snapshot_id",
+    "record_index",
+    "first_snapshot_id",
+    "gone_snapshot_id",
     "updated_at",
 )
 UNIT_COLUMNS = RECORD_COLUMNS + BOOKKEEPING_COLUMNS
@@ -95,7 +127,9 @@ def _code(record: dict[str, Any], key: str) -> str | None:
     return None
 
 
-def extract(record: dict[str, Any], kind: Kind) -> tuple[tuple[Any, ...], tuple[contacts.Address, ...]]:
+def extract(
+    record: dict[str, Any], kind: Kind
+) -> tuple[tuple[Any, ...], tuple[contacts.Address, ...]]:
     """The unit's columns (RECORD_COLUMNS) and its registry e-mail addresses; raises Rejected."""
     if "_csv_error" in record:
         raise Rejected(record["_csv_error"])
@@ -111,8 +145,10 @@ def extract(record: dict[str, Any], kind: Kind) -> tuple[tuple[Any, ...], tuple[
     form = _code(record, "organisasjonsform")
     if form is None:
         raise Rejected("mangler organisasjonsform")
-    is_sub = "beliggenhetsadresse" in record or form in ("BEDR", "AAFY") or (
-        record.get("respons_klasse") == "Underenhet"
+    is_sub = (
+        "beliggenhetsadresse" in record
+        or form in ("BEDR", "AAFY")
+        or (record.get("respons_klasse") == "Underenhet")
     )
     if is_sub != (kind is Kind.UNDERENHETER):
         what = "en underenhet" if is_sub else "en hovedenhet"
@@ -189,12 +225,22 @@ def record_hash(values: Sequence[Any]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def contact_rows(orgnr: str, form: str, addresses: Sequence[contacts.Address]) -> list[tuple[Any, ...]]:
+def contact_rows(
+    orgnr: str, form: str, addresses: Sequence[contacts.Address]
+) -> list[tuple[Any, ...]]:
     """Rows for the contacts table (CONTACT_COLUMNS) from a unit's registry addresses."""
     personal = form in PERSONAL_FORMS
     return [
-        (orgnr, a.address, "registry", a.usable, a.reason.value if a.reason else None, a.domain,
-         a.role, personal)
+        (
+            orgnr,
+            a.address,
+            "registry",
+            a.usable,
+            a.reason.value if a.reason else None,
+            a.domain,
+            a.role,
+            personal,
+        )
         for a in addresses
     ]
 
@@ -203,13 +249,24 @@ def to_record(row: Sequence[Any]) -> dict[str, Any]:
     """The JSON-shaped record (the fields varsel keeps) of a units row; inverse of extract."""
     is_sub = row[COL["kind"]] == "underenhet"
 
-    def address(lines: str | None, postcode: str | None, city: str | None, country: str | None,
-                countrycode: str | None, kommune: str | None) -> dict[str, Any]:
+    def address(
+        lines: str | None,
+        postcode: str | None,
+        city: str | None,
+        country: str | None,
+        countrycode: str | None,
+        kommune: str | None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if lines:
             out["adresse"] = lines.split("\n")
-        for key, value in (("postnummer", postcode), ("poststed", city), ("land", country),
-                           ("landkode", countrycode), ("kommunenummer", kommune)):
+        for key, value in (
+            ("postnummer", postcode),
+            ("poststed", city),
+            ("land", country),
+            ("landkode", countrycode),
+            ("kommunenummer", kommune),
+        ):
             if value:
                 out[key] = value
         return out
@@ -224,22 +281,43 @@ def to_record(row: Sequence[Any]) -> dict[str, Any]:
         "underTvangsavviklingEllerTvangsopplosning": bool(row[COL["forced_dissolution"]]),
         "respons_klasse": "Underenhet" if is_sub else "Enhet",
     }
-    business = address(row[COL["addr_lines"]], row[COL["addr_postcode"]], row[COL["addr_city"]],
-                       row[COL["addr_country"]], row[COL["country"]], row[COL["municipality"]])
+    business = address(
+        row[COL["addr_lines"]],
+        row[COL["addr_postcode"]],
+        row[COL["addr_city"]],
+        row[COL["addr_country"]],
+        row[COL["country"]],
+        row[COL["municipality"]],
+    )
     if business:
         record["beliggenhetsadresse" if is_sub else "forretningsadresse"] = business
-    postal = address(row[COL["post_lines"]], row[COL["post_postcode"]], row[COL["post_city"]],
-                     row[COL["post_country"]], row[COL["post_countrycode"]],
-                     row[COL["postal_municipality"]])
+    postal = address(
+        row[COL["post_lines"]],
+        row[COL["post_postcode"]],
+        row[COL["post_city"]],
+        row[COL["post_country"]],
+        row[COL["post_countrycode"]],
+        row[COL["postal_municipality"]],
+    )
     if postal:
         record["postadresse"] = postal
-    for key, col in (("naeringskode1", "nace1"), ("naeringskode2", "nace2"),
-                     ("naeringskode3", "nace3"), ("institusjonellSektorkode", "sector")):
+    for key, col in (
+        ("naeringskode1", "nace1"),
+        ("naeringskode2", "nace2"),
+        ("naeringskode3", "nace3"),
+        ("institusjonellSektorkode", "sector"),
+    ):
         if row[COL[col]]:
             record[key] = {"kode": row[COL[col]]}
-    for key, col in (("overordnetEnhet", "parent_orgnr"), ("antallAnsatte", "employees"),
-                     ("maalform", "maalform"), ("epostadresse", "email"), ("telefon", "phone"),
-                     ("mobil", "mobile"), ("hjemmeside", "website")):
+    for key, col in (
+        ("overordnetEnhet", "parent_orgnr"),
+        ("antallAnsatte", "employees"),
+        ("maalform", "maalform"),
+        ("epostadresse", "email"),
+        ("telefon", "phone"),
+        ("mobil", "mobile"),
+        ("hjemmeside", "website"),
+    ):
         if row[COL[col]] is not None:
             record[key] = row[COL[col]]
     if row[COL["deleted_date"]]:
