@@ -114,6 +114,10 @@ class Database:
             marks = ", ".join("?" for _ in columns)
             self._conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
+    def raw_connection(self) -> Any:
+        """The driver's connection, for the few bulk paths that need it (SQLite only)."""
+        return self._conn
+
     # -- transactions -----------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -105,6 +105,7 @@ class DumpReader:
             if self.compressed
             else buffered
         )
+        self.records_read = 0  # maintained by the importer, for its summary
         self._pending: Iterator[Batch] | None = None
         self._first: Batch | None = None
         try:

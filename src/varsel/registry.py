@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,13 +24,14 @@ import orjson
 from varsel import unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.dump import Kind, open_dump
-from varsel.errors import BadFileError, UserError
+from varsel.dump import Batch, DumpReader, Kind, open_dump
+from varsel.errors import BadFileError, UserError, VarselError
 from varsel.i18n import fmt_int
 from varsel.progress import ProgressCallback, no_progress
 
 STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
 SHOWN_REJECTS = 5
+PARALLEL_FROM_BYTES = 16 << 20  # smaller dumps are parsed in-process: no start-up cost
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ def import_dump(
 
 def _load(
     db: Database,
-    reader: Any,
+    reader: DumpReader,
     path: Path,
     sha: str,
     date: str,
@@ -281,44 +283,28 @@ def _load(
         dump_date=date,
         imported_at=now,
     )
-    _create_staging(db)
-    records = 0
-    for batch in reader:
-        rows: list[tuple[Any, ...]] = []
-        contact_rows: list[tuple[Any, ...]] = []
-        for k, record in enumerate(batch.records):
-            index = batch.first_index + k
-            try:
-                values, addresses = unit.extract(record, info.kind)
-            except unit.Rejected as e:
-                orgnr = record.get("organisasjonsnummer")
-                rejects.add(
-                    Reject(
-                        index + 1,
-                        batch.lines[k] if batch.lines else None,
-                        orgnr if isinstance(orgnr, str) else None,
-                        str(e),
-                    )
-                )
-                continue
-            rows.append((*values, unit.record_hash(values), index))
-            contact_rows.extend(
-                (*c, index) for c in unit.contact_rows(values[0], values[4], addresses)
+    direct = db.dialect == "sqlite" and not db.query_one(
+        "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
+    )
+    batches = _extracted(reader, rejects, progress)
+    if direct:
+        counts = _write_direct(db, batches, snapshot_id, now, rejects)
+    else:
+        _create_staging(db)
+        for rows, contact_rows in batches:
+            db.insert_rows("staging_units", STAGE_COLUMNS, rows)
+            db.insert_rows(
+                "staging_contacts", (*unit.CONTACT_COLUMNS, "record_index"), contact_rows
             )
-        db.insert_rows("staging_units", STAGE_COLUMNS, rows)
-        db.insert_rows("staging_contacts", (*unit.CONTACT_COLUMNS, "record_index"), contact_rows)
-        records += len(batch.records)
-        progress(batch.file_offset, info.size, records)
-    for orgnr, index in _duplicates(db):
-        rejects.add(
-            Reject(index + 1, None, orgnr, "organisasjonsnummeret står flere ganger i filen")
-        )
-    counts = _merge(db, info.kind, snapshot_id, now)
+        for orgnr, index in _duplicates(db):
+            rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
+        counts = _merge(db, info.kind, snapshot_id, now)
+        _drop_staging(db)
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
         "rejected = ? WHERE id = ?",
         (
-            records,
+            batches_records(reader),
             counts["new"],
             counts["changed"],
             counts["unchanged"],
@@ -327,8 +313,167 @@ def _load(
             snapshot_id,
         ),
     )
-    _drop_staging(db)
     return snapshot_id
+
+
+DUPLICATE = "organisasjonsnummeret står flere ganger i filen"
+
+
+def unit_kind(kind: Kind) -> str:
+    """The units.kind value of a dump kind."""
+    return "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+
+
+def batches_records(reader: DumpReader) -> int:
+    """How many records the reader has handed out."""
+    return reader.records_read
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def _extract_batch(batch: Batch, kind: Kind) -> tuple[Rows, Rows, list[Reject]]:
+    """Unit rows (with hash and index), contact rows (with index) and rejects of one batch."""
+    rows: Rows = []
+    contact_rows: Rows = []
+    rejected: list[Reject] = []
+    for k, record in enumerate(batch.records):
+        index = batch.first_index + k
+        try:
+            values, addresses = unit.extract(record, kind)
+        except unit.Rejected as e:
+            orgnr = record.get("organisasjonsnummer")
+            line = batch.lines[k] if batch.lines else None
+            rejected.append(
+                Reject(index + 1, line, orgnr if isinstance(orgnr, str) else None, str(e))
+            )
+            continue
+        rows.append((*values, unit.record_hash(values), index))
+        if addresses:
+            contact_rows.extend(
+                (*c, index) for c in unit.contact_rows(values[0], values[4], addresses)
+            )
+    return rows, contact_rows, rejected
+
+
+def _extracted(
+    reader: DumpReader, rejects: _RejectLog, progress: ProgressCallback
+) -> Iterator[tuple[Rows, Rows]]:
+    """Batches of (unit rows, contact rows), parsed in a second process for large files."""
+    kind = reader.info.kind
+    reader.records_read = 0
+    if reader.info.size < PARALLEL_FROM_BYTES:
+        results: Iterator[tuple[Rows, Rows, list[Reject], int, int]] = (
+            (*_extract_batch(b, kind), b.file_offset, len(b.records)) for b in reader
+        )
+    else:
+        results = _extract_in_worker(reader.path, kind)
+    for rows, contact_rows, rejected, offset, count in results:
+        for r in rejected:
+            rejects.add(r)
+        reader.records_read += count
+        yield rows, contact_rows
+        progress(offset, reader.info.size, reader.records_read)
+
+
+def _extract_in_worker(
+    path: Path, kind: Kind
+) -> Iterator[tuple[Rows, Rows, list[Reject], int, int]]:
+    """Run parsing and extraction in another process while this one writes to the store."""
+    ctx = multiprocessing.get_context("spawn")
+    queue: Any = ctx.Queue(maxsize=4)
+    worker = ctx.Process(target=_worker, args=(path, kind, queue), daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        queue.close()
+
+
+def _worker(path: Path, kind: Kind, queue: Any) -> None:
+    """The other process: read the dump and put extracted batches on the queue."""
+    try:
+        with open_dump(path) as reader:
+            for batch in reader:
+                queue.put((*_extract_batch(batch, kind), batch.file_offset, len(batch.records)))
+    except VarselError as e:
+        queue.put(type(e)(e.message))
+        return
+    except Exception as e:  # a bug: hand it over so the importing process fails loudly
+        queue.put(RuntimeError(f"import worker failed: {e!r}"))
+        return
+    queue.put(None)
+
+
+def _write_direct(
+    db: Database,
+    batches: Iterator[tuple[Rows, Rows]],
+    snapshot_id: int,
+    now: str,
+    rejects: _RejectLog,
+) -> dict[str, int]:
+    """First import of a kind into SQLite: straight into units, no staging and no merge."""
+    cols = ", ".join(unit.UNIT_COLUMNS)
+    marks = ", ".join("?" for _ in unit.UNIT_COLUMNS)
+    insert = f"INSERT INTO units ({cols}) VALUES ({marks}) ON CONFLICT (orgnr) DO NOTHING"
+    contact_insert = (
+        f"INSERT INTO contacts ({', '.join(unit.CONTACT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in unit.CONTACT_COLUMNS)})"
+    )
+    conn = db.raw_connection()
+    # Into an empty table, building the secondary indexes once at the end is much cheaper
+    # than keeping them up to date row by row; DDL is part of the transaction in SQLite.
+    empty = not db.query_one("SELECT 1 FROM units LIMIT 1")
+    indexes = (
+        db.query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+            "('units', 'contacts') AND sql IS NOT NULL"
+        )
+        if empty
+        else []
+    )
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
+    new = 0
+    for rows, contact_rows in batches:
+        before = conn.total_changes
+        conn.executemany(
+            insert, [(*r[:-1], snapshot_id, r[-1], snapshot_id, None, now) for r in rows]
+        )
+        inserted = conn.total_changes - before
+        new += inserted
+        skip: set[int] = set()
+        if inserted < len(rows):
+            skip = _direct_duplicates(db, rows, rejects)
+        conn.executemany(contact_insert, [c[:-1] for c in contact_rows if c[-1] not in skip])
+    for _, sql in indexes:
+        db.execute(sql)
+    return {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
+
+
+def _direct_duplicates(db: Database, rows: Rows, rejects: _RejectLog) -> set[int]:
+    """Indices of rows that were not inserted because their orgnr was already there."""
+    stored: dict[str, int] = dict(
+        db.query(
+            f"SELECT orgnr, record_index FROM units WHERE orgnr IN "
+            f"({', '.join('?' for _ in rows)})",
+            [r[0] for r in rows],
+        )
+    )
+    skipped = {int(r[-1]) for r in rows if stored.get(r[0]) != r[-1]}
+    for r in rows:
+        if int(r[-1]) in skipped:
+            rejects.add(Reject(int(r[-1]) + 1, None, r[0], DUPLICATE))
+    return skipped
 
 
 def _create_staging(db: Database) -> None:

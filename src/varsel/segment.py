@@ -285,8 +285,8 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
     note = (
         f"Ansatte: minst {minimum} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
         "antall under 5. Regel brukt: enheter med 5+ ansatte, pluss enheter med registrerte "
-        "ansatte der antallet er skjult (de uavgjorte er tatt med). Velg «registrerte ansatte (≥1)» med "
-        "--employee-rule registered, eller «≥5 eksakt» med --employee-rule exact."
+        "ansatte der antallet er skjult (de uavgjorte er tatt med). Velg «registrerte ansatte "
+        "(≥1)» med --employee-rule registered, eller «≥5 eksakt» med --employee-rule exact."
     )
     return "registered_undecided", minimum, note
 
