@@ -72,7 +72,7 @@ def main() -> None:
         isal, isal_size = compress_time(path, lambda: isal_zlib.compressobj(_GZIP_LEVEL, wbits=31))
 
     units = f"{args.units:,}".replace(",", " ")
-    print(f"### write_dump: {units} {args.kind}, {args.fmt}.gz, {args.runs} runs\n")
+    print(f"### write_dump: {units} {args.kind}, {args.fmt}.gz, runs: {args.runs}\n")
     print("| run | seconds | units/s | file |")
     print("|---|---:|---:|---:|")
     for number, r in enumerate(runs, 1):

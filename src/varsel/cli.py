@@ -209,18 +209,34 @@ def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None
 @click.option("--units", type=click.IntRange(min=0), required=True, help="How many units.")
 @click.option("--seed", type=int, required=True, help="Same seed, same file.")
 @click.option(
+    "--municipality",
+    "municipalities",
+    multiple=True,
+    help="Only units located in this municipality (2024 number); repeat for several.",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )
 @click.option(
     "--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter", show_default=True
 )
-def registry_synth(out_path: Path, units: int, seed: int, fmt: str, kind: str) -> None:
+def registry_synth(
+    out_path: Path, units: int, seed: int, municipalities: tuple[str, ...], fmt: str, kind: str
+) -> None:
     """Write a synthetic registry dump in exactly the registry's format."""
     from varsel.progress import progress_bar
     from varsel.synth import write_dump
 
     with progress_bar(f"Lager syntetisk {kind}", err) as progress:
-        result = write_dump(out_path, units=units, seed=seed, fmt=fmt, kind=kind, progress=progress)
+        result = write_dump(
+            out_path,
+            units=units,
+            seed=seed,
+            fmt=fmt,
+            kind=kind,
+            municipalities=municipalities,
+            progress=progress,
+        )
     out.print(result.summary())
 
 

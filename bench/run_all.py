@@ -1,0 +1,18 @@
+"""Run every benchmark at full scale; `make bench`. Each prints a Markdown section."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHES = ["bench.bench_synth", "bench.bench_import"]
+
+
+def main() -> None:
+    for name in BENCHES:
+        print(f"\n## {name}\n", flush=True)
+        subprocess.run([sys.executable, "-m", name], check=True)
+
+
+if __name__ == "__main__":
+    main()
