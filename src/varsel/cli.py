@@ -140,7 +140,7 @@ def registry_import(
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
     """Apply change-feed pages (oppdateringer) to the store."""
-    from varsel.registry import apply_feed
+    from varsel.feed import apply_feed
 
     for path in paths:
         result = apply_feed(state.db, path)
@@ -152,7 +152,7 @@ def registry_update(state: State, paths: tuple[Path, ...]) -> None:
 @pass_state
 def registry_snapshots(state: State, as_json: bool) -> None:
     """List the imported dumps and change-feed pages."""
-    from varsel.registry import list_snapshots
+    from varsel.snapshot import list_snapshots
 
     snaps = list_snapshots(state.db)
     if as_json:

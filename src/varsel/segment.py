@@ -20,7 +20,7 @@ from varsel.contacts import Reason, explain
 from varsel.db import Database
 from varsel.errors import BadCriteriaError
 from varsel.i18n import fmt_int
-from varsel.registry import Snapshot, latest_snapshot
+from varsel.snapshot import Snapshot, latest_snapshot
 
 # Organisation forms of main units (Enhetsregisteret's code list).
 FORMS: dict[str, str] = {
