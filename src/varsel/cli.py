@@ -291,6 +291,162 @@ def segment_preview(
         render_preview(out, result)
 
 
+# -- campaigns --------------------------------------------------------------------------
+
+
+@cli.group()
+def campaign() -> None:
+    """Create, check, send and follow campaigns."""
+
+
+@campaign.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def campaign_create(state: State, file: Path) -> None:
+    """Create a campaign from its TOML file; prints the new campaign's id last."""
+    from varsel.campaign import create_campaign
+
+    result = create_campaign(state.db, state.settings, file)
+    out.print(result.summary())
+
+
+@campaign.command("send")
+@click.argument("campaign_id", type=int)
+@click.option("--smtp", "smtp_url", metavar="URL", help="Relay; same as VARSEL_SMTP_URL.")
+@click.option("--connections", type=click.IntRange(min=1), help="SMTP connections.")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second at most.")
+@pass_state
+def campaign_send(
+    state: State,
+    campaign_id: int,
+    smtp_url: str | None,
+    connections: int | None,
+    rate: float | None,
+) -> None:
+    """Send a campaign; safe to run again after a crash (see docs/delivery.md)."""
+    from varsel.campaign import get_campaign
+    from varsel.channel.smtp import RelayConfig
+    from varsel.progress import counts_bar
+    from varsel.sender import SendOptions, send_campaign
+
+    relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)
+    spec = get_campaign(state.db, campaign_id).spec
+    options = SendOptions.for_campaign(spec, connections=connections, rate_per_second=rate)
+    total = int(
+        state.db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'email'",
+            (campaign_id,),
+        )
+        or 0
+    )
+    with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
+        report = send_campaign(
+            state.db, state.settings, campaign_id, relay=relay, options=options, progress=progress
+        )
+    out.print(report.summary())
+
+
+@campaign.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
+    """Counts per delivery state, and the deliveries in doubt."""
+    from varsel.sender import status
+
+    report = status(state.db, campaign_id)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    c = report.counts
+    out.print(f"Kampanje {campaign_id} «{report.campaign.name}»: {report.campaign.status.value}")
+    for key, label in (
+        ("queued", "i kø"),
+        ("claimed", "under sending"),
+        ("sent", "sendt"),
+        ("deferred", "utsatt"),
+        ("failed", "feilet"),
+        ("suppressed", "sperret"),
+        ("in_doubt", "usikre"),
+        ("cancelled", "kansellert"),
+    ):
+        out.print(f"  {label:<14} {c[key]:>8}")
+    for d in report.in_doubt:
+        out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
+
+
+def _set_status(state: State, campaign_id: int, status_name: str) -> None:
+    from varsel.campaign import CampaignStatus, set_status
+
+    campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name))
+    out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».")
+
+
+@campaign.command("pause")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_pause(state: State, campaign_id: int) -> None:
+    """Pause sending; a running sender stops within a second."""
+    _set_status(state, campaign_id, "paused")
+
+
+@campaign.command("resume")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_resume(state: State, campaign_id: int) -> None:
+    """Allow a paused campaign to be sent again (then run `campaign send`)."""
+    _set_status(state, campaign_id, "ready")
+
+
+@campaign.command("cancel")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_cancel(state: State, campaign_id: int) -> None:
+    """Stop a campaign for good: what is not sent yet is cancelled."""
+    _set_status(state, campaign_id, "cancelled")
+
+
+@campaign.command("resend-in-doubt")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
+    """Queue the in-doubt deliveries again: the operator accepts they may arrive twice."""
+    from varsel.campaign import get_campaign
+    from varsel.outbox import resend_in_doubt
+
+    get_campaign(state.db, campaign_id)
+    n = resend_in_doubt(state.db, campaign_id)
+    out.print(
+        f"{n} usikre leveranser er lagt i kø igjen; kjør «varsel campaign send {campaign_id}»."
+    )
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """DKIM signing keys."""
+
+
+@keys.command("generate")
+@click.option("--domain", required=True, help="The sender's domain, e.g. nsr-org.no.")
+@click.option("--selector", default="varsel", show_default=True)
+@click.option(
+    "--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", show_default=True
+)
+@pass_state
+def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> None:
+    """Write a key pair and print the DNS TXT record to publish."""
+    from varsel.dkim import generate_key
+    from varsel.keys import key_dir
+
+    files = generate_key(key_dir(state.settings), domain, selector, algorithm)
+    out.print(f"Privat nøkkel: {files.private_key}")
+    out.print("Publiser denne DNS-posten:")
+    click.echo(files.dns_record())
+
+
 def main() -> None:
     """Entry point of the `varsel` console script."""
     cli.main(prog_name="varsel", standalone_mode=True)

@@ -35,10 +35,25 @@ class Settings:
         "Seconds to wait for the registry server before a download gives up.",
         "VARSEL_DOWNLOAD_TIMEOUT",
     )
-    import_batch_size: int = _setting(
-        5000,
-        "Registry records written to the store per batch during an import.",
-        "VARSEL_IMPORT_BATCH_SIZE",
+    smtp_url: str = _setting(
+        "smtp://127.0.0.1:25",
+        "Mail relay: smtp://host:port, smtps:// (TLS), smtp+starttls://, optional user:password@.",
+        "VARSEL_SMTP_URL",
+    )
+    dkim_key_dir: str = _setting(
+        "~/.config/varsel/dkim",
+        "Folder of DKIM private keys (<domain>.<selector>.pem); keep it outside the repository.",
+        "VARSEL_DKIM_KEY_DIR",
+    )
+    public_base_url: str = _setting(
+        "https://varsel.example.no",
+        "Public address of the verify, feedback and unsubscribe pages (the authority's own site).",
+        "VARSEL_PUBLIC_BASE_URL",
+    )
+    allow_test_domains: bool = _setting(
+        False,
+        "Accept .test addresses (for test set-ups on loopback only).",
+        "VARSEL_ALLOW_TEST_DOMAINS",
     )
 
     @classmethod

@@ -240,7 +240,7 @@ class Database:
                 )
             for fk in self.query(f"PRAGMA foreign_key_list({table})"):
                 out.append(("fk", table, *fk[2:5], fk[5], fk[6]))
-        return out
+        return sorted(out, key=repr)  # creation order differs between the two ways
 
 
 def _normalise_sql(sql: str) -> str:

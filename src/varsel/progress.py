@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from rich.console import Console
@@ -48,6 +48,39 @@ def progress_bar(description: str, console: Console | None = None) -> Iterator[P
 
     def update(done: int, total: int | None, records: int) -> None:
         bar.update(task, completed=done, total=total, records=records)
+
+    with bar:
+        yield update
+
+
+@contextlib.contextmanager
+def counts_bar(
+    description: str, total: int, console: Console | None = None
+) -> Iterator[Callable[[dict[str, int], float], None]]:
+    """A Rich bar for sending: finished deliveries of total, the rate, and counts per state."""
+    console = console or Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:>8,}/{task.total:,}"),
+        TextColumn("{task.fields[rate]:>6.0f}/s"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task(description, total=total, rate=0.0, detail="")
+
+    def update(counts: dict[str, int], rate: float) -> None:
+        done = sum(
+            counts.get(k, 0) for k in ("sent", "failed", "suppressed", "in_doubt", "cancelled")
+        )
+        detail = (
+            f"sendt {counts.get('sent', 0):,} · utsatt {counts.get('deferred', 0):,} · "
+            f"feilet {counts.get('failed', 0):,} · usikre {counts.get('in_doubt', 0):,}"
+        )
+        bar.update(task, completed=done, rate=rate, detail=detail)
 
     with bar:
         yield update

@@ -349,28 +349,43 @@ def selection_sql(criteria: Criteria, resolved: Resolved | None = None) -> tuple
     if r.area is None:
         sql = (
             f"SELECT u.orgnr AS orgnr, coalesce(u.municipality, '{FOREIGN}') AS municipality, "
-            f"u.reach AS reach, {undecided} AS undecided "
+            f"u.reach AS reach, {undecided} AS undecided, "
+            "CASE WHEN u.email IS NULL THEN 0 ELSE 1 END AS has_email "
             f"FROM units u WHERE {where_all}"
         )
         return sql, undecided_params + params + status_params
     marks = ", ".join("?" for _ in r.area)
-    # Own address first ('0'), then the lowest in-area municipality of a sub-unit ('1').
-    area_sql = (
-        "SELECT orgnr, substr(min(prio || municipality), 2) AS municipality FROM ("
-        f"SELECT orgnr, '0' AS prio, municipality FROM units WHERE kind = 'enhet' "
-        f"AND municipality IN ({marks}) AND gone_snapshot_id IS NULL "
-        "UNION ALL "
-        f"SELECT parent_orgnr, '1', municipality FROM units WHERE kind = 'underenhet' "
-        f"AND municipality IN ({marks}) AND gone_snapshot_id IS NULL "
-        "AND deleted_date IS NULL AND parent_orgnr IS NOT NULL"
-        ") area GROUP BY orgnr"
+    # Units whose own address is in the area, plus (disjoint) units outside it with a sub-unit
+    # inside, counted once under the lowest such municipality. Both halves run on covering
+    # partial indexes, so neither needs to group the whole area by organisation number.
+    own = (
+        f"SELECT u.orgnr AS orgnr, u.municipality AS municipality, u.reach AS reach, "
+        f"{undecided} AS undecided, CASE WHEN u.email IS NULL THEN 0 ELSE 1 END AS has_email "
+        "FROM units u "
+        f"WHERE {where_all} AND u.municipality IN ({marks})"
     )
-    sql = (
-        f"SELECT u.orgnr AS orgnr, a.municipality AS municipality, u.reach AS reach, "
-        f"{undecided} AS undecided "
-        f"FROM ({area_sql}) a JOIN units u ON u.orgnr = a.orgnr WHERE {where_all}"
+    via = (
+        f"SELECT u.orgnr, b.municipality, u.reach, {undecided}, "
+        "CASE WHEN u.email IS NULL THEN 0 ELSE 1 END FROM ("
+        "SELECT parent_orgnr AS orgnr, min(municipality) AS municipality FROM units "
+        "WHERE kind = 'underenhet' AND gone_snapshot_id IS NULL AND deleted_date IS NULL "
+        f"AND municipality IN ({marks}) AND parent_orgnr IS NOT NULL GROUP BY parent_orgnr"
+        f") b JOIN units u ON u.orgnr = b.orgnr WHERE {where_all} "
+        f"AND (u.municipality IS NULL OR u.municipality NOT IN ({marks}))"
     )
-    return sql, [*undecided_params, *r.area, *r.area, *params, *status_params]
+    filter_params = [*params, *status_params]
+    return (
+        f"{own} UNION ALL {via}",
+        [
+            *undecided_params,
+            *filter_params,
+            *r.area,
+            *undecided_params,
+            *r.area,
+            *filter_params,
+            *r.area,
+        ],
+    )
 
 
 # -- preview -----------------------------------------------------------------------------
@@ -422,10 +437,27 @@ def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
     """Count what a segment selects: units, undecided, by municipality and reachability."""
     resolved = resolve(criteria)
     sql, params = selection_sql(criteria, resolved)
+    # The selection is computed once into a temporary table; every breakdown reads from it.
+    db.execute("DROP TABLE IF EXISTS segment_preview")
+    db.execute(f"CREATE TEMP TABLE segment_preview AS {sql}", params)
+    db.execute("DROP TABLE IF EXISTS segment_contacts")
+    db.execute(
+        "CREATE TEMP TABLE segment_contacts AS SELECT c.orgnr AS orgnr, c.address AS address, "
+        "c.usable AS usable, c.reason AS reason, c.domain AS domain, c.role AS role, "
+        "c.personal AS personal, s.reach AS reach FROM segment_preview s "
+        "JOIN contacts c ON c.orgnr = s.orgnr WHERE s.has_email = 1"
+    )
+    try:
+        return _preview_from_table(db, criteria, resolved, top)
+    finally:
+        db.execute("DROP TABLE IF EXISTS segment_preview")
+        db.execute("DROP TABLE IF EXISTS segment_contacts")
+
+
+def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, top: int) -> Preview:
     rows = db.query(
-        f"SELECT municipality, reach, count(*), sum(undecided) FROM ({sql}) sel "
-        "GROUP BY municipality, reach",
-        params,
+        "SELECT municipality, reach, count(*), sum(undecided) FROM segment_preview "
+        "GROUP BY municipality, reach"
     )
     by_mun: dict[str, int] = {}
     by_mun_reach: dict[str, dict[str, int]] = {}
@@ -433,8 +465,9 @@ def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
     total = undecided = 0
     for mun, how, n, und in rows:
         count = int(n)
-        by_mun[mun] = by_mun.get(mun, 0) + count
-        by_mun_reach.setdefault(mun, dict.fromkeys(REACH, 0))[how] += count
+        key = mun or FOREIGN
+        by_mun[key] = by_mun.get(key, 0) + count
+        by_mun_reach.setdefault(key, dict.fromkeys(REACH, 0))[how] += count
         reach[how] += count
         total += count
         undecided += int(und or 0)
@@ -444,35 +477,32 @@ def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
             criteria, dataclasses.replace(resolved, rule="hidden")
         )
         undecided = int(db.scalar(f"SELECT count(*) FROM ({hidden_sql}) h", hidden_params))
-    contact_sql = f"SELECT orgnr FROM ({sql}) sel"
+    joined = "FROM segment_contacts c"
     top_domains = [
         (str(d), int(n))
         for d, n in db.query(
-            "SELECT domain, count(DISTINCT orgnr) FROM contacts WHERE usable = ? "
-            f"AND orgnr IN ({contact_sql}) GROUP BY domain ORDER BY 2 DESC, 1 LIMIT ?",
-            [True, *params, top],
+            f"SELECT c.domain, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
+            "GROUP BY c.domain ORDER BY 2 DESC, 1 LIMIT ?",
+            (True, top),
         )
     ]
     shared = [
         (str(a), int(n))
         for a, n in db.query(
-            "SELECT address, count(DISTINCT orgnr) FROM contacts WHERE usable = ? "
-            f"AND orgnr IN ({contact_sql}) GROUP BY address HAVING count(DISTINCT orgnr) > 1 "
-            "ORDER BY 2 DESC, 1 LIMIT ?",
-            [True, *params, top],
+            f"SELECT c.address, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
+            "GROUP BY c.address HAVING count(DISTINCT c.orgnr) > 1 ORDER BY 2 DESC, 1 LIMIT ?",
+            (True, top),
         )
     ]
     unusable_rows = db.query(
-        "SELECT reason, count(DISTINCT orgnr) FROM contacts c WHERE usable = ? "
-        f"AND orgnr IN ({contact_sql}) AND NOT EXISTS (SELECT 1 FROM contacts d "
-        "WHERE d.orgnr = c.orgnr AND d.usable = ?) GROUP BY reason ORDER BY 2 DESC",
-        [False, *params, True],
+        f"SELECT c.reason, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
+        "AND c.reach <> 'email' GROUP BY c.reason ORDER BY 2 DESC, 1",
+        (False,),
     )
     kinds = db.query_one(
-        "SELECT sum(CASE WHEN personal = ? THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN role = ? THEN 1 ELSE 0 END) FROM contacts "
-        f"WHERE usable = ? AND orgnr IN ({contact_sql})",
-        [True, True, True, *params],
+        "SELECT sum(CASE WHEN c.personal = ? THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN c.role = ? THEN 1 ELSE 0 END) {joined} WHERE c.usable = ?",
+        (True, True, True),
     ) or (0, 0)
     return Preview(
         criteria=criteria,

@@ -1,0 +1,1 @@
+"""Delivery channels: SMTP now; postal letters and Altinn later."""

@@ -1,0 +1,624 @@
+"""One authenticated message per recipient: templates in nb, nn and en, MIME built by hand, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import importlib.resources
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
+
+from varsel import codes
+from varsel.dkim import Signer
+from varsel.errors import UserError
+
+LANGUAGES = ("nb", "nn", "en")
+_AND = {"nb": "og", "nn": "og", "en": "and"}
+
+
+class MessageError(UserError):
+    """The message cannot be built."""
+
+
+class HeaderInjectionError(MessageError):
+    """A value would break out of its e-mail header field."""
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """A business the message is addressed to."""
+
+    orgnr: str
+    name: str
+    municipality: str | None  # municipality name, e.g. "Bærum"
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """Everything that is the same for every recipient of a campaign."""
+
+    campaign_id: int
+    from_address: str
+    from_name: str
+    reply_to: str | None
+    organisation: str
+    subjects: Mapping[str, str]  # language -> subject template (Jinja2 text)
+    text_templates: Mapping[str, str]  # language -> Jinja2 source, plain text
+    html_templates: Mapping[str, str]  # language -> Jinja2 source, HTML
+    document_title: str
+    document_url: str
+    verify_url: str  # the authority's own page, e.g. "https://www.politiet.no/kontroll"
+    unsubscribe_url: (
+        str  # base, e.g. "https://varsel.politiet.no/avmelding"; token appended as /TOKEN
+    )
+    unsubscribe_mailto: str  # e.g. "avmelding@nsr.no"
+    allow_links: bool = False  # clickable links in the HTML part only when True
+    allowed_link_domains: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)  # extra campaign fields for templates
+    feedback_id: str = ""  # stable Feedback-ID, e.g. "c42:varsel:nsr.no"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One address and the units it receives the message for."""
+
+    delivery_id: int
+    address: str  # recipient e-mail (already validated; A-label domain)
+    units: tuple[UnitRef, ...]  # one or several (an address shared by many units)
+    language: str  # "nb" | "nn" | "en"
+    code: str  # grouped verification code
+    unsubscribe_token: str  # opaque, URL-safe
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The three texts of one message, before MIME: for previews and the campaign linter."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def default_templates() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The shipped templates: (subjects, plain texts, HTML) by language."""
+    folder = importlib.resources.files("varsel") / "templates" / "email"
+    subjects, texts, htmls = {}, {}, {}
+    for language in LANGUAGES:
+        subjects[language] = (folder / f"{language}.subject.txt").read_text("utf-8").strip()
+        texts[language] = (folder / f"{language}.txt.j2").read_text("utf-8")
+        htmls[language] = (folder / f"{language}.html.j2").read_text("utf-8")
+    return subjects, texts, htmls
+
+
+# --- Links ----------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[A-Za-z][^>]*>")
+_URL_ATTRIBUTE = re.compile(
+    r"""[\s/](href|src|srcset|background|action|formaction|poster|data|cite|longdesc|xlink:href)"""
+    r"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
+    re.IGNORECASE,
+)
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))""", re.IGNORECASE)
+_CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
+# Everything _references looks at: style elements whole, and tags.
+_MARKUP = re.compile(r"<style\b[^>]*>.*?</style\s*>|<[A-Za-z][^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def links_in(html_text: str) -> list[str]:
+    """Every URL an HTML document links to or loads: href, src and the like, and CSS url()."""
+    return [url for _, url in _references(html_text)]
+
+
+def _references(html_text: str) -> list[tuple[str, str]]:
+    """(attribute name or "css", URL) for everything the document links to or loads."""
+    found: list[tuple[str, str]] = []
+    # Only markup counts: escaped text (a business called "url(x)") cannot contain a tag.
+    for tag in _TAG.finditer(html_text):
+        for match in _URL_ATTRIBUTE.finditer(tag.group()):
+            found.append((match.group(1).lower(), html.unescape(_first(match))))
+        # In a style attribute the quotes around a url() are entities: &quot;...&quot;.
+        found.extend(("css", _first(m)) for m in _CSS_URL.finditer(html.unescape(tag.group())))
+    for style in _STYLE_ELEMENT.finditer(html_text):
+        for pattern in (_CSS_IMPORT, _CSS_URL):
+            found.extend(("css", _first(m)) for m in pattern.finditer(style.group(1)))
+    return found
+
+
+def _first(match: re.Match[str]) -> str:
+    """The one alternative group of a quoted-or-bare value pattern that matched."""
+    return next(g for g in match.groups()[-3:] if g is not None)
+
+
+# --- Header values --------------------------------------------------------------------------
+
+# CR and LF end a header field; NUL ends it for some software; "=?" starts an RFC 2047 encoded
+# word, which a decoder would turn into any text at all, CR LF included (CVE-2024-6923).
+_HEADER_BREAKERS = re.compile(r"[\r\n\x00]|=\?")
+_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*\Z")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\Z")
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,200}\Z")
+_FEEDBACK_ID = re.compile(r"[!-~]{1,200}\Z")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_LINE = 78
+_MAX_SUBJECT = 400
+
+
+def _refuse_breakers(value: str, what: str) -> str:
+    if _HEADER_BREAKERS.search(value):
+        raise HeaderInjectionError(
+            f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {value[:60]!r}"
+        )
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Registry text made safe to show: controls and invisible marks gone, whitespace single."""
+    if value.isprintable() and "  " not in value and value == value.strip():
+        return value
+    # Line breaks and tabs become spaces (a name must stay one line); other controls, bidi
+    # overrides and zero-width marks are deleted, so a name cannot hide or reorder text.
+    chars = (c if c.isprintable() else " " if c.isspace() else "" for c in value)
+    return " ".join("".join(chars).split())
+
+
+@lru_cache(maxsize=4096)
+def _a_label(domain: str, what: str) -> str:
+    name = domain.rstrip(".").lower()
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise MessageError(f"{what}: ugyldig domene {domain!r}") from None
+    if not _HOST.match(name) or len(name) > 253:
+        raise MessageError(f"{what}: ugyldig domene {domain!r}")
+    return name
+
+
+@lru_cache(maxsize=4096)
+def display_address(address: str) -> str:
+    """An address as people read it: 'post@xn--brum-bakeri-98a.no' → 'post@bærum-bakeri.no'."""
+    local, at, domain = address.rpartition("@")
+    if "xn--" not in domain.lower():
+        return address
+    try:
+        return f"{local}{at}{idna.decode(domain)}"
+    except idna.IDNAError:
+        return address  # shown as it is: still the address the message went to
+
+
+def header_address(address: str, what: str) -> str:
+    """An address fit for a header: no breakers, ASCII local part, A-label domain."""
+    _refuse_breakers(address, what)
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not _LOCAL_PART.match(local) or len(local) > 64:
+        raise MessageError(f"{what}: ugyldig e-postadresse {address!r}")
+    return f"{local}@{_a_label(domain, what)}"
+
+
+def _url(url: str, what: str) -> str:
+    """An https URL (http only on loopback) with an A-label host and nothing that hides it."""
+    _refuse_breakers(url, what)
+    if any(c.isspace() or not c.isprintable() or c in '"<>\\' for c in url):
+        raise MessageError(f"{what}: ugyldige tegn i adressen {url!r}")
+    parts = urlsplit(url)
+    # "https://politiet.no@evil.test/" shows one host and goes to another: the phishing trick.
+    if "@" in parts.netloc or not parts.hostname:
+        raise MessageError(f"{what}: ugyldig nettadresse {url!r}")
+    host = parts.hostname if parts.hostname in _LOOPBACK else _a_label(parts.hostname, what)
+    if not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
+        raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _phrase(name: str, what: str) -> str:
+    """A display name as an RFC 5322 phrase: bare, quoted, or RFC 2047 encoded words."""
+    name = clean_text(_refuse_breakers(name, what))
+    if not name:
+        return ""
+    if _ATEXT_PHRASE.match(name):
+        return name
+    if name.isascii():
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _encoded_words(name, len("From: "))
+
+
+def _encoded_words(text: str, used: int) -> str:
+    """UTF-8 base64 encoded words of at most 75 characters, folded so lines stay under 78."""
+    words: list[str] = []
+    chunk = b""
+    budget = (_LINE - used - len("=?utf-8?b??=")) // 4 * 3
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > budget:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+            budget = (_LINE - 1 - len("=?utf-8?b??=")) // 4 * 3
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    # Whitespace between adjacent encoded words is dropped on decoding (RFC 2047 §6.2).
+    return "\r\n ".join(
+        f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words
+    )
+
+
+def _fold_words(text: str, used: int) -> str:
+    """ASCII text folded at spaces so lines stay under 78 where the words allow."""
+    lines: list[str] = []
+    line = ""
+    width = _LINE - used
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line, width = word, _LINE - 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+def _subject_field(subject: str) -> bytes:
+    if len(subject) > _MAX_SUBJECT:
+        raise MessageError(f"emnet er for langt ({len(subject)} tegn; høyst {_MAX_SUBJECT})")
+    used = len("Subject: ")
+    value = _fold_words(subject, used) if subject.isascii() else _encoded_words(subject, used)
+    return f"Subject: {value}\r\n".encode("ascii")
+
+
+# --- Bodies ---------------------------------------------------------------------------------
+
+
+def _quoted_printable_line(line: str) -> bytes:
+    """One line (no line break) as quoted-printable, soft breaks CRLF, in relaxed DKIM form."""
+    encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
+    if b"\t" in encoded or b"  " in encoded:
+        # Tabs and double spaces would change under DKIM's relaxed canonicalisation; encoded as
+        # =09 and =20 they survive it, and the body needs no canonicalising before hashing.
+        encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=True, istext=True)
+    # With no line break in its input b2a_qp breaks long lines with a bare LF.
+    return encoded.replace(b"=\n", b"=\r\n") if b"\n" in encoded else encoded
+
+
+class _QuotedPrintable:
+    """UTF-8 quoted-printable with CRLF line ends, lines of at most 76 characters."""
+
+    # Quoted-printable encodes each line on its own, and most lines of a campaign's messages
+    # are the same for every recipient: caching lines makes encoding a message a few lookups.
+    _MAX_CACHED = 8192
+
+    def __init__(self) -> None:
+        self._lines: dict[str, bytes] = {}
+
+    def encode(self, text: str) -> bytes:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        cache = self._lines
+        out = []
+        for line in lines:
+            encoded = cache.get(line)
+            if encoded is None:
+                encoded = _quoted_printable_line(line)
+                if len(cache) >= self._MAX_CACHED:
+                    cache.clear()  # lines naming one recipient never come back
+                cache[line] = encoded
+            out.append(encoded)
+        out.append(b"")
+        # "=" is always encoded (as =3D), so a boundary starting with "=_" never occurs in a part.
+        return b"\r\n".join(out)
+
+
+def _clean_unit(unit: UnitRef) -> UnitRef:
+    municipality_ok = unit.municipality is None or unit.municipality.isprintable()
+    if unit.name.isprintable() and unit.orgnr.isprintable() and municipality_ok:
+        return unit
+    municipality = None if unit.municipality is None else clean_text(unit.municipality)
+    return UnitRef(clean_text(unit.orgnr), clean_text(unit.name), municipality)
+
+
+def _format_orgnr(orgnr: str) -> str:
+    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
+
+
+def _join_names(names: Sequence[str], language: str) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {_AND.get(language, 'og')} {names[-1]}"
+
+
+# What a template can get wrong at run time, beyond Jinja's own errors: {{ 1 / 0 }}, {{ x[9] }}.
+_TEMPLATE_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+
+
+def _render(template: jinja2.Template, context: dict[str, Any], where: str) -> str:
+    """Render with a context that already holds the environment's globals."""
+    # Template.render() copies the context twice and merges the globals each time, which costs
+    # as much as a short template; shared=True hands over the dict that render() built for us.
+    try:
+        return "".join(template.root_render_func(template.new_context(context, shared=True)))
+    except _TEMPLATE_ERRORS as e:
+        message = str(e) if isinstance(e, jinja2.TemplateError) else f"{type(e).__name__}: {e}"
+        raise MessageError(f"{where}: malfeil: {message}") from None
+
+
+def _default_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class MessageFactory:
+    """Builds the complete, signed message for each recipient of one campaign."""
+
+    def __init__(
+        self,
+        spec: MessageSpec,
+        signer: Signer | None,
+        *,
+        message_id_domain: str | None = None,
+        now: Callable[[], datetime] = _default_now,
+    ) -> None:
+        self.spec = spec
+        self.signer = signer
+        self.now = now
+        languages = set(spec.subjects)
+        if not languages or not languages == set(spec.text_templates) == set(spec.html_templates):
+            raise MessageError("emne, tekstmal og HTML-mal må finnes for de samme språkene")
+
+        from_address = header_address(spec.from_address, "avsenderadresse")
+        self._sender_domain = from_address.rpartition("@")[2]
+        self._mid_domain = _a_label(message_id_domain or self._sender_domain, "Message-ID-domene")
+        reply_to = header_address(spec.reply_to, "svaradresse") if spec.reply_to else None
+        self._unsubscribe_base = _url(spec.unsubscribe_url, "avmeldingsadresse").rstrip("/")
+        self._unsubscribe_mailto = header_address(spec.unsubscribe_mailto, "avmeldingsadresse")
+        feedback_id = spec.feedback_id or f"c{spec.campaign_id}:varsel:{self._sender_domain}"
+        if not _FEEDBACK_ID.match(_refuse_breakers(feedback_id, "Feedback-ID")):
+            raise MessageError(f"Feedback-ID: ugyldig verdi {feedback_id!r}")
+        for what, url in (
+            ("kontrolladresse", spec.verify_url),
+            ("dokumentadresse", spec.document_url),
+        ):
+            _url(url, what)
+        self._link_domains = tuple(
+            _a_label(d, "tillatt lenkedomene") for d in spec.allowed_link_domains
+        )
+        if spec.allow_links and not self._link_domains:
+            raise MessageError("lenker er slått på, men ingen domener er tillatt")
+
+        phrase = _phrase(spec.from_name, "avsendernavn")
+        from_field = f"From: {phrase} <{from_address}>" if phrase else f"From: {from_address}"
+        # The constant fields, built once; only To, Subject, Date, Message-ID, List-Unsubscribe
+        # and Content-Language change per recipient.
+        self._from = f"{from_field}\r\n".encode("ascii")
+        self._reply_to = f"Reply-To: {reply_to}\r\n".encode("ascii") if reply_to else b""
+        self._boundary = f"=_varsel_{secrets.token_hex(8)}"
+        self._after_unsubscribe = (
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            f"Feedback-ID: {feedback_id}\r\n"
+            "MIME-Version: 1.0\r\n"
+        )
+        self._content_type = (
+            f'Content-Type: multipart/alternative;\r\n boundary="{self._boundary}"\r\n\r\n'
+        ).encode("ascii")
+        self._text_head = (
+            f"--{self._boundary}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode("ascii")
+        self._html_head = (
+            f"\r\n--{self._boundary}\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode("ascii")
+        self._close = f"\r\n--{self._boundary}--\r\n".encode("ascii")
+        self._subject_cache: dict[str, bytes] = {}
+        self._checked_markup: set[str] = set()
+        self._qp = _QuotedPrintable()
+        self._date: tuple[datetime, str] | None = None
+
+        text_env = self._environment(autoescape=False)
+        html_env = self._environment(autoescape=True)
+        # _render() passes the context as it is, so it carries the globals (range, namespace).
+        self._base_context: dict[str, Any] = {
+            **text_env.globals,
+            "sender": {
+                "name": clean_text(spec.from_name),
+                "organisation": clean_text(spec.organisation),
+                "address": from_address,
+            },
+            "document_title": clean_text(spec.document_title),
+            "document_url": spec.document_url,
+            "verify_url": spec.verify_url,
+            "unsubscribe_mailto": self._unsubscribe_mailto,
+            "reply_to": reply_to,
+            "fields": {k: clean_text(v) for k, v in spec.fields.items()},
+        }
+        self._subjects, self._texts, self._htmls = {}, {}, {}
+        # Subjects that use only what is the same for every recipient are rendered once.
+        self._fixed_subjects: dict[str, str] = {}
+        for language in sorted(languages):
+            source = spec.subjects[language].strip()
+            self._subjects[language] = self._compile(text_env, source, f"emne ({language})")
+            if meta.find_undeclared_variables(text_env.parse(source)) <= {
+                *self._base_context,
+                "language",
+            }:
+                context = {**self._base_context, "language": language}
+                self._fixed_subjects[language] = self._render_subject(language, context, None)
+            self._texts[language] = self._compile(
+                text_env, spec.text_templates[language], f"tekstmal ({language})"
+            )
+            self._htmls[language] = self._compile(
+                html_env, spec.html_templates[language], f"HTML-mal ({language})"
+            )
+
+    def _environment(self, *, autoescape: bool) -> ImmutableSandboxedEnvironment:
+        # Immutable: a template cannot change the context shared by every recipient, such as
+        # fields. Sandboxed: campaign templates are written by operators, not by us.
+        env = ImmutableSandboxedEnvironment(
+            autoescape=autoescape,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["orgnr"] = _format_orgnr
+        env.filters["link"] = self._html_link if autoescape else str
+        return env
+
+    @staticmethod
+    def _compile(env: ImmutableSandboxedEnvironment, source: str, what: str) -> jinja2.Template:
+        try:
+            return env.from_string(source)
+        except jinja2.TemplateSyntaxError as e:
+            raise MessageError(f"{what}, linje {e.lineno}: {e.message}") from None
+
+    def _link_allowed(self, url: str) -> bool:
+        if not self.spec.allow_links:
+            return False
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return False
+        try:
+            host = _a_label(parts.hostname, "lenke")
+        except MessageError:
+            return False
+        return any(host == d or host.endswith("." + d) for d in self._link_domains)
+
+    def _html_link(self, url: str) -> Markup:
+        """A URL in the HTML part: a link only if links are on and its host is allowed."""
+        if self._link_allowed(url):
+            return Markup('<a href="{0}">{0}</a>').format(url)
+        # Plain text, never an <a>: the reader is told to type the address, and a client that
+        # turns it into a link on its own still shows the full address.
+        return escape(url)
+
+    def render(self, recipient: Recipient) -> Rendered:
+        """Subject, plain text and HTML for one recipient, checked for headers and links."""
+        language = recipient.language
+        if language not in self._subjects:
+            raise MessageError(
+                f"levering {recipient.delivery_id}: ingen mal for språket {language!r}"
+            )
+        if not recipient.units:
+            raise MessageError(f"levering {recipient.delivery_id}: ingen virksomhet å sende til")
+        canonical = codes.normalise(recipient.code)
+        if canonical is None:
+            raise MessageError(f"levering {recipient.delivery_id}: ugyldig kontrollkode")
+        token = recipient.unsubscribe_token
+        if not _TOKEN.match(_refuse_breakers(token, "avmeldingsnøkkel")):
+            raise MessageError(f"levering {recipient.delivery_id}: ugyldig avmeldingsnøkkel")
+        units = [_clean_unit(u) for u in recipient.units]
+        context = dict(self._base_context)
+        context.update(
+            units=units,
+            unit=units[0],
+            organisation_names=_join_names([u.name for u in units], language),
+            code=codes.format_code(canonical),
+            language=language,
+            address=display_address(clean_text(recipient.address)),
+            unsubscribe_url=f"{self._unsubscribe_base}/{token}",
+        )
+        subject = self._fixed_subjects.get(language)
+        if subject is None:
+            subject = self._render_subject(language, context, recipient.delivery_id)
+        context["subject"] = subject
+        where = f"levering {recipient.delivery_id}"
+        text = _render(self._texts[language], context, where)
+        html_text = _render(self._htmls[language], context, where)
+        self._check_links(html_text)
+        return Rendered(subject, text, html_text)
+
+    def _render_subject(
+        self, language: str, context: dict[str, Any], delivery_id: int | None
+    ) -> str:
+        where = "emne" if delivery_id is None else f"levering {delivery_id}"
+        subject = _render(self._subjects[language], context, where)
+        # Line breaks are refused before cleaning, which would quietly make them spaces.
+        subject = clean_text(_refuse_breakers(subject.strip(), "emne"))
+        if not subject:
+            raise MessageError(f"{where}: emnet er tomt")
+        return subject
+
+    def _check_links(self, html_text: str) -> None:
+        # The markup is the same for nearly every recipient (names and codes are escaped text),
+        # so each distinct markup is checked once; the key holds all that the check reads.
+        markup = "\n".join(_MARKUP.findall(html_text))
+        if markup in self._checked_markup:
+            return
+        for attribute, url in _references(markup):
+            # Nothing is ever loaded (no images, no pixels, no fonts); links only when allowed.
+            if attribute != "href" or not self._link_allowed(url):
+                raise MessageError(
+                    f"HTML-malen lenker til eller laster {url[:80]!r}, som ikke er tillatt"
+                )
+        if len(self._checked_markup) > 1024:
+            self._checked_markup.clear()  # links that carry a token differ per recipient
+        self._checked_markup.add(markup)
+
+    def _date_value(self) -> str:
+        # format_datetime costs more than the rest of the header block; it changes once a second.
+        now = self.now().replace(microsecond=0)
+        if self._date is None or self._date[0] != now:
+            self._date = (now, format_datetime(now))
+        return self._date[1]
+
+    def build(self, recipient: Recipient) -> bytes:
+        """The complete RFC 5322 message for one recipient, DKIM-signed if there is a signer."""
+        rendered = self.render(recipient)
+        to = header_address(recipient.address, "mottakeradresse")
+        subject_field = self._subject_cache.get(rendered.subject)
+        if subject_field is None:
+            subject_field = _subject_field(rendered.subject)
+            if len(self._subject_cache) > 4096:
+                self._subject_cache.clear()  # subjects that name each unit would grow it forever
+            self._subject_cache[rendered.subject] = subject_field
+        token = recipient.unsubscribe_token
+        to_field = f"To: {to}\r\n".encode("ascii")
+        dated = (
+            f"Date: {self._date_value()}\r\n"
+            f"Message-ID: <{recipient.delivery_id}.{secrets.token_hex(8)}@{self._mid_domain}>\r\n"
+        ).encode("ascii")
+        unsubscribe = (
+            f"List-Unsubscribe: <{self._unsubscribe_base}/{token}>,\r\n"
+            f" <mailto:{self._unsubscribe_mailto}?subject=unsubscribe-{token}>\r\n"
+            f"{self._after_unsubscribe}"
+            f"Content-Language: {recipient.language}\r\n"
+        ).encode("ascii")
+        message = b"".join(
+            (
+                self._from,
+                to_field,
+                subject_field,
+                dated,
+                self._reply_to,
+                unsubscribe,
+                self._content_type,
+                self._text_head,
+                self._qp.encode(rendered.text),
+                self._html_head,
+                self._qp.encode(rendered.html),
+                self._close,
+            )
+        )
+        if self.signer is None:
+            return message
+        # Every body line comes from _quoted_printable_line or is a fixed MIME line, so the body
+        # is already in DKIM's relaxed form (test_message checks this for hostile templates).
+        return self.signer.sign(message, body_is_relaxed=True)

@@ -1,0 +1,216 @@
+"""The outbox: one durable row per delivery, written before any byte goes out.
+
+A delivery moves `queued → claimed → sent | deferred → … | failed | suppressed | in_doubt`.
+`claimed` with `data_started_at` set means the final dot of DATA may have reached the relay:
+if the sender dies then, the delivery is in doubt and is resent only when an operator says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from varsel.clock import utcnow_iso
+from varsel.db import Database
+
+
+class DeliveryState(StrEnum):
+    """Where one delivery stands."""
+
+    QUEUED = "queued"  # waiting to be sent
+    CLAIMED = "claimed"  # a sender has it; data_started_at says whether DATA may have gone out
+    SENT = "sent"  # the relay accepted it (2xx after DATA)
+    DEFERRED = "deferred"  # a temporary failure; retried at next_attempt_at
+    FAILED = "failed"  # a permanent refusal (5xx), or retries ran out
+    SUPPRESSED = "suppressed"  # the address or unit must not be contacted
+    IN_DOUBT = "in_doubt"  # may or may not have been delivered; an operator decides
+    CANCELLED = "cancelled"  # the campaign was cancelled before it was sent
+
+
+FINAL_STATES = frozenset(
+    {DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SUPPRESSED, DeliveryState.CANCELLED}
+)
+PENDING_STATES = (DeliveryState.QUEUED, DeliveryState.DEFERRED, DeliveryState.CLAIMED)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row, with the units it names."""
+
+    id: int
+    campaign_id: int
+    address: str
+    language: str
+    code: str
+    unsubscribe_token: str
+    attempts: int
+    created_at: str
+    units: tuple[str, ...]  # orgnr of every unit the message is addressed to
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[-1]
+
+
+_DELIVERY_COLUMNS = (
+    "id, campaign_id, address, language, code, unsubscribe_token, attempts, created_at"
+)
+
+
+def claim(
+    db: Database,
+    campaign_id: int,
+    worker: str,
+    limit: int,
+    now: str,
+    lease_until: str | None = None,
+) -> list[Delivery]:
+    """Take up to limit due deliveries of a campaign for this worker, in one transaction."""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
+    with db.transaction():
+        rows = db.query(
+            f"UPDATE deliveries SET state = ?, claimed_by = ?, lease_until = ?, updated_at = ? "
+            f"WHERE id IN (SELECT id FROM deliveries WHERE campaign_id = ? AND state IN (?, ?) "
+            f"AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?{skip_locked}) "
+            f"RETURNING {_DELIVERY_COLUMNS}",
+            (
+                DeliveryState.CLAIMED.value,
+                worker,
+                lease_until,
+                now,
+                campaign_id,
+                DeliveryState.QUEUED.value,
+                DeliveryState.DEFERRED.value,
+                now,
+                limit,
+            ),
+        )
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        units: dict[int, list[str]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for delivery_id, orgnr in db.query(
+                "SELECT delivery_id, orgnr FROM delivery_units WHERE delivery_id IN "
+                f"({', '.join('?' for _ in chunk)}) ORDER BY delivery_id, orgnr",
+                chunk,
+            ):
+                units[delivery_id].append(orgnr)
+    out = [
+        Delivery(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], tuple(units[r[0]]))
+        for r in rows
+    ]
+    return sorted(out, key=lambda d: d.id)
+
+
+def recover(db: Database, campaign_id: int, *, worker: str | None = None) -> tuple[int, int]:
+    """After a crash: claimed rows whose DATA may have gone out become in doubt, the rest queued.
+
+    Returns (in doubt, requeued). With worker, only that worker's rows are touched.
+    """
+    now = utcnow_iso()
+    who = " AND claimed_by = ?" if worker else ""
+    extra: tuple[Any, ...] = (worker,) if worker else ()
+    with db.transaction():
+        doubt = db.execute(
+            "UPDATE deliveries SET state = ?, claimed_by = NULL, lease_until = NULL, "
+            "updated_at = ? WHERE campaign_id = ? AND state = ? AND data_started_at IS NOT NULL"
+            + who,
+            (DeliveryState.IN_DOUBT.value, now, campaign_id, DeliveryState.CLAIMED.value, *extra),
+        ).rowcount
+        requeued = db.execute(
+            "UPDATE deliveries SET state = ?, claimed_by = NULL, lease_until = NULL, "
+            "updated_at = ? WHERE campaign_id = ? AND state = ? AND data_started_at IS NULL" + who,
+            (DeliveryState.QUEUED.value, now, campaign_id, DeliveryState.CLAIMED.value, *extra),
+        ).rowcount
+        if doubt:
+            record_event(db, campaign_id, None, "recovered_in_doubt", {"count": doubt})
+    return int(doubt), int(requeued)
+
+
+def counts(db: Database, campaign_id: int, channel: str = "email") -> dict[str, int]:
+    """Number of deliveries in every state (all states present, zero when none)."""
+    out = {s.value: 0 for s in DeliveryState}
+    for state, n in db.query(
+        "SELECT state, count(*) FROM deliveries WHERE campaign_id = ? AND channel = ? "
+        "GROUP BY state",
+        (campaign_id, channel),
+    ):
+        out[state] = int(n)
+    return out
+
+
+@dataclass(frozen=True)
+class InDoubt:
+    """A delivery that may or may not have reached the relay."""
+
+    id: int
+    address: str
+    units: tuple[str, ...]
+    data_started_at: str | None
+    last_reply: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "address": self.address,
+            "units": list(self.units),
+            "data_started_at": self.data_started_at,
+            "last_reply": self.last_reply,
+        }
+
+
+def in_doubt(db: Database, campaign_id: int) -> list[InDoubt]:
+    """Every in-doubt delivery of a campaign."""
+    rows = db.query(
+        "SELECT id, address, data_started_at, last_reply FROM deliveries WHERE campaign_id = ? "
+        "AND state = ? ORDER BY id",
+        (campaign_id, DeliveryState.IN_DOUBT.value),
+    )
+    out = []
+    for delivery_id, address, started, reply in rows:
+        units = tuple(
+            r[0]
+            for r in db.query(
+                "SELECT orgnr FROM delivery_units WHERE delivery_id = ? ORDER BY orgnr",
+                (delivery_id,),
+            )
+        )
+        out.append(InDoubt(int(delivery_id), address, units, started, reply))
+    return out
+
+
+def resend_in_doubt(db: Database, campaign_id: int) -> int:
+    """The operator's decision: queue every in-doubt delivery again. Returns how many."""
+    now = utcnow_iso()
+    with db.transaction():
+        n = db.execute(
+            "UPDATE deliveries SET state = ?, data_started_at = NULL, next_attempt_at = ?, "
+            "updated_at = ? WHERE campaign_id = ? AND state = ?",
+            (DeliveryState.QUEUED.value, now, now, campaign_id, DeliveryState.IN_DOUBT.value),
+        ).rowcount
+        record_event(db, campaign_id, None, "resend_in_doubt", {"count": n})
+    return int(n)
+
+
+def record_event(
+    db: Database,
+    campaign_id: int | None,
+    delivery_id: int | None,
+    kind: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one fact to the event log."""
+    db.execute(
+        "INSERT INTO events (at, campaign_id, delivery_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        (
+            utcnow_iso(),
+            campaign_id,
+            delivery_id,
+            kind,
+            json.dumps(detail, ensure_ascii=False) if detail else None,
+        ),
+    )

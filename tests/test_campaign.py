@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from varsel import codes
+from varsel.campaign import (
+    CampaignError,
+    CampaignStatus,
+    create_campaign,
+    get_campaign,
+    language_of,
+    load_spec,
+    set_status,
+)
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.suppression import SuppressionKind, SuppressionReason, add
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+per_unit = {per_unit}
+
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+
+[public]
+base_url = "https://www.politiet.no/varsel"
+
+[segment]
+police_district = ["oslo"]
+min_employees = 2
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def registry_db(db: Database, brreg: Path) -> Database:
+    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "underenheter-sample.json")
+    return db
+
+
+def write_campaign(tmp_path: Path, text: str = CAMPAIGN, **values: Any) -> Path:
+    path = tmp_path / "campaign.toml"
+    path.write_text(text.format(per_unit=str(values.get("per_unit", False)).lower()), "utf-8")
+    return path
+
+
+def deliveries(db: Database, campaign_id: int) -> list[tuple[Any, ...]]:
+    return db.query(
+        "SELECT d.address, d.state, d.language, d.code, "
+        "(SELECT count(*) FROM delivery_units u WHERE u.delivery_id = d.id) "
+        "FROM deliveries d WHERE campaign_id = ? ORDER BY address",
+        (campaign_id,),
+    )
+
+
+def test_create_freezes_recipients_and_fills_the_outbox(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    result = create_campaign(registry_db, settings, write_campaign(tmp_path))
+    cid = result.campaign.id
+    assert result.units == 9
+    assert result.reach == {"email": 6, "phone_only": 2, "postal_only": 1}
+    rows = deliveries(registry_db, cid)
+    assert len(rows) == result.deliveries == 6
+    assert {r[1] for r in rows} == {"queued"}
+    assert all(codes.is_valid(r[3]) for r in rows)
+    assert len({r[3] for r in rows}) == 6
+    assert registry_db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,)) == 9
+    assert result.summary().splitlines()[-1] == f"Kampanje-id: {cid}"
+    assert result.key_notice is not None
+    assert "_domainkey" in result.key_notice
+    assert get_campaign(registry_db, cid).status is CampaignStatus.READY
+
+
+def test_the_key_is_made_once(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    first = create_campaign(registry_db, settings, write_campaign(tmp_path))
+    second = create_campaign(registry_db, settings, write_campaign(tmp_path))
+    assert first.key_notice is not None
+    assert second.key_notice is None
+
+
+def _shared_registry(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
+    for r in records:
+        if r["organisasjonsnummer"] in ("962986633", "958935420"):  # Statnett, Oslo kommune
+            r["epostadresse"] = "Post@Regnskapskontoret.no"
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(records), "utf-8")
+    import_dump(db, path)
+
+
+def test_shared_address_gets_one_message_naming_both(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    _shared_registry(db, brreg, tmp_path)
+    result = create_campaign(db, settings, write_campaign(tmp_path))
+    rows = {r[0]: r for r in deliveries(db, result.campaign.id)}
+    assert rows["post@regnskapskontoret.no"][4] == 2
+    assert result.shared_addresses == 1
+    assert result.deliveries == 5
+
+
+def test_per_unit_gives_one_message_each(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    _shared_registry(db, brreg, tmp_path)
+    result = create_campaign(db, settings, write_campaign(tmp_path, per_unit=True))
+    shared = [r for r in deliveries(db, result.campaign.id) if r[0] == "post@regnskapskontoret.no"]
+    assert [r[4] for r in shared] == [1, 1]
+
+
+def test_suppressed_at_creation(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    with registry_db.transaction():
+        add(
+            registry_db,
+            SuppressionKind.ADDRESS,
+            "firmapost@statnett.no",
+            SuppressionReason.UNSUBSCRIBED,
+        )
+        add(registry_db, SuppressionKind.UNIT, "958935420", SuppressionReason.MANUAL)
+    result = create_campaign(registry_db, settings, write_campaign(tmp_path))
+    states = {r[0]: r[1] for r in deliveries(registry_db, result.campaign.id)}
+    assert result.suppressed == 2
+    assert states["firmapost@statnett.no"] == "suppressed"
+    assert list(states.values()).count("suppressed") == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("[segment]\n", "[segmnt]\n"), "ukjent tabell \\[segmnt\\]"),
+        (('address = "sikkerhet@nsr-org.no"', 'address = "sikkerhet@nsr"'), "ikke en brukbar"),
+        (('url = "https://www.politiet.no/rad.pdf"', 'url = "http://x.no/a"'), "https-adresse"),
+        (('police_district = ["oslo"]', 'police_district = ["atlantis"]'), "politidistrikt"),
+        (('name = "Test"', "name = 3"), "«name» skal være tekst"),
+    ],
+)
+def test_bad_definitions(
+    registry_db: Database, settings: Settings, tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    path = write_campaign(tmp_path, CAMPAIGN.replace(*change))
+    with pytest.raises(
+        CampaignError if "politidistrikt" not in message else Exception, match=message
+    ):
+        create_campaign(registry_db, settings, path)
+    assert registry_db.scalar("SELECT count(*) FROM campaigns") == 0
+
+
+def test_needs_a_registry(db: Database, settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(CampaignError, match="importer en dump"):
+        create_campaign(db, settings, write_campaign(tmp_path))
+
+
+def test_pilot_example_parses(settings: Settings) -> None:
+    spec = load_spec(ROOT / "examples" / "pilot.toml", settings)
+    assert spec.criteria.police_districts == ("oslo",)
+    assert spec.verify_url == "https://www.politiet.no/varsel/kontroll"
+    assert set(spec.templates) == {"nb", "nn", "en"}
+    assert not spec.allow_links
+
+
+def test_cli_create_prints_the_id_last(registry_db: Database, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "create", str(ROOT / "examples" / "pilot.toml")],
+        env={"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[-1] == "1"
+    bad = runner.invoke(cli, ["--db", registry_db.url, "campaign", "create", "nope.toml"])
+    assert bad.exit_code == 2
+    assert bad.output.strip() == "varsel: nope.toml: filen finnes ikke"
+
+
+def test_status_changes(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    assert set_status(registry_db, cid, CampaignStatus.PAUSED).status is CampaignStatus.PAUSED
+    assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
+    set_status(registry_db, cid, CampaignStatus.CANCELLED)
+    assert {r[1] for r in deliveries(registry_db, cid)} == {"cancelled"}
+    with pytest.raises(CampaignError, match="kan ikke settes til «ready»"):
+        set_status(registry_db, cid, CampaignStatus.READY)
+
+
+@pytest.mark.parametrize(
+    ("maalform", "form", "country", "expected"),
+    [
+        ("Bokmål", "AS", "NO", "nb"),
+        ("Nynorsk", "AS", "NO", "nn"),
+        (None, "NUF", "NO", "en"),
+        ("Bokmål", "AS", "SE", "en"),
+        (None, "ENK", None, "nb"),
+    ],
+)
+def test_language_of(maalform: str | None, form: str, country: str | None, expected: str) -> None:
+    assert language_of(maalform, form, country) == expected

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from varsel import outbox
+from varsel.campaign import create_campaign
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.outbox import DeliveryState
+from varsel.registry import import_dump
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "NSR"
+[document]
+title = "Råd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, tmp_path: Path) -> int:
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    return create_campaign(db, settings, path).campaign.id
+
+
+NOW = "2999-01-01T00:00:00.000Z"
+
+
+def test_claim_takes_each_delivery_once(db: Database, campaign_id: int) -> None:
+    first = outbox.claim(db, campaign_id, "w1", 4, NOW)
+    second = outbox.claim(db, campaign_id, "w2", 4, NOW)
+    assert len(first) == 4
+    assert len(second) == 2
+    assert not {d.id for d in first} & {d.id for d in second}
+    assert outbox.claim(db, campaign_id, "w3", 4, NOW) == []
+    assert outbox.counts(db, campaign_id)["claimed"] == 6
+    assert all(d.units for d in first + second)
+
+
+def test_not_due_yet_is_not_claimed(db: Database, campaign_id: int) -> None:
+    assert outbox.claim(db, campaign_id, "w1", 10, "2000-01-01T00:00:00.000Z") == []
+
+
+def test_recover_splits_claimed_by_whether_data_started(db: Database, campaign_id: int) -> None:
+    claimed = outbox.claim(db, campaign_id, "w1", 3, NOW)
+    db.execute("UPDATE deliveries SET data_started_at = ? WHERE id = ?", (NOW, claimed[0].id))
+    assert outbox.recover(db, campaign_id) == (1, 2)
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["in_doubt"], counts["queued"], counts["claimed"]) == (1, 5, 0)
+    doubt = outbox.in_doubt(db, campaign_id)
+    assert [d.id for d in doubt] == [claimed[0].id]
+    assert doubt[0].data_started_at == NOW
+
+
+def test_resend_in_doubt_is_explicit(db: Database, campaign_id: int) -> None:
+    claimed = outbox.claim(db, campaign_id, "w1", 2, NOW)
+    for d in claimed:
+        db.execute("UPDATE deliveries SET data_started_at = ? WHERE id = ?", (NOW, d.id))
+    outbox.recover(db, campaign_id)
+    assert outbox.resend_in_doubt(db, campaign_id) == 2
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["in_doubt"], counts["queued"]) == (0, 6)
+    kinds = [r[0] for r in db.query("SELECT kind FROM events ORDER BY id")]
+    assert kinds == ["recovered_in_doubt", "resend_in_doubt"]
+
+
+def test_counts_has_every_state(db: Database, campaign_id: int) -> None:
+    counts = outbox.counts(db, campaign_id)
+    assert set(counts) == {s.value for s in DeliveryState}
+    assert counts["queued"] == 6

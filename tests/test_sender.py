@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import threading
+import time
+from pathlib import Path
+
+import dkim
+import pytest
+
+from varsel import codes, outbox
+from varsel.campaign import CampaignStatus, create_campaign, set_status
+from varsel.channel.smtp import RelayConfig
+from varsel.config import Settings
+from varsel.db import Database, connect
+from varsel.keys import key_dir
+from varsel.registry import import_dump
+from varsel.sender import SendOptions, send_campaign, status
+from varsel.suppression import SuppressionKind, SuppressionReason, add
+from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
+
+
+def dns_for(settings: Settings):  # type: ignore[no-untyped-def]
+    record = next(key_dir(settings).glob("*.txt")).read_text("ascii")
+    txt = "".join(re.findall(r'"([^"]*)"', record)).encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"varsel._domainkey.nsr-org.no."
+        return txt
+
+    return dnsfunc
+
+
+def test_every_delivery_sent_once_signed_and_verifiable(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    with SmtpSink() as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+        received = sink.messages
+    assert report.stopped == "done"
+    assert report.counts["sent"] == 6
+    assert len(received) == 6
+    stored = {
+        r[0]: r[1]
+        for r in db.query(
+            "SELECT address, code FROM deliveries WHERE campaign_id = ?", (campaign_id,)
+        )
+    }
+    dnsfunc = dns_for(settings)
+    for m in received:
+        assert dkim.verify(m.data, dnsfunc=dnsfunc)
+        msg = email.message_from_bytes(m.data, policy=email.policy.default)
+        assert msg["To"] == m.rcpt_tos[0]
+        assert m.mail_from.startswith("bounces+")
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        found = re.search(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b", text)
+        assert found is not None
+        assert codes.normalise(found.group(0)) == stored[m.rcpt_tos[0]]
+    status_report = status(db, campaign_id)
+    assert status_report.campaign.status is CampaignStatus.DONE
+    assert (
+        db.scalar("SELECT count(*) FROM deliveries WHERE message_id IS NULL AND state = 'sent'")
+        == 0
+    )
+
+
+def test_transient_failures_are_retried(db: Database, campaign_id: int, settings: Settings) -> None:
+    seen: list[str] = []
+
+    def once(rcpt: str) -> bool:
+        first = rcpt == "firmapost@statnett.no" and rcpt not in seen
+        seen.append(rcpt)
+        return first
+
+    plan = (
+        FaultPlan()
+        .on_rcpt(once, Fault.reply(451, "4.3.0 Try again later"))
+        .on_message(2, Fault.reply(421, "4.7.0 Too busy", stage=Stage.MAIL))
+        .on_message(4, Fault.reply(452, "4.5.3 Too many recipients", stage=Stage.DATA))
+    )
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+        received = sink.messages
+    assert report.counts["sent"] == 6
+    assert sorted(m.rcpt_tos[0] for m in received) == sorted({m.rcpt_tos[0] for m in received})
+    assert len(received) == 6
+    # Three faults, each costing one delivery one more attempt; Statnett's 451 is one of them.
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 9
+    assert db.scalar("SELECT attempts FROM deliveries WHERE address = 'firmapost@statnett.no'") >= 2
+
+
+def test_permanent_failure_keeps_the_reason(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    plan = FaultPlan().on_rcpt(
+        lambda r: r == "firmapost@statnett.no", Fault.reply(550, "5.1.1 No such user")
+    )
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+    assert (report.counts["sent"], report.counts["failed"]) == (5, 1)
+    reply = db.scalar("SELECT last_reply FROM deliveries WHERE state = 'failed'")
+    assert reply == "550 5.1.1 No such user"
+
+
+def test_lost_reply_after_data_is_in_doubt_until_the_operator_decides(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    plan = FaultPlan().on_message(3, Fault.accept_then_drop())
+    with SmtpSink(faults=plan) as sink:
+        relay = RelayConfig.from_url(sink.url)
+        report = send_campaign(db, settings, campaign_id, relay=relay, options=FAST)
+        assert (report.counts["sent"], report.counts["in_doubt"]) == (5, 1)
+        assert len(sink.messages) == 6  # the sink did keep it
+        doubt = status(db, campaign_id).in_doubt
+        assert len(doubt) == 1
+        again = send_campaign(db, settings, campaign_id, relay=relay, options=FAST)
+        assert again.sent_now == 0  # never resent on its own
+        outbox.resend_in_doubt(db, campaign_id)
+        final = send_campaign(db, settings, campaign_id, relay=relay, options=FAST)
+        assert final.counts["sent"] == 6
+        assert len(sink.messages) == 7  # the operator chose the duplicate
+    assert "resend-in-doubt" in report.summary()
+
+
+def test_connection_dropped_mid_data_is_retried_or_in_doubt(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    # The server hangs up mid-DATA. If the sender saw it before writing the final dot, the
+    # delivery is retried; if the dot was already out, it cannot be told from a lost 250 and
+    # is in doubt. Either way no one gets the message twice and no one is lost.
+    plan = FaultPlan().on_message(2, Fault.drop_mid_data(10))
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+        rcpts = [m.rcpt_tos[0] for m in sink.messages]
+    assert len(rcpts) == len(set(rcpts))
+    c = report.counts
+    assert (c["sent"], c["in_doubt"], len(rcpts)) in ((6, 0, 6), (5, 1, 5))
+
+
+def test_suppressed_at_send_time(db: Database, campaign_id: int, settings: Settings) -> None:
+    with db.transaction():
+        add(db, SuppressionKind.ADDRESS, "firmapost@statnett.no", SuppressionReason.UNSUBSCRIBED)
+    with SmtpSink() as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+        rcpts = {m.rcpt_tos[0] for m in sink.messages}
+    assert (report.counts["sent"], report.counts["suppressed"]) == (5, 1)
+    assert "firmapost@statnett.no" not in rcpts
+
+
+def test_pause_reaches_a_running_sender(
+    db: Database, db_url: str, campaign_id: int, settings: Settings
+) -> None:
+    plan = FaultPlan()
+    for n in range(1, 10):
+        plan.on_message(n, Fault.delay(0.4))
+    options = SendOptions(connections=1, rate_per_second=1000, build_processes=0)
+
+    def pause_soon() -> None:
+        time.sleep(0.6)
+        with connect(db_url) as other:
+            set_status(other, campaign_id, CampaignStatus.PAUSED)
+
+    with SmtpSink(faults=plan) as sink:
+        t = threading.Thread(target=pause_soon)
+        t.start()
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        t.join()
+    assert report.stopped == "paused"
+    assert 1 <= report.counts["sent"] < 6
+    assert report.counts["queued"] == 6 - report.counts["sent"]
+    assert report.counts["claimed"] == 0
+
+
+def test_unreachable_relay_defers(db: Database, campaign_id: int, settings: Settings) -> None:
+    options = SendOptions(
+        connections=1, build_processes=0, retry_base_seconds=3600, linger_seconds=5
+    )
+    report = send_campaign(
+        db, settings, campaign_id, relay=RelayConfig.from_url("smtp://127.0.0.1:1"), options=options
+    )
+    assert report.counts["deferred"] == 6
+    assert report.stopped == "deferred"
+
+
+def test_fault_kinds_exist() -> None:
+    assert {k.value for k in FaultKind} >= {"reply", "delay", "drop_mid_data", "accept_then_drop"}
