@@ -10,6 +10,7 @@ Measures, each for a fixed time and several times (the median is printed):
 - RSA-signed messages built per second on all cores, the same way.
 RSA signing is the floor under the cost of a signed message, so the all-core raw rate is the
 ceiling a sender can reach; the last column says how close message building comes to it.
+"Per item" is wall time: on all cores, the time between two finished items.
 """
 
 from __future__ import annotations
@@ -186,7 +187,12 @@ def main() -> None:
         ("messages built, RSA-2048 + Ed25519 signed, one core", dual, raw_one),
         (f"messages built, RSA-2048 signed, all {cores} cores", signed_all, raw_all),
     ]
-    print(f"Median of {runs} runs of {seconds:g} s each; one message per recipient.\n")
+    load = os.getloadavg()[0]
+    print(
+        f"Median of {runs} runs of {seconds:g} s each; one message per recipient; "
+        f"load average {load:.2f} at the end (other work on the machine lowers the all-core rows "
+        "most).\n"
+    )
     print("| measure | per second | per item | share of raw RSA limit |")
     print("| --- | ---: | ---: | ---: |")
     for name, value, limit in rows:

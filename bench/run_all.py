@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.bench_synth", "bench.bench_import"]
+BENCHES = [
+    "bench.bench_synth",
+    "bench.bench_import",
+    "bench.bench_message",
+    "bench.bench_smtp",
+]
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ import datetime
 import ipaddress
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
@@ -33,11 +33,12 @@ from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
 
 SENDER = "varsel@politiet.example"
 RECIPIENT = "post@bedrift.example"
+T = TypeVar("T")
 MESSAGE = b"From: <varsel@politiet.example>\r\nSubject: Sikkerhetsrad\r\n\r\nHei!\r\n"
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 async def send_one(
@@ -631,6 +632,11 @@ def test_redacted_hides_the_password_and_shows_the_port() -> None:
             "smtp://relay.example?timeout=0",
             "ugyldig SMTP-adresse smtp://relay.example?timeout=0: "
             "tidsgrensen for SMTP må være over null: 0.0",
+        ),
+        (
+            "smtp://relay.example?helo=bl%C3%A5b%C3%A6r",
+            "ugyldig SMTP-adresse smtp://relay.example?helo=bl%C3%A5b%C3%A6r: "
+            "ugyldig HELO-navn for SMTP: 'blåbær'",
         ),
         (
             "smtp://varsel@relay.example",

@@ -16,7 +16,7 @@ import dkim as dkimpy
 import pytest
 
 from varsel import codes
-from varsel.dkim import DkimKey, Signer, generate_key
+from varsel.dkim import DkimKey, Signer, canonical_body, generate_key
 from varsel.errors import UserError
 from varsel.message import (
     HeaderInjectionError,
@@ -470,6 +470,9 @@ def test_template_errors_are_user_errors() -> None:
     mutate = {**TEXTS, "nb": "{{ fields.update(partner='x') }}"}
     with pytest.raises(MessageError, match="malfeil"):
         build(text_templates=mutate)
+    for probe in ("unit.__class__.__init__", "fields.__class__", "sender.__init__", "units.append"):
+        with pytest.raises(MessageError, match="malfeil"):
+            build(text_templates={**TEXTS, "nb": f"{{{{ {probe}.__globals__ }}}}"})
 
 
 def test_html_escapes_registry_values() -> None:
@@ -509,3 +512,46 @@ def test_unsigned_build_is_fast() -> None:
     per_message = (time.perf_counter() - started) / len(recipients)
     # The budget is well under 1 ms; the bound is loose so a busy test machine does not fail it.
     assert per_message < 0.003
+
+
+def test_body_is_already_in_relaxed_form_and_qp_lines_are_short() -> None:
+    # The signer is told it need not canonicalise the body (body_is_relaxed); this is the check.
+    awkward = {
+        lang: "Kolonne\tmed  tab og   mellomrom   \n\tinnrykk\n  \nslutt med mellomrom \n\n\n"
+        + "x" * 200
+        + "  \n"
+        + source
+        for lang, source in TEXTS.items()
+    }
+    units = (UnitRef("912345678", "DOBBEL  MELLOMROM\tAS ", None), BAKERI)
+    for language in ("nb", "nn", "en"):
+        message = build(make_recipient(language=language, units=units), text_templates=awkward)
+        body = message[message.index(b"\r\n\r\n") + 4 :]
+        assert canonical_body(body) == body
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76
+        text = parts(message)[0].replace("\r\n", "\n")  # the decoded part keeps CRLF
+        assert "Kolonne\tmed  tab og   mellomrom   \n\tinnrykk\n  \nslutt med mellomrom \n" in text
+
+
+@pytest.mark.parametrize("language", ["nb-NO", "x", "nb\r\nBcc: evil@x.test"])
+def test_language_keys_must_be_language_tags(language: str) -> None:
+    templates = {"subjects": SUBJECTS, "text_templates": TEXTS, "html_templates": HTMLS}
+    changes = {name: {**value, language: value["nb"]} for name, value in templates.items()}
+    if language == "nb-NO":
+        MessageFactory(make_spec(**changes), None)  # a region subtag is fine
+        return
+    with pytest.raises(MessageError):
+        MessageFactory(make_spec(**changes), None)
+
+
+def test_ipv6_loopback_is_allowed_for_demos() -> None:
+    message = build(unsubscribe_url="http://[::1]:8000/a")
+    assert b"List-Unsubscribe: <http://[::1]:8000/a/tOk3n_-x>" in message
+
+
+def test_render_gives_the_three_texts_for_previews() -> None:
+    factory = MessageFactory(make_spec(), None)
+    rendered = factory.render(make_recipient(language="en"))
+    assert rendered.subject == "Preventive security information from Oslo politidistrikt"
+    assert "BÆRUM BAKERI AS" in rendered.text
+    assert rendered.html.startswith("<!DOCTYPE html>")

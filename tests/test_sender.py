@@ -228,3 +228,78 @@ def test_unreachable_relay_defers(db: Database, campaign_id: int, settings: Sett
 
 def test_fault_kinds_exist() -> None:
     assert {k.value for k in FaultKind} >= {"reply", "delay", "drop_mid_data", "accept_then_drop"}
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    import collections
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from varsel.synth import write_dump
+
+    dump = tmp_path / "oslo.json.gz"
+    write_dump(dump, units=3000, seed=11, municipalities=("0301",))
+    import_dump(db, dump)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        CAMPAIGN.replace(
+            "[segment]", "[limits]\nconnections = 4\nper_domain_concurrency = 4\n[segment]"
+        ),
+        "utf-8",
+    )
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")}
+    settings = Settings.load(environ=env)
+    cid = create_campaign(db, settings, path).campaign.id
+    total = outbox.counts(db, cid)["queued"]
+    assert total > 300
+    plan = FaultPlan().on_rcpt(lambda r: True, Fault.delay(0.004))
+    rng = random.Random(5)
+    kills = 0
+    with SmtpSink(faults=plan) as sink:
+        command = [
+            sys.executable,
+            "-m",
+            "varsel",
+            "--db",
+            db_url,
+            "campaign",
+            "send",
+            str(cid),
+            "--smtp",
+            sink.url,
+        ]
+        for _ in range(4):
+            proc = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(rng.uniform(0.8, 2.5))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait()
+            # A killed sender leaves its lease behind; it runs out, as after a real crash.
+            db.execute("UPDATE campaigns SET sender_lease_until = NULL WHERE id = ?", (cid,))
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        received = sink.messages
+    counts = outbox.counts(db, cid)
+    assert kills >= 2
+    assert counts["queued"] == counts["claimed"] == counts["deferred"] == 0
+    assert counts["sent"] + counts["in_doubt"] == total
+    assert counts["in_doubt"] <= 4 * kills  # at most one per open connection per crash
+    copies = collections.Counter(int(m.mail_from.split("+")[1].split("@")[0]) for m in received)
+    assert max(copies.values()) == 1  # nothing was sent twice
+    states = dict(db.query("SELECT id, state FROM deliveries WHERE campaign_id = ?", (cid,)))
+    for delivery_id, state in states.items():
+        if state == "sent":
+            assert copies[delivery_id] == 1
+        else:
+            assert state == "in_doubt"
+            assert copies[delivery_id] <= 1

@@ -39,6 +39,15 @@ def test_each_message_is_kept_and_stored_as_a_numbered_eml_file(tmp_path: Path) 
     assert first.received_at <= second.received_at <= time.monotonic()
 
 
+def test_a_maildir_used_before_keeps_its_files(tmp_path: Path) -> None:
+    (tmp_path / "7.eml").write_bytes(b"old")
+    with SmtpSink(maildir=tmp_path) as sink, client(sink) as smtp:
+        smtp.sendmail(SENDER, [RECIPIENT], MESSAGE)
+        assert sink.wait_for(1, 5)[0].path == tmp_path / "8.eml"
+    assert (tmp_path / "7.eml").read_bytes() == b"old"
+    assert (tmp_path / "8.eml").read_bytes() == MESSAGE
+
+
 def test_url_says_how_to_reach_it() -> None:
     with SmtpSink() as sink:
         assert sink.url == f"smtp://127.0.0.1:{sink.port}"

@@ -56,7 +56,7 @@ class DkimKeyError(UserError):
     """The DKIM key cannot be used."""
 
 
-def _domain(domain: str) -> str:
+def signing_domain(domain: str) -> str:
     """The A-label form of a signing domain; DkimKeyError if it is not a host name."""
     name = domain.strip().rstrip(".").lower()
     try:
@@ -139,7 +139,7 @@ class KeyFiles:
 
 def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "rsa") -> KeyFiles:
     """Make a new key pair, write the private key (0600) and the DNS record; never overwrite."""
-    domain, selector = _domain(domain), _selector(selector)
+    domain, selector = signing_domain(domain), _selector(selector)
     private_key: PrivateKey
     if algorithm == "rsa":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
@@ -177,7 +177,7 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
 
 def load_key(path: Path, domain: str, selector: str) -> DkimKey:
     """Read a PEM private key (RSA or Ed25519) for signing as domain and selector."""
-    domain, selector = _domain(domain), _selector(selector)
+    domain, selector = signing_domain(domain), _selector(selector)
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from varsel.config import Settings
-from varsel.dkim import generate_key
+from varsel.dkim import generate_key, signing_domain
 
 
 def key_dir(settings: Settings) -> Path:
@@ -15,7 +15,7 @@ def key_dir(settings: Settings) -> Path:
 
 def key_path(settings: Settings, domain: str, selector: str) -> Path:
     """The private key file of a domain and selector."""
-    return key_dir(settings) / f"{selector}._domainkey.{domain.lower()}.pem"
+    return key_dir(settings) / f"{selector}._domainkey.{signing_domain(domain)}.pem"
 
 
 def ensure_key(settings: Settings, domain: str, selector: str) -> str | None:

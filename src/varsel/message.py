@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import html
 import importlib.resources
 import re
@@ -154,7 +155,8 @@ _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*
 _HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\Z")
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,200}\Z")
 _FEEDBACK_ID = re.compile(r"[!-~]{1,200}\Z")
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")  # BCP 47, as Content-Language
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _LINE = 78
 _MAX_SUBJECT = 400
 
@@ -216,14 +218,19 @@ def _url(url: str, what: str) -> str:
     _refuse_breakers(url, what)
     if any(c.isspace() or not c.isprintable() or c in '"<>\\' for c in url):
         raise MessageError(f"{what}: ugyldige tegn i adressen {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # "https://[x/" or a port that is not a number
+        raise MessageError(f"{what}: ugyldig nettadresse {url!r}") from None
     # "https://politiet.no@evil.test/" shows one host and goes to another: the phishing trick.
     if "@" in parts.netloc or not parts.hostname:
         raise MessageError(f"{what}: ugyldig nettadresse {url!r}")
     host = parts.hostname if parts.hostname in _LOOPBACK else _a_label(parts.hostname, what)
     if not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
         raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = f"[{host}]" if ":" in host else host
+    netloc = netloc if port is None else f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -344,6 +351,25 @@ def _join_names(names: Sequence[str], language: str) -> str:
     return f"{', '.join(names[:-1])} {_AND.get(language, 'og')} {names[-1]}"
 
 
+_UNIT_FIELDS = frozenset(f.name for f in dataclasses.fields(UnitRef))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with a short way to the values varsel itself puts in."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # The sandbox vets every attribute it hands out (several isinstance checks against
+        # abstract classes), and for a dict it first fails on the attribute, raising and catching
+        # an exception. Units and the context's dicts hold only strings, so their fields are
+        # safe as they are; anything else, "__class__" included, takes the sandbox's own way.
+        kind = type(obj)
+        if kind is UnitRef and attribute in _UNIT_FIELDS:
+            return getattr(obj, attribute)
+        if kind is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 # What a template can get wrong at run time, beyond Jinja's own errors: {{ 1 / 0 }}, {{ x[9] }}.
 _TEMPLATE_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
 
@@ -380,6 +406,9 @@ class MessageFactory:
         languages = set(spec.subjects)
         if not languages or not languages == set(spec.text_templates) == set(spec.html_templates):
             raise MessageError("emne, tekstmal og HTML-mal må finnes for de samme språkene")
+        for language in languages:
+            if not _LANGUAGE_TAG.match(_refuse_breakers(language, "språkkode")):
+                raise MessageError(f"ugyldig språkkode {language!r} (for eksempel nb, nn, en)")
 
         from_address = header_address(spec.from_address, "avsenderadresse")
         self._sender_domain = from_address.rpartition("@")[2]
@@ -468,10 +497,10 @@ class MessageFactory:
                 html_env, spec.html_templates[language], f"HTML-mal ({language})"
             )
 
-    def _environment(self, *, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    def _environment(self, *, autoescape: bool) -> _Sandbox:
         # Immutable: a template cannot change the context shared by every recipient, such as
         # fields. Sandboxed: campaign templates are written by operators, not by us.
-        env = ImmutableSandboxedEnvironment(
+        env = _Sandbox(
             autoescape=autoescape,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -483,7 +512,7 @@ class MessageFactory:
         return env
 
     @staticmethod
-    def _compile(env: ImmutableSandboxedEnvironment, source: str, what: str) -> jinja2.Template:
+    def _compile(env: _Sandbox, source: str, what: str) -> jinja2.Template:
         try:
             return env.from_string(source)
         except jinja2.TemplateSyntaxError as e:
@@ -581,8 +610,8 @@ class MessageFactory:
 
     def build(self, recipient: Recipient) -> bytes:
         """The complete RFC 5322 message for one recipient, DKIM-signed if there is a signer."""
-        rendered = self.render(recipient)
         to = header_address(recipient.address, "mottakeradresse")
+        rendered = self.render(recipient)
         subject_field = self._subject_cache.get(rendered.subject)
         if subject_field is None:
             subject_field = _subject_field(rendered.subject)

@@ -675,7 +675,7 @@ class Sender:
                             failures += 1
                             conn = None
                             await self._outcome(item, SendOutcome(None, False, e.message))
-                            await asyncio.sleep(min(30.0, 0.2 * 2**failures))
+                            await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                             continue
                     outcome = await conn.send(
                         self._envelope_from(item.delivery),

@@ -146,7 +146,7 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
-    received_at: float  # time.monotonic() when the final "." had been read
+    received_at: float  # time.monotonic() on accepting it: after the final "." (and any delay)
     peer: str
     path: Path | None = None  # the .eml file, when the sink has a maildir
 
@@ -176,6 +176,7 @@ class SmtpSink:
         self._cond = threading.Condition()
         self._messages: list[ReceivedMessage] = []
         self._numbers = 0
+        self._first_file = 1
         self._round_trips = 0
         self._connections = 0
         # Touched only on the server's thread: the connections to hang up when stopping.
@@ -225,6 +226,9 @@ class SmtpSink:
         """Listen, and return once the server answers."""
         if self.maildir is not None:
             self.maildir.mkdir(parents=True, exist_ok=True)
+            # A folder used before keeps its files: numbering goes on after the highest.
+            taken = [int(p.stem) for p in self.maildir.glob("*.eml") if p.stem.isdigit()]
+            self._first_file = max(taken, default=0) + 1
         controller = _Controller(self)
         controller.start()
         self._controller = controller
@@ -284,12 +288,15 @@ class SmtpSink:
             self._round_trips += 1
 
     def _store(self, envelope: Envelope, session: Session) -> int:
+        received_at = time.monotonic()
         data = envelope.original_content or b""
         peer = session.peer
         shown = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         with self._cond:
             number = len(self._messages) + 1
-            path = None if self.maildir is None else self.maildir / f"{number}.eml"
+            path = None
+            if self.maildir is not None:
+                path = self.maildir / f"{self._first_file + number - 1}.eml"
             if path is not None:
                 # Written whole, then renamed: whoever watches the folder never sees half a file.
                 partial = path.with_suffix(".tmp")
@@ -299,7 +306,7 @@ class SmtpSink:
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 data=data,
-                received_at=time.monotonic(),
+                received_at=received_at,
                 peer=shown,
                 path=path,
             )

@@ -69,7 +69,11 @@ class RelayConfig:
             raise UserError(f"tidsgrensen for SMTP må være over null: {self.timeout}")
         if (self.username is None) != (self.password is None):
             raise UserError("SMTP-pålogging trenger både brukernavn og passord")
-        if not self.helo_name or _BAD_ADDRESS.search(self.helo_name):
+        if (
+            not self.helo_name.isascii()
+            or not self.helo_name
+            or _BAD_ADDRESS.search(self.helo_name)
+        ):
             raise UserError(f"ugyldig HELO-navn for SMTP: {self.helo_name!r}")
 
     @classmethod
