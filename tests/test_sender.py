@@ -226,6 +226,20 @@ def test_unreachable_relay_defers(db: Database, campaign_id: int, settings: Sett
     assert report.stopped == "deferred"
 
 
+def test_relay_refusing_login_stops_with_the_reason(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import SendError
+
+    with SmtpSink(auth=("varsel", "riktig")) as sink:
+        relay = RelayConfig.from_url(sink.url.replace("smtp://", "smtp://varsel:feil@"))
+        with pytest.raises(SendError, match="avviser utsendelsen"):
+            send_campaign(db, settings, campaign_id, relay=relay, options=FAST)
+        assert sink.messages == []
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["queued"], counts["claimed"]) == (6, 0)
+
+
 def test_fault_kinds_exist() -> None:
     assert {k.value for k in FaultKind} >= {"reply", "delay", "drop_mid_data", "accept_then_drop"}
 

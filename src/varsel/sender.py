@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo
 
 from varsel import outbox
 from varsel.campaign import Campaign, CampaignSpec, CampaignStatus, get_campaign
-from varsel.channel.smtp import RelayConfig, ReplyKind, SendOutcome, SmtpConnection
+from varsel.channel.smtp import (
+    RelayConfig,
+    ReplyKind,
+    SendOutcome,
+    SmtpConnectError,
+    SmtpConnection,
+)
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
@@ -99,6 +105,7 @@ class SendReport:
             "cancelled": "avbrutt (kansellert)",
             "interrupted": "stoppet",
             "deferred": "venter på nye forsøk (kjør «campaign send» igjen senere)",
+            "relay": "stoppet fordi e-posttjeneren avviste utsendelsen",
         }[self.stopped]
         text = (
             f"Kampanje {self.campaign_id} {how}: {fmt_int(c['sent'])} sendt, "
@@ -321,6 +328,7 @@ class Sender:
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.mail_domain = self.campaign.spec.sender_domain
+        self.fatal: str | None = None
 
     # -- database, on one thread -----------------------------------------------------
 
@@ -412,6 +420,8 @@ class Sender:
             report: SendReport = await self._db(self._finish, stop_reason)
         finally:
             self._dbx.shutdown(wait=True)
+        if self.fatal:
+            raise SendError(self.fatal)
         return report
 
     def _start(self) -> None:
@@ -671,18 +681,38 @@ class Sender:
                         try:
                             conn = await SmtpConnection.open(self.relay)
                             failures = 0
+                        except SmtpConnectError as e:
+                            conn = None
+                            if e.reply is not None and e.reply.code >= 500:
+                                # The relay refuses us (login, TLS policy): retrying every
+                                # message until the deadline would not help. Stop and say why.
+                                self.fatal = f"e-posttjeneren {self.relay.redacted()} avviser "
+                                self.fatal += f"utsendelsen: {e.message}"
+                                self.stopping = "relay"
+                                self.scheduler.close()
+                                await self._give_back([item])
+                                return
+                            failures += 1
+                            await self._outcome(item, SendOutcome(None, False, e.message))
+                            await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+                            continue
                         except VarselError as e:
                             failures += 1
                             conn = None
                             await self._outcome(item, SendOutcome(None, False, e.message))
                             await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                             continue
-                    outcome = await conn.send(
-                        self._envelope_from(item.delivery),
-                        item.delivery.address,
-                        item.data,
-                        before_data_end=functools.partial(self._data_started, item.delivery),
-                    )
+                    try:
+                        outcome = await conn.send(
+                            self._envelope_from(item.delivery),
+                            item.delivery.address,
+                            item.data,
+                            before_data_end=functools.partial(self._data_started, item.delivery),
+                        )
+                    except ValueError as e:
+                        # Nothing went out: the address or message cannot be sent over SMTP.
+                        await self._failed(item.delivery, str(e))
+                        continue
                     await self._outcome(item, outcome)
                 finally:
                     self.in_flight -= 1
@@ -701,6 +731,13 @@ class Sender:
             "UPDATE deliveries SET data_started_at = ?, updated_at = ? WHERE id = ?",
             (utcnow_iso(), utcnow_iso(), delivery.id),
             durable=True,
+        )
+
+    async def _failed(self, d: Delivery, reason: str) -> None:
+        await self.write(
+            "UPDATE deliveries SET state = ?, last_reply = ?, attempts = attempts + 1, "
+            "claimed_by = NULL, updated_at = ? WHERE id = ?",
+            (DeliveryState.FAILED.value, reason[:500], utcnow_iso(), d.id),
         )
 
     async def _outcome_suppressed(self, d: Delivery) -> None:
