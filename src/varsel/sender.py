@@ -112,7 +112,7 @@ class SendReport:
             f"{fmt_int(c['deferred'])} utsatt, {fmt_int(c['failed'])} feilet, "
             f"{fmt_int(c['suppressed'])} sperret, {fmt_int(c['in_doubt'])} usikre, "
             f"{fmt_int(c['queued'])} i kø. Denne kjøringen: {fmt_int(self.sent_now)} sendt på "
-            f"{self.seconds:.1f} s ({self.rate:.0f}/s)."
+            f"{self.seconds:.1f} s ({self.rate:.0f}/s).".replace(".", ",", 1)
         )
         if self.in_doubt:
             text += (
