@@ -6,24 +6,12 @@ from typing import Any
 
 import pytest
 
-from varsel import unit
+from helpers import unit_row, units
 from varsel.db import Database
 from varsel.errors import BadFileError
 from varsel.feed import apply_feed
 from varsel.registry import import_dump
 from varsel.snapshot import list_snapshots
-
-
-def units(db: Database) -> dict[str, tuple[Any, ...]]:
-    cols = ", ".join(unit.RECORD_COLUMNS)
-    return {r[0]: tuple(r) for r in db.query(f"SELECT {cols} FROM units ORDER BY orgnr")}
-
-
-def unit_row(db: Database, orgnr: str) -> dict[str, Any]:
-    cols = ", ".join(unit.UNIT_COLUMNS)
-    row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
-    assert row is not None
-    return dict(zip(unit.UNIT_COLUMNS, row, strict=True))
 
 
 def test_feed_endring_applies_patches_in_id_order(db: Database, brreg: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from varsel import brreg_csv, dump, unit
+from helpers import unit_row, units
+from varsel import brreg_csv, dump
 from varsel.db import Database
 from varsel.errors import BadFileError, UserError
 from varsel.registry import import_dump, read_original
@@ -42,18 +43,6 @@ def write_csv(path: Path, records: list[dict[str, Any]], columns: tuple[str, ...
         for r in records:
             w.writerow(brreg_csv.encode_row(r, columns))
     return path
-
-
-def units(db: Database) -> dict[str, tuple[Any, ...]]:
-    cols = ", ".join(unit.RECORD_COLUMNS)
-    return {r[0]: tuple(r) for r in db.query(f"SELECT {cols} FROM units ORDER BY orgnr")}
-
-
-def unit_row(db: Database, orgnr: str) -> dict[str, Any]:
-    cols = ", ".join(unit.UNIT_COLUMNS)
-    row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
-    assert row is not None
-    return dict(zip(unit.UNIT_COLUMNS, row, strict=True))
 
 
 def test_import_real_enheter_json(db: Database, brreg: Path) -> None:

@@ -17,7 +17,8 @@ ADDRESS_FIELDS = (
     "landkode",
 )
 
-ENHETER_COLUMNS: tuple[str, ...] = (
+# The columns both CSV dumps start with, in this order.
+_HEAD: tuple[str, ...] = (
     "organisasjonsnummer",
     "navn",
     "organisasjonsform.kode",
@@ -38,6 +39,10 @@ ENHETER_COLUMNS: tuple[str, ...] = (
     "epostadresse",
     "telefon",
     "mobil",
+)
+
+ENHETER_COLUMNS: tuple[str, ...] = (
+    *_HEAD,
     *(f"postadresse.{f}" for f in ADDRESS_FIELDS),
     *(f"forretningsadresse.{f}" for f in ADDRESS_FIELDS),
     "institusjonellSektorkode.kode",
@@ -99,26 +104,7 @@ ENHETER_COLUMNS: tuple[str, ...] = (
 )
 
 UNDERENHETER_COLUMNS: tuple[str, ...] = (
-    "organisasjonsnummer",
-    "navn",
-    "organisasjonsform.kode",
-    "organisasjonsform.beskrivelse",
-    "naeringskode1.kode",
-    "naeringskode1.beskrivelse",
-    "naeringskode2.kode",
-    "naeringskode2.beskrivelse",
-    "naeringskode3.kode",
-    "naeringskode3.beskrivelse",
-    "hjelpeenhetskode.kode",
-    "hjelpeenhetskode.beskrivelse",
-    "harRegistrertAntallAnsatte",
-    "antallAnsatte",
-    "registreringsdatoAntallAnsatteEnhetsregisteret",
-    "registreringsdatoantallansatteNAVAaregisteret",
-    "hjemmeside",
-    "epostadresse",
-    "telefon",
-    "mobil",
+    *_HEAD,
     *(f"postadresse.{f}" for f in ADDRESS_FIELDS),
     *(f"beliggenhetsadresse.{f}" for f in ADDRESS_FIELDS),
     "registreringsdatoenhetsregisteret",

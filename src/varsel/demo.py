@@ -46,8 +46,14 @@ def main(folder: Path = Path("demo")) -> int:
     units = round(NATIONAL_UNITS * synth.area_share(PILOT_AREA))
     enheter = folder / "enheter_alle.json.gz"
     with progress_bar("Lager syntetisk register", console) as progress:
-        made = synth.write_dump(enheter, units=units, seed=SEED, kind="enheter",
-                                municipalities=PILOT_AREA, progress=progress)
+        made = synth.write_dump(
+            enheter,
+            units=units,
+            seed=SEED,
+            kind="enheter",
+            municipalities=PILOT_AREA,
+            progress=progress,
+        )
     console.print(made.summary())
 
     store = folder / "varsel.db"
@@ -72,12 +78,22 @@ def main(folder: Path = Path("demo")) -> int:
         with SmtpSink(maildir=mail) as sink:
             # The example limits itself to 100 messages a second, as a real relay would want;
             # the demo's own sink can take more.
-            options = SendOptions.for_campaign(created.campaign.spec, rate_per_second=5000,
-                                               connections=8, per_domain_concurrency=8,
-                                               per_domain_per_minute=600_000)
+            options = SendOptions.for_campaign(
+                created.campaign.spec,
+                rate_per_second=5000,
+                connections=8,
+                per_domain_concurrency=8,
+                per_domain_per_minute=600_000,
+            )
             with counts_bar("Sender", created.deliveries, console) as progress:
-                report = send_campaign(db, settings, cid, relay=RelayConfig.from_url(sink.url),
-                                       options=options, progress=progress)
+                report = send_campaign(
+                    db,
+                    settings,
+                    cid,
+                    relay=RelayConfig.from_url(sink.url),
+                    options=options,
+                    progress=progress,
+                )
             received = len(sink.messages)
         console.print(report.summary())
     finally:
