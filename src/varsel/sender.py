@@ -68,6 +68,9 @@ class SendOptions:
     build_processes: int | None = None  # None: one per core for large sends; 0: in-process
     respect_window: bool = True
     linger_seconds: float | None = None  # stop when the next retry is further away than this
+    # False sends unsigned messages: for benchmarks and tests only (the CLI does not offer it),
+    # since receivers check DKIM and a real campaign must always be signed.
+    sign: bool = True
 
     @classmethod
     def for_campaign(cls, spec: CampaignSpec, **overrides: Any) -> SendOptions:
@@ -457,7 +460,7 @@ class Sender:
 
     def _make_pool(self) -> concurrent.futures.ProcessPoolExecutor | None:
         spec = message_spec(self.campaign)
-        keys = key_paths(self.settings, self.campaign.spec)
+        keys = key_paths(self.settings, self.campaign.spec) if self.options.sign else []
         self.local_factory = make_factory(spec, keys)
         queued = self.db.scalar(
             "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND state IN (?, ?)",
