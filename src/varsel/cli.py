@@ -375,6 +375,49 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
 
 
+@campaign.command("lint")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+@click.pass_context
+def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: bool) -> None:
+    """Check a campaign before sending; exit status 2 if anything must be fixed."""
+    from rich.markup import escape
+
+    from varsel.lint import Severity, lint_campaign
+
+    report = lint_campaign(state.db, state.settings, campaign_id)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        for f in report.findings:
+            error = f.severity is Severity.ERROR
+            label = "[bold red]feil[/]    " if error else "[yellow]advarsel[/]"
+            # Messages quote TOML tables and templates: "[links]" is text, not Rich markup.
+            out.print(f"{label} {escape(f.message)}", soft_wrap=True)
+        out.print(report.summary(), soft_wrap=True)
+    if not report.ok:
+        ctx.exit(2)
+
+
+@campaign.command("preview")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for <lang>.eml, .txt and .html (made if missing).",
+)
+@pass_state
+def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
+    """Write each language's message, signed as it would be sent, to a sample recipient."""
+    from varsel.lint import preview_campaign
+
+    for path in preview_campaign(state.db, state.settings, campaign_id, out_dir):
+        click.echo(str(path))
+
+
 def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.campaign import CampaignStatus, set_status
 

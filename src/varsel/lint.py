@@ -1,0 +1,643 @@
+"""Checks a campaign before it is sent, and writes previews of its messages for approval.
+
+The linter renders every language's templates for sample recipients taken from the campaign's
+own frozen recipients, exactly as the sender would, and reports what would make a recipient
+distrust the message (links elsewhere, shorteners, attachments, no code) or stop it being built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.policy
+import html
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import idna
+
+from varsel import codes, outbox
+from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
+from varsel.errors import UserError
+from varsel.keys import key_path
+from varsel.message import (
+    MessageError,
+    MessageFactory,
+    MessageSpec,
+    Recipient,
+    Rendered,
+    UnitRef,
+    _references,  # the factory's own parser: the linter sees links exactly as it does
+    clean_text,
+)
+from varsel.municipality import name as municipality_name
+from varsel.sender import key_paths, make_factory, message_spec
+
+
+class Severity(StrEnum):
+    """How much a finding matters."""
+
+    ERROR = "error"  # the campaign must not be sent as it is
+    WARNING = "warning"  # worth a look; sending is allowed
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem the linter found: what, and in which language's message (None: campaign)."""
+
+    severity: Severity
+    code: str
+    language: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "code": self.code,
+            "language": self.language,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """Everything the linter found in one campaign, errors first."""
+
+    campaign_id: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity is Severity.WARNING for f in self.findings)
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "findings": [f.as_dict() for f in self.findings]}
+
+    def summary(self) -> str:
+        counts = (
+            f"{_count(self.errors, 'feil', 'feil')}, "
+            f"{_count(self.warnings, 'advarsel', 'advarsler')}"
+        )
+        if self.ok:
+            return f"Kampanje {self.campaign_id} kan sendes: {counts}."
+        return (
+            f"Kampanje {self.campaign_id} kan ikke sendes ennå: {counts}. "
+            "Rett feilene og kjør lint igjen."
+        )
+
+
+class PreviewError(UserError):
+    """The previews cannot be written."""
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+# -- sample recipients ------------------------------------------------------------------
+
+SAMPLE_ADDRESS = "post@eksempel.example"  # RFC 2606: a domain that can never receive mail
+# Made up, for a language no recipient has; the second has an "&" so escaping is exercised too.
+FALLBACK_UNITS = (
+    UnitRef("999999999", "EKSEMPEL AS", "Oslo"),
+    UnitRef("888888888", "BRØDRENE HANSEN & SØNN AS", "Bergen"),
+)
+
+
+def sample_units(db: Database, campaign_id: int, language: str) -> tuple[UnitRef, UnitRef]:
+    """Two different units of the campaign in this language, made-up ones where it has fewer."""
+    rows = db.query(
+        "SELECT orgnr, name, municipality FROM recipients WHERE campaign_id = ? AND language = ? "
+        "ORDER BY orgnr LIMIT 2",
+        (campaign_id, language),
+    )
+    units = [UnitRef(r[0], r[1], municipality_name(r[2]) if r[2] else None) for r in rows]
+    for fallback in FALLBACK_UNITS:
+        if len(units) < 2 and fallback.orgnr not in {u.orgnr for u in units}:
+            units.append(fallback)
+    return units[0], units[1]
+
+
+def sample_code() -> str:
+    """A fresh, valid verification code that belongs to no delivery."""
+    canonical = codes.normalise(codes.new_code())
+    assert canonical is not None  # noqa: S101  # new_code() always makes a valid code
+    return codes.format_code(canonical)
+
+
+def _recipient(units: Sequence[UnitRef], language: str, code: str, token: str) -> Recipient:
+    return Recipient(0, SAMPLE_ADDRESS, tuple(units), language, code, token)
+
+
+# -- finding URLs ---------------------------------------------------------------------------
+
+SHORTENERS = frozenset((
+    "bit.ly", "bitly.com", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "v.gd", "buff.ly",
+    "rebrand.ly", "cutt.ly", "shorturl.at", "shorturl.com", "tiny.cc", "tiny.one", "t.ly", "rb.gy",
+    "s.id", "bl.ink", "lnkd.in", "dlvr.it", "trib.al", "soo.gd", "qrco.de", "short.io", "x.gd",
+))  # fmt: skip
+# Hosts whose whole purpose is to send the reader on to another address.
+REDIRECT_HOSTS = frozenset(
+    {"l.facebook.com", "lm.facebook.com", "l.instagram.com", "l.messenger.com", "out.reddit.com"}
+)
+_REDIRECT_HOST_PARTS = ("urldefense", "safelinks.protection.outlook.com", "linkprotect.cudasvc")
+_REDIRECT_KEYS = frozenset(
+    {"url", "redirect", "redirect_url", "redirect_uri", "redir", "goto", "dest", "destination"}
+)
+_REDIRECT_SEGMENTS = frozenset({"redirect", "redir", "goto"})
+_TRACKING_KEYS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "mkt_tok"}
+)
+_TRACKING_PREFIXES = ("utm_", "_hs")
+
+_SHORTENER_PATTERN = "|".join(re.escape(h) for h in sorted(SHORTENERS, key=len, reverse=True))
+# A URL with a scheme, one starting with www., or a shortener's host written without a scheme.
+# The look-behind keeps "www." inside "https://www." and "t.co" inside "nett.com" from counting.
+_URL = re.compile(
+    rf"(?<![\w.@/-])(?:https?://|www\.|(?:{_SHORTENER_PATTERN})/)[^\s<>\"'`]*", re.IGNORECASE
+)
+_TRAILING = ".,;:!?)]}»”’'"
+_PARTS = ("emne", "tekst", "HTML")
+
+
+def urls_in_text(text: str) -> list[str]:
+    """Every URL written in a text: with a scheme, from www., or a shortener without a scheme."""
+    return [m.group().rstrip(_TRAILING) for m in _URL.finditer(text)]
+
+
+def _split(url: str) -> tuple[str, str, str, str]:
+    """(scheme, host as an A-label, path, query); a URL without a scheme reads as https."""
+    full = url if "://" in url[:10] else f"https://{url}"
+    try:
+        parts = urlsplit(full)
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError:
+        return "", "", "", ""
+    if host and not host.isascii():
+        # A name idna refuses is compared as written: it matches no allowed domain either.
+        with contextlib.suppress(idna.IDNAError):
+            host = idna.encode(host, uts46=True).decode("ascii")
+    return parts.scheme.lower(), host.lower(), parts.path, parts.query
+
+
+def _under(host: str, domains: Iterable[str]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _is_redirect(host: str, path: str, query: str) -> bool:
+    if host in REDIRECT_HOSTS or any(p in host for p in _REDIRECT_HOST_PARTS):
+        return True
+    if host.endswith(("google.com", "google.no")) and path == "/url":
+        return True
+    segments = {s.lower() for s in path.split("/")}
+    if segments & _REDIRECT_SEGMENTS:
+        return True
+    # A second address inside the first, in the path or the query, is where the reader ends up.
+    lowered = unquote(path).lower()
+    if "http:" in lowered or "https:" in lowered:
+        return True
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        target = value.strip().lower()
+        if key.lower() in _REDIRECT_KEYS or target.startswith(("http:", "https:", "//", "www.")):
+            return True
+    return False
+
+
+def _is_tracking(query: str) -> bool:
+    return any(
+        key.lower() in _TRACKING_KEYS or key.lower().startswith(_TRACKING_PREFIXES)
+        for key, _ in parse_qsl(query, keep_blank_values=True)
+    )
+
+
+# -- the checks -----------------------------------------------------------------------------
+
+_LANGUAGE_NAMES = {"nb": "bokmål", "nn": "nynorsk", "en": "engelsk"}
+
+
+def _where(language: str, parts: Iterable[str]) -> str:
+    """'nb (tekst og HTML)': which message and which of its parts."""
+    found = [p for p in _PARTS if p in set(parts)]
+    joined = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} og {found[-1]}"
+    return f"{language} ({joined})" if found else language
+
+
+class _LintFactory(MessageFactory):
+    """The sender's factory, except that it lets every link through to be reported here."""
+
+    def _check_links(self, html_text: str) -> None:
+        # The real factory stops at the first link it refuses; the linter wants all of them,
+        # each with where it is. _url_findings refuses everything the factory would.
+        return
+
+
+def _error(code: str, language: str | None, message: str) -> Finding:
+    return Finding(Severity.ERROR, code, language, message)
+
+
+def _warning(code: str, language: str | None, message: str) -> Finding:
+    return Finding(Severity.WARNING, code, language, message)
+
+
+def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding], Signer | None]:
+    """The DKIM keys of the From domain: present, usable, and readable by the owner only."""
+    findings: list[Finding] = []
+    domain, selector = spec.sender_domain, spec.dkim_selector
+    selectors = [selector, f"{selector}e"] if spec.dkim_ed25519 else [selector]
+    keys: list[DkimKey] = []
+    for name in selectors:
+        try:
+            path = key_path(settings, domain, name)
+            if not path.exists():
+                findings.append(
+                    _error(
+                        "dkim-key",
+                        None,
+                        f"Avsenderdomenet {domain} har ingen DKIM-nøkkel: {path} finnes ikke. "
+                        f"Lag den med «varsel keys generate --domain {domain} --selector {name}» "
+                        "og publiser DNS-posten.",
+                    )
+                )
+                continue
+            keys.append(load_key(path, domain, name))
+        except DkimKeyError as e:
+            findings.append(_error("dkim-key", None, f"Avsenderdomenet {domain}: {e.message}"))
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            findings.append(
+                _warning(
+                    "dkim-key-mode",
+                    None,
+                    f"DKIM-nøkkelen {path} kan leses av andre enn eieren (modus {mode:04o}); "
+                    f"gjør den privat med «chmod 600 {path}».",
+                )
+            )
+    return findings, Signer(keys) if keys else None
+
+
+def attachments_in(message: bytes) -> list[str]:
+    """The parts of a message that are attachments or not text: 'application/pdf (rad.pdf)'."""
+    parsed = BytesParser(policy=email.policy.default).parsebytes(message)
+    found = []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_disposition() == "attachment" or part.get_content_maintype() != "text":
+            filename = part.get_filename()
+            found.append(part.get_content_type() + (f" ({filename})" if filename else ""))
+    return found
+
+
+def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered]) -> list[Finding]:
+    """Links elsewhere, shorteners, redirects, http, tracking, clickable links, remote content."""
+    places: dict[str, set[str]] = {}  # URL -> the parts it is written in
+    attributes: dict[str, set[str]] = {}  # URL -> the HTML attributes that reference it
+    for r in rendered:
+        for part, text in (("emne", r.subject), ("tekst", r.text), ("HTML", html.unescape(r.html))):
+            for url in urls_in_text(text):
+                places.setdefault(url, set()).add(part)
+        for attribute, url in _references(r.html):
+            attributes.setdefault(url, set()).add(attribute)
+            places.setdefault(url, set()).add("HTML")
+    allowed = spec.allowed_link_domains
+    allowed_text = ", ".join(allowed) if allowed else "ingen"
+    findings: list[Finding] = []
+    for url, parts in places.items():
+        where = _where(language, parts)
+        scheme, host, path, query = _split(url)
+        if scheme in ("http", "https") and not host:
+            findings.append(_error("link-domain", language, f"{where}: ugyldig lenke {url}"))
+        elif _under(host, SHORTENERS):
+            findings.append(
+                _error(
+                    "shortener",
+                    language,
+                    f"{where}: {url} er en forkortet lenke ({host}); mottakeren kan ikke se "
+                    "hvor den fører. Skriv hele adressen.",
+                )
+            )
+        elif host and _is_redirect(host, path, query):
+            findings.append(
+                _error(
+                    "redirect",
+                    language,
+                    f"{where}: {url} er en videresending til en annen adresse; "
+                    "skriv adressen mottakeren skal til.",
+                )
+            )
+        elif host and not _under(host, allowed):
+            findings.append(
+                _error(
+                    "link-domain",
+                    language,
+                    f"{where}: {url} går til {host}, som ikke er et tillatt domene "
+                    f"(tillatt: {allowed_text}).",
+                )
+            )
+        if scheme == "http":
+            findings.append(
+                _error("http", language, f"{where}: {url} bruker http://; bruk https://.")
+            )
+        if _is_tracking(query):
+            findings.append(
+                _warning(
+                    "tracking",
+                    language,
+                    f"{where}: {url} har sporingsparametre (utm_, fbclid, gclid o.l.); "
+                    "varsel sporer ikke mottakere.",
+                )
+            )
+        for attribute in sorted(attributes.get(url, ())):
+            if attribute == "href" and not spec.allow_links:
+                findings.append(
+                    _error(
+                        "clickable-link",
+                        language,
+                        f"{where}: klikkbar lenke (<a href>) til {url}, men kampanjen tillater "
+                        "ikke klikkbare lenker ([links] allow_clickable).",
+                    )
+                )
+            elif attribute == "href" and scheme not in ("http", "https"):
+                findings.append(
+                    _error(
+                        "clickable-link",
+                        language,
+                        f"{where}: klikkbar lenke til {url}; bare https-lenker er tillatt.",
+                    )
+                )
+            elif attribute != "href":
+                findings.append(
+                    _error(
+                        "remote-content",
+                        language,
+                        f"{where}: HTML-delen laster {url} ({attribute}); meldingen skal ikke "
+                        "hente bilder, skrifter eller annet fra nettet.",
+                    )
+                )
+    return findings
+
+
+def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]) -> Finding | None:
+    """Each recipient's units, by name and organisation number, in the text and the HTML."""
+    missing: list[str] = []
+    parts: set[str] = set()
+    shared_only = True
+    for recipient, r in rendered:
+        # Registry names are in capitals; a template may well show them |title or |lower.
+        texts = {"tekst": r.text.casefold(), "HTML": html.unescape(r.html).casefold()}
+        for unit in recipient.units:
+            name = clean_text(unit.name)
+            orgnr = f"{unit.orgnr[:3]} {unit.orgnr[3:6]} {unit.orgnr[6:]}"
+            for part, text in texts.items():
+                has_name = name.casefold() in text
+                # The orgnr may be grouped ("974 760 673", perhaps with no-break spaces).
+                has_orgnr = unit.orgnr in re.sub(r"\s", "", text)
+                if has_name and has_orgnr:
+                    continue
+                parts.add(part)
+                shared_only = shared_only and len(recipient.units) > 1
+                what = f"«{name}»" if not has_name else f"org.nr. {orgnr}"
+                if not has_name and not has_orgnr:
+                    what = f"«{name}» (org.nr. {orgnr})"
+                if what not in missing:
+                    missing.append(what)
+    if not missing:
+        return None
+    if shared_only:
+        case = " når flere virksomheter deler e-postadressen"
+        hint = "Nevn alle med {% for u in units %}…{% endfor %}."
+    else:
+        case, hint = "", "Bruk {{ unit.name }} og {{ unit.orgnr }}, eller en løkke over units."
+    return _error(
+        "names",
+        language,
+        f"{_where(language, parts)}: meldingen nevner ikke virksomheten den gjelder{case}; "
+        f"mangler {', '.join(missing[:4])}. {hint}",
+    )
+
+
+def _content_findings(spec: CampaignSpec, language: str, r: Rendered, code: str) -> list[Finding]:
+    """The verification code, the verify URL and the document URL, in the text and the HTML."""
+    texts = {"tekst": r.text, "HTML": html.unescape(r.html)}
+    findings = []
+    check = "mottakeren trenger den for å sjekke at e-posten er ekte"
+    checks = (
+        ("missing-code", (code, code.replace("-", "")), "kontrollkoden", check),
+        ("missing-verify-url", (spec.verify_url,), f"kontrolladressen {spec.verify_url}", check),
+        (
+            "missing-document-url",
+            (spec.document_url,),
+            f"dokumentadressen {spec.document_url}",
+            "mottakeren skal kunne hente dokumentet selv, uten å klikke",
+        ),
+    )
+    for finding_code, values, what, why in checks:
+        parts = [p for p, text in texts.items() if not any(v in text for v in values)]
+        if parts:
+            findings.append(
+                _error(
+                    finding_code,
+                    language,
+                    f"{_where(language, parts)}: {what} står ikke i meldingen; {why}.",
+                )
+            )
+    return findings
+
+
+def _language_findings(
+    db: Database,
+    campaign_id: int,
+    spec: CampaignSpec,
+    mspec: MessageSpec,
+    signer: Signer | None,
+    language: str,
+    code: str,
+) -> list[Finding]:
+    """Everything about one language's message: renders, names, codes, links, the MIME parts."""
+    one = dataclasses.replace(
+        mspec,
+        subjects={language: mspec.subjects[language]},
+        text_templates={language: mspec.text_templates[language]},
+        html_templates={language: mspec.html_templates[language]},
+    )
+    first, second = sample_units(db, campaign_id, language)
+    token = secrets.token_urlsafe(18)
+    recipients = [_recipient([u], language, code, token) for u in (first, second)]
+    if not spec.per_unit:
+        # An address several units share gets one message that must name them all.
+        recipients.append(_recipient([first, second], language, code, token))
+    try:
+        factory = _LintFactory(one, signer)
+        rendered = [(r, factory.render(r)) for r in recipients]
+    except MessageError as e:
+        # Render errors name the delivery; the sample's made-up id would only confuse.
+        why = e.message.removeprefix("levering 0: ")
+        return [_error("template", language, f"{language}: malen kan ikke brukes: {why}")]
+    findings: list[Finding] = []
+    names = _names_finding(language, rendered)
+    if names is not None:
+        findings.append(names)
+    findings += _content_findings(spec, language, rendered[0][1], code)
+    findings += _url_findings(spec, language, [r for _, r in rendered])
+    subject = rendered[0][1].subject
+    if len(subject) > 78:
+        findings.append(
+            _warning(
+                "subject-length",
+                language,
+                f"{language} (emne): emnet er {len(subject)} tegn, over 78; mange "
+                f"e-postprogrammer kutter det: «{subject}»",
+            )
+        )
+    try:
+        message = factory.build(recipients[0])
+    except MessageError as e:
+        findings.append(_error("message", language, f"{language}: {e.message}"))
+        return findings
+    for part in attachments_in(message):
+        findings.append(
+            _error(
+                "attachment",
+                language,
+                f"{language}: meldingen har et vedlegg eller en del som ikke er tekst ({part}); "
+                "varsel sender aldri vedlegg.",
+            )
+        )
+    return findings
+
+
+def _used_languages(db: Database, campaign_id: int) -> list[str]:
+    # A delivery's language can differ from all its units' (an address shared by nynorsk and
+    # foreign units gets bokmål), so both tables count.
+    rows = db.query(
+        "SELECT language FROM recipients WHERE campaign_id = ? "
+        "UNION SELECT language FROM deliveries WHERE campaign_id = ?",
+        (campaign_id, campaign_id),
+    )
+    return sorted({r[0] for r in rows})
+
+
+def lint_campaign(db: Database, settings: Settings, campaign_id: int) -> LintReport:
+    """Check a campaign before sending; the result is also recorded as a 'lint' event."""
+    campaign = get_campaign(db, campaign_id)
+    spec = campaign.spec
+    mspec = message_spec(campaign)
+    findings, signer = _key_findings(settings, spec)
+    for language in _used_languages(db, campaign_id):
+        if language not in spec.templates:
+            findings.append(
+                _error(
+                    "missing-template",
+                    language,
+                    f"Mottakere i kampanjen har språket «{language}», men kampanjen har ingen "
+                    "mal på det språket.",
+                )
+            )
+    # What is wrong outside the templates (an address, a URL) is wrong in every language:
+    # a factory with trivial templates finds it once, before the languages are rendered.
+    probe = dict.fromkeys(spec.templates, "{{ code }}")
+    try:
+        _LintFactory(
+            dataclasses.replace(mspec, subjects=probe, text_templates=probe, html_templates=probe),
+            None,
+        )
+    except MessageError as e:
+        findings.append(_error("message", None, f"Kampanjen: {e.message}"))
+    else:
+        code = sample_code()
+        for language in sorted(spec.templates, key=_language_order):
+            findings += _language_findings(db, campaign_id, spec, mspec, signer, language, code)
+    if spec.reply_to is None:
+        findings.append(
+            _warning(
+                "no-reply-to",
+                None,
+                f"Kampanjen har ingen svaradresse ([sender] reply_to): svar går til "
+                f"{spec.from_address}.",
+            )
+        )
+    ordered = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
+    report = LintReport(campaign_id, tuple(ordered))
+    with db.transaction():
+        outbox.record_event(
+            db,
+            campaign_id,
+            None,
+            "lint",
+            {"ok": report.ok, "errors": report.errors, "warnings": report.warnings},
+        )
+    return report
+
+
+def _language_order(language: str) -> tuple[int, str]:
+    return (LANGUAGES.index(language) if language in LANGUAGES else len(LANGUAGES), language)
+
+
+# -- previews -------------------------------------------------------------------------------
+
+_CHARSET = re.compile(rb"<meta[^>]+charset", re.IGNORECASE)
+
+
+def _body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body((subtype,))
+    if not isinstance(part, EmailMessage):
+        raise PreviewError(f"meldingen har ingen text/{subtype}-del")
+    content = part.get_content()
+    assert isinstance(content, str)  # noqa: S101  # a text part's content is text
+    # CRLF is how lines travel in a message; in a file on disk they end in LF.
+    return content.replace("\r\n", "\n")
+
+
+def preview_campaign(db: Database, settings: Settings, campaign_id: int, out: Path) -> list[Path]:
+    """Write <lang>.eml (signed, as sent), .txt and .html for nb, nn and en; the paths written."""
+    campaign = get_campaign(db, campaign_id)
+    # The sender's own factory and keys: the preview is the message as it would go out.
+    factory = make_factory(message_spec(campaign), key_paths(settings, campaign.spec))
+    code = sample_code()
+    token = secrets.token_urlsafe(18)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PreviewError(f"{out}: kan ikke lage mappen ({e.strerror})") from None
+    written: list[Path] = []
+    for language in LANGUAGES:
+        first, _ = sample_units(db, campaign_id, language)
+        data = factory.build(_recipient([first], language, code, token))
+        parsed = BytesParser(policy=email.policy.default).parsebytes(data)
+        html_bytes = _body(parsed, "html").encode("utf-8")
+        # A file opened from disk has no Content-Type to name its charset; a template without
+        # <meta charset> gets a byte order mark, which browsers read as UTF-8.
+        if not _CHARSET.search(html_bytes[:2048]):
+            html_bytes = b"\xef\xbb\xbf" + html_bytes
+        files = (
+            (out / f"{language}.eml", data),
+            (out / f"{language}.txt", _body(parsed, "plain").encode("utf-8")),
+            (out / f"{language}.html", html_bytes),
+        )
+        for path, content in files:
+            try:
+                path.write_bytes(content)
+            except OSError as e:
+                raise PreviewError(f"{path}: kan ikke skrives ({e.strerror})") from None
+            written.append(path)
+    return written

@@ -1,0 +1,519 @@
+"""The campaign linter and previews, on campaigns made from the real registry records."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import dkim
+import pytest
+from click.testing import CliRunner
+
+from varsel.campaign import create_campaign, get_campaign
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.keys import key_dir, key_path
+from varsel.lint import (
+    LintReport,
+    Severity,
+    attachments_in,
+    lint_campaign,
+    preview_campaign,
+    urls_in_text,
+)
+from varsel.registry import import_dump
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+per_unit = {per_unit}
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+{reply_to}
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+# Templates that pass every check; each case below adds or takes away one thing.
+TEXT = """{% for u in units %}
+Til {{ u.name }} (org.nr. {{ u.orgnr|orgnr }})
+{% endfor %}
+Skriv {{ verify_url }} i nettleseren og koden {{ code }}.
+Dokumentet: {{ document_url }}
+"""
+HTML = """<p>{% for u in units %}Til <strong>{{ u.name }}</strong> ({{ u.orgnr|orgnr }})<br>
+{% endfor %}</p>
+<p>Skriv {{ verify_url|link }} og koden {{ code }}.</p>
+<p>Dokumentet: {{ document_url|link }}</p>
+"""
+
+# Names {{ unit }}, the first unit only: wrong for an address several units share.
+ONLY_FIRST = TEXT.replace("{% for u in units %}\n", "").replace("{% endfor %}\n", "")
+ONLY_FIRST = ONLY_FIRST.replace("u.", "unit.")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def registry_db(db: Database, brreg: Path) -> Database:
+    import_dump(db, brreg / "enheter-sample.json")
+    return db
+
+
+def create(
+    db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    extra: str = "",
+    *,
+    per_unit: bool = False,
+    reply_to: bool = True,
+) -> int:
+    text = CAMPAIGN.format(
+        per_unit=str(per_unit).lower(),
+        reply_to='reply_to = "post@nsr-org.no"' if reply_to else "",
+    )
+    path = tmp_path / "campaign.toml"
+    path.write_text(text + extra, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
+
+
+def templates(language: str = "nb", *, text: str = TEXT, html: str = HTML, **more: str) -> str:
+    """A [templates.LANG] table with the given sources as TOML literal strings."""
+    lines = [f"[templates.{language}]", f"text = '''{text}'''", f"html = '''{html}'''"]
+    lines += [f"{key} = '''{value}'''" for key, value in more.items()]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def found(report: LintReport) -> list[tuple[str, str, str | None]]:
+    return [(f.severity.value, f.code, f.language) for f in report.findings]
+
+
+def test_a_campaign_with_the_shipped_templates_is_clean(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    report = lint_campaign(registry_db, settings, cid)
+    assert report.findings == ()
+    assert report.ok
+    assert report.summary() == f"Kampanje {cid} kan sendes: 0 feil, 0 advarsler."
+
+
+def test_the_result_is_recorded_as_an_event(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path, reply_to=False)
+    lint_campaign(registry_db, settings, cid)
+    key_path(settings, "nsr-org.no", "varsel").unlink()
+    lint_campaign(registry_db, settings, cid)
+    rows = registry_db.query(
+        "SELECT detail FROM events WHERE campaign_id = ? AND kind = 'lint' ORDER BY id", (cid,)
+    )
+    assert [json.loads(r[0]) for r in rows] == [
+        {"ok": True, "errors": 0, "warnings": 1},
+        {"ok": False, "errors": 1, "warnings": 1},
+    ]
+
+
+ERRORS = {
+    "link elsewhere": (
+        templates(text=TEXT + "Les mer på https://www.example.com/sikkerhet.\n"),
+        "link-domain",
+    ),
+    "link elsewhere, HTML text only": (
+        templates(html=HTML + "<p>Se www.example.com/sikkerhet</p>"),
+        "link-domain",
+    ),
+    "shortener": (templates(text=TEXT + "Kort: https://bit.ly/3xYzAbC\n"), "shortener"),
+    "shortener without a scheme": (templates(text=TEXT + "Kort: tinyurl.com/abc\n"), "shortener"),
+    "shortener the operator allowed": (
+        '[links]\nallowed_domains = ["www.politiet.no", "bit.ly"]\n'
+        + templates(text=TEXT + "https://bit.ly/x\n"),
+        "shortener",
+    ),
+    "redirect on an allowed host": (
+        templates(text=TEXT + "https://www.politiet.no/redirect?url=https%3A%2F%2Fevil.example\n"),
+        "redirect",
+    ),
+    "redirect in the query": (
+        templates(text=TEXT + "https://www.politiet.no/r?u=https://evil.example/\n"),
+        "redirect",
+    ),
+    "safelinks": (
+        templates(
+            text=TEXT + "https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fx.no\n"
+        ),
+        "redirect",
+    ),
+    "facebook": (
+        templates(text=TEXT + "https://l.facebook.com/l.php?u=https%3A%2F%2Fx.no\n"),
+        "redirect",
+    ),
+    "clickable link": (
+        templates(html=HTML + '<p><a href="https://www.politiet.no/varsel">her</a></p>'),
+        "clickable-link",
+    ),
+    "image": (
+        templates(html=HTML + '<img src="https://www.politiet.no/logo.png" alt="">'),
+        "remote-content",
+    ),
+    "http": (templates(text=TEXT + "Se http://www.politiet.no/rad\n"), "http"),
+    "no names": (templates(text="Hei!\n" + TEXT.split("{% endfor %}\n")[1]), "names"),
+    "only the first unit": (templates(text=ONLY_FIRST), "names"),
+    "no code": (templates(html=HTML.replace("{{ code }}", "fra brevet")), "missing-code"),
+    "no verify URL": (
+        templates(text=TEXT.replace("{{ verify_url }}", "kontrollsiden")),
+        "missing-verify-url",
+    ),
+    "no document URL": (
+        templates(text=TEXT.replace("{{ document_url }}", "på nettet")),
+        "missing-document-url",
+    ),
+    "undefined name": (templates(text=TEXT + "{{ unit.nme }}\n"), "template"),
+    "syntax error": (templates(html=HTML + "{% if %}"), "template"),
+}
+
+
+@pytest.mark.parametrize(("extra", "code"), ERRORS.values(), ids=ERRORS.keys())
+def test_each_error_is_found_alone(
+    registry_db: Database, settings: Settings, tmp_path: Path, extra: str, code: str
+) -> None:
+    cid = create(registry_db, settings, tmp_path, extra)
+    report = lint_campaign(registry_db, settings, cid)
+    assert found(report) == [("error", code, "nb")]
+    assert not report.ok
+
+
+def test_a_link_elsewhere_says_what_and_where(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = templates(
+        "en",
+        text=TEXT + "https://evil.example/x\n",
+        html=HTML + "<p>https://evil.example/x</p>",
+    )
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert [f.message for f in report.findings] == [
+        "en (tekst og HTML): https://evil.example/x går til evil.example, som ikke er et "
+        "tillatt domene (tillatt: www.politiet.no)."
+    ]
+
+
+def test_a_template_error_carries_jinja_s_message(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = templates("nn", text=TEXT + "{{ unit.nme }}\n")
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert [f.message for f in report.findings] == [
+        "nn: malen kan ikke brukes: malfeil: 'varsel.message.UnitRef object' has no attribute 'nme'"
+    ]
+
+
+def test_a_hard_coded_name_is_caught_by_the_second_sample(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # No recipient writes nynorsk, so nn's samples are the made-up EKSEMPEL AS and a second unit.
+    text = "Til EKSEMPEL AS (org.nr. 999 999 999)\n" + TEXT.split("{% endfor %}\n")[1]
+    extra = templates("nn", text=text)
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert [f.message for f in report.findings] == [
+        "nn (tekst): meldingen nevner ikke virksomheten den gjelder; mangler «BRØDRENE HANSEN & "
+        "SØNN AS» (org.nr. 888 888 888). Bruk {{ unit.name }} og {{ unit.orgnr }}, eller en "
+        "løkke over units."
+    ]
+
+
+def test_naming_one_unit_is_enough_when_each_unit_gets_its_own_message(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    shared = create(registry_db, settings, tmp_path, templates(text=ONLY_FIRST))
+    message = lint_campaign(registry_db, settings, shared).findings[0].message
+    assert message.startswith(
+        "nb (tekst): meldingen nevner ikke virksomheten den gjelder når flere virksomheter deler "
+        "e-postadressen; mangler «"
+    )
+    assert message.endswith("Nevn alle med {% for u in units %}…{% endfor %}.")
+    per_unit = create(registry_db, settings, tmp_path, templates(text=ONLY_FIRST), per_unit=True)
+    assert lint_campaign(registry_db, settings, per_unit).findings == ()
+
+
+def test_clickable_links_to_allowed_domains_pass_when_the_campaign_allows_them(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = "[links]\nallow_clickable = true\n" + templates(
+        html=HTML + '<p><a href="https://www.politiet.no/varsel">her</a></p>'
+    )
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert report.findings == ()
+
+
+def test_names_may_be_shown_in_other_case(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = templates(text=TEXT.replace("{{ u.name }}", "{{ u.name|title }}"))
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert report.findings == ()
+
+
+def test_a_problem_outside_the_templates_is_reported_once(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = "[links]\nallow_clickable = true\nallowed_domains = []\n"
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert found(report) == [("error", "message", None)]
+    assert report.findings[0].message == (
+        "Kampanjen: lenker er slått på, men ingen domener er tillatt"
+    )
+
+
+def test_a_language_without_a_template(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    with registry_db.transaction():
+        registry_db.execute(
+            "UPDATE recipients SET language = 'se' WHERE campaign_id = ? AND orgnr = '962986633'",
+            (cid,),
+        )
+    report = lint_campaign(registry_db, settings, cid)
+    assert found(report) == [("error", "missing-template", "se")]
+
+
+def test_a_missing_dkim_key(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    path = key_path(settings, "nsr-org.no", "varsel")
+    path.unlink()
+    report = lint_campaign(registry_db, settings, cid)
+    assert found(report) == [("error", "dkim-key", None)]
+    assert report.findings[0].message == (
+        f"Avsenderdomenet nsr-org.no har ingen DKIM-nøkkel: {path} finnes ikke. Lag den med "
+        "«varsel keys generate --domain nsr-org.no --selector varsel» og publiser DNS-posten."
+    )
+
+
+def test_a_dkim_key_that_is_not_a_key(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    key_path(settings, "nsr-org.no", "varsel").write_text("not a key\n", "ascii")
+    assert found(lint_campaign(registry_db, settings, cid)) == [("error", "dkim-key", None)]
+
+
+WARNINGS = {
+    "long subject": (
+        templates(subject="Forebyggende sikkerhetsinformasjon " * 3),
+        "subject-length",
+        "nb",
+    ),
+    "tracking": (
+        templates(text=TEXT + "https://www.politiet.no/rad?utm_source=epost\n"),
+        "tracking",
+        "nb",
+    ),
+    "fbclid": (
+        templates(text=TEXT + "https://www.politiet.no/rad?fbclid=IwAR0\n"),
+        "tracking",
+        "nb",
+    ),
+}
+
+
+@pytest.mark.parametrize(("extra", "code", "language"), WARNINGS.values(), ids=WARNINGS.keys())
+def test_each_warning_is_found_alone(
+    registry_db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    extra: str,
+    code: str,
+    language: str,
+) -> None:
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert found(report) == [("warning", code, language)]
+    assert report.ok
+
+
+def test_no_reply_to_and_a_key_others_can_read_are_warnings(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path, reply_to=False)
+    key_path(settings, "nsr-org.no", "varsel").chmod(0o644)
+    report = lint_campaign(registry_db, settings, cid)
+    assert found(report) == [("warning", "dkim-key-mode", None), ("warning", "no-reply-to", None)]
+    assert report.ok
+
+
+def test_errors_come_before_warnings(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    extra = templates(text=TEXT + "https://bit.ly/x?utm_source=a\n")
+    cid = create(registry_db, settings, tmp_path, extra, reply_to=False)
+    report = lint_campaign(registry_db, settings, cid)
+    assert [f.severity for f in report.findings] == [
+        Severity.ERROR,
+        Severity.WARNING,
+        Severity.WARNING,
+    ]
+    assert report.summary() == (
+        f"Kampanje {cid} kan ikke sendes ennå: 1 feil, 2 advarsler. "
+        "Rett feilene og kjør lint igjen."
+    )
+
+
+def test_attachments_and_parts_that_are_not_text() -> None:
+    message = EmailMessage()
+    message["From"] = "sikkerhet@nsr-org.no"
+    message.set_content("Se vedlegget.")
+    message.add_alternative("<p>Se vedlegget.</p>", subtype="html")
+    assert attachments_in(message.as_bytes()) == []
+    message.add_attachment(b"%PDF-1.7", maintype="application", subtype="pdf", filename="rad.pdf")
+    message.add_attachment("tekst", filename="notat.txt")
+    assert attachments_in(message.as_bytes()) == [
+        "application/pdf (rad.pdf)",
+        "text/plain (notat.txt)",
+    ]
+
+
+def test_urls_in_text() -> None:
+    text = (
+        "Se https://www.politiet.no/rad. Eller (www.nsr-org.no/x), bit.ly/abc, "
+        "post@bit.ly, nett.com/y og «https://x.no/a?b=c»."
+    )
+    assert urls_in_text(text) == [
+        "https://www.politiet.no/rad",
+        "www.nsr-org.no/x",
+        "bit.ly/abc",
+        "https://x.no/a?b=c",
+    ]
+
+
+def dns_for(settings: Settings):  # type: ignore[no-untyped-def]
+    record = next(key_dir(settings).glob("*.txt")).read_text("ascii")
+    txt = "".join(re.findall(r'"([^"]*)"', record)).encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"varsel._domainkey.nsr-org.no."
+        return txt
+
+    return dnsfunc
+
+
+def test_preview_writes_each_language_signed_as_sent(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    out = tmp_path / "preview" / "ny"
+    paths = preview_campaign(registry_db, settings, cid, out)
+    assert [p.name for p in paths] == [
+        f"{lang}.{ext}" for lang in ("nb", "nn", "en") for ext in ("eml", "txt", "html")
+    ]
+    assert sorted(out.iterdir()) == sorted(paths)
+    first_nb = registry_db.query_one(
+        "SELECT name FROM recipients WHERE campaign_id = ? AND language = 'nb' ORDER BY orgnr",
+        (cid,),
+    )
+    assert first_nb is not None
+    for lang in ("nb", "nn", "en"):
+        data = (out / f"{lang}.eml").read_bytes()
+        assert dkim.verify(data, dnsfunc=dns_for(settings))
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert msg["To"] == "post@eksempel.example"
+        assert msg["Content-Language"] == lang
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert (out / f"{lang}.txt").read_bytes() == text.replace("\r\n", "\n").encode()
+        page = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert (out / f"{lang}.html").read_bytes() == page.replace("\r\n", "\n").encode()
+        assert page.startswith("<!DOCTYPE html>")
+        assert attachments_in(data) == []
+    assert first_nb[0] in (out / "nb.txt").read_text("utf-8")
+    assert "EKSEMPEL AS" in (out / "nn.txt").read_text("utf-8")
+
+
+def test_preview_needs_the_key(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    key_path(settings, "nsr-org.no", "varsel").unlink()
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "preview", str(cid), "--out", str(tmp_path / "p")],
+        env={"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir)},
+    )
+    assert result.exit_code == 2
+    assert "finnes ikke" in result.output
+
+
+def test_cli_exit_status(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
+    env = {"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir)}
+    runner = CliRunner()
+    clean = create(registry_db, settings, tmp_path)
+    result = runner.invoke(cli, ["--db", registry_db.url, "campaign", "lint", str(clean)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Kampanje {clean} kan sendes: 0 feil, 0 advarsler.\n"
+
+    bad = create(registry_db, settings, tmp_path, templates(text=TEXT + "https://bit.ly/x\n"))
+    result = runner.invoke(cli, ["--db", registry_db.url, "campaign", "lint", str(bad)], env=env)
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert lines[0].startswith("feil     nb (tekst): https://bit.ly/x er en forkortet lenke")
+    assert lines[-1].startswith(f"Kampanje {bad} kan ikke sendes ennå: 1 feil")
+
+    result = runner.invoke(
+        cli, ["--db", registry_db.url, "campaign", "lint", str(bad), "--json"], env=env
+    )
+    assert result.exit_code == 2
+    data = json.loads(result.output)
+    assert data["ok"] is False
+    assert [(f["severity"], f["code"], f["language"]) for f in data["findings"]] == [
+        ("error", "shortener", "nb")
+    ]
+
+    result = runner.invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "preview", str(clean), "--out", str(tmp_path / "p")],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == str(tmp_path / "p" / "nb.eml")
+    assert len(result.output.splitlines()) == 9
+
+
+def test_an_unknown_campaign(registry_db: Database, settings: Settings) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "lint", "99"],
+        env={"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir)},
+    )
+    assert result.exit_code == 2
+    assert result.output == "varsel: kampanje 99 finnes ikke\n"
+
+
+def test_get_campaign_still_reads_what_lint_looked_at(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Linting only reads the campaign and appends an event; the campaign stays ready.
+    cid = create(registry_db, settings, tmp_path)
+    lint_campaign(registry_db, settings, cid)
+    assert get_campaign(registry_db, cid).status.value == "ready"
+
+
+def test_a_preview_of_an_html_fragment_opens_as_utf_8(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path, templates(html=HTML))
+    preview_campaign(registry_db, settings, cid, tmp_path / "p")
+    # No <meta charset> in the fragment: the byte order mark tells a browser it is UTF-8.
+    assert (tmp_path / "p" / "nb.html").read_bytes().startswith(b"\xef\xbb\xbf<p>Til ")
+    assert not (tmp_path / "p" / "nn.html").read_bytes().startswith(b"\xef\xbb\xbf")
