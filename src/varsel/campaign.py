@@ -91,6 +91,7 @@ class CampaignSpec:
     dkim_ed25519: bool = False
     limits: Limits = field(default_factory=Limits)
     fields: Mapping[str, str] = field(default_factory=dict)
+    document_file: str | None = None  # absolute path of the document served to the public
 
     @property
     def sender_domain(self) -> str:
@@ -205,6 +206,7 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
     document_url = _https_url(
         _text(document, "url", f"{where} [document]") or "", f"{where} [document] url"
     )
+    document_file = _document_file(document, path)
     base = _text(public, "base_url", f"{where} [public]", required=False)
     public_base_url = _https_url(base or settings.public_base_url, f"{where} [public] base_url")
     allowed = links.get("allowed_domains")
@@ -247,7 +249,21 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
         dkim_ed25519=bool(sender.get("dkim_ed25519", False)),
         limits=_limits(data, where),
         fields=dict(fields_table),
+        document_file=document_file,
     )
+
+
+def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
+    # Relative to the TOML file, as template files are; stored resolved so that the web
+    # server finds it whatever its working folder.
+    where = f"{path} [document]"
+    name = _text(document, "file", where, required=False)
+    if name is None:
+        return None
+    file = (path.parent / name).resolve()
+    if not file.is_file():
+        raise CampaignError(f"{where}: file {str(file)!r} finnes ikke")
+    return str(file)
 
 
 def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:

@@ -490,6 +490,31 @@ def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> N
     click.echo(files.dns_record())
 
 
+@cli.command()
+@click.option("--host", help="Address to listen on; same as VARSEL_WEB_HOST.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port; same as VARSEL_WEB_PORT.")
+@pass_state
+def serve(state: State, host: str | None, port: int | None) -> None:
+    """Serve the public pages (verify, register, feedback, document, unsubscribe)."""
+    import uvicorn
+
+    from varsel.web import create_app
+
+    settings = state.settings
+    out.print(
+        f"Offentlige sider på {settings.public_base_url} (lytter på "
+        f"{host or settings.web_host}:{port or settings.web_port})."
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+    )
+
+
 def main() -> None:
     """Entry point of the `varsel` console script."""
     cli.main(prog_name="varsel", standalone_mode=True)

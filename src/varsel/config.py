@@ -55,6 +55,50 @@ class Settings:
         "Accept .test addresses (for test set-ups on loopback only).",
         "VARSEL_ALLOW_TEST_DOMAINS",
     )
+    web_host: str = _setting(
+        "127.0.0.1",
+        "Address `varsel serve` listens on (put a TLS-terminating proxy in front).",
+        "VARSEL_WEB_HOST",
+    )
+    web_port: int = _setting(8000, "Port `varsel serve` listens on.", "VARSEL_WEB_PORT")
+    forwarded_allow_ips: str = _setting(
+        "127.0.0.1",
+        "Proxies trusted to set X-Forwarded-For (comma-separated), so limits see the real IP.",
+        "VARSEL_FORWARDED_ALLOW_IPS",
+    )
+    secret_key: str = _setting(
+        "",
+        "Secret for signed links, form tokens and hashed IPs; same on every worker. "
+        "Unset: a random one per process (links and limits then do not survive a restart).",
+        "VARSEL_SECRET_KEY",
+    )
+    verify_per_ip: int = _setting(
+        10, "Code lookups one IP address may make per window.", "VARSEL_VERIFY_PER_IP"
+    )
+    verify_window_seconds: int = _setting(
+        600, "Length of the per-IP lookup window, in seconds.", "VARSEL_VERIFY_WINDOW_SECONDS"
+    )
+    verify_global_per_minute: int = _setting(
+        600,
+        "Code lookups per minute from everyone together: caps guessing by many addresses.",
+        "VARSEL_VERIFY_GLOBAL_PER_MINUTE",
+    )
+    feedback_per_ip_hour: int = _setting(
+        10, "Feedback forms one IP address may send per hour.", "VARSEL_FEEDBACK_PER_IP_HOUR"
+    )
+    document_per_ip_hour: int = _setting(
+        10,
+        "Document links one IP address may ask for per hour.",
+        "VARSEL_DOCUMENT_PER_IP_HOUR",
+    )
+    document_per_address_day: int = _setting(
+        3,
+        "Document links one e-mail address may receive per day (so the form cannot flood it).",
+        "VARSEL_DOCUMENT_PER_ADDRESS_DAY",
+    )
+    document_link_hours: float = _setting(
+        24.0, "Hours a document download link stays valid.", "VARSEL_DOCUMENT_LINK_HOURS"
+    )
 
     @classmethod
     def load(

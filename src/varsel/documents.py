@@ -1,0 +1,209 @@
+"""Sending a campaign's document by e-mail: signed, expiring download links, one pending at a time.
+
+The link carries the request's id and expiry, signed with the site's secret (HMAC-SHA256), so a
+changed or made-up link is refused without a lookup. An address holds at most one link that is
+neither used nor expired: the form cannot be used to flood a third party's inbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+from enum import StrEnum
+
+from varsel.channel.smtp import RelayConfig, ReplyKind, SmtpConnectError, SmtpConnection
+from varsel.clock import utcnow_iso
+from varsel.db import Database
+from varsel.outbox import record_event
+
+
+class LinkProblem(StrEnum):
+    """Why a download link is refused."""
+
+    INVALID = "invalid"  # not a link we made, or changed since
+    EXPIRED = "expired"  # ours, but too old
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A link already sent to the address and still usable."""
+
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new link: the row that records it and the token to put in the URL."""
+
+    request_id: int
+    token: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A link that checks out: which request and campaign it is for."""
+
+    request_id: int
+    campaign_id: int
+
+
+def _iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _signature(secret: bytes, request_id: int, expires: int) -> str:
+    mac = hmac.new(secret, f"document:{request_id}:{expires}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode("ascii").rstrip("=")
+
+
+def _address_lock(db: Database, address: str) -> None:
+    # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock on the
+    # address, or two requests at once could both see "no pending link" and both send.
+    if db.dialect == "postgresql":
+        digest = hashlib.sha256(address.encode("utf-8")).digest()
+        db.execute(
+            "SELECT pg_advisory_xact_lock(?)", (int.from_bytes(digest[:8], "big", signed=True),)
+        )
+
+
+def issue(
+    db: Database,
+    secret: bytes,
+    campaign_id: int,
+    address: str,
+    *,
+    valid_seconds: int,
+    now: float | None = None,
+) -> Issued | Pending:
+    """A new signed link for the address, or the pending one that stops a second."""
+    at = int(time.time() if now is None else now)
+    expires = at + valid_seconds
+    with db.transaction():
+        _address_lock(db, address)
+        pending = db.scalar(
+            "SELECT max(expires_at) FROM document_requests WHERE address = ? "
+            "AND expires_at > ? AND downloaded_at IS NULL",
+            (address, _iso(at)),
+        )
+        if pending is not None:
+            return Pending(str(pending))
+        request_id = int(
+            db.execute(
+                "INSERT INTO document_requests (campaign_id, address, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                (campaign_id, address, utcnow_iso(), _iso(expires)),
+            ).fetchone()[0]
+        )
+        record_event(db, campaign_id, None, "document_requested", {"request": request_id})
+    token = f"{request_id}.{expires}.{_signature(secret, request_id, expires)}"
+    return Issued(request_id, token, _iso(expires))
+
+
+def withdraw(db: Database, request_id: int) -> None:
+    """Forget a link whose e-mail could not be sent, so the address may ask again."""
+    with db.transaction():
+        db.execute("DELETE FROM document_requests WHERE id = ?", (request_id,))
+
+
+def check(
+    db: Database, secret: bytes, token: str, *, now: float | None = None
+) -> Valid | LinkProblem:
+    """Whether a download link is ours, unchanged and not expired."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(token) > 128:
+        return LinkProblem.INVALID
+    request_id, expires = int(parts[0]), int(parts[1])
+    if not hmac.compare_digest(parts[2], _signature(secret, request_id, expires)):
+        return LinkProblem.INVALID
+    if (time.time() if now is None else now) >= expires:
+        return LinkProblem.EXPIRED
+    campaign_id = db.scalar(
+        "SELECT campaign_id FROM document_requests WHERE id = ? AND expires_at = ?",
+        (request_id, _iso(expires)),
+    )
+    if campaign_id is None:
+        return LinkProblem.INVALID
+    return Valid(request_id, int(campaign_id))
+
+
+def record_download(db: Database, valid: Valid) -> None:
+    """Count one download; the first ends the link's 'pending' state."""
+    with db.transaction():
+        db.execute(
+            "UPDATE document_requests SET downloaded_at = ? WHERE id = ? AND downloaded_at IS NULL",
+            (utcnow_iso(), valid.request_id),
+        )
+        record_event(
+            db, valid.campaign_id, None, "document_downloaded", {"request": valid.request_id}
+        )
+
+
+_MAIL = {
+    "nb": (
+        "Lenke til «{title}»",
+        "Du ba om å få dokumentet «{title}» fra {organisation}.\n\n"
+        "Last det ned her innen {expires} (UTC):\n{url}\n\n"
+        "Ba du ikke om dette? Da kan du se bort fra e-posten; ingen flere blir sendt.\n",
+    ),
+    "nn": (
+        "Lenkje til «{title}»",
+        "Du bad om å få dokumentet «{title}» frå {organisation}.\n\n"
+        "Last det ned her innan {expires} (UTC):\n{url}\n\n"
+        "Bad du ikkje om dette? Då kan du sjå bort frå e-posten; ingen fleire blir sende.\n",
+    ),
+    "en": (
+        "Link to “{title}”",
+        "You asked for the document “{title}” from {organisation}.\n\n"
+        "Download it here before {expires} (UTC):\n{url}\n\n"
+        "Did not ask for this? Then ignore this e-mail; no more will be sent.\n",
+    ),
+}
+
+
+def message(
+    *,
+    from_address: str,
+    from_name: str,
+    organisation: str,
+    to: str,
+    title: str,
+    url: str,
+    expires_at: str,
+    language: str,
+) -> bytes:
+    """The plain-text e-mail that carries one download link, ready for SMTP."""
+    subject, body = _MAIL.get(language, _MAIL["nb"])
+    expires = expires_at[:16].replace("T", " ")
+    values = {"title": title, "organisation": organisation, "url": url, "expires": expires}
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = formataddr((from_name, from_address))
+    msg["To"] = to
+    msg["Subject"] = subject.format(**values)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(domain=from_address.rsplit("@", 1)[1])
+    msg["Auto-Submitted"] = "auto-replied"  # an answer to a form, not a campaign
+    msg.set_content(body.format(**values))
+    return msg.as_bytes()
+
+
+async def send(relay: RelayConfig, mail_from: str, to: str, data: bytes) -> str | None:
+    """Hand one message to the relay; None when accepted, else the reason."""
+    try:
+        connection = await SmtpConnection.open(relay)
+    except SmtpConnectError as e:
+        return e.message
+    try:
+        outcome = await connection.send(mail_from, to, data)
+    finally:
+        await connection.close()
+    if outcome.kind is ReplyKind.ACCEPTED:
+        return None
+    return str(outcome.reply) if outcome.reply is not None else outcome.error or "ingen svar"

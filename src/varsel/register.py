@@ -1,0 +1,124 @@
+"""The public register: every campaign that has reached anyone, so readers can check a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from varsel import municipality
+from varsel.campaign import CampaignSpec
+from varsel.db import Database
+from varsel.errors import VarselError
+from varsel.verify import GENUINE_STATES
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One genuine campaign as the public sees it."""
+
+    campaign_id: int
+    name: str
+    first_sent_at: str  # ISO 8601 UTC of the first message that may have left
+    sender_address: str
+    organisation: str
+    subject: str  # the Bokmål subject line
+    areas: tuple[str, ...]  # place names; empty for the whole country
+    min_employees: int | None
+    industries: tuple[str, ...]  # NACE code prefixes
+    document_title: str
+    document_url: str
+    has_file: bool  # the document can be sent by e-mail from our own site
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "first_sent_at": self.first_sent_at,
+            "sender_address": self.sender_address,
+            "organisation": self.organisation,
+            "subject": self.subject,
+            "target": {
+                "areas": list(self.areas),
+                "min_employees": self.min_employees,
+                "industries": list(self.industries),
+            },
+            "document": {"title": self.document_title, "url": self.document_url},
+        }
+
+
+def area_names(spec: CampaignSpec) -> tuple[str, ...]:
+    """The places a campaign's criteria name, in words."""
+    c = spec.criteria
+    names: list[str] = []
+    districts = dict(municipality.police_districts())
+    names += [districts.get(d.strip().lower(), d) for d in c.police_districts]
+    names += list(c.counties)
+    for term in c.municipalities:
+        try:
+            numbers = municipality.resolve_municipality(term)
+        except VarselError:
+            numbers = []
+        names += [municipality.name(n) or n for n in numbers] or [term]
+    return tuple(dict.fromkeys(names))
+
+
+_SUBJECTS = ImmutableSandboxedEnvironment(autoescape=False)
+
+
+def subject(spec: CampaignSpec, language: str = "nb") -> str:
+    """The campaign's subject line as readers saw it (without per-recipient parts)."""
+    source = spec.templates[language].subject
+    context = {
+        "sender": {
+            "organisation": spec.organisation,
+            "name": spec.from_name,
+            "address": spec.from_address,
+        },
+        "fields": dict(spec.fields),
+        "document_title": spec.document_title,
+    }
+    try:
+        return " ".join(_SUBJECTS.from_string(source).render(context).split())
+    except jinja2.TemplateError:
+        # A subject that needs the recipient (a unit's name): the campaign's name will do.
+        return spec.name
+
+
+def entries(db: Database) -> list[Entry]:
+    """Every campaign at least one message of which may have left, newest first."""
+    marks = ", ".join("?" for _ in GENUINE_STATES)
+    rows = db.query(
+        "SELECT c.id, c.name, c.spec, first.at FROM campaigns c JOIN ("
+        "SELECT campaign_id, min(coalesce(sent_at, data_started_at, updated_at)) AS at "
+        f"FROM deliveries WHERE state IN ({marks}) GROUP BY campaign_id"
+        ") first ON first.campaign_id = c.id ORDER BY first.at DESC, c.id DESC",
+        [s.value for s in GENUINE_STATES],
+    )
+    out = []
+    for campaign_id, name, spec_json, first in rows:
+        spec = CampaignSpec.from_json(spec_json)
+        out.append(
+            Entry(
+                int(campaign_id),
+                name,
+                first,
+                spec.from_address,
+                spec.organisation,
+                subject(spec),
+                area_names(spec),
+                spec.criteria.min_employees,
+                spec.criteria.nace,
+                spec.document_title,
+                spec.document_url,
+                spec.document_file is not None,
+            )
+        )
+    return out
+
+
+def entry(db: Database, campaign_id: int) -> Entry | None:
+    """One genuine campaign, or None if it is not in the register."""
+    return next((e for e in entries(db) if e.campaign_id == campaign_id), None)

@@ -1,0 +1,59 @@
+"""The public web site: a Starlette app over the library, rendered on the server, no JavaScript."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from varsel.config import Settings
+from varsel.web.public import routes
+from varsel.web.site import N_, SecurityHeaders, Site, language_of
+
+MAX_BODY = 64 * 1024  # the largest form is feedback: 2000 characters and a few fields
+
+_ERRORS = {
+    404: (N_("Siden finnes ikke"), N_("Vi fant ikke siden du ba om. Sjekk adressen.")),
+    405: (N_("Det går ikke an"), N_("Siden kan ikke brukes på den måten.")),
+    413: (N_("For mye tekst"), N_("Skjemaet inneholdt mer enn siden tar imot.")),
+    500: (N_("Noe gikk galt"), N_("Det oppstod en feil hos oss. Prøv igjen om litt.")),
+}
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    # One handler for every error page: it picks the text, the base template does the rest.
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    title, message = _ERRORS.get(status, _ERRORS[500])
+    site: Site = request.app.state.site
+    return site.render(
+        request,
+        "error.html",
+        language_of(request),
+        {"title": title, "message": message},
+        status=status,
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The public site for these settings (store, secret, limits, relay)."""
+    site = Site.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        site.store.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: _error, Exception: _error},
+        lifespan=lifespan,
+        max_body_size=MAX_BODY,
+    )
+    app.state.site = site
+    return app

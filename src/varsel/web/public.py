@@ -1,0 +1,491 @@
+"""The public pages: verify a code, the register, feedback, document requests, unsubscribe.
+
+Each view parses its input, calls the library, and renders; nothing here decides anything a
+test of the library could not check.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from varsel import contacts, documents, feedback, ratelimit, register, verify
+from varsel.campaign import CampaignSpec
+from varsel.channel.smtp import RelayConfig
+from varsel.ratelimit import GLOBAL, Decision, Limit
+from varsel.web.site import N_, Site, client_ip, language_of
+
+Errors = dict[str, str]  # field name -> message id (Bokmål), translated in the template
+
+
+def site_of(request: Request) -> Site:
+    """The Site the app was made with."""
+    site: Site = request.app.state.site
+    return site
+
+
+def limited(request: Request, language: str, decision: Decision) -> Response:
+    """The friendly 429 page."""
+    minutes = max(1, (decision.retry_after + 59) // 60)
+    return site_of(request).render(
+        request,
+        "error.html",
+        language,
+        {
+            "title": N_("For mange forsøk"),
+            "message": N_(
+                "Du har gjort mange forsøk på kort tid. Vent %(minutes)s minutter og prøv igjen."
+            ),
+            "minutes": minutes,
+        },
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
+def forbidden(request: Request, language: str) -> Response:
+    """A form without our token: from another site, or an old page."""
+    return site_of(request).render(
+        request,
+        "error.html",
+        language,
+        {
+            "title": N_("Skjemaet kunne ikke sendes"),
+            "message": N_(
+                "Skjemaet var for gammelt eller kom ikke fra denne siden. "
+                "Gå tilbake, last siden på nytt og prøv igjen."
+            ),
+        },
+        status=403,
+    )
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form, with bounds on what a hostile client can make us parse."""
+    return await request.form(max_files=0, max_fields=20, max_part_size=8192)
+
+
+def _text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+# -- front page -----------------------------------------------------------------------
+
+
+def home(request: Request) -> Response:
+    """The front page: what this site is and where to go."""
+    return site_of(request).render(request, "home.html", language_of(request))
+
+
+# -- verify ---------------------------------------------------------------------------
+
+
+def verify_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
+    """Per-IP, then global: a guesser is stopped by the first, a botnet by the second."""
+    s = site.settings
+    return [
+        (Limit("verify_ip", s.verify_per_ip, s.verify_window_seconds), site_key(site, ip)),
+        (Limit("verify_all", s.verify_global_per_minute, 60), GLOBAL),
+    ]
+
+
+def site_key(site: Site, value: str) -> str:
+    """A keyed hash of a visitor's address, for rate-limit rows."""
+    return ratelimit.hashed_key(site.secret, value)
+
+
+def verify_page(request: Request) -> Response:
+    """GET /kontroll: the form, and the answer when ?kode= is given."""
+    site = site_of(request)
+    language = language_of(request)
+    typed = request.query_params.get("kode")
+    if typed is None:
+        return site.render(request, "verify.html", language, {"typed": "", "errors": {}})
+    if not typed.strip():
+        errors = {"kode": N_("Skriv inn koden fra e-posten.")}
+        return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
+    typed = typed[:64]
+    with site.store.connection() as db:
+        decision = ratelimit.consume(db, verify_limits(site, client_ip(request)))
+        if not decision.allowed:
+            return limited(request, language, decision)
+        found = verify.lookup(db, typed)
+    if found is None:
+        return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
+    return site.render(
+        request,
+        "genuine.html",
+        language,
+        {
+            "found": found,
+            "spec": found.spec,
+            "code": typed,
+            "subject": register.subject(found.spec),
+        },
+    )
+
+
+# -- register -------------------------------------------------------------------------
+
+
+def register_page(request: Request) -> Response:
+    """GET /varsler: every genuine campaign."""
+    site = site_of(request)
+    with site.store.connection() as db:
+        items = register.entries(db)
+    return site.render(request, "register.html", language_of(request), {"entries": items})
+
+
+def register_json(request: Request) -> Response:
+    """GET /varsler.json: the register as data."""
+    with site_of(request).store.connection() as db:
+        items = register.entries(db)
+    return JSONResponse({"campaigns": [e.as_dict() for e in items]})
+
+
+# -- feedback -------------------------------------------------------------------------
+
+USEFULNESS = ("1", "2", "3", "4", "5")
+RELEVANT = {"ja": True, "nei": False}
+
+
+def _feedback_context(
+    db: Any, form: Mapping[str, Any], errors: Errors, request: Request
+) -> dict[str, Any]:
+    code = _text(form, "kode") or request.query_params.get("kode", "")
+    campaign = _text(form, "kampanje") or request.query_params.get("kampanje", "")
+    return {
+        "form": {k: _text(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
+        "code": code[:64],
+        "campaign": campaign[:12],
+        "campaigns": register.entries(db),
+        "errors": errors,
+        "channels": [c.value for c in feedback.Channel],
+    }
+
+
+def feedback_form(request: Request) -> Response:
+    """GET /tilbakemelding."""
+    site = site_of(request)
+    with site.store.connection() as db:
+        context = _feedback_context(db, {}, {}, request)
+    return site.render(request, "feedback.html", language_of(request), context)
+
+
+def _parse_feedback(
+    db: Any, form: Mapping[str, Any], language: str
+) -> tuple[feedback.Feedback | None, Errors]:
+    errors: Errors = {}
+    usefulness = _text(form, "usefulness")
+    if usefulness and usefulness not in USEFULNESS:
+        errors["usefulness"] = N_("Velg et tall fra 1 til 5.")
+    relevant = _text(form, "relevant")
+    if relevant and relevant not in RELEVANT:
+        errors["relevant"] = N_("Velg ja eller nei.")
+    channel = _text(form, "channel")
+    if channel and channel not in {c.value for c in feedback.Channel}:
+        errors["channel"] = N_("Velg en av kanalene i listen.")
+    comment = _text(form, "comment")
+    if len(comment) > feedback.MAX_COMMENT:
+        errors["comment"] = N_("Teksten kan være på høyst 2000 tegn.")
+    if not (usefulness or relevant or channel or comment) and not errors:
+        errors["usefulness"] = N_("Svar på minst ett av spørsmålene.")
+    campaign_id: int | None = None
+    delivery_id: int | None = None
+    found = verify.by_code(db, _text(form, "kode")) if _text(form, "kode") else None
+    if found is not None:
+        campaign_id, delivery_id = found.campaign_id, found.delivery_id
+    elif _text(form, "kampanje"):
+        chosen = _text(form, "kampanje")
+        known = {str(e.campaign_id) for e in register.entries(db)}
+        if chosen not in known:
+            errors["kampanje"] = N_("Velg en av kampanjene i listen.")
+        else:
+            campaign_id = int(chosen)
+    if errors:
+        return None, errors
+    return (
+        feedback.Feedback(
+            campaign_id,
+            delivery_id,
+            int(usefulness) if usefulness else None,
+            RELEVANT[relevant] if relevant else None,
+            feedback.Channel(channel) if channel else None,
+            comment or None,
+            language,
+        ),
+        {},
+    )
+
+
+async def feedback_post(request: Request) -> Response:
+    """POST /tilbakemelding: check, limit, store, thank."""
+    site = site_of(request)
+    form = await read_form(request)
+    language = language_of(request, form)
+    if not site.csrf_ok(request, form):
+        return forbidden(request, language)
+    ip = client_ip(request)
+
+    def work() -> Response:
+        with site.store.connection() as db:
+            answer, errors = _parse_feedback(db, form, language)
+            if answer is None:
+                context = _feedback_context(db, form, errors, request)
+                return site.render(request, "feedback.html", language, context, status=400)
+            limit = Limit("feedback_ip", site.settings.feedback_per_ip_hour, 3600)
+            decision = ratelimit.consume(db, [(limit, site_key(site, ip))])
+            if not decision.allowed:
+                return limited(request, language, decision)
+            feedback.store(db, answer)
+        return site.render(request, "thanks.html", language)
+
+    return await run_in_threadpool(work)
+
+
+# -- document requests ----------------------------------------------------------------
+
+
+def _campaign_entry(db: Any, value: str) -> register.Entry | None:
+    return register.entry(db, int(value)) if value.isdigit() and len(value) < 12 else None
+
+
+def document_form(request: Request) -> Response:
+    """GET /dokument?kampanje=ID: the form, or the official address when we have no file."""
+    site = site_of(request)
+    language = language_of(request)
+    with site.store.connection() as db:
+        entry = _campaign_entry(db, request.query_params.get("kampanje", ""))
+        entries = register.entries(db) if entry is None else []
+    return site.render(
+        request,
+        "document.html",
+        language,
+        {"entry": entry, "entries": entries, "address": "", "errors": {}},
+    )
+
+
+async def document_post(request: Request) -> Response:
+    """POST /dokument: send a signed link to the address given, within the limits."""
+    site = site_of(request)
+    form = await read_form(request)
+    language = language_of(request, form)
+    if not site.csrf_ok(request, form):
+        return forbidden(request, language)
+    typed = _text(form, "address")[:320]
+    settings = site.settings
+    ip = client_ip(request)
+
+    def prepare() -> Response | tuple[register.Entry, CampaignSpec, str, documents.Issued]:
+        with site.store.connection() as db:
+            entry = _campaign_entry(db, _text(form, "kampanje"))
+            if entry is None or not entry.has_file:
+                raise HTTPException(404)
+
+            def again(errors: Errors, status: int = 400) -> Response:
+                context = {"entry": entry, "entries": [], "address": typed, "errors": errors}
+                return site.render(request, "document.html", language, context, status=status)
+
+            if not typed:
+                return again({"address": N_("Skriv inn e-postadressen din.")})
+            parsed = contacts.normalise_address(
+                typed, allow_test_domains=settings.allow_test_domains
+            )
+            if not parsed.usable:
+                return again({"address": N_("Dette ser ikke ut som en e-postadresse.")})
+            decision = ratelimit.consume(
+                db,
+                [
+                    (Limit("document_ip", settings.document_per_ip_hour, 3600), site_key(site, ip)),
+                    (
+                        Limit("document_address", settings.document_per_address_day, 86400),
+                        site_key(site, parsed.address),
+                    ),
+                ],
+            )
+            if not decision.allowed:
+                return limited(request, language, decision)
+            issued = documents.issue(
+                db,
+                site.secret,
+                entry.campaign_id,
+                parsed.address,
+                valid_seconds=int(settings.document_link_hours * 3600),
+            )
+            if isinstance(issued, documents.Pending):
+                errors = {
+                    "address": N_(
+                        "Vi har nylig sendt en lenke til denne adressen. Bruk den, eller vent "
+                        "til den går ut."
+                    )
+                }
+                return again(errors, status=409)
+            spec = _spec(db, entry.campaign_id)
+        return entry, spec, parsed.address, issued
+
+    prepared = await run_in_threadpool(prepare)
+    if isinstance(prepared, Response):
+        return prepared
+    entry, spec, address, issued = prepared
+    url = spec.public_base_url.rstrip("/") + "/dokument/hent/" + issued.token
+    data = documents.message(
+        from_address=spec.from_address,
+        from_name=spec.from_name,
+        organisation=spec.organisation,
+        to=address,
+        title=entry.document_title,
+        url=url,
+        expires_at=issued.expires_at,
+        language=language,
+    )
+    problem = await documents.send(
+        RelayConfig.from_url(settings.smtp_url), spec.from_address, address, data
+    )
+    if problem is not None:
+
+        def undo() -> None:
+            with site.store.connection() as db:
+                documents.withdraw(db, issued.request_id)
+
+        await run_in_threadpool(undo)
+        return site.render(
+            request,
+            "error.html",
+            language,
+            {
+                "title": N_("E-posten kunne ikke sendes"),
+                "message": N_("Vi fikk ikke sendt e-posten akkurat nå. Prøv igjen om litt."),
+            },
+            status=503,
+        )
+    return site.render(
+        request, "document_sent.html", language, {"entry": entry, "address": address}
+    )
+
+
+def _spec(db: Any, campaign_id: int) -> CampaignSpec:
+    from varsel.campaign import get_campaign
+
+    return get_campaign(db, campaign_id).spec
+
+
+def document_download(request: Request) -> Response:
+    """GET /dokument/hent/{token}: the file, if the link is ours and still valid."""
+    site = site_of(request)
+    language = language_of(request)
+    token = str(request.path_params["token"])
+    with site.store.connection() as db:
+        checked = documents.check(db, site.secret, token)
+        if isinstance(checked, documents.LinkProblem):
+            expired = checked is documents.LinkProblem.EXPIRED
+            return site.render(
+                request,
+                "error.html",
+                language,
+                {
+                    "title": N_("Lenken virker ikke"),
+                    "message": N_("Lenken er gått ut. Be om en ny på siden for dokumentet.")
+                    if expired
+                    else N_("Lenken er ikke gyldig. Be om en ny på siden for dokumentet."),
+                },
+                status=410 if expired else 404,
+            )
+        spec = _spec(db, checked.campaign_id)
+        file = Path(spec.document_file) if spec.document_file else None
+        documents.record_download(db, checked)
+    if file is None or not file.is_file():
+        # No redirect, ever: the reader types the official address, as the e-mail taught.
+        return site.render(request, "document_url.html", language, {"spec": spec})
+    media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    return FileResponse(file, media_type=media_type, filename=file.name)
+
+
+# -- unsubscribe ----------------------------------------------------------------------
+
+
+def unsubscribe_form(request: Request) -> Response:
+    """GET /avmelding/{token}: the human page."""
+    site = site_of(request)
+    language = language_of(request)
+    with site.store.connection() as db:
+        found = verify.by_token(db, str(request.path_params["token"]))
+    if found is None:
+        raise HTTPException(404)
+    return site.render(request, "unsubscribe.html", language, {"found": found, "errors": {}})
+
+
+async def unsubscribe_post(request: Request) -> Response:
+    """POST /avmelding/{token}: RFC 8058 one-click, or the human form."""
+    site = site_of(request)
+    form = await read_form(request)
+    token = str(request.path_params["token"])
+    if form.get("List-Unsubscribe") == "One-Click":
+        # RFC 8058: the mail provider posts this without cookies and must get a 200, not a
+        # redirect or a form; the token in the URL is the secret that authorises it.
+        def one_click() -> bool:
+            with site.store.connection() as db:
+                found = verify.by_token(db, token)
+                if found is None:
+                    return False
+                verify.unsubscribe(db, found, verify.UnsubscribeScope.ADDRESS, one_click=True)
+            return True
+
+        if not await run_in_threadpool(one_click):
+            return PlainTextResponse("Unknown unsubscribe link.\n", status_code=404)
+        return PlainTextResponse("Unsubscribed.\n")
+    language = language_of(request, form)
+    if not site.csrf_ok(request, form):
+        return forbidden(request, language)
+    scope_text = _text(form, "scope")
+
+    def human() -> Response:
+        with site.store.connection() as db:
+            found = verify.by_token(db, token)
+            if found is None:
+                raise HTTPException(404)
+            try:
+                scope = verify.UnsubscribeScope(scope_text)
+            except ValueError:
+                errors = {"scope": N_("Velg hva du vil melde av.")}
+                return site.render(
+                    request,
+                    "unsubscribe.html",
+                    language,
+                    {"found": found, "errors": errors},
+                    status=400,
+                )
+            verify.unsubscribe(db, found, scope, one_click=False)
+        return site.render(
+            request, "unsubscribed.html", language, {"found": found, "scope": scope.value}
+        )
+
+    return await run_in_threadpool(human)
+
+
+STATIC = Path(__file__).parent / "static"
+
+routes = [
+    Route("/", home),
+    Route("/kontroll", verify_page),
+    Route("/varsler", register_page),
+    Route("/varsler.json", register_json),
+    Route("/tilbakemelding", feedback_form, methods=["GET"]),
+    Route("/tilbakemelding", feedback_post, methods=["POST"]),
+    Route("/dokument", document_form, methods=["GET"]),
+    Route("/dokument", document_post, methods=["POST"]),
+    Route("/dokument/hent/{token}", document_download),
+    Route("/avmelding/{token}", unsubscribe_form, methods=["GET"]),
+    Route("/avmelding/{token}", unsubscribe_post, methods=["POST"]),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]

@@ -1,0 +1,289 @@
+"""What every public page shares: store connections, languages, rendering, CSRF tokens, headers."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import logging
+import queue
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from varsel.config import Settings
+from varsel.db import Database, connect
+
+log = logging.getLogger("varsel.web")
+
+LANGUAGES = ("nb", "nn", "en")
+LANGUAGE_NAMES = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
+CSRF_COOKIE = (
+    "__Host-csrf"  # __Host-: only over HTTPS, for this host, path / (no subdomain sets it)
+)
+CSRF_FIELD = "csrf"
+_OSLO = ZoneInfo("Europe/Oslo")
+
+
+def N_(text: str) -> str:  # the name gettext extractors look for
+    """Mark text for translation where it is defined; it is translated where it is shown."""
+    return text
+
+
+# -- the store ------------------------------------------------------------------------
+
+
+class Store:
+    """A small pool of store connections: one per worker thread at a time, reused."""
+
+    def __init__(self, url: str, size: int = 8) -> None:
+        self.url = url
+        # The first connection migrates, so the pages never see an old schema.
+        self._idle: queue.LifoQueue[Database] = queue.LifoQueue()
+        self._idle.put(connect(url))
+        self._size = size
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Database]:
+        """Borrow a connection for one request."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = connect(self.url, migrate=False)
+        try:
+            yield db
+        except BaseException:
+            # A connection that failed mid-request may be in any state: do not hand it on.
+            db.close()
+            raise
+        if self._idle.qsize() < self._size:
+            self._idle.put(db)
+        else:
+            db.close()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+# -- languages ------------------------------------------------------------------------
+
+
+def _translations(language: str) -> Translations:
+    # The .po files are the source; compiling them in memory at start-up (a few ms) means no
+    # build step and no .mo file that can fall out of step with its .po.
+    folder = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES"
+    with (folder / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def _local(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(_OSLO)
+
+
+def _orgnr(value: str) -> str:
+    return " ".join(value[i : i + 3] for i in range(0, len(value), 3))
+
+
+def _environment(language: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("varsel.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["date"] = lambda iso: format_date(_local(iso), "long", locale=language)
+    env.filters["datetime"] = lambda iso: format_datetime(
+        _local(iso),
+        "d. MMMM y 'kl.' HH:mm" if language != "en" else "d MMMM y, HH:mm",
+        locale=language,
+    )
+    env.filters["orgnr"] = _orgnr
+    env.globals["lang"] = language
+    env.globals["languages"] = LANGUAGE_NAMES
+    return env
+
+
+def language_of(request: Request, form: Mapping[str, Any] | None = None) -> str:
+    """The page's language: ?lang= or the form's lang field; Bokmål when absent or unknown."""
+    value = (form or {}).get("lang") or request.query_params.get("lang")
+    return value if value in LANGUAGES else "nb"
+
+
+def client_ip(request: Request) -> str:
+    """The visitor's address (uvicorn puts the proxy's X-Forwarded-For here when trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+# -- the site -------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """The settings, secret and store one app instance serves with."""
+
+    settings: Settings
+    secret: bytes
+    store: Store
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Site:
+        """Open the store and pick the secret; warns when none is configured."""
+        if settings.secret_key:
+            secret = hashlib.sha256(settings.secret_key.encode("utf-8")).digest()
+        else:
+            log.warning(
+                "VARSEL_SECRET_KEY er ikke satt: bruker en tilfeldig nøkkel for denne prosessen. "
+                "Lenker og skjema virker da ikke på tvers av arbeidere eller etter omstart."
+            )
+            secret = secrets.token_bytes(32)
+        return cls(settings, secret, Store(settings.database_url))
+
+    @cached_property
+    def environments(self) -> dict[str, jinja2.Environment]:
+        return {language: _environment(language) for language in LANGUAGES}
+
+    def gettext(self, language: str, text: str) -> str:
+        """The text in the language (the msgid is Bokmål)."""
+        env = self.environments[language]
+        return str(env.globals["gettext"](text))  # type: ignore[operator]
+
+    # -- CSRF: a signed random token, in a cookie and in every form (double submit) ------
+
+    def _csrf_signature(self, nonce: str) -> str:
+        mac = hmac.new(self.secret, f"csrf:{nonce}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+    def new_csrf(self) -> str:
+        """A fresh token: random nonce and its signature."""
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{self._csrf_signature(nonce)}"
+
+    def csrf_valid(self, token: str | None) -> bool:
+        """True if the token is one this site signed."""
+        if not token or len(token) > 100 or "." not in token:
+            return False
+        nonce, signature = token.split(".", 1)
+        return hmac.compare_digest(signature, self._csrf_signature(nonce))
+
+    def csrf_ok(self, request: Request, form: Mapping[str, Any]) -> bool:
+        """The form's token is ours and matches the cookie: it came from our own page."""
+        cookie = request.cookies.get(CSRF_COOKIE)
+        field = form.get(CSRF_FIELD)
+        return (
+            isinstance(field, str)
+            and cookie is not None
+            and hmac.compare_digest(field, cookie)
+            and self.csrf_valid(cookie)
+        )
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        language: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        """A page in the language, with a CSRF token for its forms and links to the others."""
+        cookie = request.cookies.get(CSRF_COOKIE)
+        token = cookie if cookie and self.csrf_valid(cookie) else self.new_csrf()
+        params = {k: v for k, v in request.query_params.items() if k != "lang"}
+        switch = {
+            other: request.url.path + "?" + urlencode({**params, "lang": other})
+            for other in LANGUAGES
+        }
+        page = self.environments[language].get_template(template)
+        body = page.render(
+            {
+                "csrf": token,
+                "switch": switch,
+                "path": request.url.path,
+                "with_lang": (lambda path: path if language == "nb" else f"{path}?lang={language}"),
+                **(context or {}),
+            }
+        )
+        response = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
+        if token != cookie:
+            response.set_cookie(
+                CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict", path="/"
+            )
+        return response
+
+
+# -- headers on every response ---------------------------------------------------------
+
+SECURITY_HEADERS = {
+    # Everything from our own origin; no inline script or style, no frames, forms post home.
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "strict-transport-security": "max-age=31536000; includeSubDomains",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every response, and no caching of HTML."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode("latin-1").lower() not in SECURITY_HEADERS
+                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                content_type = dict(headers).get(b"content-type", b"")
+                if content_type.startswith(b"text/html"):
+                    # Pages carry form tokens and lookup results: keep them out of caches.
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from varsel.db import Database, connect
+from varsel.ratelimit import GLOBAL, Limit, consume, purge
+
+TEN_PER_MINUTE = Limit("test", 10, 60)
+
+
+def test_the_eleventh_hit_in_a_window_is_refused(db: Database) -> None:
+    decisions = [consume(db, [(TEN_PER_MINUTE, "ip")], now=600.0 + i) for i in range(11)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False]
+    assert decisions[-1].retry_after > 0
+
+
+def test_keys_are_counted_apart(db: Database) -> None:
+    for _ in range(10):
+        consume(db, [(TEN_PER_MINUTE, "a")], now=600.0)
+    assert consume(db, [(TEN_PER_MINUTE, "b")], now=600.0).allowed
+
+
+def test_the_previous_window_still_counts_while_it_overlaps(db: Database) -> None:
+    for _ in range(10):
+        consume(db, [(TEN_PER_MINUTE, "ip")], now=659.0)
+    # 1 s into the next window, 59/60 of the previous 10 hits still count: no burst of 20.
+    assert not consume(db, [(TEN_PER_MINUTE, "ip")], now=661.0).allowed
+    assert consume(db, [(TEN_PER_MINUTE, "ip")], now=720.0 + 59).allowed
+
+
+def test_the_first_refusal_stops_counting(db: Database) -> None:
+    per_ip, everyone = Limit("ip", 1, 60), Limit("all", 100, 60)
+    consume(db, [(per_ip, "x"), (everyone, GLOBAL)], now=0.0)
+    refused = consume(db, [(per_ip, "x"), (everyone, GLOBAL)], now=1.0)
+    assert (refused.allowed, refused.scope) == (False, "ip")
+    assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'all'") == 1
+
+
+def test_counts_are_shared_by_every_connection_to_the_store(db: Database, db_url: str) -> None:
+    other = connect(db_url)
+    try:
+        for i in range(10):
+            consume(db if i % 2 else other, [(TEN_PER_MINUTE, "ip")], now=600.0)
+        assert not consume(other, [(TEN_PER_MINUTE, "ip")], now=600.0).allowed
+    finally:
+        other.close()
+
+
+def test_purge_drops_rows_no_window_looks_at(db: Database) -> None:
+    consume(db, [(TEN_PER_MINUTE, "old")], now=0.0)
+    consume(db, [(TEN_PER_MINUTE, "new")], now=1000.0)
+    assert purge(db, now=1000.0) == 1
+    assert db.query("SELECT key FROM rate_limits") == [("new",)]
+
+
+def test_concurrent_hits_are_not_lost(new_store_url: Callable[[], str]) -> None:
+    import threading
+
+    url = new_store_url()
+    connect(url).close()
+    limit = Limit("race", 1000, 3600)
+
+    def hammer() -> None:
+        db = connect(url, migrate=False)
+        try:
+            for _ in range(25):
+                consume(db, [(limit, "k")], now=100.0)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with connect(url) as db:
+        assert db.scalar("SELECT hits FROM rate_limits WHERE key = 'k'") == 100

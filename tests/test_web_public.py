@@ -1,0 +1,393 @@
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from varsel.campaign import create_campaign
+from varsel.channel.smtp import RelayConfig
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.sender import SendOptions, send_campaign
+from varsel.testing import SmtpSink
+from varsel.web import create_app
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+file = "rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
+PDF = b"%PDF-1.4 sikkerhetsrad\n"
+CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+
+
+def text_of(data: bytes) -> str:
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    return msg.get_body(("plain",)).get_content()  # type: ignore[union-attr,no-any-return]
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, sink: SmtpSink) -> Settings:
+    return Settings.load(
+        environ={},
+        database_url=db_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="test secret",  # noqa: S106 -- a key for this test only
+        smtp_url=sink.url,
+        allow_test_domains=True,
+    )
+
+
+@pytest.fixture
+def sent(db: Database, brreg: Path, tmp_path: Path, settings: Settings, sink: SmtpSink) -> int:
+    """A campaign sent to the sink; returns its id."""
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(PDF)
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    campaign_id = create_campaign(db, settings, path).campaign.id
+    send_campaign(db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST)
+    return campaign_id
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    # https: the CSRF cookie is Secure and __Host- prefixed, so it only travels over HTTPS.
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
+        yield c
+
+
+def first_message(sink: SmtpSink) -> tuple[str, str, str]:
+    """(recipient, code, unsubscribe URL) of the first message the sink received."""
+    m = sink.messages[0]
+    text = text_of(m.data)
+    code = CODE.search(text)
+    assert code is not None
+    unsubscribe = re.search(r"https://www\.politiet\.no/varsel(/avmelding/\S+)", text)
+    assert unsubscribe is not None
+    return m.rcpt_tos[0], code.group(0), unsubscribe.group(1)
+
+
+def csrf(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def units_of(db: Database, address: str) -> list[tuple[Any, ...]]:
+    return db.query(
+        "SELECT r.orgnr, r.name FROM deliveries d JOIN delivery_units du ON du.delivery_id = d.id "
+        "JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = du.orgnr "
+        "WHERE d.address = ? ORDER BY r.orgnr",
+        (address,),
+    )
+
+
+# -- verify ---------------------------------------------------------------------------
+
+
+def test_a_real_code_typed_sloppily_shows_the_campaign_and_the_units(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, code, _ = first_message(sink)
+    sloppy = " ".join(code.replace("-", "")).lower().replace("0", "o")
+    page = client.get("/kontroll", params={"kode": sloppy})
+    assert page.status_code == 200
+    assert "E-posten er ekte" in page.text
+    assert "Oslo politidistrikt og NSR (sikkerhet@nsr-org.no)" in page.text
+    assert "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR" in page.text
+    for orgnr, name in units_of(db, address):
+        assert name in page.text
+        assert " ".join(orgnr[i : i + 3] for i in range(0, 9, 3)) in page.text
+    assert '<a href="https://www.politiet.no/rad.pdf">' in page.text
+    kinds = db.query("SELECT kind, campaign_id FROM events WHERE kind LIKE 'verify%'")
+    assert kinds == [("verify_ok", sent)]
+
+
+def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    page = client.get("/kontroll?kode=ABCD-2345-WXYZ")
+    assert page.status_code == 404
+    assert "kommer ikke fra oss" in page.text
+    assert "Ikke klikk på lenker" in page.text
+    assert "Slett e-posten." in page.text
+    assert db.query(
+        "SELECT kind, campaign_id, delivery_id FROM events WHERE kind LIKE 'verify%'"
+    ) == [("verify_unknown", None, None)]
+
+
+def test_an_empty_code_is_a_field_error(client: TestClient) -> None:
+    page = client.get("/kontroll?kode=+")
+    assert 'id="kode-feil"' in page.text
+    assert 'aria-describedby="kode-hint kode-feil"' in page.text
+
+
+def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
+    client: TestClient, settings: Settings
+) -> None:
+    for _ in range(10):
+        assert client.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code == 404
+    page = client.get("/kontroll?kode=AAAA-AAAA-AAAA")
+    assert page.status_code == 429
+    assert "Du har gjort mange forsøk på kort tid" in page.text
+    assert int(page.headers["retry-after"]) > 0
+    with TestClient(create_app(settings), base_url="https://testserver") as again:
+        assert again.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code == 429
+
+
+# -- register -------------------------------------------------------------------------
+
+
+def test_register_lists_the_sent_campaign_in_html_and_json(client: TestClient, sent: int) -> None:
+    page = client.get("/varsler")
+    assert "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR" in page.text
+    assert "Virksomheter i Oslo politidistrikt" in page.text
+    assert "sikkerhet@nsr-org.no" in page.text
+    data = client.get("/varsler.json").json()
+    [entry] = data["campaigns"]
+    assert entry["campaign_id"] == sent
+    assert entry["target"]["areas"] == ["Oslo politidistrikt"]
+    assert entry["document"] == {"title": "Sikkerhetsråd", "url": "https://www.politiet.no/rad.pdf"}
+
+
+def test_a_campaign_not_yet_sent_is_not_in_the_register(
+    client: TestClient, db: Database, brreg: Path, tmp_path: Path, settings: Settings
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(PDF)
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    create_campaign(db, settings, tmp_path / "c.toml")
+    assert client.get("/varsler.json").json() == {"campaigns": []}
+
+
+# -- feedback -------------------------------------------------------------------------
+
+
+def test_feedback_with_a_code_is_stored_with_the_delivery(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, code, _ = first_message(sink)
+    token = csrf(client, f"/tilbakemelding?kode={code}")
+    page = client.post(
+        "/tilbakemelding",
+        data={
+            "csrf": token,
+            "kode": code,
+            "usefulness": "4",
+            "relevant": "ja",
+            "channel": "altinn",
+            "comment": "Nyttig.",
+        },
+    )
+    assert page.status_code == 200, page.text
+    assert "Takk for tilbakemeldingen" in page.text
+    row = db.query_one(
+        "SELECT f.campaign_id, d.address, f.usefulness, f.relevant, f.channel, f.comment "
+        "FROM feedback f JOIN deliveries d ON d.id = f.delivery_id"
+    )
+    assert row == (sent, address, 4, True, "altinn", "Nyttig.")
+
+
+def test_feedback_errors_are_tied_to_their_fields(client: TestClient, sent: int) -> None:
+    token = csrf(client, "/tilbakemelding")
+    page = client.post(
+        "/tilbakemelding",
+        data={"csrf": token, "usefulness": "9", "comment": "x" * 2001, "lang": "en"},
+    )
+    assert page.status_code == 400
+    assert 'id="usefulness-feil"' in page.text
+    assert "Choose a number from 1 to 5." in page.text
+    assert "The text can be at most 2000 characters." in page.text
+    assert '<html lang="en">' in page.text
+
+
+def test_feedback_without_the_csrf_token_is_refused(client: TestClient, db: Database) -> None:
+    client.get("/tilbakemelding")
+    page = client.post("/tilbakemelding", data={"usefulness": "3"})
+    assert page.status_code == 403
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def test_feedback_is_flood_limited(client: TestClient, sent: int) -> None:
+    token = csrf(client, "/tilbakemelding")
+    codes = [
+        client.post("/tilbakemelding", data={"csrf": token, "usefulness": "3"}).status_code
+        for _ in range(11)
+    ]
+    assert codes == [200] * 10 + [429]
+
+
+# -- document requests ----------------------------------------------------------------
+
+
+def request_document(client: TestClient, campaign_id: int, address: str) -> Any:
+    token = csrf(client, f"/dokument?kampanje={campaign_id}")
+    return client.post(
+        "/dokument", data={"csrf": token, "kampanje": str(campaign_id), "address": address}
+    )
+
+
+def test_document_request_sends_a_link_that_downloads_the_file(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    before = len(sink.messages)
+    page = request_document(client, sent, "Leser@Example.test")
+    assert page.status_code == 200, page.text
+    assert (
+        "En e-post med lenke for å laste ned Sikkerhetsråd er sendt til leser@example.test"
+        in page.text
+    )
+    [mail] = sink.wait_for(before + 1, 5)[before:]
+    assert mail.rcpt_tos == ("leser@example.test",)
+    link = re.search(r"https://www\.politiet\.no/varsel(/dokument/hent/\S+)", text_of(mail.data))
+    assert link is not None
+    download = client.get(link.group(1))
+    assert download.status_code == 200
+    assert download.content == PDF
+    assert "attachment" in download.headers["content-disposition"]
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 'document_downloaded'") == 1
+    tampered = link.group(1)[:-2] + ("AA" if not link.group(1).endswith("AA") else "BB")
+    assert client.get(tampered).status_code == 404
+
+
+def test_an_expired_link_is_refused(client: TestClient, sent: int, db: Database) -> None:
+    from varsel import documents
+
+    site = client.app.state.site  # type: ignore[attr-defined]
+    issued = documents.issue(db, site.secret, sent, "a@example.test", valid_seconds=60, now=1000.0)
+    assert isinstance(issued, documents.Issued)
+    page = client.get(f"/dokument/hent/{issued.token}")
+    assert page.status_code == 410
+    assert "Lenken er gått ut" in page.text
+
+
+def test_the_document_form_cannot_bomb_a_third_party(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    before = len(sink.messages)
+    assert request_document(client, sent, "offer@example.test").status_code == 200
+    second = request_document(client, sent, "offer@example.test")
+    assert second.status_code == 409
+    assert "Vi har nylig sendt en lenke til denne adressen" in second.text
+    assert len(sink.messages) == before + 1
+
+
+def test_an_address_gets_at_most_three_links_a_day(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    for _ in range(3):
+        assert request_document(client, sent, "offer@example.test").status_code == 200
+        db.execute("UPDATE document_requests SET downloaded_at = 'x'")  # used: no longer pending
+    assert request_document(client, sent, "offer@example.test").status_code == 429
+
+
+# -- unsubscribe ----------------------------------------------------------------------
+
+
+def test_one_click_unsubscribe_suppresses_the_address_for_the_next_campaign(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database, tmp_path: Path, settings: Settings
+) -> None:
+    address, _, path = first_message(sink)
+    client.cookies.clear()
+    response = client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    assert db.query("SELECT kind, value, reason FROM suppressions") == [
+        ("address", address, "unsubscribed")
+    ]
+    second = create_campaign(db, settings, tmp_path / "c.toml").campaign.id
+    assert (
+        db.scalar(
+            "SELECT state FROM deliveries WHERE campaign_id = ? AND address = ?", (second, address)
+        )
+        == "suppressed"
+    )
+
+
+def test_the_unsubscribe_page_can_stop_the_whole_organisation(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, _, path = first_message(sink)
+    token = csrf(client, path)
+    page = client.post(path, data={"csrf": token, "scope": "organisation"})
+    assert page.status_code == 200
+    assert "Du er meldt av" in page.text
+    orgnrs = [r[0] for r in units_of(db, address)]
+    assert db.query("SELECT value FROM suppressions WHERE kind = 'unit' ORDER BY value") == [
+        (o,) for o in orgnrs
+    ]
+
+
+def test_the_unsubscribe_form_needs_the_csrf_token(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    _, _, path = first_message(sink)
+    assert client.post(path, data={"scope": "address"}).status_code == 403
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+
+# -- every page -----------------------------------------------------------------------
+
+PAGES = ["/", "/kontroll", "/varsler", "/tilbakemelding", "/dokument", "/finnes-ikke"]
+
+
+@pytest.mark.parametrize("lang", ["nb", "nn", "en"])
+def test_every_page_has_its_language_and_the_security_headers(
+    client: TestClient, lang: str
+) -> None:
+    for path in PAGES:
+        page = client.get(path, params={"lang": lang})
+        assert f'<html lang="{lang}">' in page.text, path
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["strict-transport-security"].startswith("max-age=")
+        assert "<script" not in page.text
+        assert ' style="' not in page.text
+        assert 'href="#innhold"' in page.text
+
+
+def test_the_csrf_cookie_is_secure_httponly_and_strict(client: TestClient) -> None:
+    cookie = client.get("/tilbakemelding").headers["set-cookie"].lower()
+    assert cookie.startswith("__host-csrf=")
+    for part in ("secure", "httponly", "samesite=strict", "path=/"):
+        assert part in cookie
+
+
+def test_languages_switch(client: TestClient) -> None:
+    assert "Sjekk om ein e-post er ekte" in client.get("/kontroll?lang=nn").text
+    assert "Check whether an e-mail is genuine" in client.get("/kontroll?lang=en").text
+    assert '<html lang="nb">' in client.get("/kontroll?lang=xx").text
