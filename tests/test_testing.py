@@ -210,11 +210,13 @@ def test_command_line_runs_the_sink_in_the_foreground(tmp_path: Path) -> None:
             f"{maildir / '1.eml'}: fra <{SENDER}> til {RECIPIENT} ({len(MESSAGE)} byte)\n"
         )
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=10)
+        rest, _ = process.communicate(timeout=60)  # generous: CI machines can be loaded
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
     assert rest == "\nMottok 1 meldinger.\n"
     assert process.returncode == 0
     assert (maildir / "1.eml").read_bytes() == MESSAGE

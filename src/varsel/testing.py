@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -528,21 +529,25 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"kan ikke lytte på {HOST}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM only set a flag: an exception raised inside the sink's locks could
+    # leave them held and hang the shutdown.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    seen = 0
     try:
         print(f"Tar imot e-post på {sink.url}", flush=True)
         print(f"Meldingene lagres i {args.maildir.resolve()}/ (Ctrl-C avslutter)", flush=True)
-        seen = 0
-        while True:
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                for message in sink.wait_for(seen + 1, 1.0)[seen:]:
+                for message in sink.wait_for(seen + 1, 0.2)[seen:]:
                     seen += 1
                     print(
                         f"{message.path}: fra <{message.mail_from}> til "
                         f"{', '.join(message.rcpt_tos)} ({len(message.data)} byte)",
                         flush=True,
                     )
-    except KeyboardInterrupt:
-        print(f"\nMottok {seen} meldinger.")
+        print(f"\nMottok {seen} meldinger.", flush=True)
     finally:
         sink.stop()
     return 0
