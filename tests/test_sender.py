@@ -317,3 +317,205 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(
         else:
             assert state == "in_doubt"
             assert copies[delivery_id] <= 1
+
+
+def test_unsigned_send_for_benchmarks_has_no_dkim_signature(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    options = SendOptions(connections=2, rate_per_second=1000, build_processes=0, sign=False)
+    with SmtpSink() as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        received = sink.messages
+    assert report.counts["sent"] == 6
+    assert [m for m in received if b"DKIM-Signature:" in m.data] == []
+
+
+def test_build_workers_take_over_once_started(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import Sender
+
+    # Slow enough that the one worker has started before the last deliveries are claimed;
+    # until it has, the first ones are built in this process.
+    plan = FaultPlan()
+    for n in range(1, 7):
+        plan.on_message(n, Fault.delay(0.25))
+    options = SendOptions(connections=1, rate_per_second=1000, batch=1, build_processes=1)
+    with SmtpSink(faults=plan) as sink:
+        sender = Sender(db, settings, campaign_id, RelayConfig.from_url(sink.url), options)
+        report = sender.run()
+        received = sink.messages
+    assert sender.pool_ready
+    assert report.counts["sent"] == 6
+    dnsfunc = dns_for(settings)
+    assert all(dkim.verify(m.data, dnsfunc=dnsfunc) for m in received)
+    assert sorted(m.rcpt_tos[0] for m in received) == sorted({m.rcpt_tos[0] for m in received})
+
+
+def test_retries_after_the_build_workers_stopped_are_built_here(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    seen: set[str] = set()
+
+    def first_time(rcpt: str) -> bool:
+        first = rcpt not in seen
+        seen.add(rcpt)
+        return first
+
+    # Every first attempt is deferred; by then the outbox looked empty and the workers stopped.
+    plan = FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
+    options = SendOptions(
+        connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=1
+    )
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        assert len(sink.messages) == 6
+    assert report.counts["sent"] == 6
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 12
+
+
+@pytest.mark.parametrize("build_processes", [0, 1])
+def test_a_template_error_stops_the_send_and_gives_every_delivery_back(
+    db: Database, brreg: Path, tmp_path: Path, settings: Settings, build_processes: int
+) -> None:
+    from varsel.message import MessageError
+
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    broken = "".join(
+        f'[templates.{lang}]\ntext = "{{{{ 1 / 0 }}}}"\n' for lang in ("nb", "nn", "en")
+    )
+    path.write_text(CAMPAIGN + broken, "utf-8")
+    cid = create_campaign(db, settings, path).campaign.id
+    options = SendOptions(connections=2, rate_per_second=1000, build_processes=build_processes)
+    with SmtpSink() as sink:
+        with pytest.raises(MessageError, match="ZeroDivisionError"):
+            send_campaign(db, settings, cid, relay=RelayConfig.from_url(sink.url), options=options)
+        assert sink.messages == []
+    counts = outbox.counts(db, cid)
+    assert (counts["queued"], counts["claimed"], counts["in_doubt"]) == (6, 0, 0)
+    assert status(db, cid).campaign.status is CampaignStatus.READY
+
+
+def test_claim_takes_due_retries_first_then_the_queue_in_order(
+    db: Database, campaign_id: int
+) -> None:
+    ids = [r[0] for r in db.query("SELECT id FROM deliveries ORDER BY id")]
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = 'deferred', next_attempt_at = ? WHERE id = ?",
+            ("2000-01-01T00:00:00.000Z", ids[4]),
+        )
+        db.execute(
+            "UPDATE deliveries SET state = 'deferred', next_attempt_at = ? WHERE id = ?",
+            ("2999-01-01T00:00:00.000Z", ids[5]),  # not due
+        )
+    now = "2100-01-01T00:00:00.000Z"
+    first = outbox.claim(db, campaign_id, "w", 3, now)
+    second = outbox.claim(db, campaign_id, "w", 3, now)
+    assert sorted(d.id for d in first) == [ids[0], ids[1], ids[4]]
+    assert [d.id for d in second] == [ids[2], ids[3]]
+    assert outbox.claim(db, campaign_id, "w", 3, now) == []
+
+
+def test_group_commit_keeps_the_order_of_one_deliverys_statements(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import Sender
+
+    sender = Sender(db, settings, campaign_id, RelayConfig.from_url("smtp://127.0.0.1:1"))
+    one, other = (r[0] for r in db.query("SELECT id FROM deliveries ORDER BY id LIMIT 2"))
+    append = "UPDATE deliveries SET last_reply = coalesce(last_reply, '') || ? WHERE id = ?"
+    mark = "UPDATE deliveries SET data_started_at = ? WHERE id = ?"
+    sender._apply_writes([(append, ("a", one)), (mark, ("x", one)), (append, ("b", one))])
+    sender._apply_writes([(append, ("a", other)), (mark, ("x", one)), (append, ("b", one))])
+    replies = dict(
+        db.query("SELECT id, last_reply FROM deliveries WHERE id IN (?, ?)", (one, other))
+    )
+    assert replies == {one: "abb", other: "a"}
+
+
+def test_scheduler_hands_out_by_domain_within_its_limits() -> None:
+    import asyncio
+
+    from varsel.outbox import Delivery
+    from varsel.sender import Scheduler, _Item
+
+    def item(n: int, domain: str) -> _Item:
+        delivery = Delivery(n, 1, f"post{n}@{domain}", "nb", "C", "t", 0, "2025-01-01", ("1",))
+        return _Item(delivery, b"", None, domain)
+
+    async def scenario() -> list[str]:
+        scheduler = Scheduler(per_domain_concurrency=1, per_domain_per_minute=6000)
+        for n, domain in enumerate(["a.no", "a.no", "b.no"]):
+            scheduler.add(item(n, domain))
+        taken = [i.domain for i in (scheduler.take(), scheduler.take()) if i is not None]
+        assert scheduler.take() is None  # a.no has one on the wire already
+        waiting = asyncio.ensure_future(scheduler.next())
+        await asyncio.sleep(0)
+        scheduler.release("a.no")
+        found = await asyncio.wait_for(waiting, 0.5)  # woken at once, not after its timeout
+        assert found is not None
+        scheduler.close()
+        assert await scheduler.next() is None
+        return [*taken, found.domain]
+
+    assert asyncio.run(scenario()) == ["a.no", "b.no", "a.no"]
+
+
+def test_iso_clock_writes_what_the_store_keeps() -> None:
+    from varsel.clock import utcnow_iso
+    from varsel.sender import IsoClock
+
+    before, stamp, after = utcnow_iso(), IsoClock()(), utcnow_iso()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+    assert before[:-5] <= stamp[:-5] <= after[:-5]  # the same second, give or take one
+
+
+def test_a_deferral_still_waiting_for_its_commit_does_not_end_the_run(
+    db: Database, campaign_id: int, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import varsel.sender
+
+    # Outcomes wait long for a commit here: when the last transaction ends, the store still
+    # says "claimed" for the deliveries it just deferred.
+    monkeypatch.setattr(varsel.sender, "COMMIT_LINGER", 0.5)
+    seen: set[str] = set()
+
+    def first_time(rcpt: str) -> bool:
+        first = rcpt not in seen
+        seen.add(rcpt)
+        return first
+
+    plan = FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
+    options = SendOptions(
+        connections=6, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0
+    )
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        assert len(sink.messages) == 6
+    assert (report.stopped, report.counts["sent"]) == ("done", 6)
+
+
+def test_scheduler_forgets_idle_domains() -> None:
+    from varsel.outbox import Delivery
+    from varsel.sender import Scheduler, _Item
+
+    # One message for each of many domains, as a national campaign has: what the scheduler
+    # keeps per domain must not grow with them.
+    scheduler = Scheduler(per_domain_concurrency=2, per_domain_per_minute=6_000_000)
+    for n in range(10_000):
+        domain = f"firma{n}.no"
+        delivery = Delivery(n, 1, f"post@{domain}", "nb", "C", "t", 0, "2025-01-01", ("1",))
+        scheduler.add(_Item(delivery, b"", None, domain))
+        taken = scheduler.take()
+        assert taken is not None
+        scheduler.release(taken.domain)
+    assert len(scheduler.queues) <= 2048
+    assert len(scheduler.buckets) == len(scheduler.queues)

@@ -20,7 +20,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -150,17 +150,48 @@ class TokenBucket:
         self._refill()
         self.tokens -= 1
 
+    def full(self) -> bool:
+        """Whether the bucket holds all it can: as good as a new one."""
+        self._refill()
+        return self.tokens >= self.capacity
+
+    def try_take(self) -> float:
+        """Take a token if one is there (returns 0), else the seconds until one is."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
     async def acquire(self) -> None:
-        while (wait := self.wait_time()) > 0:
+        while (wait := self.try_take()) > 0:
             await asyncio.sleep(wait)
-        self.take()
 
 
-@dataclass
+class IsoClock:
+    """utcnow_iso() for the send loop: the same text, its date and time of day reused."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def __call__(self) -> str:
+        # Two stamps per message, on the one thread that all sending shares: formatting a
+        # datetime each time costs four times as much as this.
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.prefix}.{int((now - second) * 1000):03d}Z"
+
+
+@dataclass(slots=True)
 class _Item:
     delivery: Delivery
     data: bytes
     message_id: str | None
+    domain: str
 
 
 class Scheduler:
@@ -172,26 +203,33 @@ class Scheduler:
         self.queues: dict[str, collections.deque[_Item]] = {}
         self.active: collections.Counter[str] = collections.Counter()
         self.buckets: dict[str, TokenBucket] = {}
-        self.order: collections.deque[str] = collections.deque()
-        self.changed = asyncio.Event()
+        # Only domains that have messages waiting and room for one more connection take turns:
+        # a campaign reaches thousands of domains, and most of them are idle at any moment.
+        self.ready: collections.deque[str] = collections.deque()
+        self.listed: set[str] = set()
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.closed = False
         self.size = 0
+        self.sweep_at = _SWEEP_FROM
 
     def add(self, item: _Item) -> None:
-        domain = item.delivery.domain
-        if domain not in self.queues:
-            self.queues[domain] = collections.deque()
-            self.order.append(domain)
+        domain = item.domain
+        queue = self.queues.get(domain)
+        if queue is None:
+            if len(self.queues) >= self.sweep_at:
+                self._sweep()
+            queue = self.queues[domain] = collections.deque()
             self.buckets[domain] = TokenBucket(
                 self.per_minute / 60.0, max(1.0, min(self.per_minute / 60.0, 10.0))
             )
-        self.queues[domain].append(item)
+        queue.append(item)
         self.size += 1
-        self.changed.set()
+        self._list(domain)
 
     def close(self) -> None:
         self.closed = True
-        self.changed.set()
+        while self.waiters:
+            self._wake()
 
     def drain(self) -> list[_Item]:
         """Take every waiting item out (to give them back to the outbox)."""
@@ -201,36 +239,108 @@ class Scheduler:
         self.size = 0
         return items
 
+    def take(self) -> _Item | None:
+        """A message some domain may take now, if there is one (no waiting)."""
+        return None if self.closed else self._take()[0]
+
     async def next(self) -> _Item | None:
         """The next message some domain may take now; None once closed."""
-        while True:
-            if self.closed:
-                return None
-            soonest = 1.0
-            for _ in range(len(self.order)):
-                domain = self.order[0]
-                self.order.rotate(-1)
-                queue = self.queues[domain]
-                if not queue or self.active[domain] >= self.concurrency:
-                    continue
-                wait = self.buckets[domain].wait_time()
-                if wait > 0:
-                    soonest = min(soonest, wait)
-                    continue
-                self.buckets[domain].take()
-                self.active[domain] += 1
-                self.size -= 1
-                return queue.popleft()
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout=soonest)
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            item, wait = self._take()
+            if item is not None:
+                return item
+            # One future per idle connection, woken one at a time as messages come: waking
+            # every connection for every message would cost a scan each.
+            waiter = loop.create_future()
+            self.waiters.append(waiter)
+            timer = loop.call_later(wait, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                # Waiters whose time ran out stay queued until a wake passes them: drop them,
+                # so that a long wait (a closed send window) does not pile them up.
+                while self.waiters and self.waiters[0].done():
+                    self.waiters.popleft()
+        return None
+
+    def _take(self) -> tuple[_Item | None, float]:
+        """A message that may go now, or None and the seconds until one might."""
+        ready = self.ready
+        soonest = 1.0
+        for _ in range(len(ready)):
+            domain = ready.popleft()
+            queue = self.queues[domain]
+            if not queue or self.active[domain] >= self.concurrency:
+                self.listed.discard(domain)
+                continue
+            wait = self.buckets[domain].try_take()
+            if wait > 0:
+                soonest = min(soonest, wait)
+                ready.append(domain)
+                continue
+            self.active[domain] += 1
+            self.size -= 1
+            item = queue.popleft()
+            if queue and self.active[domain] < self.concurrency:
+                ready.append(domain)  # to the back: domains take turns
+            else:
+                self.listed.discard(domain)
+            if ready:
+                self._wake()  # pass the turn on: a domain that was listed once may hold more
+            return item, 0.0
+        return None, soonest
 
     def release(self, domain: str) -> None:
         self.active[domain] -= 1
-        self.changed.set()
+        self._list(domain)
+
+    def _list(self, domain: str) -> None:
+        """Give a domain its turn again if it has messages waiting and room for them."""
+        if (
+            domain not in self.listed
+            and self.queues[domain]
+            and self.active[domain] < self.concurrency
+        ):
+            self.listed.add(domain)
+            self.ready.append(domain)
+            self._wake()
+
+    def _sweep(self) -> None:
+        """Forget the domains that are idle and whose rate limit has recovered."""
+        # A campaign reaches tens of thousands of domains, most of them once: their queues
+        # and buckets would otherwise grow with the campaign. A full bucket is as good as
+        # the new one the domain gets if it comes back.
+        for domain in [d for d, q in self.queues.items() if not q and d not in self.listed]:
+            if not self.active[domain] and self.buckets[domain].full():
+                del self.queues[domain], self.buckets[domain]
+                self.active.pop(domain, None)
+        self.sweep_at = max(_SWEEP_FROM, 2 * len(self.queues))  # amortised: O(1) per domain
+
+    def _wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+_SWEEP_FROM = 1024  # domains the scheduler knows before it forgets idle ones
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 # -- building messages in worker processes ------------------------------------------------
+
+# One message to build, as plain values (cheaper to send to a worker than dataclasses):
+# (delivery id, address, language, code, unsubscribe token, ((orgnr, name, municipality), ...)).
+_Job = tuple[int, str, str, str, str, tuple[tuple[str, str, str | None], ...]]
+# A built message and its Message-ID.
+_Built = tuple[bytes, str | None]
 
 _factory: MessageFactory | None = None
 
@@ -240,9 +350,27 @@ def _init_builder(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> N
     _factory = make_factory(spec, key_paths)
 
 
-def _build_many(recipients: list[Recipient]) -> list[bytes]:
+def _ready() -> None:
+    """Nothing: a first task whose return says that a worker has started."""
+
+
+def _build_many(jobs: list[_Job]) -> list[_Built]:
     assert _factory is not None  # noqa: S101  # set by the pool initializer
-    return [_factory.build(r) for r in recipients]
+    return build_jobs(_factory, jobs)
+
+
+def build_jobs(factory: MessageFactory, jobs: Sequence[_Job]) -> list[_Built]:
+    """Build the messages of the given jobs, each with the Message-ID it carries."""
+    out = []
+    for delivery_id, address, language, code, token, units in jobs:
+        refs = tuple(
+            UnitRef(orgnr, name, municipality_name(mun) if mun else None)
+            for orgnr, name, mun in units
+        )
+        data = factory.build(Recipient(delivery_id, address, refs, language, _grouped(code), token))
+        found = _MESSAGE_ID.search(data)
+        out.append((data, found.group(1).decode() if found else None))
+    return out
 
 
 def make_factory(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> MessageFactory:
@@ -296,12 +424,45 @@ def key_paths(settings: Settings, spec: CampaignSpec) -> list[tuple[str, str, st
 
 # -- the sender -------------------------------------------------------------------------
 
+# Statements that change one delivery each, with its id as the last parameter.
+_MARK_SQL = "UPDATE deliveries SET data_started_at = ?, updated_at = ? WHERE id = ?"
+_SENT_SQL = (
+    "UPDATE deliveries SET state = ?, sent_at = ?, message_id = ?, last_reply = ?, "
+    "attempts = attempts + 1, claimed_by = NULL, updated_at = ? WHERE id = ?"
+)
+_DOUBT_OR_FAILED_SQL = (
+    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = attempts + 1, "
+    "claimed_by = NULL, updated_at = ? WHERE id = ?"
+)
+_GIVE_UP_SQL = (
+    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, "
+    "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?"
+)
+_DEFER_SQL = (
+    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, next_attempt_at = ?, "
+    "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?"
+)
+_SUPPRESS_SQL = "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE id = ?"
+_GIVE_BACK_SQL = (
+    "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
+)
+# Outcomes alone wait this long for a commit to share (a mark's, which follows soon while
+# sending); marks are committed at once.
+COMMIT_LINGER = 0.02
+# Messages per task for a build worker: each task costs two trips between the processes.
+CHUNK = 128
+LOCAL_SLICE = 16  # messages built at a time in this process, between turns of the connections
+
 
 @dataclass
-class _Write:
-    sql: str
-    params: tuple[Any, ...]
-    future: asyncio.Future[None] | None = None
+class _Claim:
+    """One claimed batch: what to build, what was suppressed, and when more is due."""
+
+    count: int
+    deliveries: list[Delivery]
+    jobs: list[_Job]
+    suppressed: list[Delivery]
+    next_due: str | None
 
 
 class Sender:
@@ -323,14 +484,25 @@ class Sender:
         self.options = options or SendOptions.for_campaign(self.campaign.spec)
         self.progress = progress
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
-        self.pending_writes: list[_Write] = []
+        self.pending_writes: list[tuple[str, tuple[Any, ...]]] = []
+        self.commit_waiters: list[asyncio.Future[None]] = []
         self.write_ready: asyncio.Event | None = None
+        self.linger: asyncio.TimerHandle | None = None
+        self.commit_error: BaseException | None = None
+        self.closing = False
         self.stopping: str | None = None
         self.sent_now = 0
         self.in_flight = 0
+        self.building = 0  # messages handed to the build workers and not yet back
+        self.builds: set[asyncio.Future[list[_Built]]] = set()
+        self.build_error: BaseException | None = None
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.pool_ready = False
+        self.pool_closed: asyncio.Future[None] | None = None
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.mail_domain = self.campaign.spec.sender_domain
+        self.now_iso = IsoClock()
         self.fatal: str | None = None
 
     # -- database, on one thread -----------------------------------------------------
@@ -339,46 +511,68 @@ class Sender:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._dbx, fn, *args)
 
-    def _apply_writes(self, writes: list[_Write]) -> None:
+    def _apply_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        # Statements about different deliveries commute, so each kind runs as one executemany.
+        # A delivery's own statements never share a batch (its outcome waits for its mark's
+        # commit), but if they ever did, their order would matter: then they run as queued.
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in writes:
+            groups.setdefault(sql, []).append(params)
+        one_each = len({params[-1] for _, params in writes}) == len(writes)
         with self.db.transaction():
-            for w in writes:
-                self.db.execute(w.sql, w.params)
+            if one_each:
+                for sql, rows in groups.items():
+                    self.db.executemany(sql, rows)
+            else:
+                for sql, params in writes:
+                    self.db.execute(sql, params)
 
-    async def write(self, sql: str, params: Iterable[Any], *, durable: bool = False) -> None:
-        """Queue a statement for the next group commit; with durable, wait for the commit."""
-        future: asyncio.Future[None] | None = (
-            asyncio.get_running_loop().create_future() if durable else None
-        )
-        self.pending_writes.append(_Write(sql, tuple(params), future))
+    def write(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Queue a statement about one delivery (its id last) for the next group commit."""
+        self.pending_writes.append((sql, params))
+        if self.linger is None:
+            assert self.write_ready is not None  # noqa: S101
+            self.linger = asyncio.get_running_loop().call_later(COMMIT_LINGER, self.write_ready.set)
+
+    def _commit_waiter(self) -> asyncio.Future[None]:
+        """A future done when everything queued so far is committed; starts that commit."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.commit_error is not None:
+            waiter.set_exception(self.commit_error)
+            return waiter
+        self.commit_waiters.append(waiter)
         assert self.write_ready is not None  # noqa: S101
         self.write_ready.set()
-        if future is not None:
-            await future
+        return waiter
 
     async def _committer(self) -> None:
         assert self.write_ready is not None  # noqa: S101
         while True:
             await self.write_ready.wait()
             self.write_ready.clear()
+            if self.linger is not None:
+                self.linger.cancel()
+                self.linger = None
             batch, self.pending_writes = self.pending_writes, []
-            if not batch:
-                if self.stopping == "committer":
-                    return
-                continue
-            try:
-                await self._db(self._apply_writes, batch)
-            except BaseException as e:
-                for w in batch:
-                    if w.future is not None and not w.future.done():
-                        w.future.set_exception(e)
-                raise
-            for w in batch:
-                if w.future is not None and not w.future.done():
-                    w.future.set_result(None)
+            waiters, self.commit_waiters = self.commit_waiters, []
+            if batch:
+                try:
+                    await self._db(self._apply_writes, batch)
+                except BaseException as e:
+                    self.commit_error = e
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(e)
+                    raise
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self.closing and not self.pending_writes and not self.commit_waiters:
+                return
 
     async def flush(self) -> None:
         """Wait until every queued write is committed."""
-        await self.write("SELECT 1", (), durable=True)
+        await self._commit_waiter()
 
     # -- the run ---------------------------------------------------------------------
 
@@ -392,7 +586,12 @@ class Sender:
         try:
             await self._db(self._start)
             committer = asyncio.create_task(self._committer())
-            pool = await self._db(self._make_pool)
+            self.pool = pool = await self._db(self._make_pool)
+            if pool is not None:
+                # A worker takes some tenths of a second to start (a new interpreter, its
+                # imports, the factory); until one has, messages are built here instead.
+                started = asyncio.get_running_loop().run_in_executor(pool, _ready)
+                started.add_done_callback(self._pool_started)
             self.scheduler = Scheduler(
                 self.options.per_domain_concurrency, self.options.per_domain_per_minute
             )
@@ -405,24 +604,30 @@ class Sender:
                     for i in range(self.options.connections)
                 ]
                 watcher = asyncio.create_task(self._watch())
-                await self._produce(pool)
+                await self._produce()
                 await asyncio.gather(*workers)
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-                await self._give_back(self.scheduler.drain())
+                # Messages still being built when sending stopped go back to the queue too.
+                await asyncio.gather(*self.builds, return_exceptions=True)
+                self._give_back([item.delivery for item in self.scheduler.drain()])
                 await self.flush()
             finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
+                if self.pool is not None:
+                    self.pool.shutdown(cancel_futures=True)
+                if self.pool_closed is not None:
+                    await self.pool_closed
             self.stopping = self.stopping or "done"
             stop_reason = self.stopping
-            self.stopping = "committer"
+            self.closing = True
             self.write_ready.set()
             await committer
             report: SendReport = await self._db(self._finish, stop_reason)
         finally:
             self._dbx.shutdown(wait=True)
+        if self.build_error is not None:
+            raise self.build_error
         if self.fatal:
             raise SendError(self.fatal)
         return report
@@ -468,7 +673,11 @@ class Sender:
         )
         processes = self.options.build_processes
         if processes is None:
-            processes = (os.cpu_count() or 1) if int(queued or 0) >= POOL_FROM else 0
+            # Signing is most of a message's cost, and takes every core; an unsigned message
+            # (benchmarks, tests) costs less to build than to send, so one worker keeps up, and
+            # each more would only cost another interpreter's start.
+            cores = (os.cpu_count() or 1) if keys else 1
+            processes = cores if int(queued or 0) >= POOL_FROM else 0
         if processes <= 0:
             return None
         return concurrent.futures.ProcessPoolExecutor(
@@ -525,7 +734,7 @@ class Sender:
             return max(0.0, (opens - now).total_seconds())
         return 3600.0
 
-    def _claim(self) -> tuple[list[Delivery], dict[str, str], set[str], set[str], str | None]:
+    def _claim(self) -> _Claim:
         db = self.db
         until = (utcnow() + dt.timedelta(seconds=LEASE_SECONDS * 10)).isoformat()
         deliveries = outbox.claim(
@@ -538,7 +747,7 @@ class Sender:
                 (self.campaign.id, DeliveryState.DEFERRED.value),
             )
         orgnrs = [o for d in deliveries for o in d.units]
-        names: dict[str, str] = {}
+        names: dict[str, tuple[str, str | None]] = {}
         for start in range(0, len(orgnrs), 500):
             chunk = orgnrs[start : start + 500]
             for orgnr, name, mun in db.query(
@@ -546,29 +755,53 @@ class Sender:
                 f"orgnr IN ({', '.join('?' for _ in chunk)})",
                 [self.campaign.id, *chunk],
             ):
-                names[orgnr] = f"{name}\x1f{mun or ''}"
+                names[orgnr] = (name, mun or None)
         blocked_addresses = suppressed(db, SuppressionKind.ADDRESS, [d.address for d in deliveries])
         blocked_units = suppressed(db, SuppressionKind.UNIT, orgnrs)
-        return deliveries, names, blocked_addresses, blocked_units, next_due
+        claim = _Claim(len(deliveries), [], [], [], next_due)
+        for d in deliveries:
+            live = [u for u in d.units if u not in blocked_units]
+            if d.address in blocked_addresses or not live:
+                claim.suppressed.append(d)
+                continue
+            claim.deliveries.append(d)
+            units = tuple((orgnr, *names.get(orgnr, (orgnr, None))) for orgnr in live)
+            claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, units))
+        return claim
 
-    async def _produce(self, pool: concurrent.futures.ProcessPoolExecutor | None) -> None:
+    async def _produce(self) -> None:
+        # Claimed messages not yet on the wire: enough to keep the connections and the build
+        # workers busy, few enough that memory does not grow with the campaign.
+        room = self.options.batch * 2
+        settled = False  # everything was committed, then nothing was due: the run is over
         try:
             while not self.stopping:
                 wait = self._window_wait()
                 if wait > 0:
                     await self._sleep(min(wait, 5.0))
                     continue
-                if self.scheduler.size > self.options.batch * 2:
-                    await self._sleep(0.01)
+                if self.scheduler.size + self.building > room:
+                    await self._sleep(0.005)
                     continue
-                deliveries, names, blocked_a, blocked_u, next_due = await self._db(self._claim)
-                if not deliveries:
-                    if self.in_flight == 0 and self.scheduler.size == 0 and not next_due:
+                claim: _Claim = await self._db(self._claim)
+                for d in claim.suppressed:
+                    self._outcome_suppressed(d)
+                if not claim.count and not claim.next_due and not self.building:
+                    self._close_pool()
+                if not claim.count:
+                    idle = self.in_flight == 0 and self.scheduler.size == 0 and self.building == 0
+                    if idle and not claim.next_due:
+                        if settled:
+                            break
+                        # Outcomes still queued for a commit may have deferred deliveries the
+                        # claim could not see yet: commit them, then look once more.
                         await self.flush()
-                        break
+                        settled = True
+                        continue
+                    settled = False
                     delay = 0.05
-                    if next_due and self.in_flight == 0 and self.scheduler.size == 0:
-                        due = dt.datetime.fromisoformat(next_due.replace("Z", "+00:00"))
+                    if claim.next_due and idle:
+                        due = dt.datetime.fromisoformat(claim.next_due.replace("Z", "+00:00"))
                         ahead = (due - utcnow()).total_seconds()
                         linger = self.options.linger_seconds
                         if linger is not None and ahead > linger:
@@ -577,56 +810,84 @@ class Sender:
                         delay = min(1.0, max(0.01, ahead))
                     await self._sleep(delay)
                     continue
-                keep, recipients = await self._recipients(deliveries, names, blocked_a, blocked_u)
-                built = await self._build(pool, recipients)
-                for d, data in zip(keep, built, strict=True):
-                    m = _MESSAGE_ID.search(data)
-                    self.scheduler.add(_Item(d, data, m.group(1).decode() if m else None))
+                settled = False
+                await self._build(claim.deliveries, claim.jobs)
         finally:
             # Let the workers run dry, then stop them.
-            while self.scheduler.size and not self.stopping:
+            while (self.scheduler.size or self.building) and not self.stopping:
                 await asyncio.sleep(0.01)
             while self.in_flight and not self.stopping:
                 await asyncio.sleep(0.01)
             self.scheduler.close()
 
-    async def _recipients(
-        self,
-        deliveries: list[Delivery],
-        names: dict[str, str],
-        blocked_addresses: set[str],
-        blocked_units: set[str],
-    ) -> tuple[list[Delivery], list[Recipient]]:
-        """The deliveries still to send and their message inputs; suppressed ones recorded."""
-        keep: list[Delivery] = []
-        recipients: list[Recipient] = []
-        for d in deliveries:
-            live = [u for u in d.units if u not in blocked_units]
-            if d.address in blocked_addresses or not live:
-                await self._outcome_suppressed(d)
-                continue
-            keep.append(d)
-            refs = []
-            for orgnr in live:
-                name, _, mun = names.get(orgnr, f"{orgnr}\x1f").partition("\x1f")
-                refs.append(UnitRef(orgnr, name, municipality_name(mun) if mun else None))
-            recipients.append(
-                Recipient(
-                    d.id, d.address, tuple(refs), d.language, _grouped(d.code), d.unsubscribe_token
-                )
-            )
-        return keep, recipients
+    def _pool_started(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled():
+            future.exception()  # a worker that cannot start fails the build tasks, with the reason
+        self.pool_ready = True
 
-    async def _build(
-        self, pool: concurrent.futures.ProcessPoolExecutor | None, recipients: list[Recipient]
-    ) -> list[bytes]:
+    def _close_pool(self) -> None:
+        """Let the build workers exit while the last messages go out (the outbox is empty)."""
+        if self.pool is not None:
+            # Deliveries deferred from here on are few (those in flight), and built in-process.
+            self.pool_closed = asyncio.ensure_future(asyncio.to_thread(self.pool.shutdown))
+            self.pool = None
+
+    async def _build(self, deliveries: list[Delivery], jobs: list[_Job]) -> None:
         """Build (and sign) the messages, in the worker processes when there are any."""
+        pool = self.pool
         if pool is None:
-            return [self.local_factory.build(r) for r in recipients]
+            self._build_here(deliveries, jobs)
+            return
+        done = 0
+        while done < len(jobs) and not self.pool_ready:
+            # A few at a time, so that the connections send them while the rest are built.
+            here = slice(done, done + LOCAL_SLICE)
+            if not self._build_here(deliveries[here], jobs[here]):
+                return
+            done += LOCAL_SLICE
+            await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
-        chunks = [recipients[i : i + 50] for i in range(0, len(recipients), 50)]
-        parts = await asyncio.gather(*(loop.run_in_executor(pool, _build_many, c) for c in chunks))
-        return [m for part in parts for m in part]
+        for start in range(done, len(jobs), CHUNK):
+            part = deliveries[start : start + CHUNK]
+            future = loop.run_in_executor(pool, _build_many, jobs[start : start + CHUNK])
+            self.building += len(part)
+            self.builds.add(future)
+            future.add_done_callback(functools.partial(self._built, part))
+
+    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[_Built]]) -> None:
+        self.building -= len(deliveries)
+        self.builds.discard(future)
+        if future.cancelled():
+            return  # the pool was shut down: they are still claimed, and requeued next run
+        error = future.exception()
+        if error is None:
+            self._schedule(deliveries, future.result())
+        else:
+            self._build_failed(deliveries, error)
+
+    def _build_here(self, deliveries: list[Delivery], jobs: list[_Job]) -> bool:
+        """Build in this process; False if a message could not be built (the run stops)."""
+        try:
+            built = build_jobs(self.local_factory, jobs)
+        except Exception as e:
+            self._build_failed(deliveries, e)
+            return False
+        self._schedule(deliveries, built)
+        return True
+
+    def _build_failed(self, deliveries: list[Delivery], error: BaseException) -> None:
+        # A message that cannot be built (a template error) stops the run with the reason;
+        # nothing of it went out, so the deliveries go back to the queue.
+        self._give_back(deliveries)
+        if self.build_error is None:
+            self.build_error = error
+            self.stopping = self.stopping or "interrupted"
+            self.scheduler.close()
+
+    def _schedule(self, deliveries: list[Delivery], built: list[_Built]) -> None:
+        add = self.scheduler.add
+        for d, (data, message_id) in zip(deliveries, built, strict=True):
+            add(_Item(d, data, message_id, d.domain))
 
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -654,32 +915,28 @@ class Sender:
                 self.db.scalar("SELECT status FROM campaigns WHERE id = ?", (self.campaign.id,))
             )
 
-    async def _give_back(self, items: list[_Item]) -> None:
-        for item in items:
-            await self.write(
-                "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? "
-                "WHERE id = ? AND state = ?",
-                (
-                    DeliveryState.QUEUED.value,
-                    utcnow_iso(),
-                    item.delivery.id,
-                    DeliveryState.CLAIMED.value,
-                ),
-            )
+    def _give_back(self, deliveries: Iterable[Delivery]) -> None:
+        now = utcnow_iso()
+        queued, claimed = DeliveryState.QUEUED.value, DeliveryState.CLAIMED.value
+        for d in deliveries:
+            self.write(_GIVE_BACK_SQL, (queued, now, claimed, d.id))
 
     # -- delivering ------------------------------------------------------------------
 
     async def _connection_worker(self, number: int) -> None:
         conn: SmtpConnection | None = None
         failures = 0
+        scheduler = self.scheduler
         try:
             while True:
-                item = await self.scheduler.next()
+                # Most of the time a message is waiting: no coroutine is needed to get it.
+                item = scheduler.take() or await scheduler.next()
                 if item is None:
                     return
                 self.in_flight += 1
                 try:
-                    await self.global_bucket.acquire()
+                    if self.global_bucket.try_take() > 0:
+                        await self.global_bucket.acquire()
                     if conn is None or conn.closed:
                         try:
                             conn = await SmtpConnection.open(self.relay)
@@ -692,88 +949,71 @@ class Sender:
                                 self.fatal = f"e-posttjeneren {self.relay.redacted()} avviser "
                                 self.fatal += f"utsendelsen: {e.message}"
                                 self.stopping = "relay"
-                                self.scheduler.close()
-                                await self._give_back([item])
+                                scheduler.close()
+                                self._give_back([item.delivery])
                                 return
                             failures += 1
-                            await self._outcome(item, SendOutcome(None, False, e.message))
+                            self._outcome(item, SendOutcome(None, False, e.message))
                             await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                             continue
                         except VarselError as e:
                             failures += 1
                             conn = None
-                            await self._outcome(item, SendOutcome(None, False, e.message))
+                            self._outcome(item, SendOutcome(None, False, e.message))
                             await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                             continue
+                    delivery = item.delivery
                     try:
                         outcome = await conn.send(
-                            self._envelope_from(item.delivery),
-                            item.delivery.address,
+                            f"bounces+{delivery.id}@{self.mail_domain}",  # VERP: names the delivery
+                            delivery.address,
                             item.data,
-                            before_data_end=functools.partial(self._data_started, item.delivery),
+                            before_data_end=functools.partial(self._data_started, delivery.id),
                         )
                     except ValueError as e:
                         # Nothing went out: the address or message cannot be sent over SMTP.
-                        await self._failed(item.delivery, str(e))
+                        self._failed(delivery, str(e))
                         continue
-                    await self._outcome(item, outcome)
+                    self._outcome(item, outcome)
                 finally:
                     self.in_flight -= 1
-                    self.scheduler.release(item.delivery.domain)
+                    scheduler.release(item.domain)
         finally:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    def _envelope_from(self, delivery: Delivery) -> str:
-        # Bounces come back to an address that names the delivery (VERP).
-        return f"bounces+{delivery.id}@{self.mail_domain}"
+    def _data_started(self, delivery_id: int) -> asyncio.Future[None]:
+        """Queue the mark that the final dot may go out; the future is done once it is durable."""
+        now = self.now_iso()
+        self.write(_MARK_SQL, (now, now, delivery_id))
+        return self._commit_waiter()
 
-    async def _data_started(self, delivery: Delivery) -> None:
-        await self.write(
-            "UPDATE deliveries SET data_started_at = ?, updated_at = ? WHERE id = ?",
-            (utcnow_iso(), utcnow_iso(), delivery.id),
-            durable=True,
+    def _failed(self, d: Delivery, reason: str) -> None:
+        self.write(
+            _DOUBT_OR_FAILED_SQL,
+            (DeliveryState.FAILED.value, reason[:500], self.now_iso(), d.id),
         )
 
-    async def _failed(self, d: Delivery, reason: str) -> None:
-        await self.write(
-            "UPDATE deliveries SET state = ?, last_reply = ?, attempts = attempts + 1, "
-            "claimed_by = NULL, updated_at = ? WHERE id = ?",
-            (DeliveryState.FAILED.value, reason[:500], utcnow_iso(), d.id),
-        )
+    def _outcome_suppressed(self, d: Delivery) -> None:
+        self.write(_SUPPRESS_SQL, (DeliveryState.SUPPRESSED.value, self.now_iso(), d.id))
 
-    async def _outcome_suppressed(self, d: Delivery) -> None:
-        await self.write(
-            "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE id = ?",
-            (DeliveryState.SUPPRESSED.value, utcnow_iso(), d.id),
-        )
-
-    async def _outcome(self, item: _Item, outcome: SendOutcome) -> None:
+    def _outcome(self, item: _Item, outcome: SendOutcome) -> None:
         d = item.delivery
-        now = utcnow_iso()
+        now = self.now_iso()
         reply = outcome.reply
-        reply_text = (
-            f"{reply.code} {reply.enhanced + ' ' if reply.enhanced else ''}{reply.text}".strip()
-            if reply
-            else (outcome.error or "")
-        )[:500]
+        reply_text = (str(reply) if reply else (outcome.error or ""))[:500]
         kind = outcome.kind
         if kind is ReplyKind.ACCEPTED:
             self.sent_now += 1
-            await self.write(
-                "UPDATE deliveries SET state = ?, sent_at = ?, message_id = ?, last_reply = ?, "
-                "attempts = attempts + 1, claimed_by = NULL, updated_at = ? WHERE id = ?",
+            self.write(
+                _SENT_SQL,
                 (DeliveryState.SENT.value, now, item.message_id, reply_text, now, d.id),
             )
             return
         if reply is None and outcome.data_sent:
             # The whole message went out and the answer was lost: it may have been delivered.
-            await self.write(
-                "UPDATE deliveries SET state = ?, last_reply = ?, attempts = attempts + 1, "
-                "claimed_by = NULL, updated_at = ? WHERE id = ?",
-                (DeliveryState.IN_DOUBT.value, reply_text, now, d.id),
-            )
+            self.write(_DOUBT_OR_FAILED_SQL, (DeliveryState.IN_DOUBT.value, reply_text, now, d.id))
             return
         attempts = d.attempts + 1
         created = dt.datetime.fromisoformat(d.created_at.replace("Z", "+00:00"))
@@ -784,10 +1024,8 @@ class Sender:
                 if kind is ReplyKind.PERMANENT
                 else (f"ga opp etter {attempts} forsøk: {reply_text}")
             )
-            await self.write(
-                "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, "
-                "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?",
-                (DeliveryState.FAILED.value, reason[:500], attempts, now, d.id),
+            self.write(
+                _GIVE_UP_SQL, (DeliveryState.FAILED.value, reason[:500], attempts, now, d.id)
             )
             return
         delay = min(
@@ -795,11 +1033,7 @@ class Sender:
         )
         delay *= random.uniform(0.8, 1.2)  # noqa: S311  # jitter, not security
         due = (utcnow() + dt.timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        await self.write(
-            "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, next_attempt_at = ?, "
-            "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?",
-            (DeliveryState.DEFERRED.value, reply_text, attempts, due, now, d.id),
-        )
+        self.write(_DEFER_SQL, (DeliveryState.DEFERRED.value, reply_text, attempts, due, now, d.id))
 
 
 def _grouped(code: str) -> str:
