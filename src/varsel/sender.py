@@ -110,12 +110,13 @@ class SendReport:
             "deferred": "venter på nye forsøk (kjør «campaign send» igjen senere)",
             "relay": "stoppet fordi e-posttjeneren avviste utsendelsen",
         }[self.stopped]
+        seconds = f"{self.seconds:.1f}".replace(".", ",")  # Norwegian decimal comma
         text = (
             f"Kampanje {self.campaign_id} {how}: {fmt_int(c['sent'])} sendt, "
             f"{fmt_int(c['deferred'])} utsatt, {fmt_int(c['failed'])} feilet, "
             f"{fmt_int(c['suppressed'])} sperret, {fmt_int(c['in_doubt'])} usikre, "
             f"{fmt_int(c['queued'])} i kø. Denne kjøringen: {fmt_int(self.sent_now)} sendt på "
-            f"{self.seconds:.1f} s ({self.rate:.0f}/s).".replace(".", ",", 1)
+            f"{seconds} s ({self.rate:.0f}/s)."
         )
         if self.in_doubt:
             text += (
