@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from varsel import unit
+from varsel.config import Settings
 from varsel.db import Database
+from varsel.keys import key_dir
 
 
 def units(db: Database) -> dict[str, tuple[Any, ...]]:
@@ -20,3 +24,15 @@ def unit_row(db: Database, orgnr: str) -> dict[str, Any]:
     row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
     assert row is not None
     return dict(zip(unit.UNIT_COLUMNS, row, strict=True))
+
+
+def dns_for(settings: Settings) -> Callable[..., bytes]:
+    """A dkimpy DNS function answering with the TXT record of the test campaign's key."""
+    record = next(key_dir(settings).glob("*.txt")).read_text("ascii")
+    txt = "".join(re.findall(r'"([^"]*)"', record)).encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"varsel._domainkey.nsr-org.no."
+        return txt
+
+    return dnsfunc

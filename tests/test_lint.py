@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import re
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -13,11 +12,12 @@ import dkim
 import pytest
 from click.testing import CliRunner
 
+from helpers import dns_for
 from varsel.campaign import create_campaign, get_campaign
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.keys import key_dir, key_path
+from varsel.keys import key_path
 from varsel.lint import (
     LintReport,
     Severity,
@@ -398,17 +398,6 @@ def test_urls_in_text() -> None:
         "bit.ly/abc",
         "https://x.no/a?b=c",
     ]
-
-
-def dns_for(settings: Settings):  # type: ignore[no-untyped-def]
-    record = next(key_dir(settings).glob("*.txt")).read_text("ascii")
-    txt = "".join(re.findall(r'"([^"]*)"', record)).encode()
-
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"varsel._domainkey.nsr-org.no."
-        return txt
-
-    return dnsfunc
 
 
 def test_preview_writes_each_language_signed_as_sent(

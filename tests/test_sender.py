@@ -10,12 +10,12 @@ from pathlib import Path
 import dkim
 import pytest
 
+from helpers import dns_for
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
-from varsel.keys import key_dir
 from varsel.registry import import_dump
 from varsel.sender import SendOptions, send_campaign, status
 from varsel.suppression import SuppressionKind, SuppressionReason, add
@@ -50,17 +50,6 @@ def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -
     path = tmp_path / "c.toml"
     path.write_text(CAMPAIGN, "utf-8")
     return create_campaign(db, settings, path).campaign.id
-
-
-def dns_for(settings: Settings):  # type: ignore[no-untyped-def]
-    record = next(key_dir(settings).glob("*.txt")).read_text("ascii")
-    txt = "".join(re.findall(r'"([^"]*)"', record)).encode()
-
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"varsel._domainkey.nsr-org.no."
-        return txt
-
-    return dnsfunc
 
 
 def test_every_delivery_sent_once_signed_and_verifiable(
