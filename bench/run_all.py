@@ -10,6 +10,7 @@ BENCHES = [
     "bench.bench_import",
     "bench.bench_message",
     "bench.bench_smtp",
+    "bench.bench_send",
 ]
 
 

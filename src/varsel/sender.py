@@ -65,7 +65,7 @@ class SendOptions:
     retry_max_seconds: float = 3600.0
     deadline_hours: float = 48.0
     batch: int = 400
-    build_processes: int | None = None  # None: one per core for large sends; 0: in-process
+    build_processes: int | None = None  # None: per core for large sends (1 unsigned); 0: none
     respect_window: bool = True
     linger_seconds: float | None = None  # stop when the next retry is further away than this
     # False sends unsigned messages: for benchmarks and tests only (the CLI does not offer it),
