@@ -24,14 +24,12 @@ import json
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +39,10 @@ from bench.bench_smtp import (
     HOST,
     RUN_TIMEOUT,
     SENDER,
-    SMTP_SINK,
     SMTP_SOURCE,
     ensure_postfix_tools,
     free_port,
+    smtp_sink,
 )
 from varsel.campaign import create_campaign, get_campaign
 from varsel.channel.smtp import RelayConfig
@@ -147,30 +145,6 @@ def message_size(store: str, campaign_id: int) -> int:
         for i, address, lang, code, token, orgnr, name, mun in rows
     ]
     return round(statistics.mean(len(data) for data, _ in build_jobs(factory, jobs)))
-
-
-@contextlib.contextmanager
-def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """smtp-sink on 127.0.0.1:port as bench_smtp starts it, with its process for its CPU time."""
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    process = subprocess.Popen(
-        [str(SMTP_SINK), *user, "-h", "sink.varsel.example", f"{HOST}:{port}", "1000"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((HOST, port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def process_cpu(pid: int) -> float:

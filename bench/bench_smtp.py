@@ -72,7 +72,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def smtp_sink(port: int) -> Iterator[None]:
+def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """smtp-sink on 127.0.0.1:port, with PIPELINING (its default), until the block ends."""
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
     process = subprocess.Popen(
@@ -89,7 +89,7 @@ def smtp_sink(port: int) -> Iterator[None]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.05)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(10)

@@ -36,6 +36,20 @@ base_url = "https://www.politiet.no/varsel"
 [segment]
 police_district = ["oslo"]
 """
+
+
+def defer_first_attempts() -> FaultPlan:
+    """A plan that answers 451 to each recipient's first attempt, and lets retries through."""
+    seen: set[str] = set()
+
+    def first_time(rcpt: str) -> bool:
+        first = rcpt not in seen
+        seen.add(rcpt)
+        return first
+
+    return FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
+
+
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 
 
@@ -346,15 +360,8 @@ def test_build_workers_take_over_once_started(
 def test_retries_after_the_build_workers_stopped_are_built_here(
     db: Database, campaign_id: int, settings: Settings
 ) -> None:
-    seen: set[str] = set()
-
-    def first_time(rcpt: str) -> bool:
-        first = rcpt not in seen
-        seen.add(rcpt)
-        return first
-
     # Every first attempt is deferred; by then the outbox looked empty and the workers stopped.
-    plan = FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
+    plan = defer_first_attempts()
     options = SendOptions(
         connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=1
     )
@@ -473,14 +480,7 @@ def test_a_deferral_still_waiting_for_its_commit_does_not_end_the_run(
     # Outcomes wait long for a commit here: when the last transaction ends, the store still
     # says "claimed" for the deliveries it just deferred.
     monkeypatch.setattr(varsel.sender, "COMMIT_LINGER", 0.5)
-    seen: set[str] = set()
-
-    def first_time(rcpt: str) -> bool:
-        first = rcpt not in seen
-        seen.add(rcpt)
-        return first
-
-    plan = FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
+    plan = defer_first_attempts()
     options = SendOptions(
         connections=6, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0
     )
