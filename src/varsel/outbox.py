@@ -27,10 +27,25 @@ class DeliveryState(StrEnum):
     SUPPRESSED = "suppressed"  # the address or unit must not be contacted
     IN_DOUBT = "in_doubt"  # may or may not have been delivered; an operator decides
     CANCELLED = "cancelled"  # the campaign was cancelled before it was sent
+    BOUNCED = "bounced"  # accepted by the relay, then a hard bounce or complaint came back
+    PRODUCED = "produced"  # letter: rendered into a print batch, not yet reported posted
+    POSTED = "posted"  # letter: the print house reports it handed to the post
+    RETURNED = "returned"  # letter: came back undelivered
+    SUBMITTED = "submitted"  # Altinn: the correspondence was accepted, not yet published
+    DELIVERED = "delivered"  # Altinn: published in the organisation's inbox
 
 
 FINAL_STATES = frozenset(
-    {DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SUPPRESSED, DeliveryState.CANCELLED}
+    {
+        DeliveryState.SENT,
+        DeliveryState.FAILED,
+        DeliveryState.SUPPRESSED,
+        DeliveryState.CANCELLED,
+        DeliveryState.BOUNCED,
+        DeliveryState.POSTED,
+        DeliveryState.RETURNED,
+        DeliveryState.DELIVERED,
+    }
 )
 PENDING_STATES = (DeliveryState.QUEUED, DeliveryState.DEFERRED, DeliveryState.CLAIMED)
 
