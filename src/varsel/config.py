@@ -72,6 +72,39 @@ class Settings:
         "Unset: a random one per process (links and limits then do not survive a restart).",
         "VARSEL_SECRET_KEY",
     )
+    user: str = _setting(
+        "",
+        "Operator account of `campaign create` and `campaign approve` when --user is not given "
+        "(the password and code are asked for, or read from VARSEL_PASSWORD and VARSEL_TOTP).",
+        "VARSEL_USER",
+    )
+    allow_no_approval: bool = _setting(
+        True,
+        "Whether `campaign send --no-approval` may skip four-eyes approval; set false in "
+        "production so that no one can send alone.",
+        "VARSEL_ALLOW_NO_APPROVAL",
+    )
+    session_idle_minutes: float = _setting(
+        30.0,
+        "Minutes without activity after which a console session ends.",
+        "VARSEL_SESSION_IDLE_MINUTES",
+    )
+    session_hours: float = _setting(
+        12.0, "Hours after sign-in at which a session ends anyway.", "VARSEL_SESSION_HOURS"
+    )
+    lockout_failures: int = _setting(
+        5,
+        "Failed sign-ins in a row (wrong password or code) that lock an account.",
+        "VARSEL_LOCKOUT_FAILURES",
+    )
+    lockout_minutes: float = _setting(
+        15.0, "Minutes a locked account stays locked.", "VARSEL_LOCKOUT_MINUTES"
+    )
+    totp_issuer: str = _setting(
+        "varsel",
+        "Name the authenticator app shows for varsel accounts (e.g. Oslo politidistrikt).",
+        "VARSEL_TOTP_ISSUER",
+    )
     verify_per_ip: int = _setting(
         10, "Code lookups one IP address may make per window.", "VARSEL_VERIFY_PER_IP"
     )
@@ -98,6 +131,32 @@ class Settings:
     )
     document_link_hours: float = _setting(
         24.0, "Hours a document download link stays valid.", "VARSEL_DOCUMENT_LINK_HOURS"
+    )
+    verp_secret: str = _setting(
+        "",
+        "Secret that signs the bounce (VERP) envelope addresses; same for sender and bounce "
+        "intake. Unset: read from verp_secret_file, made there on first use.",
+        "VARSEL_VERP_SECRET",
+    )
+    verp_secret_file: str = _setting(
+        "",
+        "File holding the VERP secret when VARSEL_VERP_SECRET is unset; empty: verp.secret "
+        "in the DKIM key folder. Keep it outside the repository.",
+        "VARSEL_VERP_SECRET_FILE",
+    )
+    bounce_subdomain: str = _setting(
+        "",
+        "Envelope senders under this subdomain of the sender's domain (e.g. bounce gives "
+        "bounces+…@bounce.nsr-org.no, still DMARC-aligned); empty: the sender's domain itself.",
+        "VARSEL_BOUNCE_SUBDOMAIN",
+    )
+    imap_password: str = _setting(
+        "", "Password of the bounce mailbox `varsel bounces poll` reads.", "VARSEL_IMAP_PASSWORD"
+    )
+    imap_ca_file: str = _setting(
+        "",
+        "CA certificates (PEM) to trust for the IMAP server; empty: the system's.",
+        "VARSEL_IMAP_CA_FILE",
     )
 
     @classmethod

@@ -43,6 +43,7 @@ from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef
 from varsel.municipality import name as municipality_name
 from varsel.outbox import Delivery, DeliveryState
 from varsel.suppression import SuppressionKind, suppressed
+from varsel.verp import Verp
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
 LEASE_SECONDS = 30.0
@@ -502,7 +503,7 @@ class Sender:
         self.pool_closed: asyncio.Future[None] | None = None
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
-        self.mail_domain = self.campaign.spec.sender_domain
+        self.verp = Verp.from_settings(settings, self.campaign.spec.sender_domain)
         self.now_iso = IsoClock()
         self.fatal: str | None = None
 
@@ -966,7 +967,7 @@ class Sender:
                     delivery = item.delivery
                     try:
                         outcome = await conn.send(
-                            f"bounces+{delivery.id}@{self.mail_domain}",  # VERP: names the delivery
+                            self.verp.address(delivery.id),  # names the delivery, signed
                             delivery.address,
                             item.data,
                             before_data_end=functools.partial(self._data_started, delivery.id),
