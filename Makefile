@@ -24,7 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# Debian's Chromium and the pinned axe-core for the page tests (scripts/ensure-browser).
+BROWSER_STAMP := tests/browser/node_modules/.ensured
+
+$(BROWSER_STAMP): scripts/ensure-browser tests/browser/package-lock.json
+	scripts/ensure-browser
+	touch $(BROWSER_STAMP)
+
+unit: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from browser import chromium, live_server, page  # noqa: F401 -- page-test fixtures, tests/browser.py
 from varsel.db import Database, connect
 
 ROOT = Path(__file__).resolve().parent.parent

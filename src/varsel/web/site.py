@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import io
@@ -13,7 +14,6 @@ import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -90,6 +90,7 @@ class Store:
 # -- languages ------------------------------------------------------------------------
 
 
+@functools.cache
 def _translations(language: str) -> Translations:
     # The .po files are the source; compiling them in memory at start-up (a few ms) means no
     # build step and no .mo file that can fall out of step with its .po.
@@ -110,7 +111,9 @@ def _orgnr(value: str) -> str:
     return " ".join(value[i : i + 3] for i in range(0, len(value), 3))
 
 
-def _environment(language: str) -> jinja2.Environment:
+@functools.cache
+def environment(language: str) -> jinja2.Environment:
+    """The templates in one language (built once per process: they never change)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("varsel.web", "templates"),
         autoescape=True,
@@ -130,6 +133,22 @@ def _environment(language: str) -> jinja2.Environment:
     env.globals["lang"] = language
     env.globals["languages"] = LANGUAGE_NAMES
     return env
+
+
+def gettext(language: str, text: str) -> str:
+    """The text in the language (the msgid is Bokmål)."""
+    return _translations(language).gettext(text)
+
+
+def secret_of(settings: Settings) -> bytes:
+    """The key for signed links, form tokens and hashed addresses; random when not configured."""
+    if settings.secret_key:
+        return hashlib.sha256(settings.secret_key.encode("utf-8")).digest()
+    log.warning(
+        "VARSEL_SECRET_KEY er ikke satt: bruker en tilfeldig nøkkel for denne prosessen. "
+        "Lenker og skjema virker da ikke på tvers av arbeidere eller etter omstart."
+    )
+    return secrets.token_bytes(32)
 
 
 def language_of(request: Request, form: Mapping[str, Any] | None = None) -> str:
@@ -157,24 +176,7 @@ class Site:
     @classmethod
     def from_settings(cls, settings: Settings) -> Site:
         """Open the store and pick the secret; warns when none is configured."""
-        if settings.secret_key:
-            secret = hashlib.sha256(settings.secret_key.encode("utf-8")).digest()
-        else:
-            log.warning(
-                "VARSEL_SECRET_KEY er ikke satt: bruker en tilfeldig nøkkel for denne prosessen. "
-                "Lenker og skjema virker da ikke på tvers av arbeidere eller etter omstart."
-            )
-            secret = secrets.token_bytes(32)
-        return cls(settings, secret, Store(settings.database_url))
-
-    @cached_property
-    def environments(self) -> dict[str, jinja2.Environment]:
-        return {language: _environment(language) for language in LANGUAGES}
-
-    def gettext(self, language: str, text: str) -> str:
-        """The text in the language (the msgid is Bokmål)."""
-        env = self.environments[language]
-        return str(env.globals["gettext"](text))  # type: ignore[operator]
+        return cls(settings, secret_of(settings), Store(settings.database_url))
 
     # -- CSRF: a signed random token, in a cookie and in every form (double submit) ------
 
@@ -225,7 +227,7 @@ class Site:
             other: request.url.path + "?" + urlencode({**params, "lang": other})
             for other in LANGUAGES
         }
-        page = self.environments[language].get_template(template)
+        page = environment(language).get_template(template)
         body = page.render(
             {
                 "csrf": token,
