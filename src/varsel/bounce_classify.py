@@ -1,0 +1,416 @@
+"""What a message that came back says: hard or soft bounce, policy refusal, complaint, auto-reply.
+
+Read in this order, the most reliable first:
+
+1. an ARF feedback report (RFC 5965): feedback type abuse or fraud is a complaint;
+2. an RFC 3464 delivery-status report, by its Status code (see `status_kind`);
+3. an automatic reply (RFC 3834 Auto-Submitted, X-Autoreply, Precedence: auto_reply, and the
+   subjects Outlook, Gmail and others give out-of-office replies) that no mailer daemon sent;
+4. flufl.bounce's heuristics for the many servers that send bounces without a report;
+5. the words of a message that looks like a bounce (from a mailer daemon, or a bounce subject).
+
+Anything else is unrecognised and kept for an operator to look at. Nothing here touches the
+store: `bounces` decides what a classification does.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from flufl.bounce import all_failures
+
+
+class BounceKind(StrEnum):
+    """What a message that came back means for the delivery."""
+
+    HARD = "hard"  # the address does not exist or cannot take mail: suppress, send a letter
+    SOFT = "soft"  # temporary (mailbox full, delayed, gave up retrying): counted only
+    POLICY = "policy"  # refused for other reasons than the address (spam filter, size, DMARC)
+    COMPLAINT = "complaint"  # the recipient reported the message as spam (ARF abuse)
+    AUTO_REPLY = "auto_reply"  # out-of-office and other automatic replies: not a bounce
+    UNRECOGNISED = "unrecognised"  # none of the above can be told: kept for an operator
+
+
+class Evidence(StrEnum):
+    """What the classification rests on."""
+
+    ARF = "arf"  # an RFC 5965 feedback report
+    DSN = "dsn"  # an RFC 3464 delivery-status report
+    HEADERS = "headers"  # auto-reply headers or subject
+    HEURISTIC = "heuristic"  # flufl.bounce recognised the server's own format
+    TEXT = "text"  # the words of a message that looks like a bounce
+    NONE = "none"  # nothing
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One message, read."""
+
+    kind: BounceKind
+    evidence: Evidence
+    status: str | None = None  # RFC 3463 enhanced status, e.g. 5.1.1
+    diagnostic: str | None = None  # the remote server's words, or the report's reason
+    recipient: str | None = None  # the failed (or complaining, or replying) address
+    feedback_type: str | None = None  # ARF only
+
+
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+# Words for x.0.0 codes and reports without one. Address first: "mailbox unavailable" and
+# "rejected" appear in all kinds, so the more specific pattern decides.
+_ADDRESS_WORDS = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient|address|account)"
+    r"|does ?n[o']t exist|unknown (recipient|mailbox|address|local part)"
+    r"|invalid (recipient|mailbox|address)|mailbox (unavailable|not found|disabled)"
+    r"|not a valid (user|mailbox|recipient)|user not found|recipient not found"
+    r"|account (is )?(disabled|inactive|suspended|deleted)|addressee unknown"
+    r"|unrouteable address|host or domain name not found|domain (name )?not found"
+    r"|no mailbox here|recipient address rejected: user unknown|nosuchuser",
+    re.IGNORECASE,
+)
+_FULL_WORDS = re.compile(
+    r"quota|mailbox (is )?full|insufficient (system )?storage|exceeded storage"
+    r"|maximum delivery attempts|delivery time expired|retry time(out)? (not )?exceeded"
+    r"|could not be delivered within|temporar",
+    re.IGNORECASE,
+)
+_POLICY_WORDS = re.compile(
+    r"spam|blocked|block ?list|black ?list|reputation|policy|dmarc|\bspf\b|\bdkim\b"
+    r"|not authori[sz]ed|message (is )?too (big|large)|size limit|message size|unable to relay"
+    r"|relay(ing)? (denied|not permitted)",
+    re.IGNORECASE,
+)
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto[- ]?reply|autoreply|auto:|automatisk svar|autosvar"
+    r"|fravær|fraværsmelding|out of (the )?office|abwesenheit|vacation|ferie)",
+    re.IGNORECASE,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (status notification|failure|has failed|failed)"
+    r"|mail delivery failed|returned mail|failure notice|could not be delivered"
+    r"|non[- ]?delivery|unzustellbar|ikke levert|kunne ikke leveres",
+    re.IGNORECASE,
+)
+_DAEMONS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "ndr"})
+_NOT_WORDS = frozenset(
+    {
+        "final-recipient",
+        "original-recipient",
+        "remote-mta",
+        "reporting-mta",
+        "diagnostic-code",
+        "status",
+        "action",
+    }
+)
+_SEVERITY = {
+    BounceKind.HARD: 3,
+    BounceKind.POLICY: 2,
+    BounceKind.SOFT: 1,
+}
+
+
+def parse(raw: bytes) -> email.message.Message:
+    """The message as the classifier reads it (compat32: tolerant of what bounces contain)."""
+    return email.message_from_bytes(raw)
+
+
+def classify(msg: email.message.Message) -> Classification:
+    """Read one message that came back."""
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/feedback-report":
+            return _arf(part)
+    reports = [
+        p
+        for p in msg.walk()
+        if p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
+    ]
+    if reports:
+        found = _dsn(reports)
+        if found is not None:
+            return found
+    daemon = from_daemon(msg)
+    if not daemon and is_auto_reply(msg):
+        return Classification(
+            BounceKind.AUTO_REPLY,
+            Evidence.HEADERS,
+            diagnostic=_header(msg, "Subject"),
+            recipient=_from_address(msg),
+        )
+    temporary, permanent = all_failures(msg)
+    if permanent or temporary:
+        kind = BounceKind.HARD if permanent else BounceKind.SOFT
+        address = sorted(permanent or temporary)[0].decode("utf-8", "replace").lower()
+        return Classification(kind, Evidence.HEURISTIC, recipient=address)
+    if daemon or _BOUNCE_SUBJECT.search(_header(msg, "Subject") or ""):
+        text = _text(msg)
+        said = _words_kind(text)
+        if said is not None:
+            return Classification(said, Evidence.TEXT, diagnostic=_first_line(text, said))
+    return Classification(BounceKind.UNRECOGNISED, Evidence.NONE)
+
+
+def status_kind(status: str, diagnostic: str = "", action: str = "failed") -> BounceKind | None:
+    """The kind an RFC 3464 Status means; None for success (2.x.x, delivered, relayed).
+
+    - `delayed`, and 4.x.x (even when the server gave up): soft.
+    - 5.1.x (bad mailbox, bad domain, no longer there): hard.
+    - 5.2.2 (mailbox full): soft; 5.2.3 (message too big): policy; other 5.2.x (disabled): hard.
+    - 5.3.x (the receiving system), 5.5.x (protocol), 5.6.x (content), 5.7.x (security and
+      policy: spam filters, DMARC, blocks): policy, not the address's fault.
+    - 5.4.1 (Office 365 answers unknown recipients so) and 5.4.4 (no route to the domain):
+      hard; 5.4.6 (loop): policy; other 5.4.x: soft.
+    - An unspecific code (5.0.0, which Exim and others send for everything, or a bare 550)
+      takes the specific code the diagnostic quotes from the remote server, if any; else its
+      words: a full mailbox soft, a block policy, otherwise hard (Exim sends 5.0.0 chiefly for
+      addresses it cannot route).
+    """
+    action = action.strip().lower()
+    if action in ("delivered", "relayed", "expanded"):
+        return None
+    code = refined_status(status, diagnostic)
+    found = _STATUS.fullmatch(code)
+    if found is None:
+        basic = re.match(r"[245]\d\d\b", code)
+        if basic is None:
+            return BounceKind.SOFT if action == "delayed" else _words_kind(diagnostic)
+        klass, subject, detail = basic.group(0)[0], 0, 0
+    else:
+        klass, subject, detail = found.group(1), int(found.group(2)), int(found.group(3))
+    if klass == "2":
+        return None
+    if action == "delayed" or klass == "4":
+        return BounceKind.SOFT
+    if subject == 0:
+        return _words_kind(f"{status} {diagnostic}") or BounceKind.HARD
+    if subject == 1:
+        return BounceKind.HARD
+    if subject == 2:
+        return {2: BounceKind.SOFT, 3: BounceKind.POLICY}.get(detail, BounceKind.HARD)
+    if subject == 4:
+        if detail in (1, 4):
+            return BounceKind.HARD
+        return BounceKind.POLICY if detail == 6 else BounceKind.SOFT
+    return BounceKind.POLICY
+
+
+def refined_status(status: str, diagnostic: str) -> str:
+    """The Status code, or the more specific one the diagnostic quotes (5.0.0 → 5.7.1)."""
+    found = _STATUS.search(status)
+    quoted = _STATUS.search(diagnostic)
+    if quoted and (found is None or (found.group(2) == "0" and quoted.group(1) == found.group(1))):
+        return quoted.group(0)
+    if found:
+        return found.group(0)
+    return " ".join(status.split()[:1])
+
+
+def from_daemon(msg: email.message.Message) -> bool:
+    """Whether the message comes from a mail system rather than a person."""
+    name, address = email.utils.parseaddr(_header(msg, "From") or "")
+    local = address.rpartition("@")[0].lower()
+    if local in _DAEMONS or (local.startswith("prvs=") and local.endswith("=ndr")):
+        return True
+    if msg.get_content_type() == "multipart/report":
+        return True
+    return bool(re.search(r"mail delivery|delivery (subsystem|system)", name, re.IGNORECASE))
+
+
+def is_auto_reply(msg: email.message.Message) -> bool:
+    """Whether the headers or subject mark an automatic reply (RFC 3834 and common practice)."""
+    auto = (_header(msg, "Auto-Submitted") or "").strip().lower()
+    if auto and auto != "no":
+        return True
+    if msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+        return True
+    precedence = {(_header(msg, h) or "").strip().lower() for h in ("Precedence", "X-Precedence")}
+    if "auto_reply" in precedence:
+        return True
+    return bool(_AUTO_SUBJECT.search(_header(msg, "Subject") or ""))
+
+
+def message_ids(msg: email.message.Message, raw: bytes) -> list[str]:
+    """Message-IDs the message refers to: In-Reply-To, References, the returned original's."""
+    found: list[str] = []
+    for name in ("In-Reply-To", "References"):
+        found += re.findall(r"<[^<>\s]+>", _header(msg, name) or "")
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], email.message.Message):
+                found += re.findall(r"<[^<>\s]+>", _header(inner[0], "Message-ID") or "")
+        elif kind == "text/rfc822-headers":
+            headers = email.parser.HeaderParser().parsestr(_decoded(part))
+            found += re.findall(r"<[^<>\s]+>", _header(headers, "Message-ID") or "")
+    # Servers that quote the original in the text instead still quote its Message-ID line.
+    found += [
+        m.decode("ascii", "replace") for m in re.findall(rb"<\d+\.[0-9a-f]{16}@[^<>\s]+>", raw)
+    ]
+    return list(dict.fromkeys(found))
+
+
+# -- the two report formats ---------------------------------------------------------------
+
+
+def _arf(report: email.message.Message) -> Classification:
+    blocks = _fields(report)
+    fields = blocks[0] if blocks else {}
+    feedback = fields.get("feedback-type", "").strip().lower()
+    recipient = _address(fields.get("original-rcpt-to", ""))
+    if feedback in ("abuse", "fraud"):
+        return Classification(
+            BounceKind.COMPLAINT,
+            Evidence.ARF,
+            diagnostic=f"complaint: {feedback}",
+            recipient=recipient,
+            feedback_type=feedback,
+        )
+    # not-spam, virus, auth-failure (DMARC failure reports) and the like: not about the
+    # recipient's wishes, so nothing is done, but an operator may want to see them.
+    return Classification(
+        BounceKind.UNRECOGNISED, Evidence.ARF, recipient=recipient, feedback_type=feedback or None
+    )
+
+
+def _dsn(reports: list[email.message.Message]) -> Classification | None:
+    best: Classification | None = None
+    for report in reports:
+        for fields in _fields(report):
+            if "action" not in fields and "status" not in fields:
+                continue  # the per-message block (Reporting-MTA, Arrival-Date)
+            status = fields.get("status", "")
+            diagnostic = fields.get("diagnostic-code", "")
+            # Some servers put the reason only in a comment or an X- field (X400 gateways).
+            words = " ".join(v for k, v in fields.items() if k not in _NOT_WORDS)
+            action = fields.get("action", "failed")
+            kind = status_kind(status, f"{diagnostic} {words}", action)
+            if kind is None:
+                continue
+            recipient = _address(fields.get("original-recipient", "")) or _address(
+                fields.get("final-recipient", "")
+            )
+            found = Classification(
+                kind,
+                Evidence.DSN,
+                status=refined_status(status, f"{diagnostic} {words}") or None,
+                diagnostic=diagnostic or None,
+                recipient=recipient,
+            )
+            if best is None or _SEVERITY[kind] > _SEVERITY[best.kind]:
+                best = found
+    return best
+
+
+def _fields(report: email.message.Message) -> list[dict[str, str]]:
+    """The field blocks of a message/delivery-status or message/feedback-report part."""
+    payload = report.get_payload()
+    if isinstance(payload, list):
+        blocks = [b for b in payload if isinstance(b, email.message.Message)]
+    else:
+        # message/global-delivery-status and unknown message/* types arrive as text.
+        text = _decoded(report)
+        blocks = [
+            email.parser.HeaderParser().parsestr(chunk.strip() + "\n")
+            for chunk in re.split(r"\r?\n\s*\r?\n", text)
+            if chunk.strip()
+        ]
+    return [_lowered(b) for b in blocks]
+
+
+def _lowered(block: email.message.Message) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in block.items():
+        out.setdefault(name.lower(), " ".join(str(value).split()))
+    return out
+
+
+# -- small readers ------------------------------------------------------------------------
+
+
+def _header(msg: email.message.Message, name: str) -> str | None:
+    value = msg.get(name)
+    if value is None:
+        return None
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value))))
+    except (UnicodeError, LookupError, email.errors.HeaderParseError):
+        return str(value)
+
+
+def _from_address(msg: email.message.Message) -> str | None:
+    address = email.utils.parseaddr(_header(msg, "From") or "")[1]
+    return address.lower() or None
+
+
+def _address(field: str) -> str | None:
+    """The address of an RFC 3464 recipient field (`rfc822; a@b`)."""
+    value = field.partition(";")[2] if ";" in field else field
+    value = value.strip().strip("<>").strip()
+    return value.lower() if "@" in value else None
+
+
+def _decoded(part: email.message.Message) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _text(msg: email.message.Message) -> str:
+    """The readable text parts, not those of a returned original."""
+    out: list[str] = []
+    for part in _own_parts(msg):
+        if (
+            part.get_content_maintype() == "text"
+            and part.get_content_type() != "text/rfc822-headers"
+        ):
+            out.append(_decoded(part))
+    return "\n".join(out)
+
+
+def _own_parts(msg: email.message.Message) -> list[email.message.Message]:
+    if not msg.is_multipart():
+        return [msg]
+    parts: list[email.message.Message] = []
+    for part in msg.get_payload():
+        if (
+            not isinstance(part, email.message.Message)
+            or part.get_content_type() == "message/rfc822"
+        ):
+            continue
+        parts += _own_parts(part)
+    return parts
+
+
+def _words_kind(text: str) -> BounceKind | None:
+    if _ADDRESS_WORDS.search(text):
+        return BounceKind.HARD
+    if _FULL_WORDS.search(text):
+        return BounceKind.SOFT
+    if _POLICY_WORDS.search(text):
+        return BounceKind.POLICY
+    return None
+
+
+def _first_line(text: str, kind: BounceKind) -> str:
+    pattern = {BounceKind.HARD: _ADDRESS_WORDS, BounceKind.SOFT: _FULL_WORDS}.get(
+        kind, _POLICY_WORDS
+    )
+    for line in text.splitlines():
+        if pattern.search(line):
+            return " ".join(line.split())[:300]
+    return ""

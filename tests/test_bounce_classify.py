@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from varsel.bounce_classify import (
+    BounceKind,
+    Evidence,
+    classify,
+    is_auto_reply,
+    message_ids,
+    parse,
+    refined_status,
+    status_kind,
+)
+
+DATA = Path(__file__).parent / "data" / "bounces"
+
+# Every file of flufl.bounce's corpus of real bounces: (file, kind, evidence, recipient).
+# The recipients are those flufl.bounce's own tests expect; the kinds follow status_kind's rules
+# (dsn_01 is a full mailbox behind 5.0.0, dsn_03 a size limit behind a bare 553, dsn_09 an
+# X.400 gateway's 5.7.1 relay refusal, simple_42 Gmail's 5.7.1 behind Exim's 5.0.0).
+CORPUS = [
+    ("aol_01.txt", "hard", "heuristic", "screenname@aol.com"),
+    ("bounce_01.txt", "unrecognised", "none", None),
+    ("bounce_02.txt", "hard", "heuristic", "userx@example.com"),
+    ("bounce_03.txt", "hard", "heuristic", "userx@example.uk"),
+    ("caiwireless_01.txt", "hard", "heuristic", "userx@example.com"),
+    ("dsn_01.txt", "soft", "dsn", "userx@example.com"),
+    ("dsn_02.txt", "soft", "dsn", "zzzzz@example.uk"),
+    ("dsn_03.txt", "policy", "dsn", "userx@example.be"),
+    ("dsn_04.txt", "hard", "dsn", "userx@example.ch"),
+    ("dsn_05.txt", "soft", "dsn", "userx@example.cz"),
+    ("dsn_06.txt", "soft", "dsn", "userx@example.com"),
+    ("dsn_07.txt", "soft", "dsn", "userx@example.nz"),
+    ("dsn_08.txt", "soft", "dsn", "userx@example.de"),
+    ("dsn_09.txt", "policy", "dsn", "userx@example.com"),
+    ("dsn_10.txt", "hard", "dsn", "anne.person@dom.ain"),
+    ("dsn_11.txt", "hard", "dsn", "joem@example.com"),
+    ("dsn_12.txt", "hard", "dsn", "userx@example.jp"),
+    ("dsn_13.txt", "hard", "dsn", "userx@example.com"),
+    ("dsn_14.txt", "hard", "dsn", "userx@example.com.dk"),
+    ("dsn_15.txt", "hard", "dsn", "userx@example.com"),
+    ("dsn_16.txt", "hard", "dsn", "userx@example.com"),
+    ("dsn_17.txt", "soft", "dsn", "userx@example.fi"),
+    ("dsn_18.txt", "hard", "dsn", "email@replaced.net"),
+    ("dumbass_01.txt", "soft", "text", None),
+    ("exim_01.txt", "hard", "heuristic", "userx@its.example.nl"),
+    ("groupwise_01.txt", "hard", "heuristic", "userx@example.edu"),
+    ("groupwise_02.txt", "hard", "heuristic", "userx@example.com"),
+    ("groupwise_03.txt", "unrecognised", "none", None),
+    ("hotpop_01.txt", "hard", "heuristic", "userx@example.com"),
+    ("llnl_01.txt", "hard", "heuristic", "user1@example.gov"),
+    ("microsoft_01.txt", "hard", "heuristic", "userx@example.com"),
+    ("microsoft_02.txt", "hard", "heuristic", "userx@example.com"),
+    ("microsoft_03.txt", "hard", "heuristic", "userx@example.com"),
+    ("microsoft_04.txt", "hard", "heuristic", "userx@example.com"),
+    ("netscape_01.txt", "hard", "heuristic", "aaaaa@corel.com"),
+    ("newmailru_01.txt", "hard", "heuristic", "zzzzz@newmail.ru"),
+    ("postfix_01.txt", "hard", "heuristic", "xxxxx@local.ie"),
+    ("postfix_02.txt", "hard", "heuristic", "yyyyy@digicool.com"),
+    ("postfix_03.txt", "hard", "heuristic", "ttttt@ggggg.com"),
+    ("postfix_04.txt", "hard", "heuristic", "userx@mail1.example.com"),
+    ("postfix_05.txt", "hard", "heuristic", "userx@example.net"),
+    ("qmail_01.txt", "hard", "heuristic", "userx@example.de"),
+    ("qmail_02.txt", "hard", "heuristic", "userx@example.com"),
+    ("qmail_03.txt", "hard", "heuristic", "userx@example.jp"),
+    ("qmail_04.txt", "hard", "heuristic", "userx@example.au"),
+    ("qmail_05.txt", "hard", "heuristic", "userx@example.com"),
+    ("qmail_06.txt", "hard", "heuristic", "ntl@xxx.com"),
+    ("qmail_07.txt", "hard", "heuristic", "user@example.net"),
+    ("qmail_08.txt", "auto_reply", "headers", "contact@example.com"),
+    ("sendmail_01.txt", "hard", "heuristic", "zzzzz@nfg.nl"),
+    ("simple_01.txt", "hard", "heuristic", "bbbsss@example.com"),
+    ("simple_02.txt", "hard", "heuristic", "userx@example.net"),
+    ("simple_03.txt", "soft", "heuristic", "userx@example.za"),
+    ("simple_04.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_05.txt", "hard", "heuristic", "userx@example.net"),
+    ("simple_06.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_07.txt", "hard", "heuristic", "userx@example.net"),
+    ("simple_08.txt", "hard", "heuristic", "userx@example.de"),
+    ("simple_09.txt", "hard", "heuristic", "userx@example.de"),
+    ("simple_10.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_11.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_12.txt", "hard", "heuristic", "userx@example.ac.jp"),
+    ("simple_13.txt", "hard", "heuristic", "userx@example.fr"),
+    ("simple_14.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_15.txt", "hard", "heuristic", "userx@example.be"),
+    ("simple_16.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_17.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_18.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_19.txt", "hard", "heuristic", "userx@example.com.ar"),
+    ("simple_20.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_21.txt", "soft", "heuristic", "userx@example.com"),
+    ("simple_22.txt", "soft", "heuristic", "user@example.org"),
+    ("simple_23.txt", "hard", "heuristic", "userx@example.it"),
+    ("simple_24.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_25.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_26.txt", "hard", "heuristic", "userx@example.it"),
+    ("simple_27.txt", "hard", "heuristic", "userx@example.net.py"),
+    ("simple_28.txt", "soft", "heuristic", "userx@example.com"),
+    ("simple_29.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_30.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_31.txt", "hard", "heuristic", "userx@example.fr"),
+    ("simple_32.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_33.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_34.txt", "hard", "heuristic", "roland@example.com"),
+    ("simple_35.txt", "soft", "heuristic", "calvin@example.com"),
+    ("simple_36.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_37.txt", "hard", "heuristic", "user@example.edu"),
+    ("simple_38.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_39.txt", "hard", "heuristic", "userx@example.ru"),
+    ("simple_40.txt", "soft", "heuristic", "user@example.com"),
+    ("simple_41.txt", "hard", "heuristic", "userx@example.com"),
+    ("simple_42.txt", "policy", "dsn", "david...@gmail.com"),
+    ("simple_43.txt", "hard", "text", None),
+    ("simple_44.txt", "hard", "heuristic", "user@example.com"),
+    ("simple_45.txt", "hard", "heuristic", "subscriber@earthlink.net"),
+    ("sina_01.txt", "hard", "heuristic", "userx@sina.com"),
+    ("smtp32_01.txt", "hard", "heuristic", "userx@example.ph"),
+    ("smtp32_02.txt", "hard", "heuristic", "userx@example.com"),
+    ("smtp32_03.txt", "hard", "heuristic", "userx@example.com"),
+    ("smtp32_04.txt", "hard", "heuristic", "after_another@example.net"),
+    ("smtp32_05.txt", "hard", "heuristic", "userx@example.com"),
+    ("smtp32_06.txt", "hard", "heuristic", "absolute_garbage_addr@example.net"),
+    ("smtp32_07.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_01.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_02.txt", "hard", "heuristic", "userx@example.es"),
+    ("yahoo_03.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_04.txt", "hard", "heuristic", "userx@example.es"),
+    ("yahoo_05.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_06.txt", "hard", "heuristic", "usera@example.com"),
+    ("yahoo_07.txt", "hard", "heuristic", "userw@example.com"),
+    ("yahoo_08.txt", "hard", "heuristic", "usera@example.com"),
+    ("yahoo_09.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_10.txt", "hard", "heuristic", "userx@example.com"),
+    ("yahoo_11.txt", "hard", "heuristic", "bad_user@aol.com"),
+    ("yahoo_12.txt", "hard", "heuristic", "user@yahoo.com"),
+    ("yahoo_13.txt", "hard", "heuristic", "bogus-address@example.net"),
+    ("yale_01.txt", "hard", "heuristic", "userx@cs.yale.edu"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "evidence", "recipient"), CORPUS)
+def test_real_bounces_from_many_servers(
+    name: str, kind: str, evidence: str, recipient: str | None
+) -> None:
+    found = classify(parse((DATA / "flufl" / name).read_bytes()))
+    assert (found.kind.value, found.evidence.value, found.recipient) == (kind, evidence, recipient)
+
+
+def test_the_whole_corpus_is_covered() -> None:
+    assert sorted(p.name for p in (DATA / "flufl").glob("*.txt")) == sorted(c[0] for c in CORPUS)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "evidence", "status"),
+    [
+        ("postfix-5.1.1.eml", BounceKind.HARD, Evidence.DSN, "5.1.1"),
+        ("postfix-delayed-4.2.2.eml", BounceKind.SOFT, Evidence.DSN, "4.2.2"),
+        ("postfix-gmail-5.7.26.eml", BounceKind.POLICY, Evidence.DSN, "5.7.26"),
+        ("exim-5.0.0.eml", BounceKind.HARD, Evidence.DSN, "5.1.1"),
+        ("office365-5.1.10.eml", BounceKind.HARD, Evidence.DSN, "5.1.10"),
+        ("gmail-5.1.1.eml", BounceKind.HARD, Evidence.DSN, "5.1.1"),
+        ("arf-abuse.eml", BounceKind.COMPLAINT, Evidence.ARF, None),
+        ("outlook-automatisk-svar.eml", BounceKind.AUTO_REPLY, Evidence.HEADERS, None),
+        ("vacation-rfc3834.eml", BounceKind.AUTO_REPLY, Evidence.HEADERS, None),
+    ],
+)
+def test_todays_servers(
+    name: str, kind: BounceKind, evidence: Evidence, status: str | None
+) -> None:
+    found = classify(parse((DATA / "constructed" / name).read_bytes()))
+    assert (found.kind, found.evidence, found.status) == (kind, evidence, status)
+    assert found.recipient == "firmapost@example.no"
+
+
+def test_the_diagnostic_of_a_hard_bounce_is_the_remote_servers_words() -> None:
+    found = classify(parse((DATA / "constructed" / "office365-5.1.10.eml").read_bytes()))
+    assert found.diagnostic == (
+        "smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    )
+
+
+def test_a_complaint_carries_its_feedback_type() -> None:
+    found = classify(parse((DATA / "constructed" / "arf-abuse.eml").read_bytes()))
+    assert (found.feedback_type, found.diagnostic) == ("abuse", "complaint: abuse")
+
+
+def test_feedback_other_than_abuse_is_not_a_complaint() -> None:
+    raw = (DATA / "constructed" / "arf-abuse.eml").read_bytes()
+    found = classify(parse(raw.replace(b"Feedback-Type: abuse", b"Feedback-Type: not-spam")))
+    assert (found.kind, found.feedback_type) == (BounceKind.UNRECOGNISED, "not-spam")
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "action", "kind"),
+    [
+        ("5.1.1", "", "failed", BounceKind.HARD),
+        ("5.1.10", "", "failed", BounceKind.HARD),
+        ("4.4.7", "", "failed", BounceKind.SOFT),
+        ("5.1.1", "", "delayed", BounceKind.SOFT),
+        ("5.2.2", "", "failed", BounceKind.SOFT),
+        ("5.2.1", "", "failed", BounceKind.HARD),
+        ("5.2.3", "", "failed", BounceKind.POLICY),
+        ("5.3.4", "", "failed", BounceKind.POLICY),
+        ("5.4.1", "", "failed", BounceKind.HARD),
+        ("5.4.4", "", "failed", BounceKind.HARD),
+        ("5.4.6", "", "failed", BounceKind.POLICY),
+        ("5.4.7", "", "failed", BounceKind.SOFT),
+        ("5.5.0", "", "failed", BounceKind.POLICY),
+        ("5.6.0", "", "failed", BounceKind.POLICY),
+        ("5.7.1", "", "failed", BounceKind.POLICY),
+        ("5.0.0", "smtp; 550-5.7.1 blocked", "failed", BounceKind.POLICY),
+        ("5.0.0", "smtp; 550 mailbox full", "failed", BounceKind.SOFT),
+        ("5.0.0", "smtp; 550 rejected", "failed", BounceKind.HARD),
+        ("550", "Exceeded maximum inbound message size", "failed", BounceKind.POLICY),
+        ("", "SMTP; 550 5.1.1 User unknown", "failed", BounceKind.HARD),
+        ("2.0.0", "", "delivered", None),
+        ("5.1.1", "", "relayed", None),
+    ],
+)
+def test_status_kind(status: str, diagnostic: str, action: str, kind: BounceKind | None) -> None:
+    assert status_kind(status, diagnostic, action) is kind
+
+
+def test_refined_status_takes_the_quoted_code_of_an_unspecific_one() -> None:
+    assert refined_status("5.0.0", "smtp; 550-5.7.1 [192.0.2.1] blocked") == "5.7.1"
+    assert refined_status("5.1.1", "smtp; 550 5.7.1 blocked") == "5.1.1"
+    assert refined_status("", "SMTP; 550 5.1.1 User unknown") == "5.1.1"
+
+
+def test_message_ids_of_the_original_and_of_a_reply() -> None:
+    raw = (DATA / "constructed" / "office365-5.1.10.eml").read_bytes()
+    assert message_ids(parse(raw), raw) == ["<1.0123456789abcdef@nsr-org.no>"]
+    raw = (DATA / "flufl" / "dsn_01.txt").read_bytes()
+    assert message_ids(parse(raw), raw) == ["<F1218V8zDv60gxapzha000001ae@hotmail.com>"]
+
+
+def test_a_bounce_marked_auto_replied_is_still_a_bounce() -> None:
+    msg = parse((DATA / "flufl" / "simple_45.txt").read_bytes())
+    assert is_auto_reply(msg)
+    assert classify(msg).kind is BounceKind.HARD
+
+
+def test_a_personal_reply_is_unrecognised() -> None:
+    found = classify(parse((DATA / "flufl" / "groupwise_03.txt").read_bytes()))
+    assert (found.kind, found.evidence) == (BounceKind.UNRECOGNISED, Evidence.NONE)
