@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import re
@@ -7,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 from starlette.testclient import TestClient
 
+from helpers import dns_for
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
@@ -149,6 +152,15 @@ def test_an_empty_code_is_a_field_error(client: TestClient) -> None:
     assert 'aria-describedby="kode-hint kode-feil"' in page.text
 
 
+def test_guessing_from_many_addresses_hits_the_global_limit(settings: Settings) -> None:
+    app = create_app(dataclasses.replace(settings, verify_global_per_minute=5))
+    statuses = []
+    for i in range(6):
+        with TestClient(app, base_url="https://testserver", client=(f"192.0.2.{i}", 4000)) as c:
+            statuses.append(c.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code)
+    assert statuses == [404] * 5 + [429]
+
+
 def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
     client: TestClient, settings: Settings
 ) -> None:
@@ -255,7 +267,7 @@ def request_document(client: TestClient, campaign_id: int, address: str) -> Any:
 
 
 def test_document_request_sends_a_link_that_downloads_the_file(
-    client: TestClient, sent: int, sink: SmtpSink, db: Database
+    client: TestClient, sent: int, sink: SmtpSink, db: Database, settings: Settings
 ) -> None:
     before = len(sink.messages)
     page = request_document(client, sent, "Leser@Example.test")
@@ -266,6 +278,7 @@ def test_document_request_sends_a_link_that_downloads_the_file(
     )
     [mail] = sink.wait_for(before + 1, 5)[before:]
     assert mail.rcpt_tos == ("leser@example.test",)
+    assert dkim.verify(mail.data, dnsfunc=dns_for(settings))
     link = re.search(r"https://www\.politiet\.no/varsel(/dokument/hent/\S+)", text_of(mail.data))
     assert link is not None
     download = client.get(link.group(1))
@@ -306,6 +319,26 @@ def test_an_address_gets_at_most_three_links_a_day(
         assert request_document(client, sent, "offer@example.test").status_code == 200
         db.execute("UPDATE document_requests SET downloaded_at = 'x'")  # used: no longer pending
     assert request_document(client, sent, "offer@example.test").status_code == 429
+
+
+def test_an_ip_gets_at_most_ten_links_an_hour(client: TestClient, sent: int) -> None:
+    codes = [request_document(client, sent, f"n{i}@example.test").status_code for i in range(11)]
+    assert codes == [200] * 10 + [429]
+
+
+def test_without_a_dkim_key_no_link_is_sent_and_the_address_may_ask_again(
+    client: TestClient, sent: int, sink: SmtpSink, settings: Settings, db: Database
+) -> None:
+    keys = Path(settings.dkim_key_dir)
+    keys.rename(keys.with_name("away"))
+    before = len(sink.messages)
+    page = request_document(client, sent, "leser@example.test")
+    assert page.status_code == 503
+    assert "Vi fikk ikke sendt e-posten akkurat nå" in page.text
+    assert db.scalar("SELECT count(*) FROM document_requests") == 0
+    assert len(sink.messages) == before
+    keys.with_name("away").rename(keys)
+    assert request_document(client, sent, "leser@example.test").status_code == 200
 
 
 # -- unsubscribe ----------------------------------------------------------------------
@@ -385,6 +418,20 @@ def test_the_csrf_cookie_is_secure_httponly_and_strict(client: TestClient) -> No
     assert cookie.startswith("__host-csrf=")
     for part in ("secure", "httponly", "samesite=strict", "path=/"):
         assert part in cookie
+
+
+def test_the_site_purges_expired_limits_and_links_when_it_starts(
+    settings: Settings, db: Database, sent: int
+) -> None:
+    from varsel import documents, ratelimit
+
+    ratelimit.consume(db, [(ratelimit.Limit("old", 10, 60), "k")], now=1000.0)
+    ratelimit.consume(db, [(ratelimit.Limit("new", 10, 60), "k")])
+    documents.issue(db, b"s" * 32, sent, "old@example.test", valid_seconds=60, now=1000.0)
+    documents.issue(db, b"s" * 32, sent, "new@example.test", valid_seconds=60)
+    with TestClient(create_app(settings), base_url="https://testserver"):
+        assert db.query("SELECT scope FROM rate_limits") == [("new",)]
+        assert db.query("SELECT address FROM document_requests") == [("new@example.test",)]
 
 
 def test_languages_switch(client: TestClient) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,6 +18,8 @@ from starlette.responses import Response
 from varsel.config import Settings
 from varsel.web.public import routes
 from varsel.web.site import N_, SecurityHeaders, Site, language_of
+
+log = logging.getLogger("varsel.web")
 
 MAX_BODY = 64 * 1024  # the largest form is feedback: 2000 characters and a few fields
 
@@ -39,13 +45,31 @@ async def _error(request: Request, exc: Exception) -> Response:
     )
 
 
+PURGE_EVERY = 600.0  # seconds between purges of expired limits and links, in each worker
+
+
+async def _housekeeping(site: Site) -> None:
+    # Every worker purges; the DELETEs are idempotent, so overlapping purges do no harm.
+    while True:
+        await asyncio.sleep(PURGE_EVERY)
+        try:
+            await run_in_threadpool(site.purge)
+        except Exception:
+            log.exception("Opprydding i lagret feilet; prøver igjen om %s s", PURGE_EVERY)
+
+
 def create_app(settings: Settings) -> Starlette:
     """The public site for these settings (store, secret, limits, relay)."""
     site = Site.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(site.purge)  # at start-up, so a restart also cleans up
+        task = asyncio.create_task(_housekeeping(site))
         yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         site.store.close()
 
     app = Starlette(

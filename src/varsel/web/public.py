@@ -6,6 +6,7 @@ test of the library could not check.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,8 +23,11 @@ from starlette.staticfiles import StaticFiles
 from varsel import contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
+from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.web.site import N_, Site, client_ip, language_of
+
+log = logging.getLogger("varsel.web")
 
 Errors = dict[str, str]  # field name -> message id (Bokmål), translated in the template
 
@@ -287,7 +291,7 @@ async def document_post(request: Request) -> Response:
     settings = site.settings
     ip = client_ip(request)
 
-    def prepare() -> Response | tuple[register.Entry, CampaignSpec, str, documents.Issued]:
+    def prepare() -> Response | tuple[register.Entry, CampaignSpec, str, documents.Issued, bytes]:
         with site.store.connection() as db:
             entry = _campaign_entry(db, _text(form, "kampanje"))
             if entry is None or not entry.has_file:
@@ -332,33 +336,28 @@ async def document_post(request: Request) -> Response:
                 }
                 return again(errors, status=409)
             spec = _spec(db, entry.campaign_id)
-        return entry, spec, parsed.address, issued
+        try:
+            signer = site.signer(spec)
+        except VarselError as e:
+            log.error("Dokument-e-post kan ikke signeres: %s", e.message)
+            return cannot_send(issued)
+        data = documents.message(
+            from_address=spec.from_address,
+            from_name=spec.from_name,
+            organisation=spec.organisation,
+            to=parsed.address,
+            title=entry.document_title,
+            url=spec.public_base_url.rstrip("/") + "/dokument/hent/" + issued.token,
+            expires_at=issued.expires_at,
+            language=language,
+            signed_by=signer,
+        )
+        return entry, spec, parsed.address, issued, data
 
-    prepared = await run_in_threadpool(prepare)
-    if isinstance(prepared, Response):
-        return prepared
-    entry, spec, address, issued = prepared
-    url = spec.public_base_url.rstrip("/") + "/dokument/hent/" + issued.token
-    data = documents.message(
-        from_address=spec.from_address,
-        from_name=spec.from_name,
-        organisation=spec.organisation,
-        to=address,
-        title=entry.document_title,
-        url=url,
-        expires_at=issued.expires_at,
-        language=language,
-    )
-    problem = await documents.send(
-        RelayConfig.from_url(settings.smtp_url), spec.from_address, address, data
-    )
-    if problem is not None:
-
-        def undo() -> None:
-            with site.store.connection() as db:
-                documents.withdraw(db, issued.request_id)
-
-        await run_in_threadpool(undo)
+    def cannot_send(issued: documents.Issued) -> Response:
+        # The link never left: forget it, so the address may ask again.
+        with site.store.connection() as db:
+            documents.withdraw(db, issued.request_id)
         return site.render(
             request,
             "error.html",
@@ -369,6 +368,17 @@ async def document_post(request: Request) -> Response:
             },
             status=503,
         )
+
+    prepared = await run_in_threadpool(prepare)
+    if isinstance(prepared, Response):
+        return prepared
+    entry, spec, address, issued, data = prepared
+    problem = await documents.send(
+        RelayConfig.from_url(settings.smtp_url), spec.from_address, address, data
+    )
+    if problem is not None:
+        log.warning("Dokument-e-post til relayet feilet: %s", problem)
+        return await run_in_threadpool(cannot_send, issued)
     return site.render(
         request, "document_sent.html", language, {"entry": entry, "address": address}
     )

@@ -12,7 +12,7 @@ import logging
 import queue
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -28,8 +28,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from varsel import documents, ratelimit
+from varsel.campaign import CampaignSpec
 from varsel.config import Settings
 from varsel.db import Database, connect
+from varsel.dkim import Signer
 
 log = logging.getLogger("varsel.web")
 
@@ -172,11 +175,26 @@ class Site:
     settings: Settings
     secret: bytes
     store: Store
+    # DKIM signers by (domain, selector, ed25519): keys are read once, not per request.
+    signers: dict[tuple[str, str, bool], Signer] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Site:
         """Open the store and pick the secret; warns when none is configured."""
         return cls(settings, secret_of(settings), Store(settings.database_url))
+
+    def signer(self, spec: CampaignSpec) -> Signer:
+        """The campaign's DKIM signer, for mail the site sends on its behalf."""
+        key = (spec.sender_domain, spec.dkim_selector, spec.dkim_ed25519)
+        found = self.signers.get(key)
+        if found is None:
+            found = self.signers[key] = documents.signer(self.settings, spec)
+        return found
+
+    def purge(self) -> tuple[int, int]:
+        """Delete expired rate-limit counters and document links: (counters, links)."""
+        with self.store.connection() as db:
+            return ratelimit.purge(db), documents.purge(db)
 
     # -- CSRF: a signed random token, in a cookie and in every form (double submit) ------
 

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import dkim
+import pytest
+
+from helpers import dns_for
+from varsel import documents
+from varsel.campaign import CampaignSpec, create_campaign, get_campaign
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.sender import SendError
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[segment]
+police_district = ["oslo"]
+"""
+SECRET = b"k" * 32
+HOUR = 3600
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def campaign(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, tmp_path / "c.toml").campaign.id
+
+
+def issue(db: Database, campaign: int, address: str, now: float) -> documents.Issued:
+    issued = documents.issue(db, SECRET, campaign, address, valid_seconds=HOUR, now=now)
+    assert isinstance(issued, documents.Issued)
+    return issued
+
+
+def test_a_link_checks_out_until_it_expires(db: Database, campaign: int) -> None:
+    issued = issue(db, campaign, "a@example.no", now=1_000_000.0)
+    assert issued.expires_at == "1970-01-12T14:46:40.000Z"
+    valid = documents.Valid(issued.request_id, campaign)
+    assert documents.check(db, SECRET, issued.token, now=1_000_000.0 + HOUR - 1) == valid
+    assert documents.check(db, SECRET, issued.token, now=1_000_000.0 + HOUR) == (
+        documents.LinkProblem.EXPIRED
+    )
+
+
+def test_a_changed_link_or_another_secret_is_invalid(db: Database, campaign: int) -> None:
+    issued = issue(db, campaign, "a@example.no", now=1_000_000.0)
+    request_id, expires, signature = issued.token.split(".")
+    later = f"{request_id}.{int(expires) + HOUR}.{signature}"
+    for token in (later, issued.token[:-1], "1.2.3", "nonsense"):
+        assert documents.check(db, SECRET, token, now=1_000_000.0) == documents.LinkProblem.INVALID
+    assert documents.check(db, b"x" * 32, issued.token, now=1_000_000.0) == (
+        documents.LinkProblem.INVALID
+    )
+
+
+def test_an_address_holds_one_pending_link_until_it_is_used(db: Database, campaign: int) -> None:
+    first = issue(db, campaign, "a@example.no", now=1_000_000.0)
+    assert documents.issue(
+        db, SECRET, campaign, "a@example.no", valid_seconds=HOUR, now=1_000_100.0
+    ) == documents.Pending(first.expires_at)
+    issue(db, campaign, "b@example.no", now=1_000_100.0)
+    documents.record_download(db, documents.Valid(first.request_id, campaign))
+    issue(db, campaign, "a@example.no", now=1_000_200.0)
+
+
+def test_a_withdrawn_link_lets_the_address_ask_again(db: Database, campaign: int) -> None:
+    first = issue(db, campaign, "a@example.no", now=1_000_000.0)
+    documents.withdraw(db, first.request_id)
+    assert documents.check(db, SECRET, first.token, now=1_000_000.0) == (
+        documents.LinkProblem.INVALID
+    )
+    issue(db, campaign, "a@example.no", now=1_000_000.0)
+
+
+def test_purge_forgets_the_addresses_of_expired_links_and_keeps_the_events(
+    db: Database, campaign: int
+) -> None:
+    old = issue(db, campaign, "old@example.no", now=1_000_000.0)
+    issue(db, campaign, "new@example.no", now=1_000_000.0 + HOUR)
+    assert documents.purge(db, now=1_000_000.0 + HOUR) == 1
+    assert db.query("SELECT address FROM document_requests") == [("new@example.no",)]
+    assert db.query("SELECT detail FROM events WHERE kind = 'document_requested' ORDER BY id") == [
+        (f'{{"request": {old.request_id}}}',),
+        (f'{{"request": {old.request_id + 1}}}',),
+    ]
+
+
+def test_the_document_email_is_dkim_signed_by_the_campaigns_domain(
+    db: Database, campaign: int, settings: Settings
+) -> None:
+    spec = get_campaign(db, campaign).spec
+    data = documents.message(
+        from_address=spec.from_address,
+        from_name=spec.from_name,
+        organisation=spec.organisation,
+        to="leser@example.no",
+        title="Sikkerhetsråd",
+        url="https://www.politiet.no/varsel/dokument/hent/1.2.abc",
+        expires_at="2026-11-29T12:00:00.000Z",
+        language="nn",
+        signed_by=documents.signer(settings, spec),
+    )
+    assert dkim.verify(data, dnsfunc=dns_for(settings))
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == "Lenkje til «Sikkerhetsråd»"
+    assert msg["From"] == "NSR <sikkerhet@nsr-org.no>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    body = msg.get_body(("plain",))
+    assert body is not None
+    assert "https://www.politiet.no/varsel/dokument/hent/1.2.abc" in body.get_content()
+
+
+def test_without_the_key_there_is_no_signer(tmp_path: Path, db: Database, campaign: int) -> None:
+    spec: CampaignSpec = get_campaign(db, campaign).spec
+    elsewhere = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "empty"))
+    path = tmp_path / "empty" / "varsel._domainkey.nsr-org.no.pem"
+    with pytest.raises(SendError) as raised:
+        documents.signer(elsewhere, spec)
+    assert raised.value.message == (
+        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»"
+    )
