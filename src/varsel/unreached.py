@@ -1,0 +1,170 @@
+"""Exports of the units a campaign did not reach, with postal addresses, as CSV or XLSX.
+
+These files hold personal data (sole proprietorships are people), so every export is recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from varsel.coverage import (
+    NOT_REACHED,
+    Outcome,
+    UnitOutcome,
+    label,
+    municipality_name,
+    unit_outcomes,
+)
+from varsel.db import Database
+from varsel.errors import UserError
+from varsel.i18n import fmt_int
+from varsel.outbox import record_event
+from varsel.segment import FOREIGN
+
+EXPORT_COLUMNS = (
+    "organisasjonsnummer",
+    "navn",
+    "organisasjonsform",
+    "kommunenummer",
+    "kommune",
+    "utfall",
+    "årsak",
+    "adresse",
+    "postnummer",
+    "poststed",
+    "land",
+    "adressetype",
+)
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(UserError):
+    """The export could not be written."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    rows: int
+    format: str
+
+    def summary(self) -> str:
+        return f"Skrev {fmt_int(self.rows)} ikke nådde enheter til {self.path} ({self.format})."
+
+
+def export_row(u: UnitOutcome) -> list[str]:
+    """One unit as the export's cells, in EXPORT_COLUMNS order."""
+    kinds = {"post": "postadresse", "business": "forretningsadresse"}
+    return [
+        u.orgnr,
+        u.name,
+        u.form,
+        "" if u.municipality == FOREIGN else u.municipality,
+        municipality_name(u.municipality),
+        label(u.outcome),
+        label(u.detail),
+        ", ".join(u.address_lines),
+        u.postcode or "",
+        u.city or "",
+        u.country or "",
+        kinds.get(u.address_kind or "", "ingen adresse"),
+    ]
+
+
+def _csv_cell(text: str) -> str:
+    # A leading apostrophe makes Excel and LibreOffice show the text instead of running it.
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_unreached(
+    db: Database,
+    campaign_id: int,
+    path: Path,
+    *,
+    actor: str,
+    include_suppressed: bool = False,
+) -> ExportResult:
+    """Write the units not reached, with postal addresses, as CSV or XLSX; record the export.
+
+    Suppressed units asked not to be contacted, so they are left out unless asked for.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ExportError(f"{path}: filen må slutte på .csv eller .xlsx")
+    if not path.parent.is_dir():
+        raise ExportError(f"{path}: mappen {path.parent} finnes ikke")
+    wanted = tuple(o for o in NOT_REACHED if include_suppressed or o is not Outcome.SUPPRESSED)
+    units = (export_row(u) for u in unit_outcomes(db, campaign_id, wanted))
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        rows = _write_csv(tmp, units) if suffix == ".csv" else _write_xlsx(tmp, units)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: kan ikke skrives ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    result = ExportResult(path, rows, suffix[1:])
+    _record_export(db, campaign_id, result, actor, include_suppressed)
+    return result
+
+
+def _write_csv(path: Path, rows: Iterator[list[str]]) -> int:
+    # Semicolons and a byte-order mark: what Excel with Norwegian settings opens correctly.
+    n = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f, delimiter=";")
+        writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_cell(cell) for cell in row])
+            n += 1
+    return n
+
+
+def _write_xlsx(path: Path, rows: Iterator[list[str]]) -> int:
+    import xlsxwriter  # type: ignore[import-untyped]
+
+    # constant_memory writes each row as it comes: a national export stays small in memory.
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    try:
+        sheet = book.add_worksheet("Ikke nådd")
+        bold = book.add_format({"bold": True})
+        for col, name in enumerate(EXPORT_COLUMNS):
+            sheet.write_string(0, col, name, bold)
+        widths = [14, 40, 8, 8, 18, 24, 30, 40, 8, 18, 14, 16]
+        for col, width in enumerate(widths):
+            sheet.set_column(col, col, width)
+        n = 0
+        for n, row in enumerate(rows, start=1):
+            for col, cell in enumerate(row):
+                # write_string: every cell is text, never a formula or a number (leading zeros)
+                sheet.write_string(n, col, cell)
+        sheet.autofilter(0, 0, n, len(EXPORT_COLUMNS) - 1)
+        sheet.freeze_panes(1, 0)
+    finally:
+        book.close()
+    return n
+
+
+def _record_export(
+    db: Database, campaign_id: int, result: ExportResult, actor: str, include_suppressed: bool
+) -> None:
+    """Log the personal-data export: who, what, how many, where."""
+    detail = {
+        "what": "unreached",
+        "format": result.format,
+        "rows": result.rows,
+        "file": str(result.path.resolve()),
+        "actor": actor,
+        "include_suppressed": include_suppressed,
+    }
+    with db.transaction():
+        # TODO(audit): record through varsel.audit once that module lands (issue 6).
+        record_event(db, campaign_id, None, "export_unreached", detail)
