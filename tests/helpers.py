@@ -36,3 +36,26 @@ def dns_for(settings: Settings) -> Callable[..., bytes]:
         return txt
 
     return dnsfunc
+
+
+PASSWORD = "riktig-hest-batteri-stift"  # noqa: S105 - the test accounts' password
+
+
+def operator(db: Database, settings: Settings, name: str, role: str) -> str:
+    """An enrolled account (confirmed with the current code); returns its TOTP secret."""
+    import pyotp
+
+    from varsel.accounts import Role, add_user, confirm_totp
+
+    enrolment = add_user(db, settings, name, Role(role), PASSWORD, actor="test")
+    confirm_totp(db, settings, name, PASSWORD, pyotp.TOTP(enrolment.secret).now())
+    return enrolment.secret
+
+
+def next_code(secret: str) -> str:
+    """The next time step's code: accepted (once) after the code that confirmed enrolment."""
+    import time
+
+    import pyotp
+
+    return str(pyotp.TOTP(secret).at(time.time() + 30))
