@@ -53,6 +53,7 @@ class Template:
     subject: str
     text: str
     html: str
+    letter: str = ""  # the printed letter's text (letter_render); "" in campaigns made before
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class CampaignSpec:
     limits: Limits = field(default_factory=Limits)
     fields: Mapping[str, str] = field(default_factory=dict)
     document_file: str | None = None  # absolute path of the document served to the public
+    sender_postal_address: str | None = None  # lines of the sender's postal address, for letters
 
     @property
     def sender_domain(self) -> str:
@@ -250,6 +252,7 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
         limits=_limits(data, where),
         fields=dict(fields_table),
         document_file=document_file,
+        sender_postal_address=_text(sender, "postal_address", f"{where} [sender]", required=False),
     )
 
 
@@ -267,9 +270,11 @@ def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
 
 
 def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
+    from varsel.letter_render import default_letter_templates
     from varsel.message import default_templates
 
     subjects, texts, htmls = default_templates()
+    letters = default_letter_templates()
     table = _table(data, "templates", str(path))
     out: dict[str, Template] = {}
     for lang in LANGUAGES:
@@ -294,6 +299,7 @@ def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
             subject=pick("subject", subjects[lang]).strip(),
             text=pick("text", texts[lang]),
             html=pick("html", htmls[lang]),
+            letter=pick("letter", letters[lang]),
         )
     return out
 

@@ -515,6 +515,11 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     )
 
 
+from varsel.cli_letters import letters  # noqa: E402 - the command group imports State from here
+
+cli.add_command(letters)
+
+
 def main() -> None:
     """Entry point of the `varsel` console script."""
     cli.main(prog_name="varsel", standalone_mode=True)

@@ -17,9 +17,17 @@ from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 # A code counts as genuine once its message may have left: the relay accepted it, or the
-# sender was handing it over (claimed, in doubt). Queued, suppressed, cancelled and failed
-# messages never reached anyone, so their codes are unknown to the public.
-GENUINE_STATES = (DeliveryState.SENT, DeliveryState.IN_DOUBT, DeliveryState.CLAIMED)
+# sender was handing it over (claimed, in doubt), or it was printed on a letter (produced,
+# posted, returned). Queued, suppressed, cancelled and failed messages never reached anyone,
+# so their codes are unknown to the public.
+GENUINE_STATES = (
+    DeliveryState.SENT,
+    DeliveryState.IN_DOUBT,
+    DeliveryState.CLAIMED,
+    DeliveryState.PRODUCED,
+    DeliveryState.POSTED,
+    DeliveryState.RETURNED,
+)
 
 
 class UnsubscribeScope(StrEnum):

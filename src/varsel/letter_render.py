@@ -1,0 +1,357 @@
+"""Letters on paper: the advisory text of each letter, and the typst layout that prints a batch.
+
+The text comes from the campaign's `letter` template (Jinja2 in a sandbox, one per language),
+read as a few plain-text blocks; the layout (templates/letter/letter.typ) places the address
+for a left-window envelope and prints a whole batch in one typst compile, with the data passed
+as JSON. Fonts come from the package (Liberation Sans), never from the system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from varsel import codes
+from varsel.campaign import LANGUAGES, CampaignSpec
+from varsel.errors import UserError
+from varsel.message import clean_text
+
+
+@dataclass(frozen=True)
+class Area:
+    """A rectangle on the page, in millimetres from its top-left corner."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x <= x <= self.x + self.width and self.y <= y <= self.y + self.height
+
+
+# Where window envelopes show the page. Posten's common left-window envelopes open 15 mm from
+# the left edge and 39-44 mm from the top, 95-105 mm wide and 30-40 mm tall (C5: 44 mm down,
+# 105 x 35; EC4: 42 mm down, 100 x 40); DIN C5/C4 windows open 20 mm from the left and 45 mm
+# down, 90 x 45. WINDOW is the part the C5 and C4 windows both show.
+WINDOW = Area(x=15, y=44, width=100, height=35)
+# The address block: inside WINDOW and the DIN window, with room for the letter's play in the
+# envelope (5 mm at the sides, 3 mm above and below). letter.typ never prints outside it.
+ADDRESS_AREA = Area(x=20, y=47, width=90, height=29)
+
+_MONTHS = {
+    "nb": [
+        *("januar", "februar", "mars", "april", "mai", "juni", "juli", "august"),
+        *("september", "oktober", "november", "desember"),
+    ],
+    "en": [
+        *("January", "February", "March", "April", "May", "June", "July", "August"),
+        *("September", "October", "November", "December"),
+    ],
+}
+_MONTHS["nn"] = _MONTHS["nb"]
+_LABELS = {
+    "nb": {"date": "Dato", "reference": "Vår referanse", "orgnr": "Org.nr."},
+    "nn": {"date": "Dato", "reference": "Vår referanse", "orgnr": "Org.nr."},
+    "en": {"date": "Date", "reference": "Our reference", "orgnr": "Org. no."},
+}
+_RETURN = {"nb": "Returadresse", "nn": "Returadresse", "en": "Returadresse"}
+_OVERFLOW = "varsel-letter-overflow:"  # letter.typ's panics, followed by the delivery id
+_ADDRESS_OVERFLOW = "varsel-address-overflow:"
+
+
+class LetterTemplateError(UserError):
+    """The campaign's letter template cannot make a letter."""
+
+
+class AddressTooLongError(UserError):
+    """A unit's address does not fit the envelope window."""
+
+
+def default_letter_templates() -> dict[str, str]:
+    """The shipped letter texts (Jinja2), by language."""
+    folder = importlib.resources.files("varsel") / "templates" / "letter"
+    return {lang: (folder / f"{lang}.txt.j2").read_text("utf-8") for lang in LANGUAGES}
+
+
+def format_date(day: dt.date, language: str) -> str:
+    """'3. mars 2026' in Norwegian, '3 March 2026' in English."""
+    month = _MONTHS.get(language, _MONTHS["nb"])[day.month - 1]
+    return f"{day.day} {month} {day.year}" if language == "en" else f"{day.day}. {month} {day.year}"
+
+
+@dataclass(frozen=True)
+class PostalAddress:
+    """Where a letter goes: street or box lines, postcode and city, and the country if abroad."""
+
+    lines: tuple[str, ...]
+    postcode: str
+    city: str
+    country: str | None  # None in Norway; else the country's name as the registry gives it
+
+    def block(self, name: str) -> list[str]:
+        """The lines of the address block, as Posten wants them."""
+        place = " ".join(p for p in (self.postcode, self.city) if p)
+        out = [name, *self.lines, place]
+        if self.country:
+            out.append(self.country.upper())  # the country last, in capitals, on its own line
+        return [line for line in out if line]
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One letter to print."""
+
+    delivery_id: int
+    orgnr: str
+    name: str
+    language: str
+    code: str  # canonical
+    address: PostalAddress
+    reason: str  # no_email | bounced: why the unit gets a letter
+
+
+# -- the text ---------------------------------------------------------------------------
+
+_ORDERED = re.compile(r"\d{1,2}[.)] ")
+
+
+def _runs(line: str, strong: re.Pattern[str] | None) -> list[list[str]]:
+    """A line as [text, style] runs: the code and the verify address in bold."""
+    if strong is None:
+        return [[line, ""]]
+    out: list[list[str]] = []
+    at = 0
+    for match in strong.finditer(line):
+        if match.start() > at:
+            out.append([line[at : match.start()], ""])
+        out.append([match.group(), "b"])
+        at = match.end()
+    if at < len(line):
+        out.append([line[at:], ""])
+    return out
+
+
+def text_blocks(text: str, strong: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """A letter's text as blocks: '# ' title, '## ' heading, '1. ' or '- ' lists, paragraphs.
+
+    Blocks are separated by blank lines; a single line break inside a paragraph is kept.
+    """
+    pattern = re.compile("|".join(re.escape(s) for s in strong if s)) if any(strong) else None
+    out: list[dict[str, Any]] = []
+    for chunk in re.split(r"\n[ \t]*\n", text.strip()):
+        lines = [clean_text(line) for line in chunk.strip("\n").split("\n")]
+        lines = [line for line in lines if line]
+        if not lines:
+            continue
+        first = lines[0]
+        if first.startswith("# ") or first.startswith("## "):
+            kind = "t" if first.startswith("# ") else "h"
+            title = " ".join(lines).split(" ", 1)[1]
+            out.append({"k": kind, "r": _runs(title, pattern)})
+        elif all(_ORDERED.match(line) for line in lines):
+            items = [_runs(_ORDERED.sub("", line, count=1), pattern) for line in lines]
+            out.append({"k": "ol", "items": items})
+        elif all(line.startswith("- ") for line in lines):
+            out.append({"k": "ul", "items": [_runs(line[2:], pattern) for line in lines]})
+        else:
+            runs: list[list[str]] = []
+            for i, line in enumerate(lines):
+                if i:
+                    runs.append(["", "n"])  # a line break
+                runs += _runs(line, pattern)
+            out.append({"k": "p", "r": runs})
+    return out
+
+
+class LetterTexts:
+    """Renders each letter's text from the campaign's letter template in its language."""
+
+    def __init__(self, spec: CampaignSpec) -> None:
+        env = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["orgnr"] = _format_orgnr
+        defaults = default_letter_templates()
+        self._templates: dict[str, jinja2.Template] = {}
+        for lang in LANGUAGES:
+            template = spec.templates.get(lang)
+            source = (template.letter if template is not None else "") or defaults[lang]
+            try:
+                self._templates[lang] = env.from_string(source)
+            except jinja2.TemplateSyntaxError as e:
+                raise LetterTemplateError(
+                    f"brevmalen ({lang}), linje {e.lineno}: {e.message}"
+                ) from None
+        self._base = {
+            "sender": {
+                "name": clean_text(spec.from_name),
+                "organisation": clean_text(spec.organisation),
+                "address": spec.from_address,
+            },
+            "document_title": clean_text(spec.document_title),
+            "document_url": spec.document_url,
+            "verify_url": spec.verify_url,
+            "fields": {k: clean_text(v) for k, v in spec.fields.items()},
+        }
+        self.verify_url = spec.verify_url
+
+    def render(self, letter: Letter) -> str:
+        """The letter's text, checked to show its code and the verify address."""
+        code = codes.format_code(letter.code)
+        unit = {"orgnr": letter.orgnr, "name": clean_text(letter.name), "municipality": None}
+        context = {
+            **self._base,
+            "unit": unit,
+            "units": [unit],
+            "organisation_names": unit["name"],
+            "code": code,
+            "language": letter.language,
+            "reason": letter.reason,
+        }
+        lang = letter.language if letter.language in self._templates else "nb"
+        try:
+            text = self._templates[lang].render(context)
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            raise LetterTemplateError(f"brevmalen ({lang}): malfeil: {e}") from None
+        if code not in text:
+            raise LetterTemplateError(
+                f"brevmalen ({lang}) viser ikke kontrollkoden: skriv {{{{ code }}}} "
+                "der den skal stå"
+            )
+        if self.verify_url not in text:
+            raise LetterTemplateError(
+                f"brevmalen ({lang}) viser ikke kontrolladressen: skriv {{{{ verify_url }}}} "
+                "der den skal stå"
+            )
+        return text
+
+
+def _format_orgnr(orgnr: str) -> str:
+    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
+
+
+# -- the layout ---------------------------------------------------------------------------
+
+
+def _folder(name: str) -> Path:
+    # The package is installed as files (setuptools, editable or not): typst needs paths.
+    return Path(str(importlib.resources.files("varsel") / name))
+
+
+def fonts_folder() -> Path:
+    """The folder of the fonts every letter is set in (with their licence)."""
+    return _folder("fonts")
+
+
+class Renderer:
+    """Prints batches of letters of one campaign as PDF, one typst compile per batch."""
+
+    # typst-py keeps typst's memoised work from the last ten compiles (comemo::evict(10) after
+    # each one). Batches of different letters share little, so that cache would hold about ten
+    # batches' layouts; ten tiny compiles after each batch age it out and keep memory flat.
+    _AGE_OUT = 10
+
+    def __init__(
+        self, campaign_id: int, spec: CampaignSpec, day: dt.date, postal_address: str | None
+    ) -> None:
+        import typst
+
+        folder = _folder("templates/letter")
+        # Only the shipped fonts: neither the system's nor those built into typst, so a letter
+        # looks the same on every machine and every font in it is one we may embed.
+        fonts = typst.Fonts(
+            include_system_fonts=False,
+            include_embedded_fonts=False,
+            font_paths=[str(fonts_folder())],
+        )
+        self._compiler = typst.Compiler(
+            str(folder / "letter.typ"), root=str(folder), font_paths=fonts, ignore_system_fonts=True
+        )
+        self._ager = typst.Compiler(font_paths=fonts, ignore_system_fonts=True)
+        self._error = typst.TypstError
+        self.campaign_id = campaign_id
+        self.texts = LetterTexts(spec)
+        self._dates = {lang: format_date(day, lang) for lang in LANGUAGES}
+        lines = [clean_text(line) for line in (postal_address or "").splitlines()]
+        lines = [line for line in lines if line]
+        organisation = clean_text(spec.organisation)
+        self._head: dict[str, Any] = {
+            "title": clean_text(spec.name),
+            "area": {
+                "x": ADDRESS_AREA.x,
+                "y": ADDRESS_AREA.y,
+                "width": ADDRESS_AREA.width,
+                "height": ADDRESS_AREA.height,
+            },
+            "sender": {"organisation": organisation, "lines": lines},
+            "labels": _LABELS,
+        }
+        # A return address in the window lets Posten send undeliverable letters back.
+        self._return = ", ".join([organisation, *lines]) if lines else ""
+
+    def data(self, letters: Sequence[Letter]) -> str:
+        """The JSON document letter.typ reads: the letters and their texts (shared when equal)."""
+        bodies: dict[str, int] = {}
+        blocks: list[list[dict[str, Any]]] = []
+        items = []
+        for letter in letters:
+            text = self.texts.render(letter)
+            index = bodies.get(text)
+            if index is None:
+                code = codes.format_code(letter.code)
+                index = bodies[text] = len(blocks)
+                blocks.append(text_blocks(text, (code, self.texts.verify_url)))
+            lang = letter.language if letter.language in _LABELS else "nb"
+            items.append(
+                {
+                    "id": letter.delivery_id,
+                    "ref": f"{self.campaign_id}-{letter.delivery_id}",
+                    "orgnr": _format_orgnr(letter.orgnr),
+                    "lang": lang,
+                    "date": self._dates[lang],
+                    "ret": f"{_RETURN[lang]}: {self._return}" if self._return else "",
+                    "address": letter.address.block(clean_text(letter.name)),
+                    "body": index,
+                }
+            )
+        return json.dumps({**self._head, "bodies": blocks, "letters": items}, ensure_ascii=False)
+
+    def compile(self, data: str, out: Path) -> None:
+        """One typst compile of prepared data into a PDF file; one page per letter."""
+        try:
+            self._compiler.compile(output=out, format="pdf", sys_inputs={"data": data})
+        except self._error as e:
+            message = str(getattr(e, "message", e))
+            for marker in (_OVERFLOW, _ADDRESS_OVERFLOW):
+                if marker in message:
+                    delivery = message.split(marker, 1)[1].split(maxsplit=1)[0].strip("\"'")
+                    if marker == _OVERFLOW:
+                        raise LetterTemplateError(
+                            f"brev {delivery}: teksten blir lengre enn én side; kort ned brevmalen"
+                        ) from None
+                    raise AddressTooLongError(
+                        f"brev {delivery}: adressen får ikke plass i konvoluttvinduet"
+                    ) from None
+            raise
+        finally:
+            for _ in range(self._AGE_OUT):
+                # The input is given each time: typst-py reads an input given to Compiler()
+                # as bytes only once.
+                self._ager.compile(input=b"#[]", format="svg")
+
+    def render(self, letters: Sequence[Letter], out: Path) -> None:
+        """Print letters into one PDF file, in the order given."""
+        self.compile(self.data(letters), out)

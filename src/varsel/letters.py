@@ -1,0 +1,594 @@
+"""Postal letters for the units e-mail cannot reach: print-ready PDF batches and a manifest.
+
+A unit of a campaign gets a letter when it has no e-mail delivery at all (no usable address)
+or when every e-mail delivery naming it ended bounced or failed. Each letter is a delivery of
+channel `letter` (key and address: the orgnr) with its own verification code. It is written
+to the store as `produced` in the same step that finishes its batch file, so a letter is never
+left in a state the e-mail sender would claim, and running `varsel letters` again makes
+letters only for units that have none yet: nothing is printed twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from varsel import codes
+from varsel.campaign import CampaignStatus, get_campaign
+from varsel.clock import utcnow_iso
+from varsel.db import Database
+from varsel.errors import UserError
+from varsel.i18n import fmt_int
+from varsel.letter_render import Letter, PostalAddress, Renderer
+from varsel.message import clean_text
+from varsel.outbox import DeliveryState, record_event
+from varsel.suppression import SuppressionKind
+
+MANIFEST = "manifest.csv"
+UNREACHABLE = "unreachable.csv"
+MANIFEST_COLUMNS = (
+    "delivery_id",
+    "orgnr",
+    "name",
+    "postcode",
+    "city",
+    "country",
+    "language",
+    "code",
+    "batch_file",
+    "page",
+    "letter_file",
+)
+DEFAULT_BATCH_SIZE = 500
+# A letter delivery in one of these states has been printed (or at least written to a batch
+# file): it is never made again.
+DONE_STATES = (DeliveryState.PRODUCED, DeliveryState.POSTED, DeliveryState.RETURNED)
+
+
+class LetterError(UserError):
+    """Letters cannot be made as asked."""
+
+
+class Unreachable(StrEnum):
+    """Why a unit that needs a letter cannot get one."""
+
+    NO_ADDRESS = "no_postal_address"  # neither a postal nor a business address, nor a sub-unit's
+    INCOMPLETE = "incomplete_address"  # a Norwegian address without a valid postcode and city
+    NOT_IN_REGISTRY = "not_in_registry"  # erased or gone from the registry since the freeze
+
+
+UNREACHABLE_TEXT = {
+    Unreachable.NO_ADDRESS: "ingen postadresse eller forretningsadresse i registeret",
+    Unreachable.INCOMPLETE: "adressen mangler gyldig postnummer eller poststed",
+    Unreachable.NOT_IN_REGISTRY: "enheten er ikke lenger i registeret",
+}
+
+_POSTCODE = re.compile(r"\d{4}\Z")
+
+
+# -- who needs a letter ---------------------------------------------------------------------
+
+
+def _needing_letter_sql() -> str:
+    """The campaign's recipients e-mail did not reach: no e-mail delivery, or all bounced/failed.
+
+    The same rule as bounces.units_needing_another_channel(db, campaign_id); kept here as SQL
+    so that one query also reads each unit's addresses. Unify when both have settled.
+    """
+    return (
+        "NOT EXISTS (SELECT 1 FROM delivery_units du JOIN deliveries d ON d.id = du.delivery_id "
+        "WHERE du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id AND d.channel = 'email' "
+        "AND d.state NOT IN (?, ?))"
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recipient e-mail did not reach, with where a letter to it would go."""
+
+    orgnr: str
+    name: str
+    language: str
+    reason: str  # no_email | bounced
+    address: PostalAddress | None
+    unreachable: Unreachable | None
+    suppressed: bool  # the organisation asked not to be contacted
+    letter_id: int | None  # its letter delivery, if one was made before
+    letter_state: DeliveryState | None
+    letter_code: str | None
+
+
+def _lines(text: str | None) -> tuple[str, ...]:
+    return tuple(line for line in (clean_text(x) for x in (text or "").split("\n")) if line)
+
+
+def choose_address(
+    lines: str | None,
+    postcode: str | None,
+    city: str | None,
+    country: str | None,
+    countrycode: str | None,
+) -> tuple[PostalAddress | None, Unreachable | None]:
+    """A postal address from one of the registry's address groups, or why it will not do."""
+    street = _lines(lines)
+    code = clean_text(postcode or "")
+    place = clean_text(city or "")
+    if not street and not code and not place:
+        return None, Unreachable.NO_ADDRESS
+    if countrycode in (None, "", "NO"):
+        if not _POSTCODE.match(code) or not place:
+            return None, Unreachable.INCOMPLETE
+        return PostalAddress(street, code, place, None), None
+    name = clean_text(country or "") or countrycode or ""
+    if not (street or place) or not name:
+        return None, Unreachable.INCOMPLETE
+    return PostalAddress(street, code, place, name), None
+
+
+def unit_address(row: Sequence[Any]) -> tuple[PostalAddress | None, Unreachable | None]:
+    """The postal address (post_*) if the registry has a usable one, else the business address.
+
+    row: post_lines, post_postcode, post_city, post_country, post_countrycode,
+    addr_lines, addr_postcode, addr_city, addr_country, country (the business address's code).
+    """
+    postal, why_postal = choose_address(*row[0:5])
+    if postal is not None:
+        return postal, None
+    business, why_business = choose_address(*row[5:10])
+    if business is not None:
+        return business, None
+    if Unreachable.INCOMPLETE in (why_postal, why_business):
+        return None, Unreachable.INCOMPLETE
+    return None, Unreachable.NO_ADDRESS
+
+
+_ADDRESS_COLUMNS = (
+    "post_lines, post_postcode, post_city, post_country, post_countrycode, "
+    "addr_lines, addr_postcode, addr_city, addr_country, country"
+)
+
+
+def candidates(db: Database, campaign_id: int) -> list[Candidate]:
+    """Every recipient of the campaign that e-mail did not reach, by orgnr."""
+    rows = db.query(
+        "SELECT r.orgnr, r.name, r.language, u.orgnr, u.gone_snapshot_id, "
+        + ", ".join(f"u.{c.strip()}" for c in _ADDRESS_COLUMNS.split(","))
+        + ", l.id, l.state, l.code, "
+        "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
+        "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du JOIN deliveries d "
+        "ON d.id = du.delivery_id WHERE du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
+        "AND d.channel = 'email') THEN 1 ELSE 0 END "
+        "FROM recipients r LEFT JOIN units u ON u.orgnr = r.orgnr "
+        "LEFT JOIN deliveries l ON l.campaign_id = r.campaign_id AND l.channel = 'letter' "
+        "AND l.key = r.orgnr "
+        "LEFT JOIN suppressions s ON s.kind = ? AND s.value = r.orgnr "
+        f"WHERE r.campaign_id = ? AND {_needing_letter_sql()} ORDER BY r.orgnr",
+        (
+            SuppressionKind.UNIT.value,
+            campaign_id,
+            DeliveryState.BOUNCED.value,
+            DeliveryState.FAILED.value,
+        ),
+    )
+    out: list[Candidate] = []
+    homeless: list[str] = []
+    for row in rows:
+        orgnr, name, language, present, gone = row[0:5]
+        address: PostalAddress | None
+        why: Unreachable | None
+        if present is None or gone is not None:
+            address, why = None, Unreachable.NOT_IN_REGISTRY
+        else:
+            address, why = unit_address(row[5:15])
+            if why is Unreachable.NO_ADDRESS:
+                homeless.append(orgnr)
+        out.append(
+            Candidate(
+                orgnr=orgnr,
+                name=name,
+                language=language,
+                reason="bounced" if row[19] else "no_email",
+                address=address,
+                unreachable=why,
+                suppressed=bool(row[18]),
+                letter_id=None if row[15] is None else int(row[15]),
+                letter_state=None if row[16] is None else DeliveryState(row[16]),
+                letter_code=row[17],
+            )
+        )
+    if homeless:
+        found = _sub_unit_addresses(db, homeless)
+        out = [
+            dataclasses.replace(c, address=found[c.orgnr], unreachable=None)
+            if c.orgnr in found
+            else c
+            for c in out
+        ]
+    return out
+
+
+def _sub_unit_addresses(db: Database, orgnrs: Sequence[str]) -> dict[str, PostalAddress]:
+    """For units with no address of their own: the address of an active sub-unit (lowest orgnr).
+
+    The letter is addressed to the unit by name, so it reaches the business at its branch.
+    """
+    found: dict[str, PostalAddress] = {}
+    for start in range(0, len(orgnrs), 500):
+        chunk = orgnrs[start : start + 500]
+        rows = db.query(
+            f"SELECT parent_orgnr, {_ADDRESS_COLUMNS} FROM units WHERE kind = 'underenhet' "
+            "AND gone_snapshot_id IS NULL AND deleted_date IS NULL AND parent_orgnr IN "
+            f"({', '.join('?' for _ in chunk)}) ORDER BY parent_orgnr, orgnr",
+            chunk,
+        )
+        for row in rows:
+            if row[0] in found:
+                continue
+            address, _ = unit_address(row[1:])
+            if address is not None:
+                found[row[0]] = address
+    return found
+
+
+# -- making the letters -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LetterRun:
+    """What one `varsel letters` run did."""
+
+    campaign_id: int
+    out_dir: Path
+    letters: int  # letters made in this run
+    batches: tuple[str, ...]  # batch file names, in order
+    unreachable: int  # units that need a letter but have no usable address
+    suppressed: int  # units that asked not to be contacted
+    before: int  # units whose letter was made by an earlier run
+    letter_files: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"Kampanje {self.campaign_id}: {fmt_int(self.letters)} brev i "
+            f"{fmt_int(len(self.batches))} PDF-bunker i {self.out_dir} (oversikt: {MANIFEST})."
+        ]
+        if self.letter_files:
+            lines.append(f"{fmt_int(self.letter_files)} brev også som egne PDF-filer.")
+        if self.unreachable:
+            reasons = ", ".join(
+                f"{fmt_int(n)} {UNREACHABLE_TEXT[Unreachable(k)]}"
+                for k, n in sorted(self.by_reason.items())
+            )
+            lines.append(
+                f"{fmt_int(self.unreachable)} enheter kan ikke nås med brev ({reasons}); "
+                f"se {UNREACHABLE}."
+            )
+        if self.suppressed:
+            lines.append(f"{fmt_int(self.suppressed)} enheter har bedt om ikke å bli kontaktet.")
+        if self.before:
+            lines.append(f"{fmt_int(self.before)} brev ble laget tidligere og lages ikke på nytt.")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "out_dir": str(self.out_dir),
+            "letters": self.letters,
+            "batches": list(self.batches),
+            "unreachable": self.unreachable,
+            "unreachable_by_reason": dict(self.by_reason),
+            "suppressed": self.suppressed,
+            "before": self.before,
+            "letter_files": self.letter_files,
+        }
+
+
+def _sort_key(letter: Letter) -> tuple[int, str, str, str]:
+    # Norwegian postcodes in order (what bulk-mail pricing asks for), letters abroad last.
+    a = letter.address
+    return (
+        (1, a.country or "", a.postcode, letter.orgnr)
+        if a.country
+        else (0, "", a.postcode, letter.orgnr)
+    )
+
+
+def _new_delivery(
+    db: Database,
+    campaign_id: int,
+    orgnr: str,
+    language: str,
+    state: DeliveryState,
+    code: str,
+    now: str,
+    last_reply: str | None = None,
+) -> int:
+    delivery_id = int(
+        db.execute(
+            "INSERT INTO deliveries (campaign_id, channel, key, address, language, state, code, "
+            "unsubscribe_token, last_reply, created_at, updated_at) "
+            "VALUES (?, 'letter', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                campaign_id,
+                orgnr,
+                orgnr,
+                language,
+                state.value,
+                code,
+                secrets.token_urlsafe(18),
+                last_reply,
+                now,
+                now,
+            ),
+        ).fetchone()[0]
+    )
+    db.execute(
+        "INSERT INTO delivery_units (delivery_id, orgnr) VALUES (?, ?)", (delivery_id, orgnr)
+    )
+    return delivery_id
+
+
+def _new_code() -> str:
+    return codes.new_code().replace("-", "")  # the canonical form the store keeps
+
+
+def _settle_unsendable(db: Database, campaign_id: int, todo: Sequence[Candidate], now: str) -> None:
+    """Record suppressed and unreachable units as letter deliveries in a final state."""
+    events: list[tuple[Any, ...]] = []
+    with db.transaction():
+        for c in todo:
+            state = DeliveryState.SUPPRESSED if c.suppressed else DeliveryState.FAILED
+            why = None if c.suppressed or c.unreachable is None else c.unreachable.value
+            if c.letter_id is None:
+                delivery_id = _new_delivery(
+                    db, campaign_id, c.orgnr, c.language, state, _new_code(), now, why
+                )
+            elif c.letter_state is state:
+                continue
+            else:
+                delivery_id = c.letter_id
+                db.execute(
+                    "UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
+                    (state.value, why, now, delivery_id),
+                )
+            kind = "letter_suppressed" if c.suppressed else "letter_unreachable"
+            detail = json.dumps({"reason": why}) if why else None
+            events.append((now, campaign_id, delivery_id, kind, detail))
+        db.insert_rows("events", ("at", "campaign_id", "delivery_id", "kind", "detail"), events)
+
+
+def _letters_to_make(todo: Sequence[tuple[Candidate, PostalAddress]]) -> list[Letter]:
+    """The letters of this run, sorted by postcode; new ones get their delivery id when written."""
+    letters: list[Letter] = []
+    for c, address in todo:
+        # A unit whose earlier letter was never printed (an unreachable one whose address has
+        # since come) keeps its delivery and code; the others get new ones when written.
+        letters.append(
+            Letter(
+                delivery_id=c.letter_id or 0,
+                orgnr=c.orgnr,
+                name=c.name,
+                language=c.language,
+                code=c.letter_code or _new_code(),
+                address=address,
+                reason=c.reason,
+            )
+        )
+    return sorted(letters, key=_sort_key)
+
+
+def _write_batch(
+    db: Database,
+    campaign_id: int,
+    renderer: Renderer,
+    letters: Sequence[Letter],
+    path: Path,
+) -> list[Letter]:
+    """Render one batch and record its letters as produced; returns them with their ids."""
+    part = path.with_name(path.name + ".part")
+    now = utcnow_iso()
+    with db.transaction():
+        # Ids are needed on the page (the reference), so the rows come first; if rendering
+        # fails, the transaction takes them back.
+        placed: list[Letter] = []
+        for letter in letters:
+            if letter.delivery_id:
+                db.execute(
+                    "UPDATE deliveries SET state = ?, last_reply = NULL, updated_at = ? "
+                    "WHERE id = ?",
+                    (DeliveryState.PRODUCED.value, now, letter.delivery_id),
+                )
+                placed.append(letter)
+            else:
+                delivery_id = _new_delivery(
+                    db,
+                    campaign_id,
+                    letter.orgnr,
+                    letter.language,
+                    DeliveryState.PRODUCED,
+                    letter.code,
+                    now,
+                )
+                placed.append(dataclasses.replace(letter, delivery_id=delivery_id))
+        renderer.render(placed, part)
+        db.insert_rows(
+            "events",
+            ("at", "campaign_id", "delivery_id", "kind", "detail"),
+            [
+                (
+                    now,
+                    campaign_id,
+                    letter.delivery_id,
+                    "letter_produced",
+                    json.dumps({"batch": path.name, "page": page}),
+                )
+                for page, letter in enumerate(placed, start=1)
+            ],
+        )
+    # After the commit: a batch file on disk always holds letters the store knows as produced.
+    # Should the process die just before this line, the complete file is left as .part.
+    os.replace(part, path)
+    return placed
+
+
+def make_letters(
+    db: Database,
+    campaign_id: int,
+    out_dir: Path,
+    *,
+    per_letter: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    actor: str | None = None,
+    today: dt.date | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LetterRun:
+    """Make the letters of a campaign that have not been made: batch PDFs and manifest.csv."""
+    campaign = get_campaign(db, campaign_id)
+    if campaign.status is CampaignStatus.CANCELLED:
+        raise LetterError(f"kampanje {campaign_id} er kansellert; det lages ingen brev")
+    if batch_size < 1:
+        raise LetterError("bunkestørrelsen må være minst 1")
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.exists():
+        raise LetterError(
+            f"{out_dir} har allerede en {MANIFEST} fra en tidligere kjøring; velg en ny mappe"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LetterError(f"{out_dir}: mappen kan ikke lages ({e.strerror})") from None
+
+    found = candidates(db, campaign_id)
+    before = sum(1 for c in found if c.letter_state in DONE_STATES)
+    open_ = [c for c in found if c.letter_state not in DONE_STATES]
+    sendable = [(c, c.address) for c in open_ if not c.suppressed and c.address is not None]
+    unsendable = [c for c in open_ if c.suppressed or c.address is None]
+    unreachable = [
+        (c, c.unreachable or Unreachable.NO_ADDRESS) for c in unsendable if not c.suppressed
+    ]
+    letters = _letters_to_make(sendable)
+    day = today or dt.datetime.now(ZoneInfo(campaign.spec.limits.timezone)).date()
+    renderer = Renderer(campaign_id, campaign.spec, day, campaign.spec.sender_postal_address)
+    # A template that cannot make a letter is found before anything is stored or written.
+    for language in sorted({letter.language for letter in letters}):
+        renderer.texts.render(next(x for x in letters if x.language == language))
+    _settle_unsendable(db, campaign_id, unsendable, utcnow_iso())
+    run = 1 + int(
+        db.scalar(
+            "SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'letters_run'",
+            (campaign_id,),
+        )
+        or 0
+    )
+    batches: list[str] = []
+    files = 0
+    with manifest_path.open("w", encoding="utf-8", newline="") as manifest:
+        writer = csv.writer(manifest)
+        writer.writerow(MANIFEST_COLUMNS)
+        for number, start in enumerate(range(0, len(letters), batch_size), start=1):
+            name = f"brev-{campaign_id}-{run}-{number:03d}.pdf"
+            placed = _write_batch(
+                db, campaign_id, renderer, letters[start : start + batch_size], out_dir / name
+            )
+            batches.append(name)
+            for page, letter in enumerate(placed, start=1):
+                single = ""
+                if per_letter:
+                    single = f"brev-{campaign_id}-{letter.delivery_id}.pdf"
+                    renderer.render([letter], out_dir / single)
+                    files += 1
+                writer.writerow(_manifest_row(letter, name, page, single))
+            manifest.flush()
+            if progress is not None:
+                progress(len(placed))
+    _write_unreachable(out_dir / UNREACHABLE, unreachable)
+    by_reason: dict[str, int] = {}
+    for _, why in unreachable:
+        by_reason[why.value] = by_reason.get(why.value, 0) + 1
+    result = LetterRun(
+        campaign_id,
+        out_dir,
+        len(letters),
+        tuple(batches),
+        len(unreachable),
+        sum(1 for c in unsendable if c.suppressed),
+        before,
+        files,
+        by_reason,
+    )
+    _record_run(db, campaign_id, run, result, actor)
+    return result
+
+
+def _manifest_row(letter: Letter, batch: str, page: int, single: str) -> list[Any]:
+    a = letter.address
+    return [
+        letter.delivery_id,
+        letter.orgnr,
+        clean_text(letter.name),
+        a.postcode,
+        a.city,
+        a.country or "",
+        letter.language,
+        codes.format_code(letter.code),
+        batch,
+        page,
+        single,
+    ]
+
+
+def _write_unreachable(path: Path, units: Iterable[tuple[Candidate, Unreachable]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("orgnr", "name", "reason", "explanation"))
+        for c, why in units:
+            writer.writerow((c.orgnr, clean_text(c.name), why.value, UNREACHABLE_TEXT[why]))
+
+
+def _record_run(
+    db: Database, campaign_id: int, run: int, result: LetterRun, actor: str | None
+) -> None:
+    # The manifest and the unreachable list name businesses and, for sole proprietorships,
+    # people with their addresses: a personal-data export, so it goes into the audit log.
+    # Only counts are recorded, never names or addresses.
+    from varsel import audit
+
+    detail = {"run": run, **result.as_dict()}
+    with db.transaction():
+        record_event(db, campaign_id, None, "letters_run", detail)
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            audit.Action.PERSONAL_DATA_EXPORT,
+            f"campaign:{campaign_id}",
+            {
+                "what": "letters",
+                "files": [MANIFEST, UNREACHABLE, *result.batches],
+                "out_dir": str(result.out_dir),
+                "letters": result.letters,
+                "unreachable": result.unreachable,
+            },
+        )
+
+
+def letter_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Letter deliveries of a campaign in each state that letters use."""
+    out = {s.value: 0 for s in (*DONE_STATES, DeliveryState.FAILED, DeliveryState.SUPPRESSED)}
+    for state, n in db.query(
+        "SELECT state, count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'letter' "
+        "GROUP BY state",
+        (campaign_id,),
+    ):
+        out[state] = int(n)
+    return out
