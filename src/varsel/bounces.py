@@ -1,0 +1,535 @@
+"""Taking in bounces: which delivery a returned message is about, and what it does to it.
+
+A message is read by `bounce_classify` and tied to a delivery by, in order:
+
+1. a genuine VERP envelope address (`bounces+<id>-<mac>@…`, the mac checked) anywhere in it;
+2. the Message-ID of the returned original, or the In-Reply-To/References of an auto-reply
+   (varsel's Message-IDs begin with the delivery id, so the lookup is by primary key);
+3. the failed recipient's address, among the deliveries that went out (of one campaign if
+   given), the latest first: the only way without an exact clue, so the campaign narrows it.
+
+Effects, in one transaction per message, and only once per message (`bounce_messages`):
+
+- hard bounce, complaint: the delivery becomes `bounced` (a hard bounce's status and reason in
+  last_reply), the address is suppressed (hard_bounce or complaint), an event is written;
+- soft bounce, policy refusal, auto-reply: an event only;
+- unrecognised, or no delivery found: nothing; counted and kept aside for an operator.
+
+Events: `bounce_hard`, `bounce_soft`, `bounce_policy`, `complaint`, `auto_reply`, each with the
+status, diagnostic, recipient and what the delivery was found by in its detail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import imaplib
+import mailbox
+import re
+import ssl
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from varsel.bounce_classify import (
+    BounceKind,
+    Classification,
+    classify,
+    message_ids,
+    parse,
+    status_kind,
+)
+from varsel.clock import utcnow_iso
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.errors import UserError
+from varsel.i18n import fmt_int
+from varsel.outbox import DeliveryState, record_event
+from varsel.suppression import SuppressionKind, SuppressionReason
+from varsel.suppression import add as suppress
+from varsel.verp import Verp
+
+EVENT_KINDS = {
+    BounceKind.HARD: "bounce_hard",
+    BounceKind.SOFT: "bounce_soft",
+    BounceKind.POLICY: "bounce_policy",
+    BounceKind.COMPLAINT: "complaint",
+    BounceKind.AUTO_REPLY: "auto_reply",
+}
+# Headers a bounce is addressed by: the VERP address is here unless a server dropped it.
+_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
+_OUR_MESSAGE_ID = re.compile(r"<(\d{1,18})\.[0-9a-f]{16}@[^<>\s]+>")
+
+
+class BounceInputError(UserError):
+    """The bounce input cannot be read."""
+
+
+class FoundBy(StrEnum):
+    """How the delivery a bounce is about was found."""
+
+    VERP = "verp"  # the signed envelope address
+    MESSAGE_ID = "message_id"  # the returned original's Message-ID, or In-Reply-To
+    ADDRESS = "address"  # the failed recipient's address
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What taking in one message did."""
+
+    kind: BounceKind
+    delivery_id: int | None = None
+    found_by: FoundBy | None = None
+    duplicate: bool = False  # taken in before: nothing done again
+
+    @property
+    def kept_aside(self) -> bool:
+        """Unrecognised, or a bounce whose delivery is unknown: for an operator to look at."""
+        if self.duplicate:
+            return False
+        if self.kind is BounceKind.UNRECOGNISED:
+            return True
+        return self.delivery_id is None and self.kind is not BounceKind.AUTO_REPLY
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one intake run."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.duplicate:
+            self.counts["duplicate"] += 1
+        elif outcome.kind is not BounceKind.UNRECOGNISED and outcome.kept_aside:
+            self.counts["unmatched"] += 1
+        else:
+            self.counts[outcome.kind.value] += 1
+
+    def as_dict(self) -> dict[str, int]:
+        keys = [k.value for k in BounceKind] + ["unmatched", "duplicate"]
+        return {k: self.counts.get(k, 0) for k in keys}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """One line in Norwegian."""
+        c = self.as_dict()
+        return (
+            f"{fmt_int(self.total)} meldinger: {fmt_int(c['hard'])} harde returer, "
+            f"{fmt_int(c['soft'])} myke, {fmt_int(c['policy'])} avvist av mottakers regler, "
+            f"{fmt_int(c['complaint'])} klager, {fmt_int(c['auto_reply'])} autosvar, "
+            f"{fmt_int(c['unrecognised'])} ukjente, {fmt_int(c['unmatched'])} uten kjent "
+            f"levering, {fmt_int(c['duplicate'])} tatt inn før."
+        )
+
+
+class BounceIntake:
+    """Takes in returned messages for one store."""
+
+    def __init__(self, db: Database, verp: Verp, campaign_id: int | None = None) -> None:
+        self.db = db
+        self.verp = verp
+        self.campaign_id = campaign_id
+
+    def ingest(self, raw: bytes, source: str = "stdin") -> Outcome:
+        """Read one message and apply what it says, in one transaction; once per message."""
+        msg = parse(raw)
+        key = message_key(msg.get("Message-ID"), raw)
+        with self.db.transaction():
+            seen = self.db.query_one(
+                "SELECT kind, delivery_id FROM bounce_messages WHERE key = ?", (key,)
+            )
+            if seen is not None:
+                delivery_id = None if seen[1] is None else int(seen[1])
+                return Outcome(BounceKind(seen[0]), delivery_id, duplicate=True)
+            found = classify(msg)
+            if found.kind is BounceKind.UNRECOGNISED:
+                return Outcome(found.kind)  # nothing to do, so nothing to remember
+            delivery = self._identify(msg, raw, found)
+            if delivery is None:
+                return Outcome(found.kind)
+            delivery_id, found_by = delivery
+            inserted = self.db.execute(
+                "INSERT INTO bounce_messages (key, received_at, kind, delivery_id, status, "
+                "recipient, source) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (
+                    key,
+                    utcnow_iso(),
+                    found.kind.value,
+                    delivery_id,
+                    found.status,
+                    found.recipient,
+                    source,
+                ),
+            ).rowcount
+            if not inserted:  # another intake took the same message in at the same moment
+                return Outcome(found.kind, delivery_id, found_by, duplicate=True)
+            self._apply(found, delivery_id, found_by)
+        return Outcome(found.kind, delivery_id, found_by)
+
+    # -- finding the delivery -------------------------------------------------------
+
+    def _identify(self, msg: Any, raw: bytes, found: Classification) -> tuple[int, FoundBy] | None:
+        text = raw.decode("latin-1")  # addresses and ids are ASCII; any byte maps to one char
+        headers = "\n".join(str(v) for h in _ENVELOPE_HEADERS for v in msg.get_all(h, []))
+        for where in (headers, text):
+            delivery_id = self.verp.find(where)
+            if delivery_id is not None and self._exists(delivery_id):
+                return delivery_id, FoundBy.VERP
+        for message_id in message_ids(msg, raw):
+            ours = _OUR_MESSAGE_ID.fullmatch(message_id)
+            if ours and self.db.query_one(
+                "SELECT 1 FROM deliveries WHERE id = ? AND message_id = ?",
+                (int(ours.group(1)), message_id),
+            ):
+                return int(ours.group(1)), FoundBy.MESSAGE_ID
+        if found.recipient:
+            row = self.db.query_one(
+                "SELECT id FROM deliveries WHERE channel = 'email' AND address = ? "
+                "AND sent_at IS NOT NULL"
+                + (" AND campaign_id = ?" if self.campaign_id else "")
+                + " ORDER BY sent_at DESC, id DESC LIMIT 1",
+                (found.recipient,) + ((self.campaign_id,) if self.campaign_id else ()),
+            )
+            if row is not None:
+                return int(row[0]), FoundBy.ADDRESS
+        return None
+
+    def _exists(self, delivery_id: int) -> bool:
+        return bool(self.db.query_one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)))
+
+    # -- what it does -----------------------------------------------------------------
+
+    def _apply(self, found: Classification, delivery_id: int, found_by: FoundBy) -> None:
+        row = self.db.query_one(
+            "SELECT campaign_id, address FROM deliveries WHERE id = ?", (delivery_id,)
+        )
+        assert row is not None  # noqa: S101  # found just before, in this transaction
+        campaign_id, address = int(row[0]), str(row[1])
+        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT):
+            reply = found.diagnostic or ""
+            if found.kind is BounceKind.HARD and found.status:
+                reply = f"{found.status} {reply}".strip()
+            now = utcnow_iso()
+            self.db.execute(
+                "UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? "
+                "WHERE id = ? AND state IN (?, ?)",
+                (
+                    DeliveryState.BOUNCED.value,
+                    (reply or found.kind.value)[:500],
+                    now,
+                    delivery_id,
+                    DeliveryState.SENT.value,
+                    DeliveryState.IN_DOUBT.value,
+                ),
+            )
+            reason = (
+                SuppressionReason.HARD_BOUNCE
+                if found.kind is BounceKind.HARD
+                else SuppressionReason.COMPLAINT
+            )
+            suppress(self.db, SuppressionKind.ADDRESS, address, reason, f"delivery:{delivery_id}")
+        detail = {
+            "status": found.status,
+            "diagnostic": (found.diagnostic or "")[:500] or None,
+            "recipient": found.recipient,
+            "evidence": found.evidence.value,
+            "found_by": found_by.value,
+        }
+        if found.feedback_type:
+            detail["feedback_type"] = found.feedback_type
+        record_event(
+            self.db,
+            campaign_id,
+            delivery_id,
+            EVENT_KINDS[found.kind],
+            {k: v for k, v in detail.items() if v is not None},
+        )
+
+
+def message_key(message_id: str | None, raw: bytes) -> str:
+    """What makes a message the same message when it comes twice."""
+    if message_id and message_id.strip():
+        return f"mid:{' '.join(str(message_id).split())[:300]}"
+    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+# -- sources ----------------------------------------------------------------------------
+
+
+def ingest_many(
+    intake: BounceIntake,
+    messages: Iterable[tuple[bytes, Any]],
+    source: str,
+    keep: mailbox.Maildir | None = None,
+) -> tuple[IngestSummary, list[tuple[Any, Outcome]]]:
+    """Take in (message, handle) pairs; those kept aside are copied into keep if given."""
+    summary = IngestSummary()
+    done: list[tuple[Any, Outcome]] = []
+    for raw, handle in messages:
+        outcome = intake.ingest(raw, source)
+        summary.add(outcome)
+        if outcome.kept_aside and keep is not None:
+            keep.add(raw)
+        done.append((handle, outcome))
+    return summary, done
+
+
+def ingest_bytes(intake: BounceIntake, raw: bytes, keep: Path | None = None) -> IngestSummary:
+    """One message, from a pipe."""
+    if not raw.strip():
+        raise BounceInputError("ingen melding på standard inn")
+    summary, _ = ingest_many(intake, [(raw, None)], "stdin", _maildir(keep) if keep else None)
+    return summary
+
+
+def ingest_mbox(intake: BounceIntake, path: Path, keep: Path | None = None) -> IngestSummary:
+    """Every message of an mbox file (left as it is; taking one twice does nothing)."""
+    if not path.is_file():
+        raise BounceInputError(f"{path}: finnes ikke eller er ikke en fil")
+    box = mailbox.mbox(path, create=False)
+    try:
+        messages = ((box.get_bytes(k), k) for k in box.iterkeys())
+        summary, _ = ingest_many(intake, messages, "mbox", _maildir(keep) if keep else None)
+    finally:
+        box.close()
+    return summary
+
+
+def ingest_maildir(intake: BounceIntake, path: Path) -> IngestSummary:
+    """New and unseen messages of a Maildir: then seen, or moved to its .unrecognised folder."""
+    if not all((path / d).is_dir() for d in ("new", "cur", "tmp")):
+        raise BounceInputError(f"{path}: ikke en Maildir (mangler new/, cur/ eller tmp/)")
+    box = mailbox.Maildir(path, factory=None, create=False)
+    aside = _maildir(path / ".unrecognised")
+    summary = IngestSummary()
+    for key in _unseen(box):
+        raw = box.get_bytes(key)
+        outcome = intake.ingest(raw, "maildir")
+        summary.add(outcome)
+        if outcome.kept_aside:
+            aside.add(box.get_message(key))
+            box.discard(key)
+        else:
+            message = box.get_message(key)
+            message.set_subdir("cur")
+            message.add_flag("S")  # seen: the next run passes it by
+            box[key] = message
+    return summary
+
+
+def _unseen(box: mailbox.Maildir) -> Iterator[str]:
+    for key in sorted(box.keys()):
+        message = box.get_message(key)
+        if message.get_subdir() == "new" or "S" not in message.get_flags():
+            yield key
+
+
+def _maildir(path: Path) -> mailbox.Maildir:
+    try:
+        return mailbox.Maildir(path, factory=None, create=True)
+    except OSError as e:
+        raise BounceInputError(f"{path}: kan ikke lage Maildir: {e.strerror}") from None
+
+
+# -- IMAP -----------------------------------------------------------------------------
+
+DONE = "$VarselDone"  # keyword on every message taken in: each is fetched once
+ASIDE = "$VarselUnrecognised"  # and on those kept aside (left unread, for an operator)
+
+
+@dataclass(frozen=True)
+class ImapMailbox:
+    """Where `bounces poll` reads: imaps://user@host[:port]/MAILBOX, or imap:// (STARTTLS)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    mailbox: str
+    implicit_tls: bool
+    ca_file: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> ImapMailbox:
+        parts = urlsplit(url)
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+            raise BounceInputError(
+                f"ugyldig IMAP-adresse {_redacted(url)!r}: bruk imaps://bruker@vert/INBOX "
+                "eller imap://bruker@vert/INBOX (STARTTLS)"
+            )
+        password = unquote(parts.password or "") or settings.imap_password
+        if not password:
+            raise BounceInputError("IMAP-passordet mangler: sett VARSEL_IMAP_PASSWORD")
+        try:
+            port = parts.port or (993 if parts.scheme == "imaps" else 143)
+        except ValueError:
+            raise BounceInputError(f"ugyldig port i IMAP-adressen {_redacted(url)!r}") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username),
+            password=password,
+            mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+            implicit_tls=parts.scheme == "imaps",
+            ca_file=settings.imap_ca_file or None,
+        )
+
+    def connect(self, timeout: float = 30.0) -> imaplib.IMAP4:
+        """A logged-in connection, always over TLS with the certificate checked."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        where = f"{self.host}:{self.port}"
+        conn: imaplib.IMAP4 | None = None
+        try:
+            if self.implicit_tls:
+                conn = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=timeout)
+            else:
+                conn = imaplib.IMAP4(self.host, self.port, timeout=timeout)
+                conn.starttls(ssl_context=context)
+            conn.login(self.user, self.password)
+        except (OSError, imaplib.IMAP4.error) as e:
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.shutdown()
+            raise BounceInputError(f"IMAP {where}: {_reason(e)}") from None
+        return conn
+
+
+def poll_imap(intake: BounceIntake, box: ImapMailbox) -> IngestSummary:
+    """One pass over the mailbox: every message without the DONE keyword, taken in once."""
+    conn = box.connect()
+    summary = IngestSummary()
+    try:
+        status, _ = conn.select(_quoted(box.mailbox))
+        if status != "OK":
+            raise BounceInputError(f"IMAP: finner ikke postkassen {box.mailbox!r}")
+        _, data = conn.uid("SEARCH", "UNKEYWORD", DONE)
+        for uid in (data[0] or b"").decode("ascii").split():
+            _, fetched = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next(
+                (item[1] for item in fetched if isinstance(item, tuple) and len(item) > 1), None
+            )
+            if not isinstance(raw, bytes):
+                continue  # expunged by someone else meanwhile
+            outcome = intake.ingest(raw, "imap")
+            summary.add(outcome)
+            flags = f"({DONE} {ASIDE})" if outcome.kept_aside else f"(\\Seen {DONE})"
+            conn.uid("STORE", uid, "+FLAGS.SILENT", flags)
+        conn.close()
+    except (OSError, imaplib.IMAP4.error) as e:
+        raise BounceInputError(f"IMAP {box.host}:{box.port}: {_reason(e)}") from None
+    finally:
+        # If the connection is gone already, what was taken in is committed all the same.
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
+            conn.logout()
+    return summary
+
+
+def poll_forever(
+    intake: BounceIntake, box: ImapMailbox, interval: float, report: Any = None
+) -> None:
+    """Poll every interval seconds until interrupted; report(summary) after each pass."""
+    while True:
+        summary = poll_imap(intake, box)
+        if report is not None:
+            report(summary)
+        time.sleep(interval)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"sertifikatet godtas ikke: {e.reason} ({e.verify_message})"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS: {e.reason or e}"
+    if isinstance(e, OSError):
+        return e.strerror or str(e) or type(e).__name__
+    text = e.args[0] if e.args else str(e)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text) or type(e).__name__
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+# -- routing to the other channels --------------------------------------------------------
+
+
+def units_needing_another_channel(db: Database, campaign_id: int) -> list[str]:
+    """Units of a campaign that e-mail did not and will not reach: for letters or Altinn.
+
+    The organisation numbers (sorted) of the campaign's recipients that have no e-mail
+    delivery at all, or whose every e-mail delivery ended unreachable for the address:
+
+    - `bounced` by a hard bounce (not by a complaint: that recipient was reached);
+    - `failed` with a reply that `status_kind` reads as hard (5.1.x, 5.2.1, 5.4.4, …);
+    - `suppressed` because the address hard-bounced before.
+
+    A delivery still pending, sent, or refused for another reason keeps its units out.
+    """
+    recipients = [
+        r[0]
+        for r in db.query(
+            "SELECT orgnr FROM recipients WHERE campaign_id = ? ORDER BY orgnr", (campaign_id,)
+        )
+    ]
+    rows = db.query(
+        "SELECT d.id, d.state, d.last_reply, d.address, du.orgnr FROM deliveries d "
+        "JOIN delivery_units du ON du.delivery_id = d.id "
+        "WHERE d.campaign_id = ? AND d.channel = 'email'",
+        (campaign_id,),
+    )
+    hard_bounced = {
+        int(r[0])
+        for r in db.query(
+            "SELECT DISTINCT delivery_id FROM events WHERE campaign_id = ? AND kind = ?",
+            (campaign_id, EVENT_KINDS[BounceKind.HARD]),
+        )
+        if r[0] is not None
+    }
+    dead_addresses = {
+        r[0]
+        for r in db.query(
+            "SELECT value FROM suppressions WHERE kind = ? AND reason = ?",
+            (SuppressionKind.ADDRESS.value, SuppressionReason.HARD_BOUNCE.value),
+        )
+    }
+    reached: set[str] = set()
+    emailed: set[str] = set()
+    for delivery_id, state, last_reply, address, orgnr in rows:
+        emailed.add(orgnr)
+        if not _unreachable(
+            int(delivery_id), state, last_reply, address, hard_bounced, dead_addresses
+        ):
+            reached.add(orgnr)
+    return [o for o in recipients if o not in emailed or o not in reached]
+
+
+def _unreachable(
+    delivery_id: int,
+    state: str,
+    last_reply: str | None,
+    address: str,
+    hard_bounced: set[int],
+    dead_addresses: set[str],
+) -> bool:
+    if state == DeliveryState.BOUNCED:
+        return delivery_id in hard_bounced
+    if state == DeliveryState.FAILED:
+        return status_kind("", last_reply or "") is BounceKind.HARD
+    if state == DeliveryState.SUPPRESSED:
+        return address in dead_addresses
+    return False

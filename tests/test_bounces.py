@@ -1,0 +1,576 @@
+from __future__ import annotations
+
+import contextlib
+import json
+import mailbox
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from varsel.bounce_classify import BounceKind
+from varsel.bounces import (
+    ASIDE,
+    DONE,
+    BounceInputError,
+    BounceIntake,
+    FoundBy,
+    ImapMailbox,
+    ingest_bytes,
+    ingest_maildir,
+    ingest_mbox,
+    poll_imap,
+    units_needing_another_channel,
+)
+from varsel.campaign import create_campaign
+from varsel.channel.smtp import RelayConfig
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.sender import SendOptions, send_campaign
+from varsel.testing import Fault, FaultPlan, SmtpSink
+from varsel.verp import Verp
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "bounces"
+CAMPAIGN = """
+[campaign]
+name = "Returer"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "NSR"
+[document]
+title = "Råd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+# The campaign reaches six addresses; Statnett's relay refuses its address for good.
+STATNETT = "firmapost@statnett.no"
+TOMRA = "annlaug.kloven.moe@tomra.com"
+RODEKORS = "dokumentasjonssenteret@rodekors.no"
+NO_EMAIL = ["920058817", "935864879", "976389387", "982463718"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivery that went out: what a bounce to it would carry."""
+
+    id: int
+    address: str
+    verp: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    settings: Settings
+    sent: dict[str, Sent]  # by address
+
+
+@pytest.fixture
+def campaign(db: Database, brreg: Path, tmp_path: Path) -> Campaign:
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    campaign_id = create_campaign(db, settings, path).campaign.id
+    plan = FaultPlan().on_rcpt(lambda r: r == STATNETT, Fault.reply(550, "5.1.1 No such user"))
+    options = SendOptions(connections=1, rate_per_second=1000, build_processes=0)
+    with SmtpSink(faults=plan) as sink:
+        send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        envelopes = {m.rcpt_tos[0]: m.mail_from for m in sink.messages}
+    sent = {
+        address: Sent(int(delivery_id), address, envelopes[address], message_id)
+        for delivery_id, address, message_id in db.query(
+            "SELECT id, address, message_id FROM deliveries WHERE state = 'sent'"
+        )
+    }
+    return Campaign(campaign_id, settings, sent)
+
+
+def bounce(name: str, to: Sent, *, verp: bool = True, message_id: bool = True) -> bytes:
+    """A message of the test data, about the given delivery (or with its clues taken out)."""
+    path = DATA / "constructed" / name if name.endswith(".eml") else DATA / "flufl" / name
+    raw = path.read_bytes()
+    raw = raw.replace(b"firmapost@example.no", to.address.encode())
+    raw = raw.replace(
+        b"bounces+1-aaaaaaaaaaaaaaaa@nsr-org.no",
+        to.verp.encode() if verp else b"sikkerhet@nsr-org.no",
+    )
+    return raw.replace(
+        b"<1.0123456789abcdef@nsr-org.no>",
+        to.message_id.encode() if message_id else b"<other.4711@example.no>",
+    )
+
+
+def intake(db: Database, campaign: Campaign) -> BounceIntake:
+    return BounceIntake(db, Verp.from_settings(campaign.settings))
+
+
+def state(db: Database, delivery_id: int) -> tuple[str, str | None]:
+    row = db.query_one("SELECT state, last_reply FROM deliveries WHERE id = ?", (delivery_id,))
+    assert row is not None
+    return row[0], row[1]
+
+
+def events(db: Database, delivery_id: int) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (kind, json.loads(detail))
+        for kind, detail in db.query(
+            "SELECT kind, detail FROM events WHERE delivery_id = ? ORDER BY id", (delivery_id,)
+        )
+    ]
+
+
+def suppressions(db: Database) -> list[tuple[str, str, str, str]]:
+    return [tuple(r) for r in db.query("SELECT kind, value, reason, source FROM suppressions")]
+
+
+# -- effects in the store -----------------------------------------------------------------
+
+
+def test_hard_bounce_marks_the_delivery_suppresses_the_address_and_records_an_event(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", to))
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.HARD,
+        to.id,
+        FoundBy.VERP,
+    )
+    assert state(db, to.id) == (
+        "bounced",
+        f"5.1.1 smtp; 550 5.1.1 <{TOMRA}>: Recipient address rejected: User unknown in "
+        "virtual mailbox table",
+    )
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
+    assert events(db, to.id)[-1] == (
+        "bounce_hard",
+        {
+            "status": "5.1.1",
+            "diagnostic": f"smtp; 550 5.1.1 <{TOMRA}>: Recipient address rejected: User "
+            "unknown in virtual mailbox table",
+            "recipient": TOMRA,
+            "evidence": "dsn",
+            "found_by": "verp",
+        },
+    )
+
+
+def test_the_same_bounce_twice_changes_nothing_the_second_time(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    raw = bounce("exim-5.0.0.eml", to)
+    first = intake(db, campaign).ingest(raw)
+    second = intake(db, campaign).ingest(raw)
+    assert (first.duplicate, second.duplicate) == (False, True)
+    assert (second.kind, second.delivery_id) == (BounceKind.HARD, to.id)
+    assert [e[0] for e in events(db, to.id)].count("bounce_hard") == 1
+    assert len(suppressions(db)) == 1
+
+
+def test_complaint_bounces_the_delivery_and_suppresses_for_complaint(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[RODEKORS]
+    outcome = intake(db, campaign).ingest(bounce("arf-abuse.eml", to))
+    assert outcome.kind is BounceKind.COMPLAINT
+    assert state(db, to.id) == ("bounced", "complaint: abuse")
+    assert suppressions(db) == [("address", RODEKORS, "complaint", f"delivery:{to.id}")]
+    assert events(db, to.id)[-1][0] == "complaint"
+    assert events(db, to.id)[-1][1]["feedback_type"] == "abuse"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "event"),
+    [
+        ("postfix-delayed-4.2.2.eml", BounceKind.SOFT, "bounce_soft"),
+        ("postfix-gmail-5.7.26.eml", BounceKind.POLICY, "bounce_policy"),
+        ("outlook-automatisk-svar.eml", BounceKind.AUTO_REPLY, "auto_reply"),
+    ],
+)
+def test_soft_policy_and_auto_reply_are_events_only(
+    db: Database, campaign: Campaign, name: str, kind: BounceKind, event: str
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce(name, to))
+    assert (outcome.kind, outcome.delivery_id) == (kind, to.id)
+    assert state(db, to.id)[0] == "sent"
+    assert suppressions(db) == []
+    assert events(db, to.id)[-1][0] == event
+
+
+def test_without_verp_the_returned_message_id_names_the_delivery(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce("office365-5.1.10.eml", to, verp=False))
+    assert (outcome.delivery_id, outcome.found_by) == (to.id, FoundBy.MESSAGE_ID)
+    assert state(db, to.id)[0] == "bounced"
+
+
+def test_an_auto_reply_without_verp_is_found_by_in_reply_to(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce("vacation-rfc3834.eml", to, verp=False))
+    assert (outcome.kind, outcome.found_by) == (BounceKind.AUTO_REPLY, FoundBy.MESSAGE_ID)
+
+
+def test_without_verp_or_message_id_the_failed_address_names_the_delivery(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    raw = bounce("gmail-5.1.1.eml", to, verp=False, message_id=False)
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.delivery_id, outcome.found_by) == (to.id, FoundBy.ADDRESS)
+
+
+def test_a_real_bounce_without_a_report_is_read_by_heuristics_and_found_by_address(
+    db: Database, campaign: Campaign
+) -> None:
+    # Postfix's old plain-text bounce from flufl.bounce's corpus, about one of our addresses.
+    to = campaign.sent[TOMRA]
+    raw = (
+        (DATA / "flufl" / "postfix_01.txt").read_bytes().replace(b"xxxxx@local.ie", TOMRA.encode())
+    )
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.HARD,
+        to.id,
+        FoundBy.ADDRESS,
+    )
+    assert events(db, to.id)[-1][1]["evidence"] == "heuristic"
+
+
+def test_a_forged_verp_address_names_nothing_and_is_kept_aside(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    forged = Sent(to.id, "someone@example.org", f"bounces+{to.id}-aaaaaaaaaaaaaaaa@nsr-org.no", "")
+    outcome = intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", forged, message_id=False))
+    assert (outcome.kind, outcome.delivery_id, outcome.kept_aside) == (BounceKind.HARD, None, True)
+    assert state(db, to.id)[0] == "sent"
+    assert suppressions(db) == []
+
+
+def test_an_unrecognised_message_changes_nothing_and_is_kept_aside(
+    db: Database, campaign: Campaign
+) -> None:
+    raw = (DATA / "flufl" / "groupwise_03.txt").read_bytes()
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.kept_aside) == (BounceKind.UNRECOGNISED, True)
+    assert db.scalar("SELECT count(*) FROM bounce_messages") == 0
+
+
+def test_an_address_is_looked_for_in_the_given_campaign_only(
+    db: Database, campaign: Campaign
+) -> None:
+    raw = bounce("gmail-5.1.1.eml", campaign.sent[TOMRA], verp=False, message_id=False)
+    other = BounceIntake(db, Verp.from_settings(campaign.settings), campaign_id=campaign.id + 1)
+    assert other.ingest(raw).delivery_id is None
+    same = BounceIntake(db, Verp.from_settings(campaign.settings), campaign_id=campaign.id)
+    assert same.ingest(raw).delivery_id == campaign.sent[TOMRA].id
+
+
+# -- the units for letters and Altinn -------------------------------------------------------
+
+
+def test_units_needing_another_channel(db: Database, campaign: Campaign) -> None:
+    run = intake(db, campaign)
+    run.ingest(bounce("postfix-5.1.1.eml", campaign.sent[TOMRA]))  # hard: letter
+    run.ingest(bounce("arf-abuse.eml", campaign.sent[RODEKORS]))  # complaint: reached
+    # Statnett's relay said 550 5.1.1 at once (failed); the four without e-mail never had any.
+    assert units_needing_another_channel(db, campaign.id) == sorted(
+        [*NO_EMAIL, "927124238", "962986633"]
+    )
+
+
+def test_units_needing_another_channel_include_those_suppressed_for_an_earlier_bounce(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", campaign.sent[TOMRA]))
+    path = tmp_path / "c2.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    second = create_campaign(db, campaign.settings, path).campaign.id
+    assert "927124238" in units_needing_another_channel(db, second)
+    assert "864139442" not in units_needing_another_channel(db, second)
+
+
+# -- sources -------------------------------------------------------------------------------
+
+
+def test_maildir_takes_each_message_once_and_puts_the_unrecognised_aside(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(bounce("postfix-5.1.1.eml", campaign.sent[TOMRA]))
+    box.add(bounce("vacation-rfc3834.eml", campaign.sent[RODEKORS]))
+    box.add((DATA / "flufl" / "groupwise_03.txt").read_bytes())
+    first = ingest_maildir(intake(db, campaign), tmp_path / "Maildir")
+    assert first.as_dict() == {
+        "hard": 1,
+        "soft": 0,
+        "policy": 0,
+        "complaint": 0,
+        "auto_reply": 1,
+        "unrecognised": 1,
+        "unmatched": 0,
+        "duplicate": 0,
+    }
+    aside = mailbox.Maildir(tmp_path / "Maildir" / ".unrecognised", create=False)
+    assert [m["Subject"] for m in aside] == ["RE: Vuille  - (PO28169) - IND"]
+    assert sorted(m.get_flags() for m in mailbox.Maildir(tmp_path / "Maildir")) == ["S", "S"]
+    assert ingest_maildir(intake(db, campaign), tmp_path / "Maildir").total == 0
+
+
+def test_mbox_taken_twice_counts_duplicates(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    box = mailbox.mbox(tmp_path / "returer.mbox", create=True)
+    box.add(bounce("gmail-5.1.1.eml", campaign.sent[TOMRA]))
+    box.add(bounce("postfix-gmail-5.7.26.eml", campaign.sent[RODEKORS]))
+    box.close()
+    first = ingest_mbox(intake(db, campaign), tmp_path / "returer.mbox")
+    second = ingest_mbox(intake(db, campaign), tmp_path / "returer.mbox")
+    assert (first.counts["hard"], first.counts["policy"]) == (1, 1)
+    assert second.counts["duplicate"] == 2
+    assert second.summary() == (
+        "2 meldinger: 0 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
+        "0 autosvar, 0 ukjente, 0 uten kjent levering, 2 tatt inn før."
+    )
+
+
+def test_pipe_keeps_an_unrecognised_message_where_told(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    raw = (DATA / "flufl" / "bounce_01.txt").read_bytes()
+    summary = ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "aside")
+    assert summary.counts["unrecognised"] == 1
+    assert [m["Subject"] for m in mailbox.Maildir(tmp_path / "aside")] == ["Mail Error"]
+
+
+def test_empty_pipe_and_missing_sources_are_user_errors(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    run = intake(db, campaign)
+    with pytest.raises(BounceInputError, match=r"^ingen melding på standard inn$"):
+        ingest_bytes(run, b"\n")
+    with pytest.raises(
+        BounceInputError, match=r"ikke en Maildir \(mangler new/, cur/ eller tmp/\)"
+    ):
+        ingest_maildir(run, tmp_path)
+    with pytest.raises(BounceInputError, match="finnes ikke eller er ikke en fil"):
+        ingest_mbox(run, tmp_path / "none.mbox")
+
+
+# -- IMAP, against a real Dovecot on loopback ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dovecot:
+    imap_port: int
+    imaps_port: int
+    ca_file: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _certificate(folder: Path) -> None:
+    """A self-signed certificate for 127.0.0.1, which the client is told to trust."""
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    """Dovecot in the foreground, on free loopback ports; mail kept as the `mail` user."""
+    if not shutil.which("dovecot", path="/usr/sbin:/usr/bin"):
+        subprocess.run([str(ROOT / "scripts" / "ensure-dovecot")], check=True)
+    # Dovecot's login processes run as dovenull and must reach base_dir: not under pytest's
+    # private tmp folders.
+    base = Path(tempfile.mkdtemp(prefix="varsel-dovecot-"))
+    base.chmod(0o755)
+    (base / "mail").mkdir()
+    shutil.chown(base / "mail", "mail", "mail")
+    _certificate(base)
+    imap_port, imaps_port = _free_port(), _free_port()
+    (base / "dovecot.conf").write_text(
+        f"""
+protocols = imap
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = required
+ssl_cert = <{base}/cert.pem
+ssl_key = <{base}/key.pem
+auth_mechanisms = plain
+first_valid_uid = 8
+last_valid_uid = 8
+mail_location = maildir:{base}/mail/%u
+passdb {{
+  driver = static
+  args = password=hemmelig
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={base}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+""",
+        "ascii",
+    )
+    output = (base / "output.log").open("wb")
+    process = subprocess.Popen(
+        ["/usr/sbin/dovecot", "-F", "-c", str(base / "dovecot.conf")],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", imaps_port), 1),
+            ):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                logs = [
+                    p.read_text() for p in (base / "output.log", base / "dovecot.log") if p.exists()
+                ]
+                raise RuntimeError(f"dovecot did not start: {logs}")
+            time.sleep(0.1)
+        yield Dovecot(imap_port, imaps_port, base / "cert.pem")
+    finally:
+        process.terminate()
+        process.wait(10)
+        output.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _mailbox(dovecot: Dovecot, user: str, scheme: str = "imaps") -> ImapMailbox:
+    port = dovecot.imaps_port if scheme == "imaps" else dovecot.imap_port
+    settings = Settings.load(
+        environ={"VARSEL_IMAP_PASSWORD": "hemmelig", "VARSEL_IMAP_CA_FILE": str(dovecot.ca_file)}
+    )
+    return ImapMailbox.from_url(f"{scheme}://{user}@127.0.0.1:{port}/INBOX", settings)
+
+
+def _append(box: ImapMailbox, *messages: bytes) -> None:
+    conn = box.connect()
+    for raw in messages:
+        conn.append("INBOX", None, None, raw)
+    conn.logout()
+
+
+def _flags(box: ImapMailbox) -> list[str]:
+    conn = box.connect()
+    conn.select("INBOX", readonly=True)
+    _, data = conn.fetch("1:*", "(FLAGS)")
+    conn.logout()
+    return [
+        " ".join(sorted(item.decode().split("FLAGS (")[1].rstrip(")").split()))
+        for item in data
+        if isinstance(item, bytes)
+    ]
+
+
+def test_imap_poll_takes_each_message_once_and_flags_it(
+    db: Database, campaign: Campaign, dovecot: Dovecot
+) -> None:
+    box = _mailbox(dovecot, f"bounces-{os.getpid()}-{db.dialect}@nsr-org.no")
+    _append(
+        box,
+        bounce("office365-5.1.10.eml", campaign.sent[TOMRA]),
+        (DATA / "flufl" / "groupwise_03.txt").read_bytes(),
+    )
+    first = poll_imap(intake(db, campaign), box)
+    assert (first.counts["hard"], first.counts["unrecognised"]) == (1, 1)
+    assert state(db, campaign.sent[TOMRA].id)[0] == "bounced"
+    assert _flags(box) == [f"{DONE} \\Seen", f"{DONE} {ASIDE}"]
+    assert poll_imap(intake(db, campaign), box).total == 0
+
+
+def test_imap_with_starttls(db: Database, campaign: Campaign, dovecot: Dovecot) -> None:
+    box = _mailbox(dovecot, f"starttls-{os.getpid()}-{db.dialect}@nsr-org.no", "imap")
+    _append(box, bounce("arf-abuse.eml", campaign.sent[RODEKORS]))
+    assert poll_imap(intake(db, campaign), box).counts["complaint"] == 1
+
+
+def test_imap_refuses_an_untrusted_certificate(dovecot: Dovecot) -> None:
+    settings = Settings.load(environ={"VARSEL_IMAP_PASSWORD": "hemmelig"})
+    box = ImapMailbox.from_url(f"imaps://a@127.0.0.1:{dovecot.imaps_port}/INBOX", settings)
+    with pytest.raises(
+        BounceInputError,
+        match=r"^IMAP 127\.0\.0\.1:\d+: sertifikatet godtas ikke: CERTIFICATE_VERIFY_FAILED "
+        r"\(self-signed certificate\)$",
+    ):
+        box.connect()
+
+
+def test_imap_wrong_password_is_one_line(dovecot: Dovecot) -> None:
+    settings = Settings.load(
+        environ={"VARSEL_IMAP_PASSWORD": "feil", "VARSEL_IMAP_CA_FILE": str(dovecot.ca_file)}
+    )
+    box = ImapMailbox.from_url(f"imaps://a@127.0.0.1:{dovecot.imaps_port}/INBOX", settings)
+    with pytest.raises(
+        BounceInputError,
+        match=r"^IMAP 127\.0\.0\.1:\d+: \[AUTHENTICATIONFAILED\] Authentication failed\.$",
+    ):
+        box.connect()
+
+
+def test_imap_url_must_name_a_user_and_a_password_must_be_set() -> None:
+    settings = Settings.load(environ={})
+    with pytest.raises(BounceInputError, match="ugyldig IMAP-adresse 'https://x/'"):
+        ImapMailbox.from_url("https://x/", settings)
+    with pytest.raises(
+        BounceInputError, match=r"^IMAP-passordet mangler: sett VARSEL_IMAP_PASSWORD$"
+    ):
+        ImapMailbox.from_url("imaps://bounces@mail.nsr-org.no/INBOX", settings)
+    box = ImapMailbox.from_url("imap://bounces%40nsr-org.no:pw@mail.nsr-org.no/Returer", settings)
+    assert (box.user, box.password, box.port, box.mailbox, box.implicit_tls) == (
+        "bounces@nsr-org.no",
+        "pw",
+        143,
+        "Returer",
+        False,
+    )
