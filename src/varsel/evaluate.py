@@ -1,0 +1,450 @@
+"""The evaluation report's numbers: the reach funnel, letters, Altinn, code checks, feedback.
+
+Everything is counted in businesses (units), as the campaign selected them, from the store's
+own facts: delivery states, `verify_ok` events, document downloads and feedback answers. There
+is no tracking, so only what recipients chose to do on our own pages is seen. The rendering to
+HTML and PDF is in `evaluate_render`; docs/reports.md gives every definition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from varsel.campaign import Campaign, get_campaign
+from varsel.clock import utcnow_iso
+from varsel.coverage import Coverage, Outcome, coverage
+from varsel.db import Database
+from varsel.feedback import Channel
+from varsel.i18n import fmt_int, fmt_share
+from varsel.outbox import DeliveryState
+
+# Comments shown in the report at most; the count of all is always given.
+MAX_COMMENTS = 500
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """The e-mail path, in units: each step a subset of the one before, except `bounced`."""
+
+    selected: int  # the campaign's frozen recipients
+    on_record: int  # the registry's e-mail field holds something (usable or not)
+    valid: int  # a usable address when the campaign was created
+    accepted: int  # the relay accepted at least one of its e-mails
+    bounced: int  # every e-mail the relay accepted came back (hard bounce or complaint)
+    verified: int  # someone checked the code of one of its e-mails on the verify page
+    downloaded: int  # its address fetched the document through a link from our page
+    feedback: int  # feedback was given with the code of one of its e-mails
+
+    @property
+    def delivered(self) -> int:
+        return self.accepted - self.bounced
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Letters or Altinn, in units."""
+
+    units: int  # units with at least one delivery on the channel
+    sent: int  # letters produced or posted; Altinn submitted or delivered
+    arrived: int  # letters posted (not returned); Altinn delivered
+    failed: int  # letters returned; Altinn failed
+    verified: int  # the code of the letter or Altinn message was checked
+
+
+@dataclass(frozen=True)
+class CodeChecks:
+    """Did recipients check the code before acting? See docs/reports.md for the definitions."""
+
+    delivered: int  # units reached by e-mail
+    verified: int  # of those, units whose code was checked
+    downloaded: int  # units whose address fetched the document through our page
+    downloaded_after_check: int  # ... whose code was checked before the first download
+    answers: int  # feedback answers to the campaign
+    answers_with_code: int  # ... sent from the verify page, i.e. after checking a code
+    lookups: int  # successful code checks, every channel, repeats included
+    downloads: int  # documents fetched through our page, by anyone
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One free-text answer; possibly personal, shown escaped."""
+
+    at: str
+    language: str
+    usefulness: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    """What the feedback form's answers say."""
+
+    answers: int
+    scores: Mapping[int, int]  # usefulness 1..5 → answers
+    relevant_yes: int
+    relevant_no: int
+    channels: Mapping[str, int]  # preferred channel → answers
+    comments_total: int
+    comments: tuple[Comment, ...]  # the newest MAX_COMMENTS
+
+    @property
+    def scored(self) -> int:
+        return sum(self.scores.values())
+
+    @property
+    def mean(self) -> float | None:
+        n = self.scored
+        return sum(k * v for k, v in self.scores.items()) / n if n else None
+
+
+@dataclass(frozen=True)
+class BounceReason:
+    """E-mails that came back or were refused, by reason."""
+
+    key: str
+    label: str
+    bounced: int  # came back after the relay accepted them
+    refused: int  # the relay refused them for good at sending
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the evaluation report shows about one campaign."""
+
+    campaign: Campaign
+    coverage: Coverage
+    funnel: Funnel
+    letters: ChannelStats
+    altinn: ChannelStats
+    checks: CodeChecks
+    feedback: FeedbackSummary
+    bounces: tuple[BounceReason, ...]
+    auto_replies: int  # out-of-office and other automatic replies: not bounces
+    generated_at: str
+
+    @property
+    def area(self) -> str:
+        """The municipalities, named: 'Oslo, Bærum og Asker', or 'N kommuner'."""
+        names = [g.name for g in self.coverage.by_municipality]
+        if not names:
+            return "ingen kommuner"
+        if len(names) > 4:
+            return f"{fmt_int(len(names))} kommuner"
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " og " + names[-1]
+
+    def summary(self) -> str:
+        """One paragraph in Norwegian for a reader who has not seen the campaign."""
+        c, f, ch = self.coverage, self.funnel, self.checks
+        o = c.outcomes
+        parts = [
+            f"Kampanjen «{self.campaign.name}» gikk til {fmt_int(c.units)} virksomheter "
+            f"i {self.area}.",
+            f"{fmt_int(f.valid)} av dem ({fmt_share(f.valid, c.units)}) hadde en brukbar "
+            "e-postadresse i Enhetsregisteret. E-posten ble levert til "
+            f"{fmt_int(o[Outcome.EMAIL_ACCEPTED])} av dem"
+            + (f", mens {fmt_int(f.bounced)} kom i retur" if f.bounced else "")
+            + ".",
+        ]
+        other = []
+        if self.letters.units:
+            other.append(f"{fmt_int(self.letters.sent)} fikk brev i posten")
+        if self.altinn.units:
+            other.append(f"{fmt_int(self.altinn.arrived)} ble nådd gjennom Altinn")
+        if other:
+            parts.append(_join(other)[0].upper() + _join(other)[1:] + ".")
+        parts.append(
+            f"Til sammen er {fmt_int(c.reached)} ({fmt_share(c.reached, c.units)}) nådd"
+            + (f", {fmt_int(c.on_the_way)} er på vei" if c.on_the_way else "")
+            + f", og {fmt_int(c.not_reached)} ({fmt_share(c.not_reached, c.units)}) "
+            "er ikke nådd."
+        )
+        if ch.delivered:
+            parts.append(
+                f"{fmt_int(ch.verified)} av dem som fikk e-posten "
+                f"({fmt_share(ch.verified, ch.delivered)}) sjekket kontrollkoden på nettsiden "
+                "vår for å se at e-posten var ekte."
+            )
+        fb = self.feedback
+        if fb.answers:
+            mean = fb.mean
+            parts.append(
+                f"{fmt_int(fb.answers)} ga tilbakemelding"
+                + (
+                    f"; i snitt vurderte de nytten til {fmt_decimal(mean)} av 5"
+                    if mean is not None
+                    else ""
+                )
+                + "."
+            )
+        else:
+            parts.append("Ingen har gitt tilbakemelding ennå.")
+        return " ".join(parts)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " og " + items[-1]
+
+
+def fmt_decimal(x: float) -> str:
+    """4.25 → '4,3': one decimal with a decimal comma."""
+    return f"{x:.1f}".replace(".", ",")
+
+
+# -- gathering --------------------------------------------------------------------------
+
+
+def evaluate(db: Database, campaign_id: int) -> Evaluation:
+    """Count everything the report shows for one campaign."""
+    campaign = get_campaign(db, campaign_id)
+    cov = coverage(db, campaign_id)
+    per_unit = _per_unit(db, campaign_id)
+    on_record, valid = _email_on_record(db, campaign_id)
+    funnel = Funnel(
+        selected=cov.units,
+        on_record=on_record,
+        valid=valid,
+        accepted=per_unit["accepted"],
+        bounced=per_unit["accepted"] - per_unit["delivered"],
+        verified=per_unit["verified"],
+        downloaded=per_unit["downloaded"],
+        feedback=per_unit["feedback"],
+    )
+    letters = ChannelStats(
+        units=per_unit["letter"],
+        sent=per_unit["letter_sent"],
+        arrived=per_unit["letter_posted"],
+        failed=per_unit["letter_returned"],
+        verified=per_unit["letter_verified"],
+    )
+    altinn = ChannelStats(
+        units=per_unit["altinn"],
+        sent=per_unit["altinn_sent"],
+        arrived=per_unit["altinn_delivered"],
+        failed=per_unit["altinn_failed"],
+        verified=per_unit["altinn_verified"],
+    )
+    fb = _feedback(db, campaign_id)
+    totals = _totals(db, campaign_id)
+    checks = CodeChecks(
+        delivered=per_unit["delivered"],
+        verified=per_unit["delivered_verified"],
+        downloaded=per_unit["downloaded"],
+        downloaded_after_check=per_unit["checked_first"],
+        answers=fb.answers,
+        answers_with_code=totals["answers_with_code"],
+        lookups=totals["lookups"],
+        downloads=totals["downloads"],
+    )
+    return Evaluation(
+        campaign=campaign,
+        coverage=cov,
+        funnel=funnel,
+        letters=letters,
+        altinn=altinn,
+        checks=checks,
+        feedback=fb,
+        bounces=_bounces(db, campaign_id),
+        auto_replies=auto_replies(db, campaign_id),
+        generated_at=utcnow_iso(),
+    )
+
+
+_FLAGS = {
+    "accepted": "d.channel = 'email' AND d.state IN ('sent', 'bounced')",
+    "delivered": "d.channel = 'email' AND d.state = 'sent'",
+    "verified": "d.channel = 'email' AND v.at IS NOT NULL",
+    "delivered_verified": "d.channel = 'email' AND d.state = 'sent' AND v.at IS NOT NULL",
+    "downloaded": "dl.at IS NOT NULL",
+    "checked_first": "dl.at IS NOT NULL AND v.at IS NOT NULL AND v.at < dl.at",
+    "feedback": "d.channel = 'email' AND fb.delivery_id IS NOT NULL",
+    "letter": "d.channel = 'letter'",
+    "letter_sent": "d.channel = 'letter' AND d.state IN ('produced', 'posted', 'returned')",
+    "letter_posted": "d.channel = 'letter' AND d.state = 'posted'",
+    "letter_returned": "d.channel = 'letter' AND d.state = 'returned'",
+    "letter_verified": "d.channel = 'letter' AND v.at IS NOT NULL",
+    "altinn": "d.channel = 'altinn'",
+    "altinn_sent": "d.channel = 'altinn' AND d.state IN ('submitted', 'delivered')",
+    "altinn_delivered": "d.channel = 'altinn' AND d.state = 'delivered'",
+    "altinn_failed": "d.channel = 'altinn' AND d.state = 'failed'",
+    "altinn_verified": "d.channel = 'altinn' AND v.at IS NOT NULL",
+}
+
+
+def _per_unit(db: Database, campaign_id: int) -> dict[str, int]:
+    """Each flag of `_FLAGS`, counted once per unit that has it on any of its deliveries."""
+    flags = ", ".join(
+        f"max(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {name}" for name, cond in _FLAGS.items()
+    )
+    sums = ", ".join(f"coalesce(sum({name}), 0)" for name in _FLAGS)
+    # The first successful check per delivery, the first download per address, and whether a
+    # feedback answer carried the delivery's code. A download is tied to a delivery through
+    # the address the link was sent to: the only link the public pages keep.
+    sql = (
+        "WITH v AS (SELECT delivery_id, min(at) AS at FROM events WHERE campaign_id = ? "
+        "AND kind = 'verify_ok' AND delivery_id IS NOT NULL GROUP BY delivery_id), "
+        "dl AS (SELECT address, min(downloaded_at) AS at FROM document_requests "
+        "WHERE campaign_id = ? AND downloaded_at IS NOT NULL GROUP BY address), "
+        "fb AS (SELECT DISTINCT delivery_id FROM feedback WHERE campaign_id = ? "
+        "AND delivery_id IS NOT NULL), "
+        "links AS (SELECT du.orgnr AS orgnr, d.id AS id FROM deliveries d "
+        "JOIN delivery_units du ON du.delivery_id = d.id WHERE d.campaign_id = ? "
+        "UNION SELECT d.address AS orgnr, d.id AS id FROM deliveries d "
+        "WHERE d.campaign_id = ? AND d.channel IN ('letter', 'altinn')), "
+        f"per_unit AS (SELECT l.orgnr, {flags} FROM links l "
+        "JOIN deliveries d ON d.id = l.id "
+        "JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = l.orgnr "
+        "LEFT JOIN v ON v.delivery_id = d.id "
+        "LEFT JOIN dl ON d.channel = 'email' AND dl.address = d.address "
+        "LEFT JOIN fb ON fb.delivery_id = d.id GROUP BY l.orgnr) "
+        f"SELECT {sums} FROM per_unit"
+    )
+    row = db.query_one(sql, (campaign_id,) * 5)
+    assert row is not None  # noqa: S101 - an aggregate always returns one row
+    return {name: int(value) for name, value in zip(_FLAGS, row, strict=True)}
+
+
+def _email_on_record(db: Database, campaign_id: int) -> tuple[int, int]:
+    row = db.query_one(
+        "SELECT coalesce(sum(CASE WHEN r.reach = 'email' OR EXISTS (SELECT 1 FROM contacts c "
+        "WHERE c.orgnr = r.orgnr) THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(CASE WHEN r.reach = 'email' THEN 1 ELSE 0 END), 0) "
+        "FROM recipients r WHERE r.campaign_id = ?",
+        (campaign_id,),
+    )
+    assert row is not None  # noqa: S101
+    return int(row[0]), int(row[1])
+
+
+def _totals(db: Database, campaign_id: int) -> dict[str, int]:
+    row = db.query_one(
+        "SELECT (SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'verify_ok'), "
+        "(SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'document_downloaded'), "
+        "(SELECT count(*) FROM feedback WHERE campaign_id = ? AND delivery_id IS NOT NULL)",
+        (campaign_id,) * 3,
+    )
+    assert row is not None  # noqa: S101
+    return {"lookups": int(row[0]), "downloads": int(row[1]), "answers_with_code": int(row[2])}
+
+
+def _feedback(db: Database, campaign_id: int) -> FeedbackSummary:
+    scores = dict.fromkeys(range(1, 6), 0)
+    answers = 0
+    relevant_yes = relevant_no = 0
+    channels = {c.value: 0 for c in Channel}
+    for usefulness, relevant, channel, n in db.query(
+        "SELECT usefulness, relevant, channel, count(*) FROM feedback WHERE campaign_id = ? "
+        "GROUP BY usefulness, relevant, channel",
+        (campaign_id,),
+    ):
+        count = int(n)
+        answers += count
+        if usefulness in scores:
+            scores[int(usefulness)] += count
+        if relevant is not None:
+            if bool(relevant):
+                relevant_yes += count
+            else:
+                relevant_no += count
+        if channel:
+            channels[channel] = channels.get(channel, 0) + count
+    comments_total = int(
+        db.scalar(
+            "SELECT count(*) FROM feedback WHERE campaign_id = ? AND comment IS NOT NULL "
+            "AND comment <> ''",
+            (campaign_id,),
+        )
+        or 0
+    )
+    comments = tuple(
+        Comment(str(at), str(language), None if u is None else int(u), str(text))
+        for at, language, u, text in db.query(
+            "SELECT at, language, usefulness, comment FROM feedback WHERE campaign_id = ? "
+            "AND comment IS NOT NULL AND comment <> '' ORDER BY at DESC, id DESC LIMIT ?",
+            (campaign_id, MAX_COMMENTS),
+        )
+    )
+    return FeedbackSummary(
+        answers, scores, relevant_yes, relevant_no, channels, comments_total, comments
+    )
+
+
+# -- bounce reasons -----------------------------------------------------------------------
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_BOUNCE_LABELS = {
+    "mailbox": "Mottakeradressen finnes ikke",
+    "domain": "Domenet finnes ikke eller tar ikke imot e-post",
+    "full": "Innboksen er full",
+    "disabled": "Innboksen er stengt eller sperret",
+    "policy": "Avvist av mottakerens regler (søppelpostfilter, sikkerhet)",
+    "complaint": "Mottakeren merket e-posten som søppelpost",
+    "network": "Nettverk eller ruting hos mottakeren",
+    "system": "Feil i mottakerens e-postsystem",
+    "content": "Innholdet ble avvist",
+    "temporary": "Midlertidig feil som aldri gikk over",
+    "other": "Annen eller ukjent årsak",
+}
+
+
+def bounce_reason(text: str | None, *, complaint: bool = False) -> str:
+    """A reason key for a bounce or refusal, from its enhanced status code (RFC 3463)."""
+    if complaint:
+        return "complaint"
+    found = _STATUS.search(text or "")
+    if found is None:
+        return "other"
+    klass, subject, detail = found.groups()
+    specific = {
+        ("1", "1"): "mailbox",
+        ("1", "2"): "domain",
+        ("1", "10"): "domain",
+        ("2", "2"): "full",
+        ("2", "1"): "disabled",
+    }.get((subject, detail))
+    if specific:
+        return specific
+    if klass == "4":
+        return "temporary"
+    by_subject = {"1": "mailbox", "2": "disabled", "3": "system", "4": "network", "6": "content"}
+    return by_subject.get(subject, "policy" if subject == "7" else "other")
+
+
+def _bounces(db: Database, campaign_id: int) -> tuple[BounceReason, ...]:
+    """Reasons for the e-mails that came back (bounce_messages) or were refused at sending."""
+    counts: dict[str, list[int]] = {}
+    # One delivery may get several reports of one kind (a DSN and a retry's DSN): counted once.
+    for kind, status, n in db.query(
+        "SELECT b.kind, b.status, count(DISTINCT b.delivery_id) FROM bounce_messages b "
+        "JOIN deliveries d ON d.id = b.delivery_id WHERE d.campaign_id = ? AND b.kind IN "
+        "('hard', 'soft', 'policy', 'complaint') GROUP BY b.kind, b.status",
+        (campaign_id,),
+    ):
+        key = bounce_reason(status, complaint=kind == "complaint")
+        if key == "other":
+            key = {"soft": "temporary", "policy": "policy"}.get(kind, key)
+        counts.setdefault(key, [0, 0])[0] += int(n)
+    for (reply,) in db.query(
+        "SELECT last_reply FROM deliveries WHERE campaign_id = ? AND channel = 'email' "
+        "AND state = ?",
+        (campaign_id, DeliveryState.FAILED.value),
+    ):
+        counts.setdefault(bounce_reason(reply), [0, 0])[1] += 1
+    order = list(_BOUNCE_LABELS)
+    return tuple(
+        BounceReason(k, _BOUNCE_LABELS[k], b, r)
+        for k, (b, r) in sorted(counts.items(), key=lambda kv: (-sum(kv[1]), order.index(kv[0])))
+    )
+
+
+def auto_replies(db: Database, campaign_id: int) -> int:
+    """Automatic replies (out of office and the like) to the campaign's e-mails."""
+    return int(
+        db.scalar(
+            "SELECT count(*) FROM bounce_messages b JOIN deliveries d ON d.id = b.delivery_id "
+            "WHERE d.campaign_id = ? AND b.kind = 'auto_reply'",
+            (campaign_id,),
+        )
+        or 0
+    )

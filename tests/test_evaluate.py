@@ -1,0 +1,321 @@
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+
+from reportdata import (
+    Sent,
+    bounce,
+    channel_delivery,
+    check_code,
+    download,
+    email_deliveries,
+    give_feedback,
+    import_registry,
+    new_campaign,
+    send,
+    set_state,
+    settings_for,
+    units_without_email,
+)
+from varsel.coverage import Outcome
+from varsel.db import Database
+from varsel.evaluate import Evaluation, bounce_reason, evaluate
+from varsel.evaluate_render import ReportError, build_view, render_html, write_report
+from varsel.feedback import Channel
+from varsel.i18n import fmt_int, fmt_share
+from varsel.outbox import DeliveryState as S
+from varsel.outbox import record_event
+
+CHROMIUM = Path("/usr/bin/chromium")
+COMMENT = 'Nyttig! <script>alert("x")</script> & «takk»'
+
+
+@dataclass(frozen=True)
+class Scenario:
+    campaign_id: int
+    solo: list[Sent]  # sent e-mails, one unit each, whose unit has no other e-mail
+    plain: list[str]  # units without e-mail
+
+
+def solo_deliveries(db: Database, campaign_id: int) -> list[Sent]:
+    sent = email_deliveries(db, campaign_id)
+    per_unit: dict[str, int] = {}
+    for d in sent:
+        for u in d.units:
+            per_unit[u] = per_unit.get(u, 0) + 1
+    return [d for d in sent if len(d.units) == 1 and per_unit[d.units[0]] == 1]
+
+
+def later() -> None:
+    # The store keeps milliseconds: two facts recorded in the same one have no order.
+    time.sleep(0.003)
+
+
+@pytest.fixture
+def scenario(db: Database, tmp_path: Path) -> Scenario:
+    """A sent campaign, then what recipients did: checks, downloads, feedback, bounces."""
+    settings = settings_for(tmp_path)
+    import_registry(db, tmp_path, units=300, seed=5)
+    cid = new_campaign(db, settings, tmp_path, "Sikkerhetsråd")
+    send(db, settings, cid)
+    solo = solo_deliveries(db, cid)
+    plain = units_without_email(db, cid)
+    bounce(db, solo[0], "5.1.1")
+    bounce(db, solo[1], "5.1.1")
+    bounce(db, solo[2], "", "complaint")
+    bounce(db, solo[3], "4.2.2", "soft")
+    bounce(db, solo[3], "", "auto_reply")
+    set_state(db, solo[4].id, S.FAILED)
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET last_reply = '550 5.7.1 Rejected by policy' WHERE id = ?",
+            (solo[4].id,),
+        )
+    # Checked, then downloaded: the safe order.
+    for d in solo[5:8]:
+        check_code(db, d.code)
+    later()
+    for d in solo[5:7]:
+        download(db, cid, d.address)
+    # Downloaded first, checked afterwards; and downloaded without checking.
+    download(db, cid, solo[8].address)
+    later()
+    check_code(db, solo[8].code)
+    download(db, cid, solo[9].address)
+    # A second check of the same code counts once per unit.
+    check_code(db, solo[5].code)
+    give_feedback(db, cid, code=solo[5].code, usefulness=5, relevant=True, comment=COMMENT)
+    give_feedback(db, cid, code=solo[6].code, usefulness=4, relevant=False, channel=Channel.LETTER)
+    give_feedback(db, cid, usefulness=2, channel=Channel.ALTINN)
+    channel_delivery(db, cid, plain[0], "letter", S.POSTED)
+    channel_delivery(db, cid, plain[1], "letter", S.RETURNED)
+    letter = channel_delivery(db, cid, plain[2], "letter", S.PRODUCED)
+    channel_delivery(db, cid, plain[3], "altinn", S.DELIVERED)
+    channel_delivery(db, cid, plain[4], "altinn", S.FAILED)
+    set_state(db, letter, S.POSTED)
+    with db.transaction():
+        # What the verify page records for a letter's code (letter codes are genuine once
+        # the letter is made).
+        record_event(db, cid, letter, "verify_ok")
+    return Scenario(cid, solo, plain)
+
+
+@pytest.fixture
+def ev(db: Database, scenario: Scenario) -> Evaluation:
+    return evaluate(db, scenario.campaign_id)
+
+
+def test_the_funnel_counts_units_at_each_step(db: Database, ev: Evaluation) -> None:
+    cid = ev.campaign.id
+    units = db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,))
+    valid = db.scalar(
+        "SELECT count(*) FROM recipients WHERE campaign_id = ? AND reach = 'email'", (cid,)
+    )
+    f = ev.funnel
+    assert (f.selected, f.valid) == (units, valid)
+    assert f.valid <= f.on_record <= f.selected
+    # Every valid address got its e-mail accepted except the one refused for good.
+    assert f.accepted == valid - 1
+    assert (f.bounced, f.delivered) == (3, valid - 4)
+    assert (f.verified, f.downloaded, f.feedback) == (4, 4, 2)
+
+
+def test_letters_and_altinn_alongside(ev: Evaluation) -> None:
+    lt, at = ev.letters, ev.altinn
+    assert (lt.units, lt.sent, lt.arrived, lt.failed, lt.verified) == (3, 3, 2, 1, 1)
+    assert (at.units, at.sent, at.arrived, at.failed, at.verified) == (2, 1, 1, 1, 0)
+
+
+def test_code_checks_before_acting(ev: Evaluation) -> None:
+    ch = ev.checks
+    assert (ch.verified, ch.delivered) == (4, ev.funnel.delivered)
+    assert (ch.downloaded_after_check, ch.downloaded) == (2, 4)
+    assert (ch.answers_with_code, ch.answers) == (2, 3)
+    assert (ch.lookups, ch.downloads) == (6, 4)
+
+
+def test_feedback_scores_and_comments(ev: Evaluation) -> None:
+    fb = ev.feedback
+    assert dict(fb.scores) == {1: 0, 2: 1, 3: 0, 4: 1, 5: 1}
+    assert fb.mean == pytest.approx(11 / 3)
+    assert (fb.relevant_yes, fb.relevant_no) == (1, 1)
+    assert dict(fb.channels) == {"epost": 0, "brev": 1, "altinn": 1, "sms": 0}
+    assert [c.text for c in fb.comments] == [COMMENT]
+
+
+def test_bounce_reasons_from_the_reports_and_the_refusals(ev: Evaluation) -> None:
+    assert [(b.key, b.bounced, b.refused) for b in ev.bounces] == [
+        ("mailbox", 2, 0),
+        ("full", 1, 0),
+        ("policy", 0, 1),
+        ("complaint", 1, 0),
+    ]
+    assert ev.auto_replies == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "key"),
+    [
+        ("5.1.1", "mailbox"),
+        ("550 5.1.2 Host unknown", "domain"),
+        ("5.2.2", "full"),
+        ("552 5.7.1 Message refused by policy", "policy"),
+        ("4.4.7", "temporary"),
+        ("no status at all", "other"),
+    ],
+)
+def test_bounce_reason_reads_the_enhanced_status(status: str, key: str) -> None:
+    assert bounce_reason(status) == key
+
+
+def test_the_summary_is_one_paragraph_in_norwegian(ev: Evaluation) -> None:
+    c, f, ch = ev.coverage, ev.funnel, ev.checks
+    email = c.outcomes[Outcome.EMAIL_ACCEPTED]
+    assert ev.summary() == (
+        f"Kampanjen «Sikkerhetsråd» gikk til {fmt_int(c.units)} virksomheter i Oslo. "
+        f"{fmt_int(f.valid)} av dem ({fmt_share(f.valid, c.units)}) hadde en brukbar "
+        f"e-postadresse i Enhetsregisteret. E-posten ble levert til {fmt_int(email)} av dem, "
+        "mens 3 kom i retur. 3 fikk brev i posten og 1 ble nådd gjennom Altinn. "
+        f"Til sammen er {fmt_int(c.reached)} ({fmt_share(c.reached, c.units)}) nådd, "
+        f"og {fmt_int(c.not_reached)} ({fmt_share(c.not_reached, c.units)}) er "
+        f"ikke nådd. 4 av dem som fikk e-posten ({fmt_share(4, ch.delivered)}) sjekket "
+        "kontrollkoden på nettsiden vår for å se at e-posten var ekte. 3 ga tilbakemelding; "
+        "i snitt vurderte de nytten til 3,7 av 5."
+    )
+
+
+class Refs(HTMLParser):
+    """Every tag and every attribute that could load something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "action", "srcset", "poster", "data"):
+                self.refs.append(f"{tag} {name}={value}")
+            if name == "style" and value and "url(" in value:
+                self.refs.append(f"{tag} style={value}")
+
+
+def test_html_has_no_external_references(ev: Evaluation) -> None:
+    html = render_html(build_view(ev))
+    parser = Refs()
+    parser.feed(html)
+    assert parser.refs == []
+    assert "script" not in parser.tags
+    assert "link" not in parser.tags
+    assert "url(" not in html
+    assert "@import" not in html
+
+
+def test_comments_are_shown_escaped(ev: Evaluation) -> None:
+    html = render_html(build_view(ev))
+    assert "Nyttig! &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; «takk»" in html
+    assert "<script" not in html
+
+
+def test_html_structure_is_accessible(ev: Evaluation) -> None:
+    html = render_html(build_view(ev))
+    parser = Refs()
+    parser.feed(html)
+    assert html.startswith('<!DOCTYPE html>\n<html lang="nb">')
+    assert parser.tags.count("h1") == 1
+    assert parser.tags.count("table") == parser.tags.count("caption")
+    assert parser.tags.count("figure") == parser.tags.count("figcaption")
+    assert parser.tags.count("svg") == parser.tags.count("figure")
+    assert html.count('role="img" aria-label="') == parser.tags.count("svg")
+    assert html.count('<th scope="col">') > 0
+
+
+def test_compare_shows_two_campaigns_side_by_side(
+    db: Database, scenario: Scenario, tmp_path: Path
+) -> None:
+    other = new_campaign(db, settings_for(tmp_path), tmp_path, "Neste runde")
+    view = build_view(evaluate(db, scenario.campaign_id), evaluate(db, other))
+    section = next(s for s in view.sections if s.id == "sammenligning")
+    table = section.blocks[0]
+    assert section.heading == f"Sammenlignet med kampanje {other}"
+    assert table.head == (
+        "",
+        f"{scenario.campaign_id} «Sikkerhetsråd»",
+        f"{other} «Neste runde»",
+    )
+    rows = {r[0]: r[1:] for r in table.rows}
+    assert rows["Tilbakemeldinger"] == ("3", "0")
+    assert rows["Nytte i snitt (1–5)"] == ("3,7", "–")
+
+
+def test_writes_html_and_pdf(ev: Evaluation, tmp_path: Path) -> None:
+    written = write_report(ev, tmp_path / "rapport.html", pdf=True)
+    assert written == [tmp_path / "rapport.html", tmp_path / "rapport.pdf"]
+    reader = pypdf.PdfReader(tmp_path / "rapport.pdf")
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "Evaluering av kampanjen «Sikkerhetsråd»" in text
+    assert "Sjekket mottakerne koden før de handlet?" in text
+    assert 'Nyttig! <script>alert("x")</script>' in text
+    fonts = [
+        font.get_object() for page in reader.pages for font in page["/Resources"]["/Font"].values()
+    ]
+    assert fonts
+    assert all(embedded(font) for font in fonts)
+
+
+def embedded(font: Any) -> bool:
+    """Whether a PDF font dictionary carries its font program."""
+    if "/DescendantFonts" in font:
+        font = font["/DescendantFonts"][0].get_object()
+    descriptor = font["/FontDescriptor"].get_object()
+    return any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+
+
+def test_a_pdf_path_writes_only_the_pdf(ev: Evaluation, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    assert write_report(ev, out / "r.pdf") == [out / "r.pdf"]
+    assert (out / "r.pdf").read_bytes().startswith(b"%PDF-")
+    assert list(out.iterdir()) == [out / "r.pdf"]
+
+
+def test_other_file_types_are_refused(ev: Evaluation, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"r\.docx: filen må slutte på \.html eller \.pdf$"):
+        write_report(ev, tmp_path / "r.docx")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is installed by scripts/ensure-browser")
+def test_chromium_opens_the_report_without_errors(ev: Evaluation, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    write_report(ev, tmp_path / "rapport.html")
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: problems.append(f"error: {e}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto((tmp_path / "rapport.html").as_uri())
+            headings = page.locator("h2").all_inner_texts()
+            svg_boxes = [b for b in (s.bounding_box() for s in page.locator("svg").all()) if b]
+        finally:
+            browser.close()
+    assert problems == []
+    assert requests == [(tmp_path / "rapport.html").as_uri()]
+    assert headings[:3] == ["Sammendrag", "Hvem ble nådd", "Fra utvalg til handling: e-post"]
+    assert len(svg_boxes) == 5
+    assert all(b["width"] > 300 and b["height"] > 20 for b in svg_boxes)
