@@ -515,9 +515,11 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     )
 
 
+from varsel.cli_bounces import bounces  # noqa: E402
 from varsel.cli_letters import letters  # noqa: E402 - the command group imports State from here
 
 cli.add_command(letters)
+cli.add_command(bounces)
 
 
 def main() -> None:

@@ -1,0 +1,110 @@
+# The campaign and dovecot fixtures are imported from test_bounces, so the tests' parameters
+# of those names redefine the imports, as pytest means them to.
+# ruff: noqa: F811
+from __future__ import annotations
+
+import json
+import mailbox
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from test_bounces import (  # noqa: F401  # campaign and dovecot are fixtures
+    DATA,
+    TOMRA,
+    Campaign,
+    Dovecot,
+    bounce,
+    campaign,
+    dovecot,
+)
+from varsel.bounces import ImapMailbox
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.db import Database
+
+
+def env(campaign: Campaign) -> dict[str, str]:
+    return {"VARSEL_DKIM_KEY_DIR": campaign.settings.dkim_key_dir}
+
+
+def test_ingest_from_standard_input_prints_the_counts(db: Database, campaign: Campaign) -> None:
+    raw = bounce("postfix-5.1.1.eml", campaign.sent[TOMRA])
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "bounces", "ingest"], input=raw, env=env(campaign)
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "1 meldinger: 1 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
+        "0 autosvar, 0 ukjente, 0 uten kjent levering, 0 tatt inn før.\n"
+    )
+    assert db.scalar("SELECT state FROM deliveries WHERE id = ?", (campaign.sent[TOMRA].id,)) == (
+        "bounced"
+    )
+
+
+def test_ingest_a_maildir_as_json(db: Database, campaign: Campaign, tmp_path: Path) -> None:
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(bounce("office365-5.1.10.eml", campaign.sent[TOMRA]))
+    box.add((DATA / "flufl" / "dumbass_01.txt").read_bytes())
+    result = CliRunner().invoke(
+        cli,
+        ["--db", db.url, "bounces", "ingest", "--maildir", str(tmp_path / "Maildir"), "--json"],
+        env=env(campaign),
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "hard": 1,
+        "soft": 0,
+        "policy": 0,
+        "complaint": 0,
+        "auto_reply": 0,
+        "unrecognised": 0,
+        "unmatched": 1,
+        "duplicate": 0,
+    }
+
+
+def test_bad_input_is_one_line_and_exit_status_2(db: Database, campaign: Campaign) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(cli, ["--db", db.url, "bounces", "ingest"], input=b"", env=env(campaign))
+    assert (empty.exit_code, empty.output) == (2, "varsel: ingen melding på standard inn\n")
+    both = runner.invoke(
+        cli,
+        ["--db", db.url, "bounces", "ingest", "--maildir", "a", "--mbox", "b"],
+        env=env(campaign),
+    )
+    assert (both.exit_code, both.output) == (
+        2,
+        "varsel: bruk enten --maildir eller --mbox, ikke begge\n",
+    )
+    no_box = runner.invoke(
+        cli, ["--db", db.url, "bounces", "ingest", "--mbox", "none.mbox"], env=env(campaign)
+    )
+    assert (no_box.exit_code, no_box.output) == (
+        2,
+        "varsel: none.mbox: finnes ikke eller er ikke en fil\n",
+    )
+    url = runner.invoke(cli, ["--db", db.url, "bounces", "poll", "--imap", "pop3://x@y/", "--once"])
+    assert url.exit_code == 2
+    assert url.output.startswith("varsel: ugyldig IMAP-adresse 'pop3://x@y/'")
+
+
+def test_poll_once(db: Database, campaign: Campaign, dovecot: Dovecot) -> None:
+    url = f"imaps://cli-{db.dialect}@nsr-org.no@127.0.0.1:{dovecot.imaps_port}/INBOX"
+    settings = {
+        **env(campaign),
+        "VARSEL_IMAP_PASSWORD": "hemmelig",
+        "VARSEL_IMAP_CA_FILE": str(dovecot.ca_file),
+    }
+    box = ImapMailbox.from_url(url, Settings.load(environ=settings))
+    conn = box.connect()
+    conn.append("INBOX", None, None, bounce("gmail-5.1.1.eml", campaign.sent[TOMRA]))
+    conn.logout()
+    runner = CliRunner()
+    args = ["--db", db.url, "bounces", "poll", "--imap", url, "--once", "--json"]
+    first = runner.invoke(cli, args, env=settings)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["hard"] == 1
+    again = runner.invoke(cli, args, env=settings)
+    assert sum(json.loads(again.output).values()) == 0
