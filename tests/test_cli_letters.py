@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from varsel.campaign import create_campaign
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[segment]
+police_district = ["oslo"]
+min_employees = 2
+"""
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, tmp_path: Path) -> int:
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    return create_campaign(db, settings, path).campaign.id
+
+
+def test_letters_campaign_out_makes_the_batch_and_manifest(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "brev"
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"Kampanje {campaign_id}: 3 brev i 1 PDF-bunker i {out} (oversikt: manifest.csv)."
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"brev-{campaign_id}-1-001.pdf",
+        "manifest.csv",
+        "unreachable.csv",
+    ]
+    with (out / "manifest.csv").open(encoding="utf-8") as f:
+        assert [r["orgnr"] for r in csv.DictReader(f)] == ["920058817", "976389387", "982463718"]
+
+
+def test_letters_make_is_the_long_form_and_per_letter_adds_files(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "brev"
+    args = ["--db", db.url, "letters", "make", str(campaign_id), "--out", str(out), "--per-letter"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "3 brev også som egne PDF-filer." in result.output
+    assert len(list(out.glob("brev-*.pdf"))) == 4
+
+
+def test_posted_and_returned_read_the_print_houses_csv(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "brev"
+    runner = CliRunner()
+    runner.invoke(cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out)])
+    posted = runner.invoke(
+        cli, ["--db", db.url, "letters", "posted", str(campaign_id), str(out / "manifest.csv")]
+    )
+    assert posted.exit_code == 0, posted.output
+    assert posted.output.strip() == f"Kampanje {campaign_id}: 3 brev registrert som postlagt."
+    first = db.scalar("SELECT min(id) FROM deliveries WHERE channel = 'letter'")
+    back = tmp_path / "retur.csv"
+    back.write_text(f"delivery_id;reason\n{first};Ukjent adressat\n", "utf-8")
+    returned = runner.invoke(
+        cli, ["--db", db.url, "letters", "returned", str(campaign_id), str(back)]
+    )
+    assert returned.exit_code == 0, returned.output
+    assert returned.output.strip() == f"Kampanje {campaign_id}: 1 brev registrert som returnert."
+
+
+def test_a_bad_csv_is_one_line_and_exit_status_2(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("delivery_id\nx1\n", "utf-8")
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", "posted", str(campaign_id), str(bad)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == f"varsel: {bad}, linje 2: «x1» er ikke et leveransenummer"
+
+
+def test_an_unknown_campaign_is_one_line_and_exit_status_2(db: Database, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", "42", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == "varsel: kampanje 42 finnes ikke"
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_letters_command_has_help() -> None:
+    runner = CliRunner()
+    for args in (["letters"], ["letters", "make"], ["letters", "posted"], ["letters", "returned"]):
+        result = runner.invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0
+        assert "Usage: " in result.output
+    assert "varsel letters CAMPAIGN --out DIR" in runner.invoke(cli, ["letters", "--help"]).output

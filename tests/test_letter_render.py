@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from varsel.campaign import CampaignSpec, load_spec
+from varsel.config import Settings
+from varsel.letter_render import (
+    ADDRESS_AREA,
+    WINDOW,
+    Letter,
+    LetterTemplateError,
+    LetterTexts,
+    PostalAddress,
+    Renderer,
+    default_letter_templates,
+    format_date,
+    text_blocks,
+)
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+ADDRESS = PostalAddress(("Postboks 1156 Sentrum",), "0107", "OSLO", None)
+LETTER = Letter(7, "976389387", "ERNST & YOUNG AS", "nb", "QDETH290W7BE", ADDRESS, "no_email")
+
+
+def spec(tmp_path: Path, extra: str = "") -> CampaignSpec:
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN + extra, "utf-8")
+    return load_spec(path, Settings.load(environ={}))
+
+
+def test_the_address_area_lies_inside_the_window() -> None:
+    for x, y in (
+        (ADDRESS_AREA.x, ADDRESS_AREA.y),
+        (ADDRESS_AREA.x + ADDRESS_AREA.width, ADDRESS_AREA.y + ADDRESS_AREA.height),
+    ):
+        assert WINDOW.contains(x, y)
+    # DIN C5/C4: 20 mm from the left, 45 mm down, 90 x 45 mm.
+    assert ADDRESS_AREA.x >= 20
+    assert ADDRESS_AREA.x + ADDRESS_AREA.width <= 110
+    assert ADDRESS_AREA.y >= 45
+
+
+def test_dates_are_written_in_the_letters_language() -> None:
+    day = dt.date(2026, 3, 3)
+    assert [format_date(day, lang) for lang in ("nb", "nn", "en")] == [
+        "3. mars 2026",
+        "3. mars 2026",
+        "3 March 2026",
+    ]
+
+
+def test_an_address_block_as_posten_wants_it() -> None:
+    assert ADDRESS.block("ERNST & YOUNG AS") == [
+        "ERNST & YOUNG AS",
+        "Postboks 1156 Sentrum",
+        "0107 OSLO",
+    ]
+    abroad = PostalAddress(("Box 7000",), "103 86", "STOCKHOLM", "Sverige")
+    assert abroad.block("NORDEA") == ["NORDEA", "Box 7000", "103 86 STOCKHOLM", "SVERIGE"]
+
+
+def test_text_blocks_read_titles_headings_lists_and_paragraphs() -> None:
+    text = (
+        "# Tittel\n\nEt avsnitt\nmed linjeskift.\n\n## Overskrift\n\n"
+        "1. Skriv https://x.no/kontroll\n2. Skriv ABCD-EFGH-JKMN\n\n- en\n- to\n"
+    )
+    assert text_blocks(text, ("ABCD-EFGH-JKMN", "https://x.no/kontroll")) == [
+        {"k": "t", "r": [["Tittel", ""]]},
+        {"k": "p", "r": [["Et avsnitt", ""], ["", "n"], ["med linjeskift.", ""]]},
+        {"k": "h", "r": [["Overskrift", ""]]},
+        {
+            "k": "ol",
+            "items": [
+                [["Skriv ", ""], ["https://x.no/kontroll", "b"]],
+                [["Skriv ", ""], ["ABCD-EFGH-JKMN", "b"]],
+            ],
+        },
+        {"k": "ul", "items": [[["en", ""]], [["to", ""]]]},
+    ]
+
+
+def test_text_blocks_drop_control_characters() -> None:
+    assert text_blocks("Hei\u202e på\x00 deg") == [{"k": "p", "r": [["Hei på deg", ""]]}]
+
+
+def test_the_default_letters_carry_code_address_and_altinn(tmp_path: Path) -> None:
+    texts = LetterTexts(spec(tmp_path))
+    for lang, altinn in (("nb", "Samordnet registermelding"), ("nn", "Samordna registermelding")):
+        text = texts.render(replace(LETTER, language=lang))
+        assert "QDET-H290-W7BE" in text
+        assert "https://www.politiet.no/varsel/kontroll" in text
+        assert altinn in text
+    english = texts.render(replace(LETTER, language="en", reason="bounced"))
+    assert "the e-mail did not arrive" in english
+    assert set(default_letter_templates()) == {"nb", "nn", "en"}
+
+
+def test_a_template_without_the_verify_address_is_refused(tmp_path: Path) -> None:
+    texts = LetterTexts(spec(tmp_path, '[templates.nb]\nletter = "Kode {{ code }}"\n'))
+    with pytest.raises(LetterTemplateError) as e:
+        texts.render(LETTER)
+    assert e.value.message == (
+        "brevmalen (nb) viser ikke kontrolladressen: skriv {{ verify_url }} der den skal stå"
+    )
+
+
+def test_a_template_with_a_syntax_error_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LetterTemplateError) as e:
+        LetterTexts(spec(tmp_path, '[templates.en]\nletter = "{% if %}"\n'))
+    assert e.value.message.startswith("brevmalen (en), linje 1: ")
+
+
+def test_a_template_cannot_reach_outside_its_sandbox(tmp_path: Path) -> None:
+    source = "{{ code }} {{ verify_url }} {{ ''.__class__.__mro__ }}"
+    texts = LetterTexts(spec(tmp_path, f'[templates.nb]\nletter = "{source}"\n'))
+    with pytest.raises(LetterTemplateError) as e:
+        texts.render(LETTER)
+    assert e.value.message.startswith("brevmalen (nb): malfeil: ")
+
+
+def test_one_batch_shares_equal_texts(tmp_path: Path) -> None:
+    # The default text names the code, so each letter has its own; a text without the code
+    # but with one in the layout would be shared. Here two letters share the same code.
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), "Postboks 1\n0101 Oslo")
+    data = json.loads(renderer.data([LETTER, replace(LETTER, delivery_id=8)]))
+    assert len(data["bodies"]) == 1
+    assert [(x["id"], x["ref"], x["body"], x["date"]) for x in data["letters"]] == [
+        (7, "1-7", 0, "3. mars 2026"),
+        (8, "1-8", 0, "3. mars 2026"),
+    ]
+    assert data["letters"][0]["ret"] == "Returadresse: Oslo politidistrikt, Postboks 1, 0101 Oslo"
+    assert data["sender"] == {
+        "organisation": "Oslo politidistrikt",
+        "lines": ["Postboks 1", "0101 Oslo"],
+    }
+
+
+def test_a_name_is_text_to_typst_never_markup(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
+    name = '#panic("x") *bold* $x$ <label> @ref \\ ]'
+    out = tmp_path / "one.pdf"
+    renderer.render([replace(LETTER, name=name)], out)
+    from pypdf import PdfReader
+
+    assert name in PdfReader(out).pages[0].extract_text()
