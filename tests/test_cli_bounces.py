@@ -108,3 +108,14 @@ def test_poll_once(db: Database, campaign: Campaign, dovecot: Dovecot) -> None:
     assert json.loads(first.output)["hard"] == 1
     again = runner.invoke(cli, args, env=settings)
     assert sum(json.loads(again.output).values()) == 0
+
+
+def test_tempfail_lets_the_mta_try_again_when_the_store_is_unusable(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-store.db").write_text("nonsense", "ascii")
+    raw = bounce("postfix-5.1.1.eml", campaign.sent[TOMRA])
+    args = ["--db", str(tmp_path / "not-a-store.db"), "bounces", "ingest", "--tempfail"]
+    result = CliRunner().invoke(cli, args, input=raw, env=env(campaign))
+    assert result.exit_code == 75
+    assert result.output.startswith("varsel: prøver igjen senere: ")

@@ -42,6 +42,12 @@ def bounces() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Maildir for messages kept aside (standard input and mbox; made if missing).",
 )
+@click.option(
+    "--tempfail",
+    is_flag=True,
+    help="For MTA pipes: any failure but bad input exits 75 (EX_TEMPFAIL), so the MTA keeps "
+    "the message and tries again.",
+)
 @_CAMPAIGN
 @_JSON
 @pass_state
@@ -50,10 +56,33 @@ def bounces_ingest(
     maildir: Path | None,
     mbox: Path | None,
     keep: Path | None,
+    tempfail: bool,
     campaign_id: int | None,
     as_json: bool,
 ) -> None:
     """Take in one message from standard input (a pipe from the MTA), or a Maildir or mbox."""
+    if not tempfail:
+        _ingest(state, maildir, mbox, keep, campaign_id, as_json)
+        return
+    from varsel.bounces import BounceInputError
+
+    try:
+        _ingest(state, maildir, mbox, keep, campaign_id, as_json)
+    except BounceInputError:
+        raise
+    except Exception as e:  # the store down, a bug: the MTA must keep the bounce
+        click.echo(f"varsel: prøver igjen senere: {type(e).__name__}: {e}", err=True)
+        sys.exit(75)
+
+
+def _ingest(
+    state: State,
+    maildir: Path | None,
+    mbox: Path | None,
+    keep: Path | None,
+    campaign_id: int | None,
+    as_json: bool,
+) -> None:
     from varsel.bounces import (
         BounceInputError,
         BounceIntake,
