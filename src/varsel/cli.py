@@ -517,9 +517,11 @@ def serve(state: State, host: str | None, port: int | None) -> None:
 
 from varsel.cli_bounces import bounces  # noqa: E402
 from varsel.cli_letters import letters  # noqa: E402 - the command group imports State from here
+from varsel.cli_report import report  # noqa: E402
 
 cli.add_command(letters)
 cli.add_command(bounces)
+cli.add_command(report)
 
 
 def main() -> None:

@@ -1,0 +1,168 @@
+"""`varsel report ...`: coverage, exports of the businesses not reached, the evaluation report."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from varsel.cli import State, out
+
+if TYPE_CHECKING:
+    from varsel.coverage import Coverage, Group
+
+# Made here, not imported: cli.py imports this module while it is still loading.
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group()
+def report() -> None:
+    """Who a campaign reached, and how well it worked."""
+
+
+@report.command("coverage")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
+    """One outcome for every business the campaign targeted, with roll-ups."""
+    from varsel.coverage import coverage
+
+    result = coverage(state.db, campaign_id)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        return
+    render_coverage(out, result)
+
+
+def render_coverage(console: Console, c: Coverage) -> None:
+    """The coverage report as Rich tables in Norwegian."""
+    from varsel.coverage import NOT_REACHED, Outcome, label
+    from varsel.i18n import fmt_int, fmt_share
+
+    console.print(
+        f"[bold]Kampanje {c.campaign_id} «{c.campaign_name}»[/]: {fmt_int(c.units)} virksomheter, "
+        f"{fmt_int(c.reached)} nådd ({fmt_share(c.reached, c.units)}), "
+        f"{fmt_int(c.on_the_way)} på vei, {fmt_int(c.not_reached)} ikke nådd.",
+        soft_wrap=True,
+    )
+
+    def table(title: str, first: str, *numbers: str) -> Table:
+        t = Table(title=title, title_justify="left")
+        t.add_column(first)
+        for name in numbers:
+            t.add_column(name, justify="right")
+        return t
+
+    def capital(text: str) -> str:
+        return text[:1].upper() + text[1:]
+
+    outcomes = table("Utfall", "Utfall", "Virksomheter", "Andel")
+    for o in Outcome:
+        outcomes.add_row(label(o), fmt_int(c.outcomes[o]), fmt_share(c.outcomes[o], c.units))
+    outcomes.add_row("[bold]Sum[/]", f"[bold]{fmt_int(c.units)}[/]", "100,0\u00a0%")
+    console.print(outcomes)
+    details = [(capital(label(r)), n) for r, n in c.unreachable.items() if n]
+    details += [(f"Venter: {label(k)}", n) for k, n in c.pending.items()]
+    if details:
+        why = table("Ikke nådd og ventende", "Årsak", "Virksomheter")
+        for name, n in details:
+            why.add_row(name, fmt_int(n))
+        console.print(why)
+
+    def groups(title: str, what: str, rows: tuple[Group, ...], *, keyed: bool = True) -> None:
+        t = table(
+            title,
+            what,
+            "Virksomheter",
+            "E-post",
+            "Brev",
+            "Altinn",
+            "Venter",
+            "Ikke nådd",
+            "Andel nådd",
+        )
+        for g in rows:
+            o = g.outcomes
+            t.add_row(
+                f"{g.name} ({g.key})" if keyed and g.key != g.name else g.name,
+                fmt_int(g.units),
+                fmt_int(o[Outcome.EMAIL_ACCEPTED]),
+                fmt_int(o[Outcome.LETTER_POSTED] + o[Outcome.LETTER_PRODUCED]),
+                fmt_int(o[Outcome.ALTINN_DELIVERED]),
+                fmt_int(o[Outcome.PENDING]),
+                fmt_int(sum(o[x] for x in NOT_REACHED)),
+                fmt_share(g.reached, g.units),
+            )
+        console.print(t)
+
+    groups("Per kommune", "Kommune", c.by_municipality)
+    groups("Etter antall ansatte", "Ansatte", c.by_size, keyed=False)
+    groups("Etter næring (SN2025-seksjon)", "Næring", c.by_section)
+    groups("Etter organisasjonsform", "Form", c.by_form)
+    console.print(
+        "«Brev» er brev laget eller postlagt; «Andel nådd» teller e-post levert, brev postlagt "
+        "og levert i Altinn. Se docs/reports.md.",
+        soft_wrap=True,
+    )
+
+
+@report.command("unreached")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.csv or FILE.xlsx.",
+)
+@click.option(
+    "--include-suppressed",
+    is_flag=True,
+    help="Also the businesses that asked not to be contacted (left out by default).",
+)
+@pass_state
+def report_unreached(
+    state: State, campaign_id: int, out_path: Path, include_suppressed: bool
+) -> None:
+    """Export the businesses not reached, with postal addresses (personal data: audited)."""
+    from varsel.unreached import export_unreached
+
+    result = export_unreached(
+        state.db,
+        campaign_id,
+        out_path,
+        actor=f"cli:{getpass.getuser()}",
+        include_suppressed=include_suppressed,
+    )
+    out.print(result.summary(), soft_wrap=True)
+
+
+@report.command("evaluate")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.html (self-contained) or FILE.pdf.",
+)
+@click.option("--pdf", is_flag=True, help="Also write a PDF next to the HTML file.")
+@click.option("--compare", "compare_id", type=int, help="Show this campaign side by side.")
+@pass_state
+def report_evaluate(
+    state: State, campaign_id: int, out_path: Path, pdf: bool, compare_id: int | None
+) -> None:
+    """Write the evaluation report: summary, reach funnel, code checks, feedback."""
+    from varsel.evaluate import evaluate
+    from varsel.evaluate_render import write_report
+
+    ev = evaluate(state.db, campaign_id)
+    other = evaluate(state.db, compare_id) if compare_id is not None else None
+    for path in write_report(ev, out_path, compare=other, pdf=pdf):
+        out.print(f"Skrev {path}", soft_wrap=True)

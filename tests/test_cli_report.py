@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reportdata import (
+    bounce,
+    channel_delivery,
+    email_deliveries,
+    import_registry,
+    new_campaign,
+    send,
+    settings_for,
+    units_without_email,
+)
+from varsel.cli import cli
+from varsel.db import Database
+from varsel.outbox import DeliveryState as S
+
+
+@pytest.fixture
+def campaign(db: Database, tmp_path: Path) -> int:
+    settings = settings_for(tmp_path)
+    import_registry(db, tmp_path, units=120, seed=13)
+    cid = new_campaign(db, settings, tmp_path, "Rådene")
+    send(db, settings, cid)
+    bounce(db, email_deliveries(db, cid)[0], "5.1.1")
+    channel_delivery(db, cid, units_without_email(db, cid)[0], "letter", S.POSTED)
+    return cid
+
+
+def run(db: Database, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--db", db.url, "report", *args])
+    return result.exit_code, result.output
+
+
+def test_coverage_json_is_one_object_whose_outcomes_add_up(db: Database, campaign: int) -> None:
+    status, output = run(db, "coverage", str(campaign), "--json")
+    assert status == 0, output
+    data = json.loads(output)
+    units = db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (campaign,))
+    assert data["units"] == units
+    assert sum(data["outcomes"].values()) == units
+    assert (data["outcomes"]["email_bounced"], data["outcomes"]["letter_posted"]) == (1, 1)
+    assert [g["name"] for g in data["by_municipality"]] == ["Oslo"]
+
+
+def test_coverage_prints_tables_in_norwegian(db: Database, campaign: int) -> None:
+    status, output = run(db, "coverage", str(campaign))
+    assert status == 0, output
+    assert f"Kampanje {campaign} «Rådene»" in output
+    for heading in ("Utfall", "Per kommune", "Etter antall ansatte", "Etter organisasjonsform"):
+        assert heading in output
+    assert "E-post i retur" in output
+    assert "Oslo" in output
+    assert "(0301)" in output
+
+
+def test_unknown_campaign_exits_2_with_one_line(db: Database) -> None:
+    status, output = run(db, "coverage", "42")
+    assert (status, output.strip()) == (2, "varsel: kampanje 42 finnes ikke")
+
+
+def test_unreached_writes_the_csv(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "ikke-naadd.csv"
+    status, output = run(db, "unreached", str(campaign), "--out", str(out))
+    assert status == 0, output
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert output.strip() == f"Skrev {len(rows)} ikke nådde enheter til {out} (csv)."
+    assert "E-post i retur" in {r["utfall"] for r in rows}
+
+
+def test_unreached_refuses_other_file_types(db: Database, campaign: int, tmp_path: Path) -> None:
+    status, output = run(db, "unreached", str(campaign), "--out", str(tmp_path / "a.json"))
+    assert status == 2
+    assert output.strip() == f"varsel: {tmp_path / 'a.json'}: filen må slutte på .csv eller .xlsx"
+
+
+def test_evaluate_writes_the_html_and_a_pdf(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "rapport.html"
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--pdf")
+    assert status == 0, output
+    assert output.strip().splitlines() == [f"Skrev {out}", f"Skrev {out.with_suffix('.pdf')}"]
+    assert "<h1>Evaluering av kampanjen «Rådene»</h1>" in out.read_text("utf-8")
+
+
+def test_evaluate_compares_two_campaigns(db: Database, campaign: int, tmp_path: Path) -> None:
+    other = new_campaign(db, settings_for(tmp_path), tmp_path, "Andre runde")
+    out = tmp_path / "rapport.html"
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--compare", str(other))
+    assert status == 0, output
+    html = out.read_text("utf-8")
+    assert f"Sammenlignet med kampanje {other}</h2>" in html
+    assert f"{other} «Andre runde»" in html
