@@ -12,13 +12,16 @@ from varsel.config import Settings
 from varsel.letter_render import (
     ADDRESS_AREA,
     WINDOW,
+    AddressTooLongError,
     Letter,
     LetterTemplateError,
     LetterTexts,
     PostalAddress,
     Renderer,
     default_letter_templates,
+    fits_at_10pt,
     format_date,
+    page_count,
     text_blocks,
 )
 
@@ -162,3 +165,26 @@ def test_a_name_is_text_to_typst_never_markup(tmp_path: Path) -> None:
     from pypdf import PdfReader
 
     assert name in PdfReader(out).pages[0].extract_text()
+
+
+def test_usual_addresses_fit_without_measuring_and_long_ones_are_measured() -> None:
+    ret = "Returadresse: Oslo politidistrikt og NSR, Postboks 2094 Vika, 0125 Oslo"
+    assert fits_at_10pt(ret, ADDRESS.block("ERNST & YOUNG AS"))
+    long_name = "ERNST & YOUNG " + "REVISJON OG RÅDGIVNING " * 6 + "AS"
+    assert not fits_at_10pt(ret, ADDRESS.block(long_name))
+
+
+def test_an_address_that_cannot_fit_the_window_is_refused(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
+    name = "ENORMT LANGT NAVN " * 40
+    with pytest.raises(AddressTooLongError) as e:
+        renderer.render([replace(LETTER, name=name)], tmp_path / "x.pdf")
+    assert e.value.message == "brev 7: adressen får ikke plass i konvoluttvinduet"
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_the_page_count_is_read_from_typsts_page_tree(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
+    out = tmp_path / "two.pdf"
+    renderer.render([LETTER, replace(LETTER, delivery_id=8)], out)
+    assert page_count(out.read_bytes()) == 2

@@ -125,17 +125,19 @@ class Letter:
 _ORDERED = re.compile(r"\d{1,2}[.)] ")
 
 
-def _runs(line: str, strong: re.Pattern[str] | None) -> list[list[str]]:
-    """A line as [text, style] runs: the code and the verify address in bold."""
-    if strong is None:
-        return [[line, ""]]
+def _runs(line: str, strong: Sequence[str]) -> list[list[str]]:
+    """A line as [text, style] runs: the strong strings (code, verify address) in bold."""
     out: list[list[str]] = []
     at = 0
-    for match in strong.finditer(line):
-        if match.start() > at:
-            out.append([line[at : match.start()], ""])
-        out.append([match.group(), "b"])
-        at = match.end()
+    while True:
+        hits = [(i, s) for s in strong if (i := line.find(s, at)) >= 0]
+        if not hits:
+            break
+        start, found = min(hits)
+        if start > at:
+            out.append([line[at:start], ""])
+        out.append([found, "b"])
+        at = start + len(found)
     if at < len(line):
         out.append([line[at:], ""])
     return out
@@ -146,7 +148,7 @@ def text_blocks(text: str, strong: Sequence[str] = ()) -> list[dict[str, Any]]:
 
     Blocks are separated by blank lines; a single line break inside a paragraph is kept.
     """
-    pattern = re.compile("|".join(re.escape(s) for s in strong if s)) if any(strong) else None
+    pattern = [s for s in strong if s]
     out: list[dict[str, Any]] = []
     for chunk in re.split(r"\n[ \t]*\n", text.strip()):
         lines = [clean_text(line) for line in chunk.strip("\n").split("\n")]
@@ -245,6 +247,32 @@ def _format_orgnr(orgnr: str) -> str:
 
 # -- the layout ---------------------------------------------------------------------------
 
+# The root of the page tree that typst writes: "/Type /Pages ... /Count N".
+_PAGE_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)")
+
+
+def page_count(pdf: bytes) -> int:
+    """The number of pages of a PDF that typst wrote (its page tree is not compressed)."""
+    counts = [int(n) for n in _PAGE_COUNT.findall(pdf)]
+    if not counts:
+        raise RuntimeError("no page tree found in typst's PDF")
+    return max(counts)
+
+
+# What fits the address area at 10 pt without measuring, reckoned on the safe side: at most
+# 30 characters on a 90 mm line (Liberation Sans capitals are ~0.7 em wide), 3.66 mm a line,
+# 2.9 mm for a line of the 7 pt return address (48 characters a line).
+_CHARS_10PT, _CHARS_7PT = 30, 48
+_LINE_10PT, _LINE_7PT = 3.66, 2.9
+
+
+def fits_at_10pt(ret: str, lines: Sequence[str]) -> bool:
+    """True when the address block surely fits the address area at its full size."""
+    rows = sum(-(-max(len(line), 1) // _CHARS_10PT) for line in lines)
+    ret_rows = -(-len(ret) // _CHARS_7PT) if ret else 0
+    spacing = 0.6 if ret else 0.0  # between the return address and the address
+    return ret_rows * _LINE_7PT + spacing + rows * _LINE_10PT <= ADDRESS_AREA.height - 1
+
 
 def _folder(name: str) -> Path:
     # The package is installed as files (setuptools, editable or not): typst needs paths.
@@ -315,6 +343,8 @@ class Renderer:
                 index = bodies[text] = len(blocks)
                 blocks.append(text_blocks(text, (code, self.texts.verify_url)))
             lang = letter.language if letter.language in _LABELS else "nb"
+            ret = f"{_RETURN[lang]}: {self._return}" if self._return else ""
+            block = letter.address.block(clean_text(letter.name))
             items.append(
                 {
                     "id": letter.delivery_id,
@@ -322,17 +352,33 @@ class Renderer:
                     "orgnr": _format_orgnr(letter.orgnr),
                     "lang": lang,
                     "date": self._dates[lang],
-                    "ret": f"{_RETURN[lang]}: {self._return}" if self._return else "",
-                    "address": letter.address.block(clean_text(letter.name)),
+                    "ret": ret,
+                    "address": block,
+                    "fits": fits_at_10pt(ret, block),
                     "body": index,
                 }
             )
         return json.dumps({**self._head, "bodies": blocks, "letters": items}, ensure_ascii=False)
 
-    def compile(self, data: str, out: Path) -> None:
-        """One typst compile of prepared data into a PDF file; one page per letter."""
+    def compile(self, data: str, out: Path, letters: int) -> None:
+        """One typst compile of prepared data into a PDF file of exactly one page per letter."""
         try:
-            self._compiler.compile(output=out, format="pdf", sys_inputs={"data": data})
+            pdf = self._typst(data, check=False)
+            if page_count(pdf) != letters:
+                # Some letter ran over a page: compile again with the check that names it.
+                self._typst(data, check=True)
+                raise RuntimeError(f"{out.name}: {page_count(pdf)} pages for {letters} letters")
+        finally:
+            for _ in range(self._AGE_OUT):
+                # The input is given each time: typst-py reads an input given to Compiler()
+                # as bytes only once.
+                self._ager.compile(input=b"#[]", format="svg")
+        out.write_bytes(pdf)
+
+    def _typst(self, data: str, *, check: bool) -> bytes:
+        inputs = {"data": data, "check": "yes" if check else "no"}
+        try:
+            pdf = self._compiler.compile(format="pdf", sys_inputs=inputs)
         except self._error as e:
             message = str(getattr(e, "message", e))
             for marker in (_OVERFLOW, _ADDRESS_OVERFLOW):
@@ -346,12 +392,10 @@ class Renderer:
                         f"brev {delivery}: adressen får ikke plass i konvoluttvinduet"
                     ) from None
             raise
-        finally:
-            for _ in range(self._AGE_OUT):
-                # The input is given each time: typst-py reads an input given to Compiler()
-                # as bytes only once.
-                self._ager.compile(input=b"#[]", format="svg")
+        if not isinstance(pdf, bytes):
+            raise TypeError(f"typst gave {type(pdf).__name__}, not a PDF")
+        return pdf
 
     def render(self, letters: Sequence[Letter], out: Path) -> None:
         """Print letters into one PDF file, in the order given."""
-        self.compile(self.data(letters), out)
+        self.compile(self.data(letters), out, len(letters))

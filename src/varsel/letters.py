@@ -86,10 +86,13 @@ def _needing_letter_sql() -> str:
     The same rule as bounces.units_needing_another_channel(db, campaign_id); kept here as SQL
     so that one query also reads each unit's addresses. Unify when both have settled.
     """
+    # CROSS JOIN keeps SQLite on the unit's own deliveries (delivery_units by orgnr, then each
+    # delivery by id) instead of every e-mail of the campaign for each unit; PostgreSQL plans
+    # it as the plain join it is.
     return (
-        "NOT EXISTS (SELECT 1 FROM delivery_units du JOIN deliveries d ON d.id = du.delivery_id "
-        "WHERE du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id AND d.channel = 'email' "
-        "AND d.state NOT IN (?, ?))"
+        "NOT EXISTS (SELECT 1 FROM delivery_units du CROSS JOIN deliveries d "
+        "WHERE d.id = du.delivery_id AND du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
+        "AND d.channel = 'email' AND d.state NOT IN (?, ?))"
     )
 
 
@@ -166,8 +169,8 @@ def candidates(db: Database, campaign_id: int) -> list[Candidate]:
         + ", ".join(f"u.{c.strip()}" for c in _ADDRESS_COLUMNS.split(","))
         + ", l.id, l.state, l.code, "
         "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
-        "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du JOIN deliveries d "
-        "ON d.id = du.delivery_id WHERE du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
+        "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du CROSS JOIN deliveries d "
+        "WHERE d.id = du.delivery_id AND du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
         "AND d.channel = 'email') THEN 1 ELSE 0 END "
         "FROM recipients r LEFT JOIN units u ON u.orgnr = r.orgnr "
         "LEFT JOIN deliveries l ON l.campaign_id = r.campaign_id AND l.channel = 'letter' "
