@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,13 +130,14 @@ def report_unreached(
     state: State, campaign_id: int, out_path: Path, include_suppressed: bool
 ) -> None:
     """Export the businesses not reached, with postal addresses (personal data: audited)."""
+    from varsel.audit import cli_actor
     from varsel.unreached import export_unreached
 
     result = export_unreached(
         state.db,
         campaign_id,
         out_path,
-        actor=f"cli:{getpass.getuser()}",
+        actor=cli_actor(),
         include_suppressed=include_suppressed,
     )
     out.print(result.summary(), soft_wrap=True)

@@ -1,6 +1,7 @@
 """Exports of the units a campaign did not reach, with postal addresses, as CSV or XLSX.
 
-These files hold personal data (sole proprietorships are people), so every export is recorded.
+These files hold personal data (sole proprietorships are people), so every export goes into
+the audit log.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from varsel import audit
 from varsel.coverage import (
     NOT_REACHED,
     Outcome,
@@ -156,15 +158,16 @@ def _write_xlsx(path: Path, rows: Iterator[list[str]]) -> int:
 def _record_export(
     db: Database, campaign_id: int, result: ExportResult, actor: str, include_suppressed: bool
 ) -> None:
-    """Log the personal-data export: who, what, how many, where."""
+    """Log the personal-data export in the audit log: who, what, how many, where (no names)."""
     detail = {
         "what": "unreached",
         "format": result.format,
         "rows": result.rows,
         "file": str(result.path.resolve()),
-        "actor": actor,
         "include_suppressed": include_suppressed,
     }
     with db.transaction():
-        # TODO(audit): record through varsel.audit once that module lands (issue 6).
-        record_event(db, campaign_id, None, "export_unreached", detail)
+        record_event(db, campaign_id, None, "export_unreached", {**detail, "actor": actor})
+        audit.record(
+            db, actor, audit.Action.PERSONAL_DATA_EXPORT, f"campaign:{campaign_id}", detail
+        )
