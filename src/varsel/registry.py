@@ -7,6 +7,7 @@ nothing; a newer dump updates changed units and marks vanished ones as gone).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from varsel import unit
+from varsel import contacts, registry_fast, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.dump import Batch, DumpReader, Kind, open_dump
+from varsel.dump import Batch, DumpReader, Format, Kind, open_dump
 from varsel.errors import UserError, VarselError
 from varsel.i18n import fmt_int
 from varsel.progress import ProgressCallback, no_progress
@@ -167,8 +168,8 @@ def import_dump(
             )
         rejects = _RejectLog(rejects_path)
         try:
-            with db.transaction():
-                snapshot_id = _load(db, reader, path, sha, date, rejects, progress)
+            with _staged(db, reader, progress) as stage, db.transaction():
+                snapshot_id = _load(db, reader, path, sha, date, rejects, progress, stage)
         except BaseException:
             rejects.discard()
             raise
@@ -180,6 +181,18 @@ def import_dump(
     )
 
 
+@contextlib.contextmanager
+def _staged(
+    db: Database, reader: DumpReader, progress: ProgressCallback
+) -> Iterator[registry_fast.Stage | None]:
+    """JSON dumps extracted by DuckDB before the transaction starts; None for the Python way."""
+    if reader.info.fmt is not Format.JSON:
+        yield None
+        return
+    with registry_fast.staged(db, reader.path, reader.info.kind, progress) as stage:
+        yield stage
+
+
 def _load(
     db: Database,
     reader: DumpReader,
@@ -188,9 +201,17 @@ def _load(
     date: str,
     rejects: _RejectLog,
     progress: ProgressCallback,
+    stage: registry_fast.Stage | None = None,
 ) -> int:
     info = reader.info
     now = utcnow_iso()
+    table = registry_fast.load_stage(db, stage) if stage is not None else None
+    if table is not None and db.query_one(
+        f"SELECT 1 FROM {table} WHERE reject = ? LIMIT 1", (registry_fast.ODD,)
+    ):
+        # A record of a shape the SQL does not translate: the Python extractor decides.
+        registry_fast.drop_stage(db, table)
+        table = None
     snapshot_id = insert_snapshot(
         db,
         kind=info.kind.value,
@@ -205,10 +226,15 @@ def _load(
     direct = db.dialect == "sqlite" and not db.query_one(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
-    batches = _extracted(reader, rejects, progress)
-    if direct:
-        counts = _write_direct(db, batches, snapshot_id, now, rejects)
+    if table is not None and stage is not None:
+        counts = _load_fast(db, table, info.kind, snapshot_id, now, rejects, direct=direct)
+        reader.records_read = stage.rows
+        progress(info.size, info.size, stage.rows)
+        registry_fast.drop_stage(db, table)
+    elif direct:
+        counts = _write_direct(db, _extracted(reader, rejects, progress), snapshot_id, now, rejects)
     else:
+        batches = _extracted(reader, rejects, progress)
         _create_staging(db)
         for rows, contact_rows in batches:
             db.insert_rows("staging_units", STAGE_COLUMNS, rows)
@@ -393,6 +419,129 @@ def _direct_duplicates(db: Database, rows: Rows, rejects: _RejectLog) -> set[int
         if int(r[-1]) in skipped:
             rejects.add(Reject(int(r[-1]) + 1, None, r[0], DUPLICATE))
     return skipped
+
+
+def _load_fast(
+    db: Database,
+    table: str,
+    kind: Kind,
+    snapshot_id: int,
+    now: str,
+    rejects: _RejectLog,
+    *,
+    direct: bool,
+) -> dict[str, int]:
+    """Load the rows DuckDB extracted: rejects, e-mail addresses (Python), then units in bulk."""
+    for idx, code, raw_orgnr, orgnr in db.execute(
+        f"SELECT idx, reject, raw_orgnr, orgnr FROM {table} WHERE reject IS NOT NULL ORDER BY idx"
+    ):
+        reason = registry_fast.reject_reason(code, orgnr, kind)
+        rejects.add(Reject(int(idx) + 1, None, raw_orgnr, reason))
+    _stage_contacts(db, table)
+    reach = "CASE WHEN e.idx IS NULL THEN s.reach ELSE 'email' END"
+    cols = [f"s.{c}" for c in unit.RECORD_COLUMNS[:-1]]
+    rows = (
+        f"SELECT {', '.join(cols)}, {reach}, s.record_hash, s.idx FROM {table} s "
+        "LEFT JOIN fast_email e ON e.idx = s.idx WHERE s.reject IS NULL ORDER BY s.idx"
+    )
+    contact_cols = ", ".join(unit.CONTACT_COLUMNS)
+    if not direct:
+        _create_staging(db)
+        db.execute(f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) {rows}")
+        db.execute(
+            f"INSERT INTO staging_contacts ({contact_cols}, record_index) "
+            f"SELECT {contact_cols}, record_index FROM fast_contacts"
+        )
+        for orgnr, index in _duplicates(db):
+            rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
+        counts = _merge(db, kind, snapshot_id, now)
+        _drop_staging(db)
+    else:
+        indexes = _drop_indexes(db)
+        db.execute(
+            f"INSERT INTO units ({', '.join(unit.UNIT_COLUMNS)}) SELECT * FROM ("
+            f"SELECT {', '.join(cols)}, {reach}, s.record_hash, ?, s.idx, ?, NULL, ? "
+            f"FROM {table} s LEFT JOIN fast_email e ON e.idx = s.idx "
+            "WHERE s.reject IS NULL ORDER BY s.idx) WHERE true ON CONFLICT (orgnr) DO NOTHING",
+            (snapshot_id, snapshot_id, now),
+        )
+        new = int(db.scalar("SELECT changes()"))
+        if new < int(db.scalar(f"SELECT count(*) FROM {table} WHERE reject IS NULL")):
+            for idx, orgnr in db.query(
+                f"SELECT s.idx, s.orgnr FROM {table} s JOIN units u ON u.orgnr = s.orgnr "
+                "WHERE s.reject IS NULL AND NOT (u.snapshot_id = ? AND u.record_index = s.idx) "
+                "ORDER BY s.idx",
+                (snapshot_id,),
+            ):
+                rejects.add(Reject(int(idx) + 1, None, orgnr, DUPLICATE))
+        c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
+        db.execute(
+            f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} FROM fast_contacts c "
+            "JOIN units u ON u.orgnr = c.orgnr AND u.record_index = c.record_index "
+            "AND u.snapshot_id = ?",
+            (snapshot_id,),
+        )
+        _create_indexes(db, indexes)
+        counts = {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
+    for temp in ("fast_email", "fast_contacts"):
+        db.execute(f"DROP TABLE IF EXISTS {temp}")
+    return counts
+
+
+def _stage_contacts(db: Database, table: str) -> None:
+    """Parse the staged e-mail fields (temp tables fast_contacts and fast_email)."""
+    for temp in ("fast_email", "fast_contacts"):
+        db.execute(f"DROP TABLE IF EXISTS {temp}")
+    db.execute(f"CREATE TEMP TABLE fast_email AS SELECT idx FROM {table} WHERE 1 = 0")
+    db.execute(
+        f"CREATE TEMP TABLE fast_contacts AS SELECT {', '.join(unit.CONTACT_COLUMNS)}, "
+        "0 AS record_index FROM contacts WHERE 1 = 0"
+    )
+    emails = db.execute(
+        f"SELECT idx, orgnr, form, email FROM {table} "
+        "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
+    )
+    usable: Rows = []
+    contact_rows: Rows = []
+    columns = (*unit.CONTACT_COLUMNS, "record_index")
+    while batch := emails.fetchmany(10_000):
+        for idx, orgnr, form, email in batch:
+            addresses = contacts.parse_addresses(email)
+            if any(a.usable for a in addresses):
+                usable.append((idx,))
+            contact_rows.extend((*c, idx) for c in unit.contact_rows(orgnr, form, addresses))
+        db.insert_rows("fast_email", ("idx",), usable)
+        db.insert_rows("fast_contacts", columns, contact_rows)
+        usable, contact_rows = [], []
+    if db.dialect == "sqlite":
+        db.execute("CREATE UNIQUE INDEX temp.fast_email_idx ON fast_email (idx)")
+    else:
+        db.execute("CREATE UNIQUE INDEX fast_email_idx ON fast_email (idx)")
+        db.execute("ANALYZE fast_email")
+
+
+def _drop_indexes(db: Database) -> list[tuple[str, str]]:
+    """Drop the secondary indexes of an empty units table: building them once is cheaper."""
+    if db.query_one("SELECT 1 FROM units LIMIT 1"):
+        return []
+    indexes: list[tuple[str, str]] = db.query(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+        "('units', 'contacts') AND sql IS NOT NULL"
+    )
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
+    return indexes
+
+
+def _create_indexes(db: Database, indexes: list[tuple[str, str]]) -> None:
+    # SQLite sorts for CREATE INDEX on worker threads when allowed to.
+    threads = db.scalar("PRAGMA threads")
+    db.execute(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
+    try:
+        for _, sql in indexes:
+            db.execute(sql)
+    finally:
+        db.execute(f"PRAGMA threads = {int(threads)}")
 
 
 def _create_staging(db: Database) -> None:
