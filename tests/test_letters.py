@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from varsel import codes, verify
+from varsel.bounces import EVENT_KINDS, BounceKind
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.config import Settings
 from varsel.db import Database
@@ -24,6 +25,7 @@ from varsel.letters import (
     letter_counts,
     make_letters,
 )
+from varsel.outbox import record_event
 from varsel.registry import import_dump
 
 CAMPAIGN = """
@@ -158,6 +160,24 @@ def letter_rows(db: Database, campaign_id: int) -> dict[str, tuple[Any, ...]]:
     }
 
 
+def hard_bounce(db: Database, delivery_id: int) -> None:
+    """What taking in a 5.1.1 bounce does to a delivery (bounces.BounceIntake)."""
+    cid = db.scalar("SELECT campaign_id FROM deliveries WHERE id = ?", (delivery_id,))
+    db.execute("UPDATE deliveries SET state = 'bounced' WHERE id = ?", (delivery_id,))
+    record_event(db, cid, delivery_id, EVENT_KINDS[BounceKind.HARD], {"status": "5.1.1"})
+
+
+def email_deliveries(db: Database) -> list[tuple[int, str]]:
+    """(delivery id, orgnr) of the e-mails to units with one unit each, by orgnr."""
+    return [
+        (int(d), o)
+        for d, o in db.query(
+            "SELECT d.id, du.orgnr FROM deliveries d JOIN delivery_units du "
+            "ON du.delivery_id = d.id WHERE d.channel = 'email' ORDER BY du.orgnr"
+        )
+    ]
+
+
 # -- who gets a letter -------------------------------------------------------------------
 
 
@@ -208,20 +228,36 @@ def test_the_manifest_has_one_row_per_letter_with_its_batch_page(
     assert {r["letter_file"] for r in rows} == {""}
 
 
-def test_units_whose_email_bounced_or_failed_get_letters(
+def test_units_whose_email_hard_bounced_or_was_refused_get_letters(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     cid = campaign(registry_db, settings, tmp_path)
-    emails = registry_db.query(
-        "SELECT d.id, du.orgnr FROM deliveries d JOIN delivery_units du ON du.delivery_id = d.id "
-        "WHERE d.channel = 'email' ORDER BY du.orgnr"
+    (bounced, bounced_unit), (refused, refused_unit), (sent, _) = email_deliveries(registry_db)[:3]
+    hard_bounce(registry_db, bounced)
+    registry_db.execute(
+        "UPDATE deliveries SET state = 'failed', last_reply = ? WHERE id = ?",
+        ("550 5.1.1 <post@example.no>: Recipient address rejected: User unknown", refused),
     )
-    (bounced, bounced_unit), (failed, failed_unit), (sent, _) = emails[:3]
-    for delivery_id, state in ((bounced, "bounced"), (failed, "failed"), (sent, "sent")):
-        registry_db.execute("UPDATE deliveries SET state = ? WHERE id = ?", (state, delivery_id))
+    registry_db.execute("UPDATE deliveries SET state = 'sent' WHERE id = ?", (sent,))
     make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
     orgnrs = {r["orgnr"] for r in manifest(tmp_path / "out")}
-    assert orgnrs == {NORDEA, EY, TELENOR, bounced_unit, failed_unit}
+    assert orgnrs == {NORDEA, EY, TELENOR, bounced_unit, refused_unit}
+
+
+def test_a_complaint_or_a_temporary_failure_gets_no_letter(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # A complaint came from someone who got the e-mail; a 4xx until retries ran out says
+    # nothing about the address.
+    cid = campaign(registry_db, settings, tmp_path)
+    (complained, _), (gave_up, _) = email_deliveries(registry_db)[:2]
+    registry_db.execute("UPDATE deliveries SET state = 'bounced' WHERE id = ?", (complained,))
+    record_event(registry_db, cid, complained, EVENT_KINDS[BounceKind.COMPLAINT])
+    registry_db.execute(
+        "UPDATE deliveries SET state = 'failed', last_reply = ? WHERE id = ?",
+        ("451 4.7.1 Try again later", gave_up),
+    )
+    assert {c.orgnr for c in candidates(registry_db, cid)} == {NORDEA, EY, TELENOR}
 
 
 def test_a_unit_whose_email_is_still_pending_gets_no_letter(
@@ -244,7 +280,7 @@ def test_the_letter_says_why_it_is_a_letter(
         "JOIN recipients r ON r.orgnr = du.orgnr AND r.language = 'nb' "
         "WHERE d.channel = 'email' ORDER BY du.orgnr LIMIT 1"
     )[0]
-    registry_db.execute("UPDATE deliveries SET state = 'bounced' WHERE id = ?", (delivery_id,))
+    hard_bounce(registry_db, int(delivery_id))
     make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
     pages = {r["orgnr"]: int(r["page"]) for r in manifest(tmp_path / "out")}
     pdf = tmp_path / "out" / f"brev-{cid}-1-001.pdf"
@@ -525,13 +561,10 @@ def test_a_second_run_makes_only_the_new_letters(
 ) -> None:
     cid = campaign(registry_db, settings, tmp_path)
     make_letters(registry_db, cid, tmp_path / "one", today=TODAY)
-    bounced_unit = registry_db.query(
-        "SELECT du.orgnr, d.id FROM deliveries d JOIN delivery_units du ON du.delivery_id = d.id "
-        "WHERE d.channel = 'email' ORDER BY du.orgnr LIMIT 1"
-    )[0]
-    registry_db.execute("UPDATE deliveries SET state = 'bounced' WHERE id = ?", (bounced_unit[1],))
+    delivery_id, orgnr = email_deliveries(registry_db)[0]
+    hard_bounce(registry_db, delivery_id)
     run = make_letters(registry_db, cid, tmp_path / "two", today=TODAY)
-    assert [r["orgnr"] for r in manifest(tmp_path / "two")] == [bounced_unit[0]]
+    assert [r["orgnr"] for r in manifest(tmp_path / "two")] == [orgnr]
     assert run.batches == (f"brev-{cid}-2-001.pdf",)
 
 

@@ -1,7 +1,8 @@
 """Postal letters for the units e-mail cannot reach: print-ready PDF batches and a manifest.
 
 A unit of a campaign gets a letter when it has no e-mail delivery at all (no usable address)
-or when every e-mail delivery naming it ended bounced or failed. Each letter is a delivery of
+or when every e-mail delivery naming it hard-bounced or was refused for good (the rule of
+bounces.units_needing_another_channel). Each letter is a delivery of
 channel `letter` (key and address: the orgnr) with its own verification code. It is written
 to the store as `produced` in the same step that finishes its batch file, so a letter is never
 left in a state the e-mail sender would claim, and running `varsel letters` again makes
@@ -80,22 +81,6 @@ _POSTCODE = re.compile(r"\d{4}\Z")
 # -- who needs a letter ---------------------------------------------------------------------
 
 
-def _needing_letter_sql() -> str:
-    """The campaign's recipients e-mail did not reach: no e-mail delivery, or all bounced/failed.
-
-    The same rule as bounces.units_needing_another_channel(db, campaign_id); kept here as SQL
-    so that one query also reads each unit's addresses. Unify when both have settled.
-    """
-    # CROSS JOIN keeps SQLite on the unit's own deliveries (delivery_units by orgnr, then each
-    # delivery by id) instead of every e-mail of the campaign for each unit; PostgreSQL plans
-    # it as the plain join it is.
-    return (
-        "NOT EXISTS (SELECT 1 FROM delivery_units du CROSS JOIN deliveries d "
-        "WHERE d.id = du.delivery_id AND du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
-        "AND d.channel = 'email' AND d.state NOT IN (?, ?))"
-    )
-
-
 @dataclass(frozen=True)
 class Candidate:
     """A recipient e-mail did not reach, with where a letter to it would go."""
@@ -163,12 +148,21 @@ _ADDRESS_COLUMNS = (
 
 
 def candidates(db: Database, campaign_id: int) -> list[Candidate]:
-    """Every recipient of the campaign that e-mail did not reach, by orgnr."""
+    """Every recipient of the campaign that e-mail did not reach, by orgnr.
+
+    Who that is, is bounces.units_needing_another_channel's rule: no e-mail delivery at all,
+    or every one hard-bounced, refused for good, or suppressed for an earlier hard bounce.
+    """
+    from varsel.bounces import units_needing_another_channel
+
+    needing = set(units_needing_another_channel(db, campaign_id))
     rows = db.query(
         "SELECT r.orgnr, r.name, r.language, u.orgnr, u.gone_snapshot_id, "
         + ", ".join(f"u.{c.strip()}" for c in _ADDRESS_COLUMNS.split(","))
         + ", l.id, l.state, l.code, "
         "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
+        # CROSS JOIN keeps SQLite on the unit's own deliveries (delivery_units by orgnr, then
+        # each delivery by id), not every e-mail of the campaign for each unit.
         "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du CROSS JOIN deliveries d "
         "WHERE d.id = du.delivery_id AND du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
         "AND d.channel = 'email') THEN 1 ELSE 0 END "
@@ -176,18 +170,15 @@ def candidates(db: Database, campaign_id: int) -> list[Candidate]:
         "LEFT JOIN deliveries l ON l.campaign_id = r.campaign_id AND l.channel = 'letter' "
         "AND l.key = r.orgnr "
         "LEFT JOIN suppressions s ON s.kind = ? AND s.value = r.orgnr "
-        f"WHERE r.campaign_id = ? AND {_needing_letter_sql()} ORDER BY r.orgnr",
-        (
-            SuppressionKind.UNIT.value,
-            campaign_id,
-            DeliveryState.BOUNCED.value,
-            DeliveryState.FAILED.value,
-        ),
+        "WHERE r.campaign_id = ? ORDER BY r.orgnr",
+        (SuppressionKind.UNIT.value, campaign_id),
     )
     out: list[Candidate] = []
     homeless: list[str] = []
     for row in rows:
         orgnr, name, language, present, gone = row[0:5]
+        if orgnr not in needing:
+            continue
         address: PostalAddress | None
         why: Unreachable | None
         if present is None or gone is not None:
@@ -307,7 +298,7 @@ def _sort_key(letter: Letter) -> tuple[int, str, str, str]:
     )
 
 
-def _new_delivery(
+def new_delivery(
     db: Database,
     campaign_id: int,
     orgnr: str,
@@ -316,14 +307,21 @@ def _new_delivery(
     code: str,
     now: str,
     last_reply: str | None = None,
+    *,
+    channel: str = "letter",
 ) -> int:
+    """A delivery to one unit on a channel that reaches it by orgnr (letter, altinn).
+
+    Key and address are the orgnr, so a unit has at most one per campaign and channel.
+    """
     delivery_id = int(
         db.execute(
             "INSERT INTO deliveries (campaign_id, channel, key, address, language, state, code, "
             "unsubscribe_token, last_reply, created_at, updated_at) "
-            "VALUES (?, 'letter', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 campaign_id,
+                channel,
                 orgnr,
                 orgnr,
                 language,
@@ -354,7 +352,7 @@ def _settle_unsendable(db: Database, campaign_id: int, todo: Sequence[Candidate]
             state = DeliveryState.SUPPRESSED if c.suppressed else DeliveryState.FAILED
             why = None if c.suppressed or c.unreachable is None else c.unreachable.value
             if c.letter_id is None:
-                delivery_id = _new_delivery(
+                delivery_id = new_delivery(
                     db, campaign_id, c.orgnr, c.language, state, _new_code(), now, why
                 )
             elif c.letter_state is state:
@@ -414,7 +412,7 @@ def _write_batch(
                 )
                 placed.append(letter)
             else:
-                delivery_id = _new_delivery(
+                delivery_id = new_delivery(
                     db,
                     campaign_id,
                     letter.orgnr,
