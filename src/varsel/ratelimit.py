@@ -8,6 +8,7 @@ allows at its edge, with one row per key and window.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import math
@@ -44,6 +45,29 @@ def hashed_key(secret: bytes, value: str) -> str:
     return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
+# Hits of windows that have ended, by (store, scope, key, window start): no request counts in
+# a past window any more, so each is read from the store once per process, not per request.
+_ended: dict[tuple[str, str, str, int], int] = {}
+_ENDED_MAX = 50_000  # entries kept before starting afresh (a new window needs them no more)
+
+
+def _previous(db: Database, limit: Limit, key: str, start: int) -> int:
+    cache_key = (db.url, limit.scope, key, start)
+    hits = _ended.get(cache_key)
+    if hits is None:
+        hits = int(
+            db.scalar(
+                "SELECT hits FROM rate_limits WHERE scope = ? AND key = ? AND window_start = ?",
+                (limit.scope, key, start),
+            )
+            or 0
+        )
+        if len(_ended) >= _ENDED_MAX:
+            _ended.clear()
+        _ended[cache_key] = hits
+    return hits
+
+
 def _hit(db: Database, limit: Limit, key: str, now: float) -> Decision:
     start = int(now) - int(now) % limit.window
     # One statement: the upsert is atomic on both stores, so concurrent workers never lose a hit.
@@ -55,13 +79,7 @@ def _hit(db: Database, limit: Limit, key: str, now: float) -> Decision:
             (limit.scope, key, start, start + 2 * limit.window),
         ).fetchone()[0]
     )
-    previous = int(
-        db.scalar(
-            "SELECT hits FROM rate_limits WHERE scope = ? AND key = ? AND window_start = ?",
-            (limit.scope, key, start - limit.window),
-        )
-        or 0
-    )
+    previous = _previous(db, limit, key, start - limit.window)
     overlap = 1.0 - (now - start) / limit.window
     estimate = hits + previous * overlap
     if estimate <= limit.hits:
@@ -81,11 +99,11 @@ def consume(
     """Count one request against each (limit, key) in order; the first refusal stops counting.
 
     Refused requests count too, so hammering keeps a client out rather than letting it in
-    again the moment the window slides.
+    again the moment the window slides. Joins the caller's transaction when there is one.
     """
     at = time.time() if now is None else now
     decision = Decision(True, "", 0.0, 0)
-    with db.transaction():
+    with contextlib.nullcontext() if db.in_transaction else db.transaction():
         for limit, key in checks:
             decision = _hit(db, limit, key, at)
             if not decision.allowed:

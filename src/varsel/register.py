@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,21 +71,38 @@ _SUBJECTS = ImmutableSandboxedEnvironment(autoescape=False)
 
 def subject(spec: CampaignSpec, language: str = "nb") -> str:
     """The campaign's subject line as readers saw it (without per-recipient parts)."""
-    source = spec.templates[language].subject
+    return _subject(
+        spec.templates[language].subject,
+        spec.name,
+        spec.organisation,
+        spec.from_name,
+        spec.from_address,
+        tuple(sorted(spec.fields.items())),
+        spec.document_title,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _subject(
+    source: str,
+    name: str,
+    organisation: str,
+    from_name: str,
+    from_address: str,
+    fields: tuple[tuple[str, str], ...],
+    document_title: str,
+) -> str:
+    # Compiling the template costs more than the rest of a verify page: one per campaign.
     context = {
-        "sender": {
-            "organisation": spec.organisation,
-            "name": spec.from_name,
-            "address": spec.from_address,
-        },
-        "fields": dict(spec.fields),
-        "document_title": spec.document_title,
+        "sender": {"organisation": organisation, "name": from_name, "address": from_address},
+        "fields": dict(fields),
+        "document_title": document_title,
     }
     try:
         return " ".join(_SUBJECTS.from_string(source).render(context).split())
     except jinja2.TemplateError:
         # A subject that needs the recipient (a unit's name): the campaign's name will do.
-        return spec.name
+        return name
 
 
 def entries(db: Database) -> list[Entry]:

@@ -7,6 +7,8 @@ acts on the delivery its token names.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -65,6 +67,11 @@ _SELECT = (
 )
 
 
+# Parsing a definition costs more than the rest of a lookup; the text is its own cache key, so
+# a changed definition is parsed afresh.
+_spec = functools.lru_cache(maxsize=64)(CampaignSpec.from_json)
+
+
 def _found(db: Database, row: tuple[object, ...]) -> Found:
     delivery_id, campaign_id = int(str(row[0])), int(str(row[1]))
     units = tuple(
@@ -80,7 +87,7 @@ def _found(db: Database, row: tuple[object, ...]) -> Found:
         delivery_id,
         campaign_id,
         str(row[2]),
-        CampaignSpec.from_json(str(row[3])),
+        _spec(str(row[3])),
         str(row[4]),
         None if row[5] is None else str(row[5]),
         units,
@@ -88,16 +95,24 @@ def _found(db: Database, row: tuple[object, ...]) -> Found:
 
 
 def lookup(db: Database, typed: str) -> Found | None:
-    """The genuine delivery a typed code names, or None; records verify_ok or verify_unknown."""
+    """The genuine delivery a typed code names, or None; records verify_ok or verify_unknown.
+
+    Joins the caller's transaction when there is one.
+    """
     found = by_code(db, typed)
-    with db.transaction():
+    record_lookup(db, typed, found)
+    return found
+
+
+def record_lookup(db: Database, typed: str, found: Found | None) -> None:
+    """Record one lookup of a typed code and what it found: verify_ok or verify_unknown."""
+    with contextlib.nullcontext() if db.in_transaction else db.transaction():
         if found is None:
             # The typed text is not kept: a near miss of a real code would still be half of it.
             well_formed = codes.normalise(typed) is not None
             record_event(db, None, None, "verify_unknown", {"well_formed": well_formed})
         else:
             record_event(db, found.campaign_id, found.delivery_id, "verify_ok")
-    return found
 
 
 def by_code(db: Database, typed: str) -> Found | None:

@@ -81,3 +81,12 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.site = site
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The public site with settings from the environment (VARSEL_*, VARSEL_CONFIG).
+
+    For uvicorn's own command line and several worker processes:
+    `uvicorn --factory varsel.web:app_from_environment --workers 4`.
+    """
+    return create_app(Settings.load())

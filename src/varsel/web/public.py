@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from varsel import contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
+from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.web.site import N_, Site, client_ip, language_of
@@ -121,10 +122,19 @@ def verify_page(request: Request) -> Response:
         return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
     typed = typed[:64]
     with site.store.connection() as db:
+        found = verify.by_code(db, typed)  # read outside the write; a refused visitor sees none
+
+    def count(db: Database) -> Decision:
+        # The lookup is counted against the limits and, if allowed, recorded: both committed
+        # before the answer goes out.
         decision = ratelimit.consume(db, verify_limits(site, client_ip(request)))
-        if not decision.allowed:
-            return limited(request, language, decision)
-        found = verify.lookup(db, typed)
+        if decision.allowed:
+            verify.record_lookup(db, typed, found)
+        return decision
+
+    decision = site.store.write(count)
+    if not decision.allowed:
+        return limited(request, language, decision)
     if found is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
     return site.render(

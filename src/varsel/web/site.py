@@ -11,11 +11,12 @@ import io
 import logging
 import queue
 import secrets
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,8 @@ from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +38,7 @@ from varsel.db import Database, connect
 from varsel.dkim import Signer
 
 log = logging.getLogger("varsel.web")
+T = TypeVar("T")
 
 LANGUAGES = ("nb", "nn", "en")
 LANGUAGE_NAMES = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
@@ -59,9 +63,14 @@ class Store:
     def __init__(self, url: str, size: int = 8) -> None:
         self.url = url
         # The first connection migrates, so the pages never see an old schema.
+        first = connect(url)
         self._idle: queue.LifoQueue[Database] = queue.LifoQueue()
-        self._idle.put(connect(url))
+        self._idle.put(first)
         self._size = size
+        # Group commit for the small writes every lookup makes (see write()).
+        self._mutex = threading.Lock()
+        self._pending: list[_Job[Any]] = []
+        self._leading = False
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Database]:
@@ -81,6 +90,54 @@ class Store:
         else:
             db.close()
 
+    def write(self, work: Callable[[Database], T]) -> T:
+        """Run work in a committed transaction; returns its result once it is durable.
+
+        Group commit: requests that arrive while a transaction is running wait and then go
+        together, each in its own savepoint, in the next one. So each pays a fraction of a
+        commit, and SQLite's single writer is not fought over by this process's threads
+        (which SQLite would make sleep and retry). Nothing is answered before it is committed.
+        """
+        job = _Job(work)
+        with self._mutex:
+            self._pending.append(job)
+            if not self._leading:
+                self._leading = job.lead = True
+        while not job.finished:
+            if job.lead:
+                self._commit_pending()
+            else:
+                job.wake.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
+
+    def _commit_pending(self) -> None:
+        with self._mutex:
+            batch, self._pending = self._pending, []
+        try:
+            with self.connection() as db, db.transaction():
+                for job in batch:
+                    try:
+                        with db.transaction():  # a savepoint: one failure spoils no other
+                            job.result = job.work(db)
+                    except Exception as e:
+                        job.error = e
+        except Exception as e:  # the commit itself failed: nothing of the batch holds
+            for job in batch:
+                job.error = job.error or e
+        finally:
+            for job in batch:
+                job.finished = True
+                job.wake.set()
+            with self._mutex:
+                # Hand the lead to the first that came while this batch ran, if any.
+                if self._pending:
+                    self._pending[0].lead = True
+                    self._pending[0].wake.set()
+                else:
+                    self._leading = False
+
     def close(self) -> None:
         """Close the idle connections."""
         while True:
@@ -88,6 +145,18 @@ class Store:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+class _Job(Generic[T]):
+    """One request's share of a group commit."""
+
+    def __init__(self, work: Callable[[Database], T]) -> None:
+        self.work = work
+        self.wake = threading.Event()
+        self.lead = False
+        self.finished = False
+        self.result: T | None = None
+        self.error: Exception | None = None
 
 
 # -- languages ------------------------------------------------------------------------
@@ -114,6 +183,44 @@ def _orgnr(value: str) -> str:
     return " ".join(value[i : i + 3] for i in range(0, len(value), 3))
 
 
+@functools.lru_cache(maxsize=4096)
+def _date(language: str, iso: str) -> str:
+    return format_date(_local(iso), "long", locale=language)
+
+
+@functools.lru_cache(maxsize=4096)
+def _datetime(language: str, iso: str) -> str:
+    pattern = "d. MMMM y 'kl.' HH:mm" if language != "en" else "d MMMM y, HH:mm"
+    return format_datetime(_local(iso), pattern, locale=language)
+
+
+class TranslateLiterals(Extension):
+    """Translates `_("literal")` once, when a template is compiled, instead of on every render.
+
+    Each language has its own environment and its catalog never changes while the process runs,
+    so a literal's translation is a constant. Calls with values (`_("…%(n)s", n=n)`) or with a
+    variable (`_(title)`) are left to the i18n extension at render time.
+    """
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        tokens = list(stream)  # a template's tokens: a few thousand at most
+        translations: Translations = self.environment.literal_translations  # type: ignore[attr-defined]
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            window = tokens[i : i + 4]
+            if [t.type for t in window] == ["name", "lparen", "string", "rparen"] and (
+                token.value == "_"
+            ):
+                # As newstyle gettext does: the translation is a %-format with no values.
+                text = translations.gettext(window[2].value) % {}
+                yield Token(token.lineno, "string", text)
+                i += 4
+                continue
+            yield token
+            i += 1
+
+
 @functools.cache
 def environment(language: str) -> jinja2.Environment:
     """The templates in one language (built once per process: they never change)."""
@@ -121,17 +228,15 @@ def environment(language: str) -> jinja2.Environment:
         loader=jinja2.PackageLoader("varsel.web", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", TranslateLiterals],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates are package files: no need to stat them per page
     )
+    env.extend(literal_translations=_translations(language))
     env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["date"] = lambda iso: format_date(_local(iso), "long", locale=language)
-    env.filters["datetime"] = lambda iso: format_datetime(
-        _local(iso),
-        "d. MMMM y 'kl.' HH:mm" if language != "en" else "d MMMM y, HH:mm",
-        locale=language,
-    )
+    env.filters["date"] = functools.partial(_date, language)
+    env.filters["datetime"] = functools.partial(_datetime, language)
     env.filters["orgnr"] = _orgnr
     env.globals["lang"] = language
     env.globals["languages"] = LANGUAGE_NAMES
@@ -239,28 +344,51 @@ class Site:
     ) -> HTMLResponse:
         """A page in the language, with a CSRF token for its forms and links to the others."""
         cookie = request.cookies.get(CSRF_COOKIE)
-        token = cookie if cookie and self.csrf_valid(cookie) else self.new_csrf()
-        params = {k: v for k, v in request.query_params.items() if k != "lang"}
-        switch = {
-            other: request.url.path + "?" + urlencode({**params, "lang": other})
-            for other in LANGUAGES
-        }
+        token = _Token(self, cookie)
+        path = request.url.path
+        params = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+        here = f"{path}?{params}&lang=" if params else f"{path}?lang="
+        switch = {other: here + other for other in LANGUAGES}
         page = environment(language).get_template(template)
         body = page.render(
             {
                 "csrf": token,
                 "switch": switch,
-                "path": request.url.path,
+                "path": path,
                 "with_lang": (lambda path: path if language == "nb" else f"{path}?lang={language}"),
                 **(context or {}),
             }
         )
         response = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
-        if token != cookie:
+        if token.used and token.value != cookie:
             response.set_cookie(
-                CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict", path="/"
+                CSRF_COOKIE, token.value, secure=True, httponly=True, samesite="strict", path="/"
             )
         return response
+
+
+class _Token:
+    """A page's CSRF token: the visitor's own if valid, else a new one, made only when shown.
+
+    Pages without a form then neither sign a token nor set a cookie.
+    """
+
+    def __init__(self, site: Site, cookie: str | None) -> None:
+        self._site = site
+        self._cookie = cookie
+        self.used = False
+
+    @functools.cached_property
+    def value(self) -> str:
+        cookie = self._cookie
+        return cookie if cookie and self._site.csrf_valid(cookie) else self._site.new_csrf()
+
+    def __str__(self) -> str:
+        self.used = True
+        return self.value
+
+    def __html__(self) -> str:  # autoescape: the token is URL-safe base64 and a dot
+        return str(self)
 
 
 # -- headers on every response ---------------------------------------------------------

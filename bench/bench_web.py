@@ -1,0 +1,386 @@
+"""`/kontroll` with a valid code under wrk, against a bare Starlette route served the same way.
+
+    .venv/bin/python -m bench.bench_web [--runs 3] [--seconds 5] [--connections 8]
+                                        [--workers 1] [--store sqlite|postgresql]
+
+Builds a store from a synthetic registry (Oslo), creates a campaign and marks its deliveries
+sent, then serves two apps with the same uvicorn command line (`--factory`, same workers, no
+access log) on loopback:
+- the real public site (`varsel.web:app_from_environment`), limits raised so that no lookup is
+  refused, but every lookup is still counted against both limits and recorded as an event;
+- a bare Starlette app with one route at /kontroll returning a short text (the reference).
+`wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, and
+the medians of requests per second and of the p50/p99 latencies are compared. Also reports the
+server's CPU time per request (from /proc: steadier than wall time on a shared machine) and
+checks that the events and limit counters account for every request wrk saw answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from varsel import codes
+from varsel.campaign import create_campaign
+from varsel.clock import utcnow_iso
+from varsel.config import Settings
+from varsel.db import connect
+from varsel.registry import import_dump
+from varsel.synth import write_dump
+
+HOST = "127.0.0.1"
+TARGET = 0.50  # of the bare route's requests per second
+START_TIMEOUT = 30.0
+POSTGRES = os.environ.get("VARSEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+CAMPAIGN = """
+[campaign]
+name = "Benchmark"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "Næringslivets sikkerhetsråd"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd for næringslivet"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+
+
+# wrk asks for each code in turn: a page per recipient, as in life, not one page over and over.
+ROTATE = """
+local paths, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format(nil, paths[i])
+end
+"""
+
+
+def bare_app() -> Starlette:
+    """The reference: one plain (sync) Starlette route, run in the threadpool like /kontroll."""
+
+    def kontroll(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/kontroll", kontroll)])
+
+
+def bare_async_app() -> Starlette:
+    """Starlette's hello world: an async route, which skips the threadpool."""
+
+    async def kontroll(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/kontroll", kontroll)])
+
+
+@dataclass(frozen=True)
+class Run:
+    """One wrk run against one app."""
+
+    rate: float  # requests per second
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    cpu_us: float  # the server's CPU time (all its processes) per request
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installs Debian's package when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is installed but not on PATH")
+    return found
+
+
+@contextlib.contextmanager
+def store_url(kind: str, directory: Path) -> Iterator[str]:
+    """A new, empty store of the kind; a PostgreSQL schema is dropped afterwards."""
+    if kind == "sqlite":
+        yield str(directory / "bench.db")
+        return
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES}/postgres?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def build_store(url: str, directory: Path, codes_wanted: int) -> list[str]:
+    """A campaign whose deliveries are all sent; returns their codes, as printed."""
+    dump = directory / "oslo.json.gz"
+    # About one synthetic unit in six has an e-mail address of its own.
+    write_dump(dump, units=codes_wanted * 6, seed=17, municipalities=("0301",))
+    definition = directory / "campaign.toml"
+    definition.write_text(CAMPAIGN, "utf-8")
+    settings = Settings.load(environ={}, dkim_key_dir=str(directory / "keys"))
+    with connect(url) as db:
+        import_dump(db, dump)
+        campaign_id = create_campaign(db, settings, definition).campaign.id
+        now = utcnow_iso()
+        with db.transaction():
+            db.execute(
+                "UPDATE deliveries SET state = 'sent', sent_at = ?, updated_at = ? "
+                "WHERE campaign_id = ?",
+                (now, now, campaign_id),
+            )
+        found = db.query(
+            "SELECT code FROM deliveries WHERE campaign_id = ? ORDER BY id LIMIT ?",
+            (campaign_id, codes_wanted),
+        )
+    return [codes.format_code(str(c)) for (c,) in found]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """uvicorn serving the app factory on a free port: (base URL, pid), until the block ends."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, env={**os.environ, **env})
+    base = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                sys.exit(f"uvicorn {factory} stopped with status {process.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(base + "/kontroll", timeout=2),  # noqa: S310 -- http
+            ):
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"uvicorn {factory} did not answer within {START_TIMEOUT:g} s")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(stat.parent.name) == pid or int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk sends: the rotation script and the file of paths it goes through."""
+
+    wrk: str
+    script: Path
+    paths: Path
+    seconds: int
+    connections: int
+
+
+def load(how: Load, base: str, pid: int, seconds: int | None = None) -> Run:
+    """One wrk run; fails if any answer was not a 2xx."""
+    before = cpu_seconds(pid)
+    seconds = seconds or how.seconds
+    done = subprocess.run(
+        [
+            how.wrk,
+            "-t1",
+            f"-c{how.connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(how.script),
+            base,
+            "--",
+            str(how.paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    )
+    used = cpu_seconds(pid) - before
+    out = done.stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        sys.exit(f"wrk saw failures against {base}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    return Run(rate, p50, p99, requests, used / requests * 1e6)
+
+
+def accounted(url: str) -> tuple[int, int]:
+    """(verify_ok events, hits counted by the per-IP verify limit) in the store."""
+    with connect(url, migrate=False) as db:
+        events = int(db.scalar("SELECT count(*) FROM events WHERE kind = 'verify_ok'"))
+        hits = int(
+            db.scalar("SELECT coalesce(sum(hits), 0) FROM rate_limits WHERE scope = 'verify_ip'")
+        )
+    return events, hits
+
+
+def row(name: str, runs: list[Run]) -> str:
+    rate = statistics.median(r.rate for r in runs)
+    p50 = statistics.median(r.p50_ms for r in runs)
+    p99 = statistics.median(r.p99_ms for r in runs)
+    cpu = statistics.median(r.cpu_us for r in runs)
+    each = ", ".join(f"{r.rate:,.0f}" for r in runs)
+    return f"| {name} | {rate:,.0f} | {p50:.1f} | {p99:.1f} | {cpu:,.0f} | {each} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each app; medians shown")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, every app")
+    parser.add_argument("--codes", type=int, default=2000, help="distinct genuine codes asked")
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory() as tmp, store_url(args.store, Path(tmp)) as url:
+        folder = Path(tmp)
+        codes_sent = build_store(url, folder, args.codes)
+        (folder / "rotate.lua").write_text(ROTATE, "utf-8")
+        (folder / "paths").write_text("".join(f"/kontroll?kode={c}\n" for c in codes_sent))
+        how = Load(wrk, folder / "rotate.lua", folder / "paths", args.seconds, args.connections)
+        env = {
+            "VARSEL_DATABASE_URL": url,
+            "VARSEL_SECRET_KEY": "benchmark",
+            # Raised so that no lookup is refused; each one is still counted against both.
+            "VARSEL_VERIFY_PER_IP": "1000000000",
+            "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000",
+        }
+        apps = {
+            "bare Starlette route, sync (reference)": "bench.bench_web:bare_app",
+            "bare Starlette route, async": "bench.bench_web:bare_async_app",
+            "`/kontroll?kode=…`, genuine codes": "varsel.web:app_from_environment",
+        }
+        runs: dict[str, list[Run]] = {name: [] for name in apps}
+        with contextlib.ExitStack() as stack:
+            served = {
+                name: stack.enter_context(serve(factory, args.workers, env))
+                for name, factory in apps.items()
+            }
+            real_base = served["`/kontroll?kode=…`, genuine codes"][0]
+            page = f"{real_base}/kontroll?kode={codes_sent[0]}"
+            with urllib.request.urlopen(page, timeout=5) as answer:  # noqa: S310 -- http
+                if "E-posten er ekte" not in answer.read().decode("utf-8"):
+                    sys.exit(f"{page} does not show the genuine page")
+            # Warm-up: imports, connection pools, compiled templates, the store's caches.
+            for base, pid in served.values():
+                load(how, base, pid, seconds=1)
+            events_before, hits_before = accounted(url)
+            for _ in range(args.runs):
+                for name, (base, pid) in served.items():
+                    runs[name].append(load(how, base, pid))
+        events, hits = accounted(url)
+    names = list(apps)
+    real, reference = runs[names[2]], runs[names[0]]
+    answered = sum(r.requests for r in real)
+    ratio = statistics.median(r.rate for r in real) / statistics.median(r.rate for r in reference)
+    ratio_async = statistics.median(r.rate for r in real) / statistics.median(
+        r.rate for r in runs[names[1]]
+    )
+    verdict = "met" if ratio >= TARGET else "**not met**"
+    print(
+        f"{args.store}, {args.workers} uvicorn worker(s) each, wrk -t1 -c{args.connections} "
+        f"-d{args.seconds}s over {len(codes_sent):,} codes, {args.runs} runs each, in turn\n"
+    )
+    print("| app | requests/s | p50 ms | p99 ms | server CPU µs/request | runs |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name in names:
+        print(row(name, runs[name]))
+    print(
+        f"\nratio to the sync route {ratio:.2f} (target ≥ {TARGET:.2f}: {verdict}); "
+        f"to the async route {ratio_async:.2f}"
+    )
+    print(
+        f"lookups wrk saw answered: {answered:,}; recorded as verify_ok events: "
+        f"{events - events_before:,}; counted by the per-IP limit: {hits - hits_before:,}"
+    )
+    if min(events - events_before, hits - hits_before) < answered:
+        sys.exit("some lookups were not recorded or not counted")
+
+
+if __name__ == "__main__":
+    main()
