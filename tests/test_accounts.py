@@ -41,7 +41,8 @@ GENERIC = "feil brukernavn, passord eller engangskode"
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings.load(environ={})
+    # Real argon2id with less memory than in production, so that the many sign-ins are quick.
+    return Settings.load(environ={}, password_memory_kib=8192)
 
 
 def code(secret: str, at: datetime) -> str:
@@ -71,11 +72,22 @@ def test_enrolment_gives_secret_uri_and_qr_codes(db: Database, settings: Setting
     assert actions(db) == [("admin", "user_add", "user:kari")]
 
 
-def test_password_is_stored_as_argon2id(db: Database, settings: Settings) -> None:
-    add_user(db, settings, "kari", Role.AUTHOR, PASSWORD, actor="admin")
+def test_password_is_stored_as_argon2id(db: Database) -> None:
+    add_user(db, Settings.load(environ={}), "kari", Role.AUTHOR, PASSWORD, actor="admin")
     stored = db.scalar("SELECT password_hash FROM users WHERE name = 'kari'")
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert PASSWORD not in stored
+
+
+def test_a_hash_made_with_other_parameters_is_renewed_at_sign_in(
+    db: Database, settings: Settings
+) -> None:
+    secret = enrolled(db, settings)
+    stronger = Settings.load(environ={}, password_memory_kib=16384)
+    t1 = T0 + timedelta(seconds=30)
+    verify_credentials(db, stronger, "kari", PASSWORD, code(secret, t1), now=t1)
+    stored = db.scalar("SELECT password_hash FROM users WHERE name = 'kari'")
+    assert stored.startswith("$argon2id$v=19$m=16384,t=3,p=4$")
 
 
 def test_unconfirmed_account_cannot_sign_in(db: Database, settings: Settings) -> None:
@@ -331,7 +343,7 @@ def test_new_password_ends_sessions(db: Database, settings: Settings) -> None:
     secret = enrolled(db, settings)
     t1 = T0 + timedelta(seconds=30)
     token = authenticate(db, settings, "kari", PASSWORD, code(secret, t1), now=t1).token
-    set_password(db, "kari", "et-helt-nytt-passord", actor="kari")
+    set_password(db, settings, "kari", "et-helt-nytt-passord", actor="kari")
     assert session_for_token(db, settings, token, now=t1) is None
     t2 = T0 + timedelta(seconds=60)
     assert verify_credentials(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from helpers import PASSWORD, next_code, operator
 from varsel import codes
 from varsel.campaign import (
     CampaignError,
@@ -181,12 +182,20 @@ def test_pilot_example_parses(settings: Settings) -> None:
     assert not spec.allow_links
 
 
-def test_cli_create_prints_the_id_last(registry_db: Database, tmp_path: Path) -> None:
+def test_cli_create_prints_the_id_last(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    secret = operator(registry_db, settings, "kari", "author")
     runner = CliRunner()
     result = runner.invoke(
         cli,
         ["--db", registry_db.url, "campaign", "create", str(ROOT / "examples" / "pilot.toml")],
-        env={"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")},
+        env={
+            "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"),
+            "VARSEL_USER": "kari",
+            "VARSEL_PASSWORD": PASSWORD,
+            "VARSEL_TOTP": next_code(secret),
+        },
     )
     assert result.exit_code == 0, result.output
     assert result.output.split()[-1] == "1"

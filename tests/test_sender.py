@@ -289,6 +289,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(
             str(cid),
             "--smtp",
             sink.url,
+            "--no-approval",  # the crash-safety test is about sending, not four-eyes approval
         ]
         for _ in range(4):
             proc = subprocess.Popen(

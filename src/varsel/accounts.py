@@ -37,7 +37,6 @@ from varsel.errors import UserError
 MIN_PASSWORD = 12
 TOUCH_SECONDS = 60  # how stale last_seen_at may get before a request writes it again
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
-_HASHER = PasswordHasher()  # argon2id with RFC 9106's low-memory parameters (64 MiB, t=3)
 _OSLO = ZoneInfo("Europe/Oslo")
 
 
@@ -204,7 +203,7 @@ def add_user(
     _check_password(clean, password)
     address = _email(email, settings) if email else None
     secret = pyotp.random_base32()
-    password_hash = _HASHER.hash(password)
+    password_hash = _hasher(settings).hash(password)
     now = _iso(utcnow())
     with db.transaction():
         if db.query_one("SELECT 1 FROM users WHERE name = ?", (clean,)):
@@ -234,7 +233,7 @@ def confirm_totp(
     row = _credentials(db, name)
     if _locked(row, now):
         _refuse(db, settings, name, row, now, "locked")
-    if row is None or not _password_ok(row, password):
+    if row is None or not _password_ok(settings, row, password):
         _refuse(db, settings, name, row, now, "password")
     user = _user(row[:9])
     if user.enrolled:
@@ -269,11 +268,11 @@ def set_role(db: Database, name: str, role: Role, *, actor: str) -> User:
     return get_user(db, user.name)
 
 
-def set_password(db: Database, name: str, password: str, *, actor: str) -> User:
+def set_password(db: Database, settings: Settings, name: str, password: str, *, actor: str) -> User:
     """Set a new password; every session of the account ends."""
     user = get_user(db, name)
     _check_password(user.name, password)
-    password_hash = _HASHER.hash(password)
+    password_hash = _hasher(settings).hash(password)
     with db.transaction():
         _update(db, user, "password_hash = ?", (password_hash,))
         ended = _revoke_all(db, user)
@@ -419,7 +418,7 @@ def _sign_in(
         _refuse(db, settings, name, row, now, "locked")
     # The password is checked (or a dummy hash, for unknown names) before anything about the
     # account is told, so that answers and timing do not reveal which names exist.
-    if row is None or not _password_ok(row, password):
+    if row is None or not _password_ok(settings, row, password):
         _refuse(db, settings, name, row, now, "password")
     user = _user(row[:9])
     if user.disabled:
@@ -438,6 +437,12 @@ def _sign_in(
             (counter, _iso(now), user.id, counter),
         ).rowcount
         if won == 1:
+            if _hasher(settings).check_needs_rehash(row[9]):
+                # Hashed under other parameters (the setting changed): renew with today's.
+                db.execute(
+                    "UPDATE users SET password_hash = ? WHERE id = ?",
+                    (_hasher(settings).hash(password), user.id),
+                )
             if client is not None:
                 session = _new_session(db, settings, user, now, client)
             audit.record(
@@ -466,15 +471,25 @@ def _locked(row: Any, now: datetime) -> bool:
 
 
 @functools.cache
-def _dummy_hash() -> str:
-    return _HASHER.hash(secrets.token_hex(16))
+def _argon2id(memory_kib: int) -> PasswordHasher:
+    # argon2id, t=3, p=4 (argon2-cffi's defaults, RFC 9106); the memory is a setting.
+    return PasswordHasher(memory_cost=memory_kib)
 
 
-def _password_ok(row: Any, password: str) -> bool:
+def _hasher(settings: Settings) -> PasswordHasher:
+    return _argon2id(settings.password_memory_kib)
+
+
+@functools.cache
+def _dummy_hash(memory_kib: int) -> str:
+    return _argon2id(memory_kib).hash(secrets.token_hex(16))
+
+
+def _password_ok(settings: Settings, row: Any, password: str) -> bool:
+    hasher = _hasher(settings)
+    stored = row[9] if row is not None else _dummy_hash(settings.password_memory_kib)
     try:
-        return _HASHER.verify(row[9] if row is not None else _dummy_hash(), password) and (
-            row is not None
-        )
+        return hasher.verify(stored, password) and row is not None
     except (VerificationError, InvalidHashError):
         return False
 

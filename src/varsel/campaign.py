@@ -357,6 +357,7 @@ class Campaign:
     spec: CampaignSpec
     snapshot_id: int
     created_at: str
+    created_by: str | None = None  # the author's user name; None for campaigns made before
 
 
 @dataclass(frozen=True)
@@ -406,8 +407,11 @@ def language_of(maalform: str | None, form: str, country: str | None) -> str:
     return "nb"
 
 
-def create_campaign(db: Database, settings: Settings, path: Path) -> CreateResult:
+def create_campaign(
+    db: Database, settings: Settings, path: Path, *, created_by: str | None = None
+) -> CreateResult:
     """Create a campaign from its TOML file: check it, freeze recipients, fill the outbox."""
+    from varsel import audit
     from varsel.keys import ensure_key
 
     spec = load_spec(path, settings)
@@ -422,8 +426,8 @@ def create_campaign(db: Database, settings: Settings, path: Path) -> CreateResul
         campaign_id = int(
             db.execute(
                 "INSERT INTO campaigns (name, status, spec, source_file, criteria, snapshot_id, "
-                "sender_address, per_unit, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "sender_address, per_unit, created_at, updated_at, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     spec.name,
                     CampaignStatus.READY.value,
@@ -435,6 +439,7 @@ def create_campaign(db: Database, settings: Settings, path: Path) -> CreateResul
                     spec.per_unit,
                     now,
                     now,
+                    created_by,
                 ),
             ).fetchone()[0]
         )
@@ -534,6 +539,19 @@ def create_campaign(db: Database, settings: Settings, path: Path) -> CreateResul
             )
             deliveries += 1
             n_suppressed += state is DeliveryState.SUPPRESSED
+        audit.record(
+            db,
+            created_by or audit.SYSTEM,
+            audit.Action.CAMPAIGN_CREATE,
+            f"campaign:{campaign_id}",
+            {
+                "name": spec.name,
+                "file": str(path.resolve()),
+                "snapshot": snapshot.id,
+                "recipients": len(recipients),
+                "deliveries": deliveries,
+            },
+        )
     reach: dict[str, int] = {}
     for r in recipients:
         reach[r[10]] = reach.get(r[10], 0) + 1
@@ -554,7 +572,8 @@ def create_campaign(db: Database, settings: Settings, path: Path) -> CreateResul
 def get_campaign(db: Database, campaign_id: int) -> Campaign:
     """One campaign by id; a user error if there is none."""
     row = db.query_one(
-        "SELECT id, name, status, spec, snapshot_id, created_at FROM campaigns WHERE id = ?",
+        "SELECT id, name, status, spec, snapshot_id, created_at, created_by FROM campaigns "
+        "WHERE id = ?",
         (campaign_id,),
     )
     if row is None:
@@ -566,11 +585,16 @@ def get_campaign(db: Database, campaign_id: int) -> Campaign:
         CampaignSpec.from_json(row[3]),
         int(row[4]),
         row[5],
+        row[6],
     )
 
 
-def set_status(db: Database, campaign_id: int, status: CampaignStatus) -> Campaign:
+def set_status(
+    db: Database, campaign_id: int, status: CampaignStatus, *, actor: str | None = None
+) -> Campaign:
     """Pause, resume or cancel: the change reaches a running sender within a second."""
+    from varsel import audit
+
     campaign = get_campaign(db, campaign_id)
     allowed = {
         CampaignStatus.PAUSED: {CampaignStatus.READY, CampaignStatus.SENDING},
@@ -603,4 +627,46 @@ def set_status(db: Database, campaign_id: int, status: CampaignStatus) -> Campai
                     DeliveryState.DEFERRED.value,
                 ),
             )
+        action = {
+            CampaignStatus.PAUSED: audit.Action.CAMPAIGN_PAUSE,
+            CampaignStatus.READY: audit.Action.CAMPAIGN_RESUME,
+            CampaignStatus.CANCELLED: audit.Action.CAMPAIGN_CANCEL,
+        }[status]
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            action,
+            f"campaign:{campaign_id}",
+            {"from": campaign.status.value},
+        )
+    return get_campaign(db, campaign_id)
+
+
+def update_spec(db: Database, campaign_id: int, spec: CampaignSpec, *, actor: str) -> Campaign:
+    """Change a ready or paused campaign's definition; an approval given before no longer holds.
+
+    The recipients stay frozen: a change of selection criteria needs a new campaign.
+    """
+    from varsel import audit
+
+    campaign = get_campaign(db, campaign_id)
+    if campaign.status not in (CampaignStatus.READY, CampaignStatus.PAUSED):
+        raise CampaignError(
+            f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke endres"
+        )
+    if spec.criteria != campaign.spec.criteria or spec.per_unit != campaign.spec.per_unit:
+        raise CampaignError(
+            f"kampanje {campaign_id}: mottakerne er frosset; lag en ny kampanje for et annet utvalg"
+        )
+    old, new = json.loads(campaign.spec.as_json()), json.loads(spec.as_json())
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    with db.transaction():
+        db.execute(
+            "UPDATE campaigns SET spec = ?, name = ?, sender_address = ?, updated_at = ? "
+            "WHERE id = ?",
+            (spec.as_json(), spec.name, spec.from_address, utcnow_iso(), campaign_id),
+        )
+        audit.record(
+            db, actor, audit.Action.CAMPAIGN_EDIT, f"campaign:{campaign_id}", {"changed": changed}
+        )
     return get_campaign(db, campaign_id)

@@ -122,13 +122,19 @@ def registry_import(
     state: State, paths: tuple[Path, ...], rejects: Path | None, dump_date: str | None
 ) -> None:
     """Import registry dumps (JSON or CSV, gzipped or not; enheter or underenheter)."""
+    from varsel.audit import cli_actor
     from varsel.progress import progress_bar
     from varsel.registry import import_dump
 
     for path in paths:
         with progress_bar(f"Importerer {path.name}", err) as progress:
             result = import_dump(
-                state.db, path, rejects_path=rejects, dump_date=dump_date, progress=progress
+                state.db,
+                path,
+                rejects_path=rejects,
+                dump_date=dump_date,
+                progress=progress,
+                actor=cli_actor(),
             )
         out.print(result.summary())
         for line in result.first_rejects():
@@ -140,10 +146,11 @@ def registry_import(
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
     """Apply change-feed pages (oppdateringer) to the store."""
+    from varsel.audit import cli_actor
     from varsel.feed import apply_feed
 
     for path in paths:
-        result = apply_feed(state.db, path)
+        result = apply_feed(state.db, path, actor=cli_actor())
         out.print(result.summary())
 
 
@@ -301,13 +308,46 @@ def campaign() -> None:
 
 @campaign.command("create")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--user", "user_name", metavar="NAME", help="The author (an account); same as VARSEL_USER."
+)
 @pass_state
-def campaign_create(state: State, file: Path) -> None:
-    """Create a campaign from its TOML file; prints the new campaign's id last."""
-    from varsel.campaign import create_campaign
+def campaign_create(state: State, file: Path, user_name: str | None) -> None:
+    """Create a campaign from its TOML file as its author; prints the new campaign's id last.
 
-    result = create_campaign(state.db, state.settings, file)
+    Asks for the author's password and TOTP code (or reads VARSEL_PASSWORD and VARSEL_TOTP).
+    """
+    from varsel.accounts import Role
+    from varsel.campaign import create_campaign, load_spec
+    from varsel.cli_users import signed_in
+
+    load_spec(file, state.settings)  # a wrong file is reported before anyone types a code
+    author = signed_in(state, user_name, Role.AUTHOR)
+    result = create_campaign(state.db, state.settings, file, created_by=author.name)
     out.print(result.summary())
+
+
+@campaign.command("approve")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--user", "user_name", metavar="NAME", help="The approver (not the author); VARSEL_USER."
+)
+@pass_state
+def campaign_approve(state: State, campaign_id: int, user_name: str | None) -> None:
+    """Approve a campaign as it is now (four eyes); asks for the approver's password and code.
+
+    VARSEL_PASSWORD and VARSEL_TOTP are read instead of asking, for scripts.
+    """
+    from varsel.accounts import Role
+    from varsel.approval import approve
+    from varsel.cli_users import signed_in
+
+    approver = signed_in(state, user_name, Role.APPROVER)
+    approval = approve(state.db, state.settings, campaign_id, approver)
+    out.print(
+        f"Kampanje {campaign_id} er godkjent av {approval.approved_by} "
+        f"(fingeravtrykk {approval.digest[:16]}). Endres den, må den godkjennes på nytt."
+    )
 
 
 @campaign.command("send")
@@ -315,6 +355,11 @@ def campaign_create(state: State, file: Path) -> None:
 @click.option("--smtp", "smtp_url", metavar="URL", help="Relay; same as VARSEL_SMTP_URL.")
 @click.option("--connections", type=click.IntRange(min=1), help="SMTP connections.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second at most.")
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Send without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+)
 @pass_state
 def campaign_send(
     state: State,
@@ -322,15 +367,24 @@ def campaign_send(
     smtp_url: str | None,
     connections: int | None,
     rate: float | None,
+    no_approval: bool,
 ) -> None:
-    """Send a campaign; safe to run again after a crash (see docs/delivery.md)."""
+    """Send an approved campaign; safe to run again after a crash (see docs/delivery.md)."""
+    from varsel.approval import authorise_send, send_checked
+    from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
     from varsel.channel.smtp import RelayConfig
     from varsel.progress import counts_bar
-    from varsel.sender import SendOptions, send_campaign
+    from varsel.sender import SendOptions
 
     relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)
     spec = get_campaign(state.db, campaign_id).spec
+    if not no_approval:  # refuse at once, before the progress bar (send_checked checks again)
+        from varsel.approval import require_approved
+
+        require_approved(state.db, campaign_id)
+    elif not state.settings.allow_no_approval:
+        authorise_send(state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=True)
     options = SendOptions.for_campaign(spec, connections=connections, rate_per_second=rate)
     total = int(
         state.db.scalar(
@@ -340,8 +394,15 @@ def campaign_send(
         or 0
     )
     with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
-        report = send_campaign(
-            state.db, state.settings, campaign_id, relay=relay, options=options, progress=progress
+        report = send_checked(
+            state.db,
+            state.settings,
+            campaign_id,
+            actor=cli_actor(),
+            no_approval=no_approval,
+            relay=relay,
+            options=options,
+            progress=progress,
         )
     out.print(report.summary())
 
@@ -384,9 +445,10 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
     """Check a campaign before sending; exit status 2 if anything must be fixed."""
     from rich.markup import escape
 
+    from varsel.audit import cli_actor
     from varsel.lint import Severity, lint_campaign
 
-    report = lint_campaign(state.db, state.settings, campaign_id)
+    report = lint_campaign(state.db, state.settings, campaign_id, actor=cli_actor())
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -419,10 +481,25 @@ def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
 
 
 def _set_status(state: State, campaign_id: int, status_name: str) -> None:
+    from varsel.audit import cli_actor
     from varsel.campaign import CampaignStatus, set_status
 
-    campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name))
+    campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
+    from varsel.worker import notify
+
+    notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
     out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».")
+
+
+@campaign.command("start")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_start(state: State, campaign_id: int) -> None:
+    """Hand a campaign to the `varsel worker` processes (PostgreSQL); they start at once."""
+    from varsel.worker import start_campaign
+
+    start_campaign(state.db, campaign_id, state.settings.worker_lease_seconds)
+    out.print(f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status")
 
 
 @campaign.command("pause")
@@ -515,13 +592,21 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     )
 
 
+from varsel.cli_altinn import altinn  # noqa: E402
+from varsel.cli_audit import audit  # noqa: E402 - the command groups import State from here
 from varsel.cli_bounces import bounces  # noqa: E402
-from varsel.cli_letters import letters  # noqa: E402 - the command group imports State from here
+from varsel.cli_letters import letters  # noqa: E402
 from varsel.cli_report import report  # noqa: E402
+from varsel.cli_users import user  # noqa: E402
+from varsel.cli_worker import worker  # noqa: E402
 
+cli.add_command(user)
+cli.add_command(audit)
 cli.add_command(letters)
-cli.add_command(bounces)
 cli.add_command(report)
+cli.add_command(bounces)
+cli.add_command(worker)
+cli.add_command(altinn)
 
 
 def main() -> None:

@@ -105,6 +105,12 @@ class Settings:
         "Name the authenticator app shows for varsel accounts (e.g. Oslo politidistrikt).",
         "VARSEL_TOTP_ISSUER",
     )
+    password_memory_kib: int = _setting(
+        65536,
+        "Memory (KiB) argon2id spends on each password hash: 65536 is RFC 9106's choice; "
+        "hashes made with other values are renewed at the next sign-in.",
+        "VARSEL_PASSWORD_MEMORY_KIB",
+    )
     verify_per_ip: int = _setting(
         10, "Code lookups one IP address may make per window.", "VARSEL_VERIFY_PER_IP"
     )

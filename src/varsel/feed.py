@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from varsel import unit
+from varsel import audit, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind
@@ -106,7 +106,7 @@ def _feed_entries(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
     return (Kind.UNDERENHETER if "underenheter" in href else Kind.ENHETER), []
 
 
-def apply_feed(db: Database, path: Path) -> FeedResult:
+def apply_feed(db: Database, path: Path, *, actor: str | None = None) -> FeedResult:
     """Apply one change-feed page: Ny, Endring (JSON-Patch), Sletting, and Fjernet (erase)."""
     path = Path(path)
     kind, entries = _feed_entries(path)
@@ -183,6 +183,19 @@ def apply_feed(db: Database, path: Path) -> FeedResult:
                 "INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
                 (kind.value, last, now),
             )
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            audit.Action.REGISTRY_UPDATE,
+            f"snapshot:{snapshot_id}",
+            {
+                "file": path.name,
+                "sha256": sha,
+                "kind": kind.value,
+                "last_update_id": last,
+                **counts,
+            },
+        )
     return FeedResult(path, get_snapshot(db, snapshot_id), False, tuple(notes))
 
 

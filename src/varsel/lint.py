@@ -537,8 +537,12 @@ def _used_languages(db: Database, campaign_id: int) -> list[str]:
     return sorted({r[0] for r in rows})
 
 
-def lint_campaign(db: Database, settings: Settings, campaign_id: int) -> LintReport:
+def lint_campaign(
+    db: Database, settings: Settings, campaign_id: int, *, actor: str | None = None
+) -> LintReport:
     """Check a campaign before sending; the result is also recorded as a 'lint' event."""
+    from varsel import audit
+
     campaign = get_campaign(db, campaign_id)
     spec = campaign.spec
     mspec = message_spec(campaign)
@@ -584,6 +588,13 @@ def lint_campaign(db: Database, settings: Settings, campaign_id: int) -> LintRep
             campaign_id,
             None,
             "lint",
+            {"ok": report.ok, "errors": report.errors, "warnings": report.warnings},
+        )
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            audit.Action.CAMPAIGN_LINT,
+            f"campaign:{campaign_id}",
             {"ok": report.ok, "errors": report.errors, "warnings": report.warnings},
         )
     return report

@@ -142,6 +142,7 @@ def import_dump(
     rejects_path: Path | None = None,
     dump_date: str | None = None,
     progress: ProgressCallback | None = None,
+    actor: str | None = None,
 ) -> ImportResult:
     """Import one dump file (any format, either kind) as a new snapshot."""
     progress = progress or no_progress
@@ -170,6 +171,7 @@ def import_dump(
         try:
             with _staged(db, reader, progress) as stage, db.transaction():
                 snapshot_id = _load(db, reader, path, sha, date, rejects, progress, stage)
+                _audit(db, actor, snapshot_id)
         except BaseException:
             rejects.discard()
             raise
@@ -178,6 +180,30 @@ def import_dump(
     db.execute("ANALYZE" if db.dialect == "sqlite" else "ANALYZE units")
     return ImportResult(
         path, get_snapshot(db, snapshot_id), False, tuple(rejects.first), rejects_path
+    )
+
+
+def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
+    # Last in the import's transaction: PostgreSQL holds the audit log's lock only to commit.
+    from varsel import audit
+
+    snap = get_snapshot(db, snapshot_id)
+    audit.record(
+        db,
+        actor or audit.SYSTEM,
+        audit.Action.REGISTRY_IMPORT,
+        f"snapshot:{snapshot_id}",
+        {
+            "file": snap.file_name,
+            "sha256": snap.sha256,
+            "kind": snap.kind,
+            "dump_date": snap.dump_date,
+            "records": snap.records,
+            "new": snap.new,
+            "changed": snap.changed,
+            "gone": snap.gone,
+            "rejected": snap.rejected,
+        },
     )
 
 

@@ -1,0 +1,354 @@
+"""Four-eyes approval: no campaign is sent unless someone other than its author approved it.
+
+An approval binds a SHA-256 fingerprint of everything that shapes what recipients get: the
+templates in every language, the sender, the document (and the file's own hash), the link
+rules and public address, the selection (criteria, snapshot) and a digest of the frozen
+recipient and delivery lists (addresses, languages, codes). The send limits are left out:
+slowing a campaign down changes nothing anyone receives. At send time the fingerprint is
+computed again; any difference voids the approval, and the message says which part changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varsel import audit
+from varsel.accounts import Role, User, require_role
+from varsel.campaign import CampaignStatus, get_campaign
+from varsel.clock import utcnow_iso
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.errors import UserError
+
+if TYPE_CHECKING:
+    from varsel.channel.smtp import RelayConfig
+    from varsel.sender import SendOptions, SendReport
+
+# The parts of a fingerprint, in order, with the words a message uses for each.
+PARTS = {
+    "templates": "malene",
+    "sender": "avsenderen",
+    "document": "dokumentet",
+    "links": "lenkereglene",
+    "selection": "utvalget",
+    "other": "andre felt i definisjonen",
+    "recipients": "mottakerlisten",
+    "deliveries": "leveranselisten",
+}
+_SPEC_PARTS = {
+    "templates": ("templates",),
+    "sender": (
+        "from_address",
+        "from_name",
+        "organisation",
+        "reply_to",
+        "dkim_selector",
+        "dkim_ed25519",
+    ),
+    "document": ("document_title", "document_url", "document_file"),
+    "links": ("allow_links", "allowed_link_domains", "public_base_url"),
+    "selection": ("criteria", "per_unit"),
+}
+UNBOUND = ("limits",)  # how fast and when: does not change what anyone receives
+
+
+class ApprovalError(UserError):
+    """The campaign cannot be approved or sent as asked."""
+
+
+class NotApproved(ApprovalError):
+    """The campaign has no approval that still holds."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The digest of a campaign as recipients would get it, and of each of its parts."""
+
+    digest: str
+    parts: dict[str, str]
+
+    def changed_since(self, other: dict[str, str]) -> list[str]:
+        """The parts that differ from an earlier fingerprint's parts."""
+        return [p for p in PARTS if self.parts.get(p) != other.get(p)]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approval as given; it holds while the campaign's fingerprint equals `digest`."""
+
+    id: int
+    campaign_id: int
+    approved_by: str
+    approved_at: str
+    digest: str
+    parts: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "campaign_id": self.campaign_id,
+            "approved_by": self.approved_by,
+            "approved_at": self.approved_at,
+            "digest": self.digest,
+        }
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    """For the console: who wrote the campaign, its latest approval and whether it holds."""
+
+    campaign_id: int
+    author: str | None
+    approval: Approval | None
+    fingerprint: Fingerprint
+    changed: tuple[str, ...]  # parts changed since the approval (empty when it holds)
+
+    @property
+    def approved(self) -> bool:
+        return self.approval is not None and not self.changed
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+    ).encode("utf-8")
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(_canonical(value)).hexdigest()
+
+
+def fingerprint(db: Database, campaign_id: int) -> Fingerprint:
+    """The fingerprint of a campaign as it is in the store now."""
+    row = db.query_one(
+        "SELECT spec, criteria, snapshot_id, per_unit FROM campaigns WHERE id = ?", (campaign_id,)
+    )
+    if row is None:
+        get_campaign(db, campaign_id)  # raises the usual "finnes ikke"
+        raise AssertionError("unreachable")
+    spec = json.loads(row[0])
+    parts: dict[str, str] = {}
+    for part, keys in _SPEC_PARTS.items():
+        chosen = {k: spec.pop(k, None) for k in keys}
+        if part == "document":
+            chosen["file_sha256"] = _file_sha256(chosen["document_file"])
+        if part == "selection":
+            # The store's own columns too: they are what recipients were frozen from.
+            chosen["stored"] = [json.loads(row[1]), int(row[2]), bool(row[3])]
+        parts[part] = _sha(chosen)
+    for key in UNBOUND:
+        spec.pop(key, None)
+    # Anything not named above (a field added later) is bound too, rather than forgotten.
+    parts["other"] = _sha(spec)
+    parts["recipients"] = _recipients_digest(db, campaign_id)
+    parts["deliveries"] = _deliveries_digest(db, campaign_id)
+    return Fingerprint(_sha(parts), parts)
+
+
+def _file_sha256(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _recipients_digest(db: Database, campaign_id: int) -> str:
+    h = hashlib.sha256()
+    cursor = db.execute(
+        "SELECT orgnr, name, form, municipality, employees, has_employees, nace1, sector, "
+        "language, reach FROM recipients WHERE campaign_id = ? ORDER BY orgnr",
+        (campaign_id,),
+    )
+    while batch := cursor.fetchmany(5000):
+        for r in batch:
+            h.update(_canonical([*r[:5], bool(r[5]), *r[6:]]) + b"\n")
+    return h.hexdigest()
+
+
+def _deliveries_digest(db: Database, campaign_id: int) -> str:
+    # Ordered by id (the order they were made in) so both stores agree without collations.
+    h = hashlib.sha256()
+    cursor = db.execute(
+        "SELECT d.id, d.channel, d.key, d.address, d.language, d.code, d.unsubscribe_token, "
+        "du.orgnr FROM deliveries d LEFT JOIN delivery_units du ON du.delivery_id = d.id "
+        "WHERE d.campaign_id = ? ORDER BY d.id, du.orgnr",
+        (campaign_id,),
+    )
+    current: list[Any] | None = None
+    current_id = None
+    while batch := cursor.fetchmany(5000):
+        for r in batch:
+            if r[0] != current_id:
+                if current is not None:
+                    h.update(_canonical(current) + b"\n")
+                current_id, current = r[0], [*r[1:7], []]
+            if r[7] is not None and current is not None:
+                current[-1].append(r[7])
+    if current is not None:
+        h.update(_canonical(current) + b"\n")
+    return h.hexdigest()
+
+
+# -- approving ----------------------------------------------------------------------------
+
+
+def latest_approval(db: Database, campaign_id: int) -> Approval | None:
+    """The campaign's most recent approval, whether or not it still holds."""
+    row = db.query_one(
+        "SELECT id, campaign_id, approved_by, approved_at, digest, parts FROM approvals "
+        "WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",
+        (campaign_id,),
+    )
+    if row is None:
+        return None
+    return Approval(int(row[0]), int(row[1]), row[2], row[3], row[4], json.loads(row[5]))
+
+
+def approval_state(db: Database, campaign_id: int) -> ApprovalState:
+    """Who wrote the campaign, its latest approval, and what changed since."""
+    campaign = get_campaign(db, campaign_id)
+    approval = latest_approval(db, campaign_id)
+    now = fingerprint(db, campaign_id)
+    changed = tuple(now.changed_since(approval.parts)) if approval else ()
+    if approval and not changed and now.digest != approval.digest:
+        changed = tuple(PARTS)  # the parts were stored wrongly: trust only the whole digest
+    return ApprovalState(campaign_id, campaign.created_by, approval, now, changed)
+
+
+def approve(db: Database, settings: Settings, campaign_id: int, approver: User) -> Approval:
+    """Approve a campaign as it is now: the approver must not be its author, and lint must pass."""
+    from varsel.lint import lint_campaign
+
+    campaign = get_campaign(db, campaign_id)
+    require_role(approver, Role.APPROVER)
+    if campaign.created_by is None:
+        raise ApprovalError(
+            f"kampanje {campaign_id} har ingen registrert forfatter og kan ikke godkjennes; "
+            "opprett den på nytt med «varsel campaign create FIL --user NAVN»"
+        )
+    if campaign.created_by == approver.name:
+        raise ApprovalError(
+            f"{approver.name} skrev kampanje {campaign_id} og kan ikke godkjenne den selv; "
+            "en annen godkjenner må gjøre det"
+        )
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
+        raise ApprovalError(
+            f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke godkjennes"
+        )
+    report = lint_campaign(db, settings, campaign_id, actor=approver.name)
+    if not report.ok:
+        raise ApprovalError(
+            f"kampanje {campaign_id} har {report.errors} feil i lint og kan ikke godkjennes; "
+            f"se «varsel campaign lint {campaign_id}»"
+        )
+    with db.transaction():
+        # Inside the transaction: an edit cannot slip in between fingerprint and approval.
+        now = fingerprint(db, campaign_id)
+        latest = latest_approval(db, campaign_id)
+        if latest is not None and latest.digest == now.digest:
+            raise ApprovalError(
+                f"kampanje {campaign_id} er allerede godkjent av {latest.approved_by} "
+                f"({latest.approved_at[:16].replace('T', ' ')} UTC)"
+            )
+        at = utcnow_iso()
+        approval_id = int(
+            db.execute(
+                "INSERT INTO approvals (campaign_id, approved_by, approved_at, digest, parts) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (campaign_id, approver.name, at, now.digest, json.dumps(now.parts)),
+            ).fetchone()[0]
+        )
+        audit.record(
+            db,
+            approver.name,
+            audit.Action.CAMPAIGN_APPROVE,
+            f"campaign:{campaign_id}",
+            {"approval": approval_id, "author": campaign.created_by, "digest": now.digest},
+        )
+    return Approval(approval_id, campaign_id, approver.name, at, now.digest, now.parts)
+
+
+def require_approved(db: Database, campaign_id: int) -> Approval:
+    """The approval that holds for the campaign as it is now; NotApproved if there is none."""
+    state = approval_state(db, campaign_id)
+    if state.approval is None:
+        raise NotApproved(
+            f"kampanje {campaign_id} er ikke godkjent: en godkjenner som ikke skrev den må "
+            f"godkjenne den først (varsel campaign approve {campaign_id} --user NAVN)"
+        )
+    if state.changed:
+        what = ", ".join(PARTS[p] for p in state.changed)
+        raise NotApproved(
+            f"godkjenningen av kampanje {campaign_id} gjelder ikke lenger: {what} er endret "
+            f"etter at {state.approval.approved_by} godkjente den; den må godkjennes på nytt"
+        )
+    return state.approval
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+def authorise_send(
+    db: Database, settings: Settings, campaign_id: int, *, actor: str, no_approval: bool = False
+) -> Approval | None:
+    """The gate before a send: an approval that holds, or an allowed --no-approval; audited."""
+    get_campaign(db, campaign_id)
+    approval: Approval | None = None
+    if no_approval:
+        if not settings.allow_no_approval:
+            raise ApprovalError(
+                "sending uten godkjenning er slått av her (VARSEL_ALLOW_NO_APPROVAL=false); "
+                f"kampanje {campaign_id} må godkjennes"
+            )
+    else:
+        approval = require_approved(db, campaign_id)
+    with db.transaction():
+        audit.record(
+            db,
+            actor,
+            audit.Action.CAMPAIGN_SEND,
+            f"campaign:{campaign_id}",
+            {
+                "no_approval": no_approval,
+                "approval": approval.id if approval else None,
+                "approved_by": approval.approved_by if approval else None,
+                "digest": approval.digest if approval else None,
+            },
+        )
+    return approval
+
+
+def send_checked(
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    actor: str,
+    no_approval: bool = False,
+    relay: RelayConfig | None = None,
+    options: SendOptions | None = None,
+    progress: Callable[[dict[str, int], float], None] | None = None,
+) -> SendReport:
+    """Send a campaign after the four-eyes gate; how it ended is audited too."""
+    from varsel.sender import send_campaign
+
+    authorise_send(db, settings, campaign_id, actor=actor, no_approval=no_approval)
+    report = send_campaign(
+        db, settings, campaign_id, relay=relay, options=options, progress=progress
+    )
+    with db.transaction():
+        audit.record(
+            db,
+            actor,
+            audit.Action.CAMPAIGN_SEND_END,
+            f"campaign:{campaign_id}",
+            {"stopped": report.stopped, "sent_now": report.sent_now, **report.counts},
+        )
+    return report

@@ -1,0 +1,226 @@
+"""`varsel user ...`: operator accounts from the command line, and the credentials prompt.
+
+The command line runs with the store's own credentials, so these commands are for whoever
+administers the installation; each change is recorded in the audit log with the
+operating-system login as its actor (`cli:<login>`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+from rich.markup import escape
+
+from varsel.accounts import Enrolment, Role, User
+from varsel.cli import State, out
+from varsel.errors import UserError
+
+# Made here, not imported: cli.py imports this module while it is still loading.
+pass_state = click.make_pass_decorator(State)
+
+ROLE = click.Choice([r.value for r in Role])
+
+
+def read_password(*, new: bool = False) -> str:
+    """VARSEL_PASSWORD for scripts, else asked for without echo (twice when it is new)."""
+    given = os.environ.get("VARSEL_PASSWORD")
+    if given:
+        return given
+    return str(
+        click.prompt(
+            "Nytt passord" if new else "Passord",
+            hide_input=True,
+            confirmation_prompt="Gjenta passordet" if new else False,
+            err=True,
+        )
+    )
+
+
+def read_code() -> str:
+    """VARSEL_TOTP for scripts, else asked for."""
+    return os.environ.get("VARSEL_TOTP") or str(click.prompt("Engangskode fra appen", err=True))
+
+
+def signed_in(state: State, name: str | None, role: Role) -> User:
+    """The operator named by --user or VARSEL_USER, after password and TOTP code, with `role`."""
+    from varsel.accounts import require_role, verify_credentials
+
+    who = name or state.settings.user
+    if not who:
+        raise UserError("oppgi hvem du er: --user NAVN (eller VARSEL_USER)")
+    user = verify_credentials(
+        state.db, state.settings, who, read_password(), read_code(), via="cli"
+    )
+    require_role(user, role)
+    return user
+
+
+def _actor() -> str:
+    from varsel.audit import cli_actor
+
+    return cli_actor()
+
+
+def _show_enrolment(enrolment: Enrolment) -> None:
+    name = enrolment.user.name
+    out.print(
+        f"Skann QR-koden med en autentiseringsapp (for eksempel Microsoft eller Google "
+        f"Authenticator), eller skriv inn nøkkelen {enrolment.secret}."
+    )
+    click.echo(enrolment.qr_text(), nl=False)
+    out.print(escape(enrolment.uri), soft_wrap=True)
+    out.print(
+        f"Kontoen kan brukes når koden er bekreftet: varsel user confirm-totp {name}",
+        soft_wrap=True,
+    )
+
+
+@click.group()
+def user() -> None:
+    """Operator accounts: roles, passwords, TOTP codes and sessions."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=ROLE, required=True, help="viewer, author, approver or admin.")
+@click.option("--email", help="The operator's own address (for test sends).")
+@pass_state
+def user_add(state: State, name: str, role: str, email: str | None) -> None:
+    """Make an account; asks for its password (or VARSEL_PASSWORD) and shows the TOTP QR code."""
+    from varsel.accounts import add_user
+
+    enrolment = add_user(
+        state.db,
+        state.settings,
+        name,
+        Role(role),
+        read_password(new=True),
+        actor=_actor(),
+        email=email,
+    )
+    out.print(f"Brukeren «{enrolment.user.name}» er laget med rollen «{role}».")
+    _show_enrolment(enrolment)
+
+
+@user.command("confirm-totp")
+@click.argument("name")
+@pass_state
+def user_confirm_totp(state: State, name: str) -> None:
+    """Finish enrolment with the password and a code from the app (or VARSEL_TOTP)."""
+    from varsel.accounts import confirm_totp
+
+    confirmed = confirm_totp(state.db, state.settings, name, read_password(), read_code())
+    out.print(f"TOTP er bekreftet; kontoen «{confirmed.name}» kan nå brukes.")
+
+
+def _status(u: User) -> str:
+    if u.disabled:
+        return "deaktivert"
+    if not u.enrolled:
+        return "venter på TOTP"
+    if u.locked_until:
+        from varsel.clock import utcnow_iso
+
+        if u.locked_until > utcnow_iso():
+            return f"låst til {u.locked_until[:16].replace('T', ' ')} UTC"
+    return "aktiv"
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def user_list(state: State, as_json: bool) -> None:
+    """List the accounts with their roles and whether they can sign in."""
+    from varsel.accounts import list_users
+
+    users = list_users(state.db)
+    if as_json:
+        click.echo(json.dumps([u.as_dict() for u in users], ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("Bruker", "Rolle", "E-post", "Status", "Laget")
+    for u in users:
+        table.add_row(u.name, u.role.value, u.email or "", _status(u), u.created_at[:10])
+    out.print(table)
+
+
+@user.command("set-role")
+@click.argument("name")
+@click.argument("role", type=ROLE)
+@pass_state
+def user_set_role(state: State, name: str, role: str) -> None:
+    """Give an account another role."""
+    from varsel.accounts import set_role
+
+    changed = set_role(state.db, name, Role(role), actor=_actor())
+    out.print(f"«{changed.name}» har nå rollen «{changed.role.value}».")
+
+
+@user.command("set-password")
+@click.argument("name")
+@pass_state
+def user_set_password(state: State, name: str) -> None:
+    """Set a new password (asked twice, or VARSEL_PASSWORD); the account's sessions end."""
+    from varsel.accounts import set_password
+
+    changed = set_password(state.db, state.settings, name, read_password(new=True), actor=_actor())
+    out.print(f"Passordet til «{changed.name}» er byttet; alle øktene er avsluttet.")
+
+
+@user.command("disable")
+@click.argument("name")
+@pass_state
+def user_disable(state: State, name: str) -> None:
+    """Disable an account: no sign-in, and its sessions end now."""
+    from varsel.accounts import disable_user
+
+    changed = disable_user(state.db, name, actor=_actor())
+    out.print(f"«{changed.name}» er deaktivert; alle øktene er avsluttet.")
+
+
+@user.command("enable")
+@click.argument("name")
+@pass_state
+def user_enable(state: State, name: str) -> None:
+    """Let a disabled account sign in again."""
+    from varsel.accounts import enable_user
+
+    changed = enable_user(state.db, name, actor=_actor())
+    out.print(f"«{changed.name}» kan logge inn igjen.")
+
+
+@user.command("unlock")
+@click.argument("name")
+@pass_state
+def user_unlock(state: State, name: str) -> None:
+    """Lift a lock-out after too many failed sign-ins."""
+    from varsel.accounts import unlock_user
+
+    changed = unlock_user(state.db, name, actor=_actor())
+    out.print(f"«{changed.name}» er låst opp.")
+
+
+@user.command("reset-totp")
+@click.argument("name")
+@pass_state
+def user_reset_totp(state: State, name: str) -> None:
+    """A new TOTP secret (lost phone): sessions end until the new code is confirmed."""
+    from varsel.accounts import reset_totp
+
+    enrolment = reset_totp(state.db, state.settings, name, actor=_actor())
+    out.print(f"«{enrolment.user.name}» har fått en ny TOTP-nøkkel; alle øktene er avsluttet.")
+    _show_enrolment(enrolment)
+
+
+@user.command("sign-out-everywhere")
+@click.argument("name")
+@pass_state
+def user_sign_out_everywhere(state: State, name: str) -> None:
+    """End every session of an account (a lost or shared computer)."""
+    from varsel.accounts import sign_out_everywhere
+
+    ended = sign_out_everywhere(state.db, name, actor=_actor())
+    out.print(f"{ended} økter for «{name.strip().lower()}» er avsluttet.")

@@ -1,0 +1,538 @@
+"""Four-eyes approval: who may approve, what it binds, what voids it, and the send gate."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import PASSWORD, next_code, operator
+from varsel import audit
+from varsel.accounts import Forbidden, User, get_user
+from varsel.approval import (
+    PARTS,
+    UNBOUND,
+    ApprovalError,
+    NotApproved,
+    approval_state,
+    approve,
+    authorise_send,
+    fingerprint,
+    require_approved,
+    send_checked,
+)
+from varsel.campaign import (
+    CampaignSpec,
+    CampaignStatus,
+    Template,
+    create_campaign,
+    get_campaign,
+    set_status,
+    update_spec,
+)
+from varsel.channel.smtp import RelayConfig
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.sender import SendOptions
+from varsel.testing import SmtpSink
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+reply_to = "post@nsr-org.no"
+
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+file = "rad.pdf"
+
+[public]
+base_url = "https://www.politiet.no/varsel"
+
+[segment]
+police_district = ["oslo"]
+"""
+FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
+NOT_APPROVED = (
+    "kampanje 1 er ikke godkjent: en godkjenner som ikke skrev den må godkjenne den først "
+    "(varsel campaign approve 1 --user NAVN)"
+)
+
+
+def voided(what: str) -> str:
+    return (
+        f"godkjenningen av kampanje 1 gjelder ikke lenger: {what} er endret etter at berit "
+        "godkjente den; den må godkjennes på nytt"
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Real argon2id with less memory than in production, so that making accounts is quick.
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"), password_memory_kib=8192)
+
+
+@pytest.fixture
+def definition(tmp_path: Path) -> Path:
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.7 sikkerhetsrad")
+    path = tmp_path / "kampanje.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    return path
+
+
+@pytest.fixture
+def registry_db(db: Database, brreg: Path) -> Database:
+    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "underenheter-sample.json")
+    return db
+
+
+@pytest.fixture
+def people(registry_db: Database, settings: Settings) -> dict[str, User]:
+    """kari writes (author), berit approves."""
+    operator(registry_db, settings, "kari", "author")
+    operator(registry_db, settings, "berit", "approver")
+    return {n: get_user(registry_db, n) for n in ("kari", "berit")}
+
+
+def another(db: Database, settings: Settings, name: str, role: str) -> User:
+    operator(db, settings, name, role)
+    return get_user(db, name)
+
+
+@pytest.fixture
+def cid(registry_db: Database, settings: Settings, definition: Path, people: Any) -> int:
+    return create_campaign(registry_db, settings, definition, created_by="kari").campaign.id
+
+
+def edited(db: Database, campaign_id: int, **changes: Any) -> CampaignSpec:
+    spec = get_campaign(db, campaign_id).spec
+    return dataclasses.replace(spec, **changes)
+
+
+def test_the_author_cannot_approve_their_own_campaign(
+    registry_db: Database, settings: Settings, definition: Path, people: dict[str, User]
+) -> None:
+    campaign_id = create_campaign(registry_db, settings, definition, created_by="berit").campaign.id
+    with pytest.raises(ApprovalError) as e:
+        approve(registry_db, settings, campaign_id, people["berit"])
+    assert e.value.message == (
+        "berit skrev kampanje 1 og kan ikke godkjenne den selv; en annen godkjenner må gjøre det"
+    )
+    with pytest.raises(NotApproved, match="er ikke godkjent"):
+        require_approved(registry_db, campaign_id)
+
+
+def test_authors_and_viewers_cannot_approve(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    with pytest.raises(Forbidden) as e:
+        approve(registry_db, settings, cid, people["kari"])
+    assert e.value.message == "kari har rollen «author»; dette krever «approver» eller høyere"
+    vera = another(registry_db, settings, "vera", "viewer")
+    with pytest.raises(Forbidden, match="vera har rollen «viewer»"):
+        approve(registry_db, settings, cid, vera)
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+
+
+def test_an_unapproved_campaign_cannot_be_sent(
+    registry_db: Database, settings: Settings, cid: int
+) -> None:
+    with pytest.raises(NotApproved) as e:
+        authorise_send(registry_db, settings, cid, actor="kari")
+    assert e.value.message == NOT_APPROVED
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND) == []
+
+
+def test_approval_by_another_approver_lets_it_be_sent(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approval = approve(registry_db, settings, cid, people["berit"])
+    assert require_approved(registry_db, cid) == approval
+    assert authorise_send(registry_db, settings, cid, actor="kari") == approval
+    (approved,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_APPROVE)
+    assert (approved.actor, approved.object) == ("berit", "campaign:1")
+    assert approved.data == {"approval": approval.id, "author": "kari", "digest": approval.digest}
+    (send,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND)
+    assert send.actor == "kari"
+    assert send.data == {
+        "approval": approval.id,
+        "approved_by": "berit",
+        "digest": approval.digest,
+        "no_approval": False,
+    }
+
+
+def test_approving_twice_is_refused(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    with pytest.raises(ApprovalError, match=r"^kampanje 1 er allerede godkjent av berit \("):
+        approve(registry_db, settings, cid, another(registry_db, settings, "per", "approver"))
+
+
+def test_a_template_edit_voids_the_approval(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    spec = get_campaign(registry_db, cid).spec
+    nn = spec.templates["nn"]
+    templates = {**spec.templates, "nn": Template(nn.subject + " (ny)", nn.text, nn.html)}
+    update_spec(registry_db, cid, edited(registry_db, cid, templates=templates), actor="kari")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == voided("malene")
+    assert approval_state(registry_db, cid).changed == ("templates",)
+
+
+@pytest.mark.parametrize(
+    ("changes", "what"),
+    [
+        ({"from_name": "Noen andre"}, "avsenderen"),
+        ({"reply_to": "svar@nsr-org.no"}, "avsenderen"),
+        ({"document_url": "https://www.politiet.no/annet.pdf"}, "dokumentet"),
+        ({"allow_links": True}, "lenkereglene"),
+        ({"allowed_link_domains": ("politiet.no", "example.no")}, "lenkereglene"),
+        ({"fields": {"kontakt": "22 00 00 00"}}, "andre felt i definisjonen"),
+        ({"name": "Et annet navn"}, "andre felt i definisjonen"),
+    ],
+)
+def test_any_change_to_what_recipients_get_voids_it(
+    registry_db: Database,
+    settings: Settings,
+    cid: int,
+    people: dict[str, User],
+    changes: dict[str, Any],
+    what: str,
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    update_spec(registry_db, cid, edited(registry_db, cid, **changes), actor="kari")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == voided(what)
+
+
+def test_slower_limits_keep_the_approval(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approval = approve(registry_db, settings, cid, people["berit"])
+    limits = dataclasses.replace(get_campaign(registry_db, cid).spec.limits, rate_per_second=5.0)
+    update_spec(registry_db, cid, edited(registry_db, cid, limits=limits), actor="kari")
+    assert require_approved(registry_db, cid) == approval
+
+
+def test_a_changed_document_file_voids_it(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User], tmp_path: Path
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.7 noe annet")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == voided("dokumentet")
+
+
+@pytest.mark.parametrize(
+    ("sql", "what"),
+    [
+        (
+            "UPDATE deliveries SET address = 'angriper@example.no' WHERE id = "
+            "(SELECT min(id) FROM deliveries)",
+            "leveranselisten",
+        ),
+        (
+            "UPDATE deliveries SET code = 'AAAAAAAAAAAA' WHERE id = "
+            "(SELECT min(id) FROM deliveries)",
+            "leveranselisten",
+        ),
+        (
+            "DELETE FROM delivery_units WHERE delivery_id = (SELECT min(id) FROM deliveries)",
+            "leveranselisten",
+        ),
+        (
+            "DELETE FROM recipients WHERE orgnr = (SELECT min(orgnr) FROM recipients)",
+            "mottakerlisten",
+        ),
+        ("UPDATE campaigns SET snapshot_id = 2", "utvalget"),
+        ("UPDATE campaigns SET criteria = '{}'", "utvalget"),
+        (
+            "UPDATE campaigns SET spec = replace(spec, 'politiet.no/rad.pdf', 'politiet.no/r.pdf')",
+            "dokumentet",
+        ),
+    ],
+)
+def test_changes_made_behind_its_back_void_it(
+    registry_db: Database,
+    settings: Settings,
+    cid: int,
+    people: dict[str, User],
+    sql: str,
+    what: str,
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    registry_db.execute(sql)
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == voided(what)
+
+
+def test_sending_progress_does_not_void_it(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approval = approve(registry_db, settings, cid, people["berit"])
+    registry_db.execute(
+        "UPDATE deliveries SET state = 'sent', attempts = 1, sent_at = '2025-03-03T12:00:00Z'"
+    )
+    set_status(registry_db, cid, CampaignStatus.PAUSED)
+    assert require_approved(registry_db, cid) == approval
+
+
+def test_a_voided_campaign_can_be_approved_again(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    update_spec(registry_db, cid, edited(registry_db, cid, from_name="NSR Oslo"), actor="kari")
+    again = approve(registry_db, settings, cid, another(registry_db, settings, "per", "approver"))
+    assert require_approved(registry_db, cid) == again
+    assert again.approved_by == "per"
+
+
+def test_every_field_of_the_definition_is_bound_but_the_limits() -> None:
+    fields = {f.name for f in dataclasses.fields(CampaignSpec)}
+    assert UNBOUND == ("limits",)
+    assert "limits" in fields
+    assert list(PARTS) == [
+        "templates",
+        "sender",
+        "document",
+        "links",
+        "selection",
+        "other",
+        "recipients",
+        "deliveries",
+    ]
+
+
+def test_the_fingerprint_is_stable(registry_db: Database, cid: int) -> None:
+    first = fingerprint(registry_db, cid)
+    assert fingerprint(registry_db, cid) == first
+    assert len(first.digest) == 64
+    assert set(first.parts) == set(PARTS)
+
+
+def test_a_campaign_without_an_author_cannot_be_approved(
+    registry_db: Database, settings: Settings, definition: Path, people: dict[str, User]
+) -> None:
+    campaign_id = create_campaign(registry_db, settings, definition).campaign.id
+    with pytest.raises(ApprovalError) as e:
+        approve(registry_db, settings, campaign_id, people["berit"])
+    assert e.value.message == (
+        "kampanje 1 har ingen registrert forfatter og kan ikke godkjennes; opprett den på nytt "
+        "med «varsel campaign create FIL --user NAVN»"
+    )
+
+
+def test_lint_errors_block_approval(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    spec = get_campaign(registry_db, cid).spec
+    bad = {
+        k: Template(t.subject, t.text + "\nhttps://bit.ly/x\n", t.html)
+        for k, t in spec.templates.items()
+    }
+    update_spec(registry_db, cid, edited(registry_db, cid, templates=bad), actor="kari")
+    with pytest.raises(ApprovalError) as e:
+        approve(registry_db, settings, cid, people["berit"])
+    assert e.value.message.startswith("kampanje 1 har ")
+    assert e.value.message.endswith(
+        " feil i lint og kan ikke godkjennes; se «varsel campaign lint 1»"
+    )
+
+
+def test_no_approval_is_audited_and_can_be_forbidden(
+    registry_db: Database, settings: Settings, cid: int
+) -> None:
+    assert authorise_send(registry_db, settings, cid, actor="cli:ola", no_approval=True) is None
+    (entry,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND)
+    assert entry.data["no_approval"] is True
+    strict = dataclasses.replace(settings, allow_no_approval=False)
+    with pytest.raises(ApprovalError) as e:
+        authorise_send(registry_db, strict, cid, actor="cli:ola", no_approval=True)
+    assert e.value.message == (
+        "sending uten godkjenning er slått av her (VARSEL_ALLOW_NO_APPROVAL=false); "
+        "kampanje 1 må godkjennes"
+    )
+
+
+def test_send_checked_sends_an_approved_campaign(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    with SmtpSink() as sink:
+        relay = RelayConfig.from_url(sink.url)
+        with pytest.raises(NotApproved):
+            send_checked(registry_db, settings, cid, actor="kari", relay=relay, options=FAST)
+        assert sink.messages == []
+        approve(registry_db, settings, cid, people["berit"])
+        report = send_checked(registry_db, settings, cid, actor="kari", relay=relay, options=FAST)
+        received = len(sink.messages)
+    assert report.stopped == "done"
+    assert received == report.counts["sent"] > 0
+    end = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND_END)[0]
+    assert (end.actor, end.data["stopped"], end.data["sent"]) == ("kari", "done", received)
+    assert audit.verify(registry_db).ok
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def env(settings: Settings, secret: str | None = None, **more: str) -> dict[str, str]:
+    values = {
+        "VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir),
+        "VARSEL_PASSWORD_MEMORY_KIB": str(settings.password_memory_kib),
+        **more,
+    }
+    if secret is not None:
+        values |= {"VARSEL_PASSWORD": PASSWORD, "VARSEL_TOTP": next_code(secret)}
+    return values
+
+
+def test_cli_create_needs_an_author(
+    registry_db: Database, settings: Settings, definition: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "create", str(definition)],
+        env=env(settings, VARSEL_USER=""),
+    )
+    assert result.exit_code == 2
+    assert result.output == "varsel: oppgi hvem du er: --user NAVN (eller VARSEL_USER)\n"
+    assert registry_db.scalar("SELECT count(*) FROM campaigns") == 0
+
+
+def test_cli_create_refuses_a_wrong_code(
+    registry_db: Database, settings: Settings, definition: Path
+) -> None:
+    operator(registry_db, settings, "kari", "author")
+    result = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "create", str(definition), "--user", "kari"],
+        env=env(settings, VARSEL_PASSWORD=PASSWORD, VARSEL_TOTP="000000"),
+    )
+    assert result.exit_code == 2
+    assert result.output == "varsel: feil brukernavn, passord eller engangskode\n"
+    assert registry_db.scalar("SELECT count(*) FROM campaigns") == 0
+
+
+def test_cli_viewer_cannot_create(
+    registry_db: Database, settings: Settings, definition: Path
+) -> None:
+    secret = operator(registry_db, settings, "vera", "viewer")
+    result = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "create", str(definition), "--user", "vera"],
+        env=env(settings, secret),
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: vera har rollen «viewer»; dette krever «author» eller høyere\n"
+    )
+
+
+def test_cli_create_records_the_signed_in_author(
+    registry_db: Database, settings: Settings, definition: Path
+) -> None:
+    kari = operator(registry_db, settings, "kari", "author")
+    created = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "create", str(definition)],
+        env=env(settings, kari, VARSEL_USER="kari"),
+    )
+    assert created.exit_code == 0, created.output
+    assert created.output.split()[-1] == "1"
+    assert get_campaign(registry_db, 1).created_by == "kari"
+    create = audit.entries(registry_db, action=audit.Action.CAMPAIGN_CREATE)[0]
+    assert create.actor == "kari"
+    sign_in = audit.entries(registry_db, action=audit.Action.SIGN_IN)[0]
+    assert (sign_in.actor, sign_in.data) == ("kari", {"session": None, "via": "cli"})
+
+
+def test_cli_the_author_cannot_approve(
+    registry_db: Database, settings: Settings, definition: Path
+) -> None:
+    kari = operator(registry_db, settings, "kari", "approver")
+    create_campaign(registry_db, settings, definition, created_by="kari")
+    own = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "approve", "1", "--user", "kari"],
+        env=env(settings, kari),
+    )
+    assert own.exit_code == 2
+    assert own.output == (
+        "varsel: kari skrev kampanje 1 og kan ikke godkjenne den selv; en annen godkjenner "
+        "må gjøre det\n"
+    )
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+
+
+def test_cli_approve_then_send(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    berit = registry_db.scalar("SELECT totp_secret FROM users WHERE name = 'berit'")
+    runner = CliRunner()
+    db = ["--db", registry_db.url]
+    with SmtpSink() as sink:
+        send = [*db, "campaign", "send", str(cid), "--smtp", sink.url]
+        refused = runner.invoke(cli, send, env=env(settings))
+        assert refused.exit_code == 2
+        assert refused.output == f"varsel: {NOT_APPROVED}\n"
+        assert sink.messages == []
+
+        approved = runner.invoke(
+            cli, [*db, "campaign", "approve", str(cid), "--user", "berit"], env=env(settings, berit)
+        )
+        assert approved.exit_code == 0, approved.output
+        assert approved.output.startswith("Kampanje 1 er godkjent av berit (fingeravtrykk ")
+
+        sent = runner.invoke(cli, send, env=env(settings))
+        assert sent.exit_code == 0, sent.output
+        assert sent.output.startswith("Kampanje 1 ferdig: ")
+        assert len(sink.messages) > 0
+    actions = [(e.actor, e.action) for e in audit.entries(registry_db)][-5:]
+    assert actions == [
+        ("berit", "sign_in"),
+        ("berit", "campaign_lint"),
+        ("berit", "campaign_approve"),
+        (audit.cli_actor(), "campaign_send"),
+        (audit.cli_actor(), "campaign_send_end"),
+    ]
+
+
+def test_cli_send_without_approval_only_when_asked_and_allowed(
+    registry_db: Database, settings: Settings, cid: int
+) -> None:
+    runner = CliRunner()
+    with SmtpSink() as sink:
+        send = ["--db", registry_db.url, "campaign", "send", str(cid), "--smtp", sink.url]
+        forbidden = runner.invoke(
+            cli, [*send, "--no-approval"], env=env(settings, VARSEL_ALLOW_NO_APPROVAL="false")
+        )
+        assert forbidden.exit_code == 2
+        assert forbidden.output == (
+            "varsel: sending uten godkjenning er slått av her (VARSEL_ALLOW_NO_APPROVAL=false); "
+            "kampanje 1 må godkjennes\n"
+        )
+        assert sink.messages == []
+        allowed = runner.invoke(cli, [*send, "--no-approval"], env=env(settings))
+        assert allowed.exit_code == 0, allowed.output
+        assert len(sink.messages) > 0
+    (entry,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND)
+    assert entry.data["no_approval"] is True
