@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from varsel import contacts, documents, feedback, ratelimit, register, verify
+from varsel import codes, contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
@@ -135,7 +135,8 @@ def verify_page(request: Request) -> Response:
     decision = site.store.write(count)
     if not decision.allowed:
         return limited(request, language, decision)
-    if found is None:
+    canonical = codes.normalise(typed)
+    if found is None or canonical is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
     return site.render(
         request,
@@ -144,7 +145,7 @@ def verify_page(request: Request) -> Response:
         {
             "found": found,
             "spec": found.spec,
-            "code": typed,
+            "code": codes.format_code(canonical),  # as the e-mail prints it
             "subject": register.subject(found.spec),
         },
     )
