@@ -138,6 +138,64 @@ class Settings:
     document_link_hours: float = _setting(
         24.0, "Hours a document download link stays valid.", "VARSEL_DOCUMENT_LINK_HOURS"
     )
+    altinn_enabled: bool = _setting(
+        False,
+        "Whether `varsel altinn` may send through Altinn 3 Correspondence (docs/altinn.md).",
+        "VARSEL_ALTINN_ENABLED",
+    )
+    altinn_base_url: str = _setting(
+        "https://platform.altinn.no",
+        "Altinn platform address (test: https://platform.tt02.altinn.no).",
+        "VARSEL_ALTINN_BASE_URL",
+    )
+    altinn_maskinporten_token_url: str = _setting(
+        "https://maskinporten.no/token",
+        "Maskinporten's token endpoint (test: https://test.maskinporten.no/token); the grant's "
+        "audience is its origin with a slash.",
+        "VARSEL_ALTINN_MASKINPORTEN_TOKEN_URL",
+    )
+    altinn_client_id: str = _setting(
+        "", "Client id of the Maskinporten client.", "VARSEL_ALTINN_CLIENT_ID"
+    )
+    altinn_key_id: str = _setting(
+        "",
+        "Key id (kid) of the public key registered on the Maskinporten client.",
+        "VARSEL_ALTINN_KEY_ID",
+    )
+    altinn_private_key_file: str = _setting(
+        "",
+        "PEM file with the Maskinporten client's RSA private key; keep it outside the repository.",
+        "VARSEL_ALTINN_PRIVATE_KEY_FILE",
+    )
+    altinn_resource_id: str = _setting(
+        "",
+        "Id of the Correspondence resource in Altinn's resource registry.",
+        "VARSEL_ALTINN_RESOURCE_ID",
+    )
+    altinn_sender_orgnr: str = _setting(
+        "",
+        "Organisation number of the sending authority (the resource's owner).",
+        "VARSEL_ALTINN_SENDER_ORGNR",
+    )
+    altinn_scopes: str = _setting(
+        "altinn:correspondence.write",
+        "Maskinporten scopes to ask for, separated by spaces.",
+        "VARSEL_ALTINN_SCOPES",
+    )
+    altinn_subscription_key: str = _setting(
+        "",
+        "Altinn API subscription key (Ocp-Apim-Subscription-Key), if Altinn gave you one.",
+        "VARSEL_ALTINN_SUBSCRIPTION_KEY",
+    )
+    altinn_timeout: float = _setting(
+        30.0, "Seconds to wait for Maskinporten or Altinn to answer.", "VARSEL_ALTINN_TIMEOUT"
+    )
+    altinn_send_reminder: bool = _setting(
+        True,
+        "Whether Altinn reminds the business by e-mail or SMS if the message is unread after "
+        "7 days.",
+        "VARSEL_ALTINN_SEND_REMINDER",
+    )
     verp_secret: str = _setting(
         "",
         "Secret that signs the bounce (VERP) envelope addresses; same for sender and bounce "

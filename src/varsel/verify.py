@@ -29,6 +29,8 @@ GENUINE_STATES = (
     DeliveryState.PRODUCED,
     DeliveryState.POSTED,
     DeliveryState.RETURNED,
+    DeliveryState.SUBMITTED,  # Altinn: the request went out; Altinn may have published it
+    DeliveryState.DELIVERED,  # Altinn: in the organisation's inbox
 )
 
 

@@ -1,0 +1,819 @@
+"""The Altinn channel: messages in the Altinn inbox of units e-mail did not reach.
+
+Who: the campaign's recipients that `bounces.units_needing_another_channel` names (no usable
+e-mail address, or every e-mail hard-bounced or failed for the address), except units that
+asked not to be contacted and units no longer in the registry.
+
+Each gets one delivery of channel `altinn` (key and address: the orgnr) with its own
+verification code, written as `submitted` before anything is sent. Its Altinn id
+(`message_id`) is stored when Altinn accepts it: until then, "submitted" means "the request
+may have reached Altinn". The e-mail sender never claims these rows (it takes queued and
+deferred ones only), and a new run sends every submitted delivery without an Altinn id again
+with the same idempotent key, derived from the delivery: Altinn answers 409 for a key it has
+seen, and the correspondence is then looked up by its key. So a crash at any moment never
+makes a second correspondence.
+
+`poll` asks Altinn for each accepted correspondence's status: published or anything after it
+(fetched, read, confirmed …) makes the delivery `delivered`; Failed or Reserved make it `failed`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from varsel import codes
+from varsel.altinn_client import (
+    ORGANISATION_URN,
+    AltinnClient,
+    AltinnConfig,
+    AltinnError,
+    AltinnRejected,
+    AltinnStatus,
+    AltinnUnavailable,
+    status_name,
+)
+from varsel.bounces import units_needing_another_channel
+from varsel.campaign import LANGUAGES, CampaignSpec, CampaignStatus, get_campaign
+from varsel.clock import utcnow_iso
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.i18n import fmt_int
+from varsel.letters import new_delivery
+from varsel.message import clean_text
+from varsel.outbox import DeliveryState, record_event
+from varsel.suppression import SuppressionKind
+
+CHANNEL = "altinn"
+# Any key made here is this namespace's UUID v5 of the delivery (id, orgnr, code): stable for
+# the delivery, different for every delivery of every store (the code is random).
+KEY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://varsel.invalid/altinn/idempotent-key")
+# Published and every later status: the message is in the organisation's inbox.
+DELIVERED = frozenset(
+    {
+        AltinnStatus.PUBLISHED,
+        AltinnStatus.FETCHED,
+        AltinnStatus.READ,
+        AltinnStatus.REPLIED,
+        AltinnStatus.CONFIRMED,
+        AltinnStatus.ARCHIVED,
+        AltinnStatus.ATTACHMENTS_DOWNLOADED,
+    }
+)
+FAILED = frozenset({AltinnStatus.FAILED, AltinnStatus.RESERVED})
+PURGED = frozenset({AltinnStatus.PURGED_BY_ALTINN, AltinnStatus.PURGED_BY_RECIPIENT})
+TITLE_MAX, SUMMARY_MAX, BODY_MAX = 255, 255, 30000  # Altinn's limits (errors 1037, 1042, 1022)
+
+# The notice Altinn sends by e-mail (or SMS without one) to the business's notification
+# addresses. Altinn fills in $sendersName$ and $correspondenceRecipientName$; no links, as
+# Altinn asks. {title} is the message's title.
+NOTICES: dict[str, dict[str, str]] = {
+    "nb": {
+        "emailSubject": "Ny melding i Altinn fra $sendersName$",
+        "emailBody": "Hei. $correspondenceRecipientName$ har fått en melding fra $sendersName$ "
+        "i Altinn: «{title}». Logg inn i Altinn for å lese den.",
+        "smsBody": "$correspondenceRecipientName$ har fått en melding fra $sendersName$ i "
+        "Altinn. Logg inn i Altinn for å lese den.",
+        "reminderEmailSubject": "Påminnelse: ulest melding i Altinn fra $sendersName$",
+        "reminderEmailBody": "Hei. $correspondenceRecipientName$ har en ulest melding fra "
+        "$sendersName$ i Altinn: «{title}». Logg inn i Altinn for å lese den.",
+        "reminderSmsBody": "Påminnelse: $correspondenceRecipientName$ har en ulest melding fra "
+        "$sendersName$ i Altinn.",
+    },
+    "nn": {
+        "emailSubject": "Ny melding i Altinn frå $sendersName$",
+        "emailBody": "Hei. $correspondenceRecipientName$ har fått ei melding frå $sendersName$ "
+        "i Altinn: «{title}». Logg inn i Altinn for å lese ho.",
+        "smsBody": "$correspondenceRecipientName$ har fått ei melding frå $sendersName$ i "
+        "Altinn. Logg inn i Altinn for å lese ho.",
+        "reminderEmailSubject": "Påminning: ulesen melding i Altinn frå $sendersName$",
+        "reminderEmailBody": "Hei. $correspondenceRecipientName$ har ei ulesen melding frå "
+        "$sendersName$ i Altinn: «{title}». Logg inn i Altinn for å lese ho.",
+        "reminderSmsBody": "Påminning: $correspondenceRecipientName$ har ei ulesen melding frå "
+        "$sendersName$ i Altinn.",
+    },
+    "en": {
+        "emailSubject": "New message in Altinn from $sendersName$",
+        "emailBody": "Hello. $correspondenceRecipientName$ has received a message from "
+        "$sendersName$ in Altinn: “{title}”. Log in to Altinn to read it.",
+        "smsBody": "$correspondenceRecipientName$ has received a message from $sendersName$ in "
+        "Altinn. Log in to Altinn to read it.",
+        "reminderEmailSubject": "Reminder: unread message in Altinn from $sendersName$",
+        "reminderEmailBody": "Hello. $correspondenceRecipientName$ has an unread message from "
+        "$sendersName$ in Altinn: “{title}”. Log in to Altinn to read it.",
+        "reminderSmsBody": "Reminder: $correspondenceRecipientName$ has an unread message from "
+        "$sendersName$ in Altinn.",
+    },
+}
+
+
+class AltinnTemplateError(AltinnError):
+    """The campaign's texts cannot make an Altinn message."""
+
+
+# -- the message ------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def markdown_text(text: str) -> str:
+    """Text as Markdown that shows it literally: no emphasis, links or HTML from a name."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", clean_text(text))
+
+
+def _format_orgnr(orgnr: str) -> str:
+    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
+
+
+@dataclass(frozen=True)
+class Content:
+    """One correspondence's texts, in the shape of Altinn's `content`."""
+
+    language: str
+    title: str
+    summary: str
+    body: str  # Markdown
+
+
+class AltinnTexts:
+    """Renders each unit's message from the campaign's subject and varsel's Altinn texts."""
+
+    def __init__(self, spec: CampaignSpec) -> None:
+        env = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["orgnr"] = _format_orgnr
+        folder = importlib.resources.files("varsel") / "templates" / "altinn"
+        self._title: dict[str, jinja2.Template] = {}
+        self._summary: dict[str, jinja2.Template] = {}
+        self._body: dict[str, jinja2.Template] = {}
+        for lang in LANGUAGES:
+            template = spec.templates.get(lang)
+            sources = {
+                "emne": template.subject if template is not None else "",
+                "sammendrag": (folder / f"{lang}.summary.txt.j2").read_text("utf-8"),
+                "tekst": (folder / f"{lang}.md.j2").read_text("utf-8"),
+            }
+            compiled = {}
+            for what, source in sources.items():
+                try:
+                    compiled[what] = env.from_string(source)
+                except jinja2.TemplateSyntaxError as e:
+                    raise AltinnTemplateError(
+                        f"Altinn-{what} ({lang}), linje {e.lineno}: {e.message}"
+                    ) from None
+            self._title[lang] = compiled["emne"]
+            self._summary[lang] = compiled["sammendrag"]
+            self._body[lang] = compiled["tekst"]
+        fields = {k: clean_text(v) for k, v in spec.fields.items()}
+        self._plain: dict[str, Any] = {
+            "sender": {
+                "name": clean_text(spec.from_name),
+                "organisation": clean_text(spec.organisation),
+                "address": spec.from_address,
+            },
+            "document_title": clean_text(spec.document_title),
+            "document_url": spec.document_url,
+            "verify_url": spec.verify_url,
+            "unsubscribe_url": spec.unsubscribe_url,
+            "fields": fields,
+        }
+        self._markdown: dict[str, Any] = {
+            **self._plain,
+            "sender": {k: markdown_text(v) for k, v in self._plain["sender"].items()},
+            "document_title": markdown_text(spec.document_title),
+            "fields": {k: markdown_text(v) for k, v in fields.items()},
+        }
+        self.verify_url = spec.verify_url
+        self.organisation = clean_text(spec.organisation)
+
+    def render(self, orgnr: str, name: str, language: str, code: str, reason: str) -> Content:
+        """The title, summary and body for one unit, checked against Altinn's rules."""
+        lang = language if language in self._body else "nb"
+        shown = codes.format_code(code)
+
+        def context(base: dict[str, Any], unit_name: str) -> dict[str, Any]:
+            unit = {"orgnr": orgnr, "name": unit_name, "municipality": None}
+            return {
+                **base,
+                "unit": unit,
+                "units": [unit],
+                "organisation_names": unit_name,
+                "address": _format_orgnr(orgnr),
+                "code": shown,
+                "language": lang,
+                "reason": reason,
+            }
+
+        plain = context(self._plain, clean_text(name))
+        title = " ".join(self._render(self._title[lang], plain, "emne", lang).split())
+        summary = " ".join(self._render(self._summary[lang], plain, "sammendrag", lang).split())
+        body = self._render(
+            self._body[lang], context(self._markdown, markdown_text(name)), "tekst", lang
+        ).strip()
+        if not title:
+            raise AltinnTemplateError(f"Altinn-emnet ({lang}) blir tomt")
+        for what, text, limit in (
+            ("emnet", title, TITLE_MAX),
+            ("sammendraget", summary, SUMMARY_MAX),
+            ("teksten", body, BODY_MAX),
+        ):
+            if len(text) > limit:
+                raise AltinnTemplateError(
+                    f"Altinn-{what} ({lang}) blir {len(text)} tegn; Altinn tar høyst {limit}"
+                )
+        if shown not in body or self.verify_url not in body:
+            raise AltinnTemplateError(
+                f"Altinn-teksten ({lang}) viser ikke kontrollkoden og kontrolladressen"
+            )
+        return Content(lang, title, summary, body)
+
+    @staticmethod
+    def _render(template: jinja2.Template, context: dict[str, Any], what: str, lang: str) -> str:
+        try:
+            return template.render(context)
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            raise AltinnTemplateError(f"Altinn-{what} ({lang}): malfeil: {e}") from None
+
+
+def idempotent_key(delivery_id: int, orgnr: str, code: str) -> str:
+    """The delivery's idempotent key: the same on every attempt, unique to the delivery."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{delivery_id}:{orgnr}:{code}"))
+
+
+def request_body(
+    config: AltinnConfig,
+    campaign_id: int,
+    delivery_id: int,
+    orgnr: str,
+    code: str,
+    content: Content,
+    sender_name: str,
+) -> dict[str, Any]:
+    """The InitializeCorrespondences request for one delivery."""
+    notice = {k: v.replace("{title}", content.title) for k, v in NOTICES[content.language].items()}
+    notification: dict[str, Any] = {
+        "notificationTemplate": "CustomMessage",
+        "notificationChannel": "EmailPreferred",
+        "emailSubject": notice["emailSubject"],
+        "emailBody": notice["emailBody"],
+        "smsBody": notice["smsBody"],
+        "sendReminder": config.send_reminder,
+    }
+    if config.send_reminder:
+        notification.update(
+            reminderNotificationChannel="EmailPreferred",
+            reminderEmailSubject=notice["reminderEmailSubject"],
+            reminderEmailBody=notice["reminderEmailBody"],
+            reminderSmsBody=notice["reminderSmsBody"],
+        )
+    return {
+        "correspondence": {
+            "resourceId": config.resource_id,
+            "sender": f"0192:{config.sender_orgnr}",  # 0192: Norwegian organisation numbers
+            "sendersReference": f"varsel-{campaign_id}-{delivery_id}",
+            "messageSender": sender_name[:256],
+            "content": {
+                "language": content.language,
+                "messageTitle": content.title,
+                "messageSummary": content.summary,
+                "messageBody": content.body,
+            },
+            "notification": notification,
+        },
+        "recipients": [ORGANISATION_URN + orgnr],
+        "idempotentKey": idempotent_key(delivery_id, orgnr, code),
+    }
+
+
+# -- who gets one ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recipient e-mail did not reach, and its Altinn delivery if it has one."""
+
+    orgnr: str
+    name: str
+    language: str
+    reason: str  # no_email | bounced
+    present: bool  # still in the registry (not gone, not deleted)
+    suppressed: bool  # the unit asked not to be contacted
+    delivery_id: int | None
+    state: DeliveryState | None
+    altinn_id: str | None
+
+
+def candidates(db: Database, campaign_id: int) -> list[Candidate]:
+    """Every recipient of the campaign that needs another channel than e-mail, by orgnr."""
+    needing = set(units_needing_another_channel(db, campaign_id))
+    rows = db.query(
+        "SELECT r.orgnr, r.name, r.language, "
+        "CASE WHEN u.orgnr IS NULL OR u.gone_snapshot_id IS NOT NULL "
+        "OR u.deleted_date IS NOT NULL THEN 0 ELSE 1 END, "
+        "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
+        "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du JOIN deliveries d "
+        "ON d.id = du.delivery_id WHERE du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
+        "AND d.channel = 'email') THEN 1 ELSE 0 END, "
+        "a.id, a.state, a.message_id "
+        "FROM recipients r LEFT JOIN units u ON u.orgnr = r.orgnr "
+        "LEFT JOIN deliveries a ON a.campaign_id = r.campaign_id AND a.channel = ? "
+        "AND a.key = r.orgnr "
+        "LEFT JOIN suppressions s ON s.kind = ? AND s.value = r.orgnr "
+        "WHERE r.campaign_id = ? ORDER BY r.orgnr",
+        (CHANNEL, SuppressionKind.UNIT.value, campaign_id),
+    )
+    return [
+        Candidate(
+            orgnr=r[0],
+            name=r[1],
+            language=r[2],
+            reason="bounced" if r[5] else "no_email",
+            present=bool(r[3]),
+            suppressed=bool(r[4]),
+            delivery_id=None if r[6] is None else int(r[6]),
+            state=None if r[7] is None else DeliveryState(r[7]),
+            altinn_id=r[8],
+        )
+        for r in rows
+        if r[0] in needing
+    ]
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendRun:
+    """What one `varsel altinn send` did."""
+
+    campaign_id: int
+    submitted: int  # accepted by Altinn in this run
+    failed: int  # refused by Altinn for the recipient (not registered, reserved, roles)
+    waiting: int  # not yet accepted: to be sent again by the next run
+    suppressed: int  # units that asked not to be contacted
+    not_in_registry: int  # units gone from the registry since the campaign was made
+    before: int  # units whose Altinn delivery was settled by an earlier run
+    interrupted: str | None = None  # why the run stopped early (Altinn unavailable)
+
+    def summary(self) -> str:
+        lines = [
+            f"Kampanje {self.campaign_id}: {fmt_int(self.submitted)} meldinger tatt imot av "
+            f"Altinn; «varsel altinn poll {self.campaign_id}» viser når de er publisert."
+        ]
+        if self.failed:
+            lines.append(
+                f"{fmt_int(self.failed)} enheter kan ikke få melding i Altinn (se «varsel "
+                f"altinn status {self.campaign_id}»)."
+            )
+        if self.suppressed:
+            lines.append(f"{fmt_int(self.suppressed)} enheter har bedt om ikke å bli kontaktet.")
+        if self.not_in_registry:
+            lines.append(f"{fmt_int(self.not_in_registry)} enheter er ikke lenger i registeret.")
+        if self.before:
+            lines.append(
+                f"{fmt_int(self.before)} enheter fikk Altinn-melding i en tidligere kjøring."
+            )
+        if self.interrupted:
+            lines.append(f"Stoppet: {self.interrupted}")
+        if self.waiting:
+            lines.append(
+                f"{fmt_int(self.waiting)} meldinger venter; kjør «varsel altinn send "
+                f"{self.campaign_id}» igjen (de sendes med samme nøkkel og kommer ikke dobbelt)."
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "submitted": self.submitted,
+            "failed": self.failed,
+            "waiting": self.waiting,
+            "suppressed": self.suppressed,
+            "not_in_registry": self.not_in_registry,
+            "before": self.before,
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True)
+class _Pending:
+    delivery_id: int
+    orgnr: str
+    name: str
+    language: str
+    code: str
+    reason: str
+
+
+def _open_campaign(db: Database, campaign_id: int) -> CampaignSpec:
+    campaign = get_campaign(db, campaign_id)
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.PAUSED):
+        raise AltinnError(
+            f"kampanje {campaign_id} er «{campaign.status.value}»; det sendes ingenting i Altinn"
+        )
+    return campaign.spec
+
+
+def _plan(db: Database, campaign_id: int, found: Sequence[Candidate], texts: AltinnTexts) -> None:
+    """Write a submitted delivery (without an Altinn id) for each unit that has none yet."""
+    new = [c for c in found if c.delivery_id is None and c.present and not c.suppressed]
+    for language in sorted({c.language for c in new}):
+        # A text that cannot be made is found before anything is stored.
+        sample = next(c for c in new if c.language == language)
+        texts.render(
+            sample.orgnr, sample.name, language, codes.new_code().replace("-", ""), "no_email"
+        )
+    now = utcnow_iso()
+    with db.transaction():
+        for c in new:
+            code = codes.new_code().replace("-", "")  # the canonical form the store keeps
+            delivery_id = new_delivery(
+                db,
+                campaign_id,
+                c.orgnr,
+                c.language,
+                DeliveryState.SUBMITTED,
+                code,
+                now,
+                channel=CHANNEL,
+            )
+            record_event(db, campaign_id, delivery_id, "altinn_planned", {"reason": c.reason})
+
+
+def _pending(db: Database, campaign_id: int, reasons: dict[str, str]) -> list[_Pending]:
+    rows = db.query(
+        "SELECT d.id, d.key, coalesce(r.name, d.key), d.language, d.code FROM deliveries d "
+        "LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = d.key "
+        "WHERE d.campaign_id = ? AND d.channel = ? AND d.state = ? AND d.message_id IS NULL "
+        "ORDER BY d.id",
+        (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
+    )
+    return [
+        _Pending(int(r[0]), r[1], r[2], r[3], r[4], reasons.get(r[1], "no_email")) for r in rows
+    ]
+
+
+def send(
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    client: AltinnClient | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SendRun:
+    """Send the campaign's Altinn messages that have not been accepted yet."""
+    config = client.config if client is not None else AltinnConfig.from_settings(settings)
+    spec = _open_campaign(db, campaign_id)
+    texts = AltinnTexts(spec)
+    found = candidates(db, campaign_id)
+    before = sum(
+        1
+        for c in found
+        if c.state is not None and (c.state is not DeliveryState.SUBMITTED or c.altinn_id)
+    )
+    _plan(db, campaign_id, found, texts)
+    todo = _pending(db, campaign_id, {c.orgnr: c.reason for c in found})
+    if limit is not None:
+        todo = todo[:limit]
+    owned = client is None
+    http = client or AltinnClient(config)
+    submitted = failed = 0
+    interrupted: str | None = None
+    try:
+        for item in todo:
+            try:
+                outcome = _submit(db, http, config, campaign_id, item, texts)
+            except AltinnUnavailable as e:
+                _record(db, campaign_id, item.delivery_id, "altinn_deferred", e.message)
+                interrupted = e.message
+                break
+            submitted += outcome == "submitted"
+            failed += outcome == "failed"
+            if progress is not None:
+                progress(1)
+    finally:
+        if owned:
+            http.close()
+    waiting = int(
+        db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = ? "
+            "AND state = ? AND message_id IS NULL",
+            (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
+        )
+        or 0
+    )
+    return SendRun(
+        campaign_id,
+        submitted,
+        failed,
+        waiting,
+        sum(1 for c in found if c.suppressed and c.delivery_id is None),
+        sum(1 for c in found if not c.present and c.delivery_id is None),
+        before,
+        interrupted,
+    )
+
+
+def _submit(
+    db: Database,
+    http: AltinnClient,
+    config: AltinnConfig,
+    campaign_id: int,
+    item: _Pending,
+    texts: AltinnTexts,
+) -> str:
+    """Send one delivery; 'submitted' or 'failed' (for this recipient); raises otherwise."""
+    content = texts.render(item.orgnr, item.name, item.language, item.code, item.reason)
+    body = request_body(
+        config, campaign_id, item.delivery_id, item.orgnr, item.code, content, texts.organisation
+    )
+    key = body["idempotentKey"]
+    what = f"Altinn-melding {item.delivery_id} til {item.orgnr}"
+    now = utcnow_iso()
+    # Counted and stamped before the request: the row says the request may have gone out.
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, data_started_at = ?, updated_at = ? "
+            "WHERE id = ?",
+            (now, now, item.delivery_id),
+        )
+    try:
+        created = http.create(body, what)
+    except AltinnRejected as e:
+        if not e.problem.recipient_specific:
+            # The request itself is wrong (settings, texts, access): no recipient would fare
+            # better, so stop; the delivery stays to be sent when the cause is fixed.
+            _record(db, campaign_id, item.delivery_id, "altinn_rejected", e.problem.line())
+            raise
+        _finish(
+            db,
+            campaign_id,
+            item.delivery_id,
+            DeliveryState.FAILED,
+            None,
+            e.problem.line(),
+            "altinn_failed",
+            {"problem": e.problem.line(), "code": e.problem.code},
+        )
+        return "failed"
+    if created is None:
+        found = http.find_by_key(key, what)
+        if found is None:
+            raise AltinnError(
+                f"{what}: Altinn sier nøkkelen {key} er brukt, men finner ingen melding med den"
+            )
+        detail = {"correspondence_id": found, "found_by": "idempotent_key", "key": key}
+        _finish(
+            db,
+            campaign_id,
+            item.delivery_id,
+            DeliveryState.SUBMITTED,
+            found,
+            "409 duplicate key",
+            "altinn_submitted",
+            detail,
+        )
+        return "submitted"
+    detail = {
+        "correspondence_id": created.correspondence_id,
+        "status": created.status,
+        "notifications": list(created.notifications),
+        "key": key,
+    }
+    _finish(
+        db,
+        campaign_id,
+        item.delivery_id,
+        DeliveryState.SUBMITTED,
+        created.correspondence_id,
+        created.status,
+        "altinn_submitted",
+        detail,
+    )
+    return "submitted"
+
+
+def _finish(
+    db: Database,
+    campaign_id: int,
+    delivery_id: int,
+    state: DeliveryState,
+    altinn_id: str | None,
+    reply: str,
+    event: str,
+    detail: dict[str, Any],
+) -> None:
+    now = utcnow_iso()
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = ?, message_id = coalesce(?, message_id), "
+            "last_reply = ?, sent_at = coalesce(sent_at, ?), updated_at = ? WHERE id = ?",
+            (state.value, altinn_id, reply[:500], now if altinn_id else None, now, delivery_id),
+        )
+        record_event(db, campaign_id, delivery_id, event, detail)
+
+
+def _record(db: Database, campaign_id: int, delivery_id: int, event: str, reply: str) -> None:
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET last_reply = ?, updated_at = ? WHERE id = ?",
+            (reply[:500], utcnow_iso(), delivery_id),
+        )
+        record_event(db, campaign_id, delivery_id, event, {"reply": reply})
+
+
+# -- polling --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollRun:
+    """What one `varsel altinn poll` found."""
+
+    campaign_id: int
+    delivered: int  # published (or further) since the last poll
+    failed: int  # Altinn gave up on them
+    waiting: int  # accepted, not yet published
+    unsent: int  # not yet accepted by Altinn: `altinn send` sends them
+    interrupted: str | None = None
+
+    def summary(self) -> str:
+        lines = [
+            f"Kampanje {self.campaign_id}: {fmt_int(self.delivered)} nye levert i Altinn, "
+            f"{fmt_int(self.failed)} feilet, {fmt_int(self.waiting)} venter på publisering."
+        ]
+        if self.unsent:
+            lines.append(
+                f"{fmt_int(self.unsent)} er ikke tatt imot av Altinn ennå; kjør «varsel altinn "
+                f"send {self.campaign_id}»."
+            )
+        if self.interrupted:
+            lines.append(f"Stoppet: {self.interrupted}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "waiting": self.waiting,
+            "unsent": self.unsent,
+            "interrupted": self.interrupted,
+        }
+
+
+def outcome_of(details: dict[str, Any]) -> tuple[DeliveryState | None, str]:
+    """What a correspondence's details mean for its delivery: delivered, failed, or not yet."""
+    status = status_name(details.get("status"))
+    text = " ".join(str(details.get("statusText") or "").split())
+    shown = f"{status}: {text}" if text and text != status else status
+    try:
+        known = AltinnStatus(status)
+    except ValueError:
+        return None, shown
+    if known in DELIVERED:
+        return DeliveryState.DELIVERED, shown
+    if known in FAILED:
+        return DeliveryState.FAILED, shown
+    if known in PURGED:
+        # Purged after it was published counts as delivered; purged before, it never was.
+        history = {
+            status_name(h.get("status"))
+            for h in details.get("statusHistory") or []
+            if isinstance(h, dict)
+        }
+        was_published = any(s in history for s in DELIVERED)
+        return (DeliveryState.DELIVERED if was_published else DeliveryState.FAILED), shown
+    return None, shown
+
+
+def poll(
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    client: AltinnClient | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PollRun:
+    """Ask Altinn how each accepted correspondence stands; settle the published and failed."""
+    config = client.config if client is not None else AltinnConfig.from_settings(settings)
+    get_campaign(db, campaign_id)
+    rows = db.query(
+        "SELECT id, key, message_id, last_reply FROM deliveries WHERE campaign_id = ? "
+        "AND channel = ? AND state = ? AND message_id IS NOT NULL ORDER BY id",
+        (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
+    )
+    owned = client is None
+    http = client or AltinnClient(config)
+    delivered = failed = 0
+    interrupted: str | None = None
+    try:
+        for delivery_id, orgnr, altinn_id, last_reply in rows:
+            what = f"status for Altinn-melding {delivery_id} til {orgnr}"
+            try:
+                details = http.details(altinn_id, what)
+            except AltinnUnavailable as e:
+                interrupted = e.message
+                break
+            except AltinnRejected as e:
+                if e.problem.status != 404:
+                    raise
+                details = {
+                    "status": AltinnStatus.FAILED.value,
+                    "statusText": "finnes ikke i Altinn",
+                }
+            state, shown = outcome_of(details)
+            event_detail = {
+                "correspondence_id": altinn_id,
+                "status": status_name(details.get("status")),
+                "status_text": details.get("statusText"),
+                "status_changed": details.get("statusChanged"),
+            }
+            if state is DeliveryState.DELIVERED:
+                _finish(
+                    db,
+                    campaign_id,
+                    int(delivery_id),
+                    state,
+                    None,
+                    shown,
+                    "altinn_delivered",
+                    event_detail,
+                )
+                delivered += 1
+            elif state is DeliveryState.FAILED:
+                _finish(
+                    db,
+                    campaign_id,
+                    int(delivery_id),
+                    state,
+                    None,
+                    shown,
+                    "altinn_failed",
+                    event_detail,
+                )
+                failed += 1
+            elif shown != last_reply:
+                with db.transaction():
+                    db.execute(
+                        "UPDATE deliveries SET last_reply = ?, updated_at = ? WHERE id = ?",
+                        (shown[:500], utcnow_iso(), int(delivery_id)),
+                    )
+            if progress is not None:
+                progress(1)
+    finally:
+        if owned:
+            http.close()
+    counts = altinn_counts(db, campaign_id)
+    return PollRun(
+        campaign_id,
+        delivered,
+        failed,
+        counts["accepted"],
+        counts["unsent"],
+        interrupted,
+    )
+
+
+def altinn_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Altinn deliveries of a campaign: unsent, accepted (not yet published), delivered, failed."""
+    out = {"unsent": 0, "accepted": 0, "delivered": 0, "failed": 0}
+    for state, accepted, n in db.query(
+        "SELECT state, CASE WHEN message_id IS NULL THEN 0 ELSE 1 END, count(*) FROM deliveries "
+        "WHERE campaign_id = ? AND channel = ? GROUP BY 1, 2",
+        (campaign_id, CHANNEL),
+    ):
+        if state == DeliveryState.SUBMITTED:
+            out["accepted" if accepted else "unsent"] += int(n)
+        elif state in out:
+            out[state] += int(n)
+    return out
+
+
+def altinn_failures(db: Database, campaign_id: int) -> list[tuple[str, str]]:
+    """(orgnr, why) of every Altinn delivery of the campaign that failed."""
+    return [
+        (r[0], r[1] or "")
+        for r in db.query(
+            "SELECT key, last_reply FROM deliveries WHERE campaign_id = ? AND channel = ? "
+            "AND state = ? ORDER BY key",
+            (campaign_id, CHANNEL, DeliveryState.FAILED.value),
+        )
+    ]
+
+
+def describe(run: SendRun | PollRun) -> str:
+    """The run as one JSON object, for --json."""
+    return json.dumps(run.as_dict(), ensure_ascii=False)
