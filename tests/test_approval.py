@@ -296,6 +296,21 @@ def test_sending_progress_does_not_void_it(
     assert require_approved(registry_db, cid) == approval
 
 
+def test_letters_made_later_do_not_void_it(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # What the letters use case adds for a recipient e-mail did not reach.
+    approval = approve(registry_db, settings, cid, people["berit"])
+    orgnr = registry_db.scalar("SELECT min(orgnr) FROM recipients")
+    registry_db.execute(
+        "INSERT INTO deliveries (campaign_id, channel, key, address, language, state, code, "
+        "unsubscribe_token, created_at, updated_at) VALUES (?, 'letter', ?, ?, 'nb', 'produced', "
+        "'BBBBBBBBBBBB', 'x', '2025-03-03T12:00:00Z', '2025-03-03T12:00:00Z')",
+        (cid, orgnr, orgnr),
+    )
+    assert require_approved(registry_db, cid) == approval
+
+
 def test_a_voided_campaign_can_be_approved_again(
     registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
 ) -> None:
