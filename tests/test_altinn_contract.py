@@ -1,0 +1,600 @@
+"""The Altinn channel against a contract server (tests/altinn_server.py) on loopback.
+
+Altinn and Maskinporten cannot be reached from here: every test that sends is a contract test,
+against a local server that implements the documented endpoints and checks what it is sent.
+The store effects run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from altinn_server import AltinnServer, Fault
+from varsel import codes, verify
+from varsel.altinn import altinn_counts, outcome_of, poll, send
+from varsel.altinn_client import (
+    AltinnAuthError,
+    AltinnClient,
+    AltinnConfig,
+    AltinnConfigError,
+    AltinnRejected,
+    _retry_after,
+)
+from varsel.altinn_message import AltinnTexts, idempotent_key, markdown_text
+from varsel.campaign import create_campaign
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.coverage import Outcome, coverage
+from varsel.db import Database
+from varsel.outbox import DeliveryState
+from varsel.registry import import_dump
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+
+[public]
+base_url = "https://www.politiet.no/varsel"
+
+[segment]
+police_district = ["oslo"]
+min_employees = 2
+"""
+NORDEA, EY, TELENOR = "920058817", "976389387", "982463718"  # the sample's units without e-mail
+SENDER = "974760673"
+CLIENT_ID = "0b3c2a4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
+KEY_ID = "varsel-test-key"
+RESOURCE = "politiet-sikkerhetsrad"
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, key: rsa.RSAPrivateKey) -> Path:
+    path = tmp_path / "maskinporten.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def server(key: rsa.RSAPrivateKey) -> Iterator[AltinnServer]:
+    with AltinnServer(
+        key.public_key(),
+        client_id=CLIENT_ID,
+        key_id=KEY_ID,
+        resource_id=RESOURCE,
+        sender_orgnr=SENDER,
+    ) as s:
+        yield s
+
+
+def altinn_env(server: AltinnServer, key_file: Path) -> dict[str, str]:
+    return {
+        "VARSEL_ALTINN_ENABLED": "true",
+        "VARSEL_ALTINN_BASE_URL": server.base_url,
+        "VARSEL_ALTINN_MASKINPORTEN_TOKEN_URL": server.token_url,
+        "VARSEL_ALTINN_CLIENT_ID": CLIENT_ID,
+        "VARSEL_ALTINN_KEY_ID": KEY_ID,
+        "VARSEL_ALTINN_PRIVATE_KEY_FILE": str(key_file),
+        "VARSEL_ALTINN_RESOURCE_ID": RESOURCE,
+        "VARSEL_ALTINN_SENDER_ORGNR": SENDER,
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path, server: AltinnServer, key_file: Path) -> Settings:
+    return Settings.load(environ=altinn_env(server, key_file), dkim_key_dir=str(tmp_path / "keys"))
+
+
+class Sleeps(list[float]):
+    """Records the waits the client asks for, without waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def client(settings: Settings, sleeps: Sleeps) -> Iterator[AltinnClient]:
+    with AltinnClient(AltinnConfig.from_settings(settings), sleep=sleeps) as c:
+        yield c
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, settings: Settings, tmp_path: Path) -> int:
+    """A campaign on the sample registry: three of its units have no e-mail address."""
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "campaign.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
+
+
+def altinn_rows(db: Database, campaign_id: int) -> dict[str, tuple[str, str | None, int]]:
+    """orgnr → (state, Altinn id, attempts) of the campaign's Altinn deliveries."""
+    return {
+        r[0]: (r[1], r[2], int(r[3]))
+        for r in db.query(
+            "SELECT key, state, message_id, attempts FROM deliveries WHERE campaign_id = ? "
+            "AND channel = 'altinn'",
+            (campaign_id,),
+        )
+    }
+
+
+def events(db: Database, campaign_id: int, kind: str) -> list[dict[str, object]]:
+    return [
+        json.loads(r[0] or "{}")
+        for r in db.query(
+            "SELECT detail FROM events WHERE campaign_id = ? AND kind = ? ORDER BY id",
+            (campaign_id, kind),
+        )
+    ]
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+def test_contract_send_makes_one_correspondence_per_unit_without_email(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    result = send(db, settings, campaign_id, client=client)
+
+    assert (result.submitted, result.failed, result.waiting, result.interrupted) == (3, 0, 0, None)
+    rows = altinn_rows(db, campaign_id)
+    assert sorted(rows) == [NORDEA, EY, TELENOR]
+    for orgnr, (state, altinn_id, attempts) in rows.items():
+        (made,) = server.by_recipient(orgnr)
+        assert (state, altinn_id, attempts) == ("submitted", made.id, 1)
+    assert len(events(db, campaign_id, "altinn_submitted")) == 3
+
+
+def test_contract_request_carries_the_delivery_key_sender_and_notification(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+
+    delivery_id, code = db.query_one(
+        "SELECT id, code FROM deliveries WHERE campaign_id = ? AND channel = 'altinn' AND key = ?",
+        (campaign_id, EY),
+    ) or (0, "")
+    (made,) = server.by_recipient(EY)
+    corr = made.request["correspondence"]
+    assert made.key == idempotent_key(int(delivery_id), EY, code)
+    assert made.request["recipients"] == [f"urn:altinn:organization:identifier-no:{EY}"]
+    assert corr["sender"] == f"0192:{SENDER}"
+    assert corr["sendersReference"] == f"varsel-{campaign_id}-{delivery_id}"
+    assert corr["messageSender"] == "Oslo politidistrikt og NSR"
+    assert corr["notification"]["notificationTemplate"] == "CustomMessage"
+    assert corr["notification"]["notificationChannel"] == "EmailPreferred"
+    assert corr["notification"]["emailSubject"] == "Ny melding i Altinn fra $sendersName$"
+    assert corr["notification"]["sendReminder"] is True
+
+
+def test_contract_message_shows_code_and_verify_address_as_text(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+
+    code = db.scalar(
+        "SELECT code FROM deliveries WHERE campaign_id = ? AND channel = 'altinn' AND key = ?",
+        (campaign_id, TELENOR),
+    )
+    (made,) = server.by_recipient(TELENOR)
+    content = made.request["correspondence"]["content"]
+    assert content["language"] == "nb"
+    assert content["messageTitle"] == (
+        "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR"
+    )
+    assert f"**{codes.format_code(code)}**" in content["messageBody"]
+    # In a code span: shown in full, never a link the reader could click.
+    assert (
+        "1. Skriv `https://www.politiet.no/varsel/kontroll` i adressefeltet"
+        in (content["messageBody"])
+    )
+    assert "](" not in content["messageBody"]
+    assert codes.format_code(code) in content["messageSummary"]
+
+
+def test_contract_altinn_code_verifies_on_the_public_page(
+    db: Database, settings: Settings, client: AltinnClient, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+    code = db.scalar(
+        "SELECT code FROM deliveries WHERE campaign_id = ? AND channel = 'altinn' AND key = ?",
+        (campaign_id, NORDEA),
+    )
+
+    found = verify.lookup(db, codes.format_code(code))
+
+    assert found is not None
+    assert [u.orgnr for u in found.units] == [NORDEA]
+
+
+def test_contract_second_run_sends_nothing_again(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+
+    again = send(db, settings, campaign_id, client=client)
+
+    assert (again.submitted, again.before, again.waiting) == (0, 3, 0)
+    assert len(server.correspondences) == 3
+
+
+def test_contract_lost_answer_is_sent_again_and_found_by_its_key(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    server.faults.append(Fault(drop_after_create=True))  # Altinn made it; the answer was lost
+
+    result = send(db, settings, campaign_id, client=client)
+
+    assert result.submitted == 3
+    assert len(server.correspondences) == 3
+    (first,) = server.by_recipient(NORDEA)
+    assert altinn_rows(db, campaign_id)[NORDEA][1] == first.id
+    found = events(db, campaign_id, "altinn_submitted")[0]
+    assert (found["correspondence_id"], found["found_by"]) == (first.id, "idempotent_key")
+
+
+def test_contract_rerun_after_a_crash_makes_no_second_correspondence(
+    db: Database, db_url: str, server: AltinnServer, key_file: Path, campaign_id: int
+) -> None:
+    # The sender is killed while Altinn holds its first request: Altinn has made the
+    # correspondence, the store has only the submitted delivery without its Altinn id.
+    server.faults.append(Fault(hold_after_create=True))
+    env = {**os.environ, **altinn_env(server, key_file), "VARSEL_DATABASE_URL": db_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "varsel", "altinn", "send", str(campaign_id)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert server.created.wait(60), "the sender never reached Altinn"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    server.released.set()
+    assert altinn_rows(db, campaign_id)[NORDEA] == ("submitted", None, 1)
+
+    settings = Settings.load(environ=altinn_env(server, key_file))
+    with AltinnClient(AltinnConfig.from_settings(settings), sleep=Sleeps()) as client:
+        result = send(db, settings, campaign_id, client=client)
+
+    assert result.submitted == 3
+    (only,) = server.by_recipient(NORDEA)
+    assert altinn_rows(db, campaign_id)[NORDEA] == ("submitted", only.id, 2)
+    assert len(server.correspondences) == 3
+
+
+def test_contract_429_waits_as_long_as_retry_after_says(
+    db: Database,
+    settings: Settings,
+    client: AltinnClient,
+    server: AltinnServer,
+    sleeps: Sleeps,
+    campaign_id: int,
+) -> None:
+    server.faults.append(Fault(status=429, headers={"Retry-After": "7"}))
+
+    result = send(db, settings, campaign_id, client=client)
+
+    assert sleeps == [7.0]
+    assert result.submitted == 3
+    assert len(server.correspondences) == 3
+
+
+def test_contract_altinn_down_stops_the_run_and_the_next_run_finishes(
+    db: Database,
+    settings: Settings,
+    client: AltinnClient,
+    server: AltinnServer,
+    sleeps: Sleeps,
+    campaign_id: int,
+) -> None:
+    server.faults.extend(Fault(status=503) for _ in range(5))
+
+    stopped = send(db, settings, campaign_id, client=client)
+
+    assert sleeps == [1.0, 2.0, 4.0, 8.0]
+    assert stopped.interrupted == (
+        f"Altinn-melding {altinn_id_of(db, campaign_id, NORDEA)} til {NORDEA}: ikke svar etter "
+        "5 forsøk "
+        "(HTTP 503: planned); kjør kommandoen igjen senere"
+    )
+    assert (stopped.submitted, stopped.waiting) == (0, 3)
+    assert server.correspondences == {}
+
+    finished = send(db, settings, campaign_id, client=client)
+
+    assert (finished.submitted, finished.waiting, finished.interrupted) == (3, 0, None)
+    assert len(server.correspondences) == 3
+
+
+def altinn_id_of(db: Database, campaign_id: int, orgnr: str) -> int:
+    return int(
+        db.scalar(
+            "SELECT id FROM deliveries WHERE campaign_id = ? AND channel = 'altinn' AND key = ?",
+            (campaign_id, orgnr),
+        )
+    )
+
+
+def test_contract_request_problem_stops_the_run_in_one_line(
+    db: Database, server: AltinnServer, key_file: Path, campaign_id: int
+) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_RESOURCE_ID": "no-such-resource"}
+    settings = Settings.load(environ=env)
+
+    with (
+        AltinnClient(AltinnConfig.from_settings(settings), sleep=Sleeps()) as client,
+        pytest.raises(AltinnRejected) as raised,
+    ):
+        send(db, settings, campaign_id, client=client)
+
+    first = altinn_id_of(db, campaign_id, NORDEA)
+    assert raised.value.message == (
+        f"Altinn avviste Altinn-melding {first} til {NORDEA}: HTTP 400 CORR-1036: ResourceId must "
+        "match an existing resource in the resource registry"
+    )
+    assert altinn_counts(db, campaign_id) == {
+        "unsent": 3,
+        "accepted": 0,
+        "delivered": 0,
+        "failed": 0,
+    }
+    assert events(db, campaign_id, "altinn_rejected") == [
+        {
+            "reply": "HTTP 400 CORR-1036: ResourceId must match an existing resource in the "
+            "resource registry"
+        }
+    ]
+
+
+def test_contract_cli_prints_a_problem_as_one_line_with_status_2(
+    db_url: str, db: Database, server: AltinnServer, key_file: Path, campaign_id: int
+) -> None:
+    env = {
+        **altinn_env(server, key_file),
+        "VARSEL_DATABASE_URL": db_url,
+        "VARSEL_ALTINN_SENDER_ORGNR": "982531950",  # not the resource's owner
+    }
+
+    result = CliRunner().invoke(cli, ["altinn", "send", str(campaign_id)], env=env)
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "varsel: Altinn godtar ikke innloggingen: HTTP 401 CORR-4001: The sender is not the "
+        "owner of the resource"
+    )
+
+
+def test_contract_reserved_recipient_fails_alone(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    server.reserved.add(EY)
+
+    result = send(db, settings, campaign_id, client=client)
+
+    assert (result.submitted, result.failed) == (2, 1)
+    assert altinn_rows(db, campaign_id)[EY] == ("failed", None, 1)
+    reason = db.scalar(
+        "SELECT last_reply FROM deliveries WHERE campaign_id = ? AND key = ?", (campaign_id, EY)
+    )
+    assert reason == (
+        f"HTTP 422 CORR-1030: Recipient {EY} has reserved themselves from public "
+        "correspondences. Can be overridden using the 'IgnoreReservation' flag"
+    )
+
+
+# -- Maskinporten ------------------------------------------------------------------------------
+
+
+def test_contract_grant_has_exactly_the_documented_claims(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+
+    ((header, claims),) = server.grants  # one login serves the whole run
+    assert header == {"alg": "RS256", "kid": KEY_ID}
+    assert sorted(claims) == ["aud", "exp", "iat", "iss", "jti", "scope"]
+    assert (claims["aud"], claims["iss"], claims["scope"]) == (
+        server.issuer,
+        CLIENT_ID,
+        "altinn:correspondence.write",
+    )
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_contract_grant_signed_with_another_key_is_refused(
+    server: AltinnServer, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = Settings.load(environ=altinn_env(server, other))
+
+    with (
+        AltinnClient(AltinnConfig.from_settings(settings), sleep=Sleeps()) as client,
+        pytest.raises(AltinnAuthError) as raised,
+    ):
+        client.find_by_key(idempotent_key(1, EY, "0" * 12), "test")
+
+    assert raised.value.message == (
+        "Maskinporten avviste innloggingen (HTTP 400: invalid_grant Invalid assertion. Client "
+        "authentication failed.)"
+    )
+
+
+def test_contract_refused_token_means_one_new_login(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client, limit=1)
+    server.revoke_tokens()
+
+    result = send(db, settings, campaign_id, client=client)
+
+    assert result.submitted == 2
+    assert len(server.grants) == 2
+
+
+# -- polling -----------------------------------------------------------------------------------
+
+
+def test_contract_poll_settles_published_and_failed(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+    server.set_status(server.by_recipient(NORDEA)[0].id, "Published")
+    server.set_status(
+        server.by_recipient(EY)[0].id, "Failed", "Recipient organization is bankrupt or deleted"
+    )
+
+    result = poll(db, settings, campaign_id, client=client)
+
+    assert (result.delivered, result.failed, result.waiting) == (1, 1, 1)
+    rows = altinn_rows(db, campaign_id)
+    assert (rows[NORDEA][0], rows[EY][0], rows[TELENOR][0]) == ("delivered", "failed", "submitted")
+    reason = db.scalar(
+        "SELECT last_reply FROM deliveries WHERE campaign_id = ? AND key = ?", (campaign_id, EY)
+    )
+    assert reason == "Failed: Recipient organization is bankrupt or deleted"
+    assert [e["status"] for e in events(db, campaign_id, "altinn_delivered")] == ["Published"]
+
+
+def test_contract_read_counts_as_delivered_and_shows_in_coverage(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+    made = server.by_recipient(TELENOR)[0].id
+    for status in ("Published", "Fetched", "Read"):
+        server.set_status(made, status)
+
+    poll(db, settings, campaign_id, client=client)
+
+    assert altinn_rows(db, campaign_id)[TELENOR][0] == "delivered"
+    assert coverage(db, campaign_id).outcomes[Outcome.ALTINN_DELIVERED] == 1
+
+
+def test_contract_poll_again_asks_only_for_the_unsettled(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    send(db, settings, campaign_id, client=client)
+    server.set_status(server.by_recipient(NORDEA)[0].id, "Published")
+    poll(db, settings, campaign_id, client=client)
+    asked = len([r for r in server.requests if r[1].endswith("/details")])
+
+    poll(db, settings, campaign_id, client=client)
+
+    assert len([r for r in server.requests if r[1].endswith("/details")]) - asked == 2
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_altinn_is_off_by_default(db: Database, campaign_id: int) -> None:
+    with pytest.raises(AltinnConfigError) as raised:
+        send(db, Settings.load(environ={}), campaign_id)
+
+    assert raised.value.message == (
+        "Altinn-kanalen er slått av; sett VARSEL_ALTINN_ENABLED=true når Altinn-ressursen og "
+        "Maskinporten-klienten er på plass (se docs/altinn.md)"
+    )
+    assert altinn_rows(db, campaign_id) == {}
+
+
+def test_missing_setting_is_named_by_its_environment_variable(
+    server: AltinnServer, key_file: Path
+) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_KEY_ID": ""}
+
+    with pytest.raises(AltinnConfigError) as raised:
+        AltinnConfig.from_settings(Settings.load(environ=env))
+
+    assert raised.value.message == "VARSEL_ALTINN_KEY_ID mangler (se docs/altinn.md)"
+
+
+def test_plain_http_is_refused_off_this_machine(server: AltinnServer, key_file: Path) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_BASE_URL": "http://platform.altinn.no"}
+
+    with pytest.raises(AltinnConfigError) as raised:
+        AltinnConfig.from_settings(Settings.load(environ=env))
+
+    assert raised.value.message == (
+        "VARSEL_ALTINN_BASE_URL: 'http://platform.altinn.no' må være en https-adresse"
+    )
+
+
+# -- the pieces --------------------------------------------------------------------------------
+
+
+def test_names_are_markdown_escaped() -> None:
+    assert markdown_text("Lille *Kafé* [AS](x)") == r"Lille \*Kafé\* \[AS\]\(x\)"
+
+
+def test_retry_after_as_an_http_date() -> None:
+    assert _retry_after("Wed, 21 Oct 2015 07:28:30 GMT", 1445412500.0) == 10.0
+
+
+def test_purged_after_publishing_is_delivered() -> None:
+    details = {
+        "status": "PurgedByRecipient",
+        "statusHistory": [{"status": "Initialized"}, {"status": "Published"}],
+    }
+
+    assert outcome_of(details) == (DeliveryState.DELIVERED, "PurgedByRecipient")
+
+
+def test_status_as_number_is_read_by_its_name() -> None:
+    assert outcome_of({"status": 2}) == (DeliveryState.DELIVERED, "Published")
+
+
+def test_nynorsk_message_for_a_bounced_unit(db: Database, campaign_id: int) -> None:
+    from varsel.campaign import get_campaign
+
+    texts = AltinnTexts(get_campaign(db, campaign_id).spec)
+
+    content = texts.render(EY, "Ernst & Young AS", "nn", "ABCD2345WXYZ", "bounced")
+
+    assert content.language == "nn"
+    assert content.title == "Førebyggjande tryggleiksinformasjon frå Oslo politidistrikt og NSR"
+    assert "Vi sende dette på e-post, men e-posten kom ikkje fram." in content.body
+    assert "**ABCD-2345-WXYZ**" in content.body
