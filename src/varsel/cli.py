@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -50,7 +51,16 @@ class State:
             self._db.close()
 
 
-pass_state = click.make_pass_decorator(State)
+_pass_state = click.make_pass_decorator(State)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def pass_state(f: Callable[Concatenate[State, _P], _R]) -> Callable[_P, _R]:
+    """Give a command the State as its first argument."""
+    # A function with a declared type rather than a bare assignment: the cli_* modules import
+    # it while this module is still loading, and mypy cannot infer types across that cycle.
+    return _pass_state(f)
 
 
 @click.group(cls=VarselGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,10 +8,7 @@ import click
 from rich.markup import escape
 
 from varsel.audit import Action
-from varsel.cli import State, out
-
-# Made here, not imported: cli.py imports this module while it is still loading.
-pass_state = click.make_pass_decorator(State)
+from varsel.cli import State, out, pass_state
 
 
 @click.group()

@@ -14,11 +14,8 @@ import click
 from rich.markup import escape
 
 from varsel.accounts import Enrolment, Role, User
-from varsel.cli import State, out
+from varsel.cli import State, out, pass_state
 from varsel.errors import UserError
-
-# Made here, not imported: cli.py imports this module while it is still loading.
-pass_state = click.make_pass_decorator(State)
 
 ROLE = click.Choice([r.value for r in Role])
 
