@@ -277,7 +277,7 @@ def test_contract_rerun_after_a_crash_makes_no_second_correspondence(
     server.faults.append(Fault(hold_after_create=True))
     env = {**os.environ, **altinn_env(server, key_file), "VARSEL_DATABASE_URL": db_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "varsel", "altinn", "send", str(campaign_id)],
+        [sys.executable, "-m", "varsel", "altinn", "send", str(campaign_id), "--no-approval"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -393,7 +393,7 @@ def test_contract_cli_prints_a_problem_as_one_line_with_status_2(
         "VARSEL_ALTINN_SENDER_ORGNR": "982531950",  # not the resource's owner
     }
 
-    result = CliRunner().invoke(cli, ["altinn", "send", str(campaign_id)], env=env)
+    result = CliRunner().invoke(cli, ["altinn", "send", str(campaign_id), "--no-approval"], env=env)
 
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
@@ -598,3 +598,18 @@ def test_nynorsk_message_for_a_bounced_unit(db: Database, campaign_id: int) -> N
     assert content.title == "Førebyggjande tryggleiksinformasjon frå Oslo politidistrikt og NSR"
     assert "Vi sende dette på e-post, men e-posten kom ikkje fram." in content.body
     assert "**ABCD-2345-WXYZ**" in content.body
+
+
+def test_cli_send_wants_the_campaigns_approval(
+    db_url: str, db: Database, server: AltinnServer, key_file: Path, campaign_id: int
+) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_DATABASE_URL": db_url}
+
+    result = CliRunner().invoke(cli, ["altinn", "send", str(campaign_id)], env=env)
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"varsel: kampanje {campaign_id} er ikke godkjent: en godkjenner som ikke skrev den må "
+        f"godkjenne den først (varsel campaign approve {campaign_id} --user NAVN)"
+    )
+    assert server.correspondences == {}

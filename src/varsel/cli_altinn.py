@@ -40,15 +40,35 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
 @altinn.command("send")
 @click.argument("campaign_id", type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most this many now.")
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Send without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 @click.pass_context
 def altinn_send(
-    ctx: click.Context, state: State, campaign_id: int, limit: int | None, as_json: bool
+    ctx: click.Context,
+    state: State,
+    campaign_id: int,
+    limit: int | None,
+    no_approval: bool,
+    as_json: bool,
 ) -> None:
-    """Send the campaign's Altinn messages; safe to run again, nothing is sent twice."""
-    from varsel.altinn import send
+    """Send the campaign's Altinn messages; safe to run again, nothing is sent twice.
 
+    Like `campaign send`, it needs the campaign's four-eyes approval (or --no-approval).
+    """
+    from varsel.altinn import send
+    from varsel.altinn_client import AltinnConfig
+    from varsel.approval import authorise_send
+    from varsel.audit import cli_actor
+
+    AltinnConfig.from_settings(state.settings)  # settings first: nothing audited if off
+    authorise_send(
+        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
+    )
     with _progress(f"Sender til Altinn for kampanje {campaign_id}") as progress:
         result = send(state.db, state.settings, campaign_id, limit=limit, progress=progress)
     out.print(json.dumps(result.as_dict()) if as_json else result.summary(), soft_wrap=True)
