@@ -156,6 +156,96 @@ def test_addresses_that_could_inject_commands_are_refused(sink: SmtpSink) -> Non
     assert sink.messages == []
 
 
+# The next message's envelope with this one's final dot (RFC 2920)
+
+
+async def send_chain(sink: SmtpSink, rcpts: list[str]) -> tuple[list[SendOutcome], int]:
+    """Each message sent with the next one's envelope pipelined behind its final dot; the
+    outcomes, and the round trips they took."""
+    connection = await SmtpConnection.open(RelayConfig.from_url(sink.url))
+    before = sink.round_trips
+    outcomes = []
+    for n, rcpt in enumerate(rcpts):
+        then = (SENDER, rcpts[n + 1], MESSAGE) if n + 1 < len(rcpts) else None
+        outcomes.append(await connection.send(SENDER, rcpt, MESSAGE, then=then))
+    trips = sink.round_trips - before
+    await connection.close()
+    return outcomes, trips
+
+
+def test_then_sends_the_next_envelope_with_the_final_dot(sink: SmtpSink) -> None:
+    rcpts = [f"post{n}@bedrift.example" for n in range(3)]
+    outcomes, trips = run(send_chain(sink, rcpts))
+    received = sink.wait_for(3, 5)
+    assert [o.kind for o in outcomes] == [ReplyKind.ACCEPTED] * 3
+    # One round trip for the first envelope, then one per message: 4 instead of 6.
+    assert trips == 4
+    assert [m.rcpt_tos for m in received] == [(rcpt,) for rcpt in rcpts]
+    assert {m.data for m in received} == {MESSAGE}
+
+
+def test_a_refused_recipient_sent_ahead_is_permanent_and_the_connection_goes_on() -> None:
+    plan = FaultPlan().on_rcpt(
+        lambda rcpt: rcpt == "post1@bedrift.example", Fault.reply(550, "5.1.1 Finnes ikke")
+    )
+    rcpts = [f"post{n}@bedrift.example" for n in range(3)]
+    with SmtpSink(faults=plan) as sink:
+        outcomes, _ = run(send_chain(sink, rcpts))
+        received = sink.wait_for(2, 5)
+    assert [o.kind for o in outcomes] == [
+        ReplyKind.ACCEPTED,
+        ReplyKind.PERMANENT,
+        ReplyKind.ACCEPTED,
+    ]
+    assert outcomes[1] == SendOutcome(SmtpReply(550, "5.1.1", "Finnes ikke"), False, None)
+    assert [m.rcpt_tos[0] for m in received] == ["post0@bedrift.example", "post2@bedrift.example"]
+
+
+def test_after_then_only_that_message_may_follow(sink: SmtpSink) -> None:
+    async def scenario() -> bool:
+        connection = await SmtpConnection.open(RelayConfig.from_url(sink.url))
+        then = (SENDER, "neste@bedrift.example", MESSAGE)
+        await connection.send(SENDER, RECIPIENT, MESSAGE, then=then)
+        with pytest.raises(RuntimeError, match="then="):
+            await connection.send(SENDER, "en-annen@bedrift.example", MESSAGE)
+        return connection.closed
+
+    assert run(scenario())
+    assert [m.rcpt_tos for m in sink.wait_for(1, 5)] == [(RECIPIENT,)]
+    time.sleep(0.2)
+    assert len(sink.messages) == 1  # the envelope sent ahead never became a message
+
+
+def test_close_with_an_envelope_sent_ahead_hangs_up_at_once(sink: SmtpSink) -> None:
+    async def scenario() -> float:
+        connection = await SmtpConnection.open(RelayConfig.from_url(sink.url))
+        await connection.send(SENDER, RECIPIENT, MESSAGE, then=(SENDER, RECIPIENT, MESSAGE))
+        started = time.monotonic()
+        await connection.close()  # QUIT now would be read as the next message's text
+        return time.monotonic() - started
+
+    assert run(scenario()) < 1
+    time.sleep(0.2)
+    assert len(sink.messages) == 1
+
+
+def test_smtp_ready_data_is_sent_as_it_is(sink: SmtpSink) -> None:
+    # The caller's promise is trusted, not checked: a leading dot is not doubled, so the
+    # server takes it away. MessageFactory never writes one (test_message checks that).
+    data = b"Subject: x\r\n\r\n..to\r\n"
+    outcome = run(send_one_ready(sink.url, data))
+    assert outcome.kind is ReplyKind.ACCEPTED
+    assert sink.wait_for(1, 5)[0].data == b"Subject: x\r\n\r\n.to\r\n"
+
+
+async def send_one_ready(url: str, data: bytes) -> SendOutcome:
+    connection = await SmtpConnection.open(RelayConfig.from_url(url))
+    try:
+        return await connection.send(SENDER, RECIPIENT, data, smtp_ready=True)
+    finally:
+        await connection.close()
+
+
 # Refusals
 
 
@@ -271,7 +361,8 @@ def test_drop_mid_data_before_the_dot_of_a_large_message_is_not_in_doubt() -> No
 
 
 def test_drop_mid_data_while_before_data_end_runs_never_sends_the_dot() -> None:
-    plan = FaultPlan().on_message(1, Fault.drop_mid_data(after_bytes=len(MESSAGE)))
+    # A small body goes out with its dot, after before_data_end: the server hangs up after 354.
+    plan = FaultPlan().on_message(1, Fault.drop_mid_data(after_bytes=0))
     calls = []
 
     async def scenario(url: str) -> SendOutcome:

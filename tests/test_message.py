@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import email
 import email.policy
@@ -14,6 +15,8 @@ from typing import Any
 
 import dkim as dkimpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from varsel import codes
 from varsel.dkim import DkimKey, Signer, canonical_body, generate_key
@@ -25,6 +28,7 @@ from varsel.message import (
     MessageSpec,
     Recipient,
     UnitRef,
+    _quoted_printable_line,
     default_templates,
     links_in,
 )
@@ -531,6 +535,33 @@ def test_body_is_already_in_relaxed_form_and_qp_lines_are_short() -> None:
         assert max(len(line) for line in body.split(b"\r\n")) <= 76
         text = parts(message)[0].replace("\r\n", "\n")  # the decoded part keeps CRLF
         assert "Kolonne\tmed  tab og   mellomrom   \n\tinnrykk\n  \nslutt med mellomrom \n" in text
+
+
+PIECES = [".", "..", "x", "æ", " ", "\t", "=", "-", "a" * 70]
+
+
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=12), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_built_messages_are_ready_for_smtp(lines: list[list[str]]) -> None:
+    # The SMTP client sends the factory's messages unscanned (smtp_ready): no line may start
+    # with "." (it would be taken as the end of the data), and every line ends in CR LF.
+    text = "\n".join("".join(line) for line in lines) + "\n"
+    message = build(text_templates=dict.fromkeys(TEXTS, text))
+    assert message.endswith(b"\r\n")
+    assert message.count(b"\n") == message.count(b"\r\n") == message.count(b"\r")
+    assert [line for line in message.split(b"\r\n") if line.startswith(b".")] == []
+    body = message[message.index(b"\r\n\r\n") + 4 :]
+    assert canonical_body(body) == body
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert parts(message)[0].replace("\r\n", "\n") == text
+
+
+def test_quoted_printable_writes_a_dot_starting_a_line_as_2e() -> None:
+    assert _quoted_printable_line(".net") == b"=2Enet"
+    # A soft line break that b2a_qp puts just before a dot: the dot starts the next line.
+    encoded = _quoted_printable_line("a" * 75 + ".b")
+    assert encoded == b"a" * 75 + b"=\r\n=2Eb"
+    assert binascii.a2b_qp(encoded.replace(b"=\r\n", b"")) == b"a" * 75 + b".b"
 
 
 @pytest.mark.parametrize("language", ["nb-NO", "x", "nb\r\nBcc: evil@x.test"])

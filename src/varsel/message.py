@@ -159,6 +159,7 @@ _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")  # BCP 47, as 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _LINE = 78
 _MAX_SUBJECT = 400
+_QP_WIDTH = 76  # RFC 2045: encoded lines of at most 76 characters
 
 
 def _refuse_breakers(value: str, what: str) -> str:
@@ -292,14 +293,41 @@ def _subject_field(subject: str) -> bytes:
 
 
 def _quoted_printable_line(line: str) -> bytes:
-    """One line (no line break) as quoted-printable, soft breaks CRLF, in relaxed DKIM form."""
+    """One line (no line break) as quoted-printable, soft breaks CRLF, in relaxed DKIM form.
+
+    No physical line of the result starts with ".": messages leave the factory ready for SMTP,
+    and the SMTP client sends them without scanning them for dots to double.
+    """
     encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
     if b"\t" in encoded or b"  " in encoded:
         # Tabs and double spaces would change under DKIM's relaxed canonicalisation; encoded as
         # =09 and =20 they survive it, and the body needs no canonicalising before hashing.
         encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=True, istext=True)
     # With no line break in its input b2a_qp breaks long lines with a bare LF.
-    return encoded.replace(b"=\n", b"=\r\n") if b"\n" in encoded else encoded
+    if b"\n" in encoded:
+        encoded = encoded.replace(b"=\n", b"=\r\n")
+        if b"\n." in encoded:
+            return _without_leading_dots(encoded)
+    return _without_leading_dots(encoded) if encoded[:1] == b"." else encoded
+
+
+def _without_leading_dots(encoded: bytes) -> bytes:
+    """Quoted-printable wrapped again so that a "." starting a physical line is written =2E."""
+    flat = encoded.replace(b"=\r\n", b"")
+    tokens = []  # one character, or one =XX escape: never split by a soft break
+    i = 0
+    while i < len(flat):
+        step = 3 if flat[i] == 61 else 1  # "="
+        tokens.append(flat[i : i + step])
+        i += step
+    lines, line = [], b""
+    for token in tokens:
+        if len(line) + len(token) > _QP_WIDTH - 1:  # room for the soft break's "="
+            lines.append(line + b"=")
+            line = b""
+        line += b"=2E" if not line and token == b"." else token
+    lines.append(line)
+    return b"\r\n".join(lines)
 
 
 class _QuotedPrintable:
@@ -319,18 +347,19 @@ class _QuotedPrintable:
         if lines[-1] == "":
             lines.pop()
         cache = self._lines
-        out = []
-        for line in lines:
-            encoded = cache.get(line)
-            if encoded is None:
-                encoded = _quoted_printable_line(line)
-                if len(cache) >= self._MAX_CACHED:
-                    cache.clear()  # lines naming one recipient never come back
-                cache[line] = encoded
-            out.append(encoded)
+        # Looked up in C (map, the None test, join); only the lines not seen before, those
+        # that name the recipient, take a turn in Python.
+        out = list(map(cache.get, lines))
+        if None in out:
+            if len(cache) >= self._MAX_CACHED:
+                cache.clear()  # lines naming one recipient never come back
+            for i, encoded in enumerate(out):
+                if encoded is None:
+                    line = lines[i]
+                    out[i] = cache[line] = _quoted_printable_line(line)
         out.append(b"")
         # "=" is always encoded (as =3D), so a boundary starting with "=_" never occurs in a part.
-        return b"\r\n".join(out)
+        return b"\r\n".join(out)  # type: ignore[arg-type]  # no None is left
 
 
 def _clean_unit(unit: UnitRef) -> UnitRef:
@@ -540,6 +569,10 @@ class MessageFactory:
 
     def render(self, recipient: Recipient) -> Rendered:
         """Subject, plain text and HTML for one recipient, checked for headers and links."""
+        return Rendered(*self._render_parts(recipient))
+
+    def _render_parts(self, recipient: Recipient) -> tuple[str, str, str]:
+        """Subject, plain text and HTML, links checked."""
         language = recipient.language
         if language not in self._subjects:
             raise MessageError(
@@ -572,7 +605,7 @@ class MessageFactory:
         text = _render(self._texts[language], context, where)
         html_text = _render(self._htmls[language], context, where)
         self._check_links(html_text)
-        return Rendered(subject, text, html_text)
+        return subject, text, html_text
 
     def _render_subject(
         self, language: str, context: dict[str, Any], delivery_id: int | None
@@ -611,13 +644,13 @@ class MessageFactory:
     def build(self, recipient: Recipient) -> bytes:
         """The complete RFC 5322 message for one recipient, DKIM-signed if there is a signer."""
         to = header_address(recipient.address, "mottakeradresse")
-        rendered = self.render(recipient)
-        subject_field = self._subject_cache.get(rendered.subject)
+        subject, text, html_text = self._render_parts(recipient)
+        subject_field = self._subject_cache.get(subject)
         if subject_field is None:
-            subject_field = _subject_field(rendered.subject)
+            subject_field = _subject_field(subject)
             if len(self._subject_cache) > 4096:
                 self._subject_cache.clear()  # subjects that name each unit would grow it forever
-            self._subject_cache[rendered.subject] = subject_field
+            self._subject_cache[subject] = subject_field
         token = recipient.unsubscribe_token
         to_field = f"To: {to}\r\n".encode("ascii")
         dated = (
@@ -640,9 +673,9 @@ class MessageFactory:
                 unsubscribe,
                 self._content_type,
                 self._text_head,
-                self._qp.encode(rendered.text),
+                self._qp.encode(text),
                 self._html_head,
-                self._qp.encode(rendered.html),
+                self._qp.encode(html_text),
                 self._close,
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import ipaddress
 import re
@@ -231,6 +232,11 @@ class SmtpConnection:
         self._known: dict[bytes, SmtpReply] = {}
         self._loop = asyncio.get_running_loop()
         self._timed_out: TimeoutError | None = None
+        self._deadline: float | None = None  # when the relay's awaited answer is overdue
+        self._timer: asyncio.TimerHandle | None = None
+        # The message (from, to, data) whose envelope went out with the last final dot, its
+        # replies not read yet.
+        self._pending: tuple[str, str, bytes] | None = None
 
     @classmethod
     async def open(cls, config: RelayConfig) -> SmtpConnection:
@@ -282,45 +288,62 @@ class SmtpConnection:
         data: bytes,
         *,
         before_data_end: Callable[[], Awaitable[None]] | None = None,
+        then: tuple[str, str, bytes] | None = None,
+        smtp_ready: bool = False,
     ) -> SendOutcome:
-        """Send one message to one recipient; never raises for what the relay or network does."""
+        """Send one message to one recipient; never raises for what the relay or network does.
+
+        `then` is the next message (from, to, data) this connection will send: with PIPELINING
+        its MAIL, RCPT and DATA go out with this message's final dot (RFC 2920 lets commands
+        follow the end of data in one group), and the next send() must be that message.
+        `smtp_ready` is the caller's promise that data has CRLF line ends only, no line that
+        starts with "." and a final CRLF (MessageFactory builds them so): it is sent unscanned.
+        """
         if self.closed:
             return SendOutcome(None, False, "forbindelsen til SMTP-tjeneren er lukket")
-        mail = self._mail_command(mail_from, data)
-        rcpt = b"RCPT TO:<%b>\r\n" % _address(rcpt_to)
-        body, tail = _dot_stuff(data)
+        pending, self._pending = self._pending, None
+        if pending is None:
+            envelope = self._envelope_commands(mail_from, rcpt_to, data)
+        elif pending[0] == mail_from and pending[1] == rcpt_to and pending[2] is data:
+            envelope = b""  # on the wire already
+        else:
+            self._abort()
+            raise RuntimeError("send() må sende meldingen som ble varslet med then=")
+        if smtp_ready:
+            body, tail = data, b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
+        else:
+            body, tail = _dot_stuff(data)
+        ahead = b""
+        if then is not None and self.pipelining:
+            with contextlib.suppress(ValueError):  # an unsendable next message goes alone
+                ahead = self._envelope_commands(*then)
         writer = self._writer
         data_sent = False
-        timer = self._watch()
+        self._arm()
         try:
-            if before_data_end is None and len(body) <= _JOIN_LIMIT:
-                # The common case: one deadline for the whole small transaction.
-                refusal = await self._envelope(mail, rcpt)
-                if refusal is not None:
-                    timer.cancel()
-                    return await self._refused(refusal)
-                writer.write(body + tail)
-                data_sent = True
-                return self._final(await self._read_reply())
-            refusal = await self._envelope(mail, rcpt)
-            timer.cancel()
+            refusal = await self._envelope(envelope)
             if refusal is not None:
                 return await self._refused(refusal)
-            timer = self._watch()
-            writer.write(body)
-            # Waits only while the transport holds more than its high-water mark: large
-            # bodies are paced, and a relay that hangs up mid-body is seen before the dot.
-            await writer.drain()
-            timer.cancel()
+            if len(body) > _JOIN_LIMIT:
+                writer.write(body)
+                # Waits only while the transport holds more than its high-water mark: large
+                # bodies are paced, and a relay that hangs up mid-body is seen before the dot.
+                await writer.drain()
+            else:
+                tail = body + tail
             if before_data_end is not None:
+                self._deadline = None  # the caller's time, not the relay's
                 await before_data_end()
-            # A transport that lost its connection drops writes silently: check, so that a
-            # dot that never left is not reported as sent.
-            if self._reader.at_eof() or writer.transport.is_closing():
-                raise _Broken("SMTP-tjeneren lukket forbindelsen før meldingen var sendt")
-            timer = self._watch()
-            writer.write(tail)
+                # A transport that lost its connection drops writes silently: check, so that
+                # a dot that never left is not reported as sent.
+                if self._reader.at_eof() or writer.transport.is_closing():
+                    raise _Broken("SMTP-tjeneren lukket forbindelsen før meldingen var sendt")
+                self._arm()
+            # One write: the (rest of the) body, the dot and the next message's envelope.
+            writer.write(tail + ahead if ahead else tail)
             data_sent = True
+            if ahead:
+                self._pending = then
             return self._final(await self._read_reply())
         except _BROKEN as e:
             self._abort()
@@ -331,11 +354,14 @@ class SmtpConnection:
             self._abort()
             raise
         finally:
-            timer.cancel()
+            self._deadline = None
 
     async def reset(self) -> None:
         """Abandon any transaction in progress (RSET); a failure closes the connection."""
         if self.closed:
+            return
+        if self._pending is not None:
+            self._abort()  # the relay may be reading a body: only hanging up ends it unsent
             return
         try:
             async with asyncio.timeout(self._timeout):
@@ -350,7 +376,13 @@ class SmtpConnection:
         """Say QUIT and close; failures only mean the connection was already gone."""
         if self.closed:
             return
+        if self._pending is not None:
+            self._abort()  # the relay may be reading a body: QUIT would be taken as its text
+            return
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         writer = self._writer
         try:
             async with asyncio.timeout(min(self._timeout, _QUIT_TIMEOUT)):
@@ -366,7 +398,8 @@ class SmtpConnection:
 
     # The transaction
 
-    def _mail_command(self, mail_from: str, data: bytes) -> bytes:
+    def _envelope_commands(self, mail_from: str, rcpt_to: str, data: bytes) -> bytes:
+        """MAIL FROM, RCPT TO and DATA for one message; ValueError if it cannot go over SMTP."""
         params = b""
         if "SIZE" in self.extensions:
             params = b" SIZE=%d" % len(data)
@@ -374,14 +407,21 @@ class SmtpConnection:
             if "8BITMIME" not in self.extensions:
                 raise ValueError("meldingen har 8-biters tegn, og tjeneren tilbyr ikke 8BITMIME")
             params += b" BODY=8BITMIME"
-        return b"MAIL FROM:<%b>%b\r\n" % (_address(mail_from, allow_empty=True), params)
+        return b"MAIL FROM:<%b>%b\r\nRCPT TO:<%b>\r\nDATA\r\n" % (
+            _address(mail_from, allow_empty=True),
+            params,
+            _address(rcpt_to),
+        )
 
-    async def _envelope(self, mail: bytes, rcpt: bytes) -> SmtpReply | None:
-        """MAIL, RCPT and DATA; None when the relay is ready for the body, else its refusal."""
+    async def _envelope(self, commands: bytes) -> SmtpReply | None:
+        """MAIL, RCPT and DATA (empty: on the wire already); None when the relay is ready for
+        the body, else its refusal."""
         write = self._writer.write
         if self.pipelining:
-            # RFC 2920: the group ends with DATA, and the body waits for its 354.
-            write(mail + rcpt + b"DATA\r\n")
+            # RFC 2920: the group ends with DATA, and the body waits for its 354. The group may
+            # be on the wire already, sent with the previous message's final dot.
+            if commands:
+                write(commands)
             replies = []
             for _ in range(3):
                 reply = await self._read_reply()
@@ -396,12 +436,13 @@ class SmtpConnection:
                 write(b".\r\n")
                 await self._read_reply()
             return refusal or replies[2]
+        mail, rcpt, data = commands.split(b"\r\n")[:3]
         for command in (mail, rcpt):
-            write(command)
+            write(command + b"\r\n")
             reply = await self._read_reply()
             if reply.code // 100 != 2:
                 return reply
-        write(b"DATA\r\n")
+        write(data + b"\r\n")
         reply = await self._read_reply()
         return None if reply.code == 354 else reply
 
@@ -505,13 +546,29 @@ class SmtpConnection:
 
     def _abort(self) -> None:
         self.closed = True
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._writer.transport.abort()
 
-    def _watch(self) -> asyncio.TimerHandle:
-        # A plain timer that aborts the connection: under half the cost per message of
-        # asyncio.timeout's task bookkeeping (bench/bench_smtp.py), and a relay this slow
-        # has lost the connection anyway.
-        return self._loop.call_later(self._timeout, self._expire)
+    def _arm(self) -> None:
+        """Start the clock on the relay: it has `timeout` seconds from now to answer."""
+        # One lazy timer per connection instead of one per wait: setting a deadline costs a
+        # clock read, and the timer, when it fires early, sleeps again until the deadline.
+        self._deadline = deadline = self._loop.time() + self._timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closed:
+            return  # nothing awaited now; the next wait starts the timer again
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
+            return
+        self._expire()
 
     def _expire(self) -> None:
         self._timed_out = TimeoutError()
