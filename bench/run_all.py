@@ -12,6 +12,8 @@ BENCHES = [
     "bench.bench_smtp",
     "bench.bench_send",
     "bench.bench_letters",
+    "bench.bench_web",
+    "bench.bench_report",
 ]
 
 
