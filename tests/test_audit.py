@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from varsel import audit
+from varsel import audit, outbox
 from varsel.audit import Action, AuditError, entry_hash
 from varsel.campaign import CampaignStatus, create_campaign, get_campaign, set_status, update_spec
 from varsel.config import Settings
@@ -258,6 +258,23 @@ def test_campaign_lifecycle_is_recorded(db: Database, brreg: Path, tmp_path: Pat
     assert create.data["name"] == "Test"
     assert create.data["snapshot"] == 1
     assert audit.verify(db).ok
+
+
+def test_resending_in_doubt_deliveries_is_recorded(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    cid = create_campaign(db, settings, path, created_by="kari").campaign.id
+    # What a sender that died after the final dot of DATA leaves behind.
+    db.execute(
+        "UPDATE deliveries SET state = 'in_doubt' WHERE id = (SELECT min(id) FROM deliveries)"
+    )
+    assert outbox.resend_in_doubt(db, cid, actor="cli:ola") == 1
+    (entry,) = audit.entries(db, action=Action.CAMPAIGN_RESEND_IN_DOUBT)
+    assert (entry.actor, entry.object, entry.data) == ("cli:ola", f"campaign:{cid}", {"count": 1})
 
 
 def test_personal_data_export_is_recorded_by_the_exporting_use_case(db: Database) -> None:

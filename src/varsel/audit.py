@@ -53,6 +53,7 @@ class Action(StrEnum):
     CAMPAIGN_PAUSE = "campaign_pause"
     CAMPAIGN_RESUME = "campaign_resume"
     CAMPAIGN_CANCEL = "campaign_cancel"
+    CAMPAIGN_RESEND_IN_DOUBT = "campaign_resend_in_doubt"  # in-doubt deliveries queued again
     PERSONAL_DATA_EXPORT = "personal_data_export"  # personal data left the system
 
 

@@ -541,11 +541,12 @@ def campaign_cancel(state: State, campaign_id: int) -> None:
 @pass_state
 def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
     """Queue the in-doubt deliveries again: the operator accepts they may arrive twice."""
+    from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
     from varsel.outbox import resend_in_doubt
 
     get_campaign(state.db, campaign_id)
-    n = resend_in_doubt(state.db, campaign_id)
+    n = resend_in_doubt(state.db, campaign_id, actor=cli_actor())
     out.print(
         f"{n} usikre leveranser er lagt i kø igjen; kjør «varsel campaign send {campaign_id}»."
     )

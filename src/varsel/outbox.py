@@ -204,8 +204,10 @@ def in_doubt(db: Database, campaign_id: int) -> list[InDoubt]:
     return out
 
 
-def resend_in_doubt(db: Database, campaign_id: int) -> int:
+def resend_in_doubt(db: Database, campaign_id: int, *, actor: str | None = None) -> int:
     """The operator's decision: queue every in-doubt delivery again. Returns how many."""
+    from varsel import audit
+
     now = utcnow_iso()
     with db.transaction():
         n = db.execute(
@@ -214,6 +216,14 @@ def resend_in_doubt(db: Database, campaign_id: int) -> int:
             (DeliveryState.QUEUED.value, now, now, campaign_id, DeliveryState.IN_DOUBT.value),
         ).rowcount
         record_event(db, campaign_id, None, "resend_in_doubt", {"count": n})
+        # Some of these may arrive twice: who decided that is worth keeping.
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            audit.Action.CAMPAIGN_RESEND_IN_DOUBT,
+            f"campaign:{campaign_id}",
+            {"count": n},
+        )
     return int(n)
 
 
