@@ -142,10 +142,10 @@ def _lines(address: str) -> str:
 
 
 @functools.cache
-def _municipality_values() -> str:
-    """VALUES of (number, 2024 number) for every 4-digit number that has one."""
+def _municipality_map() -> str:
+    """A MAP literal: every 4-digit number that has a 2024 number, to that number."""
     pairs = [(f"{n:04d}", municipality.current_number(f"{n:04d}")) for n in range(10000)]
-    return ", ".join(f"({_lit(n)}, {_lit(c)})" for n, c in pairs if c is not None)
+    return "MAP {" + ", ".join(f"{_lit(n)}: {_lit(c)}" for n, c in pairs if c is not None) + "}"
 
 
 def _municipality_key(json: str) -> str:
@@ -157,9 +157,13 @@ def _municipality_key(json: str) -> str:
     )
 
 
-def _municipality(json: str, current: str) -> str:
-    """unit._current_municipality of a kommunenummer (NULL when empty); current is the join."""
+def _municipality(json: str) -> str:
+    """unit._current_municipality of a kommunenummer, NULL when empty.
+
+    A MAP lookup rather than a join: a join made DuckDB hold the whole result in memory.
+    """
     raw = _text(json)
+    current = f"{_municipality_map()}[{_municipality_key(json)}]"
     return f"CASE WHEN {raw} IS NULL OR {raw} = '' THEN NULL ELSE coalesce({current}, {raw}) END"
 
 
@@ -222,8 +226,8 @@ def projection(path: Path, kind: Kind) -> str:
         ),
         "name": "name",
         "form": "form",
-        "municipality": _municipality(f"{business}.kommunenummer", "m1.current"),
-        "postal_municipality": _municipality("postadresse.kommunenummer", "m2.current"),
+        "municipality": _municipality(f"{business}.kommunenummer"),
+        "postal_municipality": _municipality("postadresse.kommunenummer"),
         "country": _text(f"{business}.landkode"),
         "nace1": _code("naeringskode1"),
         "nace2": _code("naeringskode2"),
@@ -282,16 +286,14 @@ WITH r AS (
     {_clean(_text("navn"))} AS name,
     {_code("organisasjonsform")} AS form,
     {_clean(_text("telefon"))} AS phone,
-    {_clean(_text("mobil"))} AS mobile,
-    {_municipality_key(f"{business}.kommunenummer")} AS m1_key,
-    {_municipality_key("postadresse.kommunenummer")} AS m2_key
+    {_clean(_text("mobil"))} AS mobile
   FROM read_json({_lit(str(path))}, format = 'array', columns = {read}) WITH ORDINALITY
-), m(number, current) AS (VALUES {_municipality_values()}), v AS (
+), v AS (
   SELECT idx, {reject} AS reject,
   CASE WHEN starts_with(organisasjonsnummer, '"') THEN {_text("organisasjonsnummer")} END
     AS raw_orgnr,
   {columns}
-  FROM r LEFT JOIN m AS m1 ON m1.number = r.m1_key LEFT JOIN m AS m2 ON m2.number = r.m2_key
+  FROM r
 )
 SELECT *, {_hash({c: c for c in unit.RECORD_COLUMNS}, types)} AS record_hash FROM v
 """
@@ -357,6 +359,7 @@ def _watch(con: Any, size: int, progress: ProgressCallback) -> Iterator[None]:
 
 def stage_sqlite(path: Path, kind: Kind, workdir: Path, progress: ProgressCallback) -> Stage:
     """Extract the dump into a new SQLite file (table s) through ADBC; no Python per row."""
+    import adbc_driver_manager
     import adbc_driver_sqlite
     import duckdb
     from adbc_driver_manager import AdbcConnection, AdbcStatement
@@ -389,7 +392,8 @@ def stage_sqlite(path: Path, kind: Kind, workdir: Path, progress: ProgressCallba
             ingest.bind_stream(con.sql(projection(path, kind)).__arrow_c_stream__())
             with _watch(con, path.stat().st_size, progress):
                 rows = ingest.execute_update()
-        except duckdb.Error as e:
+        except (duckdb.Error, adbc_driver_manager.Error) as e:
+            # DuckDB's errors while streaming reach us through the ADBC driver.
             raise FastPathUnavailable(str(e)) from None
     finally:
         for st in statements:
