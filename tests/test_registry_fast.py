@@ -171,7 +171,7 @@ def odd_records(draw: st.DrawFn, kind: Kind) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_records_give_the_same_rows(
     kind: Kind, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
@@ -184,7 +184,7 @@ def test_generated_records_give_the_same_rows(
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_records_of_another_shape_are_odd_or_the_same(
     kind: Kind, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
