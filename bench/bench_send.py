@@ -44,13 +44,14 @@ from bench.bench_smtp import (
     free_port,
     smtp_sink,
 )
+from varsel.builder import build_jobs, make_factory
 from varsel.campaign import create_campaign, get_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.registry import import_dump
-from varsel.sender import SendOptions, build_jobs, make_factory, message_spec, send_campaign
+from varsel.sender import SendOptions, message_spec, send_campaign
 from varsel.synth import write_dump
 
 CAMPAIGN = """

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -264,15 +265,18 @@ class Signer:
         # Most fields (From, Subject, Feedback-ID, ...) are the same in every message of a
         # campaign: their canonical forms are kept, keyed by the raw field.
         self._canonical: dict[bytes, tuple[bytes, bytes]] = {}
-        self._prefixes = [
-            (
-                key,
+        # The h= names once each, in order: what a message with one instance of each takes.
+        self._once = tuple(dict.fromkeys(self._names))
+        self._prefixes = []
+        for key in self.keys:
+            prefix = (
                 f"DKIM-Signature: v=1; a={key.algorithm}-sha256; c=relaxed/relaxed;\r\n"
                 f"\td={key.domain}; s={key.selector};\r\n"
-                f"\th={_fold_list(names)};\r\n",
-            )
-            for key in self.keys
-        ]
+                f"\th={_fold_list(names)};\r\n"
+            ).encode("ascii")
+            # The canonical form of the signature field up to t=: the same for every message.
+            canonical = canonical_header(prefix[:-2])[:-2]
+            self._prefixes.append((_signing(key.private_key), prefix, canonical))
 
     def sign(
         self, message: bytes, *, timestamp: int | None = None, body_is_relaxed: bool = False
@@ -290,11 +294,12 @@ class Signer:
         signed = self._signed_fields(fields)
         t = int(time.time()) if timestamp is None else timestamp
         out = []
-        for key, prefix in self._prefixes:
-            header = f"{prefix}\tt={t}; bh={body_hash.decode('ascii')};\r\n\tb=".encode("ascii")
-            # §3.7: the signature field itself is hashed last, with an empty b= and no final CRLF.
-            data = signed + canonical_header(header)[:-2]
-            out.append(header + _fold_b64(_sign(key.private_key, data)) + b"\r\n")
+        for sign, prefix, canonical in self._prefixes:
+            header = b"%b\tt=%d; bh=%b;\r\n\tb=" % (prefix, t, body_hash)
+            # §3.7: the signature field itself is hashed last, with an empty b= and no final
+            # CRLF; relaxed, its folds ("\r\n\t") become single spaces.
+            data = b"%b%b t=%d; bh=%b; b=" % (signed, canonical, t, body_hash)
+            out.append(header + _fold_b64(sign(data)) + b"\r\n")
         out.append(message)
         return b"".join(out)
 
@@ -304,6 +309,7 @@ class Signer:
         # none left (over-signing, or an absent field) adds nothing.
         cache = self._canonical
         instances: dict[bytes, list[bytes]] = {}
+        once: dict[bytes, bytes] = {}
         for field in fields:
             entry = cache.get(field)
             if entry is None:
@@ -315,8 +321,17 @@ class Signer:
                 if len(cache) >= _MAX_CACHED:
                     cache.clear()  # To, Message-ID and the like never come back
                 cache[field] = entry
-            if entry[1]:
-                instances.setdefault(entry[0], []).append(entry[1])
+            name, canonical = entry
+            if canonical:
+                if name in once:
+                    instances.setdefault(name, [once[name]]).append(canonical)
+                else:
+                    once[name] = canonical
+        if not instances:
+            # One instance of each (the usual message): the first h= entry of a name takes it.
+            return b"".join([once[name] for name in self._once if name in once])
+        for name, canonical in once.items():
+            instances.setdefault(name, [canonical])
         parts = []
         for name in self._names:
             found = instances.get(name)
@@ -325,11 +340,17 @@ class Signer:
         return b"".join(parts)
 
 
-def _sign(private_key: PrivateKey, data: bytes) -> bytes:
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        # RFC 8463 §3: Ed25519 signs the SHA-256 hash of the data, not the data itself.
-        return private_key.sign(hashlib.sha256(data).digest())
-    return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _signing(private_key: PrivateKey) -> Callable[[bytes], bytes]:
+    """The function that signs data with this key, as DKIM asks for its algorithm."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return functools.partial(private_key.sign, padding=_PKCS1V15, algorithm=_SHA256)
+    ed = private_key
+    # RFC 8463 §3: Ed25519 signs the SHA-256 hash of the data, not the data itself.
+    return lambda data: ed.sign(hashlib.sha256(data).digest())
 
 
 def _fold_list(names: Sequence[str]) -> str:

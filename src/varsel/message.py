@@ -643,6 +643,10 @@ class MessageFactory:
 
     def build(self, recipient: Recipient) -> bytes:
         """The complete RFC 5322 message for one recipient, DKIM-signed if there is a signer."""
+        return self.build_with_id(recipient)[0]
+
+    def build_with_id(self, recipient: Recipient) -> tuple[bytes, str]:
+        """build(), and the message's Message-ID ("<...>") as the store keeps it."""
         to = header_address(recipient.address, "mottakeradresse")
         subject, text, html_text = self._render_parts(recipient)
         subject_field = self._subject_cache.get(subject)
@@ -653,10 +657,8 @@ class MessageFactory:
             self._subject_cache[subject] = subject_field
         token = recipient.unsubscribe_token
         to_field = f"To: {to}\r\n".encode("ascii")
-        dated = (
-            f"Date: {self._date_value()}\r\n"
-            f"Message-ID: <{recipient.delivery_id}.{secrets.token_hex(8)}@{self._mid_domain}>\r\n"
-        ).encode("ascii")
+        message_id = f"<{recipient.delivery_id}.{secrets.token_hex(8)}@{self._mid_domain}>"
+        dated = f"Date: {self._date_value()}\r\nMessage-ID: {message_id}\r\n".encode("ascii")
         unsubscribe = (
             f"List-Unsubscribe: <{self._unsubscribe_base}/{token}>,\r\n"
             f" <mailto:{self._unsubscribe_mailto}?subject=unsubscribe-{token}>\r\n"
@@ -680,7 +682,7 @@ class MessageFactory:
             )
         )
         if self.signer is None:
-            return message
+            return message, message_id
         # Every body line comes from _quoted_printable_line or is a fixed MIME line, so the body
         # is already in DKIM's relaxed form (test_message checks this for hostile templates).
-        return self.signer.sign(message, body_is_relaxed=True)
+        return self.signer.sign(message, body_is_relaxed=True), message_id

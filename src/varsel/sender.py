@@ -18,14 +18,15 @@ import functools
 import multiprocessing
 import os
 import random
-import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from varsel import outbox
+from varsel.builder import Built, Job, build_in_worker, build_jobs, init_worker, ready
+from varsel.builder import make_factory as make_factory  # noqa: PLC0414  # re-exported for lint.py
 from varsel.campaign import Campaign, CampaignSpec, CampaignStatus, get_campaign
 from varsel.channel.smtp import (
     RelayConfig,
@@ -39,13 +40,11 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import UserError, VarselError
 from varsel.i18n import fmt_int
-from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef
-from varsel.municipality import name as municipality_name
+from varsel.message import MessageSpec
 from varsel.outbox import Delivery, DeliveryState
 from varsel.suppression import SuppressionKind, suppressed
 from varsel.verp import Verp
 
-_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
 LEASE_SECONDS = 30.0
 POOL_FROM = 200  # deliveries; smaller sends build messages in-process
 
@@ -336,55 +335,6 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-# -- building messages in worker processes ------------------------------------------------
-
-# One message to build, as plain values (cheaper to send to a worker than dataclasses):
-# (delivery id, address, language, code, unsubscribe token, ((orgnr, name, municipality), ...)).
-_Job = tuple[int, str, str, str, str, tuple[tuple[str, str, str | None], ...]]
-# A built message and its Message-ID.
-_Built = tuple[bytes, str | None]
-
-_factory: MessageFactory | None = None
-
-
-def _init_builder(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> None:
-    global _factory  # noqa: PLW0603  # one factory per worker process, built once
-    _factory = make_factory(spec, key_paths)
-
-
-def _ready() -> None:
-    """Nothing: a first task whose return says that a worker has started."""
-
-
-def _build_many(jobs: list[_Job]) -> list[_Built]:
-    assert _factory is not None  # noqa: S101  # set by the pool initializer
-    return build_jobs(_factory, jobs)
-
-
-def build_jobs(factory: MessageFactory, jobs: Sequence[_Job]) -> list[_Built]:
-    """Build the messages of the given jobs, each with the Message-ID it carries."""
-    out = []
-    for delivery_id, address, language, code, token, units in jobs:
-        refs = tuple(
-            UnitRef(orgnr, name, municipality_name(mun) if mun else None)
-            for orgnr, name, mun in units
-        )
-        data = factory.build(Recipient(delivery_id, address, refs, language, _grouped(code), token))
-        found = _MESSAGE_ID.search(data)
-        out.append((data, found.group(1).decode() if found else None))
-    return out
-
-
-def make_factory(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> MessageFactory:
-    """A message factory with a signer for the given (path, domain, selector) keys."""
-    from pathlib import Path
-
-    from varsel.dkim import Signer, load_key
-
-    signer = Signer([load_key(Path(p), d, s) for p, d, s in key_paths]) if key_paths else None
-    return MessageFactory(spec, signer)
-
-
 def message_spec(campaign: Campaign) -> MessageSpec:
     """The per-campaign half of every message."""
     spec = campaign.spec
@@ -462,7 +412,7 @@ class _Claim:
 
     count: int
     deliveries: list[Delivery]
-    jobs: list[_Job]
+    jobs: list[Job]
     suppressed: list[Delivery]
     next_due: str | None
 
@@ -496,7 +446,7 @@ class Sender:
         self.sent_now = 0
         self.in_flight = 0
         self.building = 0  # messages handed to the build workers and not yet back
-        self.builds: set[asyncio.Future[list[_Built]]] = set()
+        self.builds: set[asyncio.Future[list[Built]]] = set()
         self.build_error: BaseException | None = None
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.pool_ready = False
@@ -592,7 +542,7 @@ class Sender:
             if pool is not None:
                 # A worker takes some tenths of a second to start (a new interpreter, its
                 # imports, the factory); until one has, messages are built here instead.
-                started = asyncio.get_running_loop().run_in_executor(pool, _ready)
+                started = asyncio.get_running_loop().run_in_executor(pool, ready)
                 started.add_done_callback(self._pool_started)
             self.scheduler = Scheduler(
                 self.options.per_domain_concurrency, self.options.per_domain_per_minute
@@ -685,7 +635,7 @@ class Sender:
         return concurrent.futures.ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_builder,
+            initializer=init_worker,
             initargs=(spec, keys),
         )
 
@@ -834,7 +784,7 @@ class Sender:
             self.pool_closed = asyncio.ensure_future(asyncio.to_thread(self.pool.shutdown))
             self.pool = None
 
-    async def _build(self, deliveries: list[Delivery], jobs: list[_Job]) -> None:
+    async def _build(self, deliveries: list[Delivery], jobs: list[Job]) -> None:
         """Build (and sign) the messages, in the worker processes when there are any."""
         pool = self.pool
         if pool is None:
@@ -851,12 +801,12 @@ class Sender:
         loop = asyncio.get_running_loop()
         for start in range(done, len(jobs), CHUNK):
             part = deliveries[start : start + CHUNK]
-            future = loop.run_in_executor(pool, _build_many, jobs[start : start + CHUNK])
+            future = loop.run_in_executor(pool, build_in_worker, jobs[start : start + CHUNK])
             self.building += len(part)
             self.builds.add(future)
             future.add_done_callback(functools.partial(self._built, part))
 
-    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[_Built]]) -> None:
+    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[Built]]) -> None:
         self.building -= len(deliveries)
         self.builds.discard(future)
         if future.cancelled():
@@ -867,7 +817,7 @@ class Sender:
         else:
             self._build_failed(deliveries, error)
 
-    def _build_here(self, deliveries: list[Delivery], jobs: list[_Job]) -> bool:
+    def _build_here(self, deliveries: list[Delivery], jobs: list[Job]) -> bool:
         """Build in this process; False if a message could not be built (the run stops)."""
         try:
             built = build_jobs(self.local_factory, jobs)
@@ -886,7 +836,7 @@ class Sender:
             self.stopping = self.stopping or "interrupted"
             self.scheduler.close()
 
-    def _schedule(self, deliveries: list[Delivery], built: list[_Built]) -> None:
+    def _schedule(self, deliveries: list[Delivery], built: list[Built]) -> None:
         add = self.scheduler.add
         for d, (data, message_id) in zip(deliveries, built, strict=True):
             add(_Item(d, data, message_id, d.domain))
@@ -1063,12 +1013,6 @@ class Sender:
         delay *= random.uniform(0.8, 1.2)  # noqa: S311  # jitter, not security
         due = (utcnow() + dt.timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         self.write(_DEFER_SQL, (DeliveryState.DEFERRED.value, reply_text, attempts, due, now, d.id))
-
-
-def _grouped(code: str) -> str:
-    from varsel.codes import format_code
-
-    return format_code(code)
 
 
 def send_campaign(
