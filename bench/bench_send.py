@@ -172,11 +172,13 @@ def smtp_source(port: int, sink: int, messages: int, sessions: int, size: int) -
 
 def send_command(store: str, campaign_id: int, keys: str, port: int, connections: int) -> list[str]:
     """The command line of one sender process (this module's --child mode)."""
+    # -c rather than -m: a worker that multiprocessing spawns imports the parent's __main__
+    # module unless it is a package's __main__ (as `python -m varsel` is), and this module
+    # would bring the whole store and registry code into every build worker.
     return [
         sys.executable,
-        "-m",
-        "bench.bench_send",
-        "--child",
+        "-c",
+        "import sys; from bench.bench_send import child; child(sys.argv[1])",
         json.dumps(
             {
                 "store": store,

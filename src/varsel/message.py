@@ -298,6 +298,18 @@ def _quoted_printable_line(line: str) -> bytes:
     No physical line of the result starts with ".": messages leave the factory ready for SMTP,
     and the SMTP client sends them without scanning them for dots to double.
     """
+    if (
+        len(line) < _QP_WIDTH
+        and line.isascii()
+        and line.isprintable()
+        and "=" not in line
+        and "  " not in line
+        and line[:1] != "."
+        and line[-1:] != " "
+    ):
+        # Printable ASCII that needs no escape, no soft break and nothing for DKIM: itself.
+        # The usual line naming a recipient (code, address, link), at a tenth of the cost.
+        return line.encode("ascii")
     encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
     if b"\t" in encoded or b"  " in encoded:
         # Tabs and double spaces would change under DKIM's relaxed canonicalisation; encoded as
