@@ -495,7 +495,7 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.campaign import CampaignStatus, set_status
 
     campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
-    from varsel.worker import notify
+    from varsel.leases import notify
 
     notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
     out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».")
@@ -506,7 +506,7 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 @pass_state
 def campaign_start(state: State, campaign_id: int) -> None:
     """Hand a campaign to the `varsel worker` processes (PostgreSQL); they start at once."""
-    from varsel.worker import start_campaign
+    from varsel.leases import start_campaign
 
     start_campaign(state.db, campaign_id, state.settings.worker_lease_seconds)
     out.print(f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status")

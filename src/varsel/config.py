@@ -222,6 +222,28 @@ class Settings:
         "CA certificates (PEM) to trust for the IMAP server; empty: the system's.",
         "VARSEL_IMAP_CA_FILE",
     )
+    worker_lease_seconds: float = _setting(
+        30.0,
+        "Seconds a `varsel worker` holds claimed deliveries without renewing; a dead worker's "
+        "deliveries come back after this long.",
+        "VARSEL_WORKER_LEASE_SECONDS",
+    )
+    worker_global_rate: float = _setting(
+        0.0,
+        "Messages per second all workers together send, over every campaign (the relay's "
+        "limit); 0: only the campaigns' own limits.",
+        "VARSEL_WORKER_GLOBAL_RATE",
+    )
+    worker_metrics_port: int = _setting(
+        0,
+        "Port of a worker's Prometheus /metrics on 127.0.0.1; 0: none.",
+        "VARSEL_WORKER_METRICS_PORT",
+    )
+    metrics_token: str = _setting(
+        "",
+        "Bearer token that `varsel serve` wants for /metrics; empty: /metrics is off.",
+        "VARSEL_METRICS_TOKEN",
+    )
 
     @classmethod
     def load(

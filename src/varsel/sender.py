@@ -220,12 +220,14 @@ class Scheduler:
             if len(self.queues) >= self.sweep_at:
                 self._sweep()
             queue = self.queues[domain] = collections.deque()
-            self.buckets[domain] = TokenBucket(
-                self.per_minute / 60.0, max(1.0, min(self.per_minute / 60.0, 10.0))
-            )
+            self.buckets[domain] = self._bucket(domain)
         queue.append(item)
         self.size += 1
         self._list(domain)
+
+    def _bucket(self, domain: str) -> TokenBucket:
+        """The rate limit of a domain seen for the first time (or again after a sweep)."""
+        return TokenBucket(self.per_minute / 60.0, max(1.0, min(self.per_minute / 60.0, 10.0)))
 
     def close(self) -> None:
         self.closed = True
@@ -544,12 +546,7 @@ class Sender:
                 # imports, the factory); until one has, messages are built here instead.
                 started = asyncio.get_running_loop().run_in_executor(pool, ready)
                 started.add_done_callback(self._pool_started)
-            self.scheduler = Scheduler(
-                self.options.per_domain_concurrency, self.options.per_domain_per_minute
-            )
-            self.global_bucket = TokenBucket(
-                self.options.rate_per_second, max(1.0, self.options.rate_per_second / 10)
-            )
+            self.scheduler, self.global_bucket = self._limits()
             try:
                 workers = [
                     asyncio.create_task(self._connection_worker(i))
@@ -583,6 +580,14 @@ class Sender:
         if self.fatal:
             raise SendError(self.fatal)
         return report
+
+    def _limits(self) -> tuple[Scheduler, TokenBucket]:
+        """The per-domain scheduler and the overall rate limit of this run."""
+        options = self.options
+        return (
+            Scheduler(options.per_domain_concurrency, options.per_domain_per_minute),
+            TokenBucket(options.rate_per_second, max(1.0, options.rate_per_second / 10)),
+        )
 
     def _start(self) -> None:
         db, cid = self.db, self.campaign.id
@@ -686,11 +691,15 @@ class Sender:
             return max(0.0, (opens - now).total_seconds())
         return 3600.0
 
+    def _claim_times(self) -> tuple[str, str]:
+        """Now, and when the lease of deliveries claimed now runs out."""
+        return utcnow_iso(), (utcnow() + dt.timedelta(seconds=LEASE_SECONDS * 10)).isoformat()
+
     def _claim(self) -> _Claim:
         db = self.db
-        until = (utcnow() + dt.timedelta(seconds=LEASE_SECONDS * 10)).isoformat()
+        now, until = self._claim_times()
         deliveries = outbox.claim(
-            db, self.campaign.id, self.worker_id, self.options.batch, utcnow_iso(), until
+            db, self.campaign.id, self.worker_id, self.options.batch, now, until
         )
         next_due = None
         if not deliveries:

@@ -14,8 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from varsel.config import Settings
+from varsel.metrics import metrics_view
 from varsel.web.public import routes
 from varsel.web.site import N_, SecurityHeaders, Site, language_of
 
@@ -73,7 +75,7 @@ def create_app(settings: Settings) -> Starlette:
         site.store.close()
 
     app = Starlette(
-        routes=routes,
+        routes=[*routes, Route("/metrics", metrics_view)],  # off unless VARSEL_METRICS_TOKEN
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,

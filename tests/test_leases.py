@@ -1,0 +1,102 @@
+"""Worker leases on the store's clock: renewal, expiry and the in-doubt rule."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from varsel import leases, outbox
+from varsel.campaign import create_campaign
+from varsel.config import Settings
+from varsel.db import Database, connect
+from varsel.leases import start_campaign
+from varsel.registry import import_dump
+
+pytestmark = pytest.mark.postgres
+
+CAMPAIGN = """
+[campaign]
+name = "Test"
+[sender]
+address = "sikkerhet@nsr-org.no"
+name = "NSR"
+organisation = "Oslo politidistrikt og NSR"
+[document]
+title = "Sikkerhetsråd"
+url = "https://www.politiet.no/rad.pdf"
+[public]
+base_url = "https://www.politiet.no/varsel"
+[segment]
+police_district = ["oslo"]
+"""
+
+
+@pytest.fixture
+def campaign(pg_url: str, brreg: Path, tmp_path: Path) -> Iterator[tuple[Database, int]]:
+    db = connect(pg_url)
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    cid = create_campaign(db, settings, path).campaign.id
+    start_campaign(db, cid)
+    yield db, cid
+    db.close()
+
+
+def test_the_store_clock_reads_the_servers_time(campaign: tuple[Database, int]) -> None:
+    db, _ = campaign
+    clock = leases.StoreClock()
+    server = clock.sync(db)
+    assert abs(clock.now() - server) < 0.5
+    assert clock.iso(60) > clock.iso()
+    assert leases.iso_at(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+def test_expired_leases_come_back_queued_or_in_doubt(campaign: tuple[Database, int]) -> None:
+    db, cid = campaign
+    clock = leases.StoreClock()
+    clock.sync(db)
+    taken = outbox.claim(db, cid, "a:1:0", 4, clock.iso(), clock.iso(0.2))
+    db.execute("UPDATE deliveries SET data_started_at = ? WHERE id = ?", (clock.iso(), taken[0].id))
+    assert leases.recover_expired(db, cid) == (0, 0)  # not yet
+    time.sleep(0.3)
+    assert leases.recover_expired(db, cid) == (1, 3)
+    counts = outbox.counts(db, cid)
+    assert (counts["in_doubt"], counts["queued"], counts["claimed"]) == (1, 5, 0)
+
+
+def test_renewal_keeps_a_workers_leases_and_only_its_own(campaign: tuple[Database, int]) -> None:
+    db, cid = campaign
+    clock = leases.StoreClock()
+    clock.sync(db)
+    outbox.claim(db, cid, "a:1:0", 2, clock.iso(), clock.iso(0.2))
+    outbox.claim(db, cid, "b:2:0", 2, clock.iso(), clock.iso(0.2))
+    assert leases.renew(db, "a:1:0", cid, 30) == 2
+    time.sleep(0.3)
+    assert leases.recover_expired(db, cid) == (0, 2)
+    held = db.query("SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'claimed'")
+    assert held == [("a:1:0",)]
+
+
+def test_a_registered_worker_is_running_then_stopped_with_its_counts(
+    campaign: tuple[Database, int],
+) -> None:
+    db, cid = campaign
+    leases.register(db, "vert:42:ab", 4, 9100)
+    leases.heartbeat(db, "vert:42:ab", cid, leases.Counters(sent=7, rate=3.5), 2, 1)
+    (row,) = leases.workers(db)
+    assert (row.host, row.pid, row.state, row.campaign_id, row.sent, row.leases) == (
+        "vert",
+        42,
+        "running",
+        cid,
+        7,
+        2,
+    )
+    leases.deregister(db, "vert:42:ab", leases.Counters(sent=9), 1)
+    (row,) = leases.workers(db)
+    assert (row.state, row.sent, row.campaign_id) == ("stopped", 9, None)

@@ -1,0 +1,89 @@
+"""Token buckets in PostgreSQL, shared by every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from varsel.db import Database, connect
+from varsel.shared_limits import UNLIMITED, Request, SharedLimits, grant
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Database]:
+    with connect(pg_url) as db:
+        yield db
+
+
+def test_a_new_bucket_starts_full_and_grants_no_more_than_it_holds(pg: Database) -> None:
+    known: set[str] = set()
+    assert grant(pg, [Request("domain:gmail.com", 50, 1.0, 5.0)], known) == {"domain:gmail.com": 5}
+    assert grant(pg, [Request("domain:gmail.com", 50, 1.0, 5.0)], known) == {"domain:gmail.com": 0}
+    assert known == {"domain:gmail.com"}
+
+
+def test_a_bucket_refills_at_its_rate_by_the_stores_clock(pg: Database) -> None:
+    known: set[str] = set()
+    grant(pg, [Request("campaign:1", 100, 20.0, 20.0)], known)
+    time.sleep(0.5)
+    again = grant(pg, [Request("campaign:1", 100, 20.0, 20.0)], known)["campaign:1"]
+    assert 9 <= again <= 11  # 0.5 s at 20 a second, whole tokens only
+
+
+def test_workers_asking_at_once_share_the_tokens_without_passing_the_limit(
+    pg_url: str, pg: Database
+) -> None:
+    # Eight connections (as eight workers would) ask for tokens of one bucket for 1.5 s.
+    rate, capacity, seconds = 40.0, 4.0, 1.5
+    grant(pg, [Request("global", 0, rate, capacity)], set())
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        with connect(pg_url, migrate=False) as db:
+            known = {"global"}
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                n = grant(db, [Request("global", 3, rate, capacity)], known)["global"]
+                with lock:
+                    taken.append(n)
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    assert sum(taken) <= capacity + rate * elapsed
+    assert sum(taken) >= rate * seconds * 0.7  # and the limit is used, not starved
+
+
+def test_a_worker_waits_for_grants_and_an_unlimited_bucket_never_asks() -> None:
+    asked: list[list[Request]] = []
+
+    async def fake_store(requests: list[Request]) -> dict[str, int]:
+        asked.append(requests)
+        return {r.key: 2 for r in requests}
+
+    async def main() -> tuple[float, float, float, float]:
+        limits = SharedLimits(fake_store, interval=0.01)
+        task = asyncio.create_task(limits.run())
+        bucket = limits.bucket("domain:x.no", 10.0, 10.0, lambda: 3)
+        free = limits.bucket("campaign:1", UNLIMITED, 10.0, lambda: 3)
+        first = bucket.try_take()
+        await asyncio.sleep(0.05)
+        second, third = bucket.try_take(), bucket.try_take()
+        task.cancel()
+        return first, second, third, free.try_take()
+
+    first, second, third, free = asyncio.run(main())
+    assert (first, second, third, free) == (0.01, 0.0, 0.0, 0.0)
+    assert [[(r.key, r.want) for r in a] for a in asked] == [[("domain:x.no", 3)]]
