@@ -11,6 +11,7 @@ BENCHES = [
     "bench.bench_message",
     "bench.bench_smtp",
     "bench.bench_send",
+    "bench.bench_workers",
     "bench.bench_letters",
     "bench.bench_web",
     "bench.bench_report",
