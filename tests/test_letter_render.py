@@ -113,7 +113,7 @@ def test_the_default_letters_carry_code_address_and_altinn(tmp_path: Path) -> No
         assert "https://www.politiet.no/varsel/kontroll" in text
         assert altinn in text
     english = texts.render(replace(LETTER, language="en", reason="bounced"))
-    assert "the e-mail did not arrive" in english
+    assert "E-mail to your business does not get through" in english
     assert set(default_letter_templates()) == {"nb", "nn", "en"}
 
 

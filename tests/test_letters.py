@@ -284,7 +284,7 @@ def test_the_letter_says_why_it_is_a_letter(
     make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
     pages = {r["orgnr"]: int(r["page"]) for r in manifest(tmp_path / "out")}
     pdf = tmp_path / "out" / f"brev-{cid}-1-001.pdf"
-    assert "e-posten kom ikke fram" in page_text(pdf, pages[orgnr])
+    assert "E-post til virksomheten kommer ikke fram" in page_text(pdf, pages[orgnr])
     assert "Virksomheten har ingen e-postadresse" in page_text(pdf, pages[EY])
 
 

@@ -360,8 +360,12 @@ class Renderer:
             )
         return json.dumps({**self._head, "bodies": blocks, "letters": items}, ensure_ascii=False)
 
-    def compile(self, data: str, out: Path, letters: int) -> None:
-        """One typst compile of prepared data into a PDF file of exactly one page per letter."""
+    def compile(self, data: str, out: Path, letters: int, *, age_out: bool = True) -> None:
+        """One typst compile of prepared data into a PDF file of exactly one page per letter.
+
+        age_out=False for small documents made one after another (a letter each), which age
+        typst's cache themselves.
+        """
         try:
             pdf = self._typst(data, check=False)
             if page_count(pdf) != letters:
@@ -369,7 +373,7 @@ class Renderer:
                 self._typst(data, check=True)
                 raise RuntimeError(f"{out.name}: {page_count(pdf)} pages for {letters} letters")
         finally:
-            for _ in range(self._AGE_OUT):
+            for _ in range(self._AGE_OUT if age_out else 0):
                 # The input is given each time: typst-py reads an input given to Compiler()
                 # as bytes only once.
                 self._ager.compile(input=b"#[]", format="svg")
@@ -398,4 +402,4 @@ class Renderer:
 
     def render(self, letters: Sequence[Letter], out: Path) -> None:
         """Print letters into one PDF file, in the order given."""
-        self.compile(self.data(letters), out, len(letters))
+        self.compile(self.data(letters), out, len(letters), age_out=len(letters) > 1)

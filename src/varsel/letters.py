@@ -471,7 +471,14 @@ def make_letters(
         raise LetterError(f"{out_dir}: mappen kan ikke lages ({e.strerror})") from None
 
     found = candidates(db, campaign_id)
-    before = sum(1 for c in found if c.letter_state in DONE_STATES)
+    before = int(
+        db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'letter' "
+            f"AND state IN ({', '.join('?' for _ in DONE_STATES)})",
+            (campaign_id, *(s.value for s in DONE_STATES)),
+        )
+        or 0
+    )
     open_ = [c for c in found if c.letter_state not in DONE_STATES]
     sendable = [(c, c.address) for c in open_ if not c.suppressed and c.address is not None]
     unsendable = [c for c in open_ if c.suppressed or c.address is None]
