@@ -39,6 +39,7 @@ from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import connect
+from varsel.leases import start_campaign
 from varsel.registry import import_dump
 from varsel.synth import write_dump
 
@@ -91,7 +92,7 @@ def drop_schema(pg_url: str) -> None:
 
 
 def reset_pg(pg_url: str, campaign_id: int, count: int) -> None:
-    """The first `count` deliveries queued as new, the rest cancelled; no workers, no buckets."""
+    """The first `count` deliveries queued as new, the rest cancelled, handed to the workers."""
     with connect(pg_url) as db, db.transaction():
         last = db.scalar(
             "SELECT max(id) FROM (SELECT id FROM deliveries WHERE campaign_id = ? "
@@ -114,6 +115,7 @@ def reset_pg(pg_url: str, campaign_id: int, count: int) -> None:
         db.execute("DELETE FROM send_buckets")
     with connect(pg_url) as db:
         db.execute("VACUUM ANALYZE deliveries")
+        start_campaign(db, campaign_id)  # as `campaign start` does, past the approval gate
 
 
 def workers_run(

@@ -126,6 +126,7 @@ def reset(db: Database, campaign_id: int, count: int, where: str = "TRUE") -> in
         )
         db.execute("DELETE FROM send_buckets")
         db.execute("DELETE FROM workers")
+    start_campaign(db, campaign_id)  # past the four-eyes gate, as `campaign start` is
     return len(ids)
 
 
@@ -318,6 +319,8 @@ def small(pg_url: str, brreg: Path, tmp_path: Path) -> Iterator[tuple[Database, 
 def run_in_thread(
     settings: Settings, sink: SmtpSink, campaign_id: int
 ) -> tuple[Worker, threading.Thread, list[BaseException]]:
+    with connect(settings.database_url) as db:
+        start_campaign(db, campaign_id)
     worker = Worker(
         settings,
         RelayConfig.from_url(sink.url),
@@ -434,3 +437,25 @@ def test_worker_on_sqlite_says_it_needs_postgresql(tmp_path: Path) -> None:
         "varsel: varsel worker trenger PostgreSQL (--db postgresql://…); med SQLite sender du "
         "med «varsel campaign send»"
     ]
+
+
+def test_campaign_start_wants_the_four_eyes_approval(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, settings, cid = small
+    env = {"VARSEL_DKIM_KEY_DIR": settings.dkim_key_dir}
+    refused = CliRunner().invoke(cli, ["--db", db.url, "campaign", "start", str(cid)], env=env)
+    assert refused.exit_code == 2
+    assert refused.output.startswith(f"varsel: kampanje {cid} er ikke godkjent")
+    assert db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,)) == "ready"
+    started = CliRunner().invoke(
+        cli, ["--db", db.url, "campaign", "start", str(cid), "--no-approval"], env=env
+    )
+    assert started.exit_code == 0, started.output
+    assert started.output == (
+        f"Kampanje {cid} sendes nå av arbeiderne; følg med: varsel worker --status\n"
+    )
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,))
+    assert row == ("sending", "varsel-worker")

@@ -503,11 +503,22 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 
 @campaign.command("start")
 @click.argument("campaign_id", type=int)
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+)
 @pass_state
-def campaign_start(state: State, campaign_id: int) -> None:
-    """Hand a campaign to the `varsel worker` processes (PostgreSQL); they start at once."""
-    from varsel.leases import start_campaign
+def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
+    """Hand an approved campaign to the `varsel worker` processes (PostgreSQL); they start now."""
+    from varsel.approval import authorise_send
+    from varsel.audit import cli_actor
+    from varsel.leases import require_postgresql, start_campaign
 
+    require_postgresql(state.db)
+    authorise_send(
+        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
+    )
     start_campaign(state.db, campaign_id, state.settings.worker_lease_seconds)
     out.print(f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status")
 

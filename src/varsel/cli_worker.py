@@ -14,7 +14,7 @@ from varsel.cli import State, out, pass_state
     "--campaign",
     "campaign_id",
     type=int,
-    help="Send only this campaign (handing it to the workers if it is ready); stop when done.",
+    help="Send only this campaign (once `campaign start` handed it over); stop when done.",
 )
 @click.option("--smtp", "smtp_url", metavar="URL", help="Relay; same as VARSEL_SMTP_URL.")
 @click.option("--connections", type=click.IntRange(1, 512), help="SMTP connections of this worker.")

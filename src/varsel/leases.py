@@ -332,6 +332,21 @@ def start_campaign(db: Database, campaign_id: int, lease_seconds: float = 30.0) 
     return True
 
 
+def resume_campaign(db: Database, campaign_id: int | None) -> None:
+    """Resumed campaigns come back as ready, still marked as the workers': sending again."""
+    which = "" if campaign_id is None else " AND id = ?"
+    db.execute(
+        f"UPDATE campaigns SET status = ?, updated_at = {NOW_SQL} "
+        f"WHERE status = ? AND sender_pid = ?{which}",
+        (
+            CampaignStatus.SENDING.value,
+            CampaignStatus.READY.value,
+            WORKERS,
+            *(() if campaign_id is None else (campaign_id,)),
+        ),
+    )
+
+
 def due(db: Database, campaign_id: int) -> bool:
     """Whether a delivery of the campaign may be claimed now."""
     return (

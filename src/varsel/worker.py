@@ -528,19 +528,15 @@ class Worker:
             if status is None:
                 raise CampaignError(f"kampanje {wanted} finnes ikke")
             if status == CampaignStatus.READY.value:
-                with contextlib.suppress(CampaignError):  # a single sender holds it: wait
-                    leases.start_campaign(db, wanted, self.options.lease_seconds)
+                # Resumed after a pause, it is still the workers': go on. A campaign not
+                # handed to them (`campaign start`, the four-eyes gate) is waited for.
+                leases.resume_campaign(db, wanted)
             elif status in (CampaignStatus.DONE.value, CampaignStatus.CANCELLED.value):
                 self.finished = True
                 return None
             ids = [wanted]
         else:
-            # Resumed campaigns come back as ready, still marked as the workers'.
-            db.execute(
-                f"UPDATE campaigns SET status = ?, updated_at = {leases.NOW_SQL} "
-                "WHERE status = ? AND sender_pid = ?",
-                (CampaignStatus.SENDING.value, CampaignStatus.READY.value, leases.WORKERS),
-            )
+            leases.resume_campaign(db, None)
             ids = [
                 int(r[0])
                 for r in db.query(
