@@ -42,7 +42,7 @@ def test_letters_campaign_out_makes_the_batch_and_manifest(
 ) -> None:
     out = tmp_path / "brev"
     result = CliRunner().invoke(
-        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out)]
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--no-approval"]
     )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == (
@@ -62,6 +62,7 @@ def test_letters_make_is_the_long_form_and_per_letter_adds_files(
 ) -> None:
     out = tmp_path / "brev"
     args = ["--db", db.url, "letters", "make", str(campaign_id), "--out", str(out), "--per-letter"]
+    args.append("--no-approval")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "3 brev også som egne PDF-filer." in result.output
@@ -73,7 +74,10 @@ def test_posted_and_returned_read_the_print_houses_csv(
 ) -> None:
     out = tmp_path / "brev"
     runner = CliRunner()
-    runner.invoke(cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out)])
+    made = runner.invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--no-approval"]
+    )
+    assert made.exit_code == 0, made.output
     posted = runner.invoke(
         cli, ["--db", db.url, "letters", "posted", str(campaign_id), str(out / "manifest.csv")]
     )
@@ -87,6 +91,20 @@ def test_posted_and_returned_read_the_print_houses_csv(
     )
     assert returned.exit_code == 0, returned.output
     assert returned.output.strip() == f"Kampanje {campaign_id}: 1 brev registrert som returnert."
+
+
+def test_letters_need_the_campaigns_approval_like_a_send(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "brev"
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith(f"varsel: kampanje {campaign_id} er ikke godkjent")
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    assert db.scalar("SELECT count(*) FROM deliveries WHERE channel = 'letter'") == 0
 
 
 def test_a_bad_csv_is_one_line_and_exit_status_2(

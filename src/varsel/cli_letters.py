@@ -45,15 +45,35 @@ def letters() -> None:
     show_default=True,
     help="Letters per batch PDF.",
 )
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Make letters without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false "
+    "forbids it).",
+)
 @pass_state
 def letters_make(
-    state: State, campaign_id: int, out_dir: Path, per_letter: bool, batch_size: int
+    state: State,
+    campaign_id: int,
+    out_dir: Path,
+    per_letter: bool,
+    batch_size: int,
+    no_approval: bool,
 ) -> None:
-    """Make letters for the units without usable e-mail, or whose e-mail bounced."""
+    """Make letters for the units without usable e-mail, or whose e-mail bounced.
+
+    Letters go to recipients like e-mail does, so they need the campaign's four-eyes approval
+    (or --no-approval), as `campaign send` does.
+    """
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+    from varsel.approval import authorise_send
     from varsel.audit import cli_actor
     from varsel.letters import make_letters
+
+    authorise_send(
+        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
+    )
 
     bar = Progress(
         TextColumn("[bold]{task.description}"),
