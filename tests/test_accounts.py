@@ -21,6 +21,7 @@ from varsel.accounts import (
     confirm_totp,
     disable_user,
     get_user,
+    pending_enrolment,
     require_role,
     reset_totp,
     session_for_token,
@@ -109,6 +110,19 @@ def test_enrolment_is_confirmed_only_with_a_valid_code(db: Database, settings: S
     user = confirm_totp(db, settings, "kari", PASSWORD, code(enrolment.secret, T0), now=T0)
     assert user.enrolled
     assert user.failed_attempts == 0
+
+
+def test_a_pending_enrolment_is_shown_to_its_password_only(
+    db: Database, settings: Settings
+) -> None:
+    enrolment = add_user(db, settings, "kari", Role.AUTHOR, PASSWORD, actor="admin")
+    assert pending_enrolment(db, settings, "kari", PASSWORD, now=T0) == enrolment
+    with pytest.raises(SignInError, match=f"^{GENERIC}$"):
+        pending_enrolment(db, settings, "kari", "feil-passord-helt-klart", now=T0)
+    assert get_user(db, "kari").failed_attempts == 1
+    confirm_totp(db, settings, "kari", PASSWORD, code(enrolment.secret, T0), now=T0)
+    with pytest.raises(AccountError, match=r"^brukeren «kari» har allerede bekreftet TOTP$"):
+        pending_enrolment(db, settings, "kari", PASSWORD, now=T0)
 
 
 def test_sign_in_needs_both_password_and_code(db: Database, settings: Settings) -> None:

@@ -13,10 +13,12 @@ from varsel.campaign import (
     CampaignError,
     CampaignStatus,
     create_campaign,
+    create_from_spec,
     get_campaign,
     language_of,
     load_spec,
     set_status,
+    spec_from_data,
 )
 from varsel.cli import cli
 from varsel.config import Settings
@@ -167,6 +169,28 @@ def test_bad_definitions(
     ):
         create_campaign(registry_db, settings, path)
     assert registry_db.scalar("SELECT count(*) FROM campaigns") == 0
+
+
+def test_a_definition_from_tables_is_checked_and_created_as_a_file_is(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    import tomllib
+
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN.format(per_unit="false"), "utf-8")
+    data = tomllib.loads(path.read_text("utf-8"))
+    assert spec_from_data(data, path, settings) == load_spec(path, settings)
+    with pytest.raises(CampaignError, match=r"^skjemaet \[sender\]: mangler «name»$"):
+        spec_from_data({**data, "sender": {"address": "a@nsr-org.no"}}, Path("skjemaet"), settings)
+    made = create_from_spec(
+        registry_db, settings, load_spec(path, settings), source_file=None, created_by="kari"
+    )
+    assert made.campaign.created_by == "kari"
+    assert (
+        registry_db.scalar("SELECT source_file FROM campaigns WHERE id = ?", (made.campaign.id,))
+        is None
+    )
+    assert made.units == create_campaign(registry_db, settings, path).units
 
 
 def test_needs_a_registry(db: Database, settings: Settings, tmp_path: Path) -> None:

@@ -251,6 +251,27 @@ def confirm_totp(
     return get_user(db, user.name)
 
 
+def pending_enrolment(
+    db: Database, settings: Settings, name: str, password: str, *, now: datetime | None = None
+) -> Enrolment:
+    """The QR code of an account waiting for enrolment, for its owner (the console's page).
+
+    The password proves who asks; a wrong one counts towards the lock-out like a sign-in.
+    """
+    now = now or utcnow()
+    row = _credentials(db, name)
+    if _locked(row, now):
+        _refuse(db, settings, name, row, now, "locked")
+    if row is None or not _password_ok(settings, row, password):
+        _refuse(db, settings, name, row, now, "password")
+    user = _user(row[:9])
+    if user.disabled:
+        _refuse(db, settings, name, row, now, "disabled")
+    if user.enrolled:
+        raise AccountError(f"brukeren «{user.name}» har allerede bekreftet TOTP")
+    return _enrolment(settings, user, row[10])
+
+
 def set_role(db: Database, name: str, role: Role, *, actor: str) -> User:
     """Give an account another role."""
     user = get_user(db, name)

@@ -176,6 +176,14 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
         raise CampaignError(f"{path}: er ikke UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise CampaignError(f"{path}: ugyldig TOML: {e}") from None
+    return spec_from_data(data, path, settings)
+
+
+def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> CampaignSpec:
+    """Check a definition given as TOML's tables (the console's form makes the same tables).
+
+    `path` names the source in messages; files the definition names are relative to its folder.
+    """
     known = {
         "campaign",
         "sender",
@@ -411,10 +419,24 @@ def create_campaign(
     db: Database, settings: Settings, path: Path, *, created_by: str | None = None
 ) -> CreateResult:
     """Create a campaign from its TOML file: check it, freeze recipients, fill the outbox."""
+    spec = load_spec(path, settings)
+    return create_from_spec(
+        db, settings, spec, source_file=str(path.resolve()), created_by=created_by
+    )
+
+
+def create_from_spec(
+    db: Database,
+    settings: Settings,
+    spec: CampaignSpec,
+    *,
+    source_file: str | None,
+    created_by: str | None = None,
+) -> CreateResult:
+    """Create a campaign from a checked definition (a file's, or the console's form)."""
     from varsel import audit
     from varsel.keys import ensure_key
 
-    spec = load_spec(path, settings)
     snapshot = latest_snapshot(db, "enheter")
     if snapshot is None:
         raise CampaignError("lageret har ingen registerdata; importer en dump først")
@@ -432,7 +454,7 @@ def create_campaign(
                     spec.name,
                     CampaignStatus.READY.value,
                     spec.as_json(),
-                    str(path.resolve()),
+                    source_file,
                     json.dumps(spec.criteria.as_dict(), ensure_ascii=False),
                     snapshot.id,
                     spec.from_address,
@@ -546,7 +568,7 @@ def create_campaign(
             f"campaign:{campaign_id}",
             {
                 "name": spec.name,
-                "file": str(path.resolve()),
+                "file": source_file,
                 "snapshot": snapshot.id,
                 "recipients": len(recipients),
                 "deliveries": deliveries,

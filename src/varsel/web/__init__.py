@@ -18,6 +18,8 @@ from starlette.routing import Route
 
 from varsel.config import Settings
 from varsel.metrics import metrics_view
+from varsel.web.console import routes as console_routes
+from varsel.web.console_send import Senders
 from varsel.web.public import routes
 from varsel.web.site import N_, SecurityHeaders, Site, language_of
 
@@ -75,13 +77,18 @@ def create_app(settings: Settings) -> Starlette:
         site.store.close()
 
     app = Starlette(
-        routes=[*routes, Route("/metrics", metrics_view)],  # off unless VARSEL_METRICS_TOKEN
+        routes=[
+            *routes,
+            *console_routes(),
+            Route("/metrics", metrics_view),  # off unless VARSEL_METRICS_TOKEN
+        ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,
         max_body_size=MAX_BODY,
     )
     app.state.site = site
+    app.state.senders = Senders(settings)  # the console's background sends
     return app
 
 

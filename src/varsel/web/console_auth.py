@@ -1,0 +1,383 @@
+"""The console's gate: every route declares its role; sessions, CSRF and signing in.
+
+A console view is registered with `console.route(path, role=..., methods=...)`. The role is a
+required argument and must be a `Role` or `OPEN` (the sign-in and enrolment pages): a route
+that does not say who may use it cannot be registered. The guard around every view finds the
+session from its cookie, checks the role on the server, and for every write (POST) checks the
+form's CSRF token before the view runs: the session's own token when signed in, the public
+site's double-submit token on the sign-in pages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from varsel import accounts
+from varsel.accounts import Forbidden, Role, Session, SignInError, User
+from varsel.db import Database
+from varsel.errors import VarselError
+from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, language_of
+
+PREFIX = "/konsoll"
+SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
+SESSION_COOKIE_HTTP = "konsoll"  # loopback without TLS (tests, a first try-out)
+MAX_FIELD = 64 * 1024  # the template editor's largest field; the app caps the whole body
+
+
+class Open:
+    """The role of the console pages anyone may open: signing in and enrolment."""
+
+    def __repr__(self) -> str:
+        return "OPEN"
+
+
+OPEN = Open()
+Access = Role | Open
+
+
+def cookie_name(request: Request) -> str:
+    """The session cookie's name: __Host- prefixed when served over HTTPS."""
+    return SESSION_COOKIE_HTTPS if request.url.scheme == "https" else SESSION_COOKIE_HTTP
+
+
+# -- what a view gets -------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One console request as a view sees it: who, in which language, with what form."""
+
+    request: Request
+    site: Site
+    session: Session | None
+    form: Mapping[str, str]
+    language: str
+    form_lists: dict[str, list[str]] = field(default_factory=dict)  # every value of each field
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> User:
+        """The signed-in operator (every route but the OPEN ones has one)."""
+        if self.session is None:
+            raise RuntimeError("an OPEN console route has no user")
+        return self.session.user
+
+    @property
+    def htmx(self) -> bool:
+        """The request came from htmx and wants a fragment, not a page."""
+        return self.request.headers.get("hx-request") == "true"
+
+    @contextmanager
+    def db(self) -> Iterator[Database]:
+        """A store connection for this request."""
+        with self.site.store.connection() as db:
+            yield db
+
+    def text(self, name: str, limit: int = 200) -> str:
+        """A posted field, stripped and cut to `limit` characters."""
+        return self.form.get(name, "").strip()[:limit]
+
+    def link(self, path: str, **params: Any) -> str:
+        """A console path with query parameters and the page's language."""
+        pairs = [(k, str(v)) for k, v in params.items() if v not in (None, "")]
+        if self.language != "nb":
+            pairs.append(("lang", self.language))
+        return path + ("?" + urlencode(pairs) if pairs else "")
+
+    def redirect(self, path: str, **params: Any) -> Response:
+        """See another page (303, so a reload does not post again)."""
+        return RedirectResponse(self.link(path, **params), status_code=303)
+
+    def render(
+        self, template: str, context: Mapping[str, Any] | None = None, *, status: int = 200
+    ) -> Response:
+        """A console page (templates/console/...) with the user, CSRF token and navigation."""
+        values: dict[str, Any] = {
+            "user": self.session.user if self.session else None,
+            "roles": ROLE_NAMES,
+            "can": (lambda role: self.session is not None and self.session.user.role.allows(role)),
+            "Role": Role,
+            "link": self.link,
+            "query": self.request.query_params,
+            **(context or {}),
+        }
+        if self.session is not None:
+            values["csrf"] = self.session.csrf_token  # the session's own: no cookie needed
+        return self.site.render(
+            self.request,
+            f"console/{template}",
+            self.language,
+            values,
+            status=status,
+            headers=self.headers,
+        )
+
+    def problem(self, title: str, message: str, status: int, **values: Any) -> Response:
+        """The console's error page; title and message are message ids (or a library's text)."""
+        return self.render(
+            "problem.html", {"title": title, "message": message, **values}, status=status
+        )
+
+
+ROLE_NAMES = {
+    Role.VIEWER: N_("Leser"),
+    Role.AUTHOR: N_("Forfatter"),
+    Role.APPROVER: N_("Godkjenner"),
+    Role.ADMIN: N_("Administrator"),
+}
+
+View = Callable[[Page], Response] | Callable[[Page], Awaitable[Response]]
+
+
+# -- the router -------------------------------------------------------------------------
+
+
+class ConsoleRoute(Route):
+    """A console route: its endpoint is the guard, and it knows the role it requires."""
+
+    def __init__(self, path: str, view: View, *, role: Access, methods: tuple[str, ...]) -> None:
+        self.role = role
+        self.view = view
+        self.write = any(m != "GET" for m in methods)
+        super().__init__(path, _guard(view, role, self.write), methods=list(methods))
+
+
+class Console:
+    """Collects the console's routes; a route must say which role it requires."""
+
+    def __init__(self) -> None:
+        self.routes: list[ConsoleRoute] = []
+
+    def route(
+        self, path: str, *, role: Access, methods: tuple[str, ...] = ("GET",)
+    ) -> Callable[[View], View]:
+        """Register a view at PREFIX + path for users with `role` (or above), or OPEN."""
+        if not isinstance(role, Role | Open):
+            raise TypeError(f"console route {path!r}: role must be a Role or OPEN, not {role!r}")
+        if not methods or any(m not in ("GET", "POST") for m in methods):
+            raise TypeError(f"console route {path!r}: methods must be GET or POST")
+
+        def register(view: View) -> View:
+            self.routes.append(ConsoleRoute(PREFIX + path, view, role=role, methods=methods))
+            return view
+
+        return register
+
+
+console = Console()
+
+
+# -- the guard ----------------------------------------------------------------------------
+
+
+async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The posted form's text fields (the last and every value of each), bounded in size."""
+    form: FormData = await request.form(max_files=0, max_fields=60, max_part_size=MAX_FIELD)
+    last: dict[str, str] = {}
+    every: dict[str, list[str]] = {}
+    for k, v in form.multi_items():
+        if isinstance(v, str):
+            last[k] = v
+            every.setdefault(k, []).append(v)
+    return last, every
+
+
+def _session(site: Site, request: Request) -> Session | None:
+    token = request.cookies.get(cookie_name(request))
+    if not token or len(token) > 200:
+        return None
+    with site.store.connection() as db:
+        return accounts.session_for_token(db, site.settings, token)
+
+
+def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        site: Site = request.app.state.site
+        form, lists = await read_form(request) if write else ({}, {})
+        language = language_of(request, form)
+        session = await run_in_threadpool(_session, site, request)
+        page = Page(request, site, session, form, language, lists)
+        if isinstance(role, Role):
+            if session is None:
+                return _sign_in_first(page)
+            try:
+                accounts.require_role(session.user, role)
+            except Forbidden:
+                return page.problem(
+                    N_("Ikke tilgang"),
+                    N_("Rollen din gir ikke tilgang til dette. Spør en administrator."),
+                    403,
+                )
+            if write and not hmac.compare_digest(
+                form.get(CSRF_FIELD, "").encode(), session.csrf_token.encode()
+            ):
+                return _stale_form(page)
+        elif write and not site.csrf_ok(request, form):
+            return _stale_form(page)
+        try:
+            if inspect.iscoroutinefunction(view):
+                response: Response = await view(page)
+            else:
+                response = await run_in_threadpool(cast(Callable[[Page], Response], view), page)
+        except Forbidden as e:
+            return page.problem(N_("Ikke tilgang"), e.message, 403)
+        except VarselError as e:
+            # A user error no view turned into a form message: one line, as the CLI shows it.
+            return page.problem(N_("Det gikk ikke"), e.message, 400)
+        return response
+
+    endpoint.__name__ = getattr(view, "__name__", "console_view")
+    return endpoint
+
+
+def _sign_in_first(page: Page) -> Response:
+    request = page.request
+    if request.method != "GET":
+        return page.problem(
+            N_("Du er ikke logget inn"),
+            N_("Økten er utløpt eller avsluttet. Logg inn igjen og prøv på nytt."),
+            401,
+        )
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = page.link(f"{PREFIX}/logg-inn", neste=target)
+    if page.htmx:
+        # htmx would swap the sign-in page into a fragment; make it load the whole page.
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+def _stale_form(page: Page) -> Response:
+    return page.problem(
+        N_("Skjemaet kunne ikke sendes"),
+        N_(
+            "Skjemaet var for gammelt eller kom ikke fra denne siden. "
+            "Gå tilbake, last siden på nytt og prøv igjen."
+        ),
+        403,
+    )
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a console path only, never another site."""
+    if value and value.startswith(PREFIX) and not value.startswith("//") and "\\" not in value:
+        return value
+    return PREFIX
+
+
+# -- signing in and out -------------------------------------------------------------------
+
+
+@console.route("/logg-inn", role=OPEN)
+def sign_in_form(page: Page) -> Response:
+    """The sign-in form: name, password and the code from the app."""
+    return page.render(
+        "sign_in.html",
+        {"name": "", "error": None, "next": safe_next(page.request.query_params.get("neste"))},
+    )
+
+
+@console.route("/logg-inn", role=OPEN, methods=("POST",))
+def sign_in(page: Page) -> Response:
+    """Check password and code; on success a session cookie and the page asked for."""
+    name = page.text("name", 64)
+    target = safe_next(page.form.get("next"))
+    user_agent = page.request.headers.get("user-agent", "")[:120]
+    try:
+        with page.db() as db:
+            session = accounts.authenticate(
+                db,
+                page.site.settings,
+                name,
+                page.form.get("password", "")[:1024],
+                page.text("code", 12),
+                client=f"{user_agent} {client_ip(page.request)}",
+            )
+    except SignInError as e:
+        return page.render(
+            "sign_in.html", {"name": name, "error": e.message, "next": target}, status=401
+        )
+    if page.language != "nb" and "lang=" not in target:
+        target += ("&" if "?" in target else "?") + f"lang={quote(page.language)}"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        cookie_name(page.request),
+        session.token,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
+    return response
+
+
+@console.route("/logg-ut", role=Role.VIEWER, methods=("POST",))
+def sign_out(page: Page) -> Response:
+    """End this session."""
+    assert page.session is not None  # noqa: S101 - the guard let a signed-in user through
+    with page.db() as db:
+        accounts.sign_out(db, page.session)
+    return _signed_out(page)
+
+
+@console.route("/logg-ut-overalt", role=Role.VIEWER, methods=("POST",))
+def sign_out_everywhere(page: Page) -> Response:
+    """End every session of the signed-in operator, on every device."""
+    with page.db() as db:
+        accounts.sign_out_everywhere(db, page.user.name, actor=page.user.name)
+    return _signed_out(page)
+
+
+def _signed_out(page: Page) -> Response:
+    response = page.redirect(f"{PREFIX}/logg-inn", ut="1")
+    response.delete_cookie(
+        cookie_name(page.request), secure=True, httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+# -- enrolment: the authenticator app -------------------------------------------------------
+
+
+@console.route("/ta-i-bruk", role=OPEN)
+def enrol_form(page: Page) -> Response:
+    """First step of enrolment: who you are (name and password)."""
+    return page.render("enrol.html", {"name": "", "error": None, "enrolment": None})
+
+
+@console.route("/ta-i-bruk", role=OPEN, methods=("POST",))
+def enrol(page: Page) -> Response:
+    """Show the QR code for a password that matches; confirm it with a code from the app."""
+    settings = page.site.settings
+    name = page.text("name", 64)
+    password = page.form.get("password", "")[:1024]
+    code = page.text("code", 12)
+    with page.db() as db:
+        try:
+            if code:
+                accounts.confirm_totp(db, settings, name, password, code)
+                return page.redirect(f"{PREFIX}/logg-inn", klar="1")
+            enrolment = accounts.pending_enrolment(db, settings, name, password)
+        except (SignInError, accounts.AccountError) as e:
+            shown = None
+            if code:
+                # Wrong code: show the QR again so the operator can try the next one.
+                try:
+                    shown = accounts.pending_enrolment(db, settings, name, password)
+                except VarselError:
+                    shown = None
+            return page.render(
+                "enrol.html", {"name": name, "error": e.message, "enrolment": shown}, status=400
+            )
+    return page.render("enrol.html", {"name": name, "error": None, "enrolment": enrolment})

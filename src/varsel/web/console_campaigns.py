@@ -1,0 +1,447 @@
+"""Console pages for campaigns: the segment builder, a new campaign, its page and its actions.
+
+Approve, send, pause, resume and cancel are forms posted to the server, which checks the role,
+the CSRF token and four eyes; htmx only refreshes the live counts (segment and progress).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
+
+from varsel import approval, coverage, evaluate, municipality, segment
+from varsel.accounts import Role
+from varsel.campaign import (
+    CampaignStatus,
+    create_from_spec,
+    get_campaign,
+    set_status,
+    spec_from_data,
+)
+from varsel.db import Database
+from varsel.errors import VarselError
+from varsel.evaluate_render import build_view, render_html
+from varsel.unreached import export_unreached
+from varsel.web.console_auth import PREFIX, Page, console
+from varsel.web.console_send import Senders, progress
+from varsel.web.console_text import (
+    CHANNEL_NAMES,
+    EMPLOYEE_RULE_NAMES,
+    OUTCOME_NAMES,
+    PART_NAMES,
+    REACH_NAMES,
+    STATE_NAMES,
+    STATUS_NAMES,
+)
+from varsel.web.site import N_
+
+# -- criteria from a form -------------------------------------------------------------------
+
+# Form field -> criterion; list fields take several values separated by commas or lines.
+_LIST_FIELDS = {
+    "kommuner": "municipalities",
+    "fylker": "counties",
+    "naering": "nace",
+    "former": "forms",
+    "unntatt": "exclude_forms",
+    "sektorer": "sectors",
+}
+_FLAGS = {
+    "konkurs": "include_bankrupt",
+    "avvikling": "include_liquidating",
+    "slettet": "include_deleted",
+}
+CRITERIA_FIELDS = (*_LIST_FIELDS, "politi", "ansatte", "regel", *_FLAGS)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()][:50]
+
+
+def criteria_table(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's criteria as a [segment] table, as a campaign file would have it."""
+    table: dict[str, Any] = {}
+    for name, key in _LIST_FIELDS.items():
+        items = _split(str(values.get(name, ""))[:2000])
+        if items:
+            table[key] = items
+    districts = [d for d in _getlist(values, "politi") if d][:20]
+    if districts:
+        table["police_districts"] = districts
+    employees = str(values.get("ansatte", "")).strip()
+    if employees:
+        table["min_employees"] = int(employees) if employees.isdigit() else employees
+    rule = str(values.get("regel", "")).strip()
+    if rule and rule != "auto":
+        table["employee_rule"] = rule
+    for name, key in _FLAGS.items():
+        if values.get(name):
+            table[key] = True
+    return table
+
+
+def _getlist(values: Mapping[str, Any], name: str) -> list[str]:
+    if isinstance(values, QueryParams):
+        return [str(v) for v in values.getlist(name)]
+    if isinstance(values, _FormValues):
+        return values.lists.get(name, [])
+    value = values.get(name)
+    return [str(value)] if value else []
+
+
+class _FormValues(dict[str, str]):
+    """A posted form's fields, with every value of the repeated ones (checkboxes)."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page.form)
+        self.lists = page.form_lists
+
+
+def _criteria_context(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "fields": {name: str(values.get(name, "")) for name in CRITERIA_FIELDS},
+        "chosen_districts": set(_getlist(values, "politi")),
+        "districts": municipality.police_districts(),
+        "rules": EMPLOYEE_RULE_NAMES,
+    }
+
+
+def _preview(db: Database, table: dict[str, Any]) -> tuple[segment.Preview | None, str | None]:
+    if not table:
+        return None, None
+    try:
+        criteria = segment.Criteria.from_mapping(table, "utvalget")
+        return segment.preview(db, criteria, top=10), None
+    except VarselError as e:
+        return None, e.message
+
+
+def _preview_context(preview: segment.Preview | None, error: str | None) -> dict[str, Any]:
+    return {
+        "preview": preview,
+        "criteria_error": error,
+        "reach_names": REACH_NAMES,
+        "municipality_name": coverage.municipality_name,
+        "describe_reason": segment.describe_reason,
+    }
+
+
+# -- the segment builder ----------------------------------------------------------------------
+
+
+@console.route("/utvalg", role=Role.AUTHOR)
+def segment_builder(page: Page) -> Response:
+    """Criteria and, once any are given, the count and how the businesses can be reached."""
+    query = page.request.query_params
+    table = criteria_table(query)
+    with page.db() as db:
+        preview, error = _preview(db, table)
+    return page.render(
+        "segment.html",
+        {**_criteria_context(query), **_preview_context(preview, error), "query": str(query)},
+    )
+
+
+@console.route("/utvalg/telling", role=Role.AUTHOR)
+def segment_count(page: Page) -> Response:
+    """The live count (htmx): the same numbers as the builder page, as a fragment."""
+    query = page.request.query_params
+    with page.db() as db:
+        preview, error = _preview(db, criteria_table(query))
+    return page.render(
+        "segment_count.html", {**_preview_context(preview, error), "query": str(query)}
+    )
+
+
+# -- a new campaign -------------------------------------------------------------------------
+
+_SENDER_FIELDS = (
+    "name",
+    "from_address",
+    "from_name",
+    "organisation",
+    "reply_to",
+    "document_title",
+    "document_url",
+    "public_base_url",
+)
+
+
+def _last_sender(db: Database, page: Page) -> dict[str, str]:
+    # The newest campaign's sender and document, to start from: most campaigns share them.
+    row = db.query_one("SELECT id FROM campaigns ORDER BY id DESC LIMIT 1")
+    base = {"public_base_url": page.site.settings.public_base_url}
+    if row is None:
+        return base
+    spec = get_campaign(db, int(row[0])).spec
+    return {
+        **base,
+        "from_address": spec.from_address,
+        "from_name": spec.from_name,
+        "organisation": spec.organisation,
+        "reply_to": spec.reply_to or "",
+        "document_title": spec.document_title,
+        "document_url": spec.document_url,
+        "public_base_url": spec.public_base_url,
+    }
+
+
+@console.route("/kampanjer/ny", role=Role.AUTHOR)
+def campaign_form(page: Page) -> Response:
+    """Sender, document and name for a campaign of the criteria the builder passed on."""
+    query = page.request.query_params
+    table = criteria_table(query)
+    with page.db() as db:
+        preview, error = _preview(db, table)
+        form = _last_sender(db, page)
+    return page.render(
+        "campaign_new.html",
+        {
+            **_criteria_context(query),
+            **_preview_context(preview, error),
+            "form": form,
+            "error": None,
+        },
+    )
+
+
+@console.route("/kampanjer/ny", role=Role.AUTHOR, methods=("POST",))
+def campaign_create(page: Page) -> Response:
+    """Check the definition, freeze the recipients, fill the outbox; the author is the user."""
+    values = _FormValues(page)
+    table = criteria_table(values)
+    form = {k: page.text(k, 300) for k in _SENDER_FIELDS}
+    data: dict[str, Any] = {
+        "campaign": {"name": form["name"]},
+        "sender": {
+            "address": form["from_address"],
+            "name": form["from_name"],
+            "organisation": form["organisation"],
+            **({"reply_to": form["reply_to"]} if form["reply_to"] else {}),
+        },
+        "document": {"title": form["document_title"], "url": form["document_url"]},
+        "public": {"base_url": form["public_base_url"]},
+        "segment": table,
+    }
+    # Empty text is "missing" to the definition's checks, which then name the field.
+    for section in ("campaign", "sender", "document", "public"):
+        data[section] = {k: v for k, v in data[section].items() if v}
+    settings = page.site.settings
+    try:
+        spec = spec_from_data(data, Path("skjemaet"), settings)
+        with page.db() as db:
+            created = create_from_spec(
+                db, settings, spec, source_file=None, created_by=page.user.name
+            )
+    except VarselError as e:
+        with page.db() as db:
+            preview, error = _preview(db, table)
+        return page.render(
+            "campaign_new.html",
+            {
+                **_criteria_context(values),
+                **_preview_context(preview, error),
+                "form": form,
+                "error": e.message,
+            },
+            status=400,
+        )
+    return page.redirect(f"{PREFIX}/kampanjer/{created.campaign.id}", laget="1")
+
+
+# -- the campaign page ------------------------------------------------------------------------
+
+
+def campaign_id(page: Page) -> int:
+    """The campaign id in the path (the route only matches digits)."""
+    return int(page.request.path_params["cid"])
+
+
+def _senders(page: Page) -> Senders:
+    senders: Senders = page.request.app.state.senders
+    return senders
+
+
+def _campaign_page(
+    page: Page, cid: int, *, error: str | None = None, status: int = 200
+) -> Response:
+    with page.db() as db:
+        campaign = get_campaign(db, cid)
+        state = approval.approval_state(db, cid)
+        now = progress(db, cid)
+        recipients = int(
+            db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,)) or 0
+        )
+    return page.render(
+        "campaign.html",
+        {
+            "campaign": campaign,
+            "spec": campaign.spec,
+            "approval": state,
+            "progress": now,
+            "live": now.live or _senders(page).running(cid),
+            "recipients": recipients,
+            "error": error,
+            "problem": _senders(page).problem(cid),
+            "notice": page.request.query_params.get("melding"),
+            **_labels(),
+        },
+        status=status,
+    )
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "status_names": STATUS_NAMES,
+        "state_names": STATE_NAMES,
+        "part_names": PART_NAMES,
+        "Status": CampaignStatus,
+    }
+
+
+@console.route("/kampanjer/{cid:int}", role=Role.VIEWER)
+def campaign_page(page: Page) -> Response:
+    """Status, four eyes, actions and live progress."""
+    return _campaign_page(page, campaign_id(page))
+
+
+@console.route("/kampanjer/{cid:int}/fremdrift", role=Role.VIEWER)
+def campaign_progress(page: Page) -> Response:
+    """The progress panel alone, for htmx to poll while a sender is at work."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        now = progress(db, cid)
+    live = now.live or _senders(page).running(cid)
+    return page.render("progress.html", {"progress": now, "live": live, **_labels()})
+
+
+@console.route("/kampanjer/{cid:int}/godkjenn", role=Role.APPROVER, methods=("POST",))
+def campaign_approve(page: Page) -> Response:
+    """Approve the campaign as the approver saw it: the digest shown must still be current."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        seen = page.text("digest", 64)
+        if approval.fingerprint(db, cid).digest != seen:
+            return _campaign_page(
+                page,
+                cid,
+                error=N_("Kampanjen er endret siden du åpnet siden. Se over den på nytt."),
+                status=409,
+            )
+        try:
+            approval.approve(db, page.site.settings, cid, page.user)
+        except VarselError as e:
+            return _campaign_page(page, cid, error=e.message, status=400)
+    return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="approved")
+
+
+@console.route("/kampanjer/{cid:int}/send", role=Role.AUTHOR, methods=("POST",))
+def campaign_send(page: Page) -> Response:
+    """Start sending in the background, if an approval holds; the console never skips it."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        try:
+            approval.require_approved(db, cid)
+        except VarselError as e:
+            return _campaign_page(page, cid, error=e.message, status=409)
+    _senders(page).start(cid, page.user.name)
+    return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
+
+
+_STATUS_ACTIONS = {
+    "pause": CampaignStatus.PAUSED,
+    "gjenoppta": CampaignStatus.READY,
+    "avbryt": CampaignStatus.CANCELLED,
+}
+
+
+@console.route("/kampanjer/{cid:int}/pause", role=Role.AUTHOR, methods=("POST",))
+def campaign_pause(page: Page) -> Response:
+    """Pause: a running sender stops within a second."""
+    return _set_status(page, "pause")
+
+
+@console.route("/kampanjer/{cid:int}/gjenoppta", role=Role.AUTHOR, methods=("POST",))
+def campaign_resume(page: Page) -> Response:
+    """Resume a paused campaign (then send it again)."""
+    return _set_status(page, "gjenoppta")
+
+
+@console.route("/kampanjer/{cid:int}/avbryt", role=Role.AUTHOR, methods=("POST",))
+def campaign_cancel(page: Page) -> Response:
+    """Cancel for good: what has not gone out is cancelled."""
+    return _set_status(page, "avbryt")
+
+
+def _set_status(page: Page, action: str) -> Response:
+    cid = campaign_id(page)
+    with page.db() as db:
+        try:
+            set_status(db, cid, _STATUS_ACTIONS[action], actor=page.user.name)
+        except VarselError as e:
+            return _campaign_page(page, cid, error=e.message, status=409)
+    # A sender, here or anywhere, reads the status every half second and stops.
+    return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding=action)
+
+
+# -- coverage, feedback, exports ------------------------------------------------------------------
+
+
+@console.route("/kampanjer/{cid:int}/dekning", role=Role.VIEWER)
+def campaign_coverage(page: Page) -> Response:
+    """Who was reached and how, what recipients thought, and the downloads."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        ev = evaluate.evaluate(db, cid)
+    return page.render(
+        "coverage.html",
+        {
+            "campaign": ev.campaign,
+            "ev": ev,
+            "cov": ev.coverage,
+            "outcome_names": OUTCOME_NAMES,
+            "channel_names": CHANNEL_NAMES,
+            "reached": coverage.REACHED,
+        },
+    )
+
+
+@console.route("/kampanjer/{cid:int}/eksport", role=Role.APPROVER, methods=("POST",))
+def campaign_export(page: Page) -> Response:
+    """The businesses not reached, with postal addresses: personal data, so audited."""
+    cid = campaign_id(page)
+    kind = page.text("format")
+    if kind not in ("csv", "xlsx"):
+        return page.problem(N_("Det gikk ikke"), N_("Velg CSV eller XLSX."), 400)
+    name = f"ikke-naadd-{cid}.{kind}"
+    with tempfile.TemporaryDirectory(prefix="varsel-export-") as folder, page.db() as db:
+        get_campaign(db, cid)
+        path = Path(folder) / name
+        export_unreached(db, cid, path, actor=page.user.name)
+        data = path.read_bytes()
+    media = (
+        "text/csv; charset=utf-8"
+        if kind == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    return Response(
+        data, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@console.route("/kampanjer/{cid:int}/rapport", role=Role.VIEWER)
+def campaign_report(page: Page) -> Response:
+    """The evaluation report (HTML, everything inline) as a file to keep or send on."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        html = render_html(build_view(evaluate.evaluate(db, cid)))
+    return Response(
+        html.encode("utf-8"),
+        media_type="text/html; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="rapport-{cid}.html"'},
+    )

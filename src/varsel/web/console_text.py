@@ -1,0 +1,75 @@
+"""Names the console shows for the library's states and parts, marked for translation.
+
+The library's own words are Bokmål for the command line; the console shows these message
+ids instead, so that the Nynorsk and English pages name things in their own language.
+"""
+
+from __future__ import annotations
+
+from varsel.campaign import CampaignStatus
+from varsel.coverage import Outcome
+from varsel.web.site import N_
+
+STATUS_NAMES = {
+    CampaignStatus.READY: N_("Klar"),
+    CampaignStatus.SENDING: N_("Sendes"),
+    CampaignStatus.PAUSED: N_("Pauset"),
+    CampaignStatus.CANCELLED: N_("Avbrutt"),
+    CampaignStatus.DONE: N_("Ferdig"),
+}
+
+# The e-mail deliveries' states the progress panel shows, in its order.
+STATE_NAMES = {
+    "sent": N_("Sendt"),
+    "deferred": N_("Utsatt"),
+    "failed": N_("Feilet"),
+    "in_doubt": N_("Usikre"),
+    "suppressed": N_("Sperret"),
+    "queued": N_("I kø"),
+    "claimed": N_("Under sending"),
+    "cancelled": N_("Kansellert"),
+    "bounced": N_("I retur"),
+}
+
+# approval.PARTS in the console's words.
+PART_NAMES = {
+    "templates": N_("Malene"),
+    "sender": N_("Avsenderen"),
+    "document": N_("Dokumentet"),
+    "links": N_("Lenkereglene"),
+    "selection": N_("Utvalget"),
+    "other": N_("Andre felt i definisjonen"),
+    "recipients": N_("Mottakerlisten"),
+    "deliveries": N_("Leveranselisten"),
+}
+
+REACH_NAMES = {
+    "email": N_("Brukbar e-post"),
+    "phone_only": N_("Bare telefon"),
+    "postal_only": N_("Bare postadresse"),
+}
+
+OUTCOME_NAMES = {
+    Outcome.ALTINN_DELIVERED: N_("Levert i Altinn"),
+    Outcome.EMAIL_ACCEPTED: N_("E-post levert"),
+    Outcome.LETTER_POSTED: N_("Brev postlagt"),
+    Outcome.LETTER_PRODUCED: N_("Brev laget, ikke postlagt ennå"),
+    Outcome.PENDING: N_("Venter i utboksen"),
+    Outcome.LETTER_RETURNED: N_("Brev i retur"),
+    Outcome.EMAIL_BOUNCED: N_("E-post i retur"),
+    Outcome.SUPPRESSED: N_("Sperret (avmeldt eller blokkert)"),
+    Outcome.UNREACHABLE: N_("Ikke nådd"),
+}
+
+CHANNEL_NAMES = {
+    "epost": N_("E-post"),
+    "brev": N_("Brev"),
+    "altinn": N_("Altinn"),
+    "sms": N_("SMS"),
+}
+
+EMPLOYEE_RULE_NAMES = {
+    "auto": N_("Automatisk (anbefalt)"),
+    "registered": N_("Registrerte ansatte (≥1)"),
+    "exact": N_("Oppgitt antall (bare 5 eller flere kan avgjøres)"),
+}

@@ -1,0 +1,398 @@
+"""The console's gate over HTTP (Starlette's test client, on SQLite and PostgreSQL).
+
+Roles on every route, CSRF on every write, sessions, sign-in with TOTP, lock-out, enrolment,
+accounts and the audit log's filters. The browser story is in test_web_console_browser.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from starlette.testclient import TestClient
+
+from helpers import PASSWORD, next_code, operator
+from varsel import audit
+from varsel.accounts import Role, add_user, get_user, list_users
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.web import create_app
+from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute
+
+HTTPS = "https://testserver"  # the session cookie is __Host- prefixed and Secure: HTTPS only
+COOKIE = "__Host-konsoll"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings.load(
+        environ={},
+        database_url=db_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="console test secret",  # noqa: S106 -- a key for this test only
+        password_memory_kib=8192,  # real argon2id, with less memory than production's
+        allow_test_domains=True,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url=HTTPS) as c:
+        yield c
+
+
+def form_token(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, code: str, password: str = PASSWORD) -> str:
+    """Post the sign-in form; returns the answer's error text or its redirect target."""
+    token = form_token(client, f"{PREFIX}/logg-inn")
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={"csrf": token, "name": name, "password": password, "code": code},
+        follow_redirects=False,
+    )
+    if answer.status_code == 303:
+        return answer.headers["location"]
+    error = re.search(r'<p class="error" role="alert"[^>]*>([^<]+)</p>', answer.text)
+    assert error is not None, answer.text
+    return error.group(1).replace("&#34;", '"').replace("&#39;", "'")
+
+
+def cells(html: str) -> list[list[str]]:
+    """The text of each body row's cells."""
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in body.split("</tr>")[:-1]]
+
+
+def heading(html: str) -> str:
+    found = re.search(r"<h1[^>]*>([^<]+)</h1>", html)
+    assert found is not None, html
+    return found.group(1)
+
+
+# -- the router ---------------------------------------------------------------------------
+
+
+def test_a_route_without_a_role_cannot_be_registered() -> None:
+    console = Console()
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'role'"):
+        console.route("/x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"console route '/x': role must be a Role or OPEN"):
+        console.route("/x", role=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"console route '/x': methods must be GET or POST"):
+        console.route("/x", role=Role.ADMIN, methods=("DELETE",))
+    assert console.routes == []
+
+
+def test_every_console_route_declares_a_role_and_only_signing_in_is_open(
+    client: TestClient,
+) -> None:
+    console_routes = [r for r in client.app.routes if getattr(r, "path", "").startswith(PREFIX)]
+    assert console_routes
+    assert all(isinstance(r, ConsoleRoute) for r in console_routes)
+    open_routes = {
+        (r.path, m)
+        for r in console_routes
+        if isinstance(r, ConsoleRoute) and r.role is OPEN
+        for m in r.methods or ()
+    }
+    assert open_routes == {
+        ("/konsoll/logg-inn", "GET"),
+        ("/konsoll/logg-inn", "HEAD"),
+        ("/konsoll/logg-inn", "POST"),
+        ("/konsoll/ta-i-bruk", "GET"),
+        ("/konsoll/ta-i-bruk", "HEAD"),
+        ("/konsoll/ta-i-bruk", "POST"),
+    }
+
+
+# -- signing in ---------------------------------------------------------------------------
+
+
+def test_a_page_asks_for_sign_in_first_and_comes_back_after(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    answer = client.get(f"{PREFIX}/utvalg?politi=oslo", follow_redirects=False)
+    assert answer.status_code == 303
+    assert (
+        answer.headers["location"] == "/konsoll/logg-inn?neste=%2Fkonsoll%2Futvalg%3Fpoliti%3Doslo"
+    )
+    token = form_token(client, answer.headers["location"])
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={
+            "csrf": token,
+            "name": "kari",
+            "password": PASSWORD,
+            "code": next_code(secret),
+            "next": "/konsoll/utvalg?politi=oslo",
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/konsoll/utvalg?politi=oslo"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert {"HttpOnly", "Path=/", "SameSite=strict", "Secure"} <= {
+        part.strip() for part in cookie.split(";")
+    }
+    assert heading(client.get("/konsoll/utvalg?politi=oslo").text) == "Nytt utvalg"
+
+
+def test_the_next_page_after_sign_in_is_never_another_site(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    token = form_token(client, f"{PREFIX}/logg-inn")
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={
+            "csrf": token,
+            "name": "kari",
+            "password": PASSWORD,
+            "code": next_code(secret),
+            "next": "//evil.example/konsoll",
+        },
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == "/konsoll"
+
+
+def test_the_password_alone_is_not_enough(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    operator(db, settings, "kari", "author")
+    assert sign_in(client, "kari", "") == "feil brukernavn, passord eller engangskode"
+    assert sign_in(client, "kari", "123456") == "feil brukernavn, passord eller engangskode"
+    assert COOKIE not in client.cookies
+    assert [e.data["reason"] for e in audit.entries(db, action=audit.Action.SIGN_IN_FAILED)] == [
+        "code",
+        "code",
+    ]
+
+
+def test_five_failures_lock_the_account_even_for_the_right_code(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    for _ in range(4):
+        assert sign_in(client, "kari", "000000") == "feil brukernavn, passord eller engangskode"
+    locked = sign_in(client, "kari", "000000")
+    assert re.fullmatch(
+        r"kontoen «kari» er låst etter for mange mislykkede forsøk; prøv igjen kl\. \d\d:\d\d",
+        locked,
+    )
+    assert sign_in(client, "kari", next_code(secret)) == locked
+    assert get_user(db, "kari").locked_until is not None
+    assert len(audit.entries(db, action=audit.Action.ACCOUNT_LOCKED)) == 1
+
+
+def test_the_sign_in_form_needs_its_csrf_token(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    client.get(f"{PREFIX}/logg-inn")  # the cookie half of the token, but not the form's
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={"name": "kari", "password": PASSWORD, "code": next_code(secret)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 403
+    assert heading(answer.text) == "Skjemaet kunne ikke sendes"
+    assert audit.entries(db, action=audit.Action.SIGN_IN) == []
+
+
+def test_sign_out_ends_the_session_on_the_server(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    sign_in(client, "kari", next_code(secret))
+    token = client.cookies[COOKIE]
+    csrf = form_token(client, PREFIX)
+    answer = client.post(f"{PREFIX}/logg-ut", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.headers["location"] == "/konsoll/logg-inn?ut=1"
+    client.cookies.set(COOKIE, token)  # an old copy of the cookie is worth nothing now
+    assert client.get(PREFIX, follow_redirects=False).status_code == 303
+
+
+def test_sign_out_everywhere_ends_the_other_sessions_too(
+    settings: Settings, db: Database, client: TestClient
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    sign_in(client, "kari", next_code(secret))
+    with TestClient(create_app(settings), base_url=HTTPS) as other:
+        other.cookies.set(COOKIE, client.cookies[COOKIE])
+        assert other.get(PREFIX).status_code == 200
+        csrf = form_token(client, PREFIX)
+        client.post(f"{PREFIX}/logg-ut-overalt", data={"csrf": csrf})
+        assert other.get(PREFIX, follow_redirects=False).status_code == 303
+    assert [e.actor for e in audit.entries(db, action=audit.Action.SIGN_OUT_EVERYWHERE)] == ["kari"]
+
+
+def test_an_idle_session_ends(client: TestClient, db: Database, settings: Settings) -> None:
+    secret = operator(db, settings, "kari", "author")
+    sign_in(client, "kari", next_code(secret))
+    assert client.get(PREFIX).status_code == 200
+    with db.transaction():
+        db.execute("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00.000Z'")
+    assert client.get(PREFIX, follow_redirects=False).status_code == 303
+
+
+def test_a_post_without_a_session_is_refused_with_401(client: TestClient) -> None:
+    answer = client.post(f"{PREFIX}/kampanjer/1/send", data={"csrf": "x"})
+    assert answer.status_code == 401
+    assert heading(answer.text) == "Du er ikke logget inn"
+
+
+def test_htmx_gets_a_redirect_header_instead_of_the_sign_in_page(client: TestClient) -> None:
+    answer = client.get(
+        f"{PREFIX}/utvalg/telling?politi=oslo",
+        headers={"HX-Request": "true"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 204
+    assert answer.headers["hx-redirect"] == (
+        "/konsoll/logg-inn?neste=%2Fkonsoll%2Futvalg%2Ftelling%3Fpoliti%3Doslo"
+    )
+
+
+# -- enrolment ----------------------------------------------------------------------------
+
+
+def test_enrolment_shows_the_qr_code_and_a_code_from_it_confirms_the_account(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    enrolment = add_user(db, settings, "nils", Role.VIEWER, PASSWORD, actor="test")
+    token = form_token(client, f"{PREFIX}/ta-i-bruk")
+    shown = client.post(
+        f"{PREFIX}/ta-i-bruk", data={"csrf": token, "name": "nils", "password": PASSWORD}
+    )
+    assert shown.status_code == 200
+    assert "<svg" in shown.text
+    assert f'<code class="secret">{enrolment.secret}</code>' in shown.text
+    answer = client.post(
+        f"{PREFIX}/ta-i-bruk",
+        data={
+            "csrf": token,
+            "name": "nils",
+            "password": PASSWORD,
+            "code": pyotp.TOTP(enrolment.secret).now(),
+        },
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == "/konsoll/logg-inn?klar=1"
+    assert get_user(db, "nils").enrolled
+    assert sign_in(client, "nils", next_code(enrolment.secret)) == "/konsoll"
+
+
+def test_enrolment_needs_the_password(client: TestClient, db: Database, settings: Settings) -> None:
+    add_user(db, settings, "nils", Role.VIEWER, PASSWORD, actor="test")
+    token = form_token(client, f"{PREFIX}/ta-i-bruk")
+    shown = client.post(
+        f"{PREFIX}/ta-i-bruk", data={"csrf": token, "name": "nils", "password": "feil passord 1"}
+    )
+    assert shown.status_code == 400
+    assert "<svg" not in shown.text
+    assert "feil brukernavn, passord eller engangskode" in shown.text
+
+
+def test_an_enrolled_account_cannot_show_its_qr_code_again(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    operator(db, settings, "kari", "author")
+    token = form_token(client, f"{PREFIX}/ta-i-bruk")
+    shown = client.post(
+        f"{PREFIX}/ta-i-bruk", data={"csrf": token, "name": "kari", "password": PASSWORD}
+    )
+    assert shown.status_code == 400
+    assert "<svg" not in shown.text
+    assert "brukeren «kari» har allerede bekreftet TOTP" in shown.text
+
+
+# -- accounts and the audit log ------------------------------------------------------------
+
+
+def test_an_administrator_adds_an_account_and_changes_its_role(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "ada", "admin")
+    sign_in(client, "ada", next_code(secret))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    added = client.post(
+        f"{PREFIX}/brukere",
+        data={"csrf": csrf, "name": "Ola", "role": "author", "email": "ola@example.test",
+              "password": PASSWORD},
+    )  # fmt: skip
+    assert added.status_code == 200
+    assert "Kontoen «ola» er laget." in added.text
+    client.post(f"{PREFIX}/brukere/ola/rolle", data={"csrf": csrf, "role": "approver"})
+    client.post(f"{PREFIX}/brukere/ola/deaktiver", data={"csrf": csrf})
+    ola = get_user(db, "ola")
+    assert (ola.role, ola.disabled, ola.email) == (Role.APPROVER, True, "ola@example.test")
+    assert [(e.actor, e.action, e.object) for e in audit.entries(db, actor="ada")][-3:] == [
+        ("ada", "user_add", "user:ola"),
+        ("ada", "user_role", "user:ola"),
+        ("ada", "user_disable", "user:ola"),
+    ]
+
+
+def test_a_bad_account_is_refused_with_the_librarys_message(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "ada", "admin")
+    sign_in(client, "ada", next_code(secret))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    answer = client.post(
+        f"{PREFIX}/brukere",
+        data={"csrf": csrf, "name": "ola", "role": "author", "password": "kort"},
+    )
+    assert answer.status_code == 400
+    assert "passordet må ha minst 12 tegn" in answer.text
+    assert [u.name for u in list_users(db)] == ["ada"]
+
+
+def test_the_last_administrator_cannot_be_disabled(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "ada", "admin")
+    sign_in(client, "ada", next_code(secret))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    answer = client.post(f"{PREFIX}/brukere/ada/deaktiver", data={"csrf": csrf})
+    assert answer.status_code == 400
+    assert "«ada» er den eneste aktive administratoren" in answer.text
+    assert not get_user(db, "ada").disabled
+
+
+def test_the_audit_log_filters_by_action_actor_and_date(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "berit", "approver")
+    operator(db, settings, "kari", "author")
+    sign_in(client, "berit", next_code(secret))
+    page = client.get(f"{PREFIX}/logg?handling=user_add&aktor=test&fra=2020-01-01")
+    assert [(row[3], row[4]) for row in cells(page.text)] == [
+        ("user_add", "user:kari"),
+        ("user_add", "user:berit"),
+    ]
+    assert "Kjeden er hel:" in page.text
+    assert client.get(f"{PREFIX}/logg?fra=1.mars").status_code == 400
+
+
+def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "vera", "viewer")
+    sign_in(client, "vera", next_code(secret))
+    for path in ("/logg", "/brukere", "/utvalg"):
+        answer = client.get(PREFIX + path)
+        assert (answer.status_code, heading(answer.text)) == (403, "Ikke tilgang"), path
+    assert client.get(PREFIX).status_code == 200
