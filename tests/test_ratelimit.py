@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from varsel.db import Database, connect
-from varsel.ratelimit import GLOBAL, Limit, consume, purge
+from varsel.ratelimit import GLOBAL, Limit, consume, consume_many, purge
 
 TEN_PER_MINUTE = Limit("test", 10, 60)
 
@@ -75,3 +75,35 @@ def test_concurrent_hits_are_not_lost(new_store_url: Callable[[], str]) -> None:
         t.join()
     with connect(url) as db:
         assert db.scalar("SELECT hits FROM rate_limits WHERE key = 'k'") == 100
+
+
+def test_a_batch_counts_its_requests_one_after_another(db: Database) -> None:
+    three = Limit("test", 3, 60)
+    decisions = consume_many(db, [[(three, "ip")]] * 5, now=600.0)
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.estimate for d in decisions] == [1, 2, 3, 4, 5]
+    assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'test'") == 5
+
+
+def test_a_batch_continues_where_the_store_stands(db: Database) -> None:
+    three = Limit("test", 3, 60)
+    consume(db, [(three, "ip")], now=600.0)
+    consume(db, [(three, "ip")], now=600.0)
+    decisions = consume_many(db, [[(three, "ip")], [(three, "other")], [(three, "ip")]], now=600.0)
+    assert [(d.allowed, d.estimate) for d in decisions] == [(True, 3), (True, 1), (False, 4)]
+
+
+def test_in_a_batch_a_request_refused_by_one_limit_is_not_counted_by_the_next(
+    db: Database,
+) -> None:
+    per_ip, everyone = Limit("ip", 1, 60), Limit("all", 100, 60)
+    both = [(per_ip, "x"), (everyone, GLOBAL)]
+    other = [(per_ip, "y"), (everyone, GLOBAL)]
+    decisions = consume_many(db, [both, both, other], now=0.0)
+    assert [(d.allowed, d.scope) for d in decisions] == [
+        (True, "all"),
+        (False, "ip"),
+        (True, "all"),
+    ]
+    assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'all'") == 2
+    assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'ip' AND key = 'x'") == 2

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from varsel import codes, verify
-from varsel.campaign import create_campaign
+from varsel.campaign import create_campaign, load_spec, update_spec
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump
@@ -70,3 +70,50 @@ def test_unsubscribing_the_organisation_suppresses_every_unit(
         verify.unsubscribe(db, found, verify.UnsubscribeScope.ORGANISATION, one_click=False) == []
     )
     assert verify.by_token(db, "nope") is None
+
+
+def _send_all(db: Database) -> list[str]:
+    db.execute("UPDATE deliveries SET state = 'sent', sent_at = '2026-01-05T10:00:00.000Z'")
+    return [str(c) for (c,) in db.query("SELECT code FROM deliveries ORDER BY id LIMIT 2")]
+
+
+def test_several_codes_are_found_in_one_go_as_one_at_a_time(db: Database, campaign_id: int) -> None:
+    first, second = _send_all(db)
+    typed = [codes.format_code(second).lower(), "ABCD-2345-WXYZ", "nonsense", first]
+    found = verify.by_codes(db, typed)
+    assert found == [verify.by_code(db, t) for t in typed]
+    assert [f.delivery_id if f else None for f in found] == [
+        db.scalar("SELECT id FROM deliveries WHERE code = ?", (second,)),
+        None,
+        None,
+        db.scalar("SELECT id FROM deliveries WHERE code = ?", (first,)),
+    ]
+
+
+def test_lookups_are_recorded_in_one_go(db: Database, campaign_id: int) -> None:
+    first, _ = _send_all(db)
+    found = verify.by_code(db, first)
+    assert found is not None
+    unknown = codes.new_code()  # well formed; 55 random bits are in no store
+    verify.record_lookups(db, [(first, found), (unknown, None), ("nonsense", None)])
+    assert db.query("SELECT kind, delivery_id, detail FROM events ORDER BY id") == [
+        ("verify_ok", found.delivery_id, None),
+        ("verify_unknown", None, '{"well_formed": true}'),
+        ("verify_unknown", None, '{"well_formed": false}'),
+    ]
+
+
+def test_a_changed_definition_shows_in_the_next_lookup(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    first, _ = _send_all(db)
+    found = verify.by_code(db, first)
+    assert found is not None
+    assert found.spec.document_title == "Sikkerhetsråd"
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN.replace('title = "Sikkerhetsråd"', 'title = "Nye råd"'), "utf-8")
+    update_spec(db, campaign_id, load_spec(path, settings), actor="test")
+    again = verify.by_code(db, first)
+    assert again is not None
+    assert again.spec.document_title == "Nye råd"

@@ -68,17 +68,14 @@ def _previous(db: Database, limit: Limit, key: str, start: int) -> int:
     return hits
 
 
-def _hit(db: Database, limit: Limit, key: str, now: float) -> Decision:
-    start = int(now) - int(now) % limit.window
-    # One statement: the upsert is atomic on both stores, so concurrent workers never lose a hit.
-    hits = int(
-        db.execute(
-            "INSERT INTO rate_limits (scope, key, window_start, hits, expires_at) "
-            "VALUES (?, ?, ?, 1, ?) ON CONFLICT (scope, key, window_start) "
-            "DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
-            (limit.scope, key, start, start + 2 * limit.window),
-        ).fetchone()[0]
-    )
+def _start(limit: Limit, now: float) -> int:
+    return int(now) - int(now) % limit.window
+
+
+def _judge(db: Database, limit: Limit, key: str, hits: int, now: float) -> Decision:
+    # The current window's hits, this one included, and the previous window's, weighted by
+    # how much of it still overlaps the last `window` seconds.
+    start = _start(limit, now)
     previous = _previous(db, limit, key, start - limit.window)
     overlap = 1.0 - (now - start) / limit.window
     estimate = hits + previous * overlap
@@ -93,6 +90,31 @@ def _hit(db: Database, limit: Limit, key: str, now: float) -> Decision:
     return Decision(False, limit.scope, estimate, max(1, math.ceil(wait)))
 
 
+_UPSERT = (
+    "INSERT INTO rate_limits (scope, key, window_start, hits, expires_at) VALUES {rows} "
+    "ON CONFLICT (scope, key, window_start) "
+    "DO UPDATE SET hits = rate_limits.hits + excluded.hits "
+    "RETURNING scope, key, window_start, hits"
+)
+
+
+Counter = tuple[str, str, int]  # (scope, key, window start): one row of rate_limits
+
+
+def _add(db: Database, counts: dict[Counter, tuple[int, int]]) -> dict[Counter, int]:
+    """Add hits to counters, {counter: (hits, expires_at)}, in one statement; the new totals."""
+    # Atomic on both stores, so concurrent workers never lose a hit. The counters are
+    # distinct, as PostgreSQL requires of one upsert.
+    params: list[object] = []
+    for counter, (n, expires_at) in counts.items():
+        params += (*counter, n, expires_at)
+    rows = ", ".join("(?, ?, ?, ?, ?)" for _ in counts)
+    return {
+        (str(scope), str(key), int(start)): int(hits)
+        for scope, key, start, hits in db.execute(_UPSERT.format(rows=rows), params).fetchall()
+    }
+
+
 def consume(
     db: Database, checks: Sequence[tuple[Limit, str]], *, now: float | None = None
 ) -> Decision:
@@ -101,14 +123,48 @@ def consume(
     Refused requests count too, so hammering keeps a client out rather than letting it in
     again the moment the window slides. Joins the caller's transaction when there is one.
     """
+    return consume_many(db, [checks], now=now)[0]
+
+
+def consume_many(
+    db: Database, requests: Sequence[Sequence[tuple[Limit, str]]], *, now: float | None = None
+) -> list[Decision]:
+    """consume() for several requests at once, in order, with one statement per check.
+
+    The n-th check of every request still counting is added in one upsert (a key that several
+    requests hit gets all their hits at once), and each request is judged by the total as it
+    stood after its own hit: the requests in the list come before any later one, as if each
+    had been counted alone. Joins the caller's transaction when there is one.
+    """
     at = time.time() if now is None else now
-    decision = Decision(True, "", 0.0, 0)
+    decisions = [Decision(True, "", 0.0, 0) for _ in requests]
+    going = [r for r, checks in enumerate(requests) if checks]
+    stage = 0
     with contextlib.nullcontext() if db.in_transaction else db.transaction():
-        for limit, key in checks:
-            decision = _hit(db, limit, key, at)
-            if not decision.allowed:
-                break
-    return decision
+        while going:
+            counters: list[Counter] = []
+            counts: dict[Counter, tuple[int, int]] = {}
+            for r in going:
+                limit, key = requests[r][stage]
+                start = _start(limit, at)
+                counter = (limit.scope, key, start)
+                counters.append(counter)
+                n, _ = counts.get(counter, (0, 0))
+                counts[counter] = (n + 1, start + 2 * limit.window)
+            totals = _add(db, counts)
+            # The i-th of n hits on a counter saw its total as it stood after the i-th.
+            seen: dict[Counter, int] = {}
+            still = []
+            for r, counter in zip(going, counters, strict=True):
+                limit, key = requests[r][stage]
+                seen[counter] = seen.get(counter, 0) + 1
+                hits = totals[counter] - counts[counter][0] + seen[counter]
+                decisions[r] = _judge(db, limit, key, hits, at)
+                if decisions[r].allowed and stage + 1 < len(requests[r]):
+                    still.append(r)
+            going = still
+            stage += 1
+    return decisions
 
 
 def purge(db: Database, *, now: float | None = None) -> int:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from varsel import codes
 from varsel.campaign import CampaignSpec
-from varsel.db import Database
+from varsel.clock import utcnow_iso
+from varsel.db import Database, Row
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
@@ -108,26 +111,99 @@ def lookup(db: Database, typed: str) -> Found | None:
 
 def record_lookup(db: Database, typed: str, found: Found | None) -> None:
     """Record one lookup of a typed code and what it found: verify_ok or verify_unknown."""
-    with contextlib.nullcontext() if db.in_transaction else db.transaction():
+    record_lookups(db, [(typed, found)])
+
+
+def record_lookups(db: Database, lookups: Sequence[tuple[str, Found | None]]) -> None:
+    """Record lookups of typed codes and what each found, in one statement."""
+    if not lookups:
+        return
+    at = utcnow_iso()
+    rows: list[tuple[object, ...]] = []
+    for typed, found in lookups:
         if found is None:
             # The typed text is not kept: a near miss of a real code would still be half of it.
             well_formed = codes.normalise(typed) is not None
-            record_event(db, None, None, "verify_unknown", {"well_formed": well_formed})
+            rows.append((at, None, None, "verify_unknown", _WELL_FORMED[well_formed]))
         else:
-            record_event(db, found.campaign_id, found.delivery_id, "verify_ok")
+            rows.append((at, found.campaign_id, found.delivery_id, "verify_ok", None))
+    with contextlib.nullcontext() if db.in_transaction else db.transaction():
+        db.executemany(
+            "INSERT INTO events (at, campaign_id, delivery_id, kind, detail) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+# The detail record_event would write for an unknown code.
+_WELL_FORMED = {w: json.dumps({"well_formed": w}) for w in (True, False)}
 
 
 def by_code(db: Database, typed: str) -> Found | None:
     """The genuine delivery a code names, without recording a lookup (for forms that carry it)."""
-    code = codes.normalise(typed)
-    if code is None:
-        return None
-    marks = ", ".join("?" for _ in GENUINE_STATES)
-    row = db.query_one(
-        _SELECT + f"WHERE d.code = ? AND d.state IN ({marks})",
-        (code, *(s.value for s in GENUINE_STATES)),
+    return by_codes(db, [typed])[0]
+
+
+# A delivery and its businesses in one query: a row per business (a message names one or a
+# few), ordered so that each delivery's rows come together. The campaign's definition is not
+# in it: at ~20 kB it would cost more to fetch than all the rest (see _specs).
+_BY_CODES = (
+    "SELECT d.code, d.id, d.campaign_id, c.name, c.updated_at, d.address, "
+    "coalesce(d.sent_at, d.data_started_at, d.updated_at), du.orgnr, coalesce(r.name, du.orgnr) "
+    "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+    "LEFT JOIN delivery_units du ON du.delivery_id = d.id "
+    "LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = du.orgnr "
+    "WHERE d.code IN ({marks}) AND d.state IN ("
+    + ", ".join(f"'{s.value}'" for s in GENUINE_STATES)
+    + ") ORDER BY d.id, du.orgnr"
+)
+
+# Definitions by (campaign, updated_at): every change of a campaign sets its updated_at, so a
+# definition is fetched and parsed once per version, not per lookup.
+_specs: dict[tuple[int, str], CampaignSpec] = {}
+_SPECS_MAX = 256
+
+
+def _spec_of(db: Database, campaign_id: int, updated_at: str) -> CampaignSpec:
+    found = _specs.get((campaign_id, updated_at))
+    if found is None:
+        row = db.query_one("SELECT spec, updated_at FROM campaigns WHERE id = ?", (campaign_id,))
+        if row is None:  # deleted since the lookup's query: the definition it saw is gone too
+            raise LookupError(f"campaign {campaign_id} is gone")
+        found = _spec(str(row[0]))
+        if len(_specs) >= _SPECS_MAX:
+            _specs.clear()
+        # Under the version read with it, which is the lookup's or a newer one.
+        _specs[(campaign_id, str(row[1]))] = found
+    return found
+
+
+def by_codes(db: Database, typed: Sequence[str]) -> list[Found | None]:
+    """by_code() for each of several typed codes, in one query."""
+    canonical = [codes.normalise(t) for t in typed]
+    wanted = sorted({c for c in canonical if c is not None})
+    if not wanted:
+        return [None] * len(typed)
+    marks = ", ".join("?" for _ in wanted)
+    rows: dict[str, list[Row]] = {}
+    for row in db.query(_BY_CODES.format(marks=marks), wanted):
+        rows.setdefault(row[0], []).append(row)
+    found = {code: _found_rows(db, these) for code, these in rows.items()}
+    return [None if c is None else found.get(c) for c in canonical]
+
+
+def _found_rows(db: Database, rows: list[Row]) -> Found:
+    first = rows[0]
+    campaign_id = int(first[2])
+    return Found(
+        int(first[1]),
+        campaign_id,
+        str(first[3]),
+        _spec_of(db, campaign_id, str(first[4])),
+        str(first[5]),
+        None if first[6] is None else str(first[6]),
+        tuple(UnitName(str(r[7]), str(r[8])) for r in rows if r[7] is not None),
     )
-    return None if row is None else _found(db, row)
 
 
 def by_token(db: Database, token: str) -> Found | None:

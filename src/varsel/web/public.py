@@ -26,6 +26,7 @@ from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
+from varsel.web.batch import GroupCommit
 from varsel.web.site import N_, Site, client_ip, language_of
 
 log = logging.getLogger("varsel.web")
@@ -110,8 +111,41 @@ def site_key(site: Site, value: str) -> str:
     return ratelimit.hashed_key(site.secret, value)
 
 
-def verify_page(request: Request) -> Response:
+# A lookup to count: the code as typed and the limits it counts against; and its answer.
+Lookup = tuple[str, list[tuple[Limit, str]]]
+Answer = tuple[Decision, verify.Found | None]
+
+
+def count_lookups(db: Database, lookups: list[Lookup]) -> list[Answer]:
+    """Find the codes, count each lookup against its limits and record the allowed ones.
+
+    One transaction for a batch of lookups (see GroupCommit): a refused visitor is told
+    nothing about the code, and each answer is committed before it is shown.
+    """
+    found = verify.by_codes(db, [typed for typed, _ in lookups])
+    decisions = ratelimit.consume_many(db, [checks for _, checks in lookups])
+    verify.record_lookups(
+        db,
+        [
+            (typed, f)
+            for (typed, _), f, d in zip(lookups, found, decisions, strict=True)
+            if d.allowed
+        ],
+    )
+    return [(d, f if d.allowed else None) for d, f in zip(decisions, found, strict=True)]
+
+
+def lookups_of(site: Site) -> GroupCommit[Lookup, Answer]:
+    """The site's group commit for code lookups, made on first use."""
+    writer = site.writers.get("lookups")
+    if writer is None:
+        writer = site.writers["lookups"] = site.store.group_commit(count_lookups)
+    return writer
+
+
+async def verify_page(request: Request) -> Response:
     """GET /kontroll: the form, and the answer when ?kode= is given."""
+    # Async: the lookup awaits its group commit on the loop, with no hop to a thread.
     site = site_of(request)
     language = language_of(request)
     typed = request.query_params.get("kode")
@@ -121,18 +155,7 @@ def verify_page(request: Request) -> Response:
         errors = {"kode": N_("Skriv inn koden fra e-posten.")}
         return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
     typed = typed[:64]
-    with site.store.connection() as db:
-        found = verify.by_code(db, typed)  # read outside the write; a refused visitor sees none
-
-    def count(db: Database) -> Decision:
-        # The lookup is counted against the limits and, if allowed, recorded: both committed
-        # before the answer goes out.
-        decision = ratelimit.consume(db, verify_limits(site, client_ip(request)))
-        if decision.allowed:
-            verify.record_lookup(db, typed, found)
-        return decision
-
-    decision = site.store.write(count)
+    decision, found = await lookups_of(site).run((typed, verify_limits(site, client_ip(request))))
     if not decision.allowed:
         return limited(request, language, decision)
     canonical = codes.normalise(typed)

@@ -11,12 +11,11 @@ import io
 import logging
 import queue
 import secrets
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,9 +36,11 @@ from varsel.campaign import CampaignSpec
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.dkim import Signer
+from varsel.web.batch import GroupCommit, Work
 
 log = logging.getLogger("varsel.web")
-T = TypeVar("T")
+J = TypeVar("J")
+R = TypeVar("R")
 
 LANGUAGES = ("nb", "nn", "en")
 LANGUAGE_NAMES = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
@@ -69,10 +71,7 @@ class Store:
         self._idle: queue.LifoQueue[Database] = queue.LifoQueue()
         self._idle.put(first)
         self._size = size
-        # Group commit for the small writes every lookup makes (see write()).
-        self._mutex = threading.Lock()
-        self._pending: list[_Job[Any]] = []
-        self._leading = False
+        self._writers: list[GroupCommit[Any, Any]] = []
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Database]:
@@ -92,83 +91,21 @@ class Store:
         else:
             db.close()
 
-    def write(self, work: Callable[[Database], T]) -> T:
-        """Run work in a committed transaction; returns its result once it is durable.
-
-        Group commit: requests that arrive while a transaction is running wait and then go
-        together in the next one. So each pays a fraction of a
-        commit, and SQLite's single writer is not fought over by this process's threads
-        (which SQLite would make sleep and retry). Nothing is answered before it is committed.
-        """
-        job = _Job(work)
-        with self._mutex:
-            self._pending.append(job)
-            if not self._leading:
-                self._leading = job.lead = True
-        while not job.finished:
-            if job.lead:
-                self._commit_pending()
-            else:
-                job.wake.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]
-
-    def _commit_pending(self) -> None:
-        with self._mutex:
-            batch, self._pending = self._pending, []
-        try:
-            try:
-                self._run(batch)
-            except Exception:
-                if len(batch) == 1:
-                    raise
-                # One job failed and took the batch with it: each again, alone, so that only
-                # it fails. (No savepoint per job: on PostgreSQL each would cost two round trips.)
-                for job in batch:
-                    try:
-                        self._run([job])
-                    except Exception as e:
-                        job.error = e
-        except Exception as e:
-            batch[0].error = e
-        finally:
-            for job in batch:
-                job.finished = True
-                job.wake.set()
-            with self._mutex:
-                # Hand the lead to the first that came while this batch ran, if any.
-                if self._pending:
-                    self._pending[0].lead = True
-                    self._pending[0].wake.set()
-                else:
-                    self._leading = False
-
-    def _run(self, batch: list[_Job[Any]]) -> None:
-        with self.connection() as db, db.transaction():
-            results = [job.work(db) for job in batch]
-        for job, result in zip(batch, results, strict=True):
-            job.result = result
+    def group_commit(self, work: Work[J, R]) -> GroupCommit[J, R]:
+        """A group commit of work over this store (see varsel.web.batch); closed with it."""
+        writer: GroupCommit[J, R] = GroupCommit(self.url, work)
+        self._writers.append(writer)
+        return writer
 
     def close(self) -> None:
-        """Close the idle connections."""
+        """Stop the group commits and close the idle connections."""
+        for writer in self._writers:
+            writer.close()
         while True:
             try:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
-
-
-class _Job(Generic[T]):
-    """One request's share of a group commit."""
-
-    def __init__(self, work: Callable[[Database], T]) -> None:
-        self.work = work
-        self.wake = threading.Event()
-        self.lead = False
-        self.finished = False
-        self.result: T | None = None
-        self.error: Exception | None = None
 
 
 # -- languages ------------------------------------------------------------------------
@@ -206,29 +143,54 @@ def _datetime(language: str, iso: str) -> str:
     return format_datetime(_local(iso), pattern, locale=language)
 
 
+def _with_lang(language: str, path: str) -> str:
+    return path if language == "nb" else f"{path}?lang={language}"
+
+
+def _translated(translation: str, **values: Any) -> Markup:
+    # What newstyle gettext does with a translation and values, as a filter: a template calls
+    # a filter directly, where a function goes through the context's call machinery.
+    return Markup(translation) % values  # noqa: S704 -- our own catalog, trusted as gettext does
+
+
 class TranslateLiterals(Extension):
     """Translates `_("literal")` once, when a template is compiled, instead of on every render.
 
     Each language has its own environment and its catalog never changes while the process runs,
-    so a literal's translation is a constant. Calls with values (`_("…%(n)s", n=n)`) or with a
-    variable (`_(title)`) are left to the i18n extension at render time.
+    so a literal's translation is a constant. `_("literal", name=value)` becomes the translation
+    with a filter that fills in the values (escaped, as newstyle gettext does), and
+    `with_lang("/path")` the path in the environment's language. Calls with a variable
+    (`_(title)`) are left to the i18n extension at render time.
     """
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
         tokens = list(stream)  # a template's tokens: a few thousand at most
         translations: Translations = self.environment.literal_translations  # type: ignore[attr-defined]
+        language = str(self.environment.globals["lang"])
         i = 0
         while i < len(tokens):
             token = tokens[i]
             window = tokens[i : i + 4]
-            if [t.type for t in window] == ["name", "lparen", "string", "rparen"] and (
-                token.value == "_"
-            ):
-                # As newstyle gettext does: the translation is a %-format with no values.
-                text = translations.gettext(window[2].value) % {}
-                yield Token(token.lineno, "string", text)
-                i += 4
-                continue
+            shape = [t.type for t in window]
+            if shape[:3] == ["name", "lparen", "string"] and len(shape) == 4:
+                literal, line = window[2].value, token.lineno
+                if token.value == "_" and shape[3] == "rparen":
+                    # As newstyle gettext does: the translation is a %-format with no values.
+                    yield Token(line, "string", translations.gettext(literal) % {})
+                    i += 4
+                    continue
+                if token.value == "_" and shape[3] == "comma":
+                    # _("…", a=x) → "translation"|translated(a=x): the rest of the call stays.
+                    yield Token(line, "string", translations.gettext(literal))
+                    yield Token(line, "pipe", "|")
+                    yield Token(line, "name", "translated")
+                    yield Token(line, "lparen", "(")
+                    i += 4
+                    continue
+                if token.value == "with_lang" and shape[3] == "rparen":
+                    yield Token(line, "string", _with_lang(language, literal))
+                    i += 4
+                    continue
             yield token
             i += 1
 
@@ -250,8 +212,12 @@ def environment(language: str) -> jinja2.Environment:
     env.filters["date"] = functools.partial(_date, language)
     env.filters["datetime"] = functools.partial(_datetime, language)
     env.filters["orgnr"] = _orgnr
+    env.filters["translated"] = _translated
     env.globals["lang"] = language
     env.globals["languages"] = LANGUAGE_NAMES
+    env.globals["language_list"] = tuple(LANGUAGE_NAMES.items())
+    # A link to a page of the site in this language (folded into the templates for literals).
+    env.globals["with_lang"] = functools.partial(_with_lang, language)
     return env
 
 
@@ -294,6 +260,8 @@ class Site:
     store: Store
     # DKIM signers by (domain, selector, ed25519): keys are read once, not per request.
     signers: dict[tuple[str, str, bool], Signer] = field(default_factory=dict)
+    # Group commits by name, made by the views that use them (closed with the store).
+    writers: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Site:
@@ -357,26 +325,45 @@ class Site:
         """A page in the language, with a CSRF token for its forms and links to the others."""
         cookie = request.cookies.get(CSRF_COOKIE)
         token = _Token(self, cookie)
-        path = request.url.path
-        params = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+        # As request.url.path has it, without parsing the whole URL.
+        path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        query = request.query_params
+        params = urlencode([(k, v) for k, v in query.multi_items() if k != "lang"]) if query else ""
         here = f"{path}?{params}&lang=" if params else f"{path}?lang="
         switch = {other: here + other for other in LANGUAGES}
-        page = environment(language).get_template(template)
-        body = page.render(
-            {
-                "csrf": token,
-                "switch": switch,
-                "path": path,
-                "with_lang": (lambda path: path if language == "nb" else f"{path}?lang={language}"),
-                **(context or {}),
-            }
+        body = _render(
+            language,
+            template,
+            {"csrf": token, "switch": switch, "path": path, **(context or {})},
         )
-        response = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
+        response = HTMLResponse(body, status_code=status, headers=headers)
         if token.used and token.value != cookie:
             response.set_cookie(
                 CSRF_COOKIE, token.value, secure=True, httponly=True, samesite="strict", path="/"
             )
         return response
+
+
+@functools.cache
+def _template(language: str, name: str) -> tuple[jinja2.Template, dict[str, Any]]:
+    page = environment(language).get_template(name)
+    return page, dict(page.globals)
+
+
+def _render(language: str, name: str, values: Mapping[str, Any]) -> str:
+    """Template.render(values), without its per-call copy of the globals.
+
+    Template.render makes its context from a ChainMap of the template's and the environment's
+    globals, which costs ~10 µs a page by itself; they never change here, so they are copied
+    to a plain dict once per template. (Jinja is pinned: this is how 3.1 makes a context.)
+    """
+    page, globals_ = _template(language, name)
+    env = page.environment
+    context = env.context_class(env, {**globals_, **values}, page.name, page.blocks, globals_)
+    try:
+        return env.concat(page.root_render_func(context))
+    except Exception:
+        env.handle_exception()
 
 
 class _Token:
@@ -420,6 +407,11 @@ SECURITY_HEADERS = {
 }
 
 
+_SECURITY_HEADERS = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_SECURITY_NAMES = frozenset(k for k, _ in _SECURITY_HEADERS)
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
     """ASGI middleware: the security headers on every response, and no caching of HTML."""
 
@@ -433,16 +425,18 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.decode("latin-1").lower() not in SECURITY_HEADERS
-                ]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                content_type = dict(headers).get(b"content-type", b"")
-                if content_type.startswith(b"text/html"):
+                headers = []
+                html = False
+                for name, value in message.get("headers", []):
+                    lower = name.lower()
+                    if lower in _SECURITY_NAMES:
+                        continue  # ours replace the app's
                     # Pages carry form tokens and lookup results: keep them out of caches.
-                    headers.append((b"cache-control", b"no-store"))
+                    html = html or (lower == b"content-type" and value.startswith(b"text/html"))
+                    headers.append((name, value))
+                headers += _SECURITY_HEADERS
+                if html:
+                    headers.append(_NO_STORE)
                 message["headers"] = headers
             await send(message)
 

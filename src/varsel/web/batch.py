@@ -1,0 +1,242 @@
+"""Group commit for async views: requests' small writes go together, one transaction a batch.
+
+A view awaits `GroupCommit.run(job)`; the jobs that arrive while a batch is being written go
+together in the next one, through `work(db, jobs)` in one committed transaction, and each view
+gets its own result once the batch is durable. Nothing is answered before it is committed.
+
+SQLite runs the batches on the event loop itself: a batch costs tens of microseconds of CPU
+and no waiting, and a hop to a thread would cost more than the work (every SQLite call would
+hand the GIL to the loop and back). The writer's connection does not wait for SQLite's write
+lock: when another process holds it, the batch is tried again a little later, so the loop never
+stalls. PostgreSQL runs them in one thread of their own, where each batch's round trips wait
+without holding up the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from varsel.db import Database, connect, normalise_url
+from varsel.errors import StoreError
+
+log = logging.getLogger("varsel.web")
+
+J = TypeVar("J")
+R = TypeVar("R")
+Work = Callable[[Database, list[J]], Sequence[R]]
+
+MAX_BATCH = 256  # jobs in one transaction: bounds a statement's parameters and a batch's time
+BUSY_FIRST = 0.0005  # seconds before trying a locked SQLite store again; doubles each time
+BUSY_MOST = 0.02  # the longest pause between tries
+BUSY_GIVE_UP = 30.0  # seconds, as long as the store's other connections wait (busy_timeout)
+
+
+class _Job(Generic[J, R]):
+    __slots__ = ("future", "job", "loop")
+
+    def __init__(self, job: J, loop: asyncio.AbstractEventLoop) -> None:
+        self.job = job
+        self.loop = loop
+        self.future: asyncio.Future[R] = loop.create_future()
+
+
+class GroupCommit(Generic[J, R]):
+    """Runs jobs in batches, one committed transaction each; `run` returns a job's result."""
+
+    def __init__(self, url: str, work: Work[J, R]) -> None:
+        self.url = url
+        self.work = work
+        self._db: Database | None = None
+        self._pending: list[_Job[J, R]] = []
+        self._inline = normalise_url(url)[0] == "sqlite"
+        # SQLite: a flush is scheduled on the loop; when it started waiting for the lock.
+        self._scheduled = False
+        self._busy_since: float | None = None
+        self._pause = BUSY_FIRST
+        # PostgreSQL: the writer thread and its queue.
+        self._queue: queue.SimpleQueue[_Job[J, R] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def run(self, job: J) -> R:
+        """The job's result, once the transaction that wrote it is committed."""
+        entry: _Job[J, R] = _Job(job, asyncio.get_running_loop())
+        if self._inline:
+            self._pending.append(entry)
+            if not self._scheduled:
+                self._scheduled = True
+                entry.loop.call_soon(self._flush)
+        else:
+            self._start_thread()
+            self._queue.put(entry)
+        return await entry.future
+
+    # -- SQLite: on the loop -------------------------------------------------------------
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        try:
+            results = self._write(batch)
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                self._settle_alone(batch, e)
+            elif self._wait_for_lock(batch):
+                return
+        except Exception as e:
+            self._settle_alone(batch, e)
+        else:
+            self._busy_since, self._pause = None, BUSY_FIRST
+            _settle(batch, results)
+        if self._pending:
+            batch[0].loop.call_soon(self._flush)
+        else:
+            self._scheduled = False
+
+    def _wait_for_lock(self, batch: list[_Job[J, R]]) -> bool:
+        """Put the batch back and try again later; False once it has waited too long."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        if now - self._busy_since > BUSY_GIVE_UP:
+            self._busy_since, self._pause = None, BUSY_FIRST
+            problem = StoreError(f"store {self.url}: locked by another writer for too long")
+            for entry in batch:
+                _fail(entry, problem)
+            return False
+        self._pending[:0] = batch
+        batch[0].loop.call_later(self._pause, self._flush)
+        self._pause = min(2 * self._pause, BUSY_MOST)
+        return True
+
+    def _settle_alone(self, batch: list[_Job[J, R]], error: Exception) -> None:
+        # One job failed and took the batch with it: each again, alone, so that only it fails.
+        if len(batch) == 1:
+            _fail(batch[0], error)
+            return
+        for entry in batch:
+            try:
+                _settle([entry], self._write([entry]))
+            except Exception as e:
+                _fail(entry, e)
+
+    def _write(self, batch: list[_Job[J, R]]) -> Sequence[R]:
+        if self._db is None:
+            self._db = connect(self.url, migrate=False)
+            if self._inline:
+                # Never sleep in SQLite's busy handler on the loop: _flush tries again instead.
+                self._db.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self._db.transaction():
+                results = self.work(self._db, [entry.job for entry in batch])
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise  # the connection is fine: the transaction never began or was rolled back
+            self._drop_connection()
+            raise
+        except Exception:
+            self._drop_connection()
+            raise
+        if len(results) != len(batch):
+            raise RuntimeError(f"{len(batch)} jobs gave {len(results)} results")
+        return results
+
+    def _drop_connection(self) -> None:
+        # A connection that failed mid-transaction may be in any state: open a new one.
+        if self._db is not None:
+            db, self._db = self._db, None
+            try:
+                db.close()
+            except Exception:
+                log.exception("Kunne ikke lukke en forbindelse til lageret")
+
+    # -- PostgreSQL: one thread ----------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._serve, name="varsel-group-commit", daemon=True
+                    )
+                    self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    entry = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if entry is None:
+                    stop = True
+                    break
+                batch.append(entry)
+            try:
+                results = self._write(batch)
+            except Exception as e:
+                if len(batch) == 1:
+                    _post(batch, [], e)
+                else:
+                    for entry in batch:
+                        try:
+                            _post([entry], self._write([entry]), None)
+                        except Exception as alone:
+                            _post([entry], [], alone)
+            else:
+                _post(batch, results, None)
+            if stop:
+                break
+        self._drop_connection()
+
+    def close(self) -> None:
+        """Stop the writer thread (after the batches queued) and close the connection."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        else:
+            self._drop_connection()
+
+
+def _settle(batch: Sequence[_Job[J, R]], results: Sequence[R]) -> None:
+    for entry, result in zip(batch, results, strict=True):
+        if not entry.future.done():  # a view whose client went away cancelled its wait
+            entry.future.set_result(result)
+
+
+def _fail(entry: _Job[J, R], error: BaseException) -> None:
+    if not entry.future.done():
+        entry.future.set_exception(error)
+
+
+def _post(batch: list[_Job[J, R]], results: Sequence[R], error: Exception | None) -> None:
+    """From the writer thread: settle each job on its own loop, one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job[J, R], R | None]]] = {}
+    answers: Sequence[R | None] = results if error is None else [None] * len(batch)
+    for entry, answer in zip(batch, answers, strict=True):
+        by_loop.setdefault(entry.loop, []).append((entry, answer))
+    for loop, pairs in by_loop.items():
+
+        def settle(pairs: list[tuple[_Job[J, R], R | None]] = pairs) -> None:
+            for entry, answer in pairs:
+                if error is not None:
+                    _fail(entry, error)
+                elif not entry.future.done():
+                    entry.future.set_result(answer)  # type: ignore[arg-type]
+
+        # A loop that has closed has nobody waiting for these answers any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)

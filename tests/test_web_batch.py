@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from varsel.db import Database, connect
+from varsel.errors import StoreError
+from varsel.outbox import record_event
+from varsel.web import batch
+from varsel.web.batch import GroupCommit
+
+
+def _numbers(db: Database) -> list[int]:
+    rows = db.query("SELECT detail FROM events WHERE kind = 'test'")
+    return sorted(json.loads(r[0])["n"] for r in rows)
+
+
+def test_every_job_is_answered_after_its_batch_is_committed(db: Database, db_url: str) -> None:
+    sizes: list[int] = []
+
+    def work(conn: Database, jobs: list[int]) -> list[int]:
+        sizes.append(len(jobs))
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+        return [n * 10 for n in jobs]
+
+    writer: GroupCommit[int, int] = GroupCommit(db_url, work)
+    committed: list[bool] = []
+
+    async def request(n: int) -> int:
+        result = await writer.run(n)
+        # Another connection sees the row as soon as the job has its answer.
+        detail = json.dumps({"n": n})
+        committed.append(db.scalar("SELECT count(*) FROM events WHERE detail = ?", (detail,)) == 1)
+        return result
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(request(n) for n in range(200)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.close()
+    assert results == [n * 10 for n in range(200)]
+    assert committed == [True] * 200
+    assert _numbers(db) == list(range(200))
+    assert sum(sizes) == 200
+    assert max(sizes) > 1  # jobs that came together went in one transaction
+
+
+def test_a_failing_job_spoils_no_other_in_its_batch(db: Database, db_url: str) -> None:
+    def work(conn: Database, jobs: list[int]) -> list[str]:
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+            if n == 2:
+                raise ValueError("job 2 fails")
+        return ["ok" for _ in jobs]
+
+    writer: GroupCommit[int, str] = GroupCommit(db_url, work)
+
+    async def request(n: int) -> str:
+        try:
+            return await writer.run(n)
+        except ValueError as e:
+            return str(e)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(request(n) for n in range(4)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.close()
+    assert results == ["ok", "ok", "job 2 fails", "ok"]
+    assert _numbers(db) == [0, 1, 3]
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path) -> Iterator[tuple[Database, str]]:
+    """A SQLite store (its write lock is what these tests are about) and its URL."""
+    url = str(tmp_path / "store.db")
+    with connect(url) as db:
+        yield db, url
+
+
+def test_a_locked_sqlite_store_is_waited_for_without_stalling_the_loop(
+    sqlite: tuple[Database, str],
+) -> None:
+    db, db_url = sqlite
+
+    def work(conn: Database, jobs: list[int]) -> list[int]:
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+        return jobs
+
+    writer: GroupCommit[int, int] = GroupCommit(db_url, work)
+    other = connect(db_url, migrate=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writing, for 0.3 s
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+
+        async def release() -> None:
+            nonlocal ticks
+            for _ in range(30):
+                await asyncio.sleep(0.01)
+                ticks += 1
+            other.execute("COMMIT")
+
+        answer, _ = await asyncio.gather(writer.run(7), release())
+        return answer, ticks
+
+    try:
+        answer, ticks = asyncio.run(main())
+    finally:
+        writer.close()
+        other.close()
+    assert (answer, ticks) == (7, 30)  # the loop ran on while the job waited for the lock
+    assert _numbers(db) == [7]
+
+
+def test_a_lock_held_too_long_fails_the_jobs_with_a_store_error(
+    sqlite: tuple[Database, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, db_url = sqlite
+    monkeypatch.setattr(batch, "BUSY_GIVE_UP", 0.05)
+    writer: GroupCommit[int, int] = GroupCommit(db_url, lambda conn, jobs: jobs)
+    other = connect(db_url, migrate=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked by another writer for too long"):
+            asyncio.run(writer.run(1))
+        other.execute("COMMIT")
+        assert asyncio.run(writer.run(2)) == 2  # and works again once the lock is free
+    finally:
+        writer.close()
+        other.close()
