@@ -39,8 +39,8 @@ def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
     render_coverage(out, result)
 
 
-def render_coverage(console: Console, c: Coverage) -> None:
-    """The coverage report as Rich tables in Norwegian."""
+def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> None:
+    """The coverage report as Rich tables in Norwegian; without rollups, the totals only."""
     from varsel.coverage import NOT_REACHED, Outcome, label
     from varsel.i18n import fmt_int, fmt_share
 
@@ -73,6 +73,8 @@ def render_coverage(console: Console, c: Coverage) -> None:
         for name, n in details:
             why.add_row(name, fmt_int(n))
         console.print(why)
+    if not rollups:
+        return
 
     def groups(title: str, what: str, rows: tuple[Group, ...], *, keyed: bool = True) -> None:
         t = table(

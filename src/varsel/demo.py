@@ -80,6 +80,21 @@ def _four_eyes(
     return approval
 
 
+def _evidence(db: Database, console: Console, cid: int, out: Path) -> Path:
+    """Show the campaign's coverage and write its evaluation report."""
+    # cli.py registers the command modules at its end, so it is imported before one of them.
+    import varsel.cli  # noqa: F401
+    from varsel.cli_report import render_coverage
+    from varsel.coverage import coverage
+    from varsel.evaluate import evaluate
+    from varsel.evaluate_render import write_report
+
+    console.rule("Dekning: ett utfall for hver valgte virksomhet")
+    render_coverage(console, coverage(db, cid), rollups=False)
+    write_report(evaluate(db, cid), out)
+    return out
+
+
 def main(folder: Path = Path("demo")) -> int:
     """Run the demo; returns the exit status."""
     console = Console(highlight=False)
@@ -156,6 +171,8 @@ def main(folder: Path = Path("demo")) -> int:
                 )
             received = len(sink.messages)
         console.print(report.summary())
+
+        evaluation = _evidence(db, console, cid, folder / "evaluering.html")
         chain = audit.verify(db)
     finally:
         db.close()
@@ -179,6 +196,8 @@ def main(folder: Path = Path("demo")) -> int:
         f"  lageret:       {store}\n"
         f"  status:        .venv/bin/varsel --db {store} campaign status {cid}\n"
         f"  revisjonslogg: .venv/bin/varsel --db {store} audit show\n"
+        f"  evaluering:    {evaluation}\n"
+        f"  brev:          .venv/bin/varsel --db {store} letters {cid} --out {folder}/brev\n"
         f"  segment:       .venv/bin/varsel --db {store} segment preview "
         "--police-district oslo --min-employees 5\n"
         f"Ferdig på {time.monotonic() - started:.0f} s."
