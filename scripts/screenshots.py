@@ -7,6 +7,9 @@ registry sample, a campaign sent to the in-process SMTP server, the real app und
 loopback, Debian's Chromium (scripts/ensure-browser installs it). Then walks the same tour of
 pages and states and saves each stop as <name>.png in Bokmål, and the answer to a genuine code
 in Nynorsk and English too.
+
+The operators' console (docs/operators.md) the same way, from its browser tests
+(tests/test_web_console_browser.py): console-<name>.png. `--part console` makes only those.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from browser import CHROMIUM, CHROMIUM_ARGS, SET_UP, LiveServer  # noqa: E402
 from conftest import BRREG  # noqa: E402
+from helpers import next_code  # noqa: E402
 from test_web_browser import publish, settings_for, tour  # noqa: E402
+from test_web_console_browser import anonymous_tour, build_world, sign_in  # noqa: E402
+from test_web_console_browser import tour as console_tour  # noqa: E402
 from varsel.db import connect  # noqa: E402
 from varsel.testing import SmtpSink  # noqa: E402
 from varsel.web import create_app  # noqa: E402
@@ -35,10 +41,15 @@ OTHER_LANGUAGES = {"nn": ["kontroll-ekte"], "en": ["kontroll-ekte"]}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--part", choices=["all", "public", "console"], default="all")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing. {SET_UP}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.part in ("all", "console"):
+        console(args.out)
+    if args.part == "console":
+        return
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink, sync_playwright() as pw:
         folder = Path(tmp)
         settings = settings_for(folder, str(folder / "varsel.db"), sink)
@@ -66,6 +77,36 @@ def main() -> None:
             with connect(settings.database_url) as db, db.transaction():
                 db.execute("DELETE FROM rate_limits")  # the tour hits the limit on purpose
         browser.close()
+
+
+def console(out: Path) -> None:
+    """console-<stop>.png for every console page an administrator sees, and the sign-in pages."""
+    with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
+        world = build_world(Path(tmp), sink)
+        server = LiveServer(create_app(world.settings)).start()
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
+                )
+                for signed_in in (False, True):
+                    context = browser.new_context(
+                        locale="nb-NO", viewport={"width": 1200, "height": 800}
+                    )
+                    page = context.new_page()
+                    if signed_in:
+                        sign_in(page, server.url, "ada", next_code(world.secrets["ada"]))
+                        stops = console_tour(page, server.url, "nb", world)
+                    else:
+                        stops = anonymous_tour(page, server.url, "nb")
+                    for stop in stops:
+                        page.screenshot(path=out / f"console-{stop}.png", full_page=True)
+                        print(f"console-{stop}.png")
+                    context.close()
+                browser.close()
+        finally:
+            server.stop()
+            world.db.close()
 
 
 if __name__ == "__main__":

@@ -9,19 +9,22 @@ can sign in only once per 30-second TOTP step.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dkim
 import pyotp
 import pytest
 from click.testing import CliRunner
 
 from browser import LiveServer, axe_check
 from conftest import BRREG
-from helpers import PASSWORD, next_code
+from helpers import PASSWORD, dns_for, next_code
 from test_web_browser import off_loop
 from test_web_public import CAMPAIGN, FAST
 from varsel import audit, feedback, segment
@@ -289,6 +292,80 @@ def test_the_author_cannot_approve_their_own_campaign(
         post(berit, f"/konsoll/kampanjer/{cid}/godkjenn", {"csrf": csrf, "digest": digest}) == 400
     )
     assert approval_state(world.db, cid).approval is None
+
+
+def test_a_test_message_goes_signed_to_the_authors_own_address(
+    as_user: Callable[[str], Page], world: World, server: LiveServer
+) -> None:
+    kari = as_user("kari")
+    kari.goto(f"{server.url}/konsoll/kampanjer/{world.ready}/maler")
+    before = len(world.sink.messages)
+    kari.get_by_label("Språk for testmeldingen").select_option("nn")
+    kari.get_by_role("button", name="Send test til meg (kari@politiet.example.test)").click()
+    assert text(kari, ".notice") == "Testmeldingen er sendt til kari@politiet.example.test."
+    [mail] = world.sink.wait_for(before + 1, 10)[before:]
+    assert mail.rcpt_tos == ("kari@politiet.example.test",)
+    assert dkim.verify(mail.data, dnsfunc=dns_for(world.settings))
+    message = email.message_from_bytes(mail.data, policy=email.policy.default)
+    assert message["Content-Language"] == "nn"
+
+
+def test_pause_resume_and_cancel_from_the_campaign_page(
+    as_user: Callable[[str], Page], world: World, server: LiveServer
+) -> None:
+    cid = world.campaign()
+    kari = as_user("kari")
+    kari.goto(f"{server.url}/konsoll/kampanjer/{cid}")
+    seen = []
+    for button in ("Pause", "Gjenoppta", "Avbryt for godt"):
+        kari.get_by_role("button", name=button).click()
+        seen.append(text(kari, "dl.facts .status"))
+    assert seen == ["Pauset", "Klar", "Avbrutt"]
+    assert kari.get_by_role("button", name="Send kampanjen").count() == 0
+    assert [e.action for e in audit.entries(world.db, object=f"campaign:{cid}")][-3:] == [
+        "campaign_pause",
+        "campaign_resume",
+        "campaign_cancel",
+    ]
+    assert world.db.query(
+        "SELECT DISTINCT state FROM deliveries WHERE campaign_id = ?", (cid,)
+    ) == [("cancelled",)]
+
+
+def test_an_approver_downloads_the_unreached_and_the_export_is_audited(
+    as_user: Callable[[str], Page], world: World, server: LiveServer
+) -> None:
+    berit = as_user("berit")
+    berit.goto(f"{server.url}/konsoll/kampanjer/{world.sent}/dekning")
+    assert text(berit, "h1") == f"Dekning for kampanje {world.sent}"
+    with berit.expect_download() as download:
+        berit.get_by_role("button", name="Ikke nådd som CSV").click()
+    assert download.value.suggested_filename == f"ikke-naadd-{world.sent}.csv"
+    lines = Path(download.value.path()).read_text("utf-8-sig").splitlines()  # BOM for Excel
+    assert lines[0].split(";")[:3] == ["organisasjonsnummer", "navn", "organisasjonsform"]
+    [entry] = audit.entries(
+        world.db, action=audit.Action.PERSONAL_DATA_EXPORT, actor="berit", limit=1
+    )
+    assert (entry.object, entry.data["rows"], entry.data["format"]) == (
+        f"campaign:{world.sent}",
+        len(lines) - 1,
+        "csv",
+    )
+    with berit.expect_download() as report:
+        berit.get_by_role("link", name="Evalueringsrapporten (HTML)").click()
+    assert report.value.suggested_filename == f"rapport-{world.sent}.html"
+    assert "Nyttig, takk." in Path(report.value.path()).read_text("utf-8")
+
+
+def test_a_viewer_sees_coverage_but_no_export_or_action(
+    as_user: Callable[[str], Page], world: World, server: LiveServer
+) -> None:
+    vera = as_user("vera")
+    vera.goto(f"{server.url}/konsoll/kampanjer/{world.ready}")
+    assert vera.locator("main button").count() == 0
+    vera.goto(f"{server.url}/konsoll/kampanjer/{world.sent}/dekning")
+    assert text(vera, "h1") == f"Dekning for kampanje {world.sent}"
+    assert vera.locator("main button").count() == 0
 
 
 # -- every route checks the role and the token ------------------------------------------------
