@@ -15,10 +15,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import PASSWORD, next_code, operator
+from test_web_public import CAMPAIGN
 from varsel import audit
 from varsel.accounts import Role, add_user, get_user, list_users
+from varsel.campaign import create_campaign
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.registry import import_dump
 from varsel.web import create_app
 from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute
 
@@ -396,3 +399,28 @@ def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
         answer = client.get(PREFIX + path)
         assert (answer.status_code, heading(answer.text)) == (403, "Ikke tilgang"), path
     assert client.get(PREFIX).status_code == 200
+
+
+def test_the_downloads_are_kept_out_of_caches(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
+    secret = operator(db, settings, "berit", "approver")
+    sign_in(client, "berit", next_code(secret))
+    report = client.get(f"{PREFIX}/kampanjer/{cid}/rapport")
+    assert report.headers["cache-control"] == "no-store"
+    assert report.headers["content-disposition"] == f'attachment; filename="rapport-{cid}.html"'
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/dekning")
+    export = client.post(f"{PREFIX}/kampanjer/{cid}/eksport", data={"csrf": csrf, "format": "csv"})
+    assert export.headers["cache-control"] == "no-store"
+    assert export.headers["content-type"] == "text/csv; charset=utf-8"
+    rows = export.content.decode("utf-8-sig").splitlines()
+    [entry] = audit.entries(db, action=audit.Action.PERSONAL_DATA_EXPORT)
+    assert (entry.actor, entry.object, entry.data["rows"]) == (
+        "berit",
+        f"campaign:{cid}",
+        len(rows) - 1,
+    )

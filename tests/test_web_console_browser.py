@@ -341,6 +341,7 @@ def test_an_approver_downloads_the_unreached_and_the_export_is_audited(
     with berit.expect_download() as download:
         berit.get_by_role("button", name="Ikke nådd som CSV").click()
     assert download.value.suggested_filename == f"ikke-naadd-{world.sent}.csv"
+    assert download.value.url == f"{server.url}/konsoll/kampanjer/{world.sent}/eksport"
     lines = Path(download.value.path()).read_text("utf-8-sig").splitlines()  # BOM for Excel
     assert lines[0].split(";")[:3] == ["organisasjonsnummer", "navn", "organisasjonsform"]
     [entry] = audit.entries(

@@ -429,9 +429,7 @@ def campaign_export(page: Page) -> Response:
         if kind == "csv"
         else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
-    return Response(
-        data, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'}
-    )
+    return Response(data, media_type=media, headers=_download(name))
 
 
 @console.route("/kampanjer/{cid:int}/rapport", role=Role.VIEWER)
@@ -443,5 +441,14 @@ def campaign_report(page: Page) -> Response:
     return Response(
         html.encode("utf-8"),
         media_type="text/html; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="rapport-{cid}.html"'},
+        headers=_download(f"rapport-{cid}.html"),
     )
+
+
+def _download(name: str) -> dict[str, str]:
+    # Personal data and feedback: a file to save, kept out of every cache on the way (the
+    # security headers add no-store to HTML themselves).
+    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    if not name.endswith(".html"):
+        headers["cache-control"] = "no-store"
+    return headers
