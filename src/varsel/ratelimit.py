@@ -9,6 +9,7 @@ allows at its edge, with one row per key and window.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import math
@@ -40,6 +41,7 @@ class Decision:
     retry_after: int  # seconds until the estimate falls below the limit (0 when allowed)
 
 
+@functools.lru_cache(maxsize=4096)  # a visitor asks again and again: hash each once
 def hashed_key(secret: bytes, value: str) -> str:
     """A keyed hash of an IP or e-mail address: the store never holds the value itself."""
     return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

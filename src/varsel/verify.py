@@ -63,11 +63,12 @@ class Found:
     address: str
     sent_at: str | None  # ISO 8601 UTC; None if not sent yet
     units: tuple[UnitName, ...]
+    code: str  # the verification code as the message prints it: XXXX-XXXX-XXXX
 
 
 _SELECT = (
     "SELECT d.id, d.campaign_id, c.name, c.spec, d.address, "
-    "coalesce(d.sent_at, d.data_started_at, d.updated_at) "
+    "coalesce(d.sent_at, d.data_started_at, d.updated_at), d.code "
     "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
 )
 
@@ -96,6 +97,7 @@ def _found(db: Database, row: tuple[object, ...]) -> Found:
         str(row[4]),
         None if row[5] is None else str(row[5]),
         units,
+        _printed(str(row[6])),
     )
 
 
@@ -145,17 +147,17 @@ def by_code(db: Database, typed: str) -> Found | None:
 
 
 # A delivery and its businesses in one query: a row per business (a message names one or a
-# few), ordered so that each delivery's rows come together. The campaign's definition is not
-# in it: at ~20 kB it would cost more to fetch than all the rest (see _specs).
+# few). The campaign is read apart, once per batch: its row holds the ~20 kB definition, which
+# SQLite would step through for every code to reach the columns after it.
 _BY_CODES = (
-    "SELECT d.code, d.id, d.campaign_id, c.name, c.updated_at, d.address, "
+    "SELECT d.code, d.id, d.campaign_id, d.address, "
     "coalesce(d.sent_at, d.data_started_at, d.updated_at), du.orgnr, coalesce(r.name, du.orgnr) "
-    "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+    "FROM deliveries d "
     "LEFT JOIN delivery_units du ON du.delivery_id = d.id "
     "LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = du.orgnr "
     "WHERE d.code IN ({marks}) AND d.state IN ("
     + ", ".join(f"'{s.value}'" for s in GENUINE_STATES)
-    + ") ORDER BY d.id, du.orgnr"
+    + ")"
 )
 
 # Definitions by (campaign, updated_at): every change of a campaign sets its updated_at, so a
@@ -164,22 +166,29 @@ _specs: dict[tuple[int, str], CampaignSpec] = {}
 _SPECS_MAX = 256
 
 
-def _spec_of(db: Database, campaign_id: int, updated_at: str) -> CampaignSpec:
-    found = _specs.get((campaign_id, updated_at))
-    if found is None:
-        row = db.query_one("SELECT spec, updated_at FROM campaigns WHERE id = ?", (campaign_id,))
-        if row is None:  # deleted since the lookup's query: the definition it saw is gone too
-            raise LookupError(f"campaign {campaign_id} is gone")
-        found = _spec(str(row[0]))
-        if len(_specs) >= _SPECS_MAX:
-            _specs.clear()
-        # Under the version read with it, which is the lookup's or a newer one.
-        _specs[(campaign_id, str(row[1]))] = found
-    return found
+def _campaigns(db: Database, ids: set[int]) -> dict[int, tuple[str, CampaignSpec]]:
+    """{campaign: (name, definition)}, the definitions from the cache when unchanged."""
+    marks = ", ".join("?" for _ in ids)
+    out = {}
+    for campaign_id, name, updated_at in db.query(
+        f"SELECT id, name, updated_at FROM campaigns WHERE id IN ({marks})", sorted(ids)
+    ):
+        key = (int(campaign_id), str(updated_at))
+        spec = _specs.get(key)
+        if spec is None:
+            spec = _spec(str(db.scalar("SELECT spec FROM campaigns WHERE id = ?", (key[0],))))
+            if len(_specs) >= _SPECS_MAX:
+                _specs.clear()
+            # The store may have moved on between the two reads (PostgreSQL reads each
+            # statement afresh): then this is a newer version, held under the older key until
+            # the next lookup sees the new one.
+            _specs[key] = spec
+        out[key[0]] = (str(name), spec)
+    return out
 
 
 def by_codes(db: Database, typed: Sequence[str]) -> list[Found | None]:
-    """by_code() for each of several typed codes, in one query."""
+    """by_code() for each of several typed codes, in two queries."""
     canonical = [codes.normalise(t) for t in typed]
     wanted = sorted({c for c in canonical if c is not None})
     if not wanted:
@@ -188,22 +197,33 @@ def by_codes(db: Database, typed: Sequence[str]) -> list[Found | None]:
     rows: dict[str, list[Row]] = {}
     for row in db.query(_BY_CODES.format(marks=marks), wanted):
         rows.setdefault(row[0], []).append(row)
-    found = {code: _found_rows(db, these) for code, these in rows.items()}
+    if not rows:
+        return [None] * len(typed)
+    campaigns = _campaigns(db, {int(these[0][2]) for these in rows.values()})
+    found = {code: _found_rows(these, campaigns) for code, these in rows.items()}
     return [None if c is None else found.get(c) for c in canonical]
 
 
-def _found_rows(db: Database, rows: list[Row]) -> Found:
+def _found_rows(rows: list[Row], campaigns: dict[int, tuple[str, CampaignSpec]]) -> Found:
     first = rows[0]
     campaign_id = int(first[2])
+    name, spec = campaigns[campaign_id]
+    units = sorted((str(r[5]), str(r[6])) for r in rows if r[5] is not None)
     return Found(
         int(first[1]),
         campaign_id,
+        name,
+        spec,
         str(first[3]),
-        _spec_of(db, campaign_id, str(first[4])),
-        str(first[5]),
-        None if first[6] is None else str(first[6]),
-        tuple(UnitName(str(r[7]), str(r[8])) for r in rows if r[7] is not None),
+        None if first[4] is None else str(first[4]),
+        tuple(UnitName(orgnr, unit) for orgnr, unit in units),
+        _printed(str(first[0])),
     )
+
+
+def _printed(canonical: str) -> str:
+    # codes.format_code, without checking again a code the store holds in canonical form.
+    return f"{canonical[:4]}-{canonical[4:8]}-{canonical[8:]}"
 
 
 def by_token(db: Database, token: str) -> Found | None:

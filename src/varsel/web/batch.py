@@ -34,6 +34,7 @@ R = TypeVar("R")
 Work = Callable[[Database, list[J]], Sequence[R]]
 
 MAX_BATCH = 256  # jobs in one transaction: bounds a statement's parameters and a batch's time
+LINGER = 3  # turns of the loop a batch may wait while more jobs keep coming
 BUSY_FIRST = 0.0005  # seconds before trying a locked SQLite store again; doubles each time
 BUSY_MOST = 0.02  # the longest pause between tries
 BUSY_GIVE_UP = 30.0  # seconds, as long as the store's other connections wait (busy_timeout)
@@ -59,6 +60,8 @@ class GroupCommit(Generic[J, R]):
         self._inline = normalise_url(url)[0] == "sqlite"
         # SQLite: a flush is scheduled on the loop; when it started waiting for the lock.
         self._scheduled = False
+        self._lingered = 0  # turns of the loop this flush has waited for more jobs
+        self._seen = 0  # jobs pending at the last turn
         self._busy_since: float | None = None
         self._pause = BUSY_FIRST
         # PostgreSQL: the writer thread and its queue.
@@ -72,7 +75,7 @@ class GroupCommit(Generic[J, R]):
         if self._inline:
             self._pending.append(entry)
             if not self._scheduled:
-                self._scheduled = True
+                self._scheduled, self._lingered, self._seen = True, 0, 1
                 entry.loop.call_soon(self._flush)
         else:
             self._start_thread()
@@ -82,6 +85,13 @@ class GroupCommit(Generic[J, R]):
     # -- SQLite: on the loop -------------------------------------------------------------
 
     def _flush(self) -> None:
+        # While each turn of the loop brings more jobs, more are on their way (the answers to
+        # the last batch went out together, and their clients' next requests follow): wait a
+        # turn or two for them, as every batch costs a transaction.
+        if len(self._pending) > self._seen and self._lingered < LINGER:
+            self._seen, self._lingered = len(self._pending), self._lingered + 1
+            self._pending[0].loop.call_soon(self._flush)
+            return
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         try:
             results = self._write(batch)
@@ -96,6 +106,7 @@ class GroupCommit(Generic[J, R]):
             self._busy_since, self._pause = None, BUSY_FIRST
             _settle(batch, results)
         if self._pending:
+            self._lingered, self._seen = 0, len(self._pending)
             batch[0].loop.call_soon(self._flush)
         else:
             self._scheduled = False

@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from varsel import codes, contacts, documents, feedback, ratelimit, register, verify
+from varsel import contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
@@ -158,8 +158,7 @@ async def verify_page(request: Request) -> Response:
     decision, found = await lookups_of(site).run((typed, verify_limits(site, client_ip(request))))
     if not decision.allowed:
         return limited(request, language, decision)
-    canonical = codes.normalise(typed)
-    if found is None or canonical is None:
+    if found is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
     return site.render(
         request,
@@ -168,7 +167,7 @@ async def verify_page(request: Request) -> Response:
         {
             "found": found,
             "spec": found.spec,
-            "code": codes.format_code(canonical),  # as the e-mail prints it
+            "code": found.code,  # as the e-mail prints it
             "subject": register.subject(found.spec),
         },
     )

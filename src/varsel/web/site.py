@@ -10,6 +10,7 @@ import hmac
 import io
 import logging
 import queue
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,7 +151,22 @@ def _with_lang(language: str, path: str) -> str:
 def _translated(translation: str, **values: Any) -> Markup:
     # What newstyle gettext does with a translation and values, as a filter: a template calls
     # a filter directly, where a function goes through the context's call machinery.
+    if _only_text_fields(translation):
+        # Markup's % wraps every value in a helper; for %(name)s fields escaping them first
+        # gives the same text at a fraction of the cost.
+        escaped = {name: escape(value) for name, value in values.items()}
+        return Markup(translation % escaped)  # noqa: S704 -- our catalog; the values escaped
     return Markup(translation) % values  # noqa: S704 -- our own catalog, trusted as gettext does
+
+
+_FIELD = re.compile(r"%(?:\([^)]*\))?[^%(]*?[a-zA-Z%]")
+
+
+@functools.lru_cache(maxsize=1024)
+def _only_text_fields(translation: str) -> bool:
+    return all(
+        f == "%%" or (f.startswith("%(") and f.endswith(")s")) for f in _FIELD.findall(translation)
+    )
 
 
 class TranslateLiterals(Extension):
