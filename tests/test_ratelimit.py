@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from varsel.db import Database, connect
-from varsel.ratelimit import GLOBAL, Limit, consume, consume_many, purge
+from varsel.ratelimit import GLOBAL, Limit, consume, consume_many, count, purge
 
 TEN_PER_MINUTE = Limit("test", 10, 60)
 
@@ -107,3 +109,8 @@ def test_in_a_batch_a_request_refused_by_one_limit_is_not_counted_by_the_next(
     ]
     assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'all'") == 2
     assert db.scalar("SELECT hits FROM rate_limits WHERE scope = 'ip' AND key = 'x'") == 2
+
+
+def test_counting_without_a_transaction_is_refused(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="needs a transaction"):
+        count(db, [[(TEN_PER_MINUTE, "ip")]])

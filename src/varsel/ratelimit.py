@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from varsel.db import Database
 
@@ -52,33 +53,17 @@ def hashed_key(secret: bytes, value: str) -> str:
 _ended: dict[tuple[str, str, str, int], int] = {}
 _ENDED_MAX = 50_000  # entries kept before starting afresh (a new window needs them no more)
 
-
-def _previous(db: Database, limit: Limit, key: str, start: int) -> int:
-    cache_key = (db.url, limit.scope, key, start)
-    hits = _ended.get(cache_key)
-    if hits is None:
-        hits = int(
-            db.scalar(
-                "SELECT hits FROM rate_limits WHERE scope = ? AND key = ? AND window_start = ?",
-                (limit.scope, key, start),
-            )
-            or 0
-        )
-        if len(_ended) >= _ENDED_MAX:
-            _ended.clear()
-        _ended[cache_key] = hits
-    return hits
+Counter = tuple[str, str, int]  # (scope, key, window start): one row of rate_limits
 
 
 def _start(limit: Limit, now: float) -> int:
     return int(now) - int(now) % limit.window
 
 
-def _judge(db: Database, limit: Limit, key: str, hits: int, now: float) -> Decision:
+def _judge(limit: Limit, hits: int, previous: int, now: float) -> Decision:
     # The current window's hits, this one included, and the previous window's, weighted by
     # how much of it still overlaps the last `window` seconds.
     start = _start(limit, now)
-    previous = _previous(db, limit, key, start - limit.window)
     overlap = 1.0 - (now - start) / limit.window
     estimate = hits + previous * overlap
     if estimate <= limit.hits:
@@ -98,23 +83,10 @@ _UPSERT = (
     "DO UPDATE SET hits = rate_limits.hits + excluded.hits "
     "RETURNING scope, key, window_start, hits"
 )
-
-
-Counter = tuple[str, str, int]  # (scope, key, window start): one row of rate_limits
-
-
-def _add(db: Database, counts: dict[Counter, tuple[int, int]]) -> dict[Counter, int]:
-    """Add hits to counters, {counter: (hits, expires_at)}, in one statement; the new totals."""
-    # Atomic on both stores, so concurrent workers never lose a hit. The counters are
-    # distinct, as PostgreSQL requires of one upsert.
-    params: list[object] = []
-    for counter, (n, expires_at) in counts.items():
-        params += (*counter, n, expires_at)
-    rows = ", ".join("(?, ?, ?, ?, ?)" for _ in counts)
-    return {
-        (str(scope), str(key), int(start)): int(hits)
-        for scope, key, start, hits in db.execute(_UPSERT.format(rows=rows), params).fetchall()
-    }
+_PREVIOUS = (
+    "SELECT scope, key, window_start, hits FROM rate_limits "
+    "WHERE (scope, key, window_start) IN (VALUES {rows})"
+)
 
 
 def consume(
@@ -131,42 +103,111 @@ def consume(
 def consume_many(
     db: Database, requests: Sequence[Sequence[tuple[Limit, str]]], *, now: float | None = None
 ) -> list[Decision]:
-    """consume() for several requests at once, in order, with one statement per check.
+    """consume() for several requests, in order, as if each had been counted alone.
 
-    The n-th check of every request still counting is added in one upsert (a key that several
-    requests hit gets all their hits at once), and each request is judged by the total as it
-    stood after its own hit: the requests in the list come before any later one, as if each
-    had been counted alone. Joins the caller's transaction when there is one.
+    Joins the caller's transaction when there is one.
     """
-    at = time.time() if now is None else now
-    decisions = [Decision(True, "", 0.0, 0) for _ in requests]
-    going = [r for r, checks in enumerate(requests) if checks]
-    stage = 0
     with contextlib.nullcontext() if db.in_transaction else db.transaction():
-        while going:
-            counters: list[Counter] = []
-            counts: dict[Counter, tuple[int, int]] = {}
-            for r in going:
-                limit, key = requests[r][stage]
-                start = _start(limit, at)
+        return count(db, requests, now=now).decisions()
+
+
+def count(
+    db: Database, requests: Sequence[Sequence[tuple[Limit, str]]], *, now: float | None = None
+) -> Counting:
+    """Start counting requests: the store is asked, and Counting.decisions() gives the answers.
+
+    Every hit of every request goes to its counter in one upsert, as if no request were
+    refused, and the previous windows are asked for in one query; no answer is waited for
+    here, so a caller can send other statements first (on PostgreSQL, in one round trip).
+    decisions() then judges the requests in turn, as consume() would one after another, and
+    takes back the hits of checks a request never reached because an earlier one refused
+    it. Both must run in the same transaction: until it commits, the counters' rows are
+    locked, so no one else sees a count that is taken back.
+    """
+    if not db.in_transaction:
+        raise RuntimeError("ratelimit.count() needs a transaction")
+    at = time.time() if now is None else now
+    counts: dict[Counter, tuple[int, int]] = {}
+    previous: dict[Counter, int | None] = {}
+    for checks in requests:
+        for limit, key in checks:
+            start = _start(limit, at)
+            counter = (limit.scope, key, start)
+            n, _ = counts.get(counter, (0, 0))
+            counts[counter] = (n + 1, start + 2 * limit.window)
+            before = (limit.scope, key, start - limit.window)
+            previous[before] = _ended.get((db.url, *before))
+    totals = _send(db, _UPSERT, [(*c, n, expires) for c, (n, expires) in counts.items()])
+    unknown = [c for c, hits in previous.items() if hits is None]
+    ended = _send(db, _PREVIOUS, [tuple(c) for c in unknown])
+    return Counting(db, requests, at, counts, previous, totals, ended)
+
+
+def _send(db: Database, template: str, rows: list[tuple[object, ...]]) -> Any:
+    """Send a statement with a VALUES row for each of rows; its cursor, or None for no rows."""
+    if not rows:
+        return None
+    marks = "(" + ", ".join("?" for _ in rows[0]) + ")"
+    return db.execute(
+        template.format(rows=", ".join(marks for _ in rows)), [v for r in rows for v in r]
+    )
+
+
+@dataclass
+class Counting:
+    """Requests whose hits are on their way to the store (see count())."""
+
+    db: Database
+    requests: Sequence[Sequence[tuple[Limit, str]]]
+    at: float
+    counts: dict[Counter, tuple[int, int]]  # hits sent per counter, and its expiry
+    previous: dict[Counter, int | None]  # hits of ended windows, None until the store says
+    totals: Any  # the upsert's cursor
+    ended: Any  # the query's cursor for the previous windows not known yet, or None
+
+    def decisions(self) -> list[Decision]:
+        """Each request's decision; takes back the hits of checks never reached."""
+        running = {c: int(hits) - self.counts[c][0] for c, hits in self._rows(self.totals)}
+        read = dict(self._rows(self.ended))
+        previous: dict[Counter, int] = {}
+        for counter, known in self.previous.items():
+            # No row: nobody came in that window.
+            previous[counter] = read.get(counter, 0) if known is None else known
+            if known is None:
+                if len(_ended) >= _ENDED_MAX:
+                    _ended.clear()
+                _ended[(self.db.url, *counter)] = previous[counter]
+        sent = {c: n for c, (n, _) in self.counts.items()}
+        decisions = []
+        for checks in self.requests:
+            decision = Decision(True, "", 0.0, 0)
+            for limit, key in checks:
+                start = _start(limit, self.at)
                 counter = (limit.scope, key, start)
-                counters.append(counter)
-                n, _ = counts.get(counter, (0, 0))
-                counts[counter] = (n + 1, start + 2 * limit.window)
-            totals = _add(db, counts)
-            # The i-th of n hits on a counter saw its total as it stood after the i-th.
-            seen: dict[Counter, int] = {}
-            still = []
-            for r, counter in zip(going, counters, strict=True):
-                limit, key = requests[r][stage]
-                seen[counter] = seen.get(counter, 0) + 1
-                hits = totals[counter] - counts[counter][0] + seen[counter]
-                decisions[r] = _judge(db, limit, key, hits, at)
-                if decisions[r].allowed and stage + 1 < len(requests[r]):
-                    still.append(r)
-            going = still
-            stage += 1
-    return decisions
+                running[counter] += 1
+                sent[counter] -= 1
+                before = previous[(limit.scope, key, start - limit.window)]
+                decision = _judge(limit, running[counter], before, self.at)
+                if not decision.allowed:
+                    break
+            decisions.append(decision)
+        for counter, unused in sent.items():
+            if unused:
+                self.db.execute(
+                    "UPDATE rate_limits SET hits = hits - ? "
+                    "WHERE scope = ? AND key = ? AND window_start = ?",
+                    (unused, *counter),
+                )
+        return decisions
+
+    @staticmethod
+    def _rows(cursor: Any) -> list[tuple[Counter, int]]:
+        if cursor is None:
+            return []
+        return [
+            ((str(scope), str(key), int(start)), int(hits))
+            for scope, key, start, hits in cursor.fetchall()
+        ]
 
 
 def purge(db: Database, *, now: float | None = None) -> int:

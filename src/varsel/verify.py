@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from varsel import codes
 from varsel.campaign import CampaignSpec
@@ -129,11 +130,12 @@ def record_lookups(db: Database, lookups: Sequence[tuple[str, Found | None]]) ->
             rows.append((at, None, None, "verify_unknown", _WELL_FORMED[well_formed]))
         else:
             rows.append((at, found.campaign_id, found.delivery_id, "verify_ok", None))
+    # One statement with a row per lookup: on PostgreSQL, executemany would bind each apart.
+    values = ", ".join("(?, ?, ?, ?, ?)" for _ in rows)
     with contextlib.nullcontext() if db.in_transaction else db.transaction():
-        db.executemany(
-            "INSERT INTO events (at, campaign_id, delivery_id, kind, detail) "
-            "VALUES (?, ?, ?, ?, ?)",
-            rows,
+        db.execute(
+            f"INSERT INTO events (at, campaign_id, delivery_id, kind, detail) VALUES {values}",
+            [v for row in rows for v in row],
         )
 
 
@@ -166,42 +168,73 @@ _specs: dict[tuple[int, str], CampaignSpec] = {}
 _SPECS_MAX = 256
 
 
-def _campaigns(db: Database, ids: set[int]) -> dict[int, tuple[str, CampaignSpec]]:
-    """{campaign: (name, definition)}, the definitions from the cache when unchanged."""
-    marks = ", ".join("?" for _ in ids)
-    out = {}
-    for campaign_id, name, updated_at in db.query(
-        f"SELECT id, name, updated_at FROM campaigns WHERE id IN ({marks})", sorted(ids)
-    ):
-        key = (int(campaign_id), str(updated_at))
-        spec = _specs.get(key)
-        if spec is None:
-            spec = _spec(str(db.scalar("SELECT spec FROM campaigns WHERE id = ?", (key[0],))))
-            if len(_specs) >= _SPECS_MAX:
-                _specs.clear()
-            # The store may have moved on between the two reads (PostgreSQL reads each
-            # statement afresh): then this is a newer version, held under the older key until
-            # the next lookup sees the new one.
-            _specs[key] = spec
-        out[key[0]] = (str(name), spec)
-    return out
+# The campaigns of those codes, whatever their state: a few, asked apart (see above).
+_CAMPAIGNS_OF = (
+    "SELECT id, name, updated_at FROM campaigns "
+    "WHERE id IN (SELECT campaign_id FROM deliveries WHERE code IN ({marks}))"
+)
+
+
+def _spec_of(db: Database, campaign_id: int, updated_at: str) -> CampaignSpec:
+    spec = _specs.get((campaign_id, updated_at))
+    if spec is None:
+        spec = _spec(str(db.scalar("SELECT spec FROM campaigns WHERE id = ?", (campaign_id,))))
+        if len(_specs) >= _SPECS_MAX:
+            _specs.clear()
+        # The store may have moved on between the two reads (PostgreSQL reads each statement
+        # afresh): then this is a newer version, held under the older key until the next
+        # lookup sees the new one.
+        _specs[(campaign_id, updated_at)] = spec
+    return spec
 
 
 def by_codes(db: Database, typed: Sequence[str]) -> list[Found | None]:
     """by_code() for each of several typed codes, in two queries."""
+    return find(db, typed).result()
+
+
+def find(db: Database, typed: Sequence[str]) -> Finding:
+    """Start looking codes up: the queries are sent, Finding.result() reads the answers.
+
+    So a caller can send other statements before waiting (on PostgreSQL, in one round trip).
+    """
     canonical = [codes.normalise(t) for t in typed]
     wanted = sorted({c for c in canonical if c is not None})
     if not wanted:
-        return [None] * len(typed)
+        return Finding(db, canonical, None, None)
     marks = ", ".join("?" for _ in wanted)
-    rows: dict[str, list[Row]] = {}
-    for row in db.query(_BY_CODES.format(marks=marks), wanted):
-        rows.setdefault(row[0], []).append(row)
-    if not rows:
-        return [None] * len(typed)
-    campaigns = _campaigns(db, {int(these[0][2]) for these in rows.values()})
-    found = {code: _found_rows(these, campaigns) for code, these in rows.items()}
-    return [None if c is None else found.get(c) for c in canonical]
+    return Finding(
+        db,
+        canonical,
+        db.execute(_BY_CODES.format(marks=marks), wanted),
+        db.execute(_CAMPAIGNS_OF.format(marks=marks), wanted),
+    )
+
+
+@dataclass
+class Finding:
+    """Codes whose queries are on their way to the store (see find())."""
+
+    db: Database
+    canonical: list[str | None]  # each typed code in canonical form, None if not a code
+    deliveries: Any  # cursors, None when no typed text was a code
+    campaigns: Any
+
+    def result(self) -> list[Found | None]:
+        """The genuine delivery of each typed code, or None."""
+        if self.deliveries is None:
+            return [None] * len(self.canonical)
+        rows: dict[str, list[Row]] = {}
+        for row in self.deliveries.fetchall():
+            rows.setdefault(row[0], []).append(row)
+        used = {int(these[0][2]) for these in rows.values()}
+        specs = {
+            int(campaign_id): (str(name), _spec_of(self.db, int(campaign_id), str(updated_at)))
+            for campaign_id, name, updated_at in self.campaigns.fetchall()
+            if int(campaign_id) in used
+        }
+        found = {code: _found_rows(these, specs) for code, these in rows.items()}
+        return [None if c is None else found.get(c) for c in self.canonical]
 
 
 def _found_rows(rows: list[Row], campaigns: dict[int, tuple[str, CampaignSpec]]) -> Found:

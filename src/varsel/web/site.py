@@ -92,9 +92,9 @@ class Store:
         else:
             db.close()
 
-    def group_commit(self, work: Work[J, R]) -> GroupCommit[J, R]:
+    def group_commit(self, work: Work[J, R], *, durable: bool = True) -> GroupCommit[J, R]:
         """A group commit of work over this store (see varsel.web.batch); closed with it."""
-        writer: GroupCommit[J, R] = GroupCommit(self.url, work)
+        writer: GroupCommit[J, R] = GroupCommit(self.url, work, durable=durable)
         self._writers.append(writer)
         return writer
 
