@@ -107,9 +107,12 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, its event loop counts as running
+# in this thread, so a later test in another module calling asyncio.run() (the SMTP sink, the
+# sender) would fail. Pytest tears a module fixture down before it runs another module's test.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Headless Debian Chromium, one per test process."""
+    """Headless Debian Chromium, one per test module in each test process."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
