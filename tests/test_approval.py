@@ -17,6 +17,7 @@ from varsel.approval import (
     UNBOUND,
     ApprovalError,
     NotApproved,
+    StaleDigest,
     approval_state,
     approve,
     authorise_send,
@@ -321,6 +322,73 @@ def test_a_voided_campaign_can_be_approved_again(
     assert again.approved_by == "per"
 
 
+def test_approving_the_digest_shown_binds_it(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    shown = fingerprint(registry_db, cid).digest
+    approval = approve(registry_db, settings, cid, people["berit"], expected_digest=shown.upper())
+    assert approval.digest == shown
+    assert require_approved(registry_db, cid) == approval
+
+
+def test_a_stale_digest_is_refused_and_nothing_is_stored(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    shown = fingerprint(registry_db, cid).digest
+    update_spec(registry_db, cid, edited(registry_db, cid, from_name="Noen andre"), actor="kari")
+    now = fingerprint(registry_db, cid).digest
+    with pytest.raises(StaleDigest) as e:
+        approve(registry_db, settings, cid, people["berit"], expected_digest=shown)
+    assert e.value.message == (
+        f"kampanje 1 er endret siden fingeravtrykket ble vist: det er nå {now[:16]}…, ikke "
+        f"{shown[:16]}…; se over kampanjen på nytt før du godkjenner den"
+    )
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+    # Refused before lint: nothing the approver did not see is linted in their name either.
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_LINT) == []
+
+
+def test_an_edit_landing_while_lint_runs_is_caught_where_the_approval_is_stored(
+    registry_db: Database,
+    settings: Settings,
+    cid: int,
+    people: dict[str, User],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real lint, then another operator's edit, between the first look and the transaction.
+    import varsel.lint
+
+    real_lint = varsel.lint.lint_campaign
+
+    def lint_then_edit(*args: Any, **kwargs: Any) -> Any:
+        report = real_lint(*args, **kwargs)
+        update_spec(
+            registry_db, cid, edited(registry_db, cid, reply_to="x@nsr-org.no"), actor="kari"
+        )
+        return report
+
+    monkeypatch.setattr(varsel.lint, "lint_campaign", lint_then_edit)
+    shown = fingerprint(registry_db, cid).digest
+    with pytest.raises(StaleDigest, match=f"^kampanje 1 er endret siden fingeravtrykket ble vist: "
+                       f"det er nå [0-9a-f]{{16}}…, ikke {shown[:16]}…"):  # fmt: skip
+        approve(registry_db, settings, cid, people["berit"], expected_digest=shown)
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_APPROVE) == []
+    assert [e.action for e in audit.entries(registry_db)][-2:] == ["campaign_lint", "campaign_edit"]
+
+
+def test_a_digest_that_is_not_one_is_refused(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    with pytest.raises(ApprovalError) as e:
+        approve(registry_db, settings, cid, people["berit"], expected_digest="  abc123 ")
+    assert e.value.message == (
+        "fingeravtrykket «abc123» er ikke gyldig: det har 64 tegn 0–9 og a–f "
+        "(varsel campaign approve 1 --show viser det)"
+    )
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+
+
 def test_every_field_of_the_definition_is_bound_but_the_limits() -> None:
     fields = {f.name for f in dataclasses.fields(CampaignSpec)}
     assert UNBOUND == ("limits",)
@@ -551,3 +619,49 @@ def test_cli_send_without_approval_only_when_asked_and_allowed(
         assert len(sink.messages) > 0
     (entry,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND)
     assert entry.data["no_approval"] is True
+
+
+def test_cli_shows_the_digest_and_approves_only_that(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    berit = registry_db.scalar("SELECT totp_secret FROM users WHERE name = 'berit'")
+    runner = CliRunner()
+    approve_cmd = ["--db", registry_db.url, "campaign", "approve", str(cid)]
+    shown = fingerprint(registry_db, cid)
+    listed = runner.invoke(cli, [*approve_cmd, "--show"], env=env(settings))
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        *(f"{name:<26} {shown.parts[part]}" for part, name in PARTS.items()),
+        f"{'fingeravtrykk':<26} {shown.digest}",
+        f"Godkjenn nettopp dette: varsel campaign approve 1 --user NAVN --digest {shown.digest}",
+    ]
+    update_spec(registry_db, cid, edited(registry_db, cid, from_name="Noen andre"), actor="kari")
+    per = operator(registry_db, settings, "per", "approver")  # a code of their own to sign in
+    stale = runner.invoke(
+        cli, [*approve_cmd, "--user", "per", "--digest", shown.digest], env=env(settings, per)
+    )
+    assert stale.exit_code == 2
+    assert stale.output.startswith("varsel: kampanje 1 er endret siden fingeravtrykket ble vist: ")
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+    now = fingerprint(registry_db, cid).digest
+    approved = runner.invoke(
+        cli, [*approve_cmd, "--user", "berit", "--digest", now], env=env(settings, berit)
+    )
+    assert approved.exit_code == 0, approved.output
+    assert approved.output.startswith(f"Kampanje 1 er godkjent av berit (fingeravtrykk {now[:16]})")
+
+
+def test_cli_a_mistyped_digest_is_told_before_signing_in(
+    registry_db: Database, settings: Settings, cid: int
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--db", registry_db.url, "campaign", "approve", "1", "--user", "berit", "--digest", "x"],
+        env=env(settings),
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: fingeravtrykket «x» er ikke gyldig: det har 64 tegn 0–9 og a–f "
+        "(varsel campaign approve 1 --show viser det)\n"
+    )
+    assert audit.entries(registry_db, action=audit.Action.SIGN_IN_FAILED) == []

@@ -12,7 +12,9 @@ which part changed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,10 @@ class ApprovalError(UserError):
 
 class NotApproved(ApprovalError):
     """The campaign has no approval that still holds."""
+
+
+class StaleDigest(ApprovalError):
+    """The campaign changed after the approver saw its fingerprint."""
 
 
 @dataclass(frozen=True)
@@ -226,10 +232,23 @@ def approval_state(db: Database, campaign_id: int) -> ApprovalState:
     return ApprovalState(campaign_id, campaign.created_by, approval, now, changed)
 
 
-def approve(db: Database, settings: Settings, campaign_id: int, approver: User) -> Approval:
-    """Approve a campaign as it is now: the approver must not be its author, and lint must pass."""
+def approve(
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    approver: User,
+    *,
+    expected_digest: str | None = None,
+) -> Approval:
+    """Approve a campaign as it is now: the approver must not be its author, and lint must pass.
+
+    With `expected_digest` (the fingerprint the approver was shown) the approval is given only
+    if the campaign still has that fingerprint, checked in the transaction that stores it: what
+    is approved is exactly what was seen. StaleDigest otherwise, and nothing is stored.
+    """
     from varsel.lint import lint_campaign
 
+    expected = None if expected_digest is None else check_digest(expected_digest, campaign_id)
     campaign = get_campaign(db, campaign_id)
     require_role(approver, Role.APPROVER)
     if campaign.created_by is None:
@@ -246,6 +265,10 @@ def approve(db: Database, settings: Settings, campaign_id: int, approver: User) 
         raise ApprovalError(
             f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke godkjennes"
         )
+    if expected is not None:
+        # Early as well, so that a stale page is told so rather than linted; the check that
+        # binds is the one below, in the transaction that stores the approval.
+        _require_digest(fingerprint(db, campaign_id), expected, campaign_id)
     report = lint_campaign(db, settings, campaign_id, actor=approver.name)
     if not report.ok:
         raise ApprovalError(
@@ -254,7 +277,13 @@ def approve(db: Database, settings: Settings, campaign_id: int, approver: User) 
         )
     with db.transaction():
         # Inside the transaction: an edit cannot slip in between fingerprint and approval.
+        # SQLite's transaction holds the write lock already; on PostgreSQL the campaign's row
+        # lock makes an edit (an UPDATE of that row) wait until this approval is stored.
+        if db.dialect == "postgresql":
+            db.execute("SELECT id FROM campaigns WHERE id = ? FOR UPDATE", (campaign_id,))
         now = fingerprint(db, campaign_id)
+        if expected is not None:
+            _require_digest(now, expected, campaign_id)
         latest = latest_approval(db, campaign_id)
         if latest is not None and latest.digest == now.digest:
             raise ApprovalError(
@@ -277,6 +306,26 @@ def approve(db: Database, settings: Settings, campaign_id: int, approver: User) 
             {"approval": approval_id, "author": campaign.created_by, "digest": now.digest},
         )
     return Approval(approval_id, campaign_id, approver.name, at, now.digest, now.parts)
+
+
+def check_digest(value: str, campaign_id: int) -> str:
+    """A fingerprint as typed, in lower case; ApprovalError if it is not one."""
+    digest = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ApprovalError(
+            f"fingeravtrykket «{value.strip()[:70]}» er ikke gyldig: det har 64 tegn 0–9 og a–f "
+            f"(varsel campaign approve {campaign_id} --show viser det)"
+        )
+    return digest
+
+
+def _require_digest(now: Fingerprint, expected: str, campaign_id: int) -> None:
+    if not hmac.compare_digest(now.digest, expected):
+        raise StaleDigest(
+            f"kampanje {campaign_id} er endret siden fingeravtrykket ble vist: det er nå "
+            f"{now.digest[:16]}…, ikke {expected[:16]}…; se over kampanjen på nytt før du "
+            "godkjenner den"
+        )
 
 
 def require_approved(db: Database, campaign_id: int) -> Approval:

@@ -342,18 +342,41 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
 @click.option(
     "--user", "user_name", metavar="NAME", help="The approver (not the author); VARSEL_USER."
 )
+@click.option(
+    "--digest",
+    metavar="HEX",
+    help="Approve only if the campaign still has this fingerprint (as --show printed it).",
+)
+@click.option("--show", is_flag=True, help="Print the fingerprint and its parts; approve nothing.")
 @pass_state
-def campaign_approve(state: State, campaign_id: int, user_name: str | None) -> None:
+def campaign_approve(
+    state: State, campaign_id: int, user_name: str | None, digest: str | None, show: bool
+) -> None:
     """Approve a campaign as it is now (four eyes); asks for the approver's password and code.
 
-    VARSEL_PASSWORD and VARSEL_TOTP are read instead of asking, for scripts.
+    VARSEL_PASSWORD and VARSEL_TOTP are read instead of asking, for scripts. Check the
+    campaign, note the digest --show prints, and approve with --digest: if the campaign
+    changed in between, nothing is approved.
     """
     from varsel.accounts import Role
-    from varsel.approval import approve
+    from varsel.approval import PARTS, approve, check_digest, fingerprint
     from varsel.cli_users import signed_in
 
+    if show:
+        shown = fingerprint(state.db, campaign_id)
+        for part, name in PARTS.items():
+            out.print(f"{name:<26} {shown.parts[part]}", soft_wrap=True)
+        out.print(f"{'fingeravtrykk':<26} {shown.digest}", soft_wrap=True)
+        out.print(
+            f"Godkjenn nettopp dette: varsel campaign approve {campaign_id} --user NAVN "
+            f"--digest {shown.digest}",
+            soft_wrap=True,
+        )
+        return
+    if digest is not None:
+        check_digest(digest, campaign_id)  # a mistyped digest is told before anyone signs in
     approver = signed_in(state, user_name, Role.APPROVER)
-    approval = approve(state.db, state.settings, campaign_id, approver)
+    approval = approve(state.db, state.settings, campaign_id, approver, expected_digest=digest)
     out.print(
         f"Kampanje {campaign_id} er godkjent av {approval.approved_by} "
         f"(fingeravtrykk {approval.digest[:16]}). Endres den, må den godkjennes på nytt."

@@ -325,16 +325,18 @@ def campaign_approve(page: Page) -> Response:
     """Approve the campaign as the approver saw it: the digest shown must still be current."""
     cid = campaign_id(page)
     with page.db() as db:
-        seen = page.text("digest", 64)
-        if approval.fingerprint(db, cid).digest != seen:
+        try:
+            # The digest is checked in the transaction that stores the approval.
+            approval.approve(
+                db, page.site.settings, cid, page.user, expected_digest=page.text("digest", 80)
+            )
+        except approval.StaleDigest:
             return _campaign_page(
                 page,
                 cid,
                 error=N_("Kampanjen er endret siden du åpnet siden. Se over den på nytt."),
                 status=409,
             )
-        try:
-            approval.approve(db, page.site.settings, cid, page.user)
         except VarselError as e:
             return _campaign_page(page, cid, error=e.message, status=400)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="approved")
