@@ -6,19 +6,23 @@ accounts and the audit log's filters. The browser story is in test_web_console_b
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from helpers import PASSWORD, next_code, operator
 from test_web_public import CAMPAIGN
 from varsel import audit
-from varsel.accounts import Role, add_user, get_user, list_users
-from varsel.campaign import create_campaign
+from varsel.accounts import Role, add_user, disable_user, get_user, list_users
+from varsel.campaign import create_campaign, get_campaign, update_spec
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump
@@ -27,6 +31,11 @@ from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute
 
 HTTPS = "https://testserver"  # the session cookie is __Host- prefixed and Secure: HTTPS only
 COOKIE = "__Host-konsoll"
+WRONG_PASSWORD = "feil passord 1"  # noqa: S105 -- not anyone's password
+WRONG = (
+    "Feil brukernavn, passord eller engangskode – eller kontoen er låst etter 5 feil på rad. "
+    "En låst konto kan brukes igjen etter 15 minutter, eller når en administrator låser den opp."
+)
 
 
 @pytest.fixture
@@ -174,8 +183,8 @@ def test_the_password_alone_is_not_enough(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
     operator(db, settings, "kari", "author")
-    assert sign_in(client, "kari", "") == "feil brukernavn, passord eller engangskode"
-    assert sign_in(client, "kari", "123456") == "feil brukernavn, passord eller engangskode"
+    assert sign_in(client, "kari", "") == WRONG
+    assert sign_in(client, "kari", "123456") == WRONG
     assert COOKIE not in client.cookies
     assert [e.data["reason"] for e in audit.entries(db, action=audit.Action.SIGN_IN_FAILED)] == [
         "code",
@@ -187,16 +196,51 @@ def test_five_failures_lock_the_account_even_for_the_right_code(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
     secret = operator(db, settings, "kari", "author")
-    for _ in range(4):
-        assert sign_in(client, "kari", "000000") == "feil brukernavn, passord eller engangskode"
-    locked = sign_in(client, "kari", "000000")
-    assert re.fullmatch(
-        r"kontoen «kari» er låst etter for mange mislykkede forsøk; prøv igjen kl\. \d\d:\d\d",
-        locked,
-    )
-    assert sign_in(client, "kari", next_code(secret)) == locked
+    for _ in range(5):
+        assert sign_in(client, "kari", "000000") == WRONG
+    assert sign_in(client, "kari", next_code(secret)) == WRONG
     assert get_user(db, "kari").locked_until is not None
     assert len(audit.entries(db, action=audit.Action.ACCOUNT_LOCKED)) == 1
+    # The page says no more than it would for a stranger; the audit log says what happened.
+    reasons = [e.data["reason"] for e in audit.entries(db, action=audit.Action.SIGN_IN_FAILED)]
+    assert reasons == ["code"] * 5 + ["locked"]
+
+
+def test_a_locked_account_and_an_unknown_name_get_the_same_answer_for_the_same_work(
+    client: TestClient, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator(db, settings, "kari", "author")
+    # Count argon2id verifications (the real ones): each attempt must cost one hash, whether
+    # the name is known, locked or unknown, so that timing tells no more than the words.
+    verified = []
+    real_verify = PasswordHasher.verify
+
+    def counted(self: PasswordHasher, stored: str | bytes, password: str | bytes) -> bool:
+        verified.append(1)
+        return real_verify(self, stored, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counted)
+    kari = [sign_in(client, "kari", "000000", password=WRONG_PASSWORD) for _ in range(7)]
+    assert len(verified) == 7
+    nobody = [sign_in(client, "karin", "000000", password=WRONG_PASSWORD) for _ in range(7)]
+    assert len(verified) == 14
+    assert kari == nobody == [WRONG] * 7
+    entries = audit.entries(db, action=audit.Action.SIGN_IN_FAILED)
+    assert [(e.object, e.data["reason"]) for e in entries] == [
+        *[("user:kari", "password")] * 5,
+        *[("user:kari", "locked")] * 2,
+        *[("user:karin", "unknown_user")] * 7,
+    ]
+
+
+def test_a_disabled_account_is_told_so_only_with_the_right_password(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    operator(db, settings, "ada", "admin")
+    disable_user(db, "kari", actor="ada")
+    assert sign_in(client, "kari", next_code(secret), password=WRONG_PASSWORD) == WRONG
+    assert sign_in(client, "kari", next_code(secret)) == "kontoen «kari» er deaktivert"
 
 
 def test_the_sign_in_form_needs_its_csrf_token(
@@ -212,6 +256,84 @@ def test_the_sign_in_form_needs_its_csrf_token(
     assert answer.status_code == 403
     assert heading(answer.text) == "Skjemaet kunne ikke sendes"
     assert audit.entries(db, action=audit.Action.SIGN_IN) == []
+
+
+def limited(settings: Settings, **limits: int) -> Settings:
+    return dataclasses.replace(settings, **limits)
+
+
+def too_many(answer: httpx.Response, text: str) -> None:
+    """A 429 whose page says when to try again, agreeing with its Retry-After header."""
+    assert answer.status_code == 429
+    retry = int(answer.headers["retry-after"])
+    assert 1 <= retry <= 900
+    error = re.search(r'<p class="error" role="alert"[^>]*>([^<]+)</p>', answer.text)
+    assert error is not None, answer.text
+    minutes = str(math.ceil(retry / 60))
+    pattern = re.escape(text).replace(re.escape("{time}"), r"\d\d:\d\d")
+    pattern = pattern.replace(re.escape("{minutes}"), minutes)
+    assert re.fullmatch(pattern, error.group(1)), error.group(1)
+
+
+def test_a_sign_in_flood_from_one_address_gets_429_before_any_password_is_checked(
+    db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    with TestClient(create_app(limited(settings, sign_in_per_ip=3)), base_url=HTTPS) as client:
+        for _ in range(3):
+            assert sign_in(client, "kari", "000000") == WRONG
+        token = form_token(client, f"{PREFIX}/logg-inn")
+        answer = client.post(
+            f"{PREFIX}/logg-inn",
+            data={"csrf": token, "name": "kari", "password": PASSWORD, "code": next_code(secret)},
+        )
+    too_many(
+        answer,
+        "For mange innloggingsforsøk fra IP-adressen din. "
+        "Prøv igjen kl. {time} (om {minutes} min).",
+    )
+    assert COOKIE not in client.cookies
+    # The refused attempt never reached the account: not counted, not audited, not locked.
+    kari = get_user(db, "kari")
+    assert (kari.failed_attempts, kari.locked_until) == (3, None)
+    assert len(audit.entries(db, action=audit.Action.SIGN_IN_FAILED)) == 3
+    assert audit.entries(db, action=audit.Action.SIGN_IN) == []
+
+
+def test_enrolment_counts_against_the_same_limit_as_signing_in(
+    db: Database, settings: Settings
+) -> None:
+    add_user(db, settings, "nils", Role.VIEWER, PASSWORD, actor="test")
+    with TestClient(create_app(limited(settings, sign_in_per_ip=2)), base_url=HTTPS) as client:
+        assert sign_in(client, "nils", "000000", password=WRONG_PASSWORD) == WRONG
+        token = form_token(client, f"{PREFIX}/ta-i-bruk")
+        enrol = {"csrf": token, "name": "nils", "password": PASSWORD, "lang": "nn"}
+        assert "<svg" in client.post(f"{PREFIX}/ta-i-bruk", data=enrol).text
+        answer = client.post(f"{PREFIX}/ta-i-bruk", data=enrol)
+    assert "<svg" not in answer.text
+    too_many(
+        answer,
+        "For mange innloggingsforsøk frå IP-adressa di. Prøv igjen kl. {time} (om {minutes} min).",
+    )
+
+
+def test_the_global_limit_stops_attempts_from_many_addresses(
+    db: Database, settings: Settings
+) -> None:
+    operator(db, settings, "kari", "author")
+    few = limited(settings, sign_in_per_ip=100, sign_in_global_per_minute=2)
+    answers = []
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        with TestClient(create_app(few), base_url=HTTPS, client=(ip, 50000)) as client:
+            token = form_token(client, f"{PREFIX}/logg-inn?lang=en")
+            data = {"csrf": token, "name": "kari", "password": "x" * 12, "code": "1", "lang": "en"}
+            answers.append(client.post(f"{PREFIX}/logg-inn", data=data))
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    too_many(
+        answers[2],
+        "The console is receiving too many sign-in attempts right now. "
+        "Try again at {time} (in {minutes} min).",
+    )
 
 
 def test_sign_out_ends_the_session_on_the_server(
@@ -305,7 +427,7 @@ def test_enrolment_needs_the_password(client: TestClient, db: Database, settings
     )
     assert shown.status_code == 400
     assert "<svg" not in shown.text
-    assert "feil brukernavn, passord eller engangskode" in shown.text
+    assert WRONG in shown.text
 
 
 def test_an_enrolled_account_cannot_show_its_qr_code_again(
@@ -424,3 +546,31 @@ def test_the_downloads_are_kept_out_of_caches(
         f"campaign:{cid}",
         len(rows) - 1,
     )
+
+
+def test_an_approval_of_a_page_the_campaign_has_changed_since_is_refused_with_409(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
+    secret = operator(db, settings, "berit", "approver")
+    sign_in(client, "berit", next_code(secret))
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    shown = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert shown is not None
+    assert csrf is not None
+    spec = dataclasses.replace(get_campaign(db, cid).spec, from_name="Noen andre")
+    update_spec(db, cid, spec, actor="kari")
+    answer = client.post(
+        f"{PREFIX}/kampanjer/{cid}/godkjenn",
+        data={"csrf": csrf.group(1), "digest": shown.group(1)},
+    )
+    assert answer.status_code == 409
+    error = re.search(r'<p class="error" role="alert" id="handling-feil">([^<]+)</p>', answer.text)
+    assert error is not None
+    assert error.group(1) == "Kampanjen er endret siden du åpnet siden. Se over den på nytt."
+    assert db.scalar("SELECT count(*) FROM approvals") == 0
+    assert audit.entries(db, action=audit.Action.CAMPAIGN_APPROVE) == []

@@ -64,6 +64,19 @@ class AccountError(UserError):
 class SignInError(UserError):
     """Wrong user name, password or code."""
 
+    def __init__(self, message: str | None = None, *, reason: str = "password") -> None:
+        super().__init__(message)
+        self.reason = reason  # as the audit log records it: password, code, locked, disabled...
+
+    @property
+    def before_password(self) -> bool:
+        """Says nothing a stranger may learn: the password was wrong, or was not checked.
+
+        The other refusals (disabled, not enrolled, a reused code) come only after the right
+        password, so only the account's owner sees them.
+        """
+        return self.reason in ("password", "code", "locked")
+
 
 class Forbidden(UserError):
     """The operator's role does not allow this."""
@@ -231,9 +244,8 @@ def confirm_totp(
     """Finish enrolment: the password and a code from the app prove the owner has the secret."""
     now = now or utcnow()
     row = _credentials(db, name)
-    if _locked(row, now):
-        _refuse(db, settings, name, row, now, "locked")
-    if row is None or not _password_ok(settings, row, password):
+    _refuse_if_locked(db, settings, name, row, password, now)
+    if not _password_ok(settings, row, password) or row is None:
         _refuse(db, settings, name, row, now, "password")
     user = _user(row[:9])
     if user.enrolled:
@@ -260,9 +272,8 @@ def pending_enrolment(
     """
     now = now or utcnow()
     row = _credentials(db, name)
-    if _locked(row, now):
-        _refuse(db, settings, name, row, now, "locked")
-    if row is None or not _password_ok(settings, row, password):
+    _refuse_if_locked(db, settings, name, row, password, now)
+    if not _password_ok(settings, row, password) or row is None:
         _refuse(db, settings, name, row, now, "password")
     user = _user(row[:9])
     if user.disabled:
@@ -435,11 +446,11 @@ def _sign_in(
     client: str | None,
 ) -> tuple[User, Session | None]:
     row = _credentials(db, name)
-    if _locked(row, now):
-        _refuse(db, settings, name, row, now, "locked")
+    _refuse_if_locked(db, settings, name, row, password, now)
     # The password is checked (or a dummy hash, for unknown names) before anything about the
-    # account is told, so that answers and timing do not reveal which names exist.
-    if row is None or not _password_ok(settings, row, password):
+    # account is told, so that answers and timing do not reveal which names exist. The hash
+    # comes first in the condition: `row is None or ...` would skip it for unknown names.
+    if not _password_ok(settings, row, password) or row is None:
         _refuse(db, settings, name, row, now, "password")
     user = _user(row[:9])
     if user.disabled:
@@ -489,6 +500,16 @@ def _credentials(db: Database, name: str) -> Any:
 
 def _locked(row: Any, now: datetime) -> bool:
     return row is not None and row[6] is not None and bool(row[6] > _iso(now))
+
+
+def _refuse_if_locked(
+    db: Database, settings: Settings, name: str, row: Any, password: str, now: datetime
+) -> None:
+    if _locked(row, now):
+        # The password is not checked against the account, but a dummy hash costs what a
+        # check would: a locked account (a name that exists) takes as long as an unknown name.
+        _password_ok(settings, None, password)
+        _refuse(db, settings, name, row, now, "locked")
 
 
 @functools.cache
@@ -577,7 +598,8 @@ def _refuse(
             )
     if locked_now:
         reason = "locked"
-    raise SignInError(_REFUSALS[reason].format(name=clean, until=_local_time(until)))
+    message = _REFUSALS[reason].format(name=clean, until=_local_time(until))
+    raise SignInError(message, reason=reason)
 
 
 def _local_time(iso: str | None) -> str:

@@ -111,6 +111,23 @@ class Settings:
         "hashes made with other values are renewed at the next sign-in.",
         "VARSEL_PASSWORD_MEMORY_KIB",
     )
+    sign_in_per_ip: int = _setting(
+        20,
+        "Console sign-in and enrolment attempts one IP address may make per window "
+        "(successful ones count too).",
+        "VARSEL_SIGN_IN_PER_IP",
+    )
+    sign_in_window_seconds: int = _setting(
+        900,
+        "Length of the per-IP console sign-in window, in seconds.",
+        "VARSEL_SIGN_IN_WINDOW_SECONDS",
+    )
+    sign_in_global_per_minute: int = _setting(
+        60,
+        "Console sign-in and enrolment attempts per minute from everyone together: caps "
+        "password spraying from many addresses, and the CPU the password hashes take.",
+        "VARSEL_SIGN_IN_GLOBAL_PER_MINUTE",
+    )
     verify_per_ip: int = _setting(
         10, "Code lookups one IP address may make per window.", "VARSEL_VERIFY_PER_IP"
     )

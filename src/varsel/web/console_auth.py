@@ -5,18 +5,24 @@ required argument and must be a `Role` or `OPEN` (the sign-in and enrolment page
 that does not say who may use it cannot be registered. The guard around every view finds the
 session from its cookie, checks the role on the server, and for every write (POST) checks the
 form's CSRF token before the view runs: the session's own token when signed in, the public
-site's double-submit token on the sign-in pages.
+site's double-submit token on the sign-in pages. The two forms that check a password (sign-in
+and enrolment) are rate-limited per IP address and for everyone together, in the store, before
+any password is hashed.
 """
 
 from __future__ import annotations
 
 import hmac
 import inspect
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -24,16 +30,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from varsel import accounts
+from varsel import accounts, ratelimit
 from varsel.accounts import Forbidden, Role, Session, SignInError, User
 from varsel.db import Database
 from varsel.errors import VarselError
-from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, language_of
+from varsel.ratelimit import GLOBAL, Decision, Limit
+from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, gettext, language_of
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
 SESSION_COOKIE_HTTP = "konsoll"  # loopback without TLS (tests, a first try-out)
 MAX_FIELD = 64 * 1024  # the template editor's largest field; the app caps the whole body
+_OSLO = ZoneInfo("Europe/Oslo")
 
 
 class Open:
@@ -276,6 +284,64 @@ def safe_next(value: str | None) -> str:
     return PREFIX
 
 
+# -- limits and refusals on the forms that check a password ---------------------------------
+
+# One message for a wrong password or code, an unknown name and a locked account: a stranger
+# cannot tell which (the audit log keeps the reason). The owner of a locked account is told
+# that it may be locked, and for how long.
+WRONG = N_(
+    "Feil brukernavn, passord eller engangskode – eller kontoen er låst etter %(failures)s feil "
+    "på rad. En låst konto kan brukes igjen etter %(minutes)s minutter, eller når en "
+    "administrator låser den opp."
+)
+TOO_MANY_FROM_YOU = N_(
+    "For mange innloggingsforsøk fra IP-adressen din. Prøv igjen kl. %(time)s (om %(minutes)s min)."
+)
+TOO_MANY_FROM_ALL = N_(
+    "Konsollen får for mange innloggingsforsøk akkurat nå. Prøv igjen kl. %(time)s (om "
+    "%(minutes)s min)."
+)
+
+
+def sign_in_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
+    """Per IP, then for everyone: a guesser is stopped by the first, a botnet by the second.
+
+    Sign-in and enrolment count against the same limits, since both check a password.
+    """
+    s = site.settings
+    return [
+        (
+            Limit("sign_in_ip", s.sign_in_per_ip, s.sign_in_window_seconds),
+            ratelimit.hashed_key(site.secret, ip),
+        ),
+        (Limit("sign_in_all", s.sign_in_global_per_minute, 60), GLOBAL),
+    ]
+
+
+def _admitted(page: Page, db: Database) -> Decision:
+    """Count this attempt against the limits (refused ones count too, so hammering keeps out)."""
+    return ratelimit.consume(db, sign_in_limits(page.site, client_ip(page.request)))
+
+
+def _too_many(page: Page, decision: Decision) -> str:
+    """The refusal of a limited attempt, saying when to try again; sets Retry-After."""
+    page.headers["Retry-After"] = str(decision.retry_after)
+    # Rounded up to the minute shown, so that trying at that time is never too early.
+    at = datetime.fromtimestamp(math.ceil((time.time() + decision.retry_after) / 60) * 60, _OSLO)
+    text = TOO_MANY_FROM_YOU if decision.scope == "sign_in_ip" else TOO_MANY_FROM_ALL
+    minutes = math.ceil(decision.retry_after / 60)
+    return gettext(page.language, text) % {"time": at.strftime("%H:%M"), "minutes": minutes}
+
+
+def _refusal(page: Page, error: SignInError) -> str:
+    """What the page says about a refused attempt (the library's words say more)."""
+    if not error.before_password:
+        return error.message  # only the account's owner, with the right password, gets here
+    settings = page.site.settings
+    values = {"failures": settings.lockout_failures, "minutes": f"{settings.lockout_minutes:g}"}
+    return gettext(page.language, WRONG) % values
+
+
 # -- signing in and out -------------------------------------------------------------------
 
 
@@ -296,6 +362,10 @@ def sign_in(page: Page) -> Response:
     user_agent = page.request.headers.get("user-agent", "")[:120]
     try:
         with page.db() as db:
+            decision = _admitted(page, db)
+            if not decision.allowed:
+                context = {"name": name, "error": _too_many(page, decision), "next": target}
+                return page.render("sign_in.html", context, status=429)
             session = accounts.authenticate(
                 db,
                 page.site.settings,
@@ -306,7 +376,7 @@ def sign_in(page: Page) -> Response:
             )
     except SignInError as e:
         return page.render(
-            "sign_in.html", {"name": name, "error": e.message, "next": target}, status=401
+            "sign_in.html", {"name": name, "error": _refusal(page, e), "next": target}, status=401
         )
     if page.language != "nb" and "lang=" not in target:
         target += ("&" if "?" in target else "?") + f"lang={quote(page.language)}"
@@ -364,6 +434,10 @@ def enrol(page: Page) -> Response:
     password = page.form.get("password", "")[:1024]
     code = page.text("code", 12)
     with page.db() as db:
+        decision = _admitted(page, db)
+        if not decision.allowed:
+            context = {"name": name, "error": _too_many(page, decision), "enrolment": None}
+            return page.render("enrol.html", context, status=429)
         try:
             if code:
                 accounts.confirm_totp(db, settings, name, password, code)
@@ -371,13 +445,16 @@ def enrol(page: Page) -> Response:
             enrolment = accounts.pending_enrolment(db, settings, name, password)
         except (SignInError, accounts.AccountError) as e:
             shown = None
-            if code:
-                # Wrong code: show the QR again so the operator can try the next one.
+            if isinstance(e, SignInError) and e.reason == "code":
+                # Wrong code (so the password was right): show the QR again, so the operator
+                # can try the next one. Not after any other refusal: that would check the
+                # password a second time, and count a wrong one twice.
                 try:
                     shown = accounts.pending_enrolment(db, settings, name, password)
                 except VarselError:
                     shown = None
+            error = _refusal(page, e) if isinstance(e, SignInError) else e.message
             return page.render(
-                "enrol.html", {"name": name, "error": e.message, "enrolment": shown}, status=400
+                "enrol.html", {"name": name, "error": error, "enrolment": shown}, status=400
             )
     return page.render("enrol.html", {"name": name, "error": None, "enrolment": enrolment})
