@@ -60,10 +60,9 @@ def _start(limit: Limit, now: float) -> int:
     return int(now) - int(now) % limit.window
 
 
-def _judge(limit: Limit, hits: int, previous: int, now: float) -> Decision:
+def _judge(limit: Limit, start: int, hits: int, previous: int, now: float) -> Decision:
     # The current window's hits, this one included, and the previous window's, weighted by
     # how much of it still overlaps the last `window` seconds.
-    start = _start(limit, now)
     overlap = 1.0 - (now - start) / limit.window
     estimate = hits + previous * overlap
     if estimate <= limit.hits:
@@ -127,20 +126,42 @@ def count(
     if not db.in_transaction:
         raise RuntimeError("ratelimit.count() needs a transaction")
     at = time.time() if now is None else now
+    # Each check's counter and the counter of its previous window, worked out once a key.
+    checked: dict[tuple[Limit, str], Check] = {}
     counts: dict[Counter, tuple[int, int]] = {}
     previous: dict[Counter, int | None] = {}
+    plans = []
     for checks in requests:
+        plan = []
         for limit, key in checks:
-            start = _start(limit, at)
-            counter = (limit.scope, key, start)
-            n, _ = counts.get(counter, (0, 0))
-            counts[counter] = (n + 1, start + 2 * limit.window)
-            before = (limit.scope, key, start - limit.window)
-            previous[before] = _ended.get((db.url, *before))
+            check = checked.get((limit, key))
+            if check is None:
+                start = _start(limit, at)
+                check = checked[(limit, key)] = Check(
+                    limit,
+                    start,
+                    (limit.scope, key, start),
+                    (limit.scope, key, start - limit.window),
+                )
+                previous[check.before] = _ended.get((db.url, *check.before))
+            n, _ = counts.get(check.counter, (0, 0))
+            counts[check.counter] = (n + 1, check.start + 2 * limit.window)
+            plan.append(check)
+        plans.append(plan)
     totals = _send(db, _UPSERT, [(*c, n, expires) for c, (n, expires) in counts.items()])
     unknown = [c for c, hits in previous.items() if hits is None]
     ended = _send(db, _PREVIOUS, [tuple(c) for c in unknown])
-    return Counting(db, requests, at, counts, previous, totals, ended)
+    return Counting(db, plans, at, counts, previous, totals, ended)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One (limit, key) of a request, with its counter now and in the previous window."""
+
+    limit: Limit
+    start: int
+    counter: Counter
+    before: Counter
 
 
 def _send(db: Database, template: str, rows: list[tuple[object, ...]]) -> Any:
@@ -158,7 +179,7 @@ class Counting:
     """Requests whose hits are on their way to the store (see count())."""
 
     db: Database
-    requests: Sequence[Sequence[tuple[Limit, str]]]
+    plans: list[list[Check]]  # each request's checks, in order
     at: float
     counts: dict[Counter, tuple[int, int]]  # hits sent per counter, and its expiry
     previous: dict[Counter, int | None]  # hits of ended windows, None until the store says
@@ -167,7 +188,7 @@ class Counting:
 
     def decisions(self) -> list[Decision]:
         """Each request's decision; takes back the hits of checks never reached."""
-        running = {c: int(hits) - self.counts[c][0] for c, hits in self._rows(self.totals)}
+        running = {c: hits - self.counts[c][0] for c, hits in self._rows(self.totals)}
         read = dict(self._rows(self.ended))
         previous: dict[Counter, int] = {}
         for counter, known in self.previous.items():
@@ -177,26 +198,23 @@ class Counting:
                 if len(_ended) >= _ENDED_MAX:
                     _ended.clear()
                 _ended[(self.db.url, *counter)] = previous[counter]
-        sent = {c: n for c, (n, _) in self.counts.items()}
+        unused = {c: n for c, (n, _) in self.counts.items()}
         decisions = []
-        for checks in self.requests:
+        for plan in self.plans:
             decision = Decision(True, "", 0.0, 0)
-            for limit, key in checks:
-                start = _start(limit, self.at)
-                counter = (limit.scope, key, start)
-                running[counter] += 1
-                sent[counter] -= 1
-                before = previous[(limit.scope, key, start - limit.window)]
-                decision = _judge(limit, running[counter], before, self.at)
+            for check in plan:
+                hits = running[check.counter] = running[check.counter] + 1
+                unused[check.counter] -= 1
+                decision = _judge(check.limit, check.start, hits, previous[check.before], self.at)
                 if not decision.allowed:
                     break
             decisions.append(decision)
-        for counter, unused in sent.items():
-            if unused:
+        for counter, n in unused.items():
+            if n:
                 self.db.execute(
                     "UPDATE rate_limits SET hits = hits - ? "
                     "WHERE scope = ? AND key = ? AND window_start = ?",
-                    (unused, *counter),
+                    (n, *counter),
                 )
         return decisions
 
