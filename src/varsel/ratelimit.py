@@ -127,17 +127,18 @@ def count(
         raise RuntimeError("ratelimit.count() needs a transaction")
     at = time.time() if now is None else now
     # Each check's counter and the counter of its previous window, worked out once a key.
-    checked: dict[tuple[Limit, str], Check] = {}
+    checked: dict[tuple[str, int, int, str], Check] = {}  # by the limit's fields and key
     counts: dict[Counter, tuple[int, int]] = {}
     previous: dict[Counter, int | None] = {}
     plans = []
     for checks in requests:
         plan = []
         for limit, key in checks:
-            check = checked.get((limit, key))
+            found = (limit.scope, limit.hits, limit.window, key)
+            check = checked.get(found)
             if check is None:
                 start = _start(limit, at)
-                check = checked[(limit, key)] = Check(
+                check = checked[found] = Check(
                     limit,
                     start,
                     (limit.scope, key, start),

@@ -6,6 +6,7 @@ test of the library could not check.
 
 from __future__ import annotations
 
+import functools
 import logging
 import mimetypes
 from collections.abc import Mapping
@@ -100,10 +101,15 @@ def home(request: Request) -> Response:
 def verify_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
     """Per-IP, then global: a guesser is stopped by the first, a botnet by the second."""
     s = site.settings
-    return [
-        (Limit("verify_ip", s.verify_per_ip, s.verify_window_seconds), site_key(site, ip)),
-        (Limit("verify_all", s.verify_global_per_minute, 60), GLOBAL),
-    ]
+    per_ip, everyone = _verify_limits(
+        s.verify_per_ip, s.verify_window_seconds, s.verify_global_per_minute
+    )
+    return [(per_ip, site_key(site, ip)), (everyone, GLOBAL)]
+
+
+@functools.cache
+def _verify_limits(per_ip: int, window: int, per_minute: int) -> tuple[Limit, Limit]:
+    return Limit("verify_ip", per_ip, window), Limit("verify_all", per_minute, 60)
 
 
 def site_key(site: Site, value: str) -> str:
