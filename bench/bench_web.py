@@ -32,6 +32,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,7 +43,6 @@ from starlette.routing import Route
 
 from varsel import codes
 from varsel.campaign import create_campaign
-from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.registry import import_dump
@@ -156,12 +156,20 @@ def build_store(url: str, directory: Path, codes_wanted: int) -> list[str]:
     with connect(url) as db:
         import_dump(db, dump)
         campaign_id = create_campaign(db, settings, definition).campaign.id
-        now = utcnow_iso()
+        # Sent over the last hour, one message after another: each has its own time stamp.
+        ids = [
+            i
+            for (i,) in db.query("SELECT id FROM deliveries WHERE campaign_id = ?", (campaign_id,))
+        ]
+        start = datetime.now(UTC) - timedelta(hours=1)
+        rows = []
+        for n, delivery_id in enumerate(ids):
+            stamp = _iso(start + timedelta(seconds=3600 * n / len(ids)))
+            rows.append((stamp, stamp, delivery_id))
         with db.transaction():
-            db.execute(
-                "UPDATE deliveries SET state = 'sent', sent_at = ?, updated_at = ? "
-                "WHERE campaign_id = ?",
-                (now, now, campaign_id),
+            db.executemany(
+                "UPDATE deliveries SET state = 'sent', sent_at = ?, updated_at = ? WHERE id = ?",
+                rows,
             )
         if db.dialect == "postgresql":
             # As autovacuum would have left the store by the time the public looks codes up:
@@ -173,6 +181,11 @@ def build_store(url: str, directory: Path, codes_wanted: int) -> list[str]:
             (campaign_id, codes_wanted),
         )
     return [codes.format_code(str(c)) for (c,) in found]
+
+
+def _iso(moment: datetime) -> str:
+    """As the store keeps time (clock.utcnow_iso): milliseconds and a Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def free_port() -> int:

@@ -41,3 +41,12 @@ def test_links_in_the_language_are_folded_into_the_templates(language: str, expe
     source = "<a href=\"{{ with_lang('/kontroll') }}\">"
     assert repr(expected)[1:-1] in env.compile(source, raw=True)
     assert env.from_string(source).render() == f'<a href="{expected}">'
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"), [("nb", "6. januar 2026"), ("en", "January 6, 2026")]
+)
+def test_a_date_is_the_day_in_oslo(language: str, expected: str) -> None:
+    env = environment(language)
+    # 23:30 UTC is half past midnight in Oslo, the next day.
+    assert env.from_string("{{ sent|date }}").render(sent="2026-01-05T23:30:00.000Z") == expected

@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -133,9 +133,14 @@ def _orgnr(value: str) -> str:
     return " ".join(value[i : i + 3] for i in range(0, len(value), 3))
 
 
-@functools.lru_cache(maxsize=4096)
 def _date(language: str, iso: str) -> str:
-    return format_date(_local(iso), "long", locale=language)
+    # By the day in Oslo: every message of a campaign has its own time stamp, but few days.
+    return _long_date(language, _local(iso).date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _long_date(language: str, day: date) -> str:
+    return format_date(day, "long", locale=language)
 
 
 @functools.lru_cache(maxsize=4096)
