@@ -1,18 +1,22 @@
-"""`/kontroll` with a valid code under wrk, against a bare Starlette route served the same way.
+"""`/kontroll` with a valid code under wrk, against bare Starlette routes served the same way.
 
     .venv/bin/python -m bench.bench_web [--runs 3] [--seconds 5] [--connections 8]
                                         [--workers 1] [--store sqlite|postgresql]
 
 Builds a store from a synthetic registry (Oslo), creates a campaign and marks its deliveries
-sent, then serves two apps with the same uvicorn command line (`--factory`, same workers, no
-access log) on loopback:
+sent one after another over the last hour, then serves three apps with the same uvicorn
+command line (`--factory`, same workers, no access log) on loopback:
 - the real public site (`varsel.web:app_from_environment`), limits raised so that no lookup is
   refused, but every lookup is still counted against both limits and recorded as an event;
-- a bare Starlette app with one route at /kontroll returning a short text (the reference).
-`wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, and
-the medians of requests per second and of the p50/p99 latencies are compared. Also reports the
-server's CPU time per request (from /proc: steadier than wall time on a shared machine) and
-checks that the events and limit counters account for every request wrk saw answered.
+- a bare Starlette app with one sync route at /kontroll returning a short text, run in the
+  thread pool as /kontroll was before it went async (the reference for the target);
+- the same with an async route (Starlette's hello world, no thread pool).
+`wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, each
+request for the next of `--codes` genuine codes from the next of as many visitors (their
+addresses in X-Forwarded-For, which uvicorn trusts from 127.0.0.1), and the medians of
+requests per second and of the p50/p99 latencies are compared. Also reports the server's CPU
+time per request (from /proc: steadier than wall time on a shared machine) and checks that the
+events and limit counters account for every request wrk saw answered.
 """
 
 from __future__ import annotations
@@ -69,17 +73,28 @@ police_district = ["oslo"]
 """
 
 
-# wrk asks for each code in turn: a page per recipient, as in life, not one page over and over.
+# wrk asks for each code in turn, each from another visitor: a page per recipient, as in life,
+# not one page over and over. The visitor's address goes in X-Forwarded-For, which uvicorn
+# trusts from 127.0.0.1 (its default --forwarded-allow-ips), so the limits count visitors.
 ROTATE = """
-local paths, i = {}, 0
+local paths, visitors, i = {}, {}, 0
 function init(args)
-  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  for line in io.lines(args[1]) do
+    local path, visitor = line:match("([^ ]+) ([^ ]+)")
+    paths[#paths + 1] = path
+    visitors[#visitors + 1] = visitor
+  end
 end
 function request()
   i = i % #paths + 1
-  return wrk.format(nil, paths[i])
+  return wrk.format(nil, paths[i], {["X-Forwarded-For"] = visitors[i]})
 end
 """
+
+
+def visitor(n: int) -> str:
+    """The n-th visitor's address, in 198.18.0.0/15 (RFC 2544's, for benchmarks)."""
+    return f"198.{18 + n // 64000}.{n // 250 % 256}.{n % 250 + 1}"
 
 
 def bare_app() -> Starlette:
@@ -339,7 +354,9 @@ def main() -> None:
         folder = Path(tmp)
         codes_sent = build_store(url, folder, args.codes)
         (folder / "rotate.lua").write_text(ROTATE, "utf-8")
-        (folder / "paths").write_text("".join(f"/kontroll?kode={c}\n" for c in codes_sent))
+        (folder / "paths").write_text(
+            "".join(f"/kontroll?kode={c} {visitor(n)}\n" for n, c in enumerate(codes_sent))
+        )
         how = Load(wrk, folder / "rotate.lua", folder / "paths", args.seconds, args.connections)
         env = {
             "VARSEL_DATABASE_URL": url,
