@@ -82,9 +82,11 @@ _UPSERT = (
     "DO UPDATE SET hits = rate_limits.hits + excluded.hits "
     "RETURNING scope, key, window_start, hits"
 )
+# A join with the wanted rows, not a row-value IN: SQLite scans the table for the latter.
 _PREVIOUS = (
-    "SELECT scope, key, window_start, hits FROM rate_limits "
-    "WHERE (scope, key, window_start) IN (VALUES {rows})"
+    "WITH wanted (scope, key, window_start) AS (VALUES {rows}) "
+    "SELECT r.scope, r.key, r.window_start, r.hits FROM wanted w JOIN rate_limits r "
+    "ON r.scope = w.scope AND r.key = w.key AND r.window_start = w.window_start"
 )
 
 
