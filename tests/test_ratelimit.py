@@ -114,3 +114,39 @@ def test_in_a_batch_a_request_refused_by_one_limit_is_not_counted_by_the_next(
 def test_counting_without_a_transaction_is_refused(db: Database) -> None:
     with pytest.raises(RuntimeError, match="needs a transaction"):
         count(db, [[(TEN_PER_MINUTE, "ip")]])
+
+
+def test_workers_counting_the_same_keys_at_once_never_deadlock(
+    new_store_url: Callable[[], str],
+) -> None:
+    import threading
+
+    url = new_store_url()
+    connect(url).close()
+    limits = [Limit("a", 10_000, 3600), Limit("b", 10_000, 3600), Limit("c", 10_000, 3600)]
+    errors: list[Exception] = []
+
+    def worker(order: list[int]) -> None:
+        # Each worker's batches name the shared keys in its own order.
+        db = connect(url, migrate=False)
+        try:
+            for _ in range(30):
+                with db.transaction():
+                    consume_many(db, [[(limits[i], "k")] for i in order])
+        except Exception as e:
+            errors.append(e)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=worker, args=(o,)) for o in ([0, 1, 2], [2, 1, 0])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with connect(url) as db:
+        assert db.query("SELECT scope, hits FROM rate_limits ORDER BY scope") == [
+            ("a", 60),
+            ("b", 60),
+            ("c", 60),
+        ]

@@ -151,7 +151,10 @@ def count(
             counts[check.counter] = (n + 1, check.start + 2 * limit.window)
             plan.append(check)
         plans.append(plan)
-    totals = _send(db, _UPSERT, [(*c, n, expires) for c, (n, expires) in counts.items()])
+    # In one order everywhere, so that two workers' batches lock the rows they share in the
+    # same order and never deadlock on PostgreSQL.
+    rows = sorted((*c, n, expires) for c, (n, expires) in counts.items())
+    totals = _send(db, _UPSERT, rows)
     unknown = [c for c, hits in previous.items() if hits is None]
     ended = _send(db, _PREVIOUS, [tuple(c) for c in unknown])
     return Counting(db, plans, at, counts, previous, totals, ended)
@@ -167,7 +170,7 @@ class Check:
     before: Counter
 
 
-def _send(db: Database, template: str, rows: list[tuple[object, ...]]) -> Any:
+def _send(db: Database, template: str, rows: Sequence[tuple[object, ...]]) -> Any:
     """Send a statement with a VALUES row for each of rows; its cursor, or None for no rows."""
     if not rows:
         return None
