@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from markupsafe import Markup, escape
 
-from varsel.web.site import TranslateLiterals, environment, gettext
+from varsel.web.site import TranslateLiterals, _fast_escape, environment, gettext
 
 
 @pytest.mark.parametrize(
@@ -50,3 +51,18 @@ def test_a_date_is_the_day_in_oslo(language: str, expected: str) -> None:
     env = environment(language)
     # 23:30 UTC is half past midnight in Oslo, the next day.
     assert env.from_string("{{ sent|date }}").render(sent="2026-01-05T23:30:00.000Z") == expected
+
+
+class _Html:
+    def __html__(self) -> str:
+        return "<i>trusted</i>"
+
+
+@pytest.mark.parametrize(
+    "value", ["a < b & 'c' \"d\"", "plain", Markup("<b>safe</b>"), 5, None, _Html()]
+)
+def test_values_are_escaped_as_markupsafe_does(value: object) -> None:
+    env = environment("nb")
+    assert env.from_string("{{ value }}").render(value=value) == str(escape(value))
+    page = env.get_template("genuine.html")
+    assert page.root_render_func.__globals__["escape"] is _fast_escape
