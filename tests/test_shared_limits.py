@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from varsel.db import Database, connect
-from varsel.shared_limits import UNLIMITED, Request, SharedLimits, grant
+from varsel.shared_limits import HOLD, UNLIMITED, Request, SharedLimits, grant
 
 pytestmark = pytest.mark.postgres
 
@@ -87,3 +87,27 @@ def test_a_worker_waits_for_grants_and_an_unlimited_bucket_never_asks() -> None:
     first, second, third, free = asyncio.run(main())
     assert (first, second, third, free) == (0.01, 0.0, 0.0, 0.0)
     assert [[(r.key, r.want) for r in a] for a in asked] == [[("domain:x.no", 3)]]
+
+
+def test_granted_tokens_not_spent_in_time_lapse() -> None:
+    async def no_grants(requests: list[Request]) -> dict[str, int]:
+        return {}
+
+    limits = SharedLimits(no_grants)
+    bucket = limits.bucket("domain:gmail.com", 4.0, 4.0, lambda: 4)
+    bucket.granted(2)
+    assert bucket.try_take() == 0.0
+    bucket.stamp -= HOLD + 0.01  # as if granted longer ago than a worker may hold a token
+    assert bucket.try_take() == limits.interval
+    assert bucket.tokens == 0
+    assert "domain:gmail.com" in limits.wanting
+
+
+def test_a_smaller_capacity_counts_at_once(pg: Database) -> None:
+    known: set[str] = set()
+    # A campaign with a large burst leaves a full bucket; one with a burst of 4 asks next.
+    assert grant(pg, [Request("domain:gmail.com", 1, 100.0, 1000.0)], known)["domain:gmail.com"]
+    first = grant(pg, [Request("domain:gmail.com", 4, 4.0, 4.0)], known)
+    second = grant(pg, [Request("domain:gmail.com", 4, 4.0, 4.0)], known)
+    assert first == {"domain:gmail.com": 4}
+    assert second["domain:gmail.com"] <= 1  # what 4 a second refills in the moments between

@@ -8,16 +8,21 @@ hosts' clocks do not matter.
 
 A worker does not ask per message: it asks for a small grant (at most one burst, and no more
 than it has messages waiting for) for every key it lacks tokens for, in one transaction, at
-most every `interval` seconds. A token it was granted and did not use is lost, never
-returned: the limit errs on the side of sending less. Fairness follows from the small grants:
-each worker takes at most what it can use now, so a busy worker cannot starve an idle one for
-longer than one grant, and the bucket's refill is shared by whoever asks.
+most every `interval` seconds. A token it was granted and did not use within `HOLD` seconds
+is lost, never returned: the limit errs on the side of sending less. Without that expiry a
+worker held up elsewhere (another limit, a slow connection) could spend an old grant at the
+same moment as the others spend the refill, and W workers together would pass the limit by up
+to W grants; with it, any stretch of Δ seconds sees at most capacity + rate × (Δ + HOLD).
+Fairness follows from the small grants: each worker takes at most what it can use now, so a
+busy worker cannot starve an idle one for longer than one grant, and the bucket's refill is
+shared by whoever asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +31,7 @@ from varsel.sender import TokenBucket
 
 UNLIMITED = 1e6  # tokens per second from which a limit is no limit: no row, no round trip
 INTERVAL = 0.02  # seconds between two grant requests of one worker, at most 50 per second
+HOLD = 0.1  # seconds a worker may keep granted tokens before they are lost
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,11 @@ def grant(db: Database, requests: Sequence[Request], known: set[str]) -> dict[st
         for key, rate, capacity, tokens, stamp, read_at in rows:
             now = float(read_at)
             request = by_key[key]
-            # Refilled at the rate it had since its stamp; the new rate counts from now.
-            have = min(float(capacity), float(tokens) + max(0.0, now - float(stamp)) * float(rate))
+            # Refilled at the rate it had since its stamp; the new rate counts from now. A
+            # smaller capacity than the row's counts at once: tokens left by a campaign with a
+            # larger burst must not be handed out above this one's.
+            refilled = float(tokens) + max(0.0, now - float(stamp)) * float(rate)
+            have = min(float(capacity), request.capacity, refilled)
             taken = max(0, min(request.want, math.floor(have)))
             granted[key] = taken
             left = min(request.capacity, have - taken)
@@ -109,7 +118,15 @@ class SharedBucket(TokenBucket):
         self.unlimited = rate >= UNLIMITED
 
     def _refill(self) -> None:
-        """Nothing: tokens come from grants, never from this host's clock."""
+        """No refill (tokens come from grants, never from this host's clock); old ones lapse."""
+        if self.tokens and time.monotonic() - self.stamp > HOLD:
+            self.tokens = 0.0
+
+    def granted(self, tokens: int) -> None:
+        """Tokens from the store, to be spent within HOLD seconds."""
+        self._refill()
+        self.tokens += tokens
+        self.stamp = time.monotonic()
 
     def try_take(self) -> float:
         """Take a token this worker holds (returns 0), else ask for some; when to look again."""
@@ -117,6 +134,7 @@ class SharedBucket(TokenBucket):
             raise self.limits.error  # no grants will come: waiting would hang the send
         if self.unlimited:
             return 0.0
+        self._refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
@@ -128,6 +146,8 @@ class SharedBucket(TokenBucket):
         buckets = [self, *others]
         if self.limits.error is not None:
             raise self.limits.error
+        for b in buckets:
+            b._refill()
         short = [b for b in buckets if not b.unlimited and b.tokens < 1]
         if short:
             for b in short:
@@ -212,7 +232,7 @@ class SharedLimits:
                 granted = await self.grant(requests)
                 self.grants += 1
                 for b in wanted:
-                    b.tokens += granted.get(b.key, 0)
+                    b.granted(granted.get(b.key, 0))
                 for callback in self.refilled:
                     callback()
             # Whoever still lacks tokens asks again, but not before the interval is over.
