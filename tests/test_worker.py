@@ -261,12 +261,6 @@ def test_killed_workers_lose_nothing_and_send_nothing_twice_outside_the_doubt(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, issue 7 open: under load a short stretch sees more messages to one "
-    "domain than the shared limit allows (a token is taken when a connection takes a message, "
-    "before the durable mark and the dot; 14 in 1.1 s against 8.5 seen in the full suite)",
-)
 def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: Store) -> None:
     rate, burst = 240 / 60.0, 4.0  # the campaign's per_domain_per_minute; its bucket's capacity
     domains = ("gmail.com", "hotmail.com")
@@ -303,11 +297,18 @@ def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: S
         assert len(times) >= 10  # it did send
         # Any stretch of time holds at most one burst and the rate since, plus what a worker
         # may hold (shared_limits.HOLD), and one message of slack for where the sink reads the
-        # time. Not yet true under load: see the xfail reason above.
+        # time. Not yet true under load, a known defect (issue 7 open): a token is taken when
+        # a connection takes a message, before the durable mark and the dot, and stalled
+        # commits release messages together. The checks above stay enforced; this one reports
+        # the defect as an expected failure until the token is taken at the dot.
         for i, first in enumerate(times):
             for j in range(i + 1, len(times)):
                 allowed = burst + rate * (times[j] - first + HOLD) + 1
-                assert j - i + 1 <= allowed, (domain, i, j)
+                if j - i + 1 > allowed:
+                    pytest.xfail(
+                        f"known defect: {j - i + 1} messages to {domain} in "
+                        f"{times[j] - first:.2f} s, more than {allowed:.1f}"
+                    )
 
 
 # -- in one process: leases, pause and resume, status, SQLite ------------------------------
