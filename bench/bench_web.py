@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from bench.bench_send import CAMPAIGN  # the same campaign as the send benchmark
 from varsel import codes
 from varsel.campaign import create_campaign
 from varsel.config import Settings
@@ -56,21 +57,6 @@ HOST = "127.0.0.1"
 TARGET = 0.50  # of the bare route's requests per second
 START_TIMEOUT = 30.0
 POSTGRES = os.environ.get("VARSEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-CAMPAIGN = """
-[campaign]
-name = "Benchmark"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "Næringslivets sikkerhetsråd"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd for næringslivet"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
 
 
 # wrk asks for each code in turn, each from another visitor: a page per recipient, as in life,
