@@ -28,8 +28,11 @@ def _ensure_database() -> str:
             "SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,)
         ).fetchone()
         if not exists:
-            # Another test worker may make it first.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            # Another test worker may make it first: PostgreSQL says so with DuplicateDatabase,
+            # or, when both CREATE at the same moment, with a unique violation in its catalogue.
+            with contextlib.suppress(
+                psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+            ):
                 conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
     return f"{POSTGRES}/{TEST_DATABASE}"
 
