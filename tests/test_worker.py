@@ -297,18 +297,14 @@ def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: S
         assert len(times) >= 10  # it did send
         # Any stretch of time holds at most one burst and the rate since, plus what a worker
         # may hold (shared_limits.HOLD), and one message of slack for where the sink reads the
-        # time. Not yet true under load, a known defect (issue 7 open): a token is taken when
-        # a connection takes a message, before the durable mark and the dot, and stalled
-        # commits release messages together. The checks above stay enforced; this one reports
-        # the defect as an expected failure until the token is taken at the dot.
+        # time. Each message takes its domain's token just before its final dot.
         for i, first in enumerate(times):
             for j in range(i + 1, len(times)):
                 allowed = burst + rate * (times[j] - first + HOLD) + 1
-                if j - i + 1 > allowed:
-                    pytest.xfail(
-                        f"known defect: {j - i + 1} messages to {domain} in "
-                        f"{times[j] - first:.2f} s, more than {allowed:.1f}"
-                    )
+                assert j - i + 1 <= allowed, (
+                    f"{j - i + 1} messages to {domain} in {times[j] - first:.2f} s, "
+                    f"more than {allowed:.1f}"
+                )
 
 
 # -- in one process: leases, pause and resume, status, SQLite ------------------------------

@@ -271,18 +271,15 @@ class Scheduler:
     def _take(self) -> tuple[_Item | None, float]:
         """A message that may go now, or None and the seconds until one might."""
         ready = self.ready
-        soonest = 1.0
         for _ in range(len(ready)):
             domain = ready.popleft()
             queue = self.queues[domain]
             if not queue or self.active[domain] >= self.concurrency:
                 self.listed.discard(domain)
                 continue
-            wait = self.buckets[domain].try_take()
-            if wait > 0:
-                soonest = min(soonest, wait)
-                ready.append(domain)
-                continue
+            # The domain's rate is not checked here but at the final dot (gate()): a token
+            # taken now would be spent whenever the message's durable mark is committed, and
+            # stalled commits would let messages taken apart arrive together.
             self.active[domain] += 1
             self.size -= 1
             item = queue.popleft()
@@ -293,7 +290,11 @@ class Scheduler:
             if ready:
                 self._wake()  # pass the turn on: a domain that was listed once may hold more
             return item, 0.0
-        return None, soonest
+        return None, 1.0  # woken by add() or release() before that
+
+    def gate(self, domain: str) -> TokenBucket:
+        """The domain's rate limit, a token of which each message takes just before its dot."""
+        return self.buckets[domain]
 
     def release(self, domain: str) -> None:
         self.active[domain] -= 1
@@ -927,7 +928,9 @@ class Sender:
                             mail_from,  # VERP: names the delivery, signed
                             delivery.address,
                             item.data,
-                            before_data_end=functools.partial(self._data_started, delivery.id),
+                            before_data_end=functools.partial(
+                                self._before_dot, delivery.id, scheduler.gate(item.domain)
+                            ),
                             then=then,
                             smtp_ready=True,  # MessageFactory builds messages ready for SMTP
                         )
@@ -970,6 +973,22 @@ class Sender:
         self._outcome(item, SendOutcome(None, False, message))
         await asyncio.sleep(min(5.0, 0.05 * 2**failures))
         return None, failures
+
+    async def _before_dot(self, delivery_id: int, gate: TokenBucket) -> None:
+        """What has to happen before a message's final dot goes out, in this order.
+
+        The durable mark first (a crash after it leaves the delivery in doubt, never sent
+        unrecorded), then the recipient domain's token, so that the domain's rate holds for
+        the dots as the recipient's server sees them, however long the commit took; then the
+        last checks (`_dot_going`), with nothing to wait for between them and the write.
+        """
+        await self._data_started(delivery_id)
+        if gate.try_take() > 0:
+            await gate.acquire()
+        self._dot_going(delivery_id)
+
+    def _dot_going(self, delivery_id: int) -> None:
+        """The last check before the final dot; raising keeps the dot back."""
 
     def _data_started(self, delivery_id: int) -> asyncio.Future[None]:
         """Queue the mark that the final dot may go out; the future is done once it is durable."""

@@ -110,8 +110,10 @@ class SharedScheduler(Scheduler):
 
     def _bucket(self, domain: str) -> TokenBucket:
         rate = self.per_minute / 60.0
+        # Its tokens are taken at the final dot, by the connections holding a message for
+        # the domain: that many are wanted at most.
         return self.limits.bucket(
-            f"domain:{domain}", rate, max(1.0, min(rate, 10.0)), self.queues[domain].__len__
+            f"domain:{domain}", rate, max(1.0, min(rate, 10.0)), lambda: self.active[domain]
         )
 
 
@@ -285,29 +287,14 @@ class CampaignRun(Sender):
             )
         return status, others
 
-    def _data_started(self, delivery_id: int) -> asyncio.Future[None]:
-        """The sender's durable mark, and then the lease check before the final dot."""
-        durable = super()._data_started(delivery_id)
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def opened(done: asyncio.Future[None]) -> None:
-            if gate.done():
-                return
-            if done.cancelled():
-                gate.cancel()
-            elif (error := done.exception()) is not None:
-                gate.set_exception(error)
-            elif time.monotonic() > self.lease_deadline:
-                # The mark is durable, so whoever takes this delivery back sees it in doubt;
-                # the dot is not written, so it is in doubt only on paper.
-                self.withdrawn.add(delivery_id)
-                gate.set_exception(LeaseLost("leieavtalen er utløpt"))
-            else:
-                self.dot_at[delivery_id] = time.monotonic()
-                gate.set_result(None)
-
-        durable.add_done_callback(opened)
-        return gate
+    def _dot_going(self, delivery_id: int) -> None:
+        """The lease check, after the durable mark and the domain's token, before the dot."""
+        if time.monotonic() > self.lease_deadline:
+            # The mark is durable, so whoever takes this delivery back sees it in doubt; the
+            # dot is not written, so it is in doubt only on paper.
+            self.withdrawn.add(delivery_id)
+            raise LeaseLost("leieavtalen er utløpt")
+        self.dot_at[delivery_id] = time.monotonic()
 
     def _outcome(self, item: _Item, outcome: SendOutcome) -> None:
         d = item.delivery
