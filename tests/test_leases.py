@@ -100,3 +100,16 @@ def test_a_registered_worker_is_running_then_stopped_with_its_counts(
     leases.deregister(db, "vert:42:ab", leases.Counters(sent=9), 1)
     (row,) = leases.workers(db)
     assert (row.state, row.sent, row.campaign_id) == ("stopped", 9, None)
+
+
+def test_workers_stopped_long_ago_are_forgotten(campaign: tuple[Database, int]) -> None:
+    db, _ = campaign
+    for worker_id in ("gammel:1:aa", "ny:2:bb", "i-gang:3:cc"):
+        leases.register(db, worker_id, 4, None)
+    leases.deregister(db, "gammel:1:aa", leases.Counters(), 0)
+    leases.deregister(db, "ny:2:bb", leases.Counters(), 0)
+    db.execute(
+        "UPDATE workers SET heartbeat_at = '2020-01-01T00:00:00.000Z' WHERE id = 'gammel:1:aa'"
+    )
+    assert leases.forget_stopped(db) == 1
+    assert sorted(w.host for w in leases.workers(db)) == ["i-gang", "ny"]

@@ -111,3 +111,21 @@ def test_a_smaller_capacity_counts_at_once(pg: Database) -> None:
     second = grant(pg, [Request("domain:gmail.com", 4, 4.0, 4.0)], known)
     assert first == {"domain:gmail.com": 4}
     assert second["domain:gmail.com"] <= 1  # what 4 a second refills in the moments between
+
+
+def test_full_buckets_are_purged_and_come_back_full(pg: Database) -> None:
+    from varsel.shared_limits import purge_full
+
+    known: set[str] = set()
+    grant(pg, [Request("domain:a.no", 5, 0.1, 5.0), Request("domain:b.no", 1, 1000.0, 5.0)], known)
+    time.sleep(0.05)  # b.no refills at 1,000 a second: full again; a.no is still empty
+    with pg.transaction():
+        assert purge_full(pg) == 1
+    assert pg.query("SELECT key FROM send_buckets") == [("domain:a.no",)]
+    # This worker still thinks b.no's row is there: it gets nothing once, then a full bucket.
+    request = Request("domain:b.no", 5, 1000.0, 5.0)
+    assert grant(pg, [request], known) == {}
+    assert "domain:b.no" not in known
+    assert grant(pg, [request], known) == {"domain:b.no": 5}
+    # The empty bucket was kept: a.no's limit is not reset by the purge.
+    assert grant(pg, [Request("domain:a.no", 5, 0.1, 5.0)], known) == {"domain:a.no": 0}

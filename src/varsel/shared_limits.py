@@ -73,6 +73,10 @@ def grant(db: Database, requests: Sequence[Request], known: set[str]) -> dict[st
             (keys,),
         )
         by_key = {r.key: r for r in ordered}
+        # A key whose row is gone was purged as full since this worker last asked (see
+        # purge_full): none this time, and the next request makes it again, full.
+        known.difference_update(set(keys) - {row[0] for row in rows})
+        keys = [row[0] for row in rows]
         updates: list[tuple[str, float, float, float, float]] = []
         for key, rate, capacity, tokens, stamp, read_at in rows:
             now = float(read_at)
@@ -97,6 +101,20 @@ def grant(db: Database, requests: Sequence[Request], known: set[str]) -> dict[st
         )
     known.update(keys)
     return granted
+
+
+def purge_full(db: Database) -> int:
+    """Delete the buckets that have refilled to their capacity; returns how many.
+
+    A full bucket is what a missing row becomes on its first request, so deleting one changes
+    no limit; without this, every recipient domain of every campaign would keep a row.
+    """
+    return int(
+        db.execute(
+            "DELETE FROM send_buckets WHERE tokens + "
+            "greatest(0, extract(epoch FROM clock_timestamp()) - stamp) * rate >= capacity"
+        ).rowcount
+    )
 
 
 class SharedBucket(TokenBucket):

@@ -35,7 +35,9 @@ from varsel.errors import UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
 from varsel.sender import Scheduler, Sender, SendOptions, SendReport, TokenBucket, _Item
-from varsel.shared_limits import BucketChain, Request, SharedLimits, grant
+from varsel.shared_limits import BucketChain, Request, SharedLimits, grant, purge_full
+
+TIDY_SECONDS = 600.0  # how often an idle worker purges stopped workers and full buckets
 
 _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? "
@@ -391,6 +393,7 @@ class Worker:
         self.wake = threading.Event()
         self.last_campaign = 0
         self.finished = False
+        self.tidy_at = 0.0  # when idle next tidies the shared tables
 
     # -- counters ----------------------------------------------------------------------
 
@@ -503,6 +506,12 @@ class Worker:
         with self.control.transaction():
             self.clock.sync(self.control)
             leases.heartbeat(self.control, self.id, None, self.counters(), 0, self.renewals)
+            if time.monotonic() >= self.tidy_at:
+                # Rows that would otherwise only grow: workers long stopped or dead, and the
+                # buckets of domains nobody has sent to for a while (full again: no limit lost).
+                self.tidy_at = time.monotonic() + TIDY_SECONDS
+                leases.forget_stopped(self.control)
+                purge_full(self.control)
         self.wake.wait(self.options.poll_seconds)
         self.wake.clear()
 
