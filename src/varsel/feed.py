@@ -12,6 +12,7 @@ from varsel import audit, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind
+from varsel.erasure import erase_unit
 from varsel.errors import BadFileError
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
@@ -226,10 +227,10 @@ def _apply_entry(
     row = db.query_one(f"SELECT {cols} FROM units WHERE orgnr = ?", (orgnr,))
     if change == "Fjernet":
         # Removed from open data on legal grounds: copies must erase it, not keep it as gone.
-        if row is None:
+        # Campaigns may hold copies of a unit that is no longer (or never was) in the store.
+        erased = erase_unit(db, orgnr)
+        if row is None and not erased.recipients:
             return "skipped: fjernet, men fantes ikke i lageret"
-        db.execute("DELETE FROM contacts WHERE orgnr = ?", (orgnr,))
-        db.execute("DELETE FROM units WHERE orgnr = ?", (orgnr,))
         return "removed"
     if change == "Sletting":
         if row is None:

@@ -1,0 +1,91 @@
+"""Erasing a unit the registry removed on legal grounds (change type `Fjernet`).
+
+The registry removes a unit from its open data when the law requires it (for a sole
+proprietor, that is a person's data). Copies must then erase it, not keep it as gone: the
+unit and its contact addresses go, and so does what campaigns keep of it — its number, its
+name and its addresses in recipients, deliveries and their traces. What a campaign counted
+stays countable: a recipient row keeps its form, municipality and size (what coverage and the
+evaluation report group by) under a random stand-in for the number, and its delivery keeps
+its state, so totals do not change when a unit is erased (but for one thing: the unit's own
+opt-out goes with it, and a unit that had opted out counts by its delivery's outcome).
+
+A delivery shared with other units (one address for several) keeps its address: the address
+is theirs too. One the unit had alone loses its address, its SMTP reply text (which may quote
+the address), the details of its events, the failed recipient of its bounce reports and the
+free text of feedback given with its code.
+
+Not erased: the hash-chained audit log (an export's audit row may name units; changing it
+would break the chain that proves the log is complete), and files an operator has written out
+(letters, CSV exports): docs/operators.md says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from varsel.db import Database
+
+ERASED_NAME = "(fjernet fra Enhetsregisteret)"
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What one erasure touched."""
+
+    units: int  # rows in units (0 or 1)
+    recipients: int  # campaigns that had the unit as a recipient
+    deliveries: int  # deliveries that had the unit alone, their addresses erased
+    shared: int  # deliveries shared with other units, kept with their address
+
+
+def stand_in() -> str:
+    """A random number-like value for an erased unit's rows: unique, and linking nothing."""
+    return f"fjernet-{secrets.token_hex(8)}"
+
+
+def erase_unit(db: Database, orgnr: str) -> Erased:
+    """Erase a unit and every copy of its identity; call inside the caller's transaction."""
+    db.execute("DELETE FROM suppressions WHERE kind = 'unit' AND value = ?", (orgnr,))
+    db.execute("DELETE FROM contacts WHERE orgnr = ?", (orgnr,))
+    units = db.execute("DELETE FROM units WHERE orgnr = ?", (orgnr,)).rowcount
+
+    deliveries = db.query(
+        "SELECT du.delivery_id, d.campaign_id, "
+        "(SELECT count(*) FROM delivery_units o WHERE o.delivery_id = du.delivery_id) "
+        "FROM delivery_units du JOIN deliveries d ON d.id = du.delivery_id WHERE du.orgnr = ?",
+        (orgnr,),
+    )
+    campaigns = {
+        int(cid): stand_in()
+        for (cid,) in db.query("SELECT campaign_id FROM recipients WHERE orgnr = ?", (orgnr,))
+    }
+    for _, cid, _ in deliveries:
+        campaigns.setdefault(int(cid), stand_in())
+    for cid, other in campaigns.items():
+        db.execute(
+            "UPDATE recipients SET orgnr = ?, name = ? WHERE campaign_id = ? AND orgnr = ?",
+            (other, ERASED_NAME, cid, orgnr),
+        )
+
+    alone = 0
+    for delivery_id, cid, count in deliveries:
+        other = campaigns[int(cid)]
+        db.execute(
+            "UPDATE delivery_units SET orgnr = ? WHERE delivery_id = ? AND orgnr = ?",
+            (other, delivery_id, orgnr),
+        )
+        if int(count) > 1:
+            continue
+        alone += 1
+        # The key is unique within the campaign and channel, and often the address itself.
+        db.execute(
+            "UPDATE deliveries SET address = ?, key = ?, last_reply = NULL WHERE id = ?",
+            (other, f"{other}:{delivery_id}", delivery_id),
+        )
+        db.execute("UPDATE events SET detail = NULL WHERE delivery_id = ?", (delivery_id,))
+        db.execute(
+            "UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", (delivery_id,)
+        )
+        db.execute("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", (delivery_id,))
+    return Erased(int(units), len(campaigns), alone, len(deliveries) - alone)
