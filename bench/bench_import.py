@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -79,28 +81,43 @@ def ensure_dump(units: int) -> Path:
     return path
 
 
-def duckdb_load(path: Path) -> float:
+@dataclass(frozen=True)
+class Run:
+    """One measured run: wall seconds, CPU seconds (user + system, all threads), peak RSS."""
+
+    wall: float
+    cpu: float
+    rss: int = 0
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def duckdb_load(path: Path) -> Run:
     import duckdb
 
     con = duckdb.connect(str(OUT / f"ref-{uuid.uuid4().hex}.duckdb"))
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items()) + "}"
+    cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF))
     start = time.perf_counter()
     con.execute(
         f"CREATE TABLE units AS SELECT * FROM read_json('{path}', format = 'array', "
         f"columns = {columns})"
     )
     seconds = time.perf_counter() - start
+    cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - cpu
     count = con.execute("SELECT count(*) FROM units").fetchone()
     con.close()
     for f in OUT.glob("ref-*.duckdb*"):
         f.unlink()
     assert count is not None
     assert count[0] > 0
-    return seconds
+    return Run(seconds, cpu)
 
 
-def varsel_import(path: Path, db_url: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of `varsel registry import` in its own process."""
+def varsel_import(path: Path, db_url: str) -> Run:
+    """`varsel registry import` in its own process (CPU and RSS from wait4)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [*VARSEL, "--db", db_url, "registry", "import", str(path)], stdout=subprocess.DEVNULL
@@ -109,7 +126,7 @@ def varsel_import(path: Path, db_url: str) -> tuple[float, int]:
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"import failed with status {status}")
-    return seconds, usage.ru_maxrss * 1024
+    return Run(seconds, _cpu(usage), usage.ru_maxrss * 1024)
 
 
 def fresh_sqlite() -> str:
@@ -161,41 +178,42 @@ def main() -> None:
 
     path = ensure_dump(args.units)
     size = path.stat().st_size
-    duck, sqlite, rss, pg = [], [], [], []
+    load = os.getloadavg()[0]
+    duck: list[Run] = []
+    sqlite: list[Run] = []
+    pg: list[Run] = []
     for _ in range(args.runs):
         duck.append(duckdb_load(path))
-        seconds, peak = varsel_import(path, fresh_sqlite())
-        sqlite.append(seconds)
-        rss.append(peak)
+        sqlite.append(varsel_import(path, fresh_sqlite()))
     previews = preview_times(str(OUT / "bench.db"), 21)
     if not args.no_postgres:
         for _ in range(args.runs):
             url = fresh_pg(args.postgres)
             try:
-                pg.append(varsel_import(path, url)[0])
+                pg.append(varsel_import(path, url))
             finally:
                 drop_pg(args.postgres, url)
 
-    ref = statistics.median(duck)
+    ref = statistics.median(r.wall for r in duck)
+    ref_cpu = statistics.median(r.cpu for r in duck)
     print(
         f"Import of {args.units:,} enheter ({size / 1e6:.0f} MB json.gz), medians of "
-        f"{args.runs} runs:\n"
+        f"{args.runs} runs; load average {load:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end:\n"
     )
-    print("| what | median s | ratio to DuckDB | runs (s) |")
-    print("|---|---:|---:|---|")
-    print(
-        f"| DuckDB read_json → table (reference) | {ref:.1f} | 1.00 | "
-        f"{', '.join(f'{x:.1f}' for x in duck)} |"
-    )
-    print(
-        f"| varsel import → SQLite | {statistics.median(sqlite):.1f} | "
-        f"{statistics.median(sqlite) / ref:.2f} | {', '.join(f'{x:.1f}' for x in sqlite)} |"
-    )
+    print("| what | median s | ratio to DuckDB | CPU s | CPU ratio | runs (wall s / CPU s) |")
+    print("|---|---:|---:|---:|---:|---|")
+    rows = [("DuckDB read_json → table (reference)", duck), ("varsel import → SQLite", sqlite)]
     if pg:
+        rows.append(("varsel import → PostgreSQL", pg))
+    for what, runs in rows:
+        wall = statistics.median(r.wall for r in runs)
+        cpu = statistics.median(r.cpu for r in runs)
         print(
-            f"| varsel import → PostgreSQL | {statistics.median(pg):.1f} | "
-            f"{statistics.median(pg) / ref:.2f} | {', '.join(f'{x:.1f}' for x in pg)} |"
+            f"| {what} | {wall:.1f} | {wall / ref:.2f} | {cpu:.1f} | {cpu / ref_cpu:.2f} | "
+            f"{', '.join(f'{r.wall:.1f}/{r.cpu:.1f}' for r in runs)} |"
         )
+    rss = [r.rss for r in sqlite]
     print(f"\nPeak RSS of the SQLite import: {max(rss) / 2**20:.0f} MB (max of {args.runs}).")
     print(
         f"`segment preview` (Oslo police district, ≥2 employees) on that store: median "
