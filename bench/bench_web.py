@@ -2,21 +2,24 @@
 
     .venv/bin/python -m bench.bench_web [--runs 3] [--seconds 5] [--connections 8]
                                         [--workers 1] [--store sqlite|postgresql]
+                                        [--server uvloop,httptools]
 
 Builds a store from a synthetic registry (Oslo), creates a campaign and marks its deliveries
-sent one after another over the last hour, then serves three apps with the same uvicorn
-command line (`--factory`, same workers, no access log) on loopback:
+sent one after another over the last hour, then serves three apps on loopback, each through
+varsel.web.serve as `varsel serve` does (uvicorn with uvloop and httptools, no access log,
+the same number of workers; `--server asyncio,h11` for uvicorn's pure-Python loop and HTTP):
+- Starlette's hello world: one async route at /kontroll returning a short text (the
+  reference for the target: /kontroll is an async view too);
+- the same with a sync route, run in Starlette's thread pool as /kontroll once was;
 - the real public site (`varsel.web:app_from_environment`), limits raised so that no lookup is
-  refused, but every lookup is still counted against both limits and recorded as an event;
-- a bare Starlette app with one sync route at /kontroll returning a short text, run in the
-  thread pool as /kontroll was before it went async (the reference for the target);
-- the same with an async route (Starlette's hello world, no thread pool).
+  refused, but every lookup is still counted against both limits and recorded as an event.
 `wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, each
 request for the next of `--codes` genuine codes from the next of as many visitors (their
 addresses in X-Forwarded-For, which uvicorn trusts from 127.0.0.1), and the medians of
 requests per second and of the p50/p99 latencies are compared. Also reports the server's CPU
-time per request (from /proc: steadier than wall time on a shared machine) and checks that the
-events and limit counters account for every request wrk saw answered.
+time per request (from /proc: steadier than wall time on a shared machine), its ratio to the
+reference's, and checks that the events and limit counters account for every request wrk saw
+answered.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from varsel.registry import import_dump
 from varsel.synth import write_dump
 
 HOST = "127.0.0.1"
+PRODUCTION = "uvloop,httptools"  # varsel.web.serve's defaults
 TARGET = 0.50  # of the bare route's requests per second
 START_TIMEOUT = 30.0
 POSTGRES = os.environ.get("VARSEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -84,7 +88,7 @@ def visitor(n: int) -> str:
 
 
 def bare_app() -> Starlette:
-    """The reference: one plain (sync) Starlette route, run in the threadpool like /kontroll."""
+    """One plain (sync) Starlette route, run in the thread pool as /kontroll once was."""
 
     def kontroll(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -93,7 +97,7 @@ def bare_app() -> Starlette:
 
 
 def bare_async_app() -> Starlette:
-    """Starlette's hello world: an async route, which skips the threadpool."""
+    """The reference: Starlette's hello world, an async route (no thread pool), as /kontroll."""
 
     async def kontroll(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -196,25 +200,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """uvicorn serving the app factory on a free port: (base URL, pid), until the block ends."""
+def serve(
+    factory: str, workers: int, env: dict[str, str], server: tuple[str, str]
+) -> Iterator[tuple[str, int]]:
+    """The app factory served as `varsel serve` serves, on a free port: (base URL, pid)."""
     port = free_port()
+    loop, http = server
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "--factory",
+        "bench.bench_web",
+        "--serve",
         factory,
-        "--host",
-        HOST,
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--no-access-log",
-        "--no-server-header",
-        "--log-level",
-        "warning",
+        "--server",
+        f"{loop},{http}",
     ]
     process = subprocess.Popen(command, env={**os.environ, **env})
     base = f"http://{HOST}:{port}"
@@ -222,14 +225,14 @@ def serve(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
-                sys.exit(f"uvicorn {factory} stopped with status {process.returncode}")
+                sys.exit(f"serving {factory} stopped with status {process.returncode}")
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(base + "/kontroll", timeout=2),  # noqa: S310 -- http
             ):
                 break
             if time.monotonic() > deadline:
-                sys.exit(f"uvicorn {factory} did not answer within {START_TIMEOUT:g} s")
+                sys.exit(f"{factory} did not answer within {START_TIMEOUT:g} s")
             time.sleep(0.2)
         yield base, process.pid
     finally:
@@ -239,6 +242,17 @@ def serve(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def serve_here(factory: str, port: int, workers: int, server: tuple[str, str]) -> None:
+    """This process serves the factory through varsel.web.serve, as `varsel serve` does."""
+    import logging
+
+    from varsel.web import serve as serve_app
+
+    logging.basicConfig(level=logging.WARNING)  # uvicorn's start-up errors, if any
+    loop, http = server
+    serve_app(factory, host=HOST, port=port, workers=workers, loop=loop, http=http)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -326,6 +340,34 @@ def row(name: str, runs: list[Run]) -> str:
     return f"| {name} | {rate:,.0f} | {p50:.1f} | {p99:.1f} | {cpu:,.0f} | {each} |"
 
 
+def report(
+    args: argparse.Namespace, runs: dict[str, list[Run]], codes: int, server: tuple[str, str]
+) -> int:
+    """Print the table and the ratios; returns how many lookups wrk saw answered."""
+    names = list(runs)
+    reference, sync, real = (runs[name] for name in names)
+    rate = statistics.median(r.rate for r in real)
+    ratio = rate / statistics.median(r.rate for r in reference)
+    ratio_sync = rate / statistics.median(r.rate for r in sync)
+    # Each run's ratio of server CPU per request: the rate ratio a machine to itself would show.
+    cpu_ratio = statistics.median(k.cpu_us / r.cpu_us for k, r in zip(reference, real, strict=True))
+    verdict = "met" if ratio >= TARGET else "**not met**"
+    print(
+        f"{args.store}, {args.workers} uvicorn worker(s) each ({server[0]}, {server[1]}), "
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s over {codes:,} codes, "
+        f"{args.runs} runs each, in turn\n"
+    )
+    print("| app | requests/s | p50 ms | p99 ms | server CPU µs/request | runs |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name in names:
+        print(row(name, runs[name]))
+    print(
+        f"\nratio to the async route {ratio:.2f} (target ≥ {TARGET:.2f}: {verdict}); "
+        f"of CPU per request {cpu_ratio:.2f}; to the sync route {ratio_sync:.2f}"
+    )
+    return sum(r.requests for r in real)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="runs of each app; medians shown")
@@ -334,7 +376,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, every app")
     parser.add_argument("--codes", type=int, default=2000, help="distinct genuine codes asked")
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--server",
+        default=PRODUCTION,
+        help="uvicorn's event loop and HTTP parser, as LOOP,HTTP (default: `varsel serve`'s, "
+        f"{PRODUCTION}; asyncio,h11 for uvicorn's pure-Python ones)",
+    )
+    parser.add_argument("--serve", metavar="FACTORY", help=argparse.SUPPRESS)  # one server
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    loop, _, http = args.server.partition(",")
+    server = (loop, http)
+    if args.serve:
+        serve_here(args.serve, args.port, args.workers, server)
+        return
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory() as tmp, store_url(args.store, Path(tmp)) as url:
         folder = Path(tmp)
@@ -352,14 +407,14 @@ def main() -> None:
             "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000",
         }
         apps = {
-            "bare Starlette route, sync (reference)": "bench.bench_web:bare_app",
-            "bare Starlette route, async": "bench.bench_web:bare_async_app",
+            "bare Starlette route, async (reference)": "bench.bench_web:bare_async_app",
+            "bare Starlette route, sync": "bench.bench_web:bare_app",
             "`/kontroll?kode=…`, genuine codes": "varsel.web:app_from_environment",
         }
         runs: dict[str, list[Run]] = {name: [] for name in apps}
         with contextlib.ExitStack() as stack:
             served = {
-                name: stack.enter_context(serve(factory, args.workers, env))
+                name: stack.enter_context(serve(factory, args.workers, env, server))
                 for name, factory in apps.items()
             }
             real_base = served["`/kontroll?kode=…`, genuine codes"][0]
@@ -375,26 +430,7 @@ def main() -> None:
                 for name, (base, pid) in served.items():
                     runs[name].append(load(how, base, pid))
         events, hits = accounted(url)
-    names = list(apps)
-    real, reference = runs[names[2]], runs[names[0]]
-    answered = sum(r.requests for r in real)
-    ratio = statistics.median(r.rate for r in real) / statistics.median(r.rate for r in reference)
-    ratio_async = statistics.median(r.rate for r in real) / statistics.median(
-        r.rate for r in runs[names[1]]
-    )
-    verdict = "met" if ratio >= TARGET else "**not met**"
-    print(
-        f"{args.store}, {args.workers} uvicorn worker(s) each, wrk -t1 -c{args.connections} "
-        f"-d{args.seconds}s over {len(codes_sent):,} codes, {args.runs} runs each, in turn\n"
-    )
-    print("| app | requests/s | p50 ms | p99 ms | server CPU µs/request | runs |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name in names:
-        print(row(name, runs[name]))
-    print(
-        f"\nratio to the sync route {ratio:.2f} (target ≥ {TARGET:.2f}: {verdict}); "
-        f"to the async route {ratio_async:.2f}"
-    )
+    answered = report(args, runs, len(codes_sent), server)
     print(
         f"lookups wrk saw answered: {answered:,}; recorded as verify_ok events: "
         f"{events - events_before:,}; counted by the per-IP limit: {hits - hits_before:,}"

@@ -615,25 +615,40 @@ def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> N
 @cli.command()
 @click.option("--host", help="Address to listen on; same as VARSEL_WEB_HOST.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port; same as VARSEL_WEB_PORT.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the pages (the limits are kept in the store, so they hold for all).",
+)
 @pass_state
-def serve(state: State, host: str | None, port: int | None) -> None:
+def serve(state: State, host: str | None, port: int | None, workers: int) -> None:
     """Serve the public pages (verify, register, feedback, document, unsubscribe)."""
-    import uvicorn
+    import os
 
-    from varsel.web import create_app
+    from varsel.web import serve as serve_app
 
     settings = state.settings
+    # The schema brought up to date once, here, rather than by every worker at once.
+    connect(settings.database_url).close()
+    # Each worker builds the app from the environment: give it the settings file and store
+    # this command was given, so every worker reads what this process read.
+    top = click.get_current_context().find_root().params
+    if top.get("config_file"):
+        os.environ["VARSEL_CONFIG"] = str(Path(top["config_file"]).resolve())
+    if top.get("database_url"):
+        os.environ["VARSEL_DATABASE_URL"] = top["database_url"]
     out.print(
         f"Offentlige sider på {settings.public_base_url} (lytter på "
-        f"{host or settings.web_host}:{port or settings.web_port})."
+        f"{host or settings.web_host}:{port or settings.web_port}, {workers} prosess(er))."
     )
-    uvicorn.run(
-        create_app(settings),
+    serve_app(
+        "varsel.web:app_from_environment",
         host=host or settings.web_host,
         port=port or settings.web_port,
-        proxy_headers=True,
+        workers=workers,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -99,3 +101,75 @@ def app_from_environment() -> Starlette:
     `uvicorn --factory varsel.web:app_from_environment --workers 4`.
     """
     return create_app(Settings.load())
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn to listen on, whose connections send without delay.
+
+    uvicorn's own socket for several workers is made with protocol 0, so asyncio does not set
+    TCP_NODELAY on the connections it accepts, and every answer waited ~40 ms (Nagle's
+    algorithm against the client's delayed ACK). Made with IPPROTO_TCP, the accepted sockets
+    get TCP_NODELAY from asyncio; it is set on the listening socket too, which Linux passes on
+    to them, for event loops that do not set it themselves.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)  # the workers are processes of their own
+    return sock
+
+
+def serve(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    forwarded_allow_ips: str = "127.0.0.1",
+    sock: socket.socket | None = None,
+    loop: str = "uvloop",
+    http: str = "httptools",
+) -> None:
+    """Serve an app factory ("module:function") under uvicorn, as `varsel serve` does.
+
+    uvloop and httptools (uvicorn's fast event loop and HTTP parser, as `uvicorn[standard]`
+    has them), proxy headers from the trusted proxies, no Server header, no access log (its
+    lines would hold every visitor's address and every code and unsubscribe token asked),
+    and the listening socket from listening_socket(). The benchmark serves its reference
+    apps through this too, so they are compared as production runs (loop and http name
+    uvicorn's alternatives, for comparing them).
+    """
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop=loop,
+        http=http,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        access_log=False,
+    )
+    listening = sock if sock is not None else listening_socket(host, port)
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[listening]).run()
+        else:
+            server.run(sockets=[listening])
+    finally:
+        listening.close()
+    if workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)  # as uvicorn.run: the app did not start (its error is logged)

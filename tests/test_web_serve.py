@@ -1,0 +1,119 @@
+"""`varsel serve` as production runs it: several workers, answers without Nagle's delay."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from varsel.web import listening_socket
+
+# Nagle's algorithm against the client's delayed ACK held each answer ~40 ms; without it an
+# answer from a loopback server takes a few milliseconds even on a busy machine.
+FAST_ENOUGH = 0.015  # seconds, the median of the answers on one connection
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def times_of_answers(port: int, n: int = 30) -> list[float]:
+    """Seconds each of n GET /kontroll took, one after another on one kept-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    took = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            connection.request("GET", "/kontroll")
+            answer = connection.getresponse()
+            body = answer.read()
+            took.append(time.perf_counter() - start)
+            assert answer.status == 200
+            assert b"Koden fra e-posten" in body
+    finally:
+        connection.close()
+    return took
+
+
+Start = Callable[[list[str], int], subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Start]:
+    """Starts a server command on a port and waits until it listens; stops it afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "VARSEL_DATABASE_URL": str(tmp_path / "varsel.db"),
+            "VARSEL_SECRET_KEY": "test secret",
+        }
+        process = subprocess.Popen(command, env=env, cwd=tmp_path)
+        started.append(process)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"{command} stopped with status {process.returncode}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return process
+            except OSError:
+                assert time.monotonic() < deadline, f"{command} did not listen in time"
+                time.sleep(0.1)
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def serve_command(port: int, *options: str) -> list[str]:
+    return [sys.executable, "-m", "varsel", "serve", "--port", str(port), *options]
+
+
+@pytest.mark.slow
+def test_varsel_serve_with_two_workers_answers_without_delay(served: Start) -> None:
+    port = free_port()
+    served(serve_command(port, "--workers", "2"), port)
+    took = times_of_answers(port)
+    assert statistics.median(took) < FAST_ENOUGH, [f"{t * 1000:.1f} ms" for t in took]
+
+
+@pytest.mark.slow
+def test_two_workers_on_asyncio_and_h11_answer_without_delay(served: Start) -> None:
+    # uvloop sets TCP_NODELAY itself; asyncio does only for a socket made with IPPROTO_TCP,
+    # which uvicorn's own socket for several workers is not: this is where answers waited.
+    port = free_port()
+    code = (
+        "from varsel.web import serve; "
+        f"serve('varsel.web:app_from_environment', host='127.0.0.1', port={port}, "
+        "workers=2, loop='asyncio', http='h11')"
+    )
+    served([sys.executable, "-c", code], port)
+    took = times_of_answers(port)
+    assert statistics.median(took) < FAST_ENOUGH, [f"{t * 1000:.1f} ms" for t in took]
+
+
+def test_the_listening_socket_hands_out_connections_with_tcp_nodelay() -> None:
+    with listening_socket("127.0.0.1", 0) as listener:
+        listener.listen()
+        with socket.create_connection(listener.getsockname()):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+                assert accepted.proto == socket.IPPROTO_TCP
