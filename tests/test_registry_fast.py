@@ -234,3 +234,40 @@ def test_fast_import_stores_what_the_python_way_stores(
         assert units(fast) == units(python)
         contacts_sql = f"SELECT {', '.join(unit.CONTACT_COLUMNS)} FROM contacts ORDER BY 1, 2"
         assert fast.query(contacts_sql) == python.query(contacts_sql)
+
+
+def test_fast_update_of_a_store_stores_what_the_python_way_stores(
+    new_store_url: Any, brreg: Path, tmp_path: Path
+) -> None:
+    """A newer dump into a store that holds units: changed, new, gone and reach as Python has it."""
+    from helpers import units
+    from varsel.db import connect
+
+    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
+    newer = [dict(r) for r in records[1:]]  # the first unit is gone
+    newer[0]["epostadresse"] = "Post@Nytt-Firma.no; 22 33 44 55"  # reach becomes or stays email
+    newer[1]["epostadresse"] = "22 33 44 55"  # no usable address: reach is phone or post
+    newer[2]["navn"] = "NYTT NAVN AS"
+    newer.append({**records[0], "organisasjonsnummer": "914594685"})  # a new unit
+    odd = {
+        **records[0],
+        "organisasjonsnummer": "811111112",
+        "navn": 7,
+    }  # the file goes the Python way
+    with connect(new_store_url()) as fast, connect(new_store_url()) as python:
+        for db, extra in ((fast, []), (python, [odd])):
+            import_dump(db, write(tmp_path / "old.json", records), dump_date="2026-01-01")
+            result = import_dump(
+                db, write(tmp_path / f"new{len(extra)}.json", newer + extra), dump_date="2026-01-02"
+            )
+            s = result.snapshot
+            assert (s.new, s.changed, s.gone) == (1 + len(extra), 3, 1)
+        python.execute("DELETE FROM contacts WHERE orgnr = '811111112'")
+        python.execute("DELETE FROM units WHERE orgnr = '811111112'")
+        fast_units, python_units = units(fast), units(python)
+        assert fast_units == python_units
+        reach = unit.COL["reach"]
+        assert fast_units[newer[0]["organisasjonsnummer"]][reach] == "email"
+        assert fast_units[newer[1]["organisasjonsnummer"]][reach] != "email"
+        contacts_sql = f"SELECT {', '.join(unit.CONTACT_COLUMNS)} FROM contacts ORDER BY 1, 2"
+        assert fast.query(contacts_sql) == python.query(contacts_sql)

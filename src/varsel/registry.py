@@ -253,7 +253,9 @@ def _load(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
     if table is not None and stage is not None:
-        counts = _load_fast(db, table, info.kind, snapshot_id, now, rejects, direct=direct)
+        counts = _load_fast(
+            db, table, info.kind, snapshot_id, now, rejects, stage.emails, direct=direct
+        )
         reader.records_read = stage.rows
         progress(info.size, info.size, stage.rows)
         registry_fast.drop_stage(db, table)
@@ -454,26 +456,35 @@ def _load_fast(
     snapshot_id: int,
     now: str,
     rejects: _RejectLog,
+    emails: registry_fast.EmailParse | None,
     *,
     direct: bool,
 ) -> dict[str, int]:
-    """Load the rows DuckDB extracted: rejects, e-mail addresses (Python), then units in bulk."""
+    """Load the rows DuckDB extracted: rejects, units in bulk, then the parsed e-mail addresses.
+
+    Units go in with the reach the stage knows (phone or post) while the e-mail fields are
+    parsed on another thread (SQLite; in line on PostgreSQL); the units with a usable address
+    become reach 'email' afterwards, before the indexes that read reach are built.
+    """
     for idx, code, raw_orgnr, orgnr in db.execute(
         f"SELECT idx, reject, raw_orgnr, orgnr FROM {table} WHERE reject IS NOT NULL ORDER BY idx"
     ):
         reason = registry_fast.reject_reason(code, orgnr, kind)
         rejects.add(Reject(int(idx) + 1, None, raw_orgnr, reason))
-    _stage_contacts(db, table)
-    reach = "CASE WHEN e.idx IS NULL THEN s.reach ELSE 'email' END"
-    cols = [f"s.{c}" for c in unit.RECORD_COLUMNS[:-1]]
-    rows = (
-        f"SELECT {', '.join(cols)}, {reach}, s.record_hash, s.idx FROM {table} s "
-        "LEFT JOIN fast_email e ON e.idx = s.idx WHERE s.reject IS NULL ORDER BY s.idx"
-    )
+    cols = ", ".join(f"s.{c}" for c in unit.RECORD_COLUMNS)
     contact_cols = ", ".join(unit.CONTACT_COLUMNS)
     if not direct:
         _create_staging(db)
-        db.execute(f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) {rows}")
+        db.execute(
+            f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) "
+            f"SELECT {cols}, s.record_hash, s.idx FROM {table} s "
+            "WHERE s.reject IS NULL ORDER BY s.idx"
+        )
+        _email_tables(db, table, emails)
+        db.execute(
+            "UPDATE staging_units SET reach = 'email' "
+            "WHERE record_index IN (SELECT idx FROM fast_email)"
+        )
         db.execute(
             f"INSERT INTO staging_contacts ({contact_cols}, record_index) "
             f"SELECT {contact_cols}, record_index FROM fast_contacts"
@@ -486,8 +497,7 @@ def _load_fast(
         indexes = _drop_indexes(db)
         db.execute(
             f"INSERT INTO units ({', '.join(unit.UNIT_COLUMNS)}) SELECT * FROM ("
-            f"SELECT {', '.join(cols)}, {reach}, s.record_hash, ?, s.idx, ?, NULL, ? "
-            f"FROM {table} s LEFT JOIN fast_email e ON e.idx = s.idx "
+            f"SELECT {cols}, s.record_hash, ?, s.idx, ?, NULL, ? FROM {table} s "
             "WHERE s.reject IS NULL ORDER BY s.idx) WHERE true ON CONFLICT (orgnr) DO NOTHING",
             (snapshot_id, snapshot_id, now),
         )
@@ -500,6 +510,15 @@ def _load_fast(
                 (snapshot_id,),
             ):
                 rejects.add(Reject(int(idx) + 1, None, orgnr, DUPLICATE))
+        # The units indexes that do not read reach are built while the e-mail thread runs.
+        early = [i for i in indexes if i[2] == "units" and "reach" not in i[1]]
+        _create_indexes(db, early)
+        _email_tables(db, table, emails)
+        db.execute(
+            "UPDATE units SET reach = 'email' FROM fast_email e "
+            "WHERE units.orgnr = e.orgnr AND units.record_index = e.idx AND units.snapshot_id = ?",
+            (snapshot_id,),
+        )
         c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
         db.execute(
             f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} FROM fast_contacts c "
@@ -507,38 +526,30 @@ def _load_fast(
             "AND u.snapshot_id = ?",
             (snapshot_id,),
         )
-        _create_indexes(db, indexes)
+        _create_indexes(db, [i for i in indexes if i not in early])
         counts = {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
     for temp in ("fast_email", "fast_contacts"):
         db.execute(f"DROP TABLE IF EXISTS {temp}")
     return counts
 
 
-def _stage_contacts(db: Database, table: str) -> None:
-    """Parse the staged e-mail fields (temp tables fast_contacts and fast_email)."""
+def _email_tables(db: Database, table: str, emails: registry_fast.EmailParse | None) -> None:
+    """The parsed e-mail fields as temp tables fast_email (usable) and fast_contacts."""
     for temp in ("fast_email", "fast_contacts"):
         db.execute(f"DROP TABLE IF EXISTS {temp}")
-    db.execute(f"CREATE TEMP TABLE fast_email AS SELECT idx FROM {table} WHERE 1 = 0")
+    db.execute(f"CREATE TEMP TABLE fast_email AS SELECT idx, orgnr FROM {table} WHERE 1 = 0")
     db.execute(
         f"CREATE TEMP TABLE fast_contacts AS SELECT {', '.join(unit.CONTACT_COLUMNS)}, "
         "0 AS record_index FROM contacts WHERE 1 = 0"
     )
-    emails = db.execute(
-        f"SELECT idx, orgnr, form, email FROM {table} "
-        "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
-    )
-    usable: Rows = []
-    contact_rows: Rows = []
     columns = (*unit.CONTACT_COLUMNS, "record_index")
-    while batch := emails.fetchmany(10_000):
-        for idx, orgnr, form, email in batch:
-            addresses = contacts.parse_addresses(email)
-            if any(a.usable for a in addresses):
-                usable.append((idx,))
-            contact_rows.extend((*c, idx) for c in unit.contact_rows(orgnr, form, addresses))
-        db.insert_rows("fast_email", ("idx",), usable)
-        db.insert_rows("fast_contacts", columns, contact_rows)
-        usable, contact_rows = [], []
+    if emails is not None:
+        emails.wait()
+        db.insert_rows("fast_email", ("idx", "orgnr"), emails.usable)
+        db.insert_rows("fast_contacts", columns, emails.contacts)
+        emails.usable, emails.contacts = [], []
+    else:
+        _parse_emails(db, table, columns)
     if db.dialect == "sqlite":
         db.execute("CREATE UNIQUE INDEX temp.fast_email_idx ON fast_email (idx)")
     else:
@@ -546,25 +557,43 @@ def _stage_contacts(db: Database, table: str) -> None:
         db.execute("ANALYZE fast_email")
 
 
-def _drop_indexes(db: Database) -> list[tuple[str, str]]:
+def _parse_emails(db: Database, table: str, columns: tuple[str, ...]) -> None:
+    """Parse the staged e-mail fields in this thread (PostgreSQL's stage is a temp table)."""
+    emails = db.execute(
+        f"SELECT idx, orgnr, form, email FROM {table} "
+        "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
+    )
+    while batch := emails.fetchmany(10_000):
+        usable: Rows = []
+        contact_rows: Rows = []
+        for idx, orgnr, form, email in batch:
+            addresses = contacts.parse_addresses(email)
+            if any(a.usable for a in addresses):
+                usable.append((idx, orgnr))
+            contact_rows.extend((*c, idx) for c in unit.contact_rows(orgnr, form, addresses))
+        db.insert_rows("fast_email", ("idx", "orgnr"), usable)
+        db.insert_rows("fast_contacts", columns, contact_rows)
+
+
+def _drop_indexes(db: Database) -> list[tuple[str, str, str]]:
     """Drop the secondary indexes of an empty units table: building them once is cheaper."""
     if db.query_one("SELECT 1 FROM units LIMIT 1"):
         return []
-    indexes: list[tuple[str, str]] = db.query(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+    indexes: list[tuple[str, str, str]] = db.query(
+        "SELECT name, sql, tbl_name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
         "('units', 'contacts') AND sql IS NOT NULL"
     )
-    for name, _ in indexes:
+    for name, _, _ in indexes:
         db.execute(f"DROP INDEX {name}")
     return indexes
 
 
-def _create_indexes(db: Database, indexes: list[tuple[str, str]]) -> None:
+def _create_indexes(db: Database, indexes: list[tuple[str, str, str]]) -> None:
     # SQLite sorts for CREATE INDEX on worker threads when allowed to.
     threads = db.scalar("PRAGMA threads")
     db.execute(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
     try:
-        for _, sql in indexes:
+        for _, sql, _ in indexes:
             db.execute(sql)
     finally:
         db.execute(f"PRAGMA threads = {int(threads)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from varsel import municipality, unit
+from varsel import contacts, municipality, unit
 from varsel.db import Database
 from varsel.dump import Kind
 from varsel.progress import ProgressCallback
@@ -327,6 +328,64 @@ class Stage:
 
     path: Path
     rows: int
+    emails: EmailParse | None = None  # started once the stage is complete (SQLite)
+
+
+Rows = list[tuple[Any, ...]]
+
+
+class EmailParse:
+    """The stage's e-mail fields parsed on a thread of their own (SQLite stages only).
+
+    Parsing is Python (email-validator's rules) and holds the GIL; the store meanwhile copies
+    the stage and builds indexes in SQLite, which releases it, so the two share the two cores.
+    The thread reads the stage file through its own read-only connection.
+    """
+
+    def __init__(self, stage: Path) -> None:
+        self.usable: Rows = []  # (idx, orgnr) of the records with a usable address
+        self.contacts: Rows = []  # CONTACT_COLUMNS and the record's idx
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(stage,), name="varsel-email-parse", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, stage: Path) -> None:
+        try:
+            con = sqlite3.connect(f"file:{stage}?mode=ro", uri=True)
+            try:
+                rows = con.execute(
+                    "SELECT idx, orgnr, form, email FROM s "
+                    "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
+                )
+                while not self._stop.is_set() and (batch := rows.fetchmany(10_000)):
+                    for idx, orgnr, form, email in batch:
+                        addresses = contacts.parse_addresses(email)
+                        if any(a.usable for a in addresses):
+                            self.usable.append((idx, orgnr))
+                        self.contacts.extend(
+                            (*c, idx) for c in unit.contact_rows(orgnr, form, addresses)
+                        )
+            finally:
+                con.close()
+        except BaseException as e:  # handed to the importing thread by wait()
+            self._error = e
+
+    def wait(self) -> EmailParse:
+        """Wait for the thread to finish; raises what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._stop.is_set():
+            raise RuntimeError("e-mail parsing was cancelled")
+        return self
+
+    def cancel(self) -> None:
+        """Stop the thread (after its current batch) and wait for it."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _duckdb() -> Any:
@@ -432,19 +491,24 @@ def staged(
     """
     workdir = Path(tempfile.mkdtemp(prefix="varsel-import-"))
     attached = False
+    emails: EmailParse | None = None
     try:
         try:
             if db.dialect == "sqlite":
                 stage = stage_sqlite(path, kind, workdir, progress)
                 db.execute("ATTACH DATABASE ? AS fast_stage", (str(stage.path),))
                 attached = True
+                emails = EmailParse(stage.path)
             else:
                 stage = stage_csv(path, kind, workdir, progress)
         except FastPathUnavailable:
             yield None
             return
+        stage.emails = emails
         yield stage
     finally:
+        if emails is not None:
+            emails.cancel()
         if attached:
             db.execute("DETACH DATABASE fast_stage")
         shutil.rmtree(workdir, ignore_errors=True)
