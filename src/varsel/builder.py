@@ -41,15 +41,14 @@ def build_in_worker(jobs: list[Job]) -> list[Built]:
 
 def build_jobs(factory: MessageFactory, jobs: Sequence[Job]) -> list[Built]:
     """Build the messages of the given jobs, each with the Message-ID it carries."""
-    build = factory.build_with_id
-    out = []
+    recipients = []
     for delivery_id, address, language, code, token, units in jobs:
         refs = tuple(
             UnitRef(orgnr, name, municipality_name(mun) if mun else None)
             for orgnr, name, mun in units
         )
-        out.append(build(Recipient(delivery_id, address, refs, language, code, token)))
-    return out
+        recipients.append(Recipient(delivery_id, address, refs, language, code, token))
+    return factory.build_many(recipients)
 
 
 def make_factory(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> MessageFactory:

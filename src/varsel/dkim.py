@@ -282,9 +282,37 @@ class Signer:
         self, message: bytes, *, timestamp: int | None = None, body_is_relaxed: bool = False
     ) -> bytes:
         """The message with a DKIM-Signature field per key prepended; CRLF line endings."""
+        return self.sign_many([message], timestamp=timestamp, body_is_relaxed=body_is_relaxed)[0]
+
+    def sign_many(
+        self,
+        messages: Sequence[bytes],
+        *,
+        timestamp: int | None = None,
+        body_is_relaxed: bool = False,
+    ) -> list[bytes]:
+        """sign() for each message; the private-key operations run one after another."""
         # body_is_relaxed is the caller's promise that the body is already in relaxed canonical
         # form (no tabs, no runs of spaces, no trailing spaces, one final CRLF), as MessageFactory
         # builds it. Skipping the check saves more than everything else here but the RSA step.
+        t = int(time.time()) if timestamp is None else timestamp
+        prepared = [self._prepare(m, t, body_is_relaxed) for m in messages]
+        # The RSA operations in a row, not each between two messages' Python work: interleaved,
+        # each evicts the other's caches, and a signed message cost ~15 % more CPU in all.
+        signatures = [[sign(data) for sign, data in jobs] for _, _, jobs in prepared]
+        out = []
+        for (message, headers, _), signed in zip(prepared, signatures, strict=True):
+            parts: list[bytes] = []
+            for header, signature in zip(headers, signed, strict=True):
+                parts += (header, _fold_b64(signature), b"\r\n")
+            parts.append(message)
+            out.append(b"".join(parts))
+        return out
+
+    def _prepare(
+        self, message: bytes, t: int, body_is_relaxed: bool
+    ) -> tuple[bytes, list[bytes], list[tuple[Callable[[bytes], bytes], bytes]]]:
+        """The message (CRLF), each signature field up to b=, and what each key signs."""
         if b"\r\n" not in message:
             message = message.replace(b"\n", b"\r\n")
         fields, body = split_message(message)
@@ -292,16 +320,13 @@ class Signer:
             body = canonical_body(body)
         body_hash = base64.b64encode(hashlib.sha256(body).digest())
         signed = self._signed_fields(fields)
-        t = int(time.time()) if timestamp is None else timestamp
-        out = []
+        headers, jobs = [], []
         for sign, prefix, canonical in self._prefixes:
-            header = b"%b\tt=%d; bh=%b;\r\n\tb=" % (prefix, t, body_hash)
+            headers.append(b"%b\tt=%d; bh=%b;\r\n\tb=" % (prefix, t, body_hash))
             # §3.7: the signature field itself is hashed last, with an empty b= and no final
             # CRLF; relaxed, its folds ("\r\n\t") become single spaces.
-            data = b"%b%b t=%d; bh=%b; b=" % (signed, canonical, t, body_hash)
-            out.append(header + _fold_b64(sign(data)) + b"\r\n")
-        out.append(message)
-        return b"".join(out)
+            jobs.append((sign, b"%b%b t=%d; bh=%b; b=" % (signed, canonical, t, body_hash)))
+        return message, headers, jobs
 
     def _signed_fields(self, fields: list[bytes]) -> bytes:
         """The canonical header fields named in h=, in h= order (RFC 6376 §5.4.2)."""
