@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
+from types import CodeType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -450,6 +451,10 @@ def _render(template: jinja2.Template, context: dict[str, Any], where: str) -> s
         raise MessageError(f"{where}: malfeil: {message}") from None
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def _default_now() -> datetime:
     return datetime.now().astimezone()
 
@@ -538,6 +543,7 @@ class MessageFactory:
     ) -> None:
         """The Jinja templates and the base context, and the subjects that are always the same."""
         spec = self.spec
+        self._code: dict[int, CodeType] = {}  # by id() of the template compiled from it
         text_env = self._environment(autoescape=False)
         html_env = self._environment(autoescape=True)
         # _render() passes the context as it is, so it carries the globals (range, namespace).
@@ -586,14 +592,26 @@ class MessageFactory:
         )
         env.filters["orgnr"] = _format_orgnr
         env.filters["link"] = self._html_link if autoescape else str
+        # Set in every environment, so that code compiled in one runs in the other: the
+        # environment that renders with slots sets its own (message_slots).
+        env.finalize = _as_is
         return env
 
-    @staticmethod
-    def _compile(env: _Sandbox, source: str, what: str) -> jinja2.Template:
+    def _compile(self, env: _Sandbox, source: str, what: str) -> jinja2.Template:
         try:
-            return env.from_string(source)
+            code = env.compile(source)
         except jinja2.TemplateSyntaxError as e:
             raise MessageError(f"{what}, linje {e.lineno}: {e.message}") from None
+        template = env.template_class.from_code(env, code, env.make_globals(None))
+        self._code[id(template)] = code
+        return template
+
+    def _rebind(self, template: jinja2.Template, env: _Sandbox) -> jinja2.Template:
+        """The same compiled template, rendering in another environment (filters, finalize)."""
+        # Compiling costs far more than rendering, and the generated code looks its filters,
+        # tests and finalize up in the environment it runs in.
+        code = self._code[id(template)]
+        return env.template_class.from_code(env, code, env.make_globals(None))
 
     def _link_allowed(self, url: str) -> bool:
         if not self.spec.allow_links:
@@ -710,7 +728,10 @@ class MessageFactory:
             html_source = self.spec.html_templates[language]
             check_source(text_env, text_source)
             check_source(html_env, html_source)
-            templates = (text_env.from_string(text_source), html_env.from_string(html_source))
+            templates = (
+                self._rebind(self._texts[language], text_env),
+                self._rebind(self._htmls[language], html_env),
+            )
             self._slot_templates[language] = templates
         text_env, html_env = self._slot_environments()
         units = [UnitSlots(position) for position in range(count)]
