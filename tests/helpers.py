@@ -12,6 +12,38 @@ from varsel.db import Database
 from varsel.keys import key_dir
 
 
+def campaign_toml(
+    *,
+    name: str = "Test",
+    campaign: str = "",
+    sender: str = "",
+    organisation: str = "Oslo politidistrikt og NSR",
+    title: str = "Sikkerhetsråd",
+    document: str = "",
+    public: bool = True,
+    limits: str = "",
+    segment: str = "",
+) -> str:
+    """A test campaign's definition: the pilot's sender and document, Oslo police district.
+
+    Each keyword adds lines to its section (`public=False` leaves the public base URL out,
+    `limits` adds a [limits] section); the text has no braces of its own, so placeholders in
+    the keywords can still be filled with str.format.
+    """
+    parts = [
+        f'[campaign]\nname = "{name}"\n{campaign}',
+        '[sender]\naddress = "sikkerhet@nsr-org.no"\nname = "NSR"\n'
+        f'organisation = "{organisation}"\n{sender}',
+        f'[document]\ntitle = "{title}"\nurl = "https://www.politiet.no/rad.pdf"\n{document}',
+    ]
+    if public:
+        parts.append('[public]\nbase_url = "https://www.politiet.no/varsel"\n')
+    if limits:
+        parts.append(f"[limits]\n{limits}")
+    parts.append(f'[segment]\npolice_district = ["oslo"]\n{segment}')
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
+
+
 def units(db: Database) -> dict[str, tuple[Any, ...]]:
     """Every unit's kept columns, by orgnr."""
     cols = ", ".join(unit.RECORD_COLUMNS)

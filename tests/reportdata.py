@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import campaign_toml
 from varsel import codes, documents, verify
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
@@ -26,21 +27,7 @@ from varsel.suppression import SuppressionKind, SuppressionReason, add
 from varsel.synth import write_dump
 from varsel.testing import SmtpSink
 
-CAMPAIGN = """
-[campaign]
-name = "{name}"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(name="{name}")
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 SECRET = b"report-tests-secret"
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from altinn_server import AltinnServer, Fault
+from helpers import campaign_toml
 from varsel import codes, verify
 from varsel.altinn import altinn_counts, outcome_of, poll, send
 from varsel.altinn_client import (
@@ -40,26 +41,7 @@ from varsel.db import Database
 from varsel.outbox import DeliveryState
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-
-[public]
-base_url = "https://www.politiet.no/varsel"
-
-[segment]
-police_district = ["oslo"]
-min_employees = 2
-"""
+CAMPAIGN = campaign_toml(segment="min_employees = 2\n")
 NORDEA, EY, TELENOR = "920058817", "976389387", "982463718"  # the sample's units without e-mail
 SENDER = "974760673"
 CLIENT_ID = "0b3c2a4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from helpers import PASSWORD, next_code, operator
+from helpers import PASSWORD, campaign_toml, next_code, operator
 from varsel import audit
 from varsel.accounts import Forbidden, User, get_user
 from varsel.approval import (
@@ -42,27 +42,7 @@ from varsel.registry import import_dump
 from varsel.sender import SendOptions
 from varsel.testing import SmtpSink
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-reply_to = "post@nsr-org.no"
-
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-file = "rad.pdf"
-
-[public]
-base_url = "https://www.politiet.no/varsel"
-
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(sender='reply_to = "post@nsr-org.no"\n', document='file = "rad.pdf"\n')
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 NOT_APPROVED = (
     "kampanje 1 er ikke godkjent: en godkjenner som ikke skrev den må godkjenne den først "

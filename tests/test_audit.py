@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel import audit, outbox
 from varsel.audit import Action, AuditError, entry_hash
 from varsel.campaign import CampaignStatus, create_campaign, get_campaign, set_status, update_spec
@@ -16,25 +17,7 @@ from varsel.feed import apply_feed
 from varsel.lint import lint_campaign
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-
-[public]
-base_url = "https://www.politiet.no/varsel"
-
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml()
 
 
 def append(db: Database, n: int, actor: str = "kari") -> None:

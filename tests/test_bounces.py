@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel.bounce_classify import BounceKind
 from varsel.bounces import (
     ASIDE,
@@ -40,21 +41,7 @@ from varsel.verp import Verp
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "bounces"
-CAMPAIGN = """
-[campaign]
-name = "Returer"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "NSR"
-[document]
-title = "Råd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(name="Returer", organisation="NSR", title="Råd")
 # The campaign reaches six addresses; Statnett's relay refuses its address for good.
 STATNETT = "firmapost@statnett.no"
 TOMRA = "annlaug.kloven.moe@tomra.com"

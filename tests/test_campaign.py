@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from helpers import PASSWORD, next_code, operator
+from helpers import PASSWORD, campaign_toml, next_code, operator
 from varsel import codes
 from varsel.campaign import (
     CampaignError,
@@ -28,27 +28,7 @@ from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-per_unit = {per_unit}
-
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-
-[public]
-base_url = "https://www.politiet.no/varsel"
-
-[segment]
-police_district = ["oslo"]
-min_employees = 2
-"""
+CAMPAIGN = campaign_toml(campaign="per_unit = {per_unit}\n", segment="min_employees = 2\n")
 
 
 @pytest.fixture

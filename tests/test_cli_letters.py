@@ -6,26 +6,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import campaign_toml
 from varsel.campaign import create_campaign
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[segment]
-police_district = ["oslo"]
-min_employees = 2
-"""
+CAMPAIGN = campaign_toml(public=False, segment="min_employees = 2\n")
 
 
 @pytest.fixture

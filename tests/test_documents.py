@@ -7,7 +7,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from helpers import dns_for
+from helpers import campaign_toml, dns_for
 from varsel import documents
 from varsel.campaign import CampaignSpec, create_campaign, get_campaign
 from varsel.config import Settings
@@ -15,19 +15,7 @@ from varsel.db import Database
 from varsel.registry import import_dump
 from varsel.sender import SendError
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(public=False)
 SECRET = b"k" * 32
 HOUR = 3600
 

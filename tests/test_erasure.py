@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel import feedback
 from varsel.campaign import create_campaign
 from varsel.config import Settings
@@ -18,21 +19,7 @@ from varsel.outbox import record_event
 from varsel.registry import import_dump
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel import leases, outbox
 from varsel.campaign import create_campaign
 from varsel.config import Settings
@@ -17,21 +18,7 @@ from varsel.registry import import_dump
 
 pytestmark = pytest.mark.postgres
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel.campaign import CampaignSpec, load_spec
 from varsel.config import Settings
 from varsel.letter_render import (
@@ -25,21 +26,7 @@ from varsel.letter_render import (
     text_blocks,
 )
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(organisation="Oslo politidistrikt")
 ADDRESS = PostalAddress(("Postboks 1156 Sentrum",), "0107", "OSLO", None)
 LETTER = Letter(7, "976389387", "ERNST & YOUNG AS", "nb", "QDETH290W7BE", ADDRESS, "no_email")
 

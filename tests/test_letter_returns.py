@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers import campaign_toml
 from varsel.campaign import create_campaign
 from varsel.config import Settings
 from varsel.db import Database
@@ -15,20 +16,7 @@ from varsel.letter_returns import ReceiptError, Report, record_report
 from varsel.letters import make_letters
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[segment]
-police_district = ["oslo"]
-min_employees = 2
-"""
+CAMPAIGN = campaign_toml(public=False, segment="min_employees = 2\n")
 NORDEA, EY, TELENOR = "920058817", "976389387", "982463718"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from helpers import campaign_toml
 from varsel import codes, verify
 from varsel.bounces import EVENT_KINDS, BounceKind
 from varsel.campaign import CampaignStatus, create_campaign, set_status
@@ -28,29 +29,9 @@ from varsel.letters import (
 from varsel.outbox import record_event
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-postal_address = \"\"\"
-Postboks 2094 Vika
-0125 Oslo\"\"\"
-
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-
-[public]
-base_url = "https://www.politiet.no/varsel"
-
-[segment]
-police_district = ["oslo"]
-min_employees = 2
-"""
+CAMPAIGN = campaign_toml(
+    sender='postal_address = """\nPostboks 2094 Vika\n0125 Oslo"""\n', segment="min_employees = 2\n"
+)
 NORDEA, EY, TELENOR = "920058817", "976389387", "982463718"  # the sample's units without e-mail
 TODAY = dt.date(2026, 3, 3)
 MM = 72 / 25.4  # PDF points per millimetre

@@ -12,7 +12,7 @@ import dkim
 import pytest
 from click.testing import CliRunner
 
-from helpers import dns_for
+from helpers import campaign_toml, dns_for
 from varsel.campaign import create_campaign, get_campaign
 from varsel.cli import cli
 from varsel.config import Settings
@@ -28,23 +28,7 @@ from varsel.lint import (
 )
 from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-per_unit = {per_unit}
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-{reply_to}
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(campaign="per_unit = {per_unit}\n", sender="{reply_to}\n")
 # Templates that pass every check; each case below adds or takes away one thing.
 TEXT = """{% for u in units %}
 Til {{ u.name }} (org.nr. {{ u.orgnr|orgnr }})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from helpers import campaign_toml
 from varsel.campaign import create_campaign
 from varsel.config import Settings
 from varsel.db import Database
@@ -16,21 +17,7 @@ from varsel.metrics import WorkerMetrics, store_text
 from varsel.registry import import_dump
 from varsel.web import create_app
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml()
 
 
 @pytest.fixture

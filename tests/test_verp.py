@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
@@ -94,21 +95,7 @@ def test_secret_file_setting_and_a_too_short_secret(tmp_path: Path) -> None:
         load_secret(settings)
 
 
-CAMPAIGN = """
-[campaign]
-name = "VERP"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "NSR"
-[document]
-title = "Råd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(name="VERP", organisation="NSR", title="Råd")
 
 
 def test_every_message_goes_out_with_its_signed_aligned_envelope_sender(

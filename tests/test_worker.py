@@ -24,6 +24,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from helpers import campaign_toml
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
@@ -43,26 +44,13 @@ DELIVERIES = int(os.environ.get("VARSEL_WORKER_TEST_DELIVERIES", "20000"))
 UNITS_PER_DELIVERY = 6  # about one synthetic unit in five has an address of its own
 LEASE = 5.0  # seconds: a killed worker's deliveries come back this soon
 CONNECTIONS = 4  # per worker
-CAMPAIGN = """
-[campaign]
-name = "{name}"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[limits]
-connections = {connections}
-rate_per_second = 100000
-per_domain_concurrency = 8
-per_domain_per_minute = {per_domain}
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(
+    name="{name}",
+    limits=(
+        "connections = {connections}\nrate_per_second = 100000\nper_domain_concurrency = 8\n"
+        "per_domain_per_minute = {per_domain}\n"
+    ),
+)
 VERP = re.compile(r"^bounces\+(\d+)")
 
 
