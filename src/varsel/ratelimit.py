@@ -130,7 +130,8 @@ def count(
     at = time.time() if now is None else now
     # Each check's counter and the counter of its previous window, worked out once a key.
     checked: dict[tuple[str, int, int, str], Check] = {}  # by the limit's fields and key
-    counts: dict[Counter, tuple[int, int]] = {}
+    hits: dict[Counter, int] = {}  # hits sent per counter
+    expires: dict[Counter, int] = {}
     previous: dict[Counter, int | None] = {}
     plans = []
     for checks in requests:
@@ -139,45 +140,47 @@ def count(
             found = (limit.scope, limit.hits, limit.window, key)
             check = checked.get(found)
             if check is None:
-                start = _start(limit, at)
-                check = checked[found] = Check(
-                    limit,
-                    start,
-                    (limit.scope, key, start),
-                    (limit.scope, key, start - limit.window),
-                )
+                check = checked[found] = Check(limit, key, at)
+                counter = check.counter
+                if counter not in hits:
+                    hits[counter] = 0
+                expires[counter] = max(expires.get(counter, 0), check.start + 2 * limit.window)
                 previous[check.before] = _ended.get((db.url, *check.before))
-            n, _ = counts.get(check.counter, (0, 0))
-            counts[check.counter] = (n + 1, check.start + 2 * limit.window)
+            hits[check.counter] += 1
             plan.append(check)
         plans.append(plan)
     # In one order everywhere, so that two workers' batches lock the rows they share in the
     # same order and never deadlock on PostgreSQL.
-    rows = sorted((*c, n, expires) for c, (n, expires) in counts.items())
+    rows = sorted((*c, n, expires[c]) for c, n in hits.items())
     totals = _send(db, _UPSERT, rows)
-    unknown = [c for c, hits in previous.items() if hits is None]
-    ended = _send(db, _PREVIOUS, [tuple(c) for c in unknown])
-    return Counting(db, plans, at, counts, previous, totals, ended)
+    unknown = [c for c, known in previous.items() if known is None]
+    ended = _send(db, _PREVIOUS, unknown)
+    return Counting(db, plans, at, hits, previous, totals, ended)
 
 
-@dataclass(frozen=True)
 class Check:
     """One (limit, key) of a request, with its counter now and in the previous window."""
 
-    limit: Limit
-    start: int
-    counter: Counter
-    before: Counter
+    __slots__ = ("before", "counter", "limit", "start")
+
+    def __init__(self, limit: Limit, key: str, now: float) -> None:
+        self.limit = limit
+        self.start = start = _start(limit, now)
+        self.counter: Counter = (limit.scope, key, start)
+        self.before: Counter = (limit.scope, key, start - limit.window)
 
 
 def _send(db: Database, template: str, rows: Sequence[tuple[object, ...]]) -> Any:
     """Send a statement with a VALUES row for each of rows; its cursor, or None for no rows."""
     if not rows:
         return None
-    marks = "(" + ", ".join("?" for _ in rows[0]) + ")"
-    return db.execute(
-        template.format(rows=", ".join(marks for _ in rows)), [v for r in rows for v in r]
-    )
+    return db.execute(_with_rows(template, len(rows), len(rows[0])), [v for r in rows for v in r])
+
+
+@functools.lru_cache(maxsize=256)
+def _with_rows(template: str, rows: int, columns: int) -> str:
+    marks = "(" + ", ".join("?" for _ in range(columns)) + ")"
+    return template.format(rows=", ".join(marks for _ in range(rows)))
 
 
 @dataclass
@@ -187,31 +190,37 @@ class Counting:
     db: Database
     plans: list[list[Check]]  # each request's checks, in order
     at: float
-    counts: dict[Counter, tuple[int, int]]  # hits sent per counter, and its expiry
+    hits: dict[Counter, int]  # hits sent per counter
     previous: dict[Counter, int | None]  # hits of ended windows, None until the store says
     totals: Any  # the upsert's cursor
     ended: Any  # the query's cursor for the previous windows not known yet, or None
 
     def decisions(self) -> list[Decision]:
         """Each request's decision; takes back the hits of checks never reached."""
-        running = {c: hits - self.counts[c][0] for c, hits in self._rows(self.totals)}
-        read = dict(self._rows(self.ended))
+        sent = self.hits
+        # Each counter's hits before this batch; the store gives them with this batch's.
+        running = {c: total - sent[c] for c, total in _rows(self.totals)}
         previous: dict[Counter, int] = {}
+        read = dict(_rows(self.ended)) if self.ended is not None else {}
         for counter, known in self.previous.items():
+            if known is not None:
+                previous[counter] = known
+                continue
             # No row: nobody came in that window.
-            previous[counter] = read.get(counter, 0) if known is None else known
-            if known is None:
-                if len(_ended) >= _ENDED_MAX:
-                    _ended.clear()
-                _ended[(self.db.url, *counter)] = previous[counter]
-        unused = {c: n for c, (n, _) in self.counts.items()}
+            previous[counter] = read.get(counter, 0)
+            if len(_ended) >= _ENDED_MAX:
+                _ended.clear()
+            _ended[(self.db.url, *counter)] = previous[counter]
+        unused = dict(sent)
+        at = self.at
         decisions = []
         for plan in self.plans:
-            decision = Decision(True, "", 0.0, 0)
+            decision = _ALLOWED
             for check in plan:
-                hits = running[check.counter] = running[check.counter] + 1
-                unused[check.counter] -= 1
-                decision = _judge(check.limit, check.start, hits, previous[check.before], self.at)
+                counter = check.counter
+                hits = running[counter] = running[counter] + 1
+                unused[counter] -= 1
+                decision = _judge(check.limit, check.start, hits, previous[check.before], at)
                 if not decision.allowed:
                     break
             decisions.append(decision)
@@ -224,14 +233,15 @@ class Counting:
                 )
         return decisions
 
-    @staticmethod
-    def _rows(cursor: Any) -> list[tuple[Counter, int]]:
-        if cursor is None:
-            return []
-        return [
-            ((str(scope), str(key), int(start)), int(hits))
-            for scope, key, start, hits in cursor.fetchall()
-        ]
+
+_ALLOWED = Decision(True, "", 0.0, 0)  # a request with no checks
+
+
+def _rows(cursor: Any) -> list[tuple[Counter, int]]:
+    if cursor is None:
+        return []
+    # The store gives the columns as they were written: text, text, integer, integer.
+    return [((scope, key, start), hits) for scope, key, start, hits in cursor.fetchall()]
 
 
 def purge(db: Database, *, now: float | None = None) -> int:

@@ -122,21 +122,23 @@ def record_lookups(db: Database, lookups: Sequence[tuple[str, Found | None]]) ->
     if not lookups:
         return
     at = utcnow_iso()
-    rows: list[tuple[object, ...]] = []
+    values: list[object] = []
     for typed, found in lookups:
         if found is None:
             # The typed text is not kept: a near miss of a real code would still be half of it.
             well_formed = codes.normalise(typed) is not None
-            rows.append((at, None, None, "verify_unknown", _WELL_FORMED[well_formed]))
+            values += (at, None, None, "verify_unknown", _WELL_FORMED[well_formed])
         else:
-            rows.append((at, found.campaign_id, found.delivery_id, "verify_ok", None))
+            values += (at, found.campaign_id, found.delivery_id, "verify_ok", None)
     # One statement with a row per lookup: on PostgreSQL, executemany would bind each apart.
-    values = ", ".join("(?, ?, ?, ?, ?)" for _ in rows)
     with contextlib.nullcontext() if db.in_transaction else db.transaction():
-        db.execute(
-            f"INSERT INTO events (at, campaign_id, delivery_id, kind, detail) VALUES {values}",
-            [v for row in rows for v in row],
-        )
+        db.execute(_insert_events(len(lookups)), values)
+
+
+@functools.cache
+def _insert_events(rows: int) -> str:
+    values = ", ".join("(?, ?, ?, ?, ?)" for _ in range(rows))
+    return f"INSERT INTO events (at, campaign_id, delivery_id, kind, detail) VALUES {values}"
 
 
 # The detail record_event would write for an unknown code.
@@ -202,13 +204,14 @@ def find(db: Database, typed: Sequence[str]) -> Finding:
     wanted = sorted({c for c in canonical if c is not None})
     if not wanted:
         return Finding(db, canonical, None, None)
-    marks = ", ".join("?" for _ in wanted)
-    return Finding(
-        db,
-        canonical,
-        db.execute(_BY_CODES.format(marks=marks), wanted),
-        db.execute(_CAMPAIGNS_OF.format(marks=marks), wanted),
-    )
+    by_codes, campaigns_of = _find_sql(len(wanted))
+    return Finding(db, canonical, db.execute(by_codes, wanted), db.execute(campaigns_of, wanted))
+
+
+@functools.cache
+def _find_sql(codes_wanted: int) -> tuple[str, str]:
+    marks = ", ".join("?" for _ in range(codes_wanted))
+    return _BY_CODES.format(marks=marks), _CAMPAIGNS_OF.format(marks=marks)
 
 
 @dataclass
@@ -224,34 +227,36 @@ class Finding:
         """The genuine delivery of each typed code, or None."""
         if self.deliveries is None:
             return [None] * len(self.canonical)
+        # A row per business the message was addressed to (one, or a few), in code order.
         rows: dict[str, list[Row]] = {}
         for row in self.deliveries.fetchall():
-            rows.setdefault(row[0], []).append(row)
-        used = {int(these[0][2]) for these in rows.values()}
+            these = rows.get(row[0])
+            if these is None:
+                rows[row[0]] = [row]
+            else:
+                these.append(row)
+        used = {these[0][2] for these in rows.values()}
         specs = {
-            int(campaign_id): (str(name), _spec_of(self.db, int(campaign_id), str(updated_at)))
+            campaign_id: (name, _spec_of(self.db, campaign_id, updated_at))
             for campaign_id, name, updated_at in self.campaigns.fetchall()
-            if int(campaign_id) in used
+            if campaign_id in used
         }
         found = {code: _found_rows(these, specs) for code, these in rows.items()}
         return [None if c is None else found.get(c) for c in self.canonical]
 
 
 def _found_rows(rows: list[Row], campaigns: dict[int, tuple[str, CampaignSpec]]) -> Found:
-    first = rows[0]
-    campaign_id = int(first[2])
+    code, delivery_id, campaign_id, address, sent_at = rows[0][:5]
     name, spec = campaigns[campaign_id]
-    units = sorted((str(r[5]), str(r[6])) for r in rows if r[5] is not None)
-    return Found(
-        int(first[1]),
-        campaign_id,
-        name,
-        spec,
-        str(first[3]),
-        None if first[4] is None else str(first[4]),
-        tuple(UnitName(orgnr, unit) for orgnr, unit in units),
-        _printed(str(first[0])),
-    )
+    units: tuple[UnitName, ...]
+    if len(rows) == 1:
+        orgnr = rows[0][5]
+        units = () if orgnr is None else (UnitName(orgnr, rows[0][6]),)
+    else:
+        units = tuple(
+            UnitName(o, n) for o, n in sorted((r[5], r[6]) for r in rows if r[5] is not None)
+        )
+    return Found(delivery_id, campaign_id, name, spec, address, sent_at, units, _printed(code))
 
 
 def _printed(canonical: str) -> str:
