@@ -413,6 +413,30 @@ def test_every_page_has_its_language_and_the_security_headers(
         assert 'href="#innhold"' in page.text
 
 
+def test_a_form_larger_than_the_site_takes_is_refused(client: TestClient) -> None:
+    form = client.get("/tilbakemelding")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    posted = client.post(
+        "/tilbakemelding", data={"csrf": token, "usefulness": "4", "comment": "x" * 70_000}
+    )
+    assert posted.status_code == 413  # Starlette's own answer, before the body is read
+    assert posted.headers["x-frame-options"] == "DENY"
+
+
+def test_a_chunked_body_too_large_is_refused(client: TestClient) -> None:
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b"usefulness=4&comment=" + b"x" * 70_000
+
+    posted = client.post(
+        "/tilbakemelding",
+        content=body(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert posted.status_code == 413
+    assert "For mye tekst" in posted.text  # read up to the limit: the site's own page
+    assert posted.headers["content-security-policy"].startswith("default-src 'self'")
+
+
 def test_the_csrf_cookie_is_secure_httponly_and_strict(client: TestClient) -> None:
     cookie = client.get("/tilbakemelding").headers["set-cookie"].lower()
     assert cookie.startswith("__host-csrf=")

@@ -150,13 +150,16 @@ def by_code(db: Database, typed: str) -> Found | None:
     return by_codes(db, [typed])[0]
 
 
-# A delivery and its businesses in one query: a row per business (a message names one or a
-# few). The campaign is read apart, once per batch: its row holds the ~20 kB definition, which
-# SQLite would step through for every code to reach the columns after it.
+# A delivery, its campaign's name and version, and its businesses in one query: a row per
+# business (a message names one or a few). The campaign's definition is not read here (see
+# _spec_of); its updated_at lies past the ~20 kB definition in the row, but SQLite keeps the
+# overflow pages' numbers of the row its cursor is on, so the codes of one campaign step
+# through them cheaply: one statement costs less than asking for the campaigns apart.
 _BY_CODES = (
     "SELECT d.code, d.id, d.campaign_id, d.address, "
-    "coalesce(d.sent_at, d.data_started_at, d.updated_at), du.orgnr, coalesce(r.name, du.orgnr) "
-    "FROM deliveries d "
+    "coalesce(d.sent_at, d.data_started_at, d.updated_at), du.orgnr, coalesce(r.name, du.orgnr), "
+    "c.name, c.updated_at "
+    "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
     "LEFT JOIN delivery_units du ON du.delivery_id = d.id "
     "LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = du.orgnr "
     "WHERE d.code IN ({marks}) AND d.state IN ("
@@ -168,13 +171,6 @@ _BY_CODES = (
 # definition is fetched and parsed once per version, not per lookup.
 _specs: dict[tuple[int, str], CampaignSpec] = {}
 _SPECS_MAX = 256
-
-
-# The campaigns of those codes, whatever their state: a few, asked apart (see above).
-_CAMPAIGNS_OF = (
-    "SELECT id, name, updated_at FROM campaigns "
-    "WHERE id IN (SELECT campaign_id FROM deliveries WHERE code IN ({marks}))"
-)
 
 
 def _spec_of(db: Database, campaign_id: int, updated_at: str) -> CampaignSpec:
@@ -191,37 +187,34 @@ def _spec_of(db: Database, campaign_id: int, updated_at: str) -> CampaignSpec:
 
 
 def by_codes(db: Database, typed: Sequence[str]) -> list[Found | None]:
-    """by_code() for each of several typed codes, in two queries."""
+    """by_code() for each of several typed codes, in one query."""
     return find(db, typed).result()
 
 
 def find(db: Database, typed: Sequence[str]) -> Finding:
-    """Start looking codes up: the queries are sent, Finding.result() reads the answers.
+    """Start looking codes up: the query is sent, Finding.result() reads the answers.
 
     So a caller can send other statements before waiting (on PostgreSQL, in one round trip).
     """
     canonical = [codes.normalise(t) for t in typed]
     wanted = sorted({c for c in canonical if c is not None})
     if not wanted:
-        return Finding(db, canonical, None, None)
-    by_codes, campaigns_of = _find_sql(len(wanted))
-    return Finding(db, canonical, db.execute(by_codes, wanted), db.execute(campaigns_of, wanted))
+        return Finding(db, canonical, None)
+    return Finding(db, canonical, db.execute(_find_sql(len(wanted)), wanted))
 
 
 @functools.cache
-def _find_sql(codes_wanted: int) -> tuple[str, str]:
-    marks = ", ".join("?" for _ in range(codes_wanted))
-    return _BY_CODES.format(marks=marks), _CAMPAIGNS_OF.format(marks=marks)
+def _find_sql(codes_wanted: int) -> str:
+    return _BY_CODES.format(marks=", ".join("?" for _ in range(codes_wanted)))
 
 
 @dataclass
 class Finding:
-    """Codes whose queries are on their way to the store (see find())."""
+    """Codes whose query is on its way to the store (see find())."""
 
     db: Database
     canonical: list[str | None]  # each typed code in canonical form, None if not a code
-    deliveries: Any  # cursors, None when no typed text was a code
-    campaigns: Any
+    deliveries: Any  # the query's cursor, None when no typed text was a code
 
     def result(self) -> list[Found | None]:
         """The genuine delivery of each typed code, or None."""
@@ -235,12 +228,12 @@ class Finding:
                 rows[row[0]] = [row]
             else:
                 these.append(row)
-        used = {these[0][2] for these in rows.values()}
-        specs = {
-            campaign_id: (name, _spec_of(self.db, campaign_id, updated_at))
-            for campaign_id, name, updated_at in self.campaigns.fetchall()
-            if campaign_id in used
-        }
+        specs: dict[int, tuple[str, CampaignSpec]] = {}
+        for these in rows.values():
+            campaign_id = these[0][2]
+            if campaign_id not in specs:
+                name, updated_at = these[0][7:9]
+                specs[campaign_id] = (name, _spec_of(self.db, campaign_id, updated_at))
         found = {code: _found_rows(these, specs) for code, these in rows.items()}
         return [None if c is None else found.get(c) for c in self.canonical]
 

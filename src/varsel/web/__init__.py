@@ -84,10 +84,9 @@ def create_app(settings: Settings) -> Starlette:
             *console_routes(),
             Route("/metrics", metrics_view),  # off unless VARSEL_METRICS_TOKEN
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders, max_body_size=MAX_BODY)],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,
-        max_body_size=MAX_BODY,
     )
     app.state.site = site
     app.state.senders = Senders(settings)  # the console's background sends

@@ -29,6 +29,7 @@ from babel.support import Translations
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup, escape
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -377,8 +378,7 @@ class Site:
         headers: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
         """A page in the language, with a CSRF token for its forms and links to the others."""
-        cookie = request.cookies.get(CSRF_COOKIE)
-        token = _Token(self, cookie)
+        token = _Token(self, request)
         # As request.url.path has it, without parsing the whole URL.
         path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
         query = request.query_params
@@ -390,12 +390,28 @@ class Site:
             template,
             {"csrf": token, "switch": switch, "path": path, **(context or {})},
         )
-        response = HTMLResponse(body, status_code=status, headers=headers)
-        if token.used and token.value != cookie:
+        response = _Page(body, status, headers)
+        if token.used and token.value != token.cookie:
             response.set_cookie(
                 CSRF_COOKIE, token.value, secure=True, httponly=True, samesite="strict", path="/"
             )
         return response
+
+
+class _Page(HTMLResponse):
+    """HTMLResponse(html, status, headers), made without its generality when no headers."""
+
+    def __init__(self, html: str, status: int, headers: Mapping[str, str] | None) -> None:
+        if headers or status < 200 or status in (204, 304):
+            super().__init__(html, status, headers)
+            return
+        self.status_code = status
+        self.background = None
+        self.body = body = html.encode()
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), _HTML]
+
+
+_HTML = (b"content-type", b"text/html; charset=utf-8")
 
 
 @functools.cache
@@ -423,17 +439,22 @@ def _render(language: str, name: str, values: Mapping[str, Any]) -> str:
 class _Token:
     """A page's CSRF token: the visitor's own if valid, else a new one, made only when shown.
 
-    Pages without a form then neither sign a token nor set a cookie.
+    Pages without a form then neither read the cookie, nor sign a token, nor set a cookie.
     """
 
-    def __init__(self, site: Site, cookie: str | None) -> None:
+    def __init__(self, site: Site, request: Request) -> None:
         self._site = site
-        self._cookie = cookie
+        self._request = request
         self.used = False
 
     @functools.cached_property
+    def cookie(self) -> str | None:
+        """The token the visitor's cookie holds, if any."""
+        return self._request.cookies.get(CSRF_COOKIE)
+
+    @functools.cached_property
     def value(self) -> str:
-        cookie = self._cookie
+        cookie = self.cookie
         return cookie if cookie and self._site.csrf_valid(cookie) else self._site.new_csrf()
 
     def __str__(self) -> str:
@@ -467,10 +488,18 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
-    """ASGI middleware: the security headers on every response, and no caching of HTML."""
+    """ASGI middleware: the security headers on every response, no caching of HTML, and a
+    bound on the size of request bodies (a 413 when a client sends more than max_body_size).
 
-    def __init__(self, app: ASGIApp) -> None:
+    A request without Content-Length or Transfer-Encoding has no body (HTTP/1.1), so only
+    requests with one go through Starlette's body limit: a GET skips its work.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int | None = None) -> None:
         self.app = app
+        self.limited = (
+            app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -494,4 +523,12 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        app = self.app
+        for name, _ in scope["headers"]:
+            if name in _BODY_HEADERS:
+                app = self.limited
+                break
+        await app(scope, receive, send_with_headers)
+
+
+_BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))  # as uvicorn gives them
