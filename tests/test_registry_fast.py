@@ -271,3 +271,20 @@ def test_fast_update_of_a_store_stores_what_the_python_way_stores(
         assert fast_units[newer[1]["organisasjonsnummer"]][reach] != "email"
         contacts_sql = f"SELECT {', '.join(unit.CONTACT_COLUMNS)} FROM contacts ORDER BY 1, 2"
         assert fast.query(contacts_sql) == python.query(contacts_sql)
+
+
+def test_failure_while_parsing_e_mail_leaves_the_store_as_it_was(
+    tmp_path: Path, brreg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error on the e-mail thread reaches the importer; the transaction rolls back."""
+    from varsel.db import connect
+
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("parser broke")
+
+    with connect(str(tmp_path / "store.db")) as db:
+        monkeypatch.setattr(registry_fast, "parse_emails", broken)
+        with pytest.raises(RuntimeError, match="parser broke"):
+            import_dump(db, brreg / "enheter-sample.json")
+        assert db.scalar("SELECT count(*) FROM units") == 0
+        assert db.scalar("SELECT count(*) FROM snapshots") == 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from varsel import contacts, registry_fast, unit
+from varsel import registry_fast, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Batch, DumpReader, Format, Kind, open_dump
@@ -31,6 +31,7 @@ from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
 STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
 SHOWN_REJECTS = 5
 PARALLEL_FROM_BYTES = 16 << 20  # smaller dumps are parsed in-process: no start-up cost
+IMPORT_CACHE_KIB = 64 << 10  # SQLite page cache per schema during an import (default 2 MiB)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def import_dump(
             )
         rejects = _RejectLog(rejects_path)
         try:
-            with _staged(db, reader, progress) as stage, db.transaction():
+            with _staged(db, reader, progress) as stage, _page_cache(db), db.transaction():
                 snapshot_id = _load(db, reader, path, sha, date, rejects, progress, stage)
                 _audit(db, actor, snapshot_id)
         except BaseException:
@@ -181,6 +182,26 @@ def import_dump(
     return ImportResult(
         path, get_snapshot(db, snapshot_id), False, tuple(rejects.first), rejects_path
     )
+
+
+@contextlib.contextmanager
+def _page_cache(db: Database) -> Iterator[None]:
+    """A larger SQLite page cache while the import runs (memory only; durability unchanged).
+
+    With the default 2 MiB, inserting 1.2 M units in file order misses the cache on nearly
+    every orgnr of the primary key's B-tree: the insert took twice the CPU time.
+    """
+    if db.dialect != "sqlite":
+        yield
+        return
+    before = [int(db.scalar(f"PRAGMA {schema}.cache_size")) for schema in ("main", "temp")]
+    for schema in ("main", "temp"):
+        db.execute(f"PRAGMA {schema}.cache_size = -{IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        for schema, size in zip(("main", "temp"), before, strict=True):
+            db.execute(f"PRAGMA {schema}.cache_size = {size}")
 
 
 def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
@@ -253,9 +274,7 @@ def _load(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
     if table is not None and stage is not None:
-        counts = _load_fast(
-            db, table, info.kind, snapshot_id, now, rejects, stage.emails, direct=direct
-        )
+        counts = _load_fast(db, table, stage, info.kind, snapshot_id, now, rejects, direct=direct)
         reader.records_read = stage.rows
         progress(info.size, info.size, stage.rows)
         registry_fast.drop_stage(db, table)
@@ -452,39 +471,35 @@ def _direct_duplicates(db: Database, rows: Rows, rejects: _RejectLog) -> set[int
 def _load_fast(
     db: Database,
     table: str,
+    stage: registry_fast.Stage,
     kind: Kind,
     snapshot_id: int,
     now: str,
     rejects: _RejectLog,
-    emails: registry_fast.EmailParse | None,
     *,
     direct: bool,
 ) -> dict[str, int]:
-    """Load the rows DuckDB extracted: rejects, units in bulk, then the parsed e-mail addresses.
-
-    Units go in with the reach the stage knows (phone or post) while the e-mail fields are
-    parsed on another thread (SQLite; in line on PostgreSQL); the units with a usable address
-    become reach 'email' afterwards, before the indexes that read reach are built.
-    """
+    """Load the rows DuckDB extracted: rejects, then units in chunks with their e-mail reach."""
     for idx, code, raw_orgnr, orgnr in db.execute(
         f"SELECT idx, reject, raw_orgnr, orgnr FROM {table} WHERE reject IS NOT NULL ORDER BY idx"
     ):
         reason = registry_fast.reject_reason(code, orgnr, kind)
         rejects.add(Reject(int(idx) + 1, None, raw_orgnr, reason))
-    cols = ", ".join(f"s.{c}" for c in unit.RECORD_COLUMNS)
+    reach = "CASE WHEN e.idx IS NULL THEN s.reach ELSE 'email' END"
+    cols = ", ".join([*(f"s.{c}" for c in unit.RECORD_COLUMNS[:-1]), reach])
+    rows = (
+        f"FROM {table} s LEFT JOIN fast_email e ON e.idx = s.idx "
+        "WHERE s.idx >= ? AND s.idx < ? AND s.reject IS NULL ORDER BY s.idx"
+    )
     contact_cols = ", ".join(unit.CONTACT_COLUMNS)
     if not direct:
         _create_staging(db)
-        db.execute(
-            f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) "
-            f"SELECT {cols}, s.record_hash, s.idx FROM {table} s "
-            "WHERE s.reject IS NULL ORDER BY s.idx"
-        )
-        _email_tables(db, table, emails)
-        db.execute(
-            "UPDATE staging_units SET reach = 'email' "
-            "WHERE record_index IN (SELECT idx FROM fast_email)"
-        )
+        for lo, hi in _email_chunks(db, table, stage):
+            db.execute(
+                f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) "
+                f"SELECT {cols}, s.record_hash, s.idx {rows}",
+                (lo, hi),
+            )
         db.execute(
             f"INSERT INTO staging_contacts ({contact_cols}, record_index) "
             f"SELECT {contact_cols}, record_index FROM fast_contacts"
@@ -495,13 +510,15 @@ def _load_fast(
         _drop_staging(db)
     else:
         indexes = _drop_indexes(db)
-        db.execute(
-            f"INSERT INTO units ({', '.join(unit.UNIT_COLUMNS)}) SELECT * FROM ("
-            f"SELECT {cols}, s.record_hash, ?, s.idx, ?, NULL, ? FROM {table} s "
-            "WHERE s.reject IS NULL ORDER BY s.idx) WHERE true ON CONFLICT (orgnr) DO NOTHING",
-            (snapshot_id, snapshot_id, now),
-        )
-        new = int(db.scalar("SELECT changes()"))
+        new = 0
+        for lo, hi in _email_chunks(db, table, stage):
+            db.execute(
+                f"INSERT INTO units ({', '.join(unit.UNIT_COLUMNS)}) SELECT * FROM ("
+                f"SELECT {cols}, s.record_hash, ?, s.idx, ?, NULL, ? {rows}) "
+                "WHERE true ON CONFLICT (orgnr) DO NOTHING",
+                (snapshot_id, snapshot_id, now, lo, hi),
+            )
+            new += int(db.scalar("SELECT changes()"))
         if new < int(db.scalar(f"SELECT count(*) FROM {table} WHERE reject IS NULL")):
             for idx, orgnr in db.query(
                 f"SELECT s.idx, s.orgnr FROM {table} s JOIN units u ON u.orgnr = s.orgnr "
@@ -510,15 +527,6 @@ def _load_fast(
                 (snapshot_id,),
             ):
                 rejects.add(Reject(int(idx) + 1, None, orgnr, DUPLICATE))
-        # The units indexes that do not read reach are built while the e-mail thread runs.
-        early = [i for i in indexes if i[2] == "units" and "reach" not in i[1]]
-        _create_indexes(db, early)
-        _email_tables(db, table, emails)
-        db.execute(
-            "UPDATE units SET reach = 'email' FROM fast_email e "
-            "WHERE units.orgnr = e.orgnr AND units.record_index = e.idx AND units.snapshot_id = ?",
-            (snapshot_id,),
-        )
         c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
         db.execute(
             f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} FROM fast_contacts c "
@@ -526,53 +534,48 @@ def _load_fast(
             "AND u.snapshot_id = ?",
             (snapshot_id,),
         )
-        _create_indexes(db, [i for i in indexes if i not in early])
+        _create_indexes(db, indexes)
         counts = {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
     for temp in ("fast_email", "fast_contacts"):
         db.execute(f"DROP TABLE IF EXISTS {temp}")
     return counts
 
 
-def _email_tables(db: Database, table: str, emails: registry_fast.EmailParse | None) -> None:
-    """The parsed e-mail fields as temp tables fast_email (usable) and fast_contacts."""
+def _email_chunks(
+    db: Database, table: str, stage: registry_fast.Stage
+) -> Iterator[tuple[int, int]]:
+    """Ranges of stage idx, each once its parsed e-mail fields are in the temp tables.
+
+    fast_email holds the records with a usable address, fast_contacts their contact rows.
+    SQLite: parsed on a thread one chunk ahead (registry_fast.EmailParse). PostgreSQL: in
+    this thread, in one chunk (its stage is a temp table without an index on idx).
+    """
     for temp in ("fast_email", "fast_contacts"):
         db.execute(f"DROP TABLE IF EXISTS {temp}")
-    db.execute(f"CREATE TEMP TABLE fast_email AS SELECT idx, orgnr FROM {table} WHERE 1 = 0")
+    key = "INTEGER PRIMARY KEY" if db.dialect == "sqlite" else "BIGINT PRIMARY KEY"
+    db.execute(f"CREATE TEMP TABLE fast_email (idx {key}, orgnr TEXT NOT NULL)")
     db.execute(
         f"CREATE TEMP TABLE fast_contacts AS SELECT {', '.join(unit.CONTACT_COLUMNS)}, "
         "0 AS record_index FROM contacts WHERE 1 = 0"
     )
     columns = (*unit.CONTACT_COLUMNS, "record_index")
-    if emails is not None:
-        emails.wait()
-        db.insert_rows("fast_email", ("idx", "orgnr"), emails.usable)
-        db.insert_rows("fast_contacts", columns, emails.contacts)
-        emails.usable, emails.contacts = [], []
-    else:
-        _parse_emails(db, table, columns)
-    if db.dialect == "sqlite":
-        db.execute("CREATE UNIQUE INDEX temp.fast_email_idx ON fast_email (idx)")
-    else:
-        db.execute("CREATE UNIQUE INDEX fast_email_idx ON fast_email (idx)")
-        db.execute("ANALYZE fast_email")
-
-
-def _parse_emails(db: Database, table: str, columns: tuple[str, ...]) -> None:
-    """Parse the staged e-mail fields in this thread (PostgreSQL's stage is a temp table)."""
-    emails = db.execute(
-        f"SELECT idx, orgnr, form, email FROM {table} "
-        "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
+    if stage.emails is not None:
+        for lo, hi, usable, contact_rows in stage.emails.chunks():
+            db.insert_rows("fast_email", ("idx", "orgnr"), usable)
+            db.insert_rows("fast_contacts", columns, contact_rows)
+            yield lo, hi
+        return
+    usable, contact_rows = registry_fast.parse_emails(
+        db.execute(
+            f"SELECT idx, orgnr, form, email FROM {table} "
+            "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
+        )
     )
-    while batch := emails.fetchmany(10_000):
-        usable: Rows = []
-        contact_rows: Rows = []
-        for idx, orgnr, form, email in batch:
-            addresses = contacts.parse_addresses(email)
-            if any(a.usable for a in addresses):
-                usable.append((idx, orgnr))
-            contact_rows.extend((*c, idx) for c in unit.contact_rows(orgnr, form, addresses))
-        db.insert_rows("fast_email", ("idx", "orgnr"), usable)
-        db.insert_rows("fast_contacts", columns, contact_rows)
+    db.insert_rows("fast_email", ("idx", "orgnr"), usable)
+    db.insert_rows("fast_contacts", columns, contact_rows)
+    if db.dialect == "postgresql":
+        db.execute("ANALYZE fast_email")
+    yield 0, stage.rows
 
 
 def _drop_indexes(db: Database) -> list[tuple[str, str, str]]:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,56 +335,78 @@ class Stage:
 Rows = list[tuple[Any, ...]]
 
 
+CHUNK = 1 << 16  # stage records per step of the load: e-mail parsing runs one step ahead
+
+
+def parse_emails(rows: Iterable[tuple[Any, ...]]) -> tuple[Rows, Rows]:
+    """(idx, orgnr) of the records with a usable address, and the contact rows with idx.
+
+    rows are (idx, orgnr, form, email) of staged records that have an e-mail field.
+    """
+    usable: Rows = []
+    contact_rows: Rows = []
+    for idx, orgnr, form, email in rows:
+        addresses = contacts.parse_addresses(email)
+        if any(a.usable for a in addresses):
+            usable.append((idx, orgnr))
+        contact_rows.extend((*c, idx) for c in unit.contact_rows(orgnr, form, addresses))
+    return usable, contact_rows
+
+
 class EmailParse:
-    """The stage's e-mail fields parsed on a thread of their own (SQLite stages only).
+    """The stage's e-mail fields parsed on a thread of their own, CHUNK records at a time.
 
     Parsing is Python (email-validator's rules) and holds the GIL; the store meanwhile copies
-    the stage and builds indexes in SQLite, which releases it, so the two share the two cores.
-    The thread reads the stage file through its own read-only connection.
+    the previous chunk of the stage in SQLite, which releases it, so the two share the two
+    cores. The thread reads the stage file through its own read-only connection and stays
+    at most two chunks ahead, so memory does not grow with the file.
     """
 
-    def __init__(self, stage: Path) -> None:
-        self.usable: Rows = []  # (idx, orgnr) of the records with a usable address
-        self.contacts: Rows = []  # CONTACT_COLUMNS and the record's idx
+    def __init__(self, stage: Path, rows: int) -> None:
+        self._queue: queue.Queue[tuple[int, int, Rows, Rows] | BaseException | None]
+        self._queue = queue.Queue(maxsize=2)
         self._stop = threading.Event()
-        self._error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._run, args=(stage,), name="varsel-email-parse", daemon=True
+            target=self._run, args=(stage, rows), name="varsel-email-parse", daemon=True
         )
         self._thread.start()
 
-    def _run(self, stage: Path) -> None:
+    def _run(self, stage: Path, rows: int) -> None:
         try:
             con = sqlite3.connect(f"file:{stage}?mode=ro", uri=True)
             try:
-                rows = con.execute(
-                    "SELECT idx, orgnr, form, email FROM s "
-                    "WHERE reject IS NULL AND email IS NOT NULL ORDER BY idx"
-                )
-                while not self._stop.is_set() and (batch := rows.fetchmany(10_000)):
-                    for idx, orgnr, form, email in batch:
-                        addresses = contacts.parse_addresses(email)
-                        if any(a.usable for a in addresses):
-                            self.usable.append((idx, orgnr))
-                        self.contacts.extend(
-                            (*c, idx) for c in unit.contact_rows(orgnr, form, addresses)
-                        )
+                for lo in range(0, rows, CHUNK):
+                    hi = min(lo + CHUNK, rows)
+                    found = con.execute(
+                        "SELECT idx, orgnr, form, email FROM s WHERE idx >= ? AND idx < ? "
+                        "AND reject IS NULL AND email IS NOT NULL ORDER BY idx",
+                        (lo, hi),
+                    )
+                    if not self._put((lo, hi, *parse_emails(found))):
+                        return
             finally:
                 con.close()
-        except BaseException as e:  # handed to the importing thread by wait()
-            self._error = e
+        except BaseException as e:  # handed to the importing thread by chunks()
+            self._put(e)
+            return
+        self._put(None)
 
-    def wait(self) -> EmailParse:
-        """Wait for the thread to finish; raises what it raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._stop.is_set():
-            raise RuntimeError("e-mail parsing was cancelled")
-        return self
+    def _put(self, item: tuple[int, int, Rows, Rows] | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return True
+        return False
+
+    def chunks(self) -> Iterator[tuple[int, int, Rows, Rows]]:
+        """(first idx, end idx, usable, contact rows) of each chunk, in order."""
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def cancel(self) -> None:
-        """Stop the thread (after its current batch) and wait for it."""
+        """Stop the thread (after its current chunk) and wait for it."""
         self._stop.set()
         self._thread.join()
 
@@ -498,7 +521,7 @@ def staged(
                 stage = stage_sqlite(path, kind, workdir, progress)
                 db.execute("ATTACH DATABASE ? AS fast_stage", (str(stage.path),))
                 attached = True
-                emails = EmailParse(stage.path)
+                emails = EmailParse(stage.path, stage.rows)
             else:
                 stage = stage_csv(path, kind, workdir, progress)
         except FastPathUnavailable:
