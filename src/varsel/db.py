@@ -70,10 +70,15 @@ class Database:
     def _sql(self, sql: str) -> str:
         return _to_pyformat(sql) if self.dialect == "postgresql" else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement; returns the driver's cursor."""
+    def execute(self, sql: str, params: Sequence[Any] = (), *, prepare: bool = False) -> Any:
+        """Run one statement; returns the driver's cursor.
+
+        prepare: on PostgreSQL, the statement is parsed and planned once per connection and
+        reused (for the few statements a long-lived connection runs again and again; SQLite's
+        module keeps its statements prepared anyway).
+        """
         if self.dialect == "postgresql":
-            return self._conn.execute(self._sql(sql), params, prepare=False)
+            return self._conn.execute(self._sql(sql), params, prepare=prepare)
         return self._conn.execute(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:

@@ -174,7 +174,9 @@ def _send(db: Database, template: str, rows: Sequence[tuple[object, ...]]) -> An
     """Send a statement with a VALUES row for each of rows; its cursor, or None for no rows."""
     if not rows:
         return None
-    return db.execute(_with_rows(template, len(rows), len(rows[0])), [v for r in rows for v in r])
+    sql = _with_rows(template, len(rows), len(rows[0]))
+    # Prepared on PostgreSQL: a text per number of rows, the same on every batch of that size.
+    return db.execute(sql, [v for r in rows for v in r], prepare=True)
 
 
 @functools.lru_cache(maxsize=256)

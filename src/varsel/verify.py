@@ -132,7 +132,7 @@ def record_lookups(db: Database, lookups: Sequence[tuple[str, Found | None]]) ->
             values += (at, found.campaign_id, found.delivery_id, "verify_ok", None)
     # One statement with a row per lookup: on PostgreSQL, executemany would bind each apart.
     with contextlib.nullcontext() if db.in_transaction else db.transaction():
-        db.execute(_insert_events(len(lookups)), values)
+        db.execute(_insert_events(len(lookups)), values, prepare=True)
 
 
 @functools.cache
@@ -200,7 +200,7 @@ def find(db: Database, typed: Sequence[str]) -> Finding:
     wanted = sorted({c for c in canonical if c is not None})
     if not wanted:
         return Finding(db, canonical, None)
-    return Finding(db, canonical, db.execute(_find_sql(len(wanted)), wanted))
+    return Finding(db, canonical, db.execute(_find_sql(len(wanted)), wanted, prepare=True))
 
 
 @functools.cache
