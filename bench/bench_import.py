@@ -9,7 +9,8 @@ bench/out, then, in the same run and several times each:
   peak RSS is measured;
 - the same into a fresh PostgreSQL schema (when --postgres is given or the local one answers);
 - `segment preview` for the pilot's criteria on the SQLite store.
-Prints a Markdown table with medians and the ratio to DuckDB.
+Prints a Markdown table with medians of wall and CPU seconds (user + system, all threads)
+and their ratios to DuckDB, and the load average at the start and the end.
 """
 
 from __future__ import annotations
