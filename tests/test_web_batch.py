@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +163,36 @@ def test_a_batch_that_need_not_be_durable_does_not_wait_for_the_disk(db_url: str
     # survives a crash of the process, not of the machine; PostgreSQL's is asked per batch.
     expected = ("on", "off") if db_url.startswith("postgresql") else ("normal", "normal")
     assert answers == expected
+
+
+def test_a_sqlite_writer_leaves_the_wal_to_its_checkpoint_thread(tmp_path: Path) -> None:
+    url = str(tmp_path / "store.db")
+    connect(url).close()
+
+    def work(conn: Database, jobs: list[int]) -> list[int]:
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+        return jobs
+
+    writer: GroupCommit[int, int] = GroupCommit(url, work)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(writer.run(n) for n in range(50)))
+
+    try:
+        asyncio.run(main())
+        assert writer._db is not None
+        # The loop's writer never checkpoints (its commits would wait for the fsyncs) ...
+        assert writer._db.scalar("PRAGMA wal_autocheckpoint") == 0
+        # ... the thread does, soon after: the rows reach the database file itself, which a
+        # connection that ignores the WAL (immutable) reads.
+        deadline = time.monotonic() + 10 * batch.CHECKPOINT_EVERY + 5
+        while True:
+            with contextlib.closing(sqlite3.connect(f"file:{url}?immutable=1", uri=True)) as direct:
+                found = direct.execute("SELECT count(*) FROM events WHERE kind = 'test'")
+                if found.fetchone()[0] == 50:
+                    break
+            assert time.monotonic() < deadline, "the WAL was not checkpointed"
+            time.sleep(0.1)
+    finally:
+        writer.close()
