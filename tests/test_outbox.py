@@ -10,6 +10,7 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.outbox import DeliveryState
 from varsel.registry import import_dump
+from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 CAMPAIGN = """
 [campaign]
@@ -49,6 +50,29 @@ def test_claim_takes_each_delivery_once(db: Database, campaign_id: int) -> None:
     assert outbox.claim(db, campaign_id, "w3", 4, NOW) == []
     assert outbox.counts(db, campaign_id)["claimed"] == 6
     assert all(d.units for d in first + second)
+
+
+def test_claim_to_send_names_units_and_finds_suppressions(db: Database, campaign_id: int) -> None:
+    first, second = outbox.claim(db, campaign_id, "w0", 2, NOW)
+    unit = first.units[0]
+    name, municipality = db.query_one(
+        "SELECT name, municipality FROM recipients WHERE campaign_id = ? AND orgnr = ?",
+        (campaign_id, unit),
+    ) or ("", "")
+    outbox.recover(db, campaign_id)  # both queued again
+    with db.transaction():
+        add(db, SuppressionKind.UNIT, unit, SuppressionReason.UNSUBSCRIBED)
+        add(db, SuppressionKind.ADDRESS, second.address, SuppressionReason.UNSUBSCRIBED)
+    claimed = {c.delivery.id: c for c in outbox.claim_to_send(db, campaign_id, "w1", 6, NOW)}
+    assert claimed[first.id].units[0] == (unit, name, municipality or None, True)
+    assert not claimed[first.id].address_suppressed
+    assert claimed[second.id].address_suppressed
+    assert not any(
+        blocked for c in claimed.values() if c.delivery.id != first.id for *_, blocked in c.units
+    )
+    assert [c.delivery.units for c in claimed.values()] == [
+        tuple(u[0] for u in c.units) for c in claimed.values()
+    ]
 
 
 def test_not_due_yet_is_not_claimed(db: Database, campaign_id: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from varsel.clock import utcnow_iso
 from varsel.db import Database
+from varsel.suppression import SuppressionKind
 
 
 class DeliveryState(StrEnum):
@@ -83,6 +84,32 @@ def claim(
     lease_until: str | None = None,
 ) -> list[Delivery]:
     """Take up to limit due deliveries of a campaign for this worker, in one transaction."""
+    return [c.delivery for c in claim_to_send(db, campaign_id, worker, limit, now, lease_until)]
+
+
+# A claimed delivery's unit as a message names it: orgnr, name (the orgnr if the campaign's
+# recipients do not hold it), municipality number or None, and whether it is suppressed.
+UnitToSend = tuple[str, str, str | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed delivery with what sending it needs from the store."""
+
+    delivery: Delivery
+    address_suppressed: bool
+    units: tuple[UnitToSend, ...]
+
+
+def claim_to_send(
+    db: Database,
+    campaign_id: int,
+    worker: str,
+    limit: int,
+    now: str,
+    lease_until: str | None = None,
+) -> list[Claimed]:
+    """claim(), with the units' names and the suppressions read by the same two statements."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     rows: list[Any] = []
     with db.transaction():
@@ -96,7 +123,8 @@ def claim(
                 f"UPDATE deliveries SET state = ?, claimed_by = ?, lease_until = ?, "
                 f"updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE campaign_id = ? "
                 f"AND state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
-                f"LIMIT ?{skip_locked}) RETURNING {_DELIVERY_COLUMNS}",
+                f"LIMIT ?{skip_locked}) RETURNING {_DELIVERY_COLUMNS}, EXISTS (SELECT 1 FROM "
+                "suppressions s WHERE s.kind = ? AND s.value = deliveries.address)",
                 (
                     DeliveryState.CLAIMED.value,
                     worker,
@@ -106,25 +134,32 @@ def claim(
                     state.value,
                     now,
                     limit - len(rows),
+                    SuppressionKind.ADDRESS.value,
                 ),
             )
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        units: dict[int, list[str]] = {i: [] for i in ids}
+        units: dict[int, list[UnitToSend]] = {i: [] for i in ids}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for delivery_id, orgnr in db.query(
-                "SELECT delivery_id, orgnr FROM delivery_units WHERE delivery_id IN "
-                f"({', '.join('?' for _ in chunk)}) ORDER BY delivery_id, orgnr",
-                chunk,
+            for delivery_id, orgnr, name, municipality, blocked in db.query(
+                "SELECT u.delivery_id, u.orgnr, r.name, r.municipality, EXISTS (SELECT 1 FROM "
+                "suppressions s WHERE s.kind = ? AND s.value = u.orgnr) FROM delivery_units "
+                "u LEFT JOIN recipients r ON r.campaign_id = ? AND r.orgnr = u.orgnr WHERE "
+                f"u.delivery_id IN ({', '.join('?' for _ in chunk)}) "
+                "ORDER BY u.delivery_id, u.orgnr",
+                [SuppressionKind.UNIT.value, campaign_id, *chunk],
             ):
-                units[delivery_id].append(orgnr)
-    out = [
-        Delivery(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], tuple(units[r[0]]))
-        for r in rows
-    ]
-    return sorted(out, key=lambda d: d.id)
+                units[delivery_id].append((orgnr, name or orgnr, municipality or None, blocked))
+    out = []
+    for r in sorted(rows, key=lambda r: int(r[0])):
+        mine = tuple(units[r[0]])
+        delivery = Delivery(
+            int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], tuple(u[0] for u in mine)
+        )
+        out.append(Claimed(delivery, bool(r[8]), mine))
+    return out
 
 
 def recover(db: Database, campaign_id: int, *, worker: str | None = None) -> tuple[int, int]:

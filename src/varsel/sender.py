@@ -42,7 +42,6 @@ from varsel.errors import UserError, VarselError
 from varsel.i18n import fmt_int
 from varsel.message import MessageSpec
 from varsel.outbox import Delivery, DeliveryState
-from varsel.suppression import SuppressionKind, suppressed
 from varsel.verp import Verp
 
 LEASE_SECONDS = 30.0
@@ -699,35 +698,27 @@ class Sender:
     def _claim(self) -> _Claim:
         db = self.db
         now, until = self._claim_times()
-        deliveries = outbox.claim(
+        claimed = outbox.claim_to_send(
             db, self.campaign.id, self.worker_id, self.options.batch, now, until
         )
         next_due = None
-        if not deliveries:
+        if not claimed:
             next_due = db.scalar(
                 "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND state = ?",
                 (self.campaign.id, DeliveryState.DEFERRED.value),
             )
-        orgnrs = [o for d in deliveries for o in d.units]
-        names: dict[str, tuple[str, str | None]] = {}
-        for start in range(0, len(orgnrs), 500):
-            chunk = orgnrs[start : start + 500]
-            for orgnr, name, mun in db.query(
-                "SELECT orgnr, name, municipality FROM recipients WHERE campaign_id = ? AND "
-                f"orgnr IN ({', '.join('?' for _ in chunk)})",
-                [self.campaign.id, *chunk],
-            ):
-                names[orgnr] = (name, mun or None)
-        blocked_addresses = suppressed(db, SuppressionKind.ADDRESS, [d.address for d in deliveries])
-        blocked_units = suppressed(db, SuppressionKind.UNIT, orgnrs)
-        claim = _Claim(len(deliveries), [], [], [], next_due)
-        for d in deliveries:
-            live = [u for u in d.units if u not in blocked_units]
-            if d.address in blocked_addresses or not live:
+        claim = _Claim(len(claimed), [], [], [], next_due)
+        for c in claimed:
+            d = c.delivery
+            # Suppressed units are left out; with none left, or the address suppressed, the
+            # delivery is settled as suppressed without a message.
+            units = tuple(
+                (orgnr, name, mun) for orgnr, name, mun, blocked in c.units if not blocked
+            )
+            if c.address_suppressed or not units:
                 claim.suppressed.append(d)
                 continue
             claim.deliveries.append(d)
-            units = tuple((orgnr, *names.get(orgnr, (orgnr, None))) for orgnr in live)
             claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, units))
         return claim
 
