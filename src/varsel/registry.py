@@ -480,11 +480,13 @@ def _load_fast(
     direct: bool,
 ) -> dict[str, int]:
     """Load the rows DuckDB extracted: rejects, then units in chunks with their e-mail reach."""
+    accepted = stage.rows
     for idx, code, raw_orgnr, orgnr in db.execute(
         f"SELECT idx, reject, raw_orgnr, orgnr FROM {table} WHERE reject IS NOT NULL ORDER BY idx"
     ):
         reason = registry_fast.reject_reason(code, orgnr, kind)
         rejects.add(Reject(int(idx) + 1, None, raw_orgnr, reason))
+        accepted -= 1
     reach = "CASE WHEN e.idx IS NULL THEN s.reach ELSE 'email' END"
     cols = ", ".join([*(f"s.{c}" for c in unit.RECORD_COLUMNS[:-1]), reach])
     rows = (
@@ -519,7 +521,7 @@ def _load_fast(
                 (snapshot_id, snapshot_id, now, lo, hi),
             )
             new += int(db.scalar("SELECT changes()"))
-        if new < int(db.scalar(f"SELECT count(*) FROM {table} WHERE reject IS NULL")):
+        if new < accepted:  # an orgnr came twice in the file
             for idx, orgnr in db.query(
                 f"SELECT s.idx, s.orgnr FROM {table} s JOIN units u ON u.orgnr = s.orgnr "
                 "WHERE s.reject IS NULL AND NOT (u.snapshot_id = ? AND u.record_index = s.idx) "
