@@ -153,13 +153,31 @@ def copies(received: list[ReceivedMessage]) -> collections.Counter[int]:
 
 
 def wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> list[str]:
-    """Wait for every process to exit; returns what each wrote to stderr."""
+    """Wait for every process to exit; returns what each wrote to stderr.
+
+    Past the timeout every one still running is killed before the test fails, so that no
+    worker goes on sending into the next test's store.
+    """
     deadline = time.monotonic() + timeout
     errors = []
-    for proc in procs:
-        _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        errors.append((err or b"").decode(errors="replace"))
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            errors.append((err or b"").decode(errors="replace"))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return errors
+
+
+def wait_registered(db: Database, before: set[str], count: int, seconds: float = 120) -> None:
+    """Wait until `count` workers not in `before` have registered (their signals handled)."""
+    started = time.monotonic()
+    while len({w for (w,) in db.query("SELECT id FROM workers")} - before) < count:
+        assert time.monotonic() - started < seconds, "the workers did not start"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -256,6 +274,7 @@ def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: S
     with connect(store.url) as db:
         total = reset(db, store.limited, 10_000, f"({where})")
         assert total > 100
+        before = {w for (w,) in db.query("SELECT id FROM workers")}
         with SmtpSink() as sink:
             procs = [
                 subprocess.Popen(
@@ -266,6 +285,9 @@ def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: S
                 )
                 for _ in range(3)
             ]
+            # Ten seconds of sending, counted from when the workers are up (a busy machine
+            # may take seconds to start them; SIGTERM before that would just kill them).
+            wait_registered(db, before, 3)
             time.sleep(10.0)
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
