@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from varsel import codes
 from varsel.dkim import DkimKey, Signer, generate_key, load_key
-from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef, default_templates
+from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef
+from varsel.testing import sample_spec
 
 NAMES = [
     "BÆRUM BAKERI AS",
@@ -46,23 +47,7 @@ MUNICIPALITIES = ["Oslo", "Asker", "Bærum"]
 
 
 def make_spec() -> MessageSpec:
-    subjects, texts, htmls = default_templates()
-    return MessageSpec(
-        campaign_id=42,
-        from_address="varsel@nsr.no",
-        from_name="Næringslivets sikkerhetsråd",
-        reply_to="svar@nsr.no",
-        organisation="Oslo politidistrikt",
-        subjects=subjects,
-        text_templates=texts,
-        html_templates=htmls,
-        document_title="Sikkerhetsråd for næringslivet 2023",
-        document_url="https://www.politiet.no/globalassets/oslo/sikkerhetsrad-2023.pdf",
-        verify_url="https://www.politiet.no/kontroll",
-        unsubscribe_url="https://varsel.politiet.no/avmelding",
-        unsubscribe_mailto="avmelding@nsr.no",
-        fields={"partner": "Næringslivets sikkerhetsråd", "area": "Oslo, Asker og Bærum"},
-    )
+    return sample_spec()
 
 
 def make_recipients(count: int = 1000) -> list[Recipient]:

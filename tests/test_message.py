@@ -25,13 +25,13 @@ from varsel.message import (
     HeaderInjectionError,
     MessageError,
     MessageFactory,
-    MessageSpec,
     Recipient,
     UnitRef,
     _quoted_printable_line,
     default_templates,
     links_in,
 )
+from varsel.testing import sample_spec as make_spec
 
 SUBJECTS, TEXTS, HTMLS = default_templates()
 
@@ -49,26 +49,6 @@ NOW = datetime(2023, 1, 19, 9, 30, tzinfo=UTC)
 CODE = codes.new_code()
 UNSUBSCRIBE = "tOk3n_-x"  # what the outbox makes: opaque and URL-safe
 BAKERI = UnitRef("912345678", "BÆRUM BAKERI AS", "Bærum")
-
-
-def make_spec(**changes: Any) -> MessageSpec:
-    spec = MessageSpec(
-        campaign_id=42,
-        from_address="varsel@nsr.no",
-        from_name="Næringslivets sikkerhetsråd",
-        reply_to="svar@nsr.no",
-        organisation="Oslo politidistrikt",
-        subjects=SUBJECTS,
-        text_templates=TEXTS,
-        html_templates=HTMLS,
-        document_title="Sikkerhetsråd for næringslivet 2023",
-        document_url="https://www.politiet.no/globalassets/oslo/sikkerhetsrad-2023.pdf",
-        verify_url="https://www.politiet.no/kontroll",
-        unsubscribe_url="https://varsel.politiet.no/avmelding",
-        unsubscribe_mailto="avmelding@nsr.no",
-        fields={"partner": "Næringslivets sikkerhetsråd", "area": "Oslo, Asker og Bærum"},
-    )
-    return dataclasses.replace(spec, **changes)
 
 
 def make_recipient(**changes: Any) -> Recipient:

@@ -17,32 +17,11 @@ from varsel.message import (
     MessageSpec,
     Recipient,
     UnitRef,
-    default_templates,
 )
 from varsel.message_slots import escape_text
+from varsel.testing import sample_spec as make_spec
 
 CODE = codes.new_code()
-
-
-def make_spec(**changes: Any) -> MessageSpec:
-    subjects, texts, htmls = default_templates()
-    spec = MessageSpec(
-        campaign_id=42,
-        from_address="varsel@nsr.no",
-        from_name="Næringslivets sikkerhetsråd",
-        reply_to="svar@nsr.no",
-        organisation="Oslo politidistrikt",
-        subjects=subjects,
-        text_templates=texts,
-        html_templates=htmls,
-        document_title="Sikkerhetsråd for næringslivet 2023",
-        document_url="https://www.politiet.no/globalassets/oslo/sikkerhetsrad-2023.pdf",
-        verify_url="https://www.politiet.no/kontroll",
-        unsubscribe_url="https://varsel.politiet.no/avmelding",
-        unsubscribe_mailto="avmelding@nsr.no",
-        fields={"partner": "Næringslivets sikkerhetsråd", "area": "Oslo, Asker og Bærum"},
-    )
-    return dataclasses.replace(spec, **changes)
 
 
 # Registry text at its worst: markup, quotes, entities, marker look-alikes, quoted-printable

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from varsel.message import MessageSpec, default_templates
 
 HOST = "127.0.0.1"
 # The greeting name; aiosmtpd would otherwise look up this machine's FQDN on every connection.
@@ -555,3 +558,25 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def sample_spec(**changes: Any) -> MessageSpec:
+    """The pilot's message with the default templates, for tests and benchmarks."""
+    subjects, texts, htmls = default_templates()
+    spec = MessageSpec(
+        campaign_id=42,
+        from_address="varsel@nsr.no",
+        from_name="Næringslivets sikkerhetsråd",
+        reply_to="svar@nsr.no",
+        organisation="Oslo politidistrikt",
+        subjects=subjects,
+        text_templates=texts,
+        html_templates=htmls,
+        document_title="Sikkerhetsråd for næringslivet 2023",
+        document_url="https://www.politiet.no/globalassets/oslo/sikkerhetsrad-2023.pdf",
+        verify_url="https://www.politiet.no/kontroll",
+        unsubscribe_url="https://varsel.politiet.no/avmelding",
+        unsubscribe_mailto="avmelding@nsr.no",
+        fields={"partner": "Næringslivets sikkerhetsråd", "area": "Oslo, Asker og Bærum"},
+    )
+    return dataclasses.replace(spec, **changes)
