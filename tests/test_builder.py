@@ -7,25 +7,18 @@ import sys
 
 from varsel import codes
 from varsel.builder import build_jobs, make_factory
-from varsel.message import MessageSpec, default_templates
+from varsel.message import MessageSpec
+from varsel.testing import sample_spec
 
 
 def spec() -> MessageSpec:
-    subjects, texts, htmls = default_templates()
-    return MessageSpec(
+    return sample_spec(
         campaign_id=7,
-        from_address="varsel@nsr.no",
         from_name="NSR",
         reply_to=None,
-        organisation="Oslo politidistrikt",
-        subjects=subjects,
-        text_templates=texts,
-        html_templates=htmls,
         document_title="Råd",
         document_url="https://www.politiet.no/rad.pdf",
-        verify_url="https://www.politiet.no/kontroll",
-        unsubscribe_url="https://varsel.politiet.no/avmelding",
-        unsubscribe_mailto="avmelding@nsr.no",
+        fields={},
     )
 
 
