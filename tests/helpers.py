@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from varsel import unit
@@ -42,6 +43,18 @@ def campaign_toml(
         parts.append(f"[limits]\n{limits}")
     parts.append(f'[segment]\npolice_district = ["oslo"]\n{segment}')
     return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
+
+
+def sample_campaign(db: Database, brreg: Path, tmp_path: Path, text: str | None = None) -> int:
+    """The registry sample imported and a campaign made of `text` (campaign_toml()); its id."""
+    from varsel.campaign import create_campaign
+    from varsel.registry import import_dump
+
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml() if text is None else text, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
 
 
 def units(db: Database) -> dict[str, tuple[Any, ...]]:

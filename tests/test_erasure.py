@@ -7,28 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from helpers import campaign_toml
+from helpers import sample_campaign
 from varsel import feedback
-from varsel.campaign import create_campaign
-from varsel.config import Settings
 from varsel.coverage import coverage
 from varsel.db import Database
 from varsel.erasure import ERASED_NAME, erase_unit
 from varsel.feed import apply_feed
 from varsel.outbox import record_event
-from varsel.registry import import_dump
 from varsel.suppression import SuppressionKind, SuppressionReason, add
-
-CAMPAIGN = campaign_toml()
 
 
 @pytest.fixture
 def campaign_id(db: Database, brreg: Path, tmp_path: Path) -> int:
-    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-    import_dump(db, brreg / "enheter-sample.json")
-    path = tmp_path / "c.toml"
-    path.write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, path).campaign.id
+    return sample_campaign(db, brreg, tmp_path)
 
 
 def everything(db: Database) -> str:

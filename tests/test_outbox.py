@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml
 from varsel import outbox
 from varsel.campaign import create_campaign
 from varsel.config import Settings
@@ -12,21 +13,7 @@ from varsel.outbox import DeliveryState
 from varsel.registry import import_dump
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "NSR"
-[document]
-title = "Råd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(organisation="NSR", title="Råd")
 
 
 @pytest.fixture

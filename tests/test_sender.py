@@ -10,7 +10,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from helpers import dns_for
+from helpers import campaign_toml, dns_for
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
@@ -21,21 +21,7 @@ from varsel.sender import SendOptions, send_campaign, status
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml()
 
 
 def defer_first_attempts() -> FaultPlan:

@@ -4,34 +4,18 @@ from pathlib import Path
 
 import pytest
 
+from helpers import campaign_toml, sample_campaign
 from varsel import codes, verify
-from varsel.campaign import create_campaign, load_spec, update_spec
+from varsel.campaign import load_spec, update_spec
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.registry import import_dump
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(public=False)
 
 
 @pytest.fixture
 def campaign_id(db: Database, brreg: Path, tmp_path: Path) -> int:
-    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-    import_dump(db, brreg / "enheter-sample.json")
-    path = tmp_path / "c.toml"
-    path.write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, path).campaign.id
+    return sample_campaign(db, brreg, tmp_path, CAMPAIGN)
 
 
 def test_a_queued_code_is_not_genuine_until_it_may_have_been_sent(

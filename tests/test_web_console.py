@@ -523,15 +523,23 @@ def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
     assert client.get(PREFIX).status_code == 200
 
 
-def test_the_downloads_are_kept_out_of_caches(
+def kari_campaign_berit_signed_in(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
-) -> None:
+) -> int:
+    """A campaign written by kari on the registry sample, with approver berit signed in; its id."""
     import_dump(db, brreg / "enheter-sample.json")
     (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
     (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
     cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
     secret = operator(db, settings, "berit", "approver")
     sign_in(client, "berit", next_code(secret))
+    return cid
+
+
+def test_the_downloads_are_kept_out_of_caches(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     report = client.get(f"{PREFIX}/kampanjer/{cid}/rapport")
     assert report.headers["cache-control"] == "no-store"
     assert report.headers["content-disposition"] == f'attachment; filename="rapport-{cid}.html"'
@@ -551,12 +559,7 @@ def test_the_downloads_are_kept_out_of_caches(
 def test_an_approval_of_a_page_the_campaign_has_changed_since_is_refused_with_409(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
-    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
-    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
-    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
-    secret = operator(db, settings, "berit", "approver")
-    sign_in(client, "berit", next_code(secret))
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     page = client.get(f"{PREFIX}/kampanjer/{cid}").text
     shown = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)

@@ -12,7 +12,7 @@ import dkim
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import dns_for
+from helpers import campaign_toml, dns_for
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
@@ -22,22 +22,7 @@ from varsel.sender import SendOptions, send_campaign
 from varsel.testing import SmtpSink
 from varsel.web import create_app
 
-CAMPAIGN = """
-[campaign]
-name = "Test"
-[sender]
-address = "sikkerhet@nsr-org.no"
-name = "NSR"
-organisation = "Oslo politidistrikt og NSR"
-[document]
-title = "Sikkerhetsråd"
-url = "https://www.politiet.no/rad.pdf"
-file = "rad.pdf"
-[public]
-base_url = "https://www.politiet.no/varsel"
-[segment]
-police_district = ["oslo"]
-"""
+CAMPAIGN = campaign_toml(document='file = "rad.pdf"\n')
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 PDF = b"%PDF-1.4 sikkerhetsrad\n"
 CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
