@@ -194,6 +194,11 @@ class _Item:
     domain: str
 
 
+# An idle connection looks for a message at least this often; add() and release() wake it
+# as soon as one may go.
+_IDLE_LOOK = 1.0
+
+
 class Scheduler:
     """Messages waiting to go, by recipient domain, handed out within per-domain limits."""
 
@@ -243,20 +248,20 @@ class Scheduler:
 
     def take(self) -> _Item | None:
         """A message some domain may take now, if there is one (no waiting)."""
-        return None if self.closed else self._take()[0]
+        return None if self.closed else self._take()
 
     async def next(self) -> _Item | None:
         """The next message some domain may take now; None once closed."""
         loop = asyncio.get_running_loop()
         while not self.closed:
-            item, wait = self._take()
+            item = self._take()
             if item is not None:
                 return item
             # One future per idle connection, woken one at a time as messages come: waking
             # every connection for every message would cost a scan each.
             waiter = loop.create_future()
             self.waiters.append(waiter)
-            timer = loop.call_later(wait, _resolve, waiter)
+            timer = loop.call_later(_IDLE_LOOK, _resolve, waiter)
             try:
                 await waiter
             finally:
@@ -267,8 +272,8 @@ class Scheduler:
                     self.waiters.popleft()
         return None
 
-    def _take(self) -> tuple[_Item | None, float]:
-        """A message that may go now, or None and the seconds until one might."""
+    def _take(self) -> _Item | None:
+        """A message that may go now, or None."""
         ready = self.ready
         for _ in range(len(ready)):
             domain = ready.popleft()
@@ -288,8 +293,8 @@ class Scheduler:
                 self.listed.discard(domain)
             if ready:
                 self._wake()  # pass the turn on: a domain that was listed once may hold more
-            return item, 0.0
-        return None, 1.0  # woken by add() or release() before that
+            return item
+        return None
 
     def gate(self, domain: str) -> TokenBucket:
         """The domain's rate limit, a token of which each message takes just before its dot."""
