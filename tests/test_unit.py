@@ -77,3 +77,14 @@ def test_rejections(brreg: Path) -> None:
         extract({**record, "organisasjonsform": {}}, Kind.ENHETER)
     with pytest.raises(Rejected, match="antallAnsatte er ikke et tall"):
         extract({**record, "antallAnsatte": "mange"}, Kind.ENHETER)
+
+
+def test_a_municipality_number_written_as_a_number_is_read_as_its_text(brreg: Path) -> None:
+    record = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))[0]
+    as_text = {**record, "forretningsadresse": {**record["forretningsadresse"]}}
+    as_text["forretningsadresse"]["kommunenummer"] = "301"
+    as_number = {**record, "forretningsadresse": {**record["forretningsadresse"]}}
+    as_number["forretningsadresse"]["kommunenummer"] = 301
+    municipality = UNIT_COLUMNS.index("municipality")
+    assert extract(as_number, Kind.ENHETER)[0][municipality] == "0301"
+    assert extract(as_number, Kind.ENHETER)[0] == extract(as_text, Kind.ENHETER)[0]

@@ -119,6 +119,11 @@ def _lines(address: dict[str, Any]) -> str | None:
     return "\n".join(lines) or None
 
 
+def _as_text(value: Any) -> str | None:
+    """A value the registry writes as text; a number there ("kommunenummer": 301) as its text."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 @functools.lru_cache(maxsize=4096)
 def _current_municipality(number: str) -> str:
     return municipality.current_number(number) or number
@@ -163,8 +168,8 @@ def extract(
     postal = record.get("postadresse") or {}
     if not isinstance(business, dict) or not isinstance(postal, dict):
         raise Rejected("adressen har feil form")
-    kommune = business.get("kommunenummer")
-    post_kommune = postal.get("kommunenummer")
+    kommune = _as_text(business.get("kommunenummer"))
+    post_kommune = _as_text(postal.get("kommunenummer"))
 
     employees = record.get("antallAnsatte")
     if employees is not None:
