@@ -7,12 +7,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from browser import chromium, live_server, page  # noqa: F401 -- page-test fixtures, tests/browser.py
+from helpers import schema_url
 from varsel.db import Database, connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,20 @@ def _ensure_database() -> str:
     return f"{POSTGRES}/{TEST_DATABASE}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module's tests that share a module-scoped fixture run in one test process.
+
+    With `-n 2 --dist loadgroup` (make test) each such fixture is made once instead of once per
+    process: the workers' 120,000-unit store, Chromium, Dovecot, the synthetic national dump.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or not isinstance(item, pytest.Function):
+            continue
+        if any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def postgres_base() -> str:
     """URL of the test database on the local PostgreSQL server."""
@@ -53,7 +67,7 @@ def pg_schemas(postgres_base: str) -> Iterator[Callable[[], str]]:
         with psycopg.connect(postgres_base, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         made.append(schema)
-        return f"{postgres_base}?options={quote(f'-csearch_path={schema}')}"
+        return schema_url(postgres_base, schema)
 
     yield make
     with psycopg.connect(postgres_base, autocommit=True) as conn:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from varsel import unit
 from varsel.config import Settings
@@ -104,3 +105,13 @@ def next_code(secret: str) -> str:
     import pyotp
 
     return str(pyotp.TOTP(secret).at(time.time() + 30))
+
+
+# Test schemas' sessions commit without waiting for the WAL's fsync: what a commit makes visible
+# is the same, only a crash of the server could forget the last ones, which no test does.
+PG_OPTIONS = "-csynchronous_commit=off"
+
+
+def schema_url(base: str, schema: str) -> str:
+    """The URL of a test schema on the test database."""
+    return f"{base}?options={quote(f'-csearch_path={schema} {PG_OPTIONS}')}"

@@ -19,12 +19,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
-from helpers import campaign_toml
+from helpers import campaign_toml, schema_url
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
@@ -70,7 +69,7 @@ def store(postgres_base: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    url = f"{postgres_base}?options={quote(f'-csearch_path={schema}')}"
+    url = schema_url(postgres_base, schema)
     try:
         dump = folder / "oslo.json.gz"
         write_dump(dump, units=DELIVERIES * UNITS_PER_DELIVERY, seed=17, municipalities=("0301",))
