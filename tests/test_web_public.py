@@ -118,6 +118,30 @@ def test_a_real_code_typed_sloppily_shows_the_campaign_and_the_units(
     assert kinds == [("verify_ok", sent)]
 
 
+@pytest.mark.parametrize("lang", ["nb", "nn", "en"])
+def test_the_genuine_page_has_the_security_headers_and_no_cookie(
+    client: TestClient, sent: int, sink: SmtpSink, lang: str
+) -> None:
+    # The page goes out with headers encoded once, past the middleware's own header work.
+    from varsel.web.site import SECURITY_HEADERS
+
+    _, code, _ = first_message(sink)
+    for _ in range(2):  # the first page of a shape is checked against Jinja; the next is not
+        page = client.get("/kontroll", params={"kode": code, "lang": lang})
+        assert page.status_code == 200
+        assert f'<html lang="{lang}">' in page.text
+        assert code in page.text
+        for name, value in SECURITY_HEADERS.items():
+            assert page.headers[name] == value
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "set-cookie" not in page.headers
+    head = client.head("/kontroll", params={"kode": code})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert client.post("/kontroll", params={"kode": code}).status_code == 405
+
+
 def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(
     client: TestClient, sent: int, db: Database
 ) -> None:

@@ -22,7 +22,7 @@ from varsel.config import Settings
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
 from varsel.web.console_send import Senders
-from varsel.web.public import routes
+from varsel.web.public import DIRECT, routes
 from varsel.web.site import N_, SecurityHeaders, Site, language_of
 
 log = logging.getLogger("varsel.web")
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> Starlette:
             *console_routes(),
             Route("/metrics", metrics_view),  # off unless VARSEL_METRICS_TOKEN
         ],
-        middleware=[Middleware(SecurityHeaders, max_body_size=MAX_BODY)],
+        middleware=[Middleware(SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT)],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,
     )

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from varsel import contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
@@ -27,8 +28,9 @@ from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
+from varsel.web import genuine
 from varsel.web.batch import GroupCommit
-from varsel.web.site import N_, Site, client_ip, language_of
+from varsel.web.site import N_, Site, client_ip, language_of, page_address
 
 log = logging.getLogger("varsel.web")
 
@@ -157,7 +159,7 @@ def lookups_of(site: Site) -> GroupCommit[Lookup, Answer]:
     return writer
 
 
-async def verify_page(request: Request) -> Response:
+async def verify_page(request: Request) -> Response | genuine.Page:
     """GET /kontroll: the form, and the answer when ?kode= is given."""
     # Async: the lookup awaits its group commit on the loop, with no hop to a thread.
     site = site_of(request)
@@ -174,17 +176,19 @@ async def verify_page(request: Request) -> Response:
         return limited(request, language, decision)
     if found is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
-    return site.render(
-        request,
-        "genuine.html",
-        language,
-        {
-            "found": found,
-            "spec": found.spec,
-            "code": found.code,  # as the e-mail prints it
-            "subject": register.subject(found.spec),
-        },
-    )
+    text = genuine.page(language, found, *page_address(request))
+    if text is None:
+        return site.render(request, genuine.TEMPLATE, language, genuine.context(found))
+    return genuine.Page(text)
+
+
+class VerifyApp:
+    """/kontroll as a bare ASGI app: no Request and response wrapping per request beyond
+    verify_page's own (most answers are a genuine page, sent as bytes)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = await verify_page(Request(scope, receive))
+        await answer(scope, receive, send)
 
 
 # -- register -------------------------------------------------------------------------
@@ -531,10 +535,13 @@ async def unsubscribe_post(request: Request) -> Response:
 
 
 STATIC = Path(__file__).parent / "static"
+VERIFY = VerifyApp()
+# Paths SecurityHeaders hands a bodiless GET or HEAD straight to (the router's app for them).
+DIRECT = {"/kontroll": VERIFY}
 
 routes = [
     Route("/", home),
-    Route("/kontroll", verify_page),
+    Route("/kontroll", VERIFY, methods=["GET"]),
     Route("/varsler", register_page),
     Route("/varsler.json", register_json),
     Route("/tilbakemelding", feedback_form, methods=["GET"]),

@@ -40,6 +40,7 @@ from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.dkim import Signer
 from varsel.web.batch import GroupCommit, Work
+from varsel.web.page_slots import slot_filter
 
 log = logging.getLogger("varsel.web")
 J = TypeVar("J")
@@ -291,9 +292,11 @@ def environment(language: str) -> jinja2.Environment:
     env.template_class = _Template
     env.extend(literal_translations=_translations(language))
     env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["date"] = functools.partial(_date, language)
+    # The filters a compiled page applies to per-request values (see varsel.web.page_slots).
+    env.filters["date"] = slot_filter(functools.partial(_date, language))
     env.filters["datetime"] = functools.partial(_datetime, language)
-    env.filters["orgnr"] = _orgnr
+    env.filters["orgnr"] = slot_filter(_orgnr)
+    env.filters["urlencode"] = slot_filter(env.filters["urlencode"])
     env.filters["translated"] = _translated
     env.globals["lang"] = language
     env.globals["languages"] = LANGUAGE_NAMES
@@ -406,13 +409,9 @@ class Site:
     ) -> HTMLResponse:
         """A page in the language, with a CSRF token for its forms and links to the others."""
         token = _Token(self, request)
-        # As request.url.path has it, without parsing the whole URL.
-        path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-        query = request.query_params
-        params = urlencode([(k, v) for k, v in query.multi_items() if k != "lang"]) if query else ""
-        here = f"{path}?{params}&lang=" if params else f"{path}?lang="
+        path, here = page_address(request)
         switch = {other: here + other for other in LANGUAGES}
-        body = _render(
+        body = render_text(
             language,
             template,
             {"csrf": token, "switch": switch, "path": path, **(context or {})},
@@ -423,6 +422,15 @@ class Site:
                 CSRF_COOKIE, token.value, secure=True, httponly=True, samesite="strict", path="/"
             )
         return response
+
+
+def page_address(request: Request) -> tuple[str, str]:
+    """The page's path, and its address with the query but lang, to which a language is added."""
+    # As request.url.path has it, without parsing the whole URL.
+    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = request.query_params
+    params = urlencode([(k, v) for k, v in query.multi_items() if k != "lang"]) if query else ""
+    return path, (f"{path}?{params}&lang=" if params else f"{path}?lang=")
 
 
 class _Page(HTMLResponse):
@@ -447,7 +455,7 @@ def _template(language: str, name: str) -> tuple[jinja2.Template, dict[str, Any]
     return page, dict(page.globals)
 
 
-def _render(language: str, name: str, values: Mapping[str, Any]) -> str:
+def render_text(language: str, name: str, values: Mapping[str, Any]) -> str:
     """Template.render(values), without its per-call copy of the globals.
 
     Template.render makes its context from a ChainMap of the template's and the environment's
@@ -514,19 +522,42 @@ _SECURITY_NAMES = frozenset(k for k, _ in _SECURITY_HEADERS)
 _NO_STORE = (b"cache-control", b"no-store")
 
 
+class SecuredHeaders(list[tuple[bytes, bytes]]):
+    """A response's headers that already hold what SecurityHeaders would add: it sends them as
+    they are. Made only by html_headers()."""
+
+
+def html_headers(length: int) -> SecuredHeaders:
+    """An HTML page's headers, with the security headers and no-store, encoded once."""
+    return SecuredHeaders([(b"content-length", b"%d" % length), *_HTML_SECURED])
+
+
+# What SecurityHeaders makes of _Page's headers, after its Content-Length.
+_HTML_SECURED = (_HTML, *_SECURITY_HEADERS, _NO_STORE)
+
+
 class SecurityHeaders:
     """ASGI middleware: the security headers on every response, no caching of HTML, and a
     bound on the size of request bodies (a 413 when a client sends more than max_body_size).
 
     A request without Content-Length or Transfer-Encoding has no body (HTTP/1.1), so only
-    requests with one go through Starlette's body limit: a GET skips its work.
+    requests with one go through Starlette's body limit: a GET skips its work. A GET or HEAD
+    without a body for a path in `direct` goes straight to that path's ASGI app, past
+    Starlette's exception middleware and router: the same app the router would have found
+    (its route must take GET), which raises no HTTPException, for the pages that answer most.
     """
 
-    def __init__(self, app: ASGIApp, max_body_size: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_size: int | None = None,
+        direct: Mapping[str, ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.limited = (
             app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
         )
+        self.direct = dict(direct or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -535,6 +566,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if type(message.get("headers")) is SecuredHeaders:
+                    await send(message)
+                    return
                 headers = []
                 html = False
                 for name, value in message.get("headers", []):
@@ -555,7 +589,12 @@ class SecurityHeaders:
             if name in _BODY_HEADERS:
                 app = self.limited
                 break
+        else:
+            # Under a root path the router matches what follows it: leave that to the router.
+            if scope["method"] in _READS and not scope.get("root_path"):
+                app = self.direct.get(scope["path"], app)
         await app(scope, receive, send_with_headers)
 
 
 _BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))  # as uvicorn gives them
+_READS = frozenset(("GET", "HEAD"))

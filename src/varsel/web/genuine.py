@@ -1,0 +1,120 @@
+"""The answer to a genuine code: its page from slots compiled once per campaign version.
+
+Most answers of /kontroll are this page, and it is the same text for every code of a campaign
+version in a language but for the code, the date sent, the businesses and the page's own
+address. It is compiled once per shape (see varsel.web.page_slots) and goes out as bytes with
+headers encoded once; a page the slots cannot make is rendered by Jinja as any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from varsel import register
+from varsel.verify import Found
+from varsel.web.page_slots import Compiled, Pages, Refuse, Stand, compile_page
+from varsel.web.site import LANGUAGES, html_headers, render_text
+
+TEMPLATE = "genuine.html"
+_pages = Pages()
+
+
+class _FoundStand:
+    """What the template reads of a Found: the campaign's number, and stand-ins for the rest."""
+
+    __slots__ = ("campaign_id", "sent_at", "units")
+
+    def __init__(self, campaign_id: int, sent: bool, units: int, outputs: list[Stand]) -> None:
+        self.campaign_id = campaign_id
+        self.sent_at = Stand("sent", outputs) if sent else None
+        self.units = tuple(_UnitStand(i, outputs) for i in range(units))
+
+
+class _UnitStand:
+    __slots__ = ("name", "orgnr")
+
+    def __init__(self, position: int, outputs: list[Stand]) -> None:
+        self.name = Stand((position, "name"), outputs)
+        self.orgnr = Stand((position, "orgnr"), outputs)
+
+
+def context(found: Found) -> dict[str, Any]:
+    """The template's context for a found code (beside what every page gets)."""
+    return {
+        "found": found,
+        "spec": found.spec,
+        "code": found.code,  # as the e-mail prints it
+        "subject": register.subject(found.spec),
+    }
+
+
+def compiled(language: str, found: Found) -> Compiled:
+    """The page for the found code's shape, compiled; NotCompilable if slots cannot make it."""
+
+    def render(outputs: list[Stand]) -> str:
+        here = Stand("here", outputs)
+        stand = _FoundStand(found.campaign_id, bool(found.sent_at), len(found.units), outputs)
+        values = {
+            "csrf": Refuse(),
+            "switch": {other: here + other for other in LANGUAGES},
+            "path": Stand("path", outputs),
+            "found": stand,
+            "spec": found.spec,
+            "code": Stand("code", outputs),
+            "subject": register.subject(found.spec),
+        }
+        return render_text(language, TEMPLATE, values)
+
+    return compile_page(render)
+
+
+def values(found: Found, path: str, here: str) -> dict[Hashable, Any]:
+    """The values the compiled page's slots take for a found code."""
+    filled: dict[Hashable, Any] = {
+        "code": found.code,
+        "sent": found.sent_at,
+        "here": here,
+        "path": path,
+    }
+    for i, unit in enumerate(found.units):
+        filled[(i, "name")] = unit.name
+        filled[(i, "orgnr")] = unit.orgnr
+    return filled
+
+
+def jinja_text(language: str, found: Found, path: str, here: str) -> str:
+    """The page as Site.render makes it (a page that shows no form token)."""
+    switch = {other: here + other for other in LANGUAGES}
+    page_values = {"csrf": Refuse(), "switch": switch, "path": path, **context(found)}
+    return render_text(language, TEMPLATE, page_values)
+
+
+def page(language: str, found: Found, path: str, here: str) -> str | None:
+    """The genuine page's text, or None when it must be rendered as other pages are."""
+    # What decides the fixed text beside the campaign version (found.spec, the source).
+    shape = (language, found.campaign_id, bool(found.sent_at), len(found.units))
+    return _pages.page(
+        shape,
+        found.spec,
+        lambda: compiled(language, found),
+        values(found, path, here),
+        lambda: jinja_text(language, found, path, here),
+    )
+
+
+class Page:
+    """An HTML page of status 200 sent as bytes, its headers (security headers included)
+    encoded once; an ASGI app, as Starlette's responses are."""
+
+    __slots__ = ("body", "headers")
+
+    def __init__(self, text: str) -> None:
+        self.body = text.encode()
+        self.headers = html_headers(len(self.body))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
