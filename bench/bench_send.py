@@ -145,7 +145,7 @@ def message_size(store: str, campaign_id: int) -> int:
         (i, address, lang, code, token, ((orgnr, name, mun),))
         for i, address, lang, code, token, orgnr, name, mun in rows
     ]
-    return round(statistics.mean(len(data) for data, _ in build_jobs(factory, jobs)))
+    return round(statistics.mean(len(data) for data, _, _ in build_jobs(factory, jobs)))
 
 
 def process_cpu(pid: int) -> float:

@@ -26,7 +26,7 @@ def test_jobs_are_built_with_the_message_id_they_carry() -> None:
     code = codes.normalise(codes.new_code())
     assert code is not None
     jobs = [(41, "post@bakeri.no", "nn", code, "tok41", (("912345678", "BAKERI AS", "3201"),))]
-    [(data, message_id)] = build_jobs(make_factory(spec(), []), jobs)
+    [(data, message_id, _)] = build_jobs(make_factory(spec(), []), jobs)
     assert message_id.startswith("<41.")
     assert f"\r\nMessage-ID: {message_id}\r\n".encode() in data
     assert codes.format_code(code).encode() in data

@@ -372,7 +372,7 @@ def test_drop_mid_data_while_before_data_end_runs_never_sends_the_dot() -> None:
             calls.append(time.monotonic())
             # The server hangs up meanwhile; wait until this side has seen it.
             async with asyncio.timeout(10):
-                while not connection._reader.at_eof():
+                while connection._protocol.error is None:
                     await asyncio.sleep(0.01)
 
         outcome = await connection.send(SENDER, RECIPIENT, MESSAGE, before_data_end=record)
@@ -549,7 +549,7 @@ def test_tls_verified_against_the_tests_ca(
     async def secured(url: str) -> tuple[SendOutcome, dict[str, str], str | None]:
         connection = await SmtpConnection.open(RelayConfig.from_url(url))
         outcome = await connection.send(SENDER, RECIPIENT, MESSAGE)
-        version = connection._writer.get_extra_info("ssl_object").version()
+        version = connection._transport.get_extra_info("ssl_object").version()
         await connection.close()
         return outcome, connection.extensions, version
 

@@ -12,21 +12,26 @@ from pathlib import Path
 from varsel.dkim import Signer, load_key
 from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef
 from varsel.municipality import name as municipality_name
+from varsel.verp import Verp
 
 # One message to build, as plain values (cheaper to send to a worker than dataclasses):
 # (delivery id, address, language, canonical code, unsubscribe token,
 #  ((orgnr, name, municipality number), ...)).
 Job = tuple[int, str, str, str, str, tuple[tuple[str, str, str | None], ...]]
-# A built message and its Message-ID.
-Built = tuple[bytes, str]
+# A built message, its Message-ID and its envelope sender (VERP; empty without a Verp).
+Built = tuple[bytes, str, str]
 
 _factory: MessageFactory | None = None
+_verp: Verp | None = None
 
 
-def init_worker(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> None:
+def init_worker(
+    spec: MessageSpec, key_paths: list[tuple[str, str, str]], verp: Verp | None = None
+) -> None:
     """A worker process's initializer: its one factory, built once."""
-    global _factory  # noqa: PLW0603  # one factory per worker process
+    global _factory, _verp  # noqa: PLW0603  # one factory per worker process
     _factory = make_factory(spec, key_paths)
+    _verp = verp
 
 
 def ready() -> None:
@@ -36,11 +41,13 @@ def ready() -> None:
 def build_in_worker(jobs: list[Job]) -> list[Built]:
     """A worker process's task: build the messages of the given jobs."""
     assert _factory is not None  # noqa: S101  # set by init_worker
-    return build_jobs(_factory, jobs)
+    return build_jobs(_factory, jobs, _verp)
 
 
-def build_jobs(factory: MessageFactory, jobs: Sequence[Job]) -> list[Built]:
-    """Build the messages of the given jobs, each with the Message-ID it carries."""
+def build_jobs(
+    factory: MessageFactory, jobs: Sequence[Job], verp: Verp | None = None
+) -> list[Built]:
+    """Build the messages of the given jobs, each with its Message-ID and envelope sender."""
     recipients = []
     for delivery_id, address, language, code, token, units in jobs:
         refs = tuple(
@@ -48,7 +55,13 @@ def build_jobs(factory: MessageFactory, jobs: Sequence[Job]) -> list[Built]:
             for orgnr, name, mun in units
         )
         recipients.append(Recipient(delivery_id, address, refs, language, code, token))
-    return factory.build_many(recipients)
+    built = factory.build_many(recipients)
+    # The envelope senders are made here too: an HMAC each, off the sending process.
+    senders = [verp.address(job[0]) for job in jobs] if verp is not None else [""] * len(jobs)
+    return [
+        (data, message_id, sender)
+        for (data, message_id), sender in zip(built, senders, strict=True)
+    ]
 
 
 def make_factory(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> MessageFactory:

@@ -110,6 +110,18 @@ def claim_to_send(
     lease_until: str | None = None,
 ) -> list[Claimed]:
     """claim(), with the units' names and the suppressions read by the same two statements."""
+    return with_units(db, campaign_id, claim_rows(db, campaign_id, worker, limit, now, lease_until))
+
+
+def claim_rows(
+    db: Database,
+    campaign_id: int,
+    worker: str,
+    limit: int,
+    now: str,
+    lease_until: str | None = None,
+) -> list[Any]:
+    """The claiming half of claim_to_send(): one short transaction; rows for with_units()."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     rows: list[Any] = []
     with db.transaction():
@@ -137,21 +149,31 @@ def claim_to_send(
                     SuppressionKind.ADDRESS.value,
                 ),
             )
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        units: dict[int, list[UnitToSend]] = {i: [] for i in ids}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for delivery_id, orgnr, name, municipality, blocked in db.query(
-                "SELECT u.delivery_id, u.orgnr, r.name, r.municipality, EXISTS (SELECT 1 FROM "
-                "suppressions s WHERE s.kind = ? AND s.value = u.orgnr) FROM delivery_units "
-                "u LEFT JOIN recipients r ON r.campaign_id = ? AND r.orgnr = u.orgnr WHERE "
-                f"u.delivery_id IN ({', '.join('?' for _ in chunk)}) "
-                "ORDER BY u.delivery_id, u.orgnr",
-                [SuppressionKind.UNIT.value, campaign_id, *chunk],
-            ):
-                units[delivery_id].append((orgnr, name or orgnr, municipality or None, blocked))
+    return rows
+
+
+def with_units(db: Database, campaign_id: int, rows: list[Any]) -> list[Claimed]:
+    """Claimed rows (claim_rows) with their units' names and the units' suppressions.
+
+    A read of its own, after the claim's commit: a delivery's units and their names do not
+    change once the campaign is created, and the suppressions read now are as current as any.
+    A store's writer need not wait for it (the sender reads on a connection of its own).
+    """
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    units: dict[int, list[UnitToSend]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for delivery_id, orgnr, name, municipality, blocked in db.query(
+            "SELECT u.delivery_id, u.orgnr, r.name, r.municipality, EXISTS (SELECT 1 FROM "
+            "suppressions s WHERE s.kind = ? AND s.value = u.orgnr) FROM delivery_units "
+            "u LEFT JOIN recipients r ON r.campaign_id = ? AND r.orgnr = u.orgnr WHERE "
+            f"u.delivery_id IN ({', '.join('?' for _ in chunk)}) "
+            "ORDER BY u.delivery_id, u.orgnr",
+            [SuppressionKind.UNIT.value, campaign_id, *chunk],
+        ):
+            units[delivery_id].append((orgnr, name or orgnr, municipality or None, blocked))
     out = []
     for r in sorted(rows, key=lambda r: int(r[0])):
         mine = tuple(units[r[0]])

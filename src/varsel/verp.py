@@ -102,8 +102,13 @@ class Verp:
 
     def __init__(self, secret: bytes, domain: str = "") -> None:
         self.domain = domain
+        self._secret = secret
         # HMAC keyed once; copy() per address saves hashing the key each time (~1 µs per call).
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
+
+    def __reduce__(self) -> tuple[type[Verp], tuple[bytes, str]]:
+        # Sent to the build workers, which make the envelope senders with the messages.
+        return (Verp, (self._secret, self.domain))
 
     @classmethod
     def from_settings(cls, settings: Settings, sender_domain: str = "") -> Verp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import functools
 import ipaddress
@@ -213,6 +214,138 @@ class _Broken(Exception):
 _BROKEN = (OSError, EOFError, asyncio.LimitOverrunError, _ProtocolError, _Broken)
 
 
+# A reply line longer than this is not SMTP (RFC 5321 allows 512 octets).
+_LINE_LIMIT = 64 * 1024
+
+
+class _Replies(asyncio.Protocol):
+    """The relay's side of a connection: every reply in the bytes read, parsed as they come.
+
+    One read often holds several replies (with PIPELINING, the last message's final reply and
+    the next message's three envelope replies arrive together): they are all parsed in one
+    call and queued, so the sender takes them without a coroutine or a wake-up per line.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.replies: collections.deque[SmtpReply] = collections.deque()
+        # Set once nothing more will come: the connection was lost, or the relay broke SMTP;
+        # the replies before it are still read first.
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None  # a reader waiting for a reply
+        self.known: dict[bytes, SmtpReply] = {}
+        self._partial = b""  # the start of a line whose end has not come yet
+        self._lines: list[bytes] = []  # the lines so far of a multi-line reply
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        if self._partial:
+            data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when the data ends a line
+        known, replies = self.known, self.replies
+        for line in lines:
+            reply = None if self._lines else known.get(line)
+            if reply is not None:
+                replies.append(reply)
+                continue
+            try:
+                self._line(line)
+            except _ProtocolError as e:
+                self._fail(e)
+                break
+        if len(self._partial) > _LINE_LIMIT and self.error is None:
+            self._fail(asyncio.LimitOverrunError("for lang svarlinje", len(self._partial)))
+        self._wake()
+
+    def _line(self, line: bytes) -> None:
+        """One line that is not a known reply: a reply of its own, or part of one."""
+        key, line = line, line + b"\n"  # as it came, for what an error message shows
+        code = _code(line)
+        if self._lines and _code(self._lines[0]) != code:
+            raise _ProtocolError(f"ugyldig flerlinjesvar fra SMTP-tjeneren: {line[:80]!r}")
+        if line[3:4] == b"-":
+            self._lines.append(line)
+            return
+        if self._lines:
+            self._lines.append(line)
+            lines, self._lines = self._lines, []
+            self.replies.append(_reply(code, lines))
+            return
+        reply = _reply(code, [line])
+        if len(self.known) < _KNOWN_REPLIES:
+            self.known[key] = reply
+        self.replies.append(reply)
+
+    def has_partial(self) -> bool:
+        """Whether part of a reply has come (bytes not yet a whole reply)."""
+        return bool(self._partial or self._lines)
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        if self.error is None:
+            self.error = asyncio.IncompleteReadError(self._partial, None)
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.error is None:
+            self.error = exc if exc is not None else asyncio.IncompleteReadError(b"", None)
+        self._wake()
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_exception(self.error)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the transport holds more than its high-water mark."""
+        if self.error is not None:
+            raise self.error
+        if self._paused:
+            self._drained = self.loop.create_future()
+            await self._drained
+
+    async def reply(self) -> SmtpReply:
+        """The next reply; raises what ended the connection once none is left."""
+        replies = self.replies
+        while not replies:
+            if self.error is not None:
+                raise self.error
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        return replies.popleft()
+
+
 class SmtpConnection:
     """One open session with the relay; send messages one after another over it."""
 
@@ -220,16 +353,15 @@ class SmtpConnection:
     pipelining: bool
 
     def __init__(
-        self, config: RelayConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, config: RelayConfig, transport: asyncio.Transport, protocol: _Replies
     ) -> None:
         self._config = config
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._protocol = protocol
         self._timeout = config.timeout
         self.extensions = {}
         self.pipelining = False
         self.closed = False
-        self._known: dict[bytes, SmtpReply] = {}
         self._loop = asyncio.get_running_loop()
         self._timed_out: TimeoutError | None = None
         self._deadline: float | None = None  # when the relay's awaited answer is overdue
@@ -254,9 +386,12 @@ class SmtpConnection:
                 f"{where}: kan ikke lese CA-filen {config.ca_file}: {e.strerror or e}"
             ) from None
         implicit = config.security == "tls"
+        loop = asyncio.get_running_loop()
+        protocol = _Replies(loop)
         try:
             async with asyncio.timeout(config.timeout):
-                reader, writer = await asyncio.open_connection(
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
                     config.host,
                     config.port,
                     ssl=context if implicit else None,
@@ -266,7 +401,7 @@ class SmtpConnection:
             raise SmtpConnectError(
                 f"{where}: kunne ikke koble til: {_describe(e, config.timeout)}"
             ) from None
-        connection = cls(config, reader, writer)
+        connection = cls(config, transport, protocol)
         try:
             async with asyncio.timeout(config.timeout):
                 await connection._handshake(context)
@@ -317,7 +452,7 @@ class SmtpConnection:
         if then is not None and self.pipelining:
             with contextlib.suppress(ValueError):  # an unsendable next message goes alone
                 ahead = self._envelope_commands(*then)
-        writer = self._writer
+        transport, protocol = self._transport, self._protocol
         data_sent = False
         self._arm()
         try:
@@ -325,10 +460,10 @@ class SmtpConnection:
             if refusal is not None:
                 return await self._refused(refusal)
             if len(body) > _JOIN_LIMIT:
-                writer.write(body)
+                transport.write(body)
                 # Waits only while the transport holds more than its high-water mark: large
                 # bodies are paced, and a relay that hangs up mid-body is seen before the dot.
-                await writer.drain()
+                await protocol.drain()
             else:
                 tail = body + tail
             if before_data_end is not None:
@@ -336,15 +471,16 @@ class SmtpConnection:
                 await before_data_end()
                 # A transport that lost its connection drops writes silently: check, so that
                 # a dot that never left is not reported as sent.
-                if self._reader.at_eof() or writer.transport.is_closing():
+                if protocol.error is not None or transport.is_closing():
                     raise _Broken("SMTP-tjeneren lukket forbindelsen før meldingen var sendt")
                 self._arm()
             # One write: the (rest of the) body, the dot and the next message's envelope.
-            writer.write(tail + ahead if ahead else tail)
+            transport.write(tail + ahead if ahead else tail)
             data_sent = True
             if ahead:
                 self._pending = then
-            return self._final(await self._read_reply())
+            replies = protocol.replies
+            return self._final(replies.popleft() if replies else await protocol.reply())
         except _BROKEN as e:
             self._abort()
             return SendOutcome(None, data_sent, _describe(self._timed_out or e, self._timeout))
@@ -383,16 +519,15 @@ class SmtpConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        writer = self._writer
         try:
             async with asyncio.timeout(min(self._timeout, _QUIT_TIMEOUT)):
                 await self._command(b"QUIT\r\n")
-                writer.close()
-                await writer.wait_closed()
+                self._transport.close()
+                await self._protocol.lost
         except BaseException as e:
             # The relay is gone or slow to part (a TLS close waits for its close_notify):
             # drop the connection without ceremony, so no transport is left half open.
-            writer.transport.abort()
+            self._transport.abort()
             if not isinstance(e, _BROKEN):
                 raise
 
@@ -416,15 +551,25 @@ class SmtpConnection:
     async def _envelope(self, commands: bytes) -> SmtpReply | None:
         """MAIL, RCPT and DATA (empty: on the wire already); None when the relay is ready for
         the body, else its refusal."""
-        write = self._writer.write
+        write = self._transport.write
+        protocol = self._protocol
         if self.pipelining:
             # RFC 2920: the group ends with DATA, and the body waits for its 354. The group may
             # be on the wire already, sent with the previous message's final dot.
             if commands:
                 write(commands)
-            replies = []
-            for _ in range(3):
-                reply = await self._read_reply()
+            queued = protocol.replies
+            if len(queued) >= 3:  # the usual case: all three came in one read, parsed already
+                replies = [queued.popleft(), queued.popleft(), queued.popleft()]
+                if replies[0].code == 250 and replies[1].code == 250 and replies[2].code == 354:
+                    return None
+            else:
+                replies = []
+            for reply in replies:
+                if reply.code == 421:  # the relay is closing: the rest does not matter
+                    return reply
+            while len(replies) < 3:
+                reply = queued.popleft() if queued else await protocol.reply()
                 replies.append(reply)
                 if reply.code == 421:  # the relay is closing: the rest will not come
                     return reply
@@ -434,7 +579,7 @@ class SmtpConnection:
                     return None
                 # A relay that took DATA after refusing every recipient still needs its dot.
                 write(b".\r\n")
-                await self._read_reply()
+                await protocol.reply()
             return refusal or replies[2]
         mail, rcpt, data = commands.split(b"\r\n")[:3]
         for command in (mail, rcpt):
@@ -477,9 +622,15 @@ class SmtpConnection:
                 raise SmtpConnectError(f"{where} avviste STARTTLS: {reply}", reply)
             # Anything already buffered was sent in clear text after the 220 and would be read
             # as if it came over TLS (the STARTTLS command injection attack): refuse it.
-            if getattr(self._reader, "_buffer", b""):
+            protocol = self._protocol
+            if protocol.replies or protocol.has_partial():
                 raise SmtpConnectError(f"{where} sendte data i klartekst etter STARTTLS")
-            await self._writer.start_tls(context, server_hostname=self._config.host)
+            transport = await self._loop.start_tls(
+                self._transport, protocol, context, server_hostname=self._config.host
+            )
+            if transport is None:
+                raise _Broken("forbindelsen ble lukket under STARTTLS")
+            self._transport = protocol.transport = transport
             await self._hello()
         if self._config.username is not None and self._config.password is not None:
             await self._login(self._config.username.encode(), self._config.password.encode())
@@ -521,28 +672,11 @@ class SmtpConnection:
             raise SmtpConnectError(f"{where} godtok ikke påloggingen: {reply}", reply)
 
     async def _command(self, line: bytes) -> SmtpReply:
-        self._writer.write(line)
+        self._transport.write(line)
         return await self._read_reply()
 
     async def _read_reply(self) -> SmtpReply:
-        readuntil = self._reader.readuntil
-        line = await readuntil(b"\n")
-        known = self._known.get(line)
-        if known is not None:
-            return known
-        code = _code(line)
-        if line[3:4] != b"-":
-            reply = _reply(code, [line])
-            if len(self._known) < _KNOWN_REPLIES:
-                self._known[line] = reply
-            return reply
-        lines = [line]
-        while line[3:4] == b"-":
-            line = await readuntil(b"\n")
-            if _code(line) != code:
-                raise _ProtocolError(f"ugyldig flerlinjesvar fra SMTP-tjeneren: {line[:80]!r}")
-            lines.append(line)
-        return _reply(code, lines)
+        return await self._protocol.reply()
 
     def _abort(self) -> None:
         self.closed = True
@@ -550,7 +684,7 @@ class SmtpConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._writer.transport.abort()
+        self._transport.abort()
 
     def _arm(self) -> None:
         """Start the clock on the relay: it has `timeout` seconds from now to answer."""
