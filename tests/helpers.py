@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -91,7 +92,8 @@ def operator(db: Database, settings: Settings, name: str, role: str) -> str:
     """An enrolled account (confirmed with the current code); returns its TOTP secret."""
     import pyotp
 
-    from varsel.accounts import Role, add_user, confirm_totp
+    from varsel.accounts import Role, add_user
+    from varsel.signin import confirm_totp
 
     enrolment = add_user(db, settings, name, Role(role), PASSWORD, actor="test")
     confirm_totp(db, settings, name, PASSWORD, pyotp.TOTP(enrolment.secret).now())
@@ -115,3 +117,40 @@ PG_OPTIONS = "-csynchronous_commit=off"
 def schema_url(base: str, schema: str) -> str:
     """The URL of a test schema on the test database."""
     return f"{base}?options={quote(f'-csearch_path={schema} {PG_OPTIONS}')}"
+
+
+# -- accounts (test_accounts, test_signin) ------------------------------------------------
+
+T0 = datetime(2025, 3, 3, 11, 0, 0, tzinfo=UTC)  # 12:00 in Oslo
+GENERIC = "feil brukernavn, passord eller engangskode"
+
+
+def light_settings() -> Settings:
+    """Real argon2id with less memory than in production, so that many sign-ins are quick."""
+    return Settings.load(environ={}, password_memory_kib=8192)
+
+
+def totp_code(secret: str, at: datetime) -> str:
+    """The authenticator app's code at a moment."""
+    import pyotp
+
+    return str(pyotp.TOTP(secret).at(at))
+
+
+def enrolled_at_t0(
+    db: Database, settings: Settings, name: str = "kari", role: str = "author"
+) -> str:
+    """An account confirmed at T0; later codes must be from later time steps. Its secret."""
+    from varsel.accounts import Role, add_user
+    from varsel.signin import confirm_totp
+
+    enrolment = add_user(db, settings, name, Role(role), PASSWORD, actor="admin")
+    confirm_totp(db, settings, name, PASSWORD, totp_code(enrolment.secret, T0), now=T0)
+    return enrolment.secret
+
+
+def audit_actions(db: Database) -> list[tuple[str, str, str | None]]:
+    """(actor, action, object) of every audit entry, in order."""
+    from varsel import audit
+
+    return [(e.actor, e.action, e.object) for e in audit.entries(db)]

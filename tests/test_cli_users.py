@@ -143,8 +143,8 @@ def test_reset_totp_shows_a_new_enrolment(db: Database) -> None:
 
 
 def test_sign_out_everywhere(db: Database) -> None:
-    from varsel.accounts import authenticate
     from varsel.config import Settings
+    from varsel.signin import authenticate
 
     secret = add(db)
     confirm(db, "kari", secret)

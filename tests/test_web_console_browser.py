@@ -28,7 +28,7 @@ from helpers import PASSWORD, dns_for, next_code
 from test_web_browser import off_loop
 from test_web_public import CAMPAIGN, FAST
 from varsel import audit, feedback, segment
-from varsel.accounts import Role, add_user, confirm_totp, get_user
+from varsel.accounts import Role, add_user, get_user
 from varsel.approval import approval_state, approve, fingerprint, send_checked
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
@@ -36,6 +36,7 @@ from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump
+from varsel.signin import confirm_totp
 from varsel.testing import SmtpSink
 from varsel.web import create_app
 from varsel.web.console import console

@@ -42,7 +42,8 @@ def read_code() -> str:
 
 def signed_in(state: State, name: str | None, role: Role) -> User:
     """The operator named by --user or VARSEL_USER, after password and TOTP code, with `role`."""
-    from varsel.accounts import require_role, verify_credentials
+    from varsel.accounts import require_role
+    from varsel.signin import verify_credentials
 
     who = name or state.settings.user
     if not who:
@@ -106,7 +107,7 @@ def user_add(state: State, name: str, role: str, email: str | None) -> None:
 @pass_state
 def user_confirm_totp(state: State, name: str) -> None:
     """Finish enrolment with the password and a code from the app (or VARSEL_TOTP)."""
-    from varsel.accounts import confirm_totp
+    from varsel.signin import confirm_totp
 
     confirmed = confirm_totp(state.db, state.settings, name, read_password(), read_code())
     out.print(f"TOTP er bekreftet; kontoen «{confirmed.name}» kan nå brukes.")
@@ -217,7 +218,7 @@ def user_reset_totp(state: State, name: str) -> None:
 @pass_state
 def user_sign_out_everywhere(state: State, name: str) -> None:
     """End every session of an account (a lost or shared computer)."""
-    from varsel.accounts import sign_out_everywhere
+    from varsel.signin import sign_out_everywhere
 
     ended = sign_out_everywhere(state.db, name, actor=_actor())
     out.print(f"{ended} økter for «{name.strip().lower()}» er avsluttet.")

@@ -12,4 +12,9 @@ def utcnow() -> datetime:
 
 def utcnow_iso() -> str:
     """The current time as ISO 8601 text with milliseconds and a Z: how the store keeps time."""
-    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso(utcnow())
+
+
+def iso(moment: datetime) -> str:
+    """A time as the store keeps it: ISO 8601 in UTC with milliseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -20,7 +20,7 @@ import pyotp
 from rich.console import Console
 
 from varsel import audit, synth
-from varsel.accounts import Role, User, add_user, confirm_totp, verify_credentials
+from varsel.accounts import Role, User, add_user
 from varsel.approval import Approval, ApprovalError, approve, require_approved, send_checked
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
@@ -32,6 +32,7 @@ from varsel.registry import import_dump
 from varsel.segment import Criteria, preview
 from varsel.segment_view import render_preview
 from varsel.sender import SendOptions
+from varsel.signin import confirm_totp, verify_credentials
 from varsel.testing import SmtpSink
 
 PILOT_AREA = ("0301", "3201", "3203")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from varsel import accounts, audit
+from varsel import accounts, audit, signin
 from varsel.accounts import AccountError, Role
 from varsel.campaign import CampaignStatus
 from varsel.clock import utcnow_iso
@@ -151,7 +151,7 @@ def user_change(page: Page) -> Response:
             elif action == "reset":
                 accounts.reset_totp(db, settings, name, actor=actor)
             elif action == "sign_out":
-                accounts.sign_out_everywhere(db, name, actor=actor)
+                signin.sign_out_everywhere(db, name, actor=actor)
             else:
                 try:
                     role = Role(page.text("role"))

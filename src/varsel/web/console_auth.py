@@ -30,11 +30,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from varsel import accounts, ratelimit
-from varsel.accounts import Forbidden, Role, Session, SignInError, User
+from varsel import accounts, ratelimit, signin
+from varsel.accounts import Forbidden, Role, User
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
+from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, gettext, language_of
 
 PREFIX = "/konsoll"
@@ -207,7 +208,7 @@ def _session(site: Site, request: Request) -> Session | None:
     if not token or len(token) > 200:
         return None
     with site.store.connection() as db:
-        return accounts.session_for_token(db, site.settings, token)
+        return signin.session_for_token(db, site.settings, token)
 
 
 def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -366,7 +367,7 @@ def sign_in(page: Page) -> Response:
             if not decision.allowed:
                 context = {"name": name, "error": _too_many(page, decision), "next": target}
                 return page.render("sign_in.html", context, status=429)
-            session = accounts.authenticate(
+            session = signin.authenticate(
                 db,
                 page.site.settings,
                 name,
@@ -397,7 +398,7 @@ def sign_out(page: Page) -> Response:
     """End this session."""
     assert page.session is not None  # noqa: S101 - the guard let a signed-in user through
     with page.db() as db:
-        accounts.sign_out(db, page.session)
+        signin.sign_out(db, page.session)
     return _signed_out(page)
 
 
@@ -405,7 +406,7 @@ def sign_out(page: Page) -> Response:
 def sign_out_everywhere(page: Page) -> Response:
     """End every session of the signed-in operator, on every device."""
     with page.db() as db:
-        accounts.sign_out_everywhere(db, page.user.name, actor=page.user.name)
+        signin.sign_out_everywhere(db, page.user.name, actor=page.user.name)
     return _signed_out(page)
 
 
@@ -440,9 +441,9 @@ def enrol(page: Page) -> Response:
             return page.render("enrol.html", context, status=429)
         try:
             if code:
-                accounts.confirm_totp(db, settings, name, password, code)
+                signin.confirm_totp(db, settings, name, password, code)
                 return page.redirect(f"{PREFIX}/logg-inn", klar="1")
-            enrolment = accounts.pending_enrolment(db, settings, name, password)
+            enrolment = signin.pending_enrolment(db, settings, name, password)
         except (SignInError, accounts.AccountError) as e:
             shown = None
             if isinstance(e, SignInError) and e.reason == "code":
@@ -450,7 +451,7 @@ def enrol(page: Page) -> Response:
                 # can try the next one. Not after any other refusal: that would check the
                 # password a second time, and count a wrong one twice.
                 try:
-                    shown = accounts.pending_enrolment(db, settings, name, password)
+                    shown = signin.pending_enrolment(db, settings, name, password)
                 except VarselError:
                     shown = None
             error = _refusal(page, e) if isinstance(e, SignInError) else e.message
