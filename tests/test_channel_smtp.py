@@ -789,3 +789,19 @@ class ScriptedPeer:
             writer.close()
         self.server.close()
         await self.server.wait_closed()
+
+
+def test_replies_joined_in_one_read_or_split_across_reads_are_parsed_alike() -> None:
+    from varsel.channel.smtp import _Replies
+
+    async def parsed(*chunks: bytes) -> list[str]:
+        replies = _Replies(asyncio.get_running_loop())
+        for chunk in chunks:
+            replies.data_received(chunk)
+        return [str(await replies.reply()) for _ in range(4)]
+
+    wire = b"250 2.0.0 Ok: queued\r\n250 2.1.0 Ok\r\n354 End data\r\n250-first\r\n250 last\r\n"
+    expected = ["250 2.0.0 Ok: queued", "250 2.1.0 Ok", "354 End data", "250 first\nlast"]
+    assert run(parsed(wire)) == expected
+    assert run(parsed(*(wire[i : i + 1] for i in range(len(wire))))) == expected
+    assert run(parsed(wire[:30], wire[30:61], wire[61:])) == expected
