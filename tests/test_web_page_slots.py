@@ -86,7 +86,9 @@ def test_pages_are_compiled_once_per_shape_and_again_for_a_new_version(
 
     pages = Pages()
     shown = found(spec, "ABCD-EFGH-JKMN", None, [("123456789", "A & B")])
-    values = genuine.values(shown, "/kontroll", "/kontroll?lang=")
+
+    def values() -> dict[object, object]:
+        return genuine.values(shown, "/kontroll", "/kontroll?lang=")
 
     def jinja() -> str:
         return genuine.jinja_text("nb", shown, "/kontroll", "/kontroll?lang=")
@@ -105,9 +107,9 @@ def test_a_page_that_differs_from_jinja_on_its_first_use_is_never_served() -> No
     def compile() -> object:
         return compile_page(lambda outputs: f"<p>{Stand('v', outputs)}</p>")
 
-    shown = pages.page("s", None, compile, {"v": "x"}, lambda: "<p>X</p>")  # type: ignore[arg-type]
+    shown = pages.page("s", None, compile, lambda: {"v": "x"}, lambda: "<p>X</p>")  # type: ignore[arg-type]
     assert shown is None
-    again = pages.page("s", None, compile, {"v": "x"}, lambda: "<p>x</p>")  # type: ignore[arg-type]
+    again = pages.page("s", None, compile, lambda: {"v": "x"}, lambda: "<p>x</p>")  # type: ignore[arg-type]
     assert again is None
 
 

@@ -8,6 +8,7 @@ headers encoded once; a page the slots cannot make is rendered by Jinja as any o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from typing import Any
 
@@ -99,9 +100,9 @@ def page(language: str, found: Found, path: str, here: str) -> str | None:
     return _pages.page(
         shape,
         found.spec,
-        lambda: compiled(language, found),
-        values(found, path, here),
-        lambda: jinja_text(language, found, path, here),
+        functools.partial(compiled, language, found),
+        functools.partial(values, found, path, here),
+        functools.partial(jinja_text, language, found, path, here),
     )
 
 

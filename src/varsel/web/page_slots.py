@@ -196,10 +196,10 @@ class Pages:
         shape: Hashable,
         source: object,
         compile: Callable[[], Compiled],
-        values: Mapping[Hashable, Any],
+        values: Callable[[], Mapping[Hashable, Any]],
         jinja: Callable[[], str],
     ) -> str | None:
-        """The page for values from the shape's slots, or None.
+        """The page from the shape's slots with values(), or None.
 
         source is the object the fixed text was made from (a campaign's parsed definition): a
         shape whose source is not the same object any more is compiled afresh. jinja()
@@ -210,7 +210,7 @@ class Pages:
             compiled: Compiled | None
             try:
                 compiled = compile()
-                if compiled.fill(values) != jinja():
+                if compiled.fill(values()) != jinja():
                     compiled = None  # never serve a page that Jinja would not have made
             except NotCompilable:
                 compiled = None
@@ -218,4 +218,4 @@ class Pages:
                 self._shapes.clear()
             known = self._shapes[shape] = (source, compiled)
         compiled = known[1]
-        return None if compiled is None else compiled.fill(values)
+        return None if compiled is None else compiled.fill(values())

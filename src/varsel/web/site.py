@@ -330,7 +330,8 @@ def language_of(request: Request, form: Mapping[str, Any] | None = None) -> str:
 
 def client_ip(request: Request) -> str:
     """The visitor's address (uvicorn puts the proxy's X-Forwarded-For here when trusted)."""
-    return request.client.host if request.client else "unknown"
+    client = request.scope.get("client")  # as request.client.host, without its named tuple
+    return str(client[0]) if client else "unknown"
 
 
 # -- the site -------------------------------------------------------------------------
