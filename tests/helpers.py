@@ -119,6 +119,11 @@ def schema_url(base: str, schema: str) -> str:
     return f"{base}?options={quote(f'-csearch_path={schema} {PG_OPTIONS}')}"
 
 
+def server_default_url(url: str) -> str:
+    """A test store's URL with the server's own commit setting (for tests of durability)."""
+    return url.replace(quote(f" {PG_OPTIONS}"), "")
+
+
 # -- accounts (test_accounts, test_signin) ------------------------------------------------
 
 T0 = datetime(2025, 3, 3, 11, 0, 0, tzinfo=UTC)  # 12:00 in Oslo

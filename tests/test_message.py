@@ -490,10 +490,10 @@ def test_unsigned_build_is_fast() -> None:
     factory = MessageFactory(make_spec(), None)
     recipients = [make_recipient(delivery_id=i) for i in range(300)]
     factory.build(recipients[0])
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: other processes on the machine do not count
     for recipient in recipients:
         factory.build(recipient)
-    per_message = (time.perf_counter() - started) / len(recipients)
+    per_message = (time.thread_time() - started) / len(recipients)
     # The budget is well under 1 ms; the bound is loose so a busy test machine does not fail it.
     assert per_message < 0.003
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import server_default_url
 from varsel.db import Database, connect
 from varsel.errors import StoreError
 from varsel.outbox import record_event
@@ -152,8 +153,9 @@ def test_a_batch_that_need_not_be_durable_does_not_wait_for_the_disk(db_url: str
             setting = {1: "normal", 2: "full"}[int(conn.scalar("PRAGMA synchronous"))]
         return [setting for _ in jobs]
 
-    durable: GroupCommit[int, str] = GroupCommit(db_url, work)
-    relaxed: GroupCommit[int, str] = GroupCommit(db_url, work, durable=False)
+    url = server_default_url(db_url)
+    durable: GroupCommit[int, str] = GroupCommit(url, work)
+    relaxed: GroupCommit[int, str] = GroupCommit(url, work, durable=False)
     try:
         answers = (asyncio.run(durable.run(1)), asyncio.run(relaxed.run(1)))
     finally:
