@@ -317,21 +317,3 @@ def test_read_original_back_from_the_dump(db: Database, brreg: Path, tmp_path: P
     path = write_json(tmp_path / "e.json.gz", records)
     import_dump(db, path)
     assert read_original(db, "976389387") == records[18]
-
-
-def test_large_dumps_are_parsed_in_a_second_process(
-    db: Database, brreg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from varsel import registry
-
-    monkeypatch.setattr(registry, "PARALLEL_FROM_BYTES", 0)
-    records = load(brreg / "enheter-sample.json")
-    records.append({**records[0], "organisasjonsnummer": "123456789"})
-    result = import_dump(db, write_json(tmp_path / "e.json.gz", records))
-    assert (result.snapshot.new, result.snapshot.rejected) == (35, 1)
-    data = gzip.compress(json.dumps(records).encode())
-    bad = tmp_path / "bad.json.gz"
-    bad.write_bytes(data[: len(data) - 100])
-    with pytest.raises(BadFileError, match="ødelagt gzip"):
-        import_dump(db, bad)
-    assert len(list_snapshots(db)) == 1

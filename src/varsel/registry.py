@@ -8,47 +8,26 @@ nothing; a newer dump updates changed units and marks vanished ones as gone).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
-import multiprocessing
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from varsel import registry_fast, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.dump import Batch, DumpReader, Format, Kind, open_dump
-from varsel.errors import UserError, VarselError
+from varsel.dump import DumpReader, Format, Kind, open_dump
+from varsel.errors import UserError
 from varsel.i18n import fmt_int
 from varsel.progress import ProgressCallback, no_progress
+from varsel.registry_extract import Reject, RejectLog, Rows, extracted
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
 
 STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
-SHOWN_REJECTS = 5
-PARALLEL_FROM_BYTES = 16 << 20  # smaller dumps are parsed in-process: no start-up cost
 IMPORT_CACHE_KIB = 64 << 10  # SQLite page cache per schema during an import (default 2 MiB)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A record that was skipped: where it was and why."""
-
-    position: int  # 1-based record number in the file
-    line: int | None  # CSV line, when the dump is CSV
-    orgnr: str | None
-    reason: str
-
-    def describe(self) -> str:
-        where = f"post {fmt_int(self.position)}"
-        if self.line is not None:
-            where += f" (linje {fmt_int(self.line)})"
-        who = f" {self.orgnr}" if self.orgnr else ""
-        return f"{where}{who}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -102,40 +81,6 @@ def _dump_date(path: Path, given: str | None) -> str:
 # -- import ---------------------------------------------------------------------------
 
 
-class _RejectLog:
-    """Rejected records: the first few kept for display, all written to the rejects file."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.count = 0
-        self.first: list[Reject] = []
-        self._file: IO[str] | None = None
-        self._tmp: str | None = None
-        if path is not None:
-            try:
-                fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent or ".")
-            except OSError as e:
-                raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({e.strerror})") from None
-            self._file = os.fdopen(fd, "w", encoding="utf-8")
-
-    def add(self, reject: Reject) -> None:
-        self.count += 1
-        if len(self.first) < SHOWN_REJECTS:
-            self.first.append(reject)
-        if self._file is not None:
-            self._file.write(json.dumps(dataclasses.asdict(reject), ensure_ascii=False) + "\n")
-
-    def commit(self) -> None:
-        if self._file is not None and self._tmp is not None and self.path is not None:
-            self._file.close()
-            os.replace(self._tmp, self.path)
-
-    def discard(self) -> None:
-        if self._file is not None and self._tmp is not None:
-            self._file.close()
-            Path(self._tmp).unlink(missing_ok=True)
-
-
 def import_dump(
     db: Database,
     path: Path,
@@ -168,7 +113,7 @@ def import_dump(
                 f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
                 f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
             )
-        rejects = _RejectLog(rejects_path)
+        rejects = RejectLog(rejects_path)
         try:
             with _staged(db, reader, progress) as stage, _page_cache(db), db.transaction():
                 snapshot_id = _load(db, reader, path, sha, date, rejects, progress, stage)
@@ -246,7 +191,7 @@ def _load(
     path: Path,
     sha: str,
     date: str,
-    rejects: _RejectLog,
+    rejects: RejectLog,
     progress: ProgressCallback,
     stage: registry_fast.Stage | None = None,
 ) -> int:
@@ -279,9 +224,9 @@ def _load(
         progress(info.size, info.size, stage.rows)
         registry_fast.drop_stage(db, table)
     elif direct:
-        counts = _write_direct(db, _extracted(reader, rejects, progress), snapshot_id, now, rejects)
+        counts = _write_direct(db, extracted(reader, rejects, progress), snapshot_id, now, rejects)
     else:
-        batches = _extracted(reader, rejects, progress)
+        batches = extracted(reader, rejects, progress)
         _create_staging(db)
         for rows, contact_rows in batches:
             db.insert_rows("staging_units", STAGE_COLUMNS, rows)
@@ -321,97 +266,12 @@ def batches_records(reader: DumpReader) -> int:
     return reader.records_read
 
 
-Rows = list[tuple[Any, ...]]
-
-
-def _extract_batch(batch: Batch, kind: Kind) -> tuple[Rows, Rows, list[Reject]]:
-    """Unit rows (with hash and index), contact rows (with index) and rejects of one batch."""
-    rows: Rows = []
-    contact_rows: Rows = []
-    rejected: list[Reject] = []
-    for k, record in enumerate(batch.records):
-        index = batch.first_index + k
-        try:
-            values, addresses = unit.extract(record, kind)
-        except unit.Rejected as e:
-            orgnr = record.get("organisasjonsnummer")
-            line = batch.lines[k] if batch.lines else None
-            rejected.append(
-                Reject(index + 1, line, orgnr if isinstance(orgnr, str) else None, str(e))
-            )
-            continue
-        rows.append((*values, unit.record_hash(values), index))
-        if addresses:
-            contact_rows.extend(
-                (*c, index) for c in unit.contact_rows(values[0], values[4], addresses)
-            )
-    return rows, contact_rows, rejected
-
-
-def _extracted(
-    reader: DumpReader, rejects: _RejectLog, progress: ProgressCallback
-) -> Iterator[tuple[Rows, Rows]]:
-    """Batches of (unit rows, contact rows), parsed in a second process for large files."""
-    kind = reader.info.kind
-    reader.records_read = 0
-    if reader.info.size < PARALLEL_FROM_BYTES:
-        results: Iterator[tuple[Rows, Rows, list[Reject], int, int]] = (
-            (*_extract_batch(b, kind), b.file_offset, len(b.records)) for b in reader
-        )
-    else:
-        results = _extract_in_worker(reader.path, kind)
-    for rows, contact_rows, rejected, offset, count in results:
-        for r in rejected:
-            rejects.add(r)
-        reader.records_read += count
-        yield rows, contact_rows
-        progress(offset, reader.info.size, reader.records_read)
-
-
-def _extract_in_worker(
-    path: Path, kind: Kind
-) -> Iterator[tuple[Rows, Rows, list[Reject], int, int]]:
-    """Run parsing and extraction in another process while this one writes to the store."""
-    ctx = multiprocessing.get_context("spawn")
-    queue: Any = ctx.Queue(maxsize=4)
-    worker = ctx.Process(target=_worker, args=(path, kind, queue), daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = queue.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join()
-        queue.close()
-
-
-def _worker(path: Path, kind: Kind, queue: Any) -> None:
-    """The other process: read the dump and put extracted batches on the queue."""
-    try:
-        with open_dump(path) as reader:
-            for batch in reader:
-                queue.put((*_extract_batch(batch, kind), batch.file_offset, len(batch.records)))
-    except VarselError as e:
-        queue.put(type(e)(e.message))
-        return
-    except Exception as e:  # a bug: hand it over so the importing process fails loudly
-        queue.put(RuntimeError(f"import worker failed: {e!r}"))
-        return
-    queue.put(None)
-
-
 def _write_direct(
     db: Database,
     batches: Iterator[tuple[Rows, Rows]],
     snapshot_id: int,
     now: str,
-    rejects: _RejectLog,
+    rejects: RejectLog,
 ) -> dict[str, int]:
     """First import of a kind into SQLite: straight into units, no staging and no merge."""
     cols = ", ".join(unit.UNIT_COLUMNS)
@@ -452,7 +312,7 @@ def _write_direct(
     return {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
 
 
-def _direct_duplicates(db: Database, rows: Rows, rejects: _RejectLog) -> set[int]:
+def _direct_duplicates(db: Database, rows: Rows, rejects: RejectLog) -> set[int]:
     """Indices of rows that were not inserted because their orgnr was already there."""
     stored: dict[str, int] = dict(
         db.query(
@@ -475,7 +335,7 @@ def _load_fast(
     kind: Kind,
     snapshot_id: int,
     now: str,
-    rejects: _RejectLog,
+    rejects: RejectLog,
     *,
     direct: bool,
 ) -> dict[str, int]:
