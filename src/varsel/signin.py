@@ -88,11 +88,7 @@ def confirm_totp(
 ) -> User:
     """Finish enrolment: the password and a code from the app prove the owner has the secret."""
     now = now or utcnow()
-    row = _credentials(db, name)
-    _refuse_if_locked(db, settings, name, row, password, now)
-    if not _password_ok(settings, row, password) or row is None:
-        _refuse(db, settings, name, row, now, "password")
-    user = user_of_row(row[:9])
+    row, user = _password_checked(db, settings, name, password, now)
     if user.enrolled:
         raise AccountError(f"brukeren «{user.name}» har allerede bekreftet TOTP")
     counter = _code_counter(row[10], code, now)
@@ -116,11 +112,7 @@ def pending_enrolment(
     The password proves who asks; a wrong one counts towards the lock-out like a sign-in.
     """
     now = now or utcnow()
-    row = _credentials(db, name)
-    _refuse_if_locked(db, settings, name, row, password, now)
-    if not _password_ok(settings, row, password) or row is None:
-        _refuse(db, settings, name, row, now, "password")
-    user = user_of_row(row[:9])
+    row, user = _password_checked(db, settings, name, password, now)
     if user.disabled:
         _refuse(db, settings, name, row, now, "disabled")
     if user.enrolled:
@@ -173,14 +165,7 @@ def _sign_in(
     via: str,
     client: str | None,
 ) -> tuple[User, Session | None]:
-    row = _credentials(db, name)
-    _refuse_if_locked(db, settings, name, row, password, now)
-    # The password is checked (or a dummy hash, for unknown names) before anything about the
-    # account is told, so that answers and timing do not reveal which names exist. The hash
-    # comes first in the condition: `row is None or ...` would skip it for unknown names.
-    if not _password_ok(settings, row, password) or row is None:
-        _refuse(db, settings, name, row, now, "password")
-    user = user_of_row(row[:9])
+    row, user = _password_checked(db, settings, name, password, now)
     if user.disabled:
         _refuse(db, settings, name, row, now, "disabled")
     if not user.enrolled:
@@ -215,6 +200,20 @@ def _sign_in(
     if won != 1:
         _refuse(db, settings, name, row, now, "code_reused")
     return get_user(db, user.name), session
+
+
+def _password_checked(
+    db: Database, settings: Settings, name: str, password: str, now: datetime
+) -> tuple[Any, User]:
+    """The account's credentials row and user once its password is right; else refused."""
+    row = _credentials(db, name)
+    _refuse_if_locked(db, settings, name, row, password, now)
+    # The password is checked (or a dummy hash, for unknown names) before anything about the
+    # account is told, so that answers and timing do not reveal which names exist. The hash
+    # comes first in the condition: `row is None or ...` would skip it for unknown names.
+    if not _password_ok(settings, row, password) or row is None:
+        _refuse(db, settings, name, row, now, "password")
+    return row, user_of_row(row[:9])
 
 
 def _credentials(db: Database, name: str) -> Any:
