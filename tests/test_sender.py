@@ -423,51 +423,14 @@ def test_group_commit_keeps_the_order_of_one_deliverys_statements(
     assert replies == {one: "abb", other: "a"}
 
 
-def test_scheduler_hands_out_by_domain_within_its_limits() -> None:
-    import asyncio
-
-    from varsel.outbox import Delivery
-    from varsel.sender import Scheduler, _Item
-
-    def item(n: int, domain: str) -> _Item:
-        delivery = Delivery(n, 1, f"post{n}@{domain}", "nb", "C", "t", 0, "2025-01-01", ("1",))
-        return _Item(delivery, b"", None, domain)
-
-    async def scenario() -> list[str]:
-        scheduler = Scheduler(per_domain_concurrency=1, per_domain_per_minute=6000)
-        for n, domain in enumerate(["a.no", "a.no", "b.no"]):
-            scheduler.add(item(n, domain))
-        taken = [i.domain for i in (scheduler.take(), scheduler.take()) if i is not None]
-        assert scheduler.take() is None  # a.no has one on the wire already
-        waiting = asyncio.ensure_future(scheduler.next())
-        await asyncio.sleep(0)
-        scheduler.release("a.no")
-        found = await asyncio.wait_for(waiting, 0.5)  # woken at once, not after its timeout
-        assert found is not None
-        scheduler.close()
-        assert await scheduler.next() is None
-        return [*taken, found.domain]
-
-    assert asyncio.run(scenario()) == ["a.no", "b.no", "a.no"]
-
-
-def test_iso_clock_writes_what_the_store_keeps() -> None:
-    from varsel.clock import utcnow_iso
-    from varsel.sender import IsoClock
-
-    before, stamp, after = utcnow_iso(), IsoClock()(), utcnow_iso()
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
-    assert before[:-5] <= stamp[:-5] <= after[:-5]  # the same second, give or take one
-
-
 def test_a_deferral_still_waiting_for_its_commit_does_not_end_the_run(
     db: Database, campaign_id: int, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import varsel.sender
+    import varsel.outbox_commits
 
     # Outcomes wait long for a commit here: when the last transaction ends, the store still
     # says "claimed" for the deliveries it just deferred.
-    monkeypatch.setattr(varsel.sender, "COMMIT_LINGER", 0.5)
+    monkeypatch.setattr(varsel.outbox_commits, "COMMIT_LINGER", 0.5)
     plan = defer_first_attempts()
     options = SendOptions(
         connections=6, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0
@@ -478,73 +441,3 @@ def test_a_deferral_still_waiting_for_its_commit_does_not_end_the_run(
         )
         assert len(sink.messages) == 6
     assert (report.stopped, report.counts["sent"]) == ("done", 6)
-
-
-def test_scheduler_forgets_idle_domains() -> None:
-    from varsel.outbox import Delivery
-    from varsel.sender import Scheduler, _Item
-
-    # One message for each of many domains, as a national campaign has: what the scheduler
-    # keeps per domain must not grow with them.
-    scheduler = Scheduler(per_domain_concurrency=2, per_domain_per_minute=6_000_000)
-    for n in range(10_000):
-        domain = f"firma{n}.no"
-        delivery = Delivery(n, 1, f"post@{domain}", "nb", "C", "t", 0, "2025-01-01", ("1",))
-        scheduler.add(_Item(delivery, b"", None, domain))
-        taken = scheduler.take()
-        assert taken is not None
-        scheduler.release(taken.domain)
-    assert len(scheduler.queues) <= 2048
-    assert len(scheduler.buckets) == len(scheduler.queues)
-
-
-def test_database_thread_commits_what_a_mark_waits_for_at_once_and_the_rest_soon(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import asyncio
-
-    import varsel.sender
-    from varsel.sender import _DbThread
-
-    monkeypatch.setattr(varsel.sender, "COMMIT_LINGER", 0.5)
-    applied: list[list[tuple[str, tuple[int]]]] = []
-
-    async def scenario() -> None:
-        dbt = _DbThread(asyncio.get_running_loop(), applied.append)
-        try:
-            dbt.write(("outcome", (1,)))
-            dbt.write(("mark", (2,)))
-            await asyncio.wait_for(dbt.committed_future(), 0.4)  # not after the linger
-            assert applied == [[("outcome", (1,)), ("mark", (2,))]]
-            dbt.write(("outcome", (3,)))  # nobody waits: committed within the linger
-            assert await dbt.call(sum, (4, 5)) == 9
-            assert len(applied) == 1
-            await asyncio.sleep(1.5)
-            assert applied[-1] == [("outcome", (3,))]
-            await asyncio.wait_for(dbt.committed_future(), 1)  # nothing left: done at once
-        finally:
-            await asyncio.to_thread(dbt.close)
-
-    asyncio.run(scenario())
-
-
-def test_database_thread_hands_a_failed_commit_to_whoever_waits_for_it() -> None:
-    import asyncio
-
-    from varsel.sender import _DbThread
-
-    def fail(writes: list[tuple[str, tuple[int]]]) -> None:
-        raise RuntimeError("disk full")
-
-    async def scenario() -> None:
-        dbt = _DbThread(asyncio.get_running_loop(), fail)
-        try:
-            dbt.write(("mark", (1,)))
-            with pytest.raises(RuntimeError, match="disk full"):
-                await asyncio.wait_for(dbt.committed_future(), 1)
-            with pytest.raises(RuntimeError, match="disk full"):
-                await dbt.committed_future()  # and to everyone after it
-        finally:
-            await asyncio.to_thread(dbt.close)
-
-    asyncio.run(scenario())

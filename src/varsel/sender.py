@@ -10,7 +10,6 @@ therefore leaves at most one delivery per open connection whose fate is unknown:
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -18,7 +17,6 @@ import functools
 import multiprocessing
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,14 +34,17 @@ from varsel.channel.smtp import (
     SmtpConnectError,
     SmtpConnection,
 )
-from varsel.clock import utcnow, utcnow_iso
+from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.errors import UserError, VarselError
 from varsel.i18n import fmt_int
 from varsel.message import MessageSpec
 from varsel.outbox import Delivery, DeliveryState
+from varsel.outbox_commits import DbInline, DbThread
+from varsel.scheduler import Item, Scheduler, TokenBucket
 from varsel.verp import Verp
+from varsel.wal import Checkpointer
 
 LEASE_SECONDS = 30.0
 POOL_FROM = 200  # deliveries; smaller sends build messages in-process
@@ -128,222 +129,6 @@ class SendReport:
         return text
 
 
-class TokenBucket:
-    """At most rate events per second on average, bursts up to capacity."""
-
-    def __init__(self, rate: float, capacity: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = capacity if capacity is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait_time(self) -> float:
-        """Seconds until one token is available (0 if now)."""
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        self._refill()
-        self.tokens -= 1
-
-    def full(self) -> bool:
-        """Whether the bucket holds all it can: as good as a new one."""
-        self._refill()
-        return self.tokens >= self.capacity
-
-    def try_take(self) -> float:
-        """Take a token if one is there (returns 0), else the seconds until one is."""
-        self._refill()
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
-
-    async def acquire(self) -> None:
-        while (wait := self.try_take()) > 0:
-            await asyncio.sleep(wait)
-
-
-class IsoClock:
-    """utcnow_iso() for the send loop: the same text, its date and time of day reused."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
-
-    def __call__(self) -> str:
-        # Two stamps per message, on the one thread that all sending shares: formatting a
-        # datetime each time costs four times as much as this.
-        now = time.time()
-        second = int(now)
-        if second != self.second:
-            self.second = second
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self.prefix}.{int((now - second) * 1000):03d}Z"
-
-
-@dataclass(slots=True)
-class _Item:
-    delivery: Delivery
-    data: bytes
-    message_id: str | None
-    domain: str
-    mail_from: str = ""  # the envelope sender (VERP), made with the message
-
-
-# An idle connection looks for a message at least this often; add() and release() wake it
-# as soon as one may go.
-_IDLE_LOOK = 1.0
-
-
-class Scheduler:
-    """Messages waiting to go, by recipient domain, handed out within per-domain limits."""
-
-    def __init__(self, per_domain_concurrency: int, per_domain_per_minute: int) -> None:
-        self.concurrency = per_domain_concurrency
-        self.per_minute = per_domain_per_minute
-        self.queues: dict[str, collections.deque[_Item]] = {}
-        self.active: collections.Counter[str] = collections.Counter()
-        self.buckets: dict[str, TokenBucket] = {}
-        # Only domains that have messages waiting and room for one more connection take turns:
-        # a campaign reaches thousands of domains, and most of them are idle at any moment.
-        self.ready: collections.deque[str] = collections.deque()
-        self.listed: set[str] = set()
-        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self.closed = False
-        self.size = 0
-        self.sweep_at = _SWEEP_FROM
-
-    def add(self, item: _Item) -> None:
-        domain = item.domain
-        queue = self.queues.get(domain)
-        if queue is None:
-            if len(self.queues) >= self.sweep_at:
-                self._sweep()
-            queue = self.queues[domain] = collections.deque()
-            self.buckets[domain] = self._bucket(domain)
-        queue.append(item)
-        self.size += 1
-        self._list(domain)
-
-    def _bucket(self, domain: str) -> TokenBucket:
-        """The rate limit of a domain seen for the first time (or again after a sweep)."""
-        return TokenBucket(self.per_minute / 60.0, max(1.0, min(self.per_minute / 60.0, 10.0)))
-
-    def close(self) -> None:
-        self.closed = True
-        while self.waiters:
-            self._wake()
-
-    def drain(self) -> list[_Item]:
-        """Take every waiting item out (to give them back to the outbox)."""
-        items = [i for q in self.queues.values() for i in q]
-        for q in self.queues.values():
-            q.clear()
-        self.size = 0
-        return items
-
-    def take(self) -> _Item | None:
-        """A message some domain may take now, if there is one (no waiting)."""
-        return None if self.closed else self._take()
-
-    async def next(self) -> _Item | None:
-        """The next message some domain may take now; None once closed."""
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            item = self._take()
-            if item is not None:
-                return item
-            # One future per idle connection, woken one at a time as messages come: waking
-            # every connection for every message would cost a scan each.
-            waiter = loop.create_future()
-            self.waiters.append(waiter)
-            timer = loop.call_later(_IDLE_LOOK, _resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                # Waiters whose time ran out stay queued until a wake passes them: drop them,
-                # so that a long wait (a closed send window) does not pile them up.
-                while self.waiters and self.waiters[0].done():
-                    self.waiters.popleft()
-        return None
-
-    def _take(self) -> _Item | None:
-        """A message that may go now, or None."""
-        ready = self.ready
-        for _ in range(len(ready)):
-            domain = ready.popleft()
-            queue = self.queues[domain]
-            if not queue or self.active[domain] >= self.concurrency:
-                self.listed.discard(domain)
-                continue
-            # The domain's rate is not checked here but at the final dot (gate()): a token
-            # taken now would be spent whenever the message's durable mark is committed, and
-            # stalled commits would let messages taken apart arrive together.
-            self.active[domain] += 1
-            self.size -= 1
-            item = queue.popleft()
-            if queue and self.active[domain] < self.concurrency:
-                ready.append(domain)  # to the back: domains take turns
-            else:
-                self.listed.discard(domain)
-            if ready:
-                self._wake()  # pass the turn on: a domain that was listed once may hold more
-            return item
-        return None
-
-    def gate(self, domain: str) -> TokenBucket:
-        """The domain's rate limit, a token of which each message takes just before its dot."""
-        return self.buckets[domain]
-
-    def release(self, domain: str) -> None:
-        self.active[domain] -= 1
-        self._list(domain)
-
-    def _list(self, domain: str) -> None:
-        """Give a domain its turn again if it has messages waiting and room for them."""
-        if (
-            domain not in self.listed
-            and self.queues[domain]
-            and self.active[domain] < self.concurrency
-        ):
-            self.listed.add(domain)
-            self.ready.append(domain)
-            self._wake()
-
-    def _sweep(self) -> None:
-        """Forget the domains that are idle and whose rate limit has recovered."""
-        # A campaign reaches tens of thousands of domains, most of them once: their queues
-        # and buckets would otherwise grow with the campaign. A full bucket is as good as
-        # the new one the domain gets if it comes back.
-        for domain in [d for d, q in self.queues.items() if not q and d not in self.listed]:
-            if not self.active[domain] and self.buckets[domain].full():
-                del self.queues[domain], self.buckets[domain]
-                self.active.pop(domain, None)
-        self.sweep_at = max(_SWEEP_FROM, 2 * len(self.queues))  # amortised: O(1) per domain
-
-    def _wake(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-
-_SWEEP_FROM = 1024  # domains the scheduler knows before it forgets idle ones
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 def message_spec(campaign: Campaign) -> MessageSpec:
     """The per-campaign half of every message."""
     spec = campaign.spec
@@ -407,275 +192,10 @@ _SUPPRESS_SQL = "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at 
 _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
 )
-# Outcomes alone wait this long for a commit to share (a mark's, which follows soon while
-# sending); marks are committed at once.
-COMMIT_LINGER = 0.02
 # Messages per task for a build worker: each task costs two trips between the processes.
 CHUNK = 128
 LOCAL_SLICE = 16  # messages built at a time in this process, between turns of the connections
 CHECKPOINT_EVERY = 0.25  # seconds between the checkpoints of a SQLite store's WAL while sending
-
-
-class _Checkpointer:
-    """Checkpoints a SQLite store's WAL from a thread of its own while the sender writes.
-
-    Otherwise the commit that passes ~1,000 pages of WAL runs SQLite's automatic checkpoint,
-    with its fsyncs, in the sender's commit: every connection waits for its durable mark
-    meanwhile (10–80 ms, every ~80 commits while sending). PASSIVE neither waits for nor blocks
-    the writer; the thread's SQLite calls release the GIL.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.url = db.url
-        self.stop = threading.Event()
-        db.execute("PRAGMA wal_autocheckpoint = 0")
-        self.thread = threading.Thread(target=self._run, name="varsel-checkpoint", daemon=True)
-        self.thread.start()
-
-    @classmethod
-    def start(cls, db: Database) -> _Checkpointer | None:
-        """A checkpointer for a SQLite store in WAL mode; None for anything else."""
-        if db.dialect != "sqlite" or str(db.scalar("PRAGMA journal_mode")).lower() != "wal":
-            return None
-        return cls(db)
-
-    def _run(self) -> None:
-        with connect(self.url, migrate=False) as db:
-            while not self.stop.wait(CHECKPOINT_EVERY):
-                # One that fails (the store busy, a full disk) is tried again at the next tick;
-                # the sender's own commits report what is wrong with the store.
-                with contextlib.suppress(Exception):
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def close(self) -> None:
-        """Stop, and let the store's connection checkpoint by itself again (SQLite's default)."""
-        self.stop.set()
-        self.thread.join()
-        self.db.execute("PRAGMA wal_autocheckpoint = 1000")
-
-
-_Write = tuple[str, tuple[Any, ...]]
-
-
-class _DbThread:
-    """The sender's one database thread: writes committed in groups as soon as a mark waits,
-    and other calls (claims, leases) in turn with them.
-
-    The thread commits again as soon as a commit ends and more marks wait, without a turn of
-    the event loop in between (a busy loop took ~1.5 ms to start each commit, against ~0.3 ms
-    for the commit itself); only the news that a group is committed goes to the loop.
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, apply: Callable[[list[_Write]], None]
-    ) -> None:
-        self.loop = loop
-        self.apply = apply
-        # The loop appends writes and the thread takes them without a lock (a deque's append
-        # and popleft are atomic): a lock per statement cost more than the rest of write().
-        self.writes: collections.deque[_Write] = collections.deque()
-        self.mutex = threading.Lock()
-        self.lock = threading.Condition(self.mutex)
-        # Shared with the thread, under the lock:
-        self.first_at = 0.0  # when the oldest write not yet taken was queued (about)
-        self.urgent = False  # a waiter wants what is queued committed now
-        self.calls: collections.deque[
-            tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]]
-        ] = collections.deque()
-        self.closed = False
-        # The loop's own: how many writes were queued, and who waits for which to commit.
-        self.queued = 0
-        self.committed = 0
-        self.waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="varsel-db", daemon=True)
-        self.thread.start()
-
-    # On the event loop
-
-    def write(self, write: _Write) -> None:
-        """Queue a statement for a group commit within COMMIT_LINGER (sooner if a mark waits)."""
-        self.queued += 1
-        writes = self.writes
-        writes.append(write)
-        if len(writes) == 1:
-            with self.mutex:
-                self.first_at = time.monotonic()
-                self.lock.notify()  # the linger's clock starts now
-
-    def committed_future(self) -> asyncio.Future[None]:
-        """A future done when everything queued so far is committed; starts that commit."""
-        waiter = self.loop.create_future()
-        if self.error is not None:
-            waiter.set_exception(self.error)
-        elif self.queued <= self.committed:
-            waiter.set_result(None)
-        else:
-            self.waiters.append((self.queued, waiter))
-            with self.mutex:
-                if not self.urgent:
-                    self.urgent = True
-                    self.lock.notify()
-        return waiter
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run fn(*args) on the thread, in turn with the commits."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self.mutex:
-            if self.closed:
-                raise RuntimeError("the database thread has stopped")
-            self.calls.append((fn, args, future))
-            self.lock.notify()
-        return asyncio.wrap_future(future, loop=self.loop)
-
-    def _done(self, upto: int, error: BaseException | None) -> None:
-        self.committed = max(self.committed, upto)
-        if error is not None and self.error is None:
-            self.error = error
-        waiters = self.waiters
-        while waiters and (error is not None or waiters[0][0] <= upto):
-            _, waiter = waiters.popleft()
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
-
-    def close(self) -> None:
-        """Commit what is queued, run the calls, and stop."""
-        with self.mutex:
-            self.closed = True
-            self.lock.notify()
-        self.thread.join()
-
-    async def aclose(self) -> None:
-        """close(), without holding up the loop."""
-        await asyncio.to_thread(self.close)
-
-    # On the thread
-
-    def _run(self) -> None:
-        taken = 0  # writes taken so far
-        call_next = False  # commits and calls take turns when both wait
-        lock, writes = self.lock, self.writes
-        while True:
-            with self.mutex:
-                while True:
-                    due = writes and (
-                        self.urgent
-                        or self.closed
-                        or time.monotonic() - self.first_at >= COMMIT_LINGER
-                    )
-                    job: tuple[Callable[..., Any], tuple[Any, ...], Any] | None = None
-                    if self.calls and (call_next or not due):
-                        batch, job = [], self.calls.popleft()
-                        break
-                    if due:
-                        # Whatever the loop appends meanwhile stays for the next group.
-                        batch = [writes.popleft() for _ in range(len(writes))]
-                        self.urgent = False
-                        break
-                    if self.urgent:  # nothing queued: what was waited for is committed
-                        self.urgent = False
-                        with contextlib.suppress(RuntimeError):  # the loop is closed
-                            self.loop.call_soon_threadsafe(self._done, taken, None)
-                    if self.closed and not self.calls:
-                        return
-                    linger = COMMIT_LINGER - (time.monotonic() - self.first_at)
-                    lock.wait(linger if writes else None)
-            if job is not None:
-                call_next = False
-                fn, args, future = job
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(fn(*args))
-                    except BaseException as e:  # handed to the caller
-                        future.set_exception(e)
-                continue
-            call_next = True
-            taken += len(batch)
-            error: BaseException | None = None
-            try:
-                self.apply(batch)
-            except BaseException as e:  # every waiter gets it
-                error = e
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                self.loop.call_soon_threadsafe(self._done, taken, error)
-
-
-class _DbInline:
-    """A SQLite file's writes and calls on the event loop itself, as _DbThread takes them.
-
-    A SQLite commit of a group (no fsync in WAL mode with synchronous=NORMAL) costs ~0.3 ms;
-    handed to a thread it waited for the GIL besides, while the loop ran: 1–4 ms per mark,
-    half of each connection's time. Marks queued in one turn of the loop are committed
-    together at the end of that turn.
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, apply: Callable[[list[_Write]], None]
-    ) -> None:
-        self.loop = loop
-        self.apply = apply
-        self.writes: list[_Write] = []
-        self.waiters: list[asyncio.Future[None]] = []
-        self.soon: asyncio.Handle | None = None  # the commit at the end of this turn
-        self.later: asyncio.TimerHandle | None = None  # the commit of outcomes nobody waits for
-        self.error: BaseException | None = None
-
-    def write(self, write: _Write) -> None:
-        """Queue a statement for a group commit within COMMIT_LINGER (sooner if a mark waits)."""
-        self.writes.append(write)
-        if self.later is None and self.soon is None:
-            self.later = self.loop.call_later(COMMIT_LINGER, self._commit)
-
-    def committed_future(self) -> asyncio.Future[None]:
-        """A future done when everything queued so far is committed; starts that commit."""
-        waiter = self.loop.create_future()
-        if self.error is not None:
-            waiter.set_exception(self.error)
-        elif not self.writes:
-            waiter.set_result(None)
-        else:
-            self.waiters.append(waiter)
-            if self.soon is None:
-                self.soon = self.loop.call_soon(self._commit)
-        return waiter
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run fn(*args) now."""
-        future = self.loop.create_future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as e:  # handed to the caller
-            future.set_exception(e)
-        return future
-
-    def _commit(self) -> None:
-        for handle in (self.soon, self.later):
-            if handle is not None:
-                handle.cancel()
-        self.soon = self.later = None
-        batch, self.writes = self.writes, []
-        waiters, self.waiters = self.waiters, []
-        try:
-            if batch:
-                self.apply(batch)
-        except Exception as e:  # every waiter gets it
-            self.error = self.error or e
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(e)
-            return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def aclose(self) -> None:
-        """Commit what is queued."""
-        if self.writes:
-            self._commit()
 
 
 @dataclass
@@ -721,6 +241,7 @@ class Sender:
         self.counts: dict[str, int] = {}
         self.verp = Verp.from_settings(settings, self.campaign.spec.sender_domain)
         self.now_iso = IsoClock()
+        self.checkpointer: Checkpointer | None = None  # a SQLite store's, while sending
         self.fatal: str | None = None
 
     # -- database, on one thread -----------------------------------------------------
@@ -743,6 +264,8 @@ class Sender:
             else:
                 for sql, params in writes:
                     self.db.execute(sql, params)
+        if self.checkpointer is not None:
+            self.checkpointer.wrote.set()
 
     def write(self, sql: str, params: tuple[Any, ...]) -> None:
         """Queue a statement about one delivery (its id last) for the next group commit."""
@@ -767,8 +290,7 @@ class Sender:
         # A SQLite file is written on the loop; a server's store (a round trip per statement)
         # on a thread of its own.
         inline = self.db.dialect == "sqlite"
-        self.dbt = (_DbInline if inline else _DbThread)(loop, self._apply_writes)
-        self.checkpointer: _Checkpointer | None = None
+        self.dbt = (DbInline if inline else DbThread)(loop, self._apply_writes)
         # Claimed deliveries' units are read on a connection of their own (SQLite files).
         self.reader_db: Database | None = None
         self.reader = (
@@ -778,7 +300,7 @@ class Sender:
         )
         try:
             await self._db(self._start)
-            self.checkpointer = await self._db(_Checkpointer.start, self.db)
+            self.checkpointer = await self._db(Checkpointer.start, self.db, CHECKPOINT_EVERY)
             self.pool = pool = await self._db(self._make_pool)
             if pool is not None:
                 # A worker takes some tenths of a second to start (a new interpreter, its
@@ -1107,7 +629,7 @@ class Sender:
     def _schedule(self, deliveries: list[Delivery], built: list[Built]) -> None:
         add = self.scheduler.add
         for d, (data, message_id, mail_from) in zip(deliveries, built, strict=True):
-            add(_Item(d, data, message_id, d.domain, mail_from))
+            add(Item(d, data, message_id, d.domain, mail_from))
 
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -1150,7 +672,7 @@ class Sender:
         bucket = self.global_bucket
         # The message this connection takes next, when it took one while sending the last:
         # (item, its envelope sender, whether it holds its token of the overall rate).
-        ahead: tuple[_Item, str, bool] | None = None
+        ahead: tuple[Item, str, bool] | None = None
         try:
             while True:
                 if ahead is None:
@@ -1210,7 +732,7 @@ class Sender:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def _connect(self, item: _Item, failures: int) -> tuple[SmtpConnection | None, int]:
+    async def _connect(self, item: Item, failures: int) -> tuple[SmtpConnection | None, int]:
         """A new connection, or None once the item is settled; and the failures in a row."""
         try:
             return await SmtpConnection.open(self.relay), 0
@@ -1263,7 +785,7 @@ class Sender:
     def _outcome_suppressed(self, d: Delivery) -> None:
         self.write(_SUPPRESS_SQL, (DeliveryState.SUPPRESSED.value, self.now_iso(), d.id))
 
-    def _outcome(self, item: _Item, outcome: SendOutcome) -> None:
+    def _outcome(self, item: Item, outcome: SendOutcome) -> None:
         d = item.delivery
         now = self.now_iso()
         reply = outcome.reply

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from varsel.db import Database
-from varsel.sender import TokenBucket
+from varsel.scheduler import TokenBucket
 
 UNLIMITED = 1e6  # tokens per second from which a limit is no limit: no row, no round trip
 INTERVAL = 0.02  # seconds between two grant requests of one worker, at most 50 per second

@@ -34,7 +34,8 @@ from varsel.db import connect
 from varsel.errors import UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
-from varsel.sender import Scheduler, Sender, SendOptions, SendReport, TokenBucket, _Item
+from varsel.scheduler import Item, Scheduler, TokenBucket
+from varsel.sender import Sender, SendOptions, SendReport
 from varsel.shared_limits import BucketChain, Request, SharedLimits, grant, purge_full
 
 TIDY_SECONDS = 600.0  # how often an idle worker purges stopped workers and full buckets
@@ -298,7 +299,7 @@ class CampaignRun(Sender):
             raise LeaseLost("leieavtalen er utløpt")
         self.dot_at[delivery_id] = time.monotonic()
 
-    def _outcome(self, item: _Item, outcome: SendOutcome) -> None:
+    def _outcome(self, item: Item, outcome: SendOutcome) -> None:
         d = item.delivery
         if d.id in self.withdrawn:
             self.withdrawn.discard(d.id)

@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 from varsel.db import Database, connect, normalise_url
 from varsel.errors import StoreError
+from varsel.wal import Checkpointer
 
 log = logging.getLogger("varsel.web")
 
@@ -72,7 +73,7 @@ class GroupCommit(Generic[J, R]):
         self._seen = 0  # jobs pending at the last turn
         self._busy_since: float | None = None
         self._pause = BUSY_FIRST
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         # PostgreSQL: the writer thread and its queue.
         self._queue: queue.SimpleQueue[_Job[J, R] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -153,10 +154,8 @@ class GroupCommit(Generic[J, R]):
             if self._inline:
                 # Never sleep in SQLite's busy handler on the loop: _flush tries again instead.
                 self._db.execute("PRAGMA busy_timeout = 0")
-                if self._checkpointer is None and _wal(self._db):
-                    self._checkpointer = _Checkpointer(self.url)
-                if self._checkpointer is not None:
-                    self._db.execute("PRAGMA wal_autocheckpoint = 0")  # see _Checkpointer
+                if self._checkpointer is None:
+                    self._checkpointer = Checkpointer.start(self._db, CHECKPOINT_EVERY)
         try:
             with _pipeline(self._db), self._db.transaction():
                 if self._db.dialect == "postgresql" and not self.durable:
@@ -240,53 +239,6 @@ class GroupCommit(Generic[J, R]):
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
-
-
-def _wal(db: Database) -> bool:
-    return str(db.scalar("PRAGMA journal_mode")).lower() == "wal"
-
-
-class _Checkpointer:
-    """Checkpoints a SQLite store's WAL from a thread, for a writer that does not.
-
-    A writer on the event loop would otherwise run SQLite's automatic checkpoint at the end of
-    the commit that passes ~1,000 pages, with its fsyncs, while every answer waits. PASSIVE
-    neither waits for nor blocks the writer or readers; the WAL is written into the database
-    as it would have been, only off the loop (the thread's SQLite calls release the GIL).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.wrote = threading.Event()  # set after each batch: something to checkpoint
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="varsel-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        db: Database | None = None
-        try:
-            while not self._stop.wait(CHECKPOINT_EVERY):
-                if not self.wrote.is_set():
-                    continue
-                self.wrote.clear()
-                try:
-                    if db is None:
-                        db = connect(self.url, migrate=False)
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except Exception:
-                    log.exception("Kunne ikke skrive WAL-en inn i lageret; prøver igjen")
-                    if db is not None:
-                        with contextlib.suppress(Exception):
-                            db.close()
-                        db = None
-        finally:
-            if db is not None:
-                db.close()
-
-    def close(self) -> None:
-        """Stop after the checkpoint under way, if any."""
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def _pipeline(db: Database) -> contextlib.AbstractContextManager[object]:
