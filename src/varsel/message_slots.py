@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import markupsafe
 from jinja2 import nodes
 from markupsafe import escape
 
@@ -211,11 +212,16 @@ def escape_text(text: str) -> str:
     )
 
 
+# markupsafe's C escaping of a str, where this markupsafe has it (a private name).
+_escape_inner: Callable[[str], str] = getattr(markupsafe, "_escape_inner", escape_text)
+
+
 def _escaped(value: Any) -> str:
-    return escape_text(value) if type(value) is str else str(escape(value))
+    """str(markupsafe.escape(value)), sooner for str."""
+    return _escape_inner(value) if type(value) is str else str(escape(value))
 
 
-def _output(transforms: tuple[Transform, ...], escaped: bool) -> Callable[[Any], str]:
+def slot_output(transforms: tuple[Transform, ...], escaped: bool) -> Callable[[Any], str]:
     """What writing a slot out does to its value: its filters, then str() or escape()."""
     last = _escaped if escaped else str
     if not transforms:
@@ -276,7 +282,7 @@ def compile_output(
             slot = outputs[number] if number < len(outputs) else None
             if slot is None:
                 raise NotCompilable("a marker that no slot wrote")
-            parts.append((slot.key, _output(slot.transforms, match.group(1) == "&amp;")))
+            parts.append((slot.key, slot_output(slot.transforms, match.group(1) == "&amp;")))
             position = match.end()
         if position < len(line):
             parts.append(line[position:])

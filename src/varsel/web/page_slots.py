@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import markupsafe
+from varsel.message_slots import slot_output
 
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters around a marker's number
 # "&" in a marker becomes "&amp;" when the text it lands in is HTML-escaped.
@@ -101,30 +101,6 @@ class Refuse:
     __html__ = __str__
 
 
-_escape_inner: Callable[[str], str] | None = getattr(markupsafe, "_escape_inner", None)
-
-
-def _escaped(value: Any) -> str:
-    """str(markupsafe.escape(value)), sooner for str."""
-    if type(value) is str and _escape_inner is not None:
-        return _escape_inner(value)
-    return str(markupsafe.escape(value))
-
-
-def _output(transforms: tuple[Transform, ...], escaped: bool) -> Callable[[Any], str]:
-    """What writing a slot out does to its value: its filters, then escape() or str()."""
-    last = _escaped if escaped else str
-    if not transforms:
-        return last
-
-    def output(value: Any) -> str:
-        for transform in transforms:
-            value = transform(value)
-        return last(value)
-
-    return output
-
-
 Piece = str | tuple[Hashable, Callable[[Any], str]]
 
 
@@ -152,7 +128,7 @@ def compile_output(rendered: str, outputs: list[Stand]) -> Compiled:
             raise NotCompilable("a marker that no stand-in wrote")
         stand = outputs[number]
         seen.add(number)
-        pieces.append((stand.key, _output(stand.transforms, match.group(1) == "&amp;")))
+        pieces.append((stand.key, slot_output(stand.transforms, match.group(1) == "&amp;")))
         position = match.end()
     if position < len(rendered):
         pieces.append(rendered[position:])
