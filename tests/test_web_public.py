@@ -471,3 +471,24 @@ def test_languages_switch(client: TestClient) -> None:
     assert "Sjekk om ein e-post er ekte" in client.get("/kontroll?lang=nn").text
     assert "Check whether an e-mail is genuine" in client.get("/kontroll?lang=en").text
     assert '<html lang="nb">' in client.get("/kontroll?lang=xx").text
+
+
+def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    from varsel.erasure import ERASED_NAME, erase_unit
+
+    address, code, _ = first_message(sink)
+    [(orgnr, name), *others] = units_of(db, address)
+    with db.transaction():
+        erase_unit(db, orgnr)
+    for _ in range(2):  # the page from slots too, after Jinja's first
+        page = client.get("/kontroll", params={"kode": code})
+        assert page.status_code == 200
+        assert "E-posten er ekte" in page.text
+        assert name not in page.text
+        assert orgnr not in page.text
+        assert "fjernet-" not in page.text
+        assert f"{ERASED_NAME} (org.nr. –)" in page.text
+        for _, other in others:
+            assert other in page.text

@@ -39,9 +39,17 @@ class Erased:
     shared: int  # deliveries shared with other units, kept with their address
 
 
+_STAND_IN = "fjernet-"
+
+
 def stand_in() -> str:
     """A random number-like value for an erased unit's rows: unique, and linking nothing."""
-    return f"fjernet-{secrets.token_hex(8)}"
+    return f"{_STAND_IN}{secrets.token_hex(8)}"
+
+
+def is_stand_in(orgnr: str) -> bool:
+    """Whether an organisation number in a campaign's rows is an erased unit's stand-in."""
+    return orgnr.startswith(_STAND_IN)
 
 
 def erase_unit(db: Database, orgnr: str) -> Erased:

@@ -39,6 +39,7 @@ from varsel.campaign import CampaignSpec
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.dkim import Signer
+from varsel.erasure import is_stand_in
 from varsel.web.batch import GroupCommit, Work
 from varsel.web.page_slots import slot_filter
 
@@ -133,6 +134,8 @@ def _local(iso: str) -> datetime:
 
 
 def _orgnr(value: str) -> str:
+    if is_stand_in(value):
+        return "–"  # a unit removed from the registry (erased): it has no number to show
     return " ".join(value[i : i + 3] for i in range(0, len(value), 3))
 
 
