@@ -6,6 +6,7 @@ test of the library could not check.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import mimetypes
@@ -26,11 +27,12 @@ from varsel import contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
+from varsel.erasure import is_stand_in
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.web import genuine
 from varsel.web.batch import GroupCommit
-from varsel.web.site import N_, Site, client_ip, language_of, page_address
+from varsel.web.site import N_, Site, client_ip, gettext, language_of, page_address
 
 log = logging.getLogger("varsel.web")
 
@@ -176,10 +178,27 @@ async def verify_page(request: Request) -> Response | genuine.Page:
         return limited(request, language, decision)
     if found is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
+    found = with_erased_named(found, language)
     text = genuine.page(language, found, *page_address(request))
     if text is None:
         return site.render(request, genuine.TEMPLATE, language, genuine.context(found))
     return genuine.Page(text)
+
+
+# erasure.ERASED_NAME, the name an erased business keeps in a campaign's rows (Bokmål).
+ERASED = N_("(fjernet fra Enhetsregisteret)")
+
+
+def with_erased_named(found: verify.Found, language: str) -> verify.Found:
+    """A business removed from the registry (erased) named as such in the page's language."""
+    if not any(is_stand_in(unit.orgnr) for unit in found.units):
+        return found
+    name = gettext(language, ERASED)
+    units = tuple(
+        dataclasses.replace(unit, name=name) if is_stand_in(unit.orgnr) else unit
+        for unit in found.units
+    )
+    return dataclasses.replace(found, units=units)
 
 
 class VerifyApp:
