@@ -20,7 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from varsel import codes
 from varsel.altinn_client import ORGANISATION_URN, AltinnConfig, AltinnError
 from varsel.campaign import LANGUAGES, CampaignSpec
-from varsel.message import clean_text
+from varsel.message_fields import clean_text
 
 # Any key made here is this namespace's UUID v5 of the delivery (id, orgnr, code): stable for
 # the delivery, different for every delivery of every store (the code is random).

@@ -23,7 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from varsel import codes
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.errors import UserError
-from varsel.message import clean_text
+from varsel.message_fields import clean_text
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.errors import UserError
 from varsel.i18n import fmt_int
-from varsel.message import clean_text
+from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState
 
 MAX_REASON = 200

@@ -32,7 +32,7 @@ from varsel.db import Database
 from varsel.errors import UserError
 from varsel.i18n import fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
-from varsel.message import clean_text
+from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind
 

@@ -38,8 +38,10 @@ from varsel.message import (
     Recipient,
     Rendered,
     UnitRef,
-    _references,  # the factory's own parser: the linter sees links exactly as it does
+)
+from varsel.message_fields import (
     clean_text,
+    references,  # the factory's own parser: the linter sees links exactly as it does
 )
 from varsel.municipality import name as municipality_name
 from varsel.sender import key_paths, make_factory, message_spec
@@ -316,7 +318,7 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
         for part, text in (("emne", r.subject), ("tekst", r.text), ("HTML", html.unescape(r.html))):
             for url in urls_in_text(text):
                 places.setdefault(url, set()).add(part)
-        for attribute, url in _references(r.html):
+        for attribute, url in references(r.html):
             attributes.setdefault(url, set()).add(attribute)
             places.setdefault(url, set()).add("HTML")
     allowed = spec.allowed_link_domains

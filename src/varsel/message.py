@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import html
 import importlib.resources
 import re
 import secrets
@@ -13,12 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
-from functools import lru_cache
 from types import CodeType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import idna
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -26,7 +21,24 @@ from markupsafe import Markup, escape
 
 from varsel import codes
 from varsel.dkim import Signer
-from varsel.errors import UserError
+from varsel.message_fields import (
+    MARKUP,
+    a_label,
+    clean_text,
+    display_address,
+    header_address,
+    phrase,
+    references,
+    refuse_breakers,
+    subject_field,
+    url_value,
+)
+from varsel.message_fields import (
+    HeaderInjectionError as HeaderInjectionError,  # noqa: PLC0414  # re-exported
+)
+from varsel.message_fields import (
+    MessageError as MessageError,  # noqa: PLC0414  # re-exported
+)
 from varsel.message_slots import MARKER as SLOT_MARKER
 from varsel.message_slots import (
     RANDOM_GLOBALS,
@@ -42,17 +54,13 @@ from varsel.message_slots import (
     render_slots,
     slot_filter,
 )
+from varsel.quoted_printable import QuotedPrintable, quoted_printable_line
 
 LANGUAGES = ("nb", "nn", "en")
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,200}\Z")
+_FEEDBACK_ID = re.compile(r"[!-~]{1,200}\Z")
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")  # BCP 47, as Content-Language
 _AND = {"nb": "og", "nn": "og", "en": "and"}
-
-
-class MessageError(UserError):
-    """The message cannot be built."""
-
-
-class HeaderInjectionError(MessageError):
-    """A value would break out of its e-mail header field."""
 
 
 @dataclass(frozen=True)
@@ -119,275 +127,6 @@ def default_templates() -> tuple[dict[str, str], dict[str, str], dict[str, str]]
         texts[language] = (folder / f"{language}.txt.j2").read_text("utf-8")
         htmls[language] = (folder / f"{language}.html.j2").read_text("utf-8")
     return subjects, texts, htmls
-
-
-# --- Links ----------------------------------------------------------------------------------
-
-_TAG = re.compile(r"<[A-Za-z][^>]*>")
-_URL_ATTRIBUTE = re.compile(
-    r"""[\s/](href|src|srcset|background|action|formaction|poster|data|cite|longdesc|xlink:href)"""
-    r"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
-    re.IGNORECASE,
-)
-_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))""", re.IGNORECASE)
-_CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
-_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
-# Everything _references looks at: style elements whole, and tags.
-_MARKUP = re.compile(r"<style\b[^>]*>.*?</style\s*>|<[A-Za-z][^>]*>", re.IGNORECASE | re.DOTALL)
-
-
-def links_in(html_text: str) -> list[str]:
-    """Every URL an HTML document links to or loads: href, src and the like, and CSS url()."""
-    return [url for _, url in _references(html_text)]
-
-
-def _references(html_text: str) -> list[tuple[str, str]]:
-    """(attribute name or "css", URL) for everything the document links to or loads."""
-    found: list[tuple[str, str]] = []
-    # Only markup counts: escaped text (a business called "url(x)") cannot contain a tag.
-    for tag in _TAG.finditer(html_text):
-        for match in _URL_ATTRIBUTE.finditer(tag.group()):
-            found.append((match.group(1).lower(), html.unescape(_first(match))))
-        # In a style attribute the quotes around a url() are entities: &quot;...&quot;.
-        found.extend(("css", _first(m)) for m in _CSS_URL.finditer(html.unescape(tag.group())))
-    for style in _STYLE_ELEMENT.finditer(html_text):
-        for pattern in (_CSS_IMPORT, _CSS_URL):
-            found.extend(("css", _first(m)) for m in pattern.finditer(style.group(1)))
-    return found
-
-
-def _first(match: re.Match[str]) -> str:
-    """The one alternative group of a quoted-or-bare value pattern that matched."""
-    return next(g for g in match.groups()[-3:] if g is not None)
-
-
-# --- Header values --------------------------------------------------------------------------
-
-# CR and LF end a header field; NUL ends it for some software; "=?" starts an RFC 2047 encoded
-# word, which a decoder would turn into any text at all, CR LF included (CVE-2024-6923).
-_HEADER_BREAKERS = re.compile(r"[\r\n\x00]|=\?")
-_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*\Z")
-_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\Z")
-_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,200}\Z")
-_FEEDBACK_ID = re.compile(r"[!-~]{1,200}\Z")
-_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")  # BCP 47, as Content-Language
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-_LINE = 78
-_MAX_SUBJECT = 400
-_QP_WIDTH = 76  # RFC 2045: encoded lines of at most 76 characters
-
-
-def _refuse_breakers(value: str, what: str) -> str:
-    if _HEADER_BREAKERS.search(value):
-        raise HeaderInjectionError(
-            f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {value[:60]!r}"
-        )
-    return value
-
-
-def clean_text(value: str) -> str:
-    """Registry text made safe to show: controls and invisible marks gone, whitespace single."""
-    if value.isprintable() and "  " not in value and value == value.strip():
-        return value
-    # Line breaks and tabs become spaces (a name must stay one line); other controls, bidi
-    # overrides and zero-width marks are deleted, so a name cannot hide or reorder text.
-    chars = (c if c.isprintable() else " " if c.isspace() else "" for c in value)
-    return " ".join("".join(chars).split())
-
-
-@lru_cache(maxsize=4096)
-def _a_label(domain: str, what: str) -> str:
-    name = domain.rstrip(".").lower()
-    if not name.isascii():
-        try:
-            name = idna.encode(name, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            raise MessageError(f"{what}: ugyldig domene {domain!r}") from None
-    if not _HOST.match(name) or len(name) > 253:
-        raise MessageError(f"{what}: ugyldig domene {domain!r}")
-    return name
-
-
-@lru_cache(maxsize=4096)
-def display_address(address: str) -> str:
-    """An address as people read it: 'post@xn--brum-bakeri-98a.no' → 'post@bærum-bakeri.no'."""
-    local, at, domain = address.rpartition("@")
-    if "xn--" not in domain.lower():
-        return address
-    try:
-        return f"{local}{at}{idna.decode(domain)}"
-    except idna.IDNAError:
-        return address  # shown as it is: still the address the message went to
-
-
-def header_address(address: str, what: str) -> str:
-    """An address fit for a header: no breakers, ASCII local part, A-label domain."""
-    _refuse_breakers(address, what)
-    local, at, domain = address.strip().rpartition("@")
-    if not at or not _LOCAL_PART.match(local) or len(local) > 64:
-        raise MessageError(f"{what}: ugyldig e-postadresse {address!r}")
-    return f"{local}@{_a_label(domain, what)}"
-
-
-def _url(url: str, what: str) -> str:
-    """An https URL (http only on loopback) with an A-label host and nothing that hides it."""
-    _refuse_breakers(url, what)
-    if any(c.isspace() or not c.isprintable() or c in '"<>\\' for c in url):
-        raise MessageError(f"{what}: ugyldige tegn i adressen {url!r}")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # "https://[x/" or a port that is not a number
-        raise MessageError(f"{what}: ugyldig nettadresse {url!r}") from None
-    # "https://politiet.no@evil.test/" shows one host and goes to another: the phishing trick.
-    if "@" in parts.netloc or not parts.hostname:
-        raise MessageError(f"{what}: ugyldig nettadresse {url!r}")
-    host = parts.hostname if parts.hostname in _LOOPBACK else _a_label(parts.hostname, what)
-    if not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
-        raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
-    netloc = f"[{host}]" if ":" in host else host
-    netloc = netloc if port is None else f"{netloc}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def _phrase(name: str, what: str) -> str:
-    """A display name as an RFC 5322 phrase: bare, quoted, or RFC 2047 encoded words."""
-    name = clean_text(_refuse_breakers(name, what))
-    if not name:
-        return ""
-    if _ATEXT_PHRASE.match(name):
-        return name
-    if name.isascii():
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return _encoded_words(name, len("From: "))
-
-
-def _encoded_words(text: str, used: int) -> str:
-    """UTF-8 base64 encoded words of at most 75 characters, folded so lines stay under 78."""
-    words: list[str] = []
-    chunk = b""
-    budget = (_LINE - used - len("=?utf-8?b??=")) // 4 * 3
-    for char in text:
-        encoded = char.encode("utf-8")
-        if len(chunk) + len(encoded) > budget:
-            words.append(chunk.decode("utf-8"))
-            chunk = b""
-            budget = (_LINE - 1 - len("=?utf-8?b??=")) // 4 * 3
-        chunk += encoded
-    words.append(chunk.decode("utf-8"))
-    # Whitespace between adjacent encoded words is dropped on decoding (RFC 2047 §6.2).
-    return "\r\n ".join(
-        f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words
-    )
-
-
-def _fold_words(text: str, used: int) -> str:
-    """ASCII text folded at spaces so lines stay under 78 where the words allow."""
-    lines: list[str] = []
-    line = ""
-    width = _LINE - used
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line, width = word, _LINE - 1
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return "\r\n ".join(lines)
-
-
-def _subject_field(subject: str) -> bytes:
-    if len(subject) > _MAX_SUBJECT:
-        raise MessageError(f"emnet er for langt ({len(subject)} tegn; høyst {_MAX_SUBJECT})")
-    used = len("Subject: ")
-    value = _fold_words(subject, used) if subject.isascii() else _encoded_words(subject, used)
-    return f"Subject: {value}\r\n".encode("ascii")
-
-
-# --- Bodies ---------------------------------------------------------------------------------
-
-
-def _quoted_printable_line(line: str) -> bytes:
-    """One line (no line break) as quoted-printable, soft breaks CRLF, in relaxed DKIM form.
-
-    No physical line of the result starts with ".": messages leave the factory ready for SMTP,
-    and the SMTP client sends them without scanning them for dots to double.
-    """
-    if (
-        len(line) < _QP_WIDTH
-        and line.isascii()
-        and line.isprintable()
-        and "=" not in line
-        and "  " not in line
-        and line[:1] != "."
-        and line[-1:] != " "
-    ):
-        # Printable ASCII that needs no escape, no soft break and nothing for DKIM: itself.
-        # The usual line naming a recipient (code, address, link), at a tenth of the cost.
-        return line.encode("ascii")
-    encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
-    if b"\t" in encoded or b"  " in encoded:
-        # Tabs and double spaces would change under DKIM's relaxed canonicalisation; encoded as
-        # =09 and =20 they survive it, and the body needs no canonicalising before hashing.
-        encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=True, istext=True)
-    # With no line break in its input b2a_qp breaks long lines with a bare LF.
-    if b"\n" in encoded:
-        encoded = encoded.replace(b"=\n", b"=\r\n")
-        if b"\n." in encoded:
-            return _without_leading_dots(encoded)
-    return _without_leading_dots(encoded) if encoded[:1] == b"." else encoded
-
-
-def _without_leading_dots(encoded: bytes) -> bytes:
-    """Quoted-printable wrapped again so that a "." starting a physical line is written =2E."""
-    flat = encoded.replace(b"=\r\n", b"")
-    tokens = []  # one character, or one =XX escape: never split by a soft break
-    i = 0
-    while i < len(flat):
-        step = 3 if flat[i] == 61 else 1  # "="
-        tokens.append(flat[i : i + step])
-        i += step
-    lines, line = [], b""
-    for token in tokens:
-        if len(line) + len(token) > _QP_WIDTH - 1:  # room for the soft break's "="
-            lines.append(line + b"=")
-            line = b""
-        line += b"=2E" if not line and token == b"." else token
-    lines.append(line)
-    return b"\r\n".join(lines)
-
-
-class _QuotedPrintable:
-    """UTF-8 quoted-printable with CRLF line ends, lines of at most 76 characters."""
-
-    # Quoted-printable encodes each line on its own, and most lines of a campaign's messages
-    # are the same for every recipient: caching lines makes encoding a message a few lookups.
-    _MAX_CACHED = 8192
-
-    def __init__(self) -> None:
-        self._lines: dict[str, bytes] = {}
-
-    def encode(self, text: str) -> bytes:
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = text.split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        cache = self._lines
-        # Looked up in C (map, the None test, join); only the lines not seen before, those
-        # that name the recipient, take a turn in Python.
-        out = list(map(cache.get, lines))
-        if None in out:
-            if len(cache) >= self._MAX_CACHED:
-                cache.clear()  # lines naming one recipient never come back
-            for i, encoded in enumerate(out):
-                if encoded is None:
-                    line = lines[i]
-                    out[i] = cache[line] = _quoted_printable_line(line)
-        out.append(b"")
-        # "=" is always encoded (as =3D), so a boundary starting with "=_" never occurs in a part.
-        return b"\r\n".join(out)  # type: ignore[arg-type]  # no None is left
 
 
 def _clean_unit(unit: UnitRef) -> UnitRef:
@@ -480,31 +219,31 @@ class MessageFactory:
         if not languages or not languages == set(spec.text_templates) == set(spec.html_templates):
             raise MessageError("emne, tekstmal og HTML-mal må finnes for de samme språkene")
         for language in languages:
-            if not _LANGUAGE_TAG.match(_refuse_breakers(language, "språkkode")):
+            if not _LANGUAGE_TAG.match(refuse_breakers(language, "språkkode")):
                 raise MessageError(f"ugyldig språkkode {language!r} (for eksempel nb, nn, en)")
 
         from_address = header_address(spec.from_address, "avsenderadresse")
         self._sender_domain = from_address.rpartition("@")[2]
-        self._mid_domain = _a_label(message_id_domain or self._sender_domain, "Message-ID-domene")
+        self._mid_domain = a_label(message_id_domain or self._sender_domain, "Message-ID-domene")
         reply_to = header_address(spec.reply_to, "svaradresse") if spec.reply_to else None
-        self._unsubscribe_base = _url(spec.unsubscribe_url, "avmeldingsadresse").rstrip("/")
+        self._unsubscribe_base = url_value(spec.unsubscribe_url, "avmeldingsadresse").rstrip("/")
         self._unsubscribe_mailto = header_address(spec.unsubscribe_mailto, "avmeldingsadresse")
         feedback_id = spec.feedback_id or f"c{spec.campaign_id}:varsel:{self._sender_domain}"
-        if not _FEEDBACK_ID.match(_refuse_breakers(feedback_id, "Feedback-ID")):
+        if not _FEEDBACK_ID.match(refuse_breakers(feedback_id, "Feedback-ID")):
             raise MessageError(f"Feedback-ID: ugyldig verdi {feedback_id!r}")
         for what, url in (
             ("kontrolladresse", spec.verify_url),
             ("dokumentadresse", spec.document_url),
         ):
-            _url(url, what)
+            url_value(url, what)
         self._link_domains = tuple(
-            _a_label(d, "tillatt lenkedomene") for d in spec.allowed_link_domains
+            a_label(d, "tillatt lenkedomene") for d in spec.allowed_link_domains
         )
         if spec.allow_links and not self._link_domains:
             raise MessageError("lenker er slått på, men ingen domener er tillatt")
 
-        phrase = _phrase(spec.from_name, "avsendernavn")
-        from_field = f"From: {phrase} <{from_address}>" if phrase else f"From: {from_address}"
+        name = phrase(spec.from_name, "avsendernavn")
+        from_field = f"From: {name} <{from_address}>" if name else f"From: {from_address}"
         # The constant fields, built once; only To, Subject, Date, Message-ID, List-Unsubscribe
         # and Content-Language change per recipient.
         self._from = f"{from_field}\r\n".encode("ascii")
@@ -531,7 +270,7 @@ class MessageFactory:
         self._close = f"\r\n--{self._boundary}--\r\n".encode("ascii")
         self._subject_cache: dict[str, bytes] = {}
         self._checked_markup: set[str] = set()
-        self._qp = _QuotedPrintable()
+        self._qp = QuotedPrintable()
         self._date: tuple[datetime, str] | None = None
         self._plans: dict[tuple[str, int], tuple[CompiledPart, CompiledPart] | None] = {}
         self._slot_templates: dict[str, tuple[jinja2.Template, jinja2.Template]] = {}
@@ -620,7 +359,7 @@ class MessageFactory:
         if parts.scheme != "https" or not parts.hostname:
             return False
         try:
-            host = _a_label(parts.hostname, "lenke")
+            host = a_label(parts.hostname, "lenke")
         except MessageError:
             return False
         return any(host == d or host.endswith("." + d) for d in self._link_domains)
@@ -661,7 +400,7 @@ class MessageFactory:
         if canonical is None:
             raise MessageError(f"levering {recipient.delivery_id}: ugyldig kontrollkode")
         token = recipient.unsubscribe_token
-        if not _TOKEN.match(_refuse_breakers(token, "avmeldingsnøkkel")):
+        if not _TOKEN.match(refuse_breakers(token, "avmeldingsnøkkel")):
             raise MessageError(f"levering {recipient.delivery_id}: ugyldig avmeldingsnøkkel")
         units = [_clean_unit(u) for u in recipient.units]
         values: dict[Any, Any] = {
@@ -701,8 +440,8 @@ class MessageFactory:
                 values[position, "name"] = unit.name
                 values[position, "municipality"] = unit.municipality
             text_part, html_part = plan
-            text = fill(text_part, values, _quoted_printable_line)
-            html_body = fill(html_part, values, _quoted_printable_line)
+            text = fill(text_part, values, quoted_printable_line)
+            html_body = fill(html_part, values, quoted_printable_line)
             if text is not None and html_body is not None:
                 return subject, text, html_body
         subject, text_str, html_text = self._render_parts(recipient)
@@ -746,14 +485,14 @@ class MessageFactory:
             language=language,
             subject=self._fixed_subjects.get(language) or Slot("subject"),
         )
-        encode_line = _quoted_printable_line
+        encode_line = quoted_printable_line
         text, text_slots = render_slots(text_env, templates[0], context)
         html_text, html_slots = render_slots(html_env, templates[1], context)
         text_part = compile_output(text, text_slots, encode_line)
         html_part = compile_output(html_text, html_slots, encode_line)
         # Values written out escaped are text without "<" or ">": outside markup they cannot
         # add or change any, so every recipient's HTML has the markup checked here.
-        markup_spans = [m.span() for m in _MARKUP.finditer(html_text)]
+        markup_spans = [m.span() for m in MARKUP.finditer(html_text)]
         for marker in SLOT_MARKER.finditer(html_text):
             escaped = marker.group(1) == "&amp;"
             inside = any(a <= marker.start() < b for a, b in markup_spans)
@@ -781,7 +520,7 @@ class MessageFactory:
         where = "emne" if delivery_id is None else f"levering {delivery_id}"
         subject = _render(self._subjects[language], context, where)
         # Line breaks are refused before cleaning, which would quietly make them spaces.
-        subject = clean_text(_refuse_breakers(subject.strip(), "emne"))
+        subject = clean_text(refuse_breakers(subject.strip(), "emne"))
         if not subject:
             raise MessageError(f"{where}: emnet er tomt")
         return subject
@@ -789,10 +528,10 @@ class MessageFactory:
     def _check_links(self, html_text: str) -> None:
         # The markup is the same for nearly every recipient (names and codes are escaped text),
         # so each distinct markup is checked once; the key holds all that the check reads.
-        markup = "\n".join(_MARKUP.findall(html_text))
+        markup = "\n".join(MARKUP.findall(html_text))
         if markup in self._checked_markup:
             return
-        for attribute, url in _references(markup):
+        for attribute, url in references(markup):
             # Nothing is ever loaded (no images, no pixels, no fonts); links only when allowed.
             if attribute != "href" or not self._link_allowed(url):
                 raise MessageError(
@@ -822,7 +561,7 @@ class MessageFactory:
         built = [self._unsigned(r) for r in recipients]
         if self.signer is None:
             return built
-        # Every body line comes from _quoted_printable_line or is a fixed MIME line, so the body
+        # Every body line comes from quoted_printable_line or is a fixed MIME line, so the body
         # is already in DKIM's relaxed form (test_message checks this for hostile templates).
         signed = self.signer.sign_many([m for m, _ in built], body_is_relaxed=True)
         return [(m, message_id) for m, (_, message_id) in zip(signed, built, strict=True)]
@@ -831,12 +570,12 @@ class MessageFactory:
         """The message before DKIM, and its Message-ID."""
         to = header_address(recipient.address, "mottakeradresse")
         subject, text, html_text = self.bodies(recipient)
-        subject_field = self._subject_cache.get(subject)
-        if subject_field is None:
-            subject_field = _subject_field(subject)
+        subject_bytes = self._subject_cache.get(subject)
+        if subject_bytes is None:
+            subject_bytes = subject_field(subject)
             if len(self._subject_cache) > 4096:
                 self._subject_cache.clear()  # subjects that name each unit would grow it forever
-            self._subject_cache[subject] = subject_field
+            self._subject_cache[subject] = subject_bytes
         token = recipient.unsubscribe_token
         to_field = f"To: {to}\r\n".encode("ascii")
         message_id = f"<{recipient.delivery_id}.{secrets.token_hex(8)}@{self._mid_domain}>"
@@ -851,7 +590,7 @@ class MessageFactory:
             (
                 self._from,
                 to_field,
-                subject_field,
+                subject_bytes,
                 dated,
                 self._reply_to,
                 unsubscribe,

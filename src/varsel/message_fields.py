@@ -1,0 +1,207 @@
+"""A message's header values and links: checked, encoded and folded as RFC 5322 wants.
+
+Every value that reaches a header comes from a campaign definition or the registry: a line
+break or an encoded-word in it is refused (header injection), names become phrases or
+encoded words, addresses and URLs are checked and their domains written as A-labels. The
+HTML body's links are found here too, for the rule that no link is clickable by default.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
+
+from varsel.errors import UserError
+
+
+class MessageError(UserError):
+    """The message cannot be built."""
+
+
+class HeaderInjectionError(MessageError):
+    """A value would break out of its e-mail header field."""
+
+
+# --- Links ----------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[A-Za-z][^>]*>")
+_URL_ATTRIBUTE = re.compile(
+    r"""[\s/](href|src|srcset|background|action|formaction|poster|data|cite|longdesc|xlink:href)"""
+    r"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
+    re.IGNORECASE,
+)
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))""", re.IGNORECASE)
+_CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
+# Everything references looks at: style elements whole, and tags.
+MARKUP = re.compile(r"<style\b[^>]*>.*?</style\s*>|<[A-Za-z][^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def links_in(html_text: str) -> list[str]:
+    """Every URL an HTML document links to or loads: href, src and the like, and CSS url()."""
+    return [url for _, url in references(html_text)]
+
+
+def references(html_text: str) -> list[tuple[str, str]]:
+    """(attribute name or "css", URL) for everything the document links to or loads."""
+    found: list[tuple[str, str]] = []
+    # Only markup counts: escaped text (a business called "url(x)") cannot contain a tag.
+    for tag in _TAG.finditer(html_text):
+        for match in _URL_ATTRIBUTE.finditer(tag.group()):
+            found.append((match.group(1).lower(), html.unescape(_first(match))))
+        # In a style attribute the quotes around a url() are entities: &quot;...&quot;.
+        found.extend(("css", _first(m)) for m in _CSS_URL.finditer(html.unescape(tag.group())))
+    for style in _STYLE_ELEMENT.finditer(html_text):
+        for pattern in (_CSS_IMPORT, _CSS_URL):
+            found.extend(("css", _first(m)) for m in pattern.finditer(style.group(1)))
+    return found
+
+
+def _first(match: re.Match[str]) -> str:
+    """The one alternative group of a quoted-or-bare value pattern that matched."""
+    return next(g for g in match.groups()[-3:] if g is not None)
+
+
+# --- Header values --------------------------------------------------------------------------
+
+# CR and LF end a header field; NUL ends it for some software; "=?" starts an RFC 2047 encoded
+# word, which a decoder would turn into any text at all, CR LF included (CVE-2024-6923).
+_HEADER_BREAKERS = re.compile(r"[\r\n\x00]|=\?")
+_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*\Z")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\Z")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_LINE = 78
+_MAX_SUBJECT = 400
+
+
+def refuse_breakers(value: str, what: str) -> str:
+    if _HEADER_BREAKERS.search(value):
+        raise HeaderInjectionError(
+            f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {value[:60]!r}"
+        )
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Registry text made safe to show: controls and invisible marks gone, whitespace single."""
+    if value.isprintable() and "  " not in value and value == value.strip():
+        return value
+    # Line breaks and tabs become spaces (a name must stay one line); other controls, bidi
+    # overrides and zero-width marks are deleted, so a name cannot hide or reorder text.
+    chars = (c if c.isprintable() else " " if c.isspace() else "" for c in value)
+    return " ".join("".join(chars).split())
+
+
+@lru_cache(maxsize=4096)
+def a_label(domain: str, what: str) -> str:
+    name = domain.rstrip(".").lower()
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise MessageError(f"{what}: ugyldig domene {domain!r}") from None
+    if not _HOST.match(name) or len(name) > 253:
+        raise MessageError(f"{what}: ugyldig domene {domain!r}")
+    return name
+
+
+@lru_cache(maxsize=4096)
+def display_address(address: str) -> str:
+    """An address as people read it: 'post@xn--brum-bakeri-98a.no' → 'post@bærum-bakeri.no'."""
+    local, at, domain = address.rpartition("@")
+    if "xn--" not in domain.lower():
+        return address
+    try:
+        return f"{local}{at}{idna.decode(domain)}"
+    except idna.IDNAError:
+        return address  # shown as it is: still the address the message went to
+
+
+def header_address(address: str, what: str) -> str:
+    """An address fit for a header: no breakers, ASCII local part, A-label domain."""
+    refuse_breakers(address, what)
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not _LOCAL_PART.match(local) or len(local) > 64:
+        raise MessageError(f"{what}: ugyldig e-postadresse {address!r}")
+    return f"{local}@{a_label(domain, what)}"
+
+
+def url_value(url: str, what: str) -> str:
+    """An https URL (http only on loopback) with an A-label host and nothing that hides it."""
+    refuse_breakers(url, what)
+    if any(c.isspace() or not c.isprintable() or c in '"<>\\' for c in url):
+        raise MessageError(f"{what}: ugyldige tegn i adressen {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # "https://[x/" or a port that is not a number
+        raise MessageError(f"{what}: ugyldig nettadresse {url!r}") from None
+    # "https://politiet.no@evil.test/" shows one host and goes to another: the phishing trick.
+    if "@" in parts.netloc or not parts.hostname:
+        raise MessageError(f"{what}: ugyldig nettadresse {url!r}")
+    host = parts.hostname if parts.hostname in _LOOPBACK else a_label(parts.hostname, what)
+    if not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
+        raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
+    netloc = f"[{host}]" if ":" in host else host
+    netloc = netloc if port is None else f"{netloc}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def phrase(name: str, what: str) -> str:
+    """A display name as an RFC 5322 phrase: bare, quoted, or RFC 2047 encoded words."""
+    name = clean_text(refuse_breakers(name, what))
+    if not name:
+        return ""
+    if _ATEXT_PHRASE.match(name):
+        return name
+    if name.isascii():
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _encoded_words(name, len("From: "))
+
+
+def _encoded_words(text: str, used: int) -> str:
+    """UTF-8 base64 encoded words of at most 75 characters, folded so lines stay under 78."""
+    words: list[str] = []
+    chunk = b""
+    budget = (_LINE - used - len("=?utf-8?b??=")) // 4 * 3
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > budget:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+            budget = (_LINE - 1 - len("=?utf-8?b??=")) // 4 * 3
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    # Whitespace between adjacent encoded words is dropped on decoding (RFC 2047 §6.2).
+    return "\r\n ".join(
+        f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words
+    )
+
+
+def _fold_words(text: str, used: int) -> str:
+    """ASCII text folded at spaces so lines stay under 78 where the words allow."""
+    lines: list[str] = []
+    line = ""
+    width = _LINE - used
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line, width = word, _LINE - 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+def subject_field(subject: str) -> bytes:
+    if len(subject) > _MAX_SUBJECT:
+        raise MessageError(f"emnet er for langt ({len(subject)} tegn; høyst {_MAX_SUBJECT})")
+    used = len("Subject: ")
+    value = _fold_words(subject, used) if subject.isascii() else _encoded_words(subject, used)
+    return f"Subject: {value}\r\n".encode("ascii")
