@@ -28,11 +28,13 @@ from varsel.approval import (
 from varsel.campaign import (
     CampaignSpec,
     CampaignStatus,
-    Template,
     create_campaign,
     get_campaign,
     set_status,
     update_spec,
+)
+from varsel.campaign_spec import (
+    Template,
 )
 from varsel.channel.smtp import RelayConfig
 from varsel.cli import cli

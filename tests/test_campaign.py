@@ -16,8 +16,10 @@ from varsel.campaign import (
     create_from_spec,
     get_campaign,
     language_of,
-    load_spec,
     set_status,
+)
+from varsel.campaign_spec import (
+    load_spec,
     spec_from_data,
 )
 from varsel.cli import cli
@@ -176,14 +178,6 @@ def test_a_definition_from_tables_is_checked_and_created_as_a_file_is(
 def test_needs_a_registry(db: Database, settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(CampaignError, match="importer en dump"):
         create_campaign(db, settings, write_campaign(tmp_path))
-
-
-def test_pilot_example_parses(settings: Settings) -> None:
-    spec = load_spec(ROOT / "examples" / "pilot.toml", settings)
-    assert spec.criteria.police_districts == ("oslo",)
-    assert spec.verify_url == "https://www.politiet.no/varsel/kontroll"
-    assert set(spec.templates) == {"nb", "nn", "en"}
-    assert not spec.allow_links
 
 
 def test_cli_create_prints_the_id_last(

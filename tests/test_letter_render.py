@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import campaign_toml
-from varsel.campaign import CampaignSpec, load_spec
+from varsel.campaign import CampaignSpec
+from varsel.campaign_spec import load_spec
 from varsel.config import Settings
 from varsel.letter_render import (
     ADDRESS_AREA,

@@ -6,7 +6,8 @@ import pytest
 
 from helpers import campaign_toml, sample_campaign
 from varsel import codes, verify
-from varsel.campaign import load_spec, update_spec
+from varsel.campaign import update_spec
+from varsel.campaign_spec import load_spec
 from varsel.config import Settings
 from varsel.db import Database
 

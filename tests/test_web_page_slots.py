@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import campaign_toml
-from varsel.campaign import CampaignSpec, load_spec
+from varsel.campaign import CampaignSpec
+from varsel.campaign_spec import load_spec
 from varsel.config import Settings
 from varsel.verify import Found, UnitName
 from varsel.web import genuine

@@ -7,29 +7,31 @@ with its own verification code. Suppressed addresses and units are marked at onc
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-from varsel import codes, contacts
+from varsel import codes
+from varsel.campaign_spec import (
+    LANGUAGES as LANGUAGES,  # noqa: PLC0414  # re-exported
+)
+from varsel.campaign_spec import (
+    CampaignError as CampaignError,  # noqa: PLC0414  # re-exported
+)
+from varsel.campaign_spec import (
+    CampaignSpec as CampaignSpec,  # noqa: PLC0414  # re-exported
+)
+from varsel.campaign_spec import load_spec
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError
 from varsel.i18n import fmt_int
 from varsel.outbox import DeliveryState
-from varsel.segment import Criteria, resolve, selection_sql
+from varsel.segment import resolve, selection_sql
 from varsel.snapshot import latest_snapshot
 from varsel.suppression import SuppressionKind, suppressed
-
-LANGUAGES = ("nb", "nn", "en")
 
 
 class CampaignStatus(StrEnum):
@@ -40,316 +42,6 @@ class CampaignStatus(StrEnum):
     PAUSED = "paused"  # an operator paused it; resume to go on
     CANCELLED = "cancelled"  # an operator stopped it; nothing more is sent
     DONE = "done"  # every delivery reached a final state
-
-
-class CampaignError(UserError):
-    """The campaign definition or the requested action is not valid."""
-
-
-@dataclass(frozen=True)
-class Template:
-    """The subject, plain-text and HTML templates of one language."""
-
-    subject: str
-    text: str
-    html: str
-    letter: str = ""  # the printed letter's text (letter_render); "" in campaigns made before
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How fast and when a campaign may be sent."""
-
-    rate_per_second: float = 50.0
-    connections: int = 4
-    per_domain_concurrency: int = 2
-    per_domain_per_minute: int = 600
-    retry_hours: float = 48.0
-    window_days: tuple[str, ...] = ()  # mon..sun; empty: every day
-    window_start: str | None = None  # HH:MM, local time
-    window_end: str | None = None
-    timezone: str = "Europe/Oslo"
-
-
-@dataclass(frozen=True)
-class CampaignSpec:
-    """A campaign as defined in its TOML file."""
-
-    name: str
-    from_address: str
-    from_name: str
-    organisation: str
-    reply_to: str | None
-    document_title: str
-    document_url: str
-    public_base_url: str
-    criteria: Criteria
-    templates: Mapping[str, Template]
-    allow_links: bool = False
-    allowed_link_domains: tuple[str, ...] = ()
-    per_unit: bool = False
-    dkim_selector: str = "varsel"
-    dkim_ed25519: bool = False
-    limits: Limits = field(default_factory=Limits)
-    fields: Mapping[str, str] = field(default_factory=dict)
-    document_file: str | None = None  # absolute path of the document served to the public
-    sender_postal_address: str | None = None  # lines of the sender's postal address, for letters
-
-    @property
-    def sender_domain(self) -> str:
-        return self.from_address.rsplit("@", 1)[1]
-
-    @property
-    def verify_url(self) -> str:
-        return self.public_base_url.rstrip("/") + "/kontroll"
-
-    @property
-    def unsubscribe_url(self) -> str:
-        return self.public_base_url.rstrip("/") + "/avmelding"
-
-    def as_json(self) -> str:
-        """The definition as JSON, for the store."""
-        data = dataclasses.asdict(self)
-        data["criteria"] = self.criteria.as_dict()
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> CampaignSpec:
-        """The definition back from the store."""
-        data = json.loads(text)
-        data["criteria"] = Criteria.from_mapping(
-            {k: v for k, v in data["criteria"].items() if v not in (None, [], False)}
-        )
-        data["templates"] = {k: Template(**v) for k, v in data["templates"].items()}
-        limits = data["limits"]
-        limits["window_days"] = tuple(limits["window_days"])
-        data["limits"] = Limits(**limits)
-        data["allowed_link_domains"] = tuple(data["allowed_link_domains"])
-        return cls(**data)
-
-
-# -- reading a definition ---------------------------------------------------------------
-
-
-def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise CampaignError(f"{where}: [{key}] skal være en tabell")
-    return value
-
-
-def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
-    value = table.get(key)
-    if value is None:
-        if required:
-            raise CampaignError(f"{where}: mangler «{key}»")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise CampaignError(f"{where}: «{key}» skal være tekst")
-    return value.strip()
-
-
-def _address(value: str, where: str, settings: Settings) -> str:
-    parsed = contacts.normalise_address(value, allow_test_domains=settings.allow_test_domains)
-    if not parsed.usable:
-        why = contacts.explain(parsed.reason) if parsed.reason else "ugyldig"
-        raise CampaignError(f"{where}: {value!r} er ikke en brukbar e-postadresse ({why})")
-    return parsed.address
-
-
-def _https_url(value: str, where: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
-        raise CampaignError(f"{where}: {value!r} må være en https-adresse")
-    return value
-
-
-def load_spec(path: Path, settings: Settings) -> CampaignSpec:
-    """Read and check a campaign definition; every problem is a one-line CampaignError."""
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: filen finnes ikke") from None
-    except OSError as e:
-        raise CampaignError(f"{path}: kan ikke leses ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: er ikke UTF-8") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CampaignError(f"{path}: ugyldig TOML: {e}") from None
-    return spec_from_data(data, path, settings)
-
-
-def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> CampaignSpec:
-    """Check a definition given as TOML's tables (the console's form makes the same tables).
-
-    `path` names the source in messages; files the definition names are relative to its folder.
-    """
-    known = {
-        "campaign",
-        "sender",
-        "document",
-        "public",
-        "links",
-        "segment",
-        "templates",
-        "limits",
-        "window",
-        "fields",
-    }
-    for key in data:
-        if key not in known:
-            raise CampaignError(f"{path}: ukjent tabell [{key}]")
-    where = str(path)
-    camp = _table(data, "campaign", where)
-    sender = _table(data, "sender", where)
-    document = _table(data, "document", where)
-    public = _table(data, "public", where)
-    links = _table(data, "links", where)
-    name = _text(camp, "name", f"{where} [campaign]")
-    from_address = _address(
-        _text(sender, "address", f"{where} [sender]") or "", f"{where} [sender] address", settings
-    )
-    reply_to_raw = _text(sender, "reply_to", f"{where} [sender]", required=False)
-    reply_to = (
-        _address(reply_to_raw, f"{where} [sender] reply_to", settings) if reply_to_raw else None
-    )
-    document_url = _https_url(
-        _text(document, "url", f"{where} [document]") or "", f"{where} [document] url"
-    )
-    document_file = _document_file(document, path)
-    base = _text(public, "base_url", f"{where} [public]", required=False)
-    public_base_url = _https_url(base or settings.public_base_url, f"{where} [public] base_url")
-    allowed = links.get("allowed_domains")
-    if allowed is None:
-        allowed = sorted(
-            {urlsplit(document_url).hostname or "", urlsplit(public_base_url).hostname or ""}
-        )
-    if not isinstance(allowed, list) or not all(isinstance(d, str) for d in allowed):
-        raise CampaignError(f"{where} [links]: allowed_domains skal være en liste med domener")
-    allow_links = links.get("allow_clickable", False)
-    if not isinstance(allow_links, bool):
-        raise CampaignError(f"{where} [links]: allow_clickable skal være true eller false")
-    segment_table = _table(data, "segment", where)
-    if not segment_table:
-        raise CampaignError(f"{where}: mangler [segment] (hvem kampanjen skal nå)")
-    criteria = Criteria.from_mapping(segment_table, f"{where} [segment]")
-    per_unit = camp.get("per_unit", False)
-    if not isinstance(per_unit, bool):
-        raise CampaignError(f"{where} [campaign]: per_unit skal være true eller false")
-    fields_table = _table(data, "fields", where)
-    for key, value in fields_table.items():
-        if not isinstance(value, str):
-            raise CampaignError(f"{where} [fields]: «{key}» skal være tekst")
-    return CampaignSpec(
-        name=name or "",
-        from_address=from_address,
-        from_name=_text(sender, "name", f"{where} [sender]") or "",
-        organisation=_text(sender, "organisation", f"{where} [sender]") or "",
-        reply_to=reply_to,
-        document_title=_text(document, "title", f"{where} [document]") or "",
-        document_url=document_url,
-        public_base_url=public_base_url,
-        criteria=criteria,
-        templates=_templates(data, path),
-        allow_links=allow_links,
-        allowed_link_domains=tuple(d.strip().lower() for d in allowed if d.strip()),
-        per_unit=per_unit,
-        dkim_selector=_text(sender, "dkim_selector", f"{where} [sender]", required=False)
-        or "varsel",
-        dkim_ed25519=bool(sender.get("dkim_ed25519", False)),
-        limits=_limits(data, where),
-        fields=dict(fields_table),
-        document_file=document_file,
-        sender_postal_address=_text(sender, "postal_address", f"{where} [sender]", required=False),
-    )
-
-
-def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
-    # Relative to the TOML file, as template files are; stored resolved so that the web
-    # server finds it whatever its working folder.
-    where = f"{path} [document]"
-    name = _text(document, "file", where, required=False)
-    if name is None:
-        return None
-    file = (path.parent / name).resolve()
-    if not file.is_file():
-        raise CampaignError(f"{where}: file {str(file)!r} finnes ikke")
-    return str(file)
-
-
-def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
-    from varsel.letter_render import default_letter_templates
-    from varsel.message import default_templates
-
-    subjects, texts, htmls = default_templates()
-    letters = default_letter_templates()
-    table = _table(data, "templates", str(path))
-    out: dict[str, Template] = {}
-    for lang in LANGUAGES:
-        own = table.get(lang, {})
-        if not isinstance(own, dict):
-            raise CampaignError(f"{path} [templates.{lang}] skal være en tabell")
-        where = f"{path} [templates.{lang}]"
-
-        def pick(kind: str, default: str, own: dict[str, Any] = own, where: str = where) -> str:
-            if f"{kind}_file" in own:
-                file = path.parent / str(own[f"{kind}_file"])
-                try:
-                    return file.read_text("utf-8")
-                except OSError as e:
-                    raise CampaignError(f"{where}: {file}: kan ikke leses ({e.strerror})") from None
-            value = own.get(kind, default)
-            if not isinstance(value, str) or not value.strip():
-                raise CampaignError(f"{where}: «{kind}» skal være tekst")
-            return value
-
-        out[lang] = Template(
-            subject=pick("subject", subjects[lang]).strip(),
-            text=pick("text", texts[lang]),
-            html=pick("html", htmls[lang]),
-            letter=pick("letter", letters[lang]),
-        )
-    return out
-
-
-def _limits(data: Mapping[str, Any], where: str) -> Limits:
-    table = _table(data, "limits", where)
-    window = _table(data, "window", where)
-    values: dict[str, Any] = {}
-    defaults = Limits()
-    for key in (
-        "rate_per_second",
-        "connections",
-        "per_domain_concurrency",
-        "per_domain_per_minute",
-        "retry_hours",
-    ):
-        if key in table:
-            value = table[key]
-            kind = type(getattr(defaults, key))
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise CampaignError(f"{where} [limits]: {key} skal være et positivt tall")
-            values[key] = kind(value)
-    for key in table:
-        if key not in values:
-            raise CampaignError(f"{where} [limits]: ukjent innstilling «{key}»")
-    if window:
-        days = window.get("days", [])
-        valid_days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        if not isinstance(days, list) or any(d not in valid_days for d in days):
-            raise CampaignError(
-                f"{where} [window]: days skal være en liste av {', '.join(valid_days)}"
-            )
-        values["window_days"] = tuple(days)
-        for key in ("start", "end"):
-            text = window.get(key)
-            if text is not None:
-                if not isinstance(text, str) or len(text) != 5 or text[2] != ":":
-                    raise CampaignError(f"{where} [window]: {key} skal være TT:MM")
-                values[f"window_{key}"] = text
-        if "timezone" in window:
-            values["timezone"] = str(window["timezone"])
-    return Limits(**values)
 
 
 # -- creating: freeze recipients, resolve deliveries --------------------------------------

@@ -131,7 +131,8 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
     Asks for the author's password and TOTP code (or reads VARSEL_PASSWORD and VARSEL_TOTP).
     """
     from varsel.accounts import Role
-    from varsel.campaign import create_campaign, load_spec
+    from varsel.campaign import create_campaign
+    from varsel.campaign_spec import load_spec
     from varsel.cli_users import signed_in
 
     load_spec(file, state.settings)  # a wrong file is reported before anyone types a code

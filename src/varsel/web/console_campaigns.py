@@ -21,6 +21,8 @@ from varsel.campaign import (
     create_from_spec,
     get_campaign,
     set_status,
+)
+from varsel.campaign_spec import (
     spec_from_data,
 )
 from varsel.db import Database
