@@ -478,16 +478,19 @@ def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
 ) -> None:
     from varsel.erasure import ERASED_NAME, erase_unit
 
-    address, code, _ = first_message(sink)
+    address, code, unsubscribe = first_message(sink)
     [(orgnr, name), *others] = units_of(db, address)
     with db.transaction():
         erase_unit(db, orgnr)
     shown = {
-        "nb": f"{ERASED_NAME} (org.nr. –)",
-        "nn": "(fjerna frå Einingsregisteret) (org.nr. –)",
-        "en": "(removed from the Central Coordinating Register) (org. no. –)",
+        "nb": (f"{ERASED_NAME} (org.nr. –)", "(adressen er slettet)"),
+        "nn": ("(fjerna frå Einingsregisteret) (org.nr. –)", "(adressa er sletta)"),
+        "en": (
+            "(removed from the Central Coordinating Register) (org. no. –)",
+            "(the address has been deleted)",
+        ),
     }
-    for lang, text in shown.items():
+    for lang, (text, deleted) in shown.items():
         for _ in range(2):  # the page from slots too, after Jinja's first
             page = client.get("/kontroll", params={"kode": code, "lang": lang})
             assert page.status_code == 200
@@ -497,6 +500,13 @@ def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
             assert text in page.text
             for _, other in others:
                 assert other in page.text
+        page = client.get(unsubscribe, params={"lang": lang})
+        assert page.status_code == 200
+        assert name not in page.text
+        assert orgnr not in page.text
+        assert "fjernet-" not in page.text
+        assert text in page.text
+        assert deleted in page.text
 
 
 def test_the_page_names_an_erased_business_as_erasure_does() -> None:

@@ -178,7 +178,7 @@ async def verify_page(request: Request) -> Response | genuine.Page:
         return limited(request, language, decision)
     if found is None:
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
-    found = with_erased_named(found, language)
+    found = with_erasure_shown(found, language)
     text = genuine.page(language, found, *page_address(request))
     if text is None:
         return site.render(request, genuine.TEMPLATE, language, genuine.context(found))
@@ -187,18 +187,25 @@ async def verify_page(request: Request) -> Response | genuine.Page:
 
 # erasure.ERASED_NAME, the name an erased business keeps in a campaign's rows (Bokmål).
 ERASED = N_("(fjernet fra Enhetsregisteret)")
+ERASED_ADDRESS = N_("(adressen er slettet)")
 
 
-def with_erased_named(found: verify.Found, language: str) -> verify.Found:
-    """A business removed from the registry (erased) named as such in the page's language."""
+def with_erasure_shown(found: verify.Found, language: str) -> verify.Found:
+    """A business removed from the registry (erased) named as such in the page's language,
+    and the address erased with it (a delivery it had alone) said to be deleted.
+
+    For every page that shows a message's businesses or address: the genuine page and the
+    unsubscribe pages. (The orgnr filter shows no number for such a business.)
+    """
     if not any(is_stand_in(unit.orgnr) for unit in found.units):
-        return found
+        return found  # an address is erased only with the business it was sent to alone
     name = gettext(language, ERASED)
     units = tuple(
         dataclasses.replace(unit, name=name) if is_stand_in(unit.orgnr) else unit
         for unit in found.units
     )
-    return dataclasses.replace(found, units=units)
+    address = gettext(language, ERASED_ADDRESS) if is_stand_in(found.address) else found.address
+    return dataclasses.replace(found, units=units, address=address)
 
 
 class VerifyApp:
@@ -502,7 +509,8 @@ def unsubscribe_form(request: Request) -> Response:
         found = verify.by_token(db, str(request.path_params["token"]))
     if found is None:
         raise HTTPException(404)
-    return site.render(request, "unsubscribe.html", language, {"found": found, "errors": {}})
+    context = {"found": with_erasure_shown(found, language), "errors": {}}
+    return site.render(request, "unsubscribe.html", language, context)
 
 
 async def unsubscribe_post(request: Request) -> Response:
@@ -542,12 +550,15 @@ async def unsubscribe_post(request: Request) -> Response:
                     request,
                     "unsubscribe.html",
                     language,
-                    {"found": found, "errors": errors},
+                    {"found": with_erasure_shown(found, language), "errors": errors},
                     status=400,
                 )
             verify.unsubscribe(db, found, scope, one_click=False)
         return site.render(
-            request, "unsubscribed.html", language, {"found": found, "scope": scope.value}
+            request,
+            "unsubscribed.html",
+            language,
+            {"found": with_erasure_shown(found, language), "scope": scope.value},
         )
 
     return await run_in_threadpool(human)
