@@ -39,7 +39,7 @@ def test_claim_takes_each_delivery_once(db: Database, campaign_id: int) -> None:
     assert all(d.units for d in first + second)
 
 
-def test_claim_to_send_names_units_and_finds_suppressions(db: Database, campaign_id: int) -> None:
+def test_with_units_names_units_and_finds_suppressions(db: Database, campaign_id: int) -> None:
     first, second = outbox.claim(db, campaign_id, "w0", 2, NOW)
     unit = first.units[0]
     name, municipality = db.query_one(
@@ -50,7 +50,8 @@ def test_claim_to_send_names_units_and_finds_suppressions(db: Database, campaign
     with db.transaction():
         add(db, SuppressionKind.UNIT, unit, SuppressionReason.UNSUBSCRIBED)
         add(db, SuppressionKind.ADDRESS, second.address, SuppressionReason.UNSUBSCRIBED)
-    claimed = {c.delivery.id: c for c in outbox.claim_to_send(db, campaign_id, "w1", 6, NOW)}
+    rows = outbox.claim_rows(db, campaign_id, "w1", 6, NOW)
+    claimed = {c.delivery.id: c for c in outbox.with_units(db, campaign_id, rows)}
     assert claimed[first.id].units[0] == (unit, name, municipality or None, True)
     assert not claimed[first.id].address_suppressed
     assert claimed[second.id].address_suppressed

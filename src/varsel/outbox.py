@@ -84,7 +84,8 @@ def claim(
     lease_until: str | None = None,
 ) -> list[Delivery]:
     """Take up to limit due deliveries of a campaign for this worker, in one transaction."""
-    return [c.delivery for c in claim_to_send(db, campaign_id, worker, limit, now, lease_until)]
+    rows = claim_rows(db, campaign_id, worker, limit, now, lease_until)
+    return [c.delivery for c in with_units(db, campaign_id, rows)]
 
 
 # A claimed delivery's unit as a message names it: orgnr, name (the orgnr if the campaign's
@@ -101,18 +102,6 @@ class Claimed:
     units: tuple[UnitToSend, ...]
 
 
-def claim_to_send(
-    db: Database,
-    campaign_id: int,
-    worker: str,
-    limit: int,
-    now: str,
-    lease_until: str | None = None,
-) -> list[Claimed]:
-    """claim(), with the units' names and the suppressions read by the same two statements."""
-    return with_units(db, campaign_id, claim_rows(db, campaign_id, worker, limit, now, lease_until))
-
-
 def claim_rows(
     db: Database,
     campaign_id: int,
@@ -121,7 +110,7 @@ def claim_rows(
     now: str,
     lease_until: str | None = None,
 ) -> list[Any]:
-    """The claiming half of claim_to_send(): one short transaction; rows for with_units()."""
+    """The claiming half of claim(): one short transaction; rows for with_units()."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     rows: list[Any] = []
     with db.transaction():
