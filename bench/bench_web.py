@@ -12,7 +12,11 @@ the same number of workers; `--server asyncio,h11` for uvicorn's pure-Python loo
   reference for the target: /kontroll is an async view too);
 - the same with a sync route, run in Starlette's thread pool as /kontroll once was;
 - the real public site (`varsel.web:app_from_environment`), limits raised so that no lookup is
-  refused, but every lookup is still counted against both limits and recorded as an event.
+  refused, but every lookup is still counted against both limits and recorded as an event;
+- the floor: a bare ASGI app that answers every request with the real site's genuine page for
+  the first code, as the fixed bytes and headers the site sends (no Starlette, no lookup, no
+  page filled in). It is what uvicorn and the sockets cost for this page alone; the real
+  site's cost above it is varsel's own work per lookup.
 `wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, each
 request for the next of `--codes` genuine codes from the next of as many visitors (their
 addresses in X-Forwarded-For, which uvicorn trusts from 127.0.0.1), and the medians of
@@ -103,6 +107,25 @@ def bare_async_app() -> Starlette:
         return PlainTextResponse("ok")
 
     return Starlette(routes=[Route("/kontroll", kontroll)])
+
+
+PAGE_FILE = "VARSEL_BENCH_PAGE"  # the floor app's page, fetched from the real site
+
+
+def genuine_bytes_app() -> object:
+    """The floor: the genuine page as fixed bytes, with the headers the site sends with it."""
+    from varsel.web.site import html_headers
+
+    body = Path(os.environ[PAGE_FILE]).read_bytes()
+    headers = html_headers(len(body))
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan to run
+        await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    return app
 
 
 @dataclass(frozen=True)
@@ -345,7 +368,7 @@ def report(
 ) -> int:
     """Print the table and the ratios; returns how many lookups wrk saw answered."""
     names = list(runs)
-    reference, sync, real = (runs[name] for name in names)
+    reference, sync, real, floor = (runs[name] for name in names)
     rate = statistics.median(r.rate for r in real)
     ratio = rate / statistics.median(r.rate for r in reference)
     ratio_sync = rate / statistics.median(r.rate for r in sync)
@@ -364,6 +387,16 @@ def report(
     print(
         f"\nratio to the async route {ratio:.2f} (target ≥ {TARGET:.2f}: {verdict}); "
         f"of CPU per request {cpu_ratio:.2f}; to the sync route {ratio_sync:.2f}"
+    )
+    floor_ratio = statistics.median(r.rate for r in floor) / statistics.median(
+        r.rate for r in reference
+    )
+    floor_cpu = statistics.median(r.cpu_us for r in floor)
+    real_cpu = statistics.median(r.cpu_us for r in real)
+    print(
+        f"the page alone as bytes (the floor): {floor_ratio:.2f} of the async route; "
+        f"varsel's own work per lookup above the floor: "
+        f"{real_cpu - floor_cpu:,.0f} µs of server CPU"
     )
     return sum(r.requests for r in real)
 
@@ -410,18 +443,25 @@ def main() -> None:
             "bare Starlette route, async (reference)": "bench.bench_web:bare_async_app",
             "bare Starlette route, sync": "bench.bench_web:bare_app",
             "`/kontroll?kode=…`, genuine codes": "varsel.web:app_from_environment",
+            "the genuine page as bytes, bare ASGI app (floor)": "bench.bench_web:genuine_bytes_app",
         }
         runs: dict[str, list[Run]] = {name: [] for name in apps}
         with contextlib.ExitStack() as stack:
+            real_name = list(apps)[2]
             served = {
-                name: stack.enter_context(serve(factory, args.workers, env, server))
-                for name, factory in apps.items()
+                real_name: stack.enter_context(serve(apps[real_name], args.workers, env, server))
             }
-            real_base = served["`/kontroll?kode=…`, genuine codes"][0]
-            page = f"{real_base}/kontroll?kode={codes_sent[0]}"
+            page = f"{served[real_name][0]}/kontroll?kode={codes_sent[0]}"
             with urllib.request.urlopen(page, timeout=5) as answer:  # noqa: S310 -- http
-                if "E-posten er ekte" not in answer.read().decode("utf-8"):
-                    sys.exit(f"{page} does not show the genuine page")
+                genuine = answer.read()
+            if "E-posten er ekte" not in genuine.decode("utf-8"):
+                sys.exit(f"{page} does not show the genuine page")
+            (folder / "page.html").write_bytes(genuine)
+            env[PAGE_FILE] = str(folder / "page.html")
+            for name, factory in apps.items():
+                if name != real_name:
+                    served[name] = stack.enter_context(serve(factory, args.workers, env, server))
+            served = {name: served[name] for name in apps}  # in the table's order
             # Warm-up: imports, connection pools, compiled templates, the store's caches.
             for base, pid in served.values():
                 load(how, base, pid, seconds=1)
