@@ -805,3 +805,22 @@ def test_replies_joined_in_one_read_or_split_across_reads_are_parsed_alike() -> 
     assert run(parsed(wire)) == expected
     assert run(parsed(*(wire[i : i + 1] for i in range(len(wire))))) == expected
     assert run(parsed(wire[:30], wire[30:61], wire[61:])) == expected
+
+
+# Other event loops
+
+
+def test_the_client_runs_on_uvloop(tls: tuple[Path, ssl.SSLContext]) -> None:
+    # uvloop's transports are not asyncio.Transport subclasses: the client once asserted that
+    # they were, in connection_made, where uvloop logs the error and the connection then waits
+    # forever for its greeting. The web server runs on uvloop; any caller may.
+    import uvloop
+
+    ca_file, context = tls
+    with SmtpSink() as plain, SmtpSink(tls_context=context) as secured:
+        for url in (plain.url, f"{secured.url}?ca={ca_file}"):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                outcome = runner.run(asyncio.wait_for(send_one(url), 10))
+            assert outcome.kind is ReplyKind.ACCEPTED
+        assert plain.wait_for(1, 5)[0].data == MESSAGE
+        assert secured.wait_for(1, 5)[0].data == MESSAGE

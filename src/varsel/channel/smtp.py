@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
@@ -242,8 +243,9 @@ class _Replies(asyncio.Protocol):
         self.lost: asyncio.Future[None] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101
-        self.transport = transport
+        # A stream transport (uvloop's is one without deriving from asyncio.Transport, so no
+        # isinstance check: an exception here would leave the connection waiting forever).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.error is not None:
