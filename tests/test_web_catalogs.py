@@ -7,7 +7,8 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-WEB = Path(__file__).resolve().parent.parent / "src" / "varsel" / "web"
+LIBRARY = Path(__file__).resolve().parent.parent / "src" / "varsel"
+WEB = LIBRARY / "web"
 
 
 def used_messages() -> set[str]:
@@ -20,6 +21,13 @@ def used_messages() -> set[str]:
     return {message for _, _, message, _, _ in found if isinstance(message, str)}
 
 
+def library_messages() -> set[str]:
+    """Every message id the library marks for the console (varsel.errors' Text and N_)."""
+    method_map = [("web/**", "ignore"), ("**.py", "python")]
+    found = extract_from_dir(str(LIBRARY), method_map, keywords={"Text": None, "N_": None})
+    return {message for _, _, message, _, _ in found if isinstance(message, str)}
+
+
 @pytest.mark.parametrize("language", ["nn", "en"])
 def test_every_message_is_translated(language: str) -> None:
     path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
@@ -27,3 +35,12 @@ def test_every_message_is_translated(language: str) -> None:
         catalog = read_po(f)
     translated = {m.id for m in catalog if m.id and m.string}
     assert sorted(used_messages() - translated) == []
+    assert sorted(library_messages() - translated) == []
+
+
+def test_the_library_messages_are_found() -> None:
+    # The extraction reads the library's Text(...) and N_(...) calls, with their named values.
+    found = library_messages()
+    assert "kampanje %(campaign)s finnes ikke" in found
+    assert "kontoen «%(name)s» er deaktivert" in found  # an N_ in a table (signin)
+    assert "malene" in found  # approval.PARTS

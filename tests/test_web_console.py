@@ -22,6 +22,7 @@ from helpers import PASSWORD, next_code, operator
 from test_web_public import CAMPAIGN
 from varsel import audit
 from varsel.accounts import Role, add_user, disable_user, get_user, list_users
+from varsel.approval import fingerprint
 from varsel.campaign import create_campaign, get_campaign, update_spec
 from varsel.config import Settings
 from varsel.db import Database
@@ -577,3 +578,172 @@ def test_an_approval_of_a_page_the_campaign_has_changed_since_is_refused_with_40
     assert error.group(1) == "Kampanjen er endret siden du åpnet siden. Se over den på nytt."
     assert db.scalar("SELECT count(*) FROM approvals") == 0
     assert audit.entries(db, action=audit.Action.CAMPAIGN_APPROVE) == []
+
+
+# -- the library's messages in the page's language -------------------------------------------
+
+
+def action_error(answer: httpx.Response) -> str:
+    """The campaign page's error after an action (approve, send, pause …)."""
+    found = re.search(r'<p class="error" role="alert" id="handling-feil">([^<]+)</p>', answer.text)
+    assert found is not None, answer.text
+    return found.group(1)
+
+
+def page_form(client: TestClient, path: str) -> dict[str, str]:
+    """The campaign page's CSRF token and the fingerprint it shows, as a form would post them."""
+    page = client.get(path).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    digest = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
+    assert csrf is not None
+    return {"csrf": csrf.group(1), "digest": digest.group(1) if digest else ""}
+
+
+def test_approving_ones_own_campaign_is_refused_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="berit").campaign.id
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    # The page offers the author no approval form; posted by hand, the library refuses it.
+    form = {**page_form(client, f"{PREFIX}/kampanjer/{cid}"), "digest": fingerprint(db, cid).digest}
+    shown = {}
+    for language in ("nb", "nn", "en"):
+        answer = client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data={**form, "lang": language})
+        assert answer.status_code == 400
+        shown[language] = action_error(answer)
+    assert shown == {
+        # Bokmål: the library's own words, as the command line prints them.
+        "nb": f"berit skrev kampanje {cid} og kan ikke godkjenne den selv; "
+        "en annen godkjenner må gjøre det",
+        "nn": f"berit skreiv kampanje {cid} og kan ikkje godkjenne han sjølv; "
+        "ein annan godkjennar må gjere det",
+        "en": f"berit wrote campaign {cid} and cannot approve it themselves; "
+        "another approver must do it",
+    }
+    assert db.scalar("SELECT count(*) FROM approvals") == 0
+
+
+def test_approving_twice_is_refused_in_nynorsk_and_english(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    form = page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    approved = client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data=form, follow_redirects=False)
+    assert approved.status_code == 303
+    [at] = db.query("SELECT approved_at FROM approvals WHERE campaign_id = ?", (cid,))
+    when = f"{at[0][:16].replace('T', ' ')} UTC"
+    nn = client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data={**form, "lang": "nn"})
+    en = client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data={**form, "lang": "en"})
+    assert (nn.status_code, en.status_code) == (400, 400)
+    assert action_error(nn) == f"kampanje {cid} er allereie godkjend av berit ({when})"
+    assert action_error(en) == f"campaign {cid} is already approved by berit ({when})"
+    assert db.scalar("SELECT count(*) FROM approvals") == 1
+
+
+def test_a_send_without_an_approval_that_holds_is_refused_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    form = page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/send", data={**form, "lang": "nn"})
+    assert answer.status_code == 409
+    assert action_error(answer) == (
+        f"kampanje {cid} er ikkje godkjend: ein godkjennar som ikkje skreiv han, må godkjenne "
+        f"han først (varsel campaign approve {cid} --user NAMN)"
+    )
+    client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data=form)
+    spec = get_campaign(db, cid).spec
+    nn = dataclasses.replace(spec.templates["nn"], subject=spec.templates["nn"].subject + " (ny)")
+    changed = dataclasses.replace(spec, templates={**spec.templates, "nn": nn}, from_name="NSR 2")
+    update_spec(db, cid, changed, actor="kari")
+    # The changed parts are named in the page's language too.
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/send", data={**form, "lang": "en"})
+    assert answer.status_code == 409
+    assert action_error(answer) == (
+        f"the approval of campaign {cid} no longer holds: the templates, the sender changed "
+        "after berit approved it; it must be approved again"
+    )
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/send", data=form)
+    assert action_error(answer) == (
+        f"godkjenningen av kampanje {cid} gjelder ikke lenger: malene, avsenderen er endret "
+        "etter at berit godkjente den; den må godkjennes på nytt"
+    )
+
+
+def test_a_campaign_that_does_not_exist_is_named_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    answers = {lang: client.get(f"{PREFIX}/kampanjer/999?lang={lang}") for lang in ("nn", "en")}
+    assert {lang: a.status_code for lang, a in answers.items()} == {"nn": 400, "en": 400}
+    assert 'role="alert">kampanje 999 finst ikkje</p>' in answers["nn"].text
+    assert 'role="alert">campaign 999 does not exist</p>' in answers["en"].text
+    assert heading(answers["en"].text) == "That did not work"
+
+
+def test_a_bad_account_is_refused_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "ada", "admin")
+    sign_in(client, "ada", next_code(secret))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    short = {"csrf": csrf, "name": "ola", "role": "author", "password": "kort"}
+    nn = client.post(f"{PREFIX}/brukere", data={**short, "lang": "nn"})
+    en = client.post(f"{PREFIX}/brukere/ada/deaktiver", data={"csrf": csrf, "lang": "en"})
+    assert (nn.status_code, en.status_code) == (400, 400)
+    assert "passordet må ha minst 12 teikn" in nn.text
+    assert "“ada” is the only active administrator" in en.text
+    assert [u.name for u in list_users(db)] == ["ada"]
+
+
+def test_a_refusal_after_the_right_password_is_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "kari", "author")
+    operator(db, settings, "ada", "admin")
+    disable_user(db, "kari", actor="ada")
+    token = form_token(client, f"{PREFIX}/logg-inn?lang=en")
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={"csrf": token, "name": "kari", "password": PASSWORD, "code": next_code(secret),
+              "lang": "en"},
+    )  # fmt: skip
+    assert answer.status_code == 401
+    assert (
+        '<p class="error" role="alert" id="innlogging-feil">the account “kari” is disabled</p>'
+        in (answer.text)
+    )
+
+
+def test_the_new_campaign_form_names_a_mistake_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    csrf = form_token(client, f"{PREFIX}/kampanjer/ny?politi=oslo")
+    form = {
+        "csrf": csrf,
+        "politi": "oslo",
+        "name": "Råd",
+        "from_address": "sikkerhet.nsr-org.no",
+        "from_name": "NSR",
+        "organisation": "NSR",
+        "document_title": "Råd",
+        "document_url": "https://www.politiet.no/rad.pdf",
+        "public_base_url": "https://www.politiet.no/varsel",
+    }
+    shown = {}
+    for language in ("nb", "en"):
+        answer = client.post(f"{PREFIX}/kampanjer/ny", data={**form, "lang": language})
+        assert answer.status_code == 400
+        error = re.search(r'id="kampanje-feil">([^<]+)</p>', answer.text)
+        assert error is not None, answer.text
+        shown[language] = error.group(1).replace("&#39;", "'")
+    assert shown == {
+        "nb": "skjemaet [sender] address: 'sikkerhet.nsr-org.no' er ikke en brukbar "
+        "e-postadresse (mangler @)",
+        "en": "the form [sender] address: 'sikkerhet.nsr-org.no' is not a usable e-mail address "
+        "(@ is missing)",
+    }

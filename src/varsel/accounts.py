@@ -25,7 +25,7 @@ from varsel.audit import Action
 from varsel.clock import iso, utcnow
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
@@ -135,7 +135,7 @@ def get_user(db: Database, name: str) -> User:
     """One account by name; an AccountError if there is none."""
     row = db.query_one(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (clean_name(name),))
     if row is None:
-        raise AccountError(f"brukeren «{name}» finnes ikke")
+        raise AccountError(Text("brukeren «%(name)s» finnes ikke", name=name))
     return user_of_row(row)
 
 
@@ -147,10 +147,15 @@ def list_users(db: Database) -> list[User]:
 def require_role(user: User, role: Role) -> None:
     """Raise Forbidden unless the user is active and has `role` or a role above it."""
     if not user.active:
-        raise Forbidden(f"kontoen «{user.name}» er ikke i bruk")
+        raise Forbidden(Text("kontoen «%(name)s» er ikke i bruk", name=user.name))
     if not user.role.allows(role):
         raise Forbidden(
-            f"{user.name} har rollen «{user.role.value}»; dette krever «{role.value}» eller høyere"
+            Text(
+                "%(name)s har rollen «%(role)s»; dette krever «%(needed)s» eller høyere",
+                name=user.name,
+                role=user.role.value,
+                needed=role.value,
+            )
         )
 
 
@@ -171,8 +176,11 @@ def add_user(
     clean = clean_name(name)
     if not _NAME.match(clean):
         raise AccountError(
-            f"brukernavnet «{name}» er ugyldig: bruk 2–64 tegn a–z, 0–9, punktum, bindestrek "
-            "eller understrek, og begynn med en bokstav"
+            Text(
+                "brukernavnet «%(name)s» er ugyldig: bruk 2–64 tegn a–z, 0–9, punktum, bindestrek "
+                "eller understrek, og begynn med en bokstav",
+                name=name,
+            )
         )
     _check_password(clean, password)
     address = _email(email, settings) if email else None
@@ -181,7 +189,7 @@ def add_user(
     now = iso(utcnow())
     with db.transaction():
         if db.query_one("SELECT 1 FROM users WHERE name = ?", (clean,)):
-            raise AccountError(f"brukeren «{clean}» finnes allerede")
+            raise AccountError(Text("brukeren «%(name)s» finnes allerede", name=clean))
         db.execute(
             "INSERT INTO users (name, role, email, password_hash, totp_secret, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -282,7 +290,7 @@ def _keep_an_admin(db: Database, user: User) -> None:
         (Role.ADMIN.value, user.id),
     )
     if not others:
-        raise AccountError(f"«{user.name}» er den eneste aktive administratoren")
+        raise AccountError(Text("«%(name)s» er den eneste aktive administratoren", name=user.name))
 
 
 def enrolment_of(settings: Settings, user: User, secret: str) -> Enrolment:
@@ -292,17 +300,17 @@ def enrolment_of(settings: Settings, user: User, secret: str) -> Enrolment:
 
 def _check_password(name: str, password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"passordet må ha minst {MIN_PASSWORD} tegn")
+        raise AccountError(Text("passordet må ha minst %(length)s tegn", length=MIN_PASSWORD))
     if len(password) > 1024:
-        raise AccountError("passordet kan ha høyst 1024 tegn")
+        raise AccountError(Text("passordet kan ha høyst %(length)s tegn", length=1024))
     if password.strip().lower() == name:
-        raise AccountError("passordet kan ikke være brukernavnet")
+        raise AccountError(Text("passordet kan ikke være brukernavnet"))
 
 
 def _email(value: str, settings: Settings) -> str:
     parsed = contacts.normalise_address(value, allow_test_domains=settings.allow_test_domains)
     if not parsed.usable:
-        raise AccountError(f"{value!r} er ikke en brukbar e-postadresse")
+        raise AccountError(Text("%(value)r er ikke en brukbar e-postadresse", value=value))
     return parsed.address
 
 

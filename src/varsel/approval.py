@@ -26,7 +26,7 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import N_, Text, UserError, listed
 
 if TYPE_CHECKING:
     from varsel.channel.smtp import RelayConfig
@@ -34,14 +34,14 @@ if TYPE_CHECKING:
 
 # The parts of a fingerprint, in order, with the words a message uses for each.
 PARTS = {
-    "templates": "malene",
-    "sender": "avsenderen",
-    "document": "dokumentet",
-    "links": "lenkereglene",
-    "selection": "utvalget",
-    "other": "andre felt i definisjonen",
-    "recipients": "mottakerlisten",
-    "deliveries": "leveranselisten",
+    "templates": N_("malene"),
+    "sender": N_("avsenderen"),
+    "document": N_("dokumentet"),
+    "links": N_("lenkereglene"),
+    "selection": N_("utvalget"),
+    "other": N_("andre felt i definisjonen"),
+    "recipients": N_("mottakerlisten"),
+    "deliveries": N_("leveranselisten"),
 }
 _SPEC_PARTS = {
     "templates": ("templates",),
@@ -253,17 +253,28 @@ def approve(
     require_role(approver, Role.APPROVER)
     if campaign.created_by is None:
         raise ApprovalError(
-            f"kampanje {campaign_id} har ingen registrert forfatter og kan ikke godkjennes; "
-            "opprett den på nytt med «varsel campaign create FIL --user NAVN»"
+            Text(
+                "kampanje %(campaign)s har ingen registrert forfatter og kan ikke godkjennes; "
+                "opprett den på nytt med «varsel campaign create FIL --user NAVN»",
+                campaign=campaign_id,
+            )
         )
     if campaign.created_by == approver.name:
         raise ApprovalError(
-            f"{approver.name} skrev kampanje {campaign_id} og kan ikke godkjenne den selv; "
-            "en annen godkjenner må gjøre det"
+            Text(
+                "%(user)s skrev kampanje %(campaign)s og kan ikke godkjenne den selv; "
+                "en annen godkjenner må gjøre det",
+                user=approver.name,
+                campaign=campaign_id,
+            )
         )
     if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
         raise ApprovalError(
-            f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke godkjennes"
+            Text(
+                "kampanje %(campaign)s er «%(status)s» og kan ikke godkjennes",
+                campaign=campaign_id,
+                status=campaign.status.value,
+            )
         )
     if expected is not None:
         # Early as well, so that a stale page is told so rather than linted; the check that
@@ -272,8 +283,12 @@ def approve(
     report = lint_campaign(db, settings, campaign_id, actor=approver.name)
     if not report.ok:
         raise ApprovalError(
-            f"kampanje {campaign_id} har {report.errors} feil i lint og kan ikke godkjennes; "
-            f"se «varsel campaign lint {campaign_id}»"
+            Text(
+                "kampanje %(campaign)s har %(errors)s feil i lint og kan ikke godkjennes; "
+                "se «varsel campaign lint %(campaign)s»",
+                campaign=campaign_id,
+                errors=report.errors,
+            )
         )
     with db.transaction():
         # Inside the transaction: an edit cannot slip in between fingerprint and approval.
@@ -287,8 +302,12 @@ def approve(
         latest = latest_approval(db, campaign_id)
         if latest is not None and latest.digest == now.digest:
             raise ApprovalError(
-                f"kampanje {campaign_id} er allerede godkjent av {latest.approved_by} "
-                f"({latest.approved_at[:16].replace('T', ' ')} UTC)"
+                Text(
+                    "kampanje %(campaign)s er allerede godkjent av %(user)s (%(at)s UTC)",
+                    campaign=campaign_id,
+                    user=latest.approved_by,
+                    at=latest.approved_at[:16].replace("T", " "),
+                )
             )
         at = utcnow_iso()
         approval_id = int(
@@ -313,8 +332,12 @@ def check_digest(value: str, campaign_id: int) -> str:
     digest = value.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ApprovalError(
-            f"fingeravtrykket «{value.strip()[:70]}» er ikke gyldig: det har 64 tegn 0–9 og a–f "
-            f"(varsel campaign approve {campaign_id} --show viser det)"
+            Text(
+                "fingeravtrykket «%(digest)s» er ikke gyldig: det har 64 tegn 0–9 og a–f "
+                "(varsel campaign approve %(campaign)s --show viser det)",
+                digest=value.strip()[:70],
+                campaign=campaign_id,
+            )
         )
     return digest
 
@@ -322,9 +345,13 @@ def check_digest(value: str, campaign_id: int) -> str:
 def _require_digest(now: Fingerprint, expected: str, campaign_id: int) -> None:
     if not hmac.compare_digest(now.digest, expected):
         raise StaleDigest(
-            f"kampanje {campaign_id} er endret siden fingeravtrykket ble vist: det er nå "
-            f"{now.digest[:16]}…, ikke {expected[:16]}…; se over kampanjen på nytt før du "
-            "godkjenner den"
+            Text(
+                "kampanje %(campaign)s er endret siden fingeravtrykket ble vist: det er nå "
+                "%(now)s…, ikke %(expected)s…; se over kampanjen på nytt før du godkjenner den",
+                campaign=campaign_id,
+                now=now.digest[:16],
+                expected=expected[:16],
+            )
         )
 
 
@@ -333,14 +360,21 @@ def require_approved(db: Database, campaign_id: int) -> Approval:
     state = approval_state(db, campaign_id)
     if state.approval is None:
         raise NotApproved(
-            f"kampanje {campaign_id} er ikke godkjent: en godkjenner som ikke skrev den må "
-            f"godkjenne den først (varsel campaign approve {campaign_id} --user NAVN)"
+            Text(
+                "kampanje %(campaign)s er ikke godkjent: en godkjenner som ikke skrev den må "
+                "godkjenne den først (varsel campaign approve %(campaign)s --user NAVN)",
+                campaign=campaign_id,
+            )
         )
     if state.changed:
-        what = ", ".join(PARTS[p] for p in state.changed)
         raise NotApproved(
-            f"godkjenningen av kampanje {campaign_id} gjelder ikke lenger: {what} er endret "
-            f"etter at {state.approval.approved_by} godkjente den; den må godkjennes på nytt"
+            Text(
+                "godkjenningen av kampanje %(campaign)s gjelder ikke lenger: %(parts)s er endret "
+                "etter at %(user)s godkjente den; den må godkjennes på nytt",
+                campaign=campaign_id,
+                parts=listed([Text(PARTS[p]) for p in state.changed]),
+                user=state.approval.approved_by,
+            )
         )
     return state.approval
 

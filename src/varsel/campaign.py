@@ -27,6 +27,7 @@ from varsel.campaign_spec import load_spec
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.errors import Text
 from varsel.i18n import fmt_int
 from varsel.outbox import DeliveryState
 from varsel.segment import resolve, selection_sql
@@ -131,7 +132,7 @@ def create_from_spec(
 
     snapshot = latest_snapshot(db, "enheter")
     if snapshot is None:
-        raise CampaignError("lageret har ingen registerdata; importer en dump først")
+        raise CampaignError(Text("lageret har ingen registerdata; importer en dump først"))
     resolved = resolve(spec.criteria)
     key_notice = ensure_key(settings, spec.sender_domain, spec.dkim_selector)
     sql, params = selection_sql(spec.criteria, resolved)
@@ -291,7 +292,7 @@ def get_campaign(db: Database, campaign_id: int) -> Campaign:
         (campaign_id,),
     )
     if row is None:
-        raise CampaignError(f"kampanje {campaign_id} finnes ikke")
+        raise CampaignError(Text("kampanje %(campaign)s finnes ikke", campaign=campaign_id))
     return Campaign(
         int(row[0]),
         row[1],
@@ -321,8 +322,12 @@ def set_status(
     }
     if campaign.status not in allowed.get(status, set()):
         raise CampaignError(
-            f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke settes til "
-            f"«{status.value}»"
+            Text(
+                "kampanje %(campaign)s er «%(status)s» og kan ikke settes til «%(new)s»",
+                campaign=campaign_id,
+                status=campaign.status.value,
+                new=status.value,
+            )
         )
     with db.transaction():
         db.execute(
@@ -366,11 +371,19 @@ def update_spec(db: Database, campaign_id: int, spec: CampaignSpec, *, actor: st
     campaign = get_campaign(db, campaign_id)
     if campaign.status not in (CampaignStatus.READY, CampaignStatus.PAUSED):
         raise CampaignError(
-            f"kampanje {campaign_id} er «{campaign.status.value}» og kan ikke endres"
+            Text(
+                "kampanje %(campaign)s er «%(status)s» og kan ikke endres",
+                campaign=campaign_id,
+                status=campaign.status.value,
+            )
         )
     if spec.criteria != campaign.spec.criteria or spec.per_unit != campaign.spec.per_unit:
         raise CampaignError(
-            f"kampanje {campaign_id}: mottakerne er frosset; lag en ny kampanje for et annet utvalg"
+            Text(
+                "kampanje %(campaign)s: mottakerne er frosset; lag en ny kampanje for et annet "
+                "utvalg",
+                campaign=campaign_id,
+            )
         )
     old, new = json.loads(campaign.spec.as_json()), json.loads(spec.as_json())
     changed = sorted(k for k in new if old.get(k) != new[k])

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from varsel import contacts
 from varsel.config import Settings
-from varsel.errors import UserError
+from varsel.errors import N_, Text, UserError
 from varsel.segment import Criteria
 
 LANGUAGES = ("nb", "nn", "en")
@@ -116,7 +116,7 @@ class CampaignSpec:
 def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise CampaignError(f"{where}: [{key}] skal være en tabell")
+        raise CampaignError(Text("%(where)s: [%(key)s] skal være en tabell", where=where, key=key))
     return value
 
 
@@ -124,25 +124,34 @@ def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
     value = table.get(key)
     if value is None:
         if required:
-            raise CampaignError(f"{where}: mangler «{key}»")
+            raise CampaignError(Text("%(where)s: mangler «%(key)s»", where=where, key=key))
         return None
     if not isinstance(value, str) or not value.strip():
-        raise CampaignError(f"{where}: «{key}» skal være tekst")
+        raise CampaignError(Text("%(where)s: «%(key)s» skal være tekst", where=where, key=key))
     return value.strip()
 
 
 def _address(value: str, where: str, settings: Settings) -> str:
     parsed = contacts.normalise_address(value, allow_test_domains=settings.allow_test_domains)
     if not parsed.usable:
-        why = contacts.explain(parsed.reason) if parsed.reason else "ugyldig"
-        raise CampaignError(f"{where}: {value!r} er ikke en brukbar e-postadresse ({why})")
+        why = Text(contacts.explain(parsed.reason) if parsed.reason else N_("ugyldig"))
+        raise CampaignError(
+            Text(
+                "%(where)s: %(value)r er ikke en brukbar e-postadresse (%(why)s)",
+                where=where,
+                value=value,
+                why=why,
+            )
+        )
     return parsed.address
 
 
 def _https_url(value: str, where: str) -> str:
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
-        raise CampaignError(f"{where}: {value!r} må være en https-adresse")
+        raise CampaignError(
+            Text("%(where)s: %(value)r må være en https-adresse", where=where, value=value)
+        )
     return value
 
 
@@ -213,7 +222,9 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
         raise CampaignError(f"{where} [links]: allow_clickable skal være true eller false")
     segment_table = _table(data, "segment", where)
     if not segment_table:
-        raise CampaignError(f"{where}: mangler [segment] (hvem kampanjen skal nå)")
+        raise CampaignError(
+            Text("%(where)s: mangler [segment] (hvem kampanjen skal nå)", where=where)
+        )
     criteria = Criteria.from_mapping(segment_table, f"{where} [segment]")
     per_unit = camp.get("per_unit", False)
     if not isinstance(per_unit, bool):

@@ -10,6 +10,8 @@ from enum import StrEnum
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 
+from varsel.errors import N_
+
 
 class Reason(StrEnum):
     """Why an address cannot be used; stored in contacts.reason."""
@@ -27,16 +29,16 @@ class Reason(StrEnum):
 
 
 _EXPLANATIONS: dict[Reason, str] = {
-    Reason.EMPTY: "tom adresse",
-    Reason.PHONE_NUMBER: "telefonnummer i e-postfeltet",
-    Reason.NO_AT_SIGN: "mangler @",
-    Reason.NO_DOT_IN_DOMAIN: "mangler punktum i domenet etter @",
-    Reason.NON_ASCII_LOCAL_PART: "æ, ø, å eller andre spesialtegn foran @",
-    Reason.INVALID_DOMAIN: "ugyldig domene etter @",
-    Reason.INVALID_SYNTAX: "ugyldig e-postadresse",
-    Reason.RESERVED_DOMAIN: "reservert domene som ikke kan motta e-post",
-    Reason.TOO_LONG: "adressen er for lang",
-    Reason.SEVERAL_ADDRESSES: "flere adresser i samme felt",
+    Reason.EMPTY: N_("tom adresse"),
+    Reason.PHONE_NUMBER: N_("telefonnummer i e-postfeltet"),
+    Reason.NO_AT_SIGN: N_("mangler @"),
+    Reason.NO_DOT_IN_DOMAIN: N_("mangler punktum i domenet etter @"),
+    Reason.NON_ASCII_LOCAL_PART: N_("æ, ø, å eller andre spesialtegn foran @"),
+    Reason.INVALID_DOMAIN: N_("ugyldig domene etter @"),
+    Reason.INVALID_SYNTAX: N_("ugyldig e-postadresse"),
+    Reason.RESERVED_DOMAIN: N_("reservert domene som ikke kan motta e-post"),
+    Reason.TOO_LONG: N_("adressen er for lang"),
+    Reason.SEVERAL_ADDRESSES: N_("flere adresser i samme felt"),
 }
 
 

@@ -2,6 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def N_(msgid: str) -> str:  # the name the message catalogs' extraction looks for
+    """Mark a message id (Bokmål) where it is defined; it is translated where it is shown."""
+    return msgid
+
+
+class Text(str):
+    """A message in Bokmål (as the CLI prints it) that keeps its message id and values.
+
+    The value is `msgid % params`; the console looks `msgid` up in its catalogs and fills in
+    the same values, so that a Nynorsk or English page shows the message in its language.
+    A value that is itself a Text is translated too.
+    """
+
+    msgid: str
+    params: Mapping[str, Any]
+
+    def __new__(cls, msgid: str, /, **params: Any) -> Text:
+        # Always %-formatted, as gettext's newstyle messages are: a literal % is written %%.
+        text = super().__new__(cls, msgid % params)
+        text.msgid = msgid
+        text.params = params
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # str's own pickling would make Text(<the Bokmål text>), formatting it a second time.
+        return (_text, (self.msgid, dict(self.params)))
+
+
+def _text(msgid: str, params: dict[str, Any]) -> Text:
+    return Text(msgid, **params)
+
+
+def listed(items: Sequence[str]) -> Text:
+    """Items joined with commas, each translated where the list is shown (when it is a Text)."""
+    names = [f"i{n}" for n in range(len(items))]
+    # No catalog has this id: gettext gives it back as it is, and the items are translated.
+    msgid = ", ".join(f"%({name})s" for name in names)
+    return Text(msgid, **dict(zip(names, items, strict=True)))
+
 
 class VarselError(Exception):
     """Something went wrong in varsel."""
@@ -13,7 +56,9 @@ class VarselError(Exception):
 
     @property
     def message(self) -> str:
-        return str(self.args[0])
+        """The one-line message; a Text as it was given, so that it can be translated."""
+        message = self.args[0]
+        return message if isinstance(message, str) else str(message)
 
 
 class UserError(VarselError):

@@ -38,7 +38,7 @@ from varsel.audit import Action
 from varsel.clock import iso, utcnow
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import N_, Text, UserError
 
 TOUCH_SECONDS = 60  # how stale last_seen_at may get before a request writes it again
 _OSLO = ZoneInfo("Europe/Oslo")
@@ -90,7 +90,7 @@ def confirm_totp(
     now = now or utcnow()
     row, user = _password_checked(db, settings, name, password, now)
     if user.enrolled:
-        raise AccountError(f"brukeren «{user.name}» har allerede bekreftet TOTP")
+        raise AccountError(Text("brukeren «%(name)s» har allerede bekreftet TOTP", name=user.name))
     counter = _code_counter(row[10], code, now)
     if counter is None:
         _refuse(db, settings, name, row, now, "code")
@@ -116,7 +116,7 @@ def pending_enrolment(
     if user.disabled:
         _refuse(db, settings, name, row, now, "disabled")
     if user.enrolled:
-        raise AccountError(f"brukeren «{user.name}» har allerede bekreftet TOTP")
+        raise AccountError(Text("brukeren «%(name)s» har allerede bekreftet TOTP", name=user.name))
     return enrolment_of(settings, user, row[10])
 
 
@@ -272,15 +272,17 @@ def _code_counter(secret: str, code: str, now: datetime) -> int | None:
 
 
 _REFUSALS = {
-    "password": "feil brukernavn, passord eller engangskode",
-    "code": "feil brukernavn, passord eller engangskode",
-    "code_reused": "engangskoden er allerede brukt; vent på neste kode i appen",
-    "disabled": "kontoen «{name}» er deaktivert",
-    "not_enrolled": (
-        "kontoen «{name}» er ikke tatt i bruk ennå: bekreft først en kode fra appen "
-        "(varsel user confirm-totp {name})"
+    "password": N_("feil brukernavn, passord eller engangskode"),
+    "code": N_("feil brukernavn, passord eller engangskode"),
+    "code_reused": N_("engangskoden er allerede brukt; vent på neste kode i appen"),
+    "disabled": N_("kontoen «%(name)s» er deaktivert"),
+    "not_enrolled": N_(
+        "kontoen «%(name)s» er ikke tatt i bruk ennå: bekreft først en kode fra appen "
+        "(varsel user confirm-totp %(name)s)"
     ),
-    "locked": "kontoen «{name}» er låst etter for mange mislykkede forsøk; prøv igjen kl. {until}",
+    "locked": N_(
+        "kontoen «%(name)s» er låst etter for mange mislykkede forsøk; prøv igjen kl. %(until)s"
+    ),
 }
 
 
@@ -320,7 +322,7 @@ def _refuse(
             )
     if locked_now:
         reason = "locked"
-    message = _REFUSALS[reason].format(name=clean, until=_local_time(until))
+    message = Text(_REFUSALS[reason], name=clean, until=_local_time(until))
     raise SignInError(message, reason=reason)
 
 

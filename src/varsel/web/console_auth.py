@@ -33,7 +33,7 @@ from starlette.routing import Route
 from varsel import accounts, ratelimit, signin
 from varsel.accounts import Forbidden, Role, User
 from varsel.db import Database
-from varsel.errors import VarselError
+from varsel.errors import Text, VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, gettext, language_of
@@ -140,6 +140,20 @@ class Page:
         )
 
 
+def translate(language: str, message: str) -> str:
+    """A library's message in the page's language when it carries a message id (a Text).
+
+    Other messages are shown as the library wrote them (Bokmål).
+    """
+    if not isinstance(message, Text):
+        return message
+    params = {
+        name: translate(language, value) if isinstance(value, Text) else value
+        for name, value in message.params.items()
+    }
+    return gettext(language, message.msgid) % params
+
+
 ROLE_NAMES = {
     Role.VIEWER: N_("Leser"),
     Role.AUTHOR: N_("Forfatter"),
@@ -241,10 +255,10 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
             else:
                 response = await run_in_threadpool(cast(Callable[[Page], Response], view), page)
         except Forbidden as e:
-            return page.problem(N_("Ikke tilgang"), e.message, 403)
+            return page.problem(N_("Ikke tilgang"), translate(language, e.message), 403)
         except VarselError as e:
             # A user error no view turned into a form message: one line, as the CLI shows it.
-            return page.problem(N_("Det gikk ikke"), e.message, 400)
+            return page.problem(N_("Det gikk ikke"), translate(language, e.message), 400)
         return response
 
     endpoint.__name__ = getattr(view, "__name__", "console_view")
@@ -337,7 +351,8 @@ def _too_many(page: Page, decision: Decision) -> str:
 def _refusal(page: Page, error: SignInError) -> str:
     """What the page says about a refused attempt (the library's words say more)."""
     if not error.before_password:
-        return error.message  # only the account's owner, with the right password, gets here
+        # Only the account's owner, with the right password, gets here.
+        return translate(page.language, error.message)
     settings = page.site.settings
     values = {"failures": settings.lockout_failures, "minutes": f"{settings.lockout_minutes:g}"}
     return gettext(page.language, WRONG) % values
@@ -454,7 +469,10 @@ def enrol(page: Page) -> Response:
                     shown = signin.pending_enrolment(db, settings, name, password)
                 except VarselError:
                     shown = None
-            error = _refusal(page, e) if isinstance(e, SignInError) else e.message
+            if isinstance(e, SignInError):
+                error = _refusal(page, e)
+            else:
+                error = translate(page.language, e.message)
             return page.render(
                 "enrol.html", {"name": name, "error": error, "enrolment": shown}, status=400
             )

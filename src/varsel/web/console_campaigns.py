@@ -29,7 +29,7 @@ from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.evaluate_render import build_view, render_html
 from varsel.unreached import export_unreached
-from varsel.web.console_auth import PREFIX, Page, console
+from varsel.web.console_auth import PREFIX, Page, console, translate
 from varsel.web.console_send import Senders, progress
 from varsel.web.console_text import (
     CHANNEL_NAMES,
@@ -40,7 +40,7 @@ from varsel.web.console_text import (
     STATE_NAMES,
     STATUS_NAMES,
 )
-from varsel.web.site import N_
+from varsel.web.site import N_, gettext
 
 # -- criteria from a form -------------------------------------------------------------------
 
@@ -113,14 +113,18 @@ def _criteria_context(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _preview(db: Database, table: dict[str, Any]) -> tuple[segment.Preview | None, str | None]:
+def _preview(
+    db: Database, table: dict[str, Any], language: str
+) -> tuple[segment.Preview | None, str | None]:
     if not table:
         return None, None
     try:
-        criteria = segment.Criteria.from_mapping(table, "utvalget")
+        # The criteria's messages name their source: here the page's word for the selection.
+        source = gettext(language, N_("utvalget"))
+        criteria = segment.Criteria.from_mapping(table, source)
         return segment.preview(db, criteria, top=10), None
     except VarselError as e:
-        return None, e.message
+        return None, translate(language, e.message)
 
 
 def _preview_context(preview: segment.Preview | None, error: str | None) -> dict[str, Any]:
@@ -142,7 +146,7 @@ def segment_builder(page: Page) -> Response:
     query = page.request.query_params
     table = criteria_table(query)
     with page.db() as db:
-        preview, error = _preview(db, table)
+        preview, error = _preview(db, table, page.language)
     return page.render(
         "segment.html",
         {**_criteria_context(query), **_preview_context(preview, error), "query": str(query)},
@@ -154,7 +158,7 @@ def segment_count(page: Page) -> Response:
     """The live count (htmx): the same numbers as the builder page, as a fragment."""
     query = page.request.query_params
     with page.db() as db:
-        preview, error = _preview(db, criteria_table(query))
+        preview, error = _preview(db, criteria_table(query), page.language)
     return page.render(
         "segment_count.html", {**_preview_context(preview, error), "query": str(query)}
     )
@@ -199,7 +203,7 @@ def campaign_form(page: Page) -> Response:
     query = page.request.query_params
     table = criteria_table(query)
     with page.db() as db:
-        preview, error = _preview(db, table)
+        preview, error = _preview(db, table, page.language)
         form = _last_sender(db, page)
     return page.render(
         "campaign_new.html",
@@ -235,21 +239,22 @@ def campaign_create(page: Page) -> Response:
         data[section] = {k: v for k, v in data[section].items() if v}
     settings = page.site.settings
     try:
-        spec = spec_from_data(data, Path("skjemaet"), settings)
+        # The definition's messages name their source: here the page's word for the form.
+        spec = spec_from_data(data, Path(gettext(page.language, N_("skjemaet"))), settings)
         with page.db() as db:
             created = create_from_spec(
                 db, settings, spec, source_file=None, created_by=page.user.name
             )
     except VarselError as e:
         with page.db() as db:
-            preview, error = _preview(db, table)
+            preview, error = _preview(db, table, page.language)
         return page.render(
             "campaign_new.html",
             {
                 **_criteria_context(values),
                 **_preview_context(preview, error),
                 "form": form,
-                "error": e.message,
+                "error": translate(page.language, e.message),
             },
             status=400,
         )
@@ -340,7 +345,7 @@ def campaign_approve(page: Page) -> Response:
                 status=409,
             )
         except VarselError as e:
-            return _campaign_page(page, cid, error=e.message, status=400)
+            return _campaign_page(page, cid, error=translate(page.language, e.message), status=400)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="approved")
 
 
@@ -352,7 +357,7 @@ def campaign_send(page: Page) -> Response:
         try:
             approval.require_approved(db, cid)
         except VarselError as e:
-            return _campaign_page(page, cid, error=e.message, status=409)
+            return _campaign_page(page, cid, error=translate(page.language, e.message), status=409)
     _senders(page).start(cid, page.user.name)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
 
@@ -388,7 +393,7 @@ def _set_status(page: Page, action: str) -> Response:
         try:
             set_status(db, cid, _STATUS_ACTIONS[action], actor=page.user.name)
         except VarselError as e:
-            return _campaign_page(page, cid, error=e.message, status=409)
+            return _campaign_page(page, cid, error=translate(page.language, e.message), status=409)
     # A sender, here or anywhere, reads the status every half second and stops.
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding=action)
 

@@ -22,7 +22,7 @@ from varsel.errors import VarselError
 from varsel.lint import SAMPLE_ADDRESS, LintReport, lint_campaign, sample_code, sample_units
 from varsel.message import MessageError, MessageFactory, Recipient, Rendered
 from varsel.sender import key_paths, make_factory, message_spec
-from varsel.web.console_auth import PREFIX, Page, console
+from varsel.web.console_auth import PREFIX, Page, console, translate
 from varsel.web.console_campaigns import campaign_id
 from varsel.web.site import LANGUAGE_NAMES, N_
 
@@ -44,12 +44,16 @@ def _sample(db: Database, cid: int, language: str, address: str, code: str) -> R
     return Recipient(0, address, (first,), language, code, secrets.token_urlsafe(18))
 
 
-def previews(db: Database, campaign: Campaign) -> list[Preview]:
-    """Each language's message as the sender would render it, with a sample code."""
+def previews(db: Database, campaign: Campaign, page_language: str) -> list[Preview]:
+    """Each language's message as the sender would render it, with a sample code.
+
+    Why a message cannot be made is said in the page's language.
+    """
     try:
         factory = MessageFactory(message_spec(campaign), None)
     except MessageError as e:
-        return [Preview(lang, None, e.message) for lang in LANGUAGES]
+        shown = translate(page_language, e.message)
+        return [Preview(lang, None, shown) for lang in LANGUAGES]
     code = sample_code()
     out = []
     for language in LANGUAGES:
@@ -57,7 +61,7 @@ def previews(db: Database, campaign: Campaign) -> list[Preview]:
             recipient = _sample(db, campaign.id, language, SAMPLE_ADDRESS, code)
             out.append(Preview(language, factory.render(recipient), None))
         except MessageError as e:
-            out.append(Preview(language, None, e.message))
+            out.append(Preview(language, None, translate(page_language, e.message)))
     return out
 
 
@@ -106,7 +110,7 @@ def editor(page: Page) -> Response:
     """The templates in nb, nn and en beside the messages they make."""
     with page.db() as db:
         campaign = get_campaign(db, campaign_id(page))
-        shown = previews(db, campaign)
+        shown = previews(db, campaign, page.language)
     notice = page.request.query_params.get("melding")
     return _editor(page, campaign, shown, notice=notice if notice in ("test",) else None)
 
@@ -120,13 +124,19 @@ def editor_post(page: Page) -> Response:
         campaign = get_campaign(db, cid)
         edited = dataclasses.replace(campaign, spec=_edited(campaign.spec, dict(page.form)))
         if page.form.get("action") != "save":
-            return _editor(page, edited, previews(db, edited), unsaved=True)
+            return _editor(page, edited, previews(db, edited, page.language), unsaved=True)
         try:
             saved = update_spec(db, cid, edited.spec, actor=page.user.name)
         except VarselError as e:
-            return _editor(page, edited, previews(db, edited), error=e.message, status=400)
+            return _editor(
+                page,
+                edited,
+                previews(db, edited, page.language),
+                error=translate(page.language, e.message),
+                status=400,
+            )
         report = lint_campaign(db, settings, cid, actor=page.user.name)
-        return _editor(page, saved, previews(db, saved), lint=report, notice="saved")
+        return _editor(page, saved, previews(db, saved, page.language), lint=report, notice="saved")
 
 
 @console.route("/kampanjer/{cid:int}/lint", role=Role.AUTHOR, methods=("POST",))
@@ -136,7 +146,7 @@ def lint_post(page: Page) -> Response:
     with page.db() as db:
         report = lint_campaign(db, page.site.settings, cid, actor=page.user.name)
         campaign = get_campaign(db, cid)
-        return _editor(page, campaign, previews(db, campaign), lint=report)
+        return _editor(page, campaign, previews(db, campaign, page.language), lint=report)
 
 
 @console.route("/kampanjer/{cid:int}/testsending", role=Role.AUTHOR, methods=("POST",))
@@ -166,7 +176,7 @@ async def test_send(page: Page) -> Response:
     try:
         campaign, data, problem = await run_in_threadpool(build)
     except VarselError as e:
-        return await _editor_again(page, cid, e.message)
+        return await _editor_again(page, cid, translate(page.language, e.message))
     if data is None or address is None:
         return await _editor_again(page, cid, problem)
     relay = RelayConfig.from_url(page.site.settings.smtp_url)
@@ -180,6 +190,8 @@ async def _editor_again(page: Page, cid: int, error: str | None) -> Response:
     def render() -> Response:
         with page.db() as db:
             campaign = get_campaign(db, cid)
-            return _editor(page, campaign, previews(db, campaign), error=error, status=400)
+            return _editor(
+                page, campaign, previews(db, campaign, page.language), error=error, status=400
+            )
 
     return await run_in_threadpool(render)

@@ -1,0 +1,76 @@
+"""The error tree's messages: Bokmål text for the CLI that keeps its message id for the console."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from varsel.campaign_spec import CampaignError
+from varsel.errors import N_, Text, UserError, VarselError, listed
+
+
+def test_a_text_is_its_bokmaal_message_and_keeps_its_id_and_values() -> None:
+    text = Text("kampanje %(campaign)s er allerede godkjent av %(user)s", campaign=3, user="kari")
+    assert text == "kampanje 3 er allerede godkjent av kari"
+    assert isinstance(text, str)
+    assert text.msgid == "kampanje %(campaign)s er allerede godkjent av %(user)s"
+    assert text.params == {"campaign": 3, "user": "kari"}
+
+
+def test_a_text_is_always_formatted_so_a_percent_sign_is_written_twice() -> None:
+    assert Text("100 %% av %(n)s", n=7) == "100 % av 7"
+    assert Text("100 %%") == "100 %"
+    # A value is never formatted again: a % in a name is only a character.
+    assert Text("brukeren «%(name)s» finnes ikke", name="a%(b)s") == (
+        "brukeren «a%(b)s» finnes ikke"
+    )
+
+
+def test_an_error_gives_back_the_text_it_was_given_with_its_id() -> None:
+    error = CampaignError(Text("kampanje %(campaign)s finnes ikke", campaign=7))
+    assert error.message == "kampanje 7 finnes ikke"
+    assert isinstance(error.message, Text)
+    assert error.message.msgid == "kampanje %(campaign)s finnes ikke"
+    assert error.message.params == {"campaign": 7}
+    assert str(error) == "kampanje 7 finnes ikke"  # what the CLI and a traceback show
+
+
+def test_an_error_with_plain_text_or_none_is_as_before() -> None:
+    assert UserError("filen finnes ikke").message == "filen finnes ikke"
+    assert not isinstance(UserError("filen finnes ikke").message, Text)
+    assert UserError().message == "The input given to varsel is not usable."
+    assert VarselError().exit_status == 1
+    assert UserError().exit_status == 2
+
+
+def test_a_text_survives_pickling_without_being_formatted_again() -> None:
+    text = Text("%(where)s: %(value)r må være en https-adresse", where="skjemaet", value="a%d")
+    copy = pickle.loads(pickle.dumps(text))  # noqa: S301 -- our own bytes
+    assert (copy, copy.msgid, copy.params) == (
+        text,
+        text.msgid,
+        {"where": "skjemaet", "value": "a%d"},
+    )
+    assert type(copy) is Text
+    error = pickle.loads(pickle.dumps(CampaignError(text)))  # noqa: S301 -- our own bytes
+    assert isinstance(error.message, Text)
+    assert error.message.msgid == text.msgid
+
+
+def test_listed_joins_items_with_commas_and_keeps_each_one() -> None:
+    parts = listed([Text(N_("malene")), Text(N_("avsenderen"))])
+    assert parts == "malene, avsenderen"
+    assert parts.msgid == "%(i0)s, %(i1)s"
+    assert [p.msgid for p in parts.params.values()] == ["malene", "avsenderen"]
+    assert listed([Text(N_("utvalget"))]) == "utvalget"
+    assert listed([]) == ""
+
+
+def test_n_marks_a_message_id_and_gives_it_back() -> None:
+    assert N_("kontoen «%(name)s» er deaktivert") == "kontoen «%(name)s» er deaktivert"
+
+
+def test_a_text_needs_every_value_its_id_names() -> None:
+    with pytest.raises(KeyError, match="campaign"):
+        Text("kampanje %(campaign)s finnes ikke")
