@@ -747,3 +747,27 @@ def test_the_new_campaign_form_names_a_mistake_in_the_pages_language(
         "en": "the form [sender] address: 'sikkerhet.nsr-org.no' is not a usable e-mail address "
         "(@ is missing)",
     }
+
+
+def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings, brreg: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+
+    def error(query: str) -> str:
+        found = re.search(
+            r'<p class="error">([^<]+)</p>', client.get(f"{PREFIX}/utvalg/telling?{query}").text
+        )
+        assert found is not None
+        return found.group(1)
+
+    assert error("kommuner=Bergn&lang=nn") == "Ukjend kommune «Bergn» (meinte du Bergen?)"
+    assert error("kommuner=Bergn&lang=en") == "Unknown municipality “Bergn” (did you mean Bergen?)"
+    assert error("kommuner=Bergn") == "Ukjent kommune «Bergn» (mente du Bergen?)"
+    assert error("politi=oslo&ansatte=mange&lang=en") == (
+        "the selection: min_employees must be a whole number ≥ 0"
+    )
+    assert error("politi=oslo&ansatte=mange&lang=nn") == (
+        "utvalet: min_employees skal vere eit heilt tal ≥ 0"
+    )

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from varsel.errors import BadCriteriaError
+from varsel.errors import N_, BadCriteriaError, Text
 
 # Brønnøysund's placeholder for "no industry given"; it is not an SN2025 code.
 UNSPECIFIED = "00.000"
@@ -22,7 +22,7 @@ SHOWN_CANDIDATES = 6
 
 _DOTTED = re.compile(r"\d{2}(?:\.\d{1,3})?")
 _UNDOTTED = re.compile(r"\d{2,5}")
-_FORMAT_HINT = "skriv 2–5 sifre (62, 62.1, 62.10, 62.100) eller en seksjonsbokstav (C)"
+_FORMAT_HINT = N_("skriv 2–5 sifre (62, 62.1, 62.10, 62.100) eller en seksjonsbokstav (C)")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ def normalise_prefix(text: str) -> str:
         return raw
     if _UNDOTTED.fullmatch(raw):
         return raw if len(raw) == 2 else f"{raw[:2]}.{raw[2:]}"
-    raise BadCriteriaError(f"Ugyldig næringskode «{text.strip()}»: {_FORMAT_HINT}")
+    raise BadCriteriaError(
+        Text("Ugyldig næringskode «%(code)s»: %(hint)s", code=text.strip(), hint=Text(_FORMAT_HINT))
+    )
 
 
 def resolve_prefixes(texts: Iterable[str]) -> list[str]:
@@ -144,13 +146,15 @@ def _resolve_one(prefix: str) -> tuple[list[str], str | None]:
     tables = _tables()
     if prefix.isalpha():
         if prefix not in tables.codes:
-            raise BadCriteriaError(f"Ukjent næringsseksjon {prefix} (SN2025 har seksjonene A–V)")
+            raise BadCriteriaError(
+                Text("Ukjent næringsseksjon %(code)s (SN2025 har seksjonene A–V)", code=prefix)
+            )
         return list(tables.children[prefix]), _section_note(prefix)
     if prefix in tables.codes:
         return [prefix], _moved_out_note(prefix)
     old = [c for c in tables.successors if c.startswith(prefix)]
     if not old:
-        raise BadCriteriaError(f"Ukjent næringskode {prefix} (SN2025)")
+        raise BadCriteriaError(Text("Ukjent næringskode %(code)s (SN2025)", code=prefix))
     new = _collapse({s for c in old for s in tables.successors[c]}, len(prefix))
     if len(new) == 1:
         return (
@@ -158,9 +162,16 @@ def _resolve_one(prefix: str) -> tuple[list[str], str | None]:
             f"{prefix} (SN2007) er tolket som {new[0]} (SN2025): {tables.codes[new[0]].name}",
         )
     shown = ", ".join(f"{c} ({tables.codes[c].name})" for c in new[:SHOWN_CANDIDATES])
-    more = f" og {len(new) - SHOWN_CANDIDATES} til" if len(new) > SHOWN_CANDIDATES else ""
+    extra = len(new) - SHOWN_CANDIDATES
+    more = Text(" og %(count)s til", count=extra) if extra > 0 else ""
     raise BadCriteriaError(
-        f"Næringskode {prefix} er fra SN2007 og finnes ikke i SN2025; velg blant {shown}{more}"
+        Text(
+            "Næringskode %(code)s er fra SN2007 og finnes ikke i SN2025; velg blant "
+            "%(codes)s%(more)s",
+            code=prefix,
+            codes=shown,
+            more=more,
+        )
     )
 
 

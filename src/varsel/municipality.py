@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
-from varsel.errors import BadCriteriaError
+from varsel.errors import BadCriteriaError, Text
 
 # The counties of 2020–2023 that were split on 2024-01-01 (registry-format.md §4); their
 # names are in no data file, and someone is bound to ask for "Viken".
@@ -176,21 +176,30 @@ def resolve_municipality(term: str) -> list[str]:
     if number is not None:
         found = _successors(number)
         if not found:
-            raise BadCriteriaError(f"Ukjent kommunenummer {number}")
+            raise BadCriteriaError(Text("Ukjent kommunenummer %(number)s", number=number))
         return found
     if term.strip().isdigit():
         raise BadCriteriaError(
-            f"Ugyldig kommunenummer «{term.strip()}»: skriv fire sifre, f.eks. 0301"
+            Text(
+                "Ugyldig kommunenummer «%(term)s»: skriv fire sifre, f.eks. 0301",
+                term=term.strip(),
+            )
         )
     found = _match_name(term, tables.names)
     if len(found) > 1:
         listed = ", ".join(f"{n} {tables.by_number[n].name}" for n in found)
         raise BadCriteriaError(
-            f"Kommunenavnet «{term.strip()}» er tvetydig ({listed}); bruk kommunenummeret"
+            Text(
+                "Kommunenavnet «%(term)s» er tvetydig (%(found)s); bruk kommunenummeret",
+                term=term.strip(),
+                found=listed,
+            )
         )
     if not found:
         choices = {n: m.name for n, m in tables.by_number.items()}
-        raise BadCriteriaError(f"Ukjent kommune «{term.strip()}»{_hint(term, choices)}")
+        raise BadCriteriaError(
+            Text("Ukjent kommune «%(term)s»%(hint)s", term=term.strip(), hint=_hint(term, choices))
+        )
     return found
 
 
@@ -219,12 +228,18 @@ def resolve_county(term: str) -> list[str]:
         if now:
             listed = ", ".join(f"{c} {tables.counties[c][0]}" for c in now)
             raise BadCriteriaError(
-                f"Fylke {number} finnes ikke lenger; kommunene ligger nå i {listed}"
+                Text(
+                    "Fylke %(number)s finnes ikke lenger; kommunene ligger nå i %(now)s",
+                    number=number,
+                    now=listed,
+                )
             )
-        raise BadCriteriaError(f"Ukjent fylkesnummer {number}")
+        raise BadCriteriaError(Text("Ukjent fylkesnummer %(number)s", number=number))
     choices = {c: county for c, (county, _) in tables.counties.items()}
     choices.update({c: n for n, c in _FORMER_COUNTIES.items()})
-    raise BadCriteriaError(f"Ukjent fylke «{raw}»{_hint(raw, choices)}")
+    raise BadCriteriaError(
+        Text("Ukjent fylke «%(term)s»%(hint)s", term=raw, hint=_hint(raw, choices))
+    )
 
 
 def resolve_police_district(term: str) -> list[str]:
@@ -234,8 +249,10 @@ def resolve_police_district(term: str) -> list[str]:
     if found is None:
         choices = {s: display for s, (display, _) in districts.items()}
         match = difflib.get_close_matches(slug(term), list(choices), n=1)
-        hint = f" (mente du {choices[match[0]]}?)" if match else ""
-        raise BadCriteriaError(f"Ukjent politidistrikt «{term.strip()}»{hint}")
+        hint = Text(" (mente du %(name)s?)", name=choices[match[0]]) if match else ""
+        raise BadCriteriaError(
+            Text("Ukjent politidistrikt «%(term)s»%(hint)s", term=term.strip(), hint=hint)
+        )
     return list(found[1])
 
 
@@ -261,11 +278,12 @@ def _match_name(term: str, index: dict[str, tuple[str, ...]]) -> list[str]:
     return sorted(found)
 
 
-def _hint(term: str, choices: dict[str, str]) -> str:
+def _hint(term: str, choices: dict[str, str]) -> Text | str:
     """' (mente du Bergen?)' for the closest display name, or '' when nothing is close."""
+    # A Text, so that the console says it in its language too.
     by_key = {_fold(_key(display)): display for display in choices.values()}
     for display in choices.values():
         for part in _SPACED_DASH.split(display.split(" (")[0]):
             by_key.setdefault(_fold(_key(part)), display)
     match = difflib.get_close_matches(_fold(_key(term)), list(by_key), n=1)
-    return f" (mente du {by_key[match[0]]}?)" if match else ""
+    return Text(" (mente du %(name)s?)", name=by_key[match[0]]) if match else ""

@@ -18,7 +18,7 @@ from typing import Any
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
-from varsel.errors import BadCriteriaError
+from varsel.errors import BadCriteriaError, Text
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, latest_snapshot
 
@@ -183,12 +183,18 @@ class Criteria:
 def _scalar(source: str, name: str, value: Any) -> Any:
     if name == "min_employees":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise BadCriteriaError(f"{source}: min_employees skal være et helt tall ≥ 0")
+            raise BadCriteriaError(
+                Text("%(source)s: min_employees skal være et helt tall ≥ 0", source=source)
+            )
         return value
     if name == "employee_rule":
         if value not in EMPLOYEE_RULES:
             raise BadCriteriaError(
-                f"{source}: employee_rule må være en av {', '.join(EMPLOYEE_RULES)}"
+                Text(
+                    "%(source)s: employee_rule må være en av %(rules)s",
+                    source=source,
+                    rules=", ".join(EMPLOYEE_RULES),
+                )
             )
         return value
     if not isinstance(value, bool):
@@ -229,7 +235,9 @@ def resolve(criteria: Criteria) -> Resolved:
     exclude = tuple(_check_form(f) for f in criteria.exclude_forms)
     for code in criteria.sectors:
         if not code.strip().isdigit() or len(code.strip()) > 4:
-            raise BadCriteriaError(f"sektorkode {code!r}: skriv inntil fire sifre, f.eks. 2100")
+            raise BadCriteriaError(
+                Text("sektorkode %(code)r: skriv inntil fire sifre, f.eks. 2100", code=code)
+            )
     rule, minimum, note = _employee_rule(criteria.min_employees, criteria.employee_rule)
     if note:
         notes.append(note)
@@ -255,12 +263,17 @@ def _check_form(code: str) -> str:
         return upper
     if upper in ("BEDR", "AAFY"):
         raise BadCriteriaError(
-            f"organisasjonsform {upper} er en underenhet; et segment velger hovedenheter "
-            "(underenheter i området tar med hovedenheten sin)"
+            Text(
+                "organisasjonsform %(form)s er en underenhet; et segment velger hovedenheter "
+                "(underenheter i området tar med hovedenheten sin)",
+                form=upper,
+            )
         )
     hint = difflib.get_close_matches(upper, FORMS, n=1, cutoff=0.5)
-    more = f" (mente du {hint[0]}?)" if hint else ""
-    raise BadCriteriaError(f"ukjent organisasjonsform «{code}»{more}")
+    more = Text(" (mente du %(name)s?)", name=hint[0]) if hint else ""
+    raise BadCriteriaError(
+        Text("ukjent organisasjonsform «%(form)s»%(hint)s", form=code, hint=more)
+    )
 
 
 def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None]:

@@ -145,7 +145,8 @@ def translate(language: str, message: str) -> str:
 
     Other messages are shown as the library wrote them (Bokmål).
     """
-    if not isinstance(message, Text):
+    # An empty id is no message: gettext("") is the catalog's header.
+    if not isinstance(message, Text) or not message.msgid:
         return message
     params = {
         name: translate(language, value) if isinstance(value, Text) else value
