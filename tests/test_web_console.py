@@ -771,3 +771,24 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     assert error("politi=oslo&ansatte=mange&lang=nn") == (
         "utvalet: min_employees skal vere eit heilt tal ≥ 0"
     )
+
+
+def test_the_editor_says_why_a_template_cannot_be_previewed_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
+    shown = {}
+    for language in ("nb", "en"):
+        answer = client.post(
+            f"{PREFIX}/kampanjer/{cid}/maler",
+            data={"csrf": csrf, "nn-subject": "Råd til {{ navn", "lang": language},
+        )
+        assert answer.status_code == 200
+        shown[language] = set(re.findall(r'<p class="error">([^<]+)</p>', answer.text))
+    # Jinja's own words stay as Jinja wrote them; varsel's around them are the page's.
+    jinja = "unexpected end of template, expected &#39;end of print statement&#39;."
+    assert shown == {
+        "nb": {f"emne (nn), linje 1: {jinja}"},
+        "en": {f"subject (nn), line 1: {jinja}"},
+    }

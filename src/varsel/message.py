@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from varsel import codes
 from varsel.dkim import Signer
+from varsel.errors import N_, Text
 from varsel.message_fields import (
     MARKUP,
     a_label,
@@ -179,7 +180,14 @@ _MAX_PLANS = 256  # plans kept per factory: addresses shared by more units than 
 _TEMPLATE_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
 
 
-def _render(template: jinja2.Template, context: dict[str, Any], where: str) -> str:
+def _where(delivery_id: int | None) -> Text:
+    """What a template error names: the subject (the same for everyone) or the delivery."""
+    if delivery_id is None:
+        return Text(N_("emne"))
+    return Text("levering %(delivery)s", delivery=delivery_id)
+
+
+def _render(template: jinja2.Template, context: dict[str, Any], delivery_id: int | None) -> str:
     """Render with a context that already holds the environment's globals."""
     # Template.render() copies the context twice and merges the globals each time, which costs
     # as much as a short template; shared=True hands over the dict that render() built for us.
@@ -187,7 +195,9 @@ def _render(template: jinja2.Template, context: dict[str, Any], where: str) -> s
         return "".join(template.root_render_func(template.new_context(context, shared=True)))
     except _TEMPLATE_ERRORS as e:
         message = str(e) if isinstance(e, jinja2.TemplateError) else f"{type(e).__name__}: {e}"
-        raise MessageError(f"{where}: malfeil: {message}") from None
+        raise MessageError(
+            Text("%(where)s: malfeil: %(error)s", where=_where(delivery_id), error=message)
+        ) from None
 
 
 def _as_is(value: Any) -> Any:
@@ -305,7 +315,9 @@ class MessageFactory:
         self._fixed_subjects: dict[str, str] = {}
         for language in sorted(languages):
             source = spec.subjects[language].strip()
-            self._subjects[language] = self._compile(text_env, source, f"emne ({language})")
+            self._subjects[language] = self._compile(
+                text_env, source, Text("emne (%(language)s)", language=language)
+            )
             if meta.find_undeclared_variables(text_env.parse(source)) <= {
                 *self._base_context,
                 "language",
@@ -313,10 +325,14 @@ class MessageFactory:
                 context = {**self._base_context, "language": language}
                 self._fixed_subjects[language] = self._render_subject(language, context, None)
             self._texts[language] = self._compile(
-                text_env, spec.text_templates[language], f"tekstmal ({language})"
+                text_env,
+                spec.text_templates[language],
+                Text("tekstmal (%(language)s)", language=language),
             )
             self._htmls[language] = self._compile(
-                html_env, spec.html_templates[language], f"HTML-mal ({language})"
+                html_env,
+                spec.html_templates[language],
+                Text("HTML-mal (%(language)s)", language=language),
             )
 
     def _environment(self, *, autoescape: bool, kind: type[_Sandbox] = _Sandbox) -> _Sandbox:
@@ -340,7 +356,11 @@ class MessageFactory:
         try:
             code = env.compile(source)
         except jinja2.TemplateSyntaxError as e:
-            raise MessageError(f"{what}, linje {e.lineno}: {e.message}") from None
+            raise MessageError(
+                Text(
+                    "%(what)s, linje %(line)s: %(error)s", what=what, line=e.lineno, error=e.message
+                )
+            ) from None
         template = env.template_class.from_code(env, code, env.make_globals(None))
         self._code[id(template)] = code
         return template
@@ -381,9 +401,8 @@ class MessageFactory:
         language, units, values = self._recipient_values(recipient)
         context = self._context(language, units, values, recipient.delivery_id)
         subject = context["subject"]
-        where = f"levering {recipient.delivery_id}"
-        text = _render(self._texts[language], context, where)
-        html_text = _render(self._htmls[language], context, where)
+        text = _render(self._texts[language], context, recipient.delivery_id)
+        html_text = _render(self._htmls[language], context, recipient.delivery_id)
         self._check_links(html_text)
         return subject, text, html_text
 
@@ -517,12 +536,11 @@ class MessageFactory:
     def _render_subject(
         self, language: str, context: dict[str, Any], delivery_id: int | None
     ) -> str:
-        where = "emne" if delivery_id is None else f"levering {delivery_id}"
-        subject = _render(self._subjects[language], context, where)
+        subject = _render(self._subjects[language], context, delivery_id)
         # Line breaks are refused before cleaning, which would quietly make them spaces.
         subject = clean_text(refuse_breakers(subject.strip(), "emne"))
         if not subject:
-            raise MessageError(f"{where}: emnet er tomt")
+            raise MessageError(Text("%(where)s: emnet er tomt", where=_where(delivery_id)))
         return subject
 
     def _check_links(self, html_text: str) -> None:
@@ -535,7 +553,10 @@ class MessageFactory:
             # Nothing is ever loaded (no images, no pixels, no fonts); links only when allowed.
             if attribute != "href" or not self._link_allowed(url):
                 raise MessageError(
-                    f"HTML-malen lenker til eller laster {url[:80]!r}, som ikke er tillatt"
+                    Text(
+                        "HTML-malen lenker til eller laster %(url)r, som ikke er tillatt",
+                        url=url[:80],
+                    )
                 )
         if len(self._checked_markup) > 1024:
             self._checked_markup.clear()  # links that carry a token differ per recipient
