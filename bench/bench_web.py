@@ -17,6 +17,9 @@ the same number of workers; `--server asyncio,h11` for uvicorn's pure-Python loo
   the first code, as the fixed bytes and headers the site sends (no Starlette, no lookup, no
   page filled in). It is what uvicorn and the sockets cost for this page alone; the real
   site's cost above it is varsel's own work per lookup.
+Then what guessing costs, after those runs: the real site loaded the same way with unknown
+codes from as many visitors (limits raised: every answer the unknown-code page, 404), and
+with one visitor past its per-IP limit (every answer the limit page, 429).
 `wrk` (Debian's; installed when missing) loads each in turn, alternating, `--runs` times, each
 request for the next of `--codes` genuine codes from the next of as many visitors (their
 addresses in X-Forwarded-For, which uvicorn trusts from 127.0.0.1), and the medians of
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -309,8 +313,10 @@ class Load:
     connections: int
 
 
-def load(how: Load, base: str, pid: int, seconds: int | None = None) -> Run:
-    """One wrk run; fails if any answer was not a 2xx."""
+def load(
+    how: Load, base: str, pid: int, seconds: int | None = None, *, refusals: bool = False
+) -> Run:
+    """One wrk run; fails if any answer was not a 2xx, unless refusals are what it measures."""
     before = cpu_seconds(pid)
     seconds = seconds or how.seconds
     done = subprocess.run(
@@ -335,7 +341,7 @@ def load(how: Load, base: str, pid: int, seconds: int | None = None) -> Run:
     )
     used = cpu_seconds(pid) - before
     out = done.stdout
-    if "Non-2xx" in out or "Socket errors" in out:
+    if ("Non-2xx" in out and not refusals) or "Socket errors" in out:
         sys.exit(f"wrk saw failures against {base}:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -470,13 +476,63 @@ def main() -> None:
                 for name, (base, pid) in served.items():
                     runs[name].append(load(how, base, pid))
         events, hits = accounted(url)
+        attacks = attack_runs(args, url, folder, how, server)
     answered = report(args, runs, len(codes_sent), server)
+    print_attacks(attacks, runs)
     print(
         f"lookups wrk saw answered: {answered:,}; recorded as verify_ok events: "
         f"{events - events_before:,}; counted by the per-IP limit: {hits - hits_before:,}"
     )
     if min(events - events_before, hits - hits_before) < answered:
         sys.exit("some lookups were not recorded or not counted")
+
+
+def attack_runs(
+    args: argparse.Namespace, url: str, folder: Path, how: Load, server: tuple[str, str]
+) -> dict[str, list[Run]]:
+    """What guessing costs: wrk asking for unknown codes from as many visitors (every answer
+    a 404 from the unknown-code page), and one visitor past its limit (every answer a 429)."""
+    site = "varsel.web:app_from_environment"
+    base_env = {"VARSEL_DATABASE_URL": url, "VARSEL_SECRET_KEY": "benchmark"}
+    raised = {"VARSEL_VERIFY_PER_IP": "1000000000", "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000"}
+    unknown = folder / "unknown"
+    unknown.write_text(
+        "".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(n)}\n" for n in range(args.codes))
+    )
+    one = folder / "one_visitor"
+    one.write_text("".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(0)}\n" for n in range(50)))
+    kinds = {
+        "`/kontroll?kode=…`, unknown codes (404)": (unknown, {**base_env, **raised}),
+        "`/kontroll?kode=…`, one visitor past its limit (429)": (one, base_env),
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in kinds}
+    with contextlib.ExitStack() as stack:
+        served = {
+            name: (stack.enter_context(serve(site, args.workers, env, server)), paths)
+            for name, (paths, env) in kinds.items()
+        }
+        for (base, pid), paths in served.values():  # warm-up; the visitor passes its limit
+            load(dataclasses.replace(how, paths=paths), base, pid, seconds=1, refusals=True)
+        for _ in range(args.runs):
+            for name, ((base, pid), paths) in served.items():
+                runs[name].append(
+                    load(dataclasses.replace(how, paths=paths), base, pid, refusals=True)
+                )
+    return runs
+
+
+def print_attacks(attacks: dict[str, list[Run]], runs: dict[str, list[Run]]) -> None:
+    reference = statistics.median(r.rate for r in next(iter(runs.values())))
+    print("\nGuessing (the same site, loaded the same way, after the runs above):\n")
+    print("| app | requests/s | p50 ms | p99 ms | server CPU µs/request | runs |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, these in attacks.items():
+        print(row(name, these))
+    shares = ", ".join(
+        f"{name.split(', ', 1)[1]} {statistics.median(r.rate for r in these) / reference:.2f}"
+        for name, these in attacks.items()
+    )
+    print(f"\nof the async route's requests/s: {shares}")
 
 
 if __name__ == "__main__":

@@ -150,6 +150,8 @@ def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(
     assert "kommer ikke fra oss" in page.text
     assert "Ikke klikk på lenker" in page.text
     assert "Slett e-posten." in page.text
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "set-cookie" not in page.headers
     assert db.query(
         "SELECT kind, campaign_id, delivery_id FROM events WHERE kind LIKE 'verify%'"
     ) == [("verify_unknown", None, None)]
@@ -179,6 +181,13 @@ def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
     assert page.status_code == 429
     assert "Du har gjort mange forsøk på kort tid" in page.text
     assert int(page.headers["retry-after"]) > 0
+    # Refusals go out from slots, as bytes: with the security headers all the same.
+    from varsel.web.site import SECURITY_HEADERS
+
+    for name, value in SECURITY_HEADERS.items():
+        assert page.headers[name] == value
+    assert page.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in page.headers
     with TestClient(create_app(settings), base_url="https://testserver") as again:
         assert again.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code == 429
 

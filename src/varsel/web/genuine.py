@@ -107,15 +107,19 @@ def page(language: str, found: Found, path: str, here: str) -> str | None:
 
 
 class Page:
-    """An HTML page of status 200 sent as bytes, its headers (security headers included)
-    encoded once; an ASGI app, as Starlette's responses are."""
+    """An HTML page sent as bytes, its headers (security headers included) encoded once; an
+    ASGI app, as Starlette's responses are. Status 200 unless given, and any extra headers."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("body", "headers", "status")
 
-    def __init__(self, text: str) -> None:
+    def __init__(
+        self, text: str, status: int = 200, extra: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
         self.body = text.encode()
+        self.status = status
         self.headers = html_headers(len(self.body))
+        self.headers.extend(extra)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})

@@ -30,7 +30,7 @@ from varsel.db import Database
 from varsel.erasure import is_stand_in
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
-from varsel.web import genuine
+from varsel.web import answers, genuine
 from varsel.web.batch import GroupCommit
 from varsel.web.site import N_, Site, client_ip, gettext, language_of, page_address
 
@@ -47,18 +47,11 @@ def site_of(request: Request) -> Site:
 
 def limited(request: Request, language: str, decision: Decision) -> Response:
     """The friendly 429 page."""
-    minutes = max(1, (decision.retry_after + 59) // 60)
     return site_of(request).render(
         request,
         "error.html",
         language,
-        {
-            "title": N_("For mange forsøk"),
-            "message": N_(
-                "Du har gjort mange forsøk på kort tid. Vent %(minutes)s minutter og prøv igjen."
-            ),
-            "minutes": minutes,
-        },
+        answers.limited_context(answers.minutes_to_wait(decision)),
         status=429,
         headers={"Retry-After": str(decision.retry_after)},
     )
@@ -175,8 +168,12 @@ async def verify_page(request: Request) -> Response | genuine.Page:
     typed = typed[:64]
     decision, found = await lookups_of(site).run((typed, verify_limits(site, client_ip(request))))
     if not decision.allowed:
-        return limited(request, language, decision)
+        refused = answers.limited(language, decision, *page_address(request))
+        return refused if refused is not None else limited(request, language, decision)
     if found is None:
+        page = answers.unknown(language, typed, *page_address(request))
+        if page is not None:
+            return page
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
     found = with_erasure_shown(found, language)
     text = genuine.page(language, found, *page_address(request))
