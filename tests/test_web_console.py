@@ -26,9 +26,10 @@ from varsel.approval import fingerprint
 from varsel.campaign import create_campaign, get_campaign, update_spec
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.errors import N_, Text, listed
 from varsel.registry import import_dump
 from varsel.web import create_app
-from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute
+from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute, translate
 
 HTTPS = "https://testserver"  # the session cookie is __Host- prefixed and Secure: HTTPS only
 COOKIE = "__Host-konsoll"
@@ -581,6 +582,18 @@ def test_an_approval_of_a_page_the_campaign_has_changed_since_is_refused_with_40
 
 
 # -- the library's messages in the page's language -------------------------------------------
+
+
+def test_translate_gives_a_text_in_the_language_and_other_text_as_it_is() -> None:
+    missing = Text("kampanje %(campaign)s finnes ikke", campaign=3)
+    assert translate("nb", missing) == "kampanje 3 finnes ikke"
+    assert translate("nn", missing) == "kampanje 3 finst ikkje"
+    assert translate("en", missing) == "campaign 3 does not exist"
+    # A value that is a Text is translated too (the parts a changed approval names).
+    parts = listed([Text(N_("malene")), Text(N_("mottakerlisten"))])
+    assert translate("en", parts) == "the templates, the recipient list"
+    assert translate("en", "en tekst uten id") == "en tekst uten id"
+    assert translate("en", Text("")) == ""  # not the catalog's header, which gettext("") is
 
 
 def action_error(answer: httpx.Response) -> str:
