@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pyotp
@@ -805,3 +806,22 @@ def test_the_editor_says_why_a_template_cannot_be_previewed_in_the_pages_languag
         "nb": {f"emne (nn), linje 1: {jinja}"},
         "en": {f"subject (nn), line 1: {jinja}"},
     }
+
+
+@pytest.mark.parametrize("lang", ["nb", "en"])
+def test_a_librarys_message_shows_what_was_typed_as_text(
+    client: TestClient, db: Database, settings: Settings, lang: str
+) -> None:
+    # The message names the account asked for: escaped like any value, and a % left as it is
+    # (the templates once put such messages through _(), which took them for safe HTML and
+    # %-formatted them).
+    secret = operator(db, settings, "ada", "admin")
+    sign_in(client, "ada", next_code(secret))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    typed = "<i>50%</i>"
+    answer = client.post(
+        f"{PREFIX}/brukere/{quote(typed, safe='')}/deaktiver", data={"csrf": csrf, "lang": lang}
+    )
+    assert answer.status_code in (400, 404)
+    assert "&lt;i&gt;50%&lt;/i&gt;" in answer.text
+    assert "<i>50%</i>" not in answer.text

@@ -18,7 +18,7 @@ from varsel.clock import utcnow_iso
 from varsel.errors import VarselError
 from varsel.snapshot import list_snapshots
 from varsel.web import console_campaigns, console_editor  # noqa: F401 - they register routes
-from varsel.web.console_auth import Page, console, translate
+from varsel.web.console_auth import Page, console, shown, translate
 from varsel.web.console_text import STATUS_NAMES
 from varsel.web.site import N_
 
@@ -86,7 +86,7 @@ def _users_page(
             "now": now,
             "notice": notice,
             "notice_name": name,
-            "error": error,
+            "error": shown(page.language, error) if error else None,
             "form": {k: page.text(k) for k in ("name", "email", "role")},
         },
         status=status,
@@ -203,7 +203,7 @@ def audit_log(page: Page) -> Response:
             "entries": list(reversed(found)),
             "filters": filters,
             "actions": [a.value for a in audit.Action],
-            "error": error,
+            "error": shown(page.language, error) if error else None,
             "limit": AUDIT_LIMIT,
         },
         status=400 if error else 200,

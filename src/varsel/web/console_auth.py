@@ -135,9 +135,21 @@ class Page:
 
     def problem(self, title: str, message: str, status: int, **values: Any) -> Response:
         """The console's error page; title and message are message ids (or a library's text)."""
-        return self.render(
-            "problem.html", {"title": title, "message": message, **values}, status=status
-        )
+        context = {"title": title, "message": shown(self.language, message), **values}
+        return self.render("problem.html", context, status=status)
+
+
+def shown(language: str, message: str) -> str:
+    """A message for a page, in its language, as text the template escapes like any value.
+
+    A message id of the console's own (N_) is looked up in the catalog; a library's message
+    is translated when it carries an id (a Text) and shown as written otherwise. Never passed
+    through the templates' `_()`: that marks its result as safe HTML and %-formats it, and a
+    library's message may hold what someone typed.
+    """
+    if isinstance(message, Text):
+        return translate(language, message)
+    return gettext(language, message) if message else message
 
 
 def translate(language: str, message: str) -> str:

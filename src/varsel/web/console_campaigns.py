@@ -29,7 +29,7 @@ from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.evaluate_render import build_view, render_html
 from varsel.unreached import export_unreached
-from varsel.web.console_auth import PREFIX, Page, console, translate
+from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_send import Senders, progress
 from varsel.web.console_text import (
     CHANNEL_NAMES,
@@ -293,7 +293,7 @@ def _campaign_page(
             "progress": now,
             "live": now.live or _senders(page).running(cid),
             "recipients": recipients,
-            "error": error,
+            "error": shown(page.language, error) if error else None,
             "problem": _senders(page).problem(cid),
             "notice": page.request.query_params.get("melding"),
             **_labels(),
