@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -44,3 +45,19 @@ def test_the_library_messages_are_found() -> None:
     assert "kampanje %(campaign)s finnes ikke" in found
     assert "kontoen «%(name)s» er deaktivert" in found  # an N_ in a table (signin)
     assert "malene" in found  # approval.PARTS
+
+
+@pytest.mark.parametrize("language", ["nb", "nn", "en"])
+def test_every_translation_fills_in_the_values_its_message_names(language: str) -> None:
+    # A page fills a translation with the message's values (gettext(id) % values): a
+    # translation that names another value, or drops one, would fail there or lose it.
+    path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as f:
+        catalog = read_po(f)
+    named = re.compile(r"%\((\w+)\)[sdr]")
+    wrong = [
+        (m.id, m.string)
+        for m in catalog
+        if m.id and m.string and sorted(named.findall(m.id)) != sorted(named.findall(m.string))
+    ]
+    assert wrong == []
