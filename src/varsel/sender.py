@@ -5,16 +5,18 @@ sent twice without an operator's decision. Before the final dot of DATA is writt
 delivery's `data_started_at` is committed; its outcome is committed in order after it. A crash
 therefore leaves at most one delivery per open connection whose fate is unknown: those become
 `in_doubt` and are listed, never resent silently.
+
+Beside the loop: its claims (outbox_claims), where messages are built (build_pool), the
+per-domain scheduler (scheduler), the statements it writes (outcomes) and their group commits
+(outbox_commits).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
-import multiprocessing
 import os
 import random
 import time
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from varsel import outbox
-from varsel.builder import Built, Job, build_in_worker, build_jobs, init_worker, ready
-from varsel.builder import make_factory as make_factory  # noqa: PLC0414  # re-exported for lint.py
-from varsel.campaign import Campaign, CampaignSpec, CampaignStatus, get_campaign
+from varsel import outbox, outcomes
+from varsel.build_pool import BuildPool
+from varsel.builder import Built
+from varsel.builder import make_factory as make_factory  # noqa: PLC0414  # for the editor
+from varsel.campaign import Campaign, CampaignStatus, get_campaign
 from varsel.channel.smtp import (
     RelayConfig,
     ReplyKind,
@@ -36,54 +39,21 @@ from varsel.channel.smtp import (
 )
 from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
-from varsel.db import Database, connect
-from varsel.errors import UserError, VarselError
+from varsel.db import Database
+from varsel.errors import VarselError
 from varsel.i18n import fmt_int
-from varsel.message import MessageSpec
 from varsel.outbox import Delivery, DeliveryState
+from varsel.outbox_claims import Claimer
 from varsel.outbox_commits import DbInline, DbThread
 from varsel.scheduler import Item, Scheduler, TokenBucket
+from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exported
+from varsel.send_config import SendOptions as SendOptions  # noqa: PLC0414  # re-exported
+from varsel.send_config import key_paths as key_paths  # noqa: PLC0414  # re-exported
+from varsel.send_config import message_spec as message_spec  # noqa: PLC0414  # re-exported
 from varsel.verp import Verp
 from varsel.wal import Checkpointer
 
 LEASE_SECONDS = 30.0
-POOL_FROM = 200  # deliveries; smaller sends build messages in-process
-
-
-class SendError(UserError):
-    """The campaign cannot be sent now."""
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    """How a send runs; defaults come from the campaign's [limits]."""
-
-    connections: int = 4
-    rate_per_second: float = 50.0
-    per_domain_concurrency: int = 2
-    per_domain_per_minute: int = 600
-    retry_base_seconds: float = 60.0
-    retry_max_seconds: float = 3600.0
-    deadline_hours: float = 48.0
-    batch: int = 400
-    build_processes: int | None = None  # None: per core for large sends (1 unsigned); 0: none
-    respect_window: bool = True
-    linger_seconds: float | None = None  # stop when the next retry is further away than this
-    # False sends unsigned messages: for benchmarks and tests only (the CLI does not offer it),
-    # since receivers check DKIM and a real campaign must always be signed.
-    sign: bool = True
-
-    @classmethod
-    def for_campaign(cls, spec: CampaignSpec, **overrides: Any) -> SendOptions:
-        limits = spec.limits
-        base = cls(
-            connections=limits.connections,
-            rate_per_second=limits.rate_per_second,
-            per_domain_concurrency=limits.per_domain_concurrency,
-            per_domain_per_minute=limits.per_domain_per_minute,
-            deadline_hours=limits.retry_hours,
-        )
-        return cls(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @dataclass
@@ -129,84 +99,9 @@ class SendReport:
         return text
 
 
-def message_spec(campaign: Campaign) -> MessageSpec:
-    """The per-campaign half of every message."""
-    spec = campaign.spec
-    return MessageSpec(
-        campaign_id=campaign.id,
-        from_address=spec.from_address,
-        from_name=spec.from_name,
-        reply_to=spec.reply_to,
-        organisation=spec.organisation,
-        subjects={k: t.subject for k, t in spec.templates.items()},
-        text_templates={k: t.text for k, t in spec.templates.items()},
-        html_templates={k: t.html for k, t in spec.templates.items()},
-        document_title=spec.document_title,
-        document_url=spec.document_url,
-        verify_url=spec.verify_url,
-        unsubscribe_url=spec.unsubscribe_url,
-        unsubscribe_mailto=f"avmelding@{spec.sender_domain}",
-        allow_links=spec.allow_links,
-        allowed_link_domains=spec.allowed_link_domains,
-        fields=dict(spec.fields),
-        feedback_id=f"c{campaign.id}:varsel:{spec.sender_domain}",
-    )
-
-
-def key_paths(settings: Settings, spec: CampaignSpec) -> list[tuple[str, str, str]]:
-    """(path, domain, selector) of the campaign's DKIM keys; RSA first, then Ed25519."""
-    from varsel.keys import key_path
-
-    domain, selector = spec.sender_domain, spec.dkim_selector
-    paths = [(str(key_path(settings, domain, selector)), domain, selector)]
-    if spec.dkim_ed25519:
-        ed = f"{selector}e"
-        paths.append((str(key_path(settings, domain, ed)), domain, ed))
-    for path, _, _ in paths:
-        if not os.path.exists(path):
-            raise SendError(f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»")
-    return paths
-
-
 # -- the sender -------------------------------------------------------------------------
 
-# Statements that change one delivery each, with its id as the last parameter.
-_MARK_SQL = "UPDATE deliveries SET data_started_at = ?, updated_at = ? WHERE id = ?"
-_SENT_SQL = (
-    "UPDATE deliveries SET state = ?, sent_at = ?, message_id = ?, last_reply = ?, "
-    "attempts = attempts + 1, claimed_by = NULL, updated_at = ? WHERE id = ?"
-)
-_DOUBT_OR_FAILED_SQL = (
-    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = attempts + 1, "
-    "claimed_by = NULL, updated_at = ? WHERE id = ?"
-)
-_GIVE_UP_SQL = (
-    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, "
-    "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?"
-)
-_DEFER_SQL = (
-    "UPDATE deliveries SET state = ?, last_reply = ?, attempts = ?, next_attempt_at = ?, "
-    "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?"
-)
-_SUPPRESS_SQL = "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE id = ?"
-_GIVE_BACK_SQL = (
-    "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
-)
-# Messages per task for a build worker: each task costs two trips between the processes.
-CHUNK = 128
-LOCAL_SLICE = 16  # messages built at a time in this process, between turns of the connections
 CHECKPOINT_EVERY = 0.25  # seconds between the checkpoints of a SQLite store's WAL while sending
-
-
-@dataclass
-class _Claim:
-    """One claimed batch: what to build, what was suppressed, and when more is due."""
-
-    count: int
-    deliveries: list[Delivery]
-    jobs: list[Job]
-    suppressed: list[Delivery]
-    next_due: str | None
 
 
 class Sender:
@@ -231,12 +126,7 @@ class Sender:
         self.stopping: str | None = None
         self.sent_now = 0
         self.in_flight = 0
-        self.building = 0  # messages handed to the build workers and not yet back
-        self.builds: set[asyncio.Future[list[Built]]] = set()
         self.build_error: BaseException | None = None
-        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self.pool_ready = False
-        self.pool_closed: asyncio.Future[None] | None = None
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.verp = Verp.from_settings(settings, self.campaign.spec.sender_domain)
@@ -291,22 +181,19 @@ class Sender:
         # on a thread of its own.
         inline = self.db.dialect == "sqlite"
         self.dbt = (DbInline if inline else DbThread)(loop, self._apply_writes)
-        # Claimed deliveries' units are read on a connection of their own (SQLite files).
-        self.reader_db: Database | None = None
-        self.reader = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="varsel-read")
-            if self.db.dialect == "sqlite" and ":memory:" not in self.db.url
-            else None
+        self.claims = Claimer(
+            self.db,
+            self.campaign.id,
+            self.worker_id,
+            self.options.batch,
+            self._db,
+            self._claim_times,
         )
         try:
             await self._db(self._start)
             self.checkpointer = await self._db(Checkpointer.start, self.db, CHECKPOINT_EVERY)
-            self.pool = pool = await self._db(self._make_pool)
-            if pool is not None:
-                # A worker takes some tenths of a second to start (a new interpreter, its
-                # imports, the factory); until one has, messages are built here instead.
-                started = asyncio.get_running_loop().run_in_executor(pool, ready)
-                started.add_done_callback(self._pool_started)
+            self.pool = await self._db(self._make_pool)
+            self.pool.start()
             self.scheduler, self.global_bucket = self._limits()
             try:
                 workers = [
@@ -320,23 +207,18 @@ class Sender:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 # Messages still being built when sending stopped go back to the queue too.
-                await asyncio.gather(*self.builds, return_exceptions=True)
+                await self.pool.finished()
                 self._give_back([item.delivery for item in self.scheduler.drain()])
                 await self.flush()
             finally:
-                if self.pool is not None:
-                    self.pool.shutdown(cancel_futures=True)
-                if self.pool_closed is not None:
-                    await self.pool_closed
+                await self.pool.shutdown()
             self.stopping = self.stopping or "done"
             stop_reason = self.stopping
             await self.flush()
             report: SendReport = await self._db(self._finish, stop_reason)
         finally:
             await self.dbt.aclose()
-            if self.reader is not None:
-                self.reader.submit(self._close_reader).result()
-                self.reader.shutdown()
+            self.claims.close()
             if self.checkpointer is not None:
                 self.checkpointer.close()
         if self.build_error is not None:
@@ -384,28 +266,23 @@ class Sender:
         # Whoever held the campaign before is gone: settle what it left claimed.
         outbox.recover(db, cid)
 
-    def _make_pool(self) -> concurrent.futures.ProcessPoolExecutor | None:
+    def _make_pool(self) -> BuildPool:
         spec = message_spec(self.campaign)
         keys = key_paths(self.settings, self.campaign.spec) if self.options.sign else []
-        self.local_factory = make_factory(spec, keys)
+        local_factory = make_factory(spec, keys)
         queued = self.db.scalar(
             "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND state IN (?, ?)",
             (self.campaign.id, DeliveryState.QUEUED.value, DeliveryState.DEFERRED.value),
         )
-        processes = self.options.build_processes
-        if processes is None:
-            # Signing is most of a message's cost, and takes every core; an unsigned message
-            # (benchmarks, tests) costs less to build than to send, so one worker keeps up, and
-            # each more would only cost another interpreter's start.
-            cores = (os.cpu_count() or 1) if keys else 1
-            processes = cores if int(queued or 0) >= POOL_FROM else 0
-        if processes <= 0:
-            return None
-        return concurrent.futures.ProcessPoolExecutor(
-            processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(spec, keys, self.verp),
+        return BuildPool(
+            spec,
+            keys,
+            local_factory,
+            self.verp,
+            self.options.build_processes,
+            int(queued or 0),
+            self._schedule,
+            self._build_failed,
         )
 
     def _finish(self, stopped: str) -> SendReport:
@@ -459,53 +336,6 @@ class Sender:
         """Now, and when the lease of deliveries claimed now runs out."""
         return utcnow_iso(), (utcnow() + dt.timedelta(seconds=LEASE_SECONDS * 10)).isoformat()
 
-    async def _claim(self) -> _Claim:
-        """Claim a batch on the database thread; read what its messages need on another."""
-        # The read and the objects made from it took three quarters of a claim's ~10 ms, while
-        # every connection's durable mark waited behind it on the database thread.
-        rows, next_due = await self._db(self._claim_rows)
-        if self.reader is None:
-            claim: _Claim = await self._db(self._claimed, self.db, rows, next_due)
-            return claim
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.reader, self._read_claimed, rows, next_due)
-
-    def _claim_rows(self) -> tuple[list[Any], str | None]:
-        db = self.db
-        now, until = self._claim_times()
-        rows = outbox.claim_rows(
-            db, self.campaign.id, self.worker_id, self.options.batch, now, until
-        )
-        next_due = None
-        if not rows:
-            next_due = db.scalar(
-                "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND state = ?",
-                (self.campaign.id, DeliveryState.DEFERRED.value),
-            )
-        return rows, next_due
-
-    def _read_claimed(self, rows: list[Any], next_due: str | None) -> _Claim:
-        if self.reader_db is None:
-            self.reader_db = connect(self.db.url, migrate=False)
-        return self._claimed(self.reader_db, rows, next_due)
-
-    def _claimed(self, db: Database, rows: list[Any], next_due: str | None) -> _Claim:
-        claimed = outbox.with_units(db, self.campaign.id, rows)
-        claim = _Claim(len(claimed), [], [], [], next_due)
-        for c in claimed:
-            d = c.delivery
-            # Suppressed units are left out; with none left, or the address suppressed, the
-            # delivery is settled as suppressed without a message.
-            units = tuple(
-                (orgnr, name, mun) for orgnr, name, mun, blocked in c.units if not blocked
-            )
-            if c.address_suppressed or not units:
-                claim.suppressed.append(d)
-                continue
-            claim.deliveries.append(d)
-            claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, units))
-        return claim
-
     async def _produce(self) -> None:
         # Claimed messages not yet on the wire: enough to keep the connections and the build
         # workers busy, few enough that memory does not grow with the campaign.
@@ -517,16 +347,18 @@ class Sender:
                 if wait > 0:
                     await self._sleep(min(wait, 5.0))
                     continue
-                if self.scheduler.size + self.building > room:
+                if self.scheduler.size + self.pool.building > room:
                     await self._sleep(0.005)
                     continue
-                claim = await self._claim()
+                claim = await self.claims.claim()
                 for d in claim.suppressed:
                     self._outcome_suppressed(d)
-                if not claim.count and not claim.next_due and not self.building:
-                    self._close_pool()
+                if not claim.count and not claim.next_due and not self.pool.building:
+                    self.pool.close_early()
                 if not claim.count:
-                    idle = self.in_flight == 0 and self.scheduler.size == 0 and self.building == 0
+                    idle = (
+                        self.in_flight == 0 and self.scheduler.size == 0 and self.pool.building == 0
+                    )
                     if idle and not claim.next_due:
                         if settled:
                             break
@@ -548,74 +380,14 @@ class Sender:
                     await self._sleep(delay)
                     continue
                 settled = False
-                await self._build(claim.deliveries, claim.jobs)
+                await self.pool.build(claim.deliveries, claim.jobs)
         finally:
             # Let the workers run dry, then stop them.
-            while (self.scheduler.size or self.building) and not self.stopping:
+            while (self.scheduler.size or self.pool.building) and not self.stopping:
                 await asyncio.sleep(0.01)
             while self.in_flight and not self.stopping:
                 await asyncio.sleep(0.01)
             self.scheduler.close()
-
-    def _close_reader(self) -> None:
-        if self.reader_db is not None:
-            self.reader_db.close()
-            self.reader_db = None
-
-    def _pool_started(self, future: asyncio.Future[None]) -> None:
-        if not future.cancelled():
-            future.exception()  # a worker that cannot start fails the build tasks, with the reason
-        self.pool_ready = True
-
-    def _close_pool(self) -> None:
-        """Let the build workers exit while the last messages go out (the outbox is empty)."""
-        if self.pool is not None:
-            # Deliveries deferred from here on are few (those in flight), and built in-process.
-            self.pool_closed = asyncio.ensure_future(asyncio.to_thread(self.pool.shutdown))
-            self.pool = None
-
-    async def _build(self, deliveries: list[Delivery], jobs: list[Job]) -> None:
-        """Build (and sign) the messages, in the worker processes when there are any."""
-        pool = self.pool
-        if pool is None:
-            self._build_here(deliveries, jobs)
-            return
-        done = 0
-        while done < len(jobs) and not self.pool_ready:
-            # A few at a time, so that the connections send them while the rest are built.
-            here = slice(done, done + LOCAL_SLICE)
-            if not self._build_here(deliveries[here], jobs[here]):
-                return
-            done += LOCAL_SLICE
-            await asyncio.sleep(0)
-        loop = asyncio.get_running_loop()
-        for start in range(done, len(jobs), CHUNK):
-            part = deliveries[start : start + CHUNK]
-            future = loop.run_in_executor(pool, build_in_worker, jobs[start : start + CHUNK])
-            self.building += len(part)
-            self.builds.add(future)
-            future.add_done_callback(functools.partial(self._built, part))
-
-    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[Built]]) -> None:
-        self.building -= len(deliveries)
-        self.builds.discard(future)
-        if future.cancelled():
-            return  # the pool was shut down: they are still claimed, and requeued next run
-        error = future.exception()
-        if error is None:
-            self._schedule(deliveries, future.result())
-        else:
-            self._build_failed(deliveries, error)
-
-    def _build_here(self, deliveries: list[Delivery], jobs: list[Job]) -> bool:
-        """Build in this process; False if a message could not be built (the run stops)."""
-        try:
-            built = build_jobs(self.local_factory, jobs, self.verp)
-        except Exception as e:
-            self._build_failed(deliveries, e)
-            return False
-        self._schedule(deliveries, built)
-        return True
 
     def _build_failed(self, deliveries: list[Delivery], error: BaseException) -> None:
         # A message that cannot be built (a template error) stops the run with the reason;
@@ -659,9 +431,8 @@ class Sender:
 
     def _give_back(self, deliveries: Iterable[Delivery]) -> None:
         now = utcnow_iso()
-        queued, claimed = DeliveryState.QUEUED.value, DeliveryState.CLAIMED.value
         for d in deliveries:
-            self.write(_GIVE_BACK_SQL, (queued, now, claimed, d.id))
+            self.write(*outcomes.given_back(d.id, now))
 
     # -- delivering ------------------------------------------------------------------
 
@@ -772,55 +543,30 @@ class Sender:
 
     def _data_started(self, delivery_id: int) -> asyncio.Future[None]:
         """Queue the mark that the final dot may go out; the future is done once it is durable."""
-        now = self.now_iso()
-        self.write(_MARK_SQL, (now, now, delivery_id))
+        self.write(*outcomes.mark(delivery_id, self.now_iso()))
         return self._commit_waiter()
 
     def _failed(self, d: Delivery, reason: str) -> None:
-        self.write(
-            _DOUBT_OR_FAILED_SQL,
-            (DeliveryState.FAILED.value, reason[:500], self.now_iso(), d.id),
-        )
+        self.write(*outcomes.failed(d.id, reason, self.now_iso()))
 
     def _outcome_suppressed(self, d: Delivery) -> None:
-        self.write(_SUPPRESS_SQL, (DeliveryState.SUPPRESSED.value, self.now_iso(), d.id))
+        self.write(*outcomes.suppressed(d.id, self.now_iso()))
 
     def _outcome(self, item: Item, outcome: SendOutcome) -> None:
-        d = item.delivery
-        now = self.now_iso()
-        reply = outcome.reply
-        reply_text = (str(reply) if reply else (outcome.error or ""))[:500]
-        kind = outcome.kind
-        if kind is ReplyKind.ACCEPTED:
+        if outcome.kind is ReplyKind.ACCEPTED:
             self.sent_now += 1
-            self.write(
-                _SENT_SQL,
-                (DeliveryState.SENT.value, now, item.message_id, reply_text, now, d.id),
+        options = self.options
+        self.write(
+            *outcomes.after_send(
+                item.delivery,
+                item.message_id,
+                outcome,
+                self.now_iso(),
+                deadline_hours=options.deadline_hours,
+                retry_base_seconds=options.retry_base_seconds,
+                retry_max_seconds=options.retry_max_seconds,
             )
-            return
-        if reply is None and outcome.data_sent:
-            # The whole message went out and the answer was lost: it may have been delivered.
-            self.write(_DOUBT_OR_FAILED_SQL, (DeliveryState.IN_DOUBT.value, reply_text, now, d.id))
-            return
-        attempts = d.attempts + 1
-        created = dt.datetime.fromisoformat(d.created_at.replace("Z", "+00:00"))
-        deadline = created + dt.timedelta(hours=self.options.deadline_hours)
-        if kind is ReplyKind.PERMANENT or utcnow() >= deadline:
-            reason = (
-                reply_text
-                if kind is ReplyKind.PERMANENT
-                else (f"ga opp etter {attempts} forsøk: {reply_text}")
-            )
-            self.write(
-                _GIVE_UP_SQL, (DeliveryState.FAILED.value, reason[:500], attempts, now, d.id)
-            )
-            return
-        delay = min(
-            self.options.retry_max_seconds, self.options.retry_base_seconds * 2 ** (attempts - 1)
         )
-        delay *= random.uniform(0.8, 1.2)  # noqa: S311  # jitter, not security
-        due = (utcnow() + dt.timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        self.write(_DEFER_SQL, (DeliveryState.DEFERRED.value, reply_text, attempts, due, now, d.id))
 
 
 def send_campaign(
