@@ -7,7 +7,6 @@ distrust the message (links elsewhere, shorteners, attachments, no code) or stop
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import email.policy
 import html
@@ -20,17 +19,23 @@ from email.parser import BytesParser
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
-
-import idna
 
 from varsel import codes, outbox
+from varsel.builder import make_factory
 from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
 from varsel.errors import UserError
 from varsel.keys import key_path
+from varsel.link_checks import (
+    SHORTENERS,
+    is_redirect,
+    is_tracking,
+    split_url,
+    under,
+    urls_in_text,
+)
 from varsel.message import (
     MessageError,
     MessageFactory,
@@ -44,7 +49,7 @@ from varsel.message_fields import (
     references,  # the factory's own parser: the linter sees links exactly as it does
 )
 from varsel.municipality import name as municipality_name
-from varsel.sender import key_paths, make_factory, message_spec
+from varsel.send_config import key_paths, message_spec
 
 
 class Severity(StrEnum):
@@ -150,90 +155,10 @@ def _recipient(units: Sequence[UnitRef], language: str, code: str, token: str) -
     return Recipient(0, SAMPLE_ADDRESS, tuple(units), language, code, token)
 
 
-# -- finding URLs ---------------------------------------------------------------------------
-
-SHORTENERS = frozenset((
-    "bit.ly", "bitly.com", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "v.gd", "buff.ly",
-    "rebrand.ly", "cutt.ly", "shorturl.at", "shorturl.com", "tiny.cc", "tiny.one", "t.ly", "rb.gy",
-    "s.id", "bl.ink", "lnkd.in", "dlvr.it", "trib.al", "soo.gd", "qrco.de", "short.io", "x.gd",
-))  # fmt: skip
-# Hosts whose whole purpose is to send the reader on to another address.
-REDIRECT_HOSTS = frozenset(
-    {"l.facebook.com", "lm.facebook.com", "l.instagram.com", "l.messenger.com", "out.reddit.com"}
-)
-_REDIRECT_HOST_PARTS = ("urldefense", "safelinks.protection.outlook.com", "linkprotect.cudasvc")
-_REDIRECT_KEYS = frozenset(
-    {"url", "redirect", "redirect_url", "redirect_uri", "redir", "goto", "dest", "destination"}
-)
-_REDIRECT_SEGMENTS = frozenset({"redirect", "redir", "goto"})
-_TRACKING_KEYS = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "mkt_tok"}
-)
-_TRACKING_PREFIXES = ("utm_", "_hs")
-
-_SHORTENER_PATTERN = "|".join(re.escape(h) for h in sorted(SHORTENERS, key=len, reverse=True))
-# A URL with a scheme, one starting with www., or a shortener's host written without a scheme.
-# The look-behind keeps "www." inside "https://www." and "t.co" inside "nett.com" from counting.
-_URL = re.compile(
-    rf"(?<![\w.@/-])(?:https?://|www\.|(?:{_SHORTENER_PATTERN})/)[^\s<>\"'`]*", re.IGNORECASE
-)
-_TRAILING = ".,;:!?)]}»”’'"
-_PARTS = ("emne", "tekst", "HTML")
-
-
-def urls_in_text(text: str) -> list[str]:
-    """Every URL written in a text: with a scheme, from www., or a shortener without a scheme."""
-    return [m.group().rstrip(_TRAILING) for m in _URL.finditer(text)]
-
-
-def _split(url: str) -> tuple[str, str, str, str]:
-    """(scheme, host as an A-label, path, query); a URL without a scheme reads as https."""
-    full = url if "://" in url[:10] else f"https://{url}"
-    try:
-        parts = urlsplit(full)
-        host = (parts.hostname or "").rstrip(".")
-    except ValueError:
-        return "", "", "", ""
-    if host and not host.isascii():
-        # A name idna refuses is compared as written: it matches no allowed domain either.
-        with contextlib.suppress(idna.IDNAError):
-            host = idna.encode(host, uts46=True).decode("ascii")
-    return parts.scheme.lower(), host.lower(), parts.path, parts.query
-
-
-def _under(host: str, domains: Iterable[str]) -> bool:
-    return any(host == d or host.endswith("." + d) for d in domains)
-
-
-def _is_redirect(host: str, path: str, query: str) -> bool:
-    if host in REDIRECT_HOSTS or any(p in host for p in _REDIRECT_HOST_PARTS):
-        return True
-    if host.endswith(("google.com", "google.no")) and path == "/url":
-        return True
-    segments = {s.lower() for s in path.split("/")}
-    if segments & _REDIRECT_SEGMENTS:
-        return True
-    # A second address inside the first, in the path or the query, is where the reader ends up.
-    lowered = unquote(path).lower()
-    if "http:" in lowered or "https:" in lowered:
-        return True
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        target = value.strip().lower()
-        if key.lower() in _REDIRECT_KEYS or target.startswith(("http:", "https:", "//", "www.")):
-            return True
-    return False
-
-
-def _is_tracking(query: str) -> bool:
-    return any(
-        key.lower() in _TRACKING_KEYS or key.lower().startswith(_TRACKING_PREFIXES)
-        for key, _ in parse_qsl(query, keep_blank_values=True)
-    )
-
-
 # -- the checks -----------------------------------------------------------------------------
 
 _LANGUAGE_NAMES = {"nb": "bokmål", "nn": "nynorsk", "en": "engelsk"}
+_PARTS = ("emne", "tekst", "HTML")
 
 
 def _where(language: str, parts: Iterable[str]) -> str:
@@ -326,10 +251,10 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
     findings: list[Finding] = []
     for url, parts in places.items():
         where = _where(language, parts)
-        scheme, host, path, query = _split(url)
+        scheme, host, path, query = split_url(url)
         if scheme in ("http", "https") and not host:
             findings.append(_error("link-domain", language, f"{where}: ugyldig lenke {url}"))
-        elif _under(host, SHORTENERS):
+        elif under(host, SHORTENERS):
             findings.append(
                 _error(
                     "shortener",
@@ -338,7 +263,7 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                     "hvor den fører. Skriv hele adressen.",
                 )
             )
-        elif host and _is_redirect(host, path, query):
+        elif host and is_redirect(host, path, query):
             findings.append(
                 _error(
                     "redirect",
@@ -347,7 +272,7 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                     "skriv adressen mottakeren skal til.",
                 )
             )
-        elif host and not _under(host, allowed):
+        elif host and not under(host, allowed):
             findings.append(
                 _error(
                     "link-domain",
@@ -360,7 +285,7 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
             findings.append(
                 _error("http", language, f"{where}: {url} bruker http://; bruk https://.")
             )
-        if _is_tracking(query):
+        if is_tracking(query):
             findings.append(
                 _warning(
                     "tracking",
