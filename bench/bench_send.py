@@ -51,7 +51,8 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.registry import import_dump
-from varsel.sender import SendOptions, message_spec, send_campaign
+from varsel.send_config import message_spec
+from varsel.sender import SendOptions, send_campaign
 from varsel.synth import write_dump
 
 CAMPAIGN = """

@@ -39,6 +39,27 @@ def test_claim_takes_each_delivery_once(db: Database, campaign_id: int) -> None:
     assert all(d.units for d in first + second)
 
 
+def test_claim_takes_due_retries_first_then_the_queue_in_order(
+    db: Database, campaign_id: int
+) -> None:
+    ids = [r[0] for r in db.query("SELECT id FROM deliveries ORDER BY id")]
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = 'deferred', next_attempt_at = ? WHERE id = ?",
+            ("2000-01-01T00:00:00.000Z", ids[4]),
+        )
+        db.execute(
+            "UPDATE deliveries SET state = 'deferred', next_attempt_at = ? WHERE id = ?",
+            ("2999-01-01T00:00:00.000Z", ids[5]),  # not due
+        )
+    now = "2100-01-01T00:00:00.000Z"
+    first = outbox.claim(db, campaign_id, "w", 3, now)
+    second = outbox.claim(db, campaign_id, "w", 3, now)
+    assert sorted(d.id for d in first) == [ids[0], ids[1], ids[4]]
+    assert [d.id for d in second] == [ids[2], ids[3]]
+    assert outbox.claim(db, campaign_id, "w", 3, now) == []
+
+
 def test_with_units_names_units_and_finds_suppressions(db: Database, campaign_id: int) -> None:
     first, second = outbox.claim(db, campaign_id, "w0", 2, NOW)
     unit = first.units[0]

@@ -186,7 +186,8 @@ def purge(db: Database, *, now: float | None = None) -> int:
 
 def signer(settings: Settings, spec: CampaignSpec) -> Signer:
     """The campaign's DKIM signer: the document e-mail comes from its sender domain too."""
-    from varsel.sender import key_paths  # raises SendError, a user error, when a key is missing
+    # key_paths raises SendError, a user error, when a key is missing.
+    from varsel.send_config import key_paths
 
     return Signer([load_key(Path(p), d, s) for p, d, s in key_paths(settings, spec)])
 

@@ -27,8 +27,7 @@ from zoneinfo import ZoneInfo
 
 from varsel import outbox, outcomes
 from varsel.build_pool import BuildPool
-from varsel.builder import Built
-from varsel.builder import make_factory as make_factory  # noqa: PLC0414  # for the editor
+from varsel.builder import Built, make_factory
 from varsel.campaign import Campaign, CampaignStatus, get_campaign
 from varsel.channel.smtp import (
     RelayConfig,
@@ -48,8 +47,7 @@ from varsel.outbox_commits import DbInline, DbThread
 from varsel.scheduler import Item, Scheduler, TokenBucket
 from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exported
 from varsel.send_config import SendOptions as SendOptions  # noqa: PLC0414  # re-exported
-from varsel.send_config import key_paths as key_paths  # noqa: PLC0414  # re-exported
-from varsel.send_config import message_spec as message_spec  # noqa: PLC0414  # re-exported
+from varsel.send_config import key_paths, message_spec
 from varsel.verp import Verp
 from varsel.wal import Checkpointer
 

@@ -15,13 +15,14 @@ from starlette.responses import Response
 
 from varsel import documents
 from varsel.accounts import Role
+from varsel.builder import make_factory
 from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, get_campaign, update_spec
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.lint import SAMPLE_ADDRESS, LintReport, lint_campaign, sample_code, sample_units
 from varsel.message import MessageError, MessageFactory, Recipient, Rendered
-from varsel.sender import key_paths, make_factory, message_spec
+from varsel.send_config import key_paths, message_spec
 from varsel.web.console_auth import PREFIX, Page, console, translate
 from varsel.web.console_campaigns import campaign_id
 from varsel.web.site import LANGUAGE_NAMES, N_
