@@ -61,3 +61,25 @@ def test_every_translation_fills_in_the_values_its_message_names(language: str) 
         if m.id and m.string and sorted(named.findall(m.id)) != sorted(named.findall(m.string))
     ]
     assert wrong == []
+
+
+@pytest.mark.parametrize("language", ["nn", "en"])
+def test_a_render_error_without_its_sample_delivery_is_translated(language: str) -> None:
+    # The linter shows the message factory's render errors ("%(where)s: …") without the
+    # sample's made-up delivery: the rest of each such id is looked up on its own.
+    from babel.messages.extract import extract_from_file
+
+    from varsel.lint import SAMPLE_WHERE
+
+    found = extract_from_file("python", str(LIBRARY / "message.py"), keywords={"Text": None})
+    rests = {
+        message.removeprefix(SAMPLE_WHERE)
+        for _, message, _, _ in found
+        if isinstance(message, str) and message.startswith(SAMPLE_WHERE)
+    }
+    assert rests == {"malfeil: %(error)s", "emnet er tomt"}
+    path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as f:
+        catalog = read_po(f)
+    translated = {m.id for m in catalog if m.id and m.string}
+    assert sorted(rests - translated) == []

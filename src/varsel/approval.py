@@ -391,8 +391,11 @@ def authorise_send(
     if no_approval:
         if not settings.allow_no_approval:
             raise ApprovalError(
-                "sending uten godkjenning er slått av her (VARSEL_ALLOW_NO_APPROVAL=false); "
-                f"kampanje {campaign_id} må godkjennes"
+                Text(
+                    "sending uten godkjenning er slått av her (VARSEL_ALLOW_NO_APPROVAL=false); "
+                    "kampanje %(campaign)s må godkjennes",
+                    campaign=campaign_id,
+                )
             )
     else:
         approval = require_approved(db, campaign_id)

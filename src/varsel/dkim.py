@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 
 Algorithm = Literal["rsa", "ed25519"]
 
@@ -63,17 +63,22 @@ def signing_domain(domain: str) -> str:
     try:
         ascii_name = name if name.isascii() else idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError:
-        raise DkimKeyError(f"ugyldig domene for DKIM: {domain!r}") from None
+        raise DkimKeyError(Text("ugyldig domene for DKIM: %(domain)r", domain=domain)) from None
     labels = ascii_name.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise DkimKeyError(f"ugyldig domene for DKIM: {domain!r}")
+        raise DkimKeyError(Text("ugyldig domene for DKIM: %(domain)r", domain=domain))
     return ascii_name
 
 
 def _selector(selector: str) -> str:
     name = selector.strip().lower()
     if not name or not all(_LABEL.match(label) for label in name.split(".")):
-        raise DkimKeyError(f"ugyldig DKIM-selektor: {selector!r} (bruk bokstaver, tall og -)")
+        raise DkimKeyError(
+            Text(
+                "ugyldig DKIM-selektor: %(selector)r (bruk bokstaver, tall og -)",
+                selector=selector,
+            )
+        )
     return name
 
 
@@ -165,10 +170,16 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
         fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise DkimKeyError(
-            f"{private_path}: nøkkelen finnes allerede; velg en ny selektor"
+            Text("%(path)s: nøkkelen finnes allerede; velg en ny selektor", path=str(private_path))
         ) from None
     except OSError as e:
-        raise DkimKeyError(f"{private_path}: kan ikke skrive nøkkelen: {e.strerror}") from None
+        raise DkimKeyError(
+            Text(
+                "%(path)s: kan ikke skrive nøkkelen: %(error)s",
+                path=str(private_path),
+                error=e.strerror,
+            )
+        ) from None
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)  # the mode given to open() is reduced by umask, never raised
         f.write(pem)
@@ -182,22 +193,34 @@ def load_key(path: Path, domain: str, selector: str) -> DkimKey:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise DkimKeyError(f"{path}: kan ikke lese DKIM-nøkkelen: {e.strerror}") from None
+        raise DkimKeyError(
+            Text(
+                "%(path)s: kan ikke lese DKIM-nøkkelen: %(error)s", path=str(path), error=e.strerror
+            )
+        ) from None
     try:
         private_key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise DkimKeyError(f"{path}: DKIM-nøkkelen er kryptert med passord") from None
+        raise DkimKeyError(
+            Text("%(path)s: DKIM-nøkkelen er kryptert med passord", path=str(path))
+        ) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise DkimKeyError(f"{path}: ikke en privat nøkkel i PEM-format") from None
+        raise DkimKeyError(
+            Text("%(path)s: ikke en privat nøkkel i PEM-format", path=str(path))
+        ) from None
     if isinstance(private_key, rsa.RSAPrivateKey):
         if private_key.key_size < _MIN_RSA_BITS:
             raise DkimKeyError(
-                f"{path}: RSA-nøkkelen har {private_key.key_size} bit; DKIM krever minst 1024"
+                Text(
+                    "%(path)s: RSA-nøkkelen har %(bits)s bit; DKIM krever minst 1024",
+                    path=str(path),
+                    bits=private_key.key_size,
+                )
             )
         return DkimKey(domain, selector, "rsa", private_key)
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return DkimKey(domain, selector, "ed25519", private_key)
-    raise DkimKeyError(f"{path}: DKIM-nøkkelen må være RSA eller Ed25519")
+    raise DkimKeyError(Text("%(path)s: DKIM-nøkkelen må være RSA eller Ed25519", path=str(path)))
 
 
 def canonical_header(field: bytes) -> bytes:

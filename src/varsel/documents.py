@@ -25,6 +25,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import Signer, load_key
+from varsel.errors import Text
 from varsel.outbox import record_event
 
 
@@ -233,4 +234,5 @@ async def send(relay: RelayConfig, mail_from: str, to: str, data: bytes) -> str 
         await connection.close()
     if outcome.kind is ReplyKind.ACCEPTED:
         return None
-    return str(outcome.reply) if outcome.reply is not None else outcome.error or "ingen svar"
+    # The relay's reply is shown as the relay wrote it.
+    return str(outcome.reply) if outcome.reply is not None else outcome.error or Text("ingen svar")

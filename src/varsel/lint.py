@@ -26,7 +26,7 @@ from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
-from varsel.errors import UserError
+from varsel.errors import N_, Text, UserError, listed
 from varsel.keys import key_path
 from varsel.link_checks import (
     SHORTENERS,
@@ -66,7 +66,7 @@ class Finding:
     severity: Severity
     code: str
     language: str | None
-    message: str
+    message: str  # Bokmål, as the CLI prints it; a Text, so that the console can translate it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,14 +158,21 @@ def _recipient(units: Sequence[UnitRef], language: str, code: str, token: str) -
 # -- the checks -----------------------------------------------------------------------------
 
 _LANGUAGE_NAMES = {"nb": "bokmål", "nn": "nynorsk", "en": "engelsk"}
-_PARTS = ("emne", "tekst", "HTML")
+# A message's parts as the findings name them; each is a message id, translated where shown.
+_PARTS = (N_("emne"), N_("tekst"), N_("HTML"))
 
 
 def _where(language: str, parts: Iterable[str]) -> str:
     """'nb (tekst og HTML)': which message and which of its parts."""
-    found = [p for p in _PARTS if p in set(parts)]
-    joined = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} og {found[-1]}"
-    return f"{language} ({joined})" if found else language
+    found = [Text(p) for p in _PARTS if p in set(parts)]
+    if not found:
+        return language
+    joined = (
+        found[0]
+        if len(found) == 1
+        else Text("%(parts)s og %(last)s", parts=listed(found[:-1]), last=found[-1])
+    )
+    return Text("%(language)s (%(parts)s)", language=language, parts=joined)
 
 
 class _LintFactory(MessageFactory):
@@ -199,15 +206,26 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
                     _error(
                         "dkim-key",
                         None,
-                        f"Avsenderdomenet {domain} har ingen DKIM-nøkkel: {path} finnes ikke. "
-                        f"Lag den med «varsel keys generate --domain {domain} --selector {name}» "
-                        "og publiser DNS-posten.",
+                        Text(
+                            "Avsenderdomenet %(domain)s har ingen DKIM-nøkkel: %(path)s finnes "
+                            "ikke. Lag den med «varsel keys generate --domain %(domain)s "
+                            "--selector %(selector)s» og publiser DNS-posten.",
+                            domain=domain,
+                            path=str(path),
+                            selector=name,
+                        ),
                     )
                 )
                 continue
             keys.append(load_key(path, domain, name))
         except DkimKeyError as e:
-            findings.append(_error("dkim-key", None, f"Avsenderdomenet {domain}: {e.message}"))
+            findings.append(
+                _error(
+                    "dkim-key",
+                    None,
+                    Text("Avsenderdomenet %(domain)s: %(error)s", domain=domain, error=e.message),
+                )
+            )
             continue
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
@@ -215,8 +233,12 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
                 _warning(
                     "dkim-key-mode",
                     None,
-                    f"DKIM-nøkkelen {path} kan leses av andre enn eieren (modus {mode:04o}); "
-                    f"gjør den privat med «chmod 600 {path}».",
+                    Text(
+                        "DKIM-nøkkelen %(path)s kan leses av andre enn eieren (modus %(mode)s); "
+                        "gjør den privat med «chmod 600 %(path)s».",
+                        path=str(path),
+                        mode=format(mode, "04o"),
+                    ),
                 )
             )
     return findings, Signer(keys) if keys else None
@@ -247,20 +269,31 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
             attributes.setdefault(url, set()).add(attribute)
             places.setdefault(url, set()).add("HTML")
     allowed = spec.allowed_link_domains
-    allowed_text = ", ".join(allowed) if allowed else "ingen"
+    allowed_text = ", ".join(allowed) if allowed else Text(N_("ingen"))
     findings: list[Finding] = []
     for url, parts in places.items():
         where = _where(language, parts)
         scheme, host, path, query = split_url(url)
         if scheme in ("http", "https") and not host:
-            findings.append(_error("link-domain", language, f"{where}: ugyldig lenke {url}"))
+            findings.append(
+                _error(
+                    "link-domain",
+                    language,
+                    Text("%(where)s: ugyldig lenke %(url)s", where=where, url=url),
+                )
+            )
         elif under(host, SHORTENERS):
             findings.append(
                 _error(
                     "shortener",
                     language,
-                    f"{where}: {url} er en forkortet lenke ({host}); mottakeren kan ikke se "
-                    "hvor den fører. Skriv hele adressen.",
+                    Text(
+                        "%(where)s: %(url)s er en forkortet lenke (%(host)s); mottakeren kan ikke "
+                        "se hvor den fører. Skriv hele adressen.",
+                        where=where,
+                        url=url,
+                        host=host,
+                    ),
                 )
             )
         elif host and is_redirect(host, path, query):
@@ -268,8 +301,12 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                 _error(
                     "redirect",
                     language,
-                    f"{where}: {url} er en videresending til en annen adresse; "
-                    "skriv adressen mottakeren skal til.",
+                    Text(
+                        "%(where)s: %(url)s er en videresending til en annen adresse; "
+                        "skriv adressen mottakeren skal til.",
+                        where=where,
+                        url=url,
+                    ),
                 )
             )
         elif host and not under(host, allowed):
@@ -277,21 +314,35 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                 _error(
                     "link-domain",
                     language,
-                    f"{where}: {url} går til {host}, som ikke er et tillatt domene "
-                    f"(tillatt: {allowed_text}).",
+                    Text(
+                        "%(where)s: %(url)s går til %(host)s, som ikke er et tillatt domene "
+                        "(tillatt: %(allowed)s).",
+                        where=where,
+                        url=url,
+                        host=host,
+                        allowed=allowed_text,
+                    ),
                 )
             )
         if scheme == "http":
             findings.append(
-                _error("http", language, f"{where}: {url} bruker http://; bruk https://.")
+                _error(
+                    "http",
+                    language,
+                    Text("%(where)s: %(url)s bruker http://; bruk https://.", where=where, url=url),
+                )
             )
         if is_tracking(query):
             findings.append(
                 _warning(
                     "tracking",
                     language,
-                    f"{where}: {url} har sporingsparametre (utm_, fbclid, gclid o.l.); "
-                    "varsel sporer ikke mottakere.",
+                    Text(
+                        "%(where)s: %(url)s har sporingsparametre (utm_, fbclid, gclid o.l.); "
+                        "varsel sporer ikke mottakere.",
+                        where=where,
+                        url=url,
+                    ),
                 )
             )
         for attribute in sorted(attributes.get(url, ())):
@@ -300,8 +351,12 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                     _error(
                         "clickable-link",
                         language,
-                        f"{where}: klikkbar lenke (<a href>) til {url}, men kampanjen tillater "
-                        "ikke klikkbare lenker ([links] allow_clickable).",
+                        Text(
+                            "%(where)s: klikkbar lenke (<a href>) til %(url)s, men kampanjen "
+                            "tillater ikke klikkbare lenker ([links] allow_clickable).",
+                            where=where,
+                            url=url,
+                        ),
                     )
                 )
             elif attribute == "href" and scheme not in ("http", "https"):
@@ -309,7 +364,11 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                     _error(
                         "clickable-link",
                         language,
-                        f"{where}: klikkbar lenke til {url}; bare https-lenker er tillatt.",
+                        Text(
+                            "%(where)s: klikkbar lenke til %(url)s; bare https-lenker er tillatt.",
+                            where=where,
+                            url=url,
+                        ),
                     )
                 )
             elif attribute != "href":
@@ -317,8 +376,13 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
                     _error(
                         "remote-content",
                         language,
-                        f"{where}: HTML-delen laster {url} ({attribute}); meldingen skal ikke "
-                        "hente bilder, skrifter eller annet fra nettet.",
+                        Text(
+                            "%(where)s: HTML-delen laster %(url)s (%(attribute)s); meldingen skal "
+                            "ikke hente bilder, skrifter eller annet fra nettet.",
+                            where=where,
+                            url=url,
+                            attribute=attribute,
+                        ),
                     )
                 )
     return findings
@@ -326,7 +390,7 @@ def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered
 
 def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]) -> Finding | None:
     """Each recipient's units, by name and organisation number, in the text and the HTML."""
-    missing: list[str] = []
+    missing: list[str] = []  # what is missing: a name, an orgnr, or both (Text)
     parts: set[str] = set()
     shared_only = True
     for recipient, r in rendered:
@@ -343,39 +407,55 @@ def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]
                     continue
                 parts.add(part)
                 shared_only = shared_only and len(recipient.units) > 1
-                what = f"«{name}»" if not has_name else f"org.nr. {orgnr}"
+                what = (
+                    Text("«%(name)s»", name=name)
+                    if not has_name
+                    else Text("org.nr. %(orgnr)s", orgnr=orgnr)
+                )
                 if not has_name and not has_orgnr:
-                    what = f"«{name}» (org.nr. {orgnr})"
+                    what = Text("«%(name)s» (org.nr. %(orgnr)s)", name=name, orgnr=orgnr)
                 if what not in missing:
                     missing.append(what)
     if not missing:
         return None
+    where, names = _where(language, parts), listed(missing[:4])
     if shared_only:
-        case = " når flere virksomheter deler e-postadressen"
-        hint = "Nevn alle med {% for u in units %}…{% endfor %}."
+        # A literal % in a message id is written %%.
+        message = Text(
+            "%(where)s: meldingen nevner ikke virksomheten den gjelder når flere virksomheter "
+            "deler e-postadressen; mangler %(missing)s. "
+            "Nevn alle med {%% for u in units %%}…{%% endfor %%}.",
+            where=where,
+            missing=names,
+        )
     else:
-        case, hint = "", "Bruk {{ unit.name }} og {{ unit.orgnr }}, eller en løkke over units."
-    return _error(
-        "names",
-        language,
-        f"{_where(language, parts)}: meldingen nevner ikke virksomheten den gjelder{case}; "
-        f"mangler {', '.join(missing[:4])}. {hint}",
-    )
+        message = Text(
+            "%(where)s: meldingen nevner ikke virksomheten den gjelder; mangler %(missing)s. "
+            "Bruk {{ unit.name }} og {{ unit.orgnr }}, eller en løkke over units.",
+            where=where,
+            missing=names,
+        )
+    return _error("names", language, message)
 
 
 def _content_findings(spec: CampaignSpec, language: str, r: Rendered, code: str) -> list[Finding]:
     """The verification code, the verify URL and the document URL, in the text and the HTML."""
     texts = {"tekst": r.text, "HTML": html.unescape(r.html)}
     findings = []
-    check = "mottakeren trenger den for å sjekke at e-posten er ekte"
+    check = Text(N_("mottakeren trenger den for å sjekke at e-posten er ekte"))
     checks = (
-        ("missing-code", (code, code.replace("-", "")), "kontrollkoden", check),
-        ("missing-verify-url", (spec.verify_url,), f"kontrolladressen {spec.verify_url}", check),
+        ("missing-code", (code, code.replace("-", "")), Text(N_("kontrollkoden")), check),
+        (
+            "missing-verify-url",
+            (spec.verify_url,),
+            Text("kontrolladressen %(url)s", url=spec.verify_url),
+            check,
+        ),
         (
             "missing-document-url",
             (spec.document_url,),
-            f"dokumentadressen {spec.document_url}",
-            "mottakeren skal kunne hente dokumentet selv, uten å klikke",
+            Text("dokumentadressen %(url)s", url=spec.document_url),
+            Text(N_("mottakeren skal kunne hente dokumentet selv, uten å klikke")),
         ),
     )
     for finding_code, values, what, why in checks:
@@ -385,10 +465,34 @@ def _content_findings(spec: CampaignSpec, language: str, r: Rendered, code: str)
                 _error(
                     finding_code,
                     language,
-                    f"{_where(language, parts)}: {what} står ikke i meldingen; {why}.",
+                    Text(
+                        "%(where)s: %(what)s står ikke i meldingen; %(why)s.",
+                        where=_where(language, parts),
+                        what=what,
+                        why=why,
+                    ),
                 )
             )
     return findings
+
+
+SAMPLE_WHERE = "%(where)s: "  # how the message factory's render errors begin
+
+
+def _without_sample_delivery(message: str) -> str:
+    """A render error without the delivery it names: the sample's made-up id would only confuse.
+
+    The factory's message is "%(where)s: …" with where "levering 0"; the rest of its id is
+    translated on its own (test_web_catalogs checks that each such rest is in the catalogs).
+    """
+    if (
+        isinstance(message, Text)
+        and message.msgid.startswith(SAMPLE_WHERE)
+        and message.params.get("where") == "levering 0"
+    ):
+        params = {k: v for k, v in message.params.items() if k != "where"}
+        return Text(message.msgid.removeprefix(SAMPLE_WHERE), **params)
+    return message.removeprefix("levering 0: ")
 
 
 def _language_findings(
@@ -417,9 +521,12 @@ def _language_findings(
         factory = _LintFactory(one, signer)
         rendered = [(r, factory.render(r)) for r in recipients]
     except MessageError as e:
-        # Render errors name the delivery; the sample's made-up id would only confuse.
-        why = e.message.removeprefix("levering 0: ")
-        return [_error("template", language, f"{language}: malen kan ikke brukes: {why}")]
+        unusable = Text(
+            "%(language)s: malen kan ikke brukes: %(error)s",
+            language=language,
+            error=_without_sample_delivery(e.message),
+        )
+        return [_error("template", language, unusable)]
     findings: list[Finding] = []
     names = _names_finding(language, rendered)
     if names is not None:
@@ -432,22 +539,32 @@ def _language_findings(
             _warning(
                 "subject-length",
                 language,
-                f"{language} (emne): emnet er {len(subject)} tegn, over 78; mange "
-                f"e-postprogrammer kutter det: «{subject}»",
+                Text(
+                    "%(language)s (emne): emnet er %(length)s tegn, over 78; mange "
+                    "e-postprogrammer kutter det: «%(subject)s»",
+                    language=language,
+                    length=len(subject),
+                    subject=subject,
+                ),
             )
         )
     try:
         message = factory.build(recipients[0])
     except MessageError as e:
-        findings.append(_error("message", language, f"{language}: {e.message}"))
+        unbuilt = Text("%(language)s: %(error)s", language=language, error=e.message)
+        findings.append(_error("message", language, unbuilt))
         return findings
     for part in attachments_in(message):
         findings.append(
             _error(
                 "attachment",
                 language,
-                f"{language}: meldingen har et vedlegg eller en del som ikke er tekst ({part}); "
-                "varsel sender aldri vedlegg.",
+                Text(
+                    "%(language)s: meldingen har et vedlegg eller en del som ikke er tekst "
+                    "(%(part)s); varsel sender aldri vedlegg.",
+                    language=language,
+                    part=part,
+                ),
             )
         )
     return findings
@@ -480,8 +597,11 @@ def lint_campaign(
                 _error(
                     "missing-template",
                     language,
-                    f"Mottakere i kampanjen har språket «{language}», men kampanjen har ingen "
-                    "mal på det språket.",
+                    Text(
+                        "Mottakere i kampanjen har språket «%(language)s», men kampanjen har "
+                        "ingen mal på det språket.",
+                        language=language,
+                    ),
                 )
             )
     # What is wrong outside the templates (an address, a URL) is wrong in every language:
@@ -493,7 +613,7 @@ def lint_campaign(
             None,
         )
     except MessageError as e:
-        findings.append(_error("message", None, f"Kampanjen: {e.message}"))
+        findings.append(_error("message", None, Text("Kampanjen: %(error)s", error=e.message)))
     else:
         code = sample_code()
         for language in sorted(spec.templates, key=_language_order):
@@ -503,8 +623,11 @@ def lint_campaign(
             _warning(
                 "no-reply-to",
                 None,
-                f"Kampanjen har ingen svaradresse ([sender] reply_to): svar går til "
-                f"{spec.from_address}.",
+                Text(
+                    "Kampanjen har ingen svaradresse ([sender] reply_to): svar går til "
+                    "%(address)s.",
+                    address=spec.from_address,
+                ),
             )
         )
     ordered = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)

@@ -12,7 +12,7 @@ from typing import Any
 
 from varsel.campaign import Campaign, CampaignSpec
 from varsel.config import Settings
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 from varsel.message import MessageSpec
 
 
@@ -87,5 +87,10 @@ def key_paths(settings: Settings, spec: CampaignSpec) -> list[tuple[str, str, st
         paths.append((str(key_path(settings, domain, ed)), domain, ed))
     for path, _, _ in paths:
         if not os.path.exists(path):
-            raise SendError(f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»")
+            raise SendError(
+                Text(
+                    "DKIM-nøkkelen %(path)s finnes ikke; lag den med «varsel keys generate»",
+                    path=path,
+                )
+            )
     return paths

@@ -39,7 +39,7 @@ from varsel.channel.smtp import (
 from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import VarselError
+from varsel.errors import Text, VarselError
 from varsel.i18n import fmt_int
 from varsel.outbox import Delivery, DeliveryState
 from varsel.outbox_claims import Claimer
@@ -243,17 +243,29 @@ class Sender:
             assert row is not None  # noqa: S101
             status, holder, lease = row
             if status in (CampaignStatus.CANCELLED.value, CampaignStatus.PAUSED.value):
+                # The status is named as the store and the command line name it.
                 raise SendError(
-                    f"kampanje {cid} er «{status}»; "
-                    + (
-                        "gjenoppta den med «varsel campaign resume» først"
-                        if status == CampaignStatus.PAUSED.value
-                        else "den kan ikke sendes"
+                    Text(
+                        "kampanje %(campaign)s er «%(status)s»; "
+                        "gjenoppta den med «varsel campaign resume» først",
+                        campaign=cid,
+                        status=status,
+                    )
+                    if status == CampaignStatus.PAUSED.value
+                    else Text(
+                        "kampanje %(campaign)s er «%(status)s»; den kan ikke sendes",
+                        campaign=cid,
+                        status=status,
                     )
                 )
             if holder and lease and lease > utcnow_iso():
                 raise SendError(
-                    f"kampanje {cid} sendes allerede av {holder}; vent, eller stopp den prosessen"
+                    Text(
+                        "kampanje %(campaign)s sendes allerede av %(holder)s; "
+                        "vent, eller stopp den prosessen",
+                        campaign=cid,
+                        holder=holder,
+                    )
                 )
             until = (now + dt.timedelta(seconds=LEASE_SECONDS)).isoformat()
             db.execute(
@@ -508,9 +520,13 @@ class Sender:
         except SmtpConnectError as e:
             if e.reply is not None and e.reply.code >= 500:
                 # The relay refuses us (login, TLS policy): retrying every message until the
-                # deadline would not help. Stop and say why.
-                self.fatal = f"e-posttjeneren {self.relay.redacted()} avviser "
-                self.fatal += f"utsendelsen: {e.message}"
+                # deadline would not help. Stop and say why: the relay's own reply (e.message)
+                # as the relay wrote it.
+                self.fatal = Text(
+                    "e-posttjeneren %(relay)s avviser utsendelsen: %(reply)s",
+                    relay=self.relay.redacted(),
+                    reply=e.message,
+                )
                 self.stopping = "relay"
                 self.scheduler.close()
                 self._give_back([item.delivery])

@@ -21,7 +21,7 @@ from varsel.coverage import (
     unit_outcomes,
 )
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 from varsel.i18n import fmt_int
 from varsel.outbox import record_event
 from varsel.segment import FOREIGN
@@ -98,9 +98,11 @@ def export_unreached(
     """
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
-        raise ExportError(f"{path}: filen må slutte på .csv eller .xlsx")
+        raise ExportError(Text("%(path)s: filen må slutte på .csv eller .xlsx", path=str(path)))
     if not path.parent.is_dir():
-        raise ExportError(f"{path}: mappen {path.parent} finnes ikke")
+        raise ExportError(
+            Text("%(path)s: mappen %(folder)s finnes ikke", path=str(path), folder=str(path.parent))
+        )
     wanted = tuple(o for o in NOT_REACHED if include_suppressed or o is not Outcome.SUPPRESSED)
     units = (export_row(u) for u in unit_outcomes(db, campaign_id, wanted))
     tmp = path.with_name(f".{path.name}.part")
@@ -109,7 +111,11 @@ def export_unreached(
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"{path}: kan ikke skrives ({e.strerror or e})") from None
+        raise ExportError(
+            Text(
+                "%(path)s: kan ikke skrives (%(error)s)", path=str(path), error=e.strerror or str(e)
+            )
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
