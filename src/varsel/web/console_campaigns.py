@@ -284,6 +284,9 @@ def _campaign_page(
         recipients = int(
             db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,)) or 0
         )
+    # Why the last send stopped: the library's message or the console's own, in the page's
+    # language (a relay's reply inside it stays as the relay wrote it).
+    problem = _senders(page).problem(cid)
     return page.render(
         "campaign.html",
         {
@@ -294,7 +297,7 @@ def _campaign_page(
             "live": now.live or _senders(page).running(cid),
             "recipients": recipients,
             "error": shown(page.language, error) if error else None,
-            "problem": _senders(page).problem(cid),
+            "problem": shown(page.language, problem) if problem else None,
             "notice": page.request.query_params.get("melding"),
             **_labels(),
         },

@@ -23,7 +23,7 @@ from varsel.errors import VarselError
 from varsel.lint import SAMPLE_ADDRESS, LintReport, lint_campaign, sample_code, sample_units
 from varsel.message import MessageError, MessageFactory, Recipient, Rendered
 from varsel.send_config import key_paths, message_spec
-from varsel.web.console_auth import PREFIX, Page, console, translate
+from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_campaigns import campaign_id
 from varsel.web.site import LANGUAGE_NAMES, N_
 
@@ -89,6 +89,11 @@ def _editor(
     unsaved: bool = False,
     status: int = 200,
 ) -> Response:
+    # The findings' messages in the page's language; the template writes them as text.
+    findings = [
+        dataclasses.replace(f, message=translate(page.language, f.message))
+        for f in (lint.findings if lint else ())
+    ]
     return page.render(
         "editor.html",
         {
@@ -97,6 +102,7 @@ def _editor(
             "previews": shown,
             "language_names": LANGUAGE_NAMES,
             "lint": lint,
+            "findings": findings,
             "notice": notice,
             "error": error,
             "unsaved": unsaved,
@@ -179,11 +185,12 @@ async def test_send(page: Page) -> Response:
     except VarselError as e:
         return await _editor_again(page, cid, translate(page.language, e.message))
     if data is None or address is None:
-        return await _editor_again(page, cid, problem)
+        return await _editor_again(page, cid, shown(page.language, problem or ""))
     relay = RelayConfig.from_url(page.site.settings.smtp_url)
     failed = await documents.send(relay, campaign.spec.from_address, address, data)
     if failed is not None:
-        return await _editor_again(page, cid, failed)
+        # varsel's words in the page's language; a relay's reply as the relay wrote it.
+        return await _editor_again(page, cid, translate(page.language, failed))
     return page.redirect(f"{PREFIX}/kampanjer/{cid}/maler", melding="test")
 
 

@@ -27,6 +27,7 @@ from varsel.db import Database, connect
 from varsel.errors import VarselError
 from varsel.outbox import counts
 from varsel.sender import SendOptions
+from varsel.web.site import N_
 
 log = logging.getLogger("varsel.web")
 
@@ -40,7 +41,9 @@ class Senders:
         self.settings = settings
         self._lock = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
-        self._outcomes: dict[int, str] = {}  # campaign -> the last send's error, if it failed
+        # campaign -> why its last send failed: the library's message (a Text) or an N_ id,
+        # translated where it is shown (console_auth.shown)
+        self._outcomes: dict[int, str] = {}
 
     def running(self, campaign_id: int) -> bool:
         """A send of this campaign is running in this process."""
@@ -94,7 +97,7 @@ class Senders:
         except Exception:
             log.exception("Sending av kampanje %s feilet", campaign_id)
             with self._lock:
-                self._outcomes[campaign_id] = "en intern feil stoppet sendingen; se loggen"
+                self._outcomes[campaign_id] = N_("en intern feil stoppet sendingen; se loggen")
 
     def join(self, timeout: float) -> None:
         """Wait for the running sends (tests, and an orderly shutdown)."""
