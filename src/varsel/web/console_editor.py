@@ -53,8 +53,8 @@ def previews(db: Database, campaign: Campaign, page_language: str) -> list[Previ
     try:
         factory = MessageFactory(message_spec(campaign), None)
     except MessageError as e:
-        shown = translate(page_language, e.message)
-        return [Preview(lang, None, shown) for lang in LANGUAGES]
+        why = translate(page_language, e.message)
+        return [Preview(lang, None, why) for lang in LANGUAGES]
     code = sample_code()
     out = []
     for language in LANGUAGES:
@@ -81,7 +81,7 @@ def _edited(spec: CampaignSpec, form: dict[str, str]) -> CampaignSpec:
 def _editor(
     page: Page,
     campaign: Campaign,
-    shown: list[Preview],
+    made: list[Preview],
     *,
     lint: LintReport | None = None,
     notice: str | None = None,
@@ -99,7 +99,7 @@ def _editor(
         {
             "campaign": campaign,
             "templates": {lang: campaign.spec.templates[lang] for lang in LANGUAGES},
-            "previews": shown,
+            "previews": made,
             "language_names": LANGUAGE_NAMES,
             "lint": lint,
             "findings": findings,
@@ -117,9 +117,9 @@ def editor(page: Page) -> Response:
     """The templates in nb, nn and en beside the messages they make."""
     with page.db() as db:
         campaign = get_campaign(db, campaign_id(page))
-        shown = previews(db, campaign, page.language)
+        made = previews(db, campaign, page.language)
     notice = page.request.query_params.get("melding")
-    return _editor(page, campaign, shown, notice=notice if notice in ("test",) else None)
+    return _editor(page, campaign, made, notice=notice if notice in ("test",) else None)
 
 
 @console.route("/kampanjer/{cid:int}/maler", role=Role.AUTHOR, methods=("POST",))
