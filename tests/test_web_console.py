@@ -787,6 +787,15 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     )
 
 
+def post_templates(
+    client: TestClient, cid: int, csrf: str, lang: str, fields: dict[str, str]
+) -> httpx.Response:
+    """The template editor's form, posted with these fields in a page language."""
+    return client.post(
+        f"{PREFIX}/kampanjer/{cid}/maler", data={"csrf": csrf, "lang": lang, **fields}
+    )
+
+
 def test_the_editor_says_why_a_template_cannot_be_previewed_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
@@ -794,10 +803,7 @@ def test_the_editor_says_why_a_template_cannot_be_previewed_in_the_pages_languag
     csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
     shown = {}
     for language in ("nb", "en"):
-        answer = client.post(
-            f"{PREFIX}/kampanjer/{cid}/maler",
-            data={"csrf": csrf, "nn-subject": "Råd til {{ navn", "lang": language},
-        )
+        answer = post_templates(client, cid, csrf, language, {"nn-subject": "Råd til {{ navn"})
         assert answer.status_code == 200
         shown[language] = set(re.findall(r'<p class="error">([^<]+)</p>', answer.text))
     # Jinja's own words stay as Jinja wrote them; varsel's around them are the page's.
@@ -841,10 +847,7 @@ def test_a_lint_finding_is_shown_in_the_pages_language(
     cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
     text = get_campaign(db, cid).spec.templates["nn"].text + "\nLes meir: https://bit.ly/3xYz\n"
-    saved = client.post(
-        f"{PREFIX}/kampanjer/{cid}/maler",
-        data={"csrf": csrf, "action": "save", "nn-text": text, "lang": "nn"},
-    )
+    saved = post_templates(client, cid, csrf, "nn", {"action": "save", "nn-text": text})
     assert saved.status_code == 200
     linted = {
         lang: client.post(f"{PREFIX}/kampanjer/{cid}/lint", data={"csrf": csrf, "lang": lang})
@@ -884,9 +887,8 @@ def test_a_template_lint_cannot_render_is_named_without_the_sample_delivery_in_e
         "en": f"Error: en: the template cannot be used: template error: {why}",
     }
     for lang, finding in expected.items():
-        answer = client.post(
-            f"{PREFIX}/kampanjer/{cid}/maler",
-            data={"csrf": csrf, "action": "save", "en-text": "{{ 1 / 0 }}", "lang": lang},
+        answer = post_templates(
+            client, cid, csrf, lang, {"action": "save", "en-text": "{{ 1 / 0 }}"}
         )
         assert answer.status_code == 200
         assert [f for f in lint_findings(answer) if why in f] == [finding]
