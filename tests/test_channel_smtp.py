@@ -824,3 +824,20 @@ def test_the_client_runs_on_uvloop(tls: tuple[Path, ssl.SSLContext]) -> None:
             assert outcome.kind is ReplyKind.ACCEPTED
         assert plain.wait_for(1, 5)[0].data == MESSAGE
         assert secured.wait_for(1, 5)[0].data == MESSAGE
+
+
+def test_a_relays_refusal_is_shown_in_the_consoles_language(sink: SmtpSink) -> None:
+    # The command line's Bokmål text, and the message id the console translates it by; the
+    # reason inside (a connection error's own line) is translated too.
+    from varsel.web.console_auth import shown
+
+    url = sink.url.replace("smtp://", "smtp+starttls://")
+    with pytest.raises(SmtpConnectError) as caught:
+        run(SmtpConnection.open(RelayConfig.from_url(url)))
+    assert shown("en", caught.value.message) == f"{url} does not offer STARTTLS"
+    assert shown("nn", caught.value.message) == f"{url} tilbyr ikkje STARTTLS"
+    closed = sink.url.rsplit(":", 1)[0] + ":1"  # nothing listens on port 1
+    with pytest.raises(SmtpConnectError) as refused:
+        run(SmtpConnection.open(RelayConfig.from_url(closed)))
+    assert refused.value.message.startswith(f"{closed}: kunne ikke koble til: ")
+    assert shown("en", refused.value.message).startswith(f"{closed}: could not connect: ")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from varsel.errors import UserError, VarselError
+from varsel.errors import Text, UserError, VarselError
 
 SECURITY_MODES = ("none", "starttls", "tls")
 _SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
@@ -378,14 +378,22 @@ class SmtpConnection:
         where = config.redacted()
         if config.username is not None and config.security == "none" and not _loopback(config):
             raise SmtpConnectError(
-                f"{where}: sender ikke passord over en ukryptert forbindelse; "
-                "bruk smtp+starttls:// eller smtps://"
+                Text(
+                    "%(where)s: sender ikke passord over en ukryptert forbindelse; "
+                    "bruk smtp+starttls:// eller smtps://",
+                    where=where,
+                )
             )
         try:
             context = config.ssl_context if config.security != "none" else None
         except OSError as e:
             raise SmtpConnectError(
-                f"{where}: kan ikke lese CA-filen {config.ca_file}: {e.strerror or e}"
+                Text(
+                    "%(where)s: kan ikke lese CA-filen %(file)s: %(why)s",
+                    where=where,
+                    file=config.ca_file,
+                    why=e.strerror or str(e),
+                )
             ) from None
         implicit = config.security == "tls"
         loop = asyncio.get_running_loop()
@@ -401,7 +409,11 @@ class SmtpConnection:
                 )
         except OSError as e:
             raise SmtpConnectError(
-                f"{where}: kunne ikke koble til: {_describe(e, config.timeout)}"
+                Text(
+                    "%(where)s: kunne ikke koble til: %(why)s",
+                    where=where,
+                    why=_describe(e, config.timeout),
+                )
             ) from None
         connection = cls(config, transport, protocol)
         try:
@@ -412,7 +424,8 @@ class SmtpConnection:
             raise
         except _BROKEN as e:
             connection._abort()
-            raise SmtpConnectError(f"{where}: {_describe(e, config.timeout)}") from None
+            why = _describe(e, config.timeout)
+            raise SmtpConnectError(Text("%(where)s: %(why)s", where=where, why=why)) from None
         except BaseException:
             connection._abort()
             raise
@@ -614,19 +627,27 @@ class SmtpConnection:
         where = self._config.redacted()
         banner = await self._read_reply()
         if banner.code != 220:
-            raise SmtpConnectError(f"{where} tar ikke imot post: {banner}", banner)
+            raise SmtpConnectError(
+                Text("%(where)s tar ikke imot post: %(reply)s", where=where, reply=str(banner)),
+                banner,
+            )
         await self._hello()
         if context is not None and self._config.security == "starttls":
             if "STARTTLS" not in self.extensions:
-                raise SmtpConnectError(f"{where} tilbyr ikke STARTTLS")
+                raise SmtpConnectError(Text("%(where)s tilbyr ikke STARTTLS", where=where))
             reply = await self._command(b"STARTTLS\r\n")
             if reply.code != 220:
-                raise SmtpConnectError(f"{where} avviste STARTTLS: {reply}", reply)
+                raise SmtpConnectError(
+                    Text("%(where)s avviste STARTTLS: %(reply)s", where=where, reply=str(reply)),
+                    reply,
+                )
             # Anything already buffered was sent in clear text after the 220 and would be read
             # as if it came over TLS (the STARTTLS command injection attack): refuse it.
             protocol = self._protocol
             if protocol.replies or protocol.has_partial():
-                raise SmtpConnectError(f"{where} sendte data i klartekst etter STARTTLS")
+                raise SmtpConnectError(
+                    Text("%(where)s sendte data i klartekst etter STARTTLS", where=where)
+                )
             transport = await self._loop.start_tls(
                 self._transport, protocol, context, server_hostname=self._config.host
             )
@@ -652,7 +673,10 @@ class SmtpConnection:
             reply = await self._command(b"HELO %b\r\n" % helo)
         if reply.code != 250:
             where = self._config.redacted()
-            raise SmtpConnectError(f"{where} avviste hilsenen: {reply}", reply)
+            raise SmtpConnectError(
+                Text("%(where)s avviste hilsenen: %(reply)s", where=where, reply=str(reply)),
+                reply,
+            )
         self.extensions = extensions
         self.pipelining = "PIPELINING" in extensions
 
@@ -669,9 +693,14 @@ class SmtpConnection:
                     break
                 reply = await self._command(base64.b64encode(secret) + b"\r\n")
         else:
-            raise SmtpConnectError(f"{where} tilbyr verken AUTH PLAIN eller AUTH LOGIN")
+            raise SmtpConnectError(
+                Text("%(where)s tilbyr verken AUTH PLAIN eller AUTH LOGIN", where=where)
+            )
         if reply.code != 235:
-            raise SmtpConnectError(f"{where} godtok ikke påloggingen: {reply}", reply)
+            raise SmtpConnectError(
+                Text("%(where)s godtok ikke påloggingen: %(reply)s", where=where, reply=str(reply)),
+                reply,
+            )
 
     async def _command(self, line: bytes) -> SmtpReply:
         self._transport.write(line)
@@ -778,20 +807,26 @@ def _loopback(config: RelayConfig) -> bool:
 
 
 def _describe(error: BaseException, timeout: float | None = None) -> str:
-    """One Norwegian line for an operator: what went wrong with the connection."""
+    """One Norwegian line for an operator: what went wrong with the connection (a Text, which
+    the console shows in its page's language)."""
     if isinstance(error, TimeoutError):
-        seconds = f" på {timeout:g} s" if timeout is not None else ""
-        return f"tidsavbrudd: SMTP-tjeneren svarte ikke{seconds}"
+        if timeout is None:
+            return Text("tidsavbrudd: SMTP-tjeneren svarte ikke")
+        return Text(
+            "tidsavbrudd: SMTP-tjeneren svarte ikke på %(seconds)s s", seconds=f"{timeout:g}"
+        )
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS-sertifikatet ble ikke godtatt: {error.verify_message or error}"
+        why = error.verify_message or str(error)
+        return Text("TLS-sertifikatet ble ikke godtatt: %(why)s", why=why)
     if isinstance(error, ssl.SSLError):
-        return f"TLS-feil: {error.reason or error}"
+        return Text("TLS-feil: %(why)s", why=error.reason or str(error))
     if isinstance(error, asyncio.IncompleteReadError):
-        return "SMTP-tjeneren lukket forbindelsen"
+        return Text("SMTP-tjeneren lukket forbindelsen")
     if isinstance(error, ConnectionError):
-        return f"forbindelsen ble brutt: {error.strerror or type(error).__name__}"
+        why = error.strerror or type(error).__name__
+        return Text("forbindelsen ble brutt: %(why)s", why=why)
     if isinstance(error, asyncio.LimitOverrunError):
-        return "for lang svarlinje fra SMTP-tjeneren"
+        return Text("for lang svarlinje fra SMTP-tjeneren")
     if isinstance(error, OSError):
-        return f"nettverksfeil: {error.strerror or error}"
+        return Text("nettverksfeil: %(why)s", why=error.strerror or str(error))
     return str(error)
