@@ -8,7 +8,9 @@ Login (docs/altinn.md has the sources):
 3. GET {altinn}/authentication/api/v1/exchange/maskinporten with it as bearer → Altinn token.
 
 The Altinn token is used for `/correspondence/api/v1/correspondence` until shortly before the
-Maskinporten token would expire, and fetched anew once if Altinn answers 401.
+Maskinporten token would expire, and fetched anew once if Altinn answers 401. One client may be
+used by several threads at once: they share the token, and a lock makes one login for all of
+them.
 
 Every request is retried on 429 and 5xx and on network errors, waiting what Retry-After says
 (or 1, 2, 4 … s); a POST is safe to repeat because each carries its delivery's idempotency key.
@@ -20,6 +22,7 @@ import base64
 import dataclasses
 import email.utils
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -177,6 +180,7 @@ class AltinnConfig:
         ):
             if not str(getattr(settings, name)).strip():
                 raise AltinnConfigError(f"{env[name]} mangler (se docs/altinn.md)")
+        send_concurrency(settings)
         if not valid_orgnr(settings.altinn_sender_orgnr.strip()):
             raise AltinnConfigError(
                 f"{env['altinn_sender_orgnr']}: {settings.altinn_sender_orgnr!r} er ikke et "
@@ -203,6 +207,17 @@ class AltinnConfig:
             timeout=settings.altinn_timeout,
             send_reminder=settings.altinn_send_reminder,
         )
+
+
+def send_concurrency(settings: Settings) -> int:
+    """How many requests `altinn send` may have in flight, checked."""
+    if settings.altinn_concurrency < 1:
+        env = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
+        raise AltinnConfigError(
+            f"{env['altinn_concurrency']}: {settings.altinn_concurrency} er for lite; "
+            "minst 1 forespørsel må kunne gå om gangen"
+        )
+    return settings.altinn_concurrency
 
 
 def load_private_key(path: Path, setting: str) -> rsa.RSAPrivateKey:
@@ -289,7 +304,7 @@ def status_name(value: Any) -> str:
 
 
 class AltinnClient:
-    """Talks to Maskinporten and Altinn for one run; not shared between threads."""
+    """Talks to Maskinporten and Altinn for one run; safe to use from several threads."""
 
     def __init__(
         self,
@@ -305,6 +320,9 @@ class AltinnClient:
         self._max_attempts = max_attempts
         headers = {"Accept": "application/json", "User-Agent": "varsel"}
         self._http = httpx.Client(timeout=config.timeout, headers=headers)
+        # The Altinn token and when to renew it, read and written under the lock only: a login
+        # holds it, so threads that need a token meanwhile wait for that login's.
+        self._lock = threading.Lock()
         self._token: str | None = None
         self._token_until = 0.0
 
@@ -350,6 +368,7 @@ class AltinnClient:
     # -- login ----------------------------------------------------------------------------
 
     def _login(self) -> str:
+        """Log in through Maskinporten; the caller holds the lock."""
         cfg = self.config
         now = self._clock()
         response = self._send(
@@ -389,10 +408,15 @@ class AltinnClient:
         self._token_until = now + lifetime - _TOKEN_MARGIN
         return token
 
-    def _altinn_token(self) -> str:
-        if self._token is None or self._clock() >= self._token_until:
-            return self._login()
-        return self._token
+    def _altinn_token(self, refused: str | None = None) -> str:
+        """A valid Altinn token; a new one if it is due, or if it is the one Altinn refused."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._token_until:
+                return self._login()
+            if refused is not None and self._token == refused:
+                return self._login()
+            # Another thread logged in after this one's token was refused: use that login.
+            return self._token
 
     def _headers(self, token: str) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {token}"}
@@ -410,9 +434,11 @@ class AltinnClient:
                 lambda: self._http.request(method, url, headers=self._headers(token), **kwargs),
             )
 
-        response = call(self._altinn_token())
+        token = self._altinn_token()
+        response = call(token)
         if response.status_code == 401:
-            response = call(self._login())  # the token may have been revoked or expired early
+            # The token may have been revoked or expired early.
+            response = call(self._altinn_token(refused=token))
             if response.status_code == 401:
                 raise AltinnAuthError(
                     f"Altinn godtar ikke innloggingen: {read_problem(response).line()}"
