@@ -17,6 +17,10 @@ the documented endpoints varsel uses and is strict about what it is sent.
 - GET /correspondence/api/v1/correspondence/{id}/details: status, statusText, statusHistory.
 
 Errors are RFC 9457 problem details with Altinn's errorCode, as Altinn sends them.
+
+For the tests of concurrent sending it can answer slowly (`delay`), count how many
+correspondence requests it is working on at once (`most_at_once`), and go down after making a
+number of correspondences (`down_after`: 503 to every new one from then on).
 """
 
 from __future__ import annotations
@@ -191,6 +195,10 @@ class AltinnServer:
         self.requests: list[tuple[str, str]] = []
         self.faults: deque[Fault] = deque()
         self.reserved: set[str] = set()  # orgnrs that answer 422 / 1030
+        self.delay = 0.0  # seconds every request waits before it is answered
+        self.down_after: int | None = None  # 503 to new correspondences once this many exist
+        self.at_once = 0  # correspondence requests being worked on now
+        self.most_at_once = 0  # the most there have been at the same time
         self.created = threading.Event()
         self.released = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -316,6 +324,23 @@ class AltinnServer:
     def correspondence(
         self, method: str, path: str, query: str, headers: Any, body: bytes, handler: _Handler
     ) -> tuple[int, dict[str, str], bytes] | None:
+        # Counted from arrival, through the delay, until the answer is made, and counted down
+        # before it is written: a client that keeps n requests in flight sends its next one
+        # only after reading an answer, so this never sees more than n.
+        with self.lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            return self._correspondence(method, path, query, headers, body, handler)
+        finally:
+            with self.lock:
+                self.at_once -= 1
+
+    def _correspondence(
+        self, method: str, path: str, query: str, headers: Any, body: bytes, handler: _Handler
+    ) -> tuple[int, dict[str, str], bytes] | None:
         token = self._bearer(headers, self.altinn_tokens)
         base = "/correspondence/api/v1/correspondence"
         if method == "POST" and path == base:
@@ -379,6 +404,8 @@ class AltinnServer:
         self._check_correspondence(corr)
         orgnr = ORG_URN.match(recipients[0]).group(1)  # type: ignore[union-attr]
         with self.lock:
+            if self.down_after is not None and len(self.correspondences) >= self.down_after:
+                raise Refused(503, {"status": 503, "title": "Service Unavailable"})
             if key is not None and any(c.key == key for c in self.correspondences.values()):
                 raise problem(
                     409, 1034, "A correspondence with the same idempotent key already exists"
@@ -607,8 +634,10 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests.append((method, url.path))
         try:
             if method == "POST" and url.path == "/token":
+                time.sleep(server.delay)
                 answer = server.token(self.headers, body)
             elif method == "GET" and url.path == "/authentication/api/v1/exchange/maskinporten":
+                time.sleep(server.delay)
                 answer = server.exchange(self.headers)
             elif url.path.startswith("/correspondence/api/v1/correspondence"):
                 dropped = server.correspondence(

@@ -7,12 +7,16 @@ The store effects run on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from altinn_server import AltinnServer, Fault
 from helpers import campaign_toml
-from varsel import codes, verify
+from varsel import codes, synth_orgnr, verify
 from varsel.altinn import altinn_counts, outcome_of, poll, send
 from varsel.altinn_client import (
     AltinnAuthError,
@@ -402,6 +406,165 @@ def test_contract_reserved_recipient_fails_alone(
     )
 
 
+# -- several at once ----------------------------------------------------------------------------
+
+MANY = 24  # units without e-mail in the larger campaign
+
+
+@pytest.fixture
+def many_id(db: Database, brreg: Path, settings: Settings, tmp_path: Path) -> int:
+    """A campaign of MANY units like Nordea's, none with an e-mail address."""
+    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
+    (template,) = [r for r in records if r["organisasjonsnummer"] == NORDEA]
+    units = []
+    for i in range(MANY):
+        unit = copy.deepcopy(template)
+        unit["organisasjonsnummer"] = synth_orgnr.orgnr(i, (11, 22, 33, 44, 55))
+        unit["navn"] = f"TESTBEDRIFT {i} AS"
+        units.append(unit)
+    dump = tmp_path / "enheter-many.json"
+    dump.write_text(json.dumps(units, ensure_ascii=False), "utf-8")
+    import_dump(db, dump)
+    path = tmp_path / "campaign.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
+
+
+def each_has_one_correspondence(db: Database, server: AltinnServer, campaign_id: int) -> None:
+    rows = altinn_rows(db, campaign_id)
+    assert len(rows) == MANY
+    for orgnr, (state, altinn_id, _) in rows.items():
+        (made,) = server.by_recipient(orgnr)
+        assert (state, altinn_id) == ("submitted", made.id)
+    assert len(server.correspondences) == MANY
+
+
+def test_contract_four_at_once_take_about_a_quarter_of_the_time(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, many_id: int
+) -> None:
+    send(db, settings, many_id, client=client, limit=1)  # logged in: the rest is sending only
+    server.delay = 0.2
+    progress: list[tuple[int, int]] = []
+
+    started = time.monotonic()
+    result = send(
+        db,
+        settings,
+        many_id,
+        client=client,
+        concurrency=4,
+        progress=lambda n: progress.append((n, threading.get_ident())),
+    )
+    elapsed = time.monotonic() - started
+
+    assert (result.submitted, result.waiting, result.interrupted) == (MANY - 1, 0, None)
+    assert 2 <= server.most_at_once <= 4
+    # One at a time cannot take less than (MANY - 1) × 0.2 s = 4.6 s; four at once take about
+    # a quarter of that (the first request goes alone). Generous: the machine is shared.
+    assert elapsed < 0.6 * (MANY - 1) * server.delay
+    each_has_one_correspondence(db, server, many_id)
+    assert {n for _, _, n in altinn_rows(db, many_id).values()} == {1}
+    # Recorded on the calling thread, once per delivery.
+    assert progress == [(1, threading.get_ident())] * (MANY - 1)
+
+
+def test_contract_cli_sends_as_many_at_once_as_asked(
+    db_url: str, db: Database, server: AltinnServer, key_file: Path, many_id: int
+) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_DATABASE_URL": db_url}
+    server.delay = 0.05
+
+    result = CliRunner().invoke(
+        cli,
+        ["altinn", "send", str(many_id), "--no-approval", "--concurrency", "2", "--json"],
+        env=env,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["submitted"] == MANY
+    assert server.most_at_once == 2
+    each_has_one_correspondence(db, server, many_id)
+
+
+def test_contract_altinn_down_midway_stops_new_requests_and_loses_nothing(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, many_id: int
+) -> None:
+    server.delay = 0.05
+    server.down_after = 10  # Altinn makes ten, then answers 503 to everything
+
+    stopped = send(db, settings, many_id, client=client, concurrency=4)
+
+    assert stopped.interrupted is not None
+    assert stopped.interrupted.endswith(
+        "ikke svar etter 5 forsøk (HTTP 503: Service Unavailable); kjør kommandoen igjen senere"
+    )
+    rows = altinn_rows(db, many_id)
+    # Every correspondence Altinn made is recorded, also those of requests still in flight.
+    assert {a for _, a, _ in rows.values() if a} == set(server.correspondences)
+    assert (stopped.submitted, stopped.waiting) == (10, MANY - 10)
+    # In flight when Altinn went down: stamped, deferred, not accepted. Nothing started after.
+    deferred = [o for o, (_, a, n) in rows.items() if a is None and n == 1]
+    assert 1 <= len(deferred) <= 4
+    assert len(events(db, many_id, "altinn_deferred")) == len(deferred)
+    untouched = [o for o, (_, a, n) in rows.items() if n == 0]
+    assert len(untouched) == MANY - 10 - len(deferred)
+
+    server.down_after = None
+    finished = send(db, settings, many_id, client=client, concurrency=4)
+
+    assert (finished.submitted, finished.waiting, finished.interrupted) == (MANY - 10, 0, None)
+    each_has_one_correspondence(db, server, many_id)
+    assert server.most_at_once <= 4
+
+
+def test_contract_request_problem_midway_stops_new_requests_and_raises(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, many_id: int
+) -> None:
+    server.delay = 0.05
+    server.faults.extend([Fault()] * 6 + [Fault(status=400)])  # the seventh request is refused
+
+    with pytest.raises(AltinnRejected) as raised:
+        send(db, settings, many_id, client=client, concurrency=4)
+
+    assert raised.value.problem.line() == "HTTP 400: planned"
+    assert events(db, many_id, "altinn_rejected") == [{"reply": "HTTP 400: planned"}]
+    rows = altinn_rows(db, many_id)
+    accepted = {a for _, a, _ in rows.values() if a}
+    assert accepted == set(server.correspondences)
+    assert len(accepted) >= 6  # those before it, and those in flight beside it
+    # Stamped: the accepted ones and the refused one; the run stopped before the rest.
+    stamped = [o for o, (_, _, n) in rows.items() if n == 1]
+    assert len(stamped) == len(accepted) + 1 < MANY
+
+    finished = send(db, settings, many_id, client=client, concurrency=4)
+
+    assert (finished.submitted, finished.waiting) == (MANY - len(accepted), 0)
+    each_has_one_correspondence(db, server, many_id)
+
+
+def test_contract_concurrent_first_requests_log_in_once(
+    client: AltinnClient, server: AltinnServer
+) -> None:
+    server.delay = 0.1
+    keys = [idempotent_key(i, EY, "0" * 12) for i in range(1, 9)]
+    start = threading.Barrier(len(keys))
+
+    def look_up(key: str) -> str | None:
+        start.wait()
+        return client.find_by_key(key, "test")
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        assert list(pool.map(look_up, keys)) == [None] * len(keys)
+        assert len(server.grants) == 1
+        assert server.most_at_once >= 2  # the requests did go at once, on one token
+
+        server.revoke_tokens()  # every request in flight is refused with 401 together
+        start.reset()
+
+        assert list(pool.map(look_up, keys)) == [None] * len(keys)
+        assert len(server.grants) == 2  # one new login for all of them
+
+
 # -- Maskinporten ------------------------------------------------------------------------------
 
 
@@ -542,6 +705,35 @@ def test_plain_http_is_refused_off_this_machine(server: AltinnServer, key_file: 
 
     assert raised.value.message == (
         "VARSEL_ALTINN_BASE_URL: 'http://platform.altinn.no' må være en https-adresse"
+    )
+
+
+def test_concurrency_setting_defaults_to_four_and_is_read_from_the_environment(
+    db: Database, server: AltinnServer, key_file: Path, campaign_id: int
+) -> None:
+    assert Settings.load(environ={}).altinn_concurrency == 4
+    settings = Settings.load(
+        environ={**altinn_env(server, key_file), "VARSEL_ALTINN_CONCURRENCY": "1"}
+    )
+    server.delay = 0.05
+
+    with AltinnClient(AltinnConfig.from_settings(settings), sleep=Sleeps()) as client:
+        result = send(db, settings, campaign_id, client=client)
+
+    assert result.submitted == 3
+    assert server.most_at_once == 1
+
+
+def test_concurrency_below_one_is_refused_by_its_environment_variable(
+    server: AltinnServer, key_file: Path
+) -> None:
+    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_CONCURRENCY": "0"}
+
+    with pytest.raises(AltinnConfigError) as raised:
+        AltinnConfig.from_settings(Settings.load(environ=env))
+
+    assert raised.value.message == (
+        "VARSEL_ALTINN_CONCURRENCY: 0 er for lite; minst 1 forespørsel må kunne gå om gangen"
     )
 
 

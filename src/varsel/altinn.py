@@ -13,13 +13,19 @@ with the same idempotent key, derived from the delivery: Altinn answers 409 for 
 seen, and the correspondence is then looked up by its key. So a crash at any moment never
 makes a second correspondence.
 
+`send` keeps up to `altinn_concurrency` requests in flight, the first alone. Only the HTTP
+requests run on a thread pool: the store stays on the calling thread, which stamps each delivery
+before handing its request over and records each outcome as the request completes.
+
 `poll` asks Altinn for each accepted correspondence's status: published or anything after it
 (fetched, read, confirmed …) makes the delivery `delivered`; Failed or Reserved make it `failed`.
+It asks one at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +37,8 @@ from varsel.altinn_client import (
     AltinnRejected,
     AltinnStatus,
     AltinnUnavailable,
+    Created,
+    send_concurrency,
     status_name,
 )
 from varsel.altinn_message import AltinnTexts, request_body
@@ -234,10 +242,19 @@ def send(
     *,
     client: AltinnClient | None = None,
     limit: int | None = None,
+    concurrency: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SendRun:
-    """Send the campaign's Altinn messages that have not been accepted yet."""
+    """Send the campaign's Altinn messages that have not been accepted yet.
+
+    Up to `concurrency` requests (default: the altinn_concurrency setting) are in flight at
+    once, the first alone; the store is used from the calling thread only.
+    """
     config = client.config if client is not None else AltinnConfig.from_settings(settings)
+    if concurrency is None:
+        concurrency = send_concurrency(settings)
+    elif concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     spec = _open_campaign(db, campaign_id)
     texts = AltinnTexts(spec)
     found = candidates(db, campaign_id)
@@ -252,20 +269,10 @@ def send(
         todo = todo[:limit]
     owned = client is None
     http = client or AltinnClient(config)
-    submitted = failed = 0
-    interrupted: str | None = None
     try:
-        for item in todo:
-            try:
-                outcome = _submit(db, http, config, campaign_id, item, texts)
-            except AltinnUnavailable as e:
-                _record(db, campaign_id, item.delivery_id, "altinn_deferred", e.message)
-                interrupted = e.message
-                break
-            submitted += outcome == "submitted"
-            failed += outcome == "failed"
-            if progress is not None:
-                progress(1)
+        submitted, failed, interrupted = _send_all(
+            db, http, config, campaign_id, todo, texts, concurrency, progress
+        )
     finally:
         if owned:
             http.close()
@@ -289,21 +296,115 @@ def send(
     )
 
 
-def _submit(
+@dataclass(frozen=True)
+class _Request:
+    """One delivery's request, built and stamped on the calling thread."""
+
+    item: _Pending
+    body: dict[str, Any]
+    key: str
+    what: str
+
+
+def _send_all(
     db: Database,
     http: AltinnClient,
     config: AltinnConfig,
     campaign_id: int,
+    todo: Sequence[_Pending],
+    texts: AltinnTexts,
+    concurrency: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, str | None]:
+    """Send the deliveries, up to `concurrency` at once: (submitted, failed, interrupted).
+
+    Only the HTTP requests run on the pool's threads. A delivery is stamped before its request
+    is handed over, and each outcome is recorded as its request completes. After a stop (Altinn
+    unavailable, a refusal not about the recipient, any other error) no new request starts;
+    those in flight finish and are recorded. Then the run ends as one sending one at a time
+    would: the first error other than unavailability is raised, or the run returns interrupted.
+    """
+    submitted = failed = 0
+    interrupted: str | None = None
+    error: Exception | None = None
+    # The first request goes alone: it logs in, and an Altinn that is down or settings it
+    # refuses then cost one request, as in a run one at a time, instead of a refusal each.
+    room = 1
+    queue = iter(todo)
+    running: dict[Future[Created | str], _Request] = {}
+    # Requests are handed over only when there is room, so the pool never holds one waiting.
+    # An exception of this thread (Ctrl-C, the store) leaves through the pool's exit, which
+    # waits for those in flight; their deliveries stay stamped, and the next run finds what
+    # Altinn made of them by their keys.
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="altinn") as pool:
+        while True:
+            while interrupted is None and error is None and len(running) < room:
+                item = next(queue, None)
+                if item is None:
+                    break
+                try:
+                    request = _prepare(db, config, campaign_id, item, texts)
+                except Exception as e:  # recorded in flight first, raised below
+                    error = e
+                    break
+                running[pool.submit(_call, http, request)] = request
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f].item.delivery_id):
+                request = running.pop(future)
+                try:
+                    result = future.result()
+                except AltinnUnavailable as e:
+                    _record(db, campaign_id, request.item.delivery_id, "altinn_deferred", e.message)
+                    interrupted = e.message if interrupted is None else interrupted
+                    continue
+                except AltinnRejected as e:
+                    if not e.problem.recipient_specific:
+                        # The request itself is wrong (settings, texts, access): no recipient
+                        # would fare better, so stop; the delivery stays to be sent when the
+                        # cause is fixed.
+                        line = e.problem.line()
+                        _record(db, campaign_id, request.item.delivery_id, "altinn_rejected", line)
+                        error = e if error is None else error
+                        continue
+                    _finish(
+                        db,
+                        campaign_id,
+                        request.item.delivery_id,
+                        DeliveryState.FAILED,
+                        None,
+                        e.problem.line(),
+                        "altinn_failed",
+                        {"problem": e.problem.line(), "code": e.problem.code},
+                    )
+                    failed += 1
+                except Exception as e:  # the delivery stays submitted: the next run resends it
+                    error = e if error is None else error
+                    continue
+                else:
+                    _settle(db, campaign_id, request, result)
+                    submitted += 1
+                room = concurrency
+                if progress is not None:
+                    progress(1)
+    if error is not None:
+        raise error
+    return submitted, failed, interrupted
+
+
+def _prepare(
+    db: Database,
+    config: AltinnConfig,
+    campaign_id: int,
     item: _Pending,
     texts: AltinnTexts,
-) -> str:
-    """Send one delivery; 'submitted' or 'failed' (for this recipient); raises otherwise."""
+) -> _Request:
+    """Build one delivery's request and stamp the delivery: the request may go out now."""
     content = texts.render(item.orgnr, item.name, item.language, item.code, item.reason)
     body = request_body(
         config, campaign_id, item.delivery_id, item.orgnr, item.code, content, texts.organisation
     )
-    key = body["idempotentKey"]
-    what = f"Altinn-melding {item.delivery_id} til {item.orgnr}"
     now = utcnow_iso()
     # Counted and stamped before the request: the row says the request may have gone out.
     with db.transaction():
@@ -312,60 +413,51 @@ def _submit(
             "WHERE id = ?",
             (now, now, item.delivery_id),
         )
-    try:
-        created = http.create(body, what)
-    except AltinnRejected as e:
-        if not e.problem.recipient_specific:
-            # The request itself is wrong (settings, texts, access): no recipient would fare
-            # better, so stop; the delivery stays to be sent when the cause is fixed.
-            _record(db, campaign_id, item.delivery_id, "altinn_rejected", e.problem.line())
-            raise
-        _finish(
-            db,
-            campaign_id,
-            item.delivery_id,
-            DeliveryState.FAILED,
-            None,
-            e.problem.line(),
-            "altinn_failed",
-            {"problem": e.problem.line(), "code": e.problem.code},
+    what = f"Altinn-melding {item.delivery_id} til {item.orgnr}"
+    return _Request(item, body, body["idempotentKey"], what)
+
+
+def _call(http: AltinnClient, request: _Request) -> Created | str:
+    """On a pool thread: what Altinn made, or the id of the one it had made with the key."""
+    created = http.create(request.body, request.what)
+    if created is not None:
+        return created
+    found = http.find_by_key(request.key, request.what)
+    if found is None:
+        raise AltinnError(
+            f"{request.what}: Altinn sier nøkkelen {request.key} er brukt, men finner ingen "
+            "melding med den"
         )
-        return "failed"
-    if created is None:
-        found = http.find_by_key(key, what)
-        if found is None:
-            raise AltinnError(
-                f"{what}: Altinn sier nøkkelen {key} er brukt, men finner ingen melding med den"
-            )
-        detail = {"correspondence_id": found, "found_by": "idempotent_key", "key": key}
-        _finish(
-            db,
-            campaign_id,
-            item.delivery_id,
-            DeliveryState.SUBMITTED,
-            found,
-            "409 duplicate key",
-            "altinn_submitted",
-            detail,
-        )
-        return "submitted"
-    detail = {
-        "correspondence_id": created.correspondence_id,
-        "status": created.status,
-        "notifications": list(created.notifications),
-        "key": key,
-    }
+    return found
+
+
+def _settle(db: Database, campaign_id: int, request: _Request, result: Created | str) -> None:
+    """Record the correspondence Altinn accepted (or had accepted) for the delivery."""
+    if isinstance(result, str):
+        detail: dict[str, Any] = {
+            "correspondence_id": result,
+            "found_by": "idempotent_key",
+            "key": request.key,
+        }
+        altinn_id, reply = result, "409 duplicate key"
+    else:
+        detail = {
+            "correspondence_id": result.correspondence_id,
+            "status": result.status,
+            "notifications": list(result.notifications),
+            "key": request.key,
+        }
+        altinn_id, reply = result.correspondence_id, result.status
     _finish(
         db,
         campaign_id,
-        item.delivery_id,
+        request.item.delivery_id,
         DeliveryState.SUBMITTED,
-        created.correspondence_id,
-        created.status,
+        altinn_id,
+        reply,
         "altinn_submitted",
         detail,
     )
-    return "submitted"
 
 
 def _finish(

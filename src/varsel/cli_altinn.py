@@ -41,6 +41,11 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
 @click.argument("campaign_id", type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most this many now.")
 @click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Requests in flight at once; same as VARSEL_ALTINN_CONCURRENCY.",
+)
+@click.option(
     "--no-approval",
     is_flag=True,
     help="Send without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
@@ -53,6 +58,7 @@ def altinn_send(
     state: State,
     campaign_id: int,
     limit: int | None,
+    concurrency: int | None,
     no_approval: bool,
     as_json: bool,
 ) -> None:
@@ -70,7 +76,14 @@ def altinn_send(
         state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
     )
     with _progress(f"Sender til Altinn for kampanje {campaign_id}") as progress:
-        result = send(state.db, state.settings, campaign_id, limit=limit, progress=progress)
+        result = send(
+            state.db,
+            state.settings,
+            campaign_id,
+            limit=limit,
+            concurrency=concurrency,
+            progress=progress,
+        )
     out.print(json.dumps(result.as_dict()) if as_json else result.summary(), soft_wrap=True)
     if result.interrupted:
         ctx.exit(EX_TEMPFAIL)

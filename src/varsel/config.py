@@ -207,6 +207,11 @@ class Settings:
     altinn_timeout: float = _setting(
         30.0, "Seconds to wait for Maskinporten or Altinn to answer.", "VARSEL_ALTINN_TIMEOUT"
     )
+    altinn_concurrency: int = _setting(
+        4,
+        "Requests `varsel altinn send` has in flight at once (at least 1); the first goes alone.",
+        "VARSEL_ALTINN_CONCURRENCY",
+    )
     altinn_send_reminder: bool = _setting(
         True,
         "Whether Altinn reminds the business by e-mail or SMS if the message is unread after "
