@@ -18,9 +18,10 @@ the documented endpoints varsel uses and is strict about what it is sent.
 
 Errors are RFC 9457 problem details with Altinn's errorCode, as Altinn sends them.
 
-For the tests of concurrent sending it can answer slowly (`delay`), count how many
-correspondence requests it is working on at once (`most_at_once`), and go down after making a
-number of correspondences (`down_after`: 503 to every new one from then on).
+For the tests of concurrent sending and polling it can answer slowly (`delay`), count how many
+correspondence requests it is working on at once (`most_at_once`), go down after making a
+number of correspondences (`down_after`: 503 to every new one from then on), and go down after
+answering a number of status requests (`details_down_after`: 503 to every one from then on).
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ class AltinnServer:
         self.reserved: set[str] = set()  # orgnrs that answer 422 / 1030
         self.delay = 0.0  # seconds every request waits before it is answered
         self.down_after: int | None = None  # 503 to new correspondences once this many exist
+        self.details_down_after: int | None = None  # 503 to details once this many answered
+        self.details_answered = 0  # details requests answered with 200
         self.at_once = 0  # correspondence requests being worked on now
         self.most_at_once = 0  # the most there have been at the same time
         self.created = threading.Event()
@@ -552,9 +555,15 @@ class AltinnServer:
 
     def _details(self, correspondence_id: str) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
+            if (
+                self.details_down_after is not None
+                and self.details_answered >= self.details_down_after
+            ):
+                raise Refused(503, {"status": 503, "title": "Service Unavailable"})
             c = self.correspondences.get(correspondence_id)
             if c is None:
                 raise problem(404, 1001, "The requested correspondence was not found")
+            self.details_answered += 1
             history = [
                 {"status": s, "statusText": t, "statusChanged": c.created} for s, t in c.history
             ]

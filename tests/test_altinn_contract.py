@@ -672,6 +672,145 @@ def test_contract_poll_again_asks_only_for_the_unsettled(
     assert len([r for r in server.requests if r[1].endswith("/details")]) - asked == 2
 
 
+def replies(db: Database, campaign_id: int) -> dict[str, tuple[str, str | None]]:
+    """orgnr → (state, last reply) of the campaign's Altinn deliveries."""
+    return {
+        r[0]: (r[1], r[2])
+        for r in db.query(
+            "SELECT key, state, last_reply FROM deliveries WHERE campaign_id = ? "
+            "AND channel = 'altinn'",
+            (campaign_id,),
+        )
+    }
+
+
+def publish_all(server: AltinnServer) -> None:
+    for made in list(server.correspondences.values()):
+        server.set_status(made.id, "Published")
+
+
+def test_contract_poll_four_at_once_records_every_status(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, many_id: int
+) -> None:
+    send(db, settings, many_id, client=client)
+    expected: dict[str, tuple[str, str]] = {}  # orgnr → (state, last reply)
+    for i, (orgnr, (_, made, _)) in enumerate(sorted(altinn_rows(db, many_id).items())):
+        assert made is not None
+        match i % 6:
+            case 0:
+                server.set_status(made, "Published")
+                expected[orgnr] = ("delivered", "Published")
+            case 1:
+                server.set_status(made, "Failed", "Recipient organization is bankrupt or deleted")
+                expected[orgnr] = (
+                    "failed",
+                    "Failed: Recipient organization is bankrupt or deleted",
+                )
+            case 2:
+                server.set_status(made, "Published")
+                server.set_status(made, "Read")
+                expected[orgnr] = ("delivered", "Read")
+            case 3:
+                server.set_status(made, "ReadyForPublish")
+                expected[orgnr] = ("submitted", "ReadyForPublish")
+            case 4:
+                with server.lock:
+                    del server.correspondences[made]  # Altinn no longer knows it: 404
+                expected[orgnr] = ("failed", "Failed: finnes ikke i Altinn")
+            case _:
+                expected[orgnr] = ("submitted", "Initialized")
+    server.most_at_once = 0
+    server.delay = 0.1
+    progress: list[tuple[int, int]] = []
+
+    result = poll(
+        db,
+        settings,
+        many_id,
+        client=client,
+        concurrency=4,
+        progress=lambda n: progress.append((n, threading.get_ident())),
+    )
+
+    assert 2 <= server.most_at_once <= 4
+    assert (result.delivered, result.failed, result.waiting, result.unsent) == (8, 8, 8, 0)
+    assert result.interrupted is None
+    assert replies(db, many_id) == expected
+    assert sorted(str(e["status"]) for e in events(db, many_id, "altinn_delivered")) == (
+        ["Published"] * 4 + ["Read"] * 4
+    )
+    assert len(events(db, many_id, "altinn_failed")) == 8
+    assert len([r for r in server.requests if r[1].endswith("/details")]) == MANY
+    # Recorded on the calling thread, once per correspondence.
+    assert progress == [(1, threading.get_ident())] * MANY
+
+
+def test_contract_altinn_down_midway_poll_loses_nothing_and_the_next_poll_finishes(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, many_id: int
+) -> None:
+    send(db, settings, many_id, client=client)
+    publish_all(server)
+    server.delay = 0.05
+    server.details_down_after = 10  # Altinn tells ten statuses, then answers 503 to everything
+
+    stopped = poll(db, settings, many_id, client=client, concurrency=4)
+
+    assert stopped.interrupted is not None
+    assert stopped.interrupted.startswith("status for Altinn-melding ")
+    assert stopped.interrupted.endswith(
+        "ikke svar etter 5 forsøk (HTTP 503: Service Unavailable); kjør kommandoen igjen senere"
+    )
+    # Every status Altinn told is recorded, also those of requests in flight beside the stop.
+    assert (stopped.delivered, stopped.failed, stopped.waiting) == (10, 0, MANY - 10)
+    states = [state for state, _ in replies(db, many_id).values()]
+    assert (states.count("delivered"), states.count("submitted")) == (10, MANY - 10)
+    assert len(events(db, many_id, "altinn_delivered")) == 10
+    # Nothing started after the stop: the ten told, and at most four in flight when it came.
+    asked = {path for _, path in server.requests if path.endswith("/details")}
+    assert 10 < len(asked) <= 10 + 4
+
+    server.details_down_after = None
+    finished = poll(db, settings, many_id, client=client, concurrency=4)
+
+    assert (finished.delivered, finished.failed, finished.waiting) == (MANY - 10, 0, 0)
+    assert finished.interrupted is None
+    assert {state for state, _ in replies(db, many_id).values()} == {"delivered"}
+    assert len(events(db, many_id, "altinn_delivered")) == MANY  # each recorded once
+    assert server.most_at_once <= 4
+
+
+def test_contract_cli_polls_as_many_at_once_as_asked(
+    db_url: str,
+    db: Database,
+    settings: Settings,
+    client: AltinnClient,
+    server: AltinnServer,
+    key_file: Path,
+    many_id: int,
+) -> None:
+    send(db, settings, many_id, client=client)
+    publish_all(server)
+    server.most_at_once = 0
+    server.delay = 0.05
+    env = {**altinn_env(server, key_file), "VARSEL_DATABASE_URL": db_url}
+
+    result = CliRunner().invoke(
+        cli, ["altinn", "poll", str(many_id), "--concurrency", "2", "--json"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {
+        "campaign_id": many_id,
+        "delivered": MANY,
+        "failed": 0,
+        "waiting": 0,
+        "unsent": 0,
+        "interrupted": None,
+    }
+    assert server.most_at_once == 2
+    assert {state for state, _ in replies(db, many_id).values()} == {"delivered"}
+
+
 # -- settings ----------------------------------------------------------------------------------
 
 

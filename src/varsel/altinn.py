@@ -13,21 +13,23 @@ with the same idempotent key, derived from the delivery: Altinn answers 409 for 
 seen, and the correspondence is then looked up by its key. So a crash at any moment never
 makes a second correspondence.
 
-`send` keeps up to `altinn_concurrency` requests in flight, the first alone. Only the HTTP
-requests run on a thread pool: the store stays on the calling thread, which stamps each delivery
-before handing its request over and records each outcome as the request completes.
-
 `poll` asks Altinn for each accepted correspondence's status: published or anything after it
 (fetched, read, confirmed …) makes the delivery `delivered`; Failed or Reserved make it `failed`.
-It asks one at a time.
+
+Both keep up to `altinn_concurrency` requests in flight, the first alone (`_in_flight`). Only the
+HTTP requests run on a thread pool: the store stays on the calling thread, which stamps each
+delivery before its request is handed over (`send`) and records each outcome (an accepted or
+refused correspondence, a status) as its request completes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from varsel import codes
 from varsel.altinn_client import (
@@ -67,6 +69,9 @@ DELIVERED = frozenset(
 )
 FAILED = frozenset({AltinnStatus.FAILED, AltinnStatus.RESERVED})
 PURGED = frozenset({AltinnStatus.PURGED_BY_ALTINN, AltinnStatus.PURGED_BY_RECIPIENT})
+_Req = TypeVar("_Req")  # a request `_in_flight` hands to a pool thread
+_Res = TypeVar("_Res")  # what the pool thread makes of it
+
 # -- who gets one ---------------------------------------------------------------------------
 
 
@@ -251,10 +256,7 @@ def send(
     once, the first alone; the store is used from the calling thread only.
     """
     config = client.config if client is not None else AltinnConfig.from_settings(settings)
-    if concurrency is None:
-        concurrency = send_concurrency(settings)
-    elif concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    concurrency = _concurrency(settings, concurrency)
     spec = _open_campaign(db, campaign_id)
     texts = AltinnTexts(spec)
     found = candidates(db, campaign_id)
@@ -306,6 +308,64 @@ class _Request:
     what: str
 
 
+def _concurrency(settings: Settings, concurrency: int | None) -> int:
+    """Requests to keep in flight: as asked, or the altinn_concurrency setting."""
+    if concurrency is None:
+        return send_concurrency(settings)
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    return concurrency
+
+
+def _in_flight(
+    requests: Iterator[_Req],
+    call: Callable[[_Req], _Res],
+    settle: Callable[[_Req, Future[_Res]], bool],
+    concurrency: int,
+) -> None:
+    """Run `call` on each request, up to `concurrency` at once, and `settle` each on this thread.
+
+    Only `call` runs on the pool's threads. The next request is drawn from `requests` on this
+    thread when it may start at once, so what drawing it does (stamping a delivery) happens just
+    before it goes out. Completed requests are settled as they complete, in the order they
+    started when several complete together. When `settle` returns False, or drawing the next
+    request raises, no new request starts; those in flight finish and are settled, then the
+    error drawing the request, if any, is raised.
+    """
+    error: Exception | None = None
+    stopped = False
+    # The first request goes alone: it logs in, and an Altinn that is down or settings it
+    # refuses then cost one request, as in a run one at a time, instead of a refusal each.
+    room = 1
+    order = itertools.count()
+    running: dict[Future[_Res], tuple[int, _Req]] = {}
+    # Requests are handed over only when there is room, so the pool never holds one waiting.
+    # An exception of this thread (Ctrl-C, the store) leaves through the pool's exit, which
+    # waits for those in flight; their deliveries stay as they were stamped, and the next run
+    # finds what Altinn made of them.
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="altinn") as pool:
+        while True:
+            while not stopped and len(running) < room:
+                try:
+                    request = next(requests)
+                except StopIteration:
+                    break
+                except Exception as e:  # settled in flight first, raised below
+                    error, stopped = e, True
+                    break
+                running[pool.submit(call, request)] = (next(order), request)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f][0]):
+                _, request = running.pop(future)
+                if not settle(request, future):
+                    stopped = True
+            room = concurrency
+    if error is not None:
+        raise error
+
+
 def _send_all(
     db: Database,
     http: AltinnClient,
@@ -318,76 +378,55 @@ def _send_all(
 ) -> tuple[int, int, str | None]:
     """Send the deliveries, up to `concurrency` at once: (submitted, failed, interrupted).
 
-    Only the HTTP requests run on the pool's threads. A delivery is stamped before its request
-    is handed over, and each outcome is recorded as its request completes. After a stop (Altinn
-    unavailable, a refusal not about the recipient, any other error) no new request starts;
-    those in flight finish and are recorded. Then the run ends as one sending one at a time
-    would: the first error other than unavailability is raised, or the run returns interrupted.
+    A delivery is stamped before its request is handed over, and each outcome is recorded as
+    its request completes. After a stop (Altinn unavailable, a refusal not about the recipient,
+    any other error) no new request starts; those in flight finish and are recorded. Then the
+    run ends as one sending one at a time would: the first error other than unavailability is
+    raised, or the run returns interrupted.
     """
     submitted = failed = 0
     interrupted: str | None = None
     error: Exception | None = None
-    # The first request goes alone: it logs in, and an Altinn that is down or settings it
-    # refuses then cost one request, as in a run one at a time, instead of a refusal each.
-    room = 1
-    queue = iter(todo)
-    running: dict[Future[Created | str], _Request] = {}
-    # Requests are handed over only when there is room, so the pool never holds one waiting.
-    # An exception of this thread (Ctrl-C, the store) leaves through the pool's exit, which
-    # waits for those in flight; their deliveries stay stamped, and the next run finds what
-    # Altinn made of them by their keys.
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="altinn") as pool:
-        while True:
-            while interrupted is None and error is None and len(running) < room:
-                item = next(queue, None)
-                if item is None:
-                    break
-                try:
-                    request = _prepare(db, config, campaign_id, item, texts)
-                except Exception as e:  # recorded in flight first, raised below
-                    error = e
-                    break
-                running[pool.submit(_call, http, request)] = request
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: running[f].item.delivery_id):
-                request = running.pop(future)
-                try:
-                    result = future.result()
-                except AltinnUnavailable as e:
-                    _record(db, campaign_id, request.item.delivery_id, "altinn_deferred", e.message)
-                    interrupted = e.message if interrupted is None else interrupted
-                    continue
-                except AltinnRejected as e:
-                    if not e.problem.recipient_specific:
-                        # The request itself is wrong (settings, texts, access): no recipient
-                        # would fare better, so stop; the delivery stays to be sent when the
-                        # cause is fixed.
-                        line = e.problem.line()
-                        _record(db, campaign_id, request.item.delivery_id, "altinn_rejected", line)
-                        error = e if error is None else error
-                        continue
-                    _finish(
-                        db,
-                        campaign_id,
-                        request.item.delivery_id,
-                        DeliveryState.FAILED,
-                        None,
-                        e.problem.line(),
-                        "altinn_failed",
-                        {"problem": e.problem.line(), "code": e.problem.code},
-                    )
-                    failed += 1
-                except Exception as e:  # the delivery stays submitted: the next run resends it
-                    error = e if error is None else error
-                    continue
-                else:
-                    _settle(db, campaign_id, request, result)
-                    submitted += 1
-                room = concurrency
-                if progress is not None:
-                    progress(1)
+
+    def settle(request: _Request, future: Future[Created | str]) -> bool:
+        nonlocal submitted, failed, interrupted, error
+        try:
+            result = future.result()
+        except AltinnUnavailable as e:
+            _record(db, campaign_id, request.item.delivery_id, "altinn_deferred", e.message)
+            interrupted = e.message if interrupted is None else interrupted
+            return False
+        except AltinnRejected as e:
+            if not e.problem.recipient_specific:
+                # The request itself is wrong (settings, texts, access): no recipient would
+                # fare better, so stop; the delivery stays to be sent when the cause is fixed.
+                line = e.problem.line()
+                _record(db, campaign_id, request.item.delivery_id, "altinn_rejected", line)
+                error = e if error is None else error
+                return False
+            _finish(
+                db,
+                campaign_id,
+                request.item.delivery_id,
+                DeliveryState.FAILED,
+                None,
+                e.problem.line(),
+                "altinn_failed",
+                {"problem": e.problem.line(), "code": e.problem.code},
+            )
+            failed += 1
+        except Exception as e:  # the delivery stays submitted: the next run resends it
+            error = e if error is None else error
+            return False
+        else:
+            _settle(db, campaign_id, request, result)
+            submitted += 1
+        if progress is not None:
+            progress(1)
+        return True
+
+    requests = (_prepare(db, config, campaign_id, item, texts) for item in todo)
+    _in_flight(requests, partial(_call, http), settle, concurrency)
     if error is not None:
         raise error
     return submitted, failed, interrupted
@@ -559,77 +598,55 @@ def poll(
     campaign_id: int,
     *,
     client: AltinnClient | None = None,
+    concurrency: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PollRun:
-    """Ask Altinn how each accepted correspondence stands; settle the published and failed."""
+    """Ask Altinn how each accepted correspondence stands; settle the published and failed.
+
+    Up to `concurrency` requests (default: the altinn_concurrency setting) are in flight at
+    once, the first alone; the store is used from the calling thread only.
+    """
     config = client.config if client is not None else AltinnConfig.from_settings(settings)
+    concurrency = _concurrency(settings, concurrency)
     get_campaign(db, campaign_id)
-    rows = db.query(
-        "SELECT id, key, message_id, last_reply FROM deliveries WHERE campaign_id = ? "
-        "AND channel = ? AND state = ? AND message_id IS NOT NULL ORDER BY id",
-        (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
-    )
+    todo = [
+        _Asking(int(r[0]), r[2], r[3], f"status for Altinn-melding {r[0]} til {r[1]}")
+        for r in db.query(
+            "SELECT id, key, message_id, last_reply FROM deliveries WHERE campaign_id = ? "
+            "AND channel = ? AND state = ? AND message_id IS NOT NULL ORDER BY id",
+            (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
+        )
+    ]
     owned = client is None
     http = client or AltinnClient(config)
     delivered = failed = 0
     interrupted: str | None = None
+    error: Exception | None = None
+
+    def settle(asking: _Asking, future: Future[dict[str, Any]]) -> bool:
+        nonlocal delivered, failed, interrupted, error
+        try:
+            details = future.result()
+        except AltinnUnavailable as e:
+            interrupted = e.message if interrupted is None else interrupted
+            return False
+        except Exception as e:  # raised once those in flight are recorded
+            error = e if error is None else error
+            return False
+        state = _note_status(db, campaign_id, asking, details)
+        delivered += state is DeliveryState.DELIVERED
+        failed += state is DeliveryState.FAILED
+        if progress is not None:
+            progress(1)
+        return True
+
     try:
-        for delivery_id, orgnr, altinn_id, last_reply in rows:
-            what = f"status for Altinn-melding {delivery_id} til {orgnr}"
-            try:
-                details = http.details(altinn_id, what)
-            except AltinnUnavailable as e:
-                interrupted = e.message
-                break
-            except AltinnRejected as e:
-                if e.problem.status != 404:
-                    raise
-                details = {
-                    "status": AltinnStatus.FAILED.value,
-                    "statusText": "finnes ikke i Altinn",
-                }
-            state, shown = outcome_of(details)
-            event_detail = {
-                "correspondence_id": altinn_id,
-                "status": status_name(details.get("status")),
-                "status_text": details.get("statusText"),
-                "status_changed": details.get("statusChanged"),
-            }
-            if state is DeliveryState.DELIVERED:
-                _finish(
-                    db,
-                    campaign_id,
-                    int(delivery_id),
-                    state,
-                    None,
-                    shown,
-                    "altinn_delivered",
-                    event_detail,
-                )
-                delivered += 1
-            elif state is DeliveryState.FAILED:
-                _finish(
-                    db,
-                    campaign_id,
-                    int(delivery_id),
-                    state,
-                    None,
-                    shown,
-                    "altinn_failed",
-                    event_detail,
-                )
-                failed += 1
-            elif shown != last_reply:
-                with db.transaction():
-                    db.execute(
-                        "UPDATE deliveries SET last_reply = ?, updated_at = ? WHERE id = ?",
-                        (shown[:500], utcnow_iso(), int(delivery_id)),
-                    )
-            if progress is not None:
-                progress(1)
+        _in_flight(iter(todo), partial(_details, http), settle, concurrency)
     finally:
         if owned:
             http.close()
+    if error is not None:
+        raise error
     counts = altinn_counts(db, campaign_id)
     return PollRun(
         campaign_id,
@@ -639,6 +656,61 @@ def poll(
         counts["unsent"],
         interrupted,
     )
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """One accepted correspondence whose status is asked for."""
+
+    delivery_id: int
+    altinn_id: str
+    last_reply: str | None
+    what: str
+
+
+def _details(http: AltinnClient, asking: _Asking) -> dict[str, Any]:
+    """On a pool thread: the correspondence's details; one Altinn does not know has failed."""
+    try:
+        return http.details(asking.altinn_id, asking.what)
+    except AltinnRejected as e:
+        if e.problem.status != 404:
+            raise
+        return {"status": AltinnStatus.FAILED.value, "statusText": "finnes ikke i Altinn"}
+
+
+def _note_status(
+    db: Database, campaign_id: int, asking: _Asking, details: dict[str, Any]
+) -> DeliveryState | None:
+    """Record what the details make of the delivery: delivered, failed, or (None) not yet."""
+    state, shown = outcome_of(details)
+    event_detail = {
+        "correspondence_id": asking.altinn_id,
+        "status": status_name(details.get("status")),
+        "status_text": details.get("statusText"),
+        "status_changed": details.get("statusChanged"),
+    }
+    if state is DeliveryState.DELIVERED:
+        _finish(
+            db,
+            campaign_id,
+            asking.delivery_id,
+            state,
+            None,
+            shown,
+            "altinn_delivered",
+            event_detail,
+        )
+    elif state is DeliveryState.FAILED:
+        _finish(
+            db, campaign_id, asking.delivery_id, state, None, shown, "altinn_failed", event_detail
+        )
+    elif shown != asking.last_reply:
+        with db.transaction():
+            db.execute(
+                "UPDATE deliveries SET last_reply = ?, updated_at = ? WHERE id = ?",
+                (shown[:500], utcnow_iso(), asking.delivery_id),
+            )
+    return state
 
 
 def altinn_counts(db: Database, campaign_id: int) -> dict[str, int]:

@@ -91,15 +91,24 @@ def altinn_send(
 
 @altinn.command("poll")
 @click.argument("campaign_id", type=int)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Requests in flight at once; same as VARSEL_ALTINN_CONCURRENCY.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 @click.pass_context
-def altinn_poll(ctx: click.Context, state: State, campaign_id: int, as_json: bool) -> None:
+def altinn_poll(
+    ctx: click.Context, state: State, campaign_id: int, concurrency: int | None, as_json: bool
+) -> None:
     """Ask Altinn which messages are published (delivered) or failed."""
     from varsel.altinn import poll
 
     with _progress(f"Henter status fra Altinn for kampanje {campaign_id}") as progress:
-        result = poll(state.db, state.settings, campaign_id, progress=progress)
+        result = poll(
+            state.db, state.settings, campaign_id, concurrency=concurrency, progress=progress
+        )
     out.print(json.dumps(result.as_dict()) if as_json else result.summary(), soft_wrap=True)
     if result.interrupted:
         ctx.exit(EX_TEMPFAIL)
