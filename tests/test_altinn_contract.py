@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from altinn_server import AltinnServer, Fault
 from helpers import campaign_toml
 from varsel import codes, synth_orgnr, verify
-from varsel.altinn import altinn_counts, outcome_of, poll, send
+from varsel.altinn import altinn_counts, send
 from varsel.altinn_client import (
     AltinnAuthError,
     AltinnClient,
@@ -37,6 +37,7 @@ from varsel.altinn_client import (
     _retry_after,
 )
 from varsel.altinn_message import AltinnTexts, idempotent_key, markdown_text
+from varsel.altinn_poll import outcome_of, poll
 from varsel.campaign import create_campaign
 from varsel.cli import cli
 from varsel.config import Settings

@@ -16,7 +16,7 @@ makes a second correspondence.
 `poll` asks Altinn for each accepted correspondence's status: published or anything after it
 (fetched, read, confirmed …) makes the delivery `delivered`; Failed or Reserved make it `failed`.
 
-Both keep up to `altinn_concurrency` requests in flight, the first alone (`_in_flight`). Only the
+Both keep up to `altinn_concurrency` requests in flight, the first alone (`in_flight`). Only the
 HTTP requests run on a thread pool: the store stays on the calling thread, which stamps each
 delivery before its request is handed over (`send`) and records each outcome (an accepted or
 refused correspondence, a status) as its request completes.
@@ -41,7 +41,6 @@ from varsel.altinn_client import (
     AltinnUnavailable,
     Created,
     send_concurrency,
-    status_name,
 )
 from varsel.altinn_message import AltinnTexts, request_body
 from varsel.bounces import units_needing_another_channel
@@ -69,7 +68,7 @@ DELIVERED = frozenset(
 )
 FAILED = frozenset({AltinnStatus.FAILED, AltinnStatus.RESERVED})
 PURGED = frozenset({AltinnStatus.PURGED_BY_ALTINN, AltinnStatus.PURGED_BY_RECIPIENT})
-_Req = TypeVar("_Req")  # a request `_in_flight` hands to a pool thread
+_Req = TypeVar("_Req")  # a request `in_flight` hands to a pool thread
 _Res = TypeVar("_Res")  # what the pool thread makes of it
 
 # -- who gets one ---------------------------------------------------------------------------
@@ -256,7 +255,7 @@ def send(
     once, the first alone; the store is used from the calling thread only.
     """
     config = client.config if client is not None else AltinnConfig.from_settings(settings)
-    concurrency = _concurrency(settings, concurrency)
+    concurrency = concurrency_for(settings, concurrency)
     spec = _open_campaign(db, campaign_id)
     texts = AltinnTexts(spec)
     found = candidates(db, campaign_id)
@@ -308,7 +307,7 @@ class _Request:
     what: str
 
 
-def _concurrency(settings: Settings, concurrency: int | None) -> int:
+def concurrency_for(settings: Settings, concurrency: int | None) -> int:
     """Requests to keep in flight: as asked, or the altinn_concurrency setting."""
     if concurrency is None:
         return send_concurrency(settings)
@@ -317,7 +316,7 @@ def _concurrency(settings: Settings, concurrency: int | None) -> int:
     return concurrency
 
 
-def _in_flight(
+def in_flight(
     requests: Iterator[_Req],
     call: Callable[[_Req], _Res],
     settle: Callable[[_Req, Future[_Res]], bool],
@@ -404,7 +403,7 @@ def _send_all(
                 _record(db, campaign_id, request.item.delivery_id, "altinn_rejected", line)
                 error = e if error is None else error
                 return False
-            _finish(
+            finish(
                 db,
                 campaign_id,
                 request.item.delivery_id,
@@ -426,7 +425,7 @@ def _send_all(
         return True
 
     requests = (_prepare(db, config, campaign_id, item, texts) for item in todo)
-    _in_flight(requests, partial(_call, http), settle, concurrency)
+    in_flight(requests, partial(_call, http), settle, concurrency)
     if error is not None:
         raise error
     return submitted, failed, interrupted
@@ -487,7 +486,7 @@ def _settle(db: Database, campaign_id: int, request: _Request, result: Created |
             "key": request.key,
         }
         altinn_id, reply = result.correspondence_id, result.status
-    _finish(
+    finish(
         db,
         campaign_id,
         request.item.delivery_id,
@@ -499,7 +498,7 @@ def _settle(db: Database, campaign_id: int, request: _Request, result: Created |
     )
 
 
-def _finish(
+def finish(
     db: Database,
     campaign_id: int,
     delivery_id: int,
@@ -526,191 +525,6 @@ def _record(db: Database, campaign_id: int, delivery_id: int, event: str, reply:
             (reply[:500], utcnow_iso(), delivery_id),
         )
         record_event(db, campaign_id, delivery_id, event, {"reply": reply})
-
-
-# -- polling --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PollRun:
-    """What one `varsel altinn poll` found."""
-
-    campaign_id: int
-    delivered: int  # published (or further) since the last poll
-    failed: int  # Altinn gave up on them
-    waiting: int  # accepted, not yet published
-    unsent: int  # not yet accepted by Altinn: `altinn send` sends them
-    interrupted: str | None = None
-
-    def summary(self) -> str:
-        lines = [
-            f"Kampanje {self.campaign_id}: {fmt_int(self.delivered)} nye levert i Altinn, "
-            f"{fmt_int(self.failed)} feilet, {fmt_int(self.waiting)} venter på publisering."
-        ]
-        if self.unsent:
-            lines.append(
-                f"{fmt_int(self.unsent)} er ikke tatt imot av Altinn ennå; kjør «varsel altinn "
-                f"send {self.campaign_id}»."
-            )
-        if self.interrupted:
-            lines.append(f"Stoppet: {self.interrupted}")
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "campaign_id": self.campaign_id,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "waiting": self.waiting,
-            "unsent": self.unsent,
-            "interrupted": self.interrupted,
-        }
-
-
-def outcome_of(details: dict[str, Any]) -> tuple[DeliveryState | None, str]:
-    """What a correspondence's details mean for its delivery: delivered, failed, or not yet."""
-    status = status_name(details.get("status"))
-    text = " ".join(str(details.get("statusText") or "").split())
-    shown = f"{status}: {text}" if text and text != status else status
-    try:
-        known = AltinnStatus(status)
-    except ValueError:
-        return None, shown
-    if known in DELIVERED:
-        return DeliveryState.DELIVERED, shown
-    if known in FAILED:
-        return DeliveryState.FAILED, shown
-    if known in PURGED:
-        # Purged after it was published counts as delivered; purged before, it never was.
-        history = {
-            status_name(h.get("status"))
-            for h in details.get("statusHistory") or []
-            if isinstance(h, dict)
-        }
-        was_published = any(s in history for s in DELIVERED)
-        return (DeliveryState.DELIVERED if was_published else DeliveryState.FAILED), shown
-    return None, shown
-
-
-def poll(
-    db: Database,
-    settings: Settings,
-    campaign_id: int,
-    *,
-    client: AltinnClient | None = None,
-    concurrency: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> PollRun:
-    """Ask Altinn how each accepted correspondence stands; settle the published and failed.
-
-    Up to `concurrency` requests (default: the altinn_concurrency setting) are in flight at
-    once, the first alone; the store is used from the calling thread only.
-    """
-    config = client.config if client is not None else AltinnConfig.from_settings(settings)
-    concurrency = _concurrency(settings, concurrency)
-    get_campaign(db, campaign_id)
-    todo = [
-        _Asking(int(r[0]), r[2], r[3], f"status for Altinn-melding {r[0]} til {r[1]}")
-        for r in db.query(
-            "SELECT id, key, message_id, last_reply FROM deliveries WHERE campaign_id = ? "
-            "AND channel = ? AND state = ? AND message_id IS NOT NULL ORDER BY id",
-            (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
-        )
-    ]
-    owned = client is None
-    http = client or AltinnClient(config)
-    delivered = failed = 0
-    interrupted: str | None = None
-    error: Exception | None = None
-
-    def settle(asking: _Asking, future: Future[dict[str, Any]]) -> bool:
-        nonlocal delivered, failed, interrupted, error
-        try:
-            details = future.result()
-        except AltinnUnavailable as e:
-            interrupted = e.message if interrupted is None else interrupted
-            return False
-        except Exception as e:  # raised once those in flight are recorded
-            error = e if error is None else error
-            return False
-        state = _note_status(db, campaign_id, asking, details)
-        delivered += state is DeliveryState.DELIVERED
-        failed += state is DeliveryState.FAILED
-        if progress is not None:
-            progress(1)
-        return True
-
-    try:
-        _in_flight(iter(todo), partial(_details, http), settle, concurrency)
-    finally:
-        if owned:
-            http.close()
-    if error is not None:
-        raise error
-    counts = altinn_counts(db, campaign_id)
-    return PollRun(
-        campaign_id,
-        delivered,
-        failed,
-        counts["accepted"],
-        counts["unsent"],
-        interrupted,
-    )
-
-
-@dataclass(frozen=True)
-class _Asking:
-    """One accepted correspondence whose status is asked for."""
-
-    delivery_id: int
-    altinn_id: str
-    last_reply: str | None
-    what: str
-
-
-def _details(http: AltinnClient, asking: _Asking) -> dict[str, Any]:
-    """On a pool thread: the correspondence's details; one Altinn does not know has failed."""
-    try:
-        return http.details(asking.altinn_id, asking.what)
-    except AltinnRejected as e:
-        if e.problem.status != 404:
-            raise
-        return {"status": AltinnStatus.FAILED.value, "statusText": "finnes ikke i Altinn"}
-
-
-def _note_status(
-    db: Database, campaign_id: int, asking: _Asking, details: dict[str, Any]
-) -> DeliveryState | None:
-    """Record what the details make of the delivery: delivered, failed, or (None) not yet."""
-    state, shown = outcome_of(details)
-    event_detail = {
-        "correspondence_id": asking.altinn_id,
-        "status": status_name(details.get("status")),
-        "status_text": details.get("statusText"),
-        "status_changed": details.get("statusChanged"),
-    }
-    if state is DeliveryState.DELIVERED:
-        _finish(
-            db,
-            campaign_id,
-            asking.delivery_id,
-            state,
-            None,
-            shown,
-            "altinn_delivered",
-            event_detail,
-        )
-    elif state is DeliveryState.FAILED:
-        _finish(
-            db, campaign_id, asking.delivery_id, state, None, shown, "altinn_failed", event_detail
-        )
-    elif shown != asking.last_reply:
-        with db.transaction():
-            db.execute(
-                "UPDATE deliveries SET last_reply = ?, updated_at = ? WHERE id = ?",
-                (shown[:500], utcnow_iso(), asking.delivery_id),
-            )
-    return state
 
 
 def altinn_counts(db: Database, campaign_id: int) -> dict[str, int]:

@@ -210,7 +210,7 @@ class AltinnConfig:
 
 
 def send_concurrency(settings: Settings) -> int:
-    """How many requests `altinn send` may have in flight, checked."""
+    """How many requests `altinn send` and `altinn poll` may have in flight, checked."""
     if settings.altinn_concurrency < 1:
         env = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
         raise AltinnConfigError(

@@ -103,7 +103,7 @@ def altinn_poll(
     ctx: click.Context, state: State, campaign_id: int, concurrency: int | None, as_json: bool
 ) -> None:
     """Ask Altinn which messages are published (delivered) or failed."""
-    from varsel.altinn import poll
+    from varsel.altinn_poll import poll
 
     with _progress(f"Henter status fra Altinn for kampanje {campaign_id}") as progress:
         result = poll(

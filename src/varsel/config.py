@@ -209,7 +209,8 @@ class Settings:
     )
     altinn_concurrency: int = _setting(
         4,
-        "Requests `varsel altinn send` has in flight at once (at least 1); the first goes alone.",
+        "Requests `varsel altinn send` and `poll` have in flight at once (at least 1); the first "
+        "goes alone.",
         "VARSEL_ALTINN_CONCURRENCY",
     )
     altinn_send_reminder: bool = _setting(
