@@ -24,6 +24,7 @@ refused correspondence, a status) as its request completes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -254,8 +255,19 @@ def send(
     Up to `concurrency` requests (default: the altinn_concurrency setting) are in flight at
     once, the first alone; the store is used from the calling thread only.
     """
-    config = client.config if client is not None else AltinnConfig.from_settings(settings)
-    concurrency = concurrency_for(settings, concurrency)
+    with client_for(settings, client) as http:
+        return _send(db, http, campaign_id, limit, concurrency_for(settings, concurrency), progress)
+
+
+def _send(
+    db: Database,
+    http: AltinnClient,
+    campaign_id: int,
+    limit: int | None,
+    concurrency: int,
+    progress: Callable[[int], None] | None,
+) -> SendRun:
+    config = http.config
     spec = _open_campaign(db, campaign_id)
     texts = AltinnTexts(spec)
     found = candidates(db, campaign_id)
@@ -268,15 +280,9 @@ def send(
     todo = _pending(db, campaign_id, {c.orgnr: c.reason for c in found})
     if limit is not None:
         todo = todo[:limit]
-    owned = client is None
-    http = client or AltinnClient(config)
-    try:
-        submitted, failed, interrupted = _send_all(
-            db, http, config, campaign_id, todo, texts, concurrency, progress
-        )
-    finally:
-        if owned:
-            http.close()
+    submitted, failed, interrupted = _send_all(
+        db, http, config, campaign_id, todo, texts, concurrency, progress
+    )
     waiting = int(
         db.scalar(
             "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = ? "
@@ -305,6 +311,16 @@ class _Request:
     body: dict[str, Any]
     key: str
     what: str
+
+
+@contextlib.contextmanager
+def client_for(settings: Settings, client: AltinnClient | None) -> Iterator[AltinnClient]:
+    """The client given, or one made from the settings (checked first) and closed after."""
+    if client is not None:
+        yield client
+        return
+    with AltinnClient(AltinnConfig.from_settings(settings)) as made:
+        yield made
 
 
 def concurrency_for(settings: Settings, concurrency: int | None) -> int:

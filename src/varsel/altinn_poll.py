@@ -20,13 +20,13 @@ from varsel.altinn import (
     FAILED,
     PURGED,
     altinn_counts,
+    client_for,
     concurrency_for,
     finish,
     in_flight,
 )
 from varsel.altinn_client import (
     AltinnClient,
-    AltinnConfig,
     AltinnRejected,
     AltinnStatus,
     AltinnUnavailable,
@@ -115,8 +115,17 @@ def poll(
     Up to `concurrency` requests (default: the altinn_concurrency setting) are in flight at
     once, the first alone; the store is used from the calling thread only.
     """
-    config = client.config if client is not None else AltinnConfig.from_settings(settings)
-    concurrency = concurrency_for(settings, concurrency)
+    with client_for(settings, client) as http:
+        return _poll(db, http, campaign_id, concurrency_for(settings, concurrency), progress)
+
+
+def _poll(
+    db: Database,
+    http: AltinnClient,
+    campaign_id: int,
+    concurrency: int,
+    progress: Callable[[int], None] | None,
+) -> PollRun:
     get_campaign(db, campaign_id)
     todo = [
         _Asking(int(r[0]), r[2], r[3], f"status for Altinn-melding {r[0]} til {r[1]}")
@@ -126,8 +135,6 @@ def poll(
             (campaign_id, CHANNEL, DeliveryState.SUBMITTED.value),
         )
     ]
-    owned = client is None
-    http = client or AltinnClient(config)
     delivered = failed = 0
     interrupted: str | None = None
     error: Exception | None = None
@@ -149,11 +156,7 @@ def poll(
             progress(1)
         return True
 
-    try:
-        in_flight(iter(todo), partial(_details, http), settle, concurrency)
-    finally:
-        if owned:
-            http.close()
+    in_flight(iter(todo), partial(_details, http), settle, concurrency)
     if error is not None:
         raise error
     counts = altinn_counts(db, campaign_id)
