@@ -826,24 +826,25 @@ def test_altinn_is_off_by_default(db: Database, campaign_id: int) -> None:
     assert altinn_rows(db, campaign_id) == {}
 
 
+def config_refusal(server: AltinnServer, key_file: Path, name: str, value: str) -> str:
+    """Why the Altinn settings are refused with one of them set to value."""
+    env = {**altinn_env(server, key_file), name: value}
+    with pytest.raises(AltinnConfigError) as raised:
+        AltinnConfig.from_settings(Settings.load(environ=env))
+    return raised.value.message
+
+
 def test_missing_setting_is_named_by_its_environment_variable(
     server: AltinnServer, key_file: Path
 ) -> None:
-    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_KEY_ID": ""}
-
-    with pytest.raises(AltinnConfigError) as raised:
-        AltinnConfig.from_settings(Settings.load(environ=env))
-
-    assert raised.value.message == "VARSEL_ALTINN_KEY_ID mangler (se docs/altinn.md)"
+    assert config_refusal(server, key_file, "VARSEL_ALTINN_KEY_ID", "") == (
+        "VARSEL_ALTINN_KEY_ID mangler (se docs/altinn.md)"
+    )
 
 
 def test_plain_http_is_refused_off_this_machine(server: AltinnServer, key_file: Path) -> None:
-    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_BASE_URL": "http://platform.altinn.no"}
-
-    with pytest.raises(AltinnConfigError) as raised:
-        AltinnConfig.from_settings(Settings.load(environ=env))
-
-    assert raised.value.message == (
+    url = "http://platform.altinn.no"
+    assert config_refusal(server, key_file, "VARSEL_ALTINN_BASE_URL", url) == (
         "VARSEL_ALTINN_BASE_URL: 'http://platform.altinn.no' må være en https-adresse"
     )
 
@@ -867,12 +868,7 @@ def test_concurrency_setting_defaults_to_four_and_is_read_from_the_environment(
 def test_concurrency_below_one_is_refused_by_its_environment_variable(
     server: AltinnServer, key_file: Path
 ) -> None:
-    env = {**altinn_env(server, key_file), "VARSEL_ALTINN_CONCURRENCY": "0"}
-
-    with pytest.raises(AltinnConfigError) as raised:
-        AltinnConfig.from_settings(Settings.load(environ=env))
-
-    assert raised.value.message == (
+    assert config_refusal(server, key_file, "VARSEL_ALTINN_CONCURRENCY", "0") == (
         "VARSEL_ALTINN_CONCURRENCY: 0 er for lite; minst 1 forespørsel må kunne gå om gangen"
     )
 
