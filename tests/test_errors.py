@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
 from varsel.campaign_spec import CampaignError
-from varsel.errors import N_, Text, UserError, VarselError, listed
+from varsel.errors import N_, Text, UserError, VarselError, listed, read_user_file, read_user_text
 
 
 def test_a_text_is_its_bokmaal_message_and_keeps_its_id_and_values() -> None:
@@ -74,3 +75,22 @@ def test_n_marks_a_message_id_and_gives_it_back() -> None:
 def test_a_text_needs_every_value_its_id_names() -> None:
     with pytest.raises(KeyError, match="campaign"):
         Text("kampanje %(campaign)s finnes ikke")
+
+
+def test_a_users_file_that_cannot_be_read_is_a_one_line_error_of_the_callers_kind(
+    tmp_path: Path,
+) -> None:
+    text = tmp_path / "t.txt"
+    text.write_bytes("\ufeffæøå".encode())
+    assert read_user_text(text, CampaignError, "utf-8-sig") == "æøå"
+    assert read_user_file(text, CampaignError) == "\ufeffæøå".encode()
+    text.write_bytes(b"\xff")
+    with pytest.raises(CampaignError) as not_utf8:
+        read_user_text(text, CampaignError)
+    assert not_utf8.value.message == f"{text}: er ikke UTF-8"
+    with pytest.raises(CampaignError) as missing:
+        read_user_file(tmp_path / "mangler", CampaignError)
+    assert missing.value.message == f"{tmp_path / 'mangler'}: filen finnes ikke"
+    with pytest.raises(CampaignError) as folder:
+        read_user_file(tmp_path, CampaignError)
+    assert folder.value.message == f"{tmp_path}: kan ikke leses (Is a directory)"

@@ -169,6 +169,18 @@ def test_criteria_file_and_options_add_up(tmp_path: Path) -> None:
         Criteria.build(path, {})
 
 
+def test_a_criteria_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    # A file that is not UTF-8 once reached the user as tomllib's traceback.
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'kommuner = ["\xff"]\n')
+    with pytest.raises(BadCriteriaError) as caught:
+        Criteria.build(path, {})
+    assert caught.value.message == f"{path}: er ikke UTF-8"
+    with pytest.raises(BadCriteriaError) as missing:
+        Criteria.build(tmp_path / "mangler.toml", {})
+    assert missing.value.message == f"{tmp_path / 'mangler.toml'}: filen finnes ikke"
+
+
 def test_cli_json_has_the_interface_fields(fixtures_db: Database, brreg: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(

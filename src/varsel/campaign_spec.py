@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from varsel import contacts
 from varsel.config import Settings
-from varsel.errors import N_, Text, UserError
+from varsel.errors import N_, Text, UserError, read_user_text
 from varsel.segment import Criteria
 
 LANGUAGES = ("nb", "nn", "en")
@@ -157,14 +157,9 @@ def _https_url(value: str, where: str) -> str:
 
 def load_spec(path: Path, settings: Settings) -> CampaignSpec:
     """Read and check a campaign definition; every problem is a one-line CampaignError."""
+    text = read_user_text(path, CampaignError)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: filen finnes ikke") from None
-    except OSError as e:
-        raise CampaignError(f"{path}: kan ikke leses ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: er ikke UTF-8") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CampaignError(f"{path}: ugyldig TOML: {e}") from None
     return spec_from_data(data, path, settings)

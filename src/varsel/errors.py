@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -85,3 +86,21 @@ class StoreError(UserError):
 
 class DownloadError(UserError):
     """The registry dump could not be downloaded."""
+
+
+def read_user_file(path: Path, error: type[UserError]) -> bytes:
+    """A file someone gave varsel; missing or unreadable, a one-line error of the given kind."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: filen finnes ikke") from None
+    except OSError as e:
+        raise error(f"{path}: kan ikke leses ({e.strerror})") from None
+
+
+def read_user_text(path: Path, error: type[UserError], encoding: str = "utf-8") -> str:
+    """read_user_file() as text; not UTF-8 is a one-line error too."""
+    try:
+        return read_user_file(path, error).decode(encoding)
+    except UnicodeDecodeError:
+        raise error(f"{path}: er ikke UTF-8") from None

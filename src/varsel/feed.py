@@ -13,7 +13,7 @@ from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind
 from varsel.erasure import erase_unit
-from varsel.errors import BadFileError
+from varsel.errors import BadFileError, read_user_file
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
 
@@ -74,12 +74,9 @@ class FeedResult:
 
 
 def _feed_entries(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
+    raw = read_user_file(path, BadFileError)
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise BadFileError(f"{path}: filen finnes ikke") from None
-    except OSError as e:
-        raise BadFileError(f"{path}: kan ikke leses ({e.strerror})") from None
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise BadFileError(f"{path}: ugyldig JSON ved byte {e.pos:,}: {e.msg}") from None
     if isinstance(data, list):

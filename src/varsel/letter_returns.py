@@ -23,7 +23,7 @@ from pathlib import Path
 from varsel.campaign import get_campaign
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import UserError, read_user_text
 from varsel.i18n import fmt_int
 from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState
@@ -87,14 +87,7 @@ class ReceiptResult:
 
 def _read(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row by lower-case column name) for every data row."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ReceiptError(f"{path}: filen finnes ikke") from None
-    except OSError as e:
-        raise ReceiptError(f"{path}: kan ikke leses ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise ReceiptError(f"{path}: er ikke UTF-8") from None
+    text = read_user_text(path, ReceiptError, "utf-8-sig")
     head = text.split("\n", 1)[0]
     delimiter = ";" if head.count(";") > head.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

@@ -18,7 +18,7 @@ from typing import Any
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
-from varsel.errors import BadCriteriaError, Text
+from varsel.errors import BadCriteriaError, Text, read_user_text
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, latest_snapshot
 
@@ -148,13 +148,10 @@ class Criteria:
     @classmethod
     def from_file(cls, path: Path) -> Criteria:
         """Criteria from a TOML file: top-level keys or a [segment] table."""
+        # As text first: tomllib.load would let a file that is not UTF-8 through as a traceback.
+        text = read_user_text(path, BadCriteriaError)
         try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise BadCriteriaError(f"{path}: filen finnes ikke") from None
-        except OSError as e:
-            raise BadCriteriaError(f"{path}: kan ikke leses ({e.strerror})") from None
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise BadCriteriaError(f"{path}: ugyldig TOML: {e}") from None
         table = data.get("segment", data)
