@@ -18,7 +18,7 @@ from varsel.clock import utcnow_iso
 from varsel.errors import VarselError
 from varsel.snapshot import list_snapshots
 from varsel.web import console_campaigns, console_editor  # noqa: F401 - they register routes
-from varsel.web.console_auth import Page, console, shown, translate
+from varsel.web.console_auth import Page, console, shown
 from varsel.web.console_text import STATUS_NAMES
 from varsel.web.site import N_
 
@@ -118,7 +118,7 @@ def user_add(page: Page) -> Response:
                 email=page.text("email", 320) or None,
             )
     except AccountError as e:
-        return _users_page(page, error=translate(page.language, e.message), status=400)
+        return _users_page(page, error=e.message, status=400)
     return _users_page(page, notice="added", name=enrolment.user.name)
 
 
@@ -159,7 +159,7 @@ def user_change(page: Page) -> Response:
                     return _users_page(page, error=N_("Velg en rolle."), status=400)
                 accounts.set_role(db, name, role, actor=actor)
     except VarselError as e:
-        return _users_page(page, error=translate(page.language, e.message), status=400)
+        return _users_page(page, error=e.message, status=400)
     return _users_page(page, notice=action, name=name.strip().lower())
 
 

@@ -268,10 +268,10 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
             else:
                 response = await run_in_threadpool(cast(Callable[[Page], Response], view), page)
         except Forbidden as e:
-            return page.problem(N_("Ikke tilgang"), translate(language, e.message), 403)
+            return page.problem(N_("Ikke tilgang"), e.message, 403)
         except VarselError as e:
             # A user error no view turned into a form message: one line, as the CLI shows it.
-            return page.problem(N_("Det gikk ikke"), translate(language, e.message), 400)
+            return page.problem(N_("Det gikk ikke"), e.message, 400)
         return response
 
     endpoint.__name__ = getattr(view, "__name__", "console_view")

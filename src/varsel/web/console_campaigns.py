@@ -348,7 +348,7 @@ def campaign_approve(page: Page) -> Response:
                 status=409,
             )
         except VarselError as e:
-            return _campaign_page(page, cid, error=translate(page.language, e.message), status=400)
+            return _campaign_page(page, cid, error=e.message, status=400)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="approved")
 
 
@@ -360,7 +360,7 @@ def campaign_send(page: Page) -> Response:
         try:
             approval.require_approved(db, cid)
         except VarselError as e:
-            return _campaign_page(page, cid, error=translate(page.language, e.message), status=409)
+            return _campaign_page(page, cid, error=e.message, status=409)
     _senders(page).start(cid, page.user.name)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
 
@@ -396,7 +396,7 @@ def _set_status(page: Page, action: str) -> Response:
         try:
             set_status(db, cid, _STATUS_ACTIONS[action], actor=page.user.name)
         except VarselError as e:
-            return _campaign_page(page, cid, error=translate(page.language, e.message), status=409)
+            return _campaign_page(page, cid, error=e.message, status=409)
     # A sender, here or anywhere, reads the status every half second and stops.
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding=action)
 
