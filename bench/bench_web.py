@@ -113,6 +113,15 @@ def bare_async_app() -> Starlette:
     return Starlette(routes=[Route("/kontroll", kontroll)])
 
 
+# Raised so that no lookup is refused; each one is still counted against both limits.
+RAISED = {"VARSEL_VERIFY_PER_IP": "1000000000", "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000"}
+
+
+def site_env(url: str) -> dict[str, str]:
+    """The real site's settings for a run: its store and a fixed secret."""
+    return {"VARSEL_DATABASE_URL": url, "VARSEL_SECRET_KEY": "benchmark"}
+
+
 PAGE_FILE = "VARSEL_BENCH_PAGE"  # the floor app's page, fetched from the real site
 
 
@@ -438,13 +447,7 @@ def main() -> None:
             "".join(f"/kontroll?kode={c} {visitor(n)}\n" for n, c in enumerate(codes_sent))
         )
         how = Load(wrk, folder / "rotate.lua", folder / "paths", args.seconds, args.connections)
-        env = {
-            "VARSEL_DATABASE_URL": url,
-            "VARSEL_SECRET_KEY": "benchmark",
-            # Raised so that no lookup is refused; each one is still counted against both.
-            "VARSEL_VERIFY_PER_IP": "1000000000",
-            "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000",
-        }
+        env = {**site_env(url), **RAISED}
         apps = {
             "bare Starlette route, async (reference)": "bench.bench_web:bare_async_app",
             "bare Starlette route, sync": "bench.bench_web:bare_app",
@@ -493,8 +496,7 @@ def attack_runs(
     """What guessing costs: wrk asking for unknown codes from as many visitors (every answer
     a 404 from the unknown-code page), and one visitor past its limit (every answer a 429)."""
     site = "varsel.web:app_from_environment"
-    base_env = {"VARSEL_DATABASE_URL": url, "VARSEL_SECRET_KEY": "benchmark"}
-    raised = {"VARSEL_VERIFY_PER_IP": "1000000000", "VARSEL_VERIFY_GLOBAL_PER_MINUTE": "1000000000"}
+    base_env = site_env(url)
     unknown = folder / "unknown"
     unknown.write_text(
         "".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(n)}\n" for n in range(args.codes))
@@ -502,7 +504,7 @@ def attack_runs(
     one = folder / "one_visitor"
     one.write_text("".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(0)}\n" for n in range(50)))
     kinds = {
-        "`/kontroll?kode=…`, unknown codes (404)": (unknown, {**base_env, **raised}),
+        "`/kontroll?kode=…`, unknown codes (404)": (unknown, {**base_env, **RAISED}),
         "`/kontroll?kode=…`, one visitor past its limit (429)": (one, base_env),
     }
     runs: dict[str, list[Run]] = {name: [] for name in kinds}
