@@ -12,7 +12,7 @@ from varsel.cli import cli
 from varsel.db import Database
 from varsel.errors import BadCriteriaError
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview
+from varsel.segment import Criteria, preview, resolve, selection_sql
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -213,3 +213,20 @@ def test_cli_table_and_bad_input(fixtures_db: Database) -> None:
     bad = runner.invoke(cli, ["--db", fixtures_db.url, "segment", "preview", "-m", "Bergn"])
     assert bad.exit_code == 2
     assert bad.output.strip() == "varsel: Ukjent kommune «Bergn» (mente du Bergen?)"
+
+
+def test_main_units_are_selected_from_the_index_alone(fixtures_db: Database) -> None:
+    # units_area holds every column the selection of main units reads (migration 0008): the
+    # preview reads no table row per unit selected. A column added to the selection but not
+    # to the index would make a national preview several times slower.
+    if fixtures_db.dialect != "sqlite":
+        pytest.skip("PostgreSQL reads the rows from the table")
+    criteria = Criteria(police_districts=("oslo",), min_employees=2)
+    sql, params = selection_sql(criteria, resolve(criteria))
+    main_units = sql.split(" UNION ALL ")[0]
+    root = dict(fixtures_db.query("SELECT name, rootpage FROM sqlite_master"))
+    program = fixtures_db.query(f"EXPLAIN {main_units}", params[: main_units.count("?")])
+    opened = {r[3]: r[2] for r in program if r[1] == "OpenRead"}  # root page -> cursor
+    assert root["units_area"] in opened  # the selection goes through the index
+    table = opened.get(root["units"])
+    assert [r for r in program if r[1] == "Column" and r[2] == table] == []
