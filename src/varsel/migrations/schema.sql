@@ -68,8 +68,7 @@ CREATE INDEX units_area ON units (
 ) WHERE kind = 'enhet' AND gone_snapshot_id IS NULL;
 CREATE INDEX units_sub_area ON units (municipality, parent_orgnr)
     WHERE kind = 'underenhet' AND gone_snapshot_id IS NULL AND deleted_date IS NULL;
-CREATE INDEX units_parent ON units (parent_orgnr);
-CREATE INDEX units_nace ON units (nace1);
+CREATE INDEX units_parent ON units (parent_orgnr) WHERE parent_orgnr IS NOT NULL;
 CREATE INDEX units_snapshot ON units (kind, snapshot_id);
 
 CREATE TABLE contacts (
