@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.errors import ConfigError
+
+NUMERIC = [f for f in dataclasses.fields(Settings) if type(f.default) in (int, float)]
+
+
+def refusal(**environ: str) -> str:
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ=environ)
+    return raised.value.message
+
+
+def test_the_defaults_load_without_any_setting() -> None:
+    settings = Settings.load(environ={})
+    assert settings.verify_per_ip == 10
+    assert settings.document_link_hours == 24.0
+    assert settings.feedback_global_per_minute == 60
+    assert settings.document_global_per_minute == 30
+
+
+@pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.name)
+def test_every_number_has_a_range_that_holds_its_default_and_both_ends(
+    field: dataclasses.Field[object],
+) -> None:
+    low, high = field.metadata["between"]
+    assert low <= field.default <= high  # type: ignore[operator]
+    env = field.metadata["env"]
+    assert getattr(Settings.load(environ={env: str(low)}), field.name) == low
+    assert getattr(Settings.load(environ={env: str(high)}), field.name) == high
+
+
+def test_a_lookup_limit_of_zero_is_refused_with_its_range() -> None:
+    # It used to start the site, which then refused the very first lookup with 429.
+    assert refusal(VARSEL_VERIFY_PER_IP="0") == (
+        "VARSEL_VERIFY_PER_IP (verify_per_ip): 0 er utenfor det tillatte området 1–1000000000"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-24", "0.5", "169", "nan", "inf"])
+def test_a_link_lifetime_outside_an_hour_to_a_week_is_refused(value: str) -> None:
+    message = refusal(VARSEL_DOCUMENT_LINK_HOURS=value)
+    assert message.startswith("VARSEL_DOCUMENT_LINK_HOURS (document_link_hours): ")
+    assert message.endswith(" er utenfor det tillatte området 1–168")
+
+
+def test_a_port_that_is_not_a_number_is_refused_with_its_range() -> None:
+    assert refusal(VARSEL_WEB_PORT="åtte tusen") == (
+        "VARSEL_WEB_PORT (web_port): 'åtte tusen' er ikke et heltall; "
+        "det tillatte området er 1–65535"
+    )
+
+
+def test_a_fraction_is_no_count() -> None:
+    assert refusal(VARSEL_LOCKOUT_FAILURES="2.5") == (
+        "VARSEL_LOCKOUT_FAILURES (lockout_failures): '2.5' er ikke et heltall; "
+        "det tillatte området er 1–100"
+    )
+
+
+def test_a_timeout_that_is_not_a_number_is_refused() -> None:
+    assert refusal(VARSEL_ALTINN_TIMEOUT="lenge") == (
+        "VARSEL_ALTINN_TIMEOUT (altinn_timeout): 'lenge' er ikke et tall; "
+        "det tillatte området er 1–600"
+    )
+
+
+def test_zero_still_turns_off_what_it_is_documented_to_turn_off() -> None:
+    settings = Settings.load(
+        environ={"VARSEL_WORKER_GLOBAL_RATE": "0", "VARSEL_WORKER_METRICS_PORT": "0"}
+    )
+    assert (settings.worker_global_rate, settings.worker_metrics_port) == (0.0, 0)
+
+
+def test_the_settings_file_is_checked_too(tmp_path: Path) -> None:
+    path = tmp_path / "varsel.toml"
+    path.write_text("[varsel]\nfeedback_per_ip_hour = 10.0\ndocument_link_hours = 48\n")
+    settings = Settings.load(environ={}, config_file=path)
+    assert (settings.feedback_per_ip_hour, settings.document_link_hours) == (10, 48.0)
+    path.write_text("[varsel]\nverify_per_ip = true\n")
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ={}, config_file=path)
+    assert raised.value.message == (
+        "VARSEL_VERIFY_PER_IP (verify_per_ip): True er ikke et heltall; "
+        "det tillatte området er 1–1000000000"
+    )
+
+
+def test_settings_made_in_code_are_checked_too() -> None:
+    with pytest.raises(ConfigError) as raised:
+        dataclasses.replace(Settings.load(environ={}), worker_lease_seconds=1.0)
+    assert raised.value.message == (
+        "VARSEL_WORKER_LEASE_SECONDS (worker_lease_seconds): 1 er utenfor det tillatte "
+        "området 5–3600"
+    )
+
+
+def test_a_yes_or_no_that_is_neither_is_refused() -> None:
+    assert refusal(VARSEL_ALTINN_ENABLED="kanskje") == (
+        "VARSEL_ALTINN_ENABLED (altinn_enabled): 'kanskje' er verken true eller false"
+    )
+
+
+def test_the_settings_list_shows_each_range() -> None:
+    described = {name: help for name, _, _, help in Settings.describe()}
+    assert described["document_link_hours"].endswith(" Range: 1–168.")
+    assert not described["smtp_url"].startswith("Range")
+
+
+def test_the_command_stops_with_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "varsel.db"
+    result = CliRunner().invoke(
+        cli, ["--db", str(store), "init"], env={"VARSEL_DOCUMENT_LINK_HOURS": "0"}
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: VARSEL_DOCUMENT_LINK_HOURS (document_link_hours): 0 er utenfor det tillatte "
+        "området 1–168\n"
+    )
+    assert not store.exists()
