@@ -1,21 +1,28 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from conftest import BRREG
 from helpers import unit_row, units
+from varsel.cli import cli
 from varsel.db import Database
 from varsel.errors import BadFileError
 from varsel.feed import apply_feed
 from varsel.registry import import_dump
 from varsel.snapshot import list_snapshots
 
+# A dump date before every entry in the sample page (April to September 2026) and below.
+EARLY = "2026-03-01"
+
 
 def test_feed_endring_applies_patches_in_id_order(db: Database, brreg: Path) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     result = apply_feed(db, brreg / "oppdateringer-sample.json")
     s = result.snapshot
     assert s is not None
@@ -26,34 +33,36 @@ def test_feed_endring_applies_patches_in_id_order(db: Database, brreg: Path) -> 
 
 
 def feed(tmp_path: Path, entries: list[dict[str, Any]], name: str = "feed.json") -> Path:
+    """A page in the registry's format: the sample page's envelope around these entries."""
+    page = json.loads((BRREG / "oppdateringer-sample.json").read_bytes())
+    page["_embedded"]["oppdaterteEnheter"] = entries
+    page["page"]["totalElements"] = len(entries)
     path = tmp_path / name
-    path.write_text(
-        json.dumps(
-            {
-                "_embedded": {"oppdaterteEnheter": entries},
-                "page": {"size": 100, "totalElements": len(entries)},
-            }
-        )
-    )
+    path.write_text(json.dumps(page, ensure_ascii=False, indent=2), "utf-8")
     return path
 
 
 def entry(
-    update_id: int, orgnr: str, change: str, ops: list[dict[str, Any]] | None = None
+    update_id: int,
+    orgnr: str,
+    change: str,
+    ops: list[dict[str, Any]] | None = None,
+    dato: str = "2026-11-20T10:00:00.000Z",
 ) -> dict[str, Any]:
     e: dict[str, Any] = {
         "oppdateringsid": update_id,
-        "dato": "2026-11-20T10:00:00.000Z",
+        "dato": dato,
         "organisasjonsnummer": orgnr,
         "endringstype": change,
     }
     if ops is not None:
         e["endringer"] = ops
+    e["_links"] = {"enhet": {"href": f"https://data.brreg.no/enhetsregisteret/api/enheter/{orgnr}"}}
     return e
 
 
 def test_feed_fjernet_erases_the_unit(db: Database, brreg: Path, tmp_path: Path) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 1
     result = apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")]))
     assert result.snapshot is not None
@@ -63,7 +72,7 @@ def test_feed_fjernet_erases_the_unit(db: Database, brreg: Path, tmp_path: Path)
 
 
 def test_feed_sletting_marks_deleted(db: Database, brreg: Path, tmp_path: Path) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     apply_feed(db, feed(tmp_path, [entry(11, "934045769", "Sletting")]))
     row = unit_row(db, "934045769")
     assert row["deleted_date"] == "2026-11-20"
@@ -71,7 +80,7 @@ def test_feed_sletting_marks_deleted(db: Database, brreg: Path, tmp_path: Path) 
 
 
 def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_path: Path) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     new_unit = [
         {"op": "add", "path": "/organisasjonsnummer", "value": "910000004"},
         {"op": "add", "path": "/navn", "value": "NYTT FIRMA AS"},
@@ -105,7 +114,7 @@ def test_feed_ny_and_endring_with_address_patch(db: Database, brreg: Path, tmp_p
 def test_feed_entries_already_applied_are_skipped(
     db: Database, brreg: Path, tmp_path: Path
 ) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     apply_feed(db, feed(tmp_path, [entry(30, "934045769", "Sletting")], "a.json"))
     result = apply_feed(
         db,
@@ -119,14 +128,216 @@ def test_feed_entries_already_applied_are_skipped(
     assert (result.snapshot.skipped, result.snapshot.removed) == (1, 1)
 
 
-def test_bad_feed_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
+# -- Fjernet always applies; nothing goes back in time ----------------------------------------
+
+
+def employees(n: int) -> list[dict[str, Any]]:
+    return [{"op": "replace", "path": "/antallAnsatte", "value": n}]
+
+
+def test_fjernet_on_a_page_applied_late_still_erases(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    apply_feed(db, feed(tmp_path, [entry(200, "934045769", "Sletting")], "p2.json"))
+    older = [entry(90, "923609016", "Endring", employees(1)), entry(100, "912001016", "Fjernet")]
+    result = apply_feed(db, feed(tmp_path, older, "p1.json"))
+    assert result.snapshot is not None
+    assert (result.snapshot.removed, result.snapshot.skipped) == (1, 1)
+    assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912001016'") == 0
+    assert unit_row(db, "923609016")["employees"] == 21496  # id 90 is older than 200
+    assert result.summary().splitlines()[1:] == [
+        "  1 hoppet over: allerede brukt eller eldre (oppdateringsid ≤ 200)"
+    ]
+    assert db.scalar("SELECT last_update_id FROM feed_state WHERE kind = 'enheter'") == 200
+
+
+def test_fjernet_twice_does_no_harm(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    apply_feed(db, feed(tmp_path, [entry(10, "912001016", "Fjernet")], "a.json"))
+    again = [entry(10, "912001016", "Fjernet"), entry(11, "934045769", "Sletting")]
+    result = apply_feed(db, feed(tmp_path, again, "b.json"))
+    assert result.snapshot is not None
+    assert (result.snapshot.removed, result.snapshot.gone, result.snapshot.skipped) == (0, 1, 1)
+    assert result.skipped == (("fjernet, men fantes ikke i lageret", 1),)
+
+
+def test_entries_older_than_the_newest_dump_are_skipped(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = json.loads((brreg / "enheter-sample.json").read_bytes())
+    equinor = next(r for r in records if r["organisasjonsnummer"] == "923609016")
+    equinor["antallAnsatte"] = 22000
+    dump = tmp_path / "enheter_alle.json"
+    dump.write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    import_dump(db, dump, dump_date="2026-11-28")
+    page = json.loads((brreg / "oppdateringer-sample.json").read_bytes())
+    removed = entry(25205461, "912001016", "Fjernet", dato="2026-09-15T08:00:00.000Z")
+    page["_embedded"]["oppdaterteEnheter"].append(removed)
+    path = tmp_path / "oppdateringer.json"
+    path.write_text(json.dumps(page, ensure_ascii=False), "utf-8")
+
+    result = apply_feed(db, path)
+    s = result.snapshot
+    assert s is not None
+    assert (s.records, s.changed, s.removed, s.skipped) == (9, 0, 1, 8)
+    assert unit_row(db, "923609016")["employees"] == 22000  # the dump's, not April's to September's
+    assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912001016'") == 0
+    assert result.skipped == (("eldre enn siste fullstendige import (dump fra 2026-11-28)", 8),)
+    # The skipped entries are used: the next page goes on from them.
+    assert db.scalar("SELECT last_update_id FROM feed_state WHERE kind = 'enheter'") == 25205461
+
+
+def test_an_entry_dated_the_dump_day_is_applied(db: Database, brreg: Path, tmp_path: Path) -> None:
+    # The dump is built at about 05:00 on its date; `dato` is UTC. The day before is in the
+    # dump; the dump's own day is applied (most of it came after the dump).
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2026-11-20")
+    entries = [
+        entry(40, "923609016", "Endring", employees(1), dato="2026-11-19T23:59:59.999Z"),
+        entry(41, "934045769", "Sletting", dato="2026-11-19T12:00:00.000Z"),
+        entry(42, "927124238", "Endring", employees(400), dato="2026-11-20T00:00:00.000Z"),
+        entry(43, "935478715", "Endring", employees(15200), dato="2026-11-20T21:00:00.000Z"),
+    ]
+    result = apply_feed(db, feed(tmp_path, entries))
+    assert result.snapshot is not None
+    assert (result.snapshot.changed, result.snapshot.skipped) == (2, 2)
+    assert unit_row(db, "923609016")["employees"] == 21496
+    assert unit_row(db, "934045769")["deleted_date"] is None
+    assert unit_row(db, "927124238")["employees"] == 400
+    assert unit_row(db, "935478715")["employees"] == 15200
+
+
+def test_an_entry_with_a_bad_date_is_rejected(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    bad = entry(50, "923609016", "Endring", employees(1), dato="i går")
+    result = apply_feed(db, feed(tmp_path, [bad]))
+    assert result.snapshot is not None
+    assert result.snapshot.rejected == 1
+    assert result.notes == ("avvist: 923609016: ugyldig dato 'i går'",)
+    assert unit_row(db, "923609016")["employees"] == 21496
+
+
+# -- reading pages -----------------------------------------------------------------------------
+
+
+def test_a_gzipped_page_is_applied_as_the_plain_one(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    page = tmp_path / "oppdateringer.json.gz"
+    page.write_bytes(gzip.compress((brreg / "oppdateringer-sample.json").read_bytes()))
+    result = apply_feed(db, page)
+    assert result.snapshot is not None
+    assert (result.snapshot.records, result.snapshot.changed, result.snapshot.skipped) == (8, 6, 2)
+    assert unit_row(db, "923609016")["employees"] == 21272
+
+
+SAMPLE_PAGE = (BRREG / "oppdateringer-sample.json").read_bytes()
+DUMP = (BRREG / "enheter-sample.json").read_bytes()
+ONE_UNIT = json.dumps(json.loads(DUMP)[0]).encode()
+
+BAD_PAGES = [
+    ("cut.json", SAMPLE_PAGE[:200], "ugyldig JSON ved byte 200: unexpected end of data"),
+    (
+        "cut.json.gz",
+        gzip.compress(SAMPLE_PAGE[:200]),
+        "ugyldig JSON ved byte 200 (utpakket): unexpected end of data",
+    ),
+    (
+        "short.json.gz",
+        gzip.compress(SAMPLE_PAGE)[:300],
+        "gzip-filen er avkortet (nedlastingen ble ikke fullført)",
+    ),
+    (
+        "twice.json.gz",
+        gzip.compress(gzip.compress(SAMPLE_PAGE)),
+        "gzip inne i gzip; pakk ut filen én gang først",
+    ),
+    (
+        "page.bin",
+        b"\x00\xfe\xff\x10junk",
+        "ikke tekst (begynner med b'\\x00\\xfe\\xff\\x10junk'), "
+        "altså ikke en side fra endringsloggen",
+    ),
+    (
+        "enheter.xlsx",
+        b"PK\x03\x04\x14\x00\x06\x00",
+        "en zip-fil (et regneark?), ikke en side fra endringsloggen",
+    ),
+    (
+        "enheter.csv",
+        b'"organisasjonsnummer","navn"\n"923609016","EQUINOR ASA"\n',
+        "dette er en CSV-dump, ikke en endringslogg; bruk «varsel registry import»",
+    ),
+    (
+        "enheter_alle.json.gz",
+        gzip.compress(DUMP),
+        "dette er en dump, ikke en endringslogg; bruk «varsel registry import»",
+    ),
+    ("enhet.json", ONE_UNIT, "dette er én enhet, ikke en side fra endringsloggen"),
+    (
+        "sok.json",
+        b'{"_embedded": {"enheter": []}, "page": {"size": 20}}',
+        "dette er et søkeresultat, ikke en side fra endringsloggen "
+        "(/api/oppdateringer/enheter eller /underenheter)",
+    ),
+    (
+        "roller.json",
+        b'[{"specversion": "1.0", "id": "1", "type": "no.brreg.enhetsregisteret.rolle"}]',
+        "dette er endringsloggen for roller; varsel bruker bare den for enheter og underenheter",
+    ),
+    (
+        "liste.json",
+        b'{"_embedded": {"oppdaterteEnheter": {"oppdateringsid": 1}}}',
+        "_embedded.oppdaterteEnheter er ikke en liste",
+    ),
+    ("tall.json", b"42", "ikke en side fra endringsloggen (oppdateringer)"),
+    ("annet.json", b'{"navn": "x"}', "ikke en side fra endringsloggen (oppdateringer)"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_PAGES, ids=[p[0] for p in BAD_PAGES])
+def test_a_bad_page_is_a_one_line_error_and_changes_nothing(
+    db: Database, brreg: Path, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     before = units(db)
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"_embedded": {"oppdaterteEnheter": [')
-    with pytest.raises(BadFileError, match="ugyldig JSON"):
-        apply_feed(db, bad)
-    with pytest.raises(BadFileError, match="dette er en dump"):
-        apply_feed(db, brreg / "enheter-sample.json")
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadFileError) as caught:
+        apply_feed(db, path)
+    assert str(caught.value) == f"{path}: {message}"
     assert units(db) == before
     assert len(list_snapshots(db)) == 1
+    assert db.scalar("SELECT count(*) FROM feed_state") == 0
+
+
+def test_registry_update_checks_every_page_before_applying_any(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    good = feed(tmp_path, [entry(11, "934045769", "Sletting")])
+    bad = tmp_path / "bad.json.gz"
+    bad.write_bytes(gzip.compress(SAMPLE_PAGE)[:300])
+    result = CliRunner().invoke(cli, ["--db", db.url, "registry", "update", str(good), str(bad)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"varsel: {bad}: gzip-filen er avkortet (nedlastingen ble ikke fullført)\n"
+    )
+    assert len(list_snapshots(db)) == 1
+    assert unit_row(db, "934045769")["deleted_date"] is None
+
+
+def test_registry_update_prints_why_entries_were_skipped(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2026-11-28")
+    page = tmp_path / "oppdateringer.json.gz"
+    page.write_bytes(gzip.compress(SAMPLE_PAGE))
+    result = CliRunner().invoke(cli, ["--db", db.url, "registry", "update", str(page)])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()) == (
+        "oppdateringer.json.gz: 8 endringer i enheter — 0 nye, 0 endret, 0 slettet, 0 fjernet, "
+        "8 hoppet over, 0 avvist (snapshot 2). 8 hoppet over: eldre enn siste fullstendige "
+        "import (dump fra 2026-11-28)"
+    )

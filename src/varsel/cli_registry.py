@@ -59,12 +59,14 @@ def registry_import(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
-    """Apply change-feed pages (oppdateringer) to the store."""
+    """Apply change-feed pages (oppdateringer, JSON, gzipped or not) to the store."""
     from varsel.audit import cli_actor
-    from varsel.feed import apply_feed
+    from varsel.feed import apply_feed, read_page
 
-    for path in paths:
-        result = apply_feed(state.db, path, actor=cli_actor())
+    # Every page is read and checked first: one bad page applies none of them.
+    pages = [read_page(path) for path in paths]
+    for page in pages:
+        result = apply_feed(state.db, page, actor=cli_actor())
         out.print(result.summary())
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
+import gzip
+import hashlib
+import io
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +22,13 @@ from varsel.dump import Kind
 from varsel.erasure import erase_unit
 from varsel.errors import BadFileError, read_user_file
 from varsel.i18n import fmt_int
-from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
+from varsel.snapshot import Snapshot, get_snapshot, insert_snapshot
 
 SHOWN_NOTES = 5
+# A page holds at most 10,000 entries (the API's largest page); even were each a new unit's
+# whole record, that is some tens of MB. A larger file is a dump or something else.
+MAX_PAGE_BYTES = 128 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
 
 FEED_TYPES = frozenset({"Ny", "Endring", "Sletting", "Fjernet", "Ukjent"})
 # Top-level record keys varsel keeps; patches to anything else only touch the dump archive.
@@ -59,6 +70,7 @@ class FeedResult:
     snapshot: Snapshot | None
     already_applied: bool
     notes: tuple[str, ...]
+    skipped: tuple[tuple[str, int], ...] = ()  # (reason, how many), every skipped entry
 
     def summary(self) -> str:
         s = self.snapshot
@@ -70,59 +82,182 @@ class FeedResult:
             f"fjernet, {fmt_int(s.skipped)} hoppet over, {fmt_int(s.rejected)} avvist "
             f"(snapshot {s.id})."
         )
-        return "\n".join([text, *(f"  {n}" for n in self.notes)])
+        reasons = [f"  {fmt_int(n)} hoppet over: {reason}" for reason, n in self.skipped]
+        return "\n".join([text, *reasons, *(f"  {n}" for n in self.notes)])
 
 
-def _feed_entries(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
-    raw = read_user_file(path, BadFileError)
+@dataclass(frozen=True)
+class FeedPage:
+    """A change-feed page read and checked, not yet applied."""
+
+    path: Path
+    kind: Kind
+    entries: list[Any]
+    sha256: str  # of the file as given, gzipped or not
+
+
+def read_page(path: Path) -> FeedPage:
+    """Read one change-feed page (JSON, gzipped or not); a bad file is a one-line error."""
+    path = Path(path)
+    raw, data, unpacked = _page_bytes(path)
+    kind, entries = _feed_entries(path, data, unpacked)
+    return FeedPage(path, kind, entries, hashlib.sha256(raw).hexdigest())
+
+
+def _page_bytes(path: Path) -> tuple[bytes, bytes, bool]:
+    """The file's bytes and its content, unpacked when gzipped (told by content, as import does)."""
     try:
-        data = orjson.loads(raw)
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_user_file names what is wrong
+    if size > MAX_PAGE_BYTES:
+        raise BadFileError(_too_big(path, _head(path), unpacked=False))
+    raw = read_user_file(path, BadFileError)
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw, raw, False
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
+            # Reading to the end (a page is well below the limit) checks the CRC and length.
+            data = g.read(MAX_PAGE_BYTES + 1)
+    except EOFError:
+        raise BadFileError(
+            f"{path}: gzip-filen er avkortet (nedlastingen ble ikke fullført)"
+        ) from None
+    except (OSError, zlib.error) as e:
+        raise BadFileError(f"{path}: ødelagt gzip ({e})") from None
+    if len(data) > MAX_PAGE_BYTES:
+        raise BadFileError(_too_big(path, data, unpacked=True))
+    return raw, data, True
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(1 << 16)
+
+
+def _too_big(path: Path, head: bytes, *, unpacked: bool) -> str:
+    what = _what_it_is(head)
+    if what:
+        return f"{path}: {what}"
+    size = f"over {MAX_PAGE_BYTES >> 20} MiB{' utpakket' if unpacked else ''}"
+    return f"{path}: for stor til å være én side fra endringsloggen ({size})"
+
+
+def _what_it_is(head: bytes) -> str | None:
+    """What a file that is not a change-feed page is, told by its first bytes; None if unknown."""
+    text = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    if text.startswith(_GZIP_MAGIC):
+        return "gzip inne i gzip; pakk ut filen én gang først"
+    if text.startswith(b"PK\x03\x04"):
+        return "en zip-fil (et regneark?), ikke en side fra endringsloggen"
+    if text.startswith((b'"organisasjonsnummer"', b"organisasjonsnummer,")):
+        return "dette er en CSV-dump, ikke en endringslogg; bruk «varsel registry import»"
+    if text.startswith(b"[") and b'"organisasjonsnummer"' in text and b'"endringstype"' not in text:
+        return _DUMP
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(text[:4096], final=False)
+    except UnicodeDecodeError:
+        return f"ikke tekst (begynner med {text[:8]!r}), altså ikke en side fra endringsloggen"
+    return None
+
+
+_DUMP = "dette er en dump, ikke en endringslogg; bruk «varsel registry import»"
+_NOT_A_PAGE = "ikke en side fra endringsloggen (oppdateringer)"
+
+
+def _feed_entries(path: Path, content: bytes, unpacked: bool) -> tuple[Kind, list[Any]]:
+    text = content.removeprefix(codecs.BOM_UTF8)
+    try:
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as e:
-        raise BadFileError(f"{path}: ugyldig JSON ved byte {e.pos:,}: {e.msg}") from None
+        what = _what_it_is(text)
+        if what:
+            raise BadFileError(f"{path}: {what}") from None
+        where = f"byte {e.pos + len(content) - len(text):,}" + (" (utpakket)" if unpacked else "")
+        raise BadFileError(f"{path}: ugyldig JSON ved {where}: {e.msg}") from None
     if isinstance(data, list):
-        if data and isinstance(data[0], dict) and "endringstype" not in data[0]:
-            raise BadFileError(
-                f"{path}: dette er en dump, ikke en endringslogg; bruk «varsel registry import»"
-            )
-        entries = data
+        first = data[0] if data else None
+        if isinstance(first, dict) and "endringstype" not in first:
+            if "specversion" in first:
+                raise BadFileError(
+                    f"{path}: dette er endringsloggen for roller; varsel bruker bare den for "
+                    "enheter og underenheter"
+                )
+            if "organisasjonsnummer" in first:
+                raise BadFileError(f"{path}: {_DUMP}")
+            raise BadFileError(f"{path}: {_NOT_A_PAGE}: postene har ikke endringstype")
         kind = (
             Kind.UNDERENHETER
-            if any("underenhet" in str(e.get("_links", "")) for e in entries[:1])
+            if isinstance(first, dict) and "underenhet" in str(first.get("_links", ""))
             else Kind.ENHETER
         )
-        return kind, [e for e in entries if isinstance(e, dict)]
-    if not isinstance(data, dict) or not ({"_embedded", "page", "_links"} & data.keys()):
-        raise BadFileError(f"{path}: ikke en side fra endringsloggen (oppdateringer)")
-    embedded = data.get("_embedded") or {}
-    if "oppdaterteUnderenheter" in embedded:
-        return Kind.UNDERENHETER, list(embedded["oppdaterteUnderenheter"])
-    if "oppdaterteEnheter" in embedded:
-        return Kind.ENHETER, list(embedded["oppdaterteEnheter"])
+        return kind, data
+    if not isinstance(data, dict):
+        raise BadFileError(f"{path}: {_NOT_A_PAGE}")
+    embedded = data.get("_embedded")
+    if embedded is None and "organisasjonsnummer" in data:
+        raise BadFileError(f"{path}: dette er én enhet, ikke en side fra endringsloggen")
+    if not ({"_embedded", "page", "_links"} & data.keys()) or not isinstance(embedded or {}, dict):
+        raise BadFileError(f"{path}: {_NOT_A_PAGE}")
+    embedded = embedded or {}
+    for key, kind in (
+        ("oppdaterteUnderenheter", Kind.UNDERENHETER),
+        ("oppdaterteEnheter", Kind.ENHETER),
+    ):
+        if key in embedded:
+            if not isinstance(embedded[key], list):
+                raise BadFileError(f"{path}: _embedded.{key} er ikke en liste")
+            return kind, list(embedded[key])
+    if {"enheter", "underenheter"} & embedded.keys():
+        raise BadFileError(
+            f"{path}: dette er et søkeresultat, ikke en side fra endringsloggen "
+            "(/api/oppdateringer/enheter eller /underenheter)"
+        )
     if embedded:
         raise BadFileError(f"{path}: ukjent innhold i _embedded: {', '.join(embedded)}")
-    href = str((data.get("_links") or {}).get("self", {}).get("href", ""))
+    links = data.get("_links")
+    self_link = links.get("self") if isinstance(links, dict) else None
+    href = str(self_link.get("href", "")) if isinstance(self_link, dict) else ""
     return (Kind.UNDERENHETER if "underenheter" in href else Kind.ENHETER), []
 
 
-def apply_feed(db: Database, path: Path, *, actor: str | None = None) -> FeedResult:
-    """Apply one change-feed page: Ny, Endring (JSON-Patch), Sletting, and Fjernet (erase)."""
-    path = Path(path)
-    kind, entries = _feed_entries(path)
-    sha = file_sha256(path)
+def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None) -> FeedResult:
+    """Apply one change-feed page: Ny, Endring (JSON-Patch), Sletting, and Fjernet (erase).
+
+    Entries apply in `oppdateringsid` order. An entry whose id is not above the last one
+    applied is skipped, as is one dated before the dump of its kind imported last (the dump
+    holds what came later), but `Fjernet` always applies: the unit must be erased whatever
+    order pages come in, and erasing twice does no harm. Every skip is counted with its reason.
+    """
+    if not isinstance(page, FeedPage):
+        page = read_page(page)
+    path, kind, entries, sha = page.path, page.kind, page.entries, page.sha256
     if db.query_one("SELECT id FROM snapshots WHERE sha256 = ? AND source = 'feed'", (sha,)):
         return FeedResult(path, None, True, ())
     unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
     counts = dict.fromkeys(("new", "changed", "gone", "removed", "skipped", "rejected"), 0)
+    skipped: Counter[str] = Counter()
     notes: list[str] = []
 
     def note(text: str) -> None:
         if len(notes) < SHOWN_NOTES:
             notes.append(text)
 
+    def skip(reason: str) -> None:
+        counts["skipped"] += 1
+        skipped[reason] += 1
+
     with db.transaction():
         now = utcnow_iso()
         watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
         last = int(watermark) if watermark is not None else 0
+        # The store holds the dump imported last (an older one imported again undoes a
+        # wrong import), so its date is the one that counts, not the newest date seen.
+        dump_date = db.scalar(
+            "SELECT dump_date FROM snapshots WHERE kind = ? AND source = 'dump' "
+            "ORDER BY id DESC LIMIT 1",
+            (kind.value,),
+        )
         snapshot_id = insert_snapshot(
             db,
             kind=kind.value,
@@ -144,43 +279,30 @@ def apply_feed(db: Database, path: Path, *, actor: str | None = None) -> FeedRes
                 valid.append(entry)
         for entry in sorted(valid, key=lambda e: int(e["oppdateringsid"])):
             update_id = int(entry["oppdateringsid"])
-            if update_id <= last:
-                counts["skipped"] += 1
-                continue
+            if entry["endringstype"] != "Fjernet":
+                if update_id <= last:
+                    skip(f"allerede brukt eller eldre (oppdateringsid ≤ {last})")
+                    continue
+                # `dato` is UTC; the dump is built at about 05:00 Norwegian time on its date.
+                # An entry dated the day before (UTC) was made before that, so the dump has it
+                # or something newer. One dated the dump's day is applied: most of that day
+                # came after the dump, and one that came before sets what the dump already
+                # holds, followed by that night's later entries in id order.
+                day = _entry_day(entry)
+                if dump_date and day and day < dump_date:
+                    last = max(last, update_id)
+                    skip(f"eldre enn siste fullstendige import (dump fra {dump_date})")
+                    continue
             outcome = _apply_entry(db, entry, kind, unit_kind, snapshot_id, now)
             if outcome.startswith("skipped"):
-                counts["skipped"] += 1
-                note(f"{entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
+                skip(outcome.partition(":")[2].strip())
             elif outcome.startswith("rejected"):
                 counts["rejected"] += 1
                 note(f"avvist {entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
             else:
                 counts[outcome] += 1
             last = max(last, update_id)
-        db.execute(
-            "UPDATE snapshots SET records = ?, new = ?, changed = ?, gone = ?, removed = ?, "
-            "skipped = ?, rejected = ? WHERE id = ?",
-            (
-                len(entries),
-                counts["new"],
-                counts["changed"],
-                counts["gone"],
-                counts["removed"],
-                counts["skipped"],
-                counts["rejected"],
-                snapshot_id,
-            ),
-        )
-        if db.query_one("SELECT 1 FROM feed_state WHERE kind = ?", (kind.value,)):
-            db.execute(
-                "UPDATE feed_state SET last_update_id = ?, updated_at = ? WHERE kind = ?",
-                (last, now, kind.value),
-            )
-        else:
-            db.execute(
-                "INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
-                (kind.value, last, now),
-            )
+        _save(db, kind, snapshot_id, len(entries), counts, last, now)
         audit.record(
             db,
             actor or audit.SYSTEM,
@@ -192,9 +314,54 @@ def apply_feed(db: Database, path: Path, *, actor: str | None = None) -> FeedRes
                 "kind": kind.value,
                 "last_update_id": last,
                 **counts,
+                "skipped_because": dict(skipped),
             },
         )
-    return FeedResult(path, get_snapshot(db, snapshot_id), False, tuple(notes))
+    return FeedResult(
+        path, get_snapshot(db, snapshot_id), False, tuple(notes), tuple(skipped.items())
+    )
+
+
+def _save(
+    db: Database,
+    kind: Kind,
+    snapshot_id: int,
+    records: int,
+    counts: dict[str, int],
+    last: int,
+    now: str,
+) -> None:
+    """Write a page's counts to its snapshot and move the kind's watermark."""
+    db.execute(
+        "UPDATE snapshots SET records = ?, new = ?, changed = ?, gone = ?, removed = ?, "
+        "skipped = ?, rejected = ? WHERE id = ?",
+        (
+            records,
+            counts["new"],
+            counts["changed"],
+            counts["gone"],
+            counts["removed"],
+            counts["skipped"],
+            counts["rejected"],
+            snapshot_id,
+        ),
+    )
+    if db.query_one("SELECT 1 FROM feed_state WHERE kind = ?", (kind.value,)):
+        db.execute(
+            "UPDATE feed_state SET last_update_id = ?, updated_at = ? WHERE kind = ?",
+            (last, now, kind.value),
+        )
+    else:
+        db.execute(
+            "INSERT INTO feed_state (kind, last_update_id, updated_at) VALUES (?, ?, ?)",
+            (kind.value, last, now),
+        )
+
+
+def _entry_day(entry: dict[str, Any]) -> str | None:
+    """The UTC date (YYYY-MM-DD) of an entry's `dato`, or None when it has none."""
+    value = entry.get("dato")
+    return value[:10] if isinstance(value, str) else None
 
 
 def _entry_problem(entry: Any) -> str | None:
@@ -205,6 +372,9 @@ def _entry_problem(entry: Any) -> str | None:
         return f"ugyldig organisasjonsnummer {orgnr!r}"
     if not isinstance(entry.get("oppdateringsid"), int):
         return f"{orgnr}: mangler oppdateringsid"
+    dato = entry.get("dato")
+    if dato is not None and not (isinstance(dato, str) and _is_date(dato[:10])):
+        return f"{orgnr}: ugyldig dato {dato!r}"
     if entry.get("endringstype") not in FEED_TYPES:
         return f"{orgnr}: ukjent endringstype {entry.get('endringstype')!r}"
     changes = entry.get("endringer")
@@ -213,6 +383,14 @@ def _entry_problem(entry: Any) -> str | None:
     ):
         return f"{orgnr}: endringer er ikke en JSON-Patch-liste"
     return None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def _apply_entry(
