@@ -125,3 +125,61 @@ def test_without_the_key_there_is_no_signer(tmp_path: Path, db: Database, campai
     assert raised.value.message == (
         f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»"
     )
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "language", "shown"),
+    [
+        ("2026-11-30T09:01:00.000Z", "nb", "30. november 2026 kl. 10.01"),
+        ("2026-11-30T09:01:00.000Z", "nn", "30. november 2026 kl. 10.01"),
+        ("2026-11-30T09:01:00.000Z", "en", "30 November 2026 at 10:01"),
+        ("2026-07-01T22:30:00.000Z", "nb", "2. juli 2026 kl. 00.30"),  # summer time, next day
+        ("2026-01-15T08:05:00.000Z", "xx", "15. januar 2026 kl. 09.05"),  # unknown: Bokmål
+    ],
+)
+def test_the_deadline_is_told_in_oslo_time_as_the_language_writes_it(
+    expires_at: str, language: str, shown: str
+) -> None:
+    assert documents.deadline(expires_at, language) == shown
+
+
+@pytest.mark.parametrize(
+    ("language", "line"),
+    [
+        ("nb", "Last det ned her innen 30. november 2026 kl. 10.01:"),
+        ("nn", "Last det ned her innan 30. november 2026 kl. 10.01:"),
+        ("en", "Download it here before 30 November 2026 at 10:01 (Norwegian time):"),
+    ],
+)
+def test_the_document_email_says_when_the_link_runs_out_in_its_language(
+    language: str, line: str
+) -> None:
+    data = documents.message(
+        from_address="sikkerhet@nsr-org.no",
+        from_name="NSR",
+        organisation="NSR",
+        to="leser@example.no",
+        title="Sikkerhetsråd",
+        url="https://www.politiet.no/varsel/dokument/hent/1.2.abc",
+        expires_at="2026-11-30T09:01:00.000Z",
+        language=language,
+    )
+    body = email.message_from_bytes(data, policy=email.policy.default).get_body(("plain",))
+    assert body is not None
+    assert line in body.get_content().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("hours", "told"),
+    [
+        (24.0, (documents.Unit.DAYS, 1)),
+        (168.0, (documents.Unit.DAYS, 7)),
+        (36.0, (documents.Unit.HOURS, 36)),
+        (1.0, (documents.Unit.HOURS, 1)),
+        (1.5, (documents.Unit.MINUTES, 90)),
+    ],
+)
+def test_a_links_lifetime_is_told_in_the_largest_whole_unit(
+    hours: float, told: tuple[documents.Unit, int]
+) -> None:
+    assert documents.lifetime(hours) == told

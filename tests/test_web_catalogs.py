@@ -55,11 +55,17 @@ def test_every_translation_fills_in_the_values_its_message_names(language: str) 
     with path.open("rb") as f:
         catalog = read_po(f)
     named = re.compile(r"%\((\w+)\)[sdr]")
-    wrong = [
-        (m.id, m.string)
-        for m in catalog
-        if m.id and m.string and sorted(named.findall(m.id)) != sorted(named.findall(m.string))
-    ]
+    wrong = []
+    for m in catalog:
+        # A message with plural forms: every id and form names the values the first id names.
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        wanted = sorted(named.findall(ids[0]))
+        wrong += [
+            (m.id, t)
+            for t in (*ids, *strings)
+            if ids[0] and t and sorted(named.findall(t)) != wanted
+        ]
     assert wrong == []
 
 

@@ -523,3 +523,104 @@ def test_the_page_names_an_erased_business_as_erasure_does() -> None:
     from varsel.web.public import ERASED
 
     assert ERASED == ERASED_NAME
+
+
+# -- global caps on the forms, and what the document form and e-mail say (H3) ---------------
+
+
+def visitor(app: Any, number: int) -> TestClient:
+    """A client from an address of its own: the per-visitor limits never stop it."""
+    return TestClient(app, base_url="https://testserver", client=(f"198.51.100.{number}", 4000))
+
+
+def test_feedback_from_many_addresses_hits_the_global_limit_and_says_so(
+    settings: Settings, sent: int, db: Database
+) -> None:
+    app = create_app(dataclasses.replace(settings, feedback_global_per_minute=3))
+    pages = []
+    for i in range(4):
+        with visitor(app, i) as c:
+            token = csrf(c, "/tilbakemelding")
+            pages.append(c.post("/tilbakemelding", data={"csrf": token, "usefulness": "3"}))
+    assert [p.status_code for p in pages] == [200, 200, 200, 429]
+    refused = pages[-1]
+    assert "Mange bruker skjemaet nå" in refused.text
+    assert "Mange sender tilbakemelding akkurat nå. Vent et minutt og prøv igjen." in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert db.scalar("SELECT count(*) FROM feedback") == 3
+
+
+def test_the_global_feedback_limit_speaks_the_visitors_language(
+    settings: Settings, sent: int
+) -> None:
+    app = create_app(dataclasses.replace(settings, feedback_global_per_minute=1))
+    statuses, texts = [], []
+    for i, lang in enumerate(["nb", "nn", "en"]):
+        with visitor(app, i) as c:
+            token = csrf(c, f"/tilbakemelding?lang={lang}")
+            page = c.post("/tilbakemelding", data={"csrf": token, "usefulness": "3", "lang": lang})
+            statuses.append(page.status_code)
+            texts.append(page.text)
+    assert statuses == [200, 429, 429]
+    assert "Mange sender tilbakemelding akkurat no. Vent eit minutt og prøv igjen." in texts[1]
+    assert "Many people are sending feedback right now. Wait a minute and try again." in texts[2]
+
+
+def test_document_requests_from_many_addresses_hit_the_global_limit_and_say_so(
+    settings: Settings, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_global_per_minute=2))
+    before = len(sink.messages)
+    pages = []
+    for i in range(3):
+        with visitor(app, i) as c:
+            pages.append(request_document(c, sent, f"leser{i}@example.test"))
+    assert [p.status_code for p in pages] == [200, 200, 429]
+    assert "Mange ber om dokumenter akkurat nå. Vent et minutt og prøv igjen." in pages[-1].text
+    assert 1 <= int(pages[-1].headers["retry-after"]) <= 60
+    sink.wait_for(before + 2, 5)
+    assert len(sink.messages) == before + 2
+    assert db.scalar("SELECT count(*) FROM document_requests") == 2
+
+
+@pytest.mark.parametrize(
+    ("hours", "lang", "said"),
+    [
+        (24.0, "nb", "Lenken virker i 1 døgn."),
+        (48.0, "nb", "Lenken virker i 2 døgn."),
+        (1.0, "nb", "Lenken virker i 1 time."),
+        (6.0, "nn", "Lenkja verkar i 6 timar."),
+        (1.5, "en", "The link works for 90 minutes."),
+        (72.0, "en", "The link works for 3 days."),
+    ],
+)
+def test_the_document_form_says_how_long_the_link_works_as_set(
+    settings: Settings, sent: int, hours: float, lang: str, said: str
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_link_hours=hours))
+    with TestClient(app, base_url="https://testserver") as c:
+        page = c.get(f"/dokument?kampanje={sent}&lang={lang}")
+        assert page.status_code == 200
+        assert said in page.text
+        assert "et døgn" not in page.text
+        # The form shown again with an error says it too.
+        token = csrf(c, f"/dokument?kampanje={sent}&lang={lang}")
+        again = c.post(
+            "/dokument", data={"csrf": token, "kampanje": str(sent), "address": "", "lang": lang}
+        )
+        assert again.status_code == 400
+        assert said in again.text
+
+
+def test_the_document_email_gives_the_deadline_in_oslo_time(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    from varsel import documents
+
+    before = len(sink.messages)
+    assert request_document(client, sent, "leser@example.test").status_code == 200
+    [mail] = sink.wait_for(before + 1, 5)[before:]
+    expires = str(db.scalar("SELECT expires_at FROM document_requests"))
+    text = text_of(mail.data)
+    assert f"Last det ned her innen {documents.deadline(expires, 'nb')}:" in text
+    assert "UTC" not in text

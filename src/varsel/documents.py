@@ -18,6 +18,9 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime as local_datetime
 
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig, ReplyKind, SmtpConnectError, SmtpConnection
@@ -155,22 +158,50 @@ _MAIL = {
     "nb": (
         "Lenke til «{title}»",
         "Du ba om å få dokumentet «{title}» fra {organisation}.\n\n"
-        "Last det ned her innen {expires} (UTC):\n{url}\n\n"
+        "Last det ned her innen {expires}:\n{url}\n\n"
         "Ba du ikke om dette? Da kan du se bort fra e-posten; ingen flere blir sendt.\n",
     ),
     "nn": (
         "Lenkje til «{title}»",
         "Du bad om å få dokumentet «{title}» frå {organisation}.\n\n"
-        "Last det ned her innan {expires} (UTC):\n{url}\n\n"
+        "Last det ned her innan {expires}:\n{url}\n\n"
         "Bad du ikkje om dette? Då kan du sjå bort frå e-posten; ingen fleire blir sende.\n",
     ),
     "en": (
         "Link to “{title}”",
         "You asked for the document “{title}” from {organisation}.\n\n"
-        "Download it here before {expires} (UTC):\n{url}\n\n"
+        "Download it here before {expires} (Norwegian time):\n{url}\n\n"
         "Did not ask for this? Then ignore this e-mail; no more will be sent.\n",
     ),
 }
+_OSLO = ZoneInfo("Europe/Oslo")
+# As the languages write a time of day: Norwegian with a dot (kl. 10.01), English with a colon.
+_WHEN = {"nb": "d. MMMM y 'kl.' HH.mm", "nn": "d. MMMM y 'kl.' HH.mm", "en": "d MMMM y 'at' HH:mm"}
+
+
+class Unit(StrEnum):
+    """The unit a link's lifetime is told in: the largest that gives a whole number."""
+
+    DAYS = "days"
+    HOURS = "hours"
+    MINUTES = "minutes"
+
+
+def lifetime(hours: float) -> tuple[Unit, int]:
+    """How long a link made with VARSEL_DOCUMENT_LINK_HOURS stays valid, for the form to say."""
+    minutes = round(hours * 60)
+    if minutes % (24 * 60) == 0:
+        return Unit.DAYS, minutes // (24 * 60)
+    if minutes % 60 == 0:
+        return Unit.HOURS, minutes // 60
+    return Unit.MINUTES, minutes
+
+
+def deadline(expires_at: str, language: str) -> str:
+    """When a link runs out, in Oslo's time, written as the language writes a date."""
+    language = language if language in _WHEN else "nb"
+    at = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).astimezone(_OSLO)
+    return local_datetime(at, _WHEN[language], locale=language)
 
 
 def purge(db: Database, *, now: float | None = None) -> int:
@@ -207,7 +238,7 @@ def message(
 ) -> bytes:
     """The plain-text e-mail that carries one download link, DKIM-signed, ready for SMTP."""
     subject, body = _MAIL.get(language, _MAIL["nb"])
-    expires = expires_at[:16].replace("T", " ")
+    expires = deadline(expires_at, language)
     values = {"title": title, "organisation": organisation, "url": url, "expires": expires}
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr((from_name, from_address))

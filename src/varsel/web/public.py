@@ -307,6 +307,26 @@ def _parse_feedback(
     )
 
 
+FEEDBACK_ALL = "feedback_all"  # the scope of the limit on everyone's feedback together
+DOCUMENT_ALL = "document_all"  # the scope of the limit on everyone's document requests together
+BUSY_TITLE = N_("Mange bruker skjemaet nå")
+BUSY_FEEDBACK = N_("Mange sender tilbakemelding akkurat nå. Vent et minutt og prøv igjen.")
+BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et minutt og prøv igjen.")
+
+
+def busy(request: Request, language: str, decision: Decision, message: str) -> Response:
+    """The 429 page when the limit of all visitors together refused: this one did no wrong."""
+    # Those limits count per minute, so the wait is never longer: the text need not count.
+    return site_of(request).render(
+        request,
+        "error.html",
+        language,
+        {"title": BUSY_TITLE, "message": message},
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
 async def feedback_post(request: Request) -> Response:
     """POST /tilbakemelding: check, limit, store, thank."""
     site = site_of(request)
@@ -323,8 +343,12 @@ async def feedback_post(request: Request) -> Response:
                 context = _feedback_context(db, form, errors, request)
                 return site.render(request, "feedback.html", language, context, status=400)
             limit = Limit("feedback_ip", site.settings.feedback_per_ip_hour, 3600)
-            decision = ratelimit.consume(db, [(limit, site_key(site, ip))])
+            everyone = Limit(FEEDBACK_ALL, site.settings.feedback_global_per_minute, 60)
+            # Per visitor first: one visitor's flood is stopped there and leaves the rest be.
+            decision = ratelimit.consume(db, [(limit, site_key(site, ip)), (everyone, GLOBAL)])
             if not decision.allowed:
+                if decision.scope == FEEDBACK_ALL:
+                    return busy(request, language, decision, BUSY_FEEDBACK)
                 return limited(request, language, decision)
             feedback.store(db, answer)
         return site.render(request, "thanks.html", language)
@@ -350,7 +374,13 @@ def document_form(request: Request) -> Response:
         request,
         "document.html",
         language,
-        {"entry": entry, "entries": entries, "address": "", "errors": {}},
+        {
+            "entry": entry,
+            "entries": entries,
+            "address": "",
+            "errors": {},
+            "lifetime": documents.lifetime(site.settings.document_link_hours),
+        },
     )
 
 
@@ -372,7 +402,13 @@ async def document_post(request: Request) -> Response:
                 raise HTTPException(404)
 
             def again(errors: Errors, status: int = 400) -> Response:
-                context = {"entry": entry, "entries": [], "address": typed, "errors": errors}
+                context = {
+                    "entry": entry,
+                    "entries": [],
+                    "address": typed,
+                    "errors": errors,
+                    "lifetime": documents.lifetime(settings.document_link_hours),
+                }
                 return site.render(request, "document.html", language, context, status=status)
 
             if not typed:
@@ -390,9 +426,15 @@ async def document_post(request: Request) -> Response:
                         Limit("document_address", settings.document_per_address_day, 86400),
                         site_key(site, parsed.address),
                     ),
+                    (
+                        Limit(DOCUMENT_ALL, settings.document_global_per_minute, 60),
+                        GLOBAL,
+                    ),
                 ],
             )
             if not decision.allowed:
+                if decision.scope == DOCUMENT_ALL:
+                    return busy(request, language, decision, BUSY_DOCUMENT)
                 return limited(request, language, decision)
             issued = documents.issue(
                 db,
