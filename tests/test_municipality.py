@@ -101,11 +101,33 @@ def test_oslo_police_district_is_exactly_oslo_baerum_asker() -> None:
 
 
 @pytest.mark.parametrize(
-    "term", ["sor-ost", "sør-øst", "Sør-Øst politidistrikt", "SØR ØST", "sor_ost"]
+    "term",
+    ["sor-ost", "sør-øst", "Sør-Øst politidistrikt", "SØR ØST", "sor_ost", "sørøst", "sorost"],
 )
 def test_police_district_slugs(term: str) -> None:
     assert municipality.resolve_police_district(term) == municipality.resolve_police_district(
         "Sør-Øst"
+    )
+
+
+@pytest.mark.parametrize(
+    ("term", "district"),
+    [
+        ("sorvest", "Sør-Vest"),  # once refused, while "ost" was accepted
+        ("sørvest", "Sør-Vest"),
+        ("Sør Vest", "Sør-Vest"),
+        ("SØR-VEST POLITIDISTRIKT", "Sør-Vest"),
+        ("ost", "Øst"),
+        ("moreogromsdal", "Møre og Romsdal"),
+        ("more-og-romsdal", "Møre og Romsdal"),
+        ("trondelag politidistrikt", "Trøndelag"),
+    ],
+)
+def test_police_districts_with_and_without_norwegian_letters_spaces_and_dashes(
+    term: str, district: str
+) -> None:
+    assert municipality.resolve_police_district(term) == municipality.resolve_police_district(
+        f"{district} politidistrikt"
     )
 
 
@@ -120,7 +142,7 @@ def test_every_municipality_is_in_exactly_one_police_district() -> None:
 
 def test_unknown_police_district_suggests_the_closest() -> None:
     with pytest.raises(BadCriteriaError) as caught:
-        municipality.resolve_police_district("sørøst")
+        municipality.resolve_police_district("sørøs")
     assert caught.value.message == (
-        "Ukjent politidistrikt «sørøst» (mente du Sør-Øst politidistrikt?)"
+        "Ukjent politidistrikt «sørøs» (mente du Sør-Øst politidistrikt?)"
     )

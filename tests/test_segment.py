@@ -44,17 +44,97 @@ def test_pilot_segment_on_real_records(fixtures_db: Database) -> None:
     assert sum(p.reachability.values()) == p.units
 
 
-def test_employee_rules_state_what_they_cannot_decide(fixtures_db: Database) -> None:
-    auto = preview(fixtures_db, Criteria(min_employees=2))
-    exact = preview(fixtures_db, Criteria(min_employees=2, employee_rule="exact"))
-    registered = preview(fixtures_db, Criteria(min_employees=2, employee_rule="registered"))
-    five = preview(fixtures_db, Criteria(min_employees=5))
-    # Seven units have 1-4 employees (count hidden): auto keeps them, exact leaves them out.
-    assert (auto.units, auto.undecided) == (26, 7)
-    assert (exact.units, exact.undecided) == (19, 7)
-    assert (registered.units, registered.undecided) == (26, 0)
-    assert (five.units, five.undecided, five.rule) == (19, 0, "exact")
-    assert "skjuler antall under 5" in auto.notes[0]
+# The sample's main units with employees: 19 with a count (9, 15, 39, 39 and 15 of 46 or more)
+# and 7 with a hidden count (1-4); 9 have none registered.
+@pytest.mark.parametrize(
+    ("minimum", "rule", "units", "undecided", "applied"),
+    [
+        (None, "auto", 35, 0, "none"),
+        (0, "auto", 35, 0, "none"),
+        (None, "registered", 26, 0, "registered"),
+        (0, "registered", 26, 0, "registered"),
+        # N=1 is "registered employees" under every rule: a hidden count is at least 1.
+        (1, "auto", 26, 0, "registered"),
+        (1, "registered", 26, 0, "registered"),
+        (1, "exact", 26, 0, "registered"),
+        # 2-4: the hidden counts cannot be compared; taken as undecided, or left out (exact).
+        (2, "auto", 26, 7, "registered_undecided"),
+        (2, "registered", 26, 7, "registered_undecided"),
+        (2, "exact", 19, 7, "exact"),
+        (4, "exact", 19, 7, "exact"),
+        # 5 or more: a known count below N is out under every rule; a hidden one is 1-4.
+        (10, "auto", 18, 0, "exact"),
+        (10, "exact", 18, 0, "exact"),
+        (10, "registered", 25, 7, "registered_undecided"),
+        (40, "registered", 22, 7, "registered_undecided"),
+    ],
+)
+def test_every_employee_rule_selects_what_it_says(
+    fixtures_db: Database,
+    minimum: int | None,
+    rule: str,
+    units: int,
+    undecided: int,
+    applied: str,
+) -> None:
+    p = preview(fixtures_db, Criteria(min_employees=minimum, employee_rule=rule))
+    assert (p.units, p.undecided, p.rule) == (units, undecided, applied)
+
+
+def test_the_note_states_the_employee_rule_applied(fixtures_db: Database) -> None:
+    def note(minimum: int | None, rule: str = "auto") -> str:
+        notes = preview(fixtures_db, Criteria(min_employees=minimum, employee_rule=rule)).notes
+        return "\n".join(notes)
+
+    assert note(None) == ""
+    one = (
+        "Ansatte: enheter med registrerte ansatte (minst 1), også de der registeret skjuler "
+        "antallet (1–4)."
+    )
+    assert note(1, "exact") == note(1) == note(None, "registered") == one
+    assert note(2) == (
+        "Ansatte: minst 2 kan ikke avgjøres fra åpne data, fordi registeret skjuler antall "
+        "under 5. Regel brukt: enheter med minst 2 etter oppgitt antall, pluss enheter med "
+        "registrerte ansatte der antallet er skjult (1–4); de er tatt med og telt som uavgjort. "
+        "Velg --employee-rule exact for bare enheter med 5 eller flere."
+    )
+    assert note(2, "registered") == note(2).removesuffix(
+        " Velg --employee-rule exact for bare enheter med 5 eller flere."
+    )
+    assert note(3, "exact") == (
+        "Ansatte: minst 3 etter oppgitt antall. Registeret skjuler antall under 5, så bare "
+        "enheter med 5 eller flere er med. Enheter med skjult antall (1–4) kan ha 3 eller "
+        "flere, men er utelatt og telt som uavgjort."
+    )
+    assert (
+        note(10)
+        == note(10, "exact")
+        == (
+            "Ansatte: minst 10 etter oppgitt antall. Enheter med skjult antall (1–4) har færre "
+            "enn 10 og er ikke med."
+        )
+    )
+    assert note(10, "registered") == (
+        "Ansatte: minst 10 etter oppgitt antall, pluss enheter med registrerte ansatte der "
+        "antallet er skjult (1–4), fordi regelen er «registrerte ansatte». De er tatt med og "
+        "telt som uavgjort, selv om et skjult antall (1–4) er under 10. Enheter med oppgitt "
+        "antall under 10 er ikke med."
+    )
+
+
+@pytest.mark.parametrize("minimum", [None, 0])
+def test_exact_without_a_number_is_refused(fixtures_db: Database, minimum: int | None) -> None:
+    with pytest.raises(BadCriteriaError) as caught:
+        preview(fixtures_db, Criteria(min_employees=minimum, employee_rule="exact"))
+    assert caught.value.message == "employee_rule «exact» krever min_employees på 1 eller mer"
+
+
+def test_cli_refuses_exact_without_a_number(fixtures_db: Database) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", fixtures_db.url, "segment", "preview", "--employee-rule", "exact"]
+    )
+    assert result.exit_code == 2
+    assert result.output == "varsel: employee_rule «exact» krever min_employees på 1 eller mer\n"
 
 
 def test_sub_unit_in_area_brings_its_parent_once(db: Database, brreg: Path, tmp_path: Path) -> None:
@@ -154,6 +234,101 @@ def test_contacts_breakdown(db: Database, brreg: Path, tmp_path: Path) -> None:
     assert p.shared_addresses == [("post@regnskap.no", 2)]
     assert p.unusable == {"no_dot_in_domain": 1, "phone_number": 1}
     assert p.reachability["postal_only"] == 4  # two in the records, two with bad e-mail
+
+
+def shared_address_records(brreg: Path) -> list[dict[str, Any]]:
+    """The sample plus six Oslo units: a person's address, a role address, an IDN domain."""
+    records = load(brreg / "enheter-sample.json")
+    oslo = next(
+        r for r in records if r.get("forretningsadresse", {}).get("kommunenummer") == "0301"
+    )
+    extra = []
+    for orgnr, form, email in [
+        ("910000004", "ENK", "marte.eriksen@gmail.com"),  # her sole proprietorship
+        ("910000012", "NUF", "marte.eriksen@gmail.com"),  # and her foreign company's branch
+        ("910000020", "ENK", "post@eriksen-frisor.no"),  # two firms' shared role address
+        ("910000039", "ENK", "post@eriksen-frisor.no"),
+        ("910000047", "AS", "post@oslofrisør.no"),  # an IDN domain, stored as its A-label
+        ("910000055", "AS", "post@oslofrisør.no"),
+    ]:
+        r = copy.deepcopy(oslo)
+        r.update(organisasjonsnummer=orgnr, navn=f"FIRMA {orgnr}", epostadresse=email)
+        r["organisasjonsform"] = {"kode": form, "beskrivelse": form}
+        extra.append(r)
+    return records + extra
+
+
+def test_shared_addresses_leave_out_personal_ones(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # The table is for accountants' and role addresses; a sole proprietor's own address is a
+    # person's, even when she also gave it for another firm.
+    import_dump(db, write(tmp_path / "e.json", shared_address_records(brreg)))
+    p = preview(db, Criteria(municipalities=("0301",)))
+    assert p.shared_addresses == [
+        ("post@eriksen-frisor.no", 2),
+        ("post@xn--oslofrisr-s8a.no", 2),
+    ]
+    assert p.shared_personal == 1
+    assert ("xn--oslofrisr-s8a.no", 2) in p.top_domains  # the store's A-label
+
+
+def test_cli_json_keeps_a_labels_and_adds_u_labels(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, write(tmp_path / "e.json", shared_address_records(brreg)))
+    result = CliRunner().invoke(cli, ["--db", db.url, "segment", "preview", "-m", "Oslo", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["shared_addresses"] == [
+        {
+            "address": "post@eriksen-frisor.no",
+            "address_unicode": "post@eriksen-frisor.no",
+            "units": 2,
+        },
+        {
+            "address": "post@xn--oslofrisr-s8a.no",
+            "address_unicode": "post@oslofrisør.no",
+            "units": 2,
+        },
+    ]
+    assert data["shared_personal_not_shown"] == 1
+    assert {"domain": "xn--oslofrisr-s8a.no", "domain_unicode": "oslofrisør.no", "units": 2} in (
+        data["top_domains"]
+    )
+    assert "marte" not in result.output
+
+
+def test_foreign_addresses_are_not_a_municipality(fixtures_db: Database) -> None:
+    # Three units have their business address abroad (UTLA in Sweden, two NUFs).
+    p = preview(fixtures_db, Criteria())
+    assert "utland" not in p.by_municipality
+    assert "utland" not in p.by_municipality_reach
+    assert (p.foreign, p.foreign_reach) == (3, {"email": 0, "phone_only": 0, "postal_only": 3})
+    assert sum(p.by_municipality.values()) + p.foreign == p.units == 35
+    data = p.as_dict()
+    assert (data["foreign_address"], data["foreign_address_reach"]["postal_only"]) == (3, 3)
+
+
+def test_an_area_selects_no_foreign_address(fixtures_db: Database) -> None:
+    p = preview(fixtures_db, PILOT)
+    assert (p.foreign, sum(p.foreign_reach.values())) == (0, 0)
+
+
+def test_a_criteria_file_whose_segment_is_not_a_table_names_the_key(
+    fixtures_db: Database, tmp_path: Path
+) -> None:
+    # The message once reached the terminal as "c9.toml:  skal være en tabell": Rich took
+    # "[segment]" for markup and dropped it.
+    path = tmp_path / "c9.toml"
+    path.write_text("segment = 1\n", "utf-8")
+    result = CliRunner().invoke(
+        cli, ["--db", fixtures_db.url, "segment", "preview", "--criteria", str(path)]
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        f"varsel: {path}: «segment» skal være en tabell ([segment]), ikke én verdi\n"
+    )
 
 
 def test_criteria_file_and_options_add_up(tmp_path: Path) -> None:

@@ -785,6 +785,20 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     assert error("politi=oslo&ansatte=mange&lang=nn") == (
         "utvalet: min_employees skal vere eit heilt tal ≥ 0"
     )
+    assert error("politi=oslo&regel=exact&lang=en") == (
+        "employee_rule «exact» needs min_employees of 1 or more"
+    )
+
+
+def test_the_segment_count_shows_units_abroad_in_a_row_of_their_own(
+    client: TestClient, db: Database, settings: Settings, brreg: Path
+) -> None:
+    # Two of the sample's three NUFs have their business address abroad: no municipality.
+    import_dump(db, brreg / "enheter-sample.json")
+    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+    page = client.get(f"{PREFIX}/utvalg/telling?former=NUF").text
+    rows = re.findall(r"<tr><td>([^<]*)</td><td class=\"number\">(\d+)</td>", page)
+    assert rows == [("Oslo", "1"), ("Utlandet", "2")]
 
 
 def post_templates(

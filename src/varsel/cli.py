@@ -26,7 +26,10 @@ class VarselGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VarselError as e:
-            err.print(f"[bold red]varsel:[/] {e.message}", markup=True, soft_wrap=True)
+            from rich.markup import escape
+
+            # Messages quote TOML tables ("[segment]"): text, not Rich markup to be swallowed.
+            err.print(f"[bold red]varsel:[/] {escape(e.message)}", markup=True, soft_wrap=True)
             ctx.exit(e.exit_status)
         except KeyboardInterrupt:
             err.print("varsel: avbrutt")

@@ -74,30 +74,34 @@ def registry_update(state: State, paths: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def registry_snapshots(state: State, as_json: bool) -> None:
-    """List the imported dumps and change-feed pages."""
+    """List the imported dumps and change-feed pages (Dato: the dump's, or the day applied)."""
     from varsel.snapshot import list_snapshots
 
     snaps = list_snapshots(state.db)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in snaps], ensure_ascii=False, indent=2))
         return
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(
-        "Id", "Type", "Fil", "Dato", "Importert", "Poster", "Nye", "Endret", "Borte", "Avvist"
-    )
+    from varsel.i18n import fmt_int
+
+    # Fits 80 columns with a national dump's counts: the file name goes under the kind and
+    # folds; the id, the date and the counts never wrap. Import times are in --json.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column("Id", justify="right", no_wrap=True)
+    table.add_column("Innhold og fil", overflow="fold", min_width=12, ratio=1)
+    table.add_column("Dato", no_wrap=True)
+    for header in ("Poster", "Nye", "Endret", "Borte", "Avvist"):
+        table.add_column(header, justify="right", no_wrap=True)
     for s in snaps:
+        what = s.kind if s.source == "dump" else f"{s.kind}, endringer"
         table.add_row(
             str(s.id),
-            s.kind,
-            s.file_name,
-            s.dump_date or "",
-            s.imported_at[:16],
-            f"{s.records:,}",
-            f"{s.new:,}",
-            f"{s.changed:,}",
-            f"{s.gone + s.removed:,}",
-            f"{s.rejected:,}",
+            f"{what}\n[dim]{escape(s.file_name)}[/]",
+            (s.dump_date or s.imported_at)[:10],
+            *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )
     out.print(table)
 

@@ -244,11 +244,13 @@ def resolve_county(term: str) -> list[str]:
 
 def resolve_police_district(term: str) -> list[str]:
     """2024 municipality numbers of a police district: 'oslo', 'Sør-Øst politidistrikt', …"""
-    districts = _tables().districts
-    found = districts.get(slug(term))
+    # Matched without dashes too, as names are: "sorvest", "sør vest" and "Sør-Vest" are one.
+    districts = {s.replace("-", ""): found for s, found in _tables().districts.items()}
+    key = slug(term).replace("-", "")
+    found = districts.get(key)
     if found is None:
         choices = {s: display for s, (display, _) in districts.items()}
-        match = difflib.get_close_matches(slug(term), list(choices), n=1)
+        match = difflib.get_close_matches(key, list(choices), n=1)
         hint = Text(" (mente du %(name)s?)", name=choices[match[0]]) if match else ""
         raise BadCriteriaError(
             Text("Ukjent politidistrikt «%(term)s»%(hint)s", term=term.strip(), hint=hint)

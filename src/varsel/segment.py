@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import idna
+
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
@@ -156,7 +158,9 @@ class Criteria:
             raise BadCriteriaError(f"{path}: ugyldig TOML: {e}") from None
         table = data.get("segment", data)
         if not isinstance(table, dict):
-            raise BadCriteriaError(f"{path}: [segment] skal være en tabell")
+            raise BadCriteriaError(
+                f"{path}: «segment» skal være en tabell ([segment]), ikke én verdi"
+            )
         return cls.from_mapping(table, str(path))
 
     def merged(self, other: Criteria, keys: Iterable[str]) -> Criteria:
@@ -274,31 +278,47 @@ def _check_form(code: str) -> str:
 
 
 def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None]:
-    """(rule applied, threshold, note). The registry hides counts of 1 to 4 employees."""
-    if minimum is None or minimum == 0:
-        if rule == "registered":
-            return "registered", 1, "Ansatte: registrerte ansatte (≥1)."
+    """(rule applied, threshold, note saying what it selects); the registry hides counts 1-4."""
+    n = minimum or 0
+    if rule == "exact" and n == 0:
+        raise BadCriteriaError(Text("employee_rule «exact» krever min_employees på 1 eller mer"))
+    if n == 0 and rule != "registered":
         return "none", 0, None
-    if rule == "registered" or (rule == "auto" and minimum == 1):
-        note = "Ansatte: registrerte ansatte (≥1), uansett antall."
-        if minimum > 1:
-            note += f" Minst {minimum} kan ikke avgjøres for enheter med 1–4 ansatte."
+    if n <= 1:
+        # Every unit with registered employees has at least one, hidden count or not.
+        note = (
+            "Ansatte: enheter med registrerte ansatte (minst 1), også de der registeret "
+            "skjuler antallet (1–4)."
+        )
         return "registered", 1, note
-    if rule == "exact" or minimum >= 5:
-        note = f"Ansatte: minst {minimum} etter oppgitt antall."
-        if minimum < 5:
+    if rule == "exact" or (rule == "auto" and n >= 5):
+        note = f"Ansatte: minst {n} etter oppgitt antall."
+        if n < 5:
             note += (
-                " Registeret skjuler antall under 5, så bare enheter med 5 eller flere er med; "
-                "enheter med 1–4 ansatte kan ikke avgjøres og er utelatt."
+                " Registeret skjuler antall under 5, så bare enheter med 5 eller flere er med. "
+                f"Enheter med skjult antall (1–4) kan ha {n} eller flere, men er utelatt og "
+                "telt som uavgjort."
             )
-        return "exact", minimum, note
-    note = (
-        f"Ansatte: minst {minimum} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
-        "antall under 5. Regel brukt: enheter med 5+ ansatte, pluss enheter med registrerte "
-        "ansatte der antallet er skjult (de uavgjorte er tatt med). Velg «registrerte ansatte "
-        "(≥1)» med --employee-rule registered, eller «≥5 eksakt» med --employee-rule exact."
-    )
-    return "registered_undecided", minimum, note
+        else:
+            note += f" Enheter med skjult antall (1–4) har færre enn {n} og er ikke med."
+        return "exact", n, note
+    if n < 5:
+        note = (
+            f"Ansatte: minst {n} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
+            f"antall under 5. Regel brukt: enheter med minst {n} etter oppgitt antall, pluss "
+            "enheter med registrerte ansatte der antallet er skjult (1–4); de er tatt med og "
+            "telt som uavgjort."
+        )
+        if rule == "auto":
+            note += " Velg --employee-rule exact for bare enheter med 5 eller flere."
+    else:
+        note = (
+            f"Ansatte: minst {n} etter oppgitt antall, pluss enheter med registrerte ansatte "
+            "der antallet er skjult (1–4), fordi regelen er «registrerte ansatte». De er tatt "
+            f"med og telt som uavgjort, selv om et skjult antall (1–4) er under {n}. Enheter "
+            f"med oppgitt antall under {n} er ikke med."
+        )
+    return "registered_undecided", n, note
 
 
 # -- SQL ---------------------------------------------------------------------------------
@@ -308,9 +328,13 @@ def _filters(r: Resolved) -> tuple[str, list[Any]]:
     """WHERE conditions on units u (a main unit) for everything but the area."""
     where = ["u.kind = 'enhet'", "u.gone_snapshot_id IS NULL"]
     params: list[Any] = []
-    if r.rule in ("registered", "registered_undecided"):
+    if r.rule == "registered":
         where.append("u.has_employees = ?")
         params.append(True)
+    elif r.rule == "registered_undecided":
+        # A known count must reach the threshold; a hidden one (1-4) is taken as undecided.
+        where.append("u.has_employees = ? AND (u.employees IS NULL OR u.employees >= ?)")
+        params += [True, r.min_employees]
     elif r.rule == "hidden":
         where.append("u.has_employees = ? AND u.employees IS NULL")
         params.append(True)
@@ -411,12 +435,15 @@ class Preview:
     undecided: int
     rule: str
     notes: tuple[str, ...]
-    by_municipality: dict[str, int]
+    by_municipality: dict[str, int]  # 2024 municipality numbers only
     by_municipality_reach: dict[str, dict[str, int]]
+    foreign: int  # units with a foreign business address (no municipality)
+    foreign_reach: dict[str, int]
     reachability: dict[str, int]
     unusable: dict[str, int]  # units with only unusable e-mail, by reason
-    top_domains: list[tuple[str, int]]
-    shared_addresses: list[tuple[str, int]]
+    top_domains: list[tuple[str, int]]  # A-labels, as the store keeps them
+    shared_addresses: list[tuple[str, int]]  # role and business addresses, no person's own
+    shared_personal: int  # shared addresses a sole proprietor gave as its own: left out
     personal_addresses: int  # selected sole proprietors with a usable e-mail
     role_addresses: int
     area: tuple[str, ...] | None = field(default=None)
@@ -434,10 +461,18 @@ class Preview:
             "area": list(self.area) if self.area is not None else None,
             "by_municipality": self.by_municipality,
             "by_municipality_reach": self.by_municipality_reach,
+            "foreign_address": self.foreign,
+            "foreign_address_reach": self.foreign_reach,
             "reachability": self.reachability,
             "unusable_email": self.unusable,
-            "top_domains": [{"domain": d, "units": n} for d, n in self.top_domains],
-            "shared_addresses": [{"address": a, "units": n} for a, n in self.shared_addresses],
+            "top_domains": [
+                {"domain": d, "domain_unicode": u_label(d), "units": n} for d, n in self.top_domains
+            ],
+            "shared_addresses": [
+                {"address": a, "address_unicode": u_label(a), "units": n}
+                for a, n in self.shared_addresses
+            ],
+            "shared_personal_not_shown": self.shared_personal,
             "personal_addresses": self.personal_addresses,
             "role_addresses": self.role_addresses,
         }
@@ -473,15 +508,18 @@ def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, to
     by_mun_reach: dict[str, dict[str, int]] = {}
     reach = dict.fromkeys(REACH, 0)
     total = undecided = 0
+    foreign = dict.fromkeys(REACH, 0)
     for mun, how, n, und in rows:
         count = int(n)
-        key = mun or FOREIGN
-        by_mun[key] = by_mun.get(key, 0) + count
-        by_mun_reach.setdefault(key, dict.fromkeys(REACH, 0))[how] += count
+        if not mun or mun == FOREIGN:
+            foreign[how] += count
+        else:
+            by_mun[mun] = by_mun.get(mun, 0) + count
+            by_mun_reach.setdefault(mun, dict.fromkeys(REACH, 0))[how] += count
         reach[how] += count
         total += count
         undecided += int(und or 0)
-    if resolved.rule == "exact" and 1 < resolved.min_employees < 5:
+    if resolved.rule == "exact" and resolved.min_employees < 5:
         # Left out, but only because their hidden count (1-4) cannot be compared.
         hidden_sql, hidden_params = selection_sql(
             criteria, dataclasses.replace(resolved, rule="hidden")
@@ -496,14 +534,20 @@ def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, to
             (True, top),
         )
     ]
+    # The table is for accountants' and shared role addresses. A person's own address, one a
+    # sole proprietor gave (marte.eriksen@gmail.com, for her ENK and her NUF), is counted, not
+    # shown; an accountant's post@ stays even when its clients here are sole proprietors.
+    shared_sql = (
+        f"SELECT c.address, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
+        "GROUP BY c.address HAVING count(DISTINCT c.orgnr) > 1 "
+        "AND max(CASE WHEN c.personal = ? AND c.role = ? THEN 1 ELSE 0 END) = ?"
+    )
+    flags = (True, True, False)
     shared = [
         (str(a), int(n))
-        for a, n in db.query(
-            f"SELECT c.address, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
-            "GROUP BY c.address HAVING count(DISTINCT c.orgnr) > 1 ORDER BY 2 DESC, 1 LIMIT ?",
-            (True, top),
-        )
+        for a, n in db.query(f"{shared_sql} ORDER BY 2 DESC, 1 LIMIT ?", (*flags, 0, top))
     ]
+    shared_personal = int(db.scalar(f"SELECT count(*) FROM ({shared_sql}) p", (*flags, 1)))
     unusable_rows = db.query(
         f"SELECT c.reason, count(DISTINCT c.orgnr) {joined} WHERE c.usable = ? "
         "AND c.reach <> 'email' GROUP BY c.reason ORDER BY 2 DESC, 1",
@@ -523,14 +567,28 @@ def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, to
         notes=resolved.notes,
         by_municipality=dict(sorted(by_mun.items())),
         by_municipality_reach=dict(sorted(by_mun_reach.items())),
+        foreign=sum(foreign.values()),
+        foreign_reach=foreign,
         reachability=reach,
         unusable={str(reason): int(n) for reason, n in unusable_rows},
         top_domains=top_domains,
         shared_addresses=shared,
+        shared_personal=shared_personal,
         personal_addresses=int(kinds[0] or 0),
         role_addresses=int(kinds[1] or 0),
         area=resolved.area,
     )
+
+
+def u_label(text: str) -> str:
+    """A domain, or an address's, as people write it: xn--oslofrisr-s8a.no → oslofrisør.no."""
+    local, at, domain = text.rpartition("@")
+    if "xn--" not in domain:
+        return text
+    try:
+        return f"{local}{at}{idna.decode(domain)}"
+    except UnicodeError:  # idna.IDNAError and its kin: not a valid A-label, shown as stored
+        return text
 
 
 def describe_reason(reason: str) -> str:

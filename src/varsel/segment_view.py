@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from varsel import municipality
 from varsel.i18n import fmt_int, fmt_share
-from varsel.segment import FOREIGN, Preview, describe_reason
-
-RULES = {
-    "none": "ingen krav til ansatte",
-    "registered": "registrerte ansatte (≥1)",
-    "exact": "oppgitt antall ansatte",
-    "registered_undecided": "5+ ansatte, og skjulte antall (1–4) tatt med som uavgjort",
-}
+from varsel.segment import Preview, describe_reason, u_label
 
 
 def _municipality_name(number: str) -> str:
-    if number == FOREIGN:
-        return "Utlandet"
     return f"{number} {municipality.name(number) or ''}".strip()
 
 
@@ -44,6 +36,12 @@ def render_preview(console: Console, p: Preview) -> None:
             fmt_int(counts["phone_only"]),
             fmt_int(counts["postal_only"]),
         )
+    if p.foreign:
+        table.add_row(
+            "Adresse i utlandet",
+            fmt_int(p.foreign),
+            *(fmt_int(p.foreign_reach[k]) for k in ("email", "phone_only", "postal_only")),
+        )
     r = p.reachability
     table.add_row(
         "[bold]Sum[/]",
@@ -54,7 +52,8 @@ def render_preview(console: Console, p: Preview) -> None:
         end_section=True,
     )
     console.print(table)
-    console.print(f"Regel for ansatte: {RULES.get(p.rule, p.rule)}.")
+    if p.rule == "none":  # any other rule is stated in the notes, with what it leaves out
+        console.print("Regel for ansatte: ingen krav til ansatte.")
     if p.undecided:
         console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter.")
     for note in p.notes:
@@ -73,12 +72,17 @@ def render_preview(console: Console, p: Preview) -> None:
     if p.top_domains:
         domains = Table("E-postdomene", "Enheter", title="Vanligste domener", title_justify="left")
         for domain, count in p.top_domains:
-            domains.add_row(domain, fmt_int(count))
+            domains.add_row(escape(u_label(domain)), fmt_int(count))
         console.print(domains)
     if p.shared_addresses:
         shared = Table(
             "Adresse", "Enheter", title="Adresser delt av flere enheter", title_justify="left"
         )
         for address, count in p.shared_addresses:
-            shared.add_row(address, fmt_int(count))
+            shared.add_row(escape(u_label(address)), fmt_int(count))
         console.print(shared)
+    if p.shared_personal:
+        # A sole proprietor's own address is a person's: counted, never listed.
+        n = p.shared_personal
+        what = "personlig adresse" if n == 1 else "personlige adresser"
+        console.print(f"{fmt_int(n)} {what} er ikke vist.")

@@ -1,0 +1,52 @@
+"""`varsel registry import` through the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from test_registry import load, write_json
+from varsel.cli import cli
+from varsel.db import Database
+
+
+def test_rejects_of_every_file_go_to_one_file_each_line_naming_its_file(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    first = [*records[:10], {**records[0], "organisasjonsnummer": "123456789"}]
+    second = [*records[:20], {**records[1], "antallAnsatte": -3}]
+    a = write_json(tmp_path / "a.json", first)
+    b = write_json(tmp_path / "b.json", second)
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text("from an earlier run\n", "utf-8")
+    args = ["--db", db.url, "registry", "import", "--rejects", str(rejects), str(a), str(b)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in rejects.read_text("utf-8").splitlines()]
+    assert [(r["file"], r["position"], r["reason"]) for r in lines] == [
+        (str(a), 11, "ugyldig organisasjonsnummer '123456789' (kontrollsiffer)"),
+        (str(b), 21, "antallAnsatte er negativt: -3"),
+    ]
+
+
+def test_an_import_that_would_shrink_the_registry_exits_2_with_one_line(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    full = write_json(tmp_path / "full.json", records)
+    small = write_json(tmp_path / "small.json", records[:3])
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db.url, "registry", "import", str(full)]).exit_code == 0
+    refused = runner.invoke(cli, ["--db", db.url, "registry", "import", str(small)])
+    assert refused.exit_code == 2
+    assert refused.output.count("\n") == 1
+    assert "32 av 35 enheter i lageret ville blitt merket som borte" in refused.output
+    assert refused.output.strip().endswith("importer den med --allow-shrink.")
+    allowed = runner.invoke(
+        cli, ["--db", db.url, "registry", "import", "--allow-shrink", str(small)]
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert "32 borte" in allowed.output

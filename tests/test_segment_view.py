@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from test_segment import shared_address_records, write
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.segment import Criteria, preview
+from varsel.segment_view import render_preview
+
+
+def rendered(db: Database, criteria: Criteria, width: int = 80) -> str:
+    console = Console(record=True, width=width, highlight=False)
+    render_preview(console, preview(db, criteria))
+    return console.export_text()
+
+
+def rows(text: str) -> list[list[str]]:
+    """The cells of every table row in the text, stripped."""
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def test_tables_show_domains_as_people_write_them_and_no_personal_address(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, write(tmp_path / "e.json", shared_address_records(brreg)))
+    text = rendered(db, Criteria(municipalities=("0301",)))
+    assert ["post@oslofrisør.no", "2"] in rows(text)
+    assert ["oslofrisør.no", "2"] in rows(text)
+    assert "xn--" not in text
+    assert ["post@eriksen-frisor.no", "2"] in rows(text)
+    assert "marte" not in text
+    assert "1 personlig adresse er ikke vist." in text
+
+
+def test_foreign_addresses_are_a_row_of_their_own(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    table = rows(rendered(db, Criteria(), width=120))
+    assert ["Adresse i utlandet", "3", "0", "0", "3"] in table
+    assert next(row for row in table if row[0] == "Sum")[:2] == ["Sum", "35"]
+    assert not any(row[0] in ("utland", "Utlandet") for row in table)
+
+
+def test_the_employee_rule_is_stated(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    assert "Regel for ansatte: ingen krav til ansatte." in rendered(db, Criteria())
+    text = rendered(db, Criteria(min_employees=10), width=200)
+    assert "Regel for ansatte" not in text
+    assert (
+        "Merk: Ansatte: minst 10 etter oppgitt antall. Enheter med skjult antall (1–4) har "
+        "færre enn 10 og er ikke med."
+    ) in text
