@@ -27,7 +27,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, SET_UP, LiveServer  # noqa: E402
 from conftest import BRREG  # noqa: E402
 from helpers import next_code  # noqa: E402
-from test_web_browser import publish, settings_for, tour  # noqa: E402
+from test_web_browser import PUBLIC, local, publish, settings_for, tour  # noqa: E402
 from test_web_console_browser import anonymous_tour, build_world, sign_in  # noqa: E402
 from test_web_console_browser import tour as console_tour  # noqa: E402
 from varsel.db import connect  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
             )
             page = context.new_page()
             try:
-                for stop in tour(page, server.url, language, story):
+                for stop in tour(page, local(PUBLIC, server), language, story):
                     if stops is None or stop in stops:
                         name = stop if language == "nb" else f"{stop}.{language}"
                         page.screenshot(path=args.out / f"{name}.png", full_page=True)

@@ -12,30 +12,35 @@ from varsel.web.site import SECURITY_HEADERS, render_text
 
 HOSTILE = st.text(alphabet=st.sampled_from("aZ0 <>&'\"%+/?#=;\\\n\tæøå\u2028"), max_size=16)
 LANGUAGES = st.sampled_from(["nb", "nn", "en"])
+ROOTS = st.sampled_from(["", "/varsel", "/a&b"])  # the site's root: "" when it has no path
 
 
 @settings(max_examples=100, deadline=None)
-@given(language=LANGUAGES, typed=HOSTILE, path=HOSTILE, here=HOSTILE)
+@given(language=LANGUAGES, typed=HOSTILE, path=HOSTILE, here=HOSTILE, root=ROOTS)
 def test_the_compiled_unknown_page_is_the_page_jinja_makes(
-    language: str, typed: str, path: str, here: str
+    language: str, typed: str, path: str, here: str, root: str
 ) -> None:
-    page = answers.compiled(answers.UNKNOWN, language, ["typed"])
+    page = answers.compiled(answers.UNKNOWN, language, ["typed"], root)
     expected = render_text(
-        language, answers.UNKNOWN, answers.context(answers.UNKNOWN, {"typed": typed}, path, here)
+        language,
+        answers.UNKNOWN,
+        answers.context(answers.UNKNOWN, {"typed": typed}, path, here),
+        root,
     )
     assert page.fill({"typed": typed, "path": path, "here": here}) == expected
 
 
 @settings(max_examples=60, deadline=None)
-@given(language=LANGUAGES, minutes=st.integers(1, 10_000), path=HOSTILE, here=HOSTILE)
+@given(language=LANGUAGES, minutes=st.integers(1, 10_000), path=HOSTILE, here=HOSTILE, root=ROOTS)
 def test_the_compiled_limit_page_is_the_page_jinja_makes(
-    language: str, minutes: int, path: str, here: str
+    language: str, minutes: int, path: str, here: str, root: str
 ) -> None:
-    page = answers.compiled(answers.LIMITED, language, ["minutes"])
+    page = answers.compiled(answers.LIMITED, language, ["minutes"], root)
     expected = render_text(
         language,
         answers.LIMITED,
         answers.context(answers.LIMITED, {"minutes": minutes}, path, here),
+        root,
     )
     assert page.fill({"minutes": minutes, "path": path, "here": here}) == expected
 

@@ -35,7 +35,8 @@ from varsel.web.site import gettext, secret_of
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-PUBLIC = "https://www.politiet.no/varsel"  # the campaign's public address; the live server here
+PUBLIC = "https://www.politiet.no/varsel"  # the site's and the campaign's public address
+OFFICIAL = "https://www.politiet.no"  # the authority's site: the live server stands in for it
 UNKNOWN = "ABCD-2345-WXYZ"
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ def settings_for(folder: Path, database_url: str, sink: SmtpSink) -> Settings:
         secret_key="browser test secret",  # noqa: S106 -- a key for this test only
         smtp_url=sink.url,
         allow_test_domains=True,
+        public_base_url=PUBLIC,  # the pages live under /varsel, as on the authority's site
     )
 
 
@@ -258,9 +260,10 @@ def server(live_server: Callable[..., LiveServer], settings: Settings) -> LiveSe
 
 
 def local(url: str, server: LiveServer) -> str:
-    """An address from a message, on the live server standing in for the official site."""
+    """An address from a message, its path whole, on the live server standing in for the
+    official site."""
     assert url.startswith(PUBLIC), url
-    return server.url + url.removeprefix(PUBLIC)
+    return server.url + url.removeprefix(OFFICIAL)
 
 
 # -- the reader's story ---------------------------------------------------------------
@@ -275,7 +278,7 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
     settings: Settings,
     tmp_path: Path,
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(local(PUBLIC, server))
     page.get_by_role("link", name="Sjekk koden i en e-post").click()
     page.get_by_label("Koden fra e-posten").fill(" ".join(story.code.replace("-", "").lower()))
     page.get_by_role("button", name="Sjekk koden").click()
@@ -408,7 +411,7 @@ def test_every_page_and_state_passes_axe(
     settings, story = sqlite_story
     server = live_server(create_app(settings))
     stops = []
-    for stop in tour(page, server.url, lang, story):
+    for stop in tour(page, local(PUBLIC, server), lang, story):
         axe_check(page)
         stops.append(stop)
     assert stops == STOPS
@@ -430,18 +433,21 @@ def test_the_browser_follows_no_redirect_and_loads_nothing_from_elsewhere(
 ) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
+    site = local(PUBLIC, server)
     for path in ("/", "/kontroll", f"/kontroll?kode={story.code}", "/varsler", "/tilbakemelding"):
-        response = page.goto(server.url + path)
+        response = page.goto(site + path)
         assert response is not None
         assert response.request.redirected_from is None
     assert requests
-    assert all(url.startswith(server.url + "/") for url in requests), requests
+    # The stylesheet too: everything comes from under the site's root.
+    assert all(url.startswith(site + "/") for url in requests), requests
+    assert f"{site}/static/site.css" in requests
 
 
 def test_limits_count_the_visitor_the_proxy_names(server: LiveServer, story: Story) -> None:
     def lookup(visitor: str) -> int:
         return httpx.get(
-            f"{server.url}/kontroll?kode={UNKNOWN}", headers={"x-forwarded-for": visitor}
+            f"{local(PUBLIC, server)}/kontroll?kode={UNKNOWN}", headers={"x-forwarded-for": visitor}
         ).status_code
 
     assert [lookup("192.0.2.1") for _ in range(11)] == [404] * 10 + [429]
@@ -457,7 +463,7 @@ def test_axe_check_fails_on_a_page_with_violations(page: Page) -> None:
 
 
 def test_the_keyboard_goes_skip_link_menus_then_the_form(page: Page, server: LiveServer) -> None:
-    page.goto(server.url + "/kontroll?lang=en")
+    page.goto(local(PUBLIC, server) + "/kontroll?lang=en")
     order = []
     for _ in range(9):
         page.keyboard.press("Tab")
@@ -473,7 +479,7 @@ def test_the_keyboard_goes_skip_link_menus_then_the_form(page: Page, server: Liv
         "kode",
         "Check the code",
     ]
-    page.goto(server.url + "/kontroll?lang=en")
+    page.goto(local(PUBLIC, server) + "/kontroll?lang=en")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "innhold"

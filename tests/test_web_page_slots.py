@@ -52,6 +52,7 @@ def found(
     here=HOSTILE,
     organisation=HOSTILE,
     with_file=st.booleans(),
+    root=st.sampled_from(["", "/varsel", "/a&b"]),  # the site's root: "" when it has no path
 )
 def test_the_compiled_genuine_page_is_the_page_jinja_makes(
     spec: CampaignSpec,
@@ -63,6 +64,7 @@ def test_the_compiled_genuine_page_is_the_page_jinja_makes(
     here: str,
     organisation: str,
     with_file: bool,
+    root: str,
 ) -> None:
     changed = dataclasses.replace(
         spec,
@@ -70,9 +72,9 @@ def test_the_compiled_genuine_page_is_the_page_jinja_makes(
         document_file=spec.document_file if with_file else None,
     )
     shown = found(changed, code, sent_at, units)
-    page = genuine.compiled(language, shown)
+    page = genuine.compiled(language, shown, root)
     assert page.fill(genuine.values(shown, path, here)) == genuine.jinja_text(
-        language, shown, path, here
+        language, shown, path, here, root
     )
 
 

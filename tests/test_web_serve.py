@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from varsel.cli import cli
 from varsel.web import listening_socket
 
 # Nagle's algorithm against the client's delayed ACK held each answer ~40 ms; without it an
@@ -117,3 +119,47 @@ def test_the_listening_socket_hands_out_connections_with_tcp_nodelay() -> None:
             with accepted:
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
                 assert accepted.proto == socket.IPPROTO_TCP
+
+
+# -- what `varsel serve` refuses: one line, exit status 2, nothing changed -------------------
+
+
+def serve_cli(tmp_path: Path, *options: str, **env: str | None) -> Result:
+    store = tmp_path / "varsel.db"
+    return CliRunner().invoke(cli, ["--db", str(store), "serve", *options], env=env)
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve_cli(tmp_path, "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"varsel: Kan ikke lytte på 127.0.0.1:{port}: porten er i bruk av et annet program\n"
+    )
+    assert not (tmp_path / "varsel.db").exists()  # the store was not touched
+
+
+def test_serve_on_a_host_that_does_not_resolve_says_so_in_one_line(tmp_path: Path) -> None:
+    result = serve_cli(tmp_path, "--host", "ingen-slik-vert.invalid", "--port", "8123")
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: Kan ikke lytte på ingen-slik-vert.invalid:8123: finner ikke vertsnavnet\n"
+    )
+    assert not (tmp_path / "varsel.db").exists()
+
+
+def test_serve_refuses_several_workers_without_a_secret_key(tmp_path: Path) -> None:
+    # Each worker would hash visitors' addresses with its own random key: the per-visitor
+    # limits would be counted per worker (20 of 30 lookups got through a limit of 10).
+    result = serve_cli(
+        tmp_path, "--port", str(free_port()), "--workers", "2", VARSEL_SECRET_KEY=None
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: --workers 2 krever VARSEL_SECRET_KEY: uten den har hver prosess sin egen "
+        "nøkkel, og grensene per besøkende, lenkene og skjemaene holder ikke på tvers av dem\n"
+    )
+    assert not (tmp_path / "varsel.db").exists()

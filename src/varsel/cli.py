@@ -427,18 +427,35 @@ def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> N
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Processes serving the pages (the limits are kept in the store, so they hold for all).",
+    help="Processes serving the pages (the limits are kept in the store, so they hold for all; "
+    "more than one needs VARSEL_SECRET_KEY).",
 )
 @pass_state
 def serve(state: State, host: str | None, port: int | None, workers: int) -> None:
     """Serve the public pages (verify, register, feedback, document, unsubscribe)."""
     import os
 
+    from varsel.errors import ConfigError
+    from varsel.web import listening_socket
     from varsel.web import serve as serve_app
 
     settings = state.settings
-    # The schema brought up to date once, here, rather than by every worker at once.
-    connect(settings.database_url).close()
+    if workers > 1 and not settings.secret_key:
+        # Each process would make up its own key: a visitor's address would be hashed
+        # differently in each, and the per-visitor limits would count each process apart.
+        raise ConfigError(
+            f"--workers {workers} krever VARSEL_SECRET_KEY: uten den har hver prosess sin egen "
+            "nøkkel, og grensene per besøkende, lenkene og skjemaene holder ikke på tvers av dem"
+        )
+    host = host or settings.web_host
+    port = port or settings.web_port
+    sock = listening_socket(host, port)  # first: a port in use changes nothing
+    try:
+        # The schema brought up to date once, here, rather than by every worker at once.
+        connect(settings.database_url).close()
+    except BaseException:
+        sock.close()
+        raise
     # Each worker builds the app from the environment: give it the settings file and store
     # this command was given, so every worker reads what this process read.
     top = click.get_current_context().find_root().params
@@ -448,14 +465,15 @@ def serve(state: State, host: str | None, port: int | None, workers: int) -> Non
         os.environ["VARSEL_DATABASE_URL"] = top["database_url"]
     out.print(
         f"Offentlige sider på {settings.public_base_url} (lytter på "
-        f"{host or settings.web_host}:{port or settings.web_port}, {workers} prosess(er))."
+        f"{host}:{port}, {workers} prosess(er))."
     )
     serve_app(
         "varsel.web:app_from_environment",
-        host=host or settings.web_host,
-        port=port or settings.web_port,
+        host=host,
+        port=port,
         workers=workers,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        sock=sock,
     )
 
 

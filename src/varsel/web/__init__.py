@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +19,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from varsel.config import Settings
+from varsel.errors import UserError
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
 from varsel.web.console_send import Senders
@@ -49,6 +53,32 @@ async def _error(request: Request, exc: Exception) -> Response:
         {"title": title, "message": message},
         status=status,
     )
+
+
+class StripRoot:
+    """ASGI middleware: a path under the site's root is routed as the path after it.
+
+    The pages live at the path of the public base URL (/varsel), and their links start with it;
+    a proxy may pass /varsel/kontroll on as it is or strip the prefix first. Either way the app
+    sees /kontroll, so the routes, SecurityHeaders' direct paths and page_address need no
+    prefix of their own.
+    """
+
+    def __init__(self, app: ASGIApp, root: str) -> None:
+        self.app = app
+        self.path = unquote(root)  # scope["path"] is decoded; raw_path is as the client sent it
+        self.under = self.path + "/"
+        self.raw = root.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if path == self.path or (path and path.startswith(self.under)):
+            scope = {**scope, "path": path[len(self.path) :] or "/"}
+            raw = scope.pop("raw_path", None)
+            if raw is not None and raw.startswith(self.raw):
+                scope["raw_path"] = raw[len(self.raw) :] or b"/"
+            # A raw path escaped otherwise than the root is dropped: raw_path is optional.
+        await self.app(scope, receive, send)
 
 
 PURGE_EVERY = 600.0  # seconds between purges of expired limits and links, in each worker
@@ -84,7 +114,10 @@ def create_app(settings: Settings) -> Starlette:
             *console_routes(),
             Route("/metrics", metrics_view),  # off unless VARSEL_METRICS_TOKEN
         ],
-        middleware=[Middleware(SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT)],
+        middleware=[
+            *([Middleware(StripRoot, root=site.root)] if site.root else []),  # outermost
+            Middleware(SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT),
+        ],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,
     )
@@ -117,11 +150,28 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        raise ListenError(f"Kan ikke lytte på {host}:{port}: {_why(e)}") from None
     sock.set_inheritable(True)  # the workers are processes of their own
     return sock
+
+
+class ListenError(UserError):
+    """The site cannot listen on the address it was given."""
+
+
+_WHY = {
+    errno.EADDRINUSE: "porten er i bruk av et annet program",
+    errno.EADDRNOTAVAIL: "adressen finnes ikke på denne maskinen",
+    errno.EACCES: "ikke tilgang (porter under 1024 krever særskilte rettigheter)",
+}
+
+
+def _why(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return "finner ikke vertsnavnet"
+    return _WHY.get(error.errno or 0, error.strerror or str(error))
 
 
 def serve(

@@ -39,42 +39,42 @@ def limited_context(minutes: object) -> dict[str, Any]:
     return {"title": LIMITED_TITLE, "message": LIMITED_MESSAGE, "minutes": minutes}
 
 
-def unknown(language: str, typed: str, path: str, here: str) -> Page | None:
+def unknown(language: str, typed: str, path: str, here: str, root: str = "") -> Page | None:
     """The unknown-code page (404) for a typed text, or None: render it with Jinja."""
-    text = _page(UNKNOWN, language, {"typed": typed}, path, here)
+    text = _page(UNKNOWN, language, {"typed": typed}, path, here, root)
     return None if text is None else Page(text, 404)
 
 
-def limited(language: str, decision: Decision, path: str, here: str) -> Page | None:
+def limited(language: str, decision: Decision, path: str, here: str, root: str = "") -> Page | None:
     """The "too many attempts" page (429, Retry-After), or None: render it with Jinja."""
-    text = _page(LIMITED, language, {"minutes": minutes_to_wait(decision)}, path, here)
+    text = _page(LIMITED, language, {"minutes": minutes_to_wait(decision)}, path, here, root)
     if text is None:
         return None
     return Page(text, 429, ((b"retry-after", b"%d" % decision.retry_after),))
 
 
 def _page(
-    template: str, language: str, filled: dict[str, object], path: str, here: str
+    template: str, language: str, filled: dict[str, object], path: str, here: str, root: str
 ) -> str | None:
     values: dict[Hashable, Any] = {"path": path, "here": here}
     values.update(filled)
     return _pages.page(
-        (template, language),
+        (template, language, root),
         _TEMPLATES,
-        lambda: compiled(template, language, list(filled)),
+        lambda: compiled(template, language, list(filled), root),
         lambda: values,
-        lambda: render_text(language, template, context(template, filled, path, here)),
+        lambda: render_text(language, template, context(template, filled, path, here), root),
     )
 
 
-def compiled(template: str, language: str, keys: list[str]) -> Compiled:
+def compiled(template: str, language: str, keys: list[str], root: str = "") -> Compiled:
     """The template compiled with stand-ins for keys, the page's path and its address."""
 
     def render(outputs: list[Stand]) -> str:
         stands = {key: Stand(key, outputs) for key in keys}
         here = Stand("here", outputs)
         return render_text(
-            language, template, context(template, stands, Stand("path", outputs), here)
+            language, template, context(template, stands, Stand("path", outputs), here), root
         )
 
     return compile_page(render)

@@ -52,7 +52,7 @@ def context(found: Found) -> dict[str, Any]:
     }
 
 
-def compiled(language: str, found: Found) -> Compiled:
+def compiled(language: str, found: Found, root: str = "") -> Compiled:
     """The page for the found code's shape, compiled; NotCompilable if slots cannot make it."""
 
     def render(outputs: list[Stand]) -> str:
@@ -67,7 +67,7 @@ def compiled(language: str, found: Found) -> Compiled:
             "code": Stand("code", outputs),
             "subject": register.subject(found.spec),
         }
-        return render_text(language, TEMPLATE, values)
+        return render_text(language, TEMPLATE, values, root)
 
     return compile_page(render)
 
@@ -86,23 +86,23 @@ def values(found: Found, path: str, here: str) -> dict[Hashable, Any]:
     return filled
 
 
-def jinja_text(language: str, found: Found, path: str, here: str) -> str:
+def jinja_text(language: str, found: Found, path: str, here: str, root: str = "") -> str:
     """The page as Site.render makes it (a page that shows no form token)."""
     switch = {other: here + other for other in LANGUAGES}
     page_values = {"csrf": Refuse(), "switch": switch, "path": path, **context(found)}
-    return render_text(language, TEMPLATE, page_values)
+    return render_text(language, TEMPLATE, page_values, root)
 
 
-def page(language: str, found: Found, path: str, here: str) -> str | None:
+def page(language: str, found: Found, path: str, here: str, root: str = "") -> str | None:
     """The genuine page's text, or None when it must be rendered as other pages are."""
     # What decides the fixed text beside the campaign version (found.spec, the source).
-    shape = (language, found.campaign_id, bool(found.sent_at), len(found.units))
+    shape = (language, root, found.campaign_id, bool(found.sent_at), len(found.units))
     return _pages.page(
         shape,
         found.spec,
-        functools.partial(compiled, language, found),
+        functools.partial(compiled, language, found, root),
         functools.partial(values, found, path, here),
-        functools.partial(jinja_text, language, found, path, here),
+        functools.partial(jinja_text, language, found, path, here, root),
     )
 
 

@@ -167,16 +167,17 @@ async def verify_page(request: Request) -> Response | genuine.Page:
         return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
     typed = typed[:64]
     decision, found = await lookups_of(site).run((typed, verify_limits(site, client_ip(request))))
+    path, here = page_address(request, site.root)
     if not decision.allowed:
-        refused = answers.limited(language, decision, *page_address(request))
+        refused = answers.limited(language, decision, path, here, site.root)
         return refused if refused is not None else limited(request, language, decision)
     if found is None:
-        page = answers.unknown(language, typed, *page_address(request))
+        page = answers.unknown(language, typed, path, here, site.root)
         if page is not None:
             return page
         return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
     found = with_erasure_shown(found, language)
-    text = genuine.page(language, found, *page_address(request))
+    text = genuine.page(language, found, path, here, site.root)
     if text is None:
         return site.render(request, genuine.TEMPLATE, language, genuine.context(found))
     return genuine.Page(text)

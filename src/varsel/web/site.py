@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -155,8 +155,17 @@ def _datetime(language: str, iso: str) -> str:
     return format_datetime(_local(iso), pattern, locale=language)
 
 
-def _with_lang(language: str, path: str) -> str:
-    return path if language == "nb" else f"{path}?lang={language}"
+def _with_lang(language: str, path: str, root: str = "") -> str:
+    return root + path if language == "nb" else f"{root}{path}?lang={language}"
+
+
+def root_of(base_url: str) -> str:
+    """The site's root: the path of its public base URL, without a trailing slash ("" if none).
+
+    Every link, form and stylesheet of the pages starts with it, so that the site can live
+    under a path of the authority's own site (https://www.politiet.no/varsel).
+    """
+    return urlsplit(base_url).path.rstrip("/")
 
 
 def _translated(translation: str, **values: Any) -> Markup:
@@ -187,7 +196,8 @@ class TranslateLiterals(Extension):
     Each language has its own environment and its catalog never changes while the process runs,
     so a literal's translation is a constant. `_("literal", name=value)` becomes the translation
     with a filter that fills in the values (escaped, as newstyle gettext does), and
-    `with_lang("/path")` the path in the environment's language. Calls with a variable
+    `with_lang("/path")` the path under the site's root in the environment's language. Calls
+    with a variable
     (`_(title)`) are left to the i18n extension at render time.
     """
 
@@ -195,6 +205,7 @@ class TranslateLiterals(Extension):
         tokens = list(stream)  # a template's tokens: a few thousand at most
         translations: Translations = self.environment.literal_translations  # type: ignore[attr-defined]
         language = str(self.environment.globals["lang"])
+        root = str(self.environment.globals["root"])
         i = 0
         while i < len(tokens):
             token = tokens[i]
@@ -216,7 +227,7 @@ class TranslateLiterals(Extension):
                     i += 4
                     continue
                 if token.value == "with_lang" and shape[3] == "rparen":
-                    yield Token(line, "string", _with_lang(language, literal))
+                    yield Token(line, "string", _with_lang(language, literal, root))
                     i += 4
                     continue
             yield token
@@ -281,8 +292,8 @@ class _Environment(jinja2.Environment):
 
 
 @functools.cache
-def environment(language: str) -> jinja2.Environment:
-    """The templates in one language (built once per process: they never change)."""
+def environment(language: str, root: str = "") -> jinja2.Environment:
+    """The templates in one language under a root (built once per process: they never change)."""
     env = _Environment(
         loader=jinja2.PackageLoader("varsel.web", "templates"),
         autoescape=True,
@@ -302,10 +313,11 @@ def environment(language: str) -> jinja2.Environment:
     env.filters["urlencode"] = slot_filter(env.filters["urlencode"])
     env.filters["translated"] = _translated
     env.globals["lang"] = language
+    env.globals["root"] = root  # the site's path prefix (see root_of), before every link
     env.globals["languages"] = LANGUAGE_NAMES
     env.globals["language_list"] = tuple(LANGUAGE_NAMES.items())
     # A link to a page of the site in this language (folded into the templates for literals).
-    env.globals["with_lang"] = functools.partial(_with_lang, language)
+    env.globals["with_lang"] = functools.partial(_with_lang, language, root=root)
     return env
 
 
@@ -351,6 +363,11 @@ class Site:
     signers: dict[tuple[str, str, bool], Signer] = field(default_factory=dict)
     # Group commits by name, made by the views that use them (closed with the store).
     writers: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict)
+    # The path every link of the pages starts with (root_of the public base URL).
+    root: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = root_of(self.settings.public_base_url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Site:
@@ -413,12 +430,13 @@ class Site:
     ) -> HTMLResponse:
         """A page in the language, with a CSRF token for its forms and links to the others."""
         token = _Token(self, request)
-        path, here = page_address(request)
+        path, here = page_address(request, self.root)
         switch = {other: here + other for other in LANGUAGES}
         body = render_text(
             language,
             template,
             {"csrf": token, "switch": switch, "path": path, **(context or {})},
+            self.root,
         )
         response = _Page(body, status, headers)
         if token.used and token.value != token.cookie:
@@ -428,10 +446,11 @@ class Site:
         return response
 
 
-def page_address(request: Request) -> tuple[str, str]:
-    """The page's path, and its address with the query but lang, to which a language is added."""
-    # As request.url.path has it, without parsing the whole URL.
-    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+def page_address(request: Request, root: str) -> tuple[str, str]:
+    """The page's path under the root, and its address with the query but lang, to add one to."""
+    # As request.url.path has it, without parsing the whole URL. The path is the one routed
+    # (StripRoot has taken the root off, if the proxy left it on).
+    path = root + request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     query = request.query_params
     params = urlencode([(k, v) for k, v in query.multi_items() if k != "lang"]) if query else ""
     return path, (f"{path}?{params}&lang=" if params else f"{path}?lang=")
@@ -454,19 +473,19 @@ _HTML = (b"content-type", b"text/html; charset=utf-8")
 
 
 @functools.cache
-def _template(language: str, name: str) -> tuple[jinja2.Template, dict[str, Any]]:
-    page = environment(language).get_template(name)
+def _template(language: str, name: str, root: str) -> tuple[jinja2.Template, dict[str, Any]]:
+    page = environment(language, root).get_template(name)
     return page, dict(page.globals)
 
 
-def render_text(language: str, name: str, values: Mapping[str, Any]) -> str:
-    """Template.render(values), without its per-call copy of the globals.
+def render_text(language: str, name: str, values: Mapping[str, Any], root: str = "") -> str:
+    """Template.render(values) under the site's root, without its per-call copy of the globals.
 
     Template.render makes its context from a ChainMap of the template's and the environment's
     globals, which costs ~10 µs a page by itself; they never change here, so they are copied
     to a plain dict once per template. (Jinja is pinned: this is how 3.1 makes a context.)
     """
-    page, globals_ = _template(language, name)
+    page, globals_ = _template(language, name, root)
     env = page.environment
     context = env.context_class(env, {**globals_, **values}, page.name, page.blocks, globals_)
     try:
