@@ -38,7 +38,8 @@ def staged(path: Path, kind: Kind) -> list[Outcome]:
         if d["reject"] == registry_fast.ODD:
             out.append(registry_fast.ODD)
         elif d["reject"]:
-            out.append(("rejected", registry_fast.reject_reason(d["reject"], d["orgnr"], kind)))
+            reason = registry_fast.reject_reason(d["reject"], d["orgnr"], kind, d["employees"])
+            out.append(("rejected", reason))
         else:
             values = [d[c] for c in unit.RECORD_COLUMNS]
             if any(a.usable for a in contacts.parse_addresses(d["email"])):

@@ -28,18 +28,34 @@ def registry() -> None:
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write rejected records here as JSON lines (position and reason).",
+    help="Write every file's rejected records here as JSON lines (file, position, reason).",
 )
 @click.option("--dump-date", metavar="YYYY-MM-DD", help="The date the dump was made.")
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Import even if more than 5 % of the units would be marked gone "
+    "or more than 10 % of the records rejected.",
+)
 @pass_state
 def registry_import(
-    state: State, paths: tuple[Path, ...], rejects: Path | None, dump_date: str | None
+    state: State,
+    paths: tuple[Path, ...],
+    rejects: Path | None,
+    dump_date: str | None,
+    allow_shrink: bool,
 ) -> None:
-    """Import registry dumps (JSON or CSV, gzipped or not; enheter or underenheter)."""
+    """Import registry dumps (JSON or CSV, gzipped or not; enheter or underenheter).
+
+    An older file imported before is applied again: that undoes a wrong import.
+    """
     from varsel.audit import cli_actor
     from varsel.progress import progress_bar
     from varsel.registry import import_dump
+    from varsel.registry_extract import start_rejects
 
+    if rejects is not None:
+        start_rejects(rejects)
     for path in paths:
         with progress_bar(f"Importerer {path.name}", err) as progress:
             result = import_dump(
@@ -49,6 +65,7 @@ def registry_import(
                 dump_date=dump_date,
                 progress=progress,
                 actor=cli_actor(),
+                allow_shrink=allow_shrink,
             )
         out.print(result.summary())
         for line in result.first_rejects():

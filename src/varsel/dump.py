@@ -15,19 +15,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from varsel import brreg_csv
 from varsel.errors import BadFileError
+from varsel.i18n import fmt_int
 
 JSON_CHUNK = 4 << 20  # bytes of decompressed JSON parsed at a time
 CSV_BATCH = 5000  # CSV rows per batch
 SNIFF = 64 << 10
+GZIP_STEP = 1 << 10  # compressed bytes per step of the integrity check: its position's precision
 
 csv.field_size_limit(1 << 24)
+# isal's own error for bad deflate data ("Invalid lookback distance"), not a zlib.error.
+_IsalError = cast("type[Exception]", isal_zlib.error)
 
 
 class Kind(StrEnum):
@@ -63,6 +67,10 @@ class Batch:
     records: list[dict[str, Any]]
     file_offset: int  # bytes of the (possibly compressed) file read so far
     lines: list[int] | None = None  # CSV: the line each record starts on
+
+
+class CorruptGzipError(BadFileError):
+    """The gzip stream itself is damaged: the data inside cannot be trusted."""
 
 
 class CountingReader(io.RawIOBase):
@@ -111,6 +119,9 @@ class DumpReader:
         try:
             self._head = self._read(SNIFF)
             self.info = self._sniff()
+        except BadFileError as e:
+            self.close()
+            raise self._diagnosed(e) from None
         except BaseException:
             self.close()
             raise
@@ -133,13 +144,21 @@ class DumpReader:
     def _read(self, n: int) -> bytes:
         try:
             return self._stream.read(n)
-        except (OSError, EOFError, zlib.error) as e:
-            detail = str(e) or type(e).__name__
-            if isinstance(e, EOFError):
-                detail = "filen slutter før gzip-strømmen er ferdig (avkortet nedlasting?)"
-            raise BadFileError(
-                f"{self.path}: ødelagt gzip ved byte {self._counter.count:,}: {detail}"
-            ) from None
+        except (OSError, EOFError, zlib.error, _IsalError) as e:
+            # The check reads the file again to find where the stream breaks: this reader
+            # only knows how far its buffer has read.
+            problem = gzip_problem(self.path)
+            if problem is None:
+                detail = str(e) or type(e).__name__
+                problem = f"ødelagt gzip ved byte {fmt_int(self._counter.count)}: {detail}"
+            raise CorruptGzipError(f"{self.path}: {problem}") from None
+
+    def _diagnosed(self, error: BadFileError) -> BadFileError:
+        """The error, or a damaged gzip stream behind it: garbage unpacked is no JSON or CSV."""
+        if not self.compressed or isinstance(error, CorruptGzipError):
+            return error
+        problem = gzip_problem(self.path)
+        return error if problem is None else CorruptGzipError(f"{self.path}: {problem}")
 
     # -- what is it? ------------------------------------------------------------------
 
@@ -194,8 +213,14 @@ class DumpReader:
 
     def __iter__(self) -> Iterator[Batch]:
         if self.info.fmt is Format.JSON:
-            return self._json_pending()
-        return self._csv_batches()
+            return self._checked(self._json_pending())
+        return self._checked(self._csv_batches())
+
+    def _checked(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        try:
+            yield from batches
+        except BadFileError as e:
+            raise self._diagnosed(e) from None
 
     def _json_pending(self) -> Iterator[Batch]:
         if self._first is None or self._pending is None:
@@ -229,7 +254,7 @@ class DumpReader:
             index += len(records)
             rest = buf[cut:].lstrip()
             if not rest.startswith(b","):
-                raise BadFileError(f"{self.path}: ugyldig JSON ved byte {consumed + cut:,}")
+                raise BadFileError(f"{self.path}: ugyldig JSON ved byte {fmt_int(consumed + cut)}")
             consumed += len(buf) - len(rest) + 1
             buf = rest[1:]
 
@@ -246,8 +271,9 @@ class DumpReader:
                 # A cut inside a nested array or a string leaves the text unfinished, so the
                 # parser runs out of data; any other error is a real error in the file.
                 if e.pos < cut and "end of data" not in e.msg:
+                    where = fmt_int(consumed + e.pos - 1)
                     raise BadFileError(
-                        f"{self.path}: ugyldig JSON ved byte {consumed + e.pos - 1:,}: {e.msg}"
+                        f"{self.path}: ugyldig JSON ved byte {where}: {e.msg}"
                     ) from None
                 end = cut - 1
                 continue
@@ -261,18 +287,19 @@ class DumpReader:
         text = buf.rstrip()
         if not text.endswith(b"]"):
             raise BadFileError(
-                f"{self.path}: filen slutter midt i en post ved byte {consumed + len(buf):,} "
+                f"{self.path}: filen slutter midt i en post ved byte "
+                f"{fmt_int(consumed + len(buf))} "
                 "(avkortet?)"
             )
         try:
             records = orjson.loads(b"[" + text)
         except orjson.JSONDecodeError as e:
-            where = consumed + e.pos - 1
+            where = fmt_int(consumed + e.pos - 1)
             if e.pos >= len(text):
                 raise BadFileError(
-                    f"{self.path}: filen slutter midt i en post ved byte {where:,} (avkortet?)"
+                    f"{self.path}: filen slutter midt i en post ved byte {where} (avkortet?)"
                 ) from None
-            raise BadFileError(f"{self.path}: ugyldig JSON ved byte {where:,}: {e.msg}") from None
+            raise BadFileError(f"{self.path}: ugyldig JSON ved byte {where}: {e.msg}") from None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise BadFileError(
                 f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)"
@@ -302,11 +329,11 @@ class DumpReader:
                 yield Batch(index, records, self.offset, lines)
         except UnicodeDecodeError as e:
             raise BadFileError(
-                f"{self.path}: ikke UTF-8 ved linje {reader.line_num + 1:,}: {e.reason}"
+                f"{self.path}: ikke UTF-8 ved linje {fmt_int(reader.line_num + 1)}: {e.reason}"
             ) from None
         except csv.Error as e:
             raise BadFileError(
-                f"{self.path}: ugyldig CSV ved linje {reader.line_num:,}: {e}"
+                f"{self.path}: ugyldig CSV ved linje {fmt_int(reader.line_num)}: {e}"
             ) from None
 
 
@@ -385,7 +412,12 @@ def _csv_converter(path: Path, header: list[str], kind: Kind) -> Any:
 
     def convert(row: list[str], line: int) -> dict[str, Any]:
         if len(row) != width:
-            return {"_csv_error": f"linje {line:,} har {len(row)} felt, overskriften har {width}"}
+            # The number as written, if any: its unit is not marked gone for a broken row.
+            error = f"linje {fmt_int(line)} har {len(row)} felt, overskriften har {width}"
+            return {
+                "_csv_error": error,
+                **({"organisasjonsnummer": row[0]} if row else {}),
+            }
         rec: dict[str, Any] = {}
         for i, top, sub, typ in plan:
             text = row[i]
@@ -427,6 +459,50 @@ def record_kind(record: dict[str, Any]) -> Kind | None:
     if "beliggenhetsadresse" in record or code in ("BEDR", "AAFY"):
         return Kind.UNDERENHETER
     return Kind.ENHETER
+
+
+def gzip_problem(path: Path) -> str | None:
+    """Where and how a gzip file is damaged ("ødelagt gzip ved byte N: ..."), or None if whole.
+
+    Reads the whole stream, as only its end tells whether the CRC and length match; the
+    position is where the decoder gave up, to GZIP_STEP bytes; damage that only the CRC shows
+    has no position.
+    """
+    decoder = zlib.decompressobj(wbits=31)
+    position = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            for start in range(0, len(block), GZIP_STEP):
+                data = block[start : start + GZIP_STEP]
+                while data:
+                    try:
+                        decoder.decompress(data)
+                    except zlib.error as e:
+                        reason = str(e).rpartition(": ")[2]
+                        if "check" in reason:  # "incorrect data check" or "length check"
+                            # Found only at the stream's end: where the damage is, is unknown.
+                            return (
+                                "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet "
+                                "er skadet et sted i filen"
+                            )
+                        return (
+                            f"ødelagt gzip ved byte {fmt_int(position)}: ugyldige komprimerte "
+                            f"data ({reason})"
+                        )
+                    if not decoder.eof:
+                        break
+                    # Another member may follow (the format allows several); zeros may pad.
+                    data = decoder.unused_data
+                    if not data.strip(b"\0"):
+                        break
+                    decoder = zlib.decompressobj(wbits=31)
+                position += min(GZIP_STEP, len(block) - start)
+    if not decoder.eof:
+        return (
+            f"ødelagt gzip ved byte {fmt_int(position)}: filen slutter før gzip-strømmen er "
+            "ferdig (avkortet nedlasting?)"
+        )
+    return None
 
 
 def open_dump(path: Path) -> DumpReader:

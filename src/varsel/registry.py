@@ -1,8 +1,14 @@
 """Import registry dumps and change feeds into the store; each import is a snapshot.
 
 An import is streaming (records pass through a staging table in batches), transactional (a
-failure leaves the store exactly as it was) and idempotent (the same file again changes
-nothing; a newer dump updates changed units and marks vanished ones as gone).
+failure leaves the store exactly as it was) and idempotent (the newest file again changes
+nothing; a newer dump updates changed units and marks vanished ones as gone; an older file
+imported before is applied again, which is how a wrong import is undone).
+
+A file that would mark more than MAX_GONE_SHARE of the kind's units gone, or whose records
+are rejected more than MAX_REJECTED_SHARE, is refused unless the operator allows it: a
+wrong or cut file must not quietly throw the registry away. A rejected record's unit is
+never marked gone: the registry still has it.
 """
 
 from __future__ import annotations
@@ -16,18 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from varsel import registry_fast, unit
+from varsel import municipality, registry_fast, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import DumpReader, Format, Kind, open_dump
 from varsel.errors import UserError
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_int, fmt_share
 from varsel.progress import ProgressCallback, no_progress
 from varsel.registry_extract import Reject, RejectLog, Rows, extracted
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
 
 STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
 IMPORT_CACHE_KIB = 64 << 10  # SQLite page cache per schema during an import (default 2 MiB)
+# Shares above which an import is refused without --allow-shrink. A real nightly dump marks
+# far less than 1 % of the units gone and rejects next to nothing.
+MAX_GONE_SHARE = 0.05  # of the store's current units of the dump's kind
+MAX_REJECTED_SHARE = 0.10  # of the dump's records
+
+
+class ShrinkRefused(UserError):
+    """The import would mark too many units gone or reject too many records; nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class ImportResult:
     already_imported: bool
     rejects: tuple[Reject, ...]  # the first few, for display
     rejects_path: Path | None
+    reapplied: int | None = None  # the earlier snapshot of the same file, applied again
 
     def summary(self) -> str:
         s = self.snapshot
@@ -53,6 +68,13 @@ class ImportResult:
             f"{fmt_int(s.gone)} borte, {fmt_int(s.rejected)} avvist "
             f"(snapshot {s.id}, dumpdato {s.dump_date or 'ukjent'})."
         )
+        if self.reapplied is not None:
+            text += f" Filen var importert før (snapshot {self.reapplied}) og er brukt på nytt."
+        if s.unknown_municipality:
+            text += (
+                f" {fmt_int(s.unknown_municipality)} med ukjent kommunenummer: de kan ikke "
+                "velges etter område."
+            )
         if s.rejected and self.rejects_path:
             text += f" Avviste poster er skrevet til {self.rejects_path}."
         return text
@@ -89,35 +111,51 @@ def import_dump(
     dump_date: str | None = None,
     progress: ProgressCallback | None = None,
     actor: str | None = None,
+    allow_shrink: bool = False,
 ) -> ImportResult:
-    """Import one dump file (any format, either kind) as a new snapshot."""
+    """Import one dump file (any format, either kind) as a new snapshot.
+
+    allow_shrink: import even when the file would mark many units gone or reject many
+    records (see MAX_GONE_SHARE and MAX_REJECTED_SHARE).
+    """
     progress = progress or no_progress
     path = Path(path)
     with open_dump(path) as reader:
         info = reader.info
         sha = file_sha256(path)
+        # The store holds the newest dump applied (feed pages aside), whatever its date.
+        newest = db.query_one(
+            "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
+            "ORDER BY id DESC LIMIT 1",
+            (info.kind.value,),
+        )
+        if newest is not None and newest[2] == sha:
+            return ImportResult(path, get_snapshot(db, newest[0]), True, (), None)
         prior = db.query_one(
-            "SELECT id FROM snapshots WHERE sha256 = ? AND kind = ? AND source = 'dump'",
+            "SELECT id, dump_date FROM snapshots WHERE sha256 = ? AND kind = ? "
+            "AND source = 'dump' ORDER BY id DESC LIMIT 1",
             (sha, info.kind.value),
         )
         if prior is not None:
-            return ImportResult(path, get_snapshot(db, prior[0]), True, (), None)
-        date = _dump_date(path, dump_date)
-        newest = db.query_one(
-            "SELECT id, dump_date FROM snapshots WHERE kind = ? AND source = 'dump' "
-            "ORDER BY dump_date DESC, id DESC LIMIT 1",
-            (info.kind.value,),
-        )
-        if newest and newest[1] and date < newest[1]:
-            raise UserError(
-                f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
-                f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
-            )
-        rejects = RejectLog(rejects_path)
+            # Applied before and since replaced: applying it again undoes what came after.
+            date = _dump_date(path, dump_date) if dump_date else prior[1]
+        else:
+            date = _dump_date(path, dump_date)
+            if newest and newest[1] and date < newest[1]:
+                raise UserError(
+                    f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
+                    f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
+                )
+        rejects = RejectLog(rejects_path, str(path))
         try:
             with _staged(db, reader, progress) as stage, _page_cache(db), db.transaction():
-                snapshot_id = _load(db, reader, path, sha, date, rejects, progress, stage)
+                snapshot_id = _load(
+                    db, reader, path, sha, date, rejects, progress, stage, allow_shrink
+                )
                 _audit(db, actor, snapshot_id)
+        except ShrinkRefused:
+            rejects.commit()  # the operator will want to see what was rejected
+            raise
         except BaseException:
             rejects.discard()
             raise
@@ -125,7 +163,12 @@ def import_dump(
     # Fresh statistics let the planner pick the covering segment indexes.
     db.execute("ANALYZE" if db.dialect == "sqlite" else "ANALYZE units")
     return ImportResult(
-        path, get_snapshot(db, snapshot_id), False, tuple(rejects.first), rejects_path
+        path,
+        get_snapshot(db, snapshot_id),
+        False,
+        tuple(rejects.first),
+        rejects_path,
+        prior[0] if prior is not None else None,
     )
 
 
@@ -169,6 +212,7 @@ def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
             "changed": snap.changed,
             "gone": snap.gone,
             "rejected": snap.rejected,
+            "unknown_municipality": snap.unknown_municipality,
         },
     )
 
@@ -194,6 +238,7 @@ def _load(
     rejects: RejectLog,
     progress: ProgressCallback,
     stage: registry_fast.Stage | None = None,
+    allow_shrink: bool = False,
 ) -> int:
     info = reader.info
     now = utcnow_iso()
@@ -218,8 +263,12 @@ def _load(
     direct = db.dialect == "sqlite" and not db.query_one(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
+    shrink = _ShrinkCheck(path, info.kind, rejects, allow_shrink)
     if table is not None and stage is not None:
-        counts = _load_fast(db, table, stage, info.kind, snapshot_id, now, rejects, direct=direct)
+        shrink.records = stage.rows
+        counts = _load_fast(
+            db, table, stage, info.kind, snapshot_id, now, rejects, shrink, direct=direct
+        )
         reader.records_read = stage.rows
         progress(info.size, info.size, stage.rows)
         registry_fast.drop_stage(db, table)
@@ -235,11 +284,12 @@ def _load(
             )
         for orgnr, index in _duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
-        counts = _merge(db, info.kind, snapshot_id, now)
+        shrink.records = batches_records(reader)
+        counts = _merge(db, info.kind, snapshot_id, now, shrink)
         _drop_staging(db)
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
-        "rejected = ? WHERE id = ?",
+        "rejected = ?, unknown_municipality = ? WHERE id = ?",
         (
             batches_records(reader),
             counts["new"],
@@ -247,10 +297,63 @@ def _load(
             counts["unchanged"],
             counts["gone"],
             rejects.count,
+            _unknown_municipalities(db, info.kind),
             snapshot_id,
         ),
     )
     return snapshot_id
+
+
+class _ShrinkCheck:
+    """Refuses a merge that marks too many units gone or rejected too many records."""
+
+    def __init__(self, path: Path, kind: Kind, rejects: RejectLog, allowed: bool) -> None:
+        self.path = path
+        self.kind = kind
+        self.rejects = rejects
+        self.allowed = allowed
+        self.records = 0
+
+    def __call__(self, counts: dict[str, int], current: int) -> None:
+        """Raise ShrinkRefused past a limit; current: the kind's units not gone before."""
+        if self.allowed or current == 0:  # nothing to lose in an empty store
+            return
+        gone, rejected = counts["gone"], self.rejects.count
+        problems = []
+        if gone > MAX_GONE_SHARE * current:
+            problems.append(
+                f"{fmt_int(gone)} av {fmt_int(current)} {self.kind.value} i lageret ville blitt "
+                f"merket som borte ({fmt_share(gone, current)}; grensen er "
+                f"{MAX_GONE_SHARE * 100:g}\u00a0%)"
+            )
+        if rejected > MAX_REJECTED_SHARE * self.records:
+            problems.append(
+                f"{fmt_int(rejected)} av {fmt_int(self.records)} poster ville blitt avvist "
+                f"({fmt_share(rejected, self.records)}; grensen er "
+                f"{MAX_REJECTED_SHARE * 100:g}\u00a0%)"
+            )
+        if not problems:
+            return
+        raise ShrinkRefused(
+            f"{self.path}: ikke importert: {' og '.join(problems)}. Importen ville gitt "
+            f"{fmt_int(counts['new'])} nye, {fmt_int(counts['changed'])} endret, "
+            f"{fmt_int(counts['unchanged'])} uendret, {fmt_int(gone)} borte, "
+            f"{fmt_int(rejected)} avvist; lageret er ikke endret. Er filen riktig, "
+            "importer den med --allow-shrink."
+        )
+
+
+def _unknown_municipalities(db: Database, kind: Kind) -> int:
+    """The kind's current units whose municipality number is not a 2024 one: no area has them."""
+    numbers = ", ".join(f"'{n}'" for n in municipality.all_numbers())
+    # The kind as a literal: SQLite uses the partial index units_area only for a literal.
+    return int(
+        db.scalar(
+            f"SELECT count(*) FROM units WHERE kind = '{unit_kind(kind)}' "
+            "AND gone_snapshot_id IS NULL AND municipality IS NOT NULL "
+            f"AND municipality NOT IN ({numbers})"
+        )
+    )
 
 
 DUPLICATE = "organisasjonsnummeret står flere ganger i filen"
@@ -336,15 +439,17 @@ def _load_fast(
     snapshot_id: int,
     now: str,
     rejects: RejectLog,
+    shrink: _ShrinkCheck,
     *,
     direct: bool,
 ) -> dict[str, int]:
     """Load the rows DuckDB extracted: rejects, then units in chunks with their e-mail reach."""
     accepted = stage.rows
-    for idx, code, raw_orgnr, orgnr in db.execute(
-        f"SELECT idx, reject, raw_orgnr, orgnr FROM {table} WHERE reject IS NOT NULL ORDER BY idx"
+    for idx, code, raw_orgnr, orgnr, employees in db.execute(
+        f"SELECT idx, reject, raw_orgnr, orgnr, employees FROM {table} "
+        "WHERE reject IS NOT NULL ORDER BY idx"
     ):
-        reason = registry_fast.reject_reason(code, orgnr, kind)
+        reason = registry_fast.reject_reason(code, orgnr, kind, employees)
         rejects.add(Reject(int(idx) + 1, None, raw_orgnr, reason))
         accepted -= 1
     reach = "CASE WHEN e.idx IS NULL THEN s.reach ELSE 'email' END"
@@ -368,7 +473,7 @@ def _load_fast(
         )
         for orgnr, index in _duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
-        counts = _merge(db, kind, snapshot_id, now)
+        counts = _merge(db, kind, snapshot_id, now, shrink)
         _drop_staging(db)
     else:
         indexes = _drop_indexes(db)
@@ -477,7 +582,7 @@ def _create_staging(db: Database) -> None:
 
 
 def _drop_staging(db: Database) -> None:
-    for table in ("staging_units", "staging_contacts", "touched"):
+    for table in ("staging_units", "staging_contacts", "touched", "staging_rejected"):
         db.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -499,9 +604,31 @@ def _duplicates(db: Database) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in dups]
 
 
-def _merge(db: Database, kind: Kind, snapshot_id: int, now: str) -> dict[str, int]:
-    """Apply the staged dump to units and contacts; returns the counts."""
+def _merge(
+    db: Database, kind: Kind, snapshot_id: int, now: str, shrink: _ShrinkCheck
+) -> dict[str, int]:
+    """Apply the staged dump to units and contacts; returns the counts.
+
+    Units go gone first, then shrink may refuse (and the transaction rolls back) before any
+    unit is written.
+    """
     unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    current = int(
+        db.scalar(
+            f"SELECT count(*) FROM units WHERE kind = '{unit_kind}' AND gone_snapshot_id IS NULL"
+        )
+    )
+    # The rejected records' units are still in the registry: kept as they were, never gone.
+    db.execute("CREATE TEMP TABLE staging_rejected (orgnr TEXT)")
+    db.insert_rows("staging_rejected", ("orgnr",), [(o,) for o in set(shrink.rejects.orgnrs)])
+    db.execute("CREATE INDEX staging_rejected_orgnr ON staging_rejected (orgnr)")
+    gone = db.execute(
+        "UPDATE units SET gone_snapshot_id = ?, updated_at = ? WHERE kind = ? "
+        "AND gone_snapshot_id IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM staging_units s WHERE s.orgnr = units.orgnr) "
+        "AND NOT EXISTS (SELECT 1 FROM staging_rejected r WHERE r.orgnr = units.orgnr)",
+        (snapshot_id, now, unit_kind),
+    ).rowcount
     db.execute(
         "CREATE TEMP TABLE touched AS SELECT s.orgnr AS orgnr, "
         "CASE WHEN u.orgnr IS NULL THEN 1 ELSE 0 END AS is_new "
@@ -513,6 +640,8 @@ def _merge(db: Database, kind: Kind, snapshot_id: int, now: str) -> dict[str, in
     staged = int(db.scalar("SELECT count(*) FROM staging_units"))
     new = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 1"))
     changed = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 0"))
+    counts = {"new": new, "changed": changed, "unchanged": staged - new - changed, "gone": gone}
+    shrink(counts, current)
     record_cols = ", ".join(unit.RECORD_COLUMNS)
     s_cols = ", ".join(f"s.{c}" for c in unit.RECORD_COLUMNS)
     db.execute(
@@ -535,19 +664,13 @@ def _merge(db: Database, kind: Kind, snapshot_id: int, now: str) -> dict[str, in
             "DELETE FROM contacts WHERE source = 'registry' "
             "AND orgnr IN (SELECT orgnr FROM touched WHERE is_new = 0)"
         )
-    gone = db.execute(
-        "UPDATE units SET gone_snapshot_id = ?, updated_at = ? WHERE kind = ? "
-        "AND gone_snapshot_id IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM staging_units s WHERE s.orgnr = units.orgnr)",
-        (snapshot_id, now, unit_kind),
-    ).rowcount
     contact_cols = ", ".join(unit.CONTACT_COLUMNS)
     c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
     db.execute(
         f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} "
         "FROM staging_contacts c JOIN touched t ON t.orgnr = c.orgnr"
     )
-    return {"new": new, "changed": changed, "unchanged": staged - new - changed, "gone": gone}
+    return counts
 
 
 # -- reading a unit's original record back -----------------------------------------------

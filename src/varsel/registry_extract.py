@@ -11,6 +11,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,13 +46,27 @@ class Reject:
         return f"{where}{who}: {self.reason}"
 
 
-class RejectLog:
-    """Rejected records: the first few kept for display, all written to the rejects file."""
+def start_rejects(path: Path) -> None:
+    """Start the rejects file afresh (empty): the imports of one command append to it."""
+    try:
+        path.write_bytes(b"")
+    except OSError as e:
+        raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({e.strerror})") from None
 
-    def __init__(self, path: Path | None) -> None:
+
+class RejectLog:
+    """Rejected records: the first few kept for display, all appended to the rejects file.
+
+    Each line names the dump (`file`). The lines go to a temporary file first and are added
+    to the rejects file when the import is over, so a file that fails leaves no lines.
+    """
+
+    def __init__(self, path: Path | None, file: str = "") -> None:
         self.path = path
+        self.file = file
         self.count = 0
         self.first: list[Reject] = []
+        self.orgnrs: list[str] = []  # of the rejected records that have one: still registered
         self._file: IO[str] | None = None
         self._tmp: str | None = None
         if path is not None:
@@ -65,13 +80,24 @@ class RejectLog:
         self.count += 1
         if len(self.first) < SHOWN_REJECTS:
             self.first.append(reject)
+        if reject.orgnr:
+            self.orgnrs.append(reject.orgnr.strip())
         if self._file is not None:
-            self._file.write(json.dumps(dataclasses.asdict(reject), ensure_ascii=False) + "\n")
+            line = {"file": self.file, **dataclasses.asdict(reject)}
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def commit(self) -> None:
         if self._file is not None and self._tmp is not None and self.path is not None:
             self._file.close()
-            os.replace(self._tmp, self.path)
+            try:
+                with open(self._tmp, "rb") as lines, self.path.open("ab") as out:
+                    shutil.copyfileobj(lines, out)
+            except OSError as e:
+                raise UserError(
+                    f"{self.path}: kan ikke skrive avvisningsfilen ({e.strerror})"
+                ) from None
+            finally:
+                Path(self._tmp).unlink(missing_ok=True)
 
     def discard(self) -> None:
         if self._file is not None and self._tmp is not None:

@@ -276,7 +276,8 @@ def projection(path: Path, kind: Kind) -> str:
         f"WHEN NOT {_valid_orgnr('orgnr')} THEN 'bad_orgnr' "
         "WHEN name IS NULL THEN 'no_name' "
         "WHEN form IS NULL THEN 'no_form' "
-        f"WHEN {is_sub} <> {'true' if sub else 'false'} THEN 'wrong_kind' END"
+        f"WHEN {is_sub} <> {'true' if sub else 'false'} THEN 'wrong_kind' "
+        f"WHEN {employees} < 0 THEN 'negative_employees' END"
     )
     read = "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in _READ.items()) + "}"
     columns = ",\n  ".join(f"{values[c]} AS {c}" for c in unit.RECORD_COLUMNS)
@@ -300,7 +301,7 @@ SELECT *, {_hash({c: c for c in unit.RECORD_COLUMNS}, types)} AS record_hash FRO
 """
 
 
-def reject_reason(code: str, orgnr: str | None, kind: Kind) -> str:
+def reject_reason(code: str, orgnr: str | None, kind: Kind, employees: int | None = None) -> str:
     """The reason unit.extract gives for a reject code of the projection."""
     if code == "no_orgnr":
         return "mangler organisasjonsnummer"
@@ -313,6 +314,8 @@ def reject_reason(code: str, orgnr: str | None, kind: Kind) -> str:
     if code == "wrong_kind":
         what = "en hovedenhet" if kind is Kind.UNDERENHETER else "en underenhet"
         return f"posten er {what}, men filen inneholder {kind.value}"
+    if code == "negative_employees":
+        return f"antallAnsatte er negativt: {employees}"
     raise ValueError(f"unknown reject code {code!r}")
 
 

@@ -33,6 +33,7 @@ class Snapshot:
     removed: int
     skipped: int
     rejected: int
+    unknown_municipality: int  # units whose municipality number no 2024 area has
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

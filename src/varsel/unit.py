@@ -177,6 +177,8 @@ def extract(
             employees = int(employees)
         except (TypeError, ValueError):
             raise Rejected(f"antallAnsatte er ikke et tall: {employees!r}") from None
+        if employees < 0:
+            raise Rejected(f"antallAnsatte er negativt: {employees}")
     has_employees = bool(record.get("harRegistrertAntallAnsatte")) or bool(employees)
 
     email = clean_text(record.get("epostadresse"))

@@ -17,7 +17,8 @@ CREATE TABLE snapshots (
     gone INTEGER NOT NULL DEFAULT 0,
     removed INTEGER NOT NULL DEFAULT 0,   -- erased on legal grounds (Fjernet)
     skipped INTEGER NOT NULL DEFAULT 0,   -- feed entries already applied or not applicable
-    rejected INTEGER NOT NULL DEFAULT 0
+    rejected INTEGER NOT NULL DEFAULT 0,
+    unknown_municipality INTEGER NOT NULL DEFAULT 0  -- units with a number no 2024 area has
 );
 CREATE INDEX snapshots_kind ON snapshots (kind, id);
 

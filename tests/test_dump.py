@@ -1,0 +1,55 @@
+"""Reading dump files: where a damaged gzip stream breaks."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from varsel.dump import CorruptGzipError, gzip_problem, open_dump
+
+
+def test_a_whole_gzip_file_has_no_problem(tmp_path: Path) -> None:
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(gzip.compress(b"[]" * 10_000) + gzip.compress(b"x"))  # two members
+    assert gzip_problem(path) is None
+
+
+def test_bad_deflate_data_is_placed_by_its_compressed_position(tmp_path: Path) -> None:
+    good = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = good.compress(b"[" + b'{"a": 1},' * 5000) + good.flush(zlib.Z_FULL_FLUSH)
+    # A final block of the reserved type 3: no decoder reads past it.
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(header + body + b"\x07" + struct.pack("<II", 0, 0))
+    at = len(header) + len(body)
+    assert gzip_problem(path) == (
+        f"ødelagt gzip ved byte {at // 1024 * 1024:,}: ugyldige komprimerte data "
+        "(invalid block type)"
+    ).replace(",", "\u00a0")
+
+
+def test_a_changed_byte_only_the_crc_finds_has_no_position(tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(b"[" + b'{"navn": "A"},' * 10_000 + b"{}]"))
+    data[-8] ^= 0xFF  # the CRC itself
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(bytes(data))
+    assert gzip_problem(path) == (
+        "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet et sted i filen"
+    )
+    expected = r"e\.json\.gz: ødelagt gzip: kontrollsummen"
+    with pytest.raises(CorruptGzipError, match=expected), open_dump(path) as reader:
+        list(reader)
+
+
+def test_a_cut_gzip_file_says_where_it_ends(tmp_path: Path) -> None:
+    data = gzip.compress(random.Random(1).randbytes(20_000))  # does not shrink
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(data[:3000])
+    problem = gzip_problem(path)
+    assert problem is not None
+    assert problem.startswith("ødelagt gzip ved byte 3\u00a0000: filen slutter før")
