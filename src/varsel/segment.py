@@ -291,7 +291,8 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
             "skjuler antallet (1–4)."
         )
         return "registered", 1, note
-    if rule == "exact" or (rule == "auto" and n >= 5):
+    # From 5 up every rule is the count: a hidden count (1-4) is certainly below N.
+    if rule == "exact" or n >= 5:
         note = f"Ansatte: minst {n} etter oppgitt antall."
         if n < 5:
             note += (
@@ -302,22 +303,14 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
         else:
             note += f" Enheter med skjult antall (1–4) har færre enn {n} og er ikke med."
         return "exact", n, note
-    if n < 5:
-        note = (
-            f"Ansatte: minst {n} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
-            f"antall under 5. Regel brukt: enheter med minst {n} etter oppgitt antall, pluss "
-            "enheter med registrerte ansatte der antallet er skjult (1–4); de er tatt med og "
-            "telt som uavgjort."
-        )
-        if rule == "auto":
-            note += " Velg --employee-rule exact for bare enheter med 5 eller flere."
-    else:
-        note = (
-            f"Ansatte: minst {n} etter oppgitt antall, pluss enheter med registrerte ansatte "
-            "der antallet er skjult (1–4), fordi regelen er «registrerte ansatte». De er tatt "
-            f"med og telt som uavgjort, selv om et skjult antall (1–4) er under {n}. Enheter "
-            f"med oppgitt antall under {n} er ikke med."
-        )
+    note = (
+        f"Ansatte: minst {n} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
+        f"antall under 5. Regel brukt: enheter med minst {n} etter oppgitt antall, pluss "
+        "enheter med registrerte ansatte der antallet er skjult (1–4); de er tatt med og "
+        "telt som uavgjort."
+    )
+    if rule == "auto":
+        note += " Velg --employee-rule exact for bare enheter med 5 eller flere."
     return "registered_undecided", n, note
 
 
