@@ -490,6 +490,20 @@ def main() -> None:
         sys.exit("some lookups were not recorded or not counted")
 
 
+def unknown_codes(count: int) -> list[str]:
+    """Well-formed codes (their check symbols are right) that no store has: each a 404 from
+    the unknown-code page, where a mistyped code would get the form's error (400)."""
+    from varsel import codes
+
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        data = f"ABCD{n:04d}WXY"  # 5 in 37 of these have no check symbol in the alphabet
+        found += [codes.format_code(data + c) for c in codes.ALPHABET if codes.is_valid(data + c)]
+        n += 1
+    return found
+
+
 def attack_runs(
     args: argparse.Namespace, url: str, folder: Path, how: Load, server: tuple[str, str]
 ) -> dict[str, list[Run]]:
@@ -498,11 +512,10 @@ def attack_runs(
     site = "varsel.web:app_from_environment"
     base_env = site_env(url)
     unknown = folder / "unknown"
-    unknown.write_text(
-        "".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(n)}\n" for n in range(args.codes))
-    )
+    guesses = unknown_codes(args.codes)
+    unknown.write_text("".join(f"/kontroll?kode={c} {visitor(n)}\n" for n, c in enumerate(guesses)))
     one = folder / "one_visitor"
-    one.write_text("".join(f"/kontroll?kode=ABCD-{n:04d}-WXYZ {visitor(0)}\n" for n in range(50)))
+    one.write_text("".join(f"/kontroll?kode={c} {visitor(0)}\n" for c in guesses[:50]))
     kinds = {
         "`/kontroll?kode=…`, unknown codes (404)": (unknown, {**base_env, **RAISED}),
         "`/kontroll?kode=…`, one visitor past its limit (429)": (one, base_env),

@@ -5,7 +5,15 @@ from collections.abc import Callable
 import pytest
 
 from varsel.db import Database, connect
-from varsel.ratelimit import GLOBAL, Limit, consume, consume_many, count, purge
+from varsel.ratelimit import (
+    GLOBAL,
+    Limit,
+    consume,
+    consume_many,
+    count,
+    purge,
+    visitor_network,
+)
 
 TEN_PER_MINUTE = Limit("test", 10, 60)
 
@@ -150,3 +158,27 @@ def test_workers_counting_the_same_keys_at_once_never_deadlock(
             ("b", 60),
             ("c", 60),
         ]
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("192.0.2.17", "192.0.2.17"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:192.0.2.17", "192.0.2.17"),  # IPv4 written as IPv6 is the IPv4 address
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),  # no client address (a test client, a Unix socket)
+    ],
+)
+def test_a_visitor_is_an_ipv4_address_or_an_ipv6_64(address: str, network: str) -> None:
+    assert visitor_network(address) == network
+
+
+def test_one_64_shares_a_limit_across_its_addresses(db: Database) -> None:
+    decisions = [
+        consume(db, [(TEN_PER_MINUTE, visitor_network(f"2001:db8::{i:x}"))], now=600.0)
+        for i in range(1, 12)
+    ]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False]

@@ -102,3 +102,34 @@ def test_a_changed_definition_shows_in_the_next_lookup(
     again = verify.by_code(db, first)
     assert again is not None
     assert again.spec.document_title == "Nye råd"
+
+
+def test_a_found_code_tells_its_channel_and_the_language_it_was_sent_in(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import letters
+    from varsel.outbox import DeliveryState
+
+    first, _ = _send_all(db)
+    orgnr = db.scalar("SELECT orgnr FROM recipients ORDER BY orgnr")
+    letter = codes.new_code()
+    with db.transaction():
+        letters.new_delivery(
+            db,
+            campaign_id,
+            orgnr,
+            "nn",
+            DeliveryState.POSTED,
+            letter.replace("-", ""),
+            "2026-01-06T09:00:00.000Z",
+        )
+    email, posted = verify.by_codes(db, [first, letter])
+    assert email is not None
+    assert posted is not None
+    assert (email.channel, email.language) == ("email", "nb")
+    assert (posted.channel, posted.language, posted.code) == ("letter", "nn", letter)
+    assert [u.orgnr for u in posted.units] == [orgnr]
+    token = db.scalar("SELECT unsubscribe_token FROM deliveries WHERE code = ?", (first,))
+    by_token = verify.by_token(db, token)
+    assert by_token is not None
+    assert (by_token.channel, by_token.language) == ("email", "nb")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 PUBLIC = "https://www.politiet.no/varsel"  # the site's and the campaign's public address
 OFFICIAL = "https://www.politiet.no"  # the authority's site: the live server stands in for it
-UNKNOWN = "ABCD-2345-WXYZ"
+UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 T = TypeVar("T")
 
 
@@ -145,6 +145,13 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
     shows("Sjekk om en e-post er ekte")
     assert page.locator("#kode-feil").inner_text().endswith(t("Skriv inn koden fra e-posten."))
     yield "kontroll-tom-kode"
+    # A code with one symbol wrong (the check symbol catches it): a typo, not fraud.
+    page.locator("#kode").fill(story.code[:-1] + ("A" if story.code[-1] != "A" else "B"))
+    submit()
+    wrong = t("Koden er ikke skrevet riktig. Sjekk at du har skrevet av alle tegnene.")
+    assert page.locator("#kode-feil").inner_text().endswith(wrong)
+    assert page.locator("#kode").get_attribute("aria-invalid") == "true"
+    yield "kontroll-feil-kode"
 
     # Typed the way people do: no dashes, small letters, an O for a zero.
     page.locator("#kode").fill(story.code.replace("-", " ").lower().replace("0", "o"))
@@ -293,9 +300,8 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
     assert page.locator("ul.units li").all_inner_texts() == [
         f"{name} (org.nr. {orgnr[:3]} {orgnr[3:6]} {orgnr[6:]})" for name, orgnr in units
     ]
-    assert (
-        page.locator("dd").first.inner_text() == "Oslo politidistrikt og NSR (sikkerhet@nsr-org.no)"
-    )
+    # The From line as the reader's mail program shows it.
+    assert page.locator("dd").first.inner_text() == "NSR <sikkerhet@nsr-org.no>"
 
     page.get_by_role("link", name="Gi oss tilbakemelding om denne e-posten").click()
     page.get_by_label("5").check()
@@ -380,6 +386,7 @@ STOPS = [
     "forside",
     "kontroll",
     "kontroll-tom-kode",
+    "kontroll-feil-kode",
     "kontroll-ekte",
     "tilbakemelding",
     "tilbakemelding-feil",
@@ -423,7 +430,7 @@ def test_the_tour_covers_every_template() -> None:
     # Which template each stop shows is checked by its heading; this keeps the list honest.
     shown_by_tour = {
         "home", "verify", "genuine", "unknown", "feedback", "thanks", "register", "document",
-        "document_sent", "document_url", "unsubscribe", "unsubscribed", "error",
+        "document_sent", "document_url", "unsubscribe", "unsubscribed", "error", "limited",
     }  # fmt: skip
     assert pages == shown_by_tour
 
@@ -452,6 +459,9 @@ def test_limits_count_the_visitor_the_proxy_names(server: LiveServer, story: Sto
 
     assert [lookup("192.0.2.1") for _ in range(11)] == [404] * 10 + [429]
     assert lookup("192.0.2.2") == 404
+    # IPv6: by the visitor's /64, whichever of its addresses the proxy names.
+    assert [lookup(f"2001:db8:7:8::{i:x}") for i in range(1, 12)] == [404] * 10 + [429]
+    assert lookup("2001:db8:7:9::1") == 404
 
 
 def test_axe_check_fails_on_a_page_with_violations(page: Page) -> None:

@@ -22,6 +22,16 @@ def used_messages() -> set[str]:
     return {message for _, _, message, _, _ in found if isinstance(message, str)}
 
 
+def used_plurals() -> set[tuple[str, str]]:
+    """Every message with plural forms the templates (ngettext) and views (answers.ngettext_noop)
+    use, as (singular, plural)."""
+    method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    keywords = {"ngettext_noop": (1, 2), "ngettext": (1, 2)}
+    found = extract_from_dir(str(WEB), method_map, options, keywords=keywords)
+    return {(m[0], m[1]) for _, _, m, _, _ in found if isinstance(m, tuple) and len(m) == 2}
+
+
 def library_messages() -> set[str]:
     """Every message id the library marks for the console (varsel.errors' Text and N_)."""
     method_map = [("web/**", "ignore"), ("**.py", "python")]
@@ -34,9 +44,20 @@ def test_every_message_is_translated(language: str) -> None:
     path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as f:
         catalog = read_po(f)
-    translated = {m.id for m in catalog if m.id and m.string}
+    translated = {m.id for m in catalog if m.id and m.string and all(m.string)}
     assert sorted(used_messages() - translated) == []
     assert sorted(library_messages() - translated) == []
+    assert sorted(used_plurals() - translated) == []
+
+
+def test_the_plural_messages_are_found() -> None:
+    found = used_plurals()
+    assert (
+        "Mange sjekker koder akkurat nå. Prøv igjen om %(minutes)s minutt.",
+        "Mange sjekker koder akkurat nå. Prøv igjen om %(minutes)s minutter.",
+    ) in found  # a view's (answers.py)
+    # A template's (document.html):
+    assert ("Lenken virker i %(num)s time.", "Lenken virker i %(num)s timer.") in found
 
 
 def test_the_library_messages_are_found() -> None:

@@ -34,14 +34,19 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> CampaignSpec:
 
 
 def found(
-    spec: CampaignSpec, code: str, sent_at: str | None, units: list[tuple[str, str]]
+    spec: CampaignSpec,
+    code: str,
+    sent_at: str | None,
+    units: list[tuple[str, str]],
+    channel: str = "email",
+    language: str = "nb",
 ) -> Found:
     names = tuple(UnitName(orgnr, name) for orgnr, name in units)
-    return Found(7, 3, "Test", spec, "post@example.no", sent_at, names, code)
+    return Found(7, 3, "Test", spec, "post@example.no", sent_at, names, code, channel, language)
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     language=st.sampled_from(["nb", "nn", "en"]),
@@ -52,6 +57,9 @@ def found(
     here=HOSTILE,
     organisation=HOSTILE,
     with_file=st.booleans(),
+    channel=st.sampled_from(["email", "letter", "altinn"]),  # deliveries.channel
+    sent_in=st.sampled_from(["nb", "nn", "en"]),  # the message's language, not the page's
+    from_name=HOSTILE,
     root=st.sampled_from(["", "/varsel", "/a&b"]),  # the site's root: "" when it has no path
 )
 def test_the_compiled_genuine_page_is_the_page_jinja_makes(
@@ -64,14 +72,18 @@ def test_the_compiled_genuine_page_is_the_page_jinja_makes(
     here: str,
     organisation: str,
     with_file: bool,
+    channel: str,
+    sent_in: str,
+    from_name: str,
     root: str,
 ) -> None:
     changed = dataclasses.replace(
         spec,
         organisation=organisation,
+        from_name=from_name,
         document_file=spec.document_file if with_file else None,
     )
-    shown = found(changed, code, sent_at, units)
+    shown = found(changed, code, sent_at, units, channel, sent_in)
     page = genuine.compiled(language, shown, root)
     assert page.fill(genuine.values(shown, path, here)) == genuine.jinja_text(
         language, shown, path, here, root

@@ -26,6 +26,7 @@ CAMPAIGN = campaign_toml(document='file = "rad.pdf"\n')
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 PDF = b"%PDF-1.4 sikkerhetsrad\n"
 CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 
 
 def text_of(data: bytes) -> str:
@@ -108,7 +109,8 @@ def test_a_real_code_typed_sloppily_shows_the_campaign_and_the_units(
     page = client.get("/kontroll", params={"kode": sloppy})
     assert page.status_code == 200
     assert "E-posten er ekte" in page.text
-    assert "Oslo politidistrikt og NSR (sikkerhet@nsr-org.no)" in page.text
+    # The From line as the reader's mail program shows it: the sender's name and address.
+    assert "<dt>Avsender</dt><dd>NSR &lt;sikkerhet@nsr-org.no&gt;</dd>" in page.text
     assert "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR" in page.text
     for orgnr, name in units_of(db, address):
         assert name in page.text
@@ -116,6 +118,80 @@ def test_a_real_code_typed_sloppily_shows_the_campaign_and_the_units(
     assert '<a href="https://www.politiet.no/rad.pdf">' in page.text
     kinds = db.query("SELECT kind, campaign_id FROM events WHERE kind LIKE 'verify%'")
     assert kinds == [("verify_ok", sent)]
+
+
+NN_SUBJECT = "Førebyggjande tryggleiksinformasjon frå Oslo politidistrikt og NSR"
+
+
+def test_a_letter_and_an_altinn_message_are_answered_as_what_they_are(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    from varsel import letters
+    from varsel.codes import new_code
+    from varsel.outbox import DeliveryState
+
+    orgnr, name = db.query(
+        "SELECT orgnr, name FROM recipients WHERE campaign_id = ? ORDER BY orgnr", (sent,)
+    )[0]
+    letter_code, altinn_code = new_code(), new_code()
+    at = "2026-01-05T10:00:00.000Z"
+    with db.transaction():
+        letters.new_delivery(
+            db, sent, orgnr, "nb", DeliveryState.POSTED, letter_code.replace("-", ""), at
+        )
+        letters.new_delivery(
+            db,
+            sent,
+            orgnr,
+            "nn",
+            DeliveryState.DELIVERED,
+            altinn_code.replace("-", ""),
+            at,
+            channel="altinn",
+        )
+    for _ in range(2):  # the first page of a shape is checked against Jinja; the next is not
+        letter = client.get("/kontroll", params={"kode": letter_code.lower()})
+        assert letter.status_code == 200
+        assert '<h1 class="ok">Brevet er ekte</h1>' in letter.text
+        assert f"Koden {letter_code} hører til et brev vi har sendt." in letter.text
+        assert "<dt>Avsender</dt><dd>Oslo politidistrikt og NSR</dd>" in letter.text
+        assert "<dd>5. januar 2026</dd>" in letter.text
+        assert name in letter.text
+        assert "Gi oss tilbakemelding om dette brevet" in letter.text
+        for email_only in ("E-posten er ekte", "<dt>Emne</dt>", "sikkerhet@nsr-org.no"):
+            assert email_only not in letter.text
+        altinn = client.get("/kontroll", params={"kode": altinn_code})
+        assert altinn.status_code == 200
+        assert '<h1 class="ok">Meldingen i Altinn er ekte</h1>' in altinn.text
+        assert f"Koden {altinn_code} hører til en melding vi har sendt i Altinn." in altinn.text
+        assert "<dt>Avsender</dt><dd>Oslo politidistrikt og NSR</dd>" in altinn.text
+        # The title as Altinn shows it: in the language the message was sent in.
+        assert f'<dt>Tittel</dt><dd lang="nn">{NN_SUBJECT}</dd>' in altinn.text
+        assert "Gi oss tilbakemelding om denne meldingen" in altinn.text
+        assert "E-posten er ekte" not in altinn.text
+        english = client.get("/kontroll", params={"kode": letter_code, "lang": "en"})
+        assert "The letter is genuine" in english.text
+
+
+def test_the_subject_is_shown_as_it_was_sent_on_the_page_and_in_the_register(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    _, code, _ = first_message(sink)
+    # As a business with målform Nynorsk gets it (the sample's one such business has no e-mail).
+    db.execute("UPDATE deliveries SET language = 'nn' WHERE code = ?", (code.replace("-", ""),))
+    for lang in ("nb", "en"):
+        page = client.get("/kontroll", params={"kode": code, "lang": lang})
+        assert f'<dd lang="nn">{NN_SUBJECT}</dd>' in page.text
+    nynorsk = client.get("/kontroll", params={"kode": code, "lang": "nn"})
+    assert f"<dd>{NN_SUBJECT}</dd>" in nynorsk.text
+    [entry] = client.get("/varsler.json").json()["campaigns"]
+    nb_subject = "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR"
+    assert entry["subject"] == nb_subject  # as before, for those who read it
+    assert entry["subjects"] == {"nb": nb_subject, "nn": NN_SUBJECT}
+    register = client.get("/varsler").text
+    assert f"<li>{nb_subject} (Bokmål)</li>" in register
+    assert f'<li lang="nn">{NN_SUBJECT} (Nynorsk)</li>' in register
+    assert "Står ikke meldingen du har fått her, kommer den ikke fra oss." in register
 
 
 @pytest.mark.parametrize("lang", ["nb", "nn", "en"])
@@ -145,16 +221,42 @@ def test_the_genuine_page_has_the_security_headers_and_no_cookie(
 def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(
     client: TestClient, sent: int, db: Database
 ) -> None:
-    page = client.get("/kontroll?kode=ABCD-2345-WXYZ")
+    page = client.get("/kontroll?kode=aaaa aaaa aaa5")
     assert page.status_code == 404
-    assert "kommer ikke fra oss" in page.text
+    assert "E-posten med koden AAAA-AAAA-AAA5 kommer ikke fra oss." in page.text
     assert "Ikke klikk på lenker" in page.text
     assert "Slett e-posten." in page.text
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "set-cookie" not in page.headers
     assert db.query(
-        "SELECT kind, campaign_id, delivery_id FROM events WHERE kind LIKE 'verify%'"
-    ) == [("verify_unknown", None, None)]
+        "SELECT kind, campaign_id, delivery_id, detail FROM events WHERE kind LIKE 'verify%'"
+    ) == [("verify_unknown", None, None, '{"well_formed": true}')]
+
+
+@pytest.mark.parametrize("typed", ["ABCD-2345-WXYZ", "PRH8", "<b>Ring 22 22 22 22</b>"])
+def test_text_that_is_not_a_code_is_a_field_error_and_not_called_fraud(
+    client: TestClient, sent: int, db: Database, typed: str
+) -> None:
+    # One wrong symbol (the check symbol catches it), a fragment, or anything else.
+    page = client.get("/kontroll", params={"kode": typed})
+    assert page.status_code == 400
+    assert "Koden er ikke skrevet riktig. Sjekk at du har skrevet av alle tegnene." in page.text
+    assert 'id="kode-feil"' in page.text
+    assert 'aria-describedby="kode-hint kode-feil" aria-invalid="true"' in page.text
+    assert 'href="#kode"' in page.text  # the summary leads to the field
+    assert "kommer ikke fra oss" not in page.text
+    assert "svindel" not in page.text
+    assert 'name="kode" type="text" value=""' in page.text  # not shown again
+    assert "Ring 22" not in page.text
+    assert db.query("SELECT kind, detail FROM events WHERE kind LIKE 'verify%'") == [
+        ("verify_unknown", '{"well_formed": false}')
+    ]
+
+
+def test_text_that_is_not_a_code_counts_against_the_limit(client: TestClient) -> None:
+    statuses = [client.get("/kontroll?kode=PRH8").status_code for _ in range(10)]
+    assert statuses == [400] * 10
+    assert client.get(f"/kontroll?kode={UNKNOWN}").status_code == 429
 
 
 def test_an_empty_code_is_a_field_error(client: TestClient) -> None:
@@ -165,19 +267,56 @@ def test_an_empty_code_is_a_field_error(client: TestClient) -> None:
 
 def test_guessing_from_many_addresses_hits_the_global_limit(settings: Settings) -> None:
     app = create_app(dataclasses.replace(settings, verify_global_per_minute=5))
-    statuses = []
+    pages = []
     for i in range(6):
         with TestClient(app, base_url="https://testserver", client=(f"192.0.2.{i}", 4000)) as c:
-            statuses.append(c.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code)
-    assert statuses == [404] * 5 + [429]
+            pages.append(c.get(f"/kontroll?kode={UNKNOWN}"))
+    assert [p.status_code for p in pages] == [404] * 5 + [429]
+    # The sixth visitor's first try: not told they tried too often.
+    assert "Mange sjekker koder akkurat nå. Prøv igjen om 1 minutt." in pages[5].text
+    assert "Du har gjort mange forsøk" not in pages[5].text
+
+
+def test_ipv6_visitors_are_limited_by_their_64_network(settings: Settings) -> None:
+    # Anyone with a /64 has 2^64 addresses: each new one must not bring a fresh limit.
+    app = create_app(settings)
+
+    def status(address: str) -> int:
+        with TestClient(app, base_url="https://testserver", client=(address, 4000)) as c:
+            return c.get(f"/kontroll?kode={UNKNOWN}").status_code
+
+    assert [status(f"2001:db8:1:2::{i:x}") for i in range(1, 11)] == [404] * 10
+    assert status("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+    assert status("2001:db8:1:3::1") == 404  # the next /64 is someone else
+    # IPv4 as before, also when written as IPv6.
+    assert [status("192.0.2.7") for _ in range(10)] == [404] * 10
+    assert status("::ffff:192.0.2.7") == 429
+
+
+def test_feedback_and_document_limits_count_an_ipv6_visitor_by_their_64(
+    settings: Settings, sent: int
+) -> None:
+    app = create_app(settings)
+    feedback, document = [], []
+    for i in range(11):
+        # A new address of the same /64 for every request, with its own form cookie.
+        with TestClient(
+            app, base_url="https://testserver", client=(f"2001:db8:5:6::{i + 1:x}", 4000)
+        ) as c:
+            token = csrf(c, "/tilbakemelding")
+            form = {"csrf": token, "usefulness": "3"}
+            feedback.append(c.post("/tilbakemelding", data=form).status_code)
+            document.append(request_document(c, sent, f"n{i}@example.test").status_code)
+    assert feedback == [200] * 10 + [429]
+    assert document == [200] * 10 + [429]
 
 
 def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
     client: TestClient, settings: Settings
 ) -> None:
     for _ in range(10):
-        assert client.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code == 404
-    page = client.get("/kontroll?kode=AAAA-AAAA-AAAA")
+        assert client.get(f"/kontroll?kode={UNKNOWN}").status_code == 404
+    page = client.get(f"/kontroll?kode={UNKNOWN}")
     assert page.status_code == 429
     assert "Du har gjort mange forsøk på kort tid" in page.text
     assert int(page.headers["retry-after"]) > 0
@@ -189,7 +328,7 @@ def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
     assert page.headers["cache-control"] == "no-store"
     assert "set-cookie" not in page.headers
     with TestClient(create_app(settings), base_url="https://testserver") as again:
-        assert again.get("/kontroll?kode=AAAA-AAAA-AAAA").status_code == 429
+        assert again.get(f"/kontroll?kode={UNKNOWN}").status_code == 429
 
 
 # -- register -------------------------------------------------------------------------

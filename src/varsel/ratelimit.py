@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import ipaddress
 import math
 import time
 from collections.abc import Sequence
@@ -46,6 +47,25 @@ class Decision:
 def hashed_key(secret: bytes, value: str) -> str:
     """A keyed hash of an IP or e-mail address: the store never holds the value itself."""
     return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=4096)
+def visitor_network(address: str) -> str:
+    """What a per-visitor limit counts by: an IPv4 address itself, an IPv6 address's /64.
+
+    Anyone given a /64 (the usual smallest IPv6 assignment) may use any of its 2^64 addresses,
+    so counting full IPv6 addresses would give them a fresh limit per request. An IPv4 address
+    written as IPv6 (::ffff:192.0.2.1) is the IPv4 address; text that is no address is itself.
+    """
+    if ":" not in address:
+        return address  # IPv4 (or "unknown"): the common case, without parsing
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
 
 
 # Hits of windows that have ended, by (store, scope, key, window start): no request counts in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from varsel import municipality
-from varsel.campaign import CampaignSpec
+from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.verify import GENUINE_STATES
@@ -26,6 +27,7 @@ class Entry:
     sender_address: str
     organisation: str
     subject: str  # the Bokmål subject line
+    subjects: Mapping[str, str]  # by language (nb, nn, en), each the campaign has sent in
     areas: tuple[str, ...]  # place names; empty for the whole country
     min_employees: int | None
     industries: tuple[str, ...]  # NACE code prefixes
@@ -41,6 +43,7 @@ class Entry:
             "sender_address": self.sender_address,
             "organisation": self.organisation,
             "subject": self.subject,
+            "subjects": dict(self.subjects),
             "target": {
                 "areas": list(self.areas),
                 "min_employees": self.min_employees,
@@ -70,9 +73,10 @@ _SUBJECTS = ImmutableSandboxedEnvironment(autoescape=False)
 
 
 def subject(spec: CampaignSpec, language: str = "nb") -> str:
-    """The campaign's subject line as readers saw it (without per-recipient parts)."""
+    """The campaign's subject line in a language as readers saw it (without per-recipient parts)."""
+    template = spec.templates.get(language) or spec.templates["nb"]
     return _subject(
-        spec.templates[language].subject,
+        template.subject,
         spec.name,
         spec.organisation,
         spec.from_name,
@@ -108,15 +112,27 @@ def _subject(
 def entries(db: Database) -> list[Entry]:
     """Every campaign at least one message of which may have left, newest first."""
     marks = ", ".join("?" for _ in GENUINE_STATES)
+    # A row per campaign and language it has sent in: the register shows each language's
+    # subject, so that a reader of a Nynorsk or English message finds theirs.
     rows = db.query(
-        "SELECT c.id, c.name, c.spec, first.at FROM campaigns c JOIN ("
-        "SELECT campaign_id, min(coalesce(sent_at, data_started_at, updated_at)) AS at "
-        f"FROM deliveries WHERE state IN ({marks}) GROUP BY campaign_id"
-        ") first ON first.campaign_id = c.id ORDER BY first.at DESC, c.id DESC",
+        "SELECT c.id, c.name, c.spec, first.at, first.language FROM campaigns c JOIN ("
+        "SELECT campaign_id, language, min(coalesce(sent_at, data_started_at, updated_at)) AS at "
+        f"FROM deliveries WHERE state IN ({marks}) GROUP BY campaign_id, language"
+        ") first ON first.campaign_id = c.id",
         [s.value for s in GENUINE_STATES],
     )
+    campaigns: dict[int, tuple[str, str, str, set[str]]] = {}
+    for campaign_id, name, spec_json, at, language in rows:
+        known = campaigns.get(int(campaign_id))
+        if known is None:
+            campaigns[int(campaign_id)] = (name, spec_json, at, {language})
+        else:
+            known[3].add(language)
+            if at < known[2]:
+                campaigns[int(campaign_id)] = (name, spec_json, at, known[3])
     out = []
-    for campaign_id, name, spec_json, first in rows:
+    newest_first = sorted(campaigns.items(), key=lambda c: (c[1][2], c[0]), reverse=True)
+    for campaign_id, (name, spec_json, first, languages) in newest_first:
         spec = CampaignSpec.from_json(spec_json)
         out.append(
             Entry(
@@ -126,6 +142,7 @@ def entries(db: Database) -> list[Entry]:
                 spec.from_address,
                 spec.organisation,
                 subject(spec),
+                {lang: subject(spec, lang) for lang in LANGUAGES if lang in languages},
                 area_names(spec),
                 spec.criteria.min_employees,
                 spec.criteria.nace,

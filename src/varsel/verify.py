@@ -65,11 +65,13 @@ class Found:
     sent_at: str | None  # ISO 8601 UTC; None if not sent yet
     units: tuple[UnitName, ...]
     code: str  # the verification code as the message prints it: XXXX-XXXX-XXXX
+    channel: str = "email"  # deliveries.channel: email, letter or altinn
+    language: str = "nb"  # the language the message was sent in: nb, nn or en
 
 
 _SELECT = (
     "SELECT d.id, d.campaign_id, c.name, c.spec, d.address, "
-    "coalesce(d.sent_at, d.data_started_at, d.updated_at), d.code "
+    "coalesce(d.sent_at, d.data_started_at, d.updated_at), d.code, d.channel, d.language "
     "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
 )
 
@@ -99,6 +101,8 @@ def _found(db: Database, row: tuple[object, ...]) -> Found:
         None if row[5] is None else str(row[5]),
         units,
         _printed(str(row[6])),
+        str(row[7]),
+        str(row[8]),
     )
 
 
@@ -158,7 +162,7 @@ def by_code(db: Database, typed: str) -> Found | None:
 _BY_CODES = (
     "SELECT d.code, d.id, d.campaign_id, d.address, "
     "coalesce(d.sent_at, d.data_started_at, d.updated_at), du.orgnr, coalesce(r.name, du.orgnr), "
-    "c.name, c.updated_at "
+    "c.name, c.updated_at, d.channel, d.language "
     "FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
     "LEFT JOIN delivery_units du ON du.delivery_id = d.id "
     "LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.orgnr = du.orgnr "
@@ -240,6 +244,7 @@ class Finding:
 
 def _found_rows(rows: list[Row], campaigns: dict[int, tuple[str, CampaignSpec]]) -> Found:
     code, delivery_id, campaign_id, address, sent_at = rows[0][:5]
+    channel, language = rows[0][9:11]
     name, spec = campaigns[campaign_id]
     units: tuple[UnitName, ...]
     if len(rows) == 1:
@@ -249,7 +254,18 @@ def _found_rows(rows: list[Row], campaigns: dict[int, tuple[str, CampaignSpec]])
         units = tuple(
             UnitName(o, n) for o, n in sorted((r[5], r[6]) for r in rows if r[5] is not None)
         )
-    return Found(delivery_id, campaign_id, name, spec, address, sent_at, units, _printed(code))
+    return Found(
+        delivery_id,
+        campaign_id,
+        name,
+        spec,
+        address,
+        sent_at,
+        units,
+        _printed(code),
+        channel,
+        language,
+    )
 
 
 def _printed(canonical: str) -> str:

@@ -340,7 +340,7 @@ def sign_in_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
     return [
         (
             Limit("sign_in_ip", s.sign_in_per_ip, s.sign_in_window_seconds),
-            ratelimit.hashed_key(site.secret, ip),
+            ratelimit.hashed_key(site.secret, ratelimit.visitor_network(ip)),
         ),
         (Limit("sign_in_all", s.sign_in_global_per_minute, 60), GLOBAL),
     ]

@@ -1,9 +1,10 @@
 """The answer to a genuine code: its page from slots compiled once per campaign version.
 
 Most answers of /kontroll are this page, and it is the same text for every code of a campaign
-version in a language but for the code, the date sent, the businesses and the page's own
-address. It is compiled once per shape (see varsel.web.page_slots) and goes out as bytes with
-headers encoded once; a page the slots cannot make is rendered by Jinja as any other.
+version, channel (e-mail, letter, Altinn) and language of the message, in a language of the
+page, but for the code, the date sent, the businesses and the page's own address. It is
+compiled once per shape (see varsel.web.page_slots) and goes out as bytes with headers encoded
+once; a page the slots cannot make is rendered by Jinja as any other.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ _pages = Pages()
 
 
 class _FoundStand:
-    """What the template reads of a Found: the campaign's number, and stand-ins for the rest."""
+    """What the template reads of a Found: the campaign's number and the message's channel,
+    and stand-ins for the rest."""
 
-    __slots__ = ("campaign_id", "sent_at", "units")
+    __slots__ = ("campaign_id", "channel", "language", "sent_at", "units")
 
-    def __init__(self, campaign_id: int, sent: bool, units: int, outputs: list[Stand]) -> None:
-        self.campaign_id = campaign_id
-        self.sent_at = Stand("sent", outputs) if sent else None
-        self.units = tuple(_UnitStand(i, outputs) for i in range(units))
+    def __init__(self, found: Found, outputs: list[Stand]) -> None:
+        self.campaign_id = found.campaign_id
+        self.channel = found.channel
+        self.language = found.language
+        self.sent_at = Stand("sent", outputs) if found.sent_at else None
+        self.units = tuple(_UnitStand(i, outputs) for i in range(len(found.units)))
 
 
 class _UnitStand:
@@ -47,8 +51,8 @@ def context(found: Found) -> dict[str, Any]:
     return {
         "found": found,
         "spec": found.spec,
-        "code": found.code,  # as the e-mail prints it
-        "subject": register.subject(found.spec),
+        "code": found.code,  # as the message prints it
+        "subject": register.subject(found.spec, found.language),  # as it was sent
     }
 
 
@@ -57,7 +61,7 @@ def compiled(language: str, found: Found, root: str = "") -> Compiled:
 
     def render(outputs: list[Stand]) -> str:
         here = Stand("here", outputs)
-        stand = _FoundStand(found.campaign_id, bool(found.sent_at), len(found.units), outputs)
+        stand = _FoundStand(found, outputs)
         values = {
             "csrf": Refuse(),
             "switch": {other: here + other for other in LANGUAGES},
@@ -65,7 +69,7 @@ def compiled(language: str, found: Found, root: str = "") -> Compiled:
             "found": stand,
             "spec": found.spec,
             "code": Stand("code", outputs),
-            "subject": register.subject(found.spec),
+            "subject": register.subject(found.spec, found.language),
         }
         return render_text(language, TEMPLATE, values, root)
 
@@ -96,7 +100,15 @@ def jinja_text(language: str, found: Found, path: str, here: str, root: str = ""
 def page(language: str, found: Found, path: str, here: str, root: str = "") -> str | None:
     """The genuine page's text, or None when it must be rendered as other pages are."""
     # What decides the fixed text beside the campaign version (found.spec, the source).
-    shape = (language, root, found.campaign_id, bool(found.sent_at), len(found.units))
+    shape = (
+        language,
+        root,
+        found.campaign_id,
+        found.channel,
+        found.language,
+        bool(found.sent_at),
+        len(found.units),
+    )
     return _pages.page(
         shape,
         found.spec,

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from varsel import contacts, documents, feedback, ratelimit, register, verify
+from varsel import codes, contacts, documents, feedback, ratelimit, register, verify
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
@@ -45,13 +45,16 @@ def site_of(request: Request) -> Site:
     return site
 
 
-def limited(request: Request, language: str, decision: Decision) -> Response:
-    """The friendly 429 page."""
+def limited(
+    request: Request, language: str, decision: Decision, *, everyone: bool = False
+) -> Response:
+    """The friendly 429 page (everyone: the limit of all visitors together refused)."""
+    minutes = answers.minutes_to_wait(decision)
     return site_of(request).render(
         request,
-        "error.html",
+        answers.LIMITED,
         language,
-        answers.limited_context(answers.minutes_to_wait(decision)),
+        answers.limited_context(minutes, minutes, everyone=everyone),
         status=429,
         headers={"Retry-After": str(decision.retry_after)},
     )
@@ -101,17 +104,25 @@ def verify_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
     per_ip, everyone = _verify_limits(
         s.verify_per_ip, s.verify_window_seconds, s.verify_global_per_minute
     )
-    return [(per_ip, site_key(site, ip)), (everyone, GLOBAL)]
+    return [(per_ip, visitor_key(site, ip)), (everyone, GLOBAL)]
+
+
+VERIFY_ALL = "verify_all"  # the scope of the limit on everyone's lookups together
 
 
 @functools.cache
 def _verify_limits(per_ip: int, window: int, per_minute: int) -> tuple[Limit, Limit]:
-    return Limit("verify_ip", per_ip, window), Limit("verify_all", per_minute, 60)
+    return Limit("verify_ip", per_ip, window), Limit(VERIFY_ALL, per_minute, 60)
 
 
 def site_key(site: Site, value: str) -> str:
-    """A keyed hash of a visitor's address, for rate-limit rows."""
+    """A keyed hash of a value (an e-mail address), for rate-limit rows."""
     return ratelimit.hashed_key(site.secret, value)
+
+
+def visitor_key(site: Site, ip: str) -> str:
+    """A keyed hash of a visitor's address, for per-visitor limits: for IPv6, of its /64."""
+    return ratelimit.hashed_key(site.secret, ratelimit.visitor_network(ip))
 
 
 # A lookup to count: the code as typed and the limits it counts against; and its answer.
@@ -166,16 +177,32 @@ async def verify_page(request: Request) -> Response | genuine.Page:
         errors = {"kode": N_("Skriv inn koden fra e-posten.")}
         return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
     typed = typed[:64]
+    # Text that is not a code is counted and recorded as any lookup (verify_unknown, not well
+    # formed): a guesser gets no free tries by sending it.
     decision, found = await lookups_of(site).run((typed, verify_limits(site, client_ip(request))))
     path, here = page_address(request, site.root)
     if not decision.allowed:
-        refused = answers.limited(language, decision, path, here, site.root)
-        return refused if refused is not None else limited(request, language, decision)
+        everyone = decision.scope == VERIFY_ALL
+        refused = answers.limited(language, decision, path, here, site.root, everyone=everyone)
+        if refused is not None:
+            return refused
+        return limited(request, language, decision, everyone=everyone)
     if found is None:
-        page = answers.unknown(language, typed, path, here, site.root)
+        canonical = codes.normalise(typed)
+        if canonical is None:
+            # A typo (the check symbol caught it) or a fragment: not a sign of fraud, and not
+            # shown again on our page.
+            page = answers.malformed(language, path, here, site.root)
+            if page is not None:
+                return page
+            context = answers.MALFORMED_CONTEXT
+            return site.render(request, answers.MALFORMED, language, context, status=400)
+        # Only a well-formed code is shown, as the message would print it.
+        code = codes.format_code(canonical)
+        page = answers.unknown(language, code, path, here, site.root)
         if page is not None:
             return page
-        return site.render(request, "unknown.html", language, {"typed": typed}, status=404)
+        return site.render(request, answers.UNKNOWN, language, {"typed": code}, status=404)
     found = with_erasure_shown(found, language)
     text = genuine.page(language, found, path, here, site.root)
     if text is None:
@@ -346,7 +373,7 @@ async def feedback_post(request: Request) -> Response:
             limit = Limit("feedback_ip", site.settings.feedback_per_ip_hour, 3600)
             everyone = Limit(FEEDBACK_ALL, site.settings.feedback_global_per_minute, 60)
             # Per visitor first: one visitor's flood is stopped there and leaves the rest be.
-            decision = ratelimit.consume(db, [(limit, site_key(site, ip)), (everyone, GLOBAL)])
+            decision = ratelimit.consume(db, [(limit, visitor_key(site, ip)), (everyone, GLOBAL)])
             if not decision.allowed:
                 if decision.scope == FEEDBACK_ALL:
                     return busy(request, language, decision, BUSY_FEEDBACK)
@@ -422,7 +449,10 @@ async def document_post(request: Request) -> Response:
             decision = ratelimit.consume(
                 db,
                 [
-                    (Limit("document_ip", settings.document_per_ip_hour, 3600), site_key(site, ip)),
+                    (
+                        Limit("document_ip", settings.document_per_ip_hour, 3600),
+                        visitor_key(site, ip),
+                    ),
                     (
                         Limit("document_address", settings.document_per_address_day, 86400),
                         site_key(site, parsed.address),
