@@ -223,9 +223,9 @@ def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(
 ) -> None:
     page = client.get("/kontroll?kode=aaaa aaaa aaa5")
     assert page.status_code == 404
-    assert "E-posten med koden AAAA-AAAA-AAA5 kommer ikke fra oss." in page.text
+    assert "Meldingen med koden AAAA-AAAA-AAA5 kommer ikke fra oss." in page.text
     assert "Ikke klikk på lenker" in page.text
-    assert "Slett e-posten." in page.text
+    assert "Slett meldingen." in page.text
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "set-cookie" not in page.headers
     assert db.query(
@@ -616,8 +616,8 @@ def test_the_site_purges_expired_limits_and_links_when_it_starts(
 
 
 def test_languages_switch(client: TestClient) -> None:
-    assert "Sjekk om ein e-post er ekte" in client.get("/kontroll?lang=nn").text
-    assert "Check whether an e-mail is genuine" in client.get("/kontroll?lang=en").text
+    assert "Sjekk om ei melding frå oss er ekte" in client.get("/kontroll?lang=nn").text
+    assert "Check whether a message from us is genuine" in client.get("/kontroll?lang=en").text
     assert '<html lang="nb">' in client.get("/kontroll?lang=xx").text
 
 

@@ -8,7 +8,7 @@ from varsel.web.site import TranslateLiterals, _fast_escape, environment, gettex
 
 @pytest.mark.parametrize(
     ("language", "expected"),
-    [("nb", "Sjekk om en e-post er ekte"), ("nn", "Sjekk om ein e-post er ekte")],
+    [("nb", "Sjekk om en melding fra oss er ekte"), ("nn", "Sjekk om ei melding frå oss er ekte")],
 )
 def test_literal_translations_are_compiled_into_the_templates(language: str, expected: str) -> None:
     env = environment(language)
@@ -17,20 +17,20 @@ def test_literal_translations_are_compiled_into_the_templates(language: str, exp
     compiled = env.compile(source, raw=True)
     assert repr(expected)[1:-1] in compiled
     # Nynorsk: the Bokmål msgid is gone; nothing is looked up when the page is rendered.
-    assert (language == "nb") == ("Sjekk om en e-post er ekte" in compiled)
-    assert gettext(language, "Sjekk om en e-post er ekte") == expected
+    assert (language == "nb") == ("Sjekk om en melding fra oss er ekte" in compiled)
+    assert gettext(language, "Sjekk om en melding fra oss er ekte") == expected
 
 
 def test_a_literal_with_values_is_translated_once_and_its_values_escaped() -> None:
     env = environment("nn")
     template = env.from_string(
-        '{{ _("E-posten med koden %(code)s kommer ikke fra oss.", code=code) }}'
+        '{{ _("Meldingen med koden %(code)s kommer ikke fra oss.", code=code) }}'
     )
     assert "translated" in env.compile(
-        '{{ _("E-posten med koden %(code)s kommer ikke fra oss.", code=code) }}', raw=True
+        '{{ _("Meldingen med koden %(code)s kommer ikke fra oss.", code=code) }}', raw=True
     )
     assert template.render(code="<b>") == (
-        gettext("nn", "E-posten med koden %(code)s kommer ikke fra oss.") % {"code": "&lt;b&gt;"}
+        gettext("nn", "Meldingen med koden %(code)s kommer ikke fra oss.") % {"code": "&lt;b&gt;"}
     )
 
 
