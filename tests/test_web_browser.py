@@ -143,7 +143,11 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
     yield "kontroll"
     submit()
     shows("Sjekk om en melding fra oss er ekte")
-    assert page.locator("#kode-feil").inner_text().endswith(t("Skriv inn koden fra e-posten eller brevet."))
+    assert (
+        page.locator("#kode-feil")
+        .inner_text()
+        .endswith(t("Skriv inn koden fra e-posten eller brevet."))
+    )
     yield "kontroll-tom-kode"
     # A code with one symbol wrong (the check symbol catches it): a typo, not fraud.
     page.locator("#kode").fill(story.code[:-1] + ("A" if story.code[-1] != "A" else "B"))
@@ -287,7 +291,9 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
 ) -> None:
     page.goto(local(PUBLIC, server))
     page.get_by_role("link", name="Sjekk koden i en e-post eller et brev").click()
-    page.get_by_label("Koden fra e-posten, brevet eller Altinn-meldingen").fill(" ".join(story.code.replace("-", "").lower()))
+    page.get_by_label("Koden fra e-posten, brevet eller Altinn-meldingen").fill(
+        " ".join(story.code.replace("-", "").lower())
+    )
     page.get_by_role("button", name="Sjekk koden").click()
     assert page.locator("h1").inner_text() == "E-posten er ekte"
     units = db.query(
