@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 TIMEOUT = 10_000  # ms
+# The console under a path of the authority's site, as it is deployed: every test's address,
+# and every link the pages give, starts with it.
+PUBLIC = "https://www.politiet.no/varsel"
+ROOT = "/varsel"
 ACCOUNTS = {  # name: (role, e-mail)
     "ada": ("admin", "ada@politiet.example.test"),
     "kari": ("author", "kari@politiet.example.test"),
@@ -91,6 +95,7 @@ def build_world(folder: Path, sink: SmtpSink) -> World:
         smtp_url=sink.url,
         allow_test_domains=True,
         password_memory_kib=8192,  # real argon2id, with less memory than production's
+        public_base_url=PUBLIC,
     )
     db = connect(settings.database_url)
     import_dump(db, BRREG / "enheter-sample.json")
@@ -134,6 +139,11 @@ def server(world: World) -> Iterator[LiveServer]:
         running.stop()
 
 
+def site(server: LiveServer) -> str:
+    """The console's site on the live server: its address with the root."""
+    return server.url + ROOT
+
+
 def new_page(chromium: Browser) -> Page:
     context = chromium.new_context(locale="nb-NO", viewport={"width": 1200, "height": 900})
     context.set_default_timeout(TIMEOUT)
@@ -158,7 +168,7 @@ def as_user(chromium: Browser, world: World, server: LiveServer) -> Iterator[Cal
     def get(name: str) -> Page:
         if name not in pages:
             page = new_page(chromium)
-            sign_in(page, server.url, name, next_code(world.secrets[name]))
+            sign_in(page, site(server), name, next_code(world.secrets[name]))
             assert page.locator("h1").inner_text() == "Oversikt"
             pages[name] = page
         return pages[name]
@@ -179,13 +189,13 @@ def test_an_author_and_an_approver_take_a_campaign_from_criteria_to_sent(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     kari = as_user("kari")
-    kari.goto(server.url + "/konsoll")
+    kari.goto(site(server) + "/konsoll")
     kari.get_by_role("link", name="Nytt utvalg").click()
     expected = segment.preview(world.db, segment.Criteria(police_districts=("oslo",)))
     # htmx: the count changes as the box is ticked, without sending the form.
     kari.get_by_label("Oslo politidistrikt").check()
     kari.locator("#telling h2").filter(has_text=f"{expected.units} virksomheter").wait_for()
-    assert kari.url == server.url + "/konsoll/utvalg"
+    assert kari.url == site(server) + "/konsoll/utvalg"
     rows = kari.locator("#telling table").first.locator("tr").all_inner_texts()
     assert rows == [
         f"Brukbar e-post\t{expected.reachability['email']}",
@@ -207,7 +217,7 @@ def test_an_author_and_an_approver_take_a_campaign_from_criteria_to_sent(
     }.items():
         kari.get_by_label(label, exact=True).fill(value)
     kari.get_by_role("button", name="Lag kampanjen").click()
-    match = re.fullmatch(re.escape(server.url) + r"/konsoll/kampanjer/(\d+)\?laget=1", kari.url)
+    match = re.fullmatch(re.escape(site(server)) + r"/konsoll/kampanjer/(\d+)\?laget=1", kari.url)
     assert match is not None, kari.url
     cid = int(match.group(1))
     assert text(kari, "h1") == f"Kampanje {cid}: Innbrudd i jula"
@@ -226,14 +236,14 @@ def test_an_author_and_an_approver_take_a_campaign_from_criteria_to_sent(
     assert kari.get_by_role("button", name="Godkjenn kampanjen").count() == 0
 
     berit = as_user("berit")
-    berit.goto(f"{server.url}/konsoll/kampanjer/{cid}")
+    berit.goto(f"{site(server)}/konsoll/kampanjer/{cid}")
     digest = berit.locator("input[name=digest]").get_attribute("value")
     berit.get_by_role("button", name="Godkjenn kampanjen").click()
     assert text(berit, ".notice") == "Kampanjen er godkjent."
     assert text(berit, ".ok-text").startswith("Godkjent av berit ")
 
     before = len(world.sink.messages)
-    kari.goto(f"{server.url}/konsoll/kampanjer/{cid}")
+    kari.goto(f"{site(server)}/konsoll/kampanjer/{cid}")
     kari.get_by_role("button", name="Send kampanjen").click()
     assert text(kari, ".notice") == "Sendingen er startet."
     # The progress panel polls (htmx) until the sender is done; the page is not reloaded.
@@ -251,7 +261,7 @@ def test_an_edit_after_approval_voids_it(
     cid = world.campaign()
     approve(world.db, world.settings, cid, get_user(world.db, "berit"))
     kari = as_user("kari")
-    kari.goto(f"{server.url}/konsoll/kampanjer/{cid}/maler")
+    kari.goto(f"{site(server)}/konsoll/kampanjer/{cid}/maler")
     kari.get_by_label("Emne").first.fill("Viktig: sikkerhetsråd før jul")
     kari.get_by_role("button", name="Forhåndsvis uten å lagre").click()
     subject = kari.locator("article[lang=nb] .subject").text_content()
@@ -281,7 +291,7 @@ def test_the_author_cannot_approve_their_own_campaign(
 ) -> None:
     cid = world.campaign(author="berit")
     berit = as_user("berit")
-    berit.goto(f"{server.url}/konsoll/kampanjer/{cid}")
+    berit.goto(f"{site(server)}/konsoll/kampanjer/{cid}")
     assert text(berit, "section[aria-labelledby=godkjenning] .hint") == (
         "Du skrev denne kampanjen og kan ikke godkjenne den selv."
     )
@@ -299,7 +309,7 @@ def test_a_test_message_goes_signed_to_the_authors_own_address(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     kari = as_user("kari")
-    kari.goto(f"{server.url}/konsoll/kampanjer/{world.ready}/maler")
+    kari.goto(f"{site(server)}/konsoll/kampanjer/{world.ready}/maler")
     before = len(world.sink.messages)
     kari.get_by_label("Språk for testmeldingen").select_option("nn")
     kari.get_by_role("button", name="Send test til meg (kari@politiet.example.test)").click()
@@ -316,7 +326,7 @@ def test_pause_resume_and_cancel_from_the_campaign_page(
 ) -> None:
     cid = world.campaign()
     kari = as_user("kari")
-    kari.goto(f"{server.url}/konsoll/kampanjer/{cid}")
+    kari.goto(f"{site(server)}/konsoll/kampanjer/{cid}")
     seen = []
     for button in ("Pause", "Gjenoppta", "Avbryt for godt"):
         kari.get_by_role("button", name=button).click()
@@ -337,12 +347,12 @@ def test_an_approver_downloads_the_unreached_and_the_export_is_audited(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     berit = as_user("berit")
-    berit.goto(f"{server.url}/konsoll/kampanjer/{world.sent}/dekning")
+    berit.goto(f"{site(server)}/konsoll/kampanjer/{world.sent}/dekning")
     assert text(berit, "h1") == f"Dekning for kampanje {world.sent}"
     with berit.expect_download() as download:
         berit.get_by_role("button", name="Ikke nådd som CSV").click()
     assert download.value.suggested_filename == f"ikke-naadd-{world.sent}.csv"
-    assert download.value.url == f"{server.url}/konsoll/kampanjer/{world.sent}/eksport"
+    assert download.value.url == f"{site(server)}/konsoll/kampanjer/{world.sent}/eksport"
     lines = Path(download.value.path()).read_text("utf-8-sig").splitlines()  # BOM for Excel
     assert lines[0].split(";")[:3] == ["organisasjonsnummer", "navn", "organisasjonsform"]
     [entry] = audit.entries(
@@ -363,9 +373,9 @@ def test_a_viewer_sees_coverage_but_no_export_or_action(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     vera = as_user("vera")
-    vera.goto(f"{server.url}/konsoll/kampanjer/{world.ready}")
+    vera.goto(f"{site(server)}/konsoll/kampanjer/{world.ready}")
     assert vera.locator("main button").count() == 0
-    vera.goto(f"{server.url}/konsoll/kampanjer/{world.sent}/dekning")
+    vera.goto(f"{site(server)}/konsoll/kampanjer/{world.sent}/dekning")
     assert text(vera, "h1") == f"Dekning for kampanje {world.sent}"
     assert vera.locator("main button").count() == 0
 
@@ -381,14 +391,14 @@ def post(page: Page, path: str, fields: dict[str, str]) -> int:
                                           redirect: 'manual'});
             return r.status;
         }""",
-        [path, fields],
+        [ROOT + path, fields],
     )
     return status
 
 
 def get(page: Page, path: str) -> int:
     status: int = page.evaluate(
-        "async path => (await fetch(path, {redirect: 'manual'})).status", path
+        "async path => (await fetch(path, {redirect: 'manual'})).status", ROOT + path
     )
     return status
 
@@ -409,8 +419,8 @@ def test_every_write_route_refuses_a_viewer_and_a_form_without_its_token(
     writes = [r for r in console.routes if r.write and r.role is not OPEN]
     assert len(writes) == 14  # the enumeration found them (a new one is checked below too)
     vera, ada = as_user("vera"), as_user("ada")
-    vera.goto(server.url + "/konsoll")
-    ada.goto(server.url + "/konsoll")
+    vera.goto(site(server) + "/konsoll")
+    ada.goto(site(server) + "/konsoll")
     vera_token = vera.locator("input[name=csrf]").first.get_attribute("value") or ""
     last = audit.entries(world.db, limit=1)[-1].seq
     refused = []
@@ -431,7 +441,7 @@ def test_every_page_a_viewer_may_not_see_answers_403(
 ) -> None:
     reads = [r for r in console.routes if not r.write and r.role is not OPEN]
     vera = as_user("vera")
-    vera.goto(server.url + "/konsoll")
+    vera.goto(site(server) + "/konsoll")
     answers = {path: get(vera, path) for r in reads for path in concrete_paths(r.path, world)}
     allowed = {path: 200 for r in reads if r.role is Role.VIEWER for path in
                concrete_paths(r.path, world)}  # fmt: skip
@@ -452,9 +462,9 @@ def test_sign_in_needs_the_code_and_five_wrong_codes_lock_the_account(
         "opp."
     )
     for _ in range(5):
-        sign_in(page, server.url, "lars", "123456")
+        sign_in(page, site(server), "lars", "123456")
         assert text(page, "#innlogging-feil") == wrong
-    sign_in(page, server.url, "lars", next_code(world.secrets["lars"]))
+    sign_in(page, site(server), "lars", next_code(world.secrets["lars"]))
     assert text(page, "#innlogging-feil") == wrong
     assert text(page, "h1") == "Logg inn"
     failed = audit.entries(world.db, action=audit.Action.SIGN_IN_FAILED, object="user:lars")
@@ -466,7 +476,7 @@ def test_enrolment_shows_the_qr_code_in_the_browser(
     page: Page, world: World, server: LiveServer
 ) -> None:
     enrolment = add_user(world.db, world.settings, "nora", Role.VIEWER, PASSWORD, actor="ada")
-    page.goto(server.url + "/konsoll/logg-inn")
+    page.goto(site(server) + "/konsoll/logg-inn")
     page.get_by_role("link", name="Ny konto? Registrer autentiseringsappen først").click()
     page.get_by_label("Brukernavn").fill("nora")
     page.get_by_label("Passord").fill(PASSWORD)
@@ -504,7 +514,7 @@ def test_a_tampered_audit_entry_is_caught_by_the_command_and_shown_in_the_consol
             "ble skrevet."
         )
         berit = as_user("berit")
-        berit.goto(server.url + "/konsoll/logg")
+        berit.goto(site(server) + "/konsoll/logg")
         assert text(berit, "#kjede h2") == "Revisjonsloggen er brutt"
         assert berit.locator("#kjede p").first.inner_text() == (
             f"Oppføring {seq} stemmer ikke: innholdet er endret etter at det ble skrevet"
@@ -597,12 +607,12 @@ def test_every_console_page_passes_axe(
 ) -> None:
     ada = as_user("ada")
     stops = []
-    for stop in tour(ada, server.url, lang, world):
+    for stop in tour(ada, site(server), lang, world):
         if lang == "nb" or stop in MAIN_STOPS:
             axe_check(ada)
         stops.append(stop)
     assert stops == STOPS
-    for _ in anonymous_tour(page, server.url, lang):
+    for _ in anonymous_tour(page, site(server), lang):
         axe_check(page)
 
 
@@ -624,12 +634,12 @@ def test_the_console_loads_nothing_from_elsewhere_and_runs_no_inline_script(
     errors: list[str] = []
     ada.on("request", lambda r: requests.append(r.url))
     ada.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    ada.goto(f"{server.url}/konsoll/utvalg?politi=oslo")
+    ada.goto(f"{site(server)}/konsoll/utvalg?politi=oslo")
     ada.get_by_label("Sør-Øst politidistrikt").check()
     ada.wait_for_load_state("networkidle")
-    assert all(url.startswith(server.url + "/") for url in requests), requests
-    assert f"{server.url}/static/htmx.min.js" in requests
-    assert any("/konsoll/utvalg/telling?" in url for url in requests)
+    assert all(url.startswith(site(server) + "/") for url in requests), requests
+    assert f"{site(server)}/static/htmx.min.js" in requests
+    assert any(url.startswith(f"{site(server)}/konsoll/utvalg/telling?") for url in requests)
     assert errors == []  # a CSP refusal (inline style or script) would show here
 
 

@@ -99,11 +99,11 @@ class Page:
         return self.form.get(name, "").strip()[:limit]
 
     def link(self, path: str, **params: Any) -> str:
-        """A console path with query parameters and the page's language."""
+        """A console path under the site's root, with query parameters and the page's language."""
         pairs = [(k, str(v)) for k, v in params.items() if v not in (None, "")]
         if self.language != "nb":
             pairs.append(("lang", self.language))
-        return path + ("?" + urlencode(pairs) if pairs else "")
+        return self.site.root + path + ("?" + urlencode(pairs) if pairs else "")
 
     def redirect(self, path: str, **params: Any) -> Response:
         """See another page (303, so a reload does not post again)."""
@@ -286,7 +286,9 @@ def _sign_in_first(page: Page) -> Response:
             N_("Økten er utløpt eller avsluttet. Logg inn igjen og prøv på nytt."),
             401,
         )
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The page's address as the browser has it: the routed path under the site's root.
+    target = page.site.root + request.url.path
+    target += f"?{request.url.query}" if request.url.query else ""
     location = page.link(f"{PREFIX}/logg-inn", neste=target)
     if page.htmx:
         # htmx would swap the sign-in page into a fragment; make it load the whole page.
@@ -305,11 +307,12 @@ def _stale_form(page: Page) -> Response:
     )
 
 
-def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a console path only, never another site."""
-    if value and value.startswith(PREFIX) and not value.startswith("//") and "\\" not in value:
+def safe_next(value: str | None, root: str) -> str:
+    """Where to go after signing in: a console address under the root, never another site."""
+    home = root + PREFIX
+    if value and value.startswith(home) and not value.startswith("//") and "\\" not in value:
         return value
-    return PREFIX
+    return home
 
 
 # -- limits and refusals on the forms that check a password ---------------------------------
@@ -379,7 +382,11 @@ def sign_in_form(page: Page) -> Response:
     """The sign-in form: name, password and the code from the app."""
     return page.render(
         "sign_in.html",
-        {"name": "", "error": None, "next": safe_next(page.request.query_params.get("neste"))},
+        {
+            "name": "",
+            "error": None,
+            "next": safe_next(page.request.query_params.get("neste"), page.site.root),
+        },
     )
 
 
@@ -387,7 +394,7 @@ def sign_in_form(page: Page) -> Response:
 def sign_in(page: Page) -> Response:
     """Check password and code; on success a session cookie and the page asked for."""
     name = page.text("name", 64)
-    target = safe_next(page.form.get("next"))
+    target = safe_next(page.form.get("next"), page.site.root)
     user_agent = page.request.headers.get("user-agent", "")[:120]
     try:
         with page.db() as db:
