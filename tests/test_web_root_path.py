@@ -27,7 +27,7 @@ from varsel.web.site import root_of
 
 PUBLIC = "https://www.politiet.no/varsel"  # the settings' and the campaign's public address
 ROOT = "/varsel"
-UNKNOWN = "ABCD-2345-WXYZ"
+UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 # Every address a page gives the browser: links, forms, the stylesheet, scripts, images.
 ADDRESS = re.compile(r'\b(?:href|action|src)="([^"]*)"')
 TOKEN = re.compile(r'name="csrf" value="[^"]+"')
