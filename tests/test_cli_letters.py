@@ -121,5 +121,5 @@ def test_every_letters_command_has_help() -> None:
     for args in (["letters"], ["letters", "make"], ["letters", "posted"], ["letters", "returned"]):
         result = runner.invoke(cli, [*args, "--help"])
         assert result.exit_code == 0
-        assert "Usage: " in result.output
-    assert "varsel letters CAMPAIGN --out DIR" in runner.invoke(cli, ["letters", "--help"]).output
+        assert "Bruk: " in result.output
+    assert "varsel letters KAMPANJE --out MAPPE" in runner.invoke(cli, ["letters", "--help"]).output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -19,7 +20,14 @@ SHORT, NEW = "kort", "et-helt-nytt-passord"
 FAST = {"VARSEL_PASSWORD_MEMORY_KIB": "8192"}  # real argon2id, less memory: quick tests
 
 
-def run(db: Database, *args: str, input: str | None = None, **env: str) -> Result:
+class Terminal(io.BytesIO):
+    """What an operator types at a terminal (CliRunner's own input is a pipe, not a terminal)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run(db: Database, *args: str, input: Terminal | None = None, **env: str) -> Result:
     return CliRunner().invoke(cli, ["--db", db.url, *args], env={**FAST, **env}, input=input)
 
 
@@ -59,7 +67,7 @@ def test_add_prints_the_enrolment(db: Database) -> None:
 
 
 def test_add_asks_for_the_password_twice(db: Database) -> None:
-    typed = f"{PASSWORD}\n{PASSWORD}\n"
+    typed = Terminal(f"{PASSWORD}\n{PASSWORD}\n".encode())
     result = run(db, "user", "add", "kari", "--role", "viewer", input=typed)
     assert result.exit_code == 0, result.output
     assert "Nytt passord: " in result.output
@@ -77,7 +85,9 @@ def test_add_refuses_a_short_password(db: Database) -> None:
 def test_add_refuses_an_unknown_role(db: Database) -> None:
     result = run(db, "user", "add", "kari", "--role", "sjef", VARSEL_PASSWORD=PASSWORD)
     assert result.exit_code == 2
-    assert "'sjef' is not one of 'viewer', 'author', 'approver', 'admin'" in result.output
+    assert result.output == (
+        "varsel: --role: «sjef» er ikke et av valgene (velg viewer, author, approver eller admin)\n"
+    )
 
 
 def test_confirm_totp(db: Database) -> None:
@@ -153,7 +163,7 @@ def test_sign_out_everywhere(db: Database) -> None:
     authenticate(db, settings, "kari", PASSWORD, later)
     result = run(db, "user", "sign-out-everywhere", "kari")
     assert result.exit_code == 0, result.output
-    assert result.output == "1 økter for «kari» er avsluttet.\n"
+    assert result.output == "1 økt for «kari» er avsluttet.\n"
     assert db.scalar("SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == 0
 
 
@@ -193,3 +203,22 @@ def test_every_command_is_documented(command: str) -> None:
     assert result.exit_code == 0
     help_text = result.output.split("Options:")[0]
     assert len(help_text.split("\n\n", 1)[1].strip()) > 20
+
+
+def test_no_terminal_to_ask_for_a_password_on(db: Database) -> None:
+    result = run(db, "user", "add", "kari", "--role", "author")
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: ingen terminal å spørre om passord på; sett VARSEL_PASSWORD og VARSEL_TOTP\n"
+    )
+    assert db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_no_terminal_to_ask_for_a_code_on(db: Database) -> None:
+    secret = add(db)
+    confirm(db, "kari", secret)
+    result = run(db, "user", "confirm-totp", "kari", VARSEL_PASSWORD=PASSWORD)
+    assert result.exit_code == 2
+    assert result.output == (
+        "varsel: ingen terminal å spørre om engangskode på; sett VARSEL_PASSWORD og VARSEL_TOTP\n"
+    )

@@ -56,17 +56,17 @@ def test_normalise_url() -> None:
     assert normalise_url("varsel.db") == ("sqlite", "varsel.db")
     assert normalise_url("sqlite:///tmp/x.db") == ("sqlite", "tmp/x.db")
     assert normalise_url("postgresql://u@h/db")[0] == "postgresql"
-    with pytest.raises(StoreError, match="unknown scheme 'mysql'"):
+    with pytest.raises(StoreError, match="ukjent skjema «mysql»"):
         normalise_url("mysql://h/db")
 
 
 def test_missing_folder_is_a_user_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(StoreError, match="does not exist"):
+    with pytest.raises(StoreError, match="finnes ikke"):
         connect(str(tmp_path / "nope" / "varsel.db"))
 
 
 def test_not_a_database_is_a_user_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "x.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a SQLite database"):
+    with pytest.raises(StoreError, match="er ikke en SQLite-database"):
         connect(str(path))

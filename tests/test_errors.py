@@ -93,4 +93,4 @@ def test_a_users_file_that_cannot_be_read_is_a_one_line_error_of_the_callers_kin
     assert missing.value.message == f"{tmp_path / 'mangler'}: filen finnes ikke"
     with pytest.raises(CampaignError) as folder:
         read_user_file(tmp_path, CampaignError)
-    assert folder.value.message == f"{tmp_path}: kan ikke leses (Is a directory)"
+    assert folder.value.message == f"{tmp_path}: kan ikke leses (er en mappe)"

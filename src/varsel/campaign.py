@@ -28,7 +28,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import Text
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
 from varsel.segment import resolve, selection_sql
 from varsel.snapshot import latest_snapshot
@@ -80,14 +80,15 @@ class CreateResult:
             f"{self.campaign.snapshot_id}: {fmt_int(self.units)} enheter, "
             f"{fmt_int(r.get('email', 0))} med brukbar e-post, "
             f"{fmt_int(r.get('phone_only', 0) + r.get('postal_only', 0))} uten.",
-            f"{fmt_int(self.deliveries)} e-poster i utboksen"
+            f"{fmt_count(self.deliveries, 'e-post', 'e-poster')} i utboksen"
             + (
                 f", {fmt_int(self.suppressed)} stoppet av avmelding/sperre"
                 if self.suppressed
                 else ""
             )
             + (
-                f"; {fmt_int(self.shared_addresses)} adresser deles av flere enheter"
+                f"; {fmt_count(self.shared_addresses, 'adresse', 'adresser')} "
+                "deles av flere enheter"
                 if self.shared_addresses
                 else ""
             )

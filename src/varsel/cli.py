@@ -9,30 +9,54 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
+from rich.text import Text
 
+from varsel.cli_output import (
+    NorskGroup,
+    error_line,
+    make_console,
+    one_line,
+)
 from varsel.config import Settings
-from varsel.db import Database, connect
-from varsel.errors import VarselError
+from varsel.db import Database, connect, normalise_url
+from varsel.errors import StoreError, VarselError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Markup and emoji codes off: names, files and registry text are printed as they are.
+out = make_console()
+err = make_console(stderr=True)
 
 
-class VarselGroup(click.Group):
-    """Renders every VarselError once, as one line, with its exit status."""
+class VarselGroup(NorskGroup):
+    """Renders every VarselError and click usage error once, as one line, with its exit status."""
+
+    group_class = NorskGroup
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # an unknown option or command at the top
+            raise one_line(e) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VarselError as e:
-            from rich.markup import escape
-
-            # Messages quote TOML tables ("[segment]"): text, not Rich markup to be swallowed.
-            err.print(f"[bold red]varsel:[/] {escape(e.message)}", markup=True, soft_wrap=True)
+            # Messages quote TOML tables ("[segment]"): text, never Rich markup.
+            err.print(error_line(e.message), soft_wrap=True)
             ctx.exit(e.exit_status)
+        except click.UsageError as e:  # a subcommand's bad value, missing argument, ...
+            raise one_line(e) from None
+        except click.Abort:
+            err.print(error_line("avbrutt"))
+            ctx.exit(1)
         except KeyboardInterrupt:
-            err.print("varsel: avbrutt")
+            err.print(error_line("avbrutt"))
             ctx.exit(130)
 
 
@@ -45,6 +69,21 @@ class State:
 
     @property
     def db(self) -> Database:
+        """The store; a SQLite file that does not exist is refused (a mistyped --db)."""
+        if self._db is None:
+            dialect, target = normalise_url(self.settings.database_url)
+            if (
+                dialect == "sqlite"
+                and target != ":memory:"
+                and not Path(target).expanduser().exists()
+            ):
+                raise StoreError(f"lageret {target} finnes ikke (lag det med «varsel init»)")
+            self._db = connect(self.settings.database_url)
+        return self._db
+
+    @property
+    def db_or_new(self) -> Database:
+        """The store, made if it does not exist yet: for the commands that put data in it."""
         if self._db is None:
             self._db = connect(self.settings.database_url)
         return self._db
@@ -71,19 +110,19 @@ def pass_state(f: Callable[Concatenate[State, _P], _R]) -> Callable[_P, _R]:
     "--db",
     "database_url",
     metavar="URL",
-    help="Store: a SQLite file (default ./varsel.db) or postgresql:// URL. "
-    "Same as VARSEL_DATABASE_URL.",
+    help="Lageret: en SQLite-fil (standard ./varsel.db) eller en postgresql://-URL. "
+    "Det samme som VARSEL_DATABASE_URL.",
 )
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Settings file (TOML). Same as VARSEL_CONFIG.",
+    help="Innstillingsfil (TOML). Det samme som VARSEL_CONFIG.",
 )
-@click.version_option(package_name="varsel")
+@click.version_option(package_name="varsel", help="Vis versjonen og avslutt.")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, config_file: Path | None) -> None:
-    """varsel: reach every business in an area with preventive security information."""
+    """varsel: nå alle virksomheter i et område med råd om sikkerhet."""
     state = State(Settings.load(config_file=config_file, database_url=database_url))
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -92,7 +131,7 @@ def cli(ctx: click.Context, database_url: str | None, config_file: Path | None) 
 @cli.command()
 @pass_state
 def init(state: State) -> None:
-    """Create the store, or bring its schema up to date."""
+    """Lag lageret, eller oppdater skjemaet i det."""
     from varsel.db import applied_versions, connect, migrate_store
 
     db = connect(state.settings.database_url, migrate=False)
@@ -102,16 +141,19 @@ def init(state: State) -> None:
     finally:
         db.close()
     if applied:
-        out.print(f"Lagret er klart: migrering {', '.join(map(str, applied))} utført.")
+        out.print(f"Lageret er klart: migrering {', '.join(map(str, applied))} utført.")
     else:
         out.print(f"Lageret er allerede oppdatert (skjemaversjon {max(versions)}).")
 
 
 @cli.command()
 def settings() -> None:
-    """List every setting with its environment variable, default and meaning."""
+    """Vis alle innstillinger med miljøvariabel, standardverdi og hva de betyr."""
     for name, env, default, help_text in Settings.describe():
-        out.print(f"[bold]{name}[/]  ({env}, standard: {default!r})\n    {help_text}")
+        out.print(
+            Text.assemble((name, "bold"), f"  ({env}, standard: {default!r})"), soft_wrap=True
+        )
+        out.print(f"    {help_text}")
 
 
 # -- campaigns --------------------------------------------------------------------------
@@ -119,19 +161,19 @@ def settings() -> None:
 
 @cli.group()
 def campaign() -> None:
-    """Create, check, send and follow campaigns."""
+    """Lag, sjekk, send og følg kampanjer."""
 
 
 @campaign.command("create")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--user", "user_name", metavar="NAME", help="The author (an account); same as VARSEL_USER."
+    "--user", "user_name", metavar="NAVN", help="Forfatteren (en konto); det samme som VARSEL_USER."
 )
 @pass_state
 def campaign_create(state: State, file: Path, user_name: str | None) -> None:
-    """Create a campaign from its TOML file as its author; prints the new campaign's id last.
+    """Lag en kampanje fra TOML-filen, som forfatter; skriver den nye kampanjens id sist.
 
-    Asks for the author's password and TOTP code (or reads VARSEL_PASSWORD and VARSEL_TOTP).
+    Spør om forfatterens passord og engangskode (eller leser VARSEL_PASSWORD og VARSEL_TOTP).
     """
     from varsel.accounts import Role
     from varsel.campaign import create_campaign
@@ -139,31 +181,37 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
     from varsel.cli_users import signed_in
 
     load_spec(file, state.settings)  # a wrong file is reported before anyone types a code
+    state.db_or_new  # noqa: B018 - this command may make the store
     author = signed_in(state, user_name, Role.AUTHOR)
     result = create_campaign(state.db, state.settings, file, created_by=author.name)
-    out.print(result.summary())
+    out.print(result.summary(), soft_wrap=True)
 
 
 @campaign.command("approve")
 @click.argument("campaign_id", type=int)
 @click.option(
-    "--user", "user_name", metavar="NAME", help="The approver (not the author); VARSEL_USER."
+    "--user",
+    "user_name",
+    metavar="NAVN",
+    help="Godkjenneren (ikke forfatteren); det samme som VARSEL_USER.",
 )
 @click.option(
     "--digest",
     metavar="HEX",
-    help="Approve only if the campaign still has this fingerprint (as --show printed it).",
+    help="Godkjenn bare hvis kampanjen fortsatt har dette fingeravtrykket (fra --show).",
 )
-@click.option("--show", is_flag=True, help="Print the fingerprint and its parts; approve nothing.")
+@click.option(
+    "--show", is_flag=True, help="Vis fingeravtrykket og delene det bygger på; godkjenn ingenting."
+)
 @pass_state
 def campaign_approve(
     state: State, campaign_id: int, user_name: str | None, digest: str | None, show: bool
 ) -> None:
-    """Approve a campaign as it is now (four eyes); asks for the approver's password and code.
+    """Godkjenn kampanjen slik den er nå (fire øyne); spør om passord og engangskode.
 
-    VARSEL_PASSWORD and VARSEL_TOTP are read instead of asking, for scripts. Check the
-    campaign, note the digest --show prints, and approve with --digest: if the campaign
-    changed in between, nothing is approved.
+    Skript kan sette VARSEL_PASSWORD og VARSEL_TOTP i stedet. Sjekk kampanjen, noter
+    fingeravtrykket --show viser, og godkjenn med --digest: er kampanjen endret i mellomtiden,
+    blir ingenting godkjent.
     """
     from varsel.accounts import Role
     from varsel.approval import PARTS, approve, check_digest, fingerprint
@@ -186,19 +234,26 @@ def campaign_approve(
     approval = approve(state.db, state.settings, campaign_id, approver, expected_digest=digest)
     out.print(
         f"Kampanje {campaign_id} er godkjent av {approval.approved_by} "
-        f"(fingeravtrykk {approval.digest[:16]}). Endres den, må den godkjennes på nytt."
+        f"(fingeravtrykk {approval.digest[:16]}). Endres den, må den godkjennes på nytt.",
+        soft_wrap=True,
     )
 
 
-@campaign.command("send")
+@campaign.command(
+    "send", help="Send en godkjent kampanje; trygt å kjøre igjen etter et krasj (docs/delivery.md)."
+)
 @click.argument("campaign_id", type=int)
-@click.option("--smtp", "smtp_url", metavar="URL", help="Relay; same as VARSEL_SMTP_URL.")
-@click.option("--connections", type=click.IntRange(min=1), help="SMTP connections.")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second at most.")
+@click.option(
+    "--smtp", "smtp_url", metavar="URL", help="E-posttjeneren; det samme som VARSEL_SMTP_URL."
+)
+@click.option("--connections", type=click.IntRange(min=1), help="SMTP-forbindelser.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0.01), help="Høyst så mange meldinger i sekundet."
+)
 @click.option(
     "--no-approval",
     is_flag=True,
-    help="Send without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+    help="Send uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false forbyr det).",
 )
 @pass_state
 def campaign_send(
@@ -247,9 +302,9 @@ def campaign_send(
     out.print(report.summary())
 
 
-@campaign.command("status")
+@campaign.command("status", help="Antall leveranser i hver tilstand, og de usikre leveransene.")
 @click.argument("campaign_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     """Counts per delivery state, and the deliveries in doubt."""
@@ -278,13 +333,11 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
 
 @campaign.command("lint")
 @click.argument("campaign_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
 def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: bool) -> None:
-    """Check a campaign before sending; exit status 2 if anything must be fixed."""
-    from rich.markup import escape
-
+    """Sjekk en kampanje før utsending; avslutter med status 2 hvis noe må rettes."""
     from varsel.audit import cli_actor
     from varsel.lint import Severity, lint_campaign
 
@@ -294,9 +347,9 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
     else:
         for f in report.findings:
             error = f.severity is Severity.ERROR
-            label = "[bold red]feil[/]    " if error else "[yellow]advarsel[/]"
+            label = ("feil    ", "bold red") if error else ("advarsel", "yellow")
             # Messages quote TOML tables and templates: "[links]" is text, not Rich markup.
-            out.print(f"{label} {escape(f.message)}", soft_wrap=True)
+            out.print(Text.assemble(label, " ", f.message), soft_wrap=True)
         out.print(report.summary(), soft_wrap=True)
     if not report.ok:
         ctx.exit(2)
@@ -309,11 +362,11 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for <lang>.eml, .txt and .html (made if missing).",
+    help="Mappe for <språk>.eml, .txt og .html (lages hvis den mangler).",
 )
 @pass_state
 def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
-    """Write each language's message, signed as it would be sent, to a sample recipient."""
+    """Skriv meldingen på hvert språk, signert slik den ville blitt sendt, til en prøvemottaker."""
     from varsel.lint import preview_campaign
 
     for path in preview_campaign(state.db, state.settings, campaign_id, out_dir):
@@ -328,7 +381,7 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.leases import notify
 
     notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
-    out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».")
+    out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».", soft_wrap=True)
 
 
 @campaign.command("start")
@@ -336,11 +389,11 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 @click.option(
     "--no-approval",
     is_flag=True,
-    help="Without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+    help="Uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false forbyr det).",
 )
 @pass_state
 def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
-    """Hand an approved campaign to the `varsel worker` processes (PostgreSQL); they start now."""
+    """Gi en godkjent kampanje til `varsel worker`-prosessene (PostgreSQL); de begynner nå."""
     from varsel.approval import authorise_send
     from varsel.audit import cli_actor
     from varsel.leases import require_postgresql, start_campaign
@@ -350,14 +403,17 @@ def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
         state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
     )
     start_campaign(state.db, campaign_id, state.settings.worker_lease_seconds)
-    out.print(f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status")
+    out.print(
+        f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status",
+        soft_wrap=True,
+    )
 
 
 @campaign.command("pause")
 @click.argument("campaign_id", type=int)
 @pass_state
 def campaign_pause(state: State, campaign_id: int) -> None:
-    """Pause sending; a running sender stops within a second."""
+    """Sett utsendingen på pause; en sending som pågår, stopper innen et sekund."""
     _set_status(state, campaign_id, "paused")
 
 
@@ -365,7 +421,7 @@ def campaign_pause(state: State, campaign_id: int) -> None:
 @click.argument("campaign_id", type=int)
 @pass_state
 def campaign_resume(state: State, campaign_id: int) -> None:
-    """Allow a paused campaign to be sent again (then run `campaign send`)."""
+    """La en kampanje på pause sendes igjen (kjør så `campaign send`)."""
     _set_status(state, campaign_id, "ready")
 
 
@@ -373,7 +429,7 @@ def campaign_resume(state: State, campaign_id: int) -> None:
 @click.argument("campaign_id", type=int)
 @pass_state
 def campaign_cancel(state: State, campaign_id: int) -> None:
-    """Stop a campaign for good: what is not sent yet is cancelled."""
+    """Stopp en kampanje for godt: det som ikke er sendt ennå, blir kansellert."""
     _set_status(state, campaign_id, "cancelled")
 
 
@@ -381,15 +437,18 @@ def campaign_cancel(state: State, campaign_id: int) -> None:
 @click.argument("campaign_id", type=int)
 @pass_state
 def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
-    """Queue the in-doubt deliveries again: the operator accepts they may arrive twice."""
+    """Legg de usikre leveransene i kø igjen: du godtar at de kan komme fram to ganger."""
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
+    from varsel.i18n import fmt_int
     from varsel.outbox import resend_in_doubt
 
     get_campaign(state.db, campaign_id)
     n = resend_in_doubt(state.db, campaign_id, actor=cli_actor())
+    what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
     out.print(
-        f"{n} usikre leveranser er lagt i kø igjen; kjør «varsel campaign send {campaign_id}»."
+        f"{fmt_int(n)} {what} lagt i kø igjen; kjør «varsel campaign send {campaign_id}».",
+        soft_wrap=True,
     )
 
 
@@ -398,41 +457,47 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
 
 @cli.group()
 def keys() -> None:
-    """DKIM signing keys."""
+    """DKIM-nøkler for signering."""
 
 
 @keys.command("generate")
-@click.option("--domain", required=True, help="The sender's domain, e.g. nsr-org.no.")
-@click.option("--selector", default="varsel", show_default=True)
+@click.option("--domain", required=True, help="Avsenderens domene, for eksempel nsr-org.no.")
+@click.option("--selector", default="varsel", show_default=True, help="DKIM-velgeren.")
 @click.option(
-    "--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", show_default=True
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="Nøkkeltypen.",
 )
 @pass_state
 def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> None:
-    """Write a key pair and print the DNS TXT record to publish."""
+    """Lag et nøkkelpar og skriv ut DNS TXT-posten som skal publiseres."""
     from varsel.dkim import generate_key
     from varsel.keys import key_dir
 
     files = generate_key(key_dir(state.settings), domain, selector, algorithm)
-    out.print(f"Privat nøkkel: {files.private_key}")
+    out.print(f"Privat nøkkel: {files.private_key}", soft_wrap=True)
     out.print("Publiser denne DNS-posten:")
     click.echo(files.dns_record())
 
 
 @cli.command()
-@click.option("--host", help="Address to listen on; same as VARSEL_WEB_HOST.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port; same as VARSEL_WEB_PORT.")
+@click.option("--host", help="Adressen det lyttes på; det samme som VARSEL_WEB_HOST.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Porten; det samme som VARSEL_WEB_PORT."
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Processes serving the pages (the limits are kept in the store, so they hold for all; "
-    "more than one needs VARSEL_SECRET_KEY).",
+    help="Prosesser som viser sidene (grensene ligger i lageret og gjelder for alle; "
+    "flere enn én krever VARSEL_SECRET_KEY).",
 )
 @pass_state
 def serve(state: State, host: str | None, port: int | None, workers: int) -> None:
-    """Serve the public pages (verify, register, feedback, document, unsubscribe)."""
+    """Vis de offentlige sidene (kontroll, register, tilbakemelding, dokument, avmelding)."""
     import os
 
     from varsel.errors import ConfigError
@@ -465,7 +530,8 @@ def serve(state: State, host: str | None, port: int | None, workers: int) -> Non
         os.environ["VARSEL_DATABASE_URL"] = top["database_url"]
     out.print(
         f"Offentlige sider på {settings.public_base_url} (lytter på "
-        f"{host}:{port}, {workers} prosess(er))."
+        f"{host}:{port}, {workers} {'prosess' if workers == 1 else 'prosesser'}).",
+        soft_wrap=True,
     )
     serve_app(
         "varsel.web:app_from_environment",

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import click
 
 from varsel.cli import State, err, out
+from varsel.cli_output import NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -16,41 +17,33 @@ pass_state = click.make_pass_decorator(State)
 EX_TEMPFAIL = 75  # a run Altinn cut short: cron or an operator runs it again later
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def altinn() -> None:
-    """Altinn 3 Correspondence, for units without usable e-mail (off unless enabled)."""
+    """Altinn 3 Correspondence, for enheter uten brukbar e-post (av med mindre den er slått på)."""
 
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int], None]]:
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+    from varsel.progress import count_bar
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        TextColumn("{task.completed:>8,}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-    task = bar.add_task(label, total=None)
-    with bar:
-        yield lambda n: bar.advance(task, n)
+    with count_bar(label, "meldinger", err) as advance:
+        yield advance
 
 
 @altinn.command("send")
 @click.argument("campaign_id", type=int)
-@click.option("--limit", type=click.IntRange(min=1), help="Send at most this many now.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send høyst så mange nå.")
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Requests in flight at once; same as VARSEL_ALTINN_CONCURRENCY.",
+    help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
 @click.option(
     "--no-approval",
     is_flag=True,
-    help="Send without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false forbids it).",
+    help="Send uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false forbyr det).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
 def altinn_send(
@@ -62,9 +55,9 @@ def altinn_send(
     no_approval: bool,
     as_json: bool,
 ) -> None:
-    """Send the campaign's Altinn messages; safe to run again, nothing is sent twice.
+    """Send kampanjens meldinger i Altinn; trygt å kjøre igjen, ingenting sendes to ganger.
 
-    Like `campaign send`, it needs the campaign's four-eyes approval (or --no-approval).
+    Som `campaign send` krever den at kampanjen er godkjent med fire øyne (eller --no-approval).
     """
     from varsel.altinn import send
     from varsel.altinn_client import AltinnConfig
@@ -94,15 +87,15 @@ def altinn_send(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Requests in flight at once; same as VARSEL_ALTINN_CONCURRENCY.",
+    help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
 def altinn_poll(
     ctx: click.Context, state: State, campaign_id: int, concurrency: int | None, as_json: bool
 ) -> None:
-    """Ask Altinn which messages are published (delivered) or failed."""
+    """Spør Altinn hvilke meldinger som er publisert (levert), og hvilke som feilet."""
     from varsel.altinn_poll import poll
 
     with _progress(f"Henter status fra Altinn for kampanje {campaign_id}") as progress:
@@ -116,24 +109,27 @@ def altinn_poll(
 
 @altinn.command("status")
 @click.argument("campaign_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:
-    """Altinn messages of the campaign by state, and why the failed ones failed."""
+    """Kampanjens meldinger i Altinn etter tilstand, og hvorfor de som feilet, feilet."""
     from varsel.altinn import altinn_counts, altinn_failures
     from varsel.campaign import get_campaign
+    from varsel.i18n import fmt_int
 
     get_campaign(state.db, campaign_id)
     counts = altinn_counts(state.db, campaign_id)
     failures = altinn_failures(state.db, campaign_id)
     if as_json:
         failed = [{"orgnr": o, "reason": r} for o, r in failures]
-        out.print(json.dumps({"campaign_id": campaign_id, **counts, "failures": failed}))
+        out.print(
+            json.dumps({"campaign_id": campaign_id, **counts, "failures": failed}), soft_wrap=True
+        )
         return
     out.print(
-        f"Kampanje {campaign_id}: {counts['delivered']} levert i Altinn, {counts['accepted']} "
-        f"venter på publisering, {counts['unsent']} ikke tatt imot ennå, {counts['failed']} "
-        "feilet."
+        f"Kampanje {campaign_id}: {fmt_int(counts['delivered'])} levert i Altinn, "
+        f"{fmt_int(counts['accepted'])} venter på publisering, {fmt_int(counts['unsent'])} "
+        f"ikke tatt imot ennå, {fmt_int(counts['failed'])} feilet."
     )
     for orgnr, reason in failures:
         out.print(f"  {orgnr}  {reason}", soft_wrap=True)

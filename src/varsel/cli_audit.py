@@ -5,23 +5,23 @@ from __future__ import annotations
 import json
 
 import click
-from rich.markup import escape
 
 from varsel.audit import Action
 from varsel.cli import State, out, pass_state
+from varsel.cli_output import NorskGroup
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def audit() -> None:
-    """The hash-chained audit log of what operators did."""
+    """Revisjonsloggen over hva operatørene har gjort, lenket med hasher."""
 
 
 @audit.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
 def audit_verify(ctx: click.Context, state: State, as_json: bool) -> None:
-    """Check every entry's hash and link; exit status 1 names the first broken entry."""
+    """Sjekk hash og lenke i hver oppføring; ved feil: status 1 og den første ødelagte."""
     from varsel.audit import verify
 
     result = verify(state.db)
@@ -35,15 +35,17 @@ def audit_verify(ctx: click.Context, state: State, as_json: bool) -> None:
 
 @audit.command("show")
 @click.option(
-    "--action", type=click.Choice([a.value for a in Action]), help="Only this kind of entry."
+    "--action", type=click.Choice([a.value for a in Action]), help="Bare denne typen oppføring."
 )
-@click.option("--actor", help="Only entries by this user (or cli:LOGIN, system).")
-@click.option("--object", "obj", metavar="OBJECT", help="Only about this, e.g. campaign:3.")
-@click.option("--since", metavar="DATE", help="From this date or time (UTC), e.g. 2025-03-01.")
+@click.option("--actor", help="Bare oppføringer fra denne brukeren (eller cli:LOGIN, system).")
+@click.option("--object", "obj", metavar="OBJEKT", help="Bare om dette, for eksempel campaign:3.")
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=200, show_default=True, help="The last N."
+    "--since", metavar="DATO", help="Fra denne datoen eller tiden (UTC), for eksempel 2025-03-01."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines, one entry each.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=200, show_default=True, help="De siste N."
+)
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON-linjer, én per oppføring.")
 @pass_state
 def audit_show(
     state: State,
@@ -54,7 +56,7 @@ def audit_show(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Show audit entries, oldest first, filtered."""
+    """Vis oppføringer i revisjonsloggen, eldste først, filtrert."""
     from varsel.audit import entries
 
     found = entries(
@@ -70,10 +72,10 @@ def audit_show(
             click.echo(json.dumps(e.as_dict(), ensure_ascii=False))
         return
     for e in found:
-        detail = escape(e.detail) if e.detail != "{}" else ""
+        detail = e.detail if e.detail != "{}" else ""
         out.print(
-            f"{e.seq:>6}  {e.at[:19].replace('T', ' ')}  {escape(e.actor)}  {e.action}  "
-            f"{escape(e.object or '')}  {detail}",
+            f"{e.seq:>6}  {e.at[:19].replace('T', ' ')}  {e.actor}  {e.action}  "
+            f"{e.object or ''}  {detail}",
             soft_wrap=True,
         )
     if not found:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from varsel.cli import State
+from varsel.cli_output import NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -18,35 +19,34 @@ _CAMPAIGN = click.option(
     "--campaign",
     "campaign_id",
     type=int,
-    help="Look a failed address up in this campaign only (VERP and Message-ID need no help).",
+    help="Let bare i denne kampanjen etter en adresse som feilet (VERP og Message-ID finner "
+    "kampanjen selv).",
 )
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Skriv ut tallene som JSON.")
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def bounces() -> None:
-    """Bounces, complaints and auto-replies to the VERP envelope addresses (docs/delivery.md)."""
+    """Returmeldinger, klager og autosvar til VERP-adressene i konvolutten (docs/delivery.md)."""
 
 
 @bounces.command("ingest")
 @click.option(
     "--maildir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Take in a Maildir's new and unseen messages; the unrecognised go to DIR/.unrecognised.",
+    help="Ta inn nye og uleste meldinger i en Maildir; de ukjente havner i DIR/.unrecognised.",
 )
-@click.option(
-    "--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Take in an mbox file."
-)
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Ta inn en mbox-fil.")
 @click.option(
     "--keep",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Maildir for messages kept aside (standard input and mbox; made if missing).",
+    help="Maildir for meldinger som legges til side (standard inn og mbox; lages om den mangler).",
 )
 @click.option(
     "--tempfail",
     is_flag=True,
-    help="For MTA pipes: any failure but bad input exits 75 (EX_TEMPFAIL), so the MTA keeps "
-    "the message and tries again.",
+    help="For rør fra MTA-en: alle feil unntatt ugyldig inndata gir status 75 (EX_TEMPFAIL), "
+    "så MTA-en beholder meldingen og prøver igjen.",
 )
 @_CAMPAIGN
 @_JSON
@@ -60,7 +60,7 @@ def bounces_ingest(
     campaign_id: int | None,
     as_json: bool,
 ) -> None:
-    """Take in one message from standard input (a pipe from the MTA), or a Maildir or mbox."""
+    """Ta inn én melding fra standard inn (et rør fra MTA-en), eller en Maildir eller mbox."""
     if not tempfail:
         _ingest(state, maildir, mbox, keep, campaign_id, as_json)
         return
@@ -112,16 +112,16 @@ def _ingest(
     "url",
     required=True,
     metavar="URL",
-    help="imaps://user@host[:port]/MAILBOX, or imap:// for STARTTLS; password from "
+    help="imaps://bruker@vert[:port]/POSTKASSE, eller imap:// for STARTTLS; passordet fra "
     "VARSEL_IMAP_PASSWORD.",
 )
-@click.option("--once", is_flag=True, help="One pass, then stop.")
+@click.option("--once", is_flag=True, help="Én runde, så stopp.")
 @click.option(
     "--interval",
     type=click.FloatRange(min=1),
     default=60.0,
     show_default=True,
-    help="Seconds between passes.",
+    help="Sekunder mellom rundene.",
 )
 @_CAMPAIGN
 @_JSON
@@ -129,7 +129,7 @@ def _ingest(
 def bounces_poll(
     state: State, url: str, once: bool, interval: float, campaign_id: int | None, as_json: bool
 ) -> None:
-    """Read an IMAP mailbox: each message once (keyword $VarselDone), until stopped."""
+    """Les en IMAP-postkasse: hver melding én gang (nøkkelordet $VarselDone), til den stoppes."""
     from varsel.bounces import BounceIntake, ImapMailbox, IngestSummary, poll_forever, poll_imap
     from varsel.verp import Verp
 

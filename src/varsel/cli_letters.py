@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from varsel.cli import State, err, out
+from varsel.cli_output import NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
 pass_state = click.make_pass_decorator(State)
 
 
-class _LettersGroup(click.Group):
+class _LettersGroup(NorskGroup):
     """`varsel letters CAMPAIGN --out DIR` is short for `varsel letters make CAMPAIGN --out DIR`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -25,7 +26,7 @@ class _LettersGroup(click.Group):
 
 @click.group(cls=_LettersGroup)
 def letters() -> None:
-    """Postal letters: `varsel letters CAMPAIGN --out DIR` makes them (see docs/letters.md)."""
+    """Brev i posten: `varsel letters KAMPANJE --out MAPPE` lager dem (se docs/letters.md)."""
 
 
 @letters.command("make")
@@ -35,21 +36,21 @@ def letters() -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="New folder for the batch PDFs, manifest.csv and unreachable.csv.",
+    help="Ny mappe for PDF-ene med brev, manifest.csv og unreachable.csv.",
 )
-@click.option("--per-letter", is_flag=True, help="Also write every letter as its own PDF.")
+@click.option("--per-letter", is_flag=True, help="Skriv også hvert brev som egen PDF.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=500,
     show_default=True,
-    help="Letters per batch PDF.",
+    help="Brev per PDF.",
 )
 @click.option(
     "--no-approval",
     is_flag=True,
-    help="Make letters without four-eyes approval (audited; VARSEL_ALLOW_NO_APPROVAL=false "
-    "forbids it).",
+    help="Lag brev uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false "
+    "forbyr det).",
 )
 @pass_state
 def letters_make(
@@ -60,30 +61,21 @@ def letters_make(
     batch_size: int,
     no_approval: bool,
 ) -> None:
-    """Make letters for the units without usable e-mail, or whose e-mail bounced.
+    """Lag brev til enhetene uten brukbar e-post, eller der e-posten kom i retur.
 
-    Letters go to recipients like e-mail does, so they need the campaign's four-eyes approval
-    (or --no-approval), as `campaign send` does.
+    Brev når mottakerne slik e-post gjør, så de krever at kampanjen er godkjent med fire øyne
+    (eller --no-approval), som `campaign send`.
     """
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
-
     from varsel.approval import authorise_send
     from varsel.audit import cli_actor
     from varsel.letters import make_letters
+    from varsel.progress import count_bar
 
     authorise_send(
         state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
     )
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        TextColumn("{task.completed:>8,} brev"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-    task = bar.add_task(f"Lager brev for kampanje {campaign_id}", total=None)
-    with bar:
+    with count_bar(f"Lager brev for kampanje {campaign_id}", "brev", err) as advance:
         result = make_letters(
             state.db,
             campaign_id,
@@ -91,7 +83,7 @@ def letters_make(
             per_letter=per_letter,
             batch_size=batch_size,
             actor=cli_actor(),
-            progress=lambda n: bar.advance(task, n),
+            progress=advance,
         )
     out.print(result.summary(), soft_wrap=True)
 
@@ -100,7 +92,7 @@ def _report(state: State, campaign_id: int, path: Path, kind: str) -> None:
     from varsel.letter_returns import Report, record_report
 
     result = record_report(state.db, campaign_id, Report(kind), path)
-    out.print(result.summary())
+    out.print(result.summary(), soft_wrap=True)
 
 
 _CSV: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path)}
@@ -111,7 +103,7 @@ _CSV: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path)}
 @click.argument("csv_file", **_CSV)
 @pass_state
 def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
-    """Record letters the print house handed to the post (CSV with delivery_id[, orgnr, date])."""
+    """Registrer brev trykkeriet leverte til posten (CSV med delivery_id[, orgnr, date])."""
     _report(state, campaign_id, csv_file, "posted")
 
 
@@ -120,5 +112,5 @@ def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
 @click.argument("csv_file", **_CSV)
 @pass_state
 def letters_returned(state: State, campaign_id: int, csv_file: Path) -> None:
-    """Record letters that came back (CSV with delivery_id[, orgnr, date, reason])."""
+    """Registrer brev som kom i retur (CSV med delivery_id[, orgnr, date, reason])."""
     _report(state, campaign_id, csv_file, "returned")

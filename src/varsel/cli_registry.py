@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from varsel.cli import State, err, out
+from varsel.cli_output import NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -18,9 +19,9 @@ pass_state = click.make_pass_decorator(State)
 # -- registry ---------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def registry() -> None:
-    """Import, update, download and synthesise Enhetsregisteret data."""
+    """Importer, oppdater, last ned og lag syntetiske data fra Enhetsregisteret."""
 
 
 @registry.command("import")
@@ -28,14 +29,14 @@ def registry() -> None:
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write every file's rejected records here as JSON lines (file, position, reason).",
+    help="Skriv hver fils avviste poster hit som JSON-linjer (fil, posisjon, grunn).",
 )
-@click.option("--dump-date", metavar="YYYY-MM-DD", help="The date the dump was made.")
+@click.option("--dump-date", metavar="ÅÅÅÅ-MM-DD", help="Datoen uttrekket ble laget.")
 @click.option(
     "--allow-shrink",
     is_flag=True,
-    help="Import even if more than 5 % of the units would be marked gone "
-    "or more than 10 % of the records rejected.",
+    help="Importer selv om mer enn 5 % av enhetene ville blitt merket som borte "
+    "eller mer enn 10 % av postene avvist.",
 )
 @pass_state
 def registry_import(
@@ -45,9 +46,9 @@ def registry_import(
     dump_date: str | None,
     allow_shrink: bool,
 ) -> None:
-    """Import registry dumps (JSON or CSV, gzipped or not; enheter or underenheter).
+    """Importer uttrekk fra registeret (JSON eller CSV, gzip eller ikke; enheter, underenheter).
 
-    An older file imported before is applied again: that undoes a wrong import.
+    En eldre fil som er importert før, blir brukt på nytt: slik angrer du en feil import.
     """
     from varsel.audit import cli_actor
     from varsel.progress import progress_bar
@@ -59,7 +60,7 @@ def registry_import(
     for path in paths:
         with progress_bar(f"Importerer {path.name}", err) as progress:
             result = import_dump(
-                state.db,
+                state.db_or_new,
                 path,
                 rejects_path=rejects,
                 dump_date=dump_date,
@@ -67,31 +68,31 @@ def registry_import(
                 actor=cli_actor(),
                 allow_shrink=allow_shrink,
             )
-        out.print(result.summary())
+        out.print(result.summary(), soft_wrap=True)
         for line in result.first_rejects():
-            out.print(f"  avvist: {line}")
+            out.print(f"  avvist: {line}", soft_wrap=True)
 
 
 @registry.command("update")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
-    """Apply change-feed pages (oppdateringer, JSON, gzipped or not) to the store."""
+    """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret."""
     from varsel.audit import cli_actor
     from varsel.feed import apply_feed, read_page
 
     # Every page is read and checked first: one bad page applies none of them.
     pages = [read_page(path) for path in paths]
     for page in pages:
-        result = apply_feed(state.db, page, actor=cli_actor())
-        out.print(result.summary())
+        result = apply_feed(state.db_or_new, page, actor=cli_actor())
+        out.print(result.summary(), soft_wrap=True)
 
 
 @registry.command("snapshots")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
 @pass_state
 def registry_snapshots(state: State, as_json: bool) -> None:
-    """List the imported dumps and change-feed pages (Dato: the dump's, or the day applied)."""
+    """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller dagen de ble lagt inn)."""
     from varsel.snapshot import list_snapshots
 
     snaps = list_snapshots(state.db)
@@ -99,8 +100,8 @@ def registry_snapshots(state: State, as_json: bool) -> None:
         click.echo(json.dumps([s.as_dict() for s in snaps], ensure_ascii=False, indent=2))
         return
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from varsel.i18n import fmt_int
 
@@ -116,7 +117,7 @@ def registry_snapshots(state: State, as_json: bool) -> None:
         what = s.kind if s.source == "dump" else f"{s.kind}, endringer"
         table.add_row(
             str(s.id),
-            f"{what}\n[dim]{escape(s.file_name)}[/]",
+            Text.assemble(f"{what}\n", (s.file_name, "dim")),
             (s.dump_date or s.imported_at)[:10],
             *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )
@@ -125,49 +126,73 @@ def registry_snapshots(state: State, as_json: bool) -> None:
 
 @registry.command("download")
 @click.option(
-    "--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter", show_default=True
+    "--kind",
+    type=click.Choice(["enheter", "underenheter"]),
+    default="enheter",
+    show_default=True,
+    help="Hvilket uttrekk.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="Filformatet.",
 )
 @click.option(
     "--out",
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to keep the dump file.",
+    help="Hvor uttrekket skal lagres.",
 )
 @pass_state
 def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None:
-    """Download the registry's nightly dump (skipped when unchanged since last time)."""
+    """Last ned registerets nattlige uttrekk (hoppes over hvis det ikke er endret siden sist)."""
     from varsel.download import download_dump
     from varsel.progress import progress_bar
 
     with progress_bar(f"Laster ned {kind} ({fmt})", err) as progress:
         result = download_dump(state.settings, kind=kind, fmt=fmt, out=out_path, progress=progress)
-    out.print(result.summary())
+    out.print(result.summary(), soft_wrap=True)
 
 
 @registry.command("synth")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--units", type=click.IntRange(min=0), required=True, help="How many units.")
-@click.option("--seed", type=int, required=True, help="Same seed, same file.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Filen som skal lages.",
+)
+@click.option("--units", type=click.IntRange(min=0), required=True, help="Hvor mange enheter.")
+@click.option("--seed", type=int, required=True, help="Samme frø gir samme fil.")
 @click.option(
     "--municipality",
     "municipalities",
     multiple=True,
-    help="Only units located in this municipality (2024 number); repeat for several.",
+    help="Bare enheter i denne kommunen (nummer fra 2024); gjenta for flere.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="Filformatet.",
 )
 @click.option(
-    "--kind", type=click.Choice(["enheter", "underenheter"]), default="enheter", show_default=True
+    "--kind",
+    type=click.Choice(["enheter", "underenheter"]),
+    default="enheter",
+    show_default=True,
+    help="Hvilket uttrekk.",
 )
 def registry_synth(
     out_path: Path, units: int, seed: int, municipalities: tuple[str, ...], fmt: str, kind: str
 ) -> None:
-    """Write a synthetic registry dump in exactly the registry's format."""
+    """Lag et syntetisk uttrekk i nøyaktig samme format som registerets."""
     from varsel.progress import progress_bar
     from varsel.synth import write_dump
 
@@ -181,48 +206,48 @@ def registry_synth(
             municipalities=municipalities,
             progress=progress,
         )
-    out.print(result.summary())
+    out.print(result.summary(), soft_wrap=True)
 
 
 # -- segment ----------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def segment() -> None:
-    """Select businesses by area, size, industry, legal form and status."""
+    """Velg virksomheter etter område, størrelse, næring, organisasjonsform og status."""
 
 
 @segment.command("preview")
-@click.option("--municipality", "-m", multiple=True, help="Municipality number or name.")
-@click.option("--county", multiple=True, help="County number or name.")
-@click.option("--police-district", multiple=True, help="Police district, e.g. oslo.")
-@click.option("--min-employees", type=click.IntRange(min=0), help="At least N employees.")
+@click.option("--municipality", "-m", multiple=True, help="Kommunenummer eller -navn.")
+@click.option("--county", multiple=True, help="Fylkesnummer eller -navn.")
+@click.option("--police-district", multiple=True, help="Politidistrikt, for eksempel oslo.")
+@click.option("--min-employees", type=click.IntRange(min=0), help="Minst N ansatte.")
 @click.option(
     "--employee-rule",
     type=click.Choice(["auto", "registered", "exact"]),
-    help="How to treat hidden counts (1-4).",
+    help="Hvordan skjulte antall (1–4) regnes.",
 )
-@click.option("--nace", multiple=True, help="Industry code prefix (SN2025).")
-@click.option("--form", multiple=True, help="Include only these legal forms.")
-@click.option("--exclude-form", multiple=True, help="Leave out these legal forms.")
-@click.option("--sector", multiple=True, help="Institutional sector code prefix.")
-@click.option("--include-bankrupt", is_flag=True, default=None, help="Keep bankrupt units.")
+@click.option("--nace", multiple=True, help="Begynnelsen på en næringskode (SN2025).")
+@click.option("--form", multiple=True, help="Bare disse organisasjonsformene.")
+@click.option("--exclude-form", multiple=True, help="Utelat disse organisasjonsformene.")
+@click.option("--sector", multiple=True, help="Begynnelsen på en sektorkode.")
+@click.option("--include-bankrupt", is_flag=True, default=None, help="Ta med konkursbo.")
 @click.option(
-    "--include-liquidating", is_flag=True, default=None, help="Keep units being wound up."
+    "--include-liquidating", is_flag=True, default=None, help="Ta med enheter under avvikling."
 )
-@click.option("--include-deleted", is_flag=True, default=None, help="Keep deleted units.")
+@click.option("--include-deleted", is_flag=True, default=None, help="Ta med slettede enheter.")
 @click.option(
     "--criteria",
     "criteria_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Criteria from a TOML file; options add to it.",
+    help="Utvalgskriterier fra en TOML-fil; valgene her legges til.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def segment_preview(
     state: State, /, criteria_file: Path | None, as_json: bool, **options: Any
 ) -> None:
-    """Count the businesses a selection reaches, and how they can be reached."""
+    """Tell virksomhetene et utvalg når, og hvordan de kan nås."""
     from varsel.segment import Criteria, preview
 
     criteria = Criteria.build(criteria_file, options)

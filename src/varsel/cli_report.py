@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from varsel.cli import State, out
+from varsel.cli_output import NorskGroup
 
 if TYPE_CHECKING:
     from varsel.coverage import Coverage, Group
@@ -19,17 +21,17 @@ if TYPE_CHECKING:
 pass_state = click.make_pass_decorator(State)
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def report() -> None:
-    """Who a campaign reached, and how well it worked."""
+    """Hvem en kampanje nådde, og hvor godt den virket."""
 
 
 @report.command("coverage")
 @click.argument("campaign_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
-    """One outcome for every business the campaign targeted, with roll-ups."""
+    """Ett utfall for hver virksomhet kampanjen valgte, med summer per gruppe."""
     from varsel.coverage import coverage
 
     result = coverage(state.db, campaign_id)
@@ -45,9 +47,12 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     from varsel.i18n import fmt_int, fmt_share
 
     console.print(
-        f"[bold]Kampanje {c.campaign_id} «{c.campaign_name}»[/]: {fmt_int(c.units)} virksomheter, "
-        f"{fmt_int(c.reached)} nådd ({fmt_share(c.reached, c.units)}), "
-        f"{fmt_int(c.on_the_way)} på vei, {fmt_int(c.not_reached)} ikke nådd.",
+        Text.assemble(
+            (f"Kampanje {c.campaign_id} «{c.campaign_name}»", "bold"),
+            f": {fmt_int(c.units)} virksomheter, {fmt_int(c.reached)} nådd "
+            f"({fmt_share(c.reached, c.units)}), {fmt_int(c.on_the_way)} på vei, "
+            f"{fmt_int(c.not_reached)} ikke nådd.",
+        ),
         soft_wrap=True,
     )
 
@@ -64,7 +69,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     outcomes = table("Utfall", "Utfall", "Virksomheter", "Andel")
     for o in Outcome:
         outcomes.add_row(label(o), fmt_int(c.outcomes[o]), fmt_share(c.outcomes[o], c.units))
-    outcomes.add_row("[bold]Sum[/]", f"[bold]{fmt_int(c.units)}[/]", "100,0\u00a0%")
+    outcomes.add_row(Text("Sum", "bold"), Text(fmt_int(c.units), "bold"), "100,0\u00a0%")
     console.print(outcomes)
     details = [(capital(label(r)), n) for r, n in c.unreachable.items() if n]
     details += [(f"Venter: {label(k)}", n) for k, n in c.pending.items()]
@@ -120,18 +125,18 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FILE.csv or FILE.xlsx.",
+    help="FIL.csv eller FIL.xlsx.",
 )
 @click.option(
     "--include-suppressed",
     is_flag=True,
-    help="Also the businesses that asked not to be contacted (left out by default).",
+    help="Ta også med virksomhetene som har bedt om ikke å bli kontaktet (utelatt ellers).",
 )
 @pass_state
 def report_unreached(
     state: State, campaign_id: int, out_path: Path, include_suppressed: bool
 ) -> None:
-    """Export the businesses not reached, with postal addresses (personal data: audited)."""
+    """Eksporter virksomhetene som ikke ble nådd, med postadresser (personopplysninger: logges)."""
     from varsel.audit import cli_actor
     from varsel.unreached import export_unreached
 
@@ -152,15 +157,15 @@ def report_unreached(
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FILE.html (self-contained) or FILE.pdf.",
+    help="FIL.html (frittstående) eller FIL.pdf.",
 )
-@click.option("--pdf", is_flag=True, help="Also write a PDF next to the HTML file.")
-@click.option("--compare", "compare_id", type=int, help="Show this campaign side by side.")
+@click.option("--pdf", is_flag=True, help="Skriv også en PDF ved siden av HTML-filen.")
+@click.option("--compare", "compare_id", type=int, help="Vis denne kampanjen ved siden av.")
 @pass_state
 def report_evaluate(
     state: State, campaign_id: int, out_path: Path, pdf: bool, compare_id: int | None
 ) -> None:
-    """Write the evaluation report: summary, reach funnel, code checks, feedback."""
+    """Skriv evalueringsrapporten: sammendrag, hvem som ble nådd, kodesjekker, tilbakemeldinger."""
     from varsel.evaluate import evaluate
     from varsel.evaluate_render import write_report
 

@@ -11,10 +11,10 @@ import json
 import os
 
 import click
-from rich.markup import escape
 
 from varsel.accounts import Enrolment, Role, User
 from varsel.cli import State, out, pass_state
+from varsel.cli_output import NorskGroup, require_terminal
 from varsel.errors import UserError
 
 ROLE = click.Choice([r.value for r in Role])
@@ -25,6 +25,7 @@ def read_password(*, new: bool = False) -> str:
     given = os.environ.get("VARSEL_PASSWORD")
     if given:
         return given
+    require_terminal("passord")  # else Python warns and reads the password with echo
     return str(
         click.prompt(
             "Nytt passord" if new else "Passord",
@@ -37,7 +38,11 @@ def read_password(*, new: bool = False) -> str:
 
 def read_code() -> str:
     """VARSEL_TOTP for scripts, else asked for."""
-    return os.environ.get("VARSEL_TOTP") or str(click.prompt("Engangskode fra appen", err=True))
+    given = os.environ.get("VARSEL_TOTP")
+    if given:
+        return given
+    require_terminal("engangskode")
+    return str(click.prompt("Engangskode fra appen", err=True))
 
 
 def signed_in(state: State, name: str | None, role: Role) -> User:
@@ -65,40 +70,42 @@ def _show_enrolment(enrolment: Enrolment) -> None:
     name = enrolment.user.name
     out.print(
         f"Skann QR-koden med en autentiseringsapp (for eksempel Microsoft eller Google "
-        f"Authenticator), eller skriv inn nøkkelen {enrolment.secret}."
+        f"Authenticator), eller skriv inn nøkkelen {enrolment.secret}.",
+        soft_wrap=True,
     )
     click.echo(enrolment.qr_text(), nl=False)
-    out.print(escape(enrolment.uri), soft_wrap=True)
+    out.print(enrolment.uri, soft_wrap=True)
     out.print(
         f"Kontoen kan brukes når koden er bekreftet: varsel user confirm-totp {name}",
         soft_wrap=True,
     )
 
 
-@click.group()
+@click.group(cls=NorskGroup)
 def user() -> None:
-    """Operator accounts: roles, passwords, TOTP codes and sessions."""
+    """Operatørkontoer: roller, passord, engangskoder (TOTP) og økter."""
 
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=ROLE, required=True, help="viewer, author, approver or admin.")
-@click.option("--email", help="The operator's own address (for test sends).")
+@click.option("--role", type=ROLE, required=True, help="viewer, author, approver eller admin.")
+@click.option("--email", help="Operatørens egen adresse (for testutsendinger).")
 @pass_state
 def user_add(state: State, name: str, role: str, email: str | None) -> None:
-    """Make an account; asks for its password (or VARSEL_PASSWORD) and shows the TOTP QR code."""
+    """Lag en konto; spør om passordet (eller VARSEL_PASSWORD) og viser QR-koden for TOTP."""
     from varsel.accounts import add_user
 
+    password = read_password(new=True)  # first: no terminal to ask on, and no store is made
     enrolment = add_user(
-        state.db,
+        state.db_or_new,
         state.settings,
         name,
         Role(role),
-        read_password(new=True),
+        password,
         actor=_actor(),
         email=email,
     )
-    out.print(f"Brukeren «{enrolment.user.name}» er laget med rollen «{role}».")
+    out.print(f"Brukeren «{enrolment.user.name}» er laget med rollen «{role}».", soft_wrap=True)
     _show_enrolment(enrolment)
 
 
@@ -106,7 +113,7 @@ def user_add(state: State, name: str, role: str, email: str | None) -> None:
 @click.argument("name")
 @pass_state
 def user_confirm_totp(state: State, name: str) -> None:
-    """Finish enrolment with the password and a code from the app (or VARSEL_TOTP)."""
+    """Fullfør registreringen med passordet og en kode fra appen (eller VARSEL_TOTP)."""
     from varsel.signin import confirm_totp
 
     confirmed = confirm_totp(state.db, state.settings, name, read_password(), read_code())
@@ -127,10 +134,10 @@ def _status(u: User) -> str:
 
 
 @user.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
 @pass_state
 def user_list(state: State, as_json: bool) -> None:
-    """List the accounts with their roles and whether they can sign in."""
+    """Vis kontoene med rolle, og om de kan logge inn."""
     from varsel.accounts import list_users
 
     users = list_users(state.db)
@@ -150,7 +157,7 @@ def user_list(state: State, as_json: bool) -> None:
 @click.argument("role", type=ROLE)
 @pass_state
 def user_set_role(state: State, name: str, role: str) -> None:
-    """Give an account another role."""
+    """Gi en konto en annen rolle."""
     from varsel.accounts import set_role
 
     changed = set_role(state.db, name, Role(role), actor=_actor())
@@ -161,7 +168,7 @@ def user_set_role(state: State, name: str, role: str) -> None:
 @click.argument("name")
 @pass_state
 def user_set_password(state: State, name: str) -> None:
-    """Set a new password (asked twice, or VARSEL_PASSWORD); the account's sessions end."""
+    """Sett nytt passord (spørres to ganger, eller VARSEL_PASSWORD); kontoens økter avsluttes."""
     from varsel.accounts import set_password
 
     changed = set_password(state.db, state.settings, name, read_password(new=True), actor=_actor())
@@ -172,7 +179,7 @@ def user_set_password(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def user_disable(state: State, name: str) -> None:
-    """Disable an account: no sign-in, and its sessions end now."""
+    """Deaktiver en konto: ingen innlogging, og øktene avsluttes nå."""
     from varsel.accounts import disable_user
 
     changed = disable_user(state.db, name, actor=_actor())
@@ -183,7 +190,7 @@ def user_disable(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def user_enable(state: State, name: str) -> None:
-    """Let a disabled account sign in again."""
+    """La en deaktivert konto logge inn igjen."""
     from varsel.accounts import enable_user
 
     changed = enable_user(state.db, name, actor=_actor())
@@ -194,7 +201,7 @@ def user_enable(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def user_unlock(state: State, name: str) -> None:
-    """Lift a lock-out after too many failed sign-ins."""
+    """Lås opp en konto som er låst etter for mange mislykkede innlogginger."""
     from varsel.accounts import unlock_user
 
     changed = unlock_user(state.db, name, actor=_actor())
@@ -205,7 +212,7 @@ def user_unlock(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def user_reset_totp(state: State, name: str) -> None:
-    """A new TOTP secret (lost phone): sessions end until the new code is confirmed."""
+    """Ny TOTP-nøkkel (mistet telefon): øktene avsluttes til den nye koden er bekreftet."""
     from varsel.accounts import reset_totp
 
     enrolment = reset_totp(state.db, state.settings, name, actor=_actor())
@@ -217,8 +224,9 @@ def user_reset_totp(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def user_sign_out_everywhere(state: State, name: str) -> None:
-    """End every session of an account (a lost or shared computer)."""
+    """Avslutt alle øktene til en konto (en mistet eller delt datamaskin)."""
     from varsel.signin import sign_out_everywhere
 
     ended = sign_out_everywhere(state.db, name, actor=_actor())
-    out.print(f"{ended} økter for «{name.strip().lower()}» er avsluttet.")
+    what = "økt" if ended == 1 else "økter"
+    out.print(f"{ended} {what} for «{name.strip().lower()}» er avsluttet.", soft_wrap=True)

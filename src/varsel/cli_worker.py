@@ -7,29 +7,36 @@ import json
 import click
 
 from varsel.cli import State, out, pass_state
+from varsel.cli_output import NorskCommand
+from varsel.i18n import fmt_int
 
 
-@click.command("worker")
+@click.command("worker", cls=NorskCommand)
 @click.option(
     "--campaign",
     "campaign_id",
     type=int,
-    help="Send only this campaign (once `campaign start` handed it over); stop when done.",
+    help="Send bare denne kampanjen (når `campaign start` har gitt den videre); stopp når ferdig.",
 )
-@click.option("--smtp", "smtp_url", metavar="URL", help="Relay; same as VARSEL_SMTP_URL.")
-@click.option("--connections", type=click.IntRange(1, 512), help="SMTP connections of this worker.")
+@click.option(
+    "--smtp", "smtp_url", metavar="URL", help="E-posttjeneren; det samme som VARSEL_SMTP_URL."
+)
+@click.option(
+    "--connections", type=click.IntRange(1, 512), help="SMTP-forbindelser for denne arbeideren."
+)
 @click.option(
     "--build-processes",
     type=click.IntRange(min=0),
-    help="Processes that build and sign messages (0: in this process; default: one per core).",
+    help="Prosesser som lager og signerer meldinger (0: i denne prosessen; standard: én per "
+    "kjerne).",
 )
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    help="Serve Prometheus /metrics on 127.0.0.1:PORT; same as VARSEL_WORKER_METRICS_PORT.",
+    help="Vis Prometheus /metrics på 127.0.0.1:PORT; det samme som VARSEL_WORKER_METRICS_PORT.",
 )
-@click.option("--status", "show_status", is_flag=True, help="Show the workers and stop.")
-@click.option("--json", "as_json", is_flag=True, help="With --status: print one JSON object.")
+@click.option("--status", "show_status", is_flag=True, help="Vis arbeiderne og stopp.")
+@click.option("--json", "as_json", is_flag=True, help="Med --status: skriv ut ett JSON-objekt.")
 @pass_state
 def worker(
     state: State,
@@ -41,10 +48,10 @@ def worker(
     show_status: bool,
     as_json: bool,
 ) -> None:
-    """Send campaigns handed to the workers (PostgreSQL); run as many as you like, anywhere.
+    """Send kampanjer gitt til arbeiderne (PostgreSQL); kjør så mange du vil, hvor du vil.
 
-    Stops on SIGTERM or Ctrl-C after the messages on the wire; what it held goes back.
-    Hand a campaign to the workers with `varsel campaign start ID` (or --campaign ID).
+    Stopper ved SIGTERM eller Ctrl-C når meldingene underveis er sendt; det den holdt, går
+    tilbake. Gi en kampanje til arbeiderne med `varsel campaign start ID` (eller --campaign ID).
     """
     from varsel.leases import require_postgresql
 
@@ -87,9 +94,9 @@ def _status(state: State, as_json: bool) -> None:
             w.id,
             _STATES[w.state],
             "" if w.campaign_id is None else str(w.campaign_id),
-            f"{w.sent:,}",
-            f"{w.rate:,.0f}",
-            f"{w.leases:,}",
+            fmt_int(w.sent),
+            fmt_int(round(w.rate)),
+            fmt_int(w.leases),
             f"{w.seconds_since_heartbeat:.0f} s",
         )
     out.print(table)
@@ -103,7 +110,10 @@ def _status(state: State, as_json: bool) -> None:
         campaigns.add_row(
             f"{c.id} {c.name}",
             c.status,
-            *(f"{n[k]:,}" for k in ("queued", "claimed", "sent", "deferred", "failed", "in_doubt")),
+            *(
+                fmt_int(n[k])
+                for k in ("queued", "claimed", "sent", "deferred", "failed", "in_doubt")
+            ),
         )
     if report.campaigns:
         out.print(campaigns)

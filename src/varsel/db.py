@@ -277,7 +277,7 @@ def normalise_url(url: str) -> tuple[Dialect, str]:
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise StoreError(
-            f"store URL {url!r}: unknown scheme {scheme!r} (use a path, sqlite:/// or postgresql://)"
+            f"lageret {url}: ukjent skjema «{scheme}» (bruk en sti, sqlite:/// eller postgresql://)"
         )
     return "sqlite", url
 
@@ -289,15 +289,15 @@ def connect(url: str, *, migrate: bool = True) -> Database:
         try:
             conn: Any = psycopg.connect(target, autocommit=True)
         except psycopg.OperationalError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "connection failed"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "ukjent feil"
             raise StoreError(
-                f"cannot connect to PostgreSQL at {_redact(target)}: {first}"
+                f"lageret {_redact(target)}: får ikke kontakt med PostgreSQL ({first})"
             ) from None
     else:
         if target != ":memory:":
             parent = Path(target).expanduser().resolve().parent
             if not parent.is_dir():
-                raise StoreError(f"store {target}: folder {parent} does not exist")
+                raise StoreError(f"lageret {target}: mappen {parent} finnes ikke")
         try:
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -305,11 +305,25 @@ def connect(url: str, *, migrate: bool = True) -> Database:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"store {target}: not a SQLite database ({e})") from None
+            raise StoreError(f"lageret {target}: {_sqlite_reason(e)}") from None
     db = Database(url, dialect, conn)
     if migrate:
         migrate_store(db)
     return db
+
+
+def _sqlite_reason(e: sqlite3.DatabaseError) -> str:
+    """Why SQLite would not open a store, in Bokmål."""
+    text = str(e)
+    if "not a database" in text:
+        return "er ikke en SQLite-database"
+    if "unable to open" in text:
+        return "kan ikke åpnes (er det en mappe, eller mangler du tilgang?)"
+    if "readonly" in text or "read-only" in text:
+        return "kan ikke skrives (skrivebeskyttet)"
+    if "locked" in text:
+        return "er låst av en annen prosess"
+    return f"kan ikke åpnes ({text})"
 
 
 def _redact(url: str) -> str:
@@ -370,7 +384,9 @@ def migrate_store(db: Database, *, target: int | None = None, use_fresh: bool = 
         if not pending:
             return []
         if done and max(done) > max(m.version for m in all_migrations):
-            raise StoreError("the store was created by a newer varsel; upgrade varsel")
+            raise StoreError(
+                f"lageret {_redact(db.url)} er laget av en nyere varsel; oppgrader varsel"
+            )
         db.run_script(_VERSIONS_TABLE)
         if use_fresh and target is None and not done and len(db.tables()) == 1:
             db.run_script(fresh_schema())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyotp
 from rich.console import Console
+from rich.text import Text
 
 from varsel import audit, synth
 from varsel.accounts import Role, User, add_user
@@ -26,7 +27,7 @@ from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
-from varsel.i18n import fmt_int, fmt_share
+from varsel.i18n import fmt_count, fmt_int, fmt_share
 from varsel.progress import counts_bar, progress_bar
 from varsel.registry import import_dump
 from varsel.segment import Criteria, preview
@@ -66,16 +67,19 @@ def _four_eyes(
     try:
         require_approved(db, cid)
     except ApprovalError as e:
-        console.print(f"[red]Nei:[/] {e.message}", soft_wrap=True)
+        console.print(Text.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
     try:
         approve(db, settings, cid, author)
     except ApprovalError as e:
-        console.print(f"[red]Nei:[/] {e.message}", soft_wrap=True)
+        console.print(Text.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
     approver = _demo_sign_in(db, settings, *DEMO_APPROVER, secret)
     approval = approve(db, settings, cid, approver)
     console.print(
-        f"[green]Godkjent[/] av {approval.approved_by}: fingeravtrykk {approval.digest[:16]}… "
-        "over malene, avsender, dokument, lenkeregler, utvalg og mottakerlisten.",
+        Text.assemble(
+            ("Godkjent", "green"),
+            f" av {approval.approved_by}: fingeravtrykk {approval.digest[:16]}… over malene, "
+            "avsender, dokument, lenkeregler, utvalg og mottakerlisten.",
+        ),
         soft_wrap=True,
     )
     return approval
@@ -98,7 +102,7 @@ def _evidence(db: Database, console: Console, cid: int, out: Path) -> Path:
 
 def main(folder: Path = Path("demo")) -> int:
     """Run the demo; returns the exit status."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, emoji=False)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -142,7 +146,7 @@ def main(folder: Path = Path("demo")) -> int:
 
         console.rule(f"Kampanje fra {EXAMPLE.relative_to(EXAMPLE.parents[1])}")
         created = create_campaign(db, settings, EXAMPLE, created_by=author.name)
-        console.print(created.summary())
+        console.print(created.summary(), soft_wrap=True)
         cid = created.campaign.id
 
         console.rule("Fire øyne: ingen sender alene")
@@ -185,7 +189,8 @@ def main(folder: Path = Path("demo")) -> int:
         "(artikkelen: «rundt 50 000»).\n"
         f"Kan nås på e-post: {fmt_int(p.reachability['email'])} "
         f"({fmt_share(p.reachability['email'], p.units)}; artikkelen: «rundt 10 000»).\n"
-        f"Sendt: {fmt_int(sent)} e-poster til {fmt_int(created.deliveries)} adresser "
+        f"Sendt: {fmt_count(sent, 'e-post', 'e-poster')} til "
+        f"{fmt_count(created.deliveries, 'adresse', 'adresser')} "
         f"(noen adresser deles av flere virksomheter: {fmt_int(created.shared_addresses)}); "
         f"SMTP-tjeneren tok imot {fmt_int(received)}.\n"
         f"Ikke nådd på e-post: {fmt_int(p.units - p.reachability['email'])} "
@@ -201,7 +206,8 @@ def main(folder: Path = Path("demo")) -> int:
         f"  brev:          .venv/bin/varsel --db {store} letters {cid} --out {folder}/brev\n"
         f"  segment:       .venv/bin/varsel --db {store} segment preview "
         "--police-district oslo --min-employees 5\n"
-        f"Ferdig på {time.monotonic() - started:.0f} s."
+        f"Ferdig på {time.monotonic() - started:.0f} s.",
+        soft_wrap=True,  # the commands and paths above are for copying: never wrapped
     )
     return 0
 

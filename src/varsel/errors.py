@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,24 @@ class DownloadError(UserError):
     """The registry dump could not be downloaded."""
 
 
+# The operating system's commonest complaints, said in Bokmål; any other keeps its own text.
+_OS_REASONS = {
+    errno.ENOENT: "finnes ikke",
+    errno.EACCES: "ingen tilgang",
+    errno.ENOSPC: "disken er full",
+    errno.EROFS: "skrivebeskyttet filsystem",
+    errno.EISDIR: "er en mappe",
+    errno.ENOTDIR: "en del av stien er ikke en mappe",
+}
+
+
+def os_reason(e: OSError) -> str:
+    """Why an operating-system call failed, in Bokmål for the common cases."""
+    if e.errno in _OS_REASONS:
+        return _OS_REASONS[e.errno]
+    return e.strerror or str(e)
+
+
 def read_user_file(path: Path, error: type[UserError]) -> bytes:
     """A file someone gave varsel; missing or unreadable, a one-line error of the given kind."""
     try:
@@ -95,7 +114,7 @@ def read_user_file(path: Path, error: type[UserError]) -> bytes:
     except FileNotFoundError:
         raise error(f"{path}: filen finnes ikke") from None
     except OSError as e:
-        raise error(f"{path}: kan ikke leses ({e.strerror})") from None
+        raise error(f"{path}: kan ikke leses ({os_reason(e)})") from None
 
 
 def read_user_text(path: Path, error: type[UserError], encoding: str = "utf-8") -> str:

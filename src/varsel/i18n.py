@@ -13,3 +13,8 @@ def fmt_share(part: int, whole: int) -> str:
     if whole == 0:
         return "–"
     return f"{100 * part / whole:.1f}\u00a0%".replace(".", ",")
+
+
+def fmt_count(n: int, one: str, many: str) -> str:
+    """A count with its noun in the right number: '1 e-post', '20 000 e-poster'."""
+    return f"{fmt_int(n)} {one if n == 1 else many}"

@@ -11,11 +11,16 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
+
+from varsel.i18n import fmt_int
 
 
 class ProgressCallback(Protocol):
@@ -28,16 +33,53 @@ def no_progress(done: int, total: int | None, records: int) -> None:
     """A callback that shows nothing."""
 
 
+def _console() -> Console:
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+def _description() -> TextColumn:
+    # A file name in the description ("[x].json") is text, not markup.
+    return TextColumn("{task.description}", style="bold", markup=False)
+
+
+class _Count(ProgressColumn):
+    """A count in Norwegian format ('20 000 poster'): the task's completed, or one of its fields."""
+
+    def __init__(self, unit: str, field: str | None = None, width: int = 8) -> None:
+        super().__init__()
+        self.unit, self.field, self.width = unit, field, width
+
+    def render(self, task: Task) -> Text:
+        n = task.completed if self.field is None else task.fields[self.field]
+        total = (
+            "" if self.field is not None or task.total is None else f"/{fmt_int(int(task.total))}"
+        )
+        return Text(f"{fmt_int(int(n)):>{self.width}}{total} {self.unit}".rstrip())
+
+
+class _Decimal(ProgressColumn):
+    """A Rich column with a decimal comma: '4,0/4,0 MB', '1,2 MB/s'."""
+
+    def __init__(self, column: ProgressColumn) -> None:
+        super().__init__()
+        self.column = column
+
+    def render(self, task: Task) -> Text:
+        shown = self.column.render(task)
+        text = shown if isinstance(shown, Text) else Text(str(shown))
+        return Text(text.plain.replace(".", ","), style=text.style)
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, console: Console | None = None) -> Iterator[ProgressCallback]:
     """A Rich bar showing bytes and records; hidden when output is not a terminal."""
-    console = console or Console(stderr=True)
+    console = console or _console()
     bar = Progress(
-        TextColumn("[bold]{task.description}"),
+        _description(),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("{task.fields[records]:>12,} poster"),
+        _Decimal(DownloadColumn()),
+        _Decimal(TransferSpeedColumn()),
+        _Count("poster", field="records", width=12),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -58,11 +100,11 @@ def counts_bar(
     description: str, total: int, console: Console | None = None
 ) -> Iterator[Callable[[dict[str, int], float], None]]:
     """A Rich bar for sending: finished deliveries of total, the rate, and counts per state."""
-    console = console or Console(stderr=True)
+    console = console or _console()
     bar = Progress(
-        TextColumn("[bold]{task.description}"),
+        _description(),
         BarColumn(),
-        TextColumn("{task.completed:>8,}/{task.total:,}"),
+        _Count(""),
         TextColumn("{task.fields[rate]:>6.0f}/s"),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
@@ -77,10 +119,26 @@ def counts_bar(
             counts.get(k, 0) for k in ("sent", "failed", "suppressed", "in_doubt", "cancelled")
         )
         detail = (
-            f"sendt {counts.get('sent', 0):,} · utsatt {counts.get('deferred', 0):,} · "
-            f"feilet {counts.get('failed', 0):,} · usikre {counts.get('in_doubt', 0):,}"
+            f"sendt {fmt_int(counts.get('sent', 0))} · utsatt {fmt_int(counts.get('deferred', 0))}"
+            f" · feilet {fmt_int(counts.get('failed', 0))}"
+            f" · usikre {fmt_int(counts.get('in_doubt', 0))}"
         )
         bar.update(task, completed=done, rate=rate, detail=detail)
 
     with bar:
         yield update
+
+
+@contextlib.contextmanager
+def count_bar(description: str, unit: str, console: Console) -> Iterator[Callable[[int], None]]:
+    """A Rich line counting things done (no total known); yields advance(n)."""
+    bar = Progress(
+        _description(),
+        _Count(unit),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task(description, total=None)
+    with bar:
+        yield lambda n: bar.advance(task, n)

@@ -128,7 +128,7 @@ class GroupCommit(Generic[J, R]):
             self._busy_since = now
         if now - self._busy_since > BUSY_GIVE_UP:
             self._busy_since, self._pause = None, BUSY_FIRST
-            problem = StoreError(f"store {self.url}: locked by another writer for too long")
+            problem = StoreError(f"lageret {self.url}: låst av en annen skriver for lenge")
             for entry in batch:
                 _fail(entry, problem)
             return False

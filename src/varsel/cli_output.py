@@ -1,0 +1,260 @@
+"""How the command line prints: text as text, one-line errors, and click's own words in Bokmål."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from varsel.errors import UserError
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that prints every string as it is: no markup, no emoji codes, no highlighting.
+
+    Campaign names, file names and registry text are data: "[uke 3]" or ":abc:" in them must
+    be printed, not read as styling. Styled output is built as rich Text on purpose.
+    """
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
+
+
+def error_line(message: str) -> Text:
+    """`varsel: <message>` with the prefix in bold red; the message is never parsed."""
+    return Text.assemble(("varsel:", "bold red"), " ", message)
+
+
+def styled(text: str, style: str) -> Text:
+    """A value in a style (a total in bold, a file name dimmed), never parsed as markup."""
+    return Text(text, style=style)
+
+
+# -- click's usage errors, in Bokmål on one line ----------------------------------------------
+
+
+class OneLineUsageError(click.UsageError):
+    """A click usage error already put into words: printed as one line, exit status 2."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        make_console(stderr=True).print(error_line(self.message), soft_wrap=True)
+
+
+def _name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "verdien"
+    if isinstance(param, click.Argument):
+        return param.human_readable_name
+    return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+
+
+def _either(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} eller {items[-1]}"
+
+
+def _number(n: float | str) -> str:
+    # No thousands separator: "65535" reads as the port it is.
+    try:
+        value = float(n)
+    except ValueError:
+        return str(n)
+    return str(int(value)) if value.is_integer() else str(value).replace(".", ",")
+
+
+def describe_range(t: click.IntRange | click.FloatRange) -> str:
+    """A number type's allowed values in words: 'minst 0', 'fra 1 til 65 535'."""
+    lo, hi = t.min, t.max
+    if lo is not None and hi is not None:
+        return f"fra {_number(lo)} til {_number(hi)}"
+    if lo is not None:
+        return f"over {_number(lo)}" if t.min_open else f"minst {_number(lo)}"
+    if hi is not None:
+        return f"under {_number(hi)}" if t.max_open else f"høyst {_number(hi)}"
+    return "alle tall"
+
+
+_QUOTED = re.compile(
+    r"""^(?:(?:file|directory|path) )?('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", re.I
+)
+_PATH_PROBLEMS = {
+    "does not exist": "finnes ikke",
+    "is a file": "er en fil, ikke en mappe",
+    "is a directory": "er en mappe, ikke en fil",
+    "is not readable": "kan ikke leses",
+    "is not writable": "kan ikke skrives",
+    "is not executable": "kan ikke kjøres",
+}
+
+
+def _quoted_value(message: str) -> str | None:
+    m = _QUOTED.match(message)
+    if not m:
+        return None
+    try:
+        return str(ast.literal_eval(m.group(1)))
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _bad_value(e: click.BadParameter) -> str:
+    t = e.param.type if e.param is not None else None
+    message = e.message
+    if isinstance(t, click.IntRange | click.FloatRange) and " is not in the range" in message:
+        number = message.split(" is not in the range", 1)[0]
+        return f"{_number(number)} er ikke tillatt ({describe_range(t)})"
+    value = _quoted_value(message)
+    if value is None:
+        return message
+    if isinstance(t, click.types.IntParamType | click.types.FloatParamType):
+        return f"«{value}» er ikke et tall"
+    if isinstance(t, click.Choice):
+        choices = [str(c) for c in t.choices]
+        which = f"velg {_either(choices)}" if len(choices) <= 6 else "se --help"
+        return f"«{value}» er ikke et av valgene ({which})"
+    for english, norwegian in _PATH_PROBLEMS.items():
+        if english in message:
+            return f"«{value}» {norwegian}"
+    return message
+
+
+def usage_message(e: click.UsageError) -> str:
+    """Click's own error, said in Bokmål on one line: what, and which option or argument."""
+    if isinstance(e, click.NoSuchOption):
+        guess = f" (mente du {_either(e.possibilities)}?)" if e.possibilities else ""
+        return f"ukjent valg {e.option_name}{guess}"
+    no_such_command = getattr(click.exceptions, "NoSuchCommand", None)
+    if no_such_command is not None and isinstance(e, no_such_command):
+        found = [f"«{p}»" for p in e.possibilities or ()]
+        guess = f" (mente du {_either(found)}?)" if found else ""
+        return f"ukjent kommando «{e.command_name}»{guess}"
+    if isinstance(e, click.BadOptionUsage):
+        if "requires an argument" in e.message:
+            return f"{e.option_name} mangler en verdi"
+        if "does not take a value" in e.message:
+            return f"{e.option_name} tar ingen verdi"
+        return f"{e.option_name}: {e.message}"
+    if isinstance(e, click.MissingParameter):
+        return f"mangler {_name(e.param)}"
+    if isinstance(e, click.BadParameter):
+        return f"{_name(e.param)}: {_bad_value(e)}"
+    extra = re.match(r"Got unexpected extra arguments? \((.*)\)$", e.message)
+    if extra:
+        return f"for mange argumenter: {extra.group(1)}"
+    return e.format_message()
+
+
+def one_line(e: click.UsageError) -> click.UsageError:
+    """The error to raise instead of `e`; the help a bare command group shows stays as it is."""
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        return e
+    return OneLineUsageError(usage_message(e), e.ctx)
+
+
+def require_terminal(what: str) -> None:
+    """Refuse, in one line, to ask for a secret when no one is there to type it."""
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"ingen terminal å spørre om {what} på; sett VARSEL_PASSWORD og VARSEL_TOTP"
+        )
+
+
+# -- help in Bokmål -------------------------------------------------------------------------
+
+_HEADINGS = {
+    "Options": "Valg",
+    "Commands": "Kommandoer",
+    "Positional arguments": "Argumenter",
+    "Arguments": "Argumenter",
+}
+_HELP = {
+    "Show this message and exit.": "Vis denne hjelpen og avslutt.",
+    "Show the version and exit.": "Vis versjonen og avslutt.",
+}
+_METAVARS = {
+    "INTEGER RANGE": "TALL",
+    "FLOAT RANGE": "TALL",
+    "INTEGER": "TALL",
+    "FLOAT": "TALL",
+    "TEXT": "TEKST",
+    "FILE": "FIL",
+    "DIRECTORY": "MAPPE",
+    "PATH": "STI",
+}
+_EXTRA = re.compile(r"\[([^\[\]]*)\]$")
+
+
+def _range_words(text: str) -> str:
+    def ends(m: re.Match[str]) -> str:
+        return f"{m.group(1)}–{m.group(2)}"
+
+    text = re.sub(r"^(-?[\d.]+)<=x<=(-?[\d.]+)$", ends, text)
+    text = re.sub(r"^x>=(-?[\d.]+)$", r"minst \1", text)
+    text = re.sub(r"^x>(-?[\d.]+)$", r"over \1", text)
+    text = re.sub(r"^x<=(-?[\d.]+)$", r"høyst \1", text)
+    return re.sub(r"^x<(-?[\d.]+)$", r"under \1", text)
+
+
+def _extra_words(help_text: str) -> str:
+    m = _EXTRA.search(help_text)
+    if not m:
+        return help_text
+    items = []
+    for item in m.group(1).split("; "):
+        said = item.replace("default: ", "standard: ").replace("env var: ", "miljøvariabel: ")
+        items.append("påkrevd" if said == "required" else _range_words(said))
+    return f"{help_text[: m.start()]}[{'; '.join(items)}]"
+
+
+def _term_words(term: str) -> str:
+    for english, norwegian in _METAVARS.items():
+        term = re.sub(rf"\b{english}\b", norwegian, term)
+    return term
+
+
+class NorskFormatter(click.HelpFormatter):
+    """Click's help with its own words (Usage, Options, [default: …]) in Bokmål."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args, "Bruk: " if prefix is None else prefix)
+
+    def write_heading(self, heading: str) -> None:
+        super().write_heading(_HEADINGS.get(heading, heading))
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        said = [(_term_words(t), _extra_words(_HELP.get(h, h))) for t, h in rows]
+        super().write_dl(said, col_max, col_spacing)
+
+
+class NorskContext(click.Context):
+    """A context whose help is in Bokmål."""
+
+    formatter_class = NorskFormatter
+
+
+class NorskCommand(click.Command):
+    """A command whose help is in Bokmål."""
+
+    context_class = NorskContext
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[VALG]")
+        super().__init__(*args, **kwargs)
+
+
+class NorskGroup(click.Group):
+    """A command group whose help, and whose commands' help, is in Bokmål."""
+
+    context_class = NorskContext
+    command_class = NorskCommand
+    group_class: type[click.Group] | type[type] = type  # subgroups are NorskGroups too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[VALG]")
+        kwargs.setdefault("subcommand_metavar", "KOMMANDO [ARGUMENTER]...")
+        super().__init__(*args, **kwargs)
