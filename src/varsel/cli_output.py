@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import click
 from rich.console import Console
-from rich.text import Text
+from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.errors import UserError
 
@@ -24,14 +24,14 @@ def make_console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
 
 
-def error_line(message: str) -> Text:
+def error_line(message: str) -> Styled:
     """`varsel: <message>` with the prefix in bold red; the message is never parsed."""
-    return Text.assemble(("varsel:", "bold red"), " ", message)
+    return Styled.assemble(("varsel:", "bold red"), " ", message)
 
 
-def styled(text: str, style: str) -> Text:
+def styled(text: str, style: str) -> Styled:
     """A value in a style (a total in bold, a file name dimmed), never parsed as markup."""
-    return Text(text, style=style)
+    return Styled(text, style=style)
 
 
 # -- click's usage errors, in Bokmål on one line ----------------------------------------------

@@ -101,7 +101,7 @@ def registry_snapshots(state: State, as_json: bool) -> None:
         return
     from rich import box
     from rich.table import Table
-    from rich.text import Text
+    from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
     from varsel.i18n import fmt_int
 
@@ -117,7 +117,7 @@ def registry_snapshots(state: State, as_json: bool) -> None:
         what = s.kind if s.source == "dump" else f"{s.kind}, endringer"
         table.add_row(
             str(s.id),
-            Text.assemble(f"{what}\n", (s.file_name, "dim")),
+            Styled.assemble(f"{what}\n", (s.file_name, "dim")),
             (s.dump_date or s.imported_at)[:10],
             *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.cli import State, out
 from varsel.cli_output import NorskGroup
@@ -47,7 +47,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     from varsel.i18n import fmt_int, fmt_share
 
     console.print(
-        Text.assemble(
+        Styled.assemble(
             (f"Kampanje {c.campaign_id} «{c.campaign_name}»", "bold"),
             f": {fmt_int(c.units)} virksomheter, {fmt_int(c.reached)} nådd "
             f"({fmt_share(c.reached, c.units)}), {fmt_int(c.on_the_way)} på vei, "
@@ -69,7 +69,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     outcomes = table("Utfall", "Utfall", "Virksomheter", "Andel")
     for o in Outcome:
         outcomes.add_row(label(o), fmt_int(c.outcomes[o]), fmt_share(c.outcomes[o], c.units))
-    outcomes.add_row(Text("Sum", "bold"), Text(fmt_int(c.units), "bold"), "100,0\u00a0%")
+    outcomes.add_row(Styled("Sum", "bold"), Styled(fmt_int(c.units), "bold"), "100,0\u00a0%")
     console.print(outcomes)
     details = [(capital(label(r)), n) for r, n in c.unreachable.items() if n]
     details += [(f"Venter: {label(k)}", n) for k, n in c.pending.items()]

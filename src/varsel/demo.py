@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyotp
 from rich.console import Console
-from rich.text import Text
+from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel import audit, synth
 from varsel.accounts import Role, User, add_user
@@ -67,15 +67,15 @@ def _four_eyes(
     try:
         require_approved(db, cid)
     except ApprovalError as e:
-        console.print(Text.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
+        console.print(Styled.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
     try:
         approve(db, settings, cid, author)
     except ApprovalError as e:
-        console.print(Text.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
+        console.print(Styled.assemble(("Nei:", "red"), " ", e.message), soft_wrap=True)
     approver = _demo_sign_in(db, settings, *DEMO_APPROVER, secret)
     approval = approve(db, settings, cid, approver)
     console.print(
-        Text.assemble(
+        Styled.assemble(
             ("Godkjent", "green"),
             f" av {approval.approved_by}: fingeravtrykk {approval.digest[:16]}… over malene, "
             "avsender, dokument, lenkeregler, utvalg og mottakerlisten.",

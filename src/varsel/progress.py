@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.text import Text
+from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.i18n import fmt_int
 
@@ -49,12 +49,12 @@ class _Count(ProgressColumn):
         super().__init__()
         self.unit, self.field, self.width = unit, field, width
 
-    def render(self, task: Task) -> Text:
+    def render(self, task: Task) -> Styled:
         n = task.completed if self.field is None else task.fields[self.field]
         total = (
             "" if self.field is not None or task.total is None else f"/{fmt_int(int(task.total))}"
         )
-        return Text(f"{fmt_int(int(n)):>{self.width}}{total} {self.unit}".rstrip())
+        return Styled(f"{fmt_int(int(n)):>{self.width}}{total} {self.unit}".rstrip())
 
 
 class _Decimal(ProgressColumn):
@@ -64,10 +64,10 @@ class _Decimal(ProgressColumn):
         super().__init__()
         self.column = column
 
-    def render(self, task: Task) -> Text:
+    def render(self, task: Task) -> Styled:
         shown = self.column.render(task)
-        text = shown if isinstance(shown, Text) else Text(str(shown))
-        return Text(text.plain.replace(".", ","), style=text.style)
+        text = shown if isinstance(shown, Styled) else Styled(str(shown))
+        return Styled(text.plain.replace(".", ","), style=text.style)
 
 
 @contextlib.contextmanager

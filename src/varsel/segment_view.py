@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel import municipality
 from varsel.i18n import fmt_int, fmt_share
@@ -23,7 +23,7 @@ def render_preview(console: Console, p: Preview) -> None:
         if snap
         else "Ingen registerdata importert ennå (varsel registry import)."
     )
-    console.print(Text(source, style="dim"), soft_wrap=True)
+    console.print(Styled(source, style="dim"), soft_wrap=True)
     table = Table(title=f"{fmt_int(p.units)} enheter valgt", title_justify="left")
     table.add_column("Kommune")
     for header in ("Enheter", "E-post", "Bare telefon", "Bare postadresse"):
@@ -44,9 +44,9 @@ def render_preview(console: Console, p: Preview) -> None:
         )
     r = p.reachability
     table.add_row(
-        Text("Sum", style="bold"),
-        Text(fmt_int(p.units), style="bold"),
-        Text.assemble((fmt_int(r["email"]), "bold"), f" ({fmt_share(r['email'], p.units)})"),
+        Styled("Sum", style="bold"),
+        Styled(fmt_int(p.units), style="bold"),
+        Styled.assemble((fmt_int(r["email"]), "bold"), f" ({fmt_share(r['email'], p.units)})"),
         f"{fmt_int(r['phone_only'])} ({fmt_share(r['phone_only'], p.units)})",
         f"{fmt_int(r['postal_only'])} ({fmt_share(r['postal_only'], p.units)})",
         end_section=True,
@@ -57,7 +57,7 @@ def render_preview(console: Console, p: Preview) -> None:
     if p.undecided:
         console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter.")
     for note in p.notes:
-        console.print(Text.assemble(("Merk:", "yellow"), " ", note), soft_wrap=True)
+        console.print(Styled.assemble(("Merk:", "yellow"), " ", note), soft_wrap=True)
     if p.unusable:
         console.print("Enheter med bare ubrukelig e-postadresse:")
         for reason, count in p.unusable.items():
@@ -72,14 +72,14 @@ def render_preview(console: Console, p: Preview) -> None:
     if p.top_domains:
         domains = Table("E-postdomene", "Enheter", title="Vanligste domener", title_justify="left")
         for domain, count in p.top_domains:
-            domains.add_row(Text(u_label(domain)), fmt_int(count))
+            domains.add_row(Styled(u_label(domain)), fmt_int(count))
         console.print(domains)
     if p.shared_addresses:
         shared = Table(
             "Adresse", "Enheter", title="Adresser delt av flere enheter", title_justify="left"
         )
         for address, count in p.shared_addresses:
-            shared.add_row(Text(u_label(address)), fmt_int(count))
+            shared.add_row(Styled(u_label(address)), fmt_int(count))
         console.print(shared)
     if p.shared_personal:
         # A sole proprietor's own address is a person's: counted, never listed.
