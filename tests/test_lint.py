@@ -476,3 +476,24 @@ def test_a_preview_of_an_html_fragment_opens_as_utf_8(
     # No <meta charset> in the fragment: the byte order mark tells a browser it is UTF-8.
     assert (tmp_path / "p" / "nb.html").read_bytes().startswith(b"\xef\xbb\xbf<p>Til ")
     assert not (tmp_path / "p" / "nn.html").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_a_unit_whose_name_cannot_stand_in_the_subject_is_named_as_a_warning(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
+    (statnett,) = [r for r in records if r.get("epostadresse") == "firmapost@statnett.no"]
+    statnett["navn"] = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= SF"
+    dump = tmp_path / "enheter.json"
+    dump.write_text(json.dumps(records), "utf-8")
+    import_dump(db, dump)
+    cid = create(db, settings, tmp_path, templates(subject="Til {{ unit.name }}"))
+    report = lint_campaign(db, settings, cid)
+    assert found(report) == [("warning", "unusable-units", None)]
+    assert report.ok
+    total = db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,))
+    assert report.findings[0].message == (
+        f"1 av {total} virksomheter har et navn eller andre registerdata som ikke kan stå i "
+        "emnet; meldingene til dem feiler ved sending, de andre sendes: "
+        f"{statnett['organisasjonsnummer']} «=?utf-8?q?x=0D=0ABcc:_evil@x.test?= SF»"
+    )

@@ -26,7 +26,7 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import N_, Text, UserError, listed
+from varsel.errors import N_, Text, UserError, VarselError, listed
 
 if TYPE_CHECKING:
     from varsel.channel.smtp import RelayConfig
@@ -386,8 +386,17 @@ def authorise_send(
     db: Database, settings: Settings, campaign_id: int, *, actor: str, no_approval: bool = False
 ) -> Approval | None:
     """The gate before a send: an approval that holds, or an allowed --no-approval; audited."""
+    approval = check_send(db, settings, campaign_id, no_approval=no_approval)
+    with db.transaction():
+        _record_send(db, actor, campaign_id, no_approval, approval)
+    return approval
+
+
+def check_send(
+    db: Database, settings: Settings, campaign_id: int, *, no_approval: bool = False
+) -> Approval | None:
+    """The gate before a send, not audited: an approval that holds, or an allowed --no-approval."""
     get_campaign(db, campaign_id)
-    approval: Approval | None = None
     if no_approval:
         if not settings.allow_no_approval:
             raise ApprovalError(
@@ -397,22 +406,25 @@ def authorise_send(
                     campaign=campaign_id,
                 )
             )
-    else:
-        approval = require_approved(db, campaign_id)
-    with db.transaction():
-        audit.record(
-            db,
-            actor,
-            audit.Action.CAMPAIGN_SEND,
-            f"campaign:{campaign_id}",
-            {
-                "no_approval": no_approval,
-                "approval": approval.id if approval else None,
-                "approved_by": approval.approved_by if approval else None,
-                "digest": approval.digest if approval else None,
-            },
-        )
-    return approval
+        return None
+    return require_approved(db, campaign_id)
+
+
+def _record_send(
+    db: Database, actor: str, campaign_id: int, no_approval: bool, approval: Approval | None
+) -> None:
+    audit.record(
+        db,
+        actor,
+        audit.Action.CAMPAIGN_SEND,
+        f"campaign:{campaign_id}",
+        {
+            "no_approval": no_approval,
+            "approval": approval.id if approval else None,
+            "approved_by": approval.approved_by if approval else None,
+            "digest": approval.digest if approval else None,
+        },
+    )
 
 
 def send_checked(
@@ -426,13 +438,44 @@ def send_checked(
     options: SendOptions | None = None,
     progress: Callable[[dict[str, int], float], None] | None = None,
 ) -> SendReport:
-    """Send a campaign after the four-eyes gate; how it ended is audited too."""
+    """Send a campaign after the four-eyes gate; how it ended is audited too.
+
+    The send is audited only once it has started: in the transaction that locks the campaign,
+    with the gate checked again there. A send refused before it started (no key, a campaign
+    another process sends) leaves no entry.
+    """
     from varsel.sender import send_campaign
 
-    authorise_send(db, settings, campaign_id, actor=actor, no_approval=no_approval)
-    report = send_campaign(
-        db, settings, campaign_id, relay=relay, options=options, progress=progress
-    )
+    check_send(db, settings, campaign_id, no_approval=no_approval)  # refuse at once
+    started = False
+
+    def gate(db: Database) -> None:
+        nonlocal started
+        approval = check_send(db, settings, campaign_id, no_approval=no_approval)
+        _record_send(db, actor, campaign_id, no_approval, approval)
+        started = True
+
+    try:
+        report = send_campaign(
+            db,
+            settings,
+            campaign_id,
+            relay=relay,
+            options=options,
+            progress=progress,
+            on_start=gate,
+        )
+    except VarselError as e:
+        if started:
+            with db.transaction():
+                audit.record(
+                    db,
+                    actor,
+                    audit.Action.CAMPAIGN_SEND_END,
+                    f"campaign:{campaign_id}",
+                    {"stopped": "error", "error": e.message},
+                )
+        raise
     with db.transaction():
         audit.record(
             db,

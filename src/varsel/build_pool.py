@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 
-from varsel.builder import Built, Job, build_in_worker, build_jobs, init_worker, ready
+from varsel.builder import Job, Outcome, build_in_worker, build_jobs, init_worker, ready
 from varsel.message import MessageFactory, MessageSpec
 from varsel.outbox import Delivery
 from varsel.verp import Verp
@@ -35,7 +35,7 @@ class BuildPool:
         verp: Verp,
         processes: int | None,
         queued: int,
-        built: Callable[[list[Delivery], list[Built]], None],
+        built: Callable[[list[Delivery], list[Outcome]], None],
         failed: Callable[[list[Delivery], BaseException], None],
     ) -> None:
         self.local_factory = local_factory
@@ -43,7 +43,7 @@ class BuildPool:
         self.built = built
         self.failed = failed
         self.building = 0  # messages handed to the build workers and not yet back
-        self.futures: set[asyncio.Future[list[Built]]] = set()
+        self.futures: set[asyncio.Future[list[Outcome]]] = set()
         self.ready = False  # a worker has started
         self.closed: asyncio.Future[None] | None = None
         if processes is None:
@@ -114,7 +114,7 @@ class BuildPool:
             self.futures.add(future)
             future.add_done_callback(functools.partial(self._built, part))
 
-    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[Built]]) -> None:
+    def _built(self, deliveries: list[Delivery], future: asyncio.Future[list[Outcome]]) -> None:
         self.building -= len(deliveries)
         self.futures.discard(future)
         if future.cancelled():

@@ -6,11 +6,13 @@ sender (asyncio, the store, the SMTP client): it starts in a fraction of the tim
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from varsel.dkim import Signer, load_key
-from varsel.message import MessageFactory, MessageSpec, Recipient, UnitRef
+from varsel.message import MessageError, MessageFactory, MessageSpec, Recipient, UnitRef
 from varsel.municipality import name as municipality_name
 from varsel.verp import Verp
 
@@ -20,6 +22,24 @@ from varsel.verp import Verp
 Job = tuple[int, str, str, str, str, tuple[tuple[str, str, str | None], ...]]
 # A built message, its Message-ID and its envelope sender (VERP; empty without a Verp).
 Built = tuple[bytes, str, str]
+
+
+@dataclass(frozen=True)
+class Unbuildable:
+    """A message the registry's data about its units keeps from being built; the rest can go.
+
+    A name that cannot stand in a subject (an RFC 2047 encoded word, say) fails that one
+    delivery, with the reason; a template that fails for everyone stops the send instead.
+    """
+
+    reason: str
+
+
+# What building one job gives: its message, or why its units' data keeps it from being built.
+Outcome = Built | Unbuildable
+
+# A stand-in for a unit whose own data is in question: a template that works with it is sound.
+_PLAIN = UnitRef("000000000", "Virksomhet AS", None)
 
 _factory: MessageFactory | None = None
 _verp: Verp | None = None
@@ -38,7 +58,7 @@ def ready() -> None:
     """Nothing: a first task whose return says that a worker has started."""
 
 
-def build_in_worker(jobs: list[Job]) -> list[Built]:
+def build_in_worker(jobs: list[Job]) -> list[Outcome]:
     """A worker process's task: build the messages of the given jobs."""
     assert _factory is not None  # noqa: S101  # set by init_worker
     return build_jobs(_factory, jobs, _verp)
@@ -46,7 +66,7 @@ def build_in_worker(jobs: list[Job]) -> list[Built]:
 
 def build_jobs(
     factory: MessageFactory, jobs: Sequence[Job], verp: Verp | None = None
-) -> list[Built]:
+) -> list[Outcome]:
     """Build the messages of the given jobs, each with its Message-ID and envelope sender."""
     recipients = []
     for delivery_id, address, language, code, token, units in jobs:
@@ -55,13 +75,41 @@ def build_jobs(
             for orgnr, name, mun in units
         )
         recipients.append(Recipient(delivery_id, address, refs, language, code, token))
-    built = factory.build_many(recipients)
+    try:
+        built: list[tuple[bytes, str] | Unbuildable] = list(factory.build_many(recipients))
+    except MessageError:
+        # One at a time, to tell a unit whose data cannot be used from a template error.
+        built = [_build_one(factory, r) for r in recipients]
     # The envelope senders are made here too: an HMAC each, off the sending process.
     senders = [verp.address(job[0]) for job in jobs] if verp is not None else [""] * len(jobs)
     return [
-        (data, message_id, sender)
-        for (data, message_id), sender in zip(built, senders, strict=True)
+        b if isinstance(b, Unbuildable) else (b[0], b[1], sender)
+        for b, sender in zip(built, senders, strict=True)
     ]
+
+
+def _build_one(factory: MessageFactory, recipient: Recipient) -> tuple[bytes, str] | Unbuildable:
+    """One message; Unbuildable if it fails with its units' data and builds with plain units."""
+    try:
+        return factory.build_with_id(recipient)
+    except MessageError as e:
+        plain = tuple(_PLAIN for _ in recipient.units)
+        # Raises the template's own error when the message fails without the units' data too.
+        factory.build_with_id(dataclasses.replace(recipient, units=plain))
+        # With the others' plain stand-ins, the units that fail on their own: those are named.
+        named = [u.orgnr for u in recipient.units if not _builds(factory, recipient, u)]
+        # Kept as the delivery's reason in the store, as a relay's reply is: not translated.
+        orgnrs = ", ".join(named or [u.orgnr for u in recipient.units])
+        return Unbuildable(f"org.nr. {orgnrs}: registerdata kan ikke stå i meldingen: {e.message}")
+
+
+def _builds(factory: MessageFactory, recipient: Recipient, unit: UnitRef) -> bool:
+    units = tuple(u if u is unit else _PLAIN for u in recipient.units)
+    try:
+        factory.build_with_id(dataclasses.replace(recipient, units=units))
+    except MessageError:
+        return False
+    return True
 
 
 def make_factory(spec: MessageSpec, key_paths: list[tuple[str, str, str]]) -> MessageFactory:

@@ -8,13 +8,17 @@ templates of each language (the defaults where a language has none) and the send
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import difflib
 import json
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from varsel import contacts
 from varsel.config import Settings
@@ -120,6 +124,34 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, name: str) -> None:
+    """Refuse a key the table does not have: a misspelt key would otherwise be ignored."""
+    known = tuple(known)
+    for key in table:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        if close:
+            raise CampaignError(
+                Text(
+                    "%(where)s [%(table)s]: ukjent nøkkel «%(key)s» (mente du «%(known)s»?)",
+                    where=where,
+                    table=name,
+                    key=key,
+                    known=close[0],
+                )
+            )
+        raise CampaignError(
+            Text(
+                "%(where)s [%(table)s]: ukjent nøkkel «%(key)s» (kjente: %(known)s)",
+                where=where,
+                table=name,
+                key=key,
+                known=", ".join(known),
+            )
+        )
+
+
 def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
     value = table.get(key)
     if value is None:
@@ -165,6 +197,29 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
     return spec_from_data(data, path, settings)
 
 
+SENDER_KEYS = (
+    "address",
+    "name",
+    "organisation",
+    "reply_to",
+    "dkim_selector",
+    "dkim_ed25519",
+    "postal_address",
+)
+TEMPLATE_KEYS = tuple(
+    f"{kind}{end}" for kind in ("subject", "text", "html", "letter") for end in ("", "_file")
+)
+LIMIT_KEYS = (
+    "rate_per_second",
+    "connections",
+    "per_domain_concurrency",
+    "per_domain_per_minute",
+    "retry_hours",
+)
+WINDOW_KEYS = ("days", "start", "end", "timezone")
+WINDOW_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> CampaignSpec:
     """Check a definition given as TOML's tables (the console's form makes the same tables).
 
@@ -191,6 +246,11 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     document = _table(data, "document", where)
     public = _table(data, "public", where)
     links = _table(data, "links", where)
+    _known_keys(camp, ("name", "per_unit"), where, "campaign")
+    _known_keys(sender, SENDER_KEYS, where, "sender")
+    _known_keys(document, ("title", "url", "file"), where, "document")
+    _known_keys(public, ("base_url",), where, "public")
+    _known_keys(links, ("allow_clickable", "allowed_domains"), where, "links")
     name = _text(camp, "name", f"{where} [campaign]")
     from_address = _address(
         _text(sender, "address", f"{where} [sender]") or "", f"{where} [sender] address", settings
@@ -272,11 +332,13 @@ def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
     subjects, texts, htmls = default_templates()
     letters = default_letter_templates()
     table = _table(data, "templates", str(path))
+    _known_keys(table, LANGUAGES, str(path), "templates")
     out: dict[str, Template] = {}
     for lang in LANGUAGES:
         own = table.get(lang, {})
         if not isinstance(own, dict):
             raise CampaignError(f"{path} [templates.{lang}] skal være en tabell")
+        _known_keys(own, TEMPLATE_KEYS, str(path), f"templates.{lang}")
         where = f"{path} [templates.{lang}]"
 
         def pick(kind: str, default: str, own: dict[str, Any] = own, where: str = where) -> str:
@@ -305,36 +367,80 @@ def _limits(data: Mapping[str, Any], where: str) -> Limits:
     window = _table(data, "window", where)
     values: dict[str, Any] = {}
     defaults = Limits()
-    for key in (
-        "rate_per_second",
-        "connections",
-        "per_domain_concurrency",
-        "per_domain_per_minute",
-        "retry_hours",
-    ):
+    _known_keys(table, LIMIT_KEYS, where, "limits")
+    for key in LIMIT_KEYS:
         if key in table:
             value = table[key]
             kind = type(getattr(defaults, key))
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise CampaignError(f"{where} [limits]: {key} skal være et positivt tall")
             values[key] = kind(value)
-    for key in table:
-        if key not in values:
-            raise CampaignError(f"{where} [limits]: ukjent innstilling «{key}»")
     if window:
+        _known_keys(window, WINDOW_KEYS, where, "window")
         days = window.get("days", [])
-        valid_days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        if not isinstance(days, list) or any(d not in valid_days for d in days):
+        if not isinstance(days, list) or any(d not in WINDOW_DAYS for d in days):
             raise CampaignError(
-                f"{where} [window]: days skal være en liste av {', '.join(valid_days)}"
+                f"{where} [window]: days skal være en liste av {', '.join(WINDOW_DAYS)}"
             )
         values["window_days"] = tuple(days)
         for key in ("start", "end"):
-            text = window.get(key)
-            if text is not None:
-                if not isinstance(text, str) or len(text) != 5 or text[2] != ":":
-                    raise CampaignError(f"{where} [window]: {key} skal være TT:MM")
-                values[f"window_{key}"] = text
+            if key in window:
+                values[f"window_{key}"] = window[key]
         if "timezone" in window:
-            values["timezone"] = str(window["timezone"])
-    return Limits(**values)
+            values["timezone"] = window["timezone"]
+    limits = Limits(**values)
+    check_window(limits, f"{where} [window]")
+    return limits
+
+
+_CLOCK = re.compile(r"[0-9]{2}:[0-9]{2}\Z")
+
+
+def check_window(limits: Limits, where: str) -> None:
+    """The send window's times and time zone can be used; `where` names the table in messages.
+
+    The sender checks a stored campaign's window again before it starts, so that a campaign
+    made before this check existed cannot stop it half-way.
+    """
+    times = {}
+    for key, value in (("start", limits.window_start), ("end", limits.window_end)):
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str) or not _CLOCK.match(value):
+                raise ValueError(value)
+            times[key] = dt.time.fromisoformat(value)
+        except ValueError:
+            raise CampaignError(
+                Text(
+                    "%(where)s: %(key)s = %(value)r er ikke et klokkeslett TT:MM (00:00–23:59)",
+                    where=where,
+                    key=key,
+                    value=value,
+                )
+            ) from None
+    start, end = times.get("start", dt.time(0, 0)), times.get("end", dt.time(23, 59))
+    if start >= end:
+        raise CampaignError(
+            Text(
+                "%(where)s: start (%(start)s) må være før end (%(end)s); et vindu over midnatt "
+                "kan ikke brukes",
+                where=where,
+                start=start.strftime("%H:%M"),
+                end=end.strftime("%H:%M"),
+            )
+        )
+    zone = limits.timezone
+    try:
+        if not isinstance(zone, str) or not zone:
+            raise ValueError(zone)
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise CampaignError(
+            Text(
+                "%(where)s: timezone = %(value)r er ikke en kjent tidssone "
+                "(for eksempel «Europe/Oslo»)",
+                where=where,
+                value=zone,
+            )
+        ) from None

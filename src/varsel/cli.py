@@ -265,7 +265,7 @@ def campaign_send(
     no_approval: bool,
 ) -> None:
     """Send an approved campaign; safe to run again after a crash (see docs/delivery.md)."""
-    from varsel.approval import authorise_send, send_checked
+    from varsel.approval import check_send, send_checked
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
     from varsel.channel.smtp import RelayConfig
@@ -274,12 +274,8 @@ def campaign_send(
 
     relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)
     spec = get_campaign(state.db, campaign_id).spec
-    if not no_approval:  # refuse at once, before the progress bar (send_checked checks again)
-        from varsel.approval import require_approved
-
-        require_approved(state.db, campaign_id)
-    elif not state.settings.allow_no_approval:
-        authorise_send(state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=True)
+    # Refused at once, before the progress bar; send_checked checks again as the send starts.
+    check_send(state.db, state.settings, campaign_id, no_approval=no_approval)
     options = SendOptions.for_campaign(spec, connections=connections, rate_per_second=rate)
     total = int(
         state.db.scalar(
@@ -329,6 +325,11 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         out.print(f"  {label:<14} {c[key]:>8}")
     for d in report.in_doubt:
         out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
+    labels = {"deferred": "utsatt", "failed": "feilet"}
+    if report.reasons:
+        out.print("Vanligste grunner:")
+    for r in report.reasons:
+        out.print(f"  {labels[r.state]:<7} {r.count:>8}  {r.reason or '(ingen)'}", markup=False)
 
 
 @campaign.command("lint")

@@ -69,6 +69,42 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
+def holder_gone(holder: str) -> bool:
+    """Whether a lease's holder (host:pid:random) is a process of this host that has ended.
+
+    Only then is a lease known to be stale before it runs out: a process on another host, or
+    one that still runs here (whatever it is: a pid may be reused), keeps it.
+    """
+    parts = holder.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    if parts[0] not in {socket.gethostname(), os.uname().nodename}:
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False  # another sender in this process (the console's threads) holds it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # runs, as another user
+    try:
+        # A process killed but not yet waited for by its parent still has its pid: a zombie.
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def local_time(iso: str) -> str:
+    """A stored UTC time as this host's local clock time, as Norwegian writes it (HH.MM.SS)."""
+    import datetime as dt
+
+    when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return when.astimezone().strftime("%H.%M.%S")
+
+
 def register(db: Database, worker_id: str, connections: int, metrics_port: int | None) -> None:
     """Add this worker to the workers table (its first heartbeat)."""
     host, pid = worker_id.split(":")[:2]
@@ -317,10 +353,10 @@ def start_campaign(db: Database, campaign_id: int, lease_seconds: float = 30.0) 
                 CampaignStatus.SENDING.value: f" av {holder}",
             }.get(status, "")
             raise CampaignError(f"kampanje {campaign_id} er «{status}»{hint}")
-        if holder and holder != WORKERS and until and until > now:
+        if holder and holder != WORKERS and until and until > now and not holder_gone(holder):
             raise CampaignError(
                 f"kampanje {campaign_id} sendes allerede av {holder}; "
-                "vent, eller stopp den prosessen"
+                f"vent, eller stopp den prosessen; låsen går ut kl. {local_time(until)}"
             )
         db.execute(
             f"UPDATE campaigns SET status = ?, sender_pid = ?, updated_at = {NOW_SQL} WHERE id = ?",

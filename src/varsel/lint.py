@@ -132,10 +132,12 @@ FALLBACK_UNITS = (
 
 def sample_units(db: Database, campaign_id: int, language: str) -> tuple[UnitRef, UnitRef]:
     """Two different units of the campaign in this language, made-up ones where it has fewer."""
+    # A name that cannot stand in a subject (an encoded word) is no sample: its message fails
+    # on its own (unit_findings names it), and would hide how everyone else's looks.
     rows = db.query(
         "SELECT orgnr, name, municipality FROM recipients WHERE campaign_id = ? AND language = ? "
-        "ORDER BY orgnr LIMIT 2",
-        (campaign_id, language),
+        "AND name NOT LIKE ? ORDER BY orgnr LIMIT 2",
+        (campaign_id, language, "%=?%"),
     )
     units = [UnitRef(r[0], r[1], municipality_name(r[2]) if r[2] else None) for r in rows]
     for fallback in FALLBACK_UNITS:
@@ -495,6 +497,53 @@ def _without_sample_delivery(message: str) -> str:
     return message.removeprefix("levering 0: ")
 
 
+UNITS_NAMED = 5  # units a finding names; the rest are counted
+
+
+def unit_findings(db: Database, campaign_id: int, mspec: MessageSpec, code: str) -> list[Finding]:
+    """Units whose registry data cannot stand in their message's subject (an encoded word).
+
+    The sender fails those deliveries alone, with the reason, and sends the rest: a warning,
+    unless no unit at all can be sent to.
+    """
+    try:
+        factory = _LintFactory(mspec, None)
+    except MessageError:
+        return []  # a template that cannot be compiled: each language's findings say why
+    if all(factory.fixed_subject(language) is not None for language in mspec.subjects):
+        return []  # no subject names a unit: nothing of the registry's goes in a header
+    token = secrets.token_urlsafe(18)
+    total, unusable = 0, []
+    for orgnr, name, municipality, language in db.query(
+        "SELECT orgnr, name, municipality, language FROM recipients WHERE campaign_id = ? "
+        "ORDER BY orgnr",
+        (campaign_id,),
+    ):
+        if language not in mspec.subjects:
+            continue  # reported as a missing template
+        total += 1
+        unit = UnitRef(orgnr, name, municipality_name(municipality) if municipality else None)
+        try:
+            factory.subject(_recipient([unit], language, code, token))
+        except MessageError:
+            unusable.append(unit)
+    if not unusable:
+        return []
+    named = "; ".join(f"{u.orgnr} «{clean_text(u.name)[:80]}»" for u in unusable[:UNITS_NAMED])
+    if len(unusable) > UNITS_NAMED:
+        named = Text("%(named)s og %(more)s til", named=named, more=len(unusable) - UNITS_NAMED)
+    message = Text(
+        "%(count)s av %(total)s virksomheter har et navn eller andre registerdata som ikke kan "
+        "stå i emnet; meldingene til dem feiler ved sending, de andre sendes: %(units)s",
+        count=len(unusable),
+        total=total,
+        units=named,
+    )
+    if len(unusable) == total:
+        return [_error("unusable-units", None, message)]
+    return [_warning("unusable-units", None, message)]
+
+
 def _language_findings(
     db: Database,
     campaign_id: int,
@@ -618,6 +667,7 @@ def lint_campaign(
         code = sample_code()
         for language in sorted(spec.templates, key=_language_order):
             findings += _language_findings(db, campaign_id, spec, mspec, signer, language, code)
+        findings += unit_findings(db, campaign_id, mspec, code)
     if spec.reply_to is None:
         findings.append(
             _warning(

@@ -396,6 +396,17 @@ class MessageFactory:
         """Subject, plain text and HTML for one recipient, checked for headers and links."""
         return Rendered(*self._render_parts(recipient))
 
+    def fixed_subject(self, language: str) -> str | None:
+        """The language's subject when it is the same for every recipient (names no unit)."""
+        return self._fixed_subjects.get(language)
+
+    def subject(self, recipient: Recipient) -> str:
+        """The recipient's subject as its message would have it; MessageError if it cannot be."""
+        language, units, values = self._recipient_values(recipient)
+        subject: str = self._context(language, units, values, recipient.delivery_id)["subject"]
+        subject_field(subject)  # one that is too long for its header field is refused there
+        return subject
+
     def _render_parts(self, recipient: Recipient) -> tuple[str, str, str]:
         """Subject, plain text and HTML, links checked."""
         language, units, values = self._recipient_values(recipient)

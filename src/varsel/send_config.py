@@ -35,6 +35,10 @@ class SendOptions:
     build_processes: int | None = None  # None: per core for large sends (1 unsigned); 0: none
     respect_window: bool = True
     linger_seconds: float | None = None  # stop when the next retry is further away than this
+    # Connecting to the relay: tries in a row before the run stops (the relay cannot be used),
+    # the first wait between them (doubling).
+    relay_tries: int = 5
+    relay_retry_seconds: float = 0.5
     # False sends unsigned messages: for benchmarks and tests only (the CLI does not offer it),
     # since receivers check DKIM and a real campaign must always be signed.
     sign: bool = True

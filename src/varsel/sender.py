@@ -19,6 +19,8 @@ import datetime as dt
 import functools
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,8 +29,9 @@ from zoneinfo import ZoneInfo
 
 from varsel import outbox, outcomes
 from varsel.build_pool import BuildPool
-from varsel.builder import Built, make_factory
+from varsel.builder import Outcome, Unbuildable, make_factory
 from varsel.campaign import Campaign, CampaignStatus, get_campaign
+from varsel.campaign_spec import check_window
 from varsel.channel.smtp import (
     RelayConfig,
     ReplyKind,
@@ -41,6 +44,8 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.i18n import fmt_int
+from varsel.leases import holder_gone, local_time
+from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
 from varsel.outbox_claims import Claimer
 from varsel.outbox_commits import DbInline, DbThread
@@ -113,6 +118,7 @@ class Sender:
         relay: RelayConfig,
         options: SendOptions | None = None,
         progress: Callable[[dict[str, int], float], None] | None = None,
+        on_start: Callable[[Database], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -131,6 +137,10 @@ class Sender:
         self.now_iso = IsoClock()
         self.checkpointer: Checkpointer | None = None  # a SQLite store's, while sending
         self.fatal: str | None = None
+        self.on_start = on_start
+        self.locked = False  # this run holds the campaign's lease: release it however it ends
+        self.factory: MessageFactory | None = None  # made by check(), before the lock
+        self.keys: list[tuple[str, str, str]] = []
 
     # -- database, on one thread -----------------------------------------------------
 
@@ -171,7 +181,42 @@ class Sender:
 
     def run(self) -> SendReport:
         """Send until done, paused or cancelled."""
+        self.check()
         return asyncio.run(self._run())
+
+    def check(self) -> None:
+        """Refuse, before the campaign is locked, what would stop the send once it started.
+
+        The campaign's status, its send window, its DKIM keys and templates: a campaign made
+        before a check existed, or a key removed since the lint, is refused here with nothing
+        changed, instead of stopping the run half-way.
+        """
+        self._refuse_status(self.campaign.status.value)
+        check_window(self.campaign.spec.limits, f"kampanje {self.campaign.id} [window]")
+        keys = key_paths(self.settings, self.campaign.spec) if self.options.sign else []
+        self.keys = keys
+        self.factory = make_factory(message_spec(self.campaign), keys)
+
+    def _refuse_status(self, status: str) -> None:
+        cid = self.campaign.id
+        if status == CampaignStatus.PAUSED.value:
+            # The status is named as the store and the command line name it.
+            raise SendError(
+                Text(
+                    "kampanje %(campaign)s er «%(status)s»; "
+                    "gjenoppta den med «varsel campaign resume» først",
+                    campaign=cid,
+                    status=status,
+                )
+            )
+        if status == CampaignStatus.CANCELLED.value:
+            raise SendError(
+                Text(
+                    "kampanje %(campaign)s er «%(status)s»; den kan ikke sendes",
+                    campaign=cid,
+                    status=status,
+                )
+            )
 
     async def _run(self) -> SendReport:
         loop = asyncio.get_running_loop()
@@ -187,6 +232,14 @@ class Sender:
             self._db,
             self._claim_times,
         )
+        # SIGTERM (a service manager, kill) stops the run as a pause does, the lock released;
+        # unless whoever runs this (a worker, the console's threads) handles signals itself.
+        terminate = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        )
+        if terminate:
+            loop.add_signal_handler(signal.SIGTERM, self._terminate)
         try:
             await self._db(self._start)
             self.checkpointer = await self._db(Checkpointer.start, self.db, CHECKPOINT_EVERY)
@@ -215,10 +268,16 @@ class Sender:
             await self.flush()
             report: SendReport = await self._db(self._finish, stop_reason)
         finally:
+            if terminate:
+                loop.remove_signal_handler(signal.SIGTERM)
             await self.dbt.aclose()
             self.claims.close()
             if self.checkpointer is not None:
                 self.checkpointer.close()
+            if self.locked:
+                # An error (or Ctrl-C) ended the run: what it queued is committed (aclose), so
+                # what is left claimed is settled as after a crash, and the lock given up.
+                self._release()
         if self.build_error is not None:
             raise self.build_error
         if self.fatal:
@@ -242,44 +301,76 @@ class Sender:
             )
             assert row is not None  # noqa: S101
             status, holder, lease = row
-            if status in (CampaignStatus.CANCELLED.value, CampaignStatus.PAUSED.value):
-                # The status is named as the store and the command line name it.
-                raise SendError(
-                    Text(
-                        "kampanje %(campaign)s er «%(status)s»; "
-                        "gjenoppta den med «varsel campaign resume» først",
-                        campaign=cid,
-                        status=status,
-                    )
-                    if status == CampaignStatus.PAUSED.value
-                    else Text(
-                        "kampanje %(campaign)s er «%(status)s»; den kan ikke sendes",
-                        campaign=cid,
-                        status=status,
-                    )
-                )
+            self._refuse_status(status)
             if holder and lease and lease > utcnow_iso():
-                raise SendError(
-                    Text(
-                        "kampanje %(campaign)s sendes allerede av %(holder)s; "
-                        "vent, eller stopp den prosessen",
-                        campaign=cid,
-                        holder=holder,
+                if not holder_gone(holder):
+                    raise SendError(
+                        Text(
+                            "kampanje %(campaign)s sendes allerede av %(holder)s; vent, eller "
+                            "stopp den prosessen; låsen går ut kl. %(until)s",
+                            campaign=cid,
+                            holder=holder,
+                            until=local_time(lease),
+                        )
                     )
-                )
+                # A process of this host that no longer runs: its lease would only make
+                # everyone wait for it to run out.
+                outbox.record_event(db, cid, None, "lease_taken_over", {"holder": holder})
             until = (now + dt.timedelta(seconds=LEASE_SECONDS)).isoformat()
             db.execute(
                 "UPDATE campaigns SET status = ?, sender_pid = ?, sender_lease_until = ?, "
                 "updated_at = ? WHERE id = ?",
                 (CampaignStatus.SENDING.value, self.worker_id, until, utcnow_iso(), cid),
             )
+            if self.on_start is not None:
+                # In the lock's transaction: the gate checked again, and the send audited, only
+                # when it really starts.
+                self.on_start(db)
+        self.locked = True
         # Whoever held the campaign before is gone: settle what it left claimed.
         outbox.recover(db, cid)
 
+    def _release(self) -> None:
+        """After an error: this run's claims settled, the campaign's status and lock restored."""
+        db, cid = self.db, self.campaign.id
+        outbox.recover(db, cid, worker=self.worker_id)
+        counts = outbox.counts(db, cid)
+        pending = counts["queued"] + counts["deferred"] + counts["claimed"]
+        with db.transaction():
+            db.execute(
+                "UPDATE campaigns SET status = CASE WHEN status = ? THEN ? ELSE status END, "
+                "sender_pid = NULL, sender_lease_until = NULL, updated_at = ? "
+                "WHERE id = ? AND sender_pid = ?",
+                (
+                    CampaignStatus.SENDING.value,
+                    (CampaignStatus.READY if pending else CampaignStatus.DONE).value,
+                    utcnow_iso(),
+                    cid,
+                    self.worker_id,
+                ),
+            )
+            outbox.record_event(
+                db,
+                cid,
+                None,
+                "send_run",
+                {"sent": self.sent_now, "stopped": "error", "worker": self.worker_id},
+            )
+        self.locked = False
+
+    def _terminate(self) -> None:
+        """SIGTERM: finish what is on the wire, give the rest back, release the campaign."""
+        self.stopping = self.stopping or "interrupted"
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            scheduler.close()
+
     def _make_pool(self) -> BuildPool:
         spec = message_spec(self.campaign)
-        keys = key_paths(self.settings, self.campaign.spec) if self.options.sign else []
-        local_factory = make_factory(spec, keys)
+        if self.factory is None:
+            self.check()
+        assert self.factory is not None  # noqa: S101  # made by check()
+        keys, local_factory = self.keys, self.factory
         queued = self.db.scalar(
             "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND state IN (?, ?)",
             (self.campaign.id, DeliveryState.QUEUED.value, DeliveryState.DEFERRED.value),
@@ -316,6 +407,7 @@ class Sender:
                 "send_run",
                 {"sent": self.sent_now, "stopped": stopped, "worker": self.worker_id},
             )
+        self.locked = False
         return SendReport(
             cid, counts, self.sent_now, time.monotonic() - self.started, stopped, counts["in_doubt"]
         )
@@ -408,9 +500,13 @@ class Sender:
             self.stopping = self.stopping or "interrupted"
             self.scheduler.close()
 
-    def _schedule(self, deliveries: list[Delivery], built: list[Built]) -> None:
+    def _schedule(self, deliveries: list[Delivery], built: list[Outcome]) -> None:
         add = self.scheduler.add
-        for d, (data, message_id, mail_from) in zip(deliveries, built, strict=True):
+        for d, b in zip(deliveries, built, strict=True):
+            if isinstance(b, Unbuildable):
+                self._failed(d, b.reason)  # its units' data: the others still go
+                continue
+            data, message_id, mail_from = b
             add(Item(d, data, message_id, d.domain, mail_from))
 
     async def _sleep(self, seconds: float) -> None:
@@ -448,7 +544,6 @@ class Sender:
 
     async def _connection_worker(self, number: int) -> None:
         conn: SmtpConnection | None = None
-        failures = 0
         scheduler = self.scheduler
         bucket = self.global_bucket
         # The message this connection takes next, when it took one while sending the last:
@@ -469,11 +564,9 @@ class Sender:
                     if not has_token and bucket.try_take() > 0:
                         await bucket.acquire()
                     if conn is None or conn.closed:
-                        conn, failures = await self._connect(item, failures)
+                        conn = await self._connect(item)
                         if conn is None:
-                            if self.fatal:
-                                return
-                            continue
+                            return  # the relay cannot be used, or the run stops
                     delivery = item.delivery
                     # With PIPELINING the next message's envelope goes out with this one's
                     # final dot: one write and one round trip per message.
@@ -513,31 +606,67 @@ class Sender:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def _connect(self, item: Item, failures: int) -> tuple[SmtpConnection | None, int]:
-        """A new connection, or None once the item is settled; and the failures in a row."""
-        try:
-            return await SmtpConnection.open(self.relay), 0
-        except SmtpConnectError as e:
-            if e.reply is not None and e.reply.code >= 500:
-                # The relay refuses us (login, TLS policy): retrying every message until the
-                # deadline would not help. Stop and say why: the relay's own reply (e.message)
-                # as the relay wrote it.
-                self.fatal = Text(
-                    "e-posttjeneren %(relay)s avviser utsendelsen: %(reply)s",
-                    relay=self.relay.redacted(),
-                    reply=e.message,
-                )
-                self.stopping = "relay"
-                self.scheduler.close()
+    async def _connect(self, item: Item) -> SmtpConnection | None:
+        """A new connection; None, with the item given back, when the run is to stop.
+
+        A connection that cannot be made is the relay's problem, not the message's: the item
+        waits, unchanged, while the connection is tried again a few times (a relay that
+        restarts), then the whole run stops with the reason (a wrong port or TLS setting, a
+        relay that is down), leaving every delivery as it was for the next run.
+        """
+        options = self.options
+        reason = ""
+        for attempt in range(options.relay_tries):
+            if self.stopping:
                 self._give_back([item.delivery])
-                return None, failures
-            message = e.message
-        except VarselError as e:
-            message = e.message
-        failures += 1
-        self._outcome(item, SendOutcome(None, False, message))
-        await asyncio.sleep(min(5.0, 0.05 * 2**failures))
-        return None, failures
+                return None
+            try:
+                return await SmtpConnection.open(self.relay)
+            except SmtpConnectError as e:
+                if e.reply is not None and e.reply.code >= 500:
+                    # The relay refuses us (login, TLS policy): retrying would not help. Its
+                    # own reply (e.message), as the relay wrote it.
+                    self._relay_unusable(
+                        item,
+                        Text(
+                            "e-posttjeneren %(relay)s avviser utsendelsen: %(reply)s",
+                            relay=self.relay.redacted(),
+                            reply=e.message,
+                        ),
+                    )
+                    return None
+                reason = e.message
+            except VarselError as e:
+                reason = e.message
+            if attempt + 1 < options.relay_tries:
+                await self._pause(options.relay_retry_seconds * 2**attempt)
+        where = self.relay.redacted()
+        self._relay_unusable(
+            item,
+            Text(
+                "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+                "leveransene som gjenstår, venter i køen til neste «campaign send»",
+                relay=where,
+                reason=reason.removeprefix(f"{where}: "),
+                tries=options.relay_tries,
+            ),
+        )
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake within a tenth of a second when the run stops."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while not self.stopping and (left := end - loop.time()) > 0:
+            await asyncio.sleep(min(left, 0.1))
+
+    def _relay_unusable(self, item: Item, why: str) -> None:
+        """Stop the run with the reason: the relay cannot take messages; the item waits."""
+        if self.fatal is None:
+            self.fatal = why
+        self.stopping = "relay"
+        self.scheduler.close()
+        self._give_back([item.delivery])
 
     async def _before_dot(self, delivery_id: int, gate: TokenBucket) -> None:
         """What has to happen before a message's final dot goes out, in this order.
@@ -591,10 +720,14 @@ def send_campaign(
     relay: RelayConfig | None = None,
     options: SendOptions | None = None,
     progress: Callable[[dict[str, int], float], None] | None = None,
+    on_start: Callable[[Database], None] | None = None,
 ) -> SendReport:
-    """Send a campaign until every delivery is final, or it is paused or cancelled."""
+    """Send a campaign until every delivery is final, or it is paused or cancelled.
+
+    `on_start` runs in the transaction that locks the campaign (raising refuses the send).
+    """
     relay = relay or RelayConfig.from_url(settings.smtp_url)
-    return Sender(db, settings, campaign_id, relay, options, progress).run()
+    return Sender(db, settings, campaign_id, relay, options, progress, on_start).run()
 
 
 @dataclass
@@ -604,6 +737,7 @@ class StatusReport:
     campaign: Campaign
     counts: dict[str, int]
     in_doubt: list[outbox.InDoubt] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -612,10 +746,44 @@ class StatusReport:
             "status": self.campaign.status.value,
             **self.counts,
             "in_doubt_deliveries": [d.as_dict() for d in self.in_doubt],
+            "reasons": [r.as_dict() for r in self.reasons],
         }
 
 
+@dataclass(frozen=True)
+class Reason:
+    """How many deliveries are deferred or failed with the same last reply (or reason)."""
+
+    state: str  # deferred | failed
+    reason: str
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "count": self.count}
+
+
+REASONS_SHOWN = 5  # per state: the most common first
+
+
+def reasons(db: Database, campaign_id: int, shown: int = REASONS_SHOWN) -> list[Reason]:
+    """The most common reasons for the campaign's deferred and failed deliveries, with counts."""
+    out = []
+    for state in (DeliveryState.DEFERRED, DeliveryState.FAILED):
+        rows = db.query(
+            "SELECT coalesce(last_reply, ''), count(*) AS n FROM deliveries "
+            "WHERE campaign_id = ? AND state = ? GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+            (campaign_id, state.value, shown),
+        )
+        out += [Reason(state.value, str(reason), int(n)) for reason, n in rows]
+    return out
+
+
 def status(db: Database, campaign_id: int) -> StatusReport:
-    """Counts per state and the in-doubt deliveries of a campaign."""
+    """Counts per state, the in-doubt deliveries, and why deliveries wait or failed."""
     campaign = get_campaign(db, campaign_id)
-    return StatusReport(campaign, outbox.counts(db, campaign_id), outbox.in_doubt(db, campaign_id))
+    return StatusReport(
+        campaign,
+        outbox.counts(db, campaign_id),
+        outbox.in_doubt(db, campaign_id),
+        reasons(db, campaign_id),
+    )
