@@ -111,8 +111,31 @@ def test_a_yes_or_no_that_is_neither_is_refused() -> None:
 
 def test_the_settings_list_shows_each_range() -> None:
     described = {name: help for name, _, _, help in Settings.describe()}
-    assert described["document_link_hours"].endswith(" Range: 1–168.")
-    assert not described["smtp_url"].startswith("Range")
+    assert described["document_link_hours"].endswith(" Tillatt: 1–168.")
+    assert "Tillatt" not in described["smtp_url"]
+
+
+def test_the_settings_list_speaks_bokmal_and_keeps_its_indent_at_80_columns() -> None:
+    result = CliRunner().invoke(cli, ["settings"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert (
+        "lockout_failures  (VARSEL_LOCKOUT_FAILURES, standard: 5)\n"
+        "    Mislykkede innlogginger på rad (feil passord eller kode) som låser en konto.\n"
+        "    Tillatt: 1–100.\n"
+    ) in result.output
+    assert "    Porten `varsel serve` lytter på. Tillatt: 1–65535." in lines
+    # Each setting's name starts a line, followed by its help text: indented, never empty.
+    names = [f.name for f in dataclasses.fields(Settings)]
+    starts = [n for n, line in enumerate(lines) if not line.startswith(" ")]
+    assert [lines[n].split("  (")[0] for n in starts] == names
+    helps = [line for line in lines if line.startswith(" ")]
+    assert all(line.strip() and len(line) <= 80 for line in helps)
+    assert all(lines[n + 1].startswith("    ") for n in starts)
+
+
+def test_no_help_text_is_empty() -> None:
+    assert all(help.strip() for _, _, _, help in Settings.describe())
 
 
 def test_the_command_stops_with_one_line_and_changes_nothing(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -153,7 +154,18 @@ def settings() -> None:
         out.print(
             Text.assemble((name, "bold"), f"  ({env}, standard: {default!r})"), soft_wrap=True
         )
-        out.print(f"    {help_text}")
+        # Wrapped by hand so that every line of a help text keeps the indent (rich would not).
+        out.print(
+            textwrap.fill(
+                help_text,
+                width=max(out.width, 40),
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            ),
+            soft_wrap=True,
+        )
 
 
 # -- campaigns --------------------------------------------------------------------------

@@ -31,299 +31,309 @@ class Settings:
 
     database_url: str = _setting(
         "varsel.db",
-        "Store: a SQLite file path or sqlite:/// URL, or a postgresql:// URL.",
+        "Lageret: stien til en SQLite-fil eller en sqlite:///-URL, eller en postgresql://-URL.",
         "VARSEL_DATABASE_URL",
     )
     registry_base_url: str = _setting(
         "https://data.brreg.no/enhetsregisteret/api",
-        "Base URL of Enhetsregisteret's open API (dumps are under /enheter/lastned).",
+        "Adressen til Enhetsregisterets åpne API (uttrekkene ligger under /enheter/lastned); "
+        "endre den bare for et speil eller en test.",
         "VARSEL_REGISTRY_BASE_URL",
     )
     download_timeout: float = _setting(
         60.0,
-        "Seconds to wait for the registry server before a download gives up.",
+        "Sekunder en nedlasting venter på registerets server før den gir opp.",
         "VARSEL_DOWNLOAD_TIMEOUT",
         between=(0.1, 3600),
     )
     smtp_url: str = _setting(
         "smtp://127.0.0.1:25",
-        "Mail relay: smtp://host:port, smtps:// (TLS), smtp+starttls://, optional user:password@.",
+        "E-postreléet: smtp://vert:port, smtps:// (TLS) eller smtp+starttls://, eventuelt med "
+        "bruker:passord@.",
         "VARSEL_SMTP_URL",
     )
     dkim_key_dir: str = _setting(
         "~/.config/varsel/dkim",
-        "Folder of DKIM private keys (<domain>.<selector>.pem); keep it outside the repository.",
+        "Mappen med de private DKIM-nøklene (<domene>.<selektor>.pem); hold den utenfor "
+        "git-repoet.",
         "VARSEL_DKIM_KEY_DIR",
     )
     public_base_url: str = _setting(
         "https://varsel.example.no",
-        "Public address of the verify, feedback and unsubscribe pages (the authority's own site).",
+        "Den offentlige adressen til sidene for kontroll, tilbakemelding og avmelding "
+        "(myndighetens eget nettsted).",
         "VARSEL_PUBLIC_BASE_URL",
     )
     allow_test_domains: bool = _setting(
         False,
-        "Accept .test addresses (for test set-ups on loopback only).",
+        "Godta adresser på .test (bare for testoppsett på loopback).",
         "VARSEL_ALLOW_TEST_DOMAINS",
     )
     web_host: str = _setting(
         "127.0.0.1",
-        "Address `varsel serve` listens on (put a TLS-terminating proxy in front).",
+        "Adressen `varsel serve` lytter på (sett en proxy som tar seg av TLS, foran).",
         "VARSEL_WEB_HOST",
     )
     web_port: int = _setting(
-        8000, "Port `varsel serve` listens on.", "VARSEL_WEB_PORT", between=(1, 65535)
+        8000, "Porten `varsel serve` lytter på.", "VARSEL_WEB_PORT", between=(1, 65535)
     )
     forwarded_allow_ips: str = _setting(
         "127.0.0.1",
-        "Proxies trusted to set X-Forwarded-For (comma-separated), so limits see the real IP.",
+        "Proxyer som får sette X-Forwarded-For (skilt med komma), slik at grensene ser den "
+        "egentlige IP-adressen.",
         "VARSEL_FORWARDED_ALLOW_IPS",
     )
     secret_key: str = _setting(
         "",
-        "Secret for signed links, form tokens and hashed IPs; same on every worker. "
-        "Unset: a random one per process (links and limits then do not survive a restart).",
+        "Hemmelighet for signerte lenker, skjematokener og hashede IP-adresser; den samme i alle "
+        "prosesser. Ikke satt: en tilfeldig per prosess (lenker og grenser overlever da ikke en "
+        "omstart).",
         "VARSEL_SECRET_KEY",
     )
     user: str = _setting(
         "",
-        "Operator account of `campaign create` and `campaign approve` when --user is not given "
-        "(the password and code are asked for, or read from VARSEL_PASSWORD and VARSEL_TOTP).",
+        "Operatørkontoen `campaign create` og `campaign approve` bruker når --user mangler "
+        "(passord og kode spørres om, eller leses fra VARSEL_PASSWORD og VARSEL_TOTP).",
         "VARSEL_USER",
     )
     allow_no_approval: bool = _setting(
         True,
-        "Whether `campaign send --no-approval` may skip four-eyes approval; set false in "
-        "production so that no one can send alone.",
+        "Om `campaign send --no-approval` kan sende uten godkjenning fra en annen (fire øyne); "
+        "sett false i produksjon, så ingen kan sende alene.",
         "VARSEL_ALLOW_NO_APPROVAL",
     )
     session_idle_minutes: float = _setting(
         30.0,
-        "Minutes without activity after which a console session ends.",
+        "Minutter uten aktivitet før en økt i konsollen avsluttes.",
         "VARSEL_SESSION_IDLE_MINUTES",
         between=(1, 1440),
     )
     session_hours: float = _setting(
         12.0,
-        "Hours after sign-in at which a session ends anyway.",
+        "Timer etter innlogging da en økt avsluttes uansett.",
         "VARSEL_SESSION_HOURS",
         between=(1, 168),
     )
     lockout_failures: int = _setting(
         5,
-        "Failed sign-ins in a row (wrong password or code) that lock an account.",
+        "Mislykkede innlogginger på rad (feil passord eller kode) som låser en konto.",
         "VARSEL_LOCKOUT_FAILURES",
         between=(1, 100),
     )
     lockout_minutes: float = _setting(
         15.0,
-        "Minutes a locked account stays locked.",
+        "Minutter en låst konto forblir låst.",
         "VARSEL_LOCKOUT_MINUTES",
         between=(1, 10080),
     )
     totp_issuer: str = _setting(
         "varsel",
-        "Name the authenticator app shows for varsel accounts (e.g. Oslo politidistrikt).",
+        "Navnet autentiseringsappen viser for varsel-kontoer (f.eks. Oslo politidistrikt).",
         "VARSEL_TOTP_ISSUER",
     )
     password_memory_kib: int = _setting(
         65536,
-        "Memory (KiB) argon2id spends on each password hash: 65536 is RFC 9106's choice; "
-        "hashes made with other values are renewed at the next sign-in.",
+        "Minne (KiB) argon2id bruker på hver passordhash: 65536 er valget i RFC 9106; hasher "
+        "laget med andre verdier fornyes ved neste innlogging.",
         "VARSEL_PASSWORD_MEMORY_KIB",
         between=(8192, 4194304),
     )
     sign_in_per_ip: int = _setting(
         20,
-        "Console sign-in and enrolment attempts one IP address may make per window "
-        "(successful ones count too).",
+        "Forsøk på innlogging og registrering i konsollen som én IP-adresse kan gjøre per vindu "
+        "(vellykkede teller også).",
         "VARSEL_SIGN_IN_PER_IP",
         between=(1, MANY),
     )
     sign_in_window_seconds: int = _setting(
         900,
-        "Length of the per-IP console sign-in window, in seconds.",
+        "Lengden på vinduet for innlogging per IP-adresse, i sekunder.",
         "VARSEL_SIGN_IN_WINDOW_SECONDS",
         between=(60, 86400),
     )
     sign_in_global_per_minute: int = _setting(
         60,
-        "Console sign-in and enrolment attempts per minute from everyone together: caps "
-        "password spraying from many addresses, and the CPU the password hashes take.",
+        "Forsøk på innlogging og registrering i konsollen per minutt fra alle til sammen: stanser "
+        "passordsprøyting fra mange adresser og begrenser CPU-en passordhashene bruker.",
         "VARSEL_SIGN_IN_GLOBAL_PER_MINUTE",
         between=(1, MANY),
     )
     verify_per_ip: int = _setting(
         10,
-        "Code lookups one IP address may make per window.",
+        "Kodeoppslag én IP-adresse kan gjøre per vindu.",
         "VARSEL_VERIFY_PER_IP",
         between=(1, MANY),
     )
     verify_window_seconds: int = _setting(
         600,
-        "Length of the per-IP lookup window, in seconds.",
+        "Lengden på vinduet for kodeoppslag per IP-adresse, i sekunder.",
         "VARSEL_VERIFY_WINDOW_SECONDS",
         between=(60, 86400),
     )
     verify_global_per_minute: int = _setting(
         600,
-        "Code lookups per minute from everyone together: caps guessing by many addresses.",
+        "Kodeoppslag per minutt fra alle til sammen: stanser gjetting fra mange adresser.",
         "VARSEL_VERIFY_GLOBAL_PER_MINUTE",
         between=(1, MANY),
     )
     feedback_per_ip_hour: int = _setting(
         10,
-        "Feedback forms one IP address may send per hour.",
+        "Tilbakemeldinger én IP-adresse kan sende per time.",
         "VARSEL_FEEDBACK_PER_IP_HOUR",
         between=(1, MANY),
     )
     feedback_global_per_minute: int = _setting(
         60,
-        "Feedback forms per minute from everyone together: caps a flood from many addresses.",
+        "Tilbakemeldinger per minutt fra alle til sammen: stanser en flom fra mange adresser.",
         "VARSEL_FEEDBACK_GLOBAL_PER_MINUTE",
         between=(1, MANY),
     )
     document_per_ip_hour: int = _setting(
         10,
-        "Document links one IP address may ask for per hour.",
+        "Dokumentlenker én IP-adresse kan be om per time.",
         "VARSEL_DOCUMENT_PER_IP_HOUR",
         between=(1, MANY),
     )
     document_per_address_day: int = _setting(
         3,
-        "Document links one e-mail address may receive per day (so the form cannot flood it).",
+        "Dokumentlenker én e-postadresse kan få per døgn (så skjemaet ikke kan oversvømme den).",
         "VARSEL_DOCUMENT_PER_ADDRESS_DAY",
         between=(1, 100),
     )
     document_global_per_minute: int = _setting(
         30,
-        "Document links per minute from everyone together: caps the e-mail the form can make "
-        "the relay send.",
+        "Dokumentlenker per minutt fra alle til sammen: begrenser hvor mye e-post skjemaet kan få "
+        "reléet til å sende.",
         "VARSEL_DOCUMENT_GLOBAL_PER_MINUTE",
         between=(1, MANY),
     )
     document_link_hours: float = _setting(
         24.0,
-        "Hours a document download link stays valid.",
+        "Timer en lenke for å laste ned et dokument er gyldig.",
         "VARSEL_DOCUMENT_LINK_HOURS",
         between=(1, 168),
     )
     altinn_enabled: bool = _setting(
         False,
-        "Whether `varsel altinn` may send through Altinn 3 Correspondence (docs/altinn.md).",
+        "Om `varsel altinn` kan sende gjennom Altinn 3 Correspondence (docs/altinn.md).",
         "VARSEL_ALTINN_ENABLED",
     )
     altinn_base_url: str = _setting(
         "https://platform.altinn.no",
-        "Altinn platform address (test: https://platform.tt02.altinn.no).",
+        "Adressen til Altinn-plattformen (test: https://platform.tt02.altinn.no).",
         "VARSEL_ALTINN_BASE_URL",
     )
     altinn_maskinporten_token_url: str = _setting(
         "https://maskinporten.no/token",
-        "Maskinporten's token endpoint (test: https://test.maskinporten.no/token); the grant's "
-        "audience is its origin with a slash.",
+        "Token-endepunktet til Maskinporten (test: https://test.maskinporten.no/token); audience "
+        "i granten er adressens origin med / bak.",
         "VARSEL_ALTINN_MASKINPORTEN_TOKEN_URL",
     )
     altinn_client_id: str = _setting(
-        "", "Client id of the Maskinporten client.", "VARSEL_ALTINN_CLIENT_ID"
+        "", "Klient-id-en til Maskinporten-klienten.", "VARSEL_ALTINN_CLIENT_ID"
     )
     altinn_key_id: str = _setting(
         "",
-        "Key id (kid) of the public key registered on the Maskinporten client.",
+        "Nøkkel-id-en (kid) til den offentlige nøkkelen som er registrert på "
+        "Maskinporten-klienten.",
         "VARSEL_ALTINN_KEY_ID",
     )
     altinn_private_key_file: str = _setting(
         "",
-        "PEM file with the Maskinporten client's RSA private key; keep it outside the repository.",
+        "PEM-fil med den private RSA-nøkkelen til Maskinporten-klienten; hold den utenfor "
+        "git-repoet.",
         "VARSEL_ALTINN_PRIVATE_KEY_FILE",
     )
     altinn_resource_id: str = _setting(
         "",
-        "Id of the Correspondence resource in Altinn's resource registry.",
+        "Id-en til Correspondence-ressursen i Altinns ressursregister.",
         "VARSEL_ALTINN_RESOURCE_ID",
     )
     altinn_sender_orgnr: str = _setting(
         "",
-        "Organisation number of the sending authority (the resource's owner).",
+        "Organisasjonsnummeret til myndigheten som sender (ressursens eier).",
         "VARSEL_ALTINN_SENDER_ORGNR",
     )
     altinn_scopes: str = _setting(
         "altinn:correspondence.write",
-        "Maskinporten scopes to ask for, separated by spaces.",
+        "Maskinporten-scopes varsel ber om, skilt med mellomrom.",
         "VARSEL_ALTINN_SCOPES",
     )
     altinn_subscription_key: str = _setting(
         "",
-        "Altinn API subscription key (Ocp-Apim-Subscription-Key), if Altinn gave you one.",
+        "Abonnementsnøkkelen til Altinns API (Ocp-Apim-Subscription-Key), hvis Altinn har gitt "
+        "dere en.",
         "VARSEL_ALTINN_SUBSCRIPTION_KEY",
     )
     altinn_timeout: float = _setting(
         30.0,
-        "Seconds to wait for Maskinporten or Altinn to answer.",
+        "Sekunder varsel venter på svar fra Maskinporten eller Altinn.",
         "VARSEL_ALTINN_TIMEOUT",
         between=(1, 600),
     )
     altinn_concurrency: int = _setting(
         4,
-        "Requests `varsel altinn send` and `poll` have in flight at once (at least 1); the first "
-        "goes alone.",
+        "Forespørsler `varsel altinn send` og `poll` har ute samtidig (minst 1); den første går "
+        "alene.",
         "VARSEL_ALTINN_CONCURRENCY",
         between=(1, 64),
     )
     altinn_send_reminder: bool = _setting(
         True,
-        "Whether Altinn reminds the business by e-mail or SMS if the message is unread after "
-        "7 days.",
+        "Om Altinn minner virksomheten på meldingen med e-post eller SMS når den er ulest etter 7 "
+        "dager.",
         "VARSEL_ALTINN_SEND_REMINDER",
     )
     verp_secret: str = _setting(
         "",
-        "Secret that signs the bounce (VERP) envelope addresses; same for sender and bounce "
-        "intake. Unset: read from verp_secret_file, made there on first use.",
+        "Hemmeligheten som signerer returadressene i konvolutten (VERP); den samme for sending og "
+        "mottak av returmeldinger. Ikke satt: lest fra verp_secret_file, og laget der første "
+        "gang.",
         "VARSEL_VERP_SECRET",
     )
     verp_secret_file: str = _setting(
         "",
-        "File holding the VERP secret when VARSEL_VERP_SECRET is unset; empty: verp.secret "
-        "in the DKIM key folder. Keep it outside the repository.",
+        "Fil med VERP-hemmeligheten når VARSEL_VERP_SECRET ikke er satt; tom: verp.secret i "
+        "DKIM-nøkkelmappen. Hold den utenfor git-repoet.",
         "VARSEL_VERP_SECRET_FILE",
     )
     bounce_subdomain: str = _setting(
         "",
-        "Envelope senders under this subdomain of the sender's domain (e.g. bounce gives "
-        "bounces+…@bounce.nsr-org.no, still DMARC-aligned); empty: the sender's domain itself.",
+        "Konvoluttavsendere under dette underdomenet av avsenderens domene (f.eks. gir bounce "
+        "bounces+…@bounce.nsr-org.no, som DMARC fortsatt godtar); tom: avsenderens eget domene.",
         "VARSEL_BOUNCE_SUBDOMAIN",
     )
     imap_password: str = _setting(
-        "", "Password of the bounce mailbox `varsel bounces poll` reads.", "VARSEL_IMAP_PASSWORD"
+        "", "Passordet til returpostkassen `varsel bounces poll` leser.", "VARSEL_IMAP_PASSWORD"
     )
     imap_ca_file: str = _setting(
         "",
-        "CA certificates (PEM) to trust for the IMAP server; empty: the system's.",
+        "CA-sertifikater (PEM) å stole på for IMAP-serveren; tom: systemets egne.",
         "VARSEL_IMAP_CA_FILE",
     )
     worker_lease_seconds: float = _setting(
         30.0,
-        "Seconds a `varsel worker` holds claimed deliveries without renewing; a dead worker's "
-        "deliveries come back after this long.",
+        "Sekunder en `varsel worker` holder leveranser den har tatt, uten å fornye dem; "
+        "leveransene til en arbeider som har stoppet, kommer tilbake etter så lang tid.",
         "VARSEL_WORKER_LEASE_SECONDS",
         between=(5, 3600),
     )
     worker_global_rate: float = _setting(
         0.0,
-        "Messages per second all workers together send, over every campaign (the relay's "
-        "limit); 0: only the campaigns' own limits.",
+        "Meldinger per sekund alle arbeiderne sender til sammen, i alle kampanjer (reléets "
+        "grense); 0: bare kampanjenes egne grenser.",
         "VARSEL_WORKER_GLOBAL_RATE",
         between=(0, 100_000),
     )
     worker_metrics_port: int = _setting(
         0,
-        "Port of a worker's Prometheus /metrics on 127.0.0.1; 0: none.",
+        "Porten til en arbeiders Prometheus-/metrics på 127.0.0.1; 0: ingen.",
         "VARSEL_WORKER_METRICS_PORT",
         between=(0, 65535),
     )
     metrics_token: str = _setting(
         "",
-        "Bearer token that `varsel serve` wants for /metrics; empty: /metrics is off.",
+        "Bearer-token `varsel serve` krever for /metrics; tom: /metrics er av.",
         "VARSEL_METRICS_TOKEN",
     )
 
@@ -389,7 +399,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _help(metadata: Mapping[str, Any]) -> str:
     between = metadata.get("between")
-    return metadata["help"] if between is None else f"{metadata['help']} Range: {_span(between)}."
+    return metadata["help"] if between is None else f"{metadata['help']} Tillatt: {_span(between)}."
 
 
 def _named(field: dataclasses.Field[Any]) -> str:
