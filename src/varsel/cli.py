@@ -69,6 +69,11 @@ class State:
         self._db: Database | None = None
 
     @property
+    def dialect(self) -> str:
+        """The store's kind, from its URL, without opening it."""
+        return normalise_url(self.settings.database_url)[0]
+
+    @property
     def db(self) -> Database:
         """The store; a SQLite file that does not exist is refused (a mistyped --db)."""
         if self._db is None:
@@ -411,7 +416,7 @@ def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
     from varsel.audit import cli_actor
     from varsel.leases import require_postgresql, start_campaign
 
-    require_postgresql(state.db)
+    require_postgresql(state.dialect)  # before the store is opened: SQLite needs no file
     authorise_send(
         state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
     )

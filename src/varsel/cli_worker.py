@@ -55,7 +55,7 @@ def worker(
     """
     from varsel.leases import require_postgresql
 
-    require_postgresql(state.db)
+    require_postgresql(state.dialect)  # before the store is opened: SQLite needs no file
     if show_status:
         _status(state, as_json)
         return

@@ -314,9 +314,9 @@ class WorkerError(UserError):
     """Sender workers cannot run here."""
 
 
-def require_postgresql(db: Database) -> None:
-    """Workers share one PostgreSQL; SQLite has the single sender."""
-    if db.dialect != "postgresql":
+def require_postgresql(store: Database | str) -> None:
+    """Workers share one PostgreSQL; SQLite has the single sender (a store or its dialect)."""
+    if (store if isinstance(store, str) else store.dialect) != "postgresql":
         raise WorkerError(
             "varsel worker trenger PostgreSQL (--db postgresql://…); "
             "med SQLite sender du med «varsel campaign send»"
