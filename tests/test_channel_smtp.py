@@ -581,7 +581,7 @@ def test_a_missing_ca_file_is_a_connect_error(sink: SmtpSink, tmp_path: Path) ->
     with pytest.raises(SmtpConnectError) as caught:
         run(SmtpConnection.open(RelayConfig.from_url(f"{url}?ca={tmp_path}/mangler.pem")))
     assert caught.value.message == (
-        f"{url}: kan ikke lese CA-filen {tmp_path}/mangler.pem: No such file or directory"
+        f"{url}: kan ikke lese CA-filen {tmp_path}/mangler.pem: finnes ikke"
     )
 
 

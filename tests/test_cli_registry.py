@@ -50,3 +50,18 @@ def test_an_import_that_would_shrink_the_registry_exits_2_with_one_line(
     )
     assert allowed.exit_code == 0, allowed.output
     assert "32 borte" in allowed.output
+
+
+def test_a_rejects_file_under_a_file_is_one_line_in_bokmal_and_nothing_is_imported(
+    brreg: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "varsel.db"
+    dump = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    args = ["--db", str(store), "registry", "import", "--rejects", "/etc/passwd/x", str(dump)]
+    result = CliRunner().invoke(cli, args)
+    assert (result.exit_code, result.output) == (
+        2,
+        "varsel: /etc/passwd/x: kan ikke skrive avvisningsfilen "
+        "(en del av stien er ikke en mappe)\n",
+    )
+    assert not store.exists()

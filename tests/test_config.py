@@ -149,3 +149,21 @@ def test_the_command_stops_with_one_line_and_changes_nothing(tmp_path: Path) -> 
         "området 1–168\n"
     )
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [("mangler.toml", "finnes ikke"), ("fil/varsel.toml", "en del av stien er ikke en mappe")],
+)
+def test_a_settings_file_that_cannot_be_read_says_why_in_bokmal(
+    tmp_path: Path, config: str, reason: str
+) -> None:
+    (tmp_path / "fil").write_text("ikke en mappe")
+    store = tmp_path / "varsel.db"
+    path = tmp_path / config
+    result = CliRunner().invoke(cli, ["--db", str(store), "init"], env={"VARSEL_CONFIG": str(path)})
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {path}: kan ikke lese innstillingsfilen: {reason}\n",
+    )
+    assert not store.exists()

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from varsel.campaign_spec import CampaignError
-from varsel.errors import N_, Text, UserError, VarselError, listed, read_user_file, read_user_text
+from varsel.errors import (
+    N_,
+    Text,
+    UserError,
+    VarselError,
+    listed,
+    os_reason,
+    read_user_file,
+    read_user_text,
+)
 
 
 def test_a_text_is_its_bokmaal_message_and_keeps_its_id_and_values() -> None:
@@ -94,3 +106,33 @@ def test_a_users_file_that_cannot_be_read_is_a_one_line_error_of_the_callers_kin
     with pytest.raises(CampaignError) as folder:
         read_user_file(tmp_path, CampaignError)
     assert folder.value.message == f"{tmp_path}: kan ikke leses (er en mappe)"
+
+
+def reason_of(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except OSError as e:
+        return os_reason(e)
+    raise AssertionError("the call did not fail")
+
+
+def test_the_operating_systems_common_reasons_are_said_in_bokmal(tmp_path: Path) -> None:
+    (tmp_path / "fil").write_text("")
+    assert reason_of((tmp_path / "mangler").read_bytes) == "finnes ikke"
+    assert reason_of((tmp_path / "fil" / "x").mkdir) == "en del av stien er ikke en mappe"
+    assert reason_of(tmp_path.read_bytes) == "er en mappe"
+    with socket.socket() as bound:  # bound, never listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        address = bound.getsockname()
+        with socket.socket() as client:
+            assert reason_of(lambda: client.connect(address)) == "tilkoblingen ble avvist"
+
+
+def test_a_reason_without_a_bokmal_text_keeps_the_systems_own() -> None:
+    assert os_reason(OSError(errno.EMLINK, "Too many links")) == "Too many links"
+
+
+def test_an_unknown_host_is_the_resolvers_reason_not_an_errno() -> None:
+    # EAI_NONAME is -2: it must not be read as any errno.
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert os_reason(unknown) == "finner ikke vertsnavnet"

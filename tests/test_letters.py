@@ -562,6 +562,19 @@ def test_the_same_folder_is_not_used_twice(
     )
 
 
+def test_a_folder_that_cannot_be_made_says_why_in_bokmal(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = campaign(registry_db, settings, tmp_path)
+    (tmp_path / "fil").write_text("ikke en mappe")
+    with pytest.raises(LetterError) as e:
+        make_letters(registry_db, cid, tmp_path / "fil" / "brev", today=TODAY)
+    assert e.value.message == (
+        f"{tmp_path}/fil/brev: mappen kan ikke lages (en del av stien er ikke en mappe)"
+    )
+    assert registry_db.scalar("SELECT count(*) FROM deliveries WHERE channel = 'letter'") == 0
+
+
 def test_an_unreachable_unit_gets_its_letter_once_it_has_an_address(
     db: Database, brreg: Path, settings: Settings, tmp_path: Path
 ) -> None:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from varsel.config import Settings
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.unit import valid_orgnr
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -225,7 +225,7 @@ def load_private_key(path: Path, setting: str) -> rsa.RSAPrivateKey:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise AltinnConfigError(f"{setting}: {path} kan ikke leses ({e.strerror})") from None
+        raise AltinnConfigError(f"{setting}: {path} kan ikke leses ({os_reason(e)})") from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):

@@ -47,7 +47,7 @@ from varsel.bounce_classify import (
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.i18n import fmt_int
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason
@@ -337,7 +337,7 @@ def _maildir(path: Path) -> mailbox.Maildir:
     try:
         return mailbox.Maildir(path, factory=None, create=True)
     except OSError as e:
-        raise BounceInputError(f"{path}: kan ikke lage Maildir: {e.strerror}") from None
+        raise BounceInputError(f"{path}: kan ikke lage Maildir: {os_reason(e)}") from None
 
 
 # -- IMAP -----------------------------------------------------------------------------
@@ -454,7 +454,7 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, ssl.SSLError):
         return f"TLS: {e.reason or e}"
     if isinstance(e, OSError):
-        return e.strerror or str(e) or type(e).__name__
+        return os_reason(e) or type(e).__name__
     text = e.args[0] if e.args else str(e)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")

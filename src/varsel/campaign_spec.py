@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from varsel import contacts
 from varsel.config import Settings
-from varsel.errors import N_, Text, UserError, read_user_text
+from varsel.errors import N_, Text, UserError, os_reason, read_user_text
 from varsel.segment import Criteria
 
 LANGUAGES = ("nb", "nn", "en")
@@ -347,7 +347,9 @@ def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
                 try:
                     return file.read_text("utf-8")
                 except OSError as e:
-                    raise CampaignError(f"{where}: {file}: kan ikke leses ({e.strerror})") from None
+                    raise CampaignError(
+                        f"{where}: {file}: kan ikke leses ({os_reason(e)})"
+                    ) from None
             value = own.get(kind, default)
             if not isinstance(value, str) or not value.strip():
                 raise CampaignError(f"{where}: «{kind}» skal være tekst")

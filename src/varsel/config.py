@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from varsel.errors import ConfigError
+from varsel.errors import ConfigError, os_reason
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -370,7 +370,7 @@ class Settings:
         converted = {}
         for name, value in values.items():
             if name not in fields:
-                raise ConfigError(f"unknown setting {name!r}")
+                raise ConfigError(f"ukjent innstilling {name!r}")
             converted[name] = _convert(fields[name], value)
         return cls(**converted)
 
@@ -388,12 +388,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read settings file: {e.strerror}") from None
+        raise ConfigError(f"{path}: kan ikke lese innstillingsfilen: {os_reason(e)}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        raise ConfigError(f"{path}: er ikke gyldig TOML: {e}") from None
     section = data.get("varsel", data)
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [varsel] must be a table")
+        raise ConfigError(f"{path}: [varsel] må være en tabell")
     return section
 
 

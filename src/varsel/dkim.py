@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from varsel.errors import Text, UserError
+from varsel.errors import Text, UserError, os_reason
 
 Algorithm = Literal["rsa", "ed25519"]
 
@@ -177,7 +177,7 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
             Text(
                 "%(path)s: kan ikke skrive nøkkelen: %(error)s",
                 path=str(private_path),
-                error=e.strerror,
+                error=os_reason(e),
             )
         ) from None
     with os.fdopen(fd, "wb") as f:
@@ -195,7 +195,9 @@ def load_key(path: Path, domain: str, selector: str) -> DkimKey:
     except OSError as e:
         raise DkimKeyError(
             Text(
-                "%(path)s: kan ikke lese DKIM-nøkkelen: %(error)s", path=str(path), error=e.strerror
+                "%(path)s: kan ikke lese DKIM-nøkkelen: %(error)s",
+                path=str(path),
+                error=os_reason(e),
             )
         ) from None
     try:

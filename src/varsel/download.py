@@ -23,7 +23,7 @@ from isal import igzip, isal_zlib
 from varsel import __version__
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
-from varsel.errors import DownloadError
+from varsel.errors import DownloadError, os_reason
 from varsel.progress import ProgressCallback
 
 KINDS = ("enheter", "underenheter")
@@ -245,13 +245,13 @@ def _translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
     except httpx.TimeoutException:
         raise DownloadError(f"{url}: registeret svarte ikke innen {timeout:g} s") from None
     except httpx.ConnectError as e:
-        raise DownloadError(f"{url}: kunne ikke koble til ({_one_line(e)})") from None
+        raise DownloadError(f"{url}: kunne ikke koble til ({_connect_reason(e)})") from None
     except httpx.HTTPError as e:
         raise DownloadError(f"{url}: nedlastingen stoppet ({_one_line(e)})") from None
     except httpx.InvalidURL as e:
         raise DownloadError(f"{url}: ugyldig adresse ({_one_line(e)})") from None
     except OSError as e:
-        raise DownloadError(f"{url}: kan ikke lagre {out}: {e.strerror or e}") from None
+        raise DownloadError(f"{url}: kan ikke lagre {out}: {os_reason(e)}") from None
 
 
 def _usable_sidecar(out: Path) -> dict[str, str] | None:
@@ -397,6 +397,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _one_line(value: object) -> str:
     return " ".join(str(value).split()) or type(value).__name__
+
+
+def _connect_reason(error: BaseException) -> str:
+    """Why a connection failed: the operating system's reason behind httpx's, in Bokmål."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return os_reason(cause)
+        cause = cause.__cause__ or cause.__context__
+    return _one_line(error)
 
 
 def _human_size(size: int) -> str:

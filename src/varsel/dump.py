@@ -21,7 +21,7 @@ import orjson
 from isal import igzip, isal_zlib
 
 from varsel import brreg_csv
-from varsel.errors import BadFileError
+from varsel.errors import BadFileError, os_reason
 from varsel.i18n import fmt_int
 
 JSON_CHUNK = 4 << 20  # bytes of decompressed JSON parsed at a time
@@ -101,7 +101,7 @@ class DumpReader:
         except IsADirectoryError:
             raise BadFileError(f"{path}: er en mappe, ikke en fil") from None
         except OSError as e:
-            raise BadFileError(f"{path}: kan ikke leses ({e.strerror})") from None
+            raise BadFileError(f"{path}: kan ikke leses ({os_reason(e)})") from None
         self.size = path.stat().st_size
         magic = self._file.read(2)
         self._file.seek(0)

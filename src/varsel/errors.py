@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,20 @@ _OS_REASONS = {
     errno.EROFS: "skrivebeskyttet filsystem",
     errno.EISDIR: "er en mappe",
     errno.ENOTDIR: "en del av stien er ikke en mappe",
+    errno.EPERM: "ikke tillatt",
+    errno.ECONNREFUSED: "tilkoblingen ble avvist",
+    errno.ECONNRESET: "tilbakestilt av motparten",
+    errno.ETIMEDOUT: "tidsavbrudd",
+    errno.EHOSTUNREACH: "verten kan ikke nås",
+    errno.ENETUNREACH: "nettverket kan ikke nås",
+    errno.EADDRINUSE: "adressen er i bruk",
 }
 
 
 def os_reason(e: OSError) -> str:
     """Why an operating-system call failed, in Bokmål for the common cases."""
+    if isinstance(e, socket.gaierror):  # its errno is the resolver's, not errno's
+        return "finner ikke vertsnavnet" if e.errno == socket.EAI_NONAME else str(e.strerror or e)
     if e.errno in _OS_REASONS:
         return _OS_REASONS[e.errno]
     return e.strerror or str(e)

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from varsel.charts import bar_chart, stacked_bars
 from varsel.coverage import REACHED, Group, Outcome, label
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.evaluate import Evaluation, fmt_decimal
 from varsel.i18n import fmt_int, fmt_share
 
@@ -606,6 +606,6 @@ def write_report(
             tmp.replace(path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise ReportError(f"{path}: kan ikke skrives ({e.strerror or e})") from None
+            raise ReportError(f"{path}: kan ikke skrives ({os_reason(e)})") from None
         written.append(path)
     return written

@@ -29,7 +29,7 @@ from varsel import codes
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.i18n import fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
@@ -468,7 +468,7 @@ def make_letters(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LetterError(f"{out_dir}: mappen kan ikke lages ({e.strerror})") from None
+        raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
 
     found = candidates(db, campaign_id)
     before = int(

@@ -26,7 +26,7 @@ from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
-from varsel.errors import N_, Text, UserError, listed
+from varsel.errors import N_, Text, UserError, listed, os_reason
 from varsel.keys import key_path
 from varsel.link_checks import (
     SHORTENERS,
@@ -729,7 +729,7 @@ def preview_campaign(db: Database, settings: Settings, campaign_id: int, out: Pa
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PreviewError(f"{out}: kan ikke lage mappen ({e.strerror})") from None
+        raise PreviewError(f"{out}: kan ikke lage mappen ({os_reason(e)})") from None
     written: list[Path] = []
     for language in LANGUAGES:
         first, _ = sample_units(db, campaign_id, language)
@@ -749,6 +749,6 @@ def preview_campaign(db: Database, settings: Settings, campaign_id: int, out: Pa
             try:
                 path.write_bytes(content)
             except OSError as e:
-                raise PreviewError(f"{path}: kan ikke skrives ({e.strerror})") from None
+                raise PreviewError(f"{path}: kan ikke skrives ({os_reason(e)})") from None
             written.append(path)
     return written

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from varsel import unit
 from varsel.dump import Batch, DumpReader, Kind, open_dump
-from varsel.errors import UserError, VarselError
+from varsel.errors import UserError, VarselError, os_reason
 from varsel.i18n import fmt_int
 from varsel.progress import ProgressCallback
 
@@ -51,7 +51,7 @@ def start_rejects(path: Path) -> None:
     try:
         path.write_bytes(b"")
     except OSError as e:
-        raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({e.strerror})") from None
+        raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({os_reason(e)})") from None
 
 
 class RejectLog:
@@ -73,7 +73,9 @@ class RejectLog:
             try:
                 fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent or ".")
             except OSError as e:
-                raise UserError(f"{path}: kan ikke skrive avvisningsfilen ({e.strerror})") from None
+                raise UserError(
+                    f"{path}: kan ikke skrive avvisningsfilen ({os_reason(e)})"
+                ) from None
             self._file = os.fdopen(fd, "w", encoding="utf-8")
 
     def add(self, reject: Reject) -> None:
@@ -94,7 +96,7 @@ class RejectLog:
                     shutil.copyfileobj(lines, out)
             except OSError as e:
                 raise UserError(
-                    f"{self.path}: kan ikke skrive avvisningsfilen ({e.strerror})"
+                    f"{self.path}: kan ikke skrive avvisningsfilen ({os_reason(e)})"
                 ) from None
             finally:
                 Path(self._tmp).unlink(missing_ok=True)

@@ -30,7 +30,7 @@ import orjson
 from isal import isal_zlib
 
 from varsel.brreg_csv import ENHETER_COLUMNS, JSON_KEY, UNDERENHETER_COLUMNS
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.progress import ProgressCallback
 from varsel.synth_orgnr import orgnrs
 from varsel.synth_records import BLOCK, Generator
@@ -107,7 +107,7 @@ def write_dump(
         os.replace(tmp, out)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"Kunne ikke skrive {out}: {e.strerror or e}.") from e
+        raise UserError(f"Kunne ikke skrive {out}: {os_reason(e)}.") from e
     except BaseException:
         # The dump is written whole or not at all: a half-written file would import as truncated.
         Path(tmp).unlink(missing_ok=True)
@@ -152,7 +152,7 @@ def _open_temp(out: Path) -> tuple[int, str]:
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.", suffix=".part")
     except OSError as e:
-        raise UserError(f"Kan ikke skrive til {parent}: {e.strerror}.") from e
+        raise UserError(f"Kan ikke skrive til {parent}: {os_reason(e)}.") from e
     os.fchmod(fd, 0o644)
     return fd, tmp
 

@@ -28,6 +28,7 @@ from typing import Any, AnyStr
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from varsel.errors import os_reason
 from varsel.message import MessageSpec, default_templates
 
 HOST = "127.0.0.1"
@@ -530,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             probe.bind((HOST, args.port))
         sink.start()
     except OSError as e:
-        print(f"kan ikke lytte på {HOST}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        print(f"kan ikke lytte på {HOST}:{args.port}: {os_reason(e)}", file=sys.stderr)
         return 2
     # Ctrl-C and SIGTERM only set a flag: an exception raised inside the sink's locks could
     # leave them held and hang the shutdown.

@@ -21,7 +21,7 @@ from varsel.coverage import (
     unit_outcomes,
 )
 from varsel.db import Database
-from varsel.errors import Text, UserError
+from varsel.errors import Text, UserError, os_reason
 from varsel.i18n import fmt_int
 from varsel.outbox import record_event
 from varsel.segment import FOREIGN
@@ -112,9 +112,7 @@ def export_unreached(
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ExportError(
-            Text(
-                "%(path)s: kan ikke skrives (%(error)s)", path=str(path), error=e.strerror or str(e)
-            )
+            Text("%(path)s: kan ikke skrives (%(error)s)", path=str(path), error=os_reason(e))
         ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from varsel.config import Settings
 from varsel.dkim import signing_domain
-from varsel.errors import ConfigError
+from varsel.errors import ConfigError, os_reason
 from varsel.keys import key_dir
 
 PREFIX = "bounces"
@@ -57,7 +57,8 @@ def load_secret(settings: Settings) -> bytes:
         except FileNotFoundError:
             text = _make_secret(path)
         except (OSError, UnicodeDecodeError) as e:
-            raise VerpError(f"{path}: kan ikke lese VERP-nøkkelen: {e}") from None
+            why = os_reason(e) if isinstance(e, OSError) else "ikke ASCII-tekst"
+            raise VerpError(f"{path}: kan ikke lese VERP-nøkkelen: {why}") from None
     text = text.strip()
     if len(text) < 16:
         raise VerpError("VERP-nøkkelen er for kort: minst 16 tegn (varsel lager 64 tilfeldige)")
@@ -73,7 +74,7 @@ def _make_secret(path: Path) -> str:
     except FileExistsError:
         return path.read_text("ascii")  # a concurrent first use won the race: share its secret
     except OSError as e:
-        raise VerpError(f"{path}: kan ikke lage VERP-nøkkelen: {e.strerror}") from None
+        raise VerpError(f"{path}: kan ikke lage VERP-nøkkelen: {os_reason(e)}") from None
     with os.fdopen(fd, "w", encoding="ascii") as f:
         os.fchmod(f.fileno(), 0o600)  # the mode given to open() is reduced by umask, never raised
         f.write(text + "\n")

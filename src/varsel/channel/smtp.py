@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from varsel.errors import Text, UserError, VarselError
+from varsel.errors import Text, UserError, VarselError, os_reason
 
 SECURITY_MODES = ("none", "starttls", "tls")
 _SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
@@ -392,7 +392,7 @@ class SmtpConnection:
                     "%(where)s: kan ikke lese CA-filen %(file)s: %(why)s",
                     where=where,
                     file=config.ca_file,
-                    why=e.strerror or str(e),
+                    why=os_reason(e),
                 )
             ) from None
         implicit = config.security == "tls"
@@ -823,10 +823,10 @@ def _describe(error: BaseException, timeout: float | None = None) -> str:
     if isinstance(error, asyncio.IncompleteReadError):
         return Text("SMTP-tjeneren lukket forbindelsen")
     if isinstance(error, ConnectionError):
-        why = error.strerror or type(error).__name__
+        why = os_reason(error) or type(error).__name__
         return Text("forbindelsen ble brutt: %(why)s", why=why)
     if isinstance(error, asyncio.LimitOverrunError):
         return Text("for lang svarlinje fra SMTP-tjeneren")
     if isinstance(error, OSError):
-        return Text("nettverksfeil: %(why)s", why=error.strerror or str(error))
+        return Text("nettverksfeil: %(why)s", why=os_reason(error))
     return str(error)

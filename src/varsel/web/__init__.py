@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from varsel.config import Settings
-from varsel.errors import UserError
+from varsel.errors import UserError, os_reason
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
 from varsel.web.console_send import Senders
@@ -171,7 +171,7 @@ _WHY = {
 def _why(error: OSError) -> str:
     if isinstance(error, socket.gaierror):
         return "finner ikke vertsnavnet"
-    return _WHY.get(error.errno or 0, error.strerror or str(error))
+    return _WHY.get(error.errno or 0, os_reason(error))
 
 
 def serve(
