@@ -136,7 +136,7 @@ def test_a_lock_held_too_long_fails_the_jobs_with_a_store_error(
     other = connect(db_url, migrate=False)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreError, match="locked by another writer for too long"):
+        with pytest.raises(StoreError, match="låst av en annen skriver for lenge"):
             asyncio.run(writer.run(1))
         other.execute("COMMIT")
         assert asyncio.run(writer.run(2)) == 2  # and works again once the lock is free

@@ -489,7 +489,7 @@ def test_the_keyboard_goes_skip_link_menus_then_the_form(page: Page, server: Liv
         "Security notices to businesses",
         "Bokmål",
         "Nynorsk",
-        "Check an e-mail",
+        "Check a message",
         "Genuine mailings",
         "Give feedback",
         "kode",

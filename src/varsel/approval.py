@@ -467,21 +467,17 @@ def send_checked(
         )
     except VarselError as e:
         if started:
-            with db.transaction():
-                audit.record(
-                    db,
-                    actor,
-                    audit.Action.CAMPAIGN_SEND_END,
-                    f"campaign:{campaign_id}",
-                    {"stopped": "error", "error": e.message},
-                )
+            _record_send_end(db, actor, campaign_id, {"stopped": "error", "error": e.message})
         raise
-    with db.transaction():
-        audit.record(
-            db,
-            actor,
-            audit.Action.CAMPAIGN_SEND_END,
-            f"campaign:{campaign_id}",
-            {"stopped": report.stopped, "sent_now": report.sent_now, **report.counts},
-        )
+    _record_send_end(
+        db,
+        actor,
+        campaign_id,
+        {"stopped": report.stopped, "sent_now": report.sent_now, **report.counts},
+    )
     return report
+
+
+def _record_send_end(db: Database, actor: str, campaign_id: int, detail: dict[str, object]) -> None:
+    with db.transaction():
+        audit.record(db, actor, audit.Action.CAMPAIGN_SEND_END, f"campaign:{campaign_id}", detail)
