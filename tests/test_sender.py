@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import re
@@ -18,7 +17,8 @@ from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump
-from varsel.sender import SendOptions, send_campaign, status
+from varsel.send_report import status
+from varsel.sender import SendOptions, send_campaign
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
 
@@ -413,92 +413,6 @@ def test_a_deferral_still_waiting_for_its_commit_does_not_end_the_run(
     assert (report.stopped, report.counts["sent"]) == ("done", 6)
 
 
-def test_a_send_refused_before_it_starts_changes_nothing_and_is_not_audited(
-    db: Database, campaign_id: int, settings: Settings, tmp_path: Path
-) -> None:
-    from varsel import audit
-    from varsel.approval import send_checked
-    from varsel.sender import SendError
-
-    before = db.query("SELECT status, sender_pid, sender_lease_until FROM campaigns")
-    no_keys = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "none"))
-    with SmtpSink() as sink:
-        relay = RelayConfig.from_url(sink.url)
-        with pytest.raises(SendError, match=r"DKIM-nøkkelen .* finnes ikke"):
-            send_checked(
-                db, no_keys, campaign_id, actor="kari", no_approval=True, relay=relay, options=FAST
-            )
-        assert db.query("SELECT status, sender_pid, sender_lease_until FROM campaigns") == before
-        assert audit.entries(db, action=audit.Action.CAMPAIGN_SEND) == []
-        # Run again at once, as it should have been: nothing is in the way.
-        report = send_checked(
-            db, settings, campaign_id, actor="kari", no_approval=True, relay=relay, options=FAST
-        )
-    assert report.stopped == "done"
-    assert len(audit.entries(db, action=audit.Action.CAMPAIGN_SEND)) == 1
-
-
-def _hold(db: Database, campaign_id: int, holder: str) -> None:
-    """Leave the campaign locked by `holder` for another half minute, as a sender would."""
-    from varsel.clock import utcnow
-
-    until = (utcnow() + dt.timedelta(seconds=30)).isoformat()
-    db.execute(
-        "UPDATE campaigns SET status = 'sending', sender_pid = ?, sender_lease_until = ? "
-        "WHERE id = ?",
-        (holder, until, campaign_id),
-    )
-
-
-def test_a_lock_left_by_a_process_of_this_host_that_ended_is_taken_over_at_once(
-    db: Database, campaign_id: int, settings: Settings
-) -> None:
-    import os
-    import subprocess
-
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    _hold(db, campaign_id, f"{os.uname().nodename}:{gone.pid}:0badc0de")
-    with SmtpSink() as sink:
-        report = send_campaign(
-            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
-        )
-    assert report.stopped == "done"
-    assert report.counts["sent"] == 6
-
-
-@pytest.mark.parametrize("where", ["live", "other host"])
-def test_a_lock_held_by_a_live_process_or_another_host_is_respected(
-    db: Database, campaign_id: int, settings: Settings, where: str
-) -> None:
-    import os
-    import subprocess
-
-    from varsel.sender import SendError
-
-    with subprocess.Popen(["sleep", "30"]) as live:
-        try:
-            host = os.uname().nodename if where == "live" else "other-host.example"
-            pid = live.pid if where == "live" else 1
-            _hold(db, campaign_id, f"{host}:{pid}:0badc0de")
-            with pytest.raises(SendError) as caught:
-                send_campaign(
-                    db,
-                    settings,
-                    campaign_id,
-                    relay=RelayConfig.from_url("smtp://127.0.0.1:1"),
-                    options=FAST,
-                )
-        finally:
-            live.kill()
-    assert re.fullmatch(
-        rf"kampanje {campaign_id} sendes allerede av {host}:{pid}:0badc0de; vent, eller stopp den "
-        r"prosessen; låsen går ut kl\. \d\d\.\d\d\.\d\d",
-        caught.value.message,
-    )
-    assert outbox.counts(db, campaign_id)["queued"] == 6
-
-
 def test_sigterm_stops_the_send_gracefully_and_releases_the_campaign(
     db: Database, db_url: str, campaign_id: int, tmp_path: Path
 ) -> None:
@@ -559,26 +473,3 @@ def test_a_unit_whose_name_cannot_stand_in_the_subject_fails_alone(
         "reason": reason,
         "count": 1,
     }
-
-
-def test_status_counts_the_most_common_reasons(
-    db: Database, campaign_id: int, settings: Settings
-) -> None:
-    plan = (
-        FaultPlan()
-        .on_rcpt(lambda r: r.endswith(".no"), Fault.reply(550, "5.1.1 No such user"))
-        .on_rcpt(lambda r: True, Fault.reply(451, "4.3.0 Try again later"))
-    )
-    options = SendOptions(connections=2, rate_per_second=1000, build_processes=0, linger_seconds=1)
-    with SmtpSink(faults=plan) as sink:
-        send_campaign(
-            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
-        )
-    counts = outbox.counts(db, campaign_id)
-    expected = []
-    if counts["deferred"]:
-        expected.append(("deferred", "451 4.3.0 Try again later", counts["deferred"]))
-    if counts["failed"]:
-        expected.append(("failed", "550 5.1.1 No such user", counts["failed"]))
-    assert [(r.state, r.reason, r.count) for r in status(db, campaign_id).reasons] == expected
-    assert counts["failed"] > 0

@@ -30,7 +30,8 @@ from varsel.errors import N_, Text, UserError, VarselError, listed
 
 if TYPE_CHECKING:
     from varsel.channel.smtp import RelayConfig
-    from varsel.sender import SendOptions, SendReport
+    from varsel.send_report import SendReport
+    from varsel.sender import SendOptions
 
 # The parts of a fingerprint, in order, with the words a message uses for each.
 PARTS = {

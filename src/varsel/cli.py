@@ -321,7 +321,7 @@ def campaign_send(
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     """Counts per delivery state, and the deliveries in doubt."""
-    from varsel.sender import status
+    from varsel.send_report import status
 
     report = status(state.db, campaign_id)
     if as_json:

@@ -6,9 +6,10 @@ delivery's `data_started_at` is committed; its outcome is committed in order aft
 therefore leaves at most one delivery per open connection whose fate is unknown: those become
 `in_doubt` and are listed, never resent silently.
 
-Beside the loop: its claims (outbox_claims), where messages are built (build_pool), the
-per-domain scheduler (scheduler), the statements it writes (outcomes) and their group commits
-(outbox_commits).
+Beside the loop: the checks before it starts and the campaign's lock (send_lock), its claims
+(outbox_claims), where messages are built (build_pool), the per-domain scheduler (scheduler),
+the statements it writes (outcomes) and their group commits (outbox_commits), and its report
+(send_report).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from varsel import outbox, outcomes
+from varsel import outbox, outcomes, send_lock
 from varsel.build_pool import BuildPool
-from varsel.builder import Outcome, Unbuildable, make_factory
-from varsel.campaign import Campaign, CampaignStatus, get_campaign
-from varsel.campaign_spec import check_window
+from varsel.builder import Outcome, Unbuildable
+from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp import (
     RelayConfig,
     ReplyKind,
@@ -43,8 +42,6 @@ from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import Text, VarselError
-from varsel.i18n import fmt_int
-from varsel.leases import holder_gone, local_time
 from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
 from varsel.outbox_claims import Claimer
@@ -52,55 +49,10 @@ from varsel.outbox_commits import DbInline, DbThread
 from varsel.scheduler import Item, Scheduler, TokenBucket
 from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exported
 from varsel.send_config import SendOptions as SendOptions  # noqa: PLC0414  # re-exported
-from varsel.send_config import key_paths, message_spec
+from varsel.send_config import message_spec
+from varsel.send_report import SendReport
 from varsel.verp import Verp
 from varsel.wal import Checkpointer
-
-LEASE_SECONDS = 30.0
-
-
-@dataclass
-class SendReport:
-    """What one run of the sender did."""
-
-    campaign_id: int
-    counts: dict[str, int]
-    sent_now: int
-    seconds: float
-    stopped: str  # done | paused | cancelled | deferred | interrupted
-    in_doubt: int
-
-    @property
-    def rate(self) -> float:
-        return self.sent_now / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        c = self.counts
-        how = {
-            "done": "ferdig",
-            "paused": "pauset",
-            "cancelled": "avbrutt (kansellert)",
-            "interrupted": "stoppet",
-            "deferred": "venter på nye forsøk (kjør «campaign send» igjen senere)",
-            "relay": "stoppet fordi e-posttjeneren avviste utsendelsen",
-        }[self.stopped]
-        seconds = f"{self.seconds:.1f}".replace(".", ",")  # Norwegian decimal comma
-        text = (
-            f"Kampanje {self.campaign_id} {how}: {fmt_int(c['sent'])} sendt, "
-            f"{fmt_int(c['deferred'])} utsatt, {fmt_int(c['failed'])} feilet, "
-            f"{fmt_int(c['suppressed'])} sperret, {fmt_int(c['in_doubt'])} usikre, "
-            f"{fmt_int(c['queued'])} i kø. Denne kjøringen: {fmt_int(self.sent_now)} sendt på "
-            f"{seconds} s ({self.rate:.0f}/s)."
-        )
-        if self.in_doubt:
-            text += (
-                f"\n{fmt_int(self.in_doubt)} leveranser er usikre (forbindelsen brøt etter at "
-                "meldingen var overført). Se «varsel campaign status "
-                f"{self.campaign_id}» og send dem på nytt med «varsel campaign resend-in-doubt "
-                f"{self.campaign_id}» bare hvis du vil risikere dobbel levering."
-            )
-        return text
-
 
 # -- the sender -------------------------------------------------------------------------
 
@@ -185,38 +137,8 @@ class Sender:
         return asyncio.run(self._run())
 
     def check(self) -> None:
-        """Refuse, before the campaign is locked, what would stop the send once it started.
-
-        The campaign's status, its send window, its DKIM keys and templates: a campaign made
-        before a check existed, or a key removed since the lint, is refused here with nothing
-        changed, instead of stopping the run half-way.
-        """
-        self._refuse_status(self.campaign.status.value)
-        check_window(self.campaign.spec.limits, f"kampanje {self.campaign.id} [window]")
-        keys = key_paths(self.settings, self.campaign.spec) if self.options.sign else []
-        self.keys = keys
-        self.factory = make_factory(message_spec(self.campaign), keys)
-
-    def _refuse_status(self, status: str) -> None:
-        cid = self.campaign.id
-        if status == CampaignStatus.PAUSED.value:
-            # The status is named as the store and the command line name it.
-            raise SendError(
-                Text(
-                    "kampanje %(campaign)s er «%(status)s»; "
-                    "gjenoppta den med «varsel campaign resume» først",
-                    campaign=cid,
-                    status=status,
-                )
-            )
-        if status == CampaignStatus.CANCELLED.value:
-            raise SendError(
-                Text(
-                    "kampanje %(campaign)s er «%(status)s»; den kan ikke sendes",
-                    campaign=cid,
-                    status=status,
-                )
-            )
+        """Refuse, before the campaign is locked, what would stop the send (send_lock.check)."""
+        self.keys, self.factory = send_lock.check(self.settings, self.campaign, self.options)
 
     async def _run(self) -> SendReport:
         loop = asyncio.get_running_loop()
@@ -293,69 +215,14 @@ class Sender:
         )
 
     def _start(self) -> None:
-        db, cid = self.db, self.campaign.id
-        now = utcnow()
-        with db.transaction():
-            row = db.query_one(
-                "SELECT status, sender_pid, sender_lease_until FROM campaigns WHERE id = ?", (cid,)
-            )
-            assert row is not None  # noqa: S101
-            status, holder, lease = row
-            self._refuse_status(status)
-            if holder and lease and lease > utcnow_iso():
-                if not holder_gone(holder):
-                    raise SendError(
-                        Text(
-                            "kampanje %(campaign)s sendes allerede av %(holder)s; vent, eller "
-                            "stopp den prosessen; låsen går ut kl. %(until)s",
-                            campaign=cid,
-                            holder=holder,
-                            until=local_time(lease),
-                        )
-                    )
-                # A process of this host that no longer runs: its lease would only make
-                # everyone wait for it to run out.
-                outbox.record_event(db, cid, None, "lease_taken_over", {"holder": holder})
-            until = (now + dt.timedelta(seconds=LEASE_SECONDS)).isoformat()
-            db.execute(
-                "UPDATE campaigns SET status = ?, sender_pid = ?, sender_lease_until = ?, "
-                "updated_at = ? WHERE id = ?",
-                (CampaignStatus.SENDING.value, self.worker_id, until, utcnow_iso(), cid),
-            )
-            if self.on_start is not None:
-                # In the lock's transaction: the gate checked again, and the send audited, only
-                # when it really starts.
-                self.on_start(db)
+        send_lock.take(self.db, self.campaign.id, self.worker_id, self.on_start)
         self.locked = True
         # Whoever held the campaign before is gone: settle what it left claimed.
-        outbox.recover(db, cid)
+        outbox.recover(self.db, self.campaign.id)
 
     def _release(self) -> None:
         """After an error: this run's claims settled, the campaign's status and lock restored."""
-        db, cid = self.db, self.campaign.id
-        outbox.recover(db, cid, worker=self.worker_id)
-        counts = outbox.counts(db, cid)
-        pending = counts["queued"] + counts["deferred"] + counts["claimed"]
-        with db.transaction():
-            db.execute(
-                "UPDATE campaigns SET status = CASE WHEN status = ? THEN ? ELSE status END, "
-                "sender_pid = NULL, sender_lease_until = NULL, updated_at = ? "
-                "WHERE id = ? AND sender_pid = ?",
-                (
-                    CampaignStatus.SENDING.value,
-                    (CampaignStatus.READY if pending else CampaignStatus.DONE).value,
-                    utcnow_iso(),
-                    cid,
-                    self.worker_id,
-                ),
-            )
-            outbox.record_event(
-                db,
-                cid,
-                None,
-                "send_run",
-                {"sent": self.sent_now, "stopped": "error", "worker": self.worker_id},
-            )
+        send_lock.release(self.db, self.campaign.id, self.worker_id, self.sent_now)
         self.locked = False
 
     def _terminate(self) -> None:
@@ -387,26 +254,8 @@ class Sender:
         )
 
     def _finish(self, stopped: str) -> SendReport:
-        db, cid = self.db, self.campaign.id
-        counts = outbox.counts(db, cid)
-        pending = counts["queued"] + counts["deferred"] + counts["claimed"]
-        with db.transaction():
-            status = db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,))
-            new_status = status
-            if status == CampaignStatus.SENDING.value:
-                new_status = (CampaignStatus.DONE if pending == 0 else CampaignStatus.READY).value
-            db.execute(
-                "UPDATE campaigns SET status = ?, sender_pid = NULL, sender_lease_until = NULL, "
-                "updated_at = ? WHERE id = ?",
-                (new_status, utcnow_iso(), cid),
-            )
-            outbox.record_event(
-                db,
-                cid,
-                None,
-                "send_run",
-                {"sent": self.sent_now, "stopped": stopped, "worker": self.worker_id},
-            )
+        cid = self.campaign.id
+        counts = send_lock.finish(self.db, cid, self.worker_id, self.sent_now, stopped)
         self.locked = False
         return SendReport(
             cid, counts, self.sent_now, time.monotonic() - self.started, stopped, counts["in_doubt"]
@@ -436,7 +285,9 @@ class Sender:
 
     def _claim_times(self) -> tuple[str, str]:
         """Now, and when the lease of deliveries claimed now runs out."""
-        return utcnow_iso(), (utcnow() + dt.timedelta(seconds=LEASE_SECONDS * 10)).isoformat()
+        return utcnow_iso(), (
+            utcnow() + dt.timedelta(seconds=send_lock.LEASE_SECONDS * 10)
+        ).isoformat()
 
     async def _produce(self) -> None:
         # Claimed messages not yet on the wire: enough to keep the connections and the build
@@ -525,15 +376,7 @@ class Sender:
                 self.progress(self.counts, self.sent_now / elapsed if elapsed else 0.0)
 
     def _renew(self) -> str:
-        until = (utcnow() + dt.timedelta(seconds=LEASE_SECONDS)).isoformat()
-        with self.db.transaction():
-            self.db.execute(
-                "UPDATE campaigns SET sender_lease_until = ? WHERE id = ? AND sender_pid = ?",
-                (until, self.campaign.id, self.worker_id),
-            )
-            return str(
-                self.db.scalar("SELECT status FROM campaigns WHERE id = ?", (self.campaign.id,))
-            )
+        return send_lock.renew(self.db, self.campaign.id, self.worker_id)
 
     def _give_back(self, deliveries: Iterable[Delivery]) -> None:
         now = utcnow_iso()
@@ -728,62 +571,3 @@ def send_campaign(
     """
     relay = relay or RelayConfig.from_url(settings.smtp_url)
     return Sender(db, settings, campaign_id, relay, options, progress, on_start).run()
-
-
-@dataclass
-class StatusReport:
-    """A campaign's state for `campaign status`."""
-
-    campaign: Campaign
-    counts: dict[str, int]
-    in_doubt: list[outbox.InDoubt] = field(default_factory=list)
-    reasons: list[Reason] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.campaign.id,
-            "name": self.campaign.name,
-            "status": self.campaign.status.value,
-            **self.counts,
-            "in_doubt_deliveries": [d.as_dict() for d in self.in_doubt],
-            "reasons": [r.as_dict() for r in self.reasons],
-        }
-
-
-@dataclass(frozen=True)
-class Reason:
-    """How many deliveries are deferred or failed with the same last reply (or reason)."""
-
-    state: str  # deferred | failed
-    reason: str
-    count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "count": self.count}
-
-
-REASONS_SHOWN = 5  # per state: the most common first
-
-
-def reasons(db: Database, campaign_id: int, shown: int = REASONS_SHOWN) -> list[Reason]:
-    """The most common reasons for the campaign's deferred and failed deliveries, with counts."""
-    out = []
-    for state in (DeliveryState.DEFERRED, DeliveryState.FAILED):
-        rows = db.query(
-            "SELECT coalesce(last_reply, ''), count(*) AS n FROM deliveries "
-            "WHERE campaign_id = ? AND state = ? GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-            (campaign_id, state.value, shown),
-        )
-        out += [Reason(state.value, str(reason), int(n)) for reason, n in rows]
-    return out
-
-
-def status(db: Database, campaign_id: int) -> StatusReport:
-    """Counts per state, the in-doubt deliveries, and why deliveries wait or failed."""
-    campaign = get_campaign(db, campaign_id)
-    return StatusReport(
-        campaign,
-        outbox.counts(db, campaign_id),
-        outbox.in_doubt(db, campaign_id),
-        reasons(db, campaign_id),
-    )

@@ -35,7 +35,8 @@ from varsel.errors import UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
 from varsel.scheduler import Item, Scheduler, TokenBucket
-from varsel.sender import Sender, SendOptions, SendReport
+from varsel.send_report import SendReport
+from varsel.sender import Sender, SendOptions
 from varsel.shared_limits import BucketChain, Request, SharedLimits, grant, purge_full
 
 TIDY_SECONDS = 600.0  # how often an idle worker purges stopped workers and full buckets

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import campaign_toml
+from varsel import outbox
+from varsel.campaign import create_campaign
+from varsel.channel.smtp import RelayConfig
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.registry import import_dump
+from varsel.sender import SendOptions, send_campaign
+from varsel.testing import SmtpSink
+
+CAMPAIGN = campaign_toml()
+FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
+    import_dump(db, brreg / "enheter-sample.json")
+    path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, path).campaign.id
+
+
+def test_a_send_refused_before_it_starts_changes_nothing_and_is_not_audited(
+    db: Database, campaign_id: int, settings: Settings, tmp_path: Path
+) -> None:
+    from varsel import audit
+    from varsel.approval import send_checked
+    from varsel.sender import SendError
+
+    before = db.query("SELECT status, sender_pid, sender_lease_until FROM campaigns")
+    no_keys = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "none"))
+    with SmtpSink() as sink:
+        relay = RelayConfig.from_url(sink.url)
+        with pytest.raises(SendError, match=r"DKIM-nøkkelen .* finnes ikke"):
+            send_checked(
+                db, no_keys, campaign_id, actor="kari", no_approval=True, relay=relay, options=FAST
+            )
+        assert db.query("SELECT status, sender_pid, sender_lease_until FROM campaigns") == before
+        assert audit.entries(db, action=audit.Action.CAMPAIGN_SEND) == []
+        # Run again at once, as it should have been: nothing is in the way.
+        report = send_checked(
+            db, settings, campaign_id, actor="kari", no_approval=True, relay=relay, options=FAST
+        )
+    assert report.stopped == "done"
+    assert len(audit.entries(db, action=audit.Action.CAMPAIGN_SEND)) == 1
+
+
+def _hold(db: Database, campaign_id: int, holder: str) -> None:
+    """Leave the campaign locked by `holder` for another half minute, as a sender would."""
+    from varsel.clock import utcnow
+
+    until = (utcnow() + dt.timedelta(seconds=30)).isoformat()
+    db.execute(
+        "UPDATE campaigns SET status = 'sending', sender_pid = ?, sender_lease_until = ? "
+        "WHERE id = ?",
+        (holder, until, campaign_id),
+    )
+
+
+def test_a_lock_left_by_a_process_of_this_host_that_ended_is_taken_over_at_once(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    import os
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    _hold(db, campaign_id, f"{os.uname().nodename}:{gone.pid}:0badc0de")
+    with SmtpSink() as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+    assert report.stopped == "done"
+    assert report.counts["sent"] == 6
+
+
+@pytest.mark.parametrize("where", ["live", "other host"])
+def test_a_lock_held_by_a_live_process_or_another_host_is_respected(
+    db: Database, campaign_id: int, settings: Settings, where: str
+) -> None:
+    import os
+    import subprocess
+
+    from varsel.sender import SendError
+
+    with subprocess.Popen(["sleep", "30"]) as live:
+        try:
+            host = os.uname().nodename if where == "live" else "other-host.example"
+            pid = live.pid if where == "live" else 1
+            _hold(db, campaign_id, f"{host}:{pid}:0badc0de")
+            with pytest.raises(SendError) as caught:
+                send_campaign(
+                    db,
+                    settings,
+                    campaign_id,
+                    relay=RelayConfig.from_url("smtp://127.0.0.1:1"),
+                    options=FAST,
+                )
+        finally:
+            live.kill()
+    assert re.fullmatch(
+        rf"kampanje {campaign_id} sendes allerede av {host}:{pid}:0badc0de; vent, eller stopp den "
+        r"prosessen; låsen går ut kl\. \d\d\.\d\d\.\d\d",
+        caught.value.message,
+    )
+    assert outbox.counts(db, campaign_id)["queued"] == 6
