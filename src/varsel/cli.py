@@ -357,7 +357,8 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
 def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: bool) -> None:
     """Sjekk en kampanje før utsending; avslutter med status 2 hvis noe må rettes."""
     from varsel.audit import cli_actor
-    from varsel.lint import Severity, lint_campaign
+    from varsel.lint import lint_campaign
+    from varsel.lint_report import Severity
 
     report = lint_campaign(state.db, state.settings, campaign_id, actor=cli_actor())
     if as_json:
@@ -385,7 +386,7 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
 @pass_state
 def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
     """Skriv meldingen på hvert språk, signert slik den ville blitt sendt, til en prøvemottaker."""
-    from varsel.lint import preview_campaign
+    from varsel.preview import preview_campaign
 
     for path in preview_campaign(state.db, state.settings, campaign_id, out_dir):
         click.echo(str(path))

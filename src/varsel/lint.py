@@ -1,8 +1,10 @@
-"""Checks a campaign before it is sent, and writes previews of its messages for approval.
+"""Checks a campaign before it is sent.
 
 The linter renders every language's templates for sample recipients taken from the campaign's
 own frozen recipients, exactly as the sender would, and reports what would make a recipient
 distrust the message (links elsewhere, shorteners, attachments, no code) or stop it being built.
+Beside it: what it finds (lint_report), the sample recipients (samples), and the previews
+(preview).
 """
 
 from __future__ import annotations
@@ -13,20 +15,14 @@ import html
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from email.message import EmailMessage
 from email.parser import BytesParser
-from enum import StrEnum
-from pathlib import Path
-from typing import Any
 
-from varsel import codes, outbox
-from varsel.builder import make_factory
+from varsel import outbox
 from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
-from varsel.errors import N_, Text, UserError, listed, os_reason
+from varsel.errors import N_, Text, listed
 from varsel.keys import key_path
 from varsel.link_checks import (
     SHORTENERS,
@@ -36,6 +32,7 @@ from varsel.link_checks import (
     under,
     urls_in_text,
 )
+from varsel.lint_report import Finding, LintReport, Severity
 from varsel.message import (
     MessageError,
     MessageFactory,
@@ -49,113 +46,8 @@ from varsel.message_fields import (
     references,  # the factory's own parser: the linter sees links exactly as it does
 )
 from varsel.municipality import name as municipality_name
-from varsel.send_config import key_paths, message_spec
-
-
-class Severity(StrEnum):
-    """How much a finding matters."""
-
-    ERROR = "error"  # the campaign must not be sent as it is
-    WARNING = "warning"  # worth a look; sending is allowed
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem the linter found: what, and in which language's message (None: campaign)."""
-
-    severity: Severity
-    code: str
-    language: str | None
-    message: str  # Bokmål, as the CLI prints it; a Text, so that the console can translate it
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity.value,
-            "code": self.code,
-            "language": self.language,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class LintReport:
-    """Everything the linter found in one campaign, errors first."""
-
-    campaign_id: int
-    findings: tuple[Finding, ...]
-
-    @property
-    def errors(self) -> int:
-        return sum(f.severity is Severity.ERROR for f in self.findings)
-
-    @property
-    def warnings(self) -> int:
-        return sum(f.severity is Severity.WARNING for f in self.findings)
-
-    @property
-    def ok(self) -> bool:
-        return self.errors == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "findings": [f.as_dict() for f in self.findings]}
-
-    def summary(self) -> str:
-        counts = (
-            f"{_count(self.errors, 'feil', 'feil')}, "
-            f"{_count(self.warnings, 'advarsel', 'advarsler')}"
-        )
-        if self.ok:
-            return f"Kampanje {self.campaign_id} kan sendes: {counts}."
-        return (
-            f"Kampanje {self.campaign_id} kan ikke sendes ennå: {counts}. "
-            "Rett feilene og kjør lint igjen."
-        )
-
-
-class PreviewError(UserError):
-    """The previews cannot be written."""
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-# -- sample recipients ------------------------------------------------------------------
-
-SAMPLE_ADDRESS = "post@eksempel.example"  # RFC 2606: a domain that can never receive mail
-# Made up, for a language no recipient has; the second has an "&" so escaping is exercised too.
-FALLBACK_UNITS = (
-    UnitRef("999999999", "EKSEMPEL AS", "Oslo"),
-    UnitRef("888888888", "BRØDRENE HANSEN & SØNN AS", "Bergen"),
-)
-
-
-def sample_units(db: Database, campaign_id: int, language: str) -> tuple[UnitRef, UnitRef]:
-    """Two different units of the campaign in this language, made-up ones where it has fewer."""
-    # A name that cannot stand in a subject (an encoded word) is no sample: its message fails
-    # on its own (unit_findings names it), and would hide how everyone else's looks.
-    rows = db.query(
-        "SELECT orgnr, name, municipality FROM recipients WHERE campaign_id = ? AND language = ? "
-        "AND name NOT LIKE ? ORDER BY orgnr LIMIT 2",
-        (campaign_id, language, "%=?%"),
-    )
-    units = [UnitRef(r[0], r[1], municipality_name(r[2]) if r[2] else None) for r in rows]
-    for fallback in FALLBACK_UNITS:
-        if len(units) < 2 and fallback.orgnr not in {u.orgnr for u in units}:
-            units.append(fallback)
-    return units[0], units[1]
-
-
-def sample_code() -> str:
-    """A fresh, valid verification code that belongs to no delivery."""
-    canonical = codes.normalise(codes.new_code())
-    assert canonical is not None  # noqa: S101  # new_code() always makes a valid code
-    return codes.format_code(canonical)
-
-
-def _recipient(units: Sequence[UnitRef], language: str, code: str, token: str) -> Recipient:
-    return Recipient(0, SAMPLE_ADDRESS, tuple(units), language, code, token)
-
+from varsel.samples import sample_code, sample_recipient, sample_units
+from varsel.send_config import message_spec
 
 # -- the checks -----------------------------------------------------------------------------
 
@@ -524,7 +416,7 @@ def unit_findings(db: Database, campaign_id: int, mspec: MessageSpec, code: str)
         total += 1
         unit = UnitRef(orgnr, name, municipality_name(municipality) if municipality else None)
         try:
-            factory.subject(_recipient([unit], language, code, token))
+            factory.subject(sample_recipient([unit], language, code, token))
         except MessageError:
             unusable.append(unit)
     if not unusable:
@@ -562,10 +454,10 @@ def _language_findings(
     )
     first, second = sample_units(db, campaign_id, language)
     token = secrets.token_urlsafe(18)
-    recipients = [_recipient([u], language, code, token) for u in (first, second)]
+    recipients = [sample_recipient([u], language, code, token) for u in (first, second)]
     if not spec.per_unit:
         # An address several units share gets one message that must name them all.
-        recipients.append(_recipient([first, second], language, code, token))
+        recipients.append(sample_recipient([first, second], language, code, token))
     try:
         factory = _LintFactory(one, signer)
         rendered = [(r, factory.render(r)) for r in recipients]
@@ -702,53 +594,3 @@ def lint_campaign(
 
 def _language_order(language: str) -> tuple[int, str]:
     return (LANGUAGES.index(language) if language in LANGUAGES else len(LANGUAGES), language)
-
-
-# -- previews -------------------------------------------------------------------------------
-
-_CHARSET = re.compile(rb"<meta[^>]+charset", re.IGNORECASE)
-
-
-def _body(message: EmailMessage, subtype: str) -> str:
-    part = message.get_body((subtype,))
-    if not isinstance(part, EmailMessage):
-        raise PreviewError(f"meldingen har ingen text/{subtype}-del")
-    content = part.get_content()
-    assert isinstance(content, str)  # noqa: S101  # a text part's content is text
-    # CRLF is how lines travel in a message; in a file on disk they end in LF.
-    return content.replace("\r\n", "\n")
-
-
-def preview_campaign(db: Database, settings: Settings, campaign_id: int, out: Path) -> list[Path]:
-    """Write <lang>.eml (signed, as sent), .txt and .html for nb, nn and en; the paths written."""
-    campaign = get_campaign(db, campaign_id)
-    # The sender's own factory and keys: the preview is the message as it would go out.
-    factory = make_factory(message_spec(campaign), key_paths(settings, campaign.spec))
-    code = sample_code()
-    token = secrets.token_urlsafe(18)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PreviewError(f"{out}: kan ikke lage mappen ({os_reason(e)})") from None
-    written: list[Path] = []
-    for language in LANGUAGES:
-        first, _ = sample_units(db, campaign_id, language)
-        data = factory.build(_recipient([first], language, code, token))
-        parsed = BytesParser(policy=email.policy.default).parsebytes(data)
-        html_bytes = _body(parsed, "html").encode("utf-8")
-        # A file opened from disk has no Content-Type to name its charset; a template without
-        # <meta charset> gets a byte order mark, which browsers read as UTF-8.
-        if not _CHARSET.search(html_bytes[:2048]):
-            html_bytes = b"\xef\xbb\xbf" + html_bytes
-        files = (
-            (out / f"{language}.eml", data),
-            (out / f"{language}.txt", _body(parsed, "plain").encode("utf-8")),
-            (out / f"{language}.html", html_bytes),
-        )
-        for path, content in files:
-            try:
-                path.write_bytes(content)
-            except OSError as e:
-                raise PreviewError(f"{path}: kan ikke skrives ({os_reason(e)})") from None
-            written.append(path)
-    return written

@@ -1,7 +1,7 @@
 """The template editor: every language side by side, previews, lint inline, a test send.
 
 Previews are rendered by the sender's own message factory for sample recipients from the
-campaign's frozen list (lint.sample_units), so what the editor shows is what would be sent.
+campaign's frozen list (samples.sample_units), so what the editor shows is what would be sent.
 Saving goes through campaign.update_spec: the change is audited and voids an approval.
 """
 
@@ -20,8 +20,10 @@ from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, get_campaign, upd
 from varsel.channel.smtp import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
-from varsel.lint import SAMPLE_ADDRESS, LintReport, lint_campaign, sample_code, sample_units
+from varsel.lint import lint_campaign
+from varsel.lint_report import LintReport
 from varsel.message import MessageError, MessageFactory, Recipient, Rendered
+from varsel.samples import SAMPLE_ADDRESS, sample_code, sample_units
 from varsel.send_config import key_paths, message_spec
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_campaigns import campaign_id
