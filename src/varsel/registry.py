@@ -5,43 +5,34 @@ failure leaves the store exactly as it was) and idempotent (the newest file agai
 nothing; a newer dump updates changed units and marks vanished ones as gone; an older file
 imported before is applied again, which is how a wrong import is undone).
 
-A file that would mark more than MAX_GONE_SHARE of the kind's units gone, or whose records
-are rejected more than MAX_REJECTED_SHARE, is refused unless the operator allows it: a
-wrong or cut file must not quietly throw the registry away. A rejected record's unit is
-never marked gone: the registry still has it.
+A file that would mark too many of the kind's units gone, or whose records are rejected too
+often, is refused unless the operator allows it (import_checks): a wrong or cut file must not
+quietly throw the registry away. A rejected record's unit is never marked gone: the registry
+still has it. Beside the import: the staging tables and the merge (registry_merge), JSON
+dumps read by DuckDB (registry_fast), records to rows in Python and the rejects file
+(registry_extract).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from varsel import municipality, registry_fast, unit
+from varsel import import_checks, municipality, registry_fast, registry_merge, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import DumpReader, Format, Kind, open_dump
 from varsel.errors import UserError
-from varsel.i18n import fmt_int, fmt_share
+from varsel.i18n import fmt_int
 from varsel.progress import ProgressCallback, no_progress
 from varsel.registry_extract import Reject, RejectLog, Rows, extracted
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
 
-STAGE_COLUMNS = (*unit.RECORD_COLUMNS, "record_hash", "record_index")
 IMPORT_CACHE_KIB = 64 << 10  # SQLite page cache per schema during an import (default 2 MiB)
-# Shares above which an import is refused without --allow-shrink. A real nightly dump marks
-# far less than 1 % of the units gone and rejects next to nothing.
-MAX_GONE_SHARE = 0.05  # of the store's current units of the dump's kind
-MAX_REJECTED_SHARE = 0.10  # of the dump's records
-
-
-class ShrinkRefused(UserError):
-    """The import would mark too many units gone or reject too many records; nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -83,23 +74,6 @@ class ImportResult:
         return [r.describe() for r in self.rejects]
 
 
-def _dump_date(path: Path, given: str | None) -> str:
-    if given:
-        try:
-            return dt.date.fromisoformat(given).isoformat()
-        except ValueError:
-            raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
-    sidecar = path.with_name(path.name + ".meta.json")
-    if sidecar.exists():
-        try:
-            meta = json.loads(sidecar.read_text("utf-8"))
-            if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
-                return dt.date.fromisoformat(meta["dump_date"]).isoformat()
-        except (OSError, ValueError):
-            pass  # a broken sidecar only loses the date; the file's time is the fallback
-    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-
-
 # -- import ---------------------------------------------------------------------------
 
 
@@ -116,36 +90,17 @@ def import_dump(
     """Import one dump file (any format, either kind) as a new snapshot.
 
     allow_shrink: import even when the file would mark many units gone or reject many
-    records (see MAX_GONE_SHARE and MAX_REJECTED_SHARE).
+    records (see import_checks.MAX_GONE_SHARE and MAX_REJECTED_SHARE).
     """
     progress = progress or no_progress
     path = Path(path)
     with open_dump(path) as reader:
         info = reader.info
         sha = file_sha256(path)
-        # The store holds the newest dump applied (feed pages aside), whatever its date.
-        newest = db.query_one(
-            "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
-            "ORDER BY id DESC LIMIT 1",
-            (info.kind.value,),
-        )
-        if newest is not None and newest[2] == sha:
-            return ImportResult(path, get_snapshot(db, newest[0]), True, (), None)
-        prior = db.query_one(
-            "SELECT id, dump_date FROM snapshots WHERE sha256 = ? AND kind = ? "
-            "AND source = 'dump' ORDER BY id DESC LIMIT 1",
-            (sha, info.kind.value),
-        )
-        if prior is not None:
-            # Applied before and since replaced: applying it again undoes what came after.
-            date = _dump_date(path, dump_date) if dump_date else prior[1]
-        else:
-            date = _dump_date(path, dump_date)
-            if newest and newest[1] and date < newest[1]:
-                raise UserError(
-                    f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
-                    f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
-                )
+        earlier = import_checks.earlier_imports(db, path, info.kind, sha, dump_date)
+        if earlier.same is not None:
+            return ImportResult(path, get_snapshot(db, earlier.same), True, (), None)
+        date = earlier.date
         rejects = RejectLog(rejects_path, str(path))
         try:
             with _staged(db, reader, progress) as stage, _page_cache(db), db.transaction():
@@ -153,7 +108,7 @@ def import_dump(
                     db, reader, path, sha, date, rejects, progress, stage, allow_shrink
                 )
                 _audit(db, actor, snapshot_id)
-        except ShrinkRefused:
+        except import_checks.ShrinkRefused:
             rejects.commit()  # the operator will want to see what was rejected
             raise
         except BaseException:
@@ -168,7 +123,7 @@ def import_dump(
         False,
         tuple(rejects.first),
         rejects_path,
-        prior[0] if prior is not None else None,
+        earlier.prior,
     )
 
 
@@ -263,7 +218,7 @@ def _load(
     direct = db.dialect == "sqlite" and not db.query_one(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
-    shrink = _ShrinkCheck(path, info.kind, rejects, allow_shrink)
+    shrink = import_checks.ShrinkCheck(path, info.kind, rejects, allow_shrink)
     if table is not None and stage is not None:
         shrink.records = stage.rows
         counts = _load_fast(
@@ -276,17 +231,17 @@ def _load(
         counts = _write_direct(db, extracted(reader, rejects, progress), snapshot_id, now, rejects)
     else:
         batches = extracted(reader, rejects, progress)
-        _create_staging(db)
+        registry_merge.create_staging(db)
         for rows, contact_rows in batches:
-            db.insert_rows("staging_units", STAGE_COLUMNS, rows)
+            db.insert_rows("staging_units", registry_merge.STAGE_COLUMNS, rows)
             db.insert_rows(
                 "staging_contacts", (*unit.CONTACT_COLUMNS, "record_index"), contact_rows
             )
-        for orgnr, index in _duplicates(db):
+        for orgnr, index in registry_merge.duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
         shrink.records = batches_records(reader)
-        counts = _merge(db, info.kind, snapshot_id, now, shrink)
-        _drop_staging(db)
+        counts = registry_merge.merge(db, info.kind, snapshot_id, now, shrink)
+        registry_merge.drop_staging(db)
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
         "rejected = ?, unknown_municipality = ? WHERE id = ?",
@@ -302,45 +257,6 @@ def _load(
         ),
     )
     return snapshot_id
-
-
-class _ShrinkCheck:
-    """Refuses a merge that marks too many units gone or rejected too many records."""
-
-    def __init__(self, path: Path, kind: Kind, rejects: RejectLog, allowed: bool) -> None:
-        self.path = path
-        self.kind = kind
-        self.rejects = rejects
-        self.allowed = allowed
-        self.records = 0
-
-    def __call__(self, counts: dict[str, int], current: int) -> None:
-        """Raise ShrinkRefused past a limit; current: the kind's units not gone before."""
-        if self.allowed or current == 0:  # nothing to lose in an empty store
-            return
-        gone, rejected = counts["gone"], self.rejects.count
-        problems = []
-        if gone > MAX_GONE_SHARE * current:
-            problems.append(
-                f"{fmt_int(gone)} av {fmt_int(current)} {self.kind.value} i lageret ville blitt "
-                f"merket som borte ({fmt_share(gone, current)}; grensen er "
-                f"{MAX_GONE_SHARE * 100:g}\u00a0%)"
-            )
-        if rejected > MAX_REJECTED_SHARE * self.records:
-            problems.append(
-                f"{fmt_int(rejected)} av {fmt_int(self.records)} poster ville blitt avvist "
-                f"({fmt_share(rejected, self.records)}; grensen er "
-                f"{MAX_REJECTED_SHARE * 100:g}\u00a0%)"
-            )
-        if not problems:
-            return
-        raise ShrinkRefused(
-            f"{self.path}: ikke importert: {' og '.join(problems)}. Importen ville gitt "
-            f"{fmt_int(counts['new'])} nye, {fmt_int(counts['changed'])} endret, "
-            f"{fmt_int(counts['unchanged'])} uendret, {fmt_int(gone)} borte, "
-            f"{fmt_int(rejected)} avvist; lageret er ikke endret. Er filen riktig, "
-            "importer den med --allow-shrink."
-        )
 
 
 def _unknown_municipalities(db: Database, kind: Kind) -> int:
@@ -439,7 +355,7 @@ def _load_fast(
     snapshot_id: int,
     now: str,
     rejects: RejectLog,
-    shrink: _ShrinkCheck,
+    shrink: import_checks.ShrinkCheck,
     *,
     direct: bool,
 ) -> dict[str, int]:
@@ -460,10 +376,10 @@ def _load_fast(
     )
     contact_cols = ", ".join(unit.CONTACT_COLUMNS)
     if not direct:
-        _create_staging(db)
+        registry_merge.create_staging(db)
         for lo, hi in _email_chunks(db, table, stage):
             db.execute(
-                f"INSERT INTO staging_units ({', '.join(STAGE_COLUMNS)}) "
+                f"INSERT INTO staging_units ({', '.join(registry_merge.STAGE_COLUMNS)}) "
                 f"SELECT {cols}, s.record_hash, s.idx {rows}",
                 (lo, hi),
             )
@@ -471,10 +387,10 @@ def _load_fast(
             f"INSERT INTO staging_contacts ({contact_cols}, record_index) "
             f"SELECT {contact_cols}, record_index FROM fast_contacts"
         )
-        for orgnr, index in _duplicates(db):
+        for orgnr, index in registry_merge.duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
-        counts = _merge(db, kind, snapshot_id, now, shrink)
-        _drop_staging(db)
+        counts = registry_merge.merge(db, kind, snapshot_id, now, shrink)
+        registry_merge.drop_staging(db)
     else:
         indexes = _drop_indexes(db)
         new = 0
@@ -567,110 +483,6 @@ def _create_indexes(db: Database, indexes: list[tuple[str, str, str]]) -> None:
             db.execute(sql)
     finally:
         db.execute(f"PRAGMA threads = {int(threads)}")
-
-
-def _create_staging(db: Database) -> None:
-    _drop_staging(db)
-    db.execute(
-        f"CREATE TEMP TABLE staging_units AS SELECT {', '.join(STAGE_COLUMNS)} "
-        "FROM units WHERE 1 = 0"
-    )
-    db.execute(
-        f"CREATE TEMP TABLE staging_contacts AS SELECT {', '.join(unit.CONTACT_COLUMNS)}, "
-        "0 AS record_index FROM contacts WHERE 1 = 0"
-    )
-
-
-def _drop_staging(db: Database) -> None:
-    for table in ("staging_units", "staging_contacts", "touched", "staging_rejected"):
-        db.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def _duplicates(db: Database) -> list[tuple[str, int]]:
-    """Records whose orgnr came earlier in the same file; they are dropped from staging."""
-    db.execute("CREATE INDEX staging_units_orgnr ON staging_units (orgnr, record_index)")
-    if db.dialect == "postgresql":
-        db.execute("ANALYZE staging_units")
-    dups = db.query(
-        "SELECT s.orgnr, s.record_index FROM staging_units s WHERE EXISTS ("
-        "SELECT 1 FROM staging_units t WHERE t.orgnr = s.orgnr AND t.record_index < s.record_index)"
-        " ORDER BY s.record_index"
-    )
-    for orgnr, index in dups:
-        db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
-        db.execute(
-            "DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?", (orgnr, index)
-        )
-    return [(r[0], int(r[1])) for r in dups]
-
-
-def _merge(
-    db: Database, kind: Kind, snapshot_id: int, now: str, shrink: _ShrinkCheck
-) -> dict[str, int]:
-    """Apply the staged dump to units and contacts; returns the counts.
-
-    Units go gone first, then shrink may refuse (and the transaction rolls back) before any
-    unit is written.
-    """
-    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
-    current = int(
-        db.scalar(
-            f"SELECT count(*) FROM units WHERE kind = '{unit_kind}' AND gone_snapshot_id IS NULL"
-        )
-    )
-    # The rejected records' units are still in the registry: kept as they were, never gone.
-    db.execute("CREATE TEMP TABLE staging_rejected (orgnr TEXT)")
-    db.insert_rows("staging_rejected", ("orgnr",), [(o,) for o in set(shrink.rejects.orgnrs)])
-    db.execute("CREATE INDEX staging_rejected_orgnr ON staging_rejected (orgnr)")
-    gone = db.execute(
-        "UPDATE units SET gone_snapshot_id = ?, updated_at = ? WHERE kind = ? "
-        "AND gone_snapshot_id IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM staging_units s WHERE s.orgnr = units.orgnr) "
-        "AND NOT EXISTS (SELECT 1 FROM staging_rejected r WHERE r.orgnr = units.orgnr)",
-        (snapshot_id, now, unit_kind),
-    ).rowcount
-    db.execute(
-        "CREATE TEMP TABLE touched AS SELECT s.orgnr AS orgnr, "
-        "CASE WHEN u.orgnr IS NULL THEN 1 ELSE 0 END AS is_new "
-        "FROM staging_units s LEFT JOIN units u ON u.orgnr = s.orgnr "
-        "WHERE u.orgnr IS NULL OR u.record_hash <> s.record_hash "
-        "OR u.gone_snapshot_id IS NOT NULL"
-    )
-    db.execute("CREATE INDEX touched_orgnr ON touched (orgnr, is_new)")
-    staged = int(db.scalar("SELECT count(*) FROM staging_units"))
-    new = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 1"))
-    changed = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 0"))
-    counts = {"new": new, "changed": changed, "unchanged": staged - new - changed, "gone": gone}
-    shrink(counts, current)
-    record_cols = ", ".join(unit.RECORD_COLUMNS)
-    s_cols = ", ".join(f"s.{c}" for c in unit.RECORD_COLUMNS)
-    db.execute(
-        f"INSERT INTO units ({record_cols}, record_hash, snapshot_id, record_index, "
-        "first_snapshot_id, gone_snapshot_id, updated_at) "
-        f"SELECT {s_cols}, s.record_hash, ?, s.record_index, ?, CAST(NULL AS BIGINT), ? "
-        "FROM staging_units s JOIN touched t ON t.orgnr = s.orgnr WHERE t.is_new = 1",
-        (snapshot_id, snapshot_id, now),
-    )
-    if changed:
-        db.execute(
-            f"UPDATE units SET ({record_cols}, record_hash, snapshot_id, record_index, "
-            f"gone_snapshot_id, updated_at) = (SELECT {s_cols}, s.record_hash, ?, "
-            "s.record_index, CAST(NULL AS BIGINT), ? FROM staging_units s "
-            "WHERE s.orgnr = units.orgnr) "
-            "WHERE orgnr IN (SELECT orgnr FROM touched WHERE is_new = 0)",
-            (snapshot_id, now),
-        )
-        db.execute(
-            "DELETE FROM contacts WHERE source = 'registry' "
-            "AND orgnr IN (SELECT orgnr FROM touched WHERE is_new = 0)"
-        )
-    contact_cols = ", ".join(unit.CONTACT_COLUMNS)
-    c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
-    db.execute(
-        f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} "
-        "FROM staging_contacts c JOIN touched t ON t.orgnr = c.orgnr"
-    )
-    return counts
 
 
 # -- reading a unit's original record back -----------------------------------------------

@@ -1,0 +1,125 @@
+"""The registry import's safety checks: what the store already holds of a file, and the shrink.
+
+A file imported before is not imported again while it is the newest, and a dump older than
+the newest is refused. A file that would mark more than MAX_GONE_SHARE of the kind's units
+gone, or whose records are rejected more than MAX_REJECTED_SHARE, is refused unless the
+operator allows it: a wrong or cut file must not quietly throw the registry away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from varsel.db import Database
+from varsel.dump import Kind
+from varsel.errors import UserError
+from varsel.i18n import fmt_int, fmt_share
+from varsel.registry_extract import RejectLog
+
+# Shares above which an import is refused without --allow-shrink. A real nightly dump marks
+# far less than 1 % of the units gone and rejects next to nothing.
+MAX_GONE_SHARE = 0.05  # of the store's current units of the dump's kind
+MAX_REJECTED_SHARE = 0.10  # of the dump's records
+
+
+class ShrinkRefused(UserError):
+    """The import would mark too many units gone or reject too many records; nothing changed."""
+
+
+@dataclass(frozen=True)
+class EarlierImports:
+    """What the store already holds of a dump file about to be imported."""
+
+    same: int | None  # the newest dump's snapshot when it is this very file: nothing to do
+    prior: int | None  # an earlier snapshot of this file, replaced since: applied again
+    date: str  # the dump's date ("" when same)
+
+
+def earlier_imports(
+    db: Database, path: Path, kind: Kind, sha: str, given_date: str | None
+) -> EarlierImports:
+    """The file among the dumps imported before; a dump older than the newest is refused."""
+    # The store holds the newest dump applied (feed pages aside), whatever its date.
+    newest = db.query_one(
+        "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
+        "ORDER BY id DESC LIMIT 1",
+        (kind.value,),
+    )
+    if newest is not None and newest[2] == sha:
+        return EarlierImports(newest[0], None, "")
+    prior = db.query_one(
+        "SELECT id, dump_date FROM snapshots WHERE sha256 = ? AND kind = ? "
+        "AND source = 'dump' ORDER BY id DESC LIMIT 1",
+        (sha, kind.value),
+    )
+    if prior is not None:
+        # Applied before and since replaced: applying it again undoes what came after.
+        date = dump_date(path, given_date) if given_date else prior[1]
+        return EarlierImports(None, prior[0], date)
+    date = dump_date(path, given_date)
+    if newest and newest[1] and date < newest[1]:
+        raise UserError(
+            f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
+            f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
+        )
+    return EarlierImports(None, None, date)
+
+
+def dump_date(path: Path, given: str | None) -> str:
+    """The dump's date: as given, from its .meta.json beside it, or the file's own time."""
+    if given:
+        try:
+            return dt.date.fromisoformat(given).isoformat()
+        except ValueError:
+            raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
+    sidecar = path.with_name(path.name + ".meta.json")
+    if sidecar.exists():
+        try:
+            meta = json.loads(sidecar.read_text("utf-8"))
+            if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
+                return dt.date.fromisoformat(meta["dump_date"]).isoformat()
+        except (OSError, ValueError):
+            pass  # a broken sidecar only loses the date; the file's time is the fallback
+    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+
+
+class ShrinkCheck:
+    """Refuses a merge that marks too many units gone or rejected too many records."""
+
+    def __init__(self, path: Path, kind: Kind, rejects: RejectLog, allowed: bool) -> None:
+        self.path = path
+        self.kind = kind
+        self.rejects = rejects
+        self.allowed = allowed
+        self.records = 0
+
+    def __call__(self, counts: dict[str, int], current: int) -> None:
+        """Raise ShrinkRefused past a limit; current: the kind's units not gone before."""
+        if self.allowed or current == 0:  # nothing to lose in an empty store
+            return
+        gone, rejected = counts["gone"], self.rejects.count
+        problems = []
+        if gone > MAX_GONE_SHARE * current:
+            problems.append(
+                f"{fmt_int(gone)} av {fmt_int(current)} {self.kind.value} i lageret ville blitt "
+                f"merket som borte ({fmt_share(gone, current)}; grensen er "
+                f"{MAX_GONE_SHARE * 100:g}\u00a0%)"
+            )
+        if rejected > MAX_REJECTED_SHARE * self.records:
+            problems.append(
+                f"{fmt_int(rejected)} av {fmt_int(self.records)} poster ville blitt avvist "
+                f"({fmt_share(rejected, self.records)}; grensen er "
+                f"{MAX_REJECTED_SHARE * 100:g}\u00a0%)"
+            )
+        if not problems:
+            return
+        raise ShrinkRefused(
+            f"{self.path}: ikke importert: {' og '.join(problems)}. Importen ville gitt "
+            f"{fmt_int(counts['new'])} nye, {fmt_int(counts['changed'])} endret, "
+            f"{fmt_int(counts['unchanged'])} uendret, {fmt_int(gone)} borte, "
+            f"{fmt_int(rejected)} avvist; lageret er ikke endret. Er filen riktig, "
+            "importer den med --allow-shrink."
+        )

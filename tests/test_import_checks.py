@@ -1,0 +1,112 @@
+"""The registry import's safety checks: files imported before, older dumps, the shrink refusal."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import units
+from test_registry import NBSP, load, write_dump, write_json
+from varsel.db import Database
+from varsel.errors import UserError
+from varsel.import_checks import ShrinkRefused
+from varsel.registry import import_dump
+from varsel.snapshot import list_snapshots
+
+
+def _assert_store_unchanged(db: Database, before: dict[str, Any], snaps: int) -> None:
+    assert units(db) == before
+    assert len(list_snapshots(db)) == snaps
+
+
+def test_same_file_twice_changes_nothing(db: Database, brreg: Path, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "enheter_alle.json.gz", load(brreg / "enheter-sample.json"))
+    first = import_dump(db, path)
+    before = units(db)
+    second = import_dump(db, path)
+    assert second.already_imported
+    assert second.snapshot.id == first.snapshot.id
+    assert units(db) == before
+    assert len(list_snapshots(db)) == 1
+
+
+def test_older_dump_is_refused(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "a.json", records), dump_date="2026-02-01")
+    with pytest.raises(UserError, match="nyere"):
+        import_dump(db, write_json(tmp_path / "b.json", records[:3]), dump_date="2026-01-01")
+
+
+@pytest.mark.parametrize("name", ["e.json.gz", "e.csv.gz"])
+def test_an_import_that_marks_many_units_gone_is_refused(
+    db: Database, brreg: Path, tmp_path: Path, name: str
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "first.json", records), dump_date="2026-01-01")
+    before = units(db)
+    small = write_dump(tmp_path / name, records[:33])  # 2 of 35 gone: 5.7 %
+    with pytest.raises(ShrinkRefused) as refused:
+        import_dump(db, small, dump_date="2026-02-01")
+    assert refused.value.message == (
+        f"{small}: ikke importert: 2 av 35 enheter i lageret ville blitt merket som borte "
+        f"(5,7{NBSP}%; grensen er 5{NBSP}%). Importen ville gitt 0 nye, 0 endret, 33 uendret, "
+        "2 borte, 0 avvist; lageret er ikke endret. Er filen riktig, importer den med "
+        "--allow-shrink."
+    )
+    assert refused.value.exit_status == 2
+    _assert_store_unchanged(db, before, 1)
+    result = import_dump(db, small, dump_date="2026-02-01", allow_shrink=True)
+    assert result.snapshot.gone == 2
+
+
+@pytest.mark.parametrize("name", ["e.json", "e.csv"])
+def test_an_import_that_rejects_many_records_is_refused(
+    db: Database, brreg: Path, tmp_path: Path, name: str
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "first.json", records), dump_date="2026-01-01")
+    before = units(db)
+    bad = copy.deepcopy(records)
+    for r in bad[:4]:  # 4 of 35 rejected: 11.4 %
+        r["antallAnsatte"] = -1
+    rejects = tmp_path / "rejects.jsonl"
+    path = write_dump(tmp_path / name, bad)
+    with pytest.raises(ShrinkRefused, match=f"4 av 35 poster ville blitt avvist \\(11,4{NBSP}%"):
+        import_dump(db, path, rejects_path=rejects, dump_date="2026-02-01")
+    _assert_store_unchanged(db, before, 1)
+    assert len(rejects.read_text("utf-8").splitlines()) == 4  # to see why
+
+
+def test_the_first_import_into_an_empty_store_is_never_refused(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")[:4]
+    for r in records[:3]:
+        r["antallAnsatte"] = -1
+    result = import_dump(db, write_json(tmp_path / "e.json", records))
+    assert (result.snapshot.new, result.snapshot.rejected) == (1, 3)
+
+
+def test_an_older_file_imported_again_is_applied_again(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    good = write_json(tmp_path / "good.json", records)
+    first = import_dump(db, good, dump_date="2026-01-01")
+    wrong = write_json(tmp_path / "wrong.json", records[:3])
+    import_dump(db, wrong, dump_date="2026-02-01", allow_shrink=True)
+    assert db.scalar("SELECT count(*) FROM units WHERE gone_snapshot_id IS NULL") == 3
+
+    undo = import_dump(db, good, allow_shrink=True)  # 3 of 3 would go: the guard holds
+    assert not undo.already_imported
+    assert (undo.snapshot.new, undo.snapshot.changed, undo.snapshot.gone) == (0, 32, 0)
+    assert undo.snapshot.dump_date == "2026-01-01"
+    assert db.scalar("SELECT count(*) FROM units WHERE gone_snapshot_id IS NULL") == 35
+    assert undo.summary().endswith(
+        f"Filen var importert før (snapshot {first.snapshot.id}) og er brukt på nytt."
+    )
+    again = import_dump(db, good)
+    assert (again.already_imported, again.snapshot.id) == (True, undo.snapshot.id)

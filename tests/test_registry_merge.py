@@ -1,0 +1,80 @@
+"""A dump merged into the store: changed units updated, vanished ones gone, rejected ones kept."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import unit_row
+from test_registry import load, write_csv, write_dump, write_json
+from varsel import brreg_csv
+from varsel.db import Database
+from varsel.registry import import_dump
+
+
+def test_newer_dump_updates_changed_and_marks_gone(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "old.json", records), dump_date="2026-01-01")
+    newer = copy.deepcopy(records)
+    by_orgnr = {r["organisasjonsnummer"]: r for r in newer}
+    by_orgnr["923609016"]["antallAnsatte"] = 22000
+    by_orgnr["980001172"]["epostadresse"] = "Post@Byggfirma-Ege.no "
+    newer.remove(by_orgnr["934045769"])
+    newer.append({**by_orgnr["980000001"], "organisasjonsnummer": "910000004", "navn": "NY AS"})
+    result = import_dump(db, write_json(tmp_path / "new.json", newer), dump_date="2026-02-01")
+    s = result.snapshot
+    assert (s.new, s.changed, s.unchanged, s.gone) == (1, 2, 32, 1)
+    assert unit_row(db, "923609016")["employees"] == 22000
+    assert unit_row(db, "934045769")["gone_snapshot_id"] == s.id
+    assert db.query("SELECT address, usable, personal FROM contacts WHERE orgnr = '980001172'") in (
+        [("post@byggfirma-ege.no", 1, 1)],
+        [("post@byggfirma-ege.no", True, True)],
+    )
+    # The unit comes back in a later dump: no longer gone.
+    newest = copy.deepcopy(records)
+    newest[0]["antallAnsatte"] = 1040
+    again = import_dump(db, write_json(tmp_path / "newest.json", newest), dump_date="2026-03-01")
+    assert unit_row(db, "934045769")["gone_snapshot_id"] is None
+    assert (again.snapshot.new, again.snapshot.gone) == (0, 1)  # 910000004 is gone now
+
+
+@pytest.mark.parametrize("name", ["e.json", "e.csv"])
+def test_a_rejected_record_keeps_its_unit(
+    db: Database, brreg: Path, tmp_path: Path, name: str
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "first.json", records), dump_date="2026-01-01")
+    before = unit_row(db, "923609016")
+    newer = copy.deepcopy(records)
+    newer[7]["antallAnsatte"] = -3  # 923609016
+    del newer[8]["navn"]
+    rejects = tmp_path / "rejects.jsonl"
+    result = import_dump(
+        db, write_dump(tmp_path / name, newer), rejects_path=rejects, dump_date="2026-02-01"
+    )
+    assert (result.snapshot.rejected, result.snapshot.gone) == (2, 0)
+    assert unit_row(db, "923609016") == before
+    assert unit_row(db, newer[8]["organisasjonsnummer"])["gone_snapshot_id"] is None
+    lines = [json.loads(x) for x in rejects.read_text("utf-8").splitlines()]
+    assert [(r["position"], r["reason"]) for r in lines] == [
+        (8, "antallAnsatte er negativt: -3"),
+        (9, "mangler navn"),
+    ]
+
+
+def test_a_csv_row_with_wrong_field_count_keeps_its_unit(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    records = load(brreg / "enheter-sample.json")[:3]
+    import_dump(db, write_json(tmp_path / "first.json", records), dump_date="2026-01-01")
+    path = write_csv(tmp_path / "e.csv", records[:2], brreg_csv.ENHETER_COLUMNS)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f'"{records[2]["organisasjonsnummer"]}","FOR KORT"\n')
+    result = import_dump(db, path, dump_date="2026-02-01", allow_shrink=True)
+    assert (result.snapshot.rejected, result.snapshot.gone) == (1, 0)
+    assert result.rejects[0].orgnr == records[2]["organisasjonsnummer"]
