@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from browser import chromium, live_server, page  # noqa: F401 -- page-test fixtures, tests/browser.py
-from helpers import schema_url
+from helpers import key_settings, sample_campaign, schema_url
+from varsel.config import Settings
 from varsel.db import Database, connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,3 +128,15 @@ def db(db_url: str) -> Iterator[Database]:
 def brreg() -> Path:
     """The folder of real registry records."""
     return BRREG
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with the DKIM keys in the test's folder (a module may define its own)."""
+    return key_settings(tmp_path)
+
+
+@pytest.fixture
+def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
+    """The registry sample and campaign_toml()'s campaign, made with `settings`' keys."""
+    return sample_campaign(db, brreg, tmp_path)

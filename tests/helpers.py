@@ -13,6 +13,7 @@ from varsel import unit
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_dir
+from varsel.send_config import SendOptions
 
 
 def campaign_toml(
@@ -47,12 +48,21 @@ def campaign_toml(
     return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
 
 
+# Sends in tests: two connections, no rate limit to speak of, quick retries, built in-process.
+FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
+
+
+def key_settings(tmp_path: Path) -> Settings:
+    """Default settings, with the DKIM keys kept in the test's folder."""
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
 def sample_campaign(db: Database, brreg: Path, tmp_path: Path, text: str | None = None) -> int:
     """The registry sample imported and a campaign made of `text` (campaign_toml()); its id."""
     from varsel.campaign import create_campaign
     from varsel.registry import import_dump
 
-    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    settings = key_settings(tmp_path)
     import_dump(db, brreg / "enheter-sample.json")
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml() if text is None else text, "utf-8")

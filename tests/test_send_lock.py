@@ -6,31 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import campaign_toml
+from helpers import FAST, campaign_toml
 from varsel import outbox
-from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.registry import import_dump
-from varsel.sender import SendOptions, send_campaign
+from varsel.sender import send_campaign
 from varsel.testing import SmtpSink
 
 CAMPAIGN = campaign_toml()
-FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
-def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
-    import_dump(db, brreg / "enheter-sample.json")
-    path = tmp_path / "c.toml"
-    path.write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, path).campaign.id
 
 
 def test_a_send_refused_before_it_starts_changes_nothing_and_is_not_audited(

@@ -1,35 +1,12 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from helpers import campaign_toml
 from varsel import outbox
-from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.registry import import_dump
 from varsel.send_report import status
 from varsel.sender import SendOptions, send_campaign
 from varsel.testing import Fault, FaultPlan, SmtpSink
-
-CAMPAIGN = campaign_toml()
-FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
-def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
-    import_dump(db, brreg / "enheter-sample.json")
-    path = tmp_path / "c.toml"
-    path.write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, path).campaign.id
 
 
 def test_status_counts_the_most_common_reasons(

@@ -10,7 +10,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from helpers import campaign_toml, dns_for
+from helpers import FAST, campaign_toml, dns_for
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
@@ -35,22 +35,6 @@ def defer_first_attempts() -> FaultPlan:
         return first
 
     return FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
-
-
-FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
-def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
-    import_dump(db, brreg / "enheter-sample.json")
-    path = tmp_path / "c.toml"
-    path.write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, path).campaign.id
 
 
 def test_every_delivery_sent_once_signed_and_verifiable(
