@@ -34,11 +34,6 @@ CAMPAIGN = campaign_toml(campaign="per_unit = {per_unit}\n", segment="min_employ
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
 def registry_db(db: Database, brreg: Path) -> Database:
     import_dump(db, brreg / "enheter-sample.json")
     import_dump(db, brreg / "underenheter-sample.json")

@@ -13,11 +13,6 @@ from varsel.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
 def test_pilot_example_parses(settings: Settings) -> None:
     spec = load_spec(ROOT / "examples" / "pilot.toml", settings)
     assert spec.criteria.police_districts == ("oslo",)

@@ -21,11 +21,6 @@ HOUR = 3600
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
 def campaign(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
     import_dump(db, brreg / "enheter-sample.json")
     (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")

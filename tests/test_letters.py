@@ -39,11 +39,6 @@ MM = 72 / 25.4  # PDF points per millimetre
 Edit = Callable[[dict[str, Any]], None]
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
 def load_registry(db: Database, brreg: Path, tmp_path: Path, edits: dict[str, Edit]) -> None:
     """The sample registry, with some records changed first."""
     records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))

@@ -39,11 +39,6 @@ ONLY_FIRST = ONLY_FIRST.replace("u.", "unit.")
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
-@pytest.fixture
 def registry_db(db: Database, brreg: Path) -> Database:
     import_dump(db, brreg / "enheter-sample.json")
     return db

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import campaign_toml, dns_for
+from test_lint import HTML, TEXT
 from varsel.campaign import create_campaign
 from varsel.cli import cli
 from varsel.config import Settings
@@ -21,22 +22,6 @@ from varsel.preview import preview_campaign
 from varsel.registry import import_dump
 
 CAMPAIGN = campaign_toml(campaign="per_unit = false\n", sender='reply_to = "post@nsr-org.no"\n')
-TEXT = """{% for u in units %}
-Til {{ u.name }} (org.nr. {{ u.orgnr|orgnr }})
-{% endfor %}
-Skriv {{ verify_url }} i nettleseren og koden {{ code }}.
-Dokumentet: {{ document_url }}
-"""
-HTML = """<p>{% for u in units %}Til <strong>{{ u.name }}</strong> ({{ u.orgnr|orgnr }})<br>
-{% endfor %}</p>
-<p>Skriv {{ verify_url|link }} og koden {{ code }}.</p>
-<p>Dokumentet: {{ document_url|link }}</p>
-"""
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
 
 
 @pytest.fixture

@@ -13,11 +13,6 @@ from varsel.keys import ensure_key, key_path
 from varsel.send_config import SendError, SendOptions, key_paths
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
-
-
 def spec(tmp_path: Path, settings: Settings, **sections: str) -> CampaignSpec:
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(**sections), "utf-8")
