@@ -69,6 +69,22 @@ def sample_campaign(db: Database, brreg: Path, tmp_path: Path, text: str | None 
     return create_campaign(db, settings, path).campaign.id
 
 
+def import_with_hostile_name(db: Database, brreg: Path, tmp_path: Path) -> dict[str, Any]:
+    """The registry sample, with Statnett (which has an e-mail address) named by an encoded
+    word that would add a Bcc header if it stood unchecked in a subject; Statnett's record."""
+    import json
+
+    from varsel.registry import import_dump
+
+    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
+    (statnett,) = [r for r in records if r.get("epostadresse") == "firmapost@statnett.no"]
+    statnett["navn"] = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= SF"
+    dump = tmp_path / "enheter.json"
+    dump.write_text(json.dumps(records), "utf-8")
+    import_dump(db, dump)
+    return dict(statnett)
+
+
 def units(db: Database) -> dict[str, tuple[Any, ...]]:
     """Every unit's kept columns, by orgnr."""
     cols = ", ".join(unit.RECORD_COLUMNS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import campaign_toml
+from helpers import campaign_toml, import_with_hostile_name
 from varsel.campaign import create_campaign, get_campaign
 from varsel.cli import cli
 from varsel.config import Settings
@@ -414,12 +414,7 @@ def test_get_campaign_still_reads_what_lint_looked_at(
 def test_a_unit_whose_name_cannot_stand_in_the_subject_is_named_as_a_warning(
     db: Database, brreg: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
-    (statnett,) = [r for r in records if r.get("epostadresse") == "firmapost@statnett.no"]
-    statnett["navn"] = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= SF"
-    dump = tmp_path / "enheter.json"
-    dump.write_text(json.dumps(records), "utf-8")
-    import_dump(db, dump)
+    statnett = import_with_hostile_name(db, brreg, tmp_path)
     cid = create(db, settings, tmp_path, templates(subject="Til {{ unit.name }}"))
     report = lint_campaign(db, settings, cid)
     assert found(report) == [("warning", "unusable-units", None)]

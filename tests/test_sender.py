@@ -10,7 +10,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from helpers import FAST, campaign_toml, dns_for
+from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp import RelayConfig
@@ -428,14 +428,8 @@ def test_sigterm_stops_the_send_gracefully_and_releases_the_campaign(
 def test_a_unit_whose_name_cannot_stand_in_the_subject_fails_alone(
     db: Database, brreg: Path, tmp_path: Path, settings: Settings
 ) -> None:
-    import json
 
-    records = json.loads((brreg / "enheter-sample.json").read_text("utf-8"))
-    (statnett,) = [r for r in records if r.get("epostadresse") == "firmapost@statnett.no"]
-    statnett["navn"] = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= SF"
-    dump = tmp_path / "enheter.json"
-    dump.write_text(json.dumps(records), "utf-8")
-    import_dump(db, dump)
+    statnett = import_with_hostile_name(db, brreg, tmp_path)
     path = tmp_path / "c.toml"
     subjects = "".join(
         f'[templates.{lang}]\nsubject = "Til {{{{ unit.name }}}}"\n' for lang in ("nb", "nn", "en")
