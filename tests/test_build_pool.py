@@ -1,6 +1,5 @@
 # The settings and campaign_id fixtures are imported from test_sender, so the tests' parameters
 # of those names redefine the imports, as pytest means them to.
-# ruff: noqa: F811
 """Where the sender's messages are built: worker processes once started, this process otherwise."""
 
 from __future__ import annotations
@@ -8,11 +7,7 @@ from __future__ import annotations
 import dkim
 
 from helpers import dns_for
-from test_sender import (  # noqa: F401  # campaign_id and settings are fixtures
-    campaign_id,
-    defer_first_attempts,
-    settings,
-)
+from test_sender import defer_first_attempts
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database

@@ -1,6 +1,5 @@
 # The campaign_id fixture is imported from test_sender, so the tests' parameters of that name
 # redefine the import, as pytest means them to.
-# ruff: noqa: F811
 """The sender's claims: a batch claimed, its units read, split into messages and suppressions."""
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from test_sender import campaign_id, settings  # noqa: F401  # fixtures
 from varsel.clock import utcnow, utcnow_iso
 from varsel.db import Database
 from varsel.outbox_claims import Claim, Claimer
