@@ -36,7 +36,15 @@ from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
-from varsel.web.site import CSRF_FIELD, N_, Site, client_ip, gettext, language_of
+from varsel.web.site import (
+    CSRF_FIELD,
+    N_,
+    Site,
+    client_ip,
+    gettext,
+    language_of,
+    visitor_key,
+)
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
@@ -343,7 +351,7 @@ def sign_in_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:
     return [
         (
             Limit("sign_in_ip", s.sign_in_per_ip, s.sign_in_window_seconds),
-            ratelimit.hashed_key(site.secret, ratelimit.visitor_network(ip)),
+            visitor_key(site, ip),
         ),
         (Limit("sign_in_all", s.sign_in_global_per_minute, 60), GLOBAL),
     ]

@@ -32,7 +32,16 @@ from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.web import answers, genuine
 from varsel.web.batch import GroupCommit
-from varsel.web.site import N_, Site, client_ip, gettext, language_of, page_address
+from varsel.web.site import (
+    N_,
+    Site,
+    client_ip,
+    gettext,
+    language_of,
+    page_address,
+    site_key,
+    visitor_key,
+)
 
 log = logging.getLogger("varsel.web")
 
@@ -113,16 +122,6 @@ VERIFY_ALL = "verify_all"  # the scope of the limit on everyone's lookups togeth
 @functools.cache
 def _verify_limits(per_ip: int, window: int, per_minute: int) -> tuple[Limit, Limit]:
     return Limit("verify_ip", per_ip, window), Limit(VERIFY_ALL, per_minute, 60)
-
-
-def site_key(site: Site, value: str) -> str:
-    """A keyed hash of a value (an e-mail address), for rate-limit rows."""
-    return ratelimit.hashed_key(site.secret, value)
-
-
-def visitor_key(site: Site, ip: str) -> str:
-    """A keyed hash of a visitor's address, for per-visitor limits: for IPv6, of its /64."""
-    return ratelimit.hashed_key(site.secret, ratelimit.visitor_network(ip))
 
 
 # A lookup to count: the code as typed and the limits it counts against; and its answer.

@@ -349,6 +349,16 @@ def client_ip(request: Request) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def site_key(site: Site, value: str) -> str:
+    """A keyed hash of a value (an e-mail address), for rate-limit rows."""
+    return ratelimit.hashed_key(site.secret, value)
+
+
+def visitor_key(site: Site, ip: str) -> str:
+    """A keyed hash of a visitor's address, for per-visitor limits: for IPv6, of its /64."""
+    return ratelimit.hashed_key(site.secret, ratelimit.visitor_network(ip))
+
+
 # -- the site -------------------------------------------------------------------------
 
 
