@@ -124,15 +124,15 @@ def registry_snapshots(state: State, as_json: bool) -> None:
     out.print(table)
 
 
-@registry.command("download")
-@click.option(
+# The dump's kind and file format, as download and synth take them.
+dump_kind = click.option(
     "--kind",
     type=click.Choice(["enheter", "underenheter"]),
     default="enheter",
     show_default=True,
     help="Hvilket uttrekk.",
 )
-@click.option(
+dump_format = click.option(
     "--format",
     "fmt",
     type=click.Choice(["json", "csv"]),
@@ -140,6 +140,11 @@ def registry_snapshots(state: State, as_json: bool) -> None:
     show_default=True,
     help="Filformatet.",
 )
+
+
+@registry.command("download")
+@dump_kind
+@dump_format
 @click.option(
     "--out",
     "out_path",
@@ -174,21 +179,8 @@ def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None
     multiple=True,
     help="Bare enheter i denne kommunen (nummer fra 2024); gjenta for flere.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "csv"]),
-    default="json",
-    show_default=True,
-    help="Filformatet.",
-)
-@click.option(
-    "--kind",
-    type=click.Choice(["enheter", "underenheter"]),
-    default="enheter",
-    show_default=True,
-    help="Hvilket uttrekk.",
-)
+@dump_format
+@dump_kind
 def registry_synth(
     out_path: Path, units: int, seed: int, municipalities: tuple[str, ...], fmt: str, kind: str
 ) -> None:
