@@ -15,6 +15,7 @@ from browser import chromium, live_server, page  # noqa: F401 -- page-test fixtu
 from helpers import key_settings, sample_campaign, schema_url
 from varsel.config import Settings
 from varsel.db import Database, connect
+from varsel.testing import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("VARSEL_SHARED", ROOT.parent / "shared"))
@@ -140,3 +141,10 @@ def settings(tmp_path: Path) -> Settings:
 def campaign_id(db: Database, brreg: Path, tmp_path: Path, settings: Settings) -> int:
     """The registry sample and campaign_toml()'s campaign, made with `settings`' keys."""
     return sample_campaign(db, brreg, tmp_path)
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback, in this process, for the test's messages."""
+    with SmtpSink() as s:
+        yield s

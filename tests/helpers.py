@@ -52,6 +52,9 @@ def campaign_toml(
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 
 
+UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
+
+
 def key_settings(tmp_path: Path) -> Settings:
     """Default settings, with the DKIM keys kept in the test's folder."""
     return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))

@@ -7,7 +7,7 @@ import datetime
 import ipaddress
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,12 +52,6 @@ async def send_one(
         return await connection.send(SENDER, rcpt, data, before_data_end=before_data_end)
     finally:
         await connection.close()
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
 
 
 # Plain sending

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from browser import LiveServer, axe_check, axe_violations
+from helpers import UNKNOWN
 from test_web_public import CAMPAIGN, CODE, FAST, PDF, text_of
 from varsel import documents
 from varsel.campaign import create_campaign
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 PUBLIC = "https://www.politiet.no/varsel"  # the site's and the campaign's public address
 OFFICIAL = "https://www.politiet.no"  # the authority's site: the live server stands in for it
-UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 T = TypeVar("T")
 
 
@@ -246,12 +246,6 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
 
 
 # -- fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
 
 
 @pytest.fixture

@@ -37,12 +37,6 @@ HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 TEXT_FIELD = re.compile(r'<input type="(?:text|email|url)" id="\w+" name="(\w+)" value="([^"]*)"')
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
-
-
 @pytest.fixture(params=list(SITES), ids=["root", "no-root"])
 def root(request: pytest.FixtureRequest) -> str:
     return str(request.param)

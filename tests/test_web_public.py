@@ -12,7 +12,7 @@ import dkim
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import campaign_toml, dns_for
+from helpers import UNKNOWN, campaign_toml, dns_for
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
 from varsel.config import Settings
@@ -26,18 +26,11 @@ CAMPAIGN = campaign_toml(document='file = "rad.pdf"\n')
 FAST = SendOptions(connections=2, rate_per_second=1000, retry_base_seconds=0.05, build_processes=0)
 PDF = b"%PDF-1.4 sikkerhetsrad\n"
 CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
-UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 
 
 def text_of(data: bytes) -> str:
     msg = email.message_from_bytes(data, policy=email.policy.default)
     return msg.get_body(("plain",)).get_content()  # type: ignore[union-attr,no-any-return]
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
 
 
 @pytest.fixture

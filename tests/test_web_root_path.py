@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from helpers import UNKNOWN
 from test_web_public import CAMPAIGN, CODE, FAST, PDF, text_of
 from varsel.campaign import create_campaign
 from varsel.channel.smtp import RelayConfig
@@ -27,16 +28,9 @@ from varsel.web.site import root_of
 
 PUBLIC = "https://www.politiet.no/varsel"  # the settings' and the campaign's public address
 ROOT = "/varsel"
-UNKNOWN = "AAAA-AAAA-AAA5"  # well formed (its check symbol is right), and no message has it
 # Every address a page gives the browser: links, forms, the stylesheet, scripts, images.
 ADDRESS = re.compile(r'\b(?:href|action|src)="([^"]*)"')
 TOKEN = re.compile(r'name="csrf" value="[^"]+"')
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
-        yield s
 
 
 def settings_for(tmp_path: Path, sink: SmtpSink, **changes: object) -> Settings:
