@@ -41,7 +41,6 @@ from varsel.altinn_client import (
     AltinnStatus,
     AltinnUnavailable,
     Created,
-    send_concurrency,
 )
 from varsel.altinn_message import AltinnTexts, request_body
 from varsel.bounces import units_needing_another_channel
@@ -326,7 +325,7 @@ def client_for(settings: Settings, client: AltinnClient | None) -> Iterator[Alti
 def concurrency_for(settings: Settings, concurrency: int | None) -> int:
     """Requests to keep in flight: as asked, or the altinn_concurrency setting."""
     if concurrency is None:
-        return send_concurrency(settings)
+        return settings.altinn_concurrency  # Settings checks its range
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     return concurrency

@@ -180,7 +180,6 @@ class AltinnConfig:
         ):
             if not str(getattr(settings, name)).strip():
                 raise AltinnConfigError(f"{env[name]} mangler (se docs/altinn.md)")
-        send_concurrency(settings)
         if not valid_orgnr(settings.altinn_sender_orgnr.strip()):
             raise AltinnConfigError(
                 f"{env['altinn_sender_orgnr']}: {settings.altinn_sender_orgnr!r} er ikke et "
@@ -207,17 +206,6 @@ class AltinnConfig:
             timeout=settings.altinn_timeout,
             send_reminder=settings.altinn_send_reminder,
         )
-
-
-def send_concurrency(settings: Settings) -> int:
-    """How many requests `altinn send` and `altinn poll` may have in flight, checked."""
-    if settings.altinn_concurrency < 1:
-        env = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
-        raise AltinnConfigError(
-            f"{env['altinn_concurrency']}: {settings.altinn_concurrency} er for lite; "
-            "minst 1 forespørsel må kunne gå om gangen"
-        )
-    return settings.altinn_concurrency
 
 
 def load_private_key(path: Path, setting: str) -> rsa.RSAPrivateKey:
