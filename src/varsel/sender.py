@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import uvloop
+
 from varsel import outbox, outcomes, send_lock
 from varsel.build_pool import BuildPool
 from varsel.builder import Outcome, Unbuildable
@@ -134,7 +136,11 @@ class Sender:
     def run(self) -> SendReport:
         """Send until done, paused or cancelled."""
         self.check()
-        return asyncio.run(self._run())
+        # uvloop, as `varsel serve` runs on: the loop's own work is a large part of what a
+        # message costs the sender (measured: ~8 % fewer CPU µs a message, ~6 % more messages a
+        # second against smtp-sink; docs/benchmarks.md).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(self._run())
 
     def check(self) -> None:
         """Refuse, before the campaign is locked, what would stop the send (send_lock.check)."""
