@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from varsel.cli import cli
-from varsel.config import Settings
+from varsel.config import Settings, display
 from varsel.errors import ConfigError
 
 NUMERIC = [f for f in dataclasses.fields(Settings) if type(f.default) in (int, float)]
@@ -167,3 +167,45 @@ def test_a_settings_file_that_cannot_be_read_says_why_in_bokmal(
         f"varsel: {path}: kan ikke lese innstillingsfilen: {reason}\n",
     )
     assert not store.exists()
+
+
+def test_values_are_shown_as_an_operator_writes_them() -> None:
+    assert display("allow_test_domains", False) == "false"
+    assert display("download_timeout", 60.0) == "60"
+    assert display("download_timeout", 0.5) == "0.5"
+    assert display("user", "") == "(tom)"
+    assert display("database_url", "varsel.db") == "varsel.db"
+
+
+def test_secrets_and_passwords_in_addresses_are_never_shown() -> None:
+    assert display("secret_key", "s3cret") == "(satt, vises ikke)"
+    assert display("imap_password", "pw") == "(satt, vises ikke)"
+    assert display("smtp_url", "smtp+starttls://ola:pw@relay.example:587") == (
+        "smtp+starttls://ola:***@relay.example:587"
+    )
+    assert display("database_url", "postgresql://varsel:pw@db/varsel") == (
+        "postgresql://varsel:***@db/varsel"
+    )
+    assert display("smtp_url", "smtp://relay.example:25") == "smtp://relay.example:25"
+
+
+def test_the_settings_list_shows_what_is_set_now_and_hides_secrets(tmp_path: Path) -> None:
+    env = {
+        "COLUMNS": "100",
+        "VARSEL_SECRET_KEY": "s3cret",
+        "VARSEL_SMTP_URL": "smtp://ola:pw@relay.example:587",
+        "VARSEL_WEB_PORT": "8080",
+    }
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "x.db"), "settings"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert ":pw@" not in result.output
+    assert "web_port  (VARSEL_WEB_PORT, standard: 8000)\n    nå: 8080\n" in result.output
+    assert "smtp_url  (VARSEL_SMTP_URL, standard: smtp://127.0.0.1:25)\n" in result.output
+    assert "    nå: smtp://ola:***@relay.example:587\n" in result.output
+    assert "    nå: (satt, vises ikke)\n" in result.output
+    assert f"    nå: {tmp_path / 'x.db'}\n" in result.output
+    # Unchanged settings have no "nå" line.
+    assert "lockout_failures  (VARSEL_LOCKOUT_FAILURES, standard: 5)\n    Mislykkede" in (
+        result.output
+    )

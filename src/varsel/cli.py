@@ -153,12 +153,23 @@ def init(state: State) -> None:
 
 
 @cli.command()
-def settings() -> None:
-    """Vis alle innstillinger med miljøvariabel, standardverdi og hva de betyr."""
+@pass_state
+def settings(state: State) -> None:
+    """Vis alle innstillinger med miljøvariabel, standardverdi, verdien nå og hva de betyr.
+
+    Verdien nå vises bare der den er endret (i miljøet, innstillingsfilen eller med --db);
+    hemmeligheter og passord i adresser vises ikke.
+    """
+    from varsel.config import display
+
+    changed = state.settings.changed()
     for name, env, default, help_text in Settings.describe():
         out.print(
-            Text.assemble((name, "bold"), f"  ({env}, standard: {default!r})"), soft_wrap=True
+            Text.assemble((name, "bold"), f"  ({env}, standard: {display(name, default)})"),
+            soft_wrap=True,
         )
+        if name in changed:
+            out.print(Text.assemble("    nå: ", (changed[name], "bold")), soft_wrap=True)
         # Wrapped by hand so that every line of a help text keeps the indent (rich would not).
         out.print(
             textwrap.fill(

@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from varsel.errors import ConfigError, os_reason
 
@@ -381,6 +382,48 @@ class Settings:
             (f.name, f.metadata["env"], f.default, _help(f.metadata))
             for f in dataclasses.fields(cls)
         ]
+
+    def changed(self) -> dict[str, str]:
+        """The settings that differ from their defaults, by name, each as display() shows it."""
+        return {
+            f.name: display(f.name, getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
+
+
+# Settings whose values are secrets: the settings list says that they are set, never what.
+SECRETS = frozenset(
+    {"secret_key", "verp_secret", "imap_password", "metrics_token", "altinn_subscription_key"}
+)
+
+
+def display(name: str, value: Any) -> str:
+    """A setting's value as an operator would write it, with secrets and passwords hidden."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _shown(value)
+    text = str(value)
+    if not text:
+        return "(tom)"
+    if name in SECRETS:
+        return "(satt, vises ikke)"
+    return _without_password(text)
+
+
+def _without_password(text: str) -> str:
+    """A URL with its password replaced by ***; any other text as it is."""
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return text
+    if not password or "@" not in parts.netloc:
+        return text
+    user_info, host = parts.netloc.rsplit("@", 1)
+    user = user_info.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
