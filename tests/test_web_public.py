@@ -650,13 +650,6 @@ def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
         assert deleted in page.text
 
 
-def test_the_page_names_an_erased_business_as_erasure_does() -> None:
-    from varsel.erasure import ERASED_NAME
-    from varsel.web.public import ERASED
-
-    assert ERASED == ERASED_NAME
-
-
 # -- global caps on the forms, and what the document form and e-mail say (H3) ---------------
 
 

@@ -1,0 +1,211 @@
+"""The document requests: a signed link e-mailed to the address given, and the download.
+
+The e-mail goes out only within the limits (per visitor, per address, for everyone together),
+and a link that could not be sent is withdrawn so that the address may ask again.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from varsel import contacts, documents, ratelimit, register
+from varsel.campaign import CampaignSpec
+from varsel.channel.smtp import RelayConfig
+from varsel.errors import VarselError
+from varsel.ratelimit import GLOBAL, Limit
+from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
+from varsel.web.site import N_, client_ip, language_of, site_key, visitor_key
+
+log = logging.getLogger("varsel.web")
+
+DOCUMENT_ALL = "document_all"  # the scope of the limit on everyone's document requests together
+BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et minutt og prøv igjen.")
+
+
+def _campaign_entry(db: Any, value: str) -> register.Entry | None:
+    return register.entry(db, int(value)) if value.isdigit() and len(value) < 12 else None
+
+
+def document_form(request: Request) -> Response:
+    """GET /dokument?kampanje=ID: the form, or the official address when we have no file."""
+    site = site_of(request)
+    language = language_of(request)
+    with site.store.connection() as db:
+        entry = _campaign_entry(db, request.query_params.get("kampanje", ""))
+        entries = register.entries(db) if entry is None else []
+    return site.render(
+        request,
+        "document.html",
+        language,
+        {
+            "entry": entry,
+            "entries": entries,
+            "address": "",
+            "errors": {},
+            "lifetime": documents.lifetime(site.settings.document_link_hours),
+        },
+    )
+
+
+async def document_post(request: Request) -> Response:
+    """POST /dokument: send a signed link to the address given, within the limits."""
+    site = site_of(request)
+    form = await read_form(request)
+    language = language_of(request, form)
+    if not site.csrf_ok(request, form):
+        return forbidden(request, language)
+    typed = text_field(form, "address")[:320]
+    settings = site.settings
+    ip = client_ip(request)
+
+    def prepare() -> Response | tuple[register.Entry, CampaignSpec, str, documents.Issued, bytes]:
+        with site.store.connection() as db:
+            entry = _campaign_entry(db, text_field(form, "kampanje"))
+            if entry is None or not entry.has_file:
+                raise HTTPException(404)
+
+            def again(errors: Errors, status: int = 400) -> Response:
+                context = {
+                    "entry": entry,
+                    "entries": [],
+                    "address": typed,
+                    "errors": errors,
+                    "lifetime": documents.lifetime(settings.document_link_hours),
+                }
+                return site.render(request, "document.html", language, context, status=status)
+
+            if not typed:
+                return again({"address": N_("Skriv inn e-postadressen din.")})
+            parsed = contacts.normalise_address(
+                typed, allow_test_domains=settings.allow_test_domains
+            )
+            if not parsed.usable:
+                return again({"address": N_("Dette ser ikke ut som en e-postadresse.")})
+            decision = ratelimit.consume(
+                db,
+                [
+                    (
+                        Limit("document_ip", settings.document_per_ip_hour, 3600),
+                        visitor_key(site, ip),
+                    ),
+                    (
+                        Limit("document_address", settings.document_per_address_day, 86400),
+                        site_key(site, parsed.address),
+                    ),
+                    (
+                        Limit(DOCUMENT_ALL, settings.document_global_per_minute, 60),
+                        GLOBAL,
+                    ),
+                ],
+            )
+            if not decision.allowed:
+                if decision.scope == DOCUMENT_ALL:
+                    return busy(request, language, decision, BUSY_DOCUMENT)
+                return limited(request, language, decision)
+            issued = documents.issue(
+                db,
+                site.secret,
+                entry.campaign_id,
+                parsed.address,
+                valid_seconds=int(settings.document_link_hours * 3600),
+            )
+            if isinstance(issued, documents.Pending):
+                errors = {
+                    "address": N_(
+                        "Vi har nylig sendt en lenke til denne adressen. Bruk den, eller vent "
+                        "til den går ut."
+                    )
+                }
+                return again(errors, status=409)
+            spec = _spec(db, entry.campaign_id)
+        try:
+            signer = site.signer(spec)
+        except VarselError as e:
+            log.error("Dokument-e-post kan ikke signeres: %s", e.message)
+            return cannot_send(issued)
+        data = documents.message(
+            from_address=spec.from_address,
+            from_name=spec.from_name,
+            organisation=spec.organisation,
+            to=parsed.address,
+            title=entry.document_title,
+            url=spec.public_base_url.rstrip("/") + "/dokument/hent/" + issued.token,
+            expires_at=issued.expires_at,
+            language=language,
+            signed_by=signer,
+        )
+        return entry, spec, parsed.address, issued, data
+
+    def cannot_send(issued: documents.Issued) -> Response:
+        # The link never left: forget it, so the address may ask again.
+        with site.store.connection() as db:
+            documents.withdraw(db, issued.request_id)
+        return site.render(
+            request,
+            "error.html",
+            language,
+            {
+                "title": N_("E-posten kunne ikke sendes"),
+                "message": N_("Vi fikk ikke sendt e-posten akkurat nå. Prøv igjen om litt."),
+            },
+            status=503,
+        )
+
+    prepared = await run_in_threadpool(prepare)
+    if isinstance(prepared, Response):
+        return prepared
+    entry, spec, address, issued, data = prepared
+    problem = await documents.send(
+        RelayConfig.from_url(settings.smtp_url), spec.from_address, address, data
+    )
+    if problem is not None:
+        log.warning("Dokument-e-post til relayet feilet: %s", problem)
+        return await run_in_threadpool(cannot_send, issued)
+    return site.render(
+        request, "document_sent.html", language, {"entry": entry, "address": address}
+    )
+
+
+def _spec(db: Any, campaign_id: int) -> CampaignSpec:
+    from varsel.campaign import get_campaign
+
+    return get_campaign(db, campaign_id).spec
+
+
+def document_download(request: Request) -> Response:
+    """GET /dokument/hent/{token}: the file, if the link is ours and still valid."""
+    site = site_of(request)
+    language = language_of(request)
+    token = str(request.path_params["token"])
+    with site.store.connection() as db:
+        checked = documents.check(db, site.secret, token)
+        if isinstance(checked, documents.LinkProblem):
+            expired = checked is documents.LinkProblem.EXPIRED
+            return site.render(
+                request,
+                "error.html",
+                language,
+                {
+                    "title": N_("Lenken virker ikke"),
+                    "message": N_("Lenken er gått ut. Be om en ny på siden for dokumentet.")
+                    if expired
+                    else N_("Lenken er ikke gyldig. Be om en ny på siden for dokumentet."),
+                },
+                status=410 if expired else 404,
+            )
+        spec = _spec(db, checked.campaign_id)
+        file = Path(spec.document_file) if spec.document_file else None
+        documents.record_download(db, checked)
+    if file is None or not file.is_file():
+        # No redirect, ever: the reader types the official address, as the e-mail taught.
+        return site.render(request, "document_url.html", language, {"spec": spec})
+    media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    return FileResponse(file, media_type=media_type, filename=file.name)

@@ -1,0 +1,85 @@
+"""What the public forms share: the site, the form read with bounds, and the refusals (403, 429).
+
+The views of public.py, verify_views.py and document_views.py import these; public.py imports
+those views for its route table, so the shared parts live here and not in public.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from varsel.ratelimit import Decision
+from varsel.web import answers
+from varsel.web.site import N_, Site
+
+Errors = dict[str, str]  # field name -> message id (Bokmål), translated in the template
+
+
+def site_of(request: Request) -> Site:
+    """The Site the app was made with."""
+    site: Site = request.app.state.site
+    return site
+
+
+def limited(
+    request: Request, language: str, decision: Decision, *, everyone: bool = False
+) -> Response:
+    """The friendly 429 page (everyone: the limit of all visitors together refused)."""
+    minutes = answers.minutes_to_wait(decision)
+    return site_of(request).render(
+        request,
+        answers.LIMITED,
+        language,
+        answers.limited_context(minutes, minutes, everyone=everyone),
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
+def forbidden(request: Request, language: str) -> Response:
+    """A form without our token: from another site, or an old page."""
+    return site_of(request).render(
+        request,
+        "error.html",
+        language,
+        {
+            "title": N_("Skjemaet kunne ikke sendes"),
+            "message": N_(
+                "Skjemaet var for gammelt eller kom ikke fra denne siden. "
+                "Gå tilbake, last siden på nytt og prøv igjen."
+            ),
+        },
+        status=403,
+    )
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form, with bounds on what a hostile client can make us parse."""
+    return await request.form(max_files=0, max_fields=20, max_part_size=8192)
+
+
+def text_field(form: Mapping[str, Any], name: str) -> str:
+    """A posted field, stripped ("" when missing or not text)."""
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+BUSY_TITLE = N_("Mange bruker skjemaet nå")
+
+
+def busy(request: Request, language: str, decision: Decision, message: str) -> Response:
+    """The 429 page when the limit of all visitors together refused: this one did no wrong."""
+    # Those limits count per minute, so the wait is never longer: the text need not count.
+    return site_of(request).render(
+        request,
+        "error.html",
+        language,
+        {"title": BUSY_TITLE, "message": message},
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
