@@ -46,7 +46,7 @@ from bench.bench_smtp import (
 )
 from varsel.builder import build_jobs, make_factory
 from varsel.campaign import create_campaign, get_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import connect

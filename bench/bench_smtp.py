@@ -26,7 +26,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from varsel.channel.smtp import RelayConfig, SmtpConnection
+from varsel.channel.smtp import SmtpConnection
+from varsel.channel.smtp_relay import RelayConfig
 
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SMTP_SOURCE = Path("/usr/sbin/smtp-source")

@@ -36,7 +36,7 @@ import psycopg
 from bench.bench_send import CAMPAIGN, UNITS_PER_DELIVERY, reset_outbox, send, send_command
 from bench.bench_smtp import HOST, RUN_TIMEOUT, ensure_postfix_tools, free_port, smtp_sink
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.leases import start_campaign

@@ -15,7 +15,7 @@ from pathlib import Path
 from helpers import campaign_toml
 from varsel import codes, documents, verify
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database

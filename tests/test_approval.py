@@ -36,7 +36,7 @@ from varsel.campaign import (
 from varsel.campaign_spec import (
     Template,
 )
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database

@@ -31,7 +31,7 @@ from varsel.bounces import (
     units_needing_another_channel,
 )
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump

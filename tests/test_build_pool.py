@@ -8,7 +8,7 @@ import dkim
 
 from helpers import dns_for
 from test_sender import defer_first_attempts
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.sender import Sender, SendOptions, send_campaign

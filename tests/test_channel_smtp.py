@@ -19,16 +19,9 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varsel.channel.smtp import (
-    RelayConfig,
-    ReplyKind,
-    SendOutcome,
-    SmtpConnectError,
-    SmtpConnection,
-    SmtpReply,
-    _dot_stuff,
-)
-from varsel.errors import UserError
+from varsel.channel.smtp import SmtpConnectError, SmtpConnection, _dot_stuff
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.channel.smtp_replies import ReplyKind, SendOutcome, SmtpReply
 from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
 
 SENDER = "varsel@politiet.example"
@@ -639,114 +632,6 @@ def test_connection_refused_is_a_connect_error() -> None:
         run(SmtpConnection.open(RelayConfig.from_url(url)))
 
 
-# RelayConfig.from_url
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("smtp://relay.example", RelayConfig("relay.example", 25, "none")),
-        ("SMTP://Relay.Example:2525/", RelayConfig("relay.example", 2525, "none")),
-        ("smtps://relay.example", RelayConfig("relay.example", 465, "tls")),
-        ("smtp+starttls://relay.example", RelayConfig("relay.example", 587, "starttls")),
-        ("smtp://[::1]:2525", RelayConfig("::1", 2525, "none")),
-        (
-            "smtp+starttls://u%40x.example:p%2Fw%40rd@relay.example:2587"
-            "?verify=false&ca=/etc/ca.pem&helo=varsel.example&timeout=5",
-            RelayConfig(
-                "relay.example",
-                2587,
-                "starttls",
-                username="u@x.example",
-                password="p/w@rd",  # noqa: S106
-                helo_name="varsel.example",
-                timeout=5.0,
-                verify_tls=False,
-                ca_file="/etc/ca.pem",
-            ),
-        ),
-    ],
-)
-def test_from_url(url: str, expected: RelayConfig) -> None:
-    assert RelayConfig.from_url(url) == expected
-
-
-def test_redacted_hides_the_password_and_shows_the_port() -> None:
-    config = RelayConfig.from_url("smtps://varsel:hemmelig@relay.example")
-    assert config.redacted() == "smtps://varsel:***@relay.example:465"
-    assert "hemmelig" not in repr(config)
-    assert RelayConfig.from_url("smtp://[::1]").redacted() == "smtp://[::1]:25"
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        (
-            "http://relay.example",
-            "ugyldig SMTP-adresse http://relay.example: "
-            "må begynne med smtp://, smtp+starttls:// eller smtps://",
-        ),
-        ("smtp://", "ugyldig SMTP-adresse smtp://: mangler vertsnavn"),
-        (
-            "smtp://relay.example:99999",
-            "ugyldig SMTP-adresse smtp://relay.example:99999: vertsnavn eller port kan ikke tolkes",
-        ),
-        (
-            "smtp://relay.example:port",
-            "ugyldig SMTP-adresse smtp://relay.example:port: vertsnavn eller port kan ikke tolkes",
-        ),
-        (
-            "smtp://relay.example:0",
-            "ugyldig SMTP-adresse smtp://relay.example:0: ugyldig portnummer for SMTP: 0",
-        ),
-        (
-            "smtp://relay.example/sti",
-            "ugyldig SMTP-adresse smtp://relay.example/sti: skal ikke ha sti eller #-del",
-        ),
-        (
-            "smtp://relay.example?verify=kanskje",
-            "ugyldig SMTP-adresse smtp://relay.example?verify=kanskje: "
-            "ukjent eller ugyldig valg verify=kanskje",
-        ),
-        (
-            "smtp://relay.example?timeout=lenge",
-            "ugyldig SMTP-adresse smtp://relay.example?timeout=lenge: "
-            "timeout=lenge er ikke et tall",
-        ),
-        (
-            "smtp://relay.example?timeout=0",
-            "ugyldig SMTP-adresse smtp://relay.example?timeout=0: "
-            "tidsgrensen for SMTP må være over null: 0.0",
-        ),
-        (
-            "smtp://relay.example?helo=bl%C3%A5b%C3%A6r",
-            "ugyldig SMTP-adresse smtp://relay.example?helo=bl%C3%A5b%C3%A6r: "
-            "ugyldig HELO-navn for SMTP: 'blåbær'",
-        ),
-        (
-            "smtp://varsel@relay.example",
-            "ugyldig SMTP-adresse smtp://varsel@relay.example: "
-            "pålogging trenger både brukernavn og passord (bruker:passord@)",
-        ),
-        (
-            "smtp://varsel:hemmelig@relay.example?bogus=1",
-            "ugyldig SMTP-adresse smtp://varsel:***@relay.example?bogus=1: "
-            "ukjent eller ugyldig valg bogus=1",
-        ),
-        (
-            "smtp://varsel:hem@lig@relay.example:x",
-            "ugyldig SMTP-adresse smtp://varsel:***@relay.example:x: "
-            "vertsnavn eller port kan ikke tolkes",
-        ),
-    ],
-)
-def test_from_url_refuses_bad_urls_in_one_line(url: str, message: str) -> None:
-    with pytest.raises(UserError) as caught:
-        RelayConfig.from_url(url)
-    assert caught.value.message == message
-    assert "hemmelig" not in caught.value.message
-
-
 # A scripted peer: for what no real server does on purpose (garbage, AUTH LOGIN only)
 
 
@@ -783,22 +668,6 @@ class ScriptedPeer:
             writer.close()
         self.server.close()
         await self.server.wait_closed()
-
-
-def test_replies_joined_in_one_read_or_split_across_reads_are_parsed_alike() -> None:
-    from varsel.channel.smtp import _Replies
-
-    async def parsed(*chunks: bytes) -> list[str]:
-        replies = _Replies(asyncio.get_running_loop())
-        for chunk in chunks:
-            replies.data_received(chunk)
-        return [str(await replies.reply()) for _ in range(4)]
-
-    wire = b"250 2.0.0 Ok: queued\r\n250 2.1.0 Ok\r\n354 End data\r\n250-first\r\n250 last\r\n"
-    expected = ["250 2.0.0 Ok: queued", "250 2.1.0 Ok", "354 End data", "250 first\nlast"]
-    assert run(parsed(wire)) == expected
-    assert run(parsed(*(wire[i : i + 1] for i in range(len(wire))))) == expected
-    assert run(parsed(wire[:30], wire[30:61], wire[61:])) == expected
 
 
 # Other event loops

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from varsel import outcomes
-from varsel.channel.smtp import SendOutcome, SmtpReply
+from varsel.channel.smtp_replies import SendOutcome, SmtpReply
 from varsel.clock import utcnow, utcnow_iso
 from varsel.outbox import Delivery
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import FAST, campaign_toml
 from varsel import outbox
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.sender import send_campaign

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from varsel import outbox
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.send_report import status

@@ -13,7 +13,7 @@ import pytest
 from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import campaign_toml
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import ConfigError

@@ -24,7 +24,7 @@ from helpers import UNKNOWN
 from test_web_public import CAMPAIGN, CODE, FAST, PDF, text_of
 from varsel import documents
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump

@@ -31,7 +31,7 @@ from varsel import audit, feedback, segment
 from varsel.accounts import Role, add_user, get_user
 from varsel.approval import approval_state, approve, fingerprint, send_checked
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database, connect

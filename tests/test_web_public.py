@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from helpers import UNKNOWN, campaign_toml, dns_for
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump

@@ -26,7 +26,7 @@ import pytest
 from helpers import campaign_toml, schema_url
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database, connect

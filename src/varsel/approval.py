@@ -29,7 +29,7 @@ from varsel.db import Database
 from varsel.errors import N_, Text, UserError, VarselError, listed
 
 if TYPE_CHECKING:
-    from varsel.channel.smtp import RelayConfig
+    from varsel.channel.smtp_relay import RelayConfig
     from varsel.send_report import SendReport
     from varsel.sender import SendOptions
 

@@ -296,7 +296,7 @@ def campaign_send(
     from varsel.approval import check_send, send_checked
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
-    from varsel.channel.smtp import RelayConfig
+    from varsel.channel.smtp_relay import RelayConfig
     from varsel.progress import counts_bar
     from varsel.sender import SendOptions
 

@@ -59,7 +59,7 @@ def worker(
     if show_status:
         _status(state, as_json)
         return
-    from varsel.channel.smtp import RelayConfig
+    from varsel.channel.smtp_relay import RelayConfig
     from varsel.worker import WorkerOptions, run_worker
 
     relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)

@@ -24,7 +24,7 @@ from varsel import audit, synth
 from varsel.accounts import Role, User, add_user
 from varsel.approval import Approval, ApprovalError, approve, require_approved, send_checked
 from varsel.campaign import create_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.i18n import fmt_count, fmt_int, fmt_share

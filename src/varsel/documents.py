@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime as local_datetime
 
 from varsel.campaign import CampaignSpec
-from varsel.channel.smtp import RelayConfig, ReplyKind, SmtpConnectError, SmtpConnection
+from varsel.channel.smtp import SmtpConnectError, SmtpConnection
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.channel.smtp_replies import ReplyKind
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database

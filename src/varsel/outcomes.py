@@ -11,7 +11,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from varsel.channel.smtp import ReplyKind, SendOutcome
+from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.clock import utcnow
 from varsel.outbox import Delivery, DeliveryState
 

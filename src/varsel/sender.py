@@ -33,13 +33,9 @@ from varsel import outbox, outcomes, send_lock
 from varsel.build_pool import BuildPool
 from varsel.builder import Outcome, Unbuildable
 from varsel.campaign import CampaignStatus, get_campaign
-from varsel.channel.smtp import (
-    RelayConfig,
-    ReplyKind,
-    SendOutcome,
-    SmtpConnectError,
-    SmtpConnection,
-)
+from varsel.channel.smtp import SmtpConnectError, SmtpConnection
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database

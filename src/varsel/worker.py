@@ -28,7 +28,8 @@ from typing import Any
 
 from varsel import leases, outbox
 from varsel.campaign import CampaignError, CampaignStatus, get_campaign
-from varsel.channel.smtp import RelayConfig, ReplyKind, SendOutcome
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.errors import UserError

@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
-import functools
 import ipaddress
-import re
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import cast
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from varsel.errors import Text, UserError, VarselError, os_reason
+from varsel.channel.smtp_relay import BAD_ADDRESS, RelayConfig
+from varsel.channel.smtp_replies import ProtocolError, Replies, SendOutcome, SmtpReply
+from varsel.errors import Text, VarselError, os_reason
 
-SECURITY_MODES = ("none", "starttls", "tls")
-_SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
-_SCHEME_OF = {security: scheme for scheme, (security, _) in _SCHEMES.items()}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-# RFC 3463: class.subject.detail at the start of the text; the class repeats the reply's.
-_ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?= |$)")
-# Bytes that would let an address end the command line or the path early.
-_BAD_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
 # A message this small is joined with its terminating dot and written in one go: one segment
 # on the wire instead of two, at the price of one copy of a few kilobytes.
 _JOIN_LIMIT = 64 * 1024
 _CHECK_CHUNK = 1 << 20
-# A relay answers MAIL, RCPT and DATA with the same line every time: parsed once, those replies
-# are looked up. The first few single-line replies are kept; unique ones (queue ids) don't matter.
-_KNOWN_REPLIES = 16
 # QUIT is a courtesy: a relay that does not answer it promptly is not waited for.
 _QUIT_TIMEOUT = 5.0
 
@@ -49,303 +31,12 @@ class SmtpConnectError(VarselError):
         self.reply = reply
 
 
-@dataclass(frozen=True)
-class RelayConfig:
-    """Where and how to reach the SMTP relay that takes varsel's messages."""
-
-    host: str
-    port: int
-    security: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    helo_name: str = "localhost"
-    timeout: float = 60.0  # for each reply; for a small message, its whole transaction
-    verify_tls: bool = True
-    ca_file: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.security not in SECURITY_MODES:
-            raise UserError(f"ukjent sikkerhet for SMTP: {self.security!r}")
-        if not 0 < self.port < 65536:
-            raise UserError(f"ugyldig portnummer for SMTP: {self.port}")
-        if not self.timeout > 0:
-            raise UserError(f"tidsgrensen for SMTP må være over null: {self.timeout}")
-        if (self.username is None) != (self.password is None):
-            raise UserError("SMTP-pålogging trenger både brukernavn og passord")
-        if (
-            not self.helo_name.isascii()
-            or not self.helo_name
-            or _BAD_ADDRESS.search(self.helo_name)
-        ):
-            raise UserError(f"ugyldig HELO-navn for SMTP: {self.helo_name!r}")
-
-    @classmethod
-    def from_url(cls, url: str) -> RelayConfig:
-        """Parse smtp://, smtp+starttls:// or smtps:// [user:password@]host[:port][?options]."""
-        shown = _redact_url(url)
-
-        def bad(why: str) -> UserError:
-            return UserError(f"ugyldig SMTP-adresse {shown}: {why}")
-
-        try:
-            parts = urlsplit(url.strip())
-            port = parts.port
-        except ValueError:
-            raise bad("vertsnavn eller port kan ikke tolkes") from None
-        scheme = parts.scheme.lower()
-        if scheme not in _SCHEMES:
-            raise bad("må begynne med smtp://, smtp+starttls:// eller smtps://")
-        if not parts.hostname:
-            raise bad("mangler vertsnavn")
-        if parts.path not in ("", "/") or parts.fragment:
-            raise bad("skal ikke ha sti eller #-del")
-        security, default_port = _SCHEMES[scheme]
-        verify_tls, ca_file, helo_name, timeout = True, None, "localhost", 60.0
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key == "verify" and value.lower() in _TRUE | _FALSE:
-                verify_tls = value.lower() in _TRUE
-            elif key == "ca" and value:
-                ca_file = value
-            elif key == "helo" and value:
-                helo_name = value
-            elif key == "timeout":
-                try:
-                    timeout = float(value)
-                except ValueError:
-                    raise bad(f"timeout={value} er ikke et tall") from None
-            else:
-                raise bad(f"ukjent eller ugyldig valg {key}={value}")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        if (username is None) != (password is None):
-            raise bad("pålogging trenger både brukernavn og passord (bruker:passord@)")
-        try:
-            return cls(
-                host=parts.hostname,
-                port=default_port if port is None else port,
-                security=security,
-                username=username,
-                password=password,
-                helo_name=helo_name,
-                timeout=timeout,
-                verify_tls=verify_tls,
-                ca_file=ca_file,
-            )
-        except UserError as e:
-            raise bad(e.message) from None
-
-    def redacted(self) -> str:
-        """The relay as a URL without the password, for logs and messages."""
-        user = f"{self.username}:***@" if self.username is not None else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{_SCHEME_OF[self.security]}://{user}{host}:{self.port}"
-
-    @functools.cached_property
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS settings for this relay: verified against the system or the given CA."""
-        # Made once per config: loading the system's CA store costs milliseconds per connection.
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if not self.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-
-def _redact_url(url: str) -> str:
-    # Greedy to the last "@": a password with a raw "@" or "/" is still hidden whole.
-    return re.sub(r"//([^:/@]*):.*@", r"//\1:***@", url.strip(), count=1)
-
-
-class ReplyKind(StrEnum):
-    """What a reply means for the message."""
-
-    ACCEPTED = "accepted"  # 2xx: the relay took responsibility for the message
-    TRANSIENT = "transient"  # 4xx, or the connection failed: try again later
-    PERMANENT = "permanent"  # 5xx: this relay will never take it; do not retry as it is
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpReply:
-    """One reply from the relay: code, RFC 3463 enhanced code if given, and text."""
-
-    code: int
-    enhanced: str | None
-    text: str
-
-    @property
-    def kind(self) -> ReplyKind:
-        if self.code < 400:
-            return ReplyKind.ACCEPTED
-        if self.code < 500:
-            return ReplyKind.TRANSIENT
-        return ReplyKind.PERMANENT
-
-    def __str__(self) -> str:
-        enhanced = f"{self.enhanced} " if self.enhanced else ""
-        return f"{self.code} {enhanced}{self.text}".rstrip()
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """How one message's transaction ended."""
-
-    reply: SmtpReply | None  # the final reply (after DATA), or the first refusing one
-    data_sent: bool  # the final "." was written: a lost connection now leaves it in doubt
-    error: str | None  # the connection failed (timeout, reset, TLS) before a reply came
-
-    @property
-    def kind(self) -> ReplyKind:
-        return ReplyKind.TRANSIENT if self.reply is None else self.reply.kind
-
-    @property
-    def in_doubt(self) -> bool:
-        """The relay may have taken the message, but never said so."""
-        return self.reply is None and self.data_sent
-
-
-class _ProtocolError(Exception):
-    """The relay said something that is not SMTP."""
-
-
 class _Broken(Exception):
     """The connection is unusable; the text says why."""
 
 
 # Everything the network or a misbehaving relay can throw at a read or write.
-_BROKEN = (OSError, EOFError, asyncio.LimitOverrunError, _ProtocolError, _Broken)
-
-
-# A reply line longer than this is not SMTP (RFC 5321 allows 512 octets).
-_LINE_LIMIT = 64 * 1024
-
-
-class _Replies(asyncio.Protocol):
-    """The relay's side of a connection: every reply in the bytes read, parsed as they come.
-
-    One read often holds several replies (with PIPELINING, the last message's final reply and
-    the next message's three envelope replies arrive together): they are all parsed in one
-    call and queued, so the sender takes them without a coroutine or a wake-up per line.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.replies: collections.deque[SmtpReply] = collections.deque()
-        # Set once nothing more will come: the connection was lost, or the relay broke SMTP;
-        # the replies before it are still read first.
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future[None] | None = None  # a reader waiting for a reply
-        self.known: dict[bytes, SmtpReply] = {}
-        self._partial = b""  # the start of a line whose end has not come yet
-        self._lines: list[bytes] = []  # the lines so far of a multi-line reply
-        self._paused = False
-        self._drained: asyncio.Future[None] | None = None
-        self.lost: asyncio.Future[None] = loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's is one without deriving from asyncio.Transport, so no
-        # isinstance check: an exception here would leave the connection waiting forever).
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.error is not None:
-            return
-        if self._partial:
-            data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # b"" when the data ends a line
-        known, replies = self.known, self.replies
-        for line in lines:
-            reply = None if self._lines else known.get(line)
-            if reply is not None:
-                replies.append(reply)
-                continue
-            try:
-                self._line(line)
-            except _ProtocolError as e:
-                self._fail(e)
-                break
-        if len(self._partial) > _LINE_LIMIT and self.error is None:
-            self._fail(asyncio.LimitOverrunError("for lang svarlinje", len(self._partial)))
-        self._wake()
-
-    def _line(self, line: bytes) -> None:
-        """One line that is not a known reply: a reply of its own, or part of one."""
-        key, line = line, line + b"\n"  # as it came, for what an error message shows
-        code = _code(line)
-        if self._lines and _code(self._lines[0]) != code:
-            raise _ProtocolError(f"ugyldig flerlinjesvar fra SMTP-tjeneren: {line[:80]!r}")
-        if line[3:4] == b"-":
-            self._lines.append(line)
-            return
-        if self._lines:
-            self._lines.append(line)
-            lines, self._lines = self._lines, []
-            self.replies.append(_reply(code, lines))
-            return
-        reply = _reply(code, [line])
-        if len(self.known) < _KNOWN_REPLIES:
-            self.known[key] = reply
-        self.replies.append(reply)
-
-    def has_partial(self) -> bool:
-        """Whether part of a reply has come (bytes not yet a whole reply)."""
-        return bool(self._partial or self._lines)
-
-    def _fail(self, error: BaseException) -> None:
-        self.error = error
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def eof_received(self) -> bool:
-        if self.error is None:
-            self.error = asyncio.IncompleteReadError(self._partial, None)
-        self._wake()
-        return False  # the transport closes itself
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.error is None:
-            self.error = exc if exc is not None else asyncio.IncompleteReadError(b"", None)
-        self._wake()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_exception(self.error)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    async def drain(self) -> None:
-        """Wait while the transport holds more than its high-water mark."""
-        if self.error is not None:
-            raise self.error
-        if self._paused:
-            self._drained = self.loop.create_future()
-            await self._drained
-
-    async def reply(self) -> SmtpReply:
-        """The next reply; raises what ended the connection once none is left."""
-        replies = self.replies
-        while not replies:
-            if self.error is not None:
-                raise self.error
-            self.waiter = self.loop.create_future()
-            await self.waiter
-        return replies.popleft()
+_BROKEN = (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError, _Broken)
 
 
 class SmtpConnection:
@@ -355,7 +46,7 @@ class SmtpConnection:
     pipelining: bool
 
     def __init__(
-        self, config: RelayConfig, transport: asyncio.Transport, protocol: _Replies
+        self, config: RelayConfig, transport: asyncio.Transport, protocol: Replies
     ) -> None:
         self._config = config
         self._transport = transport
@@ -397,7 +88,7 @@ class SmtpConnection:
             ) from None
         implicit = config.security == "tls"
         loop = asyncio.get_running_loop()
-        protocol = _Replies(loop)
+        protocol = Replies(loop)
         try:
             async with asyncio.timeout(config.timeout):
                 transport, _ = await loop.create_connection(
@@ -618,7 +309,7 @@ class SmtpConnection:
         if reply.code == 421:
             self._abort()
         elif reply.code < 200 or 300 <= reply.code < 400:
-            raise _ProtocolError(f"uventet svar på slutten av DATA: {reply}")
+            raise ProtocolError(f"uventet svar på slutten av DATA: {reply}")
         return SendOutcome(reply, True, None)
 
     # The session
@@ -740,29 +431,10 @@ class SmtpConnection:
         self._abort()
 
 
-def _code(line: bytes) -> int:
-    head = line[:3]
-    if not (head.isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n") and b"2" <= head < b"6"):
-        raise _ProtocolError(f"ugyldig svar fra SMTP-tjeneren: {line[:80]!r}")
-    return int(head)
-
-
-def _reply(code: int, lines: list[bytes]) -> SmtpReply:
-    texts = [line[4:].rstrip(b"\r\n") for line in lines]
-    enhanced = None
-    match = _ENHANCED.match(texts[0])
-    if match is not None and match[1][0] == code // 100 + 48:  # the same class digit
-        found = match[0]
-        enhanced = found.decode()
-        skip = len(found) + 1
-        texts = [text[skip:] if text.startswith(found) else text for text in texts]
-    return SmtpReply(code, enhanced, b"\n".join(texts).decode("utf-8", "replace"))
-
-
 def _address(address: str, *, allow_empty: bool = False) -> bytes:
     # Contacts are normalised before they reach the outbox; anything else is a bug upstream,
     # and a CR or LF here would smuggle commands into the session.
-    if (not address and not allow_empty) or _BAD_ADDRESS.search(address):
+    if (not address and not allow_empty) or BAD_ADDRESS.search(address):
         raise ValueError(f"ugyldig e-postadresse for SMTP: {address!r}")
     if not address.isascii():
         raise ValueError(f"e-postadressen har tegn utenfor ASCII (trenger SMTPUTF8): {address!r}")

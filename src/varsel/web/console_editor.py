@@ -17,7 +17,7 @@ from varsel import documents
 from varsel.accounts import Role
 from varsel.builder import make_factory
 from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, get_campaign, update_spec
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.lint import lint_campaign

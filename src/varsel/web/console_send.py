@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from varsel.approval import send_checked
 from varsel.campaign import CampaignStatus, get_campaign
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow
 from varsel.config import Settings
 from varsel.db import Database, connect

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 
 from varsel import contacts, documents, ratelimit, register
 from varsel.campaign import CampaignSpec
-from varsel.channel.smtp import RelayConfig
+from varsel.channel.smtp_relay import RelayConfig
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
