@@ -127,7 +127,7 @@ PAGE_FILE = "VARSEL_BENCH_PAGE"  # the floor app's page, fetched from the real s
 
 def genuine_bytes_app() -> object:
     """The floor: the genuine page as fixed bytes, with the headers the site sends with it."""
-    from varsel.web.site import html_headers
+    from varsel.web.headers import html_headers
 
     body = Path(os.environ[PAGE_FILE]).read_bytes()
     headers = html_headers(len(body))

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from varsel.ratelimit import Decision
 from varsel.web import answers
-from varsel.web.site import SECURITY_HEADERS, render_text
+from varsel.web.headers import SECURITY_HEADERS
+from varsel.web.templating import render_text
 
 HOSTILE = st.text(alphabet=st.sampled_from("aZ0 <>&'\"%+/?#=;\\\n\tæøå\u2028"), max_size=16)
 LANGUAGES = st.sampled_from(["nb", "nn", "en"])

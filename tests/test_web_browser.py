@@ -31,7 +31,8 @@ from varsel.registry import import_dump
 from varsel.sender import send_campaign
 from varsel.testing import ReceivedMessage, SmtpSink
 from varsel.web import create_app
-from varsel.web.site import gettext, secret_of
+from varsel.web.site import secret_of
+from varsel.web.templating import gettext
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -41,7 +41,7 @@ from varsel.testing import SmtpSink
 from varsel.web import create_app
 from varsel.web.console import console
 from varsel.web.console_auth import OPEN
-from varsel.web.site import gettext
+from varsel.web.templating import gettext
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -16,7 +16,7 @@ from varsel.config import Settings
 from varsel.verify import Found, UnitName
 from varsel.web import genuine
 from varsel.web.page_slots import NotCompilable, Pages, Refuse, Stand, compile_page
-from varsel.web.site import environment
+from varsel.web.templating import environment
 
 HOSTILE = st.text(alphabet=st.sampled_from("aZ0 <>&'\"%+/?#=;\\\n\tæøå\u2028"), max_size=12)
 ISO = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1)).map(

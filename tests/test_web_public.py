@@ -192,7 +192,7 @@ def test_the_genuine_page_has_the_security_headers_and_no_cookie(
     client: TestClient, sent: int, sink: SmtpSink, lang: str
 ) -> None:
     # The page goes out with headers encoded once, past the middleware's own header work.
-    from varsel.web.site import SECURITY_HEADERS
+    from varsel.web.headers import SECURITY_HEADERS
 
     _, code, _ = first_message(sink)
     for _ in range(2):  # the first page of a shape is checked against Jinja; the next is not
@@ -314,7 +314,7 @@ def test_guessing_hits_the_limit_and_the_limit_survives_a_new_app(
     assert "Du har gjort mange forsøk på kort tid" in page.text
     assert int(page.headers["retry-after"]) > 0
     # Refusals go out from slots, as bytes: with the security headers all the same.
-    from varsel.web.site import SECURITY_HEADERS
+    from varsel.web.headers import SECURITY_HEADERS
 
     for name, value in SECURITY_HEADERS.items():
         assert page.headers[name] == value

@@ -26,8 +26,10 @@ from varsel.errors import UserError, os_reason
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
 from varsel.web.console_send import Senders
+from varsel.web.headers import SecurityHeaders
 from varsel.web.public import DIRECT, routes
-from varsel.web.site import N_, SecurityHeaders, Site, language_of
+from varsel.web.site import Site, language_of
+from varsel.web.templating import N_
 
 log = logging.getLogger("varsel.web")
 

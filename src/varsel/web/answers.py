@@ -19,7 +19,7 @@ from typing import Any
 from varsel.ratelimit import Decision
 from varsel.web.genuine import Page
 from varsel.web.page_slots import Compiled, Pages, Refuse, Stand, compile_page
-from varsel.web.site import LANGUAGES, N_, environment, render_text
+from varsel.web.templating import LANGUAGES, N_, environment, render_text
 
 _pages = Pages()
 _TEMPLATES = object()  # the pages' source: the templates, which do not change while serving

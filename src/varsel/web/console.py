@@ -20,7 +20,7 @@ from varsel.snapshot import list_snapshots
 from varsel.web import console_campaigns, console_editor  # noqa: F401 - they register routes
 from varsel.web.console_auth import Page, console, shown
 from varsel.web.console_text import STATUS_NAMES
-from varsel.web.site import N_
+from varsel.web.templating import N_
 
 AUDIT_LIMIT = 200
 

@@ -36,15 +36,8 @@ from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
-from varsel.web.site import (
-    CSRF_FIELD,
-    N_,
-    Site,
-    client_ip,
-    gettext,
-    language_of,
-    visitor_key,
-)
+from varsel.web.site import CSRF_FIELD, Site, client_ip, language_of, visitor_key
+from varsel.web.templating import N_, gettext
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)

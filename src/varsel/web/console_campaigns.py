@@ -40,7 +40,7 @@ from varsel.web.console_text import (
     STATE_NAMES,
     STATUS_NAMES,
 )
-from varsel.web.site import N_, gettext
+from varsel.web.templating import N_, gettext
 
 # -- criteria from a form -------------------------------------------------------------------
 

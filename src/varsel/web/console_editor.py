@@ -27,7 +27,7 @@ from varsel.samples import SAMPLE_ADDRESS, sample_code, sample_units
 from varsel.send_config import key_paths, message_spec
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_campaigns import campaign_id
-from varsel.web.site import LANGUAGE_NAMES, N_
+from varsel.web.templating import LANGUAGE_NAMES, N_
 
 FIELDS = ("subject", "text", "html")
 MAX_TEMPLATE = 30_000  # characters per template: the shipped ones are under 3,000

@@ -27,7 +27,7 @@ from varsel.db import Database, connect
 from varsel.errors import VarselError
 from varsel.outbox import counts
 from varsel.sender import SendOptions
-from varsel.web.site import N_
+from varsel.web.templating import N_
 
 log = logging.getLogger("varsel.web")
 

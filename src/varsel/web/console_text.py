@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from varsel.campaign import CampaignStatus
 from varsel.coverage import Outcome
-from varsel.web.site import N_
+from varsel.web.templating import N_
 
 STATUS_NAMES = {
     CampaignStatus.READY: N_("Klar"),

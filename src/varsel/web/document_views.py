@@ -22,7 +22,8 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
-from varsel.web.site import N_, client_ip, language_of, site_key, visitor_key
+from varsel.web.site import client_ip, language_of, site_key, visitor_key
+from varsel.web.templating import N_
 
 log = logging.getLogger("varsel.web")
 

@@ -15,7 +15,8 @@ from starlette.responses import Response
 
 from varsel.ratelimit import Decision
 from varsel.web import answers
-from varsel.web.site import N_, Site
+from varsel.web.site import Site
+from varsel.web.templating import N_
 
 Errors = dict[str, str]  # field name -> message id (Bokmål), translated in the template
 

@@ -17,8 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from varsel import register
 from varsel.verify import Found
+from varsel.web.headers import html_headers
 from varsel.web.page_slots import Compiled, Pages, Refuse, Stand, compile_page
-from varsel.web.site import LANGUAGES, html_headers, render_text
+from varsel.web.templating import LANGUAGES, render_text
 
 TEMPLATE = "genuine.html"
 _pages = Pages()

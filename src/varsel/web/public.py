@@ -24,7 +24,8 @@ from varsel import feedback, ratelimit, register, verify
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.document_views import document_download, document_form, document_post
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
-from varsel.web.site import N_, client_ip, language_of, visitor_key
+from varsel.web.site import client_ip, language_of, visitor_key
+from varsel.web.templating import N_
 from varsel.web.verify_views import VerifyApp, with_erasure_shown
 
 # -- front page -----------------------------------------------------------------------

@@ -20,15 +20,8 @@ from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.web import answers, genuine
 from varsel.web.batch import GroupCommit
 from varsel.web.forms import limited, site_of
-from varsel.web.site import (
-    N_,
-    Site,
-    client_ip,
-    gettext,
-    language_of,
-    page_address,
-    visitor_key,
-)
+from varsel.web.site import Site, client_ip, language_of, page_address, visitor_key
+from varsel.web.templating import N_, gettext
 
 
 def verify_limits(site: Site, ip: str) -> list[tuple[Limit, str]]:

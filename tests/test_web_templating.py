@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from markupsafe import Markup, escape
 
-from varsel.web.site import TranslateLiterals, _fast_escape, environment, gettext
+from varsel.web.templating import TranslateLiterals, _fast_escape, environment, gettext
 
 
 @pytest.mark.parametrize(
