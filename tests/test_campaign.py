@@ -17,6 +17,7 @@ from varsel.campaign import (
     get_campaign,
     language_of,
     set_status,
+    summaries,
 )
 from varsel.campaign_spec import (
     load_spec,
@@ -219,3 +220,57 @@ def test_status_changes(registry_db: Database, settings: Settings, tmp_path: Pat
 )
 def test_language_of(maalform: str | None, form: str, country: str | None, expected: str) -> None:
     assert language_of(maalform, form, country) == expected
+
+
+def test_summaries_count_each_campaigns_businesses_e_mails_and_sent(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    first = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    second = create_campaign(
+        registry_db, settings, write_campaign(tmp_path, per_unit=True)
+    ).campaign.id
+    with registry_db.transaction():
+        registry_db.execute(
+            "UPDATE deliveries SET state = 'sent' WHERE id = (SELECT min(id) FROM deliveries "
+            "WHERE campaign_id = ? AND channel = 'email')",
+            (second,),
+        )
+    listed = summaries(registry_db)
+    assert [s.id for s in listed] == [second, first]  # newest first
+    for s in listed:
+        units = registry_db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (s.id,))
+        emails = registry_db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'email'", (s.id,)
+        )
+        assert (s.units, s.emails) == (units, emails)
+        assert s.status is CampaignStatus.READY
+    assert (listed[0].sent, listed[1].sent) == (1, 0)
+    assert listed[0].emails > 0
+
+
+def test_cli_list_shows_the_campaigns_and_their_json(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(cli, ["--db", registry_db.url, "campaign", "list"])
+    assert empty.exit_code == 0, empty.output
+    assert empty.output.strip() == (
+        "Ingen kampanjer ennå: lag en med `varsel campaign create FIL.toml`."
+    )
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    set_status(registry_db, cid, CampaignStatus.PAUSED)
+    shown = runner.invoke(
+        cli, ["--db", registry_db.url, "campaign", "list"], env={"COLUMNS": "100"}
+    )
+    assert shown.exit_code == 0, shown.output
+    header, _, row = shown.output.splitlines()[:3]
+    assert header.split() == [
+        "Id", "Navn", "Status", "Laget", "Av", "Virksomheter", "E-poster", "Sendt"
+    ]  # fmt: skip
+    summary = summaries(registry_db)[0]
+    assert row.split()[0] == str(cid)
+    assert "pauset" in row.split()
+    assert row.split()[-3:] == [str(summary.units), str(summary.emails), "0"]
+    as_json = runner.invoke(cli, ["--db", registry_db.url, "campaign", "list", "--json"])
+    assert json.loads(as_json.output) == [summary.as_dict()]
+    assert json.loads(as_json.output)[0]["status"] == "paused"

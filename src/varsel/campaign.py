@@ -305,6 +305,50 @@ def get_campaign(db: Database, campaign_id: int) -> Campaign:
     )
 
 
+@dataclass(frozen=True)
+class Summary:
+    """One campaign in the list of campaigns: what it is and how far it has come."""
+
+    id: int
+    name: str
+    status: CampaignStatus
+    created_at: str
+    created_by: str | None
+    units: int  # businesses selected (the frozen recipients)
+    emails: int  # e-mail deliveries (one per usable address, or per unit)
+    sent: int  # e-mail deliveries the relay accepted
+
+    def as_dict(self) -> dict[str, object]:
+        """For --json: the fields, the status as its value."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "units": self.units,
+            "emails": self.emails,
+            "sent": self.sent,
+        }
+
+
+def summaries(db: Database) -> list[Summary]:
+    """Every campaign, newest first, with its counts (index lookups per campaign)."""
+    rows = db.query(
+        "SELECT c.id, c.name, c.status, c.created_at, c.created_by, "
+        "(SELECT count(*) FROM recipients r WHERE r.campaign_id = c.id), "
+        "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.channel = ?), "
+        "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.state = ? "
+        "AND d.channel = ?) "
+        "FROM campaigns c ORDER BY c.id DESC",
+        ("email", DeliveryState.SENT.value, "email"),
+    )
+    return [
+        Summary(int(r[0]), r[1], CampaignStatus(r[2]), r[3], r[4], int(r[5]), int(r[6]), int(r[7]))
+        for r in rows
+    ]
+
+
 def set_status(
     db: Database, campaign_id: int, status: CampaignStatus, *, actor: str | None = None
 ) -> Campaign:

@@ -192,6 +192,53 @@ def campaign() -> None:
     """Lag, sjekk, send og følg kampanjer."""
 
 
+# The campaign's status as the command line names it (the console's words, in Bokmål).
+STATUS_WORDS = {
+    "ready": "klar",
+    "sending": "sendes",
+    "paused": "pauset",
+    "cancelled": "avbrutt",
+    "done": "ferdig",
+}
+
+
+@campaign.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
+@pass_state
+def campaign_list(state: State, as_json: bool) -> None:
+    """Vis kampanjene, nyeste først: status, forfatter, virksomheter, e-poster og sendt."""
+    from rich import box
+    from rich.table import Table
+
+    from varsel.campaign import summaries
+    from varsel.i18n import fmt_int
+
+    found = summaries(state.db)
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        out.print("Ingen kampanjer ennå: lag en med `varsel campaign create FIL.toml`.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column("Id", justify="right", no_wrap=True)
+    table.add_column("Navn", overflow="fold", min_width=12, ratio=1)
+    for header in ("Status", "Laget", "Av"):
+        table.add_column(header, no_wrap=True)
+    for header in ("Virksomheter", "E-poster", "Sendt"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for c in found:
+        table.add_row(
+            str(c.id),
+            c.name,
+            STATUS_WORDS[c.status.value],
+            c.created_at[:10],
+            c.created_by or "–",
+            *(fmt_int(n) for n in (c.units, c.emails, c.sent)),
+        )
+    out.print(table)
+
+
 @campaign.command("create")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -339,7 +386,10 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
     c = report.counts
-    out.print(f"Kampanje {campaign_id} «{report.campaign.name}»: {report.campaign.status.value}")
+    out.print(
+        f"Kampanje {campaign_id} «{report.campaign.name}»: "
+        f"{STATUS_WORDS[report.campaign.status.value]}"
+    )
     for key, label in (
         ("queued", "i kø"),
         ("claimed", "under sending"),
