@@ -55,6 +55,8 @@ class Action(StrEnum):
     CAMPAIGN_CANCEL = "campaign_cancel"
     CAMPAIGN_RESEND_IN_DOUBT = "campaign_resend_in_doubt"  # in-doubt deliveries queued again
     PERSONAL_DATA_EXPORT = "personal_data_export"  # personal data left the system
+    SUPPRESSION_ADD = "suppression_add"  # an operator suppressed an address or a unit by hand
+    SUPPRESSION_REMOVE = "suppression_remove"  # an operator lifted a suppression by hand
 
 
 class AuditError(UserError):

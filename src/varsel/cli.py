@@ -629,6 +629,7 @@ from varsel.cli_bounces import bounces  # noqa: E402
 from varsel.cli_letters import letters  # noqa: E402
 from varsel.cli_registry import registry, segment  # noqa: E402
 from varsel.cli_report import report  # noqa: E402
+from varsel.cli_suppress import suppress  # noqa: E402
 from varsel.cli_users import user  # noqa: E402
 from varsel.cli_worker import worker  # noqa: E402
 
@@ -641,6 +642,7 @@ cli.add_command(report)
 cli.add_command(bounces)
 cli.add_command(worker)
 cli.add_command(altinn)
+cli.add_command(suppress)
 
 
 def main() -> None:

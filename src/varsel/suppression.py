@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
+from varsel import audit, contacts
 from varsel.clock import utcnow_iso
-from varsel.db import Database
+from varsel.db import Database, Row
+from varsel.errors import UserError
+from varsel.unit import valid_orgnr
 
 
 class SuppressionKind(StrEnum):
@@ -23,6 +27,66 @@ class SuppressionReason(StrEnum):
     HARD_BOUNCE = "hard_bounce"  # the address does not exist
     COMPLAINT = "complaint"  # the recipient reported the message as spam
     MANUAL = "manual"  # an operator added it
+
+
+# What an operator reads for each reason (the command line's list).
+REASON_LABELS = {
+    SuppressionReason.UNSUBSCRIBED: "avmeldt",
+    SuppressionReason.HARD_BOUNCE: "adressen finnes ikke",
+    SuppressionReason.COMPLAINT: "klage (spam)",
+    SuppressionReason.MANUAL: "lagt inn av operatør",
+}
+
+
+class SuppressionError(UserError):
+    """The suppression list cannot be changed as asked."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One address or unit on the suppression list."""
+
+    kind: SuppressionKind
+    value: str  # normalised e-mail address, or organisation number
+    reason: SuppressionReason
+    source: str | None  # what put it there: web:delivery:ID, delivery:ID, an operator's note
+    created_at: str  # UTC, as the store keeps time
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "kind": self.kind.value,
+            "value": self.value,
+            "reason": self.reason.value,
+            "source": self.source,
+            "created_at": self.created_at,
+        }
+
+
+def _shown(typed: str) -> str:
+    # Whatever was typed, the message stays on one line.
+    return " ".join(typed.split())
+
+
+def normalise_value(kind: SuppressionKind, typed: str, *, allow_test_domains: bool = False) -> str:
+    """What an operator typed, as the list stores it: a normalised address, or an orgnr."""
+    if kind is SuppressionKind.ADDRESS:
+        # The normaliser the contacts, campaigns and bounces use: the stored value must be the
+        # very text the campaign and the sender look up, or the suppression would never match.
+        parsed = contacts.normalise_address(typed, allow_test_domains=allow_test_domains)
+        if not parsed.usable:
+            why = contacts.explain(parsed.reason) if parsed.reason else "ugyldig"
+            raise SuppressionError(f"«{_shown(typed)}» er ikke en brukbar e-postadresse ({why})")
+        return parsed.address
+    number = "".join(typed.split())  # "974 760 673", as it is often written
+    if len(number) != 9 or not (number.isascii() and number.isdigit()):
+        raise SuppressionError(
+            f"«{_shown(typed)}» er ikke et organisasjonsnummer (det har ni siffer)"
+        )
+    if not valid_orgnr(number):
+        raise SuppressionError(
+            f"«{_shown(typed)}» er ikke et gyldig organisasjonsnummer (feil kontrollsiffer)"
+        )
+    return number
 
 
 def add(
@@ -59,4 +123,123 @@ def suppressed(db: Database, kind: SuppressionKind, values: Iterable[str]) -> se
                 [kind.value, *chunk],
             )
         }
+    return found
+
+
+_COLUMNS = "kind, value, reason, source, created_at"
+
+
+def _entry(row: Row) -> Entry:
+    kind, value, reason, source, created_at = row
+    return Entry(
+        SuppressionKind(str(kind)),
+        str(value),
+        SuppressionReason(str(reason)),
+        None if source is None else str(source),
+        str(created_at),
+    )
+
+
+def find(db: Database, kind: SuppressionKind, value: str) -> Entry | None:
+    """The list's entry for a normalised value, or None."""
+    row = db.query_one(
+        f"SELECT {_COLUMNS} FROM suppressions WHERE kind = ? AND value = ?", (kind.value, value)
+    )
+    return None if row is None else _entry(row)
+
+
+def entries(db: Database, kind: SuppressionKind | None = None) -> list[Entry]:
+    """The list, newest first; of one kind when given."""
+    where, params = ("WHERE kind = ? ", (kind.value,)) if kind is not None else ("", ())
+    rows = db.query(
+        f"SELECT {_COLUMNS} FROM suppressions {where}ORDER BY created_at DESC, kind, value",
+        params,
+    )
+    return [_entry(r) for r in rows]
+
+
+def remove(db: Database, kind: SuppressionKind, value: str) -> bool:
+    """Lift a suppression (within the caller's transaction); False if there was none."""
+    deleted = db.execute(
+        "DELETE FROM suppressions WHERE kind = ? AND value = ?", (kind.value, value)
+    ).rowcount
+    return bool(deleted)
+
+
+# -- an operator's use cases, audited ---------------------------------------------------
+
+
+def _object(kind: SuppressionKind, value: str) -> str:
+    return f"{kind.value}:{value}"
+
+
+@dataclass(frozen=True)
+class Added:
+    """What add_manual did: the entry on the list, and whether it was put there just now."""
+
+    entry: Entry
+    added: bool  # False: it was there already, for the entry's own reason
+
+
+def add_manual(
+    db: Database,
+    kind: SuppressionKind,
+    value: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    source: str = "cli",
+) -> Added:
+    """Suppress a normalised value by hand; the note (or `source`) says why; audited."""
+    note = (note or "").strip() or None
+    with db.transaction():
+        added = add(db, kind, value, SuppressionReason.MANUAL, note or source)
+        if added:
+            detail = {
+                "kind": kind.value,
+                "value": value,
+                "reason": SuppressionReason.MANUAL.value,
+                "note": note,
+            }
+            audit.record(db, actor, audit.Action.SUPPRESSION_ADD, _object(kind, value), detail)
+        entry = find(db, kind, value)
+    if entry is None:  # unreachable: it was there, or was added in this transaction
+        raise RuntimeError(f"{_object(kind, value)} is not on the suppression list")
+    return Added(entry, added)
+
+
+def remove_manual(
+    db: Database, kind: SuppressionKind, value: str, *, actor: str, note: str | None = None
+) -> Entry:
+    """Lift a suppression by hand, audited; the entry that was removed."""
+    note = (note or "").strip() or None
+    with db.transaction():
+        entry = find(db, kind, value)
+        if entry is None or not remove(db, kind, value):
+            what = "adressen" if kind is SuppressionKind.ADDRESS else "organisasjonsnummeret"
+            raise SuppressionError(f"{what} {value} står ikke på sperrelisten")
+        detail = {
+            "kind": kind.value,
+            "value": value,
+            "reason": entry.reason.value,
+            "source": entry.source,
+            "note": note,
+        }
+        audit.record(db, actor, audit.Action.SUPPRESSION_REMOVE, _object(kind, value), detail)
+    return entry
+
+
+def list_for_operator(
+    db: Database, kind: SuppressionKind | None = None, *, actor: str, output: str
+) -> list[Entry]:
+    """entries(), recorded in the audit log: sole proprietors' addresses are personal data."""
+    with db.transaction():
+        found = entries(db, kind)
+        detail = {
+            "what": "suppressions",
+            "kind": kind.value if kind is not None else None,
+            "format": output,
+            "rows": len(found),
+        }
+        audit.record(db, actor, audit.Action.PERSONAL_DATA_EXPORT, "suppressions", detail)
     return found

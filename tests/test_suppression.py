@@ -1,0 +1,200 @@
+"""The suppression list: what an operator types made into stored values; add, list, remove."""
+
+from __future__ import annotations
+
+import pytest
+
+from varsel import audit, contacts
+from varsel.audit import Action
+from varsel.db import Database
+from varsel.suppression import (
+    Entry,
+    SuppressionError,
+    SuppressionKind,
+    SuppressionReason,
+    add,
+    add_manual,
+    entries,
+    find,
+    list_for_operator,
+    normalise_value,
+    remove,
+    remove_manual,
+    suppressed,
+)
+
+ADDRESS, UNIT = SuppressionKind.ADDRESS, SuppressionKind.UNIT
+
+
+def put(db: Database, kind: SuppressionKind, value: str, reason: str, at: str) -> None:
+    """A row as the public pages or bounces left it, at a known time."""
+    db.execute(
+        "INSERT INTO suppressions (kind, value, reason, source, created_at) VALUES (?, ?, ?, ?, ?)",
+        (kind.value, value, reason, "web:delivery:7", at),
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("post@firma.no", "post@firma.no"),
+        ("  FirmaPost@Statnett.NO \n", "firmapost@statnett.no"),
+        ("<mailto:Post@Firma.no>", "post@firma.no"),
+        ("Post@Blåbær.NO", "post@xn--blbr-roah.no"),
+    ],
+)
+def test_an_address_is_stored_as_the_registry_import_stores_it(typed: str, stored: str) -> None:
+    assert normalise_value(ADDRESS, typed) == stored
+    # The campaign looks suppressions up by the address its contacts were stored as.
+    (parsed,) = contacts.parse_addresses(typed)
+    assert parsed.address == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("ola@firma", "«ola@firma» er ikke en brukbar e-postadresse "
+         "(mangler punktum i domenet etter @)"),
+        ("post@example.com", "«post@example.com» er ikke en brukbar e-postadresse "
+         "(reservert domene som ikke kan motta e-post)"),
+        ("   ", "«» er ikke en brukbar e-postadresse (tom adresse)"),
+        ("a@b.no\nc@d.no", "«a@b.no c@d.no» er ikke en brukbar e-postadresse "
+         "(flere adresser i samme felt)"),
+    ],
+)  # fmt: skip
+def test_a_bad_address_is_refused_in_one_line(typed: str, message: str) -> None:
+    with pytest.raises(SuppressionError) as caught:
+        normalise_value(ADDRESS, typed)
+    assert caught.value.message == message
+    assert caught.value.exit_status == 2
+
+
+def test_test_domains_follow_the_setting() -> None:
+    assert normalise_value(ADDRESS, "post@firma.test", allow_test_domains=True) == "post@firma.test"
+    with pytest.raises(SuppressionError):
+        normalise_value(ADDRESS, "post@firma.test")
+
+
+@pytest.mark.parametrize("typed", ["974760673", " 974 760 673 ", "974\u00a0760\u00a0673"])
+def test_an_orgnr_may_be_typed_with_spaces(typed: str) -> None:
+    assert normalise_value(UNIT, typed) == "974760673"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (
+            "974 760 674",
+            "«974 760 674» er ikke et gyldig organisasjonsnummer (feil kontrollsiffer)",
+        ),
+        ("97476067", "«97476067» er ikke et organisasjonsnummer (det har ni siffer)"),
+        ("NO974760673MVA", "«NO974760673MVA» er ikke et organisasjonsnummer (det har ni siffer)"),
+        (
+            "９７４７６０６７３",
+            "«９７４７６０６７３» er ikke et organisasjonsnummer (det har ni siffer)",
+        ),
+    ],
+)
+def test_a_bad_orgnr_is_refused_in_one_line(typed: str, message: str) -> None:
+    with pytest.raises(SuppressionError) as caught:
+        normalise_value(UNIT, typed)
+    assert caught.value.message == message
+
+
+def test_entries_are_newest_first_and_of_one_kind_when_asked(db: Database) -> None:
+    with db.transaction():
+        put(db, ADDRESS, "post@a.no", "unsubscribed", "2025-03-01T10:00:00.000Z")
+        put(db, UNIT, "974760673", "manual", "2025-03-02T10:00:00.000Z")
+        put(db, ADDRESS, "post@b.no", "hard_bounce", "2025-03-03T10:00:00.000Z")
+    assert [e.value for e in entries(db)] == ["post@b.no", "974760673", "post@a.no"]
+    assert [e.value for e in entries(db, ADDRESS)] == ["post@b.no", "post@a.no"]
+    assert entries(db, UNIT) == [
+        Entry(
+            UNIT,
+            "974760673",
+            SuppressionReason.MANUAL,
+            "web:delivery:7",
+            "2025-03-02T10:00:00.000Z",
+        )
+    ]
+
+
+def test_remove_lifts_one_suppression(db: Database) -> None:
+    with db.transaction():
+        add(db, ADDRESS, "post@a.no", SuppressionReason.COMPLAINT)
+        add(db, UNIT, "974760673", SuppressionReason.UNSUBSCRIBED)
+        assert remove(db, ADDRESS, "post@a.no") is True
+        assert remove(db, ADDRESS, "post@a.no") is False
+        assert remove(db, ADDRESS, "974760673") is False  # the unit kind is its own
+    assert suppressed(db, ADDRESS, ["post@a.no"]) == set()
+    assert suppressed(db, UNIT, ["974760673"]) == {"974760673"}
+
+
+def test_add_manual_suppresses_a_unit_and_records_it(db: Database) -> None:
+    result = add_manual(db, UNIT, "974760673", actor="cli:ola", note=" ringte 3. mars ")
+    assert result.added
+    assert (result.entry.reason, result.entry.source) == (
+        SuppressionReason.MANUAL,
+        "ringte 3. mars",
+    )
+    assert suppressed(db, UNIT, ["974760673"]) == {"974760673"}
+    (entry,) = audit.entries(db, action=Action.SUPPRESSION_ADD)
+    assert (entry.actor, entry.object) == ("cli:ola", "unit:974760673")
+    assert entry.data == {
+        "kind": "unit",
+        "value": "974760673",
+        "reason": "manual",
+        "note": "ringte 3. mars",
+    }
+
+
+def test_add_manual_without_a_note_names_the_command_line(db: Database) -> None:
+    assert add_manual(db, ADDRESS, "post@a.no", actor="cli:ola").entry.source == "cli"
+
+
+def test_add_manual_keeps_what_was_there(db: Database) -> None:
+    with db.transaction():
+        put(db, ADDRESS, "post@a.no", "unsubscribed", "2025-03-01T10:00:00.000Z")
+    result = add_manual(db, ADDRESS, "post@a.no", actor="cli:ola", note="igjen")
+    assert not result.added
+    assert result.entry.reason is SuppressionReason.UNSUBSCRIBED
+    assert result.entry.created_at == "2025-03-01T10:00:00.000Z"
+    assert audit.entries(db) == []  # nothing changed, nothing to record
+
+
+def test_remove_manual_returns_what_it_removed_and_records_it(db: Database) -> None:
+    with db.transaction():
+        put(db, ADDRESS, "post@a.no", "hard_bounce", "2025-03-01T10:00:00.000Z")
+    removed = remove_manual(db, ADDRESS, "post@a.no", actor="cli:ola", note="rettet")
+    assert removed.reason is SuppressionReason.HARD_BOUNCE
+    assert find(db, ADDRESS, "post@a.no") is None
+    (entry,) = audit.entries(db, action=Action.SUPPRESSION_REMOVE)
+    assert entry.object == "address:post@a.no"
+    assert entry.data == {
+        "kind": "address",
+        "value": "post@a.no",
+        "reason": "hard_bounce",
+        "source": "web:delivery:7",
+        "note": "rettet",
+    }
+
+
+def test_remove_manual_of_something_not_there_changes_nothing(db: Database) -> None:
+    with db.transaction():
+        put(db, UNIT, "974760673", "manual", "2025-03-01T10:00:00.000Z")
+    with pytest.raises(SuppressionError) as caught:
+        remove_manual(db, ADDRESS, "974760673", actor="cli:ola")
+    assert caught.value.message == "adressen 974760673 står ikke på sperrelisten"
+    assert len(entries(db)) == 1
+    assert audit.entries(db) == []
+
+
+def test_listing_is_recorded_as_a_personal_data_export(db: Database) -> None:
+    with db.transaction():
+        put(db, ADDRESS, "post@a.no", "unsubscribed", "2025-03-01T10:00:00.000Z")
+        put(db, UNIT, "974760673", "manual", "2025-03-02T10:00:00.000Z")
+    found = list_for_operator(db, ADDRESS, actor="cli:ola", output="json")
+    assert [e.value for e in found] == ["post@a.no"]
+    (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
+    assert (entry.actor, entry.object) == ("cli:ola", "suppressions")
+    assert entry.data == {"what": "suppressions", "kind": "address", "format": "json", "rows": 1}
