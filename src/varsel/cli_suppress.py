@@ -48,6 +48,13 @@ def _target(state: State, address: str | None, orgnr: str | None) -> tuple[Suppr
     return kind, normalise_value(kind, typed, allow_test_domains=allow)
 
 
+def _shown(kind: str, value: str) -> str:
+    """A value as the operator typed it: an IDN domain in its own letters (blåbær.no)."""
+    from varsel.segment import u_label
+
+    return u_label(value) if kind == "address" else value
+
+
 def _actor() -> str:
     from varsel.audit import cli_actor
 
@@ -72,10 +79,10 @@ def suppress_add(state: State, address: str | None, orgnr: str | None, note: str
     result = add_manual(state.db, kind, value, actor=_actor(), note=note)
     e = result.entry
     if result.added:
-        out.print(f"{_NAMED[kind]} {value} er satt på sperrelisten.", soft_wrap=True)
+        out.print(f"{_NAMED[kind]} {_shown(kind, value)} er satt på sperrelisten.", soft_wrap=True)
     else:
         out.print(
-            f"{_NAMED[kind]} {value} stod allerede på sperrelisten "
+            f"{_NAMED[kind]} {_shown(kind, value)} stod allerede på sperrelisten "
             f"({REASON_LABELS[e.reason]}, {_oslo(e.created_at)}).",
             soft_wrap=True,
         )
@@ -107,8 +114,8 @@ def _table(found: list[Entry]) -> Table:
     from varsel.suppression import REASON_LABELS
 
     table = Table("Type")
-    # Folded on a narrow terminal, never cut short ("post@xn--blbr…"): the operator checks the
-    # value, or copies it into `suppress remove`.
+    # Folded on a narrow terminal, never cut short: the operator checks the value, or copies
+    # it into `suppress remove` (which takes an IDN domain in either form).
     table.add_column("Verdi", overflow="fold")
     table.add_column("Årsak")
     table.add_column("Kilde", overflow="fold")
@@ -116,7 +123,7 @@ def _table(found: list[Entry]) -> Table:
     for e in found:
         table.add_row(
             _KIND_LABELS[e.kind],
-            e.value,
+            _shown(e.kind, e.value),
             REASON_LABELS[e.reason],
             e.source or "",
             _oslo(e.created_at),
@@ -136,7 +143,7 @@ def suppress_remove(state: State, address: str | None, orgnr: str | None, note: 
     kind, value = _target(state, address, orgnr)
     e = remove_manual(state.db, kind, value, actor=_actor(), note=note)
     out.print(
-        f"{_NAMED[kind]} {value} er tatt av sperrelisten "
+        f"{_NAMED[kind]} {_shown(kind, value)} er tatt av sperrelisten "
         f"(stod der siden {_oslo(e.created_at)}: {REASON_LABELS[e.reason]}).",
         soft_wrap=True,
     )
