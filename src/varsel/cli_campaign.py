@@ -1,0 +1,357 @@
+"""`varsel campaign ...`: create, list, approve, send and follow campaigns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from varsel.cli import State, err, out, pass_state
+from varsel.cli_output import NorskGroup
+
+
+@click.group(cls=NorskGroup)
+def campaign() -> None:
+    """Lag, sjekk, send og følg kampanjer."""
+
+
+# The campaign's status as the command line names it (the console's words, in Bokmål).
+STATUS_WORDS = {
+    "ready": "klar",
+    "sending": "sendes",
+    "paused": "pauset",
+    "cancelled": "avbrutt",
+    "done": "ferdig",
+}
+
+
+@campaign.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
+@pass_state
+def campaign_list(state: State, as_json: bool) -> None:
+    """Vis kampanjene, nyeste først: status, forfatter, virksomheter, e-poster og sendt."""
+    from rich import box
+    from rich.table import Table
+
+    from varsel.campaign import summaries
+    from varsel.i18n import fmt_int
+
+    found = summaries(state.db)
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        out.print("Ingen kampanjer ennå: lag en med `varsel campaign create FIL.toml`.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column("Id", justify="right", no_wrap=True)
+    table.add_column("Navn", overflow="fold", min_width=12, ratio=1)
+    for header in ("Status", "Laget", "Av"):
+        table.add_column(header, no_wrap=True)
+    for header in ("Virksomheter", "E-poster", "Sendt"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for c in found:
+        table.add_row(
+            str(c.id),
+            c.name,
+            STATUS_WORDS[c.status.value],
+            c.created_at[:10],
+            c.created_by or "–",
+            *(fmt_int(n) for n in (c.units, c.emails, c.sent)),
+        )
+    out.print(table)
+
+
+@campaign.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--user", "user_name", metavar="NAVN", help="Forfatteren (en konto); det samme som VARSEL_USER."
+)
+@pass_state
+def campaign_create(state: State, file: Path, user_name: str | None) -> None:
+    """Lag en kampanje fra TOML-filen, som forfatter; skriver den nye kampanjens id sist.
+
+    Spør om forfatterens passord og engangskode (eller leser VARSEL_PASSWORD og VARSEL_TOTP).
+    """
+    from varsel.accounts import Role
+    from varsel.campaign import create_campaign
+    from varsel.campaign_spec import load_spec
+    from varsel.cli_users import signed_in
+
+    load_spec(file, state.settings)  # a wrong file is reported before anyone types a code
+    state.db_or_new  # noqa: B018 - this command may make the store
+    author = signed_in(state, user_name, Role.AUTHOR)
+    result = create_campaign(state.db, state.settings, file, created_by=author.name)
+    out.print(result.summary(), soft_wrap=True)
+
+
+@campaign.command("approve")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--user",
+    "user_name",
+    metavar="NAVN",
+    help="Godkjenneren (ikke forfatteren); det samme som VARSEL_USER.",
+)
+@click.option(
+    "--digest",
+    metavar="HEX",
+    help="Godkjenn bare hvis kampanjen fortsatt har dette fingeravtrykket (fra --show).",
+)
+@click.option(
+    "--show", is_flag=True, help="Vis fingeravtrykket og delene det bygger på; godkjenn ingenting."
+)
+@pass_state
+def campaign_approve(
+    state: State, campaign_id: int, user_name: str | None, digest: str | None, show: bool
+) -> None:
+    """Godkjenn kampanjen slik den er nå (fire øyne); spør om passord og engangskode.
+
+    Skript kan sette VARSEL_PASSWORD og VARSEL_TOTP i stedet. Sjekk kampanjen, noter
+    fingeravtrykket --show viser, og godkjenn med --digest: er kampanjen endret i mellomtiden,
+    blir ingenting godkjent.
+    """
+    from varsel.accounts import Role
+    from varsel.approval import PARTS, approve, check_digest, fingerprint
+    from varsel.cli_users import signed_in
+
+    if show:
+        shown = fingerprint(state.db, campaign_id)
+        for part, name in PARTS.items():
+            out.print(f"{name:<26} {shown.parts[part]}", soft_wrap=True)
+        out.print(f"{'fingeravtrykk':<26} {shown.digest}", soft_wrap=True)
+        out.print(
+            f"Godkjenn nettopp dette: varsel campaign approve {campaign_id} --user NAVN "
+            f"--digest {shown.digest}",
+            soft_wrap=True,
+        )
+        return
+    if digest is not None:
+        check_digest(digest, campaign_id)  # a mistyped digest is told before anyone signs in
+    approver = signed_in(state, user_name, Role.APPROVER)
+    approval = approve(state.db, state.settings, campaign_id, approver, expected_digest=digest)
+    out.print(
+        f"Kampanje {campaign_id} er godkjent av {approval.approved_by} "
+        f"(fingeravtrykk {approval.digest[:16]}). Endres den, må den godkjennes på nytt.",
+        soft_wrap=True,
+    )
+
+
+@campaign.command(
+    "send", help="Send en godkjent kampanje; trygt å kjøre igjen etter et krasj (docs/delivery.md)."
+)
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--smtp", "smtp_url", metavar="URL", help="E-posttjeneren; det samme som VARSEL_SMTP_URL."
+)
+@click.option("--connections", type=click.IntRange(min=1), help="SMTP-forbindelser.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0.01), help="Høyst så mange meldinger i sekundet."
+)
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Send uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false forbyr det).",
+)
+@pass_state
+def campaign_send(
+    state: State,
+    campaign_id: int,
+    smtp_url: str | None,
+    connections: int | None,
+    rate: float | None,
+    no_approval: bool,
+) -> None:
+    """Send an approved campaign; safe to run again after a crash (see docs/delivery.md)."""
+    from varsel.approval import check_send, send_checked
+    from varsel.audit import cli_actor
+    from varsel.campaign import get_campaign
+    from varsel.channel.smtp_relay import RelayConfig
+    from varsel.progress import counts_bar
+    from varsel.sender import SendOptions
+
+    relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)
+    spec = get_campaign(state.db, campaign_id).spec
+    # Refused at once, before the progress bar; send_checked checks again as the send starts.
+    check_send(state.db, state.settings, campaign_id, no_approval=no_approval)
+    options = SendOptions.for_campaign(spec, connections=connections, rate_per_second=rate)
+    total = int(
+        state.db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'email'",
+            (campaign_id,),
+        )
+        or 0
+    )
+    with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
+        report = send_checked(
+            state.db,
+            state.settings,
+            campaign_id,
+            actor=cli_actor(),
+            no_approval=no_approval,
+            relay=relay,
+            options=options,
+            progress=progress,
+        )
+    out.print(report.summary())
+
+
+@campaign.command("status", help="Antall leveranser i hver tilstand, og de usikre leveransene.")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
+@pass_state
+def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
+    """Counts per delivery state, and the deliveries in doubt."""
+    from varsel.send_report import status
+
+    report = status(state.db, campaign_id)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    c = report.counts
+    out.print(
+        f"Kampanje {campaign_id} «{report.campaign.name}»: "
+        f"{STATUS_WORDS[report.campaign.status.value]}"
+    )
+    for key, label in (
+        ("queued", "i kø"),
+        ("claimed", "under sending"),
+        ("sent", "sendt"),
+        ("deferred", "utsatt"),
+        ("failed", "feilet"),
+        ("suppressed", "sperret"),
+        ("in_doubt", "usikre"),
+        ("cancelled", "kansellert"),
+    ):
+        out.print(f"  {label:<14} {c[key]:>8}")
+    for d in report.in_doubt:
+        out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
+    labels = {"deferred": "utsatt", "failed": "feilet"}
+    if report.reasons:
+        out.print("Vanligste grunner:")
+    for r in report.reasons:
+        out.print(f"  {labels[r.state]:<7} {r.count:>8}  {r.reason or '(ingen)'}", markup=False)
+
+
+@campaign.command("lint")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
+@pass_state
+@click.pass_context
+def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: bool) -> None:
+    """Sjekk en kampanje før utsending; avslutter med status 2 hvis noe må rettes."""
+    from varsel.audit import cli_actor
+    from varsel.lint import lint_campaign
+    from varsel.lint_report import Severity
+
+    report = lint_campaign(state.db, state.settings, campaign_id, actor=cli_actor())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        for f in report.findings:
+            error = f.severity is Severity.ERROR
+            label = ("feil    ", "bold red") if error else ("advarsel", "yellow")
+            # Messages quote TOML tables and templates: "[links]" is text, not Rich markup.
+            out.print(Text.assemble(label, " ", f.message), soft_wrap=True)
+        out.print(report.summary(), soft_wrap=True)
+    if not report.ok:
+        ctx.exit(2)
+
+
+@campaign.command("preview")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Mappe for <språk>.eml, .txt og .html (lages hvis den mangler).",
+)
+@pass_state
+def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
+    """Skriv meldingen på hvert språk, signert slik den ville blitt sendt, til en prøvemottaker."""
+    from varsel.preview import preview_campaign
+
+    for path in preview_campaign(state.db, state.settings, campaign_id, out_dir):
+        click.echo(str(path))
+
+
+def _set_status(state: State, campaign_id: int, status_name: str) -> None:
+    from varsel.audit import cli_actor
+    from varsel.campaign import CampaignStatus, set_status
+
+    campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
+    from varsel.leases import notify
+
+    notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
+    out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».", soft_wrap=True)
+
+
+@campaign.command("start")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--no-approval",
+    is_flag=True,
+    help="Uten godkjenning med fire øyne (logges; VARSEL_ALLOW_NO_APPROVAL=false forbyr det).",
+)
+@pass_state
+def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
+    """Gi en godkjent kampanje til `varsel worker`-prosessene (PostgreSQL); de begynner nå."""
+    from varsel.approval import authorise_send
+    from varsel.audit import cli_actor
+    from varsel.leases import require_postgresql, start_campaign
+
+    require_postgresql(state.dialect)  # before the store is opened: SQLite needs no file
+    authorise_send(
+        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
+    )
+    start_campaign(state.db, campaign_id, state.settings.worker_lease_seconds)
+    out.print(
+        f"Kampanje {campaign_id} sendes nå av arbeiderne; følg med: varsel worker --status",
+        soft_wrap=True,
+    )
+
+
+@campaign.command("pause")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_pause(state: State, campaign_id: int) -> None:
+    """Sett utsendingen på pause; en sending som pågår, stopper innen et sekund."""
+    _set_status(state, campaign_id, "paused")
+
+
+@campaign.command("resume")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_resume(state: State, campaign_id: int) -> None:
+    """La en kampanje på pause sendes igjen (kjør så `campaign send`)."""
+    _set_status(state, campaign_id, "ready")
+
+
+@campaign.command("cancel")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_cancel(state: State, campaign_id: int) -> None:
+    """Stopp en kampanje for godt: det som ikke er sendt ennå, blir kansellert."""
+    _set_status(state, campaign_id, "cancelled")
+
+
+@campaign.command("resend-in-doubt")
+@click.argument("campaign_id", type=int)
+@pass_state
+def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
+    """Legg de usikre leveransene i kø igjen: du godtar at de kan komme fram to ganger."""
+    from varsel.audit import cli_actor
+    from varsel.campaign import get_campaign
+    from varsel.i18n import fmt_int
+    from varsel.outbox import resend_in_doubt
+
+    get_campaign(state.db, campaign_id)
+    n = resend_in_doubt(state.db, campaign_id, actor=cli_actor())
+    what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
+    out.print(
+        f"{fmt_int(n)} {what} lagt i kø igjen; kjør «varsel campaign send {campaign_id}».",
+        soft_wrap=True,
+    )
