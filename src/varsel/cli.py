@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from collections.abc import Callable
@@ -211,6 +212,38 @@ def keys_generate(state: State, domain: str, selector: str, algorithm: str) -> N
     out.print(f"Privat nøkkel: {files.private_key}", soft_wrap=True)
     out.print("Publiser denne DNS-posten:")
     click.echo(files.dns_record())
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
+@pass_state
+def keys_list(state: State, as_json: bool) -> None:
+    """Vis nøklene i nøkkelmappen, hver med DNS TXT-posten som skal publiseres."""
+    from varsel.keys import key_dir, list_keys
+
+    found = list_keys(state.settings)
+    if as_json:
+        click.echo(json.dumps([k.as_dict() for k in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        out.print(
+            f"Ingen DKIM-nøkler i {key_dir(state.settings)}: lag en med "
+            "`varsel keys generate --domain DOMENE`.",
+            soft_wrap=True,
+        )
+        return
+    from varsel.segment import u_label
+
+    for k in found:
+        shown = u_label(k.domain)
+        name = shown if shown == k.domain else f"{shown} ({k.domain})"
+        out.print(Text.assemble((name, "bold"), f"  velger {k.selector}  {k.algorithm or ''}"))
+
+        out.print(f"  fil: {k.path}", soft_wrap=True)
+        if k.problem is not None:
+            out.print(f"  kan ikke brukes: {k.problem}", soft_wrap=True)
+        else:
+            click.echo(f"  {k.dns_record}")  # one line, to copy into the zone as it is
 
 
 @cli.command()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from varsel.config import Settings
-from varsel.dkim import generate_key, signing_domain
+from varsel.dkim import DkimKeyError, generate_key, load_key, signing_domain
 
 
 def key_dir(settings: Settings) -> Path:
@@ -28,3 +29,48 @@ def ensure_key(settings: Settings, domain: str, selector: str) -> str | None:
         "Publiser denne DNS-posten før utsendelsen, ellers vil mottakernes e-posttjenester "
         f"ikke kunne kontrollere signaturen:\n{files.dns_record()}"
     )
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A private key in the key folder: what it signs for and the DNS record to publish."""
+
+    domain: str  # A-label, from the file name
+    selector: str
+    path: Path
+    algorithm: str | None  # rsa or ed25519; None when the file cannot be used
+    dns_record: str | None  # the zone file line, None when the file cannot be used
+    problem: str | None  # why the file cannot be used (unreadable, not a key, too short)
+
+    def as_dict(self) -> dict[str, object]:
+        """For --json."""
+        return {
+            "domain": self.domain,
+            "selector": self.selector,
+            "path": str(self.path),
+            "algorithm": self.algorithm,
+            "dns_record": self.dns_record,
+            "problem": self.problem,
+        }
+
+
+KEY_SUFFIX = "._domainkey."  # <selector>._domainkey.<domain>.pem, as generate_key names them
+
+
+def list_keys(settings: Settings) -> list[KeyInfo]:
+    """Every key in the key folder, by domain and selector; a file that is no key says why."""
+    directory = key_dir(settings)
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.glob(f"*{KEY_SUFFIX}*.pem"):
+        selector, _, domain = path.name.removesuffix(".pem").partition(KEY_SUFFIX)
+        try:
+            key = load_key(path, domain, selector)
+        except DkimKeyError as e:
+            # The message names the file, which the listing shows above it.
+            why = e.message.removeprefix(f"{path}: ")
+            found.append(KeyInfo(domain, selector, path, None, None, why))
+            continue
+        found.append(KeyInfo(key.domain, key.selector, path, key.algorithm, key.dns_record(), None))
+    return sorted(found, key=lambda k: (k.domain, k.selector, k.path.name))

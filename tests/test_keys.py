@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from varsel.cli import cli
+from varsel.config import Settings
+from varsel.dkim import generate_key
+from varsel.keys import ensure_key, key_dir, list_keys
+
+
+def key_settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+
+
+def test_no_folder_means_no_keys(tmp_path: Path) -> None:
+    assert list_keys(key_settings(tmp_path)) == []
+
+
+def test_keys_are_listed_with_the_record_to_publish(tmp_path: Path) -> None:
+    settings = key_settings(tmp_path)
+    rsa = generate_key(key_dir(settings), "blåbær.no", "varsel", "rsa")
+    ed = generate_key(key_dir(settings), "nsr-org.no", "ed", "ed25519")
+    (key_dir(settings) / "x._domainkey.bad.no.pem").write_text("not a key\n", "utf-8")
+    (key_dir(settings) / "notes.pem").write_text("not named as a key is\n", "utf-8")
+    listed = list_keys(settings)
+    assert [(k.domain, k.selector, k.algorithm) for k in listed] == [
+        ("bad.no", "x", None),
+        ("nsr-org.no", "ed", "ed25519"),
+        ("xn--blbr-roah.no", "varsel", "rsa"),
+    ]
+    bad, ed_key, rsa_key = listed
+    assert bad.problem == "ikke en privat nøkkel i PEM-format"
+    assert bad.dns_record is None
+    assert (ed_key.dns_record, ed_key.path) == (ed.dns_record(), ed.private_key)
+    assert (rsa_key.dns_record, rsa_key.path) == (rsa.dns_record(), rsa.private_key)
+    # The same line generate_key wrote beside the key, for the DNS administrator.
+    assert rsa.dns_file.read_text("ascii").strip() == rsa_key.dns_record
+
+
+def test_a_key_made_on_first_use_is_listed(tmp_path: Path) -> None:
+    settings = key_settings(tmp_path)
+    assert ensure_key(settings, "politiet.no", "varsel") is not None
+    [key] = list_keys(settings)
+    assert (key.domain, key.selector, key.algorithm) == ("politiet.no", "varsel", "rsa")
+
+
+def test_cli_lists_keys_and_their_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"), "COLUMNS": "80"}
+    empty = runner.invoke(cli, ["keys", "list"], env=env)
+    assert empty.exit_code == 0, empty.output
+    assert empty.output == (
+        f"Ingen DKIM-nøkler i {tmp_path / 'keys'}: lag en med "
+        "`varsel keys generate --domain DOMENE`.\n"
+    )
+    files = generate_key(tmp_path / "keys", "blåbær.no", "varsel", "rsa")
+    shown = runner.invoke(cli, ["keys", "list"], env=env)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].split() == ["blåbær.no", "(xn--blbr-roah.no)", "velger", "varsel", "rsa"]
+    assert lines[1] == f"  fil: {files.private_key}"
+    # The record on one line, unwrapped at 80 columns, ready to paste into the zone.
+    assert lines[2] == f"  {files.dns_record()}"
+    as_json = runner.invoke(cli, ["keys", "list", "--json"], env=env)
+    assert json.loads(as_json.output) == [
+        {
+            "domain": "xn--blbr-roah.no",
+            "selector": "varsel",
+            "path": str(files.private_key),
+            "algorithm": "rsa",
+            "dns_record": files.dns_record(),
+            "problem": None,
+        }
+    ]
