@@ -61,14 +61,21 @@ def _actor() -> str:
     return cli_actor()
 
 
+# What add and remove name: one address or one business.
+address_option = click.option("--address", metavar="ADRESSE", help="En e-postadresse.")
+orgnr_option = click.option(
+    "--orgnr", metavar="NUMMER", help="En virksomhet: organisasjonsnummeret (9 siffer)."
+)
+
+
 @click.group(cls=NorskGroup)
 def suppress() -> None:
     """Sperrelisten: adresser og virksomheter som ingen kampanje skal kontakte."""
 
 
 @suppress.command("add")
-@click.option("--address", metavar="ADRESSE", help="En e-postadresse.")
-@click.option("--orgnr", metavar="NUMMER", help="En virksomhet: organisasjonsnummeret (9 siffer).")
+@address_option
+@orgnr_option
 @click.option("--note", metavar="TEKST", help="Hvorfor, for eksempel «ringte 3. mars».")
 @pass_state
 def suppress_add(state: State, address: str | None, orgnr: str | None, note: str | None) -> None:
@@ -132,8 +139,8 @@ def _table(found: list[Entry]) -> Table:
 
 
 @suppress.command("remove")
-@click.option("--address", metavar="ADRESSE", help="En e-postadresse.")
-@click.option("--orgnr", metavar="NUMMER", help="En virksomhet: organisasjonsnummeret (9 siffer).")
+@address_option
+@orgnr_option
 @click.option("--note", metavar="TEKST", help="Hvorfor, for eksempel «adressen er rettet».")
 @pass_state
 def suppress_remove(state: State, address: str | None, orgnr: str | None, note: str | None) -> None:
