@@ -1,7 +1,8 @@
 """The console's gate over HTTP (Starlette's test client, on SQLite and PostgreSQL).
 
 Roles on every route, CSRF on every write, sessions, sign-in with TOTP, lock-out, enrolment,
-accounts and the audit log's filters. The browser story is in test_web_console_browser.py.
+accounts, the audit log's filters and the suppression list. The browser story is in
+test_web_console_browser.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, Text, listed
 from varsel.registry import import_dump
+from varsel.suppression import (
+    SuppressionKind,
+    SuppressionReason,
+    add,
+    add_manual,
+    entries,
+    suppressed,
+)
 from varsel.web import create_app
 from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute, translate
 
@@ -945,3 +954,209 @@ def test_where_a_lint_finding_is_is_named_in_the_pages_language() -> None:
     assert translate("en", _where("nb", ["HTML", "emne", "tekst"])) == "nb (subject, text and HTML)"
     assert translate("en", _where("nn", ["tekst"])) == "nn (text)"
     assert translate("en", _where("en", [])) == "en"
+
+
+# -- the suppression list (approvers) --------------------------------------------------------
+
+LIST = f"{PREFIX}/sperreliste"
+
+
+def field_error(answer: httpx.Response, field: str) -> str:
+    """The message shown at a field of the suppression form, tied to it by aria-describedby."""
+    hidden = '<span class="visually-hidden">[^<]+</span>'
+    found = re.search(rf'<p class="error" id="{field}-feil">{hidden}([^<]+)</p>', answer.text)
+    assert found is not None, answer.text
+    described = re.search(rf'id="{field}"[^>]*aria-describedby="([^"]+)"', answer.text)
+    assert described is not None
+    assert f"{field}-feil" in described.group(1).split()
+    return found.group(1)
+
+
+def notice(answer: httpx.Response) -> str:
+    found = re.search(r'<p class="notice" role="status">\s*(.+?)\s*</p>', answer.text, re.S)
+    assert found is not None, answer.text
+    return found.group(1)
+
+
+def test_an_approver_adds_sees_and_removes_and_each_is_audited_with_their_name(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    page = client.get(LIST)
+    assert (page.status_code, heading(page.text)) == (200, "Sperrelisten")
+    assert cells(page.text) == [["Sperrelisten er tom."]]
+    csrf = form_token(client, LIST)
+    added = client.post(
+        LIST,
+        data={"csrf": csrf, "address": "Post@Blåbær.NO", "orgnr": "", "note": "ringte 3. mars"},
+    )
+    assert added.status_code == 200
+    assert notice(added) == "Adressen post@blåbær.no er satt på sperrelisten."
+    client.post(LIST, data={"csrf": csrf, "orgnr": "974 760 673"})
+    again = client.post(LIST, data={"csrf": csrf, "orgnr": "974760673", "note": "igjen"})
+    assert re.fullmatch(
+        r"Organisasjonsnummeret 974760673 stod allerede på sperrelisten \(lagt inn av operatør, "
+        r"\d+\. \w+ \d{4} kl\. \d\d:\d\d\)\.",
+        notice(again),
+    )
+    rows = [row[:4] for row in cells(again.text)]
+    assert rows == [
+        ["Virksomhet", "974760673", "lagt inn av operatør", "console"],
+        ["Adresse", "post@blåbær.no", "lagt inn av operatør", "ringte 3. mars"],
+    ]
+    assert 'name="value" value="post@xn--blbr-roah.no"' in again.text  # posted back as stored
+    assert suppressed(db, SuppressionKind.ADDRESS, ["post@xn--blbr-roah.no"]) == {
+        "post@xn--blbr-roah.no"
+    }
+
+    removed = client.post(
+        f"{LIST}/fjern",
+        data={"csrf": csrf, "kind": "address", "value": "post@xn--blbr-roah.no",
+              "note": "adressen er rettet"},
+    )  # fmt: skip
+    assert removed.status_code == 200
+    assert notice(removed) == "Adressen post@blåbær.no er tatt av sperrelisten."
+    assert [row[1] for row in cells(removed.text)] == ["974760673"]
+    assert suppressed(db, SuppressionKind.ADDRESS, ["post@xn--blbr-roah.no"]) == set()
+
+    changes = [
+        (e.actor, e.action, e.object, e.data.get("note"))
+        for e in audit.entries(db, actor="berit")
+        if e.action in ("suppression_add", "suppression_remove")
+    ]
+    assert changes == [
+        ("berit", "suppression_add", "address:post@xn--blbr-roah.no", "ringte 3. mars"),
+        ("berit", "suppression_add", "unit:974760673", None),
+        ("berit", "suppression_remove", "address:post@xn--blbr-roah.no", "adressen er rettet"),
+    ]
+    # Every showing of the list is an export of personal data: the page and each answer.
+    shown = audit.entries(db, action=audit.Action.PERSONAL_DATA_EXPORT)
+    assert {(e.actor, e.object) for e in shown} == {("berit", "suppressions")}
+    assert [e.data["rows"] for e in shown] == [0, 0, 1, 2, 2, 1]
+
+
+def test_a_viewer_and_an_author_cannot_see_or_change_the_list(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secrets = {name: operator(db, settings, name, role) for name, role in
+               (("vera", "viewer"), ("kari", "author"))}  # fmt: skip
+    for name, secret in secrets.items():
+        client.cookies.clear()
+        sign_in(client, name, next_code(secret))
+        assert 'href="/konsoll/sperreliste"' not in client.get(PREFIX).text
+        csrf = form_token(client, PREFIX)
+        answers = [
+            client.get(LIST),
+            client.post(LIST, data={"csrf": csrf, "orgnr": "974760673"}),
+            client.post(f"{LIST}/fjern", data={"csrf": csrf, "kind": "unit", "value": "974760673"}),
+        ]
+        assert [(a.status_code, heading(a.text)) for a in answers] == [(403, "Ikke tilgang")] * 3
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+    assert audit.entries(db, action=audit.Action.PERSONAL_DATA_EXPORT) == []
+
+
+def test_the_list_is_in_an_approvers_menu(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    assert '<a href="/konsoll/sperreliste">Sperrelisten</a>' in client.get(PREFIX).text
+
+
+def test_a_change_to_the_list_needs_the_forms_token(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    add_manual(db, SuppressionKind.UNIT, "974760673", actor="test")
+    answers = [
+        client.post(LIST, data={"orgnr": "923609016"}),
+        client.post(f"{LIST}/fjern", data={"csrf": "gjettet", "kind": "unit",
+                                          "value": "974760673"}),
+    ]  # fmt: skip
+    assert [(a.status_code, heading(a.text)) for a in answers] == [
+        (403, "Skjemaet kunne ikke sendes")
+    ] * 2
+    assert [e.value for e in entries(db)] == ["974760673"]
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"address": "post@firma,no"}, "address",
+         "«post@firma,no» er ikke en brukbar e-postadresse (mangler punktum i domenet etter @)"),
+        ({"orgnr": "974 760 674"}, "orgnr",
+         "«974 760 674» er ikke et gyldig organisasjonsnummer (feil kontrollsiffer)"),
+        ({"orgnr": "97476067"}, "orgnr",
+         "«97476067» er ikke et organisasjonsnummer (det har ni siffer)"),
+        ({"address": "post@firma.no", "orgnr": "974760673"}, "hva",
+         "Fyll ut bare ett av feltene: adresse eller organisasjonsnummer."),
+        ({"address": " ", "orgnr": "", "note": "ringte"}, "hva",
+         "Skriv en e-postadresse eller et organisasjonsnummer."),
+    ],
+)  # fmt: skip
+def test_a_mistake_is_shown_at_its_field_with_400_and_nothing_is_stored(
+    client: TestClient, db: Database, settings: Settings, form: dict[str, str], field: str,
+    message: str,
+) -> None:  # fmt: skip
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    csrf = form_token(client, LIST)
+    answer = client.post(LIST, data={"csrf": csrf, **form})
+    assert answer.status_code == 400
+    assert field_error(answer, field) == message
+    assert f'<li><a href="#{field}">{message}</a></li>' in answer.text  # the summary links to it
+    for name, typed in form.items():  # kept, to be corrected
+        assert f'name="{name}" value="{typed.strip()}"' in answer.text
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+    assert audit.entries(db, action=audit.Action.SUPPRESSION_ADD) == []
+
+
+def test_a_mistake_is_named_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    csrf = form_token(client, LIST)
+    nn = client.post(LIST, data={"csrf": csrf, "address": "post@firma,no", "lang": "nn"})
+    en = client.post(LIST, data={"csrf": csrf, "orgnr": "974 760 674", "lang": "en"})
+    assert field_error(nn, "address") == (
+        "«post@firma,no» er ikkje ei brukbar e-postadresse (manglar punktum i domenet etter @)"
+    )
+    assert field_error(en, "orgnr") == (
+        "“974 760 674” is not a valid organisation number (wrong check digit)"
+    )
+    added = client.post(LIST, data={"csrf": csrf, "orgnr": "974760673", "lang": "en"})
+    assert (
+        notice(added) == "The organisation number 974760673 has been added to the suppression list."
+    )
+    assert [row[:3] for row in cells(added.text)] == [
+        ["Business", "974760673", "added by an operator"]
+    ]
+
+
+def test_removing_what_is_not_on_the_list_says_so_with_400(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    csrf = form_token(client, LIST)
+    answer = client.post(
+        f"{LIST}/fjern", data={"csrf": csrf, "kind": "address", "value": "Post@Blåbær.no"}
+    )
+    assert answer.status_code == 400
+    error = re.search(
+        r'<p class="error" role="alert" id="sperreliste-feil">([^<]+)</p>', answer.text
+    )
+    assert error is not None
+    assert error.group(1) == "Adressen post@blåbær.no står ikke på sperrelisten."
+    tampered = client.post(f"{LIST}/fjern", data={"csrf": csrf, "kind": "x", "value": "1"})
+    assert tampered.status_code == 400
+    assert audit.entries(db, action=audit.Action.SUPPRESSION_REMOVE) == []
+
+
+def test_a_long_list_shows_the_newest_500_and_says_how_many_in_all(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    with db.transaction():
+        for n in range(502):
+            add(db, SuppressionKind.ADDRESS, f"a{n}@firma.no", SuppressionReason.UNSUBSCRIBED)
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    page = client.get(LIST)
+    assert "<caption>De 500 nyeste av 502 i alt</caption>" in page.text
+    assert len(cells(page.text)) == 500

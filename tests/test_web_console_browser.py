@@ -37,6 +37,7 @@ from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump
 from varsel.signin import confirm_totp
+from varsel.suppression import SuppressionKind, add_manual
 from varsel.testing import SmtpSink
 from varsel.web import create_app
 from varsel.web.console import console
@@ -117,6 +118,9 @@ def build_world(folder: Path, sink: SmtpSink) -> World:
         feedback.Feedback(world.sent, None, 4, True, feedback.Channel.EMAIL, "Nyttig, takk.", "nb"),
     )
     world.ready = world.campaign()
+    # Neither is in the registry sample: the campaigns the tests make later are unchanged.
+    add_manual(db, SuppressionKind.UNIT, "971526920", actor="berit", note="ringte 3. mars")
+    add_manual(db, SuppressionKind.ADDRESS, "post@xn--blbr-roah.no", actor="berit")
     return world
 
 
@@ -417,7 +421,7 @@ def test_every_write_route_refuses_a_viewer_and_a_form_without_its_token(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     writes = [r for r in console.routes if r.write and r.role is not OPEN]
-    assert len(writes) == 14  # the enumeration found them (a new one is checked below too)
+    assert len(writes) == 16  # the enumeration found them (a new one is checked below too)
     vera, ada = as_user("vera"), as_user("ada")
     vera.goto(site(server) + "/konsoll")
     ada.goto(site(server) + "/konsoll")
@@ -564,6 +568,12 @@ def tour(page: Page, base: str, lang: str, world: World) -> Iterator[str]:
     yield "brukere"
     go("/konsoll/logg", "Revisjonslogg")
     yield "logg"
+    go("/konsoll/sperreliste", "Sperrelisten")
+    yield "sperreliste"
+    page.locator("#address").fill("post@firma,no")  # refused: nothing is added
+    page.locator("form.narrow button[type=submit]").click()
+    page.locator("#address-feil").wait_for()
+    yield "sperreliste-feil"
     go("/konsoll/kampanjer/999999", "Det gikk ikke")
     yield "feil"
 
@@ -596,6 +606,8 @@ STOPS = [
     "dekning",
     "brukere",
     "logg",
+    "sperreliste",
+    "sperreliste-feil",
     "feil",
 ]
 MAIN_STOPS = {"oversikt", "utvalg-telling", "kampanje", "maler", "dekning"}
@@ -621,7 +633,7 @@ def test_the_tours_cover_every_console_template() -> None:
     pages = {p.stem for p in folder.glob("*.html") if not p.stem.startswith("_")}
     shown = {
         "base", "dashboard", "segment", "segment_count", "campaign_new", "campaign", "progress",
-        "editor", "coverage", "users", "audit", "problem", "sign_in", "enrol",
+        "editor", "coverage", "users", "audit", "suppressions", "problem", "sign_in", "enrol",
     }  # fmt: skip
     assert pages == shown
 

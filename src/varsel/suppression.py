@@ -9,7 +9,7 @@ from enum import StrEnum
 from varsel import audit, contacts
 from varsel.clock import utcnow_iso
 from varsel.db import Database, Row
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 from varsel.unit import valid_orgnr
 
 
@@ -74,17 +74,30 @@ def normalise_value(kind: SuppressionKind, typed: str, *, allow_test_domains: bo
         # very text the campaign and the sender look up, or the suppression would never match.
         parsed = contacts.normalise_address(typed, allow_test_domains=allow_test_domains)
         if not parsed.usable:
-            why = contacts.explain(parsed.reason) if parsed.reason else "ugyldig"
-            raise SuppressionError(f"«{_shown(typed)}» er ikke en brukbar e-postadresse ({why})")
+            # Texts, so that the console says it in the page's language (the reasons are ids).
+            why = Text(contacts.explain(parsed.reason) if parsed.reason else "ugyldig")
+            raise SuppressionError(
+                Text(
+                    "«%(typed)s» er ikke en brukbar e-postadresse (%(why)s)",
+                    typed=_shown(typed),
+                    why=why,
+                )
+            )
         return parsed.address
     number = "".join(typed.split())  # "974 760 673", as it is often written
     if len(number) != 9 or not (number.isascii() and number.isdigit()):
         raise SuppressionError(
-            f"«{_shown(typed)}» er ikke et organisasjonsnummer (det har ni siffer)"
+            Text(
+                "«%(typed)s» er ikke et organisasjonsnummer (det har ni siffer)",
+                typed=_shown(typed),
+            )
         )
     if not valid_orgnr(number):
         raise SuppressionError(
-            f"«{_shown(typed)}» er ikke et gyldig organisasjonsnummer (feil kontrollsiffer)"
+            Text(
+                "«%(typed)s» er ikke et gyldig organisasjonsnummer (feil kontrollsiffer)",
+                typed=_shown(typed),
+            )
         )
     return number
 

@@ -1,7 +1,8 @@
 """The operators' console under /konsoll: the dashboard, accounts and the audit log.
 
-Campaign pages are in console_campaigns.py and console_editor.py, the gate (roles, sessions,
-CSRF, signing in) in console_auth.py. Each view parses, calls the library, and renders.
+Campaign pages are in console_campaigns.py and console_editor.py, the suppression list in
+console_suppress.py, the gate (roles, sessions, CSRF, signing in) in console_auth.py. Each view
+parses, calls the library, and renders.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from varsel.campaign import CampaignStatus
 from varsel.clock import utcnow_iso
 from varsel.errors import VarselError
 from varsel.snapshot import list_snapshots
-from varsel.web import console_campaigns, console_editor  # noqa: F401 - they register routes
+from varsel.web import (  # noqa: F401 - they register routes
+    console_campaigns,
+    console_editor,
+    console_suppress,
+)
 from varsel.web.console_auth import Page, console, shown
 from varsel.web.console_text import STATUS_NAMES
 from varsel.web.templating import N_

@@ -1,0 +1,145 @@
+"""The suppression list in the console (/konsoll/sperreliste): see it, add to it, lift from it.
+
+The same rules as `varsel suppress` (cli_suppress.py): the library normalises, stores and
+audits, with the signed-in operator as the actor. Approvers only: the list holds sole
+proprietors' addresses, and showing it is recorded as a personal-data export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from varsel import suppression
+from varsel.accounts import Role
+from varsel.segment import u_label
+from varsel.suppression import Entry, SuppressionError, SuppressionKind
+from varsel.web.console_auth import Page, console, shown
+from varsel.web.console_text import REASON_NAMES, SUPPRESSION_KIND_NAMES
+from varsel.web.templating import N_, gettext
+
+SHOWN_LIMIT = 500  # rows on the page; the caption says how many there are in all
+_FIELDS = {SuppressionKind.ADDRESS: "address", SuppressionKind.UNIT: "orgnr"}
+_LIMITS = {"address": 320, "orgnr": 40, "note": 200}  # characters kept of each field
+_NOT_LISTED = {
+    SuppressionKind.ADDRESS: N_("Adressen %(value)s står ikke på sperrelisten."),
+    SuppressionKind.UNIT: N_("Organisasjonsnummeret %(value)s står ikke på sperrelisten."),
+}
+
+
+def _shown_value(kind: SuppressionKind, value: str) -> str:
+    """A value as the operator writes it: an IDN domain in its own letters (blåbær.no)."""
+    return u_label(value) if kind is SuppressionKind.ADDRESS else value
+
+
+def _row(entry: Entry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind.value,
+        "kind_name": SUPPRESSION_KIND_NAMES[entry.kind],
+        "value": entry.value,  # as stored: what the remove form posts back
+        "shown": _shown_value(entry.kind, entry.value),
+        "reason": REASON_NAMES[entry.reason],
+        "source": entry.source,
+        "created_at": entry.created_at,
+    }
+
+
+def _list_page(
+    page: Page,
+    *,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    notice: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    # Every showing of the list is an export of personal data, the re-rendered ones too.
+    with page.db() as db:
+        found = suppression.list_for_operator(db, actor=page.user.name, output="console")
+    errors = errors or {}
+    return page.render(
+        "suppressions.html",
+        {
+            "entries": [_row(e) for e in found[:SHOWN_LIMIT]],
+            "total": len(found),
+            "limit": SHOWN_LIMIT,
+            "errors": {k: shown(page.language, v) for k, v in errors.items()},
+            "error": error,
+            "notice": notice,
+            # After an addition the form is empty again; after a mistake it keeps what was typed.
+            "form": {k: page.text(k, n) for k, n in _LIMITS.items()} if errors else {},
+        },
+        status=status,
+    )
+
+
+@console.route("/sperreliste", role=Role.APPROVER)
+def suppressions(page: Page) -> Response:
+    """The list, newest first, and the form that adds to it."""
+    return _list_page(page)
+
+
+@console.route("/sperreliste", role=Role.APPROVER, methods=("POST",))
+def suppression_add(page: Page) -> Response:
+    """Put an address or an organisation number on the list (reason: an operator added it)."""
+    address, orgnr = page.text("address", _LIMITS["address"]), page.text("orgnr", _LIMITS["orgnr"])
+    if address and orgnr:
+        message = N_("Fyll ut bare ett av feltene: adresse eller organisasjonsnummer.")
+        return _list_page(page, errors={"hva": message}, status=400)
+    if not (address or orgnr):
+        message = N_("Skriv en e-postadresse eller et organisasjonsnummer.")
+        return _list_page(page, errors={"hva": message}, status=400)
+    kind = SuppressionKind.ADDRESS if address else SuppressionKind.UNIT
+    allow = page.site.settings.allow_test_domains
+    try:
+        value = suppression.normalise_value(kind, address or orgnr, allow_test_domains=allow)
+    except SuppressionError as e:
+        return _list_page(page, errors={_FIELDS[kind]: e.message}, status=400)
+    with page.db() as db:
+        result = suppression.add_manual(
+            db,
+            kind,
+            value,
+            actor=page.user.name,
+            note=page.text("note", _LIMITS["note"]),
+            source="console",
+        )
+    entry = result.entry
+    notice = {
+        "what": "added" if result.added else "already",
+        "unit": kind is SuppressionKind.UNIT,
+        "value": _shown_value(kind, value),
+        "reason": REASON_NAMES[entry.reason],
+        "created_at": entry.created_at,
+    }
+    return _list_page(page, notice=notice)
+
+
+@console.route("/sperreliste/fjern", role=Role.APPROVER, methods=("POST",))
+def suppression_remove(page: Page) -> Response:
+    """Lift one entry: the next campaign may contact the address or business again."""
+    try:
+        kind = SuppressionKind(page.text("kind", 20))
+    except ValueError:
+        message = gettext(page.language, N_("Velg en oppføring i listen."))
+        return _list_page(page, error=message, status=400)
+    typed = page.text("value", 320)
+    try:
+        # The form posts the stored value; normalising again also takes an IDN in either form.
+        allow = page.site.settings.allow_test_domains
+        value = suppression.normalise_value(kind, typed, allow_test_domains=allow)
+    except SuppressionError:
+        value = typed  # as stored under rules since changed; remove_manual says if it is not
+    try:
+        with page.db() as db:
+            note = page.text("note", _LIMITS["note"])
+            suppression.remove_manual(db, kind, value, actor=page.user.name, note=note)
+    except SuppressionError:
+        message = gettext(page.language, _NOT_LISTED[kind])
+        return _list_page(page, error=message % {"value": _shown_value(kind, value)}, status=400)
+    notice = {
+        "what": "removed",
+        "unit": kind is SuppressionKind.UNIT,
+        "value": _shown_value(kind, value),
+    }
+    return _list_page(page, notice=notice)
