@@ -204,7 +204,7 @@ def test_status_changes(registry_db: Database, settings: Settings, tmp_path: Pat
     assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
     set_status(registry_db, cid, CampaignStatus.CANCELLED)
     assert {r[1] for r in deliveries(registry_db, cid)} == {"cancelled"}
-    with pytest.raises(CampaignError, match="kan ikke settes til «ready»"):
+    with pytest.raises(CampaignError, match="er «avbrutt» og kan ikke settes til «klar»"):
         set_status(registry_db, cid, CampaignStatus.READY)
 
 

@@ -45,6 +45,16 @@ class CampaignStatus(StrEnum):
     DONE = "done"  # every delivery reached a final state
 
 
+# A status in the library's (and the command line's) words; the console has its own, translated.
+STATUS_WORDS = {
+    CampaignStatus.READY: "klar",
+    CampaignStatus.SENDING: "sendes",
+    CampaignStatus.PAUSED: "pauset",
+    CampaignStatus.CANCELLED: "avbrutt",
+    CampaignStatus.DONE: "ferdig",
+}
+
+
 # -- creating: freeze recipients, resolve deliveries --------------------------------------
 
 
@@ -370,8 +380,8 @@ def set_status(
             Text(
                 "kampanje %(campaign)s er «%(status)s» og kan ikke settes til «%(new)s»",
                 campaign=campaign_id,
-                status=campaign.status.value,
-                new=status.value,
+                status=STATUS_WORDS[campaign.status],
+                new=STATUS_WORDS[status],
             )
         )
     with db.transaction():

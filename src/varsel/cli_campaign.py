@@ -17,16 +17,6 @@ def campaign() -> None:
     """Lag, sjekk, send og følg kampanjer."""
 
 
-# The campaign's status as the command line names it (the console's words, in Bokmål).
-STATUS_WORDS = {
-    "ready": "klar",
-    "sending": "sendes",
-    "paused": "pauset",
-    "cancelled": "avbrutt",
-    "done": "ferdig",
-}
-
-
 @campaign.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
 @pass_state
@@ -35,7 +25,7 @@ def campaign_list(state: State, as_json: bool) -> None:
     from rich import box
     from rich.table import Table
 
-    from varsel.campaign import summaries
+    from varsel.campaign import STATUS_WORDS, summaries
     from varsel.i18n import fmt_int
 
     found = summaries(state.db)
@@ -56,7 +46,7 @@ def campaign_list(state: State, as_json: bool) -> None:
         table.add_row(
             str(c.id),
             c.name,
-            STATUS_WORDS[c.status.value],
+            STATUS_WORDS[c.status],
             c.created_at[:10],
             c.created_by or "–",
             *(fmt_int(n) for n in (c.units, c.emails, c.sent)),
@@ -204,6 +194,7 @@ def campaign_send(
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     """Counts per delivery state, and the deliveries in doubt."""
+    from varsel.campaign import STATUS_WORDS
     from varsel.send_report import status
 
     report = status(state.db, campaign_id)
@@ -212,8 +203,7 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         return
     c = report.counts
     out.print(
-        f"Kampanje {campaign_id} «{report.campaign.name}»: "
-        f"{STATUS_WORDS[report.campaign.status.value]}"
+        f"Kampanje {campaign_id} «{report.campaign.name}»: {STATUS_WORDS[report.campaign.status]}"
     )
     for key, label in (
         ("queued", "i kø"),
