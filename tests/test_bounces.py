@@ -159,6 +159,29 @@ def test_hard_bounce_marks_the_delivery_suppresses_the_address_and_records_an_ev
     )
 
 
+def test_a_bounce_for_a_forgotten_delivery_suppresses_no_stand_in_and_keeps_no_text(
+    db: Database, campaign: Campaign
+) -> None:
+    from varsel.erasure import is_stand_in
+    from varsel.retention import forget_campaign
+
+    with db.transaction():
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign.id,))
+    forget_campaign(db, campaign.id, actor="cli:test")
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", to))
+    assert (outcome.kind, outcome.delivery_id) == (BounceKind.HARD, to.id)
+    # Still counted as a bounce, by its codes; nothing to suppress: the address is gone.
+    assert state(db, to.id) == ("bounced", "5.1.1 550")
+    assert suppressions(db) == []
+    assert events(db, to.id)[-1] == (
+        "bounce_hard",
+        {"status": "5.1.1", "evidence": "dsn", "found_by": "verp"},
+    )
+    address = db.scalar("SELECT address FROM deliveries WHERE id = ?", (to.id,))
+    assert is_stand_in(address)
+
+
 def test_the_same_bounce_twice_changes_nothing_the_second_time(
     db: Database, campaign: Campaign
 ) -> None:

@@ -650,6 +650,75 @@ def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
         assert deleted in page.text
 
 
+def forget(db: Database, campaign_id: int) -> None:
+    from varsel.retention import forget_campaign
+
+    with db.transaction():
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign_id,))
+    forget_campaign(db, campaign_id, actor="cli:test")
+
+
+def test_a_code_of_a_forgotten_campaign_is_still_genuine_with_its_address_deleted(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, code, unsubscribe = first_message(sink)
+    units = units_of(db, address)
+    forget(db, sent)
+    page = client.get("/kontroll", params={"kode": code})
+    assert page.status_code == 200
+    assert "E-posten er ekte" in page.text
+    for orgnr, name in units:
+        assert name in page.text
+        assert " ".join(orgnr[i : i + 3] for i in range(0, 9, 3)) in page.text
+    page = client.get(unsubscribe)
+    assert page.status_code == 200
+    assert address not in page.text
+    assert "fjernet-" not in page.text
+    assert "(adressen er slettet)" in page.text
+    assert "Adressen er slettet hos oss, så vi kan bare melde av virksomhetene." in page.text
+    assert 'value="address"' not in page.text
+    english = client.get(unsubscribe, params={"lang": "en"})
+    assert "We have deleted the address, so only the businesses can be unsubscribed." in (
+        english.text
+    )
+
+
+def test_one_click_unsubscribe_of_a_forgotten_delivery_stops_its_businesses(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, _, path = first_message(sink)
+    orgnrs = [r[0] for r in units_of(db, address)]
+    forget(db, sent)
+    client.cookies.clear()
+    response = client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert db.query("SELECT kind, value FROM suppressions ORDER BY value") == [
+        ("unit", o) for o in orgnrs
+    ]
+
+
+def test_the_unsubscribe_page_of_a_forgotten_delivery_says_it_stopped_the_businesses(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, _, path = first_message(sink)
+    orgnrs = [r[0] for r in units_of(db, address)]
+    forget(db, sent)
+    token = csrf(client, path)
+    # An old copy of the form may still offer the address: the businesses are stopped instead.
+    page = client.post(path, data={"csrf": token, "scope": "address"})
+    assert page.status_code == 200
+    assert "Vi sender ikke flere slike e-poster til virksomhetene over, uansett adresse." in (
+        page.text
+    )
+    assert db.query("SELECT kind, value FROM suppressions ORDER BY value") == [
+        ("unit", o) for o in orgnrs
+    ]
+
+
 # -- global caps on the forms, and what the document form and e-mail say (H3) ---------------
 
 

@@ -47,6 +47,7 @@ from varsel.bounce_classify import (
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.erasure import is_stand_in, reply_codes
 from varsel.errors import UserError, os_reason
 from varsel.i18n import fmt_int
 from varsel.outbox import DeliveryState, record_event
@@ -214,10 +215,15 @@ class BounceIntake:
         )
         assert row is not None  # noqa: S101  # found just before, in this transaction
         campaign_id, address = int(row[0]), str(row[1])
+        # A forgotten campaign's (or an erased unit's) delivery holds a stand-in, not an
+        # address: there is nothing to suppress, and the report's text is not kept again.
+        erased = is_stand_in(address)
         if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT):
             reply = found.diagnostic or ""
             if found.kind is BounceKind.HARD and found.status:
                 reply = f"{found.status} {reply}".strip()
+            if erased:
+                reply = reply_codes(reply) or ""
             now = utcnow_iso()
             self.db.execute(
                 "UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? "
@@ -236,11 +242,14 @@ class BounceIntake:
                 if found.kind is BounceKind.HARD
                 else SuppressionReason.COMPLAINT
             )
-            suppress(self.db, SuppressionKind.ADDRESS, address, reason, f"delivery:{delivery_id}")
+            if not erased:
+                suppress(
+                    self.db, SuppressionKind.ADDRESS, address, reason, f"delivery:{delivery_id}"
+                )
         detail = {
             "status": found.status,
-            "diagnostic": (found.diagnostic or "")[:500] or None,
-            "recipient": found.recipient,
+            "diagnostic": None if erased else (found.diagnostic or "")[:500] or None,
+            "recipient": None if erased else found.recipient,
             "evidence": found.evidence.value,
             "found_by": found_by.value,
         }

@@ -345,3 +345,43 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
         f"{fmt_int(n)} {what} lagt i kø igjen; kjør «varsel campaign send {campaign_id}».",
         soft_wrap=True,
     )
+
+
+@campaign.command("forget")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--yes", is_flag=True, help="Slett nå; uten dette vises bare hva som ville bli slettet."
+)
+@pass_state
+def campaign_forget(state: State, campaign_id: int, yes: bool) -> None:
+    """Slett kontaktopplysningene i en ferdig kampanje; tallene og bevisene beholdes.
+
+    Adressene, svarene fra e-posttjeneren, fritekst i tilbakemeldinger og adressene som ba om
+    dokumentet slettes. Virksomhetene, leveransenes tilstand og koder, sperrelisten og
+    revisjonsloggen beholdes, og rapportene gir de samme tallene (docs/operators.md).
+    """
+    from varsel.audit import cli_actor
+    from varsel.retention import forget_campaign, forgettable
+
+    if not yes:
+        found = forgettable(state.db, campaign_id)
+        out.print(f"Kampanje {campaign_id}: dette ville blitt slettet:", soft_wrap=True)
+        for line in found.lines():
+            out.print(line, soft_wrap=True, markup=False)
+        out.print(
+            "Ingenting er slettet. Kjør igjen med --yes for å slette kontaktopplysningene; "
+            "det kan ikke angres.",
+            soft_wrap=True,
+        )
+        return
+    found = forget_campaign(state.db, campaign_id, actor=cli_actor())
+    if not found.total:
+        out.print(
+            f"Kampanje {campaign_id} har ingen kontaktopplysninger igjen å slette; "
+            "ingenting er endret.",
+            soft_wrap=True,
+        )
+        return
+    out.print(f"Kampanje {campaign_id}: kontaktopplysningene er slettet:", soft_wrap=True)
+    for line in found.lines():
+        out.print(line, soft_wrap=True, markup=False)

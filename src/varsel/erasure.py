@@ -11,8 +11,10 @@ opt-out goes with it, and a unit that had opted out counts by its delivery's out
 
 A delivery shared with other units (one address for several) keeps its address: the address
 is theirs too. One the unit had alone loses its address, its SMTP reply text (which may quote
-the address), the details of its events, the failed recipient of its bounce reports and the
-free text of feedback given with its code.
+the address; its status codes stay, for the evaluation's bounce reasons), the details of its
+events, the failed recipient of its bounce reports and the free text of feedback given with
+its code. `varsel campaign forget` (retention.py) erases a finished campaign's deliveries with
+the same erase_deliveries.
 
 Not erased: the hash-chained audit log (an export's audit row may name units; changing it
 would break the chain that proves the log is complete), and files an operator has written out
@@ -21,7 +23,9 @@ would break the chain that proves the log is complete), and files an operator ha
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from varsel.db import Database
@@ -76,24 +80,56 @@ def erase_unit(db: Database, orgnr: str) -> Erased:
             (other, ERASED_NAME, cid, orgnr),
         )
 
-    alone = 0
+    alone: dict[int, str | None] = {}
     for delivery_id, cid, count in deliveries:
         other = campaigns[int(cid)]
         db.execute(
             "UPDATE delivery_units SET orgnr = ? WHERE delivery_id = ? AND orgnr = ?",
             (other, delivery_id, orgnr),
         )
-        if int(count) > 1:
-            continue
-        alone += 1
-        # The key is unique within the campaign and channel, and often the address itself.
-        db.execute(
-            "UPDATE deliveries SET address = ?, key = ?, last_reply = NULL WHERE id = ?",
-            (other, f"{other}:{delivery_id}", delivery_id),
-        )
-        db.execute("UPDATE events SET detail = NULL WHERE delivery_id = ?", (delivery_id,))
-        db.execute(
-            "UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", (delivery_id,)
-        )
-        db.execute("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", (delivery_id,))
-    return Erased(int(units), len(campaigns), alone, len(deliveries) - alone)
+        if int(count) == 1:
+            alone[int(delivery_id)] = other
+    erase_deliveries(db, alone)
+    return Erased(int(units), len(campaigns), len(alone), len(deliveries) - len(alone))
+
+
+def erase_deliveries(db: Database, stand_ins: Mapping[int, str | None]) -> None:
+    """Erase the contact data of deliveries: address and key, reply text, event details, the
+    failed recipient of bounce reports and feedback's free text; call inside a transaction.
+
+    Each delivery id maps to the stand-in its address becomes, or to None to keep address,
+    key and last_reply: a letter's or Altinn delivery's address is its unit's number (public,
+    and what coverage counts by) and its last_reply a reason code, not a reply.
+    """
+    replaced = [d for d, s in stand_ins.items() if s is not None]
+    replies: dict[int, str | None] = {}
+    for start in range(0, len(replaced), 500):
+        chunk = replaced[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for delivery_id, reply in db.query(
+            f"SELECT id, last_reply FROM deliveries WHERE id IN ({marks})", chunk
+        ):
+            replies[int(delivery_id)] = reply_codes(reply)
+    # The key is unique within the campaign and channel, and often the address itself.
+    db.executemany(
+        "UPDATE deliveries SET address = ?, key = ?, last_reply = ? WHERE id = ?",
+        [(stand_ins[d], f"{stand_ins[d]}:{d}", replies.get(d), d) for d in replaced],
+    )
+    ids = [(d,) for d in stand_ins]
+    db.executemany("UPDATE events SET detail = NULL WHERE delivery_id = ?", ids)
+    db.executemany("UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", ids)
+    db.executemany("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", ids)
+
+
+# An SMTP reply's basic (550) and enhanced (5.1.1) status codes.
+_CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
+
+
+def reply_codes(reply: str | None) -> str | None:
+    """An SMTP reply's status codes without its text, which may quote the address.
+
+    The codes are the evidence the evaluation's bounce reasons are read from; the first
+    enhanced code stays first, so they read the same.
+    """
+    found = _CODES.findall(reply or "")
+    return " ".join(dict.fromkeys(found)) or None

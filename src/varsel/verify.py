@@ -19,6 +19,7 @@ from varsel import codes
 from varsel.campaign import CampaignSpec
 from varsel.clock import utcnow_iso
 from varsel.db import Database, Row
+from varsel.erasure import is_stand_in
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
@@ -284,11 +285,16 @@ def by_token(db: Database, token: str) -> Found | None:
 def unsubscribe(
     db: Database, found: Found, scope: UnsubscribeScope, *, one_click: bool
 ) -> list[str]:
-    """Stop every future campaign to the address or the businesses; returns what was added."""
+    """Stop every future campaign to the address or the businesses; returns what was added.
+
+    An erased address (see unsubscribe_scope) stops the businesses instead.
+    """
+    scope = unsubscribe_scope(found, scope)
     if scope is UnsubscribeScope.ADDRESS:
         targets = [(SuppressionKind.ADDRESS, found.address)]
     else:
-        targets = [(SuppressionKind.UNIT, u.orgnr) for u in found.units]
+        # An erased business's stand-in is no number: there is nothing to stop for it.
+        targets = [(SuppressionKind.UNIT, u.orgnr) for u in found.units if not is_stand_in(u.orgnr)]
     source = f"web:delivery:{found.delivery_id}"
     with db.transaction():
         added = [
@@ -304,3 +310,11 @@ def unsubscribe(
             {"scope": scope.value, "one_click": one_click, "added": len(added)},
         )
     return added
+
+
+def unsubscribe_scope(found: Found, asked: UnsubscribeScope) -> UnsubscribeScope:
+    """What an unsubscribe covers: the businesses when the address is erased (a forgotten
+    campaign's, or an erased business's), since no address is left to stop."""
+    if asked is UnsubscribeScope.ADDRESS and is_stand_in(found.address):
+        return UnsubscribeScope.ORGANISATION
+    return asked

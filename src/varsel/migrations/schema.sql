@@ -243,6 +243,7 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions (user_id, revoked_at);
 
 ALTER TABLE campaigns ADD COLUMN created_by TEXT;  -- the author's user name
+ALTER TABLE campaigns ADD COLUMN forgotten_at TEXT;  -- contact data erased (retention)
 
 CREATE TABLE approvals (
     id {id},

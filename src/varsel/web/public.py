@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from varsel import feedback, ratelimit, register, verify
+from varsel.erasure import is_stand_in
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.document_views import document_download, document_form, document_post
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
@@ -173,7 +174,11 @@ def unsubscribe_form(request: Request) -> Response:
         found = verify.by_token(db, str(request.path_params["token"]))
     if found is None:
         raise HTTPException(404)
-    context = {"found": with_erasure_shown(found, language), "errors": {}}
+    context = {
+        "found": with_erasure_shown(found, language),
+        "errors": {},
+        "address_erased": is_stand_in(found.address),
+    }
     return site.render(request, "unsubscribe.html", language, context)
 
 
@@ -214,15 +219,21 @@ async def unsubscribe_post(request: Request) -> Response:
                     request,
                     "unsubscribe.html",
                     language,
-                    {"found": with_erasure_shown(found, language), "errors": errors},
+                    {
+                        "found": with_erasure_shown(found, language),
+                        "errors": errors,
+                        "address_erased": is_stand_in(found.address),
+                    },
                     status=400,
                 )
             verify.unsubscribe(db, found, scope, one_click=False)
+        # Said as done: an erased address's unsubscribe stopped the businesses instead.
+        done = verify.unsubscribe_scope(found, scope)
         return site.render(
             request,
             "unsubscribed.html",
             language,
-            {"found": with_erasure_shown(found, language), "scope": scope.value},
+            {"found": with_erasure_shown(found, language), "scope": done.value},
         )
 
     return await run_in_threadpool(human)

@@ -133,13 +133,14 @@ ERASED_ADDRESS = N_("(adressen er slettet)")
 
 def with_erasure_shown(found: verify.Found, language: str) -> verify.Found:
     """A business removed from the registry (erased) named as such in the page's language,
-    and the address erased with it (a delivery it had alone) said to be deleted.
+    and an erased address (a delivery the business had alone, or a forgotten campaign's) said
+    to be deleted.
 
     For every page that shows a message's businesses or address: the genuine page and the
     unsubscribe pages. (The orgnr filter shows no number for such a business.)
     """
-    if not any(is_stand_in(unit.orgnr) for unit in found.units):
-        return found  # an address is erased only with the business it was sent to alone
+    if not is_stand_in(found.address) and not any(is_stand_in(u.orgnr) for u in found.units):
+        return found
     name = gettext(language, ERASED)
     units = tuple(
         dataclasses.replace(unit, name=name) if is_stand_in(unit.orgnr) else unit
