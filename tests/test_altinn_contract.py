@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from altinn_server import AltinnServer, Fault
 from helpers import campaign_toml
 from varsel import codes, synth_orgnr, verify
-from varsel.altinn import altinn_counts, send
+from varsel.altinn import AltinnError, altinn_counts, send
 from varsel.altinn_client import (
     AltinnAuthError,
     AltinnClient,
@@ -167,6 +167,25 @@ def test_contract_send_makes_one_correspondence_per_unit_without_email(
         (made,) = server.by_recipient(orgnr)
         assert (state, altinn_id, attempts) == ("submitted", made.id, 1)
     assert len(events(db, campaign_id, "altinn_submitted")) == 3
+
+
+def test_contract_a_forgotten_campaign_sends_nothing_in_altinn(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    # Who needs Altinn is read from the e-mail replies and addresses that forget erases.
+    with db.transaction():
+        db.execute(
+            "UPDATE campaigns SET forgotten_at = '2026-11-29T12:00:00.000Z' WHERE id = ?",
+            (campaign_id,),
+        )
+    with pytest.raises(AltinnError) as e:
+        send(db, settings, campaign_id, client=client)
+    assert e.value.message == (
+        f"kampanje {campaign_id} har glemt kontaktopplysningene sine, så det kan ikke lenger "
+        "avgjøres hvem som trenger Altinn; send i Altinn før «campaign forget»"
+    )
+    assert altinn_rows(db, campaign_id) == {}
+    assert server.by_recipient(NORDEA) == []
 
 
 def test_contract_request_carries_the_delivery_key_sender_and_notification(

@@ -645,6 +645,25 @@ def test_a_cancelled_campaign_gets_no_letters(
     assert e.value.message == f"kampanje {cid} er kansellert; det lages ingen brev"
 
 
+def test_a_forgotten_campaign_gets_no_letters(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Who needs a letter is read from the e-mail replies and addresses that forget erases.
+    cid = campaign(registry_db, settings, tmp_path)
+    with registry_db.transaction():
+        registry_db.execute(
+            "UPDATE campaigns SET forgotten_at = '2026-11-29T12:00:00.000Z' WHERE id = ?", (cid,)
+        )
+    with pytest.raises(LetterError) as e:
+        make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
+    assert e.value.message == (
+        f"kampanje {cid} har glemt kontaktopplysningene sine, så det kan ikke lenger avgjøres "
+        "hvem som trenger brev; brevene må lages før «campaign forget»"
+    )
+    assert not (tmp_path / "out").exists()
+    assert registry_db.scalar("SELECT count(*) FROM deliveries WHERE channel = 'letter'") == 0
+
+
 # -- the template ------------------------------------------------------------------------
 
 

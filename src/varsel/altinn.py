@@ -44,13 +44,14 @@ from varsel.altinn_client import (
 )
 from varsel.altinn_message import AltinnTexts, request_body
 from varsel.bounces import units_needing_another_channel
-from varsel.campaign import CampaignSpec, CampaignStatus, get_campaign
+from varsel.campaign import STATUS_WORDS, CampaignSpec, CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.i18n import fmt_int
 from varsel.letters import new_delivery
 from varsel.outbox import DeliveryState, record_event
+from varsel.retention import forgotten_at
 from varsel.suppression import SuppressionKind
 
 CHANNEL = "altinn"
@@ -195,7 +196,14 @@ def _open_campaign(db: Database, campaign_id: int) -> CampaignSpec:
     campaign = get_campaign(db, campaign_id)
     if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.PAUSED):
         raise AltinnError(
-            f"kampanje {campaign_id} er «{campaign.status.value}»; det sendes ingenting i Altinn"
+            f"kampanje {campaign_id} er «{STATUS_WORDS[campaign.status]}»; "
+            "det sendes ingenting i Altinn"
+        )
+    if forgotten_at(db, campaign_id) is not None:
+        # Who needs Altinn is read from the e-mail replies and addresses forget erased.
+        raise AltinnError(
+            f"kampanje {campaign_id} har glemt kontaktopplysningene sine, så det kan ikke "
+            "lenger avgjøres hvem som trenger Altinn; send i Altinn før «campaign forget»"
         )
     return campaign.spec
 

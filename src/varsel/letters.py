@@ -34,6 +34,7 @@ from varsel.i18n import fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState, record_event
+from varsel.retention import forgotten_at
 from varsel.suppression import SuppressionKind
 
 MANIFEST = "manifest.csv"
@@ -458,6 +459,12 @@ def make_letters(
     campaign = get_campaign(db, campaign_id)
     if campaign.status is CampaignStatus.CANCELLED:
         raise LetterError(f"kampanje {campaign_id} er kansellert; det lages ingen brev")
+    if forgotten_at(db, campaign_id) is not None:
+        # Who needs a letter is read from the e-mail replies and addresses forget erased.
+        raise LetterError(
+            f"kampanje {campaign_id} har glemt kontaktopplysningene sine, så det kan ikke "
+            "lenger avgjøres hvem som trenger brev; brevene må lages før «campaign forget»"
+        )
     if batch_size < 1:
         raise LetterError("bunkestørrelsen må være minst 1")
     manifest_path = out_dir / MANIFEST
