@@ -438,6 +438,24 @@ def test_no_approval_is_audited_and_can_be_forbidden(
     )
 
 
+def test_a_forgotten_campaign_sends_on_no_channel_even_approved(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approve(registry_db, settings, cid, people["berit"])
+    with registry_db.transaction():
+        registry_db.execute(
+            "UPDATE campaigns SET forgotten_at = '2026-11-29T12:00:00.000Z' WHERE id = ?", (cid,)
+        )
+    for no_approval in (False, True):
+        with pytest.raises(ApprovalError) as e:
+            authorise_send(registry_db, settings, cid, actor="cli:ola", no_approval=no_approval)
+        assert e.value.message == (
+            f"kampanje {cid} har glemt kontaktopplysningene sine (campaign forget); "
+            "den sender ikke mer på noen kanal"
+        )
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND) == []
+
+
 def test_send_checked_sends_an_approved_campaign(
     registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
 ) -> None:

@@ -27,6 +27,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, Text, UserError, VarselError, listed
+from varsel.retention import forgotten_at
 
 if TYPE_CHECKING:
     from varsel.channel.smtp_relay import RelayConfig
@@ -398,6 +399,15 @@ def check_send(
 ) -> Approval | None:
     """The gate before a send, not audited: an approval that holds, or an allowed --no-approval."""
     get_campaign(db, campaign_id)
+    if forgotten_at(db, campaign_id) is not None:
+        # Before the approval: forgetting changed the deliveries, which also voids it.
+        raise ApprovalError(
+            Text(
+                "kampanje %(campaign)s har glemt kontaktopplysningene sine (campaign forget); "
+                "den sender ikke mer på noen kanal",
+                campaign=campaign_id,
+            )
+        )
     if no_approval:
         if not settings.allow_no_approval:
             raise ApprovalError(
