@@ -196,28 +196,22 @@ def test_forget_keeps_coverage_the_evaluation_and_the_unreached(
     db: Database, finished: Finished
 ) -> None:
     cid = finished.campaign_id
-    before = (
-        coverage(db, cid).as_dict(),
-        evaluation(db, cid),
-        list(unit_outcomes(db, cid)),
-        db.query(
-            "SELECT id, channel, state, code, created_at, sent_at FROM deliveries "
-            "WHERE campaign_id = ? ORDER BY id",
-            (cid,),
-        ),
-    )
+
+    def evidence() -> tuple[object, ...]:
+        return (
+            coverage(db, cid).as_dict(),
+            evaluation(db, cid),
+            list(unit_outcomes(db, cid)),
+            db.query(
+                "SELECT id, channel, state, code, created_at, sent_at FROM deliveries "
+                "WHERE campaign_id = ? ORDER BY id",
+                (cid,),
+            ),
+        )
+
+    before = evidence()
     forget_campaign(db, cid, actor=ACTOR)
-    after = (
-        coverage(db, cid).as_dict(),
-        evaluation(db, cid),
-        list(unit_outcomes(db, cid)),
-        db.query(
-            "SELECT id, channel, state, code, created_at, sent_at FROM deliveries "
-            "WHERE campaign_id = ? ORDER BY id",
-            (cid,),
-        ),
-    )
-    assert after == before
+    assert evidence() == before
     # The request still matches the e-mail it came from; the refusal's reason is still read.
     assert after[1]["funnel"]["downloaded"] == 1
     assert [(b["key"], b["refused"]) for b in after[1]["bounces"] if b["refused"]] == [
