@@ -197,7 +197,7 @@ def test_forget_keeps_coverage_the_evaluation_and_the_unreached(
 ) -> None:
     cid = finished.campaign_id
 
-    def evidence() -> tuple[object, ...]:
+    def evidence() -> tuple[Any, ...]:
         return (
             coverage(db, cid).as_dict(),
             evaluation(db, cid),
@@ -211,7 +211,8 @@ def test_forget_keeps_coverage_the_evaluation_and_the_unreached(
 
     before = evidence()
     forget_campaign(db, cid, actor=ACTOR)
-    assert evidence() == before
+    after = evidence()
+    assert after == before
     # The request still matches the e-mail it came from; the refusal's reason is still read.
     assert after[1]["funnel"]["downloaded"] == 1
     assert [(b["key"], b["refused"]) for b in after[1]["bounces"] if b["refused"]] == [
