@@ -274,3 +274,23 @@ def test_cli_list_shows_the_campaigns_and_their_json(
     as_json = runner.invoke(cli, ["--db", registry_db.url, "campaign", "list", "--json"])
     assert json.loads(as_json.output) == [summary.as_dict()]
     assert json.loads(as_json.output)[0]["status"] == "paused"
+    assert json.loads(as_json.output)[0]["forgotten_at"] is None
+
+
+def test_cli_list_marks_a_forgotten_campaign_within_80_columns(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    with registry_db.transaction():
+        registry_db.execute(
+            "UPDATE campaigns SET forgotten_at = '2026-11-29T12:00:00.000Z' WHERE id = ?", (cid,)
+        )
+    assert summaries(registry_db)[0].forgotten_at == "2026-11-29T12:00:00.000Z"
+    shown = CliRunner().invoke(
+        cli, ["--db", registry_db.url, "campaign", "list"], env={"COLUMNS": "80"}
+    )
+    assert shown.exit_code == 0, shown.output
+    header, _, row, below = shown.output.splitlines()[:4]
+    assert header.split()[-1] == "Sendt"  # every column still fits
+    assert "klar" in row.split()
+    assert "glemt" in below.split()

@@ -327,6 +327,7 @@ class Summary:
     units: int  # businesses selected (the frozen recipients)
     emails: int  # e-mail deliveries (one per usable address, or per unit)
     sent: int  # e-mail deliveries the relay accepted
+    forgotten_at: str | None  # when its contact data was erased (retention), or None
 
     def as_dict(self) -> dict[str, object]:
         """For --json: the fields, the status as its value."""
@@ -339,6 +340,7 @@ class Summary:
             "units": self.units,
             "emails": self.emails,
             "sent": self.sent,
+            "forgotten_at": self.forgotten_at,
         }
 
 
@@ -349,12 +351,14 @@ def summaries(db: Database) -> list[Summary]:
         "(SELECT count(*) FROM recipients r WHERE r.campaign_id = c.id), "
         "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.channel = ?), "
         "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.state = ? "
-        "AND d.channel = ?) "
+        "AND d.channel = ?), c.forgotten_at "
         "FROM campaigns c ORDER BY c.id DESC",
         ("email", DeliveryState.SENT.value, "email"),
     )
     return [
-        Summary(int(r[0]), r[1], CampaignStatus(r[2]), r[3], r[4], int(r[5]), int(r[6]), int(r[7]))
+        Summary(
+            int(r[0]), r[1], CampaignStatus(r[2]), r[3], r[4], int(r[5]), int(r[6]), int(r[7]), r[8]
+        )
         for r in rows
     ]
 

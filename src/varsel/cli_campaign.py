@@ -46,7 +46,8 @@ def campaign_list(state: State, as_json: bool) -> None:
         table.add_row(
             str(c.id),
             c.name,
-            STATUS_WORDS[c.status],
+            # A forgotten campaign holds no contact data any more (campaign forget).
+            STATUS_WORDS[c.status] + ("\nglemt" if c.forgotten_at else ""),
             c.created_at[:10],
             c.created_by or "–",
             *(fmt_int(n) for n in (c.units, c.emails, c.sent)),
