@@ -48,13 +48,6 @@ def _target(state: State, address: str | None, orgnr: str | None) -> tuple[Suppr
     return kind, normalise_value(kind, typed, allow_test_domains=allow)
 
 
-def _shown(kind: str, value: str) -> str:
-    """A value as the operator typed it: an IDN domain in its own letters (blåbær.no)."""
-    from varsel.segment import u_label
-
-    return u_label(value) if kind == "address" else value
-
-
 def _actor() -> str:
     from varsel.audit import cli_actor
 
@@ -80,16 +73,18 @@ def suppress() -> None:
 @pass_state
 def suppress_add(state: State, address: str | None, orgnr: str | None, note: str | None) -> None:
     """Sett en adresse eller virksomhet på sperrelisten; gjelder alle kampanjer straks."""
-    from varsel.suppression import REASON_LABELS, add_manual
+    from varsel.suppression import REASON_LABELS, add_manual, shown_value
 
     kind, value = _target(state, address, orgnr)
     result = add_manual(state.db, kind, value, actor=_actor(), note=note)
     e = result.entry
     if result.added:
-        out.print(f"{_NAMED[kind]} {_shown(kind, value)} er satt på sperrelisten.", soft_wrap=True)
+        out.print(
+            f"{_NAMED[kind]} {shown_value(kind, value)} er satt på sperrelisten.", soft_wrap=True
+        )
     else:
         out.print(
-            f"{_NAMED[kind]} {_shown(kind, value)} stod allerede på sperrelisten "
+            f"{_NAMED[kind]} {shown_value(kind, value)} stod allerede på sperrelisten "
             f"({REASON_LABELS[e.reason]}, {_oslo(e.created_at)}).",
             soft_wrap=True,
         )
@@ -118,7 +113,7 @@ def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> 
 
 
 def _table(found: list[Entry]) -> Table:
-    from varsel.suppression import REASON_LABELS
+    from varsel.suppression import REASON_LABELS, shown_value
 
     table = Table("Type")
     # Folded on a narrow terminal, never cut short: the operator checks the value, or copies
@@ -130,7 +125,7 @@ def _table(found: list[Entry]) -> Table:
     for e in found:
         table.add_row(
             _KIND_LABELS[e.kind],
-            _shown(e.kind, e.value),
+            shown_value(e.kind, e.value),
             REASON_LABELS[e.reason],
             e.source or "",
             _oslo(e.created_at),
@@ -145,12 +140,12 @@ def _table(found: list[Entry]) -> Table:
 @pass_state
 def suppress_remove(state: State, address: str | None, orgnr: str | None, note: str | None) -> None:
     """Ta en adresse eller virksomhet av sperrelisten: neste kampanje kan kontakte den igjen."""
-    from varsel.suppression import REASON_LABELS, remove_manual
+    from varsel.suppression import REASON_LABELS, remove_manual, shown_value
 
     kind, value = _target(state, address, orgnr)
     e = remove_manual(state.db, kind, value, actor=_actor(), note=note)
     out.print(
-        f"{_NAMED[kind]} {_shown(kind, value)} er tatt av sperrelisten "
+        f"{_NAMED[kind]} {shown_value(kind, value)} er tatt av sperrelisten "
         f"(stod der siden {_oslo(e.created_at)}: {REASON_LABELS[e.reason]}).",
         soft_wrap=True,
     )

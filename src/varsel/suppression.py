@@ -10,6 +10,7 @@ from varsel import audit, contacts
 from varsel.clock import utcnow_iso
 from varsel.db import Database, Row
 from varsel.errors import Text, UserError
+from varsel.segment import u_label
 from varsel.unit import valid_orgnr
 
 
@@ -65,6 +66,11 @@ class Entry:
 def _shown(typed: str) -> str:
     # Whatever was typed, the message stays on one line.
     return " ".join(typed.split())
+
+
+def shown_value(kind: SuppressionKind, value: str) -> str:
+    """A stored value as an operator writes it: an IDN domain in its own letters (blåbær.no)."""
+    return u_label(value) if kind is SuppressionKind.ADDRESS else value
 
 
 def normalise_value(kind: SuppressionKind, typed: str, *, allow_test_domains: bool = False) -> str:

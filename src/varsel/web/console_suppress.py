@@ -13,8 +13,7 @@ from starlette.responses import Response
 
 from varsel import suppression
 from varsel.accounts import Role
-from varsel.segment import u_label
-from varsel.suppression import Entry, SuppressionError, SuppressionKind
+from varsel.suppression import Entry, SuppressionError, SuppressionKind, shown_value
 from varsel.web.console_auth import Page, console, shown
 from varsel.web.console_text import REASON_NAMES, SUPPRESSION_KIND_NAMES
 from varsel.web.templating import N_, gettext
@@ -28,17 +27,12 @@ _NOT_LISTED = {
 }
 
 
-def _shown_value(kind: SuppressionKind, value: str) -> str:
-    """A value as the operator writes it: an IDN domain in its own letters (blåbær.no)."""
-    return u_label(value) if kind is SuppressionKind.ADDRESS else value
-
-
 def _row(entry: Entry) -> dict[str, Any]:
     return {
         "kind": entry.kind.value,
         "kind_name": SUPPRESSION_KIND_NAMES[entry.kind],
         "value": entry.value,  # as stored: what the remove form posts back
-        "shown": _shown_value(entry.kind, entry.value),
+        "shown": shown_value(entry.kind, entry.value),
         "reason": REASON_NAMES[entry.reason],
         "source": entry.source,
         "created_at": entry.created_at,
@@ -108,7 +102,7 @@ def suppression_add(page: Page) -> Response:
     notice = {
         "what": "added" if result.added else "already",
         "unit": kind is SuppressionKind.UNIT,
-        "value": _shown_value(kind, value),
+        "value": shown_value(kind, value),
         "reason": REASON_NAMES[entry.reason],
         "created_at": entry.created_at,
     }
@@ -136,10 +130,10 @@ def suppression_remove(page: Page) -> Response:
             suppression.remove_manual(db, kind, value, actor=page.user.name, note=note)
     except SuppressionError:
         message = gettext(page.language, _NOT_LISTED[kind])
-        return _list_page(page, error=message % {"value": _shown_value(kind, value)}, status=400)
+        return _list_page(page, error=message % {"value": shown_value(kind, value)}, status=400)
     notice = {
         "what": "removed",
         "unit": kind is SuppressionKind.UNIT,
-        "value": _shown_value(kind, value),
+        "value": shown_value(kind, value),
     }
     return _list_page(page, notice=notice)
