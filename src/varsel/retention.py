@@ -72,16 +72,17 @@ class Forgotten:
 def forgettable(db: Database, campaign_id: int) -> Forgotten:
     """What forget_campaign would erase, changing nothing; refused as it would be."""
     _check_finished(db, campaign_id)
-    return _count(db, campaign_id)
+    return _count(db, campaign_id, _Rows.read(db, campaign_id))
 
 
 def forget_campaign(db: Database, campaign_id: int, *, actor: str) -> Forgotten:
     """Erase a finished campaign's contact data in one transaction, audited; keep its counts."""
     with db.transaction():
         _check_finished(db, campaign_id, lock=True)
-        found = _count(db, campaign_id)
+        rows = _Rows.read(db, campaign_id)
+        found = _count(db, campaign_id, rows)
         if found.total:
-            _erase(db, campaign_id)
+            _erase(db, campaign_id, rows)
         db.execute(
             "UPDATE campaigns SET forgotten_at = coalesce(forgotten_at, ?) WHERE id = ?",
             (utcnow_iso(), campaign_id),
@@ -132,11 +133,35 @@ def _check_finished(db: Database, campaign_id: int, *, lock: bool = False) -> No
         )
 
 
-def _count(db: Database, campaign_id: int) -> Forgotten:
-    emails = _email_deliveries(db, campaign_id)
-    addresses = sum(1 for _, address, _ in emails if not is_stand_in(address))
-    replies = sum(1 for _, _, reply in emails if reply != reply_codes(reply))
-    requests = sum(1 for _, address in _requests(db, campaign_id) if not is_stand_in(address))
+@dataclass(frozen=True)
+class _Rows:
+    """The campaign's rows that hold contact data, read once for counting and erasing."""
+
+    deliveries: list[Any]  # (id, channel, address, last_reply) of every channel
+    requests: list[Any]  # (id, address) of its document requests
+
+    @classmethod
+    def read(cls, db: Database, campaign_id: int) -> _Rows:
+        return cls(
+            db.query(
+                "SELECT id, channel, address, last_reply FROM deliveries WHERE campaign_id = ?",
+                (campaign_id,),
+            ),
+            db.query(
+                "SELECT id, address FROM document_requests WHERE campaign_id = ?", (campaign_id,)
+            ),
+        )
+
+    @property
+    def emails(self) -> list[Any]:
+        return [r for r in self.deliveries if r[1] == "email"]
+
+
+def _count(db: Database, campaign_id: int, rows: _Rows) -> Forgotten:
+    emails = rows.emails
+    addresses = sum(1 for _, _, address, _ in emails if not is_stand_in(address))
+    replies = sum(1 for _, _, _, reply in emails if reply != reply_codes(reply))
+    requests = sum(1 for _, address in rows.requests if not is_stand_in(address))
     row = db.query_one(
         "SELECT (SELECT count(*) FROM events e JOIN deliveries d ON d.id = e.delivery_id "
         "WHERE d.campaign_id = ? AND e.detail IS NOT NULL), "
@@ -151,42 +176,27 @@ def _count(db: Database, campaign_id: int) -> Forgotten:
     return Forgotten(addresses, replies, events, bounces, comments, requests)
 
 
-def _email_deliveries(db: Database, campaign_id: int) -> list[Any]:
-    return db.query(
-        "SELECT id, address, last_reply FROM deliveries WHERE campaign_id = ? "
-        "AND channel = 'email'",
-        (campaign_id,),
-    )
-
-
-def _requests(db: Database, campaign_id: int) -> list[Any]:
-    return db.query(
-        "SELECT id, address FROM document_requests WHERE campaign_id = ?", (campaign_id,)
-    )
-
-
-def _erase(db: Database, campaign_id: int) -> None:
+def _erase(db: Database, campaign_id: int, rows: _Rows) -> None:
     # One stand-in per address, not per delivery: deliveries that shared an address (one per
     # unit) still share it, and a document request still matches the deliveries its address
     # received, which is how the evaluation counts downloads.
     by_address: dict[str, str] = {}
     replacements: dict[int, str | None] = {}
-    for delivery_id, address, _ in _email_deliveries(db, campaign_id):
+    for delivery_id, channel, address, _ in rows.deliveries:
+        if channel != "email":
+            # Letters and Altinn: address and key are the unit's number; only traces go.
+            replacements[int(delivery_id)] = None
+            continue
         # One forgotten before keeps its stand-in: only what came since (a late bounce's
         # reply) is erased, and the same values are written again.
         kept = address if is_stand_in(address) else by_address.setdefault(address, stand_in())
         replacements[int(delivery_id)] = kept
-    for (delivery_id,) in db.query(
-        "SELECT id FROM deliveries WHERE campaign_id = ?", (campaign_id,)
-    ):
-        # Letters and Altinn: address and key are the unit's number; only traces are erased.
-        replacements.setdefault(int(delivery_id), None)
     erase_deliveries(db, replacements)
     db.executemany(
         "UPDATE document_requests SET address = ? WHERE id = ?",
         [
             (by_address.get(address) or stand_in(), request_id)
-            for request_id, address in _requests(db, campaign_id)
+            for request_id, address in rows.requests
             if not is_stand_in(address)
         ],
     )
