@@ -20,6 +20,7 @@ from varsel.errors import (
     os_reason,
     read_user_file,
     read_user_text,
+    redact_url,
 )
 
 
@@ -136,3 +137,11 @@ def test_an_unknown_host_is_the_resolvers_reason_not_an_errno() -> None:
     # EAI_NONAME is -2: it must not be read as any errno.
     unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert os_reason(unknown) == "finner ikke vertsnavnet"
+
+
+def test_redact_url_hides_a_password_whole_and_leaves_the_rest() -> None:
+    assert redact_url("smtp://ola:pw@relay.example:587") == "smtp://ola:***@relay.example:587"
+    assert redact_url("postgresql://varsel:p@ss/w@db/varsel") == "postgresql://varsel:***@db/varsel"
+    assert redact_url("imaps://bounces@mail.example/INBOX") == "imaps://bounces@mail.example/INBOX"
+    assert redact_url("smtp://relay.example:25") == "smtp://relay.example:25"
+    assert redact_url("varsel.db") == "varsel.db"

@@ -48,7 +48,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.erasure import is_stand_in, reply_codes
-from varsel.errors import UserError, os_reason
+from varsel.errors import UserError, os_reason, redact_url
 from varsel.i18n import fmt_int
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason
@@ -372,7 +372,7 @@ class ImapMailbox:
         parts = urlsplit(url)
         if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
             raise BounceInputError(
-                f"ugyldig IMAP-adresse {_redacted(url)!r}: bruk imaps://bruker@vert/INBOX "
+                f"ugyldig IMAP-adresse {redact_url(url)!r}: bruk imaps://bruker@vert/INBOX "
                 "eller imap://bruker@vert/INBOX (STARTTLS)"
             )
         password = unquote(parts.password or "") or settings.imap_password
@@ -381,7 +381,7 @@ class ImapMailbox:
         try:
             port = parts.port or (993 if parts.scheme == "imaps" else 143)
         except ValueError:
-            raise BounceInputError(f"ugyldig port i IMAP-adressen {_redacted(url)!r}") from None
+            raise BounceInputError(f"ugyldig port i IMAP-adressen {redact_url(url)!r}") from None
         return cls(
             host=parts.hostname,
             port=port,
@@ -468,10 +468,6 @@ def _reason(e: BaseException) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return str(text) or type(e).__name__
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
 # -- routing to the other channels --------------------------------------------------------

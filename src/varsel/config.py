@@ -8,9 +8,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from varsel.errors import ConfigError, os_reason
+from varsel.errors import ConfigError, os_reason, redact_url
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -409,21 +408,7 @@ def display(name: str, value: Any) -> str:
         return "(tom)"
     if name in SECRETS:
         return "(satt, vises ikke)"
-    return _without_password(text)
-
-
-def _without_password(text: str) -> str:
-    """A URL with its password replaced by ***; any other text as it is."""
-    try:
-        parts = urlsplit(text)
-        password = parts.password
-    except ValueError:
-        return text
-    if not password or "@" not in parts.netloc:
-        return text
-    user_info, host = parts.netloc.rsplit("@", 1)
-    user = user_info.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    return redact_url(text)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from varsel.errors import StoreError
+from varsel.errors import StoreError, redact_url
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -291,7 +291,7 @@ def connect(url: str, *, migrate: bool = True) -> Database:
         except psycopg.OperationalError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "ukjent feil"
             raise StoreError(
-                f"lageret {_redact(target)}: får ikke kontakt med PostgreSQL ({first})"
+                f"lageret {redact_url(target)}: får ikke kontakt med PostgreSQL ({first})"
             ) from None
     else:
         if target != ":memory:":
@@ -324,10 +324,6 @@ def _sqlite_reason(e: sqlite3.DatabaseError) -> str:
     if "locked" in text:
         return "er låst av en annen prosess"
     return f"kan ikke åpnes ({text})"
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 # -- migrations -----------------------------------------------------------------------
@@ -385,7 +381,7 @@ def migrate_store(db: Database, *, target: int | None = None, use_fresh: bool = 
             return []
         if done and max(done) > max(m.version for m in all_migrations):
             raise StoreError(
-                f"lageret {_redact(db.url)} er laget av en nyere varsel; oppgrader varsel"
+                f"lageret {redact_url(db.url)} er laget av en nyere varsel; oppgrader varsel"
             )
         db.run_script(_VERSIONS_TABLE)
         if use_fresh and target is None and not done and len(db.tables()) == 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -115,6 +116,12 @@ def os_reason(e: OSError) -> str:
     if e.errno in _OS_REASONS:
         return _OS_REASONS[e.errno]
     return e.strerror or str(e)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a message or a listing: its password, if any, replaced by ***."""
+    # Greedy to the last "@": a password with a raw "@" or "/" is still hidden whole.
+    return re.sub(r"//([^:/@]*):.*@", r"//\1:***@", url, count=1)
 
 
 def read_user_file(path: Path, error: type[UserError]) -> bytes:

@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from varsel.errors import UserError
+from varsel.errors import UserError, redact_url
 
 SECURITY_MODES = ("none", "starttls", "tls")
 _SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
@@ -49,7 +49,7 @@ class RelayConfig:
     @classmethod
     def from_url(cls, url: str) -> RelayConfig:
         """Parse smtp://, smtp+starttls:// or smtps:// [user:password@]host[:port][?options]."""
-        shown = _redact_url(url)
+        shown = redact_url(url.strip())
 
         def bad(why: str) -> UserError:
             return UserError(f"ugyldig SMTP-adresse {shown}: {why}")
@@ -116,8 +116,3 @@ class RelayConfig:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
-
-
-def _redact_url(url: str) -> str:
-    # Greedy to the last "@": a password with a raw "@" or "/" is still hidden whole.
-    return re.sub(r"//([^:/@]*):.*@", r"//\1:***@", url.strip(), count=1)
