@@ -3,11 +3,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from varsel.db import Database, connect
 from varsel.ratelimit import (
     GLOBAL,
     Limit,
+    _judge,
+    _passes,
     consume,
     consume_many,
     count,
@@ -182,3 +186,37 @@ def test_one_64_shares_a_limit_across_its_addresses(db: Database) -> None:
         for i in range(1, 12)
     ]
     assert [d.allowed for d in decisions] == [True] * 10 + [False]
+
+
+def test_a_visitor_who_waits_the_time_given_is_let_in(db: Database) -> None:
+    # The audit's case: 12 lookups against 10 per 10 minutes, then the wait the page gives.
+    limit = Limit("verify_ip", 10, 600)
+    decisions = [consume(db, [(limit, "ip")], now=1000.0 + i) for i in range(12)]
+    refused = decisions[-1]
+    assert not refused.allowed
+    later = consume(db, [(limit, "ip")], now=1011.0 + refused.retry_after)
+    assert later.allowed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hits=st.integers(1, 40),
+    window=st.integers(10, 3600),
+    counted=st.integers(1, 200),
+    previous=st.integers(0, 200),
+    into=st.floats(0.0, 0.999),
+)
+def test_the_wait_given_is_the_first_whole_second_that_works(
+    hits: int, window: int, counted: int, previous: int, into: float
+) -> None:
+    limit = Limit("x", hits, window)
+    start = 7 * window
+    now = start + into * window
+    decision = _judge(limit, start, counted, previous, now)
+    if decision.allowed:
+        return
+    wait = decision.retry_after
+    assert wait >= 1
+    assert _passes(limit, start, counted, previous, now + wait)
+    if wait > 1:
+        assert not _passes(limit, start, counted, previous, now + wait - 1)

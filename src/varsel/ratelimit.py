@@ -87,13 +87,45 @@ def _judge(limit: Limit, start: int, hits: int, previous: int, now: float) -> De
     estimate = hits + previous * overlap
     if estimate <= limit.hits:
         return Decision(True, limit.scope, estimate, 0)
-    # The estimate falls as the previous window slides out; if the current window alone is
-    # over the limit, only the next window helps.
-    if hits <= limit.hits and previous:
-        wait = (estimate - limit.hits) / previous * limit.window
-    else:
-        wait = start + limit.window - now
-    return Decision(False, limit.scope, estimate, max(1, math.ceil(wait)))
+    return Decision(False, limit.scope, estimate, _wait(limit, start, hits, previous, now))
+
+
+def _wait(limit: Limit, start: int, hits: int, previous: int, now: float) -> int:
+    """Whole seconds after which one more request is allowed, if none comes before it.
+
+    What is counted stays counted (a refused request too). Later in this window the next
+    request adds one to `hits` while the previous window's weight falls; in the next window
+    this window's `hits` are the previous ones and fall the same way, and after that nothing
+    is left. The visitor is told a time that works, not the end of the window.
+    """
+    window = limit.window
+    end = start + window
+    when = end + window  # by then both windows have slid out
+    room = limit.hits - hits - 1  # what the previous window may weigh for the next request
+    if room >= 0 and previous:
+        when = start + window * (1.0 - room / previous)
+    elif room >= 0:
+        when = now
+    if when >= end:
+        # Not in this window: in the next one, 1 + hits * (1 - (t - end) / window) <= limit.
+        room = limit.hits - 1
+        when = end if hits <= room else end + window * (1.0 - room / hits)
+    wait = max(1, math.ceil(when - now))
+    # Whole seconds, and a float's last bit: the next request at now + wait must pass.
+    while wait < 2 * window and not _passes(limit, start, hits, previous, now + wait):
+        wait += 1
+    return wait
+
+
+def _passes(limit: Limit, start: int, hits: int, previous: int, at: float) -> bool:
+    """Would one more request at `at` be allowed, with nothing else counted meanwhile?"""
+    if at < start + limit.window:
+        overlap = 1.0 - (at - start) / limit.window
+        return hits + 1 + previous * overlap <= limit.hits
+    if at < start + 2 * limit.window:
+        overlap = 1.0 - (at - start - limit.window) / limit.window
+        return 1 + hits * overlap <= limit.hits
+    return limit.hits >= 1
 
 
 _UPSERT = (
