@@ -100,7 +100,7 @@ def _wait(limit: Limit, start: int, hits: int, previous: int, now: float) -> int
     """
     window = limit.window
     end = start + window
-    when = end + window  # by then both windows have slid out
+    when: float = end + window  # by then both windows have slid out
     room = limit.hits - hits - 1  # what the previous window may weigh for the next request
     if room >= 0 and previous:
         when = start + window * (1.0 - room / previous)
