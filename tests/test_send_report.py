@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from click.testing import CliRunner
+
 from varsel import outbox
 from varsel.channel.smtp_relay import RelayConfig
+from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.send_report import status
@@ -30,3 +33,76 @@ def test_status_counts_the_most_common_reasons(
         expected.append(("failed", "550 5.1.1 No such user", counts["failed"]))
     assert [(r.state, r.reason, r.count) for r in status(db, campaign_id).reasons] == expected
     assert counts["failed"] > 0
+
+
+def _letters(db: Database, campaign_id: int, states: list[str]) -> None:
+    """Letter deliveries in these states, as letters and the print house's reports leave them."""
+    with db.transaction():
+        for n, state in enumerate(states):
+            db.execute(
+                "INSERT INTO deliveries (campaign_id, channel, key, address, language, state, "
+                "code, unsubscribe_token, created_at, updated_at) "
+                "VALUES (?, 'letter', ?, ?, 'nb', ?, ?, 'x', '2026-01-01', '2026-01-01')",
+                (campaign_id, f"9{n:08}", f"9{n:08}", state, f"CODE{n}"),
+            )
+
+
+def _email_states(db: Database, campaign_id: int, states: list[str]) -> None:
+    ids = [
+        r[0]
+        for r in db.query(
+            "SELECT id FROM deliveries WHERE campaign_id = ? ORDER BY id", (campaign_id,)
+        )
+    ]
+    with db.transaction():
+        for delivery_id, state in zip(ids, states, strict=False):
+            db.execute("UPDATE deliveries SET state = ? WHERE id = ?", (state, delivery_id))
+
+
+def test_status_counts_every_channel_and_state(db: Database, campaign_id: int) -> None:
+    _email_states(db, campaign_id, ["sent", "sent", "sent", "sent", "bounced", "bounced"])
+    _letters(db, campaign_id, ["posted", "posted", "posted", "returned"])
+    found = status(db, campaign_id).as_dict()
+    assert (found["sent"], found["bounced"]) == (4, 2)
+    assert "posted" not in found  # the top level is e-mail's, as before letters
+    assert found["channels"]["letter"] == {
+        "total": 4,
+        "queued": 0,
+        "produced": 0,
+        "posted": 3,
+        "returned": 1,
+        "failed": 0,
+        "suppressed": 0,
+        "cancelled": 0,
+    }
+    assert found["channels"]["email"]["total"] == 6
+    assert found["channels"]["altinn"]["total"] == 0
+    assert (
+        found["deliveries"]
+        == 10
+        == db.scalar("SELECT count(*) FROM deliveries WHERE campaign_id = ?", (campaign_id,))
+    )
+
+
+def test_status_prints_bounced_emails_and_the_letters(db: Database, campaign_id: int) -> None:
+    _email_states(db, campaign_id, ["sent", "sent", "sent", "sent", "bounced", "bounced"])
+    _letters(db, campaign_id, ["posted", "posted", "returned"])
+    result = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(campaign_id)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1:12] == [
+        "E-post (6):",
+        "  i kø                  0",
+        "  under sending         0",
+        "  sendt                 4",
+        "  utsatt                0",
+        "  feilet                0",
+        "  i retur               2",
+        "  sperret               0",
+        "  usikre                0",
+        "  kansellert            0",
+        "Brev (3):",
+    ]
+    assert "  postlagt              2" in lines
+    assert "  returnert             1" in lines
+    assert not any(line.startswith("Altinn") for line in lines)  # a channel not used

@@ -189,34 +189,23 @@ def campaign_send(
     out.print(report.summary())
 
 
-@campaign.command("status", help="Antall leveranser i hver tilstand, og de usikre leveransene.")
+@campaign.command(
+    "status", help="Antall leveranser per kanal og tilstand, og de usikre leveransene."
+)
 @click.argument("campaign_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
-    """Counts per delivery state, and the deliveries in doubt."""
-    from varsel.campaign import STATUS_WORDS
+    """Counts per channel and delivery state, and the deliveries in doubt."""
     from varsel.send_report import status
 
     report = status(state.db, campaign_id)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
-    c = report.counts
-    out.print(
-        f"Kampanje {campaign_id} «{report.campaign.name}»: {STATUS_WORDS[report.campaign.status]}"
-    )
-    for key, label in (
-        ("queued", "i kø"),
-        ("claimed", "under sending"),
-        ("sent", "sendt"),
-        ("deferred", "utsatt"),
-        ("failed", "feilet"),
-        ("suppressed", "sperret"),
-        ("in_doubt", "usikre"),
-        ("cancelled", "kansellert"),
-    ):
-        out.print(f"  {label:<14} {c[key]:>8}")
+    out.print(f"Kampanje {campaign_id} «{report.campaign.name}»: {report.status_words}")
+    for line in report.lines():
+        out.print(line, soft_wrap=True)
     for d in report.in_doubt:
         out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
     labels = {"deferred": "utsatt", "failed": "feilet"}

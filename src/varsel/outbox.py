@@ -210,6 +210,55 @@ def counts(db: Database, campaign_id: int, channel: str = "email") -> dict[str, 
     return out
 
 
+# The states each channel's deliveries pass through, in the order `campaign status` shows them.
+CHANNEL_STATES: dict[str, tuple[DeliveryState, ...]] = {
+    "email": (
+        DeliveryState.QUEUED,
+        DeliveryState.CLAIMED,
+        DeliveryState.SENT,
+        DeliveryState.DEFERRED,
+        DeliveryState.FAILED,
+        DeliveryState.BOUNCED,
+        DeliveryState.SUPPRESSED,
+        DeliveryState.IN_DOUBT,
+        DeliveryState.CANCELLED,
+    ),
+    "letter": (
+        DeliveryState.QUEUED,
+        DeliveryState.PRODUCED,
+        DeliveryState.POSTED,
+        DeliveryState.RETURNED,
+        DeliveryState.FAILED,
+        DeliveryState.SUPPRESSED,
+        DeliveryState.CANCELLED,
+    ),
+    "altinn": (
+        DeliveryState.QUEUED,
+        DeliveryState.SUBMITTED,
+        DeliveryState.DELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.SUPPRESSED,
+        DeliveryState.CANCELLED,
+    ),
+}
+
+
+def counts_by_channel(db: Database, campaign_id: int) -> dict[str, dict[str, int]]:
+    """Deliveries per channel and state: every channel's own states (zero when none).
+
+    A state a channel does not normally reach is listed too when a delivery is in it, so the
+    numbers always add up to the campaign's deliveries.
+    """
+    out = {channel: {s.value: 0 for s in states} for channel, states in CHANNEL_STATES.items()}
+    for channel, state, n in db.query(
+        "SELECT channel, state, count(*) FROM deliveries WHERE campaign_id = ? "
+        "GROUP BY channel, state",
+        (campaign_id,),
+    ):
+        out.setdefault(channel, {})[state] = int(n)
+    return out
+
+
 @dataclass(frozen=True)
 class InDoubt:
     """A delivery that may or may not have reached the relay."""

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from varsel import outbox
-from varsel.campaign import Campaign, get_campaign
+from varsel.campaign import STATUS_WORDS, Campaign, get_campaign
 from varsel.db import Database
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
 
 
@@ -55,24 +55,78 @@ class SendReport:
         return text
 
 
+# A channel and a delivery state as `campaign status` names them.
+CHANNEL_WORDS = {"email": "E-post", "letter": "Brev", "altinn": "Altinn"}
+STATE_WORDS = {
+    DeliveryState.QUEUED: "i kø",
+    DeliveryState.CLAIMED: "under sending",
+    DeliveryState.SENT: "sendt",
+    DeliveryState.DEFERRED: "utsatt",
+    DeliveryState.FAILED: "feilet",
+    DeliveryState.BOUNCED: "i retur",
+    DeliveryState.SUPPRESSED: "sperret",
+    DeliveryState.IN_DOUBT: "usikre",
+    DeliveryState.CANCELLED: "kansellert",
+    DeliveryState.PRODUCED: "produsert",
+    DeliveryState.POSTED: "postlagt",
+    DeliveryState.RETURNED: "returnert",
+    DeliveryState.SUBMITTED: "sendt inn",
+    DeliveryState.DELIVERED: "levert",
+}
+
+
+def waiting_word(status: str, in_doubt: int) -> str | None:
+    """What a finished campaign with deliveries in doubt waits for, or None."""
+    if status != "done" or not in_doubt:
+        return None
+    return f"venter på avgjørelse: {fmt_count(in_doubt, 'usikker', 'usikre')}"
+
+
 @dataclass
 class StatusReport:
     """A campaign's state for `campaign status`."""
 
     campaign: Campaign
-    counts: dict[str, int]
+    counts: dict[str, int]  # the e-mail deliveries per state
     in_doubt: list[outbox.InDoubt] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> state -> n
+
+    @property
+    def status_words(self) -> str:
+        """The campaign's status in Bokmål; a finished one with deliveries in doubt waits."""
+        waiting = waiting_word(self.campaign.status.value, self.counts.get("in_doubt", 0))
+        return waiting or STATUS_WORDS[self.campaign.status]
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.campaign.id,
             "name": self.campaign.name,
             "status": self.campaign.status.value,
-            **self.counts,
+            # The e-mail counts at the top, as before there were other channels.
+            **{s.value: self.counts.get(s.value, 0) for s in outbox.CHANNEL_STATES["email"]},
+            "channels": {
+                channel: {"total": sum(states.values()), **states}
+                for channel, states in self.channels.items()
+            },
+            "deliveries": sum(sum(states.values()) for states in self.channels.values()),
+            "waiting_for_decision": self.counts.get("in_doubt", 0) > 0,
             "in_doubt_deliveries": [d.as_dict() for d in self.in_doubt],
             "reasons": [r.as_dict() for r in self.reasons],
         }
+
+    def lines(self) -> list[str]:
+        """The counts as `campaign status` prints them: e-mail always, other channels if used."""
+        out = []
+        for channel, states in self.channels.items():
+            total = sum(states.values())
+            if channel != "email" and not total:
+                continue
+            out.append(f"{CHANNEL_WORDS.get(channel, channel)} ({fmt_int(total)}):")
+            for state, n in states.items():
+                label = STATE_WORDS.get(DeliveryState(state), state)
+                out.append(f"  {label:<14} {fmt_int(n):>8}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -106,9 +160,11 @@ def reasons(db: Database, campaign_id: int, shown: int = REASONS_SHOWN) -> list[
 def status(db: Database, campaign_id: int) -> StatusReport:
     """Counts per state, the in-doubt deliveries, and why deliveries wait or failed."""
     campaign = get_campaign(db, campaign_id)
+    channels = outbox.counts_by_channel(db, campaign_id)
     return StatusReport(
         campaign,
-        outbox.counts(db, campaign_id),
+        {**{s.value: 0 for s in DeliveryState}, **channels["email"]},
         outbox.in_doubt(db, campaign_id),
         reasons(db, campaign_id),
+        channels,
     )
