@@ -194,7 +194,8 @@ def test_the_unknown_and_limit_pages_from_slots_carry_the_root(
         assert f'href="{ROOT}/kontroll?kode={UNKNOWN}&amp;lang=en"' in answer.text
         assert all(a.startswith(ROOT + "/") for a in addresses(answer.text)), answer.text
     assert answers[0].text == answers[1].text
-    assert answers[2].text == answers[3].text
+    # Each refused try counts too, so the second refusal may name a longer wait.
+    assert re.sub(r"\d+", "N", answers[2].text) == re.sub(r"\d+", "N", answers[3].text)
 
 
 def test_the_forms_post_under_the_prefix_and_the_mailed_links_work(

@@ -48,13 +48,22 @@ async def _error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     title, message = _ERRORS.get(status, _ERRORS[500])
     site: Site = request.app.state.site
+    # An HTTPException's own headers stay: a 405's Allow, a 429's Retry-After.
+    headers = exc.headers if isinstance(exc, HTTPException) else None
     return site.render(
         request,
         "error.html",
         language_of(request),
         {"title": title, "message": message},
         status=status,
+        headers=headers,
     )
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    """The 413 page for a request whose Content-Length is over the limit; its body is unread."""
+    response = await _error(Request(scope, receive), HTTPException(413))
+    await response(scope, receive, send)
 
 
 class StripRoot:
@@ -118,11 +127,17 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             *([Middleware(StripRoot, root=site.root)] if site.root else []),  # outermost
-            Middleware(SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT),
+            Middleware(
+                SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT, too_large=_too_large
+            ),
         ],
         exception_handlers={HTTPException: _error, Exception: _error},
         lifespan=lifespan,
     )
+    # No redirect from /kontroll/ to /kontroll: Starlette's would build its Location from the
+    # Host header and drop the root path (/varsel), sending a reader off the site. A path with
+    # a slash too many gets the site's own 404 page instead.
+    app.router.redirect_slashes = False
     app.state.site = site
     app.state.senders = Senders(settings)  # the console's background sends
     return app

@@ -44,12 +44,17 @@ _HTML_SECURED = (HTML_CONTENT_TYPE, *_SECURITY_HEADERS, _NO_STORE)
 
 
 class SecurityHeaders:
-    """ASGI middleware: the security headers on every response, no caching of HTML, and a
-    bound on the size of request bodies (a 413 when a client sends more than max_body_size).
+    """ASGI middleware: the security headers on every response, no caching of anything but the
+    static files (pages, the register's JSON and documents name codes, tokens and who asked),
+    and a bound on the size of request bodies (a 413 when a client sends more than
+    max_body_size).
 
     A request without Content-Length or Transfer-Encoding has no body (HTTP/1.1), so only
-    requests with one go through Starlette's body limit: a GET skips its work. A GET or HEAD
-    without a body for a path in `direct` goes straight to that path's ASGI app, past
+    requests with one go through Starlette's body limit: a GET skips its work. One whose
+    Content-Length is already too big gets `too_large`'s answer (the site's own page in the
+    visitor's language) without its body being read; a chunked body that grows too big is
+    stopped by Starlette's limit inside the app, where the site's error page answers too. A GET
+    or HEAD without a body for a path in `direct` goes straight to that path's ASGI app, past
     Starlette's exception middleware and router: the same app the router would have found
     (its route must take GET), which raises no HTTPException, for the pages that answer most.
     """
@@ -59,8 +64,11 @@ class SecurityHeaders:
         app: ASGIApp,
         max_body_size: int | None = None,
         direct: Mapping[str, ASGIApp] | None = None,
+        too_large: ASGIApp | None = None,
     ) -> None:
         self.app = app
+        self.max_body_size = max_body_size
+        self.too_large = too_large
         self.limited = (
             app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
         )
@@ -77,30 +85,38 @@ class SecurityHeaders:
                     await send(message)
                     return
                 headers = []
-                html = False
+                cached = static
                 for name, value in message.get("headers", []):
                     lower = name.lower()
                     if lower in _SECURITY_NAMES:
                         continue  # ours replace the app's
-                    # Pages carry form tokens and lookup results: keep them out of caches.
-                    html = html or (lower == b"content-type" and value.startswith(b"text/html"))
+                    cached = cached or lower == b"cache-control"  # the app's own choice
                     headers.append((name, value))
                 headers += _SECURITY_HEADERS
-                if html:
+                if not cached:
                     headers.append(_NO_STORE)
                 message["headers"] = headers
             await send(message)
 
+        static = scope["path"].startswith("/static/")
         app = self.app
-        for name, _ in scope["headers"]:
+        for name, value in scope["headers"]:
             if name in _BODY_HEADERS:
                 app = self.limited
+                if name == b"content-length" and self.too_large and self._over(value):
+                    app = self.too_large
                 break
         else:
             # Under a root path the router matches what follows it: leave that to the router.
             if scope["method"] in _READS and not scope.get("root_path"):
                 app = self.direct.get(scope["path"], app)
         await app(scope, receive, send_with_headers)
+
+    def _over(self, length: bytes) -> bool:
+        try:
+            return self.max_body_size is not None and int(length) > self.max_body_size
+        except ValueError:
+            return False  # uvicorn refuses a malformed Content-Length before the app sees it
 
 
 _BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))  # as uvicorn gives them

@@ -1,0 +1,90 @@
+"""Headers and answers the site gives every path alike: caching, 405s, 413s, no slash redirects.
+
+The real app over a real store (SQLite and PostgreSQL), through Starlette's test client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from varsel.config import Settings
+from varsel.web import MAX_BODY, create_app
+
+PUBLIC = "https://www.politiet.no/varsel"
+
+
+def make_client(tmp_path: Path, db_url: str, **changes: object) -> TestClient:
+    settings = Settings.load(
+        environ={},
+        database_url=db_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="test secret",  # noqa: S106 -- a key for this test only
+        **changes,
+    )
+    return TestClient(create_app(settings), base_url="https://testserver")
+
+
+@pytest.fixture
+def client(tmp_path: Path, db_url: str) -> Iterator[TestClient]:
+    with make_client(tmp_path, db_url) as c:
+        yield c
+
+
+@pytest.mark.parametrize("path", ["/", "/kontroll", "/varsler", "/varsler.json", "/nowhere"])
+def test_nothing_but_the_static_files_is_cached(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.headers["cache-control"] == "no-store", path
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_the_static_files_may_be_cached(client: TestClient) -> None:
+    page = client.get("/")
+    stylesheet = page.text.split('rel="stylesheet" href="', 1)[1].split('"', 1)[0]
+    answer = client.get(stylesheet)
+    assert answer.status_code == 200
+    assert "cache-control" not in answer.headers
+
+
+@pytest.mark.parametrize("path", ["/kontroll/", "/varsler/", "/dokument/", "/tilbakemelding/"])
+def test_a_slash_too_many_is_not_redirected_anywhere(client: TestClient, path: str) -> None:
+    # Starlette's redirect built its Location from the Host header, and dropped the root path.
+    answer = client.get(path, headers={"host": "evil.example"}, follow_redirects=False)
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+    assert "<h1>Siden finnes ikke</h1>" in answer.text
+
+
+def test_no_redirect_under_the_root_path_either(tmp_path: Path, db_url: str) -> None:
+    with make_client(tmp_path, db_url, public_base_url=PUBLIC) as client:
+        answer = client.get(
+            "/varsel/kontroll/", headers={"host": "evil.example"}, follow_redirects=False
+        )
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+
+
+def test_a_method_a_page_does_not_take_gets_405_with_allow(client: TestClient) -> None:
+    answer = client.request("DELETE", "/kontroll?lang=en")
+    assert answer.status_code == 405
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert '<html lang="en">' in answer.text
+
+
+def test_a_body_over_the_limit_gets_the_sites_page_in_the_visitors_language(
+    client: TestClient,
+) -> None:
+    body = b"kommentar=" + b"a" * (MAX_BODY + 1)
+    answer = client.post(
+        "/tilbakemelding?lang=en",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert 'lang="en"' in answer.text
+    assert "Content Too Large" not in answer.text
+    assert answer.headers["cache-control"] == "no-store"
