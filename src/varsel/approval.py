@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from varsel import audit
 from varsel.accounts import Role, User, require_role
-from varsel.campaign import CampaignStatus, get_campaign
+from varsel.campaign import STATUS_WORDS, CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
@@ -275,7 +275,7 @@ def approve(
             Text(
                 "kampanje %(campaign)s er «%(status)s» og kan ikke godkjennes",
                 campaign=campaign_id,
-                status=campaign.status.value,
+                status=STATUS_WORDS[campaign.status],
             )
         )
     if expected is not None:

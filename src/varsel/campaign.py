@@ -433,7 +433,7 @@ def update_spec(db: Database, campaign_id: int, spec: CampaignSpec, *, actor: st
             Text(
                 "kampanje %(campaign)s er «%(status)s» og kan ikke endres",
                 campaign=campaign_id,
-                status=campaign.status.value,
+                status=STATUS_WORDS[campaign.status],
             )
         )
     if spec.criteria != campaign.spec.criteria or spec.per_unit != campaign.spec.per_unit:

@@ -260,13 +260,15 @@ def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
 
 def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.audit import cli_actor
-    from varsel.campaign import CampaignStatus, set_status
+    from varsel.campaign import STATUS_WORDS, CampaignStatus, set_status
 
     campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
     from varsel.leases import notify
 
     notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
-    out.print(f"Kampanje {campaign_id} er nå «{campaign_obj.status.value}».", soft_wrap=True)
+    out.print(
+        f"Kampanje {campaign_id} er nå «{STATUS_WORDS[campaign_obj.status]}».", soft_wrap=True
+    )
 
 
 @campaign.command("start")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from varsel import outbox
 from varsel.builder import make_factory
-from varsel.campaign import Campaign, CampaignStatus
+from varsel.campaign import STATUS_WORDS, Campaign, CampaignStatus
 from varsel.campaign_spec import check_window
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
@@ -46,13 +46,12 @@ def refuse_status(campaign_id: int, status: str) -> None:
     """Refuse a campaign whose status forbids sending it (paused, cancelled)."""
     cid = campaign_id
     if status == CampaignStatus.PAUSED.value:
-        # The status is named as the store and the command line name it.
         raise SendError(
             Text(
                 "kampanje %(campaign)s er «%(status)s»; "
                 "gjenoppta den med «varsel campaign resume» først",
                 campaign=cid,
-                status=status,
+                status=STATUS_WORDS[CampaignStatus.PAUSED],
             )
         )
     if status == CampaignStatus.CANCELLED.value:
@@ -60,7 +59,7 @@ def refuse_status(campaign_id: int, status: str) -> None:
             Text(
                 "kampanje %(campaign)s er «%(status)s»; den kan ikke sendes",
                 campaign=cid,
-                status=status,
+                status=STATUS_WORDS[CampaignStatus.CANCELLED],
             )
         )
 
