@@ -186,7 +186,7 @@ def campaign_send(
             options=options,
             progress=progress,
         )
-    out.print(report.summary())
+    out.print(report.summary(), soft_wrap=True)  # it names commands: never wrapped
 
 
 @campaign.command(
@@ -207,7 +207,16 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     for line in report.lines():
         out.print(line, soft_wrap=True)
     for d in report.in_doubt:
-        out.print(f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})")
+        out.print(
+            f"  usikker: leveranse {d.id} til {d.address} ({', '.join(d.units)})", soft_wrap=True
+        )
+    if report.in_doubt:
+        # A command is printed whole, never wrapped: it is copied as it is.
+        out.print(
+            "Send dem på nytt (de kan komme fram to ganger) med "
+            f"«varsel campaign resend-in-doubt {campaign_id}».",
+            soft_wrap=True,
+        )
     labels = {"deferred": "utsatt", "failed": "feilet"}
     if report.reasons:
         out.print("Vanligste grunner:")
@@ -332,6 +341,12 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
 
     get_campaign(state.db, campaign_id)
     n = resend_in_doubt(state.db, campaign_id, actor=cli_actor())
+    if not n:
+        out.print(
+            f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.",
+            soft_wrap=True,
+        )
+        return
     what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
     out.print(
         f"{fmt_int(n)} {what} lagt i kø igjen; kjør «varsel campaign send {campaign_id}».",

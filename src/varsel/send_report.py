@@ -37,6 +37,11 @@ class SendReport:
             "deferred": "venter på nye forsøk (kjør «campaign send» igjen senere)",
             "relay": "stoppet fordi e-posttjeneren avviste utsendelsen",
         }[self.stopped]
+        if self.stopped == "done" and c["in_doubt"]:
+            # Nothing more is sent by itself, but the campaign is not done with: the operator
+            # decides about the deliveries in doubt.
+            n = fmt_count(c["in_doubt"], "usikker", "usikre")
+            how = f"venter på avgjørelse ({n})"
         seconds = f"{self.seconds:.1f}".replace(".", ",")  # Norwegian decimal comma
         text = (
             f"Kampanje {self.campaign_id} {how}: {fmt_int(c['sent'])} sendt, "
@@ -46,8 +51,9 @@ class SendReport:
             f"{seconds} s ({self.rate:.0f}/s)."
         )
         if self.in_doubt:
+            which = "leveranse er usikker" if self.in_doubt == 1 else "leveranser er usikre"
             text += (
-                f"\n{fmt_int(self.in_doubt)} leveranser er usikre (forbindelsen brøt etter at "
+                f"\n{fmt_int(self.in_doubt)} {which} (forbindelsen brøt etter at "
                 "meldingen var overført). Se «varsel campaign status "
                 f"{self.campaign_id}» og send dem på nytt med «varsel campaign resend-in-doubt "
                 f"{self.campaign_id}» bare hvis du vil risikere dobbel levering."
