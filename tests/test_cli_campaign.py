@@ -1,0 +1,100 @@
+"""`varsel campaign ...` as the operator sees it: status words, decisions, whole lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from helpers import campaign_toml, sample_campaign
+from varsel.cli import cli, err, out
+from varsel.db import Database
+from varsel.send_report import SendReport
+
+
+@pytest.fixture(autouse=True)
+def width_80(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consoles as wide as a plain terminal, whatever runs the tests."""
+    monkeypatch.setattr(out, "_width", 80)
+    monkeypatch.setattr(err, "_width", 80)
+
+
+def run(db: Database, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--db", db.url, "campaign", *args])
+
+
+def in_doubt(db: Database, campaign_id: int, n: int, status: str = "done") -> None:
+    """The campaign as a crash leaves it: n deliveries in doubt, the rest sent."""
+    with db.transaction():
+        db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (campaign_id,))
+        db.execute(
+            "UPDATE deliveries SET state = 'in_doubt' WHERE id IN (SELECT id FROM deliveries "
+            "WHERE campaign_id = ? ORDER BY id LIMIT ?)",
+            (campaign_id, n),
+        )
+        db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
+
+
+def test_pause_resume_and_cancel_name_the_status_in_bokmal(db: Database, campaign_id: int) -> None:
+    for command, word in (("pause", "pauset"), ("resume", "klar"), ("cancel", "avbrutt")):
+        result = run(db, command, str(campaign_id))
+        assert result.exit_code == 0, result.output
+        assert result.output == f"Kampanje {campaign_id} er nå «{word}».\n"
+
+
+def test_send_names_a_paused_campaigns_status_in_bokmal(db: Database, campaign_id: int) -> None:
+    assert run(db, "pause", str(campaign_id)).exit_code == 0
+    result = run(db, "send", str(campaign_id), "--no-approval", "--smtp", "smtp://127.0.0.1:1")
+    assert result.exit_code == 2
+    assert f"kampanje {campaign_id} er «pauset»; gjenoppta den" in result.output
+
+
+def test_a_finished_campaign_with_deliveries_in_doubt_waits_for_a_decision(
+    db: Database, campaign_id: int
+) -> None:
+    in_doubt(db, campaign_id, 3)
+    result = run(db, "status", str(campaign_id))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"Kampanje {campaign_id} «Test»: venter på avgjørelse: 3 usikre"
+    # The command is on one line, whole, though the line is longer than the terminal.
+    assert lines[-1] == (
+        "Send dem på nytt (de kan komme fram to ganger) med "
+        f"«varsel campaign resend-in-doubt {campaign_id}»."
+    )
+
+
+def test_the_send_summary_says_the_campaign_waits_for_a_decision() -> None:
+    counts = {"sent": 163, "deferred": 0, "failed": 0, "suppressed": 0, "in_doubt": 1, "queued": 0}
+    text = SendReport(3, counts, 163, 2.0, "done", 1).summary()
+    assert text.startswith("Kampanje 3 venter på avgjørelse (1 usikker): 163 sendt,")
+    assert "\n1 leveranse er usikker (forbindelsen brøt" in text
+    assert "«varsel campaign resend-in-doubt 3»" in text
+
+
+def test_resend_in_doubt_says_when_there_is_nothing_to_do(db: Database, campaign_id: int) -> None:
+    result = run(db, "resend-in-doubt", str(campaign_id))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.\n"
+    )
+
+
+def test_resend_in_doubt_counts_in_the_singular(db: Database, campaign_id: int) -> None:
+    in_doubt(db, campaign_id, 1)
+    result = run(db, "resend-in-doubt", str(campaign_id))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"1 usikker leveranse er lagt i kø igjen; kjør «varsel campaign send {campaign_id}».\n"
+    )
+
+
+def test_list_without_a_terminal_prints_whole_names(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    name = "Sikkerhetsinformasjon [b]til[/b] virksomheter i Oslo politidistrikt om dataangrep 2026"
+    sample_campaign(db, brreg, tmp_path, campaign_toml(name=name))
+    result = run(db, "list")
+    assert result.exit_code == 0, result.output
+    assert any(name in line for line in result.output.splitlines())
