@@ -123,3 +123,47 @@ def test_every_letters_command_has_help() -> None:
         assert result.exit_code == 0
         assert "Bruk: " in result.output
     assert "varsel letters KAMPANJE --out MAPPE" in runner.invoke(cli, ["letters", "--help"]).output
+
+
+def test_a_refused_letters_run_leaves_no_audit_entry(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    from varsel import audit
+
+    out = tmp_path / "brev"
+    out.mkdir()
+    (out / "manifest.csv").write_text("delivery_id\n", "utf-8")
+    before = audit.entries(db)
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--no-approval"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"varsel: {out} har allerede en manifest.csv fra en tidligere kjøring; velg en ny mappe"
+    )
+    assert audit.entries(db) == before
+    assert db.scalar("SELECT count(*) FROM deliveries WHERE channel = 'letter'") == 0
+
+
+def test_a_letters_run_is_audited_as_letters_make_not_as_a_send(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    from varsel import audit
+
+    out = tmp_path / "brev"
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--no-approval"]
+    )
+    assert result.exit_code == 0, result.output
+    actions = [e.action for e in audit.entries(db, object=f"campaign:{campaign_id}")]
+    assert actions[-2:] == ["letters_make", "personal_data_export"]
+    assert "campaign_send" not in actions
+    (entry,) = audit.entries(db, action=audit.Action.LETTERS_MAKE)
+    assert entry.object == f"campaign:{campaign_id}"
+    assert entry.data == {
+        "no_approval": True,
+        "approval": None,
+        "approved_by": None,
+        "digest": None,
+        "out_dir": str(out),
+    }

@@ -50,6 +50,7 @@ class Action(StrEnum):
     CAMPAIGN_APPROVE = "campaign_approve"  # four-eyes approval given
     CAMPAIGN_SEND = "campaign_send"  # a send started (with the approval it relied on)
     CAMPAIGN_SEND_END = "campaign_send_end"  # a send stopped; detail has the counts
+    LETTERS_MAKE = "letters_make"  # a letters run started (with the approval it relied on)
     CAMPAIGN_PAUSE = "campaign_pause"
     CAMPAIGN_RESUME = "campaign_resume"
     CAMPAIGN_CANCEL = "campaign_cancel"

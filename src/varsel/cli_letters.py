@@ -66,23 +66,20 @@ def letters_make(
     Brev når mottakerne slik e-post gjør, så de krever at kampanjen er godkjent med fire øyne
     (eller --no-approval), som `campaign send`.
     """
-    from varsel.approval import authorise_send
     from varsel.audit import cli_actor
-    from varsel.letters import make_letters
+    from varsel.letters import make_letters_checked
     from varsel.progress import count_bar
 
-    authorise_send(
-        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
-    )
-
     with count_bar(f"Lager brev for kampanje {campaign_id}", "brev", err) as advance:
-        result = make_letters(
+        result = make_letters_checked(
             state.db,
+            state.settings,
             campaign_id,
             out_dir,
+            actor=cli_actor(),
+            no_approval=no_approval,
             per_letter=per_letter,
             batch_size=batch_size,
-            actor=cli_actor(),
             progress=advance,
         )
     out.print(result.summary(), soft_wrap=True)

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from varsel import codes
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
+from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import UserError, os_reason
 from varsel.i18n import fmt_int
@@ -444,6 +445,30 @@ def _write_batch(
     return placed
 
 
+def _check_run(
+    db: Database, campaign_id: int, status: CampaignStatus, out_dir: Path, batch_size: int
+) -> None:
+    """LetterError unless the campaign can have letters and out_dir can take a new run."""
+    if status is CampaignStatus.CANCELLED:
+        raise LetterError(f"kampanje {campaign_id} er kansellert; det lages ingen brev")
+    if forgotten_at(db, campaign_id) is not None:
+        # Who needs a letter is read from the e-mail replies and addresses forget erased.
+        raise LetterError(
+            f"kampanje {campaign_id} har glemt kontaktopplysningene sine, så det kan ikke "
+            "lenger avgjøres hvem som trenger brev; brevene må lages før «campaign forget»"
+        )
+    if batch_size < 1:
+        raise LetterError("bunkestørrelsen må være minst 1")
+    if (out_dir / MANIFEST).exists():
+        raise LetterError(
+            f"{out_dir} har allerede en {MANIFEST} fra en tidligere kjøring; velg en ny mappe"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
+
+
 def make_letters(
     db: Database,
     campaign_id: int,
@@ -454,28 +479,16 @@ def make_letters(
     actor: str | None = None,
     today: dt.date | None = None,
     progress: Callable[[int], None] | None = None,
+    on_start: Callable[[Database], None] | None = None,
 ) -> LetterRun:
-    """Make the letters of a campaign that have not been made: batch PDFs and manifest.csv."""
+    """Make the letters of a campaign that have not been made: batch PDFs and manifest.csv.
+
+    `on_start` runs in a transaction of its own once every check has passed, before anything
+    is stored or printed: make_letters_checked's gate, which audits the run there.
+    """
     campaign = get_campaign(db, campaign_id)
-    if campaign.status is CampaignStatus.CANCELLED:
-        raise LetterError(f"kampanje {campaign_id} er kansellert; det lages ingen brev")
-    if forgotten_at(db, campaign_id) is not None:
-        # Who needs a letter is read from the e-mail replies and addresses forget erased.
-        raise LetterError(
-            f"kampanje {campaign_id} har glemt kontaktopplysningene sine, så det kan ikke "
-            "lenger avgjøres hvem som trenger brev; brevene må lages før «campaign forget»"
-        )
-    if batch_size < 1:
-        raise LetterError("bunkestørrelsen må være minst 1")
+    _check_run(db, campaign_id, campaign.status, out_dir, batch_size)
     manifest_path = out_dir / MANIFEST
-    if manifest_path.exists():
-        raise LetterError(
-            f"{out_dir} har allerede en {MANIFEST} fra en tidligere kjøring; velg en ny mappe"
-        )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
 
     found = candidates(db, campaign_id)
     before = int(
@@ -498,6 +511,9 @@ def make_letters(
     # A template that cannot make a letter is found before anything is stored or written.
     for language in sorted({letter.language for letter in letters}):
         renderer.texts.render(next(x for x in letters if x.language == language))
+    if on_start is not None:
+        with db.transaction():
+            on_start(db)
     _settle_unsendable(db, campaign_id, unsendable, utcnow_iso())
     run = 1 + int(
         db.scalar(
@@ -544,6 +560,56 @@ def make_letters(
     )
     _record_run(db, campaign_id, run, result, actor)
     return result
+
+
+def make_letters_checked(
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    out_dir: Path,
+    *,
+    actor: str,
+    no_approval: bool = False,
+    per_letter: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> LetterRun:
+    """Make the letters after the four-eyes gate that `campaign send` passes; audited.
+
+    The run is audited (`letters_make`, with the approval it relied on) only once every check
+    has passed: a run refused for its folder, its campaign or its templates leaves no entry.
+    """
+    from varsel import audit
+    from varsel.approval import check_send
+
+    check_send(db, settings, campaign_id, no_approval=no_approval)  # refuse at once
+
+    def gate(db: Database) -> None:
+        approval = check_send(db, settings, campaign_id, no_approval=no_approval)
+        audit.record(
+            db,
+            actor,
+            audit.Action.LETTERS_MAKE,
+            f"campaign:{campaign_id}",
+            {
+                "no_approval": no_approval,
+                "approval": approval.id if approval else None,
+                "approved_by": approval.approved_by if approval else None,
+                "digest": approval.digest if approval else None,
+                "out_dir": str(out_dir),
+            },
+        )
+
+    return make_letters(
+        db,
+        campaign_id,
+        out_dir,
+        per_letter=per_letter,
+        batch_size=batch_size,
+        actor=actor,
+        progress=progress,
+        on_start=gate,
+    )
 
 
 def _manifest_row(letter: Letter, batch: str, page: int, single: str) -> list[Any]:
