@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -319,3 +320,23 @@ def test_chromium_opens_the_report_without_errors(ev: Evaluation, tmp_path: Path
     assert headings[:3] == ["Sammendrag", "Hvem ble nådd", "Fra utvalg til handling: e-post"]
     assert len(svg_boxes) == 5
     assert all(b["width"] > 300 and b["height"] > 20 for b in svg_boxes)
+
+
+def _with_organisation(ev: Evaluation, organisation: str) -> Evaluation:
+    spec = dataclasses.replace(ev.campaign.spec, organisation=organisation)
+    return dataclasses.replace(ev, campaign=dataclasses.replace(ev.campaign, spec=spec))
+
+
+@pytest.mark.parametrize(
+    ("organisation", "words"),
+    [
+        ("Asker kommune", "stoler folk på en e-post fra Asker kommune uten å sjekke den?"),
+        ("", "stoler folk på en e-post fra en offentlig avsender uten å sjekke den?"),
+    ],
+)
+def test_the_code_section_names_the_campaigns_own_sender(
+    ev: Evaluation, organisation: str, words: str
+) -> None:
+    html = render_html(build_view(_with_organisation(ev, organisation)))
+    assert words in html
+    assert "politiet" not in html

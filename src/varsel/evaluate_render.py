@@ -289,6 +289,9 @@ def _channels_section(ev: Evaluation) -> Section:
 
 def _checks_section(ev: Evaluation) -> Section:
     ch = ev.checks
+    # The sender named in the campaign's definition: a council's report must not speak of
+    # the police. A definition without one gets neutral words.
+    sender = ev.campaign.spec.organisation.strip() or "en offentlig avsender"
     rows = (
         (
             "Sjekket koden, av dem som fikk e-posten",
@@ -314,7 +317,7 @@ def _checks_section(ev: Evaluation) -> Section:
         "Sjekket mottakerne koden før de handlet?",
         (
             Paragraph(
-                "Dette er målet på phishing-spørsmålet: stoler folk på en e-post fra politiet "
+                f"Dette er målet på phishing-spørsmålet: stoler folk på en e-post fra {sender} "
                 "uten å sjekke den? Hver melding har en kontrollkode som mottakeren kan skrive "
                 "inn på nettsiden vår. Vi ser bare det folk gjør på våre egne sider; dokumentet "
                 "ligger også på den offentlige adressen i e-posten, og de som henter det der, "
