@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from test_registry import load, write_json
@@ -65,3 +67,49 @@ def test_a_rejects_file_under_a_file_is_one_line_in_bokmal_and_nothing_is_import
         "(en del av stien er ikke en mappe)\n",
     )
     assert not store.exists()
+
+
+def _store_contents(db: Database) -> dict[str, list[str]]:
+    """Every row of every table, sorted: equal before and after means nothing changed."""
+    return {t: sorted(map(repr, db.query(f"SELECT * FROM {t}"))) for t in db.tables()}
+
+
+def _bad_second_file(kind: str, tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    if kind == "missing":
+        return tmp_path / "missing.json"
+    if kind == "truncated":
+        whole = gzip.compress(json.dumps(records).encode())
+        cut = tmp_path / "cut.json.gz"
+        cut.write_bytes(whole[: len(whole) // 2])
+        return cut
+    return write_json(tmp_path / "small.json", records[:3])  # would mark 32 of 35 gone
+
+
+@pytest.mark.parametrize("bad", ["missing", "truncated", "shrink"])
+def test_a_bad_second_file_leaves_the_store_as_it_was(
+    db: Database, brreg: Path, tmp_path: Path, bad: str
+) -> None:
+    records = load(brreg / "enheter-sample.json")
+    runner = CliRunner()
+    first = write_json(tmp_path / "first.json", records)
+    assert runner.invoke(cli, ["--db", db.url, "registry", "import", str(first)]).exit_code == 0
+    changed = [{**records[0], "navn": "NYTT NAVN AS"}, *records[1:]]
+    good = write_json(tmp_path / "good.json", changed)
+    before = _store_contents(db)
+    second = _bad_second_file(bad, tmp_path, records)
+    result = runner.invoke(cli, ["--db", db.url, "registry", "import", str(good), str(second)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1
+    assert str(second) in result.output
+    assert _store_contents(db) == before
+
+
+def test_several_files_are_imported_in_one_go(db: Database, brreg: Path, tmp_path: Path) -> None:
+    records = load(brreg / "enheter-sample.json")
+    a = write_json(tmp_path / "a.json", records[:10])
+    b = write_json(tmp_path / "b.json", records[:12])
+    result = CliRunner().invoke(cli, ["--db", db.url, "registry", "import", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    assert "a.json: 10 enheter lest — 10 nye" in result.output
+    assert "b.json: 12 enheter lest — 2 nye, 0 endret, 10 uendret" in result.output
+    assert db.scalar("SELECT count(*) FROM snapshots") == 2

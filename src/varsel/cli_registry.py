@@ -48,26 +48,26 @@ def registry_import(
 ) -> None:
     """Importer uttrekk fra registeret (JSON eller CSV, gzip eller ikke; enheter, underenheter).
 
-    En eldre fil som er importert før, blir brukt på nytt: slik angrer du en feil import.
+    Alt eller ingenting: feiler én fil, er ingen av filene importert. En eldre fil som er
+    importert før, blir brukt på nytt: slik angrer du en feil import.
     """
     from varsel.audit import cli_actor
     from varsel.progress import progress_bar
-    from varsel.registry import import_dump
+    from varsel.registry import import_dumps
     from varsel.registry_extract import start_rejects
 
     if rejects is not None:
         start_rejects(rejects)
-    for path in paths:
-        with progress_bar(f"Importerer {path.name}", err) as progress:
-            result = import_dump(
-                state.db_or_new,
-                path,
-                rejects_path=rejects,
-                dump_date=dump_date,
-                progress=progress,
-                actor=cli_actor(),
-                allow_shrink=allow_shrink,
-            )
+    results = import_dumps(
+        state.db_or_new,
+        paths,
+        rejects_path=rejects,
+        dump_date=dump_date,
+        progress_bar=lambda description: progress_bar(description, err),
+        actor=cli_actor(),
+        allow_shrink=allow_shrink,
+    )
+    for result in results:
         out.print(result.summary(), soft_wrap=True)
         for line in result.first_rejects():
             out.print(f"  avvist: {line}", soft_wrap=True)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from varsel.db import Database
 from varsel.dump import DumpReader, Format, Kind, open_dump
 from varsel.errors import UserError
 from varsel.i18n import fmt_int
+from varsel.import_checks import EarlierImports
 from varsel.progress import ProgressCallback, no_progress
 from varsel.registry_extract import Reject, RejectLog, Rows, extracted
 from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
@@ -92,39 +94,117 @@ def import_dump(
     allow_shrink: import even when the file would mark many units gone or reject many
     records (see import_checks.MAX_GONE_SHARE and MAX_REJECTED_SHARE).
     """
-    progress = progress or no_progress
-    path = Path(path)
-    with open_dump(path) as reader:
-        info = reader.info
-        sha = file_sha256(path)
-        earlier = import_checks.earlier_imports(db, path, info.kind, sha, dump_date)
-        if earlier.same is not None:
-            return ImportResult(path, get_snapshot(db, earlier.same), True, (), None)
-        date = earlier.date
-        rejects = RejectLog(rejects_path, str(path))
+    callback = progress or no_progress
+
+    @contextlib.contextmanager
+    def bar(_: str) -> Iterator[ProgressCallback]:
+        yield callback
+
+    (result,) = import_dumps(
+        db,
+        [path],
+        rejects_path=rejects_path,
+        dump_date=dump_date,
+        progress_bar=bar,
+        actor=actor,
+        allow_shrink=allow_shrink,
+    )
+    return result
+
+
+ProgressBar = Callable[[str], AbstractContextManager[ProgressCallback]]
+
+
+def import_dumps(
+    db: Database,
+    paths: Sequence[Path],
+    *,
+    rejects_path: Path | None = None,
+    dump_date: str | None = None,
+    progress_bar: ProgressBar | None = None,
+    actor: str | None = None,
+    allow_shrink: bool = False,
+) -> list[ImportResult]:
+    """Import dump files in order, all or nothing: one transaction over every file.
+
+    Every file is opened (found, kind and format read) and JSON files are extracted before
+    the transaction starts; any failure after that (a cut or damaged file, an older dump, a
+    refused shrink) rolls back all of them. progress_bar: a progress callback for a step,
+    given the step's description.
+    """
+    bar: ProgressBar = progress_bar or _no_bar
+    paths = [Path(p) for p in paths]
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(open_dump(path)) for path in paths]
+        stages: list[registry_fast.Stage | None] = []
+        for i, reader in enumerate(readers):
+            if reader.info.fmt is not Format.JSON:
+                stages.append(None)
+                continue
+            with bar(f"Leser {reader.path.name}") as progress:
+                stages.append(stack.enter_context(_staged(db, reader, progress, i)))
+        logs = [RejectLog(rejects_path, str(path)) for path in paths]
+        done: list[tuple[int, EarlierImports]] = []
         try:
-            with _staged(db, reader, progress) as stage, _page_cache(db), db.transaction():
-                snapshot_id = _load(
-                    db, reader, path, sha, date, rejects, progress, stage, allow_shrink
-                )
-                _audit(db, actor, snapshot_id)
+            with _page_cache(db), db.transaction():
+                for reader, stage, rejects in zip(readers, stages, logs, strict=True):
+                    with bar(f"Importerer {reader.path.name}") as progress:
+                        done.append(
+                            _import_one(
+                                db, reader, stage, rejects, dump_date, progress, actor, allow_shrink
+                            )
+                        )
         except import_checks.ShrinkRefused:
-            rejects.commit()  # the operator will want to see what was rejected
+            logs[len(done)].commit()  # the operator will want to see what was rejected
+            for log in logs[len(done) + 1 :] + logs[: len(done)]:
+                log.discard()
             raise
         except BaseException:
-            rejects.discard()
+            for log in logs:
+                log.discard()
             raise
-        rejects.commit()
-    # Fresh statistics let the planner pick the covering segment indexes.
-    db.execute("ANALYZE" if db.dialect == "sqlite" else "ANALYZE units")
-    return ImportResult(
-        path,
-        get_snapshot(db, snapshot_id),
-        False,
-        tuple(rejects.first),
-        rejects_path,
-        earlier.prior,
-    )
+        for log in logs:
+            log.commit()
+    if any(earlier.same is None for _, earlier in done):
+        # Fresh statistics let the planner pick the covering segment indexes.
+        db.execute("ANALYZE" if db.dialect == "sqlite" else "ANALYZE units")
+    return [
+        ImportResult(
+            path,
+            get_snapshot(db, snapshot_id),
+            earlier.same is not None,
+            () if earlier.same is not None else tuple(log.first),
+            None if earlier.same is not None else rejects_path,
+            earlier.prior,
+        )
+        for path, (snapshot_id, earlier), log in zip(paths, done, logs, strict=True)
+    ]
+
+
+@contextlib.contextmanager
+def _no_bar(_: str) -> Iterator[ProgressCallback]:
+    yield no_progress
+
+
+def _import_one(
+    db: Database,
+    reader: DumpReader,
+    stage: registry_fast.Stage | None,
+    rejects: RejectLog,
+    dump_date: str | None,
+    progress: ProgressCallback,
+    actor: str | None,
+    allow_shrink: bool,
+) -> tuple[int, EarlierImports]:
+    """Apply one opened (and maybe staged) file inside the import's transaction."""
+    path = reader.path
+    sha = file_sha256(path)
+    earlier = import_checks.earlier_imports(db, path, reader.info.kind, sha, dump_date)
+    if earlier.same is not None:
+        return earlier.same, earlier
+    snapshot_id = _load(db, reader, path, sha, earlier.date, rejects, progress, stage, allow_shrink)
+    _audit(db, actor, snapshot_id)
+    return snapshot_id, earlier
 
 
 @contextlib.contextmanager
@@ -174,13 +254,14 @@ def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
 
 @contextlib.contextmanager
 def _staged(
-    db: Database, reader: DumpReader, progress: ProgressCallback
+    db: Database, reader: DumpReader, progress: ProgressCallback, n: int = 0
 ) -> Iterator[registry_fast.Stage | None]:
     """JSON dumps extracted by DuckDB before the transaction starts; None for the Python way."""
     if reader.info.fmt is not Format.JSON:
         yield None
         return
-    with registry_fast.staged(db, reader.path, reader.info.kind, progress) as stage:
+    schema = f"fast_stage{n}" if n else "fast_stage"
+    with registry_fast.staged(db, reader.path, reader.info.kind, progress, schema) as stage:
         yield stage
 
 

@@ -37,7 +37,7 @@ from varsel.progress import ProgressCallback
 # (reach provisional: phone_only or postal_only until the e-mail addresses are parsed), hash.
 STAGE_COLUMNS: tuple[str, ...] = ("idx", "reject", "raw_orgnr", *unit.RECORD_COLUMNS, "record_hash")
 ODD = "odd"  # reject code: a record the SQL does not translate; the file goes the Python way
-STAGE_TABLE = {"sqlite": "fast_stage.s", "postgresql": "fast_stage"}
+STAGE_TABLE = {"sqlite": "fast_stage.s", "postgresql": "fast_stage"}  # SQLite: Stage.schema
 
 _WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())  # what str.strip strips
 _WS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "]"
@@ -333,6 +333,7 @@ class Stage:
     path: Path
     rows: int
     emails: EmailParse | None = None  # started once the stage is complete (SQLite)
+    schema: str = "fast_stage"  # the SQLite store's name for the attached stage file
 
 
 Rows = list[tuple[Any, ...]]
@@ -508,12 +509,14 @@ def stage_csv(path: Path, kind: Kind, workdir: Path, progress: ProgressCallback)
 
 @contextlib.contextmanager
 def staged(
-    db: Database, path: Path, kind: Kind, progress: ProgressCallback
+    db: Database, path: Path, kind: Kind, progress: ProgressCallback, schema: str = "fast_stage"
 ) -> Iterator[Stage | None]:
     """The dump extracted by DuckDB, attached to a SQLite store; None when DuckDB cannot.
 
     Runs outside the import's transaction: it reads the file and writes only temporary files
-    (SQLite cannot ATTACH inside a transaction).
+    (SQLite cannot ATTACH inside a transaction). schema: the attached file's name, one per
+    file when several are staged for one transaction; past SQLite's limit on attached files
+    the file goes the Python way (None).
     """
     workdir = Path(tempfile.mkdtemp(prefix="varsel-import-"))
     attached = False
@@ -522,8 +525,12 @@ def staged(
         try:
             if db.dialect == "sqlite":
                 stage = stage_sqlite(path, kind, workdir, progress)
-                db.execute("ATTACH DATABASE ? AS fast_stage", (str(stage.path),))
+                try:
+                    db.execute(f"ATTACH DATABASE ? AS {schema}", (str(stage.path),))
+                except sqlite3.OperationalError as e:  # too many attached databases
+                    raise FastPathUnavailable(str(e)) from None
                 attached = True
+                stage.schema = schema
                 emails = EmailParse(stage.path, stage.rows)
             else:
                 stage = stage_csv(path, kind, workdir, progress)
@@ -536,14 +543,14 @@ def staged(
         if emails is not None:
             emails.cancel()
         if attached:
-            db.execute("DETACH DATABASE fast_stage")
+            db.execute(f"DETACH DATABASE {schema}")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def load_stage(db: Database, stage: Stage) -> str:
     """Make the stage a table of the store (PostgreSQL: COPY into a temporary table); its name."""
     if db.dialect == "sqlite":
-        return STAGE_TABLE["sqlite"]
+        return f"{stage.schema}.s"
     table = STAGE_TABLE["postgresql"]
     db.execute(f"DROP TABLE IF EXISTS {table}")
     db.execute(
