@@ -468,7 +468,84 @@ def test_an_address_gets_at_most_three_links_a_day(
     for _ in range(3):
         assert request_document(client, sent, "offer@example.test").status_code == 200
         db.execute("UPDATE document_requests SET downloaded_at = 'x'")  # used: no longer pending
-    assert request_document(client, sent, "offer@example.test").status_code == 429
+    refused = request_document(client, sent, "offer@example.test")
+    assert refused.status_code == 429
+    assert "Vi har sendt så mange lenker til denne adressen det siste døgnet" in refused.text
+    assert "forsøk" not in refused.text  # about the address, not the visitor
+    assert re.search(r"ikke sender flere før (\d+\. \w+ )?kl\. \d\d\.\d\d\.", refused.text)
+    assert int(refused.headers["retry-after"]) > 3600
+    assert db.scalar("SELECT count(*) FROM document_requests") == 3
+
+
+def test_a_link_already_on_its_way_does_not_use_up_the_address(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    assert request_document(client, sent, "offer@example.test").status_code == 200
+    for _ in range(4):  # "already sent": nothing e-mailed, nothing counted
+        assert request_document(client, sent, "offer@example.test").status_code == 409
+    for _ in range(2):
+        db.execute("UPDATE document_requests SET downloaded_at = 'x'")
+        assert request_document(client, sent, "offer@example.test").status_code == 200
+
+
+def test_a_link_that_could_not_be_sent_does_not_count_against_the_address(
+    settings: Settings, sent: int, db: Database
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_per_address_day=1))
+    keys = Path(settings.dkim_key_dir)
+    with TestClient(app, base_url="https://testserver") as c:
+        keys.rename(keys.with_name("away"))
+        assert request_document(c, sent, "leser@example.test").status_code == 503
+        keys.with_name("away").rename(keys)
+        assert request_document(c, sent, "leser@example.test").status_code == 200
+        db.execute("UPDATE document_requests SET downloaded_at = 'x'")
+        assert request_document(c, sent, "leser@example.test").status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        (
+            "nb",
+            "Vi har sendt så mange lenker til denne adressen det siste døgnet at vi ikke "
+            "sender flere før ",
+        ),
+        (
+            "nn",
+            "Vi har sendt så mange lenkjer til denne adressa det siste døgeret at vi ikkje "
+            "sender fleire før ",
+        ),
+        (
+            "en",
+            "We have sent so many links to this address in the last 24 hours that we will "
+            "not send more until ",
+        ),
+    ],
+)
+def test_the_address_limit_says_until_when_in_the_visitors_language(
+    settings: Settings, sent: int, db: Database, lang: str, said: str
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_per_address_day=1))
+    with TestClient(app, base_url="https://testserver") as c:
+        for status in (200, 429):
+            token = csrf(c, f"/dokument?kampanje={sent}&lang={lang}")
+            data = {"csrf": token, "kampanje": str(sent), "address": "a@example.test", "lang": lang}
+            page = c.post("/dokument", data=data)
+            assert page.status_code == status
+            db.execute("UPDATE document_requests SET downloaded_at = 'x'")
+    assert said in page.text
+    assert f'<html lang="{lang}">' in page.text
+    assert "https://www.politiet.no/rad.pdf" in page.text  # where to read it meanwhile
+
+
+def test_the_address_limit_tells_a_clock_time_and_a_date_on_another_day() -> None:
+    from varsel import documents
+
+    now = 1_796_040_000.0  # 30 November 2026 13:00 in Oslo
+    assert documents.next_link_at(3600, "nb", now=now) == "kl. 14.00"
+    assert documents.next_link_at(3600, "en", now=now) == "14:00"
+    assert documents.next_link_at(86400, "nn", now=now) == "1. desember kl. 13.00"
+    assert documents.next_link_at(86400, "en", now=now) == "1 December at 13:00"
 
 
 def test_an_ip_gets_at_most_ten_links_an_hour(client: TestClient, sent: int) -> None:

@@ -206,6 +206,21 @@ def deadline(expires_at: str, language: str) -> str:
     return local_datetime(at, _WHEN[language], locale=language)
 
 
+# When the address may have links again: its clock time that day, with the date on another.
+_CLOCK = {"nb": "'kl.' HH.mm", "nn": "'kl.' HH.mm", "en": "HH:mm"}
+_DAY_CLOCK = {"nb": "d. MMMM 'kl.' HH.mm", "nn": "d. MMMM 'kl.' HH.mm", "en": "d MMMM 'at' HH:mm"}
+
+
+def next_link_at(wait_seconds: int, language: str, *, now: float | None = None) -> str:
+    """When an address refused by its daily limit may have a link again, in Oslo's time."""
+    language = language if language in _CLOCK else "nb"
+    at = time.time() if now is None else now
+    today = datetime.fromtimestamp(at, _OSLO)
+    then = datetime.fromtimestamp(at + wait_seconds, _OSLO)
+    pattern = _CLOCK if then.date() == today.date() else _DAY_CLOCK
+    return local_datetime(then, pattern[language], locale=language)
+
+
 def purge(db: Database, *, now: float | None = None) -> int:
     """Delete requests whose links have expired: the address is kept no longer than needed.
 

@@ -19,10 +19,11 @@ from starlette.responses import FileResponse, Response
 from varsel import contacts, documents, ratelimit, register
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp_relay import RelayConfig
+from varsel.config import Settings
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
-from varsel.web.site import client_ip, language_of, site_key, visitor_key
+from varsel.web.site import Site, client_ip, language_of, site_key, visitor_key
 from varsel.web.templating import N_
 
 log = logging.getLogger("varsel.web")
@@ -90,6 +91,9 @@ async def document_post(request: Request) -> Response:
             )
             if not parsed.usable:
                 return again({"address": N_("Dette ser ikke ut som en e-postadresse.")})
+            # The visitor's attempts count, as every form's do; the address's limit counts
+            # only links e-mailed to it (see _count_sent), so a stranger's attempts or a
+            # "link already sent" cannot use up someone else's address.
             decision = ratelimit.consume(
                 db,
                 [
@@ -97,20 +101,16 @@ async def document_post(request: Request) -> Response:
                         Limit("document_ip", settings.document_per_ip_hour, 3600),
                         visitor_key(site, ip),
                     ),
-                    (
-                        Limit("document_address", settings.document_per_address_day, 86400),
-                        site_key(site, parsed.address),
-                    ),
-                    (
-                        Limit(DOCUMENT_ALL, settings.document_global_per_minute, 60),
-                        GLOBAL,
-                    ),
+                    (Limit(DOCUMENT_ALL, settings.document_global_per_minute, 60), GLOBAL),
                 ],
             )
             if not decision.allowed:
                 if decision.scope == DOCUMENT_ALL:
                     return busy(request, language, decision, BUSY_DOCUMENT)
                 return limited(request, language, decision)
+            address_decision = _address_allows(db, site, settings, parsed.address)
+            if not address_decision.allowed:
+                return address_limited(request, language, entry, address_decision)
             issued = documents.issue(
                 db,
                 site.secret,
@@ -170,8 +170,54 @@ async def document_post(request: Request) -> Response:
     if problem is not None:
         log.warning("Dokument-e-post til relayet feilet: %s", problem)
         return await run_in_threadpool(cannot_send, issued)
+    await run_in_threadpool(_count_sent, site, settings, address)
     return site.render(
         request, "document_sent.html", language, {"entry": entry, "address": address}
+    )
+
+
+def _address_limit(settings: Settings) -> Limit:
+    return Limit("document_address", settings.document_per_address_day, 86400)
+
+
+class _Peeked(Exception):
+    """Carries a decision out of a transaction rolled back so that nothing was counted."""
+
+    def __init__(self, decision: ratelimit.Decision) -> None:
+        self.decision = decision
+
+
+def _address_allows(db: Any, site: Site, settings: Settings, address: str) -> ratelimit.Decision:
+    """Whether the address's daily limit would let one more link go, without counting it."""
+    # The limit's own judgement, on a count rolled back at once: a refusal must not count
+    # (nothing was sent), and a link is counted only once it has left (_count_sent).
+    try:
+        with db.transaction():
+            limit = _address_limit(settings)
+            raise _Peeked(ratelimit.consume(db, [(limit, site_key(site, address))]))
+    except _Peeked as peeked:
+        return peeked.decision
+
+
+def _count_sent(site: Site, settings: Settings, address: str) -> None:
+    """Count a link the relay accepted against its address's daily limit."""
+    with site.store.connection() as db:
+        ratelimit.consume(db, [(_address_limit(settings), site_key(site, address))])
+
+
+def address_limited(
+    request: Request, language: str, entry: register.Entry, decision: ratelimit.Decision
+) -> Response:
+    """The 429 page when the address has had its links for the day: it says until when."""
+    # About the address, not the visitor: whoever asks may have done nothing wrong.
+    when = documents.next_link_at(decision.retry_after, language)
+    return site_of(request).render(
+        request,
+        "document_limited.html",
+        language,
+        {"entry": entry, "when": when},
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
     )
 
 
