@@ -113,3 +113,43 @@ def test_several_files_are_imported_in_one_go(db: Database, brreg: Path, tmp_pat
     assert "a.json: 10 enheter lest — 10 nye" in result.output
     assert "b.json: 12 enheter lest — 2 nye, 0 endret, 10 uendret" in result.output
     assert db.scalar("SELECT count(*) FROM snapshots") == 2
+
+
+EMPTY = (
+    "varsel: lageret er tomt (--db eller VARSEL_DATABASE_URL uten verdi): oppgi en SQLite-fil "
+    "eller en postgresql://-URL\n"
+)
+MEMORY = (
+    "varsel: lageret {}: et lager i minnet forsvinner når kommandoen er ferdig; oppgi en "
+    "SQLite-fil eller en postgresql://-URL\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--db", ""], {}, EMPTY),
+        ([], {"VARSEL_DATABASE_URL": ""}, EMPTY),
+        (["--db", ":memory:"], {}, MEMORY.format(":memory:")),
+        (
+            ["--db", "sqlite:///"],
+            {},
+            "varsel: lageret sqlite:///: mangler filnavnet (for eksempel sqlite:///varsel.db)\n",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["registry", "import"], ["registry", "snapshots"], ["init"]])
+def test_an_empty_or_in_memory_store_is_refused_by_writing_and_reading_commands(
+    brreg: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    expected: str,
+    command: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    files = [str(brreg / "enheter-sample.json")] if command[-1] == "import" else []
+    result = CliRunner().invoke(cli, [*args, *command, *files], env=env)
+    assert (result.exit_code, result.output) == (2, expected)
+    assert list(tmp_path.iterdir()) == []

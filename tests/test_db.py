@@ -60,6 +60,12 @@ def test_normalise_url() -> None:
         normalise_url("mysql://h/db")
 
 
+@pytest.mark.parametrize("url", ["", " ", "sqlite:///", "sqlite://"])
+def test_an_empty_store_address_is_refused_rather_than_a_store_in_memory(url: str) -> None:
+    with pytest.raises(StoreError, match="lageret"):
+        normalise_url(url)
+
+
 def test_missing_folder_is_a_user_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(StoreError, match="finnes ikke"):
         connect(str(tmp_path / "nope" / "varsel.db"))

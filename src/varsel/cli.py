@@ -74,24 +74,31 @@ class State:
         return normalise_url(self.settings.database_url)[0]
 
     @property
+    def store_url(self) -> str:
+        """The store's address; empty or in memory is refused: nothing would be kept."""
+        url = self.settings.database_url
+        if normalise_url(url) == ("sqlite", ":memory:"):
+            raise StoreError(
+                f"lageret {url}: et lager i minnet forsvinner når kommandoen er ferdig; "
+                "oppgi en SQLite-fil eller en postgresql://-URL"
+            )
+        return url
+
+    @property
     def db(self) -> Database:
         """The store; a SQLite file that does not exist is refused (a mistyped --db)."""
         if self._db is None:
-            dialect, target = normalise_url(self.settings.database_url)
-            if (
-                dialect == "sqlite"
-                and target != ":memory:"
-                and not Path(target).expanduser().exists()
-            ):
+            dialect, target = normalise_url(self.store_url)
+            if dialect == "sqlite" and not Path(target).expanduser().exists():
                 raise StoreError(f"lageret {target} finnes ikke (lag det med «varsel init»)")
-            self._db = connect(self.settings.database_url)
+            self._db = connect(self.store_url)
         return self._db
 
     @property
     def db_or_new(self) -> Database:
         """The store, made if it does not exist yet: for the commands that put data in it."""
         if self._db is None:
-            self._db = connect(self.settings.database_url)
+            self._db = connect(self.store_url)
         return self._db
 
     def close(self) -> None:
@@ -140,7 +147,7 @@ def init(state: State) -> None:
     """Lag lageret, eller oppdater skjemaet i det."""
     from varsel.db import applied_versions, connect, migrate_store
 
-    db = connect(state.settings.database_url, migrate=False)
+    db = connect(state.store_url, migrate=False)
     try:
         applied = migrate_store(db)
         versions = sorted(applied_versions(db))
@@ -281,7 +288,7 @@ def serve(state: State, host: str | None, port: int | None, workers: int) -> Non
     sock = listening_socket(host, port)  # first: a port in use changes nothing
     try:
         # The schema brought up to date once, here, rather than by every worker at once.
-        connect(settings.database_url).close()
+        connect(state.store_url).close()
     except BaseException:
         sock.close()
         raise

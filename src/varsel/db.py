@@ -267,13 +267,25 @@ def _split_statements(sql: str) -> list[str]:
 
 
 def normalise_url(url: str) -> tuple[Dialect, str]:
-    """(dialect, connection target) for a path, sqlite:/// URL or postgresql:// URL."""
+    """(dialect, connection target) for a path, sqlite:/// URL or postgresql:// URL.
+
+    An empty address, or a sqlite:// URL without a path, is refused: SQLite would quietly
+    make a store that vanishes when the connection closes. ":memory:" asks for one outright.
+    """
+    if not url.strip():
+        raise StoreError(
+            "lageret er tomt (--db eller VARSEL_DATABASE_URL uten verdi): oppgi en SQLite-fil "
+            "eller en postgresql://-URL"
+        )
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql", url
-    if url.startswith("sqlite:///"):
-        return "sqlite", url[len("sqlite:///") :] or ":memory:"
-    if url.startswith("sqlite://"):
-        return "sqlite", url[len("sqlite://") :] or ":memory:"
+    for prefix in ("sqlite:///", "sqlite://"):
+        if url.startswith(prefix):
+            if not url[len(prefix) :]:
+                raise StoreError(
+                    f"lageret {url}: mangler filnavnet (for eksempel sqlite:///varsel.db)"
+                )
+            return "sqlite", url[len(prefix) :]
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise StoreError(
