@@ -167,3 +167,64 @@ def test_a_letters_run_is_audited_as_letters_make_not_as_a_send(
         "digest": None,
         "out_dir": str(out),
     }
+
+
+def _made_and_posted(db: Database, campaign_id: int, tmp_path: Path) -> int:
+    """Make the campaign's letters and post them; the first letter's delivery id."""
+    out = tmp_path / "brev"
+    runner = CliRunner()
+    made = runner.invoke(
+        cli, ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--no-approval"]
+    )
+    assert made.exit_code == 0, made.output
+    posted = runner.invoke(
+        cli, ["--db", db.url, "letters", "posted", str(campaign_id), str(out / "manifest.csv")]
+    )
+    assert posted.exit_code == 0, posted.output
+    return int(db.scalar("SELECT min(id) FROM deliveries WHERE channel = 'letter'"))
+
+
+def test_the_print_houses_return_reason_is_the_reason_in_report_unreached(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    first = _made_and_posted(db, campaign_id, tmp_path)
+    orgnr = db.scalar("SELECT key FROM deliveries WHERE id = ?", (first,))
+    back = tmp_path / "returned.csv"
+    back.write_text(f"delivery_id;date;reason\n{first};2026-03-20;Adressaten er ukjent\n", "utf-8")
+    runner = CliRunner()
+    returned = runner.invoke(
+        cli, ["--db", db.url, "letters", "returned", str(campaign_id), str(back)]
+    )
+    assert returned.exit_code == 0, returned.output
+    export = tmp_path / "ikke-naadd.csv"
+    result = runner.invoke(
+        cli, ["--db", db.url, "report", "unreached", str(campaign_id), "--out", str(export)]
+    )
+    assert result.exit_code == 0, result.output
+    with export.open(encoding="utf-8-sig", newline="") as f:
+        rows = {r["organisasjonsnummer"]: r for r in csv.DictReader(f, delimiter=";")}
+    assert (rows[orgnr]["utfall"], rows[orgnr]["årsak"]) == (
+        "Brev i retur",
+        "Adressaten er ukjent",
+    )
+
+
+def test_a_return_dated_in_the_future_is_refused_and_nothing_stored(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    first = _made_and_posted(db, campaign_id, tmp_path)
+    back = tmp_path / "returned.csv"
+    back.write_text(
+        f"delivery_id;date;reason\n{first};2026-03-20;Flyttet\n{first + 1};2030-12-01;Ukjent\n",
+        "utf-8",
+    )
+    before = db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id")
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", "returned", str(campaign_id), str(back)]
+    )
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"varsel: {back}, linje 3: datoen 2030-12-01 er etter i dag (")
+    assert line.endswith("); et brev kan ikke være returnert fram i tid")
+    assert db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id") == before
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 'letter_returned'") == 0

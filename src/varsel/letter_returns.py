@@ -3,8 +3,9 @@
 The report is a CSV file with a header row. Columns, by name (case does not matter, others are
 ignored, so the manifest itself will do): `delivery_id` (required: the manifest's first
 column), `orgnr` (optional; when given it must be the letter's), `date` (optional, YYYY-MM-DD:
-when it was posted or came back; today if missing) and `reason` (optional, returns only: why
-the post brought it back). Comma or semicolon separated, UTF-8 with or without BOM.
+when it was posted or came back; today if missing, never later than today) and `reason`
+(optional, returns only: why the post brought it back). Comma or semicolon separated, UTF-8
+with or without BOM.
 
 The whole file is checked before anything changes: one bad row stops it with a message naming
 the line, and the store is left as it was. Reading the same file twice changes nothing more.
@@ -19,6 +20,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from varsel.campaign import get_campaign
 from varsel.clock import utcnow_iso
@@ -117,9 +119,10 @@ def _read(path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def _check(db: Database, campaign_id: int, report: Report, path: Path) -> tuple[list[Row], int]:
+def _check(
+    db: Database, campaign_id: int, report: Report, path: Path, today: dt.date
+) -> tuple[list[Row], int]:
     """Every row checked against the store: (rows to apply, rows already done)."""
-    today = dt.date.today().isoformat()
     seen: dict[int, int] = {}
     todo: list[Row] = []
     already = 0
@@ -149,11 +152,17 @@ def _check(db: Database, campaign_id: int, report: Report, path: Path) -> tuple[
             raise ReceiptError(
                 f"{where}: leveranse {delivery_id} gjelder org.nr. {orgnr}, ikke {given[:20]}"
             )
-        date = values.get("date", "") or today
+        date = values.get("date", "") or today.isoformat()
         try:
-            dt.date.fromisoformat(date)
+            day = dt.date.fromisoformat(date)
         except ValueError:
             raise ReceiptError(f"{where}: datoen «{date[:20]}» er ikke ÅÅÅÅ-MM-DD") from None
+        if day > today:
+            # A typo (2030 for 2026) would otherwise stand as the day it was posted or returned.
+            raise ReceiptError(
+                f"{where}: datoen {date} er etter i dag ({today.isoformat()}); et brev kan ikke "
+                f"være {_WORD[report]} fram i tid"
+            )
         reason = clean_text(values.get("reason", ""))[:MAX_REASON] or None
         if state in _DONE[report]:
             already += 1
@@ -169,8 +178,10 @@ def _check(db: Database, campaign_id: int, report: Report, path: Path) -> tuple[
 
 def record_report(db: Database, campaign_id: int, report: Report, path: Path) -> ReceiptResult:
     """Read a print house report and move its letters to posted or returned, with events."""
-    get_campaign(db, campaign_id)
-    todo, already = _check(db, campaign_id, report, path)
+    campaign = get_campaign(db, campaign_id)
+    # Today where the campaign is run, as make_letters dates its letters.
+    today = dt.datetime.now(ZoneInfo(campaign.spec.limits.timezone)).date()
+    todo, already = _check(db, campaign_id, report, path, today)
     now = utcnow_iso()
     state = _STATE[report]
     with db.transaction():

@@ -23,7 +23,7 @@ from varsel.coverage import (
 from varsel.db import Database
 from varsel.errors import Text, UserError, os_reason
 from varsel.i18n import fmt_int
-from varsel.outbox import record_event
+from varsel.outbox import DeliveryState, record_event
 from varsel.segment import FOREIGN
 
 EXPORT_COLUMNS = (
@@ -60,8 +60,11 @@ class ExportResult:
         return f"Skrev {fmt_int(self.rows)} ikke nådde enheter til {self.path} ({self.format})."
 
 
-def export_row(u: UnitOutcome) -> list[str]:
-    """One unit as the export's cells, in EXPORT_COLUMNS order."""
+def export_row(u: UnitOutcome, reason: str | None = None) -> list[str]:
+    """One unit as the export's cells, in EXPORT_COLUMNS order.
+
+    `reason` is a returned letter's reason as the print house gave it; it fills `årsak`.
+    """
     kinds = {"post": "postadresse", "business": "forretningsadresse"}
     return [
         u.orgnr,
@@ -70,13 +73,25 @@ def export_row(u: UnitOutcome) -> list[str]:
         "" if u.municipality == FOREIGN else u.municipality,
         municipality_name(u.municipality),
         label(u.outcome),
-        label(u.detail),
+        reason or label(u.detail),
         ", ".join(u.address_lines),
         u.postcode or "",
         u.city or "",
         u.country or "",
         kinds.get(u.address_kind or "", "ingen adresse"),
     ]
+
+
+def _return_reasons(db: Database, campaign_id: int) -> dict[str, str]:
+    """Why each returned letter came back, by orgnr, as `letters returned` stored it."""
+    return {
+        str(orgnr): str(reason)
+        for orgnr, reason in db.query(
+            "SELECT key, last_reply FROM deliveries WHERE campaign_id = ? AND channel = 'letter' "
+            "AND state = ? AND last_reply IS NOT NULL",
+            (campaign_id, DeliveryState.RETURNED.value),
+        )
+    }
 
 
 def _csv_cell(text: str) -> str:
@@ -104,7 +119,11 @@ def export_unreached(
             Text("%(path)s: mappen %(folder)s finnes ikke", path=str(path), folder=str(path.parent))
         )
     wanted = tuple(o for o in NOT_REACHED if include_suppressed or o is not Outcome.SUPPRESSED)
-    units = (export_row(u) for u in unit_outcomes(db, campaign_id, wanted))
+    returned = _return_reasons(db, campaign_id)
+    units = (
+        export_row(u, returned.get(u.orgnr) if u.outcome is Outcome.LETTER_RETURNED else None)
+        for u in unit_outcomes(db, campaign_id, wanted)
+    )
     tmp = path.with_name(f".{path.name}.part")
     try:
         rows = _write_csv(tmp, units) if suffix == ".csv" else _write_xlsx(tmp, units)
