@@ -60,7 +60,7 @@ def test_cli_lists_keys_and_their_json(tmp_path: Path) -> None:
     shown = runner.invoke(cli, ["keys", "list"], env=env)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    assert lines[0].split() == ["blåbær.no", "(xn--blbr-roah.no)", "velger", "varsel", "rsa"]
+    assert lines[0].split() == ["blåbær.no", "(xn--blbr-roah.no)", "selektor", "varsel", "rsa"]
     assert lines[1] == f"  fil: {files.private_key}"
     # The record on one line, unwrapped at 80 columns, ready to paste into the zone.
     assert lines[2] == f"  {files.dns_record()}"
@@ -75,3 +75,19 @@ def test_cli_lists_keys_and_their_json(tmp_path: Path) -> None:
             "problem": None,
         }
     ]
+
+
+def test_the_settings_name_key_files_as_generate_key_names_them(tmp_path: Path) -> None:
+    files = generate_key(tmp_path / "keys", "asker.kommune.no", "varsel", "rsa")
+    assert files.private_key.name == "varsel._domainkey.asker.kommune.no.pem"
+    described = {name: help for name, _, _, help in Settings.describe()}
+    assert "<selektor>._domainkey.<domene>.pem" in described["dkim_key_dir"]
+    assert files.private_key.name in described["dkim_key_dir"]
+
+
+def test_the_keys_commands_call_a_selector_selektor_and_never_velger() -> None:
+    runner = CliRunner()
+    texts = [runner.invoke(cli, ["keys", *args, "--help"]).output for args in ([], ["generate"])]
+    texts.append(runner.invoke(cli, ["settings"], env={"COLUMNS": "200"}).output)
+    assert "DKIM-selektoren." in texts[1]
+    assert all("velger" not in text.lower() for text in texts)

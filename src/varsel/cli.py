@@ -201,7 +201,7 @@ def keys() -> None:
 
 @keys.command("generate")
 @click.option("--domain", required=True, help="Avsenderens domene, for eksempel nsr-org.no.")
-@click.option("--selector", default="varsel", show_default=True, help="DKIM-velgeren.")
+@click.option("--selector", default="varsel", show_default=True, help="DKIM-selektoren.")
 @click.option(
     "--algorithm",
     type=click.Choice(["rsa", "ed25519"]),
@@ -244,7 +244,7 @@ def keys_list(state: State, as_json: bool) -> None:
     for k in found:
         shown = u_label(k.domain)
         name = shown if shown == k.domain else f"{shown} ({k.domain})"
-        out.print(Text.assemble((name, "bold"), f"  velger {k.selector}  {k.algorithm or ''}"))
+        out.print(Text.assemble((name, "bold"), f"  selektor {k.selector}  {k.algorithm or ''}"))
 
         out.print(f"  fil: {k.path}", soft_wrap=True)
         if k.problem is not None:

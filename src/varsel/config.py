@@ -54,8 +54,9 @@ class Settings:
     )
     dkim_key_dir: str = _setting(
         "~/.config/varsel/dkim",
-        "Mappen med de private DKIM-nøklene (<domene>.<selektor>.pem); hold den utenfor "
-        "git-repoet.",
+        "Mappen med de private DKIM-nøklene, én fil per selektor og domene: "
+        "<selektor>._domainkey.<domene>.pem, for eksempel "
+        "varsel._domainkey.asker.kommune.no.pem. Hold den utenfor git-repoet.",
         "VARSEL_DKIM_KEY_DIR",
     )
     public_base_url: str = _setting(
