@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,32 @@ def test_an_older_file_imported_again_is_applied_again(
     )
     again = import_dump(db, good)
     assert (again.already_imported, again.snapshot.id) == (True, undo.snapshot.id)
+
+
+def test_a_dump_date_after_today_is_refused_and_nothing_is_imported(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    with pytest.raises(UserError) as refused:
+        import_dump(db, path, dump_date="2099-01-01")
+    assert refused.value.message == "--dump-date 2099-01-01: datoen er etter i dag"
+    assert db.scalar("SELECT count(*) FROM snapshots") == 0
+    assert db.scalar("SELECT count(*) FROM units") == 0
+
+
+def test_a_date_from_the_files_time_is_said_to_be_guessed(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    os.utime(path, (0, dt.datetime(2026, 3, 4, 12).timestamp()))
+    guessed = import_dump(db, path)
+    assert guessed.snapshot.dump_date == "2026-03-04"
+    assert guessed.summary().endswith(
+        " Dumpdato gjettet fra filens endringstid: 2026-03-04; oppgi --dump-date hvis den er feil."
+    )
+    given = import_dump(
+        db,
+        write_json(tmp_path / "b.json", load(brreg / "enheter-sample.json")[:4]),
+        dump_date="2026-03-05",
+    )
+    assert "gjettet" not in given.summary()

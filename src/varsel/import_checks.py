@@ -12,7 +12,9 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from varsel.clock import utcnow
 from varsel.db import Database
 from varsel.dump import Kind
 from varsel.errors import UserError
@@ -36,6 +38,7 @@ class EarlierImports:
     same: int | None  # the newest dump's snapshot when it is this very file: nothing to do
     prior: int | None  # an earlier snapshot of this file, replaced since: applied again
     date: str  # the dump's date ("" when same)
+    guessed: bool = False  # the date is the file's modification time: nothing said otherwise
 
 
 def earlier_imports(
@@ -57,33 +60,40 @@ def earlier_imports(
     )
     if prior is not None:
         # Applied before and since replaced: applying it again undoes what came after.
-        date = dump_date(path, given_date) if given_date else prior[1]
+        date = dump_date(path, given_date)[0] if given_date else prior[1]
         return EarlierImports(None, prior[0], date)
-    date = dump_date(path, given_date)
+    date, guessed = dump_date(path, given_date)
     if newest and newest[1] and date < newest[1]:
         raise UserError(
             f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
             f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
         )
-    return EarlierImports(None, None, date)
+    return EarlierImports(None, None, date, guessed)
 
 
-def dump_date(path: Path, given: str | None) -> str:
-    """The dump's date: as given, from its .meta.json beside it, or the file's own time."""
+def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
+    """The dump's date and whether it is guessed: as given, from its .meta.json, or the file's time.
+
+    A date after today is refused: it would make every real dump after it look older.
+    """
     if given:
         try:
-            return dt.date.fromisoformat(given).isoformat()
+            date = dt.date.fromisoformat(given)
         except ValueError:
             raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
+        # Today in Norway, where the registry dates its dumps.
+        if date > utcnow().astimezone(ZoneInfo("Europe/Oslo")).date():
+            raise UserError(f"--dump-date {given}: datoen er etter i dag")
+        return date.isoformat(), False
     sidecar = path.with_name(path.name + ".meta.json")
     if sidecar.exists():
         try:
             meta = json.loads(sidecar.read_text("utf-8"))
             if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
-                return dt.date.fromisoformat(meta["dump_date"]).isoformat()
+                return dt.date.fromisoformat(meta["dump_date"]).isoformat(), False
         except (OSError, ValueError):
             pass  # a broken sidecar only loses the date; the file's time is the fallback
-    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat(), True
 
 
 class ShrinkCheck:

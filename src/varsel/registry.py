@@ -47,6 +47,7 @@ class ImportResult:
     rejects: tuple[Reject, ...]  # the first few, for display
     rejects_path: Path | None
     reapplied: int | None = None  # the earlier snapshot of the same file, applied again
+    date_guessed: bool = False  # no --dump-date or .meta.json: the date is the file's time
 
     def summary(self) -> str:
         s = self.snapshot
@@ -63,6 +64,11 @@ class ImportResult:
         )
         if self.reapplied is not None:
             text += f" Filen var importert før (snapshot {self.reapplied}) og er brukt på nytt."
+        if self.date_guessed:
+            text += (
+                f" Dumpdato gjettet fra filens endringstid: {s.dump_date}; oppgi --dump-date "
+                "hvis den er feil."
+            )
         if s.unknown_municipality:
             text += (
                 f" {fmt_int(s.unknown_municipality)} med ukjent kommunenummer: de kan ikke "
@@ -176,6 +182,7 @@ def import_dumps(
             () if earlier.same is not None else tuple(log.first),
             None if earlier.same is not None else rejects_path,
             earlier.prior,
+            earlier.guessed,
         )
         for path, (snapshot_id, earlier), log in zip(paths, done, logs, strict=True)
     ]
