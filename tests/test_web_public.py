@@ -390,6 +390,50 @@ def test_feedback_errors_are_tied_to_their_fields(client: TestClient, sent: int)
     assert '<html lang="en">' in page.text
 
 
+def test_a_long_comment_in_norwegian_letters_within_the_limit_is_kept(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    comment = "Øvelse på brannvern, ærlig talt gått å glemme. " * 37  # 1,850 characters
+    comment = comment.strip()
+    assert len(comment) <= 2000
+    token = csrf(client, "/tilbakemelding")
+    page = client.post("/tilbakemelding", data={"csrf": token, "comment": comment})
+    assert page.status_code == 200, page.text
+    assert db.scalar("SELECT comment FROM feedback") == comment
+    # The most a browser can send for 2,000 characters: four UTF-8 bytes each.
+    page = client.post("/tilbakemelding", data={"csrf": token, "comment": "🔥" * 2000})
+    assert page.status_code == 200, page.text
+
+
+@pytest.mark.parametrize("length", [2001, 6000])  # 6,000 æ: 36,000 bytes percent-encoded
+def test_a_comment_longer_than_the_form_allows_is_the_fields_error(
+    client: TestClient, sent: int, db: Database, length: int
+) -> None:
+    token = csrf(client, "/tilbakemelding?lang=en")
+    page = client.post(
+        "/tilbakemelding?lang=en", data={"csrf": token, "comment": "æ" * length, "lang": "en"}
+    )
+    assert page.status_code == 400
+    assert 'id="comment-feil"' in page.text
+    assert "The text can be at most 2000 characters." in page.text
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+@pytest.mark.parametrize(("lang", "action"), [("nb", ""), ("nn", "?lang=nn"), ("en", "?lang=en")])
+def test_the_forms_post_to_an_address_that_names_the_language(
+    client: TestClient, sent: int, sink: SmtpSink, lang: str, action: str
+) -> None:
+    # A body too large to read still gets its page in the visitor's language.
+    _, _, unsubscribe = first_message(sink)
+    for path, posted in [
+        ("/tilbakemelding", "/tilbakemelding"),
+        (f"/dokument?kampanje={sent}", "/dokument"),
+        (unsubscribe, unsubscribe),
+    ]:
+        page = client.get(path + ("&" if "?" in path else "?") + f"lang={lang}")
+        assert f'<form method="post" action="{posted}{action}"' in page.text, path
+
+
 def test_feedback_without_the_csrf_token_is_refused(client: TestClient, db: Database) -> None:
     client.get("/tilbakemelding")
     page = client.post("/tilbakemelding", data={"usefulness": "3"})
@@ -662,6 +706,34 @@ def test_a_chunked_body_too_large_is_refused(client: TestClient) -> None:
     assert posted.status_code == 413
     assert "For mye tekst" in posted.text  # read up to the limit: the site's own page
     assert posted.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_a_form_too_large_gets_the_sites_page_in_the_visitors_language(
+    client: TestClient,
+) -> None:
+    token = csrf(client, "/tilbakemelding?lang=nn")
+    posted = client.post(  # the form's own action: the language is in its address
+        "/tilbakemelding?lang=nn", data={"csrf": token, "comment": "x" * 70_000, "lang": "nn"}
+    )
+    assert posted.status_code == 413
+    assert '<html lang="nn">' in posted.text
+    assert "For mykje tekst" in posted.text
+
+
+def test_a_chunked_body_too_large_is_refused_in_the_visitors_language(
+    client: TestClient,
+) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"usefulness=4&lang=en&comment=" + b"x" * 70_000
+
+    posted = client.post(
+        "/tilbakemelding?lang=en",
+        content=body(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert posted.status_code == 413
+    assert '<html lang="en">' in posted.text
+    assert "Too much text" in posted.text
 
 
 def test_the_csrf_cookie_is_secure_httponly_and_strict(client: TestClient) -> None:

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from varsel.feedback import MAX_COMMENT
 from varsel.ratelimit import Decision
 from varsel.web import answers
 from varsel.web.site import Site
@@ -59,9 +61,27 @@ def forbidden(request: Request, language: str) -> Response:
     )
 
 
+# The longest text a form takes (the feedback comment's characters) as a browser sends it:
+# up to four UTF-8 bytes a character, each percent-encoded as three.
+MAX_FIELD_BYTES = MAX_COMMENT * 4 * 3
+_TOO_LONG = ("Field exceeded", "Part exceeded")  # Starlette's messages for a field over the size
+
+
 async def read_form(request: Request) -> FormData:
-    """The posted form, with bounds on what a hostile client can make us parse."""
-    return await request.form(max_files=0, max_fields=20, max_part_size=8192)
+    """The posted form, with bounds on what a hostile client can make us parse.
+
+    A field longer than any form allows is still read, so that its view refuses it at the
+    field, in the page's language, rather than the whole form being lost.
+    """
+    # Read first (the site's body limit bounds it) and kept, so the form can be parsed again.
+    body = await request.body()
+    try:
+        return await request.form(max_files=0, max_fields=20, max_part_size=MAX_FIELD_BYTES)
+    except HTTPException as e:
+        if e.status_code != 400 or not str(e.detail).startswith(_TOO_LONG):
+            raise
+    # Over MAX_FIELD_BYTES: no field can be longer than the body, which is already in memory.
+    return await request.form(max_files=0, max_fields=20, max_part_size=len(body))
 
 
 def text_field(form: Mapping[str, Any], name: str) -> str:
