@@ -51,7 +51,8 @@ def test_add_then_list_shows_it(db: Database) -> None:
         "kind": "address",
         "value": "post@xn--blbr-roah.no",
         "reason": "manual",
-        "source": "ringte 3. mars",
+        "source": "operator",
+        "note": "ringte 3. mars",
     }
 
 
@@ -182,3 +183,31 @@ def test_an_added_address_and_unit_are_skipped_by_the_next_campaign(
     assert result.suppressed == 2
     assert states["firmapost@statnett.no"] == "suppressed"
     assert list(states.values()).count("suppressed") == 2
+
+
+def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) -> None:
+    with db.transaction():
+        db.execute(
+            "INSERT INTO suppressions (kind, value, reason, source, created_at) "
+            "VALUES ('address', 'post@a.no', 'unsubscribed', 'web:delivery:3', "
+            "'2025-03-01T13:05:00.000Z')"
+        )
+    run(db, "add", "--orgnr", "974760673", "--note", "ringte 3. mars")
+    run(db, "add", "--address", "post@b.no")
+    cells = [
+        [c.strip() for c in line.replace("┃", "│").split("│")[1:-1]]
+        for line in run(db, "list").output.splitlines()
+        if "│" in line or "┃" in line
+    ]
+    assert cells[0] == ["Type", "Verdi", "Årsak", "Kilde", "Merknad", "Lagt inn"]
+    assert [row[1:5] for row in cells[1:]] == [
+        ["post@b.no", "lagt inn av operatør", "operatør", ""],
+        ["974760673", "lagt inn av operatør", "operatør", "ringte 3. mars"],
+        ["post@a.no", "avmeldt", "web:delivery:3", ""],
+    ]
+    listed = json.loads(run(db, "list", "--json").output)
+    assert [(e["value"], e["reason"], e["source"], e["note"]) for e in listed] == [
+        ("post@b.no", "manual", "operator", None),
+        ("974760673", "manual", "operator", "ringte 3. mars"),
+        ("post@a.no", "unsubscribed", "web:delivery:3", None),
+    ]
