@@ -632,6 +632,14 @@ def test_connection_refused_is_a_connect_error() -> None:
         run(SmtpConnection.open(RelayConfig.from_url(url)))
 
 
+def test_a_refused_connection_gives_one_reason_once() -> None:
+    with SmtpSink() as sink:
+        url = sink.url
+    with pytest.raises(SmtpConnectError) as refused:
+        run(SmtpConnection.open(RelayConfig.from_url(url)))
+    assert refused.value.message == f"{url}: kunne ikke koble til: tilkoblingen ble avvist"
+
+
 # A scripted peer: for what no real server does on purpose (garbage, AUTH LOGIN only)
 
 

@@ -99,12 +99,11 @@ class SmtpConnection:
                     server_hostname=config.host if implicit else None,
                 )
         except OSError as e:
+            # A refused or unreachable connect was never made, so _describe's "forbindelsen ble
+            # brutt" would be wrong here (and say it twice): the system's own reason will do.
+            why = os_reason(e) if isinstance(e, ConnectionError) else _describe(e, config.timeout)
             raise SmtpConnectError(
-                Text(
-                    "%(where)s: kunne ikke koble til: %(why)s",
-                    where=where,
-                    why=_describe(e, config.timeout),
-                )
+                Text("%(where)s: kunne ikke koble til: %(why)s", where=where, why=why)
             ) from None
         connection = cls(config, transport, protocol)
         try:
