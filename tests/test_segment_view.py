@@ -56,3 +56,29 @@ def test_the_employee_rule_is_stated(db: Database, brreg: Path) -> None:
         "Merk: Ansatte: minst 10 etter oppgitt antall. Enheter med skjult antall (1–4) har "
         "færre enn 10 og er ikke med."
     ) in text
+
+
+def test_after_a_change_feed_the_dump_date_and_the_feeds_day_are_shown(
+    db: Database, brreg: Path
+) -> None:
+    from varsel.clock import utcnow
+    from varsel.feed import apply_feed
+
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2026-03-01")
+    before = preview(db, Criteria(municipalities=("0301",)))
+    assert (before.as_dict()["dump_date"], before.as_dict()["feed_updated"]) == (
+        "2026-03-01",
+        None,
+    )
+    apply_feed(db, brreg / "oppdateringer-sample.json")
+    after = preview(db, Criteria(municipalities=("0301",)))
+    today = utcnow().date().isoformat()
+    assert (after.as_dict()["dump_date"], after.as_dict()["feed_updated"]) == (
+        "2026-03-01",
+        today,
+    )
+    first = rendered(db, Criteria(municipalities=("0301",)), width=200).splitlines()[0]
+    assert first == (
+        f"Registerdata: snapshot {after.snapshot.id}, dump 2026-03-01, "  # type: ignore[union-attr]
+        f"oppdatert fra endringsloggen {today}"
+    )

@@ -440,6 +440,13 @@ class Preview:
     personal_addresses: int  # selected sole proprietors with a usable e-mail
     role_addresses: int
     area: tuple[str, ...] | None = field(default=None)
+    dump: Snapshot | None = None  # the newest dump of enheter: its date is the data's date
+    feed: Snapshot | None = None  # the newest change-feed page applied after it
+
+    @property
+    def feed_updated(self) -> str | None:
+        """The day the newest change-feed page since the dump was applied, or None."""
+        return self.feed.imported_at[:10] if self.feed else None
 
     def as_dict(self) -> dict[str, Any]:
         """The preview as one JSON-ready object."""
@@ -449,7 +456,8 @@ class Preview:
             "employee_rule": self.rule,
             "notes": list(self.notes),
             "snapshot": self.snapshot.id if self.snapshot else None,
-            "dump_date": self.snapshot.dump_date if self.snapshot else None,
+            "dump_date": self.dump.dump_date if self.dump else None,
+            "feed_updated": self.feed_updated,
             "criteria": self.criteria.as_dict(),
             "area": list(self.area) if self.area is not None else None,
             "by_municipality": self.by_municipality,
@@ -551,7 +559,11 @@ def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, to
         f"sum(CASE WHEN c.role = ? THEN 1 ELSE 0 END) {joined} WHERE c.usable = ?",
         (True, True, True),
     ) or (0, 0)
+    dump = latest_snapshot(db, "enheter", "dump")
+    feed = latest_snapshot(db, "enheter", "feed")
     return Preview(
+        dump=dump,
+        feed=feed if feed and (dump is None or feed.id > dump.id) else None,
         criteria=criteria,
         snapshot=latest_snapshot(db, "enheter"),
         units=total,

@@ -17,12 +17,16 @@ def _municipality_name(number: str) -> str:
 
 def render_preview(console: Console, p: Preview) -> None:
     """Print the preview: totals, breakdown by municipality × reachability, domains, notes."""
-    snap = p.snapshot
     source = (
-        f"Registerdata: snapshot {snap.id}, dump {snap.dump_date or 'ukjent dato'}"
-        if snap
+        f"Registerdata: snapshot {p.snapshot.id}"
+        if p.snapshot
         else "Ingen registerdata importert ennå (varsel registry import)."
     )
+    if p.snapshot:
+        dump = p.dump.dump_date if p.dump and p.dump.dump_date else "ukjent dato"
+        source += f", dump {dump}"
+        if p.feed_updated:
+            source += f", oppdatert fra endringsloggen {p.feed_updated}"
     console.print(Styled(source, style="dim"), soft_wrap=True)
     table = Table(title=f"{fmt_int(p.units)} enheter valgt", title_justify="left")
     table.add_column("Kommune")

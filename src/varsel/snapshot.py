@@ -62,13 +62,16 @@ def get_snapshot(db: Database, snapshot_id: int) -> Snapshot:
     return Snapshot(*row)
 
 
-def latest_snapshot(db: Database, kind: str = "enheter") -> Snapshot | None:
-    """The newest snapshot (dump or feed) of a kind, or None before the first import."""
-    row = db.query_one(
-        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots WHERE kind = ? "
-        "ORDER BY id DESC LIMIT 1",
-        (kind,),
-    )
+def latest_snapshot(
+    db: Database, kind: str = "enheter", source: str | None = None
+) -> Snapshot | None:
+    """The newest snapshot of a kind (of a source: "dump" or "feed"), or None if there is none."""
+    sql = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots WHERE kind = ?"
+    params: tuple[str, ...] = (kind,)
+    if source is not None:
+        sql += " AND source = ?"
+        params += (source,)
+    row = db.query_one(sql + " ORDER BY id DESC LIMIT 1", params)
     return Snapshot(*row) if row else None
 
 
