@@ -220,7 +220,7 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
     yield "dokument-adresse"
 
     page.goto(at(story.unsubscribe))
-    shows("Meld av e-post med sikkerhetsråd")
+    shows("Meld av sikkerhetsråd")
     yield "avmelding"
     page.locator("#scope-organisation").check()
     submit()

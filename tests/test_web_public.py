@@ -654,6 +654,80 @@ def test_the_unsubscribe_page_can_stop_the_whole_organisation(
     ]
 
 
+def test_stopping_the_businesses_lists_them_and_says_letters_and_altinn_stop_too(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, _, path = first_message(sink)
+    units = units_of(db, address)
+    form = client.get(path)
+    token = csrf(client, path)
+    page = client.post(path, data={"csrf": token, "scope": "organisation"})
+    assert page.status_code == 200
+    if len(units) == 1:
+        assert "Virksomheten over, på alle adresser: e-post, brev og Altinn" in form.text
+        said = "Vi sender ikke flere slike meldinger, verken på e-post, brev eller i Altinn, til "
+        assert said + "denne virksomheten, uansett adresse:" in page.text
+    else:
+        assert "Virksomhetene over, på alle adresser: e-post, brev og Altinn" in form.text
+        assert "til disse virksomhetene, uansett adresse:" in page.text
+    for orgnr, name in units:
+        assert name in page.text  # listed on the page that speaks of them
+        assert f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" in page.text
+    assert "over, uansett adresse" not in page.text
+
+
+def test_one_business_is_spoken_of_in_the_singular_and_several_in_the_plural() -> None:
+    from varsel.web.templating import environment
+
+    def label(n: int, language: str) -> str:
+        template = environment(language).from_string(
+            '{{ ngettext("Virksomheten over, på alle adresser: e-post, brev og Altinn", '
+            '"Virksomhetene over, på alle adresser: e-post, brev og Altinn", n) }}'
+        )
+        return template.render(n=n)
+
+    assert label(1, "nb") == "Virksomheten over, på alle adresser: e-post, brev og Altinn"
+    assert label(2, "nn") == "Verksemdene over, på alle adresser: e-post, brev og Altinn"
+    assert label(1, "en") == "The business above, at every address: e-mail, letters and Altinn"
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("nb", "Du er allerede meldt av: vi sender ingen flere e-poster til {}."),
+        ("nn", "Du er allereie meld av: vi sender ingen fleire e-postar til {}."),
+        ("en", "You are already unsubscribed: we send no more e-mails to {}."),
+    ],
+)
+def test_the_link_of_an_address_already_unsubscribed_says_so(
+    client: TestClient, sent: int, sink: SmtpSink, lang: str, said: str
+) -> None:
+    address, _, path = first_message(sink)
+    assert "allerede" not in client.get(path).text
+    client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    page = client.get(f"{path}?lang={lang}")
+    assert page.status_code == 200
+    assert said.format(address) in page.text
+    assert "for e-post, brev og Altinn." not in page.text  # the businesses are not stopped
+
+
+def test_the_link_of_businesses_already_stopped_says_so(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    _, _, path = first_message(sink)
+    token = csrf(client, path)
+    client.post(path, data={"csrf": token, "scope": "organisation"})
+    page = client.get(path)
+    assert re.search(
+        r"Virksomhete(n|ne) under er allerede meldt av, for e-post, brev og Altinn\.", page.text
+    )
+    assert "Du er allerede meldt av" not in page.text
+
+
 def test_the_unsubscribe_form_needs_the_csrf_token(
     client: TestClient, sent: int, sink: SmtpSink, db: Database
 ) -> None:
@@ -860,7 +934,9 @@ def test_the_unsubscribe_page_of_a_forgotten_delivery_says_it_stopped_the_busine
     # An old copy of the form may still offer the address: the businesses are stopped instead.
     page = client.post(path, data={"csrf": token, "scope": "address"})
     assert page.status_code == 200
-    assert "Vi sender ikke flere slike e-poster til virksomhetene over, uansett adresse." in (
+    assert "verken på e-post, brev eller i Altinn, til denne virksomheten, uansett adresse:" in (
+        page.text
+    ) or "verken på e-post, brev eller i Altinn, til disse virksomhetene, uansett adresse:" in (
         page.text
     )
     assert db.query("SELECT kind, value FROM suppressions ORDER BY value") == [

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from varsel import feedback, ratelimit, register, verify
 from varsel.erasure import is_stand_in
 from varsel.ratelimit import GLOBAL, Limit
+from varsel.suppression import SuppressionKind, suppressed
 from varsel.web.document_views import document_download, document_form, document_post
 from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
 from varsel.web.site import client_ip, language_of, visitor_key
@@ -166,19 +167,34 @@ async def feedback_post(request: Request) -> Response:
 # -- unsubscribe ----------------------------------------------------------------------
 
 
+def _unsubscribe_context(
+    db: Any, found: verify.Found, language: str, errors: Errors
+) -> dict[str, Any]:
+    """The unsubscribe page's context: what it was sent for, and what is stopped already."""
+    erased = is_stand_in(found.address)
+    address_done = not erased and bool(suppressed(db, SuppressionKind.ADDRESS, [found.address]))
+    orgnrs = [u.orgnr for u in found.units if not is_stand_in(u.orgnr)]
+    units_done = bool(orgnrs) and len(suppressed(db, SuppressionKind.UNIT, orgnrs)) == len(
+        set(orgnrs)
+    )
+    return {
+        "found": with_erasure_shown(found, language),
+        "errors": errors,
+        "address_erased": erased,
+        "address_done": address_done,
+        "units_done": units_done,
+    }
+
+
 def unsubscribe_form(request: Request) -> Response:
     """GET /avmelding/{token}: the human page."""
     site = site_of(request)
     language = language_of(request)
     with site.store.connection() as db:
         found = verify.by_token(db, str(request.path_params["token"]))
-    if found is None:
-        raise HTTPException(404)
-    context = {
-        "found": with_erasure_shown(found, language),
-        "errors": {},
-        "address_erased": is_stand_in(found.address),
-    }
+        if found is None:
+            raise HTTPException(404)
+        context = _unsubscribe_context(db, found, language, {})
     return site.render(request, "unsubscribe.html", language, context)
 
 
@@ -215,17 +231,8 @@ async def unsubscribe_post(request: Request) -> Response:
                 scope = verify.UnsubscribeScope(scope_text)
             except ValueError:
                 errors = {"scope": N_("Velg hva du vil melde av.")}
-                return site.render(
-                    request,
-                    "unsubscribe.html",
-                    language,
-                    {
-                        "found": with_erasure_shown(found, language),
-                        "errors": errors,
-                        "address_erased": is_stand_in(found.address),
-                    },
-                    status=400,
-                )
+                context = _unsubscribe_context(db, found, language, errors)
+                return site.render(request, "unsubscribe.html", language, context, status=400)
             verify.unsubscribe(db, found, scope, one_click=False)
         # Said as done: an erased address's unsubscribe stopped the businesses instead.
         done = verify.unsubscribe_scope(found, scope)
