@@ -3,9 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from varsel.bounce_classify import (
     BounceKind,
+    Classification,
     Evidence,
     classify,
     is_auto_reply,
@@ -247,3 +250,56 @@ def test_a_bounce_marked_auto_replied_is_still_a_bounce() -> None:
 def test_a_personal_reply_is_unrecognised() -> None:
     found = classify(parse((DATA / "flufl" / "groupwise_03.txt").read_bytes()))
     assert (found.kind, found.evidence) == (BounceKind.UNRECOGNISED, Evidence.NONE)
+
+
+# -- what no detector can read --------------------------------------------------------------
+
+# A DSN whose MIME is broken: no boundary declared, a report part in base64 that is not.
+BROKEN_DSN = (
+    b"From: MAILER-DAEMON@relay.example.no\r\n"
+    b"Subject: Undelivered Mail Returned to Sender\r\n"
+    b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\n"
+    b"--x\r\nContent-Type: message/delivery-status\r\nContent-Transfer-Encoding: base64\r\n"
+    b"\r\n%%%not base64%%%\r\n--x"
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"garbage\n",
+        b"",
+        b"\n\nonly a body, no headers\n",
+        b"Subject: hello\r\n\r\nno From\r\n",
+        bytes(range(256)) * 4,
+        BROKEN_DSN,
+        b"Message-ID: <\xff\xfe@x>\r\nSubject: \xe6\xf8\r\n\r\n8-bit headers\r\n",
+    ],
+    ids=["garbage", "empty", "no-headers", "no-from", "binary", "broken-dsn", "8-bit"],
+)
+def test_a_message_the_detectors_choke_on_is_unrecognised(raw: bytes) -> None:
+    # flufl.bounce's Yale detector raises IndexError on a message without a From.
+    found = classify(parse(raw))
+    assert (found.kind, found.evidence) == (BounceKind.UNRECOGNISED, Evidence.NONE)
+
+
+_CORPUS = [p.read_bytes() for p in sorted(DATA.rglob("*")) if p.is_file()]
+
+
+@st.composite
+def _damaged(draw: st.DrawFn) -> bytes:
+    """A real bounce with a few spans replaced by arbitrary bytes."""
+    raw = draw(st.sampled_from(_CORPUS))
+    for _ in range(draw(st.integers(0, 4))):
+        start = draw(st.integers(0, len(raw)))
+        end = draw(st.integers(start, min(len(raw), start + 200)))
+        raw = raw[:start] + draw(st.binary(max_size=30)) + raw[end:]
+    return raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=400), _damaged()))
+def test_any_bytes_are_read_without_an_exception(raw: bytes) -> None:
+    msg = parse(raw)
+    assert isinstance(classify(msg), Classification)
+    assert isinstance(message_ids(msg, raw), list)

@@ -6,7 +6,8 @@ Read in this order, the most reliable first:
 2. an RFC 3464 delivery-status report, by its Status code (see `status_kind`);
 3. an automatic reply (RFC 3834 Auto-Submitted, X-Autoreply, Precedence: auto_reply, and the
    subjects Outlook, Gmail and others give out-of-office replies) that no mailer daemon sent;
-4. flufl.bounce's heuristics for the many servers that send bounces without a report;
+4. flufl.bounce's heuristics for the many servers that send bounces without a report (a
+   message its detectors fail on goes on to the next step: they are not ours to fix);
 5. the words of a message that looks like a bounce (from a mailer daemon, or a bounce subject).
 
 Anything else is unrecognised and kept for an operator to look at. Nothing here touches the
@@ -21,11 +22,18 @@ import email.message
 import email.parser
 import email.policy
 import email.utils
+import logging
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 from flufl.bounce import all_failures
+
+# flufl.bounce logs a detector's exception with its traceback before re-raising it; classify()
+# catches it (see _heuristics), so the traceback would only reach an MTA's pipe as noise.
+_flufl_log = logging.getLogger("flufl.bounce")
+_flufl_log.addHandler(logging.NullHandler())
+_flufl_log.propagate = False
 
 
 class BounceKind(StrEnum):
@@ -145,7 +153,7 @@ def classify(msg: email.message.Message) -> Classification:
             diagnostic=_header(msg, "Subject"),
             recipient=_from_address(msg),
         )
-    temporary, permanent = all_failures(msg)
+    temporary, permanent = _heuristics(msg)
     if permanent or temporary:
         kind = BounceKind.HARD if permanent else BounceKind.SOFT
         address = sorted(permanent or temporary)[0].decode("utf-8", "replace").lower()
@@ -156,6 +164,16 @@ def classify(msg: email.message.Message) -> Classification:
         if said is not None:
             return Classification(said, Evidence.TEXT, diagnostic=_first_line(text, said))
     return Classification(BounceKind.UNRECOGNISED, Evidence.NONE)
+
+
+def _heuristics(msg: email.message.Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's (temporary, permanent) failed addresses; none if a detector fails."""
+    try:
+        return all_failures(msg)
+    except Exception:
+        # Its detectors index and unpack what broken or hostile messages need not have
+        # (Yale's fails on any message without a From): then they have no answer.
+        return frozenset(), frozenset()
 
 
 def status_kind(status: str, diagnostic: str = "", action: str = "failed") -> BounceKind | None:
