@@ -16,6 +16,7 @@ from varsel.bounce_classify import (
     parse,
     refined_status,
     status_kind,
+    unsubscribe_token,
 )
 
 DATA = Path(__file__).parent / "data" / "bounces"
@@ -303,3 +304,43 @@ def test_any_bytes_are_read_without_an_exception(raw: bytes) -> None:
     msg = parse(raw)
     assert isinstance(classify(msg), Classification)
     assert isinstance(message_ids(msg, raw), list)
+
+
+# -- the List-Unsubscribe mailto ----------------------------------------------------------------
+
+TOKEN = "Xy3_k-9QpL2mN8vR4tW6zA0b"  # noqa: S105  # a made-up unsubscribe token
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        f"unsubscribe-{TOKEN}",
+        f"Re: unsubscribe-{TOKEN}",
+        f"SV: SV:unsubscribe-{TOKEN}",
+        f"  aw :  unsubscribe-{TOKEN}  ",
+        f"RE: Unsubscribe-{TOKEN}",
+        "=?utf-8?q?SV=3A_unsubscribe-" + TOKEN.replace("_", "=5F") + "?=",
+    ],
+)
+def test_the_unsubscribe_subject_a_mail_program_sends(subject: str) -> None:
+    msg = parse(f"From: Ann <ann@firma.no>\r\nSubject: {subject}\r\n\r\n".encode())
+    assert unsubscribe_token(msg) == TOKEN
+    assert classify(msg) == Classification(
+        BounceKind.UNSUBSCRIBE, Evidence.HEADERS, recipient="ann@firma.no", token=TOKEN
+    )
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "unsubscribe-",
+        f"unsubscribe-{TOKEN} please",
+        f"Fwd: unsubscribe-{TOKEN}",
+        f"unsubscribe {TOKEN}",
+        f"unsubscribe-{'a' * 65}",
+    ],
+)
+def test_other_subjects_are_no_unsubscribe(subject: str) -> None:
+    msg = parse(f"From: ann@firma.no\r\nSubject: {subject}\r\n\r\n".encode())
+    assert unsubscribe_token(msg) is None
+    assert classify(msg).kind is BounceKind.UNRECOGNISED

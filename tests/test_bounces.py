@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.message
+import email.utils
 import json
 import mailbox
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -57,6 +62,7 @@ class Sent:
     address: str
     verp: str
     message_id: str
+    message: bytes = b""  # as the relay received it
 
 
 @dataclass(frozen=True)
@@ -79,9 +85,15 @@ def campaign(db: Database, brreg: Path, tmp_path: Path) -> Campaign:
         send_campaign(
             db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
         )
-        envelopes = {m.rcpt_tos[0]: m.mail_from for m in sink.messages}
+        received = {m.rcpt_tos[0]: m for m in sink.messages}
     sent = {
-        address: Sent(int(delivery_id), address, envelopes[address], message_id)
+        address: Sent(
+            int(delivery_id),
+            address,
+            received[address].mail_from,
+            message_id,
+            received[address].data,
+        )
         for delivery_id, address, message_id in db.query(
             "SELECT id, address, message_id FROM deliveries WHERE state = 'sent'"
         )
@@ -233,6 +245,7 @@ def test_without_verp_the_returned_message_id_names_the_delivery(
     outcome = intake(db, campaign).ingest(bounce("office365-5.1.10.eml", to, verp=False))
     assert (outcome.delivery_id, outcome.found_by) == (to.id, FoundBy.MESSAGE_ID)
     assert state(db, to.id)[0] == "bounced"
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
 
 
 def test_an_auto_reply_without_verp_is_found_by_in_reply_to(
@@ -243,13 +256,30 @@ def test_an_auto_reply_without_verp_is_found_by_in_reply_to(
     assert (outcome.kind, outcome.found_by) == (BounceKind.AUTO_REPLY, FoundBy.MESSAGE_ID)
 
 
-def test_without_verp_or_message_id_the_failed_address_names_the_delivery(
+def test_without_verp_or_message_id_the_failed_address_names_the_delivery_but_stops_nothing(
     db: Database, campaign: Campaign
 ) -> None:
+    # Anyone can send such a report to the reply mailbox: the delivery counts as bounced, but
+    # the address stays open to other campaigns.
     to = campaign.sent[TOMRA]
     raw = bounce("gmail-5.1.1.eml", to, verp=False, message_id=False)
     outcome = intake(db, campaign).ingest(raw)
     assert (outcome.delivery_id, outcome.found_by) == (to.id, FoundBy.ADDRESS)
+    assert state(db, to.id)[0] == "bounced"
+    assert suppressions(db) == []
+    kind, detail = events(db, to.id)[-1]
+    assert (kind, detail["found_by"], detail["suppressed"]) == ("bounce_hard", "address", False)
+
+
+def test_a_complaint_found_by_the_address_alone_stops_nothing(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[RODEKORS]
+    outcome = intake(db, campaign).ingest(bounce("arf-abuse.eml", to, verp=False, message_id=False))
+    assert (outcome.kind, outcome.found_by) == (BounceKind.COMPLAINT, FoundBy.ADDRESS)
+    assert state(db, to.id)[0] == "bounced"
+    assert suppressions(db) == []
+    assert events(db, to.id)[-1][1]["suppressed"] is False
 
 
 def test_a_real_bounce_without_a_report_is_read_by_heuristics_and_found_by_address(
@@ -277,7 +307,69 @@ def test_a_forged_verp_address_names_nothing_and_is_kept_aside(
     forged = Sent(to.id, "someone@example.org", verp, "")
     outcome = intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", forged, message_id=False))
     assert (outcome.kind, outcome.delivery_id, outcome.kept_aside) == (BounceKind.HARD, None, True)
+    assert outcome.forged
     assert state(db, to.id)[0] == "sent"
+    assert suppressions(db) == []
+
+
+def test_a_forged_verp_address_is_not_overruled_by_the_failed_address(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    # The audit's case: a report to a VERP address whose mac fails, naming one of our
+    # recipients as the failed one. Without the mac the address lookup would believe it.
+    to = campaign.sent[TOMRA]
+    forged = Sent(8848, TOMRA, f"bounces+8848-{'0' * 20}@asker.kommune.no", "")
+    raw = bounce("postfix-5.1.1.eml", forged, message_id=False)
+    summary = ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "aside")
+    assert summary.as_dict()["forged"] == 1
+    assert summary.summary() == (
+        "1 melding: 0 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
+        "0 autosvar, 0 avmeldinger, 0 ukjente, 1 forfalsket, 0 uten kjent levering, "
+        "0 tatt inn før."
+    )
+    assert state(db, to.id)[0] == "sent"
+    assert suppressions(db) == []
+    assert [k for k, _ in events(db, to.id) if k.startswith("bounce")] == []
+    assert db.scalar("SELECT count(*) FROM bounce_messages") == 0
+    assert len(mailbox.Maildir(tmp_path / "aside")) == 1
+
+
+def test_a_genuine_message_id_still_names_the_delivery_beside_a_failing_mac(
+    db: Database, campaign: Campaign
+) -> None:
+    # The Message-ID is as secret as the mac (only the message's reader saw it): this is a
+    # bounce of an earlier message after the VERP secret was changed.
+    to = campaign.sent[TOMRA]
+    stale = Sent(to.id, TOMRA, f"bounces+{to.id}-{'0' * 20}@nsr-org.no", to.message_id)
+    outcome = intake(db, campaign).ingest(bounce("office365-5.1.10.eml", stale))
+    assert (outcome.delivery_id, outcome.found_by, outcome.forged) == (
+        to.id,
+        FoundBy.MESSAGE_ID,
+        False,
+    )
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"garbage\n",
+        b"",
+        b"\n\nonly a body\n",
+        b"Subject: Undelivered Mail Returned to Sender\r\n\r\nno From\r\n",
+        bytes(range(256)) * 4,
+        b"From: MAILER-DAEMON@x.no\r\nContent-Type: multipart/report; report-type=delivery-"
+        b"status\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.1",
+        b"Message-ID: <\xff\xfe@x>\r\nSubject: \xe6\xf8\r\n\r\n8-bit headers\r\n",
+    ],
+    ids=["garbage", "empty", "no-headers", "no-from", "binary", "broken-dsn", "8-bit"],
+)
+def test_a_malformed_message_is_unrecognised_and_kept_aside(
+    db: Database, campaign: Campaign, tmp_path: Path, raw: bytes
+) -> None:
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.kept_aside) == (BounceKind.UNRECOGNISED, True)
+    assert db.scalar("SELECT count(*) FROM bounce_messages") == 0
     assert suppressions(db) == []
 
 
@@ -298,6 +390,88 @@ def test_an_address_is_looked_for_in_the_given_campaign_only(
     assert other.ingest(raw).delivery_id is None
     same = BounceIntake(db, Verp.from_settings(campaign.settings), campaign_id=campaign.id)
     assert same.ingest(raw).delivery_id == campaign.sent[TOMRA].id
+
+
+# -- the List-Unsubscribe mailto ------------------------------------------------------------
+
+
+def unsubscribe_mail(sent: Sent, prefix: str = "SV: ") -> bytes:
+    """What a mail program sends for the mailto of the message's List-Unsubscribe."""
+    header = email.message_from_bytes(sent.message)["List-Unsubscribe"]
+    found = re.search(r"<mailto:([^>]+)>", " ".join(header.split()))
+    assert found is not None, header
+    to, _, query = found.group(1).partition("?")
+    mail = email.message.EmailMessage()
+    mail["From"] = sent.address
+    mail["To"] = to
+    mail["Subject"] = prefix + parse_qs(query)["subject"][0]
+    mail["Date"] = email.utils.formatdate()
+    mail["Message-ID"] = email.utils.make_msgid(domain=sent.address.partition("@")[2])
+    mail.set_content("Meld meg av.\n")
+    return mail.as_bytes()
+
+
+def test_a_mail_to_the_unsubscribe_mailto_stops_the_address_once(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    to = campaign.sent[TOMRA]
+    raw = unsubscribe_mail(to)
+    assert b"To: avmelding@nsr-org.no" in raw
+    outcome = intake(db, campaign).ingest(raw, "imap")
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by, outcome.kept_aside) == (
+        BounceKind.UNSUBSCRIBE,
+        to.id,
+        FoundBy.TOKEN,
+        False,
+    )
+    assert suppressions(db) == [("address", TOMRA, "unsubscribed", f"mail:delivery:{to.id}")]
+    assert events(db, to.id)[-1] == (
+        "unsubscribed",
+        {"scope": "address", "one_click": False, "added": 1, "via": "mail"},
+    )
+    assert state(db, to.id)[0] == "sent"  # it arrived: it was read
+    again = intake(db, campaign).ingest(raw, "imap")
+    assert (again.duplicate, again.kind) == (True, BounceKind.UNSUBSCRIBE)
+    assert [k for k, _ in events(db, to.id)].count("unsubscribed") == 1
+    # The next campaign leaves the address out.
+    path = tmp_path / "c2.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    second = create_campaign(db, campaign.settings, path).campaign.id
+    states = db.query(
+        "SELECT state FROM deliveries WHERE campaign_id = ? AND address = ?", (second, TOMRA)
+    )
+    assert [s for (s,) in states] == ["suppressed"]
+
+
+def test_an_unsubscribe_mail_with_an_unknown_token_is_unrecognised(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    raw = unsubscribe_mail(campaign.sent[TOMRA]).replace(b"unsubscribe-", b"unsubscribe-x")
+    summary = ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "aside")
+    assert (summary.as_dict()["unrecognised"], summary.as_dict()["unsubscribe"]) == (1, 0)
+    assert suppressions(db) == []
+    assert len(mailbox.Maildir(tmp_path / "aside")) == 1
+
+
+def test_an_unsubscribe_mail_for_a_forgotten_delivery_stops_its_businesses(
+    db: Database, campaign: Campaign
+) -> None:
+    from varsel.retention import forget_campaign
+
+    to = campaign.sent[TOMRA]
+    raw = unsubscribe_mail(to)
+    with db.transaction():
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign.id,))
+    forget_campaign(db, campaign.id, actor="cli:test")
+    outcome = intake(db, campaign).ingest(raw)
+    assert outcome.kind is BounceKind.UNSUBSCRIBE
+    units = [
+        u for (u,) in db.query("SELECT orgnr FROM delivery_units WHERE delivery_id = ?", (to.id,))
+    ]
+    assert suppressions(db) == [
+        ("unit", u, "unsubscribed", f"mail:delivery:{to.id}") for u in sorted(units)
+    ]
+    assert events(db, to.id)[-1][1]["scope"] == "organisation"
 
 
 # -- the units for letters and Altinn -------------------------------------------------------
@@ -341,7 +515,9 @@ def test_maildir_takes_each_message_once_and_puts_the_unrecognised_aside(
         "policy": 0,
         "complaint": 0,
         "auto_reply": 1,
+        "unsubscribe": 0,
         "unrecognised": 1,
+        "forged": 0,
         "unmatched": 0,
         "duplicate": 0,
     }
@@ -364,7 +540,8 @@ def test_mbox_taken_twice_counts_duplicates(
     assert second.counts["duplicate"] == 2
     assert second.summary() == (
         "2 meldinger: 0 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
-        "0 autosvar, 0 ukjente, 0 uten kjent levering, 2 tatt inn før."
+        "0 autosvar, 0 avmeldinger, 0 ukjente, 0 forfalskede, 0 uten kjent levering, "
+        "2 tatt inn før."
     )
 
 
@@ -537,6 +714,20 @@ def test_imap_poll_takes_each_message_once_and_flags_it(
     assert state(db, campaign.sent[TOMRA].id)[0] == "bounced"
     assert _flags(box) == [f"{DONE} \\Seen", f"{DONE} {ASIDE}"]
     assert poll_imap(intake(db, campaign), box).total == 0
+
+
+def test_imap_poll_takes_an_unsubscribe_mail_in(
+    db: Database, campaign: Campaign, dovecot: Dovecot
+) -> None:
+    # The avmelding@ mailbox polled like the bounce mailbox.
+    box = _mailbox(dovecot, f"avmelding-{os.getpid()}-{db.dialect}@nsr-org.no")
+    _append(box, unsubscribe_mail(campaign.sent[RODEKORS], prefix="Re: "))
+    summary = poll_imap(intake(db, campaign), box)
+    assert summary.as_dict()["unsubscribe"] == 1
+    assert suppressions(db) == [
+        ("address", RODEKORS, "unsubscribed", f"mail:delivery:{campaign.sent[RODEKORS].id}")
+    ]
+    assert _flags(box) == [f"{DONE} \\Seen"]
 
 
 def test_imap_with_starttls(db: Database, campaign: Campaign, dovecot: Dovecot) -> None:

@@ -7,6 +7,7 @@ import json
 import mailbox
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from test_bounces import (  # noqa: F401  # campaign and dovecot are fixtures
@@ -17,6 +18,7 @@ from test_bounces import (  # noqa: F401  # campaign and dovecot are fixtures
     bounce,
     campaign,
     dovecot,
+    unsubscribe_mail,
 )
 from varsel.bounces import ImapMailbox
 from varsel.cli import cli
@@ -35,8 +37,9 @@ def test_ingest_from_standard_input_prints_the_counts(db: Database, campaign: Ca
     )
     assert result.exit_code == 0, result.output
     assert result.output == (
-        "1 meldinger: 1 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
-        "0 autosvar, 0 ukjente, 0 uten kjent levering, 0 tatt inn før.\n"
+        "1 melding: 1 hard retur, 0 myke, 0 avvist av mottakers regler, 0 klager, "
+        "0 autosvar, 0 avmeldinger, 0 ukjente, 0 forfalskede, 0 uten kjent levering, "
+        "0 tatt inn før.\n"
     )
     assert db.scalar("SELECT state FROM deliveries WHERE id = ?", (campaign.sent[TOMRA].id,)) == (
         "bounced"
@@ -59,10 +62,37 @@ def test_ingest_a_maildir_as_json(db: Database, campaign: Campaign, tmp_path: Pa
         "policy": 0,
         "complaint": 0,
         "auto_reply": 0,
+        "unsubscribe": 0,
         "unrecognised": 0,
+        "forged": 0,
         "unmatched": 1,
         "duplicate": 0,
     }
+
+
+@pytest.mark.parametrize("tempfail", [[], ["--tempfail"]], ids=["plain", "tempfail"])
+def test_garbage_on_standard_input_is_counted_as_unrecognised(
+    db: Database, campaign: Campaign, tempfail: list[str]
+) -> None:
+    # It was an IndexError inside flufl.bounce, and with --tempfail an MTA retrying forever.
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "bounces", "ingest", *tempfail], input=b"garbage\n", env=env(campaign)
+    )
+    assert (result.exit_code, result.output) == (
+        0,
+        "1 melding: 0 harde returer, 0 myke, 0 avvist av mottakers regler, 0 klager, "
+        "0 autosvar, 0 avmeldinger, 1 ukjent, 0 forfalskede, 0 uten kjent levering, "
+        "0 tatt inn før.\n",
+    )
+
+
+def test_ingest_an_unsubscribe_mail_from_standard_input(db: Database, campaign: Campaign) -> None:
+    raw = unsubscribe_mail(campaign.sent[TOMRA])
+    args = ["--db", db.url, "bounces", "ingest", "--json"]
+    result = CliRunner().invoke(cli, args, input=raw, env=env(campaign))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["unsubscribe"] == 1
+    assert db.scalar("SELECT reason FROM suppressions WHERE value = ?", (TOMRA,)) == "unsubscribed"
 
 
 def test_bad_input_is_one_line_and_exit_status_2(db: Database, campaign: Campaign) -> None:

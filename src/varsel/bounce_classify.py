@@ -2,6 +2,8 @@
 
 Read in this order, the most reliable first:
 
+0. a request to unsubscribe: the Subject `unsubscribe-<token>` of every message's
+   List-Unsubscribe mailto, as a mail program sends it (after "Re:", "SV:" or "AW:" if any);
 1. an ARF feedback report (RFC 5965): feedback type abuse or fraud is a complaint;
 2. an RFC 3464 delivery-status report, by its Status code (see `status_kind`);
 3. an automatic reply (RFC 3834 Auto-Submitted, X-Autoreply, Precedence: auto_reply, and the
@@ -44,6 +46,7 @@ class BounceKind(StrEnum):
     POLICY = "policy"  # refused for other reasons than the address (spam filter, size, DMARC)
     COMPLAINT = "complaint"  # the recipient reported the message as spam (ARF abuse)
     AUTO_REPLY = "auto_reply"  # out-of-office and other automatic replies: not a bounce
+    UNSUBSCRIBE = "unsubscribe"  # the List-Unsubscribe mailto's message: stop the address
     UNRECOGNISED = "unrecognised"  # none of the above can be told: kept for an operator
 
 
@@ -52,7 +55,7 @@ class Evidence(StrEnum):
 
     ARF = "arf"  # an RFC 5965 feedback report
     DSN = "dsn"  # an RFC 3464 delivery-status report
-    HEADERS = "headers"  # auto-reply headers or subject
+    HEADERS = "headers"  # auto-reply headers or subject, or the unsubscribe subject
     HEURISTIC = "heuristic"  # flufl.bounce recognised the server's own format
     TEXT = "text"  # the words of a message that looks like a bounce
     NONE = "none"  # nothing
@@ -68,6 +71,7 @@ class Classification:
     diagnostic: str | None = None  # the remote server's words, or the report's reason
     recipient: str | None = None  # the failed (or complaining, or replying) address
     feedback_type: str | None = None  # ARF only
+    token: str | None = None  # unsubscribe only: the delivery's unsubscribe token
 
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -106,6 +110,11 @@ _BOUNCE_SUBJECT = re.compile(
     r"|non[- ]?delivery|unzustellbar|ikke levert|kunne ikke leveres",
     re.IGNORECASE,
 )
+# The subject message.py puts in the List-Unsubscribe mailto, after any reply prefixes a mail
+# program adds; the token is secrets.token_urlsafe (by_token takes up to 64 characters).
+_UNSUBSCRIBE_SUBJECT = re.compile(
+    r"\s*(?:(?:re|sv|aw)\s*:\s*)*unsubscribe-([A-Za-z0-9_-]{1,64})\s*", re.IGNORECASE
+)
 _DAEMONS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "ndr"})
 _NOT_WORDS = frozenset(
     {
@@ -132,6 +141,11 @@ def parse(raw: bytes) -> email.message.Message:
 
 def classify(msg: email.message.Message) -> Classification:
     """Read one message that came back."""
+    token = unsubscribe_token(msg)
+    if token is not None:
+        return Classification(
+            BounceKind.UNSUBSCRIBE, Evidence.HEADERS, recipient=_from_address(msg), token=token
+        )
     for part in msg.walk():
         kind = part.get_content_type()
         if kind == "message/feedback-report":
@@ -164,6 +178,12 @@ def classify(msg: email.message.Message) -> Classification:
         if said is not None:
             return Classification(said, Evidence.TEXT, diagnostic=_first_line(text, said))
     return Classification(BounceKind.UNRECOGNISED, Evidence.NONE)
+
+
+def unsubscribe_token(msg: email.message.Message) -> str | None:
+    """The token of a message sent to the List-Unsubscribe mailto, or None."""
+    found = _UNSUBSCRIBE_SUBJECT.fullmatch(_header(msg, "Subject") or "")
+    return found.group(1) if found else None
 
 
 def _heuristics(msg: email.message.Message) -> tuple[frozenset[bytes], frozenset[bytes]]:

@@ -7,16 +7,22 @@ A message is read by `bounce_classify` and tied to a delivery by, in order:
    (varsel's Message-IDs begin with the delivery id, so the lookup is by primary key);
 3. the failed recipient's address, among the deliveries that went out (of one campaign if
    given), the latest first: the only way without an exact clue, so the campaign narrows it.
+   Not when the message carries a VERP address whose mac fails: that one is forged.
+
+A message sent to the List-Unsubscribe mailto is tied to its delivery by the unsubscribe token
+in its subject instead.
 
 Effects, in one transaction per message, and only once per message (`bounce_messages`):
 
 - hard bounce, complaint: the delivery becomes `bounced` (a hard bounce's status and reason in
-  last_reply), the address is suppressed (hard_bounce or complaint), an event is written;
+  last_reply), the address is suppressed (hard_bounce or complaint), an event is written; found
+  by the address alone, the address is not suppressed, since anyone can send such a report;
 - soft bounce, policy refusal, auto-reply: an event only;
-- unrecognised, or no delivery found: nothing; counted and kept aside for an operator.
+- unsubscribe: the address is suppressed (unsubscribed), as the public unsubscribe page does;
+- unrecognised, forged, or no delivery found: nothing; counted and kept aside for an operator.
 
 Events: `bounce_hard`, `bounce_soft`, `bounce_policy`, `complaint`, `auto_reply`, each with the
-status, diagnostic, recipient and what the delivery was found by in its detail.
+status, diagnostic, recipient and what the delivery was found by in its detail; `unsubscribed`.
 """
 
 from __future__ import annotations
@@ -49,11 +55,12 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.erasure import is_stand_in, reply_codes
 from varsel.errors import UserError, os_reason, redact_url
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason
 from varsel.suppression import add as suppress
-from varsel.verp import Verp
+from varsel.verify import UnsubscribeScope, by_token, unsubscribe
+from varsel.verp import MAC_BYTES, PREFIX, Verp
 
 EVENT_KINDS = {
     BounceKind.HARD: "bounce_hard",
@@ -65,6 +72,10 @@ EVENT_KINDS = {
 # Headers a bounce is addressed by: the VERP address is here unless a server dropped it.
 _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 _OUR_MESSAGE_ID = re.compile(r"<(\d{1,18})\.[0-9a-f]{16}@[^<>\s]+>")
+# An address of the shape varsel's envelope senders have, whatever its mac (verp.py's form).
+_VERP_SHAPED = re.compile(
+    rf"{PREFIX}\+[0-9]{{1,18}}-[0-9a-f]{{{2 * MAC_BYTES}}}@[a-z0-9.-]+", re.IGNORECASE
+)
 
 
 class BounceInputError(UserError):
@@ -77,6 +88,7 @@ class FoundBy(StrEnum):
     VERP = "verp"  # the signed envelope address
     MESSAGE_ID = "message_id"  # the returned original's Message-ID, or In-Reply-To
     ADDRESS = "address"  # the failed recipient's address
+    TOKEN = "token"  # noqa: S105  # the unsubscribe token in a List-Unsubscribe mail subject
 
 
 @dataclass(frozen=True)
@@ -87,13 +99,14 @@ class Outcome:
     delivery_id: int | None = None
     found_by: FoundBy | None = None
     duplicate: bool = False  # taken in before: nothing done again
+    forged: bool = False  # carries a VERP address whose mac fails: nothing done
 
     @property
     def kept_aside(self) -> bool:
-        """Unrecognised, or a bounce whose delivery is unknown: for an operator to look at."""
+        """Unrecognised, forged, or a bounce whose delivery is unknown: for an operator."""
         if self.duplicate:
             return False
-        if self.kind is BounceKind.UNRECOGNISED:
+        if self.kind is BounceKind.UNRECOGNISED or self.forged:
             return True
         return self.delivery_id is None and self.kind is not BounceKind.AUTO_REPLY
 
@@ -107,13 +120,15 @@ class IngestSummary:
     def add(self, outcome: Outcome) -> None:
         if outcome.duplicate:
             self.counts["duplicate"] += 1
+        elif outcome.forged:
+            self.counts["forged"] += 1
         elif outcome.kind is not BounceKind.UNRECOGNISED and outcome.kept_aside:
             self.counts["unmatched"] += 1
         else:
             self.counts[outcome.kind.value] += 1
 
     def as_dict(self) -> dict[str, int]:
-        keys = [k.value for k in BounceKind] + ["unmatched", "duplicate"]
+        keys = [k.value for k in BounceKind] + ["forged", "unmatched", "duplicate"]
         return {k: self.counts.get(k, 0) for k in keys}
 
     @property
@@ -124,11 +139,17 @@ class IngestSummary:
         """One line in Norwegian."""
         c = self.as_dict()
         return (
-            f"{fmt_int(self.total)} meldinger: {fmt_int(c['hard'])} harde returer, "
-            f"{fmt_int(c['soft'])} myke, {fmt_int(c['policy'])} avvist av mottakers regler, "
-            f"{fmt_int(c['complaint'])} klager, {fmt_int(c['auto_reply'])} autosvar, "
-            f"{fmt_int(c['unrecognised'])} ukjente, {fmt_int(c['unmatched'])} uten kjent "
-            f"levering, {fmt_int(c['duplicate'])} tatt inn før."
+            f"{fmt_count(self.total, 'melding', 'meldinger')}: "
+            f"{fmt_count(c['hard'], 'hard retur', 'harde returer')}, "
+            f"{fmt_count(c['soft'], 'myk', 'myke')}, "
+            f"{fmt_int(c['policy'])} avvist av mottakers regler, "
+            f"{fmt_count(c['complaint'], 'klage', 'klager')}, "
+            f"{fmt_count(c['auto_reply'], 'autosvar', 'autosvar')}, "
+            f"{fmt_count(c['unsubscribe'], 'avmelding', 'avmeldinger')}, "
+            f"{fmt_count(c['unrecognised'], 'ukjent', 'ukjente')}, "
+            f"{fmt_count(c['forged'], 'forfalsket', 'forfalskede')}, "
+            f"{fmt_int(c['unmatched'])} uten kjent levering, "
+            f"{fmt_int(c['duplicate'])} tatt inn før."
         )
 
 
@@ -143,7 +164,8 @@ class BounceIntake:
     def ingest(self, raw: bytes, source: str = "stdin") -> Outcome:
         """Read one message and apply what it says, in one transaction; once per message."""
         msg = parse(raw)
-        key = message_key(msg.get("Message-ID"), raw)
+        message_id = msg.get("Message-ID")  # a Header, not a str, if it holds 8-bit bytes
+        key = message_key(None if message_id is None else str(message_id), raw)
         with self.db.transaction():
             seen = self.db.query_one(
                 "SELECT kind, delivery_id FROM bounce_messages WHERE key = ?", (key,)
@@ -156,7 +178,9 @@ class BounceIntake:
                 return Outcome(found.kind)  # nothing to do, so nothing to remember
             delivery = self._identify(msg, raw, found)
             if delivery is None:
-                return Outcome(found.kind)
+                if found.kind is BounceKind.UNSUBSCRIBE:
+                    return Outcome(BounceKind.UNRECOGNISED)  # no delivery has that token
+                return Outcome(found.kind, forged=self._forged(msg, raw))
             delivery_id, found_by = delivery
             inserted = self.db.execute(
                 "INSERT INTO bounce_messages (key, received_at, kind, delivery_id, status, "
@@ -167,7 +191,7 @@ class BounceIntake:
                     found.kind.value,
                     delivery_id,
                     found.status,
-                    found.recipient,
+                    None if found.kind is BounceKind.UNSUBSCRIBE else found.recipient,
                     source,
                 ),
             ).rowcount
@@ -179,6 +203,9 @@ class BounceIntake:
     # -- finding the delivery -------------------------------------------------------
 
     def _identify(self, msg: Any, raw: bytes, found: Classification) -> tuple[int, FoundBy] | None:
+        if found.kind is BounceKind.UNSUBSCRIBE:
+            asked = by_token(self.db, found.token or "")
+            return None if asked is None else (asked.delivery_id, FoundBy.TOKEN)
         text = raw.decode("latin-1")  # addresses and ids are ASCII; any byte maps to one char
         headers = "\n".join(str(v) for h in _ENVELOPE_HEADERS for v in msg.get_all(h, []))
         for where in (headers, text):
@@ -192,7 +219,7 @@ class BounceIntake:
                 (int(ours.group(1)), message_id),
             ):
                 return int(ours.group(1)), FoundBy.MESSAGE_ID
-        if found.recipient:
+        if found.recipient and not self._forged(msg, raw):
             row = self.db.query_one(
                 "SELECT id FROM deliveries WHERE channel = 'email' AND address = ? "
                 "AND sent_at IS NOT NULL"
@@ -204,12 +231,27 @@ class BounceIntake:
                 return int(row[0]), FoundBy.ADDRESS
         return None
 
+    def _forged(self, msg: Any, raw: bytes) -> bool:
+        """Whether the message carries an address of our VERP shape and none whose mac checks.
+
+        Only a genuine one is found by, so a forger who names someone's address as the failed
+        recipient would otherwise be believed by the address lookup.
+        """
+        text = raw.decode("latin-1")
+        return _VERP_SHAPED.search(text) is not None and self.verp.find(text) is None
+
     def _exists(self, delivery_id: int) -> bool:
         return bool(self.db.query_one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)))
 
     # -- what it does -----------------------------------------------------------------
 
     def _apply(self, found: Classification, delivery_id: int, found_by: FoundBy) -> None:
+        if found.kind is BounceKind.UNSUBSCRIBE:
+            asked = by_token(self.db, found.token or "")
+            assert asked is not None  # noqa: S101  # found just before, in this transaction
+            # The token is the secret only the message's reader was given, as on the page.
+            unsubscribe(self.db, asked, UnsubscribeScope.ADDRESS, one_click=False, via="mail")
+            return
         row = self.db.query_one(
             "SELECT campaign_id, address FROM deliveries WHERE id = ?", (delivery_id,)
         )
@@ -242,11 +284,14 @@ class BounceIntake:
                 if found.kind is BounceKind.HARD
                 else SuppressionReason.COMPLAINT
             )
-            if not erased:
+            # Found by the address alone, the report may come from anyone: the delivery counts
+            # as bounced, but only a VERP or Message-ID clue (which only a report about our
+            # message carries) may stop the address for every campaign.
+            if not erased and found_by is not FoundBy.ADDRESS:
                 suppress(
                     self.db, SuppressionKind.ADDRESS, address, reason, f"delivery:{delivery_id}"
                 )
-        detail = {
+        detail: dict[str, str | bool | None] = {
             "status": found.status,
             "diagnostic": None if erased else (found.diagnostic or "")[:500] or None,
             "recipient": None if erased else found.recipient,
@@ -255,6 +300,8 @@ class BounceIntake:
         }
         if found.feedback_type:
             detail["feedback_type"] = found.feedback_type
+        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT) and found_by is FoundBy.ADDRESS:
+            detail["suppressed"] = False  # see above
         record_event(
             self.db,
             campaign_id,

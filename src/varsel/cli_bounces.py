@@ -27,7 +27,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Skriv ut tallene s
 
 @click.group(cls=NorskGroup)
 def bounces() -> None:
-    """Returmeldinger, klager og autosvar til VERP-adressene i konvolutten (docs/delivery.md)."""
+    """Returmeldinger, klager, autosvar og avmeldinger per e-post (docs/delivery.md)."""
 
 
 @bounces.command("ingest")

@@ -283,11 +283,12 @@ def by_token(db: Database, token: str) -> Found | None:
 
 
 def unsubscribe(
-    db: Database, found: Found, scope: UnsubscribeScope, *, one_click: bool
+    db: Database, found: Found, scope: UnsubscribeScope, *, one_click: bool, via: str = "web"
 ) -> list[str]:
     """Stop every future campaign to the address or the businesses; returns what was added.
 
-    An erased address (see unsubscribe_scope) stops the businesses instead.
+    An erased address (see unsubscribe_scope) stops the businesses instead. `via` says how it
+    was asked: "web" (the page, or one-click), or "mail" (the List-Unsubscribe mailto).
     """
     scope = unsubscribe_scope(found, scope)
     if scope is UnsubscribeScope.ADDRESS:
@@ -295,20 +296,21 @@ def unsubscribe(
     else:
         # An erased business's stand-in is no number: there is nothing to stop for it.
         targets = [(SuppressionKind.UNIT, u.orgnr) for u in found.units if not is_stand_in(u.orgnr)]
-    source = f"web:delivery:{found.delivery_id}"
+    source = f"{via}:delivery:{found.delivery_id}"
     with db.transaction():
         added = [
             value
             for kind, value in targets
             if add(db, kind, value, SuppressionReason.UNSUBSCRIBED, source)
         ]
-        record_event(
-            db,
-            found.campaign_id,
-            found.delivery_id,
-            "unsubscribed",
-            {"scope": scope.value, "one_click": one_click, "added": len(added)},
-        )
+        detail: dict[str, object] = {
+            "scope": scope.value,
+            "one_click": one_click,
+            "added": len(added),
+        }
+        if via != "web":
+            detail["via"] = via
+        record_event(db, found.campaign_id, found.delivery_id, "unsubscribed", detail)
     return added
 
 
