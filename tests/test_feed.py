@@ -292,6 +292,12 @@ BAD_PAGES = [
         "_embedded.oppdaterteEnheter er ikke en liste",
     ),
     ("tall.json", b"42", "ikke en side fra endringsloggen (oppdateringer)"),
+    ("tom.json", b"[]", "ikke en side fra endringsloggen (oppdateringer): en tom liste"),
+    (
+        "tall-liste.json",
+        b"[1, 2]",
+        "ikke en side fra endringsloggen (oppdateringer): en liste som ikke bare er endringer",
+    ),
     ("annet.json", b'{"navn": "x"}', "ikke en side fra endringsloggen (oppdateringer)"),
 ]
 

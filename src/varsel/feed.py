@@ -186,6 +186,10 @@ def _feed_entries(path: Path, content: bytes, unpacked: bool) -> tuple[Kind, lis
             if "organisasjonsnummer" in first:
                 raise BadFileError(f"{path}: {_DUMP}")
             raise BadFileError(f"{path}: {_NOT_A_PAGE}: postene har ikke endringstype")
+        # A bare list is a page's entries only when every one is a change: [] or [1, 2] is not.
+        if not data or not all(isinstance(e, dict) and "endringstype" in e for e in data):
+            what = "en tom liste" if not data else "en liste som ikke bare er endringer"
+            raise BadFileError(f"{path}: {_NOT_A_PAGE}: {what}")
         kind = (
             Kind.UNDERENHETER
             if isinstance(first, dict) and "underenhet" in str(first.get("_links", ""))
