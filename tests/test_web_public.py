@@ -831,6 +831,40 @@ def test_the_site_purges_expired_limits_and_links_when_it_starts(
         assert db.query("SELECT address FROM document_requests") == [("new@example.test",)]
 
 
+@pytest.mark.parametrize(
+    ("lang", "said", "feedback"),
+    [
+        (
+            "nb",
+            "Offentlige myndigheter sender forebyggende sikkerhetsråd til virksomheter på "
+            "e-post, i brev og i Altinn.",
+            "Gi tilbakemelding",
+        ),
+        (
+            "nn",
+            "Offentlege styresmakter sender førebyggjande tryggleiksråd til verksemder på "
+            "e-post, i brev og i Altinn.",
+            "Gi tilbakemelding",
+        ),
+        (
+            "en",
+            "Public authorities send preventive security advice to businesses by e-mail, "
+            "letter and Altinn.",
+            "Give feedback",
+        ),
+    ],
+)
+def test_the_front_page_names_no_authority_and_every_channel(
+    client: TestClient, lang: str, said: str, feedback: str
+) -> None:
+    page = client.get(f"/?lang={lang}")
+    assert said in page.text
+    assert "Politi" not in page.text and "politi" not in page.text
+    # The front page's link to the form says what the menu says.
+    link = "/tilbakemelding" + ("" if lang == "nb" else f"?lang={lang}")
+    assert page.text.count(f'<a href="{link}">{feedback}</a>') == 2
+
+
 def test_languages_switch(client: TestClient) -> None:
     assert "Sjekk om ei melding frå oss er ekte" in client.get("/kontroll?lang=nn").text
     assert "Check whether a message from us is genuine" in client.get("/kontroll?lang=en").text
