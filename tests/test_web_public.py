@@ -434,6 +434,26 @@ def test_the_forms_post_to_an_address_that_names_the_language(
         assert f'<form method="post" action="{posted}{action}"' in page.text, path
 
 
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("nb", "Velg en av utsendelsene i listen."),
+        ("nn", "Vel ei av utsendingane i lista."),
+        ("en", "Choose one of the mailings in the list."),
+    ],
+)
+def test_an_unknown_mailing_is_called_a_mailing_not_a_campaign(
+    client: TestClient, sent: int, lang: str, said: str
+) -> None:
+    token = csrf(client, "/tilbakemelding")
+    page = client.post(
+        "/tilbakemelding", data={"csrf": token, "kampanje": "999", "usefulness": "3", "lang": lang}
+    )
+    assert page.status_code == 400
+    assert said in page.text
+    assert "kampanjene" not in page.text and "campaigns" not in page.text
+
+
 def test_feedback_without_the_csrf_token_is_refused(client: TestClient, db: Database) -> None:
     client.get("/tilbakemelding")
     page = client.post("/tilbakemelding", data={"usefulness": "3"})

@@ -112,7 +112,7 @@ def _parse_feedback(
         chosen = text_field(form, "kampanje")
         known = {str(e.campaign_id) for e in register.entries(db)}
         if chosen not in known:
-            errors["kampanje"] = N_("Velg en av kampanjene i listen.")
+            errors["kampanje"] = N_("Velg en av utsendelsene i listen.")
         else:
             campaign_id = int(chosen)
     if errors:
