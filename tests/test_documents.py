@@ -105,7 +105,7 @@ def test_the_document_email_is_dkim_signed_by_the_campaigns_domain(
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["Subject"] == "Lenkje til «Sikkerhetsråd»"
     assert msg["From"] == "NSR <sikkerhet@nsr-org.no>"
-    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Auto-Submitted"] == "auto-generated"  # RFC 3834: made by a program, no reply
     body = msg.get_body(("plain",))
     assert body is not None
     assert "https://www.politiet.no/varsel/dokument/hent/1.2.abc" in body.get_content()
@@ -162,6 +162,46 @@ def test_the_document_email_says_when_the_link_runs_out_in_its_language(
     body = email.message_from_bytes(data, policy=email.policy.default).get_body(("plain",))
     assert body is not None
     assert line in body.get_content().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("language", "line"),
+    [
+        (
+            "nb",
+            "Ba du ikke om dette? Da kan du se bort fra e-posten; lenken slutter å virke av seg "
+            "selv.",
+        ),
+        (
+            "nn",
+            "Bad du ikkje om dette? Då kan du sjå bort frå e-posten; lenkja sluttar å verke av "
+            "seg sjølv.",
+        ),
+        (
+            "en",
+            "If you did not ask for this, you can ignore this e-mail; the link stops working by "
+            "itself.",
+        ),
+    ],
+)
+def test_the_document_email_promises_nothing_it_cannot_keep(language: str, line: str) -> None:
+    # Anyone may ask for another link to the address: the e-mail does not say none will come.
+    data = documents.message(
+        from_address="sikkerhet@nsr-org.no",
+        from_name="NSR",
+        organisation="NSR",
+        to="leser@example.no",
+        title="Sikkerhetsråd",
+        url="https://www.politiet.no/varsel/dokument/hent/1.2.abc",
+        expires_at="2026-11-30T09:01:00.000Z",
+        language=language,
+    )
+    body = email.message_from_bytes(data, policy=email.policy.default).get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.splitlines()[-1] == line
+    assert "flere blir sendt" not in text
+    assert "fleire blir sende" not in text
 
 
 @pytest.mark.parametrize(

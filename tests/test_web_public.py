@@ -484,13 +484,17 @@ def request_document(client: TestClient, campaign_id: int, address: str) -> Any:
 def test_document_request_sends_a_link_that_downloads_the_file(
     client: TestClient, sent: int, sink: SmtpSink, db: Database, settings: Settings
 ) -> None:
+    from varsel import documents
+
     before = len(sink.messages)
     page = request_document(client, sent, "Leser@Example.test")
     assert page.status_code == 200, page.text
     assert (
-        "En e-post med lenke for å laste ned Sikkerhetsråd er sendt til leser@example.test"
+        "En e-post med lenke for å laste ned «Sikkerhetsråd» er sendt til leser@example.test."
         in page.text
     )
+    expires = str(db.scalar("SELECT expires_at FROM document_requests"))
+    assert f"Lenken virker til {documents.deadline(expires, 'nb')}." in page.text
     [mail] = sink.wait_for(before + 1, 5)[before:]
     assert mail.rcpt_tos == ("leser@example.test",)
     assert dkim.verify(mail.data, dnsfunc=dns_for(settings))
@@ -513,7 +517,55 @@ def test_an_expired_link_is_refused(client: TestClient, sent: int, db: Database)
     assert isinstance(issued, documents.Issued)
     page = client.get(f"/dokument/hent/{issued.token}")
     assert page.status_code == 410
-    assert "Lenken er gått ut" in page.text
+    assert "<p>Lenken er gått ut.</p>" in page.text
+    assert '<a href="/dokument">Be om en ny lenke</a>' in page.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "again"),
+    [
+        ("nn", "Lenkja er ikkje gyldig.", '<a href="/dokument?lang=nn">Be om ei ny lenkje</a>'),
+        ("en", "The link is not valid.", '<a href="/dokument?lang=en">Ask for a new link</a>'),
+    ],
+)
+def test_the_emailed_link_carries_its_language_to_the_pages_it_leads_to(
+    settings: Settings, sent: int, sink: SmtpSink, lang: str, said: str, again: str
+) -> None:
+    before = len(sink.messages)
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
+        token = csrf(c, f"/dokument?kampanje={sent}&lang={lang}")
+        data = {"csrf": token, "kampanje": str(sent), "address": "a@example.test", "lang": lang}
+        sent_page = c.post(f"/dokument?lang={lang}", data=data)
+        assert sent_page.status_code == 200
+        [mail] = sink.wait_for(before + 1, 5)[before:]
+        link = re.search(
+            r"https://www\.politiet\.no/varsel(/dokument/hent/\S+)", text_of(mail.data)
+        )
+        assert link is not None
+        assert link.group(1).endswith(f"?lang={lang}")
+        tampered = link.group(1).replace(".", ".9", 1)
+        page = c.get(tampered)
+    assert page.status_code == 404
+    assert f'<html lang="{lang}">' in page.text
+    assert said in page.text
+    assert again in page.text
+
+
+def test_the_sent_page_says_how_long_the_link_works_in_english(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    from varsel import documents
+
+    token = csrf(client, f"/dokument?kampanje={sent}&lang=en")
+    data = {"csrf": token, "kampanje": str(sent), "address": "b@example.test", "lang": "en"}
+    page = client.post("/dokument?lang=en", data=data)
+    assert "An e-mail with a link to download “Sikkerhetsråd” has been sent to b@example.test." in (
+        page.text
+    )
+    expires = str(db.scalar("SELECT expires_at FROM document_requests"))
+    assert f"The link works until {documents.deadline(expires, 'en')} (Norwegian time)." in (
+        page.text
+    )
 
 
 def test_the_document_form_cannot_bomb_a_third_party(

@@ -161,19 +161,22 @@ _MAIL = {
         "Lenke til «{title}»",
         "Du ba om å få dokumentet «{title}» fra {organisation}.\n\n"
         "Last det ned her innen {expires}:\n{url}\n\n"
-        "Ba du ikke om dette? Da kan du se bort fra e-posten; ingen flere blir sendt.\n",
+        "Ba du ikke om dette? Da kan du se bort fra e-posten; lenken slutter å "
+        "virke av seg selv.\n",
     ),
     "nn": (
         "Lenkje til «{title}»",
         "Du bad om å få dokumentet «{title}» frå {organisation}.\n\n"
         "Last det ned her innan {expires}:\n{url}\n\n"
-        "Bad du ikkje om dette? Då kan du sjå bort frå e-posten; ingen fleire blir sende.\n",
+        "Bad du ikkje om dette? Då kan du sjå bort frå e-posten; lenkja sluttar å "
+        "verke av seg sjølv.\n",
     ),
     "en": (
         "Link to “{title}”",
         "You asked for the document “{title}” from {organisation}.\n\n"
         "Download it here before {expires} (Norwegian time):\n{url}\n\n"
-        "Did not ask for this? Then ignore this e-mail; no more will be sent.\n",
+        "If you did not ask for this, you can ignore this e-mail; the link stops "
+        "working by itself.\n",
     ),
 }
 _OSLO = ZoneInfo("Europe/Oslo")
@@ -263,7 +266,8 @@ def message(
     msg["Subject"] = subject.format(**values)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=from_address.rsplit("@", 1)[1])
-    msg["Auto-Submitted"] = "auto-replied"  # an answer to a form, not a campaign
+    # RFC 3834: made by a program, not a reply to a message (a form is no message).
+    msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(body.format(**values))
     data = msg.as_bytes()
     # Unsigned mail from the authority's domain fails its DMARC policy; only tests leave it out.

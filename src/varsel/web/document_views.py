@@ -138,7 +138,7 @@ async def document_post(request: Request) -> Response:
             organisation=spec.organisation,
             to=parsed.address,
             title=entry.document_title,
-            url=spec.public_base_url.rstrip("/") + "/dokument/hent/" + issued.token,
+            url=download_url(spec.public_base_url, issued.token, language),
             expires_at=issued.expires_at,
             language=language,
             signed_by=signer,
@@ -171,9 +171,15 @@ async def document_post(request: Request) -> Response:
         log.warning("Dokument-e-post til relayet feilet: %s", problem)
         return await run_in_threadpool(cannot_send, issued)
     await run_in_threadpool(_count_sent, site, settings, address)
-    return site.render(
-        request, "document_sent.html", language, {"entry": entry, "address": address}
-    )
+    deadline = documents.deadline(issued.expires_at, language)
+    context = {"entry": entry, "address": address, "deadline": deadline}
+    return site.render(request, "document_sent.html", language, context)
+
+
+def download_url(base_url: str, token: str, language: str) -> str:
+    """The link the e-mail carries: its language too, so a problem is told in it."""
+    url = base_url.rstrip("/") + "/dokument/hent/" + token
+    return url if language == "nb" else f"{url}?lang={language}"
 
 
 def _address_limit(settings: Settings) -> Limit:
@@ -238,14 +244,9 @@ def document_download(request: Request) -> Response:
             expired = checked is documents.LinkProblem.EXPIRED
             return site.render(
                 request,
-                "error.html",
+                "document_link.html",
                 language,
-                {
-                    "title": N_("Lenken virker ikke"),
-                    "message": N_("Lenken er gått ut. Be om en ny på siden for dokumentet.")
-                    if expired
-                    else N_("Lenken er ikke gyldig. Be om en ny på siden for dokumentet."),
-                },
+                {"expired": expired},
                 status=410 if expired else 404,
             )
         spec = _spec(db, checked.campaign_id)
