@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from varsel import audit
-from varsel.accounts import get_user
+from varsel.accounts import Role, get_user, list_users
 from varsel.cli import cli
 from varsel.db import Database
 
@@ -58,7 +58,7 @@ def test_add_prints_the_enrolment(db: Database) -> None:
     assert result.exit_code == 0, result.output
     secret = db.scalar("SELECT totp_secret FROM users WHERE name = 'kari'")
     lines = result.output.splitlines()
-    assert lines[0] == "Brukeren «kari» er laget med rollen «author»."
+    assert lines[0] == "Brukeren «kari» er laget med rollen «forfatter»."
     assert secret in result.output.replace("\n", "")
     assert f"otpauth://totp/varsel:kari?secret={secret}&issuer=varsel" in lines
     assert lines[-1] == "Kontoen kan brukes når koden er bekreftet: varsel user confirm-totp kari"
@@ -86,7 +86,8 @@ def test_add_refuses_an_unknown_role(db: Database) -> None:
     result = run(db, "user", "add", "kari", "--role", "sjef", VARSEL_PASSWORD=PASSWORD)
     assert result.exit_code == 2
     assert result.output == (
-        "varsel: --role: «sjef» er ikke et av valgene (velg viewer, author, approver eller admin)\n"
+        "varsel: --role: «sjef» er ikke en rolle (velg leser, forfatter, godkjenner eller "
+        "administrator)\n"
     )
 
 
@@ -121,7 +122,7 @@ def test_list(db: Database) -> None:
 def test_set_role_disable_enable(db: Database) -> None:
     add(db)
     assert run(db, "user", "set-role", "kari", "approver").output == (
-        "«kari» har nå rollen «approver».\n"
+        "«kari» har nå rollen «godkjenner».\n"
     )
     assert run(db, "user", "disable", "kari").output == (
         "«kari» er deaktivert; alle øktene er avsluttet.\n"
@@ -222,3 +223,20 @@ def test_no_terminal_to_ask_for_a_code_on(db: Database) -> None:
     assert result.output == (
         "varsel: ingen terminal å spørre om engangskode på; sett VARSEL_PASSWORD og VARSEL_TOTP\n"
     )
+
+
+def test_roles_are_named_in_bokmal_and_either_name_is_taken(db: Database) -> None:
+    result = run(db, "user", "add", "kari", "--role", "Godkjenner", VARSEL_PASSWORD=PASSWORD)
+    assert result.exit_code == 0, result.output
+    assert "Brukeren «kari» er laget med rollen «godkjenner»." in result.output
+    assert run(db, "user", "set-role", "kari", "viewer").output == "«kari» har nå rollen «leser».\n"
+    add(db, "ada", "administrator")
+    rows = [line.replace("│", " ").split() for line in run(db, "user", "list").output.splitlines()]
+    assert [row[:2] for row in rows if row[:1] in (["ada"], ["kari"])] == [
+        ["ada", "administrator"],
+        ["kari", "leser"],
+    ]
+    assert [(u.name, u.role) for u in list_users(db)] == [
+        ("ada", Role.ADMIN),
+        ("kari", Role.VIEWER),
+    ]

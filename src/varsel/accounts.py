@@ -48,6 +48,15 @@ class Role(StrEnum):
         return self.rank >= needed.rank
 
 
+# The roles as the command line names them (the console's are its catalog's, capitalised).
+ROLE_LABELS = {
+    Role.VIEWER: "leser",
+    Role.AUTHOR: "forfatter",
+    Role.APPROVER: "godkjenner",
+    Role.ADMIN: "administrator",
+}
+
+
 class AccountError(UserError):
     """The account or the change asked for is not valid."""
 
@@ -310,7 +319,12 @@ def _check_password(name: str, password: str) -> None:
 def _email(value: str, settings: Settings) -> str:
     parsed = contacts.normalise_address(value, allow_test_domains=settings.allow_test_domains)
     if not parsed.usable:
-        raise AccountError(Text("%(value)r er ikke en brukbar e-postadresse", value=value))
+        # The message and the reason are ids, so that the console says it in its language.
+        why = Text(contacts.explain(parsed.reason) if parsed.reason else "ugyldig e-postadresse")
+        typed = " ".join(value.split())  # on one line, whatever was typed
+        raise AccountError(
+            Text("«%(typed)s» er ikke en brukbar e-postadresse (%(why)s)", typed=typed, why=why)
+        )
     return parsed.address
 
 

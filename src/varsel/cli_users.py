@@ -12,12 +12,36 @@ import os
 
 import click
 
-from varsel.accounts import Enrolment, Role, User
+from varsel.accounts import ROLE_LABELS, Enrolment, Role, User
 from varsel.cli import State, out, pass_state
 from varsel.cli_output import NorskGroup, require_terminal
 from varsel.errors import UserError
 
-ROLE = click.Choice([r.value for r in Role])
+
+class RoleType(click.ParamType[Role, object]):
+    """A role by its Bokmål name (leser, forfatter, ...) or its code (viewer, author, ...)."""
+
+    name = "rolle"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Role:
+        if isinstance(value, Role):
+            return value
+        text = str(value).strip().lower()
+        for role, label in ROLE_LABELS.items():
+            if text in (role.value, label):
+                return role
+        names = list(ROLE_LABELS.values())
+        return self.fail(
+            f"«{value}» er ikke en rolle (velg {', '.join(names[:-1])} eller {names[-1]})"
+        )
+
+
+ROLE = RoleType()
+ROLE_HELP = (
+    "leser, forfatter, godkjenner eller administrator (eller viewer, author, approver, admin)."
+)
 
 
 def read_password(*, new: bool = False) -> str:
@@ -88,10 +112,10 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=ROLE, required=True, help="viewer, author, approver eller admin.")
+@click.option("--role", type=ROLE, required=True, help=ROLE_HELP)
 @click.option("--email", help="Operatørens egen adresse (for testutsendinger).")
 @pass_state
-def user_add(state: State, name: str, role: str, email: str | None) -> None:
+def user_add(state: State, name: str, role: Role, email: str | None) -> None:
     """Lag en konto; spør om passordet (eller VARSEL_PASSWORD) og viser QR-koden for TOTP."""
     from varsel.accounts import add_user
 
@@ -100,12 +124,13 @@ def user_add(state: State, name: str, role: str, email: str | None) -> None:
         state.db_or_new,
         state.settings,
         name,
-        Role(role),
+        role,
         password,
         actor=_actor(),
         email=email,
     )
-    out.print(f"Brukeren «{enrolment.user.name}» er laget med rollen «{role}».", soft_wrap=True)
+    label = ROLE_LABELS[role]
+    out.print(f"Brukeren «{enrolment.user.name}» er laget med rollen «{label}».", soft_wrap=True)
     _show_enrolment(enrolment)
 
 
@@ -148,20 +173,20 @@ def user_list(state: State, as_json: bool) -> None:
 
     table = Table("Bruker", "Rolle", "E-post", "Status", "Laget")
     for u in users:
-        table.add_row(u.name, u.role.value, u.email or "", _status(u), u.created_at[:10])
+        table.add_row(u.name, ROLE_LABELS[u.role], u.email or "", _status(u), u.created_at[:10])
     out.print(table)
 
 
 @user.command("set-role")
 @click.argument("name")
-@click.argument("role", type=ROLE)
+@click.argument("role", type=ROLE, metavar="ROLLE")
 @pass_state
-def user_set_role(state: State, name: str, role: str) -> None:
-    """Gi en konto en annen rolle."""
+def user_set_role(state: State, name: str, role: Role) -> None:
+    """Gi en konto en annen rolle: leser, forfatter, godkjenner eller administrator."""
     from varsel.accounts import set_role
 
-    changed = set_role(state.db, name, Role(role), actor=_actor())
-    out.print(f"«{changed.name}» har nå rollen «{changed.role.value}».")
+    changed = set_role(state.db, name, role, actor=_actor())
+    out.print(f"«{changed.name}» har nå rollen «{ROLE_LABELS[changed.role]}».")
 
 
 @user.command("set-password")
