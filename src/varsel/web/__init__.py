@@ -25,6 +25,8 @@ from varsel.config import Settings
 from varsel.errors import UserError, os_reason
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
+from varsel.web.console_auth import PREFIX
+from varsel.web.console_auth import error_page as console_error_page
 from varsel.web.console_send import Senders
 from varsel.web.headers import SecurityHeaders
 from varsel.web.public import DIRECT, routes
@@ -50,6 +52,8 @@ async def _error(request: Request, exc: Exception) -> Response:
     site: Site = request.app.state.site
     # An HTTPException's own headers stay: a 405's Allow, a 429's Retry-After.
     headers = exc.headers if isinstance(exc, HTTPException) else None
+    if request.scope["path"] == PREFIX or request.scope["path"].startswith(PREFIX + "/"):
+        return await console_error_page(request, status, title, message, headers)
     return site.render(
         request,
         "error.html",

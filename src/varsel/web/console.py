@@ -7,6 +7,7 @@ parses, calls the library, and renders.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from starlette.responses import Response
@@ -17,17 +18,76 @@ from varsel.accounts import AccountError, Role
 from varsel.campaign import CampaignStatus
 from varsel.clock import utcnow_iso
 from varsel.errors import VarselError
+from varsel.i18n import fmt_int
 from varsel.snapshot import list_snapshots
 from varsel.web import (  # noqa: F401 - they register routes
     console_campaigns,
     console_editor,
     console_suppress,
 )
-from varsel.web.console_auth import Page, console, shown
+from varsel.web.console_auth import PREFIX, Page, console, shown
 from varsel.web.console_text import STATUS_NAMES
-from varsel.web.templating import N_
+from varsel.web.templating import N_, gettext
 
 AUDIT_LIMIT = 200
+
+# The audit log's actions (audit.Action's values) as the console names them. Keyed by the
+# stored value: an entry of an action this table lacks is shown by its code name.
+ACTION_NAMES = {
+    "sign_in": N_("Innlogging"),
+    "sign_in_failed": N_("Mislykket innlogging"),
+    "account_locked": N_("Konto låst etter for mange feil"),
+    "sign_out": N_("Utlogging"),
+    "sign_out_everywhere": N_("Logget ut på alle enheter"),
+    "user_add": N_("Konto laget"),
+    "user_totp_confirmed": N_("Konto tatt i bruk"),
+    "user_totp_reset": N_("Ny TOTP-nøkkel"),
+    "user_role": N_("Rolle endret"),
+    "user_password": N_("Passord endret"),
+    "user_disable": N_("Konto deaktivert"),
+    "user_enable": N_("Konto aktivert"),
+    "user_unlock": N_("Konto låst opp"),
+    "registry_import": N_("Registerdata importert"),
+    "registry_update": N_("Registerdata oppdatert"),
+    "campaign_create": N_("Kampanje laget"),
+    "campaign_edit": N_("Kampanje endret"),
+    "campaign_lint": N_("Kampanje sjekket"),
+    "campaign_approve": N_("Kampanje godkjent"),
+    "campaign_send": N_("Sending startet"),
+    "campaign_send_end": N_("Sending stoppet"),
+    "letters_make": N_("Brev laget"),
+    "campaign_pause": N_("Kampanje pauset"),
+    "campaign_resume": N_("Kampanje gjenopptatt"),
+    "campaign_cancel": N_("Kampanje avbrutt"),
+    "campaign_resend_in_doubt": N_("Usikre sendinger lagt i kø igjen"),
+    "campaign_forget": N_("Kontaktdata slettet"),
+    "personal_data_export": N_("Personopplysninger hentet ut"),
+    "suppression_add": N_("Satt på sperrelisten"),
+    "suppression_remove": N_("Tatt av sperrelisten"),
+}
+
+
+def detail_lines(language: str, entry: audit.Entry) -> list[tuple[str, str]]:
+    """An entry's detail as (field, value) lines in the language, instead of its JSON."""
+    return [(key, _value(language, value)) for key, value in entry.data.items()]
+
+
+def _value(language: str, value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return gettext(language, N_("Ja") if value else N_("Nei"))
+    if isinstance(value, int):
+        return fmt_int(value)
+    if isinstance(value, list):
+        return ", ".join(_value(language, v) for v in value) or "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_value(language, v)}" for k, v in value.items()) or "–"
+    return str(value)
+
+
+# The registry's two registers, as the dashboard names its snapshots' kinds.
+SNAPSHOT_KIND_NAMES = {"enheter": N_("Enheter"), "underenheter": N_("Underenheter")}
 
 
 # -- dashboard ------------------------------------------------------------------------------
@@ -66,6 +126,7 @@ def dashboard(page: Page) -> Response:
             ],
             "by_status": by_status,
             "status_names": STATUS_NAMES,
+            "kind_names": SNAPSHOT_KIND_NAMES,
         },
     )
 
@@ -76,21 +137,23 @@ def dashboard(page: Page) -> Response:
 def _users_page(
     page: Page,
     *,
-    notice: str | None = None,
     error: str | None = None,
-    name: str | None = None,
     status: int = 200,
 ) -> Response:
     with page.db() as db:
         users = accounts.list_users(db)
-    now = utcnow_iso()
+    query = page.request.query_params
+    # What the last change did (after its redirect), about an account that is there to show.
+    changed = query.get("endret", "") if error is None else ""
+    named = [u for u in users if u.name == query.get("bruker")]
+    notice = changed if changed in _NOTICES and named else None
     return page.render(
         "users.html",
         {
             "users": users,
-            "now": now,
+            "now": utcnow_iso(),
             "notice": notice,
-            "notice_name": name,
+            "notice_user": named[0] if notice else None,
             "error": shown(page.language, error) if error else None,
             "form": {k: page.text(k) for k in ("name", "email", "role")},
         },
@@ -124,48 +187,45 @@ def user_add(page: Page) -> Response:
             )
     except AccountError as e:
         return _users_page(page, error=e.message, status=400)
-    return _users_page(page, notice="added", name=enrolment.user.name)
+    return page.redirect(f"{PREFIX}/brukere", endret="ny", bruker=enrolment.user.name)
 
 
-_USER_ACTIONS = {
-    "deaktiver": "disable",
-    "aktiver": "enable",
-    "las-opp": "unlock",
-    "nullstill-totp": "reset",
-    "logg-ut-overalt": "sign_out",
-    "rolle": "role",
-}
+# The forms' addresses (/brukere/NAME/ACTION); each is also the notice's key after the change.
+_USER_ACTIONS = ("deaktiver", "aktiver", "las-opp", "nullstill-totp", "logg-ut-overalt", "rolle")
+_NOTICES = ("ny", *_USER_ACTIONS)
 
 
 @console.route("/brukere/{name}/{action}", role=Role.ADMIN, methods=("POST",))
 def user_change(page: Page) -> Response:
     """Disable, enable, unlock, reset TOTP, sign out everywhere, or change role."""
     name = str(page.request.path_params["name"])[:64]
-    action = _USER_ACTIONS.get(str(page.request.path_params["action"]))
-    if action is None:
+    action = str(page.request.path_params["action"])
+    if action not in _USER_ACTIONS:
         return page.problem(N_("Siden finnes ikke"), N_("Vi fant ikke siden du ba om."), 404)
     settings, actor = page.site.settings, page.user.name
     try:
         with page.db() as db:
-            if action == "disable":
-                accounts.disable_user(db, name, actor=actor)
-            elif action == "enable":
-                accounts.enable_user(db, name, actor=actor)
-            elif action == "unlock":
-                accounts.unlock_user(db, name, actor=actor)
-            elif action == "reset":
-                accounts.reset_totp(db, settings, name, actor=actor)
-            elif action == "sign_out":
+            if action == "deaktiver":
+                user = accounts.disable_user(db, name, actor=actor)
+            elif action == "aktiver":
+                user = accounts.enable_user(db, name, actor=actor)
+            elif action == "las-opp":
+                user = accounts.unlock_user(db, name, actor=actor)
+            elif action == "nullstill-totp":
+                user = accounts.reset_totp(db, settings, name, actor=actor).user
+            elif action == "logg-ut-overalt":
                 signin.sign_out_everywhere(db, name, actor=actor)
+                user = accounts.get_user(db, name)
             else:
                 try:
                     role = Role(page.text("role"))
                 except ValueError:
                     return _users_page(page, error=N_("Velg en rolle."), status=400)
-                accounts.set_role(db, name, role, actor=actor)
+                user = accounts.set_role(db, name, role, actor=actor)
     except VarselError as e:
         return _users_page(page, error=e.message, status=400)
-    return _users_page(page, notice=action, name=name.strip().lower())
+    # See the page again (303), so that a reload does not post the change a second time.
+    return page.redirect(f"{PREFIX}/brukere", endret=action, bruker=user.name)
 
 
 # -- the audit log (approvers) ------------------------------------------------------------------
@@ -208,6 +268,8 @@ def audit_log(page: Page) -> Response:
             "entries": list(reversed(found)),
             "filters": filters,
             "actions": [a.value for a in audit.Action],
+            "action_names": ACTION_NAMES,
+            "details": functools.partial(detail_lines, page.language),
             "error": shown(page.language, error) if error else None,
             "limit": AUDIT_LIMIT,
         },

@@ -12,6 +12,7 @@ any password is hashed.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import inspect
 import math
@@ -24,6 +25,7 @@ from typing import Any, cast
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -34,10 +36,11 @@ from varsel import accounts, ratelimit, signin
 from varsel.accounts import Forbidden, Role, User
 from varsel.db import Database
 from varsel.errors import Text, VarselError
+from varsel.i18n import fmt_int
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, Site, client_ip, language_of, visitor_key
-from varsel.web.templating import N_, gettext
+from varsel.web.templating import LANGUAGES, N_, gettext
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
@@ -121,8 +124,14 @@ class Page:
             "Role": Role,
             "link": self.link,
             "query": self.request.query_params,
+            "number": fmt_int,
+            "day": functools.partial(day, self.language),
             **(context or {}),
         }
+        if self.request.method != "GET":
+            # A form's answer is shown at the address it was posted to, which a link cannot
+            # open (405): the language links open the page the form belongs to instead.
+            values["switch"] = language_links(self.site.root, shown_at(self.request))
         if self.session is not None:
             values["csrf"] = self.session.csrf_token  # the session's own: no cookie needed
         return self.site.render(
@@ -168,6 +177,39 @@ def translate(language: str, message: str) -> str:
     return gettext(language, message.msgid) % params
 
 
+def day(language: str, iso: str) -> str:
+    """A date (or the day of a time, in Oslo) as the console writes it: 29. november 2026.
+
+    English is written the British way (29 November 2026), as the console's times are.
+    """
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_OSLO)
+    return format_date(moment.date(), "d MMMM y" if language == "en" else "long", locale=language)
+
+
+# The forms whose answer is a page of another address than their own (the template editor's).
+_ANSWERED_AT = {"lint": "maler", "testsending": "maler"}
+
+
+def shown_at(request: Request) -> str:
+    """The console page (a GET address) a posted form's answer belongs to."""
+    path = str(request.scope["path"])
+    head, _, last = path.rpartition("/")
+    if last in _ANSWERED_AT:
+        path = f"{head}/{_ANSWERED_AT[last]}"
+    while path.startswith(PREFIX):
+        if any(route.readable(path) for route in console.routes):
+            return path
+        path = path.rpartition("/")[0]
+    return PREFIX
+
+
+def language_links(root: str, path: str) -> dict[str, str]:
+    """The page at `path` (under the root) in each language."""
+    return {code: f"{root}{path}" + ("" if code == "nb" else f"?lang={code}") for code in LANGUAGES}
+
+
 ROLE_NAMES = {
     Role.VIEWER: N_("Leser"),
     Role.AUTHOR: N_("Forfatter"),
@@ -189,6 +231,10 @@ class ConsoleRoute(Route):
         self.view = view
         self.write = any(m != "GET" for m in methods)
         super().__init__(path, _guard(view, role, self.write), methods=list(methods))
+
+    def readable(self, path: str) -> bool:
+        """Whether a link (GET) to `path` opens this route."""
+        return not self.write and self.path_regex.match(path) is not None
 
 
 class Console:
@@ -271,12 +317,37 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
         except Forbidden as e:
             return page.problem(N_("Ikke tilgang"), e.message, 403)
         except VarselError as e:
+            if await run_in_threadpool(_no_such_campaign, page):
+                return page.problem(N_("Siden finnes ikke"), e.message, 404)
             # A user error no view turned into a form message: one line, as the CLI shows it.
             return page.problem(N_("Det gikk ikke"), e.message, 400)
         return response
 
     endpoint.__name__ = getattr(view, "__name__", "console_view")
     return endpoint
+
+
+def _no_such_campaign(page: Page) -> bool:
+    """The page is a campaign's (/kampanjer/N/...) and campaign N does not exist."""
+    cid = page.request.path_params.get("cid")
+    if not isinstance(cid, int):
+        return False
+    with page.db() as db:
+        return db.query_one("SELECT 1 FROM campaigns WHERE id = ?", (cid,)) is None
+
+
+async def error_page(
+    request: Request, status: int, title: str, message: str, headers: Mapping[str, str] | None
+) -> Response:
+    """The site's error page (404, 405, 500) for an address under /konsoll, in the console's
+    layout: the operator's menu when signed in, and a link back into the console."""
+    site: Site = request.app.state.site
+    session = None
+    if status != 500:  # after a failure the store may be what failed: no menu then
+        session = await run_in_threadpool(_session, site, request)
+    page = Page(request, site, session, {}, language_of(request))
+    page.headers.update(headers or {})
+    return page.problem(title, message, status, to_console=True)
 
 
 def _sign_in_first(page: Page) -> Response:

@@ -27,6 +27,10 @@ _NOT_LISTED = {
 }
 
 
+# Where an entry without a note came from (add_manual's source), in the console's words.
+SOURCE_NAMES = {"console": N_("konsollen"), "cli": N_("kommandolinjen")}
+
+
 def _row(entry: Entry) -> dict[str, Any]:
     return {
         "kind": entry.kind.value,
@@ -34,7 +38,8 @@ def _row(entry: Entry) -> dict[str, Any]:
         "value": entry.value,  # as stored: what the remove form posts back
         "shown": shown_value(entry.kind, entry.value),
         "reason": REASON_NAMES[entry.reason],
-        "source": entry.source,
+        "source": entry.source,  # a note as typed: shown as text, never through _()
+        "source_name": SOURCE_NAMES.get(entry.source or ""),
         "created_at": entry.created_at,
     }
 

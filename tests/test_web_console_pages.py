@@ -1,0 +1,229 @@
+"""The console's general pages over HTTP: language links after a form, the accounts page's
+post-redirect-get, error pages, the audit log's words, counts and dates (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from helpers import next_code, operator
+from test_web_console import HTTPS, form_token, heading, sign_in
+from varsel import audit
+from varsel.accounts import get_user
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.suppression import SuppressionKind, add_manual
+from varsel.web import create_app
+from varsel.web.console_auth import PREFIX
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings.load(
+        environ={},
+        database_url=db_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="console pages test secret",  # noqa: S106 -- a key for this test only
+        password_memory_kib=8192,
+        allow_test_domains=True,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url=HTTPS, raise_server_exceptions=False) as c:
+        yield c
+
+
+def language_links(html: str) -> dict[str, str]:
+    """The page's links to itself in the other languages, by language."""
+    found = re.findall(r'<a href="([^"]+)" lang="(\w\w)" hreflang', html)
+    return {lang: href.replace("&amp;", "&") for href, lang in found}
+
+
+def notice(html: str) -> str:
+    found = re.search(r'<p class="notice" role="status">\s*(.+?)\s*</p>', html, re.S)
+    assert found is not None, html
+    return found.group(1)
+
+
+# -- 1. after a form ---------------------------------------------------------------------
+
+
+def test_after_a_refused_form_the_language_links_open_the_page_it_belongs_to(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    csrf = form_token(client, f"{PREFIX}/sperreliste")
+    answer = client.post(
+        f"{PREFIX}/sperreliste/fjern",
+        data={"csrf": csrf, "kind": "address", "value": "ingen@firma.no", "lang": "en"},
+    )
+    assert answer.status_code == 400
+    links = language_links(answer.text)
+    assert links == {"nb": f"{PREFIX}/sperreliste", "nn": f"{PREFIX}/sperreliste?lang=nn"}
+    assert client.get(links["nn"]).status_code == 200
+
+
+def test_an_account_change_redirects_and_says_what_it_did(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    operator(db, settings, "demo-kari", "author")
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    said = {}
+    for action, data in [
+        ("deaktiver", {}),
+        ("aktiver", {}),
+        ("logg-ut-overalt", {}),
+        ("rolle", {"role": "approver"}),
+    ]:
+        answer = client.post(
+            f"{PREFIX}/brukere/demo-kari/{action}", data={"csrf": csrf, **data},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"] == f"{PREFIX}/brukere?endret={action}&bruker=demo-kari"
+        said[action] = notice(client.get(answer.headers["location"]).text)
+    assert said == {
+        "deaktiver": "demo-kari er deaktivert og logget ut på alle enheter.",
+        "aktiver": "demo-kari er aktivert og kan logge inn igjen.",
+        "logg-ut-overalt": "demo-kari er logget ut på alle enheter.",
+        "rolle": "demo-kari har nå rollen Godkjenner.",
+    }
+    english = client.post(
+        f"{PREFIX}/brukere/demo-kari/deaktiver", data={"csrf": csrf, "lang": "en"}
+    )
+    assert notice(english.text) == "demo-kari is disabled and signed out on every device."
+    assert get_user(db, "demo-kari").disabled
+
+
+def test_a_new_account_redirects_and_a_reload_does_not_post_again(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    form = {"csrf": csrf, "name": "ola", "role": "author", "password": "et langt passord 1"}
+    answer = client.post(f"{PREFIX}/brukere", data=form, follow_redirects=False)
+    assert answer.status_code == 303
+    page = client.get(answer.headers["location"])
+    assert notice(page.text).startswith("Kontoen «ola» er laget.")
+
+
+def test_a_bad_address_says_why_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    form = {"csrf": csrf, "name": "ola", "role": "author", "password": "et langt passord 1",
+            "email": "ikke-epost"}  # fmt: skip
+    shown = {
+        lang: client.post(f"{PREFIX}/brukere", data={**form, "lang": lang}) for lang in ("nb", "en")
+    }
+    assert shown["nb"].status_code == 400
+    assert "«ikke-epost» er ikke en brukbar e-postadresse (mangler @)" in shown["nb"].text
+    assert "“ikke-epost” is not a usable e-mail address (@ is missing)" in shown["en"].text
+    assert db.scalar("SELECT count(*) FROM users WHERE name = 'ola'") == 0
+
+
+# -- 2. error pages ----------------------------------------------------------------------
+
+
+def test_a_console_error_page_has_the_consoles_layout_and_a_way_back(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    missing = client.get(f"{PREFIX}/finnes-ikke?lang=en")
+    assert missing.status_code == 404
+    assert '<body class="console">' in missing.text
+    assert '<ul class="menu">' in missing.text  # the operator's menu
+    assert f'<a href="{PREFIX}?lang=en">To the overview</a>' in missing.text
+    assert "Til forsiden" not in missing.text
+    assert "To the front page" not in missing.text
+    wrong_method = client.get(f"{PREFIX}/sperreliste/fjern")
+    assert (wrong_method.status_code, heading(wrong_method.text)) == (405, "Det går ikke an")
+    assert wrong_method.headers["allow"] == "POST"
+    assert '<body class="console">' in wrong_method.text
+    public = client.get("/finnes-ikke")
+    assert public.status_code == 404
+    assert '<body class="console">' not in public.text
+
+
+def test_a_console_error_page_without_a_session_links_to_the_console(client: TestClient) -> None:
+    answer = client.get(f"{PREFIX}/finnes-ikke")
+    assert answer.status_code == 404
+    assert f'<a href="{PREFIX}">Til konsollen</a>' in answer.text
+
+
+def test_a_campaign_that_does_not_exist_is_404(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    answer = client.get(f"{PREFIX}/kampanjer/999")
+    assert (answer.status_code, heading(answer.text)) == (404, "Siden finnes ikke")
+    assert 'role="alert">kampanje 999 finnes ikke</p>' in answer.text
+
+
+# -- 3. words instead of code names ------------------------------------------------------
+
+
+def test_the_audit_log_names_actions_in_words_and_shows_details_as_lines(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    operator(db, settings, "kari", "author")
+    with db.transaction():
+        audit.record(db, "berit", audit.Action.CAMPAIGN_SEND_END, "campaign:3",
+                     {"sent": 49296, "stopped": True, "why": "ferdig"})  # fmt: skip
+    page = client.get(f"{PREFIX}/logg?handling=campaign_send_end")
+    assert '<option value="campaign_send_end" title="campaign_send_end" selected>Sending stoppet' \
+        in page.text  # fmt: skip
+    row = page.text.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert "<td>Sending stoppet<br><small" in row
+    assert ">campaign_send_end</small>" in row
+    assert '<td class="detail">sent: 49\u00a0296<br>stopped: Ja<br>why: ferdig</td>' in row
+    english = client.get(f"{PREFIX}/logg?handling=campaign_send_end&lang=en")
+    assert "<td>Sending stopped<br>" in english.text
+    assert "stopped: Yes" in english.text
+    assert "{&#34;" not in page.text  # no JSON
+
+
+def test_the_suppression_list_names_where_an_entry_came_from(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    add_manual(db, SuppressionKind.UNIT, "974760673", actor="cli:ola")
+    add_manual(db, SuppressionKind.ADDRESS, "post@firma.no", actor="berit", source="console")
+    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    cells = {lang: client.get(f"{PREFIX}/sperreliste?lang={lang}").text for lang in ("nb", "en")}
+    assert "<td>konsollen</td>" in cells["nb"]
+    assert "<td>kommandolinjen</td>" in cells["nb"]
+    assert "<td>the console</td>" in cells["en"]
+    assert "<td>the command line</td>" in cells["en"]
+
+
+# -- 5. counts and dates ----------------------------------------------------------------
+
+
+def test_the_dashboard_writes_counts_kinds_and_dates_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    db.execute(
+        "INSERT INTO snapshots (kind, source, file_name, file_path, sha256, format, dump_date, "
+        "imported_at, records) VALUES ('enheter', 'dump', 'e.json.gz', '/tmp/e.json.gz', 'x', "
+        "'json', '2026-11-29', '2026-11-30T08:00:00Z', 224338)"
+    )
+    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    pages = {lang: client.get(f"{PREFIX}?lang={lang}").text for lang in ("nb", "nn", "en")}
+    rows = {
+        lang: re.findall(r"<td[^>]*>([^<]*)</td>", text.rsplit("<h2>", 1)[1])[:6]
+        for lang, text in pages.items()
+    }
+    assert rows["nb"][1:3] == ["Enheter", "29. november 2026"]
+    assert rows["nn"][1:3] == ["Einingar", "29. november 2026"]
+    assert rows["en"][1:4] == ["Main units", "29 November 2026", "30 November 2026, 09:00"]
+    assert {lang: r[5] for lang, r in rows.items()} == dict.fromkeys(pages, "224\u00a0338")
