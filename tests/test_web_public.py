@@ -455,6 +455,68 @@ def test_an_unknown_mailing_is_called_a_mailing_not_a_campaign(
     assert "campaigns" not in page.text
 
 
+MALFORMED_CODE = (
+    "Koden fra meldingen er ikke skrevet riktig, så svaret kan ikke knyttes til den. Velg "
+    "utsendelsen i listen, eller la den stå tom."
+)
+
+
+def test_a_long_text_in_the_feedback_address_is_not_echoed(client: TestClient, sent: int) -> None:
+    page = client.get("/tilbakemelding", params={"kode": "Q" * 20_000})
+    assert page.status_code == 200
+    assert "QQQQ" not in page.text
+    assert len(page.content) < 10_000
+    assert MALFORMED_CODE in page.text  # said as the form would say it when sent
+    assert 'name="kode"' not in page.text  # the list of mailings instead
+
+
+def test_a_code_in_the_feedback_address_is_carried_as_printed(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    _, code, _ = first_message(sink)
+    page = client.get("/tilbakemelding", params={"kode": code.lower().replace("-", " ")})
+    assert f'<input type="hidden" name="kode" value="{code}">' in page.text
+    assert f'href="/tilbakemelding?kode={code}&amp;lang=en"' in page.text
+
+
+def test_feedback_with_a_malformed_code_is_a_field_error_and_not_stored(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    token = csrf(client, "/tilbakemelding")
+    page = client.post(
+        "/tilbakemelding", data={"csrf": token, "kode": "garbage", "usefulness": "4"}
+    )
+    assert page.status_code == 400
+    assert 'id="kampanje-feil"' in page.text
+    assert MALFORMED_CODE in page.text
+    assert "garbage" not in page.text
+    assert 'value="4" checked' in page.text  # the answers are kept
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def test_feedback_with_a_well_formed_unknown_code_is_thanked_as_any_other(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    # The thanks page must not tell a guesser which codes are genuine.
+    token = csrf(client, "/tilbakemelding")
+    page = client.post("/tilbakemelding", data={"csrf": token, "kode": UNKNOWN, "usefulness": "4"})
+    assert page.status_code == 200
+    assert "Takk for tilbakemeldingen" in page.text
+    assert db.query("SELECT campaign_id, delivery_id FROM feedback") == [(None, None)]
+
+
+def test_the_document_page_does_not_look_codes_up(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    _, code, _ = first_message(sink)
+    genuine = client.get("/dokument", params={"kode": code})
+    unknown = client.get("/dokument", params={"kode": UNKNOWN})
+    assert genuine.status_code == unknown.status_code == 200
+    assert genuine.text.replace(code, "") == unknown.text.replace(UNKNOWN, "")
+    assert code not in genuine.text  # not even in the language links
+    assert "Velg utsendelsen du vil ha dokumentet fra:" in genuine.text
+
+
 def test_feedback_without_the_csrf_token_is_refused(client: TestClient, db: Database) -> None:
     client.get("/tilbakemelding")
     page = client.post("/tilbakemelding", data={"usefulness": "3"})

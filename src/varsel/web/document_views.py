@@ -22,7 +22,16 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Limit
-from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
+from varsel.web.forms import (
+    Errors,
+    busy,
+    forbidden,
+    limited,
+    read_form,
+    site_of,
+    switch_with,
+    text_field,
+)
 from varsel.web.site import Site, client_ip, language_of, site_key, visitor_key
 from varsel.web.templating import N_
 
@@ -37,12 +46,17 @@ def _campaign_entry(db: Any, value: str) -> register.Entry | None:
 
 
 def document_form(request: Request) -> Response:
-    """GET /dokument?kampanje=ID: the form, or the official address when we have no file."""
+    """GET /dokument?kampanje=ID: the form, or the official address when we have no file.
+
+    Only the mailing's number is read. A code (?kode=) is not looked up here: this page has
+    no limit on lookups, and what it showed would tell a guesser which codes are genuine.
+    """
     site = site_of(request)
     language = language_of(request)
     with site.store.connection() as db:
         entry = _campaign_entry(db, request.query_params.get("kampanje", ""))
         entries = register.entries(db) if entry is None else []
+    chosen = str(entry.campaign_id) if entry is not None else ""
     return site.render(
         request,
         "document.html",
@@ -53,6 +67,7 @@ def document_form(request: Request) -> Response:
             "address": "",
             "errors": {},
             "lifetime": documents.lifetime(site.settings.document_link_hours),
+            "switch": switch_with(request, {"kampanje": chosen}),
         },
     )
 

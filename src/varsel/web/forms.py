@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -17,8 +18,8 @@ from starlette.responses import Response
 from varsel.feedback import MAX_COMMENT
 from varsel.ratelimit import Decision
 from varsel.web import answers
-from varsel.web.site import Site
-from varsel.web.templating import N_
+from varsel.web.site import Site, page_address
+from varsel.web.templating import LANGUAGES, N_
 
 Errors = dict[str, str]  # field name -> message id (Bokmål), translated in the template
 
@@ -82,6 +83,18 @@ async def read_form(request: Request) -> FormData:
             raise
     # Over MAX_FIELD_BYTES: no field can be longer than the body, which is already in memory.
     return await request.form(max_files=0, max_fields=20, max_part_size=len(body))
+
+
+def switch_with(request: Request, params: Mapping[str, str]) -> dict[str, str]:
+    """The language links of a page that takes these query parameters and no others.
+
+    Site.render's links repeat the whole query: a page that reads only a short value or two
+    gives its own, so that text of any length in its address is not echoed on the page.
+    """
+    path, _ = page_address(request, site_of(request).root)
+    query = urlencode([(k, v) for k, v in params.items() if v])
+    here = f"{path}?{query}&lang=" if query else f"{path}?lang="
+    return {other: here + other for other in LANGUAGES}
 
 
 def text_field(form: Mapping[str, Any], name: str) -> str:

@@ -20,12 +20,21 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from varsel import feedback, ratelimit, register, verify
+from varsel import codes, feedback, ratelimit, register, verify
 from varsel.erasure import is_stand_in
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.suppression import SuppressionKind, suppressed
 from varsel.web.document_views import document_download, document_form, document_post
-from varsel.web.forms import Errors, busy, forbidden, limited, read_form, site_of, text_field
+from varsel.web.forms import (
+    Errors,
+    busy,
+    forbidden,
+    limited,
+    read_form,
+    site_of,
+    switch_with,
+    text_field,
+)
 from varsel.web.site import client_ip, language_of, visitor_key
 from varsel.web.templating import N_
 from varsel.web.verify_views import VerifyApp, with_erasure_shown
@@ -62,14 +71,31 @@ USEFULNESS = ("1", "2", "3", "4", "5")
 RELEVANT = {"ja": True, "nei": False}
 
 
+CODE_MALFORMED = N_(
+    "Koden fra meldingen er ikke skrevet riktig, så svaret kan ikke knyttes til den. Velg "
+    "utsendelsen i listen, eller la den stå tom."
+)
+
+
+def _code_of(typed: str) -> str | None:
+    """The code a form carries, as a message prints it; "" for none, None when malformed."""
+    if not typed:
+        return ""
+    canonical = codes.normalise(typed[:64])
+    return None if canonical is None else codes.format_code(canonical)
+
+
 def _feedback_context(
     db: Any, form: Mapping[str, Any], errors: Errors, request: Request
 ) -> dict[str, Any]:
-    code = text_field(form, "kode") or request.query_params.get("kode", "")
+    code = _code_of(text_field(form, "kode") or request.query_params.get("kode", "").strip())
     campaign = text_field(form, "kampanje") or request.query_params.get("kampanje", "")
+    if code is None:
+        # As /kontroll: text that is not a code is not shown again; the list takes its place.
+        errors = {"kampanje": CODE_MALFORMED, **errors}
     return {
         "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
-        "code": code[:64],
+        "code": code or "",
         "campaign": campaign[:12],
         "campaigns": register.entries(db),
         "errors": errors,
@@ -78,10 +104,14 @@ def _feedback_context(
 
 
 def feedback_form(request: Request) -> Response:
-    """GET /tilbakemelding."""
+    """GET /tilbakemelding[?kode=…|?kampanje=…]."""
     site = site_of(request)
     with site.store.connection() as db:
         context = _feedback_context(db, {}, {}, request)
+    # The language links carry the code and mailing as the form does, not the address's text.
+    context["switch"] = switch_with(
+        request, {"kode": context["code"], "kampanje": context["campaign"]}
+    )
     return site.render(request, "feedback.html", language_of(request), context)
 
 
@@ -105,8 +135,13 @@ def _parse_feedback(
         errors["usefulness"] = N_("Svar på minst ett av spørsmålene.")
     campaign_id: int | None = None
     delivery_id: int | None = None
-    found = verify.by_code(db, text_field(form, "kode")) if text_field(form, "kode") else None
-    if found is not None:
+    code = _code_of(text_field(form, "kode"))
+    # A well-formed code no message has is kept as no code: the thanks page must not tell
+    # a guesser which codes are genuine (that is /kontroll's, within its limits).
+    found = verify.by_code(db, code) if code else None
+    if code is None:
+        errors["kampanje"] = CODE_MALFORMED
+    elif found is not None:
         campaign_id, delivery_id = found.campaign_id, found.delivery_id
     elif text_field(form, "kampanje"):
         chosen = text_field(form, "kampanje")
