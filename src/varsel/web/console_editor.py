@@ -20,6 +20,7 @@ from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, get_campaign, upd
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.db import Database
 from varsel.errors import VarselError
+from varsel.i18n import fmt_int
 from varsel.lint import lint_campaign
 from varsel.lint_report import LintReport
 from varsel.message import MessageError, MessageFactory, Recipient, Rendered
@@ -27,7 +28,7 @@ from varsel.samples import SAMPLE_ADDRESS, sample_code, sample_units
 from varsel.send_config import key_paths, message_spec
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_campaigns import campaign_id
-from varsel.web.templating import LANGUAGE_NAMES, N_
+from varsel.web.templating import LANGUAGE_NAMES, N_, gettext
 
 FIELDS = ("subject", "text", "html")
 MAX_TEMPLATE = 30_000  # characters per template: the shipped ones are under 3,000
@@ -68,16 +69,44 @@ def previews(db: Database, campaign: Campaign, page_language: str) -> list[Previ
     return out
 
 
+# The editor's field names in the page's words, for a field's error.
+FIELD_NAMES = {"subject": N_("Emne"), "text": N_("Tekst"), "html": N_("HTML")}
+TOO_LONG = N_(
+    "%(field)s (%(lang)s) har %(length)s tegn; en mal kan ha høyst %(limit)s. Ingenting er lagret."
+)
+
+
 def _edited(spec: CampaignSpec, form: dict[str, str]) -> CampaignSpec:
+    """The spec with the form's templates, as typed (too long ones too: see _too_long)."""
     templates = {}
     for lang in LANGUAGES:
         old = spec.templates[lang]
-        values = {f: form.get(f"{lang}-{f}", getattr(old, f))[:MAX_TEMPLATE] for f in FIELDS}
+        values = {f: form.get(f"{lang}-{f}", getattr(old, f)) for f in FIELDS}
         # Browsers post text areas with CRLF line ends; templates are kept with LF.
         values = {f: v.replace("\r\n", "\n") for f, v in values.items()}
         values["subject"] = values["subject"].strip()
         templates[lang] = dataclasses.replace(old, **values)
     return dataclasses.replace(spec, templates=templates)
+
+
+def _too_long(page: Page, spec: CampaignSpec) -> dict[str, str]:
+    """Each template field over the limit, by its form name, with the message shown at it.
+
+    Refused rather than cut: a cut text saved as if whole would lose the operator's work.
+    """
+    errors = {}
+    for lang in LANGUAGES:
+        for f in FIELDS:
+            length = len(getattr(spec.templates[lang], f))
+            if length > MAX_TEMPLATE:
+                values = {
+                    "field": gettext(page.language, FIELD_NAMES[f]),
+                    "lang": lang,
+                    "length": fmt_int(length),
+                    "limit": fmt_int(MAX_TEMPLATE),
+                }
+                errors[f"{lang}-{f}"] = gettext(page.language, TOO_LONG) % values
+    return errors
 
 
 def _editor(
@@ -88,6 +117,7 @@ def _editor(
     lint: LintReport | None = None,
     notice: str | None = None,
     error: str | None = None,
+    field_errors: dict[str, str] | None = None,
     unsaved: bool = False,
     status: int = 200,
 ) -> Response:
@@ -107,6 +137,7 @@ def _editor(
             "findings": findings,
             "notice": notice,
             "error": error,
+            "field_errors": field_errors or {},
             "unsaved": unsaved,
             "editable": campaign.status.value in ("ready", "paused"),
         },
@@ -132,6 +163,17 @@ def editor_post(page: Page) -> Response:
     with page.db() as db:
         campaign = get_campaign(db, cid)
         edited = dataclasses.replace(campaign, spec=_edited(campaign.spec, dict(page.form)))
+        too_long = _too_long(page, edited.spec)
+        if too_long:
+            # The form shows what was typed, whole, so that nothing is lost.
+            return _editor(
+                page,
+                edited,
+                previews(db, edited, page.language),
+                field_errors=too_long,
+                unsaved=True,
+                status=400,
+            )
         if page.form.get("action") != "save":
             return _editor(page, edited, previews(db, edited, page.language), unsaved=True)
         try:

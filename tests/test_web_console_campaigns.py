@@ -1,0 +1,111 @@
+"""The console's campaign pages over HTTP (SQLite and PostgreSQL): the new-campaign form, the
+template editor, the campaign page's actions and its progress panel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+from test_web_console import form_token, kari_campaign_berit_signed_in
+from varsel.campaign import get_campaign
+from varsel.config import Settings
+from varsel.db import Database
+from varsel.web import create_app
+from varsel.web.console_auth import PREFIX
+
+NEW = f"{PREFIX}/kampanjer/ny"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings.load(
+        environ={},
+        database_url=db_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="console test secret",  # noqa: S106 -- a key for this test only
+        password_memory_kib=8192,  # real argon2id, with less memory than production's
+        allow_test_domains=True,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
+        yield c
+
+
+def new_form(client: TestClient, **fields: str) -> dict[str, str]:
+    """The new-campaign form for Oslo police district, filled in, with these fields changed."""
+    return {
+        "csrf": form_token(client, f"{NEW}?politi=oslo"),
+        "politi": "oslo",
+        "name": "Råd",
+        "from_address": "sikkerhet@nsr-org.no",
+        "from_name": "NSR",
+        "organisation": "NSR",
+        "document_title": "Råd",
+        "document_url": "https://www.politiet.no/rad.pdf",
+        "public_base_url": "https://www.politiet.no/varsel",
+        **fields,
+    }
+
+
+def field_error(answer: httpx.Response, field: str) -> str:
+    """The message shown at a field, which the field names in its aria-describedby."""
+    hidden = '<span class="visually-hidden">[^<]+</span>'
+    found = re.search(rf'<p class="error" id="{field}-feil">{hidden}([^<]+)</p>', answer.text)
+    assert found is not None, answer.text
+    described = re.search(rf'id="{field}"[^>]*aria-describedby="([^"]+)"', answer.text)
+    assert described is not None
+    assert f"{field}-feil" in described.group(1).split()
+    return found.group(1).replace("&#39;", "'")
+
+
+def campaigns(db: Database) -> int:
+    return int(db.scalar("SELECT count(*) FROM campaigns") or 0)
+
+
+# -- the template editor ---------------------------------------------------------------------
+
+
+def test_a_template_over_the_limit_is_refused_kept_whole_and_nothing_is_saved(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    before = get_campaign(db, cid).spec
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
+    text = "Hei\n" + "x" * 30_000
+    shown = {}
+    for lang in ("nb", "en"):
+        answer = client.post(
+            f"{PREFIX}/kampanjer/{cid}/maler",
+            data={"csrf": csrf, "lang": lang, "action": "save", "nn-text": text},
+        )
+        assert answer.status_code == 400
+        assert "Malene er lagret" not in answer.text
+        assert f">{text}</textarea>" in answer.text
+        shown[lang] = field_error(answer, "nn-text")
+    assert shown == {
+        "nb": "Tekst (nn) har 30\xa0004 tegn; en mal kan ha høyst 30\xa0000. Ingenting er lagret.",
+        "en": "Text (nn) has 30\xa0004 characters; a template can have at most 30\xa0000. "
+        "Nothing was saved.",
+    }
+    assert get_campaign(db, cid).spec == before
+
+
+def test_one_lint_error_is_one_error_in_english(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
+    text = get_campaign(db, cid).spec.templates["nn"].text + "\nLes meir: https://bit.ly/3xYz\n"
+    answer = client.post(
+        f"{PREFIX}/kampanjer/{cid}/maler",
+        data={"csrf": csrf, "lang": "en", "action": "save", "nn-text": text},
+    )
+    assert answer.status_code == 200
+    assert "1 error must be fixed before the campaign can be approved." in answer.text
