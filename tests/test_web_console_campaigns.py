@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import next_code, operator
 from starlette.testclient import TestClient
-from test_web_console import form_token, kari_campaign_berit_signed_in
+from test_web_console import form_token, kari_campaign_berit_signed_in, sign_in
 from varsel.campaign import get_campaign
 from varsel.config import Settings
 from varsel.db import Database
@@ -67,6 +68,64 @@ def field_error(answer: httpx.Response, field: str) -> str:
 
 def campaigns(db: Database) -> int:
     return int(db.scalar("SELECT count(*) FROM campaigns") or 0)
+
+
+# -- the new-campaign form ----------------------------------------------------------------------
+
+
+def test_a_name_over_the_limit_is_refused_at_its_field_and_kept_as_typed(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    name = "R" * 400
+    answer = client.post(NEW, data=new_form(client, name=name))
+    assert answer.status_code == 400
+    assert (
+        field_error(answer, "name") == "«Navn på kampanjen» kan ha høyst 300 tegn; her er det 400."
+    )
+    assert f'value="{name}"' in answer.text
+    assert campaigns(db) == 1
+
+
+def test_a_missing_name_and_an_http_address_are_named_by_the_forms_labels(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    empty = client.post(NEW, data=new_form(client, name=""))
+    assert empty.status_code == 400
+    assert field_error(empty, "name") == "Fyll inn «Navn på kampanjen»."
+    http = {"document_url": "http://www.politiet.no/rad.pdf"}
+    shown = {
+        lang: field_error(client.post(NEW, data={**new_form(client, **http), "lang": lang}), f)
+        for lang, f in (("nb", "document_url"), ("en", "document_url"))
+    }
+    assert shown == {
+        "nb": "Dokumentets adresse (https): 'http://www.politiet.no/rad.pdf' må være en "
+        "https-adresse",
+        "en": "Address of the document (https): 'http://www.politiet.no/rad.pdf' must be an "
+        "https address",
+    }
+    answer = client.post(NEW, data=new_form(client, from_address="sikkerhet.nsr-org.no"))
+    assert field_error(answer, "from_address") == (
+        "Avsenderadresse: 'sikkerhet.nsr-org.no' er ikke en brukbar e-postadresse (mangler @)"
+    )
+    assert "[sender]" not in answer.text
+    assert 'value="sikkerhet.nsr-org.no"' in answer.text
+    assert campaigns(db) == 1
+
+
+def test_the_form_says_which_campaign_the_sender_is_carried_over_from(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    sign_in(client, "ola", next_code(operator(db, settings, "ola", "author")))
+    assert "hentet fra kampanje" not in client.get(f"{NEW}?politi=oslo").text
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    page = client.get(f"{NEW}?politi=oslo").text
+    assert (
+        f"Avsender og dokument er hentet fra kampanje {cid}, den nyeste. Se over dem før du lager "
+        "kampanjen."
+    ) in page
+    assert 'value="sikkerhet@nsr-org.no"' in page
 
 
 # -- the template editor ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ the CSRF token and four eyes; htmx only refreshes the live counts (segment and p
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,6 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
-
 from varsel import approval, coverage, evaluate, municipality, segment
 from varsel.accounts import Role
 from varsel.campaign import (
@@ -26,7 +26,7 @@ from varsel.campaign_spec import (
     spec_from_data,
 )
 from varsel.db import Database
-from varsel.errors import VarselError
+from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
 from varsel.unreached import export_unreached
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
@@ -166,24 +166,33 @@ def segment_count(page: Page) -> Response:
 
 # -- a new campaign -------------------------------------------------------------------------
 
-_SENDER_FIELDS = (
-    "name",
-    "from_address",
-    "from_name",
-    "organisation",
-    "reply_to",
-    "document_title",
-    "document_url",
-    "public_base_url",
-)
+# The form's fields with their labels (as the page shows them) and the definition's table and
+# key each fills, so that a mistake the definition's checks find is named at its field.
+_SENDER_FIELDS = {
+    "name": (N_("Navn på kampanjen"), "campaign", "name"),
+    "from_address": (N_("Avsenderadresse"), "sender", "address"),
+    "from_name": (N_("Avsendernavn"), "sender", "name"),
+    "organisation": (N_("Organisasjon"), "sender", "organisation"),
+    "reply_to": (N_("Svaradresse (valgfri)"), "sender", "reply_to"),
+    "document_title": (N_("Dokumentets tittel"), "document", "title"),
+    "document_url": (N_("Dokumentets adresse (https)"), "document", "url"),
+    "public_base_url": (N_("Adressen til kontrollsiden (https)"), "public", "base_url"),
+}
+MAX_SENDER_FIELD = 300  # characters in each of the form's fields
+_FIELD_OF = {(table, key): name for name, (_, table, key) in _SENDER_FIELDS.items()}
+MISSING = N_("Fyll inn «%(label)s».")
+TOO_LONG = N_("«%(label)s» kan ha høyst %(limit)s tegn; her er det %(length)s.")
+# The definition's messages that mean "nothing usable was typed".
+_MISSING_IDS = ("%(where)s: mangler «%(key)s»", "%(where)s: «%(key)s» skal være tekst")
 
 
-def _last_sender(db: Database, page: Page) -> dict[str, str]:
-    # The newest campaign's sender and document, to start from: most campaigns share them.
+def _last_sender(db: Database, page: Page) -> tuple[dict[str, str], int | None]:
+    """The newest campaign's sender and document, to start from, and that campaign's id."""
+    # Most campaigns share them; the form says where they came from.
     row = db.query_one("SELECT id FROM campaigns ORDER BY id DESC LIMIT 1")
     base = {"public_base_url": page.site.settings.public_base_url}
     if row is None:
-        return base
+        return base, None
     spec = get_campaign(db, int(row[0])).spec
     return {
         **base,
@@ -194,6 +203,23 @@ def _last_sender(db: Database, page: Page) -> dict[str, str]:
         "document_title": spec.document_title,
         "document_url": spec.document_url,
         "public_base_url": spec.public_base_url,
+    }, int(row[0])
+
+
+def _form_context(
+    values: Mapping[str, Any],
+    preview: segment.Preview | None,
+    error: str | None,
+    form: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        **_criteria_context(values),
+        **_preview_context(preview, error),
+        "form": form,
+        "labels": {name: label for name, (label, _, _) in _SENDER_FIELDS.items()},
+        "error": None,
+        "field_errors": {},
+        "carried_from": None,
     }
 
 
@@ -204,15 +230,32 @@ def campaign_form(page: Page) -> Response:
     table = criteria_table(query)
     with page.db() as db:
         preview, error = _preview(db, table, page.language)
-        form = _last_sender(db, page)
-    return page.render(
-        "campaign_new.html",
-        {
-            **_criteria_context(query),
-            **_preview_context(preview, error),
-            "form": form,
-            "error": None,
-        },
+        form, carried_from = _last_sender(db, page)
+    context = _form_context(query, preview, error, form)
+    return page.render("campaign_new.html", {**context, "carried_from": carried_from})
+
+
+def _field_error(language: str, message: str) -> tuple[str, str] | None:
+    """The form field a definition's message is about, and the message in the form's words.
+
+    The definition's checks name a table and key (`skjemaet [document] url: …`), which mean
+    nothing on the form: the field's label is put in their place.
+    """
+    if not isinstance(message, Text):
+        return None
+    where = str(message.params.get("where", ""))
+    found = re.search(r"\[(\w+)\](?: (\w+))?$", where)
+    if found is None:
+        return None
+    table, key = found.group(1), found.group(2) or str(message.params.get("key", ""))
+    name = _FIELD_OF.get((table, key))
+    if name is None:
+        return None
+    label = _SENDER_FIELDS[name][0]
+    if message.msgid in _MISSING_IDS:
+        return name, gettext(language, MISSING) % {"label": gettext(language, label)}
+    return name, translate(
+        language, Text(message.msgid, **{**message.params, "where": Text(label)})
     )
 
 
@@ -221,7 +264,42 @@ def campaign_create(page: Page) -> Response:
     """Check the definition, freeze the recipients, fill the outbox; the author is the user."""
     values = _FormValues(page)
     table = criteria_table(values)
-    form = {k: page.text(k, 300) for k in _SENDER_FIELDS}
+    # Kept whole, so that the form shows what was typed when it is refused.
+    form = {k: page.form.get(k, "").strip() for k in _SENDER_FIELDS}
+    field_errors = {
+        k: gettext(page.language, TOO_LONG)
+        % {
+            "label": gettext(page.language, _SENDER_FIELDS[k][0]),
+            "limit": MAX_SENDER_FIELD,
+            "length": len(v),
+        }
+        for k, v in form.items()
+        if len(v) > MAX_SENDER_FIELD
+    }
+    error = None
+    if not field_errors:
+        try:
+            created = _create(page, form, table)
+        except VarselError as e:
+            at_field = _field_error(page.language, e.message)
+            if at_field is None:
+                error = translate(page.language, e.message)
+            else:
+                field_errors[at_field[0]] = at_field[1]
+        else:
+            return page.redirect(f"{PREFIX}/kampanjer/{created}", laget="1")
+    with page.db() as db:
+        preview, criteria_error = _preview(db, table, page.language)
+    context = _form_context(values, preview, criteria_error, form)
+    return page.render(
+        "campaign_new.html",
+        {**context, "error": error, "field_errors": field_errors},
+        status=400,
+    )
+
+
+def _create(page: Page, form: dict[str, str], table: dict[str, Any]) -> int:
+    """Make the campaign the form defines; its id."""
     data: dict[str, Any] = {
         "campaign": {"name": form["name"]},
         "sender": {
@@ -238,27 +316,11 @@ def campaign_create(page: Page) -> Response:
     for section in ("campaign", "sender", "document", "public"):
         data[section] = {k: v for k, v in data[section].items() if v}
     settings = page.site.settings
-    try:
-        # The definition's messages name their source: here the page's word for the form.
-        spec = spec_from_data(data, Path(gettext(page.language, N_("skjemaet"))), settings)
-        with page.db() as db:
-            created = create_from_spec(
-                db, settings, spec, source_file=None, created_by=page.user.name
-            )
-    except VarselError as e:
-        with page.db() as db:
-            preview, error = _preview(db, table, page.language)
-        return page.render(
-            "campaign_new.html",
-            {
-                **_criteria_context(values),
-                **_preview_context(preview, error),
-                "form": form,
-                "error": translate(page.language, e.message),
-            },
-            status=400,
-        )
-    return page.redirect(f"{PREFIX}/kampanjer/{created.campaign.id}", laget="1")
+    # The definition's messages name their source: here the page's word for the form.
+    spec = spec_from_data(data, Path(gettext(page.language, N_("skjemaet"))), settings)
+    with page.db() as db:
+        created = create_from_spec(db, settings, spec, source_file=None, created_by=page.user.name)
+    return created.campaign.id
 
 
 # -- the campaign page ------------------------------------------------------------------------
