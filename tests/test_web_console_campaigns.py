@@ -9,14 +9,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import next_code, operator
 from starlette.testclient import TestClient
-from test_web_console import form_token, kari_campaign_berit_signed_in, sign_in
-from varsel.campaign import get_campaign
+
+from helpers import next_code, operator
+from test_web_console import form_token, kari_campaign_berit_signed_in, page_form, sign_in
+from varsel.accounts import get_user
+from varsel.approval import approve
+from varsel.campaign import CampaignStatus, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.errors import Text
+from varsel.retention import forget_campaign
 from varsel.web import create_app
-from varsel.web.console_auth import PREFIX
+from varsel.web.console_auth import PREFIX, translate
+from varsel.web.console_send import for_console
 
 NEW = f"{PREFIX}/kampanjer/ny"
 
@@ -168,3 +174,140 @@ def test_one_lint_error_is_one_error_in_english(
     )
     assert answer.status_code == 200
     assert "1 error must be fixed before the campaign can be approved." in answer.text
+
+
+# -- the campaign page -------------------------------------------------------------------------
+
+
+def test_send_is_offered_only_once_approved_and_an_unapproved_send_points_at_the_page(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert f"/kampanjer/{cid}/send" not in page
+    assert "«Send kampanjen» vises når en godkjenner som ikke skrev kampanjen" in page
+    answer = client.post(
+        f"{PREFIX}/kampanjer/{cid}/send", data=page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    )
+    assert answer.status_code == 409
+    assert "Godkjenning (fire øyne)» på denne siden" in answer.text
+    assert "varsel campaign approve" not in answer.text
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    assert f"/kampanjer/{cid}/send" in client.get(f"{PREFIX}/kampanjer/{cid}").text
+
+
+def test_a_campaign_that_is_not_sending_cannot_be_paused(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    form = page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    assert f"/kampanjer/{cid}/pause" not in client.get(f"{PREFIX}/kampanjer/{cid}").text
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/pause", data=form)
+    assert answer.status_code == 409
+    assert 'id="handling-feil">Kampanjen kan bare pauses mens den sendes.</p>' in answer.text
+    assert get_campaign(db, cid).status is CampaignStatus.READY
+
+
+def emails(db: Database, cid: int) -> int:
+    return int(
+        db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'email'", (cid,)
+        )
+        or 0
+    )
+
+
+def test_cancel_needs_the_box_ticked_and_then_says_none_were_sent(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    form = page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    assert (
+        "Jeg forstår at kampanjen ikke kan sendes igjen"
+        in client.get(f"{PREFIX}/kampanjer/{cid}").text
+    )
+    refused = client.post(f"{PREFIX}/kampanjer/{cid}/avbryt", data=form)
+    assert refused.status_code == 400
+    assert "Kryss av for at du forstår at kampanjen ikke kan sendes igjen" in refused.text
+    assert get_campaign(db, cid).status is CampaignStatus.READY
+    done = client.post(f"{PREFIX}/kampanjer/{cid}/avbryt", data={**form, "bekreft": "ja"})
+    assert done.status_code == 200  # followed to the campaign page
+    assert get_campaign(db, cid).status is CampaignStatus.CANCELLED
+    n = emails(db, cid)
+    assert f"0 av {n} e-poster ble sendt; {n} ble ikke sendt (avbrutt)." in done.text
+    assert "e-poster er ferdige" not in done.text
+
+
+def test_the_progress_panel_counts_the_emails_being_sent(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = 'claimed' WHERE id = (SELECT min(id) FROM deliveries "
+            "WHERE campaign_id = ? AND channel = 'email')",
+            (cid,),
+        )
+    panel = client.get(f"{PREFIX}/kampanjer/{cid}/fremdrift").text
+    assert '<div class="count count-claimed"><dt>Under sending</dt><dd>1</dd></div>' in panel
+
+
+def test_in_doubt_emails_are_listed_on_the_page_with_where_to_settle_them(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    [(did, address)] = db.query(
+        "SELECT id, address FROM deliveries WHERE campaign_id = ? AND channel = 'email' "
+        "ORDER BY id LIMIT 1",
+        (cid,),
+    )
+    with db.transaction():
+        db.execute("UPDATE deliveries SET state = 'in_doubt' WHERE id = ?", (did,))
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert '<h2 id="usikre">Usikre e-poster</h2>' in page
+    assert f"<tr><td>{did}</td><td>{address}</td>" in page
+    assert f"«varsel campaign resend-in-doubt {cid}»" in page
+    assert "Se listen «Usikre e-poster» på kampanjesiden." in page
+    assert "varsel campaign status" not in page
+
+
+def test_a_forgotten_campaign_says_so_and_offers_nothing(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    with db.transaction():
+        db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (cid,))
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (cid,))
+    forget_campaign(db, cid, actor="berit")
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert (
+        '<span class="status status-done">Ferdig</span> / '
+        '<span class="status status-forgotten">glemt</span>'
+    ) in page
+    assert "Kampanjens kontaktopplysninger ble glemt " in page
+    assert "gjelder ikke lenger" not in page
+    assert "varsel campaign send" not in page
+    assert f"/kampanjer/{cid}/send" not in page
+
+
+def test_a_relay_failure_points_at_the_send_button_not_the_command_line() -> None:
+    failed = Text(
+        "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+        "leveransene som gjenstår, venter i køen til neste «campaign send»",
+        relay="smtp.example:587",
+        reason="tidsavbrudd",
+        tries=3,
+    )
+    assert for_console(failed) == (
+        "e-posttjeneren smtp.example:587 kan ikke brukes: tidsavbrudd (3 forsøk); e-postene som "
+        "gjenstår, venter i køen til kampanjen sendes igjen med «Send kampanjen»"
+    )
+    assert translate("en", for_console(failed)).endswith(
+        "wait in the queue until the campaign is sent again with “Send the campaign”"
+    )
+    assert for_console("annet") == "annet"

@@ -14,7 +14,8 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
-from varsel import approval, coverage, evaluate, municipality, segment
+
+from varsel import approval, coverage, evaluate, municipality, outbox, segment
 from varsel.accounts import Role
 from varsel.campaign import (
     CampaignStatus,
@@ -28,6 +29,7 @@ from varsel.campaign_spec import (
 from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
+from varsel.retention import forgotten_at
 from varsel.unreached import export_unreached
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_send import Senders, progress
@@ -121,7 +123,7 @@ def _preview(
     try:
         # The criteria's messages name their source: here the page's word for the selection.
         source = gettext(language, N_("utvalget"))
-        criteria = segment.Criteria.from_mapping(table, source)
+        criteria = segment.Criteria.from_mapping(table, source, segment.FORM_NAMES)
         return segment.preview(db, criteria, top=10), None
     except VarselError as e:
         return None, translate(language, e.message)
@@ -336,6 +338,9 @@ def _senders(page: Page) -> Senders:
     return senders
 
 
+IN_DOUBT_SHOWN = 50  # in-doubt deliveries listed on the campaign page
+
+
 def _campaign_page(
     page: Page, cid: int, *, error: str | None = None, status: int = 200
 ) -> Response:
@@ -346,6 +351,8 @@ def _campaign_page(
         recipients = int(
             db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,)) or 0
         )
+        forgotten = forgotten_at(db, cid)
+        doubtful = outbox.in_doubt(db, cid) if now.counts["in_doubt"] else []
     # Why the last send stopped: the library's message or the console's own, in the page's
     # language (a relay's reply inside it stays as the relay wrote it).
     problem = _senders(page).problem(cid)
@@ -358,6 +365,9 @@ def _campaign_page(
             "progress": now,
             "live": now.live or _senders(page).running(cid),
             "recipients": recipients,
+            "forgotten_at": forgotten,
+            "in_doubt": doubtful[:IN_DOUBT_SHOWN],
+            "in_doubt_total": len(doubtful),
             "error": shown(page.language, error) if error else None,
             "problem": shown(page.language, problem) if problem else None,
             "notice": page.request.query_params.get("melding"),
@@ -414,6 +424,12 @@ def campaign_approve(page: Page) -> Response:
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="approved")
 
 
+NOT_APPROVED = N_(
+    "Kampanjen er ikke godkjent ennå. En godkjenner som ikke skrev den, må godkjenne den under "
+    "«Godkjenning (fire øyne)» på denne siden før den kan sendes."
+)
+
+
 @console.route("/kampanjer/{cid:int}/send", role=Role.AUTHOR, methods=("POST",))
 def campaign_send(page: Page) -> Response:
     """Start sending in the background, if an approval holds; the console never skips it."""
@@ -421,8 +437,10 @@ def campaign_send(page: Page) -> Response:
     with page.db() as db:
         try:
             approval.require_approved(db, cid)
-        except VarselError as e:
-            return _campaign_page(page, cid, error=e.message, status=409)
+        except approval.NotApproved as e:
+            # The library's words name the command line's way to approve; here it is this page.
+            never = approval.approval_state(db, cid).approval is None
+            return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
     _senders(page).start(cid, page.user.name)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
 
@@ -436,8 +454,22 @@ _STATUS_ACTIONS = {
 
 @console.route("/kampanjer/{cid:int}/pause", role=Role.AUTHOR, methods=("POST",))
 def campaign_pause(page: Page) -> Response:
-    """Pause: a running sender stops within a second."""
+    """Pause a campaign that is sending: its sender stops within a second."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        status = get_campaign(db, cid).status
+    if status is not CampaignStatus.SENDING:
+        # A campaign that is not sending has nothing to pause; a paused ready campaign would
+        # only need resuming before its first send.
+        return _campaign_page(page, cid, error=PAUSE_ONLY_SENDING, status=409)
     return _set_status(page, "pause")
+
+
+PAUSE_ONLY_SENDING = N_("Kampanjen kan bare pauses mens den sendes.")
+CANCEL_UNCONFIRMED = N_(
+    "Kryss av for at du forstår at kampanjen ikke kan sendes igjen, og trykk «Avbryt for godt» "
+    "på nytt. Ingenting er endret."
+)
 
 
 @console.route("/kampanjer/{cid:int}/gjenoppta", role=Role.AUTHOR, methods=("POST",))
@@ -448,7 +480,9 @@ def campaign_resume(page: Page) -> Response:
 
 @console.route("/kampanjer/{cid:int}/avbryt", role=Role.AUTHOR, methods=("POST",))
 def campaign_cancel(page: Page) -> Response:
-    """Cancel for good: what has not gone out is cancelled."""
+    """Cancel for good, once confirmed: what has not gone out is cancelled."""
+    if page.form.get("bekreft") != "ja":
+        return _campaign_page(page, campaign_id(page), error=CANCEL_UNCONFIRMED, status=400)
     return _set_status(page, "avbryt")
 
 

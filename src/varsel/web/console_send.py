@@ -24,7 +24,7 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow
 from varsel.config import Settings
 from varsel.db import Database, connect
-from varsel.errors import VarselError
+from varsel.errors import Text, VarselError
 from varsel.outbox import counts
 from varsel.sender import SendOptions
 from varsel.web.templating import N_
@@ -93,7 +93,7 @@ class Senders:
         except VarselError as e:
             log.warning("Sending av kampanje %s stoppet: %s", campaign_id, e.message)
             with self._lock:
-                self._outcomes[campaign_id] = e.message
+                self._outcomes[campaign_id] = for_console(e.message)
         except Exception:
             log.exception("Sending av kampanje %s feilet", campaign_id)
             with self._lock:
@@ -105,6 +105,24 @@ class Senders:
             threads = list(self._threads.values())
         for thread in threads:
             thread.join(timeout)
+
+
+# The library's messages that tell the command line's user what to run, and the console's
+# words for the same thing (same values): the console has its own buttons.
+_CONSOLE_WORDS = {
+    "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+    "leveransene som gjenstår, venter i køen til neste «campaign send»": N_(
+        "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+        "e-postene som gjenstår, venter i køen til kampanjen sendes igjen med «Send kampanjen»"
+    ),
+}
+
+
+def for_console(message: str) -> str:
+    """A library's message as the console says it (its own buttons, not commands)."""
+    if isinstance(message, Text) and message.msgid in _CONSOLE_WORDS:
+        return Text(_CONSOLE_WORDS[message.msgid], **message.params)
+    return message
 
 
 # -- progress -----------------------------------------------------------------------------
