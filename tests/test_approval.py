@@ -151,9 +151,19 @@ def test_approval_by_another_approver_lets_it_be_sent(
     assert send.data == {
         "approval": approval.id,
         "approved_by": "berit",
+        "channel": "email",
         "digest": approval.digest,
         "no_approval": False,
     }
+
+
+def test_a_send_on_altinn_is_audited_as_altinn_not_email(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    approval = approve(registry_db, settings, cid, people["berit"])
+    authorise_send(registry_db, settings, cid, actor="kari", channel="altinn")
+    (send,) = audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND)
+    assert (send.data["channel"], send.data["approval"]) == ("altinn", approval.id)
 
 
 def test_approving_twice_is_refused(

@@ -385,12 +385,19 @@ def require_approved(db: Database, campaign_id: int) -> Approval:
 
 
 def authorise_send(
-    db: Database, settings: Settings, campaign_id: int, *, actor: str, no_approval: bool = False
+    db: Database,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    actor: str,
+    no_approval: bool = False,
+    channel: str = "email",
 ) -> Approval | None:
-    """The gate before a send: an approval that holds, or an allowed --no-approval; audited."""
+    """The gate before a send: an approval that holds, or an allowed --no-approval; audited
+    as a send on the channel (email, altinn), so the log tells the channels' sends apart."""
     approval = check_send(db, settings, campaign_id, no_approval=no_approval)
     with db.transaction():
-        _record_send(db, actor, campaign_id, no_approval, approval)
+        _record_send(db, actor, campaign_id, no_approval, approval, channel)
     return approval
 
 
@@ -422,7 +429,12 @@ def check_send(
 
 
 def _record_send(
-    db: Database, actor: str, campaign_id: int, no_approval: bool, approval: Approval | None
+    db: Database,
+    actor: str,
+    campaign_id: int,
+    no_approval: bool,
+    approval: Approval | None,
+    channel: str = "email",
 ) -> None:
     audit.record(
         db,
@@ -430,6 +442,7 @@ def _record_send(
         audit.Action.CAMPAIGN_SEND,
         f"campaign:{campaign_id}",
         {
+            "channel": channel,
             "no_approval": no_approval,
             "approval": approval.id if approval else None,
             "approved_by": approval.approved_by if approval else None,

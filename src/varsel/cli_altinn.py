@@ -66,7 +66,12 @@ def altinn_send(
 
     AltinnConfig.from_settings(state.settings)  # settings first: nothing audited if off
     authorise_send(
-        state.db, state.settings, campaign_id, actor=cli_actor(), no_approval=no_approval
+        state.db,
+        state.settings,
+        campaign_id,
+        actor=cli_actor(),
+        no_approval=no_approval,
+        channel="altinn",
     )
     with _progress(f"Sender til Altinn for kampanje {campaign_id}") as progress:
         result = send(
