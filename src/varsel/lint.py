@@ -14,11 +14,11 @@ import email.policy
 import html
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.parser import BytesParser
 
 from varsel import outbox
-from varsel.campaign import LANGUAGES, CampaignSpec, get_campaign
+from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, CampaignStatus, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
@@ -33,6 +33,7 @@ from varsel.link_checks import (
     urls_in_text,
 )
 from varsel.lint_report import Finding, LintReport, Severity
+from varsel.lint_templates import template_findings
 from varsel.message import (
     MessageError,
     MessageFactory,
@@ -46,7 +47,7 @@ from varsel.message_fields import (
     references,  # the factory's own parser: the linter sees links exactly as it does
 )
 from varsel.municipality import name as municipality_name
-from varsel.samples import sample_code, sample_recipient, sample_units
+from varsel.samples import FALLBACK_UNITS, sample_code, sample_recipient, sample_units
 from varsel.send_config import message_spec
 
 # -- the checks -----------------------------------------------------------------------------
@@ -332,8 +333,10 @@ def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]
     return _error("names", language, message)
 
 
-def _content_findings(spec: CampaignSpec, language: str, r: Rendered, code: str) -> list[Finding]:
-    """The verification code, the verify URL and the document URL, in the text and the HTML."""
+def _content_findings(
+    spec: CampaignSpec, language: str, r: Rendered, code: str, token: str
+) -> list[Finding]:
+    """The code, the verify, document and unsubscribe URLs, in the text and the HTML."""
     texts = {"tekst": r.text, "HTML": html.unescape(r.html)}
     findings = []
     check = Text(N_("mottakeren trenger den for å sjekke at e-posten er ekte"))
@@ -350,6 +353,12 @@ def _content_findings(spec: CampaignSpec, language: str, r: Rendered, code: str)
             (spec.document_url,),
             Text("dokumentadressen %(url)s", url=spec.document_url),
             Text(N_("mottakeren skal kunne hente dokumentet selv, uten å klikke")),
+        ),
+        (
+            "missing-unsubscribe-url",
+            (f"{spec.unsubscribe_url}/{token}",),
+            Text(N_("avmeldingsadressen {{ unsubscribe_url }}")),
+            Text(N_("mottakeren skal kunne melde seg av uten å svare på e-posten")),
         ),
     )
     for finding_code, values, what, why in checks:
@@ -437,8 +446,7 @@ def unit_findings(db: Database, campaign_id: int, mspec: MessageSpec, code: str)
 
 
 def _language_findings(
-    db: Database,
-    campaign_id: int,
+    units: tuple[UnitRef, UnitRef],
     spec: CampaignSpec,
     mspec: MessageSpec,
     signer: Signer | None,
@@ -452,7 +460,7 @@ def _language_findings(
         text_templates={language: mspec.text_templates[language]},
         html_templates={language: mspec.html_templates[language]},
     )
-    first, second = sample_units(db, campaign_id, language)
+    first, second = units
     token = secrets.token_urlsafe(18)
     recipients = [sample_recipient([u], language, code, token) for u in (first, second)]
     if not spec.per_unit:
@@ -472,7 +480,7 @@ def _language_findings(
     names = _names_finding(language, rendered)
     if names is not None:
         findings.append(names)
-    findings += _content_findings(spec, language, rendered[0][1], code)
+    findings += _content_findings(spec, language, rendered[0][1], code, token)
     findings += _url_findings(spec, language, [r for _, r in rendered])
     subject = rendered[0][1].subject
     if len(subject) > 78:
@@ -545,21 +553,11 @@ def lint_campaign(
                     ),
                 )
             )
-    # What is wrong outside the templates (an address, a URL) is wrong in every language:
-    # a factory with trivial templates finds it once, before the languages are rendered.
-    probe = dict.fromkeys(spec.templates, "{{ code }}")
-    try:
-        _LintFactory(
-            dataclasses.replace(mspec, subjects=probe, text_templates=probe, html_templates=probe),
-            None,
-        )
-    except MessageError as e:
-        findings.append(_error("message", None, Text("Kampanjen: %(error)s", error=e.message)))
-    else:
-        code = sample_code()
-        for language in sorted(spec.templates, key=_language_order):
-            findings += _language_findings(db, campaign_id, spec, mspec, signer, language, code)
-        findings += unit_findings(db, campaign_id, mspec, code)
+    findings += _definition_findings(
+        spec, mspec, signer, lambda language: sample_units(db, campaign_id, language)
+    )
+    if not any(f.code == "message" and f.language is None for f in findings):
+        findings += unit_findings(db, campaign_id, mspec, sample_code())
     if spec.reply_to is None:
         findings.append(
             _warning(
@@ -590,6 +588,44 @@ def lint_campaign(
             {"ok": report.ok, "errors": report.errors, "warnings": report.warnings},
         )
     return report
+
+
+def _definition_findings(
+    spec: CampaignSpec,
+    mspec: MessageSpec,
+    signer: Signer | None,
+    samples: Callable[[str], tuple[UnitRef, UnitRef]],
+) -> list[Finding]:
+    """The templates' sources, then each language's messages rendered for samples(language)."""
+    findings = template_findings(spec)
+    broken = {f.language for f in findings if f.severity is Severity.ERROR}
+    # What is wrong outside the templates (an address, a URL) is wrong in every language:
+    # a factory with trivial templates finds it once, before the languages are rendered.
+    probe = dict.fromkeys(spec.templates, "{{ code }}")
+    try:
+        _LintFactory(
+            dataclasses.replace(mspec, subjects=probe, text_templates=probe, html_templates=probe),
+            None,
+        )
+    except MessageError as e:
+        findings.append(_error("message", None, Text("Kampanjen: %(error)s", error=e.message)))
+        return findings
+    code = sample_code()
+    for language in sorted(spec.templates, key=_language_order):
+        if language not in broken:  # its sources are wrong: Jinja would only say so in English
+            units = samples(language)
+            findings += _language_findings(units, spec, mspec, signer, language, code)
+    return findings
+
+
+def definition_findings(spec: CampaignSpec) -> list[Finding]:
+    """What lint finds in a definition alone: no DKIM key, store or recipients are needed.
+
+    The messages are rendered for made-up businesses, so that `campaign create` can refuse a
+    definition that could never be sent before it freezes any recipient.
+    """
+    unsaved = Campaign(0, spec.name, CampaignStatus.READY, spec, 0, "")
+    return _definition_findings(spec, message_spec(unsaved), None, lambda _: FALLBACK_UNITS)
 
 
 def _language_order(language: str) -> tuple[int, str]:
