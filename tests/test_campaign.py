@@ -294,3 +294,95 @@ def test_cli_list_marks_a_forgotten_campaign_within_80_columns(
     assert header.split()[-1] == "Sendt"  # every column still fits
     assert "klar" in row.split()
     assert "glemt" in below.split()
+
+
+# Templates that pass lint on their own; each case below spoils one thing.
+TEXT = """{% for u in units %}
+Til {{ u.name }} (org.nr. {{ u.orgnr|orgnr }})
+{% endfor %}
+Skriv {{ verify_url }} og koden {{ code }}. Dokumentet: {{ document_url }}
+Avmelding: {{ unsubscribe_url }}
+"""
+HTML = """<p>{% for u in units %}{{ u.name }} ({{ u.orgnr|orgnr }}) {% endfor %}</p>
+<p>Skriv {{ verify_url|link }} og koden {{ code }}. Dokumentet: {{ document_url|link }}</p>
+<p>Avmelding: {{ unsubscribe_url|link }}</p>
+"""
+
+
+def with_templates(text: str = TEXT, html: str = HTML) -> str:
+    source = CAMPAIGN.format(per_unit="false")
+    return source + f"\n[templates.nb]\ntext = '''{text}'''\nhtml = '''{html}'''\n"
+
+
+def stored(db: Database) -> tuple[Any, ...]:
+    return tuple(
+        db.scalar(f"SELECT count(*) FROM {table}")
+        for table in ("campaigns", "recipients", "deliveries", "audit_log")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "html", "message"),
+    [
+        (TEXT, HTML + "{% if %}", "templates.nb.html, linje 4: Jinja sier: Expected an expression"),
+        (
+            TEXT,
+            HTML + '<a href="https://www.politiet.no/varsel">her</a>',
+            "nb (HTML): klikkbar lenke (<a href>) til https://www.politiet.no/varsel, men ",
+        ),
+        (TEXT + "https://bit.ly/abc\n", HTML, "nb (tekst): https://bit.ly/abc er en forkortet"),
+        (
+            TEXT + "https://example.com/x\n",
+            HTML,
+            "nb (tekst): https://example.com/x går til example.com, som ikke er et tillatt domene",
+        ),
+        (
+            "{{ fields.kontakt }}\n" + TEXT,
+            HTML,
+            "templates.nb.text, linje 1: feltet «kontakt» finnes ikke i [fields]",
+        ),
+        (TEXT.replace("koden {{ code }}", "koden"), HTML, "nb (tekst): kontrollkoden står ikke"),
+    ],
+)
+def test_create_refuses_a_definition_that_could_never_be_sent(
+    registry_db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    text: str,
+    html: str,
+    message: str,
+) -> None:
+    path = tmp_path / "campaign.toml"
+    path.write_text(with_templates(text, html), "utf-8")
+    before = stored(registry_db)
+    with pytest.raises(CampaignError) as e:
+        create_campaign(registry_db, settings, path)
+    assert e.value.message.startswith(f"{path.resolve()}: {message}")
+    assert "\n" not in e.value.message
+    assert stored(registry_db) == before
+
+
+def test_cli_create_refuses_before_it_asks_who_the_author_is(
+    registry_db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(with_templates(TEXT + "https://bit.ly/abc\n"), "utf-8")
+    before = stored(registry_db)
+    # No VARSEL_USER, VARSEL_PASSWORD or TOTP: asking for them would fail another way.
+    result = CliRunner().invoke(cli, ["--db", registry_db.url, "campaign", "create", str(path)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"varsel: {path}: nb (tekst): https://bit.ly/abc er en ")
+    assert len(result.output.strip().splitlines()) == 1
+    assert stored(registry_db) == before
+
+
+def test_a_segment_mistake_names_the_file_the_table_and_the_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(segment='municipality = ["Askerr"]\n'), "utf-8")
+    with pytest.raises(CampaignError) as e:
+        load_spec(path, settings)
+    assert e.value.message == (
+        f"{path} [segment] municipality: Ukjent kommune «Askerr» (mente du Asker?)"
+    )

@@ -129,6 +129,24 @@ def create_campaign(
     )
 
 
+def check_definition(spec: CampaignSpec, where: str) -> None:
+    """Refuse a definition that lint would refuse on its own, whatever the store holds.
+
+    Templates that cannot be rendered, links elsewhere, a message without the code: the checks
+    that need no DKIM key and no recipients, so that nothing is frozen that can never be sent.
+    """
+    from varsel.lint import definition_findings
+    from varsel.lint_report import Severity
+
+    errors = [f for f in definition_findings(spec) if f.severity is Severity.ERROR]
+    if not errors:
+        return
+    message = Text("%(where)s: %(why)s", where=where, why=errors[0].message)
+    if len(errors) > 1:
+        message = Text("%(error)s (og %(more)s feil til)", error=message, more=len(errors) - 1)
+    raise CampaignError(message)
+
+
 def create_from_spec(
     db: Database,
     settings: Settings,
@@ -140,6 +158,8 @@ def create_from_spec(
     """Create a campaign from a checked definition (a file's, or the console's form)."""
     from varsel import audit
     from varsel.keys import ensure_key
+
+    check_definition(spec, source_file or f"«{spec.name}»")
 
     snapshot = latest_snapshot(db, "enheter")
     if snapshot is None:

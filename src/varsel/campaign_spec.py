@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from varsel import contacts
 from varsel.config import Settings
-from varsel.errors import N_, Text, UserError, os_reason, read_user_text
-from varsel.segment import Criteria
+from varsel.errors import N_, BadCriteriaError, Text, UserError, os_reason, read_user_text
+from varsel.segment import Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
 
@@ -281,6 +281,7 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
             Text("%(where)s: mangler [segment] (hvem kampanjen skal nå)", where=where)
         )
     criteria = Criteria.from_mapping(segment_table, f"{where} [segment]")
+    _check_segment(segment_table, f"{where} [segment]")
     per_unit = camp.get("per_unit", False)
     if not isinstance(per_unit, bool):
         raise CampaignError(f"{where} [campaign]: per_unit skal være true eller false")
@@ -310,6 +311,23 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
         document_file=document_file,
         sender_postal_address=_text(sender, "postal_address", f"{where} [sender]", required=False),
     )
+
+
+def _check_segment(table: Mapping[str, Any], where: str) -> None:
+    """The criteria resolve (municipalities, codes, forms); a mistake names the key it is in."""
+    try:
+        resolve(Criteria.from_mapping(table, where))
+    except BadCriteriaError as whole:
+        # Which key: each alone, in the file's order; a mistake of two keys together (an
+        # employee rule without its minimum) is named by the table.
+        for key, value in table.items():
+            try:
+                resolve(Criteria.from_mapping({key: value}, where))
+            except BadCriteriaError as e:
+                raise CampaignError(
+                    Text("%(where)s %(key)s: %(error)s", where=where, key=key, error=e.message)
+                ) from None
+        raise CampaignError(Text("%(where)s: %(why)s", where=where, why=whole.message)) from None
 
 
 def _document_file(document: Mapping[str, Any], path: Path) -> str | None:

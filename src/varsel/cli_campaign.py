@@ -77,11 +77,12 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
     Spør om forfatterens passord og engangskode (eller leser VARSEL_PASSWORD og VARSEL_TOTP).
     """
     from varsel.accounts import Role
-    from varsel.campaign import create_campaign
+    from varsel.campaign import check_definition, create_campaign
     from varsel.campaign_spec import load_spec
     from varsel.cli_users import signed_in
 
-    load_spec(file, state.settings)  # a wrong file is reported before anyone types a code
+    # A wrong file, or one that could never be sent, is reported before anyone types a code.
+    check_definition(load_spec(file, state.settings), str(file))
     state.db_or_new  # noqa: B018 - this command may make the store
     author = signed_in(state, user_name, Role.AUTHOR)
     result = create_campaign(state.db, state.settings, file, created_by=author.name)
