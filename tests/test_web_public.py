@@ -339,6 +339,32 @@ def test_register_lists_the_sent_campaign_in_html_and_json(client: TestClient, s
     assert entry["document"] == {"title": "Sikkerhetsråd", "url": "https://www.politiet.no/rad.pdf"}
 
 
+@pytest.mark.parametrize(
+    ("lang", "label", "day"),
+    [
+        ("nb", "Første melding sendt", r"\d{1,2}\. [a-zæøå]+ \d{4}"),
+        ("nn", "Første melding send", r"\d{1,2}\. [a-zæøå]+ \d{4}"),
+        ("en", "First message sent", r"\d{1,2} [A-Z][a-z]+ \d{4}"),  # British: 29 November 2026
+    ],
+)
+def test_the_register_says_when_the_first_message_went_and_writes_dates_as_the_e_mail(
+    client: TestClient, sent: int, lang: str, label: str, day: str
+) -> None:
+    page = client.get(f"/varsler?lang={lang}")
+    assert re.search(f"<dt>{label}</dt><dd>{day}</dd>", page.text), page.text
+    assert "Sendt fra" not in page.text
+    assert "Sent from" not in page.text
+
+
+def test_english_pages_and_the_english_e_mail_write_a_date_alike() -> None:
+    from varsel import documents
+    from varsel.web.templating import _date
+
+    assert _date("en", "2026-11-29T10:00:00.000Z") == "29 November 2026"
+    assert documents.deadline("2026-11-29T10:00:00.000Z", "en") == "29 November 2026 at 11:00"
+    assert _date("nb", "2026-11-29T10:00:00.000Z") == "29. november 2026"
+
+
 def test_a_campaign_not_yet_sent_is_not_in_the_register(
     client: TestClient, db: Database, brreg: Path, tmp_path: Path, settings: Settings
 ) -> None:

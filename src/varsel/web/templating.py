@@ -67,7 +67,8 @@ def _date(language: str, iso: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _long_date(language: str, day: date) -> str:
-    return format_date(day, "long", locale=language)
+    # British English, as the document e-mail writes it (29 November 2026), not babel's US "long".
+    return format_date(day, "d MMMM y" if language == "en" else "long", locale=language)
 
 
 @functools.lru_cache(maxsize=4096)
