@@ -96,10 +96,10 @@ def test_the_note_states_the_employee_rule_applied(fixtures_db: Database) -> Non
         "Ansatte: minst 2 kan ikke avgjøres fra åpne data, fordi registeret skjuler antall "
         "under 5. Regel brukt: enheter med minst 2 etter oppgitt antall, pluss enheter med "
         "registrerte ansatte der antallet er skjult (1–4); de er tatt med og telt som uavgjort. "
-        "Velg --employee-rule exact for bare enheter med 5 eller flere."
+        "Regelen exact (bare oppgitt antall) tar bare med enheter med 5 eller flere."
     )
     assert note(2, "registered") == note(2).removesuffix(
-        " Velg --employee-rule exact for bare enheter med 5 eller flere."
+        " Regelen exact (bare oppgitt antall) tar bare med enheter med 5 eller flere."
     )
     assert note(3, "exact") == (
         "Ansatte: minst 3 etter oppgitt antall. Registeret skjuler antall under 5, så bare "
@@ -121,15 +121,52 @@ def test_the_note_states_the_employee_rule_applied(fixtures_db: Database) -> Non
 def test_exact_without_a_number_is_refused(fixtures_db: Database, minimum: int | None) -> None:
     with pytest.raises(BadCriteriaError) as caught:
         preview(fixtures_db, Criteria(min_employees=minimum, employee_rule="exact"))
-    assert caught.value.message == "employee_rule «exact» krever min_employees på 1 eller mer"
+    assert caught.value.message == "«employee_rule» exact krever «min_employees» på 1 eller mer"
 
 
-def test_cli_refuses_exact_without_a_number(fixtures_db: Database) -> None:
+def test_cli_refuses_exact_without_a_number_naming_the_options(fixtures_db: Database) -> None:
     result = CliRunner().invoke(
         cli, ["--db", fixtures_db.url, "segment", "preview", "--employee-rule", "exact"]
     )
-    assert result.exit_code == 2
-    assert result.output == "varsel: employee_rule «exact» krever min_employees på 1 eller mer\n"
+    assert (result.exit_code, result.output) == (
+        2,
+        "varsel: «--employee-rule» exact krever «--min-employees» på 1 eller mer\n",
+    )
+
+
+def test_cli_names_the_option_or_the_files_key_as_each_was_given(
+    fixtures_db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('employee_rule = "exact"\n', "utf-8")
+    args = ["--db", fixtures_db.url, "segment", "preview", "--criteria", str(path), "-m", "Oslo"]
+    result = CliRunner().invoke(cli, args)
+    assert result.output == "varsel: «employee_rule» exact krever «min_employees» på 1 eller mer\n"
+    result = CliRunner().invoke(cli, [*args, "--employee-rule", "exact"])
+    assert result.output == (
+        "varsel: «--employee-rule» exact krever «min_employees» på 1 eller mer\n"
+    )
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "10000001"])
+def test_cli_refuses_an_employee_count_beyond_any_employer(
+    fixtures_db: Database, number: str
+) -> None:
+    args = ["--db", fixtures_db.url, "segment", "preview", "-m", "Oslo", "--min-employees", number]
+    result = CliRunner().invoke(cli, args)
+    assert (result.exit_code, result.output) == (
+        2,
+        "varsel: valgene: «--min-employees» skal være et helt tall fra 0 til "
+        "10\u00a0000\u00a0000\n",
+    )
+
+
+def test_a_toml_file_names_the_key_of_a_bad_count(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("min_employees = 99999999999999999999\n", "utf-8")
+    with pytest.raises(BadCriteriaError) as caught:
+        Criteria.from_file(path)
+    assert "«min_employees» skal være et helt tall fra 0 til" in caught.value.message
 
 
 def test_sub_unit_in_area_brings_its_parent_once(db: Database, brreg: Path, tmp_path: Path) -> None:
@@ -400,3 +437,14 @@ def test_main_units_are_selected_from_the_index_alone(fixtures_db: Database) -> 
     assert root["units_area"] in opened  # the selection goes through the index
     table = opened.get(root["units"])
     assert [r for r in program if r[1] == "Column" and r[2] == table] == []
+
+
+def test_a_key_outside_the_segment_table_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('min_employees = 5\n\n[segment]\npolice_district = ["oslo"]\n', "utf-8")
+    with pytest.raises(BadCriteriaError) as caught:
+        Criteria.from_file(path)
+    assert caught.value.message == (
+        f"{path}: «min_employees» står utenfor [segment]; legg alle kriteriene i [segment] "
+        "eller ingen av dem"
+    )

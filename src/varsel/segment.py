@@ -89,6 +89,20 @@ _LIST_KEYS = {
     "sector": "sectors",
     "sectors": "sectors",
 }
+# Above any employer's count, and far below SQLite's INTEGER (a larger number overflows it).
+MAX_EMPLOYEES = 10_000_000
+
+# How the operator names a criterion where the message names it: the command's options, and
+# the console's labels (its catalogs translate them); elsewhere, the TOML key.
+CLI_NAMES: Mapping[str, str] = {
+    "min_employees": "--min-employees",
+    "employee_rule": "--employee-rule",
+}
+FORM_NAMES: Mapping[str, str] = {
+    "min_employees": Text("Minst så mange ansatte"),
+    "employee_rule": Text("Regel for ansatte"),
+}
+
 _SCALAR_KEYS = {
     "min_employees",
     "employee_rule",
@@ -116,8 +130,19 @@ class Criteria:
     include_deleted: bool = False
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "kriteriene") -> Criteria:
-        """Criteria from a dict (a TOML table); unknown keys and wrong types are refused."""
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        source: str = "kriteriene",
+        names: Mapping[str, str] | None = None,
+        *,
+        whole: bool = True,
+    ) -> Criteria:
+        """Criteria from a dict (a TOML table); unknown keys and wrong types are refused.
+
+        names: how the messages name a criterion (CLI_NAMES, FORM_NAMES); given, and whole
+        (the mapping is all the criteria, not an addition), they are checked together.
+        """
         values: dict[str, Any] = {}
         for key, value in data.items():
             name = key.replace("-", "_")
@@ -130,13 +155,16 @@ class Criteria:
                 target = _LIST_KEYS[name]
                 values[target] = (*values.get(target, ()), *(str(v) for v in items))
             elif name in _SCALAR_KEYS:
-                values[name] = _scalar(source, name, value)
+                values[name] = _scalar(source, (names or {}).get(name, key), name, value)
             else:
                 known = sorted({*_LIST_KEYS, *_SCALAR_KEYS})
                 hint = difflib.get_close_matches(name, known, n=1)
                 more = f" (mente du «{hint[0]}»?)" if hint else ""
                 raise BadCriteriaError(f"{source}: ukjent kriterium «{key}»{more}")
-        return cls(**values)
+        criteria = cls(**values)
+        if names is not None and whole:
+            criteria.check_rule(names)
+        return criteria
 
     @classmethod
     def build(cls, criteria_file: Path | None, options: Mapping[str, Any]) -> Criteria:
@@ -145,7 +173,25 @@ class Criteria:
         extra = {k: v for k, v in options.items() if v not in (None, (), [])}
         if not extra:
             return base
-        return base.merged(cls.from_mapping(extra, "valgene"), extra.keys())
+        merged = base.merged(
+            cls.from_mapping(extra, "valgene", CLI_NAMES, whole=False), extra.keys()
+        )
+        # Each named as the operator gave it, or could: an option, or the file's key.
+        merged.check_rule(
+            {k: v for k, v in CLI_NAMES.items() if k in extra or criteria_file is None}
+        )
+        return merged
+
+    def check_rule(self, names: Mapping[str, str]) -> None:
+        """Refuse the exact employee rule without a threshold, naming both as in names."""
+        if self.employee_rule == "exact" and not self.min_employees:
+            raise BadCriteriaError(
+                Text(
+                    "«%(rule)s» exact krever «%(minimum)s» på 1 eller mer",
+                    rule=names.get("employee_rule", "employee_rule"),
+                    minimum=names.get("min_employees", "min_employees"),
+                )
+            )
 
     @classmethod
     def from_file(cls, path: Path) -> Criteria:
@@ -157,6 +203,14 @@ class Criteria:
         except tomllib.TOMLDecodeError as e:
             raise BadCriteriaError(f"{path}: ugyldig TOML: {e}") from None
         table = data.get("segment", data)
+        outside = [k for k, v in data.items() if k != "segment" and not isinstance(v, dict)]
+        if "segment" in data and outside:
+            # Either every criterion at the top or every one in [segment]: one left outside
+            # would silently not count. Other tables (a campaign file's [sender]) may be there.
+            raise BadCriteriaError(
+                f"{path}: «{outside[0]}» står utenfor [segment]; legg alle kriteriene i "
+                "[segment] eller ingen av dem"
+            )
         if not isinstance(table, dict):
             raise BadCriteriaError(
                 f"{path}: «segment» skal være en tabell ([segment]), ikke én verdi"
@@ -181,19 +235,26 @@ class Criteria:
         }
 
 
-def _scalar(source: str, name: str, value: Any) -> Any:
+def _scalar(source: str, shown: str, name: str, value: Any) -> Any:
+    """A scalar criterion's value checked; shown: the criterion as the operator named it."""
     if name == "min_employees":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EMPLOYEES:
             raise BadCriteriaError(
-                Text("%(source)s: min_employees skal være et helt tall ≥ 0", source=source)
+                Text(
+                    "%(source)s: «%(name)s» skal være et helt tall fra 0 til %(max)s",
+                    source=source,
+                    name=shown,
+                    max=fmt_int(MAX_EMPLOYEES),
+                )
             )
         return value
     if name == "employee_rule":
         if value not in EMPLOYEE_RULES:
             raise BadCriteriaError(
                 Text(
-                    "%(source)s: employee_rule må være en av %(rules)s",
+                    "%(source)s: «%(name)s» må være en av %(rules)s",
                     source=source,
+                    name=shown,
                     rules=", ".join(EMPLOYEE_RULES),
                 )
             )
@@ -281,7 +342,7 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
     """(rule applied, threshold, note saying what it selects); the registry hides counts 1-4."""
     n = minimum or 0
     if rule == "exact" and n == 0:
-        raise BadCriteriaError(Text("employee_rule «exact» krever min_employees på 1 eller mer"))
+        Criteria(employee_rule=rule).check_rule({})  # raises, naming the TOML keys
     if n == 0 and rule != "registered":
         return "none", 0, None
     if n <= 1:
@@ -310,7 +371,7 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
         "telt som uavgjort."
     )
     if rule == "auto":
-        note += " Velg --employee-rule exact for bare enheter med 5 eller flere."
+        note += " Regelen exact (bare oppgitt antall) tar bare med enheter med 5 eller flere."
     return "registered_undecided", n, note
 
 

@@ -59,7 +59,8 @@ def render_preview(console: Console, p: Preview) -> None:
     if p.rule == "none":  # any other rule is stated in the notes, with what it leaves out
         console.print("Regel for ansatte: ingen krav til ansatte.")
     if p.undecided:
-        console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter.")
+        fate = "ikke med" if p.rule == "exact" else "tatt med"
+        console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter, {fate}.")
     for note in p.notes:
         console.print(Styled.assemble(("Merk:", "yellow"), " ", note), soft_wrap=True)
     if p.unusable:
