@@ -293,6 +293,11 @@ def test_a_forgotten_campaign_says_so_and_offers_nothing(
     assert "gjelder ikke lenger" not in page
     assert "varsel campaign send" not in page
     assert f"/kampanjer/{cid}/send" not in page
+    dashboard = client.get(PREFIX).text
+    assert (
+        '<td><span class="status status-done">Ferdig</span> / '
+        '<span class="status status-forgotten">glemt</span></td>'
+    ) in dashboard
 
 
 def test_a_relay_failure_points_at_the_send_button_not_the_command_line() -> None:

@@ -100,7 +100,8 @@ def dashboard(page: Page) -> Response:
     with page.db() as db:
         snapshots = list_snapshots(db)[-10:]
         rows = db.query(
-            "SELECT id, name, status, created_by, created_at FROM campaigns ORDER BY id DESC"
+            "SELECT id, name, status, created_by, created_at, forgotten_at FROM campaigns "
+            "ORDER BY id DESC"
         )
     by_status = dict.fromkeys(CampaignStatus, 0)
     for r in rows:
@@ -121,6 +122,7 @@ def dashboard(page: Page) -> Response:
                     "status": CampaignStatus(r[2]),
                     "author": r[3],
                     "created_at": r[4],
+                    "forgotten_at": r[5],  # varsel campaign forget erased its contact data
                 }
                 for r in rows
             ],
