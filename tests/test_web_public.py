@@ -1159,8 +1159,12 @@ def test_feedback_from_many_addresses_hits_the_global_limit_and_says_so(
     assert [p.status_code for p in pages] == [200, 200, 200, 429]
     refused = pages[-1]
     assert "Mange bruker skjemaet nå" in refused.text
-    assert "Mange sender tilbakemelding akkurat nå. Vent et minutt og prøv igjen." in refused.text
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert (
+        "Mange sender tilbakemelding akkurat nå. Vent et par minutter og prøv igjen."
+        in refused.text
+    )
+    # The sliding estimate may hold a per-minute limit up to two windows.
+    assert 1 <= int(refused.headers["retry-after"]) <= 120
     assert db.scalar("SELECT count(*) FROM feedback") == 3
 
 
@@ -1176,8 +1180,11 @@ def test_the_global_feedback_limit_speaks_the_visitors_language(
             statuses.append(page.status_code)
             texts.append(page.text)
     assert statuses == [200, 429, 429]
-    assert "Mange sender tilbakemelding akkurat no. Vent eit minutt og prøv igjen." in texts[1]
-    assert "Many people are sending feedback right now. Wait a minute and try again." in texts[2]
+    assert "Mange sender tilbakemelding akkurat no. Vent eit par minutt og prøv igjen." in texts[1]
+    assert (
+        "Many people are sending feedback right now. Wait a couple of minutes and try again."
+        in texts[2]
+    )
 
 
 def test_document_requests_from_many_addresses_hit_the_global_limit_and_say_so(
@@ -1190,8 +1197,10 @@ def test_document_requests_from_many_addresses_hit_the_global_limit_and_say_so(
         with visitor(app, i) as c:
             pages.append(request_document(c, sent, f"leser{i}@example.test"))
     assert [p.status_code for p in pages] == [200, 200, 429]
-    assert "Mange ber om dokumenter akkurat nå. Vent et minutt og prøv igjen." in pages[-1].text
-    assert 1 <= int(pages[-1].headers["retry-after"]) <= 60
+    assert (
+        "Mange ber om dokumenter akkurat nå. Vent et par minutter og prøv igjen." in pages[-1].text
+    )
+    assert 1 <= int(pages[-1].headers["retry-after"]) <= 120
     sink.wait_for(before + 2, 5)
     assert len(sink.messages) == before + 2
     assert db.scalar("SELECT count(*) FROM document_requests") == 2

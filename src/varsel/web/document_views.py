@@ -38,7 +38,7 @@ from varsel.web.templating import N_
 log = logging.getLogger("varsel.web")
 
 DOCUMENT_ALL = "document_all"  # the scope of the limit on everyone's document requests together
-BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et minutt og prøv igjen.")
+BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et par minutter og prøv igjen.")
 
 
 def _campaign_entry(db: Any, value: str) -> register.Entry | None:

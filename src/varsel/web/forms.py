@@ -108,7 +108,8 @@ BUSY_TITLE = N_("Mange bruker skjemaet nå")
 
 def busy(request: Request, language: str, decision: Decision, message: str) -> Response:
     """The 429 page when the limit of all visitors together refused: this one did no wrong."""
-    # Those limits count per minute, so the wait is never longer: the text need not count.
+    # Those limits count per minute, and the sliding estimate holds one for two windows at
+    # most, so the text says "a couple of minutes" and need not count; Retry-After is exact.
     return site_of(request).render(
         request,
         "error.html",

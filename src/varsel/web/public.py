@@ -167,7 +167,7 @@ def _parse_feedback(
 
 
 FEEDBACK_ALL = "feedback_all"  # the scope of the limit on everyone's feedback together
-BUSY_FEEDBACK = N_("Mange sender tilbakemelding akkurat nå. Vent et minutt og prøv igjen.")
+BUSY_FEEDBACK = N_("Mange sender tilbakemelding akkurat nå. Vent et par minutter og prøv igjen.")
 
 
 async def feedback_post(request: Request) -> Response:
