@@ -448,3 +448,17 @@ def test_a_key_outside_the_segment_table_is_refused_naming_it(tmp_path: Path) ->
         f"{path}: «min_employees» står utenfor [segment]; legg alle kriteriene i [segment] "
         "eller ingen av dem"
     )
+
+
+@pytest.mark.parametrize("nace", ["62.1", "62.10", "62.01", "62"])
+def test_a_unit_stored_with_an_sn2007_code_is_found_by_its_sn2025_successor(
+    db: Database, brreg: Path, tmp_path: Path, nace: str
+) -> None:
+    records = load(brreg / "enheter-sample.json")[:3]
+    old = {**records[0], "naeringskode1": {"kode": "62.010", "beskrivelse": "Programmering"}}
+    other = {**records[1], "naeringskode1": {"kode": "62.020", "beskrivelse": "Rådgivning"}}
+    farm = {**records[2], "naeringskode1": {"kode": "01.110", "beskrivelse": "Korn"}}
+    import_dump(db, write(tmp_path / "a.json", [old, other, farm]), dump_date="2026-01-01")
+    chosen = preview(db, Criteria(nace=(nace,)))
+    expected = 2 if nace == "62" else 1
+    assert chosen.units == expected

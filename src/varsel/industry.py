@@ -101,6 +101,21 @@ def resolve_prefixes(texts: Iterable[str]) -> list[str]:
     return sorted(p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes))
 
 
+def sn2007_codes_under(prefixes: Iterable[str]) -> list[str]:
+    """SN2007 subgroups, no longer SN2025 codes, whose successor lies under one of prefixes.
+
+    Units from older dumps keep their SN2007 code (62.010); a filter on its SN2025 successor
+    (62.1) must find them too. A code SN2025 still has is read as SN2025.
+    """
+    tables = _tables()
+    wanted = tuple(prefixes)
+    return sorted(
+        old
+        for old, new in tables.successors.items()
+        if old not in tables.codes and any(n.startswith(wanted) for n in new)
+    )
+
+
 def explain_mapping(text: str) -> str | None:
     """The note a preview shows for this criterion, or None when it means what it says."""
     try:

@@ -276,6 +276,7 @@ class Resolved:
     rule: str  # none | registered | exact | registered_undecided
     min_employees: int
     notes: tuple[str, ...]
+    nace_2007: tuple[str, ...] = ()  # SN2007 codes older dumps store for the nace prefixes
 
 
 def resolve(criteria: Criteria) -> Resolved:
@@ -306,6 +307,7 @@ def resolve(criteria: Criteria) -> Resolved:
     return Resolved(
         area=tuple(sorted(set(area))) if (area or _has_area(criteria)) else None,
         nace=tuple(nace),
+        nace_2007=tuple(industry.sn2007_codes_under(nace)),
         forms=forms,
         exclude_forms=exclude,
         sectors=tuple(c.strip() for c in criteria.sectors),
@@ -396,8 +398,12 @@ def _filters(r: Resolved) -> tuple[str, list[Any]]:
         where.append("u.employees >= ?")
         params.append(r.min_employees)
     if r.nace:
-        where.append("(" + " OR ".join("u.nace1 LIKE ?" for _ in r.nace) + ")")
+        match = ["u.nace1 LIKE ?" for _ in r.nace]
+        if r.nace_2007:
+            match.append(f"u.nace1 IN ({', '.join('?' for _ in r.nace_2007)})")
+        where.append("(" + " OR ".join(match) + ")")
         params += [f"{p}%" for p in r.nace]
+        params += list(r.nace_2007)
     if r.forms:
         where.append(f"u.form IN ({', '.join('?' for _ in r.forms)})")
         params += r.forms
