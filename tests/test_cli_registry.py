@@ -153,3 +153,21 @@ def test_an_empty_or_in_memory_store_is_refused_by_writing_and_reading_commands(
     result = CliRunner().invoke(cli, [*args, *command, *files], env=env)
     assert (result.exit_code, result.output) == (2, expected)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_snapshots_of_an_empty_store_say_nothing_is_imported(db: Database) -> None:
+    result = CliRunner().invoke(cli, ["--db", db.url, "registry", "snapshots"])
+    assert (result.exit_code, result.output) == (
+        0,
+        "Ingenting er importert ennå (varsel registry import).\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["import", "update"])
+def test_import_and_update_without_files_ask_for_one(tmp_path: Path, command: str) -> None:
+    store = tmp_path / "varsel.db"
+    result = CliRunner().invoke(cli, ["--db", str(store), "registry", command])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].endswith("oppgi minst én fil")
+    assert result.output.count("\n") == 1
+    assert not store.exists()

@@ -25,7 +25,7 @@ def registry() -> None:
 
 
 @registry.command("import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -56,6 +56,7 @@ def registry_import(
     from varsel.registry import import_dumps
     from varsel.registry_extract import start_rejects
 
+    _some_files(paths)
     if rejects is not None:
         start_rejects(rejects)
     results = import_dumps(
@@ -74,18 +75,26 @@ def registry_import(
 
 
 @registry.command("update")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
     """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret."""
     from varsel.audit import cli_actor
     from varsel.feed import apply_feed, read_page
 
+    _some_files(paths)
+
     # Every page is read and checked first: one bad page applies none of them.
     pages = [read_page(path) for path in paths]
     for page in pages:
         result = apply_feed(state.db_or_new, page, actor=cli_actor())
         out.print(result.summary(), soft_wrap=True)
+
+
+def _some_files(paths: tuple[Path, ...]) -> None:
+    # Click's own message names the argument's metavar (PATHS), in English grammar.
+    if not paths:
+        raise click.UsageError("oppgi minst én fil")
 
 
 @registry.command("snapshots")
@@ -98,6 +107,9 @@ def registry_snapshots(state: State, as_json: bool) -> None:
     snaps = list_snapshots(state.db)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in snaps], ensure_ascii=False, indent=2))
+        return
+    if not snaps:
+        out.print("Ingenting er importert ennå (varsel registry import).")
         return
     from rich import box
     from rich.table import Table
