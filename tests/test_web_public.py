@@ -266,7 +266,9 @@ def test_guessing_from_many_addresses_hits_the_global_limit(settings: Settings) 
             pages.append(c.get(f"/kontroll?kode={UNKNOWN}"))
     assert [p.status_code for p in pages] == [404] * 5 + [429]
     # The sixth visitor's first try: not told they tried too often.
-    assert "Mange sjekker koder akkurat nå. Prøv igjen om 1 minutt." in pages[5].text
+    # A per-minute limit's sliding estimate may hold for up to two minutes.
+    said = r"Mange sjekker koder akkurat nå\. Prøv igjen om (1 minutt|2 minutter)\."
+    assert re.search(said, pages[5].text)
     assert "Du har gjort mange forsøk" not in pages[5].text
 
 
