@@ -462,3 +462,28 @@ def test_a_unit_stored_with_an_sn2007_code_is_found_by_its_sn2025_successor(
     chosen = preview(db, Criteria(nace=(nace,)))
     expected = 2 if nace == "62" else 1
     assert chosen.units == expected
+
+
+def test_a_forms_name_suggests_its_code(fixtures_db: Database) -> None:
+    with pytest.raises(BadCriteriaError) as caught:
+        preview(fixtures_db, Criteria(forms=("Aksjeselskap",)))
+    assert caught.value.message == "ukjent organisasjonsform «Aksjeselskap» (mente du AS?)"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("police_district = ", "ugyldig verdi (på slutten av filen)"),
+        (
+            'police_district = ["oslo"\nmin_employees = 2\n',
+            "en liste ([) er ikke lukket (linje 2, kolonne 1)",
+        ),
+        ("min_employees = 2\nmin_employees = 3\n", "samme nøkkel står to ganger"),
+    ],
+)
+def test_a_toml_error_is_said_in_bokmal(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(BadCriteriaError) as caught:
+        Criteria.from_file(path)
+    assert caught.value.message.startswith(f"{path}: ugyldig TOML: {problem}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -201,7 +202,7 @@ class Criteria:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise BadCriteriaError(f"{path}: ugyldig TOML: {e}") from None
+            raise BadCriteriaError(f"{path}: ugyldig TOML: {toml_problem(e)}") from None
         table = data.get("segment", data)
         outside = [k for k, v in data.items() if k != "segment" and not isinstance(v, dict)]
         if "segment" in data and outside:
@@ -233,6 +234,32 @@ class Criteria:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+
+
+# tomllib's reasons in Bokmål; one not here is said as a syntax error, with its place.
+_TOML_REASONS = {
+    "Invalid value": "ugyldig verdi",
+    "Unclosed array": "en liste ([) er ikke lukket",
+    "Unclosed inline table": "en tabell ({) er ikke lukket",
+    "Cannot overwrite a value": "samme nøkkel står to ganger",
+    "Expected '=' after a key in a key/value pair": "mangler = etter nøkkelen",
+    "Invalid statement": "ugyldig linje",
+    "Unterminated string": "tekst uten avsluttende anførselstegn",
+    "Illegal character in string": "ugyldig tegn i tekst",
+    "Expected newline or end of document after a statement": "mer enn én verdi på linjen",
+    "Invalid initial character for a key part": "ugyldig tegn først i en nøkkel",
+}
+_TOML_WHERE = re.compile(r"^(.*?)\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
+
+
+def toml_problem(error: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message in Bokmål: what is wrong, and on which line and column."""
+    found = _TOML_WHERE.match(str(error))
+    reason = found.group(1) if found else str(error)
+    text = _TOML_REASONS.get(reason, "feil syntaks")
+    if found and found.group(2):
+        return f"{text} (linje {found.group(2)}, kolonne {found.group(3)})"
+    return f"{text} (på slutten av filen)" if found else text
 
 
 def _scalar(source: str, shown: str, name: str, value: Any) -> Any:
@@ -333,7 +360,10 @@ def _check_form(code: str) -> str:
                 form=upper,
             )
         )
-    hint = difflib.get_close_matches(upper, FORMS, n=1, cutoff=0.5)
+    # A form's name ("Aksjeselskap") suggests its code; otherwise the closest code.
+    by_name = {n.casefold(): c for c, n in FORMS.items()}
+    hint = [by_name[code.strip().casefold()]] if code.strip().casefold() in by_name else []
+    hint = hint or difflib.get_close_matches(upper, FORMS, n=1, cutoff=0.5)
     more = Text(" (mente du %(name)s?)", name=hint[0]) if hint else ""
     raise BadCriteriaError(
         Text("ukjent organisasjonsform «%(form)s»%(hint)s", form=code, hint=more)
