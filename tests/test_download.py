@@ -508,3 +508,21 @@ def test_cli_registry_download(registry: Registry, tmp_path: Path) -> None:
         f"varsel: {registry.url}/api/enheter/lastned: "
         "registeret svarte HTTP 500 Internal Server Error"
     )
+
+
+@pytest.mark.parametrize("base", ["data.brreg.no/enhetsregisteret/api", "", "ftp://mirror/api"])
+def test_a_base_url_that_is_not_http_is_said_to_be_a_wrong_setting(
+    tmp_path: Path, base: str
+) -> None:
+    out = tmp_path / "sub" / "enheter.json.gz"
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(tmp_path / "v.db"), "registry", "download", "--out", str(out)],
+        env={"VARSEL_REGISTRY_BASE_URL": base},
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er "
+        "feil (standard: https://data.brreg.no/enhetsregisteret/api)\n",
+    )
+    assert not out.parent.exists()

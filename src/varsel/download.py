@@ -23,7 +23,7 @@ from isal import igzip, isal_zlib
 from varsel import __version__
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
-from varsel.errors import DownloadError, os_reason
+from varsel.errors import ConfigError, DownloadError, os_reason
 from varsel.progress import ProgressCallback
 
 KINDS = ("enheter", "underenheter")
@@ -104,7 +104,14 @@ def dump_url(settings: Settings, kind: str, fmt: str) -> str:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
-    url = f"{settings.registry_base_url.rstrip('/')}/{kind}/lastned"
+    base = settings.registry_base_url
+    if not re.match(r"https?://[^/\s]+", base):
+        # A setting, not the network: httpx would say "Request URL is missing an 'http://'".
+        raise ConfigError(
+            f"VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er feil "
+            "(standard: https://data.brreg.no/enhetsregisteret/api)"
+        )
+    url = f"{base.rstrip('/')}/{kind}/lastned"
     return url + "/csv" if fmt == "csv" else url
 
 
