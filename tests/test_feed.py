@@ -347,3 +347,17 @@ def test_registry_update_prints_why_entries_were_skipped(
         "8 hoppet over, 0 avvist (snapshot 2). 8 hoppet over: eldre enn siste fullstendige "
         "import (dump fra 2026-11-28)"
     )
+
+
+def test_a_page_whose_gzip_crc_fails_is_said_in_bokmal(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    damaged = bytearray(gzip.compress((brreg / "oppdateringer-sample.json").read_bytes()))
+    damaged[-8] ^= 1  # the CRC, stored in the last eight bytes with the length
+    path = tmp_path / "side.json.gz"
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(BadFileError) as caught:
+        apply_feed(db, path)
+    assert str(caught.value) == (
+        f"{path}: ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet"
+    )

@@ -124,10 +124,20 @@ def _page_bytes(path: Path) -> tuple[bytes, bytes, bool]:
             f"{path}: gzip-filen er avkortet (nedlastingen ble ikke fullført)"
         ) from None
     except (OSError, zlib.error) as e:
-        raise BadFileError(f"{path}: ødelagt gzip ({e})") from None
+        raise BadFileError(f"{path}: {_gzip_reason(e)}") from None
     if len(data) > MAX_PAGE_BYTES:
         raise BadFileError(_too_big(path, data, unpacked=True))
     return raw, data, True
+
+
+def _gzip_reason(error: Exception) -> str:
+    """What gzip or zlib found wrong, in Bokmål (their messages are English)."""
+    text = str(error)
+    if "CRC check failed" in text or "length check" in text or "incorrect data check" in text:
+        return "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet"
+    if "Not a gzipped file" in text:
+        return "ødelagt gzip: ikke en gzip-fil likevel"
+    return "ødelagt gzip: ugyldige komprimerte data"
 
 
 def _head(path: Path) -> bytes:
