@@ -496,3 +496,13 @@ def test_jinja_errors_are_said_in_bokmal_with_the_template_and_line(
     assert len(errors) == 1
     line += HTML.count("\n")  # the lines of HTML, which the case's come after
     assert errors[0].startswith(f"templates.nb.html, linje {line}: {expected}")
+
+
+def test_a_language_with_unpaired_templates_is_still_rendered_and_checked(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The console's editor saves one part at a time: what the other checks find still shows.
+    extra = f"\n[templates.nb]\ntext = '''{TEXT}https://bit.ly/abc\n'''\n"
+    errors = definition_errors(settings, tmp_path, extra)
+    assert errors[0].startswith("[templates.nb] html: mangler, men text er kampanjens egen")
+    assert any("https://bit.ly/abc er en forkortet lenke" in e for e in errors[1:])

@@ -598,7 +598,8 @@ def _definition_findings(
 ) -> list[Finding]:
     """The templates' sources, then each language's messages rendered for samples(language)."""
     findings = template_findings(spec)
-    broken = {f.language for f in findings if f.severity is Severity.ERROR}
+    # A template Jinja cannot read is not rendered: Jinja would only say the same in English.
+    broken = {f.language for f in findings if f.code == "template"}
     # What is wrong outside the templates (an address, a URL) is wrong in every language:
     # a factory with trivial templates finds it once, before the languages are rendered.
     probe = dict.fromkeys(spec.templates, "{{ code }}")
@@ -612,7 +613,7 @@ def _definition_findings(
         return findings
     code = sample_code()
     for language in sorted(spec.templates, key=_language_order):
-        if language not in broken:  # its sources are wrong: Jinja would only say so in English
+        if language not in broken:
             units = samples(language)
             findings += _language_findings(units, spec, mspec, signer, language, code)
     return findings

@@ -227,7 +227,9 @@ def pairing_finding(language: str, template: Template, defaults: Template) -> Fi
     if own_text == own_html:
         return None
     key, other = ("html", "text") if own_text else ("text", "html")
-    return _error(
+    return Finding(
+        Severity.ERROR,
+        "template-pair",
         language,
         Text(
             "[templates.%(language)s] %(key)s: mangler, men %(other)s er kampanjens egen; "
