@@ -292,6 +292,8 @@ BAD_PAGES = [
         "_embedded.oppdaterteEnheter er ikke en liste",
     ),
     ("tall.json", b"42", "ikke en side fra endringsloggen (oppdateringer)"),
+    ("null-byte.json", b"", "filen er tom"),
+    ("blank.json.gz", gzip.compress(b"  \n"), "filen er tom (utpakket)"),
     ("tom.json", b"[]", "ikke en side fra endringsloggen (oppdateringer): en tom liste"),
     (
         "tall-liste.json",

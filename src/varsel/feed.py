@@ -177,6 +177,8 @@ _NOT_A_PAGE = "ikke en side fra endringsloggen (oppdateringer)"
 
 def _feed_entries(path: Path, content: bytes, unpacked: bool) -> tuple[Kind, list[Any]]:
     text = content.removeprefix(codecs.BOM_UTF8)
+    if not text.strip():
+        raise BadFileError(f"{path}: filen er tom" + (" (utpakket)" if unpacked else ""))
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as e:
