@@ -22,7 +22,7 @@ import pytest
 from browser import LiveServer, axe_check, axe_violations
 from helpers import UNKNOWN
 from test_web_public import CAMPAIGN, CODE, FAST, PDF, text_of
-from varsel import documents
+from varsel import documents, ratelimit
 from varsel.campaign import create_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
@@ -31,6 +31,7 @@ from varsel.registry import import_dump
 from varsel.sender import send_campaign
 from varsel.testing import ReceivedMessage, SmtpSink
 from varsel.web import create_app
+from varsel.web.document_views import address_limit
 from varsel.web.site import secret_of
 from varsel.web.templating import gettext
 
@@ -58,6 +59,9 @@ class Story:
     unsubscribe: str  # the path of the first message's unsubscribe link
     download: str  # the path of a document link issued to tur@example.test
     document_file: Path
+
+
+FULL = "full@example.test"  # an address whose links for the day are used up (publish)
 
 
 def settings_for(folder: Path, database_url: str, sink: SmtpSink) -> Settings:
@@ -102,6 +106,10 @@ def publish(db: Database, settings: Settings, folder: Path, sink: SmtpSink, brre
         db, secret_of(settings), campaign_id, "tur@example.test", valid_seconds=3600
     )
     assert isinstance(issued, documents.Issued)
+    # An address that has had its links for the day, for the tour's stop at that refusal.
+    key = ratelimit.hashed_key(secret_of(settings), FULL)
+    for _ in range(settings.document_per_address_day):
+        ratelimit.consume(db, [(address_limit(settings), key)])
     return Story(
         campaign_id,
         address,
@@ -200,6 +208,11 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
     submit()
     assert page.locator("#address-feil").is_visible()
     yield "dokument-venter"
+    page.goto(at(f"/dokument?kampanje={story.campaign_id}"))
+    page.locator("#address").fill(FULL)
+    submit()
+    shows("Ingen flere lenker til denne adressen nå")
+    yield "dokument-adressen-full"
 
     page.goto(at("/dokument"))
     shows("Få dokumentet")
@@ -323,7 +336,7 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
     before = len(sink.messages)
     page.get_by_role("button", name="Send meg lenken").click()
     assert page.locator("main p").first.inner_text() == (
-        f"En e-post med lenke for å laste ned Sikkerhetsråd er sendt til {story.address}"
+        f"En e-post med lenke for å laste ned «Sikkerhetsråd» er sendt til {story.address}."
     )
     [mail] = sink.wait_for(before + 1, 10)[before:]
     link = re.search(re.escape(PUBLIC) + r"/dokument/hent/\S+", text_of(mail.data))
@@ -398,6 +411,7 @@ STOPS = [
     "dokument-feil",
     "dokument-sendt",
     "dokument-venter",
+    "dokument-adressen-full",
     "dokument-velg",
     "dokument-lenke-ugyldig",
     "dokument-adresse",
@@ -431,7 +445,8 @@ def test_the_tour_covers_every_template() -> None:
     # Which template each stop shows is checked by its heading; this keeps the list honest.
     shown_by_tour = {
         "home", "verify", "genuine", "unknown", "feedback", "thanks", "register", "document",
-        "document_sent", "document_url", "unsubscribe", "unsubscribed", "error", "limited",
+        "document_sent", "document_url", "document_link", "document_limited", "unsubscribe",
+        "unsubscribed", "error", "limited",
     }  # fmt: skip
     assert pages == shown_by_tour
 

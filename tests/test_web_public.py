@@ -709,6 +709,17 @@ def test_a_link_that_could_not_be_sent_does_not_count_against_the_address(
         assert request_document(c, sent, "leser@example.test").status_code == 429
 
 
+def test_an_address_at_its_limit_with_a_link_still_usable_is_told_to_use_it(
+    settings: Settings, sent: int
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_per_address_day=1))
+    with TestClient(app, base_url="https://testserver") as c:
+        assert request_document(c, sent, "leser@example.test").status_code == 200
+        again = request_document(c, sent, "leser@example.test")
+    assert again.status_code == 409
+    assert "Vi har nylig sendt en lenke til denne adressen. Bruk den" in again.text
+
+
 @pytest.mark.parametrize(
     ("lang", "said"),
     [

@@ -98,13 +98,9 @@ def issue(
     expires = at + valid_seconds
     with db.transaction():
         _address_lock(db, address)
-        pending = db.scalar(
-            "SELECT max(expires_at) FROM document_requests WHERE address = ? "
-            "AND expires_at > ? AND downloaded_at IS NULL",
-            (address, _iso(at)),
-        )
-        if pending is not None:
-            return Pending(str(pending))
+        found = pending(db, address, now=at)
+        if found is not None:
+            return found
         request_id = int(
             db.execute(
                 "INSERT INTO document_requests (campaign_id, address, created_at, expires_at) "
@@ -115,6 +111,17 @@ def issue(
         record_event(db, campaign_id, None, "document_requested", {"request": request_id})
     token = f"{request_id}.{expires}.{_signature(secret, request_id, expires)}"
     return Issued(request_id, token, _iso(expires))
+
+
+def pending(db: Database, address: str, *, now: float | None = None) -> Pending | None:
+    """The link sent to the address that is neither used nor expired, if there is one."""
+    at = int(time.time() if now is None else now)
+    expires_at = db.scalar(
+        "SELECT max(expires_at) FROM document_requests WHERE address = ? "
+        "AND expires_at > ? AND downloaded_at IS NULL",
+        (address, _iso(at)),
+    )
+    return None if expires_at is None else Pending(str(expires_at))
 
 
 def withdraw(db: Database, request_id: int) -> None:

@@ -123,8 +123,17 @@ async def document_post(request: Request) -> Response:
                 if decision.scope == DOCUMENT_ALL:
                     return busy(request, language, decision, BUSY_DOCUMENT)
                 return limited(request, language, decision)
+            pending_error = {
+                "address": N_(
+                    "Vi har nylig sendt en lenke til denne adressen. Bruk den, eller vent "
+                    "til den går ut."
+                )
+            }
             address_decision = _address_allows(db, site, settings, parsed.address)
             if not address_decision.allowed:
+                # A link still usable is the more useful answer: it is in the inbox already.
+                if documents.pending(db, parsed.address) is not None:
+                    return again(pending_error, status=409)
                 return address_limited(request, language, entry, address_decision)
             issued = documents.issue(
                 db,
@@ -134,13 +143,7 @@ async def document_post(request: Request) -> Response:
                 valid_seconds=int(settings.document_link_hours * 3600),
             )
             if isinstance(issued, documents.Pending):
-                errors = {
-                    "address": N_(
-                        "Vi har nylig sendt en lenke til denne adressen. Bruk den, eller vent "
-                        "til den går ut."
-                    )
-                }
-                return again(errors, status=409)
+                return again(pending_error, status=409)
             spec = _spec(db, entry.campaign_id)
         try:
             signer = site.signer(spec)
@@ -197,7 +200,8 @@ def download_url(base_url: str, token: str, language: str) -> str:
     return url if language == "nb" else f"{url}?lang={language}"
 
 
-def _address_limit(settings: Settings) -> Limit:
+def address_limit(settings: Settings) -> Limit:
+    """The limit on links e-mailed to one address a day (counted by its keyed hash)."""
     return Limit("document_address", settings.document_per_address_day, 86400)
 
 
@@ -214,7 +218,7 @@ def _address_allows(db: Any, site: Site, settings: Settings, address: str) -> ra
     # (nothing was sent), and a link is counted only once it has left (_count_sent).
     try:
         with db.transaction():
-            limit = _address_limit(settings)
+            limit = address_limit(settings)
             raise _Peeked(ratelimit.consume(db, [(limit, site_key(site, address))]))
     except _Peeked as peeked:
         return peeked.decision
@@ -223,7 +227,7 @@ def _address_allows(db: Any, site: Site, settings: Settings, address: str) -> ra
 def _count_sent(site: Site, settings: Settings, address: str) -> None:
     """Count a link the relay accepted against its address's daily limit."""
     with site.store.connection() as db:
-        ratelimit.consume(db, [(_address_limit(settings), site_key(site, address))])
+        ratelimit.consume(db, [(address_limit(settings), site_key(site, address))])
 
 
 def address_limited(
