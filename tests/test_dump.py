@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from varsel.dump import CorruptGzipError, gzip_problem, open_dump
+from varsel.errors import BadFileError
 
 
 def test_a_whole_gzip_file_has_no_problem(tmp_path: Path) -> None:
@@ -53,3 +54,27 @@ def test_a_cut_gzip_file_says_where_it_ends(tmp_path: Path) -> None:
     problem = gzip_problem(path)
     assert problem is not None
     assert problem.startswith("ødelagt gzip ved byte 3\u00a0000: filen slutter før")
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_latin1_byte_in_a_csv_dump_is_reported_on_its_own_line(
+    brreg: Path, tmp_path: Path, compressed: bool
+) -> None:
+    from test_registry import load, write_dump
+
+    records = load(brreg / "enheter-sample.json")
+    path = write_dump(tmp_path / "enheter.csv", records * 200)  # far past the decoder's chunk
+    lines = path.read_bytes().split(b"\n")
+    lines[4000] = lines[4000].replace(b",", b",\xe6", 1)  # «æ» in Latin-1
+    data = b"\n".join(lines)
+    if compressed:
+        path = tmp_path / "enheter.csv.gz"
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    with pytest.raises(BadFileError) as caught, open_dump(path) as reader:
+        for _ in reader:
+            pass
+    assert caught.value.message == (
+        f"{path}: ikke UTF-8 på linje 4\u00a0001 (byten 0xe6 hører ikke hjemme i UTF-8; er "
+        "filen lagret som Latin-1 eller Windows-1252?)"
+    )

@@ -306,6 +306,16 @@ class DumpReader:
             )
         return records
 
+    def _first_non_utf8(self) -> tuple[int, int]:
+        """Read the file again, line by line, for the first byte that is not UTF-8."""
+        with self.path.open("rb") as raw:
+            stream: IO[bytes] = (
+                igzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[no-untyped-call,assignment]
+                if self.compressed
+                else raw
+            )
+            return _first_non_utf8_line(iter(stream))
+
     def _csv_batches(self) -> Iterator[Batch]:
         rest = _ChainedReader(self._head, self._read)
         text = io.TextIOWrapper(io.BufferedReader(rest, 1 << 20), encoding="utf-8-sig", newline="")
@@ -327,14 +337,27 @@ class DumpReader:
                     records, lines = [], []
             if records:
                 yield Batch(index, records, self.offset, lines)
-        except UnicodeDecodeError as e:
+        except UnicodeDecodeError:
+            # The decoder reads ahead of the CSV reader: its line is not where the byte is.
+            line, byte = self._first_non_utf8()
             raise BadFileError(
-                f"{self.path}: ikke UTF-8 ved linje {fmt_int(reader.line_num + 1)}: {e.reason}"
+                f"{self.path}: ikke UTF-8 på linje {fmt_int(line)} (byten 0x{byte:02x} hører "
+                "ikke hjemme i UTF-8; er filen lagret som Latin-1 eller Windows-1252?)"
             ) from None
         except csv.Error as e:
             raise BadFileError(
                 f"{self.path}: ugyldig CSV ved linje {fmt_int(reader.line_num)}: {e}"
             ) from None
+
+
+def _first_non_utf8_line(lines: Iterator[bytes]) -> tuple[int, int]:
+    """(line number, byte) of the first line that is not UTF-8; (0, 0) if every one is."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return number, raw[e.start]
+    return 0, 0
 
 
 def _last_boundary(buf: bytes, end: int) -> int:
