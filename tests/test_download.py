@@ -192,6 +192,7 @@ def test_first_download_writes_file_and_sidecar(registry: Registry, tmp_path: Pa
 
 
 def test_underenheter_use_their_own_accept_header(registry: Registry, tmp_path: Path) -> None:
+    registry.body = gz((FIXTURE.parent / "underenheter-sample.json").read_bytes())
     fetch(registry, tmp_path / "underenheter_alle.json.gz", kind="underenheter")
 
     [seen] = registry.seen
@@ -526,3 +527,25 @@ def test_a_base_url_that_is_not_http_is_said_to_be_a_wrong_setting(
         "feil (standard: https://data.brreg.no/enhetsregisteret/api)\n",
     )
     assert not out.parent.exists()
+
+
+def test_an_enheter_dump_served_for_underenheter_is_refused(
+    registry: Registry, tmp_path: Path
+) -> None:
+    out = tmp_path / "underenheter_alle.json.gz"
+    with pytest.raises(DownloadError) as caught:
+        fetch(registry, out, kind="underenheter")
+    assert caught.value.message == (
+        f"{registry.url}/api/underenheter/lastned: serveren sendte enheter, ikke underenheter "
+        "(er VARSEL_REGISTRY_BASE_URL riktig?)"
+    )
+    assert files_in(tmp_path) == set()
+
+
+def test_a_folder_made_for_the_download_is_said(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "data" / "enheter_alle.json.gz"
+    made = fetch(registry, out)
+    assert made.summary().endswith(f" Mappen {out.parent} er laget.")
+    registry.body = gz(FIXTURE.read_bytes() + b" ")  # a new version, into the folder there now
+    registry.etag = '"v2"'
+    assert "Mappen" not in fetch(registry, out).summary()

@@ -23,7 +23,7 @@ from isal import igzip, isal_zlib
 from varsel import __version__
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
-from varsel.errors import ConfigError, DownloadError, os_reason
+from varsel.errors import ConfigError, DownloadError, VarselError, os_reason
 from varsel.progress import ProgressCallback
 
 KINDS = ("enheter", "underenheter")
@@ -81,6 +81,7 @@ class DownloadResult:
     dump_date: str
     sha256: str
     seconds: float
+    made_folder: Path | None = None  # the folder of `path`, made for this download
 
     def summary(self) -> str:
         """One line for the user, in Norwegian."""
@@ -92,9 +93,10 @@ class DownloadResult:
             else:
                 version = f"dumpdato {self.dump_date}"
             return f"Uendret siden forrige nedlasting ({version}): {self.path.name} beholdes."
+        made = f" Mappen {self.made_folder} er laget." if self.made_folder else ""
         return (
             f"Lastet ned {self.kind} ({self.fmt}) til {self.path.name}: "
-            f"{_human_size(self.bytes)} på {_human_seconds(self.seconds)}."
+            f"{_human_size(self.bytes)} på {_human_seconds(self.seconds)}.{made}"
         )
 
 
@@ -169,12 +171,13 @@ def download_dump(
             raise DownloadError(f"{url}: {_status_problem(response)}")
 
         total = _content_length(response)
+        made_folder = None if out.parent.is_dir() else out.parent.resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = stack.enter_context(_temp_file(out))
         size, sha256 = _save(response, tmp, total, progress)
         if total is not None and size != total:
             raise _refused(url, out, f"fikk {size} byte, men serveren lovet {total}")
-        problem = _dump_problem(tmp, fmt)
+        problem = _dump_problem(tmp, fmt) or _kind_problem(tmp, kind)
         if problem is not None:
             raise _refused(url, out, problem)
 
@@ -206,7 +209,22 @@ def download_dump(
         dump_date=meta["dump_date"],
         sha256=sha256,
         seconds=time.monotonic() - started,
+        made_folder=made_folder,
     )
+
+
+def _kind_problem(path: Path, kind: str) -> str | None:
+    """Why the dump is not of the kind asked for (underenheter at the enheter address)."""
+    from varsel.dump import open_dump
+
+    try:
+        with open_dump(path) as reader:
+            found = reader.info.kind.value
+    except VarselError:
+        return None  # what the importer cannot read, it says itself
+    if found == kind:
+        return None
+    return f"serveren sendte {found}, ikke {kind} (er VARSEL_REGISTRY_BASE_URL riktig?)"
 
 
 def dump_date_from(last_modified: str) -> str | None:
