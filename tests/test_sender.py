@@ -12,7 +12,8 @@ import pytest
 
 from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name
 from varsel import codes, outbox
-from varsel.campaign import CampaignStatus, create_campaign, set_status
+from varsel.campaign import CampaignStatus, create_campaign, set_status, update_spec
+from varsel.campaign_spec import load_spec
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
 from varsel.db import Database, connect
@@ -345,11 +346,15 @@ def test_a_template_error_stops_the_send_and_gives_every_delivery_back(
 
     import_dump(db, brreg / "enheter-sample.json")
     path = tmp_path / "c.toml"
+    path.write_text(CAMPAIGN, "utf-8")
+    cid = create_campaign(db, settings, path).campaign.id
+    # A template that only fails when it is rendered: create refuses what it can see, so the
+    # definition is changed afterwards, as the console's editor may.
     broken = "".join(
         f'[templates.{lang}]\ntext = "{{{{ 1 / 0 }}}}"\n' for lang in ("nb", "nn", "en")
     )
     path.write_text(CAMPAIGN + broken, "utf-8")
-    cid = create_campaign(db, settings, path).campaign.id
+    update_spec(db, cid, load_spec(path, settings), actor="kari")
     options = SendOptions(connections=2, rate_per_second=1000, build_processes=build_processes)
     with SmtpSink() as sink:
         with pytest.raises(MessageError, match="ZeroDivisionError"):

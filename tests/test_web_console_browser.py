@@ -580,7 +580,7 @@ def tour(page: Page, base: str, lang: str, world: World) -> Iterator[str]:
     page.locator("form.narrow button[type=submit]").click()
     page.locator("#address-feil").wait_for()
     yield "sperreliste-feil"
-    go("/konsoll/kampanjer/999999", "Det gikk ikke")
+    go("/konsoll/kampanjer/999999", "Siden finnes ikke")
     yield "feil"
 
 

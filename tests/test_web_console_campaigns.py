@@ -167,10 +167,13 @@ def test_one_lint_error_is_one_error_in_english(
 ) -> None:
     cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
-    text = get_campaign(db, cid).spec.templates["nn"].text + "\nLes meir: https://bit.ly/3xYz\n"
+    nn = get_campaign(db, cid).spec.templates["nn"]
+    text = nn.text + "\nLes meir: https://bit.ly/3xYz\n"
+    # Both parts the campaign's own (lint wants text and HTML to say the same), one finding.
+    html = nn.html.replace("</body>", "<p>Les meir.</p></body>")
     answer = client.post(
         f"{PREFIX}/kampanjer/{cid}/maler",
-        data={"csrf": csrf, "lang": "en", "action": "save", "nn-text": text},
+        data={"csrf": csrf, "lang": "en", "action": "save", "nn-text": text, "nn-html": html},
     )
     assert answer.status_code == 200
     assert "1 error must be fixed before the campaign can be approved." in answer.text
