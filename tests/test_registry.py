@@ -310,3 +310,18 @@ def test_corrupt_csv_gzip_is_diagnosed_as_gzip(db: Database, brreg: Path, tmp_pa
     with pytest.raises(BadFileError, match=r"e\.csv\.gz: ødelagt gzip"):
         import_dump(db, path)
     _assert_store_unchanged(db, {}, 0)
+
+
+def test_a_file_imported_again_is_not_extracted_again(
+    db: Database, brreg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = import_dump(db, brreg / "enheter-sample.json")
+    from varsel import registry_fast
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the same file was extracted again")
+
+    monkeypatch.setattr(registry_fast, "staged", refuse)
+    again = import_dump(db, brreg / "enheter-sample.json")
+    assert again.already_imported
+    assert again.snapshot.id == first.snapshot.id

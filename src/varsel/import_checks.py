@@ -41,6 +41,15 @@ class EarlierImports:
     guessed: bool = False  # the date is the file's modification time: nothing said otherwise
 
 
+def is_newest(db: Database, kind: Kind, sha: str) -> bool:
+    """Whether the file (by its SHA-256) is the newest dump of its kind applied: nothing to do."""
+    newest = db.query_one(
+        "SELECT sha256 FROM snapshots WHERE kind = ? AND source = 'dump' ORDER BY id DESC LIMIT 1",
+        (kind.value,),
+    )
+    return newest is not None and newest[0] == sha
+
+
 def earlier_imports(
     db: Database, path: Path, kind: Kind, sha: str, given_date: str | None
 ) -> EarlierImports:

@@ -142,9 +142,13 @@ def import_dumps(
     paths = [Path(p) for p in paths]
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(open_dump(path)) for path in paths]
+        shas = [file_sha256(path) for path in paths]
         stages: list[registry_fast.Stage | None] = []
-        for i, reader in enumerate(readers):
-            if reader.info.fmt is not Format.JSON:
+        for i, (reader, sha) in enumerate(zip(readers, shas, strict=True)):
+            # A file already applied (imported again) is not extracted: nothing will change.
+            if reader.info.fmt is not Format.JSON or import_checks.is_newest(
+                db, reader.info.kind, sha
+            ):
                 stages.append(None)
                 continue
             with bar(f"Leser {reader.path.name}") as progress:
@@ -153,11 +157,19 @@ def import_dumps(
         done: list[tuple[int, EarlierImports]] = []
         try:
             with _page_cache(db), db.transaction():
-                for reader, stage, rejects in zip(readers, stages, logs, strict=True):
+                for reader, sha, stage, rejects in zip(readers, shas, stages, logs, strict=True):
                     with bar(f"Importerer {reader.path.name}") as progress:
                         done.append(
                             _import_one(
-                                db, reader, stage, rejects, dump_date, progress, actor, allow_shrink
+                                db,
+                                reader,
+                                sha,
+                                stage,
+                                rejects,
+                                dump_date,
+                                progress,
+                                actor,
+                                allow_shrink,
                             )
                         )
         except import_checks.ShrinkRefused:
@@ -196,6 +208,7 @@ def _no_bar(_: str) -> Iterator[ProgressCallback]:
 def _import_one(
     db: Database,
     reader: DumpReader,
+    sha: str,
     stage: registry_fast.Stage | None,
     rejects: RejectLog,
     dump_date: str | None,
@@ -205,7 +218,6 @@ def _import_one(
 ) -> tuple[int, EarlierImports]:
     """Apply one opened (and maybe staged) file inside the import's transaction."""
     path = reader.path
-    sha = file_sha256(path)
     earlier = import_checks.earlier_imports(db, path, reader.info.kind, sha, dump_date)
     if earlier.same is not None:
         return earlier.same, earlier
