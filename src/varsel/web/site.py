@@ -238,8 +238,19 @@ def page_address(request: Request, root: str) -> tuple[str, str]:
     # (StripRoot has taken the root off, if the proxy left it on).
     path = root + request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     query = request.query_params
-    params = urlencode([(k, v) for k, v in query.multi_items() if k != "lang"]) if query else ""
+    params = urlencode(_kept(query.multi_items())) if query else ""
     return path, (f"{path}?{params}&lang=" if params else f"{path}?lang=")
+
+
+# The language links carry the query on (a code, a filter), but not whatever a visitor typed:
+# no page reads a value this long or this many, and each would be echoed into every link.
+_LINK_VALUE_MAX = 2000
+_LINK_PARAMS_MAX = 40
+
+
+def _kept(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept = [(k, v) for k, v in items if k != "lang" and len(k) <= 64 and len(v) <= _LINK_VALUE_MAX]
+    return kept[:_LINK_PARAMS_MAX]
 
 
 class _Page(HTMLResponse):
