@@ -194,10 +194,19 @@ def test_a_link_elsewhere_says_what_and_where(
 def test_a_template_error_carries_jinja_s_message(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:
+    # A mistyped attribute is found in the source, at its line, before anything is rendered.
     extra = templates("nn", text=TEXT + "{{ unit.nme }}\n")
     report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    line = TEXT.count("\n") + 1
     assert [f.message for f in report.findings] == [
-        "nn: malen kan ikke brukes: malfeil: 'varsel.message.UnitRef object' has no attribute 'nme'"
+        f"templates.nn.text, linje {line}: «unit.nme» finnes ikke; unit har municipality, name, "
+        "orgnr"
+    ]
+    # What only rendering shows carries Jinja's (Python's) own words.
+    extra = templates("nn", text=TEXT + "{{ 1 / 0 }}\n")
+    report = lint_campaign(registry_db, settings, create(registry_db, settings, tmp_path, extra))
+    assert [f.message for f in report.findings] == [
+        "nn: malen kan ikke brukes: malfeil: ZeroDivisionError: division by zero"
     ]
 
 
@@ -506,3 +515,21 @@ def test_a_language_with_unpaired_templates_is_still_rendered_and_checked(
     errors = definition_errors(settings, tmp_path, extra)
     assert errors[0].startswith("[templates.nb] html: mangler, men text er kampanjens egen")
     assert any("https://bit.ly/abc er en forkortet lenke" in e for e in errors[1:])
+
+
+def test_an_attribute_no_business_has_is_named_not_blamed_on_the_registry(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The console's audit: «Hei {{ unit.finnes_ikke }}» was reported as 91 of 94 businesses
+    # having a name that cannot stand in the subject.
+    errors = definition_errors(
+        settings, tmp_path, templates(subject="Hei {{ unit.finnes_ikke }} fra {{ sender.navn }}")
+    )
+    assert errors == [
+        "templates.nb.subject, linje 1: «unit.finnes_ikke» finnes ikke; unit har municipality, "
+        "name, orgnr",
+        "templates.nb.subject, linje 1: «sender.navn» finnes ikke; sender har address, name, "
+        "organisation",
+    ]
+    text = "Til {{ unit.name }} ({{ unit.orgnr|orgnr }}) i {{ unit.municipality }}\n" + TEXT
+    assert definition_errors(settings, tmp_path, templates(text=text)) == []

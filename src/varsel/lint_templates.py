@@ -53,6 +53,12 @@ _LETTER_NAMES = frozenset(
         "reason",
     }
 )
+# The attributes of the objects templates get (message.UnitRef, the sender's table): another
+# one fails only when the message is rendered, and was blamed on the registry's data.
+_ATTRIBUTES = {
+    "unit": ("municipality", "name", "orgnr"),
+    "sender": ("address", "name", "organisation"),
+}
 _FILTERS = ("orgnr", "link")  # varsel's own filters, besides Jinja's built-in ones
 
 
@@ -123,6 +129,17 @@ def _names_used(tree: nodes.Template, known: frozenset[str]) -> Iterator[tuple[i
         if node.ctx == "load" and node.name in unknown and node.name not in seen:
             seen.add(node.name)
             yield node.lineno, node.name
+
+
+def _attributes_unknown(tree: nodes.Template) -> Iterator[tuple[int, str, str]]:
+    """(line, object, attribute) of each `unit.x` or `sender.x` that no message has."""
+    seen: set[tuple[str, str]] = set()
+    for node in tree.find_all(nodes.Getattr):
+        owner = node.node.name if isinstance(node.node, nodes.Name) else ""
+        known = _ATTRIBUTES.get(owner)
+        if known is not None and node.attr not in known and (owner, node.attr) not in seen:
+            seen.add((owner, node.attr))
+            yield node.lineno, owner, node.attr
 
 
 def _field_keys(tree: nodes.Node) -> Iterator[tuple[int, str]]:
@@ -200,6 +217,21 @@ def source_findings(language: str, template: Template, fields: Mapping[str, str]
                         ),
                     )
                 )
+        for line, owner, attribute in _attributes_unknown(tree):
+            findings.append(
+                _error(
+                    language,
+                    Text(
+                        "%(template)s, linje %(line)s: «%(owner)s.%(name)s» finnes ikke; "
+                        "%(owner)s har %(known)s",
+                        template=name,
+                        line=line,
+                        owner=owner,
+                        name=attribute,
+                        known=listed(list(_ATTRIBUTES[owner])),
+                    ),
+                )
+            )
         for line, unknown in _names_used(tree, known):
             findings.append(
                 _error(
