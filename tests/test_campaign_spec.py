@@ -135,3 +135,13 @@ def test_an_unknown_key_in_any_table_is_refused_with_the_closest_known_one(
     with pytest.raises(CampaignError) as caught:
         load_spec(path, settings)
     assert caught.value.message == f"{path} {message}"
+
+
+def test_a_definition_that_is_not_toml_is_refused_in_bokmal(
+    tmp_path: Path, settings: Settings
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('{"a": 1}\n', "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == f"{path}: ugyldig TOML: ugyldig linje (linje 1, kolonne 1)"

@@ -145,3 +145,16 @@ def test_redact_url_hides_a_password_whole_and_leaves_the_rest() -> None:
     assert redact_url("imaps://bounces@mail.example/INBOX") == "imaps://bounces@mail.example/INBOX"
     assert redact_url("smtp://relay.example:25") == "smtp://relay.example:25"
     assert redact_url("varsel.db") == "varsel.db"
+
+
+def test_a_toml_mistake_is_said_in_bokmal_with_its_place() -> None:
+    import tomllib
+
+    from varsel.errors import toml_problem
+
+    with pytest.raises(tomllib.TOMLDecodeError) as caught:
+        tomllib.loads('[campaign]\nname = "x"\nbroken\n')
+    problem = toml_problem(caught.value)
+    assert problem.endswith("(linje 3, kolonne 7)")
+    assert "Expected" not in problem
+    assert "Invalid" not in problem

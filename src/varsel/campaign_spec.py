@@ -22,7 +22,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from varsel import contacts
 from varsel.config import Settings
-from varsel.errors import N_, BadCriteriaError, Text, UserError, os_reason, read_user_text
+from varsel.errors import (
+    N_,
+    BadCriteriaError,
+    Text,
+    UserError,
+    os_reason,
+    read_user_text,
+    toml_problem,
+)
 from varsel.segment import Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
@@ -193,7 +201,7 @@ def load_spec(path: Path, settings: Settings) -> CampaignSpec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise CampaignError(f"{path}: ugyldig TOML: {e}") from None
+        raise CampaignError(f"{path}: ugyldig TOML: {toml_problem(e)}") from None
     return spec_from_data(data, path, settings)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from varsel.errors import ConfigError, os_reason, redact_url
+from varsel.errors import ConfigError, os_reason, redact_url, toml_problem
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -419,7 +419,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"{path}: kan ikke lese innstillingsfilen: {os_reason(e)}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: er ikke gyldig TOML: {e}") from None
+        raise ConfigError(f"{path}: er ikke gyldig TOML: {toml_problem(e)}") from None
     section = data.get("varsel", data)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [varsel] må være en tabell")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,29 @@ def read_user_text(path: Path, error: type[UserError], encoding: str = "utf-8") 
         return read_user_file(path, error).decode(encoding)
     except UnicodeDecodeError:
         raise error(f"{path}: er ikke UTF-8") from None
+
+
+# tomllib's reasons in Bokmål; one not here is said as a syntax error, with its place.
+_TOML_REASONS = {
+    "Invalid value": "ugyldig verdi",
+    "Unclosed array": "en liste ([) er ikke lukket",
+    "Unclosed inline table": "en tabell ({) er ikke lukket",
+    "Cannot overwrite a value": "samme nøkkel står to ganger",
+    "Expected '=' after a key in a key/value pair": "mangler = etter nøkkelen",
+    "Invalid statement": "ugyldig linje",
+    "Unterminated string": "tekst uten avsluttende anførselstegn",
+    "Illegal character in string": "ugyldig tegn i tekst",
+    "Expected newline or end of document after a statement": "mer enn én verdi på linjen",
+    "Invalid initial character for a key part": "ugyldig tegn først i en nøkkel",
+}
+_TOML_WHERE = re.compile(r"^(.*?)\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
+
+
+def toml_problem(error: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message in Bokmål: what is wrong, and on which line and column."""
+    found = _TOML_WHERE.match(str(error))
+    reason = found.group(1) if found else str(error)
+    text = _TOML_REASONS.get(reason, "feil syntaks")
+    if found and found.group(2):
+        return f"{text} (linje {found.group(2)}, kolonne {found.group(3)})"
+    return f"{text} (på slutten av filen)" if found else text

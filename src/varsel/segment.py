@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import idna
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
-from varsel.errors import BadCriteriaError, Text, read_user_text
+from varsel.errors import BadCriteriaError, Text, read_user_text, toml_problem
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, latest_snapshot
 
@@ -234,32 +233,6 @@ class Criteria:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
-
-
-# tomllib's reasons in Bokmål; one not here is said as a syntax error, with its place.
-_TOML_REASONS = {
-    "Invalid value": "ugyldig verdi",
-    "Unclosed array": "en liste ([) er ikke lukket",
-    "Unclosed inline table": "en tabell ({) er ikke lukket",
-    "Cannot overwrite a value": "samme nøkkel står to ganger",
-    "Expected '=' after a key in a key/value pair": "mangler = etter nøkkelen",
-    "Invalid statement": "ugyldig linje",
-    "Unterminated string": "tekst uten avsluttende anførselstegn",
-    "Illegal character in string": "ugyldig tegn i tekst",
-    "Expected newline or end of document after a statement": "mer enn én verdi på linjen",
-    "Invalid initial character for a key part": "ugyldig tegn først i en nøkkel",
-}
-_TOML_WHERE = re.compile(r"^(.*?)\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
-
-
-def toml_problem(error: tomllib.TOMLDecodeError) -> str:
-    """tomllib's message in Bokmål: what is wrong, and on which line and column."""
-    found = _TOML_WHERE.match(str(error))
-    reason = found.group(1) if found else str(error)
-    text = _TOML_REASONS.get(reason, "feil syntaks")
-    if found and found.group(2):
-        return f"{text} (linje {found.group(2)}, kolonne {found.group(3)})"
-    return f"{text} (på slutten av filen)" if found else text
 
 
 def _scalar(source: str, shown: str, name: str, value: Any) -> Any:
