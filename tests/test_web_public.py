@@ -333,10 +333,15 @@ def test_register_lists_the_sent_campaign_in_html_and_json(client: TestClient, s
     page = client.get("/varsler")
     assert "Forebyggende sikkerhetsinformasjon fra Oslo politidistrikt og NSR" in page.text
     assert "Virksomheter i Oslo politidistrikt" in page.text
-    assert "sikkerhet@nsr-org.no" in page.text
+    # The From line as the reader's mail program shows it, as the genuine page shows it too.
+    assert (
+        "<dt>Avsender</dt><dd>NSR &lt;sikkerhet@nsr-org.no&gt;<br>på vegne av Oslo "
+        "politidistrikt og NSR</dd>"
+    ) in page.text
     data = client.get("/varsler.json").json()
     [entry] = data["campaigns"]
     assert entry["campaign_id"] == sent
+    assert (entry["sender_name"], entry["sender_address"]) == ("NSR", "sikkerhet@nsr-org.no")
     assert entry["target"]["areas"] == ["Oslo politidistrikt"]
     assert entry["document"] == {"title": "Sikkerhetsråd", "url": "https://www.politiet.no/rad.pdf"}
 

@@ -34,6 +34,7 @@ class Entry:
     document_title: str
     document_url: str
     has_file: bool  # the document can be sent by e-mail from our own site
+    sender_name: str = ""  # the From line's name, as a mail program shows it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class Entry:
             "name": self.name,
             "first_sent_at": self.first_sent_at,
             "sender_address": self.sender_address,
+            "sender_name": self.sender_name,
             "organisation": self.organisation,
             "subject": self.subject,
             "subjects": dict(self.subjects),
@@ -149,6 +151,7 @@ def entries(db: Database) -> list[Entry]:
                 spec.document_title,
                 spec.document_url,
                 spec.document_file is not None,
+                spec.from_name,
             )
         )
     return out
