@@ -76,3 +76,15 @@ def test_not_a_database_is_a_user_error(tmp_path) -> None:  # type: ignore[no-un
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="er ikke en SQLite-database"):
         connect(str(path))
+
+
+def test_a_postgresql_refusal_is_said_in_bokmal(postgres_base: str) -> None:
+    # A real server: a database that is not there, and a port nobody listens on.
+    with pytest.raises(StoreError) as missing:
+        connect(postgres_base.rsplit("/", 1)[0] + "/varsel_finnes_ikke")
+    assert missing.value.message.endswith(
+        "får ikke kontakt med PostgreSQL (databasen «varsel_finnes_ikke» finnes ikke på tjeneren)"
+    )
+    with pytest.raises(StoreError) as closed:
+        connect("postgresql://postgres@127.0.0.1:1/x")
+    assert closed.value.message.endswith("(avvist: kjører PostgreSQL på den porten?)")

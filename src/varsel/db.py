@@ -294,6 +294,32 @@ def normalise_url(url: str) -> tuple[Dialect, str]:
     return "sqlite", url
 
 
+# libpq's commonest reasons for a refused connection, in Bokmål; another is shown as it is.
+_PG_REASONS = (
+    (re.compile(r'database "([^"]*)" does not exist'), "databasen «{}» finnes ikke på tjeneren"),
+    (re.compile(r'role "([^"]*)" does not exist'), "brukeren «{}» finnes ikke på tjeneren"),
+    (re.compile(r'password authentication failed for user "([^"]*)"'), "feil passord for «{}»"),
+    (
+        re.compile(r"Connection refused"),
+        "tilkoblingen ble avvist: kjører PostgreSQL på den porten?",
+    ),
+    (
+        re.compile(r"could not translate host name|Name or service not known"),
+        "finner ikke vertsnavnet",
+    ),
+    (re.compile(r"timeout expired"), "tjeneren svarte ikke i tide"),
+)
+
+
+def _pg_reason(error: Exception) -> str:
+    text = str(error).strip()
+    for pattern, said in _PG_REASONS:
+        found = pattern.search(text)
+        if found:
+            return said.format(*found.groups())
+    return text.splitlines()[0] if text else "ukjent feil"
+
+
 def connect(url: str, *, migrate: bool = True) -> Database:
     """Open the store at url, applying pending migrations first unless migrate is False."""
     dialect, target = normalise_url(url)
@@ -301,9 +327,8 @@ def connect(url: str, *, migrate: bool = True) -> Database:
         try:
             conn: Any = psycopg.connect(target, autocommit=True)
         except psycopg.OperationalError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "ukjent feil"
             raise StoreError(
-                f"lageret {redact_url(target)}: får ikke kontakt med PostgreSQL ({first})"
+                f"lageret {redact_url(target)}: får ikke kontakt med PostgreSQL ({_pg_reason(e)})"
             ) from None
     else:
         if target != ":memory:":
