@@ -87,4 +87,6 @@ def test_a_postgresql_refusal_is_said_in_bokmal(postgres_base: str) -> None:
     )
     with pytest.raises(StoreError) as closed:
         connect("postgresql://postgres@127.0.0.1:1/x")
-    assert closed.value.message.endswith("(avvist: kjører PostgreSQL på den porten?)")
+    assert closed.value.message.endswith(
+        "(tilkoblingen ble avvist: kjører PostgreSQL på den porten?)"
+    )
