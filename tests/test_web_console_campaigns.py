@@ -188,6 +188,7 @@ def test_send_is_offered_only_once_approved_and_an_unapproved_send_points_at_the
     cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     page = client.get(f"{PREFIX}/kampanjer/{cid}").text
     assert f"/kampanjer/{cid}/send" not in page
+    assert "varsel campaign send" not in page  # nor the command line's way to send it
     assert "«Send kampanjen» vises når en godkjenner som ikke skrev kampanjen" in page
     answer = client.post(
         f"{PREFIX}/kampanjer/{cid}/send", data=page_form(client, f"{PREFIX}/kampanjer/{cid}")
