@@ -234,3 +234,17 @@ def test_command_line_says_when_the_port_is_taken(tmp_path: Path) -> None:
         )
     assert result.returncode == 2
     assert result.stderr.startswith(f"kan ikke lytte på 127.0.0.1:{sink.port}: ")
+
+
+def test_the_sinks_help_is_in_bokmal(capsys: pytest.CaptureFixture[str]) -> None:
+    from varsel.testing import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("Bruk: python -m varsel.testing")
+    assert "Valg:" in shown
+    assert "vis denne hjelpen og avslutt" in shown
+    assert "usage" not in shown
+    assert "options" not in shown

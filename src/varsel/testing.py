@@ -18,7 +18,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -511,16 +511,37 @@ class _Controller(Controller):
         super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
+class _BokmalHelp(argparse.HelpFormatter):
+    """argparse's help with «Bruk:» where it says "usage:", as varsel's own commands do."""
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
+        super().add_usage(usage, actions, groups, "Bruk: " if prefix is None else prefix)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sink in the foreground until Ctrl-C; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m varsel.testing",
         description="SMTP-mottak på 127.0.0.1 for å prøve varsel: "
         "hver melding lagres som en .eml-fil.",
+        formatter_class=_BokmalHelp,
+        add_help=False,
     )
+    parser._optionals.title = "Valg"  # argparse's own word is English ("options")
+    parser.add_argument("-h", "--help", action="help", help="vis denne hjelpen og avslutt")
     parser.add_argument("--port", type=int, default=2525, help="porten det lyttes på")
     parser.add_argument(
-        "--maildir", type=Path, default=Path("mottatt"), help="mappen meldingene lagres i"
+        "--maildir",
+        type=Path,
+        default=Path("mottatt"),
+        metavar="MAPPE",
+        help="mappen meldingene lagres i",
     )
     args = parser.parse_args(argv)
     sink = SmtpSink(maildir=args.maildir, port=args.port)
