@@ -272,11 +272,12 @@ class Sender:
         with nothing left is done), in one statement, so a resume in between is left alone.
         """
         pending = [s.value for s in outbox.PENDING_STATES]
+        marks = ", ".join("?" for _ in pending)
         with self.db.transaction():
             ended = self.db.execute(
                 "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ? "
                 "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = ? "
-                "AND channel = 'email' AND state IN (?, ?, ?))",
+                f"AND channel = 'email' AND state IN ({marks}))",
                 (
                     CampaignStatus.DONE.value,
                     utcnow_iso(),
