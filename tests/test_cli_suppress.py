@@ -51,7 +51,7 @@ def test_add_then_list_shows_it(db: Database) -> None:
         "kind": "address",
         "value": "post@xn--blbr-roah.no",
         "reason": "manual",
-        "source": "operator",
+        "source": "cli",
         "note": "ringte 3. mars",
     }
 
@@ -201,13 +201,13 @@ def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) 
     ]
     assert cells[0] == ["Type", "Verdi", "Årsak", "Kilde", "Merknad", "Lagt inn"]
     assert [row[1:5] for row in cells[1:]] == [
-        ["post@b.no", "lagt inn av operatør", "operatør", ""],
-        ["974760673", "lagt inn av operatør", "operatør", "ringte 3. mars"],
+        ["post@b.no", "lagt inn av operatør", "kommandolinjen", ""],
+        ["974760673", "lagt inn av operatør", "kommandolinjen", "ringte 3. mars"],
         ["post@a.no", "avmeldt", "web:delivery:3", ""],
     ]
     listed = json.loads(run(db, "list", "--json").output)
     assert [(e["value"], e["reason"], e["source"], e["note"]) for e in listed] == [
-        ("post@b.no", "manual", "operator", None),
-        ("974760673", "manual", "operator", "ringte 3. mars"),
+        ("post@b.no", "manual", "cli", None),
+        ("974760673", "manual", "cli", "ringte 3. mars"),
         ("post@a.no", "unsubscribed", "web:delivery:3", None),
     ]

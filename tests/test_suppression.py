@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from varsel import audit, contacts
@@ -133,8 +135,10 @@ def test_remove_lifts_one_suppression(db: Database) -> None:
 def test_add_manual_suppresses_a_unit_and_records_it(db: Database) -> None:
     result = add_manual(db, UNIT, "974760673", actor="cli:ola", note=" ringte 3. mars ")
     assert result.added
-    assert (result.entry.reason, result.entry.source) == (
+    # Where it came from and why, each in its own column.
+    assert (result.entry.reason, result.entry.source, result.entry.note) == (
         SuppressionReason.MANUAL,
+        "cli",
         "ringte 3. mars",
     )
     assert suppressed(db, UNIT, ["974760673"]) == {"974760673"}
@@ -198,3 +202,32 @@ def test_listing_is_recorded_as_a_personal_data_export(db: Database) -> None:
     (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
     assert (entry.actor, entry.object) == ("cli:ola", "suppressions")
     assert entry.data == {"what": "suppressions", "kind": "address", "format": "json", "rows": 1}
+
+
+def test_migration_0011_moves_an_old_manual_note_out_of_the_source(
+    new_store_url: Callable[[], str],
+) -> None:
+    from varsel.db import connect, migrate_store
+
+    old = connect(new_store_url(), migrate=False)
+    try:
+        migrate_store(old, target=10, use_fresh=False)
+        with old.transaction():
+            old.executemany(
+                "INSERT INTO suppressions (kind, value, reason, source, created_at) "
+                "VALUES (?, ?, ?, ?, '2026-11-01T10:00:00.000Z')",
+                [
+                    ("unit", "974760673", "manual", "ringte 3. mars"),  # a note, in source
+                    ("address", "a@b.no", "manual", "console"),  # no note: where it came from
+                    ("address", "c@d.no", "unsubscribed", "web:delivery:3"),
+                ],
+            )
+        migrate_store(old, use_fresh=False)
+        found = {(e.value, e.source, e.note) for e in entries(old)}
+    finally:
+        old.close()
+    assert found == {
+        ("974760673", "operator", "ringte 3. mars"),
+        ("a@b.no", "console", None),
+        ("c@d.no", "web:delivery:3", None),
+    }

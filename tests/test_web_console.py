@@ -1002,10 +1002,10 @@ def test_an_approver_adds_sees_and_removes_and_each_is_audited_with_their_name(
         r"\d+\. \w+ \d{4} kl\. \d\d:\d\d\)\.",
         notice(again),
     )
-    rows = [row[:4] for row in cells(again.text)]
+    rows = [row[:5] for row in cells(again.text)]
     assert rows == [
-        ["Virksomhet", "974760673", "lagt inn av operatør", "konsollen"],
-        ["Adresse", "post@blåbær.no", "lagt inn av operatør", "ringte 3. mars"],
+        ["Virksomhet", "974760673", "lagt inn av operatør", "konsollen", ""],
+        ["Adresse", "post@blåbær.no", "lagt inn av operatør", "konsollen", "ringte 3. mars"],
     ]
     assert 'name="value" value="post@xn--blbr-roah.no"' in again.text  # posted back as stored
     assert suppressed(db, SuppressionKind.ADDRESS, ["post@xn--blbr-roah.no"]) == {

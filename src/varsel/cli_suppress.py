@@ -28,26 +28,9 @@ _KIND_LABELS = {"address": "adresse", "unit": "virksomhet"}
 _NAMED = {"address": "Adressen", "unit": "Organisasjonsnummeret"}
 
 
-# What add_manual stores as the source when the operator gave no note.
-_BARE_SOURCES = ("cli", "console", "web")
-
-
-def _source_and_note(e: Entry) -> tuple[str | None, str | None]:
-    """Where the entry came from, and the operator's note, kept apart.
-
-    The store keeps a manual entry's note in its source column (add_manual); everything else
-    there names what put it there (web:delivery:ID, mail:delivery:ID, delivery:ID).
-    """
-    if e.reason != "manual":
-        return e.source, None
-    note = None if e.source in (None, *_BARE_SOURCES) else e.source
-    return "operator", note
-
-
-def _as_dict(e: Entry) -> dict[str, str | None]:
-    # "source" keeps its key; the note that used to stand in it has a key of its own.
-    source, note = _source_and_note(e)
-    return {**e.as_dict(), "source": source, "note": note}
+# Where an entry added by hand came from, in the list's words (an entry from before the note had
+# a column of its own says only "operator").
+_SOURCE_WORDS = {"cli": "kommandolinjen", "console": "konsollen", "operator": "operatør"}
 
 
 def _oslo(iso: str) -> str:
@@ -126,7 +109,7 @@ def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> 
         kind = SuppressionKind.ADDRESS if addresses else SuppressionKind.UNIT
     found = list_for_operator(state.db, kind, actor=_actor(), output="json" if as_json else "table")
     if as_json:
-        click.echo(json.dumps([_as_dict(e) for e in found], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([e.as_dict() for e in found], ensure_ascii=False, indent=2))
         return
     if not found:
         out.print("Sperrelisten er tom." if kind is None else "Ingen oppføringer.")
@@ -146,13 +129,12 @@ def _table(found: list[Entry]) -> Table:
     table.add_column("Merknad", overflow="fold")
     table.add_column("Lagt inn")
     for e in found:
-        source, note = _source_and_note(e)
         table.add_row(
             _KIND_LABELS[e.kind],
             shown_value(e.kind, e.value),
             REASON_LABELS[e.reason],
-            "operatør" if source == "operator" else source or "",
-            note or "",
+            _SOURCE_WORDS.get(e.source or "", e.source or ""),
+            e.note or "",
             _oslo(e.created_at),
         )
     return table

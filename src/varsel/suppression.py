@@ -50,8 +50,9 @@ class Entry:
     kind: SuppressionKind
     value: str  # normalised e-mail address, or organisation number
     reason: SuppressionReason
-    source: str | None  # what put it there: web:delivery:ID, delivery:ID, an operator's note
+    source: str | None  # what put it there: web:delivery:ID, mail:delivery:ID, cli, console
     created_at: str  # UTC, as the store keeps time
+    note: str | None = None  # an operator's note on an entry added by hand
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -59,6 +60,7 @@ class Entry:
             "value": self.value,
             "reason": self.reason.value,
             "source": self.source,
+            "note": self.note,
             "created_at": self.created_at,
         }
 
@@ -114,6 +116,7 @@ def add(
     value: str,
     reason: SuppressionReason,
     source: str | None = None,
+    note: str | None = None,
 ) -> bool:
     """Suppress an address or unit (within the caller's transaction); False if it already was."""
     existing = db.query_one(
@@ -122,8 +125,9 @@ def add(
     if existing:
         return False
     db.execute(
-        "INSERT INTO suppressions (kind, value, reason, source, created_at) VALUES (?, ?, ?, ?, ?)",
-        (kind.value, value, reason.value, source, utcnow_iso()),
+        "INSERT INTO suppressions (kind, value, reason, source, note, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (kind.value, value, reason.value, source, note, utcnow_iso()),
     )
     return True
 
@@ -145,17 +149,18 @@ def suppressed(db: Database, kind: SuppressionKind, values: Iterable[str]) -> se
     return found
 
 
-_COLUMNS = "kind, value, reason, source, created_at"
+_COLUMNS = "kind, value, reason, source, created_at, note"
 
 
 def _entry(row: Row) -> Entry:
-    kind, value, reason, source, created_at = row
+    kind, value, reason, source, created_at, note = row
     return Entry(
         SuppressionKind(str(kind)),
         str(value),
         SuppressionReason(str(reason)),
         None if source is None else str(source),
         str(created_at),
+        None if note is None else str(note),
     )
 
 
@@ -209,10 +214,11 @@ def add_manual(
     note: str | None = None,
     source: str = "cli",
 ) -> Added:
-    """Suppress a normalised value by hand; the note (or `source`) says why; audited."""
+    """Suppress a normalised value by hand; `source` says where (cli, console), the note why;
+    audited."""
     note = (note or "").strip() or None
     with db.transaction():
-        added = add(db, kind, value, SuppressionReason.MANUAL, note or source)
+        added = add(db, kind, value, SuppressionReason.MANUAL, source, note)
         if added:
             detail = {
                 "kind": kind.value,

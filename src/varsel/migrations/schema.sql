@@ -318,3 +318,5 @@ CREATE TABLE send_buckets (
     tokens {float} NOT NULL,         -- left at stamp
     stamp {float} NOT NULL           -- the store's clock, Unix seconds, when tokens was counted
 );
+
+ALTER TABLE suppressions ADD COLUMN note TEXT;  -- an operator's note on a manual entry

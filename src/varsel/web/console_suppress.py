@@ -27,8 +27,13 @@ _NOT_LISTED = {
 }
 
 
-# Where an entry without a note came from (add_manual's source), in the console's words.
-SOURCE_NAMES = {"console": N_("konsollen"), "cli": N_("kommandolinjen")}
+# Where an entry added by hand came from (add_manual's source), in the console's words; an
+# entry from before the note had a column of its own says only that an operator added it.
+SOURCE_NAMES = {
+    "console": N_("konsollen"),
+    "cli": N_("kommandolinjen"),
+    "operator": N_("en operatør"),
+}
 
 
 def _row(entry: Entry) -> dict[str, Any]:
@@ -38,8 +43,9 @@ def _row(entry: Entry) -> dict[str, Any]:
         "value": entry.value,  # as stored: what the remove form posts back
         "shown": shown_value(entry.kind, entry.value),
         "reason": REASON_NAMES[entry.reason],
-        "source": entry.source,  # a note as typed: shown as text, never through _()
+        "source": entry.source,  # what put it there: web:delivery:ID and the like
         "source_name": SOURCE_NAMES.get(entry.source or ""),
+        "note": entry.note,  # as typed: shown as text, never through _()
         "created_at": entry.created_at,
     }
 
