@@ -25,7 +25,6 @@ from typing import Any, cast
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -40,7 +39,7 @@ from varsel.i18n import fmt_int
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, Site, client_ip, language_of, visitor_key
-from varsel.web.templating import LANGUAGES, N_, gettext
+from varsel.web.templating import LANGUAGES, N_, gettext, long_date
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
@@ -185,7 +184,7 @@ def day(language: str, iso: str) -> str:
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     if moment.tzinfo is not None:
         moment = moment.astimezone(_OSLO)
-    return format_date(moment.date(), "d MMMM y" if language == "en" else "long", locale=language)
+    return long_date(language, moment.date())
 
 
 # The forms whose answer is a page of another address than their own (the template editor's).

@@ -62,12 +62,13 @@ def _orgnr(value: str) -> str:
 
 def _date(language: str, iso: str) -> str:
     # By the day in Oslo: every message of a campaign has its own time stamp, but few days.
-    return _long_date(language, _local(iso).date())
+    return long_date(language, _local(iso).date())
 
 
 @functools.lru_cache(maxsize=4096)
-def _long_date(language: str, day: date) -> str:
-    # British English, as the document e-mail writes it (29 November 2026), not babel's US "long".
+def long_date(language: str, day: date) -> str:
+    """A day as the pages write it: 29. november 2026; British English (29 November 2026), as
+    the document e-mail writes it, not babel's US "long"."""
     return format_date(day, "d MMMM y" if language == "en" else "long", locale=language)
 
 
