@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from varsel.clock import utcnow
-from varsel.db import Database
+from varsel.db import Database, Row
 from varsel.dump import Kind
 from varsel.errors import UserError
 from varsel.i18n import fmt_int, fmt_share
@@ -41,13 +41,19 @@ class EarlierImports:
     guessed: bool = False  # the date is the file's modification time: nothing said otherwise
 
 
-def is_newest(db: Database, kind: Kind, sha: str) -> bool:
-    """Whether the file (by its SHA-256) is the newest dump of its kind applied: nothing to do."""
-    newest = db.query_one(
-        "SELECT sha256 FROM snapshots WHERE kind = ? AND source = 'dump' ORDER BY id DESC LIMIT 1",
+def _newest(db: Database, kind: Kind) -> Row | None:
+    """The newest dump of the kind applied (feed pages aside): its id, dump date and SHA-256."""
+    return db.query_one(
+        "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
+        "ORDER BY id DESC LIMIT 1",
         (kind.value,),
     )
-    return newest is not None and newest[0] == sha
+
+
+def is_newest(db: Database, kind: Kind, sha: str) -> bool:
+    """Whether the file (by its SHA-256) is the newest dump of its kind applied: nothing to do."""
+    newest = _newest(db, kind)
+    return newest is not None and newest[2] == sha
 
 
 def earlier_imports(
@@ -55,11 +61,7 @@ def earlier_imports(
 ) -> EarlierImports:
     """The file among the dumps imported before; a dump older than the newest is refused."""
     # The store holds the newest dump applied (feed pages aside), whatever its date.
-    newest = db.query_one(
-        "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
-        "ORDER BY id DESC LIMIT 1",
-        (kind.value,),
-    )
+    newest = _newest(db, kind)
     if newest is not None and newest[2] == sha:
         return EarlierImports(newest[0], None, "")
     prior = db.query_one(
