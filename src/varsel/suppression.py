@@ -9,7 +9,7 @@ from enum import StrEnum
 from varsel import audit, contacts
 from varsel.clock import utcnow_iso
 from varsel.db import Database, Row
-from varsel.errors import Text, UserError
+from varsel.errors import N_, Text, UserError
 from varsel.segment import u_label
 from varsel.unit import valid_orgnr
 
@@ -31,11 +31,11 @@ class SuppressionReason(StrEnum):
 
 
 # What an operator reads for each reason (the command line's list).
-REASON_LABELS = {
-    SuppressionReason.UNSUBSCRIBED: "avmeldt",
-    SuppressionReason.HARD_BOUNCE: "adressen finnes ikke",
-    SuppressionReason.COMPLAINT: "klage (spam)",
-    SuppressionReason.MANUAL: "lagt inn av operatør",
+REASON_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn and en
+    SuppressionReason.UNSUBSCRIBED: N_("avmeldt"),
+    SuppressionReason.HARD_BOUNCE: N_("adressen finnes ikke"),
+    SuppressionReason.COMPLAINT: N_("klage (spam)"),
+    SuppressionReason.MANUAL: N_("lagt inn av operatør"),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from varsel.campaign import CampaignStatus
 from varsel.coverage import Outcome
-from varsel.suppression import SuppressionKind, SuppressionReason
+from varsel.suppression import REASON_LABELS, SuppressionKind
 from varsel.web.templating import N_
 
 STATUS_NAMES = {
@@ -75,13 +75,8 @@ EMPLOYEE_RULE_NAMES = {
     "exact": N_("Oppgitt antall (bare 5 eller flere kan avgjøres)"),
 }
 
-# The suppression list's reasons (suppression.REASON_LABELS, the command line's words).
-REASON_NAMES = {
-    SuppressionReason.UNSUBSCRIBED: N_("avmeldt"),
-    SuppressionReason.HARD_BOUNCE: N_("adressen finnes ikke"),
-    SuppressionReason.COMPLAINT: N_("klage (spam)"),
-    SuppressionReason.MANUAL: N_("lagt inn av operatør"),
-}
+# The suppression list's reasons: the command line's words, translated where shown.
+REASON_NAMES = REASON_LABELS
 
 SUPPRESSION_KIND_NAMES = {
     SuppressionKind.ADDRESS: N_("Adresse"),
