@@ -129,6 +129,11 @@ def finish(
         new_status = status
         if status == CampaignStatus.SENDING.value:
             new_status = (CampaignStatus.DONE if pending == 0 else CampaignStatus.READY).value
+        elif status == CampaignStatus.PAUSED.value and pending == 0:
+            # Paused as its last messages went out: nothing is left to resume, so it is done.
+            # The run still holds the campaign, so nothing was claimed since the counts.
+            new_status = CampaignStatus.DONE.value
+            outbox.record_event(db, cid, None, "pause_came_too_late", {})
         db.execute(
             "UPDATE campaigns SET status = ?, sender_pid = NULL, sender_lease_until = NULL, "
             "updated_at = ? WHERE id = ?",

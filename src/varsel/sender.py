@@ -257,38 +257,11 @@ class Sender:
 
     def _finish(self, stopped: str) -> SendReport:
         cid = self.campaign.id
-        self._done_if_paused_with_nothing_left()
         counts = send_lock.finish(self.db, cid, self.worker_id, self.sent_now, stopped)
         self.locked = False
         return SendReport(
             cid, counts, self.sent_now, time.monotonic() - self.started, stopped, counts["in_doubt"]
         )
-
-    def _done_if_paused_with_nothing_left(self) -> None:
-        """A campaign paused as its last messages went out has nothing to resume: it is done.
-
-        Runs while this run still holds the campaign, so no other sender claims anything; the
-        pause is undone only if no e-mail is queued, deferred or claimed (as a send that ends
-        with nothing left is done), in one statement, so a resume in between is left alone.
-        """
-        pending = [s.value for s in outbox.PENDING_STATES]
-        marks = ", ".join("?" for _ in pending)
-        with self.db.transaction():
-            ended = self.db.execute(
-                "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ? "
-                "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = ? "
-                f"AND channel = 'email' AND state IN ({marks}))",
-                (
-                    CampaignStatus.DONE.value,
-                    utcnow_iso(),
-                    self.campaign.id,
-                    CampaignStatus.PAUSED.value,
-                    self.campaign.id,
-                    *pending,
-                ),
-            )
-            if ended.rowcount:
-                outbox.record_event(self.db, self.campaign.id, None, "pause_came_too_late", {})
 
     # -- producing ---------------------------------------------------------------------
 
