@@ -7,6 +7,7 @@ defaults. Each finding names the template as the definition does: `templates.nb.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 
@@ -17,6 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from varsel.campaign_spec import CampaignSpec, Template
 from varsel.errors import N_, Text, listed
 from varsel.lint_report import Finding, Severity
+from varsel.message import UnitRef
 
 # What each kind of template may use besides Jinja's own globals (message.py, letter_render.py).
 _EMAIL_NAMES = frozenset(
@@ -56,8 +58,8 @@ _LETTER_NAMES = frozenset(
 # The attributes of the objects templates get (message.UnitRef, the sender's table): another
 # one fails only when the message is rendered, and was blamed on the registry's data.
 _ATTRIBUTES = {
-    "unit": ("municipality", "name", "orgnr"),
-    "sender": ("address", "name", "organisation"),
+    "unit": tuple(sorted(f.name for f in dataclasses.fields(UnitRef))),
+    "sender": ("address", "name", "organisation"),  # the table message.py and letters build
 }
 _FILTERS = ("orgnr", "link")  # varsel's own filters, besides Jinja's built-in ones
 
