@@ -441,14 +441,18 @@ def _record_send(
         actor,
         audit.Action.CAMPAIGN_SEND,
         f"campaign:{campaign_id}",
-        {
-            "channel": channel,
-            "no_approval": no_approval,
-            "approval": approval.id if approval else None,
-            "approved_by": approval.approved_by if approval else None,
-            "digest": approval.digest if approval else None,
-        },
+        {"channel": channel, **gate_detail(no_approval, approval)},
     )
+
+
+def gate_detail(no_approval: bool, approval: Approval | None) -> dict[str, object]:
+    """What an audit entry of a run through the gate records about the approval it relied on."""
+    return {
+        "no_approval": no_approval,
+        "approval": approval.id if approval else None,
+        "approved_by": approval.approved_by if approval else None,
+        "digest": approval.digest if approval else None,
+    }
 
 
 def send_checked(

@@ -580,7 +580,7 @@ def make_letters_checked(
     has passed: a run refused for its folder, its campaign or its templates leaves no entry.
     """
     from varsel import audit
-    from varsel.approval import check_send
+    from varsel.approval import check_send, gate_detail
 
     check_send(db, settings, campaign_id, no_approval=no_approval)  # refuse at once
 
@@ -591,13 +591,7 @@ def make_letters_checked(
             actor,
             audit.Action.LETTERS_MAKE,
             f"campaign:{campaign_id}",
-            {
-                "no_approval": no_approval,
-                "approval": approval.id if approval else None,
-                "approved_by": approval.approved_by if approval else None,
-                "digest": approval.digest if approval else None,
-                "out_dir": str(out_dir),
-            },
+            {**gate_detail(no_approval, approval), "out_dir": str(out_dir)},
         )
 
     return make_letters(
