@@ -176,11 +176,11 @@ class BounceIntake:
             found = classify(msg)
             if found.kind is BounceKind.UNRECOGNISED:
                 return Outcome(found.kind)  # nothing to do, so nothing to remember
-            delivery = self._identify(msg, raw, found)
+            delivery, forged = self._identify(msg, raw, found)
             if delivery is None:
                 if found.kind is BounceKind.UNSUBSCRIBE:
                     return Outcome(BounceKind.UNRECOGNISED)  # no delivery has that token
-                return Outcome(found.kind, forged=self._forged(msg, raw))
+                return Outcome(found.kind, forged=forged)
             delivery_id, found_by = delivery
             inserted = self.db.execute(
                 "INSERT INTO bounce_messages (key, received_at, kind, delivery_id, status, "
@@ -202,24 +202,35 @@ class BounceIntake:
 
     # -- finding the delivery -------------------------------------------------------
 
-    def _identify(self, msg: Any, raw: bytes, found: Classification) -> tuple[int, FoundBy] | None:
+    def _identify(
+        self, msg: Any, raw: bytes, found: Classification
+    ) -> tuple[tuple[int, FoundBy] | None, bool]:
+        """The delivery the message is about and what found it, or None; and whether it is
+        forged: it carries an address of our VERP shape and none whose mac checks.
+
+        Only a genuine VERP address is found by, so a forger who names someone's address as the
+        failed recipient would otherwise be believed by the address lookup.
+        """
         if found.kind is BounceKind.UNSUBSCRIBE:
             asked = by_token(self.db, found.token or "")
-            return None if asked is None else (asked.delivery_id, FoundBy.TOKEN)
+            return (None if asked is None else (asked.delivery_id, FoundBy.TOKEN)), False
         text = raw.decode("latin-1")  # addresses and ids are ASCII; any byte maps to one char
         headers = "\n".join(str(v) for h in _ENVELOPE_HEADERS for v in msg.get_all(h, []))
+        genuine: int | None = None
         for where in (headers, text):
-            delivery_id = self.verp.find(where)
-            if delivery_id is not None and self._exists(delivery_id):
-                return delivery_id, FoundBy.VERP
+            genuine = self.verp.find(where)
+            if genuine is not None and self._exists(genuine):
+                return (genuine, FoundBy.VERP), False
+        # `genuine` is now what the whole text holds: no mac checked in it, one of ours is forged.
+        forged = genuine is None and _VERP_SHAPED.search(text) is not None
         for message_id in message_ids(msg, raw):
             ours = _OUR_MESSAGE_ID.fullmatch(message_id)
             if ours and self.db.query_one(
                 "SELECT 1 FROM deliveries WHERE id = ? AND message_id = ?",
                 (int(ours.group(1)), message_id),
             ):
-                return int(ours.group(1)), FoundBy.MESSAGE_ID
-        if found.recipient and not self._forged(msg, raw):
+                return (int(ours.group(1)), FoundBy.MESSAGE_ID), forged
+        if found.recipient and not forged:
             row = self.db.query_one(
                 "SELECT id FROM deliveries WHERE channel = 'email' AND address = ? "
                 "AND sent_at IS NOT NULL"
@@ -228,17 +239,8 @@ class BounceIntake:
                 (found.recipient,) + ((self.campaign_id,) if self.campaign_id else ()),
             )
             if row is not None:
-                return int(row[0]), FoundBy.ADDRESS
-        return None
-
-    def _forged(self, msg: Any, raw: bytes) -> bool:
-        """Whether the message carries an address of our VERP shape and none whose mac checks.
-
-        Only a genuine one is found by, so a forger who names someone's address as the failed
-        recipient would otherwise be believed by the address lookup.
-        """
-        text = raw.decode("latin-1")
-        return _VERP_SHAPED.search(text) is not None and self.verp.find(text) is None
+                return (int(row[0]), FoundBy.ADDRESS), forged
+        return None, forged
 
     def _exists(self, delivery_id: int) -> bool:
         return bool(self.db.query_one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)))
