@@ -56,6 +56,27 @@ def test_a_cut_gzip_file_says_where_it_ends(tmp_path: Path) -> None:
     assert problem.startswith("ødelagt gzip ved byte 3\u00a0000: filen slutter før")
 
 
+def test_bytes_appended_after_the_gzip_stream_are_not_called_a_crc_error(tmp_path: Path) -> None:
+    member = gzip.compress(b"[]" * 1000)
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(member + b"<html>feil</html>")
+    # zlib calls it "incorrect header check": no gzip header where the next member would start.
+    assert gzip_problem(path) == (
+        f"ødelagt gzip ved byte {len(member)}: data som ikke er gzip, etter slutten av "
+        "gzip-strømmen"
+    )
+
+
+def test_the_diagnosis_reads_bytes_already_read_as_it_reads_a_file() -> None:
+    assert gzip_problem(gzip.compress(b"[]")) is None
+    assert gzip_problem(b"[]") == "ødelagt gzip: ikke en gzip-fil likevel"
+    cut = gzip.compress(random.Random(2).randbytes(5000))[:2500]
+    assert gzip_problem(cut) == (
+        "ødelagt gzip ved byte 2\u00a0500: filen slutter før gzip-strømmen er ferdig "
+        "(avkortet nedlasting?)"
+    )
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_a_latin1_byte_in_a_csv_dump_is_reported_on_its_own_line(
     brreg: Path, tmp_path: Path, compressed: bool

@@ -14,6 +14,7 @@ from varsel.cli import cli
 from varsel.db import Database
 from varsel.errors import BadFileError
 from varsel.feed import apply_feed
+from varsel.i18n import fmt_int
 from varsel.registry import import_dump
 from varsel.snapshot import list_snapshots
 
@@ -246,7 +247,14 @@ BAD_PAGES = [
     (
         "short.json.gz",
         gzip.compress(SAMPLE_PAGE)[:300],
-        "gzip-filen er avkortet (nedlastingen ble ikke fullført)",
+        "ødelagt gzip ved byte 300: filen slutter før gzip-strømmen er ferdig "
+        "(avkortet nedlasting?)",
+    ),
+    (
+        "appended.json.gz",
+        gzip.compress(SAMPLE_PAGE) + b"\n<html>",
+        f"ødelagt gzip ved byte {fmt_int(len(gzip.compress(SAMPLE_PAGE)))}: data som ikke er gzip, "
+        "etter slutten av gzip-strømmen",
     ),
     (
         "twice.json.gz",
@@ -330,7 +338,8 @@ def test_registry_update_checks_every_page_before_applying_any(
     result = CliRunner().invoke(cli, ["--db", db.url, "registry", "update", str(good), str(bad)])
     assert result.exit_code == 2
     assert result.output == (
-        f"varsel: {bad}: gzip-filen er avkortet (nedlastingen ble ikke fullført)\n"
+        f"varsel: {bad}: ødelagt gzip ved byte 300: filen slutter før gzip-strømmen er ferdig "
+        "(avkortet nedlasting?)\n"
     )
     assert len(list_snapshots(db)) == 1
     assert unit_row(db, "934045769")["deleted_date"] is None
@@ -361,5 +370,6 @@ def test_a_page_whose_gzip_crc_fails_is_said_in_bokmal(
     with pytest.raises(BadFileError) as caught:
         apply_feed(db, path)
     assert str(caught.value) == (
-        f"{path}: ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet"
+        f"{path}: ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet "
+        "et sted i filen"
     )

@@ -484,48 +484,64 @@ def record_kind(record: dict[str, Any]) -> Kind | None:
     return Kind.ENHETER
 
 
-def gzip_problem(path: Path) -> str | None:
+def gzip_problem(source: Path | bytes) -> str | None:
     """Where and how a gzip file is damaged ("ødelagt gzip ved byte N: ..."), or None if whole.
 
-    Reads the whole stream, as only its end tells whether the CRC and length match; the
-    position is where the decoder gave up, to GZIP_STEP bytes; damage that only the CRC shows
-    has no position.
+    The one diagnosis for every reader of gzip files (dumps and change-feed pages): a file's
+    path, or its bytes when already read. Reads the whole stream, as only its end tells whether
+    the CRC and length match; the position is where the decoder gave up, to GZIP_STEP bytes;
+    damage that only the CRC shows has no position.
     """
+    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as f:
+        return _gzip_stream_problem(f)
+
+
+def _gzip_stream_problem(f: IO[bytes]) -> str | None:
     decoder = zlib.decompressobj(wbits=31)
-    position = 0
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            for start in range(0, len(block), GZIP_STEP):
-                data = block[start : start + GZIP_STEP]
-                while data:
-                    try:
-                        decoder.decompress(data)
-                    except zlib.error as e:
-                        reason = str(e).rpartition(": ")[2]
-                        if "check" in reason:  # "incorrect data check" or "length check"
-                            # Found only at the stream's end: where the damage is, is unknown.
-                            return (
-                                "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet "
-                                "er skadet et sted i filen"
-                            )
-                        return (
-                            f"ødelagt gzip ved byte {fmt_int(position)}: ugyldige komprimerte "
-                            f"data ({reason})"
-                        )
-                    if not decoder.eof:
-                        break
-                    # Another member may follow (the format allows several); zeros may pad.
-                    data = decoder.unused_data
-                    if not data.strip(b"\0"):
-                        break
-                    decoder = zlib.decompressobj(wbits=31)
-                position += min(GZIP_STEP, len(block) - start)
+    position = 0  # of the current step
+    while block := f.read(1 << 20):
+        for start in range(0, len(block), GZIP_STEP):
+            step = block[start : start + GZIP_STEP]
+            data = step
+            while data:
+                try:
+                    decoder.decompress(data)
+                except zlib.error as e:
+                    return _gzip_error(e, position + len(step) - len(data))
+                if not decoder.eof:
+                    break
+                # Another member may follow (the format allows several); zeros may pad.
+                data = decoder.unused_data
+                if not data.strip(b"\0"):
+                    break
+                decoder = zlib.decompressobj(wbits=31)
+            position += len(step)
     if not decoder.eof:
         return (
             f"ødelagt gzip ved byte {fmt_int(position)}: filen slutter før gzip-strømmen er "
             "ferdig (avkortet nedlasting?)"
         )
     return None
+
+
+def _gzip_error(error: zlib.error, position: int) -> str:
+    """zlib's (English) error in Bokmål; position is where the data it was given began."""
+    reason = str(error).rpartition(": ")[2]
+    if reason in ("incorrect data check", "incorrect length check"):
+        # Found only at the stream's end: where the damage is, is unknown.
+        return (
+            "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet et sted "
+            "i filen"
+        )
+    if reason == "incorrect header check" and position == 0:
+        return "ødelagt gzip: ikke en gzip-fil likevel"
+    if reason == "incorrect header check":
+        # No gzip header where a member ends and another could begin: something was appended.
+        return (
+            f"ødelagt gzip ved byte {fmt_int(position)}: data som ikke er gzip, etter slutten "
+            "av gzip-strømmen"
+        )
+    return f"ødelagt gzip ved byte {fmt_int(position)}: ugyldige komprimerte data ({reason})"
 
 
 def open_dump(path: Path) -> DumpReader:

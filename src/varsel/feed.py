@@ -18,7 +18,7 @@ import orjson
 from varsel import audit, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.dump import Kind
+from varsel.dump import Kind, gzip_problem
 from varsel.erasure import erase_unit
 from varsel.errors import BadFileError, read_user_file
 from varsel.i18n import fmt_int
@@ -119,25 +119,13 @@ def _page_bytes(path: Path) -> tuple[bytes, bytes, bool]:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
             # Reading to the end (a page is well below the limit) checks the CRC and length.
             data = g.read(MAX_PAGE_BYTES + 1)
-    except EOFError:
-        raise BadFileError(
-            f"{path}: gzip-filen er avkortet (nedlastingen ble ikke fullført)"
-        ) from None
-    except (OSError, zlib.error) as e:
-        raise BadFileError(f"{path}: {_gzip_reason(e)}") from None
+    except (EOFError, OSError, zlib.error):
+        # The dumps' diagnosis says what is wrong and at which compressed byte.
+        problem = gzip_problem(raw) or "ødelagt gzip: ugyldige komprimerte data"
+        raise BadFileError(f"{path}: {problem}") from None
     if len(data) > MAX_PAGE_BYTES:
         raise BadFileError(_too_big(path, data, unpacked=True))
     return raw, data, True
-
-
-def _gzip_reason(error: Exception) -> str:
-    """What gzip or zlib found wrong, in Bokmål (their messages are English)."""
-    text = str(error)
-    if "CRC check failed" in text or "length check" in text or "incorrect data check" in text:
-        return "ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet"
-    if "Not a gzipped file" in text:
-        return "ødelagt gzip: ikke en gzip-fil likevel"
-    return "ødelagt gzip: ugyldige komprimerte data"
 
 
 def _head(path: Path) -> bytes:
