@@ -192,6 +192,11 @@ def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) 
             "VALUES ('address', 'post@a.no', 'unsubscribed', 'web:delivery:3', "
             "'2025-03-01T13:05:00.000Z')"
         )
+        # One from before the note had a column of its own (migration 0011).
+        db.execute(
+            "INSERT INTO suppressions (kind, value, reason, source, created_at) "
+            "VALUES ('address', 'post@c.no', 'manual', 'operator', '2025-02-01T13:05:00.000Z')"
+        )
     run(db, "add", "--orgnr", "974760673", "--note", "ringte 3. mars")
     run(db, "add", "--address", "post@b.no")
     cells = [
@@ -204,10 +209,12 @@ def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) 
         ["post@b.no", "lagt inn av operatør", "kommandolinjen", ""],
         ["974760673", "lagt inn av operatør", "kommandolinjen", "ringte 3. mars"],
         ["post@a.no", "avmeldt", "web:delivery:3", ""],
+        ["post@c.no", "lagt inn av operatør", "operatør", ""],
     ]
     listed = json.loads(run(db, "list", "--json").output)
     assert [(e["value"], e["reason"], e["source"], e["note"]) for e in listed] == [
         ("post@b.no", "manual", "cli", None),
         ("974760673", "manual", "cli", "ringte 3. mars"),
         ("post@a.no", "unsubscribed", "web:delivery:3", None),
+        ("post@c.no", "manual", "operator", None),
     ]

@@ -198,12 +198,20 @@ def test_the_suppression_list_names_where_an_entry_came_from(
 ) -> None:
     add_manual(db, SuppressionKind.UNIT, "974760673", actor="cli:ola")
     add_manual(db, SuppressionKind.ADDRESS, "post@firma.no", actor="berit", source="console")
+    # An entry from before the note had a column of its own (migration 0011).
+    add_manual(db, SuppressionKind.ADDRESS, "post@gammel.no", actor="berit", source="operator")
     sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
-    cells = {lang: client.get(f"{PREFIX}/sperreliste?lang={lang}").text for lang in ("nb", "en")}
+    langs = ("nb", "nn", "en")
+    cells = {lang: client.get(f"{PREFIX}/sperreliste?lang={lang}").text for lang in langs}
+    # The same words (suppression.SOURCE_LABELS) as `varsel suppress list`, translated.
     assert "<td>konsollen</td>" in cells["nb"]
     assert "<td>kommandolinjen</td>" in cells["nb"]
+    assert "<td>operatør</td>" in cells["nb"]
+    assert "<td>kommandolinja</td>" in cells["nn"]
+    assert "<td>operatør</td>" in cells["nn"]
     assert "<td>the console</td>" in cells["en"]
     assert "<td>the command line</td>" in cells["en"]
+    assert "<td>operator</td>" in cells["en"]
 
 
 # -- 5. counts and dates ----------------------------------------------------------------

@@ -28,11 +28,6 @@ _KIND_LABELS = {"address": "adresse", "unit": "virksomhet"}
 _NAMED = {"address": "Adressen", "unit": "Organisasjonsnummeret"}
 
 
-# Where an entry added by hand came from, in the list's words (an entry from before the note had
-# a column of its own says only "operator").
-_SOURCE_WORDS = {"cli": "kommandolinjen", "console": "konsollen", "operator": "operatør"}
-
-
 def _oslo(iso: str) -> str:
     """A stored UTC time as Oslo's clock shows it, to the minute."""
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
@@ -118,7 +113,7 @@ def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> 
 
 
 def _table(found: list[Entry]) -> Table:
-    from varsel.suppression import REASON_LABELS, shown_value
+    from varsel.suppression import REASON_LABELS, SOURCE_LABELS, shown_value
 
     table = Table("Type")
     # Folded on a narrow terminal, never cut short: the operator checks the value, or copies
@@ -133,7 +128,7 @@ def _table(found: list[Entry]) -> Table:
             _KIND_LABELS[e.kind],
             shown_value(e.kind, e.value),
             REASON_LABELS[e.reason],
-            _SOURCE_WORDS.get(e.source or "", e.source or ""),
+            SOURCE_LABELS.get(e.source or "", e.source or ""),
             e.note or "",
             _oslo(e.created_at),
         )

@@ -38,6 +38,15 @@ REASON_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn
     SuppressionReason.MANUAL: N_("lagt inn av operatør"),
 }
 
+# Where an entry added by hand came from (add_manual's source), for the list's "Kilde" column;
+# an entry from before the note had a column of its own says only that an operator added it.
+# Any other source (web:delivery:ID and the like) is shown as stored.
+SOURCE_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn and en
+    "cli": N_("kommandolinjen"),
+    "console": N_("konsollen"),
+    "operator": N_("operatør"),
+}
+
 
 class SuppressionError(UserError):
     """The suppression list cannot be changed as asked."""

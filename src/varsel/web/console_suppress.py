@@ -13,7 +13,13 @@ from starlette.responses import Response
 
 from varsel import suppression
 from varsel.accounts import Role
-from varsel.suppression import Entry, SuppressionError, SuppressionKind, shown_value
+from varsel.suppression import (
+    SOURCE_LABELS,
+    Entry,
+    SuppressionError,
+    SuppressionKind,
+    shown_value,
+)
 from varsel.web.console_auth import Page, console, shown
 from varsel.web.console_text import REASON_NAMES, SUPPRESSION_KIND_NAMES
 from varsel.web.templating import N_, gettext
@@ -27,15 +33,6 @@ _NOT_LISTED = {
 }
 
 
-# Where an entry added by hand came from (add_manual's source), in the console's words; an
-# entry from before the note had a column of its own says only that an operator added it.
-SOURCE_NAMES = {
-    "console": N_("konsollen"),
-    "cli": N_("kommandolinjen"),
-    "operator": N_("en operatør"),
-}
-
-
 def _row(entry: Entry) -> dict[str, Any]:
     return {
         "kind": entry.kind.value,
@@ -44,7 +41,7 @@ def _row(entry: Entry) -> dict[str, Any]:
         "shown": shown_value(entry.kind, entry.value),
         "reason": REASON_NAMES[entry.reason],
         "source": entry.source,  # what put it there: web:delivery:ID and the like
-        "source_name": SOURCE_NAMES.get(entry.source or ""),
+        "source_name": SOURCE_LABELS.get(entry.source or ""),  # translated by the page
         "note": entry.note,  # as typed: shown as text, never through _()
         "created_at": entry.created_at,
     }
