@@ -145,3 +145,18 @@ def test_a_definition_that_is_not_toml_is_refused_in_bokmal(
     with pytest.raises(CampaignError) as caught:
         load_spec(path, settings)
     assert caught.value.message == f"{path}: ugyldig TOML: ugyldig linje (linje 1, kolonne 1)"
+
+
+def test_a_campaigns_nace_list_is_read_as_several_codes_or_refused_naming_the_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(segment='nace = "62,47"\n'), "utf-8")
+    assert load_spec(path, settings).criteria.nace == ("62,47",)  # as written; resolved as two
+    path.write_text(campaign_toml(segment='nace = ["62,1"]\n'), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path} [segment] nace: Ugyldig næringskode «1» i «62,1»: skriv 2–5 sifre "
+        "(62, 62.1, 62.10, 62.100) eller en seksjonsbokstav (C); komma skiller flere koder"
+    )

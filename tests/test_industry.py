@@ -64,10 +64,51 @@ def test_malformed_code_is_refused_with_the_accepted_forms() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["", "62.1000", "621000", "62-10", "6a", "ÆØ"])
+@pytest.mark.parametrize("text", ["", "62.1000", "621000", "62-10", "6a", "ÆØ", "62,1"])
 def test_other_malformed_codes_are_refused(text: str) -> None:
     with pytest.raises(BadCriteriaError, match="Ugyldig næringskode"):
         industry.normalise_prefix(text)
+
+
+def test_a_comma_separates_codes_as_giving_each_alone_does() -> None:
+    assert industry.resolve_prefixes(["62,63"]) == ["62", "63"]
+    assert industry.resolve_prefixes([" 62 , 63, "]) == ["62", "63"]
+    assert industry.resolve_prefixes(["k,47"]) == ["47", "61", "62", "63"]
+    assert industry.resolve_prefixes(["62.010,01.11"]) == ["01.11", "62.100"]
+    # A code's decimals take a dot, SN2025 or SN2007 alike, as before.
+    assert industry.resolve_prefixes(["62.01"]) == ["62.10"]
+    assert industry.resolve_prefixes(["62.010"]) == ["62.100"]
+
+
+def test_a_list_with_a_part_that_is_no_code_is_refused_naming_the_value() -> None:
+    with pytest.raises(BadCriteriaError) as caught:
+        industry.resolve_prefixes(["47", "62,1"])
+    assert caught.value.message == (
+        "Ugyldig næringskode «1» i «62,1»: skriv 2–5 sifre (62, 62.1, 62.10, 62.100) "
+        "eller en seksjonsbokstav (C); komma skiller flere koder"
+    )
+    with pytest.raises(BadCriteriaError) as only_commas:
+        industry.resolve_prefixes([" , "])
+    assert only_commas.value.message == (
+        "Ugyldig næringskode «,»: skriv 2–5 sifre (62, 62.1, 62.10, 62.100) "
+        "eller en seksjonsbokstav (C)"
+    )
+    with pytest.raises(BadCriteriaError) as unknown:
+        industry.resolve_prefixes(["62,99.9"])
+    assert unknown.value.message == "Ukjent næringskode 99.9 (SN2025)"
+
+
+def test_two_codes_that_also_read_as_one_code_get_a_note() -> None:
+    assert industry.notes(["47,11"]) == [
+        "«47,11» er lest som to næringskoder, 47 og 11; mente du koden 47.11, skriv den med punktum"
+    ]
+    # 62.01 is SN2007's (now 62.10): the operator may have meant it too.
+    assert industry.notes(["62,01"])[0].startswith("«62,01» er lest som to næringskoder")
+    # 62.64 is no code: the list can only mean two.
+    assert industry.notes(["62,64"]) == []
+    assert industry.notes(["62", "45.200"]) == [
+        "45.200 (SN2007) er tolket som 95.310 (SN2025): Reparasjon og vedlikehold av motorvogner"
+    ]
 
 
 def test_sn2025_codes_pass_and_covered_prefixes_are_dropped() -> None:

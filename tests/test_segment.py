@@ -487,3 +487,50 @@ def test_a_toml_error_is_said_in_bokmal(tmp_path: Path, text: str, problem: str)
     with pytest.raises(BadCriteriaError) as caught:
         Criteria.from_file(path)
     assert caught.value.message.startswith(f"{path}: ugyldig TOML: {problem}")
+
+
+def _units(db: Database, *args: str) -> int:
+    result = CliRunner().invoke(cli, ["--db", db.url, "segment", "preview", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return int(json.loads(result.output)["units"])
+
+
+def test_nace_codes_separated_by_commas_select_as_the_option_repeated(
+    fixtures_db: Database, tmp_path: Path
+) -> None:
+    # "62,47" was once read as the code 62.47: nothing, or another industry, silently.
+    assert _units(fixtures_db, "--nace", "62") == 1
+    assert _units(fixtures_db, "--nace", "47") == 2
+    assert _units(fixtures_db, "--nace", "62, 47") == 3
+    assert _units(fixtures_db, "--nace", "62", "--nace", "47") == 3
+    path = tmp_path / "c.toml"
+    for written in ('"62,47"', '["62,47"]', '["62", "47"]'):
+        path.write_text(f"[segment]\nnace = {written}\n", "utf-8")
+        assert _units(fixtures_db, "--criteria", str(path)) == 3
+
+
+def test_a_nace_list_with_a_part_that_is_no_code_is_one_line(
+    fixtures_db: Database, tmp_path: Path
+) -> None:
+    expected = (
+        "varsel: Ugyldig næringskode «1» i «62,1»: skriv 2–5 sifre (62, 62.1, 62.10, 62.100) "
+        "eller en seksjonsbokstav (C); komma skiller flere koder\n"
+    )
+    runner = CliRunner()
+    option = runner.invoke(cli, ["--db", fixtures_db.url, "segment", "preview", "--nace", "62,1"])
+    assert (option.exit_code, option.output) == (2, expected)
+    path = tmp_path / "c.toml"
+    path.write_text('[segment]\nnace = ["62,1"]\n', "utf-8")
+    from_file = runner.invoke(
+        cli, ["--db", fixtures_db.url, "segment", "preview", "--criteria", str(path)]
+    )
+    assert (from_file.exit_code, from_file.output) == (2, expected)
+
+
+def test_a_nace_list_that_reads_as_one_code_too_is_noted(fixtures_db: Database) -> None:
+    p = preview(fixtures_db, Criteria(nace=("47,11",)))
+    assert p.units == 2  # 47 and 11 (none in the sample), not 47.11
+    assert p.notes == (
+        "«47,11» er lest som to næringskoder, 47 og 11; "
+        "mente du koden 47.11, skriv den med punktum",
+    )

@@ -231,7 +231,11 @@ def segment() -> None:
     type=click.Choice(["auto", "registered", "exact"]),
     help="Hvordan skjulte antall (1–4) regnes.",
 )
-@click.option("--nace", multiple=True, help="Begynnelsen på en næringskode (SN2025).")
+@click.option(
+    "--nace",
+    multiple=True,
+    help="Begynnelsen på en næringskode (SN2025), med punktum (62.1); flere skilles med komma.",
+)
 @click.option("--form", multiple=True, help="Bare disse organisasjonsformene.")
 @click.option("--exclude-form", multiple=True, help="Utelat disse organisasjonsformene.")
 @click.option("--sector", multiple=True, help="Begynnelsen på en sektorkode.")

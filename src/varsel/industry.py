@@ -80,7 +80,7 @@ def _tables() -> _Tables:
 
 def normalise_prefix(text: str) -> str:
     """Turn '62', '6210', ' 62.10 ' or 'c' into a canonical prefix ('62.10', 'C')."""
-    raw = text.strip().replace(",", ".")
+    raw = text.strip()
     if len(raw) == 1 and raw.isalpha() and raw.isascii():
         return raw.upper()
     if _DOTTED.fullmatch(raw):
@@ -92,10 +92,79 @@ def normalise_prefix(text: str) -> str:
     )
 
 
+def terms(values: Iterable[str]) -> list[str]:
+    """The codes in the values as written: '62,63' is two codes, as two values '62', '63' are.
+
+    A comma always separates codes, as in the console's field; a code's decimals take a dot.
+    Read as a decimal comma, '10,11' would silently select 10.11 instead of two industries.
+    """
+    found: list[str] = []
+    for value in values:
+        if "," not in value:
+            found.append(value)
+            continue
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts:
+            raise BadCriteriaError(
+                Text(
+                    "Ugyldig næringskode «%(code)s»: %(hint)s",
+                    code=value.strip(),
+                    hint=Text(_FORMAT_HINT),
+                )
+            )
+        for part in parts:
+            try:
+                normalise_prefix(part)
+            except BadCriteriaError:
+                raise BadCriteriaError(
+                    Text(
+                        "Ugyldig næringskode «%(code)s» i «%(value)s»: %(hint)s; "
+                        "komma skiller flere koder",
+                        code=part,
+                        value=value.strip(),
+                        hint=Text(_FORMAT_HINT),
+                    )
+                ) from None
+        found += parts
+    return found
+
+
+def notes(values: Iterable[str]) -> list[str]:
+    """The notes a preview shows for these criteria: codes translated, and '47,11' read as two."""
+    found: list[str] = []
+    for value in values:
+        parts = [p.strip() for p in value.split(",")]
+        if len(parts) == 2 and _a_code(".".join(parts)):
+            dotted = ".".join(parts)
+            found.append(
+                f"«{value.strip()}» er lest som to næringskoder, {parts[0]} og {parts[1]}; "
+                f"mente du koden {dotted}, skriv den med punktum"
+            )
+    for term in terms(values):
+        note = explain_mapping(term)
+        if note:
+            found.append(note)
+    return found
+
+
+def _a_code(text: str) -> bool:
+    """Whether text is a dotted code that can be selected on (SN2025, or SN2007 translated)."""
+    if not _DOTTED.fullmatch(text) or "." not in text:
+        return False
+    try:
+        _resolve_one(text)
+    except BadCriteriaError:
+        return False
+    return True
+
+
 def resolve_prefixes(texts: Iterable[str]) -> list[str]:
-    """SN2025 prefixes to select on: checked, SN2007 codes translated, sections expanded."""
+    """SN2025 prefixes to select on: checked, SN2007 codes translated, sections expanded.
+
+    A text may hold several codes separated by commas (`terms`).
+    """
     prefixes: set[str] = set()
-    for text in texts:
+    for text in terms(texts):
         prefixes.update(_resolve_one(normalise_prefix(text))[0])
     # A prefix inside another adds nothing to the selection ('62' already covers '62.1').
     return sorted(p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes))

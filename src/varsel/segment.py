@@ -290,10 +290,7 @@ def resolve(criteria: Criteria) -> Resolved:
     for term in criteria.police_districts:
         area += municipality.resolve_police_district(term)
     nace = industry.resolve_prefixes(criteria.nace)
-    for term in criteria.nace:
-        note = industry.explain_mapping(term)
-        if note:
-            notes.append(note)
+    notes += industry.notes(criteria.nace)
     forms = tuple(_check_form(f) for f in criteria.forms)
     exclude = tuple(_check_form(f) for f in criteria.exclude_forms)
     for code in criteria.sectors:
