@@ -16,6 +16,7 @@ from varsel.campaign import (
     create_from_spec,
     get_campaign,
     language_of,
+    refuse_pause,
     set_status,
     summaries,
 )
@@ -386,3 +387,18 @@ def test_a_segment_mistake_names_the_file_the_table_and_the_key(
     assert e.value.message == (
         f"{path} [segment] municipality: Ukjent kommune «Askerr» (mente du Asker?)"
     )
+
+
+def test_only_a_campaign_that_is_sending_can_be_paused(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    for status, word in (("ready", "klar"), ("paused", "pauset"), ("done", "ferdig")):
+        registry_db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, cid))
+        with pytest.raises(CampaignError) as caught:
+            refuse_pause(get_campaign(registry_db, cid))
+        assert caught.value.message == (
+            f"kampanje {cid} er «{word}»; bare en kampanje som sendes, kan pauses"
+        )
+    registry_db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (cid,))
+    refuse_pause(get_campaign(registry_db, cid))  # no error: a sender is at work

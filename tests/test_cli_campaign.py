@@ -36,14 +36,34 @@ def in_doubt(db: Database, campaign_id: int, n: int, status: str = "done") -> No
         db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, campaign_id))
 
 
+def sending(db: Database, campaign_id: int) -> None:
+    """The campaign as a sender at work leaves it."""
+    db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (campaign_id,))
+
+
 def test_pause_resume_and_cancel_name_the_status_in_bokmal(db: Database, campaign_id: int) -> None:
+    sending(db, campaign_id)
     for command, word in (("pause", "pauset"), ("resume", "klar"), ("cancel", "avbrutt")):
         result = run(db, command, str(campaign_id))
         assert result.exit_code == 0, result.output
         assert result.output == f"Kampanje {campaign_id} er nå «{word}».\n"
 
 
+def test_a_campaign_that_is_not_sending_is_not_paused(db: Database, campaign_id: int) -> None:
+    from varsel import audit
+
+    before = db.query("SELECT status, updated_at FROM campaigns")
+    result = run(db, "pause", str(campaign_id))
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: kampanje {campaign_id} er «klar»; bare en kampanje som sendes, kan pauses\n",
+    )
+    assert db.query("SELECT status, updated_at FROM campaigns") == before
+    assert audit.entries(db, action=audit.Action.CAMPAIGN_PAUSE) == []
+
+
 def test_send_names_a_paused_campaigns_status_in_bokmal(db: Database, campaign_id: int) -> None:
+    sending(db, campaign_id)
     assert run(db, "pause", str(campaign_id)).exit_code == 0
     result = run(db, "send", str(campaign_id), "--no-approval", "--smtp", "smtp://127.0.0.1:1")
     assert result.exit_code == 2

@@ -383,6 +383,22 @@ def summaries(db: Database) -> list[Summary]:
     ]
 
 
+def refuse_pause(campaign: Campaign) -> None:
+    """Refuse to pause a campaign no sender works on; the console offers Pause only then.
+
+    A ready campaign has nothing to stop: paused, it would only need resuming before it can
+    be sent.
+    """
+    if campaign.status is not CampaignStatus.SENDING:
+        raise CampaignError(
+            Text(
+                "kampanje %(campaign)s er «%(status)s»; bare en kampanje som sendes, kan pauses",
+                campaign=campaign.id,
+                status=STATUS_WORDS[campaign.status],
+            )
+        )
+
+
 def set_status(
     db: Database, campaign_id: int, status: CampaignStatus, *, actor: str | None = None
 ) -> Campaign:

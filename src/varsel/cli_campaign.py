@@ -321,6 +321,9 @@ def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
 @pass_state
 def campaign_pause(state: State, campaign_id: int) -> None:
     """Sett utsendingen på pause; en sending som pågår, stopper innen et sekund."""
+    from varsel.campaign import get_campaign, refuse_pause
+
+    refuse_pause(get_campaign(state.db, campaign_id))
     _set_status(state, campaign_id, "paused")
 
 

@@ -18,9 +18,11 @@ from starlette.responses import Response
 from varsel import approval, coverage, evaluate, municipality, outbox, segment
 from varsel.accounts import Role
 from varsel.campaign import (
+    CampaignError,
     CampaignStatus,
     create_from_spec,
     get_campaign,
+    refuse_pause,
     set_status,
 )
 from varsel.campaign_spec import (
@@ -457,10 +459,11 @@ def campaign_pause(page: Page) -> Response:
     """Pause a campaign that is sending: its sender stops within a second."""
     cid = campaign_id(page)
     with page.db() as db:
-        status = get_campaign(db, cid).status
-    if status is not CampaignStatus.SENDING:
-        # A campaign that is not sending has nothing to pause; a paused ready campaign would
-        # only need resuming before its first send.
+        campaign = get_campaign(db, cid)
+    try:
+        refuse_pause(campaign)
+    except CampaignError:
+        # The library's words name the campaign and its status; here it is this page's.
         return _campaign_page(page, cid, error=PAUSE_ONLY_SENDING, status=409)
     return _set_status(page, "pause")
 
