@@ -101,3 +101,55 @@ def test_a_lock_held_by_a_live_process_or_another_host_is_respected(
         caught.value.message,
     )
     assert outbox.counts(db, campaign_id)["queued"] == 6
+
+
+@pytest.mark.parametrize("end", ["finish", "release"])
+def test_a_pause_that_came_as_the_last_deliveries_went_out_leaves_the_campaign_done(
+    db: Database, campaign_id: int, end: str
+) -> None:
+    # However the run ended, on its own (finish) or on an error (release): nothing is left to
+    # resume, so the campaign is done, not paused for ever.
+    from varsel import send_lock
+
+    _hold(db, campaign_id, "host:1:run")
+    db.execute("UPDATE campaigns SET status = 'paused' WHERE id = ?", (campaign_id,))
+    db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (campaign_id,))
+    if end == "finish":
+        send_lock.finish(db, campaign_id, "host:1:run", 6, "paused")
+    else:
+        send_lock.release(db, campaign_id, "host:1:run", 6)
+    assert db.query_one(
+        "SELECT status, sender_pid, sender_lease_until FROM campaigns WHERE id = ?",
+        (campaign_id,),
+    ) == ("done", None, None)
+    kinds = [
+        r[0] for r in db.query("SELECT kind FROM events WHERE campaign_id = ?", (campaign_id,))
+    ]
+    assert kinds[-2:] == ["pause_came_too_late", "send_run"]
+
+
+def test_a_run_that_fails_while_paused_with_deliveries_left_stays_paused(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import send_lock
+
+    _hold(db, campaign_id, "host:1:run")
+    db.execute("UPDATE campaigns SET status = 'paused' WHERE id = ?", (campaign_id,))
+    send_lock.release(db, campaign_id, "host:1:run", 0)
+    assert db.query_one(
+        "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
+    ) == ("paused", None)
+    assert outbox.counts(db, campaign_id)["queued"] == 6
+
+
+def test_a_run_whose_lock_was_taken_over_leaves_the_campaign_to_its_new_holder(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import send_lock
+
+    _hold(db, campaign_id, "host:2:new")
+    db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (campaign_id,))
+    send_lock.release(db, campaign_id, "host:1:old", 0)
+    assert db.query_one(
+        "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
+    ) == ("sending", "host:2:new")

@@ -125,19 +125,10 @@ def finish(
     counts = outbox.counts(db, cid)
     pending = counts["queued"] + counts["deferred"] + counts["claimed"]
     with db.transaction():
-        status = db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,))
-        new_status = status
-        if status == CampaignStatus.SENDING.value:
-            new_status = (CampaignStatus.DONE if pending == 0 else CampaignStatus.READY).value
-        elif status == CampaignStatus.PAUSED.value and pending == 0:
-            # Paused as its last messages went out: nothing is left to resume, so it is done.
-            # The run still holds the campaign, so nothing was claimed since the counts.
-            new_status = CampaignStatus.DONE.value
-            outbox.record_event(db, cid, None, "pause_came_too_late", {})
         db.execute(
             "UPDATE campaigns SET status = ?, sender_pid = NULL, sender_lease_until = NULL, "
             "updated_at = ? WHERE id = ?",
-            (new_status, utcnow_iso(), cid),
+            (_status_after_run(db, cid, pending), utcnow_iso(), cid),
         )
         outbox.record_event(
             db,
@@ -156,18 +147,13 @@ def release(db: Database, campaign_id: int, worker_id: str, sent: int) -> None:
     counts = outbox.counts(db, cid)
     pending = counts["queued"] + counts["deferred"] + counts["claimed"]
     with db.transaction():
-        db.execute(
-            "UPDATE campaigns SET status = CASE WHEN status = ? THEN ? ELSE status END, "
-            "sender_pid = NULL, sender_lease_until = NULL, updated_at = ? "
-            "WHERE id = ? AND sender_pid = ?",
-            (
-                CampaignStatus.SENDING.value,
-                (CampaignStatus.READY if pending else CampaignStatus.DONE).value,
-                utcnow_iso(),
-                cid,
-                worker_id,
-            ),
-        )
+        holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (cid,))
+        if holder == worker_id:  # a run whose lock was taken over leaves the campaign alone
+            db.execute(
+                "UPDATE campaigns SET status = ?, sender_pid = NULL, sender_lease_until = NULL, "
+                "updated_at = ? WHERE id = ? AND sender_pid = ?",
+                (_status_after_run(db, cid, pending), utcnow_iso(), cid, worker_id),
+            )
         outbox.record_event(
             db,
             cid,
@@ -175,3 +161,19 @@ def release(db: Database, campaign_id: int, worker_id: str, sent: int) -> None:
             "send_run",
             {"sent": sent, "stopped": "error", "worker": worker_id},
         )
+
+
+def _status_after_run(db: Database, campaign_id: int, pending: int) -> str:
+    """The status a run leaves the campaign in, however it ended, from its status now.
+
+    In the caller's transaction, while the run still holds the campaign: nothing was claimed
+    since `pending` was counted.
+    """
+    status = str(db.scalar("SELECT status FROM campaigns WHERE id = ?", (campaign_id,)))
+    if status == CampaignStatus.SENDING.value:
+        return (CampaignStatus.DONE if pending == 0 else CampaignStatus.READY).value
+    if status == CampaignStatus.PAUSED.value and pending == 0:
+        # Paused as its last messages went out: nothing is left to resume, so it is done.
+        outbox.record_event(db, campaign_id, None, "pause_came_too_late", {})
+        return CampaignStatus.DONE.value
+    return status
