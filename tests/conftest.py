@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from browser import chromium, live_server, page  # noqa: F401 -- page-test fixtures, tests/browser.py
-from helpers import key_settings, sample_campaign, schema_url
+from helpers import HTTPS, key_settings, sample_campaign, schema_url
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.testing import SmtpSink
@@ -148,3 +149,13 @@ def sink() -> Iterator[SmtpSink]:
     """A real SMTP server on loopback, in this process, for the test's messages."""
     with SmtpSink() as s:
         yield s
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The web app on `settings`, over HTTPS as the console's __Host- cookie needs (a module
+    may define its own)."""
+    from varsel.web import create_app
+
+    with TestClient(create_app(settings), base_url=HTTPS) as c:
+        yield c

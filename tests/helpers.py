@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from varsel import unit
@@ -14,6 +14,9 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_dir
 from varsel.send_config import SendOptions
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
 
 
 def campaign_toml(
@@ -188,3 +191,89 @@ def audit_actions(db: Database) -> list[tuple[str, str, str | None]]:
     from varsel import audit
 
     return [(e.actor, e.action, e.object) for e in audit.entries(db)]
+
+
+# -- the console (tests/test_web_console*.py) -----------------------------------------------
+
+HTTPS = "https://testserver"  # the session cookie is __Host- prefixed and Secure: HTTPS only
+
+
+def console_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings the console can sign in with, on `database_url`; `overrides` change fields."""
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "dkim_key_dir": str(tmp_path / "keys"),
+        "secret_key": "console test secret",  # a key for these tests only
+        "password_memory_kib": 8192,  # real argon2id, with less memory than production's
+        "allow_test_domains": True,
+    }
+    return Settings.load(environ={}, **(fields | overrides))
+
+
+def form_token(client: TestClient, path: str) -> str:
+    """The CSRF token of the form on the page at `path`."""
+    page = client.get(path)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, code: str, password: str = PASSWORD) -> str:
+    """Post the sign-in form; returns the answer's error text or its redirect target."""
+    from varsel.web.console_auth import PREFIX
+
+    token = form_token(client, f"{PREFIX}/logg-inn")
+    answer = client.post(
+        f"{PREFIX}/logg-inn",
+        data={"csrf": token, "name": name, "password": password, "code": code},
+        follow_redirects=False,
+    )
+    if answer.status_code == 303:
+        return answer.headers["location"]
+    error = re.search(r'<p class="error" role="alert"[^>]*>([^<]+)</p>', answer.text)
+    assert error is not None, answer.text
+    return error.group(1).replace("&#34;", '"').replace("&#39;", "'")
+
+
+def sign_in_as(client: TestClient, db: Database, settings: Settings, name: str, role: str) -> str:
+    """A new enrolled account `name` with `role`, signed in on `client`; sign_in's answer."""
+    return sign_in(client, name, next_code(operator(db, settings, name, role)))
+
+
+def console_campaign(
+    db: Database, settings: Settings, tmp_path: Path, brreg: Path, created_by: str = "kari"
+) -> int:
+    """test_web_public's campaign on the registry sample, written by `created_by`; its id."""
+    from test_web_public import CAMPAIGN
+    from varsel.campaign import create_campaign
+    from varsel.registry import import_dump
+
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    return create_campaign(db, settings, tmp_path / "c.toml", created_by=created_by).campaign.id
+
+
+def kari_campaign_berit_signed_in(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> int:
+    """A campaign written by kari on the registry sample, with approver berit signed in; its id."""
+    cid = console_campaign(db, settings, tmp_path, brreg, created_by="kari")
+    sign_in_as(client, db, settings, "berit", "approver")
+    return cid
+
+
+def heading(html: str) -> str:
+    """The page's h1."""
+    found = re.search(r"<h1[^>]*>([^<]+)</h1>", html)
+    assert found is not None, html
+    return found.group(1)
+
+
+def page_form(client: TestClient, path: str) -> dict[str, str]:
+    """The campaign page's CSRF token and the fingerprint it shows, as a form would post them."""
+    page = client.get(path).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    digest = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
+    assert csrf is not None
+    return {"csrf": csrf.group(1), "digest": digest.group(1) if digest else ""}

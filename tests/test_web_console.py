@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,12 +19,24 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
-from helpers import PASSWORD, next_code, operator
-from test_web_public import CAMPAIGN
+from helpers import (
+    HTTPS,
+    PASSWORD,
+    console_campaign,
+    console_settings,
+    form_token,
+    heading,
+    kari_campaign_berit_signed_in,
+    next_code,
+    operator,
+    page_form,
+    sign_in,
+    sign_in_as,
+)
 from varsel import audit
 from varsel.accounts import Role, add_user, disable_user, get_user, list_users
 from varsel.approval import fingerprint
-from varsel.campaign import create_campaign, get_campaign, update_spec
+from varsel.campaign import get_campaign, update_spec
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, Text, listed
@@ -41,7 +52,6 @@ from varsel.suppression import (
 from varsel.web import create_app
 from varsel.web.console_auth import OPEN, PREFIX, Console, ConsoleRoute, translate
 
-HTTPS = "https://testserver"  # the session cookie is __Host- prefixed and Secure: HTTPS only
 COOKIE = "__Host-konsoll"
 WRONG_PASSWORD = "feil passord 1"  # noqa: S105 -- not anyone's password
 WRONG = (
@@ -52,54 +62,13 @@ WRONG = (
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings.load(
-        environ={},
-        database_url=db_url,
-        dkim_key_dir=str(tmp_path / "keys"),
-        secret_key="console test secret",  # noqa: S106 -- a key for this test only
-        password_memory_kib=8192,  # real argon2id, with less memory than production's
-        allow_test_domains=True,
-    )
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url=HTTPS) as c:
-        yield c
-
-
-def form_token(client: TestClient, path: str) -> str:
-    page = client.get(path)
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found is not None, page.text
-    return found.group(1)
-
-
-def sign_in(client: TestClient, name: str, code: str, password: str = PASSWORD) -> str:
-    """Post the sign-in form; returns the answer's error text or its redirect target."""
-    token = form_token(client, f"{PREFIX}/logg-inn")
-    answer = client.post(
-        f"{PREFIX}/logg-inn",
-        data={"csrf": token, "name": name, "password": password, "code": code},
-        follow_redirects=False,
-    )
-    if answer.status_code == 303:
-        return answer.headers["location"]
-    error = re.search(r'<p class="error" role="alert"[^>]*>([^<]+)</p>', answer.text)
-    assert error is not None, answer.text
-    return error.group(1).replace("&#34;", '"').replace("&#39;", "'")
+    return console_settings(tmp_path, db_url)
 
 
 def cells(html: str) -> list[list[str]]:
     """The text of each body row's cells."""
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     return [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in body.split("</tr>")[:-1]]
-
-
-def heading(html: str) -> str:
-    found = re.search(r"<h1[^>]*>([^<]+)</h1>", html)
-    assert found is not None, html
-    return found.group(1)
 
 
 # -- the router ---------------------------------------------------------------------------
@@ -533,19 +502,6 @@ def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
     assert client.get(PREFIX).status_code == 200
 
 
-def kari_campaign_berit_signed_in(
-    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
-) -> int:
-    """A campaign written by kari on the registry sample, with approver berit signed in; its id."""
-    import_dump(db, brreg / "enheter-sample.json")
-    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
-    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
-    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
-    secret = operator(db, settings, "berit", "approver")
-    sign_in(client, "berit", next_code(secret))
-    return cid
-
-
 def test_the_downloads_are_kept_out_of_caches(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
@@ -611,23 +567,11 @@ def action_error(answer: httpx.Response) -> str:
     return found.group(1)
 
 
-def page_form(client: TestClient, path: str) -> dict[str, str]:
-    """The campaign page's CSRF token and the fingerprint it shows, as a form would post them."""
-    page = client.get(path).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
-    digest = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
-    assert csrf is not None
-    return {"csrf": csrf.group(1), "digest": digest.group(1) if digest else ""}
-
-
 def test_approving_ones_own_campaign_is_refused_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
-    import_dump(db, brreg / "enheter-sample.json")
-    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
-    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
-    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="berit").campaign.id
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    cid = console_campaign(db, settings, tmp_path, brreg, created_by="berit")
+    sign_in_as(client, db, settings, "berit", "approver")
     # The page offers the author no approval form; posted by hand, the library refuses it.
     form = {**page_form(client, f"{PREFIX}/kampanjer/{cid}"), "digest": fingerprint(db, cid).digest}
     shown = {}
@@ -698,7 +642,7 @@ def test_a_send_without_an_approval_that_holds_is_refused_in_the_pages_language(
 def test_a_campaign_that_does_not_exist_is_named_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    sign_in_as(client, db, settings, "vera", "viewer")
     answers = {lang: client.get(f"{PREFIX}/kampanjer/999?lang={lang}") for lang in ("nn", "en")}
     assert {lang: a.status_code for lang, a in answers.items()} == {"nn": 404, "en": 404}
     assert 'role="alert">kampanje 999 finst ikkje</p>' in answers["nn"].text
@@ -775,7 +719,7 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings, brreg: Path
 ) -> None:
     import_dump(db, brreg / "enheter-sample.json")
-    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+    sign_in_as(client, db, settings, "kari", "author")
 
     def error(query: str) -> str:
         found = re.search(
@@ -807,7 +751,7 @@ def test_the_segment_count_shows_units_abroad_in_a_row_of_their_own(
 ) -> None:
     # Two of the sample's three NUFs have their business address abroad: no municipality.
     import_dump(db, brreg / "enheter-sample.json")
-    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+    sign_in_as(client, db, settings, "kari", "author")
     page = client.get(f"{PREFIX}/utvalg/telling?former=NUF").text
     rows = re.findall(r"<tr><td>([^<]*)</td><td class=\"number\">(\d+)</td>", page)
     assert rows == [("Oslo", "1"), ("Utlandet", "2")]
@@ -984,7 +928,7 @@ def notice(answer: httpx.Response) -> str:
 def test_an_approver_adds_sees_and_removes_and_each_is_audited_with_their_name(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     page = client.get(LIST)
     assert (page.status_code, heading(page.text)) == (200, "Sperrelisten")
     assert cells(page.text) == [["Sperrelisten er tom."]]
@@ -1061,14 +1005,14 @@ def test_a_viewer_and_an_author_cannot_see_or_change_the_list(
 def test_the_list_is_in_an_approvers_menu(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     assert '<a href="/konsoll/sperreliste">Sperrelisten</a>' in client.get(PREFIX).text
 
 
 def test_a_change_to_the_list_needs_the_forms_token(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     add_manual(db, SuppressionKind.UNIT, "974760673", actor="test")
     answers = [
         client.post(LIST, data={"orgnr": "923609016"}),
@@ -1100,7 +1044,7 @@ def test_a_mistake_is_shown_at_its_field_with_400_and_nothing_is_stored(
     client: TestClient, db: Database, settings: Settings, form: dict[str, str], field: str,
     message: str,
 ) -> None:  # fmt: skip
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     csrf = form_token(client, LIST)
     answer = client.post(LIST, data={"csrf": csrf, **form})
     assert answer.status_code == 400
@@ -1115,7 +1059,7 @@ def test_a_mistake_is_shown_at_its_field_with_400_and_nothing_is_stored(
 def test_a_mistake_is_named_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     csrf = form_token(client, LIST)
     nn = client.post(LIST, data={"csrf": csrf, "address": "post@firma,no", "lang": "nn"})
     en = client.post(LIST, data={"csrf": csrf, "orgnr": "974 760 674", "lang": "en"})
@@ -1137,7 +1081,7 @@ def test_a_mistake_is_named_in_the_pages_language(
 def test_removing_what_is_not_on_the_list_says_so_with_400(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     csrf = form_token(client, LIST)
     answer = client.post(
         f"{LIST}/fjern", data={"csrf": csrf, "kind": "address", "value": "Post@Blåbær.no"}
@@ -1159,7 +1103,7 @@ def test_a_long_list_shows_the_newest_500_and_says_how_many_in_all(
     with db.transaction():
         for n in range(502):
             add(db, SuppressionKind.ADDRESS, f"a{n}@firma.no", SuppressionReason.UNSUBSCRIBED)
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     page = client.get(LIST)
     assert "<caption>De 500 nyeste av 502 i alt</caption>" in page.text
     assert len(cells(page.text)) == 500

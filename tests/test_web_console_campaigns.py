@@ -4,15 +4,19 @@ template editor, the campaign page's actions and its progress panel."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import next_code, operator
-from test_web_console import form_token, kari_campaign_berit_signed_in, page_form, sign_in
+from helpers import (
+    console_settings,
+    form_token,
+    kari_campaign_berit_signed_in,
+    page_form,
+    sign_in_as,
+)
 from varsel.accounts import get_user
 from varsel.approval import approve
 from varsel.campaign import CampaignStatus, get_campaign
@@ -20,7 +24,6 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import Text
 from varsel.retention import forget_campaign
-from varsel.web import create_app
 from varsel.web.console_auth import PREFIX, translate
 from varsel.web.console_send import for_console
 
@@ -29,20 +32,7 @@ NEW = f"{PREFIX}/kampanjer/ny"
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings.load(
-        environ={},
-        database_url=db_url,
-        dkim_key_dir=str(tmp_path / "keys"),
-        secret_key="console test secret",  # noqa: S106 -- a key for this test only
-        password_memory_kib=8192,  # real argon2id, with less memory than production's
-        allow_test_domains=True,
-    )
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="https://testserver") as c:
-        yield c
+    return console_settings(tmp_path, db_url)
 
 
 def new_form(client: TestClient, **fields: str) -> dict[str, str]:
@@ -123,7 +113,7 @@ def test_a_missing_name_and_an_http_address_are_named_by_the_forms_labels(
 def test_the_form_says_which_campaign_the_sender_is_carried_over_from(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
-    sign_in(client, "ola", next_code(operator(db, settings, "ola", "author")))
+    sign_in_as(client, db, settings, "ola", "author")
     assert "hentet fra kampanje" not in client.get(f"{NEW}?politi=oslo").text
     cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
     page = client.get(f"{NEW}?politi=oslo").text

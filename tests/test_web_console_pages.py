@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import next_code, operator
-from test_web_console import HTTPS, form_token, heading, sign_in
+from helpers import HTTPS, console_settings, form_token, heading, operator, sign_in_as
 from varsel import audit
 from varsel.accounts import get_user
 from varsel.config import Settings
@@ -24,18 +23,12 @@ from varsel.web.console_auth import PREFIX
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings.load(
-        environ={},
-        database_url=db_url,
-        dkim_key_dir=str(tmp_path / "keys"),
-        secret_key="console pages test secret",  # noqa: S106 -- a key for this test only
-        password_memory_kib=8192,
-        allow_test_domains=True,
-    )
+    return console_settings(tmp_path, db_url)
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    # Its own: a server error is answered with the error page, not raised in the test.
     with TestClient(create_app(settings), base_url=HTTPS, raise_server_exceptions=False) as c:
         yield c
 
@@ -58,7 +51,7 @@ def notice(html: str) -> str:
 def test_after_a_refused_form_the_language_links_open_the_page_it_belongs_to(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     csrf = form_token(client, f"{PREFIX}/sperreliste")
     answer = client.post(
         f"{PREFIX}/sperreliste/fjern",
@@ -73,7 +66,7 @@ def test_after_a_refused_form_the_language_links_open_the_page_it_belongs_to(
 def test_an_account_change_redirects_and_says_what_it_did(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    sign_in_as(client, db, settings, "ada", "admin")
     operator(db, settings, "demo-kari", "author")
     csrf = form_token(client, f"{PREFIX}/brukere")
     said = {}
@@ -106,7 +99,7 @@ def test_an_account_change_redirects_and_says_what_it_did(
 def test_a_new_account_redirects_and_a_reload_does_not_post_again(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    sign_in_as(client, db, settings, "ada", "admin")
     csrf = form_token(client, f"{PREFIX}/brukere")
     form = {"csrf": csrf, "name": "ola", "role": "author", "password": "et langt passord 1"}
     answer = client.post(f"{PREFIX}/brukere", data=form, follow_redirects=False)
@@ -118,7 +111,7 @@ def test_a_new_account_redirects_and_a_reload_does_not_post_again(
 def test_a_bad_address_says_why_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "ada", next_code(operator(db, settings, "ada", "admin")))
+    sign_in_as(client, db, settings, "ada", "admin")
     csrf = form_token(client, f"{PREFIX}/brukere")
     form = {"csrf": csrf, "name": "ola", "role": "author", "password": "et langt passord 1",
             "email": "ikke-epost"}  # fmt: skip
@@ -137,7 +130,7 @@ def test_a_bad_address_says_why_in_the_pages_language(
 def test_a_console_error_page_has_the_consoles_layout_and_a_way_back(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     missing = client.get(f"{PREFIX}/finnes-ikke?lang=en")
     assert missing.status_code == 404
     assert '<body class="console">' in missing.text
@@ -163,7 +156,7 @@ def test_a_console_error_page_without_a_session_links_to_the_console(client: Tes
 def test_a_campaign_that_does_not_exist_is_404(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    sign_in_as(client, db, settings, "vera", "viewer")
     answer = client.get(f"{PREFIX}/kampanjer/999")
     assert (answer.status_code, heading(answer.text)) == (404, "Siden finnes ikke")
     assert 'role="alert">kampanje 999 finnes ikke</p>' in answer.text
@@ -175,7 +168,7 @@ def test_a_campaign_that_does_not_exist_is_404(
 def test_the_audit_log_names_actions_in_words_and_shows_details_as_lines(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     operator(db, settings, "kari", "author")
     with db.transaction():
         audit.record(db, "berit", audit.Action.CAMPAIGN_SEND_END, "campaign:3",
@@ -200,7 +193,7 @@ def test_the_suppression_list_names_where_an_entry_came_from(
     add_manual(db, SuppressionKind.ADDRESS, "post@firma.no", actor="berit", source="console")
     # An entry from before the note had a column of its own (migration 0011).
     add_manual(db, SuppressionKind.ADDRESS, "post@gammel.no", actor="berit", source="operator")
-    sign_in(client, "berit", next_code(operator(db, settings, "berit", "approver")))
+    sign_in_as(client, db, settings, "berit", "approver")
     langs = ("nb", "nn", "en")
     cells = {lang: client.get(f"{PREFIX}/sperreliste?lang={lang}").text for lang in langs}
     # The same words (suppression.SOURCE_LABELS) as `varsel suppress list`, translated.
@@ -225,7 +218,7 @@ def test_the_dashboard_writes_counts_kinds_and_dates_in_the_pages_language(
         "imported_at, records) VALUES ('enheter', 'dump', 'e.json.gz', '/tmp/e.json.gz', 'x', "
         "'json', '2026-11-29', '2026-11-30T08:00:00Z', 224338)"
     )
-    sign_in(client, "vera", next_code(operator(db, settings, "vera", "viewer")))
+    sign_in_as(client, db, settings, "vera", "viewer")
     pages = {lang: client.get(f"{PREFIX}?lang={lang}").text for lang in ("nb", "nn", "en")}
     rows = {
         lang: re.findall(r"<td[^>]*>([^<]*)</td>", text.rsplit("<h2>", 1)[1])[:6]

@@ -18,14 +18,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from helpers import PASSWORD, next_code, operator
-from test_web_public import CAMPAIGN
-from varsel.campaign import create_campaign
+from helpers import PASSWORD, console_campaign, console_settings, next_code, operator
 from varsel.config import Settings
 from varsel.db import Database, connect
-from varsel.registry import import_dump
 from varsel.testing import SmtpSink
-from varsel.web import create_app
 from varsel.web.console_send import Senders
 
 SITES = {"/varsel": "https://www.politiet.no/varsel", "": "https://varsel.example.no"}
@@ -44,15 +40,8 @@ def root(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, sink: SmtpSink, root: str) -> Settings:
-    return Settings.load(
-        environ={},
-        database_url=str(tmp_path / "varsel.db"),
-        dkim_key_dir=str(tmp_path / "keys"),
-        secret_key="console root test secret",  # noqa: S106 -- a key for this test only
-        smtp_url=sink.url,
-        allow_test_domains=True,
-        password_memory_kib=8192,  # real argon2id, with less memory than production's
-        public_base_url=SITES[root],
+    return console_settings(
+        tmp_path, str(tmp_path / "varsel.db"), smtp_url=sink.url, public_base_url=SITES[root]
     )
 
 
@@ -65,16 +54,7 @@ def db(settings: Settings) -> Iterator[Database]:
 @pytest.fixture
 def campaign(db: Database, settings: Settings, tmp_path: Path, brreg: Path) -> int:
     """A campaign kari wrote on the registry sample; its id."""
-    import_dump(db, brreg / "enheter-sample.json")
-    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
-    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
-    return create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="https://testserver") as c:
-        yield c
+    return console_campaign(db, settings, tmp_path, brreg, created_by="kari")
 
 
 def addresses(html: str, pattern: re.Pattern[str] = ADDRESS) -> list[str]:
