@@ -97,3 +97,20 @@ def test_evaluate_compares_two_campaigns(db: Database, campaign: int, tmp_path: 
     html = out.read_text("utf-8")
     assert f"Sammenlignet med kampanje {other}</h2>" in html
     assert f"{other} «Andre runde»" in html
+
+
+def test_evaluate_writes_the_report_in_english(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--language", "en")
+    assert status == 0, output
+    html = out.read_text("utf-8")
+    assert html.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert "<h1>Evaluation of the campaign “Rådene”</h1>" in html
+
+
+def test_evaluate_refuses_an_unknown_language(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "rapport.html"
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--language", "de")
+    assert status == 2
+    assert output.strip() == "varsel: --language: «de» er ikke et av valgene (velg nb, nn eller en)"
+    assert not out.exists()

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pypdf
 import pytest
+from babel.messages.pofile import read_po
 
 from reportdata import (
     Sent,
@@ -25,14 +28,23 @@ from reportdata import (
     settings_for,
     units_without_email,
 )
-from varsel.coverage import Outcome
+from varsel import evaluate as evaluate_module
+from varsel.coverage import PENDING_DETAILS, SIZE_BANDS, Outcome, Reason, label
 from varsel.db import Database
 from varsel.evaluate import Evaluation, bounce_reason, evaluate
-from varsel.evaluate_render import ReportError, build_view, render_html, write_report
+from varsel.evaluate_render import (
+    Paragraph,
+    ReportError,
+    Table,
+    build_view,
+    render_html,
+    write_report,
+)
 from varsel.feedback import Channel
 from varsel.i18n import fmt_int, fmt_share
 from varsel.outbox import DeliveryState as S
 from varsel.outbox import record_event
+from varsel.web.templating import gettext as templating_gettext
 
 CHROMIUM = Path("/usr/bin/chromium")
 COMMENT = 'Nyttig! <script>alert("x")</script> & «takk»'
@@ -179,7 +191,7 @@ def test_bounce_reason_reads_the_enhanced_status(status: str, key: str) -> None:
 def test_the_summary_is_one_paragraph_in_norwegian(ev: Evaluation) -> None:
     c, f, ch = ev.coverage, ev.funnel, ev.checks
     email = c.outcomes[Outcome.EMAIL_ACCEPTED]
-    assert ev.summary() == (
+    assert build_view(ev).summary == (
         f"Kampanjen «Sikkerhetsråd» gikk til {fmt_int(c.units)} virksomheter i Oslo. "
         f"{fmt_int(f.valid)} av dem ({fmt_share(f.valid, c.units)}) hadde en brukbar "
         f"e-postadresse i Enhetsregisteret. E-posten ble levert til {fmt_int(email)} av dem, "
@@ -340,3 +352,159 @@ def test_the_code_section_names_the_campaigns_own_sender(
     html = render_html(build_view(_with_organisation(ev, organisation)))
     assert words in html
     assert "politiet" not in html
+
+
+HEADINGS = {
+    "nb": [
+        "Sammendrag",
+        "Hvem ble nådd",
+        "Fra utvalg til handling: e-post",
+        "Brev og Altinn",
+        "Sjekket mottakerne koden før de handlet?",
+        "Utfall per kommune",
+        "Utfall etter antall ansatte",
+        "Hvorfor e-post kom i retur",
+        "Tilbakemeldinger",
+        "Slik er tallene regnet",
+    ],
+    "nn": [
+        "Samandrag",
+        "Kven vart nådd",
+        "Frå utval til handling: e-post",
+        "Brev og Altinn",
+        "Sjekka mottakarane koden før dei gjorde noko?",
+        "Utfall per kommune",
+        "Utfall etter talet på tilsette",
+        "Kvifor e-post kom i retur",
+        "Tilbakemeldingar",
+        "Slik er tala rekna ut",
+    ],
+    "en": [
+        "Summary",
+        "Who was reached",
+        "From selection to action: e-mail",
+        "Letters and Altinn",
+        "Did recipients check the code before acting?",
+        "Outcome by municipality",
+        "Outcome by number of employees",
+        "Why e-mail bounced",
+        "Feedback",
+        "How the figures are calculated",
+    ],
+}
+
+
+class Headings(HTMLParser):
+    """The text of every h1 and h2, and the html element's lang."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lang: str | None = None
+        self.h1: list[str] = []
+        self.h2: list[str] = []
+        self._open: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "html":
+            self.lang = dict(attrs).get("lang")
+        if tag in ("h1", "h2"):
+            self._open = self.h1 if tag == "h1" else self.h2
+            self._open.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h1", "h2"):
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open[-1] += data
+
+
+@pytest.mark.parametrize("language", ["nb", "nn", "en"])
+def test_the_report_is_written_in_its_language(ev: Evaluation, language: str) -> None:
+    parser = Headings()
+    parser.feed(render_html(build_view(ev, language=language)))
+    assert parser.lang == language
+    assert parser.h2 == HEADINGS[language]
+    title = {
+        "nb": "Evaluering av kampanjen «Sikkerhetsråd»",
+        "nn": "Evaluering av kampanjen «Sikkerhetsråd»",
+        "en": "Evaluation of the campaign “Sikkerhetsråd”",
+    }
+    assert parser.h1 == [title[language]]
+
+
+@pytest.mark.parametrize("language", ["nn", "en"])
+def test_no_bokmal_is_left_in_nynorsk_and_english(ev: Evaluation, language: str) -> None:
+    html = render_html(build_view(ev, language=language))
+    bokmal_only = set(HEADINGS["nb"]) - set(HEADINGS[language])
+    assert [h for h in bokmal_only if h in html] == []
+    for words in ("Virksomhet", "ikke nådd", "Andel", "Sjekket", "Hvorfor", "Laget av varsel"):
+        assert words not in html
+
+
+def test_english_numbers_and_dates(ev: Evaluation) -> None:
+    view = build_view(ev, language="en")
+    meta = dict(view.meta)
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}", meta["Created"])
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d", meta["Report produced"])
+    units = ev.coverage.units
+    reach = next(s for s in view.sections if s.id == "naadd")
+    outcomes = reach.blocks[2]
+    assert isinstance(outcomes, Table)
+    assert outcomes.head == ("Outcome", "Businesses", "Share")
+    assert outcomes.rows[-1] == ("Total", str(units), "100.0%")
+    feedback = next(s for s in view.sections if s.id == "tilbakemelding")
+    first = feedback.blocks[0]
+    assert isinstance(first, Paragraph)
+    assert first.text == (
+        "3 answers. Usefulness was rated 3.7 out of 5 on average (3 gave a score). "
+        "1 found the advice relevant to their business, 1 did not."
+    )
+    assert "in Oslo." in view.summary
+    assert f"{fmt_share(ev.funnel.valid, units, 'en')})" in view.summary
+    assert fmt_share(1, 3, "en") == "33.3%"
+
+
+def test_norwegian_dates_in_nynorsk(ev: Evaluation) -> None:
+    meta = dict(build_view(ev, language="nn").meta)
+    assert re.fullmatch(r"\d{1,2}\. [a-z]+ \d{4}", meta["Oppretta"])
+    assert re.fullmatch(r"\d{1,2}\. [a-z]+ \d{4} kl\. \d\d:\d\d", meta["Rapporten er laga"])
+
+
+def catalog(language: str) -> dict[str, str]:
+    path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as f:
+        return {m.id: m.string for m in read_po(f) if isinstance(m.id, str) and m.id}
+
+
+@pytest.mark.parametrize("language", ["nn", "en"])
+def test_every_text_the_report_looks_up_is_translated(
+    db: Database, scenario: Scenario, tmp_path: Path, language: str, monkeypatch: Any
+) -> None:
+    looked_up: set[str] = set()
+
+    def recording(lang: str, text: str) -> str:
+        looked_up.add(text)
+        return templating_gettext(lang, text)
+
+    monkeypatch.setattr("varsel.web.templating.gettext", recording)
+    other = new_campaign(db, settings_for(tmp_path), tmp_path, "Neste runde")
+    build_view(evaluate(db, scenario.campaign_id), evaluate(db, other), language)
+    # Labels of outcomes, reasons, size bands and bounces the scenario may not reach.
+    looked_up.update(str(label(k)) for k in (*Outcome, *Reason, *PENDING_DETAILS))
+    looked_up.update(name for _, name in SIZE_BANDS)
+    looked_up.update(evaluate_module._BOUNCE_LABELS.values())
+    translations = catalog(language)
+    assert len(looked_up) > 150
+    assert sorted(t for t in looked_up if not translations.get(t)) == []
+
+
+def test_a_pdf_in_nynorsk(ev: Evaluation, tmp_path: Path) -> None:
+    write_report(ev, tmp_path / "rapport.pdf", language="nn")
+    reader = pypdf.PdfReader(tmp_path / "rapport.pdf")
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "Samandrag" in text
+    assert "Sjekka mottakarane koden før dei gjorde noko?" in text
+    assert f"Side 1 av {len(reader.pages)}" in text
+    assert "Sammendrag" not in text

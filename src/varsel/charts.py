@@ -39,8 +39,10 @@ def _svg(width: int, height: int, title: str, alt: str, body: list[str]) -> str:
     )
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, int, str]], alt: str) -> str:
-    """Horizontal bars with a label on the left and the number on the right."""
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, int, str]], alt: str, *, language: str = "nb"
+) -> str:
+    """Horizontal bars with a label on the left and the number (in the language) on the right."""
     width, label_w, row_h, value_w = 720, 230, 28, 90
     scale = max((n for _, n, _ in bars), default=0) or 1
     body = []
@@ -52,15 +54,23 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int, str]], alt: str) -> str
             f"{escape(name)}</text>"
             f'<rect x="{label_w}" y="{y + 3}" width="{max(w, 1 if n else 0)}" height="20" '
             f'fill="{colour}"/>'
-            f'<text x="{label_w + w + 6}" y="{y + 17}" fill="{_TEXT}">{fmt_int(n)}</text>'
+            f'<text x="{label_w + w + 6}" y="{y + 17}" fill="{_TEXT}">{fmt_int(n, language)}</text>'
         )
     return _svg(width, 12 + row_h * len(bars), title, alt, body)
 
 
 def stacked_bars(
-    title: str, rows: Sequence[tuple[str, Mapping[Outcome, int]]], alt: str, *, legend: bool
+    title: str,
+    rows: Sequence[tuple[str, Mapping[Outcome, int]]],
+    alt: str,
+    *,
+    legend: bool,
+    language: str = "nb",
+    names: Mapping[Outcome, str] | None = None,
 ) -> str:
-    """One 100 % bar per row, split by outcome, with a legend of the outcomes that occur."""
+    """One 100 % bar per row, split by outcome, with a legend of the outcomes that occur;
+    names are the outcomes' names in the language (the Norwegian labels without them)."""
+    name_of = names or {o: label(o) for o in Outcome}
     width, label_w, row_h, bar_w = 720, 200, 26, 500
     used = [o for o in Outcome if any(counts.get(o, 0) for _, counts in rows)]
     body = []
@@ -80,8 +90,8 @@ def stacked_bars(
             body.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="18" '
                 f'fill="{COLOURS[o]}" stroke="#ffffff" stroke-width="1">'
-                f"<title>{escape(name)}: {escape(label(o))} {fmt_int(n)} "
-                f"({fmt_share(n, total)})</title></rect>"
+                f"<title>{escape(name)}: {escape(name_of[o])} {fmt_int(n, language)} "
+                f"({fmt_share(n, total, language)})</title></rect>"
             )
             x += w
     height = 12 + row_h * len(rows)
@@ -92,7 +102,7 @@ def stacked_bars(
             ly = height + 8 + (j // per_line) * 22
             body.append(
                 f'<rect x="{lx}" y="{ly}" width="14" height="14" fill="{COLOURS[o]}"/>'
-                f'<text x="{lx + 20}" y="{ly + 12}" fill="{_TEXT}">{escape(label(o))}</text>'
+                f'<text x="{lx + 20}" y="{ly + 12}" fill="{_TEXT}">{escape(name_of[o])}</text>'
             )
         height += 12 + 22 * ((len(used) + per_line - 1) // per_line)
     return _svg(width, height, title, alt, body)

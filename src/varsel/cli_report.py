@@ -161,9 +161,21 @@ def report_unreached(
 )
 @click.option("--pdf", is_flag=True, help="Skriv også en PDF ved siden av HTML-filen.")
 @click.option("--compare", "compare_id", type=int, help="Vis denne kampanjen ved siden av.")
+@click.option(
+    "--language",
+    type=click.Choice(["nb", "nn", "en"]),
+    default="nb",
+    show_default=True,
+    help="Rapportens språk: nb (bokmål), nn (nynorsk) eller en (engelsk).",
+)
 @pass_state
 def report_evaluate(
-    state: State, campaign_id: int, out_path: Path, pdf: bool, compare_id: int | None
+    state: State,
+    campaign_id: int,
+    out_path: Path,
+    pdf: bool,
+    compare_id: int | None,
+    language: str,
 ) -> None:
     """Skriv evalueringsrapporten: sammendrag, hvem som ble nådd, kodesjekker, tilbakemeldinger."""
     from varsel.evaluate import evaluate
@@ -171,5 +183,5 @@ def report_evaluate(
 
     ev = evaluate(state.db, campaign_id)
     other = evaluate(state.db, compare_id) if compare_id is not None else None
-    for path in write_report(ev, out_path, compare=other, pdf=pdf):
+    for path in write_report(ev, out_path, compare=other, pdf=pdf, language=language):
         out.print(f"Skrev {path}", soft_wrap=True)

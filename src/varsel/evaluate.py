@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from varsel.campaign import Campaign, get_campaign
 from varsel.clock import utcnow_iso
-from varsel.coverage import Coverage, Outcome, coverage
+from varsel.coverage import Coverage, coverage
 from varsel.db import Database
 from varsel.feedback import Channel
-from varsel.i18n import fmt_int, fmt_share
 from varsel.outbox import DeliveryState
 
 # Comments shown in the report at most; the count of all is always given.
@@ -123,73 +122,6 @@ class Evaluation:
     bounces: tuple[BounceReason, ...]
     auto_replies: int  # out-of-office and other automatic replies: not bounces
     generated_at: str
-
-    @property
-    def area(self) -> str:
-        """The municipalities, named: 'Oslo, Bærum og Asker', or 'N kommuner'."""
-        names = [g.name for g in self.coverage.by_municipality]
-        if not names:
-            return "ingen kommuner"
-        if len(names) > 4:
-            return f"{fmt_int(len(names))} kommuner"
-        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " og " + names[-1]
-
-    def summary(self) -> str:
-        """One paragraph in Norwegian for a reader who has not seen the campaign."""
-        c, f, ch = self.coverage, self.funnel, self.checks
-        o = c.outcomes
-        parts = [
-            f"Kampanjen «{self.campaign.name}» gikk til {fmt_int(c.units)} virksomheter "
-            f"i {self.area}.",
-            f"{fmt_int(f.valid)} av dem ({fmt_share(f.valid, c.units)}) hadde en brukbar "
-            "e-postadresse i Enhetsregisteret. E-posten ble levert til "
-            f"{fmt_int(o[Outcome.EMAIL_ACCEPTED])} av dem"
-            + (f", mens {fmt_int(f.bounced)} kom i retur" if f.bounced else "")
-            + ".",
-        ]
-        other = []
-        if self.letters.units:
-            other.append(f"{fmt_int(self.letters.sent)} fikk brev i posten")
-        if self.altinn.units:
-            other.append(f"{fmt_int(self.altinn.arrived)} ble nådd gjennom Altinn")
-        if other:
-            parts.append(_join(other)[0].upper() + _join(other)[1:] + ".")
-        parts.append(
-            f"Til sammen er {fmt_int(c.reached)} ({fmt_share(c.reached, c.units)}) nådd"
-            + (f", {fmt_int(c.on_the_way)} er på vei" if c.on_the_way else "")
-            + f", og {fmt_int(c.not_reached)} ({fmt_share(c.not_reached, c.units)}) "
-            "er ikke nådd."
-        )
-        if ch.delivered:
-            parts.append(
-                f"{fmt_int(ch.verified)} av dem som fikk e-posten "
-                f"({fmt_share(ch.verified, ch.delivered)}) sjekket kontrollkoden på nettsiden "
-                "vår for å se at e-posten var ekte."
-            )
-        fb = self.feedback
-        if fb.answers:
-            mean = fb.mean
-            parts.append(
-                f"{fmt_int(fb.answers)} ga tilbakemelding"
-                + (
-                    f"; i snitt vurderte de nytten til {fmt_decimal(mean)} av 5"
-                    if mean is not None
-                    else ""
-                )
-                + "."
-            )
-        else:
-            parts.append("Ingen har gitt tilbakemelding ennå.")
-        return " ".join(parts)
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " og " + items[-1]
-
-
-def fmt_decimal(x: float) -> str:
-    """4.25 → '4,3': one decimal with a decimal comma."""
-    return f"{x:.1f}".replace(".", ",")
 
 
 # -- gathering --------------------------------------------------------------------------

@@ -1,18 +1,28 @@
-"""Formatting numbers and dates the way Norwegian readers expect."""
+"""Formatting numbers and dates the way Norwegian readers expect (and English ones, when asked)."""
 
 from __future__ import annotations
 
 
-def fmt_int(n: int) -> str:
-    """1234567 → '1 234 567' (Norwegian thousands separator)."""
+def fmt_int(n: int, language: str = "nb") -> str:
+    """1234567 → '1 234 567' (Norwegian thousands separator); '1,234,567' in English."""
+    if language == "en":
+        return f"{n:,}"
     return f"{n:,}".replace(",", "\u00a0")
 
 
-def fmt_share(part: int, whole: int) -> str:
-    """Share as a Norwegian percentage with one decimal: '20,4 %'."""
+def fmt_share(part: int, whole: int, language: str = "nb") -> str:
+    """Share as a percentage with one decimal: '20,4 %' in Norwegian, '20.4%' in English."""
     if whole == 0:
         return "–"
-    return f"{100 * part / whole:.1f}\u00a0%".replace(".", ",")
+    share = 100 * part / whole
+    if language == "en":
+        return f"{share:.1f}%"
+    return f"{share:.1f}\u00a0%".replace(".", ",")
+
+
+def fmt_decimal(x: float, language: str = "nb") -> str:
+    """4.26 → '4,3': one decimal, with a decimal comma in Norwegian and a point in English."""
+    return f"{x:.1f}" if language == "en" else f"{x:.1f}".replace(".", ",")
 
 
 def fmt_count(n: int, one: str, many: str) -> str:
