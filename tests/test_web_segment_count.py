@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import next_code, operator
-from test_web_console import HTTPS, sign_in
+from helpers import HTTPS, next_code, operator, sign_in
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump

@@ -23,6 +23,7 @@ from isal import igzip, isal_zlib
 from varsel import __version__
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
+from varsel.dump import gzip_problem
 from varsel.errors import ConfigError, DownloadError, VarselError, os_reason
 from varsel.progress import ProgressCallback
 
@@ -394,10 +395,10 @@ def _dump_problem(path: Path, fmt: str) -> str | None:
             while chunk := g.read(_CHUNK):
                 if len(head) < _HEAD:
                     head += chunk[: _HEAD - len(head)]
-    except EOFError:
-        return "gzip-filen er avkortet (nedlastingen ble ikke fullført)"
-    except (OSError, _IsalError) as e:
-        return f"gzip-filen er ødelagt ({_one_line(e)})"
+    except (EOFError, OSError, _IsalError) as e:
+        # The fast read above only says that the file is damaged; where and how is said as
+        # for any dump (the slower, stepwise read runs only for a damaged file).
+        return gzip_problem(path) or f"ødelagt gzip ({_one_line(e)})"
     token = _FIRST_TOKEN[fmt]
     start = head.removeprefix(_BOM).lstrip()
     if not start.startswith(token):
