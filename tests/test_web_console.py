@@ -509,6 +509,9 @@ def test_the_downloads_are_kept_out_of_caches(
     report = client.get(f"{PREFIX}/kampanjer/{cid}/rapport")
     assert report.headers["cache-control"] == "no-store"
     assert report.headers["content-disposition"] == f'attachment; filename="rapport-{cid}.html"'
+    assert '<html lang="nb">' in report.text
+    # In the language the operator reads the console in.
+    assert '<html lang="en">' in client.get(f"{PREFIX}/kampanjer/{cid}/rapport?lang=en").text
     csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/dekning")
     export = client.post(f"{PREFIX}/kampanjer/{cid}/eksport", data={"csrf": csrf, "format": "csv"})
     assert export.headers["cache-control"] == "no-store"

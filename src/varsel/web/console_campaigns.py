@@ -545,10 +545,11 @@ def campaign_export(page: Page) -> Response:
 
 @console.route("/kampanjer/{cid:int}/rapport", role=Role.VIEWER)
 def campaign_report(page: Page) -> Response:
-    """The evaluation report (HTML, everything inline) as a file to keep or send on."""
+    """The evaluation report (HTML, everything inline) as a file to keep or send on, in the
+    language the operator reads the console in."""
     cid = campaign_id(page)
     with page.db() as db:
-        html = render_html(build_view(evaluate.evaluate(db, cid)))
+        html = render_html(build_view(evaluate.evaluate(db, cid), language=page.language))
     return Response(
         html.encode("utf-8"),
         media_type="text/html; charset=utf-8",
