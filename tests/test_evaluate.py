@@ -32,14 +32,8 @@ from varsel import evaluate as evaluate_module
 from varsel.coverage import PENDING_DETAILS, SIZE_BANDS, Outcome, Reason, label
 from varsel.db import Database
 from varsel.evaluate import Evaluation, bounce_reason, evaluate
-from varsel.evaluate_render import (
-    Paragraph,
-    ReportError,
-    Table,
-    build_view,
-    render_html,
-    write_report,
-)
+from varsel.evaluate_render import ReportError, build_view, render_html, write_report
+from varsel.evaluate_view import Paragraph, Table
 from varsel.feedback import Channel
 from varsel.i18n import fmt_int, fmt_share
 from varsel.outbox import DeliveryState as S

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import dataclasses
+
+from evaluations import evaluation, group
+from varsel.coverage import Outcome
+from varsel.evaluate import BounceReason, Comment
+from varsel.evaluate_sections import (
+    TOP_MUNICIPALITIES,
+    bounce_section,
+    channels_section,
+    checks_section,
+    compare_section,
+    feedback_section,
+    groups_section,
+    method_section,
+    reach_section,
+)
+from varsel.evaluate_view import Comments, Definitions, Figure, Paragraph, Table
+from varsel.evaluate_words import Words
+
+NBSP = "\u00a0"
+
+
+def table(block: object) -> Table:
+    assert isinstance(block, Table)
+    return block
+
+
+def paragraph(block: object) -> str:
+    assert isinstance(block, Paragraph)
+    return block.text
+
+
+def test_reach_counts_every_outcome_and_only_the_reasons_that_occur() -> None:
+    section = reach_section(evaluation(), Words("nb"))
+    assert section.id == "naadd"
+    outcomes = table(section.blocks[2])
+    assert len(outcomes.rows) == len(Outcome) + 1
+    assert outcomes.rows[1] == ("E-post levert", "900", f"75,0{NBSP}%")
+    assert outcomes.rows[-1] == ("Sum", f"1{NBSP}200", f"100,0{NBSP}%")
+    reasons = table(section.blocks[3])
+    assert reasons.rows == (
+        ("Ingen e-post; brev er ikke laget", "150", f"75,0{NBSP}%"),
+        ("Verken e-post eller postadresse", "50", f"25,0{NBSP}%"),
+    )
+    assert len(section.blocks) == 4  # nothing waits in the outbox: no table of pending states
+
+
+def municipalities(n: int) -> tuple[Table, Figure]:
+    groups = tuple(group(f"{i:04}", f"Kommune {i}", 10, 4) for i in range(n))
+    w = Words("nb")
+    section = groups_section(w, "kommuner", "Utfall", groups, "Kommune", lambda g: g.name, top=True)
+    chart = section.blocks[1]
+    assert isinstance(chart, Figure)
+    return table(section.blocks[2]), chart
+
+
+def test_municipalities_beyond_the_top_are_merged_into_one_row() -> None:
+    rows, chart = municipalities(TOP_MUNICIPALITIES + 5)
+    assert len(rows.rows) == TOP_MUNICIPALITIES
+    assert rows.rows[-2][0] == f"Kommune {TOP_MUNICIPALITIES - 2}"
+    merged = rows.rows[-1]
+    assert merged[:2] == ("6 andre kommuner", "60")  # 6 groups of 10 units
+    assert merged[2 + list(Outcome).index(Outcome.EMAIL_ACCEPTED)] == "24"  # 4 reached in each
+    assert merged[-1] == f"40,0{NBSP}%"
+    assert "6 andre kommuner: 40,0" in chart.alt
+
+
+def test_as_many_municipalities_as_the_top_are_all_shown() -> None:
+    rows, _ = municipalities(TOP_MUNICIPALITIES)
+    assert [r[0] for r in rows.rows] == [f"Kommune {i}" for i in range(TOP_MUNICIPALITIES)]
+
+
+def test_feedback_names_channels_and_languages_in_the_language() -> None:
+    ev = evaluation()
+    feedback = dataclasses.replace(ev.feedback, channels={"brev": 3, "due": 1})
+    section = feedback_section(evaluation(feedback=feedback), Words("en"))
+    assert paragraph(section.blocks[0]) == (
+        "25 answers. Usefulness was rated 4.0 out of 5 on average (20 gave a score). "
+        "18 found the advice relevant to their business, 4 did not."
+    )
+    assert table(section.blocks[2]).rows == (
+        ("Letter", "3", "12.0%"),
+        ("due", "1", "4.0%"),  # a channel the report has no name for keeps its key
+    )
+    comments = section.blocks[4]
+    assert isinstance(comments, Comments)
+    assert comments.items == (("2 April 2025, Nynorsk, usefulness 4", "Nyttig <b>takk</b>"),)
+
+
+def test_feedback_says_how_many_comments_are_left_out() -> None:
+    ev = evaluation()
+    unscored = Comment("2025-04-02T08:00:00Z", "se", None, "Giitu")
+    feedback = dataclasses.replace(ev.feedback, comments=(unscored,), comments_total=600)
+    section = feedback_section(evaluation(feedback=feedback), Words("nb"))
+    assert paragraph(section.blocks[3]).startswith(
+        "Fritekst fra svarene (600 i alt, de 1 nyeste vises)."
+    )
+    comments = section.blocks[4]
+    assert isinstance(comments, Comments)
+    assert comments.items == (("2. april 2025, se", "Giitu"),)
+
+
+def test_feedback_without_answers_is_one_line() -> None:
+    ev = evaluation()
+    feedback = dataclasses.replace(ev.feedback, answers=0)
+    section = feedback_section(evaluation(feedback=feedback), Words("nb"))
+    assert [paragraph(b) for b in section.blocks] == ["Ingen svar ennå."]
+
+
+def test_bounces_by_reason_and_the_automatic_replies() -> None:
+    bounces = (
+        BounceReason("mailbox", "Mottakeradressen finnes ikke", 30, 10),
+        BounceReason("full", "Innboksen er full", 10, 0),
+    )
+    section = bounce_section(evaluation(bounces=bounces, auto_replies=3), Words("nb"))
+    assert table(section.blocks[1]).rows == (
+        ("Mottakeradressen finnes ikke", "30", "10", f"80,0{NBSP}%"),
+        ("Innboksen er full", "10", "0", f"20,0{NBSP}%"),
+    )
+    assert paragraph(section.blocks[2]).startswith("I tillegg kom 3 automatiske svar")
+
+
+def test_no_bounces_is_one_line() -> None:
+    section = bounce_section(evaluation(), Words("nb"))
+    assert [paragraph(b) for b in section.blocks] == ["Ingen e-post kom i retur eller ble avvist."]
+
+
+def test_a_campaign_without_letters_or_altinn_says_so() -> None:
+    ev = evaluation()
+    none = evaluation(
+        letters=dataclasses.replace(ev.letters, units=0),
+        altinn=dataclasses.replace(ev.altinn, units=0),
+    )
+    words = "Denne kampanjen har ikke brukt brev eller Altinn."
+    assert paragraph(channels_section(none, Words("nb")).blocks[0]).endswith(words)
+    assert words not in paragraph(channels_section(ev, Words("nb")).blocks[0])
+
+
+def test_the_code_checks_in_english() -> None:
+    section = checks_section(evaluation(), Words("en"))
+    assert "trust an e-mail from Asker kommune" in paragraph(section.blocks[0])
+    assert table(section.blocks[1]).rows[1] == (
+        "Checked the code before downloading the document",
+        "60",
+        "120",
+        "50.0%",
+    )
+
+
+def test_compare_puts_two_campaigns_side_by_side() -> None:
+    ev = evaluation()
+    other = evaluation(
+        campaign=dataclasses.replace(ev.campaign, id=8, name="Neste runde"),
+        funnel=dataclasses.replace(ev.funnel, valid=600),
+        feedback=dataclasses.replace(ev.feedback, scores={}),
+    )
+    section = compare_section(ev, other, Words("en"))
+    assert section.heading == "Compared with campaign 8"
+    rows = table(section.blocks[0])
+    assert rows.head == ("", "7 “Sikkerhetsråd”", "8 “Neste runde”")
+    assert rows.rows[1] == ("Valid e-mail address", "960 (80.0%)", "600 (50.0%)")
+    assert rows.rows[-1] == ("Average usefulness (1–5)", "4.0", "–")  # no scores: no mean
+
+
+def test_the_method_defines_every_term() -> None:
+    section = method_section(Words("nn"))
+    (definitions,) = section.blocks
+    assert isinstance(definitions, Definitions)
+    assert section.heading == "Slik er tala rekna ut"
+    assert len(definitions.items) == 7
+    assert all(term and meaning for term, meaning in definitions.items)

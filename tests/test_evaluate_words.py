@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from evaluations import evaluation, group
+from varsel.coverage import Group, Outcome
+from varsel.evaluate import ChannelStats, FeedbackSummary
+from varsel.evaluate_words import Words, capital, municipality, summary
+from varsel.segment import FOREIGN
+
+NBSP = "\u00a0"
+
+
+@pytest.mark.parametrize(
+    ("language", "num", "share", "decimal"),
+    [
+        ("nb", f"1{NBSP}234", f"20,4{NBSP}%", "3,7"),
+        ("nn", f"1{NBSP}234", f"20,4{NBSP}%", "3,7"),
+        ("en", "1,234", "20.4%", "3.7"),
+    ],
+)
+def test_numbers_in_each_language(language: str, num: str, share: str, decimal: str) -> None:
+    w = Words(language)
+    assert (w.num(1234), w.share(204, 1000), w.decimal(3.6667)) == (num, share, decimal)
+
+
+@pytest.mark.parametrize(
+    ("language", "date", "date_time"),
+    [
+        ("nb", "3. april 2025", "3. april 2025 kl. 14:05"),
+        ("nn", "3. april 2025", "3. april 2025 kl. 14:05"),
+        ("en", "3 April 2025", "3 April 2025, 14:05"),
+    ],
+)
+def test_dates_in_each_language(language: str, date: str, date_time: str) -> None:
+    w = Words(language)
+    assert w.date("2025-04-03T12:05:00Z") == date
+    assert w.date_time("2025-04-03T12:05:00Z") == date_time  # Oslo's summer time, UTC+2
+
+
+def test_the_time_of_day_is_oslos_in_winter_too() -> None:
+    # UTC+1 in January: half past eleven in the evening UTC is the next day in Oslo.
+    assert Words("nb").date_time("2025-01-15T23:30:00Z") == "16. januar 2025 kl. 00:30"
+    assert Words("en").date_time("2025-01-15T23:30:00+00:00") == "16 January 2025, 00:30"
+
+
+@pytest.mark.parametrize(
+    ("language", "items", "joined"),
+    [
+        ("nb", ["Oslo"], "Oslo"),
+        ("nb", ["Oslo", "Bærum"], "Oslo og Bærum"),
+        ("nb", ["Oslo", "Bærum", "Asker"], "Oslo, Bærum og Asker"),
+        ("en", ["Oslo", "Bærum", "Asker"], "Oslo, Bærum and Asker"),
+    ],
+)
+def test_joined(language: str, items: list[str], joined: str) -> None:
+    assert Words(language).joined(items) == joined
+
+
+def test_outcomes_are_named_in_the_language() -> None:
+    assert Words("nb").outcome(Outcome.EMAIL_ACCEPTED) == "E-post levert"
+    names = Words("en").outcomes()
+    assert list(names) == list(Outcome)
+    assert names[Outcome.EMAIL_ACCEPTED] == "E-mail delivered"
+
+
+def test_capital_upper_cases_the_first_letter_only() -> None:
+    assert capital("ingen e-post i registeret") == "Ingen e-post i registeret"
+    assert capital("") == ""
+
+
+def test_a_municipality_keeps_its_name_and_abroad_is_translated() -> None:
+    oslo, abroad = group("0301", "Oslo", 10, 5), group(FOREIGN, "Utlandet", 2, 1)
+    assert [municipality(g, Words("en")) for g in (oslo, abroad)] == ["Oslo", "Abroad"]
+    assert municipality(abroad, Words("nn")) == "Utlandet"
+
+
+def test_the_summary_in_bokmal() -> None:
+    assert summary(evaluation(), Words("nb")) == (
+        f"Kampanjen «Sikkerhetsråd» gikk til 1{NBSP}200 virksomheter i Oslo og Bærum. "
+        f"960 av dem (80,0{NBSP}%) hadde en brukbar e-postadresse i Enhetsregisteret. "
+        "E-posten ble levert til 900 av dem, mens 40 kom i retur. "
+        "45 fikk brev i posten og 20 ble nådd gjennom Altinn. "
+        f"Til sammen er 960 (80,0{NBSP}%) nådd, og 240 (20,0{NBSP}%) er ikke nådd. "
+        f"90 av dem som fikk e-posten (10,0{NBSP}%) sjekket kontrollkoden på nettsiden vår for "
+        "å se at e-posten var ekte. 25 ga tilbakemelding; i snitt vurderte de nytten til 4,0 "
+        "av 5."
+    )
+
+
+def test_the_summary_in_english() -> None:
+    assert summary(evaluation(), Words("en")) == (
+        "The campaign “Sikkerhetsråd” went to 1,200 businesses in Oslo and Bærum. "
+        "960 of them (80.0%) had a usable e-mail address in the Central Coordinating Register "
+        "for Legal Entities. The e-mail was delivered to 900 of them, while 40 bounced. "
+        "45 received a letter by post and 20 were reached through Altinn. "
+        "In all, 960 (80.0%) have been reached, and 240 (20.0%) have not been reached. "
+        "90 of those who received the e-mail (10.0%) checked the verification code on our "
+        "website to see that the e-mail was genuine. 25 gave feedback; on average they rated "
+        "its usefulness 4.0 out of 5."
+    )
+
+
+MANY = tuple(group(f"{i:04}", f"Kommune {i}", 10, 5) for i in range(5))
+
+
+@pytest.mark.parametrize(
+    ("groups", "area"),
+    [
+        (MANY, "i 5 kommuner."),
+        (MANY[:4], "i Kommune 0, Kommune 1, Kommune 2 og Kommune 3."),
+        ((), "i ingen kommuner."),
+    ],
+)
+def test_the_summary_names_up_to_four_municipalities(groups: tuple[Group, ...], area: str) -> None:
+    ev = evaluation()
+    ev = dataclasses.replace(ev, coverage=dataclasses.replace(ev.coverage, by_municipality=groups))
+    assert area in summary(ev, Words("nb"))
+
+
+def test_the_summary_leaves_out_what_did_not_happen() -> None:
+    ev = evaluation()
+    nothing = ChannelStats(units=0, sent=0, arrived=0, failed=0, verified=0)
+    quiet = evaluation(
+        funnel=dataclasses.replace(ev.funnel, bounced=0),
+        altinn=nothing,
+        checks=dataclasses.replace(ev.checks, delivered=0),
+        feedback=FeedbackSummary(0, {}, 0, 0, {}, 0, ()),
+    )
+    text = summary(quiet, Words("nb"))
+    assert "E-posten ble levert til 900 av dem. 45 fikk brev i posten. Til sammen" in text
+    assert "kontrollkoden" not in text
+    assert text.endswith("er ikke nådd. Ingen har gitt tilbakemelding ennå.")
+
+
+def test_the_summary_names_what_is_on_the_way_and_answers_without_a_score() -> None:
+    ev = evaluation()
+    pending = dict(ev.coverage.outcomes) | {Outcome.PENDING: 30, Outcome.UNREACHABLE: 170}
+    unscored = dataclasses.replace(ev.feedback, scores={})
+    text = summary(
+        evaluation(
+            letters=ChannelStats(units=0, sent=0, arrived=0, failed=0, verified=0),
+            coverage=dataclasses.replace(ev.coverage, outcomes=pending),
+            feedback=unscored,
+        ),
+        Words("nb"),
+    )
+    assert (
+        "E-posten ble levert til 900 av dem, mens 40 kom i retur. 20 ble nådd gjennom Altinn."
+        in text
+    )
+    assert (
+        f"Til sammen er 960 (80,0{NBSP}%) nådd, 30 er på vei, og 210 (17,5{NBSP}%) er ikke nådd."
+        in text
+    )
+    assert text.endswith(" 25 ga tilbakemelding.")
