@@ -44,6 +44,10 @@ def test_the_time_of_day_is_oslos_in_winter_too() -> None:
     # UTC+1 in January: half past eleven in the evening UTC is the next day in Oslo.
     assert Words("nb").date_time("2025-01-15T23:30:00Z") == "16. januar 2025 kl. 00:30"
     assert Words("en").date_time("2025-01-15T23:30:00+00:00") == "16 January 2025, 00:30"
+    # The date alone is Oslo's day too, and a date without a time is taken as it is.
+    assert Words("nb").date("2025-01-15T23:30:00Z") == "16. januar 2025"
+    assert Words("nb").date("2025-03-30T22:30:00Z") == "31. mars 2025"
+    assert Words("en").date("2025-01-15") == "15 January 2025"
 
 
 @pytest.mark.parametrize(

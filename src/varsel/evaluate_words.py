@@ -50,7 +50,10 @@ class Words:
 
     def date(self, iso: str) -> str:
         moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-        return format_date(moment, "long", locale=_DATE_LOCALES[self.language])
+        if moment.tzinfo is not None:
+            # The day in Oslo: 22:30 UTC on 30 March is already 31 March there.
+            moment = moment.astimezone(_OSLO)
+        return format_date(moment.date(), "long", locale=_DATE_LOCALES[self.language])
 
     def date_time(self, iso: str) -> str:
         moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
