@@ -162,6 +162,45 @@ def test_usual_addresses_fit_without_measuring_and_long_ones_are_measured() -> N
     assert not fits_at_10pt(ret, ADDRESS.block(long_name))
 
 
+def test_a_word_longer_than_a_line_is_never_vouched_for_without_measuring() -> None:
+    word = "REGNSKAPSFORVALTNINGSKONTORFELLESSKAPET"  # 39 letters: wider than 90 mm at 10 pt
+    assert not fits_at_10pt("", [word + " AS", "0107 OSLO"])
+    # Four words of 13 letters: 55 characters, yet four rows at 25 a row, not three.
+    four = ["ABCDEFGHIJKLM " * 4, "Postboks 1156 Sentrum", "0107 OSLO"]
+    assert not fits_at_10pt("Returadresse: " + "x" * 60, four)
+    assert fits_at_10pt("", four)
+
+
+def name_size(pdf: Path, name: str) -> float:
+    from pypdf import PdfReader
+
+    sizes: list[float] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if text.strip() == name:
+            sizes.append(size * tm[0] * cm[0])
+
+    PdfReader(pdf).pages[0].extract_text(visitor_text=visit)
+    assert len(sizes) == 1
+    return sizes[0]
+
+
+def test_a_word_too_wide_for_the_window_is_set_smaller(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
+    name = "REGNSKAPSFORVALTNINGSKONTORFELLESSKAPET"  # one line, but only at 9 pt
+    out = tmp_path / "one.pdf"
+    renderer.render([replace(LETTER, name=name)], out)
+    assert name_size(out, name) == 9
+
+
+def test_a_word_too_wide_for_the_window_even_at_8pt_is_refused(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
+    name = "KONTORFELLESSKAPSADMINISTRASJONSSELSKAPETTILSKUDDSFORVALTNINGEN AS"
+    with pytest.raises(AddressTooLongError) as e:
+        renderer.render([replace(LETTER, name=name)], tmp_path / "x.pdf")
+    assert e.value.message == "brev 7: adressen får ikke plass i konvoluttvinduet"
+
+
 def test_an_address_that_cannot_fit_the_window_is_refused(tmp_path: Path) -> None:
     renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), None)
     name = "ENORMT LANGT NAVN " * 40

@@ -259,19 +259,36 @@ def page_count(pdf: bytes) -> int:
     return max(counts)
 
 
-# What fits the address area at 10 pt without measuring, reckoned on the safe side: at most
-# 30 characters on a 90 mm line (Liberation Sans capitals are ~0.7 em wide), 3.66 mm a line,
-# 2.9 mm for a line of the 7 pt return address (48 characters a line).
-_CHARS_10PT, _CHARS_7PT = 30, 48
+# What surely fits the address area at 10 pt without measuring. No Latin glyph of Liberation
+# Sans is wider than 1.02 em, so 25 characters at 10 pt (90 mm) and 36 at 7 pt always fit a
+# line; lines wrap at spaces, so a long word can leave the rest of its line empty. 3.66 mm a
+# line at 10 pt, 2.9 mm a line of the 7 pt return address.
+_CHARS_10PT, _CHARS_7PT = 25, 36
 _LINE_10PT, _LINE_7PT = 3.66, 2.9
+
+
+def _rows(line: str, per_row: int) -> int | None:
+    """The most rows a line wraps into at per_row characters a row; None if a word may not fit."""
+    rows, used = 1, 0
+    for word in line.split():
+        if len(word) > per_row:
+            return None
+        if used and used + 1 + len(word) > per_row:
+            rows, used = rows + 1, len(word)
+        else:
+            used += (1 if used else 0) + len(word)
+    return rows
 
 
 def fits_at_10pt(ret: str, lines: Sequence[str]) -> bool:
     """True when the address block surely fits the address area at its full size."""
-    rows = sum(-(-max(len(line), 1) // _CHARS_10PT) for line in lines)
-    ret_rows = -(-len(ret) // _CHARS_7PT) if ret else 0
+    rows = [_rows(line, _CHARS_10PT) for line in lines]
+    ret_rows = _rows(ret, _CHARS_7PT) if ret else 0
+    if ret_rows is None or None in rows:
+        return False  # measured by letter.typ, which also shrinks a long word to fit
     spacing = 0.6 if ret else 0.0  # between the return address and the address
-    return ret_rows * _LINE_7PT + spacing + rows * _LINE_10PT <= ADDRESS_AREA.height - 1
+    total = ret_rows * _LINE_7PT + spacing + sum(r or 0 for r in rows) * _LINE_10PT
+    return total <= ADDRESS_AREA.height - 1
 
 
 def _folder(name: str) -> Path:
