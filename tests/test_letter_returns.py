@@ -188,7 +188,8 @@ def test_a_letter_that_was_never_made_cannot_be_posted(
     with pytest.raises(ReceiptError) as e:
         record_report(db, cid, Report.POSTED, path)
     assert e.value.message == (
-        f"{path}, linje 3: brev {ids[EY]} er «failed» og kan ikke registreres som postlagt"
+        f"{path}, linje 3: brev {ids[EY]} ble aldri laget (det er «feilet») og kan ikke "
+        "registreres som postlagt"
     )
     assert states(db)[NORDEA] == ("produced", None)
 

@@ -29,6 +29,7 @@ from varsel.errors import UserError, read_user_text
 from varsel.i18n import fmt_int
 from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState
+from varsel.send_report import STATE_WORDS
 
 MAX_REASON = 200
 
@@ -169,9 +170,10 @@ def _check(
         elif state in _FROM[report]:
             todo.append(Row(line, delivery_id, date, reason if report is Report.RETURNED else None))
         else:
+            # Failed (no usable address) or suppressed: the letter was never printed.
             raise ReceiptError(
-                f"{where}: brev {delivery_id} er «{state.value}» og kan ikke registreres som "
-                f"{_WORD[report]}"
+                f"{where}: brev {delivery_id} ble aldri laget (det er «{STATE_WORDS[state]}») "
+                f"og kan ikke registreres som {_WORD[report]}"
             )
     return todo, already
 
