@@ -666,6 +666,31 @@ def test_contract_poll_settles_published_and_failed(
     assert [e["status"] for e in events(db, campaign_id, "altinn_delivered")] == ["Published"]
 
 
+def test_contract_status_prints_the_counts_on_one_line_and_each_failure(
+    db_url: str,
+    db: Database,
+    settings: Settings,
+    client: AltinnClient,
+    server: AltinnServer,
+    campaign_id: int,
+) -> None:
+    send(db, settings, campaign_id, client=client)
+    server.set_status(server.by_recipient(NORDEA)[0].id, "Published")
+    server.set_status(server.by_recipient(EY)[0].id, "Failed", "Recipient is bankrupt")
+    poll(db, settings, campaign_id, client=client)
+
+    result = CliRunner().invoke(
+        cli, ["altinn", "status", str(campaign_id)], env={"VARSEL_DATABASE_URL": db_url}
+    )
+
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        f"Kampanje {campaign_id}: 1 levert i Altinn, 1 venter på publisering, 0 ikke tatt imot "
+        "ennå, 1 feilet.",
+        f"  {EY}  Failed: Recipient is bankrupt",
+    ]
+
+
 def test_contract_read_counts_as_delivered_and_shows_in_coverage(
     db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
 ) -> None:

@@ -134,7 +134,8 @@ def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:
     out.print(
         f"Kampanje {campaign_id}: {fmt_int(counts['delivered'])} levert i Altinn, "
         f"{fmt_int(counts['accepted'])} venter på publisering, {fmt_int(counts['unsent'])} "
-        f"ikke tatt imot ennå, {fmt_int(counts['failed'])} feilet."
+        f"ikke tatt imot ennå, {fmt_int(counts['failed'])} feilet.",
+        soft_wrap=True,
     )
     for orgnr, reason in failures:
         out.print(f"  {orgnr}  {reason}", soft_wrap=True)
