@@ -344,3 +344,19 @@ def test_other_subjects_are_no_unsubscribe(subject: str) -> None:
     msg = parse(f"From: ann@firma.no\r\nSubject: {subject}\r\n\r\n".encode())
     assert unsubscribe_token(msg) is None
     assert classify(msg).kind is BounceKind.UNRECOGNISED
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Fraværsmelding: Sikkerhetsråd".encode(), "Fraværsmelding: Sikkerhetsråd".encode("latin-1")],
+    ids=["utf-8", "latin-1"],
+)
+def test_an_auto_reply_subject_in_raw_8_bit_is_read(subject: bytes) -> None:
+    # Sent without encoded words (RFC 6532, or an old mail program's Latin-1): the parser kept
+    # the bytes as unknown-8bit, and the subject read "Frav�rsmelding", no auto-reply.
+    raw = b"From: ola@firma.no\r\nSubject: " + subject + b"\r\n\r\nJeg er p\xc3\xa5 ferie.\r\n"
+    found = classify(parse(raw))
+    assert (found.kind, found.diagnostic) == (
+        BounceKind.AUTO_REPLY,
+        "Fraværsmelding: Sikkerhetsråd",
+    )

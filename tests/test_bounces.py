@@ -29,6 +29,7 @@ from varsel.bounces import (
     BounceIntake,
     FoundBy,
     ImapMailbox,
+    KeepFolderError,
     ingest_bytes,
     ingest_maildir,
     ingest_mbox,
@@ -192,6 +193,25 @@ def test_a_bounce_for_a_forgotten_delivery_suppresses_no_stand_in_and_keeps_no_t
     )
     address = db.scalar("SELECT address FROM deliveries WHERE id = ?", (to.id,))
     assert is_stand_in(address)
+
+
+def test_a_late_report_for_a_forgotten_delivery_keeps_no_recipient(
+    db: Database, campaign: Campaign
+) -> None:
+    from varsel.retention import forget_campaign
+
+    with db.transaction():
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign.id,))
+    forget_campaign(db, campaign.id, actor="cli:test")
+    to = campaign.sent[TOMRA]
+    run = intake(db, campaign)
+    run.ingest(bounce("postfix-5.1.1.eml", to))
+    run.ingest(bounce("outlook-automatisk-svar.eml", to))
+    # Forgetting erased the failed recipients of bounce reports: one that comes later keeps none.
+    assert db.query(
+        "SELECT kind, status, recipient FROM bounce_messages WHERE delivery_id = ? ORDER BY kind",
+        (to.id,),
+    ) == [("auto_reply", None, None), ("hard", "5.1.1", None)]
 
 
 def test_the_same_bounce_twice_changes_nothing_the_second_time(
@@ -552,6 +572,28 @@ def test_pipe_keeps_an_unrecognised_message_where_told(
     summary = ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "aside")
     assert summary.counts["unrecognised"] == 1
     assert [m["Subject"] for m in mailbox.Maildir(tmp_path / "aside")] == ["Mail Error"]
+
+
+def test_an_existing_empty_folder_to_keep_in_becomes_a_maildir(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    # mailbox.Maildir makes new/, cur/ and tmp/ only in a folder it makes itself.
+    (tmp_path / "aside").mkdir()
+    raw = (DATA / "flufl" / "bounce_01.txt").read_bytes()
+    ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "aside")
+    assert [m["Subject"] for m in mailbox.Maildir(tmp_path / "aside")] == ["Mail Error"]
+
+
+def test_a_folder_to_keep_in_that_cannot_be_made_is_not_an_input_error(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x", "ascii")
+    raw = (DATA / "flufl" / "bounce_01.txt").read_bytes()
+    with pytest.raises(KeepFolderError, match=r"file: er en fil, ikke en mappe for en Maildir$"):
+        ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "file")
+    with pytest.raises(KeepFolderError, match=r"kan ikke lage Maildir: "):
+        ingest_bytes(intake(db, campaign), raw, keep=tmp_path / "file" / "aside")
+    assert not issubclass(KeepFolderError, BounceInputError)  # --tempfail: 75, not 2
 
 
 def test_empty_pipe_and_missing_sources_are_user_errors(

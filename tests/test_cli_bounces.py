@@ -149,3 +149,15 @@ def test_tempfail_lets_the_mta_try_again_when_the_store_is_unusable(
     result = CliRunner().invoke(cli, args, input=raw, env=env(campaign))
     assert result.exit_code == 75
     assert result.output.startswith("varsel: prøver igjen senere: ")
+
+
+@pytest.mark.parametrize(("tempfail", "status"), [([], 2), (["--tempfail"], 75)])
+def test_a_folder_to_keep_in_that_cannot_be_made_leaves_the_mail_with_the_mta(
+    db: Database, campaign: Campaign, tmp_path: Path, tempfail: list[str], status: int
+) -> None:
+    # With --tempfail a usage error (2) would have Postfix bounce the bounce: it would be lost.
+    (tmp_path / "file").write_text("x", "ascii")
+    args = ["--db", db.url, "bounces", "ingest", *tempfail, "--keep", str(tmp_path / "file")]
+    result = CliRunner().invoke(cli, args, input=b"garbage\n", env=env(campaign))
+    assert result.exit_code == status
+    assert result.output.endswith(f"{tmp_path / 'file'}: er en fil, ikke en mappe for en Maildir\n")

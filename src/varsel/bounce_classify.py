@@ -378,10 +378,30 @@ def _header(msg: email.message.Message, name: str) -> str | None:
     value = msg.get(name)
     if value is None:
         return None
+    text = _eight_bit(value) if isinstance(value, email.header.Header) else str(value)
     try:
-        return str(email.header.make_header(email.header.decode_header(str(value))))
-    except (UnicodeError, LookupError, email.errors.HeaderParseError):
-        return str(value)
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, email.errors.MessageError):
+        # A charset name that is no name (8-bit bytes or NUL in it) is as broken as bad MIME.
+        return text
+
+
+def _eight_bit(value: email.header.Header) -> str:
+    """A header sent with raw 8-bit bytes: UTF-8 (RFC 6532), else Windows-1252.
+
+    The parser keeps such bytes as unknown-8bit, and str() turns each into U+FFFD, so that
+    «Fraværsmelding» would not read as an auto-reply, nor any diagnostic as written.
+    """
+    out: list[str] = []
+    for chunk, charset in email.header.decode_header(value):
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        try:
+            out.append(chunk.decode("utf-8" if charset in (None, "unknown-8bit") else charset))
+        except (ValueError, LookupError):
+            out.append(chunk.decode("cp1252", "replace"))
+    return "".join(out)
 
 
 def _from_address(msg: email.message.Message) -> str | None:

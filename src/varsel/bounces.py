@@ -82,6 +82,11 @@ class BounceInputError(UserError):
     """The bounce input cannot be read."""
 
 
+class KeepFolderError(UserError):
+    """The Maildir for messages kept aside cannot be made: the setup's fault, not the input's
+    (so `--tempfail` keeps the MTA's message for a later try)."""
+
+
 class FoundBy(StrEnum):
     """How the delivery a bounce is about was found."""
 
@@ -182,6 +187,11 @@ class BounceIntake:
                     return Outcome(BounceKind.UNRECOGNISED)  # no delivery has that token
                 return Outcome(found.kind, forged=forged)
             delivery_id, found_by = delivery
+            # A forgotten campaign's (or an erased unit's) delivery: the report's recipient is
+            # not kept again, as _apply keeps none of its text.
+            keep_recipient = found.kind is not BounceKind.UNSUBSCRIBE and not self._erased(
+                delivery_id
+            )
             inserted = self.db.execute(
                 "INSERT INTO bounce_messages (key, received_at, kind, delivery_id, status, "
                 "recipient, source) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
@@ -191,7 +201,7 @@ class BounceIntake:
                     found.kind.value,
                     delivery_id,
                     found.status,
-                    None if found.kind is BounceKind.UNSUBSCRIBE else found.recipient,
+                    found.recipient if keep_recipient else None,
                     source,
                 ),
             ).rowcount
@@ -244,6 +254,10 @@ class BounceIntake:
 
     def _exists(self, delivery_id: int) -> bool:
         return bool(self.db.query_one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)))
+
+    def _erased(self, delivery_id: int) -> bool:
+        address = self.db.scalar("SELECT address FROM deliveries WHERE id = ?", (delivery_id,))
+        return is_stand_in(str(address or ""))
 
     # -- what it does -----------------------------------------------------------------
 
@@ -336,7 +350,7 @@ def ingest_many(
         outcome = intake.ingest(raw, source)
         summary.add(outcome)
         if outcome.kept_aside and keep is not None:
-            keep.add(raw)
+            _keep(keep, raw)  # nothing was stored for it: taken in again, it is kept then
         done.append((handle, outcome))
     return summary, done
 
@@ -392,10 +406,26 @@ def _unseen(box: mailbox.Maildir) -> Iterator[str]:
 
 
 def _maildir(path: Path) -> mailbox.Maildir:
+    if path.exists() and not path.is_dir():
+        raise KeepFolderError(f"{path}: er en fil, ikke en mappe for en Maildir")
     try:
-        return mailbox.Maildir(path, factory=None, create=True)
+        box = mailbox.Maildir(path, factory=None, create=True)
+        # Maildir makes new/, cur/ and tmp/ only in a folder it makes itself: an existing empty
+        # folder would fail at the first message, after it was taken in.
+        for sub in ("new", "cur", "tmp"):
+            (path / sub).mkdir(exist_ok=True)
     except OSError as e:
-        raise BounceInputError(f"{path}: kan ikke lage Maildir: {os_reason(e)}") from None
+        raise KeepFolderError(f"{path}: kan ikke lage Maildir: {os_reason(e)}") from None
+    return box
+
+
+def _keep(box: mailbox.Maildir, raw: bytes) -> None:
+    try:
+        box.add(raw)
+    except OSError as e:
+        raise KeepFolderError(
+            f"{box._path}: kan ikke legge meldingen til side: {os_reason(e)}"
+        ) from None
 
 
 # -- IMAP -----------------------------------------------------------------------------

@@ -39,7 +39,9 @@ def bounces() -> None:
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Ta inn en mbox-fil.")
 @click.option(
     "--keep",
-    type=click.Path(file_okay=False, path_type=Path),
+    # Checked when it is made (bounces._maildir), not by click: a usage error is exit status
+    # 2, and with --tempfail a folder that cannot be made must be 75, or the MTA drops the mail.
+    type=click.Path(path_type=Path),
     help="Maildir for meldinger som legges til side (standard inn og mbox; lages om den mangler).",
 )
 @click.option(
