@@ -100,7 +100,15 @@ def test_a_users_file_that_cannot_be_read_is_a_one_line_error_of_the_callers_kin
     text.write_bytes(b"\xff")
     with pytest.raises(CampaignError) as not_utf8:
         read_user_text(text, CampaignError)
-    assert not_utf8.value.message == f"{text}: er ikke UTF-8"
+    assert (
+        not_utf8.value.message == f"{text}, linje 1: er ikke UTF-8 (byte 1); lagre filen som UTF-8"
+    )
+    text.write_bytes("first line\nsecond: æ".encode("latin-1"))
+    with pytest.raises(CampaignError) as second_line:
+        read_user_text(text, CampaignError, how="i Excel: «CSV UTF-8»")
+    assert second_line.value.message == (
+        f"{text}, linje 2: er ikke UTF-8 (byte 20); lagre filen som UTF-8 (i Excel: «CSV UTF-8»)"
+    )
     with pytest.raises(CampaignError) as missing:
         read_user_file(tmp_path / "mangler", CampaignError)
     assert missing.value.message == f"{tmp_path / 'mangler'}: filen finnes ikke"

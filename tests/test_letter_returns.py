@@ -211,7 +211,26 @@ def test_a_report_that_is_not_utf8_is_refused(
     path.write_bytes(f"delivery_id,reason\n{ids[EY]},Ukjent adressat på Ås\n".encode("latin-1"))
     with pytest.raises(ReceiptError) as e:
         record_report(db, cid, Report.RETURNED, path)
-    assert e.value.message == f"{path}: er ikke UTF-8"
+    # The å of «på», after the header line and the delivery number on line 2.
+    byte = len(f"delivery_id,reason\n{ids[EY]},Ukjent adressat p") + 1
+    assert e.value.message == (
+        f"{path}, linje 2: er ikke UTF-8 (byte {byte}); "
+        "lagre filen som UTF-8 (i Excel: Lagre som, «CSV UTF-8 (kommadelt)»)"
+    )
+
+
+def test_a_tab_separated_report_is_refused_saying_so(
+    db: Database, letters: tuple[int, dict[str, int]], tmp_path: Path
+) -> None:
+    cid, ids = letters
+    path = tmp_path / "tab.csv"
+    path.write_text(f"delivery_id\treason\n{ids[EY]}\tUkjent adressat\n", "utf-8")
+    with pytest.raises(ReceiptError) as e:
+        record_report(db, cid, Report.RETURNED, path)
+    assert e.value.message == (
+        f"{path}, linje 1: kolonnene er skilt med tabulator; bruk komma eller semikolon "
+        "(i Excel: Lagre som, «CSV UTF-8 (kommadelt)»)"
+    )
 
 
 def test_the_manifest_columns_round_trip(

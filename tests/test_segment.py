@@ -382,7 +382,9 @@ def test_a_criteria_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None
     path.write_bytes(b'kommuner = ["\xff"]\n')
     with pytest.raises(BadCriteriaError) as caught:
         Criteria.build(path, {})
-    assert caught.value.message == f"{path}: er ikke UTF-8"
+    assert caught.value.message == (
+        f"{path}, linje 1: er ikke UTF-8 (byte 14); lagre filen som UTF-8"
+    )
     with pytest.raises(BadCriteriaError) as missing:
         Criteria.build(tmp_path / "mangler.toml", {})
     assert missing.value.message == f"{tmp_path / 'mangler.toml'}: filen finnes ikke"

@@ -135,12 +135,22 @@ def read_user_file(path: Path, error: type[UserError]) -> bytes:
         raise error(f"{path}: kan ikke leses ({os_reason(e)})") from None
 
 
-def read_user_text(path: Path, error: type[UserError], encoding: str = "utf-8") -> str:
-    """read_user_file() as text; not UTF-8 is a one-line error too."""
+def read_user_text(
+    path: Path, error: type[UserError], encoding: str = "utf-8", how: str = ""
+) -> str:
+    """read_user_file() as text; not UTF-8 is a one-line error too, saying where and what to do.
+
+    `how` tells how to save the file as UTF-8 from the program the user likely made it in.
+    """
+    data = read_user_file(path, error)
     try:
-        return read_user_file(path, error).decode(encoding)
-    except UnicodeDecodeError:
-        raise error(f"{path}: er ikke UTF-8") from None
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise error(
+            f"{path}, linje {line}: er ikke UTF-8 (byte {e.start + 1}); lagre filen som UTF-8"
+            + (f" ({how})" if how else "")
+        ) from None
 
 
 # tomllib's reasons in Bokmål; one not here is said as a syntax error, with its place.

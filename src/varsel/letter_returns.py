@@ -88,10 +88,19 @@ class ReceiptResult:
         return text + "."
 
 
+# How a user saves a CSV file this module reads, in the program print houses send them from.
+EXCEL_UTF8 = "i Excel: Lagre som, «CSV UTF-8 (kommadelt)»"
+
+
 def _read(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row by lower-case column name) for every data row."""
-    text = read_user_text(path, ReceiptError, "utf-8-sig")
+    text = read_user_text(path, ReceiptError, "utf-8-sig", EXCEL_UTF8)
     head = text.split("\n", 1)[0]
+    if "\t" in head and "," not in head and ";" not in head:
+        raise ReceiptError(
+            f"{path}, linje 1: kolonnene er skilt med tabulator; bruk komma eller semikolon "
+            f"({EXCEL_UTF8})"
+        )
     delimiter = ";" if head.count(";") > head.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
