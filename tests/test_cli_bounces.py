@@ -161,3 +161,20 @@ def test_a_folder_to_keep_in_that_cannot_be_made_leaves_the_mail_with_the_mta(
     result = CliRunner().invoke(cli, args, input=b"garbage\n", env=env(campaign))
     assert result.exit_code == status
     assert result.output.endswith(f"{tmp_path / 'file'}: er en fil, ikke en mappe for en Maildir\n")
+
+
+@pytest.mark.parametrize(("tempfail", "status"), [([], 2), (["--tempfail"], 75)])
+def test_a_broken_settings_file_leaves_the_mail_with_the_mta(
+    db: Database, campaign: Campaign, tmp_path: Path, tempfail: list[str], status: int
+) -> None:
+    # The settings were read before the command ran, where --tempfail could not see the error:
+    # exit status 2, and Postfix would have dropped the bounce.
+    broken = tmp_path / "varsel.toml"
+    broken.write_text("[smtp\n", "utf-8")
+    raw = bounce("postfix-5.1.1.eml", campaign.sent[TOMRA])
+    args = ["--db", db.url, "--config", str(broken), "bounces", "ingest", *tempfail]
+    result = CliRunner().invoke(cli, args, input=raw, env=env(campaign))
+    assert result.exit_code == status
+    assert str(broken) in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert db.scalar("SELECT count(*) FROM bounce_messages") == 0

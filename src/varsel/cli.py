@@ -62,11 +62,24 @@ class VarselGroup(NorskGroup):
 
 
 class State:
-    """What every command gets: the settings, and the store opened on first use."""
+    """What every command gets: the settings and the store, each read or opened on first use.
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    The settings are read when a command first needs them, not before it runs, so that a
+    command that handles its own errors (`bounces ingest --tempfail`: a broken settings file
+    must make the MTA keep the bounce, exit status 75) sees that error too.
+    """
+
+    def __init__(self, load: Callable[[], Settings]) -> None:
+        self._load = load
+        self._settings: Settings | None = None
         self._db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings (file, environment and options), read once."""
+        if self._settings is None:
+            self._settings = self._load()
+        return self._settings
 
     @property
     def dialect(self) -> str:
@@ -136,7 +149,7 @@ def pass_state(f: Callable[Concatenate[State, _P], _R]) -> Callable[_P, _R]:
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, config_file: Path | None) -> None:
     """varsel: nå alle virksomheter i et område med råd om sikkerhet."""
-    state = State(Settings.load(config_file=config_file, database_url=database_url))
+    state = State(lambda: Settings.load(config_file=config_file, database_url=database_url))
     ctx.obj = state
     ctx.call_on_close(state.close)
 
