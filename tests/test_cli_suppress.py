@@ -208,7 +208,7 @@ def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) 
     assert [row[1:5] for row in cells[1:]] == [
         ["post@b.no", "lagt inn av operatør", "kommandolinjen", ""],
         ["974760673", "lagt inn av operatør", "kommandolinjen", "ringte 3. mars"],
-        ["post@a.no", "avmeldt", "web:delivery:3", ""],
+        ["post@a.no", "avmeldt", "avmelding på nettsiden (levering 3)", ""],
         ["post@c.no", "lagt inn av operatør", "operatør", ""],
     ]
     listed = json.loads(run(db, "list", "--json").output)

@@ -34,6 +34,7 @@ from varsel.evaluate import evaluate
 from varsel.outbox import DeliveryState as S
 from varsel.outbox import record_event
 from varsel.retention import Forgotten, NotFinishedError, forget_campaign, forgettable
+from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 ACTOR = "cli:test"
 
@@ -190,6 +191,50 @@ def test_forget_erases_the_contact_data_of_that_campaign_only(
     assert (
         db.scalar("SELECT forgotten_at FROM campaigns WHERE id = ?", (finished.other_id,)) is None
     )
+
+
+def test_forget_keeps_the_suppressions_but_not_their_link_to_the_business(
+    db: Database, finished: Finished
+) -> None:
+    # An address suppressed from a delivery named it (source delivery:ID), and the delivery
+    # names the business: after forget the address is still honoured, the link is gone.
+    mine = email_deliveries(db, finished.campaign_id)
+    theirs = email_deliveries(db, finished.other_id)
+    with db.transaction():
+        add(
+            db,
+            SuppressionKind.ADDRESS,
+            "x@a.no",
+            SuppressionReason.HARD_BOUNCE,
+            f"delivery:{mine[0].id}",
+        )
+        add(
+            db,
+            SuppressionKind.ADDRESS,
+            "y@a.no",
+            SuppressionReason.UNSUBSCRIBED,
+            f"web:delivery:{mine[1].id}",
+        )
+        add(
+            db,
+            SuppressionKind.ADDRESS,
+            "z@a.no",
+            SuppressionReason.UNSUBSCRIBED,
+            f"web:delivery:{theirs[0].id}",
+        )
+
+    forget_campaign(db, finished.campaign_id, actor=ACTOR)
+
+    sources = dict(
+        db.query(
+            "SELECT value, source FROM suppressions WHERE value IN ('x@a.no', 'y@a.no', 'z@a.no')"
+        )
+    )
+    assert sources == {
+        "x@a.no": "delivery",
+        "y@a.no": "web:delivery",
+        "z@a.no": f"web:delivery:{theirs[0].id}",
+    }
 
 
 def test_forget_keeps_coverage_the_evaluation_and_the_unreached(

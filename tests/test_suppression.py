@@ -22,7 +22,9 @@ from varsel.suppression import (
     normalise_value,
     remove,
     remove_manual,
+    source_text,
     suppressed,
+    unlink_deliveries,
 )
 
 ADDRESS, UNIT = SuppressionKind.ADDRESS, SuppressionKind.UNIT
@@ -231,3 +233,41 @@ def test_migration_0011_moves_an_old_manual_note_out_of_the_source(
         ("a@b.no", "console", None),
         ("c@d.no", "web:delivery:3", None),
     }
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("cli", "kommandolinjen"),
+        ("console", "konsollen"),
+        ("operator", "operatør"),
+        ("delivery:21", "retur fra e-posttjenesten (levering 21)"),
+        ("web:delivery:3", "avmelding på nettsiden (levering 3)"),
+        ("mail:delivery:22", "avmelding per e-post (levering 22)"),
+        ("mail:delivery", "avmelding per e-post"),
+        ("delivery", "retur fra e-posttjenesten"),
+        ("web:delivery:x", "web:delivery:x"),  # not ours: as stored
+        (None, ""),
+    ],
+)
+def test_a_source_is_said_in_words(source: str | None, shown: str) -> None:
+    assert source_text(source) == shown
+
+
+def test_unlinking_deliveries_keeps_the_entries_without_naming_them(db: Database) -> None:
+    with db.transaction():
+        add(db, ADDRESS, "a@firma.no", SuppressionReason.HARD_BOUNCE, "delivery:7")
+        add(db, ADDRESS, "b@firma.no", SuppressionReason.UNSUBSCRIBED, "web:delivery:8")
+        add(db, UNIT, "974760673", SuppressionReason.UNSUBSCRIBED, "mail:delivery:8")
+        add(db, ADDRESS, "c@firma.no", SuppressionReason.UNSUBSCRIBED, "web:delivery:77")
+        add(db, ADDRESS, "d@firma.no", SuppressionReason.MANUAL, "cli")
+        changed = unlink_deliveries(db, [7, 8])
+    assert changed == 3
+    assert dict(db.query("SELECT value, source FROM suppressions")) == {
+        "a@firma.no": "delivery",
+        "b@firma.no": "web:delivery",
+        "974760673": "mail:delivery",
+        "c@firma.no": "web:delivery:77",  # another delivery: kept
+        "d@firma.no": "cli",
+    }
+    assert unlink_deliveries(db, []) == 0

@@ -16,7 +16,7 @@ from varsel import audit
 from varsel.accounts import get_user
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.suppression import SuppressionKind, add_manual
+from varsel.suppression import SuppressionKind, SuppressionReason, add, add_manual
 from varsel.web import create_app
 from varsel.web.console_auth import PREFIX
 
@@ -193,6 +193,8 @@ def test_the_suppression_list_names_where_an_entry_came_from(
     add_manual(db, SuppressionKind.ADDRESS, "post@firma.no", actor="berit", source="console")
     # An entry from before the note had a column of its own (migration 0011).
     add_manual(db, SuppressionKind.ADDRESS, "post@gammel.no", actor="berit", source="operator")
+    with db.transaction():
+        add(db, SuppressionKind.ADDRESS, "a@b.no", SuppressionReason.UNSUBSCRIBED, "web:delivery:3")
     sign_in_as(client, db, settings, "berit", "approver")
     langs = ("nb", "nn", "en")
     cells = {lang: client.get(f"{PREFIX}/sperreliste?lang={lang}").text for lang in langs}
@@ -205,6 +207,10 @@ def test_the_suppression_list_names_where_an_entry_came_from(
     assert "<td>the console</td>" in cells["en"]
     assert "<td>the command line</td>" in cells["en"]
     assert "<td>operator</td>" in cells["en"]
+    # What varsel itself put there names the delivery, in the page's language.
+    assert "<td>avmelding på nettsiden (levering 3)</td>" in cells["nb"]
+    assert "<td>avmelding på nettsida (levering 3)</td>" in cells["nn"]
+    assert "<td>unsubscribed on the website (delivery 3)</td>" in cells["en"]
 
 
 # -- 5. counts and dates ----------------------------------------------------------------

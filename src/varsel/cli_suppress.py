@@ -113,7 +113,7 @@ def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> 
 
 
 def _table(found: list[Entry]) -> Table:
-    from varsel.suppression import REASON_LABELS, SOURCE_LABELS, shown_value
+    from varsel.suppression import REASON_LABELS, shown_value, source_text
 
     table = Table("Type")
     # Folded on a narrow terminal, never cut short: the operator checks the value, or copies
@@ -128,7 +128,7 @@ def _table(found: list[Entry]) -> Table:
             _KIND_LABELS[e.kind],
             shown_value(e.kind, e.value),
             REASON_LABELS[e.reason],
-            SOURCE_LABELS.get(e.source or "", e.source or ""),
+            source_text(e.source),
             e.note or "",
             _oslo(e.created_at),
         )

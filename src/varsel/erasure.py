@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from varsel import suppression
 from varsel.db import Database
 
 ERASED_NAME = "(fjernet fra Enhetsregisteret)"
@@ -119,6 +120,8 @@ def erase_deliveries(db: Database, stand_ins: Mapping[int, str | None]) -> None:
     db.executemany("UPDATE events SET detail = NULL WHERE delivery_id = ?", ids)
     db.executemany("UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", ids)
     db.executemany("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", ids)
+    # The suppression list keeps honouring the addresses, without the link to the business.
+    suppression.unlink_deliveries(db, stand_ins)
 
 
 # An SMTP reply's basic (550) and enhanced (5.1.1) status codes.

@@ -46,6 +46,58 @@ SOURCE_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn
     "console": N_("konsollen"),
     "operator": N_("operatør"),
 }
+# An entry varsel made itself names the delivery it came from (`delivery:ID` for a bounce,
+# `web:delivery:ID` and `mail:delivery:ID` for an unsubscribe), and only the kind once the
+# delivery's contact data is erased (erasure.erase_deliveries): (without the id, with it).
+_DELIVERY_SOURCES = {
+    "delivery": (
+        N_("retur fra e-posttjenesten"),
+        N_("retur fra e-posttjenesten (levering %(id)s)"),
+    ),
+    "web:delivery": (
+        N_("avmelding på nettsiden"),
+        N_("avmelding på nettsiden (levering %(id)s)"),
+    ),
+    "mail:delivery": (
+        N_("avmelding per e-post"),
+        N_("avmelding per e-post (levering %(id)s)"),
+    ),
+}
+
+
+def source_text(source: str | None) -> str:
+    """Where an entry came from, for the list's «Kilde» column: a Text (Bokmål, translated by
+    the console) for the sources varsel writes; any other source as it is stored."""
+    if not source:
+        return ""
+    if source in SOURCE_LABELS:
+        return Text(SOURCE_LABELS[source])
+    if source in _DELIVERY_SOURCES:
+        return Text(_DELIVERY_SOURCES[source][0])
+    kind, _, number = source.rpartition(":")
+    if kind in _DELIVERY_SOURCES and number.isdigit():
+        return Text(_DELIVERY_SOURCES[kind][1], id=number)
+    return source
+
+
+def unlink_deliveries(db: Database, delivery_ids: Iterable[int]) -> int:
+    """Entries that name one of these deliveries keep their value but only the kind of source.
+
+    The entry must go on being honoured; the delivery it named leads to the business, so the
+    link goes when the delivery's contact data is erased. Returns how many entries changed.
+    """
+    wanted = {str(d) for d in delivery_ids}
+    if not wanted:
+        return 0
+    changed = []
+    for kind, value, source in db.query(
+        "SELECT kind, value, source FROM suppressions WHERE source LIKE '%delivery:%'"
+    ):
+        prefix, _, number = str(source).rpartition(":")
+        if prefix in _DELIVERY_SOURCES and number in wanted:
+            changed.append((prefix, kind, value))
+    db.executemany("UPDATE suppressions SET source = ? WHERE kind = ? AND value = ?", changed)
+    return len(changed)
 
 
 class SuppressionError(UserError):

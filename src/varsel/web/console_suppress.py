@@ -14,13 +14,13 @@ from starlette.responses import Response
 from varsel import suppression
 from varsel.accounts import Role
 from varsel.suppression import (
-    SOURCE_LABELS,
     Entry,
     SuppressionError,
     SuppressionKind,
     shown_value,
+    source_text,
 )
-from varsel.web.console_auth import Page, console, shown
+from varsel.web.console_auth import Page, console, shown, translate
 from varsel.web.console_text import REASON_NAMES, SUPPRESSION_KIND_NAMES
 from varsel.web.templating import N_, gettext
 
@@ -33,7 +33,7 @@ _NOT_LISTED = {
 }
 
 
-def _row(entry: Entry) -> dict[str, Any]:
+def _row(entry: Entry, language: str) -> dict[str, Any]:
     return {
         "kind": entry.kind.value,
         "kind_name": SUPPRESSION_KIND_NAMES[entry.kind],
@@ -41,7 +41,7 @@ def _row(entry: Entry) -> dict[str, Any]:
         "shown": shown_value(entry.kind, entry.value),
         "reason": REASON_NAMES[entry.reason],
         "source": entry.source,  # what put it there: web:delivery:ID and the like
-        "source_name": SOURCE_LABELS.get(entry.source or ""),  # translated by the page
+        "source_name": translate(language, source_text(entry.source)),
         "note": entry.note,  # as typed: shown as text, never through _()
         "created_at": entry.created_at,
     }
@@ -62,7 +62,7 @@ def _list_page(
     return page.render(
         "suppressions.html",
         {
-            "entries": [_row(e) for e in found[:SHOWN_LIMIT]],
+            "entries": [_row(e, page.language) for e in found[:SHOWN_LIMIT]],
             "total": len(found),
             "limit": SHOWN_LIMIT,
             "errors": {k: shown(page.language, v) for k, v in errors.items()},
