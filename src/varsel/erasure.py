@@ -13,8 +13,9 @@ A delivery shared with other units (one address for several) keeps its address: 
 is theirs too. One the unit had alone loses its address, its SMTP reply text (which may quote
 the address; its status codes stay, for the evaluation's bounce reasons), the details of its
 events, the failed recipient of its bounce reports and the free text of feedback given with
-its code. `varsel campaign forget` (retention.py) erases a finished campaign's deliveries with
-the same erase_deliveries.
+its code. An address on the suppression list stays there (it must go on being honoured), but
+no longer names the delivery it came from. `varsel campaign forget` (retention.py) erases a
+finished campaign's deliveries with the same erase_deliveries.
 
 Not erased: the hash-chained audit log (an export's audit row may name units; changing it
 would break the chain that proves the log is complete), and files an operator has written out
