@@ -100,13 +100,13 @@ def test_an_smtp_url_is_printed_as_it_is(db: Database, brreg: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["campaign", "status", "abc"], "varsel: CAMPAIGN_ID: «abc» er ikke et tall"),
+        (["campaign", "status", "abc"], "varsel: KAMPANJE: «abc» er ikke et tall"),
         (
             ["segment", "preview", "--min-employees", "-1"],
             "varsel: --min-employees: -1 er ikke tillatt (minst 0)",
         ),
         (["serve", "--port", "70000"], "varsel: --port: 70000 er ikke tillatt (fra 1 til 65535)"),
-        (["campaign", "create"], "varsel: mangler FILE"),
+        (["campaign", "create"], "varsel: mangler FIL"),
         (["keys", "generate"], "varsel: mangler --domain"),
         (["segment", "preview", "--fom", "AS"], "varsel: ukjent valg --fom (mente du --form?)"),
         (["--foo"], "varsel: ukjent valg --foo"),
@@ -129,7 +129,7 @@ def test_click_errors_are_one_line_in_bokmal(args: list[str], line: str, tmp_pat
 def test_a_folder_given_for_a_file(tmp_path: Path) -> None:
     result = run("--db", str(tmp_path / "varsel.db"), "campaign", "create", str(tmp_path))
     assert result.exit_code == 2
-    assert result.output == f"varsel: FILE: «{tmp_path}» er en mappe, ikke en fil\n"
+    assert result.output == f"varsel: FIL: «{tmp_path}» er en mappe, ikke en fil\n"
 
 
 def test_a_file_that_does_not_exist(tmp_path: Path) -> None:

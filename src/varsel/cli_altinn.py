@@ -31,7 +31,7 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
 
 
 @altinn.command("send")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option("--limit", type=click.IntRange(min=1), help="Send høyst så mange nå.")
 @click.option(
     "--concurrency",
@@ -88,7 +88,7 @@ def altinn_send(
 
 
 @altinn.command("poll")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
@@ -113,7 +113,7 @@ def altinn_poll(
 
 
 @altinn.command("status")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:

@@ -66,7 +66,7 @@ def campaign_list(state: State, as_json: bool) -> None:
 
 
 @campaign.command("create")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FIL")
 @click.option(
     "--user", "user_name", metavar="NAVN", help="Forfatteren (en konto); det samme som VARSEL_USER."
 )
@@ -90,7 +90,7 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
 
 
 @campaign.command("approve")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--user",
     "user_name",
@@ -144,7 +144,7 @@ def campaign_approve(
 @campaign.command(
     "send", help="Send en godkjent kampanje; trygt å kjøre igjen etter et krasj (docs/delivery.md)."
 )
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--smtp", "smtp_url", metavar="URL", help="E-posttjeneren; det samme som VARSEL_SMTP_URL."
 )
@@ -203,7 +203,7 @@ def campaign_send(
 @campaign.command(
     "status", help="Antall leveranser per kanal og tilstand, og de usikre leveransene."
 )
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
@@ -236,7 +236,7 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
 
 
 @campaign.command("lint")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
@@ -261,7 +261,7 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
 
 
 @campaign.command("preview")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_dir",
@@ -292,7 +292,7 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 
 
 @campaign.command("start")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--no-approval",
     is_flag=True,
@@ -317,7 +317,7 @@ def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
 
 
 @campaign.command("pause")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @pass_state
 def campaign_pause(state: State, campaign_id: int) -> None:
     """Sett utsendingen på pause; en sending som pågår, stopper innen et sekund."""
@@ -328,7 +328,7 @@ def campaign_pause(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("resume")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @pass_state
 def campaign_resume(state: State, campaign_id: int) -> None:
     """La en kampanje på pause sendes igjen (kjør så `campaign send`)."""
@@ -336,7 +336,7 @@ def campaign_resume(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("cancel")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @pass_state
 def campaign_cancel(state: State, campaign_id: int) -> None:
     """Stopp en kampanje for godt: det som ikke er sendt ennå, blir kansellert."""
@@ -344,7 +344,7 @@ def campaign_cancel(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("resend-in-doubt")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @pass_state
 def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
     """Legg de usikre leveransene i kø igjen: du godtar at de kan komme fram to ganger."""
@@ -369,7 +369,7 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("forget")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--yes", is_flag=True, help="Slett nå; uten dette vises bare hva som ville bli slettet."
 )

@@ -30,7 +30,7 @@ def letters() -> None:
 
 
 @letters.command("make")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_dir",
@@ -96,8 +96,8 @@ _CSV: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path)}
 
 
 @letters.command("posted")
-@click.argument("campaign_id", type=int)
-@click.argument("csv_file", **_CSV)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("csv_file", metavar="CSV-FIL", **_CSV)
 @pass_state
 def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
     """Registrer brev trykkeriet leverte til posten (CSV med delivery_id[, orgnr, date])."""
@@ -105,8 +105,8 @@ def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
 
 
 @letters.command("returned")
-@click.argument("campaign_id", type=int)
-@click.argument("csv_file", **_CSV)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("csv_file", metavar="CSV-FIL", **_CSV)
 @pass_state
 def letters_returned(state: State, campaign_id: int, csv_file: Path) -> None:
     """Registrer brev som kom i retur (CSV med delivery_id[, orgnr, date, reason])."""

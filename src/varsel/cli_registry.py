@@ -25,7 +25,7 @@ def registry() -> None:
 
 
 @registry.command("import")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="FIL...")
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -75,7 +75,7 @@ def registry_import(
 
 
 @registry.command("update")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="FIL...")
 @pass_state
 def registry_update(state: State, paths: tuple[Path, ...]) -> None:
     """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret."""

@@ -27,7 +27,7 @@ def report() -> None:
 
 
 @report.command("coverage")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
@@ -119,7 +119,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
 
 
 @report.command("unreached")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_path",
@@ -151,7 +151,7 @@ def report_unreached(
 
 
 @report.command("evaluate")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_path",

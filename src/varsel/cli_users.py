@@ -111,7 +111,7 @@ def user() -> None:
 
 
 @user.command("add")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @click.option("--role", type=ROLE, required=True, help=ROLE_HELP)
 @click.option("--email", help="Operatørens egen adresse (for testutsendinger).")
 @pass_state
@@ -135,7 +135,7 @@ def user_add(state: State, name: str, role: Role, email: str | None) -> None:
 
 
 @user.command("confirm-totp")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_confirm_totp(state: State, name: str) -> None:
     """Fullfør registreringen med passordet og en kode fra appen (eller VARSEL_TOTP)."""
@@ -178,7 +178,7 @@ def user_list(state: State, as_json: bool) -> None:
 
 
 @user.command("set-role")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @click.argument("role", type=ROLE, metavar="ROLLE")
 @pass_state
 def user_set_role(state: State, name: str, role: Role) -> None:
@@ -190,7 +190,7 @@ def user_set_role(state: State, name: str, role: Role) -> None:
 
 
 @user.command("set-password")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_set_password(state: State, name: str) -> None:
     """Sett nytt passord (spørres to ganger, eller VARSEL_PASSWORD); kontoens økter avsluttes."""
@@ -201,7 +201,7 @@ def user_set_password(state: State, name: str) -> None:
 
 
 @user.command("disable")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_disable(state: State, name: str) -> None:
     """Deaktiver en konto: ingen innlogging, og øktene avsluttes nå."""
@@ -212,7 +212,7 @@ def user_disable(state: State, name: str) -> None:
 
 
 @user.command("enable")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_enable(state: State, name: str) -> None:
     """La en deaktivert konto logge inn igjen."""
@@ -223,7 +223,7 @@ def user_enable(state: State, name: str) -> None:
 
 
 @user.command("unlock")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_unlock(state: State, name: str) -> None:
     """Lås opp en konto som er låst etter for mange mislykkede innlogginger."""
@@ -234,7 +234,7 @@ def user_unlock(state: State, name: str) -> None:
 
 
 @user.command("reset-totp")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_reset_totp(state: State, name: str) -> None:
     """Ny TOTP-nøkkel (mistet telefon): øktene avsluttes til den nye koden er bekreftet."""
@@ -246,7 +246,7 @@ def user_reset_totp(state: State, name: str) -> None:
 
 
 @user.command("sign-out-everywhere")
-@click.argument("name")
+@click.argument("name", metavar="NAVN")
 @pass_state
 def user_sign_out_everywhere(state: State, name: str) -> None:
     """Avslutt alle øktene til en konto (en mistet eller delt datamaskin)."""
