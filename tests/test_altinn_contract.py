@@ -259,6 +259,10 @@ def test_contract_second_run_sends_nothing_again(
 
     assert (again.submitted, again.before, again.waiting) == (0, 3, 0)
     assert len(server.correspondences) == 3
+    assert again.summary().splitlines() == [
+        f"Kampanje {campaign_id}: ingen nye meldinger sendt til Altinn.",
+        "3 enheter fikk Altinn-melding i en tidligere kjøring.",
+    ]
 
 
 def test_contract_lost_answer_is_sent_again_and_found_by_its_key(

@@ -143,10 +143,15 @@ class SendRun:
     interrupted: str | None = None  # why the run stopped early (Altinn unavailable)
 
     def summary(self) -> str:
-        lines = [
-            f"Kampanje {self.campaign_id}: {fmt_int(self.submitted)} meldinger tatt imot av "
-            f"Altinn; «varsel altinn poll {self.campaign_id}» viser når de er publisert."
-        ]
+        if self.submitted:
+            first = (
+                f"Kampanje {self.campaign_id}: {fmt_int(self.submitted)} "
+                f"{'melding' if self.submitted == 1 else 'meldinger'} tatt imot av Altinn; "
+                f"«varsel altinn poll {self.campaign_id}» viser når de er publisert."
+            )
+        else:
+            first = f"Kampanje {self.campaign_id}: ingen nye meldinger sendt til Altinn."
+        lines = [first]
         if self.failed:
             lines.append(
                 f"{fmt_int(self.failed)} enheter kan ikke få melding i Altinn (se «varsel "
