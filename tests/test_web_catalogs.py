@@ -110,3 +110,18 @@ def test_a_render_error_without_its_sample_delivery_is_translated(language: str)
         catalog = read_po(f)
     translated = {m.id for m in catalog if m.id and m.string}
     assert sorted(rests - translated) == []
+
+
+def test_an_operating_systems_reason_inside_a_message_is_translated_too() -> None:
+    import errno
+
+    from varsel.errors import Text, os_reason
+    from varsel.web.console_auth import translate
+
+    why = os_reason(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    message = Text("forbindelsen ble brutt: %(why)s", why=why)
+    assert message == "forbindelsen ble brutt: tilkoblingen ble avvist"  # the CLI's Bokmål
+    assert translate("nn", message) == "tilkoplinga vart broten: tilkoplinga vart avvist"
+    assert translate("en", message) == "the connection was broken: connection refused"
+    # A reason the table does not know keeps the system's own words.
+    assert os_reason(OSError(errno.EBADF, "Bad file descriptor")) == "Bad file descriptor"

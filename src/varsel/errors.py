@@ -94,28 +94,31 @@ class DownloadError(UserError):
 
 # The operating system's commonest complaints, said in Bokmål; any other keeps its own text.
 _OS_REASONS = {
-    errno.ENOENT: "finnes ikke",
-    errno.EACCES: "ingen tilgang",
-    errno.ENOSPC: "disken er full",
-    errno.EROFS: "skrivebeskyttet filsystem",
-    errno.EISDIR: "er en mappe",
-    errno.ENOTDIR: "en del av stien er ikke en mappe",
-    errno.EPERM: "ikke tillatt",
-    errno.ECONNREFUSED: "tilkoblingen ble avvist",
-    errno.ECONNRESET: "tilbakestilt av motparten",
-    errno.ETIMEDOUT: "tidsavbrudd",
-    errno.EHOSTUNREACH: "verten kan ikke nås",
-    errno.ENETUNREACH: "nettverket kan ikke nås",
-    errno.EADDRINUSE: "adressen er i bruk",
+    errno.ENOENT: N_("finnes ikke"),
+    errno.EACCES: N_("ingen tilgang"),
+    errno.ENOSPC: N_("disken er full"),
+    errno.EROFS: N_("skrivebeskyttet filsystem"),
+    errno.EISDIR: N_("er en mappe"),
+    errno.ENOTDIR: N_("en del av stien er ikke en mappe"),
+    errno.EPERM: N_("ikke tillatt"),
+    errno.ECONNREFUSED: N_("tilkoblingen ble avvist"),
+    errno.ECONNRESET: N_("tilbakestilt av motparten"),
+    errno.ETIMEDOUT: N_("tidsavbrudd"),
+    errno.EHOSTUNREACH: N_("verten kan ikke nås"),
+    errno.ENETUNREACH: N_("nettverket kan ikke nås"),
+    errno.EADDRINUSE: N_("adressen er i bruk"),
 }
 
 
 def os_reason(e: OSError) -> str:
-    """Why an operating-system call failed, in Bokmål for the common cases."""
+    """Why an operating-system call failed, in Bokmål for the common cases: a Text, which the
+    console shows in its page's language (within a message that is a Text too)."""
     if isinstance(e, socket.gaierror):  # its errno is the resolver's, not errno's
-        return "finner ikke vertsnavnet" if e.errno == socket.EAI_NONAME else str(e.strerror or e)
+        if e.errno == socket.EAI_NONAME:
+            return Text(N_("finner ikke vertsnavnet"))
+        return str(e.strerror or e)
     if e.errno in _OS_REASONS:
-        return _OS_REASONS[e.errno]
+        return Text(_OS_REASONS[e.errno])
     return e.strerror or str(e)
 
 
