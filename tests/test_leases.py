@@ -100,3 +100,22 @@ def test_workers_stopped_long_ago_are_forgotten(campaign: tuple[Database, int]) 
     )
     assert leases.forget_stopped(db) == 1
     assert sorted(w.host for w in leases.workers(db)) == ["i-gang", "ny"]
+
+
+def test_a_worker_given_a_campaign_says_why_it_would_wait(campaign: tuple[Database, int]) -> None:
+    from varsel.campaign import CampaignError, CampaignStatus, set_status
+
+    db, cid = campaign
+    assert leases.waiting_for(db, cid) is None  # started: the workers send it
+    set_status(db, cid, CampaignStatus.PAUSED)
+    assert leases.waiting_for(db, cid) == (
+        f"Kampanje {cid} er pauset; arbeideren venter til noen kjører "
+        f"«varsel campaign resume {cid}»"
+    )
+    db.execute("UPDATE campaigns SET status = 'ready', sender_pid = NULL WHERE id = ?", (cid,))
+    assert leases.waiting_for(db, cid) == (
+        f"Kampanje {cid} er ikke gitt til arbeiderne ennå; arbeideren venter til noen kjører "
+        f"«varsel campaign start {cid}»"
+    )
+    with pytest.raises(CampaignError, match=f"^kampanje {cid + 1} finnes ikke$"):
+        leases.waiting_for(db, cid + 1)

@@ -443,6 +443,19 @@ def test_status_lists_the_workers_and_their_campaigns(
     assert "stoppet" in table.output
 
 
+def test_status_names_the_campaigns_status_in_bokmal(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, _, cid = small
+    start_campaign(db, cid)
+    table = CliRunner().invoke(cli, ["--db", db.url, "worker", "--status"])
+    assert table.exit_code == 0, table.output
+    assert "sendes" in table.output
+    assert "│ sending" not in table.output
+
+
 def test_worker_on_sqlite_says_it_needs_postgresql(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -474,3 +487,101 @@ def test_campaign_start_wants_the_four_eyes_approval(
     )
     row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,))
     assert row == ("sending", "varsel-worker")
+
+
+def test_worker_json_without_status_is_refused_in_one_line(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, _, _ = small
+    result = CliRunner().invoke(cli, ["--db", db.url, "worker", "--json"])
+    assert result.exit_code == 2
+    assert result.output == "varsel: --json gjelder bare sammen med --status\n"
+
+
+def test_worker_for_a_missing_campaign_is_refused_before_it_registers(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, _, cid = small
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "worker", "--campaign", str(cid + 1), "--smtp", "smtp://127.0.0.1:1"]
+    )
+    assert result.exit_code == 2
+    assert result.output == f"varsel: kampanje {cid + 1} finnes ikke\n"
+    assert db.scalar("SELECT count(*) FROM workers") == 0
+
+
+def test_worker_for_a_campaign_not_started_says_it_waits(
+    small: tuple[Database, Settings, int],
+) -> None:
+    db, settings, cid = small
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": settings.dkim_key_dir}
+    command = [sys.executable, "-m", "varsel", "--db", db.url, "worker", "--campaign", str(cid)]
+    proc = subprocess.Popen(
+        [*command, "--smtp", "smtp://127.0.0.1:1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_registered(db, set(), 1, 60)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.decode() == (
+        f"Kampanje {cid} er ikke gitt til arbeiderne ennå; arbeideren venter til noen kjører "
+        f"«varsel campaign start {cid}».\n"
+    )
+    assert "stoppet etter" in out.decode()
+    assert db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,)) == "ready"
+
+
+def test_a_relay_that_cannot_be_used_stops_the_worker_and_leaves_the_campaign_to_the_workers(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, settings, cid = small
+    start_campaign(db, cid)
+    with SmtpSink() as sink:
+        url = sink.url
+    result = CliRunner().invoke(
+        cli,
+        ["--db", db.url, "worker", "--campaign", str(cid), "--smtp", url, "--build-processes", "0"],
+        env={"VARSEL_DKIM_KEY_DIR": settings.dkim_key_dir},
+    )
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"varsel: e-posttjeneren {url} kan ikke brukes: ")
+    assert lines[0].endswith(
+        "(5 forsøk); leveransene som gjenstår, venter i køen til en arbeider kan sende dem "
+        "(kampanjen er fortsatt arbeidernes)"
+    )
+    counts = outbox.counts(db, cid)
+    assert (counts["queued"], counts["claimed"], counts["sent"]) == (6, 0, 0)
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,))
+    assert row == ("sending", "varsel-worker")
+
+
+def test_a_worker_holds_no_leases_in_its_metrics_once_its_campaign_is_sent(
+    small: tuple[Database, Settings, int],
+) -> None:
+    _, settings, cid = small
+    plan = FaultPlan()
+    for n in range(1, 7):
+        plan.on_message(n, Fault.delay(0.5))  # long enough for a renewal (every 0.5 s) mid-run
+    with SmtpSink(faults=plan) as sink:
+        worker, thread, errors = run_in_thread(settings, sink, cid)
+        thread.join(30)
+    assert errors == []
+    text = worker.metrics.text().decode()
+    assert "varsel_lease_renewals_total 0.0" not in text
+    assert "varsel_worker_leases 0.0" in text

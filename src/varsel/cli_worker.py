@@ -6,7 +6,7 @@ import json
 
 import click
 
-from varsel.cli import State, out, pass_state
+from varsel.cli import State, err, out, pass_state
 from varsel.cli_output import NorskCommand
 from varsel.i18n import fmt_int
 
@@ -59,6 +59,19 @@ def worker(
     if show_status:
         _status(state, as_json)
         return
+    if as_json:
+        raise click.UsageError("--json gjelder bare sammen med --status")
+    if campaign_id is not None:
+        from varsel.db import connect
+        from varsel.leases import waiting_for
+
+        # Checked before the worker registers: a mistyped id leaves no worker row behind,
+        # and a worker that will wait says so instead of sitting silent. A connection of its
+        # own, closed before the worker opens its four.
+        with connect(state.store_url) as db:
+            waiting = waiting_for(db, campaign_id)
+        if waiting is not None:
+            err.print(f"{waiting}.", soft_wrap=True)
     from varsel.channel.smtp_relay import RelayConfig
     from varsel.worker import WorkerOptions, run_worker
 
@@ -80,6 +93,7 @@ _STATES = {"running": "kjører", "stopped": "stoppet", "lost": "borte"}
 def _status(state: State, as_json: bool) -> None:
     from rich.table import Table
 
+    from varsel.campaign import STATUS_WORDS, CampaignStatus
     from varsel.leases import worker_status
 
     report = worker_status(state.db)
@@ -109,7 +123,7 @@ def _status(state: State, as_json: bool) -> None:
         n = c.counts
         campaigns.add_row(
             f"{c.id} {c.name}",
-            c.status,
+            STATUS_WORDS[CampaignStatus(c.status)],
             *(
                 fmt_int(n[k])
                 for k in ("queued", "claimed", "sent", "deferred", "failed", "in_doubt")

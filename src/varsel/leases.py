@@ -383,6 +383,36 @@ def resume_campaign(db: Database, campaign_id: int | None) -> None:
     )
 
 
+def waiting_for(db: Database, campaign_id: int) -> str | None:
+    """Why a worker given this campaign would wait rather than send; None if it would not.
+
+    A campaign that does not exist is refused (CampaignError), before a worker registers.
+    """
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    if row is None:
+        raise CampaignError(f"kampanje {campaign_id} finnes ikke")
+    status, holder = row
+    if status == CampaignStatus.PAUSED.value:
+        then = "" if holder == WORKERS else f" og «varsel campaign start {campaign_id}»"
+        return (
+            f"Kampanje {campaign_id} er pauset; arbeideren venter til noen kjører "
+            f"«varsel campaign resume {campaign_id}»{then}"
+        )
+    if holder == WORKERS:
+        return None
+    if status == CampaignStatus.READY.value:
+        return (
+            f"Kampanje {campaign_id} er ikke gitt til arbeiderne ennå; arbeideren venter til "
+            f"noen kjører «varsel campaign start {campaign_id}»"
+        )
+    if status == CampaignStatus.SENDING.value:
+        return (
+            f"Kampanje {campaign_id} sendes nå av «varsel campaign send»; arbeideren venter "
+            "til den er ferdig eller gitt til arbeiderne"
+        )
+    return None
+
+
 def due(db: Database, campaign_id: int) -> bool:
     """Whether a delivery of the campaign may be claimed now."""
     return (

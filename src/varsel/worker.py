@@ -48,6 +48,11 @@ _GIVE_BACK_SQL = (
 )
 
 
+# The end of the sender's "relay cannot be used" reason, and what a worker says instead.
+_SENDER_NEXT = "venter i køen til neste «campaign send»"
+_WORKER_NEXT = "venter i køen til en arbeider kan sende dem (kampanjen er fortsatt arbeidernes)"
+
+
 class LeaseLost(ConnectionError):
     """The store no longer backs this worker's claim: like a dropped connection, no dot goes out."""
 
@@ -187,6 +192,7 @@ class CampaignRun(Sender):
             self.worker.current = None
             self.keeping.set()
             keeper.join()
+            self.worker.metrics.leases.set(0)  # given back or settled: none held between runs
             grants.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await grants
@@ -319,6 +325,11 @@ class CampaignRun(Sender):
             kind = "deferred"
         self.worker.count(self.campaign.id, kind)
         super()._outcome(item, outcome)
+
+    def _relay_unusable(self, item: Item, why: str) -> None:
+        # The single sender's reason ends with what to run next («campaign send»); a worker's
+        # deliveries stay with the workers instead.
+        super()._relay_unusable(item, why.replace(_SENDER_NEXT, _WORKER_NEXT))
 
     def _give_back(self, deliveries: Iterable[Delivery]) -> None:
         # Only what this worker still holds: a lease that ran out may have passed a delivery
