@@ -51,3 +51,20 @@ def test_a_missing_key_means_the_campaign_cannot_be_sent(
     assert raised.value.message == (
         f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»"
     )
+
+
+@pytest.mark.parametrize(
+    ("rate", "connections", "batch", "claimed"),
+    [
+        (50.0, 4, 400, 100),  # the default rate: two seconds of sending
+        (40.0, 16, 400, 80),
+        (1e9, 16, 400, 400),  # no real limit: the batch
+        (1.0, 4, 400, 8),  # a trickle: still one for each connection and the next
+        (1000.0, 64, 100, 128),
+    ],
+)
+def test_a_sender_claims_about_two_seconds_of_its_rate(
+    rate: float, connections: int, batch: int, claimed: int
+) -> None:
+    options = SendOptions(rate_per_second=rate, connections=connections, batch=batch)
+    assert options.claim_size == claimed

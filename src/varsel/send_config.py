@@ -6,6 +6,7 @@ e-mail build their messages from the same message spec and keys.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from varsel.campaign import Campaign, CampaignSpec
 from varsel.config import Settings
 from varsel.errors import Text, UserError
 from varsel.message import MessageSpec
+
+# Seconds of sending at the campaign's rate that a sender claims at a time (SendOptions.claim_size).
+CLAIM_SECONDS = 2.0
 
 
 class SendError(UserError):
@@ -42,6 +46,18 @@ class SendOptions:
     # False sends unsigned messages: for benchmarks and tests only (the CLI does not offer it),
     # since receivers check DKIM and a real campaign must always be signed.
     sign: bool = True
+
+    @property
+    def claim_size(self) -> int:
+        """Deliveries a sender claims at a time: about CLAIM_SECONDS of sending at the rate,
+        at most `batch`, and enough to keep every connection busy.
+
+        A claim is a sender's until it is sent or its lease runs out: claims much larger than
+        the rate can send would leave other workers idle, and a dead worker's deliveries
+        waiting for its lease (measured: two of three workers took a 40/s campaign's 776).
+        """
+        by_rate = math.ceil(self.rate_per_second * CLAIM_SECONDS)
+        return max(2 * self.connections, min(self.batch, by_rate))
 
     @classmethod
     def for_campaign(cls, spec: CampaignSpec, **overrides: Any) -> SendOptions:

@@ -152,7 +152,7 @@ class Sender:
             self.db,
             self.campaign.id,
             self.worker_id,
-            self.options.batch,
+            self.options.claim_size,
             self._db,
             self._claim_times,
         )
@@ -294,7 +294,7 @@ class Sender:
     async def _produce(self) -> None:
         # Claimed messages not yet on the wire: enough to keep the connections and the build
         # workers busy, few enough that memory does not grow with the campaign.
-        room = self.options.batch * 2
+        room = self.options.claim_size * 2
         settled = False  # everything was committed, then nothing was due: the run is over
         try:
             while not self.stopping:
