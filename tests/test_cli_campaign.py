@@ -43,10 +43,28 @@ def sending(db: Database, campaign_id: int) -> None:
 
 def test_pause_resume_and_cancel_name_the_status_in_bokmal(db: Database, campaign_id: int) -> None:
     sending(db, campaign_id)
-    for command, word in (("pause", "pauset"), ("resume", "klar"), ("cancel", "avbrutt")):
+    then = f" Send resten med «varsel campaign send {campaign_id}»."
+    for command, word, more in (
+        ("pause", "pauset", ""),
+        ("resume", "klar", then),
+        ("cancel", "avbrutt", ""),
+    ):
         result = run(db, command, str(campaign_id))
         assert result.exit_code == 0, result.output
-        assert result.output == f"Kampanje {campaign_id} er nå «{word}».\n"
+        assert result.output == f"Kampanje {campaign_id} er nå «{word}».{more}\n"
+
+
+def test_resuming_a_campaign_of_the_workers_says_they_go_on(db: Database, campaign_id: int) -> None:
+    from varsel.leases import WORKERS
+
+    db.execute(
+        "UPDATE campaigns SET status = 'paused', sender_pid = ? WHERE id = ?",
+        (WORKERS, campaign_id),
+    )
+    result = run(db, "resume", str(campaign_id))
+    assert result.output == (
+        f"Kampanje {campaign_id} er nå «klar». Arbeiderne (`varsel worker`) sender resten.\n"
+    )
 
 
 def test_a_campaign_that_is_not_sending_is_not_paused(db: Database, campaign_id: int) -> None:

@@ -119,3 +119,19 @@ def test_a_worker_given_a_campaign_says_why_it_would_wait(campaign: tuple[Databa
     )
     with pytest.raises(CampaignError, match=f"^kampanje {cid + 1} finnes ikke$"):
         leases.waiting_for(db, cid + 1)
+
+
+def test_starting_a_paused_or_finished_campaign_names_its_status_in_bokmal(
+    campaign: tuple[Database, int],
+) -> None:
+    from varsel.campaign import CampaignError
+
+    db, cid = campaign
+    for status, said in (
+        ("paused", f"kampanje {cid} er «pauset»; gjenoppta den med «varsel campaign resume»"),
+        ("done", f"kampanje {cid} er «ferdig»"),
+    ):
+        db.execute("UPDATE campaigns SET status = ?, sender_pid = NULL WHERE id = ?", (status, cid))
+        with pytest.raises(CampaignError) as caught:
+            start_campaign(db, cid)
+        assert caught.value.message == said

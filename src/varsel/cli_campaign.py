@@ -283,12 +283,18 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.campaign import STATUS_WORDS, CampaignStatus, set_status
 
     campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
-    from varsel.leases import notify
+    from varsel.leases import WORKERS, notify
 
     notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
-    out.print(
-        f"Kampanje {campaign_id} er nå «{STATUS_WORDS[campaign_obj.status]}».", soft_wrap=True
-    )
+    said = f"Kampanje {campaign_id} er nå «{STATUS_WORDS[campaign_obj.status]}»."
+    if campaign_obj.status is CampaignStatus.READY:
+        holder = state.db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+        said += (
+            " Arbeiderne (`varsel worker`) sender resten."
+            if holder == WORKERS
+            else f" Send resten med «varsel campaign send {campaign_id}»."
+        )
+    out.print(said, soft_wrap=True)
 
 
 @campaign.command("start")

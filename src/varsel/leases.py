@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from varsel.campaign import CampaignError, CampaignStatus
+from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus
 from varsel.db import Database
 from varsel.errors import UserError
 from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event
@@ -352,7 +352,8 @@ def start_campaign(db: Database, campaign_id: int, lease_seconds: float = 30.0) 
                 CampaignStatus.PAUSED.value: "; gjenoppta den med «varsel campaign resume»",
                 CampaignStatus.SENDING.value: f" av {holder}",
             }.get(status, "")
-            raise CampaignError(f"kampanje {campaign_id} er «{status}»{hint}")
+            word = STATUS_WORDS[CampaignStatus(status)]
+            raise CampaignError(f"kampanje {campaign_id} er «{word}»{hint}")
         if holder and holder != WORKERS and until and until > now and not holder_gone(holder):
             raise CampaignError(
                 f"kampanje {campaign_id} sendes allerede av {holder}; "
