@@ -456,6 +456,23 @@ def test_status_names_the_campaigns_status_in_bokmal(
     assert "│ sending" not in table.output
 
 
+def test_campaign_status_says_whether_a_worker_runs_for_it(
+    small: tuple[Database, Settings, int],
+) -> None:
+    from click.testing import CliRunner
+
+    db, _, cid = small
+    start_campaign(db, cid)
+    status = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(cid)])
+    assert status.exit_code == 0, status.output
+    assert status.output.splitlines()[0].endswith(
+        "sendes (av arbeiderne; ingen «varsel worker» kjører nå)"
+    )
+    leases.register(db, "h:1:a", 4, None)
+    status = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(cid)])
+    assert status.output.splitlines()[0].endswith("sendes (av arbeiderne; 1 kjører)")
+
+
 def test_worker_on_sqlite_says_it_needs_postgresql(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
 
 from varsel.cli import State, err, out, pass_state
 from varsel.cli_output import NorskGroup
+
+if TYPE_CHECKING:
+    from varsel.campaign import Campaign
 
 
 @click.group(cls=NorskGroup)
@@ -214,7 +218,10 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
-    out.print(f"Kampanje {campaign_id} «{report.campaign.name}»: {report.status_words}")
+    out.print(
+        f"Kampanje {campaign_id} «{report.campaign.name}»: {report.status_words}"
+        f"{_who_sends(state, report.campaign)}"
+    )
     for line in report.lines():
         out.print(line, soft_wrap=True)
     for d in report.in_doubt:
@@ -233,6 +240,25 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         out.print("Vanligste grunner:")
     for r in report.reasons:
         out.print(f"  {labels[r.state]:<7} {r.count:>8}  {r.reason or '(ingen)'}", markup=False)
+
+
+def _who_sends(state: State, campaign: Campaign) -> str:
+    """For a campaign handed to the workers: how many run now (none is worth saying)."""
+    from varsel.campaign import CampaignStatus
+    from varsel.leases import WORKERS, workers
+
+    if state.dialect != "postgresql" or campaign.status is not CampaignStatus.SENDING:
+        return ""
+    db = state.db
+    holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign.id,))
+    if holder != WORKERS:
+        return ""
+    running = sum(
+        1 for w in workers(db) if w.state == "running" and w.campaign_id in (None, campaign.id)
+    )
+    if not running:
+        return " (av arbeiderne; ingen «varsel worker» kjører nå)"
+    return f" (av arbeiderne; {running} kjører)"
 
 
 @campaign.command("lint")
