@@ -172,15 +172,21 @@ def test_hard_bounce_marks_the_delivery_suppresses_the_address_and_records_an_ev
     )
 
 
-def test_a_bounce_for_a_forgotten_delivery_suppresses_no_stand_in_and_keeps_no_text(
-    db: Database, campaign: Campaign
-) -> None:
-    from varsel.erasure import is_stand_in
+def forgotten(db: Database, campaign: Campaign) -> None:
+    """The campaign finished and its contact data forgotten (`campaign forget`)."""
     from varsel.retention import forget_campaign
 
     with db.transaction():
         db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign.id,))
     forget_campaign(db, campaign.id, actor="cli:test")
+
+
+def test_a_bounce_for_a_forgotten_delivery_suppresses_no_stand_in_and_keeps_no_text(
+    db: Database, campaign: Campaign
+) -> None:
+    from varsel.erasure import is_stand_in
+
+    forgotten(db, campaign)
     to = campaign.sent[TOMRA]
     outcome = intake(db, campaign).ingest(bounce("postfix-5.1.1.eml", to))
     assert (outcome.kind, outcome.delivery_id) == (BounceKind.HARD, to.id)
@@ -198,11 +204,7 @@ def test_a_bounce_for_a_forgotten_delivery_suppresses_no_stand_in_and_keeps_no_t
 def test_a_late_report_for_a_forgotten_delivery_keeps_no_recipient(
     db: Database, campaign: Campaign
 ) -> None:
-    from varsel.retention import forget_campaign
-
-    with db.transaction():
-        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (campaign.id,))
-    forget_campaign(db, campaign.id, actor="cli:test")
+    forgotten(db, campaign)
     to = campaign.sent[TOMRA]
     run = intake(db, campaign)
     run.ingest(bounce("postfix-5.1.1.eml", to))
