@@ -245,17 +245,13 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
 def _who_sends(state: State, campaign: Campaign) -> str:
     """For a campaign handed to the workers: how many run now (none is worth saying)."""
     from varsel.campaign import CampaignStatus
-    from varsel.leases import WORKERS, workers
+    from varsel.leases import workers_for
 
     if state.dialect != "postgresql" or campaign.status is not CampaignStatus.SENDING:
         return ""
-    db = state.db
-    holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign.id,))
-    if holder != WORKERS:
+    running = workers_for(state.db, campaign.id)
+    if running is None:
         return ""
-    running = sum(
-        1 for w in workers(db) if w.state == "running" and w.campaign_id in (None, campaign.id)
-    )
     if not running:
         return " (av arbeiderne; ingen «varsel worker» kjører nå)"
     return f" (av arbeiderne; {running} kjører)"

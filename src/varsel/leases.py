@@ -289,6 +289,22 @@ def workers(db: Database, *, stopped_within: float = 3600.0) -> list[WorkerRow]:
     return out
 
 
+def workers_for(db: Database, campaign_id: int) -> int | None:
+    """How many workers run now for a campaign handed to them; None if it is not theirs.
+
+    A running worker with no campaign of its own counts: it takes any campaign handed to the
+    workers. Always None on SQLite, which has no workers.
+    """
+    if db.dialect != "postgresql":
+        return None
+    holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    if holder != WORKERS:
+        return None
+    return sum(
+        1 for w in workers(db) if w.state == "running" and w.campaign_id in (None, campaign_id)
+    )
+
+
 def forget_stopped(db: Database, older_than: float = 7 * 86400.0) -> int:
     """Delete the rows of workers that stopped or died more than `older_than` seconds ago."""
     return int(

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from varsel import approval, coverage, evaluate, municipality, outbox, segment
+from varsel import approval, coverage, evaluate, leases, municipality, outbox, segment
 from varsel.accounts import Role
 from varsel.campaign import (
     CampaignError,
@@ -443,8 +443,17 @@ def campaign_send(page: Page) -> Response:
             # The library's words name the command line's way to approve; here it is this page.
             never = approval.approval_state(db, cid).approval is None
             return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
+        if leases.workers_for(db, cid) is not None:
+            # The workers send it; a second sender here would take it from them.
+            return _campaign_page(page, cid, error=WORKERS_SEND, status=409)
     _senders(page).start(cid, page.user.name)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
+
+
+WORKERS_SEND = N_(
+    "Denne kampanjen er gitt til arbeiderne («varsel worker») på tjeneren, og det er de som "
+    "sender den; konsollen sender den ikke. Ingenting er endret."
+)
 
 
 _STATUS_ACTIONS = {
@@ -496,6 +505,11 @@ def _set_status(page: Page, action: str) -> Response:
             set_status(db, cid, _STATUS_ACTIONS[action], actor=page.user.name)
         except VarselError as e:
             return _campaign_page(page, cid, error=e.message, status=409)
+        if db.dialect == "postgresql":
+            # Resumed, a campaign handed to the workers is theirs to send again at once, as
+            # each worker would make it on its next look (the page then says who sends it).
+            leases.resume_campaign(db, cid)
+            leases.notify(db, cid)  # running workers hear it at once, as from the CLI
     # A sender, here or anywhere, reads the status every half second and stops.
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding=action)
 

@@ -25,6 +25,7 @@ from varsel.clock import utcnow
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.errors import Text, VarselError
+from varsel.leases import WORKERS, workers_for
 from varsel.outbox import counts
 from varsel.sender import SendOptions
 from varsel.web.templating import N_
@@ -138,6 +139,13 @@ class Progress:
     total: int
     per_minute: int  # messages accepted by the relay in the last minute
     sender: str | None  # the process holding the campaign's send lease, if any
+    # For a campaign handed to `varsel worker` (PostgreSQL): how many run for it now.
+    workers: int | None = None
+
+    @property
+    def to_workers(self) -> bool:
+        """Handed to the workers: they send it, never the console's own sender."""
+        return self.workers is not None
 
     @property
     def remaining(self) -> int:
@@ -178,6 +186,7 @@ def progress(db: Database, campaign_id: int) -> Progress:
     )
     now = utcnow().isoformat()
     sender = holder[0] if holder and holder[0] and holder[1] and holder[1] > now else None
+    workers = workers_for(db, campaign_id) if holder and holder[0] == WORKERS else None
     return Progress(
         campaign_id,
         campaign.status,
@@ -185,4 +194,5 @@ def progress(db: Database, campaign_id: int) -> Progress:
         sum(by_state.values()),
         int(recent or 0),
         sender,
+        workers,
     )

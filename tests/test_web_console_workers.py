@@ -1,0 +1,192 @@
+"""The console and a campaign handed to `varsel worker` (PostgreSQL): what the campaign page
+says about who sends it, the Send button refused, and pause, resume and cancel reaching the
+workers at once (NOTIFY), in Bokmål, Nynorsk and English."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from helpers import console_settings, kari_campaign_berit_signed_in, page_form
+from varsel import leases, outbox
+from varsel.accounts import get_user
+from varsel.approval import approve
+from varsel.campaign import CampaignStatus, get_campaign
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.config import Settings
+from varsel.db import Database, connect
+from varsel.testing import Fault, FaultPlan, SmtpSink
+from varsel.web.console_auth import PREFIX
+from varsel.worker import Worker, WorkerOptions
+
+pytestmark = pytest.mark.postgres
+
+NONE_RUNS = {
+    "nb": "ingen kjører nå, så ingenting sendes",
+    "nn": "ingen køyrer no, så ingenting blir sendt",
+    "en": "none is running now, so nothing is being sent",
+}
+REFUSED = {
+    "nb": "det er de som sender den; konsollen sender den ikke. Ingenting er endret.",
+    "nn": "det er dei som sender han; konsollen sender han ikkje. Ingenting er endra.",
+    "en": "they send it; the console does not. Nothing has been changed.",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url: str) -> Settings:
+    return console_settings(tmp_path, pg_url)
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    with connect(pg_url) as store:
+        yield store
+
+
+def handed_to_workers(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> int:
+    """kari's campaign, approved by berit (signed in), handed to the workers; its id."""
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    assert leases.start_campaign(db, cid) is True
+    return cid
+
+
+def until(condition: Callable[[], bool], seconds: float) -> float:
+    """Wait for a condition; how long it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, "timed out"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_with_no_worker_running_the_page_says_nothing_is_sent_and_send_is_refused(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    for lang, words in NONE_RUNS.items():
+        page = client.get(path, params={"lang": lang}).text
+        assert words in page, lang
+        assert f"/kampanjer/{cid}/send" not in page
+    panel = client.get(f"{path}/fremdrift").text
+    assert NONE_RUNS["nb"] in panel  # the polled panel says it too
+    for lang, words in REFUSED.items():
+        form = page_form(client, f"{path}?lang={lang}")
+        answer = client.post(f"{path}/send", params={"lang": lang}, data=form)
+        assert answer.status_code == 409, lang
+        assert words in answer.text, lang
+    assert client.app.state.senders.running(cid) is False  # type: ignore[attr-defined]
+    assert db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (cid,)) == leases.WORKERS
+    assert get_campaign(db, cid).status is CampaignStatus.SENDING
+
+
+def test_a_campaign_resumed_from_the_command_line_offers_no_send_button(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel.campaign import set_status
+
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    set_status(db, cid, CampaignStatus.PAUSED)
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert "Når den gjenopptas, sender arbeiderne («varsel worker») på tjeneren resten." in page
+    set_status(db, cid, CampaignStatus.READY)  # `varsel campaign resume`: ready, the workers'
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert f"/kampanjer/{cid}/send" not in page
+    assert "varsel campaign send" not in page
+    assert NONE_RUNS["nb"] in page
+
+
+def run_worker(
+    settings: Settings, sink: SmtpSink, cid: int
+) -> tuple[threading.Thread, list[BaseException]]:
+    """A worker for the campaign on a thread; it reads the status only every 30 s by itself,
+    so a change seen sooner came by NOTIFY."""
+    worker = Worker(
+        settings,
+        RelayConfig.from_url(sink.url),
+        WorkerOptions(
+            campaign_id=cid, connections=1, build_processes=0, lease_seconds=3, poll_seconds=30
+        ),
+    )
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            worker.run()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, errors
+
+
+def test_pause_and_resume_from_the_console_reach_a_running_worker_at_once(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    total = sum(outbox.counts(db, cid).values())
+    plan = FaultPlan()
+    for n in range(1, total + 1):
+        plan.on_message(n, Fault.delay(0.3))
+    with SmtpSink(faults=plan) as sink:
+        thread, errors = run_worker(settings, sink, cid)
+        try:
+            sink.wait_for(1, 20)
+            page = client.get(path).text
+            assert "Arbeiderne («varsel worker») på tjeneren sender den; 1 kjører nå." in page
+            client.post(f"{path}/pause", data=page_form(client, path))
+            took = until(lambda: outbox.counts(db, cid)["claimed"] == 0, 10)
+            paused = outbox.counts(db, cid)["sent"]
+            time.sleep(0.5)
+            assert len(sink.messages) == paused  # nothing more while paused
+            resumed = client.post(f"{path}/gjenoppta", data=page_form(client, path))
+            # At once theirs to send again: the page says who sends it, and offers no Send.
+            assert get_campaign(db, cid).status is CampaignStatus.SENDING
+            assert f"/kampanjer/{cid}/send" not in resumed.text
+            assert f"/kampanjer/{cid}/pause" in resumed.text
+            until(lambda: get_campaign(db, cid).status is CampaignStatus.DONE, 30)
+        finally:
+            thread.join(30)
+    assert errors == []
+    assert took < 2.0  # by NOTIFY: the worker's own look comes only after 30 s
+    assert paused < total
+    assert outbox.counts(db, cid)["sent"] == total
+
+
+def test_cancel_from_the_console_stops_a_running_worker_at_once(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    total = sum(outbox.counts(db, cid).values())
+    plan = FaultPlan()
+    for n in range(1, total + 1):
+        plan.on_message(n, Fault.delay(0.3))
+    with SmtpSink(faults=plan) as sink:
+        thread, errors = run_worker(settings, sink, cid)
+        sink.wait_for(1, 20)
+        form = {**page_form(client, path), "bekreft": "ja"}
+        started = time.monotonic()
+        client.post(f"{path}/avbryt", data=form)
+        thread.join(10)
+        took = time.monotonic() - started
+    assert errors == []
+    assert not thread.is_alive()
+    assert took < 3.0  # by NOTIFY, not the worker's 30-second look
+    counts = outbox.counts(db, cid)
+    assert counts["claimed"] == 0
+    assert counts["sent"] < total
+    assert get_campaign(db, cid).status is CampaignStatus.CANCELLED
