@@ -302,20 +302,23 @@ def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
 
 def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.audit import cli_actor
-    from varsel.campaign import STATUS_WORDS, CampaignStatus, set_status
+    from varsel.campaign import STATUS_WORDS, CampaignStatus, get_campaign, set_status
+    from varsel.leases import WORKERS, notify, resume_campaign
 
-    campaign_obj = set_status(state.db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
-    from varsel.leases import WORKERS, notify
-
-    notify(state.db, campaign_id)  # running workers hear it at once (PostgreSQL)
-    said = f"Kampanje {campaign_id} er nå «{STATUS_WORDS[campaign_obj.status]}»."
-    if campaign_obj.status is CampaignStatus.READY:
-        holder = state.db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
-        said += (
-            " Arbeiderne (`varsel worker`) sender resten."
-            if holder == WORKERS
-            else f" Send resten med «varsel campaign send {campaign_id}»."
-        )
+    db = state.db
+    set_status(db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
+    if db.dialect == "postgresql":
+        # Resumed, a campaign handed to the workers is theirs to send again at once, as each
+        # worker would make it on its next look (and as the console does).
+        resume_campaign(db, campaign_id)
+    notify(db, campaign_id)  # running workers hear it at once (PostgreSQL)
+    now = get_campaign(db, campaign_id).status
+    said = f"Kampanje {campaign_id} er nå «{STATUS_WORDS[now]}»."
+    holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    if holder == WORKERS and now is CampaignStatus.SENDING:
+        said += " Arbeiderne (`varsel worker`) sender resten."
+    elif now is CampaignStatus.READY:
+        said += f" Send resten med «varsel campaign send {campaign_id}»."
     out.print(said, soft_wrap=True)
 
 
