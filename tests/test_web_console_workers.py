@@ -107,6 +107,21 @@ def test_a_campaign_resumed_from_the_command_line_offers_no_send_button(
     assert NONE_RUNS["nb"] in page
 
 
+def test_an_approved_campaign_on_postgresql_names_both_ways_to_send_it(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    page = client.get(f"{PREFIX}/kampanjer/{cid}").text
+    assert f"«varsel campaign send {cid}», eller av arbeiderne: «varsel campaign start {cid}»" in (
+        page
+    )
+    english = client.get(f"{PREFIX}/kampanjer/{cid}", params={"lang": "en"}).text
+    assert f"or by the workers: “varsel campaign start {cid}”" in english
+
+
 def run_worker(
     settings: Settings, sink: SmtpSink, cid: int
 ) -> tuple[threading.Thread, list[BaseException]]:

@@ -355,6 +355,7 @@ def _campaign_page(
         )
         forgotten = forgotten_at(db, cid)
         doubtful = outbox.in_doubt(db, cid) if now.counts["in_doubt"] else []
+        workers_possible = db.dialect == "postgresql"  # `varsel worker` needs PostgreSQL
     # Why the last send stopped: the library's message or the console's own, in the page's
     # language (a relay's reply inside it stays as the relay wrote it).
     problem = _senders(page).problem(cid)
@@ -367,6 +368,7 @@ def _campaign_page(
             "progress": now,
             "live": now.live or _senders(page).running(cid),
             "recipients": recipients,
+            "workers_possible": workers_possible,
             "forgotten_at": forgotten,
             "in_doubt": doubtful[:IN_DOUBT_SHOWN],
             "in_doubt_total": len(doubtful),
