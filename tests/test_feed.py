@@ -218,6 +218,46 @@ def test_an_entry_with_a_bad_date_is_rejected(db: Database, brreg: Path, tmp_pat
     assert unit_row(db, "923609016")["employees"] == 21496
 
 
+def test_a_patch_whose_test_fails_is_rejected_and_changes_nothing(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    ops = [
+        {"op": "test", "path": "/navn", "value": "STATOIL ASA"},
+        {"op": "replace", "path": "/navn", "value": "NYTT NAVN ASA"},
+    ]
+    result = apply_feed(db, feed(tmp_path, [entry(50, "923609016", "Endring", ops)]))
+    assert result.snapshot is not None
+    assert (result.snapshot.changed, result.snapshot.rejected) == (0, 1)
+    assert result.notes == (
+        "avvist 923609016: JSON-Patch-testen for /navn feilet: lageret har 'EQUINOR ASA', "
+        "endringen forventer 'STATOIL ASA'",
+    )
+    assert unit_row(db, "923609016")["name"] == "EQUINOR ASA"
+
+
+def test_a_patch_whose_test_holds_is_applied(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    ops = [
+        {"op": "test", "path": "/antallAnsatte", "value": 21496},
+        {"op": "test", "path": "/kapital/belop", "value": 1},  # not kept: not judged
+        {"op": "replace", "path": "/antallAnsatte", "value": 21500},
+    ]
+    result = apply_feed(db, feed(tmp_path, [entry(50, "923609016", "Endring", ops)]))
+    assert result.snapshot is not None
+    assert (result.snapshot.changed, result.snapshot.rejected) == (1, 0)
+    assert unit_row(db, "923609016")["employees"] == 21500
+
+
+def test_the_summary_of_one_change_says_endring(db: Database, brreg: Path, tmp_path: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    result = apply_feed(db, feed(tmp_path, [entry(50, "923609016", "Endring", employees(21500))]))
+    assert result.summary() == (
+        "feed.json: 1 endring i enheter — 0 nye, 1 endret, 0 slettet, 0 fjernet, "
+        "0 hoppet over, 0 avvist (snapshot 2)."
+    )
+
+
 # -- reading pages -----------------------------------------------------------------------------
 
 
@@ -309,6 +349,12 @@ BAD_PAGES = [
         "ikke en side fra endringsloggen (oppdateringer): en liste som ikke bare er endringer",
     ),
     ("annet.json", b'{"navn": "x"}', "ikke en side fra endringsloggen (oppdateringer)"),
+    (
+        "tall-side.json",
+        b'{"_embedded": {"oppdaterteEnheter": [1, 2, 3]}, "page": {"size": 20}}',
+        "ikke en side fra endringsloggen (oppdateringer): ingen av postene i "
+        "_embedded.oppdaterteEnheter er endringer",
+    ),
 ]
 
 

@@ -76,8 +76,9 @@ class FeedResult:
         s = self.snapshot
         if self.already_applied or s is None:
             return f"{self.path.name}: allerede brukt; ingenting endret."
+        changes = "endring" if s.records == 1 else "endringer"
         text = (
-            f"{self.path.name}: {fmt_int(s.records)} endringer i {s.kind} — {fmt_int(s.new)} nye, "
+            f"{self.path.name}: {fmt_int(s.records)} {changes} i {s.kind} — {fmt_int(s.new)} nye, "
             f"{fmt_int(s.changed)} endret, {fmt_int(s.gone)} slettet, {fmt_int(s.removed)} "
             f"fjernet, {fmt_int(s.skipped)} hoppet over, {fmt_int(s.rejected)} avvist "
             f"(snapshot {s.id})."
@@ -209,9 +210,16 @@ def _feed_entries(path: Path, content: bytes, unpacked: bool) -> tuple[Kind, lis
         ("oppdaterteEnheter", Kind.ENHETER),
     ):
         if key in embedded:
-            if not isinstance(embedded[key], list):
+            found = embedded[key]
+            if not isinstance(found, list):
                 raise BadFileError(f"{path}: _embedded.{key} er ikke en liste")
-            return kind, list(embedded[key])
+            # As for a bare list: entries of which none is a change are not a page's; a page
+            # with some bad entries is applied, those counted as rejected.
+            if found and not any(isinstance(e, dict) and "endringstype" in e for e in found):
+                raise BadFileError(
+                    f"{path}: {_NOT_A_PAGE}: ingen av postene i _embedded.{key} er endringer"
+                )
+            return kind, list(found)
     if {"enheter", "underenheter"} & embedded.keys():
         raise BadFileError(
             f"{path}: dette er et søkeresultat, ikke en side fra endringsloggen "
@@ -467,7 +475,8 @@ def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> None:
     """Apply JSON-Patch operations to the part of a record varsel keeps.
 
     The store keeps only some fields, so a strict JSON-Patch library would refuse operations on
-    the rest; those are skipped, and add/replace create missing parents.
+    the rest; those are skipped, and add/replace create missing parents. A `test` that fails on
+    a field the store holds refuses the whole patch (ValueError), as JSON-Patch requires.
     """
     for op in ops:
         kind = op.get("op")
@@ -493,8 +502,28 @@ def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> None:
                 _remove(document, source)
             if value is not None:
                 _set(document, parts, value, insert=True)
-        elif kind != "test":
+        elif kind == "test":
+            _check(document, parts, op.get("value"))
+        else:
             raise ValueError(f"ukjent JSON-Patch-operasjon {kind!r}")
+
+
+def _check(document: dict[str, Any], parts: list[str], expected: Any) -> None:
+    """A `test` op: refuse the patch when a field varsel holds as the registry gives it differs.
+
+    Only a top-level value that is not an object or list is compared: nested values are kept
+    in part or renumbered (municipalities), so a difference there says nothing.
+    """
+    if len(parts) != 1 or parts[0] not in document:
+        return
+    held = document[parts[0]]
+    if isinstance(held, dict | list) or isinstance(expected, dict | list):
+        return
+    if held != expected or isinstance(held, bool) != isinstance(expected, bool):
+        raise ValueError(
+            f"JSON-Patch-testen for /{parts[0]} feilet: lageret har {held!r}, "
+            f"endringen forventer {expected!r}"
+        )
 
 
 def _pointer(path: str) -> list[str]:
