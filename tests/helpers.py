@@ -263,6 +263,31 @@ def kari_campaign_berit_signed_in(
     return cid
 
 
+def approved_by_berit(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> int:
+    """kari_campaign_berit_signed_in(), approved by berit (four eyes); its id."""
+    from varsel.accounts import get_user
+    from varsel.approval import approve
+
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    return cid
+
+
+def until(condition: Callable[[], bool], seconds: float) -> float:
+    """Wait for a condition (asserting it comes within seconds); how long it took."""
+    import time
+
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, "timed out"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
 def heading(html: str) -> str:
     """The page's h1."""
     found = re.search(r"<h1[^>]*>([^<]+)</h1>", html)

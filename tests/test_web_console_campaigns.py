@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import (
+    approved_by_berit,
     console_settings,
     form_token,
     kari_campaign_berit_signed_in,
@@ -270,10 +271,7 @@ def test_in_doubt_emails_are_listed_on_the_page_with_where_to_settle_them(
 def test_a_forgotten_campaign_says_so_and_offers_nothing(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
-    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
-    berit = get_user(db, "berit")
-    assert berit is not None
-    approve(db, settings, cid, berit)
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
     with db.transaction():
         db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (cid,))
         db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (cid,))

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import console_settings, kari_campaign_berit_signed_in, page_form
+from helpers import approved_by_berit, console_settings, page_form, until
 from varsel import leases, outbox
-from varsel.accounts import get_user
-from varsel.approval import approve
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
@@ -53,21 +51,9 @@ def handed_to_workers(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> int:
     """kari's campaign, approved by berit (signed in), handed to the workers; its id."""
-    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
-    berit = get_user(db, "berit")
-    assert berit is not None
-    approve(db, settings, cid, berit)
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
     assert leases.start_campaign(db, cid) is True
     return cid
-
-
-def until(condition: Callable[[], bool], seconds: float) -> float:
-    """Wait for a condition; how long it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, "timed out"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_with_no_worker_running_the_page_says_nothing_is_sent_and_send_is_refused(
@@ -110,10 +96,7 @@ def test_a_campaign_resumed_from_the_command_line_offers_no_send_button(
 def test_an_approved_campaign_on_postgresql_names_both_ways_to_send_it(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
-    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
-    berit = get_user(db, "berit")
-    assert berit is not None
-    approve(db, settings, cid, berit)
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
     page = client.get(f"{PREFIX}/kampanjer/{cid}").text
     assert f"«varsel campaign send {cid}», eller av arbeiderne: «varsel campaign start {cid}»" in (
         page

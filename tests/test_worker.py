@@ -16,14 +16,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helpers import campaign_toml, schema_url
+from helpers import campaign_toml, schema_url, until
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp_relay import RelayConfig
@@ -352,15 +352,6 @@ def run_in_thread(
     thread = threading.Thread(target=body)
     thread.start()
     return worker, thread, errors
-
-
-def until(condition: Callable[[], bool], seconds: float) -> float:
-    """Wait for a condition; returns how long it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, "timed out"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_pause_reaches_a_running_worker_at_once_and_resume_goes_on(
