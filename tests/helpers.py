@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +276,21 @@ def approved_by_berit(
     assert berit is not None
     approve(db, settings, cid, berit)
     return cid
+
+
+def in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """run() on a started thread, and the list that will hold what it raised."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            run()
+        except BaseException as e:  # handed to the test
+            errors.append(e)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, errors
 
 
 def until(condition: Callable[[], bool], seconds: float) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import approved_by_berit, console_settings, page_form, until
+from helpers import approved_by_berit, console_settings, in_thread, page_form, until
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp_relay import RelayConfig
@@ -117,17 +117,15 @@ def run_worker(
             campaign_id=cid, connections=1, build_processes=0, lease_seconds=3, poll_seconds=30
         ),
     )
-    errors: list[BaseException] = []
+    return in_thread(worker.run)
 
-    def body() -> None:
-        try:
-            worker.run()
-        except BaseException as e:
-            errors.append(e)
 
-    thread = threading.Thread(target=body)
-    thread.start()
-    return thread, errors
+def slow_sink_plan(db: Database, cid: int) -> FaultPlan:
+    """Every message of the campaign held 0.3 s by the sink: the send takes a while."""
+    plan = FaultPlan()
+    for n in range(1, sum(outbox.counts(db, cid).values()) + 1):
+        plan.on_message(n, Fault.delay(0.3))
+    return plan
 
 
 def test_pause_and_resume_from_the_console_reach_a_running_worker_at_once(
@@ -136,10 +134,7 @@ def test_pause_and_resume_from_the_console_reach_a_running_worker_at_once(
     cid = handed_to_workers(client, db, settings, tmp_path, brreg)
     path = f"{PREFIX}/kampanjer/{cid}"
     total = sum(outbox.counts(db, cid).values())
-    plan = FaultPlan()
-    for n in range(1, total + 1):
-        plan.on_message(n, Fault.delay(0.3))
-    with SmtpSink(faults=plan) as sink:
+    with SmtpSink(faults=slow_sink_plan(db, cid)) as sink:
         thread, errors = run_worker(settings, sink, cid)
         try:
             sink.wait_for(1, 20)
@@ -170,10 +165,7 @@ def test_cancel_from_the_console_stops_a_running_worker_at_once(
     cid = handed_to_workers(client, db, settings, tmp_path, brreg)
     path = f"{PREFIX}/kampanjer/{cid}"
     total = sum(outbox.counts(db, cid).values())
-    plan = FaultPlan()
-    for n in range(1, total + 1):
-        plan.on_message(n, Fault.delay(0.3))
-    with SmtpSink(faults=plan) as sink:
+    with SmtpSink(faults=slow_sink_plan(db, cid)) as sink:
         thread, errors = run_worker(settings, sink, cid)
         sink.wait_for(1, 20)
         form = {**page_form(client, path), "bekreft": "ja"}

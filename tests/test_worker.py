@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import campaign_toml, schema_url, until
+from helpers import campaign_toml, in_thread, schema_url, until
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp_relay import RelayConfig
@@ -341,16 +341,7 @@ def run_in_thread(
         RelayConfig.from_url(sink.url),
         WorkerOptions(campaign_id=campaign_id, connections=1, build_processes=0, lease_seconds=3),
     )
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            worker.run()
-        except BaseException as e:
-            errors.append(e)
-
-    thread = threading.Thread(target=body)
-    thread.start()
+    thread, errors = in_thread(worker.run)
     return worker, thread, errors
 
 
