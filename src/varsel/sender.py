@@ -39,7 +39,7 @@ from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import Text, VarselError
+from varsel.errors import N_, Text, VarselError
 from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
 from varsel.outbox_claims import Claimer
@@ -59,6 +59,12 @@ CHECKPOINT_EVERY = 0.25  # seconds between the checkpoints of a SQLite store's W
 
 class Sender:
     """One run of sending one campaign, in this process."""
+
+    # Why the run stops when the relay cannot be used, ending with what brings the rest out.
+    RELAY_UNUSABLE = N_(
+        "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+        "leveransene som gjenstår, venter i køen til neste «campaign send»"
+    )
 
     def __init__(
         self,
@@ -489,8 +495,7 @@ class Sender:
         self._relay_unusable(
             item,
             Text(
-                "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
-                "leveransene som gjenstår, venter i køen til neste «campaign send»",
+                self.RELAY_UNUSABLE,
                 relay=where,
                 reason=reason.removeprefix(f"{where}: "),
                 tries=options.relay_tries,

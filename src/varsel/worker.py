@@ -32,7 +32,7 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.config import Settings
 from varsel.db import connect
-from varsel.errors import UserError
+from varsel.errors import N_, UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
 from varsel.scheduler import Item, Scheduler, TokenBucket
@@ -46,11 +46,6 @@ _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? "
     "WHERE state = 'claimed' AND claimed_by = ? AND id = ?"
 )
-
-
-# The end of the sender's "relay cannot be used" reason, and what a worker says instead.
-_SENDER_NEXT = "venter i køen til neste «campaign send»"
-_WORKER_NEXT = "venter i køen til en arbeider kan sende dem (kampanjen er fortsatt arbeidernes)"
 
 
 class LeaseLost(ConnectionError):
@@ -129,6 +124,13 @@ class SharedScheduler(Scheduler):
 
 class CampaignRun(Sender):
     """One worker sending one campaign until nothing is due, it stops, or its slice ends."""
+
+    # Not «campaign send»: a worker's deliveries stay with the workers.
+    RELAY_UNUSABLE = N_(
+        "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
+        "leveransene som gjenstår, venter i køen til en arbeider kan sende dem (kampanjen er "
+        "fortsatt arbeidernes)"
+    )
 
     def __init__(self, worker: Worker, campaign_id: int, options: SendOptions) -> None:
         super().__init__(worker.db, worker.settings, campaign_id, worker.relay, options)
@@ -325,11 +327,6 @@ class CampaignRun(Sender):
             kind = "deferred"
         self.worker.count(self.campaign.id, kind)
         super()._outcome(item, outcome)
-
-    def _relay_unusable(self, item: Item, why: str) -> None:
-        # The single sender's reason ends with what to run next («campaign send»); a worker's
-        # deliveries stay with the workers instead.
-        super()._relay_unusable(item, why.replace(_SENDER_NEXT, _WORKER_NEXT))
 
     def _give_back(self, deliveries: Iterable[Delivery]) -> None:
         # Only what this worker still holds: a lease that ran out may have passed a delivery
