@@ -247,9 +247,9 @@ def _who_sends(state: State, campaign: Campaign) -> str:
     from varsel.campaign import CampaignStatus
     from varsel.leases import workers_for
 
-    if state.dialect != "postgresql" or campaign.status is not CampaignStatus.SENDING:
+    if campaign.status is not CampaignStatus.SENDING:
         return ""
-    running = workers_for(state.db, campaign.id)
+    running = workers_for(state.db, campaign.id)  # None on SQLite, which has no workers
     if running is None:
         return ""
     if not running:
@@ -303,15 +303,11 @@ def campaign_preview(state: State, campaign_id: int, out_dir: Path) -> None:
 def _set_status(state: State, campaign_id: int, status_name: str) -> None:
     from varsel.audit import cli_actor
     from varsel.campaign import STATUS_WORDS, CampaignStatus, get_campaign, set_status
-    from varsel.leases import WORKERS, notify, resume_campaign
+    from varsel.leases import WORKERS, status_changed
 
     db = state.db
     set_status(db, campaign_id, CampaignStatus(status_name), actor=cli_actor())
-    if db.dialect == "postgresql":
-        # Resumed, a campaign handed to the workers is theirs to send again at once, as each
-        # worker would make it on its next look (and as the console does).
-        resume_campaign(db, campaign_id)
-    notify(db, campaign_id)  # running workers hear it at once (PostgreSQL)
+    status_changed(db, campaign_id)
     now = get_campaign(db, campaign_id).status
     said = f"Kampanje {campaign_id} er nå «{STATUS_WORDS[now]}»."
     holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))

@@ -400,6 +400,18 @@ def resume_campaign(db: Database, campaign_id: int | None) -> None:
     )
 
 
+def status_changed(db: Database, campaign_id: int) -> None:
+    """After a pause, resume or cancel (from the command line or the console).
+
+    A workers' campaign resumed is theirs to send again at once, as each worker would make it
+    on its next look; running workers hear of the change now. Nothing on SQLite.
+    """
+    if db.dialect != "postgresql":
+        return
+    resume_campaign(db, campaign_id)
+    notify(db, campaign_id)
+
+
 def waiting_for(db: Database, campaign_id: int) -> str | None:
     """Why a worker given this campaign would wait rather than send; None if it would not.
 

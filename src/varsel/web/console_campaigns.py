@@ -507,11 +507,7 @@ def _set_status(page: Page, action: str) -> Response:
             set_status(db, cid, _STATUS_ACTIONS[action], actor=page.user.name)
         except VarselError as e:
             return _campaign_page(page, cid, error=e.message, status=409)
-        if db.dialect == "postgresql":
-            # Resumed, a campaign handed to the workers is theirs to send again at once, as
-            # each worker would make it on its next look (the page then says who sends it).
-            leases.resume_campaign(db, cid)
-            leases.notify(db, cid)  # running workers hear it at once, as from the CLI
+        leases.status_changed(db, cid)  # the workers', as from the command line
     # A sender, here or anywhere, reads the status every half second and stops.
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding=action)
 
