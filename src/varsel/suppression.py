@@ -40,7 +40,6 @@ REASON_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn
 
 # Where an entry added by hand came from (add_manual's source), for the list's "Kilde" column;
 # an entry from before the note had a column of its own says only that an operator added it.
-# Any other source (web:delivery:ID and the like) is shown as stored.
 SOURCE_LABELS = {  # Bokmål; marked for the catalogs, which give the console nn and en
     "cli": N_("kommandolinjen"),
     "console": N_("konsollen"),
@@ -74,10 +73,17 @@ def source_text(source: str | None) -> str:
         return Text(SOURCE_LABELS[source])
     if source in _DELIVERY_SOURCES:
         return Text(_DELIVERY_SOURCES[source][0])
-    kind, _, number = source.rpartition(":")
-    if kind in _DELIVERY_SOURCES and number.isdigit():
+    named = _named_delivery(source)
+    if named is not None:
+        kind, number = named
         return Text(_DELIVERY_SOURCES[kind][1], id=number)
     return source
+
+
+def _named_delivery(source: str) -> tuple[str, str] | None:
+    """(kind, delivery id) of a source that names its delivery (`web:delivery:17`), or None."""
+    kind, _, number = source.rpartition(":")
+    return (kind, number) if kind in _DELIVERY_SOURCES and number.isdigit() else None
 
 
 def unlink_deliveries(db: Database, delivery_ids: Iterable[int]) -> int:
@@ -93,9 +99,9 @@ def unlink_deliveries(db: Database, delivery_ids: Iterable[int]) -> int:
     for kind, value, source in db.query(
         "SELECT kind, value, source FROM suppressions WHERE source LIKE '%delivery:%'"
     ):
-        prefix, _, number = str(source).rpartition(":")
-        if prefix in _DELIVERY_SOURCES and number in wanted:
-            changed.append((prefix, kind, value))
+        named = _named_delivery(str(source))
+        if named is not None and named[1] in wanted:
+            changed.append((named[0], kind, value))
     db.executemany("UPDATE suppressions SET source = ? WHERE kind = ? AND value = ?", changed)
     return len(changed)
 
