@@ -8,10 +8,6 @@ happened, in a few sentences written once for all three languages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_date, format_datetime
 
 from varsel.coverage import Group, Outcome, label
 from varsel.errors import N_
@@ -20,9 +16,6 @@ from varsel.i18n import fmt_decimal, fmt_int, fmt_share
 from varsel.segment import FOREIGN
 
 LANGUAGES = ("nb", "nn", "en")
-# Babel's locale for each language's dates: British English, as the document e-mail writes.
-_DATE_LOCALES = {"nb": "nb", "nn": "nn", "en": "en_GB"}
-_OSLO = ZoneInfo("Europe/Oslo")
 
 
 class Words:
@@ -30,10 +23,12 @@ class Words:
 
     def __init__(self, language: str) -> None:
         # Imported here: varsel.web's console imports this module while it loads.
-        from varsel.web.templating import gettext
+        from varsel.web.templating import date_time, day, gettext
 
         self.language = language
         self._gettext = gettext
+        self._day = day
+        self._date_time = date_time
 
     def __call__(self, msgid: str, /, **values: str) -> str:
         """The message in the language, its values filled in (a literal % is written %%)."""
@@ -49,16 +44,12 @@ class Words:
         return fmt_decimal(x, self.language)
 
     def date(self, iso: str) -> str:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-        if moment.tzinfo is not None:
-            # The day in Oslo: 22:30 UTC on 30 March is already 31 March there.
-            moment = moment.astimezone(_OSLO)
-        return format_date(moment.date(), "long", locale=_DATE_LOCALES[self.language])
+        """The day in Oslo, as the pages and the console write it."""
+        return self._day(self.language, iso)
 
     def date_time(self, iso: str) -> str:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-        pattern = "d MMMM y, HH:mm" if self.language == "en" else "d. MMMM y 'kl.' HH:mm"
-        return format_datetime(moment, pattern, tzinfo=_OSLO, locale=_DATE_LOCALES[self.language])
+        """Oslo's time, as the pages and the console write it."""
+        return self._date_time(self.language, iso)
 
     def outcome(self, value: str) -> str:
         """An outcome, reason or pending state (coverage's labels, which are catalog ids)."""

@@ -39,7 +39,7 @@ from varsel.i18n import fmt_int
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, Site, client_ip, language_of, visitor_key
-from varsel.web.templating import LANGUAGES, N_, gettext, long_date
+from varsel.web.templating import LANGUAGES, N_, day, gettext
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
@@ -174,17 +174,6 @@ def translate(language: str, message: str) -> str:
         for name, value in message.params.items()
     }
     return gettext(language, message.msgid) % params
-
-
-def day(language: str, iso: str) -> str:
-    """A date (or the day of a time, in Oslo) as the console writes it: 29. november 2026.
-
-    English is written the British way (29 November 2026), as the console's times are.
-    """
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(_OSLO)
-    return long_date(language, moment.date())
 
 
 # The forms whose answer is a page of another address than their own (the template editor's).

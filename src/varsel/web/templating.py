@@ -72,8 +72,21 @@ def long_date(language: str, day: date) -> str:
     return format_date(day, "d MMMM y" if language == "en" else "long", locale=language)
 
 
+def day(language: str, iso: str) -> str:
+    """A date, or the day of a time in Oslo, as long_date writes it: 29. november 2026.
+
+    22:30 UTC on 30 March is already 31 March in Oslo.
+    """
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_OSLO)
+    return long_date(language, moment.date())
+
+
 @functools.lru_cache(maxsize=4096)
-def _datetime(language: str, iso: str) -> str:
+def date_time(language: str, iso: str) -> str:
+    """A stored UTC time as Oslo's clock shows it: 29. november 2026 kl. 14:05 (29 November
+    2026, 14:05 in English)."""
     pattern = "d. MMMM y 'kl.' HH:mm" if language != "en" else "d MMMM y, HH:mm"
     return format_datetime(_local(iso), pattern, locale=language)
 
@@ -222,7 +235,7 @@ def environment(language: str, root: str = "") -> jinja2.Environment:
     env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]
     # The filters a compiled page applies to per-request values (see varsel.web.page_slots).
     env.filters["date"] = slot_filter(functools.partial(_date, language))
-    env.filters["datetime"] = functools.partial(_datetime, language)
+    env.filters["datetime"] = functools.partial(date_time, language)
     env.filters["orgnr"] = slot_filter(_orgnr)
     env.filters["urlencode"] = slot_filter(env.filters["urlencode"])
     env.filters["translated"] = _translated
