@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from bench.procs import measure
+
 OUT = Path(__file__).resolve().parent / "out"
 VARSEL = [sys.executable, "-m", "varsel"]
 
@@ -118,16 +120,13 @@ def duckdb_load(path: Path) -> Run:
 
 
 def varsel_import(path: Path, db_url: str) -> Run:
-    """`varsel registry import` in its own process (CPU and RSS from wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
+    """`varsel registry import` in its own process (CPU from wait4, peak RSS its VmHWM)."""
+    run = measure(
         [*VARSEL, "--db", db_url, "registry", "import", str(path)], stdout=subprocess.DEVNULL
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"import failed with status {status}")
-    return Run(seconds, _cpu(usage), usage.ru_maxrss * 1024)
+    if run.status != 0:
+        raise SystemExit(f"import failed with status {run.status}")
+    return Run(run.seconds, run.cpu, run.peak_kb * 1024)
 
 
 def fresh_sqlite() -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.procs import measure
 from varsel.campaign import create_campaign, get_campaign
 from varsel.config import Settings
 from varsel.db import connect
@@ -120,17 +120,13 @@ def run_varsel(store: str, cid: int, out: Path, batch_size: int) -> tuple[float,
     copy = out.parent / f"{out.name}.db"
     shutil.copyfile(store, copy)
     command = letters_command(copy, cid, out, batch_size)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        sys.exit(f"varsel letters failed with status {process.returncode}")
+    run = measure(command, stdout=subprocess.DEVNULL)
+    if run.status != 0:
+        sys.exit(f"varsel letters failed with status {run.status}")
     with (out / "manifest.csv").open(encoding="utf-8") as f:
         letters = sum(1 for _ in f) - 1
     copy.unlink()
-    return seconds, letters, usage.ru_maxrss
+    return run.seconds, letters, run.peak_kb
 
 
 def write_batches(store: str, cid: int, out: Path, data_dir: Path, batch_size: int) -> int:

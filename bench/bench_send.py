@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from bench.bench_smtp import (
     free_port,
     smtp_sink,
 )
+from bench.procs import peak_rss_kb
 from varsel.builder import build_jobs, make_factory
 from varsel.campaign import create_campaign, get_campaign
 from varsel.channel.smtp_relay import RelayConfig
@@ -258,17 +258,6 @@ def child(arguments: str) -> None:
         "workers_rss_kb": workers_peak[0],
     }
     print(json.dumps(result))
-
-
-def peak_rss_kb(pid: int) -> int:
-    """A process's peak resident set since it started its program (VmHWM; 0 once it is gone)."""
-    # Not getrusage's ru_maxrss: across fork and exec, Linux carries the parent's peak into it.
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) if found else 0
 
 
 def child_pids() -> list[int]:
