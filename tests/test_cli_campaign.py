@@ -146,3 +146,27 @@ def test_list_without_a_terminal_prints_whole_names(
     result = run(db, "list")
     assert result.exit_code == 0, result.output
     assert any(name in line for line in result.output.splitlines())
+
+
+def test_send_refuses_a_workers_campaign_whose_lease_ran_out(
+    db: Database, campaign_id: int
+) -> None:
+    # All workers stopped a while ago: the campaign is still theirs until an operator pauses it.
+    from varsel.leases import WORKERS
+
+    db.execute(
+        "UPDATE campaigns SET status = 'sending', sender_pid = ?, "
+        "sender_lease_until = '2020-01-01T00:00:00.000Z' WHERE id = ?",
+        (WORKERS, campaign_id),
+    )
+    before = db.query("SELECT * FROM campaigns"), db.query("SELECT id, state FROM deliveries")
+    result = run(db, "send", str(campaign_id), "--no-approval", "--smtp", "smtp://127.0.0.1:1")
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: kampanje {campaign_id} er gitt til arbeiderne («varsel worker»), og bare de "
+        "sender den; vil du sende den selv, sett den på pause med "
+        f"«varsel campaign pause {campaign_id}» og send den så med "
+        f"«varsel campaign send {campaign_id}»\n",
+    )
+    after = db.query("SELECT * FROM campaigns"), db.query("SELECT id, state FROM deliveries")
+    assert after == before

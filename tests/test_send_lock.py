@@ -153,3 +153,78 @@ def test_a_run_whose_lock_was_taken_over_leaves_the_campaign_to_its_new_holder(
     assert db.query_one(
         "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
     ) == ("sending", "host:2:new")
+
+
+def _to_workers(db: Database, campaign_id: int, status: str) -> None:
+    """The campaign as `campaign start` left it, its lease run out long ago."""
+    from varsel.leases import WORKERS
+
+    db.execute(
+        "UPDATE campaigns SET status = ?, sender_pid = ?, "
+        "sender_lease_until = '2020-01-01T00:00:00.000Z' WHERE id = ?",
+        (status, WORKERS, campaign_id),
+    )
+
+
+@pytest.mark.parametrize("status", ["sending", "ready"])
+def test_a_workers_campaign_is_not_taken_by_a_single_sender_though_its_lease_ran_out(
+    db: Database, campaign_id: int, status: str
+) -> None:
+    from varsel import send_lock
+    from varsel.leases import WORKERS
+    from varsel.sender import SendError
+
+    _to_workers(db, campaign_id, status)
+    with pytest.raises(SendError) as caught:
+        send_lock.take(db, campaign_id, "host:1:cli", None)
+    assert caught.value.message == (
+        f"kampanje {campaign_id} er gitt til arbeiderne («varsel worker»), og bare de sender "
+        f"den; vil du sende den selv, sett den på pause med «varsel campaign pause "
+        f"{campaign_id}» og send den så med «varsel campaign send {campaign_id}»"
+    )
+    assert db.query_one(
+        "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
+    ) == (status, WORKERS)
+
+
+def test_a_paused_workers_campaign_is_taken_back_by_a_single_sender(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    _to_workers(db, campaign_id, "paused")
+    with SmtpSink() as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+        )
+    assert report.counts["sent"] == 6
+    assert db.query_one(
+        "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
+    ) == ("done", None)
+    kinds = [
+        r[0] for r in db.query("SELECT kind FROM events WHERE campaign_id = ?", (campaign_id,))
+    ]
+    assert "taken_from_workers" in kinds
+
+
+def test_a_paused_workers_campaign_waits_for_the_emails_its_workers_still_hold(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import send_lock
+    from varsel.leases import WORKERS
+    from varsel.sender import SendError
+
+    _to_workers(db, campaign_id, "paused")
+    db.execute(
+        "UPDATE deliveries SET state = 'claimed', claimed_by = 'host:9:w', "
+        "lease_until = '2999-01-01T00:00:00.000Z' WHERE id IN "
+        "(SELECT id FROM deliveries WHERE campaign_id = ? ORDER BY id LIMIT 2)",
+        (campaign_id,),
+    )
+    with pytest.raises(SendError) as caught:
+        send_lock.take(db, campaign_id, "host:1:cli", None)
+    assert caught.value.message == (
+        f"arbeiderne gjør seg ferdige med 2 e-poster i kampanje {campaign_id}; "
+        "prøv igjen om et minutt"
+    )
+    assert db.query_one(
+        "SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,)
+    ) == ("paused", WORKERS)

@@ -5,6 +5,10 @@ One process sends a campaign at a time: `campaigns.sender_pid` names it, and
 go is refused with nothing changed (`check`, `refuse_status`); then the lock is taken (`take`),
 renewed while the run goes on (`renew`), and given up when the run ends (`finish`) or fails
 (`release`).
+
+A campaign handed to the workers (`varsel campaign start`, PostgreSQL) is theirs: neither
+`varsel campaign send` nor the console's Send takes it, whatever its lease says, until an
+operator takes it back by pausing it and then sending it (`refuse_holder`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,20 @@ from varsel.campaign_spec import check_window
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import Text
-from varsel.leases import holder_gone, local_time
+from varsel.errors import N_, Text
+from varsel.leases import WORKERS, holder_gone, local_time
 from varsel.message import MessageFactory
 from varsel.send_config import SendError, SendOptions, key_paths, message_spec
 
 LEASE_SECONDS = 30.0
+
+
+# A campaign handed to the workers, asked of a single sender (the command line or the console).
+WORKERS_ONLY = N_(
+    "kampanje %(campaign)s er gitt til arbeiderne («varsel worker»), og bare de sender den; "
+    "vil du sende den selv, sett den på pause med «varsel campaign pause %(campaign)s» og "
+    "send den så med «varsel campaign send %(campaign)s»"
+)
 
 
 def check(
@@ -36,16 +48,38 @@ def check(
     before a check existed, or a key removed since the lint, is refused here with nothing
     changed, instead of stopping the run half-way. Returns the keys and the message factory.
     """
-    refuse_status(campaign.id, campaign.status.value)
+    if campaign.status is not CampaignStatus.PAUSED:
+        # A paused campaign is judged by `take`, which knows its holder: a paused workers'
+        # campaign is the one a single sender may take back.
+        refuse_status(campaign.id, campaign.status.value)
     check_window(campaign.spec.limits, f"kampanje {campaign.id} [window]")
     keys = key_paths(settings, campaign.spec) if options.sign else []
     return keys, make_factory(message_spec(campaign), keys)
 
 
-def refuse_status(campaign_id: int, status: str) -> None:
-    """Refuse a campaign whose status forbids sending it (paused, cancelled)."""
+def refuse_holder(db: Database, campaign_id: int) -> None:
+    """Refuse, with nothing changed, a campaign a single sender may not take now.
+
+    Its status (paused, cancelled) or the workers holding it; a live single sender's lock is
+    judged by `take`. For the console's Send, before it starts its sender.
+    """
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    if row is not None:
+        refuse_status(campaign_id, row[0], row[1])
+
+
+def refuse_status(campaign_id: int, status: str, holder: str | None = None) -> None:
+    """Refuse a campaign whose status (paused, cancelled) or workers forbid sending it.
+
+    A campaign handed to the workers is sent by them alone, however long ago they last
+    renewed its lease (all of them may have stopped for a while): two kinds of sender would
+    fight over it. Paused, it is the operator's again: resumed, it goes back to the workers;
+    sent, the single sender takes it back.
+    """
     cid = campaign_id
-    if status == CampaignStatus.PAUSED.value:
+    if holder == WORKERS and status in (CampaignStatus.SENDING.value, CampaignStatus.READY.value):
+        raise SendError(Text(WORKERS_ONLY, campaign=cid))
+    if status == CampaignStatus.PAUSED.value and holder != WORKERS:
         raise SendError(
             Text(
                 "kampanje %(campaign)s er «%(status)s»; "
@@ -79,8 +113,12 @@ def take(
         )
         assert row is not None  # noqa: S101
         status, holder, lease = row
-        refuse_status(cid, status)
-        if holder and lease and lease > utcnow_iso():
+        refuse_status(cid, status, holder)
+        if holder == WORKERS:
+            _refuse_while_workers_hold(db, cid)
+            # Paused, and now sent by one process: the workers leave it alone from here on.
+            outbox.record_event(db, cid, None, "taken_from_workers", {})
+        elif holder and lease and lease > utcnow_iso():
             if not holder_gone(holder):
                 raise SendError(
                     Text(
@@ -104,6 +142,27 @@ def take(
             # In the lock's transaction: the gate checked again, and the send audited, only
             # when it really starts.
             on_start(db)
+
+
+def _refuse_while_workers_hold(db: Database, campaign_id: int) -> None:
+    """Refuse taking a paused campaign back while workers still hold some of its e-mails.
+
+    A worker finishes what is on the wire after a pause; settling those deliveries under it
+    (the sender's recovery at start) could send one of them twice.
+    """
+    held = db.scalar(
+        "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND state = ? AND lease_until > ?",
+        (campaign_id, outbox.DeliveryState.CLAIMED.value, utcnow_iso()),
+    )
+    if held:
+        raise SendError(
+            Text(
+                "arbeiderne gjør seg ferdige med %(n)s e-poster i kampanje %(campaign)s; "
+                "prøv igjen om et minutt",
+                n=int(held),
+                campaign=campaign_id,
+            )
+        )
 
 
 def renew(db: Database, campaign_id: int, worker_id: str) -> str:
