@@ -30,9 +30,12 @@ NONE_RUNS = {
     "en": "none is running now, so nothing is being sent",
 }
 REFUSED = {
-    "nb": "det er de som sender den; konsollen sender den ikke. Ingenting er endret.",
-    "nn": "det er dei som sender han; konsollen sender han ikkje. Ingenting er endra.",
-    "en": "they send it; the console does not. Nothing has been changed.",
+    "nb": "og bare de sender den. Vil du sende den fra konsollen, trykk «Pause» og så «Send "
+    "kampanjen». Ingenting er endret.",
+    "nn": "og berre dei sender han. Vil du sende han frå konsollen, trykk «Pause» og så «Send "
+    "kampanjen». Ingenting er endra.",
+    "en": "and only they send it. To send it from the console, press “Pause” and then “Send the "
+    "campaign”. Nothing has been changed.",
 }
 
 
@@ -180,3 +183,102 @@ def test_cancel_from_the_console_stops_a_running_worker_at_once(
     assert counts["claimed"] == 0
     assert counts["sent"] < total
     assert get_campaign(db, cid).status is CampaignStatus.CANCELLED
+
+
+def test_the_console_hands_an_approved_campaign_to_the_workers(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel import audit
+
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    english = client.get(path, params={"lang": "en"}).text
+    assert "Hand to the workers" in english
+    answer = client.post(f"{path}/arbeidere", data=page_form(client, path))
+    assert answer.status_code == 200  # the campaign page, after the redirect
+    assert db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,)) == (
+        "sending",
+        leases.WORKERS,
+    )
+    [entry] = audit.entries(db, action=audit.Action.CAMPAIGN_SEND)
+    assert (entry.actor, entry.object) == ("berit", f"campaign:{cid}")
+    assert entry.data["approved_by"] is not None  # the approval it relied on
+    page = answer.text
+    assert "Kampanjen er gitt til arbeiderne." in page
+    assert NONE_RUNS["nb"] in page  # as `campaign status` says: no worker runs
+    assert f"/kampanjer/{cid}/arbeidere" not in page
+
+
+def test_the_console_hands_no_campaign_to_the_workers_without_approval_or_csrf(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from helpers import kari_campaign_berit_signed_in
+    from varsel import audit
+
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    assert f"/kampanjer/{cid}/arbeidere" not in client.get(path).text
+    answer = client.post(f"{path}/arbeidere", data=page_form(client, path))
+    assert answer.status_code == 409
+    assert "Kampanjen er ikke godkjent ennå." in answer.text
+    from varsel.accounts import get_user
+    from varsel.approval import approve
+
+    berit = get_user(db, "berit")
+    assert berit is not None
+    approve(db, settings, cid, berit)
+    answer = client.post(f"{path}/arbeidere", data={"csrf": "forged"})
+    assert answer.status_code == 403
+    assert db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,)) == (
+        "ready",
+        None,
+    )
+    assert audit.entries(db, action=audit.Action.CAMPAIGN_SEND) == []
+
+
+def test_a_paused_workers_campaign_is_sent_from_the_console_after_all(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel.campaign import set_status
+
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    set_status(db, cid, CampaignStatus.PAUSED)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    assert f"/kampanjer/{cid}/send" in client.get(path).text
+    with SmtpSink() as sink:
+        client.app.state.senders.settings = console_settings(  # type: ignore[attr-defined]
+            tmp_path, settings.database_url, smtp_url=sink.url
+        )
+        answer = client.post(f"{path}/send", data=page_form(client, path))
+        client.app.state.senders.join(60)  # type: ignore[attr-defined]
+        assert "Sendingen er startet." in answer.text
+    assert db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,)) == (
+        "done",
+        None,
+    )
+
+
+def test_on_sqlite_the_page_offers_no_hand_over_and_a_posted_one_is_refused(
+    tmp_path: Path, brreg: Path
+) -> None:
+    from helpers import HTTPS
+    from varsel.web import create_app
+
+    sqlite = console_settings(tmp_path, str(tmp_path / "varsel.db"))
+    with (
+        connect(sqlite.database_url) as store,
+        TestClient(create_app(sqlite), base_url=HTTPS) as client,
+    ):
+        cid = approved_by_berit(client, store, sqlite, tmp_path, brreg)
+        path = f"{PREFIX}/kampanjer/{cid}"
+        page = client.get(path).text
+        assert f"/kampanjer/{cid}/send" in page
+        assert f"/kampanjer/{cid}/arbeidere" not in page
+        assert "Gi til arbeiderne" not in page
+        answer = client.post(f"{path}/arbeidere", data=page_form(client, path))
+        assert answer.status_code == 409
+        assert "finnes bare når varsel bruker PostgreSQL" in answer.text
+        assert store.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,)) == (
+            "ready",
+            None,
+        )

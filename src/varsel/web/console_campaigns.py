@@ -15,7 +15,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from varsel import approval, coverage, evaluate, leases, municipality, outbox, segment
+from varsel import approval, coverage, evaluate, leases, municipality, outbox, segment, send_lock
 from varsel.accounts import Role
 from varsel.campaign import (
     CampaignError,
@@ -34,7 +34,7 @@ from varsel.evaluate_render import build_view, render_html
 from varsel.retention import forgotten_at
 from varsel.unreached import export_unreached
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
-from varsel.web.console_send import Senders, progress
+from varsel.web.console_send import Senders, for_console, progress
 from varsel.web.console_text import (
     CHANNEL_NAMES,
     EMPLOYEE_RULE_NAMES,
@@ -445,17 +445,44 @@ def campaign_send(page: Page) -> Response:
             # The library's words name the command line's way to approve; here it is this page.
             never = approval.approval_state(db, cid).approval is None
             return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
-        if leases.workers_for(db, cid) is not None:
-            # The workers send it; a second sender here would take it from them.
-            return _campaign_page(page, cid, error=WORKERS_SEND, status=409)
+        try:
+            # The command line's rule (send_lock): a campaign the workers send is theirs
+            # until it is paused; then Send takes it back.
+            send_lock.refuse_holder(db, cid)
+        except VarselError as e:
+            return _campaign_page(page, cid, error=for_console(e.message), status=409)
     _senders(page).start(cid, page.user.name)
     return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="sending")
 
 
-WORKERS_SEND = N_(
-    "Denne kampanjen er gitt til arbeiderne («varsel worker») på tjeneren, og det er de som "
-    "sender den; konsollen sender den ikke. Ingenting er endret."
+@console.route("/kampanjer/{cid:int}/arbeidere", role=Role.AUTHOR, methods=("POST",))
+def campaign_to_workers(page: Page) -> Response:
+    """Hand an approved campaign to `varsel worker` (PostgreSQL), as `campaign start` does."""
+    cid = campaign_id(page)
+    with page.db() as db:
+        if db.dialect != "postgresql":
+            return _campaign_page(page, cid, error=WORKERS_NEED_POSTGRESQL, status=409)
+        try:
+            approval.require_approved(db, cid)
+        except approval.NotApproved as e:
+            never = approval.approval_state(db, cid).approval is None
+            return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
+        if _senders(page).running(cid):
+            return _campaign_page(page, cid, error=SENDING_HERE, status=409)
+        try:
+            # The same gate, audit entry and hand-over as `varsel campaign start`.
+            approval.authorise_send(db, page.site.settings, cid, actor=page.user.name)
+            leases.start_campaign(db, cid, page.site.settings.worker_lease_seconds)
+        except VarselError as e:
+            return _campaign_page(page, cid, error=e.message, status=409)
+    return page.redirect(f"{PREFIX}/kampanjer/{cid}", melding="arbeidere")
+
+
+WORKERS_NEED_POSTGRESQL = N_(
+    "Arbeiderne («varsel worker») finnes bare når varsel bruker PostgreSQL. Send kampanjen med "
+    "«Send kampanjen». Ingenting er endret."
 )
+SENDING_HERE = N_("Konsollen sender denne kampanjen nå. Ingenting er endret.")
 
 
 _STATUS_ACTIONS = {

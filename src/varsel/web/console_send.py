@@ -27,6 +27,7 @@ from varsel.db import Database, connect
 from varsel.errors import Text, VarselError
 from varsel.leases import WORKERS, workers_for
 from varsel.outbox import counts
+from varsel.send_lock import WORKERS_ONLY
 from varsel.sender import SendOptions
 from varsel.web.templating import N_
 
@@ -115,6 +116,11 @@ _CONSOLE_WORDS = {
     "leveransene som gjenstår, venter i køen til neste «campaign send»": N_(
         "e-posttjeneren %(relay)s kan ikke brukes: %(reason)s (%(tries)s forsøk); "
         "e-postene som gjenstår, venter i køen til kampanjen sendes igjen med «Send kampanjen»"
+    ),
+    WORKERS_ONLY: N_(
+        "Denne kampanjen er gitt til arbeiderne («varsel worker») på tjeneren, og bare de sender "
+        "den. Vil du sende den fra konsollen, trykk «Pause» og så «Send kampanjen». "
+        "Ingenting er endret."
     ),
 }
 
