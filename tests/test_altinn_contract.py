@@ -691,7 +691,7 @@ def test_contract_status_prints_the_counts_on_one_line_and_each_failure(
     assert result.output.splitlines() == [
         f"Kampanje {campaign_id}: 1 levert i Altinn, 1 venter på publisering, 0 ikke tatt imot "
         "ennå, 1 feilet.",
-        f"  {EY}  Failed: Recipient is bankrupt",
+        f"  {EY}  Altinn kunne ikke publisere meldingen. Altinns forklaring: Recipient is bankrupt",
     ]
 
 
@@ -976,3 +976,28 @@ def test_cli_send_wants_the_campaigns_approval(
         f"godkjenne den først (varsel campaign approve {campaign_id} --user NAVN)"
     )
     assert server.correspondences == {}
+
+
+def test_contract_status_says_a_refusal_in_bokmaal_with_altinns_own_words(
+    db_url: str,
+    db: Database,
+    settings: Settings,
+    client: AltinnClient,
+    server: AltinnServer,
+    campaign_id: int,
+) -> None:
+    server.reserved.add(EY)
+    send(db, settings, campaign_id, client=client)
+    env = {"VARSEL_DATABASE_URL": db_url}
+
+    text = CliRunner().invoke(cli, ["altinn", "status", str(campaign_id)], env=env)
+    as_json = CliRunner().invoke(cli, ["altinn", "status", str(campaign_id), "--json"], env=env)
+
+    said = (
+        "Altinn avviste meldingen: virksomheten har reservert seg mot digitale meldinger. "
+        f"Altinns svar (HTTP 422, CORR-1030): Recipient {EY} has reserved themselves from public "
+        "correspondences. Can be overridden using the 'IgnoreReservation' flag"
+    )
+    assert text.exit_code == 0
+    assert text.output.splitlines()[1] == f"  {EY}  {said}"
+    assert json.loads(as_json.output)["failures"] == [{"orgnr": EY, "reason": said}]

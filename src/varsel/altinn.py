@@ -41,6 +41,7 @@ from varsel.altinn_client import (
     AltinnStatus,
     AltinnUnavailable,
     Created,
+    failure_text,
 )
 from varsel.altinn_message import AltinnTexts, request_body
 from varsel.bounces import units_needing_another_channel
@@ -571,9 +572,10 @@ def altinn_counts(db: Database, campaign_id: int) -> dict[str, int]:
 
 
 def altinn_failures(db: Database, campaign_id: int) -> list[tuple[str, str]]:
-    """(orgnr, why) of every Altinn delivery of the campaign that failed."""
+    """(orgnr, why) of every Altinn delivery of the campaign that failed; why in Bokmål (a Text
+    the console translates), with Altinn's own words as Altinn wrote them."""
     return [
-        (r[0], r[1] or "")
+        (r[0], failure_text(r[1] or ""))
         for r in db.query(
             "SELECT key, last_reply FROM deliveries WHERE campaign_id = ? AND channel = ? "
             "AND state = ? ORDER BY key",

@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import email.utils
 import json
+import re
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from varsel.config import Settings
-from varsel.errors import UserError, os_reason
+from varsel.errors import N_, Text, UserError, os_reason
 from varsel.unit import valid_orgnr
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -289,6 +290,75 @@ def status_name(value: Any) -> str:
         members = list(AltinnStatus)
         return members[value].value if 0 <= value < len(members) else str(value)
     return str(value)
+
+
+# -- why a delivery failed, in words ---------------------------------------------------------
+
+# What `poll` records when Altinn does not know a correspondence (404): stored as its status
+# text, after "Failed: ", since before this module said it in words.
+NOT_FOUND = "finnes ikke i Altinn"
+_PROBLEM_LINE = re.compile(r"HTTP (\d{3})(?: CORR-(\d+))?: (.*)", re.DOTALL)
+# The refusals about one recipient (RECIPIENT_ERRORS), said for the operator.
+_RECIPIENT_WORDS = {
+    1029: N_("virksomheten finnes ikke i Altinns register"),
+    1030: N_("virksomheten har reservert seg mot digitale meldinger"),
+    1044: N_("virksomheten mangler rollene ressursen krever"),
+}
+
+
+def failure_text(stored: str) -> str:
+    """Why an Altinn delivery failed, from its stored reason: a Text in Bokmål (the console
+    shows it in its language), with Altinn's own words, if any, as Altinn wrote them.
+
+    The store keeps what Altinn said: a refusal's problem line (`HTTP 422 CORR-1030: …`,
+    Problem.line) or the status `poll` found (`Failed: <Altinn's status text>`, `Reserved`,
+    `PurgedByAltinn`). Rows from every version are stored that way; anything else is shown
+    as it is.
+    """
+    problem = _PROBLEM_LINE.fullmatch(stored)
+    if problem is not None:
+        status, code, detail = problem.groups()
+        if code is None:
+            return Text(
+                "Altinn avviste meldingen. Altinns svar (HTTP %(status)s): %(detail)s",
+                status=status,
+                detail=detail,
+            )
+        why = _RECIPIENT_WORDS.get(int(code))
+        if why is None:
+            return Text(
+                "Altinn avviste meldingen. Altinns svar (HTTP %(status)s, CORR-%(code)s): "
+                "%(detail)s",
+                status=status,
+                code=code,
+                detail=detail,
+            )
+        return Text(
+            "Altinn avviste meldingen: %(why)s. Altinns svar (HTTP %(status)s, CORR-%(code)s): "
+            "%(detail)s",
+            why=Text(why),
+            status=status,
+            code=code,
+            detail=detail,
+        )
+    status, _, detail = stored.partition(": ")
+    if status == AltinnStatus.FAILED and detail == NOT_FOUND:
+        return Text("Altinn finner ikke meldingen (svarte 404)")
+    if status == AltinnStatus.FAILED:
+        if not detail:
+            return Text("Altinn kunne ikke publisere meldingen (status Failed)")
+        return Text(
+            "Altinn kunne ikke publisere meldingen. Altinns forklaring: %(detail)s",
+            detail=detail,
+        )
+    if status == AltinnStatus.RESERVED:
+        return Text("Virksomheten har reservert seg mot digitale meldinger (status Reserved)")
+    if status in (AltinnStatus.PURGED_BY_ALTINN, AltinnStatus.PURGED_BY_RECIPIENT):
+        return Text(
+            "Meldingen ble slettet i Altinn før den ble publisert (status %(status)s)",
+            status=status,
+        )
+    return stored
 
 
 class AltinnClient:

@@ -26,6 +26,7 @@ from varsel.altinn import (
     in_flight,
 )
 from varsel.altinn_client import (
+    NOT_FOUND,
     AltinnClient,
     AltinnRejected,
     AltinnStatus,
@@ -187,7 +188,7 @@ def _details(http: AltinnClient, asking: _Asking) -> dict[str, Any]:
     except AltinnRejected as e:
         if e.problem.status != 404:
             raise
-        return {"status": AltinnStatus.FAILED.value, "statusText": "finnes ikke i Altinn"}
+        return {"status": AltinnStatus.FAILED.value, "statusText": NOT_FOUND}
 
 
 def _note_status(
