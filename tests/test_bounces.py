@@ -104,7 +104,10 @@ def campaign(db: Database, brreg: Path, tmp_path: Path) -> Campaign:
 
 def bounce(name: str, to: Sent, *, verp: bool = True, message_id: bool = True) -> bytes:
     """A message of the test data, about the given delivery (or with its clues taken out)."""
-    path = DATA / "constructed" / name if name.endswith(".eml") else DATA / "flufl" / name
+    if "/" in name:
+        path = DATA / name
+    else:
+        path = DATA / "constructed" / name if name.endswith(".eml") else DATA / "flufl" / name
     raw = path.read_bytes()
     raw = raw.replace(b"firmapost@example.no", to.address.encode())
     raw = raw.replace(
@@ -258,6 +261,68 @@ def test_soft_policy_and_auto_reply_are_events_only(
     assert state(db, to.id)[0] == "sent"
     assert suppressions(db) == []
     assert events(db, to.id)[-1][0] == event
+
+
+@pytest.mark.parametrize(
+    ("name", "challenge"),
+    [
+        ("autoreply/fravaerende-report-nb.eml", False),
+        ("autoreply/out-of-office-en.eml", False),
+        ("autoreply/boxbe-challenge.eml", True),
+        ("autoreply/challenge-as-dsn-nb.eml", True),
+    ],
+)
+def test_an_auto_reply_or_challenge_that_looks_like_a_bounce_suppresses_nothing(
+    db: Database, campaign: Campaign, name: str, challenge: bool
+) -> None:
+    # The address works: a filter's "verify you are human" or an out-of-office that says
+    # "mailbox unavailable" used to suppress it as a hard bounce.
+    to = campaign.sent[TOMRA]
+    before = state(db, to.id)
+    outcome = intake(db, campaign).ingest(bounce(name, to))
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.AUTO_REPLY,
+        to.id,
+        FoundBy.VERP,
+    )
+    assert before[0] == "sent"
+    assert state(db, to.id) == before
+    assert suppressions(db) == []
+    kind, detail = events(db, to.id)[-1]
+    assert (kind, detail.get("challenge", False)) == ("auto_reply", challenge)
+    assert db.scalar("SELECT kind FROM bounce_messages WHERE delivery_id = ?", (to.id,)) == (
+        "auto_reply"
+    )
+
+
+def test_a_bounce_quoting_our_whole_message_is_no_challenge(
+    db: Database, campaign: Campaign
+) -> None:
+    # Many servers quote the original in their text: varsel's own words (type the address,
+    # the page confirms, reply if you like) and links must not read as a filter's challenge.
+    to = campaign.sent[TOMRA]
+    original = email.message_from_bytes(to.message)
+    text = next(
+        p.get_payload(decode=True) for p in original.walk() if p.get_content_type() == "text/plain"
+    )
+    assert isinstance(text, bytes)
+    assert b"http" in text
+    raw = bounce("postfix-5.1.1.eml", to).replace(
+        b"For further assistance", text + b"\n\nFor further assistance"
+    )
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.delivery_id) == (BounceKind.HARD, to.id)
+    assert "challenge" not in events(db, to.id)[-1][1]
+
+
+def test_a_real_dsn_marked_auto_generated_still_suppresses(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(bounce("autoreply/dsn-auto-generated-5.1.1.eml", to))
+    assert (outcome.kind, outcome.delivery_id) == (BounceKind.HARD, to.id)
+    assert state(db, to.id)[0] == "bounced"
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
 
 
 def test_without_verp_the_returned_message_id_names_the_delivery(

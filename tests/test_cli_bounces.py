@@ -178,3 +178,29 @@ def test_a_broken_settings_file_leaves_the_mail_with_the_mta(
     assert str(broken) in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert db.scalar("SELECT count(*) FROM bounce_messages") == 0
+
+
+def test_ingest_auto_replies_and_challenges_suppress_nothing(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    names = [
+        "autoreply/fravaerende-report-nb.eml",
+        "autoreply/out-of-office-en.eml",
+        "autoreply/boxbe-challenge.eml",
+        "autoreply/challenge-as-dsn-nb.eml",
+    ]
+    for name in names:
+        args = ["--db", db.url, "bounces", "ingest", "--json"]
+        result = CliRunner().invoke(cli, args, input=bounce(name, to), env=env(campaign))
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["auto_reply"] == 1, name
+    assert db.scalar("SELECT state FROM deliveries WHERE id = ?", (to.id,)) == "sent"
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+    # A real DSN afterwards still stops the address.
+    real = bounce("autoreply/dsn-auto-generated-5.1.1.eml", to)
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "bounces", "ingest"], input=real, env=env(campaign)
+    )
+    assert result.output.startswith("1 melding: 1 hard retur,"), result.output
+    assert db.scalar("SELECT reason FROM suppressions WHERE value = ?", (TOMRA,)) == "hard_bounce"

@@ -6,11 +6,16 @@ Read in this order, the most reliable first:
    List-Unsubscribe mailto, as a mail program sends it (after "Re:", "SV:" or "AW:" if any);
 1. an ARF feedback report (RFC 5965): feedback type abuse or fraud is a complaint;
 2. an RFC 3464 delivery-status report, by its Status code (see `status_kind`);
-3. an automatic reply (RFC 3834 Auto-Submitted, X-Autoreply, Precedence: auto_reply, and the
-   subjects Outlook, Gmail and others give out-of-office replies) that no mailer daemon sent;
-4. flufl.bounce's heuristics for the many servers that send bounces without a report (a
+3. a challenge (a spam filter asking the sender to prove it is human, or to reply or click
+   to be let through: Boxbe's guest list, "Bekreft at du er et menneske"), whoever sent it and
+   however much it looks like a bounce: the address works, so it is an automatic reply;
+4. an automatic reply (RFC 3834 Auto-Submitted: auto-replied, X-Autoreply, Precedence:
+   auto_reply, and the subjects Outlook, Gmail and others give out-of-office replies and
+   ticket systems their acknowledgements) that no mailer daemon sent. `auto-generated` alone
+   is no reply: RFC 3834 gives it to DSNs and other messages that answer nothing;
+5. flufl.bounce's heuristics for the many servers that send bounces without a report (a
    message its detectors fail on goes on to the next step: they are not ours to fix);
-5. the words of a message that looks like a bounce (from a mailer daemon, or a bounce subject).
+6. the words of a message that looks like a bounce (from a mailer daemon, or a bounce subject).
 
 Anything else is unrecognised and kept for an operator to look at. Nothing here touches the
 store: `bounces` decides what a classification does.
@@ -72,6 +77,7 @@ class Classification:
     recipient: str | None = None  # the failed (or complaining, or replying) address
     feedback_type: str | None = None  # ARF only
     token: str | None = None  # unsubscribe only: the delivery's unsubscribe token
+    challenge: bool = False  # auto-reply only: a challenge-response filter's request
 
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -100,8 +106,38 @@ _POLICY_WORDS = re.compile(
     re.IGNORECASE,
 )
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto[- ]?reply|autoreply|auto:|automatisk svar|autosvar"
-    r"|fravær|fraværsmelding|out of (the )?office|abwesenheit|vacation|ferie)",
+    r"^\s*(automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|auto:|automatisk svar"
+    r"|automatiskt svar|autosvar|fravær|fraværsmelding|fraværende|out of (the )?office"
+    r"|abwesenheit|réponse automatique|automatisch antwoord|vacation|ferie)",
+    re.IGNORECASE,
+)
+# A ticket system's acknowledgement: a case number in brackets, or the words it always uses.
+_TICKET_SUBJECT = re.compile(
+    r"\[\s*(ticket|sak|saksnr\.?|case|request|henvendelse|incident)\s*(#|nr\.?|id:?)?\s*"
+    r"[\w/-]*\d[\w/-]*\s*\]|we have received your (message|e-?mail|request|enquiry|inquiry)"
+    r"|vi har (mottatt|motteke) (din|di|henvendelsen|e-posten|meldingen|saken)",
+    re.IGNORECASE,
+)
+# What a challenge-response filter asks of the sender. Specific on purpose: varsel's own
+# message (quoted in many bounces) asks the reader to type an address and a code, and a real
+# refusal says "sender verify failed", neither of which may read as a challenge.
+_CHALLENGE_WORDS = re.compile(
+    r"(verify|confirm|prove) (that )?you are (a )?(human|real person|person|not a (ro)?bot"
+    r"|not a spammer)|are you (a )?human\b|i'?m not a robot"
+    r"|(sender|e-?mail|address) verification (is )?(required|needed|request)"
+    r"|verify your (e-?mail )?(address|message|identity)|guest ?list"
+    r"|approved[- ]senders?( list)?|(waiting|pending) (list|for verification)"
+    r"|challenge[- ]response|held (until|pending) (you|your|the sender)"
+    r"|bekreft at du (er et menneske|er en ekte person|ikke er en robot|sendte)"
+    r"|stadfest at du (er eit menneske|ikkje er ein robot)"
+    r"|bekreft (avsender(en|adressen)?|e-postadressen din|adressen din)"
+    r"|verifiser (at du|avsender|e-postadressen)|godkjente avsendere|venteliste",
+    re.IGNORECASE,
+)
+# ... and how: a link to click, or a reply to send.
+_CHALLENGE_ACTION = re.compile(
+    r"https?://|\bclick|\bklikk|\breply (to this|with)|simply reply|just reply|svar på denne"
+    r"|svar på (e-posten|meldingen|eposten)|send (us )?a reply",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(
@@ -159,6 +195,14 @@ def classify(msg: email.message.Message) -> Classification:
         found = _dsn(reports)
         if found is not None:
             return found
+    if is_challenge(msg):
+        return Classification(
+            BounceKind.AUTO_REPLY,
+            Evidence.TEXT,
+            diagnostic=_header(msg, "Subject"),
+            recipient=_from_address(msg),
+            challenge=True,
+        )
     daemon = from_daemon(msg)
     if not daemon and is_auto_reply(msg):
         return Classification(
@@ -257,22 +301,47 @@ def from_daemon(msg: email.message.Message) -> bool:
     local = address.rpartition("@")[0].lower()
     if local in _DAEMONS or (local.startswith("prvs=") and local.endswith("=ndr")):
         return True
-    if msg.get_content_type() == "multipart/report":
+    # A report only if it holds a delivery status: challenge filters and auto-responders dress
+    # their messages as multipart/report too, and RFC 8098 read receipts are reports.
+    if msg.get_content_type() == "multipart/report" and any(
+        p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
+        for p in msg.walk()
+    ):
         return True
     return bool(re.search(r"mail delivery|delivery (subsystem|system)", name, re.IGNORECASE))
 
 
 def is_auto_reply(msg: email.message.Message) -> bool:
-    """Whether the headers or subject mark an automatic reply (RFC 3834 and common practice)."""
+    """Whether the headers or subject mark an automatic reply (RFC 3834 and common practice).
+
+    `Auto-Submitted: auto-generated` alone does not: RFC 3834 gives it to messages that answer
+    nothing, DSNs among them (a bounce sent so is still a bounce).
+    """
     auto = (_header(msg, "Auto-Submitted") or "").strip().lower()
-    if auto and auto != "no":
+    if re.match(r"auto-replied\b", auto):
         return True
-    if msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+    if any(msg.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
+        return True
+    if (_header(msg, "X-Autogenerated") or "").strip().lower() == "reply":
+        return True
+    if (_header(msg, "X-Apple-Action") or "").strip().lower() == "vacation":
         return True
     precedence = {(_header(msg, h) or "").strip().lower() for h in ("Precedence", "X-Precedence")}
     if "auto_reply" in precedence:
         return True
-    return bool(_AUTO_SUBJECT.search(_header(msg, "Subject") or ""))
+    subject = _header(msg, "Subject") or ""
+    return bool(_AUTO_SUBJECT.search(subject) or _TICKET_SUBJECT.search(subject))
+
+
+def is_challenge(msg: email.message.Message) -> bool:
+    """Whether the message is a challenge-response filter's request to the sender.
+
+    It asks the sender to prove it is human or to be let through (its subject or its own
+    text, not a returned original's), and gives a link to click or asks for a reply.
+    """
+    text = _text(msg)
+    words = f"{_header(msg, 'Subject') or ''}\n{text}"
+    return bool(_CHALLENGE_WORDS.search(words) and _CHALLENGE_ACTION.search(text))
 
 
 def message_ids(msg: email.message.Message, raw: bytes) -> list[str]:

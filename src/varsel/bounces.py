@@ -17,7 +17,9 @@ Effects, in one transaction per message, and only once per message (`bounce_mess
 - hard bounce, complaint: the delivery becomes `bounced` (a hard bounce's status and reason in
   last_reply), the address is suppressed (hard_bounce or complaint), an event is written; found
   by the address alone, the address is not suppressed, since anyone can send such a report;
-- soft bounce, policy refusal, auto-reply: an event only;
+- soft bounce, policy refusal, auto-reply: an event only (a challenge-response filter's request
+  is an auto-reply whose event says `"challenge": true`: the address works, and nothing is
+  clicked or answered for it);
 - unsubscribe: the address is suppressed (unsubscribed), as the public unsubscribe page does;
 - unrecognised, forged, or no delivery found: nothing; counted and kept aside for an operator.
 
@@ -316,6 +318,8 @@ class BounceIntake:
         }
         if found.feedback_type:
             detail["feedback_type"] = found.feedback_type
+        if found.challenge:
+            detail["challenge"] = True
         if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT) and found_by is FoundBy.ADDRESS:
             detail["suppressed"] = False  # see above
         record_event(
