@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 
 from helpers import sample_campaign
-from varsel import feedback
+from reportdata import channel_delivery, download, units_without_email
+from varsel import feedback, letters
 from varsel.coverage import coverage
 from varsel.db import Database
 from varsel.erasure import ERASED_NAME, erase_unit
+from varsel.evaluate import evaluate
 from varsel.feed import apply_feed
+from varsel.outbox import DeliveryState as S
 from varsel.outbox import record_event
-from varsel.suppression import SuppressionKind, SuppressionReason, add
+from varsel.registry import import_dump
+from varsel.segment import Criteria, preview
+from varsel.suppression import SuppressionKind, SuppressionReason, add, entries
 
 
 @pytest.fixture
@@ -120,3 +125,198 @@ def test_a_shared_delivery_keeps_the_address_of_the_other_units(
 def test_fjernet_of_a_unit_nobody_holds_is_skipped(db: Database, tmp_path: Path) -> None:
     with db.transaction():
         assert erase_unit(db, "999999999").recipients == 0
+
+
+# -- what erasure found left behind: sub-units, notes, document requests, letters ----------
+
+LYSE = "980001482"  # LYSE AS, Stavanger; sub-units in Bodø and Stavanger
+LYSE_BODO = "930187534"  # LYSE AS AVD BODØ: selects Lyse in Bodø through its parent
+EARLY = "2026-03-01"
+
+
+def fjernet(tmp_path: Path, orgnr: str) -> Path:
+    page = tmp_path / "fjernet.json"
+    entry = {
+        "oppdateringsid": 1,
+        "dato": "2026-11-20T10:00:00.000Z",
+        "organisasjonsnummer": orgnr,
+        "endringstype": "Fjernet",
+    }
+    page.write_text(json.dumps({"_embedded": {"oppdaterteEnheter": [entry]}}), "utf-8")
+    return page
+
+
+def parent(db: Database, orgnr: str) -> str | None:
+    value = db.scalar("SELECT parent_orgnr FROM units WHERE orgnr = ?", (orgnr,))
+    return None if value is None else str(value)
+
+
+def test_sub_units_lose_the_erased_parents_number_and_a_later_dump_sets_it(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    import_dump(db, brreg / "underenheter-sample.json", dump_date=EARLY)
+    bodo = Criteria(municipalities=("1804",))
+    assert preview(db, bodo).units == 1  # Lyse, through its sub-unit in Bodø
+    assert parent(db, LYSE_BODO) == LYSE
+
+    with db.transaction():
+        erased = erase_unit(db, LYSE)
+    assert (erased.units, erased.sub_units) == (1, 2)
+    assert LYSE not in everything(db)
+    assert parent(db, LYSE_BODO) is None
+    assert db.scalar("SELECT count(*) FROM units WHERE kind = 'underenhet'") == 18
+    assert preview(db, bodo).units == 0  # nothing selects a parent that is gone
+    # Equinor, selected in Stavanger through nothing but its own address, still is.
+    assert preview(db, Criteria(municipalities=("1124",))).units == 1
+
+    # A later dump that still names the parent sets it as any other change; the rest of the
+    # sub-units are unchanged (their hashes are the import's own).
+    records = json.loads((brreg / "underenheter-sample.json").read_text("utf-8"))
+    later = tmp_path / "underenheter.json"
+    later.write_text(json.dumps(records, indent=1), "utf-8")
+    result = import_dump(db, later, dump_date="2026-03-02")
+    assert (result.snapshot.new, result.snapshot.changed) == (0, 2)
+    assert parent(db, LYSE_BODO) == LYSE
+
+
+def test_a_feed_patch_sets_the_parent_of_a_sub_unit_whose_parent_was_erased(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    import_dump(db, brreg / "underenheter-sample.json", dump_date=EARLY)
+    apply_feed(db, fjernet(tmp_path, LYSE))
+    assert parent(db, LYSE_BODO) is None
+    new_parent = "923609016"  # Equinor buys the branch
+    page = tmp_path / "under.json"
+    entry = {
+        "oppdateringsid": 2,
+        "dato": "2026-11-21T10:00:00.000Z",
+        "organisasjonsnummer": LYSE_BODO,
+        "endringstype": "Endring",
+        "endringer": [{"op": "replace", "path": "/overordnetEnhet", "value": new_parent}],
+    }
+    page.write_text(json.dumps({"_embedded": {"oppdaterteUnderenheter": [entry]}}), "utf-8")
+    result = apply_feed(db, page)
+    assert result.snapshot is not None
+    assert result.snapshot.changed == 1
+    assert parent(db, LYSE_BODO) == new_parent
+
+
+def test_notes_that_name_the_unit_go_and_the_entries_stay(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    orgnr, name, address = db.query(
+        "SELECT r.orgnr, r.name, d.address FROM recipients r "
+        "JOIN delivery_units du ON du.orgnr = r.orgnr JOIN deliveries d ON d.id = du.delivery_id "
+        "WHERE r.campaign_id = ? AND (SELECT count(*) FROM delivery_units o "
+        "WHERE o.delivery_id = d.id) = 1 ORDER BY r.orgnr LIMIT 1",
+        (campaign_id,),
+    )[0]
+    spaced = f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}"
+    other = db.scalar("SELECT orgnr FROM units WHERE orgnr <> ? ORDER BY orgnr LIMIT 1", (orgnr,))
+    with db.transaction():
+        add(db, SuppressionKind.ADDRESS, address, SuppressionReason.MANUAL, "cli", "ringte 3. mars")
+        add(
+            db,
+            SuppressionKind.UNIT,
+            other,
+            SuppressionReason.MANUAL,
+            "console",
+            f"datterselskap av {spaced}",
+        )
+        add(
+            db,
+            SuppressionKind.ADDRESS,
+            "daglig.leder@example.no",
+            SuppressionReason.MANUAL,
+            "cli",
+            f"Daglig leder i {name.lower()} ba om det",
+        )
+        add(
+            db,
+            SuppressionKind.ADDRESS,
+            "post@example.no",
+            SuppressionReason.MANUAL,
+            "cli",
+            "ba om det på telefon",
+        )
+    apply_feed(db, fjernet(tmp_path, orgnr))
+
+    notes = {e.value: e.note for e in entries(db)}
+    assert notes == {
+        address: None,  # the erased unit's own address: honoured still, the note gone
+        other: None,
+        "daglig.leder@example.no": None,
+        "post@example.no": "ba om det på telefon",
+    }
+    assert orgnr not in everything(db)
+    assert name not in everything(db)
+
+
+def test_a_document_request_from_the_units_address_is_erased_and_still_counted(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    orgnr, address, delivery_id = db.query(
+        "SELECT du.orgnr, d.address, d.id FROM delivery_units du JOIN deliveries d "
+        "ON d.id = du.delivery_id WHERE d.campaign_id = ? AND (SELECT count(*) FROM "
+        "delivery_units o WHERE o.delivery_id = d.id) = 1 ORDER BY du.orgnr LIMIT 1",
+        (campaign_id,),
+    )[0]
+    with db.transaction():
+        db.execute("UPDATE deliveries SET state = 'sent' WHERE id = ?", (delivery_id,))
+    download(db, campaign_id, address)
+    before = evaluate(db, campaign_id).funnel
+    assert before.downloaded == 1
+
+    apply_feed(db, fjernet(tmp_path, orgnr))
+    assert address not in everything(db)
+    assert evaluate(db, campaign_id).funnel == before
+    assert db.scalar("SELECT address FROM document_requests") == db.scalar(
+        "SELECT address FROM deliveries WHERE id = ?", (delivery_id,)
+    )
+
+
+def test_an_erased_units_letter_keeps_its_reason_and_is_not_made_again(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    orgnr = units_without_email(db, campaign_id)[0]
+    letter = channel_delivery(db, campaign_id, orgnr, "letter", S.FAILED)
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET last_reply = 'incomplete_address' WHERE id = ?", (letter,)
+        )
+    before = coverage(db, campaign_id)
+    letters_before = len(letters.candidates(db, campaign_id))
+
+    apply_feed(db, fjernet(tmp_path, orgnr))
+    assert orgnr not in everything(db)
+    assert coverage(db, campaign_id) == before
+    stand_in, key, reply = db.query(
+        "SELECT address, key, last_reply FROM deliveries WHERE id = ?", (letter,)
+    )[0]
+    assert (key, reply) == (stand_in, "incomplete_address")
+    # Its recipient still finds its letter: no second one is planned for it.
+    found = [c for c in letters.candidates(db, campaign_id) if c.orgnr == stand_in]
+    assert [c.letter_id for c in found] in ([], [letter])
+    assert len(letters.candidates(db, campaign_id)) == letters_before
+
+
+def test_feedback_naming_the_unit_on_a_shared_delivery_loses_its_text(
+    db: Database, campaign_id: int
+) -> None:
+    (first, one), (second, two) = db.query(
+        "SELECT du.orgnr, du.delivery_id FROM delivery_units du JOIN deliveries d "
+        "ON d.id = du.delivery_id WHERE d.campaign_id = ? ORDER BY du.orgnr LIMIT 2",
+        (campaign_id,),
+    )
+    name = db.scalar("SELECT name FROM units WHERE orgnr = ?", (first,))
+    with db.transaction():
+        db.execute("UPDATE delivery_units SET delivery_id = ? WHERE orgnr = ?", (one, second))
+        db.execute("DELETE FROM deliveries WHERE id = ?", (two,))
+    feedback.store(db, feedback.Feedback(campaign_id, one, 5, True, None, f"Fra {name}", "nb"))
+    feedback.store(db, feedback.Feedback(campaign_id, one, 3, True, None, "Nyttig", "nb"))
+    with db.transaction():
+        erase_unit(db, first)
+    comments = [c for (c,) in db.query("SELECT comment FROM feedback ORDER BY id")]
+    assert comments == [None, "Nyttig"]

@@ -419,3 +419,14 @@ def test_a_page_whose_gzip_crc_fails_is_said_in_bokmal(
         f"{path}: ødelagt gzip: kontrollsummen (CRC) stemmer ikke, så innholdet er skadet "
         "et sted i filen"
     )
+
+
+def test_fjernet_of_a_parent_the_store_lacks_still_erases_its_number_from_sub_units(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "underenheter-sample.json", dump_date=EARLY)
+    result = apply_feed(db, feed(tmp_path, [entry(10, "980001482", "Fjernet")]))
+    assert result.snapshot is not None
+    assert (result.snapshot.removed, result.snapshot.skipped) == (1, 0)
+    assert db.scalar("SELECT count(*) FROM units WHERE parent_orgnr = '980001482'") == 0
+    assert unit_row(db, "930187534")["parent_orgnr"] is None  # LYSE AS AVD BODØ, kept

@@ -416,7 +416,8 @@ def _apply_entry(
         # Removed from open data on legal grounds: copies must erase it, not keep it as gone.
         # Campaigns may hold copies of a unit that is no longer (or never was) in the store.
         erased = erase_unit(db, orgnr)
-        if row is None and not erased.recipients:
+        # Its sub-units may be in the store when it is not (underenheter imported alone).
+        if row is None and not erased.recipients and not erased.sub_units:
             return "skipped: fjernet, men fantes ikke i lageret"
         return "removed"
     if change == "Sletting":

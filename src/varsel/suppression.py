@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -104,6 +104,22 @@ def unlink_deliveries(db: Database, delivery_ids: Iterable[int]) -> int:
             changed.append((named[0], kind, value))
     db.executemany("UPDATE suppressions SET source = ? WHERE kind = ? AND value = ?", changed)
     return len(changed)
+
+
+def forget_notes(db: Database, addresses: Iterable[str], mentions: Callable[[str], bool]) -> int:
+    """Operators' notes that may name an erased unit go; the entries stay (they must go on
+    being honoured): the note of an address entry for one of `addresses` (the unit's own), and
+    any note `mentions` finds the unit in. Returns how many notes went."""
+    own = set(addresses)
+    forgotten = [
+        (kind, value)
+        for kind, value, note in db.query(
+            "SELECT kind, value, note FROM suppressions WHERE note IS NOT NULL"
+        )
+        if (kind == SuppressionKind.ADDRESS.value and value in own) or mentions(str(note))
+    ]
+    db.executemany("UPDATE suppressions SET note = NULL WHERE kind = ? AND value = ?", forgotten)
+    return len(forgotten)
 
 
 class SuppressionError(UserError):
