@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from varsel.errors import N_, BadCriteriaError, Text
+from varsel.i18n import fmt_int
 
 # Brønnøysund's placeholder for "no industry given"; it is not an SN2025 code.
 UNSPECIFIED = "00.000"
@@ -129,16 +130,21 @@ def terms(values: Iterable[str]) -> list[str]:
     return found
 
 
-def notes(values: Iterable[str]) -> list[str]:
+def notes(values: Iterable[str]) -> list[Text]:
     """The notes a preview shows for these criteria: codes translated, and '47,11' read as two."""
-    found: list[str] = []
+    found: list[Text] = []
     for value in values:
         parts = [p.strip() for p in value.split(",")]
         if len(parts) == 2 and _a_code(".".join(parts)):
-            dotted = ".".join(parts)
             found.append(
-                f"«{value.strip()}» er lest som to næringskoder, {parts[0]} og {parts[1]}; "
-                f"mente du koden {dotted}, skriv den med punktum"
+                Text(
+                    "«%(value)s» er lest som to næringskoder, %(first)s og %(second)s; mente du "
+                    "koden %(dotted)s, skriv den med punktum",
+                    value=value.strip(),
+                    first=parts[0],
+                    second=parts[1],
+                    dotted=".".join(parts),
+                )
             )
     for term in terms(values):
         note = explain_mapping(term)
@@ -185,7 +191,7 @@ def sn2007_codes_under(prefixes: Iterable[str]) -> list[str]:
     )
 
 
-def explain_mapping(text: str) -> str | None:
+def explain_mapping(text: str) -> Text | None:
     """The note a preview shows for this criterion, or None when it means what it says."""
     try:
         return _resolve_one(normalise_prefix(text))[1]
@@ -225,7 +231,7 @@ def sections() -> list[tuple[str, str]]:
     return [(c, tables.codes[c].name) for c in tables.children[""]]
 
 
-def _resolve_one(prefix: str) -> tuple[list[str], str | None]:
+def _resolve_one(prefix: str) -> tuple[list[str], Text | None]:
     """(SN2025 prefixes, note) for one canonical prefix; raises when it cannot be used."""
     tables = _tables()
     if prefix.isalpha():
@@ -241,10 +247,13 @@ def _resolve_one(prefix: str) -> tuple[list[str], str | None]:
         raise BadCriteriaError(Text("Ukjent næringskode %(code)s (SN2025)", code=prefix))
     new = _collapse({s for c in old for s in tables.successors[c]}, len(prefix))
     if len(new) == 1:
-        return (
-            new,
-            f"{prefix} (SN2007) er tolket som {new[0]} (SN2025): {tables.codes[new[0]].name}",
+        note = Text(
+            "%(old)s (SN2007) er tolket som %(new)s (SN2025): %(name)s",
+            old=prefix,
+            new=new[0],
+            name=tables.codes[new[0]].name,
         )
+        return new, note
     shown = ", ".join(f"{c} ({tables.codes[c].name})" for c in new[:SHOWN_CANDIDATES])
     extra = len(new) - SHOWN_CANDIDATES
     more = Text(" og %(count)s til", count=extra) if extra > 0 else ""
@@ -278,7 +287,7 @@ def _collapse(codes: set[str], min_length: int) -> list[str]:
     return sorted(result)
 
 
-def _moved_out_note(prefix: str) -> str | None:
+def _moved_out_note(prefix: str) -> Text | None:
     """A warning when SN2007 used this valid SN2025 prefix for activities now elsewhere."""
     tables = _tables()
     moved = {
@@ -288,26 +297,60 @@ def _moved_out_note(prefix: str) -> str | None:
     }
     if not moved:
         return None
-    head = f"{prefix} er tolket etter SN2025 ({tables.codes[prefix].name})"
+    name = tables.codes[prefix].name
     if list(moved) == [prefix]:
-        return f"{head}; i SN2007 betydde {prefix} noe annet, som nå er {' / '.join(moved[prefix])}"
+        return Text(
+            "%(code)s er tolket etter SN2025 (%(name)s); i SN2007 betydde %(code)s noe annet, "
+            "som nå er %(now)s",
+            code=prefix,
+            name=name,
+            now=" / ".join(moved[prefix]),
+        )
     olds = sorted(moved)
     listed = ", ".join(f"{o} → {' / '.join(moved[o])}" for o in olds[:3])
-    more = f" og {len(olds) - 3} til" if len(olds) > 3 else ""
-    return f"{head}; SN2007-koder under {prefix} som nå ligger andre steder: {listed}{more}"
+    if len(olds) <= 3:
+        return Text(
+            "%(code)s er tolket etter SN2025 (%(name)s); SN2007-koder under %(code)s som nå "
+            "ligger andre steder: %(moved)s",
+            code=prefix,
+            name=name,
+            moved=listed,
+        )
+    return Text(
+        "%(code)s er tolket etter SN2025 (%(name)s); SN2007-koder under %(code)s som nå "
+        "ligger andre steder: %(moved)s og %(more)s til",
+        code=prefix,
+        name=name,
+        moved=listed,
+        more=fmt_int(len(olds) - 3),
+    )
 
 
-def _section_note(letter: str) -> str | None:
+def _section_note(letter: str) -> Text | None:
     """A warning when the letter meant other divisions in SN2007 (letters moved from J on)."""
     tables = _tables()
     old = tables.sections_2007.get(letter)
     new = tables.children[letter]
     if old is not None and old[1] == new:
         return None
-    text = f"Seksjon {letter} er tolket etter SN2025: {tables.codes[letter].name} ({_span(new)})"
+    name = tables.codes[letter].name
     if old is None:
-        return f"{text}; bokstaven fantes ikke i SN2007"
-    return f"{text}; i SN2007 var {letter} {old[0]} ({_span(old[1])})"
+        return Text(
+            "Seksjon %(letter)s er tolket etter SN2025: %(name)s (%(span)s); bokstaven fantes "
+            "ikke i SN2007",
+            letter=letter,
+            name=name,
+            span=_span(new),
+        )
+    return Text(
+        "Seksjon %(letter)s er tolket etter SN2025: %(name)s (%(span)s); i SN2007 var "
+        "%(letter)s %(old_name)s (%(old_span)s)",
+        letter=letter,
+        name=name,
+        span=_span(new),
+        old_name=old[0],
+        old_span=_span(old[1]),
+    )
 
 
 def _span(divisions: tuple[str, ...]) -> str:

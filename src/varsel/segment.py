@@ -20,7 +20,7 @@ import idna
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
-from varsel.errors import BadCriteriaError, Text, read_user_text, toml_problem
+from varsel.errors import N_, BadCriteriaError, Text, read_user_text, toml_problem
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, latest_snapshot
 
@@ -275,13 +275,13 @@ class Resolved:
     sectors: tuple[str, ...]
     rule: str  # none | registered | exact | registered_undecided
     min_employees: int
-    notes: tuple[str, ...]
+    notes: tuple[Text, ...]  # Bokmål, translated where shown
     nace_2007: tuple[str, ...] = ()  # SN2007 codes older dumps store for the nace prefixes
 
 
 def resolve(criteria: Criteria) -> Resolved:
     """Check the criteria and translate names, historic numbers and old codes."""
-    notes: list[str] = []
+    notes: list[Text] = []
     area: list[str] = []
     for term in criteria.municipalities:
         area += municipality.resolve_municipality(term)
@@ -340,7 +340,7 @@ def _check_form(code: str) -> str:
     )
 
 
-def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None]:
+def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, Text | None]:
     """(rule applied, threshold, note saying what it selects); the registry hides counts 1-4."""
     n = minimum or 0
     if rule == "exact" and n == 0:
@@ -349,32 +349,39 @@ def _employee_rule(minimum: int | None, rule: str) -> tuple[str, int, str | None
         return "none", 0, None
     if n <= 1:
         # Every unit with registered employees has at least one, hidden count or not.
-        note = (
-            "Ansatte: enheter med registrerte ansatte (minst 1), også de der registeret "
-            "skjuler antallet (1–4)."
-        )
-        return "registered", 1, note
+        return "registered", 1, Text(_NOTE_REGISTERED)
     # From 5 up every rule is the count: a hidden count (1-4) is certainly below N.
     if rule == "exact" or n >= 5:
-        note = f"Ansatte: minst {n} etter oppgitt antall."
-        if n < 5:
-            note += (
-                " Registeret skjuler antall under 5, så bare enheter med 5 eller flere er med. "
-                f"Enheter med skjult antall (1–4) kan ha {n} eller flere, men er utelatt og "
-                "telt som uavgjort."
-            )
-        else:
-            note += f" Enheter med skjult antall (1–4) har færre enn {n} og er ikke med."
-        return "exact", n, note
-    note = (
-        f"Ansatte: minst {n} kan ikke avgjøres fra åpne data, fordi registeret skjuler "
-        f"antall under 5. Regel brukt: enheter med minst {n} etter oppgitt antall, pluss "
-        "enheter med registrerte ansatte der antallet er skjult (1–4); de er tatt med og "
-        "telt som uavgjort."
-    )
-    if rule == "auto":
-        note += " Regelen exact (bare oppgitt antall) tar bare med enheter med 5 eller flere."
-    return "registered_undecided", n, note
+        return "exact", n, Text(_NOTE_EXACT if n >= 5 else _NOTE_EXACT_HIDDEN, n=fmt_int(n))
+    note = _NOTE_UNDECIDED_AUTO if rule == "auto" else _NOTE_UNDECIDED
+    return "registered_undecided", n, Text(note, n=fmt_int(n))
+
+
+# The employee rule's notes, one whole message each so that a translation can order it freely.
+_NOTE_REGISTERED = N_(
+    "Ansatte: enheter med registrerte ansatte (minst 1), også de der registeret skjuler "
+    "antallet (1–4)."
+)
+_NOTE_EXACT = N_(
+    "Ansatte: minst %(n)s etter oppgitt antall. Enheter med skjult antall (1–4) har færre "
+    "enn %(n)s og er ikke med."
+)
+_NOTE_EXACT_HIDDEN = N_(
+    "Ansatte: minst %(n)s etter oppgitt antall. Registeret skjuler antall under 5, så bare "
+    "enheter med 5 eller flere er med. Enheter med skjult antall (1–4) kan ha %(n)s eller "
+    "flere, men er utelatt og telt som uavgjort."
+)
+_NOTE_UNDECIDED = N_(
+    "Ansatte: minst %(n)s kan ikke avgjøres fra åpne data, fordi registeret skjuler antall "
+    "under 5. Regel brukt: enheter med minst %(n)s etter oppgitt antall, pluss enheter med "
+    "registrerte ansatte der antallet er skjult (1–4); de er tatt med og telt som uavgjort."
+)
+_NOTE_UNDECIDED_AUTO = N_(
+    "Ansatte: minst %(n)s kan ikke avgjøres fra åpne data, fordi registeret skjuler antall "
+    "under 5. Regel brukt: enheter med minst %(n)s etter oppgitt antall, pluss enheter med "
+    "registrerte ansatte der antallet er skjult (1–4); de er tatt med og telt som uavgjort. "
+    "Regelen exact (bare oppgitt antall) tar bare med enheter med 5 eller flere."
+)
 
 
 # -- SQL ---------------------------------------------------------------------------------
@@ -494,7 +501,7 @@ class Preview:
     units: int
     undecided: int
     rule: str
-    notes: tuple[str, ...]
+    notes: tuple[Text, ...]  # Bokmål, translated where shown
     by_municipality: dict[str, int]  # 2024 municipality numbers only
     by_municipality_reach: dict[str, dict[str, int]]
     foreign: int  # units with a foreign business address (no municipality)
