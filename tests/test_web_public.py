@@ -735,7 +735,7 @@ def test_an_address_at_its_limit_with_a_link_still_usable_is_told_to_use_it(
         ),
         (
             "nn",
-            "Vi har sendt så mange lenkjer til denne adressa det siste døgeret at vi ikkje "
+            "Vi har sendt så mange lenkjer til denne adressa det siste døgnet at vi ikkje "
             "sender fleire før ",
         ),
         (
@@ -875,7 +875,7 @@ def test_one_business_is_spoken_of_in_the_singular_and_several_in_the_plural() -
     [
         ("nb", "Du er allerede meldt av: vi sender ingen flere e-poster til {}."),
         ("nn", "Du er allereie meld av: vi sender ingen fleire e-postar til {}."),
-        ("en", "You are already unsubscribed: we send no more e-mails to {}."),
+        ("en", "You have already unsubscribed: we will not send any more e-mails to {}."),
     ],
 )
 def test_the_link_of_an_address_already_unsubscribed_says_so(
