@@ -184,9 +184,15 @@ def test_template_links_and_resources_are_refused(snippet: str, allow: bool) -> 
 @pytest.mark.parametrize(
     ("language", "phrases"),
     [
-        ("nb", ["Slik sjekker du at e-posten er ekte", "Skriv inn koden", "Enhetsregisteret"]),
+        (
+            "nb",
+            ["Slik sjekker du at e-posten er ekte", "Skriv inn kontrollkoden", "Enhetsregisteret"],
+        ),
         ("nn", ["Slik sjekkar du at e-posten er ekte", "Ikkje klikk", "Einingsregisteret"]),
-        ("en", ["How to check that this e-mail is genuine", "Enter the code", "Altinn"]),
+        (
+            "en",
+            ["How to check that this e-mail is genuine", "Enter the verification code", "Altinn"],
+        ),
     ],
 )
 def test_three_languages(language: str, phrases: list[str]) -> None:
