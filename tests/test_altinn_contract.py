@@ -1000,4 +1000,9 @@ def test_contract_status_says_a_refusal_in_bokmaal_with_altinns_own_words(
     )
     assert text.exit_code == 0
     assert text.output.splitlines()[1] == f"  {EY}  {said}"
-    assert json.loads(as_json.output)["failures"] == [{"orgnr": EY, "reason": said}]
+    (failure,) = json.loads(as_json.output)["failures"]
+    assert failure["orgnr"] == EY
+    assert failure["reason"] == said
+    # What Altinn said, as stored: a program's field that does not change with the wording.
+    assert failure["altinn_reply"].startswith("HTTP 422 CORR-1030: ")
+    assert failure["altinn_reply"].endswith("using the 'IgnoreReservation' flag")

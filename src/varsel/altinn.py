@@ -571,11 +571,12 @@ def altinn_counts(db: Database, campaign_id: int) -> dict[str, int]:
     return out
 
 
-def altinn_failures(db: Database, campaign_id: int) -> list[tuple[str, str]]:
-    """(orgnr, why) of every Altinn delivery of the campaign that failed; why in Bokmål (a Text
-    the console translates), with Altinn's own words as Altinn wrote them."""
+def altinn_failures(db: Database, campaign_id: int) -> list[tuple[str, str, str]]:
+    """(orgnr, why, what Altinn said) of every Altinn delivery of the campaign that failed; why
+    in Bokmål (a Text the console translates), with Altinn's own words as Altinn wrote them, and
+    the stored reply as it is (for programs: its form does not change with the wording)."""
     return [
-        (r[0], failure_text(r[1] or ""))
+        (r[0], failure_text(r[1] or ""), r[1] or "")
         for r in db.query(
             "SELECT key, last_reply FROM deliveries WHERE campaign_id = ? AND channel = ? "
             "AND state = ? ORDER BY key",

@@ -126,7 +126,7 @@ def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:
     counts = altinn_counts(state.db, campaign_id)
     failures = altinn_failures(state.db, campaign_id)
     if as_json:
-        failed = [{"orgnr": o, "reason": r} for o, r in failures]
+        failed = [{"orgnr": o, "reason": r, "altinn_reply": raw} for o, r, raw in failures]
         out.print(
             json.dumps({"campaign_id": campaign_id, **counts, "failures": failed}), soft_wrap=True
         )
@@ -137,5 +137,5 @@ def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:
         f"ikke tatt imot ennå, {fmt_int(counts['failed'])} feilet.",
         soft_wrap=True,
     )
-    for orgnr, reason in failures:
+    for orgnr, reason, _ in failures:
         out.print(f"  {orgnr}  {reason}", soft_wrap=True)
