@@ -364,3 +364,31 @@ def test_cli_refuses_an_unfinished_campaign_in_one_line(db: Database, finished: 
     assert result.output.strip().splitlines() == [
         f"varsel: kampanje {cid} er ikke ferdig: 1 leveranse er ikke avsluttet (1 utsatt)"
     ]
+
+
+def test_forget_erases_the_print_houses_words_on_a_returned_letter_and_keeps_its_code(
+    db: Database, finished: Finished
+) -> None:
+    cid = finished.campaign_id
+    returned = db.scalar(
+        "SELECT id FROM deliveries WHERE campaign_id = ? AND channel = 'letter' "
+        "AND state = 'returned'",
+        (cid,),
+    )
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET last_reply = 'Mottaker Kari Nordmann er flyttet' WHERE id = ?",
+            (returned,),
+        )
+    assert forgettable(db, cid).letter_reasons == 1
+    assert "       1  returbrev med fritekst fra trykkeriet" in forgettable(db, cid).lines()
+
+    found = forget_campaign(db, cid, actor=ACTOR)
+    assert found.letter_reasons == 1
+    assert dict(
+        db.query(
+            "SELECT state, last_reply FROM deliveries WHERE campaign_id = ? AND channel = 'letter'",
+            (cid,),
+        )
+    ) == {"posted": None, "returned": None, "failed": "incomplete_address"}
+    assert forgettable(db, cid).total == 0  # forgetting again finds nothing left

@@ -29,9 +29,10 @@ Also erased, as copies of the unit's number, name or addresses:
   unit or delivery of that campaign has it: it becomes the campaign's stand-in, as the
   delivery did, so the download is still counted;
 - operators' notes on the suppression list (`note`) on an entry for the unit's own address
-  (when no other unit's contacts or delivery has it), and any note that names the unit (its number, spaced or not, or its registered name); the
-  entries stay: an address on the list must go on being honoured. An entry that named the
-  delivery it came from keeps only the kind of source;
+  (when no other unit's contacts or delivery has it), and any note that names the unit (its
+  number, spaced or not, or its registered name); the entries stay: an address on the list
+  must go on being honoured. An entry that named the delivery it came from keeps only the
+  kind of source;
 - feedback's free text in the unit's campaigns that names it in the same way (an answer given
   with the code of a shared delivery, or with no code at all).
 
@@ -254,47 +255,56 @@ def erase_deliveries(db: Database, stand_ins: Mapping[int, str | None]) -> None:
     """Erase the contact data of deliveries: address and key, reply text, event details, the
     failed recipient of bounce reports and feedback's free text; call inside a transaction.
 
-    Each delivery id maps to the stand-in its address becomes, or to None to keep address,
-    key and last_reply: a letter's or Altinn delivery's address is its unit's number (public,
-    and what coverage counts by) and its last_reply a reason code, not a reply. A letter or
-    Altinn delivery given a stand-in (its unit erased) takes it as its key too, as the key is
-    the unit's number that letters and Altinn find a recipient's delivery by; its reason code
-    stays (coverage counts by it) and any other text keeps only its status codes.
+    Each delivery id maps to the stand-in its address becomes, or to None to keep address and
+    key: a letter's or Altinn delivery's address and key are its unit's number (public, and
+    what coverage counts by). A letter or Altinn delivery given a stand-in (its unit erased)
+    takes it as its key too, as letters and Altinn find a recipient's delivery by the key.
+    A letter keeps its reason code (`incomplete_address`, which coverage counts by) but not
+    the print house's words on why it came back; an Altinn delivery given None keeps
+    Altinn's reply, any other reply keeps only its status codes.
     """
-    replaced = [d for d, s in stand_ins.items() if s is not None]
-    replies: dict[int, str | None] = {}
-    keys: dict[int, str] = {}
-    for start in range(0, len(replaced), 500):
-        chunk = replaced[start : start + 500]
+    updates = []
+    for start in range(0, len(ids := list(stand_ins)), 500):
+        chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        for delivery_id, channel, reply in db.query(
-            f"SELECT id, channel, last_reply FROM deliveries WHERE id IN ({marks})", chunk
+        for delivery_id, channel, old_key, old_address, reply in db.query(
+            f"SELECT id, channel, key, address, last_reply FROM deliveries WHERE id IN ({marks})",
+            chunk,
         ):
-            d = int(delivery_id)
-            new = stand_ins[d]
-            assert new is not None  # noqa: S101 - only replaced ids were asked for
-            if channel == "email":
-                # The key is unique within the campaign and channel, and often the address.
-                keys[d] = f"{new}:{d}"
-                replies[d] = reply_codes(reply)
+            d, new = int(delivery_id), stand_ins[int(delivery_id)]
+            if channel == "letter":
+                kept = letter_reason(reply)
+            elif channel == "email" or new is not None:
+                kept = reply_codes(reply)
             else:
-                keys[d] = new  # one letter (one Altinn message) per unit and campaign
-                code = reply is not None and _REASON_CODE.fullmatch(str(reply))
-                replies[d] = str(reply) if code else reply_codes(reply)
+                kept = reply
+            if new is None:
+                updates.append((old_address, old_key, kept, d))
+            else:
+                # An e-mail's key is unique within campaign and channel, and often the address;
+                # there is one letter (one Altinn message) per unit and campaign.
+                updates.append((new, f"{new}:{d}" if channel == "email" else new, kept, d))
     db.executemany(
-        "UPDATE deliveries SET address = ?, key = ?, last_reply = ? WHERE id = ?",
-        [(stand_ins[d], keys[d], replies.get(d), d) for d in replaced if d in keys],
+        "UPDATE deliveries SET address = ?, key = ?, last_reply = ? WHERE id = ?", updates
     )
-    ids = [(d,) for d in stand_ins]
-    db.executemany("UPDATE events SET detail = NULL WHERE delivery_id = ?", ids)
-    db.executemany("UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", ids)
-    db.executemany("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", ids)
+    rows = [(d,) for d in stand_ins]
+    db.executemany("UPDATE events SET detail = NULL WHERE delivery_id = ?", rows)
+    db.executemany("UPDATE bounce_messages SET recipient = NULL WHERE delivery_id = ?", rows)
+    db.executemany("UPDATE feedback SET comment = NULL WHERE delivery_id = ?", rows)
     # The suppression list keeps honouring the addresses, without the link to the business.
     suppression.unlink_deliveries(db, stand_ins)
 
 
 # A letter's reason it could not be made (letters.Unreachable), as coverage counts it.
 _REASON_CODE = re.compile(r"[a-z_]+")
+
+
+def letter_reason(reply: str | None) -> str | None:
+    """A letter's last_reply without free text: its reason code, or the status codes of
+    anything else (the print house's words on a returned letter may name the addressee)."""
+    if reply is not None and _REASON_CODE.fullmatch(reply):
+        return reply
+    return reply_codes(reply)
 
 
 # An SMTP reply's basic (550) and enhanced (5.1.1) status codes.

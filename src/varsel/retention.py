@@ -3,10 +3,14 @@
 Once a campaign is done (or cancelled), every delivery is final and the evaluation is made,
 the authority may forget who the messages went to: the e-mail addresses become erasure's
 stand-ins (every page that shows one says the address is deleted), and the relay's replies,
-the details of events, the failed recipients of bounce reports, feedback's free text and the
-addresses that asked for the document go. Kept: the campaign, its recipients (public registry
-data, what coverage and the evaluation group by), every delivery's state, code, dates and
-channel, the suppression list (it honours opt-outs) and the audit log. Nothing is undone.
+the print house's words on why a letter came back, the details of events, the failed
+recipients of bounce reports, feedback's free text and the addresses that asked for the
+document go. Kept: the campaign, its recipients (public registry data, what coverage and the
+evaluation group by), every delivery's state, code, dates and channel, letters' and Altinn
+messages' unit numbers, a letter's reason code and Altinn's replies (about the request, not
+the recipient), the suppression list with its operators' notes (it honours opt-outs, for
+every campaign; a note that names a unit goes when the unit is erased, erasure.py) and the
+audit log. Nothing is undone.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from varsel import audit
 from varsel.campaign import STATUS_WORDS, CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.db import Database
-from varsel.erasure import erase_deliveries, is_stand_in, reply_codes, stand_in
+from varsel.erasure import erase_deliveries, is_stand_in, letter_reason, reply_codes, stand_in
 from varsel.errors import UserError
 from varsel.i18n import fmt_int
 from varsel.outbox import FINAL_STATES, DeliveryState
@@ -49,6 +53,7 @@ class Forgotten:
     bounces: int  # bounce reports naming the failed recipient
     comments: int  # feedback answers with free text
     document_requests: int  # addresses that asked for the document
+    letter_reasons: int = 0  # returned letters with the print house's words (a code stays)
 
     @property
     def total(self) -> int:
@@ -66,6 +71,7 @@ class Forgotten:
             f"{fmt_int(self.bounces):>8}  returmeldinger som navngir mottakeren",
             f"{fmt_int(self.comments):>8}  fritekstkommentarer i tilbakemeldinger",
             f"{fmt_int(self.document_requests):>8}  adresser som ba om dokumentet",
+            f"{fmt_int(self.letter_reasons):>8}  returbrev med fritekst fra trykkeriet",
         ]
 
 
@@ -162,6 +168,11 @@ def _count(db: Database, campaign_id: int, rows: _Rows) -> Forgotten:
     addresses = sum(1 for _, _, address, _ in emails if not is_stand_in(address))
     replies = sum(1 for _, _, _, reply in emails if reply != reply_codes(reply))
     requests = sum(1 for _, address in rows.requests if not is_stand_in(address))
+    reasons = sum(
+        1
+        for _, channel, _, reply in rows.deliveries
+        if channel == "letter" and reply != letter_reason(reply)
+    )
     row = db.query_one(
         "SELECT (SELECT count(*) FROM events e JOIN deliveries d ON d.id = e.delivery_id "
         "WHERE d.campaign_id = ? AND e.detail IS NOT NULL), "
@@ -173,7 +184,7 @@ def _count(db: Database, campaign_id: int, rows: _Rows) -> Forgotten:
     )
     assert row is not None  # noqa: S101 - an aggregate always returns one row
     events, bounces, comments = (int(v) for v in row)
-    return Forgotten(addresses, replies, events, bounces, comments, requests)
+    return Forgotten(addresses, replies, events, bounces, comments, requests, reasons)
 
 
 def _erase(db: Database, campaign_id: int, rows: _Rows) -> None:
@@ -184,7 +195,8 @@ def _erase(db: Database, campaign_id: int, rows: _Rows) -> None:
     replacements: dict[int, str | None] = {}
     for delivery_id, channel, address, _ in rows.deliveries:
         if channel != "email":
-            # Letters and Altinn: address and key are the unit's number; only traces go.
+            # Letters and Altinn: address and key are the unit's number; only traces go (and
+            # the free text of a letter's reason).
             replacements[int(delivery_id)] = None
             continue
         # One forgotten before keeps its stand-in: only what came since (a late bounce's
