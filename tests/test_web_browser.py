@@ -155,7 +155,7 @@ def tour(page: Page, base: str, lang: str, story: Story) -> Iterator[str]:
     assert (
         page.locator("#kode-feil")
         .inner_text()
-        .endswith(t("Skriv inn koden fra e-posten eller brevet."))
+        .endswith(t("Skriv inn kontrollkoden fra e-posten, brevet eller Altinn-meldingen."))
     )
     yield "kontroll-tom-kode"
     # A code with one symbol wrong (the check symbol catches it): a typo, not fraud.
@@ -298,7 +298,7 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
     tmp_path: Path,
 ) -> None:
     page.goto(local(PUBLIC, server))
-    page.get_by_role("link", name="Sjekk koden i en e-post eller et brev").click()
+    page.get_by_role("link", name="Sjekk kontrollkoden i en e-post, et brev eller en Altinn-melding").click()
     page.get_by_label("Koden fra e-posten, brevet eller Altinn-meldingen").fill(
         " ".join(story.code.replace("-", "").lower())
     )
