@@ -1265,3 +1265,98 @@ def test_the_document_email_gives_the_deadline_in_oslo_time(
     text = text_of(mail.data)
     assert f"Last det ned her innen {documents.deadline(expires, 'nb')}:" in text
     assert "UTC" not in text
+
+
+def sent_to(page: str) -> str:
+    """The register's «Sent to» line, its whitespace as one space."""
+    found = re.search(r"<dt>(?:Sendt til|Sent to)</dt><dd>(.*?)</dd>", page, re.DOTALL)
+    assert found is not None, page
+    return " ".join(found.group(1).split())
+
+
+def restate(db: Database, campaign_id: int, **criteria: Any) -> None:
+    """The campaign's stored definition with other criteria, as an older campaign stored it."""
+    import json  # only these appended register tests need it
+
+    spec = json.loads(db.scalar("SELECT spec FROM campaigns WHERE id = ?", (campaign_id,)))
+    spec["criteria"] = {**spec["criteria"], **criteria}
+    with db.transaction():
+        db.execute("UPDATE campaigns SET spec = ? WHERE id = ?", (json.dumps(spec), campaign_id))
+
+
+@pytest.mark.parametrize(
+    ("lang", "sentence"),
+    [
+        ("nb", "Virksomheter i Sør-Vest politidistrikt, Agder politidistrikt, Rogaland, Oslo"),
+        ("nn", "Verksemder i Sør-Vest politidistrikt, Agder politidistrikt, Rogaland, Oslo"),
+        ("en", "Businesses in Sør-Vest politidistrikt, Agder politidistrikt, Rogaland, Oslo"),
+    ],
+)
+def test_the_register_names_places_as_the_segment_read_them_in_every_language(
+    client: TestClient, sent: int, db: Database, lang: str, sentence: str
+) -> None:
+    # As typed in campaign files: the docs' spelling, a slug, a county number, an old number.
+    restate(
+        db, sent, police_districts=["Sør-Vest", "agder"], counties=["11"], municipalities=["301"]
+    )
+    assert sent_to(client.get(f"/varsler?lang={lang}").text) == sentence
+    [entry] = client.get("/varsler.json").json()["campaigns"]
+    assert entry["target"]["areas"] == [
+        "Sør-Vest politidistrikt",
+        "Agder politidistrikt",
+        "Rogaland",
+        "Oslo",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("minimum", "rule", "lang", "words"),
+    [
+        (
+            2,
+            "auto",
+            "nb",
+            "Virksomheter i Oslo politidistrikt med minst 2 ansatte, og virksomheter med 1–4 "
+            "ansatte der registeret ikke viser det nøyaktige antallet",
+        ),
+        (
+            2,
+            "auto",
+            "en",
+            "Businesses in Oslo politidistrikt with at least 2 employees, and businesses with "
+            "1–4 employees whose exact number the registry does not show",
+        ),
+        (1, "auto", "nb", "Virksomheter i Oslo politidistrikt med registrerte ansatte"),
+        (1, "auto", "nn", "Verksemder i Oslo politidistrikt med registrerte tilsette"),
+        (5, "auto", "nb", "Virksomheter i Oslo politidistrikt med minst 5 ansatte"),
+        (
+            2,
+            "exact",
+            "nb",
+            "Virksomheter i Oslo politidistrikt med minst 5 ansatte (registeret viser ikke "
+            "antall under 5)",
+        ),
+        (None, "auto", "nb", "Virksomheter i Oslo politidistrikt"),
+    ],
+)
+def test_the_register_states_the_employee_rule_the_campaign_used(
+    client: TestClient,
+    sent: int,
+    db: Database,
+    minimum: int | None,
+    rule: str,
+    lang: str,
+    words: str,
+) -> None:
+    restate(db, sent, min_employees=minimum, employee_rule=rule)
+    assert sent_to(client.get(f"/varsler?lang={lang}").text) == words
+    [entry] = client.get("/varsler.json").json()["campaigns"]
+    assert entry["target"]["min_employees"] == minimum
+
+
+def test_the_register_json_names_the_employee_rule_applied(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    restate(db, sent, min_employees=2, employee_rule="auto")
+    [entry] = client.get("/varsler.json").json()["campaigns"]
+    assert entry["target"]["employee_rule"] == "registered_undecided"

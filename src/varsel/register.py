@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from varsel import municipality
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.db import Database
 from varsel.errors import VarselError
+from varsel.segment import Criteria, resolve
 from varsel.verify import GENUINE_STATES
 
 
@@ -35,6 +36,9 @@ class Entry:
     document_url: str
     has_file: bool  # the document can be sent by e-mail from our own site
     sender_name: str = ""  # the From line's name, as a mail program shows it
+    # The employee rule the segment applied (segment.Resolved.rule): none, registered, exact
+    # or registered_undecided; with min_employees it says which businesses were chosen.
+    employee_rule: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +53,7 @@ class Entry:
             "target": {
                 "areas": list(self.areas),
                 "min_employees": self.min_employees,
+                "employee_rule": self.employee_rule,
                 "industries": list(self.industries),
             },
             "document": {"title": self.document_title, "url": self.document_url},
@@ -56,19 +61,51 @@ class Entry:
 
 
 def area_names(spec: CampaignSpec) -> tuple[str, ...]:
-    """The places a campaign's criteria name, in words."""
+    """The places a campaign's criteria name, in words: as the segment read them, 2024 names."""
     c = spec.criteria
     names: list[str] = []
-    districts = dict(municipality.police_districts())
-    names += [districts.get(d.strip().lower(), d) for d in c.police_districts]
-    names += list(c.counties)
+    names += [
+        _place(term, municipality.resolve_police_district, _district) for term in c.police_districts
+    ]
+    names += [_place(term, municipality.resolve_county, _county) for term in c.counties]
     for term in c.municipalities:
         try:
             numbers = municipality.resolve_municipality(term)
         except VarselError:
             numbers = []
-        names += [municipality.name(n) or n for n in numbers] or [term]
+        names += [municipality.name(n) or n for n in numbers] or [term.strip()]
     return tuple(dict.fromkeys(names))
+
+
+def _district(numbers: list[str]) -> str:
+    return municipality.police_district_of(numbers[0])
+
+
+def _county(numbers: list[str]) -> str:
+    return municipality.county_of(numbers[0])[1]
+
+
+def _place(
+    term: str, resolve_term: Callable[[str], list[str]], name_of: Callable[[list[str]], str]
+) -> str:
+    """A district's or county's name as the segment resolved it; the term as typed if it cannot."""
+    # An old campaign's stored spec may name a place the tables no longer know (a county of
+    # before 2024): the register still shows it, in the operator's words.
+    try:
+        numbers = resolve_term(term)
+        return name_of(numbers) if numbers else term.strip()
+    except VarselError:
+        return term.strip()
+
+
+def employee_rule(spec: CampaignSpec) -> str:
+    """The employee rule the campaign's segment applied, as segment.resolve names it."""
+    c = spec.criteria
+    try:
+        return resolve(Criteria(min_employees=c.min_employees, employee_rule=c.employee_rule)).rule
+    except VarselError:
+        # Not reachable for a stored campaign (create refuses it); the threshold alone then.
+        return "exact" if c.min_employees else "none"
 
 
 _SUBJECTS = ImmutableSandboxedEnvironment(autoescape=False)
@@ -152,6 +189,7 @@ def entries(db: Database) -> list[Entry]:
                 spec.document_url,
                 spec.document_file is not None,
                 spec.from_name,
+                employee_rule(spec),
             )
         )
     return out
