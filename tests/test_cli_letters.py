@@ -34,7 +34,7 @@ def test_letters_campaign_out_makes_the_batch_and_manifest(
     )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == (
-        f"Kampanje {campaign_id}: 3 brev i 1 PDF-bunker i {out} (oversikt: manifest.csv)."
+        f"Kampanje {campaign_id}: 3 brev i 1 PDF-bunke i {out} (oversikt: manifest.csv)."
     )
     assert sorted(p.name for p in out.iterdir()) == [
         f"brev-{campaign_id}-1-001.pdf",

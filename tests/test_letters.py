@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from varsel.letter_render import ADDRESS_AREA, WINDOW, LetterTemplateError
 from varsel.letters import (
     MANIFEST_COLUMNS,
     LetterError,
+    LetterRun,
     Unreachable,
     candidates,
     letter_counts,
@@ -330,7 +332,7 @@ def test_a_unit_without_any_address_is_listed_as_unreachable(
     assert (run.unreachable, run.by_reason) == (1, {"no_postal_address": 1})
     row = letter_rows(db, cid)[EY]
     assert (row[2], row[4]) == ("failed", "no_postal_address")
-    assert "1 enheter kan ikke nås med brev (1 ingen postadresse" in run.summary()
+    assert "1 enhet kan ikke nås med brev (1 ingen postadresse" in run.summary()
 
 
 def test_an_address_without_a_postcode_is_incomplete(
@@ -710,3 +712,28 @@ def test_the_campaign_keeps_its_letter_template_and_return_address(
     assert spec.templates["nn"].letter == "# Hei\n\n{{ code }} {{ verify_url }}"
     assert spec.templates["nb"].letter == default_letter_templates()["nb"]
     assert spec.sender_postal_address == "Postboks 2094 Vika\n0125 Oslo"
+
+
+def test_a_run_summary_says_one_in_the_singular(tmp_path: Path) -> None:
+    one = LetterRun(
+        campaign_id=4,
+        out_dir=tmp_path,
+        letters=3,
+        batches=("bunke-001.pdf",),
+        unreachable=1,
+        suppressed=1,
+        before=0,
+        letter_files=1,
+        by_reason={"no_postal_address": 1},
+    )
+    assert one.summary().splitlines() == [
+        f"Kampanje 4: 3 brev i 1 PDF-bunke i {tmp_path} (oversikt: manifest.csv).",
+        "1 brev også som egen PDF-fil.",
+        "1 enhet kan ikke nås med brev (1 ingen postadresse eller forretningsadresse i "
+        "registeret); se unreachable.csv.",
+        "1 enhet har bedt om ikke å bli kontaktet.",
+    ]
+    two = replace(one, batches=("a.pdf", "b.pdf"), suppressed=2, letter_files=2)
+    assert "3 brev i 2 PDF-bunker i" in two.summary()
+    assert "2 brev også som egne PDF-filer." in two.summary()
+    assert "2 enheter har bedt om ikke å bli kontaktet." in two.summary()

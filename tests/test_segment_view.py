@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -82,3 +83,26 @@ def test_after_a_change_feed_the_dump_date_and_the_feeds_day_are_shown(
         f"Registerdata: snapshot {after.snapshot.id}, dump 2026-03-01, "  # type: ignore[union-attr]
         f"oppdatert fra endringsloggen {today}"
     )
+
+
+def test_one_of_a_kind_is_said_in_the_singular(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    base = preview(db, Criteria(min_employees=3, employee_rule="exact"))
+    one = replace(base, units=1, undecided=1, personal_addresses=1, role_addresses=1)
+    console = Console(record=True, width=200, highlight=False)
+    render_preview(console, one)
+    text = console.export_text()
+    assert "1 enhet valgt" in text
+    assert "Uavgjort etter ansatte-regelen: 1 enhet, ikke med." in text
+    assert (
+        "1 e-postadresse tilhører enkeltpersonforetak (personopplysninger); "
+        "1 er en rolleadresse som post@."
+    ) in text
+    assert "1 enheter" not in text
+    many = replace(base, units=2, undecided=2, personal_addresses=2, role_addresses=0)
+    console = Console(record=True, width=200, highlight=False)
+    render_preview(console, many)
+    text = console.export_text()
+    assert "2 enheter valgt" in text
+    assert "Uavgjort etter ansatte-regelen: 2 enheter, ikke med." in text
+    assert "2 e-postadresser tilhører enkeltpersonforetak (personopplysninger); 0 er " in text

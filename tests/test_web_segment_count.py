@@ -110,3 +110,56 @@ def test_a_note_is_said_in_bokmaal_without_a_language(
         '<p class="hint">Seksjon M er tolket etter SN2025: Eiendomsvirksomhet (68); i SN2007 var '
         "M Faglig, vitenskapelig og teknisk tjenesteyting (69–75)</p>"
     ) in page
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "one_more", "none"),
+    [
+        (
+            "nb",
+            "1 virksomhet",
+            "1 virksomhet til kan ikke avgjøres etter antall ansatte og er ikke med.",
+            "0 virksomheter",
+        ),
+        (
+            "nn",
+            "1 verksemd",
+            "1 verksemd til kan ikkje avgjerast etter talet på tilsette og er ikkje med.",
+            "0 verksemder",
+        ),
+        (
+            "en",
+            "1 business",
+            "1 more business cannot be decided by number of employees and is left out.",
+            "0 businesses",
+        ),
+    ],
+)
+def test_one_business_is_counted_in_the_singular(
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    brreg: Path,
+    language: str,
+    one: str,
+    one_more: str,
+    none: str,
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    assert preview(db, Criteria(municipalities=("4642",))).units == 1
+    left_out = preview(
+        db, Criteria(municipalities=("5038",), min_employees=3, employee_rule="exact")
+    )
+    assert (left_out.units, left_out.undecided) == (0, 1)
+    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+
+    page = client.get(f"{PREFIX}/utvalg/telling?kommuner=4642&lang={language}").text
+    assert f"<h2>{one}</h2>" in page
+    # The new-campaign form shows the same count above its e-mail line.
+    page = client.get(f"{PREFIX}/kampanjer/ny?kommuner=4642&lang={language}").text
+    assert f"<h2>{one}</h2>" in page
+    page = client.get(
+        f"{PREFIX}/utvalg/telling?kommuner=5038&ansatte=3&regel=exact&lang={language}"
+    )
+    assert f"<h2>{none}</h2>" in page.text
+    assert f"<p>{one_more}</p>" in page.text

@@ -31,7 +31,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import UserError, os_reason
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count, fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState, record_event
@@ -257,21 +257,25 @@ class LetterRun:
     def summary(self) -> str:
         lines = [
             f"Kampanje {self.campaign_id}: {fmt_int(self.letters)} brev i "
-            f"{fmt_int(len(self.batches))} PDF-bunker i {self.out_dir} (oversikt: {MANIFEST})."
+            f"{fmt_count(len(self.batches), 'PDF-bunke', 'PDF-bunker')} i {self.out_dir} "
+            f"(oversikt: {MANIFEST})."
         ]
         if self.letter_files:
-            lines.append(f"{fmt_int(self.letter_files)} brev også som egne PDF-filer.")
+            files = "egen PDF-fil" if self.letter_files == 1 else "egne PDF-filer"
+            lines.append(f"{fmt_int(self.letter_files)} brev også som {files}.")
         if self.unreachable:
             reasons = ", ".join(
                 f"{fmt_int(n)} {UNREACHABLE_TEXT[Unreachable(k)]}"
                 for k, n in sorted(self.by_reason.items())
             )
             lines.append(
-                f"{fmt_int(self.unreachable)} enheter kan ikke nås med brev ({reasons}); "
+                f"{fmt_count(self.unreachable, 'enhet', 'enheter')} kan ikke nås med brev "
+                f"({reasons}); "
                 f"se {UNREACHABLE}."
             )
         if self.suppressed:
-            lines.append(f"{fmt_int(self.suppressed)} enheter har bedt om ikke å bli kontaktet.")
+            who = fmt_count(self.suppressed, "enhet", "enheter")
+            lines.append(f"{who} har bedt om ikke å bli kontaktet.")
         if self.before:
             lines.append(f"{fmt_int(self.before)} brev ble laget tidligere og lages ikke på nytt.")
         return "\n".join(lines)

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel import municipality
-from varsel.i18n import fmt_int, fmt_share
+from varsel.i18n import fmt_count, fmt_int, fmt_share
 from varsel.segment import Preview, describe_reason, u_label
 
 
@@ -28,7 +28,7 @@ def render_preview(console: Console, p: Preview) -> None:
         if p.feed_updated:
             source += f", oppdatert fra endringsloggen {p.feed_updated}"
     console.print(Styled(source, style="dim"), soft_wrap=True)
-    table = Table(title=f"{fmt_int(p.units)} enheter valgt", title_justify="left")
+    table = Table(title=f"{fmt_count(p.units, 'enhet', 'enheter')} valgt", title_justify="left")
     table.add_column("Kommune")
     for header in ("Enheter", "E-post", "Bare telefon", "Bare postadresse"):
         table.add_column(header, justify="right")
@@ -60,7 +60,8 @@ def render_preview(console: Console, p: Preview) -> None:
         console.print("Regel for ansatte: ingen krav til ansatte.")
     if p.undecided:
         fate = "ikke med" if p.rule == "exact" else "tatt med"
-        console.print(f"Uavgjort etter ansatte-regelen: {fmt_int(p.undecided)} enheter, {fate}.")
+        undecided = fmt_count(p.undecided, "enhet", "enheter")
+        console.print(f"Uavgjort etter ansatte-regelen: {undecided}, {fate}.")
     for note in p.notes:
         console.print(Styled.assemble(("Merk:", "yellow"), " ", note), soft_wrap=True)
     if p.unusable:
@@ -68,11 +69,10 @@ def render_preview(console: Console, p: Preview) -> None:
         for reason, count in p.unusable.items():
             console.print(f"  {fmt_int(count):>8}  {describe_reason(reason)}")
     if p.personal_addresses:
+        personal = fmt_count(p.personal_addresses, "e-postadresse", "e-postadresser")
+        role = fmt_count(p.role_addresses, "er en rolleadresse", "er rolleadresser")
         console.print(
-            f"{fmt_int(p.personal_addresses)} e-postadresser tilhører enkeltpersonforetak "
-            "(personopplysninger); {0} er rolleadresser som post@.".replace(
-                "{0}", fmt_int(p.role_addresses)
-            )
+            f"{personal} tilhører enkeltpersonforetak (personopplysninger); {role} som post@."
         )
     if p.top_domains:
         domains = Table("E-postdomene", "Enheter", title="Vanligste domener", title_justify="left")
