@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,6 +104,24 @@ def test_the_default_letters_carry_code_address_and_altinn(tmp_path: Path) -> No
     english = texts.render(replace(LETTER, language="en", reason="bounced"))
     assert "E-mail to your business does not get through" in english
     assert set(default_letter_templates()) == {"nb", "nn", "en"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "plural_you", "why"),
+    [
+        ("nb", r"\bdere\b", "Derfor får du dette som brev."),
+        ("nn", r"\b(de|dykk|dykkar)\b", "Difor får du dette som brev."),
+    ],
+)
+@pytest.mark.parametrize("reason", ["no_email", "bounced"])
+def test_the_default_letter_says_du_throughout_as_the_email_does(
+    tmp_path: Path, lang: str, plural_you: str, why: str, reason: str
+) -> None:
+    text = LetterTexts(spec(tmp_path)).render(replace(LETTER, language=lang, reason=reason))
+    assert why in text
+    assert re.search(plural_you, text, re.IGNORECASE) is None
+    # The address is the business's, so the next e-mail reaches the business, not «you».
+    assert "så kan vi nå " + ("virksomheten" if lang == "nb" else "verksemda") in text
 
 
 def test_a_template_without_the_verify_address_is_refused(tmp_path: Path) -> None:
