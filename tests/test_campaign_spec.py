@@ -160,3 +160,23 @@ def test_a_campaigns_nace_list_is_read_as_several_codes_or_refused_naming_the_ke
         f"{path} [segment] nace: Ugyldig næringskode «1» i «62,1»: skriv 2–5 sifre "
         "(62, 62.1, 62.10, 62.100) eller en seksjonsbokstav (C); komma skiller flere koder"
     )
+
+
+def test_an_empty_segment_table_is_said_to_be_empty_and_what_to_write(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    full = campaign_toml()
+    assert '[segment]\npolice_district = ["oslo"]\n' in full
+    path.write_text(full.replace('[segment]\npolice_district = ["oslo"]\n', "[segment]\n"), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path}: [segment] er tom: skriv hvem kampanjen skal nå, for eksempel "
+        'police_district = ["oslo"] eller municipality = ["0301"]'
+    )
+    # Without the table at all, it is still said to be missing.
+    path.write_text(full.replace('[segment]\npolice_district = ["oslo"]\n', ""), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == f"{path}: mangler [segment] (hvem kampanjen skal nå)"

@@ -284,6 +284,14 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     if not isinstance(allow_links, bool):
         raise CampaignError(f"{where} [links]: allow_clickable skal være true eller false")
     segment_table = _table(data, "segment", where)
+    if not segment_table and "segment" in data:
+        raise CampaignError(
+            Text(
+                "%(where)s: [segment] er tom: skriv hvem kampanjen skal nå, for eksempel "
+                'police_district = ["oslo"] eller municipality = ["0301"]',
+                where=where,
+            )
+        )
     if not segment_table:
         raise CampaignError(
             Text("%(where)s: mangler [segment] (hvem kampanjen skal nå)", where=where)
