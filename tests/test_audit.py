@@ -186,8 +186,12 @@ def test_bad_since(db: Database) -> None:
     with pytest.raises(AuditError) as e:
         audit.entries(db, since="i går")
     assert e.value.message == (
-        "--since 'i går': skriv en dato (2025-03-01) eller et tidspunkt (2025-03-01T12:00Z)"
+        "--since «i går»: skriv en dato (2025-03-01) eller et tidspunkt (2025-03-01T12:00Z)"
     )
+    # A Norwegian date is quoted with «» as every other message quotes what was typed.
+    with pytest.raises(AuditError) as e:
+        audit.entries(db, since="15.12.2025")
+    assert e.value.message.startswith("--since «15.12.2025»: skriv en dato (2025-03-01)")
 
 
 # -- the hooks in the use cases ----------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_show_refuses_a_bad_date(db: Database) -> None:
     result = run(db, "show", "--since", "forrige uke")
     assert result.exit_code == 2
     assert result.output == (
-        "varsel: --since 'forrige uke': skriv en dato (2025-03-01) eller et tidspunkt "
+        "varsel: --since «forrige uke»: skriv en dato (2025-03-01) eller et tidspunkt "
         "(2025-03-01T12:00Z)\n"
     )
 

@@ -300,7 +300,7 @@ def _since(text: str) -> str:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise AuditError(
-            f"--since {text!r}: skriv en dato (2025-03-01) eller et tidspunkt (2025-03-01T12:00Z)"
+            f"--since «{text}»: skriv en dato (2025-03-01) eller et tidspunkt (2025-03-01T12:00Z)"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
