@@ -170,3 +170,15 @@ def test_send_refuses_a_workers_campaign_whose_lease_ran_out(
     )
     after = db.query("SELECT * FROM campaigns"), db.query("SELECT id, state FROM deliveries")
     assert after == before
+
+
+def test_status_prints_a_long_campaign_name_whole_on_one_line(
+    db: Database, campaign_id: int
+) -> None:
+    name = "Sikkerhetsråd til frisører og byggefirma i Oslo politidistrikt [vår 2026]"
+    db.execute("UPDATE campaigns SET name = ? WHERE id = ?", (name, campaign_id))
+    result = run(db, "status", str(campaign_id))
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"Kampanje {campaign_id} «{name}»: ")
+    assert len(first) > 80

@@ -218,9 +218,12 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
+    # The name is printed whole and as typed: a wrapped or half-markup name cannot be found.
     out.print(
         f"Kampanje {campaign_id} «{report.campaign.name}»: {report.status_words}"
-        f"{_who_sends(state, report.campaign)}"
+        f"{_who_sends(state, report.campaign)}",
+        soft_wrap=True,
+        markup=False,
     )
     for line in report.lines():
         out.print(line, soft_wrap=True)
