@@ -12,6 +12,7 @@ from varsel.evaluate_sections import (
     checks_section,
     compare_section,
     feedback_section,
+    funnel_section,
     groups_section,
     method_section,
     reach_section,
@@ -171,3 +172,22 @@ def test_the_method_defines_every_term() -> None:
     assert section.heading == "Slik er tala rekna ut"
     assert len(definitions.items) == 7
     assert all(term and meaning for term, meaning in definitions.items)
+
+
+def test_the_funnel_says_a_valid_address_is_checked_without_dns() -> None:
+    valid = {
+        lang: next(
+            r[3]
+            for r in table(funnel_section(evaluation(), Words(lang)).blocks[2]).rows
+            if r[1] == "960"
+        )
+        for lang in ("nb", "nn", "en")
+    }
+    assert valid == {
+        "nb": "Riktig form og et domene som kan finnes (ikke reservert som example.com); "
+        "om domenet finnes, er ikke sjekket.",
+        "nn": "Rett form og eit domene som kan finnast (ikkje reservert som example.com); "
+        "om domenet finst, er ikkje sjekka.",
+        "en": "Correct form and a domain that could exist (not a reserved one such as "
+        "example.com); whether the domain exists is not checked.",
+    }

@@ -118,7 +118,13 @@ def funnel_section(ev: Evaluation, w: Words) -> Section:
         (
             w(N_("Gyldig e-postadresse")),
             f.valid,
-            w(N_("Adressen kan brukes (riktig form, ekte domene).")),
+            # Checked offline, never by DNS: the text must not promise that the domain exists.
+            w(
+                N_(
+                    "Riktig form og et domene som kan finnes (ikke reservert som example.com); "
+                    "om domenet finnes, er ikke sjekket."
+                )
+            ),
         ),
         (
             w(N_("Tatt imot av e-posttjenesten")),
