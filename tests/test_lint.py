@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from email.message import EmailMessage
 from pathlib import Path
@@ -16,6 +17,7 @@ from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_path
+from varsel.link_checks import under_base
 from varsel.lint import attachments_in, definition_findings, lint_campaign
 from varsel.lint_report import LintReport, Severity
 from varsel.registry import import_dump
@@ -39,6 +41,16 @@ HTML = """<p>{% for u in units %}Til <strong>{{ u.name }}</strong> ({{ u.orgnr|o
 # Names {{ unit }}, the first unit only: wrong for an address several units share.
 ONLY_FIRST = TEXT.replace("{% for u in units %}\n", "").replace("{% endfor %}\n", "")
 ONLY_FIRST = ONLY_FIRST.replace("u.", "unit.")
+
+
+# Where the test campaigns' pages are (campaign_toml's [public] base_url): the server serves them.
+PUBLIC = "https://www.politiet.no/varsel"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with the keys in the test's folder and the campaigns' public address."""
+    return Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"), public_base_url=PUBLIC)
 
 
 @pytest.fixture
@@ -375,7 +387,7 @@ def test_attachments_and_parts_that_are_not_text() -> None:
 
 
 def test_cli_exit_status(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
-    env = {"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir)}
+    env = {"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir), "VARSEL_PUBLIC_BASE_URL": PUBLIC}
     runner = CliRunner()
     clean = create(registry_db, settings, tmp_path)
     result = runner.invoke(cli, ["--db", registry_db.url, "campaign", "lint", str(clean)], env=env)
@@ -533,3 +545,79 @@ def test_an_attribute_no_business_has_is_named_not_blamed_on_the_registry(
     ]
     text = "Til {{ unit.name }} ({{ unit.orgnr|orgnr }}) i {{ unit.municipality }}\n" + TEXT
     assert definition_errors(settings, tmp_path, templates(text=text)) == []
+
+
+# -- the verification address against the server's public address ----------------------
+
+
+def test_a_verification_address_the_server_does_not_answer_is_a_warning(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    elsewhere = dataclasses.replace(settings, public_base_url="https://varsel.example.no")
+    report = lint_campaign(registry_db, elsewhere, cid)
+    [finding] = report.findings
+    assert (finding.severity, finding.code, finding.language) == (
+        Severity.WARNING,
+        "verify-url-base",
+        None,
+    )
+    assert str(finding.message) == (
+        "Meldingene ber mottakerne skrive inn kontrolladressen "
+        "https://www.politiet.no/varsel/kontroll, men denne tjeneren har den offentlige adressen "
+        "https://varsel.example.no (VARSEL_PUBLIC_BASE_URL). Blir ikke "
+        "https://www.politiet.no/varsel/kontroll sendt videre hit, kommer mottakeren til en side "
+        "som ikke kan sjekke koden i meldingen. Rett [public] base_url i kampanjen, eller "
+        "innstillingen."
+    )
+    # A warning only: the authority's main site may pass the path on to this server.
+    assert report.ok
+    assert report.summary() == f"Kampanje {cid} kan sendes: 0 feil, 1 advarsel."
+
+
+@pytest.mark.parametrize("base", ["", "https://www.politiet.no", "HTTPS://WWW.politiet.no/varsel/"])
+def test_a_verification_address_under_the_servers_address_or_none_configured_passes(
+    registry_db: Database, settings: Settings, tmp_path: Path, base: str
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    report = lint_campaign(registry_db, dataclasses.replace(settings, public_base_url=base), cid)
+    assert report.findings == ()
+
+
+def test_the_cli_prints_both_addresses_and_still_exits_0(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    cid = create(registry_db, settings, tmp_path)
+    env = {
+        "VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir),
+        "VARSEL_PUBLIC_BASE_URL": "https://varsel.example.no",
+    }
+    result = CliRunner().invoke(
+        cli, ["--db", registry_db.url, "campaign", "lint", str(cid)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    first, last = result.output.splitlines()[0], result.output.splitlines()[-1]
+    assert first.startswith("advarsel")
+    assert "https://www.politiet.no/varsel/kontroll" in first
+    assert "https://varsel.example.no" in first
+    assert last == f"Kampanje {cid} kan sendes: 0 feil, 1 advarsel."
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "inside"),
+    [
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no/varsel", True),
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no/varsel/", True),
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no", True),
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no:443/varsel", True),
+        ("https://www.politiet.no/varsel/kontroll", "https://varsel.example.no", False),
+        ("https://www.politiet.no/varsel/kontroll", "https://politiet.no/varsel", False),
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no/tips", False),
+        ("https://www.politiet.no/varsel-ny/kontroll", "https://www.politiet.no/varsel", False),
+        ("https://www.politiet.no/varsel/kontroll", "https://www.politiet.no:8443/varsel", False),
+        ("https://xn--sr-vest-q1a.no/kontroll", "https://sør-vest.no", True),
+        ("https://www.politiet.no/kontroll", "https://www.politiet.no:x/", False),
+    ],
+)
+def test_under_base(url: str, base: str, inside: bool) -> None:
+    assert under_base(url, base) is inside

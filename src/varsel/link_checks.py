@@ -68,6 +68,25 @@ def under(host: str, domains: Iterable[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
+def under_base(url: str, base: str) -> bool:
+    """Whether a URL lies at or below a base URL: the same host and port, then the base's path."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        ports = (target.port, root.port)
+    except ValueError:
+        return False
+    _, host, path, _ = split_url(url)
+    _, base_host, base_path, _ = split_url(base)
+    defaults = {"http": 80, "https": 443}
+    if (ports[0] or defaults.get(target.scheme.lower())) != (
+        ports[1] or defaults.get(root.scheme.lower())
+    ):
+        return False
+    prefix = base_path.rstrip("/")
+    # Whole segments: /varsel-gammel is not under /varsel.
+    return bool(host) and host == base_host and (path == prefix or path.startswith(prefix + "/"))
+
+
 def is_redirect(host: str, path: str, query: str) -> bool:
     """Whether the URL sends the reader on to another address than its own."""
     if host in REDIRECT_HOSTS or any(p in host for p in _REDIRECT_HOST_PARTS):

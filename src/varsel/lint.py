@@ -30,6 +30,7 @@ from varsel.link_checks import (
     is_tracking,
     split_url,
     under,
+    under_base,
     urls_in_text,
 )
 from varsel.lint_report import Finding, LintReport, Severity
@@ -570,6 +571,7 @@ def lint_campaign(
                 ),
             )
         )
+    findings += _base_url_findings(settings, spec)
     ordered = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
     report = LintReport(campaign_id, tuple(ordered))
     with db.transaction():
@@ -588,6 +590,28 @@ def lint_campaign(
             {"ok": report.ok, "errors": report.errors, "warnings": report.warnings},
         )
     return report
+
+
+def _base_url_findings(settings: Settings, spec: CampaignSpec) -> list[Finding]:
+    """A warning when the messages' verification address is not one this server answers."""
+    base = settings.public_base_url.strip()
+    if not base or under_base(spec.verify_url, base):
+        return []
+    # A warning, not an error: the authority's main site may pass that path on to this server.
+    return [
+        _warning(
+            "verify-url-base",
+            None,
+            Text(
+                "Meldingene ber mottakerne skrive inn kontrolladressen %(url)s, men denne tjeneren "
+                "har den offentlige adressen %(base)s (VARSEL_PUBLIC_BASE_URL). Blir ikke "
+                "%(url)s sendt videre hit, kommer mottakeren til en side som ikke kan sjekke "
+                "koden i meldingen. Rett [public] base_url i kampanjen, eller innstillingen.",
+                url=spec.verify_url,
+                base=base,
+            ),
+        )
+    ]
 
 
 def _definition_findings(
