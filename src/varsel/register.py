@@ -64,10 +64,10 @@ def area_names(spec: CampaignSpec) -> tuple[str, ...]:
     """The places a campaign's criteria name, in words: as the segment read them, 2024 names."""
     c = spec.criteria
     names: list[str] = []
-    names += [
-        _place(term, municipality.resolve_police_district, _district) for term in c.police_districts
-    ]
-    names += [_place(term, municipality.resolve_county, _county) for term in c.counties]
+    for term in c.police_districts:
+        names += _places(term, municipality.resolve_police_district, _district)
+    for term in c.counties:
+        names += _places(term, municipality.resolve_county, _county)
     for term in c.municipalities:
         try:
             numbers = municipality.resolve_municipality(term)
@@ -77,25 +77,31 @@ def area_names(spec: CampaignSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _district(numbers: list[str]) -> str:
-    return municipality.police_district_of(numbers[0])
+def _district(number: str) -> str:
+    return municipality.police_district_of(number)
 
 
-def _county(numbers: list[str]) -> str:
-    return municipality.county_of(numbers[0])[1]
+def _county(number: str) -> str:
+    return municipality.county_of(number)[1]
 
 
-def _place(
-    term: str, resolve_term: Callable[[str], list[str]], name_of: Callable[[list[str]], str]
-) -> str:
-    """A district's or county's name as the segment resolved it; the term as typed if it cannot."""
-    # An old campaign's stored spec may name a place the tables no longer know (a county of
-    # before 2024): the register still shows it, in the operator's words.
+def _places(
+    term: str, resolve_term: Callable[[str], list[str]], name_of: Callable[[str], str]
+) -> list[str]:
+    """The districts or counties a term selected, by name; the term as typed if it cannot say."""
     try:
-        numbers = resolve_term(term)
-        return name_of(numbers) if numbers else term.strip()
+        numbers = set(resolve_term(term))
+        found: dict[str, set[str]] = {}
+        for number in sorted(numbers):
+            found.setdefault(name_of(number), set()).add(number)
+        # Named only when each is selected whole: a former county (Viken) is the 2024 counties
+        # it became, and anything the names would overstate is shown as the operator typed it.
+        if found and all(set(resolve_term(place)) <= numbers for place in found):
+            return list(found)
     except VarselError:
-        return term.strip()
+        # An old campaign's stored spec may name a place the tables no longer know.
+        pass
+    return [term.strip()]
 
 
 def employee_rule(spec: CampaignSpec) -> str:
