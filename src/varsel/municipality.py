@@ -3,23 +3,25 @@
 The register uses the 2024 municipality numbers, while people and old lists still use the
 numbers from before 2020 or 2024. SSB's change table holds single steps, so a number is
 followed until it reaches a current one (0219 → 3024 → 3201); a split gives several.
+Names and counties that no longer exist (Mandal, Vest-Agder) are read as the places they were;
+a name that is also today's name of another place means today's place. A value may list
+several places separated by commas ("Kristiansand, Stavanger"): no place name has a comma.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import difflib
 import functools
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from varsel.errors import BadCriteriaError, Text
+from varsel.errors import BadCriteriaError, Text, listed
 
-# The counties of 2020–2023 that were split on 2024-01-01 (registry-format.md §4); their
-# names are in no data file, and someone is bound to ask for "Viken".
-_FORMER_COUNTIES = {"Viken": "30", "Vestfold og Telemark": "38", "Troms og Finnmark": "54"}
 _SPACED_DASH = re.compile(r"\s+[-–]\s+")
 
 
@@ -42,6 +44,10 @@ class _Tables:
     county_names: dict[str, str]  # name key -> county number
     counties: dict[str, tuple[str, tuple[str, ...]]]  # county number -> (name, numbers)
     districts: dict[str, tuple[str, tuple[str, ...]]]  # slug -> (display name, numbers)
+    old_names: dict[str, tuple[str, ...]]  # name key -> old numbers, keys of no 2024 name
+    shadowed: dict[str, tuple[str, ...]]  # 2024 name key -> old numbers of other places
+    old_name: dict[str, tuple[str, str]]  # old number -> (its last name, last day valid)
+    old_counties: dict[str, tuple[str, str]]  # old county number -> (name, last day valid)
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
@@ -100,12 +106,34 @@ def _tables() -> _Tables:
         counties.setdefault(m.county_number, (m.county, []))[1].append(m.number)
         for key in _name_keys(m.county):
             county_names[key] = m.county_number
-    changes: dict[str, list[str]] = {}
+    changes: dict[str, set[str]] = {}
     for row in _rows("kommunenummer-endringer.csv"):
-        changes.setdefault(row["gammelt_nummer"], []).append(row["nytt_nummer"])
+        changes.setdefault(row["gammelt_nummer"], set()).add(row["nytt_nummer"])
+    old_names: dict[str, set[str]] = {}
+    shadowed: dict[str, set[str]] = {}
+    old_name: dict[str, tuple[str, str]] = {}
+    for row in _rows("kommunenavn-historiske.csv"):
+        old = row["gammelt_nummer"]
+        changes.setdefault(old, set()).add(row["nytt_nummer"])
+        last_day = datetime.date.fromisoformat(row["endret"]) - datetime.timedelta(days=1)
+        old_name[old] = (row["gammelt_navn"], last_day.isoformat())
+        for key in _name_keys(row["gammelt_navn"]):
+            # Today's name wins: "Sande" is 1514 Sande, not 0713 Sande (Vestfold) of old.
+            (shadowed if key in names else old_names).setdefault(key, set()).add(old)
+    old_counties = {
+        row["fylkesnummer"]: (row["navn"], row["gyldig_til"])
+        for row in _rows("fylker-historiske.csv")
+    }
+    for number, (county, _) in old_counties.items():
+        for key in _name_keys(county):
+            county_names.setdefault(key, number)  # today's county of that name wins
     return _Tables(
+        old_names={k: tuple(sorted(v)) for k, v in old_names.items()},
+        shadowed={k: tuple(sorted(v)) for k, v in shadowed.items()},
+        old_name=old_name,
+        old_counties=old_counties,
         by_number=by_number,
-        changes={k: tuple(v) for k, v in changes.items()},
+        changes={k: tuple(sorted(v)) for k, v in changes.items()},
         names={k: tuple(sorted(v)) for k, v in names.items()},
         county_names=county_names,
         counties={k: (n, tuple(sorted(v))) for k, (n, v) in counties.items()},
@@ -169,15 +197,124 @@ def police_districts() -> list[tuple[str, str]]:
     return [(s, display) for s, (display, _) in _tables().districts.items()]
 
 
+def split(value: str) -> list[str]:
+    """The places in a value: 'Kristiansand, Stavanger' is two, as two values are.
+
+    No municipality, county or police district has a comma in its name, so a comma always
+    separates places. Empty parts ('Oslo,,Bærum', a trailing comma) are left out.
+    """
+    parts = [part.strip() for part in value.split(",")]
+    return [part for part in parts if part] or [value.strip()]
+
+
+def _each(value: str, resolve_one: Callable[[str], list[str]]) -> list[str]:
+    """resolve_one applied to every place in value; a mistake names the list it is in."""
+    parts = split(value)
+    found: set[str] = set()
+    for part in parts:
+        try:
+            found.update(resolve_one(part))
+        except BadCriteriaError as e:
+            if len(parts) == 1:
+                raise
+            raise BadCriteriaError(
+                Text(
+                    "%(problem)s i «%(value)s» (komma skiller flere)",
+                    problem=e.message,
+                    value=value.strip(),
+                )
+            ) from None
+    return sorted(found)
+
+
 def resolve_municipality(term: str) -> list[str]:
-    """2024 numbers for a municipality number (any era) or name; a split gives all parts."""
+    """2024 numbers for municipality numbers (any era) or names, comma-separated; a split
+    municipality gives all its parts."""
+    return _each(term, lambda part: _resolve_municipality(part)[0])
+
+
+def resolve_county(term: str) -> list[str]:
+    """2024 municipality numbers of counties given by number ('32', '10') or name ('Akershus',
+    'Vest-Agder'), comma-separated; a county of before 2024 gives the municipalities it had."""
+    return _each(term, lambda part: _resolve_county(part)[0])
+
+
+def resolve_police_district(term: str) -> list[str]:
+    """2024 municipality numbers of police districts: 'oslo', 'Sør-Øst politidistrikt', …"""
+    return _each(term, _resolve_police_district)
+
+
+def notes(municipalities: Iterable[str], counties: Iterable[str]) -> list[Text]:
+    """What a preview says about places it read: old names and counties, and what they are now."""
+    found: list[Text] = []
+    for value in municipalities:
+        for part in split(value):
+            note = _resolve_municipality(part)[1]
+            if note:
+                found.append(note)
+    for value in counties:
+        for part in split(value):
+            note = _resolve_county(part)[1]
+            if note:
+                found.append(note)
+    return found
+
+
+def describe(
+    municipalities: Iterable[str], counties: Iterable[str], districts: Iterable[str]
+) -> list[str]:
+    """Each place the values name, in words: '4205 Lindesnes', 'fylke 42 Agder', …"""
+    tables = _tables()
+    words: list[str] = []
+    for value in districts:
+        for part in split(value):
+            words.append(police_district_of(_resolve_police_district(part)[0]))
+    for value in counties:
+        for part in split(value):
+            number, name_ = county_named(part)
+            words.append(f"fylke {number} {name_}")
+    for value in municipalities:
+        for part in split(value):
+            found = _resolve_municipality(part)[0]
+            words.append(", ".join(f"{n} {tables.by_number[n].name}" for n in found))
+    return words
+
+
+def _listed_numbers(numbers: Iterable[str]) -> str:
+    tables = _tables()
+    return ", ".join(f"{n} {tables.by_number[n].name}" for n in numbers)
+
+
+def _day(iso: str) -> str:
+    """'2019-12-31' -> '31.12.2019', as a Norwegian reader writes a date."""
+    return datetime.date.fromisoformat(iso).strftime("%d.%m.%Y")
+
+
+def _old_note(term: str, olds: Iterable[str], now: list[str]) -> Text:
+    """The note for an old name: which municipality it was, until when, and what it is now."""
+    tables = _tables()
+    # The last of the numbers the name had (Klæbu was 1662, then 5030 until 2020).
+    old = max(olds, key=lambda n: (tables.old_name[n][1], n))
+    old_name_, last_day = tables.old_name[old]
+    return Text(
+        "«%(term)s» er den tidligere kommunen %(old)s %(name)s (til %(day)s); valgt: %(now)s",
+        term=term,
+        old=old,
+        name=old_name_,
+        day=_day(last_day),
+        now=_listed_numbers(now),
+    )
+
+
+def _resolve_municipality(term: str) -> tuple[list[str], Text | None]:
+    """2024 numbers for one municipality number or name, and a note when it is an old name."""
     tables = _tables()
     number = _number(term)
     if number is not None:
         found = _successors(number)
         if not found:
             raise BadCriteriaError(Text("Ukjent kommunenummer %(number)s", number=number))
-        return found
+        return found, None
     if term.strip().isdigit():
         raise BadCriteriaError(
             Text(
@@ -187,63 +324,93 @@ def resolve_municipality(term: str) -> list[str]:
         )
     found = _match_name(term, tables.names)
     if len(found) > 1:
-        listed = ", ".join(f"{n} {tables.by_number[n].name}" for n in found)
         raise BadCriteriaError(
             Text(
                 "Kommunenavnet «%(term)s» er tvetydig (%(found)s); bruk kommunenummeret",
                 term=term.strip(),
-                found=listed,
+                found=_listed_numbers(found),
             )
         )
-    if not found:
-        choices = {n: m.name for n, m in tables.by_number.items()}
-        raise BadCriteriaError(
-            Text("Ukjent kommune «%(term)s»%(hint)s", term=term.strip(), hint=_hint(term, choices))
-        )
-    return found
-
-
-def resolve_county(term: str) -> list[str]:
-    """2024 municipality numbers of a county given by number ('32') or name ('Akershus')."""
-    tables = _tables()
-    raw = term.strip()
-    number = raw.zfill(2) if raw.isdigit() and raw.isascii() and len(raw) <= 2 else None
-    if number is None:
-        key = _key(re.sub(r"\s+fylke(skommune)?$", "", raw, flags=re.IGNORECASE))
-        number = tables.county_names.get(key) or tables.county_names.get(_fold(key))
-        former = {_key(n): c for n, c in _FORMER_COUNTIES.items()}
-        number = number or former.get(key)
-    if number in tables.counties:
-        return list(tables.counties[number][1])
-    if number is not None:
-        # A county number from before 2024: say where its municipalities are now.
-        now = sorted(
-            {
-                tables.by_number[s].county_number
-                for old in tables.changes
-                if old[:2] == number
-                for s in _successors(old)
-            }
-        )
-        if now:
-            listed = ", ".join(f"{c} {tables.counties[c][0]}" for c in now)
-            raise BadCriteriaError(
-                Text(
-                    "Fylke %(number)s finnes ikke lenger; kommunene ligger nå i %(now)s",
-                    number=number,
-                    now=listed,
-                )
-            )
-        raise BadCriteriaError(Text("Ukjent fylkesnummer %(number)s", number=number))
-    choices = {c: county for c, (county, _) in tables.counties.items()}
-    choices.update({c: n for n, c in _FORMER_COUNTIES.items()})
+    if found:
+        return found, _shadow_note(term, found)
+    olds = _match_name(term, tables.old_names)
+    if olds:
+        now = sorted({s for old in olds for s in _successors(old)})
+        return now, _old_note(term.strip(), olds, now)
+    choices = {n: m.name for n, m in tables.by_number.items()}
+    # Old names too, shown with what they are now, so that "Mandall" suggests "Mandal".
+    for old, (old_name_, _) in tables.old_name.items():
+        now = _successors(old)
+        choices.setdefault(f"old:{old}", f"{old_name_} ({_listed_numbers(now)})")
     raise BadCriteriaError(
-        Text("Ukjent fylke «%(term)s»%(hint)s", term=raw, hint=_hint(raw, choices))
+        Text("Ukjent kommune «%(term)s»%(hint)s", term=term.strip(), hint=_hint(term, choices))
     )
 
 
-def resolve_police_district(term: str) -> list[str]:
-    """2024 municipality numbers of a police district: 'oslo', 'Sør-Øst politidistrikt', …"""
+def _shadow_note(term: str, found: list[str]) -> Text | None:
+    """A note when today's name was also an old name of another place (Sande in Vestfold)."""
+    tables = _tables()
+    keys = (_key(term), _fold(_key(term)))
+    olds = [o for k in keys for o in tables.shadowed.get(k, ()) if _successors(o) != found]
+    if not olds:
+        return None
+    old = olds[0]
+    return Text(
+        "«%(term)s» er lest som %(now)s; den tidligere kommunen %(old)s %(name)s er nå %(then)s "
+        "(skriv %(old)s for den)",
+        term=term.strip(),
+        now=_listed_numbers(found),
+        old=old,
+        name=tables.old_name[old][0],
+        then=_listed_numbers(_successors(old)),
+    )
+
+
+def county_named(term: str) -> tuple[str, str]:
+    """(number, name) of the county a term names, today's or an old one; refused if none."""
+    tables = _tables()
+    raw = term.strip()
+    if raw.isdigit() and raw.isascii() and len(raw) <= 2:
+        number = raw.zfill(2)
+    else:
+        key = _key(re.sub(r"\s+fylke(skommune)?$", "", raw, flags=re.IGNORECASE))
+        found = tables.county_names.get(key) or tables.county_names.get(_fold(key))
+        if found is None:
+            choices = {c: county for c, (county, _) in tables.counties.items()}
+            choices.update({c: county for c, (county, _) in tables.old_counties.items()})
+            raise BadCriteriaError(
+                Text("Ukjent fylke «%(term)s»%(hint)s", term=raw, hint=_hint(raw, choices))
+            )
+        number = found
+    if number in tables.counties:
+        return number, tables.counties[number][0]
+    if number in tables.old_counties:
+        return number, tables.old_counties[number][0]
+    raise BadCriteriaError(Text("Ukjent fylkesnummer %(number)s", number=number))
+
+
+def _resolve_county(term: str) -> tuple[list[str], Text | None]:
+    """2024 municipality numbers of one county, and a note when it is a county of old."""
+    tables = _tables()
+    number, county = county_named(term)
+    if number in tables.counties:
+        return list(tables.counties[number][1]), None
+    # A county of before 2024: the municipalities it had, by their numbers' first two digits.
+    found = sorted({s for old in tables.changes if old[:2] == number for s in _successors(old)})
+    now = sorted({tables.by_number[n].county_number for n in found})
+    return found, Text(
+        "Fylke %(number)s %(county)s fantes til %(day)s; valgt: dagens %(count)s kommuner med "
+        "områder som lå i det, i %(now)s",
+        number=number,
+        county=county,
+        day=_day(tables.old_counties[number][1]),
+        count=len(found),
+        now=listed([f"{c} {tables.counties[c][0]}" for c in now]),
+    )
+
+
+def _resolve_police_district(term: str) -> list[str]:
+    """2024 municipality numbers of one police district."""
     # Matched without dashes too, as names are: "sorvest", "sør vest" and "Sør-Vest" are one.
     districts = {s.replace("-", ""): found for s, found in _tables().districts.items()}
     key = slug(term).replace("-", "")
