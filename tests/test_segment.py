@@ -12,7 +12,7 @@ from varsel.cli import cli
 from varsel.db import Database
 from varsel.errors import BadCriteriaError
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview, resolve, selection_sql
+from varsel.segment import Criteria, preview, resolve, selection_sql, summary_line
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -535,4 +535,106 @@ def test_a_nace_list_that_reads_as_one_code_too_is_noted(fixtures_db: Database) 
     assert p.notes == (
         "«47,11» er lest som to næringskoder, 47 og 11; "
         "mente du koden 47.11, skriv den med punktum",
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "listed", "repeated"),
+    [
+        ("--municipality", "Kristiansand, Stavanger", ["Kristiansand", "Stavanger"]),
+        ("-m", "Ski,Klæbu", ["3207", "5001"]),  # old names, as today's numbers
+        ("--county", "03,Rogaland", ["Oslo", "11"]),
+        ("--county", "Vest-Agder, 16", ["10", "Sør-Trøndelag"]),
+        ("--police-district", "oslo, sør-vest", ["oslo", "sorvest"]),
+        ("--form", "ASA,AS", ["ASA", "AS"]),
+        ("--exclude-form", "AS, ASA", ["AS", "ASA"]),
+        ("--sector", "2100,6500", ["2100", "6500"]),
+    ],
+)
+def test_every_list_option_takes_a_comma_list_as_the_option_repeated(
+    fixtures_db: Database, option: str, listed: str, repeated: list[str]
+) -> None:
+    one = _units(fixtures_db, option, listed)
+    each = [_units(fixtures_db, option, value) for value in repeated]
+    both = _units(fixtures_db, *(arg for value in repeated for arg in (option, value)))
+    assert one == both
+    if option != "--exclude-form":
+        assert both == sum(each) > 0  # the sample's places and forms do not overlap
+
+
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [
+        ("form", '"ASA,AS"'),
+        ("form", '["ASA, AS"]'),
+        ("municipality", '"Kristiansand, Stavanger"'),
+        ("police_district", '"oslo,sorvest"'),
+        ("sector", '"2100,6500"'),
+    ],
+)
+def test_a_criteria_files_strings_take_comma_lists_too(
+    fixtures_db: Database, tmp_path: Path, key: str, written: str
+) -> None:
+    values = [v.strip() for v in written.strip('[]"').split(",")]
+    path = tmp_path / "c.toml"
+    path.write_text(f"[segment]\n{key} = {written}\n", "utf-8")
+    listed = json.dumps(values, ensure_ascii=False)
+    separate = tmp_path / "separate.toml"
+    separate.write_text(f"[segment]\n{key} = {listed}\n", "utf-8")
+    assert _units(fixtures_db, "--criteria", str(path)) == _units(
+        fixtures_db, "--criteria", str(separate)
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--form", "ASA,ENKK"],
+            "ukjent organisasjonsform «ENKK» (mente du ENK?) i «ASA,ENKK» (komma skiller flere)",
+        ),
+        (
+            ["-m", "Kristiansand, Stavangr"],
+            "Ukjent kommune «Stavangr» (mente du Stavanger?) i «Kristiansand, Stavangr» "
+            "(komma skiller flere)",
+        ),
+        (
+            ["--county", "Vest-Agder, Hedmak"],
+            "Ukjent fylke «Hedmak» (mente du Hedmark?) i «Vest-Agder, Hedmak» "
+            "(komma skiller flere)",
+        ),
+        (
+            ["--sector", "2100,21x"],
+            "sektorkode «21x» i «2100,21x» (komma skiller flere): skriv inntil fire sifre, "
+            "f.eks. 2100",
+        ),
+    ],
+)
+def test_a_bad_part_of_a_comma_list_is_one_line_naming_it_and_its_list(
+    fixtures_db: Database, args: list[str], expected: str
+) -> None:
+    result = CliRunner().invoke(cli, ["--db", fixtures_db.url, "segment", "preview", *args])
+    assert (result.exit_code, result.output) == (2, f"varsel: {expected}\n")
+
+
+def test_areas_add_up_and_the_preview_names_the_sum(fixtures_db: Database) -> None:
+    oslo = preview(fixtures_db, Criteria(police_districts=("oslo",)))
+    both = preview(fixtures_db, Criteria(police_districts=("oslo",), municipalities=("Stavanger",)))
+    stavanger = preview(fixtures_db, Criteria(municipalities=("Stavanger",)))
+    assert both.units == oslo.units + stavanger.units
+    assert both.area == ("0301", "1103", "3201", "3203")
+    assert "Område: Oslo politidistrikt + 1103 Stavanger, lagt sammen: 4 kommuner" in both.notes
+    assert not [n for n in oslo.notes if n.startswith("Område")]  # one area says nothing more
+    line = summary_line(both)
+    assert line.startswith(f"{both.units} enheter valgt i Oslo politidistrikt + 1103 Stavanger: ")
+    assert summary_line(preview(fixtures_db, Criteria())).split(":")[0].endswith("i hele landet")
+
+
+def test_an_old_municipality_name_selects_today_with_a_note(fixtures_db: Database) -> None:
+    klaebu = preview(fixtures_db, Criteria(municipalities=("Klæbu",)))
+    assert klaebu.area == ("5001",)
+    assert klaebu.units == preview(fixtures_db, Criteria(municipalities=("5001",))).units == 4
+    assert klaebu.notes == (
+        "«Klæbu» er den tidligere kommunen 5030 Klæbu (til 31.12.2019); "
+        "valgt: 5001 Trondheim - Tråante",
     )

@@ -101,7 +101,7 @@ def _some_files(paths: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
 @pass_state
 def registry_snapshots(state: State, as_json: bool) -> None:
-    """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller dagen de ble lagt inn)."""
+    """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller sidens nyeste endring)."""
     from varsel.snapshot import list_snapshots
 
     snaps = list_snapshots(state.db)
@@ -134,6 +134,13 @@ def registry_snapshots(state: State, as_json: bool) -> None:
             *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )
     out.print(table)
+    guessed = [str(s.id) for s in snaps if s.dump_date_guessed]
+    if guessed:
+        out.print(
+            f"Dumpdatoen er gjettet fra filens endringstid for snapshot {', '.join(guessed)}: "
+            "rett den med «varsel registry import FIL --dump-date ÅÅÅÅ-MM-DD».",
+            soft_wrap=True,
+        )
 
 
 # The dump's kind and file format, as download and synth take them.
@@ -222,9 +229,24 @@ def segment() -> None:
 
 
 @segment.command("preview")
-@click.option("--municipality", "-m", multiple=True, help="Kommunenummer eller -navn.")
-@click.option("--county", multiple=True, help="Fylkesnummer eller -navn.")
-@click.option("--police-district", multiple=True, help="Politidistrikt, for eksempel oslo.")
+@click.option(
+    "--municipality",
+    "-m",
+    multiple=True,
+    help="Kommunenummer eller -navn, også fra før 2020 (Mandal, 1002); flere skilles med komma "
+    "eller ved å gjenta valget. Områdene legges sammen.",
+)
+@click.option(
+    "--county",
+    multiple=True,
+    help="Fylkesnummer eller -navn, også tidligere fylker (Vest-Agder, 16); flere skilles med "
+    "komma eller ved å gjenta valget.",
+)
+@click.option(
+    "--police-district",
+    multiple=True,
+    help="Politidistrikt, for eksempel oslo; flere skilles med komma eller ved å gjenta valget.",
+)
 @click.option("--min-employees", type=click.IntRange(min=0), help="Minst N ansatte.")
 @click.option(
     "--employee-rule",
@@ -234,11 +256,25 @@ def segment() -> None:
 @click.option(
     "--nace",
     multiple=True,
-    help="Begynnelsen på en næringskode (SN2025), med punktum (62.1); flere skilles med komma.",
+    help="Begynnelsen på en næringskode (SN2025), med punktum (62.1); flere skilles med komma "
+    "eller ved å gjenta valget.",
 )
-@click.option("--form", multiple=True, help="Bare disse organisasjonsformene.")
-@click.option("--exclude-form", multiple=True, help="Utelat disse organisasjonsformene.")
-@click.option("--sector", multiple=True, help="Begynnelsen på en sektorkode.")
+@click.option(
+    "--form",
+    multiple=True,
+    help="Bare disse organisasjonsformene (AS, ENK); flere skilles med komma eller ved å gjenta "
+    "valget.",
+)
+@click.option(
+    "--exclude-form",
+    multiple=True,
+    help="Utelat disse organisasjonsformene; flere skilles med komma eller ved å gjenta valget.",
+)
+@click.option(
+    "--sector",
+    multiple=True,
+    help="Begynnelsen på en sektorkode; flere skilles med komma eller ved å gjenta valget.",
+)
 @click.option("--include-bankrupt", is_flag=True, default=None, help="Ta med konkursbo.")
 @click.option(
     "--include-liquidating", is_flag=True, default=None, help="Ta med enheter under avvikling."

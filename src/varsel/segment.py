@@ -283,21 +283,42 @@ def resolve(criteria: Criteria) -> Resolved:
     """Check the criteria and translate names, historic numbers and old codes."""
     notes: list[Text] = []
     area: list[str] = []
+    # Every list criterion takes "a,b" as it takes a and b: a value is split by the module
+    # that knows its names (municipality, industry) or here.
     for term in criteria.municipalities:
         area += municipality.resolve_municipality(term)
     for term in criteria.counties:
         area += municipality.resolve_county(term)
     for term in criteria.police_districts:
         area += municipality.resolve_police_district(term)
+    notes += municipality.notes(criteria.municipalities, criteria.counties)
+    places = municipality.describe(
+        criteria.municipalities, criteria.counties, criteria.police_districts
+    )
+    if len(places) > 1:
+        # Areas add up (a district plus a municipality outside it): say so, with the sum.
+        notes.append(
+            Text(
+                "Område: %(places)s, lagt sammen: %(count)s kommuner",
+                places=" + ".join(places),
+                count=fmt_int(len(set(area))),
+            )
+        )
     nace = industry.resolve_prefixes(criteria.nace)
     notes += industry.notes(criteria.nace)
-    forms = tuple(_check_form(f) for f in criteria.forms)
-    exclude = tuple(_check_form(f) for f in criteria.exclude_forms)
-    for code in criteria.sectors:
-        if not code.strip().isdigit() or len(code.strip()) > 4:
-            raise BadCriteriaError(
-                Text("sektorkode %(code)r: skriv inntil fire sifre, f.eks. 2100", code=code)
-            )
+    forms = tuple(_check_form(f, v) for v in criteria.forms for f in _parts(v))
+    exclude = tuple(_check_form(f, v) for v in criteria.exclude_forms for f in _parts(v))
+    sectors = tuple(c for v in criteria.sectors for c in _parts(v))
+    for value in criteria.sectors:
+        for code in _parts(value):
+            if not code.isdigit() or len(code) > 4:
+                raise BadCriteriaError(
+                    Text(
+                        "sektorkode «%(code)s»%(where)s: skriv inntil fire sifre, f.eks. 2100",
+                        code=code,
+                        where=_in_list(code, value),
+                    )
+                )
     rule, minimum, note = _employee_rule(criteria.min_employees, criteria.employee_rule)
     if note:
         notes.append(note)
@@ -307,7 +328,7 @@ def resolve(criteria: Criteria) -> Resolved:
         nace_2007=tuple(industry.sn2007_codes_under(nace)),
         forms=forms,
         exclude_forms=exclude,
-        sectors=tuple(c.strip() for c in criteria.sectors),
+        sectors=sectors,
         rule=rule,
         min_employees=minimum,
         notes=tuple(notes),
@@ -318,7 +339,19 @@ def _has_area(criteria: Criteria) -> bool:
     return bool(criteria.municipalities or criteria.counties or criteria.police_districts)
 
 
-def _check_form(code: str) -> str:
+def _parts(value: str) -> list[str]:
+    """The codes in a value: 'ASA,AS' is two, as two values are; empty parts are left out."""
+    return [part.strip() for part in value.split(",") if part.strip()] or [value.strip()]
+
+
+def _in_list(part: str, value: str) -> Text | str:
+    """' i «ASA,AX»' when part came from a comma list, so the message says where it was."""
+    if part == value.strip():
+        return ""
+    return Text(" i «%(value)s» (komma skiller flere)", value=value.strip())
+
+
+def _check_form(code: str, value: str | None = None) -> str:
     upper = code.strip().upper()
     if upper in FORMS:
         return upper
@@ -336,7 +369,12 @@ def _check_form(code: str) -> str:
     hint = hint or difflib.get_close_matches(upper, FORMS, n=1, cutoff=0.5)
     more = Text(" (mente du %(name)s?)", name=hint[0]) if hint else ""
     raise BadCriteriaError(
-        Text("ukjent organisasjonsform «%(form)s»%(hint)s", form=code, hint=more)
+        Text(
+            "ukjent organisasjonsform «%(form)s»%(hint)s%(where)s",
+            form=code,
+            where=_in_list(code, value or code),
+            hint=more,
+        )
     )
 
 
@@ -679,9 +717,12 @@ def describe_reason(reason: str) -> str:
 
 
 def summary_line(p: Preview) -> str:
-    """One line for logs and the demo."""
+    """One line for logs and the demo, naming the area (every area given, added up)."""
     r = p.reachability
+    c = p.criteria
+    places = municipality.describe(c.municipalities, c.counties, c.police_districts)
+    where = f" i {' + '.join(places)}" if places else " i hele landet"
     return (
-        f"{fmt_int(p.units)} enheter valgt: {fmt_int(r['email'])} med brukbar e-post, "
+        f"{fmt_int(p.units)} enheter valgt{where}: {fmt_int(r['email'])} med brukbar e-post, "
         f"{fmt_int(r['phone_only'])} bare telefon, {fmt_int(r['postal_only'])} bare postadresse."
     )
