@@ -171,3 +171,54 @@ def test_import_and_update_without_files_ask_for_one(tmp_path: Path, command: st
     assert result.output.splitlines()[-1].endswith("oppgi minst én fil")
     assert result.output.count("\n") == 1
     assert not store.exists()
+
+
+def test_a_reimport_with_a_future_dump_date_exits_2_and_names_the_stored_date(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # The audit's case: the date given again was not even checked, and the message showed
+    # the import day where `registry snapshots` showed the dump's date.
+    path = write_json(tmp_path / "enheter-sample.json", load(brreg / "enheter-sample.json"))
+    runner = CliRunner()
+    first = runner.invoke(
+        cli, ["--db", db.url, "registry", "import", str(path), "--dump-date", "2025-12-15"]
+    )
+    assert first.exit_code == 0, first.output
+    future = runner.invoke(
+        cli, ["--db", db.url, "registry", "import", str(path), "--dump-date", "2030-01-01"]
+    )
+    assert (future.exit_code, future.output) == (
+        2,
+        "varsel: --dump-date 2030-01-01: datoen er etter i dag\n",
+    )
+    again = runner.invoke(cli, ["--db", db.url, "registry", "import", str(path)])
+    assert again.exit_code == 0, again.output
+    assert again.output == (
+        "enheter-sample.json: allerede importert som snapshot 1 (dumpdato 2025-12-15); "
+        "ingenting endret.\n"
+    )
+    other = runner.invoke(
+        cli, ["--db", db.url, "registry", "import", str(path), "--dump-date", "2025-12-01"]
+    )
+    assert other.exit_code == 2
+    assert other.output.count("\n") == 1
+    assert "med dumpdato 2025-12-15; --dump-date 2025-12-01 er ikke brukt" in other.output
+    assert db.scalar("SELECT dump_date FROM snapshots") == "2025-12-15"
+
+
+def test_snapshots_say_which_dump_dates_are_guessed(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "kopi.json", load(brreg / "enheter-sample.json"))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db.url, "registry", "import", str(path)]).exit_code == 0
+    result = runner.invoke(cli, ["--db", db.url, "registry", "snapshots"])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "Dumpdatoen er gjettet fra filens endringstid for snapshot 1: rett den med «varsel "
+        "registry import FIL --dump-date ÅÅÅÅ-MM-DD».\n"
+    )
+    listed = json.loads(
+        runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--json"]).output
+    )
+    assert listed[0]["dump_date_guessed"] is True

@@ -430,3 +430,66 @@ def test_fjernet_of_a_parent_the_store_lacks_still_erases_its_number_from_sub_un
     assert (result.snapshot.removed, result.snapshot.skipped) == (1, 0)
     assert db.scalar("SELECT count(*) FROM units WHERE parent_orgnr = '980001482'") == 0
     assert unit_row(db, "930187534")["parent_orgnr"] is None  # LYSE AS AVD BODØ, kept
+
+
+def test_a_page_is_refused_when_entries_are_older_than_a_guessed_dump_date(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+    from datetime import datetime
+
+    # The audit's case: a copied dump (no .meta.json) gets the copy's time as its date.
+    dump = tmp_path / "enheter-sample.json"
+    shutil.copy(brreg / "enheter-sample.json", dump)
+    os.utime(dump, (0, datetime(2026, 11, 29, 12).timestamp()))
+    runner = CliRunner()
+    imported = runner.invoke(cli, ["--db", db.url, "registry", "import", str(dump)])
+    assert imported.exit_code == 0, imported.output
+    assert "Dumpdatoen 2026-11-29 er gjettet fra filens endringstid" in imported.output
+    before = units(db)
+
+    page = tmp_path / "oppdateringer.json"
+    page.write_bytes(SAMPLE_PAGE)
+    refused = runner.invoke(cli, ["--db", db.url, "registry", "update", str(page)])
+    assert refused.exit_code == 2
+    assert " ".join(refused.output.split()) == (
+        f"varsel: {page}: ikke lagt inn: 8 endringer er eldre enn dumpdatoen 2026-11-29, som er "
+        "gjettet fra dumpfilens endringstid. Importer dumpen igjen med riktig dato (varsel "
+        "registry import FIL --dump-date ÅÅÅÅ-MM-DD; samme dato bekrefter den) og legg så inn "
+        "siden; lageret er ikke endret."
+    )
+    assert units(db) == before
+    assert [s.source for s in list_snapshots(db)] == ["dump"]
+    assert db.scalar("SELECT count(*) FROM feed_state") == 0
+
+    # The fix the message names: the real date, then the page.
+    fixed = runner.invoke(
+        cli, ["--db", db.url, "registry", "import", str(dump), "--dump-date", "2025-12-15"]
+    )
+    assert fixed.exit_code == 0, fixed.output
+    assert "rettet fra 2026-11-29 (gjettet) til 2025-12-15" in fixed.output
+    applied = runner.invoke(cli, ["--db", db.url, "registry", "update", str(page)])
+    assert applied.exit_code == 0, applied.output
+    assert "6 endret" in applied.output
+    assert unit_row(db, "923609016")["employees"] == 21272
+
+
+def test_a_feed_page_is_dated_by_the_newest_entry_it_applied(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    result = apply_feed(
+        db,
+        feed(
+            tmp_path,
+            [
+                entry(10, "934045769", "Sletting", dato="2026-09-14T22:03:45.964Z"),
+                entry(11, "912000354", "Sletting", dato="2026-08-01T10:00:00.000Z"),
+                entry(12, "999999999", "Sletting", dato="2026-10-01T10:00:00.000Z"),  # not held
+            ],
+        ),
+    )
+    assert result.snapshot is not None
+    assert (result.snapshot.gone, result.snapshot.skipped) == (2, 1)
+    assert result.snapshot.dump_date == "2026-09-14"  # not the skipped entry's, not today

@@ -132,8 +132,11 @@ def test_a_date_from_the_files_time_is_said_to_be_guessed(
     os.utime(path, (0, dt.datetime(2026, 3, 4, 12).timestamp()))
     guessed = import_dump(db, path)
     assert guessed.snapshot.dump_date == "2026-03-04"
+    assert guessed.snapshot.dump_date_guessed
     assert guessed.summary().endswith(
-        " Dumpdato gjettet fra filens endringstid: 2026-03-04; oppgi --dump-date hvis den er feil."
+        " Dumpdatoen 2026-03-04 er gjettet fra filens endringstid (en kopi har kopieringens "
+        "tid): er den feil, importer filen igjen med --dump-date ÅÅÅÅ-MM-DD før du legger inn "
+        "endringssider (de ser av datoen hvilke endringer dumpen alt har)."
     )
     given = import_dump(
         db,
@@ -141,3 +144,106 @@ def test_a_date_from_the_files_time_is_said_to_be_guessed(
         dump_date="2026-03-05",
     )
     assert "gjettet" not in given.summary()
+
+
+def _guessed_import(db: Database, brreg: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A copied dump (no .meta.json) imported with its file time, 2026-11-20, as its date."""
+    path = write_json(tmp_path / "kopi.json", load(brreg / "enheter-sample.json")[:3])
+    os.utime(path, (0, dt.datetime(2026, 11, 20, 12).timestamp()))
+    first = import_dump(db, path)
+    assert (first.snapshot.dump_date, first.snapshot.dump_date_guessed) == ("2026-11-20", True)
+    return path, first.snapshot.id
+
+
+def test_already_imported_says_the_dump_date_not_the_import_day(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    first = import_dump(db, path, dump_date="2025-12-15")
+    again = import_dump(db, path)
+    assert again.summary() == (
+        f"a.json: allerede importert som snapshot {first.snapshot.id} (dumpdato 2025-12-15); "
+        "ingenting endret."
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("2030-01-01", "--dump-date 2030-01-01: datoen er etter i dag"),
+        ("15.12.2025", "--dump-date '15.12.2025': skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("20251215", "--dump-date '20251215': skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("", "--dump-date '': skriv datoen som ÅÅÅÅ-MM-DD"),
+    ],
+)
+def test_a_bad_dump_date_is_refused_also_for_a_file_already_imported(
+    db: Database, brreg: Path, tmp_path: Path, given: str, message: str
+) -> None:
+    path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    import_dump(db, path, dump_date="2025-12-15")
+    with pytest.raises(UserError) as refused:
+        import_dump(db, path, dump_date=given)
+    assert refused.value.message == message
+    assert [s.dump_date for s in list_snapshots(db)] == ["2025-12-15"]
+
+
+def test_a_guessed_date_is_corrected_by_importing_the_file_again_with_the_date(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from varsel import audit
+
+    path, snapshot_id = _guessed_import(db, brreg, tmp_path)
+    before = units(db)
+    corrected = import_dump(db, path, dump_date="2025-12-15")
+    assert corrected.already_imported
+    assert corrected.summary() == (
+        f"kopi.json: allerede importert som snapshot {snapshot_id}; dumpdatoen er rettet fra "
+        "2026-11-20 (gjettet) til 2025-12-15. Ellers er ingenting endret."
+    )
+    (snap,) = list_snapshots(db)
+    assert (snap.dump_date, snap.dump_date_guessed) == ("2025-12-15", False)
+    assert units(db) == before
+    last = audit.entries(db, action=audit.Action.REGISTRY_IMPORT)[-1]
+    assert last.data == {"dump_date": "2025-12-15", "guessed_dump_date": "2026-11-20"}
+    # Now given, the date is the operator's word: another one is refused.
+    with pytest.raises(UserError) as refused:
+        import_dump(db, path, dump_date="2025-12-16")
+    assert refused.value.message == (
+        f"{path}: allerede importert som snapshot {snapshot_id} med dumpdato 2025-12-15; "
+        "--dump-date 2025-12-16 er ikke brukt: den datoen ble oppgitt ved importen "
+        "(--dump-date eller .meta.json), og bare en gjettet dato kan rettes"
+    )
+
+
+def test_the_same_date_given_again_confirms_a_guessed_one(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path, snapshot_id = _guessed_import(db, brreg, tmp_path)
+    confirmed = import_dump(db, path, dump_date="2026-11-20")
+    assert confirmed.summary() == (
+        f"kopi.json: allerede importert som snapshot {snapshot_id}; dumpdatoen 2026-11-20 er "
+        "bekreftet og ikke lenger gjettet."
+    )
+    assert not list_snapshots(db)[0].dump_date_guessed
+
+
+def test_a_guessed_date_is_not_corrected_after_a_feed_page(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from test_feed import entry, feed
+    from varsel.feed import apply_feed
+
+    path, snapshot_id = _guessed_import(db, brreg, tmp_path)
+    # A page whose entries are all after the guessed date is applied as usual.
+    page = apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Sletting")]))
+    assert page.snapshot is not None
+    with pytest.raises(UserError) as refused:
+        import_dump(db, path, dump_date="2025-12-15")
+    assert refused.value.message == (
+        f"{path}: allerede importert som snapshot {snapshot_id} med dumpdato 2026-11-20; "
+        f"--dump-date 2025-12-15 er ikke brukt: endringssider er lagt inn etter den (snapshot "
+        f"{page.snapshot.id}) og har hoppet over endringer eldre enn 2026-11-20; de kommer ikke "
+        "tilbake om datoen rettes. Last ned og importer en ny dump (varsel registry download), "
+        "så endringssidene etter den"
+    )
+    assert list_snapshots(db)[0].dump_date == "2026-11-20"

@@ -101,7 +101,7 @@ def _some_files(paths: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
 @pass_state
 def registry_snapshots(state: State, as_json: bool) -> None:
-    """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller dagen de ble lagt inn)."""
+    """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller sidens nyeste endring)."""
     from varsel.snapshot import list_snapshots
 
     snaps = list_snapshots(state.db)
@@ -134,6 +134,13 @@ def registry_snapshots(state: State, as_json: bool) -> None:
             *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )
     out.print(table)
+    guessed = [str(s.id) for s in snaps if s.dump_date_guessed]
+    if guessed:
+        out.print(
+            f"Dumpdatoen er gjettet fra filens endringstid for snapshot {', '.join(guessed)}: "
+            "rett den med «varsel registry import FIL --dump-date ÅÅÅÅ-MM-DD».",
+            soft_wrap=True,
+        )
 
 
 # The dump's kind and file format, as download and synth take them.

@@ -9,6 +9,7 @@ import hashlib
 import io
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind, gzip_problem
 from varsel.erasure import erase_unit
-from varsel.errors import BadFileError, read_user_file
+from varsel.errors import BadFileError, UserError, read_user_file
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, get_snapshot, insert_snapshot
 
@@ -265,11 +266,8 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
         last = int(watermark) if watermark is not None else 0
         # The store holds the dump imported last (an older one imported again undoes a
         # wrong import), so its date is the one that counts, not the newest date seen.
-        dump_date = db.scalar(
-            "SELECT dump_date FROM snapshots WHERE kind = ? AND source = 'dump' "
-            "ORDER BY id DESC LIMIT 1",
-            (kind.value,),
-        )
+        dump_date, guessed = _dump_date(db, kind)
+        newest_day: str | None = None  # of the entries applied: how new the data now is
         snapshot_id = insert_snapshot(
             db,
             kind=kind.value,
@@ -281,14 +279,7 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
             dump_date=None,
             imported_at=now,
         )
-        valid: list[dict[str, Any]] = []
-        for entry in entries:
-            problem = _entry_problem(entry)
-            if problem:
-                counts["rejected"] += 1
-                note(f"avvist: {problem}")
-            else:
-                valid.append(entry)
+        valid = _valid_entries(entries, counts, note)
         for entry in sorted(valid, key=lambda e: int(e["oppdateringsid"])):
             update_id = int(entry["oppdateringsid"])
             if entry["endringstype"] != "Fjernet":
@@ -302,10 +293,14 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
                 # holds, followed by that night's later entries in id order.
                 day = _entry_day(entry)
                 if dump_date and day and day < dump_date:
+                    if guessed:
+                        _refuse_guessed(path, valid, dump_date)  # rolls the transaction back
                     last = max(last, update_id)
                     skip(f"eldre enn siste fullstendige import (dump fra {dump_date})")
                     continue
             outcome = _apply_entry(db, entry, kind, unit_kind, snapshot_id, now)
+            if not outcome.startswith(("skipped", "rejected")):
+                newest_day = max(newest_day or "", _entry_day(entry) or "") or None
             if outcome.startswith("skipped"):
                 skip(outcome.partition(":")[2].strip())
             elif outcome.startswith("rejected"):
@@ -314,7 +309,7 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
             else:
                 counts[outcome] += 1
             last = max(last, update_id)
-        _save(db, kind, snapshot_id, len(entries), counts, last, now)
+        _save(db, kind, snapshot_id, len(entries), counts, last, now, newest_day)
         audit.record(
             db,
             actor or audit.SYSTEM,
@@ -334,6 +329,52 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
     )
 
 
+def _dump_date(db: Database, kind: Kind) -> tuple[str | None, bool]:
+    """The date of the kind's dump imported last, and whether it is guessed."""
+    # The store holds the dump imported last (an older one imported again undoes a wrong
+    # import), so its date is the one that counts, not the newest date seen.
+    dump = db.query_one(
+        "SELECT dump_date, dump_date_guessed FROM snapshots WHERE kind = ? "
+        "AND source = 'dump' ORDER BY id DESC LIMIT 1",
+        (kind.value,),
+    )
+    return (dump[0], bool(dump[1])) if dump else (None, False)
+
+
+def _valid_entries(
+    entries: list[Any], counts: dict[str, int], note: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """The entries of a sound shape; the others are counted as rejected, with a note."""
+    valid: list[dict[str, Any]] = []
+    for entry in entries:
+        problem = _entry_problem(entry)
+        if problem:
+            counts["rejected"] += 1
+            note(f"avvist: {problem}")
+        else:
+            valid.append(entry)
+    return valid
+
+
+def _refuse_guessed(path: Path, entries: list[dict[str, Any]], dump_date: str) -> None:
+    """Entries older than a guessed dump date are refused, not skipped.
+
+    Skipped, they would never come back (the watermark passes them), and a page applied after
+    the dump stops a re-import from correcting its date (see import_checks).
+    """
+    too_old = sum(
+        1
+        for e in entries
+        if e["endringstype"] != "Fjernet" and (_entry_day(e) or dump_date) < dump_date
+    )
+    raise UserError(
+        f"{path}: ikke lagt inn: {fmt_int(too_old)} endringer er eldre enn dumpdatoen "
+        f"{dump_date}, som er gjettet fra dumpfilens endringstid. Importer dumpen igjen med "
+        "riktig dato (varsel registry import FIL --dump-date ÅÅÅÅ-MM-DD; samme dato bekrefter "
+        "den) og legg så inn siden; lageret er ikke endret."
+    )
+
+
 def _save(
     db: Database,
     kind: Kind,
@@ -342,11 +383,12 @@ def _save(
     counts: dict[str, int],
     last: int,
     now: str,
+    newest_day: str | None = None,
 ) -> None:
-    """Write a page's counts to its snapshot and move the kind's watermark."""
+    """Write a page's counts (and its newest applied entry's day) and move the watermark."""
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, gone = ?, removed = ?, "
-        "skipped = ?, rejected = ? WHERE id = ?",
+        "skipped = ?, rejected = ?, dump_date = ? WHERE id = ?",
         (
             records,
             counts["new"],
@@ -355,6 +397,7 @@ def _save(
             counts["removed"],
             counts["skipped"],
             counts["rejected"],
+            newest_day,
             snapshot_id,
         ),
     )

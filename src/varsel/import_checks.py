@@ -12,14 +12,13 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from varsel.clock import utcnow
 from varsel.db import Database, Row
 from varsel.dump import Kind
 from varsel.errors import UserError
 from varsel.i18n import fmt_int, fmt_share
 from varsel.registry_extract import RejectLog
+from varsel.snapshot import norway_today
 
 # Shares above which an import is refused without --allow-shrink. A real nightly dump marks
 # far less than 1 % of the units gone and rejects next to nothing.
@@ -37,15 +36,16 @@ class EarlierImports:
 
     same: int | None  # the newest dump's snapshot when it is this very file: nothing to do
     prior: int | None  # an earlier snapshot of this file, replaced since: applied again
-    date: str  # the dump's date ("" when same)
+    date: str  # the dump's date (as stored when same, "" if the store has none)
     guessed: bool = False  # the date is the file's modification time: nothing said otherwise
+    corrected_from: str | None = None  # same, and its guessed date is to become date
 
 
 def _newest(db: Database, kind: Kind) -> Row | None:
-    """The newest dump of the kind applied (feed pages aside): its id, dump date and SHA-256."""
+    """The newest dump of the kind applied (feed pages aside): id, date, SHA-256, date guessed."""
     return db.query_one(
-        "SELECT id, dump_date, sha256 FROM snapshots WHERE kind = ? AND source = 'dump' "
-        "ORDER BY id DESC LIMIT 1",
+        "SELECT id, dump_date, sha256, dump_date_guessed FROM snapshots "
+        "WHERE kind = ? AND source = 'dump' ORDER BY id DESC LIMIT 1",
         (kind.value,),
     )
 
@@ -60,26 +60,91 @@ def earlier_imports(
     db: Database, path: Path, kind: Kind, sha: str, given_date: str | None
 ) -> EarlierImports:
     """The file among the dumps imported before; a dump older than the newest is refused."""
+    # A date given is checked whatever happens next: a wrong one is never quietly ignored.
+    given = check_given_date(given_date) if given_date is not None else None
     # The store holds the newest dump applied (feed pages aside), whatever its date.
     newest = _newest(db, kind)
     if newest is not None and newest[2] == sha:
-        return EarlierImports(newest[0], None, "")
+        if given is not None and given == newest[1] and newest[3]:
+            # The guessed date confirmed: no longer a guess, nothing else changes.
+            return EarlierImports(newest[0], None, given, False, newest[1])
+        if given is not None and given != newest[1]:
+            _check_correction(db, path, kind, newest, given)
+            return EarlierImports(newest[0], None, given, False, newest[1])
+        return EarlierImports(newest[0], None, newest[1] or "", bool(newest[3]))
     prior = db.query_one(
-        "SELECT id, dump_date FROM snapshots WHERE sha256 = ? AND kind = ? "
+        "SELECT id, dump_date, dump_date_guessed FROM snapshots WHERE sha256 = ? AND kind = ? "
         "AND source = 'dump' ORDER BY id DESC LIMIT 1",
         (sha, kind.value),
     )
     if prior is not None:
         # Applied before and since replaced: applying it again undoes what came after.
-        date = dump_date(path, given_date)[0] if given_date else prior[1]
-        return EarlierImports(None, prior[0], date)
+        if given is not None:
+            return EarlierImports(None, prior[0], given)
+        return EarlierImports(None, prior[0], prior[1], bool(prior[2]))
     date, guessed = dump_date(path, given_date)
     if newest and newest[1] and date < newest[1]:
         raise UserError(
-            f"{path}: dumpen er fra {date}, men lageret har allerede en nyere "
-            f"({newest[1]}, snapshot {newest[0]}); importer den nyeste dumpen"
+            f"{path}: dumpen er fra {date}"
+            f"{' (gjettet fra filens endringstid)' if guessed else ''}, "
+            f"men lageret har allerede en nyere ({newest[1]}, snapshot {newest[0]}); "
+            "importer den nyeste dumpen"
+            + ("" if given is not None else ", eller oppgi riktig dato med --dump-date")
         )
     return EarlierImports(None, None, date, guessed)
+
+
+def _check_correction(db: Database, path: Path, kind: Kind, newest: Row, given: str) -> None:
+    """Refuse to change the date of the dump applied last unless it is safe: see below.
+
+    Only a guessed date is corrected: a date given before (--dump-date, .meta.json) is the
+    operator's or the registry's word. And only before any change-feed page of the kind was
+    applied after it: the feed skipped the entries dated before the stored date and moved its
+    watermark past them, so a corrected date would not bring them back, only hide why.
+    """
+    snapshot_id, stored, guessed = newest[0], newest[1], bool(newest[3])
+    head = (
+        f"{path}: allerede importert som snapshot {snapshot_id} med dumpdato {stored}; "
+        f"--dump-date {given} er ikke brukt"
+    )
+    if not guessed:
+        raise UserError(
+            f"{head}: den datoen ble oppgitt ved importen (--dump-date eller .meta.json), "
+            "og bare en gjettet dato kan rettes"
+        )
+    feed = db.scalar(
+        "SELECT min(id) FROM snapshots WHERE kind = ? AND source = 'feed' AND id > ?",
+        (kind.value, snapshot_id),
+    )
+    if feed is not None:
+        raise UserError(
+            f"{head}: endringssider er lagt inn etter den (snapshot {feed}) og har hoppet over "
+            f"endringer eldre enn {stored}; de kommer ikke tilbake om datoen rettes. Last ned "
+            "og importer en ny dump (varsel registry download), så endringssidene etter den"
+        )
+    before = db.query_one(
+        "SELECT id, dump_date FROM snapshots WHERE kind = ? AND source = 'dump' AND id < ? "
+        "AND sha256 <> ? AND dump_date > ? ORDER BY dump_date DESC LIMIT 1",
+        (kind.value, snapshot_id, newest[2], given),
+    )
+    if before is not None:
+        raise UserError(
+            f"{head}: lageret hadde en nyere dump før denne ({before[1]}, snapshot {before[0]})"
+        )
+
+
+def check_given_date(given: str) -> str:
+    """A --dump-date as ÅÅÅÅ-MM-DD, not after today: else a one-line error."""
+    try:
+        date = dt.date.fromisoformat(given)
+    except ValueError:
+        raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
+    if len(given) != 10:  # fromisoformat takes 20251215 and 2025-W50-1 too
+        raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD")
+    # A date after today would make every real dump after it look older.
+    if date > norway_today():
+        raise UserError(f"--dump-date {given}: datoen er etter i dag")
+    return date.isoformat()
 
 
 def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
@@ -87,15 +152,8 @@ def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
 
     A date after today is refused: it would make every real dump after it look older.
     """
-    if given:
-        try:
-            date = dt.date.fromisoformat(given)
-        except ValueError:
-            raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
-        # Today in Norway, where the registry dates its dumps.
-        if date > utcnow().astimezone(ZoneInfo("Europe/Oslo")).date():
-            raise UserError(f"--dump-date {given}: datoen er etter i dag")
-        return date.isoformat(), False
+    if given is not None:
+        return check_given_date(given), False
     sidecar = path.with_name(path.name + ".meta.json")
     if sidecar.exists():
         try:

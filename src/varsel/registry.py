@@ -32,7 +32,13 @@ from varsel.i18n import fmt_int
 from varsel.import_checks import EarlierImports
 from varsel.progress import ProgressCallback, no_progress
 from varsel.registry_extract import Reject, RejectLog, Rows, extracted
-from varsel.snapshot import Snapshot, file_sha256, get_snapshot, insert_snapshot
+from varsel.snapshot import (
+    Snapshot,
+    file_sha256,
+    get_snapshot,
+    insert_snapshot,
+    set_dump_date,
+)
 
 IMPORT_CACHE_KIB = 64 << 10  # SQLite page cache per schema during an import (default 2 MiB)
 
@@ -48,14 +54,26 @@ class ImportResult:
     rejects_path: Path | None
     reapplied: int | None = None  # the earlier snapshot of the same file, applied again
     date_guessed: bool = False  # no --dump-date or .meta.json: the date is the file's time
+    corrected_from: str | None = None  # already imported: its guessed date, now corrected
 
     def summary(self) -> str:
         s = self.snapshot
         if self.already_imported:
-            return (
-                f"{self.path.name}: allerede importert som snapshot {s.id} "
-                f"({s.imported_at[:10]}); ingenting endret."
-            )
+            head = f"{self.path.name}: allerede importert som snapshot {s.id}"
+            if self.corrected_from == s.dump_date:
+                return f"{head}; dumpdatoen {s.dump_date} er bekreftet og ikke lenger gjettet."
+            if self.corrected_from is not None:
+                return (
+                    f"{head}; dumpdatoen er rettet fra {self.corrected_from} (gjettet) til "
+                    f"{s.dump_date}. Ellers er ingenting endret."
+                )
+            date = s.dump_date or "ukjent"
+            if s.dump_date_guessed:
+                return (
+                    f"{head} (dumpdato {date}, gjettet fra filens endringstid); ingenting endret. "
+                    "Er datoen feil, importer filen igjen med --dump-date ÅÅÅÅ-MM-DD."
+                )
+            return f"{head} (dumpdato {date}); ingenting endret."
         text = (
             f"{self.path.name}: {fmt_int(s.records)} {s.kind} lest — {fmt_int(s.new)} nye, "
             f"{fmt_int(s.changed)} endret, {fmt_int(s.unchanged)} uendret, "
@@ -66,8 +84,10 @@ class ImportResult:
             text += f" Filen var importert før (snapshot {self.reapplied}) og er brukt på nytt."
         if self.date_guessed:
             text += (
-                f" Dumpdato gjettet fra filens endringstid: {s.dump_date}; oppgi --dump-date "
-                "hvis den er feil."
+                f" Dumpdatoen {s.dump_date} er gjettet fra filens endringstid (en kopi har "
+                "kopieringens tid): er den feil, importer filen igjen med --dump-date "
+                "ÅÅÅÅ-MM-DD før du legger inn endringssider (de ser av datoen hvilke endringer "
+                "dumpen alt har)."
             )
         if s.unknown_municipality:
             text += (
@@ -138,6 +158,8 @@ def import_dumps(
     refused shrink) rolls back all of them. progress_bar: a progress callback for a step,
     given the step's description.
     """
+    if dump_date is not None:  # checked before any file is opened: a wrong date is never ignored
+        import_checks.check_given_date(dump_date)
     bar: ProgressBar = progress_bar or _no_bar
     paths = [Path(p) for p in paths]
     with contextlib.ExitStack() as stack:
@@ -195,6 +217,7 @@ def import_dumps(
             None if earlier.same is not None else rejects_path,
             earlier.prior,
             earlier.guessed,
+            earlier.corrected_from,
         )
         for path, (snapshot_id, earlier), log in zip(paths, done, logs, strict=True)
     ]
@@ -220,10 +243,30 @@ def _import_one(
     path = reader.path
     earlier = import_checks.earlier_imports(db, path, reader.info.kind, sha, dump_date)
     if earlier.same is not None:
+        if earlier.corrected_from is not None:
+            _correct_date(db, actor, earlier.same, earlier.date, earlier.corrected_from)
         return earlier.same, earlier
-    snapshot_id = _load(db, reader, path, sha, earlier.date, rejects, progress, stage, allow_shrink)
+    snapshot_id = _load(
+        db, reader, path, sha, earlier.date, rejects, progress, stage, allow_shrink, earlier.guessed
+    )
     _audit(db, actor, snapshot_id)
     return snapshot_id, earlier
+
+
+def _correct_date(
+    db: Database, actor: str | None, snapshot_id: int, date: str, guessed: str
+) -> None:
+    """The dump applied last gets the date given for its guessed one (import_checks decided)."""
+    from varsel import audit
+
+    set_dump_date(db, snapshot_id, date)
+    audit.record(
+        db,
+        actor or audit.SYSTEM,
+        audit.Action.REGISTRY_IMPORT,
+        f"snapshot:{snapshot_id}",
+        {"dump_date": date, "guessed_dump_date": guessed},
+    )
 
 
 @contextlib.contextmanager
@@ -294,6 +337,7 @@ def _load(
     progress: ProgressCallback,
     stage: registry_fast.Stage | None = None,
     allow_shrink: bool = False,
+    date_guessed: bool = False,
 ) -> int:
     info = reader.info
     now = utcnow_iso()
@@ -313,6 +357,7 @@ def _load(
         sha256=sha,
         format=info.fmt.value,
         dump_date=date,
+        dump_date_guessed=date_guessed,
         imported_at=now,
     )
     direct = db.dialect == "sqlite" and not db.query_one(

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from varsel.clock import utcnow
 from varsel.db import Database
 from varsel.errors import UserError
+
+# Registry data older than this many days is flagged as old: on the console's dashboard and
+# when a campaign is created from it. The registry changes every night; a week's changes are
+# a few hundred businesses in a police district, more is worth a new dump.
+STALE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,13 @@ class Snapshot:
     skipped: int
     rejected: int
     unknown_municipality: int  # units whose municipality number no 2024 area has
+    # A dump: its date is the file's modification time (no --dump-date, no .meta.json). A feed
+    # page: never; its dump_date is the day of the newest entry it applied (None: none).
+    dump_date_guessed: bool = False
+
+    def __post_init__(self) -> None:
+        # SQLite hands the flag back as 0 or 1.
+        object.__setattr__(self, "dump_date_guessed", bool(self.dump_date_guessed))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,6 +100,14 @@ def insert_snapshot(db: Database, **values: Any) -> int:
     )
 
 
+def set_dump_date(db: Database, snapshot_id: int, date: str) -> None:
+    """Give a dump's snapshot the date the operator gave for its guessed one."""
+    db.execute(
+        "UPDATE snapshots SET dump_date = ?, dump_date_guessed = ? WHERE id = ?",
+        (date, False, snapshot_id),
+    )
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, read in large blocks."""
     h = hashlib.sha256()
@@ -92,3 +115,77 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DataAge:
+    """How old the registry's data of a kind is: the dump's date, or the newest change since."""
+
+    kind: str
+    dump: Snapshot  # the dump applied last: the store holds it
+    as_of: str | None  # ÅÅÅÅ-MM-DD: the newest applied change's day, else the dump's date
+    from_feed: bool  # as_of is a change-feed entry's day, not the dump's date
+    days: int | None  # days from as_of to today (Norway); None when the date is unknown
+
+    @property
+    def stale(self) -> bool:
+        """Older than STALE_DAYS, or of an unknown date."""
+        return self.days is None or self.days > STALE_DAYS
+
+    @property
+    def guessed(self) -> bool:
+        """The age rests on a dump date guessed from the file's time."""
+        return not self.from_feed and self.dump.dump_date_guessed
+
+    def describe(self) -> str:
+        """One Bokmål line: the data's date, where it comes from, and its age."""
+        if self.as_of is None or self.days is None:
+            return f"registerdata av ukjent dato ({self.kind}, snapshot {self.dump.id})"
+        where = (
+            "nyeste endring fra endringsloggen"
+            if self.from_feed
+            else ("dumpdato, gjettet fra filens endringstid" if self.guessed else "dumpdato")
+        )
+        days = "1 dag" if self.days == 1 else f"{self.days} dager"
+        return f"registerdata fra {self.as_of} ({where}), {days} gamle"
+
+
+def data_age(db: Database, kind: str = "enheter", today: dt.date | None = None) -> DataAge | None:
+    """The age of the registry's data of a kind, or None before any dump is imported.
+
+    The store holds the dump applied last (an older one imported again undoes a wrong import)
+    and the change-feed pages applied after it: the newest change they applied dates the data,
+    else the dump's date. Not the import time: a year-old dump imported today is a year old.
+    """
+    dump = latest_snapshot(db, kind, "dump")
+    if dump is None:
+        return None
+    newest_change = db.scalar(
+        "SELECT max(dump_date) FROM snapshots WHERE kind = ? AND source = 'feed' AND id > ?",
+        (kind, dump.id),
+    )
+    # A Fjernet entry applies whatever its date: one older than the dump does not date the data.
+    from_feed = bool(newest_change) and (dump.dump_date is None or newest_change >= dump.dump_date)
+    as_of = newest_change if from_feed else dump.dump_date
+    if as_of is None:
+        return DataAge(kind, dump, None, False, None)
+    today = today or norway_today()
+    days = max(0, (today - dt.date.fromisoformat(as_of[:10])).days)
+    return DataAge(kind, dump, as_of[:10], from_feed, days)
+
+
+def stale_warning(db: Database, kind: str = "enheter") -> str | None:
+    """One Bokmål line when the kind's data is older than STALE_DAYS (or undated), else None."""
+    age = data_age(db, kind)
+    if age is None or not age.stale:
+        return None
+    return (
+        f"advarsel: {age.describe()}, eldre enn {STALE_DAYS} dager; hent en ny dump eller "
+        "endringssidene siden (varsel registry download, varsel registry update) og lag "
+        "kampanjen på nytt hvis mye kan ha endret seg."
+    )
+
+
+def norway_today() -> dt.date:
+    """Today in Norway, where the registry dates its dumps."""
+    return utcnow().astimezone(ZoneInfo("Europe/Oslo")).date()

@@ -18,7 +18,8 @@ CREATE TABLE snapshots (
     removed INTEGER NOT NULL DEFAULT 0,   -- erased on legal grounds (Fjernet)
     skipped INTEGER NOT NULL DEFAULT 0,   -- feed entries already applied or not applicable
     rejected INTEGER NOT NULL DEFAULT 0,
-    unknown_municipality INTEGER NOT NULL DEFAULT 0  -- units with a number no 2024 area has
+    unknown_municipality INTEGER NOT NULL DEFAULT 0, -- units with a number no 2024 area has
+    dump_date_guessed {bool} NOT NULL DEFAULT FALSE  -- the file's time: no --dump-date or .meta.json
 );
 CREATE INDEX snapshots_kind ON snapshots (kind, id);
 
