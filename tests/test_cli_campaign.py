@@ -182,3 +182,61 @@ def test_status_prints_a_long_campaign_name_whole_on_one_line(
     first = result.output.splitlines()[0]
     assert first.startswith(f"Kampanje {campaign_id} «{name}»: ")
     assert len(first) > 80
+
+
+def _create(db: Database, tmp_path: Path) -> Result:
+    from helpers import PASSWORD, key_settings, next_code, operator
+
+    secret = operator(db, key_settings(tmp_path), "kari", "author")
+    return CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            db.url,
+            "campaign",
+            "create",
+            str(Path(__file__).parent.parent / "examples" / "pilot.toml"),
+        ],
+        env={
+            "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"),
+            "VARSEL_USER": "kari",
+            "VARSEL_PASSWORD": PASSWORD,
+            "VARSEL_TOTP": next_code(secret),
+        },
+    )
+
+
+def test_create_warns_in_one_line_when_the_registry_data_is_old(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from varsel.registry import import_dump
+    from varsel.snapshot import norway_today
+
+    # The audit's case: a dump dated 15 December 2025, imported today.
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2025-12-15")
+    import_dump(db, brreg / "underenheter-sample.json", dump_date="2025-12-15")
+    result = _create(db, tmp_path)
+    assert result.exit_code == 0, result.output
+    days = (norway_today() - date(2025, 12, 15)).days
+    assert result.stderr == (
+        f"advarsel: registerdata fra 2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 "
+        "dager; hent en ny dump eller endringssidene siden (varsel registry download, varsel "
+        "registry update) og lag kampanjen på nytt hvis mye kan ha endret seg.\n"
+    )
+    assert result.stdout.split()[-1] == "1"  # the id stays last
+
+
+def test_create_says_nothing_of_fresh_registry_data(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from varsel.registry import import_dump
+    from varsel.snapshot import norway_today
+
+    today = norway_today().isoformat()
+    import_dump(db, brreg / "enheter-sample.json", dump_date=today)
+    import_dump(db, brreg / "underenheter-sample.json", dump_date=today)
+    result = _create(db, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

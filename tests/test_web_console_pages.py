@@ -234,3 +234,48 @@ def test_the_dashboard_writes_counts_kinds_and_dates_in_the_pages_language(
     assert rows["nn"][1:3] == ["Einingar", "29. november 2026"]
     assert rows["en"][1:4] == ["Main units", "29 November 2026", "30 November 2026, 09:00"]
     assert {lang: r[5] for lang, r in rows.items()} == dict.fromkeys(pages, "224\u00a0338")
+
+
+def _snapshot(db: Database, source: str, dump_date: str, imported_at: str, guessed: bool) -> None:
+    db.execute(
+        "INSERT INTO snapshots (kind, source, file_name, file_path, sha256, format, dump_date, "
+        "dump_date_guessed, imported_at, records) VALUES ('enheter', ?, 'e.json', '/tmp/e.json', "
+        "?, 'json', ?, ?, ?, 10)",
+        (source, f"sha-{dump_date}", dump_date, guessed, imported_at),
+    )
+
+
+def test_the_dashboard_dates_the_data_by_the_dump_not_the_import(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    from datetime import date
+
+    from varsel.clock import utcnow_iso
+    from varsel.snapshot import norway_today
+
+    # The audit's case: a dump dated 15 December 2025 imported today is not «0 dager».
+    _snapshot(db, "dump", "2025-12-15", utcnow_iso(), True)
+    days = (norway_today() - date(2025, 12, 15)).days
+    sign_in_as(client, db, settings, "vera", "viewer")
+    text = " ".join(client.get(PREFIX).text.split())
+    assert (
+        '<p class="old">Enheter: data fra 15. desember 2025 (dumpdato, gjettet fra filens '
+        f"endringstid), {days} dager <strong>(gammelt)</strong></p>"
+    ) in text
+    assert f"<td>{days} dager <strong>(gammelt)</strong></td>" in text
+    assert "Eldre enn 7 dager er gammelt" in text
+
+    # A change-feed page applied since dates the data by its newest entry, in every language.
+    _snapshot(db, "feed", "2026-09-14", utcnow_iso(), False)
+    days = (norway_today() - date(2026, 9, 14)).days
+    pages = {
+        lang: " ".join(client.get(f"{PREFIX}?lang={lang}").text.split())
+        for lang in ("nb", "nn", "en")
+    }
+    assert (
+        f"Enheter: data fra 14. september 2026 (nyeste endring fra endringsloggen), {days} dager"
+    ) in pages["nb"]
+    assert (
+        f"Einingar: data frå 14. september 2026 (nyaste endring frå endringsloggen), {days} dagar"
+    ) in pages["nn"]
+    assert "data as of 14 September 2026 (newest change from the change feed)" in pages["en"]

@@ -90,6 +90,11 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
     state.db_or_new  # noqa: B018 - this command may make the store
     author = signed_in(state, user_name, Role.AUTHOR)
     result = create_campaign(state.db, state.settings, file, created_by=author.name)
+    from varsel.snapshot import stale_warning
+
+    # Said, not refused: old data may be what the operator has. On stderr: the id stays last.
+    if warning := stale_warning(state.db):
+        err.print(warning, soft_wrap=True, markup=False)
     out.print(result.summary(), soft_wrap=True)
 
 

@@ -8,7 +8,7 @@ parses, calls the library, and renders.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import date
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -19,7 +19,7 @@ from varsel.campaign import CampaignStatus
 from varsel.clock import utcnow_iso
 from varsel.errors import VarselError
 from varsel.i18n import fmt_int
-from varsel.snapshot import list_snapshots
+from varsel.snapshot import STALE_DAYS, data_age, list_snapshots, norway_today
 from varsel.web import (  # noqa: F401 - they register routes
     console_campaigns,
     console_editor,
@@ -95,10 +95,13 @@ SNAPSHOT_KIND_NAMES = {"enheter": N_("Enheter"), "underenheter": N_("Underenhete
 
 @console.route("", role=Role.VIEWER)
 def dashboard(page: Page) -> Response:
-    """Registry snapshots and their age; campaigns by state."""
-    now = datetime.now(UTC)
+    """Registry snapshots and the age of the data they hold; campaigns by state."""
+    today = norway_today()
     with page.db() as db:
         snapshots = list_snapshots(db)[-10:]
+        # The age that matters is the registry's state (the dump's date, or the newest change
+        # applied since), not when it was imported: a year-old dump imported today is old.
+        current = [age for kind in SNAPSHOT_KIND_NAMES if (age := data_age(db, kind, today))]
         rows = db.query(
             "SELECT id, name, status, created_by, created_at, forgotten_at FROM campaigns "
             "ORDER BY id DESC"
@@ -106,8 +109,9 @@ def dashboard(page: Page) -> Response:
     by_status = dict.fromkeys(CampaignStatus, 0)
     for r in rows:
         by_status[CampaignStatus(r[2])] += 1
+    # A snapshot's own date: a dump's date, a feed page's newest entry, else when it came in.
     ages = {
-        s.id: (now - datetime.fromisoformat(s.imported_at.replace("Z", "+00:00"))).days
+        s.id: max(0, (today - date.fromisoformat((s.dump_date or s.imported_at)[:10])).days)
         for s in snapshots
     }
     return page.render(
@@ -115,6 +119,8 @@ def dashboard(page: Page) -> Response:
         {
             "snapshots": list(reversed(snapshots)),
             "ages": ages,
+            "current": current,
+            "stale_days": STALE_DAYS,
             "campaigns": [
                 {
                     "id": r[0],
