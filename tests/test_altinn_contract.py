@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1006,3 +1007,38 @@ def test_contract_status_says_a_refusal_in_bokmaal_with_altinns_own_words(
     # What Altinn said, as stored: a program's field that does not change with the wording.
     assert failure["altinn_reply"].startswith("HTTP 422 CORR-1030: ")
     assert failure["altinn_reply"].endswith("using the 'IgnoreReservation' flag")
+
+
+@pytest.mark.parametrize(
+    ("lang", "plural_you", "why", "next_time"),
+    [
+        ("nb", r"\bdere\b", "Derfor får du", "så kan vi nå virksomheten på e-post"),
+        ("nn", r"\b(de|dykk|dykkar)\b", "Difor får du", "så kan vi nå verksemda på e-post"),
+        ("en", None, "That is why you receive", "so that we can reach your business by e-mail"),
+    ],
+)
+@pytest.mark.parametrize("reason", ["no_email", "bounced"])
+def test_the_altinn_message_says_du_throughout_as_the_letter_does(
+    db: Database,
+    campaign_id: int,
+    lang: str,
+    plural_you: str | None,
+    why: str,
+    next_time: str,
+    reason: str,
+) -> None:
+    from varsel.campaign import get_campaign
+
+    texts = AltinnTexts(get_campaign(db, campaign_id).spec)
+
+    body = texts.render(EY, "Ernst & Young AS", lang, "ABCD2345WXYZ", reason).body
+
+    assert why in body
+    # The address is the business's, so the next e-mail reaches the business, not «you».
+    assert next_time in body
+    if plural_you is not None:
+        assert re.search(plural_you, body, re.IGNORECASE) is None
+    # Every value the template fills in is still there.
+    assert "**ABCD-2345-WXYZ**" in body
+    assert "`https://www.politiet.no/varsel/kontroll`" in body
+    assert "Oslo politidistrikt og NSR" in body
