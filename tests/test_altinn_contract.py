@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from altinn_server import AltinnServer, Fault
 from helpers import campaign_toml
 from varsel import codes, synth_orgnr, verify
-from varsel.altinn import AltinnError, altinn_counts, send
+from varsel.altinn import AltinnError, SendRun, altinn_counts, send
 from varsel.altinn_client import (
     AltinnAuthError,
     AltinnClient,
@@ -1042,3 +1042,39 @@ def test_the_altinn_message_says_du_throughout_as_the_letter_does(
     assert "**ABCD-2345-WXYZ**" in body
     assert "`https://www.politiet.no/varsel/kontroll`" in body
     assert "Oslo politidistrikt og NSR" in body
+
+
+def test_a_send_summary_says_one_in_the_singular() -> None:
+    one = SendRun(
+        campaign_id=7,
+        submitted=1,
+        failed=1,
+        waiting=1,
+        suppressed=1,
+        not_in_registry=1,
+        before=1,
+        interrupted="Altinn svarer ikke",
+    )
+
+    assert one.summary().splitlines() == [
+        "Kampanje 7: 1 melding tatt imot av Altinn; «varsel altinn poll 7» viser når den er "
+        "publisert.",
+        "1 enhet kan ikke få melding i Altinn (se «varsel altinn status 7»).",
+        "1 enhet har bedt om ikke å bli kontaktet.",
+        "1 enhet er ikke lenger i registeret.",
+        "1 enhet fikk Altinn-melding i en tidligere kjøring.",
+        "Stoppet: Altinn svarer ikke",
+        "1 melding venter; kjør «varsel altinn send 7» igjen (den sendes med samme nøkkel og "
+        "kommer ikke dobbelt).",
+    ]
+    two = SendRun(7, 2, 2, 2, 2, 2, 2)
+    assert two.summary().splitlines() == [
+        "Kampanje 7: 2 meldinger tatt imot av Altinn; «varsel altinn poll 7» viser når de er "
+        "publisert.",
+        "2 enheter kan ikke få melding i Altinn (se «varsel altinn status 7»).",
+        "2 enheter har bedt om ikke å bli kontaktet.",
+        "2 enheter er ikke lenger i registeret.",
+        "2 enheter fikk Altinn-melding i en tidligere kjøring.",
+        "2 meldinger venter; kjør «varsel altinn send 7» igjen (de sendes med samme nøkkel og "
+        "kommer ikke dobbelt).",
+    ]

@@ -402,3 +402,19 @@ def test_only_a_campaign_that_is_sending_can_be_paused(
         )
     registry_db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (cid,))
     refuse_pause(get_campaign(registry_db, cid))  # no error: a sender is at work
+
+
+def test_the_summary_says_one_unit_in_the_singular(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Komplett ASA is the sample's only unit in Sandefjord (3907), and it has an e-mail address.
+    text = CAMPAIGN.replace('police_district = ["oslo"]', 'municipality = ["3907"]')
+    result = create_campaign(registry_db, settings, write_campaign(tmp_path, text))
+    assert (result.units, result.deliveries) == (1, 1)
+    assert result.summary().splitlines()[:2] == [
+        f"Kampanje {result.campaign.id} «Test» er opprettet fra snapshot "
+        f"{result.campaign.snapshot_id}: 1 enhet, 1 med brukbar e-post, 0 uten.",
+        "1 e-post i utboksen.",
+    ]
+    many = create_campaign(registry_db, settings, write_campaign(tmp_path))
+    assert f": {many.units} enheter, " in many.summary()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import campaign_toml, sample_campaign
 from reportdata import (
     bounce,
     channel_delivery,
@@ -114,3 +115,23 @@ def test_evaluate_refuses_an_unknown_language(db: Database, campaign: int, tmp_p
     assert status == 2
     assert output.strip() == "varsel: --language: «de» er ikke et av valgene (velg nb, nn eller en)"
     assert not out.exists()
+
+
+def test_coverage_says_one_business_in_the_singular(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # Komplett ASA is the sample's only unit in Sandefjord (3907).
+    text = campaign_toml(segment='municipality = ["3907"]\n').replace(
+        'police_district = ["oslo"]\n', ""
+    )
+    cid = sample_campaign(db, brreg, tmp_path, text)
+    status, output = run(db, "coverage", str(cid))
+    assert status == 0, output
+    assert f"Kampanje {cid} «Test»: 1 virksomhet, 0 nådd (0,0" in output
+
+
+def test_coverage_counts_many_businesses_in_the_plural(db: Database, campaign: int) -> None:
+    units = db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (campaign,))
+    status, output = run(db, "coverage", str(campaign))
+    assert status == 0, output
+    assert f"Kampanje {campaign} «Rådene»: {units} virksomheter, " in output

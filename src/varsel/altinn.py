@@ -49,7 +49,7 @@ from varsel.campaign import STATUS_WORDS, CampaignSpec, CampaignStatus, get_camp
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count
 from varsel.letters import new_delivery
 from varsel.outbox import DeliveryState, record_event
 from varsel.retention import forgotten_at
@@ -145,33 +145,37 @@ class SendRun:
 
     def summary(self) -> str:
         if self.submitted:
+            them = "den" if self.submitted == 1 else "de"
             first = (
-                f"Kampanje {self.campaign_id}: {fmt_int(self.submitted)} "
-                f"{'melding' if self.submitted == 1 else 'meldinger'} tatt imot av Altinn; "
-                f"«varsel altinn poll {self.campaign_id}» viser når de er publisert."
+                f"Kampanje {self.campaign_id}: "
+                f"{fmt_count(self.submitted, 'melding', 'meldinger')} tatt imot av Altinn; "
+                f"«varsel altinn poll {self.campaign_id}» viser når {them} er publisert."
             )
         else:
             first = f"Kampanje {self.campaign_id}: ingen nye meldinger sendt til Altinn."
         lines = [first]
         if self.failed:
             lines.append(
-                f"{fmt_int(self.failed)} enheter kan ikke få melding i Altinn (se «varsel "
-                f"altinn status {self.campaign_id}»)."
+                f"{fmt_count(self.failed, 'enhet', 'enheter')} kan ikke få melding i Altinn "
+                f"(se «varsel altinn status {self.campaign_id}»)."
             )
         if self.suppressed:
-            lines.append(f"{fmt_int(self.suppressed)} enheter har bedt om ikke å bli kontaktet.")
+            who = fmt_count(self.suppressed, "enhet", "enheter")
+            lines.append(f"{who} har bedt om ikke å bli kontaktet.")
         if self.not_in_registry:
-            lines.append(f"{fmt_int(self.not_in_registry)} enheter er ikke lenger i registeret.")
+            gone = fmt_count(self.not_in_registry, "enhet", "enheter")
+            lines.append(f"{gone} er ikke lenger i registeret.")
         if self.before:
-            lines.append(
-                f"{fmt_int(self.before)} enheter fikk Altinn-melding i en tidligere kjøring."
-            )
+            earlier = fmt_count(self.before, "enhet", "enheter")
+            lines.append(f"{earlier} fikk Altinn-melding i en tidligere kjøring.")
         if self.interrupted:
             lines.append(f"Stoppet: {self.interrupted}")
         if self.waiting:
+            them = "den" if self.waiting == 1 else "de"
             lines.append(
-                f"{fmt_int(self.waiting)} meldinger venter; kjør «varsel altinn send "
-                f"{self.campaign_id}» igjen (de sendes med samme nøkkel og kommer ikke dobbelt)."
+                f"{fmt_count(self.waiting, 'melding', 'meldinger')} venter; kjør «varsel altinn "
+                f"send {self.campaign_id}» igjen ({them} sendes med samme nøkkel og kommer ikke "
+                "dobbelt)."
             )
         return "\n".join(lines)
 

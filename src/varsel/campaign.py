@@ -87,7 +87,7 @@ class CreateResult:
         r = self.reach
         lines = [
             f"Kampanje {self.campaign.id} «{self.campaign.name}» er opprettet fra snapshot "
-            f"{self.campaign.snapshot_id}: {fmt_int(self.units)} enheter, "
+            f"{self.campaign.snapshot_id}: {fmt_count(self.units, 'enhet', 'enheter')}, "
             f"{fmt_int(r.get('email', 0))} med brukbar e-post, "
             f"{fmt_int(r.get('phone_only', 0) + r.get('postal_only', 0))} uten.",
             f"{fmt_count(self.deliveries, 'e-post', 'e-poster')} i utboksen"

@@ -44,12 +44,12 @@ def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
 def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> None:
     """The coverage report as Rich tables in Norwegian; without rollups, the totals only."""
     from varsel.coverage import NOT_REACHED, Outcome, label
-    from varsel.i18n import fmt_int, fmt_share
+    from varsel.i18n import fmt_count, fmt_int, fmt_share
 
     console.print(
         Styled.assemble(
             (f"Kampanje {c.campaign_id} «{c.campaign_name}»", "bold"),
-            f": {fmt_int(c.units)} virksomheter, {fmt_int(c.reached)} nådd "
+            f": {fmt_count(c.units, 'virksomhet', 'virksomheter')}, {fmt_int(c.reached)} nådd "
             f"({fmt_share(c.reached, c.units)}), {fmt_int(c.on_the_way)} på vei, "
             f"{fmt_int(c.not_reached)} ikke nådd.",
         ),

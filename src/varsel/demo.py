@@ -185,8 +185,8 @@ def main(folder: Path = Path("demo")) -> int:
     sent = report.counts["sent"]
     console.rule("Sammendrag, i artikkelens tall")
     console.print(
-        f"Valgt: {fmt_int(p.units)} virksomheter med minst to ansatte i Oslo, Bærum og Asker "
-        "(artikkelen: «rundt 50 000»).\n"
+        f"Valgt: {fmt_count(p.units, 'virksomhet', 'virksomheter')} med minst to ansatte i Oslo, "
+        "Bærum og Asker (artikkelen: «rundt 50 000»).\n"
         f"Kan nås på e-post: {fmt_int(p.reachability['email'])} "
         f"({fmt_share(p.reachability['email'], p.units)}; artikkelen: «rundt 10 000»).\n"
         f"Sendt: {fmt_count(sent, 'e-post', 'e-poster')} til "
