@@ -22,7 +22,7 @@ from varsel.contacts import Reason, explain
 from varsel.db import Database
 from varsel.errors import N_, BadCriteriaError, Text, read_user_text, toml_problem
 from varsel.i18n import fmt_int
-from varsel.snapshot import Snapshot, latest_snapshot
+from varsel.snapshot import Snapshot, data_age, latest_snapshot
 
 # Organisation forms of main units (Enhetsregisteret's code list).
 FORMS: dict[str, str] = {
@@ -554,11 +554,9 @@ class Preview:
     area: tuple[str, ...] | None = field(default=None)
     dump: Snapshot | None = None  # the newest dump of enheter: its date is the data's date
     feed: Snapshot | None = None  # the newest change-feed page applied after it
-
-    @property
-    def feed_updated(self) -> str | None:
-        """The day the newest change-feed page since the dump was applied, or None."""
-        return self.feed.imported_at[:10] if self.feed else None
+    # The day of the newest change the pages since the dump applied (not the day they were
+    # applied: that says nothing about how old the data is), or None.
+    feed_updated: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The preview as one JSON-ready object."""
@@ -673,9 +671,11 @@ def _preview_from_table(db: Database, criteria: Criteria, resolved: Resolved, to
     ) or (0, 0)
     dump = latest_snapshot(db, "enheter", "dump")
     feed = latest_snapshot(db, "enheter", "feed")
+    age = data_age(db, "enheter")
     return Preview(
         dump=dump,
         feed=feed if feed and (dump is None or feed.id > dump.id) else None,
+        feed_updated=age.as_of if age is not None and age.from_feed else None,
         criteria=criteria,
         snapshot=latest_snapshot(db, "enheter"),
         units=total,

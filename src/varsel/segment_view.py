@@ -26,7 +26,7 @@ def render_preview(console: Console, p: Preview) -> None:
         dump = p.dump.dump_date if p.dump and p.dump.dump_date else "ukjent dato"
         source += f", dump {dump}"
         if p.feed_updated:
-            source += f", oppdatert fra endringsloggen {p.feed_updated}"
+            source += f", oppdatert fra endringsloggen til {p.feed_updated}"
     console.print(Styled(source, style="dim"), soft_wrap=True)
     table = Table(title=f"{fmt_count(p.units, 'enhet', 'enheter')} valgt", title_justify="left")
     table.add_column("Kommune")
