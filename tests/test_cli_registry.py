@@ -189,7 +189,7 @@ def test_a_reimport_with_a_future_dump_date_exits_2_and_names_the_stored_date(
     )
     assert (future.exit_code, future.output) == (
         2,
-        "varsel: --dump-date 2030-01-01: datoen er etter i dag\n",
+        "varsel: --dump-date «2030-01-01»: datoen er etter i dag\n",
     )
     again = runner.invoke(cli, ["--db", db.url, "registry", "import", str(path)])
     assert again.exit_code == 0, again.output

@@ -72,6 +72,7 @@ def test_unreached_writes_the_csv(db: Database, campaign: int, tmp_path: Path) -
     assert status == 0, output
     with out.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f, delimiter=";"))
+    assert len(rows) > 1
     assert output.strip() == f"Skrev {len(rows)} ikke nådde enheter til {out} (csv)."
     assert "E-post i retur" in {r["utfall"] for r in rows}
 

@@ -120,7 +120,7 @@ def test_a_dump_date_after_today_is_refused_and_nothing_is_imported(
     path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
     with pytest.raises(UserError) as refused:
         import_dump(db, path, dump_date="2099-01-01")
-    assert refused.value.message == "--dump-date 2099-01-01: datoen er etter i dag"
+    assert refused.value.message == "--dump-date «2099-01-01»: datoen er etter i dag"
     assert db.scalar("SELECT count(*) FROM snapshots") == 0
     assert db.scalar("SELECT count(*) FROM units") == 0
 
@@ -170,10 +170,10 @@ def test_already_imported_says_the_dump_date_not_the_import_day(
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ("2030-01-01", "--dump-date 2030-01-01: datoen er etter i dag"),
-        ("15.12.2025", "--dump-date '15.12.2025': skriv datoen som ÅÅÅÅ-MM-DD"),
-        ("20251215", "--dump-date '20251215': skriv datoen som ÅÅÅÅ-MM-DD"),
-        ("", "--dump-date '': skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("2030-01-01", "--dump-date «2030-01-01»: datoen er etter i dag"),
+        ("15.12.2025", "--dump-date «15.12.2025»: skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("20251215", "--dump-date «20251215»: skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("", "--dump-date «»: skriv datoen som ÅÅÅÅ-MM-DD"),
     ],
 )
 def test_a_bad_dump_date_is_refused_also_for_a_file_already_imported(

@@ -161,3 +161,12 @@ def test_other_file_types_are_refused(db: Database, campaign: int, tmp_path: Pat
 def test_a_missing_folder_is_a_user_error(db: Database, campaign: int, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"mappen .*/nope finnes ikke$"):
         export_unreached(db, campaign, tmp_path / "nope" / "a.csv", actor="cli:test")
+
+
+def test_the_summary_says_one_unit_in_the_singular(tmp_path: Path) -> None:
+    from varsel.unreached import ExportResult
+
+    one = ExportResult(tmp_path / "a.csv", 1, "csv").summary()
+    many = ExportResult(tmp_path / "a.csv", 2, "csv").summary()
+    assert one == f"Skrev 1 ikke nådd enhet til {tmp_path / 'a.csv'} (csv)."
+    assert many == f"Skrev 2 ikke nådde enheter til {tmp_path / 'a.csv'} (csv)."

@@ -298,7 +298,9 @@ def test_a_reader_verifies_gives_feedback_gets_the_document_and_unsubscribes(
     tmp_path: Path,
 ) -> None:
     page.goto(local(PUBLIC, server))
-    page.get_by_role("link", name="Sjekk kontrollkoden i en e-post, et brev eller en Altinn-melding").click()
+    page.get_by_role(
+        "link", name="Sjekk kontrollkoden i en e-post, et brev eller en Altinn-melding"
+    ).click()
     page.get_by_label("Koden fra e-posten, brevet eller Altinn-meldingen").fill(
         " ".join(story.code.replace("-", "").lower())
     )

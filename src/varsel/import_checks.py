@@ -138,12 +138,12 @@ def check_given_date(given: str) -> str:
     try:
         date = dt.date.fromisoformat(given)
     except ValueError:
-        raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD") from None
+        raise UserError(f"--dump-date «{given}»: skriv datoen som ÅÅÅÅ-MM-DD") from None
     if len(given) != 10:  # fromisoformat takes 20251215 and 2025-W50-1 too
-        raise UserError(f"--dump-date {given!r}: skriv datoen som ÅÅÅÅ-MM-DD")
+        raise UserError(f"--dump-date «{given}»: skriv datoen som ÅÅÅÅ-MM-DD")
     # A date after today would make every real dump after it look older.
     if date > norway_today():
-        raise UserError(f"--dump-date {given}: datoen er etter i dag")
+        raise UserError(f"--dump-date «{given}»: datoen er etter i dag")
     return date.isoformat()
 
 

@@ -22,7 +22,7 @@ from varsel.coverage import (
 )
 from varsel.db import Database
 from varsel.errors import Text, UserError, os_reason
-from varsel.i18n import fmt_int
+from varsel.i18n import fmt_count
 from varsel.outbox import DeliveryState, record_event
 from varsel.segment import FOREIGN
 
@@ -57,7 +57,8 @@ class ExportResult:
     format: str
 
     def summary(self) -> str:
-        return f"Skrev {fmt_int(self.rows)} ikke nådde enheter til {self.path} ({self.format})."
+        units = fmt_count(self.rows, "ikke nådd enhet", "ikke nådde enheter")
+        return f"Skrev {units} til {self.path} ({self.format})."
 
 
 def export_row(u: UnitOutcome, reason: str | None = None) -> list[str]:

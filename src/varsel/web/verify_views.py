@@ -90,7 +90,9 @@ async def verify_page(request: Request) -> Response | genuine.Page:
     if typed is None:
         return site.render(request, "verify.html", language, {"typed": "", "errors": {}})
     if not typed.strip():
-        errors = {"kode": N_("Skriv inn kontrollkoden fra e-posten, brevet eller Altinn-meldingen.")}
+        errors = {
+            "kode": N_("Skriv inn kontrollkoden fra e-posten, brevet eller Altinn-meldingen.")
+        }
         return site.render(request, "verify.html", language, {"typed": "", "errors": errors})
     typed = typed[:64]
     # Text that is not a code is counted and recorded as any lookup (verify_unknown, not well
