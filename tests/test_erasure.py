@@ -71,15 +71,7 @@ def test_fjernet_erases_the_unit_from_every_campaign_and_keeps_the_counts(
     assert orgnr in everything(db)
     assert address in everything(db)
 
-    feed = tmp_path / "feed.json"
-    entry = {
-        "oppdateringsid": 1,
-        "dato": "2026-11-20T10:00:00.000Z",
-        "organisasjonsnummer": orgnr,
-        "endringstype": "Fjernet",
-    }
-    feed.write_text(json.dumps({"_embedded": {"oppdaterteEnheter": [entry]}}), "utf-8")
-    result = apply_feed(db, feed)
+    result = apply_feed(db, fjernet(tmp_path, orgnr))
     assert result.snapshot is not None
     assert result.snapshot.removed == 1
 
