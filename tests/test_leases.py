@@ -135,3 +135,25 @@ def test_starting_a_paused_or_finished_campaign_names_its_status_in_bokmal(
         with pytest.raises(CampaignError) as caught:
             start_campaign(db, cid)
         assert caught.value.message == said
+
+
+def test_starting_refusals_are_said_in_the_consoles_languages(
+    campaign: tuple[Database, int],
+) -> None:
+    # The console's «Gi til arbeiderne» shows these refusals in the page's language.
+    from varsel.campaign import CampaignError
+    from varsel.web.console_auth import translate
+
+    db, cid = campaign
+    db.execute("UPDATE campaigns SET status = 'paused', sender_pid = NULL WHERE id = ?", (cid,))
+    with pytest.raises(CampaignError) as caught:
+        start_campaign(db, cid)
+    assert translate("en", caught.value.message) == (
+        f"campaign {cid} is “paused”; resume it with “varsel campaign resume”"
+    )
+    assert translate("nn", caught.value.message) == (
+        f"kampanje {cid} er «pausa»; ta han opp att med «varsel campaign resume»"
+    )
+    with pytest.raises(CampaignError) as caught:
+        start_campaign(db, cid + 1)
+    assert translate("en", caught.value.message) == f"campaign {cid + 1} does not exist"

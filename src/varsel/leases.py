@@ -18,7 +18,7 @@ from typing import Any
 
 from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import Text, UserError
 from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event
 
 
@@ -359,21 +359,21 @@ def start_campaign(db: Database, campaign_id: int, lease_seconds: float = 30.0) 
             (campaign_id,),
         )
         if row is None:
-            raise CampaignError(f"kampanje {campaign_id} finnes ikke")
+            raise CampaignError(Text("kampanje %(campaign)s finnes ikke", campaign=campaign_id))
         status, holder, until, now = row
         if holder == WORKERS and status == CampaignStatus.SENDING.value:
             return False
         if status != CampaignStatus.READY.value:
-            hint = {
-                CampaignStatus.PAUSED.value: "; gjenoppta den med «varsel campaign resume»",
-                CampaignStatus.SENDING.value: f" av {holder}",
-            }.get(status, "")
-            word = STATUS_WORDS[CampaignStatus(status)]
-            raise CampaignError(f"kampanje {campaign_id} er «{word}»{hint}")
+            raise CampaignError(_status_refusal(campaign_id, CampaignStatus(status), holder))
         if holder and holder != WORKERS and until and until > now and not holder_gone(holder):
             raise CampaignError(
-                f"kampanje {campaign_id} sendes allerede av {holder}; "
-                f"vent, eller stopp den prosessen; låsen går ut kl. {local_time(until)}"
+                Text(
+                    "kampanje %(campaign)s sendes allerede av %(holder)s; vent, eller stopp den "
+                    "prosessen; låsen går ut kl. %(until)s",
+                    campaign=campaign_id,
+                    holder=holder,
+                    until=local_time(until),
+                )
             )
         db.execute(
             f"UPDATE campaigns SET status = ?, sender_pid = ?, updated_at = {NOW_SQL} WHERE id = ?",
@@ -383,6 +383,27 @@ def start_campaign(db: Database, campaign_id: int, lease_seconds: float = 30.0) 
         record_event(db, campaign_id, None, "handed_to_workers")
     notify(db, campaign_id)
     return True
+
+
+def _status_refusal(campaign_id: int, status: CampaignStatus, holder: str | None) -> Text:
+    """Why a campaign that is not ready cannot be handed to the workers (a Text: the console
+    shows it in the page's language)."""
+    # The status word is a Text too: the catalogs say it in Nynorsk and English.
+    word = Text(STATUS_WORDS[status])
+    if status is CampaignStatus.PAUSED:
+        return Text(
+            "kampanje %(campaign)s er «%(status)s»; gjenoppta den med «varsel campaign resume»",
+            campaign=campaign_id,
+            status=word,
+        )
+    if status is CampaignStatus.SENDING:
+        return Text(
+            "kampanje %(campaign)s er «%(status)s» av %(holder)s",
+            campaign=campaign_id,
+            status=word,
+            holder=holder,
+        )
+    return Text("kampanje %(campaign)s er «%(status)s»", campaign=campaign_id, status=word)
 
 
 def resume_campaign(db: Database, campaign_id: int | None) -> None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from varsel.clock import utcnow
 from varsel.db import Database
-from varsel.errors import UserError
+from varsel.errors import N_, Text, UserError
 
 # Registry data older than this many days is flagged as old: on the console's dashboard and
 # when a campaign is created from it. The registry changes every night; a week's changes are
@@ -137,17 +137,31 @@ class DataAge:
         """The age rests on a dump date guessed from the file's time."""
         return not self.from_feed and self.dump.dump_date_guessed
 
-    def describe(self) -> str:
-        """One Bokmål line: the data's date, where it comes from, and its age."""
+    def describe(self) -> Text:
+        """One Bokmål line: the data's date, where it comes from, and its age (a Text)."""
         if self.as_of is None or self.days is None:
-            return f"registerdata av ukjent dato ({self.kind}, snapshot {self.dump.id})"
-        where = (
-            "nyeste endring fra endringsloggen"
+            return Text(
+                "registerdata av ukjent dato (%(kind)s, snapshot %(id)s)",
+                kind=self.kind,
+                id=self.dump.id,
+            )
+        where = Text(
+            N_("nyeste endring fra endringsloggen")
             if self.from_feed
-            else ("dumpdato, gjettet fra filens endringstid" if self.guessed else "dumpdato")
+            else (
+                N_("dumpdato, gjettet fra filens endringstid") if self.guessed else N_("dumpdato")
+            )
         )
-        days = "1 dag" if self.days == 1 else f"{self.days} dager"
-        return f"registerdata fra {self.as_of} ({where}), {days} gamle"
+        if self.days == 1:
+            return Text(
+                "registerdata fra %(date)s (%(where)s), 1 dag gamle", date=self.as_of, where=where
+            )
+        return Text(
+            "registerdata fra %(date)s (%(where)s), %(days)s dager gamle",
+            date=self.as_of,
+            where=where,
+            days=self.days,
+        )
 
 
 def data_age(db: Database, kind: str = "enheter", today: dt.date | None = None) -> DataAge | None:
@@ -174,16 +188,21 @@ def data_age(db: Database, kind: str = "enheter", today: dt.date | None = None) 
     return DataAge(kind, dump, as_of[:10], from_feed, days)
 
 
-def stale_warning(db: Database, kind: str = "enheter") -> str | None:
-    """One Bokmål line when the kind's data is older than STALE_DAYS (or undated), else None."""
+# What `campaign create` prints and the console's new-campaign page shows over old data.
+STALE_WARNING = N_(
+    "advarsel: %(age)s, eldre enn %(stale_days)s dager; hent en ny dump eller endringssidene "
+    "siden (varsel registry download, varsel registry update) og lag kampanjen på nytt hvis mye "
+    "kan ha endret seg."
+)
+
+
+def stale_warning(db: Database, kind: str = "enheter") -> Text | None:
+    """One line (a Text, Bokmål as the CLI prints it) when the kind's data is older than
+    STALE_DAYS (or undated), else None."""
     age = data_age(db, kind)
     if age is None or not age.stale:
         return None
-    return (
-        f"advarsel: {age.describe()}, eldre enn {STALE_DAYS} dager; hent en ny dump eller "
-        "endringssidene siden (varsel registry download, varsel registry update) og lag "
-        "kampanjen på nytt hvis mye kan ha endret seg."
-    )
+    return Text(STALE_WARNING, age=age.describe(), stale_days=STALE_DAYS)
 
 
 def norway_today() -> dt.date:
