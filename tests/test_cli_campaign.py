@@ -240,3 +240,12 @@ def test_create_says_nothing_of_fresh_registry_data(
     result = _create(db, tmp_path)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+def test_forget_help_says_returned_letters_free_text_is_erased_too(db: Database) -> None:
+    # 7563562: the print house's words on a returned letter may name the addressee.
+    result = run(db, "forget", "--help")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "trykkeriets fritekst om returnerte brev" in said
+    assert "(også årsakskoden for et returnert brev)" in said

@@ -412,9 +412,10 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
 def campaign_forget(state: State, campaign_id: int, yes: bool) -> None:
     """Slett kontaktopplysningene i en ferdig kampanje; tallene og bevisene beholdes.
 
-    Adressene, svarene fra e-posttjeneren, fritekst i tilbakemeldinger og adressene som ba om
-    dokumentet slettes. Virksomhetene, leveransenes tilstand og koder, sperrelisten og
-    revisjonsloggen beholdes, og rapportene gir de samme tallene (docs/operators.md).
+    Adressene, svarene fra e-posttjeneren, trykkeriets fritekst om returnerte brev, fritekst i
+    tilbakemeldinger og adressene som ba om dokumentet slettes. Virksomhetene, leveransenes
+    tilstand og koder (også årsakskoden for et returnert brev), sperrelisten og revisjonsloggen
+    beholdes, og rapportene gir de samme tallene (docs/operators.md).
     """
     from varsel.audit import cli_actor
     from varsel.retention import forget_campaign, forgettable
