@@ -55,7 +55,11 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def registry_db(db: Database, brreg: Path) -> Database:
-    import_dump(db, brreg / "enheter-sample.json")
+    from varsel.snapshot import norway_today
+
+    # Dated today: a dump dated by the fixture file's time would grow old on a kept machine,
+    # and lint warns about old data (registry-age).
+    import_dump(db, brreg / "enheter-sample.json", dump_date=norway_today().isoformat())
     return db
 
 
@@ -621,3 +625,53 @@ def test_the_cli_prints_both_addresses_and_still_exits_0(
 )
 def test_under_base(url: str, base: str, inside: bool) -> None:
     assert under_base(url, base) is inside
+
+
+def test_old_registry_data_is_a_warning_with_its_date_and_age(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from varsel.snapshot import norway_today
+    from varsel.web.console_auth import translate
+
+    # A dump dated 15 December 2025, imported today: the data is as old as the dump.
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2025-12-15")
+    report = lint_campaign(db, settings, create(db, settings, tmp_path))
+    assert found(report) == [("warning", "registry-age", None)]
+    assert report.ok
+    days = (norway_today() - date(2025, 12, 15)).days
+    message = report.findings[0].message
+    assert message == (
+        f"Lageret har registerdata fra 2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 "
+        "dager; hent en ny dump eller endringssidene siden (varsel registry download, varsel "
+        "registry update) og lag kampanjen på nytt hvis mye kan ha endret seg."
+    )
+    # The console's editor shows lint findings in the page's language.
+    assert translate("en", message).startswith(
+        f"The store holds registry data as of 2025-12-15 (dump date), {days} days old, older "
+        "than 7 days;"
+    )
+
+
+def test_fresh_registry_data_gives_no_age_warning(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from varsel.snapshot import norway_today
+
+    import_dump(db, brreg / "enheter-sample.json", dump_date=norway_today().isoformat())
+    report = lint_campaign(db, settings, create(db, settings, tmp_path))
+    assert "registry-age" not in [f.code for f in report.findings]
+
+
+def test_cli_lint_prints_the_age_warning_and_exits_0(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json", dump_date="2025-12-15")
+    cid = create(db, settings, tmp_path)
+    env = {"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir), "VARSEL_PUBLIC_BASE_URL": PUBLIC}
+    result = CliRunner().invoke(cli, ["--db", db.url, "campaign", "lint", str(cid)], env=env)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.startswith("advarsel Lageret har registerdata fra 2025-12-15 (dumpdato),")
+    assert said.endswith(f"Kampanje {cid} kan sendes: 0 feil, 1 advarsel.")

@@ -50,6 +50,7 @@ from varsel.message_fields import (
 from varsel.municipality import name as municipality_name
 from varsel.samples import FALLBACK_UNITS, sample_code, sample_recipient, sample_units
 from varsel.send_config import message_spec
+from varsel.snapshot import STALE_DAYS, data_age
 
 # -- the checks -----------------------------------------------------------------------------
 
@@ -572,6 +573,7 @@ def lint_campaign(
             )
         )
     findings += _base_url_findings(settings, spec)
+    findings += _registry_age_findings(db)
     ordered = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
     report = LintReport(campaign_id, tuple(ordered))
     with db.transaction():
@@ -609,6 +611,27 @@ def _base_url_findings(settings: Settings, spec: CampaignSpec) -> list[Finding]:
                 "koden i meldingen. Rett [public] base_url i kampanjen, eller innstillingen.",
                 url=spec.verify_url,
                 base=base,
+            ),
+        )
+    ]
+
+
+def _registry_age_findings(db: Database) -> list[Finding]:
+    """A warning when the registry's data is older than snapshot.STALE_DAYS (or undated)."""
+    age = data_age(db)
+    if age is None or not age.stale:
+        return []
+    # A warning, not an error: old data may be all the operator has, as campaign create says.
+    return [
+        _warning(
+            "registry-age",
+            None,
+            Text(
+                "Lageret har %(age)s, eldre enn %(stale_days)s dager; hent en ny dump eller "
+                "endringssidene siden (varsel registry download, varsel registry update) og lag "
+                "kampanjen på nytt hvis mye kan ha endret seg.",
+                age=age.describe(),
+                stale_days=STALE_DAYS,
             ),
         )
     ]
