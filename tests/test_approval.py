@@ -116,6 +116,27 @@ def test_the_author_cannot_approve_their_own_campaign(
         require_approved(registry_db, campaign_id)
 
 
+def test_an_approver_who_edited_the_campaign_cannot_approve_it(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # Kari wrote it; Berit (an approver, who may also edit) changes the subject, then tries to
+    # approve what she has written part of: one person would have written and approved it.
+    spec = get_campaign(registry_db, cid).spec
+    nb = spec.templates["nb"]
+    templates = {**spec.templates, "nb": Template(nb.subject + " (endret)", nb.text, nb.html)}
+    update_spec(registry_db, cid, edited(registry_db, cid, templates=templates), actor="berit")
+    with pytest.raises(ApprovalError) as e:
+        approve(registry_db, settings, cid, people["berit"])
+    assert e.value.message == (
+        "berit har endret kampanje 1 og kan ikke godkjenne den selv; en annen godkjenner, som "
+        "ikke har skrevet eller endret den, må gjøre det"
+    )
+    assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
+    # Another approver, who neither wrote nor changed it, may.
+    per = another(registry_db, settings, "per", "approver")
+    assert approve(registry_db, settings, cid, per).approved_by == "per"
+
+
 def test_authors_and_viewers_cannot_approve(
     registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
 ) -> None:

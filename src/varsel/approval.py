@@ -223,6 +223,17 @@ def latest_approval(db: Database, campaign_id: int) -> Approval | None:
     return Approval(int(row[0]), int(row[1]), row[2], row[3], row[4], json.loads(row[5]))
 
 
+def edited_by(db: Database, campaign_id: int, user: str) -> bool:
+    """Whether the user ever changed the campaign's definition (the audit log's record)."""
+    return (
+        db.query_one(
+            "SELECT 1 FROM audit_log WHERE action = ? AND object = ? AND actor = ? LIMIT 1",
+            (audit.Action.CAMPAIGN_EDIT.value, f"campaign:{campaign_id}", user),
+        )
+        is not None
+    )
+
+
 def approval_state(db: Database, campaign_id: int) -> ApprovalState:
     """Who wrote the campaign, its latest approval, and what changed since."""
     campaign = get_campaign(db, campaign_id)
@@ -266,6 +277,17 @@ def approve(
             Text(
                 "%(user)s skrev kampanje %(campaign)s og kan ikke godkjenne den selv; "
                 "en annen godkjenner må gjøre det",
+                user=approver.name,
+                campaign=campaign_id,
+            )
+        )
+    if edited_by(db, campaign_id, approver.name):
+        # Four eyes means someone who wrote none of it: an approver who changed the templates
+        # or the sender (the console lets an approver edit) has written part of what would go.
+        raise ApprovalError(
+            Text(
+                "%(user)s har endret kampanje %(campaign)s og kan ikke godkjenne den selv; "
+                "en annen godkjenner, som ikke har skrevet eller endret den, må gjøre det",
                 user=approver.name,
                 campaign=campaign_id,
             )
