@@ -308,3 +308,91 @@ def test_a_relay_failure_points_at_the_send_button_not_the_command_line() -> Non
         "wait in the queue until the campaign is sent again with “Send the campaign”"
     )
     assert for_console("annet") == "annet"
+
+
+# -- why deliveries failed --------------------------------------------------------------------
+
+
+def test_failed_deliveries_are_grouped_by_reason_without_their_addresses(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel.altinn_client import failure_text
+
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    assert "Hvorfor leveranser feilet" not in client.get(f"{PREFIX}/kampanjer/{cid}").text
+    emails = [
+        r[0]
+        for r in db.query(
+            "SELECT id FROM deliveries WHERE campaign_id = ? AND channel = 'email' ORDER BY id",
+            (cid,),
+        )
+    ]
+    assert len(emails) >= 5
+    replies = [
+        ("failed", "550 5.1.1 <ola.nordmann@example.no>: User unknown"),
+        ("failed", "550 5.1.1 <kari@example.no>: User unknown"),
+        ("bounced", "5.2.2 mailbox full"),
+    ]
+    with db.transaction():
+        for did, (state, reply) in zip(emails, replies, strict=False):
+            db.execute(
+                "UPDATE deliveries SET state = ?, last_reply = ? WHERE id = ?", (state, reply, did)
+            )
+        # Two more as Altinn messages the recipients reserved themselves against.
+        for did, orgnr in zip(emails[3:5], ("974760673", "912345678"), strict=True):
+            db.execute(
+                "UPDATE deliveries SET channel = 'altinn', key = ?, address = ?, "
+                "state = 'failed', last_reply = 'Reserved' WHERE id = ?",
+                (orgnr, orgnr, did),
+            )
+    page = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}").text.split())
+    assert '<h2 id="feilet">Hvorfor leveranser feilet</h2>' in page
+    assert "<caption>E-post: 3 feilet eller i retur</caption>" in page
+    # The two refusals differ only in the address, which is not shown: one reason, twice.
+    assert (
+        '<tr><td>Feilet</td><td class="number">2</td><td>550 5.1.1 &lt;(adresse)&gt;: User '
+        "unknown</td></tr>"
+    ) in page
+    assert '<tr><td>I retur</td><td class="number">1</td><td>5.2.2 mailbox full</td></tr>' in page
+    assert "ola.nordmann@example.no" not in page
+    assert "kari@example.no" not in page
+    units = "912345678, 974760673"
+    assert "<caption>Altinn: 2 feilet</caption>" in page
+    assert (
+        f'<tr><td class="number">2</td><td>{failure_text("Reserved")}</td><td>{units}</td></tr>'
+    ) in page
+
+    english = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}?lang=en").text.split())
+    assert '<h2 id="feilet">Why deliveries failed</h2>' in english
+    assert "<caption>E-mail: 3 failed or bounced</caption>" in english
+    assert "550 5.1.1 &lt;(address)&gt;: User unknown" in english
+    assert f"<td>{translate('en', failure_text('Reserved'))}</td>" in english
+
+
+def test_the_new_campaign_form_warns_about_old_registry_data_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    from datetime import date
+
+    from varsel.clock import utcnow_iso
+    from varsel.snapshot import norway_today
+
+    sign_in_as(client, db, settings, "ola", "author")
+    assert 'id="gamle-data"' not in client.get(f"{NEW}?politi=oslo").text
+    db.execute(
+        "INSERT INTO snapshots (kind, source, file_name, file_path, sha256, format, dump_date, "
+        "imported_at, records) VALUES ('enheter', 'dump', 'e.json', '/tmp/e.json', 'x', "
+        "'json', '2025-12-15', ?, 10)",
+        (utcnow_iso(),),
+    )
+    days = (norway_today() - date(2025, 12, 15)).days
+    page = " ".join(client.get(f"{NEW}?politi=oslo").text.split())
+    assert (
+        '<p class="warning-text" role="status" id="gamle-data">advarsel: registerdata fra '
+        f"2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 dager;"
+    ) in page
+    english = " ".join(client.get(f"{NEW}?politi=oslo&lang=en").text.split())
+    assert (
+        f"warning: registry data as of 2025-12-15 (dump date), {days} days old, older than 7 "
+        "days; fetch a new dump"
+    ) in english

@@ -150,14 +150,23 @@ class Reason:
 REASONS_SHOWN = 5  # per state: the most common first
 
 
-def reasons(db: Database, campaign_id: int, shown: int = REASONS_SHOWN) -> list[Reason]:
-    """The most common reasons for the campaign's deferred and failed deliveries, with counts."""
+def reasons(
+    db: Database,
+    campaign_id: int,
+    shown: int = REASONS_SHOWN,
+    *,
+    states: tuple[DeliveryState, ...] = (DeliveryState.DEFERRED, DeliveryState.FAILED),
+    channel: str | None = None,
+) -> list[Reason]:
+    """The most common reasons for the campaign's deliveries in the states (by default deferred
+    and failed, every channel's), with counts; the console asks for e-mail's failed and bounced."""
+    which = "" if channel is None else " AND channel = ?"
     out = []
-    for state in (DeliveryState.DEFERRED, DeliveryState.FAILED):
+    for state in states:
         rows = db.query(
             "SELECT coalesce(last_reply, ''), count(*) AS n FROM deliveries "
-            "WHERE campaign_id = ? AND state = ? GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-            (campaign_id, state.value, shown),
+            f"WHERE campaign_id = ? AND state = ?{which} GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+            (campaign_id, state.value, *([] if channel is None else [channel]), shown),
         )
         out += [Reason(state.value, str(reason), int(n)) for reason, n in rows]
     return out

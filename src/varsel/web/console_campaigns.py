@@ -9,13 +9,25 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from varsel import approval, coverage, evaluate, leases, municipality, outbox, segment, send_lock
+from varsel import (
+    altinn,
+    approval,
+    coverage,
+    evaluate,
+    leases,
+    municipality,
+    outbox,
+    segment,
+    send_lock,
+    send_report,
+)
 from varsel.accounts import Role
 from varsel.campaign import (
     CampaignError,
@@ -31,7 +43,9 @@ from varsel.campaign_spec import (
 from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
+from varsel.outbox import DeliveryState
 from varsel.retention import forgotten_at
+from varsel.snapshot import stale_warning
 from varsel.unreached import export_unreached
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_send import Senders, for_console, progress
@@ -235,8 +249,17 @@ def campaign_form(page: Page) -> Response:
     with page.db() as db:
         preview, error = _preview(db, table, page.language)
         form, carried_from = _last_sender(db, page)
+        stale = _stale(db, page.language)
     context = _form_context(query, preview, error, form)
-    return page.render("campaign_new.html", {**context, "carried_from": carried_from})
+    return page.render(
+        "campaign_new.html", {**context, "carried_from": carried_from, "stale": stale}
+    )
+
+
+def _stale(db: Database, language: str) -> str | None:
+    """`campaign create`'s warning about old registry data, in the page's language, or None."""
+    warning = stale_warning(db)
+    return translate(language, warning) if warning else None
 
 
 def _field_error(language: str, message: str) -> tuple[str, str] | None:
@@ -294,10 +317,11 @@ def campaign_create(page: Page) -> Response:
             return page.redirect(f"{PREFIX}/kampanjer/{created}", laget="1")
     with page.db() as db:
         preview, criteria_error = _preview(db, table, page.language)
+        stale = _stale(db, page.language)
     context = _form_context(values, preview, criteria_error, form)
     return page.render(
         "campaign_new.html",
-        {**context, "error": error, "field_errors": field_errors},
+        {**context, "error": error, "field_errors": field_errors, "stale": stale},
         status=400,
     )
 
@@ -356,6 +380,9 @@ def _campaign_page(
         forgotten = forgotten_at(db, cid)
         doubtful = outbox.in_doubt(db, cid) if now.counts["in_doubt"] else []
         workers_possible = db.dialect == "postgresql"  # `varsel worker` needs PostgreSQL
+        failures = _failures(db, cid, page.language)
+        # Said once more where the new campaign is shown, as `campaign create` says it.
+        stale = _stale(db, page.language) if page.request.query_params.get("laget") else None
     # Why the last send stopped: the library's message or the console's own, in the page's
     # language (a relay's reply inside it stays as the relay wrote it).
     problem = _senders(page).problem(cid)
@@ -375,9 +402,93 @@ def _campaign_page(
             "error": shown(page.language, error) if error else None,
             "problem": shown(page.language, problem) if problem else None,
             "notice": page.request.query_params.get("melding"),
+            "failures": failures,
+            "stale": stale,
             **_labels(),
         },
         status=status,
+    )
+
+
+# -- why deliveries failed ----------------------------------------------------------------------
+
+REASONS_SHOWN = 10  # reasons per channel on the campaign page, the most common first
+UNITS_SHOWN = 3  # organisation numbers named per Altinn reason; the rest only counted
+ADDRESS_HIDDEN = N_("(adresse)")
+# An e-mail address inside a relay's or bounce's words: personal data for a sole proprietor,
+# so never shown on the page.
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    """How many of a channel's deliveries failed (or bounced) with the same reason."""
+
+    state: str  # failed | bounced
+    reason: str  # in the page's language, without e-mail addresses; "" when none was given
+    count: int
+    units: tuple[str, ...] = ()  # Altinn: the first few organisation numbers
+
+
+@dataclass(frozen=True)
+class ChannelFailures:
+    """A channel's failed deliveries: the most common reasons, and how many are not shown."""
+
+    channel: str  # email | altinn
+    total: int
+    reasons: tuple[FailureReason, ...]
+
+    @property
+    def rest(self) -> int:
+        """Failed deliveries whose reasons are not among those shown."""
+        return self.total - sum(r.count for r in self.reasons)
+
+
+def _failures(db: Database, cid: int, language: str) -> list[ChannelFailures]:
+    """E-mail's failed and bounced deliveries and Altinn's failed ones, grouped by reason."""
+    by_channel = outbox.counts_by_channel(db, cid)
+    out = []
+    email = by_channel.get("email", {})
+    email_total = email.get("failed", 0) + email.get("bounced", 0)
+    if email_total:
+        out.append(ChannelFailures("email", email_total, _email_reasons(db, cid, language)))
+    altinn_total = by_channel.get("altinn", {}).get("failed", 0)
+    if altinn_total:
+        out.append(ChannelFailures("altinn", altinn_total, _altinn_reasons(db, cid, language)))
+    return out
+
+
+def _hidden(language: str, reason: str) -> str:
+    return _ADDRESS.sub(gettext(language, ADDRESS_HIDDEN), reason)
+
+
+def _email_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
+    # The grouping `varsel campaign status` prints, for e-mail's failed and bounced only.
+    found = send_report.reasons(
+        db,
+        cid,
+        REASONS_SHOWN,
+        states=(DeliveryState.FAILED, DeliveryState.BOUNCED),
+        channel="email",
+    )
+    # Replies that differed only in the address are one reason once it is hidden.
+    merged: dict[tuple[str, str], int] = {}
+    for r in found:
+        key = (r.state, _hidden(language, r.reason))
+        merged[key] = merged.get(key, 0) + r.count
+    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
+    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
+
+
+def _altinn_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
+    # altinn_failures says each reason in Bokmål as a Text: grouped as the page says it.
+    units: dict[str, list[str]] = {}
+    for orgnr, why, _ in altinn.altinn_failures(db, cid):
+        units.setdefault(_hidden(language, translate(language, why)), []).append(orgnr)
+    ordered = sorted(units.items(), key=lambda item: (-len(item[1]), item[0]))
+    return tuple(
+        FailureReason("failed", reason, len(orgnrs), tuple(orgnrs[:UNITS_SHOWN]))
+        for reason, orgnrs in ordered[:REASONS_SHOWN]
     )
 
 
