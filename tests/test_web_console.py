@@ -594,6 +594,25 @@ def test_approving_ones_own_campaign_is_refused_in_the_pages_language(
     assert db.scalar("SELECT count(*) FROM approvals") == 0
 
 
+def test_an_approver_who_edited_the_campaign_is_offered_no_approval_and_refused(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    spec = get_campaign(db, cid).spec
+    update_spec(db, cid, dataclasses.replace(spec, from_name="Berits navn"), actor="berit")
+    page = client.get(f"{PREFIX}/kampanjer/{cid}?lang=en").text
+    assert "You have changed this campaign and cannot approve it yourself." in page
+    assert f"/kampanjer/{cid}/godkjenn" not in page
+    form = {**page_form(client, f"{PREFIX}/kampanjer/{cid}"), "digest": fingerprint(db, cid).digest}
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/godkjenn", data={**form, "lang": "nn"})
+    assert answer.status_code == 400
+    assert action_error(answer) == (
+        f"berit har endra kampanje {cid} og kan ikkje godkjenne han sjølv; ein annan "
+        "godkjennar, som ikkje har skrive eller endra han, må gjere det"
+    )
+    assert db.scalar("SELECT count(*) FROM approvals") == 0
+
+
 def test_approving_twice_is_refused_in_nynorsk_and_english(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:

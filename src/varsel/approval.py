@@ -116,6 +116,7 @@ class ApprovalState:
     approval: Approval | None
     fingerprint: Fingerprint
     changed: tuple[str, ...]  # parts changed since the approval (empty when it holds)
+    editors: frozenset[str] = frozenset()  # who changed its definition: none of them may approve
 
     @property
     def approved(self) -> bool:
@@ -223,15 +224,21 @@ def latest_approval(db: Database, campaign_id: int) -> Approval | None:
     return Approval(int(row[0]), int(row[1]), row[2], row[3], row[4], json.loads(row[5]))
 
 
-def edited_by(db: Database, campaign_id: int, user: str) -> bool:
-    """Whether the user ever changed the campaign's definition (the audit log's record)."""
-    return (
-        db.query_one(
-            "SELECT 1 FROM audit_log WHERE action = ? AND object = ? AND actor = ? LIMIT 1",
-            (audit.Action.CAMPAIGN_EDIT.value, f"campaign:{campaign_id}", user),
-        )
-        is not None
-    )
+def editors(db: Database, campaign_id: int) -> frozenset[str]:
+    """Who changed the campaign's definition (the audit log's record; a save that changed
+    nothing is no change)."""
+    found = set()
+    for actor, detail in db.query(
+        "SELECT actor, detail FROM audit_log WHERE action = ? AND object = ?",
+        (audit.Action.CAMPAIGN_EDIT.value, f"campaign:{campaign_id}"),
+    ):
+        try:
+            changed = json.loads(detail or "{}").get("changed", True)
+        except (ValueError, AttributeError):
+            changed = True  # a record that cannot be read counts as a change
+        if changed:
+            found.add(str(actor))
+    return frozenset(found)
 
 
 def approval_state(db: Database, campaign_id: int) -> ApprovalState:
@@ -242,7 +249,9 @@ def approval_state(db: Database, campaign_id: int) -> ApprovalState:
     changed = tuple(now.changed_since(approval.parts)) if approval else ()
     if approval and not changed and now.digest != approval.digest:
         changed = tuple(PARTS)  # the parts were stored wrongly: trust only the whole digest
-    return ApprovalState(campaign_id, campaign.created_by, approval, now, changed)
+    return ApprovalState(
+        campaign_id, campaign.created_by, approval, now, changed, editors(db, campaign_id)
+    )
 
 
 def approve(
@@ -281,7 +290,7 @@ def approve(
                 campaign=campaign_id,
             )
         )
-    if edited_by(db, campaign_id, approver.name):
+    if approver.name in editors(db, campaign_id):
         # Four eyes means someone who wrote none of it: an approver who changed the templates
         # or the sender (the console lets an approver edit) has written part of what would go.
         raise ApprovalError(
