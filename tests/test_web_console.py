@@ -160,6 +160,27 @@ def test_the_next_page_after_sign_in_is_never_another_site(
     assert answer.headers["location"] == "/konsoll"
 
 
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/konsoll/kampanjer/1?lang=nn", True),
+        ("/konsoll", True),
+        ("/konsoll/../../evil", False),  # another service on the same host
+        ("/konsoll/%2e%2e/%2E%2E/evil", False),
+        ("/konsoll/./kampanjer", False),
+        ("/konsollen-til-noen-andre", False),
+        ("/konsoll/\r\nSet-Cookie:x=1", False),
+    ],
+)
+def test_the_next_page_stays_inside_the_console(given: str, kept: bool) -> None:
+    from varsel.web.console_auth import safe_next
+
+    assert safe_next(given, "") == (given if kept else "/konsoll")
+    assert safe_next("/varsel" + given, "/varsel") == (
+        "/varsel" + given if kept else "/varsel/konsoll"
+    )
+
+
 def test_the_password_alone_is_not_enough(
     client: TestClient, db: Database, settings: Settings
 ) -> None:

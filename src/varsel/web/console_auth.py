@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
@@ -59,9 +59,15 @@ OPEN = Open()
 Access = Role | Open
 
 
-def cookie_name(request: Request) -> str:
-    """The session cookie's name: __Host- prefixed when served over HTTPS."""
-    return SESSION_COOKIE_HTTPS if request.url.scheme == "https" else SESSION_COOKIE_HTTP
+def cookie_name(request: Request, site: Site) -> str:
+    """The session cookie's name: __Host- prefixed when served over HTTPS.
+
+    Over HTTPS as this request came, or as the public address says the site is served: a TLS
+    proxy that does not pass `X-Forwarded-Proto` on would otherwise make the cookie lose the
+    prefix, and with it the rule that no other host under the domain may set it.
+    """
+    https = request.url.scheme == "https" or site.settings.public_base_url.startswith("https://")
+    return SESSION_COOKIE_HTTPS if https else SESSION_COOKIE_HTTP
 
 
 # -- what a view gets -------------------------------------------------------------------
@@ -266,7 +272,7 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[st
 
 
 def _session(site: Site, request: Request) -> Session | None:
-    token = request.cookies.get(cookie_name(request))
+    token = request.cookies.get(cookie_name(request, site))
     if not token or len(token) > 200:
         return None
     with site.store.connection() as db:
@@ -368,9 +374,20 @@ def _stale_form(page: Page) -> Response:
 
 
 def safe_next(value: str | None, root: str) -> str:
-    """Where to go after signing in: a console address under the root, never another site."""
+    """Where to go after signing in: a console address under the root, never another site.
+
+    Nor another service on the same host: a path that climbs out of the console with `..`
+    (or its percent-encoded form), or holds a control character, goes to the console's home.
+    """
     home = root + PREFIX
-    if value and value.startswith(home) and not value.startswith("//") and "\\" not in value:
+    if not value or value.startswith("//") or "\\" in value:
+        return home
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return home
+    path = unquote(value.split("?", 1)[0].split("#", 1)[0])
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return home
+    if path == home or path.startswith(home + "/"):
         return value
     return home
 
@@ -478,7 +495,7 @@ def sign_in(page: Page) -> Response:
         target += ("&" if "?" in target else "?") + f"lang={quote(page.language)}"
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        cookie_name(page.request),
+        cookie_name(page.request, page.site),
         session.token,
         secure=True,
         httponly=True,
@@ -508,7 +525,11 @@ def sign_out_everywhere(page: Page) -> Response:
 def _signed_out(page: Page) -> Response:
     response = page.redirect(f"{PREFIX}/logg-inn", ut="1")
     response.delete_cookie(
-        cookie_name(page.request), secure=True, httponly=True, samesite="strict", path="/"
+        cookie_name(page.request, page.site),
+        secure=True,
+        httponly=True,
+        samesite="strict",
+        path="/",
     )
     return response
 
