@@ -162,6 +162,17 @@ def test_a_campaign_that_does_not_exist_is_404(
     assert 'role="alert">kampanje 999 finnes ikke</p>' in answer.text
 
 
+@pytest.mark.parametrize("tail", ["", "/maler", "/dekning"])
+def test_a_campaign_number_no_store_can_hold_is_404_not_500(
+    client: TestClient, db: Database, settings: Settings, tail: str
+) -> None:
+    sign_in_as(client, db, settings, "vera", "viewer")
+    huge = "99999999999999999999"
+    answer = client.get(f"{PREFIX}/kampanjer/{huge}{tail}")
+    assert (answer.status_code, heading(answer.text)) == (404, "Siden finnes ikke")
+    assert f'role="alert">kampanje {huge} finnes ikke</p>' in answer.text
+
+
 # -- 3. words instead of code names ------------------------------------------------------
 
 

@@ -303,6 +303,11 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
                 return _stale_form(page)
         elif write and not site.csrf_ok(request, form):
             return _stale_form(page)
+        cid = request.path_params.get("cid")
+        if isinstance(cid, int) and not 0 < cid < _LARGEST_ID:
+            # No campaign has it, and the store could not even be asked (SQLite's integers).
+            text = Text("kampanje %(campaign)s finnes ikke", campaign=cid)
+            return page.problem(N_("Siden finnes ikke"), text, 404)
         try:
             if inspect.iscoroutinefunction(view):
                 response: Response = await view(page)
@@ -319,6 +324,9 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
 
     endpoint.__name__ = getattr(view, "__name__", "console_view")
     return endpoint
+
+
+_LARGEST_ID = 2**63  # above the largest integer a store's id column holds
 
 
 def _no_such_campaign(page: Page) -> bool:
