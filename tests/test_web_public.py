@@ -1360,3 +1360,33 @@ def test_the_register_json_names_the_employee_rule_applied(
     restate(db, sent, min_employees=2, employee_rule="auto")
     [entry] = client.get("/varsler.json").json()["campaigns"]
     assert entry["target"]["employee_rule"] == "registered_undecided"
+
+
+# -- the security audit's findings ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "said"),
+    [
+        ("nb", "Skjemaet kunne ikke leses", "Gå tilbake og send skjemaet på nytt."),
+        ("nn", "Skjemaet kunne ikkje lesast", "Gå tilbake og send skjemaet på nytt."),
+        ("en", "The form could not be read", "Go back and send the form again."),
+    ],
+)
+def test_a_form_the_site_cannot_read_is_the_visitors_400_not_the_sites_error(
+    client: TestClient, lang: str, title: str, said: str
+) -> None:
+    fields = {f"f{i}": "x" for i in range(21)}  # one more than a form may have
+    page = client.post(f"/tilbakemelding?lang={lang}", data=fields)
+    assert page.status_code == 400
+    assert title in page.text
+    assert said in page.text
+    assert f'<html lang="{lang}">' in page.text
+    assert "hos oss" not in page.text
+    broken = client.post(
+        f"/dokument?lang={lang}",
+        content=b"--x\r\nnot a part",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code == 400
+    assert title in broken.text

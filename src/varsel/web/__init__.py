@@ -38,6 +38,12 @@ log = logging.getLogger("varsel.web")
 MAX_BODY = 64 * 1024  # the largest form is feedback: 2000 characters and a few fields
 
 _ERRORS = {
+    # A body Starlette cannot read as a form (too many fields, a file, broken multipart):
+    # the visitor's request, not the site, went wrong, and sending the form again may do.
+    400: (
+        N_("Skjemaet kunne ikke leses"),
+        N_("Vi kunne ikke lese det som ble sendt. Gå tilbake og send skjemaet på nytt."),
+    ),
     404: (N_("Siden finnes ikke"), N_("Vi fant ikke siden du ba om. Sjekk adressen.")),
     405: (N_("Det går ikke an"), N_("Siden kan ikke brukes på den måten.")),
     413: (N_("For mye tekst"), N_("Skjemaet inneholdt mer enn siden tar imot.")),
