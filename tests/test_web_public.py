@@ -1365,6 +1365,51 @@ def test_the_register_json_names_the_employee_rule_applied(
 # -- the security audit's findings ----------------------------------------------------
 
 
+def test_feedback_answers_a_genuine_and_an_unknown_code_alike_when_the_mailing_is_wrong(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    # The form must not be an oracle: the mailing is checked whatever the code named.
+    _, code, _ = first_message(sink)
+    token = csrf(client, "/tilbakemelding")
+    pages = [
+        client.post(
+            "/tilbakemelding",
+            data={"csrf": token, "kode": typed, "kampanje": "999999", "usefulness": "3"},
+        )
+        for typed in (code, UNKNOWN)
+    ]
+    assert [p.status_code for p in pages] == [400, 400]
+    assert "Velg en av utsendelsene i listen." in pages[0].text
+    assert pages[0].text.replace(code, "KODE") == pages[1].text.replace(UNKNOWN, "KODE")
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def test_feedback_with_a_code_counts_as_a_lookup_against_the_verify_limits(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    token = csrf(client, "/tilbakemelding")
+    data = {"csrf": token, "kode": UNKNOWN, "kampanje": "999999", "usefulness": "3"}
+    statuses = [client.post("/tilbakemelding", data=data).status_code for _ in range(11)]
+    assert statuses == [400] * 10 + [429]
+    # Recorded as /kontroll's lookups are; the 429 is not, and says nothing about the code.
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 'verify_unknown'") == 10
+    # One limit for both: the visitor's lookups on /kontroll are used up too.
+    assert client.get("/kontroll", params={"kode": UNKNOWN}).status_code == 429
+    refused = client.post("/tilbakemelding", data={**data, "kampanje": ""})
+    assert refused.status_code == 429
+    assert "retry-after" in refused.headers
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def test_feedback_without_a_code_is_no_lookup(client: TestClient, sent: int, db: Database) -> None:
+    token = csrf(client, "/tilbakemelding")
+    for _ in range(10):
+        page = client.post("/tilbakemelding", data={"csrf": token, "usefulness": "3"})
+        assert page.status_code == 200
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 0
+    assert client.get("/kontroll", params={"kode": UNKNOWN}).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("lang", "title", "said"),
     [

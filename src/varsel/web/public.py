@@ -37,7 +37,13 @@ from varsel.web.forms import (
 )
 from varsel.web.site import client_ip, language_of, visitor_key
 from varsel.web.templating import N_
-from varsel.web.verify_views import VerifyApp, with_erasure_shown
+from varsel.web.verify_views import (
+    VERIFY_ALL,
+    VerifyApp,
+    lookups_of,
+    verify_limits,
+    with_erasure_shown,
+)
 
 # -- front page -----------------------------------------------------------------------
 
@@ -116,8 +122,9 @@ def feedback_form(request: Request) -> Response:
 
 
 def _parse_feedback(
-    db: Any, form: Mapping[str, Any], language: str
+    db: Any, form: Mapping[str, Any], language: str, found: verify.Found | None
 ) -> tuple[feedback.Feedback | None, Errors]:
+    """The answer a form gives, or the errors at its fields; found is what its code named."""
     errors: Errors = {}
     usefulness = text_field(form, "usefulness")
     if usefulness and usefulness not in USEFULNESS:
@@ -136,20 +143,19 @@ def _parse_feedback(
     campaign_id: int | None = None
     delivery_id: int | None = None
     code = _code_of(text_field(form, "kode"))
+    chosen = text_field(form, "kampanje")
+    # The mailing chosen is checked whether or not the code was found: an error that came only
+    # with an unknown code would tell a guesser which codes are genuine.
+    if chosen and chosen not in {str(e.campaign_id) for e in register.entries(db)}:
+        errors["kampanje"] = N_("Velg en av utsendelsene i listen.")
     # A well-formed code no message has is kept as no code: the thanks page must not tell
     # a guesser which codes are genuine (that is /kontroll's, within its limits).
-    found = verify.by_code(db, code) if code else None
     if code is None:
         errors["kampanje"] = CODE_MALFORMED
     elif found is not None:
         campaign_id, delivery_id = found.campaign_id, found.delivery_id
-    elif text_field(form, "kampanje"):
-        chosen = text_field(form, "kampanje")
-        known = {str(e.campaign_id) for e in register.entries(db)}
-        if chosen not in known:
-            errors["kampanje"] = N_("Velg en av utsendelsene i listen.")
-        else:
-            campaign_id = int(chosen)
+    elif chosen and not errors.get("kampanje"):
+        campaign_id = int(chosen)
     if errors:
         return None, errors
     return (
@@ -178,10 +184,19 @@ async def feedback_post(request: Request) -> Response:
     if not site.csrf_ok(request, form):
         return forbidden(request, language)
     ip = client_ip(request)
+    found: verify.Found | None = None
+    typed = text_field(form, "kode")
+    if typed:
+        # A form that carries a code looks it up, so it is counted and recorded as a lookup on
+        # /kontroll is, against the same limits and before anything is decided: otherwise the
+        # form would be a way round them to try codes.
+        decision, found = await lookups_of(site).run((typed[:64], verify_limits(site, ip)))
+        if not decision.allowed:
+            return limited(request, language, decision, everyone=decision.scope == VERIFY_ALL)
 
     def work() -> Response:
         with site.store.connection() as db:
-            answer, errors = _parse_feedback(db, form, language)
+            answer, errors = _parse_feedback(db, form, language, found)
             if answer is None:
                 context = _feedback_context(db, form, errors, request)
                 return site.render(request, "feedback.html", language, context, status=400)
