@@ -218,3 +218,37 @@ def test_a_links_lifetime_is_told_in_the_largest_whole_unit(
     hours: float, told: tuple[documents.Unit, int]
 ) -> None:
     assert documents.lifetime(hours) == told
+
+
+@pytest.mark.parametrize(
+    ("typed", "box"),
+    [
+        ("victim+1@Example.NO", "victim@example.no"),
+        ("victim@example.no", "victim@example.no"),
+        ("v.ictim@example.no", "v.ictim@example.no"),  # dots matter outside gmail
+        ("V.ic.tim+nyhet@gmail.com", "victim@gmail.com"),
+        ("vic.tim@googlemail.com", "victim@gmail.com"),  # one mailbox under either name
+        ("+tag@example.no", "+tag@example.no"),
+    ],
+)
+def test_the_mailbox_of_an_address_has_no_tag_and_no_gmail_dots(typed: str, box: str) -> None:
+    assert documents.mailbox(typed) == box
+
+
+def test_sub_addresses_share_one_pending_link(db: Database, campaign: int) -> None:
+    first = issue(db, campaign, "victim@example.no", now=1_000_000.0)
+    for other in ("victim+1@example.no", "victim+a_b%@example.no"):
+        assert documents.issue(
+            db, SECRET, campaign, other, valid_seconds=HOUR, now=1_000_100.0
+        ) == documents.Pending(first.expires_at)
+    assert documents.pending(db, "victimfoo@example.no", now=1_000_100.0) is None
+    assert documents.pending(db, "victim@example.com", now=1_000_100.0) is None
+    gmail = issue(db, campaign, "v.ictim+x@gmail.com", now=1_000_100.0)
+    assert documents.pending(db, "victim@googlemail.com", now=1_000_200.0) == documents.Pending(
+        gmail.expires_at
+    )
+    # The row keeps the address as typed: erasure and the report match it, and the e-mail
+    # went to it.
+    assert db.scalar("SELECT address FROM document_requests WHERE id = ?", (gmail.request_id,)) == (
+        "v.ictim+x@gmail.com"
+    )

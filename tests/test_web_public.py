@@ -1410,6 +1410,61 @@ def test_feedback_without_a_code_is_no_lookup(client: TestClient, sent: int, db:
     assert client.get("/kontroll", params={"kode": UNKNOWN}).status_code == 404
 
 
+def test_sub_addresses_share_one_pending_link_and_one_limit(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    before = len(sink.messages)
+    assert request_document(client, sent, "offer@example.test").status_code == 200
+    for typed in ("offer+1@example.test", "Offer+2@EXAMPLE.test"):
+        page = request_document(client, sent, typed)
+        assert page.status_code == 409, typed
+        assert "Vi har nylig sendt en lenke til denne adressen" in page.text
+    assert len(sink.messages) == before + 1
+    for typed in ("offer+3@example.test", "offer+4@example.test"):
+        db.execute("UPDATE document_requests SET downloaded_at = 'x'")
+        assert request_document(client, sent, typed).status_code == 200
+    # The e-mail goes to the address as typed.
+    assert list(sink.messages[-1].rcpt_tos) == ["offer+4@example.test"]
+    db.execute("UPDATE document_requests SET downloaded_at = 'x'")
+    refused = request_document(client, sent, "offer+5@example.test")
+    assert refused.status_code == 429
+    assert "Vi har sendt så mange lenker til denne adressen det siste døgnet" in refused.text
+    assert len(sink.messages) == before + 3
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("nb", "Vi har sendt så mange lenker til adresser hos dette e-postdomenet den siste timen"),
+        (
+            "nn",
+            "Vi har sendt så mange lenkjer til adresser hos dette e-postdomenet den siste timen",
+        ),
+        ("en", "We have sent so many links to addresses at this e-mail domain in the last hour"),
+    ],
+)
+def test_an_e_mail_domain_gets_a_limited_number_of_links_an_hour(
+    settings: Settings, sent: int, sink: SmtpSink, lang: str, said: str
+) -> None:
+    app = create_app(dataclasses.replace(settings, document_per_domain_hour=2))
+    with TestClient(app, base_url="https://testserver") as c:
+        for i, status in enumerate((200, 200, 429)):
+            token = csrf(c, f"/dokument?kampanje={sent}&lang={lang}")
+            data = {"csrf": token, "kampanje": str(sent), "address": f"n{i}@example.test"}
+            page = c.post(f"/dokument?lang={lang}", data={**data, "lang": lang})
+            assert page.status_code == status, page.text
+        assert said in page.text
+        assert f'<html lang="{lang}">' in page.text
+        assert int(page.headers["retry-after"]) > 0
+        # Another domain is not held up by it.
+        assert request_document(c, sent, "n@annet.test").status_code == 200
+    assert sorted(m.rcpt_tos[0] for m in sink.messages[-3:]) == [
+        "n0@example.test",
+        "n1@example.test",
+        "n@annet.test",
+    ]
+
+
 @pytest.mark.parametrize(
     ("lang", "title", "said"),
     [

@@ -201,6 +201,13 @@ class Settings:
         "VARSEL_DOCUMENT_PER_ADDRESS_DAY",
         between=(1, 100),
     )
+    document_per_domain_hour: int = _setting(
+        40,
+        "Dokumentlenker som kan sendes til adresser i ett e-postdomene per time (så mange "
+        "adresser hos samme domene ikke kan oversvømmes).",
+        "VARSEL_DOCUMENT_PER_DOMAIN_HOUR",
+        between=(1, MANY),
+    )
     document_global_per_minute: int = _setting(
         30,
         "Dokumentlenker per minutt fra alle til sammen: begrenser hvor mye e-post skjemaet kan få "

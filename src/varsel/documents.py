@@ -74,11 +74,32 @@ def _signature(secret: bytes, request_id: int, expires: int) -> str:
     return base64.urlsafe_b64encode(mac.digest()).decode("ascii").rstrip("=")
 
 
+# Providers that deliver every dotted spelling of a local part to one mailbox, and their name.
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox(address: str) -> str:
+    """The mailbox an address delivers to, for the limits: victim+1@x.no is victim@x.no.
+
+    Lower case, without a "+tag" (and without dots at gmail.com and googlemail.com, one
+    mailbox under either name), so that sub-addresses share one limit and one pending link.
+    The e-mail still goes to the address as typed; this is only what it is counted as.
+    """
+    local, at, domain = address.lower().rpartition("@")
+    if not at:
+        return address.lower()
+    local = local.split("+", 1)[0] or local  # "+tag@x.no" alone is its own odd mailbox
+    if domain in _DOTLESS:
+        domain = _DOTLESS[domain]
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
+
+
 def _address_lock(db: Database, address: str) -> None:
     # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock on the
-    # address, or two requests at once could both see "no pending link" and both send.
+    # mailbox, or two requests at once could both see "no pending link" and both send.
     if db.dialect == "postgresql":
-        digest = hashlib.sha256(address.encode("utf-8")).digest()
+        digest = hashlib.sha256(mailbox(address).encode("utf-8")).digest()
         db.execute(
             "SELECT pg_advisory_xact_lock(?)", (int.from_bytes(digest[:8], "big", signed=True),)
         )
@@ -114,14 +135,26 @@ def issue(
 
 
 def pending(db: Database, address: str, *, now: float | None = None) -> Pending | None:
-    """The link sent to the address that is neither used nor expired, if there is one."""
+    """The link sent to the address's mailbox (see mailbox()) that is neither used nor expired."""
     at = int(time.time() if now is None else now)
-    expires_at = db.scalar(
-        "SELECT max(expires_at) FROM document_requests WHERE address = ? "
+    wanted = mailbox(address)
+    # The rows keep the address as typed (erasure and the report match it), so the mailbox's
+    # are found by its domain and compared here; the domain's own limit keeps them few.
+    domains = [d for d, name in _DOTLESS.items() if name == wanted.rpartition("@")[2]] or [
+        wanted.rpartition("@")[2]
+    ]
+    like = " OR ".join("lower(address) LIKE ? ESCAPE '!'" for _ in domains)
+    rows = db.query(
+        f"SELECT address, expires_at FROM document_requests WHERE ({like}) "
         "AND expires_at > ? AND downloaded_at IS NULL",
-        (address, _iso(at)),
+        (*("%@" + _like_escaped(d) for d in domains), _iso(at)),
     )
-    return None if expires_at is None else Pending(str(expires_at))
+    found = [str(expires) for typed, expires in rows if mailbox(str(typed)) == wanted]
+    return Pending(max(found)) if found else None
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def withdraw(db: Database, request_id: int) -> None:

@@ -134,7 +134,8 @@ async def document_post(request: Request) -> Response:
                 # A link still usable is the more useful answer: it is in the inbox already.
                 if documents.pending(db, parsed.address) is not None:
                     return again(pending_error, status=409)
-                return address_limited(request, language, entry, address_decision)
+                domain = address_decision.scope == DOCUMENT_DOMAIN
+                return address_limited(request, language, entry, address_decision, domain=domain)
             issued = documents.issue(
                 db,
                 site.secret,
@@ -201,8 +202,28 @@ def download_url(base_url: str, token: str, language: str) -> str:
 
 
 def address_limit(settings: Settings) -> Limit:
-    """The limit on links e-mailed to one address a day (counted by its keyed hash)."""
+    """The limit on links e-mailed to one mailbox a day (counted by its keyed hash)."""
     return Limit("document_address", settings.document_per_address_day, 86400)
+
+
+DOCUMENT_DOMAIN = "document_domain"  # the scope of the limit on links to one e-mail domain
+
+
+def domain_limit(settings: Settings) -> Limit:
+    """The limit on links e-mailed to addresses of one domain an hour (by its keyed hash)."""
+    return Limit(DOCUMENT_DOMAIN, settings.document_per_domain_hour, 3600)
+
+
+def _address_checks(site: Site, settings: Settings, address: str) -> list[tuple[Limit, str]]:
+    """The mailbox's limit, then its domain's: victim+1@ and v.ictim@gmail.com count as one."""
+    # Keyed by the mailbox, not the address as typed: sub-addresses (victim+1@, victim+2@, …)
+    # all land in one inbox and would otherwise each bring a fresh limit.
+    box = documents.mailbox(address)
+    domain = box.rpartition("@")[2]
+    return [
+        (address_limit(settings), site_key(site, box)),
+        (domain_limit(settings), site_key(site, "@" + domain)),
+    ]
 
 
 class _Peeked(Exception):
@@ -213,34 +234,38 @@ class _Peeked(Exception):
 
 
 def _address_allows(db: Any, site: Site, settings: Settings, address: str) -> ratelimit.Decision:
-    """Whether the address's daily limit would let one more link go, without counting it."""
+    """Whether the mailbox's and its domain's limits would let one more link go, uncounted."""
     # The limit's own judgement, on a count rolled back at once: a refusal must not count
     # (nothing was sent), and a link is counted only once it has left (_count_sent).
     try:
         with db.transaction():
-            limit = address_limit(settings)
-            raise _Peeked(ratelimit.consume(db, [(limit, site_key(site, address))]))
+            raise _Peeked(ratelimit.consume(db, _address_checks(site, settings, address)))
     except _Peeked as peeked:
         return peeked.decision
 
 
 def _count_sent(site: Site, settings: Settings, address: str) -> None:
-    """Count a link the relay accepted against its address's daily limit."""
+    """Count a link the relay accepted against its mailbox's and its domain's limits."""
     with site.store.connection() as db:
-        ratelimit.consume(db, [(address_limit(settings), site_key(site, address))])
+        ratelimit.consume(db, _address_checks(site, settings, address))
 
 
 def address_limited(
-    request: Request, language: str, entry: register.Entry, decision: ratelimit.Decision
+    request: Request,
+    language: str,
+    entry: register.Entry,
+    decision: ratelimit.Decision,
+    *,
+    domain: bool = False,
 ) -> Response:
-    """The 429 page when the address has had its links for the day: it says until when."""
+    """The 429 page when the address (or its domain) has had its links: it says until when."""
     # About the address, not the visitor: whoever asks may have done nothing wrong.
     when = documents.next_link_at(decision.retry_after, language)
     return site_of(request).render(
         request,
         "document_limited.html",
         language,
-        {"entry": entry, "when": when},
+        {"entry": entry, "when": when, "domain": domain},
         status=429,
         headers={"Retry-After": str(decision.retry_after)},
     )
