@@ -400,7 +400,8 @@ def test_campaign_send_refuses_a_campaign_the_workers_hold(
     db, settings, cid = small
     assert start_campaign(db, cid) is True
     assert start_campaign(db, cid) is False
-    with pytest.raises(SendError, match="sendes allerede av varsel-worker"):
+    # The workers' campaign is theirs, lease or no lease, until an operator pauses it.
+    with pytest.raises(SendError, match="er gitt til arbeiderne"):
         send_campaign(db, settings, cid, relay=RelayConfig.from_url("smtp://127.0.0.1:1"))
 
 
