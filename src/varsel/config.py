@@ -202,7 +202,7 @@ class Settings:
         between=(1, 100),
     )
     document_per_domain_hour: int = _setting(
-        40,
+        300,
         "Dokumentlenker som kan sendes til adresser i ett e-postdomene per time (så mange "
         "adresser hos samme domene ikke kan oversvømmes).",
         "VARSEL_DOCUMENT_PER_DOMAIN_HOUR",
