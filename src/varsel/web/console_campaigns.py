@@ -545,17 +545,24 @@ NOT_APPROVED = N_(
 )
 
 
+def _unapproved(page: Page, db: Database, cid: int) -> Response | None:
+    """The campaign page saying why, when no approval holds for the campaign; else None."""
+    try:
+        approval.require_approved(db, cid)
+    except approval.NotApproved as e:
+        # The library's words name the command line's way to approve; here it is this page.
+        never = approval.approval_state(db, cid).approval is None
+        return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
+    return None
+
+
 @console.route("/kampanjer/{cid:int}/send", role=Role.AUTHOR, methods=("POST",))
 def campaign_send(page: Page) -> Response:
     """Start sending in the background, if an approval holds; the console never skips it."""
     cid = campaign_id(page)
     with page.db() as db:
-        try:
-            approval.require_approved(db, cid)
-        except approval.NotApproved as e:
-            # The library's words name the command line's way to approve; here it is this page.
-            never = approval.approval_state(db, cid).approval is None
-            return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
+        if (refused := _unapproved(page, db, cid)) is not None:
+            return refused
         try:
             # The command line's rule (send_lock): a campaign the workers send is theirs
             # until it is paused; then Send takes it back.
@@ -573,11 +580,8 @@ def campaign_to_workers(page: Page) -> Response:
     with page.db() as db:
         if db.dialect != "postgresql":
             return _campaign_page(page, cid, error=WORKERS_NEED_POSTGRESQL, status=409)
-        try:
-            approval.require_approved(db, cid)
-        except approval.NotApproved as e:
-            never = approval.approval_state(db, cid).approval is None
-            return _campaign_page(page, cid, error=NOT_APPROVED if never else e.message, status=409)
+        if (refused := _unapproved(page, db, cid)) is not None:
+            return refused
         if _senders(page).running(cid):
             return _campaign_page(page, cid, error=SENDING_HERE, status=409)
         try:
