@@ -43,6 +43,24 @@ def test_a_queued_code_is_not_genuine_until_it_may_have_been_sent(
     ]
 
 
+def test_a_bounced_or_complained_about_message_is_still_genuine(
+    db: Database, campaign_id: int
+) -> None:
+    # A bounce or a spam complaint comes after the message left: whoever holds it (the
+    # complainant has it in front of them) must be told it is ours, not that it is fake.
+    (first, one), (second, two) = db.query("SELECT id, code FROM deliveries ORDER BY id")[:2]
+    with db.transaction():
+        for delivery_id in (first, second):
+            db.execute(
+                "UPDATE deliveries SET state = 'bounced', sent_at = ? WHERE id = ?",
+                ("2026-01-05T10:00:00.000Z", delivery_id),
+            )
+    found = [verify.lookup(db, code) for code in (one, two)]
+    assert [f.delivery_id if f else None for f in found] == [first, second]
+    kinds = [k for (k,) in db.query("SELECT kind FROM events ORDER BY id")]
+    assert kinds == ["verify_ok", "verify_ok"]
+
+
 def test_unsubscribing_the_organisation_suppresses_every_unit(
     db: Database, campaign_id: int
 ) -> None:

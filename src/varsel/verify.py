@@ -23,12 +23,14 @@ from varsel.erasure import is_stand_in
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
-# A code counts as genuine once its message may have left: the relay accepted it, or the
-# sender was handing it over (claimed, in doubt), or it was printed on a letter (produced,
-# posted, returned). Queued, suppressed, cancelled and failed messages never reached anyone,
-# so their codes are unknown to the public.
+# A code counts as genuine once its message may have left: the relay accepted it (sent, and
+# bounced: a bounce or a spam complaint comes after the message left, and whoever holds it
+# must be told it is ours), or the sender was handing it over (claimed, in doubt), or it was
+# printed on a letter (produced, posted, returned). Queued, suppressed, cancelled and failed
+# messages never reached anyone, so their codes are unknown to the public.
 GENUINE_STATES = (
     DeliveryState.SENT,
+    DeliveryState.BOUNCED,
     DeliveryState.IN_DOUBT,
     DeliveryState.CLAIMED,
     DeliveryState.PRODUCED,
