@@ -136,3 +136,22 @@ def test_coverage_counts_many_businesses_in_the_plural(db: Database, campaign: i
     status, output = run(db, "coverage", str(campaign))
     assert status == 0, output
     assert f"Kampanje {campaign} «Rådene»: {units} virksomheter, " in output
+
+
+def test_coverage_rollups_count_a_letter_not_yet_posted_as_waiting(
+    db: Database, campaign: int
+) -> None:
+    # The fixture's letter is posted; one more is made but not reported posted yet. Under
+    # «Brev» it looked reached while «Andel nådd» left it out, and «Venter» said 0.
+    channel_delivery(db, campaign, units_without_email(db, campaign)[1], "letter", S.PRODUCED)
+    oslo = json.loads(run(db, "coverage", str(campaign), "--json")[1])["by_municipality"][0]
+    status, output = run(db, "coverage", str(campaign))
+    assert status == 0, output
+    assert ", 1 på vei, " in output.splitlines()[0]
+    row = next(line for line in output.splitlines() if line.startswith("│ Oslo "))
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    units, email, letters, altinn, waiting, not_reached = (int(c) for c in cells[1:7])
+    o = oslo["outcomes"]
+    assert (letters, waiting) == (o["letter_posted"], o["letter_produced"] + o["pending"]) == (1, 1)
+    assert email + letters + altinn + waiting + not_reached == units == oslo["units"]
+    assert "«Brev» er brev postlagt;" in output

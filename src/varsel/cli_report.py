@@ -43,7 +43,7 @@ def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
 
 def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> None:
     """The coverage report as Rich tables in Norwegian; without rollups, the totals only."""
-    from varsel.coverage import NOT_REACHED, Outcome, label
+    from varsel.coverage import NOT_REACHED, ON_THE_WAY, Outcome, label
     from varsel.i18n import fmt_count, fmt_int, fmt_share
 
     console.print(
@@ -99,9 +99,11 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
                 f"{g.name} ({g.key})" if keyed and g.key != g.name else g.name,
                 fmt_int(g.units),
                 fmt_int(o[Outcome.EMAIL_ACCEPTED]),
-                fmt_int(o[Outcome.LETTER_POSTED] + o[Outcome.LETTER_PRODUCED]),
+                fmt_int(o[Outcome.LETTER_POSTED]),
                 fmt_int(o[Outcome.ALTINN_DELIVERED]),
-                fmt_int(o[Outcome.PENDING]),
+                # A letter made but not posted yet is on its way, as the summary counts it:
+                # under «Brev» it looked reached while «Andel nådd» left it out.
+                fmt_int(sum(o[x] for x in ON_THE_WAY)),
                 fmt_int(sum(o[x] for x in NOT_REACHED)),
                 fmt_share(g.reached, g.units),
             )
@@ -112,8 +114,9 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     groups("Etter næring (SN2025-seksjon)", "Næring", c.by_section)
     groups("Etter organisasjonsform", "Form", c.by_form)
     console.print(
-        "«Brev» er brev laget eller postlagt; «Andel nådd» teller e-post levert, brev postlagt "
-        "og levert i Altinn. Se docs/reports.md.",
+        "«Brev» er brev postlagt; «Venter» er det som ennå er i utboksen og brev som er laget, "
+        "men ikke postlagt ennå. «Andel nådd» teller e-post levert, brev postlagt og levert i "
+        "Altinn. Se docs/reports.md.",
         soft_wrap=True,
     )
 
