@@ -7,7 +7,7 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.send_report import status
+from varsel.send_report import SendReport, status
 from varsel.sender import SendOptions, send_campaign
 from varsel.testing import Fault, FaultPlan, SmtpSink
 
@@ -63,7 +63,7 @@ def test_status_counts_every_channel_and_state(db: Database, campaign_id: int) -
     _email_states(db, campaign_id, ["sent", "sent", "sent", "sent", "bounced", "bounced"])
     _letters(db, campaign_id, ["posted", "posted", "posted", "returned"])
     found = status(db, campaign_id).as_dict()
-    assert (found["sent"], found["bounced"]) == (4, 2)
+    assert (found["sent"], found["bounced"], found["accepted"]) == (4, 2, 6)
     assert "posted" not in found  # the top level is e-mail's, as before letters
     assert found["channels"]["letter"] == {
         "total": 4,
@@ -90,7 +90,7 @@ def test_status_prints_bounced_emails_and_the_letters(db: Database, campaign_id:
     result = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(campaign_id)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[1:12] == [
+    assert lines[1:13] == [
         "E-post (6):",
         "  i kø                  0",
         "  under sending         0",
@@ -101,8 +101,25 @@ def test_status_prints_bounced_emails_and_the_letters(db: Database, campaign_id:
         "  sperret               0",
         "  usikre                0",
         "  kansellert            0",
+        "  i alt 6 sendt, av dem 2 i retur",
         "Brev (3):",
     ]
     assert "  postlagt              2" in lines
     assert "  returnert             1" in lines
     assert not any(line.startswith("Altinn") for line in lines)  # a channel not used
+
+
+def test_the_send_summary_counts_bounced_emails_as_sent() -> None:
+    # `campaign send` said «166 sendt»; run again after 4 bounces, it must not say 162.
+    counts = {"sent": 162, "bounced": 4, "deferred": 0, "failed": 0, "suppressed": 0}
+    text = SendReport(1, {**counts, "in_doubt": 0, "queued": 0}, 0, 1.0, "done", 0).summary()
+    assert text.startswith("Kampanje 1 ferdig: 166 sendt, av dem 4 i retur, 0 utsatt, 0 feilet,")
+
+
+def test_status_says_nothing_more_when_no_email_bounced(db: Database, campaign_id: int) -> None:
+    _email_states(db, campaign_id, ["sent", "sent"])
+    result = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(campaign_id)])
+    assert result.exit_code == 0, result.output
+    assert "  sendt                 2" in result.output.splitlines()
+    assert " i alt " not in result.output
+    assert status(db, campaign_id).as_dict()["accepted"] == 2

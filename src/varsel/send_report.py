@@ -44,7 +44,7 @@ class SendReport:
             how = f"venter på avgjørelse ({n})"
         seconds = f"{self.seconds:.1f}".replace(".", ",")  # Norwegian decimal comma
         text = (
-            f"Kampanje {self.campaign_id} {how}: {fmt_int(c['sent'])} sendt, "
+            f"Kampanje {self.campaign_id} {how}: {sent_words(c)}, "
             f"{fmt_int(c['deferred'])} utsatt, {fmt_int(c['failed'])} feilet, "
             f"{fmt_int(c['suppressed'])} sperret, {fmt_int(c['in_doubt'])} usikre, "
             f"{fmt_int(c['queued'])} i kø. Denne kjøringen: {fmt_int(self.sent_now)} sendt på "
@@ -59,6 +59,15 @@ class SendReport:
                 f"{self.campaign_id}» bare hvis du vil risikere dobbel levering."
             )
         return text
+
+
+def sent_words(counts: dict[str, int]) -> str:
+    """E-mails the relay accepted, bounced ones included: «166 sendt, av dem 4 i retur»."""
+    # A bounce moves a delivery from sent to bounced; counted apart, «sendt» would drop from
+    # 166 to 162 once bounces arrive, and the reader cannot tell how many went out.
+    bounced = counts.get("bounced", 0)
+    text = f"{fmt_int(counts.get('sent', 0) + bounced)} sendt"
+    return text + (f", av dem {fmt_int(bounced)} i retur" if bounced else "")
 
 
 # A channel and a delivery state as `campaign status` names them.
@@ -111,6 +120,8 @@ class StatusReport:
             "status": self.campaign.status.value,
             # The e-mail counts at the top, as before there were other channels.
             **{s.value: self.counts.get(s.value, 0) for s in outbox.CHANNEL_STATES["email"]},
+            # Sent as `campaign send` counted them: those bounced since included.
+            "accepted": self.counts.get("sent", 0) + self.counts.get("bounced", 0),
             "channels": {
                 channel: {"total": sum(states.values()), **states}
                 for channel, states in self.channels.items()
@@ -132,6 +143,9 @@ class StatusReport:
             for state, n in states.items():
                 label = STATE_WORDS.get(DeliveryState(state), state)
                 out.append(f"  {label:<14} {fmt_int(n):>8}")
+            if channel == "email" and states.get("bounced"):
+                # «sendt» above counts those not bounced; said whole, as `campaign send` did.
+                out.append(f"  i alt {sent_words(states)}")
         return out
 
 
