@@ -43,6 +43,30 @@ def test_newer_dump_updates_changed_and_marks_gone(
     assert (again.snapshot.new, again.snapshot.gone) == (0, 1)  # 910000004 is gone now
 
 
+def test_units_whose_hash_alone_differs_are_unchanged_and_get_the_new_hash(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # A store made by an earlier version holds hashes of fewer columns: its first import after
+    # the upgrade must not count every unit as changed, only those whose values changed.
+    records = load(brreg / "enheter-sample.json")
+    import_dump(db, write_json(tmp_path / "old.json", records), dump_date="2026-01-01")
+    hashes = dict(db.query("SELECT orgnr, record_hash FROM units"))
+    with db.transaction():
+        db.execute("UPDATE units SET record_hash = record_hash + 1")
+    newer = copy.deepcopy(records)
+    newer[0]["antallAnsatte"] = 1040  # one real change
+    result = import_dump(db, write_json(tmp_path / "new.json", newer), dump_date="2026-02-01")
+    s = result.snapshot
+    assert (s.new, s.changed, s.unchanged, s.gone) == (0, 1, len(records) - 1, 0)
+    after = dict(db.query("SELECT orgnr, record_hash FROM units"))
+    changed = newer[0]["organisasjonsnummer"]
+    assert {o: h for o, h in after.items() if o != changed} == {
+        o: h for o, h in hashes.items() if o != changed
+    }
+    # Only the changed unit took the new snapshot; the others still read from the old file.
+    assert db.query("SELECT orgnr FROM units WHERE snapshot_id = ?", (s.id,)) == [(changed,)]
+
+
 @pytest.mark.parametrize("name", ["e.json", "e.csv"])
 def test_a_rejected_record_keeps_its_unit(
     db: Database, brreg: Path, tmp_path: Path, name: str

@@ -82,6 +82,7 @@ def merge(
         "OR u.gone_snapshot_id IS NOT NULL"
     )
     db.execute("CREATE INDEX touched_orgnr ON touched (orgnr, is_new)")
+    _rehash_unchanged(db)
     staged = int(db.scalar("SELECT count(*) FROM staging_units"))
     new = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 1"))
     changed = int(db.scalar("SELECT count(*) FROM touched WHERE is_new = 0"))
@@ -116,3 +117,30 @@ def merge(
         "FROM staging_contacts c JOIN touched t ON t.orgnr = c.orgnr"
     )
     return counts
+
+
+def _rehash_unchanged(db: Database) -> None:
+    """Units whose hash differs but whose kept values do not: their hash is renewed, and they
+    are no longer touched (counted unchanged, their contacts kept).
+
+    The hash's definition grew with the kept columns: a store made by an earlier version holds
+    hashes of fewer columns, and without this its first import after the upgrade would count
+    every unit as changed. Cheap otherwise: only the few units whose hash differs are compared.
+    """
+    same = " IS NOT DISTINCT FROM "
+    equal = " AND ".join(f"u.{c}{same}s.{c}" for c in unit.RECORD_COLUMNS)
+    db.execute(
+        "CREATE TEMP TABLE rehashed AS SELECT t.orgnr AS orgnr, s.record_hash AS record_hash "
+        "FROM touched t JOIN units u ON u.orgnr = t.orgnr "
+        "JOIN staging_units s ON s.orgnr = t.orgnr "
+        f"WHERE t.is_new = 0 AND u.gone_snapshot_id IS NULL AND {equal}"
+    )
+    if not db.query_one("SELECT 1 FROM rehashed LIMIT 1"):
+        db.execute("DROP TABLE rehashed")
+        return
+    db.execute(
+        "UPDATE units SET record_hash = (SELECT r.record_hash FROM rehashed r "
+        "WHERE r.orgnr = units.orgnr) WHERE orgnr IN (SELECT orgnr FROM rehashed)"
+    )
+    db.execute("DELETE FROM touched WHERE orgnr IN (SELECT orgnr FROM rehashed)")
+    db.execute("DROP TABLE rehashed")
