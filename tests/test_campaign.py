@@ -127,6 +127,12 @@ def test_suppressed_at_creation(registry_db: Database, settings: Settings, tmp_p
     assert result.suppressed == 2
     assert states["firmapost@statnett.no"] == "suppressed"
     assert list(states.values()).count("suppressed") == 2
+    # The summary says why, reason by reason.
+    assert result.suppressed_by == {
+        SuppressionReason.UNSUBSCRIBED: 1,
+        SuppressionReason.MANUAL: 1,
+    }
+    assert "2 stoppet av avmelding/sperre (1 lagt inn av operatør, 1 avmeldt)" in result.summary()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
 from varsel.segment import resolve, selection_sql
 from varsel.snapshot import latest_snapshot
-from varsel.suppression import SuppressionKind, suppressed
+from varsel.suppression import REASON_LABELS, SuppressionKind, SuppressionReason, reasons
 
 
 class CampaignStatus(StrEnum):
@@ -82,6 +82,17 @@ class CreateResult:
     suppressed: int
     shared_addresses: int
     key_notice: str | None
+    suppressed_by: dict[SuppressionReason, int] = field(default_factory=dict)  # why, per reason
+
+    def _why(self) -> str:
+        """« (1 avmeldt, 1 adressen finnes ikke)»: the suppressed deliveries by reason."""
+        if not self.suppressed_by:
+            return ""
+        parts = [
+            f"{fmt_int(n)} {REASON_LABELS[why]}"
+            for why, n in sorted(self.suppressed_by.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        return f" ({', '.join(parts)})"
 
     def summary(self) -> str:
         r = self.reach
@@ -92,7 +103,7 @@ class CreateResult:
             f"{fmt_int(r.get('phone_only', 0) + r.get('postal_only', 0))} uten.",
             f"{fmt_count(self.deliveries, 'e-post', 'e-poster')} i utboksen"
             + (
-                f", {fmt_int(self.suppressed)} stoppet av avmelding/sperre"
+                f", {fmt_int(self.suppressed)} stoppet av avmelding/sperre{self._why()}"
                 if self.suppressed
                 else ""
             )
@@ -239,12 +250,13 @@ def create_from_spec(
         for address, orgnr in addresses:
             groups.setdefault(address, []).append(orgnr)
         shared = sum(1 for units in groups.values() if len(units) > 1)
-        suppressed_addresses = suppressed(db, SuppressionKind.ADDRESS, groups)
-        suppressed_units = suppressed(
+        suppressed_addresses = reasons(db, SuppressionKind.ADDRESS, groups)
+        suppressed_units = reasons(
             db, SuppressionKind.UNIT, [o for units in groups.values() for o in units]
         )
         deliveries = 0
         n_suppressed = 0
+        suppressed_by: dict[SuppressionReason, int] = {}
         plan: list[tuple[str, str, list[str]]] = []
         for address, units in groups.items():
             if spec.per_unit:
@@ -284,7 +296,10 @@ def create_from_spec(
                 "delivery_units", ("delivery_id", "orgnr"), [(delivery_id, u) for u in live_units]
             )
             deliveries += 1
-            n_suppressed += state is DeliveryState.SUPPRESSED
+            if blocked:
+                n_suppressed += 1
+                why = suppressed_addresses.get(address) or suppressed_units[units[0]]
+                suppressed_by[why] = suppressed_by.get(why, 0) + 1
         audit.record(
             db,
             created_by or audit.SYSTEM,
@@ -309,6 +324,7 @@ def create_from_spec(
         n_suppressed,
         shared,
         key_notice,
+        suppressed_by,
     )
 
 

@@ -217,18 +217,25 @@ def add(
 
 def suppressed(db: Database, kind: SuppressionKind, values: Iterable[str]) -> set[str]:
     """The values of the given kind that are suppressed."""
+    return set(reasons(db, kind, values))
+
+
+def reasons(
+    db: Database, kind: SuppressionKind, values: Iterable[str]
+) -> dict[str, SuppressionReason]:
+    """The values of the given kind that are suppressed, each with why."""
     items = list(dict.fromkeys(values))
-    found: set[str] = set()
+    found: dict[str, SuppressionReason] = {}
     for start in range(0, len(items), 500):
         chunk = items[start : start + 500]
-        found |= {
-            r[0]
-            for r in db.query(
-                "SELECT value FROM suppressions WHERE kind = ? AND value IN "
+        found.update(
+            (str(value), SuppressionReason(reason))
+            for value, reason in db.query(
+                "SELECT value, reason FROM suppressions WHERE kind = ? AND value IN "
                 f"({', '.join('?' for _ in chunk)})",
                 [kind.value, *chunk],
             )
-        }
+        )
     return found
 
 
