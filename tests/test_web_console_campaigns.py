@@ -396,3 +396,107 @@ def test_the_new_campaign_form_warns_about_old_registry_data_in_the_pages_langua
         f"warning: registry data as of 2025-12-15 (dump date), {days} days old, older than 7 "
         "days; fetch a new dump"
     ) in english
+
+
+# -- letters and Altinn in the progress panel and the failures ----------------------------------
+
+
+def _as_other_channel(db: Database, ids: list[int], channel: str, states: list[tuple]) -> None:
+    """Turn e-mail deliveries into letters or Altinn messages in these (state, reason)s."""
+    with db.transaction():
+        for n, (did, (state, reason)) in enumerate(zip(ids, states, strict=False)):
+            orgnr = f"9{channel[0] == 'l':01}{n:07}"
+            db.execute(
+                "UPDATE deliveries SET channel = ?, key = ?, address = ?, state = ?, "
+                "last_reply = ? WHERE id = ?",
+                (channel, orgnr, orgnr, state, reason, did),
+            )
+
+
+def test_the_progress_panel_shows_letters_and_altinn_and_counts_bounced_emails_as_sent(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    panel = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}/fremdrift").text.split())
+    # No letters or Altinn messages: nothing shown for them.
+    assert "Brev" not in panel
+    assert "Altinn" not in panel
+    ids = [
+        r[0]
+        for r in db.query("SELECT id FROM deliveries WHERE campaign_id = ? ORDER BY id", (cid,))
+    ]
+    assert len(ids) == 6
+    _as_other_channel(
+        db, ids[2:5], "letter", [("posted", None), ("returned", "Flyttet"), ("produced", None)]
+    )
+    _as_other_channel(db, ids[5:], "altinn", [("delivered", None)])
+    with db.transaction():
+        db.execute("UPDATE deliveries SET state = 'sent' WHERE id = ?", (ids[0],))
+        db.execute("UPDATE deliveries SET state = 'bounced' WHERE id = ?", (ids[1],))
+    for path in (f"{PREFIX}/kampanjer/{cid}/fremdrift", f"{PREFIX}/kampanjer/{cid}"):
+        panel = " ".join(client.get(path).text.split())
+        # The bounced e-mail went out: «Sendt» counts it, and says how many came back.
+        assert '<div class="count count-sent"><dt>Sendt</dt><dd>2</dd></div>' in panel
+        assert '<div class="count count-bounced"><dt>Av dem i retur</dt><dd>1</dd></div>' in panel
+        assert '<h3 id="fremdrift-email">E-post (2)</h3>' in panel
+        assert '<h3 id="fremdrift-letter">Brev (3)</h3>' in panel
+        assert '<h3 id="fremdrift-altinn">Altinn (1)</h3>' in panel
+        letters = panel.split('<dl class="counts channel-letter"')[1].split("</dl>")[0]
+        assert re.findall(r"<dt>([^<]+)</dt><dd>(\d+)</dd>", letters) == [
+            ("Produsert", "1"),
+            ("Postlagt", "1"),
+            ("Returnert", "1"),
+            ("Feilet", "0"),
+        ]
+        altinn = panel.split('<dl class="counts channel-altinn"')[1].split("</dl>")[0]
+        assert re.findall(r"<dt>([^<]+)</dt><dd>(\d+)</dd>", altinn) == [
+            ("Sendt inn", "0"),
+            ("Levert", "1"),
+            ("Feilet", "0"),
+        ]
+    english = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}/fremdrift?lang=en").text.split())
+    assert '<h3 id="fremdrift-letter">Letter (3)</h3>' in english
+    assert "<dt>Posted</dt><dd>1</dd>" in english
+    assert "<dt>Submitted</dt><dd>0</dd>" in english
+    assert "<dt>Of which bounced</dt><dd>1</dd>" in english
+    nynorsk = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}/fremdrift?lang=nn").text.split())
+    assert "<dt>Postlagd</dt><dd>1</dd>" in nynorsk
+
+
+def test_letters_failed_and_returned_are_grouped_by_reason(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    ids = [
+        r[0]
+        for r in db.query("SELECT id FROM deliveries WHERE campaign_id = ? ORDER BY id", (cid,))
+    ]
+    _as_other_channel(
+        db,
+        ids[:5],
+        "letter",
+        [
+            ("returned", "Adressaten er ukjent"),
+            ("returned", "Adressaten er ukjent"),
+            ("returned", "Flyttet"),
+            ("failed", "incomplete_address"),
+            ("posted", None),
+        ],
+    )
+    page = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}").text.split())
+    assert "<caption>Brev: 4 feilet eller returnert</caption>" in page
+    table = page.split("<caption>Brev: 4 feilet eller returnert</caption>")[1].split("</table>")[0]
+    rows = re.findall(r'<tr><td>([^<]+)</td><td class="number">(\d+)</td><td>([^<]+)</td>', table)
+    # Why a letter was not made, as `varsel letters` words its code; why one came back, in the
+    # print house's words.
+    assert rows == [
+        ("Feilet", "1", "adressen mangler gyldig postnummer eller poststed"),
+        ("Returnert", "2", "Adressaten er ukjent"),
+        ("Returnert", "1", "Flyttet"),
+    ]
+    assert "E-post:" not in page.split("Hvorfor leveranser feilet")[1].split("</section>")[0]
+    english = " ".join(client.get(f"{PREFIX}/kampanjer/{cid}?lang=en").text.split())
+    assert "<caption>Letters: 4 failed or returned</caption>" in english
+    why = "the address lacks a valid postcode or city"
+    assert f'<td>Failed</td><td class="number">1</td><td>{why}</td>' in english
+    assert '<td>Returned</td><td class="number">2</td><td>Adressaten er ukjent</td>' in english
