@@ -1,6 +1,7 @@
 """The operators' console under /konsoll: the dashboard, accounts and the audit log.
 
-Campaign pages are in console_campaigns.py and console_editor.py, the suppression list in
+Campaign pages are in console_campaigns.py (what failed and why: campaign_outcomes.py) and
+console_editor.py, the suppression list in
 console_suppress.py, the gate (roles, sessions, CSRF, signing in) in console_auth.py. Each view
 parses, calls the library, and renders.
 """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from varsel import (
-    altinn,
     approval,
     coverage,
     evaluate,
@@ -26,7 +24,6 @@ from varsel import (
     outbox,
     segment,
     send_lock,
-    send_report,
 )
 from varsel.accounts import Role
 from varsel.campaign import (
@@ -43,11 +40,10 @@ from varsel.campaign_spec import (
 from varsel.db import Database
 from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
-from varsel.letters import UNREACHABLE_TEXT, Unreachable
-from varsel.outbox import DeliveryState
 from varsel.retention import forgotten_at
 from varsel.snapshot import stale_warning
 from varsel.unreached import export_unreached
+from varsel.web import campaign_outcomes
 from varsel.web.console_auth import PREFIX, Page, console, shown, translate
 from varsel.web.console_send import Senders, for_console, progress
 from varsel.web.console_text import (
@@ -381,8 +377,8 @@ def _campaign_page(
         forgotten = forgotten_at(db, cid)
         doubtful = outbox.in_doubt(db, cid) if now.counts["in_doubt"] else []
         workers_possible = db.dialect == "postgresql"  # `varsel worker` needs PostgreSQL
-        failures = _failures(db, cid, page.language)
-        channels = _other_channels(db, cid)
+        failures = campaign_outcomes.failures(db, cid, page.language)
+        channels = campaign_outcomes.other_channels(db, cid)
         # Said once more where the new campaign is shown, as `campaign create` says it.
         stale = _stale(db, page.language) if page.request.query_params.get("laget") else None
     # Why the last send stopped: the library's message or the console's own, in the page's
@@ -413,167 +409,12 @@ def _campaign_page(
     )
 
 
-# -- why deliveries failed ----------------------------------------------------------------------
-
-REASONS_SHOWN = 10  # reasons per channel on the campaign page, the most common first
-UNITS_SHOWN = 3  # organisation numbers named per Altinn reason; the rest only counted
-ADDRESS_HIDDEN = N_("(adresse)")
-# An e-mail address inside a relay's or bounce's words: personal data for a sole proprietor,
-# so never shown on the page.
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-@dataclass(frozen=True)
-class FailureReason:
-    """How many of a channel's deliveries failed (or bounced) with the same reason."""
-
-    state: str  # failed | bounced | returned
-    reason: str  # in the page's language, without e-mail addresses; "" when none was given
-    count: int
-    units: tuple[str, ...] = ()  # Altinn: the first few organisation numbers
-
-
-@dataclass(frozen=True)
-class ChannelFailures:
-    """A channel's failed deliveries: the most common reasons, and how many are not shown."""
-
-    channel: str  # email | letter | altinn
-    total: int
-    reasons: tuple[FailureReason, ...]
-
-    @property
-    def rest(self) -> int:
-        """Failed deliveries whose reasons are not among those shown."""
-        return self.total - sum(r.count for r in self.reasons)
-
-
-def _failures(db: Database, cid: int, language: str) -> list[ChannelFailures]:
-    """E-mail's failed and bounced deliveries, letters' failed and returned ones and Altinn's
-    failed ones, grouped by reason."""
-    by_channel = outbox.counts_by_channel(db, cid)
-    out = []
-    email = by_channel.get("email", {})
-    email_total = email.get("failed", 0) + email.get("bounced", 0)
-    if email_total:
-        out.append(ChannelFailures("email", email_total, _email_reasons(db, cid, language)))
-    letter = by_channel.get("letter", {})
-    letter_total = letter.get("failed", 0) + letter.get("returned", 0)
-    if letter_total:
-        out.append(ChannelFailures("letter", letter_total, _letter_reasons(db, cid, language)))
-    altinn_total = by_channel.get("altinn", {}).get("failed", 0)
-    if altinn_total:
-        out.append(ChannelFailures("altinn", altinn_total, _altinn_reasons(db, cid, language)))
-    return out
-
-
-def _hidden(language: str, reason: str) -> str:
-    return _ADDRESS.sub(gettext(language, ADDRESS_HIDDEN), reason)
-
-
-def _email_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # The grouping `varsel campaign status` prints, for e-mail's failed and bounced only.
-    found = send_report.reasons(
-        db,
-        cid,
-        REASONS_SHOWN,
-        states=(DeliveryState.FAILED, DeliveryState.BOUNCED),
-        channel="email",
-    )
-    # Replies that differed only in the address are one reason once it is hidden.
-    merged: dict[tuple[str, str], int] = {}
-    for r in found:
-        key = (r.state, _hidden(language, r.reason))
-        merged[key] = merged.get(key, 0) + r.count
-    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
-    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
-
-
-def _letter_reason(language: str, state: str, reason: str) -> str:
-    # A letter that could not be made keeps letters.Unreachable's code, worded as `varsel
-    # letters` words it; a returned one the print house's own words, as `letters returned`
-    # stored them (and as the unreached export shows them).
-    if state == DeliveryState.FAILED.value and reason in set(Unreachable):
-        return gettext(language, UNREACHABLE_TEXT[Unreachable(reason)])
-    return _hidden(language, reason)
-
-
-def _letter_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # The grouping `varsel campaign status` prints, for letters' failed and returned only.
-    found = send_report.reasons(
-        db,
-        cid,
-        REASONS_SHOWN,
-        states=(DeliveryState.FAILED, DeliveryState.RETURNED),
-        channel="letter",
-    )
-    merged: dict[tuple[str, str], int] = {}
-    for r in found:
-        key = (r.state, _letter_reason(language, r.state, r.reason))
-        merged[key] = merged.get(key, 0) + r.count
-    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
-    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
-
-
-def _altinn_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # altinn_failures says each reason in Bokmål as a Text: grouped as the page says it.
-    units: dict[str, list[str]] = {}
-    for orgnr, why, _ in altinn.altinn_failures(db, cid):
-        units.setdefault(_hidden(language, translate(language, why)), []).append(orgnr)
-    ordered = sorted(units.items(), key=lambda item: (-len(item[1]), item[0]))
-    return tuple(
-        FailureReason("failed", reason, len(orgnrs), tuple(orgnrs[:UNITS_SHOWN]))
-        for reason, orgnrs in ordered[:REASONS_SHOWN]
-    )
-
-
-# -- the other channels' progress ------------------------------------------------------------
-
-# Letters' and Altinn's states in the words `varsel campaign status` uses (send_report's
-# STATE_WORDS); e-mail's, and the states all channels share, are STATE_NAMES.
-DELIVERY_STATE_NAMES = {
-    **STATE_NAMES,
-    DeliveryState.PRODUCED.value: N_("Produsert"),
-    DeliveryState.POSTED.value: N_("Postlagt"),
-    DeliveryState.RETURNED.value: N_("Returnert"),
-    DeliveryState.SUBMITTED.value: N_("Sendt inn"),
-    DeliveryState.DELIVERED.value: N_("Levert"),
-}
-DELIVERY_CHANNEL_NAMES = {"email": N_("E-post"), "letter": N_("Brev"), "altinn": N_("Altinn")}
-# Shown even at zero: where the channel's deliveries go. Any other state only when used.
-_MAIN_STATES = {
-    "letter": ("produced", "posted", "returned", "failed"),
-    "altinn": ("submitted", "delivered", "failed"),
-}
-
-
-@dataclass(frozen=True)
-class ChannelCounts:
-    """A channel other than e-mail that has deliveries: its total and its states' counts."""
-
-    channel: str  # letter | altinn
-    total: int
-    states: tuple[tuple[str, int], ...]  # (state, count), in `campaign status` order
-
-
-def _other_channels(db: Database, cid: int) -> list[ChannelCounts]:
-    """Letters' and Altinn's counts per state, for each that has deliveries."""
-    out = []
-    for channel, states in outbox.counts_by_channel(db, cid).items():
-        total = sum(states.values())
-        if channel == "email" or not total:
-            continue
-        main = _MAIN_STATES.get(channel, ())
-        shown_states = tuple((s, n) for s, n in states.items() if n or s in main)
-        out.append(ChannelCounts(channel, total, shown_states))
-    return out
-
-
 def _labels() -> dict[str, Any]:
     return {
         "status_names": STATUS_NAMES,
         "state_names": STATE_NAMES,
-        "delivery_state_names": DELIVERY_STATE_NAMES,
-        "delivery_channel_names": DELIVERY_CHANNEL_NAMES,
+        "delivery_state_names": campaign_outcomes.DELIVERY_STATE_NAMES,
+        "delivery_channel_names": campaign_outcomes.DELIVERY_CHANNEL_NAMES,
         "part_names": PART_NAMES,
         "Status": CampaignStatus,
     }
@@ -591,7 +432,7 @@ def campaign_progress(page: Page) -> Response:
     cid = campaign_id(page)
     with page.db() as db:
         now = progress(db, cid)
-        channels = _other_channels(db, cid)
+        channels = campaign_outcomes.other_channels(db, cid)
     live = now.live or _senders(page).running(cid)
     return page.render(
         "progress.html", {"progress": now, "live": live, "channels": channels, **_labels()}

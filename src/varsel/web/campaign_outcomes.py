@@ -1,0 +1,168 @@
+"""What the console's campaign page says beyond e-mail's progress: why deliveries failed, per
+channel and grouped by reason (never an address), and the letters' and Altinn's counts per state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from varsel import altinn, outbox, send_report
+from varsel.db import Database
+from varsel.letters import UNREACHABLE_TEXT, Unreachable
+from varsel.outbox import DeliveryState
+from varsel.web.console_auth import translate
+from varsel.web.console_text import STATE_NAMES
+from varsel.web.templating import N_, gettext
+
+REASONS_SHOWN = 10  # reasons per channel on the campaign page, the most common first
+UNITS_SHOWN = 3  # organisation numbers named per Altinn reason; the rest only counted
+ADDRESS_HIDDEN = N_("(adresse)")
+# An e-mail address inside a relay's or bounce's words: personal data for a sole proprietor,
+# so never shown on the page.
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    """How many of a channel's deliveries failed (or bounced) with the same reason."""
+
+    state: str  # failed | bounced | returned
+    reason: str  # in the page's language, without e-mail addresses; "" when none was given
+    count: int
+    units: tuple[str, ...] = ()  # Altinn: the first few organisation numbers
+
+
+@dataclass(frozen=True)
+class ChannelFailures:
+    """A channel's failed deliveries: the most common reasons, and how many are not shown."""
+
+    channel: str  # email | letter | altinn
+    total: int
+    reasons: tuple[FailureReason, ...]
+
+    @property
+    def rest(self) -> int:
+        """Failed deliveries whose reasons are not among those shown."""
+        return self.total - sum(r.count for r in self.reasons)
+
+
+def failures(db: Database, cid: int, language: str) -> list[ChannelFailures]:
+    """E-mail's failed and bounced deliveries, letters' failed and returned ones and Altinn's
+    failed ones, grouped by reason."""
+    by_channel = outbox.counts_by_channel(db, cid)
+    out = []
+    email = by_channel.get("email", {})
+    email_total = email.get("failed", 0) + email.get("bounced", 0)
+    if email_total:
+        out.append(ChannelFailures("email", email_total, _email_reasons(db, cid, language)))
+    letter = by_channel.get("letter", {})
+    letter_total = letter.get("failed", 0) + letter.get("returned", 0)
+    if letter_total:
+        out.append(ChannelFailures("letter", letter_total, _letter_reasons(db, cid, language)))
+    altinn_total = by_channel.get("altinn", {}).get("failed", 0)
+    if altinn_total:
+        out.append(ChannelFailures("altinn", altinn_total, _altinn_reasons(db, cid, language)))
+    return out
+
+
+def _hidden(language: str, reason: str) -> str:
+    return _ADDRESS.sub(gettext(language, ADDRESS_HIDDEN), reason)
+
+
+def _email_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
+    # The grouping `varsel campaign status` prints, for e-mail's failed and bounced only.
+    found = send_report.reasons(
+        db,
+        cid,
+        REASONS_SHOWN,
+        states=(DeliveryState.FAILED, DeliveryState.BOUNCED),
+        channel="email",
+    )
+    # Replies that differed only in the address are one reason once it is hidden.
+    merged: dict[tuple[str, str], int] = {}
+    for r in found:
+        key = (r.state, _hidden(language, r.reason))
+        merged[key] = merged.get(key, 0) + r.count
+    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
+    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
+
+
+def _letter_reason(language: str, state: str, reason: str) -> str:
+    # A letter that could not be made keeps letters.Unreachable's code, worded as `varsel
+    # letters` words it; a returned one the print house's own words, as `letters returned`
+    # stored them (and as the unreached export shows them).
+    if state == DeliveryState.FAILED.value and reason in set(Unreachable):
+        return gettext(language, UNREACHABLE_TEXT[Unreachable(reason)])
+    return _hidden(language, reason)
+
+
+def _letter_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
+    # The grouping `varsel campaign status` prints, for letters' failed and returned only.
+    found = send_report.reasons(
+        db,
+        cid,
+        REASONS_SHOWN,
+        states=(DeliveryState.FAILED, DeliveryState.RETURNED),
+        channel="letter",
+    )
+    merged: dict[tuple[str, str], int] = {}
+    for r in found:
+        key = (r.state, _letter_reason(language, r.state, r.reason))
+        merged[key] = merged.get(key, 0) + r.count
+    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
+    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
+
+
+def _altinn_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
+    # altinn_failures says each reason in Bokmål as a Text: grouped as the page says it.
+    units: dict[str, list[str]] = {}
+    for orgnr, why, _ in altinn.altinn_failures(db, cid):
+        units.setdefault(_hidden(language, translate(language, why)), []).append(orgnr)
+    ordered = sorted(units.items(), key=lambda item: (-len(item[1]), item[0]))
+    return tuple(
+        FailureReason("failed", reason, len(orgnrs), tuple(orgnrs[:UNITS_SHOWN]))
+        for reason, orgnrs in ordered[:REASONS_SHOWN]
+    )
+
+
+# -- the other channels' progress ------------------------------------------------------------
+
+# Letters' and Altinn's states in the words `varsel campaign status` uses (send_report's
+# STATE_WORDS); e-mail's, and the states all channels share, are STATE_NAMES.
+DELIVERY_STATE_NAMES = {
+    **STATE_NAMES,
+    DeliveryState.PRODUCED.value: N_("Produsert"),
+    DeliveryState.POSTED.value: N_("Postlagt"),
+    DeliveryState.RETURNED.value: N_("Returnert"),
+    DeliveryState.SUBMITTED.value: N_("Sendt inn"),
+    DeliveryState.DELIVERED.value: N_("Levert"),
+}
+DELIVERY_CHANNEL_NAMES = {"email": N_("E-post"), "letter": N_("Brev"), "altinn": N_("Altinn")}
+# Shown even at zero: where the channel's deliveries go. Any other state only when used.
+_MAIN_STATES = {
+    "letter": ("produced", "posted", "returned", "failed"),
+    "altinn": ("submitted", "delivered", "failed"),
+}
+
+
+@dataclass(frozen=True)
+class ChannelCounts:
+    """A channel other than e-mail that has deliveries: its total and its states' counts."""
+
+    channel: str  # letter | altinn
+    total: int
+    states: tuple[tuple[str, int], ...]  # (state, count), in `campaign status` order
+
+
+def other_channels(db: Database, cid: int) -> list[ChannelCounts]:
+    """Letters' and Altinn's counts per state, for each that has deliveries."""
+    out = []
+    for channel, states in outbox.counts_by_channel(db, cid).items():
+        total = sum(states.values())
+        if channel == "email" or not total:
+            continue
+        main = _MAIN_STATES.get(channel, ())
+        shown_states = tuple((s, n) for s, n in states.items() if n or s in main)
+        out.append(ChannelCounts(channel, total, shown_states))
+    return out
