@@ -362,7 +362,7 @@ class Summary:
     created_by: str | None
     units: int  # businesses selected (the frozen recipients)
     emails: int  # e-mail deliveries (one per usable address, or per unit)
-    sent: int  # e-mail deliveries the relay accepted
+    sent: int  # e-mail deliveries the relay accepted (those that bounced later too)
     forgotten_at: str | None  # when its contact data was erased (retention), or None
 
     def as_dict(self) -> dict[str, object]:
@@ -386,10 +386,10 @@ def summaries(db: Database) -> list[Summary]:
         "SELECT c.id, c.name, c.status, c.created_at, c.created_by, "
         "(SELECT count(*) FROM recipients r WHERE r.campaign_id = c.id), "
         "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.channel = ?), "
-        "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.state = ? "
+        "(SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id AND d.state IN (?, ?) "
         "AND d.channel = ?), c.forgotten_at "
         "FROM campaigns c ORDER BY c.id DESC",
-        ("email", DeliveryState.SENT.value, "email"),
+        ("email", DeliveryState.SENT.value, DeliveryState.BOUNCED.value, "email"),
     )
     return [
         Summary(
