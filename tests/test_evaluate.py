@@ -29,9 +29,10 @@ from reportdata import (
     units_without_email,
 )
 from varsel import evaluate as evaluate_module
+from varsel import verify
 from varsel.coverage import PENDING_DETAILS, SIZE_BANDS, Outcome, Reason, label
 from varsel.db import Database
-from varsel.evaluate import Evaluation, bounce_reason, evaluate
+from varsel.evaluate import Evaluation, Unsubscribes, bounce_reason, evaluate
 from varsel.evaluate_render import ReportError, build_view, render_html, write_report
 from varsel.evaluate_view import Paragraph, Table
 from varsel.feedback import Channel
@@ -146,6 +147,8 @@ def test_code_checks_before_acting(ev: Evaluation) -> None:
     assert (ch.downloaded_after_check, ch.downloaded) == (2, 4)
     assert (ch.answers_with_code, ch.answers) == (2, 3)
     assert (ch.lookups, ch.downloads) == (6, 4)
+    # The letter's check is a lookup in all, not one of the e-mail codes.
+    assert ch.email_lookups == 5
 
 
 def test_feedback_scores_and_comments(ev: Evaluation) -> None:
@@ -160,10 +163,11 @@ def test_feedback_scores_and_comments(ev: Evaluation) -> None:
 def test_bounce_reasons_from_the_reports_and_the_refusals(ev: Evaluation) -> None:
     assert [(b.key, b.bounced, b.refused) for b in ev.bounces] == [
         ("mailbox", 2, 0),
-        ("full", 1, 0),
         ("policy", 0, 1),
         ("complaint", 1, 0),
     ]
+    # The full inbox (a soft bounce) left the e-mail sent: a delay, not a return.
+    assert [(b.key, b.bounced, b.refused) for b in ev.delayed] == [("full", 1, 0)]
     assert ev.auto_replies == 1
 
 
@@ -189,7 +193,7 @@ def test_the_summary_is_one_paragraph_in_norwegian(ev: Evaluation) -> None:
         f"Kampanjen «Sikkerhetsråd» gikk til {fmt_int(c.units)} virksomheter i Oslo. "
         f"{fmt_int(f.valid)} av dem ({fmt_share(f.valid, c.units)}) hadde en brukbar "
         f"e-postadresse i Enhetsregisteret. E-posten ble levert til {fmt_int(email)} av dem, "
-        "mens 3 kom i retur. 3 fikk brev i posten og 1 ble nådd gjennom Altinn. "
+        "mens 3 kom i retur. 2 fikk brev i posten og 1 ble nådd gjennom Altinn. "
         f"Til sammen er {fmt_int(c.reached)} ({fmt_share(c.reached, c.units)}) nådd, "
         f"og {fmt_int(c.not_reached)} ({fmt_share(c.not_reached, c.units)}) er "
         f"ikke nådd. 4 av dem som fikk e-posten ({fmt_share(4, ch.delivered)}) sjekket "
@@ -502,3 +506,104 @@ def test_a_pdf_in_nynorsk(ev: Evaluation, tmp_path: Path) -> None:
     assert "Sjekka mottakarane koden før dei gjorde noko?" in text
     assert f"Side 1 av {len(reader.pages)}" in text
     assert "Sammendrag" not in text
+
+
+# -- one meaning per number (the numbers audit) ------------------------------------------
+
+
+def _table(ev: Evaluation, caption: str) -> Table:
+    for section in build_view(ev).sections:
+        for block in section.blocks:
+            if isinstance(block, Table) and block.caption == caption:
+                return block
+    raise AssertionError(f"no table {caption!r}")
+
+
+def _paragraphs(ev: Evaluation, section_id: str, language: str = "nb") -> list[str]:
+    (section,) = [s for s in build_view(ev, language=language).sections if s.id == section_id]
+    return [b.text for b in section.blocks if isinstance(b, Paragraph)]
+
+
+def test_returned_counts_only_bounced_e_mails_and_delays_are_told_apart(ev: Evaluation) -> None:
+    table = _table(ev, "Årsaker til retur")
+    assert table.head == ("Årsak", "E-poster i retur", "E-poster avvist", "Andel")
+    assert [row[:3] for row in table.rows] == [
+        ("Mottakeradressen finnes ikke", "2", "0"),
+        ("Avvist av mottakerens regler (søppelpostfilter, sikkerhet)", "0", "1"),
+        ("Mottakeren merket e-posten som søppelpost", "1", "0"),
+    ]
+    assert (
+        "1 e-poster ble midlertidig avvist (innboksen er full: 1). De er ikke i retur og "
+        "teller ikke med over: de ble levert senere eller står fortsatt som sendt."
+    ) in _paragraphs(ev, "retur")
+
+
+def test_a_soft_bounce_before_a_hard_one_counts_the_e_mail_once_as_returned(
+    db: Database, scenario: Scenario
+) -> None:
+    bounce(db, scenario.solo[0], "4.2.2", "soft")
+    ev = evaluate(db, scenario.campaign_id)
+    assert [(b.key, b.bounced) for b in ev.bounces if b.bounced] == [
+        ("mailbox", 2),
+        ("complaint", 1),
+    ]
+    assert [(b.key, b.bounced) for b in ev.delayed] == [("full", 1)]
+
+
+def test_the_code_section_tells_e_mail_lookups_from_all_lookups(ev: Evaluation) -> None:
+    (last,) = _paragraphs(ev, "kode")[-1:]
+    assert last.startswith(
+        "Koden fra e-posten ble sjekket 5 ganger (gjentatte sjekker telles hver gang); med "
+        "kodene fra brev og Altinn og svarene fra tilbakemeldingsskjemaet som bærer en kode, "
+        "ble koder sjekket 6 ganger i alt."
+    )
+
+
+def test_the_summary_counts_the_letters_that_arrived_and_tells_those_not_yet_posted(
+    db: Database, scenario: Scenario
+) -> None:
+    produced = channel_delivery(db, scenario.campaign_id, scenario.plain[5], "letter", S.PRODUCED)
+    assert produced
+    summary = build_view(evaluate(db, scenario.campaign_id)).summary
+    # Two posted (the returned letter did not arrive), one made but not posted.
+    assert "2 fikk brev i posten og 1 ble nådd gjennom Altinn. " in summary
+    assert "1 har fått brevet laget, men det er ikke postlagt ennå. " in summary
+    english = build_view(evaluate(db, scenario.campaign_id), language="en").summary
+    assert "1 have had their letter produced, but it has not been posted yet." in english
+
+
+def test_unsubscribes_are_counted_per_e_mail_with_their_scope(
+    db: Database, scenario: Scenario
+) -> None:
+    a, b = scenario.solo[10], scenario.solo[11]
+    found_a, found_b = verify.by_code(db, a.code), verify.by_code(db, b.code)
+    assert found_a is not None
+    assert found_b is not None
+    verify.unsubscribe(db, found_a, verify.UnsubscribeScope.ADDRESS, one_click=True)
+    # The same e-mail again (the page after the button): still one e-mail.
+    verify.unsubscribe(db, found_a, verify.UnsubscribeScope.ADDRESS, one_click=False)
+    verify.unsubscribe(db, found_b, verify.UnsubscribeScope.ORGANISATION, one_click=False)
+    ev = evaluate(db, scenario.campaign_id)
+    assert ev.unsubscribes == Unsubscribes(emails=2, address=1, organisation=1, one_click=1)
+    rows = {row[0]: row[1:] for row in _table(ev, "Svar fra mottakerne").rows}
+    assert rows == {
+        "Tilbakemeldinger": ("3", "svar"),
+        "Lastet ned dokumentet": ("4", "virksomheter"),
+        "Avmeldte seg": (
+            "2 (adressen: 1, virksomhetene: 1, med ett klikk: 1)",
+            "e-poster",
+        ),
+        "Automatiske svar (fravær og lignende)": ("1", "svar"),
+        "Midlertidig avvist, ikke i retur": ("1", "e-poster"),
+    }
+
+
+def test_the_responses_are_shown_before_any_feedback(db: Database, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    import_registry(db, tmp_path, units=40, seed=7)
+    cid = new_campaign(db, settings, tmp_path, "Uten svar")
+    send(db, settings, cid)
+    ev = evaluate(db, cid)
+    assert ev.unsubscribes == Unsubscribes(0, 0, 0, 0)
+    rows = {row[0]: row[1] for row in _table(ev, "Svar fra mottakerne").rows}
+    assert (rows["Tilbakemeldinger"], rows["Avmeldte seg"]) == ("0", "0")

@@ -4,7 +4,7 @@ import dataclasses
 
 from evaluations import evaluation, group
 from varsel.coverage import Outcome
-from varsel.evaluate import BounceReason, Comment
+from varsel.evaluate import BounceReason, Comment, Unsubscribes
 from varsel.evaluate_sections import (
     TOP_MUNICIPALITIES,
     bounce_section,
@@ -81,11 +81,11 @@ def test_feedback_names_channels_and_languages_in_the_language() -> None:
         "25 answers. Usefulness was rated 4.0 out of 5 on average (20 gave a score). "
         "18 found the advice relevant to their business, 4 did not."
     )
-    assert table(section.blocks[2]).rows == (
+    assert table(section.blocks[3]).rows == (
         ("Letter", "3", "12.0%"),
         ("due", "1", "4.0%"),  # a channel the report has no name for keeps its key
     )
-    comments = section.blocks[4]
+    comments = section.blocks[5]
     assert isinstance(comments, Comments)
     assert comments.items == (("2 April 2025, Nynorsk, usefulness 4", "Nyttig <b>takk</b>"),)
 
@@ -95,10 +95,10 @@ def test_feedback_says_how_many_comments_are_left_out() -> None:
     unscored = Comment("2025-04-02T08:00:00Z", "se", None, "Giitu")
     feedback = dataclasses.replace(ev.feedback, comments=(unscored,), comments_total=600)
     section = feedback_section(evaluation(feedback=feedback), Words("nb"))
-    assert paragraph(section.blocks[3]).startswith(
+    assert paragraph(section.blocks[4]).startswith(
         "Fritekst fra svarene (600 i alt, de 1 nyeste vises)."
     )
-    comments = section.blocks[4]
+    comments = section.blocks[5]
     assert isinstance(comments, Comments)
     assert comments.items == (("2. april 2025, se", "Giitu"),)
 
@@ -107,7 +107,10 @@ def test_feedback_without_answers_is_one_line() -> None:
     ev = evaluation()
     feedback = dataclasses.replace(ev.feedback, answers=0)
     section = feedback_section(evaluation(feedback=feedback), Words("nb"))
-    assert [paragraph(b) for b in section.blocks] == ["Ingen svar ennå."]
+    assert paragraph(section.blocks[0]) == "Ingen svar ennå."
+    # What else recipients did is shown all the same (the responses' table).
+    assert table(section.blocks[1]).caption == "Svar fra mottakerne"
+    assert len(section.blocks) == 2
 
 
 def test_bounces_by_reason_and_the_automatic_replies() -> None:
@@ -191,3 +194,29 @@ def test_the_funnel_says_a_valid_address_is_checked_without_dns() -> None:
         "en": "Correct form and a domain that could exist (not a reserved one such as "
         "example.com); whether the domain exists is not checked.",
     }
+
+
+def test_delays_are_told_apart_from_returns_in_english() -> None:
+    bounces = (BounceReason("mailbox", "Mottakeradressen finnes ikke", 3, 0),)
+    delayed = (BounceReason("full", "Innboksen er full", 2, 0),)
+    section = bounce_section(evaluation(bounces=bounces, delayed=delayed), Words("en"))
+    assert table(section.blocks[1]).head == (
+        "Reason",
+        "E-mails returned",
+        "E-mails refused",
+        "Share",
+    )
+    assert paragraph(section.blocks[2]) == (
+        "2 e-mails were refused for a while (the mailbox is full: 2). They are not returned and "
+        "are not counted above: they were delivered later or still count as sent."
+    )
+
+
+def test_the_responses_count_unsubscribes_with_their_unit_in_nynorsk() -> None:
+    unsubscribed = Unsubscribes(emails=1_234, address=1_000, organisation=234, one_click=900)
+    section = feedback_section(evaluation(unsubscribes=unsubscribed), Words("nn"))
+    rows = {row[0]: row[1:] for row in table(section.blocks[1]).rows}
+    assert rows["Melde seg av"] == (
+        f"1{NBSP}234 (adressa: 1{NBSP}000, verksemdene: 234, med eitt klikk: 900)",
+        "e-postar",
+    )

@@ -86,7 +86,7 @@ def test_the_summary_in_bokmal() -> None:
         f"Kampanjen «Sikkerhetsråd» gikk til 1{NBSP}200 virksomheter i Oslo og Bærum. "
         f"960 av dem (80,0{NBSP}%) hadde en brukbar e-postadresse i Enhetsregisteret. "
         "E-posten ble levert til 900 av dem, mens 40 kom i retur. "
-        "45 fikk brev i posten og 20 ble nådd gjennom Altinn. "
+        "40 fikk brev i posten og 20 ble nådd gjennom Altinn. "
         f"Til sammen er 960 (80,0{NBSP}%) nådd, og 240 (20,0{NBSP}%) er ikke nådd. "
         f"90 av dem som fikk e-posten (10,0{NBSP}%) sjekket kontrollkoden på nettsiden vår for "
         "å se at e-posten var ekte. 25 ga tilbakemelding; i snitt vurderte de nytten til 4,0 "
@@ -99,7 +99,7 @@ def test_the_summary_in_english() -> None:
         "The campaign “Sikkerhetsråd” went to 1,200 businesses in Oslo and Bærum. "
         "960 of them (80.0%) had a usable e-mail address in the Central Coordinating Register "
         "for Legal Entities. The e-mail was delivered to 900 of them, while 40 bounced. "
-        "45 received a letter by post and 20 were reached through Altinn. "
+        "40 received a letter by post and 20 were reached through Altinn. "
         "In all, 960 (80.0%) have been reached, and 240 (20.0%) have not been reached. "
         "90 of those who received the e-mail (10.0%) checked the verification code on our "
         "website to see that the e-mail was genuine. 25 gave feedback; on average they rated "
@@ -134,7 +134,7 @@ def test_the_summary_leaves_out_what_did_not_happen() -> None:
         feedback=FeedbackSummary(0, {}, 0, 0, {}, 0, ()),
     )
     text = summary(quiet, Words("nb"))
-    assert "E-posten ble levert til 900 av dem. 45 fikk brev i posten. Til sammen" in text
+    assert "E-posten ble levert til 900 av dem. 40 fikk brev i posten. Til sammen" in text
     assert "kontrollkoden" not in text
     assert text.endswith("er ikke nådd. Ingen har gitt tilbakemelding ennå.")
 
@@ -160,3 +160,16 @@ def test_the_summary_names_what_is_on_the_way_and_answers_without_a_score() -> N
         in text
     )
     assert text.endswith(" 25 ga tilbakemelding.")
+
+
+def test_the_summary_counts_letters_that_arrived_and_names_those_not_yet_posted() -> None:
+    ev = evaluation()
+    # 50 letters made: 37 posted and arrived, 5 returned, 8 made but not posted yet.
+    letters = ChannelStats(units=50, sent=50, arrived=37, failed=5, verified=3, pending=8)
+    text = summary(dataclasses.replace(ev, letters=letters), Words("nb"))
+    assert "37 fikk brev i posten og 20 ble nådd gjennom Altinn. " in text
+    assert "8 har fått brevet laget, men det er ikke postlagt ennå. " in text
+    nynorsk = summary(dataclasses.replace(ev, letters=letters), Words("nn"))
+    assert "8 har fått brevet laga, men det er ikkje postlagt enno. " in nynorsk
+    # None waiting: nothing said about it.
+    assert "postlagt ennå" not in summary(ev, Words("nb"))

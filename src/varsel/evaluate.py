@@ -8,6 +8,7 @@ HTML and PDF is in `evaluate_render`; docs/reports.md gives every definition.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class ChannelStats:
     arrived: int  # letters posted (not returned); Altinn delivered
     failed: int  # letters returned; Altinn failed
     verified: int  # the code of the letter or Altinn message was checked
+    pending: int = 0  # letters produced, not yet posted; Altinn submitted, not yet delivered
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class CodeChecks:
     answers_with_code: int  # ... sent from the verify page, i.e. after checking a code
     lookups: int  # successful code checks, every channel, repeats included
     downloads: int  # documents fetched through our page, by anyone
+    email_lookups: int = 0  # successful checks of the codes of the campaign's e-mails only
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,16 @@ class BounceReason:
 
 
 @dataclass(frozen=True)
+class Unsubscribes:
+    """The campaign's e-mails whose recipients asked to get no more (page or one-click)."""
+
+    emails: int  # e-mails whose unsubscribe link or address was used, each counted once
+    address: int  # ... that stopped the address
+    organisation: int  # ... that stopped the businesses
+    one_click: int  # ... through the mail program's one-click button
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """Everything the evaluation report shows about one campaign."""
 
@@ -119,9 +132,11 @@ class Evaluation:
     altinn: ChannelStats
     checks: CodeChecks
     feedback: FeedbackSummary
-    bounces: tuple[BounceReason, ...]
+    bounces: tuple[BounceReason, ...]  # e-mails returned (state bounced) or refused at sending
     auto_replies: int  # out-of-office and other automatic replies: not bounces
     generated_at: str
+    delayed: tuple[BounceReason, ...] = ()  # e-mails refused for a while, not returned
+    unsubscribes: Unsubscribes = Unsubscribes(0, 0, 0, 0)
 
 
 # -- gathering --------------------------------------------------------------------------
@@ -148,6 +163,7 @@ def evaluate(db: Database, campaign_id: int) -> Evaluation:
         sent=per_unit["letter_sent"],
         arrived=per_unit["letter_posted"],
         failed=per_unit["letter_returned"],
+        pending=per_unit["letter_produced"],
         verified=per_unit["letter_verified"],
     )
     altinn = ChannelStats(
@@ -155,9 +171,11 @@ def evaluate(db: Database, campaign_id: int) -> Evaluation:
         sent=per_unit["altinn_sent"],
         arrived=per_unit["altinn_delivered"],
         failed=per_unit["altinn_failed"],
+        pending=per_unit["altinn_submitted"],
         verified=per_unit["altinn_verified"],
     )
     fb = _feedback(db, campaign_id)
+    returned, delayed = _bounces(db, campaign_id)
     totals = _totals(db, campaign_id)
     checks = CodeChecks(
         delivered=per_unit["delivered"],
@@ -167,6 +185,7 @@ def evaluate(db: Database, campaign_id: int) -> Evaluation:
         answers=fb.answers,
         answers_with_code=totals["answers_with_code"],
         lookups=totals["lookups"],
+        email_lookups=totals["email_lookups"],
         downloads=totals["downloads"],
     )
     return Evaluation(
@@ -177,7 +196,9 @@ def evaluate(db: Database, campaign_id: int) -> Evaluation:
         altinn=altinn,
         checks=checks,
         feedback=fb,
-        bounces=_bounces(db, campaign_id),
+        bounces=returned,
+        delayed=delayed,
+        unsubscribes=unsubscribes(db, campaign_id),
         auto_replies=auto_replies(db, campaign_id),
         generated_at=utcnow_iso(),
     )
@@ -195,11 +216,13 @@ _FLAGS = {
     "letter_sent": "d.channel = 'letter' AND d.state IN ('produced', 'posted', 'returned')",
     "letter_posted": "d.channel = 'letter' AND d.state = 'posted'",
     "letter_returned": "d.channel = 'letter' AND d.state = 'returned'",
+    "letter_produced": "d.channel = 'letter' AND d.state = 'produced'",
     "letter_verified": "d.channel = 'letter' AND d.verified_at IS NOT NULL",
     "altinn": "d.channel = 'altinn'",
     "altinn_sent": "d.channel = 'altinn' AND d.state IN ('submitted', 'delivered')",
     "altinn_delivered": "d.channel = 'altinn' AND d.state = 'delivered'",
     "altinn_failed": "d.channel = 'altinn' AND d.state = 'failed'",
+    "altinn_submitted": "d.channel = 'altinn' AND d.state = 'submitted'",
     "altinn_verified": "d.channel = 'altinn' AND d.verified_at IS NOT NULL",
 }
 
@@ -256,11 +279,50 @@ def _totals(db: Database, campaign_id: int) -> dict[str, int]:
     row = db.query_one(
         "SELECT (SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'verify_ok'), "
         "(SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'document_downloaded'), "
-        "(SELECT count(*) FROM feedback WHERE campaign_id = ? AND delivery_id IS NOT NULL)",
-        (campaign_id,) * 3,
+        "(SELECT count(*) FROM feedback WHERE campaign_id = ? AND delivery_id IS NOT NULL), "
+        "(SELECT count(*) FROM events e JOIN deliveries d ON d.id = e.delivery_id "
+        "WHERE e.campaign_id = ? AND e.kind = 'verify_ok' AND d.channel = 'email')",
+        (campaign_id,) * 4,
     )
     assert row is not None  # noqa: S101
-    return {"lookups": int(row[0]), "downloads": int(row[1]), "answers_with_code": int(row[2])}
+    return {
+        "lookups": int(row[0]),
+        "downloads": int(row[1]),
+        "answers_with_code": int(row[2]),
+        "email_lookups": int(row[3]),
+    }
+
+
+def unsubscribes(db: Database, campaign_id: int) -> Unsubscribes:
+    """The `unsubscribed` events of the campaign's deliveries, each e-mail counted once.
+
+    The event's detail says what was stopped (scope) and whether the one-click button did it;
+    an event without detail counts only in the total.
+    """
+    scopes: dict[int, set[str]] = {}
+    one_click: set[int] = set()
+    for delivery_id, detail in db.query(
+        "SELECT e.delivery_id, e.detail FROM events e JOIN deliveries d ON d.id = e.delivery_id "
+        "WHERE d.campaign_id = ? AND e.kind = 'unsubscribed'",
+        (campaign_id,),
+    ):
+        seen = scopes.setdefault(int(delivery_id), set())
+        try:
+            facts = json.loads(detail) if detail else {}
+        except ValueError:
+            facts = {}
+        if not isinstance(facts, dict):
+            continue
+        if isinstance(facts.get("scope"), str):
+            seen.add(facts["scope"])
+        if facts.get("one_click") is True:
+            one_click.add(int(delivery_id))
+    return Unsubscribes(
+        emails=len(scopes),
+        address=sum(1 for s in scopes.values() if "address" in s),
+        organisation=sum(1 for s in scopes.values() if "organisation" in s),
+        one_click=len(one_click),
+    )
 
 
 def _feedback(db: Database, campaign_id: int) -> FeedbackSummary:
@@ -346,26 +408,48 @@ def bounce_reason(text: str | None, *, complaint: bool = False) -> str:
     return by_subject.get(subject, "policy" if subject == "7" else "other")
 
 
-def _bounces(db: Database, campaign_id: int) -> tuple[BounceReason, ...]:
-    """Reasons for the e-mails that came back (bounce_messages) or were refused at sending."""
-    counts: dict[str, list[int]] = {}
-    # One delivery may get several reports of one kind (a DSN and a retry's DSN): counted once.
-    for kind, status, n in db.query(
-        "SELECT b.kind, b.status, count(DISTINCT b.delivery_id) FROM bounce_messages b "
+# When one e-mail got several reports, the one that says most about it gives the reason.
+_REPORT_RANK = {"complaint": 0, "hard": 1, "policy": 2, "soft": 3}
+
+
+def _bounces(
+    db: Database, campaign_id: int
+) -> tuple[tuple[BounceReason, ...], tuple[BounceReason, ...]]:
+    """Reasons for the e-mails returned or refused at sending, and for those only delayed.
+
+    Returned is what the delivery's state says: `bounced` (a hard bounce or a complaint). A
+    report on an e-mail that is not bounced (a full inbox, a temporary refusal) is a delay:
+    the e-mail may have arrived later, and it is still counted as sent. Counted in e-mails,
+    each once, by its most telling report.
+    """
+    reports: dict[int, tuple[int, str, bool]] = {}
+    for delivery_id, kind, status, state in db.query(
+        "SELECT b.delivery_id, b.kind, b.status, d.state FROM bounce_messages b "
         "JOIN deliveries d ON d.id = b.delivery_id WHERE d.campaign_id = ? AND b.kind IN "
-        "('hard', 'soft', 'policy', 'complaint') GROUP BY b.kind, b.status",
+        "('hard', 'soft', 'policy', 'complaint')",
         (campaign_id,),
     ):
         key = bounce_reason(status, complaint=kind == "complaint")
         if key == "other":
             key = {"soft": "temporary", "policy": "policy"}.get(kind, key)
-        counts.setdefault(key, [0, 0])[0] += int(n)
+        rank = _REPORT_RANK[str(kind)]
+        known = reports.get(int(delivery_id))
+        if known is None or rank < known[0]:
+            reports[int(delivery_id)] = (rank, key, state == DeliveryState.BOUNCED.value)
+    returned: dict[str, list[int]] = {}
+    delayed: dict[str, list[int]] = {}
+    for _, key, bounced in reports.values():
+        (returned if bounced else delayed).setdefault(key, [0, 0])[0] += 1
     for (reply,) in db.query(
         "SELECT last_reply FROM deliveries WHERE campaign_id = ? AND channel = 'email' "
         "AND state = ?",
         (campaign_id, DeliveryState.FAILED.value),
     ):
-        counts.setdefault(bounce_reason(reply), [0, 0])[1] += 1
+        returned.setdefault(bounce_reason(reply), [0, 0])[1] += 1
+    return _reasons(returned), _reasons(delayed)
+
+
+def _reasons(counts: dict[str, list[int]]) -> tuple[BounceReason, ...]:
     order = list(_BOUNCE_LABELS)
     return tuple(
         BounceReason(k, _BOUNCE_LABELS[k], b, r)

@@ -134,7 +134,12 @@ def funnel_section(ev: Evaluation, w: Words) -> Section:
         (
             w(N_("Kom i retur")),
             f.bounced,
-            w(N_("Alle e-postene til virksomheten kom i retur etterpå.")),
+            w(
+                N_(
+                    "Alle e-postene til virksomheten kom i retur etterpå. Noen av dem kan ha fått "
+                    "brev eller Altinn-melding siden og har da et annet utfall i «Hvem ble nådd»."
+                )
+            ),
         ),
         (
             w(N_("Sjekket koden")),
@@ -273,10 +278,13 @@ def checks_section(ev: Evaluation, w: Words) -> Section:
             Paragraph(
                 w(
                     N_(
-                        "Koden ble sjekket %(lookups)s ganger i alt (gjentatte sjekker telles "
-                        "hver gang), og dokumentet ble hentet %(downloads)s ganger gjennom "
-                        "nettsiden vår, også av andre enn mottakerne."
+                        "Koden fra e-posten ble sjekket %(email_lookups)s ganger (gjentatte "
+                        "sjekker telles hver gang); med kodene fra brev og Altinn og svarene fra "
+                        "tilbakemeldingsskjemaet som bærer en kode, ble koder sjekket "
+                        "%(lookups)s ganger i alt. Dokumentet ble hentet %(downloads)s ganger "
+                        "gjennom nettsiden vår, også av andre enn mottakerne."
                     ),
+                    email_lookups=w.num(ch.email_lookups),
                     lookups=w.num(ch.lookups),
                     downloads=w.num(ch.downloads),
                 )
@@ -348,7 +356,7 @@ def groups_section(
 
 
 def bounce_section(ev: Evaluation, w: Words) -> Section:
-    """Why e-mail bounced or was refused, and the automatic replies that are no bounce."""
+    """Why e-mail bounced or was refused, the delays that are no bounce, and auto-replies."""
     blocks: list[Block] = []
     if not ev.bounces:
         blocks.append(Paragraph(w(N_("Ingen e-post kom i retur eller ble avvist."))))
@@ -358,17 +366,22 @@ def bounce_section(ev: Evaluation, w: Words) -> Section:
             Paragraph(
                 w(
                     N_(
-                        "«I retur» er e-post som mottakerens e-posttjeneste sendte tilbake etter "
-                        "at vår tjeneste hadde tatt imot den; «avvist» er e-post som ble avvist "
-                        "for godt allerede ved sending. Årsaken er lest av statuskoden i svaret. "
-                        "Midlertidige feil og filtre teller med her, selv om e-posten kan ha "
-                        "kommet fram senere."
+                        "Tallene her er e-poster, ikke virksomheter. «I retur» er e-post som "
+                        "mottakerens e-posttjeneste sendte tilbake for godt etter at vår tjeneste "
+                        "hadde tatt imot den, eller som mottakeren merket som søppelpost; "
+                        "«avvist» er e-post som ble avvist for godt allerede ved sending. Årsaken "
+                        "er lest av statuskoden i svaret."
                     )
                 )
             ),
             Table(
                 w(N_("Årsaker til retur")),
-                (w(N_("Årsak")), w(N_("I retur")), w(N_("Avvist")), w(N_("Andel"))),
+                (
+                    w(N_("Årsak")),
+                    w(N_("E-poster i retur")),
+                    w(N_("E-poster avvist")),
+                    w(N_("Andel")),
+                ),
                 tuple(
                     (
                         w(b.label),  # evaluate's Bokmål label: a catalog id
@@ -380,6 +393,22 @@ def bounce_section(ev: Evaluation, w: Words) -> Section:
                 ),
             ),
         ]
+    delayed = sum(b.bounced for b in ev.delayed)
+    if delayed:
+        reasons = ", ".join(f"{w(b.label).lower()}: {w.num(b.bounced)}" for b in ev.delayed)
+        blocks.append(
+            Paragraph(
+                w(
+                    N_(
+                        "%(n)s e-poster ble midlertidig avvist (%(reasons)s). De er ikke i "
+                        "retur og teller ikke med over: de ble levert senere eller står "
+                        "fortsatt som sendt."
+                    ),
+                    n=w.num(delayed),
+                    reasons=reasons,
+                )
+            )
+        )
     if ev.auto_replies:
         blocks.append(
             Paragraph(
@@ -395,12 +424,47 @@ def bounce_section(ev: Evaluation, w: Words) -> Section:
     return Section("retur", w(N_("Hvorfor e-post kom i retur")), tuple(blocks))
 
 
+def _responses(ev: Evaluation, w: Words) -> Table:
+    """What recipients did in answer, each with what it counts: businesses or e-mails."""
+    un = ev.unsubscribes
+    unsubscribed = w.num(un.emails)
+    if un.address or un.organisation:
+        unsubscribed = w(
+            N_("%(n)s (adressen: %(address)s, virksomhetene: %(units)s, med ett klikk: %(one)s)"),
+            n=unsubscribed,
+            address=w.num(un.address),
+            units=w.num(un.organisation),
+            one=w.num(un.one_click),
+        )
+    return Table(
+        w(N_("Svar fra mottakerne")),
+        (w(N_("Hva")), w(N_("Antall")), w(N_("Telt i"))),
+        (
+            (w(N_("Tilbakemeldinger")), w.num(ev.feedback.answers), w(N_("svar"))),
+            (
+                w(N_("Lastet ned dokumentet")),
+                w.num(ev.checks.downloaded),
+                w(N_("virksomheter")),
+            ),
+            (w(N_("Avmeldte seg")), unsubscribed, w(N_("e-poster"))),
+            (w(N_("Automatiske svar (fravær og lignende)")), w.num(ev.auto_replies), w(N_("svar"))),
+            (
+                w(N_("Midlertidig avvist, ikke i retur")),
+                w.num(sum(b.bounced for b in ev.delayed)),
+                w(N_("e-poster")),
+            ),
+        ),
+    )
+
+
 def feedback_section(ev: Evaluation, w: Words) -> Section:
     """The feedback form's answers: scores, relevance, preferred channel, comments."""
     fb = ev.feedback
     heading = w(N_("Tilbakemeldinger"))
     if not fb.answers:
-        return Section("tilbakemelding", heading, (Paragraph(w(N_("Ingen svar ennå."))),))
+        return Section(
+            "tilbakemelding", heading, (Paragraph(w(N_("Ingen svar ennå."))), _responses(ev, w))
+        )
     mean = fb.mean
     parts = [w(N_("%(n)s svar."), n=w.num(fb.answers))]
     if mean is not None:
@@ -420,6 +484,7 @@ def feedback_section(ev: Evaluation, w: Words) -> Section:
     )
     blocks: list[Block] = [
         Paragraph(" ".join(parts)),
+        _responses(ev, w),
         figure(
             lambda alt: bar_chart(
                 w(N_("Hvor nyttig var rådene (1 = lite, 5 = svært)")),

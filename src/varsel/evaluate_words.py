@@ -117,7 +117,8 @@ def summary(ev: Evaluation, w: Words) -> str:
         )
     else:
         parts.append(w(N_("E-posten ble levert til %(delivered)s av dem."), delivered=delivered))
-    letters, altinn = w.num(ev.letters.sent), w.num(ev.altinn.arrived)
+    # Letters that arrived: posted and not returned, as Altinn counts the delivered ones.
+    letters, altinn = w.num(ev.letters.arrived), w.num(ev.altinn.arrived)
     if ev.letters.units and ev.altinn.units:
         parts.append(
             w(
@@ -130,6 +131,13 @@ def summary(ev: Evaluation, w: Words) -> str:
         parts.append(w(N_("%(letters)s fikk brev i posten."), letters=letters))
     elif ev.altinn.units:
         parts.append(w(N_("%(altinn)s ble nådd gjennom Altinn."), altinn=altinn))
+    if ev.letters.pending:
+        parts.append(
+            w(
+                N_("%(pending)s har fått brevet laget, men det er ikke postlagt ennå."),
+                pending=w.num(ev.letters.pending),
+            )
+        )
     totals = {
         "reached": w.num(c.reached),
         "reached_share": w.share(c.reached, c.units),
