@@ -290,3 +290,61 @@ def test_the_dashboard_dates_the_data_by_the_dump_not_the_import(
         f"Einingar: data frå 14. september 2026 (nyaste endring frå endringsloggen), {days} dagar"
     ) in pages["nn"]
     assert "data as of 14 September 2026 (newest change from the change feed)" in pages["en"]
+
+
+# -- 4. the coverage page's numbers mean what the report's mean ---------------------------
+
+
+def _facts(html: str) -> dict[str, tuple[str, str]]:
+    """The rows of the coverage page's table of codes and the document: name → (n, unit)."""
+    part = html.split("<caption>Kontrollkoder og dokumentet</caption>", 1)[1]
+    part = part.split("</table>", 1)[0]
+    rows = re.findall(
+        r'<tr><th scope="row">(.+?)</th><td class="number">(.+?)</td><td>(.+?)</td></tr>', part
+    )
+    return {name: (n, unit) for name, n, unit in rows}
+
+
+def test_the_coverage_page_counts_codes_as_the_report_does(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    from reportdata import (
+        channel_delivery,
+        check_code,
+        email_deliveries,
+        import_registry,
+        new_campaign,
+        send,
+        settings_for,
+        units_without_email,
+    )
+    from varsel import verify
+    from varsel.outbox import DeliveryState, record_event
+
+    import_registry(db, tmp_path, units=60, seed=3)
+    cid = new_campaign(db, settings_for(tmp_path), tmp_path, "Dekning")
+    send(db, settings_for(tmp_path), cid)
+    first, second = email_deliveries(db, cid)[:2]
+    check_code(db, first.code)
+    check_code(db, first.code)  # a repeat: one business, two lookups
+    letter = channel_delivery(
+        db, cid, units_without_email(db, cid)[0], "letter", DeliveryState.POSTED
+    )
+    with db.transaction():
+        record_event(db, cid, letter, "verify_ok")  # a letter's code: not an e-mail lookup
+    found = verify.by_code(db, second.code)
+    assert found is not None
+    verify.unsubscribe(db, found, verify.UnsubscribeScope.ADDRESS, one_click=True)
+    sign_in_as(client, db, settings, "vera", "viewer")
+    facts = _facts(client.get(f"{PREFIX}/kampanjer/{cid}/dekning").text)
+    assert facts == {
+        "Sjekket koden, av dem som fikk e-posten": (str(len(first.units)), "virksomheter"),
+        "Sjekket koden i brevet": ("1", "virksomheter"),
+        "Lastet ned dokumentet": ("0", "virksomheter"),
+        "Oppslag av koden fra e-posten": ("2", "oppslag"),
+        "Oppslag av koder i alt, alle kanaler": ("3", "oppslag"),
+        "Avmeldte seg": ("1", "e-poster"),
+    }
+    english = client.get(f"{PREFIX}/kampanjer/{cid}/dekning?lang=en").text
+    assert '<tr><th scope="row">Lookups of the code from the e-mail</th>' in english
+    assert "Oppslag i alt" not in english
