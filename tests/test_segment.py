@@ -2,16 +2,24 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import campaign_toml, key_settings, sample_campaign
+from reportdata import channel_delivery, email_deliveries, send, set_state, units_without_email
+from varsel import coverage
+from varsel.campaign import create_campaign, get_campaign
 from varsel.cli import cli
+from varsel.coverage import unit_outcomes
 from varsel.db import Database
 from varsel.errors import BadCriteriaError
+from varsel.outbox import DeliveryState as S
 from varsel.registry import import_dump
+from varsel.retention import forget_campaign
 from varsel.segment import Criteria, preview, resolve, selection_sql, summary_line
 
 
@@ -638,3 +646,201 @@ def test_an_old_municipality_name_selects_today_with_a_note(fixtures_db: Databas
         "«Klæbu» er den tidligere kommunen 5030 Klæbu (til 31.12.2019); "
         "valgt: 5001 Trondheim - Tråante",
     )
+
+
+# -- a follow-up campaign: leave out what an earlier one reached ---------------------------
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The sample's Oslo campaign, sent, with every kind of outcome; who it reached."""
+
+    campaign_id: int
+    reached: frozenset[str]  # delivered, posted, or on the way (letter made, still queued)
+    not_reached: frozenset[str]  # bounced, failed, returned, or nothing went out
+
+
+def _orgnrs(db: Database, criteria: Criteria) -> set[str]:
+    sql, params = selection_sql(criteria)
+    return {str(r[0]) for r in db.query(f"SELECT orgnr FROM ({sql}) s", params)}
+
+
+@pytest.fixture
+def sent_campaign(db: Database, brreg: Path, tmp_path: Path) -> Reached:
+    cid = sample_campaign(db, brreg, tmp_path)
+    assert send(db, key_settings(tmp_path), cid) > 0
+    emails = email_deliveries(db, cid)
+    assert len(emails) >= 4
+    # One e-mail bounced, one failed, one still queued (on the way); the rest accepted.
+    set_state(db, emails[0].id, S.BOUNCED)
+    set_state(db, emails[1].id, S.FAILED)
+    set_state(db, emails[2].id, S.QUEUED)
+    accepted = {u for d in emails if d.id != emails[0].id and d.id != emails[1].id for u in d.units}
+    lost = {u for d in emails[:2] for u in d.units} - accepted
+    plain = units_without_email(db, cid)
+    assert len(plain) >= 4
+    # Letters: posted, made (on the way), returned; Altinn: delivered, and failed for the unit
+    # whose letter came back.
+    channel_delivery(db, cid, plain[0], "letter", S.POSTED)
+    channel_delivery(db, cid, plain[1], "letter", S.PRODUCED)
+    channel_delivery(db, cid, plain[2], "letter", S.RETURNED)
+    channel_delivery(db, cid, plain[2], "altinn", S.FAILED)
+    channel_delivery(db, cid, plain[3], "altinn", S.DELIVERED)
+    reached = accepted | {plain[0], plain[1], plain[3]}
+    recipients = {
+        str(r[0]) for r in db.query("SELECT orgnr FROM recipients WHERE campaign_id = ?", (cid,))
+    }
+    assert lost
+    assert reached < recipients
+    return Reached(cid, frozenset(reached), frozenset(recipients - reached))
+
+
+OSLO = Criteria(police_districts=("oslo",))
+
+
+def test_a_follow_up_leaves_out_exactly_what_the_campaign_reached(
+    db: Database, sent_campaign: Reached
+) -> None:
+    follow_up = Criteria(
+        police_districts=("oslo",), exclude_reached_by=(sent_campaign.campaign_id,)
+    )
+    before, after = _orgnrs(db, OSLO), _orgnrs(db, follow_up)
+    assert before - after == sent_campaign.reached
+    assert sent_campaign.not_reached <= after
+    p = preview(db, follow_up)
+    assert p.units == len(after) == len(before) - len(sent_campaign.reached)
+    assert p.left_out_reached == len(sent_campaign.reached)
+    assert p.notes[-1] == (
+        f"Utelatt: {len(sent_campaign.reached)} virksomheter som kampanje "
+        f"{sent_campaign.campaign_id} nådde (e-post levert, brev postlagt eller på vei, "
+        "Altinn levert)."
+    )
+    assert preview(db, OSLO).left_out_reached == 0
+
+
+def test_the_left_out_are_coverages_reached_and_on_the_way(
+    db: Database, sent_campaign: Reached
+) -> None:
+    counted = {
+        o.orgnr
+        for o in unit_outcomes(
+            db, sent_campaign.campaign_id, (*coverage.REACHED, *coverage.ON_THE_WAY)
+        )
+    }
+    assert counted == sent_campaign.reached
+
+
+def test_a_follow_up_from_a_criteria_file_and_the_cli_alike(
+    db: Database, sent_campaign: Reached, tmp_path: Path
+) -> None:
+    cid = sent_campaign.campaign_id
+    path = tmp_path / "oppfolging.toml"
+    path.write_text(
+        f'[segment]\npolice_district = ["oslo"]\nexclude_reached_by = [{cid}]\n', "utf-8"
+    )
+    assert Criteria.from_file(path).exclude_reached_by == (cid,)
+    expected = _units(db, "--police-district", "oslo") - len(sent_campaign.reached)
+    assert _units(db, "--criteria", str(path)) == expected
+    assert _units(db, "--police-district", "oslo", "--exclude-reached-by", str(cid)) == expected
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("--db", db.url, "segment", "preview", "--police-district", "oslo"),
+            "--exclude-reached-by",
+            str(cid),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Utelatt: {len(sent_campaign.reached)} virksomheter som kampanje {cid}" in (
+        " ".join(result.output.split())
+    )
+
+
+def test_a_follow_up_of_two_campaigns_names_both(
+    db: Database, sent_campaign: Reached, tmp_path: Path
+) -> None:
+    cid = sent_campaign.campaign_id
+    path = tmp_path / "other.toml"
+    path.write_text(campaign_toml(name="Other"), "utf-8")
+    other = create_campaign(db, key_settings(tmp_path), path).campaign.id
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = ? WHERE campaign_id = ?", (S.CANCELLED.value, other)
+        )
+    p = preview(db, Criteria(police_districts=("oslo",), exclude_reached_by=(cid, other)))
+    assert p.left_out_reached == len(sent_campaign.reached)  # the other reached no one
+    assert f"som kampanje {cid} eller {other} nådde" in p.notes[-1]
+    one_value = Criteria.build(None, {"exclude_reached_by": (f"{cid},{other}",)})
+    assert one_value.exclude_reached_by == (cid, other)
+
+
+def test_a_forgotten_campaign_still_tells_whom_it_reached(
+    db: Database, sent_campaign: Reached
+) -> None:
+    cid = sent_campaign.campaign_id
+    with db.transaction():
+        # Finished: nothing left in the outbox, the campaign done; then forgotten.
+        db.execute(
+            "UPDATE deliveries SET state = ? WHERE campaign_id = ? AND state = ?",
+            (S.SENT.value, cid, S.QUEUED.value),
+        )
+        db.execute(
+            "UPDATE deliveries SET state = ? WHERE campaign_id = ? AND state = ?",
+            (S.POSTED.value, cid, S.PRODUCED.value),
+        )
+        db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (cid,))
+    assert forget_campaign(db, cid, actor="test").addresses > 0
+    follow_up = Criteria(police_districts=("oslo",), exclude_reached_by=(cid,))
+    assert _orgnrs(db, OSLO) - _orgnrs(db, follow_up) == sent_campaign.reached
+
+
+def test_a_campaign_that_does_not_exist_is_one_line(db: Database, sent_campaign: Reached) -> None:
+    cid = sent_campaign.campaign_id
+    result = CliRunner().invoke(
+        cli,
+        ["--db", db.url, "segment", "preview", "-m", "Oslo", "--exclude-reached-by", f"{cid},99"],
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        "varsel: kampanje 99 finnes ikke (utelat dem kampanje 99 nådde)\n",
+    )
+
+
+@pytest.mark.parametrize("value", ["1,x", "0", "-3"])
+def test_a_campaign_number_that_is_no_number_is_one_line(db: Database, value: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "segment", "preview", "-m", "Oslo", "--exclude-reached-by", value]
+    )
+    bad = value.rsplit(",", maxsplit=1)[-1]
+    assert (result.exit_code, result.output) == (
+        2,
+        "varsel: valgene: «--exclude-reached-by» skal være kampanjenumre (hele tall, som 1,3), "
+        f"ikke «{bad}»\n",
+    )
+
+
+@pytest.mark.parametrize("written", ["true", '"en"', "[1.5]"])
+def test_a_criteria_files_campaign_numbers_are_checked(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"exclude_reached_by = {written}\n", "utf-8")
+    with pytest.raises(BadCriteriaError) as caught:
+        Criteria.from_file(path)
+    assert f"{path}: «exclude_reached_by» skal være kampanjenumre" in caught.value.message
+
+
+def test_the_campaign_stores_the_follow_up_criterion_as_approved(
+    db: Database, sent_campaign: Reached, tmp_path: Path
+) -> None:
+    cid = sent_campaign.campaign_id
+    path = tmp_path / "follow.toml"
+    path.write_text(
+        campaign_toml(name="Oppfølging", segment=f"exclude_reached_by = [{cid}]"), "utf-8"
+    )
+    follow = create_campaign(db, key_settings(tmp_path), path).campaign.id
+    stored = json.loads(str(db.scalar("SELECT criteria FROM campaigns WHERE id = ?", (follow,))))
+    assert stored["exclude_reached_by"] == [cid]
+    frozen = {
+        str(r[0]) for r in db.query("SELECT orgnr FROM recipients WHERE campaign_id = ?", (follow,))
+    }
+    assert frozen == _orgnrs(db, OSLO) - sent_campaign.reached
+    assert get_campaign(db, follow).spec.criteria.exclude_reached_by == (cid,)

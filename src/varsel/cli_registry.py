@@ -275,6 +275,13 @@ def segment() -> None:
     multiple=True,
     help="Begynnelsen på en sektorkode; flere skilles med komma eller ved å gjenta valget.",
 )
+@click.option(
+    "--exclude-reached-by",
+    multiple=True,
+    metavar="KAMPANJE",
+    help="Utelat virksomhetene disse kampanjene nådde (også brev og e-post på vei), for en "
+    "oppfølgingskampanje; flere skilles med komma eller ved å gjenta valget.",
+)
 @click.option("--include-bankrupt", is_flag=True, default=None, help="Ta med konkursbo.")
 @click.option(
     "--include-liquidating", is_flag=True, default=None, help="Ta med enheter under avvikling."

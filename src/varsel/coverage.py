@@ -236,6 +236,18 @@ def _units_sql(campaign_id: int) -> tuple[str, list[Any]]:
     return sql, params
 
 
+def reached_or_on_the_way_sql(campaign_id: int) -> tuple[str, list[Any]]:
+    """SQL yielding the orgnr of every unit the campaign reached or has on the way.
+
+    Reached and on the way exactly as the report counts them (REACHED, ON_THE_WAY): a letter
+    made but not reported posted, or a message still in the outbox, is on its way to the
+    business. A follow-up campaign leaves these out (segment's exclude_reached_by).
+    """
+    sql, params = _units_sql(campaign_id)
+    codes = sorted(c.code for c in CODES.values() if c.outcome in (*REACHED, *ON_THE_WAY))
+    return f"SELECT x.orgnr FROM ({sql}) x WHERE x.code IN ({', '.join(map(str, codes))})", params
+
+
 # -- the report ---------------------------------------------------------------------------
 
 

@@ -97,6 +97,7 @@ MAX_EMPLOYEES = 10_000_000
 CLI_NAMES: Mapping[str, str] = {
     "min_employees": "--min-employees",
     "employee_rule": "--employee-rule",
+    "exclude_reached_by": "--exclude-reached-by",
 }
 FORM_NAMES: Mapping[str, str] = {
     "min_employees": Text("Minst så mange ansatte"),
@@ -110,6 +111,8 @@ _SCALAR_KEYS = {
     "include_liquidating",
     "include_deleted",
 }
+# Campaign numbers: leave out the units those campaigns reached (a follow-up campaign).
+_CAMPAIGN_KEYS = {"exclude_reached_by"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Criteria:
     include_bankrupt: bool = False
     include_liquidating: bool = False
     include_deleted: bool = False
+    exclude_reached_by: tuple[int, ...] = ()  # campaign ids: what they reached is left out
 
     @classmethod
     def from_mapping(
@@ -156,8 +160,13 @@ class Criteria:
                 values[target] = (*values.get(target, ()), *(str(v) for v in items))
             elif name in _SCALAR_KEYS:
                 values[name] = _scalar(source, (names or {}).get(name, key), name, value)
+            elif name in _CAMPAIGN_KEYS:
+                values[name] = (
+                    *values.get(name, ()),
+                    *_campaign_ids(source, (names or {}).get(name, key), value),
+                )
             else:
-                known = sorted({*_LIST_KEYS, *_SCALAR_KEYS})
+                known = sorted({*_LIST_KEYS, *_SCALAR_KEYS, *_CAMPAIGN_KEYS})
                 hint = difflib.get_close_matches(name, known, n=1)
                 more = f" (mente du «{hint[0]}»?)" if hint else ""
                 raise BadCriteriaError(f"{source}: ukjent kriterium «{key}»{more}")
@@ -262,6 +271,31 @@ def _scalar(source: str, shown: str, name: str, value: Any) -> Any:
     if not isinstance(value, bool):
         raise BadCriteriaError(f"{source}: {name} skal være true eller false")
     return value
+
+
+def _campaign_ids(source: str, shown: str, value: Any) -> tuple[int, ...]:
+    """Campaign numbers from a list, one number or a comma list ("1,3"), as the CLI gives them."""
+    items = value if isinstance(value, list | tuple) else [value]
+    ids: list[int] = []
+    for item in items:
+        parts = _parts(item) if isinstance(item, str) else [item]
+        for part in parts:
+            number = part.strip() if isinstance(part, str) else part
+            if isinstance(number, str) and number.isascii() and number.isdigit():
+                number = int(number)
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise BadCriteriaError(
+                    Text(
+                        "%(source)s: «%(name)s» skal være kampanjenumre (hele tall, som 1,3), "
+                        "ikke «%(value)s»",
+                        source=source,
+                        name=shown,
+                        value=str(part),
+                    )
+                )
+            if number not in ids:
+                ids.append(number)
+    return tuple(ids)
 
 
 @dataclass(frozen=True)
@@ -477,7 +511,11 @@ def selection_sql(criteria: Criteria, resolved: Resolved | None = None) -> tuple
     r = resolved or resolve(criteria)
     where, params = _filters(r)
     status = _status_filters(criteria)
-    status_params = [False] * sum(1 for s in status if "?" in s)
+    status_params: list[Any] = [False] * sum(1 for s in status if "?" in s)
+    if criteria.exclude_reached_by:
+        reached, reached_params = reached_sql(criteria.exclude_reached_by)
+        status.append(f"u.orgnr NOT IN ({reached})")
+        status_params += reached_params
     where_all = " AND ".join([where, *status])
     undecided = (
         "CASE WHEN u.employees IS NULL AND u.has_employees = ? THEN 1 ELSE 0 END"
@@ -527,6 +565,43 @@ def selection_sql(criteria: Criteria, resolved: Resolved | None = None) -> tuple
     )
 
 
+def reached_sql(campaign_ids: Iterable[int]) -> tuple[str, list[Any]]:
+    """SQL yielding the orgnr of every unit one of the campaigns reached or has on the way."""
+    # Coverage's own definition, not a second one; imported here because coverage imports
+    # this module.
+    from varsel.coverage import reached_or_on_the_way_sql
+
+    parts = [reached_or_on_the_way_sql(c) for c in campaign_ids]
+    return " UNION ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
+
+
+def check_campaigns(db: Database, criteria: Criteria) -> None:
+    """Refuse campaign numbers in exclude_reached_by that no campaign has."""
+    for campaign_id in criteria.exclude_reached_by:
+        if db.scalar("SELECT count(*) FROM campaigns WHERE id = ?", (campaign_id,)) == 0:
+            raise BadCriteriaError(
+                Text(
+                    "kampanje %(campaign)s finnes ikke (utelat dem kampanje %(campaign)s nådde)",
+                    campaign=campaign_id,
+                )
+            )
+
+
+def _campaigns_named(ids: tuple[int, ...]) -> Text | str:
+    """'1', or '1, 2 eller 3': the campaigns as the note names them."""
+    if len(ids) == 1:
+        return str(ids[0])
+    return Text("%(first)s eller %(last)s", first=", ".join(str(i) for i in ids[:-1]), last=ids[-1])
+
+
+# Letters made and messages still in the outbox count as reached: a business whose letter is
+# in the post, or whose e-mail is queued, would otherwise get the follow-up as well.
+_NOTE_LEFT_OUT = N_(
+    "Utelatt: %(n)s virksomheter som kampanje %(campaigns)s nådde (e-post levert, brev "
+    "postlagt eller på vei, Altinn levert)."
+)
+
+
 # -- preview -----------------------------------------------------------------------------
 
 
@@ -552,6 +627,7 @@ class Preview:
     personal_addresses: int  # selected sole proprietors with a usable e-mail
     role_addresses: int
     area: tuple[str, ...] | None = field(default=None)
+    left_out_reached: int = 0  # units left out: a campaign in exclude_reached_by reached them
     dump: Snapshot | None = None  # the newest dump of enheter: its date is the data's date
     feed: Snapshot | None = None  # the newest change-feed page applied after it
     # The day of the newest change the pages since the dump applied (not the day they were
@@ -586,16 +662,31 @@ class Preview:
             "shared_personal_not_shown": self.shared_personal,
             "personal_addresses": self.personal_addresses,
             "role_addresses": self.role_addresses,
+            "left_out_reached": self.left_out_reached,
         }
 
 
 def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
     """Count what a segment selects: units, undecided, by municipality and reachability."""
     resolved = resolve(criteria)
-    sql, params = selection_sql(criteria, resolved)
+    check_campaigns(db, criteria)
+    # The selection before leaving out what earlier campaigns reached: the note counts those.
+    sql, params = selection_sql(dataclasses.replace(criteria, exclude_reached_by=()), resolved)
     # The selection is computed once into a temporary table; every breakdown reads from it.
     db.execute("DROP TABLE IF EXISTS segment_preview")
     db.execute(f"CREATE TEMP TABLE segment_preview AS {sql}", params)
+    left_out = 0
+    if criteria.exclude_reached_by:
+        reached, reached_params = reached_sql(criteria.exclude_reached_by)
+        where = f"WHERE orgnr IN ({reached})"
+        left_out = int(db.scalar(f"SELECT count(*) FROM segment_preview {where}", reached_params))
+        db.execute(f"DELETE FROM segment_preview {where}", reached_params)
+        note = Text(
+            _NOTE_LEFT_OUT,
+            n=fmt_int(left_out),
+            campaigns=_campaigns_named(criteria.exclude_reached_by),
+        )
+        resolved = dataclasses.replace(resolved, notes=(*resolved.notes, note))
     db.execute("DROP TABLE IF EXISTS segment_contacts")
     db.execute(
         "CREATE TEMP TABLE segment_contacts AS SELECT c.orgnr AS orgnr, c.address AS address, "
@@ -604,7 +695,8 @@ def preview(db: Database, criteria: Criteria, *, top: int = 10) -> Preview:
         "JOIN contacts c ON c.orgnr = s.orgnr WHERE s.has_email = 1"
     )
     try:
-        return _preview_from_table(db, criteria, resolved, top)
+        result = _preview_from_table(db, criteria, resolved, top)
+        return dataclasses.replace(result, left_out_reached=left_out)
     finally:
         db.execute("DROP TABLE IF EXISTS segment_preview")
         db.execute("DROP TABLE IF EXISTS segment_contacts")
