@@ -533,8 +533,8 @@ def test_returned_counts_only_bounced_e_mails_and_delays_are_told_apart(ev: Eval
         ("Mottakeren merket e-posten som søppelpost", "1", "0"),
     ]
     assert (
-        "1 e-poster ble midlertidig avvist (innboksen er full: 1). De er ikke i retur og "
-        "teller ikke med over: de ble levert senere eller står fortsatt som sendt."
+        "Midlertidig avvist, ikke i retur: 1 (innboksen er full: 1). Disse e-postene teller "
+        "ikke med over: de ble levert senere eller står fortsatt som sendt."
     ) in _paragraphs(ev, "retur")
 
 

@@ -207,8 +207,8 @@ def test_delays_are_told_apart_from_returns_in_english() -> None:
         "Share",
     )
     assert paragraph(section.blocks[2]) == (
-        "2 e-mails were refused for a while (the mailbox is full: 2). They are not returned and "
-        "are not counted above: they were delivered later or still count as sent."
+        "Refused for a while, not returned: 2 (the mailbox is full: 2). These e-mails are not "
+        "counted above: they were delivered later or still count as sent."
     )
 
 

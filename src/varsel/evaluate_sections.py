@@ -400,8 +400,8 @@ def bounce_section(ev: Evaluation, w: Words) -> Section:
             Paragraph(
                 w(
                     N_(
-                        "%(n)s e-poster ble midlertidig avvist (%(reasons)s). De er ikke i "
-                        "retur og teller ikke med over: de ble levert senere eller står "
+                        "Midlertidig avvist, ikke i retur: %(n)s (%(reasons)s). Disse "
+                        "e-postene teller ikke med over: de ble levert senere eller står "
                         "fortsatt som sendt."
                     ),
                     n=w.num(delayed),
