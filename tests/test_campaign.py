@@ -27,6 +27,7 @@ from varsel.campaign_spec import (
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.errors import BadCriteriaError
 from varsel.registry import import_dump
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
@@ -111,6 +112,19 @@ def test_per_unit_gives_one_message_each(
     result = create_campaign(db, settings, write_campaign(tmp_path, per_unit=True))
     shared = [r for r in deliveries(db, result.campaign.id) if r[0] == "post@regnskapskontoret.no"]
     assert [r[4] for r in shared] == [1, 1]
+
+
+def test_a_follow_up_naming_a_campaign_that_does_not_exist_is_refused_and_nothing_is_made(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    text = CAMPAIGN.replace(
+        'police_district = ["oslo"]', 'police_district = ["oslo"]\nexclude_reached_by = [99]'
+    )
+    assert text != CAMPAIGN
+    with pytest.raises(BadCriteriaError) as e:
+        create_campaign(registry_db, settings, write_campaign(tmp_path, text))
+    assert e.value.message == "kampanje 99 finnes ikke (utelat dem kampanje 99 nådde)"
+    assert registry_db.scalar("SELECT count(*) FROM campaigns") == 0
 
 
 def test_suppressed_at_creation(registry_db: Database, settings: Settings, tmp_path: Path) -> None:

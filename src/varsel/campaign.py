@@ -30,7 +30,7 @@ from varsel.db import Database
 from varsel.errors import Text
 from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
-from varsel.segment import resolve, selection_sql
+from varsel.segment import check_campaigns, resolve, selection_sql
 from varsel.snapshot import latest_snapshot
 from varsel.suppression import REASON_LABELS, SuppressionKind, SuppressionReason, reasons
 
@@ -176,6 +176,7 @@ def create_from_spec(
     if snapshot is None:
         raise CampaignError(Text("lageret har ingen registerdata; importer en dump først"))
     resolved = resolve(spec.criteria)
+    check_campaigns(db, spec.criteria)  # a follow-up's earlier campaigns must exist
     key_notice = ensure_key(settings, spec.sender_domain, spec.dkim_selector)
     sql, params = selection_sql(spec.criteria, resolved)
     now = utcnow_iso()
