@@ -163,3 +163,23 @@ def test_one_business_is_counted_in_the_singular(
     )
     assert f"<h2>{none}</h2>" in page.text
     assert f"<p>{one_more}</p>" in page.text
+
+
+def test_the_builder_leaves_out_what_an_earlier_campaign_reached(
+    client: TestClient, db: Database, settings: Settings, brreg: Path, tmp_path: Path
+) -> None:
+    from helpers import sample_campaign
+
+    cid = sample_campaign(db, brreg, tmp_path)
+    with db.transaction():  # every e-mail of the earlier campaign went out
+        db.execute("UPDATE deliveries SET state = 'sent' WHERE campaign_id = ?", (cid,))
+    expected = preview(db, Criteria(police_districts=("oslo",), exclude_reached_by=(cid,)))
+    assert expected.left_out_reached > 0
+    sign_in(client, "kari", next_code(operator(db, settings, "kari", "author")))
+    builder = client.get(f"{PREFIX}/utvalg").text
+    assert 'name="utelat"' in builder
+    assert 'aria-describedby="utelat-hint"' in builder
+    page = client.get(f"{PREFIX}/utvalg/telling?politi=oslo&utelat={cid}").text
+    assert f"Utelatt: {expected.left_out_reached} virksomheter som kampanje {cid} nådde" in page
+    missing = client.get(f"{PREFIX}/utvalg/telling?politi=oslo&utelat=99").text
+    assert "kampanje 99 finnes ikke (utelat dem kampanje 99 nådde)" in missing

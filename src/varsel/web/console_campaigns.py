@@ -67,6 +67,7 @@ _LIST_FIELDS = {
     "former": "forms",
     "unntatt": "exclude_forms",
     "sektorer": "sectors",
+    "utelat": "exclude_reached_by",  # a follow-up: leave out what these campaigns reached
 }
 _FLAGS = {
     "konkurs": "include_bankrupt",
