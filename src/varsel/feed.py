@@ -23,7 +23,7 @@ from varsel.dump import Kind, gzip_problem
 from varsel.erasure import erase_unit
 from varsel.errors import BadFileError, UserError, read_user_file
 from varsel.i18n import fmt_int
-from varsel.snapshot import Snapshot, get_snapshot, insert_snapshot
+from varsel.snapshot import Snapshot, get_snapshot, insert_snapshot, latest_snapshot
 
 SHOWN_NOTES = 5
 # A page holds at most 10,000 entries (the API's largest page); even were each a new unit's
@@ -266,7 +266,10 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
         last = int(watermark) if watermark is not None else 0
         # The store holds the dump imported last (an older one imported again undoes a
         # wrong import), so its date is the one that counts, not the newest date seen.
-        dump_date, guessed = _dump_date(db, kind)
+        # The store holds the dump imported last (an older one imported again undoes a wrong
+        # import), so its date is the one that counts, not the newest date seen.
+        dump = latest_snapshot(db, kind.value, "dump")
+        dump_date, guessed = (dump.dump_date, dump.dump_date_guessed) if dump else (None, False)
         newest_day: str | None = None  # of the entries applied: how new the data now is
         snapshot_id = insert_snapshot(
             db,
@@ -327,18 +330,6 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
     return FeedResult(
         path, get_snapshot(db, snapshot_id), False, tuple(notes), tuple(skipped.items())
     )
-
-
-def _dump_date(db: Database, kind: Kind) -> tuple[str | None, bool]:
-    """The date of the kind's dump imported last, and whether it is guessed."""
-    # The store holds the dump imported last (an older one imported again undoes a wrong
-    # import), so its date is the one that counts, not the newest date seen.
-    dump = db.query_one(
-        "SELECT dump_date, dump_date_guessed FROM snapshots WHERE kind = ? "
-        "AND source = 'dump' ORDER BY id DESC LIMIT 1",
-        (kind.value,),
-    )
-    return (dump[0], bool(dump[1])) if dump else (None, False)
 
 
 def _valid_entries(
