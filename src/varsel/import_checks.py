@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from varsel.db import Database, Row
+from varsel.db import Database
 from varsel.dump import Kind
 from varsel.errors import UserError
 from varsel.i18n import fmt_int, fmt_share
 from varsel.registry_extract import RejectLog
-from varsel.snapshot import norway_today
+from varsel.snapshot import Snapshot, latest_snapshot, norway_today
 
 # Shares above which an import is refused without --allow-shrink. A real nightly dump marks
 # far less than 1 % of the units gone and rejects next to nothing.
@@ -41,19 +41,15 @@ class EarlierImports:
     corrected_from: str | None = None  # same, and its guessed date is to become date
 
 
-def _newest(db: Database, kind: Kind) -> Row | None:
-    """The newest dump of the kind applied (feed pages aside): id, date, SHA-256, date guessed."""
-    return db.query_one(
-        "SELECT id, dump_date, sha256, dump_date_guessed FROM snapshots "
-        "WHERE kind = ? AND source = 'dump' ORDER BY id DESC LIMIT 1",
-        (kind.value,),
-    )
+def _newest(db: Database, kind: Kind) -> Snapshot | None:
+    """The newest dump of the kind applied (feed pages aside)."""
+    return latest_snapshot(db, kind.value, "dump")
 
 
 def is_newest(db: Database, kind: Kind, sha: str) -> bool:
     """Whether the file (by its SHA-256) is the newest dump of its kind applied: nothing to do."""
     newest = _newest(db, kind)
-    return newest is not None and newest[2] == sha
+    return newest is not None and newest.sha256 == sha
 
 
 def earlier_imports(
@@ -64,14 +60,14 @@ def earlier_imports(
     given = check_given_date(given_date) if given_date is not None else None
     # The store holds the newest dump applied (feed pages aside), whatever its date.
     newest = _newest(db, kind)
-    if newest is not None and newest[2] == sha:
-        if given is not None and given == newest[1] and newest[3]:
+    if newest is not None and newest.sha256 == sha:
+        if given is not None and given == newest.dump_date and newest.dump_date_guessed:
             # The guessed date confirmed: no longer a guess, nothing else changes.
-            return EarlierImports(newest[0], None, given, False, newest[1])
-        if given is not None and given != newest[1]:
+            return EarlierImports(newest.id, None, given, False, newest.dump_date)
+        if given is not None and given != newest.dump_date:
             _check_correction(db, path, kind, newest, given)
-            return EarlierImports(newest[0], None, given, False, newest[1])
-        return EarlierImports(newest[0], None, newest[1] or "", bool(newest[3]))
+            return EarlierImports(newest.id, None, given, False, newest.dump_date)
+        return EarlierImports(newest.id, None, newest.dump_date or "", newest.dump_date_guessed)
     prior = db.query_one(
         "SELECT id, dump_date, dump_date_guessed FROM snapshots WHERE sha256 = ? AND kind = ? "
         "AND source = 'dump' ORDER BY id DESC LIMIT 1",
@@ -83,18 +79,18 @@ def earlier_imports(
             return EarlierImports(None, prior[0], given)
         return EarlierImports(None, prior[0], prior[1], bool(prior[2]))
     date, guessed = dump_date(path, given_date)
-    if newest and newest[1] and date < newest[1]:
+    if newest and newest.dump_date and date < newest.dump_date:
         raise UserError(
             f"{path}: dumpen er fra {date}"
             f"{' (gjettet fra filens endringstid)' if guessed else ''}, "
-            f"men lageret har allerede en nyere ({newest[1]}, snapshot {newest[0]}); "
+            f"men lageret har allerede en nyere ({newest.dump_date}, snapshot {newest.id}); "
             "importer den nyeste dumpen"
             + ("" if given is not None else ", eller oppgi riktig dato med --dump-date")
         )
     return EarlierImports(None, None, date, guessed)
 
 
-def _check_correction(db: Database, path: Path, kind: Kind, newest: Row, given: str) -> None:
+def _check_correction(db: Database, path: Path, kind: Kind, newest: Snapshot, given: str) -> None:
     """Refuse to change the date of the dump applied last unless it is safe: see below.
 
     Only a guessed date is corrected: a date given before (--dump-date, .meta.json) is the
@@ -102,7 +98,7 @@ def _check_correction(db: Database, path: Path, kind: Kind, newest: Row, given: 
     applied after it: the feed skipped the entries dated before the stored date and moved its
     watermark past them, so a corrected date would not bring them back, only hide why.
     """
-    snapshot_id, stored, guessed = newest[0], newest[1], bool(newest[3])
+    snapshot_id, stored, guessed = newest.id, newest.dump_date, newest.dump_date_guessed
     head = (
         f"{path}: allerede importert som snapshot {snapshot_id} med dumpdato {stored}; "
         f"--dump-date {given} er ikke brukt"
@@ -125,7 +121,7 @@ def _check_correction(db: Database, path: Path, kind: Kind, newest: Row, given: 
     before = db.query_one(
         "SELECT id, dump_date FROM snapshots WHERE kind = ? AND source = 'dump' AND id < ? "
         "AND sha256 <> ? AND dump_date > ? ORDER BY dump_date DESC LIMIT 1",
-        (kind.value, snapshot_id, newest[2], given),
+        (kind.value, snapshot_id, newest.sha256, given),
     )
     if before is not None:
         raise UserError(
