@@ -5,6 +5,7 @@ channel and grouped by reason (never an address), and the letters' and Altinn's 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from varsel import altinn, outbox, send_report
@@ -71,21 +72,13 @@ def _hidden(language: str, reason: str) -> str:
 
 
 def _email_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # The grouping `varsel campaign status` prints, for e-mail's failed and bounced only.
-    found = send_report.reasons(
+    return _grouped(
         db,
         cid,
-        REASONS_SHOWN,
-        states=(DeliveryState.FAILED, DeliveryState.BOUNCED),
-        channel="email",
+        "email",
+        (DeliveryState.FAILED, DeliveryState.BOUNCED),
+        lambda state, reason: _hidden(language, reason),
     )
-    # Replies that differed only in the address are one reason once it is hidden.
-    merged: dict[tuple[str, str], int] = {}
-    for r in found:
-        key = (r.state, _hidden(language, r.reason))
-        merged[key] = merged.get(key, 0) + r.count
-    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
-    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
 
 
 def _letter_reason(language: str, state: str, reason: str) -> str:
@@ -98,17 +91,29 @@ def _letter_reason(language: str, state: str, reason: str) -> str:
 
 
 def _letter_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # The grouping `varsel campaign status` prints, for letters' failed and returned only.
-    found = send_report.reasons(
+    return _grouped(
         db,
         cid,
-        REASONS_SHOWN,
-        states=(DeliveryState.FAILED, DeliveryState.RETURNED),
-        channel="letter",
+        "letter",
+        (DeliveryState.FAILED, DeliveryState.RETURNED),
+        lambda state, reason: _letter_reason(language, state, reason),
     )
+
+
+def _grouped(
+    db: Database,
+    cid: int,
+    channel: str,
+    states: tuple[DeliveryState, ...],
+    words: Callable[[str, str], str],
+) -> tuple[FailureReason, ...]:
+    """The grouping `varsel campaign status` prints, for the channel's states: each reason as
+    the page words it (state, stored reason -> words), failures first, the most common first."""
+    found = send_report.reasons(db, cid, REASONS_SHOWN, states=states, channel=channel)
+    # Reasons that differed only in what the words leave out (an address) are one reason.
     merged: dict[tuple[str, str], int] = {}
     for r in found:
-        key = (r.state, _letter_reason(language, r.state, r.reason))
+        key = (r.state, words(r.state, r.reason))
         merged[key] = merged.get(key, 0) + r.count
     ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
     return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
