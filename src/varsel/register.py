@@ -65,7 +65,9 @@ def area_names(spec: CampaignSpec) -> tuple[str, ...]:
     c = spec.criteria
     names: list[str] = []
     for term in c.police_districts:
-        names += _places(term, municipality.resolve_police_district, _district)
+        names += _places(
+            term, municipality.resolve_police_district, municipality.police_district_of
+        )
     for term in c.counties:
         names += _places(term, municipality.resolve_county, _county)
     for term in c.municipalities:
@@ -75,10 +77,6 @@ def area_names(spec: CampaignSpec) -> tuple[str, ...]:
             numbers = []
         names += [municipality.name(n) or n for n in numbers] or [term.strip()]
     return tuple(dict.fromkeys(names))
-
-
-def _district(number: str) -> str:
-    return municipality.police_district_of(number)
 
 
 def _county(number: str) -> str:
