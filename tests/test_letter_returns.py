@@ -5,6 +5,7 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -69,7 +70,8 @@ def test_the_manifest_itself_reports_every_letter_posted(
     result = record_report(db, cid, Report.POSTED, tmp_path / "out" / "manifest.csv")
     assert (result.changed, result.already) == (3, 0)
     assert states(db) == dict.fromkeys([NORDEA, EY, TELENOR], ("posted", None))
-    today = dt.date.today().isoformat()
+    # The day a letter was posted is the campaign's own day (Europe/Oslo), not the machine's.
+    today = dt.datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
     assert sorted(events(db, "letter_posted")) == sorted(
         (i, {"date": today, "file": "manifest.csv"}) for i in ids.values()
     )
