@@ -2,6 +2,11 @@
 
 The workers run `builder` and nothing of the sender. Until one has started, and for small sends
 and the last retries, messages are built here, a few at a time between turns of the connections.
+
+Unsigned, the sender's event loop is what limits a send, and the build workers have time to
+spare: then they also read the claimed deliveries' units from the SQLite file themselves
+(`reads_units`), which takes ~10 µs a message off the sender. Signed, the workers are the limit
+(the RSA signature), and the sender reads the units as before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ import multiprocessing
 import os
 from collections.abc import Callable
 
-from varsel.builder import Job, Outcome, build_in_worker, build_jobs, init_worker, ready
+from varsel.builder import (
+    Job,
+    Outcome,
+    ReadUnits,
+    build_in_worker,
+    build_jobs,
+    init_worker,
+    ready,
+)
 from varsel.message import MessageFactory, MessageSpec
 from varsel.outbox import Delivery
 from varsel.verp import Verp
@@ -37,8 +50,12 @@ class BuildPool:
         queued: int,
         built: Callable[[list[Delivery], list[Outcome]], None],
         failed: Callable[[list[Delivery], BaseException], None],
+        read_here: ReadUnits,
+        store: tuple[str, int] | None = None,
     ) -> None:
+        """store: the SQLite file and campaign whose units the workers may read (not a server's)."""
         self.local_factory = local_factory
+        self.read_here = read_here  # the units of jobs built here that came without them
         self.verp = verp
         self.built = built
         self.failed = failed
@@ -53,13 +70,19 @@ class BuildPool:
             cores = (os.cpu_count() or 1) if keys else 1
             processes = cores if queued >= POOL_FROM else 0
         self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self.worker_store = store if not keys else None
         if processes > 0:
             self.executor = concurrent.futures.ProcessPoolExecutor(
                 processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker,
-                initargs=(spec, keys, verp),
+                initargs=(spec, keys, verp, self.worker_store),
             )
+
+    @property
+    def reads_units(self) -> bool:
+        """Whether messages claimed now are built by workers that read their units themselves."""
+        return self.ready and self.executor is not None and self.worker_store is not None
 
     def start(self) -> None:
         """Notice when the first worker has started (on the event loop)."""
@@ -128,7 +151,7 @@ class BuildPool:
     def _build_here(self, deliveries: list[Delivery], jobs: list[Job]) -> bool:
         """Build in this process; False if a message could not be built (the run stops)."""
         try:
-            built = build_jobs(self.local_factory, jobs, self.verp)
+            built = build_jobs(self.local_factory, jobs, self.verp, self.read_here)
         except Exception as e:
             self.failed(deliveries, e)
             return False

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from varsel import claimed_units
+from varsel.claimed_units import UnitToSend
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.suppression import SuppressionKind
@@ -63,7 +65,9 @@ class Delivery:
     unsubscribe_token: str
     attempts: int
     created_at: str
-    units: tuple[str, ...]  # orgnr of every unit the message is addressed to
+    # The orgnr of every unit the message is addressed to; empty when the sender left reading
+    # them to its build workers (outbox_claims).
+    units: tuple[str, ...]
 
     @property
     def domain(self) -> str:
@@ -86,11 +90,6 @@ def claim(
     """Take up to limit due deliveries of a campaign for this worker, in one transaction."""
     rows = claim_rows(db, campaign_id, worker, limit, now, lease_until)
     return [c.delivery for c in with_units(db, campaign_id, rows)]
-
-
-# A claimed delivery's unit as a message names it: orgnr, name (the orgnr if the campaign's
-# recipients do not hold it), municipality number or None, and whether it is suppressed.
-UnitToSend = tuple[str, str, str | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,27 +149,23 @@ def with_units(db: Database, campaign_id: int, rows: list[Any]) -> list[Claimed]
     """
     if not rows:
         return []
-    ids = [r[0] for r in rows]
-    units: dict[int, list[UnitToSend]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for delivery_id, orgnr, name, municipality, blocked in db.query(
-            "SELECT u.delivery_id, u.orgnr, r.name, r.municipality, EXISTS (SELECT 1 FROM "
-            "suppressions s WHERE s.kind = ? AND s.value = u.orgnr) FROM delivery_units "
-            "u LEFT JOIN recipients r ON r.campaign_id = ? AND r.orgnr = u.orgnr WHERE "
-            f"u.delivery_id IN ({', '.join('?' for _ in chunk)}) "
-            "ORDER BY u.delivery_id, u.orgnr",
-            [SuppressionKind.UNIT.value, campaign_id, *chunk],
-        ):
-            units[delivery_id].append((orgnr, name or orgnr, municipality or None, blocked))
+    units = claimed_units.read(db.query, campaign_id, [int(r[0]) for r in rows])
     out = []
     for r in sorted(rows, key=lambda r: int(r[0])):
-        mine = tuple(units[r[0]])
-        delivery = Delivery(
-            int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], tuple(u[0] for u in mine)
-        )
-        out.append(Claimed(delivery, bool(r[8]), mine))
+        mine = tuple(units[int(r[0])])
+        out.append(Claimed(delivery_of(r, tuple(u[0] for u in mine)), address_suppressed(r), mine))
     return out
+
+
+def delivery_of(row: Any, units: tuple[str, ...] = ()) -> Delivery:
+    """A claimed row (claim_rows) as a Delivery; its units' orgnrs if they have been read."""
+    r = row
+    return Delivery(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], units)
+
+
+def address_suppressed(row: Any) -> bool:
+    """Whether a claimed row's (claim_rows) address was suppressed when it was claimed."""
+    return bool(row[8])
 
 
 def recover(db: Database, campaign_id: int, *, worker: str | None = None) -> tuple[int, int]:

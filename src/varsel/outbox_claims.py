@@ -3,7 +3,8 @@
 The claim commits on the sender's database thread (outbox.claim_rows). The read after it (the
 units' names and municipalities, and their suppressions: outbox.with_units) runs on a connection
 of its own when the store is a SQLite file, so that the sender's durable marks need not wait
-for it. A batch comes back split into messages to build and deliveries to settle as suppressed.
+for it; or, when the build workers read the units themselves (build_pool.reads_units), not here
+at all. A batch comes back split into messages to build and deliveries to settle as suppressed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from varsel import outbox
+from varsel import claimed_units, outbox
 from varsel.builder import Job
 from varsel.db import Database, connect
 from varsel.outbox import Delivery, DeliveryState
@@ -42,6 +43,7 @@ class Claimer:
         batch: int,
         on_db_thread: Callable[..., Awaitable[Any]],
         times: Callable[[], tuple[str, str]],
+        units_elsewhere: Callable[[], bool] = lambda: False,
     ) -> None:
         self.db = db
         self.campaign_id = campaign_id
@@ -49,6 +51,7 @@ class Claimer:
         self.batch = batch
         self.on_db_thread = on_db_thread
         self.times = times  # now, and when the lease of deliveries claimed now runs out
+        self.units_elsewhere = units_elsewhere  # the build workers read the units themselves
         # Claimed deliveries' units are read on a connection of their own (SQLite files).
         self.reader_db: Database | None = None
         self.reader = (
@@ -62,6 +65,8 @@ class Claimer:
         # The read and the objects made from it took three quarters of a claim's ~10 ms, while
         # every connection's durable mark waited behind it on the database thread.
         rows, next_due = await self.on_db_thread(self._claim_rows)
+        if self.units_elsewhere():
+            return self._unread(rows, next_due)
         if self.reader is None:
             claim: Claim = await self.on_db_thread(self._claimed, self.db, rows, next_due)
             return claim
@@ -91,6 +96,18 @@ class Claimer:
             self.reader_db = connect(self.db.url, migrate=False)
         return self._claimed(self.reader_db, rows, next_due)
 
+    def _unread(self, rows: list[Any], next_due: str | None) -> Claim:
+        """The batch as it was claimed: its jobs' units are read by the build workers."""
+        claim = Claim(len(rows), [], [], [], next_due)
+        for r in sorted(rows, key=lambda r: int(r[0])):
+            d = outbox.delivery_of(r)
+            if outbox.address_suppressed(r):
+                claim.suppressed.append(d)
+                continue
+            claim.deliveries.append(d)
+            claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, None))
+        return claim
+
     def _claimed(self, db: Database, rows: list[Any], next_due: str | None) -> Claim:
         claimed = outbox.with_units(db, self.campaign_id, rows)
         claim = Claim(len(claimed), [], [], [], next_due)
@@ -98,9 +115,7 @@ class Claimer:
             d = c.delivery
             # Suppressed units are left out; with none left, or the address suppressed, the
             # delivery is settled as suppressed without a message.
-            units = tuple(
-                (orgnr, name, mun) for orgnr, name, mun, blocked in c.units if not blocked
-            )
+            units = claimed_units.to_name(c.units)
             if c.address_suppressed or not units:
                 claim.suppressed.append(d)
                 continue

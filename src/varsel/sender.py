@@ -24,21 +24,22 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvloop
 
-from varsel import outbox, outcomes, send_lock
+from varsel import claimed_units, outbox, outcomes, send_lock
 from varsel.build_pool import BuildPool
-from varsel.builder import Outcome, Unbuildable
+from varsel.builder import Outcome, Suppressed, Unbuildable
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp import SmtpConnectError, SmtpConnection
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.clock import IsoClock, utcnow, utcnow_iso
 from varsel.config import Settings
-from varsel.db import Database
+from varsel.db import Database, normalise_url
 from varsel.errors import N_, Text, VarselError
 from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
@@ -161,6 +162,7 @@ class Sender:
             self.options.claim_size,
             self._db,
             self._claim_times,
+            lambda: self.pool.reads_units,
         )
         # SIGTERM (a service manager, kill) stops the run as a pause does, the lock released;
         # unless whoever runs this (a worker, the console's threads) handles signals itself.
@@ -259,7 +261,20 @@ class Sender:
             int(queued or 0),
             self._schedule,
             self._build_failed,
+            self._read_units,
+            self._store_file(),
         )
+
+    def _store_file(self) -> tuple[str, int] | None:
+        """The SQLite file (and campaign) whose units a build worker can read; not a server's."""
+        dialect, target = normalise_url(self.db.url)
+        if dialect != "sqlite" or target == ":memory:":
+            return None
+        return str(Path(target).expanduser().resolve()), self.campaign.id
+
+    def _read_units(self, ids: list[int]) -> dict[int, list[claimed_units.UnitToSend]]:
+        """Units of jobs built in this process that came without them (on the loop's thread)."""
+        return claimed_units.read(self.db.query, self.campaign.id, ids)
 
     def _finish(self, stopped: str) -> SendReport:
         cid = self.campaign.id
@@ -364,6 +379,9 @@ class Sender:
         for d, b in zip(deliveries, built, strict=True):
             if isinstance(b, Unbuildable):
                 self._failed(d, b.reason)  # its units' data: the others still go
+                continue
+            if isinstance(b, Suppressed):
+                self._outcome_suppressed(d)  # every unit it names was suppressed since
                 continue
             data, message_id, mail_from = b
             add(Item(d, data, message_id, d.domain, mail_from))
