@@ -25,6 +25,14 @@ POSTGRES = os.environ.get("VARSEL_TEST_POSTGRES", "postgresql://postgres@127.0.0
 TEST_DATABASE = "varsel_test"
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own empty home folder: nothing is read from or written to the runner's own
+    (~/.config/varsel holds the default DKIM keys and VERP secret), so that no test depends on
+    what another test, or an earlier `make demo`, left there."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def _ensure_database() -> str:
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
         exists = conn.execute(
