@@ -249,3 +249,29 @@ def test_forget_help_says_returned_letters_free_text_is_erased_too(db: Database)
     said = " ".join(result.output.split())
     assert "trykkeriets fritekst om returnerte brev" in said
     assert "(også årsakskoden for et returnert brev)" in said
+
+
+def test_status_says_the_most_common_reasons_worded_and_counted_whole(
+    db: Database, campaign_id: int
+) -> None:
+    ids = [int(r[0]) for r in db.query("SELECT id FROM deliveries ORDER BY id")]
+    with db.transaction():
+        for n, did in enumerate(ids[:3]):
+            db.execute(
+                "UPDATE deliveries SET state = 'failed', last_reply = ? WHERE id = ?",
+                (f"550 5.1.1 <person{n}@firma{n}.no>: Recipient address rejected", did),
+            )
+        # A letter that could not be made, as `varsel letters` leaves it.
+        db.execute(
+            "UPDATE deliveries SET channel = 'letter', key = '912345678', state = 'failed', "
+            "last_reply = 'no_postal_address' WHERE id = ?",
+            (ids[3],),
+        )
+    result = run(db, "status", str(campaign_id))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[lines.index("Vanligste grunner:") + 1 :] == [
+        "  feilet         3  550 5.1.1 <(adresse)>: Recipient address rejected",
+        "  feilet         1  Brev: ingen postadresse eller forretningsadresse i registeret",
+    ]
+    assert "@firma" not in result.output

@@ -176,6 +176,7 @@ def campaign_send(
     no_approval: bool,
 ) -> None:
     """Send an approved campaign; safe to run again after a crash (see docs/delivery.md)."""
+    from varsel import send_lock
     from varsel.approval import check_send, send_checked
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
@@ -187,6 +188,9 @@ def campaign_send(
     spec = get_campaign(state.db, campaign_id).spec
     # Refused at once, before the progress bar; send_checked checks again as the send starts.
     check_send(state.db, state.settings, campaign_id, no_approval=no_approval)
+    # A paused campaign, or one the workers hold, says what to do about that before anything
+    # else (a missing DKIM key, say): as the console's Send does.
+    send_lock.refuse_holder(state.db, campaign_id)
     options = SendOptions.for_campaign(spec, connections=connections, rate_per_second=rate)
     total = int(
         state.db.scalar(
@@ -217,7 +221,7 @@ def campaign_send(
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     """Counts per channel and delivery state, and the deliveries in doubt."""
-    from varsel.send_report import status
+    from varsel.send_report import CHANNEL_WORDS, status
 
     report = status(state.db, campaign_id)
     if as_json:
@@ -245,9 +249,15 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         )
     labels = {"deferred": "utsatt", "failed": "feilet"}
     if report.reasons:
+        # Worded and grouped (send_report, reply_words): addresses and relays' ids left out.
         out.print("Vanligste grunner:")
     for r in report.reasons:
-        out.print(f"  {labels[r.state]:<7} {r.count:>8}  {r.reason or '(ingen)'}", markup=False)
+        channel = "" if r.channel == "email" else f"{CHANNEL_WORDS.get(r.channel, r.channel)}: "
+        out.print(
+            f"  {labels[r.state]:<7} {r.count:>8}  {channel}{r.reason or '(ingen)'}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _who_sends(state: State, campaign: Campaign) -> str:

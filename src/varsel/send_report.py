@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from varsel import outbox
+from varsel import outbox, reply_words
 from varsel.campaign import STATUS_WORDS, Campaign, get_campaign
 from varsel.db import Database
 from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
+from varsel.reply_words import Reason
 
 
 @dataclass
@@ -149,41 +150,7 @@ class StatusReport:
         return out
 
 
-@dataclass(frozen=True)
-class Reason:
-    """How many deliveries are deferred or failed with the same last reply (or reason)."""
-
-    state: str  # deferred | failed
-    reason: str
-    count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "count": self.count}
-
-
 REASONS_SHOWN = 5  # per state: the most common first
-
-
-def reasons(
-    db: Database,
-    campaign_id: int,
-    shown: int = REASONS_SHOWN,
-    *,
-    states: tuple[DeliveryState, ...] = (DeliveryState.DEFERRED, DeliveryState.FAILED),
-    channel: str | None = None,
-) -> list[Reason]:
-    """The most common reasons for the campaign's deliveries in the states (by default deferred
-    and failed, every channel's), with counts; the console asks for e-mail's failed and bounced."""
-    which = "" if channel is None else " AND channel = ?"
-    out = []
-    for state in states:
-        rows = db.query(
-            "SELECT coalesce(last_reply, ''), count(*) AS n FROM deliveries "
-            f"WHERE campaign_id = ? AND state = ?{which} GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-            (campaign_id, state.value, *([] if channel is None else [channel]), shown),
-        )
-        out += [Reason(state.value, str(reason), int(n)) for reason, n in rows]
-    return out
 
 
 def status(db: Database, campaign_id: int) -> StatusReport:
@@ -194,6 +161,8 @@ def status(db: Database, campaign_id: int) -> StatusReport:
         campaign,
         {**{s.value: 0 for s in DeliveryState}, **channels["email"]},
         outbox.in_doubt(db, campaign_id),
-        reasons(db, campaign_id),
+        reply_words.grouped(
+            db, campaign_id, (DeliveryState.DEFERRED, DeliveryState.FAILED), REASONS_SHOWN
+        ),
         channels,
     )

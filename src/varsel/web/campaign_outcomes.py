@@ -4,13 +4,11 @@ channel and grouped by reason (never an address), and the letters' and Altinn's 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from varsel import altinn, outbox, send_report
+from varsel import altinn, outbox, reply_words
 from varsel.db import Database
-from varsel.letters import UNREACHABLE_TEXT, Unreachable
+from varsel.errors import Text
 from varsel.outbox import DeliveryState
 from varsel.web.console_auth import translate
 from varsel.web.console_text import STATE_NAMES
@@ -18,10 +16,6 @@ from varsel.web.templating import N_, gettext
 
 REASONS_SHOWN = 10  # reasons per channel on the campaign page, the most common first
 UNITS_SHOWN = 3  # organisation numbers named per Altinn reason; the rest only counted
-ADDRESS_HIDDEN = N_("(adresse)")
-# An e-mail address inside a relay's or bounce's words: personal data for a sole proprietor,
-# so never shown on the page.
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 @dataclass(frozen=True)
@@ -67,63 +61,40 @@ def failures(db: Database, cid: int, language: str) -> list[ChannelFailures]:
     return out
 
 
-def _hidden(language: str, reason: str) -> str:
-    return _ADDRESS.sub(gettext(language, ADDRESS_HIDDEN), reason)
+def _say(language: str) -> reply_words.Say:
+    """Says a Bokmål message id, or a library's Text, in the page's language."""
+    return lambda text: (
+        translate(language, text) if isinstance(text, Text) else gettext(language, text)
+    )
 
 
 def _email_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    return _grouped(
-        db,
-        cid,
-        "email",
-        (DeliveryState.FAILED, DeliveryState.BOUNCED),
-        lambda state, reason: _hidden(language, reason),
-    )
-
-
-def _letter_reason(language: str, state: str, reason: str) -> str:
-    # A letter that could not be made keeps letters.Unreachable's code, worded as `varsel
-    # letters` words it; a returned one the print house's own words, as `letters returned`
-    # stored them (and as the unreached export shows them).
-    if state == DeliveryState.FAILED.value and reason in set(Unreachable):
-        return gettext(language, UNREACHABLE_TEXT[Unreachable(reason)])
-    return _hidden(language, reason)
+    return _grouped(db, cid, "email", (DeliveryState.FAILED, DeliveryState.BOUNCED), language)
 
 
 def _letter_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    return _grouped(
-        db,
-        cid,
-        "letter",
-        (DeliveryState.FAILED, DeliveryState.RETURNED),
-        lambda state, reason: _letter_reason(language, state, reason),
-    )
+    # A letter that could not be made is worded as `varsel letters` words it; a returned one
+    # keeps the print house's own words, as `letters returned` stored them (addresses hidden).
+    return _grouped(db, cid, "letter", (DeliveryState.FAILED, DeliveryState.RETURNED), language)
 
 
 def _grouped(
-    db: Database,
-    cid: int,
-    channel: str,
-    states: tuple[DeliveryState, ...],
-    words: Callable[[str, str], str],
+    db: Database, cid: int, channel: str, states: tuple[DeliveryState, ...], language: str
 ) -> tuple[FailureReason, ...]:
-    """The grouping `varsel campaign status` prints, for the channel's states: each reason as
-    the page words it (state, stored reason -> words), failures first, the most common first."""
-    found = send_report.reasons(db, cid, REASONS_SHOWN, states=states, channel=channel)
-    # Reasons that differed only in what the words leave out (an address) are one reason.
-    merged: dict[tuple[str, str], int] = {}
-    for r in found:
-        key = (r.state, words(r.state, r.reason))
-        merged[key] = merged.get(key, 0) + r.count
-    ordered = sorted(merged.items(), key=lambda item: (item[0][0] != "failed", -item[1]))
-    return tuple(FailureReason(state, reason, n) for (state, reason), n in ordered)
+    """The grouping `varsel campaign status` prints (reply_words), for the channel's states, in
+    the page's language: failures first, the most common first."""
+    found = reply_words.grouped(db, cid, states, REASONS_SHOWN, channel=channel, say=_say(language))
+    ordered = sorted(found, key=lambda r: (r.state != "failed", -r.count))
+    return tuple(FailureReason(r.state, r.reason, r.count) for r in ordered)
 
 
 def _altinn_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
     # altinn_failures says each reason in Bokmål as a Text: grouped as the page says it.
     units: dict[str, list[str]] = {}
     for orgnr, why, _ in altinn.altinn_failures(db, cid):
-        units.setdefault(_hidden(language, translate(language, why)), []).append(orgnr)
+        units.setdefault(reply_words.hidden(translate(language, why), _say(language)), []).append(
+            orgnr
+        )
     ordered = sorted(units.items(), key=lambda item: (-len(item[1]), item[0]))
     return tuple(
         FailureReason("failed", reason, len(orgnrs), tuple(orgnrs[:UNITS_SHOWN]))
