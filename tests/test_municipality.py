@@ -312,3 +312,29 @@ def test_unknown_police_district_suggests_the_closest() -> None:
     assert caught.value.message == (
         "Ukjent politidistrikt «sørøs» (mente du Sør-Øst politidistrikt?)"
     )
+
+
+@pytest.mark.parametrize(
+    ("number", "note"),
+    [
+        # The pilot's own numbers of January 2023, used until the 2024 reform.
+        ("3024", "3024 er et tidligere kommunenummer (brukt til 31.12.2023); valgt: 3201 Bærum"),
+        ("3025", "3025 er et tidligere kommunenummer (brukt til 31.12.2023); valgt: 3203 Asker"),
+        ("0220", "0220 er et tidligere kommunenummer (brukt til 31.12.2019); valgt: 3203 Asker"),
+        (
+            "0706",
+            "0706 er et tidligere kommunenummer (brukt til 31.12.2016); valgt: 3907 Sandefjord",
+        ),
+        (
+            "5012",
+            "5012 er et tidligere kommunenummer (brukt til 31.12.2019); valgt: 5055 Heim, "
+            "5056 Hitra, 5059 Orkland",
+        ),
+    ],
+)
+def test_an_old_municipality_number_selects_todays_with_a_note(number: str, note: str) -> None:
+    assert municipality.notes([number], []) == [note]
+
+
+def test_a_current_municipality_number_has_no_note() -> None:
+    assert municipality.notes(["0301", "3201,3203"], []) == []

@@ -48,6 +48,7 @@ class _Tables:
     shadowed: dict[str, tuple[str, ...]]  # 2024 name key -> old numbers of other places
     old_name: dict[str, tuple[str, str]]  # old number -> (its last name, last day valid)
     old_counties: dict[str, tuple[str, str]]  # old county number -> (name, last day valid)
+    number_until: dict[str, str]  # old municipality number -> the last day it was used
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
@@ -107,14 +108,22 @@ def _tables() -> _Tables:
         for key in _name_keys(m.county):
             county_names[key] = m.county_number
     changes: dict[str, set[str]] = {}
+    number_until: dict[str, str] = {}
+
+    def used_until(old: str, changed: str) -> None:
+        last_day = datetime.date.fromisoformat(changed) - datetime.timedelta(days=1)
+        number_until[old] = max(number_until.get(old, ""), last_day.isoformat())
+
     for row in _rows("kommunenummer-endringer.csv"):
         changes.setdefault(row["gammelt_nummer"], set()).add(row["nytt_nummer"])
+        used_until(row["gammelt_nummer"], row["gyldig_fra"])
     old_names: dict[str, set[str]] = {}
     shadowed: dict[str, set[str]] = {}
     old_name: dict[str, tuple[str, str]] = {}
     for row in _rows("kommunenavn-historiske.csv"):
         old = row["gammelt_nummer"]
         changes.setdefault(old, set()).add(row["nytt_nummer"])
+        used_until(old, row["endret"])
         last_day = datetime.date.fromisoformat(row["endret"]) - datetime.timedelta(days=1)
         old_name[old] = (row["gammelt_navn"], last_day.isoformat())
         for key in _name_keys(row["gammelt_navn"]):
@@ -132,6 +141,7 @@ def _tables() -> _Tables:
         shadowed={k: tuple(sorted(v)) for k, v in shadowed.items()},
         old_name=old_name,
         old_counties=old_counties,
+        number_until=number_until,
         by_number=by_number,
         changes={k: tuple(sorted(v)) for k, v in changes.items()},
         names={k: tuple(sorted(v)) for k, v in names.items()},
@@ -314,7 +324,15 @@ def _resolve_municipality(term: str) -> tuple[list[str], Text | None]:
         found = _successors(number)
         if not found:
             raise BadCriteriaError(Text("Ukjent kommunenummer %(number)s", number=number))
-        return found, None
+        if number in tables.by_number:
+            return found, None
+        # A number of old (the pilot's 3024 Bærum and 3025 Asker, say): what it selects now.
+        return found, Text(
+            "%(old)s er et tidligere kommunenummer (brukt til %(day)s); valgt: %(now)s",
+            old=number,
+            day=_day(tables.number_until[number]),
+            now=_listed_numbers(found),
+        )
     if term.strip().isdigit():
         raise BadCriteriaError(
             Text(
