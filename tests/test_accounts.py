@@ -117,6 +117,32 @@ def test_password_rules(db: Database, settings: Settings) -> None:
     assert db.scalar("SELECT count(*) FROM users") == 0
 
 
+@pytest.mark.parametrize(
+    "password",
+    [
+        "passord12345",  # a common password, twelve characters long
+        "qwertyuiop123",  # a keyboard pattern
+        "kari.nordmann2025",  # the user's own name with a year
+        "politiet2023!",  # this system's own words
+        "aaaaaaaaaaaaaaaa",  # a repeat
+    ],
+)
+def test_a_long_password_that_is_easy_to_guess_is_refused(
+    db: Database, settings: Settings, password: str
+) -> None:
+    with pytest.raises(AccountError, match=r"^passordet er for lett å gjette: "):
+        add_user(db, settings, "kari.nordmann", Role.AUTHOR, password, actor="admin")
+    assert db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_a_new_password_that_is_easy_to_guess_is_refused(db: Database, settings: Settings) -> None:
+    add_user(db, settings, "kari", Role.AUTHOR, PASSWORD, actor="admin", email="kari@nsr.no")
+    before = db.query("SELECT password_hash, updated_at FROM users")
+    with pytest.raises(AccountError, match=r"^passordet er for lett å gjette: "):
+        set_password(db, settings, "kari", "kari@nsr.no2025", actor="admin")
+    assert db.query("SELECT password_hash, updated_at FROM users") == before
+
+
 def test_user_names(db: Database, settings: Settings) -> None:
     with pytest.raises(AccountError) as e:
         add_user(db, settings, "kari nordmann", Role.AUTHOR, PASSWORD, actor="admin")
