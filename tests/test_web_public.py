@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -1399,6 +1400,65 @@ def test_feedback_with_a_code_counts_as_a_lookup_against_the_verify_limits(
     assert refused.status_code == 429
     assert "retry-after" in refused.headers
     assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def feedback_link(page: str) -> str:
+    """The genuine page's link to the feedback form, as a browser follows it."""
+    found = re.search(r'href="([^"]*/tilbakemelding\?kode=[^"]*)"', page)
+    assert found is not None, page
+    return html.unescape(found.group(1))
+
+
+def answer_by_link(client: TestClient, link: str, **changed: str) -> Any:
+    """Fill in and send the feedback form the link opens (its hidden fields as they are)."""
+    form = client.get(link).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    return client.post("/tilbakemelding", data={**fields, "usefulness": "5", **changed})
+
+
+def test_feedback_by_the_genuine_pages_link_is_not_a_second_lookup(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    address, code, _ = first_message(sink)
+    link = feedback_link(client.get("/kontroll", params={"kode": code}).text)
+    assert "bevis=" in link
+    answer = answer_by_link(client, link)
+    assert answer.status_code == 200, answer.text
+    row = db.query_one(
+        "SELECT d.address, f.usefulness FROM feedback f JOIN deliveries d ON d.id = f.delivery_id"
+    )
+    assert row == (address, 5)
+    # The check on /kontroll was the one lookup: counted and recorded once, not twice.
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 1
+    for _ in range(9):
+        assert client.get("/kontroll", params={"kode": code}).status_code == 200
+    assert client.get("/kontroll", params={"kode": code}).status_code == 429
+
+
+def test_a_proof_for_another_code_or_an_old_one_is_a_lookup_as_any_other(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from varsel.web import site
+
+    _, code, _ = first_message(sink)
+    other = text_of(sink.messages[1].data)
+    other_code = CODE.search(other)
+    assert other_code is not None
+    link = feedback_link(client.get("/kontroll", params={"kode": code}).text)
+    proof = re.search(r"bevis=([^&]+)", link)
+    assert proof is not None
+    # The proof of one code does not stand for another, nor made up.
+    for kode, bevis in ((other_code.group(0), proof.group(1)), (code, "20000.AAAA")):
+        token = csrf(client, "/tilbakemelding")
+        data = {"csrf": token, "kode": kode, "bevis": bevis, "usefulness": "3"}
+        assert client.post("/tilbakemelding", data=data).status_code == 200
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 3
+    # Two days on, the page's own proof is too old: the answer is a lookup again.
+    today = site._utc_day()
+    monkeypatch.setattr(site, "_utc_day", lambda: today + 2)
+    assert answer_by_link(client, link).status_code == 200
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 4
+    assert db.scalar("SELECT count(*) FROM feedback") == 3
 
 
 def test_feedback_without_a_code_is_no_lookup(client: TestClient, sent: int, db: Database) -> None:

@@ -47,12 +47,14 @@ class _UnitStand:
         self.orgnr = Stand((position, "orgnr"), outputs)
 
 
-def context(found: Found) -> dict[str, Any]:
-    """The template's context for a found code (beside what every page gets)."""
+def context(found: Found, proof: str = "") -> dict[str, Any]:
+    """The template's context for a found code (beside what every page gets); proof is
+    Site.lookup_proof's, which its link to the feedback form carries."""
     return {
         "found": found,
         "spec": found.spec,
         "code": found.code,  # as the message prints it
+        "proof": proof,
         "subject": register.subject(found.spec, found.language),  # as it was sent
     }
 
@@ -70,6 +72,7 @@ def compiled(language: str, found: Found, root: str = "") -> Compiled:
             "found": stand,
             "spec": found.spec,
             "code": Stand("code", outputs),
+            "proof": Stand("proof", outputs),
             "subject": register.subject(found.spec, found.language),
         }
         return render_text(language, TEMPLATE, values, root)
@@ -77,10 +80,11 @@ def compiled(language: str, found: Found, root: str = "") -> Compiled:
     return compile_page(render)
 
 
-def values(found: Found, path: str, here: str) -> dict[Hashable, Any]:
+def values(found: Found, path: str, here: str, proof: str = "") -> dict[Hashable, Any]:
     """The values the compiled page's slots take for a found code."""
     filled: dict[Hashable, Any] = {
         "code": found.code,
+        "proof": proof,
         "sent": found.sent_at,
         "here": here,
         "path": path,
@@ -91,14 +95,18 @@ def values(found: Found, path: str, here: str) -> dict[Hashable, Any]:
     return filled
 
 
-def jinja_text(language: str, found: Found, path: str, here: str, root: str = "") -> str:
+def jinja_text(
+    language: str, found: Found, path: str, here: str, root: str = "", proof: str = ""
+) -> str:
     """The page as Site.render makes it (a page that shows no form token)."""
     switch = {other: here + other for other in LANGUAGES}
-    page_values = {"csrf": Refuse(), "switch": switch, "path": path, **context(found)}
+    page_values = {"csrf": Refuse(), "switch": switch, "path": path, **context(found, proof)}
     return render_text(language, TEMPLATE, page_values, root)
 
 
-def page(language: str, found: Found, path: str, here: str, root: str = "") -> str | None:
+def page(
+    language: str, found: Found, path: str, here: str, root: str = "", proof: str = ""
+) -> str | None:
     """The genuine page's text, or None when it must be rendered as other pages are."""
     # What decides the fixed text beside the campaign version (found.spec, the source).
     shape = (
@@ -114,8 +122,8 @@ def page(language: str, found: Found, path: str, here: str, root: str = "") -> s
         shape,
         found.spec,
         functools.partial(compiled, language, found, root),
-        functools.partial(values, found, path, here),
-        functools.partial(jinja_text, language, found, path, here, root),
+        functools.partial(values, found, path, here, proof),
+        functools.partial(jinja_text, language, found, path, here, root, proof),
     )
 
 

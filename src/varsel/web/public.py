@@ -35,7 +35,7 @@ from varsel.web.forms import (
     switch_with,
     text_field,
 )
-from varsel.web.site import client_ip, language_of, visitor_key
+from varsel.web.site import Site, client_ip, language_of, visitor_key
 from varsel.web.templating import N_
 from varsel.web.verify_views import (
     VERIFY_ALL,
@@ -96,12 +96,15 @@ def _feedback_context(
 ) -> dict[str, Any]:
     code = _code_of(text_field(form, "kode") or request.query_params.get("kode", "").strip())
     campaign = text_field(form, "kampanje") or request.query_params.get("kampanje", "")
+    # The genuine page's proof that the code was looked up: kept for the post (Site.proven).
+    proof = text_field(form, "bevis") or request.query_params.get("bevis", "").strip()
     if code is None:
         # As /kontroll: text that is not a code is not shown again; the list takes its place.
         errors = {"kampanje": CODE_MALFORMED, **errors}
     return {
         "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
         "code": code or "",
+        "proof": proof[:64] if code else "",
         "campaign": campaign[:12],
         "campaigns": register.entries(db),
         "errors": errors,
@@ -116,7 +119,8 @@ def feedback_form(request: Request) -> Response:
         context = _feedback_context(db, {}, {}, request)
     # The language links carry the code and mailing as the form does, not the address's text.
     context["switch"] = switch_with(
-        request, {"kode": context["code"], "kampanje": context["campaign"]}
+        request,
+        {"kode": context["code"], "bevis": context["proof"], "kampanje": context["campaign"]},
     )
     return site.render(request, "feedback.html", language_of(request), context)
 
@@ -172,6 +176,19 @@ def _parse_feedback(
     )
 
 
+def _proven(site: Site, typed: str, proof: str) -> bool:
+    """Whether the form's proof (Site.lookup_proof) holds for the code it carries."""
+    canonical = codes.normalise(typed[:64])
+    return (
+        bool(proof) and canonical is not None and site.proven(codes.format_code(canonical), proof)
+    )
+
+
+def _found_again(site: Site, typed: str) -> verify.Found | None:
+    with site.store.connection() as db:
+        return verify.by_code(db, typed)
+
+
 FEEDBACK_ALL = "feedback_all"  # the scope of the limit on everyone's feedback together
 BUSY_FEEDBACK = N_("Mange sender tilbakemelding akkurat nå. Vent et par minutter og prøv igjen.")
 
@@ -186,7 +203,12 @@ async def feedback_post(request: Request) -> Response:
     ip = client_ip(request)
     found: verify.Found | None = None
     typed = text_field(form, "kode")
-    if typed:
+    if typed and _proven(site, typed, text_field(form, "bevis")):
+        # The genuine page's link carried a proof that this code was found by a lookup that
+        # was counted and recorded then: found again, but not counted or recorded twice (a
+        # recipient who checks a code and then answers uses one lookup, not two).
+        found = await run_in_threadpool(_found_again, site, typed[:64])
+    elif typed:
         # A form that carries a code looks it up, so it is counted and recorded as a lookup on
         # /kontroll is, against the same limits and before anything is decided: otherwise the
         # form would be a way round them to try codes.

@@ -11,6 +11,7 @@ import hmac
 import logging
 import queue
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -102,6 +103,11 @@ def root_of(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
+def _utc_day() -> int:
+    """Today's number of days since 1970-01-01 (UTC)."""
+    return int(time.time() // 86400)
+
+
 def secret_of(settings: Settings) -> bytes:
     """The key for signed links, form tokens and hashed addresses; random when not configured."""
     if settings.secret_key:
@@ -172,6 +178,29 @@ class Site:
         """Delete expired rate-limit counters and document links: (counters, links)."""
         with self.store.connection() as db:
             return ratelimit.purge(db), documents.purge(db)
+
+    # -- a genuine page's proof that its code was looked up, for the feedback form -------
+
+    def lookup_proof(self, code: str, day: int | None = None) -> str:
+        """A proof, carried by the genuine page's link to the feedback form, that this code
+        (as the message prints it) was found genuine by a counted lookup; it holds for the
+        day it was made (UTC) and the next."""
+        when = _utc_day() if day is None else day
+        return f"{when}.{self._proof_signature(code, when)}"
+
+    def proven(self, code: str, proof: str) -> bool:
+        """True if the proof is one of this site's, for this code, and not too old: then the
+        feedback form that carries both need not look the code up (and count it) again."""
+        day, _, signature = proof.partition(".")
+        if not day.isdigit() or len(day) > 6 or not signature or len(signature) > 40:
+            return False
+        if int(day) not in (_utc_day(), _utc_day() - 1):
+            return False
+        return hmac.compare_digest(signature, self._proof_signature(code, int(day)))
+
+    def _proof_signature(self, code: str, day: int) -> str:
+        mac = hmac.new(self.secret, f"looked-up:{code}:{day}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
 
     # -- CSRF: a signed random token, in a cookie and in every form (double submit) ------
 

@@ -122,9 +122,10 @@ async def verify_page(request: Request) -> Response | genuine.Page:
             return page
         return site.render(request, answers.UNKNOWN, language, {"typed": code}, status=404)
     found = with_erasure_shown(found, language)
-    text = genuine.page(language, found, path, here, site.root)
+    proof = site.lookup_proof(found.code)  # the feedback form need not count the code again
+    text = genuine.page(language, found, path, here, site.root, proof)
     if text is None:
-        return site.render(request, genuine.TEMPLATE, language, genuine.context(found))
+        return site.render(request, genuine.TEMPLATE, language, genuine.context(found, proof))
     return genuine.Page(text)
 
 
