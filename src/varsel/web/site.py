@@ -157,9 +157,12 @@ class Site:
     writers: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict)
     # The path every link of the pages starts with (root_of the public base URL).
     root: str = field(init=False)
+    # The keyed hash a genuine page's proof of lookup starts from (lookup_proof).
+    _proof_mac: hashlib.blake2b = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = root_of(self.settings.public_base_url)
+        self._proof_mac = hashlib.blake2b(key=self.secret, digest_size=16)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Site:
@@ -192,15 +195,18 @@ class Site:
         """True if the proof is one of this site's, for this code, and not too old: then the
         feedback form that carries both need not look the code up (and count it) again."""
         day, _, signature = proof.partition(".")
-        if not day.isdigit() or len(day) > 6 or not signature or len(signature) > 40:
+        if not day.isdigit() or len(day) > 6 or len(signature) != 32:
             return False
         if int(day) not in (_utc_day(), _utc_day() - 1):
             return False
         return hmac.compare_digest(signature, self._proof_signature(code, int(day)))
 
     def _proof_signature(self, code: str, day: int) -> str:
-        mac = hmac.new(self.secret, f"looked-up:{code}:{day}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+        # BLAKE2b keyed with the site's secret is a MAC (RFC 7693) in one call, and a copy of
+        # the keyed state saves even its start: a genuine page must cost little.
+        mac = self._proof_mac.copy()
+        mac.update(f"looked-up:{code}:{day}".encode())
+        return mac.hexdigest()  # URL-safe as it is
 
     # -- CSRF: a signed random token, in a cookie and in every form (double submit) ------
 
