@@ -1447,6 +1447,10 @@ def test_a_proof_for_another_code_or_an_old_one_is_a_lookup_as_any_other(
     link = feedback_link(client.get("/kontroll", params={"kode": code}).text)
     proof = re.search(r"bevis=([^&]+)", link)
     assert proof is not None
+    # Text that is not a proof is not echoed by the form.
+    form = client.get("/tilbakemelding", params={"kode": code, "bevis": "<b>20000.x</b>"}).text
+    assert 'name="bevis"' not in form
+    assert "20000.x" not in form
     # The proof of one code does not stand for another, nor made up.
     for kode, bevis in ((other_code.group(0), proof.group(1)), (code, "20000.AAAA")):
         token = csrf(client, "/tilbakemelding")

@@ -9,6 +9,7 @@ test of the library could not check.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ CODE_MALFORMED = N_(
 )
 
 
+_PROOF = re.compile(r"[0-9]{1,6}\.[0-9a-f]{32}")  # the shape of Site.lookup_proof's proofs
+
+
 def _code_of(typed: str) -> str | None:
     """The code a form carries, as a message prints it; "" for none, None when malformed."""
     if not typed:
@@ -104,7 +108,7 @@ def _feedback_context(
     return {
         "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
         "code": code or "",
-        "proof": proof[:64] if code else "",
+        "proof": proof if code and _PROOF.fullmatch(proof) else "",  # not echoed otherwise
         "campaign": campaign[:12],
         "campaigns": register.entries(db),
         "errors": errors,
