@@ -25,7 +25,9 @@ Say = Callable[[str], str]
 ADDRESS_HIDDEN = N_("(adresse)")
 ID_HIDDEN = "…"
 # An e-mail address inside a relay's or bounce's words: personal data for a sole proprietor.
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Matched from the start of a run of such characters only, so that a long run with no @ in it
+# is read once, not once from each of its characters.
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # A relay's id of one message or session: ten or more of letters, digits, dots and dashes, of
 # which at least four are digits and one a letter (not a status code like 5.1.1, a host such
 # as mx01.firma.no, or a word).
