@@ -58,8 +58,9 @@ def test_retries_after_the_build_workers_stopped_are_built_here(
     assert db.scalar("SELECT sum(attempts) FROM deliveries") == 12
 
 
-def test_unsigned_build_workers_read_the_units_and_leave_out_suppressed_ones(
-    db: Database, campaign_id: int, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("sign", [True, False], ids=["signed", "unsigned"])
+def test_build_workers_read_the_units_and_leave_out_suppressed_ones(
+    db: Database, campaign_id: int, settings: Settings, monkeypatch: pytest.MonkeyPatch, sign: bool
 ) -> None:
     # The last delivery names one unit, suppressed after the campaign was made: the worker
     # reads that, and the delivery is settled as suppressed without a message.
@@ -85,13 +86,15 @@ def test_unsigned_build_workers_read_the_units_and_leave_out_suppressed_ones(
 
     monkeypatch.setattr(Claimer, "_unread", spy)
     monkeypatch.setattr(Claimer, "claim", once_started)
-    options = SendOptions(connections=1, rate_per_second=1000, build_processes=1, sign=False)
+    options = SendOptions(connections=1, rate_per_second=1000, build_processes=1, sign=sign)
     with SmtpSink() as sink:
         sender = Sender(db, settings, campaign_id, RelayConfig.from_url(sink.url), options)
         report = sender.run()
         received = sink.messages
     assert (report.counts["sent"], report.counts["suppressed"]) == (5, 1)
     assert address not in {m.rcpt_tos[0] for m in received}
+    dnsfunc = dns_for(settings)
+    assert all(dkim.verify(m.data, dnsfunc=dnsfunc) for m in received) is sign
     for m in received:  # each message names its own units, as read by the worker
         orgnrs = db.query(
             "SELECT u.orgnr FROM delivery_units u JOIN deliveries d ON d.id = u.delivery_id "
