@@ -135,6 +135,14 @@ def test_a_long_password_that_is_easy_to_guess_is_refused(
     assert db.scalar("SELECT count(*) FROM users") == 0
 
 
+def test_a_long_passphrase_is_judged_and_accepted(db: Database, settings: Settings) -> None:
+    # Longer than the 72 characters zxcvbn judges: its first 72 are, and they are strong.
+    phrase = "fjord sykkel lampe orkan " * 6
+    add_user(db, settings, "kari", Role.AUTHOR, phrase, actor="admin")
+    with pytest.raises(AccountError, match=r"^passordet er for lett å gjette: "):
+        add_user(db, settings, "ola", Role.AUTHOR, "a" * 200, actor="admin")
+
+
 def test_a_new_password_that_is_easy_to_guess_is_refused(db: Database, settings: Settings) -> None:
     add_user(db, settings, "kari", Role.AUTHOR, PASSWORD, actor="admin", email="kari@nsr.no")
     before = db.query("SELECT password_hash, updated_at FROM users")

@@ -32,6 +32,7 @@ MIN_PASSWORD = 12
 # zxcvbn's score (0-4) a password must reach: 3 is "safely unguessable" against an online attack
 # and far beyond what a stolen hash yields to in reasonable time, as its authors grade it.
 MIN_PASSWORD_SCORE = 3
+_ZXCVBN_MAX = 72  # characters zxcvbn judges (it raises ValueError beyond its max_length)
 # Words a password of this system's operators is likeliest to be made of, besides their names.
 _OWN_WORDS = ("varsel", "politiet", "politi", "politidistrikt", "nsr", "kontroll", "sikkerhet")
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
@@ -324,7 +325,10 @@ def _check_password(name: str, password: str, email: str | None = None) -> None:
     # anyone who has a list of leaked passwords (NIST SP 800-63B asks for such a check).
     own = [name, *re.split(r"[.+_-]", name), email or "", *re.split(r"[@.+_-]", email or "")]
     own += _OWN_WORDS
-    if zxcvbn.zxcvbn(password, user_inputs=[w for w in own if w])["score"] < MIN_PASSWORD_SCORE:
+    # zxcvbn refuses more than 72 characters (its cost grows fast with length): it judges the
+    # first 72, which a long passphrase's strength does not depend on beyond that.
+    judged = password[:_ZXCVBN_MAX]
+    if zxcvbn.zxcvbn(judged, user_inputs=[w for w in own if w])["score"] < MIN_PASSWORD_SCORE:
         raise AccountError(
             Text(
                 "passordet er for lett å gjette: det ligner et vanlig passord, et navn, et ord "
