@@ -1452,17 +1452,18 @@ def test_a_proof_for_another_code_or_an_old_one_is_a_lookup_as_any_other(
     assert 'name="bevis"' not in form
     assert "20000.x" not in form
     # The proof of one code does not stand for another, nor made up.
-    for kode, bevis in ((other_code.group(0), proof.group(1)), (code, "20000.AAAA")):
+    made_up = ("20000.AAAA", "²." + "0" * 32)  # the second: a digit int() does not read
+    for kode, bevis in ((other_code.group(0), proof.group(1)), *((code, m) for m in made_up)):
         token = csrf(client, "/tilbakemelding")
         data = {"csrf": token, "kode": kode, "bevis": bevis, "usefulness": "3"}
         assert client.post("/tilbakemelding", data=data).status_code == 200
-    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 3
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 4
     # Two days on, the page's own proof is too old: the answer is a lookup again.
     today = site._utc_day()
     monkeypatch.setattr(site, "_utc_day", lambda: today + 2)
     assert answer_by_link(client, link).status_code == 200
-    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 4
-    assert db.scalar("SELECT count(*) FROM feedback") == 3
+    assert db.scalar("SELECT count(*) FROM events WHERE kind LIKE 'verify%'") == 5
+    assert db.scalar("SELECT count(*) FROM feedback") == 4
 
 
 def test_feedback_without_a_code_is_no_lookup(client: TestClient, sent: int, db: Database) -> None:

@@ -195,7 +195,7 @@ class Site:
         """True if the proof is one of this site's, for this code, and not too old: then the
         feedback form that carries both need not look the code up (and count it) again."""
         day, _, signature = proof.partition(".")
-        if not day.isdigit() or len(day) > 6 or len(signature) != 32:
+        if not (day.isascii() and day.isdigit()) or len(day) > 6 or len(signature) != 32:
             return False
         if int(day) not in (_utc_day(), _utc_day() - 1):
             return False
