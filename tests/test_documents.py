@@ -47,7 +47,8 @@ def test_a_changed_link_or_another_secret_is_invalid(db: Database, campaign: int
     issued = issue(db, campaign, "a@example.no", now=1_000_000.0)
     request_id, expires, signature = issued.token.split(".")
     later = f"{request_id}.{int(expires) + HOUR}.{signature}"
-    for token in (later, issued.token[:-1], "1.2.3", "nonsense"):
+    # "²" is a digit to str.isdigit and not to int(): an invalid link, not an error.
+    for token in (later, issued.token[:-1], "1.2.3", "nonsense", f"²{request_id}.{expires}.x"):
         assert documents.check(db, SECRET, token, now=1_000_000.0) == documents.LinkProblem.INVALID
     assert documents.check(db, b"x" * 32, issued.token, now=1_000_000.0) == (
         documents.LinkProblem.INVALID

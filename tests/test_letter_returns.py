@@ -132,6 +132,7 @@ def test_a_late_posted_report_does_not_undo_a_return(
     [
         ("id,orgnr\n1,2\n", "{path}, linje 1: mangler kolonnen «delivery_id»"),
         ("delivery_id\n{ey}\nabc\n", "{path}, linje 3: «abc» er ikke et leveransenummer"),
+        ("delivery_id\n{ey}\n²\n", "{path}, linje 3: «²» er ikke et leveransenummer"),
         (
             "delivery_id\n{ey}\n999999\n",
             "{path}, linje 3: leveranse 999999 er ikke et brev i kampanje {cid}",

@@ -781,6 +781,9 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     assert error("politi=oslo&ansatte=mange&lang=nn") == (
         "utvalet: «Minst så mange tilsette» skal vere eit heilt tal frå 0 til 10\u00a0000\u00a0000"
     )
+    assert error("politi=oslo&ansatte=%C2%B2") == (  # "²": a digit to isdigit, not to int
+        "utvalget: «Minst så mange ansatte» skal være et helt tall fra 0 til 10\u00a0000\u00a0000"
+    )
     assert error("kommuner=Oslo&ansatte=99999999999999999999") == (
         "utvalget: «Minst så mange ansatte» skal være et helt tall fra 0 til 10\u00a0000\u00a0000"
     )

@@ -168,7 +168,8 @@ def check(
 ) -> Valid | LinkProblem:
     """Whether a download link is ours, unchanged and not expired."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(token) > 128:
+    numbers = parts[:2]
+    if len(parts) != 3 or len(token) > 128 or not all(p.isascii() and p.isdigit() for p in numbers):
         return LinkProblem.INVALID
     request_id, expires = int(parts[0]), int(parts[1])
     if not hmac.compare_digest(parts[2], _signature(secret, request_id, expires)):

@@ -76,7 +76,7 @@ def holder_gone(holder: str) -> bool:
     one that still runs here (whatever it is: a pid may be reused), keeps it.
     """
     parts = holder.split(":")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         return False
     if parts[0] not in {socket.gethostname(), os.uname().nodename}:
         return False

@@ -139,7 +139,7 @@ def _check(
     for line, values in _read(path):
         where = f"{path}, linje {line}"
         raw = values["delivery_id"]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise ReceiptError(f"{where}: «{raw[:40]}» er ikke et leveransenummer")
         delivery_id = int(raw)
         if delivery_id in seen:

@@ -345,7 +345,7 @@ def resolve(criteria: Criteria) -> Resolved:
     sectors = tuple(c for v in criteria.sectors for c in _parts(v))
     for value in criteria.sectors:
         for code in _parts(value):
-            if not code.isdigit() or len(code) > 4:
+            if not (code.isascii() and code.isdigit()) or len(code) > 4:
                 raise BadCriteriaError(
                     Text(
                         "sektorkode «%(code)s»%(where)s: skriv inntil fire sifre, f.eks. 2100",

@@ -83,7 +83,8 @@ def source_text(source: str | None) -> str:
 def _named_delivery(source: str) -> tuple[str, str] | None:
     """(kind, delivery id) of a source that names its delivery (`web:delivery:17`), or None."""
     kind, _, number = source.rpartition(":")
-    return (kind, number) if kind in _DELIVERY_SOURCES and number.isdigit() else None
+    named = kind in _DELIVERY_SOURCES and number.isascii() and number.isdigit()
+    return (kind, number) if named else None
 
 
 def unlink_deliveries(db: Database, delivery_ids: Iterable[int]) -> int:

@@ -93,7 +93,9 @@ def criteria_table(values: Mapping[str, Any]) -> dict[str, Any]:
         table["police_districts"] = districts
     employees = str(values.get("ansatte", "")).strip()
     if employees:
-        table["min_employees"] = int(employees) if employees.isdigit() else employees
+        table["min_employees"] = (
+            int(employees) if employees.isascii() and employees.isdigit() else employees
+        )
     rule = str(values.get("regel", "")).strip()
     if rule and rule != "auto":
         table["employee_rule"] = rule

@@ -42,7 +42,8 @@ BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et par minutter og
 
 
 def _campaign_entry(db: Any, value: str) -> register.Entry | None:
-    return register.entry(db, int(value)) if value.isdigit() and len(value) < 12 else None
+    number = value.isascii() and value.isdigit() and len(value) < 12
+    return register.entry(db, int(value)) if number else None
 
 
 def document_form(request: Request) -> Response:
