@@ -1563,3 +1563,84 @@ def test_a_form_the_site_cannot_read_is_the_visitors_400_not_the_sites_error(
     )
     assert broken.status_code == 400
     assert title in broken.text
+
+
+# -- hostile input: every public route answers it, never with a server error ------------------
+
+HOSTILE = (
+    "²",  # a digit to str.isdigit, not to int()
+    "١٢٣",  # Arabic-Indic digits, which int() does read
+    "0" * 200,
+    "9" * 40,
+    "-1",
+    "1e9",
+    " ",
+    "\x00",
+    "<script>alert(1)</script>",
+    "a" * 5000,
+    "../../etc/passwd",
+    "ÆØÅ",
+    "1.2.3",
+    "²1.2.3",
+    "null",
+    "\u202e",
+    "\r\nX-Injected: 1",
+)
+QUERY = ("kode", "kampanje", "lang", "bevis", "next", "epost")
+PAGES = ("/", "/kontroll", "/varsler", "/varsler.json", "/tilbakemelding", "/dokument")
+FORMS = {
+    "/tilbakemelding": (
+        "kode",
+        "kampanje",
+        "usefulness",
+        "relevant",
+        "channel",
+        "comment",
+        "bevis",
+    ),
+    "/dokument": ("kampanje", "epost", "lang"),
+}
+
+
+def answered(client: TestClient, method: str, url: str, **kwargs: object) -> int:
+    """The status of the answer to a request."""
+    return int(client.request(method, url, **kwargs).status_code)  # type: ignore[arg-type]
+
+
+def test_every_page_answers_hostile_query_values(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    errors = [
+        (page, name, value, status)
+        for page in PAGES
+        for name in QUERY
+        for value in HOSTILE
+        if (status := answered(client, "GET", page, params={name: value})) >= 500
+    ]
+    # In the path, what an HTTP client can send there (no NUL or line break).
+    for value in (v for v in HOSTILE if v.isprintable()):
+        for path in (f"/dokument/hent/{value}", f"/avmelding/{value}"):
+            status = answered(client, "GET", path)
+            if status >= 500:
+                errors.append((path, "", value, status))
+    assert errors == []
+
+
+def test_every_form_answers_hostile_field_values(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    errors = []
+    for page, fields in FORMS.items():
+        token = csrf(client, f"{page}?kampanje={sent}")
+        for name in fields:
+            for value in HOSTILE:
+                data = {"csrf": token, "usefulness": "3", name: value}
+                status = answered(client, "POST", page, data=data)
+                if status >= 500:
+                    errors.append((page, name, value, status))
+    for value in (v for v in HOSTILE if v.isprintable()):
+        one_click = {"List-Unsubscribe": "One-Click"}
+        status = answered(client, "POST", f"/avmelding/{value}", data=one_click)
+        if status >= 500:
+            errors.append(("/avmelding", "", value, status))
+    assert errors == []
