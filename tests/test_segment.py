@@ -806,7 +806,7 @@ def test_a_campaign_that_does_not_exist_is_one_line(db: Database, sent_campaign:
     )
 
 
-@pytest.mark.parametrize("value", ["1,x", "0", "-3"])
+@pytest.mark.parametrize("value", ["1,x", "0", "-3", "99999999999999999999"])
 def test_a_campaign_number_that_is_no_number_is_one_line(db: Database, value: str) -> None:
     result = CliRunner().invoke(
         cli, ["--db", db.url, "segment", "preview", "-m", "Oslo", "--exclude-reached-by", value]

@@ -30,6 +30,7 @@ from helpers import (
     next_code,
     operator,
     page_form,
+    sample_campaign,
     sign_in,
     sign_in_as,
 )
@@ -1153,3 +1154,38 @@ def test_a_long_list_shows_the_newest_500_and_says_how_many_in_all(
     page = client.get(LIST)
     assert "<caption>De 500 nyeste av 502 i alt</caption>" in page.text
     assert len(cells(page.text)) == 500
+
+
+# -- hostile input: every console page answers it, never with a server error ------------------
+
+HOSTILE = ("²", "9" * 40, "-1", "\x00", "<b>x</b>", "a" * 3000, "ÆØÅ", "\r\nX-Injected: 1")
+# What the console's pages read from their addresses besides the criteria.
+QUERY = ("laget", "melding", "neste", "handling", "lang", "side")
+
+
+def test_every_console_page_answers_hostile_query_values(
+    client: TestClient, db: Database, settings: Settings, brreg: Path, tmp_path: Path
+) -> None:
+    from varsel.web.console_campaigns import CRITERIA_FIELDS
+
+    campaign_id = sample_campaign(db, brreg, tmp_path)
+    sign_in_as(client, db, settings, "ada", "admin")
+    pages = [
+        r.path.replace("{cid:int}", str(campaign_id))
+        for r in client.app.routes
+        if isinstance(r, ConsoleRoute)
+        and "GET" in (r.methods or ())
+        and "{" not in r.path.replace("{cid:int}", "")
+    ]
+    assert f"{PREFIX}/kampanjer/{campaign_id}" in pages
+    asked = [(page, name) for page in pages for name in QUERY]
+    # The criteria on the page that counts a selection, which reads them all.
+    asked += [(f"{PREFIX}/utvalg/telling", name) for name in CRITERIA_FIELDS]
+    errors = [
+        (page, name, value, answer.status_code)
+        for page, name in asked
+        for value in HOSTILE
+        if (answer := client.get(page, params={name: value}, follow_redirects=False)).status_code
+        >= 500
+    ]
+    assert errors == []

@@ -283,7 +283,8 @@ def _campaign_ids(source: str, shown: str, value: Any) -> tuple[int, ...]:
             number = part.strip() if isinstance(part, str) else part
             if isinstance(number, str) and number.isascii() and number.isdigit():
                 number = int(number)
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            # A campaign number is a positive int that fits the stores' id columns.
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 2**31:
                 raise BadCriteriaError(
                     Text(
                         "%(source)s: «%(name)s» skal være kampanjenumre (hele tall, som 1,3), "
