@@ -117,6 +117,15 @@ def test_an_smtp_url_is_printed_as_it_is(db: Database, brreg: Path, tmp_path: Pa
         ),
         (["report", "unreached", "1", "--out"], "varsel: --out mangler en verdi"),
         (["campaign", "status", "1", "2"], "varsel: for mange argumenter: 2"),
+        # Larger than the stores' ids: refused here, said as written, not a store's traceback.
+        (
+            ["campaign", "status", "99999999999999999999"],
+            "varsel: KAMPANJE: 99999999999999999999 er ikke tillatt (fra 1 til 2147483647)",
+        ),
+        (
+            ["audit", "show", "--limit", "99999999999999999999"],
+            "varsel: --limit: 99999999999999999999 er ikke tillatt (fra 1 til 2147483647)",
+        ),
     ],
 )
 def test_click_errors_are_one_line_in_bokmal(args: list[str], line: str, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 
 from varsel.cli import State, err, out
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -31,11 +31,11 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
 
 
 @altinn.command("send")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
-@click.option("--limit", type=click.IntRange(min=1), help="Send høyst så mange nå.")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
+@click.option("--limit", type=COUNT, help="Send høyst så mange nå.")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=COUNT,
     help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
 @click.option(
@@ -88,10 +88,10 @@ def altinn_send(
 
 
 @altinn.command("poll")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=COUNT,
     help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
@@ -113,7 +113,7 @@ def altinn_poll(
 
 
 @altinn.command("status")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def altinn_status(state: State, campaign_id: int, as_json: bool) -> None:

@@ -8,7 +8,7 @@ import click
 
 from varsel.audit import Action
 from varsel.cli import State, out, pass_state
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import COUNT, NorskGroup
 
 
 @click.group(cls=NorskGroup)
@@ -42,9 +42,7 @@ def audit_verify(ctx: click.Context, state: State, as_json: bool) -> None:
 @click.option(
     "--since", metavar="DATO", help="Fra denne datoen eller tiden (UTC), for eksempel 2025-03-01."
 )
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=200, show_default=True, help="De siste N."
-)
+@click.option("--limit", type=COUNT, default=200, show_default=True, help="De siste N.")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON-linjer, én per oppføring.")
 @pass_state
 def audit_show(

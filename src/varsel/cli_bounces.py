@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from varsel.cli import State
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -18,7 +18,7 @@ pass_state = click.make_pass_decorator(State)
 _CAMPAIGN = click.option(
     "--campaign",
     "campaign_id",
-    type=int,
+    type=CAMPAIGN_ID,
     help="Let bare i denne kampanjen etter en adresse som feilet (VERP og Message-ID finner "
     "kampanjen selv).",
 )

@@ -10,7 +10,7 @@ import click
 from rich.text import Text
 
 from varsel.cli import State, err, out, pass_state
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
 
 if TYPE_CHECKING:
     from varsel.campaign import Campaign
@@ -99,7 +99,7 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
 
 
 @campaign.command("approve")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--user",
     "user_name",
@@ -153,11 +153,11 @@ def campaign_approve(
 @campaign.command(
     "send", help="Send en godkjent kampanje; trygt å kjøre igjen etter et krasj (docs/delivery.md)."
 )
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--smtp", "smtp_url", metavar="URL", help="E-posttjeneren; det samme som VARSEL_SMTP_URL."
 )
-@click.option("--connections", type=click.IntRange(min=1), help="SMTP-forbindelser.")
+@click.option("--connections", type=COUNT, help="SMTP-forbindelser.")
 @click.option(
     "--rate", type=click.FloatRange(min=0.01), help="Høyst så mange meldinger i sekundet."
 )
@@ -216,7 +216,7 @@ def campaign_send(
 @campaign.command(
     "status", help="Antall leveranser per kanal og tilstand, og de usikre leveransene."
 )
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
@@ -276,7 +276,7 @@ def _who_sends(state: State, campaign: Campaign) -> str:
 
 
 @campaign.command("lint")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 @click.pass_context
@@ -301,7 +301,7 @@ def campaign_lint(ctx: click.Context, state: State, campaign_id: int, as_json: b
 
 
 @campaign.command("preview")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_dir",
@@ -337,7 +337,7 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 
 
 @campaign.command("start")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--no-approval",
     is_flag=True,
@@ -362,7 +362,7 @@ def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
 
 
 @campaign.command("pause")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @pass_state
 def campaign_pause(state: State, campaign_id: int) -> None:
     """Sett utsendingen på pause; en sending som pågår, stopper innen et sekund."""
@@ -373,7 +373,7 @@ def campaign_pause(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("resume")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @pass_state
 def campaign_resume(state: State, campaign_id: int) -> None:
     """La en kampanje på pause sendes igjen (kjør så `campaign send`)."""
@@ -381,7 +381,7 @@ def campaign_resume(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("cancel")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @pass_state
 def campaign_cancel(state: State, campaign_id: int) -> None:
     """Stopp en kampanje for godt: det som ikke er sendt ennå, blir kansellert."""
@@ -389,7 +389,7 @@ def campaign_cancel(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("resend-in-doubt")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @pass_state
 def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
     """Legg de usikre leveransene i kø igjen: du godtar at de kan komme fram to ganger."""
@@ -414,7 +414,7 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
 
 
 @campaign.command("forget")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--yes", is_flag=True, help="Slett nå; uten dette vises bare hva som ville bli slettet."
 )

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from varsel.cli import State, err, out
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -30,7 +30,7 @@ def letters() -> None:
 
 
 @letters.command("make")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_dir",
@@ -41,7 +41,7 @@ def letters() -> None:
 @click.option("--per-letter", is_flag=True, help="Skriv også hvert brev som egen PDF.")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=500,
     show_default=True,
     help="Brev per PDF.",
@@ -96,7 +96,7 @@ _CSV: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path)}
 
 
 @letters.command("posted")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.argument("csv_file", metavar="CSV-FIL", **_CSV)
 @pass_state
 def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
@@ -105,7 +105,7 @@ def letters_posted(state: State, campaign_id: int, csv_file: Path) -> None:
 
 
 @letters.command("returned")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.argument("csv_file", metavar="CSV-FIL", **_CSV)
 @pass_state
 def letters_returned(state: State, campaign_id: int, csv_file: Path) -> None:

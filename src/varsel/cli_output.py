@@ -14,6 +14,12 @@ from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.errors import UserError
 
+# The largest id or count a command takes: what both stores' integer columns hold (a larger
+# number is refused by click in one line, not by the store with a traceback).
+MAX_INT = 2**31 - 1
+CAMPAIGN_ID = click.IntRange(1, MAX_INT)
+COUNT = click.IntRange(1, MAX_INT)
+
 
 def make_console(*, stderr: bool = False) -> Console:
     """A console that prints every string as it is: no markup, no emoji codes, no highlighting.
@@ -57,7 +63,10 @@ def _either(items: Sequence[str]) -> str:
 
 
 def _number(n: float | str) -> str:
-    # No thousands separator: "65535" reads as the port it is.
+    # No thousands separator: "65535" reads as the port it is. An integer is said as it was
+    # written, however long (through float, 99999999999999999999 would read 1e20).
+    if isinstance(n, int) or (isinstance(n, str) and n.strip().lstrip("-").isdecimal()):
+        return str(int(n))
     try:
         value = float(n)
     except ValueError:

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.cli import State, out
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, NorskGroup
 
 if TYPE_CHECKING:
     from varsel.coverage import Coverage, Group
@@ -27,7 +27,7 @@ def report() -> None:
 
 
 @report.command("coverage")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
 @pass_state
 def report_coverage(state: State, campaign_id: int, as_json: bool) -> None:
@@ -122,7 +122,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
 
 
 @report.command("unreached")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_path",
@@ -154,7 +154,7 @@ def report_unreached(
 
 
 @report.command("evaluate")
-@click.argument("campaign_id", type=int, metavar="KAMPANJE")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--out",
     "out_path",
@@ -163,7 +163,7 @@ def report_unreached(
     help="FIL.html (frittstående) eller FIL.pdf.",
 )
 @click.option("--pdf", is_flag=True, help="Skriv også en PDF ved siden av HTML-filen.")
-@click.option("--compare", "compare_id", type=int, help="Vis denne kampanjen ved siden av.")
+@click.option("--compare", "compare_id", type=CAMPAIGN_ID, help="Vis denne kampanjen ved siden av.")
 @click.option(
     "--language",
     type=click.Choice(["nb", "nn", "en"]),

@@ -7,7 +7,7 @@ import json
 import click
 
 from varsel.cli import State, err, out, pass_state
-from varsel.cli_output import NorskCommand
+from varsel.cli_output import CAMPAIGN_ID, NorskCommand
 from varsel.i18n import fmt_int
 
 
@@ -15,7 +15,7 @@ from varsel.i18n import fmt_int
 @click.option(
     "--campaign",
     "campaign_id",
-    type=int,
+    type=CAMPAIGN_ID,
     help="Send bare denne kampanjen (når `campaign start` har gitt den videre); stopp når ferdig.",
 )
 @click.option(
