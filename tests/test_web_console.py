@@ -1160,7 +1160,7 @@ def test_a_long_list_shows_the_newest_500_and_says_how_many_in_all(
 
 HOSTILE = ("²", "9" * 40, "-1", "\x00", "<b>x</b>", "a" * 3000, "ÆØÅ", "\r\nX-Injected: 1")
 # What the console's pages read from their addresses besides the criteria.
-QUERY = ("laget", "melding", "neste", "handling", "lang", "side")
+HOSTILE_QUERY = ("laget", "melding", "neste", "handling", "lang", "side")
 
 
 def test_every_console_page_answers_hostile_query_values(
@@ -1178,7 +1178,7 @@ def test_every_console_page_answers_hostile_query_values(
         and "{" not in r.path.replace("{cid:int}", "")
     ]
     assert f"{PREFIX}/kampanjer/{campaign_id}" in pages
-    asked = [(page, name) for page in pages for name in QUERY]
+    asked = [(page, name) for page in pages for name in HOSTILE_QUERY]
     # The criteria on the page that counts a selection, which reads them all.
     asked += [(f"{PREFIX}/utvalg/telling", name) for name in CRITERIA_FIELDS]
     errors = [

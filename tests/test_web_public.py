@@ -1586,9 +1586,9 @@ HOSTILE = (
     "\u202e",
     "\r\nX-Injected: 1",
 )
-QUERY = ("kode", "kampanje", "lang", "bevis", "next", "epost")
-PAGES = ("/", "/kontroll", "/varsler", "/varsler.json", "/tilbakemelding", "/dokument")
-FORMS = {
+HOSTILE_QUERY = ("kode", "kampanje", "lang", "bevis", "next", "epost")
+HOSTILE_PAGES = ("/", "/kontroll", "/varsler", "/varsler.json", "/tilbakemelding", "/dokument")
+HOSTILE_FORMS = {
     "/tilbakemelding": (
         "kode",
         "kampanje",
@@ -1612,8 +1612,8 @@ def test_every_page_answers_hostile_query_values(
 ) -> None:
     errors = [
         (page, name, value, status)
-        for page in PAGES
-        for name in QUERY
+        for page in HOSTILE_PAGES
+        for name in HOSTILE_QUERY
         for value in HOSTILE
         if (status := answered(client, "GET", page, params={name: value})) >= 500
     ]
@@ -1630,7 +1630,7 @@ def test_every_form_answers_hostile_field_values(
     client: TestClient, sent: int, sink: SmtpSink
 ) -> None:
     errors = []
-    for page, fields in FORMS.items():
+    for page, fields in HOSTILE_FORMS.items():
         token = csrf(client, f"{page}?kampanje={sent}")
         for name in fields:
             for value in HOSTILE:
