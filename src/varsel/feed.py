@@ -264,8 +264,6 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
         now = utcnow_iso()
         watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
         last = int(watermark) if watermark is not None else 0
-        # The store holds the dump imported last (an older one imported again undoes a
-        # wrong import), so its date is the one that counts, not the newest date seen.
         # The store holds the dump imported last (an older one imported again undoes a wrong
         # import), so its date is the one that counts, not the newest date seen.
         dump = latest_snapshot(db, kind.value, "dump")

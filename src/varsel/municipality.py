@@ -110,9 +110,11 @@ def _tables() -> _Tables:
     changes: dict[str, set[str]] = {}
     number_until: dict[str, str] = {}
 
-    def used_until(old: str, changed: str) -> None:
-        last_day = datetime.date.fromisoformat(changed) - datetime.timedelta(days=1)
-        number_until[old] = max(number_until.get(old, ""), last_day.isoformat())
+    def used_until(old: str, changed: str) -> str:
+        """Note the day before `changed` as a last day of `old`; that day."""
+        last_day = (datetime.date.fromisoformat(changed) - datetime.timedelta(days=1)).isoformat()
+        number_until[old] = max(number_until.get(old, ""), last_day)
+        return last_day
 
     for row in _rows("kommunenummer-endringer.csv"):
         changes.setdefault(row["gammelt_nummer"], set()).add(row["nytt_nummer"])
@@ -123,9 +125,7 @@ def _tables() -> _Tables:
     for row in _rows("kommunenavn-historiske.csv"):
         old = row["gammelt_nummer"]
         changes.setdefault(old, set()).add(row["nytt_nummer"])
-        used_until(old, row["endret"])
-        last_day = datetime.date.fromisoformat(row["endret"]) - datetime.timedelta(days=1)
-        old_name[old] = (row["gammelt_navn"], last_day.isoformat())
+        old_name[old] = (row["gammelt_navn"], used_until(old, row["endret"]))
         for key in _name_keys(row["gammelt_navn"]):
             # Today's name wins: "Sande" is 1514 Sande, not 0713 Sande (Vestfold) of old.
             (shadowed if key in names else old_names).setdefault(key, set()).add(old)

@@ -159,8 +159,9 @@ def with_units(db: Database, campaign_id: int, rows: list[Any]) -> list[Claimed]
 
 def delivery_of(row: Any, units: tuple[str, ...] = ()) -> Delivery:
     """A claimed row (claim_rows) as a Delivery; its units' orgnrs if they have been read."""
-    r = row
-    return Delivery(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7], units)
+    return Delivery(
+        int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], int(row[6]), row[7], units
+    )
 
 
 def address_suppressed(row: Any) -> bool:
