@@ -89,12 +89,11 @@ def _grouped(
 
 
 def _altinn_reasons(db: Database, cid: int, language: str) -> tuple[FailureReason, ...]:
-    # altinn_failures says each reason in Bokmål as a Text: grouped as the page says it.
+    # Each reason worded as `campaign status` words it (reply_words), in the page's language.
+    say = _say(language)
     units: dict[str, list[str]] = {}
-    for orgnr, why, _ in altinn.altinn_failures(db, cid):
-        units.setdefault(reply_words.hidden(translate(language, why), _say(language)), []).append(
-            orgnr
-        )
+    for orgnr, _, stored in altinn.altinn_failures(db, cid):
+        units.setdefault(reply_words.worded("altinn", "failed", stored, say), []).append(orgnr)
     ordered = sorted(units.items(), key=lambda item: (-len(item[1]), item[0]))
     return tuple(
         FailureReason("failed", reason, len(orgnrs), tuple(orgnrs[:UNITS_SHOWN]))

@@ -9,7 +9,6 @@ test of the library could not check.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from varsel.web.forms import (
     switch_with,
     text_field,
 )
-from varsel.web.site import Site, client_ip, language_of, visitor_key
+from varsel.web.site import PROOF_SHAPE, Site, client_ip, language_of, visitor_key
 from varsel.web.templating import N_
 from varsel.web.verify_views import (
     VERIFY_ALL,
@@ -84,9 +83,6 @@ CODE_MALFORMED = N_(
 )
 
 
-_PROOF = re.compile(r"[0-9]{1,6}\.[0-9a-f]{32}")  # the shape of Site.lookup_proof's proofs
-
-
 def _code_of(typed: str) -> str | None:
     """The code a form carries, as a message prints it; "" for none, None when malformed."""
     if not typed:
@@ -108,7 +104,7 @@ def _feedback_context(
     return {
         "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
         "code": code or "",
-        "proof": proof if code and _PROOF.fullmatch(proof) else "",  # not echoed otherwise
+        "proof": proof if code and PROOF_SHAPE.fullmatch(proof) else "",  # not echoed otherwise
         "campaign": campaign[:12],
         "campaigns": register.entries(db),
         "errors": errors,

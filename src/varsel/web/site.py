@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import queue
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -103,6 +104,10 @@ def root_of(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
+# The shape of Site.lookup_proof's proofs: the day (days since 1970, UTC), a dot, the MAC in hex.
+PROOF_SHAPE = re.compile(r"([0-9]{1,6})\.([0-9a-f]{32})")
+
+
 def _utc_day() -> int:
     """Today's number of days since 1970-01-01 (UTC)."""
     return int(time.time() // 86400)
@@ -194,12 +199,14 @@ class Site:
     def proven(self, code: str, proof: str) -> bool:
         """True if the proof is one of this site's, for this code, and not too old: then the
         feedback form that carries both need not look the code up (and count it) again."""
-        day, _, signature = proof.partition(".")
-        if not (day.isascii() and day.isdigit()) or len(day) > 6 or len(signature) != 32:
+        shaped = PROOF_SHAPE.fullmatch(proof)
+        if shaped is None:
             return False
-        if int(day) not in (_utc_day(), _utc_day() - 1):
+        day, signature = int(shaped[1]), shaped[2]
+        today = _utc_day()
+        if day not in (today, today - 1):
             return False
-        return hmac.compare_digest(signature, self._proof_signature(code, int(day)))
+        return hmac.compare_digest(signature, self._proof_signature(code, day))
 
     def _proof_signature(self, code: str, day: int) -> str:
         # BLAKE2b keyed with the site's secret is a MAC (RFC 7693) in one call, and a copy of
