@@ -17,6 +17,7 @@ from typing import Any
 
 from varsel import claimed_units, outbox
 from varsel.builder import Job
+from varsel.claimed_units import UnitToName
 from varsel.db import Database, connect
 from varsel.outbox import Delivery, DeliveryState
 
@@ -100,30 +101,31 @@ class Claimer:
         """The batch as it was claimed: its jobs' units are read by the build workers."""
         claim = Claim(len(rows), [], [], [], next_due)
         for r in sorted(rows, key=lambda r: int(r[0])):
-            d = outbox.delivery_of(r)
-            if outbox.address_suppressed(r):
-                claim.suppressed.append(d)
-                continue
-            claim.deliveries.append(d)
-            claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, None))
+            _add(claim, outbox.delivery_of(r), outbox.address_suppressed(r), None)
         return claim
 
     def _claimed(self, db: Database, rows: list[Any], next_due: str | None) -> Claim:
         claimed = outbox.with_units(db, self.campaign_id, rows)
         claim = Claim(len(claimed), [], [], [], next_due)
         for c in claimed:
-            d = c.delivery
-            # Suppressed units are left out; with none left, or the address suppressed, the
-            # delivery is settled as suppressed without a message.
-            units = claimed_units.to_name(c.units)
-            if c.address_suppressed or not units:
-                claim.suppressed.append(d)
-                continue
-            claim.deliveries.append(d)
-            claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, units))
+            # Suppressed units are left out (claimed_units.to_name).
+            _add(claim, c.delivery, c.address_suppressed, claimed_units.to_name(c.units))
         return claim
 
     def _close_reader(self) -> None:
         if self.reader_db is not None:
             self.reader_db.close()
             self.reader_db = None
+
+
+def _add(
+    claim: Claim, d: Delivery, address_blocked: bool, units: tuple[UnitToName, ...] | None
+) -> None:
+    """One claimed delivery into the batch: to build, or, with its address suppressed or none
+    of its units left, to settle as suppressed without a message. units None: the build
+    worker reads them (and settles a delivery with none left itself, builder.SUPPRESSED)."""
+    if address_blocked or units == ():
+        claim.suppressed.append(d)
+        return
+    claim.deliveries.append(d)
+    claim.jobs.append((d.id, d.address, d.language, d.code, d.unsubscribe_token, units))
