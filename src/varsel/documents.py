@@ -29,6 +29,7 @@ from varsel.channel.smtp_replies import ReplyKind
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
+from varsel.digits import ascii_digits
 from varsel.dkim import Signer, load_key
 from varsel.errors import Text
 from varsel.outbox import record_event
@@ -169,7 +170,7 @@ def check(
     """Whether a download link is ours, unchanged and not expired."""
     parts = token.split(".")
     numbers = parts[:2]
-    if len(parts) != 3 or len(token) > 128 or not all(p.isascii() and p.isdigit() for p in numbers):
+    if len(parts) != 3 or len(token) > 128 or not all(ascii_digits(p) for p in numbers):
         return LinkProblem.INVALID
     request_id, expires = int(parts[0]), int(parts[1])
     if not hmac.compare_digest(parts[2], _signature(secret, request_id, expires)):

@@ -18,6 +18,7 @@ from typing import Any
 
 from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus
 from varsel.db import Database
+from varsel.digits import ascii_digits
 from varsel.errors import Text, UserError
 from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event
 
@@ -76,7 +77,7 @@ def holder_gone(holder: str) -> bool:
     one that still runs here (whatever it is: a pid may be reused), keeps it.
     """
     parts = holder.split(":")
-    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
+    if len(parts) != 3 or not ascii_digits(parts[1]):
         return False
     if parts[0] not in {socket.gethostname(), os.uname().nodename}:
         return False

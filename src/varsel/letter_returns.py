@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from varsel.campaign import get_campaign
 from varsel.clock import utcnow_iso
 from varsel.db import Database
+from varsel.digits import ascii_digits
 from varsel.errors import UserError, read_user_text
 from varsel.i18n import fmt_int
 from varsel.message_fields import clean_text
@@ -139,7 +140,7 @@ def _check(
     for line, values in _read(path):
         where = f"{path}, linje {line}"
         raw = values["delivery_id"]
-        if not (raw.isascii() and raw.isdigit()):
+        if not ascii_digits(raw):
             raise ReceiptError(f"{where}: «{raw[:40]}» er ikke et leveransenummer")
         delivery_id = int(raw)
         if delivery_id in seen:

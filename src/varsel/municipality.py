@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 
+from varsel.digits import ascii_digits
 from varsel.errors import BadCriteriaError, Text, listed
 
 _SPACED_DASH = re.compile(r"\s+[-–]\s+")
@@ -154,7 +155,7 @@ def _tables() -> _Tables:
 def _number(text: str) -> str | None:
     """'301' or ' 0301 ' -> '0301'; None when the text is not a 3- or 4-digit number."""
     raw = text.strip()
-    if raw.isdigit() and raw.isascii() and len(raw) in (3, 4):
+    if ascii_digits(raw) and len(raw) in (3, 4):
         return raw.zfill(4)
     return None
 
@@ -388,7 +389,7 @@ def county_named(term: str) -> tuple[str, str]:
     """(number, name) of the county a term names, today's or an old one; refused if none."""
     tables = _tables()
     raw = term.strip()
-    if raw.isdigit() and raw.isascii() and len(raw) <= 2:
+    if ascii_digits(raw) and len(raw) <= 2:
         number = raw.zfill(2)
     else:
         key = _key(re.sub(r"\s+fylke(skommune)?$", "", raw, flags=re.IGNORECASE))

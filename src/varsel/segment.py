@@ -20,6 +20,7 @@ import idna
 from varsel import industry, municipality
 from varsel.contacts import Reason, explain
 from varsel.db import Database
+from varsel.digits import ascii_digits
 from varsel.errors import N_, BadCriteriaError, Text, read_user_text, toml_problem
 from varsel.i18n import fmt_int
 from varsel.snapshot import Snapshot, data_age, latest_snapshot
@@ -281,7 +282,7 @@ def _campaign_ids(source: str, shown: str, value: Any) -> tuple[int, ...]:
         parts = _parts(item) if isinstance(item, str) else [item]
         for part in parts:
             number = part.strip() if isinstance(part, str) else part
-            if isinstance(number, str) and number.isascii() and number.isdigit():
+            if isinstance(number, str) and ascii_digits(number):
                 number = int(number)
             # A campaign number is a positive int that fits the stores' id columns.
             if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 2**31:
@@ -346,7 +347,7 @@ def resolve(criteria: Criteria) -> Resolved:
     sectors = tuple(c for v in criteria.sectors for c in _parts(v))
     for value in criteria.sectors:
         for code in _parts(value):
-            if not (code.isascii() and code.isdigit()) or len(code) > 4:
+            if not ascii_digits(code) or len(code) > 4:
                 raise BadCriteriaError(
                     Text(
                         "sektorkode «%(code)s»%(where)s: skriv inntil fire sifre, f.eks. 2100",

@@ -9,6 +9,7 @@ from enum import StrEnum
 from varsel import audit, contacts
 from varsel.clock import utcnow_iso
 from varsel.db import Database, Row
+from varsel.digits import ascii_digits
 from varsel.errors import N_, Text, UserError
 from varsel.segment import u_label
 from varsel.unit import valid_orgnr
@@ -83,7 +84,7 @@ def source_text(source: str | None) -> str:
 def _named_delivery(source: str) -> tuple[str, str] | None:
     """(kind, delivery id) of a source that names its delivery (`web:delivery:17`), or None."""
     kind, _, number = source.rpartition(":")
-    named = kind in _DELIVERY_SOURCES and number.isascii() and number.isdigit()
+    named = kind in _DELIVERY_SOURCES and ascii_digits(number)
     return (kind, number) if named else None
 
 
@@ -177,7 +178,7 @@ def normalise_value(kind: SuppressionKind, typed: str, *, allow_test_domains: bo
             )
         return parsed.address
     number = "".join(typed.split())  # "974 760 673", as it is often written
-    if len(number) != 9 or not (number.isascii() and number.isdigit()):
+    if len(number) != 9 or not ascii_digits(number):
         raise SuppressionError(
             Text(
                 "«%(typed)s» er ikke et organisasjonsnummer (det har ni siffer)",

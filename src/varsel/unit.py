@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from varsel import contacts, municipality
+from varsel.digits import ascii_digits
 from varsel.dump import Kind
 
 # Columns of `units` filled from a record, in this order (bookkeeping columns follow).
@@ -78,7 +79,7 @@ class Rejected(Exception):
 
 def valid_orgnr(number: str) -> bool:
     """True when number is nine digits with a correct MOD11 check digit."""
-    if len(number) != 9 or not (number.isascii() and number.isdigit()):
+    if len(number) != 9 or not ascii_digits(number):
         return False
     d = number.encode()
     total = (

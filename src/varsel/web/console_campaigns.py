@@ -38,6 +38,7 @@ from varsel.campaign_spec import (
     spec_from_data,
 )
 from varsel.db import Database
+from varsel.digits import ascii_digits
 from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
 from varsel.retention import forgotten_at
@@ -93,9 +94,7 @@ def criteria_table(values: Mapping[str, Any]) -> dict[str, Any]:
         table["police_districts"] = districts
     employees = str(values.get("ansatte", "")).strip()
     if employees:
-        table["min_employees"] = (
-            int(employees) if employees.isascii() and employees.isdigit() else employees
-        )
+        table["min_employees"] = int(employees) if ascii_digits(employees) else employees
     rule = str(values.get("regel", "")).strip()
     if rule and rule != "auto":
         table["employee_rule"] = rule

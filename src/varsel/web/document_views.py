@@ -20,6 +20,7 @@ from varsel import contacts, documents, ratelimit, register
 from varsel.campaign import CampaignSpec
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
+from varsel.digits import ascii_digits
 from varsel.errors import VarselError
 from varsel.ratelimit import GLOBAL, Limit
 from varsel.web.forms import (
@@ -42,7 +43,7 @@ BUSY_DOCUMENT = N_("Mange ber om dokumenter akkurat nå. Vent et par minutter og
 
 
 def _campaign_entry(db: Any, value: str) -> register.Entry | None:
-    number = value.isascii() and value.isdigit() and len(value) < 12
+    number = ascii_digits(value) and len(value) < 12
     return register.entry(db, int(value)) if number else None
 
 
