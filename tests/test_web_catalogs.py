@@ -125,3 +125,23 @@ def test_an_operating_systems_reason_inside_a_message_is_translated_too() -> Non
     assert translate("en", message) == "the connection was broken: connection refused"
     # A reason the table does not know keeps the system's own words.
     assert os_reason(OSError(errno.EBADF, "Bad file descriptor")) == "Bad file descriptor"
+
+
+def _source_text() -> str:
+    files = [p for p in LIBRARY.rglob("*") if p.is_file() and p.suffix in (".py", ".html")]
+    return "\n".join(p.read_text("utf-8") for p in files)
+
+
+@pytest.mark.parametrize("language", ["nb", "nn", "en"])
+def test_no_catalog_entry_outlives_its_message(language: str) -> None:
+    # A message changed in the code leaves its old entry behind, translated and unused: the
+    # catalogs grow stale text a translator would keep up for nothing. Each entry is found by
+    # the extraction, or stands in the code as it is (a message kept as a table's value).
+    path = resources.files("varsel.web") / "locale" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as f:
+        catalog = read_po(f)
+    used = used_messages() | library_messages() | {one for one, _ in used_plurals()}
+    source = _source_text()
+    ids = [m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id]
+    assert len(ids) > 900
+    assert [i for i in ids if i not in used and i not in source] == []
