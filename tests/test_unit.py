@@ -14,6 +14,7 @@ from varsel.unit import (
     Rejected,
     clean_text,
     extract,
+    format_orgnr,
     record_hash,
     to_record,
     valid_orgnr,
@@ -38,6 +39,11 @@ def test_valid_orgnr_matches_the_mod11_rule(n: int) -> None:
 @pytest.mark.parametrize("bad", ["", "92360901", "9236090160", "92360901a", "٩٢٣٦٠٩٠١٦"])
 def test_malformed_numbers(bad: str) -> None:
     assert not valid_orgnr(bad)
+
+
+def test_an_orgnr_is_written_in_groups_of_three() -> None:
+    assert format_orgnr("974760673") == "974 760 673"
+    assert format_orgnr("97476067") == "97476067"  # not a number of nine: left as it is
 
 
 def test_clean_text() -> None:

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from varsel import codes
 from varsel.altinn_client import ORGANISATION_URN, AltinnConfig, AltinnError
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.message_fields import clean_text
+from varsel.sandbox import operator_sandbox
+from varsel.unit import format_orgnr
 
 # Any key made here is this namespace's UUID v5 of the delivery (id, orgnr, code): stable for
 # the delivery, different for every delivery of every store (the code is random).
@@ -84,10 +85,6 @@ def markdown_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", clean_text(text))
 
 
-def _format_orgnr(orgnr: str) -> str:
-    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
-
-
 @dataclass(frozen=True)
 class Content:
     """One correspondence's texts, in the shape of Altinn's `content`."""
@@ -102,13 +99,7 @@ class AltinnTexts:
     """Renders each unit's message from the campaign's subject and varsel's Altinn texts."""
 
     def __init__(self, spec: CampaignSpec) -> None:
-        env = ImmutableSandboxedEnvironment(
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        env.filters["orgnr"] = _format_orgnr
+        env = operator_sandbox()
         folder = importlib.resources.files("varsel") / "templates" / "altinn"
         self._title: dict[str, jinja2.Template] = {}
         self._summary: dict[str, jinja2.Template] = {}
@@ -165,7 +156,7 @@ class AltinnTexts:
                 "unit": unit,
                 "units": [unit],
                 "organisation_names": unit_name,
-                "address": _format_orgnr(orgnr),
+                "address": format_orgnr(orgnr),
                 "code": shown,
                 "language": lang,
                 "reason": reason,

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from varsel import codes
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.errors import UserError
 from varsel.message_fields import clean_text
+from varsel.sandbox import operator_sandbox
+from varsel.unit import format_orgnr
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,7 @@ class LetterTexts:
     """Renders each letter's text from the campaign's letter template in its language."""
 
     def __init__(self, spec: CampaignSpec) -> None:
-        env = ImmutableSandboxedEnvironment(
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        env.filters["orgnr"] = _format_orgnr
+        env = operator_sandbox()
         defaults = default_letter_templates()
         self._templates: dict[str, jinja2.Template] = {}
         for lang in LANGUAGES:
@@ -239,10 +234,6 @@ class LetterTexts:
                 "der den skal stå"
             )
         return text
-
-
-def _format_orgnr(orgnr: str) -> str:
-    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
 
 
 # -- the layout ---------------------------------------------------------------------------
@@ -366,7 +357,7 @@ class Renderer:
                 {
                     "id": letter.delivery_id,
                     "ref": f"{self.campaign_id}-{letter.delivery_id}",
-                    "orgnr": _format_orgnr(letter.orgnr),
+                    "orgnr": format_orgnr(letter.orgnr),
                     "lang": lang,
                     "date": self._dates[lang],
                     "ret": ret,

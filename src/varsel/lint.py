@@ -51,6 +51,7 @@ from varsel.municipality import name as municipality_name
 from varsel.samples import FALLBACK_UNITS, sample_code, sample_recipient, sample_units
 from varsel.send_config import message_spec
 from varsel.snapshot import STALE_DAYS, data_age
+from varsel.unit import format_orgnr
 
 # -- the checks -----------------------------------------------------------------------------
 
@@ -295,7 +296,7 @@ def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]
         texts = {"tekst": r.text.casefold(), "HTML": html.unescape(r.html).casefold()}
         for unit in recipient.units:
             name = clean_text(unit.name)
-            orgnr = f"{unit.orgnr[:3]} {unit.orgnr[3:6]} {unit.orgnr[6:]}"
+            orgnr = format_orgnr(unit.orgnr)
             for part, text in texts.items():
                 has_name = name.casefold() in text
                 # The orgnr may be grouped ("974 760 673", perhaps with no-break spaces).

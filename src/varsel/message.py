@@ -56,6 +56,8 @@ from varsel.message_slots import (
     slot_filter,
 )
 from varsel.quoted_printable import QuotedPrintable, quoted_printable_line
+from varsel.sandbox import operator_sandbox
+from varsel.unit import format_orgnr
 
 LANGUAGES = ("nb", "nn", "en")
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,200}\Z")
@@ -136,10 +138,6 @@ def _clean_unit(unit: UnitRef) -> UnitRef:
         return unit
     municipality = None if unit.municipality is None else clean_text(unit.municipality)
     return UnitRef(clean_text(unit.orgnr), clean_text(unit.name), municipality)
-
-
-def _format_orgnr(orgnr: str) -> str:
-    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
 
 
 def _join_names(names: Sequence[str], language: str) -> str:
@@ -336,16 +334,7 @@ class MessageFactory:
             )
 
     def _environment(self, *, autoescape: bool, kind: type[_Sandbox] = _Sandbox) -> _Sandbox:
-        # Immutable: a template cannot change the context shared by every recipient, such as
-        # fields. Sandboxed: campaign templates are written by operators, not by us.
-        env = kind(
-            autoescape=autoescape,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        env.filters["orgnr"] = _format_orgnr
+        env = operator_sandbox(kind, autoescape=autoescape)
         env.filters["link"] = self._html_link if autoescape else str
         # Set in every environment, so that code compiled in one runs in the other: the
         # environment that renders with slots sets its own (message_slots).
@@ -536,10 +525,10 @@ class MessageFactory:
         if self._slot_envs is None:
             text_env = self._environment(autoescape=False, kind=_CompilingSandbox)
             html_env = self._environment(autoescape=True, kind=_CompilingSandbox)
-            prepare(text_env, {"orgnr": slot_filter(_format_orgnr), "link": slot_filter(str)})
+            prepare(text_env, {"orgnr": slot_filter(format_orgnr), "link": slot_filter(str)})
             prepare(
                 html_env,
-                {"orgnr": slot_filter(_format_orgnr), "link": slot_filter(self._html_link)},
+                {"orgnr": slot_filter(format_orgnr), "link": slot_filter(self._html_link)},
             )
             self._slot_envs = (text_env, html_env)
         return self._slot_envs

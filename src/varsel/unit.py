@@ -97,6 +97,11 @@ def valid_orgnr(number: str) -> bool:
     return check != 10 and check == d[8] - 48
 
 
+def format_orgnr(orgnr: str) -> str:
+    """An organisation number as people write it, in groups of three: 974 760 673."""
+    return f"{orgnr[:3]} {orgnr[3:6]} {orgnr[6:]}" if len(orgnr) == 9 else orgnr
+
+
 def clean_text(value: Any) -> str | None:
     """Text without control characters, runs of spaces, or surrounding space; None if empty."""
     if value is None:
