@@ -75,14 +75,45 @@ def registry_import(
 
 
 @registry.command("update")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="FIL...")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[FIL...]")
+@click.option(
+    "--fetch",
+    is_flag=True,
+    help="Hent endringene siden sist fra registerets endringslogg i stedet for fra filer.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["enheter", "underenheter"]),
+    help="Med --fetch: bare denne (standard: hver som er importert).",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("oppdateringer"),
+    show_default=True,
+    help="Med --fetch: mappen sidene lagres i.",
+)
 @pass_state
-def registry_update(state: State, paths: tuple[Path, ...]) -> None:
-    """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret."""
+def registry_update(
+    state: State, paths: tuple[Path, ...], fetch: bool, kind: str | None, keep: Path
+) -> None:
+    """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret.
+
+    Med --fetch hentes endringene etter den siste som er lagt inn, side for side, rett fra
+    registeret; hver side lagres og legges inn for seg, og stopper hentingen, fortsetter
+    neste kjøring der den slapp.
+    """
     from varsel.audit import cli_actor
     from varsel.feed import apply_feed, read_page
 
-    _some_files(paths)
+    if fetch:
+        if paths:
+            raise click.UsageError("oppgi filer eller --fetch, ikke begge")
+        _fetch_feeds(state, kind, keep)
+        return
+    if kind is not None:
+        raise click.UsageError("--kind gjelder bare sammen med --fetch")
+    _some_files(paths, "oppgi minst én fil, eller --fetch for å hente fra registeret")
 
     # Every page is read and checked first: one bad page applies none of them.
     pages = [read_page(path) for path in paths]
@@ -91,10 +122,35 @@ def registry_update(state: State, paths: tuple[Path, ...]) -> None:
         out.print(result.summary(), soft_wrap=True)
 
 
-def _some_files(paths: tuple[Path, ...]) -> None:
+def _fetch_feeds(state: State, kind: str | None, keep: Path) -> None:
+    from varsel.audit import cli_actor
+    from varsel.dump import Kind
+    from varsel.errors import UserError
+    from varsel.feed_fetch import fetch_feed, has_start
+
+    db = state.db  # a store to follow holds a dump already: a missing file is a mistyped --db
+    kinds = [Kind(kind)] if kind is not None else [k for k in Kind if has_start(db, k)]
+    if not kinds:
+        raise UserError(
+            "lageret har ingen import å bygge videre på: importer et uttrekk først "
+            "(varsel registry download og varsel registry import)"
+        )
+    for one in kinds:
+        result = fetch_feed(
+            db,
+            state.settings,
+            one,
+            keep,
+            actor=cli_actor(),
+            on_page=lambda page: out.print(page.summary(), soft_wrap=True),
+        )
+        out.print(result.summary(), soft_wrap=True)
+
+
+def _some_files(paths: tuple[Path, ...], problem: str = "oppgi minst én fil") -> None:
     # Click's own message names the argument's metavar (PATHS), in English grammar.
     if not paths:
-        raise click.UsageError("oppgi minst én fil")
+        raise click.UsageError(problem)
 
 
 @registry.command("snapshots")

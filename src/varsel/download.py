@@ -107,14 +107,7 @@ def dump_url(settings: Settings, kind: str, fmt: str) -> str:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
-    base = settings.registry_base_url
-    if not re.match(r"https?://[^/\s]+", base):
-        # A setting, not the network: httpx would say "Request URL is missing an 'http://'".
-        raise ConfigError(
-            f"VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er feil "
-            "(standard: https://data.brreg.no/enhetsregisteret/api)"
-        )
-    url = f"{base.rstrip('/')}/{kind}/lastned"
+    url = f"{api_base(settings)}/{kind}/lastned"
     return url + "/csv" if fmt == "csv" else url
 
 
@@ -134,6 +127,18 @@ def read_sidecar(path: Path) -> dict[str, str] | None:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+def api_base(settings: Settings) -> str:
+    """The registry API's address from the settings, without a trailing slash."""
+    base = settings.registry_base_url
+    if not re.match(r"https?://[^/\s]+", base):
+        # A setting, not the network: httpx would say "Request URL is missing an 'http://'".
+        raise ConfigError(
+            f"VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er feil "
+            "(standard: https://data.brreg.no/enhetsregisteret/api)"
+        )
+    return base.rstrip("/")
+
+
 def download_dump(
     settings: Settings,
     *,
@@ -149,7 +154,7 @@ def download_dump(
     previous = _usable_sidecar(out)
     headers = _request_headers(kind, fmt, previous)
 
-    with _translated_errors(url, out, settings.download_timeout), contextlib.ExitStack() as stack:
+    with translated_errors(url, out, settings.download_timeout), contextlib.ExitStack() as stack:
         if client is None:
             # The timeout bounds each connect, read and write, not the whole transfer: the
             # full dump takes longer than a minute on a slow line, and that is fine.
@@ -169,7 +174,7 @@ def download_dump(
         ):
             return _unchanged(out, previous, started, kind=kind, fmt=fmt, url=url)
         if response.status_code != 200:
-            raise DownloadError(f"{url}: {_status_problem(response)}")
+            raise DownloadError(f"{url}: {status_problem(response)}")
 
         total = _content_length(response)
         made_folder = None if out.parent.is_dir() else out.parent.resolve()
@@ -264,7 +269,7 @@ def _request_headers(kind: str, fmt: str, previous: dict[str, str] | None) -> di
 
 
 @contextlib.contextmanager
-def _translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
+def translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
     """Turn network and disk failures into one-line DownloadErrors naming the URL."""
     try:
         yield
@@ -325,7 +330,7 @@ def _refused(url: str, out: Path, problem: str) -> DownloadError:
     return DownloadError(f"{url}: {problem}{kept}")
 
 
-def _status_problem(response: httpx.Response) -> str:
+def status_problem(response: httpx.Response) -> str:
     """A short description of an unwanted HTTP status."""
     status = response.status_code
     text = f"registeret svarte HTTP {status} {response.reason_phrase}".rstrip()
