@@ -173,6 +173,22 @@ def init(state: State) -> None:
 
 
 @cli.command()
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path), metavar="FIL")
+@pass_state
+def backup(state: State, target: Path) -> None:
+    """Ta en hel og kontrollert kopi av SQLite-lageret mens varsel kjører (ny fil).
+
+    Kopien har alt lageret har, personopplysninger også: den føres i revisjonsloggen. Legg
+    den tilbake ved å kopiere den inn i stedet for lageret mens ingenting kjører.
+    DKIM-nøkler og innstillinger ligger utenfor lageret og er ikke med.
+    """
+    from varsel.audit import cli_actor
+    from varsel.backup import back_up
+
+    out.print(back_up(state.db, target, actor=cli_actor()).summary(), soft_wrap=True)
+
+
+@cli.command()
 @pass_state
 def settings(state: State) -> None:
     """Vis alle innstillinger med miljøvariabel, standardverdi, verdien nå og hva de betyr.
