@@ -221,9 +221,9 @@ def test_create_warns_in_one_line_when_the_registry_data_is_old(
     assert result.exit_code == 0, result.output
     days = (norway_today() - date(2025, 12, 15)).days
     assert result.stderr == (
-        f"advarsel: registerdata fra 2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 "
-        "dager; hent en ny dump eller endringssidene siden (varsel registry download, varsel "
-        "registry update) og lag kampanjen på nytt hvis mye kan ha endret seg.\n"
+        f"advarsel: Lageret har registerdata fra 2025-12-15 (dumpdato), {days} dager gamle, "
+        "eldre enn 7 dager; hent endringene siden med «varsel registry update --fetch» (eller "
+        "en ny dump) og lag kampanjen på nytt hvis mye kan ha endret seg.\n"
     )
     assert result.stdout.split()[-1] == "1"  # the id stays last
 

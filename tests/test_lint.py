@@ -644,8 +644,8 @@ def test_old_registry_data_is_a_warning_with_its_date_and_age(
     message = report.findings[0].message
     assert message == (
         f"Lageret har registerdata fra 2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 "
-        "dager; hent en ny dump eller endringssidene siden (varsel registry download, varsel "
-        "registry update) og lag kampanjen på nytt hvis mye kan ha endret seg."
+        "dager; hent endringene siden med «varsel registry update --fetch» (eller en ny dump) "
+        "og lag kampanjen på nytt hvis mye kan ha endret seg."
     )
     # The console's editor shows lint findings in the page's language.
     assert translate("en", message).startswith(

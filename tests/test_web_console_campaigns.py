@@ -388,13 +388,13 @@ def test_the_new_campaign_form_warns_about_old_registry_data_in_the_pages_langua
     days = (norway_today() - date(2025, 12, 15)).days
     page = " ".join(client.get(f"{NEW}?politi=oslo").text.split())
     assert (
-        '<p class="warning-text" role="status" id="gamle-data">advarsel: registerdata fra '
+        '<p class="warning-text" role="status" id="gamle-data">Lageret har registerdata fra '
         f"2025-12-15 (dumpdato), {days} dager gamle, eldre enn 7 dager;"
     ) in page
     english = " ".join(client.get(f"{NEW}?politi=oslo&lang=en").text.split())
     assert (
-        f"warning: registry data as of 2025-12-15 (dump date), {days} days old, older than 7 "
-        "days; fetch a new dump"
+        f"The store holds registry data as of 2025-12-15 (dump date), {days} days old, older "
+        "than 7 days; fetch the changes since with “varsel registry update --fetch”"
     ) in english
 
 

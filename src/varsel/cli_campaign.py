@@ -94,7 +94,7 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
 
     # Said, not refused: old data may be what the operator has. On stderr: the id stays last.
     if warning := stale_warning(state.db):
-        err.print(warning, soft_wrap=True, markup=False)
+        err.print(f"advarsel: {warning}", soft_wrap=True, markup=False)
     out.print(result.summary(), soft_wrap=True)
 
 

@@ -50,7 +50,7 @@ from varsel.message_fields import (
 from varsel.municipality import name as municipality_name
 from varsel.samples import FALLBACK_UNITS, sample_code, sample_recipient, sample_units
 from varsel.send_config import message_spec
-from varsel.snapshot import STALE_DAYS, data_age
+from varsel.snapshot import STALE_DAYS, STALE_WARNING, data_age
 from varsel.unit import format_orgnr
 
 # -- the checks -----------------------------------------------------------------------------
@@ -627,13 +627,7 @@ def _registry_age_findings(db: Database) -> list[Finding]:
         _warning(
             "registry-age",
             None,
-            Text(
-                "Lageret har %(age)s, eldre enn %(stale_days)s dager; hent en ny dump eller "
-                "endringssidene siden (varsel registry download, varsel registry update) og lag "
-                "kampanjen på nytt hvis mye kan ha endret seg.",
-                age=age.describe(),
-                stale_days=STALE_DAYS,
-            ),
+            Text(STALE_WARNING, age=age.describe(), stale_days=STALE_DAYS),
         )
     ]
 

@@ -188,11 +188,12 @@ def data_age(db: Database, kind: str = "enheter", today: dt.date | None = None) 
     return DataAge(kind, dump, as_of[:10], from_feed, days)
 
 
-# What `campaign create` prints and the console's new-campaign page shows over old data.
+# What `campaign create` prints (after «advarsel: »), the console's campaign pages show and the
+# linter warns of, over old data.
 STALE_WARNING = N_(
-    "advarsel: %(age)s, eldre enn %(stale_days)s dager; hent en ny dump eller endringssidene "
-    "siden (varsel registry download, varsel registry update) og lag kampanjen på nytt hvis mye "
-    "kan ha endret seg."
+    "Lageret har %(age)s, eldre enn %(stale_days)s dager; hent endringene siden med «varsel "
+    "registry update --fetch» (eller en ny dump) og lag kampanjen på nytt hvis mye kan ha "
+    "endret seg."
 )
 
 
