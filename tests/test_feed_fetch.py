@@ -190,6 +190,31 @@ def test_the_next_fetch_asks_above_the_last_change_and_finds_nothing_new(
     assert watermark(imported) == 107
 
 
+def test_after_a_newer_dump_the_fetch_starts_at_its_day_not_at_the_old_id(
+    imported: Database, registry: Feed, tmp_path: Path
+) -> None:
+    registry.entries["enheter"] = list(SEVEN)  # dated 2026-11-20
+    fetch_feed(imported, settings_for(registry), Kind.ENHETER, tmp_path)
+    # A month's full dump later: the changes before its day are in it.
+    newer = json.loads((BRREG / "enheter-sample.json").read_bytes())
+    newer[0]["navn"] += " NY"
+    (tmp_path / "enheter_alle.json").write_text(json.dumps(newer), "utf-8")
+    import_dump(imported, tmp_path / "enheter_alle.json", dump_date="2026-11-25")
+    registry.entries["enheter"].append(
+        change(300, "927124238", antallAnsatte=401, dato="2026-11-25T08:00:00.000Z")
+    )
+    registry.asked.clear()
+    result = fetch_feed(imported, settings_for(registry), Kind.ENHETER, tmp_path)
+    assert registry.asked[0][1]["dato"] == "2026-11-25T00:00:00.000Z"
+    assert "oppdateringsid" not in registry.asked[0][1]
+    assert result.changes == 1
+    assert unit_row(imported, "927124238")["employees"] == 401
+    # Then by id again: a change of the dump's day or later is applied.
+    registry.asked.clear()
+    fetch_feed(imported, settings_for(registry), Kind.ENHETER, tmp_path)
+    assert registry.asked[0][1]["oppdateringsid"] == "301"
+
+
 def test_a_failure_half_way_keeps_the_pages_before_and_the_next_run_goes_on(
     imported: Database, registry: Feed, tmp_path: Path
 ) -> None:
