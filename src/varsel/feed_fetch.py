@@ -3,10 +3,10 @@
 The feed (`/oppdateringer/enheter` and `/underenheter`) lists every change with a rising
 `oppdateringsid`. The store keeps the last id applied per kind (feed_state), so a fetch asks
 for the changes above it, a page at a time in id order, and advances by the last id a page
-held: no page depth limit, and a run that stops half way is continued by the next. Before any
-page of a kind applied a change of the day of the dump imported last or later (none yet, or a
-newer dump imported since), it starts at that day (the dump holds everything before;
-apply_feed skips what it already has).
+held: no page depth limit, and a run that stops half way is continued by the next. Until a
+page has applied a change dated on or after the day of the dump imported last (no page yet, or
+a newer dump imported since), it starts at that day instead: the dump holds everything
+before, and apply_feed skips what it already has.
 
 Each page is kept as a file (the snapshot names it and its SHA-256, as for a page given by
 hand) and applied in its own transaction: a failure leaves the pages before it applied and
