@@ -493,3 +493,28 @@ def test_a_feed_page_is_dated_by_the_newest_entry_it_applied(
     assert result.snapshot is not None
     assert (result.snapshot.gone, result.snapshot.skipped) == (2, 1)
     assert result.snapshot.dump_date == "2026-09-14"  # not the skipped entry's, not today
+
+
+def test_a_dump_imported_after_a_page_starts_the_feed_afresh_from_its_day(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # The page's change came at 10:00 on the 20th; the dump of the 20th was made at about 05:00
+    # and so has the value from before it. Imported after the page, the dump undoes the
+    # change: the page given again applies again, and its ids are no longer taken as used.
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    page = feed(tmp_path, [entry(500, "927124238", "Endring", employees(4321))])
+    assert apply_feed(db, page).snapshot is not None
+    assert unit_row(db, "927124238")["employees"] == 4321
+    records = json.loads((brreg / "enheter-sample.json").read_bytes())
+    records[0]["navn"] += " NY"  # another file than the first dump
+    dump = tmp_path / "enheter_alle.json"
+    dump.write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    import_dump(db, dump, dump_date="2026-11-20")
+    assert unit_row(db, "927124238")["employees"] == 398  # as the dump has it
+    assert db.scalar("SELECT count(*) FROM feed_state") == 0
+    again = apply_feed(db, page)
+    assert not again.already_applied
+    assert again.snapshot is not None
+    assert again.snapshot.changed == 1
+    assert unit_row(db, "927124238")["employees"] == 4321
+    assert apply_feed(db, page).already_applied  # and once is enough, until the next dump

@@ -245,7 +245,13 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
     if not isinstance(page, FeedPage):
         page = read_page(page)
     path, kind, entries, sha = page.path, page.kind, page.entries, page.sha256
-    if db.query_one("SELECT id FROM snapshots WHERE sha256 = ? AND source = 'feed'", (sha,)):
+    # The same page again changes nothing; but a dump imported since undid what it applied.
+    applied = db.query_one(
+        "SELECT id FROM snapshots WHERE sha256 = ? AND source = 'feed' AND kind = ? AND id > "
+        "coalesce((SELECT max(id) FROM snapshots WHERE source = 'dump' AND kind = ?), 0)",
+        (sha, kind.value, kind.value),
+    )
+    if applied:
         return FeedResult(path, None, True, ())
     unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
     counts = dict.fromkeys(("new", "changed", "gone", "removed", "skipped", "rejected"), 0)

@@ -3,10 +3,10 @@
 The feed (`/oppdateringer/enheter` and `/underenheter`) lists every change with a rising
 `oppdateringsid`. The store keeps the last id applied per kind (feed_state), so a fetch asks
 for the changes above it, a page at a time in id order, and advances by the last id a page
-held: no page depth limit, and a run that stops half way is continued by the next. Until a
-page has applied a change dated on or after the day of the dump imported last (no page yet, or
-a newer dump imported since), it starts at that day instead: the dump holds everything
-before, and apply_feed skips what it already has.
+held: no page depth limit, and a run that stops half way is continued by the next. A dump's
+import starts the feed afresh (the store is then as the dump was made, about 05:00 on its
+day): the first fetch after it asks from the dump's day, and apply_feed skips what the dump
+already holds.
 
 Each page is kept as a file (the snapshot names it and its SHA-256, as for a page given by
 hand) and applied in its own transaction: a failure leaves the pages before it applied and
@@ -80,26 +80,19 @@ def has_start(db: Database, kind: Kind) -> bool:
 def start_of(db: Database, kind: Kind) -> tuple[dict[str, str], str]:
     """The query that asks for what the store lacks, and the same in words.
 
-    Above the last id applied; but from the day of the dump imported last when no page has
-    applied a change of that day or later (no page yet, or a newer dump imported since: the
-    changes before its day are in it, and asking by id would fetch them all to skip them). A
-    store with no dump cannot follow the feed: the feed has changes, not whole units.
+    Above the last id applied; before any page since the dump imported last (an import starts
+    the feed afresh from its day), from that day. A store with no dump cannot follow the feed:
+    the feed has changes, not whole units.
     """
     last = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
+    if last is not None and int(last) > 0:
+        return {"oppdateringsid": str(int(last) + 1)}, f"etter oppdateringsid {int(last)}"
     dump = latest_snapshot(db, kind.value, "dump")
     if dump is None or not dump.dump_date:
-        if last is not None and int(last) > 0:
-            return {"oppdateringsid": str(int(last) + 1)}, f"etter oppdateringsid {int(last)}"
         raise UserError(
             f"lageret har ingen import av {kind.value} å bygge videre på: importer et uttrekk "
             f"først (varsel registry download --kind {kind.value} og varsel registry import)"
         )
-    # A feed snapshot's date is the day of the newest change it applied (None: it applied none).
-    newest = db.scalar(
-        "SELECT max(dump_date) FROM snapshots WHERE kind = ? AND source = 'feed'", (kind.value,)
-    )
-    if last is not None and int(last) > 0 and newest is not None and newest >= dump.dump_date:
-        return {"oppdateringsid": str(int(last) + 1)}, f"etter oppdateringsid {int(last)}"
     return (
         {"dato": f"{dump.dump_date}T00:00:00.000Z"},
         f"fra {dump.dump_date}, dagen uttrekket er fra",

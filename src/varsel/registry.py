@@ -360,6 +360,9 @@ def _load(
         dump_date_guessed=date_guessed,
         imported_at=now,
     )
+    # The store now holds the dump as it was made (about 05:00 on its day): the changes the
+    # feed had applied after that are undone, so the feed goes on from the dump's day again.
+    db.execute("DELETE FROM feed_state WHERE kind = ?", (info.kind.value,))
     direct = db.dialect == "sqlite" and not db.query_one(
         "SELECT 1 FROM units WHERE kind = ? LIMIT 1", (unit_kind(info.kind),)
     )
