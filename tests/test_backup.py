@@ -148,3 +148,20 @@ def test_varsel_backup_says_where_and_refuses_in_one_line(store: Path, tmp_path:
     assert missing.exit_code == 2
     assert "finnes ikke" in missing.output
     assert not (tmp_path / "nei.db").exists()
+
+
+def test_a_copy_that_sqlite_cannot_finish_is_one_line_and_leaves_nothing(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(db: Database, temporary: Path) -> None:
+        temporary.write_bytes(b"half")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(backup, "_copy", full)
+    target = tmp_path / "kopi.db"
+    with connect(str(store), migrate=False) as db, pytest.raises(UserError) as caught:
+        back_up(db, target, actor="cli:test")
+    assert str(caught.value) == (
+        f"{target}: kopien kunne ikke lages (database or disk is full); {store} er urørt"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("kopi", ".kopi"))) == []

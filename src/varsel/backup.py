@@ -66,9 +66,13 @@ def back_up(db: Database, target: Path, *, actor: str) -> Backup:
         _sync(target.parent)
     except OSError as e:
         raise UserError(f"{target}: kan ikke skrive kopien: {os_reason(e)}") from None
+    except sqlite3.Error as e:
+        # A full disk, a folder that vanished: SQLite's own words, in one line.
+        raise UserError(f"{target}: kopien kunne ikke lages ({e}); {source} er urørt") from None
     finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        for leftover in (temporary, temporary.with_name(temporary.name + "-journal")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     made = Backup(source, target.resolve(), target.stat().st_size, time.monotonic() - started)
     with db.transaction():
         detail = {"what": "store_backup", "file": str(made.path), "bytes": made.bytes}
