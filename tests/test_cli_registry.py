@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,44 @@ def test_snapshots_say_which_dump_dates_are_guessed(
         runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--json"]).output
     )
     assert listed[0]["dump_date_guessed"] is True
+
+
+def test_snapshots_show_the_newest_thirty_unless_asked_for_more(db: Database) -> None:
+    # A year of daily change-feed pages is thousands of snapshots.
+    from varsel.snapshot import insert_snapshot
+
+    with db.transaction():
+        for n in range(35):
+            insert_snapshot(
+                db,
+                kind="enheter",
+                source="feed",
+                file_name=f"s{n}.json",
+                file_path=f"/var/lib/varsel/oppdateringer/s{n}.json",
+                sha256=f"{n:064x}",
+                format="feed",
+                dump_date="2026-11-20",
+                imported_at="2026-11-20T06:30:00.000Z",
+            )
+    runner = CliRunner()
+
+    def shown(*args: str) -> tuple[int, list[str]]:
+        result = runner.invoke(cli, ["--db", db.url, "registry", "snapshots", *args])
+        return result.exit_code, re.findall(r"\bs(\d+)\.json", result.output)
+
+    code, names = shown()
+    assert code == 0
+    assert names == [str(n) for n in range(5, 35)]  # the newest, oldest first
+    table = runner.invoke(cli, ["--db", db.url, "registry", "snapshots"]).output
+    assert table.endswith("5 eldre er ikke vist (--all viser alle).\n")
+    assert shown("--limit", "3") == (0, ["32", "33", "34"])
+    assert shown("--all")[1] == [str(n) for n in range(35)]
+    every = json.loads(
+        runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--json"]).output
+    )
+    assert len(every) == 35  # for machines: all, unless --limit
+    two = runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--json", "--limit", "2"])
+    assert [s["id"] for s in json.loads(two.output)] == [34, 35]
+    both = runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--all", "--limit", "2"])
+    assert both.exit_code == 2
+    assert "--limit og --all kan ikke brukes sammen" in both.output

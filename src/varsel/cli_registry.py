@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from varsel.cli import State, err, out
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import COUNT, NorskGroup
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -153,14 +153,27 @@ def _some_files(paths: tuple[Path, ...], problem: str = "oppgi minst én fil") -
         raise click.UsageError(problem)
 
 
+SNAPSHOTS_SHOWN = 30  # rows of the table by default: a year of daily feed pages is thousands
+
+
 @registry.command("snapshots")
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut JSON.")
+@click.option(
+    "--limit",
+    type=COUNT,
+    help=f"Vis bare de nyeste (tabellen: standard {SNAPSHOTS_SHOWN}; JSON: alle).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Vis alle.")
 @pass_state
-def registry_snapshots(state: State, as_json: bool) -> None:
+def registry_snapshots(state: State, as_json: bool, limit: int | None, show_all: bool) -> None:
     """Vis importerte uttrekk og endringssider (Dato: uttrekkets, eller sidens nyeste endring)."""
-    from varsel.snapshot import list_snapshots
+    from varsel.snapshot import count_snapshots, list_snapshots
 
-    snaps = list_snapshots(state.db)
+    if show_all and limit is not None:
+        raise click.UsageError("--limit og --all kan ikke brukes sammen")
+    if limit is None and not as_json and not show_all:
+        limit = SNAPSHOTS_SHOWN
+    snaps = list_snapshots(state.db, newest=None if show_all else limit)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in snaps], ensure_ascii=False, indent=2))
         return
@@ -190,6 +203,9 @@ def registry_snapshots(state: State, as_json: bool) -> None:
             *(fmt_int(n) for n in (s.records, s.new, s.changed, s.gone + s.removed, s.rejected)),
         )
     out.print(table)
+    left_out = count_snapshots(state.db) - len(snaps)
+    if left_out > 0:
+        out.print(f"{fmt_int(left_out)} eldre er ikke vist (--all viser alle).")
     guessed = [str(s.id) for s in snaps if s.dump_date_guessed]
     if guessed:
         out.print(

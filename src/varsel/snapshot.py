@@ -57,14 +57,25 @@ class Snapshot:
 SNAPSHOT_COLUMNS = tuple(f.name for f in dataclasses.fields(Snapshot))
 
 
-def list_snapshots(db: Database, kind: str | None = None) -> list[Snapshot]:
-    """Every snapshot, newest last."""
+def list_snapshots(
+    db: Database, kind: str | None = None, *, newest: int | None = None
+) -> list[Snapshot]:
+    """Every snapshot (or the `newest` ones), newest last."""
     sql = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots"
     params: tuple[Any, ...] = ()
     if kind:
         sql += " WHERE kind = ?"
         params = (kind,)
+    if newest is not None:
+        # A year of daily change-feed pages is thousands of rows: read only those shown.
+        rows = db.query(sql + " ORDER BY id DESC LIMIT ?", (*params, newest))
+        return [Snapshot(*r) for r in reversed(rows)]
     return [Snapshot(*r) for r in db.query(sql + " ORDER BY id", params)]
+
+
+def count_snapshots(db: Database) -> int:
+    """How many snapshots the store has."""
+    return int(db.scalar("SELECT count(*) FROM snapshots") or 0)
 
 
 def get_snapshot(db: Database, snapshot_id: int) -> Snapshot:

@@ -99,7 +99,7 @@ def dashboard(page: Page) -> Response:
     """Registry snapshots and the age of the data they hold; campaigns by state."""
     today = norway_today()
     with page.db() as db:
-        snapshots = list_snapshots(db)[-10:]
+        snapshots = list_snapshots(db, newest=10)
         # The age that matters is the registry's state (the dump's date, or the newest change
         # applied since), not when it was imported: a year-old dump imported today is old.
         current = [age for kind in SNAPSHOT_KIND_NAMES if (age := data_age(db, kind, today))]
