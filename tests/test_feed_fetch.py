@@ -295,24 +295,20 @@ def run(feed: Feed, db_path: Path, *args: str) -> Any:
     return CliRunner().invoke(cli, ["--db", str(db_path), "registry", "update", *args], env=env)
 
 
+def imported_store(tmp_path: Path) -> Path:
+    """A SQLite store with the sample units imported by the command line."""
+    store = tmp_path / "varsel.db"
+    sample = str(BRREG / "enheter-sample.json")
+    args = ["--db", str(store), "registry", "import", sample, "--dump-date", DUMP_DAY]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    return store
+
+
 def test_registry_update_fetch_prints_each_page_and_the_total(
     registry: Feed, tmp_path: Path
 ) -> None:
-    store = tmp_path / "varsel.db"
-    runner = CliRunner()
-    done = runner.invoke(
-        cli,
-        [
-            "--db",
-            str(store),
-            "registry",
-            "import",
-            str(BRREG / "enheter-sample.json"),
-            "--dump-date",
-            DUMP_DAY,
-        ],
-    )
-    assert done.exit_code == 0, done.output
+    store = imported_store(tmp_path)
     registry.entries["enheter"] = list(SEVEN)
     result = run(registry, store, "--fetch", "--keep", str(tmp_path / "sider"))
     assert result.exit_code == 0, result.output
@@ -361,19 +357,7 @@ def test_registry_update_fetch_on_a_store_without_a_dump_is_refused(
 
 
 def test_registry_update_fetch_with_the_registry_down_is_one_line(tmp_path: Path) -> None:
-    store = tmp_path / "varsel.db"
-    CliRunner().invoke(
-        cli,
-        [
-            "--db",
-            str(store),
-            "registry",
-            "import",
-            str(BRREG / "enheter-sample.json"),
-            "--dump-date",
-            DUMP_DAY,
-        ],
-    )
+    store = imported_store(tmp_path)
     down = Feed(url="http://127.0.0.1:9/api")  # discard: nothing listens
     result = run(down, store, "--fetch")
     assert result.exit_code == 2
