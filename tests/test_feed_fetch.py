@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -239,6 +240,38 @@ def test_a_failure_half_way_keeps_the_pages_before_and_the_next_run_goes_on(
     assert applied == 7  # each change applied once
 
 
+def test_pages_are_not_kept_unless_asked_and_the_snapshot_names_the_address(
+    imported: Database, registry: Feed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages hold sole proprietors' names and addresses: by default they are applied from a
+    # private temporary file and gone after.
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        registry.entries["enheter"] = list(SEVEN)
+        result = fetch_feed(imported, settings_for(registry), Kind.ENHETER, size=4)
+    finally:
+        tempfile.tempdir = None
+    assert result.changes == 7
+    assert list((tmp_path / "tmp").iterdir()) == []
+    sources = imported.query(
+        "SELECT file_name, file_path FROM snapshots WHERE source = 'feed' ORDER BY id"
+    )
+    assert sources == [
+        (
+            "oppdateringer-enheter-100-103.json",
+            f"{registry.url}/oppdateringer/enheter?dato=2026-11-01T00%3A00%3A00.000Z&size=4"
+            "&includeChanges=true&sort=id%2CASC",
+        ),
+        (
+            "oppdateringer-enheter-104-106.json",
+            f"{registry.url}/oppdateringer/enheter?oppdateringsid=104&size=4"
+            "&includeChanges=true&sort=id%2CASC",
+        ),
+    ]
+
+
 def test_a_removal_fetched_from_the_feed_erases_the_unit(
     imported: Database, registry: Feed, tmp_path: Path
 ) -> None:
@@ -328,6 +361,7 @@ def test_registry_update_fetch_prints_each_page_and_the_total(
         ((), "oppgi minst én fil, eller --fetch"),
         (("side.json", "--fetch"), "oppgi filer eller --fetch, ikke begge"),
         (("side.json", "--kind", "enheter"), "--kind gjelder bare sammen med --fetch"),
+        (("side.json", "--keep", "sider"), "--keep gjelder bare sammen med --fetch"),
         (("--fetch",), "finnes ikke (lag det med «varsel init»)"),
     ],
 )
@@ -363,3 +397,11 @@ def test_registry_update_fetch_with_the_registry_down_is_one_line(tmp_path: Path
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
     assert "kunne ikke koble til" in result.output
+
+
+def test_registry_update_fetch_keeps_no_page_by_default(registry: Feed, tmp_path: Path) -> None:
+    store = imported_store(tmp_path)
+    registry.entries["enheter"] = list(SEVEN)
+    result = run(registry, store, "--fetch")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("varsel.db")) == []

@@ -89,13 +89,13 @@ def registry_import(
 @click.option(
     "--keep",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("oppdateringer"),
-    show_default=True,
-    help="Med --fetch: mappen sidene lagres i.",
+    metavar="MAPPE",
+    help="Med --fetch: behold sidene i denne mappen (de har personopplysninger; "
+    "standard: ikke behold dem).",
 )
 @pass_state
 def registry_update(
-    state: State, paths: tuple[Path, ...], fetch: bool, kind: str | None, keep: Path
+    state: State, paths: tuple[Path, ...], fetch: bool, kind: str | None, keep: Path | None
 ) -> None:
     """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret.
 
@@ -111,8 +111,9 @@ def registry_update(
             raise click.UsageError("oppgi filer eller --fetch, ikke begge")
         _fetch_feeds(state, kind, keep)
         return
-    if kind is not None:
-        raise click.UsageError("--kind gjelder bare sammen med --fetch")
+    if kind is not None or keep is not None:
+        option = "--kind" if kind is not None else "--keep"
+        raise click.UsageError(f"{option} gjelder bare sammen med --fetch")
     _some_files(paths, "oppgi minst én fil, eller --fetch for å hente fra registeret")
 
     # Every page is read and checked first: one bad page applies none of them.
@@ -122,7 +123,7 @@ def registry_update(
         out.print(result.summary(), soft_wrap=True)
 
 
-def _fetch_feeds(state: State, kind: str | None, keep: Path) -> None:
+def _fetch_feeds(state: State, kind: str | None, keep: Path | None) -> None:
     from varsel.audit import cli_actor
     from varsel.dump import Kind
     from varsel.errors import UserError

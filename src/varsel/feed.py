@@ -96,6 +96,7 @@ class FeedPage:
     kind: Kind
     entries: list[Any]
     sha256: str  # of the file as given, gzipped or not
+    source: str | None = None  # where it came from, when not kept as the file (an address)
 
 
 def read_page(path: Path) -> FeedPage:
@@ -280,7 +281,7 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
             kind=kind.value,
             source="feed",
             file_name=path.name,
-            file_path=str(path.resolve()),
+            file_path=page.source or str(path.resolve()),
             sha256=sha,
             format="feed",
             dump_date=None,

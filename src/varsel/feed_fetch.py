@@ -8,13 +8,17 @@ import starts the feed afresh (the store is then as the dump was made, about 05:
 day): the first fetch after it asks from the dump's day, and apply_feed skips what the dump
 already holds.
 
-Each page is kept as a file (the snapshot names it and its SHA-256, as for a page given by
-hand) and applied in its own transaction: a failure leaves the pages before it applied and
-the store consistent, and running again fetches from there.
+Each page is applied in its own transaction: a failure leaves the pages before it applied and
+the store consistent, and running again fetches from there. A page is kept as a file only in a
+folder the caller names (the snapshot then names the file, as for a page given by hand; else
+the page's address): pages hold sole proprietors' names and addresses, and the data of units
+the registry has since removed, so they are not left lying about by default.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable
@@ -103,14 +107,18 @@ def fetch_feed(
     db: Database,
     settings: Settings,
     kind: Kind,
-    folder: Path,
+    folder: Path | None = None,
     *,
     size: int = PAGE_SIZE,
     actor: str | None = None,
     on_page: Callable[[FeedResult], None] | None = None,
     client: httpx.Client | None = None,
 ) -> FetchResult:
-    """Fetch and apply a kind's change-feed pages until the registry has no more."""
+    """Fetch and apply a kind's change-feed pages until the registry has no more.
+
+    Each page is kept in `folder` when one is given; otherwise it is applied from a private
+    temporary file, removed at once, and its snapshot names its address.
+    """
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ValueError(f"size must be 1..{MAX_PAGE_SIZE}, not {size}")
     url = feed_url(settings, kind)
@@ -119,12 +127,14 @@ def fetch_feed(
     headers = {"Accept": FEED_ACCEPT[kind], "User-Agent": f"varsel/{__version__}"}
     results: list[FeedResult] = []
     changes = 0
-    own = client is None
-    http = client or httpx.Client(timeout=httpx.Timeout(timeout))
-    try:
+    with contextlib.ExitStack() as stack:
+        http = client or stack.enter_context(httpx.Client(timeout=httpx.Timeout(timeout)))
+        place = folder
+        if place is None:
+            place = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="varsel-feed-")))
         while True:
             params = {**wanted, "size": str(size), "includeChanges": "true", "sort": "id,ASC"}
-            with translated_errors(url, folder, timeout):
+            with translated_errors(url, place, timeout):
                 body = _get(http, url, params, headers)
             ids = _update_ids(url, body, kind)
             if not ids:
@@ -136,8 +146,13 @@ def fetch_feed(
                     f"{url}: registeret svarte med endringer før oppdateringsid {asked}, som "
                     "det ble spurt etter; henting stoppet (sidene før er lagt inn)"
                 )
-            path = _keep(folder, kind, ids, body)
-            result = apply_feed(db, read_page(path), actor=actor)
+            path = _keep(place, kind, ids, body)
+            page = read_page(path)
+            if folder is None:
+                # Pages hold sole proprietors' names and addresses: not kept unless asked.
+                page = dataclasses.replace(page, source=str(httpx.URL(url, params=params)))
+                path.unlink()
+            result = apply_feed(db, page, actor=actor)
             results.append(result)
             changes += len(ids)
             if on_page is not None:
@@ -145,9 +160,6 @@ def fetch_feed(
             if len(ids) < size:
                 break
             wanted = {"oppdateringsid": str(max(ids) + 1)}
-    finally:
-        if own:
-            http.close()
     return FetchResult(kind, start, tuple(results), changes)
 
 
