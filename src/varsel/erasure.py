@@ -41,7 +41,8 @@ Not erased:
   note is in the entry that added it; changing it would break the chain that proves the log
   is complete);
 - files outside the store: the dumps themselves (`snapshots.file_path`, the archive of
-  record), letters and CSV exports an operator has written out: docs/operators.md says so;
+  record), change-feed pages kept with `registry update --fetch --keep`, letters and CSV
+  exports an operator has written out: docs/operators.md says so;
 - a sub-unit's own record, whose name often repeats its parent's (`LYSE AS AVD BODØ`, or a
   sole proprietor's name): the registry removes such a sub-unit with a `Fjernet` of its own;
 - free text that names the person otherwise than by the unit's number or registered name (a
