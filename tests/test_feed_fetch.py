@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from conftest import BRREG
 from helpers import unit_row
+from varsel import feed_fetch
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
@@ -54,6 +55,7 @@ class Feed:
     asked: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
     fail_on: dict[int, int] = field(default_factory=dict)  # request number -> HTTP status
     ignores_id: bool = False  # a broken server: always the first page
+    retry_after: str | None = None  # sent with a refusal
     url: str = ""
 
 
@@ -72,7 +74,7 @@ class FeedHandler(BaseHTTPRequestHandler):
             or parts.path != f"/api/oppdateringer/{kind}"
             or kind not in feed.entries
         ):
-            self._send(status or 404, b'{"status": 404}')
+            self._send(status or 404, b'{"status": 404}', feed.retry_after)
             return
         found = sorted(feed.entries[kind], key=lambda e: e["oppdateringsid"])
         if "oppdateringsid" in query and not feed.ignores_id:
@@ -89,8 +91,10 @@ class FeedHandler(BaseHTTPRequestHandler):
             page["_embedded"] = {key: found[:size]}
         self._send(200, json.dumps(page).encode())
 
-    def _send(self, status: int, body: bytes) -> None:
+    def _send(self, status: int, body: bytes, retry_after: str | None = None) -> None:
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -121,6 +125,14 @@ def registry() -> Iterator[Feed]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(autouse=True)
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses before a page is asked again, taken without waiting."""
+    pauses: list[float] = []
+    monkeypatch.setattr(feed_fetch, "_sleep", pauses.append)
+    return pauses
 
 
 @pytest.fixture
@@ -220,7 +232,7 @@ def test_a_failure_half_way_keeps_the_pages_before_and_the_next_run_goes_on(
     imported: Database, registry: Feed, tmp_path: Path
 ) -> None:
     registry.entries["enheter"] = list(SEVEN)
-    registry.fail_on = {2: 503}
+    registry.fail_on = {2: 503, 3: 503, 4: 503}  # the second page, tried three times
     settings = settings_for(registry)
     with pytest.raises(DownloadError) as caught:
         fetch_feed(imported, settings, Kind.ENHETER, tmp_path, size=3)
@@ -270,6 +282,20 @@ def test_pages_are_not_kept_unless_asked_and_the_snapshot_names_the_address(
             "&includeChanges=true&sort=id%2CASC",
         ),
     ]
+
+
+def test_a_busy_registry_is_asked_again_after_a_pause(
+    imported: Database, registry: Feed, tmp_path: Path, slept: list[float]
+) -> None:
+    registry.entries["enheter"] = list(SEVEN)
+    registry.fail_on = {2: 503, 3: 429}
+    registry.retry_after = "45"
+    result = fetch_feed(imported, settings_for(registry), Kind.ENHETER, size=4)
+    assert result.changes == 7
+    assert watermark(imported) == 106
+    # The pauses: the first as planned (the registry's 45 s is longer), the second its own.
+    assert slept == [45.0, 45.0]
+    assert [q.get("oppdateringsid") for _, q, _ in registry.asked] == [None, "104", "104", "104"]
 
 
 def test_a_removal_fetched_from_the_feed_erases_the_unit(

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,10 @@ FEED_ACCEPT = {
     Kind.ENHETER: "application/vnd.brreg.enhetsregisteret.oppdatering.enhet.v1+json",
     Kind.UNDERENHETER: "application/vnd.brreg.enhetsregisteret.oppdatering.underenhet.v1+json",
 }
+# Seconds before the second and the third try of a page the registry could not serve.
+RETRY_DELAYS = (5.0, 30.0)
+MOST_RETRY_AFTER = 300.0  # the longest Retry-After waited for
+_sleep = time.sleep  # tests wait for nothing
 PAGE_SIZE = 1000  # changes a page; ~5,000 a day, so a daily run fetches a handful of pages
 MAX_PAGE_SIZE = 10_000  # the largest page the registry serves
 
@@ -134,8 +139,7 @@ def fetch_feed(
             place = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="varsel-feed-")))
         while True:
             params = {**wanted, "size": str(size), "includeChanges": "true", "sort": "id,ASC"}
-            with translated_errors(url, place, timeout):
-                body = _get(http, url, params, headers)
+            body = _get_page(http, url, params, headers, place, timeout)
             ids = _update_ids(url, body, kind)
             if not ids:
                 break
@@ -163,9 +167,51 @@ def fetch_feed(
     return FetchResult(kind, start, tuple(results), changes)
 
 
+def _get_page(
+    http: httpx.Client,
+    url: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    place: Path,
+    timeout: float,
+) -> bytes:
+    """One page's body, asked again after a pause when the registry is busy or unreachable.
+
+    A daily run that gave up at the first 503 would leave the store a day behind.
+    """
+    for delay in (*RETRY_DELAYS, None):
+        with translated_errors(url, place, timeout):
+            try:
+                return _get(http, url, params, headers)
+            except (httpx.TimeoutException, httpx.NetworkError, _Busy) as e:
+                if delay is None:
+                    raise
+                wait = delay
+                if isinstance(e, _Busy) and e.retry_after is not None:
+                    wait = min(max(e.retry_after, delay), MOST_RETRY_AFTER)
+        _sleep(wait)
+    raise AssertionError("unreachable")  # the last try returns or raises
+
+
+class _Busy(DownloadError):
+    """The registry answered that it cannot serve now (429, 502, 503, 504)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds, when given as seconds (an HTTP date is read as not given)."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
 def _get(http: httpx.Client, url: str, params: dict[str, str], headers: dict[str, str]) -> bytes:
     """One page's body; a status other than 200 or a body beyond a page's size is an error."""
     with http.stream("GET", url, params=params, headers=headers, follow_redirects=True) as r:
+        if r.status_code in (429, 502, 503, 504):
+            raise _Busy(f"{url}: {status_problem(r)}", _retry_after(r))
         if r.status_code != 200:
             raise DownloadError(f"{url}: {status_problem(r)}")
         parts: list[bytes] = []
