@@ -27,7 +27,7 @@ from varsel.campaign_spec import load_spec
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import Text
+from varsel.errors import N_, Text
 from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
 from varsel.segment import check_campaigns, resolve, selection_sql
@@ -47,11 +47,11 @@ class CampaignStatus(StrEnum):
 
 # A status in the library's (and the command line's) words; the console has its own, translated.
 STATUS_WORDS = {
-    CampaignStatus.READY: "klar",
-    CampaignStatus.SENDING: "sendes",
-    CampaignStatus.PAUSED: "pauset",
-    CampaignStatus.CANCELLED: "avbrutt",
-    CampaignStatus.DONE: "ferdig",
+    CampaignStatus.READY: N_("klar"),
+    CampaignStatus.SENDING: N_("sendes"),
+    CampaignStatus.PAUSED: N_("pauset"),
+    CampaignStatus.CANCELLED: N_("avbrutt"),
+    CampaignStatus.DONE: N_("ferdig"),
 }
 
 

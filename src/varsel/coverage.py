@@ -17,6 +17,7 @@ from typing import Any
 from varsel import industry, municipality
 from varsel.campaign import get_campaign
 from varsel.db import Database
+from varsel.errors import N_
 from varsel.outbox import DeliveryState
 from varsel.segment import FOREIGN, FORMS
 from varsel.suppression import SuppressionKind
@@ -65,43 +66,43 @@ NOT_REACHED = (
 PENDING_DETAILS = ("in_doubt", "claimed", "deferred", "queued", "submitted", "other")
 
 LABELS: dict[str, str] = {
-    Outcome.ALTINN_DELIVERED: "Levert i Altinn",
-    Outcome.EMAIL_ACCEPTED: "E-post levert",
-    Outcome.LETTER_POSTED: "Brev postlagt",
-    Outcome.LETTER_PRODUCED: "Brev laget, ikke postlagt ennå",
-    Outcome.PENDING: "Venter i utboksen",
-    Outcome.LETTER_RETURNED: "Brev i retur",
-    Outcome.EMAIL_BOUNCED: "E-post i retur",
-    Outcome.SUPPRESSED: "Sperret (avmeldt eller blokkert)",
-    Outcome.UNREACHABLE: "Ikke nådd",
-    Reason.EMAIL_FAILED: "e-posten ble avvist for godt",
-    Reason.LETTER_FAILED: "brevet kunne ikke lages",
-    Reason.INCOMPLETE_ADDRESS: "ufullstendig postadresse",
-    Reason.NOT_IN_REGISTRY: "ikke lenger i registeret",
-    Reason.ALTINN_FAILED: "Altinn avviste meldingen",
-    Reason.CANCELLED: "kampanjen ble stoppet før sending",
-    Reason.NOT_ENQUEUED: "adressen kom ikke i utboksen",
-    Reason.EMAIL_INVALID: "ugyldig e-postadresse i registeret",
-    Reason.NO_EMAIL: "ingen e-post; brev er ikke laget",
-    Reason.NO_ADDRESS: "verken e-post eller postadresse",
-    "in_doubt": "usikker (operatøren må avgjøre)",
-    "claimed": "under sending",
-    "deferred": "utsatt, prøves igjen",
-    "queued": "i kø",
-    "submitted": "sendt til Altinn, ikke publisert ennå",
-    "other": "annen tilstand",
+    Outcome.ALTINN_DELIVERED: N_("Levert i Altinn"),
+    Outcome.EMAIL_ACCEPTED: N_("E-post levert"),
+    Outcome.LETTER_POSTED: N_("Brev postlagt"),
+    Outcome.LETTER_PRODUCED: N_("Brev laget, ikke postlagt ennå"),
+    Outcome.PENDING: N_("Venter i utboksen"),
+    Outcome.LETTER_RETURNED: N_("Brev i retur"),
+    Outcome.EMAIL_BOUNCED: N_("E-post i retur"),
+    Outcome.SUPPRESSED: N_("Sperret (avmeldt eller blokkert)"),
+    Outcome.UNREACHABLE: N_("Ikke nådd"),
+    Reason.EMAIL_FAILED: N_("e-posten ble avvist for godt"),
+    Reason.LETTER_FAILED: N_("brevet kunne ikke lages"),
+    Reason.INCOMPLETE_ADDRESS: N_("ufullstendig postadresse"),
+    Reason.NOT_IN_REGISTRY: N_("ikke lenger i registeret"),
+    Reason.ALTINN_FAILED: N_("Altinn avviste meldingen"),
+    Reason.CANCELLED: N_("kampanjen ble stoppet før sending"),
+    Reason.NOT_ENQUEUED: N_("adressen kom ikke i utboksen"),
+    Reason.EMAIL_INVALID: N_("ugyldig e-postadresse i registeret"),
+    Reason.NO_EMAIL: N_("ingen e-post; brev er ikke laget"),
+    Reason.NO_ADDRESS: N_("verken e-post eller postadresse"),
+    "in_doubt": N_("usikker (operatøren må avgjøre)"),
+    "claimed": N_("under sending"),
+    "deferred": N_("utsatt, prøves igjen"),
+    "queued": N_("i kø"),
+    "submitted": N_("sendt til Altinn, ikke publisert ennå"),
+    "other": N_("annen tilstand"),
 }
 
 # Employee bands: the registry hides counts of 1-4, so they are one band.
 SIZE_BANDS: tuple[tuple[str, str], ...] = (
-    ("0", "Ingen ansatte registrert"),
-    ("1-4", "1–4 ansatte (tallet er skjult)"),
-    ("5-9", "5–9 ansatte"),
-    ("10-19", "10–19 ansatte"),
-    ("20-49", "20–49 ansatte"),
-    ("50-99", "50–99 ansatte"),
-    ("100-249", "100–249 ansatte"),
-    ("250+", "250 ansatte eller flere"),
+    ("0", N_("Ingen ansatte registrert")),
+    ("1-4", N_("1–4 ansatte (tallet er skjult)")),
+    ("5-9", N_("5–9 ansatte")),
+    ("10-19", N_("10–19 ansatte")),
+    ("20-49", N_("20–49 ansatte")),
+    ("50-99", N_("50–99 ansatte")),
+    ("100-249", N_("100–249 ansatte")),
+    ("250+", N_("250 ansatte eller flere")),
 )
 UNKNOWN_SECTION = "?"
 

@@ -17,6 +17,7 @@ from varsel.campaign import Campaign, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.coverage import Coverage, coverage
 from varsel.db import Database
+from varsel.errors import N_
 from varsel.feedback import Channel
 from varsel.outbox import DeliveryState
 
@@ -371,17 +372,17 @@ def _feedback(db: Database, campaign_id: int) -> FeedbackSummary:
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BOUNCE_LABELS = {
-    "mailbox": "Mottakeradressen finnes ikke",
-    "domain": "Domenet finnes ikke eller tar ikke imot e-post",
-    "full": "Innboksen er full",
-    "disabled": "Innboksen er stengt eller sperret",
-    "policy": "Avvist av mottakerens regler (søppelpostfilter, sikkerhet)",
-    "complaint": "Mottakeren merket e-posten som søppelpost",
-    "network": "Nettverk eller ruting hos mottakeren",
-    "system": "Feil i mottakerens e-postsystem",
-    "content": "Innholdet ble avvist",
-    "temporary": "Midlertidig feil som aldri gikk over",
-    "other": "Annen eller ukjent årsak",
+    "mailbox": N_("Mottakeradressen finnes ikke"),
+    "domain": N_("Domenet finnes ikke eller tar ikke imot e-post"),
+    "full": N_("Innboksen er full"),
+    "disabled": N_("Innboksen er stengt eller sperret"),
+    "policy": N_("Avvist av mottakerens regler (søppelpostfilter, sikkerhet)"),
+    "complaint": N_("Mottakeren merket e-posten som søppelpost"),
+    "network": N_("Nettverk eller ruting hos mottakeren"),
+    "system": N_("Feil i mottakerens e-postsystem"),
+    "content": N_("Innholdet ble avvist"),
+    "temporary": N_("Midlertidig feil som aldri gikk over"),
+    "other": N_("Annen eller ukjent årsak"),
 }
 
 

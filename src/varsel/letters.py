@@ -30,7 +30,7 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import UserError, os_reason
+from varsel.errors import N_, UserError, os_reason
 from varsel.i18n import fmt_count, fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
@@ -72,9 +72,9 @@ class Unreachable(StrEnum):
 
 
 UNREACHABLE_TEXT = {
-    Unreachable.NO_ADDRESS: "ingen postadresse eller forretningsadresse i registeret",
-    Unreachable.INCOMPLETE: "adressen mangler gyldig postnummer eller poststed",
-    Unreachable.NOT_IN_REGISTRY: "enheten er ikke lenger i registeret",
+    Unreachable.NO_ADDRESS: N_("ingen postadresse eller forretningsadresse i registeret"),
+    Unreachable.INCOMPLETE: N_("adressen mangler gyldig postnummer eller poststed"),
+    Unreachable.NOT_IN_REGISTRY: N_("enheten er ikke lenger i registeret"),
 }
 
 _POSTCODE = re.compile(r"\d{4}\Z")
