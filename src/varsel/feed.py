@@ -245,6 +245,20 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
     """
     if not isinstance(page, FeedPage):
         page = read_page(page)
+    with db.transaction():
+        if db.dialect == "postgresql":
+            # One page of a kind at a time (SQLite's BEGIN IMMEDIATE already serialises
+            # writers): two runs at once (a timer and an operator) would both find the page
+            # new and the same watermark, and apply it twice.
+            lock = FEED_LOCK + list(Kind).index(page.kind)
+            db.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+        return _apply_page(db, page, actor)
+
+
+FEED_LOCK = 7254200  # PostgreSQL advisory lock of the enheter feed; +1 for underenheter
+
+
+def _apply_page(db: Database, page: FeedPage, actor: str | None) -> FeedResult:
     path, kind, entries, sha = page.path, page.kind, page.entries, page.sha256
     # The same page again changes nothing; but a dump imported since undid what it applied.
     applied = db.query_one(
