@@ -325,3 +325,36 @@ def test_a_file_imported_again_is_not_extracted_again(
     again = import_dump(db, brreg / "enheter-sample.json")
     assert again.already_imported
     assert again.snapshot.id == first.snapshot.id
+
+
+def test_an_import_on_postgresql_waits_for_a_feed_page_of_its_register(
+    pg_url: str, brreg: Path
+) -> None:
+    # The register's lock (snapshot.lock_register) is the feed's too: a dump's import and a
+    # page applied at once would each change units under the other.
+    import threading
+
+    import psycopg
+
+    from varsel.db import connect
+    from varsel.snapshot import REGISTER_LOCK
+
+    done: list[int] = []
+
+    def run() -> None:
+        with connect(pg_url) as db:
+            done.append(import_dump(db, brreg / "enheter-sample.json").snapshot.id)
+
+    holder = psycopg.connect(pg_url.split("?", maxsplit=1)[0], autocommit=False)
+    try:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTER_LOCK,))
+        importing = threading.Thread(target=run)
+        importing.start()
+        importing.join(1.0)
+        assert importing.is_alive()
+        assert done == []
+        holder.rollback()
+        importing.join(30)
+    finally:
+        holder.close()
+    assert done == [1]

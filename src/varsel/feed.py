@@ -23,7 +23,13 @@ from varsel.dump import Kind, gzip_problem
 from varsel.erasure import erase_unit
 from varsel.errors import BadFileError, UserError, read_user_file
 from varsel.i18n import fmt_int
-from varsel.snapshot import Snapshot, get_snapshot, insert_snapshot, latest_snapshot
+from varsel.snapshot import (
+    Snapshot,
+    get_snapshot,
+    insert_snapshot,
+    latest_snapshot,
+    lock_register,
+)
 
 SHOWN_NOTES = 5
 # A page holds at most 10,000 entries (the API's largest page); even were each a new unit's
@@ -246,16 +252,8 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
     if not isinstance(page, FeedPage):
         page = read_page(page)
     with db.transaction():
-        if db.dialect == "postgresql":
-            # One page of a kind at a time (SQLite's BEGIN IMMEDIATE already serialises
-            # writers): two runs at once (a timer and an operator) would both find the page
-            # new and the same watermark, and apply it twice.
-            lock = FEED_LOCK + list(Kind).index(page.kind)
-            db.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+        lock_register(db, page.kind.value)  # two runs at once apply a page once
         return _apply_page(db, page, actor)
-
-
-FEED_LOCK = 7254200  # PostgreSQL advisory lock of the enheter feed; +1 for underenheter
 
 
 def _apply_page(db: Database, page: FeedPage, actor: str | None) -> FeedResult:

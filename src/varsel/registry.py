@@ -37,6 +37,7 @@ from varsel.snapshot import (
     file_sha256,
     get_snapshot,
     insert_snapshot,
+    lock_register,
     set_dump_date,
 )
 
@@ -179,6 +180,8 @@ def import_dumps(
         done: list[tuple[int, EarlierImports]] = []
         try:
             with _page_cache(db), db.transaction():
+                for kind in sorted({reader.info.kind.value for reader in readers}):
+                    lock_register(db, kind)  # an import, or a feed page, at a time
                 for reader, sha, stage, rejects in zip(readers, shas, stages, logs, strict=True):
                     with bar(f"Importerer {reader.path.name}") as progress:
                         done.append(

@@ -220,3 +220,18 @@ def stale_warning(db: Database, kind: str = "enheter") -> Text | None:
 def norway_today() -> dt.date:
     """Today in Norway, where the registry dates its dumps."""
     return utcnow().astimezone(ZoneInfo("Europe/Oslo")).date()
+
+
+REGISTER_LOCK = 7254200  # PostgreSQL advisory lock of the enheter register; +1 for underenheter
+
+
+def lock_register(db: Database, kind: str) -> None:
+    """In the caller's transaction: one dump import or change-feed page of a register at a time.
+
+    SQLite's BEGIN IMMEDIATE already serialises writers. On PostgreSQL two runs at once (a
+    timer and an operator) would each find a page new, or a dump not yet imported, and apply
+    it twice.
+    """
+    if db.dialect == "postgresql":
+        index = ("enheter", "underenheter").index(kind)
+        db.execute("SELECT pg_advisory_xact_lock(?)", (REGISTER_LOCK + index,))
