@@ -36,13 +36,14 @@ class Settings:
     )
     registry_base_url: str = _setting(
         "https://data.brreg.no/enhetsregisteret/api",
-        "Adressen til Enhetsregisterets åpne API (uttrekkene ligger under /enheter/lastned); "
-        "endre den bare for et speil eller en test.",
+        "Adressen til Enhetsregisterets åpne API (uttrekkene under /enheter/lastned, "
+        "endringsloggen under /oppdateringer/enheter); endre den bare for et speil eller en test.",
         "VARSEL_REGISTRY_BASE_URL",
     )
     download_timeout: float = _setting(
         60.0,
-        "Sekunder en nedlasting venter på registerets server før den gir opp.",
+        "Sekunder en nedlasting eller en side fra endringsloggen venter på registerets server "
+        "før den gir opp.",
         "VARSEL_DOWNLOAD_TIMEOUT",
         between=(0.1, 3600),
     )
