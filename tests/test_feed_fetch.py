@@ -56,6 +56,7 @@ class Feed:
     fail_on: dict[int, int] = field(default_factory=dict)  # request number -> HTTP status
     ignores_id: bool = False  # a broken server: always the first page
     retry_after: str | None = None  # sent with a refusal
+    most: int | None = None  # the largest page it serves, whatever is asked
     url: str = ""
 
 
@@ -81,7 +82,7 @@ class FeedHandler(BaseHTTPRequestHandler):
             found = [e for e in found if e["oppdateringsid"] >= int(query["oppdateringsid"])]
         if "dato" in query:
             found = [e for e in found if e["dato"] >= query["dato"]]
-        size = int(query.get("size", "20"))
+        size = min(int(query.get("size", "20")), feed.most or 10_000)
         page: dict[str, Any] = {
             "_links": {"self": {"href": f"https://data.brreg.no{self.path}"}},
             "page": {"size": size, "totalElements": len(found), "totalPages": 1, "number": 0},
@@ -168,7 +169,7 @@ def test_a_first_fetch_starts_at_the_dump_day_and_pages_by_id(
     asked = [q for _, q, _ in registry.asked]
     assert asked[0]["dato"] == f"{DUMP_DAY}T00:00:00.000Z"
     assert "oppdateringsid" not in asked[0]
-    assert [q.get("oppdateringsid") for q in asked[1:]] == ["103", "106"]
+    assert [q.get("oppdateringsid") for q in asked[1:]] == ["103", "106", "107"]  # 107: none
     assert all(q["includeChanges"] == "true" and q["sort"] == "id,ASC" for q in asked)
     assert all(q["size"] == "3" for q in asked)
     assert {accept for _, _, accept in registry.asked} == {FEED_ACCEPT[Kind.ENHETER]}
@@ -295,7 +296,23 @@ def test_a_busy_registry_is_asked_again_after_a_pause(
     assert watermark(imported) == 106
     # The pauses: the first as planned (the registry's 45 s is longer), the second its own.
     assert slept == [45.0, 45.0]
-    assert [q.get("oppdateringsid") for _, q, _ in registry.asked] == [None, "104", "104", "104"]
+    assert [q.get("oppdateringsid") for _, q, _ in registry.asked] == [
+        None,
+        "104",
+        "104",
+        "104",
+        "107",
+    ]
+
+
+def test_a_registry_serving_smaller_pages_than_asked_is_followed_to_the_end(
+    imported: Database, registry: Feed
+) -> None:
+    registry.entries["enheter"] = list(SEVEN)
+    registry.most = 3  # asked for 1,000
+    result = fetch_feed(imported, settings_for(registry), Kind.ENHETER)
+    assert (len(result.pages), result.changes) == (3, 7)
+    assert watermark(imported) == 106
 
 
 def test_a_removal_fetched_from_the_feed_erases_the_unit(

@@ -161,8 +161,8 @@ def fetch_feed(
             changes += len(ids)
             if on_page is not None:
                 on_page(result)
-            if len(ids) < size:
-                break
+            # Until a page comes back empty: a short page need not be the last (a registry
+            # may serve fewer than asked for), and stopping there would fall behind daily.
             wanted = {"oppdateringsid": str(max(ids) + 1)}
     return FetchResult(kind, start, tuple(results), changes)
 
