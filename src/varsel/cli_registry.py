@@ -144,6 +144,7 @@ def _fetch_feeds(state: State, kind: str | None, keep: Path | None) -> None:
             keep,
             actor=cli_actor(),
             on_page=lambda page: out.print(page.summary(), soft_wrap=True),
+            on_wait=lambda text: err.print(text, soft_wrap=True, markup=False),
         )
         out.print(result.summary(), soft_wrap=True)
 

@@ -276,7 +276,7 @@ def translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
     except httpx.TimeoutException:
         raise DownloadError(f"{url}: registeret svarte ikke innen {timeout:g} s") from None
     except httpx.ConnectError as e:
-        raise DownloadError(f"{url}: kunne ikke koble til ({_connect_reason(e)})") from None
+        raise DownloadError(f"{url}: kunne ikke koble til ({connect_reason(e)})") from None
     except httpx.HTTPError as e:
         raise DownloadError(f"{url}: nedlastingen stoppet ({_one_line(e)})") from None
     except httpx.InvalidURL as e:
@@ -430,7 +430,7 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split()) or type(value).__name__
 
 
-def _connect_reason(error: BaseException) -> str:
+def connect_reason(error: BaseException) -> str:
     """Why a connection failed: the operating system's reason behind httpx's, in Bokmål."""
     cause: BaseException | None = error
     while cause is not None:

@@ -33,7 +33,7 @@ import orjson
 from varsel import __version__
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.download import api_base, status_problem, translated_errors
+from varsel.download import api_base, connect_reason, status_problem, translated_errors
 from varsel.dump import Kind
 from varsel.errors import DownloadError, UserError, os_reason
 from varsel.feed import MAX_PAGE_BYTES, FeedResult, apply_feed, read_page
@@ -117,6 +117,7 @@ def fetch_feed(
     size: int = PAGE_SIZE,
     actor: str | None = None,
     on_page: Callable[[FeedResult], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
 ) -> FetchResult:
     """Fetch and apply a kind's change-feed pages until the registry has no more.
@@ -139,7 +140,7 @@ def fetch_feed(
             place = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="varsel-feed-")))
         while True:
             params = {**wanted, "size": str(size), "includeChanges": "true", "sort": "id,ASC"}
-            body = _get_page(http, url, params, headers, place, timeout)
+            body = _get_page(http, url, params, headers, place, timeout, on_wait)
             ids = _update_ids(url, body, kind)
             if not ids:
                 break
@@ -174,6 +175,7 @@ def _get_page(
     headers: dict[str, str],
     place: Path,
     timeout: float,
+    on_wait: Callable[[str], None] | None = None,
 ) -> bytes:
     """One page's body, asked again after a pause when the registry is busy or unreachable.
 
@@ -189,8 +191,22 @@ def _get_page(
                 wait = delay
                 if isinstance(e, _Busy) and e.retry_after is not None:
                     wait = min(max(e.retry_after, delay), MOST_RETRY_AFTER)
+                why = _why(url, e, timeout)
+        if on_wait is not None:
+            on_wait(f"{url}: {why}; prøver igjen om {wait:.0f} s")
         _sleep(wait)
     raise AssertionError("unreachable")  # the last try returns or raises
+
+
+def _why(url: str, error: Exception, timeout: float) -> str:
+    """Why a page was not served, in a few words (for the line that says it is asked again)."""
+    if isinstance(error, _Busy):
+        return str(error).removeprefix(f"{url}: ")
+    if isinstance(error, httpx.TimeoutException):
+        return f"registeret svarte ikke innen {timeout:g} s"
+    if isinstance(error, httpx.ConnectError):
+        return f"kunne ikke koble til ({connect_reason(error)})"
+    return "forbindelsen ble brutt"
 
 
 class _Busy(DownloadError):
