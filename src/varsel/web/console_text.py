@@ -7,7 +7,7 @@ ids instead, so that the Nynorsk and English pages name things in their own lang
 from __future__ import annotations
 
 from varsel.campaign import CampaignStatus
-from varsel.coverage import Outcome
+from varsel.coverage import LABELS, Outcome
 from varsel.suppression import REASON_LABELS, SuppressionKind
 from varsel.web.templating import N_
 
@@ -50,17 +50,8 @@ REACH_NAMES = {
     "postal_only": N_("Bare postadresse"),
 }
 
-OUTCOME_NAMES = {
-    Outcome.ALTINN_DELIVERED: N_("Levert i Altinn"),
-    Outcome.EMAIL_ACCEPTED: N_("E-post levert"),
-    Outcome.LETTER_POSTED: N_("Brev postlagt"),
-    Outcome.LETTER_PRODUCED: N_("Brev laget, ikke postlagt ennå"),
-    Outcome.PENDING: N_("Venter i utboksen"),
-    Outcome.LETTER_RETURNED: N_("Brev i retur"),
-    Outcome.EMAIL_BOUNCED: N_("E-post i retur"),
-    Outcome.SUPPRESSED: N_("Sperret (avmeldt eller blokkert)"),
-    Outcome.UNREACHABLE: N_("Ikke nådd"),
-}
+# The outcomes in coverage's words (the CLI's table), translated by the console's pages.
+OUTCOME_NAMES = {outcome: LABELS[outcome] for outcome in Outcome}
 
 CHANNEL_NAMES = {
     "epost": N_("E-post"),
