@@ -57,6 +57,7 @@ class Feed:
     ignores_id: bool = False  # a broken server: always the first page
     retry_after: str | None = None  # sent with a refusal
     most: int | None = None  # the largest page it serves, whatever is asked
+    body: bytes | None = None  # served instead of a page, with 200
     url: str = ""
 
 
@@ -76,6 +77,9 @@ class FeedHandler(BaseHTTPRequestHandler):
             or kind not in feed.entries
         ):
             self._send(status or 404, b'{"status": 404}', feed.retry_after)
+            return
+        if feed.body is not None:
+            self._send(200, feed.body)
             return
         found = sorted(feed.entries[kind], key=lambda e: e["oppdateringsid"])
         if "oppdateringsid" in query and not feed.ignores_id:
@@ -340,6 +344,32 @@ def test_a_server_that_ignores_the_id_is_stopped_and_nothing_is_applied_twice(
         fetch_feed(imported, settings_for(registry), Kind.ENHETER, tmp_path, size=3)
     assert len(registry.asked) == 2
     assert imported.scalar("SELECT sum(records) FROM snapshots WHERE source = 'feed'") == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"<html>Vedlikehold</html>", "svaret er ikke JSON (ugyldig fra byte 0)"),
+        (b'{"enheter": []}', "svaret er ikke en side fra endringsloggen"),
+        (b'{"_embedded": {"enheter": []}}', "svaret har ikke _embedded.oppdaterteEnheter"),
+        (
+            b'{"_embedded": {"oppdaterteEnheter": [{"oppdateringsid": "x"}]}}',
+            "ingen av endringene på siden har en oppdateringsid",
+        ),
+    ],
+)
+def test_an_answer_that_is_no_page_changes_nothing_and_is_one_line(
+    imported: Database, registry: Feed, tmp_path: Path, body: bytes, says: str
+) -> None:
+    registry.body = body
+    before = imported.scalar("SELECT count(*) FROM snapshots")
+    with pytest.raises(DownloadError) as caught:
+        fetch_feed(imported, settings_for(registry), Kind.ENHETER, tmp_path / "sider")
+    assert str(caught.value).startswith(f"{registry.url}/oppdateringer/enheter: {says}")
+    assert "\n" not in str(caught.value)
+    assert imported.scalar("SELECT count(*) FROM snapshots") == before
+    assert watermark(imported) is None
+    assert not (tmp_path / "sider").exists()
 
 
 def test_a_store_without_an_import_cannot_follow_the_feed(

@@ -253,7 +253,7 @@ def _update_ids(url: str, body: bytes, kind: Kind) -> list[int]:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise DownloadError(f"{url}: svaret er ikke JSON (byte {e.pos}: {e.msg})") from None
+        raise DownloadError(f"{url}: svaret er ikke JSON (ugyldig fra byte {e.pos})") from None
     embedded = data.get("_embedded") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not ({"_embedded", "page", "_links"} & data.keys()):
         raise DownloadError(f"{url}: svaret er ikke en side fra endringsloggen")
