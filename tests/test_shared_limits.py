@@ -129,3 +129,21 @@ def test_full_buckets_are_purged_and_come_back_full(pg: Database) -> None:
     assert grant(pg, [request], known) == {"domain:b.no": 5}
     # The empty bucket was kept: a.no's limit is not reset by the purge.
     assert grant(pg, [Request("domain:a.no", 5, 0.1, 5.0)], known) == {"domain:a.no": 0}
+
+
+def test_a_purge_never_waits_for_a_bucket_a_worker_holds(pg: Database, pg_url: str) -> None:
+    # An idle worker purges while others take tokens: the purge must neither wait for a row a
+    # grant has locked nor lock rows in another order than grant's (the two deadlocked once).
+    from varsel.shared_limits import purge_full
+
+    known: set[str] = set()
+    grant(pg, [Request(f"domain:{n}.no", 1, 1000.0, 5.0) for n in "abc"], known)
+    time.sleep(0.05)  # all three full again
+    with connect(pg_url) as worker, worker.transaction():
+        worker.execute("SELECT 1 FROM send_buckets WHERE key = 'domain:b.no' FOR UPDATE")
+        started = time.monotonic()
+        with pg.transaction():
+            pg.execute("SET LOCAL statement_timeout = '5s'")  # a purge that waits fails here
+            assert purge_full(pg) == 2  # b.no is held: left for the next purge
+        assert time.monotonic() - started < 2.0
+    assert pg.query("SELECT key FROM send_buckets") == [("domain:b.no",)]
