@@ -257,6 +257,7 @@ def apply_feed(db: Database, page: FeedPage | Path, *, actor: str | None = None)
 
 
 def _apply_page(db: Database, page: FeedPage, actor: str | None) -> FeedResult:
+    """apply_feed's work, in its transaction (under the register's lock)."""
     path, kind, entries, sha = page.path, page.kind, page.entries, page.sha256
     # The same page again changes nothing; but a dump imported since undid what it applied.
     applied = db.query_one(
@@ -279,71 +280,70 @@ def _apply_page(db: Database, page: FeedPage, actor: str | None) -> FeedResult:
         counts["skipped"] += 1
         skipped[reason] += 1
 
-    with db.transaction():
-        now = utcnow_iso()
-        watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
-        last = int(watermark) if watermark is not None else 0
-        # The store holds the dump imported last (an older one imported again undoes a wrong
-        # import), so its date is the one that counts, not the newest date seen.
-        dump = latest_snapshot(db, kind.value, "dump")
-        dump_date, guessed = (dump.dump_date, dump.dump_date_guessed) if dump else (None, False)
-        newest_day: str | None = None  # of the entries applied: how new the data now is
-        snapshot_id = insert_snapshot(
-            db,
-            kind=kind.value,
-            source="feed",
-            file_name=path.name,
-            file_path=page.source or str(path.resolve()),
-            sha256=sha,
-            format="feed",
-            dump_date=None,
-            imported_at=now,
-        )
-        valid = _valid_entries(entries, counts, note)
-        for entry in sorted(valid, key=lambda e: int(e["oppdateringsid"])):
-            update_id = int(entry["oppdateringsid"])
-            if entry["endringstype"] != "Fjernet":
-                if update_id <= last:
-                    skip(f"allerede brukt eller eldre (oppdateringsid ≤ {last})")
-                    continue
-                # `dato` is UTC; the dump is built at about 05:00 Norwegian time on its date.
-                # An entry dated the day before (UTC) was made before that, so the dump has it
-                # or something newer. One dated the dump's day is applied: most of that day
-                # came after the dump, and one that came before sets what the dump already
-                # holds, followed by that night's later entries in id order.
-                day = _entry_day(entry)
-                if dump_date and day and day < dump_date:
-                    if guessed:
-                        _refuse_guessed(path, valid, dump_date)  # rolls the transaction back
-                    last = max(last, update_id)
-                    skip(f"eldre enn siste fullstendige import (dump fra {dump_date})")
-                    continue
-            outcome = _apply_entry(db, entry, kind, unit_kind, snapshot_id, now)
-            if not outcome.startswith(("skipped", "rejected")):
-                newest_day = max(newest_day or "", _entry_day(entry) or "") or None
-            if outcome.startswith("skipped"):
-                skip(outcome.partition(":")[2].strip())
-            elif outcome.startswith("rejected"):
-                counts["rejected"] += 1
-                note(f"avvist {entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
-            else:
-                counts[outcome] += 1
-            last = max(last, update_id)
-        _save(db, kind, snapshot_id, len(entries), counts, last, now, newest_day)
-        audit.record(
-            db,
-            actor or audit.SYSTEM,
-            audit.Action.REGISTRY_UPDATE,
-            f"snapshot:{snapshot_id}",
-            {
-                "file": path.name,
-                "sha256": sha,
-                "kind": kind.value,
-                "last_update_id": last,
-                **counts,
-                "skipped_because": dict(skipped),
-            },
-        )
+    now = utcnow_iso()
+    watermark = db.scalar("SELECT last_update_id FROM feed_state WHERE kind = ?", (kind.value,))
+    last = int(watermark) if watermark is not None else 0
+    # The store holds the dump imported last (an older one imported again undoes a wrong
+    # import), so its date is the one that counts, not the newest date seen.
+    dump = latest_snapshot(db, kind.value, "dump")
+    dump_date, guessed = (dump.dump_date, dump.dump_date_guessed) if dump else (None, False)
+    newest_day: str | None = None  # of the entries applied: how new the data now is
+    snapshot_id = insert_snapshot(
+        db,
+        kind=kind.value,
+        source="feed",
+        file_name=path.name,
+        file_path=page.source or str(path.resolve()),
+        sha256=sha,
+        format="feed",
+        dump_date=None,
+        imported_at=now,
+    )
+    valid = _valid_entries(entries, counts, note)
+    for entry in sorted(valid, key=lambda e: int(e["oppdateringsid"])):
+        update_id = int(entry["oppdateringsid"])
+        if entry["endringstype"] != "Fjernet":
+            if update_id <= last:
+                skip(f"allerede brukt eller eldre (oppdateringsid ≤ {last})")
+                continue
+            # `dato` is UTC; the dump is built at about 05:00 Norwegian time on its date.
+            # An entry dated the day before (UTC) was made before that, so the dump has it
+            # or something newer. One dated the dump's day is applied: most of that day
+            # came after the dump, and one that came before sets what the dump already
+            # holds, followed by that night's later entries in id order.
+            day = _entry_day(entry)
+            if dump_date and day and day < dump_date:
+                if guessed:
+                    _refuse_guessed(path, valid, dump_date)  # rolls the transaction back
+                last = max(last, update_id)
+                skip(f"eldre enn siste fullstendige import (dump fra {dump_date})")
+                continue
+        outcome = _apply_entry(db, entry, kind, unit_kind, snapshot_id, now)
+        if not outcome.startswith(("skipped", "rejected")):
+            newest_day = max(newest_day or "", _entry_day(entry) or "") or None
+        if outcome.startswith("skipped"):
+            skip(outcome.partition(":")[2].strip())
+        elif outcome.startswith("rejected"):
+            counts["rejected"] += 1
+            note(f"avvist {entry['organisasjonsnummer']}: {outcome.partition(':')[2].strip()}")
+        else:
+            counts[outcome] += 1
+        last = max(last, update_id)
+    _save(db, kind, snapshot_id, len(entries), counts, last, now, newest_day)
+    audit.record(
+        db,
+        actor or audit.SYSTEM,
+        audit.Action.REGISTRY_UPDATE,
+        f"snapshot:{snapshot_id}",
+        {
+            "file": path.name,
+            "sha256": sha,
+            "kind": kind.value,
+            "last_update_id": last,
+            **counts,
+            "skipped_because": dict(skipped),
+        },
+    )
     return FeedResult(
         path, get_snapshot(db, snapshot_id), False, tuple(notes), tuple(skipped.items())
     )
