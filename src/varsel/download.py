@@ -201,7 +201,7 @@ def download_dump(
         os.replace(tmp, out)
         # The sidecar follows the file: a crash in between leaves a sidecar whose size or
         # version no longer matches the server's, so the next run simply downloads again.
-        _write_atomically(sidecar_path(out), json.dumps(meta, indent=2) + "\n")
+        write_atomically(sidecar_path(out), (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
 
     return DownloadResult(
         path=out,
@@ -269,8 +269,9 @@ def _request_headers(kind: str, fmt: str, previous: dict[str, str] | None) -> di
 
 
 @contextlib.contextmanager
-def translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
-    """Turn network and disk failures into one-line DownloadErrors naming the URL."""
+def translated_errors(url: str, out: Path | None, timeout: float) -> Iterator[None]:
+    """Turn network and disk failures into one-line DownloadErrors naming the URL (and `out`,
+    the file being written, if any)."""
     try:
         yield
     except httpx.TimeoutException:
@@ -282,7 +283,8 @@ def translated_errors(url: str, out: Path, timeout: float) -> Iterator[None]:
     except httpx.InvalidURL as e:
         raise DownloadError(f"{url}: ugyldig adresse ({_one_line(e)})") from None
     except OSError as e:
-        raise DownloadError(f"{url}: kan ikke lagre {out}: {os_reason(e)}") from None
+        saving = f"kan ikke lagre {out}: " if out is not None else ""
+        raise DownloadError(f"{url}: {saving}{os_reason(e)}") from None
 
 
 def _usable_sidecar(out: Path) -> dict[str, str] | None:
@@ -415,11 +417,12 @@ def _dump_problem(path: Path, fmt: str) -> str | None:
     return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all: to a temporary name beside it, then renamed."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

@@ -113,6 +113,13 @@ def read_page(path: Path) -> FeedPage:
     return FeedPage(path, kind, entries, hashlib.sha256(raw).hexdigest())
 
 
+def page_of(path: Path, raw: bytes, source: str | None = None) -> FeedPage:
+    """A page received as JSON bytes, checked as read_page checks a file; `path` names it (it
+    need not exist), `source` says where it came from when it is not kept as that file."""
+    kind, entries = _feed_entries(path, raw, False)
+    return FeedPage(path, kind, entries, hashlib.sha256(raw).hexdigest(), source)
+
+
 def _page_bytes(path: Path) -> tuple[bytes, bytes, bool]:
     """The file's bytes and its content, unpacked when gzipped (told by content, as import does)."""
     try:

@@ -9,8 +9,8 @@ day): the first fetch after it asks from the dump's day, and apply_feed skips wh
 already holds.
 
 Each page is applied in its own transaction: a failure leaves the pages before it applied and
-the store consistent, and running again fetches from there. A page is kept as a file only in a
-folder the caller names (the snapshot then names the file, as for a page given by hand; else
+the store consistent, and running again fetches from there. A page is written to disk only in
+a folder the caller names (the snapshot then names the file, as for a page given by hand; else
 the page's address): pages hold sole proprietors' names and addresses, and the data of units
 the registry has since removed, so they are not left lying about by default.
 """
@@ -18,9 +18,6 @@ the registry has since removed, so they are not left lying about by default.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +30,16 @@ import orjson
 from varsel import __version__
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.download import api_base, connect_reason, status_problem, translated_errors
+from varsel.download import (
+    api_base,
+    connect_reason,
+    status_problem,
+    translated_errors,
+    write_atomically,
+)
 from varsel.dump import Kind
 from varsel.errors import DownloadError, UserError, os_reason
-from varsel.feed import MAX_PAGE_BYTES, FeedResult, apply_feed, read_page
+from varsel.feed import MAX_PAGE_BYTES, FeedResult, apply_feed, page_of
 from varsel.i18n import fmt_int
 from varsel.snapshot import latest_snapshot
 
@@ -122,8 +125,8 @@ def fetch_feed(
 ) -> FetchResult:
     """Fetch and apply a kind's change-feed pages until the registry has no more.
 
-    Each page is kept in `folder` when one is given; otherwise it is applied from a private
-    temporary file, removed at once, and its snapshot names its address.
+    Each page is kept in `folder` when one is given; otherwise it is applied as it came and
+    never written to disk, and its snapshot names its address.
     """
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ValueError(f"size must be 1..{MAX_PAGE_SIZE}, not {size}")
@@ -135,12 +138,9 @@ def fetch_feed(
     changes = 0
     with contextlib.ExitStack() as stack:
         http = client or stack.enter_context(httpx.Client(timeout=httpx.Timeout(timeout)))
-        place = folder
-        if place is None:
-            place = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="varsel-feed-")))
         while True:
             params = {**wanted, "size": str(size), "includeChanges": "true", "sort": "id,ASC"}
-            body = _get_page(http, url, params, headers, place, timeout, on_wait)
+            body = _get_page(http, url, params, headers, timeout, on_wait)
             ids = _update_ids(url, body, kind)
             if not ids:
                 break
@@ -151,12 +151,12 @@ def fetch_feed(
                     f"{url}: registeret svarte med endringer før oppdateringsid {asked}, som "
                     "det ble spurt etter; henting stoppet (sidene før er lagt inn)"
                 )
-            path = _keep(place, kind, ids, body)
-            page = read_page(path)
+            name = Path(f"oppdateringer-{kind.value}-{min(ids)}-{max(ids)}.json")
             if folder is None:
                 # Pages hold sole proprietors' names and addresses: not kept unless asked.
-                page = dataclasses.replace(page, source=str(httpx.URL(url, params=params)))
-                path.unlink()
+                page = page_of(name, body, source=str(httpx.URL(url, params=params)))
+            else:
+                page = page_of(_keep(folder / name, body), body)
             result = apply_feed(db, page, actor=actor)
             results.append(result)
             changes += len(ids)
@@ -173,7 +173,6 @@ def _get_page(
     url: str,
     params: dict[str, str],
     headers: dict[str, str],
-    place: Path,
     timeout: float,
     on_wait: Callable[[str], None] | None = None,
 ) -> bytes:
@@ -182,7 +181,7 @@ def _get_page(
     A daily run that gave up at the first 503 would leave the store a day behind.
     """
     for delay in (*RETRY_DELAYS, None):
-        with translated_errors(url, place, timeout):
+        with translated_errors(url, None, timeout):  # nothing is written while asking
             try:
                 return _get(http, url, params, headers)
             except (httpx.TimeoutException, httpx.NetworkError, _Busy) as e:
@@ -273,20 +272,12 @@ def _update_ids(url: str, body: bytes, kind: Kind) -> list[int]:
     return ids
 
 
-def _keep(folder: Path, kind: Kind, ids: list[int], body: bytes) -> Path:
-    """Write a page to the folder (whole or not at all) and return its path."""
-    path = folder / f"oppdateringer-{kind.value}-{min(ids)}-{max(ids)}.json"
+def _keep(path: Path, body: bytes) -> Path:
+    """Write a page to its file (whole or not at all) and return the path."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, body)
     except OSError as e:
-        problem = f"{folder}: kan ikke lagre siden fra endringsloggen: {os_reason(e)}"
+        problem = f"{path.parent}: kan ikke lagre siden fra endringsloggen: {os_reason(e)}"
         raise DownloadError(problem) from None
     return path
