@@ -19,3 +19,16 @@ def test_english_numbers() -> None:
 
 def test_a_share_of_nothing_is_a_dash() -> None:
     assert fmt_share(0, 0) == fmt_share(0, 0, "en") == "–"
+
+
+def test_sizes_and_seconds_as_a_norwegian_reader_writes_them() -> None:
+    from varsel.i18n import fmt_bytes, fmt_seconds
+
+    assert [fmt_bytes(n) for n in (999, 3_400, 83_124_224, 238_000_000, 1_900_000_000)] == [
+        "999 B",
+        "3,4 kB",
+        "83 MB",
+        "238 MB",
+        "1,9 GB",
+    ]
+    assert [fmt_seconds(s) for s in (0.44, 3.25, 42.4)] == ["0,4 s", "3,2 s", "42 s"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from varsel import audit
 from varsel.db import Database, normalise_url
 from varsel.errors import UserError, os_reason
+from varsel.i18n import fmt_bytes, fmt_seconds
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Backup:
     def summary(self) -> str:
         return (
             f"Sikkerhetskopi av {self.source} skrevet til {self.path} "
-            f"({_human_size(self.bytes)}, kontrollert) på {_seconds(self.seconds)}."
+            f"({fmt_bytes(self.bytes)}, kontrollert) på {fmt_seconds(self.seconds)}."
         )
 
 
@@ -121,14 +122,3 @@ def _sync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _human_size(size: int) -> str:
-    for unit, step in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if size >= step:
-            return f"{size / step:.1f} {unit}".replace(".", ",")
-    return f"{size} byte"
-
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds:.1f} s".replace(".", ",")

@@ -25,6 +25,7 @@ from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.dump import gzip_problem
 from varsel.errors import ConfigError, DownloadError, VarselError, os_reason
+from varsel.i18n import fmt_bytes, fmt_seconds
 from varsel.progress import ProgressCallback
 
 KINDS = ("enheter", "underenheter")
@@ -97,7 +98,7 @@ class DownloadResult:
         made = f" Mappen {self.made_folder} er laget." if self.made_folder else ""
         return (
             f"Lastet ned {self.kind} ({self.fmt}) til {self.path.name}: "
-            f"{_human_size(self.bytes)} på {_human_seconds(self.seconds)}.{made}"
+            f"{fmt_bytes(self.bytes)} på {fmt_seconds(self.seconds)}.{made}"
         )
 
 
@@ -441,21 +442,3 @@ def connect_reason(error: BaseException) -> str:
             return os_reason(cause)
         cause = cause.__cause__ or cause.__context__
     return _one_line(error)
-
-
-def _human_size(size: int) -> str:
-    """Bytes in decimal units with a Norwegian decimal comma: 212 MB, 3,4 kB."""
-    if size < 1000:
-        return f"{size} B"
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= factor:
-            value = size / factor
-            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".replace(".", ",")
-            return f"{text} {unit}"
-    return f"{size} B"  # pragma: no cover - the loop always returns
-
-
-def _human_seconds(seconds: float) -> str:
-    if seconds >= 10:
-        return f"{seconds:.0f} s"
-    return f"{seconds:.1f}".replace(".", ",") + " s"

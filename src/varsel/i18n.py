@@ -28,3 +28,22 @@ def fmt_decimal(x: float, language: str = "nb") -> str:
 def fmt_count(n: int, one: str, many: str) -> str:
     """A count with its noun in the right number: '1 e-post', '20 000 e-poster'."""
     return f"{fmt_int(n)} {one if n == 1 else many}"
+
+
+def fmt_bytes(size: int) -> str:
+    """Bytes in decimal units with a Norwegian decimal comma: 212 MB, 3,4 kB."""
+    if size < 1000:
+        return f"{size} B"
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= factor:
+            value = size / factor
+            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".replace(".", ",")
+            return f"{text} {unit}"
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def fmt_seconds(seconds: float) -> str:
+    """Seconds as a Norwegian reader writes them: 0,4 s, 3,2 s, 42 s."""
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.1f}".replace(".", ",") + " s"
