@@ -100,8 +100,8 @@ def registry_update(
     """Legg endringssider (oppdateringer, JSON, gzip eller ikke) inn i lageret.
 
     Med --fetch hentes endringene etter den siste som er lagt inn, side for side, rett fra
-    registeret. Hver side lagres og legges inn for seg; stopper hentingen underveis,
-    fortsetter neste kjøring der den slapp.
+    registeret. Hver side legges inn for seg (og lagres bare med --keep); stopper
+    hentingen underveis, fortsetter neste kjøring der den slapp.
     """
     from varsel.audit import cli_actor
     from varsel.feed import apply_feed, read_page
