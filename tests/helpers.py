@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 from varsel import unit
@@ -318,3 +320,34 @@ def page_form(client: TestClient, path: str) -> dict[str, str]:
     digest = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
     assert csrf is not None
     return {"csrf": csrf.group(1), "digest": digest.group(1) if digest else ""}
+
+
+S = TypeVar("S")
+
+
+class LoopbackServer(ThreadingHTTPServer, Generic[S]):
+    """An HTTP server on 127.0.0.1 (a free port) whose handlers find the test's `state`."""
+
+    # Handler threads are joined by server_close(), so none outlives its test.
+    daemon_threads = False
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], state: S) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.state = state
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@contextlib.contextmanager
+def serving(server: LoopbackServer[S]) -> Iterator[LoopbackServer[S]]:
+    """Serve on a thread of its own until the block ends; then stop and close the server."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -10,12 +10,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import LoopbackServer, serving
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.download import (
@@ -74,10 +75,10 @@ class Registry:
 
 
 class RegistryHandler(BaseHTTPRequestHandler):
-    server: RegistryServer
+    server: LoopbackServer[Registry]
 
     def do_GET(self) -> None:
-        reg = self.server.registry
+        reg = self.server.state
         reg.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
         if reg.slow:
             reg.release.wait(10)
@@ -98,7 +99,7 @@ class RegistryHandler(BaseHTTPRequestHandler):
             self._send(200, reg.body, "application/octet-stream")
 
     def _validators(self) -> None:
-        reg = self.server.registry
+        reg = self.server.state
         if reg.etag is not None:
             self.send_header("ETag", reg.etag)
         if reg.last_modified is not None:
@@ -110,7 +111,7 @@ class RegistryHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self._validators()
         self.end_headers()
-        cut = self.server.registry.cut_after
+        cut = self.server.state.cut_after
         # The client stops reading on purpose when it sees an unchanged dump.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body if cut is None else body[:cut])
@@ -119,29 +120,16 @@ class RegistryHandler(BaseHTTPRequestHandler):
         pass
 
 
-class RegistryServer(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so none outlives its test.
-    daemon_threads = False
-
-    def __init__(self, registry: Registry) -> None:
-        super().__init__(("127.0.0.1", 0), RegistryHandler)
-        self.registry = registry
-
-
 @pytest.fixture
 def registry() -> Iterator[Registry]:
     reg = Registry()
-    server = RegistryServer(reg)
-    reg.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield reg
-    finally:
-        reg.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    server = LoopbackServer(RegistryHandler, reg)
+    reg.url = server.url
+    with serving(server):
+        try:
+            yield reg
+        finally:
+            reg.release.set()  # a slow answer waiting on it ends before the server stops
 
 
 def settings_for(reg: Registry, timeout: float = 5.0) -> Settings:

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BRREG
-from helpers import unit_row
+from helpers import LoopbackServer, serving, unit_row
 from varsel import feed_fetch
 from varsel.cli import cli
 from varsel.config import Settings
@@ -62,10 +61,10 @@ class Feed:
 
 
 class FeedHandler(BaseHTTPRequestHandler):
-    server: FeedServer
+    server: LoopbackServer[Feed]
 
     def do_GET(self) -> None:
-        feed = self.server.feed
+        feed = self.server.state
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
         feed.asked.append((parts.path, query, self.headers.get("Accept", "")))
@@ -109,27 +108,13 @@ class FeedHandler(BaseHTTPRequestHandler):
         pass
 
 
-class FeedServer(ThreadingHTTPServer):
-    daemon_threads = False
-
-    def __init__(self, feed: Feed) -> None:
-        super().__init__(("127.0.0.1", 0), FeedHandler)
-        self.feed = feed
-
-
 @pytest.fixture
 def registry() -> Iterator[Feed]:
     feed = Feed()
-    server = FeedServer(feed)
-    feed.url = f"http://127.0.0.1:{server.server_address[1]}/api"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    server = LoopbackServer(FeedHandler, feed)
+    feed.url = f"{server.url}/api"
+    with serving(server):
         yield feed
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture(autouse=True)
