@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
+import psycopg
 import pytest
 
-from varsel.db import applied_versions, connect, migrate_store, migrations, normalise_url
+from varsel.db import applied_versions, connect, lost, migrate_store, migrations, normalise_url
 from varsel.errors import StoreError
 
 
@@ -90,3 +93,91 @@ def test_a_postgresql_refusal_is_said_in_bokmal(postgres_base: str) -> None:
     assert closed.value.message.endswith(
         "(tilkoblingen ble avvist: kjører PostgreSQL på den porten?)"
     )
+
+
+# -- a store that fails under a command (db.lost) ------------------------------------------
+
+END = "; det som var fullført, er lagret, og kommandoen kan kjøres igjen når lageret er i orden"
+
+
+def _error_of(run: Callable[[], object]) -> BaseException:
+    try:
+        run()
+    except Exception as e:
+        return e
+    raise AssertionError("no error")
+
+
+def test_a_full_disk_a_held_lock_and_a_read_only_file_name_the_sqlite_store(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "varsel.db")
+    with connect(path) as db:
+        raw = db.raw_connection()
+        # A file that may not grow (SQLite's own limit, as a full disk): SQLITE_FULL.
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+        raw.execute(f"PRAGMA max_page_count = {pages}")
+        full = _error_of(
+            lambda: db.execute("INSERT INTO events (at, kind) VALUES (?, ?)", ("t", "x" * 100_000))
+        )
+        raw.execute("PRAGMA max_page_count = 1073741823")
+        # Another process holds the write lock past the busy timeout: SQLITE_BUSY.
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        raw.execute("PRAGMA busy_timeout = 0")
+        busy = _error_of(lambda: db.execute("BEGIN IMMEDIATE"))
+        holder.execute("ROLLBACK")
+        holder.close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    written = _error_of(lambda: read_only.execute("DELETE FROM events"))
+    read_only.close()
+    said = {
+        "full": lost(full, path),
+        "busy": lost(busy, path),
+        "read-only": lost(written, f"sqlite:///{path}"),
+    }
+    assert {k: v.message if v else None for k, v in said.items()} == {
+        "full": f"lageret {path}: disken er full{END}",
+        "busy": f"lageret {path}: filen var låst av en annen prosess for lenge{END}",
+        "read-only": f"lageret {path}: filen kan ikke skrives (skrivebeskyttet fil, mappe eller "
+        f"disk){END}",
+    }
+    assert all(v is not None and v.exit_status == 75 for v in said.values())
+
+
+def test_a_mistake_in_the_sql_is_not_the_stores_failure(db_url: str) -> None:
+    # varsel's own faults keep their traceback: they are not hidden behind the store's line.
+    with connect(db_url) as db:
+        mistakes = [
+            _error_of(lambda: db.execute("SELECT nope FROM units")),
+            _error_of(lambda: db.execute("SELEC 1")),
+            _error_of(
+                lambda: db.execute("INSERT INTO feed_state VALUES (?, ?, ?)", (None, None, None))
+            ),
+        ]
+    assert [lost(e, db_url) for e in mistakes] == [None, None, None]
+    assert lost(RuntimeError("x"), db_url) is None
+
+
+@pytest.mark.postgres
+def test_a_server_that_ends_the_connection_or_cancels_a_query_is_named_without_the_password(
+    pg_url: str,
+) -> None:
+    url = pg_url.replace("postgresql://", "postgresql://postgres:hemmelig@", 1)
+    with connect(pg_url) as db:
+        pid = db.scalar("SELECT pg_backend_pid()")
+        db.execute("SET statement_timeout = 50")
+        cancelled = _error_of(lambda: db.execute("SELECT pg_sleep(1)"))
+        db.execute("SET statement_timeout = 0")
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        ended = _error_of(lambda: db.execute("SELECT 1"))
+        gone = _error_of(lambda: db.execute("SELECT 1"))  # the connection is closed now
+    said = [lost(e, url) for e in (cancelled, ended, gone)]
+    assert all(s is not None for s in said)
+    messages = [s.message for s in said if s is not None]
+    assert all(m.startswith("lageret postgresql://postgres:***@") for m in messages)
+    assert all("hemmelig" not in m and m.endswith(END) for m in messages)
+    assert ": en spørring ble avbrutt (tidsgrense eller en administrator);" in messages[0]
+    assert ": tjeneren avsluttet forbindelsen (stoppet, startet på nytt eller av " in messages[1]
+    assert ": forbindelsen ble brutt;" in messages[2]

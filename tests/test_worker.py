@@ -265,6 +265,54 @@ def test_killed_workers_lose_nothing_and_send_nothing_twice_outside_the_doubt(
             assert state == "in_doubt"
 
 
+def test_a_worker_whose_store_goes_away_stops_in_one_line_and_another_finishes(
+    store: Store, postgres_base: str
+) -> None:
+    # The server ends the worker's connections mid-campaign, as a restart of PostgreSQL or
+    # pg_terminate_backend does: one line naming the store, exit status 75 for systemd to
+    # start it again, and a second worker finishes the campaign from the leases it left.
+    with connect(store.url) as db:
+        total = reset(db, store.campaign, 1200)
+        plan = FaultPlan().on_rcpt(lambda r: True, Fault.delay(0.01))
+        name = f"varsel-test-{uuid.uuid4().hex[:8]}"  # the worker's connections, by name
+        with SmtpSink(faults=plan) as sink:
+            command = worker_command(store, sink, store.campaign)
+            first = subprocess.Popen(
+                command,
+                env={**worker_env(store), "PGAPPNAME": name},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            until(lambda: outbox.counts(db, store.campaign)["sent"] >= 100, 60)
+            with psycopg.connect(postgres_base, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                    "FROM pg_stat_activity WHERE application_name = %s",
+                    (name,),
+                ).fetchone()
+            [error] = wait_all([first], 60)
+            second = subprocess.Popen(
+                command, env=worker_env(store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            [later] = wait_all([second], 120)
+            received = sink.messages
+        counts = outbox.counts(db, store.campaign)
+    assert ended is not None
+    assert ended[0] >= 3  # its store, control and lease connections
+    assert first.returncode == 75
+    assert "Traceback" not in error
+    lines = error.splitlines()
+    assert len(lines) == 1, error
+    assert lines[0].startswith("varsel: lageret postgresql://")
+    assert "tjeneren avsluttet forbindelsen" in lines[0]
+    assert lines[0].endswith("kommandoen kan kjøres igjen når lageret er i orden")
+    assert second.returncode == 0, later
+    assert counts["queued"] == counts["claimed"] == counts["deferred"] == 0
+    assert counts["sent"] + counts["in_doubt"] == total  # nothing lost
+    assert counts["in_doubt"] <= CONNECTIONS  # a mark written, the dot perhaps not
+    assert max(copies(received).values()) == 1  # nothing sent twice
+
+
 @pytest.mark.slow
 def test_a_per_domain_limit_holds_across_workers_and_sigterm_gives_back(store: Store) -> None:
     rate, burst = 240 / 60.0, 4.0  # the campaign's per_domain_per_minute; its bucket's capacity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
+import psycopg
 from rich.text import Text
 
 from varsel.cli_output import (
@@ -19,7 +21,7 @@ from varsel.cli_output import (
     one_line,
 )
 from varsel.config import Settings
-from varsel.db import Database, connect, normalise_url
+from varsel.db import Database, connect, lost, normalise_url
 from varsel.errors import StoreError, VarselError
 
 # Markup and emoji codes off: names, files and registry text are printed as they are.
@@ -51,6 +53,15 @@ class VarselGroup(NorskGroup):
             # Messages quote TOML tables ("[segment]"): text, never Rich markup.
             err.print(error_line(e.message), soft_wrap=True)
             ctx.exit(e.exit_status)
+        except (psycopg.OperationalError, sqlite3.DatabaseError) as e:
+            # The store failed under the command (a server restarted, a disk filled up):
+            # one line naming it. Anything else from the driver is a fault in varsel: shown.
+            state = ctx.find_object(State)
+            failed = lost(e, state.settings.database_url) if state is not None else None
+            if failed is None:
+                raise
+            err.print(error_line(failed.message), soft_wrap=True)
+            ctx.exit(failed.exit_status)
         except click.UsageError as e:  # a subcommand's bad value, missing argument, ...
             raise one_line(e) from None
         except click.Abort:

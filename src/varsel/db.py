@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from varsel.errors import StoreError, redact_url
+from varsel.errors import StoreError, StoreLost, redact_url
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -361,6 +361,62 @@ def _sqlite_reason(e: sqlite3.DatabaseError) -> str:
     if "locked" in text:
         return "er låst av en annen prosess"
     return f"kan ikke åpnes ({text})"
+
+
+# -- a store that fails under a command ------------------------------------------------
+
+# PostgreSQL's SQLSTATEs for a server that went away or ran out of something, said in Bokmål
+# (psycopg.OperationalError and its subclasses; varsel's own SQL mistakes are other classes).
+_PG_LOST = {
+    "57P01": "tjeneren avsluttet forbindelsen (stoppet, startet på nytt eller av en administrator)",
+    "57P02": "tjeneren startet på nytt etter en feil",
+    "57P03": "tjeneren starter eller stopper",
+    "53100": "disken på databasetjeneren er full",
+    "53200": "databasetjeneren er tom for minne",
+    "53300": "tjeneren tar ikke imot flere forbindelser",
+    "57014": "en spørring ble avbrutt (tidsgrense eller en administrator)",
+    "55P03": "en rad var låst av en annen prosess for lenge",
+}
+# The classes of the rest that are the server's state, not the statement's: insufficient
+# resources, operator intervention, system error (a deadlock, class 40, is varsel's own).
+_PG_LOST_CLASSES = ("53", "57", "58")
+# SQLite's primary result codes for a file that cannot be written or read any more.
+_SQLITE_LOST = {
+    sqlite3.SQLITE_BUSY: "filen var låst av en annen prosess for lenge",
+    sqlite3.SQLITE_LOCKED: "filen var låst av en annen prosess for lenge",
+    sqlite3.SQLITE_READONLY: "filen kan ikke skrives (skrivebeskyttet fil, mappe eller disk)",
+    sqlite3.SQLITE_IOERR: "lese- eller skrivefeil på disken",
+    sqlite3.SQLITE_CORRUPT: "filen er skadet",
+    sqlite3.SQLITE_FULL: "disken er full",
+    sqlite3.SQLITE_CANTOPEN: "filen kan ikke åpnes",
+    sqlite3.SQLITE_NOTADB: "filen er ikke en SQLite-database",
+}
+
+
+def lost(error: BaseException, url: str) -> StoreLost | None:
+    """The one-line error for a store that failed under a command, or None for anything else.
+
+    A failure of the store itself (a lost connection, a server shutting down, a full disk, a
+    lock held too long) is named with the store; any other error, such as a mistake in
+    varsel's own SQL, is not the store's and gives None, so that it is not hidden.
+    """
+    reason: str | None = None
+    if isinstance(error, psycopg.OperationalError):
+        code = error.sqlstate
+        if code is None or code.startswith("08"):
+            reason = "forbindelsen ble brutt"  # no answer: the connection itself went
+        elif code in _PG_LOST:
+            reason = _PG_LOST[code]
+        elif code.startswith(_PG_LOST_CLASSES):
+            reason = _pg_reason(error)
+    elif isinstance(error, sqlite3.DatabaseError):
+        reason = _SQLITE_LOST.get(getattr(error, "sqlite_errorcode", -1) & 0xFF)
+    if reason is None:
+        return None
+    return StoreLost(
+        f"lageret {redact_url(normalise_url(url)[1])}: {reason}; det som var fullført, er "
+        "lagret, og kommandoen kan kjøres igjen når lageret er i orden"
+    )
 
 
 # -- migrations -----------------------------------------------------------------------

@@ -88,6 +88,17 @@ class StoreError(UserError):
     """The store cannot be opened or is not a varsel store."""
 
 
+class StoreLost(VarselError):
+    """The store failed under a running command: the server went away, the disk filled up.
+
+    Not the user's mistake, and not varsel's: what was committed stands, and the command can
+    be run again once the store answers. Exit status 75 (EX_TEMPFAIL), as for an Altinn run
+    cut short: a service manager or cron tries again later.
+    """
+
+    exit_status = 75
+
+
 class DownloadError(UserError):
     """The registry dump could not be downloaded."""
 

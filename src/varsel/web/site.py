@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse
 from varsel import documents, ratelimit
 from varsel.campaign import CampaignSpec
 from varsel.config import Settings
-from varsel.db import Database, connect
+from varsel.db import Database, connect, lost
 from varsel.dkim import Signer
 from varsel.web.batch import GroupCommit, Work
 from varsel.web.headers import HTML_CONTENT_TYPE
@@ -66,9 +66,13 @@ class Store:
             db = connect(self.url, migrate=False)
         try:
             yield db
-        except BaseException:
+        except BaseException as e:
             # A connection that failed mid-request may be in any state: do not hand it on.
             db.close()
+            if lost(e, self.url) is not None:
+                # The server went away (a restart, a failover): the idle connections went
+                # with it, and each would fail one more visitor's request. New ones instead.
+                self._close_idle()
             raise
         if self._idle.qsize() < self._size:
             self._idle.put(db)
@@ -85,11 +89,16 @@ class Store:
         """Stop the group commits and close the idle connections."""
         for writer in self._writers:
             writer.close()
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         while True:
             try:
-                self._idle.get_nowait().close()
+                db = self._idle.get_nowait()
             except queue.Empty:
                 return
+            with contextlib.suppress(Exception):  # a dead connection may refuse to close
+                db.close()
 
 
 # -- the visitor and the keys -----------------------------------------------------------
