@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import LoopbackServer, serving
+from varsel import download
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.download import (
@@ -72,6 +73,10 @@ class Registry:
     slow: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     seen: list[Seen] = field(default_factory=list)
+    # How the next requests fail before the server answers as above: an HTTP status, or
+    # "cut" for a body that breaks off after 1,000 bytes; one entry a request.
+    failures: list[int | str] = field(default_factory=list)
+    retry_after: str | None = None
 
 
 class RegistryHandler(BaseHTTPRequestHandler):
@@ -82,7 +87,12 @@ class RegistryHandler(BaseHTTPRequestHandler):
         reg.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
         if reg.slow:
             reg.release.wait(10)
-        if self.path not in DUMP_PATHS:
+        failure = reg.failures.pop(0) if reg.failures else None
+        if failure == "cut":
+            self._send(200, reg.body, "application/octet-stream", cut=1000)
+        elif isinstance(failure, int):
+            self._send(failure, b"opptatt", "text/plain")
+        elif self.path not in DUMP_PATHS:
             self._send(404, b"not found", "text/plain")
         elif reg.status != 200:
             body = json.dumps({"status": reg.status, "error": "Feil"}).encode()
@@ -105,13 +115,15 @@ class RegistryHandler(BaseHTTPRequestHandler):
         if reg.last_modified is not None:
             self.send_header("Last-Modified", reg.last_modified)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, cut: int | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if status != 200 and self.server.state.retry_after is not None:
+            self.send_header("Retry-After", self.server.state.retry_after)
         self._validators()
         self.end_headers()
-        cut = self.server.state.cut_after
+        cut = self.server.state.cut_after if cut is None else cut
         # The client stops reading on purpose when it sees an unchanged dump.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body if cut is None else body[:cut])
@@ -132,6 +144,14 @@ def registry() -> Iterator[Registry]:
             reg.release.set()  # a slow answer waiting on it ends before the server stops
 
 
+@pytest.fixture(autouse=True)
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses before the registry is asked again, taken without waiting."""
+    pauses: list[float] = []
+    monkeypatch.setattr(download, "_sleep", pauses.append)
+    return pauses
+
+
 def settings_for(reg: Registry, timeout: float = 5.0) -> Settings:
     return Settings(registry_base_url=f"{reg.url}/api", download_timeout=timeout)
 
@@ -143,8 +163,16 @@ def fetch(
     kind: str = "enheter",
     fmt: str = "json",
     progress: ProgressCallback | None = None,
+    on_wait: list[str] | None = None,
 ) -> DownloadResult:
-    return download_dump(settings_for(reg), kind=kind, fmt=fmt, out=out, progress=progress)
+    return download_dump(
+        settings_for(reg),
+        kind=kind,
+        fmt=fmt,
+        out=out,
+        progress=progress,
+        on_wait=None if on_wait is None else on_wait.append,
+    )
 
 
 def files_in(folder: Path) -> set[str]:
@@ -334,17 +362,56 @@ def test_bad_crc_keeps_previous_file(registry: Registry, tmp_path: Path) -> None
 
 
 def test_connection_dropped_mid_body_keeps_previous_file(
-    registry: Registry, tmp_path: Path
+    registry: Registry, tmp_path: Path, slept: list[float]
 ) -> None:
     out = tmp_path / "enheter_alle.json.gz"
     fetch(registry, out)
     old_sidecar = sidecar_path(out).read_text()
     registry.etag, registry.cut_after = '"v2"', 1000
+    said: list[str] = []
 
     with pytest.raises(DownloadError, match=r"/api/enheter/lastned: nedlastingen stoppet \("):
-        fetch(registry, out)
+        fetch(registry, out, on_wait=said)
 
     assert_previous_kept(out, old_sidecar)
+    # Tried three times, the whole dump each time: a broken connection may not break again.
+    url = f"{registry.url}/api/enheter/lastned"
+    assert said == [
+        f"{url}: forbindelsen ble brutt; prøver igjen om 5 s",
+        f"{url}: forbindelsen ble brutt; prøver igjen om 30 s",
+    ]
+    assert slept == [5.0, 30.0]
+    assert len(registry.seen) == 4  # the first download, and three tries of the second
+
+
+def test_a_busy_registry_or_a_broken_connection_is_tried_again(
+    registry: Registry, tmp_path: Path, slept: list[float]
+) -> None:
+    registry.failures = [503, "cut"]
+    registry.retry_after = "120"
+    out = tmp_path / "enheter_alle.json.gz"
+    said: list[str] = []
+
+    result = fetch(registry, out, on_wait=said)
+
+    assert out.read_bytes() == JSON_DUMP
+    assert result.bytes == len(JSON_DUMP)
+    url = f"{registry.url}/api/enheter/lastned"
+    assert said == [
+        f"{url}: registeret svarte HTTP 503 Service Unavailable; prøver igjen om 120 s",
+        f"{url}: forbindelsen ble brutt; prøver igjen om 30 s",
+    ]
+    assert slept == [120.0, 30.0]  # the registry's Retry-After where it is the longer
+    assert files_in(tmp_path) == {out.name, sidecar_path(out).name}  # no part file left
+
+
+def test_a_retry_after_beyond_five_minutes_is_not_waited_for_longer(
+    registry: Registry, tmp_path: Path, slept: list[float]
+) -> None:
+    registry.failures = [429]
+    registry.retry_after = "86400"
+    fetch(registry, tmp_path / "enheter_alle.json.gz")
+    assert slept == [300.0]
 
 
 @pytest.mark.parametrize(
@@ -410,9 +477,10 @@ def test_http_error_status(registry: Registry, tmp_path: Path, status: int, text
     assert e.value.message == f"{url}: registeret svarte {text}"
     assert e.value.exit_status == 2
     assert files_in(tmp_path) == set()
+    assert len(registry.seen) == 1  # not a passing state of the registry: not asked again
 
 
-def test_connection_refused(tmp_path: Path) -> None:
+def test_connection_refused(tmp_path: Path, slept: list[float]) -> None:
     # A bound socket that never listens: connecting to it is refused, and no one else can
     # take the port while the test runs.
     with socket.socket() as sock:
@@ -426,6 +494,7 @@ def test_connection_refused(tmp_path: Path) -> None:
         f"http://127.0.0.1:{port}/api/enheter/lastned: kunne ikke koble til "
         "(tilkoblingen ble avvist)"
     )
+    assert slept == [5.0, 30.0]
 
 
 def test_timeout(registry: Registry, tmp_path: Path) -> None:
@@ -437,6 +506,7 @@ def test_timeout(registry: Registry, tmp_path: Path) -> None:
 
     url = f"{registry.url}/api/enheter/lastned"
     assert e.value.message == f"{url}: registeret svarte ikke innen 0.2 s"
+    assert len(registry.seen) == 3
 
 
 def test_progress_is_told_the_final_byte_count(registry: Registry, tmp_path: Path) -> None:
@@ -498,6 +568,22 @@ def test_cli_registry_download(registry: Registry, tmp_path: Path) -> None:
         f"varsel: {registry.url}/api/enheter/lastned: "
         "registeret svarte HTTP 500 Internal Server Error"
     )
+
+
+def test_cli_says_on_stderr_when_it_waits_for_the_registry(
+    registry: Registry, tmp_path: Path
+) -> None:
+    registry.failures = [502]
+    out = tmp_path / "enheter_alle.json.gz"
+    args = ["--db", str(tmp_path / "varsel.db"), "registry", "download", "--out", str(out)]
+    result = CliRunner().invoke(cli, args, env={"VARSEL_REGISTRY_BASE_URL": f"{registry.url}/api"})
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{registry.url}/api/enheter/lastned: registeret svarte HTTP 502 Bad Gateway; "
+        "prøver igjen om 5 s"
+    ) in " ".join(result.stderr.split())
+    assert "Lastet ned enheter (json)" in result.stdout
+    assert out.read_bytes() == JSON_DUMP
 
 
 @pytest.mark.parametrize("base", ["data.brreg.no/enhetsregisteret/api", "", "ftp://mirror/api"])

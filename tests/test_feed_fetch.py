@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from conftest import BRREG
 from helpers import LoopbackServer, serving, unit_row
-from varsel import feed_fetch
+from varsel import download
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
@@ -121,7 +121,7 @@ def registry() -> Iterator[Feed]:
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The pauses before a page is asked again, taken without waiting."""
     pauses: list[float] = []
-    monkeypatch.setattr(feed_fetch, "_sleep", pauses.append)
+    monkeypatch.setattr(download, "_sleep", pauses.append)
     return pauses
 
 

@@ -252,7 +252,14 @@ def registry_download(state: State, kind: str, fmt: str, out_path: Path) -> None
     from varsel.progress import progress_bar
 
     with progress_bar(f"Laster ned {kind} ({fmt})", err) as progress:
-        result = download_dump(state.settings, kind=kind, fmt=fmt, out=out_path, progress=progress)
+        result = download_dump(
+            state.settings,
+            kind=kind,
+            fmt=fmt,
+            out=out_path,
+            progress=progress,
+            on_wait=lambda text: err.print(text, soft_wrap=True, markup=False),
+        )
     out.print(result.summary(), soft_wrap=True)
 
 

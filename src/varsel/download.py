@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import httpx
 from isal import igzip, isal_zlib
@@ -40,6 +40,13 @@ _JSON_ACCEPT = {
 # gzip. text/csv states what we want without naming a vendor type that might be refused; the
 # body is judged by its content (gzip holding a CSV header), never by its Content-Type.
 _CSV_ACCEPT = "text/csv"
+
+# Seconds before the second and the third try when the registry could not serve (a busy
+# server, a dropped connection): a nightly run that gave up at the first 503 would leave the
+# store a day behind.
+RETRY_DELAYS = (5.0, 30.0)
+MOST_RETRY_AFTER = 300.0  # the longest Retry-After waited for
+_sleep = time.sleep  # tests wait for nothing
 
 _CHUNK = 256 * 1024
 # Enough decompressed text to get past a BOM and leading whitespace to the first token.
@@ -148,20 +155,45 @@ def download_dump(
     out: Path,
     progress: ProgressCallback | None = None,
     client: httpx.Client | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> DownloadResult:
-    """Fetch one registry dump to `out`, unless the copy already there is the newest."""
-    url = dump_url(settings, kind, fmt)
-    started = time.monotonic()
-    previous = _usable_sidecar(out)
-    headers = _request_headers(kind, fmt, previous)
+    """Fetch one registry dump to `out`, unless the copy already there is the newest.
 
-    with translated_errors(url, out, settings.download_timeout), contextlib.ExitStack() as stack:
+    A registry that is busy (429, 502-504) or a connection that fails or breaks off is tried
+    again from the start after RETRY_DELAYS, each pause said to `on_wait`; the previous file
+    stays until a whole new one has been checked.
+    """
+    url = dump_url(settings, kind, fmt)
+    timeout = settings.download_timeout
+    with contextlib.ExitStack() as stack:
         if client is None:
             # The timeout bounds each connect, read and write, not the whole transfer: the
             # full dump takes longer than a minute on a slow line, and that is fine.
-            client = stack.enter_context(
-                httpx.Client(timeout=httpx.Timeout(settings.download_timeout))
-            )
+            client = stack.enter_context(httpx.Client(timeout=httpx.Timeout(timeout)))
+        http = client
+        return with_retries(
+            url,
+            out,
+            timeout,
+            lambda: _download(http, url, kind=kind, fmt=fmt, out=out, progress=progress),
+            on_wait,
+        )
+
+
+def _download(
+    client: httpx.Client,
+    url: str,
+    *,
+    kind: str,
+    fmt: str,
+    out: Path,
+    progress: ProgressCallback | None,
+) -> DownloadResult:
+    """One try of download_dump."""
+    started = time.monotonic()
+    previous = _usable_sidecar(out)
+    headers = _request_headers(kind, fmt, previous)
+    with contextlib.ExitStack() as stack:
         response = stack.enter_context(
             client.stream("GET", url, headers=headers, follow_redirects=True)
         )
@@ -174,6 +206,8 @@ def download_dump(
             or (response.status_code == 200 and _same_version(previous, etag, last_modified))
         ):
             return _unchanged(out, previous, started, kind=kind, fmt=fmt, url=url)
+        if response.status_code in BUSY_STATUSES:
+            raise Unavailable(f"{url}: {status_problem(response)}", retry_after(response))
         if response.status_code != 200:
             raise DownloadError(f"{url}: {status_problem(response)}")
 
@@ -183,7 +217,7 @@ def download_dump(
         tmp = stack.enter_context(_temp_file(out))
         size, sha256 = _save(response, tmp, total, progress)
         if total is not None and size != total:
-            raise _refused(url, out, f"fikk {size} byte, men serveren lovet {total}")
+            raise _refused(url, out, f"fikk {size} byte, men serveren lovet {total}", BrokenOff)
         problem = _dump_problem(tmp, fmt) or _kind_problem(tmp, kind)
         if problem is not None:
             raise _refused(url, out, problem)
@@ -269,6 +303,77 @@ def _request_headers(kind: str, fmt: str, previous: dict[str, str] | None) -> di
     return headers
 
 
+BUSY_STATUSES = (429, 502, 503, 504)  # the registry cannot serve now: ask again later
+
+
+class Unavailable(DownloadError):
+    """The registry answered that it cannot serve now (429, 502, 503, 504)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BrokenOff(DownloadError):
+    """The body ended before the length the server promised: the connection broke off."""
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds, when given as seconds (an HTTP date is read as not given)."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
+T = TypeVar("T")
+
+
+def with_retries(
+    url: str,
+    out: Path | None,
+    timeout: float,
+    attempt: Callable[[], T],
+    on_wait: Callable[[str], None] | None = None,
+) -> T:
+    """attempt(), tried again after each of RETRY_DELAYS while the registry cannot serve.
+
+    A timeout, a failed or broken connection, a busy status (Unavailable, whose Retry-After
+    is honoured up to MOST_RETRY_AFTER) or a body cut short is worth another try; any other
+    failure, and the last try's, is a one-line DownloadError (see translated_errors).
+    """
+    for delay in (*RETRY_DELAYS, None):
+        with translated_errors(url, out, timeout):
+            try:
+                return attempt()
+            except (
+                httpx.TimeoutException,
+                httpx.NetworkError,
+                httpx.RemoteProtocolError,
+                Unavailable,
+                BrokenOff,
+            ) as e:
+                if delay is None:
+                    raise
+                wait = delay
+                if isinstance(e, Unavailable) and e.retry_after is not None:
+                    wait = min(max(e.retry_after, delay), MOST_RETRY_AFTER)
+                why = _why(url, e, timeout)
+        if on_wait is not None:
+            on_wait(f"{url}: {why}; prøver igjen om {wait:.0f} s")
+        _sleep(wait)
+    raise AssertionError("unreachable")  # the last try returns or raises
+
+
+def _why(url: str, error: Exception, timeout: float) -> str:
+    """Why the registry did not serve, in a few words (for the line that says it tries again)."""
+    if isinstance(error, Unavailable):
+        return str(error).removeprefix(f"{url}: ")
+    if isinstance(error, httpx.TimeoutException):
+        return f"registeret svarte ikke innen {timeout:g} s"
+    if isinstance(error, httpx.ConnectError):
+        return f"kunne ikke koble til ({connect_reason(error)})"
+    return "forbindelsen ble brutt"
+
+
 @contextlib.contextmanager
 def translated_errors(url: str, out: Path | None, timeout: float) -> Iterator[None]:
     """Turn network and disk failures into one-line DownloadErrors naming the URL (and `out`,
@@ -327,10 +432,12 @@ def _unchanged(
     )
 
 
-def _refused(url: str, out: Path, problem: str) -> DownloadError:
+def _refused(
+    url: str, out: Path, problem: str, error: type[DownloadError] = DownloadError
+) -> DownloadError:
     """The error for a body that arrived but is not a whole dump."""
     kept = "; forrige fil er beholdt" if out.exists() else ""
-    return DownloadError(f"{url}: {problem}{kept}")
+    return error(f"{url}: {problem}{kept}")
 
 
 def status_problem(response: httpx.Response) -> str:

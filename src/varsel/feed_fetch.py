@@ -18,7 +18,7 @@ the registry has since removed, so they are not left lying about by default.
 from __future__ import annotations
 
 import contextlib
-import time
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +31,12 @@ from varsel import __version__
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.download import (
+    BUSY_STATUSES,
+    Unavailable,
     api_base,
-    connect_reason,
+    retry_after,
     status_problem,
-    translated_errors,
+    with_retries,
     write_atomically,
 )
 from varsel.dump import Kind
@@ -48,10 +50,6 @@ FEED_ACCEPT = {
     Kind.ENHETER: "application/vnd.brreg.enhetsregisteret.oppdatering.enhet.v1+json",
     Kind.UNDERENHETER: "application/vnd.brreg.enhetsregisteret.oppdatering.underenhet.v1+json",
 }
-# Seconds before the second and the third try of a page the registry could not serve.
-RETRY_DELAYS = (5.0, 30.0)
-MOST_RETRY_AFTER = 300.0  # the longest Retry-After waited for
-_sleep = time.sleep  # tests wait for nothing
 PAGE_SIZE = 1000  # changes a page; ~5,000 a day, so a daily run fetches a handful of pages
 MAX_PAGE_SIZE = 10_000  # the largest page the registry serves
 
@@ -140,7 +138,9 @@ def fetch_feed(
         http = client or stack.enter_context(httpx.Client(timeout=httpx.Timeout(timeout)))
         while True:
             params = {**wanted, "size": str(size), "includeChanges": "true", "sort": "id,ASC"}
-            body = _get_page(http, url, params, headers, timeout, on_wait)
+            # Asked again after a pause when the registry is busy or unreachable.
+            ask = functools.partial(_get, http, url, params, headers)
+            body = with_retries(url, None, timeout, ask, on_wait)
             ids = _update_ids(url, body, kind)
             if not ids:
                 break
@@ -168,65 +168,11 @@ def fetch_feed(
     return FetchResult(kind, start, tuple(results), changes)
 
 
-def _get_page(
-    http: httpx.Client,
-    url: str,
-    params: dict[str, str],
-    headers: dict[str, str],
-    timeout: float,
-    on_wait: Callable[[str], None] | None = None,
-) -> bytes:
-    """One page's body, asked again after a pause when the registry is busy or unreachable.
-
-    A daily run that gave up at the first 503 would leave the store a day behind.
-    """
-    for delay in (*RETRY_DELAYS, None):
-        with translated_errors(url, None, timeout):  # nothing is written while asking
-            try:
-                return _get(http, url, params, headers)
-            except (httpx.TimeoutException, httpx.NetworkError, _Busy) as e:
-                if delay is None:
-                    raise
-                wait = delay
-                if isinstance(e, _Busy) and e.retry_after is not None:
-                    wait = min(max(e.retry_after, delay), MOST_RETRY_AFTER)
-                why = _why(url, e, timeout)
-        if on_wait is not None:
-            on_wait(f"{url}: {why}; prøver igjen om {wait:.0f} s")
-        _sleep(wait)
-    raise AssertionError("unreachable")  # the last try returns or raises
-
-
-def _why(url: str, error: Exception, timeout: float) -> str:
-    """Why a page was not served, in a few words (for the line that says it is asked again)."""
-    if isinstance(error, _Busy):
-        return str(error).removeprefix(f"{url}: ")
-    if isinstance(error, httpx.TimeoutException):
-        return f"registeret svarte ikke innen {timeout:g} s"
-    if isinstance(error, httpx.ConnectError):
-        return f"kunne ikke koble til ({connect_reason(error)})"
-    return "forbindelsen ble brutt"
-
-
-class _Busy(DownloadError):
-    """The registry answered that it cannot serve now (429, 502, 503, 504)."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds, when given as seconds (an HTTP date is read as not given)."""
-    value = response.headers.get("Retry-After", "").strip()
-    return float(value) if value.isascii() and value.isdigit() else None
-
-
 def _get(http: httpx.Client, url: str, params: dict[str, str], headers: dict[str, str]) -> bytes:
     """One page's body; a status other than 200 or a body beyond a page's size is an error."""
     with http.stream("GET", url, params=params, headers=headers, follow_redirects=True) as r:
-        if r.status_code in (429, 502, 503, 504):
-            raise _Busy(f"{url}: {status_problem(r)}", _retry_after(r))
+        if r.status_code in BUSY_STATUSES:
+            raise Unavailable(f"{url}: {status_problem(r)}", retry_after(r))
         if r.status_code != 200:
             raise DownloadError(f"{url}: {status_problem(r)}")
         parts: list[bytes] = []
