@@ -4,6 +4,7 @@ import copy
 import csv
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -334,10 +335,8 @@ def test_an_import_on_postgresql_waits_for_a_feed_page_of_its_register(
     # page applied at once would each change units under the other.
     import threading
 
-    import psycopg
-
     from varsel.db import connect
-    from varsel.snapshot import REGISTER_LOCK
+    from varsel.snapshot import lock_register
 
     done: list[int] = []
 
@@ -345,16 +344,28 @@ def test_an_import_on_postgresql_waits_for_a_feed_page_of_its_register(
         with connect(pg_url) as db:
             done.append(import_dump(db, brreg / "enheter-sample.json").snapshot.id)
 
-    holder = psycopg.connect(pg_url.split("?", maxsplit=1)[0], autocommit=False)
-    try:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTER_LOCK,))
-        importing = threading.Thread(target=run)
-        importing.start()
-        importing.join(1.0)
-        assert importing.is_alive()
-        assert done == []
-        holder.rollback()
+    with connect(pg_url) as holder:
+        with holder.transaction():
+            lock_register(holder, "enheter")
+            importing = threading.Thread(target=run)
+            importing.start()
+            importing.join(1.0)
+            assert importing.is_alive()
+            assert done == []
         importing.join(30)
-    finally:
-        holder.close()
     assert done == [1]
+
+
+def test_a_register_lock_holds_only_its_own_store(
+    pg_schemas: Callable[[], str], brreg: Path
+) -> None:
+    # Two stores in one database (schemas): an import in one does not wait for the other.
+    from varsel.db import connect
+    from varsel.snapshot import lock_register
+
+    busy, other = pg_schemas(), pg_schemas()
+    with connect(busy) as holder, holder.transaction():
+        lock_register(holder, "enheter")
+        with connect(other) as db:
+            db.execute("SET lock_timeout = '2s'")  # waiting would fail, not hang
+            assert import_dump(db, brreg / "enheter-sample.json").snapshot.id == 1

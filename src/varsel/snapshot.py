@@ -234,4 +234,9 @@ def lock_register(db: Database, kind: str) -> None:
     """
     if db.dialect == "postgresql":
         index = ("enheter", "underenheter").index(kind)
-        db.execute("SELECT pg_advisory_xact_lock(?)", (REGISTER_LOCK + index,))
+        # Per schema: advisory locks are the database's, and two stores in one database
+        # (a test and a production schema) must not wait for each other's imports.
+        db.execute(
+            "SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))",
+            (REGISTER_LOCK + index,),
+        )
