@@ -449,8 +449,8 @@ def test_registry_update_fetch_on_a_store_without_a_dump_is_refused(
     result = run(registry, store, "--fetch")
     assert result.exit_code == 2
     assert result.output == (
-        "varsel: lageret har ingen import å bygge videre på: importer et uttrekk først "
-        "(varsel registry download og varsel registry import)\n"
+        "varsel: lageret har ingen import av enheter å bygge videre på: importer et uttrekk "
+        "først (varsel registry download --kind enheter og varsel registry import)\n"
     )
     assert registry.asked == []
 

@@ -126,16 +126,12 @@ def registry_update(
 def _fetch_feeds(state: State, kind: str | None, keep: Path | None) -> None:
     from varsel.audit import cli_actor
     from varsel.dump import Kind
-    from varsel.errors import UserError
     from varsel.feed_fetch import fetch_feed, has_start
 
     db = state.db  # a store to follow holds a dump already: a missing file is a mistyped --db
+    # Every register the store follows; with none, the units' register says what is missing.
     kinds = [Kind(kind)] if kind is not None else [k for k in Kind if has_start(db, k)]
-    if not kinds:
-        raise UserError(
-            "lageret har ingen import å bygge videre på: importer et uttrekk først "
-            "(varsel registry download og varsel registry import)"
-        )
+    kinds = kinds or [Kind.ENHETER]
     for one in kinds:
         result = fetch_feed(
             db,
