@@ -163,6 +163,70 @@ def test_fjernet_twice_does_no_harm(db: Database, brreg: Path, tmp_path: Path) -
     assert result.skipped == (("fjernet, men fantes ikke i lageret", 1),)
 
 
+def copy_of_sample(tmp_path: Path, name: str) -> Path:
+    """The sample dump under another name and content (another file, as a new day's dump)."""
+    records = json.loads((BRREG / "enheter-sample.json").read_bytes())
+    records[0]["navn"] = records[0]["navn"] + " " + name
+    path = tmp_path / name
+    path.write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    return path
+
+
+def removed_units(db: Database) -> list[tuple[str, str, str]]:
+    return [tuple(r) for r in db.query("SELECT orgnr, kind, removed_on FROM removed_units")]
+
+
+def test_a_dump_made_before_a_removal_does_not_bring_the_unit_back(
+    db: Database, tmp_path: Path
+) -> None:
+    first = import_dump(db, BRREG / "enheter-sample.json", dump_date=EARLY)
+    apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")]))  # on 2026-11-20
+    assert removed_units(db) == [("912000354", "enheter", "2026-11-20")]
+    # The day's dump, made at about 05:00 before the removal, imported after the feed.
+    same_day = import_dump(db, copy_of_sample(tmp_path, "dag.json"), dump_date="2026-11-20")
+    # And the first dump again, to undo a wrong import.
+    undone = import_dump(db, BRREG / "enheter-sample.json")
+    for result in (same_day, undone):
+        assert result.snapshot.removed == 1
+        assert result.summary().endswith(
+            " 1 er slettet igjen: registeret har fjernet dem etter at dumpen ble laget."
+        )
+    assert undone.reapplied == first.snapshot.id
+    assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912000354'") == 0
+    assert db.scalar("SELECT count(*) FROM contacts WHERE orgnr = '912000354'") == 0
+    assert removed_units(db) == [("912000354", "enheter", "2026-11-20")]  # still honoured
+
+
+def test_a_dump_made_after_a_removal_that_holds_the_unit_publishes_it_again(
+    db: Database, tmp_path: Path
+) -> None:
+    import_dump(db, BRREG / "enheter-sample.json", dump_date=EARLY)
+    apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")]))
+    later = import_dump(db, copy_of_sample(tmp_path, "senere.json"), dump_date="2026-11-21")
+    assert later.snapshot.removed == 0
+    assert unit_row(db, "912000354")["name"]  # the registry publishes it again: it is back
+    assert removed_units(db) == []
+    # A removal the registry repeats later is honoured again, by its own day.
+    apply_feed(
+        db,
+        feed(
+            tmp_path, [entry(11, "912000354", "Fjernet", dato="2026-11-25T09:00:00.000Z")], "b.json"
+        ),
+    )
+    assert removed_units(db) == [("912000354", "enheter", "2026-11-25")]
+    assert db.scalar("SELECT count(*) FROM units WHERE orgnr = '912000354'") == 0
+
+
+def test_a_late_page_does_not_move_a_removal_to_an_earlier_day(
+    db: Database, tmp_path: Path
+) -> None:
+    import_dump(db, BRREG / "enheter-sample.json", dump_date=EARLY)
+    apply_feed(db, feed(tmp_path, [entry(10, "912000354", "Fjernet")], "a.json"))
+    early = entry(5, "912000354", "Fjernet", dato="2026-10-01T09:00:00.000Z")
+    apply_feed(db, feed(tmp_path, [early], "b.json"))
+    assert removed_units(db) == [("912000354", "enheter", "2026-11-20")]
+
+
 def test_entries_older_than_the_newest_dump_are_skipped(
     db: Database, brreg: Path, tmp_path: Path
 ) -> None:

@@ -36,6 +36,11 @@ Also erased, as copies of the unit's number, name or addresses:
 - feedback's free text in the unit's campaigns that names it in the same way (an answer given
   with the code of a shared delivery, or with no code at all).
 
+Kept, so that the erasure holds: the unit's number and the day of its removal
+(`removed_units`, written by feed.py), which no more than names what must stay erased; a dump
+made before that day, imported later, would otherwise bring the unit back (registry.py
+erases it again).
+
 Not erased:
 - the hash-chained audit log (an export's audit row may name units, a suppression entry's
   note is in the entry that added it; changing it would break the chain that proves the log

@@ -474,6 +474,14 @@ def _apply_entry(
         # Removed from open data on legal grounds: copies must erase it, not keep it as gone.
         # Campaigns may hold copies of a unit that is no longer (or never was) in the store.
         erased = erase_unit(db, orgnr)
+        # Remembered by number and day, so that no dump made before today brings it back.
+        db.execute(
+            "INSERT INTO removed_units (orgnr, kind, removed_on) VALUES (?, ?, ?) "
+            "ON CONFLICT (orgnr) DO UPDATE SET kind = excluded.kind, removed_on = CASE WHEN "
+            "excluded.removed_on > removed_units.removed_on THEN excluded.removed_on "
+            "ELSE removed_units.removed_on END",
+            (orgnr, kind.value, _entry_day(entry) or now[:10]),
+        )
         # Its sub-units may be in the store when it is not (underenheter imported alone).
         if row is None and not erased.recipients and not erased.sub_units:
             return "skipped: fjernet, men fantes ikke i lageret"

@@ -27,6 +27,7 @@ from varsel import import_checks, municipality, registry_fast, registry_merge, u
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import DumpReader, Format, Kind, open_dump
+from varsel.erasure import erase_unit
 from varsel.errors import UserError
 from varsel.i18n import fmt_int
 from varsel.import_checks import EarlierImports
@@ -83,6 +84,11 @@ class ImportResult:
         )
         if self.reapplied is not None:
             text += f" Filen var importert før (snapshot {self.reapplied}) og er brukt på nytt."
+        if s.removed:
+            text += (
+                f" {fmt_int(s.removed)} er slettet igjen: registeret har fjernet dem etter at "
+                "dumpen ble laget."
+            )
         if self.date_guessed:
             text += (
                 f" Dumpdatoen {s.dump_date} er gjettet fra filens endringstid (en kopi har "
@@ -311,6 +317,7 @@ def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
             "new": snap.new,
             "changed": snap.changed,
             "gone": snap.gone,
+            "removed": snap.removed,
             "rejected": snap.rejected,
             "unknown_municipality": snap.unknown_municipality,
         },
@@ -393,21 +400,50 @@ def _load(
         shrink.records = batches_records(reader)
         counts = registry_merge.merge(db, info.kind, snapshot_id, now, shrink)
         registry_merge.drop_staging(db)
+    removed = _erase_removed(db, info.kind, date)
     db.execute(
         "UPDATE snapshots SET records = ?, new = ?, changed = ?, unchanged = ?, gone = ?, "
-        "rejected = ?, unknown_municipality = ? WHERE id = ?",
+        "removed = ?, rejected = ?, unknown_municipality = ? WHERE id = ?",
         (
             batches_records(reader),
             counts["new"],
             counts["changed"],
             counts["unchanged"],
             counts["gone"],
+            removed,
             rejects.count,
             _unknown_municipalities(db, info.kind),
             snapshot_id,
         ),
     )
     return snapshot_id
+
+
+def _erase_removed(db: Database, kind: Kind, dump_date: str) -> int:
+    """Erase again the units the registry removed on or after the dump's day; how many.
+
+    The dump was made (about 05:00 on its day) before the removal, so it still holds them:
+    an older dump imported again to undo a wrong import, or the day's dump imported after the
+    feed had applied that day's removals. A unit removed before the dump's day that the dump
+    holds has been published again (the grounds for removing it ended): it stays, and its
+    record goes.
+    """
+    again = [
+        str(orgnr)
+        for (orgnr,) in db.query(
+            "SELECT r.orgnr FROM removed_units r JOIN units u ON u.orgnr = r.orgnr "
+            "WHERE r.kind = ? AND r.removed_on >= ? ORDER BY r.orgnr",
+            (kind.value, dump_date),
+        )
+    ]
+    for orgnr in again:
+        erase_unit(db, orgnr)
+    db.execute(
+        "DELETE FROM removed_units WHERE kind = ? AND removed_on < ? "
+        "AND orgnr IN (SELECT orgnr FROM units)",
+        (kind.value, dump_date),
+    )
+    return len(again)
 
 
 def _unknown_municipalities(db: Database, kind: Kind) -> int:

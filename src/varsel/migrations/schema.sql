@@ -91,6 +91,14 @@ CREATE TABLE feed_state (
     last_update_id {bigint} NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- Units the registry removed on legal grounds (Fjernet), by number and day only: a dump made
+-- before the removal must not bring them back (registry.py erases them again).
+CREATE TABLE removed_units (
+    orgnr TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,              -- enheter | underenheter
+    removed_on TEXT NOT NULL         -- the day of the Fjernet entry (YYYY-MM-DD, UTC)
+);
 -- Campaigns, their frozen recipients, the outbox (deliveries), suppressions and events.
 
 CREATE TABLE campaigns (
