@@ -1644,3 +1644,47 @@ def test_every_form_answers_hostile_field_values(
         if status >= 500:
             errors.append(("/avmelding", "", value, status))
     assert errors == []
+
+
+# -- /helse --------------------------------------------------------------------------------
+
+
+def test_the_health_check_says_ok_while_the_store_answers(client: TestClient) -> None:
+    answer = client.get("/helse")
+    assert (answer.status_code, answer.text) == (200, "ok\n")
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert client.head("/helse").status_code == 200
+    assert client.post("/helse").status_code == 405
+
+
+@pytest.mark.postgres
+def test_the_health_check_says_503_when_the_store_went_away_and_ok_once_it_is_back(
+    pg_url: str, postgres_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    import psycopg
+
+    name = f"varsel-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", name)  # the site's connections, by name
+    settings = Settings.load(
+        environ={},
+        database_url=pg_url,
+        dkim_key_dir=str(tmp_path / "keys"),
+        secret_key="test secret",  # noqa: S106 -- a key for this test only
+    )
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        assert client.get("/helse").status_code == 200
+        with psycopg.connect(postgres_base, autocommit=True, application_name="t") as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            )
+        down = client.get("/helse")
+        # The server is back (it never left): the next check opens a new connection.
+        again = client.get("/helse")
+    assert (down.status_code, down.text) == (503, "lageret svarer ikke\n")
+    assert "postgresql" not in down.text
+    assert (again.status_code, again.text) == (200, "ok\n")

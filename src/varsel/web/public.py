@@ -9,6 +9,7 @@ test of the library could not check.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,28 @@ from varsel.web.verify_views import (
     verify_limits,
     with_erasure_shown,
 )
+
+log = logging.getLogger("varsel.web")
+
+# -- health -----------------------------------------------------------------------------
+
+
+def health(request: Request) -> Response:
+    """GET /helse: 200 while this process and its store answer, 503 when the store does not.
+
+    For a proxy's or a monitor's health check. The page is public: it says whether the store
+    answers, never what or where it is (that goes to the log).
+    """
+    try:
+        with site_of(request).store.connection() as db:
+            db.scalar("SELECT 1")
+    except Exception as e:
+        log.warning("Helsesjekk: lageret svarer ikke (%s)", (str(e) or type(e).__name__).strip())
+        return PlainTextResponse("lageret svarer ikke\n", status_code=503, headers=NO_STORE)
+    return PlainTextResponse("ok\n", headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}  # a cached "ok" would hide an outage
 
 # -- front page -----------------------------------------------------------------------
 
@@ -325,6 +348,7 @@ DIRECT = {"/kontroll": VERIFY}
 
 routes = [
     Route("/", home),
+    Route("/helse", health, methods=["GET"]),
     Route("/kontroll", VERIFY, methods=["GET"]),
     Route("/varsler", register_page),
     Route("/varsler.json", register_json),
