@@ -275,3 +275,77 @@ def test_status_says_the_most_common_reasons_worded_and_counted_whole(
         "  feilet         1  Brev: ingen postadresse eller forretningsadresse i registeret",
     ]
     assert "@firma" not in result.output
+
+
+def test_send_outside_the_window_says_when_it_begins_and_sends_nothing_before(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import threading
+    import time
+    from zoneinfo import ZoneInfo
+
+    from varsel.campaign import CampaignStatus, set_status
+    from varsel.campaign_spec import WINDOW_DAYS
+    from varsel.db import connect
+    from varsel.testing import SmtpSink
+
+    # Open only on the day after tomorrow: closed now (unless the test runs for two days).
+    oslo = dt.datetime.now(ZoneInfo("Europe/Oslo"))
+    day = (oslo + dt.timedelta(days=2)).date()
+    window = f'[window]\ndays = ["{WINDOW_DAYS[day.weekday()]}"]\nstart = "09:15"\n'
+    campaign_id = sample_campaign(db, brreg, tmp_path, campaign_toml() + window)
+    results: list[Result] = []
+    with SmtpSink() as sink, connect(db.url, migrate=False) as other:
+        args = ["--db", db.url, "campaign", "send", str(campaign_id), "--no-approval"]
+        sending = threading.Thread(
+            target=lambda: results.append(
+                CliRunner().invoke(
+                    cli,
+                    [*args, "--smtp", sink.url],
+                    env={"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")},
+                )
+            )
+        )
+        sending.start()
+        started = time.monotonic()
+        while other.scalar("SELECT status FROM campaigns WHERE id = ?", (campaign_id,)) != (
+            CampaignStatus.SENDING.value
+        ):
+            assert time.monotonic() - started < 30
+            time.sleep(0.05)
+        time.sleep(1.5)  # the send is under way: nothing goes out before the window
+        received = len(sink.messages)
+        set_status(other, campaign_id, CampaignStatus.PAUSED, actor="kari")
+        sending.join(30)
+    [result] = results
+    assert result.exit_code == 0, result.output
+    assert received == 0
+    assert len(sink.messages) == 0
+    months = (
+        "januar",
+        "februar",
+        "mars",
+        "april",
+        "mai",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "desember",
+    )
+    days = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+    when = f"{days[day.weekday()]} {day.day}. {months[day.month - 1]} kl. 09.15"
+    assert (
+        f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]): sendingen begynner "
+        f"{when} (Europe/Oslo) og venter til da."
+    ) in " ".join(result.stderr.split())
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND state = 'sent'",
+            (campaign_id,),
+        )
+        == 0
+    )

@@ -480,3 +480,30 @@ def check_window(limits: Limits, where: str) -> None:
                 value=zone,
             )
         ) from None
+
+
+def window_opens(limits: Limits, now: dt.datetime) -> dt.datetime:
+    """When the send window is next open, at or after `now` (aware): `now` itself while open.
+
+    Days and times are the window's time zone's; the instants are compared as such, so a
+    change to or from summer time in between counts as the hour it is. Without a window (no
+    days, start or end), always `now`. `end` is the first minute outside the window.
+    """
+    if not (limits.window_days or limits.window_start or limits.window_end):
+        return now
+    zone = ZoneInfo(limits.timezone)
+    start = dt.time.fromisoformat(limits.window_start or "00:00")
+    end = dt.time.fromisoformat(limits.window_end or "23:59")
+    at = now.timestamp()
+    today = now.astimezone(zone).date()
+    for ahead in range(8):
+        day = today + dt.timedelta(days=ahead)
+        if limits.window_days and WINDOW_DAYS[day.weekday()] not in limits.window_days:
+            continue
+        if dt.datetime.combine(day, end, zone).timestamp() <= at:
+            continue  # today's window has closed
+        opens = dt.datetime.combine(day, start, zone)
+        return now if opens.timestamp() <= at else opens
+    # A window's days are a part of the week (checked when the definition is read), and its
+    # start is before its end: some day of the next eight has it open.
+    raise AssertionError(f"no send window in a week: {limits}")

@@ -14,6 +14,7 @@ from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
 
 if TYPE_CHECKING:
     from varsel.campaign import Campaign
+    from varsel.campaign_spec import Limits
 
 
 @click.group(cls=NorskGroup)
@@ -199,6 +200,7 @@ def campaign_send(
         )
         or 0
     )
+    _say_window(campaign_id, spec.limits)
     with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
         report = send_checked(
             state.db,
@@ -211,6 +213,26 @@ def campaign_send(
             progress=progress,
         )
     out.print(report.summary(), soft_wrap=True)  # it names commands: never wrapped
+
+
+def _say_window(campaign_id: int, limits: Limits) -> None:
+    """A line on stderr when the send will wait for the campaign's send window to open."""
+    import datetime as dt
+
+    from babel.dates import format_datetime
+
+    from varsel.campaign_spec import window_opens
+
+    now = dt.datetime.now(dt.UTC)
+    opens = window_opens(limits, now)
+    if opens > now:
+        when = format_datetime(opens, "EEEE d. MMMM 'kl.' HH.mm", locale="nb")
+        err.print(
+            f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]): sendingen "
+            f"begynner {when} ({limits.timezone}) og venter til da.",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @campaign.command(

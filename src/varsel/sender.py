@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import uvloop
 
@@ -34,6 +33,7 @@ from varsel import claimed_units, outbox, outcomes, send_lock
 from varsel.build_pool import BuildPool
 from varsel.builder import Outcome, Suppressed, Unbuildable
 from varsel.campaign import CampaignStatus, get_campaign
+from varsel.campaign_spec import window_opens
 from varsel.channel.smtp import SmtpConnectError, SmtpConnection
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
@@ -288,23 +288,10 @@ class Sender:
 
     def _window_wait(self) -> float:
         """Seconds until the send window opens (0 when open or when there is none)."""
-        limits = self.campaign.spec.limits
-        if not self.options.respect_window or not (limits.window_start or limits.window_days):
+        if not self.options.respect_window:
             return 0.0
-        now = dt.datetime.now(ZoneInfo(limits.timezone))
-        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        for ahead in range(8):
-            day = now + dt.timedelta(days=ahead)
-            if limits.window_days and days[day.weekday()] not in limits.window_days:
-                continue
-            start = dt.time.fromisoformat(limits.window_start or "00:00")
-            end = dt.time.fromisoformat(limits.window_end or "23:59")
-            opens = dt.datetime.combine(day.date(), start, now.tzinfo)
-            closes = dt.datetime.combine(day.date(), end, now.tzinfo)
-            if closes <= now:
-                continue
-            return max(0.0, (opens - now).total_seconds())
-        return 3600.0
+        now = dt.datetime.now(dt.UTC)
+        return (window_opens(self.campaign.spec.limits, now) - now).total_seconds()
 
     def _claim_times(self) -> tuple[str, str]:
         """Now, and when the lease of deliveries claimed now runs out."""
