@@ -500,3 +500,63 @@ def test_letters_failed_and_returned_are_grouped_by_reason(
     why = "the address lacks a valid postcode or city"
     assert f'<td>Failed</td><td class="number">1</td><td>{why}</td>' in english
     assert '<td>Returned</td><td class="number">2</td><td>Adressaten er ukjent</td>' in english
+
+
+def test_the_campaign_page_shows_the_send_window_and_when_a_shut_one_opens(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from test_web_public import CAMPAIGN
+    from varsel.campaign import create_campaign
+    from varsel.campaign_spec import WINDOW_DAYS
+    from varsel.registry import import_dump
+
+    # Open only on tomorrow's weekday: shut today, open tomorrow at 09:15 (Oslo).
+    tomorrow = (dt.datetime.now(ZoneInfo("Europe/Oslo")) + dt.timedelta(days=1)).date()
+    day = WINDOW_DAYS[tomorrow.weekday()]
+    window = f'[window]\ndays = ["{day}"]\nstart = "09:15"\nend = "15:30"\n'
+    import_dump(db, brreg / "enheter-sample.json")
+    (tmp_path / "rad.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "c.toml").write_text(CAMPAIGN + window, "utf-8")
+    cid = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
+    (tmp_path / "open.toml").write_text(CAMPAIGN, "utf-8")
+    plain = create_campaign(db, settings, tmp_path / "open.toml", created_by="kari").campaign.id
+    sign_in_as(client, db, settings, "berit", "approver")
+
+    def page(language: str) -> str:
+        return " ".join(client.get(f"{PREFIX}/kampanjer/{cid}?lang={language}").text.split())
+
+    nb_day = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+    en_day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    months = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august")
+    months += ("september", "oktober", "november", "desember")
+    opens = f"{tomorrow.day}. {months[tomorrow.month - 1]} {tomorrow.year} kl. 09:15"
+    nb, en = page("nb"), page("en")
+    weekday = tomorrow.weekday()
+    assert f"<dt>Sendevindu</dt><dd>{nb_day[weekday]} kl. 09:15–15:30 (Europe/Oslo)<br>" in nb
+    assert f"Stengt nå: en sending venter til {opens}." in nb
+    assert f"<dt>Send window</dt><dd>{en_day[weekday]}, 09:15–15:30 (Europe/Oslo)<br>" in en
+    assert "Closed now: a send waits until " in en
+    assert "<dt>Sendevindauge</dt>" in page("nn")
+    assert "Sendevindu" not in client.get(f"{PREFIX}/kampanjer/{plain}").text  # no window
+
+
+def test_a_send_window_is_named_by_its_days_in_the_pages_language() -> None:
+    from varsel.campaign_spec import Limits
+    from varsel.web.console_text import send_window
+
+    def days(language: str, *picked: str) -> str:
+        words = send_window(Limits(window_days=picked, window_start="08:00"), language)
+        assert words is not None
+        return words.days
+
+    assert days("nb", "mon", "tue", "wed", "thu", "fri") == "mandag–fredag"
+    assert days("nn", "mon", "tue", "wed", "thu", "fri") == "måndag–fredag"
+    assert days("en", "sat", "sun") == "Saturday, Sunday"
+    assert days("nb", "mon", "wed", "fri") == "mandag, onsdag, fredag"
+    assert days("nb") == days("nb", *("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    assert days("nb") == "alle dager"
+    assert days("en") == "every day"
+    assert send_window(Limits(), "nb") is None

@@ -55,6 +55,7 @@ from varsel.web.console_text import (
     REACH_NAMES,
     STATE_NAMES,
     STATUS_NAMES,
+    send_window,
 )
 from varsel.web.templating import N_, gettext
 
@@ -405,6 +406,7 @@ def _campaign_page(
             "failures": failures,
             "channels": channels,
             "stale": stale,
+            "window": send_window(campaign.spec.limits, page.language),
             **_labels(),
         },
         status=status,

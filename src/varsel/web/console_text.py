@@ -6,10 +6,16 @@ ids instead, so that the Nynorsk and English pages name things in their own lang
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+from babel.dates import get_day_names
+
 from varsel.campaign import CampaignStatus
+from varsel.campaign_spec import WINDOW_DAYS, Limits, window_opens
 from varsel.coverage import LABELS, Outcome
 from varsel.suppression import REASON_LABELS, SuppressionKind
-from varsel.web.templating import N_
+from varsel.web.templating import N_, date_time, gettext
 
 STATUS_NAMES = {
     CampaignStatus.READY: N_("Klar"),
@@ -73,3 +79,37 @@ SUPPRESSION_KIND_NAMES = {
     SuppressionKind.ADDRESS: N_("Adresse"),
     SuppressionKind.UNIT: N_("Virksomhet"),
 }
+
+
+# -- the send window ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowWords:
+    """A campaign's send window as the page says it, and when it next opens if shut now."""
+
+    days: str  # "mandag–fredag", "lørdag, søndag", "alle dager"
+    hours: str  # "08:00–16:00"
+    zone: str
+    opens: str | None  # "30. november 2026 kl. 08:00" (Oslo's clock), None while open
+
+
+def send_window(
+    limits: Limits, language: str, now: dt.datetime | None = None
+) -> WindowWords | None:
+    """The campaign's send window in the page's language; None for a campaign without one."""
+    if not (limits.window_days or limits.window_start or limits.window_end):
+        return None
+    names = get_day_names("wide", locale=language)  # 0 is Monday, as in WINDOW_DAYS
+    picked = sorted(WINDOW_DAYS.index(d) for d in limits.window_days) or list(range(7))
+    if len(picked) == len(WINDOW_DAYS):
+        days = gettext(language, "alle dager")
+    elif len(picked) >= 3 and picked == list(range(picked[0], picked[-1] + 1)):
+        days = f"{names[picked[0]]}–{names[picked[-1]]}"
+    else:
+        days = ", ".join(names[i] for i in picked)
+    hours = f"{limits.window_start or '00:00'}–{limits.window_end or '23:59'}"
+    at = now or dt.datetime.now(dt.UTC)
+    opens = window_opens(limits, at)
+    when = date_time(language, opens.astimezone(dt.UTC).isoformat()) if opens > at else None
+    return WindowWords(days, hours, limits.timezone, when)
