@@ -420,6 +420,50 @@ def test_pause_reaches_a_running_worker_at_once_and_resume_goes_on(
     assert db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,)) == "done"
 
 
+def test_a_worker_stays_idle_outside_the_campaigns_send_window(
+    pg_url: str, brreg: Path, tmp_path: Path
+) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from varsel.campaign_spec import WINDOW_DAYS
+
+    # Open only on the day after tomorrow's weekday: shut now.
+    later = (dt.datetime.now(ZoneInfo("Europe/Oslo")) + dt.timedelta(days=2)).date()
+    window = f'[window]\ndays = ["{WINDOW_DAYS[later.weekday()]}"]\n'
+    settings = Settings.load(environ={}, database_url=pg_url, dkim_key_dir=str(tmp_path / "keys"))
+    with connect(pg_url) as db:
+        import_dump(db, brreg / "enheter-sample.json")
+        path = tmp_path / "c.toml"
+        text = CAMPAIGN.format(name="Vindu", connections=1, per_domain=600) + window
+        path.write_text(text, "utf-8")
+        cid = create_campaign(db, settings, path).campaign.id
+        start_campaign(db, cid)
+        lease = "SELECT sender_lease_until FROM campaigns WHERE id = ?"
+        handed = db.scalar(lease, (cid,))
+        with SmtpSink() as sink:
+            worker = Worker(
+                settings,
+                RelayConfig.from_url(sink.url),
+                WorkerOptions(campaign_id=cid, connections=1, build_processes=0, lease_seconds=3),
+            )
+            thread, errors = in_thread(worker.run)
+            until(lambda: db.scalar("SELECT count(*) FROM workers") == 1, 10)
+            time.sleep(2.0)  # a few polls of the campaign list
+            counts = outbox.counts(db, cid)
+            status = worker_status(db)
+            held = db.scalar(lease, (cid,))
+            worker.request_stop()
+            thread.join(30)
+            received = sink.messages
+    assert errors == []
+    assert received == []
+    assert counts["claimed"] == counts["sent"] == 0
+    assert counts["queued"] == 6
+    assert [w.campaign_id for w in status.workers] == [None]  # idle, holding nothing
+    assert held == handed  # the campaign was never taken up: its mark not renewed
+
+
 def test_a_dead_workers_expired_lease_comes_back_by_the_in_doubt_rule(
     small: tuple[Database, Settings, int],
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from varsel import leases, outbox
 from varsel.campaign import CampaignError, CampaignStatus, get_campaign
+from varsel.campaign_spec import window_opens
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.config import Settings
@@ -563,12 +565,18 @@ class Worker:
                 continue
             with db.transaction():
                 leases.recover_expired(db, cid)
-            if leases.due(db, cid):
+            if leases.due(db, cid) and self._in_window(cid):
                 self.last_campaign = cid
                 return cid
             if leases.finish_if_done(db, cid) and wanted is not None:
                 self.finished = True
         return None
+
+    def _in_window(self, campaign_id: int) -> bool:
+        """Whether the campaign's send window is open: outside it the worker stays idle,
+        holding nothing, rather than sit in the campaign waiting for it (see Sender)."""
+        now = dt.datetime.now(dt.UTC)
+        return window_opens(get_campaign(self.control, campaign_id).spec.limits, now) <= now
 
     def _send(self, campaign_id: int) -> None:
         """Send one campaign for a while (see CampaignRun)."""
