@@ -181,3 +181,23 @@ def test_a_server_that_ends_the_connection_or_cancels_a_query_is_named_without_t
     assert ": en spørring ble avbrutt (tidsgrense eller en administrator);" in messages[0]
     assert ": tjeneren avsluttet forbindelsen (stoppet, startet på nytt eller av " in messages[1]
     assert ": forbindelsen ble brutt;" in messages[2]
+
+
+def test_a_damaged_sqlite_file_is_named_with_where_to_turn(tmp_path: Path) -> None:
+    path = tmp_path / "varsel.db"
+    with connect(str(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page:] = b"\xff" * (len(data) - page)  # every page but the first (the schema): garbage
+    path.write_bytes(bytes(data))
+    raw = sqlite3.connect(path)
+    damaged = _error_of(lambda: raw.execute("SELECT count(*) FROM units").fetchall())
+    raw.close()
+    said = lost(damaged, str(path))
+    assert said is not None
+    assert said.exit_status == 1  # running it again will not mend the file
+    assert said.message == (
+        f"lageret {path}: filen er skadet; hent det siste hele eksemplaret fra "
+        "sikkerhetskopien (varsel backup), og kjør så kommandoen igjen"
+    )

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from varsel.errors import StoreError, StoreLost, redact_url
+from varsel.errors import StoreError, StoreLost, VarselError, redact_url
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -386,20 +386,32 @@ _SQLITE_LOST = {
     sqlite3.SQLITE_LOCKED: "filen var låst av en annen prosess for lenge",
     sqlite3.SQLITE_READONLY: "filen kan ikke skrives (skrivebeskyttet fil, mappe eller disk)",
     sqlite3.SQLITE_IOERR: "lese- eller skrivefeil på disken",
-    sqlite3.SQLITE_CORRUPT: "filen er skadet",
     sqlite3.SQLITE_FULL: "disken er full",
     sqlite3.SQLITE_CANTOPEN: "filen kan ikke åpnes",
-    sqlite3.SQLITE_NOTADB: "filen er ikke en SQLite-database",
+}
+# And for a file that running the command again will not mend.
+_SQLITE_BROKEN = {
+    sqlite3.SQLITE_CORRUPT: "filen er skadet",
+    sqlite3.SQLITE_NOTADB: "filen er ikke en SQLite-database (lenger)",
 }
 
 
-def lost(error: BaseException, url: str) -> StoreLost | None:
+def lost(error: BaseException, url: str) -> VarselError | None:
     """The one-line error for a store that failed under a command, or None for anything else.
 
     A failure of the store itself (a lost connection, a server shutting down, a full disk, a
-    lock held too long) is named with the store; any other error, such as a mistake in
-    varsel's own SQL, is not the store's and gives None, so that it is not hidden.
+    lock held too long) is named with the store: StoreLost, to be run again. A damaged SQLite
+    file is named too, with where to turn (exit status 1). Any other error, such as a mistake
+    in varsel's own SQL, is not the store's and gives None, so that it is not hidden.
     """
+    target = redact_url(normalise_url(url)[1])
+    if isinstance(error, sqlite3.DatabaseError):
+        broken = _SQLITE_BROKEN.get(getattr(error, "sqlite_errorcode", -1) & 0xFF)
+        if broken is not None:
+            return VarselError(
+                f"lageret {target}: {broken}; hent det siste hele eksemplaret fra "
+                "sikkerhetskopien (varsel backup), og kjør så kommandoen igjen"
+            )
     reason: str | None = None
     if isinstance(error, psycopg.OperationalError):
         code = error.sqlstate
@@ -414,7 +426,7 @@ def lost(error: BaseException, url: str) -> StoreLost | None:
     if reason is None:
         return None
     return StoreLost(
-        f"lageret {redact_url(normalise_url(url)[1])}: {reason}; det som var fullført, er "
+        f"lageret {target}: {reason}; det som var fullført, er "
         "lagret, og kommandoen kan kjøres igjen når lageret er i orden"
     )
 
