@@ -30,7 +30,7 @@ from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database, connect
-from varsel.leases import notify, start_campaign, worker_status
+from varsel.leases import notify, start_campaign, waiting_for, worker_status
 from varsel.registry import import_dump
 from varsel.shared_limits import HOLD
 from varsel.synth import write_dump
@@ -441,6 +441,7 @@ def test_a_worker_stays_idle_outside_the_campaigns_send_window(
         path.write_text(text, "utf-8")
         cid = create_campaign(db, settings, path).campaign.id
         start_campaign(db, cid)
+        said = waiting_for(db, cid)  # what `varsel worker --campaign` says before it waits
         lease = "SELECT sender_lease_until FROM campaigns WHERE id = ?"
         handed = db.scalar(lease, (cid,))
         with SmtpSink() as sink:
@@ -464,6 +465,14 @@ def test_a_worker_stays_idle_outside_the_campaigns_send_window(
     assert counts["queued"] == 6
     assert [w.campaign_id for w in status.workers] == [None]  # idle, holding nothing
     assert held == handed  # the campaign was never taken up: its mark not renewed
+    days = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+    months = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august")
+    months += ("september", "oktober", "november", "desember")
+    when = f"{days[later.weekday()]} {later.day}. {months[later.month - 1]} kl. 00.00"
+    assert said == (
+        f"Kampanje {cid} er utenfor sendevinduet sitt ([window]); arbeideren venter til "
+        f"{when} (Europe/Oslo)"
+    )
 
 
 def test_a_dead_workers_expired_lease_comes_back_by_the_in_doubt_rule(

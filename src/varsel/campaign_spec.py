@@ -507,3 +507,15 @@ def window_opens(limits: Limits, now: dt.datetime) -> dt.datetime:
     # A window's days are a part of the week (checked when the definition is read), and its
     # start is before its end: some day of the next eight has it open.
     raise AssertionError(f"no send window in a week: {limits}")
+
+
+def window_shut_until(limits: Limits, now: dt.datetime) -> str | None:
+    """While the send window is shut: when it opens, as the command line says it
+    ("mandag 30. november kl. 08.00 (Europe/Oslo)"); None while it is open."""
+    from babel.dates import format_datetime
+
+    opens = window_opens(limits, now)
+    if opens <= now:
+        return None
+    when = format_datetime(opens, "EEEE d. MMMM 'kl.' HH.mm", locale="nb")
+    return f"{when} ({limits.timezone})"

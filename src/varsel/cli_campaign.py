@@ -219,17 +219,13 @@ def _say_window(campaign_id: int, limits: Limits) -> None:
     """A line on stderr when the send will wait for the campaign's send window to open."""
     import datetime as dt
 
-    from babel.dates import format_datetime
+    from varsel.campaign_spec import window_shut_until
 
-    from varsel.campaign_spec import window_opens
-
-    now = dt.datetime.now(dt.UTC)
-    opens = window_opens(limits, now)
-    if opens > now:
-        when = format_datetime(opens, "EEEE d. MMMM 'kl.' HH.mm", locale="nb")
+    when = window_shut_until(limits, dt.datetime.now(dt.UTC))
+    if when is not None:
         err.print(
             f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]): sendingen "
-            f"begynner {when} ({limits.timezone}) og venter til da.",
+            f"begynner {when} og venter til da.",
             soft_wrap=True,
             markup=False,
         )

@@ -9,6 +9,7 @@ gone out, so it is `in_doubt`; otherwise it is queued again.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import socket
@@ -16,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus
+from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus, get_campaign
+from varsel.campaign_spec import window_shut_until
 from varsel.db import Database
 from varsel.digits import ascii_digits
 from varsel.errors import Text, UserError
@@ -100,8 +102,6 @@ def holder_gone(holder: str) -> bool:
 
 def local_time(iso: str) -> str:
     """A stored UTC time as this host's local clock time, as Norwegian writes it (HH.MM.SS)."""
-    import datetime as dt
-
     when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return when.astimezone().strftime("%H.%M.%S")
 
@@ -317,8 +317,6 @@ def forget_stopped(db: Database, older_than: float = 7 * 86400.0) -> int:
 
 
 def _epoch(iso: str) -> float:
-    import datetime as dt
-
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
@@ -450,6 +448,14 @@ def waiting_for(db: Database, campaign_id: int) -> str | None:
             f"«varsel campaign resume {campaign_id}»{then}"
         )
     if holder == WORKERS:
+        # Handed over: it waits only for its send window (the workers leave it alone outside).
+        limits = get_campaign(db, campaign_id).spec.limits
+        when = window_shut_until(limits, dt.datetime.now(dt.UTC))
+        if when is not None and status == CampaignStatus.SENDING.value:
+            return (
+                f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]); arbeideren "
+                f"venter til {when}"
+            )
         return None
     if status == CampaignStatus.READY.value:
         return (
