@@ -196,6 +196,37 @@ def test_pause_reaches_a_running_sender(
     assert report.counts["claimed"] == 0
 
 
+def test_a_failing_watcher_stops_the_send_instead_of_sending_on_unwatched(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    # The watcher renews the lock and sees pauses; a progress callback is called from it.
+    # If it fails, the send must stop (its lock would run out under it), and say why.
+    plan = FaultPlan()
+    for n in range(1, 10):
+        plan.on_message(n, Fault.delay(0.4))
+    options = SendOptions(connections=1, rate_per_second=1000, build_processes=0)
+
+    def progress(counts: dict[str, int], rate: float) -> None:
+        if counts.get("sent"):
+            raise RuntimeError("en feil i fremdriftsvisningen")
+
+    with SmtpSink(faults=plan) as sink, pytest.raises(RuntimeError, match="fremdriftsvisningen"):
+        send_campaign(
+            db,
+            settings,
+            campaign_id,
+            relay=RelayConfig.from_url(sink.url),
+            options=options,
+            progress=progress,
+        )
+    counts = outbox.counts(db, campaign_id)
+    assert 1 <= counts["sent"] < 6  # stopped, the message on the wire finished
+    assert counts["queued"] == 6 - counts["sent"]  # the rest given back
+    assert counts["claimed"] == 0
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    assert row == ("ready", None)  # the lock given up
+
+
 QUICK_RELAY = {"relay_tries": 3, "relay_retry_seconds": 0.01}
 
 

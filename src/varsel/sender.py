@@ -85,6 +85,7 @@ class Sender:
         self.progress = progress
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.stopping: str | None = None
+        self.watch_error: BaseException | None = None  # why the watcher stopped, if it failed
         self.sent_now = 0
         self.in_flight = 0
         self.build_error: BaseException | None = None
@@ -184,6 +185,7 @@ class Sender:
                     for i in range(self.options.connections)
                 ]
                 watcher = asyncio.create_task(self._watch())
+                watcher.add_done_callback(self._watch_ended)
                 await self._produce()
                 await asyncio.gather(*workers)
                 watcher.cancel()
@@ -193,6 +195,8 @@ class Sender:
                 await self.pool.finished()
                 self._give_back([item.delivery for item in self.scheduler.drain()])
                 await self.flush()
+                if self.watch_error is not None:
+                    raise self.watch_error
             finally:
                 await self.pool.shutdown()
             self.stopping = self.stopping or "done"
@@ -234,6 +238,18 @@ class Sender:
         """After an error: this run's claims settled, the campaign's status and lock restored."""
         send_lock.release(self.db, self.campaign.id, self.worker_id, self.sent_now)
         self.locked = False
+
+    def _watch_ended(self, task: asyncio.Task[None]) -> None:
+        """The watcher renews the lock and sees a pause: if it fails, the run stops too.
+
+        Without it the lock would run out under a running send (another sender could take
+        the campaign) and a pause would go unseen. Its error, retrieved here, ends the run
+        once the messages on the wire are done and the rest given back.
+        """
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        self.watch_error = error
+        self._terminate()
 
     def _terminate(self) -> None:
         """SIGTERM: finish what is on the wire, give the rest back, release the campaign."""

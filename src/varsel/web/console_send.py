@@ -23,7 +23,7 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow
 from varsel.config import Settings
-from varsel.db import Database, connect
+from varsel.db import Database, connect, lost
 from varsel.errors import Text, VarselError
 from varsel.leases import WORKERS, workers_for
 from varsel.outbox import counts
@@ -96,10 +96,16 @@ class Senders:
             log.warning("Sending av kampanje %s stoppet: %s", campaign_id, e.message)
             with self._lock:
                 self._outcomes[campaign_id] = for_console(e.message)
-        except Exception:
-            log.exception("Sending av kampanje %s feilet", campaign_id)
+        except Exception as e:
+            failed = lost(e, settings.database_url)
+            if failed is not None:  # the store went away (a restart, a full disk): not a bug
+                log.warning("Sending av kampanje %s stoppet: %s", campaign_id, failed.message)
+                outcome = STORE_FAILED
+            else:
+                log.exception("Sending av kampanje %s feilet", campaign_id)
+                outcome = N_("en intern feil stoppet sendingen; se loggen")
             with self._lock:
-                self._outcomes[campaign_id] = N_("en intern feil stoppet sendingen; se loggen")
+                self._outcomes[campaign_id] = outcome
 
     def join(self, timeout: float) -> None:
         """Wait for the running sends (tests, and an orderly shutdown)."""
@@ -107,6 +113,13 @@ class Senders:
             threads = list(self._threads.values())
         for thread in threads:
             thread.join(timeout)
+
+
+# Why a send stopped when its store failed under it (see db.lost): the reason is the log's.
+STORE_FAILED = N_(
+    "lageret sviktet under sendingen (årsaken står i loggen); det som ble sendt, er lagret. "
+    "Send kampanjen igjen når lageret svarer."
+)
 
 
 # The library's messages that tell the command line's user what to run, and the console's
