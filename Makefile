@@ -37,7 +37,10 @@ $(BROWSER_STAMP): scripts/ensure-browser tests/browser/package-lock.json
 TEST_TMP := $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm/varsel-test-$$(printf %s "$(CURDIR)" | md5sum | cut -c1-8))
 
 unit: $(STAMP) $(BROWSER_STAMP)
-	$(BIN)/pytest -n 2 --dist loadgroup $(if $(TEST_TMP),--basetemp=$(TEST_TMP)) $(PYTEST_ARGS)
+# --dist loadscope: each module runs in one test process, so a module-scoped fixture (the
+# workers' 120,000-unit store, Chromium, Dovecot, the national dump) is made once. (loadgroup
+# with xdist_group marks stopped grouping under pytest 9: xdist rewrites item._nodeid.)
+	$(BIN)/pytest -n 2 --dist loadscope $(if $(TEST_TMP),--basetemp=$(TEST_TMP)) $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

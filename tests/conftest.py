@@ -48,31 +48,6 @@ def _ensure_database() -> str:
     return f"{POSTGRES}/{TEST_DATABASE}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A module with a module-scoped fixture runs in one test process, all of it.
-
-    With `-n 2 --dist loadgroup` (make test) each such fixture is made once instead of once per
-    process: the workers' 120,000-unit store, Chromium, Dovecot, the synthetic national dump.
-    The whole module, not only the tests that use the fixture: a test of another module run in
-    between would tear the fixture down, and the next test would make it again.
-    """
-
-    def module_scoped(item: pytest.Item) -> bool:
-        info = getattr(item, "_fixtureinfo", None)
-        return info is not None and any(
-            defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()
-        )
-
-    shared = {
-        item.module.__name__
-        for item in items
-        if isinstance(item, pytest.Function) and module_scoped(item)
-    }
-    for item in items:
-        if isinstance(item, pytest.Function) and item.module.__name__ in shared:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 @pytest.fixture(scope="session")
 def postgres_base() -> str:
     """URL of the test database on the local PostgreSQL server."""
