@@ -64,6 +64,11 @@ class Limits:
     window_end: str | None = None
     timezone: str = "Europe/Oslo"
 
+    @property
+    def has_window(self) -> bool:
+        """Whether sending is held to a send window (days, a start or an end)."""
+        return bool(self.window_days or self.window_start or self.window_end)
+
 
 @dataclass(frozen=True)
 class CampaignSpec:
@@ -489,7 +494,7 @@ def window_opens(limits: Limits, now: dt.datetime) -> dt.datetime:
     change to or from summer time in between counts as the hour it is. Without a window (no
     days, start or end), always `now`. `end` is the first minute outside the window.
     """
-    if not (limits.window_days or limits.window_start or limits.window_end):
+    if not limits.has_window:
         return now
     zone = ZoneInfo(limits.timezone)
     start = dt.time.fromisoformat(limits.window_start or "00:00")

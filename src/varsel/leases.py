@@ -449,14 +449,16 @@ def waiting_for(db: Database, campaign_id: int) -> str | None:
         )
     if holder == WORKERS:
         # Handed over: it waits only for its send window (the workers leave it alone outside).
+        if status != CampaignStatus.SENDING.value:
+            return None
         limits = get_campaign(db, campaign_id).spec.limits
         when = window_shut_until(limits, dt.datetime.now(dt.UTC))
-        if when is not None and status == CampaignStatus.SENDING.value:
-            return (
-                f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]); arbeideren "
-                f"venter til {when}"
-            )
-        return None
+        if when is None:
+            return None
+        return (
+            f"Kampanje {campaign_id} er utenfor sendevinduet sitt ([window]); arbeideren "
+            f"venter til {when}"
+        )
     if status == CampaignStatus.READY.value:
         return (
             f"Kampanje {campaign_id} er ikke gitt til arbeiderne ennå; arbeideren venter til "

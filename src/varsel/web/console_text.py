@@ -98,7 +98,7 @@ def send_window(
     limits: Limits, language: str, now: dt.datetime | None = None
 ) -> WindowWords | None:
     """The campaign's send window in the page's language; None for a campaign without one."""
-    if not (limits.window_days or limits.window_start or limits.window_end):
+    if not limits.has_window:
         return None
     names = get_day_names("wide", locale=language)  # 0 is Monday, as in WINDOW_DAYS
     picked = sorted(WINDOW_DAYS.index(d) for d in limits.window_days) or list(range(7))
