@@ -370,9 +370,10 @@ def test_connection_dropped_mid_body_keeps_previous_file(
     registry.etag, registry.cut_after = '"v2"', 1000
     said: list[str] = []
 
-    with pytest.raises(DownloadError, match=r"/api/enheter/lastned: nedlastingen stoppet \("):
+    with pytest.raises(DownloadError, match=r"/api/enheter/lastned: nedlastingen stoppet \(") as e:
         fetch(registry, out, on_wait=said)
 
+    assert e.value.exit_status == 75
     assert_previous_kept(out, old_sidecar)
     # Tried three times, the whole dump each time: a broken connection may not break again.
     url = f"{registry.url}/api/enheter/lastned"
@@ -494,6 +495,7 @@ def test_connection_refused(tmp_path: Path, slept: list[float]) -> None:
         f"http://127.0.0.1:{port}/api/enheter/lastned: kunne ikke koble til "
         "(tilkoblingen ble avvist)"
     )
+    assert e.value.exit_status == 75  # tried three times: cron may try again later
     assert slept == [5.0, 30.0]
 
 
@@ -506,6 +508,7 @@ def test_timeout(registry: Registry, tmp_path: Path) -> None:
 
     url = f"{registry.url}/api/enheter/lastned"
     assert e.value.message == f"{url}: registeret svarte ikke innen 0.2 s"
+    assert e.value.exit_status == 75
     assert len(registry.seen) == 3
 
 

@@ -306,7 +306,15 @@ def _request_headers(kind: str, fmt: str, previous: dict[str, str] | None) -> di
 BUSY_STATUSES = (429, 502, 503, 504)  # the registry cannot serve now: ask again later
 
 
-class Unavailable(DownloadError):
+class TryLater(DownloadError):
+    """The registry could not serve, even after the retries: the same command can be run
+    again later. Exit status 75 (EX_TEMPFAIL), so that cron or a timer tries again instead
+    of treating it as a mistake in the command."""
+
+    exit_status = 75
+
+
+class Unavailable(TryLater):
     """The registry answered that it cannot serve now (429, 502, 503, 504)."""
 
     def __init__(self, message: str, retry_after: float | None) -> None:
@@ -314,7 +322,7 @@ class Unavailable(DownloadError):
         self.retry_after = retry_after
 
 
-class BrokenOff(DownloadError):
+class BrokenOff(TryLater):
     """The body ended before the length the server promised: the connection broke off."""
 
 
@@ -338,7 +346,8 @@ def with_retries(
 
     A timeout, a failed or broken connection, a busy status (Unavailable, whose Retry-After
     is honoured up to MOST_RETRY_AFTER) or a body cut short is worth another try; any other
-    failure, and the last try's, is a one-line DownloadError (see translated_errors).
+    failure is a one-line DownloadError, and the last try's a TryLater (exit status 75; see
+    translated_errors).
     """
     for delay in (*RETRY_DELAYS, None):
         with translated_errors(url, out, timeout):
@@ -381,9 +390,12 @@ def translated_errors(url: str, out: Path | None, timeout: float) -> Iterator[No
     try:
         yield
     except httpx.TimeoutException:
-        raise DownloadError(f"{url}: registeret svarte ikke innen {timeout:g} s") from None
+        raise TryLater(f"{url}: registeret svarte ikke innen {timeout:g} s") from None
     except httpx.ConnectError as e:
-        raise DownloadError(f"{url}: kunne ikke koble til ({connect_reason(e)})") from None
+        raise TryLater(f"{url}: kunne ikke koble til ({connect_reason(e)})") from None
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
+        # What with_retries tries again is, after its last try, a failure to try later.
+        raise TryLater(f"{url}: nedlastingen stoppet ({_one_line(e)})") from None
     except httpx.HTTPError as e:
         raise DownloadError(f"{url}: nedlastingen stoppet ({_one_line(e)})") from None
     except httpx.InvalidURL as e:
