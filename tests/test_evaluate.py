@@ -467,7 +467,7 @@ def test_english_numbers_and_dates(ev: Evaluation) -> None:
 def test_norwegian_dates_in_nynorsk(ev: Evaluation) -> None:
     meta = dict(build_view(ev, language="nn").meta)
     assert re.fullmatch(r"\d{1,2}\. [a-z]+ \d{4}", meta["Oppretta"])
-    assert re.fullmatch(r"\d{1,2}\. [a-z]+ \d{4} kl\. \d\d:\d\d", meta["Rapporten er laga"])
+    assert re.fullmatch(r"\d{1,2}\. [a-z]+ \d{4} kl\. \d\d\.\d\d", meta["Rapporten er laga"])
 
 
 def catalog(language: str) -> dict[str, str]:

@@ -29,8 +29,8 @@ def test_numbers_in_each_language(language: str, num: str, share: str, decimal: 
 @pytest.mark.parametrize(
     ("language", "date", "date_time"),
     [
-        ("nb", "3. april 2025", "3. april 2025 kl. 14:05"),
-        ("nn", "3. april 2025", "3. april 2025 kl. 14:05"),
+        ("nb", "3. april 2025", "3. april 2025 kl. 14.05"),
+        ("nn", "3. april 2025", "3. april 2025 kl. 14.05"),
         ("en", "3 April 2025", "3 April 2025, 14:05"),
     ],
 )
@@ -42,7 +42,7 @@ def test_dates_in_each_language(language: str, date: str, date_time: str) -> Non
 
 def test_the_time_of_day_is_oslos_in_winter_too() -> None:
     # UTC+1 in January: half past eleven in the evening UTC is the next day in Oslo.
-    assert Words("nb").date_time("2025-01-15T23:30:00Z") == "16. januar 2025 kl. 00:30"
+    assert Words("nb").date_time("2025-01-15T23:30:00Z") == "16. januar 2025 kl. 00.30"
     assert Words("en").date_time("2025-01-15T23:30:00+00:00") == "16 January 2025, 00:30"
     # The date alone is Oslo's day too, and a date without a time is taken as it is.
     assert Words("nb").date("2025-01-15T23:30:00Z") == "16. januar 2025"

@@ -168,7 +168,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(
         with pytest.raises(SignInError, match=f"^{GENERIC}$"):
             verify_credentials(db, settings, "kari", "feil-passord-helt-klart", "123456", now=t)
     fifth = T0 + timedelta(seconds=4)
-    locked = "kontoen «kari» er låst etter for mange mislykkede forsøk; prøv igjen kl. 12:15"
+    locked = "kontoen «kari» er låst etter for mange mislykkede forsøk; prøv igjen kl. 12.15"
     with pytest.raises(SignInError) as e:
         verify_credentials(db, settings, "kari", "feil-passord-helt-klart", "123456", now=fifth)
     assert e.value.message == locked

@@ -273,7 +273,9 @@ def too_many(answer: httpx.Response, text: str) -> None:
     error = re.search(r'<p class="error" role="alert"[^>]*>([^<]+)</p>', answer.text)
     assert error is not None, answer.text
     minutes = str(math.ceil(retry / 60))
-    pattern = re.escape(text).replace(re.escape("{time}"), r"\d\d:\d\d")
+    # Norwegian writes the time of day with a dot (kl. 14.05), English with a colon.
+    time_of_day = r"\d\d:\d\d" if text.startswith("The ") else r"\d\d\.\d\d"
+    pattern = re.escape(text).replace(re.escape("{time}"), time_of_day)
     pattern = pattern.replace(re.escape("{minutes}"), minutes)
     assert re.fullmatch(pattern, error.group(1)), error.group(1)
 
@@ -990,7 +992,7 @@ def test_an_approver_adds_sees_and_removes_and_each_is_audited_with_their_name(
     again = client.post(LIST, data={"csrf": csrf, "orgnr": "974760673", "note": "igjen"})
     assert re.fullmatch(
         r"Organisasjonsnummeret 974760673 stod allerede på sperrelisten \(lagt inn av operatør, "
-        r"\d+\. \w+ \d{4} kl\. \d\d:\d\d\)\.",
+        r"\d+\. \w+ \d{4} kl\. \d\d\.\d\d\)\.",
         notice(again),
     )
     rows = [row[:5] for row in cells(again.text)]

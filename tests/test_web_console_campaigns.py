@@ -532,10 +532,10 @@ def test_the_campaign_page_shows_the_send_window_and_when_a_shut_one_opens(
     en_day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
     months = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august")
     months += ("september", "oktober", "november", "desember")
-    opens = f"{tomorrow.day}. {months[tomorrow.month - 1]} {tomorrow.year} kl. 09:15"
+    opens = f"{tomorrow.day}. {months[tomorrow.month - 1]} {tomorrow.year} kl. 09.15"
     nb, en = page("nb"), page("en")
     weekday = tomorrow.weekday()
-    assert f"<dt>Sendevindu</dt><dd>{nb_day[weekday]} kl. 09:15–15:30 (Europe/Oslo)<br>" in nb
+    assert f"<dt>Sendevindu</dt><dd>{nb_day[weekday]} kl. 09.15–15.30 (Europe/Oslo)<br>" in nb
     assert f"Stengt nå: en sending venter til {opens}." in nb
     assert f"<dt>Send window</dt><dd>{en_day[weekday]}, 09:15–15:30 (Europe/Oslo)<br>" in en
     assert "Closed now: a send waits until " in en

@@ -329,7 +329,7 @@ def _refuse(
 def _local_time(stored: str | None) -> str:
     if stored is None:
         return ""
-    return parse_time(stored).astimezone(_OSLO).strftime("%H:%M")
+    return parse_time(stored).astimezone(_OSLO).strftime("%H.%M")  # Norwegian: kl. 14.05
 
 
 # -- sessions -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from varsel.i18n import fmt_int
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
 from varsel.web.site import CSRF_FIELD, Site, client_ip, language_of, visitor_key
-from varsel.web.templating import LANGUAGES, N_, day, gettext
+from varsel.web.templating import LANGUAGES, N_, clock, day, gettext
 
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
@@ -446,7 +446,8 @@ def _too_many(page: Page, decision: Decision) -> str:
     at = datetime.fromtimestamp(math.ceil((time.time() + decision.retry_after) / 60) * 60, _OSLO)
     text = TOO_MANY_FROM_YOU if decision.scope == "sign_in_ip" else TOO_MANY_FROM_ALL
     minutes = math.ceil(decision.retry_after / 60)
-    return gettext(page.language, text) % {"time": at.strftime("%H:%M"), "minutes": minutes}
+    time_of_day = clock(page.language, at.hour, at.minute)
+    return gettext(page.language, text) % {"time": time_of_day, "minutes": minutes}
 
 
 def _refusal(page: Page, error: SignInError) -> str:

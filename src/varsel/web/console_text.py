@@ -15,7 +15,7 @@ from varsel.campaign import CampaignStatus
 from varsel.campaign_spec import WINDOW_DAYS, Limits, window_opens
 from varsel.coverage import LABELS, Outcome
 from varsel.suppression import REASON_LABELS, SuppressionKind
-from varsel.web.templating import N_, date_time, gettext
+from varsel.web.templating import N_, clock, date_time, gettext
 
 STATUS_NAMES = {
     CampaignStatus.READY: N_("Klar"),
@@ -89,9 +89,9 @@ class WindowWords:
     """A campaign's send window as the page says it, and when it next opens if shut now."""
 
     days: str  # "mandag–fredag", "lørdag, søndag", "alle dager"
-    hours: str  # "08:00–16:00"
+    hours: str  # "08.00–16.00" (08:00–16:00 in English)
     zone: str
-    opens: str | None  # "30. november 2026 kl. 08:00" (Oslo's clock), None while open
+    opens: str | None  # "30. november 2026 kl. 08.00" (Oslo's clock), None while open
 
 
 def send_window(
@@ -108,7 +108,8 @@ def send_window(
         days = f"{names[picked[0]]}–{names[picked[-1]]}"
     else:
         days = ", ".join(names[i] for i in picked)
-    hours = f"{limits.window_start or '00:00'}–{limits.window_end or '23:59'}"
+    start, end = limits.window_start or "00:00", limits.window_end or "23:59"
+    hours = "–".join(clock(language, int(t[:2]), int(t[3:])) for t in (start, end))
     at = now or dt.datetime.now(dt.UTC)
     opens = window_opens(limits, at)
     when = date_time(language, opens.astimezone(dt.UTC).isoformat()) if opens > at else None

@@ -85,10 +85,16 @@ def day(language: str, iso: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def date_time(language: str, iso: str) -> str:
-    """A stored UTC time as Oslo's clock shows it: 29. november 2026 kl. 14:05 (29 November
-    2026, 14:05 in English)."""
-    pattern = "d. MMMM y 'kl.' HH:mm" if language != "en" else "d MMMM y, HH:mm"
+    """A stored UTC time as Oslo's clock shows it: 29. november 2026 kl. 14.05 (29 November
+    2026, 14:05 in English). Norwegian writes a time of day with a dot (Språkrådet), as the
+    document e-mail and the command line do; English with a colon."""
+    pattern = "d. MMMM y 'kl.' HH.mm" if language != "en" else "d MMMM y, HH:mm"
     return format_datetime(_local(iso), pattern, locale=language)
+
+
+def clock(language: str, hour: int, minute: int) -> str:
+    """A time of day as the language writes it: 14.05 in Norwegian, 14:05 in English."""
+    return f"{hour:02d}{':' if language == 'en' else '.'}{minute:02d}"
 
 
 def _with_lang(language: str, path: str, root: str = "") -> str:
