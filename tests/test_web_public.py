@@ -439,6 +439,22 @@ def test_a_long_comment_in_norwegian_letters_within_the_limit_is_kept(
     assert page.status_code == 200, page.text
 
 
+def test_a_comment_of_2000_characters_with_line_breaks_is_kept(
+    client: TestClient, sent: int, db: Database
+) -> None:
+    # The textarea's maxlength counts a line break as one character, but the browser sends
+    # it as CR LF: 1,990 letters in 11 lines are 2,000 characters to the reader, 2,010 sent.
+    typed = "\n".join(["Brannvern er viktig for oss her. " * 6] * 10 + ["x" * 10])[:2000]
+    assert len(typed) == 2000
+    assert typed.count("\n") == 10
+    token = csrf(client, "/tilbakemelding")
+    page = client.post(
+        "/tilbakemelding", data={"csrf": token, "comment": typed.replace("\n", "\r\n")}
+    )
+    assert page.status_code == 200, page.text
+    assert db.scalar("SELECT comment FROM feedback") == typed
+
+
 @pytest.mark.parametrize("length", [2001, 6000])  # 6,000 æ: 36,000 bytes percent-encoded
 def test_a_comment_longer_than_the_form_allows_is_the_fields_error(
     client: TestClient, sent: int, db: Database, length: int
