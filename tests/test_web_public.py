@@ -1067,6 +1067,37 @@ def test_languages_switch(client: TestClient) -> None:
     assert '<html lang="nb">' in client.get("/kontroll?lang=xx").text
 
 
+def language_links(page: str) -> dict[str, str]:
+    """The language links at the top of a page, by language, as the browser follows them."""
+    found = re.findall(r'<a href="([^"]+)" lang="(\w+)" hreflang', page)
+    return {lang: html.unescape(href) for href, lang in found}
+
+
+def test_after_a_refused_form_the_language_links_keep_the_code_and_the_mailing(
+    client: TestClient, sent: int, sink: SmtpSink
+) -> None:
+    _, code, _ = first_message(sink)
+    token = csrf(client, "/tilbakemelding")
+    page = client.post(
+        "/tilbakemelding?lang=en",
+        data={"csrf": token, "kode": code, "comment": "x" * 2001, "lang": "en"},
+    )
+    assert page.status_code == 400
+    # Read in another language, the form is still about the message the code names.
+    assert language_links(page.text)["nn"] == f"/tilbakemelding?kode={code}&lang=nn"
+    page = client.post(
+        "/tilbakemelding", data={"csrf": token, "kampanje": str(sent), "usefulness": "9"}
+    )
+    assert page.status_code == 400
+    assert language_links(page.text)["en"] == f"/tilbakemelding?kampanje={sent}&lang=en"
+    page = client.post(
+        "/dokument", data={"csrf": token, "kampanje": str(sent), "address": "ikke en adresse"}
+    )
+    assert page.status_code == 400
+    # The form for this mailing's document, not the list of every mailing.
+    assert language_links(page.text)["en"] == f"/dokument?kampanje={sent}&lang=en"
+
+
 def test_a_code_of_a_unit_removed_from_the_registry_shows_no_trace_of_it(
     client: TestClient, sent: int, sink: SmtpSink, db: Database
 ) -> None:

@@ -98,6 +98,9 @@ async def document_post(request: Request) -> Response:
                     "address": typed,
                     "errors": errors,
                     "lifetime": documents.lifetime(settings.document_link_hours),
+                    # The form posts to /dokument without ?kampanje=: the language links
+                    # open this mailing's form, not the list of every mailing.
+                    "switch": switch_with(request, {"kampanje": str(entry.campaign_id)}),
                 }
                 return site.render(request, "document.html", language, context, status=status)
 

@@ -123,14 +123,22 @@ def _feedback_context(
     if code is None:
         # As /kontroll: text that is not a code is not shown again; the list takes its place.
         errors = {"kampanje": CODE_MALFORMED, **errors}
-    return {
-        "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
+    shown = {
         "code": code or "",
         "proof": proof if code and PROOF_SHAPE.fullmatch(proof) else "",  # not echoed otherwise
         "campaign": campaign[:12],
+    }
+    return {
+        **shown,
+        "form": {k: text_field(form, k) for k in ("usefulness", "relevant", "channel", "comment")},
         "campaigns": register.entries(db),
         "errors": errors,
         "channels": [c.value for c in feedback.Channel],
+        # The language links carry the code and mailing as the form does (after a refused
+        # form too, whose address has neither), not the address's text.
+        "switch": switch_with(
+            request, {"kode": shown["code"], "bevis": shown["proof"], "kampanje": shown["campaign"]}
+        ),
     }
 
 
@@ -139,11 +147,6 @@ def feedback_form(request: Request) -> Response:
     site = site_of(request)
     with site.store.connection() as db:
         context = _feedback_context(db, {}, {}, request)
-    # The language links carry the code and mailing as the form does, not the address's text.
-    context["switch"] = switch_with(
-        request,
-        {"kode": context["code"], "bevis": context["proof"], "kampanje": context["campaign"]},
-    )
     return site.render(request, "feedback.html", language_of(request), context)
 
 
