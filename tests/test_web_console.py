@@ -795,6 +795,28 @@ def test_the_segment_builder_names_a_bad_criterion_in_the_pages_language(
     )
 
 
+def test_the_segment_builder_names_a_follow_ups_campaigns_by_the_fields_label(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in_as(client, db, settings, "kari", "author")
+    errors = {
+        lang: re.findall(
+            r'<p class="error">([^<]+)</p>',
+            client.get(f"{PREFIX}/utvalg/telling?politi=oslo&utelat=1,to&lang={lang}").text,
+        )
+        for lang in ("nb", "en")
+    }
+    # The field's label, as the form shows it; not the campaign file's key (exclude_reached_by).
+    assert errors["nb"] == [
+        "utvalget: «Utelat dem disse kampanjene nådde» skal være kampanjenumre (hele tall, som "
+        "1,3), ikke «to»"
+    ]
+    assert errors["en"] == [
+        "the selection: «Leave out those these campaigns reached» must be campaign numbers "
+        "(whole numbers, such as 1,3), not «to»"
+    ]
+
+
 def test_the_segment_count_shows_units_abroad_in_a_row_of_their_own(
     client: TestClient, db: Database, settings: Settings, brreg: Path
 ) -> None:

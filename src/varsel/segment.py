@@ -103,6 +103,7 @@ CLI_NAMES: Mapping[str, str] = {
 FORM_NAMES: Mapping[str, str] = {
     "min_employees": Text("Minst så mange ansatte"),
     "employee_rule": Text("Regel for ansatte"),
+    "exclude_reached_by": Text("Utelat dem disse kampanjene nådde"),
 }
 
 _SCALAR_KEYS = {
