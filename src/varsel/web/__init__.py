@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from varsel.config import Settings
@@ -56,8 +56,10 @@ async def _error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     title, message = _ERRORS.get(status, _ERRORS[500])
     site: Site = request.app.state.site
-    # An HTTPException's own headers stay: a 405's Allow, a 429's Retry-After.
+    # An HTTPException's own headers stay (a 429's Retry-After); a 405's Allow names them all.
     headers = exc.headers if isinstance(exc, HTTPException) else None
+    if status == 405 and (allowed := _allowed(request)):
+        headers = {**(headers or {}), "Allow": allowed}
     if request.scope["path"] == PREFIX or request.scope["path"].startswith(PREFIX + "/"):
         return await console_error_page(request, status, title, message, headers)
     return site.render(
@@ -68,6 +70,19 @@ async def _error(request: Request, exc: Exception) -> Response:
         status=status,
         headers=headers,
     )
+
+
+def _allowed(request: Request) -> str:
+    """Every method the request's path takes ("" if no route says).
+
+    A page whose GET and POST are routes of their own (/tilbakemelding) gets Starlette's 405
+    from the first route the path matched, whose Allow names only that route's methods.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
