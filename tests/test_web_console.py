@@ -1053,6 +1053,16 @@ def test_an_approver_adds_sees_and_removes_and_each_is_audited_with_their_name(
     assert [e.data["rows"] for e in shown] == [0, 0, 1, 2, 2, 1]
 
 
+def test_an_empty_list_says_so_across_every_column(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in_as(client, db, settings, "berit", "approver")
+    page = client.get(LIST).text
+    columns = page.count('<th scope="col">')
+    assert columns == 7
+    assert f'<tr><td colspan="{columns}">Sperrelisten er tom.</td></tr>' in page
+
+
 def test_a_viewer_and_an_author_cannot_see_or_change_the_list(
     client: TestClient, db: Database, settings: Settings
 ) -> None:
