@@ -153,6 +153,37 @@ def test_a_template_over_the_limit_is_refused_kept_whole_and_nothing_is_saved(
     assert get_campaign(db, cid).spec == before
 
 
+def test_templates_in_norwegian_letters_up_to_the_limit_reach_the_editor_not_the_413(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    # URL-encoded, an æ is six bytes: nine full templates are ~1.6 MB, far over the public
+    # pages' 64 KiB, and a 413 page would lose everything typed.
+    from varsel.web import MAX_TEMPLATES_BODY
+    from varsel.web.console_editor import MAX_TEMPLATE
+
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    before = get_campaign(db, cid).spec
+    url = f"{PREFIX}/kampanjer/{cid}/maler"
+    csrf = form_token(client, url)
+    full = "æøå" * (MAX_TEMPLATE // 3)
+    fields = {f"{lang}-{part}": full for lang in ("nb", "nn", "en") for part in ("text", "html")}
+    fields["en-html"] += "å"  # one over
+    data = {"csrf": csrf, "action": "save", **fields}
+    assert 6 * MAX_TEMPLATE * 9 < MAX_TEMPLATES_BODY  # subjects are shorter still
+
+    answer = client.post(url, data=data)
+
+    assert answer.status_code == 400
+    assert field_error(answer, "en-html") == (
+        "HTML (en) har 30\xa0001 tegn; en mal kan ha høyst 30\xa0000. Ingenting er lagret."
+    )
+    assert answer.text.count(f">{full}</textarea>") == 5  # what was typed, kept
+    assert get_campaign(db, cid).spec == before
+    # Past that, the editor's path too gets the 413 page, its body unread.
+    huge = client.post(url, data={**data, "nb-text": "x" * MAX_TEMPLATES_BODY})
+    assert huge.status_code == 413
+
+
 def test_one_lint_error_is_one_error_in_english(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from varsel.config import Settings
 from varsel.errors import UserError, os_reason
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
-from varsel.web.console_auth import PREFIX
+from varsel.web.console_auth import MAX_TEMPLATES_BODY, PREFIX
 from varsel.web.console_auth import error_page as console_error_page
 from varsel.web.console_send import Senders
 from varsel.web.headers import SecurityHeaders
@@ -35,7 +36,9 @@ from varsel.web.templating import N_
 
 log = logging.getLogger("varsel.web")
 
-MAX_BODY = 64 * 1024  # the largest form is feedback: 2000 characters and a few fields
+MAX_BODY = 64 * 1024  # the largest public form is feedback: 2000 characters and a few fields
+# The template editor's path may send more (console_auth.MAX_TEMPLATES_BODY says why).
+LARGER_BODIES = ((re.compile(re.escape(PREFIX) + r"/kampanjer/[0-9]+/maler"), MAX_TEMPLATES_BODY),)
 
 _ERRORS = {
     # A body Starlette cannot read as a form (too many fields, a file, broken multipart):
@@ -153,7 +156,11 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             *([Middleware(StripRoot, root=site.root)] if site.root else []),  # outermost
             Middleware(
-                SecurityHeaders, max_body_size=MAX_BODY, direct=DIRECT, too_large=_too_large
+                SecurityHeaders,
+                max_body_size=MAX_BODY,
+                direct=DIRECT,
+                too_large=_too_large,
+                larger=LARGER_BODIES,
             ),
         ],
         exception_handlers={HTTPException: _error, Exception: _error},

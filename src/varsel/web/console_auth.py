@@ -26,7 +26,6 @@ from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -44,7 +43,11 @@ from varsel.web.templating import LANGUAGES, N_, clock, day, gettext
 PREFIX = "/konsoll"
 SESSION_COOKIE_HTTPS = "__Host-konsoll"  # __Host-: HTTPS only, this host, path / (RFC 6265bis)
 SESSION_COOKIE_HTTP = "konsoll"  # loopback without TLS (tests, a first try-out)
-MAX_FIELD = 64 * 1024  # the template editor's largest field; the app caps the whole body
+# The console's largest body: the template editor's nine templates of up to MAX_TEMPLATE
+# (30,000) characters each, URL-encoded (an æ is six bytes: %C3%A6). A field too long must
+# reach the editor, which refuses it at the field and shows what was typed; the 413 page or a
+# form that cannot be read would lose it all. Any other path takes the site's MAX_BODY.
+MAX_TEMPLATES_BODY = 2 * 1024 * 1024
 _OSLO = ZoneInfo("Europe/Oslo")
 
 
@@ -261,7 +264,8 @@ console = Console()
 
 async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
     """The posted form's text fields (the last and every value of each), bounded in size."""
-    form: FormData = await request.form(max_files=0, max_fields=60, max_part_size=MAX_FIELD)
+    # No field is longer than the body, which the app bounds per path.
+    form = await request.form(max_files=0, max_fields=60, max_part_size=MAX_TEMPLATES_BODY)
     last: dict[str, str] = {}
     every: dict[str, list[str]] = {}
     for k, v in form.multi_items():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +58,8 @@ class SecurityHeaders:
     or HEAD without a body for a path in `direct` goes straight to that path's ASGI app, past
     Starlette's exception middleware and router: the same app the router would have found
     (its route must take GET), which raises no HTTPException, for the pages that answer most.
+    A path matched by one of `larger`'s patterns may send up to that pattern's size instead
+    (the console's template editor).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class SecurityHeaders:
         max_body_size: int | None = None,
         direct: Mapping[str, ASGIApp] | None = None,
         too_large: ASGIApp | None = None,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_body_size = max_body_size
@@ -72,6 +76,9 @@ class SecurityHeaders:
         self.limited = (
             app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
         )
+        self.larger = [
+            (pattern, size, RequestBodyLimitMiddleware(app, size)) for pattern, size in larger
+        ]
         self.direct = dict(direct or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,8 +109,12 @@ class SecurityHeaders:
         app = self.app
         for name, value in scope["headers"]:
             if name in _BODY_HEADERS:
-                app = self.limited
-                if name == b"content-length" and self.too_large and self._over(value):
+                app, limit = self.limited, self.max_body_size
+                for pattern, size, limited in self.larger:
+                    if pattern.fullmatch(scope["path"]):
+                        app, limit = limited, size
+                        break
+                if name == b"content-length" and self.too_large and _over(value, limit):
                     app = self.too_large
                 break
         else:
@@ -112,11 +123,12 @@ class SecurityHeaders:
                 app = self.direct.get(scope["path"], app)
         await app(scope, receive, send_with_headers)
 
-    def _over(self, length: bytes) -> bool:
-        try:
-            return self.max_body_size is not None and int(length) > self.max_body_size
-        except ValueError:
-            return False  # uvicorn refuses a malformed Content-Length before the app sees it
+
+def _over(length: bytes, limit: int | None) -> bool:
+    try:
+        return limit is not None and int(length) > limit
+    except ValueError:
+        return False  # uvicorn refuses a malformed Content-Length before the app sees it
 
 
 _BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))  # as uvicorn gives them
