@@ -264,3 +264,20 @@ def test_snapshots_show_the_newest_thirty_unless_asked_for_more(db: Database) ->
     both = runner.invoke(cli, ["--db", db.url, "registry", "snapshots", "--all", "--limit", "2"])
     assert both.exit_code == 2
     assert "--limit og --all kan ikke brukes sammen" in both.output
+
+
+def test_a_rejects_file_that_is_the_dump_is_refused_and_the_dump_kept(
+    brreg: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "varsel.db"
+    dump = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    before = dump.read_bytes()
+    args = ["--db", str(store), "registry", "import", "--rejects", str(dump), str(dump)]
+    result = CliRunner().invoke(cli, args)
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {dump}: avvisningsfilen (--rejects) er en av filene som skal importeres; "
+        "velg en annen fil\n",
+    )
+    assert dump.read_bytes() == before
+    assert not store.exists()

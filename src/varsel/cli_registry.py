@@ -58,7 +58,7 @@ def registry_import(
 
     _some_files(paths)
     if rejects is not None:
-        start_rejects(rejects)
+        start_rejects(rejects, paths)
     results = import_dumps(
         state.db_or_new,
         paths,

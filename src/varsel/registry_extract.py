@@ -7,13 +7,14 @@ large ones while the importing process writes to the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -46,8 +47,18 @@ class Reject:
         return f"{where}{who}: {self.reason}"
 
 
-def start_rejects(path: Path) -> None:
-    """Start the rejects file afresh (empty): the imports of one command append to it."""
+def start_rejects(path: Path, dumps: Sequence[Path] = ()) -> None:
+    """Start the rejects file afresh (empty): the imports of one command append to it.
+
+    Refused when it is one of the dumps: emptying it would destroy the file to import.
+    """
+    for dump in dumps:
+        with contextlib.suppress(OSError):  # either missing: not the same file
+            if path.samefile(dump):
+                raise UserError(
+                    f"{path}: avvisningsfilen (--rejects) er en av filene som skal importeres; "
+                    "velg en annen fil"
+                )
     try:
         path.write_bytes(b"")
     except OSError as e:
