@@ -99,3 +99,40 @@ def test_a_latin1_byte_in_a_csv_dump_is_reported_on_its_own_line(
         f"{path}: ikke UTF-8 på linje 4\u00a0001 (byten 0xe6 hører ikke hjemme i UTF-8; er "
         "filen lagret som Latin-1 eller Windows-1252?)"
     )
+
+
+def _csv_dump(brreg: Path, tmp_path: Path) -> bytes:
+    from test_registry import load, write_dump
+
+    return write_dump(tmp_path / "whole.csv", load(brreg / "enheter-sample.json")).read_bytes()
+
+
+def test_a_csv_dump_cut_in_a_record_is_refused_not_the_record_rejected(
+    brreg: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_bytes(_csv_dump(brreg, tmp_path)[:-40])
+    with pytest.raises(BadFileError) as caught, open_dump(path) as reader:
+        for _ in reader:
+            pass
+    assert caught.value.message == (
+        f"{path}: filen slutter midt i en post på linje 140 (78 av 90 felt; avkortet?)"
+    )
+
+
+def test_a_csv_dump_with_only_its_header_holds_no_units(brreg: Path, tmp_path: Path) -> None:
+    path = tmp_path / "header.csv"
+    path.write_bytes(_csv_dump(brreg, tmp_path).split(b"\n", 1)[0] + b"\r\n")
+    with pytest.raises(BadFileError) as caught, open_dump(path) as reader:
+        for _ in reader:
+            pass
+    assert caught.value.message == f"{path}: dumpen inneholder ingen enheter"
+
+
+def test_blank_lines_in_a_csv_dump_are_no_records(brreg: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_bytes(_csv_dump(brreg, tmp_path) + b"\r\n\r\n")
+    with open_dump(path) as reader:
+        records = [r for batch in reader for r in batch.records]
+    assert len(records) == 35
+    assert not any("_csv_error" in r for r in records)

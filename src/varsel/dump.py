@@ -327,14 +327,30 @@ class DumpReader:
             records: list[dict[str, Any]] = []
             lines: list[int] = []
             line = reader.line_num + 1
+            last: list[str] | None = None
+            last_line = 0
             for row in reader:
+                if not row:  # a blank line (an editor's, at the end) is no record
+                    line = reader.line_num + 1
+                    continue
                 records.append(convert(row, line))
                 lines.append(line)
+                last, last_line = row, line
                 line = reader.line_num + 1
                 if len(records) >= CSV_BATCH:
                     yield Batch(index, records, self.offset, lines)
                     index += len(records)
                     records, lines = [], []
+            if last is None:
+                raise BadFileError(f"{self.path}: dumpen inneholder ingen enheter")
+            if len(last) < len(header) and not rest.ended_line:
+                # A short last row without its line's end is where a cut file ends: importing
+                # the rest would mark every unit after the cut gone. A short row that ends its
+                # line is a rejected record.
+                raise BadFileError(
+                    f"{self.path}: filen slutter midt i en post på linje {fmt_int(last_line)} "
+                    f"({len(last)} av {len(header)} felt; avkortet?)"
+                )
             if records:
                 yield Batch(index, records, self.offset, lines)
         except UnicodeDecodeError:
@@ -385,11 +401,18 @@ class _ChainedReader(io.RawIOBase):
     def __init__(self, head: bytes, read: Any) -> None:
         self._head = head
         self._read = read
+        self.ended_line = True  # whether the bytes so far end with a line's end
+
+    def readinto(self, b: Any) -> int:
+        n = self._readinto(b)
+        if n:
+            self.ended_line = b[n - 1] in b"\r\n"
+        return n
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: Any) -> int:
+    def _readinto(self, b: Any) -> int:
         if self._head:
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
