@@ -136,3 +136,14 @@ def test_blank_lines_in_a_csv_dump_are_no_records(brreg: Path, tmp_path: Path) -
         records = [r for batch in reader for r in batch.records]
     assert len(records) == 35
     assert not any("_csv_error" in r for r in records)
+
+
+def test_a_csv_dump_saved_with_semicolons_says_so(brreg: Path, tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(_csv_dump(brreg, tmp_path).replace(b'","', b'";"'))
+    with pytest.raises(BadFileError) as caught:
+        open_dump(path)
+    assert caught.value.message == (
+        f"{path}: CSV-filen skiller feltene med semikolon, ikke med komma som registerets CSV "
+        "(lagret på nytt i et regneark?); bruk filen slik registeret laget den"
+    )

@@ -187,6 +187,14 @@ class DumpReader:
         first_line = head.split(b"\n", 1)[0]
         if first_line.startswith((b'"organisasjonsnummer"', b"organisasjonsnummer")):
             header = self._csv_header(first_line)
+            if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+                # Excel in Norwegian saves CSV with semicolons: the header is then one column.
+                separator = "semikolon" if ";" in header[0] else "tabulator"
+                raise BadFileError(
+                    f"{self.path}: CSV-filen skiller feltene med {separator}, ikke med komma "
+                    "som registerets CSV (lagret på nytt i et regneark?); bruk filen slik "
+                    "registeret laget den"
+                )
             if "beliggenhetsadresse.kommunenummer" in header:
                 kind = Kind.UNDERENHETER
             elif "forretningsadresse.kommunenummer" in header:
