@@ -60,6 +60,27 @@ def test_resolve_municipality(term: str, numbers: list[str]) -> None:
     assert municipality.resolve_municipality(term) == numbers
 
 
+@pytest.mark.parametrize(
+    ("term", "numbers"),
+    [
+        ("Oslo kommune", ["0301"]),
+        ("BÆRUM KOMMUNE", ["3201"]),
+        ("0301 Oslo", ["0301"]),  # as the preview's table names it
+        ("3024 Bærum", ["3201"]),
+        ("1818 Herøy", ["1818"]),  # the name alone is ambiguous; the number says which
+        ("1507 Ålesund", ["1508", "1580"]),
+    ],
+)
+def test_a_municipality_as_people_write_it(term: str, numbers: list[str]) -> None:
+    assert municipality.resolve_municipality(term) == numbers
+
+
+def test_a_number_with_another_municipalitys_name_is_refused() -> None:
+    with pytest.raises(BadCriteriaError) as caught:
+        municipality.resolve_municipality("3201 Asker")
+    assert caught.value.message == "«3201 Asker»: 3201 er Bærum, ikke Asker"
+
+
 def test_names_keep_sami_parts() -> None:
     assert municipality.name("5612") == "Guovdageaidnu - Kautokeino"
     assert municipality.name("0219") is None

@@ -320,6 +320,25 @@ def _old_note(term: str, olds: Iterable[str], now: list[str]) -> Text:
 def _resolve_municipality(term: str) -> tuple[list[str], Text | None]:
     """2024 numbers for one municipality number or name, and a note when it is an old name."""
     tables = _tables()
+    # "Oslo kommune", as people write it (a county takes "fylke", a district "politidistrikt").
+    term = re.sub(r"\s+kommune$", "", term.strip(), flags=re.IGNORECASE)
+    # "0301 Oslo", as the preview names a municipality: the number, when the name agrees.
+    both = re.fullmatch(r"(\d{4})\s+(\D.*)", term)
+    if both:
+        found, note = _resolve_municipality(both[1])
+        named = {*_match_name(both[2], tables.names)}
+        named |= {s for old in _match_name(both[2], tables.old_names) for s in _successors(old)}
+        if not named & set(found):
+            raise BadCriteriaError(
+                Text(
+                    "«%(term)s»: %(number)s er %(now)s, ikke %(name)s",
+                    term=term,
+                    number=both[1],
+                    now=", ".join(tables.by_number[n].name for n in found),
+                    name=both[2].strip(),
+                )
+            )
+        return found, note
     number = _number(term)
     if number is not None:
         found = _successors(number)
