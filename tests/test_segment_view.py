@@ -105,3 +105,12 @@ def test_one_of_a_kind_is_said_in_the_singular(db: Database, brreg: Path) -> Non
     assert "2 enheter valgt" in text
     assert "Uavgjort etter ansatte-regelen: 2 enheter, ikke med." in text
     assert "2 e-postadresser tilhører enkeltpersonforetak (personopplysninger); 0 er " in text
+
+
+def test_a_store_with_only_sub_units_says_the_units_are_missing(db: Database, brreg: Path) -> None:
+    import_dump(db, brreg / "underenheter-sample.json")
+    text = rendered(db, Criteria(municipalities=("0301",)), width=200)
+    assert text.startswith(
+        "Ingen enheter (hovedenheter) importert ennå: et utvalg velger blant dem "
+        "(varsel registry import ENHETER-DUMP).\n"
+    )

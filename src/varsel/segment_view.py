@@ -20,7 +20,9 @@ def render_preview(console: Console, p: Preview) -> None:
     source = (
         f"Registerdata: snapshot {p.snapshot.id}"
         if p.snapshot
-        else "Ingen registerdata importert ennå (varsel registry import)."
+        # Segments select main units: sub-units alone select nothing, so the units are named.
+        else "Ingen enheter (hovedenheter) importert ennå: et utvalg velger blant dem "
+        "(varsel registry import ENHETER-DUMP)."
     )
     if p.snapshot:
         dump = p.dump.dump_date if p.dump and p.dump.dump_date else "ukjent dato"
