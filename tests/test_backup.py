@@ -174,3 +174,24 @@ def test_a_copy_that_sqlite_cannot_finish_is_one_line_and_leaves_nothing(
         f"{target}: kopien kunne ikke lages (database or disk is full); {store} er urørt"
     )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("kopi", ".kopi"))) == []
+
+
+@pytest.mark.parametrize("name", ["kopi#1.db", "kopi?.db", "100%25.db"])
+def test_the_copy_itself_is_checked_whatever_its_name(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    checked: list[str] = []
+    real_check = backup._check
+
+    def check(path: Path) -> str | None:
+        answer = real_check(path)
+        checked.append(answer or "ok")
+        return answer
+
+    monkeypatch.setattr(backup, "_check", check)
+    with connect(str(store), migrate=False) as db:
+        made = back_up(db, tmp_path / name, actor="cli:test")
+    assert checked == ["ok"]
+    assert rows(made.path, "SELECT count(*) FROM units") == [(35,)]
+    # Nothing else made beside it: a "#" or "?" once had SQLite check (and create) ".kopi".
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["varsel.db", name])

@@ -15,6 +15,7 @@ import contextlib
 import os
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def _copy(db: Database, temporary: Path) -> None:
 
 def _check(path: Path) -> str | None:
     """None when SQLite finds the copy sound; else its first complaint."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as copy:
+    # Quoted: a "#", "?" or "%" in the name would make SQLite open (and create) another file.
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as copy:
         found = copy.execute("PRAGMA quick_check").fetchone()
     answer = str(found[0]) if found else "intet svar"
     return None if answer == "ok" else answer
