@@ -125,6 +125,22 @@ def test_a_dump_date_after_today_is_refused_and_nothing_is_imported(
     assert db.scalar("SELECT count(*) FROM units") == 0
 
 
+def test_a_meta_json_dump_date_after_today_is_refused_and_nothing_is_imported(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "e.json.gz", load(brreg / "enheter-sample.json"))
+    sidecar = tmp_path / "e.json.gz.meta.json"
+    sidecar.write_text('{"dump_date": "2099-12-01"}', "utf-8")
+    with pytest.raises(UserError) as caught:
+        import_dump(db, path)
+    assert caught.value.message == (
+        f"{sidecar}: dumpdatoen 2099-12-01 er etter i dag; oppgi riktig dato med "
+        "--dump-date ÅÅÅÅ-MM-DD"
+    )
+    _assert_store_unchanged(db, {}, 0)
+    assert import_dump(db, path, dump_date="2025-11-01").snapshot.dump_date == "2025-11-01"
+
+
 def test_a_date_from_the_files_time_is_said_to_be_guessed(
     db: Database, brreg: Path, tmp_path: Path
 ) -> None:

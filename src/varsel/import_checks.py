@@ -155,9 +155,19 @@ def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
         try:
             meta = json.loads(sidecar.read_text("utf-8"))
             if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
-                return dt.date.fromisoformat(meta["dump_date"]).isoformat(), False
+                date = dt.date.fromisoformat(meta["dump_date"])
+            else:
+                date = None
         except (OSError, ValueError):
-            pass  # a broken sidecar only loses the date; the file's time is the fallback
+            date = None  # a broken sidecar only loses the date; the file's time is the fallback
+        if date is not None and date > norway_today():
+            # Taken as the registry's word, it would skip every change after it, for good.
+            raise UserError(
+                f"{sidecar}: dumpdatoen {date.isoformat()} er etter i dag; oppgi riktig dato "
+                "med --dump-date ÅÅÅÅ-MM-DD"
+            )
+        if date is not None:
+            return date.isoformat(), False
     return dt.date.fromtimestamp(path.stat().st_mtime).isoformat(), True
 
 
