@@ -102,3 +102,33 @@ def test_a_csv_row_with_wrong_field_count_keeps_its_unit(
     result = import_dump(db, path, dump_date="2026-02-01", allow_shrink=True)
     assert (result.snapshot.rejected, result.snapshot.gone) == (1, 0)
     assert result.rejects[0].orgnr == records[2]["organisasjonsnummer"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("first", [True, False])
+def test_a_sub_unit_with_a_main_units_number_is_rejected_not_merged_into_it(
+    db: Database, brreg: Path, tmp_path: Path, fmt: str, first: bool
+) -> None:
+    enheter = load(brreg / "enheter-sample.json")
+    underenheter = load(brreg / "underenheter-sample.json")
+    import_dump(db, write_json(tmp_path / "e.json", enheter), dump_date="2026-01-01")
+    if not first:  # the merge, not the first import's straight insert
+        import_dump(db, write_json(tmp_path / "u0.json", underenheter), dump_date="2026-01-01")
+    taken = {**underenheter[0], "organisasjonsnummer": enheter[0]["organisasjonsnummer"]}
+    records = [*underenheter, taken]
+    path = tmp_path / f"u.{fmt}"
+    if fmt == "csv":
+        write_csv(path, records, brreg_csv.UNDERENHETER_COLUMNS)
+    else:
+        write_json(path, records)
+    result = import_dump(db, path, dump_date="2026-02-01")
+    assert [(r.position, r.orgnr, r.reason) for r in result.rejects] == [
+        (
+            len(records),
+            enheter[0]["organisasjonsnummer"],
+            "organisasjonsnummeret er en hovedenhet i lageret",
+        )
+    ]
+    row = unit_row(db, enheter[0]["organisasjonsnummer"])
+    assert (row["kind"], row["name"]) == ("enhet", enheter[0]["navn"])
+    assert db.scalar("SELECT count(*) FROM units WHERE kind = 'enhet'") == len(enheter)

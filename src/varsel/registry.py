@@ -386,7 +386,9 @@ def _load(
         progress(info.size, info.size, stage.rows)
         registry_fast.drop_stage(db, table)
     elif direct:
-        counts = _write_direct(db, extracted(reader, rejects, progress), snapshot_id, now, rejects)
+        counts = _write_direct(
+            db, extracted(reader, rejects, progress), snapshot_id, now, rejects, info.kind
+        )
     else:
         batches = extracted(reader, rejects, progress)
         registry_merge.create_staging(db)
@@ -397,6 +399,9 @@ def _load(
             )
         for orgnr, index in registry_merge.duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
+        for orgnr, index in registry_merge.of_other_kind(db, info.kind):
+            reason = registry_merge.other_kind_reason(info.kind)
+            rejects.add(Reject(index + 1, None, orgnr, reason))
         shrink.records = batches_records(reader)
         counts = registry_merge.merge(db, info.kind, snapshot_id, now, shrink)
         registry_merge.drop_staging(db)
@@ -478,6 +483,7 @@ def _write_direct(
     snapshot_id: int,
     now: str,
     rejects: RejectLog,
+    kind: Kind,
 ) -> dict[str, int]:
     """First import of a kind into SQLite: straight into units, no staging and no merge."""
     cols = ", ".join(unit.UNIT_COLUMNS)
@@ -511,26 +517,33 @@ def _write_direct(
         new += inserted
         skip: set[int] = set()
         if inserted < len(rows):
-            skip = _direct_duplicates(db, rows, rejects)
+            skip = _direct_duplicates(db, rows, rejects, kind, snapshot_id)
         conn.executemany(contact_insert, [c[:-1] for c in contact_rows if c[-1] not in skip])
     for _, sql in indexes:
         db.execute(sql)
     return {"new": new, "changed": 0, "unchanged": 0, "gone": 0}
 
 
-def _direct_duplicates(db: Database, rows: Rows, rejects: RejectLog) -> set[int]:
+def _direct_duplicates(
+    db: Database, rows: Rows, rejects: RejectLog, kind: Kind, snapshot_id: int
+) -> set[int]:
     """Indices of rows that were not inserted because their orgnr was already there."""
-    stored: dict[str, int] = dict(
-        db.query(
-            f"SELECT orgnr, record_index FROM units WHERE orgnr IN "
+    # The row inserted is this snapshot's at its index: a unit of the other kind may have the
+    # same index in its own snapshot.
+    stored: dict[str, tuple[int | None, str]] = {
+        orgnr: (index if snapshot == snapshot_id else None, stored_kind)
+        for orgnr, index, snapshot, stored_kind in db.query(
+            f"SELECT orgnr, record_index, snapshot_id, kind FROM units WHERE orgnr IN "
             f"({', '.join('?' for _ in rows)})",
             [r[0] for r in rows],
         )
-    )
-    skipped = {int(r[-1]) for r in rows if stored.get(r[0]) != r[-1]}
+    }
+    skipped = {int(r[-1]) for r in rows if stored.get(r[0], (None,))[0] != r[-1]}
     for r in rows:
         if int(r[-1]) in skipped:
-            rejects.add(Reject(int(r[-1]) + 1, None, r[0], DUPLICATE))
+            other = stored[r[0]][1] != unit_kind(kind)
+            reason = registry_merge.other_kind_reason(kind) if other else DUPLICATE
+            rejects.add(Reject(int(r[-1]) + 1, None, r[0], reason))
     return skipped
 
 
@@ -576,6 +589,8 @@ def _load_fast(
         )
         for orgnr, index in registry_merge.duplicates(db):
             rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
+        for orgnr, index in registry_merge.of_other_kind(db, kind):
+            rejects.add(Reject(index + 1, None, orgnr, registry_merge.other_kind_reason(kind)))
         counts = registry_merge.merge(db, kind, snapshot_id, now, shrink)
         registry_merge.drop_staging(db)
     else:
@@ -590,13 +605,15 @@ def _load_fast(
             )
             new += int(db.scalar("SELECT changes()"))
         if new < accepted:  # an orgnr came twice in the file
-            for idx, orgnr in db.query(
-                f"SELECT s.idx, s.orgnr FROM {table} s JOIN units u ON u.orgnr = s.orgnr "
-                "WHERE s.reject IS NULL AND NOT (u.snapshot_id = ? AND u.record_index = s.idx) "
-                "ORDER BY s.idx",
+            for idx, orgnr, stored_kind in db.query(
+                f"SELECT s.idx, s.orgnr, u.kind FROM {table} s JOIN units u "
+                "ON u.orgnr = s.orgnr WHERE s.reject IS NULL "
+                "AND NOT (u.snapshot_id = ? AND u.record_index = s.idx) ORDER BY s.idx",
                 (snapshot_id,),
             ):
-                rejects.add(Reject(int(idx) + 1, None, orgnr, DUPLICATE))
+                other = stored_kind != unit_kind(kind)
+                reason = registry_merge.other_kind_reason(kind) if other else DUPLICATE
+                rejects.add(Reject(int(idx) + 1, None, orgnr, reason))
         c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
         db.execute(
             f"INSERT INTO contacts ({contact_cols}) SELECT {c_cols} FROM fast_contacts c "

@@ -49,6 +49,35 @@ def duplicates(db: Database) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in dups]
 
 
+def other_kind_reason(kind: Kind) -> str:
+    """Why a record whose number is a unit of the other kind in the store is rejected."""
+    other = "en hovedenhet" if kind is Kind.UNDERENHETER else "en underenhet"
+    return f"organisasjonsnummeret er {other} i lageret"
+
+
+def of_other_kind(db: Database, kind: Kind) -> list[tuple[str, int]]:
+    """Staged records whose orgnr is a unit of the other kind; dropped from staging.
+
+    One number is one unit: merged, the record would turn a main unit into a sub-unit (or the
+    reverse) and take it out of its register.
+    """
+    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    found = [
+        (str(orgnr), int(index))
+        for orgnr, index in db.query(
+            "SELECT s.orgnr, s.record_index FROM staging_units s JOIN units u "
+            "ON u.orgnr = s.orgnr WHERE u.kind <> ? ORDER BY s.record_index",
+            (unit_kind,),
+        )
+    ]
+    for orgnr, index in found:
+        db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
+        db.execute(
+            "DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?", (orgnr, index)
+        )
+    return found
+
+
 def merge(
     db: Database, kind: Kind, snapshot_id: int, now: str, shrink: ShrinkCheck
 ) -> dict[str, int]:
