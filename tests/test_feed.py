@@ -300,6 +300,22 @@ def test_a_patch_whose_test_fails_is_rejected_and_changes_nothing(
     assert unit_row(db, "923609016")["name"] == "EQUINOR ASA"
 
 
+def test_a_patch_past_the_end_of_a_list_is_rejected_and_grows_nothing(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # A hostile page's index would have padded the list to a billion entries.
+    import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
+    before = unit_row(db, "923609016")
+    ops = [{"op": "add", "path": "/forretningsadresse/adresse/999999999/x", "value": "y"}]
+    result = apply_feed(db, feed(tmp_path, [entry(50, "923609016", "Endring", ops)]))
+    assert result.snapshot is not None
+    assert (result.snapshot.changed, result.snapshot.rejected) == (0, 1)
+    assert result.notes == (
+        "avvist 923609016: JSON-Patch: indeksen '999999999' er utenfor en liste på 1",
+    )
+    assert unit_row(db, "923609016") == before
+
+
 def test_a_patch_whose_test_holds_is_applied(db: Database, brreg: Path, tmp_path: Path) -> None:
     import_dump(db, brreg / "enheter-sample.json", dump_date=EARLY)
     ops = [

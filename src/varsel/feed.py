@@ -613,13 +613,26 @@ def _get(document: Any, parts: list[str]) -> Any:
     return node
 
 
+# How far past a list's end a patch may point. The store keeps address lines without the
+# blank ones the registry's record may hold, so an index can be past the end by as many (an
+# address has at most three lines); a hostile page's index would make a list of a billion.
+_LIST_SLACK = 8
+
+
+def _index(node: list[Any], part: str) -> int:
+    """A list index of a JSON pointer, at most _LIST_SLACK past the list's end."""
+    if not part.isdigit() or int(part) > len(node) + _LIST_SLACK:
+        raise ValueError(f"JSON-Patch: indeksen {part[:20]!r} er utenfor en liste på {len(node)}")
+    return int(part)
+
+
 def _set(document: dict[str, Any], parts: list[str], value: Any, *, insert: bool) -> None:
     node: Any = document
     for i, p in enumerate(parts[:-1]):
         nxt_is_index = parts[i + 1].isdigit() or parts[i + 1] == "-"
         if isinstance(node, list):
-            idx = int(p)
-            while len(node) <= idx:
+            idx = _index(node, p)
+            while len(node) <= idx:  # missing parents made, as for an object's
                 node.append([] if nxt_is_index else {})
             node = node[idx]
         else:
@@ -631,7 +644,7 @@ def _set(document: dict[str, Any], parts: list[str], value: Any, *, insert: bool
         if last == "-":
             node.append(value)
             return
-        idx = int(last)
+        idx = _index(node, last)
         if insert and idx <= len(node):
             node.insert(idx, value)
         elif idx < len(node):
