@@ -512,6 +512,23 @@ def test_fjernet_of_a_parent_the_store_lacks_still_erases_its_number_from_sub_un
     assert unit_row(db, "930187534")["parent_orgnr"] is None  # LYSE AS AVD BODØ, kept
 
 
+def test_an_entry_for_a_unit_of_the_other_kind_is_rejected_and_changes_nothing(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # One number is one unit: the enheter feed's Ny or Sletting for a sub-unit's number would
+    # have turned it into a main unit or marked it deleted. As the import rejects it.
+    import_dump(db, brreg / "underenheter-sample.json", dump_date=EARLY)
+    before = unit_row(db, "930187534")
+    ny = entry(60, "930187534", "Ny", [{"op": "replace", "path": "", "value": {"navn": "X AS"}}])
+    gone = entry(61, "930187534", "Sletting")
+    result = apply_feed(db, feed(tmp_path, [ny, gone]))
+    assert result.snapshot is not None
+    assert (result.snapshot.new, result.snapshot.gone, result.snapshot.rejected) == (0, 0, 2)
+    reason = "organisasjonsnummeret er en underenhet i lageret"
+    assert result.notes == (f"avvist 930187534: {reason}",) * 2
+    assert unit_row(db, "930187534") == before
+
+
 def test_a_page_is_refused_when_entries_are_older_than_a_guessed_dump_date(
     db: Database, brreg: Path, tmp_path: Path
 ) -> None:

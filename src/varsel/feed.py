@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from varsel import audit, unit
+from varsel import audit, registry_merge, unit
 from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind, gzip_problem
@@ -486,6 +486,10 @@ def _apply_entry(
         if row is None and not erased.recipients and not erased.sub_units:
             return "skipped: fjernet, men fantes ikke i lageret"
         return "removed"
+    if row is not None and row[unit.COL["kind"]] != unit_kind:
+        # One number is one unit: applied, the entry would turn a main unit into a sub-unit
+        # (or mark the wrong one deleted), taking it out of its register. As the import does.
+        return f"rejected: {registry_merge.other_kind_reason(kind)}"
     if change == "Sletting":
         if row is None:
             return "skipped: slettet, men fantes ikke i lageret"
