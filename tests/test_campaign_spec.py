@@ -242,3 +242,87 @@ def test_the_window_is_in_its_own_time_zone() -> None:
     )
     inside = oslo("2026-11-30 15:00")
     assert window_opens(new_york, inside) == inside
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ("connections = 0.5", "[limits]: connections skal være et positivt heltall"),
+        ("connections = 2.5", "[limits]: connections skal være et positivt heltall"),
+        ("connections = inf", "[limits]: connections skal være et positivt heltall"),
+        (
+            "per_domain_per_minute = nan",
+            "[limits]: per_domain_per_minute skal være et positivt heltall",
+        ),
+        ("rate_per_second = nan", "[limits]: rate_per_second skal være et positivt tall"),
+        ("retry_hours = inf", "[limits]: retry_hours skal være et positivt tall"),
+        ('rate_per_second = "100"', "[limits]: rate_per_second skal være et positivt tall"),
+    ],
+)
+def test_a_limit_that_is_no_usable_number_is_refused_naming_the_key(
+    settings: Settings, tmp_path: Path, limits: str, message: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(limits=limits + "\n"), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == f"{path} {message}"
+
+
+def test_a_whole_limit_written_as_a_float_is_kept_as_a_count(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(limits="connections = 8.0\nretry_hours = 0.5\n"), "utf-8")
+    limits = load_spec(path, settings).limits
+    assert (limits.connections, limits.retry_hours) == (8, 0.5)
+    assert isinstance(limits.connections, int)
+
+
+def test_dkim_ed25519_must_be_true_or_false(settings: Settings, tmp_path: Path) -> None:
+    # bool("false") is True: the quoted word would have turned the Ed25519 key on.
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(sender='dkim_ed25519 = "false"\n'), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == f"{path} [sender]: dkim_ed25519 skal være true eller false"
+
+
+def test_a_dkim_selector_is_checked_when_read_and_kept_in_lower_case(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(sender='dkim_selector = "Varsel2026"\n'), "utf-8")
+    assert load_spec(path, settings).dkim_selector == "varsel2026"  # as the key file is named
+    path.write_text(campaign_toml(sender='dkim_selector = "varsel 2026"\n'), "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path} [sender] dkim_selector: 'varsel 2026' kan ikke være en DKIM-selektor "
+        "(bruk bokstavene a–z, tall og -, og punktum mellom ledd)"
+    )
+
+
+def test_a_template_file_that_is_not_utf8_is_one_line_naming_the_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "nb.txt").write_bytes(
+        "Hei {{ unit.name }}\nVennlig hilsen Bærum\n".encode("cp1252")
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml() + '[templates.nb]\ntext_file = "nb.txt"\n', "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path} [templates.nb] text_file: {tmp_path / 'nb.txt'}, linje 2: er ikke UTF-8 "
+        "(byte 37); lagre filen som UTF-8"
+    )
+
+
+def test_a_document_file_name_too_long_is_said_not_to_exist(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(document=f'file = "{"a" * 300}.pdf"\n'), "utf-8")
+    with pytest.raises(CampaignError, match=r"\[document\]: file '.*' finnes ikke"):
+        load_spec(path, settings)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -27,7 +28,6 @@ from varsel.errors import (
     BadCriteriaError,
     Text,
     UserError,
-    os_reason,
     read_user_text,
     toml_problem,
 )
@@ -306,6 +306,10 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     per_unit = camp.get("per_unit", False)
     if not isinstance(per_unit, bool):
         raise CampaignError(f"{where} [campaign]: per_unit skal være true eller false")
+    dkim_ed25519 = sender.get("dkim_ed25519", False)
+    if not isinstance(dkim_ed25519, bool):
+        # bool("false") is True: a quoted value would have turned the second key on.
+        raise CampaignError(f"{where} [sender]: dkim_ed25519 skal være true eller false")
     fields_table = _table(data, "fields", where)
     for key, value in fields_table.items():
         if not isinstance(value, str):
@@ -324,14 +328,27 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
         allow_links=allow_links,
         allowed_link_domains=tuple(d.strip().lower() for d in allowed if d.strip()),
         per_unit=per_unit,
-        dkim_selector=_text(sender, "dkim_selector", f"{where} [sender]", required=False)
-        or "varsel",
-        dkim_ed25519=bool(sender.get("dkim_ed25519", False)),
+        dkim_selector=_dkim_selector(sender, f"{where} [sender]"),
+        dkim_ed25519=dkim_ed25519,
         limits=_limits(data, where),
         fields=dict(fields_table),
         document_file=document_file,
         sender_postal_address=_text(sender, "postal_address", f"{where} [sender]", required=False),
     )
+
+
+def _dkim_selector(sender: Mapping[str, Any], where: str) -> str:
+    """The selector in its DNS form: the key file and the DNS record are named by it."""
+    from varsel.dkim import DkimKeyError, selector_name
+
+    value = _text(sender, "dkim_selector", where, required=False) or "varsel"
+    try:
+        return selector_name(value)
+    except DkimKeyError:
+        raise CampaignError(
+            f"{where} dkim_selector: {value!r} kan ikke være en DKIM-selektor "
+            "(bruk bokstavene a–z, tall og -, og punktum mellom ledd)"
+        ) from None
 
 
 def _check_segment(table: Mapping[str, Any], where: str) -> None:
@@ -358,8 +375,13 @@ def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
     name = _text(document, "file", where, required=False)
     if name is None:
         return None
-    file = (path.parent / name).resolve()
-    if not file.is_file():
+    file = path.parent / name
+    try:
+        file = file.resolve()
+        found = file.is_file()
+    except OSError:  # a name too long for the file system, a loop of links
+        found = False
+    if not found:
         raise CampaignError(f"{where}: file {str(file)!r} finnes ikke")
     return str(file)
 
@@ -382,13 +404,14 @@ def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
 
         def pick(kind: str, default: str, own: dict[str, Any] = own, where: str = where) -> str:
             if f"{kind}_file" in own:
-                file = path.parent / str(own[f"{kind}_file"])
+                name = own[f"{kind}_file"]
+                if not isinstance(name, str) or not name.strip():
+                    raise CampaignError(f"{where}: «{kind}_file» skal være et filnavn")
                 try:
-                    return file.read_text("utf-8")
-                except OSError as e:
-                    raise CampaignError(
-                        f"{where}: {file}: kan ikke leses ({os_reason(e)})"
-                    ) from None
+                    # A template saved as Windows-1252 is refused in one line, as the TOML is.
+                    return read_user_text(path.parent / name, CampaignError)
+                except CampaignError as e:
+                    raise CampaignError(f"{where} {kind}_file: {e.message}") from None
             value = own.get(kind, default)
             if not isinstance(value, str) or not value.strip():
                 raise CampaignError(f"{where}: «{kind}» skal være tekst")
@@ -411,11 +434,7 @@ def _limits(data: Mapping[str, Any], where: str) -> Limits:
     _known_keys(table, LIMIT_KEYS, where, "limits")
     for key in LIMIT_KEYS:
         if key in table:
-            value = table[key]
-            kind = type(getattr(defaults, key))
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise CampaignError(f"{where} [limits]: {key} skal være et positivt tall")
-            values[key] = kind(value)
+            values[key] = _positive(table[key], type(getattr(defaults, key)), where, key)
     if window:
         _known_keys(window, WINDOW_KEYS, where, "window")
         days = window.get("days", [])
@@ -432,6 +451,22 @@ def _limits(data: Mapping[str, Any], where: str) -> Limits:
     limits = Limits(**values)
     check_window(limits, f"{where} [window]")
     return limits
+
+
+def _positive(value: Any, kind: type[int] | type[float], where: str, key: str) -> int | float:
+    """A limit's value: a finite number above zero, and a whole one where a count is meant."""
+    whole = kind is int
+    number: int | float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = kind(value)
+        except (OverflowError, ValueError):  # inf or nan as a count
+            number = None
+    # TOML has inf and nan; 0.5 connections would have been none (int() cuts it to 0).
+    if number is None or not math.isfinite(number) or number <= 0 or (whole and number != value):
+        what = "et positivt heltall" if whole else "et positivt tall"
+        raise CampaignError(f"{where} [limits]: {key} skal være {what}")
+    return number
 
 
 _CLOCK = re.compile(r"[0-9]{2}:[0-9]{2}\Z")

@@ -70,7 +70,8 @@ def signing_domain(domain: str) -> str:
     return ascii_name
 
 
-def _selector(selector: str) -> str:
+def selector_name(selector: str) -> str:
+    """The DNS form of a DKIM selector (lower case); DkimKeyError if it is not one."""
     name = selector.strip().lower()
     if not name or not all(_LABEL.match(label) for label in name.split(".")):
         raise DkimKeyError(
@@ -145,7 +146,7 @@ class KeyFiles:
 
 def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "rsa") -> KeyFiles:
     """Make a new key pair, write the private key (0600) and the DNS record; never overwrite."""
-    domain, selector = signing_domain(domain), _selector(selector)
+    domain, selector = signing_domain(domain), selector_name(selector)
     private_key: PrivateKey
     if algorithm == "rsa":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
@@ -189,7 +190,7 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
 
 def load_key(path: Path, domain: str, selector: str) -> DkimKey:
     """Read a PEM private key (RSA or Ed25519) for signing as domain and selector."""
-    domain, selector = signing_domain(domain), _selector(selector)
+    domain, selector = signing_domain(domain), selector_name(selector)
     try:
         data = path.read_bytes()
     except OSError as e:
