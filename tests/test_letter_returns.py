@@ -134,6 +134,11 @@ def test_a_late_posted_report_does_not_undo_a_return(
         ("delivery_id\n{ey}\nabc\n", "{path}, linje 3: «abc» er ikke et leveransenummer"),
         ("delivery_id\n{ey}\n²\n", "{path}, linje 3: «²» er ikke et leveransenummer"),
         (
+            # More digits than any store's id holds: a column mangled in a spreadsheet.
+            "delivery_id\n{ey}\n99999999999999999999\n",
+            "{path}, linje 3: «99999999999999999999» er ikke et leveransenummer",
+        ),
+        (
             "delivery_id\n{ey}\n999999\n",
             "{path}, linje 3: leveranse 999999 er ikke et brev i kampanje {cid}",
         ),

@@ -140,7 +140,8 @@ def _check(
     for line, values in _read(path):
         where = f"{path}, linje {line}"
         raw = values["delivery_id"]
-        if not ascii_digits(raw):
+        # A number past the stores' 64-bit ids (a column mangled in a spreadsheet) is none.
+        if not ascii_digits(raw) or int(raw) >= 2**63:
             raise ReceiptError(f"{where}: «{raw[:40]}» er ikke et leveransenummer")
         delivery_id = int(raw)
         if delivery_id in seen:
