@@ -632,6 +632,23 @@ def test_mbox_taken_twice_counts_duplicates(
     )
 
 
+def test_a_single_message_given_as_an_mbox_is_refused_not_passed_by(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    # mailbox reads messages from "From " lines only: a .eml was "0 meldinger", status 0.
+    eml = tmp_path / "retur.eml"
+    eml.write_bytes(bounce("gmail-5.1.1.eml", campaign.sent[TOMRA]))
+    with pytest.raises(BounceInputError) as caught:
+        ingest_mbox(intake(db, campaign), eml)
+    assert caught.value.message == (
+        f"{eml}: er ikke en mbox (den første linjen begynner ikke med «From »); "
+        "én melding tas inn fra standard inn: varsel bounces ingest < FIL"
+    )
+    assert db.scalar("SELECT count(*) FROM bounce_messages") == 0
+    (tmp_path / "empty.mbox").write_bytes(b"")  # an empty mailbox is one
+    assert ingest_mbox(intake(db, campaign), tmp_path / "empty.mbox").total == 0
+
+
 def test_pipe_keeps_an_unrecognised_message_where_told(
     db: Database, campaign: Campaign, tmp_path: Path
 ) -> None:

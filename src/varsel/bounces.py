@@ -371,6 +371,18 @@ def ingest_mbox(intake: BounceIntake, path: Path, keep: Path | None = None) -> I
     """Every message of an mbox file (left as it is; taking one twice does nothing)."""
     if not path.is_file():
         raise BounceInputError(f"{path}: finnes ikke eller er ikke en fil")
+    try:
+        with path.open("rb") as f:
+            start = f.read(5)
+    except OSError as e:
+        raise BounceInputError(f"{path}: kan ikke leses ({os_reason(e)})") from None
+    # An mbox starts with its first message's "From " line; mailbox passes by whatever comes
+    # before one, so a single .eml (or any other file) would be "0 meldinger" and taken in.
+    if start and start != b"From ":
+        raise BounceInputError(
+            f"{path}: er ikke en mbox (den første linjen begynner ikke med «From »); "
+            "én melding tas inn fra standard inn: varsel bounces ingest < FIL"
+        )
     box = mailbox.mbox(path, create=False)
     try:
         messages = ((box.get_bytes(k), k) for k in box.iterkeys())
