@@ -696,3 +696,28 @@ def test_cli_a_mistyped_digest_is_told_before_signing_in(
         "(varsel campaign approve 1 --show viser det)\n"
     )
     assert audit.entries(registry_db, action=audit.Action.SIGN_IN_FAILED) == []
+
+
+def test_cli_a_campaign_that_cannot_be_approved_is_told_before_signing_in(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # Before, the approver typed a password and a code (used up) to hear this.
+    runner = CliRunner()
+    db = ["--db", registry_db.url]
+    berit = registry_db.scalar("SELECT totp_secret FROM users WHERE name = 'berit'")
+    approve_cmd = [*db, "campaign", "approve"]
+    unknown = runner.invoke(cli, [*approve_cmd, "99", "--user", "berit"], env=env(settings))
+    assert (unknown.exit_code, unknown.output) == (2, "varsel: kampanje 99 finnes ikke\n")
+    approved = runner.invoke(
+        cli, [*approve_cmd, str(cid), "--user", "berit"], env=env(settings, berit)
+    )
+    assert approved.exit_code == 0, approved.output
+    again = runner.invoke(cli, [*approve_cmd, str(cid), "--user", "berit"], env=env(settings))
+    assert again.exit_code == 2
+    assert again.output.startswith(f"varsel: kampanje {cid} er allerede godkjent av berit (")
+    set_status(registry_db, cid, CampaignStatus.CANCELLED)
+    cancelled = runner.invoke(cli, [*approve_cmd, str(cid), "--user", "berit"], env=env(settings))
+    assert cancelled.output == f"varsel: kampanje {cid} er «avbrutt» og kan ikke godkjennes\n"
+    signed_in = [e.actor for e in audit.entries(registry_db, action=audit.Action.SIGN_IN)]
+    assert signed_in == ["berit"]  # once, for the approval itself
+    assert audit.entries(registry_db, action=audit.Action.SIGN_IN_FAILED) == []

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from varsel import audit
 from varsel.accounts import Role, User, require_role
-from varsel.campaign import STATUS_WORDS, CampaignStatus, get_campaign
+from varsel.campaign import STATUS_WORDS, Campaign, CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
@@ -273,14 +273,7 @@ def approve(
     expected = None if expected_digest is None else check_digest(expected_digest, campaign_id)
     campaign = get_campaign(db, campaign_id)
     require_role(approver, Role.APPROVER)
-    if campaign.created_by is None:
-        raise ApprovalError(
-            Text(
-                "kampanje %(campaign)s har ingen registrert forfatter og kan ikke godkjennes; "
-                "opprett den på nytt med «varsel campaign create FIL --user NAVN»",
-                campaign=campaign_id,
-            )
-        )
+    _refuse_unapprovable(campaign)
     if campaign.created_by == approver.name:
         raise ApprovalError(
             Text(
@@ -299,14 +292,6 @@ def approve(
                 "en annen godkjenner, som ikke har skrevet eller endret den, må gjøre det",
                 user=approver.name,
                 campaign=campaign_id,
-            )
-        )
-    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
-        raise ApprovalError(
-            Text(
-                "kampanje %(campaign)s er «%(status)s» og kan ikke godkjennes",
-                campaign=campaign_id,
-                status=STATUS_WORDS[campaign.status],
             )
         )
     if expected is not None:
@@ -332,16 +317,7 @@ def approve(
         now = fingerprint(db, campaign_id)
         if expected is not None:
             _require_digest(now, expected, campaign_id)
-        latest = latest_approval(db, campaign_id)
-        if latest is not None and latest.digest == now.digest:
-            raise ApprovalError(
-                Text(
-                    "kampanje %(campaign)s er allerede godkjent av %(user)s (%(at)s UTC)",
-                    campaign=campaign_id,
-                    user=latest.approved_by,
-                    at=latest.approved_at[:16].replace("T", " "),
-                )
-            )
+        _refuse_approved_again(db, campaign_id, now)
         at = utcnow_iso()
         approval_id = int(
             db.execute(
@@ -358,6 +334,46 @@ def approve(
             {"approval": approval_id, "author": campaign.created_by, "digest": now.digest},
         )
     return Approval(approval_id, campaign_id, approver.name, at, now.digest, now.parts)
+
+
+def check_approvable(db: Database, campaign_id: int) -> None:
+    """Refuse what no approver could approve now (no such campaign, none to approve, or
+    approved as it is): the command line asks before anyone types a password and a code."""
+    campaign = get_campaign(db, campaign_id)
+    _refuse_unapprovable(campaign)
+    _refuse_approved_again(db, campaign_id, fingerprint(db, campaign_id))
+
+
+def _refuse_unapprovable(campaign: Campaign) -> None:
+    if campaign.created_by is None:
+        raise ApprovalError(
+            Text(
+                "kampanje %(campaign)s har ingen registrert forfatter og kan ikke godkjennes; "
+                "opprett den på nytt med «varsel campaign create FIL --user NAVN»",
+                campaign=campaign.id,
+            )
+        )
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
+        raise ApprovalError(
+            Text(
+                "kampanje %(campaign)s er «%(status)s» og kan ikke godkjennes",
+                campaign=campaign.id,
+                status=STATUS_WORDS[campaign.status],
+            )
+        )
+
+
+def _refuse_approved_again(db: Database, campaign_id: int, now: Fingerprint) -> None:
+    latest = latest_approval(db, campaign_id)
+    if latest is not None and latest.digest == now.digest:
+        raise ApprovalError(
+            Text(
+                "kampanje %(campaign)s er allerede godkjent av %(user)s (%(at)s UTC)",
+                campaign=campaign_id,
+                user=latest.approved_by,
+                at=latest.approved_at[:16].replace("T", " "),
+            )
+        )
 
 
 def check_digest(value: str, campaign_id: int) -> str:

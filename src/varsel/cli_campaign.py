@@ -126,7 +126,7 @@ def campaign_approve(
     blir ingenting godkjent.
     """
     from varsel.accounts import Role
-    from varsel.approval import PARTS, approve, check_digest, fingerprint
+    from varsel.approval import PARTS, approve, check_approvable, check_digest, fingerprint
     from varsel.cli_users import signed_in
 
     if show:
@@ -142,6 +142,9 @@ def campaign_approve(
         return
     if digest is not None:
         check_digest(digest, campaign_id)  # a mistyped digest is told before anyone signs in
+    # So are a wrong id and a campaign cancelled, done or approved already: a code typed for
+    # nothing would be used up (a code works once).
+    check_approvable(state.db, campaign_id)
     approver = signed_in(state, user_name, Role.APPROVER)
     approval = approve(state.db, state.settings, campaign_id, approver, expected_digest=digest)
     out.print(
