@@ -218,3 +218,19 @@ def test_list_gives_the_note_its_own_column_apart_from_the_source(db: Database) 
         ("post@a.no", "unsubscribed", "web:delivery:3", None),
         ("post@c.no", "manual", "operator", None),
     ]
+
+
+def test_list_into_a_file_keeps_each_address_whole(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 80 columns folded it (the address in two pieces, a line below) into a file too,
+    # where it is searched for and copied from.
+    monkeypatch.setattr(out, "_width", 80)
+    address = "fakturamottak.regnskap@regnskapskontoret-oslo-vest.no"
+    run(db, "add", "--address", address, "--note", "ringte og ba om å slippe e-post fra oss")
+    listed = run(db, "list")
+    assert listed.exit_code == 0, listed.output
+    assert any(address in line for line in listed.output.splitlines())
+    assert any(
+        "ringte og ba om å slippe e-post fra oss" in line for line in listed.output.splitlines()
+    )

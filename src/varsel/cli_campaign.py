@@ -10,7 +10,7 @@ import click
 from rich.text import Text
 
 from varsel.cli import State, err, out, pass_state
-from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
+from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup, print_table
 
 if TYPE_CHECKING:
     from varsel.campaign import Campaign
@@ -28,8 +28,6 @@ def campaign() -> None:
 def campaign_list(state: State, as_json: bool) -> None:
     """Vis kampanjene, nyeste først: status, forfatter, virksomheter, e-poster og sendt."""
     from rich import box
-    from rich.console import Console
-    from rich.measure import Measurement
     from rich.table import Table
 
     from varsel.campaign import STATUS_WORDS, summaries
@@ -59,15 +57,7 @@ def campaign_list(state: State, as_json: bool) -> None:
             c.created_by or "–",
             *(fmt_int(n) for n in (c.units, c.emails, c.sent)),
         )
-    if out.is_terminal:
-        out.print(table)
-        return
-    # Into a file or a pipe: whole lines, however long, rather than names broken mid-word.
-    # (print(width=) is capped at the console's width: a console as wide as the table is not.)
-    whole = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    width = max(whole, out.width)
-    wide = Console(file=out.file, width=width, markup=False, highlight=False, emoji=False)
-    wide.print(table)
+    print_table(out, table)
 
 
 @campaign.command("create")

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel.errors import UserError
@@ -28,6 +29,21 @@ def make_console(*, stderr: bool = False) -> Console:
     be printed, not read as styling. Styled output is built as rich Text on purpose.
     """
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """A table, folded to the terminal's width; into a file or a pipe in whole lines, however
+    long, so that a name or an address is never broken mid-word where it is read or searched."""
+    from rich.measure import Measurement
+
+    if console.is_terminal:
+        console.print(table)
+        return
+    # print(width=) is capped at the console's width: a console as wide as the table is not.
+    whole = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = max(whole, console.width)
+    wide = Console(file=console.file, width=width, markup=False, highlight=False, emoji=False)
+    wide.print(table)
 
 
 def error_line(message: str) -> Styled:

@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 
 from varsel.cli import State, out, pass_state
-from varsel.cli_output import NorskGroup
+from varsel.cli_output import NorskGroup, print_table
 
 if TYPE_CHECKING:
     from varsel.suppression import Entry, SuppressionKind
@@ -109,7 +109,7 @@ def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> 
     if not found:
         out.print("Sperrelisten er tom." if kind is None else "Ingen oppføringer.")
         return
-    out.print(_table(found))
+    print_table(out, _table(found))  # into a file: whole addresses, not folded ones
 
 
 def _table(found: list[Entry]) -> Table:
