@@ -349,3 +349,21 @@ def test_send_outside_the_window_says_when_it_begins_and_sends_nothing_before(
         )
         == 0
     )
+
+
+def test_create_in_a_store_that_does_not_exist_says_so_and_makes_none(tmp_path: Path) -> None:
+    # A mistyped --db was made into a new store, whose accounts are none: «feil brukernavn,
+    # passord eller engangskode» sent the author looking for a mistake in the password.
+    definition = tmp_path / "c.toml"
+    definition.write_text(campaign_toml(), "utf-8")
+    typo = tmp_path / "varsle.db"
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(typo), "campaign", "create", str(definition), "--user", "kari"],
+        env={"VARSEL_PASSWORD": "x", "VARSEL_TOTP": "123456"},
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: lageret {typo} finnes ikke (lag det med «varsel init»)\n",
+    )
+    assert not typo.exists()

@@ -78,7 +78,8 @@ def campaign_create(state: State, file: Path, user_name: str | None) -> None:
 
     # A wrong file, or one that could never be sent, is reported before anyone types a code.
     check_definition(load_spec(file, state.settings), str(file))
-    state.db_or_new  # noqa: B018 - this command may make the store
+    # state.db: a store that does not exist has no author to sign in (a mistyped --db was made
+    # into a new store, and the author told the password was wrong).
     author = signed_in(state, user_name, Role.AUTHOR)
     result = create_campaign(state.db, state.settings, file, created_by=author.name)
     from varsel.snapshot import stale_warning
