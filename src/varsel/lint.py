@@ -100,20 +100,27 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
         try:
             path = key_path(settings, domain, name)
             if not path.exists():
-                findings.append(
-                    _error(
-                        "dkim-key",
-                        None,
-                        Text(
-                            "Avsenderdomenet %(domain)s har ingen DKIM-nøkkel: %(path)s finnes "
-                            "ikke. Lag den med «varsel keys generate --domain %(domain)s "
-                            "--selector %(selector)s» og publiser DNS-posten.",
-                            domain=domain,
-                            path=str(path),
-                            selector=name,
-                        ),
+                # The second selector is the Ed25519 key's: made as RSA it would sign twice so.
+                missing = (
+                    Text(
+                        "Avsenderdomenet %(domain)s har ingen DKIM-nøkkel: %(path)s finnes "
+                        "ikke. Lag den med «varsel keys generate --domain %(domain)s "
+                        "--selector %(selector)s» og publiser DNS-posten.",
+                        domain=domain,
+                        path=str(path),
+                        selector=name,
+                    )
+                    if name == selector
+                    else Text(
+                        "Avsenderdomenet %(domain)s har ingen Ed25519-nøkkel for DKIM: %(path)s "
+                        "finnes ikke. Lag den med «varsel keys generate --domain %(domain)s "
+                        "--selector %(selector)s --algorithm ed25519» og publiser DNS-posten.",
+                        domain=domain,
+                        path=str(path),
+                        selector=name,
                     )
                 )
+                findings.append(_error("dkim-key", None, missing))
                 continue
             keys.append(load_key(path, domain, name))
         except DkimKeyError as e:
