@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from varsel.cli import cli
+from varsel.db import connect
 from varsel.web import listening_socket
 
 # Nagle's algorithm against the client's delayed ACK held each answer ~40 ms; without it an
@@ -57,6 +58,7 @@ def served(tmp_path: Path) -> Iterator[Start]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
+        connect(str(tmp_path / "varsel.db")).close()  # serve refuses a store that is not there
         env = {
             **os.environ,
             "VARSEL_DATABASE_URL": str(tmp_path / "varsel.db"),
@@ -147,6 +149,16 @@ def test_serve_on_a_host_that_does_not_resolve_says_so_in_one_line(tmp_path: Pat
     assert result.exit_code == 2
     assert result.output == (
         "varsel: Kan ikke lytte på ingen-slik-vert.invalid:8123: finner ikke vertsnavnet\n"
+    )
+    assert not (tmp_path / "varsel.db").exists()
+
+
+def test_serve_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    # A mistyped --db would have served an empty store, which calls every genuine code unknown.
+    result = serve_cli(tmp_path, "--port", str(free_port()))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"varsel: lageret {tmp_path / 'varsel.db'} finnes ikke (lag det med «varsel init»)\n"
     )
     assert not (tmp_path / "varsel.db").exists()
 

@@ -112,11 +112,15 @@ class State:
     def db(self) -> Database:
         """The store; a SQLite file that does not exist is refused (a mistyped --db)."""
         if self._db is None:
-            dialect, target = normalise_url(self.store_url)
-            if dialect == "sqlite" and not Path(target).expanduser().exists():
-                raise StoreError(f"lageret {target} finnes ikke (lag det med «varsel init»)")
+            self.refuse_missing()
             self._db = connect(self.store_url)
         return self._db
+
+    def refuse_missing(self) -> None:
+        """Refuse a SQLite file that does not exist: a mistyped --db would make an empty one."""
+        dialect, target = normalise_url(self.store_url)
+        if dialect == "sqlite" and not Path(target).expanduser().exists():
+            raise StoreError(f"lageret {target} finnes ikke (lag det med «varsel init»)")
 
     @property
     def db_or_new(self) -> Database:
@@ -327,6 +331,8 @@ def serve(state: State, host: str | None, port: int | None, workers: int) -> Non
     port = port or settings.web_port
     sock = listening_socket(host, port)  # first: a port in use changes nothing
     try:
+        # An empty store would call every genuine code unknown: a mistyped --db is refused.
+        state.refuse_missing()
         # The schema brought up to date once, here, rather than by every worker at once.
         connect(state.store_url).close()
     except BaseException:
