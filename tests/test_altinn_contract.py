@@ -266,6 +266,33 @@ def test_contract_second_run_sends_nothing_again(
     ]
 
 
+def test_contract_a_unit_that_asks_not_to_be_contacted_after_a_limited_run_is_not_sent(
+    db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
+) -> None:
+    # --limit sends a few first; the others wait as deliveries Altinn has not seen yet.
+    first = send(db, settings, campaign_id, client=client, limit=1)
+    assert (first.submitted, first.waiting) == (1, 2)
+    with db.transaction():
+        db.execute(
+            "INSERT INTO suppressions (kind, value, reason, created_at) "
+            "VALUES ('unit', ?, 'unsubscribed', '2026-01-01T00:00:00Z')",
+            (EY,),
+        )
+
+    rest = send(db, settings, campaign_id, client=client)
+
+    assert server.by_recipient(EY) == []
+    assert (rest.submitted, rest.suppressed, rest.before, rest.waiting) == (1, 1, 1, 0)
+    assert altinn_rows(db, campaign_id)[EY] == ("suppressed", None, 0)
+    assert coverage(db, campaign_id).outcomes[Outcome.SUPPRESSED] == 1
+    # Should the unit want messages again, the next run sends it.
+    with db.transaction():
+        db.execute("DELETE FROM suppressions WHERE value = ?", (EY,))
+    again = send(db, settings, campaign_id, client=client)
+    assert (again.submitted, again.suppressed) == (1, 0)
+    assert len(server.by_recipient(EY)) == 1
+
+
 def test_contract_lost_answer_is_sent_again_and_found_by_its_key(
     db: Database, settings: Settings, client: AltinnClient, server: AltinnServer, campaign_id: int
 ) -> None:

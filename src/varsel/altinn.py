@@ -219,8 +219,15 @@ def _open_campaign(db: Database, campaign_id: int) -> CampaignSpec:
 
 
 def _plan(db: Database, campaign_id: int, found: Sequence[Candidate], texts: AltinnTexts) -> None:
-    """Write a submitted delivery (without an Altinn id) for each unit that has none yet."""
+    """Write a submitted delivery (without an Altinn id) for each unit that has none yet.
+
+    A delivery Altinn has not accepted yet (a run with --limit, or one cut short) is held back
+    as suppressed while its unit asks not to be contacted, and made sendable again after.
+    """
     new = [c for c in found if c.delivery_id is None and c.present and not c.suppressed]
+    unsent = [c for c in found if c.delivery_id is not None and c.altinn_id is None]
+    hold = [c for c in unsent if c.suppressed and c.state is DeliveryState.SUBMITTED]
+    free = [c for c in unsent if not c.suppressed and c.state is DeliveryState.SUPPRESSED]
     for language in sorted({c.language for c in new}):
         # A text that cannot be made is found before anything is stored.
         sample = next(c for c in new if c.language == language)
@@ -242,6 +249,15 @@ def _plan(db: Database, campaign_id: int, found: Sequence[Candidate], texts: Alt
                 channel=CHANNEL,
             )
             record_event(db, campaign_id, delivery_id, "altinn_planned", {"reason": c.reason})
+        for c, state, event in [
+            *((c, DeliveryState.SUPPRESSED, "altinn_suppressed") for c in hold),
+            *((c, DeliveryState.SUBMITTED, "altinn_planned") for c in free),
+        ]:
+            db.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
+                (state.value, now, c.delivery_id),
+            )
+            record_event(db, campaign_id, c.delivery_id, event, {"reason": c.reason})
 
 
 def _pending(db: Database, campaign_id: int, reasons: dict[str, str]) -> list[_Pending]:
@@ -288,11 +304,12 @@ def _send(
     spec = _open_campaign(db, campaign_id)
     texts = AltinnTexts(spec)
     found = candidates(db, campaign_id)
-    before = sum(
-        1
+    # Settled: accepted by Altinn, or refused or delivered; not waiting, not held back.
+    settled = {
+        c.orgnr
         for c in found
-        if c.state is not None and (c.state is not DeliveryState.SUBMITTED or c.altinn_id)
-    )
+        if c.altinn_id or c.state not in (None, DeliveryState.SUBMITTED, DeliveryState.SUPPRESSED)
+    }
     _plan(db, campaign_id, found, texts)
     todo = _pending(db, campaign_id, {c.orgnr: c.reason for c in found})
     if limit is not None:
@@ -313,9 +330,9 @@ def _send(
         submitted,
         failed,
         waiting,
-        sum(1 for c in found if c.suppressed and c.delivery_id is None),
+        sum(1 for c in found if c.suppressed and c.orgnr not in settled),
         sum(1 for c in found if not c.present and c.delivery_id is None),
-        before,
+        len(settled),
         interrupted,
     )
 
