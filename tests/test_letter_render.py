@@ -217,7 +217,10 @@ def test_a_word_too_wide_for_the_window_even_at_8pt_is_refused(tmp_path: Path) -
     name = "KONTORFELLESSKAPSADMINISTRASJONSSELSKAPETTILSKUDDSFORVALTNINGEN AS"
     with pytest.raises(AddressTooLongError) as e:
         renderer.render([replace(LETTER, name=name)], tmp_path / "x.pdf")
-    assert e.value.message == "brev 7: adressen får ikke plass i konvoluttvinduet"
+    assert (
+        e.value.message
+        == "brevet til org.nr. 976 389 387: adressen får ikke plass i konvoluttvinduet"
+    )
 
 
 def test_an_address_that_cannot_fit_the_window_is_refused(tmp_path: Path) -> None:
@@ -225,7 +228,10 @@ def test_an_address_that_cannot_fit_the_window_is_refused(tmp_path: Path) -> Non
     name = "ENORMT LANGT NAVN " * 40
     with pytest.raises(AddressTooLongError) as e:
         renderer.render([replace(LETTER, name=name)], tmp_path / "x.pdf")
-    assert e.value.message == "brev 7: adressen får ikke plass i konvoluttvinduet"
+    assert (
+        e.value.message
+        == "brevet til org.nr. 976 389 387: adressen får ikke plass i konvoluttvinduet"
+    )
     assert not (tmp_path / "x.pdf").exists()
 
 

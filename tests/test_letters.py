@@ -18,7 +18,7 @@ from varsel.bounces import EVENT_KINDS, BounceKind
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.letter_render import ADDRESS_AREA, WINDOW, LetterTemplateError
+from varsel.letter_render import ADDRESS_AREA, WINDOW, AddressTooLongError, LetterTemplateError
 from varsel.letters import (
     MANIFEST_COLUMNS,
     LetterError,
@@ -441,6 +441,23 @@ def test_a_long_name_stays_inside_the_window(
         assert glyph_top > WINDOW.y
 
 
+def test_an_address_too_long_for_the_window_names_the_unit(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    def long(record: dict[str, Any]) -> None:
+        record["postadresse"]["adresse"] = ["c/o " + "RESEPSJONEN" * 8, "Postboks 1156 Sentrum"]
+
+    load_registry(db, brreg, tmp_path, {EY: long})
+    cid = campaign(db, settings, tmp_path)
+    with pytest.raises(AddressTooLongError) as e:
+        make_letters(db, cid, tmp_path / "out", today=TODAY)
+    # The batch's new deliveries are taken back, so only the unit tells the operator which.
+    assert e.value.message == (
+        "brevet til org.nr. 976 389 387: adressen får ikke plass i konvoluttvinduet"
+    )
+    assert letter_rows(db, cid) == {}
+
+
 def test_each_page_carries_its_deliverys_code_and_the_verify_address(
     made: tuple[Database, int, Path],
 ) -> None:
@@ -694,7 +711,9 @@ def test_a_letter_longer_than_a_page_is_refused(
     with pytest.raises(LetterTemplateError) as e:
         make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
     assert re.fullmatch(
-        r"brev \d+: teksten blir lengre enn én side; kort ned brevmalen", e.value.message
+        r"brevet til org.nr. \d{3} \d{3} \d{3}: teksten blir lengre enn én side; kort ned "
+        r"brevmalen",
+        e.value.message,
     )
     assert letter_rows(registry_db, cid) == {}
     assert not list((tmp_path / "out").glob("*.pdf"))

@@ -292,6 +292,14 @@ def fonts_folder() -> Path:
     return _folder("fonts")
 
 
+def _orgnr_of(data: str, delivery: str) -> str:
+    """'brevet til org.nr. 976 389 387': the letter of the delivery id in letter.typ's data."""
+    for item in json.loads(data)["letters"]:
+        if str(item["id"]) == delivery:
+            return f"brevet til org.nr. {item['orgnr']}"
+    return f"brev {delivery}"
+
+
 class Renderer:
     """Prints batches of letters of one campaign as PDF, one typst compile per batch."""
 
@@ -396,12 +404,15 @@ class Renderer:
             for marker in (_OVERFLOW, _ADDRESS_OVERFLOW):
                 if marker in message:
                     delivery = message.split(marker, 1)[1].split(maxsplit=1)[0].strip("\"'")
+                    # The unit, not the delivery: a new batch's deliveries are taken back
+                    # with it, so the delivery number would be found nowhere.
+                    who = _orgnr_of(data, delivery)
                     if marker == _OVERFLOW:
                         raise LetterTemplateError(
-                            f"brev {delivery}: teksten blir lengre enn én side; kort ned brevmalen"
+                            f"{who}: teksten blir lengre enn én side; kort ned brevmalen"
                         ) from None
                     raise AddressTooLongError(
-                        f"brev {delivery}: adressen får ikke plass i konvoluttvinduet"
+                        f"{who}: adressen får ikke plass i konvoluttvinduet"
                     ) from None
             raise
         if not isinstance(pdf, bytes):
