@@ -141,6 +141,21 @@ def test_letters_and_altinn_alongside(ev: Evaluation) -> None:
     assert (at.units, at.sent, at.arrived, at.failed, at.verified) == (2, 1, 1, 1, 0)
 
 
+def test_altinn_messages_altinn_has_not_accepted_are_not_counted_as_sent(
+    db: Database, scenario: Scenario
+) -> None:
+    cid = scenario.campaign_id
+    # `altinn send --limit 1` plans every unit's message and sends one: the other waits.
+    channel_delivery(db, cid, scenario.plain[5], "altinn", S.SUBMITTED)
+    accepted = channel_delivery(db, cid, scenario.plain[6], "altinn", S.SUBMITTED)
+    with db.transaction():
+        db.execute("UPDATE deliveries SET message_id = 'c0ffee' WHERE id = ?", (accepted,))
+
+    at = evaluate(db, cid).altinn
+
+    assert (at.units, at.sent, at.arrived, at.pending) == (4, 2, 1, 1)
+
+
 def test_code_checks_before_acting(ev: Evaluation) -> None:
     ch = ev.checks
     assert (ch.verified, ch.delivered) == (4, ev.funnel.delivered)

@@ -48,11 +48,11 @@ class ChannelStats:
     """Letters or Altinn, in units."""
 
     units: int  # units with at least one delivery on the channel
-    sent: int  # letters produced or posted; Altinn submitted or delivered
+    sent: int  # letters produced or posted; Altinn accepted (it has an Altinn id) or delivered
     arrived: int  # letters posted (not returned); Altinn delivered
     failed: int  # letters returned; Altinn failed
     verified: int  # the code of the letter or Altinn message was checked
-    pending: int = 0  # letters produced, not yet posted; Altinn submitted, not yet delivered
+    pending: int = 0  # letters produced, not yet posted; Altinn accepted, not yet delivered
 
 
 @dataclass(frozen=True)
@@ -220,10 +220,14 @@ _FLAGS = {
     "letter_produced": "d.channel = 'letter' AND d.state = 'produced'",
     "letter_verified": "d.channel = 'letter' AND d.verified_at IS NOT NULL",
     "altinn": "d.channel = 'altinn'",
-    "altinn_sent": "d.channel = 'altinn' AND d.state IN ('submitted', 'delivered')",
+    # A submitted message without an Altinn id is only planned (a run with --limit, or cut
+    # short): the request may never have gone out.
+    "altinn_sent": "d.channel = 'altinn' AND (d.state = 'delivered' "
+    "OR d.state = 'submitted' AND d.message_id IS NOT NULL)",
     "altinn_delivered": "d.channel = 'altinn' AND d.state = 'delivered'",
     "altinn_failed": "d.channel = 'altinn' AND d.state = 'failed'",
-    "altinn_submitted": "d.channel = 'altinn' AND d.state = 'submitted'",
+    "altinn_submitted": "d.channel = 'altinn' AND d.state = 'submitted' "
+    "AND d.message_id IS NOT NULL",
     "altinn_verified": "d.channel = 'altinn' AND d.verified_at IS NOT NULL",
 }
 
@@ -240,7 +244,7 @@ def _per_unit(db: Database, campaign_id: int) -> dict[str, int]:
     # aggregates: on tables loaded a moment ago, before PostgreSQL has statistics, a join plan
     # can recompute an aggregate for every delivery (minutes); this plan cannot.
     per_delivery = (
-        "SELECT x.id AS id, x.channel AS channel, x.state AS state, "
+        "SELECT x.id AS id, x.channel AS channel, x.state AS state, x.message_id AS message_id, "
         "(SELECT min(e.at) FROM events e WHERE e.delivery_id = x.id "
         "AND e.kind = 'verify_ok') AS verified_at, "
         "CASE WHEN x.channel = 'email' THEN (SELECT min(q.downloaded_at) "
