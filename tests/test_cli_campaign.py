@@ -107,10 +107,52 @@ def test_a_finished_campaign_with_deliveries_in_doubt_waits_for_a_decision(
     lines = result.output.splitlines()
     assert lines[0] == f"Kampanje {campaign_id} «Test»: venter på avgjørelse: 3 usikre"
     # The command is on one line, whole, though the line is longer than the terminal.
-    assert lines[-1] == (
+    assert lines[-2:] == [
         "Send dem på nytt (de kan komme fram to ganger) med "
-        f"«varsel campaign resend-in-doubt {campaign_id}»."
+        f"«varsel campaign resend-in-doubt {campaign_id}».",
+        "Eller avgjør dem uten ny sending, når loggen til e-posttjeneren viser om de kom fram: "
+        f"«varsel campaign settle-in-doubt {campaign_id} --as sent» eller «--as failed».",
+    ]
+
+
+def test_settle_in_doubt_decides_without_sending_and_the_campaign_is_done_with(
+    db: Database, campaign_id: int
+) -> None:
+    in_doubt(db, campaign_id, 3)
+    first = db.scalar(
+        "SELECT min(id) FROM deliveries WHERE campaign_id = ? AND state = 'in_doubt'",
+        (campaign_id,),
     )
+    one = run(db, "settle-in-doubt", str(campaign_id), "--as", "sent", "--delivery", str(first))
+    assert (one.exit_code, one.output) == (0, "1 usikker leveranse er avgjort som sendt.\n")
+    rest = run(db, "settle-in-doubt", str(campaign_id), "--as", "failed")
+    assert (rest.exit_code, rest.output) == (
+        0,
+        "2 usikre leveranser er avgjort som feilet (sendes ikke på nytt).\n",
+    )
+    status = run(db, "status", str(campaign_id))
+    assert status.output.splitlines()[0] == f"Kampanje {campaign_id} «Test»: ferdig"
+    again = run(db, "settle-in-doubt", str(campaign_id), "--as", "sent")
+    assert again.output == (
+        f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.\n"
+    )
+
+
+def test_settle_in_doubt_refuses_a_delivery_not_in_doubt_in_one_line(
+    db: Database, campaign_id: int
+) -> None:
+    in_doubt(db, campaign_id, 1)
+    before = db.query("SELECT id, state FROM deliveries ORDER BY id")
+    result = run(db, "settle-in-doubt", str(campaign_id), "--as", "sent", "--delivery", "99999")
+    assert result.exit_code == 2
+    assert result.output == (
+        f"varsel: leveranse 99999 er ikke usikker i kampanje {campaign_id} "
+        f"(se «varsel campaign status {campaign_id}»); ingenting er endret\n"
+    )
+    assert db.query("SELECT id, state FROM deliveries ORDER BY id") == before
+    no_choice = run(db, "settle-in-doubt", str(campaign_id))
+    assert no_choice.exit_code == 2
+    assert "--as" in no_choice.output
 
 
 def test_the_send_summary_says_the_campaign_waits_for_a_decision() -> None:
@@ -119,6 +161,7 @@ def test_the_send_summary_says_the_campaign_waits_for_a_decision() -> None:
     assert text.startswith("Kampanje 3 venter på avgjørelse (1 usikker): 163 sendt,")
     assert "\n1 leveranse er usikker (forbindelsen brøt" in text
     assert "«varsel campaign resend-in-doubt 3»" in text
+    assert "«varsel campaign settle-in-doubt 3 --as sent»" in text
 
 
 def test_resend_in_doubt_says_when_there_is_nothing_to_do(db: Database, campaign_id: int) -> None:

@@ -111,6 +111,73 @@ def test_resend_in_doubt_is_explicit(db: Database, campaign_id: int) -> None:
     assert kinds == ["recovered_in_doubt", "resend_in_doubt"]
 
 
+def three_in_doubt(db: Database, campaign_id: int) -> list[int]:
+    claimed = outbox.claim(db, campaign_id, "w1", 3, NOW)
+    for d in claimed:
+        db.execute("UPDATE deliveries SET data_started_at = ? WHERE id = ?", (NOW, d.id))
+    outbox.recover(db, campaign_id)
+    return [d.id for d in claimed]
+
+
+def test_settling_in_doubt_as_sent_keeps_when_the_transfer_began(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import audit
+
+    first, second, third = three_in_doubt(db, campaign_id)
+    # The relay's log shows two of them accepted: those two, not the third.
+    n = outbox.settle_in_doubt(
+        db, campaign_id, delivered=True, deliveries=(second, first, first), actor="cli:ola"
+    )
+    assert n == 2
+    states = dict(
+        db.query("SELECT id, state FROM deliveries WHERE id IN (?, ?, ?)", (first, second, third))
+    )
+    assert states == {first: "sent", second: "sent", third: "in_doubt"}
+    assert db.scalar("SELECT sent_at FROM deliveries WHERE id = ?", (first,)) == NOW
+    (entry,) = audit.entries(db, action=audit.Action.CAMPAIGN_SETTLE_IN_DOUBT)
+    assert (entry.actor, entry.object, entry.data) == (
+        "cli:ola",
+        f"campaign:{campaign_id}",
+        {"count": 2, "as": "sent", "deliveries": [first, second]},
+    )
+
+
+def test_settling_in_doubt_as_failed_gives_them_up_with_the_reason(
+    db: Database, campaign_id: int
+) -> None:
+    ids = three_in_doubt(db, campaign_id)
+    assert outbox.settle_in_doubt(db, campaign_id, delivered=False) == 3
+    rows = db.query(
+        "SELECT state, last_reply FROM deliveries WHERE campaign_id = ? AND id IN (?, ?, ?)",
+        (campaign_id, *ids),
+    )
+    assert rows == [("failed", outbox.NOT_RESENT)] * 3
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["in_doubt"], counts["failed"], counts["queued"]) == (0, 3, 3)
+    kinds = [r[0] for r in db.query("SELECT kind FROM events ORDER BY id")]
+    assert kinds == ["recovered_in_doubt", "settle_in_doubt"]
+
+
+def test_settling_a_delivery_that_is_not_in_doubt_changes_nothing(
+    db: Database, campaign_id: int
+) -> None:
+    from varsel import audit
+    from varsel.errors import UserError
+
+    first, _, _ = three_in_doubt(db, campaign_id)
+    queued = db.scalar("SELECT max(id) FROM deliveries WHERE campaign_id = ?", (campaign_id,))
+    before = db.query("SELECT id, state, sent_at, last_reply FROM deliveries ORDER BY id")
+    with pytest.raises(UserError) as e:
+        outbox.settle_in_doubt(db, campaign_id, delivered=True, deliveries=(first, queued))
+    assert e.value.message == (
+        f"leveranse {queued} er ikke usikker i kampanje {campaign_id} "
+        f"(se «varsel campaign status {campaign_id}»); ingenting er endret"
+    )
+    assert db.query("SELECT id, state, sent_at, last_reply FROM deliveries ORDER BY id") == before
+    assert audit.entries(db, action=audit.Action.CAMPAIGN_SETTLE_IN_DOUBT) == []
+
+
 def test_counts_has_every_state(db: Database, campaign_id: int) -> None:
     counts = outbox.counts(db, campaign_id)
     assert set(counts) == {s.value for s in DeliveryState}

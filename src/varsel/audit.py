@@ -55,6 +55,8 @@ class Action(StrEnum):
     CAMPAIGN_RESUME = "campaign_resume"
     CAMPAIGN_CANCEL = "campaign_cancel"
     CAMPAIGN_RESEND_IN_DOUBT = "campaign_resend_in_doubt"  # in-doubt deliveries queued again
+    # In-doubt deliveries settled without sending again: as sent or as failed; detail has which
+    CAMPAIGN_SETTLE_IN_DOUBT = "campaign_settle_in_doubt"
     CAMPAIGN_FORGET = "campaign_forget"  # a finished campaign's contact data erased; counts
     PERSONAL_DATA_EXPORT = "personal_data_export"  # personal data left the system
     SUPPRESSION_ADD = "suppression_add"  # an operator suppressed an address or a unit by hand

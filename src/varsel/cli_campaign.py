@@ -259,6 +259,11 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
             f"«varsel campaign resend-in-doubt {campaign_id}».",
             soft_wrap=True,
         )
+        out.print(
+            "Eller avgjør dem uten ny sending, når loggen til e-posttjeneren viser om de kom "
+            f"fram: «varsel campaign settle-in-doubt {campaign_id} --as sent» eller «--as failed».",
+            soft_wrap=True,
+        )
     labels = {"deferred": "utsatt", "failed": "feilet"}
     if report.reasons:
         # Worded and grouped (send_report, reply_words): addresses and relays' ids left out.
@@ -398,6 +403,52 @@ def campaign_resume(state: State, campaign_id: int) -> None:
 def campaign_cancel(state: State, campaign_id: int) -> None:
     """Stopp en kampanje for godt: det som ikke er sendt ennå, blir kansellert."""
     _set_status(state, campaign_id, "cancelled")
+
+
+@campaign.command("settle-in-doubt")
+@click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
+@click.option(
+    "--as",
+    "outcome",
+    type=click.Choice(["sent", "failed"]),
+    required=True,
+    help="sent: e-posttjeneren tok imot meldingen (se loggen dens; Message-ID begynner med "
+    "leveransenummeret). failed: den sendes ikke, og virksomheten regnes som ikke nådd "
+    "på e-post.",
+)
+@click.option(
+    "--delivery",
+    "deliveries",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="NR",
+    help="Bare denne leveransen (nummeret i «campaign status»); kan gjentas. "
+    "Standard: alle usikre.",
+)
+@pass_state
+def campaign_settle_in_doubt(
+    state: State, campaign_id: int, outcome: str, deliveries: tuple[int, ...]
+) -> None:
+    """Avgjør usikre leveranser uten å sende dem på nytt: som sendt eller som feilet."""
+    from varsel.audit import cli_actor
+    from varsel.campaign import get_campaign
+    from varsel.i18n import fmt_int
+    from varsel.outbox import settle_in_doubt
+
+    get_campaign(state.db, campaign_id)
+    delivered = outcome == "sent"
+    n = settle_in_doubt(
+        state.db, campaign_id, delivered=delivered, deliveries=deliveries, actor=cli_actor()
+    )
+    if not n:
+        out.print(
+            f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.",
+            soft_wrap=True,
+        )
+        return
+    what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
+    how = "sendt" if delivered else "feilet (sendes ikke på nytt)"
+    out.print(f"{fmt_int(n)} {what} avgjort som {how}.", soft_wrap=True)
 
 
 @campaign.command("resend-in-doubt")

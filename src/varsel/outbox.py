@@ -8,6 +8,7 @@ if the sender dies then, the delivery is in doubt and is resent only when an ope
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -316,6 +317,72 @@ def resend_in_doubt(db: Database, campaign_id: int, *, actor: str | None = None)
             {"count": n},
         )
     return int(n)
+
+
+# The reason a delivery settled as not sent gives where failures are listed (status, console).
+NOT_RESENT = "usikker: ikke sendt på nytt (operatørens avgjørelse)"
+
+
+def settle_in_doubt(
+    db: Database,
+    campaign_id: int,
+    *,
+    delivered: bool,
+    deliveries: Sequence[int] = (),
+    actor: str | None = None,
+) -> int:
+    """The operator's other decision: settle in-doubt deliveries without sending them again.
+
+    delivered: the relay's log shows it took the message (sent, at the time its transfer
+    began); otherwise the message is given up (failed, NOT_RESENT as its reason), and the
+    business counts as not reached by e-mail. Only `deliveries` when given (each must be in
+    doubt in this campaign, or nothing changes); else every one in doubt. Returns how many.
+    """
+    from varsel import audit
+    from varsel.errors import UserError
+
+    wanted = sorted(set(deliveries))
+    now = utcnow_iso()
+    with db.transaction():
+        doubtful = {
+            int(r[0])
+            for r in db.query(
+                "SELECT id FROM deliveries WHERE campaign_id = ? AND state = ?",
+                (campaign_id, DeliveryState.IN_DOUBT.value),
+            )
+        }
+        for delivery_id in wanted:
+            if delivery_id not in doubtful:
+                raise UserError(
+                    f"leveranse {delivery_id} er ikke usikker i kampanje {campaign_id} "
+                    f"(se «varsel campaign status {campaign_id}»); ingenting er endret"
+                )
+        chosen = wanted or sorted(doubtful)
+        state = DeliveryState.SENT if delivered else DeliveryState.FAILED
+        for delivery_id in chosen:
+            if delivered:
+                db.execute(
+                    "UPDATE deliveries SET state = ?, sent_at = COALESCE(data_started_at, ?), "
+                    "updated_at = ? WHERE id = ?",
+                    (state.value, now, now, delivery_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
+                    (state.value, NOT_RESENT, now, delivery_id),
+                )
+        detail: dict[str, Any] = {"count": len(chosen), "as": state.value}
+        if wanted:
+            detail["deliveries"] = wanted
+        record_event(db, campaign_id, None, "settle_in_doubt", detail)
+        audit.record(
+            db,
+            actor or audit.SYSTEM,
+            audit.Action.CAMPAIGN_SETTLE_IN_DOUBT,
+            f"campaign:{campaign_id}",
+            detail,
+        )
+    return len(chosen)
 
 
 def record_event(

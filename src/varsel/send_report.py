@@ -57,7 +57,9 @@ class SendReport:
                 f"\n{fmt_int(self.in_doubt)} {which} (forbindelsen brøt etter at "
                 "meldingen var overført). Se «varsel campaign status "
                 f"{self.campaign_id}» og send dem på nytt med «varsel campaign resend-in-doubt "
-                f"{self.campaign_id}» bare hvis du vil risikere dobbel levering."
+                f"{self.campaign_id}» bare hvis du vil risikere dobbel levering, eller avgjør "
+                f"dem uten ny sending med «varsel campaign settle-in-doubt {self.campaign_id} "
+                "--as sent» (eller «--as failed»)."
             )
         return text
 

@@ -61,6 +61,7 @@ ACTION_NAMES = {
     "campaign_resume": N_("Kampanje gjenopptatt"),
     "campaign_cancel": N_("Kampanje avbrutt"),
     "campaign_resend_in_doubt": N_("Usikre sendinger lagt i kø igjen"),
+    "campaign_settle_in_doubt": N_("Usikre sendinger avgjort uten ny sending"),
     "campaign_forget": N_("Kontaktdata slettet"),
     "personal_data_export": N_("Personopplysninger hentet ut"),
     "suppression_add": N_("Satt på sperrelisten"),
