@@ -432,7 +432,6 @@ def campaign_settle_in_doubt(
     """Avgjør usikre leveranser uten å sende dem på nytt: som sendt eller som feilet."""
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
-    from varsel.i18n import fmt_int
     from varsel.outbox import settle_in_doubt
 
     get_campaign(state.db, campaign_id)
@@ -440,6 +439,14 @@ def campaign_settle_in_doubt(
     n = settle_in_doubt(
         state.db, campaign_id, delivered=delivered, deliveries=deliveries, actor=cli_actor()
     )
+    how = "sendt" if delivered else "feilet (sendes ikke på nytt)"
+    _say_decided(campaign_id, n, f"avgjort som {how}.")
+
+
+def _say_decided(campaign_id: int, n: int, done: str) -> None:
+    """What a decision about deliveries in doubt did: «2 usikre leveranser er <done>»."""
+    from varsel.i18n import fmt_int
+
     if not n:
         out.print(
             f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.",
@@ -447,8 +454,7 @@ def campaign_settle_in_doubt(
         )
         return
     what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
-    how = "sendt" if delivered else "feilet (sendes ikke på nytt)"
-    out.print(f"{fmt_int(n)} {what} avgjort som {how}.", soft_wrap=True)
+    out.print(f"{fmt_int(n)} {what} {done}", soft_wrap=True)
 
 
 @campaign.command("resend-in-doubt")
@@ -458,22 +464,11 @@ def campaign_resend_in_doubt(state: State, campaign_id: int) -> None:
     """Legg de usikre leveransene i kø igjen: du godtar at de kan komme fram to ganger."""
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
-    from varsel.i18n import fmt_int
     from varsel.outbox import resend_in_doubt
 
     get_campaign(state.db, campaign_id)
     n = resend_in_doubt(state.db, campaign_id, actor=cli_actor())
-    if not n:
-        out.print(
-            f"Kampanje {campaign_id} har ingen usikre leveranser; ingenting er endret.",
-            soft_wrap=True,
-        )
-        return
-    what = "usikker leveranse er" if n == 1 else "usikre leveranser er"
-    out.print(
-        f"{fmt_int(n)} {what} lagt i kø igjen; kjør «varsel campaign send {campaign_id}».",
-        soft_wrap=True,
-    )
+    _say_decided(campaign_id, n, f"lagt i kø igjen; kjør «varsel campaign send {campaign_id}».")
 
 
 @campaign.command("forget")
