@@ -105,6 +105,40 @@ def test_a_bad_second_file_leaves_the_store_as_it_was(
     assert _store_contents(db) == before
 
 
+@pytest.mark.parametrize(
+    ("command", "bad"),
+    [
+        (["registry", "import"], "missing"),
+        (["registry", "import"], "truncated"),
+        (["registry", "import"], "not a dump"),
+        (["registry", "update"], "missing"),
+        (["registry", "update"], "not a dump"),
+    ],
+)
+def test_a_failed_import_or_update_leaves_no_store_it_made_behind(
+    brreg: Path, tmp_path: Path, command: list[str], bad: str
+) -> None:
+    # The store held nothing before the command: a new, empty one left behind is a change.
+    files = tmp_path / "files"
+    files.mkdir()
+    records = load(brreg / "enheter-sample.json")
+    if bad == "not a dump":
+        wrong = files / "wrong.json"
+        wrong.write_text('{"hei": 1}', "utf-8")
+    else:
+        wrong = _bad_second_file(bad, files, records)
+    store = tmp_path / "store" / "varsel.db"
+    store.parent.mkdir()
+    result = CliRunner().invoke(cli, ["--db", str(store), *command, str(wrong)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1
+    assert list(store.parent.iterdir()) == []
+    good = write_json(files / "good.json", records[:3])
+    result = CliRunner().invoke(cli, ["--db", str(store), "registry", "import", str(good)])
+    assert result.exit_code == 0, result.output
+    assert store.exists()
+
+
 def test_several_files_are_imported_in_one_go(db: Database, brreg: Path, tmp_path: Path) -> None:
     records = load(brreg / "enheter-sample.json")
     a = write_json(tmp_path / "a.json", records[:10])

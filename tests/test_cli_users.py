@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -80,6 +81,17 @@ def test_add_refuses_a_short_password(db: Database) -> None:
     assert result.exit_code == 2
     assert result.output == "varsel: passordet må ha minst 12 tegn\n"
     assert db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_add_refused_leaves_no_store_it_made_behind(tmp_path: Path) -> None:
+    store = tmp_path / "varsel.db"
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(store), "user", "add", "kari", "--role", "author"],
+        env={**FAST, "VARSEL_PASSWORD": SHORT},
+    )
+    assert (result.exit_code, result.output) == (2, "varsel: passordet må ha minst 12 tegn\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_add_refuses_an_unknown_role(db: Database) -> None:

@@ -48,6 +48,16 @@ class VarselGroup(NorskGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            return self._invoke(ctx)
+        except BaseException as e:
+            # A failed command leaves the stored data as it was: a store it made held nothing.
+            state = ctx.find_object(State)
+            if state is not None and not (isinstance(e, click.exceptions.Exit) and not e.exit_code):
+                state.discard_made()
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
             return super().invoke(ctx)
         except VarselError as e:
             # Messages quote TOML tables ("[segment]"): text, never Rich markup.
@@ -84,6 +94,7 @@ class State:
         self._load = load
         self._settings: Settings | None = None
         self._db: Database | None = None
+        self._made: Path | None = None  # the SQLite file this command made, if it made one
 
     @property
     def settings(self) -> Settings:
@@ -126,8 +137,21 @@ class State:
     def db_or_new(self) -> Database:
         """The store, made if it does not exist yet: for the commands that put data in it."""
         if self._db is None:
+            dialect, target = normalise_url(self.store_url)
+            if dialect == "sqlite" and not Path(target).expanduser().exists():
+                self._made = Path(target).expanduser()
             self._db = connect(self.store_url)
         return self._db
+
+    def discard_made(self) -> None:
+        """Remove the SQLite store this command made (it failed): it held nothing before."""
+        if self._made is None:
+            return
+        self.close()
+        self._db = None
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self._made}{suffix}").unlink(missing_ok=True)
+        self._made = None
 
     def close(self) -> None:
         if self._db is not None:
