@@ -12,6 +12,7 @@ import pytest
 from helpers import campaign_toml
 from varsel.campaign_spec import CampaignError, Limits, load_spec, window_opens
 from varsel.config import Settings
+from varsel.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,6 +184,37 @@ def test_an_empty_segment_table_is_said_to_be_empty_and_what_to_write(
     with pytest.raises(CampaignError) as caught:
         load_spec(path, settings)
     assert caught.value.message == f"{path}: mangler [segment] (hvem kampanjen skal nå)"
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [
+        ("police_district", "valgt hele landet"),
+        ("municipality", "valgt hele landet"),
+        ("county", "valgt hele landet"),
+        ("nace", "valgt alle næringer"),
+    ],
+)
+def test_an_empty_list_that_would_narrow_the_segment_is_refused_naming_it(
+    settings: Settings, tmp_path: Path, key: str, what: str
+) -> None:
+    # police_district = [] once put no limit on the area: the whole country was selected.
+    path = tmp_path / "c.toml"
+    full = campaign_toml().replace('police_district = ["oslo"]', f"{key} = []")
+    path.write_text(full, "utf-8")
+    with pytest.raises(UserError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path} [segment]: «{key}» er en tom liste, som ville {what}: "
+        "skriv minst én, eller ta bort nøkkelen"
+    )
+
+
+def test_an_empty_exclusion_list_is_accepted(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(segment="exclude_form = []\n"), "utf-8")
+    spec = load_spec(path, settings)
+    assert (spec.criteria.police_districts, spec.criteria.exclude_forms) == (("oslo",), ())
 
 
 # -- when the send window is open (window_opens) ---------------------------------------------

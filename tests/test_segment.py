@@ -449,6 +449,24 @@ def test_main_units_are_selected_from_the_index_alone(fixtures_db: Database) -> 
     assert [r for r in program if r[1] == "Column" and r[2] == table] == []
 
 
+@pytest.mark.parametrize("table", ["[segment]\n", ""])
+def test_a_criteria_files_empty_area_list_is_refused_naming_file_table_and_key(
+    fixtures_db: Database, tmp_path: Path, table: str
+) -> None:
+    # It once put no limit on the area: the whole country was selected.
+    path = tmp_path / "c.toml"
+    path.write_text(f"{table}police_district = []\n", "utf-8")
+    result = CliRunner().invoke(
+        cli, ["--db", fixtures_db.url, "segment", "preview", "--criteria", str(path)]
+    )
+    where = f"{path} [segment]" if table else str(path)
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {where}: «police_district» er en tom liste, som ville valgt hele landet: "
+        "skriv minst én, eller ta bort nøkkelen\n",
+    )
+
+
 def test_a_key_outside_the_segment_table_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('min_employees = 5\n\n[segment]\npolice_district = ["oslo"]\n', "utf-8")

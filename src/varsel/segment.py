@@ -90,6 +90,16 @@ _LIST_KEYS = {
     "sector": "sectors",
     "sectors": "sectors",
 }
+# The lists that narrow the selection, and what an empty one would do: it is refused. An empty
+# exclusion list (exclude_form) leaves nothing out, as it says, and is accepted.
+_NARROWING = {
+    "municipalities": "valgt hele landet",
+    "counties": "valgt hele landet",
+    "police_districts": "valgt hele landet",
+    "nace": "valgt alle næringer",
+    "forms": "valgt alle organisasjonsformer",
+    "sectors": "valgt alle sektorer",
+}
 # Above any employer's count, and far below SQLite's INTEGER (a larger number overflows it).
 MAX_EMPLOYEES = 10_000_000
 
@@ -159,6 +169,12 @@ class Criteria:
                 ):
                     raise BadCriteriaError(f"{source}: «{key}» skal være en liste med tekst")
                 target = _LIST_KEYS[name]
+                if not items and target in _NARROWING:
+                    # Read as no limit, [] would select every unit: the whole country for an area.
+                    raise BadCriteriaError(
+                        f"{source}: «{key}» er en tom liste, som ville {_NARROWING[target]}: "
+                        "skriv minst én, eller ta bort nøkkelen"
+                    )
                 values[target] = (*values.get(target, ()), *(str(v) for v in items))
             elif name in _SCALAR_KEYS:
                 values[name] = _scalar(source, (names or {}).get(name, key), name, value)
@@ -226,7 +242,7 @@ class Criteria:
             raise BadCriteriaError(
                 f"{path}: «segment» skal være en tabell ([segment]), ikke én verdi"
             )
-        return cls.from_mapping(table, str(path))
+        return cls.from_mapping(table, f"{path} [segment]" if "segment" in data else str(path))
 
     def merged(self, other: Criteria, keys: Iterable[str]) -> Criteria:
         """This plus other: lists are joined, the scalars named in keys are taken from other."""
