@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from helpers import PASSWORD, campaign_toml, next_code, operator
 from varsel import codes
 from varsel.campaign import (
+    Campaign,
     CampaignError,
     CampaignStatus,
     create_campaign,
@@ -227,6 +228,62 @@ def test_status_changes(registry_db: Database, settings: Settings, tmp_path: Pat
     assert {r[1] for r in deliveries(registry_db, cid)} == {"cancelled"}
     with pytest.raises(CampaignError, match="er «avbrutt» og kan ikke settes til «klar»"):
         set_status(registry_db, cid, CampaignStatus.READY)
+
+
+def _changed_after_the_check(
+    monkeypatch: pytest.MonkeyPatch, db: Database, cid: int, *statuses: str
+) -> None:
+    """Each of the first reads of the campaign is followed at once by a change to a status."""
+    import varsel.campaign
+
+    read = varsel.campaign.get_campaign
+    pending = list(statuses)
+
+    def then_changed(db_: Database, campaign_id: int) -> Campaign:
+        campaign = read(db_, campaign_id)
+        if pending:
+            db.execute("UPDATE campaigns SET status = ? WHERE id = ?", (pending.pop(0), cid))
+        return campaign
+
+    monkeypatch.setattr(varsel.campaign, "get_campaign", then_changed)
+
+
+def test_a_cancel_never_overwrites_a_sender_that_finished_after_the_check(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    registry_db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (cid,))
+    _changed_after_the_check(monkeypatch, registry_db, cid, "done")
+    with pytest.raises(CampaignError) as caught:
+        set_status(registry_db, cid, CampaignStatus.CANCELLED)
+    assert caught.value.message == f"kampanje {cid} er «ferdig» og kan ikke settes til «avbrutt»"
+    assert registry_db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,)) == "done"
+    assert "cancelled" not in {r[1] for r in deliveries(registry_db, cid)}
+
+
+def test_a_status_changed_after_the_check_to_one_allowed_too_is_changed_from_that(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker started the ready campaign in between: cancelling a sending one is allowed too.
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    _changed_after_the_check(monkeypatch, registry_db, cid, "sending")
+    assert set_status(registry_db, cid, CampaignStatus.CANCELLED).status is CampaignStatus.CANCELLED
+    recorded = registry_db.scalar(
+        "SELECT detail FROM audit_log WHERE action = 'campaign_cancel' AND object = ?",
+        (f"campaign:{cid}",),
+    )
+    assert json.loads(recorded) == {"from": "sending"}
+
+
+def test_a_status_changed_after_every_check_is_refused_with_try_again(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    _changed_after_the_check(monkeypatch, registry_db, cid, "sending", "paused", "sending")
+    with pytest.raises(CampaignError) as caught:
+        set_status(registry_db, cid, CampaignStatus.CANCELLED)
+    assert caught.value.message == (f"kampanje {cid} ble endret av noen andre samtidig; prøv igjen")
+    assert registry_db.scalar("SELECT status FROM campaigns WHERE id = ?", (cid,)) == "sending"
 
 
 @pytest.mark.parametrize(

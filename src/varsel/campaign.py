@@ -416,13 +416,15 @@ def refuse_pause(campaign: Campaign) -> None:
         )
 
 
+STATUS_ATTEMPTS = 3  # a status changed by another between check and update: checked again
+
+
 def set_status(
     db: Database, campaign_id: int, status: CampaignStatus, *, actor: str | None = None
 ) -> Campaign:
     """Pause, resume or cancel: the change reaches a running sender within a second."""
     from varsel import audit
 
-    campaign = get_campaign(db, campaign_id)
     allowed = {
         CampaignStatus.PAUSED: {CampaignStatus.READY, CampaignStatus.SENDING},
         CampaignStatus.READY: {CampaignStatus.PAUSED},
@@ -432,45 +434,56 @@ def set_status(
             CampaignStatus.PAUSED,
         },
     }
-    if campaign.status not in allowed.get(status, set()):
-        raise CampaignError(
-            Text(
-                "kampanje %(campaign)s er «%(status)s» og kan ikke settes til «%(new)s»",
-                campaign=campaign_id,
-                status=STATUS_WORDS[campaign.status],
-                new=STATUS_WORDS[status],
+    for _ in range(STATUS_ATTEMPTS):
+        campaign = get_campaign(db, campaign_id)
+        if campaign.status not in allowed.get(status, set()):
+            raise CampaignError(
+                Text(
+                    "kampanje %(campaign)s er «%(status)s» og kan ikke settes til «%(new)s»",
+                    campaign=campaign_id,
+                    status=STATUS_WORDS[campaign.status],
+                    new=STATUS_WORDS[status],
+                )
             )
-        )
-    with db.transaction():
-        db.execute(
-            "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?",
-            (status.value, utcnow_iso(), campaign_id),
-        )
-        if status is CampaignStatus.CANCELLED:
-            db.execute(
-                "UPDATE deliveries SET state = ?, updated_at = ? WHERE campaign_id = ? "
-                "AND state IN (?, ?)",
-                (
-                    DeliveryState.CANCELLED.value,
-                    utcnow_iso(),
-                    campaign_id,
-                    DeliveryState.QUEUED.value,
-                    DeliveryState.DEFERRED.value,
-                ),
+        with db.transaction():
+            # Only from the status checked: a sender that finished in between made it done,
+            # which a cancel must not overwrite. Changed otherwise, it is checked again.
+            if not db.execute(
+                "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                (status.value, utcnow_iso(), campaign_id, campaign.status.value),
+            ).rowcount:
+                continue
+            if status is CampaignStatus.CANCELLED:
+                db.execute(
+                    "UPDATE deliveries SET state = ?, updated_at = ? WHERE campaign_id = ? "
+                    "AND state IN (?, ?)",
+                    (
+                        DeliveryState.CANCELLED.value,
+                        utcnow_iso(),
+                        campaign_id,
+                        DeliveryState.QUEUED.value,
+                        DeliveryState.DEFERRED.value,
+                    ),
+                )
+            action = {
+                CampaignStatus.PAUSED: audit.Action.CAMPAIGN_PAUSE,
+                CampaignStatus.READY: audit.Action.CAMPAIGN_RESUME,
+                CampaignStatus.CANCELLED: audit.Action.CAMPAIGN_CANCEL,
+            }[status]
+            audit.record(
+                db,
+                actor or audit.SYSTEM,
+                action,
+                f"campaign:{campaign_id}",
+                {"from": campaign.status.value},
             )
-        action = {
-            CampaignStatus.PAUSED: audit.Action.CAMPAIGN_PAUSE,
-            CampaignStatus.READY: audit.Action.CAMPAIGN_RESUME,
-            CampaignStatus.CANCELLED: audit.Action.CAMPAIGN_CANCEL,
-        }[status]
-        audit.record(
-            db,
-            actor or audit.SYSTEM,
-            action,
-            f"campaign:{campaign_id}",
-            {"from": campaign.status.value},
+        return get_campaign(db, campaign_id)
+    raise CampaignError(
+        Text(
+            "kampanje %(campaign)s ble endret av noen andre samtidig; prøv igjen",
+            campaign=campaign_id,
         )
-    return get_campaign(db, campaign_id)
+    )
 
 
 def update_spec(db: Database, campaign_id: int, spec: CampaignSpec, *, actor: str) -> Campaign:
