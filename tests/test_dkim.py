@@ -343,3 +343,13 @@ def test_header_canonicalisation_agrees_with_dkimpy(name: bytes, pieces: list[by
     value = b"".join(pieces)
     [(dk_name, dk_value)] = Relaxed.canonicalize_headers([(name, value)])
     assert canonical_header(name + b":" + value) == dk_name + b":" + dk_value
+
+
+def test_a_key_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("", "utf-8")
+    folder = tmp_path / "file" / "keys"
+    with pytest.raises(DkimKeyError) as caught:
+        generate_key(folder, "x.no", "varsel")
+    assert caught.value.message == (
+        f"{folder}: nøkkelmappen kan ikke lages: en del av stien er ikke en mappe"
+    )

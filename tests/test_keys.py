@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from varsel.cli import cli
@@ -50,6 +51,13 @@ def test_a_key_made_on_first_use_is_listed(tmp_path: Path) -> None:
 def test_cli_lists_keys_and_their_json(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"), "COLUMNS": "80"}
+    missing = runner.invoke(cli, ["keys", "list"], env=env)
+    assert (missing.exit_code, missing.output) == (
+        0,
+        f"Ingen DKIM-nøkler: mappen {tmp_path / 'keys'} finnes ikke; lag en med "
+        "`varsel keys generate --domain DOMENE`.\n",
+    )
+    (tmp_path / "keys").mkdir()
     empty = runner.invoke(cli, ["keys", "list"], env=env)
     assert empty.exit_code == 0, empty.output
     assert empty.output == (
@@ -91,3 +99,18 @@ def test_the_keys_commands_call_a_selector_selektor_and_never_velger() -> None:
     texts.append(runner.invoke(cli, ["settings"], env={"COLUMNS": "200"}).output)
     assert "DKIM-selektoren." in texts[1]
     assert all("velger" not in text.lower() for text in texts)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["keys", "list"], ["keys", "list", "--json"], ["keys", "generate", "--domain", "x.no"]],
+)
+def test_a_key_folder_that_is_a_file_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    # It was listed as a folder without keys, exit 0; generate gave a traceback.
+    folder = tmp_path / "keys"
+    folder.write_text("", "utf-8")
+    result = CliRunner().invoke(cli, command, env={"VARSEL_DKIM_KEY_DIR": str(folder)})
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {folder}: nøkkelmappen er en fil, ikke en mappe\n",
+    )

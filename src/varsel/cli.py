@@ -301,9 +301,10 @@ def keys_list(state: State, as_json: bool) -> None:
         click.echo(json.dumps([k.as_dict() for k in found], ensure_ascii=False, indent=2))
         return
     if not found:
+        directory = key_dir(state.settings)
+        where = f" i {directory}:" if directory.exists() else f": mappen {directory} finnes ikke;"
         out.print(
-            f"Ingen DKIM-nøkler i {key_dir(state.settings)}: lag en med "
-            "`varsel keys generate --domain DOMENE`.",
+            f"Ingen DKIM-nøkler{where} lag en med `varsel keys generate --domain DOMENE`.",
             soft_wrap=True,
         )
         return

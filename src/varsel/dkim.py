@@ -144,6 +144,14 @@ class KeyFiles:
         return self.key.txt_value()
 
 
+def check_key_dir(directory: Path) -> None:
+    """Refuse a key folder that is a file (a mistyped VARSEL_DKIM_KEY_DIR); missing is fine."""
+    if directory.exists() and not directory.is_dir():
+        raise DkimKeyError(
+            Text("%(path)s: nøkkelmappen er en fil, ikke en mappe", path=str(directory))
+        )
+
+
 def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "rsa") -> KeyFiles:
     """Make a new key pair, write the private key (0600) and the DNS record; never overwrite."""
     domain, selector = signing_domain(domain), selector_name(selector)
@@ -161,7 +169,17 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    directory.mkdir(parents=True, exist_ok=True)
+    check_key_dir(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DkimKeyError(
+            Text(
+                "%(path)s: nøkkelmappen kan ikke lages: %(error)s",
+                path=str(directory),
+                error=os_reason(e),
+            )
+        ) from None
     stem = f"{selector}._domainkey.{domain}"
     private_path = directory / f"{stem}.pem"
     dns_path = directory / f"{stem}.txt"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from varsel.config import Settings
-from varsel.dkim import DkimKeyError, generate_key, load_key, signing_domain
+from varsel.dkim import DkimKeyError, check_key_dir, generate_key, load_key, signing_domain
 
 
 def key_dir(settings: Settings) -> Path:
@@ -58,8 +58,12 @@ KEY_SUFFIX = "._domainkey."  # <selector>._domainkey.<domain>.pem, as generate_k
 
 
 def list_keys(settings: Settings) -> list[KeyInfo]:
-    """Every key in the key folder, by domain and selector; a file that is no key says why."""
+    """Every key in the key folder, by domain and selector; a file that is no key says why.
+
+    A folder that does not exist has none; a key folder that is a file is refused.
+    """
     directory = key_dir(settings)
+    check_key_dir(directory)
     if not directory.is_dir():
         return []
     found = []
