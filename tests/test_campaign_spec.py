@@ -217,6 +217,27 @@ def test_an_empty_exclusion_list_is_accepted(settings: Settings, tmp_path: Path)
     assert (spec.criteria.police_districts, spec.criteria.exclude_forms) == (("oslo",), ())
 
 
+@pytest.mark.parametrize(
+    ("document", "extra", "where"),
+    [
+        ('file = "rad\\u0000.pdf"\n', "", "[document]: «file»"),
+        ("", '[templates.nb]\ntext_file = "nb\\u0000.txt"\n', "[templates.nb]: «text_file»"),
+        ("", '[templates.en]\nletter_file = "\\u0000"\n', "[templates.en]: «letter_file»"),
+    ],
+)
+def test_a_nul_in_a_file_name_is_one_line_naming_table_and_key(
+    settings: Settings, tmp_path: Path, document: str, extra: str, where: str
+) -> None:
+    # It was a ValueError traceback (embedded null byte).
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(document=document) + extra, "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    assert caught.value.message == (
+        f"{path} {where} har et NUL-tegn (\\u0000) i filnavnet; skriv det uten"
+    )
+
+
 # -- when the send window is open (window_opens) ---------------------------------------------
 
 OSLO = ZoneInfo("Europe/Oslo")

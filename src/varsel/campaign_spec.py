@@ -375,6 +375,7 @@ def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
     name = _text(document, "file", where, required=False)
     if name is None:
         return None
+    _check_file_name(name, where, "file")
     file = path.parent / name
     try:
         file = file.resolve()
@@ -384,6 +385,15 @@ def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
     if not found:
         raise CampaignError(f"{where}: file {str(file)!r} finnes ikke")
     return str(file)
+
+
+def _check_file_name(name: str, where: str, key: str) -> None:
+    # No file system allows NUL in a name; Python's file calls raise ValueError on it, not
+    # OSError. The name is not quoted: NUL would reach the terminal.
+    if "\0" in name:
+        raise CampaignError(
+            f"{where}: «{key}» har et NUL-tegn (\\u0000) i filnavnet; skriv det uten"
+        )
 
 
 def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
@@ -407,6 +417,7 @@ def _templates(data: Mapping[str, Any], path: Path) -> dict[str, Template]:
                 name = own[f"{kind}_file"]
                 if not isinstance(name, str) or not name.strip():
                     raise CampaignError(f"{where}: «{kind}_file» skal være et filnavn")
+                _check_file_name(name, where, f"{kind}_file")
                 try:
                     # A template saved as Windows-1252 is refused in one line, as the TOML is.
                     return read_user_text(path.parent / name, CampaignError)
