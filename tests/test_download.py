@@ -319,8 +319,24 @@ def test_server_without_validators_is_downloaded_every_time(
     assert not fetch(registry, out).skipped
     meta = read_sidecar(out)
     assert meta is not None
-    # With no Last-Modified to go by, the dump is dated by the day it was fetched.
+    # With no Last-Modified to go by, the dump is dated by the day it was fetched: a guess,
+    # said in the sidecar (which read_sidecar leaves out: not text) and in the summary.
     assert meta["dump_date"] == first.dump_date == meta["downloaded_at"][:10]
+    assert json.loads(sidecar_path(out).read_text("utf-8"))["dump_date_guessed"] is True
+    assert first.summary().endswith(
+        f" Dumpdatoen {first.dump_date} er gjettet fra nedlastingsdagen (registeret sendte "
+        "ingen Last-Modified); importen sier det samme. Vet du datoen, importer med "
+        "--dump-date ÅÅÅÅ-MM-DD."
+    )
+
+
+def test_a_date_from_last_modified_is_not_said_to_be_guessed(
+    registry: Registry, tmp_path: Path
+) -> None:
+    out = tmp_path / "enheter_alle.json.gz"
+    result = fetch(registry, out)
+    assert "gjettet" not in result.summary()
+    assert "dump_date_guessed" not in json.loads(sidecar_path(out).read_text("utf-8"))
 
 
 def assert_previous_kept(out: Path, old_sidecar: str) -> None:

@@ -162,6 +162,26 @@ def test_a_date_from_the_files_time_is_said_to_be_guessed(
     assert "gjettet" not in given.summary()
 
 
+def test_a_download_day_in_meta_json_is_said_to_be_guessed(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # registry download without Last-Modified wrote the day of the download as the date.
+    path = write_json(tmp_path / "e.json.gz", load(brreg / "enheter-sample.json")[:3])
+    sidecar = tmp_path / "e.json.gz.meta.json"
+    sidecar.write_text('{"dump_date": "2026-03-04", "dump_date_guessed": true}', "utf-8")
+    guessed = import_dump(db, path)
+    assert (guessed.snapshot.dump_date, guessed.snapshot.dump_date_guessed) == ("2026-03-04", True)
+    assert guessed.summary().endswith(
+        " Dumpdatoen 2026-03-04 er gjettet fra nedlastingsdagen (registeret sendte ingen "
+        "Last-Modified): er den feil, importer filen igjen med --dump-date ÅÅÅÅ-MM-DD før du "
+        "legger inn endringssider (de ser av datoen hvilke endringer dumpen alt har)."
+    )
+    # A sidecar without the key (as every one before it) is the registry's word, as before.
+    other = write_json(tmp_path / "f.json.gz", load(brreg / "enheter-sample.json")[:4])
+    (tmp_path / "f.json.gz.meta.json").write_text('{"dump_date": "2026-03-05"}', "utf-8")
+    assert not import_dump(db, other).snapshot.dump_date_guessed
+
+
 def _guessed_import(db: Database, brreg: Path, tmp_path: Path) -> tuple[Path, int]:
     """A copied dump (no .meta.json) imported with its file time, 2026-11-20, as its date."""
     path = write_json(tmp_path / "kopi.json", load(brreg / "enheter-sample.json")[:3])

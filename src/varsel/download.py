@@ -91,6 +91,7 @@ class DownloadResult:
     sha256: str
     seconds: float
     made_folder: Path | None = None  # the folder of `path`, made for this download
+    date_guessed: bool = False  # no date in Last-Modified: dump_date is the download's day
 
     def summary(self) -> str:
         """One line for the user, in Norwegian."""
@@ -102,10 +103,18 @@ class DownloadResult:
             else:
                 version = f"dumpdato {self.dump_date}"
             return f"Uendret siden forrige nedlasting ({version}): {self.path.name} beholdes."
+        from varsel.import_checks import FROM_DOWNLOAD_DAY
+
         made = f" Mappen {self.made_folder} er laget." if self.made_folder else ""
+        guessed = (
+            f" Dumpdatoen {self.dump_date} er gjettet {FROM_DOWNLOAD_DAY}; importen sier det "
+            "samme. Vet du datoen, importer med --dump-date ÅÅÅÅ-MM-DD."
+            if self.date_guessed
+            else ""
+        )
         return (
             f"Lastet ned {self.kind} ({self.fmt}) til {self.path.name}: "
-            f"{fmt_bytes(self.bytes)} på {fmt_seconds(self.seconds)}.{made}"
+            f"{fmt_bytes(self.bytes)} på {fmt_seconds(self.seconds)}.{made}{guessed}"
         )
 
 
@@ -222,6 +231,9 @@ def _download(
         if problem is not None:
             raise _refused(url, out, problem)
 
+        # Without a date in Last-Modified the day of the download stands in, said to be a
+        # guess (the key is left out otherwise: older sidecars and readers stay as they were).
+        dump_date = dump_date_from(last_modified)
         meta = {
             "url": url,
             "kind": kind,
@@ -231,7 +243,8 @@ def _download(
             "sha256": sha256,
             "size": str(size),
             "downloaded_at": utcnow_iso(),
-            "dump_date": dump_date_from(last_modified) or utcnow().date().isoformat(),
+            "dump_date": dump_date or utcnow().date().isoformat(),
+            **({} if dump_date else {"dump_date_guessed": True}),
         }
         os.replace(tmp, out)
         # The sidecar follows the file: a crash in between leaves a sidecar whose size or
@@ -247,10 +260,11 @@ def _download(
         bytes=size,
         etag=etag,
         last_modified=last_modified,
-        dump_date=meta["dump_date"],
+        dump_date=str(meta["dump_date"]),
         sha256=sha256,
         seconds=time.monotonic() - started,
         made_folder=made_folder,
+        date_guessed=dump_date is None,
     )
 
 

@@ -39,6 +39,7 @@ class EarlierImports:
     date: str  # the dump's date (as stored when same, "" if the store has none)
     guessed: bool = False  # the date is the file's modification time: nothing said otherwise
     corrected_from: str | None = None  # same, and its guessed date is to become date
+    guessed_from: str = ""  # a new import's guessed date: where it came from, in Bokmål
 
 
 def _newest(db: Database, kind: Kind) -> Snapshot | None:
@@ -78,16 +79,16 @@ def earlier_imports(
         if given is not None:
             return EarlierImports(None, prior[0], given)
         return EarlierImports(None, prior[0], prior[1], bool(prior[2]))
-    date, guessed = dump_date(path, given_date)
+    date, guessed_from = dump_date(path, given_date)
     if newest and newest.dump_date and date < newest.dump_date:
+        guess = f" (gjettet {guessed_from.partition(' (')[0]})" if guessed_from else ""
         raise UserError(
-            f"{path}: dumpen er fra {date}"
-            f"{' (gjettet fra filens endringstid)' if guessed else ''}, "
+            f"{path}: dumpen er fra {date}{guess}, "
             f"men lageret har allerede en nyere ({newest.dump_date}, snapshot {newest.id}); "
             "importer den nyeste dumpen"
             + ("" if given is not None else ", eller oppgi riktig dato med --dump-date")
         )
-    return EarlierImports(None, None, date, guessed)
+    return EarlierImports(None, None, date, bool(guessed_from), guessed_from=guessed_from)
 
 
 def _check_correction(db: Database, path: Path, kind: Kind, newest: Snapshot, given: str) -> None:
@@ -143,19 +144,27 @@ def check_given_date(given: str) -> str:
     return date.isoformat()
 
 
-def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
-    """The dump's date and whether it is guessed: as given, from its .meta.json, or the file's time.
+# Where a guessed dump date came from, as the import's summary says it.
+FROM_FILE_TIME = "fra filens endringstid (en kopi har kopieringens tid)"
+FROM_DOWNLOAD_DAY = "fra nedlastingsdagen (registeret sendte ingen Last-Modified)"
 
-    A date after today is refused: it would make every real dump after it look older.
+
+def dump_date(path: Path, given: str | None) -> tuple[str, str]:
+    """The dump's date and, when guessed, where from: as given, its .meta.json, the file's time.
+
+    A date after today is refused: it would make every real dump after it look older. A
+    .meta.json whose dump_date is the day of a download without Last-Modified says so
+    (dump_date_guessed); one without that key is the registry's word, as before.
     """
     if given is not None:
-        return check_given_date(given), False
+        return check_given_date(given), ""
     sidecar = path.with_name(path.name + ".meta.json")
     if sidecar.exists():
         try:
             meta = json.loads(sidecar.read_text("utf-8"))
             if isinstance(meta, dict) and isinstance(meta.get("dump_date"), str):
                 date = dt.date.fromisoformat(meta["dump_date"])
+                guessed = meta.get("dump_date_guessed") is True
             else:
                 date = None
         except (OSError, ValueError):
@@ -167,8 +176,8 @@ def dump_date(path: Path, given: str | None) -> tuple[str, bool]:
                 "med --dump-date ÅÅÅÅ-MM-DD"
             )
         if date is not None:
-            return date.isoformat(), False
-    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat(), True
+            return date.isoformat(), FROM_DOWNLOAD_DAY if guessed else ""
+    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat(), FROM_FILE_TIME
 
 
 class ShrinkCheck:

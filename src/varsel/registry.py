@@ -55,8 +55,9 @@ class ImportResult:
     rejects: tuple[Reject, ...]  # the first few, for display
     rejects_path: Path | None
     reapplied: int | None = None  # the earlier snapshot of the same file, applied again
-    date_guessed: bool = False  # no --dump-date or .meta.json: the date is the file's time
+    date_guessed: bool = False  # no date given or from the registry: see guessed_from
     corrected_from: str | None = None  # already imported: its guessed date, now corrected
+    guessed_from: str = import_checks.FROM_FILE_TIME  # where a guessed date came from
 
     def summary(self) -> str:
         s = self.snapshot
@@ -91,8 +92,8 @@ class ImportResult:
             )
         if self.date_guessed:
             text += (
-                f" Dumpdatoen {s.dump_date} er gjettet fra filens endringstid (en kopi har "
-                "kopieringens tid): er den feil, importer filen igjen med --dump-date "
+                f" Dumpdatoen {s.dump_date} er gjettet {self.guessed_from}: er den feil, "
+                "importer filen igjen med --dump-date "
                 "ÅÅÅÅ-MM-DD før du legger inn endringssider (de ser av datoen hvilke endringer "
                 "dumpen alt har)."
             )
@@ -227,6 +228,7 @@ def import_dumps(
             earlier.prior,
             earlier.guessed,
             earlier.corrected_from,
+            earlier.guessed_from or import_checks.FROM_FILE_TIME,
         )
         for path, (snapshot_id, earlier), log in zip(paths, done, logs, strict=True)
     ]
