@@ -101,6 +101,19 @@ def test_evaluate_compares_two_campaigns(db: Database, campaign: int, tmp_path: 
     assert f"{other} «Andre runde»" in html
 
 
+def test_evaluate_refuses_to_compare_a_campaign_with_itself(
+    db: Database, campaign: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "rapport.html"
+    args = ["evaluate", str(campaign), "--out", str(out), "--compare", str(campaign)]
+    status, output = run(db, *args)
+    assert (status, output) == (
+        2,
+        f"varsel: --compare {campaign}: det er kampanjen rapporten gjelder; oppgi en annen\n",
+    )
+    assert not out.exists()
+
+
 def test_evaluate_writes_the_report_in_english(db: Database, campaign: int, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--language", "en")

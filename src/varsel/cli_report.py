@@ -184,6 +184,10 @@ def report_evaluate(
     from varsel.evaluate import evaluate
     from varsel.evaluate_render import write_report
 
+    if compare_id == campaign_id:  # a report beside itself compares nothing
+        raise click.UsageError(
+            f"--compare {compare_id}: det er kampanjen rapporten gjelder; oppgi en annen"
+        )
     ev = evaluate(state.db, campaign_id)
     other = evaluate(state.db, compare_id) if compare_id is not None else None
     for path in write_report(ev, out_path, compare=other, pdf=pdf, language=language):
