@@ -125,6 +125,20 @@ def test_a_dump_date_after_today_is_refused_and_nothing_is_imported(
     assert db.scalar("SELECT count(*) FROM units") == 0
 
 
+@pytest.mark.parametrize("given", ["1800-01-01", "1994-12-31"])
+def test_a_dump_date_before_the_registry_began_is_refused(
+    db: Database, brreg: Path, tmp_path: Path, given: str
+) -> None:
+    path = write_json(tmp_path / "a.json", load(brreg / "enheter-sample.json")[:3])
+    with pytest.raises(UserError) as refused:
+        import_dump(db, path, dump_date=given)
+    assert refused.value.message == (
+        f"--dump-date «{given}»: datoen er før 1995, da Enhetsregisteret ble opprettet"
+    )
+    assert db.scalar("SELECT count(*) FROM snapshots") == 0
+    assert import_dump(db, path, dump_date="1995-01-01").snapshot.dump_date == "1995-01-01"
+
+
 def test_a_meta_json_dump_date_after_today_is_refused_and_nothing_is_imported(
     db: Database, brreg: Path, tmp_path: Path
 ) -> None:

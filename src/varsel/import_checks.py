@@ -130,8 +130,12 @@ def _check_correction(db: Database, path: Path, kind: Kind, newest: Snapshot, gi
         )
 
 
+# Enhetsregisteret began in 1995: no dump of it is older (a typo, such as 1800 for 2025).
+FIRST_DUMP_DATE = dt.date(1995, 1, 1)
+
+
 def check_given_date(given: str) -> str:
-    """A --dump-date as ÅÅÅÅ-MM-DD, not after today: else a one-line error."""
+    """A --dump-date as ÅÅÅÅ-MM-DD, from 1995 and not after today: else a one-line error."""
     try:
         date = dt.date.fromisoformat(given)
     except ValueError:
@@ -141,6 +145,10 @@ def check_given_date(given: str) -> str:
     # A date after today would make every real dump after it look older.
     if date > norway_today():
         raise UserError(f"--dump-date «{given}»: datoen er etter i dag")
+    if date < FIRST_DUMP_DATE:
+        raise UserError(
+            f"--dump-date «{given}»: datoen er før 1995, da Enhetsregisteret ble opprettet"
+        )
     return date.isoformat()
 
 
