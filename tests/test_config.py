@@ -41,7 +41,8 @@ def test_every_number_has_a_range_that_holds_its_default_and_both_ends(
 def test_a_lookup_limit_of_zero_is_refused_with_its_range() -> None:
     # It used to start the site, which then refused the very first lookup with 429.
     assert refusal(VARSEL_VERIFY_PER_IP="0") == (
-        "VARSEL_VERIFY_PER_IP (verify_per_ip): 0 er utenfor det tillatte området 1–1000000000"
+        "VARSEL_VERIFY_PER_IP (verify_per_ip): 0 er utenfor det tillatte området "
+        "1–1\u00a0000\u00a0000\u00a0000"
     )
 
 
@@ -55,7 +56,7 @@ def test_a_link_lifetime_outside_an_hour_to_a_week_is_refused(value: str) -> Non
 def test_a_port_that_is_not_a_number_is_refused_with_its_range() -> None:
     assert refusal(VARSEL_WEB_PORT="åtte tusen") == (
         "VARSEL_WEB_PORT (web_port): 'åtte tusen' er ikke et heltall; "
-        "det tillatte området er 1–65535"
+        "det tillatte området er 1–65\u00a0535"
     )
 
 
@@ -90,7 +91,25 @@ def test_the_settings_file_is_checked_too(tmp_path: Path) -> None:
         Settings.load(environ={}, config_file=path)
     assert raised.value.message == (
         "VARSEL_VERIFY_PER_IP (verify_per_ip): True er ikke et heltall; "
-        "det tillatte området er 1–1000000000"
+        "det tillatte området er 1–1\u00a0000\u00a0000\u00a0000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "more"), [("nonsense", ""), ("web_prot", " (mente du «web_port»?)")]
+)
+def test_an_unknown_setting_names_the_settings_file(tmp_path: Path, key: str, more: str) -> None:
+    path = tmp_path / "varsel.toml"
+    path.write_text(f"[varsel]\n{key} = 1\n")
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ={}, config_file=path)
+    assert raised.value.message == f"{path}: ukjent innstilling «{key}»{more}"
+
+
+def test_a_range_is_said_with_a_decimal_comma() -> None:
+    assert refusal(VARSEL_DOWNLOAD_TIMEOUT="0") == (
+        "VARSEL_DOWNLOAD_TIMEOUT (download_timeout): 0 er utenfor det tillatte området "
+        "0,1–3\u00a0600"
     )
 
 
@@ -99,7 +118,7 @@ def test_settings_made_in_code_are_checked_too() -> None:
         dataclasses.replace(Settings.load(environ={}), worker_lease_seconds=1.0)
     assert raised.value.message == (
         "VARSEL_WORKER_LEASE_SECONDS (worker_lease_seconds): 1 er utenfor det tillatte "
-        "området 5–3600"
+        "området 5–3\u00a0600"
     )
 
 
@@ -124,7 +143,7 @@ def test_the_settings_list_speaks_bokmal_and_keeps_its_indent_at_80_columns() ->
         "    Mislykkede innlogginger på rad (feil passord eller kode) som låser en konto.\n"
         "    Tillatt: 1–100.\n"
     ) in result.output
-    assert "    Porten `varsel serve` lytter på. Tillatt: 1–65535." in lines
+    assert "    Porten `varsel serve` lytter på. Tillatt: 1–65\u00a0535." in lines
     # Each setting's name starts a line, followed by its help text: indented, never empty.
     names = [f.name for f in dataclasses.fields(Settings)]
     starts = [n for n, line in enumerate(lines) if not line.startswith(" ")]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from varsel.i18n import fmt_decimal, fmt_int, fmt_share
+import pytest
+
+from varsel.i18n import fmt_decimal, fmt_int, fmt_number, fmt_share
 
 
 def test_norwegian_numbers() -> None:
@@ -32,3 +34,11 @@ def test_sizes_and_seconds_as_a_norwegian_reader_writes_them() -> None:
         "1,9 GB",
     ]
     assert [fmt_seconds(s) for s in (0.44, 3.25, 42.4)] == ["0,4 s", "3,2 s", "42 s"]
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [(0.1, "0,1"), (3600, "3\u00a0600"), (24.0, "24"), (1234.25, "1\u00a0234,25"), (-0.5, "-0,5")],
+)
+def test_a_number_is_shown_as_it_is_in_norwegian(number: float, shown: str) -> None:
+    assert fmt_number(number) == shown

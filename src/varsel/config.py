@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from varsel.errors import ConfigError, os_reason, redact_url, toml_problem
+from varsel.i18n import fmt_number
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -368,9 +370,14 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         path = config_file or (Path(env["VARSEL_CONFIG"]) if "VARSEL_CONFIG" in env else None)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         if path is not None:
             values.update(_read_toml(path))
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+            for name in values:
+                if name not in fields:
+                    hint = difflib.get_close_matches(name, fields, n=1)
+                    more = f" (mente du «{hint[0]}»?)" if hint else ""
+                    raise ConfigError(f"{path}: ukjent innstilling «{name}»{more}")
         for name, field in fields.items():
             env_name = field.metadata["env"]
             if env_name in env:
@@ -452,7 +459,8 @@ def _shown(number: object) -> str:
 
 
 def _span(between: tuple[float, float]) -> str:
-    return f"{_shown(between[0])}–{_shown(between[1])}"
+    # Said in Norwegian: 0,1–3 600 (the value itself is shown as it is written, with a point).
+    return f"{fmt_number(between[0])}–{fmt_number(between[1])}"
 
 
 def _within(value: object, between: tuple[float, float]) -> bool:

@@ -25,6 +25,14 @@ def fmt_decimal(x: float, language: str = "nb") -> str:
     return f"{x:.1f}" if language == "en" else f"{x:.1f}".replace(".", ",")
 
 
+def fmt_number(x: float) -> str:
+    """A number as it is, in Norwegian: 3600 → '3 600', 0.1 → '0,1', 24.0 → '24'."""
+    if float(x).is_integer():
+        return fmt_int(int(x))
+    whole, _, decimals = repr(abs(float(x))).partition(".")
+    return f"{'-' if x < 0 else ''}{fmt_int(int(whole))},{decimals}"
+
+
 def fmt_count(n: int, one: str, many: str) -> str:
     """A count with its noun in the right number: '1 e-post', '20 000 e-poster'."""
     return f"{fmt_int(n)} {one if n == 1 else many}"
