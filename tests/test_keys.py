@@ -48,6 +48,18 @@ def test_a_key_made_on_first_use_is_listed(tmp_path: Path) -> None:
     assert (key.domain, key.selector, key.algorithm) == ("politiet.no", "varsel", "rsa")
 
 
+def test_the_ed25519_key_is_made_on_first_use_too_with_its_dns_record(tmp_path: Path) -> None:
+    settings = key_settings(tmp_path)
+    notice = ensure_key(settings, "politiet.no", "varsel", ed25519=True)
+    keys = list_keys(settings)
+    assert [(k.selector, k.algorithm) for k in keys] == [("varsel", "rsa"), ("varsele", "ed25519")]
+    assert notice is not None
+    for key in keys:
+        assert f"Ny DKIM-nøkkel for politiet.no er laget i {key.path}.\n" in notice
+        assert f"\n{key.dns_record}" in notice
+    assert ensure_key(settings, "politiet.no", "varsel", ed25519=True) is None
+
+
 def test_cli_lists_keys_and_their_json(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"), "COLUMNS": "80"}

@@ -308,20 +308,24 @@ def test_a_missing_dkim_key(registry_db: Database, settings: Settings, tmp_path:
     )
 
 
-def test_a_missing_ed25519_key_says_to_make_an_ed25519_key(
+def test_a_missing_ed25519_key_is_made_by_create_and_lint_says_its_algorithm(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    # Made as the message said before (no --algorithm), the key would have been RSA.
-    text = CAMPAIGN.format(
-        per_unit="false", reply_to='reply_to = "post@nsr-org.no"\ndkim_ed25519 = true'
-    )
-    (tmp_path / "campaign.toml").write_text(text, "utf-8")
-    cid = create_campaign(registry_db, settings, tmp_path / "campaign.toml").campaign.id
-    path = key_path(settings, "nsr-org.no", "varsele")
-    report = lint_campaign(registry_db, settings, cid)
-    assert found(report) == [("error", "dkim-key", None)]
-    assert report.findings[0].message == (
-        f"Avsenderdomenet nsr-org.no har ingen Ed25519-nøkkel for DKIM: {path} finnes ikke. Lag "
+    # create made only the RSA key; lint then said to make the second with «keys generate
+    # --selector varsele», which makes an RSA key, not the Ed25519 one the campaign asks for.
+    path = tmp_path / "campaign.toml"
+    path.write_text(campaign_toml(sender="dkim_ed25519 = true\n"), "utf-8")
+    cid = create_campaign(registry_db, settings, path).campaign.id
+    ed = key_path(settings, "nsr-org.no", "varsele")
+    assert "dkim-key" not in [
+        code for _, code, _ in found(lint_campaign(registry_db, settings, cid))
+    ]
+    ed.unlink()
+    [missing] = [
+        f for f in lint_campaign(registry_db, settings, cid).findings if f.code == "dkim-key"
+    ]
+    assert missing.message == (
+        f"Avsenderdomenet nsr-org.no har ingen Ed25519-nøkkel for DKIM: {ed} finnes ikke. Lag "
         "den med «varsel keys generate --domain nsr-org.no --selector varsele --algorithm "
         "ed25519» og publiser DNS-posten."
     )

@@ -33,8 +33,7 @@ def test_options_come_from_the_campaigns_limits_and_the_overrides_given(
 
 def test_key_paths_name_rsa_then_ed25519(tmp_path: Path, settings: Settings) -> None:
     campaign = spec(tmp_path, settings, sender="dkim_ed25519 = true\n")
-    ensure_key(settings, "nsr-org.no", "varsel")
-    ensure_key(settings, "nsr-org.no", "varsele")
+    ensure_key(settings, "nsr-org.no", "varsel", ed25519=True)
     assert key_paths(settings, campaign) == [
         (str(key_path(settings, "nsr-org.no", "varsel")), "nsr-org.no", "varsel"),
         (str(key_path(settings, "nsr-org.no", "varsele")), "nsr-org.no", "varsele"),

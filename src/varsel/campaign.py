@@ -177,7 +177,9 @@ def create_from_spec(
         raise CampaignError(Text("lageret har ingen registerdata; importer en dump først"))
     resolved = resolve(spec.criteria)
     check_campaigns(db, spec.criteria)  # a follow-up's earlier campaigns must exist
-    key_notice = ensure_key(settings, spec.sender_domain, spec.dkim_selector)
+    key_notice = ensure_key(
+        settings, spec.sender_domain, spec.dkim_selector, ed25519=spec.dkim_ed25519
+    )
     sql, params = selection_sql(spec.criteria, resolved)
     now = utcnow_iso()
     with db.transaction():

@@ -19,16 +19,23 @@ def key_path(settings: Settings, domain: str, selector: str) -> Path:
     return key_dir(settings) / f"{selector}._domainkey.{signing_domain(domain)}.pem"
 
 
-def ensure_key(settings: Settings, domain: str, selector: str) -> str | None:
-    """Make the RSA key when missing; returns a notice with the DNS record, or None."""
-    if key_path(settings, domain, selector).exists():
-        return None
-    files = generate_key(key_dir(settings), domain, selector, "rsa")
-    return (
-        f"Ny DKIM-nøkkel for {domain} er laget i {files.private_key}.\n"
-        "Publiser denne DNS-posten før utsendelsen, ellers vil mottakernes e-posttjenester "
-        f"ikke kunne kontrollere signaturen:\n{files.dns_record()}"
-    )
+def ensure_key(
+    settings: Settings, domain: str, selector: str, *, ed25519: bool = False
+) -> str | None:
+    """Make the campaign's keys when missing: RSA, and with ed25519 the Ed25519 key too (its
+    selector is the RSA one's with an «e»); returns a notice with the DNS records, or None."""
+    wanted = [(selector, "rsa")] + ([(f"{selector}e", "ed25519")] if ed25519 else [])
+    notices = []
+    for name, algorithm in wanted:
+        if key_path(settings, domain, name).exists():
+            continue
+        files = generate_key(key_dir(settings), domain, name, algorithm)
+        notices.append(
+            f"Ny DKIM-nøkkel for {domain} er laget i {files.private_key}.\n"
+            "Publiser denne DNS-posten før utsendelsen, ellers vil mottakernes e-posttjenester "
+            f"ikke kunne kontrollere signaturen:\n{files.dns_record()}"
+        )
+    return "\n".join(notices) or None
 
 
 @dataclass(frozen=True)
