@@ -331,6 +331,32 @@ def test_a_missing_ed25519_key_is_made_by_create_and_lint_says_its_algorithm(
     )
 
 
+@pytest.mark.parametrize(("selector", "algorithm"), [("varsel", "ed25519"), ("varsele", "rsa")])
+def test_a_dkim_key_of_the_wrong_algorithm_for_its_selector_is_an_error(
+    registry_db: Database, settings: Settings, tmp_path: Path, selector: str, algorithm: str
+) -> None:
+    # RSA under the selector, Ed25519 under its second: an RSA key made for the second (as
+    # the hint said before) would sign twice with RSA; Ed25519 alone most receivers cannot check.
+    from varsel.dkim import generate_key
+
+    path = tmp_path / "campaign.toml"
+    path.write_text(campaign_toml(sender="dkim_ed25519 = true\n"), "utf-8")
+    cid = create_campaign(registry_db, settings, path).campaign.id
+    key = key_path(settings, "nsr-org.no", selector)
+    key.unlink()
+    generate_key(key.parent, "nsr-org.no", selector, algorithm)
+    assert key.exists()
+    [wrong] = [
+        f for f in lint_campaign(registry_db, settings, cid).findings if f.code == "dkim-key"
+    ]
+    wanted = "rsa" if selector == "varsel" else "ed25519"
+    assert wrong.message == (
+        f"DKIM-nøkkelen {key} er {algorithm}, men selektoren {selector} skal ha en "
+        f"{wanted}-nøkkel: flytt filen bort og lag en med «varsel keys generate --domain "
+        f"nsr-org.no --selector {selector} --algorithm {wanted}», eller velg en ny dkim_selector."
+    )
+
+
 def test_a_dkim_key_that_is_not_a_key(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -122,7 +122,30 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
                 )
                 findings.append(_error("dkim-key", None, missing))
                 continue
-            keys.append(load_key(path, domain, name))
+            key = load_key(path, domain, name)
+            # RSA under the selector, Ed25519 under its second: Ed25519 alone is a signature
+            # most receivers cannot check (RFC 8463), and RSA twice is not what was asked for.
+            wanted = "rsa" if name == selector else "ed25519"
+            if key.algorithm != wanted:
+                findings.append(
+                    _error(
+                        "dkim-key",
+                        None,
+                        Text(
+                            "DKIM-nøkkelen %(path)s er %(found)s, men selektoren %(selector)s "
+                            "skal ha en %(wanted)s-nøkkel: flytt filen bort og lag en med "
+                            "«varsel keys generate --domain %(domain)s --selector %(selector)s "
+                            "--algorithm %(wanted)s», eller velg en ny dkim_selector.",
+                            path=str(path),
+                            found=key.algorithm,
+                            selector=name,
+                            wanted=wanted,
+                            domain=domain,
+                        ),
+                    )
+                )
+                continue
+            keys.append(key)
         except DkimKeyError as e:
             findings.append(
                 _error(
