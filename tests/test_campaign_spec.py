@@ -17,6 +17,14 @@ from varsel.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def refusal(settings: Settings, path: Path, text: str) -> str:
+    """The one-line message load_spec refuses `text` with, written to `path`."""
+    path.write_text(text, "utf-8")
+    with pytest.raises(CampaignError) as caught:
+        load_spec(path, settings)
+    return caught.value.message
+
+
 def test_pilot_example_parses(settings: Settings) -> None:
     spec = load_spec(ROOT / "examples" / "pilot.toml", settings)
     assert spec.criteria.police_districts == ("oslo",)
@@ -75,10 +83,7 @@ def test_a_send_window_that_cannot_be_used_is_refused_when_read(
     settings: Settings, tmp_path: Path, window: str, message: str
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml() + f"[window]\n{window}\n", "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path} {message}"
+    assert refusal(settings, path, campaign_toml() + f"[window]\n{window}\n") == f"{path} {message}"
 
 
 def test_a_usable_send_window_is_kept(settings: Settings, tmp_path: Path) -> None:
@@ -135,20 +140,17 @@ def test_an_unknown_key_in_any_table_is_refused_with_the_closest_known_one(
     settings: Settings, tmp_path: Path, change: tuple[str, str], message: str
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml().replace(*change, 1), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path} {message}"
+    assert refusal(settings, path, campaign_toml().replace(*change, 1)) == f"{path} {message}"
 
 
 def test_a_definition_that_is_not_toml_is_refused_in_bokmal(
     tmp_path: Path, settings: Settings
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('{"a": 1}\n', "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path}: ugyldig TOML: ugyldig linje (linje 1, kolonne 1)"
+    assert (
+        refusal(settings, path, '{"a": 1}\n')
+        == f"{path}: ugyldig TOML: ugyldig linje (linje 1, kolonne 1)"
+    )
 
 
 def test_a_campaigns_nace_list_is_read_as_several_codes_or_refused_naming_the_key(
@@ -157,10 +159,7 @@ def test_a_campaigns_nace_list_is_read_as_several_codes_or_refused_naming_the_ke
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(segment='nace = "62,47"\n'), "utf-8")
     assert load_spec(path, settings).criteria.nace == ("62,47",)  # as written; resolved as two
-    path.write_text(campaign_toml(segment='nace = ["62,1"]\n'), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == (
+    assert refusal(settings, path, campaign_toml(segment='nace = ["62,1"]\n')) == (
         f"{path} [segment] nace: Ugyldig næringskode «1» i «62,1»: skriv 2–5 sifre "
         "(62, 62.1, 62.10, 62.100) eller en seksjonsbokstav (C); komma skiller flere koder"
     )
@@ -172,18 +171,17 @@ def test_an_empty_segment_table_is_said_to_be_empty_and_what_to_write(
     path = tmp_path / "c.toml"
     full = campaign_toml()
     assert '[segment]\npolice_district = ["oslo"]\n' in full
-    path.write_text(full.replace('[segment]\npolice_district = ["oslo"]\n', "[segment]\n"), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == (
+    assert refusal(
+        settings, path, full.replace('[segment]\npolice_district = ["oslo"]\n', "[segment]\n")
+    ) == (
         f"{path}: [segment] er tom: skriv hvem kampanjen skal nå, for eksempel "
         'police_district = ["oslo"] eller municipality = ["0301"]'
     )
     # Without the table at all, it is still said to be missing.
-    path.write_text(full.replace('[segment]\npolice_district = ["oslo"]\n', ""), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path}: mangler [segment] (hvem kampanjen skal nå)"
+    assert (
+        refusal(settings, path, full.replace('[segment]\npolice_district = ["oslo"]\n', ""))
+        == f"{path}: mangler [segment] (hvem kampanjen skal nå)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -230,10 +228,7 @@ def test_a_nul_in_a_file_name_is_one_line_naming_table_and_key(
 ) -> None:
     # It was a ValueError traceback (embedded null byte).
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml(document=document) + extra, "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == (
+    assert refusal(settings, path, campaign_toml(document=document) + extra) == (
         f"{path} {where} har et NUL-tegn (\\u0000) i filnavnet; skriv det uten"
     )
 
@@ -316,10 +311,7 @@ def test_a_limit_that_is_no_usable_number_is_refused_naming_the_key(
     settings: Settings, tmp_path: Path, limits: str, message: str
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml(limits=limits + "\n"), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path} {message}"
+    assert refusal(settings, path, campaign_toml(limits=limits + "\n")) == f"{path} {message}"
 
 
 def test_a_whole_limit_written_as_a_float_is_kept_as_a_count(
@@ -335,10 +327,10 @@ def test_a_whole_limit_written_as_a_float_is_kept_as_a_count(
 def test_dkim_ed25519_must_be_true_or_false(settings: Settings, tmp_path: Path) -> None:
     # bool("false") is True: the quoted word would have turned the Ed25519 key on.
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml(sender='dkim_ed25519 = "false"\n'), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == f"{path} [sender]: dkim_ed25519 skal være true eller false"
+    assert (
+        refusal(settings, path, campaign_toml(sender='dkim_ed25519 = "false"\n'))
+        == f"{path} [sender]: dkim_ed25519 skal være true eller false"
+    )
 
 
 def test_a_dkim_selector_is_checked_when_read_and_kept_in_lower_case(
@@ -347,10 +339,7 @@ def test_a_dkim_selector_is_checked_when_read_and_kept_in_lower_case(
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(sender='dkim_selector = "Varsel2026"\n'), "utf-8")
     assert load_spec(path, settings).dkim_selector == "varsel2026"  # as the key file is named
-    path.write_text(campaign_toml(sender='dkim_selector = "varsel 2026"\n'), "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == (
+    assert refusal(settings, path, campaign_toml(sender='dkim_selector = "varsel 2026"\n')) == (
         f"{path} [sender] dkim_selector: 'varsel 2026' kan ikke være en DKIM-selektor "
         "(bruk bokstavene a–z, tall og -, og punktum mellom ledd)"
     )
@@ -363,10 +352,7 @@ def test_a_template_file_that_is_not_utf8_is_one_line_naming_the_key(
         "Hei {{ unit.name }}\nVennlig hilsen Bærum\n".encode("cp1252")
     )
     path = tmp_path / "c.toml"
-    path.write_text(campaign_toml() + '[templates.nb]\ntext_file = "nb.txt"\n', "utf-8")
-    with pytest.raises(CampaignError) as caught:
-        load_spec(path, settings)
-    assert caught.value.message == (
+    assert refusal(settings, path, campaign_toml() + '[templates.nb]\ntext_file = "nb.txt"\n') == (
         f"{path} [templates.nb] text_file: {tmp_path / 'nb.txt'}, linje 2: er ikke UTF-8 "
         "(byte 37); lagre filen som UTF-8"
     )
