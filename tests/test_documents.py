@@ -119,7 +119,8 @@ def test_without_the_key_there_is_no_signer(tmp_path: Path, db: Database, campai
     with pytest.raises(SendError) as raised:
         documents.signer(elsewhere, spec)
     assert raised.value.message == (
-        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»"
+        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate --domain "
+        "nsr-org.no --selector varsel» og publiser DNS-posten"
     )
 
 

@@ -48,7 +48,23 @@ def test_a_missing_key_means_the_campaign_cannot_be_sent(
     with pytest.raises(SendError) as raised:
         key_paths(settings, campaign)
     assert raised.value.message == (
-        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate»"
+        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate --domain "
+        "nsr-org.no --selector varsel» og publiser DNS-posten"
+    )
+
+
+def test_a_missing_ed25519_key_is_named_with_its_algorithm(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Made as «keys generate» makes keys unless told, it would be a second RSA key.
+    campaign = spec(tmp_path, settings, sender="dkim_ed25519 = true\n")
+    ensure_key(settings, "nsr-org.no", "varsel")
+    path = key_path(settings, "nsr-org.no", "varsele")
+    with pytest.raises(SendError) as raised:
+        key_paths(settings, campaign)
+    assert raised.value.message == (
+        f"DKIM-nøkkelen {path} finnes ikke; lag den med «varsel keys generate --domain "
+        "nsr-org.no --selector varsele --algorithm ed25519» og publiser DNS-posten"
     )
 
 

@@ -944,6 +944,8 @@ def test_why_a_send_stopped_is_shown_in_the_pages_language(
     # The campaign's key went missing after the approval: the send stops before any message.
     [key] = (tmp_path / "keys").glob("*.pem")
     key.unlink()
+    selector, _, domain = key.name.removesuffix(".pem").partition("._domainkey.")
+    command = f"--domain {domain} --selector {selector}"
     started = client.post(f"{PREFIX}/kampanjer/{cid}/send", data=form, follow_redirects=False)
     assert started.status_code == 303
     client.app.state.senders.join(30)  # type: ignore[attr-defined]
@@ -954,12 +956,12 @@ def test_why_a_send_stopped_is_shown_in_the_pages_language(
         assert found is not None, page
         shown[lang] = found.group(1)
     assert shown == {
-        "nb": f"Forrige sending stoppet: DKIM-nøkkelen {key} finnes ikke; "
-        "lag den med «varsel keys generate»",
-        "nn": f"Førre sending stoppa: DKIM-nøkkelen {key} finst ikkje; "
-        "lag han med «varsel keys generate»",
-        "en": f"The last send stopped: the DKIM key {key} does not exist; "
-        "make it with “varsel keys generate”",
+        "nb": f"Forrige sending stoppet: DKIM-nøkkelen {key} finnes ikke; lag den med "
+        f"«varsel keys generate {command}» og publiser DNS-posten",
+        "nn": f"Førre sending stoppa: DKIM-nøkkelen {key} finst ikkje; lag han med "
+        f"«varsel keys generate {command}» og publiser DNS-posten",
+        "en": f"The last send stopped: the DKIM key {key} does not exist; make it with "
+        f"“varsel keys generate {command}” and publish the DNS record",
     }
     assert db.scalar("SELECT count(*) FROM deliveries WHERE state = 'sent'") == 0
 

@@ -105,12 +105,18 @@ def key_paths(settings: Settings, spec: CampaignSpec) -> list[tuple[str, str, st
     if spec.dkim_ed25519:
         ed = f"{selector}e"
         paths.append((str(key_path(settings, domain, ed)), domain, ed))
-    for path, _, _ in paths:
+    for path, key_domain, key_selector in paths:
         if not os.path.exists(path):
             raise SendError(
                 Text(
-                    "DKIM-nøkkelen %(path)s finnes ikke; lag den med «varsel keys generate»",
+                    "DKIM-nøkkelen %(path)s finnes ikke; lag den med «varsel keys generate "
+                    "--domain %(domain)s --selector %(selector)s%(algorithm)s» og publiser "
+                    "DNS-posten",
                     path=path,
+                    domain=key_domain,
+                    selector=key_selector,
+                    # The second key is Ed25519; keys generate makes RSA unless told.
+                    algorithm="" if key_selector == selector else " --algorithm ed25519",
                 )
             )
     return paths
