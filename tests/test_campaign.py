@@ -222,11 +222,16 @@ def test_cli_create_prints_the_id_last(
 
 def test_status_changes(registry_db: Database, settings: Settings, tmp_path: Path) -> None:
     cid = create_campaign(registry_db, settings, write_campaign(tmp_path)).campaign.id
+    with pytest.raises(CampaignError) as caught:
+        set_status(registry_db, cid, CampaignStatus.READY)  # resume what is not paused
+    assert (
+        caught.value.message == f"kampanje {cid} er «klar»; bare en pauset kampanje kan gjenopptas"
+    )
     assert set_status(registry_db, cid, CampaignStatus.PAUSED).status is CampaignStatus.PAUSED
     assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
     set_status(registry_db, cid, CampaignStatus.CANCELLED)
     assert {r[1] for r in deliveries(registry_db, cid)} == {"cancelled"}
-    with pytest.raises(CampaignError, match="er «avbrutt» og kan ikke settes til «klar»"):
+    with pytest.raises(CampaignError, match="er «avbrutt»; bare en pauset kampanje kan gjenopptas"):
         set_status(registry_db, cid, CampaignStatus.READY)
 
 

@@ -438,6 +438,15 @@ def set_status(
     }
     for _ in range(STATUS_ATTEMPTS):
         campaign = get_campaign(db, campaign_id)
+        if status is CampaignStatus.READY and campaign.status is not CampaignStatus.PAUSED:
+            # Resume: "«klar» kan ikke settes til «klar»" said nothing an operator could use.
+            raise CampaignError(
+                Text(
+                    "kampanje %(campaign)s er «%(status)s»; bare en pauset kampanje kan gjenopptas",
+                    campaign=campaign_id,
+                    status=STATUS_WORDS[campaign.status],
+                )
+            )
         if campaign.status not in allowed.get(status, set()):
             raise CampaignError(
                 Text(
