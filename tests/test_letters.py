@@ -206,6 +206,24 @@ def test_the_manifest_has_one_row_per_letter_with_its_batch_page(
     assert {r["letter_file"] for r in rows} == {""}
 
 
+def test_a_name_that_looks_like_a_formula_is_kept_as_text_in_the_csv_files(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    # CSV injection: a spreadsheet runs a cell that starts with = + - @ as a formula.
+    load_registry(db, brreg, tmp_path, {TELENOR: no_address})
+    cid = campaign(db, settings, tmp_path)
+    with db.transaction():
+        for orgnr, name in ((EY, '=HYPERLINK("http://x")'), (TELENOR, "@SUM(1+1)")):
+            db.execute(
+                "UPDATE recipients SET name = ? WHERE campaign_id = ? AND orgnr = ?",
+                (name, cid, orgnr),
+            )
+    make_letters(db, cid, tmp_path / "out", today=TODAY)
+    names = {r["orgnr"]: r["name"] for r in manifest(tmp_path / "out")}
+    assert names[EY] == '\'=HYPERLINK("http://x")'
+    assert [r["name"] for r in unreachable(tmp_path / "out")] == ["'@SUM(1+1)"]
+
+
 def test_units_whose_email_hard_bounced_or_was_refused_get_letters(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, UserError, os_reason
+from varsel.exports import csv_cell
 from varsel.i18n import fmt_count, fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
@@ -615,10 +616,11 @@ def _manifest_row(letter: Letter, batch: str, page: int, single: str) -> list[An
     return [
         letter.delivery_id,
         letter.orgnr,
-        clean_text(letter.name),
-        a.postcode,
-        a.city,
-        a.country or "",
+        # Registry text, which a spreadsheet must show, not run (CSV injection).
+        csv_cell(clean_text(letter.name)),
+        csv_cell(a.postcode),
+        csv_cell(a.city),
+        csv_cell(a.country or ""),
         letter.language,
         codes.format_code(letter.code),
         batch,
@@ -632,7 +634,8 @@ def _write_unreachable(path: Path, units: Iterable[tuple[Candidate, Unreachable]
         writer = csv.writer(f)
         writer.writerow(("orgnr", "name", "reason", "explanation"))
         for c, why in units:
-            writer.writerow((c.orgnr, clean_text(c.name), why.value, UNREACHABLE_TEXT[why]))
+            name = csv_cell(clean_text(c.name))  # registry text: shown, never run as a formula
+            writer.writerow((c.orgnr, name, why.value, UNREACHABLE_TEXT[why]))
 
 
 def _record_run(

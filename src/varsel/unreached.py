@@ -22,6 +22,7 @@ from varsel.coverage import (
 )
 from varsel.db import Database
 from varsel.errors import Text, UserError, os_reason
+from varsel.exports import csv_cell
 from varsel.i18n import fmt_count
 from varsel.outbox import DeliveryState, record_event
 from varsel.segment import FOREIGN
@@ -40,8 +41,6 @@ EXPORT_COLUMNS = (
     "land",
     "adressetype",
 )
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportError(UserError):
@@ -95,11 +94,6 @@ def _return_reasons(db: Database, campaign_id: int) -> dict[str, str]:
     }
 
 
-def _csv_cell(text: str) -> str:
-    # A leading apostrophe makes Excel and LibreOffice show the text instead of running it.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def export_unreached(
     db: Database,
     campaign_id: int,
@@ -149,7 +143,7 @@ def _write_csv(path: Path, rows: Iterator[list[str]]) -> int:
         writer = csv.writer(f, delimiter=";")
         writer.writerow(EXPORT_COLUMNS)
         for row in rows:
-            writer.writerow([_csv_cell(cell) for cell in row])
+            writer.writerow([csv_cell(cell) for cell in row])
             n += 1
     return n
 
