@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from varsel.exports import csv_cell
+from varsel.exports import csv_cell, make_private_folder, private_opener
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+47 22", "-2", "@SUM(A1)", "\tx", "\rx"])
@@ -17,3 +20,24 @@ def test_other_cells_are_left_as_they_are() -> None:
         "",
         "A=B",
     ]
+
+
+def test_a_file_opened_privately_is_its_owners_alone_even_if_it_was_there(tmp_path: Path) -> None:
+    path = tmp_path / "liste.csv"
+    path.write_text("gammel")
+    path.chmod(0o644)
+    with open(path, "w", encoding="utf-8", opener=private_opener) as f:
+        f.write("ny")
+    assert (path.read_text(), path.stat().st_mode & 0o777) == ("ny", 0o600)
+
+
+def test_a_private_folder_is_made_with_its_parents_and_an_old_one_is_left(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        make_private_folder(tmp_path / "a" / "b")
+    finally:
+        os.umask(old)
+    assert [(tmp_path / p).stat().st_mode & 0o777 for p in ("a", "a/b")] == [0o700, 0o700]
+    before = tmp_path.stat().st_mode & 0o777
+    make_private_folder(tmp_path)
+    assert tmp_path.stat().st_mode & 0o777 == before

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -551,6 +552,24 @@ def test_per_letter_writes_one_pdf_per_letter_too(
         pdf = tmp_path / "out" / row["letter_file"]
         assert len(PdfReader(pdf).pages) == 1
         assert row["code"] in page_text(pdf, 1)
+
+
+def test_the_letters_and_their_lists_are_readable_by_their_owner_alone(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    # They name businesses, and sole proprietorships are people: personal data.
+    load_registry(db, brreg, tmp_path, {TELENOR: no_address})
+    cid = campaign(db, settings, tmp_path)
+    old = os.umask(0o022)
+    try:
+        make_letters(db, cid, tmp_path / "ny" / "brev", per_letter=True, today=TODAY)
+    finally:
+        os.umask(old)
+    out = tmp_path / "ny" / "brev"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert len(modes) == 5  # a batch, two letters on their own, manifest.csv, unreachable.csv
+    assert set(modes.values()) == {0o600}
+    assert [(p.stat().st_mode & 0o777) for p in (out, out.parent)] == [0o700, 0o700]
 
 
 # -- the outbox --------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import openpyxl
@@ -118,6 +119,19 @@ def test_a_name_that_looks_like_a_formula_is_kept_as_text(
     book = openpyxl.load_workbook(tmp_path / "a.xlsx")
     cell = book["Ikke nådd"]["B2"]
     assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x")', "s")
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.xlsx"])
+def test_the_export_is_readable_by_its_owner_alone(
+    db: Database, campaign: int, tmp_path: Path, name: str
+) -> None:
+    # Names and addresses of sole proprietorships: personal data.
+    old = os.umask(0o022)
+    try:
+        export_unreached(db, campaign, tmp_path / name, actor="cli:test")
+    finally:
+        os.umask(old)
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_every_export_is_in_the_audit_log(db: Database, campaign: int, tmp_path: Path) -> None:

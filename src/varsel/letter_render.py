@@ -22,6 +22,7 @@ import jinja2
 from varsel import codes
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.errors import UserError
+from varsel.exports import private_opener
 from varsel.message_fields import clean_text
 from varsel.sandbox import operator_sandbox
 from varsel.unit import format_orgnr
@@ -393,7 +394,9 @@ class Renderer:
                 # The input is given each time: typst-py reads an input given to Compiler()
                 # as bytes only once.
                 self._ager.compile(input=b"#[]", format="svg")
-        out.write_bytes(pdf)
+        # A letter names its business: personal data, readable by its owner alone.
+        with open(out, "wb", opener=private_opener) as f:
+            f.write(pdf)
 
     def _typst(self, data: str, *, check: bool) -> bytes:
         inputs = {"data": data, "check": "yes" if check else "no"}

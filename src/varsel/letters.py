@@ -31,7 +31,7 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, UserError, os_reason
-from varsel.exports import csv_cell
+from varsel.exports import csv_cell, make_private_folder, private_opener
 from varsel.i18n import fmt_count, fmt_int
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.message_fields import clean_text
@@ -469,7 +469,8 @@ def _check_run(
             f"{out_dir} har allerede en {MANIFEST} fra en tidligere kjøring; velg en ny mappe"
         )
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # The letters and their lists name businesses: personal data (exports.py).
+        make_private_folder(out_dir)
     except OSError as e:
         raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
 
@@ -529,7 +530,7 @@ def make_letters(
     )
     batches: list[str] = []
     files = 0
-    with manifest_path.open("w", encoding="utf-8", newline="") as manifest:
+    with open(manifest_path, "w", encoding="utf-8", newline="", opener=private_opener) as manifest:
         writer = csv.writer(manifest)
         writer.writerow(MANIFEST_COLUMNS)
         for number, start in enumerate(range(0, len(letters), batch_size), start=1):
@@ -630,7 +631,7 @@ def _manifest_row(letter: Letter, batch: str, page: int, single: str) -> list[An
 
 
 def _write_unreachable(path: Path, units: Iterable[tuple[Candidate, Unreachable]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
+    with open(path, "w", encoding="utf-8", newline="", opener=private_opener) as f:
         writer = csv.writer(f)
         writer.writerow(("orgnr", "name", "reason", "explanation"))
         for c, why in units:

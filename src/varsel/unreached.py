@@ -7,6 +7,7 @@ the audit log.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from varsel.coverage import (
 )
 from varsel.db import Database
 from varsel.errors import Text, UserError, os_reason
-from varsel.exports import csv_cell
+from varsel.exports import csv_cell, private_opener
 from varsel.i18n import fmt_count
 from varsel.outbox import DeliveryState, record_event
 from varsel.segment import FOREIGN
@@ -139,7 +140,7 @@ def export_unreached(
 def _write_csv(path: Path, rows: Iterator[list[str]]) -> int:
     # Semicolons and a byte-order mark: what Excel with Norwegian settings opens correctly.
     n = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
+    with open(path, "w", encoding="utf-8-sig", newline="", opener=private_opener) as f:
         writer = csv.writer(f, delimiter=";")
         writer.writerow(EXPORT_COLUMNS)
         for row in rows:
@@ -151,6 +152,8 @@ def _write_csv(path: Path, rows: Iterator[list[str]]) -> int:
 def _write_xlsx(path: Path, rows: Iterator[list[str]]) -> int:
     import xlsxwriter  # type: ignore[import-untyped]
 
+    # xlsxwriter writes into the file it finds, which keeps its mode: made private first.
+    os.close(private_opener(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
     # constant_memory writes each row as it comes: a national export stays small in memory.
     book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
     try:
