@@ -25,6 +25,7 @@ from varsel.coverage import (
     Outcome,
     Reason,
     coverage,
+    label,
     unit_outcomes,
 )
 from varsel.db import Database
@@ -130,6 +131,7 @@ def scenario(db: Database, tmp_path: Path) -> Scenario:
     }
     reasons = {
         Reason.EMAIL_FAILED: 1,
+        Reason.EMAIL_DEAD: 0,
         Reason.LETTER_FAILED: 0,
         Reason.INCOMPLETE_ADDRESS: 1,
         Reason.NOT_IN_REGISTRY: 0,
@@ -253,6 +255,51 @@ def test_unit_suppression_beats_a_failed_delivery(db: Database, one_unit: tuple[
         add(db, SuppressionKind.UNIT, orgnr, SuppressionReason.UNSUBSCRIBED, "test")
     found = [u for u in unit_outcomes(db, cid) if u.orgnr == orgnr]
     assert [(u.outcome, u.detail) for u in found] == [(Outcome.SUPPRESSED, None)]
+
+
+def suppressed_email(db: Database, cid: int, orgnr: str, reason: SuppressionReason) -> None:
+    """An e-mail to the unit held back because its address is suppressed for this reason."""
+    delivery_id = channel_delivery(db, cid, orgnr, "email", S.SUPPRESSED, key="post@firma.no")
+    with db.transaction():
+        db.execute("UPDATE deliveries SET address = 'post@firma.no' WHERE id = ?", (delivery_id,))
+        add(db, SuppressionKind.ADDRESS, "post@firma.no", reason, f"delivery:{delivery_id}")
+
+
+def test_an_address_that_hard_bounced_before_leaves_the_unit_unreachable_not_suppressed(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    # Nobody asked not to be contacted: the address is dead, and the unit needs a letter.
+    cid, orgnr = one_unit
+    suppressed_email(db, cid, orgnr, SuppressionReason.HARD_BOUNCE)
+    channel_delivery(db, cid, orgnr, "letter", S.FAILED)  # no letter could be made either
+    found = [(u.outcome, u.detail) for u in unit_outcomes(db, cid) if u.orgnr == orgnr]
+    assert found == [(Outcome.UNREACHABLE, Reason.EMAIL_DEAD)]
+    assert coverage(db, cid).unreachable[Reason.EMAIL_DEAD] == 1
+    assert label(Reason.EMAIL_DEAD) == "e-postadressen virker ikke"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [SuppressionReason.UNSUBSCRIBED, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL],
+)
+def test_an_address_someone_asked_to_stop_leaves_the_unit_suppressed(
+    db: Database, one_unit: tuple[int, str], reason: SuppressionReason
+) -> None:
+    cid, orgnr = one_unit
+    suppressed_email(db, cid, orgnr, reason)
+    found = [(u.outcome, u.detail) for u in unit_outcomes(db, cid) if u.orgnr == orgnr]
+    assert found == [(Outcome.SUPPRESSED, None)]
+
+
+def test_a_unit_that_asked_not_to_be_contacted_stays_suppressed_behind_a_dead_address(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    cid, orgnr = one_unit
+    suppressed_email(db, cid, orgnr, SuppressionReason.HARD_BOUNCE)
+    with db.transaction():
+        add(db, SuppressionKind.UNIT, orgnr, SuppressionReason.UNSUBSCRIBED, "test")
+    found = [(u.outcome, u.detail) for u in unit_outcomes(db, cid) if u.orgnr == orgnr]
+    assert found == [(Outcome.SUPPRESSED, None)]
 
 
 def test_a_unit_without_deliveries_but_with_a_postal_address_has_no_email(

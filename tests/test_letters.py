@@ -31,6 +31,7 @@ from varsel.letters import (
 )
 from varsel.outbox import record_event
 from varsel.registry import import_dump
+from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 CAMPAIGN = campaign_toml(
     sender='postal_address = """\nPostboks 2094 Vika\n0125 Oslo"""\n', segment="min_employees = 2\n"
@@ -239,6 +240,23 @@ def test_units_whose_email_hard_bounced_or_was_refused_get_letters(
     make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
     orgnrs = {r["orgnr"] for r in manifest(tmp_path / "out")}
     assert orgnrs == {NORDEA, EY, TELENOR, bounced_unit, refused_unit}
+
+
+def test_a_unit_whose_address_hard_bounced_in_an_earlier_campaign_gets_a_letter(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Its e-mail is held back, but nobody asked not to be contacted: unlike an unsubscribe.
+    (dead, dead_unit), (stopped, _) = registry_db.query(
+        "SELECT address, orgnr FROM contacts WHERE usable = ? AND address IN (SELECT address "
+        "FROM contacts GROUP BY address HAVING count(*) = 1) ORDER BY orgnr LIMIT 2",
+        (True,),
+    )
+    with registry_db.transaction():
+        add(registry_db, SuppressionKind.ADDRESS, dead, SuppressionReason.HARD_BOUNCE, "test")
+        add(registry_db, SuppressionKind.ADDRESS, stopped, SuppressionReason.UNSUBSCRIBED, "test")
+    cid = campaign(registry_db, settings, tmp_path)
+    make_letters(registry_db, cid, tmp_path / "out", today=TODAY)
+    assert {r["orgnr"] for r in manifest(tmp_path / "out")} == {NORDEA, EY, TELENOR, dead_unit}
 
 
 def test_a_complaint_or_a_temporary_failure_gets_no_letter(

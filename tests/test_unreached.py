@@ -83,6 +83,30 @@ def test_suppressed_units_are_left_out_unless_asked_for(
     assert with_suppressed - without == {suppressed}
 
 
+def test_a_unit_whose_address_hard_bounced_before_is_listed_but_not_one_that_complained(
+    db: Database, campaign: int, tmp_path: Path
+) -> None:
+    # The next campaign holds both e-mails back. The dead address asked for nothing: its
+    # business must be followed up another way; the one that complained is left alone.
+    solo = [
+        d
+        for d in email_deliveries(db, campaign)
+        if len(d.units) == 1
+        and db.scalar("SELECT count(*) FROM contacts WHERE orgnr = ?", (d.units[0],)) == 1
+    ]
+    dead, complained = solo[1], solo[2]
+    bounce(db, dead, "5.1.1")
+    bounce(db, complained, "", "complaint")
+    follow_up = new_campaign(db, settings_for(tmp_path), tmp_path, name="Oppfølging")
+    export_unreached(db, follow_up, tmp_path / "a.csv", actor="cli:test")
+    rows = {r["organisasjonsnummer"]: r for r in read_csv(tmp_path / "a.csv")}
+    assert (rows[dead.units[0]]["utfall"], rows[dead.units[0]]["årsak"]) == (
+        "Ikke nådd",
+        "e-postadressen virker ikke",
+    )
+    assert complained.units[0] not in rows
+
+
 def test_a_posted_letter_is_not_in_the_export(db: Database, campaign: int, tmp_path: Path) -> None:
     export_unreached(db, campaign, tmp_path / "a.csv", actor="cli:test")
     posted = db.scalar("SELECT address FROM deliveries WHERE channel = 'letter'")

@@ -20,7 +20,7 @@ from varsel.db import Database
 from varsel.errors import N_
 from varsel.outbox import DeliveryState
 from varsel.segment import FOREIGN, FORMS
-from varsel.suppression import SuppressionKind
+from varsel.suppression import SuppressionKind, SuppressionReason
 
 
 class Outcome(StrEnum):
@@ -33,7 +33,7 @@ class Outcome(StrEnum):
     PENDING = "pending"  # still in the outbox: queued, deferred, being sent, in doubt, submitted
     LETTER_RETURNED = "letter_returned"  # a letter came back undelivered
     EMAIL_BOUNCED = "email_bounced"  # accepted, then a hard bounce or complaint came back
-    SUPPRESSED = "suppressed"  # the unit or its address must not be contacted
+    SUPPRESSED = "suppressed"  # the unit asked not to be contacted, or an operator blocked it
     UNREACHABLE = "unreachable"  # nothing went out, or it failed for good; see `Reason`
 
 
@@ -41,6 +41,7 @@ class Reason(StrEnum):
     """Why a unit is unreachable; members are in order of precedence."""
 
     EMAIL_FAILED = "email_failed"  # the relay refused the e-mail for good (5xx), or retries ran out
+    EMAIL_DEAD = "email_dead"  # not sent: its address hard-bounced before (suppressed for that)
     LETTER_FAILED = "letter_failed"  # the letter could not be produced, for another reason
     INCOMPLETE_ADDRESS = "incomplete_address"  # no letter: the address lacks postcode or city
     NOT_IN_REGISTRY = "not_in_registry"  # no letter: the unit left the registry after the freeze
@@ -76,6 +77,7 @@ LABELS: dict[str, str] = {
     Outcome.SUPPRESSED: N_("Sperret (avmeldt eller blokkert)"),
     Outcome.UNREACHABLE: N_("Ikke nådd"),
     Reason.EMAIL_FAILED: N_("e-posten ble avvist for godt"),
+    Reason.EMAIL_DEAD: N_("e-postadressen virker ikke"),
     Reason.LETTER_FAILED: N_("brevet kunne ikke lages"),
     Reason.INCOMPLETE_ADDRESS: N_("ufullstendig postadresse"),
     Reason.NOT_IN_REGISTRY: N_("ikke lenger i registeret"),
@@ -173,7 +175,17 @@ def _literal(text: str) -> str:
 
 def _delivery_code_sql() -> str:
     """A CASE expression giving each delivery row `d` its code."""
-    whens = [
+    # An e-mail held back because its address hard-bounced before did not reach a unit that
+    # asked for nothing: it needs another channel (bounces.units_needing_another_channel), so
+    # it is unreachable, not suppressed.
+    dead = (
+        f"WHEN d.channel = 'email' AND d.state = {_literal(_S.SUPPRESSED.value)} "
+        "AND EXISTS (SELECT 1 FROM suppressions sa WHERE "
+        f"sa.kind = {_literal(SuppressionKind.ADDRESS.value)} AND sa.value = d.address "
+        f"AND sa.reason = {_literal(SuppressionReason.HARD_BOUNCE.value)}) "
+        f"THEN {_CODE_OF[(Outcome.UNREACHABLE, Reason.EMAIL_DEAD)]}"
+    )
+    whens = [dead] + [
         f"WHEN d.channel = 'letter' AND d.state = {_literal(_S.FAILED.value)} "
         f"AND d.last_reply = {_literal(why)} THEN {_CODE_OF[(Outcome.UNREACHABLE, reason)]}"
         for why, reason in _LETTER_FAILURES.items()
