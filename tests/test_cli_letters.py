@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -169,6 +171,11 @@ def test_a_letters_run_is_audited_as_letters_make_not_as_a_send(
     }
 
 
+def _today() -> str:
+    """Today where the campaign is run: the day its letters are made."""
+    return dt.datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+
+
 def _made_and_posted(db: Database, campaign_id: int, tmp_path: Path) -> int:
     """Make the campaign's letters and post them; the first letter's delivery id."""
     out = tmp_path / "brev"
@@ -190,7 +197,7 @@ def test_the_print_houses_return_reason_is_the_reason_in_report_unreached(
     first = _made_and_posted(db, campaign_id, tmp_path)
     orgnr = db.scalar("SELECT key FROM deliveries WHERE id = ?", (first,))
     back = tmp_path / "returned.csv"
-    back.write_text(f"delivery_id;date;reason\n{first};2026-03-20;Adressaten er ukjent\n", "utf-8")
+    back.write_text(f"delivery_id;date;reason\n{first};{_today()};Adressaten er ukjent\n", "utf-8")
     runner = CliRunner()
     returned = runner.invoke(
         cli, ["--db", db.url, "letters", "returned", str(campaign_id), str(back)]
@@ -215,7 +222,7 @@ def test_a_return_dated_in_the_future_is_refused_and_nothing_stored(
     first = _made_and_posted(db, campaign_id, tmp_path)
     back = tmp_path / "returned.csv"
     back.write_text(
-        f"delivery_id;date;reason\n{first};2026-03-20;Flyttet\n{first + 1};2030-12-01;Ukjent\n",
+        f"delivery_id;date;reason\n{first};{_today()};Flyttet\n{first + 1};2030-12-01;Ukjent\n",
         "utf-8",
     )
     before = db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id")
@@ -226,5 +233,24 @@ def test_a_return_dated_in_the_future_is_refused_and_nothing_stored(
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"varsel: {back}, linje 3: datoen 2030-12-01 er etter i dag (")
     assert line.endswith("); et brev kan ikke være returnert fram i tid")
+    assert db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id") == before
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 'letter_returned'") == 0
+
+
+def test_a_return_dated_before_the_letter_was_made_is_refused_and_nothing_stored(
+    db: Database, campaign_id: int, tmp_path: Path
+) -> None:
+    first = _made_and_posted(db, campaign_id, tmp_path)
+    back = tmp_path / "returned.csv"
+    back.write_text(f"delivery_id;date\n{first};{_today()}\n{first + 1};0001-01-01\n", "utf-8")
+    before = db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id")
+    result = CliRunner().invoke(
+        cli, ["--db", db.url, "letters", "returned", str(campaign_id), str(back)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"varsel: {back}, linje 3: datoen 0001-01-01 er før brev {first + 1} ble laget "
+        f"({_today()}); et brev kan ikke være returnert før det er laget"
+    ]
     assert db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id") == before
     assert db.scalar("SELECT count(*) FROM events WHERE kind = 'letter_returned'") == 0

@@ -154,6 +154,12 @@ def test_a_late_posted_report_does_not_undo_a_return(
             "delivery_id,date\n{ey},20.03.2026\n",
             "{path}, linje 2: datoen «20.03.2026» er ikke ÅÅÅÅ-MM-DD",
         ),
+        (
+            # The letters were made (and dated) 2026-03-03: a date before it is a typo.
+            "delivery_id,date\n{telenor},2026-03-03\n{ey},0001-01-01\n",
+            "{path}, linje 3: datoen 0001-01-01 er før brev {ey} ble laget (2026-03-03); "
+            "et brev kan ikke være postlagt før det er laget",
+        ),
         ("delivery_id,date\n{ey}\n", "{path}, linje 2: 1 felt, men overskriften har 2"),
         ("delivery_id\n", "{path}: ingen rader under overskriften"),
         ("", "{path}: filen er tom"),
@@ -174,6 +180,34 @@ def test_a_bad_report_names_the_line_and_changes_nothing(
     assert e.value.message == message.format(path=path, ey=ids[EY], cid=cid)
     assert states(db) == before
     assert events(db, "letter_posted") == []
+
+
+def test_a_return_dated_before_the_letter_was_made_is_refused(
+    db: Database, letters: tuple[int, dict[str, int]], tmp_path: Path
+) -> None:
+    cid, ids = letters
+    path = write(tmp_path, f"delivery_id;date\n{ids[EY]};2026-03-02\n")
+    with pytest.raises(ReceiptError) as e:
+        record_report(db, cid, Report.RETURNED, path)
+    assert e.value.message == (
+        f"{path}, linje 2: datoen 2026-03-02 er før brev {ids[EY]} ble laget (2026-03-03); "
+        "et brev kan ikke være returnert før det er laget"
+    )
+    assert events(db, "letter_returned") == []
+
+
+def test_a_letter_whose_details_were_forgotten_is_dated_by_its_event(
+    db: Database, letters: tuple[int, dict[str, int]], tmp_path: Path
+) -> None:
+    # Erasure empties the events' details: the day the letter was recorded made is its day.
+    cid, ids = letters
+    with db.transaction():
+        db.execute("UPDATE events SET detail = NULL WHERE kind = 'letter_produced'")
+    made = dt.datetime.now(ZoneInfo("Europe/Oslo")).date()
+    day_before = (made - dt.timedelta(days=1)).isoformat()
+    path = write(tmp_path, f"delivery_id;date\n{ids[EY]};{day_before}\n")
+    with pytest.raises(ReceiptError, match=f"ble laget \\({made.isoformat()}\\)"):
+        record_report(db, cid, Report.POSTED, path)
 
 
 def test_an_email_delivery_is_not_a_letter(

@@ -673,7 +673,7 @@ def test_events_record_each_letters_batch_and_page(made: tuple[Database, int, Pa
         "SELECT delivery_id, detail FROM events WHERE kind = 'letter_produced' ORDER BY id"
     )
     assert [(d, json.loads(x)) for d, x in events] == [
-        (int(r["delivery_id"]), {"batch": pdf.name, "page": int(r["page"])})
+        (int(r["delivery_id"]), {"batch": pdf.name, "page": int(r["page"]), "date": "2026-03-03"})
         for r in manifest(pdf.parent)
     ]
     assert letter_counts(db, cid) == {

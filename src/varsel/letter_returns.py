@@ -3,9 +3,9 @@
 The report is a CSV file with a header row. Columns, by name (case does not matter, others are
 ignored, so the manifest itself will do): `delivery_id` (required: the manifest's first
 column), `orgnr` (optional; when given it must be the letter's), `date` (optional, YYYY-MM-DD:
-when it was posted or came back; today if missing, never later than today) and `reason`
-(optional, returns only: why the post brought it back). Comma or semicolon separated, UTF-8
-with or without BOM.
+when it was posted or came back; today if missing, never later than today nor earlier than the
+day the letter was made) and `reason` (optional, returns only: why the post brought it back).
+Comma or semicolon separated, UTF-8 with or without BOM.
 
 The whole file is checked before anything changes: one bad row stops it with a message naming
 the line, and the store is left as it was. Reading the same file twice changes nothing more.
@@ -130,8 +130,26 @@ def _read(path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
+def _made_on(db: Database, delivery_id: int, zone: ZoneInfo) -> dt.date | None:
+    """The day a letter was made: the date printed on it, else its event's day; None if unmade."""
+    row = db.query_one(
+        "SELECT at, detail FROM events WHERE delivery_id = ? AND kind = 'letter_produced' "
+        "ORDER BY id DESC LIMIT 1",
+        (delivery_id,),
+    )
+    if row is None:
+        return None
+    # The detail goes when the campaign forgets its contact data (erasure); and letters made
+    # before the date was kept in it have none: the day the event was recorded, where the
+    # campaign is run, is the same day.
+    printed = json.loads(row[1]).get("date") if row[1] else None
+    if printed:
+        return dt.date.fromisoformat(printed)
+    return dt.datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")).astimezone(zone).date()
+
+
 def _check(
-    db: Database, campaign_id: int, report: Report, path: Path, today: dt.date
+    db: Database, campaign_id: int, report: Report, path: Path, today: dt.date, zone: ZoneInfo
 ) -> tuple[list[Row], int]:
     """Every row checked against the store: (rows to apply, rows already done)."""
     seen: dict[int, int] = {}
@@ -175,6 +193,13 @@ def _check(
                 f"{where}: datoen {date} er etter i dag ({today.isoformat()}); et brev kan ikke "
                 f"være {_WORD[report]} fram i tid"
             )
+        made = _made_on(db, delivery_id, zone)
+        if made is not None and day < made:
+            # A typo (2025 for 2026, or 0001-01-01) would otherwise stand as the day it happened.
+            raise ReceiptError(
+                f"{where}: datoen {date} er før brev {delivery_id} ble laget "
+                f"({made.isoformat()}); et brev kan ikke være {_WORD[report]} før det er laget"
+            )
         reason = clean_text(values.get("reason", ""))[:MAX_REASON] or None
         if state in _DONE[report]:
             already += 1
@@ -193,8 +218,9 @@ def record_report(db: Database, campaign_id: int, report: Report, path: Path) ->
     """Read a print house report and move its letters to posted or returned, with events."""
     campaign = get_campaign(db, campaign_id)
     # Today where the campaign is run, as make_letters dates its letters.
-    today = dt.datetime.now(ZoneInfo(campaign.spec.limits.timezone)).date()
-    todo, already = _check(db, campaign_id, report, path, today)
+    zone = ZoneInfo(campaign.spec.limits.timezone)
+    today = dt.datetime.now(zone).date()
+    todo, already = _check(db, campaign_id, report, path, today, zone)
     now = utcnow_iso()
     state = _STATE[report]
     with db.transaction():

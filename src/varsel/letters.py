@@ -402,8 +402,13 @@ def _write_batch(
     renderer: Renderer,
     letters: Sequence[Letter],
     path: Path,
+    day: dt.date,
 ) -> list[Letter]:
-    """Render one batch and record its letters as produced; returns them with their ids."""
+    """Render one batch and record its letters as produced; returns them with their ids.
+
+    Each letter's event keeps the date printed on it: no print house report may say it was
+    posted or returned before it (letter_returns).
+    """
     part = path.with_name(path.name + ".part")
     now = utcnow_iso()
     with db.transaction():
@@ -439,7 +444,7 @@ def _write_batch(
                     campaign_id,
                     letter.delivery_id,
                     "letter_produced",
-                    json.dumps({"batch": path.name, "page": page}),
+                    json.dumps({"batch": path.name, "page": page, "date": day.isoformat()}),
                 )
                 for page, letter in enumerate(placed, start=1)
             ],
@@ -536,7 +541,7 @@ def make_letters(
         for number, start in enumerate(range(0, len(letters), batch_size), start=1):
             name = f"brev-{campaign_id}-{run}-{number:03d}.pdf"
             placed = _write_batch(
-                db, campaign_id, renderer, letters[start : start + batch_size], out_dir / name
+                db, campaign_id, renderer, letters[start : start + batch_size], out_dir / name, day
             )
             batches.append(name)
             for page, letter in enumerate(placed, start=1):
