@@ -83,6 +83,17 @@ def test_unreached_refuses_other_file_types(db: Database, campaign: int, tmp_pat
     assert output.strip() == f"varsel: {tmp_path / 'a.json'}: filen må slutte på .csv eller .xlsx"
 
 
+def test_unreached_does_not_overwrite_a_file(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "manifest.csv"
+    out.write_text("delivery_id,orgnr\n17,976389387\n", "utf-8")
+    status, output = run(db, "unreached", str(campaign), "--out", str(out))
+    assert (status, output.strip()) == (
+        2,
+        f"varsel: {out}: filen finnes allerede; velg et nytt navn",
+    )
+    assert out.read_text("utf-8") == "delivery_id,orgnr\n17,976389387\n"
+
+
 def test_evaluate_writes_the_html_and_a_pdf(db: Database, campaign: int, tmp_path: Path) -> None:
     out = tmp_path / "rapport.html"
     status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--pdf")

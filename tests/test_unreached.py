@@ -196,6 +196,18 @@ def test_other_file_types_are_refused(db: Database, campaign: int, tmp_path: Pat
     assert not (tmp_path / "a.txt").exists()
 
 
+def test_an_existing_file_is_never_overwritten(db: Database, campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "a.xlsx"
+    out.write_bytes(b"last week's list")
+    entries = len(list(audit.entries(db)))
+    with pytest.raises(ExportError) as e:
+        export_unreached(db, campaign, out, actor="cli:test")
+    assert e.value.message == f"{out}: filen finnes allerede; velg et nytt navn"
+    assert out.read_bytes() == b"last week's list"
+    assert len(list(audit.entries(db))) == entries
+    assert not list(tmp_path.glob(".a.xlsx*"))  # no part file left behind
+
+
 def test_a_missing_folder_is_a_user_error(db: Database, campaign: int, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"mappen .*/nope finnes ikke$"):
         export_unreached(db, campaign, tmp_path / "nope" / "a.csv", actor="cli:test")

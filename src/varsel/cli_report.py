@@ -128,7 +128,7 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FIL.csv eller FIL.xlsx.",
+    help="FIL.csv eller FIL.xlsx (ny: en fil som finnes fra før, blir ikke overskrevet).",
 )
 @click.option(
     "--include-suppressed",

@@ -103,7 +103,7 @@ def export_unreached(
     actor: str,
     include_suppressed: bool = False,
 ) -> ExportResult:
-    """Write the units not reached, with postal addresses, as CSV or XLSX; record the export.
+    """Write the units not reached, with postal addresses, to a new CSV or XLSX file; record it.
 
     Suppressed units asked not to be contacted, so they are left out unless asked for.
     """
@@ -114,6 +114,10 @@ def export_unreached(
         raise ExportError(
             Text("%(path)s: mappen %(folder)s finnes ikke", path=str(path), folder=str(path.parent))
         )
+    # Never over another file (a letters manifest.csv, last week's list): as `varsel backup`.
+    exists = Text("%(path)s: filen finnes allerede; velg et nytt navn", path=str(path))
+    if path.exists() or path.is_symlink():
+        raise ExportError(exists)
     wanted = tuple(o for o in NOT_REACHED if include_suppressed or o is not Outcome.SUPPRESSED)
     returned = _return_reasons(db, campaign_id)
     units = (
@@ -123,7 +127,12 @@ def export_unreached(
     tmp = path.with_name(f".{path.name}.part")
     try:
         rows = _write_csv(tmp, units) if suffix == ".csv" else _write_xlsx(tmp, units)
-        tmp.replace(path)
+        # A link, not a rename: a file that appeared at the path meanwhile is not replaced.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ExportError(exists) from None
+        tmp.unlink()
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ExportError(
