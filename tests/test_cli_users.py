@@ -129,6 +129,9 @@ def test_list(db: Database) -> None:
     table = run(db, "user", "list")
     assert "venter på TOTP" in table.output
     assert "aktiv" in table.output
+    # A lock-out in Oslo's clock, as the sign-in refusal says it (22:30 UTC is 23.30 in winter).
+    db.execute("UPDATE users SET locked_until = ? WHERE name = 'kari'", ("2999-01-01T22:30:00Z",))
+    assert "låst til 2999-01-01 kl. 23.30" in run(db, "user", "list").output
 
 
 def test_set_role_disable_enable(db: Database) -> None:

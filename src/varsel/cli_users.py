@@ -154,7 +154,13 @@ def _status(u: User) -> str:
         from varsel.clock import utcnow_iso
 
         if u.locked_until > utcnow_iso():
-            return f"låst til {u.locked_until[:16].replace('T', ' ')} UTC"
+            from zoneinfo import ZoneInfo
+
+            from varsel.accounts import parse_time
+
+            # Oslo's clock, as the sign-in refusal says it («prøv igjen kl. 11.20»).
+            until = parse_time(u.locked_until).astimezone(ZoneInfo("Europe/Oslo"))
+            return f"låst til {until:%Y-%m-%d} kl. {until:%H.%M}"
     return "aktiv"
 
 
