@@ -274,7 +274,7 @@ def _apply_page(db: Database, page: FeedPage, actor: str | None) -> FeedResult:
     )
     if applied:
         return FeedResult(path, None, True, ())
-    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    unit_kind = registry_merge.unit_kind(kind)
     counts = dict.fromkeys(("new", "changed", "gone", "removed", "skipped", "rejected"), 0)
     skipped: Counter[str] = Counter()
     notes: list[str] = []

@@ -33,6 +33,7 @@ from varsel.i18n import fmt_int
 from varsel.import_checks import EarlierImports
 from varsel.progress import ProgressCallback, no_progress
 from varsel.registry_extract import Reject, RejectLog, Rows, extracted
+from varsel.registry_merge import unit_kind
 from varsel.snapshot import (
     Snapshot,
     file_sha256,
@@ -399,10 +400,7 @@ def _load(
             db.insert_rows(
                 "staging_contacts", (*unit.CONTACT_COLUMNS, "record_index"), contact_rows
             )
-        for orgnr, index in registry_merge.duplicates(db):
-            rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
-        for orgnr, index in registry_merge.of_other_kind(db, info.kind):
-            reason = registry_merge.other_kind_reason(info.kind)
+        for orgnr, index, reason in registry_merge.refused(db, info.kind):
             rejects.add(Reject(index + 1, None, orgnr, reason))
         shrink.records = batches_records(reader)
         counts = registry_merge.merge(db, info.kind, snapshot_id, now, shrink)
@@ -464,14 +462,6 @@ def _unknown_municipalities(db: Database, kind: Kind) -> int:
             f"AND municipality NOT IN ({numbers})"
         )
     )
-
-
-DUPLICATE = "organisasjonsnummeret står flere ganger i filen"
-
-
-def unit_kind(kind: Kind) -> str:
-    """The units.kind value of a dump kind."""
-    return "underenhet" if kind is Kind.UNDERENHETER else "enhet"
 
 
 def batches_records(reader: DumpReader) -> int:
@@ -543,8 +533,7 @@ def _direct_duplicates(
     skipped = {int(r[-1]) for r in rows if stored.get(r[0], (None,))[0] != r[-1]}
     for r in rows:
         if int(r[-1]) in skipped:
-            other = stored[r[0]][1] != unit_kind(kind)
-            reason = registry_merge.other_kind_reason(kind) if other else DUPLICATE
+            reason = registry_merge.rejection(kind, stored[r[0]][1])
             rejects.add(Reject(int(r[-1]) + 1, None, r[0], reason))
     return skipped
 
@@ -589,10 +578,8 @@ def _load_fast(
             f"INSERT INTO staging_contacts ({contact_cols}, record_index) "
             f"SELECT {contact_cols}, record_index FROM fast_contacts"
         )
-        for orgnr, index in registry_merge.duplicates(db):
-            rejects.add(Reject(index + 1, None, orgnr, DUPLICATE))
-        for orgnr, index in registry_merge.of_other_kind(db, kind):
-            rejects.add(Reject(index + 1, None, orgnr, registry_merge.other_kind_reason(kind)))
+        for orgnr, index, reason in registry_merge.refused(db, kind):
+            rejects.add(Reject(index + 1, None, orgnr, reason))
         counts = registry_merge.merge(db, kind, snapshot_id, now, shrink)
         registry_merge.drop_staging(db)
     else:
@@ -613,8 +600,7 @@ def _load_fast(
                 "AND NOT (u.snapshot_id = ? AND u.record_index = s.idx) ORDER BY s.idx",
                 (snapshot_id,),
             ):
-                other = stored_kind != unit_kind(kind)
-                reason = registry_merge.other_kind_reason(kind) if other else DUPLICATE
+                reason = registry_merge.rejection(kind, stored_kind)
                 rejects.add(Reject(int(idx) + 1, None, orgnr, reason))
         c_cols = ", ".join(f"c.{c}" for c in unit.CONTACT_COLUMNS)
         db.execute(

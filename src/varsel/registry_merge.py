@@ -36,17 +36,20 @@ def duplicates(db: Database) -> list[tuple[str, int]]:
     db.execute("CREATE INDEX staging_units_orgnr ON staging_units (orgnr, record_index)")
     if db.dialect == "postgresql":
         db.execute("ANALYZE staging_units")
-    dups = db.query(
+    return _unstaged(
+        db,
         "SELECT s.orgnr, s.record_index FROM staging_units s WHERE EXISTS ("
         "SELECT 1 FROM staging_units t WHERE t.orgnr = s.orgnr AND t.record_index < s.record_index)"
-        " ORDER BY s.record_index"
+        " ORDER BY s.record_index",
     )
-    for orgnr, index in dups:
-        db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
-        db.execute(
-            "DELETE FROM staging_contacts WHERE orgnr = ? AND record_index = ?", (orgnr, index)
-        )
-    return [(r[0], int(r[1])) for r in dups]
+
+
+DUPLICATE = "organisasjonsnummeret står flere ganger i filen"
+
+
+def unit_kind(kind: Kind) -> str:
+    """The units.kind value of a dump kind."""
+    return "underenhet" if kind is Kind.UNDERENHETER else "enhet"
 
 
 def other_kind_reason(kind: Kind) -> str:
@@ -55,21 +58,37 @@ def other_kind_reason(kind: Kind) -> str:
     return f"organisasjonsnummeret er {other} i lageret"
 
 
+def rejection(kind: Kind, stored_kind: str) -> str:
+    """Why a record whose number the store holds already (as a unit of stored_kind) is not
+    taken: named twice in the file, or the number of a unit of the other kind."""
+    return DUPLICATE if stored_kind == unit_kind(kind) else other_kind_reason(kind)
+
+
 def of_other_kind(db: Database, kind: Kind) -> list[tuple[str, int]]:
     """Staged records whose orgnr is a unit of the other kind; dropped from staging.
 
     One number is one unit: merged, the record would turn a main unit into a sub-unit (or the
     reverse) and take it out of its register.
     """
-    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
-    found = [
-        (str(orgnr), int(index))
-        for orgnr, index in db.query(
-            "SELECT s.orgnr, s.record_index FROM staging_units s JOIN units u "
-            "ON u.orgnr = s.orgnr WHERE u.kind <> ? ORDER BY s.record_index",
-            (unit_kind,),
-        )
+    return _unstaged(
+        db,
+        "SELECT s.orgnr, s.record_index FROM staging_units s JOIN units u "
+        "ON u.orgnr = s.orgnr WHERE u.kind <> ? ORDER BY s.record_index",
+        (unit_kind(kind),),
+    )
+
+
+def refused(db: Database, kind: Kind) -> list[tuple[str, int, str]]:
+    """The staged records that are not merged, with why (orgnr, record index, reason); dropped
+    from staging: an orgnr's later records in the file, and units of the other kind."""
+    return [(orgnr, index, DUPLICATE) for orgnr, index in duplicates(db)] + [
+        (orgnr, index, other_kind_reason(kind)) for orgnr, index in of_other_kind(db, kind)
     ]
+
+
+def _unstaged(db: Database, sql: str, params: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """The staged records (orgnr, record index) the query finds, dropped from staging."""
+    found = [(str(orgnr), int(index)) for orgnr, index in db.query(sql, params)]
     for orgnr, index in found:
         db.execute("DELETE FROM staging_units WHERE orgnr = ? AND record_index = ?", (orgnr, index))
         db.execute(
@@ -86,10 +105,10 @@ def merge(
     Units go gone first, then shrink may refuse (and the transaction rolls back) before any
     unit is written.
     """
-    unit_kind = "underenhet" if kind is Kind.UNDERENHETER else "enhet"
+    kind_value = unit_kind(kind)
     current = int(
         db.scalar(
-            f"SELECT count(*) FROM units WHERE kind = '{unit_kind}' AND gone_snapshot_id IS NULL"
+            f"SELECT count(*) FROM units WHERE kind = '{kind_value}' AND gone_snapshot_id IS NULL"
         )
     )
     # The rejected records' units are still in the registry: kept as they were, never gone.
@@ -101,7 +120,7 @@ def merge(
         "AND gone_snapshot_id IS NULL "
         "AND NOT EXISTS (SELECT 1 FROM staging_units s WHERE s.orgnr = units.orgnr) "
         "AND NOT EXISTS (SELECT 1 FROM staging_rejected r WHERE r.orgnr = units.orgnr)",
-        (snapshot_id, now, unit_kind),
+        (snapshot_id, now, kind_value),
     ).rowcount
     db.execute(
         "CREATE TEMP TABLE touched AS SELECT s.orgnr AS orgnr, "
