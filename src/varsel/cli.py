@@ -129,17 +129,22 @@ class State:
 
     def refuse_missing(self) -> None:
         """Refuse a SQLite file that does not exist: a mistyped --db would make an empty one."""
+        missing = self._missing_file()
+        if missing is not None:
+            raise StoreError(f"lageret {missing[1]} finnes ikke (lag det med «varsel init»)")
+
+    def _missing_file(self) -> tuple[Path, str] | None:
+        """The store's SQLite file (path, and as given) when it does not exist yet; else None."""
         dialect, target = normalise_url(self.store_url)
-        if dialect == "sqlite" and not Path(target).expanduser().exists():
-            raise StoreError(f"lageret {target} finnes ikke (lag det med «varsel init»)")
+        path = Path(target).expanduser()
+        return (path, target) if dialect == "sqlite" and not path.exists() else None
 
     @property
     def db_or_new(self) -> Database:
         """The store, made if it does not exist yet: for the commands that put data in it."""
         if self._db is None:
-            dialect, target = normalise_url(self.store_url)
-            if dialect == "sqlite" and not Path(target).expanduser().exists():
-                self._made = Path(target).expanduser()
+            missing = self._missing_file()
+            self._made = missing[0] if missing is not None else None
             self._db = connect(self.store_url)
         return self._db
 
