@@ -325,6 +325,70 @@ def test_letters_made_later_do_not_void_it(
     assert require_approved(registry_db, cid) == approval
 
 
+def paused_by_the_workers(db: Database, settings: Settings, cid: int, berit: User) -> None:
+    """The campaign approved, handed to the workers through the gate, and paused."""
+    from varsel.leases import start_campaign
+
+    approve(db, settings, cid, berit)
+    authorise_send(db, settings, cid, actor="kari")
+    assert start_campaign(db, cid) is True
+    set_status(db, cid, CampaignStatus.PAUSED, actor="kari")
+
+
+def test_a_workers_campaign_edited_while_paused_is_not_resumed_unapproved(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # Resumed, the workers send it at once (no send passes the gate again): what kari changed
+    # alone while it was paused must not go out under berit's approval.
+    if registry_db.dialect != "postgresql":
+        pytest.skip("the workers need PostgreSQL")
+    paused_by_the_workers(registry_db, settings, cid, people["berit"])
+    update_spec(registry_db, cid, edited(registry_db, cid, from_name="Betal nå"), actor="kari")
+    with pytest.raises(NotApproved) as e:
+        set_status(registry_db, cid, CampaignStatus.READY, actor="kari")
+    assert e.value.message == voided("avsenderen")
+    assert get_campaign(registry_db, cid).status is CampaignStatus.PAUSED
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_RESUME) == []
+    # Approved again by someone who did not change it, it goes back to the workers.
+    approve(registry_db, settings, cid, another(registry_db, settings, "per", "approver"))
+    assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
+
+
+def test_a_workers_campaign_handed_over_without_approval_resumes_as_it_was(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    from varsel.leases import start_campaign
+
+    if registry_db.dialect != "postgresql":
+        pytest.skip("the workers need PostgreSQL")
+    approve(registry_db, settings, cid, people["berit"])
+    update_spec(registry_db, cid, edited(registry_db, cid, from_name="NSR Oslo"), actor="kari")
+    authorise_send(registry_db, settings, cid, actor="kari", no_approval=True)  # recorded
+    assert start_campaign(registry_db, cid) is True
+    set_status(registry_db, cid, CampaignStatus.PAUSED)
+    assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
+
+
+def test_a_resumed_workers_campaign_cannot_be_edited_under_them(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # Resumed (ready, the workers'), it is theirs to send at once: an edit is refused there,
+    # as once they have made it «sending».
+    from varsel.campaign import CampaignError
+
+    if registry_db.dialect != "postgresql":
+        pytest.skip("the workers need PostgreSQL")
+    paused_by_the_workers(registry_db, settings, cid, people["berit"])
+    set_status(registry_db, cid, CampaignStatus.READY, actor="kari")
+    with pytest.raises(CampaignError) as e:
+        update_spec(registry_db, cid, edited(registry_db, cid, from_name="Betal nå"), actor="kari")
+    assert e.value.message == (
+        "kampanje 1 er gitt til arbeiderne, som sender den nå; sett den på pause før du endrer den"
+    )
+    assert require_approved(registry_db, cid).approved_by == "berit"
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_EDIT) == []
+
+
 def test_a_voided_campaign_can_be_approved_again(
     registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
 ) -> None:

@@ -282,3 +282,36 @@ def test_on_sqlite_the_page_offers_no_hand_over_and_a_posted_one_is_refused(
             "ready",
             None,
         )
+
+
+def test_a_workers_campaign_edited_while_paused_is_not_resumed_without_a_new_approval(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    # Resumed, the workers would send at once what was saved while it was paused: the resume is
+    # refused, in the page's language, and the campaign stays paused, not theirs to send.
+    from helpers import form_token
+
+    cid = handed_to_workers(client, db, settings, tmp_path, brreg)
+    path = f"{PREFIX}/kampanjer/{cid}"
+    client.post(f"{path}/pause", data=page_form(client, path))
+    csrf = form_token(client, f"{path}/maler")
+    saved = client.post(
+        f"{path}/maler", data={"csrf": csrf, "action": "save", "nb-subject": "Betal fakturaen"}
+    )
+    assert saved.status_code == 200
+    refused = {
+        "nb": "godkjenningen av kampanje 1 gjelder ikke lenger: malene er endret etter at berit "
+        "godkjente den; den må godkjennes på nytt",
+        "en": "the approval of campaign 1 no longer holds: the templates changed after berit "
+        "approved it; it must be approved again",
+    }
+    for lang, words in refused.items():
+        answer = client.post(
+            f"{path}/gjenoppta", params={"lang": lang}, data=page_form(client, path)
+        )
+        assert answer.status_code == 409, lang
+        assert words in answer.text, lang
+    assert db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,)) == (
+        "paused",
+        leases.WORKERS,
+    )

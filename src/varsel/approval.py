@@ -431,6 +431,36 @@ def require_approved(db: Database, campaign_id: int) -> Approval:
 # -- sending --------------------------------------------------------------------------------
 
 
+def check_resume(db: Database, campaign_id: int) -> None:
+    """Refuse resuming a workers' campaign whose approval no longer holds (NotApproved).
+
+    Resumed, a campaign handed to the workers is theirs to send at once: no send passes the
+    gate again, so a change made while it was paused would go out unapproved. Call in the
+    transaction that resumes it. A campaign handed over without an approval (`campaign start
+    --no-approval`, recorded as such) goes on as it was handed over.
+    """
+    from varsel.leases import WORKERS
+
+    holder = db.scalar("SELECT sender_pid FROM campaigns WHERE id = ?", (campaign_id,))
+    if holder != WORKERS or latest_approval(db, campaign_id) is None:
+        return
+    if _last_gate_without_approval(db, campaign_id):
+        return
+    require_approved(db, campaign_id)
+
+
+def _last_gate_without_approval(db: Database, campaign_id: int) -> bool:
+    """Whether the campaign's last e-mail send went through the gate with --no-approval."""
+    for (detail,) in db.query(
+        "SELECT detail FROM audit_log WHERE action = ? AND object = ? ORDER BY seq DESC",
+        (audit.Action.CAMPAIGN_SEND.value, f"campaign:{campaign_id}"),
+    ):
+        data = json.loads(detail or "{}")
+        if data.get("channel", "email") == "email":
+            return bool(data.get("no_approval"))
+    return False
+
+
 def authorise_send(
     db: Database,
     settings: Settings,

@@ -464,6 +464,13 @@ def set_status(
                 (status.value, utcnow_iso(), campaign_id, campaign.status.value),
             ).rowcount:
                 continue
+            if status is CampaignStatus.READY:
+                # A workers' campaign resumed is theirs to send at once, without a send to
+                # pass the four-eyes gate again: an edit made while it was paused is refused
+                # here until someone approves it again (in this transaction: no edit slips in).
+                from varsel.approval import check_resume
+
+                check_resume(db, campaign_id)
             if status is CampaignStatus.CANCELLED:
                 db.execute(
                     "UPDATE deliveries SET state = ?, updated_at = ? WHERE campaign_id = ? "
@@ -523,12 +530,44 @@ def update_spec(db: Database, campaign_id: int, spec: CampaignSpec, *, actor: st
         )
     old, new = json.loads(campaign.spec.as_json()), json.loads(spec.as_json())
     changed = sorted(k for k in new if old.get(k) != new[k])
+    from varsel.leases import WORKERS
+
     with db.transaction():
-        db.execute(
+        # Only while still ready or paused, and not a ready campaign the workers hold (resumed:
+        # theirs to send at once, reading the definition as they go): a send or a resume that
+        # came after the check above must not have an unapproved change slip under it.
+        if not db.execute(
             "UPDATE campaigns SET spec = ?, name = ?, sender_address = ?, updated_at = ? "
-            "WHERE id = ?",
-            (spec.as_json(), spec.name, spec.from_address, utcnow_iso(), campaign_id),
-        )
+            "WHERE id = ? AND (status = ? OR (status = ? AND coalesce(sender_pid, '') <> ?))",
+            (
+                spec.as_json(),
+                spec.name,
+                spec.from_address,
+                utcnow_iso(),
+                campaign_id,
+                CampaignStatus.PAUSED.value,
+                CampaignStatus.READY.value,
+                WORKERS,
+            ),
+        ).rowcount:
+            now = CampaignStatus(
+                db.scalar("SELECT status FROM campaigns WHERE id = ?", (campaign_id,))
+            )
+            if now is CampaignStatus.READY:
+                raise CampaignError(
+                    Text(
+                        "kampanje %(campaign)s er gitt til arbeiderne, som sender den nå; "
+                        "sett den på pause før du endrer den",
+                        campaign=campaign_id,
+                    )
+                )
+            raise CampaignError(
+                Text(
+                    "kampanje %(campaign)s er «%(status)s» og kan ikke endres",
+                    campaign=campaign_id,
+                    status=STATUS_WORDS[now],
+                )
+            )
         audit.record(
             db, actor, audit.Action.CAMPAIGN_EDIT, f"campaign:{campaign_id}", {"changed": changed}
         )
