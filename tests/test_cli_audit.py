@@ -109,3 +109,30 @@ def test_show_refuses_an_unknown_action(db: Database) -> None:
     result = run(db, "show", "--action", "hack")
     assert result.exit_code == 2
     assert result.output == "varsel: --action: «hack» er ikke et av valgene (se --help)\n"
+
+
+def test_show_prints_a_typed_name_escaped_so_it_cannot_erase_lines(db: Database) -> None:
+    # A stranger's name at the sign-in is recorded as typed; printed as it is, «ESC[1A ESC[2K»
+    # would move the terminal's cursor up and erase the entries shown before it.
+    import pytest
+
+    from helpers import light_settings
+    from varsel.signin import SignInError, verify_credentials
+
+    fill(db)
+    typed = "x\x1b[1A\x1b[2K\x1b[1A\x1b[2K\u202enimda"
+    with pytest.raises(SignInError):
+        verify_credentials(db, light_settings(), typed, "feil-passord-her", "123456")
+    result = run(db, "show")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output
+    assert "\u202e" not in result.output
+    last = result.output.splitlines()[-1]
+    assert last.split()[3:6] == [
+        "x\\x1b[1a\\x1b[2k\\x1b[1a\\x1b[2k\\u202enimda",
+        "sign_in_failed",
+        "user:x\\x1b[1a\\x1b[2k\\x1b[1a\\x1b[2k\\u202enimda",
+    ]
+    # --json escapes them as JSON does; the stored entry keeps what was typed, as hashed.
+    assert audit.entries(db)[-1].actor == typed.lower()
+    assert audit.verify(db).ok

@@ -515,6 +515,24 @@ def test_the_audit_log_filters_by_action_actor_and_date(
     assert client.get(f"{PREFIX}/logg?fra=1.mars").status_code == 400
 
 
+def test_the_audit_log_shows_a_strangers_typed_name_escaped(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    # The name of a failed sign-in is whatever was typed: a bidi override would show
+    # «\u202enimda» as «admin», and control characters would hide in the page.
+    secret = operator(db, settings, "berit", "approver")
+    typed = "\u202enimda\x1b[2k"
+    assert sign_in(client, typed, "123456", WRONG_PASSWORD) == WRONG
+    sign_in(client, "berit", next_code(secret))
+    page = client.get(f"{PREFIX}/logg?handling=sign_in_failed")
+    assert "\u202e" not in page.text
+    assert "\x1b" not in page.text
+    (row,) = cells(page.text)
+    assert (row[2], row[3]) == ("\\u202enimda\\x1b[2k", "user:\\u202enimda\\x1b[2k")
+    assert "reason: unknown_user" in page.text
+    assert audit.entries(db, action=audit.Action.SIGN_IN_FAILED)[0].actor == typed
+
+
 def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
     client: TestClient, db: Database, settings: Settings
 ) -> None:

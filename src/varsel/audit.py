@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -258,6 +259,27 @@ def verify(db: Database) -> Verification:
 
 
 # -- reading ----------------------------------------------------------------------------
+
+# Characters a line of text must not carry as they are: controls (an escape sequence moves a
+# terminal's cursor), format characters (a bidi override shows a name reversed) and breaks.
+_HIDDEN = ("Cc", "Cf", "Zl", "Zp")
+
+
+def printable(text: str) -> str:
+    """Text for one line of a screen, with control and format characters as escapes (\\x1b).
+
+    An entry may hold what a stranger typed (the name of a failed sign-in): shown as it is, an
+    escape sequence would erase lines of `audit show` in the terminal, and so the log would
+    seem to say less than it does.
+    """
+    return "".join(_escaped(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def entries(

@@ -55,7 +55,7 @@ def audit_show(
     as_json: bool,
 ) -> None:
     """Vis oppføringer i revisjonsloggen, eldste først, filtrert."""
-    from varsel.audit import entries
+    from varsel.audit import entries, printable
 
     found = entries(
         state.db,
@@ -71,10 +71,8 @@ def audit_show(
         return
     for e in found:
         detail = e.detail if e.detail != "{}" else ""
-        out.print(
-            f"{e.seq:>6}  {e.at[:19].replace('T', ' ')}  {e.actor}  {e.action}  "
-            f"{e.object or ''}  {detail}",
-            soft_wrap=True,
-        )
+        line = f"{e.seq:>6}  {e.at[:19].replace('T', ' ')}  {e.actor}  {e.action}  "
+        line += f"{e.object or ''}  {detail}"
+        out.print(printable(line), soft_wrap=True)
     if not found:
         out.print("Ingen oppføringer.")

@@ -8,6 +8,7 @@ parses, calls the library, and renders.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import date
 
@@ -71,7 +72,10 @@ ACTION_NAMES = {
 
 def detail_lines(language: str, entry: audit.Entry) -> list[tuple[str, str]]:
     """An entry's detail as (field, value) lines in the language, instead of its JSON."""
-    return [(key, _value(language, value)) for key, value in entry.data.items()]
+    return [
+        (audit.printable(key), audit.printable(_value(language, value)))
+        for key, value in entry.data.items()
+    ]
 
 
 def _value(language: str, value: object) -> str:
@@ -275,7 +279,15 @@ def audit_log(page: Page) -> Response:
         "audit.html",
         {
             "verification": verification,
-            "entries": list(reversed(found)),
+            # An actor or object may be what a stranger typed at the sign-in: shown escaped.
+            "entries": [
+                dataclasses.replace(
+                    e,
+                    actor=audit.printable(e.actor),
+                    object=audit.printable(e.object) if e.object else e.object,
+                )
+                for e in reversed(found)
+            ],
             "filters": filters,
             "actions": [a.value for a in audit.Action],
             "action_names": ACTION_NAMES,
