@@ -354,6 +354,25 @@ def test_sign_out_ends_the_session_on_the_server(
     assert client.get(PREFIX, follow_redirects=False).status_code == 303
 
 
+def test_signing_in_again_ends_the_session_the_browser_had(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    # kari leaves the console open on a shared machine; berit signs in there. kari's session
+    # must end on the server too, not only lose its cookie: a copy of it is worth nothing.
+    kari = operator(db, settings, "kari", "author")
+    berit = operator(db, settings, "berit", "approver")
+    sign_in(client, "kari", next_code(kari))
+    token = client.cookies[COOKIE]
+    assert sign_in(client, "berit", next_code(berit)) == "/konsoll"
+    assert client.cookies[COOKIE] != token
+    assert client.get(PREFIX).status_code == 200  # berit's
+    [ended] = audit.entries(db, action=audit.Action.SIGN_OUT)
+    assert (ended.actor, ended.object) == ("kari", "user:kari")
+    with TestClient(create_app(settings), base_url=HTTPS) as other:
+        other.cookies.set(COOKIE, token)
+        assert other.get(PREFIX, follow_redirects=False).status_code == 303
+
+
 def test_sign_out_everywhere_ends_the_other_sessions_too(
     settings: Settings, db: Database, client: TestClient
 ) -> None:

@@ -301,11 +301,11 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
                     N_("Rollen din gir ikke tilgang til dette. Spør en administrator."),
                     403,
                 )
-            if write and not hmac.compare_digest(
-                form.get(CSRF_FIELD, "").encode(), session.csrf_token.encode()
-            ):
+            if write and not _session_token(session, form):
                 return _stale_form(page)
-        elif write and not site.csrf_ok(request, form):
+        elif write and not (site.csrf_ok(request, form) or _session_token(session, form)):
+            # A signed-in operator's sign-in page carries the session's token (Page.render),
+            # as every console page does: signing in as someone else must not be refused.
             return _stale_form(page)
         cid = request.path_params.get("cid")
         if isinstance(cid, int) and not 0 < cid < _LARGEST_ID:
@@ -328,6 +328,13 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
 
     endpoint.__name__ = getattr(view, "__name__", "console_view")
     return endpoint
+
+
+def _session_token(session: Session | None, form: Mapping[str, str]) -> bool:
+    """The form carries the session's own CSRF token."""
+    if session is None:
+        return False
+    return hmac.compare_digest(form.get(CSRF_FIELD, "").encode(), session.csrf_token.encode())
 
 
 _LARGEST_ID = 2**63  # above the largest integer a store's id column holds
@@ -500,6 +507,11 @@ def sign_in(page: Page) -> Response:
                 page.text("code", 12),
                 client=f"{user_agent} {client_ip(page.request)}",
             )
+            if page.session is not None:
+                # The session this browser had (another operator's, on a shared machine, or
+                # the same one's) ends on the server too: its cookie is replaced below, and
+                # a copy of it must not outlive the sign-in that took its place.
+                signin.sign_out(db, page.session)
     except SignInError as e:
         return page.render(
             "sign_in.html", {"name": name, "error": _refusal(page, e), "next": target}, status=401
