@@ -81,6 +81,23 @@ def test_a_pending_enrolment_is_shown_to_its_password_only(
         pending_enrolment(db, settings, "kari", PASSWORD, now=T0)
 
 
+def test_a_disabled_account_cannot_confirm_its_enrolment(db: Database, settings: Settings) -> None:
+    # An administrator disables a new account whose first password went astray: whoever has
+    # it and has seen the QR code must not finish the enrolment, ready for a later «enable».
+    from varsel.accounts import disable_user
+
+    add_user(db, settings, "ada", Role.ADMIN, PASSWORD, actor="cli:ola")
+    enrolment = add_user(db, settings, "kari", Role.AUTHOR, PASSWORD, actor="ada")
+    disable_user(db, "kari", actor="ada")
+    with pytest.raises(SignInError) as e:
+        confirm_totp(db, settings, "kari", PASSWORD, totp_code(enrolment.secret, T0), now=T0)
+    assert e.value.message == "kontoen «kari» er deaktivert"
+    assert not get_user(db, "kari").enrolled
+    assert audit.entries(db, action=audit.Action.USER_TOTP_CONFIRMED) == []
+    [failed] = audit.entries(db, action=audit.Action.SIGN_IN_FAILED)
+    assert failed.data == {"reason": "disabled"}
+
+
 def test_sign_in_needs_both_password_and_code(db: Database, settings: Settings) -> None:
     secret = enrolled_at_t0(db, settings)
     t1 = T0 + timedelta(seconds=30)

@@ -89,6 +89,9 @@ def confirm_totp(
     """Finish enrolment: the password and a code from the app prove the owner has the secret."""
     now = now or utcnow()
     row, user = _password_checked(db, settings, name, password, now)
+    if user.disabled:
+        # As pending_enrolment: a disabled account takes no step towards signing in again.
+        _refuse(db, settings, name, row, now, "disabled")
     if user.enrolled:
         raise AccountError(Text("brukeren «%(name)s» har allerede bekreftet TOTP", name=user.name))
     counter = _code_counter(row[10], code, now)
