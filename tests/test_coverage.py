@@ -105,12 +105,13 @@ def scenario(db: Database, tmp_path: Path) -> Scenario:
             (plain[12],),
         )
     channel_delivery(db, cid, plain[13], "letter", S.FAILED)
+    channel_delivery(db, cid, plain[14], "letter", S.FAILED)
     with db.transaction():
-        db.execute(
-            "UPDATE deliveries SET last_reply = 'incomplete_address' WHERE channel = 'letter' "
-            "AND address = ?",
-            (plain[13],),
-        )
+        for orgnr, why in ((plain[13], "incomplete_address"), (plain[14], "address_too_long")):
+            db.execute(
+                "UPDATE deliveries SET last_reply = ? WHERE channel = 'letter' AND address = ?",
+                (why, orgnr),
+            )
     units = int(db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (cid,)))
     invalid = int(
         db.scalar(
@@ -134,6 +135,7 @@ def scenario(db: Database, tmp_path: Path) -> Scenario:
         Reason.EMAIL_DEAD: 0,
         Reason.LETTER_FAILED: 0,
         Reason.INCOMPLETE_ADDRESS: 1,
+        Reason.ADDRESS_TOO_LONG: 1,
         Reason.NOT_IN_REGISTRY: 0,
         Reason.ALTINN_FAILED: 1,
         Reason.CANCELLED: 1,

@@ -240,3 +240,24 @@ def test_the_page_count_is_read_from_typsts_page_tree(tmp_path: Path) -> None:
     out = tmp_path / "two.pdf"
     renderer.render([LETTER, replace(LETTER, delivery_id=8)], out)
     assert page_count(out.read_bytes()) == 2
+
+
+def test_misfits_are_the_letters_whose_address_fits_at_no_size(tmp_path: Path) -> None:
+    renderer = Renderer(1, spec(tmp_path), dt.date(2026, 3, 3), "Postboks 2094 Vika\n0125 Oslo")
+    letters = [
+        LETTER,  # fits at 10 pt without measuring
+        replace(LETTER, orgnr="1", name="REGNSKAPSFORVALTNINGSKONTORFELLESSKAPET"),  # at 9 pt
+        replace(LETTER, orgnr="2", name="ENORMT LANGT NAVN " * 40),
+        replace(
+            LETTER,
+            orgnr="3",
+            name="KONTORFELLESSKAPSADMINISTRASJONSSELSKAPETTILSKUDDSFORVALTNINGEN AS",
+        ),
+    ]
+    assert [x.orgnr for x in renderer.misfits(letters)] == ["2", "3"]
+    assert renderer.misfits(letters[:1]) == []
+    # What misfits() lets through, render() prints.
+    renderer.render(letters[:2], tmp_path / "ok.pdf")
+    for bad in letters[2:]:
+        with pytest.raises(AddressTooLongError):
+            renderer.render([bad], tmp_path / "bad.pdf")

@@ -19,7 +19,7 @@ from varsel.bounces import EVENT_KINDS, BounceKind
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.letter_render import ADDRESS_AREA, WINDOW, AddressTooLongError, LetterTemplateError
+from varsel.letter_render import ADDRESS_AREA, WINDOW, LetterTemplateError
 from varsel.letters import (
     MANIFEST_COLUMNS,
     LetterError,
@@ -478,21 +478,82 @@ def test_a_long_name_stays_inside_the_window(
         assert glyph_top > WINDOW.y
 
 
-def test_an_address_too_long_for_the_window_names_the_unit(
+def too_long(record: dict[str, Any]) -> None:
+    record["postadresse"]["adresse"] = ["c/o " + "RESEPSJONEN" * 8, "Postboks 1156 Sentrum"]
+
+
+def test_an_address_too_long_for_the_window_is_left_out_and_every_other_letter_made(
     db: Database, brreg: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    def long(record: dict[str, Any]) -> None:
-        record["postadresse"]["adresse"] = ["c/o " + "RESEPSJONEN" * 8, "Postboks 1156 Sentrum"]
-
-    load_registry(db, brreg, tmp_path, {EY: long})
+    load_registry(db, brreg, tmp_path, {EY: too_long})
     cid = campaign(db, settings, tmp_path)
-    with pytest.raises(AddressTooLongError) as e:
-        make_letters(db, cid, tmp_path / "out", today=TODAY)
-    # The batch's new deliveries are taken back, so only the unit tells the operator which.
-    assert e.value.message == (
-        "brevet til org.nr. 976 389 387: adressen får ikke plass i konvoluttvinduet"
+    # One letter a batch: EY's would have been the second of three.
+    run = make_letters(db, cid, tmp_path / "out", batch_size=1, today=TODAY)
+    rows = manifest(tmp_path / "out")
+    assert [(r["orgnr"], r["batch_file"]) for r in rows] == [
+        (NORDEA, f"brev-{cid}-1-001.pdf"),
+        (TELENOR, f"brev-{cid}-1-002.pdf"),
+    ]
+    assert [len(PdfReader(tmp_path / "out" / b).pages) for b in run.batches] == [1, 1]
+    assert unreachable(tmp_path / "out") == [
+        {
+            "orgnr": EY,
+            "name": "ERNST & YOUNG AS",
+            "reason": "address_too_long",
+            "explanation": "adressen får ikke plass i konvoluttvinduet",
+        }
+    ]
+    assert (run.letters, run.unreachable, run.by_reason) == (2, 1, {"address_too_long": 1})
+    assert "1 enhet kan ikke nås med brev (1 adressen får ikke plass i konvoluttvinduet)" in (
+        run.summary()
     )
-    assert letter_rows(db, cid) == {}
+    stored = letter_rows(db, cid)
+    assert {k: (v[2], v[4]) for k, v in stored.items()} == {
+        NORDEA: ("produced", None),
+        EY: ("failed", "address_too_long"),
+        TELENOR: ("produced", None),
+    }
+    events = db.query(
+        "SELECT kind, detail FROM events WHERE delivery_id = ? ORDER BY id", (stored[EY][0],)
+    )
+    assert events == [("letter_unreachable", '{"reason": "address_too_long"}')]
+    # The reports say why the business was not reached.
+    from varsel.coverage import Reason, coverage
+
+    assert coverage(db, cid).unreachable[Reason.ADDRESS_TOO_LONG] == 1
+
+
+def test_a_letter_left_out_for_its_address_is_made_again_only_once_the_address_changed(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    load_registry(db, brreg, tmp_path, {EY: too_long})
+    cid = campaign(db, settings, tmp_path)
+    make_letters(db, cid, tmp_path / "one", today=TODAY)
+    failed = letter_rows(db, cid)[EY]
+    events = db.scalar("SELECT count(*) FROM events")
+    again = make_letters(db, cid, tmp_path / "two", today=TODAY)
+    assert (again.letters, again.by_reason) == (0, {"address_too_long": 1})
+    assert letter_rows(db, cid)[EY] == failed
+    # Nothing new about the letter: only the run itself is recorded.
+    kinds = db.query("SELECT kind FROM events WHERE id > ? ORDER BY id", (events,))
+    assert "letter_unreachable" not in {k for (k,) in kinds}
+    load_registry(db, brreg, tmp_path, {})  # the registry has a shorter address now
+    make_letters(db, cid, tmp_path / "three", today=TODAY)
+    assert [r["orgnr"] for r in manifest(tmp_path / "three")] == [EY]
+    assert letter_rows(db, cid)[EY] == (failed[0], EY, "produced", failed[3], None)
+
+
+def test_an_unreachable_letter_keeps_the_reason_of_its_last_run(
+    db: Database, brreg: Path, settings: Settings, tmp_path: Path
+) -> None:
+    load_registry(db, brreg, tmp_path, {EY: no_address})
+    cid = campaign(db, settings, tmp_path)
+    make_letters(db, cid, tmp_path / "one", today=TODAY)
+    assert letter_rows(db, cid)[EY][4] == "no_postal_address"
+    load_registry(db, brreg, tmp_path, {EY: too_long})
+    make_letters(db, cid, tmp_path / "two", today=TODAY)
+    assert letter_rows(db, cid)[EY][3:] == (letter_rows(db, cid)[EY][3], "address_too_long")
+    assert [r["reason"] for r in unreachable(tmp_path / "two")] == ["address_too_long"]
 
 
 def test_each_page_carries_its_deliverys_code_and_the_verify_address(

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     EMAIL_DEAD = "email_dead"  # not sent: its address hard-bounced before (suppressed for that)
     LETTER_FAILED = "letter_failed"  # the letter could not be produced, for another reason
     INCOMPLETE_ADDRESS = "incomplete_address"  # no letter: the address lacks postcode or city
+    ADDRESS_TOO_LONG = "address_too_long"  # no letter: the address does not fit the window
     NOT_IN_REGISTRY = "not_in_registry"  # no letter: the unit left the registry after the freeze
     ALTINN_FAILED = "altinn_failed"  # Altinn refused or gave up on the correspondence
     CANCELLED = "cancelled"  # the campaign was cancelled before the message went out
@@ -80,6 +81,7 @@ LABELS: dict[str, str] = {
     Reason.EMAIL_DEAD: N_("e-postadressen virker ikke"),
     Reason.LETTER_FAILED: N_("brevet kunne ikke lages"),
     Reason.INCOMPLETE_ADDRESS: N_("ufullstendig postadresse"),
+    Reason.ADDRESS_TOO_LONG: N_("adressen får ikke plass i konvoluttvinduet"),
     Reason.NOT_IN_REGISTRY: N_("ikke lenger i registeret"),
     Reason.ALTINN_FAILED: N_("Altinn avviste meldingen"),
     Reason.CANCELLED: N_("kampanjen ble stoppet før sending"),
@@ -160,6 +162,7 @@ for _channel in ("email", "letter", "altinn"):
 _LETTER_FAILURES: dict[str, Reason] = {
     "no_postal_address": Reason.NO_ADDRESS,
     "incomplete_address": Reason.INCOMPLETE_ADDRESS,
+    "address_too_long": Reason.ADDRESS_TOO_LONG,
     "not_in_registry": Reason.NOT_IN_REGISTRY,
 }
 

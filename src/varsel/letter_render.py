@@ -325,6 +325,7 @@ class Renderer:
         self._compiler = typst.Compiler(
             str(folder / "letter.typ"), root=str(folder), font_paths=fonts, ignore_system_fonts=True
         )
+        self._fonts = fonts
         self._ager = typst.Compiler(font_paths=fonts, ignore_system_fonts=True)
         self._error = typst.TypstError
         self.campaign_id = campaign_id
@@ -347,6 +348,13 @@ class Renderer:
         # A return address in the window lets Posten send undeliverable letters back.
         self._return = ", ".join([organisation, *lines]) if lines else ""
 
+    def _address(self, letter: Letter) -> dict[str, Any]:
+        """The address block's part of a letter in letter.typ's data."""
+        lang = letter.language if letter.language in _LABELS else "nb"
+        ret = f"{_RETURN[lang]}: {self._return}" if self._return else ""
+        block = letter.address.block(clean_text(letter.name))
+        return {"lang": lang, "ret": ret, "address": block, "fits": fits_at_10pt(ret, block)}
+
     def data(self, letters: Sequence[Letter]) -> str:
         """The JSON document letter.typ reads: the letters and their texts (shared when equal)."""
         bodies: dict[str, int] = {}
@@ -359,23 +367,43 @@ class Renderer:
                 code = codes.format_code(letter.code)
                 index = bodies[text] = len(blocks)
                 blocks.append(text_blocks(text, (code, self.texts.verify_url)))
-            lang = letter.language if letter.language in _LABELS else "nb"
-            ret = f"{_RETURN[lang]}: {self._return}" if self._return else ""
-            block = letter.address.block(clean_text(letter.name))
+            address = self._address(letter)
             items.append(
                 {
                     "id": letter.delivery_id,
                     "ref": f"{self.campaign_id}-{letter.delivery_id}",
                     "orgnr": format_orgnr(letter.orgnr),
-                    "lang": lang,
-                    "date": self._dates[lang],
-                    "ret": ret,
-                    "address": block,
-                    "fits": fits_at_10pt(ret, block),
+                    "date": self._dates[address["lang"]],
+                    **address,
                     "body": index,
                 }
             )
         return json.dumps({**self._head, "bodies": blocks, "letters": items}, ensure_ascii=False)
+
+    def misfits(self, letters: Sequence[Letter]) -> list[Letter]:
+        """The letters whose address does not fit the envelope window at any size.
+
+        Only the addresses fits_at_10pt() cannot vouch for are measured, all in one typst
+        query that lays out nothing else, so a run finds them before it stores or prints any
+        letter: render() would stop at the first (AddressTooLongError).
+        """
+        items = [{"id": i, **self._address(letter)} for i, letter in enumerate(letters)]
+        items = [item for item in items if not item["fits"]]
+        if not items:
+            return []
+        import typst
+
+        data = json.dumps({**self._head, "bodies": [], "letters": items}, ensure_ascii=False)
+        folder = _folder("templates/letter")
+        checker = typst.Compiler(
+            str(folder / "letter.typ"),
+            root=str(folder),
+            font_paths=self._fonts,
+            ignore_system_fonts=True,
+            sys_inputs={"data": data, "mode": "fit"},
+        )
+        verdicts = json.loads(checker.query("<fit>", field="value"))
+        return [letters[int(v["id"])] for v in verdicts if not v["fits"]]
 
     def compile(self, data: str, out: Path, letters: int, *, age_out: bool = True) -> None:
         """One typst compile of prepared data into a PDF file of exactly one page per letter.

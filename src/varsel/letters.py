@@ -70,12 +70,14 @@ class Unreachable(StrEnum):
     NO_ADDRESS = "no_postal_address"  # neither a postal nor a business address, nor a sub-unit's
     INCOMPLETE = "incomplete_address"  # a Norwegian address without a valid postcode and city
     NOT_IN_REGISTRY = "not_in_registry"  # erased or gone from the registry since the freeze
+    TOO_LONG = "address_too_long"  # name and address do not fit the envelope window
 
 
 UNREACHABLE_TEXT = {
     Unreachable.NO_ADDRESS: N_("ingen postadresse eller forretningsadresse i registeret"),
     Unreachable.INCOMPLETE: N_("adressen mangler gyldig postnummer eller poststed"),
     Unreachable.NOT_IN_REGISTRY: N_("enheten er ikke lenger i registeret"),
+    Unreachable.TOO_LONG: N_("adressen får ikke plass i konvoluttvinduet"),
 }
 
 _POSTCODE = re.compile(r"\d{4}\Z")
@@ -98,6 +100,7 @@ class Candidate:
     letter_id: int | None  # its letter delivery, if one was made before
     letter_state: DeliveryState | None
     letter_code: str | None
+    letter_reply: str | None = None  # why its letter could not be made, if it failed
 
 
 def _lines(text: str | None) -> tuple[str, ...]:
@@ -162,7 +165,7 @@ def candidates(db: Database, campaign_id: int) -> list[Candidate]:
     rows = db.query(
         "SELECT r.orgnr, r.name, r.language, u.orgnr, u.gone_snapshot_id, "
         + ", ".join(f"u.{c.strip()}" for c in _ADDRESS_COLUMNS.split(","))
-        + ", l.id, l.state, l.code, "
+        + ", l.id, l.state, l.code, l.last_reply, "
         "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
         # CROSS JOIN keeps SQLite on the unit's own deliveries (delivery_units by orgnr, then
         # each delivery by id), not every e-mail of the campaign for each unit.
@@ -195,13 +198,14 @@ def candidates(db: Database, campaign_id: int) -> list[Candidate]:
                 orgnr=orgnr,
                 name=name,
                 language=language,
-                reason="bounced" if row[19] else "no_email",
+                reason="bounced" if row[20] else "no_email",
                 address=address,
                 unreachable=why,
-                suppressed=bool(row[18]),
+                suppressed=bool(row[19]),
                 letter_id=None if row[15] is None else int(row[15]),
                 letter_state=None if row[16] is None else DeliveryState(row[16]),
                 letter_code=row[17],
+                letter_reply=row[18],
             )
         )
     if homeless:
@@ -362,7 +366,7 @@ def _settle_unsendable(db: Database, campaign_id: int, todo: Sequence[Candidate]
                 delivery_id = new_delivery(
                     db, campaign_id, c.orgnr, c.language, state, _new_code(), now, why
                 )
-            elif c.letter_state is state:
+            elif c.letter_state is state and c.letter_reply == why:
                 continue
             else:
                 delivery_id = c.letter_id
@@ -513,15 +517,27 @@ def make_letters(
     open_ = [c for c in found if c.letter_state not in DONE_STATES]
     sendable = [(c, c.address) for c in open_ if not c.suppressed and c.address is not None]
     unsendable = [c for c in open_ if c.suppressed or c.address is None]
-    unreachable = [
-        (c, c.unreachable or Unreachable.NO_ADDRESS) for c in unsendable if not c.suppressed
-    ]
     letters = _letters_to_make(sendable)
     day = today or dt.datetime.now(ZoneInfo(campaign.spec.limits.timezone)).date()
     renderer = Renderer(campaign_id, campaign.spec, day, campaign.spec.sender_postal_address)
     # A template that cannot make a letter is found before anything is stored or written.
     for language in sorted({letter.language for letter in letters}):
         renderer.texts.render(next(x for x in letters if x.language == language))
+    # So is an address the envelope window cannot take: that one letter is left out, listed
+    # and recorded as unreachable like a missing address, and every other letter is made.
+    too_long = {letter.orgnr for letter in renderer.misfits(letters)}
+    if too_long:
+        letters = [letter for letter in letters if letter.orgnr not in too_long]
+        unsendable += [
+            dataclasses.replace(c, unreachable=Unreachable.TOO_LONG)
+            for c, _ in sendable
+            if c.orgnr in too_long
+        ]
+    unreachable = [
+        (c, c.unreachable or Unreachable.NO_ADDRESS)
+        for c in sorted(unsendable, key=lambda c: c.orgnr)
+        if not c.suppressed
+    ]
     if on_start is not None:
         with db.transaction():
             on_start(db)
