@@ -679,6 +679,89 @@ def test_a_second_run_makes_only_the_new_letters(
     assert run.batches == (f"brev-{cid}-2-001.pdf",)
 
 
+def fail_at_batch(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
+    """Make the run fail while it renders its batch `number` (a crash, a full disk)."""
+    from varsel.letter_render import Renderer
+
+    render = Renderer.render
+    calls = []
+
+    def failing(self: Renderer, letters: Any, out: Path) -> None:
+        calls.append(out)
+        if len(calls) == number:
+            raise RuntimeError("disken er full")
+        render(self, letters, out)
+
+    monkeypatch.setattr(Renderer, "render", failing)
+
+
+def produced_batches(db: Database) -> dict[int, str]:
+    """The batch file each produced letter is recorded in, by delivery id."""
+    return {
+        int(d): json.loads(x)["batch"]
+        for d, x in db.query(
+            "SELECT delivery_id, detail FROM events WHERE kind = 'letter_produced'"
+        )
+    }
+
+
+def test_a_run_after_one_that_died_never_reuses_its_batch_names(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run that died recorded no letters_run: its number must not be handed out again,
+    # or two runs' batches share names and one overwrites the other at the print house.
+    cid = campaign(registry_db, settings, tmp_path)
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 2)
+        with pytest.raises(RuntimeError):
+            make_letters(registry_db, cid, tmp_path / "one", batch_size=1, today=TODAY)
+    first = produced_batches(registry_db)
+    assert set(first.values()) == {f"brev-{cid}-1-001.pdf"}
+    assert [r["batch_file"] for r in manifest(tmp_path / "one")] == [f"brev-{cid}-1-001.pdf"]
+    kept = (tmp_path / "one" / f"brev-{cid}-1-001.pdf").read_bytes()
+    run = make_letters(registry_db, cid, tmp_path / "two", batch_size=1, today=TODAY)
+    assert run.batches == (f"brev-{cid}-2-001.pdf", f"brev-{cid}-2-002.pdf")
+    assert (run.letters, run.before) == (2, 1)
+    after = produced_batches(registry_db)
+    assert {d: b for d, b in after.items() if d in first} == first
+    assert len(set(after.values())) == 3  # one name, one batch
+    assert (tmp_path / "one" / f"brev-{cid}-1-001.pdf").read_bytes() == kept
+    started = registry_db.query(
+        "SELECT detail FROM events WHERE kind = 'letters_started' ORDER BY id"
+    )
+    assert [json.loads(d)["run"] for (d,) in started] == [1, 2]
+    third = make_letters(registry_db, cid, tmp_path / "three", today=TODAY)
+    assert (
+        json.loads(
+            registry_db.query(
+                "SELECT detail FROM events WHERE kind = 'letters_run' ORDER BY id DESC LIMIT 1"
+            )[0][0]
+        )["run"]
+        == 3
+    )
+    assert third.batches == ()
+
+
+def test_a_run_that_died_before_runs_were_recorded_at_their_start_is_skipped_too(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store from before letters_started: only the dead run's batch names tell its number.
+    cid = campaign(registry_db, settings, tmp_path)
+    make_letters(registry_db, cid, tmp_path / "one", batch_size=1, today=TODAY)
+    delivery_id, _ = email_deliveries(registry_db)[0]
+    hard_bounce(registry_db, delivery_id)
+    delivery_id, _ = email_deliveries(registry_db)[1]
+    hard_bounce(registry_db, delivery_id)
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 2)
+        with pytest.raises(RuntimeError):
+            make_letters(registry_db, cid, tmp_path / "two", batch_size=1, today=TODAY)
+    registry_db.execute("DELETE FROM events WHERE kind = 'letters_started'")
+    assert f"brev-{cid}-2-001.pdf" in produced_batches(registry_db).values()
+    run = make_letters(registry_db, cid, tmp_path / "three", batch_size=1, today=TODAY)
+    assert run.batches == (f"brev-{cid}-3-001.pdf",)
+
+
 def test_the_same_folder_is_not_used_twice(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -484,6 +484,37 @@ def _check_run(
         raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
 
 
+def _start_run(db: Database, campaign_id: int, out_dir: Path) -> int:
+    """A new run's number, recorded as started (`letters_started`): no earlier run had it.
+
+    Batch files are named after it, so a number used twice would give two runs' batches the
+    same names: at the print house one would overwrite the other, and letters recorded as made
+    would never be printed. A run that dies records no `letters_run`, so counting those would
+    hand its number out again; the started runs are counted instead.
+    """
+    if db.dialect == "postgresql":
+        # Two runs of one campaign starting at once wait here for each other's number.
+        db.execute("SELECT id FROM campaigns WHERE id = ? FOR UPDATE", (campaign_id,))
+    runs = [
+        json.loads(detail).get("run")
+        for (detail,) in db.query(
+            "SELECT detail FROM events WHERE campaign_id = ? "
+            "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
+            (campaign_id,),
+        )
+    ]
+    run = 1 + max((int(r) for r in runs if r), default=0)
+    # A run that died before runs were recorded when they start left only its batches' names.
+    while db.scalar(
+        "SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'letter_produced' "
+        "AND detail LIKE ?",
+        (campaign_id, f'%"batch": "brev-{campaign_id}-{run}-%'),
+    ):
+        run += 1
+    record_event(db, campaign_id, None, "letters_started", {"run": run, "out_dir": str(out_dir)})
+    return run
+
+
 def make_letters(
     db: Database,
     campaign_id: int,
@@ -498,8 +529,9 @@ def make_letters(
 ) -> LetterRun:
     """Make the letters of a campaign that have not been made: batch PDFs and manifest.csv.
 
-    `on_start` runs in a transaction of its own once every check has passed, before anything
-    is stored or printed: make_letters_checked's gate, which audits the run there.
+    `on_start` runs once every check has passed, before anything is stored or printed, in the
+    transaction that records the run as started: make_letters_checked's gate, which audits
+    the run there.
     """
     campaign = get_campaign(db, campaign_id)
     _check_run(db, campaign_id, campaign.status, out_dir, batch_size)
@@ -538,17 +570,11 @@ def make_letters(
         for c in sorted(unsendable, key=lambda c: c.orgnr)
         if not c.suppressed
     ]
-    if on_start is not None:
-        with db.transaction():
+    with db.transaction():
+        if on_start is not None:
             on_start(db)
+        run = _start_run(db, campaign_id, out_dir)
     _settle_unsendable(db, campaign_id, unsendable, utcnow_iso())
-    run = 1 + int(
-        db.scalar(
-            "SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'letters_run'",
-            (campaign_id,),
-        )
-        or 0
-    )
     batches: list[str] = []
     files = 0
     with open(manifest_path, "w", encoding="utf-8", newline="", opener=private_opener) as manifest:
