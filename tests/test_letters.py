@@ -762,6 +762,79 @@ def test_a_run_that_died_before_runs_were_recorded_at_their_start_is_skipped_too
     assert run.batches == (f"brev-{cid}-3-001.pdf",)
 
 
+def test_a_run_that_fails_in_its_own_letter_files_keeps_manifest_and_store_alike(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --per-letter, one letter a batch: the renders are batch 1, its letter, batch 2, ...
+    # A failure in batch 2's own letter file took back none of batch 2, which no manifest
+    # listed: letters recorded as made that the print house would never be told of.
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 4)
+        with pytest.raises(RuntimeError):
+            make_letters(registry_db, cid, out, batch_size=1, per_letter=True, today=TODAY)
+    rows = manifest(out)
+    assert [r["batch_file"] for r in rows] == [f"brev-{cid}-1-001.pdf"]
+    assert list(produced_batches(registry_db)) == [int(rows[0]["delivery_id"])]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.csv", f"brev-{cid}-1-001.pdf", rows[0]["letter_file"]]
+    )
+    run = make_letters(registry_db, cid, tmp_path / "two", per_letter=True, today=TODAY)
+    assert (run.letters, run.letter_files, run.before) == (2, 2, 1)
+
+
+def test_ctrl_c_while_a_batch_is_made_leaves_no_file_of_unrecorded_letters(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch's PDF is written, then Ctrl-C before the commit: the letters are not
+    # recorded, so a .part left behind would hold codes the verify page calls not ours.
+    from varsel.letter_render import Renderer
+
+    render = Renderer.render
+    calls = []
+
+    def interrupted(self: Renderer, letters: Any, out_path: Path) -> None:
+        render(self, letters, out_path)
+        calls.append(out_path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Renderer, "render", interrupted)
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    with pytest.raises(KeyboardInterrupt):
+        make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    assert calls[1].name == f"brev-{cid}-1-002.pdf.part"
+    assert sorted(p.name for p in out.iterdir()) == [f"brev-{cid}-1-001.pdf", "manifest.csv"]
+    assert len(produced_batches(registry_db)) == 1
+
+
+def test_ctrl_c_as_a_batch_is_committed_waits_until_its_file_and_rows_are_written(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from varsel import letters
+
+    replace_file = os.replace
+
+    def interrupted(src: Path, dst: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C just after the commit
+        replace_file(src, dst)
+
+    monkeypatch.setattr(letters.os, "replace", interrupted)
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    with pytest.raises(KeyboardInterrupt):
+        make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    rows = manifest(out)
+    assert [r["batch_file"] for r in rows] == [f"brev-{cid}-1-001.pdf"]
+    assert sorted(p.name for p in out.iterdir()) == [f"brev-{cid}-1-001.pdf", "manifest.csv"]
+    assert list(produced_batches(registry_db)) == [int(rows[0]["delivery_id"])]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_the_same_folder_is_not_used_twice(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

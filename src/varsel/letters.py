@@ -18,6 +18,8 @@ import json
 import os
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -400,6 +402,36 @@ def _letters_to_make(todo: Sequence[tuple[Candidate, PostalAddress]]) -> list[Le
     return sorted(letters, key=_sort_key)
 
 
+class _HeldInterrupt:
+    """Ctrl-C held back from hold() until the block ends, then raised as it would have been.
+
+    A batch is done when its rows are committed, its files renamed and its manifest rows
+    written: an interrupt in between would leave letters recorded as made that no manifest
+    lists, or a file that is never renamed. Signals reach only the main thread, so elsewhere
+    (the console's threads) there is nothing to hold.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[int, Any]] = []
+        self._previous: Any = None
+        self.holding = False
+
+    def hold(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, lambda *a: self._held.append(a))
+        self.holding = True
+
+    def __enter__(self) -> _HeldInterrupt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+            if self._held and callable(handler := signal.getsignal(signal.SIGINT)):
+                handler(*self._held[0])
+
+
 def _write_batch(
     db: Database,
     campaign_id: int,
@@ -407,56 +439,85 @@ def _write_batch(
     letters: Sequence[Letter],
     path: Path,
     day: dt.date,
+    *,
+    per_letter: bool,
+    done: Callable[[list[Letter]], None],
 ) -> list[Letter]:
     """Render one batch and record its letters as produced; returns them with their ids.
 
     Each letter's event keeps the date printed on it: no print house report may say it was
-    posted or returned before it (letter_returns).
+    posted or returned before it (letter_returns). `done` writes the batch's manifest rows
+    once it is committed. With per_letter, each letter's own file is made with the batch,
+    before the commit, so that no failure in making them leaves a committed batch unlisted.
     """
-    part = path.with_name(path.name + ".part")
     now = utcnow_iso()
-    with db.transaction():
-        # Ids are needed on the page (the reference), so the rows come first; if rendering
-        # fails, the transaction takes them back.
-        placed: list[Letter] = []
-        for letter in letters:
-            if letter.delivery_id:
-                db.execute(
-                    "UPDATE deliveries SET state = ?, last_reply = NULL, updated_at = ? "
-                    "WHERE id = ?",
-                    (DeliveryState.PRODUCED.value, now, letter.delivery_id),
+    placed: list[Letter] = []
+    parts: list[tuple[Path, Path]] = []
+    with _HeldInterrupt() as interrupt:
+        try:
+            with db.transaction():
+                # Ids are needed on the page (the reference), so the rows come first; if
+                # rendering fails, the transaction takes them back.
+                for letter in letters:
+                    if letter.delivery_id:
+                        db.execute(
+                            "UPDATE deliveries SET state = ?, last_reply = NULL, updated_at = ? "
+                            "WHERE id = ?",
+                            (DeliveryState.PRODUCED.value, now, letter.delivery_id),
+                        )
+                        placed.append(letter)
+                    else:
+                        delivery_id = new_delivery(
+                            db,
+                            campaign_id,
+                            letter.orgnr,
+                            letter.language,
+                            DeliveryState.PRODUCED,
+                            letter.code,
+                            now,
+                        )
+                        placed.append(dataclasses.replace(letter, delivery_id=delivery_id))
+                parts.append((path.with_name(path.name + ".part"), path))
+                renderer.render(placed, parts[-1][0])
+                for letter in placed if per_letter else ():
+                    single = path.with_name(letter_file(campaign_id, letter))
+                    parts.append((single.with_name(single.name + ".part"), single))
+                    renderer.render([letter], parts[-1][0])
+                db.insert_rows(
+                    "events",
+                    ("at", "campaign_id", "delivery_id", "kind", "detail"),
+                    [
+                        (
+                            now,
+                            campaign_id,
+                            letter.delivery_id,
+                            "letter_produced",
+                            json.dumps({"batch": path.name, "page": page, "date": day.isoformat()}),
+                        )
+                        for page, letter in enumerate(placed, start=1)
+                    ],
                 )
-                placed.append(letter)
-            else:
-                delivery_id = new_delivery(
-                    db,
-                    campaign_id,
-                    letter.orgnr,
-                    letter.language,
-                    DeliveryState.PRODUCED,
-                    letter.code,
-                    now,
-                )
-                placed.append(dataclasses.replace(letter, delivery_id=delivery_id))
-        renderer.render(placed, part)
-        db.insert_rows(
-            "events",
-            ("at", "campaign_id", "delivery_id", "kind", "detail"),
-            [
-                (
-                    now,
-                    campaign_id,
-                    letter.delivery_id,
-                    "letter_produced",
-                    json.dumps({"batch": path.name, "page": page, "date": day.isoformat()}),
-                )
-                for page, letter in enumerate(placed, start=1)
-            ],
-        )
-    # After the commit: a batch file on disk always holds letters the store knows as produced.
-    # Should the process die just before this line, the complete file is left as .part.
-    os.replace(part, path)
+                # From here to the manifest rows, Ctrl-C waits: the commit is under way.
+                interrupt.hold()
+        except BaseException:
+            if not interrupt.holding:
+                # Not recorded: a file of letters the store does not know (their codes
+                # would be unknown on the verify page) must not be left to be sent.
+                for part, _ in parts:
+                    part.unlink(missing_ok=True)
+            raise
+        # After the commit: a file on disk always holds letters the store knows as produced.
+        # Should the process be killed just before these lines, the complete file is left
+        # as .part.
+        for part, final in parts:
+            os.replace(part, final)
+        done(placed)
     return placed
+
+
+def letter_file(campaign_id: int, letter: Letter) -> str:
+    """The name of a letter's own PDF (--per-letter)."""
+    return f"brev-{campaign_id}-{letter.delivery_id}.pdf"
 
 
 def _check_run(
@@ -582,18 +643,25 @@ def make_letters(
         writer.writerow(MANIFEST_COLUMNS)
         for number, start in enumerate(range(0, len(letters), batch_size), start=1):
             name = f"brev-{campaign_id}-{run}-{number:03d}.pdf"
+
+            def listed(placed: list[Letter], name: str = name) -> None:
+                for page, letter in enumerate(placed, start=1):
+                    single = letter_file(campaign_id, letter) if per_letter else ""
+                    writer.writerow(_manifest_row(letter, name, page, single))
+                manifest.flush()
+
             placed = _write_batch(
-                db, campaign_id, renderer, letters[start : start + batch_size], out_dir / name, day
+                db,
+                campaign_id,
+                renderer,
+                letters[start : start + batch_size],
+                out_dir / name,
+                day,
+                per_letter=per_letter,
+                done=listed,
             )
             batches.append(name)
-            for page, letter in enumerate(placed, start=1):
-                single = ""
-                if per_letter:
-                    single = f"brev-{campaign_id}-{letter.delivery_id}.pdf"
-                    renderer.render([letter], out_dir / single)
-                    files += 1
-                writer.writerow(_manifest_row(letter, name, page, single))
-            manifest.flush()
+            files += len(placed) if per_letter else 0
             if progress is not None:
                 progress(len(placed))
     _write_unreachable(out_dir / UNREACHABLE, unreachable)
