@@ -835,6 +835,35 @@ def test_ctrl_c_as_a_batch_is_committed_waits_until_its_file_and_rows_are_writte
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_run_stops_before_making_a_letter_another_run_made_meanwhile(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Two operators at once: the other run makes Telenor's letter while this one is on its
+    # first batch. This run must not print it a second time.
+    from varsel.letters import new_delivery
+    from varsel.outbox import DeliveryState
+
+    cid = campaign(registry_db, settings, tmp_path)
+
+    def other_run(_: int) -> None:
+        with registry_db.transaction():
+            new_delivery(
+                registry_db, cid, TELENOR, "nb", DeliveryState.PRODUCED, "QDETH290W7BE", "now"
+            )
+
+    out = tmp_path / "one"
+    with pytest.raises(LetterError) as e:
+        make_letters(registry_db, cid, out, batch_size=2, today=TODAY, progress=other_run)
+    assert e.value.message == (
+        f"kampanje {cid}: en annen kjøring av «varsel letters» har laget brev til de samme "
+        "enhetene i mellomtiden; denne stanset før den laget dem to ganger (bunkene den laget "
+        "før, er hele); kjør igjen i en ny mappe når den andre er ferdig"
+    )
+    assert [r["orgnr"] for r in manifest(out)] == [NORDEA, EY]
+    assert sorted(p.name for p in out.iterdir()) == [f"brev-{cid}-1-001.pdf", "manifest.csv"]
+    assert letter_rows(registry_db, cid)[TELENOR][3] == "QDETH290W7BE"
+
+
 def test_the_same_folder_is_not_used_twice(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

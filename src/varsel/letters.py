@@ -456,6 +456,7 @@ def _write_batch(
     with _HeldInterrupt() as interrupt:
         try:
             with db.transaction():
+                _refuse_made_meanwhile(db, campaign_id, letters)
                 # Ids are needed on the page (the reference), so the rows come first; if
                 # rendering fails, the transaction takes them back.
                 for letter in letters:
@@ -513,6 +514,29 @@ def _write_batch(
             os.replace(part, final)
         done(placed)
     return placed
+
+
+def _refuse_made_meanwhile(db: Database, campaign_id: int, letters: Sequence[Letter]) -> None:
+    """LetterError if another run has made or begun a letter of the batch since this one began.
+
+    Two runs of one campaign at once (two operators) would otherwise print the same unit's
+    letter twice, or stop on the store's unique key with a traceback.
+    """
+    if db.dialect == "postgresql":
+        # Batches of one campaign are recorded one at a time, so the check below holds.
+        db.execute("SELECT id FROM campaigns WHERE id = ? FOR UPDATE", (campaign_id,))
+    expected = {letter.orgnr: letter.delivery_id for letter in letters}
+    rows = db.query(
+        "SELECT key, id, state FROM deliveries WHERE campaign_id = ? AND channel = 'letter' "
+        f"AND key IN ({', '.join('?' for _ in expected)})",
+        (campaign_id, *expected),
+    )
+    if any(int(i) != expected[k] or state in DONE_STATES for k, i, state in rows):
+        raise LetterError(
+            f"kampanje {campaign_id}: en annen kjøring av «varsel letters» har laget brev til de "
+            "samme enhetene i mellomtiden; denne stanset før den laget dem to ganger (bunkene "
+            "den laget før, er hele); kjør igjen i en ny mappe når den andre er ferdig"
+        )
 
 
 def letter_file(campaign_id: int, letter: Letter) -> str:
