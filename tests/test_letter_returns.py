@@ -97,7 +97,8 @@ def test_returned_letters_keep_the_date_and_the_reason(
     db: Database, letters: tuple[int, dict[str, int]], tmp_path: Path
 ) -> None:
     cid, ids = letters
-    record_report(db, cid, Report.POSTED, write(tmp_path, f"delivery_id\n{ids[EY]}\n", "p.csv"))
+    posted = write(tmp_path, f"delivery_id,date\n{ids[EY]},2026-03-10\n", "p.csv")
+    record_report(db, cid, Report.POSTED, posted)
     path = write(
         tmp_path,
         "\ufeffDELIVERY_ID;Orgnr;Date;Reason\n"
@@ -194,6 +195,27 @@ def test_a_return_dated_before_the_letter_was_made_is_refused(
         "et brev kan ikke være returnert før det er laget"
     )
     assert events(db, "letter_returned") == []
+
+
+def test_a_return_dated_before_the_letter_was_posted_is_refused(
+    db: Database, letters: tuple[int, dict[str, int]], tmp_path: Path
+) -> None:
+    # Made 2026-03-03 and posted 03-10: a return dated 03-05 is a typo, not the day it came back.
+    cid, ids = letters
+    record_report(
+        db, cid, Report.POSTED, write(tmp_path, f"delivery_id,date\n{ids[EY]},2026-03-10\n")
+    )
+    path = write(tmp_path, f"delivery_id;date\n{ids[EY]};2026-03-05\n", "returns.csv")
+    with pytest.raises(ReceiptError) as e:
+        record_report(db, cid, Report.RETURNED, path)
+    assert e.value.message == (
+        f"{path}, linje 2: datoen 2026-03-05 er før brev {ids[EY]} ble postlagt (2026-03-10); "
+        "et brev kan ikke komme i retur før det er sendt"
+    )
+    assert events(db, "letter_returned") == []
+    # The day it was posted is a day it may come back.
+    same_day = write(tmp_path, f"delivery_id;date\n{ids[EY]};2026-03-10\n", "same.csv")
+    assert record_report(db, cid, Report.RETURNED, same_day).changed == 1
 
 
 def test_a_letter_whose_details_were_forgotten_is_dated_by_its_event(

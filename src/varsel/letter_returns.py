@@ -132,19 +132,28 @@ def _read(path: Path) -> list[tuple[int, dict[str, str]]]:
 
 def _made_on(db: Database, delivery_id: int, zone: ZoneInfo) -> dt.date | None:
     """The day a letter was made: the date printed on it, else its event's day; None if unmade."""
+    return _event_day(db, delivery_id, "letter_produced", zone)
+
+
+def _posted_on(db: Database, delivery_id: int, zone: ZoneInfo) -> dt.date | None:
+    """The day the print house's report said the letter was posted; None if not reported."""
+    return _event_day(db, delivery_id, "letter_posted", zone)
+
+
+def _event_day(db: Database, delivery_id: int, kind: str, zone: ZoneInfo) -> dt.date | None:
+    """The day its latest event of this kind gives: the date in its detail, else its own day."""
     row = db.query_one(
-        "SELECT at, detail FROM events WHERE delivery_id = ? AND kind = 'letter_produced' "
-        "ORDER BY id DESC LIMIT 1",
-        (delivery_id,),
+        "SELECT at, detail FROM events WHERE delivery_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+        (delivery_id, kind),
     )
     if row is None:
         return None
     # The detail goes when the campaign forgets its contact data (erasure); and letters made
     # before the date was kept in it have none: the day the event was recorded, where the
     # campaign is run, is the same day.
-    printed = json.loads(row[1]).get("date") if row[1] else None
-    if printed:
-        return dt.date.fromisoformat(printed)
+    given = json.loads(row[1]).get("date") if row[1] else None
+    if given:
+        return dt.date.fromisoformat(given)
     return dt.datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")).astimezone(zone).date()
 
 
@@ -199,6 +208,12 @@ def _check(
             raise ReceiptError(
                 f"{where}: datoen {date} er før brev {delivery_id} ble laget "
                 f"({made.isoformat()}); et brev kan ikke være {_WORD[report]} før det er laget"
+            )
+        posted = _posted_on(db, delivery_id, zone) if report is Report.RETURNED else None
+        if posted is not None and day < posted:
+            raise ReceiptError(
+                f"{where}: datoen {date} er før brev {delivery_id} ble postlagt "
+                f"({posted.isoformat()}); et brev kan ikke komme i retur før det er sendt"
             )
         reason = clean_text(values.get("reason", ""))[:MAX_REASON] or None
         if state in _DONE[report]:
