@@ -762,6 +762,87 @@ def test_a_run_that_died_before_runs_were_recorded_at_their_start_is_skipped_too
     assert run.batches == (f"brev-{cid}-3-001.pdf",)
 
 
+def test_a_batch_recorded_but_never_named_is_made_again_by_the_next_run(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed between the commit and the rename: batch 2's letters are recorded as made, but
+    # its file is a .part no manifest lists and nobody prints. The next run makes them again.
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    replace_file = os.replace
+    renames: list[str] = []
+
+    def killed(src: Any, dst: Any) -> None:
+        renames.append(str(dst))
+        if len(renames) == 3:  # batch 1 and its letter's file, then batch 2
+            raise SystemExit("drept")
+        replace_file(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed)
+        with pytest.raises(SystemExit):
+            make_letters(registry_db, cid, out, batch_size=1, per_letter=True, today=TODAY)
+    stranded = produced_batches(registry_db)
+    assert sorted(stranded.values()) == [f"brev-{cid}-1-001.pdf", f"brev-{cid}-1-002.pdf"]
+    assert (out / f"brev-{cid}-1-002.pdf.part").exists()
+    lost = next(d for d, b in stranded.items() if b == f"brev-{cid}-1-002.pdf")
+    code = registry_db.scalar("SELECT code FROM deliveries WHERE id = ?", (lost,))
+    run = make_letters(registry_db, cid, tmp_path / "two", batch_size=1, today=TODAY)
+    assert (run.letters, run.remade, run.before) == (2, 1, 1)
+    assert "1 brev ble lagt tilbake i køen" in run.summary()
+    # The same delivery and code, now in a batch that was finished and listed.
+    listed = {int(r["delivery_id"]): r for r in manifest(tmp_path / "two")}
+    assert lost in listed
+    assert registry_db.scalar("SELECT code FROM deliveries WHERE id = ?", (lost,)) == code
+    assert not list(out.glob("*.part"))
+    assert not (out / f"brev-{cid}-{lost}.pdf").exists()
+    assert (out / f"brev-{cid}-1-001.pdf").exists()
+    assert (
+        registry_db.scalar("SELECT count(*) FROM events WHERE kind = 'letters_unfinished_batch'")
+        == 1
+    )
+    # Cleared once: a third run finds nothing to take back.
+    assert make_letters(registry_db, cid, tmp_path / "three", today=TODAY).remade == 0
+
+
+def test_a_part_file_of_letters_never_recorded_is_deleted_by_the_next_run(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed while rendering (kill -9, no clean-up): the .part holds letters the store never
+    # recorded, whose codes the verify page would call not ours.
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 2)
+        with pytest.raises(RuntimeError):
+            make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    (out / f"brev-{cid}-1-002.pdf.part").write_bytes(b"%PDF-1.7 half")
+    (out / f"brev-{cid}-987.pdf.part").write_bytes(b"%PDF-1.7 half")
+    run = make_letters(registry_db, cid, tmp_path / "two", today=TODAY)
+    assert (run.letters, run.remade) == (2, 0)
+    assert sorted(p.name for p in out.iterdir()) == [f"brev-{cid}-1-001.pdf", "manifest.csv"]
+
+
+def test_a_run_still_going_keeps_its_part_files(
+    registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run going on holds a lock on its manifest: another run must not take its batch away.
+    import fcntl
+
+    cid = campaign(registry_db, settings, tmp_path)
+    out = tmp_path / "one"
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 2)
+        with pytest.raises(RuntimeError):
+            make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    part = out / f"brev-{cid}-1-002.pdf.part"
+    part.write_bytes(b"%PDF-1.7 being written")
+    with open(out / "manifest.csv", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        make_letters(registry_db, cid, tmp_path / "two", today=TODAY)
+    assert part.exists()
+
+
 def test_a_run_that_fails_in_its_own_letter_files_keeps_manifest_and_store_alike(
     registry_db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

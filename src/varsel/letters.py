@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -260,6 +261,7 @@ class LetterRun:
     before: int  # units whose letter was made by an earlier run
     letter_files: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    remade: int = 0  # of `letters`: made again, their batch of a run that died never finished
 
     def summary(self) -> str:
         lines = [
@@ -267,6 +269,11 @@ class LetterRun:
             f"{fmt_count(len(self.batches), 'PDF-bunke', 'PDF-bunker')} i {self.out_dir} "
             f"(oversikt: {MANIFEST})."
         ]
+        if self.remade:
+            lines.append(
+                f"{fmt_int(self.remade)} brev ble lagt tilbake i køen: en kjøring som stanset, "
+                "rakk ikke å gjøre bunken deres ferdig (den uferdige .part-filen er slettet)."
+            )
         if self.letter_files:
             files = "egen PDF-fil" if self.letter_files == 1 else "egne PDF-filer"
             lines.append(f"{fmt_int(self.letter_files)} brev også som {files}.")
@@ -298,6 +305,7 @@ class LetterRun:
             "suppressed": self.suppressed,
             "before": self.before,
             "letter_files": self.letter_files,
+            "remade": self.remade,
         }
 
 
@@ -600,6 +608,75 @@ def _start_run(db: Database, campaign_id: int, out_dir: Path) -> int:
     return run
 
 
+def _take_back_unfinished(db: Database, campaign_id: int) -> int:
+    """Clear what runs that died left half-made; the number of letters put back in the queue.
+
+    A batch's PDF is written as `.part` and gets its name after its letters are committed as
+    made. A run killed while rendering leaves a `.part` of letters the store never recorded:
+    it is deleted (its codes would be unknown on the verify page). A run killed between the
+    commit and the rename leaves a `.part` of letters recorded as made that no manifest lists
+    and nobody will print: those letters go back in the queue (same delivery, same code) for
+    this run to make, and the file and their own PDFs (--per-letter) are deleted. A run still
+    going holds a lock on its manifest: its folder is left alone.
+    """
+    started: dict[int, Path] = {}
+    finished: set[int] = set()
+    for kind, detail in db.query(
+        "SELECT kind, detail FROM events WHERE campaign_id = ? "
+        "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
+        (campaign_id,),
+    ):
+        data = json.loads(detail)
+        if kind == "letters_run":
+            finished.add(int(data.get("run") or 0))
+        elif data.get("out_dir"):
+            started[int(data.get("run") or 0)] = Path(data["out_dir"])
+    again = 0
+    for run, folder in sorted(started.items()):
+        if run in finished:
+            continue
+        try:
+            with open(folder / MANIFEST, "rb") as manifest:
+                fcntl.flock(manifest, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                again += _clear_folder(db, campaign_id, run, folder)
+        except OSError:
+            continue  # still running (locked), or the folder is gone or not ours to read
+    return again
+
+
+def _clear_folder(db: Database, campaign_id: int, run: int, folder: Path) -> int:
+    again = 0
+    for part in sorted(folder.glob(f"brev-{campaign_id}-{run}-*.pdf.part")):
+        batch = part.name.removesuffix(".part")
+        ids = [
+            int(i)
+            for (i,) in db.query(
+                "SELECT e.delivery_id FROM events e JOIN deliveries d ON d.id = e.delivery_id "
+                "WHERE e.campaign_id = ? AND e.kind = 'letter_produced' AND e.detail LIKE ? "
+                "AND d.state = ?",
+                (campaign_id, f'%"batch": "{batch}"%', DeliveryState.PRODUCED.value),
+            )
+        ]
+        if ids:
+            with db.transaction():
+                now = utcnow_iso()
+                for delivery_id in ids:
+                    db.execute(
+                        "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
+                        (DeliveryState.QUEUED.value, now, delivery_id),
+                    )
+                detail = {"run": run, "batch": batch, "letters": len(ids)}
+                record_event(db, campaign_id, None, "letters_unfinished_batch", detail)
+        for delivery_id in ids:
+            (folder / f"brev-{campaign_id}-{delivery_id}.pdf").unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+        again += len(ids)
+    # The letters' own files of a batch that was never committed (their ids were taken back).
+    for single in folder.glob(f"brev-{campaign_id}-*.pdf.part"):
+        single.unlink(missing_ok=True)
+    return again
+
+
 def make_letters(
     db: Database,
     campaign_id: int,
@@ -621,6 +698,7 @@ def make_letters(
     campaign = get_campaign(db, campaign_id)
     _check_run(db, campaign_id, campaign.status, out_dir, batch_size)
     manifest_path = out_dir / MANIFEST
+    remade = _take_back_unfinished(db, campaign_id)
 
     found = candidates(db, campaign_id)
     before = int(
@@ -663,6 +741,8 @@ def make_letters(
     batches: list[str] = []
     files = 0
     with open(manifest_path, "w", encoding="utf-8", newline="", opener=private_opener) as manifest:
+        # Held while the run goes on: a run started meanwhile clears only dead runs' folders.
+        fcntl.flock(manifest, fcntl.LOCK_EX)
         writer = csv.writer(manifest)
         writer.writerow(MANIFEST_COLUMNS)
         for number, start in enumerate(range(0, len(letters), batch_size), start=1):
@@ -702,6 +782,7 @@ def make_letters(
         before,
         files,
         by_reason,
+        remade,
     )
     _record_run(db, campaign_id, run, result, actor)
     return result
