@@ -102,6 +102,29 @@ def test_evaluate_writes_the_html_and_a_pdf(db: Database, campaign: int, tmp_pat
     assert "<h1>Evaluering av kampanjen «Rådene»</h1>" in out.read_text("utf-8")
 
 
+def test_evaluate_does_not_overwrite_a_file(db: Database, campaign: int, tmp_path: Path) -> None:
+    # Last month's report, with the operator's notes in it.
+    out = tmp_path / "rapport.html"
+    out.write_text("<p>Notert: ring Kari</p>", "utf-8")
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out))
+    assert (status, output) == (2, f"varsel: {out}: filen finnes allerede; velg et nytt navn\n")
+    assert out.read_text("utf-8") == "<p>Notert: ring Kari</p>"
+
+
+def test_evaluate_does_not_overwrite_the_pdf_beside_the_html(
+    db: Database, campaign: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "rapport.html"
+    out.with_suffix(".pdf").write_bytes(b"%PDF-1.7")
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out), "--pdf")
+    assert (status, output) == (
+        2,
+        f"varsel: {out.with_suffix('.pdf')}: filen finnes allerede; velg et nytt navn\n",
+    )
+    assert not out.exists()
+    assert out.with_suffix(".pdf").read_bytes() == b"%PDF-1.7"
+
+
 def test_evaluate_compares_two_campaigns(db: Database, campaign: int, tmp_path: Path) -> None:
     other = new_campaign(db, settings_for(tmp_path), tmp_path, "Andre runde")
     out = tmp_path / "rapport.html"

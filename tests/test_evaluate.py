@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -316,6 +317,41 @@ def test_a_pdf_path_writes_only_the_pdf(ev: Evaluation, tmp_path: Path) -> None:
 def test_other_file_types_are_refused(ev: Evaluation, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"r\.docx: filen må slutte på \.html eller \.pdf$"):
         write_report(ev, tmp_path / "r.docx")
+
+
+def test_an_existing_report_is_never_overwritten(ev: Evaluation, tmp_path: Path) -> None:
+    # An operator's copy, annotated by hand: the new report must not replace it.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rapport.html").write_text("<p>Mine merknader</p>", "utf-8")
+    with pytest.raises(ReportError) as caught:
+        write_report(ev, out / "rapport.html")
+    assert str(caught.value) == f"{out / 'rapport.html'}: filen finnes allerede; velg et nytt navn"
+    assert (out / "rapport.html").read_text("utf-8") == "<p>Mine merknader</p>"
+    assert list(out.iterdir()) == [out / "rapport.html"]
+
+
+def test_an_existing_pdf_twin_stops_the_html_too(ev: Evaluation, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rapport.pdf").write_bytes(b"%PDF-1.7 annotert")
+    with pytest.raises(ReportError, match=r"rapport\.pdf: filen finnes allerede; velg et nytt"):
+        write_report(ev, out / "rapport.html", pdf=True)
+    assert list(out.iterdir()) == [out / "rapport.pdf"]
+    assert (out / "rapport.pdf").read_bytes() == b"%PDF-1.7 annotert"
+
+
+def test_the_report_is_readable_by_its_owner_alone(ev: Evaluation, tmp_path: Path) -> None:
+    # It holds recipients' comments, which may name people.
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(0o022)
+    try:
+        write_report(ev, out / "rapport.html", pdf=True)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert modes == {"rapport.html": 0o600, "rapport.pdf": 0o600}
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is installed by scripts/ensure-browser")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from varsel.exports import csv_cell, make_private_folder, private_opener
+from varsel.exports import csv_cell, make_private_folder, private_opener, write_new
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+47 22", "-2", "@SUM(A1)", "\tx", "\rx"])
@@ -41,3 +41,27 @@ def test_a_private_folder_is_made_with_its_parents_and_an_old_one_is_left(tmp_pa
     before = tmp_path.stat().st_mode & 0o777
     make_private_folder(tmp_path)
     assert tmp_path.stat().st_mode & 0o777 == before
+
+
+def test_a_new_file_is_written_privately_and_leaves_nothing_else(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_new(tmp_path / "rapport.html", b"<p>ny</p>")
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir()] == ["rapport.html"]
+    assert (tmp_path / "rapport.html").read_bytes() == b"<p>ny</p>"
+    assert (tmp_path / "rapport.html").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("kind", ["file", "broken link"])
+def test_a_new_file_never_replaces_one_that_is_there(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "rapport.html"
+    if kind == "file":
+        path.write_bytes(b"merknader")
+    else:
+        path.symlink_to(tmp_path / "borte.html")
+    with pytest.raises(FileExistsError):
+        write_new(path, b"ny")
+    assert [p.name for p in tmp_path.iterdir()] == ["rapport.html"]
+    assert path.is_symlink() if kind != "file" else path.read_bytes() == b"merknader"

@@ -160,7 +160,10 @@ def report_unreached(
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FIL.html (frittstående) eller FIL.pdf.",
+    help=(
+        "FIL.html (frittstående) eller FIL.pdf (ny: en fil som finnes fra før, blir ikke "
+        "overskrevet; det gjelder også PDF-en ved siden av)."
+    ),
 )
 @click.option("--pdf", is_flag=True, help="Skriv også en PDF ved siden av HTML-filen.")
 @click.option("--compare", "compare_id", type=CAMPAIGN_ID, help="Vis denne kampanjen ved siden av.")

@@ -34,6 +34,7 @@ from varsel.evaluate_sections import (
 )
 from varsel.evaluate_view import Chrome, View
 from varsel.evaluate_words import Words, campaign_name, municipality, summary
+from varsel.exports import name_taken, taken, write_new
 
 
 class ReportError(UserError):
@@ -143,28 +144,33 @@ def write_report(
     language: str = "nb",
 ) -> list[Path]:
     """Write the report in the language to out (.html, or .pdf); with pdf=True an .html out
-    gets a .pdf twin."""
+    gets a .pdf twin. Each is a new file, its owner's alone: one that is there is refused."""
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         raise ReportError(f"{out}: filen må slutte på .html eller .pdf")
     if not out.parent.is_dir():
         raise ReportError(f"{out}: mappen {out.parent} finnes ikke")
+    paths = [out] if suffix == ".pdf" or not pdf else [out, out.with_suffix(".pdf")]
+    # The report holds recipients' comments, and the copy there may be an operator's annotated
+    # one: never replaced. Checked before the (slow) typesetting, and again as each is placed.
+    for path in paths:
+        if taken(path):
+            raise ReportError(name_taken(path))
     view = build_view(ev, compare, language)
     written: list[Path] = []
-    targets: list[tuple[Path, bytes]] = []
-    if suffix == ".pdf":
-        targets.append((out, render_pdf(view)))
-    else:
-        targets.append((out, render_html(view).encode("utf-8")))
-        if pdf:
-            targets.append((out.with_suffix(".pdf"), render_pdf(view)))
-    for path, data in targets:
-        tmp = path.with_name(f".{path.name}.part")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ReportError(f"{path}: kan ikke skrives ({os_reason(e)})") from None
-        written.append(path)
+    try:
+        for path in paths:
+            data = render_pdf(view) if path.suffix.lower() == ".pdf" else render_html(view)
+            try:
+                write_new(path, data if isinstance(data, bytes) else data.encode("utf-8"))
+            except FileExistsError:
+                raise ReportError(name_taken(path)) from None
+            except OSError as e:
+                raise ReportError(f"{path}: kan ikke skrives ({os_reason(e)})") from None
+            written.append(path)
+    except BaseException:
+        # All or nothing: an HTML file without the PDF asked for is not a finished report.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return written

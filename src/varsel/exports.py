@@ -1,13 +1,19 @@
-"""Files varsel writes for people to open elsewhere: the letters' CSV files, the unreached.
+"""Files varsel writes for people to open elsewhere: the letters' CSV files, the unreached,
+the evaluation report.
 
-Those that name businesses hold personal data (sole proprietorships are people): they are
-made readable by their owner alone, as `varsel backup` makes its copies.
+Those that name businesses or hold what recipients wrote are personal data (sole
+proprietorships are people): they are made readable by their owner alone, as `varsel backup`
+makes its copies. The reports never replace a file: an operator may have annotated the copy
+that is there.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from varsel.errors import Text
 
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -40,3 +46,30 @@ def make_private_folder(path: Path) -> None:
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def taken(path: Path) -> bool:
+    """Whether a file (or a link, even a broken one) has the name already."""
+    return path.exists() or path.is_symlink()
+
+
+def name_taken(path: Path) -> Text:
+    """The one line that refuses a name a file has already: it is never overwritten."""
+    return Text("%(path)s: filen finnes allerede; velg et nytt navn", path=str(path))
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write data to a new file at path, readable and writable by its owner alone (0600).
+
+    FileExistsError when the name is taken, also by a file that appeared while this one was
+    written; nothing is left behind then.
+    """
+    # mkstemp makes the file 0600 and never opens one that is there (nor follows a link).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # A link, not a rename: a file that appeared at the path meanwhile is not replaced.
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

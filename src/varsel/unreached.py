@@ -23,7 +23,7 @@ from varsel.coverage import (
 )
 from varsel.db import Database
 from varsel.errors import Text, UserError, os_reason
-from varsel.exports import csv_cell, private_opener
+from varsel.exports import csv_cell, name_taken, private_opener, taken
 from varsel.i18n import fmt_count
 from varsel.outbox import DeliveryState, record_event
 from varsel.segment import FOREIGN
@@ -115,8 +115,8 @@ def export_unreached(
             Text("%(path)s: mappen %(folder)s finnes ikke", path=str(path), folder=str(path.parent))
         )
     # Never over another file (a letters manifest.csv, last week's list): as `varsel backup`.
-    exists = Text("%(path)s: filen finnes allerede; velg et nytt navn", path=str(path))
-    if path.exists() or path.is_symlink():
+    exists = name_taken(path)
+    if taken(path):
         raise ExportError(exists)
     wanted = tuple(o for o in NOT_REACHED if include_suppressed or o is not Outcome.SUPPRESSED)
     returned = _return_reasons(db, campaign_id)
