@@ -18,7 +18,7 @@ from reportdata import (
     units_without_email,
 )
 from varsel import industry
-from varsel.campaign import get_campaign
+from varsel.campaign import CampaignStatus, get_campaign, set_status
 from varsel.coverage import (
     PENDING_DETAILS,
     SIZE_BANDS,
@@ -33,6 +33,15 @@ from varsel.errors import UserError
 from varsel.outbox import DeliveryState as S
 from varsel.segment import FORMS, preview
 from varsel.suppression import SuppressionKind, SuppressionReason, add
+
+
+def accepted_by_altinn(db: Database, delivery_id: int) -> None:
+    """Altinn accepted the delivery's message: it has Altinn's id, as `altinn send` stores it."""
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET message_id = ?, data_started_at = updated_at WHERE id = ?",
+            (f"c0ffee-{delivery_id}", delivery_id),
+        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def scenario(db: Database, tmp_path: Path) -> Scenario:
     channel_delivery(db, cid, plain[6], "letter", S.RETURNED)
     channel_delivery(db, cid, plain[7], "altinn", S.DELIVERED)
     channel_delivery(db, cid, plain[8], "altinn", S.DELIVERED)
-    channel_delivery(db, cid, plain[9], "altinn", S.SUBMITTED)
+    accepted_by_altinn(db, channel_delivery(db, cid, plain[9], "altinn", S.SUBMITTED))
     channel_delivery(db, cid, plain[10], "altinn", S.FAILED)
     with db.transaction():
         add(db, SuppressionKind.UNIT, plain[11], SuppressionReason.MANUAL, "test")
@@ -125,7 +134,7 @@ def scenario(db: Database, tmp_path: Path) -> Scenario:
         Outcome.EMAIL_ACCEPTED: len(accepted_units) - 9,
         Outcome.LETTER_POSTED: 1 + 3,
         Outcome.LETTER_PRODUCED: 1 + 3,
-        Outcome.PENDING: 2,  # one in doubt, one submitted to Altinn
+        Outcome.PENDING: 2,  # one in doubt, one accepted by Altinn
         Outcome.LETTER_RETURNED: 1 + 1,
         Outcome.EMAIL_BOUNCED: 3,
         Outcome.SUPPRESSED: 1,
@@ -231,7 +240,7 @@ PRECEDENCE = [
     ([("email", S.FAILED), ("email", S.SUPPRESSED)], Outcome.SUPPRESSED, None),
     ([("email", S.FAILED), ("letter", S.FAILED)], Outcome.UNREACHABLE, Reason.EMAIL_FAILED),
     ([("email", S.CANCELLED)], Outcome.UNREACHABLE, Reason.CANCELLED),
-    ([("altinn", S.SUBMITTED), ("altinn", S.FAILED)], Outcome.PENDING, "submitted"),
+    ([("altinn", S.SUBMITTED), ("altinn", S.FAILED)], Outcome.PENDING, "altinn_planned"),
 ]
 
 
@@ -317,3 +326,81 @@ def test_a_unit_without_deliveries_but_with_a_postal_address_has_no_email(
 def test_pending_details_cover_every_outbox_state() -> None:
     waiting = {S.QUEUED, S.DEFERRED, S.CLAIMED, S.IN_DOUBT, S.SUBMITTED}
     assert {s.value for s in waiting} <= set(PENDING_DETAILS)
+
+
+# -- Altinn: planned, sent without an answer, accepted ------------------------------------
+
+
+def altinn_outcome(db: Database, cid: int, orgnr: str) -> tuple[Outcome, str | None]:
+    [found] = [(u.outcome, u.detail) for u in unit_outcomes(db, cid) if u.orgnr == orgnr]
+    return found
+
+
+def test_an_altinn_message_only_planned_does_not_say_it_was_sent(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    # `altinn send --limit` plans every unit's message and sends some: this one is waiting.
+    cid, orgnr = one_unit
+    channel_delivery(db, cid, orgnr, "altinn", S.SUBMITTED)
+    assert altinn_outcome(db, cid, orgnr) == (Outcome.PENDING, "altinn_planned")
+    assert coverage(db, cid).pending["altinn_planned"] == 1
+    assert label("altinn_planned") == "planlagt i Altinn, ikke tatt imot av Altinn ennå"
+    assert "sendt" not in label("altinn_planned")
+
+
+def test_an_altinn_message_altinn_accepted_waits_to_be_published(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    cid, orgnr = one_unit
+    accepted_by_altinn(db, channel_delivery(db, cid, orgnr, "altinn", S.SUBMITTED))
+    assert altinn_outcome(db, cid, orgnr) == (Outcome.PENDING, "submitted")
+    assert label("submitted") == "tatt imot av Altinn, ikke publisert ennå"
+
+
+def test_an_altinn_message_never_sent_in_a_cancelled_campaign_never_will_be(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    # `altinn send` refuses a cancelled campaign: waiting would be waiting for ever.
+    cid, orgnr = one_unit
+    channel_delivery(db, cid, orgnr, "altinn", S.SUBMITTED)
+    set_status(db, cid, CampaignStatus.CANCELLED)
+    assert altinn_outcome(db, cid, orgnr) == (Outcome.UNREACHABLE, Reason.CANCELLED)
+
+
+def test_an_altinn_message_sent_without_an_answer_before_a_cancel_may_be_in_altinn(
+    db: Database, one_unit: tuple[int, str]
+) -> None:
+    cid, orgnr = one_unit
+    delivery_id = channel_delivery(db, cid, orgnr, "altinn", S.SUBMITTED)
+    with db.transaction():  # the request went out, as `altinn send` stamps it; no answer came
+        db.execute(
+            "UPDATE deliveries SET data_started_at = updated_at WHERE id = ?", (delivery_id,)
+        )
+    set_status(db, cid, CampaignStatus.CANCELLED)
+    assert altinn_outcome(db, cid, orgnr) == (Outcome.PENDING, "altinn_planned")
+
+
+@pytest.mark.parametrize(
+    ("state", "accepted", "outcome", "detail"),
+    [
+        (S.SUBMITTED, False, Outcome.PENDING, "altinn_planned"),
+        (S.SUBMITTED, True, Outcome.PENDING, "submitted"),
+        (S.DELIVERED, True, Outcome.ALTINN_DELIVERED, None),
+        (S.FAILED, False, Outcome.UNREACHABLE, Reason.ALTINN_FAILED),
+        (S.FAILED, True, Outcome.UNREACHABLE, Reason.ALTINN_FAILED),
+        (S.SUPPRESSED, False, Outcome.SUPPRESSED, None),
+    ],
+)
+def test_every_state_an_altinn_message_can_be_in_has_its_outcome(
+    db: Database,
+    one_unit: tuple[int, str],
+    state: S,
+    accepted: bool,
+    outcome: Outcome,
+    detail: str | None,
+) -> None:
+    cid, orgnr = one_unit
+    delivery_id = channel_delivery(db, cid, orgnr, "altinn", state)
+    if accepted:
+        accepted_by_altinn(db, delivery_id)
+    assert altinn_outcome(db, cid, orgnr) == (outcome, detail)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from varsel import industry, municipality
-from varsel.campaign import get_campaign
+from varsel.campaign import CampaignStatus, get_campaign
 from varsel.db import Database
 from varsel.errors import N_
 from varsel.outbox import DeliveryState
@@ -30,7 +30,8 @@ class Outcome(StrEnum):
     EMAIL_ACCEPTED = "email_accepted"  # the relay accepted an e-mail and no bounce came back
     LETTER_POSTED = "letter_posted"  # the print house handed a letter to the post
     LETTER_PRODUCED = "letter_produced"  # a letter is in a print batch, not reported posted yet
-    PENDING = "pending"  # still in the outbox: queued, deferred, being sent, in doubt, submitted
+    PENDING = "pending"  # still on its way: queued, deferred, being sent, in doubt; Altinn: see
+    # PENDING_DETAILS
     LETTER_RETURNED = "letter_returned"  # a letter came back undelivered
     EMAIL_BOUNCED = "email_bounced"  # accepted, then a hard bounce or complaint came back
     SUPPRESSED = "suppressed"  # the unit asked not to be contacted, or an operator blocked it
@@ -63,9 +64,20 @@ NOT_REACHED = (
     Outcome.SUPPRESSED,
     Outcome.UNREACHABLE,
 )
-# The states still in the outbox, in the order they are shown; "other" is any state this
-# module does not know (a newer varsel's), which is not final as far as we can tell.
-PENDING_DETAILS = ("in_doubt", "claimed", "deferred", "queued", "submitted", "other")
+# The states still in the outbox, in the order they are shown (and of precedence); "other" is
+# any state this module does not know (a newer varsel's), which is not final as far as we can
+# tell. An Altinn delivery is `submitted` from when it is planned: "submitted" here is one
+# Altinn has accepted (it has Altinn's id), "altinn_planned" one it has not (yet): planned by a
+# run with --limit or one cut short, or sent without an answer, and sent again by the next run.
+PENDING_DETAILS = (
+    "in_doubt",
+    "claimed",
+    "deferred",
+    "queued",
+    "submitted",
+    "altinn_planned",
+    "other",
+)
 
 LABELS: dict[str, str] = {
     Outcome.ALTINN_DELIVERED: N_("Levert i Altinn"),
@@ -93,7 +105,8 @@ LABELS: dict[str, str] = {
     "claimed": N_("under sending"),
     "deferred": N_("utsatt, prøves igjen"),
     "queued": N_("i kø"),
-    "submitted": N_("sendt til Altinn, ikke publisert ennå"),
+    "submitted": N_("tatt imot av Altinn, ikke publisert ennå"),
+    "altinn_planned": N_("planlagt i Altinn, ikke tatt imot av Altinn ennå"),
     "other": N_("annen tilstand"),
 }
 
@@ -192,6 +205,19 @@ def _delivery_code_sql() -> str:
         f"WHEN d.channel = 'letter' AND d.state = {_literal(_S.FAILED.value)} "
         f"AND d.last_reply = {_literal(why)} THEN {_CODE_OF[(Outcome.UNREACHABLE, reason)]}"
         for why, reason in _LETTER_FAILURES.items()
+    ]
+    # An Altinn message without Altinn's id has not been accepted. Never sent (no stamp) in a
+    # cancelled campaign, it never will be: `altinn send` refuses one. One whose request went
+    # out may be in Altinn all the same, so it keeps waiting.
+    unsent = (
+        f"d.channel = 'altinn' AND d.state = {_literal(_S.SUBMITTED.value)} "
+        "AND d.message_id IS NULL"
+    )
+    whens += [
+        f"WHEN {unsent} AND d.data_started_at IS NULL AND EXISTS (SELECT 1 FROM campaigns c "
+        f"WHERE c.id = d.campaign_id AND c.status = {_literal(CampaignStatus.CANCELLED.value)}) "
+        f"THEN {_CODE_OF[(Outcome.UNREACHABLE, Reason.CANCELLED)]}",
+        f"WHEN {unsent} THEN {_CODE_OF[(Outcome.PENDING, 'altinn_planned')]}",
     ]
     whens += [
         f"WHEN d.channel = {_literal(ch)} AND d.state = {_literal(st.value)} "

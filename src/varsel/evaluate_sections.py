@@ -621,7 +621,8 @@ def method_section(w: Words) -> Section:
                 N_(
                     "I kø, utsatt etter en midlertidig feil, under sending, eller usikker: "
                     "sendingen ble avbrutt midt i, og en operatør må avgjøre om den skal sendes "
-                    "igjen."
+                    "igjen. En Altinn-melding venter også når den er planlagt, men ikke tatt imot "
+                    "av Altinn ennå, og når Altinn har tatt imot den, men ikke publisert den ennå."
                 )
             ),
         ),
