@@ -283,6 +283,37 @@ def test_compare_shows_two_campaigns_side_by_side(
     assert rows["Nytte i snitt (1–5)"] == ("3,7", "–")
 
 
+def test_compare_never_gives_the_reach_tables_label_another_meaning(
+    db: Database, scenario: Scenario, tmp_path: Path
+) -> None:
+    # Three e-mails bounced; the letter that followed one of them was returned. «Hvem ble nådd»
+    # counts «E-post i retur» as outcomes, of the businesses selected; the comparison showed
+    # the funnel's bounces, of those accepted, under the same words.
+    cid = scenario.campaign_id
+    channel_delivery(db, cid, scenario.solo[0].units[0], "letter", S.POSTED)
+    ev = evaluate(db, cid)
+    other = new_campaign(db, settings_for(tmp_path), tmp_path, "Neste runde")
+    view = build_view(ev, evaluate(db, other))
+    reach = next(s for s in view.sections if s.id == "naadd")
+    compare = next(s for s in view.sections if s.id == "sammenligning")
+    outcomes = {r[0]: r[1:] for b in reach.blocks if isinstance(b, Table) for r in b.rows}
+    compared = {r[0]: r[1] for b in compare.blocks if isinstance(b, Table) for r in b.rows}
+    units, f = ev.coverage.units, ev.funnel
+    assert (ev.coverage.outcomes[Outcome.EMAIL_BOUNCED], f.bounced) == (2, 3)
+    assert outcomes["E-post i retur"] == ("2", fmt_share(2, units))
+    assert "E-post i retur" not in compared
+    assert compared["Kom i retur (av dem e-posttjenesten tok imot)"] == (
+        f"3 ({fmt_share(3, f.accepted)})"
+    )
+    # The labels both sections share are the same numbers over the same denominator.
+    for name in set(outcomes) & set(compared):
+        assert compared[name] == f"{outcomes[name][0]} ({outcomes[name][1]})", name
+    assert {"E-post levert", "Levert i Altinn"} <= set(compared)
+    assert "Andelene er av de valgte virksomhetene" in " ".join(
+        b.text for b in compare.blocks if isinstance(b, Paragraph)
+    )
+
+
 def test_writes_html_and_pdf(ev: Evaluation, tmp_path: Path) -> None:
     written = write_report(ev, tmp_path / "rapport.html", pdf=True)
     assert written == [tmp_path / "rapport.html", tmp_path / "rapport.pdf"]
