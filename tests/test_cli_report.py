@@ -178,6 +178,21 @@ def test_coverage_says_one_business_in_the_singular(
     assert f"Kampanje {cid} «Test»: 1 virksomhet, 0 nådd (0,0" in output
 
 
+def test_coverage_of_a_campaign_that_selected_no_one_claims_no_share(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    # The sample has no unit in Sandnes (1108): the segment was empty.
+    text = campaign_toml(segment='municipality = ["1108"]\n').replace(
+        'police_district = ["oslo"]\n', ""
+    )
+    cid = sample_campaign(db, brreg, tmp_path, text)
+    status, output = run(db, "coverage", str(cid))
+    assert status == 0, output
+    assert f"Kampanje {cid} «Test»: 0 virksomheter, 0 nådd (–)," in output
+    row = next(line for line in output.splitlines() if line.startswith("│ Sum "))
+    assert [cell.strip() for cell in row.strip("│").split("│")] == ["Sum", "0", "–"]
+
+
 def test_coverage_counts_many_businesses_in_the_plural(db: Database, campaign: int) -> None:
     units = db.scalar("SELECT count(*) FROM recipients WHERE campaign_id = ?", (campaign,))
     status, output = run(db, "coverage", str(campaign))

@@ -173,3 +173,40 @@ def test_the_summary_counts_letters_that_arrived_and_names_those_not_yet_posted(
     assert "8 har fått brevet laga, men det er ikkje postlagt enno. " in nynorsk
     # None waiting: nothing said about it.
     assert "postlagt ennå" not in summary(ev, Words("nb"))
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        (
+            "nb",
+            "Kampanjen «Sikkerhetsråd» valgte ingen virksomheter: utvalget var tomt da kampanjen "
+            "ble laget, så ingen ble kontaktet.",
+        ),
+        (
+            "nn",
+            "Kampanjen «Sikkerhetsråd» valde ingen verksemder: utvalet var tomt då kampanjen "
+            "vart laga, så ingen vart kontakta.",
+        ),
+        (
+            "en",
+            "The campaign “Sikkerhetsråd” selected no businesses: the selection was empty when "
+            "the campaign was made, so no one was contacted.",
+        ),
+    ],
+)
+def test_a_campaign_that_selected_no_one_says_so(language: str, text: str) -> None:
+    # Not «0 av dem (–) hadde en brukbar e-postadresse …» and the rest of it.
+    ev = evaluation()
+    nothing = dataclasses.replace(
+        ev.coverage,
+        units=0,
+        outcomes=dict.fromkeys(Outcome, 0),
+        by_municipality=(),
+        by_size=(),
+    )
+    empty = evaluation(
+        coverage=nothing,
+        funnel=dataclasses.replace(ev.funnel, selected=0, on_record=0, valid=0, accepted=0),
+    )
+    assert summary(empty, Words(language)) == text

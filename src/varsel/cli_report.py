@@ -69,7 +69,9 @@ def render_coverage(console: Console, c: Coverage, *, rollups: bool = True) -> N
     outcomes = table("Utfall", "Utfall", "Virksomheter", "Andel")
     for o in Outcome:
         outcomes.add_row(label(o), fmt_int(c.outcomes[o]), fmt_share(c.outcomes[o], c.units))
-    outcomes.add_row(Styled("Sum", "bold"), Styled(fmt_int(c.units), "bold"), "100,0\u00a0%")
+    # Of no businesses, nothing is 100 %: «–», as every other share of them.
+    total = fmt_share(c.units, c.units)
+    outcomes.add_row(Styled("Sum", "bold"), Styled(fmt_int(c.units), "bold"), total)
     console.print(outcomes)
     details = [(capital(label(r)), n) for r, n in c.unreachable.items() if n]
     details += [(f"Venter: {label(k)}", n) for k, n in c.pending.items()]

@@ -92,6 +92,15 @@ def municipality(g: Group, w: Words) -> str:
 def summary(ev: Evaluation, w: Words) -> str:
     """One paragraph for a reader who has not seen the campaign."""
     c, f, ch = ev.coverage, ev.funnel, ev.checks
+    if not c.units:
+        # «0 av dem (–) hadde …» and the rest would read as a broken report: say what happened.
+        return w(
+            N_(
+                "Kampanjen «%(name)s» valgte ingen virksomheter: utvalget var tomt da kampanjen "
+                "ble laget, så ingen ble kontaktet."
+            ),
+            name=ev.campaign.name,
+        )
     o = c.outcomes
     parts = [
         w(
