@@ -157,6 +157,21 @@ def test_altinn_messages_altinn_has_not_accepted_are_not_counted_as_sent(
     assert (at.units, at.sent, at.arrived, at.pending) == (4, 2, 1, 1)
 
 
+def test_an_altinn_message_accepted_and_then_failed_was_sent(
+    db: Database, scenario: Scenario
+) -> None:
+    # Altinn took the message and then could not publish it (the organisation reserved itself
+    # against digital messages): sent and failed, as a returned letter is sent and failed.
+    cid = scenario.campaign_id
+    refused = channel_delivery(db, cid, scenario.plain[5], "altinn", S.FAILED)
+    with db.transaction():
+        db.execute("UPDATE deliveries SET message_id = 'c0ffee' WHERE id = ?", (refused,))
+
+    at = evaluate(db, cid).altinn
+
+    assert (at.units, at.sent, at.arrived, at.failed, at.pending) == (3, 2, 1, 2, 0)
+
+
 def test_code_checks_before_acting(ev: Evaluation) -> None:
     ch = ev.checks
     assert (ch.verified, ch.delivered) == (4, ev.funnel.delivered)

@@ -48,7 +48,7 @@ class ChannelStats:
     """Letters or Altinn, in units."""
 
     units: int  # units with at least one delivery on the channel
-    sent: int  # letters produced or posted; Altinn accepted (it has an Altinn id) or delivered
+    sent: int  # letters produced, posted or returned; Altinn accepted (it has an Altinn id)
     arrived: int  # letters posted (not returned); Altinn delivered
     failed: int  # letters returned; Altinn failed
     verified: int  # the code of the letter or Altinn message was checked
@@ -221,9 +221,10 @@ _FLAGS = {
     "letter_verified": "d.channel = 'letter' AND d.verified_at IS NOT NULL",
     "altinn": "d.channel = 'altinn'",
     # A submitted message without an Altinn id is only planned (a run with --limit, or cut
-    # short): the request may never have gone out.
+    # short): the request may never have gone out. One Altinn accepted and then failed to
+    # publish (Failed, Reserved) keeps its id: it was sent, as a returned letter was.
     "altinn_sent": "d.channel = 'altinn' AND (d.state = 'delivered' "
-    "OR d.state = 'submitted' AND d.message_id IS NOT NULL)",
+    "OR d.state IN ('submitted', 'failed') AND d.message_id IS NOT NULL)",
     "altinn_delivered": "d.channel = 'altinn' AND d.state = 'delivered'",
     "altinn_failed": "d.channel = 'altinn' AND d.state = 'failed'",
     "altinn_submitted": "d.channel = 'altinn' AND d.state = 'submitted' "
