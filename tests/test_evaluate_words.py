@@ -210,3 +210,20 @@ def test_a_campaign_that_selected_no_one_says_so(language: str, text: str) -> No
         funnel=dataclasses.replace(ev.funnel, selected=0, on_record=0, valid=0, accepted=0),
     )
     assert summary(empty, Words(language)) == text
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "two"),
+    [
+        ("nb", "gikk til 1 virksomhet i Oslo.", "gikk til 2 virksomheter i Oslo."),
+        ("nn", "gjekk til 1 verksemd i Oslo.", "gjekk til 2 verksemder i Oslo."),
+        ("en", "went to 1 business in Oslo.", "went to 2 businesses in Oslo."),
+    ],
+)
+def test_the_summary_says_one_business_in_the_singular(language: str, one: str, two: str) -> None:
+    ev = evaluation()
+    for n, text in ((1, one), (2, two)):
+        cov = dataclasses.replace(
+            ev.coverage, units=n, by_municipality=(group("0301", "Oslo", n, n),)
+        )
+        assert text in summary(evaluation(coverage=cov), Words(language)).split(". ")[0] + "."

@@ -16,6 +16,12 @@ from varsel.i18n import fmt_decimal, fmt_int, fmt_share
 from varsel.segment import FOREIGN
 
 LANGUAGES = ("nb", "nn", "en")
+# A message with plural forms (msgid and msgid_plural in the catalogs): not N_, which marks one
+# id; test_evaluate_words checks every language's forms.
+_WENT_TO = (
+    "Kampanjen «%(name)s» gikk til %(units)s virksomhet i %(area)s.",
+    "Kampanjen «%(name)s» gikk til %(units)s virksomheter i %(area)s.",
+)
 
 
 class Words:
@@ -23,16 +29,21 @@ class Words:
 
     def __init__(self, language: str) -> None:
         # Imported here: varsel.web's console imports this module while it loads.
-        from varsel.web.templating import date_time, day, gettext
+        from varsel.web.templating import date_time, day, gettext, ngettext
 
         self.language = language
         self._gettext = gettext
+        self._ngettext = ngettext
         self._day = day
         self._date_time = date_time
 
     def __call__(self, msgid: str, /, **values: str) -> str:
         """The message in the language, its values filled in (a literal % is written %%)."""
         return self._gettext(self.language, msgid) % values
+
+    def plural(self, singular: str, plural: str, n: int, /, **values: str) -> str:
+        """The form of the message for n («1 virksomhet», «2 virksomheter»), values filled in."""
+        return self._ngettext(self.language, singular, plural, n) % values
 
     def num(self, n: int) -> str:
         return fmt_int(n, self.language)
@@ -103,8 +114,9 @@ def summary(ev: Evaluation, w: Words) -> str:
         )
     o = c.outcomes
     parts = [
-        w(
-            N_("Kampanjen «%(name)s» gikk til %(units)s virksomheter i %(area)s."),
+        w.plural(
+            *_WENT_TO,
+            c.units,
             name=ev.campaign.name,
             units=w.num(c.units),
             area=_area(ev, w),

@@ -259,6 +259,11 @@ def gettext(language: str, text: str) -> str:
     return _translations(language).gettext(text)
 
 
+def ngettext(language: str, singular: str, plural: str, n: int) -> str:
+    """The singular or plural form for n in the language (the msgids are Bokmål)."""
+    return _translations(language).ngettext(singular, plural, n)
+
+
 # -- text from a template ----------------------------------------------------------------
 
 
