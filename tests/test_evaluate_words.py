@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from evaluations import evaluation, group
+from varsel.campaign import CampaignStatus
 from varsel.coverage import Group, Outcome
 from varsel.evaluate import ChannelStats, FeedbackSummary
 from varsel.evaluate_words import Words, capital, municipality, summary
@@ -227,3 +228,34 @@ def test_the_summary_says_one_business_in_the_singular(language: str, one: str, 
             ev.coverage, units=n, by_municipality=(group("0301", "Oslo", n, n),)
         )
         assert text in summary(evaluation(coverage=cov), Words(language)).split(". ")[0] + "."
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        (
+            "nb",
+            "Kampanjen ble avbrutt før alt var sendt: det som ikke var sendt da, ble aldri sendt.",
+        ),
+        (
+            "nn",
+            "Kampanjen vart avbroten før alt var sendt: det som ikkje var sendt då, vart aldri "
+            "sendt.",
+        ),
+        (
+            "en",
+            "The campaign was cancelled before everything had been sent: what had not been sent "
+            "by then was never sent.",
+        ),
+    ],
+)
+def test_the_summary_of_a_cancelled_campaign_says_it_was_cancelled(
+    language: str, text: str
+) -> None:
+    ev = evaluation()
+    cancelled = evaluation(
+        campaign=dataclasses.replace(ev.campaign, status=CampaignStatus.CANCELLED)
+    )
+    sentences = summary(cancelled, Words(language)).split(". ")
+    assert sentences[1] + "." == text
+    assert text not in summary(ev, Words(language))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from varsel.campaign import CampaignStatus
 from varsel.coverage import Group, Outcome, label
 from varsel.errors import N_
 from varsel.evaluate import Evaluation
@@ -127,6 +128,17 @@ def summary(ev: Evaluation, w: Words) -> str:
             share=w.share(f.valid, c.units),
         ),
     ]
+    if ev.campaign.status is CampaignStatus.CANCELLED:
+        # Otherwise the report of a stopped campaign reads as that of one sent in full.
+        parts.insert(
+            1,
+            w(
+                N_(
+                    "Kampanjen ble avbrutt før alt var sendt: det som ikke var sendt da, ble "
+                    "aldri sendt."
+                )
+            ),
+        )
     delivered = w.num(o[Outcome.EMAIL_ACCEPTED])
     if f.bounced:
         parts.append(
