@@ -553,7 +553,7 @@ def test_english_numbers_and_dates(ev: Evaluation) -> None:
     first = feedback.blocks[0]
     assert isinstance(first, Paragraph)
     assert first.text == (
-        "3 answers. Usefulness was rated 3.7 out of 5 on average (3 gave a score). "
+        "Answers: 3. Usefulness was rated 3.7 out of 5 on average (3 gave a score). "
         "1 found the advice relevant to their business, 1 did not."
     )
     assert "in Oslo." in view.summary
@@ -666,7 +666,7 @@ def test_the_summary_counts_the_letters_that_arrived_and_tells_those_not_yet_pos
     assert "2 fikk brev i posten og 1 ble nådd gjennom Altinn. " in summary
     assert "1 har fått brevet laget, men det er ikke postlagt ennå. " in summary
     english = build_view(evaluate(db, scenario.campaign_id), language="en").summary
-    assert "1 have had their letter produced, but it has not been posted yet." in english
+    assert "For 1, the letter has been produced but not posted yet." in english
 
 
 def test_unsubscribes_are_counted_per_e_mail_with_their_scope(

@@ -78,7 +78,7 @@ def test_feedback_names_channels_and_languages_in_the_language() -> None:
     feedback = dataclasses.replace(ev.feedback, channels={"brev": 3, "due": 1})
     section = feedback_section(evaluation(feedback=feedback), Words("en"))
     assert paragraph(section.blocks[0]) == (
-        "25 answers. Usefulness was rated 4.0 out of 5 on average (20 gave a score). "
+        "Answers: 25. Usefulness was rated 4.0 out of 5 on average (20 gave a score). "
         "18 found the advice relevant to their business, 4 did not."
     )
     assert table(section.blocks[3]).rows == (

@@ -100,8 +100,8 @@ def test_the_summary_in_english() -> None:
         "The campaign “Sikkerhetsråd” went to 1,200 businesses in Oslo and Bærum. "
         "960 of them (80.0%) had a usable e-mail address in the Central Coordinating Register "
         "for Legal Entities. The e-mail was delivered to 900 of them, while 40 bounced. "
-        "40 received a letter by post and 20 were reached through Altinn. "
-        "In all, 960 (80.0%) have been reached, and 240 (20.0%) have not been reached. "
+        "40 received a letter by post, and Altinn reached 20. "
+        "In all, the campaign has reached 960 (80.0%) and has not reached 240 (20.0%). "
         "90 of those who received the e-mail (10.0%) checked the verification code on our "
         "website to see that the e-mail was genuine. 25 gave feedback; on average they rated "
         "its usefulness 4.0 out of 5."
@@ -259,3 +259,22 @@ def test_the_summary_of_a_cancelled_campaign_says_it_was_cancelled(
     sentences = summary(cancelled, Words(language)).split(". ")
     assert sentences[1] + "." == text
     assert text not in summary(ev, Words(language))
+
+
+def test_the_english_summary_needs_no_verb_to_agree_with_a_number() -> None:
+    # «1 were reached through Altinn», «1 have been reached», «1 answers.»: the English
+    # sentences put the numbers where no verb has to agree with them.
+    ev = evaluation(
+        coverage=dataclasses.replace(
+            evaluation().coverage,
+            outcomes=dict.fromkeys(Outcome, 0) | {Outcome.ALTINN_DELIVERED: 1},
+            units=1,
+        ),
+        letters=ChannelStats(units=0, sent=0, arrived=0, failed=0, verified=0),
+        altinn=ChannelStats(units=1, sent=1, arrived=1, failed=0, verified=0),
+    )
+    text = summary(ev, Words("en"))
+    assert "Altinn reached 1." in text
+    assert "In all, the campaign has reached 1 (100.0%) and has not reached 0 (0.0%)." in text
+    for wrong in ("1 were", "1 have", "1 are"):
+        assert wrong not in text
