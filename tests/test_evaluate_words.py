@@ -278,3 +278,21 @@ def test_the_english_summary_needs_no_verb_to_agree_with_a_number() -> None:
     assert "In all, the campaign has reached 1 (100.0%) and has not reached 0 (0.0%)." in text
     for wrong in ("1 were", "1 have", "1 are"):
         assert wrong not in text
+
+
+def test_a_campaign_without_usable_e_mail_tells_of_no_e_mail_delivered() -> None:
+    # Only letters: «E-posten ble levert til 0 av dem» spoke of an e-mail never sent.
+    ev = evaluation()
+    letters_only = evaluation(
+        funnel=dataclasses.replace(ev.funnel, on_record=0, valid=0, accepted=0, bounced=0),
+        coverage=dataclasses.replace(
+            ev.coverage,
+            outcomes=dict.fromkeys(Outcome, 0) | {Outcome.LETTER_POSTED: 1200},
+        ),
+        altinn=ChannelStats(units=0, sent=0, arrived=0, failed=0, verified=0),
+    )
+    text = summary(letters_only, Words("nb"))
+    assert (
+        "0 av dem (0,0\u00a0%) hadde en brukbar e-postadresse i Enhetsregisteret. 40 fikk" in text
+    )
+    assert "E-posten" not in text

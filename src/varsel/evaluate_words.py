@@ -148,7 +148,9 @@ def summary(ev: Evaluation, w: Words) -> str:
                 bounced=w.num(f.bounced),
             )
         )
-    else:
+    elif f.valid or f.accepted:
+        # Without a usable address no e-mail went out (letters or Altinn only): «E-posten ble
+        # levert til 0 av dem» would speak of an e-mail never sent.
         parts.append(w(N_("E-posten ble levert til %(delivered)s av dem."), delivered=delivered))
     # Letters that arrived: posted and not returned, as Altinn counts the delivered ones.
     letters, altinn = w.num(ev.letters.arrived), w.num(ev.altinn.arrived)
