@@ -102,6 +102,26 @@ def test_evaluate_writes_the_html_and_a_pdf(db: Database, campaign: int, tmp_pat
     assert "<h1>Evaluering av kampanjen «Rådene»</h1>" in out.read_text("utf-8")
 
 
+def test_evaluate_is_logged_as_a_personal_data_export(
+    db: Database, campaign: int, tmp_path: Path
+) -> None:
+    # The report quotes recipients' comments: who wrote it out, and where, is in the audit log.
+    out = tmp_path / "rapport.html"
+    status, output = run(db, "evaluate", str(campaign), "--out", str(out))
+    assert status == 0, output
+    rows = db.query("SELECT object, detail FROM audit_log WHERE action = 'personal_data_export'")
+    assert [(o, json.loads(d)) for o, d in rows] == [
+        (
+            f"campaign:{campaign}",
+            {"what": "evaluation", "files": [str(out.resolve())], "comments": 0, "compare": None},
+        )
+    ]
+    # A refused report (the name is taken) wrote nothing and logs nothing.
+    status, _ = run(db, "evaluate", str(campaign), "--out", str(out))
+    assert status == 2
+    assert db.scalar("SELECT count(*) FROM audit_log WHERE action = 'personal_data_export'") == 1
+
+
 def test_evaluate_does_not_overwrite_a_file(db: Database, campaign: int, tmp_path: Path) -> None:
     # Last month's report, with the operator's notes in it.
     out = tmp_path / "rapport.html"

@@ -193,7 +193,27 @@ def report_evaluate(
         raise click.UsageError(
             f"--compare {compare_id}: det er kampanjen rapporten gjelder; oppgi en annen"
         )
+    from varsel import audit
+
     ev = evaluate(state.db, campaign_id)
     other = evaluate(state.db, compare_id) if compare_id is not None else None
-    for path in write_report(ev, out_path, compare=other, pdf=pdf, language=language):
+    written = write_report(ev, out_path, compare=other, pdf=pdf, language=language)
+    # The report quotes recipients' free-text comments (which may name people and
+    # businesses): a personal-data export, logged as `report unreached` is. Counts only.
+    detail = {
+        "what": "evaluation",
+        "files": [str(path.resolve()) for path in written],
+        "comments": ev.feedback.comments_total
+        + (other.feedback.comments_total if other is not None else 0),
+        "compare": compare_id,
+    }
+    with state.db.transaction():
+        audit.record(
+            state.db,
+            audit.cli_actor(),
+            audit.Action.PERSONAL_DATA_EXPORT,
+            f"campaign:{campaign_id}",
+            detail,
+        )
+    for path in written:
         out.print(f"Skrev {path}", soft_wrap=True)
