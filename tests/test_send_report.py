@@ -84,6 +84,32 @@ def test_status_counts_every_channel_and_state(db: Database, campaign_id: int) -
     )
 
 
+def test_status_counts_an_altinn_message_altinn_has_not_taken_as_waiting(
+    db: Database, campaign_id: int
+) -> None:
+    # Stored as submitted when planned (altinn send --limit, or a run cut short): until
+    # Altinn's id is stored, it is in the queue, not «sendt inn».
+    with db.transaction():
+        for n, message_id in enumerate([None, None, "a1b2"]):
+            db.execute(
+                "INSERT INTO deliveries (campaign_id, channel, key, address, language, state, "
+                "code, unsubscribe_token, message_id, created_at, updated_at) "
+                "VALUES (?, 'altinn', ?, ?, 'nb', 'submitted', ?, 'x', ?, '2026-01-01', "
+                "'2026-01-01')",
+                (campaign_id, f"9{n:08}", f"9{n:08}", f"CODE{n}", message_id),
+            )
+    altinn = status(db, campaign_id).as_dict()["channels"]["altinn"]
+    assert (altinn["total"], altinn["queued"], altinn["submitted"]) == (3, 2, 1)
+    result = CliRunner().invoke(cli, ["--db", db.url, "campaign", "status", str(campaign_id)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("Altinn (3):")
+    assert lines[start + 1 : start + 3] == [
+        "  i kø                  2",
+        "  sendt inn             1",
+    ]
+
+
 def test_status_prints_bounced_emails_and_the_letters(db: Database, campaign_id: int) -> None:
     _email_states(db, campaign_id, ["sent", "sent", "sent", "sent", "bounced", "bounced"])
     _letters(db, campaign_id, ["posted", "posted", "returned"])

@@ -253,6 +253,20 @@ def counts_by_channel(db: Database, campaign_id: int) -> dict[str, dict[str, int
         (campaign_id,),
     ):
         out.setdefault(channel, {})[state] = int(n)
+    # An Altinn message is stored as submitted when it is planned, before Altinn has taken it
+    # (a run with --limit, or one cut short): until it has Altinn's id it is waiting, not sent.
+    planned = int(
+        db.scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'altinn' "
+            "AND state = ? AND message_id IS NULL",
+            (campaign_id, DeliveryState.SUBMITTED.value),
+        )
+        or 0
+    )
+    if planned:
+        altinn = out["altinn"]
+        altinn[DeliveryState.SUBMITTED.value] -= planned
+        altinn[DeliveryState.QUEUED.value] += planned
     return out
 
 
