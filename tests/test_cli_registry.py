@@ -7,12 +7,13 @@ import json
 import re
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from test_registry import load, write_json
 from varsel.cli import cli
-from varsel.db import Database
+from varsel.db import Database, connect
 
 
 def test_rejects_of_every_file_go_to_one_file_each_line_naming_its_file(
@@ -137,6 +138,43 @@ def test_a_failed_import_or_update_leaves_no_store_it_made_behind(
     result = CliRunner().invoke(cli, ["--db", str(store), "registry", "import", str(good)])
     assert result.exit_code == 0, result.output
     assert store.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("command", "bad"),
+    [
+        (["registry", "import"], "missing"),
+        (["registry", "import"], "truncated"),
+        (["registry", "import"], "not a dump"),
+    ],
+)
+def test_a_failed_first_import_leaves_a_postgresql_database_as_it_was(
+    pg_url: str, brreg: Path, tmp_path: Path, command: list[str], bad: str
+) -> None:
+    # The schema existed before the command, with a table of someone else's: both stay, and
+    # nothing of varsel's schema is left behind.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE theirs (note TEXT)")
+        conn.execute("INSERT INTO theirs VALUES ('kept')")
+    records = load(brreg / "enheter-sample.json")
+    if bad == "not a dump":
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text('{"hei": 1}', "utf-8")
+    else:
+        wrong = _bad_second_file(bad, tmp_path, records)
+    result = CliRunner().invoke(cli, ["--db", pg_url, *command, str(wrong)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1
+    with connect(pg_url, migrate=False) as db:
+        assert db.tables() == ["theirs"]
+        assert db.query("SELECT note FROM theirs") == [("kept",)]
+    good = write_json(tmp_path / "good.json", records[:3])
+    result = CliRunner().invoke(cli, ["--db", pg_url, "registry", "import", str(good)])
+    assert result.exit_code == 0, result.output
+    with connect(pg_url, migrate=False) as db:
+        assert db.scalar("SELECT count(*) FROM units") == 3
+        assert db.query("SELECT note FROM theirs") == [("kept",)]
 
 
 def test_several_files_are_imported_in_one_go(db: Database, brreg: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -21,7 +22,7 @@ from varsel.cli_output import (
     one_line,
 )
 from varsel.config import Settings
-from varsel.db import Database, connect, lost, normalise_url
+from varsel.db import Database, applied_versions, connect, lost, migrate_store, normalise_url
 from varsel.errors import StoreError, VarselError
 
 # Markup and emoji codes off: names, files and registry text are printed as they are.
@@ -56,9 +57,28 @@ class VarselGroup(NorskGroup):
                 state.discard_made()
             raise
 
+    def _run(self, ctx: click.Context) -> Any:
+        """The command; then what it did to a store it made is kept (committed)."""
+        try:
+            result = super().invoke(ctx)
+        except click.exceptions.Exit as e:
+            if not e.exit_code:
+                self._keep(ctx)
+            raise
+        self._keep(ctx)
+        return result
+
+    @staticmethod
+    def _keep(ctx: click.Context) -> None:
+        state = ctx.find_object(State)
+        if state is not None:
+            state.keep_made()
+
     def _invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            # The commit of a store made by this command is part of it: a store that fails
+            # then is one line too.
+            return self._run(ctx)
         except VarselError as e:
             # Messages quote TOML tables ("[segment]"): text, never Rich markup.
             err.print(error_line(e.message), soft_wrap=True)
@@ -95,6 +115,8 @@ class State:
         self._settings: Settings | None = None
         self._db: Database | None = None
         self._made: Path | None = None  # the SQLite file this command made, if it made one
+        # PostgreSQL: the transaction that holds the schema this command made, and all it did.
+        self._first_use: contextlib.ExitStack | None = None
 
     @property
     def settings(self) -> Settings:
@@ -145,11 +167,49 @@ class State:
         if self._db is None:
             missing = self._missing_file()
             self._made = missing[0] if missing is not None else None
-            self._db = connect(self.store_url)
+            if self.dialect == "postgresql":
+                self._db = self._open_postgresql()
+            else:
+                self._db = connect(self.store_url)
         return self._db
 
+    def _open_postgresql(self) -> Database:
+        """The PostgreSQL store; without varsel's schema yet, made in a transaction that holds
+        the whole command, committed by keep_made() or rolled back by discard_made()."""
+        db = connect(self.store_url, migrate=False)
+        try:
+            if not applied_versions(db):
+                # PostgreSQL's DDL is transactional: a failed first import then leaves the
+                # database exactly as it was, whatever else its schema holds, and a second
+                # command making the store meanwhile waits on the migration's lock.
+                first = contextlib.ExitStack()
+                first.enter_context(db.transaction())
+                self._first_use = first
+            migrate_store(db)
+        except BaseException:
+            self._first_use = None
+            db.close()  # a transaction left open is rolled back with its connection
+            raise
+        return db
+
+    def keep_made(self) -> None:
+        """The command succeeded: commit the PostgreSQL schema it made, with what it did."""
+        first, self._first_use = self._first_use, None
+        if first is not None:
+            first.close()
+        self._made = None
+
     def discard_made(self) -> None:
-        """Remove the SQLite store this command made (it failed): it held nothing before."""
+        """Undo the store this command made (it failed): it held nothing before.
+
+        A SQLite file is removed; on PostgreSQL the schema made and everything done in it
+        are rolled back, and nothing that was there before is touched.
+        """
+        first, self._first_use = self._first_use, None
+        if first is not None:
+            # A connection already lost has been rolled back by the server.
+            with contextlib.suppress(psycopg.Error):
+                first.__exit__(_Failed, _Failed(), None)
         if self._made is None:
             return
         self.close()
@@ -161,6 +221,10 @@ class State:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+class _Failed(Exception):
+    """The command failed: what rolls back the transaction of a store it made."""
 
 
 _pass_state = click.make_pass_decorator(State)
@@ -202,8 +266,6 @@ def cli(ctx: click.Context, database_url: str | None, config_file: Path | None) 
 @pass_state
 def init(state: State) -> None:
     """Lag lageret, eller oppdater skjemaet i det."""
-    from varsel.db import applied_versions, connect, migrate_store
-
     db = connect(state.store_url, migrate=False)
     try:
         applied = migrate_store(db)
