@@ -183,6 +183,21 @@ def test_a_server_that_ends_the_connection_or_cancels_a_query_is_named_without_t
     assert ": forbindelsen ble brutt;" in messages[2]
 
 
+def test_an_idle_connection_the_server_ended_is_known_gone_before_it_is_used(
+    db_url: str,
+) -> None:
+    with connect(db_url) as db:
+        assert not db.gone()
+        assert db.scalar("SELECT 1") == 1
+        assert not db.gone()  # an answer read leaves nothing behind
+        if db.dialect == "postgresql":
+            pid = db.scalar("SELECT pg_backend_pid()")
+            with psycopg.connect(db_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            assert db.gone()
+    assert db.gone() is (db.dialect == "postgresql")  # closed; SQLite is never ended under us
+
+
 def test_a_damaged_sqlite_file_is_named_with_where_to_turn(tmp_path: Path) -> None:
     path = tmp_path / "varsel.db"
     with connect(str(path)) as db:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from helpers import server_default_url
@@ -198,3 +199,72 @@ def test_a_sqlite_writer_leaves_the_wal_to_its_checkpoint_thread(tmp_path: Path)
             time.sleep(0.1)
     finally:
         writer.close()
+
+
+def _end(postgres_base: str, pid: int) -> None:
+    """End a backend as a restart of PostgreSQL does, and wait until it has gone."""
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_connection_ends_before_its_commit_is_written_once_on_a_new_one(
+    pg_url: str, postgres_base: str
+) -> None:
+    connect(pg_url).close()
+    ended: list[int] = []
+
+    def work(conn: Database, jobs: list[int]) -> list[int]:
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+        if not ended:
+            ended.append(int(conn.scalar("SELECT pg_backend_pid()")))
+            _end(postgres_base, ended[0])
+            conn.scalar("SELECT 1")  # the batch meets its ended connection
+        return jobs
+
+    writer: GroupCommit[int, int] = GroupCommit(pg_url, work)
+    try:
+        result = asyncio.run(writer.run(7))  # a batch of one: no other job to try it alone
+    finally:
+        writer.close()
+    assert result == 7
+    with connect(pg_url) as db:
+        assert _numbers(db) == [7]  # once: the ended try committed nothing
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_connection_ends_as_it_commits_fails_and_is_never_run_twice(
+    pg_url: str, postgres_base: str
+) -> None:
+    # The end reaches the writer only once COMMIT is on its way: the batch may have been
+    # committed, so its jobs fail with the store's error rather than being run again.
+    connect(pg_url).close()
+    calls: list[list[int]] = []
+
+    def work(conn: Database, jobs: list[int]) -> list[int]:
+        calls.append(list(jobs))
+        for n in jobs:
+            record_event(conn, None, None, "test", {"n": n})
+        if len(calls) == 1:
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # answer unread
+        return jobs
+
+    writer: GroupCommit[int, int] = GroupCommit(pg_url, work)
+
+    async def main() -> list[int | BaseException]:
+        return await asyncio.gather(*(writer.run(n) for n in range(5)), return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        after = asyncio.run(writer.run(9))  # and the next batch goes on a new connection
+    finally:
+        writer.close()
+    first = calls[0]
+    failed = [n for n, r in enumerate(results) if isinstance(r, psycopg.OperationalError)]
+    assert failed == first
+    assert [r for n, r in enumerate(results) if n not in first] == [
+        n for n in range(5) if n not in first
+    ]
+    assert all(set(first).isdisjoint(call) for call in calls[1:])
+    assert after == 9

@@ -1707,31 +1707,42 @@ def test_the_health_check_says_ok_while_the_store_answers(client: TestClient) ->
 
 @pytest.mark.postgres
 def test_the_health_check_says_503_when_the_store_went_away_and_ok_once_it_is_back(
-    pg_url: str, postgres_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_base: str, tmp_path: Path
 ) -> None:
     import uuid
 
     import psycopg
 
-    name = f"varsel-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", name)  # the site's connections, by name
-    settings = Settings.load(
-        environ={},
-        database_url=pg_url,
-        dkim_key_dir=str(tmp_path / "keys"),
-        secret_key="test secret",  # noqa: S106 -- a key for this test only
-    )
-    with TestClient(create_app(settings), base_url="https://testserver") as client:
-        assert client.get("/helse").status_code == 200
-        with psycopg.connect(postgres_base, autocommit=True, application_name="t") as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s",
-                (name,),
-            )
-        down = client.get("/helse")
-        # The server is back (it never left): the next check opens a new connection.
-        again = client.get("/helse")
+    # A database of this test's own, whose connections the server then refuses and ends: the
+    # store is gone for the site as when PostgreSQL is down, and no other test is touched.
+    name = f"varsel_health_{uuid.uuid4().hex[:8]}"
+    server = postgres_base.rsplit("/", 1)[0]
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        settings = Settings.load(
+            environ={},
+            database_url=f"{server}/{name}",
+            dkim_key_dir=str(tmp_path / "keys"),
+            secret_key="test secret",  # noqa: S106 -- a key for this test only
+        )
+        with TestClient(create_app(settings), base_url="https://testserver") as client:
+            assert client.get("/helse").status_code == 200
+            with psycopg.connect(postgres_base, autocommit=True) as admin:
+                admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                    "WHERE datname = %s",
+                    (name,),
+                )
+            down = client.get("/helse")
+            with psycopg.connect(postgres_base, autocommit=True) as admin:
+                admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+            # The store is back: the next check opens a new connection.
+            again = client.get("/helse")
+    finally:
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     assert (down.status_code, down.text) == (503, "lageret svarer ikke\n")
     assert "postgresql" not in down.text
     assert (again.status_code, again.text) == (200, "ok\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import select
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -170,6 +171,27 @@ class Database:
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
+
+    def gone(self) -> bool:
+        """True if this idle connection is closed, or its server has ended it (PostgreSQL).
+
+        For a pool, before it lends a connection again. A server that restarts, or an
+        administrator's pg_terminate_backend, ends each connection with a last message and
+        end of file, which wait unread on the socket until the next statement fails on them.
+        An idle connection that is well is sent nothing (varsel's pools do not LISTEN), so
+        anything to read means it is gone; the rare exception, a setting the server reports
+        after a reload, costs one new connection. A SQLite connection is never ended under us.
+        """
+        if self.dialect != "postgresql":
+            return False
+        conn = self._conn
+        if conn.closed or conn.broken:
+            return True
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def close(self) -> None:
         self._conn.close()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from varsel.db import Database, connect, normalise_url
+from varsel.db import Database, connect, lost, normalise_url
 from varsel.errors import StoreError
 from varsel.wal import Checkpointer
 
@@ -149,6 +149,22 @@ class GroupCommit(Generic[J, R]):
                 _fail(entry, e)
 
     def _write(self, batch: list[_Job[J, R]]) -> Sequence[R]:
+        if self._db is not None and self._db.gone():
+            # Ended by the server while it waited for this batch (PostgreSQL restarted, an
+            # administrator): a new connection, rather than a batch failed on the old one.
+            self._drop_connection()
+        try:
+            return self._write_once(batch)
+        except _Uncommitted as first:
+            # Lost before the batch's COMMIT was sent: nothing of it can have been committed,
+            # so it is written once more, on a new connection, before any job is failed.
+            log.warning("Forbindelsen til lageret ble brutt; skriver puljen på nytt (%s)", first)
+            try:
+                return self._write_once(batch)
+            except _Uncommitted as again:
+                raise again.error from None
+
+    def _write_once(self, batch: list[_Job[J, R]]) -> Sequence[R]:
         if self._db is None:
             self._db = connect(self.url, migrate=False)
             if self._inline:
@@ -156,18 +172,22 @@ class GroupCommit(Generic[J, R]):
                 self._db.execute("PRAGMA busy_timeout = 0")
                 if self._checkpointer is None:
                     self._checkpointer = Checkpointer.start(self._db, CHECKPOINT_EVERY)
+        worked = False  # past the work: the transaction's end may have committed it
         try:
             with _pipeline(self._db), self._db.transaction():
                 if self._db.dialect == "postgresql" and not self.durable:
                     self._db.execute("SET LOCAL synchronous_commit = off")
                 results = self.work(self._db, [entry.job for entry in batch])
+                worked = True
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise  # the connection is fine: the transaction never began or was rolled back
             self._drop_connection()
             raise
-        except Exception:
+        except Exception as e:
             self._drop_connection()
+            if not worked and not self._inline and lost(e, self.url) is not None:
+                raise _Uncommitted(e) from e
             raise
         if len(results) != len(batch):
             raise RuntimeError(f"{len(batch)} jobs gave {len(results)} results")
@@ -214,7 +234,9 @@ class GroupCommit(Generic[J, R]):
             try:
                 results = self._write(batch)
             except Exception as e:
-                if len(batch) == 1:
+                # One job's own failure is found by running each alone; a store lost as the
+                # batch committed may have committed it, and no job is run twice.
+                if len(batch) == 1 or lost(e, self.url) is not None:
                     _post(batch, [], e)
                 else:
                     for entry in batch:
@@ -239,6 +261,14 @@ class GroupCommit(Generic[J, R]):
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
+
+
+class _Uncommitted(Exception):
+    """The store was lost before the batch's COMMIT was sent (its error is `error`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _pipeline(db: Database) -> contextlib.AbstractContextManager[object]:

@@ -60,10 +60,7 @@ class Store:
     @contextlib.contextmanager
     def connection(self) -> Iterator[Database]:
         """Borrow a connection for one request."""
-        try:
-            db = self._idle.get_nowait()
-        except queue.Empty:
-            db = connect(self.url, migrate=False)
+        db = self._borrow()
         try:
             yield db
         except BaseException as e:
@@ -78,6 +75,20 @@ class Store:
             self._idle.put(db)
         else:
             db.close()
+
+    def _borrow(self) -> Database:
+        """An idle connection that is still there, else a new one."""
+        while True:
+            try:
+                db = self._idle.get_nowait()
+            except queue.Empty:
+                return connect(self.url, migrate=False)
+            if not db.gone():
+                return db
+            # Ended by the server while it lay idle (PostgreSQL restarted, an administrator):
+            # the visitor's request goes to another, rather than failing on this one.
+            with contextlib.suppress(Exception):
+                db.close()
 
     def group_commit(self, work: Work[J, R], *, durable: bool = True) -> GroupCommit[J, R]:
         """A group commit of work over this store (see varsel.web.batch); closed with it."""
