@@ -69,6 +69,27 @@ def test_renewal_keeps_a_workers_leases_and_only_its_own(campaign: tuple[Databas
     assert held == [("a:1:0",)]
 
 
+def test_a_worker_taken_over_gives_back_what_it_held_at_once_and_is_stopped(
+    campaign: tuple[Database, int],
+) -> None:
+    db, cid = campaign
+    clock = leases.StoreClock()
+    clock.sync(db)
+    leases.register(db, "vert:42:ab", 4, None)
+    leases.register(db, "vert:43:cd", 4, None)
+    taken = outbox.claim(db, cid, "vert:42:ab", 3, clock.iso(), clock.iso(30))
+    outbox.claim(db, cid, "vert:43:cd", 2, clock.iso(), clock.iso(30))
+    db.execute("UPDATE deliveries SET data_started_at = ? WHERE id = ?", (clock.iso(), taken[0].id))
+    with db.transaction():
+        assert leases.take_over(db, "vert:42:ab") == (1, 2)  # its leases have not run out
+    held = db.query("SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'claimed'")
+    assert held == [("vert:43:cd",)]  # another worker's claim stands
+    counts = outbox.counts(db, cid)
+    assert (counts["in_doubt"], counts["claimed"]) == (1, 2)
+    states = {w.id: w.state for w in leases.workers(db)}
+    assert states == {"vert:42:ab": "stopped", "vert:43:cd": "running"}
+
+
 def test_a_registered_worker_is_running_then_stopped_with_its_counts(
     campaign: tuple[Database, int],
 ) -> None:

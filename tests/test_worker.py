@@ -265,12 +265,25 @@ def test_killed_workers_lose_nothing_and_send_nothing_twice_outside_the_doubt(
             assert state == "in_doubt"
 
 
+def end_connections(postgres_base: str, name: str) -> int:
+    """End every connection named `name`, as a restart of PostgreSQL does; how many."""
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
+            "FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])
+
+
 def test_a_worker_whose_store_goes_away_stops_in_one_line_and_another_finishes(
     store: Store, postgres_base: str
 ) -> None:
     # The server ends the worker's connections mid-campaign, as a restart of PostgreSQL or
-    # pg_terminate_backend does: one line naming the store, exit status 75 for systemd to
-    # start it again, and a second worker finishes the campaign from the leases it left.
+    # pg_terminate_backend does; told not to wait for the store (VARSEL_WORKER_RECONNECT_
+    # SECONDS=0), the worker stops in one line naming the store, exit status 75 for systemd
+    # to start it again, and a second worker finishes the campaign from the leases it left.
     with connect(store.url) as db:
         total = reset(db, store.campaign, 1200)
         plan = FaultPlan().on_rcpt(lambda r: True, Fault.delay(0.01))
@@ -279,7 +292,11 @@ def test_a_worker_whose_store_goes_away_stops_in_one_line_and_another_finishes(
             command = worker_command(store, sink, store.campaign)
             first = subprocess.Popen(
                 command,
-                env={**worker_env(store), "PGAPPNAME": name},
+                env={
+                    **worker_env(store),
+                    "PGAPPNAME": name,
+                    "VARSEL_WORKER_RECONNECT_SECONDS": "0",
+                },
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
@@ -313,6 +330,89 @@ def test_a_worker_whose_store_goes_away_stops_in_one_line_and_another_finishes(
     assert counts["sent"] + counts["in_doubt"] == total  # nothing lost
     assert counts["in_doubt"] <= CONNECTIONS  # a mark written, the dot perhaps not
     assert max(copies(received).values()) == 1  # nothing sent twice
+
+
+def test_a_worker_whose_store_comes_back_says_so_takes_back_what_it_held_and_finishes(
+    store: Store, postgres_base: str
+) -> None:
+    # The same end of its connections, with the default wait: the worker says in one line
+    # that it lost the store and waits for it, gets in again at once (the server is up), gives
+    # back at once what it held, and sends the rest itself.
+    with connect(store.url) as db:
+        total = reset(db, store.campaign, 1200)
+        plan = FaultPlan().on_rcpt(lambda r: True, Fault.delay(0.01))
+        name = f"varsel-test-{uuid.uuid4().hex[:8]}"
+        with SmtpSink(faults=plan) as sink:
+            worker = subprocess.Popen(
+                worker_command(store, sink, store.campaign),
+                env={**worker_env(store), "PGAPPNAME": name},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            until(lambda: outbox.counts(db, store.campaign)["sent"] >= 100, 60)
+            [first] = [w for (w,) in db.query("SELECT id FROM workers")]
+            ended = end_connections(postgres_base, name)
+            [error] = wait_all([worker], 120)
+            received = sink.messages
+        counts = outbox.counts(db, store.campaign)
+        rows = dict(db.query("SELECT id, stopped_at IS NOT NULL FROM workers"))
+    assert ended >= 3
+    assert worker.returncode == 0, error
+    lines = error.splitlines()
+    assert len(lines) == 2, error
+    assert lines[0].startswith(f"Arbeider {first}: lageret postgresql://")
+    assert lines[0].endswith("; prøver å få kontakt igjen i opptil 60 s.")
+    [second] = set(rows) - {first}
+    assert lines[1] == f"Lageret svarer igjen; arbeider {second} tar over etter {first}."
+    assert rows == {first: True, second: True}  # the first is not left looking dead
+    assert counts["queued"] == counts["claimed"] == counts["deferred"] == 0
+    assert counts["sent"] + counts["in_doubt"] == total  # nothing lost
+    assert counts["in_doubt"] <= CONNECTIONS
+    assert max(copies(received).values()) == 1  # nothing sent twice
+
+
+def test_a_worker_whose_store_stays_away_gives_up_after_its_wait_in_one_line(
+    postgres_base: str, tmp_path: Path
+) -> None:
+    # A database of this test's own, whose connections the server refuses and ends: the store
+    # stays away for the worker as when PostgreSQL is down, and no other test is touched.
+    database = f"varsel_worker_{uuid.uuid4().hex[:8]}"
+    url = f"{postgres_base.rsplit('/', 1)[0]}/{database}"
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    try:
+        connect(url).close()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "varsel", "--db", url, "worker", "--smtp", "smtp://127.0.0.1:9"],
+            env={
+                **os.environ,
+                "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"),
+                "VARSEL_WORKER_RECONNECT_SECONDS": "2",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with connect(url) as db:
+            wait_registered(db, set(), 1)
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+        started = time.monotonic()
+        [error] = wait_all([worker], 60)
+        waited = time.monotonic() - started
+    finally:
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+    assert worker.returncode == 75, error
+    lines = error.splitlines()
+    assert len(lines) == 2, error
+    assert lines[0].endswith("; prøver å få kontakt igjen i opptil 2 s.")
+    assert lines[1].startswith(f"varsel: lageret {url}: ")
+    assert lines[1].endswith("kommandoen kan kjøres igjen når lageret er i orden")
+    assert 2 <= waited < 30
 
 
 @pytest.mark.slow

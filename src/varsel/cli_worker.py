@@ -83,7 +83,9 @@ def worker(
         build_processes=build_processes,
         metrics_port=metrics_port,
     )
-    report = run_worker(state.settings, relay, options)
+    report = run_worker(
+        state.settings, relay, options, say=lambda text: err.print(text, soft_wrap=True)
+    )
     out.print(report.summary())
 
 

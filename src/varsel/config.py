@@ -329,6 +329,14 @@ class Settings:
         "VARSEL_WORKER_LEASE_SECONDS",
         between=(5, 3600),
     )
+    worker_reconnect_seconds: float = _setting(
+        60.0,
+        "Sekunder en `varsel worker` prøver å få kontakt igjen med et lager som ble borte under "
+        "den (PostgreSQL startet på nytt), før den stopper med statuskode 75; 0: stopp med en "
+        "gang.",
+        "VARSEL_WORKER_RECONNECT_SECONDS",
+        between=(0, 3600),
+    )
     worker_global_rate: float = _setting(
         0.0,
         "Meldinger per sekund alle arbeiderne sender til sammen, i alle kampanjer (reléets "

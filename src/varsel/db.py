@@ -447,10 +447,13 @@ def lost(error: BaseException, url: str) -> VarselError | None:
         reason = _SQLITE_LOST.get(getattr(error, "sqlite_errorcode", -1) & 0xFF)
     if reason is None:
         return None
-    return StoreLost(
-        f"lageret {target}: {reason}; det som var fullført, er "
-        "lagret, og kommandoen kan kjøres igjen når lageret er i orden"
-    )
+    return StoreLost(f"lageret {target}: {reason}{LOST_TAIL}")
+
+
+# What every StoreLost message ends with (a process that tries again itself says the rest).
+LOST_TAIL = (
+    "; det som var fullført, er lagret, og kommandoen kan kjøres igjen når lageret er i orden"
+)
 
 
 # -- migrations -----------------------------------------------------------------------

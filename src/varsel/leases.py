@@ -22,7 +22,7 @@ from varsel.campaign_spec import window_shut_until
 from varsel.db import Database
 from varsel.digits import ascii_digits
 from varsel.errors import Text, UserError
-from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event
+from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event, recover
 
 
 def _iso_sql(timestamp: str) -> str:
@@ -163,6 +163,24 @@ def deregister(db: Database, worker_id: str, counters: Counters, renewals: int) 
             "campaign_id = NULL, leases = 0, rate = 0 WHERE id = ?",
             (worker_id,),
         )
+
+
+def take_over(db: Database, worker_id: str) -> tuple[int, int]:
+    """What a worker of this process that has stopped sending still holds, given back at once.
+
+    Its deliveries come back by the in-doubt rule, in every campaign of the workers, without
+    waiting for their leases; its row is marked stopped. Returns (in doubt, requeued).
+    """
+    doubt = requeued = 0
+    for (campaign_id,) in db.query("SELECT id FROM campaigns WHERE sender_pid = ?", (WORKERS,)):
+        d, q = recover(db, int(campaign_id), worker=worker_id)
+        doubt, requeued = doubt + d, requeued + q
+    db.execute(
+        f"UPDATE workers SET stopped_at = {NOW_SQL}, campaign_id = NULL, leases = 0, rate = 0 "
+        "WHERE id = ? AND stopped_at IS NULL",
+        (worker_id,),
+    )
+    return doubt, requeued
 
 
 def renew(db: Database, worker_id: str, campaign_id: int, seconds: float) -> int:

@@ -27,14 +27,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from varsel import leases, outbox
 from varsel.campaign import CampaignError, CampaignStatus, get_campaign
 from varsel.campaign_spec import window_opens
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.config import Settings
-from varsel.db import connect
-from varsel.errors import N_, UserError
+from varsel.db import LOST_TAIL, connect, lost
+from varsel.errors import N_, StoreError, StoreLost, UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
 from varsel.scheduler import Item, Scheduler, TokenBucket
@@ -62,6 +64,7 @@ class WorkerOptions:
     connections: int | None = None  # SMTP connections; None: the campaign's [limits]
     build_processes: int | None = None  # as SendOptions.build_processes
     lease_seconds: float = 30.0
+    reconnect_seconds: float = 60.0  # how long a store that went away is waited for; 0: not
     global_rate: float = 0.0  # messages per second over all workers and campaigns; 0: none
     metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: none
     poll_seconds: float = 1.0  # how often status is read when no notification comes
@@ -73,6 +76,7 @@ class WorkerOptions:
     def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerOptions:
         base = cls(
             lease_seconds=settings.worker_lease_seconds,
+            reconnect_seconds=settings.worker_reconnect_seconds,
             global_rate=settings.worker_global_rate,
             metrics_port=settings.worker_metrics_port,
         )
@@ -379,18 +383,30 @@ class CampaignRun(Sender):
 class Worker:
     """One `varsel worker` process: picks campaigns, sends them, until stopped."""
 
-    def __init__(self, settings: Settings, relay: RelayConfig, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        relay: RelayConfig,
+        options: WorkerOptions,
+        predecessor: str | None = None,
+    ) -> None:
         self.settings = settings
         self.relay = relay
         self.options = options
+        # The worker of this process whose store went away: what it held is taken back.
+        self.predecessor = predecessor
         self.db = connect(settings.database_url)
+        opened = [self.db]
         try:
             leases.require_postgresql(self.db)
-        except leases.WorkerError:
-            self.db.close()
+            # grants and status; lease renewals
+            self.control = connect(settings.database_url, migrate=False)
+            opened.append(self.control)
+            self.keeper = connect(settings.database_url, migrate=False)
+        except BaseException:
+            for db in opened:
+                db.close()
             raise
-        self.control = connect(settings.database_url, migrate=False)  # grants, status
-        self.keeper = connect(settings.database_url, migrate=False)  # lease renewals
         self.id = leases.new_worker_id()
         self.clock = leases.StoreClock()
         self.metrics = WorkerMetrics(self.id)
@@ -399,8 +415,10 @@ class Worker:
         self.rate_mark = (time.monotonic(), 0)
         self.rate = 0.0
         self.renewals = 0
+        self.runs = 0  # campaign runs started
         self.current: CampaignRun | None = None
         self.stopping = False
+        self.asked_to_stop = False  # by SIGTERM or Ctrl-C
         self.error: BaseException | None = None
         self.notifications = 0  # bumped by the listener thread on every NOTIFY
         self.wake = threading.Event()
@@ -428,7 +446,7 @@ class Worker:
 
     def request_stop(self, *_: object) -> None:
         """SIGTERM and Ctrl-C: finish what is on the wire, give back the rest, deregister."""
-        self.stopping = True
+        self.stopping = self.asked_to_stop = True
         self.wake.set()
         run = self.current
         if run is not None and run.loop is not None:
@@ -444,12 +462,15 @@ class Worker:
         self.clock.sync(self.control)
         with self.control.transaction():
             leases.register(self.control, self.id, self.options.connections or 0, self._port())
+            if self.predecessor is not None:
+                # It has stopped sending (it ran in this process): its deliveries need not
+                # wait for their leases, and its row is not left looking dead.
+                leases.take_over(self.control, self.predecessor)
         listener = threading.Thread(target=self._listen, name="varsel-listen", daemon=True)
         listener.start()
         server = (
             self.metrics.serve(self.options.metrics_port) if self.options.metrics_port else None
         )
-        runs = 0
         try:
             while not self.stopping and self.error is None:
                 cid = self._pick()
@@ -458,7 +479,7 @@ class Worker:
                         break
                     self._idle()
                     continue
-                runs += 1
+                self.runs += 1
                 self._send(cid)
         finally:
             self.stopping = True
@@ -466,6 +487,7 @@ class Worker:
                 leases.deregister(self.control, self.id, self.counters(), self.renewals)
             if server is not None:
                 server.shutdown()
+                server.server_close()  # the port, for a worker started again in this process
             listener.join(timeout=5)
             self._restore_signals(handlers)
             self.control.close()
@@ -476,7 +498,7 @@ class Worker:
         return WorkerReport(
             self.id,
             dict(self.totals),
-            runs,
+            self.runs,
             time.monotonic() - started,
             "done" if self.finished else "interrupted",
         )
@@ -594,6 +616,64 @@ class Worker:
             run.run()
 
 
-def run_worker(settings: Settings, relay: RelayConfig, options: WorkerOptions) -> WorkerReport:
-    """Run one worker in this process until it is stopped or its campaign is finished."""
-    return Worker(settings, relay, options).run()
+RECONNECT_PAUSE = 1.0  # seconds between tries to reach a store that went away
+
+
+def run_worker(
+    settings: Settings,
+    relay: RelayConfig,
+    options: WorkerOptions,
+    say: Callable[[str], None] = lambda _: None,
+) -> WorkerReport:
+    """Run one worker in this process until it is stopped or its campaign is finished.
+
+    When the store goes away under it (db.lost: PostgreSQL restarted, a failover), the worker
+    stops as it would stop the process, says so (`say`), and for up to
+    options.reconnect_seconds tries to reach the store again; once it answers, a new worker
+    takes over at once what the old one held, and goes on. Past that time, or with 0, the
+    store's error is raised (the command's one line, exit status 75).
+    """
+    started = time.monotonic()
+    counts = {"sent": 0, "deferred": 0, "failed": 0, "in_doubt": 0}
+    runs = 0
+    worker = Worker(settings, relay, options)
+    while True:
+        try:
+            report = worker.run()
+            break
+        except Exception as e:
+            failed = lost(e, settings.database_url)
+            if (
+                not isinstance(failed, StoreLost)
+                or options.reconnect_seconds <= 0
+                or worker.asked_to_stop
+            ):
+                raise
+            for kind, n in worker.totals.items():
+                counts[kind] += n
+            runs += worker.runs
+            say(
+                f"Arbeider {worker.id}: {failed.message.removesuffix(LOST_TAIL)}; prøver å "
+                f"få kontakt igjen i opptil {options.reconnect_seconds:g} s."
+            )
+            worker = _reconnect(settings, relay, options, worker.id, e)
+            say(f"Lageret svarer igjen; arbeider {worker.id} tar over etter {worker.predecessor}.")
+    for kind, n in report.counts.items():
+        counts[kind] += n
+    return WorkerReport(
+        report.worker_id, counts, runs + report.runs, time.monotonic() - started, report.stopped
+    )
+
+
+def _reconnect(
+    settings: Settings, relay: RelayConfig, options: WorkerOptions, before: str, error: Exception
+) -> Worker:
+    """A new worker once the store answers again; `error` again if it does not in time."""
+    deadline = time.monotonic() + options.reconnect_seconds
+    while True:
+        time.sleep(min(RECONNECT_PAUSE, max(0.0, deadline - time.monotonic())))
+        try:
+            return Worker(settings, relay, options, predecessor=before)
+        except (StoreError, psycopg.OperationalError):
+            if time.monotonic() >= deadline:
+                raise error from None
