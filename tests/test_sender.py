@@ -490,3 +490,62 @@ def test_a_unit_whose_name_cannot_stand_in_the_subject_fails_alone(
         "reason": reason.replace("_evil@x.test", "(adresse)"),
         "count": 1,
     }
+
+
+@pytest.mark.postgres
+def test_a_send_whose_store_goes_away_stops_in_one_line_and_goes_on_when_run_again(
+    pg_url: str, postgres_base: str, tmp_path: Path
+) -> None:
+    # The server ends the sender's connections mid-send, as a restart of PostgreSQL does:
+    # one line naming the store, exit status 75, no traceback from the connections still
+    # sending (their errors too are the lost store's); run again, it finishes the campaign.
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import psycopg
+
+    from varsel.synth import write_dump
+
+    dump = tmp_path / "oslo.json.gz"
+    write_dump(dump, units=2000, seed=17, municipalities=("0301",))
+    settings = Settings.load(environ={}, dkim_key_dir=str(tmp_path / "keys"))
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(limits="connections = 3\nrate_per_second = 1000\n"), "utf-8")
+    with connect(pg_url) as db:
+        import_dump(db, dump)
+        cid = create_campaign(db, settings, path).campaign.id
+        total = outbox.counts(db, cid)["queued"]
+    name = f"varsel-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys"), "PGAPPNAME": name}
+    plan = FaultPlan().on_rcpt(lambda r: True, Fault.delay(0.02))
+    with SmtpSink(faults=plan) as sink, connect(pg_url) as db:
+        command = [sys.executable, "-m", "varsel", "--db", pg_url, "campaign", "send"]
+        command += [str(cid), "--smtp", sink.url, "--no-approval"]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while outbox.counts(db, cid)["sent"] < 20 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the send did not start"
+            time.sleep(0.05)
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            )
+        _, error = proc.communicate(timeout=120)
+        again = subprocess.run(command, env=env, capture_output=True, timeout=300, check=False)
+        received = sink.messages
+        counts = outbox.counts(db, cid)
+    lines = error.decode().splitlines()
+    assert proc.returncode == 75, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("varsel: lageret postgresql://")
+    assert again.returncode == 0, again.stderr.decode()
+    assert counts["sent"] + counts["in_doubt"] == total  # nothing lost
+    assert counts["in_doubt"] <= 3  # one per connection at most
+    copies: dict[str, int] = {}
+    for m in received:
+        copies[m.mail_from] = copies.get(m.mail_from, 0) + 1
+    assert max(copies.values()) == 1  # nothing sent twice

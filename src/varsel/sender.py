@@ -186,8 +186,7 @@ class Sender:
                 ]
                 watcher = asyncio.create_task(self._watch())
                 watcher.add_done_callback(self._watch_ended)
-                await self._produce()
-                await asyncio.gather(*workers)
+                await self._send_all(workers)
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
@@ -219,6 +218,20 @@ class Sender:
         if self.fatal:
             raise SendError(self.fatal)
         return report
+
+    async def _send_all(self, workers: list[asyncio.Task[None]]) -> None:
+        """Hand the messages to the connections, and wait until they have sent them."""
+        try:
+            await self._produce()
+            await asyncio.gather(*workers)
+        except Exception:
+            # The first error ends the run (the store lost, most often): the other
+            # connections stop now, and their own errors are retrieved here rather than
+            # printed as tracebacks when the loop closes.
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
 
     def _limits(self) -> tuple[Scheduler, TokenBucket]:
         """The per-domain scheduler and the overall rate limit of this run."""
