@@ -177,6 +177,25 @@ def test_a_failed_first_import_leaves_a_postgresql_database_as_it_was(
         assert db.query("SELECT note FROM theirs") == [("kept",)]
 
 
+@pytest.mark.postgres
+def test_a_first_import_is_not_ended_by_the_servers_limit_for_an_idle_transaction(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # The store is made in the transaction that holds the whole command: reading the dump
+    # takes longer than the server lets a transaction sit idle, and that is not this one's.
+    from urllib.parse import quote
+
+    from varsel.synth import write_dump
+
+    dump = tmp_path / "enheter.json.gz"
+    write_dump(dump, units=20000, seed=3)
+    url = pg_url + quote(" -cidle_in_transaction_session_timeout=200")
+    result = CliRunner().invoke(cli, ["--db", url, "registry", "import", str(dump)])
+    assert result.exit_code == 0, result.output
+    with connect(pg_url, migrate=False) as db:
+        assert db.scalar("SELECT count(*) FROM units") == 20000
+
+
 def test_several_files_are_imported_in_one_go(db: Database, brreg: Path, tmp_path: Path) -> None:
     records = load(brreg / "enheter-sample.json")
     a = write_json(tmp_path / "a.json", records[:10])

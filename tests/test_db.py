@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,6 +182,24 @@ def test_a_server_that_ends_the_connection_or_cancels_a_query_is_named_without_t
     assert ": en spørring ble avbrutt (tidsgrense eller en administrator);" in messages[0]
     assert ": tjeneren avsluttet forbindelsen (stoppet, startet på nytt eller av " in messages[1]
     assert ": forbindelsen ble brutt;" in messages[2]
+
+
+@pytest.mark.postgres
+def test_a_server_that_ends_an_idle_transaction_or_session_is_named(pg_url: str) -> None:
+    with connect(pg_url) as db:
+        db.execute("SET idle_in_transaction_session_timeout = 100")
+        with pytest.raises(psycopg.Error) as in_transaction, db.transaction():
+            db.execute("SELECT 1")
+            time.sleep(0.5)
+            db.execute("SELECT 1")
+    with connect(pg_url) as db:
+        db.execute("SET idle_session_timeout = 100")
+        time.sleep(0.5)
+        idle = _error_of(lambda: db.execute("SELECT 1"))
+    said = [lost(e, pg_url) for e in (in_transaction.value, idle)]
+    messages = [s.message if s is not None else "" for s in said]
+    assert "ubrukt for lenge (idle_in_transaction_session_timeout);" in messages[0]
+    assert ": tjeneren avsluttet en forbindelse som sto ubrukt for lenge (" in messages[1]
 
 
 def test_an_idle_connection_the_server_ended_is_known_gone_before_it_is_used(

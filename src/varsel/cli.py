@@ -83,7 +83,7 @@ class VarselGroup(NorskGroup):
             # Messages quote TOML tables ("[segment]"): text, never Rich markup.
             err.print(error_line(e.message), soft_wrap=True)
             ctx.exit(e.exit_status)
-        except (psycopg.OperationalError, sqlite3.DatabaseError) as e:
+        except (psycopg.Error, sqlite3.DatabaseError) as e:
             # The store failed under the command (a server restarted, a disk filled up):
             # one line naming it. Anything else from the driver is a fault in varsel: shown.
             state = ctx.find_object(State)
@@ -185,6 +185,10 @@ class State:
                 first = contextlib.ExitStack()
                 first.enter_context(db.transaction())
                 self._first_use = first
+                # The command may read its files for minutes between statements (a first
+                # import's extraction): a server's limit for a transaction left idle is not
+                # for this one.
+                db.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             migrate_store(db)
         except BaseException:
             self._first_use = None

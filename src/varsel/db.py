@@ -393,6 +393,10 @@ _PG_LOST = {
     "57P01": "tjeneren avsluttet forbindelsen (stoppet, startet på nytt eller av en administrator)",
     "57P02": "tjeneren startet på nytt etter en feil",
     "57P03": "tjeneren starter eller stopper",
+    "57P05": "tjeneren avsluttet en forbindelse som sto ubrukt for lenge (idle_session_timeout)",
+    # Not an OperationalError to psycopg, but the server ends the connection all the same.
+    "25P03": "tjeneren avsluttet forbindelsen: en transaksjon sto ubrukt for lenge "
+    "(idle_in_transaction_session_timeout)",
     "53100": "disken på databasetjeneren er full",
     "53200": "databasetjeneren er tom for minne",
     "53300": "tjeneren tar ikke imot flere forbindelser",
@@ -435,7 +439,9 @@ def lost(error: BaseException, url: str) -> VarselError | None:
                 "sikkerhetskopien (varsel backup), og kjør så kommandoen igjen"
             )
     reason: str | None = None
-    if isinstance(error, psycopg.OperationalError):
+    if isinstance(error, psycopg.errors.IdleInTransactionSessionTimeout):
+        reason = _PG_LOST["25P03"]
+    elif isinstance(error, psycopg.OperationalError):
         code = error.sqlstate
         if code is None or code.startswith("08"):
             reason = "forbindelsen ble brutt"  # no answer: the connection itself went
