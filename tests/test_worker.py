@@ -788,3 +788,23 @@ def test_a_worker_holds_no_leases_in_its_metrics_once_its_campaign_is_sent(
     text = worker.metrics.text().decode()
     assert "varsel_lease_renewals_total 0.0" not in text
     assert "varsel_worker_leases 0.0" in text
+
+
+def test_a_worker_whose_store_is_gone_before_it_registers_closes_its_connections(
+    pg_url: str, postgres_base: str, tmp_path: Path
+) -> None:
+    # As a worker started again in its process when the store, back for a moment, goes again.
+    settings = Settings.load(environ={}, database_url=pg_url, dkim_key_dir=str(tmp_path / "k"))
+    relay = RelayConfig.from_url("smtp://127.0.0.1:9")
+    worker = Worker(settings, relay, WorkerOptions(), predecessor="vert:1:ab")
+    pid = worker.control.scalar("SELECT pg_backend_pid()")
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        worker.run()
+    assert not worker.registered  # the next try takes over its predecessor still
+    assert [db.raw_connection().closed for db in (worker.db, worker.control, worker.keeper)] == [
+        True,
+        True,
+        True,
+    ]

@@ -416,6 +416,7 @@ class Worker:
         self.rate = 0.0
         self.renewals = 0
         self.runs = 0  # campaign runs started
+        self.registered = False  # in the workers table (and its predecessor taken over)
         self.current: CampaignRun | None = None
         self.stopping = False
         self.asked_to_stop = False  # by SIGTERM or Ctrl-C
@@ -459,13 +460,20 @@ class Worker:
         """Work until stopped (or, with a campaign given, until it is done or cancelled)."""
         started = time.monotonic()
         handlers = self._install_signals()
-        self.clock.sync(self.control)
-        with self.control.transaction():
-            leases.register(self.control, self.id, self.options.connections or 0, self._port())
-            if self.predecessor is not None:
-                # It has stopped sending (it ran in this process): its deliveries need not
-                # wait for their leases, and its row is not left looking dead.
-                leases.take_over(self.control, self.predecessor)
+        try:
+            self.clock.sync(self.control)
+            with self.control.transaction():
+                leases.register(self.control, self.id, self.options.connections or 0, self._port())
+                if self.predecessor is not None:
+                    # It has stopped sending (it ran in this process): its deliveries need not
+                    # wait for their leases, and its row is not left looking dead.
+                    leases.take_over(self.control, self.predecessor)
+            self.registered = True
+        except BaseException:
+            # The store gone again already: a worker started again must not leak these.
+            self._restore_signals(handlers)
+            self._close()
+            raise
         listener = threading.Thread(target=self._listen, name="varsel-listen", daemon=True)
         listener.start()
         server = (
@@ -490,9 +498,7 @@ class Worker:
                 server.server_close()  # the port, for a worker started again in this process
             listener.join(timeout=5)
             self._restore_signals(handlers)
-            self.control.close()
-            self.keeper.close()
-            self.db.close()
+            self._close()
         if self.error is not None:
             raise self.error
         return WorkerReport(
@@ -502,6 +508,11 @@ class Worker:
             time.monotonic() - started,
             "done" if self.finished else "interrupted",
         )
+
+    def _close(self) -> None:
+        self.control.close()
+        self.keeper.close()
+        self.db.close()
 
     def _port(self) -> int | None:
         return self.options.metrics_port or None
@@ -656,8 +667,11 @@ def run_worker(
                 f"Arbeider {worker.id}: {failed.message.removesuffix(LOST_TAIL)}; prøver å "
                 f"få kontakt igjen i opptil {options.reconnect_seconds:g} s."
             )
-            worker = _reconnect(settings, relay, options, worker.id, e)
-            say(f"Lageret svarer igjen; arbeider {worker.id} tar over etter {worker.predecessor}.")
+            # One that never registered leaves its predecessor to be taken over still.
+            before = worker.id if worker.registered else worker.predecessor
+            worker = _reconnect(settings, relay, options, before, e)
+            taken = f" tar over etter {before}" if before is not None else " fortsetter"
+            say(f"Lageret svarer igjen; arbeider {worker.id}{taken}.")
     for kind, n in report.counts.items():
         counts[kind] += n
     return WorkerReport(
@@ -666,7 +680,11 @@ def run_worker(
 
 
 def _reconnect(
-    settings: Settings, relay: RelayConfig, options: WorkerOptions, before: str, error: Exception
+    settings: Settings,
+    relay: RelayConfig,
+    options: WorkerOptions,
+    before: str | None,
+    error: Exception,
 ) -> Worker:
     """A new worker once the store answers again; `error` again if it does not in time."""
     deadline = time.monotonic() + options.reconnect_seconds
