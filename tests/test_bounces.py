@@ -632,6 +632,34 @@ def test_mbox_taken_twice_counts_duplicates(
     )
 
 
+def test_nul_characters_in_a_report_stop_neither_the_mbox_nor_the_store(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    # PostgreSQL refuses NUL in text: the message stopped the mbox there, with a traceback.
+    to = campaign.sent[TOMRA]
+    broken = (
+        bounce("postfix-5.1.1.eml", to)
+        .replace(b"Message-Id: <4PGQ1m2Yd1z9sTR@", b"Message-Id: <4PGQ1m2Yd1z9\x00sTR@")
+        .replace(b"Final-Recipient: rfc822; ", b"Final-Recipient: rfc822; \x00")
+        .replace(b"Recipient address\n    rejected", b"Recipient address\x00\n    rejected")
+    )
+    box = mailbox.mbox(tmp_path / "returer.mbox", create=True)
+    box.add(broken)
+    box.add(bounce("postfix-gmail-5.7.26.eml", campaign.sent[RODEKORS]))
+    box.close()
+    first = ingest_mbox(intake(db, campaign), tmp_path / "returer.mbox")
+    assert (first.counts["hard"], first.counts["policy"]) == (1, 1)
+    assert state(db, to.id) == (
+        "bounced",
+        f"5.1.1 smtp; 550 5.1.1 <{TOMRA}>: Recipient address rejected: User unknown in "
+        "virtual mailbox table",
+    )
+    assert db.scalar("SELECT key FROM bounce_messages WHERE delivery_id = ?", (to.id,)) == (
+        "mid:<4PGQ1m2Yd1z9sTR@relay.nsr-org.no>"
+    )
+    assert ingest_mbox(intake(db, campaign), tmp_path / "returer.mbox").counts["duplicate"] == 2
+
+
 def test_a_single_message_given_as_an_mbox_is_refused_not_passed_by(
     db: Database, campaign: Campaign, tmp_path: Path
 ) -> None:

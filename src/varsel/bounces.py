@@ -30,6 +30,7 @@ status, diagnostic, recipient and what the delivery was found by in its detail; 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import imaplib
 import mailbox
@@ -180,7 +181,7 @@ class BounceIntake:
             if seen is not None:
                 delivery_id = None if seen[1] is None else int(seen[1])
                 return Outcome(BounceKind(seen[0]), delivery_id, duplicate=True)
-            found = classify(msg)
+            found = _storable(classify(msg))
             if found.kind is BounceKind.UNRECOGNISED:
                 return Outcome(found.kind)  # nothing to do, so nothing to remember
             delivery, forged = self._identify(msg, raw, found)
@@ -333,9 +334,29 @@ class BounceIntake:
 
 def message_key(message_id: str | None, raw: bytes) -> str:
     """What makes a message the same message when it comes twice."""
-    if message_id and message_id.strip():
-        return f"mid:{' '.join(str(message_id).split())[:300]}"
+    message_id = (message_id or "").replace("\x00", "")  # see _storable
+    if message_id.strip():
+        return f"mid:{' '.join(message_id.split())[:300]}"
     return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def _storable(found: Classification) -> Classification:
+    """The classification without NUL characters, which a report may carry in any field.
+
+    PostgreSQL refuses them in text, so one such message would stop an mbox at that message,
+    and make an MTA's pipe (--tempfail) try the same message again for days.
+    """
+
+    def clean(value: str | None) -> str | None:
+        return None if value is None else value.replace("\x00", "")
+
+    return dataclasses.replace(
+        found,
+        status=clean(found.status),
+        diagnostic=clean(found.diagnostic),
+        recipient=clean(found.recipient),
+        feedback_type=clean(found.feedback_type),
+    )
 
 
 # -- sources ----------------------------------------------------------------------------
