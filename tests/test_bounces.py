@@ -250,6 +250,10 @@ def test_complaint_bounces_the_delivery_and_suppresses_for_complaint(
         ("postfix-delayed-4.2.2.eml", BounceKind.SOFT, "bounce_soft"),
         ("postfix-gmail-5.7.26.eml", BounceKind.POLICY, "bounce_policy"),
         ("outlook-automatisk-svar.eml", BounceKind.AUTO_REPLY, "auto_reply"),
+        # Without a report, read by flufl.bounce, which called each of these permanent.
+        ("exim-text-5.7.1.eml", BounceKind.POLICY, "bounce_policy"),
+        ("exim-text-5.2.2.eml", BounceKind.SOFT, "bounce_soft"),
+        ("exim-delay-24h.eml", BounceKind.SOFT, "bounce_soft"),
     ],
 )
 def test_soft_policy_and_auto_reply_are_events_only(
@@ -261,6 +265,25 @@ def test_soft_policy_and_auto_reply_are_events_only(
     assert state(db, to.id)[0] == "sent"
     assert suppressions(db) == []
     assert events(db, to.id)[-1][0] == event
+
+
+def test_a_spam_refusal_without_a_report_keeps_the_code_and_words_it_quotes(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    letters = units_needing_another_channel(db, campaign.id)
+    intake(db, campaign).ingest(bounce("exim-text-5.7.1.eml", to))
+    assert events(db, to.id)[-1] == (
+        "bounce_policy",
+        {
+            "status": "5.7.1",
+            "diagnostic": "550 5.7.1 Message rejected as spam by Content Filtering.",
+            "recipient": TOMRA,
+            "evidence": "heuristic",
+            "found_by": "verp",
+        },
+    )
+    assert units_needing_another_channel(db, campaign.id) == letters  # the address works
 
 
 @pytest.mark.parametrize(

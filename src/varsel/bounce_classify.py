@@ -13,8 +13,9 @@ Read in this order, the most reliable first:
    auto_reply, and the subjects Outlook, Gmail and others give out-of-office replies and
    ticket systems their acknowledgements) that no mailer daemon sent. `auto-generated` alone
    is no reply: RFC 3834 gives it to DSNs and other messages that answer nothing;
-5. flufl.bounce's heuristics for the many servers that send bounces without a report (a
-   message its detectors fail on goes on to the next step: they are not ours to fix);
+5. flufl.bounce's heuristics for the many servers that send bounces without a report, the
+   kind taken from the code the bounce quotes and soft for a delay warning (a message its
+   detectors fail on goes on to the next step: they are not ours to fix);
 6. the words of a message that looks like a bounce (from a mailer daemon, or a bounce subject).
 
 Anything else is unrecognised and kept for an operator to look at. Nothing here touches the
@@ -140,6 +141,22 @@ _CHALLENGE_ACTION = re.compile(
     r"|svar på (e-posten|meldingen|eposten)|send (us )?a reply",
     re.IGNORECASE,
 )
+_DELAY_SUBJECT = re.compile(
+    r"^\s*(warning: (message .{0,80} )?delayed|delayed mail|delivery delayed"
+    r"|delivery status notification \(delay\)|forsinket levering|levering forsinket)",
+    re.IGNORECASE,
+)
+# Said only of a message still being tried; "will not be retried" is a failure, so the words
+# must follow one another as here.
+_DELAY_WORDS = re.compile(
+    r"has not yet been delivered|not been delivered yet|delivery attempts will continue"
+    r"|will (keep|continue) (on )?trying|still being retried|will be retried"
+    r"|this is a warning only|(er|ble) ikke levert (ennå|enda)|ikkje levert enno"
+    r"|vi (prøver|forsøker) (igjen|å levere)",
+    re.IGNORECASE,
+)
+# An SMTP reply the bounce quotes: an enhanced status (5.7.1), else a bare code (550 …).
+_SMTP_REPLY = re.compile(r"(?<![\w.-])([45][0-5]\d)(?=[ -]\S)")
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status notification|failure|has failed|failed)"
     r"|mail delivery failed|returned mail|failure notice|could not be delivered"
@@ -211,11 +228,9 @@ def classify(msg: email.message.Message) -> Classification:
             diagnostic=_header(msg, "Subject"),
             recipient=_from_address(msg),
         )
-    temporary, permanent = _heuristics(msg)
-    if permanent or temporary:
-        kind = BounceKind.HARD if permanent else BounceKind.SOFT
-        address = sorted(permanent or temporary)[0].decode("utf-8", "replace").lower()
-        return Classification(kind, Evidence.HEURISTIC, recipient=address)
+    heuristic = _heuristic(msg)
+    if heuristic is not None:
+        return heuristic
     if daemon or _BOUNCE_SUBJECT.search(_header(msg, "Subject") or ""):
         text = _text(msg)
         said = _words_kind(text)
@@ -228,6 +243,33 @@ def unsubscribe_token(msg: email.message.Message) -> str | None:
     """The token of a message sent to the List-Unsubscribe mailto, or None."""
     found = _UNSUBSCRIBE_SUBJECT.fullmatch(_header(msg, "Subject") or "")
     return found.group(1) if found else None
+
+
+def _heuristic(msg: email.message.Message) -> Classification | None:
+    """A bounce without a report, as flufl.bounce finds its failed address; None if it finds
+    none. Temporary failures and delay warnings are soft; a permanent one is hard unless the
+    code it quotes says otherwise (flufl.bounce calls every failure it finds permanent, a spam
+    filter's 5.7.1 and a full mailbox's 5.2.2 too)."""
+    temporary, permanent = _heuristics(msg)
+    if not (permanent or temporary):
+        return None
+    address = sorted(permanent or temporary)[0].decode("utf-8", "replace").lower()
+    if not permanent or is_delay_warning(msg):
+        return Classification(BounceKind.SOFT, Evidence.HEURISTIC, recipient=address)
+    quoted = _said_status(_text(msg))
+    if quoted is not None:
+        status, line = quoted
+        kind = status_kind(status, line)
+        # Sendmail's 553 5.3.0 "No such user here": the words name the address.
+        if kind in (BounceKind.SOFT, BounceKind.POLICY) and not _ADDRESS_WORDS.search(line):
+            return Classification(
+                kind,
+                Evidence.HEURISTIC,
+                status=refined_status(status, line) or None,
+                diagnostic=line,
+                recipient=address,
+            )
+    return Classification(BounceKind.HARD, Evidence.HEURISTIC, recipient=address)
 
 
 def _heuristics(msg: email.message.Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
@@ -331,6 +373,17 @@ def is_auto_reply(msg: email.message.Message) -> bool:
         return True
     subject = _header(msg, "Subject") or ""
     return bool(_AUTO_SUBJECT.search(subject) or _TICKET_SUBJECT.search(subject))
+
+
+def is_delay_warning(msg: email.message.Message) -> bool:
+    """Whether the message says delivery is delayed and still being tried (not a failure).
+
+    Servers that send no delivery-status part say so in words only (Exim's "Warning: message
+    … delayed 24 hours", Sendmail's "Will keep trying"), and flufl.bounce reads such a
+    warning, which names the address it is still trying, as a permanent failure.
+    """
+    subject = _header(msg, "Subject") or ""
+    return bool(_DELAY_SUBJECT.search(subject) or _DELAY_WORDS.search(_text(msg)))
 
 
 def is_challenge(msg: email.message.Message) -> bool:
@@ -521,6 +574,25 @@ def _own_parts(msg: email.message.Message) -> list[email.message.Message]:
             continue
         parts += _own_parts(part)
     return parts
+
+
+def _said_status(text: str) -> tuple[str, str] | None:
+    """The first failure code the bounce's own text quotes, and its line with the lines that
+    continue it (more indented), as one: (code, words); None if it quotes none."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        enhanced = next((m for m in _STATUS.finditer(line) if m.group(1) != "2"), None)
+        found = enhanced or _SMTP_REPLY.search(line)
+        if found is None:
+            continue
+        indent = len(line) - len(line.lstrip())
+        said = [line.strip()]
+        for more in lines[number + 1 : number + 4]:
+            if not more.strip() or len(more) - len(more.lstrip()) <= indent:
+                break
+            said.append(more.strip())
+        return found.group(0).strip(), " ".join(" ".join(said).split())[:300]
+    return None
 
 
 def _words_kind(text: str) -> BounceKind | None:
