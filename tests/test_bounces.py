@@ -348,6 +348,26 @@ def test_a_real_dsn_marked_auto_generated_still_suppresses(
     assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
 
 
+@pytest.mark.parametrize("verp", [True, False])
+def test_a_norwegian_bounce_without_a_report_is_a_hard_bounce(
+    db: Database, campaign: Campaign, verp: bool
+) -> None:
+    # Its words are Norwegian only («ukjent mottaker»): it was unrecognised, kept aside.
+    to = campaign.sent[TOMRA]
+    raw = bounce("isp-nb-text-ukjent-mottaker.eml", to, verp=verp)
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.HARD,
+        to.id,
+        FoundBy.VERP if verp else FoundBy.MESSAGE_ID,
+    )
+    assert state(db, to.id) == (
+        "bounced",
+        "Årsak: mottakerens postkasse finnes ikke (ukjent mottaker).",
+    )
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
+
+
 def test_without_verp_the_returned_message_id_names_the_delivery(
     db: Database, campaign: Campaign
 ) -> None:

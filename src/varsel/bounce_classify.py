@@ -91,19 +91,27 @@ _ADDRESS_WORDS = re.compile(
     r"|not a valid (user|mailbox|recipient)|user not found|recipient not found"
     r"|account (is )?(disabled|inactive|suspended|deleted)|addressee unknown"
     r"|unrouteable address|host or domain name not found|domain (name )?not found"
-    r"|no mailbox here|recipient address rejected: user unknown|nosuchuser",
+    r"|no mailbox here|recipient address rejected: user unknown|nosuchuser"
+    # Norwegian ISPs' and mail systems' own words, Bokmål and Nynorsk.
+    r"|(adressen|mottakeren|mottakaren|brukeren|brukaren|postkassen|kontoen|domenet)"
+    r" (finnes ikke|finst ikkje|eksisterer ikke|eksisterer ikkje)"
+    r"|ukjent (mottaker|bruker|adresse|e-postadresse)|ukjend (mottakar|brukar|adresse)"
+    r"|ugyldig (mottaker|mottakar|e-postadresse)|ingen slik (bruker|brukar|mottaker|adresse)"
+    r"|(kontoen|postkassen) er (slettet|sletta|stengt|deaktivert)",
     re.IGNORECASE,
 )
 _FULL_WORDS = re.compile(
     r"quota|mailbox (is )?full|insufficient (system )?storage|exceeded storage"
     r"|maximum delivery attempts|delivery time expired|retry time(out)? (not )?exceeded"
-    r"|could not be delivered within|temporar",
+    r"|could not be delivered within|temporar"
+    r"|(postkassen|innboksen|e-postkassen) er full|full postkasse|kvote|midlertidig|mellombels",
     re.IGNORECASE,
 )
 _POLICY_WORDS = re.compile(
     r"spam|blocked|block ?list|black ?list|reputation|policy|dmarc|\bspf\b|\bdkim\b"
     r"|not authori[sz]ed|message (is )?too (big|large)|size limit|message size|unable to relay"
-    r"|relay(ing)? (denied|not permitted)",
+    r"|relay(ing)? (denied|not permitted)"
+    r"|søppelpost|uønsket e-post|blokkert|svarteliste|meldingen er for stor",
     re.IGNORECASE,
 )
 _AUTO_SUBJECT = re.compile(
@@ -160,7 +168,8 @@ _SMTP_REPLY = re.compile(r"(?<![\w.-])([45][0-5]\d)(?=[ -]\S)")
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status notification|failure|has failed|failed)"
     r"|mail delivery failed|returned mail|failure notice|could not be delivered"
-    r"|non[- ]?delivery|unzustellbar|ikke levert|kunne ikke leveres",
+    r"|non[- ]?delivery|unzustellbar|ikke levert|kunne ikke leveres|ikkje levert"
+    r"|kunne ikkje leverast|returnert e-post|leveringsfeil",
     re.IGNORECASE,
 )
 # The subject message.py puts in the List-Unsubscribe mailto, after any reply prefixes a mail
