@@ -173,6 +173,8 @@ def test_the_whole_corpus_is_covered() -> None:
         ("exim-text-5.2.2.eml", BounceKind.SOFT, Evidence.HEURISTIC, "5.2.2"),
         ("exim-delay-24h.eml", BounceKind.SOFT, Evidence.HEURISTIC, None),
         ("isp-nb-5.1.1-qp.eml", BounceKind.HARD, Evidence.DSN, "5.1.1"),
+        # The alias was reached (one of its mailboxes got it): not the address's end.
+        ("postfix-alias-mixed.eml", BounceKind.SOFT, Evidence.DSN, "5.1.1"),
         ("isp-nb-text-ukjent-mottaker.eml", BounceKind.HARD, Evidence.TEXT, None),
         ("isp-nn-text-full.eml", BounceKind.SOFT, Evidence.TEXT, None),
         ("office365-5.1.10.eml", BounceKind.HARD, Evidence.DSN, "5.1.10"),

@@ -254,6 +254,8 @@ def test_complaint_bounces_the_delivery_and_suppresses_for_complaint(
         ("exim-text-5.7.1.eml", BounceKind.POLICY, "bounce_policy"),
         ("exim-text-5.2.2.eml", BounceKind.SOFT, "bounce_soft"),
         ("exim-delay-24h.eml", BounceKind.SOFT, "bounce_soft"),
+        # An alias: one of its mailboxes got the message, another is gone.
+        ("postfix-alias-mixed.eml", BounceKind.SOFT, "bounce_soft"),
     ],
 )
 def test_soft_policy_and_auto_reply_are_events_only(

@@ -451,32 +451,51 @@ def _arf(report: email.message.Message) -> Classification:
 
 
 def _dsn(reports: list[email.message.Message]) -> Classification | None:
+    blocks = [
+        fields
+        for report in reports
+        for fields in _fields(report)
+        # Not the per-message block (Reporting-MTA, Arrival-Date).
+        if "action" in fields or "status" in fields
+    ]
+    # An address the receiving system expanded (an alias, a list) has a block per mailbox:
+    # if one of them got the message, the address was reached, and a dead mailbox behind it
+    # is no reason to stop it.
+    reached = {
+        _recipient(fields)
+        for fields in blocks
+        if fields.get("action", "").strip().lower() in ("delivered", "relayed", "expanded")
+    }
     best: Classification | None = None
-    for report in reports:
-        for fields in _fields(report):
-            if "action" not in fields and "status" not in fields:
-                continue  # the per-message block (Reporting-MTA, Arrival-Date)
-            status = fields.get("status", "")
-            diagnostic = fields.get("diagnostic-code", "")
-            # Some servers put the reason only in a comment or an X- field (X400 gateways).
-            words = " ".join(v for k, v in fields.items() if k not in _NOT_WORDS)
-            action = fields.get("action", "failed")
-            kind = status_kind(status, f"{diagnostic} {words}", action)
-            if kind is None:
-                continue
-            recipient = _address(fields.get("original-recipient", "")) or _address(
-                fields.get("final-recipient", "")
-            )
-            found = Classification(
-                kind,
-                Evidence.DSN,
-                status=refined_status(status, f"{diagnostic} {words}") or None,
-                diagnostic=diagnostic or None,
-                recipient=recipient,
-            )
-            if best is None or _SEVERITY[kind] > _SEVERITY[best.kind]:
-                best = found
+    for fields in blocks:
+        status = fields.get("status", "")
+        diagnostic = fields.get("diagnostic-code", "")
+        # Some servers put the reason only in a comment or an X- field (X400 gateways).
+        words = " ".join(v for k, v in fields.items() if k not in _NOT_WORDS)
+        action = fields.get("action", "failed")
+        kind = status_kind(status, f"{diagnostic} {words}", action)
+        if kind is None:
+            continue
+        recipient = _recipient(fields)
+        if recipient is not None and recipient in reached:
+            kind = BounceKind.SOFT
+        found = Classification(
+            kind,
+            Evidence.DSN,
+            status=refined_status(status, f"{diagnostic} {words}") or None,
+            diagnostic=diagnostic or None,
+            recipient=recipient,
+        )
+        if best is None or _SEVERITY[kind] > _SEVERITY[best.kind]:
+            best = found
     return best
+
+
+def _recipient(fields: dict[str, str]) -> str | None:
+    """The address a recipient block is about: the one the sender gave, where it says so."""
+    return _address(fields.get("original-recipient", "")) or _address(
+        fields.get("final-recipient", "")
+    )
 
 
 def _fields(report: email.message.Message) -> list[dict[str, str]]:
