@@ -659,6 +659,27 @@ def test_maildir_takes_each_message_once_and_puts_the_unrecognised_aside(
     assert ingest_maildir(intake(db, campaign), tmp_path / "Maildir").total == 0
 
 
+def test_maildir_messages_are_moved_as_they_came_not_written_anew(
+    db: Database, campaign: Campaign, tmp_path: Path
+) -> None:
+    # mailbox wrote each message anew from its parse: CRLF became LF, a broken MIME part was
+    # "repaired", so the copy an operator keeps was no longer what the server sent.
+    path = tmp_path / "Maildir"
+    mailbox.Maildir(path, create=True)
+    hard = bounce("postfix-5.1.1.eml", campaign.sent[TOMRA]).replace(b"\n", b"\r\n")
+    unknown = b"Subject: hei\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nbroken"
+    (path / "new" / "1676362324.M1P1.varsel").write_bytes(hard)
+    (path / "cur" / "1676362325.M2P1.varsel:2,F").write_bytes(unknown)  # flagged, not seen
+    summary = ingest_maildir(intake(db, campaign), path)
+    assert (summary.counts["hard"], summary.counts["unrecognised"]) == (1, 1)
+    assert sorted(p.name for p in (path / "new").iterdir()) == []
+    assert [p.name for p in (path / "cur").iterdir()] == ["1676362324.M1P1.varsel:2,S"]
+    assert (path / "cur" / "1676362324.M1P1.varsel:2,S").read_bytes() == hard
+    aside = mailbox.Maildir(path / ".unrecognised", create=False)
+    assert [aside.get_bytes(k) for k in aside.iterkeys()] == [unknown]
+    assert ingest_maildir(intake(db, campaign), path).total == 0
+
+
 def test_mbox_taken_twice_counts_duplicates(
     db: Database, campaign: Campaign, tmp_path: Path
 ) -> None:

@@ -34,11 +34,12 @@ import dataclasses
 import hashlib
 import imaplib
 import mailbox
+import os
 import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -414,32 +415,54 @@ def ingest_mbox(intake: BounceIntake, path: Path, keep: Path | None = None) -> I
 
 
 def ingest_maildir(intake: BounceIntake, path: Path) -> IngestSummary:
-    """New and unseen messages of a Maildir: then seen, or moved to its .unrecognised folder."""
+    """New and unseen messages of a Maildir: then seen, or moved to its .unrecognised folder.
+
+    Each message's file is renamed into cur/ with the seen flag, never written again: the
+    message stays byte for byte as it came (mailbox would write it anew from its parse, line
+    ends and broken MIME "repaired"), and a message seen before is passed by on its name.
+    """
     if not all((path / d).is_dir() for d in ("new", "cur", "tmp")):
         raise BounceInputError(f"{path}: ikke en Maildir (mangler new/, cur/ eller tmp/)")
-    box = mailbox.Maildir(path, factory=None, create=False)
     aside = _maildir(path / ".unrecognised")
     summary = IngestSummary()
-    for key in _unseen(box):
-        raw = box.get_bytes(key)
+    for file in _unseen(path):
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            continue  # taken in and moved by another intake meanwhile
+        except OSError as e:
+            raise BounceInputError(f"{file}: kan ikke leses ({os_reason(e)})") from None
         outcome = intake.ingest(raw, "maildir")
         summary.add(outcome)
         if outcome.kept_aside:
-            aside.add(box.get_message(key))
-            box.discard(key)
+            _keep(aside, raw)
+            file.unlink(missing_ok=True)
         else:
-            message = box.get_message(key)
-            message.set_subdir("cur")
-            message.add_flag("S")  # seen: the next run passes it by
-            box[key] = message
+            _mark_seen(file, path / "cur")
     return summary
 
 
-def _unseen(box: mailbox.Maildir) -> Iterator[str]:
-    for key in sorted(box.keys()):
-        message = box.get_message(key)
-        if message.get_subdir() == "new" or "S" not in message.get_flags():
-            yield key
+def _unseen(path: Path) -> list[Path]:
+    """The files of new/, and those of cur/ without the seen flag, in the order they came."""
+    found: list[tuple[str, Path]] = []
+    for sub in ("new", "cur"):
+        for name in os.listdir(path / sub):
+            if name.startswith("."):
+                continue  # not a message (as mailbox passes such names by)
+            key, _, info = name.partition(":")
+            if sub == "cur" and info.startswith("2,") and "S" in info[2:]:
+                continue
+            found.append((key, path / sub / name))
+    return [file for _, file in sorted(found)]
+
+
+def _mark_seen(file: Path, cur: Path) -> None:
+    """Move a message's file to cur/ with the seen flag (the Maildir way: a rename)."""
+    key, _, info = file.name.partition(":")
+    flags = info[2:] if info.startswith("2,") else ""
+    seen = f"{key}:2,{''.join(sorted(set(flags) | {'S'}))}"
+    with contextlib.suppress(FileNotFoundError):  # moved by another intake meanwhile
+        file.rename(cur / seen)
 
 
 def _maildir(path: Path) -> mailbox.Maildir:
