@@ -256,6 +256,21 @@ def test_message_ids_of_the_original_and_of_a_reply() -> None:
     assert message_ids(parse(raw), raw) == ["<F1218V8zDv60gxapzha000001ae@hotmail.com>"]
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        b"    Message size 452 KB, refused by the remote server.",
+        b"    Kundeservice: 415 55 555",
+    ],
+)
+def test_a_number_that_is_no_smtp_reply_does_not_soften_a_permanent_failure(said: bytes) -> None:
+    # Exim's text bounce with its reply taken out: flufl.bounce's "permanent" stands.
+    raw = (DATA / "constructed" / "exim-text-5.7.1.eml").read_bytes()
+    raw = raw.replace(b"    550 5.7.1 Message rejected as spam by Content Filtering.", said)
+    found = classify(parse(raw))
+    assert (found.kind, found.evidence, found.status) == (BounceKind.HARD, Evidence.HEURISTIC, None)
+
+
 def test_a_bounce_marked_auto_replied_is_still_a_bounce() -> None:
     msg = parse((DATA / "flufl" / "simple_45.txt").read_bytes())
     assert is_auto_reply(msg)

@@ -163,8 +163,11 @@ _DELAY_WORDS = re.compile(
     r"|vi (prøver|forsøker) (igjen|å levere)",
     re.IGNORECASE,
 )
-# An SMTP reply the bounce quotes: an enhanced status (5.7.1), else a bare code (550 …).
-_SMTP_REPLY = re.compile(r"(?<![\w.-])([45][0-5]\d)(?=[ -]\S)")
+# An SMTP reply the bounce quotes without an enhanced status: a code where a reply begins (a
+# line, or after "said:", ":" or "<<<") and then words, not a size ("452 KB") or a number.
+_SMTP_REPLY = re.compile(
+    r"(?:^\s*|[:>]\s*|\b(?:said|error|reply)\s+)([45][0-5]\d)(?=[ -][^\d\s])", re.IGNORECASE
+)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status notification|failure|has failed|failed)"
     r"|mail delivery failed|returned mail|failure notice|could not be delivered"
@@ -619,7 +622,8 @@ def _said_status(text: str) -> tuple[str, str] | None:
             if not more.strip() or len(more) - len(more.lstrip()) <= indent:
                 break
             said.append(more.strip())
-        return found.group(0).strip(), " ".join(" ".join(said).split())[:300]
+        code = found.group(0) if found is enhanced else found.group(1)
+        return code, " ".join(" ".join(said).split())[:300]
     return None
 
 
