@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
 from varsel import audit, contacts
 from varsel.audit import Action
-from varsel.db import Database
+from varsel.db import Database, connect
 from varsel.suppression import (
     Entry,
     SuppressionError,
@@ -120,6 +122,34 @@ def test_entries_are_newest_first_and_of_one_kind_when_asked(db: Database) -> No
             "web:delivery:7",
             "2025-03-02T10:00:00.000Z",
         )
+    ]
+
+
+def test_the_same_address_suppressed_by_two_at_once_is_no_error(db: Database) -> None:
+    # A bounce and a one-click unsubscribe for one address, in two transactions at once: on
+    # PostgreSQL both looked, found nothing, and the second insert failed (a 500 on the page).
+    other = connect(db.url)
+    added: list[bool | str] = []
+
+    def second() -> None:
+        try:
+            with other.transaction():
+                added.append(add(other, ADDRESS, "post@a.no", SuppressionReason.UNSUBSCRIBED))
+        except Exception as e:  # the failure this test is about, reported below
+            added.append(repr(e))
+
+    try:
+        with db.transaction():
+            assert add(db, ADDRESS, "post@a.no", SuppressionReason.HARD_BOUNCE, "delivery:1")
+            thread = threading.Thread(target=second)
+            thread.start()
+            time.sleep(0.5)  # the second waits on the first's row (PostgreSQL) or lock (SQLite)
+        thread.join()
+    finally:
+        other.close()
+    assert added == [False]
+    assert [(e.reason, e.source) for e in entries(db)] == [
+        (SuppressionReason.HARD_BOUNCE, "delivery:1")
     ]
 
 

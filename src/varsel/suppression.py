@@ -204,17 +204,14 @@ def add(
     note: str | None = None,
 ) -> bool:
     """Suppress an address or unit (within the caller's transaction); False if it already was."""
-    existing = db.query_one(
-        "SELECT 1 FROM suppressions WHERE kind = ? AND value = ?", (kind.value, value)
-    )
-    if existing:
-        return False
-    db.execute(
+    # ON CONFLICT, not a look first: on PostgreSQL two transactions (a bounce and a one-click
+    # unsubscribe for the same address) both find nothing, and the second insert would fail.
+    inserted = db.execute(
         "INSERT INTO suppressions (kind, value, reason, source, note, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, value) DO NOTHING",
         (kind.value, value, reason.value, source, note, utcnow_iso()),
-    )
-    return True
+    ).rowcount
+    return bool(inserted)
 
 
 def suppressed(db: Database, kind: SuppressionKind, values: Iterable[str]) -> set[str]:
