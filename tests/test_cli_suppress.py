@@ -112,6 +112,31 @@ def test_remove_takes_it_off(db: Database) -> None:
     assert stored(db) == []
 
 
+def test_remove_takes_off_a_value_stored_under_rules_that_now_refuse_it(db: Database) -> None:
+    # Added while test domains were allowed (or before a rule came): the console could lift it,
+    # the command line refused the address it had to name.
+    with db.transaction():
+        db.execute(
+            "INSERT INTO suppressions (kind, value, reason, source, created_at) "
+            "VALUES ('address', 'post@example.com', 'manual', 'cli', '2025-03-01T10:00:00.000Z')"
+        )
+    removed = run(db, "remove", "--address", "post@example.com")
+    assert removed.exit_code == 0
+    assert removed.output == (
+        "Adressen post@example.com er tatt av sperrelisten "
+        "(stod der siden 2025-03-01 11:00: lagt inn av operatør).\n"
+    )
+    assert stored(db) == []
+    [entry] = audit.entries(db, action=Action.SUPPRESSION_REMOVE)
+    assert entry.object == "address:post@example.com"
+    refused = run(db, "remove", "--address", "post@example.com")
+    assert refused.exit_code == 2
+    assert refused.output == (
+        "varsel: «post@example.com» er ikke en brukbar e-postadresse "
+        "(reservert domene som ikke kan motta e-post)\n"
+    )
+
+
 def test_remove_of_an_absent_value_exits_2_and_changes_nothing(db: Database) -> None:
     run(db, "add", "--orgnr", "974760673")
     before = (stored(db), audit.verify(db).head_seq)

@@ -48,6 +48,25 @@ def _target(state: State, address: str | None, orgnr: str | None) -> tuple[Suppr
     return kind, normalise_value(kind, typed, allow_test_domains=allow)
 
 
+def _listed_target(
+    state: State, address: str | None, orgnr: str | None
+) -> tuple[SuppressionKind, str]:
+    """What `remove` names: as _target, or a value the list holds as typed that today's rules
+    refuse (stored under other rules, such as a test domain allowed then), so it can go."""
+    from varsel.suppression import SuppressionError, SuppressionKind, find
+
+    try:
+        return _target(state, address, orgnr)
+    except SuppressionError:
+        typed = address if orgnr is None else orgnr if address is None else None
+        if typed is not None:
+            kind = SuppressionKind.ADDRESS if address is not None else SuppressionKind.UNIT
+            entry = find(state.db, kind, typed.strip())
+            if entry is not None:
+                return kind, entry.value
+        raise
+
+
 def _actor() -> str:
     from varsel.audit import cli_actor
 
@@ -144,7 +163,7 @@ def suppress_remove(state: State, address: str | None, orgnr: str | None, note: 
     """Ta en adresse eller virksomhet av sperrelisten: neste kampanje kan kontakte den igjen."""
     from varsel.suppression import REASON_LABELS, remove_manual, shown_value
 
-    kind, value = _target(state, address, orgnr)
+    kind, value = _listed_target(state, address, orgnr)
     e = remove_manual(state.db, kind, value, actor=_actor(), note=note)
     out.print(
         f"{_NAMED[kind]} {shown_value(kind, value)} er tatt av sperrelisten "
