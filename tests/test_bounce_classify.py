@@ -217,6 +217,8 @@ def test_feedback_other_than_abuse_is_not_a_complaint() -> None:
     [
         ("5.1.1", "", "failed", BounceKind.HARD),
         ("5.1.10", "", "failed", BounceKind.HARD),
+        ("5.1.7", "", "failed", BounceKind.POLICY),  # the sender's address, not the recipient's
+        ("5.1.8", "smtp;550 5.1.8 Access denied, bad outbound sender", "failed", BounceKind.POLICY),
         ("4.4.7", "", "failed", BounceKind.SOFT),
         ("5.1.1", "", "delayed", BounceKind.SOFT),
         ("5.2.2", "", "failed", BounceKind.SOFT),

@@ -298,7 +298,8 @@ def status_kind(status: str, diagnostic: str = "", action: str = "failed") -> Bo
     """The kind an RFC 3464 Status means; None for success (2.x.x, delivered, relayed).
 
     - `delayed`, and 4.x.x (even when the server gave up): soft.
-    - 5.1.x (bad mailbox, bad domain, no longer there): hard.
+    - 5.1.x (bad mailbox, bad domain, no longer there): hard; but 5.1.7 and 5.1.8, which are
+      about the sender's address: policy.
     - 5.2.2 (mailbox full): soft; 5.2.3 (message too big): policy; other 5.2.x (disabled): hard.
     - 5.3.x (the receiving system), 5.5.x (protocol), 5.6.x (content), 5.7.x (security and
       policy: spam filters, DMARC, blocks): policy, not the address's fault.
@@ -328,7 +329,9 @@ def status_kind(status: str, diagnostic: str = "", action: str = "failed") -> Bo
     if subject == 0:
         return _words_kind(f"{status} {diagnostic}") or BounceKind.HARD
     if subject == 1:
-        return BounceKind.HARD
+        # 5.1.7 and 5.1.8 are the sender's address (Office 365's "5.1.8 Access denied, bad
+        # outbound sender"): no fault of the recipient's, whose address is not dead.
+        return BounceKind.POLICY if detail in (7, 8) else BounceKind.HARD
     if subject == 2:
         return {2: BounceKind.SOFT, 3: BounceKind.POLICY}.get(detail, BounceKind.HARD)
     if subject == 4:
