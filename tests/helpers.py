@@ -351,3 +351,19 @@ def serving(server: LoopbackServer[S]) -> Iterator[LoopbackServer[S]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def end_connections(postgres_base: str, name: str) -> int:
+    """End every connection whose application_name is `name`, as a restart of PostgreSQL
+    does; how many it ended. pg_terminate_backend with a timeout waits until each has gone,
+    so what comes next meets what it would meet after a restart."""
+    import psycopg
+
+    with psycopg.connect(postgres_base, autocommit=True, application_name="t") as admin:
+        ended = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
+            "FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])

@@ -695,6 +695,20 @@ def fail_at_batch(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
     monkeypatch.setattr(Renderer, "render", failing)
 
 
+def died_at_second_batch(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, Path]:
+    """A campaign whose first letters run (one letter a batch, into "one") failed in its
+    second batch: (campaign id, the run's folder)."""
+    cid = campaign(db, settings, tmp_path)
+    out = tmp_path / "one"
+    with monkeypatch.context() as m:
+        fail_at_batch(m, 2)
+        with pytest.raises(RuntimeError):
+            make_letters(db, cid, out, batch_size=1, today=TODAY)
+    return cid, out
+
+
 def produced_batches(db: Database) -> dict[int, str]:
     """The batch file each produced letter is recorded in, by delivery id."""
     return {
@@ -810,12 +824,7 @@ def test_a_part_file_of_letters_never_recorded_is_deleted_by_the_next_run(
 ) -> None:
     # Killed while rendering (kill -9, no clean-up): the .part holds letters the store never
     # recorded, whose codes the verify page would call not ours.
-    cid = campaign(registry_db, settings, tmp_path)
-    out = tmp_path / "one"
-    with monkeypatch.context() as m:
-        fail_at_batch(m, 2)
-        with pytest.raises(RuntimeError):
-            make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    cid, out = died_at_second_batch(registry_db, settings, tmp_path, monkeypatch)
     (out / f"brev-{cid}-1-002.pdf.part").write_bytes(b"%PDF-1.7 half")
     (out / f"brev-{cid}-987.pdf.part").write_bytes(b"%PDF-1.7 half")
     run = make_letters(registry_db, cid, tmp_path / "two", today=TODAY)
@@ -829,12 +838,7 @@ def test_a_run_still_going_keeps_its_part_files(
     # A run going on holds a lock on its manifest: another run must not take its batch away.
     import fcntl
 
-    cid = campaign(registry_db, settings, tmp_path)
-    out = tmp_path / "one"
-    with monkeypatch.context() as m:
-        fail_at_batch(m, 2)
-        with pytest.raises(RuntimeError):
-            make_letters(registry_db, cid, out, batch_size=1, today=TODAY)
+    cid, out = died_at_second_batch(registry_db, settings, tmp_path, monkeypatch)
     part = out / f"brev-{cid}-1-002.pdf.part"
     part.write_bytes(b"%PDF-1.7 being written")
     with open(out / "manifest.csv", "rb") as held:

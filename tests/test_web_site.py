@@ -5,31 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import HTTPS, UNKNOWN
+from helpers import HTTPS, UNKNOWN, end_connections
 from varsel.config import Settings
 from varsel.db import connect
 from varsel.web import create_app
 from varsel.web.site import Store
-
-
-def _end_connections(postgres_base: str, name: str) -> int:
-    """End every connection named `name` as a restart of PostgreSQL does; how many it ended.
-
-    pg_terminate_backend with a timeout waits until each has gone, so the next request
-    meets what a visitor after a restart meets.
-    """
-    with psycopg.connect(postgres_base, autocommit=True, application_name="t") as admin:
-        ended = admin.execute(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
-            "FROM pg_stat_activity WHERE application_name = %s",
-            (name,),
-        ).fetchone()
-    assert ended is not None
-    return int(ended[0])
 
 
 @pytest.mark.postgres
@@ -43,7 +26,7 @@ def test_a_server_restart_costs_no_request(
         # Three requests at once leave three connections idle in the pool.
         with store.connection() as a, store.connection() as b, store.connection() as c:
             assert {a.scalar("SELECT 1"), b.scalar("SELECT 1"), c.scalar("SELECT 1")} == {1}
-        assert _end_connections(postgres_base, name) == 3
+        assert end_connections(postgres_base, name) == 3
         # Each ended connection is found so before it is lent: none fails a request.
         for _ in range(4):
             with store.connection() as db:
@@ -69,7 +52,7 @@ def test_the_pages_answer_after_a_server_restart(
     with TestClient(create_app(settings), base_url=HTTPS) as client:
         pages = ("/varsler", f"/kontroll?kode={UNKNOWN}")
         assert [client.get(page).status_code for page in pages] == [200, 404]
-        assert _end_connections(postgres_base, name) >= 2
+        assert end_connections(postgres_base, name) >= 2
         assert [client.get(page).status_code for page in pages] == [200, 404]
         assert [client.get(page).status_code for page in pages] == [200, 404]
     with connect(pg_url) as db:

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import campaign_toml, in_thread, schema_url, until
+from helpers import campaign_toml, end_connections, in_thread, schema_url, until
 from varsel import leases, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.channel.smtp_relay import RelayConfig
@@ -263,18 +263,6 @@ def test_killed_workers_lose_nothing_and_send_nothing_twice_outside_the_doubt(
             assert delivered[delivery_id] == 1
         else:
             assert state == "in_doubt"
-
-
-def end_connections(postgres_base: str, name: str) -> int:
-    """End every connection named `name`, as a restart of PostgreSQL does; how many."""
-    with psycopg.connect(postgres_base, autocommit=True) as admin:
-        ended = admin.execute(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
-            "FROM pg_stat_activity WHERE application_name = %s",
-            (name,),
-        ).fetchone()
-    assert ended is not None
-    return int(ended[0])
 
 
 def test_a_worker_whose_store_goes_away_stops_in_one_line_and_another_finishes(
