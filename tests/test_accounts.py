@@ -192,6 +192,28 @@ def test_the_last_admin_stays(db: Database, settings: Settings) -> None:
     assert set_role(db, "anne", Role.APPROVER, actor="ola").role is Role.APPROVER
 
 
+def test_an_admin_not_enrolled_yet_does_not_count_as_the_one_that_stays(
+    db: Database, settings: Settings
+) -> None:
+    # per may never enrol (the first password not passed on): with anne gone, no one could
+    # sign in to manage accounts.
+    enrolled_at_t0(db, settings, "anne", Role.ADMIN)
+    add_user(db, settings, "per", Role.ADMIN, PASSWORD, actor="anne")
+    before = db.query("SELECT name, role, disabled_at FROM users ORDER BY name")
+    with pytest.raises(AccountError, match=r"^«anne» er den eneste aktive administratoren$"):
+        disable_user(db, "anne", actor="per")
+    with pytest.raises(AccountError, match=r"^«anne» er den eneste aktive administratoren$"):
+        set_role(db, "anne", Role.AUTHOR, actor="per")
+    assert db.query("SELECT name, role, disabled_at FROM users ORDER BY name") == before
+    # Once per has enrolled, anne may go.
+    confirm_totp(db, settings, "per", PASSWORD, totp_code(get_user_secret(db, "per"), T0), now=T0)
+    assert disable_user(db, "anne", actor="per").disabled
+
+
+def get_user_secret(db: Database, name: str) -> str:
+    return str(db.scalar("SELECT totp_secret FROM users WHERE name = ?", (name,)))
+
+
 def test_changes_are_audited(db: Database, settings: Settings) -> None:
     enrolled_at_t0(db, settings, "anne", Role.ADMIN)
     enrolled_at_t0(db, settings, "kari")

@@ -300,9 +300,12 @@ def _update(db: Database, user: User, assignments: str, params: tuple[Any, ...])
 
 
 def _keep_an_admin(db: Database, user: User) -> None:
-    # Without an active administrator nobody could manage accounts from the console.
+    # Without an active administrator nobody could manage accounts from the console. Only
+    # those who can sign in count: an administrator still waiting for TOTP enrolment may never
+    # enrol (a first password not passed on, a phone never set up).
     others = db.scalar(
-        "SELECT count(*) FROM users WHERE role = ? AND disabled_at IS NULL AND id <> ?",
+        "SELECT count(*) FROM users WHERE role = ? AND disabled_at IS NULL "
+        "AND totp_confirmed_at IS NOT NULL AND id <> ?",
         (Role.ADMIN.value, user.id),
     )
     if not others:
