@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,100 @@ def test_a_resumed_workers_campaign_cannot_be_edited_under_them(
     assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_EDIT) == []
 
 
+def lapsed(why: str) -> str:
+    return f"godkjenningen av kampanje 1 gjelder ikke lenger: {why}; den må godkjennes på nytt"
+
+
+def test_an_approval_stops_holding_when_its_approver_is_disabled(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    # berit's account was stolen: what it approved must not go out on its word.
+    from varsel.accounts import disable_user, enable_user
+
+    approve(registry_db, settings, cid, people["berit"])
+    disable_user(registry_db, "berit", actor="anne")
+    with pytest.raises(NotApproved) as e:
+        authorise_send(registry_db, settings, cid, actor="kari")
+    assert e.value.message == lapsed("godkjenneren berit er deaktivert")
+    assert audit.entries(registry_db, action=audit.Action.CAMPAIGN_SEND) == []
+    state = approval_state(registry_db, cid)
+    assert (state.approved, state.changed) == (False, ())
+    # The audit log says which campaigns need a new approval.
+    (disabled,) = audit.entries(registry_db, action=audit.Action.USER_DISABLE)
+    assert disabled.data == {"approvals": [cid], "sessions": 0}
+    # Enabled again (a new password), the old approval stays void: it may be the thief's.
+    enable_user(registry_db, "berit", actor="anne")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == lapsed("godkjenneren berit har vært deaktivert etter godkjenningen")
+    # A new approval (berit's own, now that she has her account back) holds.
+    again = approve(registry_db, settings, cid, get_user(registry_db, "berit"))
+    assert require_approved(registry_db, cid) == again
+    assert authorise_send(registry_db, settings, cid, actor="kari") == again
+
+
+def test_an_approval_stops_holding_when_its_approver_may_no_longer_approve(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    from varsel.accounts import Role, set_role
+
+    another(registry_db, settings, "anne", "admin")
+    approve(registry_db, settings, cid, people["berit"])
+    set_role(registry_db, "berit", Role.ADMIN, actor="anne")  # may still approve
+    assert require_approved(registry_db, cid).approved_by == "berit"
+    set_role(registry_db, "berit", Role.AUTHOR, actor="anne")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == lapsed(
+        "godkjenneren berit har ikke lenger en rolle som kan godkjenne"
+    )
+    roles = [e.data for e in audit.entries(registry_db, action=audit.Action.USER_ROLE)]
+    assert roles == [
+        {"from": "approver", "to": "admin"},
+        {"approvals": [cid], "from": "admin", "to": "author"},
+    ]
+    set_role(registry_db, "berit", Role.APPROVER, actor="anne")
+    with pytest.raises(NotApproved) as e:
+        require_approved(registry_db, cid)
+    assert e.value.message == lapsed(
+        "godkjenneren berit har mistet godkjennerrollen etter godkjenningen"
+    )
+
+
+def test_a_disabled_approver_leaves_others_approvals_and_finished_campaigns_alone(
+    registry_db: Database, settings: Settings, definition: Path, cid: int, people: dict[str, User]
+) -> None:
+    from varsel.accounts import disable_user, lapsing_approvals
+
+    per = another(registry_db, settings, "per", "approver")
+    approve(registry_db, settings, cid, people["berit"])
+    other = create_campaign(registry_db, settings, definition, created_by="kari").campaign.id
+    by_per = approve(registry_db, settings, other, per)
+    done = create_campaign(registry_db, settings, definition, created_by="kari").campaign.id
+    approve(registry_db, settings, done, people["berit"])
+    registry_db.execute("UPDATE campaigns SET status = 'done' WHERE id = ?", (done,))
+    assert lapsing_approvals(registry_db, "berit") == [cid]
+    disable_user(registry_db, "berit", actor="anne")
+    assert require_approved(registry_db, other) == by_per
+
+
+def test_a_workers_campaign_is_not_resumed_on_a_disabled_approvers_word(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    from varsel.accounts import disable_user
+
+    if registry_db.dialect != "postgresql":
+        pytest.skip("the workers need PostgreSQL")
+    paused_by_the_workers(registry_db, settings, cid, people["berit"])
+    disable_user(registry_db, "berit", actor="anne")
+    with pytest.raises(NotApproved) as e:
+        set_status(registry_db, cid, CampaignStatus.READY, actor="kari")
+    assert e.value.message == lapsed("godkjenneren berit er deaktivert")
+    assert get_campaign(registry_db, cid).status is CampaignStatus.PAUSED
+    approve(registry_db, settings, cid, another(registry_db, settings, "per", "approver"))
+    assert set_status(registry_db, cid, CampaignStatus.READY).status is CampaignStatus.READY
+
+
 def test_a_voided_campaign_can_be_approved_again(
     registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
 ) -> None:
@@ -692,6 +787,43 @@ def test_cli_approve_then_send(
         (audit.cli_actor(), "campaign_send"),
         (audit.cli_actor(), "campaign_send_end"),
     ]
+
+
+def test_cli_says_an_approval_whose_approver_was_disabled_no_longer_holds(
+    registry_db: Database, settings: Settings, cid: int, people: dict[str, User]
+) -> None:
+    runner = CliRunner()
+    db = ["--db", registry_db.url]
+    approval = approve(registry_db, settings, cid, people["berit"])
+    status = runner.invoke(cli, [*db, "campaign", "status", str(cid)], env=env(settings))
+    at = approval.approved_at[:16].replace("T", " ")
+    assert status.output.splitlines()[1] == f"Godkjent av berit ({at} UTC)."
+
+    disabled = runner.invoke(cli, [*db, "user", "disable", "berit"], env=env(settings))
+    assert disabled.exit_code == 0, disabled.output
+    assert disabled.output.splitlines() == [
+        "«berit» er deaktivert; alle øktene er avsluttet.",
+        "Godkjenningen fra «berit» av kampanje 1 gjelder ikke lenger: den må godkjennes på nytt "
+        "før den sendes (videre).",
+    ]
+    status = runner.invoke(cli, [*db, "campaign", "status", str(cid)], env=env(settings))
+    assert status.exit_code == 0, status.output
+    assert status.output.splitlines()[1] == (
+        "Godkjenningen av kampanje 1 gjelder ikke lenger: godkjenneren berit er deaktivert; "
+        "den må godkjennes på nytt."
+    )
+    as_json = runner.invoke(cli, [*db, "campaign", "status", str(cid), "--json"])
+    said = json.loads(as_json.output)["approval"]
+    assert (said["holds"], said["latest"]["approved_by"]) == (False, "berit")
+    assert said["reason"] == lapsed("godkjenneren berit er deaktivert")
+    with SmtpSink() as sink:
+        send = [*db, "campaign", "send", str(cid), "--smtp", sink.url]
+        refused = runner.invoke(cli, send, env=env(settings))
+        assert (refused.exit_code, refused.output) == (
+            2,
+            f"varsel: {lapsed('godkjenneren berit er deaktivert')}\n",
+        )
+        assert sink.messages == []
 
 
 def test_cli_send_without_approval_only_when_asked_and_allowed(

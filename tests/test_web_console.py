@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from helpers import (
     HTTPS,
     PASSWORD,
+    approved_by_berit,
     console_campaign,
     console_settings,
     form_token,
@@ -719,6 +720,29 @@ def test_a_send_without_an_approval_that_holds_is_refused_in_the_pages_language(
     assert action_error(answer) == (
         f"godkjenningen av kampanje {cid} gjelder ikke lenger: malene, avsenderen er endret "
         "etter at berit godkjente den; den må godkjennes på nytt"
+    )
+
+
+def test_the_campaign_page_says_an_approval_lapsed_with_its_disabled_approver(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
+    disable_user(db, "berit", actor="anne")  # a stolen account: its session ends too
+    sign_in_as(client, db, settings, "kari", "author")
+    page = client.get(f"{PREFIX}/kampanjer/{cid}?lang=nn").text
+    lapsed = re.search(r'<p class="warning-text" id="godkjenning-bortfalt">([^<]+)</p>', page)
+    assert lapsed is not None, page
+    assert lapsed.group(1) == (
+        "Godkjenninga frå berit gjeld ikkje lenger: godkjennaren berit er deaktivert. "
+        "Kampanjen må godkjennast på nytt før han blir send."
+    )
+    assert f"/kampanjer/{cid}/send" not in page  # no Send button
+    form = page_form(client, f"{PREFIX}/kampanjer/{cid}")
+    answer = client.post(f"{PREFIX}/kampanjer/{cid}/send", data={**form, "lang": "en"})
+    assert answer.status_code == 409
+    assert action_error(answer) == (
+        f"the approval of campaign {cid} no longer holds: the approver berit is disabled; "
+        "it must be approved again"
     )
 
 

@@ -10,6 +10,7 @@ the audit log.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,19 +219,16 @@ def add_user(
 
 
 def set_role(db: Database, name: str, role: Role, *, actor: str) -> User:
-    """Give an account another role."""
+    """Give an account another role; below approver, its approvals stop holding."""
     user = get_user(db, name)
     with db.transaction():
         if user.role is Role.ADMIN and role is not Role.ADMIN:
             _keep_an_admin(db, user)
+        detail: dict[str, Any] = {"from": user.role.value, "to": role.value}
+        if not role.allows(Role.APPROVER) and (lapsing := lapsing_approvals(db, user.name)):
+            detail["approvals"] = lapsing
         _update(db, user, "role = ?", (role.value,))
-        audit.record(
-            db,
-            actor,
-            Action.USER_ROLE,
-            f"user:{user.name}",
-            {"from": user.role.value, "to": role.value},
-        )
+        audit.record(db, actor, Action.USER_ROLE, f"user:{user.name}", detail)
     return get_user(db, user.name)
 
 
@@ -247,15 +245,76 @@ def set_password(db: Database, settings: Settings, name: str, password: str, *, 
 
 
 def disable_user(db: Database, name: str, *, actor: str) -> User:
-    """Disable an account: it cannot sign in, and its sessions end now."""
+    """Disable an account: it cannot sign in, its sessions end now, its approvals stop holding."""
     user = get_user(db, name)
     with db.transaction():
         if user.role is Role.ADMIN:
             _keep_an_admin(db, user)
+        detail: dict[str, Any] = {}
+        if lapsing := lapsing_approvals(db, user.name):
+            detail["approvals"] = lapsing  # the campaigns that need a new approval now
         _update(db, user, "disabled_at = ?", (iso(utcnow()),))
-        ended = end_sessions(db, user)
-        audit.record(db, actor, Action.USER_DISABLE, f"user:{user.name}", {"sessions": ended})
+        detail["sessions"] = end_sessions(db, user)
+        audit.record(db, actor, Action.USER_DISABLE, f"user:{user.name}", detail)
     return get_user(db, user.name)
+
+
+def lapsing_approvals(db: Database, name: str) -> list[int]:
+    """The unfinished campaigns whose latest approval is the account's (ids, in order).
+
+    Those are the approvals that stop holding when the account is disabled or may no longer
+    approve (`lapse`): the campaigns' next send or resume needs a new approval.
+    """
+    from varsel.campaign import CampaignStatus
+
+    finished = (CampaignStatus.DONE.value, CampaignStatus.CANCELLED.value)
+    return [
+        int(r[0])
+        for r in db.query(
+            "SELECT a.campaign_id FROM approvals a JOIN campaigns c ON c.id = a.campaign_id "
+            "WHERE a.approved_by = ? AND c.status NOT IN (?, ?) "
+            "AND a.id = (SELECT max(b.id) FROM approvals b WHERE b.campaign_id = a.campaign_id) "
+            "ORDER BY a.campaign_id",
+            (name, *finished),
+        )
+    ]
+
+
+class Lapse(StrEnum):
+    """Why an account no longer stands behind what it did with a role (an approval)."""
+
+    MISSING = "missing"  # no account of that name any more
+    DISABLED = "disabled"  # disabled now
+    ROLE = "role"  # its role now is below the one needed
+    WAS_DISABLED = "was_disabled"  # disabled since, and enabled again
+    WAS_DEMOTED = "was_demoted"  # given a lower role since, and the role back again
+
+
+def lapse(db: Database, name: str, role: Role, *, since_seq: int) -> Lapse | None:
+    """Whether the account still stands behind what it did with `role` at audit entry
+    `since_seq`; the reason if not (None while it does).
+
+    An account disabled or demoted since, even if enabled or promoted again, does not: it was
+    disabled because it was stolen, perhaps, and what it did before then may be the thief's.
+    """
+    row = db.query_one("SELECT role, disabled_at FROM users WHERE name = ?", (name,))
+    if row is None:
+        return Lapse.MISSING
+    if row[1] is not None:
+        return Lapse.DISABLED
+    if not Role(row[0]).allows(role):
+        return Lapse.ROLE
+    for action, detail in db.query(
+        "SELECT action, detail FROM audit_log WHERE action IN (?, ?) AND seq > ? AND object = ? "
+        "ORDER BY seq",
+        (Action.USER_DISABLE.value, Action.USER_ROLE.value, since_seq, f"user:{name}"),
+    ):
+        if action == Action.USER_DISABLE.value:
+            return Lapse.WAS_DISABLED
+        to = json.loads(detail or "{}").get("to")
+        if to not in {r.value for r in Role} or not Role(to).allows(role):
+            return Lapse.WAS_DEMOTED
+    return None
 
 
 def enable_user(db: Database, name: str, *, actor: str) -> User:

@@ -6,7 +6,9 @@ rules and public address, the selection (criteria, snapshot) and a digest of the
 recipient list and of the e-mail deliveries (addresses, languages, codes). The send limits
 are left out: slowing a campaign down changes nothing anyone receives. At send time the
 fingerprint is computed again; any difference voids the approval, and the message says
-which part changed.
+which part changed. An approval also stops holding once its approver's account is disabled or
+loses the approver role (a stolen account is disabled: what it approved must not go out on its
+word), and stays void if the account is enabled or promoted again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varsel import audit
-from varsel.accounts import Role, User, require_role
+from varsel.accounts import Lapse, Role, User, lapse, require_role
 from varsel.campaign import STATUS_WORDS, Campaign, CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
@@ -60,6 +62,15 @@ _SPEC_PARTS = {
     "selection": ("criteria", "per_unit"),
 }
 UNBOUND = ("limits",)  # how fast and when: does not change what anyone receives
+# Why an approval no longer holds on its approver's side (accounts.lapse): a stolen account is
+# disabled, and what it approved must not go out on its word.
+LAPSES = {
+    Lapse.MISSING: N_("godkjenneren %(user)s finnes ikke lenger"),
+    Lapse.DISABLED: N_("godkjenneren %(user)s er deaktivert"),
+    Lapse.ROLE: N_("godkjenneren %(user)s har ikke lenger en rolle som kan godkjenne"),
+    Lapse.WAS_DISABLED: N_("godkjenneren %(user)s har vært deaktivert etter godkjenningen"),
+    Lapse.WAS_DEMOTED: N_("godkjenneren %(user)s har mistet godkjennerrollen etter godkjenningen"),
+}
 
 
 class ApprovalError(UserError):
@@ -117,10 +128,11 @@ class ApprovalState:
     fingerprint: Fingerprint
     changed: tuple[str, ...]  # parts changed since the approval (empty when it holds)
     editors: frozenset[str] = frozenset()  # who changed its definition: none of them may approve
+    lapsed: Text | None = None  # why the approver no longer stands behind it (LAPSES), if so
 
     @property
     def approved(self) -> bool:
-        return self.approval is not None and not self.changed
+        return self.approval is not None and not self.changed and self.lapsed is None
 
 
 def _canonical(value: Any) -> bytes:
@@ -250,8 +262,33 @@ def approval_state(db: Database, campaign_id: int) -> ApprovalState:
     if approval and not changed and now.digest != approval.digest:
         changed = tuple(PARTS)  # the parts were stored wrongly: trust only the whole digest
     return ApprovalState(
-        campaign_id, campaign.created_by, approval, now, changed, editors(db, campaign_id)
+        campaign_id,
+        campaign.created_by,
+        approval,
+        now,
+        changed,
+        editors(db, campaign_id),
+        lapsed(db, approval) if approval else None,
     )
+
+
+def lapsed(db: Database, approval: Approval) -> Text | None:
+    """Why the approver no longer stands behind the approval (disabled, demoted); else None."""
+    why = lapse(db, approval.approved_by, Role.APPROVER, since_seq=_approval_seq(db, approval))
+    return None if why is None else Text(LAPSES[why], user=approval.approved_by)
+
+
+def _approval_seq(db: Database, approval: Approval) -> int:
+    """The audit entry that recorded the approval (approve writes it in the same transaction)."""
+    for seq, detail in db.query(
+        "SELECT seq, detail FROM audit_log WHERE action = ? AND object = ? ORDER BY seq DESC",
+        (audit.Action.CAMPAIGN_APPROVE.value, f"campaign:{approval.campaign_id}"),
+    ):
+        if json.loads(detail or "{}").get("approval") == approval.id:
+            return int(seq)
+    # Not found (an approval stored otherwise): the entries written before its time.
+    before = db.scalar("SELECT max(seq) FROM audit_log WHERE at < ?", (approval.approved_at,))
+    return int(before or 0)
 
 
 def approve(
@@ -365,7 +402,8 @@ def _refuse_unapprovable(campaign: Campaign) -> None:
 
 def _refuse_approved_again(db: Database, campaign_id: int, now: Fingerprint) -> None:
     latest = latest_approval(db, campaign_id)
-    if latest is not None and latest.digest == now.digest:
+    # An approval whose approver was disabled since is no approval: the campaign needs another.
+    if latest is not None and latest.digest == now.digest and lapsed(db, latest) is None:
         raise ApprovalError(
             Text(
                 "kampanje %(campaign)s er allerede godkjent av %(user)s (%(at)s UTC)",
@@ -407,25 +445,37 @@ def _require_digest(now: Fingerprint, expected: str, campaign_id: int) -> None:
 def require_approved(db: Database, campaign_id: int) -> Approval:
     """The approval that holds for the campaign as it is now; NotApproved if there is none."""
     state = approval_state(db, campaign_id)
+    why = not_approved(state)
+    if why is not None or state.approval is None:
+        raise NotApproved(why)
+    return state.approval
+
+
+def not_approved(state: ApprovalState) -> Text | None:
+    """Why no approval holds for the campaign (NotApproved's message); None if one does."""
+    campaign_id = state.campaign_id
     if state.approval is None:
-        raise NotApproved(
-            Text(
-                "kampanje %(campaign)s er ikke godkjent: en godkjenner som ikke skrev den må "
-                "godkjenne den først (varsel campaign approve %(campaign)s --user NAVN)",
-                campaign=campaign_id,
-            )
+        return Text(
+            "kampanje %(campaign)s er ikke godkjent: en godkjenner som ikke skrev den må "
+            "godkjenne den først (varsel campaign approve %(campaign)s --user NAVN)",
+            campaign=campaign_id,
+        )
+    if state.lapsed is not None:
+        return Text(
+            "godkjenningen av kampanje %(campaign)s gjelder ikke lenger: %(why)s; "
+            "den må godkjennes på nytt",
+            campaign=campaign_id,
+            why=state.lapsed,
         )
     if state.changed:
-        raise NotApproved(
-            Text(
-                "godkjenningen av kampanje %(campaign)s gjelder ikke lenger: %(parts)s er endret "
-                "etter at %(user)s godkjente den; den må godkjennes på nytt",
-                campaign=campaign_id,
-                parts=listed([Text(PARTS[p]) for p in state.changed]),
-                user=state.approval.approved_by,
-            )
+        return Text(
+            "godkjenningen av kampanje %(campaign)s gjelder ikke lenger: %(parts)s er endret "
+            "etter at %(user)s godkjente den; den må godkjennes på nytt",
+            campaign=campaign_id,
+            parts=listed([Text(PARTS[p]) for p in state.changed]),
+            user=state.approval.approved_by,
         )
-    return state.approval
+    return None
 
 
 # -- sending --------------------------------------------------------------------------------

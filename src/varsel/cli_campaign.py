@@ -236,8 +236,10 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
     from varsel.send_report import CHANNEL_WORDS, status
 
     report = status(state.db, campaign_id)
+    approval = _approval_said(state, report.campaign)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        said = {**report.as_dict(), "approval": approval[1] if approval else None}
+        click.echo(json.dumps(said, ensure_ascii=False, indent=2))
         return
     # The name is printed whole and as typed: a wrapped or half-markup name cannot be found.
     out.print(
@@ -246,6 +248,8 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
         soft_wrap=True,
         markup=False,
     )
+    if approval is not None:
+        out.print(approval[0], soft_wrap=True)
     for line in report.lines():
         out.print(line, soft_wrap=True)
     for d in report.in_doubt:
@@ -275,6 +279,34 @@ def campaign_status(state: State, campaign_id: int, as_json: bool) -> None:
             markup=False,
             soft_wrap=True,
         )
+
+
+def _approval_said(state: State, campaign: Campaign) -> tuple[str, dict[str, object]] | None:
+    """Whether an approval holds for a campaign that may still send, and why not (changed
+    since, or its approver disabled since): a line, and the same for --json. None for a
+    finished or forgotten campaign."""
+    from varsel.approval import approval_state, not_approved
+    from varsel.campaign import CampaignStatus
+    from varsel.retention import forgotten_at
+
+    if campaign.status in (CampaignStatus.DONE, CampaignStatus.CANCELLED):
+        return None
+    if forgotten_at(state.db, campaign.id) is not None:
+        return None
+    approval = approval_state(state.db, campaign.id)
+    latest = approval.approval
+    why = not_approved(approval)
+    data: dict[str, object] = {
+        "holds": why is None,
+        "latest": latest.as_dict() if latest else None,
+        "reason": why,
+    }
+    if why is not None:
+        return f"{why[:1].upper()}{why[1:]}.", data
+    if latest is None:  # not_approved said why: never here
+        return None
+    at = latest.approved_at[:16].replace("T", " ")
+    return f"Godkjent av {latest.approved_by} ({at} UTC).", data
 
 
 def _who_sends(state: State, campaign: Campaign) -> str:

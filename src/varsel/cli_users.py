@@ -192,7 +192,9 @@ def user_set_role(state: State, name: str, role: Role) -> None:
     from varsel.accounts import set_role
 
     changed = set_role(state.db, name, role, actor=_actor())
-    out.print(f"«{changed.name}» har nå rollen «{ROLE_LABELS[changed.role]}».")
+    out.print(f"«{changed.name}» har nå rollen «{ROLE_LABELS[changed.role]}».", soft_wrap=True)
+    if not changed.role.allows(Role.APPROVER):
+        _say_lapsed(state, changed.name)
 
 
 @user.command("set-password")
@@ -214,7 +216,33 @@ def user_disable(state: State, name: str) -> None:
     from varsel.accounts import disable_user
 
     changed = disable_user(state.db, name, actor=_actor())
-    out.print(f"«{changed.name}» er deaktivert; alle øktene er avsluttet.")
+    out.print(f"«{changed.name}» er deaktivert; alle øktene er avsluttet.", soft_wrap=True)
+    _say_lapsed(state, changed.name)
+
+
+def _say_lapsed(state: State, name: str) -> None:
+    """Which campaigns the account's approvals no longer hold for, and which of them send now."""
+    from varsel.accounts import lapsing_approvals
+    from varsel.campaign import CampaignStatus, get_campaign
+
+    lapsed = lapsing_approvals(state.db, name)
+    if not lapsed:
+        return
+    ids = [str(i) for i in lapsed]
+    if len(ids) == 1:
+        said = f"Godkjenningen fra «{name}» av kampanje {ids[0]} gjelder ikke lenger: den"
+    else:
+        which = f"{', '.join(ids[:-1])} og {ids[-1]}"
+        said = f"Godkjenningene fra «{name}» av kampanje {which} gjelder ikke lenger: de"
+    pronoun = said.rsplit(" ", 1)[1]
+    out.print(f"{said} må godkjennes på nytt før {pronoun} sendes (videre).", soft_wrap=True)
+    for i in lapsed:
+        if get_campaign(state.db, i).status is CampaignStatus.SENDING:
+            # A send under way was let through the gate before: it goes on until paused.
+            out.print(
+                f"Kampanje {i} sendes nå og fortsetter; stopp den med «varsel campaign pause {i}».",
+                soft_wrap=True,
+            )
 
 
 @user.command("enable")

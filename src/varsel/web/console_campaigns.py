@@ -393,6 +393,8 @@ def _campaign_page(
             "campaign": campaign,
             "spec": campaign.spec,
             "approval": state,
+            # Why the approver no longer stands behind it (disabled, demoted), in the page's words.
+            "lapsed": shown(page.language, state.lapsed) if state.lapsed else None,
             "progress": now,
             "live": now.live or _senders(page).running(cid),
             "recipients": recipients,
