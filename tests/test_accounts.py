@@ -93,20 +93,39 @@ def test_new_password_ends_sessions(db: Database, settings: Settings) -> None:
     )
 
 
-def test_reset_totp_needs_a_new_enrolment(db: Database, settings: Settings) -> None:
+def test_reset_totp_needs_a_new_enrolment_and_a_new_password(
+    db: Database, settings: Settings
+) -> None:
     old = enrolled_at_t0(db, settings)
     t1 = T0 + timedelta(seconds=30)
     token = authenticate(db, settings, "kari", PASSWORD, totp_code(old, t1), now=t1).token
-    enrolment = reset_totp(db, settings, "kari", actor="admin")
+    enrolment = reset_totp(db, settings, "kari", "et-helt-nytt-passord", actor="admin")
     assert enrolment.secret != old
     assert session_for_token(db, settings, token, now=t1) is None
+    (reset,) = audit.entries(db, action=audit.Action.USER_TOTP_RESET)
+    assert (reset.actor, reset.data) == ("admin", {"password": True, "sessions": 1})
     t2 = T0 + timedelta(seconds=60)
+    new_code = totp_code(enrolment.secret, t2)
     with pytest.raises(SignInError, match="ikke tatt i bruk"):
-        verify_credentials(db, settings, "kari", PASSWORD, totp_code(enrolment.secret, t2), now=t2)
-    confirm_totp(db, settings, "kari", PASSWORD, totp_code(enrolment.secret, t2), now=t2)
+        verify_credentials(db, settings, "kari", "et-helt-nytt-passord", new_code, now=t2)
+    # The old password enrols nothing: its thief cannot race the owner to a new phone.
+    with pytest.raises(SignInError, match=f"^{GENERIC}$"):
+        confirm_totp(db, settings, "kari", PASSWORD, new_code, now=t2)
+    confirm_totp(db, settings, "kari", "et-helt-nytt-passord", new_code, now=t2)
     t3 = T0 + timedelta(seconds=90)
     with pytest.raises(SignInError, match=f"^{GENERIC}$"):
-        verify_credentials(db, settings, "kari", PASSWORD, totp_code(old, t3), now=t3)
+        verify_credentials(db, settings, "kari", "et-helt-nytt-passord", totp_code(old, t3), now=t3)
+
+
+def test_reset_totp_refuses_a_bad_password_and_changes_nothing(
+    db: Database, settings: Settings
+) -> None:
+    enrolled_at_t0(db, settings)
+    before = db.query("SELECT password_hash, totp_secret, totp_confirmed_at FROM users")
+    with pytest.raises(AccountError, match=r"^passordet er for lett å gjette"):
+        reset_totp(db, settings, "kari", "passord12345", actor="admin")
+    assert db.query("SELECT password_hash, totp_secret, totp_confirmed_at FROM users") == before
+    assert audit.entries(db, action=audit.Action.USER_TOTP_RESET) == []
 
 
 def test_password_rules(db: Database, settings: Settings) -> None:

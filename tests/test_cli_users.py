@@ -154,18 +154,47 @@ def test_unknown_user(db: Database) -> None:
     assert result.output == "varsel: brukeren «nils» finnes ikke\n"
 
 
-def test_reset_totp_shows_a_new_enrolment(db: Database) -> None:
+def test_reset_totp_sets_a_new_password_and_shows_a_new_enrolment(db: Database) -> None:
     old = add(db)
     confirm(db, "kari", old)
-    result = run(db, "user", "reset-totp", "kari")
+    result = run(db, "user", "reset-totp", "kari", VARSEL_PASSWORD=NEW)
     assert result.exit_code == 0, result.output
     new = db.scalar("SELECT totp_secret FROM users WHERE name = 'kari'")
     assert new != old
     assert result.output.splitlines()[0] == (
-        "«kari» har fått en ny TOTP-nøkkel; alle øktene er avsluttet."
+        "«kari» har fått ny TOTP-nøkkel og nytt passord; alle øktene er avsluttet. "
+        "Gi passordet til eieren på en trygg måte."
     )
     assert f"otpauth://totp/varsel:kari?secret={new}&issuer=varsel" in result.output
     assert not get_user(db, "kari").enrolled
+    # Whoever knows the old password (with the stolen phone, say) cannot enrol a phone first.
+    code = pyotp.TOTP(new).now()
+    raced = run(db, "user", "confirm-totp", "kari", VARSEL_PASSWORD=PASSWORD, VARSEL_TOTP=code)
+    assert raced.exit_code == 2
+    assert not get_user(db, "kari").enrolled
+    owner = run(db, "user", "confirm-totp", "kari", VARSEL_PASSWORD=NEW, VARSEL_TOTP=code)
+    assert owner.exit_code == 0, owner.output
+
+
+def test_reset_totp_asks_for_the_new_password_twice(db: Database) -> None:
+    add(db)
+    before = db.scalar("SELECT password_hash FROM users")
+    typed = Terminal(f"{NEW}\n{NEW}\n".encode())
+    result = run(db, "user", "reset-totp", "kari", input=typed)
+    assert result.exit_code == 0, result.output
+    assert "Nytt passord: " in result.output
+    assert "Gjenta passordet: " in result.output
+    assert db.scalar("SELECT password_hash FROM users") != before
+
+
+def test_reset_totp_with_a_bad_password_changes_nothing(db: Database) -> None:
+    add(db)
+    before = db.query("SELECT password_hash, totp_secret, updated_at FROM users")
+    result = run(db, "user", "reset-totp", "kari", VARSEL_PASSWORD=SHORT)
+    assert (result.exit_code, result.output) == (2, "varsel: passordet må ha minst 12 tegn\n")
+    assert db.query("SELECT password_hash, totp_secret, updated_at FROM users") == before
+    unknown = run(db, "user", "reset-totp", "nils", VARSEL_PASSWORD=NEW)
+    assert (unknown.exit_code, unknown.output) == (2, "varsel: brukeren «nils» finnes ikke\n")
 
 
 def test_sign_out_everywhere(db: Database) -> None:

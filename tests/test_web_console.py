@@ -43,6 +43,7 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, Text, listed
 from varsel.registry import import_dump
+from varsel.signin import SignInError, confirm_totp
 from varsel.suppression import (
     SuppressionKind,
     SuppressionReason,
@@ -508,6 +509,35 @@ def test_a_bad_account_is_refused_with_the_librarys_message(
     assert answer.status_code == 400
     assert "passordet må ha minst 12 tegn" in answer.text
     assert [u.name for u in list_users(db)] == ["ada"]
+
+
+def test_a_new_totp_key_from_the_console_takes_a_new_password(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    secret = operator(db, settings, "ada", "admin")
+    operator(db, settings, "ola", "author")
+    sign_in(client, "ada", next_code(secret))
+    page = client.get(f"{PREFIX}/brukere").text
+    assert 'id="nytt-passord-ola"' in page
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    before = db.query("SELECT password_hash, totp_secret FROM users WHERE name = 'ola'")
+    weak = client.post(
+        f"{PREFIX}/brukere/ola/nullstill-totp", data={"csrf": csrf, "password": "kort"}
+    )
+    assert weak.status_code == 400
+    assert "passordet må ha minst 12 tegn" in weak.text
+    assert db.query("SELECT password_hash, totp_secret FROM users WHERE name = 'ola'") == before
+    reset = client.post(
+        f"{PREFIX}/brukere/ola/nullstill-totp",
+        data={"csrf": csrf, "password": "et-helt-nytt-passord"},
+    )
+    assert reset.status_code == 200
+    assert "«ola» har fått ny TOTP-nøkkel og nytt passord og er logget ut." in reset.text
+    new_secret = db.scalar("SELECT totp_secret FROM users WHERE name = 'ola'")
+    code = pyotp.TOTP(new_secret).now()
+    with pytest.raises(SignInError):
+        confirm_totp(db, settings, "ola", PASSWORD, code)  # the old password enrols nothing
+    assert confirm_totp(db, settings, "ola", "et-helt-nytt-passord", code).enrolled
 
 
 def test_the_last_administrator_cannot_be_disabled(

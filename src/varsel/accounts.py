@@ -335,19 +335,35 @@ def unlock_user(db: Database, name: str, *, actor: str) -> User:
     return get_user(db, user.name)
 
 
-def reset_totp(db: Database, settings: Settings, name: str, *, actor: str) -> Enrolment:
-    """A new TOTP secret (a lost phone): sessions end; the account waits for enrolment."""
+def reset_totp(
+    db: Database, settings: Settings, name: str, password: str, *, actor: str
+) -> Enrolment:
+    """A new TOTP secret (a lost phone) and a new password: sessions end; the account waits
+    for enrolment.
+
+    The password changes too: enrolment takes the password, so whoever knows the old one (the
+    thief of a stolen phone and password) could otherwise race the owner to enrol a phone.
+    """
     user = get_user(db, name)
+    _check_password(user.name, password, user.email)
+    password_hash = password_hasher(settings).hash(password)
     secret = pyotp.random_base32()
     with db.transaction():
         _update(
             db,
             user,
-            "totp_secret = ?, totp_confirmed_at = NULL, totp_last_counter = NULL",
-            (secret,),
+            "password_hash = ?, totp_secret = ?, totp_confirmed_at = NULL, "
+            "totp_last_counter = NULL",
+            (password_hash, secret),
         )
         ended = end_sessions(db, user)
-        audit.record(db, actor, Action.USER_TOTP_RESET, f"user:{user.name}", {"sessions": ended})
+        audit.record(
+            db,
+            actor,
+            Action.USER_TOTP_RESET,
+            f"user:{user.name}",
+            {"sessions": ended, "password": True},
+        )
     return enrolment_of(settings, get_user(db, user.name), secret)
 
 

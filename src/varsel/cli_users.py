@@ -271,11 +271,19 @@ def user_unlock(state: State, name: str) -> None:
 @click.argument("name", metavar="NAVN")
 @pass_state
 def user_reset_totp(state: State, name: str) -> None:
-    """Ny TOTP-nøkkel (mistet telefon): øktene avsluttes til den nye koden er bekreftet."""
-    from varsel.accounts import reset_totp
+    """Ny TOTP-nøkkel og nytt passord (mistet telefon); spør om passordet (eller
+    VARSEL_PASSWORD). Øktene avsluttes til den nye koden er bekreftet."""
+    from varsel.accounts import get_user, reset_totp
 
-    enrolment = reset_totp(state.db, state.settings, name, actor=_actor())
-    out.print(f"«{enrolment.user.name}» har fått en ny TOTP-nøkkel; alle øktene er avsluttet.")
+    get_user(state.db, name)  # an unknown name is told before the password is asked for
+    # A new password too: with the old one, whoever stole it could enrol a phone first.
+    password = read_password(new=True)
+    enrolment = reset_totp(state.db, state.settings, name, password, actor=_actor())
+    out.print(
+        f"«{enrolment.user.name}» har fått ny TOTP-nøkkel og nytt passord; alle øktene er "
+        "avsluttet. Gi passordet til eieren på en trygg måte.",
+        soft_wrap=True,
+    )
     _show_enrolment(enrolment)
 
 

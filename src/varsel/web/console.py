@@ -226,7 +226,9 @@ def user_change(page: Page) -> Response:
             elif action == "las-opp":
                 user = accounts.unlock_user(db, name, actor=actor)
             elif action == "nullstill-totp":
-                user = accounts.reset_totp(db, settings, name, actor=actor).user
+                # A new password too: the old one may be known to whoever took the phone.
+                password = page.form.get("password", "")[:1024]
+                user = accounts.reset_totp(db, settings, name, password, actor=actor).user
             elif action == "logg-ut-overalt":
                 signin.sign_out_everywhere(db, name, actor=actor)
                 user = accounts.get_user(db, name)
