@@ -182,6 +182,23 @@ def test_user_names(db: Database, settings: Settings) -> None:
         add_user(db, settings, "KARI", Role.VIEWER, PASSWORD, actor="admin")
 
 
+@pytest.mark.parametrize(
+    "name", ["system", "System", "anonym", "demo", "cli", "cli.root", "cli-ola"]
+)
+def test_the_names_the_audit_log_uses_for_itself_are_reserved(
+    db: Database, settings: Settings, name: str
+) -> None:
+    # An account «system» would make its actions read as the system's in the audit log.
+    with pytest.raises(AccountError) as e:
+        add_user(db, settings, name, Role.ADMIN, PASSWORD, actor="admin")
+    assert e.value.message == (
+        f"brukernavnet «{name.lower()}» er reservert: revisjonsloggen bruker det om handlinger "
+        "ingen konto gjorde (system, anonym, demo, cli:…); velg et annet"
+    )
+    assert db.scalar("SELECT count(*) FROM users") == 0
+    assert add_user(db, settings, "clio", Role.VIEWER, PASSWORD, actor="admin").user.name == "clio"
+
+
 def test_roles_are_ordered() -> None:
     assert [r.value for r in Role] == ["viewer", "author", "approver", "admin"]
     assert Role.ADMIN.allows(Role.APPROVER)

@@ -95,7 +95,7 @@ def test_a_disabled_account_cannot_confirm_its_enrolment(db: Database, settings:
     assert not get_user(db, "kari").enrolled
     assert audit.entries(db, action=audit.Action.USER_TOTP_CONFIRMED) == []
     [failed] = audit.entries(db, action=audit.Action.SIGN_IN_FAILED)
-    assert failed.data == {"reason": "disabled"}
+    assert failed.data == {"reason": "disabled", "name": "kari"}
 
 
 def test_sign_in_needs_both_password_and_code(db: Database, settings: Settings) -> None:
@@ -229,12 +229,26 @@ def test_unknown_names_get_the_same_answer_and_are_recorded(
     with pytest.raises(SignInError, match=f"^{GENERIC}$"):
         verify_credentials(db, settings, "Mallory", PASSWORD, "123456", now=T0)
     (entry,) = audit.entries(db)
-    assert (entry.actor, entry.action, entry.object) == (
-        "mallory",
-        "sign_in_failed",
-        "user:mallory",
-    )
-    assert entry.data == {"reason": "unknown_user"}
+    # No account was tried: no object; what was typed is in the detail, never the actor.
+    assert (entry.actor, entry.action, entry.object) == ("anonym", "sign_in_failed", None)
+    assert entry.data == {"reason": "unknown_user", "name": "mallory"}
+
+
+@pytest.mark.parametrize("typed", ["system", "cli:root", "berit"])
+def test_a_failed_sign_in_never_reads_as_anothers_action(
+    db: Database, settings: Settings, typed: str
+) -> None:
+    # A stranger types the name of the system, of a login on the command line, or of a real
+    # operator: the audit line must not read as something they did.
+    enrolled_at_t0(db, settings, "berit", "approver")
+    with pytest.raises(SignInError, match=f"^{GENERIC}$"):
+        verify_credentials(db, settings, typed, "feil-passord-her", "123456", now=T0)
+    (failed,) = audit.entries(db, action=audit.Action.SIGN_IN_FAILED)
+    assert failed.actor == audit.ANONYMOUS == "anonym"
+    assert failed.data["name"] == typed
+    assert failed.object == ("user:berit" if typed == "berit" else None)
+    assert audit.entries(db, action=audit.Action.SIGN_IN_FAILED, actor=typed) == []
+    assert audit.verify(db).ok
 
 
 def test_session_token_is_stored_only_as_a_hash(db: Database, settings: Settings) -> None:

@@ -37,6 +37,9 @@ _ZXCVBN_MAX = 72  # characters zxcvbn judges (it raises ValueError beyond its ma
 # Words a password of this system's operators is likeliest to be made of, besides their names.
 _OWN_WORDS = ("varsel", "politiet", "politi", "politidistrikt", "nsr", "kontroll", "sikkerhet")
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+# The audit log's actors that are not accounts: an account of such a name would read as them.
+RESERVED = frozenset({audit.SYSTEM, audit.ANONYMOUS, "demo", "cli"})
+_RESERVED_PREFIX = re.compile(r"^cli[._-]")  # reads as cli:<login>, the command line's actor
 
 
 class Role(StrEnum):
@@ -197,6 +200,14 @@ def add_user(
                 "brukernavnet «%(name)s» er ugyldig: bruk 2–64 tegn a–z, 0–9, punktum, bindestrek "
                 "eller understrek, og begynn med en bokstav",
                 name=name,
+            )
+        )
+    if clean in RESERVED or _RESERVED_PREFIX.match(clean):
+        raise AccountError(
+            Text(
+                "brukernavnet «%(name)s» er reservert: revisjonsloggen bruker det om handlinger "
+                "ingen konto gjorde (system, anonym, demo, cli:…); velg et annet",
+                name=clean,
             )
         )
     address = _email(email, settings) if email else None

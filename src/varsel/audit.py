@@ -25,6 +25,9 @@ from varsel.errors import UserError
 
 GENESIS = "0" * 64
 SYSTEM = "system"  # the actor of work no operator started (a scheduled job, a library call)
+# The actor of a failed sign-in: whoever typed a name is not known to be its owner (the name
+# typed is in the detail). Like SYSTEM and `cli:`, never an account's name (accounts.RESERVED).
+ANONYMOUS = "anonym"
 
 
 class Action(StrEnum):

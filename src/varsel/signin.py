@@ -313,8 +313,15 @@ def _refuse(
                     (until, row[0]),
                 )
                 locked_now = True
-        detail: dict[str, Any] = {"reason": reason if row is not None else "unknown_user"}
-        audit.record(db, clean, Action.SIGN_IN_FAILED, f"user:{clean}", detail)
+        # Not under the name typed: a stranger could type «system», «cli:root» or an
+        # operator's name, and the line would read as theirs. The account tried is the object
+        # when there is one; what was typed is kept in the detail.
+        detail: dict[str, Any] = {
+            "reason": reason if row is not None else "unknown_user",
+            "name": clean,
+        }
+        target = f"user:{clean}" if row is not None else None
+        audit.record(db, audit.ANONYMOUS, Action.SIGN_IN_FAILED, target, detail)
         if locked_now:
             audit.record(
                 db,
