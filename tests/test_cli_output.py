@@ -188,3 +188,86 @@ def test_a_store_folder_that_does_not_exist(tmp_path: Path) -> None:
     assert result.output == (
         f"varsel: lageret {tmp_path / 'nei' / 'x.db'}: mappen {tmp_path / 'nei'} finnes ikke\n"
     )
+
+
+# -- text from outside: no terminal escapes --------------------------------------------------
+
+# What a hostile registry record or SMTP reply could carry: clear the screen, move the cursor
+# up and erase a line, return to the line's start, and show the rest reversed (a bidi override).
+HOSTILE = "Bakeri\x1b[2J\x1b[1A\x1b[2K\r\u202eAS"
+ESCAPED = "Bakeri\\x1b[2J\\x1b[1A\\x1b[2K\\x0d\\u202eAS"
+
+
+def test_every_way_of_printing_escapes_control_and_format_characters() -> None:
+    import io
+
+    from rich.table import Table
+    from rich.text import Text as Styled
+
+    from varsel.cli_output import error_line, make_console, print_table
+
+    file = io.StringIO()
+    console = make_console()
+    console.file = file
+    console.print(HOSTILE, soft_wrap=True)
+    console.print(Styled.assemble(("feil", "bold"), " ", HOSTILE), soft_wrap=True)
+    console.print(error_line(HOSTILE), soft_wrap=True)
+    table = Table("Navn", "Kommune")
+    table.add_row(HOSTILE, "Bærum")
+    print_table(console, table)
+    console.print("Ærlig talt, Øystein på Ås 🙂 – «ferdig»\nneste linje\tmed tab", soft_wrap=True)
+    printed = file.getvalue()
+    assert "\x1b" not in printed
+    assert "\u202e" not in printed
+    assert "\r" not in printed
+    lines = printed.splitlines()
+    # (Rich drops a carriage return from a Text it is given: gone, rather than shown.)
+    assert lines[:3] == [ESCAPED, "feil " + ESCAPED.replace("\\x0d", ""), f"varsel: {ESCAPED}"]
+    assert any(ESCAPED in line and "Bærum" in line for line in lines)  # the table's row
+    # Norwegian letters and ordinary Unicode stay as they are; so do line breaks and tabs.
+    assert lines[-2:] == ["Ærlig talt, Øystein på Ås 🙂 – «ferdig»", "neste linje     med tab"]
+
+
+def test_a_note_from_outside_is_escaped_in_suppress_list(tmp_path: Path) -> None:
+    db = ["--db", str(tmp_path / "v.db")]
+    assert run(*db, "init").exit_code == 0
+    added = run(*db, "suppress", "add", "--address", "post@firma.no", "--note", HOSTILE)
+    assert added.exit_code == 0, added.output
+    result = run(*db, "suppress", "list")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "\u202e" not in result.output
+    assert ESCAPED in result.output
+
+
+def test_a_relays_reply_is_escaped_in_campaign_status(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from helpers import sample_campaign
+
+    cid = sample_campaign(db, brreg, tmp_path)
+    with db.transaction():
+        db.execute(
+            "UPDATE deliveries SET state = 'failed', last_reply = ? WHERE id = "
+            "(SELECT min(id) FROM deliveries)",
+            (f"550 {HOSTILE}",),
+        )
+    result = run("--db", db.url, "campaign", "status", str(cid))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert f"550 {ESCAPED}" in result.output
+
+
+def test_a_campaign_name_from_a_shared_file_is_escaped_in_campaign_list(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    from helpers import sample_campaign
+
+    cid = sample_campaign(db, brreg, tmp_path)
+    with db.transaction():
+        db.execute("UPDATE campaigns SET name = ? WHERE id = ?", (HOSTILE, cid))
+    result = run("--db", db.url, "campaign", "list")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "\u202e" not in result.output
+    assert "Bakeri\\x1b[2J" in result.output  # folded in the table's column, but there

@@ -268,14 +268,19 @@ def verify(db: Database) -> Verification:
 _HIDDEN = ("Cc", "Cf", "Zl", "Zp")
 
 
-def printable(text: str) -> str:
-    """Text for one line of a screen, with control and format characters as escapes (\\x1b).
+def printable(text: str, keep: str = "") -> str:
+    """Text for one line of a screen, with control and format characters as escapes (\\x1b);
+    the characters in `keep` (a line break, where lines are meant) stay as they are.
 
     An entry may hold what a stranger typed (the name of a failed sign-in): shown as it is, an
     escape sequence would erase lines of `audit show` in the terminal, and so the log would
     seem to say less than it does.
     """
-    return "".join(_escaped(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+    if text.isprintable():  # the common case, at C speed: nothing to escape
+        return text
+    return "".join(
+        _escaped(c) if c not in keep and unicodedata.category(c) in _HIDDEN else c for c in text
+    )
 
 
 def _escaped(char: str) -> str:

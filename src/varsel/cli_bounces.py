@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from varsel.cli import State
-from varsel.cli_output import CAMPAIGN_ID, NorskGroup
+from varsel.cli import State, err
+from varsel.cli_output import CAMPAIGN_ID, NorskGroup, error_line
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -73,7 +73,8 @@ def bounces_ingest(
     except BounceInputError:
         raise
     except Exception as e:  # the store down, a bug: the MTA must keep the bounce
-        click.echo(f"varsel: prøver igjen senere: {type(e).__name__}: {e}", err=True)
+        # The reason may quote a server's reply: printed escaped, as all CLI output is.
+        err.print(error_line(f"prøver igjen senere: {type(e).__name__}: {e}"), soft_wrap=True)
         sys.exit(75)
 
 

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
@@ -22,13 +23,48 @@ CAMPAIGN_ID = click.IntRange(1, MAX_INT)
 COUNT = click.IntRange(1, MAX_INT)
 
 
-def make_console(*, stderr: bool = False) -> Console:
-    """A console that prints every string as it is: no markup, no emoji codes, no highlighting.
+class TextConsole(Console):
+    """A Rich console for text from outside: control and format characters are printed as
+    escapes (\\x1b, \\u202e), line breaks and tabs kept.
+
+    A registry dump, a relay's reply, a suppression note or a campaign name may carry an
+    escape sequence that would clear the operator's screen, move the cursor to overwrite what
+    was printed, or a bidi override that shows a name reversed. Every string is escaped before
+    it is laid out (so a table's columns fit what is shown), and whatever reaches the terminal
+    in a Text built elsewhere is escaped as it is written; Rich's own cursor controls (a
+    progress bar) are left alone. Norwegian letters and other printable Unicode are untouched.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Styled:
+        return super().render_str(screen_text(text), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or segment.text.isprintable():
+                yield segment
+            else:
+                yield Segment(screen_text(segment.text), segment.style)
+
+
+def screen_text(text: str) -> str:
+    """Text for a terminal: control and format characters as escapes, line breaks and tabs kept."""
+    from varsel.audit import printable
+
+    return printable(text, keep="\n\t")
+
+
+def make_console(
+    *, stderr: bool = False, file: IO[str] | None = None, width: int | None = None
+) -> Console:
+    """A console that prints every string as it is: no markup, no emoji codes, no highlighting,
+    and no terminal escapes from text that came from outside (TextConsole).
 
     Campaign names, file names and registry text are data: "[uke 3]" or ":abc:" in them must
     be printed, not read as styling. Styled output is built as rich Text on purpose.
     """
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
+    return TextConsole(
+        stderr=stderr, file=file, width=width, highlight=False, markup=False, emoji=False
+    )
 
 
 def print_table(console: Console, table: Table) -> None:
@@ -42,18 +78,17 @@ def print_table(console: Console, table: Table) -> None:
     # print(width=) is capped at the console's width: a console as wide as the table is not.
     whole = Measurement.get(console, console.options.update_width(10_000), table).maximum
     width = max(whole, console.width)
-    wide = Console(file=console.file, width=width, markup=False, highlight=False, emoji=False)
-    wide.print(table)
+    make_console(file=console.file, width=width).print(table)
 
 
 def error_line(message: str) -> Styled:
     """`varsel: <message>` with the prefix in bold red; the message is never parsed."""
-    return Styled.assemble(("varsel:", "bold red"), " ", message)
+    return Styled.assemble(("varsel:", "bold red"), " ", screen_text(message))
 
 
 def styled(text: str, style: str) -> Styled:
     """A value in a style (a total in bold, a file name dimmed), never parsed as markup."""
-    return Styled(text, style=style)
+    return Styled(screen_text(text), style=style)
 
 
 # -- click's usage errors, in Bokmål on one line ----------------------------------------------

@@ -34,7 +34,9 @@ def no_progress(done: int, total: int | None, records: int) -> None:
 
 
 def _console() -> Console:
-    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    from varsel.cli_output import make_console
+
+    return make_console(stderr=True)  # a file's name is printed escaped, as all CLI output
 
 
 def _description() -> TextColumn:
