@@ -588,15 +588,8 @@ def _start_run(db: Database, campaign_id: int, out_dir: Path) -> int:
     if db.dialect == "postgresql":
         # Two runs of one campaign starting at once wait here for each other's number.
         db.execute("SELECT id FROM campaigns WHERE id = ? FOR UPDATE", (campaign_id,))
-    runs = [
-        json.loads(detail).get("run")
-        for (detail,) in db.query(
-            "SELECT detail FROM events WHERE campaign_id = ? "
-            "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
-            (campaign_id,),
-        )
-    ]
-    run = 1 + max((int(r) for r in runs if r), default=0)
+    started, finished = _recorded_runs(db, campaign_id)
+    run = 1 + max(started.keys() | finished, default=0)
     # A run that died before runs were recorded when they start left only its batches' names.
     while db.scalar(
         "SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'letter_produced' "
@@ -606,6 +599,27 @@ def _start_run(db: Database, campaign_id: int, out_dir: Path) -> int:
         run += 1
     record_event(db, campaign_id, None, "letters_started", {"run": run, "out_dir": str(out_dir)})
     return run
+
+
+def _recorded_runs(db: Database, campaign_id: int) -> tuple[dict[int, Path | None], set[int]]:
+    """The campaign's runs as recorded: those started (with their folder, where recorded) and
+    those finished (`letters_run`), by run number."""
+    started: dict[int, Path | None] = {}
+    finished: set[int] = set()
+    for kind, detail in db.query(
+        "SELECT kind, detail FROM events WHERE campaign_id = ? "
+        "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
+        (campaign_id,),
+    ):
+        data = json.loads(detail)
+        run = int(data.get("run") or 0)
+        if not run:
+            continue
+        if kind == "letters_run":
+            finished.add(run)
+        else:
+            started[run] = Path(data["out_dir"]) if data.get("out_dir") else None
+    return started, finished
 
 
 def _take_back_unfinished(db: Database, campaign_id: int) -> int:
@@ -619,21 +633,10 @@ def _take_back_unfinished(db: Database, campaign_id: int) -> int:
     this run to make, and the file and their own PDFs (--per-letter) are deleted. A run still
     going holds a lock on its manifest: its folder is left alone.
     """
-    started: dict[int, Path] = {}
-    finished: set[int] = set()
-    for kind, detail in db.query(
-        "SELECT kind, detail FROM events WHERE campaign_id = ? "
-        "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
-        (campaign_id,),
-    ):
-        data = json.loads(detail)
-        if kind == "letters_run":
-            finished.add(int(data.get("run") or 0))
-        elif data.get("out_dir"):
-            started[int(data.get("run") or 0)] = Path(data["out_dir"])
+    started, finished = _recorded_runs(db, campaign_id)
     again = 0
     for run, folder in sorted(started.items()):
-        if run in finished:
+        if run in finished or folder is None:
             continue
         try:
             with open(folder / MANIFEST, "rb") as manifest:
