@@ -110,6 +110,16 @@ def db(db_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
+def every_json_dump_through_duckdb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON dumps of any size extracted by DuckDB (registry_fast), as national dumps are: the
+    tests' small files would otherwise go the Python way (registry_fast.SMALL_FILE). For the
+    modules whose subject is the import."""
+    from varsel import registry_fast
+
+    monkeypatch.setattr(registry_fast, "SMALL_FILE", 0)
+
+
+@pytest.fixture
 def brreg() -> Path:
     """The folder of real registry records."""
     return BRREG

@@ -15,6 +15,9 @@ from test_registry import load, write_json
 from varsel.cli import cli
 from varsel.db import Database, connect
 
+# JSON dumps of every size go through DuckDB here, as national dumps do (conftest).
+pytestmark = pytest.mark.usefixtures("every_json_dump_through_duckdb")
+
 
 def test_rejects_of_every_file_go_to_one_file_each_line_naming_its_file(
     db: Database, brreg: Path, tmp_path: Path

@@ -18,6 +18,9 @@ from varsel.import_checks import ShrinkRefused
 from varsel.registry import import_dump
 from varsel.snapshot import list_snapshots
 
+# JSON dumps of every size go through DuckDB here, as national dumps do (conftest).
+pytestmark = pytest.mark.usefixtures("every_json_dump_through_duckdb")
+
 
 def _assert_store_unchanged(db: Database, before: dict[str, Any], snaps: int) -> None:
     assert units(db) == before

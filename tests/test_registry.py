@@ -17,6 +17,9 @@ from varsel.errors import BadFileError
 from varsel.registry import import_dump, read_original
 from varsel.snapshot import list_snapshots
 
+# JSON dumps of every size go through DuckDB here, as national dumps do (conftest).
+pytestmark = pytest.mark.usefixtures("every_json_dump_through_duckdb")
+
 
 def load(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text("utf-8"))  # type: ignore[no-any-return]
@@ -369,3 +372,37 @@ def test_a_register_lock_holds_only_its_own_store(
         with connect(other) as db:
             db.execute("SET lock_timeout = '2s'")  # waiting would fail, not hang
             assert import_dump(db, brreg / "enheter-sample.json").snapshot.id == 1
+
+
+def test_a_json_dump_under_the_small_file_size_goes_the_python_way(
+    db: Database, brreg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from varsel import registry_fast
+
+    path = brreg / "enheter-sample.json"
+    monkeypatch.setattr(registry_fast, "SMALL_FILE", path.stat().st_size + 1)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a small file was given to DuckDB")
+
+    monkeypatch.setattr(registry_fast, "staged", refuse)
+    assert import_dump(db, path).snapshot.new == 35
+
+
+def test_a_json_dump_of_the_small_file_size_goes_through_duckdb(
+    db: Database, brreg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from varsel import registry_fast
+
+    path = brreg / "enheter-sample.json"
+    monkeypatch.setattr(registry_fast, "SMALL_FILE", path.stat().st_size)
+    extracted = []
+    staged = registry_fast.staged
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        extracted.append(args[1])
+        return staged(*args, **kwargs)
+
+    monkeypatch.setattr(registry_fast, "staged", spy)
+    assert import_dump(db, path).snapshot.new == 35
+    assert extracted == [path]

@@ -17,6 +17,9 @@ from varsel.db import Database
 from varsel.dump import Kind
 from varsel.registry import import_dump
 
+# JSON dumps of every size go through DuckDB here, as national dumps do (conftest).
+pytestmark = pytest.mark.usefixtures("every_json_dump_through_duckdb")
+
 Outcome = tuple[Any, ...] | str
 
 
@@ -60,6 +63,11 @@ def write(path: Path, records: list[dict[str, Any]], *, ascii_only: bool = False
 def test_real_records_give_the_same_rows(brreg: Path, name: str, kind: Kind) -> None:
     records = json.loads((brreg / name).read_text("utf-8"))
     assert staged(brreg / name, kind) == [expected(r, kind) for r in records]
+
+
+def test_whitespace_is_what_str_strip_strips() -> None:
+    python_strips = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    assert python_strips == registry_fast.WHITESPACE
 
 
 def test_hash_covers_every_kept_column_but_reach() -> None:

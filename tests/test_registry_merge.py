@@ -14,6 +14,9 @@ from varsel import brreg_csv
 from varsel.db import Database
 from varsel.registry import import_dump
 
+# JSON dumps of every size go through DuckDB here, as national dumps do (conftest).
+pytestmark = pytest.mark.usefixtures("every_json_dump_through_duckdb")
+
 
 def test_newer_dump_updates_changed_and_marks_gone(
     db: Database, brreg: Path, tmp_path: Path

@@ -331,8 +331,9 @@ def _audit(db: Database, actor: str | None, snapshot_id: int) -> None:
 def _staged(
     db: Database, reader: DumpReader, progress: ProgressCallback, n: int = 0
 ) -> Iterator[registry_fast.Stage | None]:
-    """JSON dumps extracted by DuckDB before the transaction starts; None for the Python way."""
-    if reader.info.fmt is not Format.JSON:
+    """JSON dumps extracted by DuckDB before the transaction starts; None for the Python way
+    (CSV, and JSON files under registry_fast.SMALL_FILE)."""
+    if reader.info.fmt is not Format.JSON or reader.info.size < registry_fast.SMALL_FILE:
         yield None
         return
     schema = f"fast_stage{n}" if n else "fast_stage"
