@@ -333,6 +333,31 @@ def test_dkim_ed25519_must_be_true_or_false(settings: Settings, tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize("name", ["Politiet <post@politiet.no>", "post\uff20politiet.no"])
+def test_a_sender_name_that_could_pass_for_an_address_is_refused(
+    settings: Settings, tmp_path: Path, name: str
+) -> None:
+    # Mail programs show the name where the reader looks for the address; some show only it.
+    path = tmp_path / "c.toml"
+    text = campaign_toml().replace('name = "NSR"', f'name = "{name}"')
+    assert refusal(settings, path, text) == (
+        f"{path} [sender] name: {name!r} har «@», «<» eller «>»; mottakerne kan ta det for "
+        "avsenderens adresse. Skriv bare navnet."
+    )
+
+
+def test_a_document_title_that_would_break_the_document_e_mails_subject_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The title is the subject of the e-mail that carries a download link (documents.message).
+    path = tmp_path / "c.toml"
+    title = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= Råd"
+    assert refusal(settings, path, campaign_toml(title=title)) == (
+        f"{path} [document] title: linjeskift, NUL eller «=?» kan ikke stå her, for teksten "
+        f"står i et e-posthode: {title!r}"
+    )
+
+
 def test_a_dkim_selector_is_checked_when_read_and_kept_in_lower_case(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -206,6 +206,36 @@ def test_the_document_email_promises_nothing_it_cannot_keep(language: str, line:
     assert "fleire blir sende" not in text
 
 
+def test_a_title_that_looks_like_an_encoded_word_stays_the_text_it_is() -> None:
+    # The standard library decoded it into the subject, CR LF and all (CVE-2024-6923).
+    title = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= Sikkerhetsråd"
+    data = documents.message(
+        from_address="sikkerhet@nsr-org.no",
+        from_name="NSR",
+        organisation="NSR",
+        to="leser@example.no",
+        title=title,
+        url="https://www.politiet.no/varsel/dokument/hent/1.2.abc",
+        expires_at="2026-11-30T09:01:00.000Z",
+        language="nb",
+    )
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == f"Lenke til «{title}»"
+    assert msg.keys() == [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+    ]
+    assert msg["Message-ID"].endswith("@nsr-org.no>")
+    assert all(len(line) <= 78 for line in data.split(b"\r\n"))
+
+
 @pytest.mark.parametrize(
     ("hours", "told"),
     [

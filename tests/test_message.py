@@ -379,6 +379,19 @@ def test_header_breakers_from_the_campaign_are_refused(changes: dict[str, Any]) 
     assert "\n" not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "name", ["Politiet <sikkerhet@politiet.no>", "Politiet \uff1csikkerhet\uff20politiet.no\uff1e"]
+)
+def test_a_sender_name_that_could_pass_for_another_senders_address_is_refused(name: str) -> None:
+    # Quoted, it was a valid phrase: «"Politiet <sikkerhet@politiet.no>" <varsel@nsr.no>».
+    with pytest.raises(HeaderInjectionError) as caught:
+        build(from_name=name)
+    assert caught.value.message == (
+        "avsendernavn: «@», «<» og «>» kan ikke stå i navnet; det kan se ut som en annen "
+        f"avsenders adresse: {name!r}"
+    )
+
+
 def test_line_breaks_and_controls_in_registry_names_are_cleaned() -> None:
     unit = UnitRef("912345678", "ACME\r\nBcc: evil@x.test\x07 AS\u202e\u200b", "Oslo\x00")
     subjects = dict.fromkeys(SUBJECTS, "Til {{ unit.name }} i {{ unit.municipality }}")

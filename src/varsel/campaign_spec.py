@@ -31,6 +31,7 @@ from varsel.errors import (
     read_user_text,
     toml_problem,
 )
+from varsel.message_fields import has_breakers, names_an_address
 from varsel.segment import Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
@@ -176,6 +177,37 @@ def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
     return value.strip()
 
 
+def _header_text(table: Mapping[str, Any], key: str, where: str) -> str:
+    """Text that reaches an e-mail header (the From name, the document e-mail's subject)."""
+    value = _text(table, key, where) or ""
+    if has_breakers(value):
+        # A decoder turns "=?utf-8?q?...?=" into any text at all, line breaks included.
+        raise CampaignError(
+            Text(
+                "%(where)s %(key)s: linjeskift, NUL eller «=?» kan ikke stå her, for teksten "
+                "står i et e-posthode: %(value)r",
+                where=where,
+                key=key,
+                value=value[:60],
+            )
+        )
+    return value
+
+
+def _sender_name(sender: Mapping[str, Any], where: str) -> str:
+    name = _header_text(sender, "name", f"{where} [sender]")
+    if names_an_address(name):
+        raise CampaignError(
+            Text(
+                "%(where)s [sender] name: %(name)r har «@», «<» eller «>»; mottakerne kan ta "
+                "det for avsenderens adresse. Skriv bare navnet.",
+                where=where,
+                name=name,
+            )
+        )
+    return name
+
+
 def _address(value: str, where: str, settings: Settings) -> str:
     parsed = contacts.normalise_address(value, allow_test_domains=settings.allow_test_domains)
     if not parsed.usable:
@@ -317,10 +349,10 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     return CampaignSpec(
         name=name or "",
         from_address=from_address,
-        from_name=_text(sender, "name", f"{where} [sender]") or "",
+        from_name=_sender_name(sender, where),
         organisation=_text(sender, "organisation", f"{where} [sender]") or "",
         reply_to=reply_to,
-        document_title=_text(document, "title", f"{where} [document]") or "",
+        document_title=_header_text(document, "title", f"{where} [document]"),
         document_url=document_url,
         public_base_url=public_base_url,
         criteria=criteria,

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime
 from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,7 +31,14 @@ from varsel.db import Database
 from varsel.digits import ascii_digits
 from varsel.dkim import Signer, load_key
 from varsel.errors import Text
+from varsel.message_fields import (
+    clean_text,
+    header_address,
+    phrase,
+    subject_field,
+)
 from varsel.outbox import record_event
+from varsel.quoted_printable import QuotedPrintable
 
 
 class LinkProblem(StrEnum):
@@ -222,6 +228,7 @@ _MAIL = {
     ),
 }
 _OSLO = ZoneInfo("Europe/Oslo")
+_MAX_SUBJECT = 300  # a long title is cut short in the subject (subject_field takes 400)
 # As the languages write a time of day: Norwegian with a dot (kl. 10.01), English with a colon.
 _WHEN = {"nb": "d. MMMM y 'kl.' HH.mm", "nn": "d. MMMM y 'kl.' HH.mm", "en": "d MMMM y 'at' HH:mm"}
 
@@ -302,16 +309,28 @@ def message(
     subject, body = _MAIL.get(language, _MAIL["nb"])
     expires = deadline(expires_at, language)
     values = {"title": title, "organisation": organisation, "url": url, "expires": expires}
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((from_name, from_address))
-    msg["To"] = to
-    msg["Subject"] = subject.format(**values)
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(domain=from_address.rsplit("@", 1)[1])
-    # RFC 3834: made by a program, not a reply to a message (a form is no message).
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body.format(**values))
-    data = msg.as_bytes()
+    # The header is written by varsel's own code, as a campaign's messages are: the standard
+    # library reads "=?utf-8?q?...?=" in a title as an encoded word, and writes out whatever it
+    # decodes to, line breaks included (CVE-2024-6923), so a title could add a header.
+    name = phrase(from_name, "avsendernavn")
+    sender = header_address(from_address, "avsenderadresse")
+    # Line breaks become spaces; subject_field writes an encoded word's lookalike encoded.
+    subject_text = clean_text(subject.format(**values))
+    head = (
+        (f"From: {name} <{sender}>\r\n" if name else f"From: {sender}\r\n")
+        + f"To: {header_address(to, 'mottakeradresse')}\r\n"
+    ).encode("ascii") + subject_field(subject_text[:_MAX_SUBJECT])
+    head += (
+        f"Date: {format_datetime(datetime.now(UTC))}\r\n"
+        f"Message-ID: <{secrets.token_hex(12)}@{sender.rpartition('@')[2]}>\r\n"
+        # RFC 3834: made by a program, not a reply to a message (a form is no message).
+        "Auto-Submitted: auto-generated\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        # 7-bit, so that no relay re-encodes the body and breaks its DKIM signature.
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii")
+    data = head + QuotedPrintable().encode(body.format(**values))
     # Unsigned mail from the authority's domain fails its DMARC policy; only tests leave it out.
     return signed_by.sign(data) if signed_by is not None else data
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import unicodedata
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,8 +81,13 @@ _LINE = 78
 _MAX_SUBJECT = 400
 
 
+def has_breakers(value: str) -> bool:
+    """Whether the value holds a line break, a NUL or the start of an encoded word."""
+    return _HEADER_BREAKERS.search(value) is not None
+
+
 def refuse_breakers(value: str, what: str) -> str:
-    if _HEADER_BREAKERS.search(value):
+    if has_breakers(value):
         raise HeaderInjectionError(
             f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {value[:60]!r}"
         )
@@ -153,11 +159,24 @@ def url_value(url: str, what: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def names_an_address(name: str) -> bool:
+    """Whether a display name holds "@", "<" or ">", in any width: it could pass for an address."""
+    # Mail programs show the name where the reader looks for the sender's address, and some
+    # show only the name: "Politiet <post@politiet.no>" would name a sender the message is not
+    # from. NFKC makes the full-width and small forms (＠, ﹫, ＜) the ASCII marks they look like.
+    return any(c in "@<>" for c in unicodedata.normalize("NFKC", name))
+
+
 def phrase(name: str, what: str) -> str:
     """A display name as an RFC 5322 phrase: bare, quoted, or RFC 2047 encoded words."""
     name = clean_text(refuse_breakers(name, what))
     if not name:
         return ""
+    if names_an_address(name):
+        raise HeaderInjectionError(
+            f"{what}: «@», «<» og «>» kan ikke stå i navnet; det kan se ut som en annen "
+            f"avsenders adresse: {name[:60]!r}"
+        )
     if _ATEXT_PHRASE.match(name):
         return name
     if name.isascii():
@@ -203,5 +222,7 @@ def subject_field(subject: str) -> bytes:
     if len(subject) > _MAX_SUBJECT:
         raise MessageError(f"emnet er for langt ({len(subject)} tegn; høyst {_MAX_SUBJECT})")
     used = len("Subject: ")
-    value = _fold_words(subject, used) if subject.isascii() else _encoded_words(subject, used)
+    # Text that looks like an encoded word is itself encoded: decoders do not decode twice.
+    plain = subject.isascii() and "=?" not in subject
+    value = _fold_words(subject, used) if plain else _encoded_words(subject, used)
     return f"Subject: {value}\r\n".encode("ascii")
