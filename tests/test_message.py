@@ -460,6 +460,27 @@ def test_template_errors_are_user_errors() -> None:
             build(text_templates={**TEXTS, "nb": f"{{{{ {probe}.__globals__ }}}}"})
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("{{ 2 ** 5000 }}", "tallet blir for stort (over 4096 bit)"),
+        (
+            "{% for i in range(400) %}{% for j in range(400) %}{% endfor %}{% endfor %}",
+            "malen går for mange runder i løkker (over 100000)",
+        ),
+        (
+            "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+            "RecursionError: maximum recursion depth exceeded",
+        ),
+    ],
+)
+def test_a_template_that_would_run_away_is_a_one_line_error(text: str, error: str) -> None:
+    # Previews and lint render in the web process: one template must not stop it.
+    with pytest.raises(MessageError) as caught:
+        build(text_templates={**TEXTS, "nb": text})
+    assert caught.value.message == f"levering 17: malfeil: {error}"
+
+
 def test_html_escapes_registry_values() -> None:
     unit = UnitRef("912345678", '<a href="https://evil.test">KLIKK</a> & Co', None)
     _, html = parts(build(make_recipient(units=(unit,))))

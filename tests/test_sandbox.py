@@ -38,3 +38,42 @@ def test_html_is_escaped_only_when_asked_and_the_kind_is_kept() -> None:
     assert isinstance(env, Mine)
     assert env.from_string("{{ v }}").render(v="<b>") == "&lt;b&gt;"
     assert operator_sandbox().from_string("{{ v }}").render(v="<b>") == "<b>"
+
+
+def test_a_power_too_large_to_compute_is_refused_at_once() -> None:
+    # 9 ** 99999999 held the GIL for minutes: every thread of the web process stopped with it.
+    env = operator_sandbox()
+    assert env.from_string("{{ (2 ** 4096) is number }}").render() == "True"
+    with pytest.raises(SecurityError) as caught:
+        env.from_string("{{ 2 ** 4097 }}").render()
+    assert str(caught.value) == "tallet blir for stort (over 4096 bit)"
+    with pytest.raises(SecurityError, match="for stort"):
+        env.from_string("{{ 9 ** 99999999 }}").render()
+    with pytest.raises(SecurityError, match="for stort"):
+        env.from_string(
+            "{% set ns = namespace(x=3) %}{% for i in range(20) %}{% set ns.x = ns.x * ns.x %}"
+            "{% endfor %}"
+        ).render()
+
+
+def test_a_repetition_is_bounded() -> None:
+    env = operator_sandbox()
+    assert env.from_string('{{ "-" * 40 }}').render() == "-" * 40
+    with pytest.raises(SecurityError) as caught:
+        env.from_string('{{ (["x"] * 1000) * 1000 }}').render()
+    assert str(caught.value) == "teksten eller listen blir for lang (over 100000)"
+
+
+def test_loops_inside_loops_stop_after_100000_turns_in_all() -> None:
+    env = operator_sandbox()
+    inner = "{% for i in range(1000) %}{% for j in range(N) %}{% endfor %}{% endfor %}ok"
+    assert env.from_string(inner.replace("N", "99")).render() == "ok"  # 1000 + 99,000 turns
+    with pytest.raises(SecurityError) as caught:
+        env.from_string(inner.replace("N", "100")).render()  # 101,000 turns
+    assert str(caught.value) == "malen går for mange runder i løkker (over 100000)"
+
+
+def test_lipsum_is_not_offered() -> None:
+    # lipsum(1, min=10**9) makes a gigabyte of placeholder text, which no message needs.
+    with pytest.raises(jinja2.UndefinedError, match="'lipsum' is undefined"):
+        operator_sandbox().from_string("{{ lipsum(1) }}").render()

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import jinja2
 from jinja2 import meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from varsel import codes
@@ -56,7 +55,7 @@ from varsel.message_slots import (
     slot_filter,
 )
 from varsel.quoted_printable import QuotedPrintable, quoted_printable_line
-from varsel.sandbox import operator_sandbox
+from varsel.sandbox import OperatorSandbox, operator_sandbox
 from varsel.unit import format_orgnr
 
 LANGUAGES = ("nb", "nn", "en")
@@ -149,7 +148,7 @@ def _join_names(names: Sequence[str], language: str) -> str:
 _UNIT_FIELDS = frozenset(f.name for f in dataclasses.fields(UnitRef))
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class _Sandbox(OperatorSandbox):
     """Jinja's immutable sandbox, with a short way to the values varsel itself puts in."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -175,7 +174,15 @@ _MAX_PLANS = 256  # plans kept per factory: addresses shared by more units than 
 
 
 # What a template can get wrong at run time, beyond Jinja's own errors: {{ 1 / 0 }}, {{ x[9] }}.
-_TEMPLATE_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+# A macro that calls itself without end stops at Python's recursion limit: RecursionError.
+_TEMPLATE_ERRORS = (
+    jinja2.TemplateError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    RecursionError,
+)
 
 
 def _where(delivery_id: int | None) -> Text:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from varsel import municipality
 from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.db import Database
 from varsel.errors import VarselError
+from varsel.sandbox import OperatorSandbox
 from varsel.segment import Criteria, resolve
 from varsel.verify import GENUINE_STATES
 
@@ -112,7 +112,7 @@ def employee_rule(spec: CampaignSpec) -> str:
         return "exact" if c.min_employees else "none"
 
 
-_SUBJECTS = ImmutableSandboxedEnvironment(autoescape=False)
+_SUBJECTS = OperatorSandbox(autoescape=False)
 
 
 def subject(spec: CampaignSpec, language: str = "nb") -> str:
@@ -147,8 +147,9 @@ def _subject(
     }
     try:
         return " ".join(_SUBJECTS.from_string(source).render(context).split())
-    except jinja2.TemplateError:
-        # A subject that needs the recipient (a unit's name): the campaign's name will do.
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError):
+        # A subject that needs the recipient (a unit's name), or fails without one: the
+        # campaign's name will do. The page is public: no subject may make it fail.
         return name
 
 
