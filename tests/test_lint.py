@@ -165,6 +165,11 @@ ERRORS = {
         templates(html=HTML + '<img src="https://www.politiet.no/logo.png" alt="">'),
         "remote-content",
     ),
+    "stylesheet with links on": (
+        "[links]\nallow_clickable = true\n"
+        + templates(html=HTML + '<link rel="stylesheet" href="https://www.politiet.no/s.css">'),
+        "remote-content",
+    ),
     "http": (templates(text=TEXT + "Se http://www.politiet.no/rad\n"), "http"),
     "no names": (templates(text="Hei!\n" + TEXT.split("{% endfor %}\n")[1]), "names"),
     "only the first unit": (templates(text=ONLY_FIRST), "names"),

@@ -173,6 +173,9 @@ def test_links_on_need_allowed_domains() -> None:
         ('<a href="https://evil.test/x">x</a>', True),
         ('<img src="https://www.politiet.no/pixel.gif" alt="">', True),
         ('<p style="background:url(https://www.politiet.no/p.gif)">x</p>', True),
+        # An href that loads, not links: a stylesheet, an SVG image (a pixel by another name).
+        ('<link rel="stylesheet" href="https://www.politiet.no/s.css">', True),
+        ('<svg><image href="https://www.politiet.no/pixel.gif"/></svg>', True),
     ],
 )
 def test_template_links_and_resources_are_refused(snippet: str, allow: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from varsel.message_fields import links_in
+from varsel.message_fields import links_in, references
 
 
 def test_links_in_finds_every_reference_in_markup_only() -> None:
@@ -18,4 +18,17 @@ def test_links_in_finds_every_reference_in_markup_only() -> None:
         "https://c.test/3",
         "https://d.test/4",
         "https://e.test/5",
+    ]
+
+
+def test_an_href_that_loads_is_named_by_its_tag() -> None:
+    html = (
+        '<link rel="stylesheet" href="https://a.test/s.css"><svg><image href="https://b.test/p"/>'
+        '</svg><A HREF="https://c.test/">c</A><map><area href="https://d.test/"></map>'
+    )
+    assert references(html) == [
+        ("link href", "https://a.test/s.css"),
+        ("image href", "https://b.test/p"),
+        ("href", "https://c.test/"),
+        ("href", "https://d.test/"),
     ]

@@ -31,6 +31,7 @@ class HeaderInjectionError(MessageError):
 # --- Links ----------------------------------------------------------------------------------
 
 _TAG = re.compile(r"<[A-Za-z][^>]*>")
+_TAG_NAME = re.compile(r"<([A-Za-z][^\s/>]*)")
 _URL_ATTRIBUTE = re.compile(
     r"""[\s/](href|src|srcset|background|action|formaction|poster|data|cite|longdesc|xlink:href)"""
     r"""\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
@@ -53,8 +54,15 @@ def references(html_text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     # Only markup counts: escaped text (a business called "url(x)") cannot contain a tag.
     for tag in _TAG.finditer(html_text):
+        name = _TAG_NAME.match(tag.group())
+        # An href is a link only on <a> and <area>: <link href> loads a stylesheet, SVG's
+        # <image href> an image, so theirs count as what they load ("link href").
+        loads = name is not None and name.group(1).lower() not in ("a", "area")
         for match in _URL_ATTRIBUTE.finditer(tag.group()):
-            found.append((match.group(1).lower(), html.unescape(_first(match))))
+            attribute = match.group(1).lower()
+            if attribute == "href" and loads and name is not None:
+                attribute = f"{name.group(1).lower()} href"
+            found.append((attribute, html.unescape(_first(match))))
         # In a style attribute the quotes around a url() are entities: &quot;...&quot;.
         found.extend(("css", _first(m)) for m in _CSS_URL.finditer(html.unescape(tag.group())))
     for style in _STYLE_ELEMENT.finditer(html_text):
