@@ -259,3 +259,61 @@ def test_list_into_a_file_keeps_each_address_whole(
     assert any(
         "ringte og ba om å slippe e-post fra oss" in line for line in listed.output.splitlines()
     )
+
+
+def test_list_search_finds_an_old_entry_by_a_part_or_an_orgnr_with_spaces(db: Database) -> None:
+    with db.transaction():
+        for kind, value, at in (
+            ("address", "ola.nordmann@firma.no", "2019-05-01T10:00:00.000Z"),
+            ("unit", "974760673", "2025-03-02T10:00:00.000Z"),
+            ("address", "post@xn--blbr-roah.no", "2025-03-03T10:00:00.000Z"),
+        ):
+            db.execute(
+                "INSERT INTO suppressions (kind, value, reason, source, created_at) "
+                "VALUES (?, ?, 'unsubscribed', 'web:delivery:3', ?)",
+                (kind, value, at),
+            )
+    found = run(db, "list", "--search", "Firma.NO")
+    assert found.exit_code == 0, found.output
+    assert "ola.nordmann@firma.no" in found.output
+    assert "2019-05-01 12:00" in found.output
+    assert "974760673" not in found.output
+    assert found.output.splitlines()[-1] == "1 av 3 oppføringer passer til «Firma.NO»."
+    unit = json.loads(run(db, "list", "--search", "974 760 673", "--json").output)
+    assert [e["value"] for e in unit] == ["974760673"]
+    # As the operator sees it (post@blåbær.no), though stored with the domain's A-label.
+    idn = run(db, "list", "--search", "blåbær", "--address")
+    assert "post@blåbær.no" in idn.output
+    assert idn.output.splitlines()[-1] == "1 av 2 oppføringer passer til «blåbær»."
+
+
+def test_list_search_that_finds_nothing_says_so(db: Database) -> None:
+    run(db, "add", "--orgnr", "974760673")
+    none = run(db, "list", "--search", "kari@firma.no")
+    assert (none.exit_code, none.output) == (
+        0,
+        "Ingen oppføringer passer til «kari@firma.no».\n",
+    )
+    assert json.loads(run(db, "list", "--search", "kari", "--json").output) == []
+
+
+def test_list_search_records_that_it_searched_but_not_for_what(db: Database) -> None:
+    run(db, "add", "--address", "kari@firma.no")
+    run(db, "list", "--search", "kari@")
+    (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
+    assert entry.data == {
+        "what": "suppressions",
+        "kind": None,
+        "format": "table",
+        "search": True,
+        "rows": 1,
+    }
+
+
+def test_list_search_for_nothing_exits_2(db: Database) -> None:
+    empty = run(db, "list", "--search", "  ")
+    assert (empty.exit_code, empty.output) == (
+        2,
+        "varsel: søket er tomt: skriv en adresse, en del av en, eller et orgnr\n",
+    )
+    assert audit.entries(db) == []

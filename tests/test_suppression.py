@@ -21,6 +21,7 @@ from varsel.suppression import (
     entries,
     find,
     list_for_operator,
+    matching,
     normalise_value,
     remove,
     remove_manual,
@@ -230,10 +231,100 @@ def test_listing_is_recorded_as_a_personal_data_export(db: Database) -> None:
         put(db, ADDRESS, "post@a.no", "unsubscribed", "2025-03-01T10:00:00.000Z")
         put(db, UNIT, "974760673", "manual", "2025-03-02T10:00:00.000Z")
     found = list_for_operator(db, ADDRESS, actor="cli:ola", output="json")
-    assert [e.value for e in found] == ["post@a.no"]
+    assert [e.value for e in found.entries] == ["post@a.no"]
     (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
     assert (entry.actor, entry.object) == ("cli:ola", "suppressions")
-    assert entry.data == {"what": "suppressions", "kind": "address", "format": "json", "rows": 1}
+    assert entry.data == {
+        "what": "suppressions",
+        "kind": "address",
+        "format": "json",
+        "search": False,
+        "rows": 1,
+    }
+
+
+def test_a_listing_up_to_a_limit_says_how_many_there_are_and_records_what_it_showed(
+    db: Database,
+) -> None:
+    with db.transaction():
+        for day in range(1, 6):
+            put(db, ADDRESS, f"post{day}@a.no", "unsubscribed", f"2025-03-0{day}T10:00:00.000Z")
+    listing = list_for_operator(db, actor="konsoll", output="console", limit=2)
+    assert [e.value for e in listing.entries] == ["post5@a.no", "post4@a.no"]
+    assert (listing.matched, listing.total) == (5, 5)
+    (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
+    assert entry.data["rows"] == 2
+
+
+def search_sample(db: Database) -> None:
+    """An old unsubscribe, a bounce, a business and an address with an IDN domain."""
+    with db.transaction():
+        put(db, ADDRESS, "ola.nordmann@firma.no", "unsubscribed", "2019-05-01T10:00:00.000Z")
+        put(db, ADDRESS, "post@annen.no", "hard_bounce", "2025-03-01T10:00:00.000Z")
+        put(db, UNIT, "974760673", "unsubscribed", "2025-03-02T10:00:00.000Z")
+        put(db, ADDRESS, "post@xn--blbr-roah.no", "unsubscribed", "2025-03-03T10:00:00.000Z")
+        put(db, ADDRESS, "post@blabar.no", "unsubscribed", "2025-03-04T10:00:00.000Z")
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("FIRMA.no", ["ola.nordmann@firma.no"]),  # a part, in any case, however old
+        ("ola.nordmann@firma.no", ["ola.nordmann@firma.no"]),
+        ("974 760 673", ["974760673"]),  # as an orgnr is often written
+        ("974760673", ["974760673"]),
+        (" 974 760 ", ["974760673"]),
+        ("post@", ["post@blabar.no", "post@xn--blbr-roah.no", "post@annen.no"]),  # newest first
+        ("æ", ["post@xn--blbr-roah.no"]),  # the letters the operator sees (post@blåbær.no)
+        ("Post@BLÅBÆR.no", ["post@xn--blbr-roah.no"]),
+        ("bla\u030abær", ["post@xn--blbr-roah.no"]),  # å as a and a combining ring
+        ("xn--blbr", ["post@xn--blbr-roah.no"]),  # as stored, and as --json shows it
+        ("kari@firma.no", []),
+    ],
+)
+def test_a_search_finds_what_holds_the_text_as_stored_or_as_shown(
+    db: Database, typed: str, found: list[str]
+) -> None:
+    search_sample(db)
+    assert [e.value for e in matching(db, typed)] == found
+
+
+def test_a_search_takes_percent_and_underscore_as_letters(db: Database) -> None:
+    with db.transaction():
+        for n, value in enumerate(["ola_n@firma.no", "olaxn@firma.no", "100%@firma.no"]):
+            put(db, ADDRESS, value, "manual", f"2025-03-0{n + 1}T10:00:00.000Z")
+    assert [e.value for e in matching(db, "a_n")] == ["ola_n@firma.no"]
+    assert [e.value for e in matching(db, "%@")] == ["100%@firma.no"]
+    assert matching(db, "\\") == []
+
+
+def test_a_search_of_one_kind(db: Database) -> None:
+    search_sample(db)
+    assert [e.value for e in matching(db, "7", UNIT)] == ["974760673"]
+    assert matching(db, "974", ADDRESS) == []
+    assert [e.value for e in matching(db, "bær", ADDRESS)] == ["post@xn--blbr-roah.no"]
+
+
+def test_an_empty_search_is_refused_in_one_line(db: Database) -> None:
+    with pytest.raises(SuppressionError) as caught:
+        matching(db, " \t ")
+    assert caught.value.message == "søket er tomt: skriv en adresse, en del av en, eller et orgnr"
+
+
+def test_a_search_is_recorded_as_an_export_without_what_was_searched_for(db: Database) -> None:
+    search_sample(db)
+    listing = list_for_operator(db, actor="berit", output="console", search="post@", limit=2)
+    assert [e.value for e in listing.entries] == ["post@blabar.no", "post@xn--blbr-roah.no"]
+    assert (listing.matched, listing.total) == (3, 5)
+    (entry,) = audit.entries(db, action=Action.PERSONAL_DATA_EXPORT)
+    assert entry.data == {
+        "what": "suppressions",
+        "kind": None,
+        "format": "console",
+        "search": True,
+        "rows": 2,
+    }
+    assert "post@" not in str(entry.data)
 
 
 def test_migration_0011_moves_an_old_manual_note_out_of_the_source(
@@ -301,3 +392,8 @@ def test_unlinking_deliveries_keeps_the_entries_without_naming_them(db: Database
         "d@firma.no": "cli",
     }
     assert unlink_deliveries(db, []) == 0
+
+
+def test_a_search_with_a_nul_finds_nothing(db: Database) -> None:
+    search_sample(db)
+    assert matching(db, "post\x00") == []

@@ -1284,11 +1284,121 @@ def test_a_long_list_shows_the_newest_500_and_says_how_many_in_all(
     assert len(cells(page.text)) == 500
 
 
+def caption(html: str) -> str:
+    found = re.search(r"<caption>(.*?)</caption>", html, re.S)
+    assert found is not None, html
+    return found.group(1)
+
+
+def searched_list(db: Database) -> None:
+    """An unsubscribe from 2019 under 502 newer entries, a business, and an IDN address."""
+    with db.transaction():
+        db.execute(
+            "INSERT INTO suppressions (kind, value, reason, source, note, created_at) VALUES "
+            "('address', 'ola.nordmann@firma.no', 'unsubscribed', 'web:delivery:17', NULL, "
+            "'2019-05-01T10:00:00.000Z'), ('unit', '974760673', 'manual', 'console', "
+            "'ringte 3. mars', '2019-06-01T10:00:00.000Z'), ('address', "
+            "'post@xn--blbr-roah.no', 'hard_bounce', 'delivery:4', NULL, "
+            "'2019-07-01T10:00:00.000Z')"
+        )
+        for n in range(502):
+            add(db, SuppressionKind.ADDRESS, f"a{n}@annen.no", SuppressionReason.UNSUBSCRIBED)
+
+
+@pytest.mark.parametrize(
+    ("typed", "row"),
+    [
+        ("Ola.Nordmann@FIRMA.no", ["Adresse", "ola.nordmann@firma.no", "avmeldt",
+                                   "avmelding på nettsiden (levering 17)", "",
+                                   "1. mai 2019 kl. 12.00"]),
+        ("974 760 673", ["Virksomhet", "974760673", "lagt inn av operatør", "konsollen",
+                         "ringte 3. mars", "1. juni 2019 kl. 12.00"]),
+        ("æ", ["Adresse", "post@blåbær.no", "adressen finnes ikke",
+               "retur fra e-posttjenesten (levering 4)", "", "1. juli 2019 kl. 12.00"]),
+    ],
+)  # fmt: skip
+def test_a_search_finds_an_entry_however_far_down_the_list(
+    client: TestClient, db: Database, settings: Settings, typed: str, row: list[str]
+) -> None:
+    searched_list(db)
+    sign_in_as(client, db, settings, "berit", "approver")
+    page = client.get(LIST, params={"finn": typed})
+    assert page.status_code == 200
+    assert [r[:6] for r in cells(page.text)] == [row]
+    assert caption(page.text) == f"1 av 505 passer til «{typed}», nyeste først"
+    assert f'name="finn" value="{typed}"' in page.text  # to search again from
+
+
+def test_a_search_that_finds_nothing_says_so(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    add_manual(db, SuppressionKind.UNIT, "974760673", actor="test")
+    sign_in_as(client, db, settings, "berit", "approver")
+    page = client.get(LIST, params={"finn": " kari@ "}).text
+    assert caption(page) == "Ingen av 1 passer til «kari@»"
+    assert '<tr><td colspan="7">Ingen oppføringer passer til «kari@».</td></tr>' in page
+    assert f'<a href="{LIST}#liste">Vis hele listen</a>' in page
+
+
+def test_a_search_is_said_in_the_pages_language(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    searched_list(db)
+    sign_in_as(client, db, settings, "berit", "approver")
+    said = {
+        lang: caption(client.get(LIST, params={"finn": "@", "lang": lang}).text)
+        for lang in ("nb", "nn", "en")
+    }
+    assert said == {
+        "nb": "De 500 nyeste av 504 som passer til «@» (505 på listen i alt)",
+        "nn": "Dei 500 nyaste av 504 som passar til «@» (505 på lista i alt)",
+        "en": "The newest 500 of 504 that match “@” (505 on the list in all)",
+    }
+    one = client.get(LIST, params={"finn": "974", "lang": "en"}).text
+    assert caption(one) == "1 of 505 matches “974”, newest first"
+    none = client.get(LIST, params={"finn": "kari", "lang": "nn"}).text
+    assert '<tr><td colspan="7">Ingen oppføringar passar til «kari».</td></tr>' in none
+
+
+def test_a_search_is_shown_as_text(client: TestClient, db: Database, settings: Settings) -> None:
+    sign_in_as(client, db, settings, "berit", "approver")
+    page = client.get(LIST, params={"finn": "<b>%(total)s</b>"}).text
+    assert caption(page) == "Ingen av 0 passer til «&lt;b&gt;%(total)s&lt;/b&gt;»"
+
+
+def test_a_search_is_recorded_as_an_export_without_what_was_searched_for(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    searched_list(db)
+    sign_in_as(client, db, settings, "berit", "approver")
+    client.get(LIST, params={"finn": "ola.nordmann"})
+    client.get(LIST)
+    shown = audit.entries(db, action=audit.Action.PERSONAL_DATA_EXPORT)
+    assert [(e.data["search"], e.data["rows"]) for e in shown] == [(True, 1), (False, 500)]
+    assert not [e for e in audit.entries(db) if "ola.nordmann" in str(e.data)]
+
+
+def test_taking_an_entry_off_a_search_shows_the_search_again(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    searched_list(db)
+    sign_in_as(client, db, settings, "berit", "approver")
+    page = client.get(LIST, params={"finn": "firma"})
+    assert 'name="finn" value="firma"' in page.text.split("/sperreliste/fjern", 1)[1]
+    csrf = form_token(client, LIST)
+    removed = client.post(
+        f"{LIST}/fjern",
+        data={"csrf": csrf, "kind": "address", "value": "ola.nordmann@firma.no", "finn": "firma"},
+    )
+    assert notice(removed) == "Adressen ola.nordmann@firma.no er tatt av sperrelisten."
+    assert caption(removed.text) == "Ingen av 504 passer til «firma»"
+
+
 # -- hostile input: every console page answers it, never with a server error ------------------
 
 HOSTILE = ("²", "9" * 40, "-1", "\x00", "<b>x</b>", "a" * 3000, "ÆØÅ", "\r\nX-Injected: 1")
 # What the console's pages read from their addresses besides the criteria.
-HOSTILE_QUERY = ("laget", "melding", "neste", "handling", "lang", "side")
+HOSTILE_QUERY = ("laget", "melding", "neste", "handling", "lang", "side", "finn")
 
 
 def test_every_console_page_answers_hostile_query_values(

@@ -576,6 +576,14 @@ def tour(page: Page, base: str, lang: str, world: World) -> Iterator[str]:
     yield "logg"
     go("/konsoll/sperreliste", "Sperrelisten")
     yield "sperreliste"
+    page.locator("#finn").fill("blåbær")  # stored as post@xn--blbr-roah.no
+    page.get_by_role("button", name=t("Søk")).click()
+    page.wait_for_url("**finn=**")
+    shown = t("%(num)s av %(total)s passer til «%(search)s», nyeste først", num=1, total=2,
+              search="blåbær")  # fmt: skip
+    assert page.locator("caption").inner_text() == shown
+    assert page.locator("tbody td").nth(1).inner_text() == "post@blåbær.no"
+    yield "sperreliste-sok"
     page.locator("#address").fill("post@firma,no")  # refused: nothing is added
     page.locator("form.narrow button[type=submit]").click()
     page.locator("#address-feil").wait_for()
@@ -613,6 +621,7 @@ STOPS = [
     "brukere",
     "logg",
     "sperreliste",
+    "sperreliste-sok",
     "sperreliste-feil",
     "feil",
 ]

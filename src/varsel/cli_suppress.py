@@ -112,23 +112,38 @@ def suppress_add(state: State, address: str | None, orgnr: str | None, note: str
 @suppress.command("list")
 @click.option("--address", "addresses", is_flag=True, help="Bare adresser.")
 @click.option("--orgnr", "units", is_flag=True, help="Bare virksomheter.")
+@click.option(
+    "--search",
+    metavar="TEKST",
+    help="Bare oppføringer som inneholder teksten: en adresse, en del av en (for eksempel "
+    "domenet) eller et organisasjonsnummer, med eller uten mellomrom.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut en JSON-liste.")
 @pass_state
-def suppress_list(state: State, addresses: bool, units: bool, as_json: bool) -> None:
+def suppress_list(
+    state: State, addresses: bool, units: bool, search: str | None, as_json: bool
+) -> None:
     """Vis sperrelisten, nyeste først (personopplysninger: logges)."""
     from varsel.suppression import SuppressionKind, list_for_operator
 
     kind = None
     if addresses != units:
         kind = SuppressionKind.ADDRESS if addresses else SuppressionKind.UNIT
-    found = list_for_operator(state.db, kind, actor=_actor(), output="json" if as_json else "table")
+    output = "json" if as_json else "table"
+    listing = list_for_operator(state.db, kind, actor=_actor(), output=output, search=search)
+    found = listing.entries
     if as_json:
         click.echo(json.dumps([e.as_dict() for e in found], ensure_ascii=False, indent=2))
         return
+    said = " ".join((search or "").split())  # the search on one line, as typed
     if not found:
-        out.print("Sperrelisten er tom." if kind is None else "Ingen oppføringer.")
+        empty = "Sperrelisten er tom." if kind is None else "Ingen oppføringer."
+        out.print(f"Ingen oppføringer passer til «{said}»." if search else empty, soft_wrap=True)
         return
     print_table(out, _table(found))  # into a file: whole addresses, not folded ones
+    if search is not None:
+        total = f"{listing.matched} av {listing.total} oppføringer"
+        out.print(f"{total} passer til «{said}».", soft_wrap=True)
 
 
 def _table(found: list[Entry]) -> Table:

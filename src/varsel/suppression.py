@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -261,14 +262,64 @@ def find(db: Database, kind: SuppressionKind, value: str) -> Entry | None:
     return None if row is None else _entry(row)
 
 
-def entries(db: Database, kind: SuppressionKind | None = None) -> list[Entry]:
-    """The list, newest first; of one kind when given."""
-    where, params = ("WHERE kind = ? ", (kind.value,)) if kind is not None else ("", ())
-    rows = db.query(
-        f"SELECT {_COLUMNS} FROM suppressions {where}ORDER BY created_at DESC, kind, value",
-        params,
-    )
+_NEWEST_FIRST = "ORDER BY created_at DESC, kind, value"
+
+
+def entries(
+    db: Database, kind: SuppressionKind | None = None, *, limit: int | None = None
+) -> list[Entry]:
+    """The list, newest first; of one kind when given; the newest `limit` when given."""
+    params: list[str | int] = [kind.value] if kind is not None else []
+    where = "WHERE kind = ? " if kind is not None else ""
+    cap = ""
+    if limit is not None:
+        cap, params = " LIMIT ?", [*params, limit]
+    rows = db.query(f"SELECT {_COLUMNS} FROM suppressions {where}{_NEWEST_FIRST}{cap}", params)
     return [_entry(r) for r in rows]
+
+
+def count(db: Database, kind: SuppressionKind | None = None) -> int:
+    """How many entries the list holds; of one kind when given."""
+    where, params = ("WHERE kind = ?", (kind.value,)) if kind is not None else ("", ())
+    return int(db.scalar(f"SELECT count(*) FROM suppressions {where}", params) or 0)
+
+
+def _needle(text: str) -> str:
+    # No stored value holds a space ("974 760 673" is stored as 974760673, and "post @ firma.no"
+    # typed is post@firma.no); addresses are kept in lower case; and the same letter may come
+    # composed or not (å, or a and a ring) from another program's copy.
+    return unicodedata.normalize("NFC", "".join(text.split())).lower()
+
+
+def _like(needle: str) -> str:
+    # The operator's % and _ are letters to find (ola_nordmann@), not LIKE's wildcards.
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def matching(db: Database, text: str, kind: SuppressionKind | None = None) -> list[Entry]:
+    """The entries, newest first, whose value holds `text`, as stored or as an operator
+    writes it (an IDN domain in its own letters): an address, a part of one, an orgnr."""
+    needle = _needle(text)
+    if not needle:
+        raise SuppressionError("søket er tomt: skriv en adresse, en del av en, eller et orgnr")
+    if "\x00" in needle:
+        return []  # no value holds one (PostgreSQL's text cannot), nor can it be bound there
+    # An address with an IDN domain is stored with the domain's A-label (xn--blbr-roah.no), in
+    # which "bær" cannot be found by SQL: the few of those come back too, and are matched here
+    # against what the operator sees (shown_value).
+    where = "(lower(value) LIKE ? ESCAPE '\\' OR (kind = ? AND value LIKE ?))"
+    params = [_like(needle), SuppressionKind.ADDRESS.value, "%xn--%"]
+    if kind is not None:
+        where, params = f"{where} AND kind = ?", [*params, kind.value]
+    rows = db.query(f"SELECT {_COLUMNS} FROM suppressions WHERE {where} {_NEWEST_FIRST}", params)
+
+    def holds(e: Entry) -> bool:
+        if "xn--" not in e.value.lower():
+            return True  # only LIKE brings back a value without an A-label
+        return needle in e.value.lower() or needle in shown_value(e.kind, e.value).lower()
+
+    return [e for e in map(_entry, rows) if holds(e)]
 
 
 def remove(db: Database, kind: SuppressionKind, value: str) -> bool:
@@ -343,17 +394,41 @@ def remove_manual(
     return entry
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What an operator is shown of the list: entries newest first, and how many there are."""
+
+    entries: list[Entry]  # the newest `limit` of those that match
+    matched: int  # how many match the search (of the kind): all of them without a search
+    total: int  # how many the list holds (of the kind)
+
+
 def list_for_operator(
-    db: Database, kind: SuppressionKind | None = None, *, actor: str, output: str
-) -> list[Entry]:
-    """entries(), recorded in the audit log: sole proprietors' addresses are personal data."""
+    db: Database,
+    kind: SuppressionKind | None = None,
+    *,
+    actor: str,
+    output: str,
+    search: str | None = None,
+    limit: int | None = None,
+) -> Listing:
+    """entries(), or those matching a search, recorded in the audit log: sole proprietors'
+    addresses are personal data."""
     with db.transaction():
-        found = entries(db, kind)
+        total = count(db, kind)
+        if search is None:
+            shown, matched = entries(db, kind, limit=limit), total
+        else:
+            found = matching(db, search, kind)
+            shown, matched = found[:limit], len(found)
         detail = {
             "what": "suppressions",
             "kind": kind.value if kind is not None else None,
             "format": output,
-            "rows": len(found),
+            # That a search chose the rows, never what was searched for: it may be a person's
+            # address, which the hash-chained log could not forget when the person is erased.
+            "search": search is not None,
+            "rows": len(shown),
         }
         audit.record(db, actor, audit.Action.PERSONAL_DATA_EXPORT, "suppressions", detail)
-    return found
+    return Listing(shown, matched, total)

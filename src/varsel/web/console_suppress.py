@@ -1,4 +1,4 @@
-"""The suppression list in the console (/konsoll/sperreliste): see it, add to it, lift from it.
+"""The suppression list in the console (/konsoll/sperreliste): see, search, add to, lift from.
 
 The same rules as `varsel suppress` (cli_suppress.py): the library normalises, stores and
 audits, with the signed-in operator as the actor. Approvers only: the list holds sole
@@ -27,6 +27,7 @@ from varsel.web.templating import N_, gettext
 SHOWN_LIMIT = 500  # rows on the page; the caption says how many there are in all
 _FIELDS = {SuppressionKind.ADDRESS: "address", SuppressionKind.UNIT: "orgnr"}
 _LIMITS = {"address": 320, "orgnr": 40, "note": 200}  # characters kept of each field
+SEARCH_LIMIT = 320  # characters kept of a search: an address at most
 _NOT_LISTED = {
     SuppressionKind.ADDRESS: N_("Adressen %(value)s står ikke på sperrelisten."),
     SuppressionKind.UNIT: N_("Organisasjonsnummeret %(value)s står ikke på sperrelisten."),
@@ -50,6 +51,7 @@ def _row(entry: Entry, language: str) -> dict[str, Any]:
 def _list_page(
     page: Page,
     *,
+    search: str = "",
     errors: dict[str, str] | None = None,
     error: str | None = None,
     notice: dict[str, Any] | None = None,
@@ -57,14 +59,22 @@ def _list_page(
 ) -> Response:
     # Every showing of the list is an export of personal data, the re-rendered ones too.
     with page.db() as db:
-        found = suppression.list_for_operator(db, actor=page.user.name, output="console")
+        listing = suppression.list_for_operator(
+            db,
+            actor=page.user.name,
+            output="console",
+            search=search or None,
+            limit=SHOWN_LIMIT,
+        )
     errors = errors or {}
     return page.render(
         "suppressions.html",
         {
-            "entries": [_row(e, page.language) for e in found[:SHOWN_LIMIT]],
-            "total": len(found),
+            "entries": [_row(e, page.language) for e in listing.entries],
+            "matched": listing.matched,
+            "total": listing.total,
             "limit": SHOWN_LIMIT,
+            "search": search,
             "errors": {k: shown(page.language, v) for k, v in errors.items()},
             "error": error,
             "notice": notice,
@@ -75,10 +85,15 @@ def _list_page(
     )
 
 
+def _search(typed: str) -> str:
+    # On one line, as the caption and the search field show it; only spaces: nothing to find.
+    return " ".join(typed.split())[:SEARCH_LIMIT]
+
+
 @console.route("/sperreliste", role=Role.APPROVER)
 def suppressions(page: Page) -> Response:
-    """The list, newest first, and the form that adds to it."""
-    return _list_page(page)
+    """The list, newest first, or the entries that match a search (?finn=); the form that adds."""
+    return _list_page(page, search=_search(page.request.query_params.get("finn", "")))
 
 
 @console.route("/sperreliste", role=Role.APPROVER, methods=("POST",))
@@ -120,11 +135,12 @@ def suppression_add(page: Page) -> Response:
 @console.route("/sperreliste/fjern", role=Role.APPROVER, methods=("POST",))
 def suppression_remove(page: Page) -> Response:
     """Lift one entry: the next campaign may contact the address or business again."""
+    search = _search(page.form.get("finn", ""))  # what the entry was found by: shown again
     try:
         kind = SuppressionKind(page.text("kind", 20))
     except ValueError:
         message = gettext(page.language, N_("Velg en oppføring i listen."))
-        return _list_page(page, error=message, status=400)
+        return _list_page(page, search=search, error=message, status=400)
     typed = page.text("value", 320)
     try:
         # The form posts the stored value; normalising again also takes an IDN in either form.
@@ -137,11 +153,11 @@ def suppression_remove(page: Page) -> Response:
             note = page.text("note", _LIMITS["note"])
             suppression.remove_manual(db, kind, value, actor=page.user.name, note=note)
     except SuppressionError:
-        message = gettext(page.language, _NOT_LISTED[kind])
-        return _list_page(page, error=message % {"value": shown_value(kind, value)}, status=400)
+        message = gettext(page.language, _NOT_LISTED[kind]) % {"value": shown_value(kind, value)}
+        return _list_page(page, search=search, error=message, status=400)
     notice = {
         "what": "removed",
         "unit": kind is SuppressionKind.UNIT,
         "value": shown_value(kind, value),
     }
-    return _list_page(page, notice=notice)
+    return _list_page(page, search=search, notice=notice)
