@@ -826,6 +826,26 @@ def test_cli_says_an_approval_whose_approver_was_disabled_no_longer_holds(
         assert sink.messages == []
 
 
+def test_cli_names_every_campaign_a_demoted_approver_approved_and_which_sends_now(
+    registry_db: Database, settings: Settings, definition: Path, cid: int, people: dict[str, User]
+) -> None:
+    other = create_campaign(registry_db, settings, definition, created_by="kari").campaign.id
+    for campaign_id in (cid, other):
+        approve(registry_db, settings, campaign_id, people["berit"])
+    # Let through the gate before the change (set here, not by a real send).
+    registry_db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (other,))
+    demoted = CliRunner().invoke(
+        cli, ["--db", registry_db.url, "user", "set-role", "berit", "author"], env=env(settings)
+    )
+    assert demoted.exit_code == 0, demoted.output
+    assert demoted.output.splitlines() == [
+        "«berit» har nå rollen «forfatter».",
+        f"Godkjenningene fra «berit» av kampanje {cid} og {other} gjelder ikke lenger: de må "
+        "godkjennes på nytt før de sendes (videre).",
+        f"Kampanje {other} sendes nå og fortsetter; stopp den med «varsel campaign pause {other}».",
+    ]
+
+
 def test_cli_send_without_approval_only_when_asked_and_allowed(
     registry_db: Database, settings: Settings, cid: int
 ) -> None:

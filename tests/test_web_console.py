@@ -777,6 +777,77 @@ def test_the_campaign_page_says_an_approval_lapsed_with_its_disabled_approver(
     )
 
 
+def lapsed_notice(html: str) -> list[str]:
+    """The users page's words on approvals that no longer hold: its paragraph, then each item."""
+    found = re.search(r'<div id="godkjenninger-bortfalt">(.*?)</div>', html, re.S)
+    assert found is not None, html
+    parts = re.findall(r"<(?:p|li)[^>]*>(.*?)</(?:p|li)>", found.group(1), re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", part).split()) for part in parts]
+
+
+def test_disabling_an_approver_names_the_campaigns_whose_approval_is_void(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel.approval import approve
+    from varsel.campaign import create_campaign
+
+    first = approved_by_berit(client, db, settings, tmp_path, brreg)
+    second = create_campaign(db, settings, tmp_path / "c.toml", created_by="kari").campaign.id
+    approve(db, settings, second, get_user(db, "berit"))
+    # Sent already: let through the gate before, it goes on (set here, not by a real send).
+    db.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", (second,))
+    client.cookies.clear()
+    sign_in_as(client, db, settings, "ada", "admin")
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    page = client.post(f"{PREFIX}/brukere/berit/deaktiver", data={"csrf": csrf})
+    assert notice(page) == "berit er deaktivert og logget ut på alle enheter."
+    assert lapsed_notice(page.text) == [
+        "Godkjenningene fra berit av kampanjene under gjelder ikke lenger: de må godkjennes på "
+        "nytt før de sendes (videre).",
+        f"Kampanje {first}: Test",
+        f"Kampanje {second}: Test. Den sendes nå og fortsetter til noen setter den på pause.",
+    ]
+    assert f'<a href="{PREFIX}/kampanjer/{first}">' in page.text
+    english = client.get(f"{PREFIX}/brukere?endret=deaktiver&bruker=berit&lang=en").text
+    assert lapsed_notice(english) == [
+        "The approvals by berit of the campaigns below no longer hold: they must be approved "
+        "again before they are sent (any further).",
+        f"Campaign {first}: Test",
+        f"Campaign {second}: Test. It is being sent now and goes on until someone pauses it.",
+    ]
+
+
+def test_demoting_an_approver_names_the_campaign_whose_approval_is_void(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    cid = approved_by_berit(client, db, settings, tmp_path, brreg)
+    client.cookies.clear()
+    sign_in_as(client, db, settings, "ada", "admin")
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    still = client.post(f"{PREFIX}/brukere/berit/rolle", data={"csrf": csrf, "role": "admin"})
+    assert notice(still) == "berit har nå rollen Administrator."
+    assert "godkjenninger-bortfalt" not in still.text  # an administrator may still approve
+    page = client.post(
+        f"{PREFIX}/brukere/berit/rolle", data={"csrf": csrf, "role": "author", "lang": "nn"}
+    )
+    assert lapsed_notice(page.text) == [
+        "Godkjenninga frå berit av kampanjen under gjeld ikkje lenger: han må godkjennast på "
+        "nytt før han blir send (vidare).",
+        f"Kampanje {cid}: Test",
+    ]
+
+
+def test_an_account_without_approvals_is_disabled_without_a_word_on_them(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in_as(client, db, settings, "ada", "admin")
+    operator(db, settings, "berit", "approver")
+    csrf = form_token(client, f"{PREFIX}/brukere")
+    page = client.post(f"{PREFIX}/brukere/berit/deaktiver", data={"csrf": csrf})
+    assert notice(page) == "berit er deaktivert og logget ut på alle enheter."
+    assert "godkjenninger-bortfalt" not in page.text
+
+
 def test_a_campaign_that_does_not_exist_is_named_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings
 ) -> None:

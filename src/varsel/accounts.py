@@ -291,6 +291,34 @@ def lapsing_approvals(db: Database, name: str) -> list[int]:
     ]
 
 
+@dataclass(frozen=True)
+class LapsedApproval:
+    """A campaign that an account's approval no longer holds for (lapsing_approvals)."""
+
+    campaign_id: int
+    campaign_name: str
+    sending: bool  # let through the gate before the change: it goes on until it is paused
+
+
+def lapsed_approvals(db: Database, name: str) -> list[LapsedApproval]:
+    """lapsing_approvals, each with the campaign's name and whether it is sending now: what the
+    command line and the console say after an account is disabled or demoted."""
+    from varsel.campaign import CampaignStatus
+
+    ids = lapsing_approvals(db, name)
+    if not ids:
+        return []
+    rows = db.query(
+        f"SELECT id, name, status FROM campaigns WHERE id IN ({', '.join('?' for _ in ids)}) "
+        "ORDER BY id",
+        ids,
+    )
+    return [
+        LapsedApproval(int(i), str(n), CampaignStatus(str(s)) is CampaignStatus.SENDING)
+        for i, n, s in rows
+    ]
+
+
 class Lapse(StrEnum):
     """Why an account no longer stands behind what it did with a role (an approval)."""
 

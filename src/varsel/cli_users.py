@@ -222,13 +222,12 @@ def user_disable(state: State, name: str) -> None:
 
 def _say_lapsed(state: State, name: str) -> None:
     """Which campaigns the account's approvals no longer hold for, and which of them send now."""
-    from varsel.accounts import lapsing_approvals
-    from varsel.campaign import CampaignStatus, get_campaign
+    from varsel.accounts import lapsed_approvals
 
-    lapsed = lapsing_approvals(state.db, name)
+    lapsed = lapsed_approvals(state.db, name)
     if not lapsed:
         return
-    ids = [str(i) for i in lapsed]
+    ids = [str(a.campaign_id) for a in lapsed]
     if len(ids) == 1:
         said = f"Godkjenningen fra «{name}» av kampanje {ids[0]} gjelder ikke lenger: den"
     else:
@@ -236,9 +235,10 @@ def _say_lapsed(state: State, name: str) -> None:
         said = f"Godkjenningene fra «{name}» av kampanje {which} gjelder ikke lenger: de"
     pronoun = said.rsplit(" ", 1)[1]
     out.print(f"{said} må godkjennes på nytt før {pronoun} sendes (videre).", soft_wrap=True)
-    for i in lapsed:
-        if get_campaign(state.db, i).status is CampaignStatus.SENDING:
+    for a in lapsed:
+        if a.sending:
             # A send under way was let through the gate before: it goes on until paused.
+            i = a.campaign_id
             out.print(
                 f"Kampanje {i} sendes nå og fortsetter; stopp den med «varsel campaign pause {i}».",
                 soft_wrap=True,

@@ -154,13 +154,19 @@ def _users_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
+    query = page.request.query_params
     with page.db() as db:
         users = accounts.list_users(db)
-    query = page.request.query_params
-    # What the last change did (after its redirect), about an account that is there to show.
-    changed = query.get("endret", "") if error is None else ""
-    named = [u for u in users if u.name == query.get("bruker")]
-    notice = changed if changed in _NOTICES and named else None
+        # What the last change did (after its redirect), about an account that is there to show.
+        changed = query.get("endret", "") if error is None else ""
+        named = [u for u in users if u.name == query.get("bruker")]
+        notice = changed if changed in _NOTICES and named else None
+        # A disabled account, or one that may no longer approve, leaves its approvals void: the
+        # campaigns are named, as `varsel user disable` and `user set-role` name them.
+        voiding = notice == "deaktiver" or (
+            notice == "rolle" and not named[0].role.allows(Role.APPROVER)
+        )
+        lapsed = accounts.lapsed_approvals(db, named[0].name) if voiding else []
     return page.render(
         "users.html",
         {
@@ -168,6 +174,7 @@ def _users_page(
             "now": utcnow_iso(),
             "notice": notice,
             "notice_user": named[0] if notice else None,
+            "lapsed": lapsed,
             "error": shown(page.language, error) if error else None,
             "form": {k: page.text(k) for k in ("name", "email", "role")},
         },
