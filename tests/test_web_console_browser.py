@@ -585,7 +585,7 @@ def tour(page: Page, base: str, lang: str, world: World) -> Iterator[str]:
     assert page.locator("tbody td").nth(1).inner_text() == "post@blåbær.no"
     yield "sperreliste-sok"
     page.locator("#address").fill("post@firma,no")  # refused: nothing is added
-    page.locator("form.narrow button[type=submit]").click()
+    page.get_by_role("button", name=t("Sett på sperrelisten"), exact=True).click()
     page.locator("#address-feil").wait_for()
     yield "sperreliste-feil"
     go("/konsoll/kampanjer/999999", "Siden finnes ikke")
