@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import dkim as dkimpy
+import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -583,3 +584,17 @@ def test_render_gives_the_three_texts_for_previews() -> None:
     assert rendered.subject == "Preventive security information from Oslo politidistrikt"
     assert "BÆRUM BAKERI AS" in rendered.text
     assert rendered.html.startswith("<!DOCTYPE html>")
+
+
+def test_a_source_is_compiled_once_per_kind_of_environment_and_a_syntax_error_every_time() -> None:
+    from varsel import message
+    from varsel.sandbox import operator_sandbox
+
+    text, html = operator_sandbox(), operator_sandbox(autoescape=True)
+    source = "Hei {{ unit.name }}! {{ 40 * 1 }}"
+    first = message._compiled(text, source)
+    assert message._compiled(operator_sandbox(), source) is first
+    assert message._compiled(html, source) is not first  # escaping is in the code
+    for _ in range(2):
+        with pytest.raises(jinja2.TemplateSyntaxError):
+            message._compiled(text, "{{ unit.name ")

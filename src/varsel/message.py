@@ -6,6 +6,7 @@ import dataclasses
 import importlib.resources
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -171,6 +172,30 @@ class _CompilingSandbox(CompilingSandbox, _Sandbox):
 _RECIPIENT_VALUES = ("organisation_names", "code", "address", "unsubscribe_url")
 _UNPLANNED: Any = object()  # no plan made yet for a language and number of units
 _MAX_PLANS = 256  # plans kept per factory: addresses shared by more units than most are rare
+
+# Compiled templates by environment kind, escaping and source. A factory is made for every
+# send, preview and lint, and Jinja takes ~10 ms to compile a default template, far more than
+# rendering it: the console's pages and lint make several factories for one campaign. The
+# code does not depend on the environment it was compiled in beyond these (its filters and
+# finalize are looked up where it runs: see _rebind), and every environment of one kind is
+# set up alike (_environment).
+_COMPILED_KEPT = 256
+_compiled_code: dict[tuple[type[jinja2.Environment], bool, str], CodeType] = {}
+_compiled_lock = threading.Lock()
+
+
+def _compiled(env: jinja2.Environment, source: str) -> CodeType:
+    """env.compile(source), from the cache when the same kind of environment compiled it."""
+    key = (type(env), bool(env.autoescape), source)
+    with _compiled_lock:
+        code = _compiled_code.get(key)
+    if code is None:
+        code = env.compile(source)  # a TemplateSyntaxError is not kept: it is raised each time
+        with _compiled_lock:
+            if len(_compiled_code) >= _COMPILED_KEPT:
+                del _compiled_code[next(iter(_compiled_code))]  # the oldest
+            _compiled_code[key] = code
+    return code
 
 
 # What a template can get wrong at run time, beyond Jinja's own errors: {{ 1 / 0 }}, {{ x[9] }}.
@@ -350,7 +375,7 @@ class MessageFactory:
 
     def _compile(self, env: _Sandbox, source: str, what: str) -> jinja2.Template:
         try:
-            code = env.compile(source)
+            code = _compiled(env, source)
         except jinja2.TemplateSyntaxError as e:
             raise MessageError(
                 Text(
