@@ -12,7 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from varsel.config import Settings
+from varsel.db import connect
 from varsel.web import MAX_BODY, create_app
+from varsel.web.headers import SECURITY_HEADERS
 
 PUBLIC = "https://www.politiet.no/varsel"
 
@@ -116,3 +118,21 @@ def test_the_language_links_do_not_echo_a_huge_query(client: TestClient) -> None
     assert huge not in answer.text
     assert len(answer.text) < 20_000
     assert "y=kort&amp;lang=en" in answer.text  # a short value is still carried on
+
+
+def test_the_page_for_an_error_of_ours_has_the_security_headers_too(
+    tmp_path: Path, db_url: str
+) -> None:
+    # Starlette answers an exception no view caught outside the app's middleware, where
+    # SecurityHeaders never saw the 500 page.
+    settings = Settings.load(environ={}, database_url=db_url, dkim_key_dir=str(tmp_path / "keys"))
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as client:
+        with connect(db_url) as db, db.transaction():
+            db.execute("ALTER TABLE deliveries RENAME TO deliveries_gone")  # a broken store
+        answer = client.get("/varsler?lang=en")
+    assert answer.status_code == 500
+    assert "<h1>Something went wrong</h1>" in answer.text
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers[name] == value, name
+    assert answer.headers["cache-control"] == "no-store"

@@ -29,7 +29,7 @@ from varsel.web.console import routes as console_routes
 from varsel.web.console_auth import MAX_TEMPLATES_BODY, PREFIX
 from varsel.web.console_auth import error_page as console_error_page
 from varsel.web.console_send import Senders
-from varsel.web.headers import SecurityHeaders
+from varsel.web.headers import OUTSIDE_HEADERS, SecurityHeaders
 from varsel.web.public import DIRECT, routes
 from varsel.web.site import Site, language_of
 from varsel.web.templating import N_
@@ -60,7 +60,9 @@ async def _error(request: Request, exc: Exception) -> Response:
     title, message = _ERRORS.get(status, _ERRORS[500])
     site: Site = request.app.state.site
     # An HTTPException's own headers stay (a 429's Retry-After); a 405's Allow names them all.
-    headers = exc.headers if isinstance(exc, HTTPException) else None
+    # Any other exception is answered by Starlette's error middleware, outside SecurityHeaders:
+    # this page then brings the headers every other answer gets.
+    headers = exc.headers if isinstance(exc, HTTPException) else OUTSIDE_HEADERS
     if status == 405 and (allowed := _allowed(request)):
         headers = {**(headers or {}), "Allow": allowed}
     if request.scope["path"] == PREFIX or request.scope["path"].startswith(PREFIX + "/"):

@@ -23,6 +23,10 @@ SECURITY_HEADERS = {
 }
 
 
+# What an answer made outside SecurityHeaders must carry itself: Starlette's error middleware,
+# which answers an exception no view caught, lies outside every middleware of the app.
+OUTSIDE_HEADERS = {**SECURITY_HEADERS, "cache-control": "no-store"}
+
 _SECURITY_HEADERS = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 _SECURITY_NAMES = frozenset(k for k, _ in _SECURITY_HEADERS)
 _NO_STORE = (b"cache-control", b"no-store")
