@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -276,9 +277,15 @@ def _printed(canonical: str) -> str:
     return f"{canonical[:4]}-{canonical[4:8]}-{canonical[8:]}"
 
 
+# An unsubscribe token is made by secrets.token_urlsafe, and message.py prints none but URL
+# characters that need no escaping: anything else names no delivery and is not sent to the
+# store (PostgreSQL answers text with a NUL in it with an error, not a miss).
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+
+
 def by_token(db: Database, token: str) -> Found | None:
     """The delivery an unsubscribe token names, whatever its state, or None."""
-    if not token or len(token) > 64:
+    if not _TOKEN.fullmatch(token):
         return None
     row = db.query_one(_SELECT + "WHERE d.unsubscribe_token = ?", (token,))
     return None if row is None else _found(db, row)
