@@ -457,6 +457,27 @@ def test_a_comment_of_2000_characters_with_line_breaks_is_kept(
     assert db.scalar("SELECT comment FROM feedback") == typed
 
 
+def test_control_characters_in_a_comment_are_left_out_and_the_words_kept(
+    client: TestClient, db: Database
+) -> None:
+    # PostgreSQL refuses text with a NUL in it: such a comment was a server error there.
+    token = csrf(client, "/tilbakemelding")
+    typed = "Nyttig\x00 råd\x1b[31m,\x7f takk\r\nHilsen\rOla\x85\u202e"
+    page = client.post("/tilbakemelding", data={"csrf": token, "comment": typed})
+    assert page.status_code == 200, page.text
+    assert db.scalar("SELECT comment FROM feedback") == "Nyttig råd[31m, takk\nHilsen\nOla\u202e"
+
+
+def test_a_comment_of_control_characters_alone_is_no_answer(
+    client: TestClient, db: Database
+) -> None:
+    token = csrf(client, "/tilbakemelding")
+    page = client.post("/tilbakemelding", data={"csrf": token, "comment": "\x00\x07"})
+    assert page.status_code == 400
+    assert "Svar på minst ett av spørsmålene." in page.text
+    assert db.scalar("SELECT count(*) FROM feedback") == 0
+
+
 @pytest.mark.parametrize("length", [2001, 6000])  # 6,000 æ: 36,000 bytes percent-encoded
 def test_a_comment_longer_than_the_form_allows_is_the_fields_error(
     client: TestClient, sent: int, db: Database, length: int
@@ -1664,8 +1685,21 @@ HOSTILE_FORMS = {
         "comment",
         "bevis",
     ),
-    "/dokument": ("kampanje", "epost", "lang"),
+    "/dokument": ("kampanje", "address", "lang"),
 }
+# Limits off, as the benchmarks set them: every hostile value reaches the checks and the store,
+# not the 429 page the tenth form of a visitor gets.
+NO_LIMITS = dict.fromkeys(
+    (
+        "verify_per_ip",
+        "verify_global_per_minute",
+        "feedback_per_ip_hour",
+        "feedback_global_per_minute",
+        "document_per_ip_hour",
+        "document_global_per_minute",
+    ),
+    1_000_000_000,
+)
 
 
 def answered(client: TestClient, method: str, url: str, **kwargs: object) -> int:
@@ -1693,14 +1727,26 @@ def test_every_page_answers_hostile_query_values(
 
 
 def test_every_form_answers_hostile_field_values(
-    client: TestClient, sent: int, sink: SmtpSink
+    settings: Settings, sent: int, sink: SmtpSink
 ) -> None:
+    app = create_app(dataclasses.replace(settings, **NO_LIMITS))
+    with TestClient(app, base_url="https://testserver") as client:
+        assert hostile_answers(client, sent) == []
+
+
+def hostile_answers(client: TestClient, sent: int) -> list[tuple[str, str, str, int]]:
+    """Every form field and one-click path, hostile: those answered with a server error."""
+    # Each field hostile in a form that is otherwise good, so that it is the one checked.
+    good = {
+        "/tilbakemelding": {"usefulness": "3"},
+        "/dokument": {"kampanje": str(sent), "address": "ola@firma.test"},
+    }
     errors = []
     for page, fields in HOSTILE_FORMS.items():
         token = csrf(client, f"{page}?kampanje={sent}")
         for name in fields:
             for value in HOSTILE:
-                data = {"csrf": token, "usefulness": "3", name: value}
+                data = {**good[page], "csrf": token, name: value}
                 status = answered(client, "POST", page, data=data)
                 if status >= 500:
                     errors.append((page, name, value, status))
@@ -1709,7 +1755,7 @@ def test_every_form_answers_hostile_field_values(
         status = answered(client, "POST", f"/avmelding/{value}", data=one_click)
         if status >= 500:
             errors.append(("/avmelding", "", value, status))
-    assert errors == []
+    return errors
 
 
 # -- /helse --------------------------------------------------------------------------------

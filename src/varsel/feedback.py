@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -10,6 +11,18 @@ from varsel.db import Database
 from varsel.outbox import record_event
 
 MAX_COMMENT = 2000
+
+# Control characters other than tab and line break: no one types them, they mean nothing in a
+# comment, and PostgreSQL refuses a NUL (an error, not a stored comment). Format characters
+# such as the bidi marks stay: right-to-left writing needs them.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def comment_text(typed: str) -> str:
+    """A comment as kept: each line break as one \\n, without control characters."""
+    # A browser sends the textarea's line breaks as CR LF, while its maxlength counts each as
+    # one character: counted (and kept) as the reader typed them.
+    return _CONTROLS.sub("", typed.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 class Channel(StrEnum):

@@ -164,9 +164,7 @@ def _parse_feedback(
     channel = text_field(form, "channel")
     if channel and channel not in {c.value for c in feedback.Channel}:
         errors["channel"] = N_("Velg en av kanalene i listen.")
-    # A browser sends the textarea's line breaks as CR LF, while its maxlength counts each as
-    # one character: counted (and kept) as the reader typed them.
-    comment = text_field(form, "comment").replace("\r\n", "\n")
+    comment = feedback.comment_text(text_field(form, "comment")).strip()
     if len(comment) > feedback.MAX_COMMENT:
         errors["comment"] = N_("Teksten kan være på høyst 2000 tegn.")
     if not (usefulness or relevant or channel or comment) and not errors:
