@@ -136,3 +136,24 @@ def test_the_page_for_an_error_of_ours_has_the_security_headers_too(
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers[name] == value, name
     assert answer.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("path", "link"),
+    [
+        ("//evil.example/x", "/evil.example/x?lang=nn"),
+        ("///evil.example", "/evil.example?lang=nn"),
+        ("/%09/evil.example", "/%09/evil.example?lang=nn"),  # a browser drops tabs from a URL
+        ("/%0A/evil.example", "/%0A/evil.example?lang=nn"),
+        ("/%5C/evil.example", "/%5C/evil.example?lang=nn"),
+        ("/a%00b%20c%3Fd%23e", "/a%00b%20c%3Fd%23e?lang=nn"),
+        ("/%C3%A6", "/%C3%A6?lang=nn"),
+    ],
+)
+def test_the_language_links_of_a_page_that_does_not_exist_stay_on_the_site(
+    client: TestClient, path: str, link: str
+) -> None:
+    # "//evil.example/x" as a link is another host's page: a 404 must not offer one.
+    answer = client.get(f"https://testserver{path}")
+    assert answer.status_code == 404
+    assert f'href="{link}"' in answer.text

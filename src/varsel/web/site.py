@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -296,12 +296,25 @@ class Site:
 
 def page_address(request: Request, root: str) -> tuple[str, str]:
     """The page's path under the root, and its address with the query but lang, to add one to."""
-    # As request.url.path has it, without parsing the whole URL. The path is the one routed
-    # (StripRoot has taken the root off, if the proxy left it on).
-    path = root + request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    # The path is the one routed (StripRoot has taken the root off, if the proxy left it on).
+    routed = request.scope["path"]
+    path = root + (routed if _PLAIN_PATH.fullmatch(routed) else _link_path(routed))
     query = request.query_params
     params = urlencode(_kept(query.multi_items())) if query else ""
     return path, (f"{path}?{params}&lang=" if params else f"{path}?lang=")
+
+
+# A path of plain segments, each one character or more: every page's own (/kontroll,
+# /avmelding/<token>) is one, and needs no escaping in a link.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*/?")
+
+
+def _link_path(path: str) -> str:
+    """Any other path (a page that does not exist) as a link that stays on this site."""
+    # Escaped as a URL path (a control character, a space, ?, #, \\, % and letters beyond
+    # ASCII), and one slash for several at its start: "//evil.example/x" as a link is another
+    # host's page, and so is "/\t/evil.example/x", since a browser drops tabs from a URL.
+    return "/" + quote(path, safe="/!$&'()*+,;=:@~").lstrip("/")
 
 
 # The language links carry the query on (a code, a filter), but not whatever a visitor typed:
