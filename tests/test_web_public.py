@@ -644,6 +644,34 @@ def test_document_request_sends_a_link_that_downloads_the_file(
     assert client.get(tampered).status_code == 404
 
 
+def test_a_download_is_counted_once_not_for_a_head_or_the_rest_of_a_file(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    before = len(sink.messages)
+    assert request_document(client, sent, "leser@example.test").status_code == 200
+    [mail] = sink.wait_for(before + 1, 5)[before:]
+    link = re.search(r"https://www\.politiet\.no/varsel(/dokument/hent/\S+)", text_of(mail.data))
+    assert link is not None
+
+    def downloads() -> tuple[Any, ...]:
+        return (
+            db.scalar("SELECT count(*) FROM events WHERE kind = 'document_downloaded'"),
+            db.scalar("SELECT downloaded_at FROM document_requests") is not None,
+        )
+
+    # A link checker's HEAD, or a download manager's second part of the file, is no download.
+    head = client.head(link.group(1))
+    assert (head.status_code, head.content) == (200, b"")
+    assert downloads() == (0, False)
+    start = client.get(link.group(1), headers={"range": "bytes=0-3"})
+    assert (start.status_code, start.content) == (206, PDF[:4])
+    rest = client.get(link.group(1), headers={"range": "bytes=4-"})
+    assert (rest.status_code, rest.content) == (206, PDF[4:])
+    assert downloads() == (1, True)
+    assert client.get(link.group(1)).content == PDF
+    assert downloads() == (2, True)
+
+
 def test_an_expired_link_is_refused(client: TestClient, sent: int, db: Database) -> None:
     from varsel import documents
 

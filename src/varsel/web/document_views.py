@@ -282,6 +282,25 @@ def _spec(db: Any, campaign_id: int) -> CampaignSpec:
     return get_campaign(db, campaign_id).spec
 
 
+def _is_download(request: Request) -> bool:
+    """Whether a request for the file is one download: a GET of it from its first byte.
+
+    A HEAD (a mail filter checking the link) fetches nothing, and a range that does not start
+    at 0 is the rest of a download already counted (a download manager resuming, a viewer
+    fetching its parts).
+    """
+    if request.method != "GET":
+        return False
+    ranges = request.headers.get("range")
+    if ranges is None:
+        return True
+    # Starlette's FileResponse refuses a range in another unit than bytes (400): no download.
+    unit, _, sets = ranges.partition("=")
+    return unit.strip().lower() == "bytes" and any(
+        p.strip().startswith("0-") for p in sets.split(",")
+    )
+
+
 def document_download(request: Request) -> Response:
     """GET /dokument/hent/{token}: the file, if the link is ours and still valid."""
     site = site_of(request)
@@ -300,7 +319,8 @@ def document_download(request: Request) -> Response:
             )
         spec = _spec(db, checked.campaign_id)
         file = Path(spec.document_file) if spec.document_file else None
-        documents.record_download(db, checked)
+        if _is_download(request):
+            documents.record_download(db, checked)
     if file is None or not file.is_file():
         # No redirect, ever: the reader types the official address, as the e-mail taught.
         return site.render(request, "document_url.html", language, {"spec": spec})
