@@ -606,6 +606,27 @@ def test_feedback_is_flood_limited(client: TestClient, sent: int) -> None:
     assert codes == [200] * 10 + [429]
 
 
+def test_the_feedback_limit_holds_across_two_sites_on_one_store_and_a_restart(
+    settings: Settings, sent: int, db: Database
+) -> None:
+    with (
+        TestClient(create_app(settings), base_url="https://testserver") as one,
+        TestClient(create_app(settings), base_url="https://testserver") as two,
+    ):
+        answers = []
+        for number in range(10):
+            site = (one, two)[number % 2]  # a visitor's forms spread over two workers
+            form = {"csrf": csrf(site, "/tilbakemelding"), "usefulness": "3"}
+            answers.append(site.post("/tilbakemelding", data=form).status_code)
+        assert answers == [200] * 10
+        form = {"csrf": csrf(one, "/tilbakemelding"), "usefulness": "3"}
+        assert one.post("/tilbakemelding", data=form).status_code == 429
+    with TestClient(create_app(settings), base_url="https://testserver") as restarted:
+        form = {"csrf": csrf(restarted, "/tilbakemelding"), "usefulness": "3"}
+        assert restarted.post("/tilbakemelding", data=form).status_code == 429
+    assert db.scalar("SELECT count(*) FROM feedback") == 10
+
+
 # -- document requests ----------------------------------------------------------------
 
 
@@ -885,6 +906,24 @@ def test_one_click_unsubscribe_suppresses_the_address_for_the_next_campaign(
         )
         == "suppressed"
     )
+
+
+def test_one_click_unsubscribe_stops_a_campaign_already_queued_before_it_is_sent(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database, tmp_path: Path, settings: Settings
+) -> None:
+    address, _, path = first_message(sink)
+    # The next campaign's deliveries are made (queued) before the reader unsubscribes.
+    second = create_campaign(db, settings, tmp_path / "c.toml").campaign.id
+    queued = "SELECT state FROM deliveries WHERE campaign_id = ? AND address = ?"
+    assert db.scalar(queued, (second, address)) == "queued"
+    client.cookies.clear()
+    one_click = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert (one_click.status_code, one_click.text) == (200, "Unsubscribed.\n")
+    before = len(sink.messages)
+    send_campaign(db, settings, second, relay=RelayConfig.from_url(sink.url), options=FAST)
+    assert db.scalar(queued, (second, address)) == "suppressed"
+    assert address not in [m.rcpt_tos[0] for m in sink.messages[before:]]
+    assert len(sink.messages) > before  # the others still got theirs
 
 
 def test_the_unsubscribe_page_can_stop_the_whole_organisation(
