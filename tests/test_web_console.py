@@ -595,6 +595,19 @@ def test_a_viewer_cannot_open_the_audit_log_or_the_accounts(
     assert client.get(PREFIX).status_code == 200
 
 
+def test_a_readers_comment_cannot_turn_the_date_beside_it_around(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    from varsel import feedback
+
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    # A right-to-left override left open in the comment would run on into the date after it.
+    comment = "Bra, takk \u202e"
+    feedback.store(db, feedback.Feedback(cid, None, 4, None, None, comment, "nb"))
+    page = client.get(f"{PREFIX}/kampanjer/{cid}/dekning").text
+    assert f'<li><bdi>{comment}</bdi> <span class="hint">(' in page
+
+
 def test_the_downloads_are_kept_out_of_caches(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:
