@@ -289,6 +289,22 @@ def test_refusals_keep_the_servers_reply_and_the_connection(
     assert second.kind is ReplyKind.ACCEPTED
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(("stage", "sender_refused"), [(Stage.MAIL, True), (Stage.RCPT, False)])
+def test_a_refusal_says_whether_it_was_the_sender_the_relay_refused(
+    pipelining: bool, stage: Stage, sender_refused: bool
+) -> None:
+    fault = Fault.reply(553, "5.7.1 Sender address rejected: not owned by user", stage=stage)
+    with SmtpSink(faults=FaultPlan().on_message(1, fault), pipelining=pipelining) as sink:
+        outcome = run(send_one(sink.url))
+    assert outcome == SendOutcome(
+        SmtpReply(553, "5.7.1", "Sender address rejected: not owned by user"),
+        False,
+        None,
+        sender_refused=sender_refused,
+    )
+
+
 @pytest.mark.parametrize("stage", [Stage.MAIL, Stage.RCPT, Stage.DATA])
 def test_421_is_transient_and_closes_the_connection(stage: Stage) -> None:
     async def closing(url: str) -> tuple[SendOutcome, SendOutcome, bool]:

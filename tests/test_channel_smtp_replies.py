@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from varsel.channel.smtp_replies import Replies
+from varsel.channel.smtp_replies import Replies, SendOutcome, SmtpReply
 
 
 def test_replies_joined_in_one_read_or_split_across_reads_are_parsed_alike() -> None:
@@ -19,3 +19,23 @@ def test_replies_joined_in_one_read_or_split_across_reads_are_parsed_alike() -> 
     assert asyncio.run(parsed(wire)) == expected
     assert asyncio.run(parsed(*(wire[i : i + 1] for i in range(len(wire))))) == expected
     assert asyncio.run(parsed(wire[:30], wire[30:61], wire[61:])) == expected
+
+
+def test_relay_trouble_is_the_relays_state_never_the_recipients() -> None:
+    def trouble(code: int, enhanced: str | None, *, sender: bool = False) -> bool:
+        reply = SmtpReply(code, enhanced, "")
+        return SendOutcome(reply, False, None, sender_refused=sender).relay_trouble
+
+    assert SendOutcome(None, False, "tidsavbrudd: SMTP-tjeneren svarte ikke").relay_trouble
+    assert SendOutcome(None, True, "SMTP-tjeneren lukket forbindelsen").relay_trouble
+    assert trouble(421, "4.7.0")
+    assert trouble(451, "4.3.0")
+    assert trouble(452, "4.3.1")
+    assert trouble(451, "4.1.8", sender=True)
+    assert trouble(550, "5.7.1", sender=True)
+    assert not trouble(250, "2.0.0")
+    assert not trouble(450, "4.7.1")  # greylisting: the recipient's domain, retried alone
+    assert not trouble(452, "4.2.2")  # a full mailbox
+    assert not trouble(451, None)
+    assert not trouble(550, "5.1.1")
+    assert not trouble(554, "5.3.4")  # permanent: counted by what it says, not here

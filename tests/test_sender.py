@@ -278,6 +278,74 @@ def test_relay_refusing_login_stops_with_the_reason(
     assert (counts["queued"], counts["claimed"]) == (6, 0)
 
 
+def every_message(fault: Fault) -> FaultPlan:
+    """A plan that applies `fault` to each of the first 100 transactions."""
+    plan = FaultPlan()
+    for number in range(1, 101):
+        plan.on_message(number, fault)
+    return plan
+
+
+def test_a_relay_refusing_our_sender_stops_the_send_and_fails_no_delivery(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import SendError
+
+    refusal = Fault.reply(550, "5.7.1 Sender address rejected: not owned by user", stage=Stage.MAIL)
+    with SmtpSink(faults=every_message(refusal)) as sink:
+        with pytest.raises(SendError) as caught:
+            send_campaign(
+                db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=FAST
+            )
+        assert sink.messages == []
+    assert caught.value.message == (
+        f"e-posttjeneren {sink.url} avviser utsendelsen: "
+        "550 5.7.1 Sender address rejected: not owned by user"
+    )
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["queued"], counts["failed"], counts["claimed"]) == (6, 0, 0)
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.reply(421, "4.3.2 Service shutting down", stage=Stage.MAIL),
+        Fault.reply(451, "4.3.0 Queue full", stage=Stage.MAIL),
+        Fault.reply(452, "4.3.1 Insufficient system storage", stage=Stage.RCPT),
+        Fault.reply(451, "4.3.0 Error: queue file write error", stage=Stage.DATA),
+    ],
+)
+def test_a_relay_in_trouble_stops_the_send_instead_of_giving_every_delivery_up(
+    db: Database, campaign_id: int, settings: Settings, fault: Fault
+) -> None:
+    from varsel.sender import SendError
+
+    # Retries due at once and a deadline of two seconds: without the stop, every delivery
+    # would be retried until it gave up.
+    options = SendOptions(
+        connections=2,
+        rate_per_second=1000,
+        retry_base_seconds=0.05,
+        deadline_hours=2 / 3600,
+        build_processes=0,
+        **QUICK_RELAY,  # type: ignore[arg-type]
+    )
+    with SmtpSink(faults=every_message(fault)) as sink, pytest.raises(SendError) as caught:
+        send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+    assert caught.value.message == (
+        f"e-posttjeneren {sink.url} kan ikke brukes: {fault.code} {fault.text} (5 forsøk); "
+        "leveransene som gjenstår, venter i køen til neste «campaign send»"
+    )
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["failed"], counts["claimed"]) == (0, 0)
+    assert counts["queued"] + counts["deferred"] == 6
+    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+
+
 def test_fault_kinds_exist() -> None:
     assert {k.value for k in FaultKind} >= {"reply", "delay", "drop_mid_data", "accept_then_drop"}
 

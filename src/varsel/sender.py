@@ -87,6 +87,10 @@ class Sender:
         self.stopping: str | None = None
         self.watch_error: BaseException | None = None  # why the watcher stopped, if it failed
         self.sent_now = 0
+        # Transactions in a row that the relay, not the recipient, kept back (relay_trouble):
+        # enough of them stop the run, so that a relay that is down is not retried message by
+        # message until every delivery has given up.
+        self.relay_troubles = 0
         self.in_flight = 0
         self.build_error: BaseException | None = None
         self.started = time.monotonic()
@@ -511,14 +515,7 @@ class Sender:
                 if e.reply is not None and e.reply.code >= 500:
                     # The relay refuses us (login, TLS policy): retrying would not help. Its
                     # own reply (e.message), as the relay wrote it.
-                    self._relay_unusable(
-                        item,
-                        Text(
-                            "e-posttjeneren %(relay)s avviser utsendelsen: %(reply)s",
-                            relay=self.relay.redacted(),
-                            reply=e.message,
-                        ),
-                    )
+                    self._relay_unusable(item, self._refuses(e.message))
                     return None
                 reason = e.message
             except VarselError as e:
@@ -544,13 +541,34 @@ class Sender:
         while not self.stopping and (left := end - loop.time()) > 0:
             await asyncio.sleep(min(left, 0.1))
 
-    def _relay_unusable(self, item: Item, why: str) -> None:
+    def _refuses(self, reply: str) -> str:
+        """Why the run stops when the relay refuses to send for us at all."""
+        return Text(
+            "e-posttjeneren %(relay)s avviser utsendelsen: %(reply)s",
+            relay=self.relay.redacted(),
+            reply=reply,
+        )
+
+    def _relay_unusable(self, item: Item | None, why: str) -> None:
         """Stop the run with the reason: the relay cannot take messages; the item waits."""
         if self.fatal is None:
             self.fatal = why
         self.stopping = "relay"
         self.scheduler.close()
-        self._give_back([item.delivery])
+        if item is not None:
+            self._give_back([item.delivery])
+
+    def _relay_troubled(self, outcome: SendOutcome) -> None:
+        """One more transaction the relay kept back; enough in a row stop the run."""
+        self.relay_troubles += 1
+        tries = self.options.relay_tries + self.options.connections
+        if self.relay_troubles < tries:
+            return
+        where = self.relay.redacted()
+        reason = str(outcome.reply) if outcome.reply is not None else outcome.error or ""
+        self._relay_unusable(
+            None, Text(self.RELAY_UNUSABLE, relay=where, reason=reason, tries=self.relay_troubles)
+        )
 
     async def _before_dot(self, delivery_id: int, gate: TokenBucket) -> None:
         """What has to happen before a message's final dot goes out, in this order.
@@ -582,6 +600,19 @@ class Sender:
     def _outcome(self, item: Item, outcome: SendOutcome) -> None:
         if outcome.kind is ReplyKind.ACCEPTED:
             self.sent_now += 1
+            self.relay_troubles = 0
+        elif outcome.sender_refused and outcome.kind is ReplyKind.PERMANENT:
+            # A refused MAIL FROM is about our sender, the same for every message: failing
+            # this delivery would fail them all. The run stops; the delivery waits as it was.
+            assert outcome.reply is not None  # noqa: S101  # a refusal is a reply
+            self._relay_unusable(item, self._refuses(str(outcome.reply)))
+            return
+        elif outcome.relay_trouble:
+            # Deferred as usual (a message that upsets the relay must not come straight back),
+            # but counted: the relay, not the recipient, is in trouble.
+            self._relay_troubled(outcome)
+        else:
+            self.relay_troubles = 0
         options = self.options
         self.write(
             *outcomes.after_send(

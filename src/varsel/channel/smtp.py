@@ -163,7 +163,7 @@ class SmtpConnection:
         try:
             refusal = await self._envelope(envelope)
             if refusal is not None:
-                return await self._refused(refusal)
+                return await self._refused(*refusal)
             if len(body) > _JOIN_LIMIT:
                 transport.write(body)
                 # Waits only while the transport holds more than its high-water mark: large
@@ -253,9 +253,9 @@ class SmtpConnection:
             _address(rcpt_to),
         )
 
-    async def _envelope(self, commands: bytes) -> SmtpReply | None:
+    async def _envelope(self, commands: bytes) -> tuple[SmtpReply, bool] | None:
         """MAIL, RCPT and DATA (empty: on the wire already); None when the relay is ready for
-        the body, else its refusal."""
+        the body, else its refusal and whether it refused MAIL FROM."""
         write = self._transport.write
         protocol = self._protocol
         if self.pipelining:
@@ -270,39 +270,39 @@ class SmtpConnection:
                     return None
             else:
                 replies = []
-            for reply in replies:
+            for number, reply in enumerate(replies):
                 if reply.code == 421:  # the relay is closing: the rest does not matter
-                    return reply
+                    return reply, number == 0
             while len(replies) < 3:
                 reply = queued.popleft() if queued else await protocol.reply()
                 replies.append(reply)
                 if reply.code == 421:  # the relay is closing: the rest will not come
-                    return reply
-            refusal = next((r for r in replies[:2] if r.code // 100 != 2), None)
+                    return reply, len(replies) == 1
+            refused = next((i for i in (0, 1) if replies[i].code // 100 != 2), None)
             if replies[2].code == 354:
-                if refusal is None:
+                if refused is None:
                     return None
                 # A relay that took DATA after refusing every recipient still needs its dot.
                 write(b".\r\n")
                 await protocol.reply()
-            return refusal or replies[2]
+            return (replies[2], False) if refused is None else (replies[refused], refused == 0)
         mail, rcpt, data = commands.split(b"\r\n")[:3]
         for command in (mail, rcpt):
             write(command + b"\r\n")
             reply = await self._read_reply()
             if reply.code // 100 != 2:
-                return reply
+                return reply, command is mail
         write(data + b"\r\n")
         reply = await self._read_reply()
-        return None if reply.code == 354 else reply
+        return None if reply.code == 354 else (reply, False)
 
-    async def _refused(self, reply: SmtpReply) -> SendOutcome:
+    async def _refused(self, reply: SmtpReply, sender: bool) -> SendOutcome:
         if reply.code == 421:
             self._abort()
         else:
             # Leaves the connection ready for the next message.
             await self.reset()
-        return SendOutcome(reply, False, None)
+        return SendOutcome(reply, False, None, sender_refused=sender)
 
     def _final(self, reply: SmtpReply) -> SendOutcome:
         if reply.code == 421:

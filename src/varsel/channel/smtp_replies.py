@@ -54,10 +54,28 @@ class SendOutcome:
     reply: SmtpReply | None  # the final reply (after DATA), or the first refusing one
     data_sent: bool  # the final "." was written: a lost connection now leaves it in doubt
     error: str | None  # the connection failed (timeout, reset, TLS) before a reply came
+    # The relay refused MAIL FROM: our envelope sender, the same for every message, so the
+    # refusal is about the relay and us, never about this recipient.
+    sender_refused: bool = False
 
     @property
     def kind(self) -> ReplyKind:
         return ReplyKind.TRANSIENT if self.reply is None else self.reply.kind
+
+    @property
+    def relay_trouble(self) -> bool:
+        """The relay, not the recipient, kept the message back: its connection, not its word
+        on the address (no reply, 421, a refused sender, or a 4.3.x mail-system status)."""
+        reply = self.reply
+        if reply is None:
+            return True
+        if reply.code < 400:
+            return False
+        return (
+            self.sender_refused
+            or reply.code == 421
+            or (reply.code < 500 and (reply.enhanced or "").startswith("4.3."))
+        )
 
     @property
     def in_doubt(self) -> bool:
