@@ -86,3 +86,9 @@ def test_the_other_statements_name_the_delivery_last() -> None:
     assert outcomes.failed(7, "x" * 600, NOW)[1] == ("failed", "x" * 500, NOW, 7)
     assert outcomes.suppressed(7, NOW)[1] == ("suppressed", NOW, 7)
     assert outcomes.given_back(7, NOW)[1] == ("queued", NOW, "claimed", 7)
+
+
+def test_a_refusal_taken_back_queues_a_failed_delivery_and_uncounts_its_attempt() -> None:
+    sql, params = outcomes.taken_back(7, NOW)
+    assert "attempts = attempts - 1" in sql
+    assert params == ("queued", NOW, "failed", 7)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import re
@@ -344,6 +345,45 @@ def test_a_relay_in_trouble_stops_the_send_instead_of_giving_every_delivery_up(
     assert (counts["failed"], counts["claimed"]) == (0, 0)
     assert counts["queued"] + counts["deferred"] == 6
     assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.reply(554, "5.7.1 Relay access denied"),
+        Fault.reply(554, "5.7.1 Message rejected as spam", stage=Stage.DATA),
+    ],
+)
+def test_the_same_refusal_at_every_domain_stops_the_send_and_fails_no_delivery(
+    db: Database, campaign_id: int, settings: Settings, fault: Fault
+) -> None:
+    from varsel.sender import SendError
+
+    options = dataclasses.replace(FAST, **QUICK_RELAY)  # type: ignore[arg-type]
+    relay_closed = every_message(fault)
+    with SmtpSink(faults=relay_closed) as sink, pytest.raises(SendError) as caught:
+        send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+    assert caught.value.message == (
+        f"e-posttjeneren {sink.url} avviser utsendelsen: {fault.code} {fault.text}"
+    )
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["queued"], counts["failed"], counts["claimed"]) == (6, 0, 0)
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert relay_closed.fired() >= 5
+
+
+def test_unknown_recipients_at_every_domain_fail_each_and_the_send_goes_on(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    options = dataclasses.replace(FAST, **QUICK_RELAY)  # type: ignore[arg-type]
+    unknown = every_message(Fault.reply(550, "5.1.1 User unknown"))
+    with SmtpSink(faults=unknown) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+    assert (report.stopped, report.counts["failed"]) == ("done", 6)
 
 
 def test_fault_kinds_exist() -> None:

@@ -36,6 +36,10 @@ _DEFER_SQL = (
     "data_started_at = NULL, claimed_by = NULL, updated_at = ? WHERE id = ?"
 )
 _SUPPRESS_SQL = "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE id = ?"
+_TAKE_BACK_SQL = (
+    "UPDATE deliveries SET state = ?, attempts = attempts - 1, claimed_by = NULL, updated_at = ? "
+    "WHERE state = ? AND id = ?"
+)
 _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
 )
@@ -60,6 +64,13 @@ def given_back(delivery_id: int, now: str) -> Write:
     """Back to the queue, if it is still claimed: nothing of it went out."""
     queued, claimed = DeliveryState.QUEUED.value, DeliveryState.CLAIMED.value
     return _GIVE_BACK_SQL, (queued, now, claimed, delivery_id)
+
+
+def taken_back(delivery_id: int, now: str) -> Write:
+    """A refusal that turned out to be the relay's, not the recipient's: failed → queued, the
+    attempt not counted (the reply stays in last_reply)."""
+    queued, failed = DeliveryState.QUEUED.value, DeliveryState.FAILED.value
+    return _TAKE_BACK_SQL, (queued, now, failed, delivery_id)
 
 
 def after_send(

@@ -29,7 +29,7 @@ from typing import Any
 
 import uvloop
 
-from varsel import claimed_units, outbox, outcomes, send_lock
+from varsel import claimed_units, outbox, outcomes, reply_words, send_lock
 from varsel.build_pool import BuildPool
 from varsel.builder import Outcome, Suppressed, Unbuildable
 from varsel.campaign import CampaignStatus, get_campaign
@@ -91,6 +91,12 @@ class Sender:
         # enough of them stop the run, so that a relay that is down is not retried message by
         # message until every delivery has given up.
         self.relay_troubles = 0
+        # The deliveries just refused in a row with the same words, not about their address,
+        # and their domains: as many across domains are the relay's policy (relaying denied,
+        # a content filter), not the recipients'.
+        self.refusals: list[int] = []
+        self.refusal_words = ""
+        self.refusal_domains: set[str] = set()
         self.in_flight = 0
         self.build_error: BaseException | None = None
         self.started = time.monotonic()
@@ -598,9 +604,15 @@ class Sender:
         self.write(*outcomes.suppressed(d.id, self.now_iso()))
 
     def _outcome(self, item: Item, outcome: SendOutcome) -> None:
+        refused_alike = False
         if outcome.kind is ReplyKind.ACCEPTED:
             self.sent_now += 1
             self.relay_troubles = 0
+            if self.refusals:
+                self.refusals = []
+        elif outcome.kind is ReplyKind.PERMANENT and not outcome.sender_refused:
+            self.relay_troubles = 0
+            refused_alike = self._refused_alike(item, outcome)
         elif outcome.sender_refused and outcome.kind is ReplyKind.PERMANENT:
             # A refused MAIL FROM is about our sender, the same for every message: failing
             # this delivery would fail them all. The run stops; the delivery waits as it was.
@@ -613,18 +625,49 @@ class Sender:
             self._relay_troubled(outcome)
         else:
             self.relay_troubles = 0
+            if self.refusals:
+                self.refusals = []
         options = self.options
+        now = self.now_iso()
         self.write(
             *outcomes.after_send(
                 item.delivery,
                 item.message_id,
                 outcome,
-                self.now_iso(),
+                now,
                 deadline_hours=options.deadline_hours,
                 retry_base_seconds=options.retry_base_seconds,
                 retry_max_seconds=options.retry_max_seconds,
             )
         )
+        if refused_alike:
+            # After their failures, in the same order of commits: back to the queue.
+            for delivery_id in self.refusals:
+                self.write(*outcomes.taken_back(delivery_id, now))
+            self.refusals = []
+
+    def _refused_alike(self, item: Item, outcome: SendOutcome) -> bool:
+        """Count a permanent refusal; True (the run stopping) when enough in a row, across
+        domains, said the same thing about something other than the address."""
+        reply = outcome.reply
+        assert reply is not None  # noqa: S101  # permanent: a reply
+        if reply.enhanced is not None and reply.enhanced.startswith(("5.1.", "5.2.", "5.4.")):
+            # The mailbox, the address or its domain: the recipient's, failed alone.
+            self.refusals = []
+            return False
+        words = reply_words.hidden(str(reply))
+        if self.stopping == "relay" and words == self.refusal_words:
+            self.refusals = [item.delivery.id]  # on the wire as the run stopped: the same
+            return True
+        if words != self.refusal_words or not self.refusals:
+            self.refusal_words, self.refusals, self.refusal_domains = words, [], set()
+        self.refusals.append(item.delivery.id)
+        self.refusal_domains.add(item.domain)
+        limit = self.options.relay_tries + self.options.connections
+        if len(self.refusals) < limit or len(self.refusal_domains) < 2:
+            return False
+        self._relay_unusable(None, self._refuses(str(reply)))
+        return True
 
 
 def send_campaign(
