@@ -11,12 +11,14 @@ from click.testing import CliRunner
 
 from varsel.cli import State, VarselGroup, pass_state
 from varsel.config import Settings
+from varsel.db import connect
 
 
 @pytest.mark.postgres
 def test_a_store_that_ends_an_idle_transaction_is_one_line_and_exit_status_75(
     pg_url: str,
 ) -> None:
+    connect(pg_url).close()  # a varsel store
     # psycopg does not count this end of the connection as an OperationalError.
     url = pg_url + quote(" -cidle_in_transaction_session_timeout=100")
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
@@ -166,6 +170,37 @@ def test_a_reader_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output == f"varsel: lageret {store} finnes ikke (lag det med «varsel init»)\n"
     assert not store.exists()
+
+
+def test_a_reader_makes_no_tables_in_a_database_varsel_did_not_make(db_url: str) -> None:
+    # A mistyped --db naming another program's database: campaign list must not write
+    # varsel's tables into it.
+    with _foreign(db_url) as tables:
+        result = run("--db", db_url, "campaign", "list")
+        assert result.exit_code == 2
+        assert result.output == (
+            f"varsel: lageret {db_url} er ikke laget av varsel ennå (lag det med «varsel init»)\n"
+        )
+        assert tables() == ["their_own"]
+
+
+@contextlib.contextmanager
+def _foreign(url: str) -> Iterator[Callable[[], list[str]]]:
+    """A store with one table of another program's; yields what lists the store's tables."""
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute("CREATE TABLE their_own (id int)")
+            yield lambda: [
+                r[0]
+                for r in pg.execute(
+                    "SELECT table_name FROM information_schema.tables"
+                    " WHERE table_schema = current_schema()"
+                )
+            ]
+    else:
+        with contextlib.closing(sqlite3.connect(url)) as lite:
+            lite.execute("CREATE TABLE their_own (id int)")
+            yield lambda: [r[0] for r in lite.execute("SELECT name FROM sqlite_master")]
 
 
 def test_a_writer_makes_the_store(tmp_path: Path, brreg: Path) -> None:

@@ -23,7 +23,7 @@ from varsel.cli_output import (
 )
 from varsel.config import Settings
 from varsel.db import Database, applied_versions, connect, lost, migrate_store, normalise_url
-from varsel.errors import StoreError, VarselError
+from varsel.errors import StoreError, VarselError, redact_url
 
 # Markup and emoji codes off: names, files and registry text are printed as they are.
 out = make_console()
@@ -143,11 +143,32 @@ class State:
 
     @property
     def db(self) -> Database:
-        """The store; a SQLite file that does not exist is refused (a mistyped --db)."""
+        """The store; one varsel has not made is refused (a mistyped --db), never made here."""
         if self._db is None:
-            self.refuse_missing()
-            self._db = connect(self.store_url)
+            self._db = self.open_made()
         return self._db
+
+    def open_made(self) -> Database:
+        """The store, its schema brought up to date; refused when varsel has not made it.
+
+        A command that only reads must not make a store: a mistyped --db naming another
+        existing database (PostgreSQL's `postgres`, another program's SQLite file) would
+        otherwise get varsel's tables written into it by a `campaign list`.
+        """
+        self.refuse_missing()
+        url = self.store_url
+        db = connect(url, migrate=False)
+        try:
+            if not applied_versions(db):
+                raise StoreError(
+                    f"lageret {redact_url(url)} er ikke laget av varsel ennå "
+                    "(lag det med «varsel init»)"
+                )
+            migrate_store(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def refuse_missing(self) -> None:
         """Refuse a SQLite file that does not exist: a mistyped --db would make an empty one."""
@@ -428,9 +449,8 @@ def serve(state: State, host: str | None, port: int | None, workers: int) -> Non
     sock = listening_socket(host, port)  # first: a port in use changes nothing
     try:
         # An empty store would call every genuine code unknown: a mistyped --db is refused.
-        state.refuse_missing()
         # The schema brought up to date once, here, rather than by every worker at once.
-        connect(state.store_url).close()
+        state.open_made().close()
     except BaseException:
         sock.close()
         raise
