@@ -30,6 +30,7 @@ from typing import Any
 
 from varsel import contacts, municipality, unit
 from varsel.db import Database
+from varsel.duckdb_interrupt import interruptible
 from varsel.dump import Kind
 from varsel.progress import ProgressCallback
 
@@ -484,9 +485,10 @@ def stage_sqlite(path: Path, kind: Kind, workdir: Path, progress: ProgressCallba
             **{"adbc.ingest.target_table": "s", "adbc.ingest.mode": "adbc.ingest.mode.append"}
         )
         try:
-            ingest.bind_stream(con.sql(projection(path, kind)).__arrow_c_stream__())
-            with _watch(con, path.stat().st_size, progress):
-                rows = ingest.execute_update()
+            with interruptible(con):
+                ingest.bind_stream(con.sql(projection(path, kind)).__arrow_c_stream__())
+                with _watch(con, path.stat().st_size, progress):
+                    rows = ingest.execute_update()
         except (duckdb.Error, adbc_driver_manager.Error) as e:
             # DuckDB's errors while streaming reach us through the ADBC driver.
             raise FastPathUnavailable(str(e)) from None
@@ -506,7 +508,7 @@ def stage_csv(path: Path, kind: Kind, workdir: Path, progress: ProgressCallback)
     target = workdir / "stage.csv"
     con = _duckdb()
     try:
-        with _watch(con, path.stat().st_size, progress):
+        with interruptible(con), _watch(con, path.stat().st_size, progress):
             rows = con.execute(
                 f"COPY ({projection(path, kind)}) TO {_lit(str(target))} (FORMAT csv, HEADER false)"
             ).fetchone()

@@ -1,0 +1,60 @@
+"""Ctrl-C during DuckDB's work: a KeyboardInterrupt at once, never DuckDB's own error."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from varsel import registry_fast
+from varsel.duckdb_interrupt import interruptible
+from varsel.synth import write_dump
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler, as a command run from a terminal has."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_stops_a_long_query_at_once() -> None:
+    con = duckdb.connect()
+    threading.Timer(0.3, ctrl_c).start()
+    # Without the interruption the query runs for minutes: stopped after 30 s anyway, with
+    # DuckDB's own error, so that a failure does not hang the suite.
+    backstop = threading.Timer(30, con.interrupt)
+    backstop.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt), interruptible(con):
+            con.execute("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3").fetchone()
+    finally:
+        backstop.cancel()
+    assert time.monotonic() - started < 10
+
+
+def test_ctrl_c_while_a_dump_is_extracted_is_a_keyboard_interrupt(tmp_path: Path) -> None:
+    dump = tmp_path / "enheter.json"
+    write_dump(dump, units=80_000, seed=1)
+    # About five seconds to extract here: two in, DuckDB is streaming it through ADBC, where
+    # it never looks at Python's signals.
+    threading.Timer(2.0, ctrl_c).start()
+    with pytest.raises(KeyboardInterrupt):
+        registry_fast.stage_sqlite(dump, "enheter", tmp_path, lambda *_: None)
+    # Stopped where it was, not once the whole file was read and written.
+    with contextlib.closing(sqlite3.connect(tmp_path / "stage.db")) as stage:
+        assert stage.execute("SELECT count(*) FROM s").fetchone()[0] < 80_000
