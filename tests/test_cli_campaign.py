@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,51 @@ def test_create_in_a_store_that_does_not_exist_says_so_and_makes_none(tmp_path: 
         f"varsel: lageret {typo} finnes ikke (lag det med «varsel init»)\n",
     )
     assert not typo.exists()
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a terminal (a background job has SIGINT ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_ctrl_c_during_a_send_says_what_was_sent_and_how_to_send_the_rest(
+    db: Database, brreg: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import threading
+
+    from varsel.testing import SmtpSink
+
+    campaign_id = sample_campaign(db, brreg, tmp_path)
+    emails = "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND channel = 'email'"
+    assert db.scalar(emails, (campaign_id,)) == 6
+    with SmtpSink() as sink:
+
+        def ctrl_c() -> None:
+            sink.wait_for(2, timeout=30)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=ctrl_c, daemon=True).start()
+        args = ["--db", db.url, "campaign", "send", str(campaign_id), "--no-approval"]
+        # Two at once, then one every five seconds: Ctrl-C comes after the first two.
+        result = CliRunner().invoke(
+            cli,
+            [*args, "--rate", "0.2", "--smtp", sink.url],
+            env={"VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")},
+        )
+    assert result.exit_code == 130, result.output
+    sent = db.scalar(emails + " AND state = 'sent'", (campaign_id,))
+    # Stopped at once: what was on the wire finished (the first two, perhaps the third), and
+    # not every message scheduled (all six, at this rate half a minute).
+    assert sent in (2, 3)
+    assert result.output == (
+        f"varsel: avbrutt: kampanje {campaign_id} har {sent} sendt, {6 - sent} igjen; "
+        f"«varsel campaign send {campaign_id}» sender resten\n"
+    )

@@ -254,3 +254,31 @@ def test_a_return_dated_before_the_letter_was_made_is_refused_and_nothing_stored
     ]
     assert db.query("SELECT id, state, last_reply FROM deliveries ORDER BY id") == before
     assert db.scalar("SELECT count(*) FROM events WHERE kind = 'letter_returned'") == 0
+
+
+def test_ctrl_c_says_how_many_letters_were_made_and_how_to_make_the_rest(
+    db: Database, campaign_id: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from varsel.letter_render import Renderer
+
+    render = Renderer.render
+    calls: list[Path] = []
+
+    def interrupted(self: Renderer, letters: object, out_path: Path) -> None:
+        calls.append(out_path)
+        if len(calls) == 3:  # Ctrl-C while the third batch is rendered
+            raise KeyboardInterrupt
+        render(self, letters, out_path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Renderer, "render", interrupted)
+    out = tmp_path / "brev"
+    args = ["--db", db.url, "letters", str(campaign_id), "--out", str(out), "--batch-size", "1"]
+    result = CliRunner().invoke(cli, [*args, "--no-approval"])
+    assert result.exit_code == 130, result.output
+    assert result.output == (
+        f"varsel: avbrutt: 2 brev til kampanje {campaign_id} er laget i {out} (manifest.csv); "
+        f"resten lages med «varsel letters {campaign_id} --out NY_MAPPE»\n"
+    )
+    again = CliRunner().invoke(cli, [*args[:4], "--out", str(tmp_path / "resten"), "--no-approval"])
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith(f"Kampanje {campaign_id}: 1 brev i 1 PDF-bunke")

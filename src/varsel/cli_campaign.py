@@ -11,6 +11,7 @@ from rich.text import Text
 
 from varsel.cli import State, err, out, pass_state
 from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup, print_table
+from varsel.errors import Interrupted
 
 if TYPE_CHECKING:
     from varsel.campaign import Campaign
@@ -195,18 +196,35 @@ def campaign_send(
         or 0
     )
     _say_window(campaign_id, spec.limits)
-    with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
-        report = send_checked(
-            state.db,
-            state.settings,
-            campaign_id,
-            actor=cli_actor(),
-            no_approval=no_approval,
-            relay=relay,
-            options=options,
-            progress=progress,
-        )
+    try:
+        with counts_bar(f"Sender kampanje {campaign_id}", total, err) as progress:
+            report = send_checked(
+                state.db,
+                state.settings,
+                campaign_id,
+                actor=cli_actor(),
+                no_approval=no_approval,
+                relay=relay,
+                options=options,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        raise _send_interrupted(state, campaign_id) from None
     out.print(report.summary(), soft_wrap=True)  # it names commands: never wrapped
+
+
+def _send_interrupted(state: State, campaign_id: int) -> Interrupted:
+    """Ctrl-C during a send: what was sent, what is left, and how to go on, in one line."""
+    from varsel.i18n import fmt_int
+    from varsel.send_report import sent_words, status
+
+    # The sender has settled its claims and given the campaign back: the counts are final.
+    c = status(state.db, campaign_id).counts
+    left = c["queued"] + c["deferred"]
+    text = f"avbrutt: kampanje {campaign_id} har {sent_words(c)}, {fmt_int(left)} igjen"
+    if c["in_doubt"]:
+        text += f", {fmt_int(c['in_doubt'])} usikre (se «varsel campaign status {campaign_id}»)"
+    return Interrupted(f"{text}; «varsel campaign send {campaign_id}» sender resten")
 
 
 def _say_window(campaign_id: int, limits: Limits) -> None:

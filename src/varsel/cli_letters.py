@@ -9,6 +9,8 @@ import click
 
 from varsel.cli import State, err, out
 from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
+from varsel.errors import Interrupted
+from varsel.i18n import fmt_count
 
 # Made here rather than imported: cli.py imports this module at its end, and a decorator taken
 # from a module still being imported has no type mypy can see.
@@ -70,18 +72,36 @@ def letters_make(
     from varsel.letters import make_letters_checked
     from varsel.progress import count_bar
 
-    with count_bar(f"Lager brev for kampanje {campaign_id}", "brev", err) as advance:
-        result = make_letters_checked(
-            state.db,
-            state.settings,
-            campaign_id,
-            out_dir,
-            actor=cli_actor(),
-            no_approval=no_approval,
-            per_letter=per_letter,
-            batch_size=batch_size,
-            progress=advance,
-        )
+    made = 0
+
+    def counted(n: int) -> None:
+        nonlocal made
+        made += n
+        advance(n)
+
+    try:
+        with count_bar(f"Lager brev for kampanje {campaign_id}", "brev", err) as advance:
+            result = make_letters_checked(
+                state.db,
+                state.settings,
+                campaign_id,
+                out_dir,
+                actor=cli_actor(),
+                no_approval=no_approval,
+                per_letter=per_letter,
+                batch_size=batch_size,
+                progress=counted,
+            )
+    except KeyboardInterrupt:
+        # Each batch's file and rows are committed together (or not at all): what was made
+        # is in the folder's manifest, and a new run makes only the letters not made yet.
+        if not made:
+            raise Interrupted(f"avbrutt: ingen brev til kampanje {campaign_id} er laget") from None
+        raise Interrupted(
+            f"avbrutt: {fmt_count(made, 'brev', 'brev')} til kampanje {campaign_id} er laget i "
+            f"{out_dir} (manifest.csv); resten lages med «varsel letters {campaign_id} "
+            "--out NY_MAPPE»"
+        ) from None
     out.print(result.summary(), soft_wrap=True)
 
 

@@ -99,6 +99,13 @@ class StoreLost(VarselError):
     exit_status = 75
 
 
+class Interrupted(VarselError):
+    """Ctrl-C stopped the command; the message says what it did and how to go on."""
+
+    # Ctrl-C: as a shell reports a command that SIGINT ended (128 + 2).
+    exit_status = 130
+
+
 class DownloadError(UserError):
     """The registry dump could not be downloaded."""
 
