@@ -166,3 +166,24 @@ def test_a_toml_mistake_is_said_in_bokmal_with_its_place() -> None:
     assert problem.endswith("(linje 3, kolonne 7)")
     assert "Expected" not in problem
     assert "Invalid" not in problem
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        (
+            '[campaign]\nname = "Sikkerhetsråd\n',
+            "tekst uten avsluttende anførselstegn (linje 2, kolonne 22)",
+        ),
+        ('name = "a\x01b"\n', "ugyldig tegn i tekst (linje 1, kolonne 10)"),
+        ("[sender]\n[sender]\n", "samme tabell står to ganger (linje 2, kolonne 8)"),
+    ],
+)
+def test_common_toml_mistakes_are_named(toml: str, problem: str) -> None:
+    import tomllib
+
+    from varsel.errors import toml_problem
+
+    with pytest.raises(tomllib.TOMLDecodeError) as caught:
+        tomllib.loads(toml)
+    assert toml_problem(caught.value) == problem

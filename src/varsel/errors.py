@@ -194,7 +194,15 @@ def toml_problem(error: tomllib.TOMLDecodeError) -> str:
     """tomllib's message in Bokmål: what is wrong, and on which line and column."""
     found = _TOML_WHERE.match(str(error))
     reason = found.group(1) if found else str(error)
-    text = _TOML_REASONS.get(reason, "feil syntaks")
+    if reason == r"Illegal character '\n'":
+        # The line ended inside a string: the commonest mistake, a closing quote left out.
+        text = "tekst uten avsluttende anførselstegn"
+    elif reason.startswith("Illegal character"):
+        text = "ugyldig tegn i tekst"
+    elif reason.startswith("Cannot declare"):
+        text = "samme tabell står to ganger"
+    else:
+        text = _TOML_REASONS.get(reason, "feil syntaks")
     if found and found.group(2):
         return f"{text} (linje {found.group(2)}, kolonne {found.group(3)})"
     return f"{text} (på slutten av filen)" if found else text
