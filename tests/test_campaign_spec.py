@@ -143,6 +143,30 @@ def test_an_unknown_key_in_any_table_is_refused_with_the_closest_known_one(
     assert refusal(settings, path, campaign_toml().replace(*change, 1)) == f"{path} {message}"
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("[campaign]\n", "[campaign]\nmin_employees = 5\n"),
+            "[campaign]: nøkkelen «min_employees» hører hjemme i [segment], ikke i [campaign]",
+        ),
+        (
+            ("[campaign]\n", '[limits]\ntitle = "Råd"\n[campaign]\n'),
+            "[limits]: nøkkelen «title» hører hjemme i [document], ikke i [limits]",
+        ),
+        (
+            ("[campaign]\n", '[window]\nname = "Uke 3"\n[campaign]\n'),
+            "[window]: nøkkelen «name» hører hjemme i [campaign] eller [sender], ikke i [window]",
+        ),
+    ],
+)
+def test_a_key_under_the_wrong_heading_is_refused_naming_its_table(
+    settings: Settings, tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    path = tmp_path / "c.toml"
+    assert refusal(settings, path, campaign_toml().replace(*change, 1)) == f"{path} {message}"
+
+
 def test_a_definition_that_is_not_toml_is_refused_in_bokmal(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -32,7 +32,7 @@ from varsel.errors import (
     toml_problem,
 )
 from varsel.message_fields import has_breakers, names_an_address
-from varsel.segment import Criteria, resolve
+from varsel.segment import CRITERIA_KEYS, Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
 
@@ -144,6 +144,18 @@ def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, name
     for key in table:
         if key in known:
             continue
+        homes = _homes(str(key), name)
+        if homes:
+            raise CampaignError(
+                Text(
+                    "%(where)s [%(table)s]: nøkkelen «%(key)s» hører hjemme i %(homes)s, "
+                    "ikke i [%(table)s]",
+                    where=where,
+                    table=name,
+                    key=key,
+                    homes=" eller ".join(f"[{home}]" for home in homes),
+                )
+            )
         close = difflib.get_close_matches(str(key), known, n=1)
         if close:
             raise CampaignError(
@@ -164,6 +176,21 @@ def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, name
                 known=", ".join(known),
             )
         )
+
+
+def _homes(key: str, name: str) -> list[str]:
+    """The other tables that have the key: written under the wrong heading, most likely."""
+    tables = {
+        "campaign": CAMPAIGN_KEYS,
+        "sender": SENDER_KEYS,
+        "document": DOCUMENT_KEYS,
+        "public": PUBLIC_KEYS,
+        "links": LINKS_KEYS,
+        "segment": CRITERIA_KEYS,
+        "limits": LIMIT_KEYS,
+        "window": WINDOW_KEYS,
+    }
+    return [table for table, keys in tables.items() if table != name and key in keys]
 
 
 def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
@@ -262,6 +289,10 @@ LIMIT_KEYS = (
     "retry_hours",
 )
 WINDOW_KEYS = ("days", "start", "end", "timezone")
+CAMPAIGN_KEYS = ("name", "per_unit")
+DOCUMENT_KEYS = ("title", "url", "file")
+PUBLIC_KEYS = ("base_url",)
+LINKS_KEYS = ("allow_clickable", "allowed_domains")
 WINDOW_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -291,11 +322,11 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     document = _table(data, "document", where)
     public = _table(data, "public", where)
     links = _table(data, "links", where)
-    _known_keys(camp, ("name", "per_unit"), where, "campaign")
+    _known_keys(camp, CAMPAIGN_KEYS, where, "campaign")
     _known_keys(sender, SENDER_KEYS, where, "sender")
-    _known_keys(document, ("title", "url", "file"), where, "document")
-    _known_keys(public, ("base_url",), where, "public")
-    _known_keys(links, ("allow_clickable", "allowed_domains"), where, "links")
+    _known_keys(document, DOCUMENT_KEYS, where, "document")
+    _known_keys(public, PUBLIC_KEYS, where, "public")
+    _known_keys(links, LINKS_KEYS, where, "links")
     name = _text(camp, "name", f"{where} [campaign]")
     from_address = _address(
         _text(sender, "address", f"{where} [sender]") or "", f"{where} [sender] address", settings

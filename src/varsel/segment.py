@@ -125,6 +125,8 @@ _SCALAR_KEYS = {
 }
 # Campaign numbers: leave out the units those campaigns reached (a follow-up campaign).
 _CAMPAIGN_KEYS = {"exclude_reached_by"}
+# Every key a [segment] table may have.
+CRITERIA_KEYS = (*_LIST_KEYS, *sorted(_SCALAR_KEYS), *sorted(_CAMPAIGN_KEYS))
 
 
 @dataclass(frozen=True)
