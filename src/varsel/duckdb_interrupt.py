@@ -31,41 +31,40 @@ def interruptible(con: Any) -> Iterator[None]:
     wake_r, wake_w = socket.socketpair()
     wake_r.setblocking(False)
     wake_w.setblocking(False)
-    old = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-    if old != -1:  # someone else (an event loop) reads the wakeup fd: leave it theirs
-        signal.set_wakeup_fd(old)
-        wake_r.close()
-        wake_w.close()
-        yield
-        return
-    interrupted = threading.Event()
-    done = threading.Event()
+    with contextlib.ExitStack() as stack:
+        # Undone in reverse order, every step even when Python's own handler raises the
+        # pending KeyboardInterrupt in the middle of another (it may, at any line).
+        stack.callback(wake_r.close)
+        stack.callback(wake_w.close)
+        old = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        stack.callback(signal.set_wakeup_fd, old)
+        if old != -1:  # someone else (an event loop) reads the wakeup fd: leave it theirs
+            yield
+            return
+        interrupted = threading.Event()
+        done = threading.Event()
 
-    def seen() -> None:
-        with contextlib.suppress(BlockingIOError):
-            if signal.SIGINT in wake_r.recv(64):
-                interrupted.set()
-                con.interrupt()
+        def seen() -> None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                if signal.SIGINT in wake_r.recv(64):
+                    interrupted.set()
+                    con.interrupt()
 
-    def watch() -> None:
-        while not done.is_set():
-            if select.select([wake_r], [], [], 0.25)[0]:
-                seen()
+        def watch() -> None:
+            while not done.is_set():
+                if select.select([wake_r], [], [], 0.25)[0]:
+                    seen()
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    except Exception:
-        done.set()
-        thread.join()
-        seen()  # a signal the thread had not read yet
-        if interrupted.is_set():
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        done.set()
-        thread.join()
-        signal.set_wakeup_fd(-1)
-        wake_r.close()
-        wake_w.close()
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        stack.callback(thread.join)
+        stack.callback(done.set)
+        try:
+            yield
+        except Exception:
+            done.set()
+            thread.join()
+            seen()  # a signal the thread had not read yet
+            if interrupted.is_set():
+                raise KeyboardInterrupt from None
+            raise
