@@ -414,3 +414,22 @@ def test_a_document_file_name_too_long_is_said_not_to_exist(
     path.write_text(campaign_toml(document=f'file = "{"a" * 300}.pdf"\n'), "utf-8")
     with pytest.raises(CampaignError, match=r"\[document\]: file '.*' finnes ikke"):
         load_spec(path, settings)
+
+
+def test_a_key_with_two_homes_names_them_in_the_pages_language(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from varsel.web.console_auth import translate
+
+    path = tmp_path / "c.toml"
+    toml = campaign_toml().replace("[campaign]\n", '[window]\nname = "U"\n[campaign]\n', 1)
+    path.write_text(toml, "utf-8")
+    with pytest.raises(CampaignError) as raised:
+        load_spec(path, settings)
+    message = raised.value.args[0]
+    assert translate("en", message).endswith(
+        "[window]: the key “name” belongs in [campaign] or [sender], not in [window]"
+    )
+    assert translate("nn", message).endswith(
+        "[window]: nøkkelen «name» høyrer heime i [campaign] eller [sender], ikkje i [window]"
+    )

@@ -28,6 +28,7 @@ from varsel.errors import (
     BadCriteriaError,
     Text,
     UserError,
+    listed,
     read_user_text,
     toml_problem,
 )
@@ -138,6 +139,13 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _either(items: list[str]) -> str:
+    """«a», «a eller b», «a, b eller c»: translated where it is shown (a Text)."""
+    if len(items) == 1:
+        return items[0]
+    return Text("%(some)s eller %(last)s", some=listed(items[:-1]), last=items[-1])
+
+
 def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, name: str) -> None:
     """Refuse a key the table does not have: a misspelt key would otherwise be ignored."""
     known = tuple(known)
@@ -153,7 +161,7 @@ def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, name
                     where=where,
                     table=name,
                     key=key,
-                    homes=" eller ".join(f"[{home}]" for home in homes),
+                    homes=_either([f"[{home}]" for home in homes]),
                 )
             )
         close = difflib.get_close_matches(str(key), known, n=1)
