@@ -227,6 +227,8 @@ def test_already_imported_says_the_dump_date_not_the_import_day(
         ("15.12.2025", "--dump-date «15.12.2025»: skriv datoen som ÅÅÅÅ-MM-DD"),
         ("20251215", "--dump-date «20251215»: skriv datoen som ÅÅÅÅ-MM-DD"),
         ("", "--dump-date «»: skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("2025-W50-1", "--dump-date «2025-W50-1»: skriv datoen som ÅÅÅÅ-MM-DD"),
+        ("2025-02-30", "--dump-date «2025-02-30»: den datoen finnes ikke"),
     ],
 )
 def test_a_bad_dump_date_is_refused_also_for_a_file_already_imported(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,14 +135,19 @@ def _check_correction(db: Database, path: Path, kind: Kind, newest: Snapshot, gi
 FIRST_DUMP_DATE = dt.date(1995, 1, 1)
 
 
+_DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def check_given_date(given: str) -> str:
     """A --dump-date as ÅÅÅÅ-MM-DD, from 1995 and not after today: else a one-line error."""
+    # fromisoformat takes 20251215 and 2025-W50-1 too: the form is checked first, so that a
+    # date in the right form that does not exist (2026-02-30) is called just that.
+    if not _DATE_FORM.fullmatch(given):
+        raise UserError(f"--dump-date «{given}»: skriv datoen som ÅÅÅÅ-MM-DD")
     try:
         date = dt.date.fromisoformat(given)
     except ValueError:
-        raise UserError(f"--dump-date «{given}»: skriv datoen som ÅÅÅÅ-MM-DD") from None
-    if len(given) != 10:  # fromisoformat takes 20251215 and 2025-W50-1 too
-        raise UserError(f"--dump-date «{given}»: skriv datoen som ÅÅÅÅ-MM-DD")
+        raise UserError(f"--dump-date «{given}»: den datoen finnes ikke") from None
     # A date after today would make every real dump after it look older.
     if date > norway_today():
         raise UserError(f"--dump-date «{given}»: datoen er etter i dag")
