@@ -109,6 +109,7 @@ class Sender:
         self.locked = False  # this run holds the campaign's lease: release it however it ends
         self.factory: MessageFactory | None = None  # made by check(), before the lock
         self.interrupted = False  # Ctrl-C stopped this run
+        self.ctrl_c = False  # this run handles Ctrl-C: set by run(), read by _run()
         self.keys: list[tuple[str, str, str]] = []
 
     # -- database, on one thread -----------------------------------------------------
@@ -152,6 +153,7 @@ class Sender:
         """Send until done, paused or cancelled."""
         self.check()
         # Ctrl-C is handled by the run (as SIGTERM is) unless whoever runs it handles SIGINT.
+        # Asked here, before asyncio.Runner puts its own SIGINT handler in place of Python's.
         self.ctrl_c = (
             threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler
