@@ -208,10 +208,28 @@ def test_the_genuine_page_has_the_security_headers_and_no_cookie(
         assert page.headers["cache-control"] == "no-store"
         assert page.headers["content-type"] == "text/html; charset=utf-8"
         assert "set-cookie" not in page.headers
-    head = client.head("/kontroll", params={"kode": code})
-    assert head.status_code == 200
-    assert head.content == b""
     assert client.post("/kontroll", params={"kode": code}).status_code == 405
+
+
+def test_a_head_of_a_code_is_no_lookup_and_does_not_say_whether_the_code_is_genuine(
+    client: TestClient, sent: int, sink: SmtpSink, db: Database
+) -> None:
+    # Link checkers and mail scanners send HEAD for the address in a message: no visitor.
+    _, code, _ = first_message(sink)
+    heads = [client.head("/kontroll", params={"kode": typed}) for typed in (code, UNKNOWN, "x")]
+    assert [h.status_code for h in heads] == [200, 200, 200]
+    # A genuine code and an unknown one of the same length: the same headers, byte for byte.
+    assert heads[0].headers.multi_items() == heads[1].headers.multi_items()
+    for head in heads:
+        assert head.content == b""
+        assert head.headers["content-type"] == "text/html; charset=utf-8"
+        assert head.headers["cache-control"] == "no-store"
+    for _ in range(10):  # more than a visitor's limit (10 a window)
+        assert client.head("/kontroll", params={"kode": UNKNOWN}).status_code == 200
+    assert db.query("SELECT kind FROM events WHERE kind LIKE 'verify%'") == []
+    # The visitor's own lookups are all still there.
+    assert client.get("/kontroll", params={"kode": code}).status_code == 200
+    assert db.query("SELECT kind FROM events WHERE kind LIKE 'verify%'") == [("verify_ok",)]
 
 
 def test_an_unknown_code_says_it_is_not_ours_and_what_to_do(

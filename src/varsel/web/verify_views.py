@@ -82,12 +82,15 @@ def lookups_of(site: Site) -> GroupCommit[Lookup, Answer]:
 
 
 async def verify_page(request: Request) -> Response | genuine.Page:
-    """GET /kontroll: the form, and the answer when ?kode= is given."""
+    """GET /kontroll: the form, and the answer when ?kode= is given; HEAD: the form's headers."""
     # Async: the lookup awaits its group commit on the loop, with no hop to a thread.
     site = site_of(request)
     language = language_of(request)
     typed = request.query_params.get("kode")
-    if typed is None:
+    if typed is None or request.method == "HEAD":
+        # A HEAD comes from a link checker or a mail scanner, not a visitor: it is not a lookup
+        # (no event, no count against the limits), so its answer must not tell a genuine code
+        # from any other; the server sends the headers without the body.
         return site.render(request, "verify.html", language, {"typed": "", "errors": {}})
     if not typed.strip():
         errors = {
