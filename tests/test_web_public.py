@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email
 import email.policy
 import functools
 import html
 import re
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1896,3 +1900,119 @@ def test_the_health_check_says_503_when_the_store_went_away_and_ok_once_it_is_ba
     assert (down.status_code, down.text) == (503, "lageret svarer ikke\n")
     assert "postgresql" not in down.text
     assert (again.status_code, again.text) == (200, "ok\n")
+
+
+# -- a store that goes away under a request ---------------------------------------------
+
+
+@contextlib.contextmanager
+def own_database(postgres_base: str, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    """A PostgreSQL database of the test's own (its name, and settings for a site on it):
+    its connections can be refused and ended with no other test touched."""
+    import psycopg
+
+    name = f"varsel_outage_{uuid.uuid4().hex[:8]}"
+    server = postgres_base.rsplit("/", 1)[0]
+    with psycopg.connect(postgres_base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield (
+            name,
+            Settings.load(
+                environ={},
+                database_url=f"{server}/{name}",
+                dkim_key_dir=str(tmp_path / "keys"),
+                secret_key="test secret",  # noqa: S106 -- a key for this test only
+            ),
+        )
+    finally:
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def assert_try_again_shortly(page: Any, title: str) -> None:
+    assert page.status_code == 503
+    assert int(page.headers["retry-after"]) > 0
+    assert f"<h1>{title}</h1>" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "postgresql" not in page.text.lower()
+    assert "varsel_outage" not in page.text
+
+
+@pytest.mark.postgres
+def test_a_request_whose_store_connection_is_ended_under_it_gets_503_and_the_next_one_works(
+    postgres_base: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with (
+        own_database(postgres_base, tmp_path) as (name, settings),
+        TestClient(create_app(settings), base_url="https://testserver") as client,
+    ):
+        assert client.get("/varsler").status_code == 200
+        store = f"{postgres_base.rsplit('/', 1)[0]}/{name}"
+        with psycopg.connect(store) as locker, psycopg.connect(store, autocommit=True) as admin:
+            # The register's query waits for this lock: the request is in flight on its
+            # connection when the server ends it, as a restart of PostgreSQL does.
+            locker.execute("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE")
+            answers: list[Any] = []
+            request = threading.Thread(
+                target=lambda: answers.append(client.get("/varsler", params={"lang": "en"}))
+            )
+            request.start()
+            waiting: list[tuple[Any, ...]] = []
+            for _ in range(500):
+                waiting = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                    "AND wait_event_type = 'Lock'",
+                    (name,),
+                ).fetchall()
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert len(waiting) == 1
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", waiting[0])
+            request.join(timeout=10)
+            locker.rollback()
+        assert_try_again_shortly(answers[0], "Try again shortly")
+        assert '<html lang="en">' in answers[0].text
+        # The store is there: the next request works, on a new connection.
+        assert client.get("/varsler").status_code == 200
+
+
+@pytest.mark.postgres
+def test_while_the_store_is_down_pages_say_503_in_the_visitors_language_and_work_once_it_is_back(
+    postgres_base: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with (
+        own_database(postgres_base, tmp_path) as (name, settings),
+        TestClient(create_app(settings), base_url="https://testserver") as client,
+    ):
+        assert client.get(f"/kontroll?kode={UNKNOWN}").status_code == 404
+        with psycopg.connect(postgres_base, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+        try:
+            lookup = client.get(f"/kontroll?kode={UNKNOWN}&lang=nn")  # the group commit's
+            register = client.get("/varsler")  # a pooled connection's
+            client.cookies.set("__Host-konsoll", "x" * 43)  # a session to look up
+            console = client.get("/konsoll/kampanjer")
+            client.cookies.clear()
+        finally:
+            with psycopg.connect(postgres_base, autocommit=True) as admin:
+                admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+        assert_try_again_shortly(lookup, "Prøv igjen om litt")
+        assert '<html lang="nn">' in lookup.text
+        assert_try_again_shortly(register, "Prøv igjen om litt")
+        assert "Tenesta er mellombels utilgjengeleg." in lookup.text
+        assert "Tjenesten er midlertidig utilgjengelig." in register.text
+        assert_try_again_shortly(console, "Prøv igjen om litt")
+        # Back: the site finds the store again by itself.
+        assert client.get(f"/kontroll?kode={UNKNOWN}").status_code == 404
+        assert client.get("/varsler").status_code == 200

@@ -20,10 +20,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from varsel.config import Settings
-from varsel.errors import UserError, os_reason
+from varsel.db import lost
+from varsel.errors import StoreError, StoreLost, UserError, os_reason
 from varsel.metrics import metrics_view
 from varsel.web.console import routes as console_routes
 from varsel.web.console_auth import MAX_TEMPLATES_BODY, PREFIX
@@ -51,18 +52,29 @@ _ERRORS = {
     405: (N_("Det går ikke an"), N_("Siden kan ikke brukes på den måten.")),
     413: (N_("For mye tekst"), N_("Skjemaet inneholdt mer enn siden tar imot.")),
     500: (N_("Noe gikk galt"), N_("Det oppstod en feil hos oss. Prøv igjen om litt.")),
+    # The store failed under the request (PostgreSQL restarting, a failover): not a bug, and
+    # over in seconds; the pool finds the store again by itself (see StoreOutage).
+    503: (
+        N_("Prøv igjen om litt"),
+        N_("Tjenesten er midlertidig utilgjengelig. Prøv igjen om litt."),
+    ),
 }
+# Seconds a 503 for a store that went away asks the client to wait: a restart of PostgreSQL.
+STORE_RETRY_AFTER = 10
 
 
 async def _error(request: Request, exc: Exception) -> Response:
     # One handler for every error page: it picks the text, the base template does the rest.
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    title, message = _ERRORS.get(status, _ERRORS[500])
     site: Site = request.app.state.site
+    outage = isinstance(exc, StoreOutageError)
+    status = exc.status_code if isinstance(exc, HTTPException) else 503 if outage else 500
+    title, message = _ERRORS.get(status, _ERRORS[500])
     # An HTTPException's own headers stay (a 429's Retry-After); a 405's Allow names them all.
-    # Any other exception is answered by Starlette's error middleware, outside SecurityHeaders:
-    # this page then brings the headers every other answer gets.
+    # Any other exception is answered outside SecurityHeaders (by Starlette's error middleware,
+    # or StoreOutage): this page then brings the headers every other answer gets.
     headers = exc.headers if isinstance(exc, HTTPException) else OUTSIDE_HEADERS
+    if outage:
+        headers = {**OUTSIDE_HEADERS, "Retry-After": str(STORE_RETRY_AFTER)}
     if status == 405 and (allowed := _allowed(request)):
         headers = {**(headers or {}), "Allow": allowed}
     if request.scope["path"] == PREFIX or request.scope["path"].startswith(PREFIX + "/"):
@@ -94,6 +106,55 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     """The 413 page for a request whose Content-Length is over the limit; its body is unread."""
     response = await _error(Request(scope, receive), HTTPException(413))
     await response(scope, receive, send)
+
+
+class StoreOutageError(Exception):
+    """The store failed under a request: it went away, or could not be reached."""
+
+
+class StoreOutage:
+    """ASGI middleware: a request the store failed under gets the 503 page, not the 500's.
+
+    A restart of PostgreSQL or a failover ends the connections of the requests in flight, and
+    the store refuses new ones for a few seconds: the visitor is told to try again shortly
+    (Retry-After, in the page's language), the log gets one line rather than a traceback, and
+    the next request borrows a new connection (Store.connection drops what the server ended).
+    Outside SecurityHeaders, so that a page handed straight to its app (/kontroll) gets it too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as e:
+            request = Request(scope, receive)
+            why = _outage(e, request.app.state.site.store.url)
+            if why is None or started:  # half an answer cannot become another
+                raise
+            log.warning("Lageret svarte ikke; svarer 503 på %s (%s)", scope["path"], why)
+            response = await _error(request, StoreOutageError(why))
+            await response(scope, receive, send)
+
+
+def _outage(error: Exception, url: str) -> str | None:
+    """Why the store failed under a request (one line), or None if the error is not that."""
+    if isinstance(error, StoreLost | StoreError):
+        return str(error)  # a new connection refused, or a SQLite store locked too long
+    failure = lost(error, url)
+    # A damaged SQLite file (not StoreLost) will not mend by waiting: a 500 and its traceback.
+    return str(failure) if isinstance(failure, StoreLost) else None
 
 
 class StripRoot:
@@ -157,6 +218,7 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             *([Middleware(StripRoot, root=site.root)] if site.root else []),  # outermost
+            Middleware(StoreOutage),
             Middleware(
                 SecurityHeaders,
                 max_body_size=MAX_BODY,

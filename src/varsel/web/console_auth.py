@@ -352,11 +352,11 @@ def _no_such_campaign(page: Page) -> bool:
 async def error_page(
     request: Request, status: int, title: str, message: str, headers: Mapping[str, str] | None
 ) -> Response:
-    """The site's error page (404, 405, 500) for an address under /konsoll, in the console's
+    """The site's error page (404, 405, 500, 503) for an address under /konsoll, in the console's
     layout: the operator's menu when signed in, and a link back into the console."""
     site: Site = request.app.state.site
     session = None
-    if status != 500:  # after a failure the store may be what failed: no menu then
+    if status < 500:  # after a failure the store may be what failed: no menu then
         session = await run_in_threadpool(_session, site, request)
     page = Page(request, site, session, {}, language_of(request))
     page.headers.update(headers or {})
