@@ -15,6 +15,7 @@ from varsel.bounce_classify import (
     is_challenge,
     message_ids,
     parse,
+    quoted_codes,
     refined_status,
     status_kind,
     unsubscribe_token,
@@ -493,3 +494,22 @@ def test_a_real_sender_verify_refusal_is_no_challenge() -> None:
     )
     assert not is_challenge(parse(raw))
     assert classify(parse(raw)).kind is not BounceKind.AUTO_REPLY
+
+
+def test_quoted_codes_are_read_from_every_text_part_decoded_and_checked() -> None:
+    # A returned original in quoted-printable (its soft line break inside the code), a code
+    # in the report's own text, one with its check symbol wrong, and one twice.
+    raw = (
+        b"From: MAILER-DAEMON@relay.example\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+        b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message 7BCC-RCS5-QJ8P failed;"
+        b" 7BCC-RCS5-QJ8Q is not ours.\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\nContent-Type: text/plain"
+        b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nKontrollkode: YXR0-0P=\r\n"
+        b"T9-WQW9 og 7BCC-RCS5-QJ8P\r\n--b--\r\n"
+    )
+    assert quoted_codes(parse(raw)) == ["7BCCRCS5QJ8P", "YXR00PT9WQW9"]
+
+
+def test_quoted_codes_are_only_codes_as_a_message_prints_them() -> None:
+    raw = b"Subject: x\r\n\r\nyxr0-0pt9-wqw9 YXR00PT9WQW9 X-YXR0-0PT9-WQW9 YXR0-0PT9-WQW9-X\r\n"
+    assert quoted_codes(parse(raw)) == []

@@ -524,6 +524,120 @@ def test_an_address_is_looked_for_in_the_given_campaign_only(
     assert same.ingest(raw).delivery_id == campaign.sent[TOMRA].id
 
 
+# -- the verification code a bounce quotes -------------------------------------------------
+
+CODE = re.compile(rb"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+
+
+def code_of(sent: Sent) -> str:
+    """The verification code the delivery's message printed."""
+    original = email.message_from_bytes(sent.message)
+    for part in original.walk():
+        if part.get_content_type() == "text/plain":
+            found = CODE.search(part.get_payload(decode=True))
+            assert found is not None
+            return found.group(0).decode()
+    raise AssertionError("no text part")
+
+
+def returning_original(sent: Sent, recipient: str) -> bytes:
+    """Postfix's report that recipient failed, with the whole original message returned, and
+    neither the VERP address nor the original's Message-ID in it (a gateway rewrote both)."""
+    stripped = b"".join(
+        line
+        for line in sent.message.splitlines(keepends=True)
+        if not line.lower().startswith((b"message-id:", b"return-path:"))
+    )
+    assert sent.verp.encode() not in stripped
+    raw = bounce("postfix-5.1.1.eml", Sent(sent.id, recipient, sent.verp, ""), verp=False)
+    headers = raw.partition(b"Content-Type: text/rfc822-headers")[0]
+    boundary = b"\n--4PGQ1m2Yd1z9sTQ.1676362324/relay.nsr-org.no--"
+    return headers + b"Content-Type: message/rfc822\n\n" + stripped + boundary + b"\n"
+
+
+def test_a_bounce_with_neither_verp_nor_message_id_is_found_by_the_code_it_quotes(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    outcome = intake(db, campaign).ingest(returning_original(to, TOMRA))
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.HARD,
+        to.id,
+        FoundBy.CODE,
+    )
+    # The report names the delivery's own address as the failed one: a real bounce of it.
+    assert state(db, to.id)[0] == "bounced"
+    assert suppressions(db) == [("address", TOMRA, "hard_bounce", f"delivery:{to.id}")]
+    kind, detail = events(db, to.id)[-1]
+    assert (kind, detail["found_by"], "suppressed" in detail) == ("bounce_hard", "code", False)
+
+
+def test_a_code_with_another_failed_address_is_recorded_but_stops_nothing(
+    db: Database, campaign: Campaign
+) -> None:
+    # A forger who holds one message (its code) names someone else's address as the failed
+    # one; or the business forwarded the message on, and the forward failed. Either way the
+    # delivery's own address is not shown dead.
+    to = campaign.sent[RODEKORS]
+    outcome = intake(db, campaign).ingest(returning_original(to, TOMRA))
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.HARD,
+        to.id,
+        FoundBy.CODE,
+    )
+    assert state(db, to.id)[0] == "sent"
+    assert state(db, campaign.sent[TOMRA].id)[0] == "sent"
+    assert suppressions(db) == []
+    kind, detail = events(db, to.id)[-1]
+    assert (kind, detail["found_by"], detail["recipient"], detail["suppressed"]) == (
+        "bounce_hard",
+        "code",
+        TOMRA,
+        False,
+    )
+
+
+def test_a_code_no_delivery_of_the_campaign_has_names_nothing(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[RODEKORS]
+    raw = returning_original(to, "videresendt@example.org")
+    other = BounceIntake(db, Verp.from_settings(campaign.settings), campaign_id=campaign.id + 1)
+    assert other.ingest(raw).delivery_id is None
+    # A well-formed code no message has (its check symbol right) names nothing either.
+    unknown = raw.replace(code_of(to).encode(), b"AAAA-AAAA-AAA5")
+    outcome = intake(db, campaign).ingest(unknown)
+    assert (outcome.delivery_id, outcome.kept_aside) == (None, True)
+    assert state(db, to.id)[0] == "sent"
+    assert suppressions(db) == []
+
+
+def test_a_code_beside_a_forged_verp_address_names_nothing(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    forged = f"bounces+{to.id}-{'0' * 20}@nsr-org.no".encode()
+    raw = returning_original(to, TOMRA).replace(b"sikkerhet@nsr-org.no", forged)
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.delivery_id, outcome.forged) == (None, True)
+    assert suppressions(db) == []
+
+
+def test_an_auto_reply_quoting_the_message_is_found_by_its_code(
+    db: Database, campaign: Campaign
+) -> None:
+    to = campaign.sent[TOMRA]
+    raw = bounce("vacation-rfc3834.eml", to, verp=False, message_id=False)
+    raw += f"\n> 2. Skriv inn kontrollkoden {code_of(to)}\n".encode()
+    outcome = intake(db, campaign).ingest(raw)
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.AUTO_REPLY,
+        to.id,
+        FoundBy.CODE,
+    )
+    assert events(db, to.id)[-1][0] == "auto_reply"
+
+
 # -- the List-Unsubscribe mailto ------------------------------------------------------------
 
 

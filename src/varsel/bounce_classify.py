@@ -37,6 +37,8 @@ from enum import StrEnum
 
 from flufl.bounce import all_failures
 
+from varsel import codes
+
 # flufl.bounce logs a detector's exception with its traceback before re-raising it; classify()
 # catches it (see _heuristics), so the traceback would only reach an MTA's pipe as noise.
 _flufl_log = logging.getLogger("flufl.bounce")
@@ -431,6 +433,28 @@ def message_ids(msg: email.message.Message, raw: bytes) -> list[str]:
         m.decode("ascii", "replace") for m in re.findall(rb"<\d+\.[0-9a-f]{16}@[^<>\s]+>", raw)
     ]
     return list(dict.fromkeys(found))
+
+
+# A verification code as a message prints it (codes.format_code), quoted anywhere in a text.
+_PRINTED_CODE = re.compile(r"(?<![0-9A-Za-z-])[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}(?![0-9A-Za-z-])")
+_MAX_CODES = 20  # a message quotes one of ours; more is no clue, and the lookup stays small
+
+
+def quoted_codes(msg: email.message.Message) -> list[str]:
+    """The verification codes the message's text quotes (a returned original's too), in
+    canonical form, distinct, in the order they come; those whose check symbol is wrong are
+    not codes."""
+    found: dict[str, None] = {}
+    for part in msg.walk():
+        if part.get_content_maintype() != "text":
+            continue
+        for printed in _PRINTED_CODE.findall(_decoded(part)):
+            canonical = codes.normalise(printed)
+            if canonical is not None:
+                found[canonical] = None
+                if len(found) == _MAX_CODES:
+                    return list(found)
+    return list(found)
 
 
 # -- the two report formats ---------------------------------------------------------------

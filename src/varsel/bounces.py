@@ -5,9 +5,11 @@ A message is read by `bounce_classify` and tied to a delivery by, in order:
 1. a genuine VERP envelope address (`bounces+<id>-<mac>@…`, the mac checked) anywhere in it;
 2. the Message-ID of the returned original, or the In-Reply-To/References of an auto-reply
    (varsel's Message-IDs begin with the delivery id, so the lookup is by primary key);
-3. the failed recipient's address, among the deliveries that went out (of one campaign if
+3. the verification code the message quotes (a returned original, or a reply quoting the
+   message's text): a genuine code of one e-mail delivery (of the campaign, if one is given);
+4. the failed recipient's address, among the deliveries that went out (of one campaign if
    given), the latest first: the only way without an exact clue, so the campaign narrows it.
-   Not when the message carries a VERP address whose mac fails: that one is forged.
+   Neither 3 nor 4 when the message carries a VERP address whose mac fails: that one is forged.
 
 A message sent to the List-Unsubscribe mailto is tied to its delivery by the unsubscribe token
 in its subject instead.
@@ -17,6 +19,8 @@ Effects, in one transaction per message, and only once per message (`bounce_mess
 - hard bounce, complaint: the delivery becomes `bounced` (a hard bounce's status and reason in
   last_reply), the address is suppressed (hard_bounce or complaint), an event is written; found
   by the address alone, the address is not suppressed, since anyone can send such a report;
+  found by the code, only when the report names the delivery's own address as the failed one
+  (whoever holds one message holds its code): otherwise only the event is written;
 - soft bounce, policy refusal, auto-reply: an event only (a challenge-response filter's request
   is an auto-reply whose event says `"challenge": true`: the address works, and nothing is
   clicked or answered for it);
@@ -52,6 +56,7 @@ from varsel.bounce_classify import (
     classify,
     message_ids,
     parse,
+    quoted_codes,
     status_kind,
 )
 from varsel.clock import utcnow_iso
@@ -63,7 +68,7 @@ from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState, record_event
 from varsel.suppression import SuppressionKind, SuppressionReason
 from varsel.suppression import add as suppress
-from varsel.verify import UnsubscribeScope, by_token, unsubscribe
+from varsel.verify import GENUINE_STATES, UnsubscribeScope, by_token, unsubscribe
 from varsel.verp import MAC_BYTES, PREFIX, Verp
 
 EVENT_KINDS = {
@@ -96,6 +101,7 @@ class FoundBy(StrEnum):
 
     VERP = "verp"  # the signed envelope address
     MESSAGE_ID = "message_id"  # the returned original's Message-ID, or In-Reply-To
+    CODE = "code"  # the verification code of the message, quoted in the text
     ADDRESS = "address"  # the failed recipient's address
     TOKEN = "token"  # noqa: S105  # the unsubscribe token in a List-Unsubscribe mail subject
 
@@ -244,7 +250,12 @@ class BounceIntake:
                 (int(ours.group(1)), message_id),
             ):
                 return (int(ours.group(1)), FoundBy.MESSAGE_ID), forged
-        if found.recipient and not forged:
+        if forged:
+            return None, forged
+        by_code = self._by_code(quoted_codes(msg))
+        if by_code is not None:
+            return (by_code, FoundBy.CODE), forged
+        if found.recipient:
             row = self.db.query_one(
                 "SELECT id FROM deliveries WHERE channel = 'email' AND address = ? "
                 "AND sent_at IS NOT NULL"
@@ -255,6 +266,21 @@ class BounceIntake:
             if row is not None:
                 return (int(row[0]), FoundBy.ADDRESS), forged
         return None, forged
+
+    def _by_code(self, quoted: list[str]) -> int | None:
+        """The one e-mail delivery whose genuine code the message quotes, or None (also when
+        the codes name several: no clue which the report is about)."""
+        if not quoted:
+            return None
+        marks = ", ".join("?" for _ in quoted)
+        genuine = ", ".join("?" for _ in GENUINE_STATES)
+        rows = self.db.query(
+            f"SELECT id FROM deliveries WHERE code IN ({marks}) AND channel = 'email' "
+            f"AND state IN ({genuine})" + (" AND campaign_id = ?" if self.campaign_id else ""),
+            [*quoted, *(s.value for s in GENUINE_STATES)]
+            + ([self.campaign_id] if self.campaign_id else []),
+        )
+        return int(rows[0][0]) if len(rows) == 1 else None
 
     def _exists(self, delivery_id: int) -> bool:
         return bool(self.db.query_one("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)))
@@ -280,7 +306,11 @@ class BounceIntake:
         # A forgotten campaign's (or an erased unit's) delivery holds a stand-in, not an
         # address: there is nothing to suppress, and the report's text is not kept again.
         erased = is_stand_in(address)
-        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT):
+        # Found by the code, the report is about our message, but whoever holds one message
+        # holds its code: only a report that names the delivery's own address as the failed
+        # one (not a forwarding target's, not a victim's) may mark it bounced and stop it.
+        recorded_only = found_by is FoundBy.CODE and not _same_address(found.recipient, address)
+        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT) and not recorded_only:
             reply = found.diagnostic or ""
             if found.kind is BounceKind.HARD and found.status:
                 reply = f"{found.status} {reply}".strip()
@@ -322,7 +352,9 @@ class BounceIntake:
             detail["feedback_type"] = found.feedback_type
         if found.challenge:
             detail["challenge"] = True
-        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT) and found_by is FoundBy.ADDRESS:
+        if found.kind in (BounceKind.HARD, BounceKind.COMPLAINT) and (
+            found_by is FoundBy.ADDRESS or recorded_only
+        ):
             detail["suppressed"] = False  # see above
         record_event(
             self.db,
@@ -331,6 +363,11 @@ class BounceIntake:
             EVENT_KINDS[found.kind],
             {k: v for k, v in detail.items() if v is not None},
         )
+
+
+def _same_address(recipient: str | None, address: str) -> bool:
+    """The report's failed recipient is the delivery's address (case aside)."""
+    return recipient is not None and recipient.strip().casefold() == address.casefold()
 
 
 def message_key(message_id: str | None, raw: bytes) -> str:
