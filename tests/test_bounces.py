@@ -524,6 +524,24 @@ def test_an_address_is_looked_for_in_the_given_campaign_only(
     assert same.ingest(raw).delivery_id == campaign.sent[TOMRA].id
 
 
+def test_the_headers_postfix_pipe_prepends_with_flags_dor_name_the_delivery(
+    db: Database, campaign: Campaign
+) -> None:
+    # docs/delivery.md's master.cf: flags=DOR. An auto-reply whose own headers name only the
+    # sender's address (its To is the From, not the envelope) is found by the VERP address
+    # Postfix put in Delivered-To and X-Original-To, not by the replying address.
+    to = campaign.sent[TOMRA]
+    reply = bounce("vacation-rfc3834.eml", to, verp=False, message_id=False)
+    assert to.verp.encode() not in reply
+    piped = f"Delivered-To: {to.verp}\nX-Original-To: {to.verp}\nReturn-Path: <>\n".encode() + reply
+    outcome = intake(db, campaign).ingest(piped)
+    assert (outcome.kind, outcome.delivery_id, outcome.found_by) == (
+        BounceKind.AUTO_REPLY,
+        to.id,
+        FoundBy.VERP,
+    )
+
+
 # -- the verification code a bounce quotes -------------------------------------------------
 
 CODE = re.compile(rb"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
