@@ -433,3 +433,14 @@ def test_a_key_with_two_homes_names_them_in_the_pages_language(
     assert translate("nn", message).endswith(
         "[window]: nøkkelen «name» høyrer heime i [campaign] eller [sender], ikkje i [window]"
     )
+
+
+def test_a_campaign_base_url_too_long_for_the_list_unsubscribe_line_is_refused_naming_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    base = "https://www.politiet.no/" + "v" * 900
+    text = campaign_toml().replace("https://www.politiet.no/varsel", base)
+    assert refusal(settings, tmp_path / "c.toml", text) == (
+        f"{tmp_path / 'c.toml'} [public] base_url: adressen er 924 tegn lang; avmeldingslenken "
+        "i e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst 902 tegn"
+    )

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from varsel.cli import cli
 from varsel.config import Settings, display
 from varsel.errors import ConfigError
+from varsel.message_fields import LONGEST_BASE_URL
 
 NUMERIC = [f for f in dataclasses.fields(Settings) if type(f.default) in (int, float)]
 
@@ -228,3 +229,30 @@ def test_the_settings_list_shows_what_is_set_now_and_hides_secrets(tmp_path: Pat
     assert "lockout_failures  (VARSEL_LOCKOUT_FAILURES, standard: 5)\n    Mislykkede" in (
         result.output
     )
+
+
+def test_a_public_base_url_too_long_for_the_list_unsubscribe_line_is_refused() -> None:
+    # The link in List-Unsubscribe stands whole on one line of at most 998 octets.
+    longest = "https://politiet.no/" + "a" * (LONGEST_BASE_URL - len("https://politiet.no/"))
+    assert Settings.load(environ={"VARSEL_PUBLIC_BASE_URL": longest}).public_base_url == longest
+    # A trailing slash is not written; a host is counted as its A-label (æ → xn--…).
+    assert Settings.load(environ={"VARSEL_PUBLIC_BASE_URL": longest + "/"})
+    assert refusal(VARSEL_PUBLIC_BASE_URL=longest + "b") == (
+        "VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er 903 tegn lang; avmeldingslenken "
+        "i e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst 902 "
+        "tegn"
+    )
+    # "pøl" is written "xn--pl-lka": two characters more than "politiet".
+    assert refusal(VARSEL_PUBLIC_BASE_URL=longest.replace("politiet", "pøl")).startswith(
+        "VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er 904 tegn lang;"
+    )
+
+
+def test_a_command_with_a_public_base_url_too_long_says_so_in_one_line() -> None:
+    result = CliRunner().invoke(
+        cli, ["settings"], env={"VARSEL_PUBLIC_BASE_URL": "https://politiet.no/" + "a" * 900}
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("varsel: VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er")
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output

@@ -29,7 +29,7 @@ from varsel.message import (
     UnitRef,
     default_templates,
 )
-from varsel.message_fields import links_in
+from varsel.message_fields import LONGEST_BASE_URL, LONGEST_TOKEN, MAX_LINE, links_in
 from varsel.testing import sample_spec as make_spec
 
 SUBJECTS, TEXTS, HTMLS = default_templates()
@@ -438,6 +438,23 @@ def test_loopback_http_is_allowed_for_demos() -> None:
         verify_url="http://127.0.0.1:8000/kontroll", unsubscribe_url="http://localhost:8000/a"
     )
     assert b"List-Unsubscribe: <http://localhost:8000/a/tOk3n_-x>" in message
+
+
+def test_the_longest_public_base_url_settings_allow_keeps_every_line_within_998_octets() -> None:
+    # Settings refuse a longer one (test_config): List-Unsubscribe's link is not folded.
+    base = "https://politiet.no/"
+    base += "a" * (LONGEST_BASE_URL - len(base))
+    token = "t" * LONGEST_TOKEN
+    message = build(
+        make_recipient(unsubscribe_token=token),
+        verify_url=f"{base}/kontroll",
+        unsubscribe_url=f"{base}/avmelding",
+    )
+    lines = message.split(b"\r\n")
+    field = next(line for line in lines if line.startswith(b"List-Unsubscribe: "))
+    assert field == f"List-Unsubscribe: <{base}/avmelding/{token}>,".encode()
+    assert len(field) == MAX_LINE
+    assert max(len(line) for line in lines) == MAX_LINE
 
 
 def test_recipient_errors() -> None:

@@ -32,7 +32,7 @@ from varsel.errors import (
     read_user_text,
     toml_problem,
 )
-from varsel.message_fields import has_breakers, names_an_address
+from varsel.message_fields import LONGEST_BASE_URL, base_url_length, has_breakers, names_an_address
 from varsel.segment import CRITERIA_KEYS, Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
@@ -349,6 +349,18 @@ def spec_from_data(data: Mapping[str, Any], path: Path, settings: Settings) -> C
     document_file = _document_file(document, path)
     base = _text(public, "base_url", f"{where} [public]", required=False)
     public_base_url = _https_url(base or settings.public_base_url, f"{where} [public] base_url")
+    length = base_url_length(public_base_url)
+    if length > LONGEST_BASE_URL:
+        # The settings' own is checked when they load (config.py): this is the campaign's.
+        raise CampaignError(
+            Text(
+                "%(where)s: adressen er %(length)s tegn lang; avmeldingslenken i e-postenes "
+                "List-Unsubscribe-felt må stå på én linje, så den kan være på høyst %(most)s tegn",
+                where=f"{where} [public] base_url",
+                length=length,
+                most=LONGEST_BASE_URL,
+            )
+        )
     allowed = links.get("allowed_domains")
     if allowed is None:
         allowed = sorted(

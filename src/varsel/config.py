@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from varsel.errors import ConfigError, os_reason, redact_url, toml_problem
-from varsel.i18n import fmt_number
+from varsel.i18n import fmt_int, fmt_number
+from varsel.message_fields import LONGEST_BASE_URL, base_url_length
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -366,6 +367,14 @@ class Settings:
                     f"{_named(field)}: {_shown(value)} er utenfor det tillatte området "
                     f"{_span(between)}"
                 )
+        length = base_url_length(self.public_base_url)
+        if length > LONGEST_BASE_URL:
+            field = next(f for f in dataclasses.fields(self) if f.name == "public_base_url")
+            raise ConfigError(
+                f"{_named(field)}: adressen er {fmt_int(length)} tegn lang; avmeldingslenken i "
+                f"e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst "
+                f"{fmt_int(LONGEST_BASE_URL)} tegn"
+            )
 
     @classmethod
     def load(

@@ -9,6 +9,7 @@ HTML body's links are found here too, for the rule that no link is clickable by 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import re
 import unicodedata
@@ -144,6 +145,24 @@ def header_address(address: str, what: str) -> str:
     if not at or not _LOCAL_PART.match(local) or len(local) > 64:
         raise MessageError(f"{what}: ugyldig e-postadresse {address!r}")
     return f"{local}@{a_label(domain, what)}"
+
+
+# RFC 5322 (2.1.1): a line of a message holds at most 998 octets. message.py writes the
+# List-Unsubscribe field's link whole on the field's first line, `List-Unsubscribe:
+# <BASE/avmelding/TOKEN>,`: a URL has no whitespace to fold at, so the public base URL must
+# leave room for the rest of that line.
+MAX_LINE = 998
+LONGEST_TOKEN = 64  # verify.by_token's bound on a token (those made today have 24 characters)
+_UNSUBSCRIBE_LINE = len("List-Unsubscribe: <") + len("/avmelding/") + LONGEST_TOKEN + len(">,")
+LONGEST_BASE_URL = MAX_LINE - _UNSUBSCRIBE_LINE
+
+
+def base_url_length(url: str) -> int:
+    """How long the public base URL is as a message's header carries it (host as A-label,
+    no trailing slash)."""
+    with contextlib.suppress(MessageError):  # refused where it is used: here its length counts
+        url = url_value(url, "offentlig adresse")
+    return len(url.rstrip("/"))
 
 
 def url_value(url: str, what: str) -> str:
