@@ -615,3 +615,19 @@ def test_a_source_is_compiled_once_per_kind_of_environment_and_a_syntax_error_ev
     for _ in range(2):
         with pytest.raises(jinja2.TemplateSyntaxError):
             message._compiled(text, "{{ unit.name ")
+
+
+def test_a_public_base_url_with_letters_outside_ascii_is_written_percent_encoded() -> None:
+    # https://politiet.no/råd is a real page's address; a header cannot carry "å".
+    message = build(
+        make_recipient(unsubscribe_token="tOk3n"),  # noqa: S106
+        verify_url="https://politiet.no/råd/kontroll",
+        unsubscribe_url="https://politiet.no/råd/avmelding",
+    )
+    assert b"List-Unsubscribe: <https://politiet.no/r%C3%A5d/avmelding/tOk3n>," in message
+    assert message.isascii()
+    text = email.message_from_bytes(message, policy=email.policy.default)
+    body = text.get_body(("plain",))
+    assert body is not None
+    # The text shows the page's address as people read and type it; browsers encode it.
+    assert "https://politiet.no/råd/kontroll" in body.get_content()

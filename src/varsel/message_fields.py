@@ -14,7 +14,7 @@ import html
 import re
 import unicodedata
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
@@ -183,7 +183,18 @@ def url_value(url: str, what: str) -> str:
         raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
     netloc = f"[{host}]" if ":" in host else host
     netloc = netloc if port is None else f"{netloc}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # A path like /råd is an IRI: a header (List-Unsubscribe) is ASCII, so the letters outside
+    # it are written percent-encoded as UTF-8 (RFC 3987, 3.1), which every browser reads back
+    # as the same page; what is already encoded, and URI punctuation, stays as it is.
+    path, query, fragment = (_ascii(part) for part in (parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+_URI_PUNCTUATION = "%/?#[]@!$&'()*+,;=:-._~"
+
+
+def _ascii(part: str) -> str:
+    return part if part.isascii() else quote(part, safe=_URI_PUNCTUATION)
 
 
 def names_an_address(name: str) -> bool:
