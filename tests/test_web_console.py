@@ -41,7 +41,7 @@ from varsel.approval import fingerprint
 from varsel.campaign import get_campaign, update_spec
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import N_, Text, listed
+from varsel.errors import N_, StoreError, StoreLost, Text, listed
 from varsel.registry import import_dump
 from varsel.signin import SignInError, confirm_totp
 from varsel.suppression import (
@@ -1511,3 +1511,29 @@ def test_every_console_page_answers_hostile_query_values(
         >= 500
     ]
     assert errors == []
+
+
+def test_a_store_that_fails_under_a_console_view_is_503_not_the_operators_mistake(
+    settings: Settings,
+) -> None:
+    # PostgreSQL restarting between the session's lookup and the view's own queries: the
+    # view's StoreLost (a VarselError) must not become a 400 "Det gikk ikke" with its text.
+    extra = Console()
+
+    @extra.route("/tapt", role=OPEN)
+    def lost_store(page: object) -> None:
+        raise StoreLost("lageret svarte ikke: server closed the connection unexpectedly")
+
+    @extra.route("/nektet", role=OPEN)
+    def refused_store(page: object) -> None:
+        raise StoreError("kan ikke koble til lageret: connection refused")
+
+    app = create_app(settings)
+    app.router.routes.extend(extra.routes)
+    with TestClient(app, base_url=HTTPS) as client:
+        for path in ("/tapt", "/nektet"):
+            answer = client.get(PREFIX + path)
+            assert answer.status_code == 503, path
+            assert answer.headers["retry-after"] == "10"
+            assert "Prøv igjen om litt" in answer.text
+            assert "connection" not in answer.text

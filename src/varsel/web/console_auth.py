@@ -33,7 +33,7 @@ from starlette.routing import Route
 from varsel import accounts, ratelimit, signin
 from varsel.accounts import Forbidden, Role, User
 from varsel.db import Database
-from varsel.errors import Text, VarselError
+from varsel.errors import StoreError, StoreLost, Text, VarselError
 from varsel.i18n import fmt_int
 from varsel.ratelimit import GLOBAL, Decision, Limit
 from varsel.signin import Session, SignInError
@@ -319,6 +319,10 @@ def _guard(view: View, role: Access, write: bool) -> Callable[[Request], Awaitab
                 response = await run_in_threadpool(cast(Callable[[Page], Response], view), page)
         except Forbidden as e:
             return page.problem(N_("Ikke tilgang"), e.message, 403)
+        except (StoreLost, StoreError):
+            # The store went away or refused a connection (PostgreSQL restarting): not the
+            # operator's mistake; the site's StoreOutage answers 503 "try again shortly".
+            raise
         except VarselError as e:
             if await run_in_threadpool(_no_such_campaign, page):
                 return page.problem(N_("Siden finnes ikke"), e.message, 404)
