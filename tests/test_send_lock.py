@@ -21,7 +21,7 @@ def test_a_send_refused_before_it_starts_changes_nothing_and_is_not_audited(
     db: Database, campaign_id: int, settings: Settings, tmp_path: Path
 ) -> None:
     from varsel import audit
-    from varsel.approval import send_checked
+    from varsel.send_gate import send_checked
     from varsel.sender import SendError
 
     before = db.query("SELECT status, sender_pid, sender_lease_until FROM campaigns")

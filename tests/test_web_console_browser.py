@@ -29,13 +29,14 @@ from test_web_browser import off_loop
 from test_web_public import CAMPAIGN, FAST
 from varsel import audit, feedback, segment
 from varsel.accounts import Role, add_user, get_user
-from varsel.approval import approval_state, approve, fingerprint, send_checked
+from varsel.approval import approval_state, approve, fingerprint
 from varsel.campaign import create_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database, connect
 from varsel.registry import import_dump
+from varsel.send_gate import send_checked
 from varsel.signin import confirm_totp
 from varsel.suppression import SuppressionKind, add_manual
 from varsel.testing import SmtpSink

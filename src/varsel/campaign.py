@@ -468,7 +468,7 @@ def set_status(
                 # A workers' campaign resumed is theirs to send at once, without a send to
                 # pass the four-eyes gate again: an edit made while it was paused is refused
                 # here until someone approves it again (in this transaction: no edit slips in).
-                from varsel.approval import check_resume
+                from varsel.send_gate import check_resume
 
                 check_resume(db, campaign_id)
             if status is CampaignStatus.CANCELLED:

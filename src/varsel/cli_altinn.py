@@ -61,8 +61,8 @@ def altinn_send(
     """
     from varsel.altinn import send
     from varsel.altinn_client import AltinnConfig
-    from varsel.approval import authorise_send
     from varsel.audit import cli_actor
+    from varsel.send_gate import authorise_send
 
     AltinnConfig.from_settings(state.settings)  # settings first: nothing audited if off
     authorise_send(

@@ -173,11 +173,11 @@ def campaign_send(
 ) -> None:
     """Send an approved campaign; safe to run again after a crash (see docs/delivery.md)."""
     from varsel import send_lock
-    from varsel.approval import check_send, send_checked
     from varsel.audit import cli_actor
     from varsel.campaign import get_campaign
     from varsel.channel.smtp_relay import RelayConfig
     from varsel.progress import counts_bar
+    from varsel.send_gate import check_send, send_checked
     from varsel.sender import SendOptions
 
     relay = RelayConfig.from_url(smtp_url or state.settings.smtp_url)
@@ -413,9 +413,9 @@ def _set_status(state: State, campaign_id: int, status_name: str) -> None:
 @pass_state
 def campaign_start(state: State, campaign_id: int, no_approval: bool) -> None:
     """Gi en godkjent kampanje til `varsel worker`-prosessene (PostgreSQL); de begynner nå."""
-    from varsel.approval import authorise_send
     from varsel.audit import cli_actor
     from varsel.leases import require_postgresql, start_campaign
+    from varsel.send_gate import authorise_send
 
     require_postgresql(state.dialect)  # before the store is opened: SQLite needs no file
     authorise_send(

@@ -22,7 +22,7 @@ from rich.text import Text as Styled  # Text(...) is errors.Text to the catalogs
 
 from varsel import audit, synth
 from varsel.accounts import Role, User, add_user
-from varsel.approval import Approval, ApprovalError, approve, require_approved, send_checked
+from varsel.approval import Approval, ApprovalError, approve, require_approved
 from varsel.campaign import create_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.config import Settings
@@ -32,6 +32,7 @@ from varsel.progress import counts_bar, progress_bar
 from varsel.registry import import_dump
 from varsel.segment import Criteria, preview
 from varsel.segment_view import render_preview
+from varsel.send_gate import send_checked
 from varsel.sender import SendOptions
 from varsel.signin import confirm_totp, verify_credentials
 from varsel.testing import SmtpSink

@@ -809,7 +809,7 @@ def make_letters_checked(
     has passed: a run refused for its folder, its campaign or its templates leaves no entry.
     """
     from varsel import audit
-    from varsel.approval import check_send, gate_detail
+    from varsel.send_gate import check_send, gate_detail
 
     check_send(db, settings, campaign_id, no_approval=no_approval)  # refuse at once
 

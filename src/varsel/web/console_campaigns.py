@@ -23,6 +23,7 @@ from varsel import (
     municipality,
     outbox,
     segment,
+    send_gate,
     send_lock,
 )
 from varsel.accounts import Role
@@ -514,7 +515,7 @@ def campaign_to_workers(page: Page) -> Response:
             return _campaign_page(page, cid, error=SENDING_HERE, status=409)
         try:
             # The same gate, audit entry and hand-over as `varsel campaign start`.
-            approval.authorise_send(db, page.site.settings, cid, actor=page.user.name)
+            send_gate.authorise_send(db, page.site.settings, cid, actor=page.user.name)
             leases.start_campaign(db, cid, page.site.settings.worker_lease_seconds)
         except VarselError as e:
             return _campaign_page(page, cid, error=e.message, status=409)

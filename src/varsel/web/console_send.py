@@ -1,6 +1,6 @@
 """Sending from the console, and the live progress of any send.
 
-A send started in the console runs `approval.send_checked` (the four-eyes gate, the sender,
+A send started in the console runs `send_gate.send_checked` (the four-eyes gate, the sender,
 the audit entries) on a thread of the web process with its own store connection: the sender
 is asyncio on its own event loop, and builds messages in spawned processes for large sends, so
 it shares nothing with the request threads. The sender's lease on the campaign row keeps a
@@ -18,7 +18,6 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from varsel.approval import send_checked
 from varsel.campaign import CampaignStatus, get_campaign
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.clock import utcnow
@@ -27,6 +26,7 @@ from varsel.db import Database, connect, lost
 from varsel.errors import Text, VarselError
 from varsel.leases import WORKERS, workers_for
 from varsel.outbox import counts
+from varsel.send_gate import send_checked
 from varsel.send_lock import WORKERS_ONLY
 from varsel.sender import SendOptions
 from varsel.web.templating import N_
