@@ -155,7 +155,8 @@ def drop_pg(base: str, url: str) -> None:
 
 def preview_times(db_url: str, runs: int) -> list[float]:
     from varsel.db import connect
-    from varsel.segment import Criteria, preview
+    from varsel.segment import preview
+    from varsel.segment_criteria import Criteria
 
     criteria = Criteria(police_districts=("oslo",), min_employees=2)
     times = []

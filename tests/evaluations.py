@@ -20,7 +20,7 @@ from varsel.evaluate import (
     FeedbackSummary,
     Funnel,
 )
-from varsel.segment import Criteria
+from varsel.segment_criteria import Criteria
 
 
 def group(key: str, name: str, units: int, reached: int) -> Group:

@@ -31,7 +31,8 @@ from varsel.coverage import (
 from varsel.db import Database
 from varsel.errors import UserError
 from varsel.outbox import DeliveryState as S
-from varsel.segment import FORMS, preview
+from varsel.segment import preview
+from varsel.segment_criteria import FORMS
 from varsel.suppression import SuppressionKind, SuppressionReason, add
 
 

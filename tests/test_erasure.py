@@ -18,7 +18,8 @@ from varsel.feed import apply_feed
 from varsel.outbox import DeliveryState as S
 from varsel.outbox import record_event
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview
+from varsel.segment import preview
+from varsel.segment_criteria import Criteria
 from varsel.suppression import SuppressionKind, SuppressionReason, add, entries
 
 

@@ -13,7 +13,7 @@ from varsel.campaign_spec import CampaignSpec, load_spec
 from varsel.config import Settings
 from varsel.errors import VarselError
 from varsel.register import area_names, employee_rule
-from varsel.segment import Criteria
+from varsel.segment_criteria import Criteria
 
 
 @pytest.fixture

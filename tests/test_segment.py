@@ -20,7 +20,8 @@ from varsel.errors import BadCriteriaError
 from varsel.outbox import DeliveryState as S
 from varsel.registry import import_dump
 from varsel.retention import forget_campaign
-from varsel.segment import Criteria, preview, resolve, selection_sql, summary_line
+from varsel.segment import preview, selection_sql, summary_line
+from varsel.segment_criteria import Criteria, resolve
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -167,14 +168,6 @@ def test_cli_refuses_an_employee_count_beyond_any_employer(
         "varsel: valgene: «--min-employees» skal være et helt tall fra 0 til "
         "10\u00a0000\u00a0000\n",
     )
-
-
-def test_a_toml_file_names_the_key_of_a_bad_count(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text("min_employees = 99999999999999999999\n", "utf-8")
-    with pytest.raises(BadCriteriaError) as caught:
-        Criteria.from_file(path)
-    assert "«min_employees» skal være et helt tall fra 0 til" in caught.value.message
 
 
 def test_sub_unit_in_area_brings_its_parent_once(db: Database, brreg: Path, tmp_path: Path) -> None:
@@ -371,33 +364,6 @@ def test_a_criteria_file_whose_segment_is_not_a_table_names_the_key(
     )
 
 
-def test_criteria_file_and_options_add_up(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text('[segment]\npolice_district = ["oslo"]\nmin_employees = 2\n', "utf-8")
-    c = Criteria.build(path, {"exclude_form": ("ENK",), "min_employees": 5, "nace": ()})
-    assert c == Criteria(police_districts=("oslo",), min_employees=5, exclude_forms=("ENK",))
-    path.write_text('[segment]\npolice_distrikt = "oslo"\n', "utf-8")
-    with pytest.raises(
-        BadCriteriaError,
-        match="ukjent kriterium «police_distrikt» \\(mente du «police_district»\\?\\)",
-    ):
-        Criteria.build(path, {})
-
-
-def test_a_criteria_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
-    # A file that is not UTF-8 once reached the user as tomllib's traceback.
-    path = tmp_path / "c.toml"
-    path.write_bytes(b'kommuner = ["\xff"]\n')
-    with pytest.raises(BadCriteriaError) as caught:
-        Criteria.build(path, {})
-    assert caught.value.message == (
-        f"{path}, linje 1: er ikke UTF-8 (byte 14); lagre filen som UTF-8"
-    )
-    with pytest.raises(BadCriteriaError) as missing:
-        Criteria.build(tmp_path / "mangler.toml", {})
-    assert missing.value.message == f"{tmp_path / 'mangler.toml'}: filen finnes ikke"
-
-
 def test_cli_json_has_the_interface_fields(fixtures_db: Database, brreg: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
@@ -467,17 +433,6 @@ def test_a_criteria_files_empty_area_list_is_refused_naming_file_table_and_key(
     )
 
 
-def test_a_key_outside_the_segment_table_is_refused_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text('min_employees = 5\n\n[segment]\npolice_district = ["oslo"]\n', "utf-8")
-    with pytest.raises(BadCriteriaError) as caught:
-        Criteria.from_file(path)
-    assert caught.value.message == (
-        f"{path}: «min_employees» står utenfor [segment]; legg alle kriteriene i [segment] "
-        "eller ingen av dem"
-    )
-
-
 @pytest.mark.parametrize("nace", ["62.1", "62.10", "62.01", "62"])
 def test_a_unit_stored_with_an_sn2007_code_is_found_by_its_sn2025_successor(
     db: Database, brreg: Path, tmp_path: Path, nace: str
@@ -496,25 +451,6 @@ def test_a_forms_name_suggests_its_code(fixtures_db: Database) -> None:
     with pytest.raises(BadCriteriaError) as caught:
         preview(fixtures_db, Criteria(forms=("Aksjeselskap",)))
     assert caught.value.message == "ukjent organisasjonsform «Aksjeselskap» (mente du AS?)"
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("police_district = ", "ugyldig verdi (på slutten av filen)"),
-        (
-            'police_district = ["oslo"\nmin_employees = 2\n',
-            "en liste ([) er ikke lukket (linje 2, kolonne 1)",
-        ),
-        ("min_employees = 2\nmin_employees = 3\n", "samme nøkkel står to ganger"),
-    ],
-)
-def test_a_toml_error_is_said_in_bokmal(tmp_path: Path, text: str, problem: str) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text(text, "utf-8")
-    with pytest.raises(BadCriteriaError) as caught:
-        Criteria.from_file(path)
-    assert caught.value.message.startswith(f"{path}: ugyldig TOML: {problem}")
 
 
 def _units(db: Database, *args: str) -> int:
@@ -835,15 +771,6 @@ def test_a_campaign_number_that_is_no_number_is_one_line(db: Database, value: st
         "varsel: valgene: «--exclude-reached-by» skal være kampanjenumre (hele tall, som 1,3), "
         f"ikke «{bad}»\n",
     )
-
-
-@pytest.mark.parametrize("written", ["true", '"en"', "[1.5]"])
-def test_a_criteria_files_campaign_numbers_are_checked(tmp_path: Path, written: str) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text(f"exclude_reached_by = {written}\n", "utf-8")
-    with pytest.raises(BadCriteriaError) as caught:
-        Criteria.from_file(path)
-    assert f"{path}: «exclude_reached_by» skal være kampanjenumre" in caught.value.message
 
 
 def test_the_campaign_stores_the_follow_up_criterion_as_approved(

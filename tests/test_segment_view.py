@@ -8,7 +8,8 @@ from rich.console import Console
 from test_segment import shared_address_records, write
 from varsel.db import Database
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview
+from varsel.segment import preview
+from varsel.segment_criteria import Criteria
 from varsel.segment_view import render_preview
 
 

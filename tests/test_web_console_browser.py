@@ -27,7 +27,7 @@ from conftest import BRREG
 from helpers import PASSWORD, dns_for, next_code
 from test_web_browser import off_loop
 from test_web_public import CAMPAIGN, FAST
-from varsel import audit, feedback, segment
+from varsel import audit, feedback, segment, segment_criteria
 from varsel.accounts import Role, add_user, get_user
 from varsel.approval import approval_state, approve, fingerprint
 from varsel.campaign import create_campaign
@@ -196,7 +196,7 @@ def test_an_author_and_an_approver_take_a_campaign_from_criteria_to_sent(
     kari = as_user("kari")
     kari.goto(site(server) + "/konsoll")
     kari.get_by_role("link", name="Nytt utvalg").click()
-    expected = segment.preview(world.db, segment.Criteria(police_districts=("oslo",)))
+    expected = segment.preview(world.db, segment_criteria.Criteria(police_districts=("oslo",)))
     # htmx: the count changes as the box is ticked, without sending the form.
     kari.get_by_label("Oslo politidistrikt").check()
     kari.locator("#telling h2").filter(has_text=f"{expected.units} virksomheter").wait_for()

@@ -13,7 +13,8 @@ from helpers import HTTPS, next_code, operator, sign_in
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview
+from varsel.segment import preview
+from varsel.segment_criteria import Criteria
 from varsel.web import create_app
 from varsel.web.console_auth import PREFIX
 

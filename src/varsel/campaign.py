@@ -30,7 +30,8 @@ from varsel.db import Database
 from varsel.errors import N_, Text
 from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
-from varsel.segment import check_campaigns, resolve, selection_sql
+from varsel.segment import check_campaigns, selection_sql
+from varsel.segment_criteria import resolve
 from varsel.snapshot import latest_snapshot
 from varsel.suppression import REASON_LABELS, SuppressionKind, SuppressionReason, reasons
 

@@ -33,7 +33,7 @@ from varsel.errors import (
     toml_problem,
 )
 from varsel.message_fields import LONGEST_BASE_URL, base_url_length, has_breakers, names_an_address
-from varsel.segment import CRITERIA_KEYS, Criteria, resolve
+from varsel.segment_criteria import CRITERIA_KEYS, Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
 

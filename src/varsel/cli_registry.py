@@ -376,7 +376,8 @@ def segment_preview(
     state: State, /, criteria_file: Path | None, as_json: bool, **options: Any
 ) -> None:
     """Tell virksomhetene et utvalg når, og hvordan de kan nås."""
-    from varsel.segment import Criteria, preview
+    from varsel.segment import preview
+    from varsel.segment_criteria import Criteria
 
     criteria = Criteria.build(criteria_file, options)
     result = preview(state.db, criteria)

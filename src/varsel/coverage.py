@@ -19,7 +19,8 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.db import Database
 from varsel.errors import N_
 from varsel.outbox import DeliveryState
-from varsel.segment import FOREIGN, FORMS
+from varsel.segment import FOREIGN
+from varsel.segment_criteria import FORMS
 from varsel.suppression import SuppressionKind, SuppressionReason
 
 

@@ -30,7 +30,8 @@ from varsel.db import Database, connect
 from varsel.i18n import fmt_count, fmt_int, fmt_share
 from varsel.progress import counts_bar, progress_bar
 from varsel.registry import import_dump
-from varsel.segment import Criteria, preview
+from varsel.segment import preview
+from varsel.segment_criteria import Criteria
 from varsel.segment_view import render_preview
 from varsel.send_gate import send_checked
 from varsel.sender import SendOptions

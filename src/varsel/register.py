@@ -14,7 +14,7 @@ from varsel.campaign import LANGUAGES, CampaignSpec
 from varsel.db import Database
 from varsel.errors import VarselError
 from varsel.sandbox import OperatorSandbox
-from varsel.segment import Criteria, resolve
+from varsel.segment_criteria import Criteria, resolve
 from varsel.verify import GENUINE_STATES
 
 
@@ -36,8 +36,8 @@ class Entry:
     document_url: str
     has_file: bool  # the document can be sent by e-mail from our own site
     sender_name: str = ""  # the From line's name, as a mail program shows it
-    # The employee rule the segment applied (segment.Resolved.rule): none, registered, exact
-    # or registered_undecided; with min_employees it says which businesses were chosen.
+    # The employee rule the segment applied (segment_criteria.Resolved.rule): none, registered,
+    # exact or registered_undecided; with min_employees it says which businesses were chosen.
     employee_rule: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def _places(
 
 
 def employee_rule(spec: CampaignSpec) -> str:
-    """The employee rule the campaign's segment applied, as segment.resolve names it."""
+    """The employee rule the campaign's segment applied, as segment_criteria.resolve names it."""
     c = spec.criteria
     try:
         return resolve(Criteria(min_employees=c.min_employees, employee_rule=c.employee_rule)).rule

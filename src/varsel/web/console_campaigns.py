@@ -43,6 +43,7 @@ from varsel.digits import ascii_digits
 from varsel.errors import Text, VarselError
 from varsel.evaluate_render import build_view, render_html
 from varsel.retention import forgotten_at
+from varsel.segment_criteria import FORM_NAMES, Criteria
 from varsel.snapshot import stale_warning
 from varsel.unreached import export_unreached
 from varsel.web import campaign_outcomes
@@ -140,7 +141,7 @@ def _preview(
     try:
         # The criteria's messages name their source: here the page's word for the selection.
         source = gettext(language, N_("utvalget"))
-        criteria = segment.Criteria.from_mapping(table, source, segment.FORM_NAMES)
+        criteria = Criteria.from_mapping(table, source, FORM_NAMES)
         return segment.preview(db, criteria, top=10), None
     except VarselError as e:
         return None, translate(language, e.message)
