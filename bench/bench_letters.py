@@ -31,8 +31,9 @@ from bench.procs import measure
 from varsel.campaign import create_campaign, get_campaign
 from varsel.config import Settings
 from varsel.db import connect
+from varsel.letter_candidates import candidates
 from varsel.letter_render import Letter, Renderer
-from varsel.letters import _sort_key, candidates
+from varsel.letters import _sort_key
 from varsel.registry import import_dump
 from varsel.synth import write_dump
 

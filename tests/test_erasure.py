@@ -9,7 +9,7 @@ import pytest
 
 from helpers import sample_campaign
 from reportdata import channel_delivery, download, units_without_email
-from varsel import feedback, letters
+from varsel import feedback, letter_candidates
 from varsel.coverage import coverage
 from varsel.db import Database
 from varsel.erasure import ERASED_NAME, erase_unit
@@ -286,7 +286,7 @@ def test_an_erased_units_letter_keeps_its_reason_and_is_not_made_again(
             "UPDATE deliveries SET last_reply = 'incomplete_address' WHERE id = ?", (letter,)
         )
     before = coverage(db, campaign_id)
-    letters_before = len(letters.candidates(db, campaign_id))
+    letters_before = len(letter_candidates.candidates(db, campaign_id))
 
     apply_feed(db, fjernet(tmp_path, orgnr))
     assert orgnr not in everything(db)
@@ -296,9 +296,9 @@ def test_an_erased_units_letter_keeps_its_reason_and_is_not_made_again(
     )[0]
     assert (key, reply) == (stand_in, "incomplete_address")
     # Its recipient still finds its letter: no second one is planned for it.
-    found = [c for c in letters.candidates(db, campaign_id) if c.orgnr == stand_in]
+    found = [c for c in letter_candidates.candidates(db, campaign_id) if c.orgnr == stand_in]
     assert [c.letter_id for c in found] in ([], [letter])
-    assert len(letters.candidates(db, campaign_id)) == letters_before
+    assert len(letter_candidates.candidates(db, campaign_id)) == letters_before
 
 
 def test_feedback_naming_the_unit_on_a_shared_delivery_loses_its_text(

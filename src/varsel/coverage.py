@@ -171,8 +171,8 @@ for _channel in ("email", "letter", "altinn"):
     for _state in _PENDING_STATES:
         _BY_STATE[(_channel, _state)] = (Outcome.PENDING, _state.value)
 
-# A letter that could not be made says why in last_reply (varsel.letters.Unreachable); these
-# come first in the CASE, before the rule for any failed letter.
+# A letter that could not be made says why in last_reply (letter_candidates.Unreachable);
+# these come first in the CASE, before the rule for any failed letter.
 _LETTER_FAILURES: dict[str, Reason] = {
     "no_postal_address": Reason.NO_ADDRESS,
     "incomplete_address": Reason.INCOMPLETE_ADDRESS,

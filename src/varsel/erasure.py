@@ -301,7 +301,7 @@ def erase_deliveries(db: Database, stand_ins: Mapping[int, str | None]) -> None:
     suppression.unlink_deliveries(db, stand_ins)
 
 
-# A letter's reason it could not be made (letters.Unreachable), as coverage counts it.
+# A letter's reason it could not be made (letter_candidates.Unreachable), as coverage counts it.
 _REASON_CODE = re.compile(r"[a-z_]+")
 
 

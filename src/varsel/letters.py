@@ -6,7 +6,9 @@ bounces.units_needing_another_channel). Each letter is a delivery of
 channel `letter` (key and address: the orgnr) with its own verification code. It is written
 to the store as `produced` in the same step that finishes its batch file, so a letter is never
 left in a state the e-mail sender would claim, and running `varsel letters` again makes
-letters only for units that have none yet: nothing is printed twice.
+letters only for units that have none yet: nothing is printed twice. Who needs a letter and
+where it goes is letter_candidates.py's; a run's number, and clearing what a run that died left,
+letter_runs.py's.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ import datetime as dt
 import fcntl
 import json
 import os
-import re
 import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,16 +33,16 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import N_, UserError, os_reason
+from varsel.errors import UserError, os_reason
 from varsel.exports import csv_cell, make_private_folder, private_opener
 from varsel.i18n import fmt_count, fmt_int
+from varsel.letter_candidates import UNREACHABLE_TEXT, Candidate, Unreachable, candidates
 from varsel.letter_render import Letter, PostalAddress, Renderer
+from varsel.letter_runs import MANIFEST, start_run, take_back_unfinished
 from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState, record_event
 from varsel.retention import forgotten_at
-from varsel.suppression import SuppressionKind
 
-MANIFEST = "manifest.csv"
 UNREACHABLE = "unreachable.csv"
 MANIFEST_COLUMNS = (
     "delivery_id",
@@ -65,187 +65,6 @@ DONE_STATES = (DeliveryState.PRODUCED, DeliveryState.POSTED, DeliveryState.RETUR
 
 class LetterError(UserError):
     """Letters cannot be made as asked."""
-
-
-class Unreachable(StrEnum):
-    """Why a unit that needs a letter cannot get one."""
-
-    NO_ADDRESS = "no_postal_address"  # neither a postal nor a business address, nor a sub-unit's
-    INCOMPLETE = "incomplete_address"  # a Norwegian address without a valid postcode and city
-    NOT_IN_REGISTRY = "not_in_registry"  # erased or gone from the registry since the freeze
-    TOO_LONG = "address_too_long"  # name and address do not fit the envelope window
-
-
-UNREACHABLE_TEXT = {
-    Unreachable.NO_ADDRESS: N_("ingen postadresse eller forretningsadresse i registeret"),
-    Unreachable.INCOMPLETE: N_("adressen mangler gyldig postnummer eller poststed"),
-    Unreachable.NOT_IN_REGISTRY: N_("enheten er ikke lenger i registeret"),
-    Unreachable.TOO_LONG: N_("adressen får ikke plass i konvoluttvinduet"),
-}
-
-_POSTCODE = re.compile(r"\d{4}\Z")
-
-
-# -- who needs a letter ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A recipient e-mail did not reach, with where a letter to it would go."""
-
-    orgnr: str
-    name: str
-    language: str
-    reason: str  # no_email | bounced
-    address: PostalAddress | None
-    unreachable: Unreachable | None
-    suppressed: bool  # the organisation asked not to be contacted
-    letter_id: int | None  # its letter delivery, if one was made before
-    letter_state: DeliveryState | None
-    letter_code: str | None
-    letter_reply: str | None = None  # why its letter could not be made, if it failed
-
-
-def _lines(text: str | None) -> tuple[str, ...]:
-    return tuple(line for line in (clean_text(x) for x in (text or "").split("\n")) if line)
-
-
-def choose_address(
-    lines: str | None,
-    postcode: str | None,
-    city: str | None,
-    country: str | None,
-    countrycode: str | None,
-) -> tuple[PostalAddress | None, Unreachable | None]:
-    """A postal address from one of the registry's address groups, or why it will not do."""
-    street = _lines(lines)
-    code = clean_text(postcode or "")
-    place = clean_text(city or "")
-    if not street and not code and not place:
-        return None, Unreachable.NO_ADDRESS
-    if countrycode in (None, "", "NO"):
-        if not _POSTCODE.match(code) or not place:
-            return None, Unreachable.INCOMPLETE
-        return PostalAddress(street, code, place, None), None
-    name = clean_text(country or "") or countrycode or ""
-    if not (street or place) or not name:
-        return None, Unreachable.INCOMPLETE
-    return PostalAddress(street, code, place, name), None
-
-
-def unit_address(row: Sequence[Any]) -> tuple[PostalAddress | None, Unreachable | None]:
-    """The postal address (post_*) if the registry has a usable one, else the business address.
-
-    row: post_lines, post_postcode, post_city, post_country, post_countrycode,
-    addr_lines, addr_postcode, addr_city, addr_country, country (the business address's code).
-    """
-    postal, why_postal = choose_address(*row[0:5])
-    if postal is not None:
-        return postal, None
-    business, why_business = choose_address(*row[5:10])
-    if business is not None:
-        return business, None
-    if Unreachable.INCOMPLETE in (why_postal, why_business):
-        return None, Unreachable.INCOMPLETE
-    return None, Unreachable.NO_ADDRESS
-
-
-_ADDRESS_COLUMNS = (
-    "post_lines, post_postcode, post_city, post_country, post_countrycode, "
-    "addr_lines, addr_postcode, addr_city, addr_country, country"
-)
-
-
-def candidates(db: Database, campaign_id: int) -> list[Candidate]:
-    """Every recipient of the campaign that e-mail did not reach, by orgnr.
-
-    Who that is, is bounces.units_needing_another_channel's rule: no e-mail delivery at all,
-    or every one hard-bounced, refused for good, or suppressed for an earlier hard bounce.
-    """
-    from varsel.bounces import units_needing_another_channel
-
-    needing = set(units_needing_another_channel(db, campaign_id))
-    rows = db.query(
-        "SELECT r.orgnr, r.name, r.language, u.orgnr, u.gone_snapshot_id, "
-        + ", ".join(f"u.{c.strip()}" for c in _ADDRESS_COLUMNS.split(","))
-        + ", l.id, l.state, l.code, l.last_reply, "
-        "CASE WHEN s.value IS NULL THEN 0 ELSE 1 END, "
-        # CROSS JOIN keeps SQLite on the unit's own deliveries (delivery_units by orgnr, then
-        # each delivery by id), not every e-mail of the campaign for each unit.
-        "CASE WHEN EXISTS (SELECT 1 FROM delivery_units du CROSS JOIN deliveries d "
-        "WHERE d.id = du.delivery_id AND du.orgnr = r.orgnr AND d.campaign_id = r.campaign_id "
-        "AND d.channel = 'email') THEN 1 ELSE 0 END "
-        "FROM recipients r LEFT JOIN units u ON u.orgnr = r.orgnr "
-        "LEFT JOIN deliveries l ON l.campaign_id = r.campaign_id AND l.channel = 'letter' "
-        "AND l.key = r.orgnr "
-        "LEFT JOIN suppressions s ON s.kind = ? AND s.value = r.orgnr "
-        "WHERE r.campaign_id = ? ORDER BY r.orgnr",
-        (SuppressionKind.UNIT.value, campaign_id),
-    )
-    out: list[Candidate] = []
-    homeless: list[str] = []
-    for row in rows:
-        orgnr, name, language, present, gone = row[0:5]
-        if orgnr not in needing:
-            continue
-        address: PostalAddress | None
-        why: Unreachable | None
-        if present is None or gone is not None:
-            address, why = None, Unreachable.NOT_IN_REGISTRY
-        else:
-            address, why = unit_address(row[5:15])
-            if why is Unreachable.NO_ADDRESS:
-                homeless.append(orgnr)
-        out.append(
-            Candidate(
-                orgnr=orgnr,
-                name=name,
-                language=language,
-                reason="bounced" if row[20] else "no_email",
-                address=address,
-                unreachable=why,
-                suppressed=bool(row[19]),
-                letter_id=None if row[15] is None else int(row[15]),
-                letter_state=None if row[16] is None else DeliveryState(row[16]),
-                letter_code=row[17],
-                letter_reply=row[18],
-            )
-        )
-    if homeless:
-        found = _sub_unit_addresses(db, homeless)
-        out = [
-            dataclasses.replace(c, address=found[c.orgnr], unreachable=None)
-            if c.orgnr in found
-            else c
-            for c in out
-        ]
-    return out
-
-
-def _sub_unit_addresses(db: Database, orgnrs: Sequence[str]) -> dict[str, PostalAddress]:
-    """For units with no address of their own: the address of an active sub-unit (lowest orgnr).
-
-    The letter is addressed to the unit by name, so it reaches the business at its branch.
-    """
-    found: dict[str, PostalAddress] = {}
-    for start in range(0, len(orgnrs), 500):
-        chunk = orgnrs[start : start + 500]
-        rows = db.query(
-            f"SELECT parent_orgnr, {_ADDRESS_COLUMNS} FROM units WHERE kind = 'underenhet' "
-            "AND gone_snapshot_id IS NULL AND deleted_date IS NULL AND parent_orgnr IN "
-            f"({', '.join('?' for _ in chunk)}) ORDER BY parent_orgnr, orgnr",
-            chunk,
-        )
-        for row in rows:
-            if row[0] in found:
-                continue
-            address, _ = unit_address(row[1:])
-            if address is not None:
-                found[row[0]] = address
-    return found
-
-
-# -- making the letters -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -577,109 +396,6 @@ def _check_run(
         raise LetterError(f"{out_dir}: mappen kan ikke lages ({os_reason(e)})") from None
 
 
-def _start_run(db: Database, campaign_id: int, out_dir: Path) -> int:
-    """A new run's number, recorded as started (`letters_started`): no earlier run had it.
-
-    Batch files are named after it, so a number used twice would give two runs' batches the
-    same names: at the print house one would overwrite the other, and letters recorded as made
-    would never be printed. A run that dies records no `letters_run`, so counting those would
-    hand its number out again; the started runs are counted instead.
-    """
-    if db.dialect == "postgresql":
-        # Two runs of one campaign starting at once wait here for each other's number.
-        db.execute("SELECT id FROM campaigns WHERE id = ? FOR UPDATE", (campaign_id,))
-    started, finished = _recorded_runs(db, campaign_id)
-    run = 1 + max(started.keys() | finished, default=0)
-    # A run that died before runs were recorded when they start left only its batches' names.
-    while db.scalar(
-        "SELECT count(*) FROM events WHERE campaign_id = ? AND kind = 'letter_produced' "
-        "AND detail LIKE ?",
-        (campaign_id, f'%"batch": "brev-{campaign_id}-{run}-%'),
-    ):
-        run += 1
-    record_event(db, campaign_id, None, "letters_started", {"run": run, "out_dir": str(out_dir)})
-    return run
-
-
-def _recorded_runs(db: Database, campaign_id: int) -> tuple[dict[int, Path | None], set[int]]:
-    """The campaign's runs as recorded: those started (with their folder, where recorded) and
-    those finished (`letters_run`), by run number."""
-    started: dict[int, Path | None] = {}
-    finished: set[int] = set()
-    for kind, detail in db.query(
-        "SELECT kind, detail FROM events WHERE campaign_id = ? "
-        "AND kind IN ('letters_started', 'letters_run') AND detail IS NOT NULL",
-        (campaign_id,),
-    ):
-        data = json.loads(detail)
-        run = int(data.get("run") or 0)
-        if not run:
-            continue
-        if kind == "letters_run":
-            finished.add(run)
-        else:
-            started[run] = Path(data["out_dir"]) if data.get("out_dir") else None
-    return started, finished
-
-
-def _take_back_unfinished(db: Database, campaign_id: int) -> int:
-    """Clear what runs that died left half-made; the number of letters put back in the queue.
-
-    A batch's PDF is written as `.part` and gets its name after its letters are committed as
-    made. A run killed while rendering leaves a `.part` of letters the store never recorded:
-    it is deleted (its codes would be unknown on the verify page). A run killed between the
-    commit and the rename leaves a `.part` of letters recorded as made that no manifest lists
-    and nobody will print: those letters go back in the queue (same delivery, same code) for
-    this run to make, and the file and their own PDFs (--per-letter) are deleted. A run still
-    going holds a lock on its manifest: its folder is left alone.
-    """
-    started, finished = _recorded_runs(db, campaign_id)
-    again = 0
-    for run, folder in sorted(started.items()):
-        if run in finished or folder is None:
-            continue
-        try:
-            with open(folder / MANIFEST, "rb") as manifest:
-                fcntl.flock(manifest, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                again += _clear_folder(db, campaign_id, run, folder)
-        except OSError:
-            continue  # still running (locked), or the folder is gone or not ours to read
-    return again
-
-
-def _clear_folder(db: Database, campaign_id: int, run: int, folder: Path) -> int:
-    again = 0
-    for part in sorted(folder.glob(f"brev-{campaign_id}-{run}-*.pdf.part")):
-        batch = part.name.removesuffix(".part")
-        ids = [
-            int(i)
-            for (i,) in db.query(
-                "SELECT e.delivery_id FROM events e JOIN deliveries d ON d.id = e.delivery_id "
-                "WHERE e.campaign_id = ? AND e.kind = 'letter_produced' AND e.detail LIKE ? "
-                "AND d.state = ?",
-                (campaign_id, f'%"batch": "{batch}"%', DeliveryState.PRODUCED.value),
-            )
-        ]
-        if ids:
-            with db.transaction():
-                now = utcnow_iso()
-                for delivery_id in ids:
-                    db.execute(
-                        "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
-                        (DeliveryState.QUEUED.value, now, delivery_id),
-                    )
-                detail = {"run": run, "batch": batch, "letters": len(ids)}
-                record_event(db, campaign_id, None, "letters_unfinished_batch", detail)
-        for delivery_id in ids:
-            (folder / f"brev-{campaign_id}-{delivery_id}.pdf").unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
-        again += len(ids)
-    # The letters' own files of a batch that was never committed (their ids were taken back).
-    for single in folder.glob(f"brev-{campaign_id}-*.pdf.part"):
-        single.unlink(missing_ok=True)
-    return again
-
-
 def make_letters(
     db: Database,
     campaign_id: int,
@@ -701,7 +417,7 @@ def make_letters(
     campaign = get_campaign(db, campaign_id)
     _check_run(db, campaign_id, campaign.status, out_dir, batch_size)
     manifest_path = out_dir / MANIFEST
-    remade = _take_back_unfinished(db, campaign_id)
+    remade = take_back_unfinished(db, campaign_id)
 
     found = candidates(db, campaign_id)
     before = int(
@@ -739,7 +455,7 @@ def make_letters(
     with db.transaction():
         if on_start is not None:
             on_start(db)
-        run = _start_run(db, campaign_id, out_dir)
+        run = start_run(db, campaign_id, out_dir)
     _settle_unsendable(db, campaign_id, unsendable, utcnow_iso())
     batches: list[str] = []
     files = 0

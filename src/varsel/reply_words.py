@@ -47,9 +47,9 @@ def hidden(reply: str, say: Say = bokmal) -> str:
 def worded(channel: str, state: str, reply: str, say: Say = bokmal) -> str:
     """A delivery's stored reason as operators read it: the same words for the same reason."""
     if channel == "letter" and state == DeliveryState.FAILED.value:
-        from varsel.letters import UNREACHABLE_TEXT, Unreachable
+        from varsel.letter_candidates import UNREACHABLE_TEXT, Unreachable
 
-        # A letter that could not be made keeps letters.Unreachable's code.
+        # A letter that could not be made keeps letter_candidates.Unreachable's code.
         if reply in set(Unreachable):
             return say(UNREACHABLE_TEXT[Unreachable(reply)])
     if channel == "altinn" and state == DeliveryState.FAILED.value:
