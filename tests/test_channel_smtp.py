@@ -184,7 +184,9 @@ def test_a_refused_recipient_sent_ahead_is_permanent_and_the_connection_goes_on(
         ReplyKind.PERMANENT,
         ReplyKind.ACCEPTED,
     ]
-    assert outcomes[1] == SendOutcome(SmtpReply(550, "5.1.1", "Finnes ikke"), False, None)
+    assert outcomes[1] == SendOutcome(
+        SmtpReply(550, "5.1.1", "Finnes ikke"), False, None, recipient_refused=True
+    )
     assert [m.rcpt_tos[0] for m in received] == ["post0@bedrift.example", "post2@bedrift.example"]
 
 
@@ -252,7 +254,9 @@ def test_refused_recipient_is_permanent_and_the_connection_goes_on() -> None:
     with SmtpSink(faults=plan) as sink:
         refused, accepted, closed = run(two(sink.url))
         assert [m.rcpt_tos for m in sink.wait_for(1, 5)] == [(RECIPIENT,)]
-    assert refused == SendOutcome(SmtpReply(550, "5.1.1", "Mottakeren finnes ikke"), False, None)
+    assert refused == SendOutcome(
+        SmtpReply(550, "5.1.1", "Mottakeren finnes ikke"), False, None, recipient_refused=True
+    )
     assert refused.kind is ReplyKind.PERMANENT
     assert accepted.kind is ReplyKind.ACCEPTED
     assert not closed
@@ -291,7 +295,7 @@ def test_refusals_keep_the_servers_reply_and_the_connection(
 
 @pytest.mark.parametrize("pipelining", [True, False])
 @pytest.mark.parametrize(("stage", "sender_refused"), [(Stage.MAIL, True), (Stage.RCPT, False)])
-def test_a_refusal_says_whether_it_was_the_sender_the_relay_refused(
+def test_a_refusal_says_whether_it_was_the_sender_or_the_recipient_the_relay_refused(
     pipelining: bool, stage: Stage, sender_refused: bool
 ) -> None:
     fault = Fault.reply(553, "5.7.1 Sender address rejected: not owned by user", stage=stage)
@@ -302,6 +306,7 @@ def test_a_refusal_says_whether_it_was_the_sender_the_relay_refused(
         False,
         None,
         sender_refused=sender_refused,
+        recipient_refused=not sender_refused,
     )
 
 
@@ -320,6 +325,10 @@ def test_421_is_transient_and_closes_the_connection(stage: Stage) -> None:
         first, second, closed = run(closing(sink.url))
     assert first.reply == SmtpReply(421, "4.3.2", "Shutting down")
     assert first.kind is ReplyKind.TRANSIENT
+    assert (first.sender_refused, first.recipient_refused) == (
+        stage is Stage.MAIL,
+        stage is Stage.RCPT,
+    )
     assert closed
     assert second == SendOutcome(None, False, "forbindelsen til SMTP-tjeneren er lukket")
 

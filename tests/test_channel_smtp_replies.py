@@ -28,7 +28,7 @@ def test_relay_trouble_is_the_relays_state_never_the_recipients() -> None:
 
     assert SendOutcome(None, False, "tidsavbrudd: SMTP-tjeneren svarte ikke").relay_trouble
     assert SendOutcome(None, True, "SMTP-tjeneren lukket forbindelsen").relay_trouble
-    assert trouble(421, "4.7.0")
+    assert trouble(421, "4.7.0")  # to MAIL FROM or after DATA: the relay is closing
     assert trouble(451, "4.3.0")
     assert trouble(452, "4.3.1")
     assert trouble(451, "4.1.8", sender=True)
@@ -39,3 +39,21 @@ def test_relay_trouble_is_the_relays_state_never_the_recipients() -> None:
     assert not trouble(451, None)
     assert not trouble(550, "5.1.1")
     assert not trouble(554, "5.3.4")  # permanent: counted by what it says, not here
+
+
+def test_a_421_to_rcpt_throttles_the_recipients_domain_unless_the_mail_system_is_in_trouble() -> (
+    None
+):
+    def outcome(code: int, enhanced: str | None, *, recipient: bool = True) -> SendOutcome:
+        reply = SmtpReply(code, enhanced, "")
+        return SendOutcome(reply, False, None, recipient_refused=recipient)
+
+    throttled = outcome(421, "4.7.0")  # Gmail's and Yahoo's rate limits
+    assert (throttled.domain_throttled, throttled.relay_trouble) == (True, False)
+    assert outcome(421, None).domain_throttled
+    shutting_down = outcome(421, "4.3.2")
+    assert (shutting_down.domain_throttled, shutting_down.relay_trouble) == (False, True)
+    at_mail = outcome(421, "4.7.0", recipient=False)
+    assert (at_mail.domain_throttled, at_mail.relay_trouble) == (False, True)
+    greylisted = outcome(450, "4.7.1")  # the recipient's alone: retried by itself
+    assert (greylisted.domain_throttled, greylisted.relay_trouble) == (False, False)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import email
 import email.policy
 import re
@@ -384,6 +385,92 @@ def test_unknown_recipients_at_every_domain_fail_each_and_the_send_goes_on(
             db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
         )
     assert (report.stopped, report.counts["failed"]) == ("done", 6)
+
+
+def to_one_domain(db: Database, campaign_id: int, domain: str, count: int) -> list[str]:
+    """Readdress the campaign's first `count` deliveries to one domain; their new addresses."""
+    ids = [
+        r[0]
+        for r in db.query(
+            "SELECT id FROM deliveries WHERE campaign_id = ? ORDER BY id LIMIT ?",
+            (campaign_id, count),
+        )
+    ]
+    with db.transaction():
+        for n, delivery_id in enumerate(ids):
+            db.execute(
+                "UPDATE deliveries SET address = ? WHERE id = ?",
+                (f"post{n}@{domain}", delivery_id),
+            )
+    return [f"post{n}@{domain}" for n in range(count)]
+
+
+def test_a_domain_the_relay_throttles_at_rcpt_waits_and_the_other_domains_go_on(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    throttled = to_one_domain(db, campaign_id, "gmail.com", 3)
+    reply = "4.7.0 Try again later, closing connection. (rate limited)"
+    plan = FaultPlan().on_rcpt(lambda r: r.endswith("@gmail.com"), Fault.reply(421, reply))
+    # A retry base of a minute: the domain's hold outlasts the run, which ends as the rest
+    # wait (linger) instead of retrying them.
+    options = SendOptions(
+        connections=2,
+        rate_per_second=1000,
+        per_domain_concurrency=1,
+        build_processes=0,
+        linger_seconds=1.0,
+        **QUICK_RELAY,  # type: ignore[arg-type]
+    )
+    started = time.time()
+    with SmtpSink(faults=plan) as sink:
+        report = send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+        received = sorted(m.rcpt_tos[0] for m in sink.messages)
+    assert report.stopped == "deferred"
+    assert plan.fired() == 1  # one message met the throttle; its domain's others waited
+    assert len(received) == 3
+    assert not set(received) & set(throttled)
+    rows = db.query(
+        "SELECT attempts, last_reply, next_attempt_at FROM deliveries WHERE state = 'deferred' "
+        "ORDER BY attempts",
+    )
+    assert [(r[0], r[1]) for r in rows] == [
+        (0, f"421 {reply}"),
+        (0, f"421 {reply}"),
+        (1, f"421 {reply}"),
+    ]
+    # The two held back wait for the hold's end, a minute on: no attempt was spent on them.
+    waits = [
+        dt.datetime.fromisoformat(r[2].replace("Z", "+00:00")).timestamp() - started
+        for r in rows[:2]
+    ]
+    assert all(50 < w < 70 for w in waits)
+    assert outbox.counts(db, campaign_id)["failed"] == 0
+
+
+def test_throttles_at_one_domain_after_another_stop_the_send_as_a_relay_in_trouble(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import SendError
+
+    reply = "4.7.0 Too many connections, closing"
+    options = dataclasses.replace(FAST, linger_seconds=1.0, **QUICK_RELAY)  # type: ignore[arg-type]
+    with (
+        SmtpSink(faults=every_message(Fault.reply(421, reply))) as sink,
+        pytest.raises(SendError) as caught,
+    ):
+        send_campaign(
+            db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+        )
+    # Five domains in a row (relay_tries 3 and 2 connections), none taking a message.
+    assert caught.value.message == (
+        f"e-posttjeneren {sink.url} kan ikke brukes: 421 {reply} (5 forsøk); "
+        "leveransene som gjenstår, venter i køen til neste «campaign send»"
+    )
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["failed"], counts["claimed"], counts["sent"]) == (0, 0, 0)
+    assert counts["queued"] + counts["deferred"] == 6
 
 
 def test_fault_kinds_exist() -> None:

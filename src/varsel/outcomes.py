@@ -40,6 +40,10 @@ _TAKE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, attempts = attempts - 1, claimed_by = NULL, updated_at = ? "
     "WHERE state = ? AND id = ?"
 )
+_HOLD_BACK_SQL = (
+    "UPDATE deliveries SET state = ?, next_attempt_at = ?, last_reply = ?, claimed_by = NULL, "
+    "updated_at = ? WHERE state = ? AND claimed_by = ? AND id = ?"
+)
 _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
 )
@@ -64,6 +68,13 @@ def given_back(delivery_id: int, now: str) -> Write:
     """Back to the queue, if it is still claimed: nothing of it went out."""
     queued, claimed = DeliveryState.QUEUED.value, DeliveryState.CLAIMED.value
     return _GIVE_BACK_SQL, (queued, now, claimed, delivery_id)
+
+
+def held_back(delivery_id: int, until: str, reply: str, worker: str, now: str) -> Write:
+    """Deferred until `until`, no attempt counted, if this sender still holds it: its domain
+    was throttled by the relay (`reply`), and nothing of it went out."""
+    deferred, claimed = DeliveryState.DEFERRED.value, DeliveryState.CLAIMED.value
+    return _HOLD_BACK_SQL, (deferred, until, reply[:500], now, claimed, worker, delivery_id)
 
 
 def taken_back(delivery_id: int, now: str) -> Write:

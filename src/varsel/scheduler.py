@@ -114,6 +114,16 @@ class Scheduler:
         self.size = 0
         return items
 
+    def withdraw(self, domain: str) -> list[Item]:
+        """Take the messages waiting for one domain out (to hold them back)."""
+        queue = self.queues.get(domain)
+        if not queue:
+            return []
+        items = list(queue)
+        queue.clear()
+        self.size -= len(items)
+        return items
+
     def take(self) -> Item | None:
         """A message some domain may take now, if there is one (no waiting)."""
         return None if self.closed else self._take()

@@ -37,13 +37,13 @@ from varsel.campaign_spec import window_opens
 from varsel.channel.smtp import SmtpConnectError, SmtpConnection
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
-from varsel.clock import IsoClock, utcnow, utcnow_iso
+from varsel.clock import IsoClock, iso, utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database, normalise_url
 from varsel.errors import N_, Text, VarselError
 from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
-from varsel.outbox_claims import Claimer
+from varsel.outbox_claims import Claim, Claimer
 from varsel.outbox_commits import DbInline, DbThread
 from varsel.scheduler import Item, Scheduler, TokenBucket
 from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exported
@@ -97,6 +97,13 @@ class Sender:
         self.refusals: list[int] = []
         self.refusal_words = ""
         self.refusal_domains: set[str] = set()
+        # Recipient domains the relay throttled (SendOutcome.domain_throttled): until when
+        # each waits (monotonic, and as the store keeps time) and the reply; how many times in
+        # a row each was throttled (its wait doubles); and the domains throttled since the
+        # relay last took a message, each counted once as relay trouble.
+        self.held: dict[str, tuple[float, str, str]] = {}
+        self.throttles: dict[str, int] = {}
+        self.throttled_in_a_row: set[str] = set()
         self.in_flight = 0
         self.build_error: BaseException | None = None
         self.started = time.monotonic()
@@ -412,6 +419,8 @@ class Sender:
                     await self._sleep(delay)
                     continue
                 settled = False
+                if self.held:
+                    self._hold_back_claimed(claim)
                 await self.pool.build(claim.deliveries, claim.jobs)
         finally:
             # Let the workers run dry, then stop them.
@@ -439,6 +448,9 @@ class Sender:
             if isinstance(b, Suppressed):
                 self._outcome_suppressed(d)  # every unit it names was suppressed since
                 continue
+            if self.held and (hold := self._hold(d.domain)) is not None:
+                self._hold_back([d], hold)  # its domain was throttled while it was built
+                continue
             data, message_id, mail_from = b
             add(Item(d, data, message_id, d.domain, mail_from))
 
@@ -464,6 +476,64 @@ class Sender:
         now = utcnow_iso()
         for d in deliveries:
             self.write(*outcomes.given_back(d.id, now))
+
+    # -- recipient domains the relay throttles -----------------------------------------
+
+    def _hold(self, domain: str) -> tuple[float, str, str] | None:
+        """The domain's hold (until, as monotonic and as stored; the reply), if it holds now."""
+        hold = self.held.get(domain)
+        if hold is not None and hold[0] <= time.monotonic():
+            del self.held[domain]
+            return None
+        return hold
+
+    def _hold_back(self, deliveries: Iterable[Delivery], hold: tuple[float, str, str]) -> None:
+        """Deferred until the hold of their domain ends, no attempt counted: nothing went out."""
+        now = self.now_iso()
+        _, until, reply = hold
+        for d in deliveries:
+            self.write(*outcomes.held_back(d.id, until, reply, self.worker_id, now))
+
+    def _hold_back_claimed(self, claim: Claim) -> None:
+        """Take the claimed deliveries of held domains out of the claim, before they are built."""
+        keep: list[int] = []
+        for i, d in enumerate(claim.deliveries):
+            hold = self._hold(d.domain)
+            if hold is None:
+                keep.append(i)
+            else:
+                self._hold_back([d], hold)
+        if len(keep) < len(claim.deliveries):
+            claim.deliveries = [claim.deliveries[i] for i in keep]
+            claim.jobs = [claim.jobs[i] for i in keep]
+
+    def _domain_throttled(self, item: Item, outcome: SendOutcome) -> None:
+        """The relay throttled the item's domain: the domain waits, the other domains go on.
+
+        Its wait starts at the first retry's and doubles each time the domain is throttled
+        again before it takes a message; the messages to it waiting here are held back with
+        it. Throttles at one domain after another with nothing taken between are no domain's
+        limit but the relay's trouble, and count as such (each domain once).
+        """
+        domain = item.domain
+        if domain not in self.throttled_in_a_row:
+            self.throttled_in_a_row.add(domain)
+            self._relay_troubled(outcome)
+        if self.stopping == "relay" or self._hold(domain) is not None:
+            return  # the run stops, or the domain is held already (this message was on the wire)
+        options = self.options
+        level = self.throttles.get(domain, 0)
+        self.throttles[domain] = level + 1
+        seconds = min(options.retry_max_seconds, options.retry_base_seconds * 2**level)
+        until = iso(utcnow() + dt.timedelta(seconds=seconds))
+        hold = self.held[domain] = (time.monotonic() + seconds, until, str(outcome.reply))
+        self._hold_back([i.delivery for i in self.scheduler.withdraw(domain)], hold)
+
+    def _relay_fine(self) -> None:
+        """The relay took a message, or answered about the recipient alone."""
+        self.relay_troubles = 0
+        if self.throttled_in_a_row:
+            self.throttled_in_a_row.clear()
 
     # -- delivering ------------------------------------------------------------------
 
@@ -644,11 +714,13 @@ class Sender:
         refused_alike = False
         if outcome.kind is ReplyKind.ACCEPTED:
             self.sent_now += 1
-            self.relay_troubles = 0
+            self._relay_fine()
             if self.refusals:
                 self.refusals = []
+            if self.throttles:
+                self.throttles.pop(item.domain, None)
         elif outcome.kind is ReplyKind.PERMANENT and not outcome.sender_refused:
-            self.relay_troubles = 0
+            self._relay_fine()
             refused_alike = self._refused_alike(item, outcome)
         elif outcome.sender_refused and outcome.kind is ReplyKind.PERMANENT:
             # A refused MAIL FROM is about our sender, the same for every message: failing
@@ -656,12 +728,15 @@ class Sender:
             assert outcome.reply is not None  # noqa: S101  # a refusal is a reply
             self._relay_unusable(item, self._refuses(str(outcome.reply)))
             return
+        elif outcome.domain_throttled:
+            # Deferred as usual, and its domain waits: a relay's limit per recipient domain.
+            self._domain_throttled(item, outcome)
         elif outcome.relay_trouble:
             # Deferred as usual (a message that upsets the relay must not come straight back),
             # but counted: the relay, not the recipient, is in trouble.
             self._relay_troubled(outcome)
         else:
-            self.relay_troubles = 0
+            self._relay_fine()
             if self.refusals:
                 self.refusals = []
         options = self.options

@@ -253,9 +253,9 @@ class SmtpConnection:
             _address(rcpt_to),
         )
 
-    async def _envelope(self, commands: bytes) -> tuple[SmtpReply, bool] | None:
+    async def _envelope(self, commands: bytes) -> tuple[SmtpReply, int] | None:
         """MAIL, RCPT and DATA (empty: on the wire already); None when the relay is ready for
-        the body, else its refusal and whether it refused MAIL FROM."""
+        the body, else its refusal and the command refused (0 MAIL, 1 RCPT, 2 DATA)."""
         write = self._transport.write
         protocol = self._protocol
         if self.pipelining:
@@ -272,12 +272,12 @@ class SmtpConnection:
                 replies = []
             for number, reply in enumerate(replies):
                 if reply.code == 421:  # the relay is closing: the rest does not matter
-                    return reply, number == 0
+                    return reply, number
             while len(replies) < 3:
                 reply = queued.popleft() if queued else await protocol.reply()
                 replies.append(reply)
                 if reply.code == 421:  # the relay is closing: the rest will not come
-                    return reply, len(replies) == 1
+                    return reply, len(replies) - 1
             refused = next((i for i in (0, 1) if replies[i].code // 100 != 2), None)
             if replies[2].code == 354:
                 if refused is None:
@@ -285,24 +285,26 @@ class SmtpConnection:
                 # A relay that took DATA after refusing every recipient still needs its dot.
                 write(b".\r\n")
                 await protocol.reply()
-            return (replies[2], False) if refused is None else (replies[refused], refused == 0)
+            return (replies[2], 2) if refused is None else (replies[refused], refused)
         mail, rcpt, data = commands.split(b"\r\n")[:3]
-        for command in (mail, rcpt):
+        for number, command in enumerate((mail, rcpt)):
             write(command + b"\r\n")
             reply = await self._read_reply()
             if reply.code // 100 != 2:
-                return reply, command is mail
+                return reply, number
         write(data + b"\r\n")
         reply = await self._read_reply()
-        return None if reply.code == 354 else (reply, False)
+        return None if reply.code == 354 else (reply, 2)
 
-    async def _refused(self, reply: SmtpReply, sender: bool) -> SendOutcome:
+    async def _refused(self, reply: SmtpReply, command: int) -> SendOutcome:
         if reply.code == 421:
             self._abort()
         else:
             # Leaves the connection ready for the next message.
             await self.reset()
-        return SendOutcome(reply, False, None, sender_refused=sender)
+        return SendOutcome(
+            reply, False, None, sender_refused=command == 0, recipient_refused=command == 1
+        )
 
     def _final(self, reply: SmtpReply) -> SendOutcome:
         if reply.code == 421:

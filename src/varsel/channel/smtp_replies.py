@@ -57,19 +57,35 @@ class SendOutcome:
     # The relay refused MAIL FROM: our envelope sender, the same for every message, so the
     # refusal is about the relay and us, never about this recipient.
     sender_refused: bool = False
+    # The relay refused RCPT TO: its reply is about this recipient, or the recipient's domain.
+    recipient_refused: bool = False
 
     @property
     def kind(self) -> ReplyKind:
         return ReplyKind.TRANSIENT if self.reply is None else self.reply.kind
 
     @property
+    def domain_throttled(self) -> bool:
+        """The relay closed the session on the recipient (421 to RCPT TO, not a 4.3.x status):
+        a per-domain rate limit, its own or the receiving server's (Gmail's and Yahoo's
+        `421 4.7.0`), so the recipient's domain waits, not the whole send."""
+        reply = self.reply
+        return (
+            reply is not None
+            and self.recipient_refused
+            and reply.code == 421
+            and not (reply.enhanced or "").startswith("4.3.")
+        )
+
+    @property
     def relay_trouble(self) -> bool:
         """The relay, not the recipient, kept the message back: its connection, not its word
-        on the address (no reply, 421, a refused sender, or a 4.3.x mail-system status)."""
+        on the address (no reply, 421 but to a recipient, a refused sender, or a 4.3.x
+        mail-system status)."""
         reply = self.reply
         if reply is None:
             return True
-        if reply.code < 400:
+        if reply.code < 400 or self.domain_throttled:
             return False
         return (
             self.sender_refused
