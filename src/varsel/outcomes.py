@@ -44,6 +44,10 @@ _HOLD_BACK_SQL = (
     "UPDATE deliveries SET state = ?, next_attempt_at = ?, last_reply = ?, claimed_by = NULL, "
     "updated_at = ? WHERE state = ? AND claimed_by = ? AND id = ?"
 )
+_UNMARK_SQL = (
+    "UPDATE deliveries SET state = ?, data_started_at = NULL, claimed_by = NULL, updated_at = ? "
+    "WHERE state = ? AND claimed_by = ? AND id = ?"
+)
 _GIVE_BACK_SQL = (
     "UPDATE deliveries SET state = ?, claimed_by = NULL, updated_at = ? WHERE state = ? AND id = ?"
 )
@@ -75,6 +79,13 @@ def held_back(delivery_id: int, until: str, reply: str, worker: str, now: str) -
     was throttled by the relay (`reply`), and nothing of it went out."""
     deferred, claimed = DeliveryState.DEFERRED.value, DeliveryState.CLAIMED.value
     return _HOLD_BACK_SQL, (deferred, until, reply[:500], now, claimed, worker, delivery_id)
+
+
+def unmarked(delivery_id: int, worker: str, now: str) -> Write:
+    """Back to the queue with its mark undone, if this sender still holds it: the run stopped
+    before its final dot was written (the connection dropped instead), so it was never sent."""
+    queued, claimed = DeliveryState.QUEUED.value, DeliveryState.CLAIMED.value
+    return _UNMARK_SQL, (queued, now, claimed, worker, delivery_id)
 
 
 def taken_back(delivery_id: int, now: str) -> Write:

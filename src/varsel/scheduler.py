@@ -84,6 +84,10 @@ class Scheduler:
         self.closed = False
         self.size = 0
         self.sweep_at = _SWEEP_FROM
+        # Tokens a domain's new bucket starts without: what an earlier run of the campaign
+        # spent on it recently (seed()), so that a resumed send does not burst past the limit.
+        self.spent: dict[str, int] = {}
+        self.spent_at = 0.0
 
     def add(self, item: Item) -> None:
         domain = item.domain
@@ -97,9 +101,27 @@ class Scheduler:
         self.size += 1
         self._list(domain)
 
+    @property
+    def memory(self) -> float:
+        """Seconds a domain's bucket remembers what it spent: after them it is full again."""
+        rate = self.per_minute / 60.0
+        return max(1.0, min(rate, 10.0)) / rate
+
+    def seed(self, spent: dict[str, int]) -> None:
+        """The tokens spent per domain in the last `memory` seconds, by an earlier run."""
+        self.spent, self.spent_at = spent, time.monotonic()
+
     def _bucket(self, domain: str) -> TokenBucket:
         """The rate limit of a domain seen for the first time (or again after a sweep)."""
-        return TokenBucket(self.per_minute / 60.0, max(1.0, min(self.per_minute / 60.0, 10.0)))
+        rate = self.per_minute / 60.0
+        bucket = TokenBucket(rate, max(1.0, min(rate, 10.0)))
+        spent = self.spent.pop(domain, 0)
+        if spent:
+            # A bucket that never stopped would hold at least this many now (it was never
+            # below empty, and refills its capacity within its memory): never more generous.
+            bucket.tokens = max(0.0, bucket.capacity - spent)
+            bucket.stamp = self.spent_at
+        return bucket
 
     def close(self) -> None:
         self.closed = True

@@ -58,6 +58,10 @@ from varsel.wal import Checkpointer
 CHECKPOINT_EVERY = 0.25  # seconds between the checkpoints of a SQLite store's WAL while sending
 
 
+class _StoppedBeforeDot(Exception):
+    """The run stopped while a message waited for its domain's turn: its dot never went out."""
+
+
 class Sender:
     """One run of sending one campaign, in this process."""
 
@@ -118,6 +122,7 @@ class Sender:
         self.interrupted = False  # Ctrl-C stopped this run
         self.ctrl_c = False  # this run handles Ctrl-C: set by run(), read by _run()
         self.keys: list[tuple[str, str, str]] = []
+        self.recent_dots: dict[str, int] = {}  # per domain, by earlier runs (_recent_dots)
 
     # -- database, on one thread -----------------------------------------------------
 
@@ -259,8 +264,10 @@ class Sender:
     def _limits(self) -> tuple[Scheduler, TokenBucket]:
         """The per-domain scheduler and the overall rate limit of this run."""
         options = self.options
+        scheduler = Scheduler(options.per_domain_concurrency, options.per_domain_per_minute)
+        scheduler.seed(self.recent_dots)
         return (
-            Scheduler(options.per_domain_concurrency, options.per_domain_per_minute),
+            scheduler,
             TokenBucket(options.rate_per_second, max(1.0, options.rate_per_second / 10)),
         )
 
@@ -269,6 +276,24 @@ class Sender:
         self.locked = True
         # Whoever held the campaign before is gone: settle what it left claimed.
         outbox.recover(self.db, self.campaign.id)
+        self.recent_dots = self._recent_dots()
+
+    def _recent_dots(self) -> dict[str, int]:
+        """Final dots per recipient domain that earlier runs wrote within a domain bucket's
+        memory: a send resumed after a pause, a stop or a crash spends them again otherwise."""
+        options = self.options
+        memory = Scheduler(options.per_domain_concurrency, options.per_domain_per_minute).memory
+        since = iso(utcnow() - dt.timedelta(seconds=memory))
+        # data_started_at is written just before the domain's token is taken, and kept by a
+        # delivery that was sent or is in doubt.
+        dots: dict[str, int] = {}
+        for (address,) in self.db.query(
+            "SELECT address FROM deliveries WHERE campaign_id = ? AND data_started_at >= ?",
+            (self.campaign.id, since),
+        ):
+            domain = str(address).rsplit("@", 1)[-1]
+            dots[domain] = dots.get(domain, 0) + 1
+        return dots
 
     def _release(self) -> None:
         """After an error: this run's claims settled, the campaign's status and lock restored."""
@@ -590,9 +615,9 @@ class Sender:
                             then=then,
                             smtp_ready=True,  # MessageFactory builds messages ready for SMTP
                         )
-                    except ValueError as e:
-                        # Nothing went out: the address or message cannot be sent over SMTP.
-                        self._failed(delivery, str(e))
+                    except (ValueError, _StoppedBeforeDot) as e:
+                        if self._not_sent(delivery, e, ahead):
+                            return
                         continue
                     self._outcome(item, outcome)
                 finally:
@@ -607,6 +632,25 @@ class Sender:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    def _not_sent(
+        self, delivery: Delivery, error: Exception, ahead: tuple[Item, str, bool] | None
+    ) -> bool:
+        """A message that did not go out: True when the connection is to stop.
+
+        A ValueError: the address or message cannot be sent over SMTP, and the delivery fails.
+        _StoppedBeforeDot: stopped (a pause, Ctrl-C) while it waited for its domain's turn;
+        the connection was dropped instead of its dot, so it goes back to the queue, its mark
+        undone, and so does the next message, whose envelope would have gone with the dot
+        (the caller's cleanup releases its place).
+        """
+        if isinstance(error, ValueError):
+            self._failed(delivery, str(error))
+            return False
+        self.write(*outcomes.unmarked(delivery.id, self.worker_id, self.now_iso()))
+        if ahead is not None:
+            self._give_back([ahead[0].delivery])
+        return True
 
     async def _connect(self, item: Item) -> SmtpConnection | None:
         """A new connection; None, with the item given back, when the run is to stop.
@@ -692,8 +736,14 @@ class Sender:
         last checks (`_dot_going`), with nothing to wait for between them and the write.
         """
         await self._data_started(delivery_id)
-        if gate.try_take() > 0:
-            await gate.acquire()
+        # A slow domain's turn can be a minute away: a stop (pause, Ctrl-C, SIGTERM) does not
+        # wait for it, and the dot is not written.
+        wait = gate.try_take()
+        while wait > 0:
+            if self.stopping:
+                raise _StoppedBeforeDot
+            await self._pause(wait)
+            wait = gate.try_take()
         self._dot_going(delivery_id)
 
     def _dot_going(self, delivery_id: int) -> None:
