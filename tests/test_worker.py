@@ -34,7 +34,7 @@ from varsel.leases import notify, start_campaign, waiting_for, worker_status
 from varsel.registry import import_dump
 from varsel.shared_limits import HOLD
 from varsel.synth import write_dump
-from varsel.testing import Fault, FaultPlan, ReceivedMessage, SmtpSink
+from varsel.testing import Fault, FaultPlan, ReceivedMessage, SmtpSink, Stage
 from varsel.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.postgres
@@ -758,6 +758,63 @@ def test_a_relay_that_cannot_be_used_stops_the_worker_and_leaves_the_campaign_to
     )
     counts = outbox.counts(db, cid)
     assert (counts["queued"], counts["claimed"], counts["sent"]) == (6, 0, 0)
+    row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,))
+    assert row == ("sending", "varsel-worker")
+
+
+WORKERS_TAIL = (
+    "leveransene som gjenstår, venter i køen til en arbeider kan sende dem (kampanjen er "
+    "fortsatt arbeidernes)"
+)
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        (
+            Fault.reply(550, "5.7.1 Sender address rejected: not owned by user", stage=Stage.MAIL),
+            "avviser utsendelsen: 550 5.7.1 Sender address rejected: not owned by user",
+        ),
+        (
+            Fault.reply(421, "4.3.2 Service shutting down", stage=Stage.MAIL),
+            f"kan ikke brukes: 421 4.3.2 Service shutting down (6 forsøk); {WORKERS_TAIL}",
+        ),
+        (
+            Fault.reply(554, "5.7.1 Relay access denied"),
+            "avviser utsendelsen: 554 5.7.1 Relay access denied",
+        ),
+    ],
+    ids=["sender_refused", "relay_in_trouble", "same_refusal_across_domains"],
+)
+def test_a_relay_that_refuses_or_is_in_trouble_stops_the_worker_and_fails_no_delivery(
+    small: tuple[Database, Settings, int], fault: Fault, says: str
+) -> None:
+    from click.testing import CliRunner
+
+    db, settings, cid = small
+    start_campaign(db, cid)
+    plan = FaultPlan()
+    for number in range(1, 101):
+        plan.on_message(number, fault)
+    with SmtpSink(faults=plan) as sink:
+        result = CliRunner().invoke(
+            cli,
+            # One connection: the relay's trouble stops it after relay_tries (5) plus 1.
+            [
+                *("--db", db.url, "worker", "--campaign", str(cid), "--smtp", sink.url),
+                *("--connections", "1", "--build-processes", "0"),
+            ],
+            env={"VARSEL_DKIM_KEY_DIR": settings.dkim_key_dir},
+        )
+        assert sink.messages == []
+    assert (result.exit_code, result.output) == (2, f"varsel: e-posttjeneren {sink.url} {says}\n")
+    counts = outbox.counts(db, cid)
+    assert (counts["failed"], counts["claimed"], counts["sent"]) == (0, 0, 0)
+    assert counts["queued"] + counts["deferred"] == 6
+    if fault.code >= 500:  # a refusal that was the relay's: no attempt counted
+        assert counts["queued"] == 6
+        assert db.scalar("SELECT sum(attempts) FROM deliveries WHERE campaign_id = ?", (cid,)) == 0
+    assert db.scalar("SELECT count(*) FROM deliveries WHERE claimed_by IS NOT NULL") == 0
     row = db.query_one("SELECT status, sender_pid FROM campaigns WHERE id = ?", (cid,))
     assert row == ("sending", "varsel-worker")
 
