@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -12,13 +10,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import make_tls
 from varsel.channel.smtp import SmtpConnectError, SmtpConnection, _dot_stuff
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome, SmtpReply
@@ -483,73 +478,7 @@ def test_a_failing_before_data_end_aborts_without_the_dot(sink: SmtpSink) -> Non
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
     """A CA file and a server context with a certificate it signed for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "varsel test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = folder / "ca.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file = folder / "server.pem"
-    cert_file.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file)
-    return ca_file, context
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("implicit", [False, True])
@@ -602,6 +531,27 @@ def test_starttls_is_required_when_asked_for(sink: SmtpSink) -> None:
     with pytest.raises(SmtpConnectError) as caught:
         run(SmtpConnection.open(RelayConfig.from_url(url)))
     assert caught.value.message == f"{url} tilbyr ikke STARTTLS"
+
+
+def test_smtp_without_starttls_in_its_url_sends_in_plain_text_though_it_is_offered(
+    tls: tuple[Path, ssl.SSLContext],
+) -> None:
+    # smtp:// is the operator's choice of plain text (a relay on the host or its own network):
+    # STARTTLS is not tried, so a relay whose TLS is broken cannot stop such a send either.
+    _, context = tls
+
+    async def plain(url: str) -> tuple[SendOutcome, bool, bool]:
+        connection = await SmtpConnection.open(RelayConfig.from_url(url))
+        outcome = await connection.send(SENDER, RECIPIENT, MESSAGE)
+        secured = connection._transport.get_extra_info("ssl_object") is not None
+        await connection.close()
+        return outcome, "STARTTLS" in connection.extensions, secured
+
+    with SmtpSink(tls_context=context) as sink:
+        url = sink.url.replace("smtp+starttls://", "smtp://")
+        outcome, offered, secured = run(plain(url))
+        assert len(sink.wait_for(1, 5)) == 1
+    assert (outcome.kind, offered, secured) == (ReplyKind.ACCEPTED, True, False)
 
 
 def test_auth_plain_logs_in(tls: tuple[Path, ssl.SSLContext]) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name
+from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name, make_tls
+from test_channel_smtp import tls  # noqa: F401 -- the tests' own CA and a certificate
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status, update_spec
 from varsel.campaign_spec import load_spec
@@ -266,6 +267,52 @@ def test_implicit_tls_against_a_plain_relay_stops_with_the_tls_error(
     assert status(db, campaign_id).campaign.status is CampaignStatus.READY
 
 
+def test_a_relay_without_starttls_stops_a_send_that_requires_it_in_one_line(
+    db: Database, campaign_id: int, settings: Settings
+) -> None:
+    from varsel.sender import SendError
+
+    options = SendOptions(connections=2, build_processes=0, **QUICK_RELAY)  # type: ignore[arg-type]
+    with SmtpSink() as sink:  # offers no STARTTLS
+        url = sink.url.replace("smtp://", "smtp+starttls://")
+        with pytest.raises(SendError) as caught:
+            send_campaign(
+                db, settings, campaign_id, relay=RelayConfig.from_url(url), options=options
+            )
+        assert sink.messages == []
+    assert caught.value.message == (
+        f"e-posttjeneren {url} kan ikke brukes: tilbyr ikke STARTTLS (3 forsøk); "
+        "leveransene som gjenstår, venter i køen til neste «campaign send»"
+    )
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["queued"], counts["failed"], counts["deferred"]) == (6, 0, 0)
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+
+
+def test_a_starttls_handshake_that_fails_stops_the_send_with_the_tls_reason(
+    db: Database, campaign_id: int, settings: Settings, tmp_path: Path
+) -> None:
+    from varsel.sender import SendError
+
+    # A certificate from the tests' own CA, which the system does not trust.
+    _, context = make_tls(tmp_path)
+    options = SendOptions(connections=2, build_processes=0, **QUICK_RELAY)  # type: ignore[arg-type]
+    with SmtpSink(tls_context=context) as sink:
+        with pytest.raises(SendError) as caught:
+            send_campaign(
+                db, settings, campaign_id, relay=RelayConfig.from_url(sink.url), options=options
+            )
+        assert sink.messages == []
+    assert caught.value.message.startswith(
+        f"e-posttjeneren {sink.url} kan ikke brukes: TLS-sertifikatet ble ikke godtatt: "
+    )
+    assert len(caught.value.message.splitlines()) == 1
+    counts = outbox.counts(db, campaign_id)
+    assert (counts["queued"], counts["failed"], counts["deferred"]) == (6, 0, 0)
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+
+
 def test_relay_refusing_login_stops_with_the_reason(
     db: Database, campaign_id: int, settings: Settings
 ) -> None:
@@ -273,9 +320,14 @@ def test_relay_refusing_login_stops_with_the_reason(
 
     with SmtpSink(auth=("varsel", "riktig")) as sink:
         relay = RelayConfig.from_url(sink.url.replace("smtp://", "smtp://varsel:feil@"))
-        with pytest.raises(SendError, match="avviser utsendelsen"):
+        with pytest.raises(SendError) as caught:
             send_campaign(db, settings, campaign_id, relay=relay, options=FAST)
         assert sink.messages == []
+    # The relay named once, then its reason.
+    assert caught.value.message == (
+        f"e-posttjeneren {relay.redacted()} avviser utsendelsen: godtok ikke påloggingen: "
+        "535 5.7.8 Authentication credentials invalid"
+    )
     counts = outbox.counts(db, campaign_id)
     assert (counts["queued"], counts["claimed"]) == (6, 0)
 

@@ -672,24 +672,28 @@ class Sender:
                 if e.reply is not None and e.reply.code >= 500:
                     # The relay refuses us (login, TLS policy): retrying would not help. Its
                     # own reply (e.message), as the relay wrote it.
-                    self._relay_unusable(item, self._refuses(e.message))
+                    self._relay_unusable(item, self._refuses(self._unnamed(e.message)))
                     return None
                 reason = e.message
             except VarselError as e:
                 reason = e.message
             if attempt + 1 < options.relay_tries:
                 await self._pause(options.relay_retry_seconds * 2**attempt)
-        where = self.relay.redacted()
         self._relay_unusable(
             item,
             Text(
                 self.RELAY_UNUSABLE,
-                relay=where,
-                reason=reason.removeprefix(f"{where}: "),
+                relay=self.relay.redacted(),
+                reason=self._unnamed(reason),
                 tries=options.relay_tries,
             ),
         )
         return None
+
+    def _unnamed(self, reason: str) -> str:
+        """A connection's error without the relay it begins with: the line names it once."""
+        where = self.relay.redacted()
+        return reason.removeprefix(f"{where}: ").removeprefix(f"{where} ")
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake within a tenth of a second when the run stops."""
