@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import email
@@ -7,12 +8,22 @@ import email.policy
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dkim
 import pytest
+from click.testing import CliRunner
 
-from helpers import FAST, campaign_toml, dns_for, import_with_hostile_name, make_tls
+from helpers import (
+    FAST,
+    campaign_toml,
+    dns_for,
+    import_with_hostile_name,
+    make_tls,
+    sample_campaign,
+    until,
+)
 from test_channel_smtp import tls  # noqa: F401 -- the tests' own CA and a certificate
 from varsel import codes, outbox
 from varsel.campaign import CampaignStatus, create_campaign, set_status, update_spec
@@ -602,6 +613,141 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(
         else:
             assert state == "in_doubt"
             assert copies[delivery_id] <= 1
+
+
+def send_command(db_url: str, cid: int, url: str) -> list[str]:
+    import sys
+
+    return [
+        *(sys.executable, "-m", "varsel", "--db", db_url, "campaign", "send", str(cid)),
+        *("--smtp", url, "--no-approval"),
+    ]
+
+
+@contextlib.contextmanager
+def writes_held(db_url: str) -> Iterator[None]:
+    """Hold the store's write lock on a connection of the test's own: writers wait."""
+    with connect(db_url) as other:
+        raw = other.raw_connection()
+        if other.dialect == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            raw.execute("BEGIN")
+            raw.execute("LOCK TABLE deliveries IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            raw.rollback()
+
+
+def test_sigkill_between_the_relays_250_and_its_commit_leaves_that_message_in_doubt_only(
+    db: Database, db_url: str, brreg: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    text = campaign_toml(limits="connections = 1\n")
+    cid = sample_campaign(db, brreg, tmp_path, text)
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")}
+    # The first message's reply comes a second after its dot: time to stop the store's writes.
+    plan = FaultPlan().on_message(1, Fault.delay(1.0))
+    with SmtpSink(faults=plan) as sink:
+        command = send_command(db_url, cid, sink.url)
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            until(lambda: plan.fired() == 1, 30)  # its dot is out, so its mark is durable
+            with writes_held(db_url):
+                sink.wait_for(1, 5)  # the relay has it and said 250 ...
+                time.sleep(0.3)  # ... which the sender read, and cannot commit
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        (first,) = sink.messages
+        left = db.query_one(
+            "SELECT state, data_started_at IS NOT NULL FROM deliveries WHERE address = ?",
+            (first.rcpt_tos[0],),
+        )
+        assert left == ("claimed", True)
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        received = [m.rcpt_tos[0] for m in sink.messages]
+    assert done.returncode == 0, done.stderr
+    assert sorted(received) == sorted(set(received))  # nothing sent twice
+    counts = outbox.counts(db, cid)
+    assert (counts["sent"], counts["in_doubt"]) == (5, 1)
+    assert sum(counts.values()) == len(received) == 6
+    states = dict(db.query("SELECT address, state FROM deliveries WHERE campaign_id = ?", (cid,)))
+    assert states[first.rcpt_tos[0]] == "in_doubt"
+    # `campaign status` adds up, names the one in doubt and waits for an operator's decision.
+    report = status(db, cid)
+    assert sum(report.counts.values()) == 6
+    assert [d.address for d in report.in_doubt] == [first.rcpt_tos[0]]
+    assert report.status_words == "venter på avgjørelse: 1 usikker"
+
+
+def test_sigkill_during_a_retry_wait_then_pause_and_resume_loses_nothing(
+    db: Database, db_url: str, brreg: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from varsel.cli import cli
+
+    cid = sample_campaign(db, brreg, tmp_path)
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")}
+    full = "4.2.2 Mailbox full, try again later"
+    plan = FaultPlan().on_message(1, Fault.reply(452, full))
+    with SmtpSink(faults=plan) as sink:
+        command = send_command(db_url, cid, sink.url)
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            # Five sent, one deferred for a minute: the sender waits for its retry.
+            until(lambda: outbox.counts(db, cid)["sent"] == 5, 30)
+            until(lambda: outbox.counts(db, cid)["deferred"] == 1, 5)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        # Paused while no sender runs (its lease left behind); send refuses until resumed.
+        runner = CliRunner()
+        paused = runner.invoke(cli, ["--db", db_url, "campaign", "pause", str(cid)], env=env)
+        assert paused.exit_code == 0, paused.output
+        refused = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert refused.returncode == 2
+        assert len(refused.stderr.splitlines()) == 1
+        resumed = runner.invoke(cli, ["--db", db_url, "campaign", "resume", str(cid)], env=env)
+        assert resumed.exit_code == 0, resumed.output
+        # The retry came due while no sender ran.
+        with db.transaction():
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at = '2000-01-01T00:00:00.000Z' "
+                "WHERE campaign_id = ? AND state = 'deferred'",
+                (cid,),
+            )
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        received = [m.rcpt_tos[0] for m in sink.messages]
+    assert done.returncode == 0, done.stderr
+    assert sorted(received) == sorted(set(received))
+    counts = outbox.counts(db, cid)
+    assert counts["sent"] == len(received) == sum(counts.values()) == 6
+    assert db.scalar("SELECT sum(attempts) FROM deliveries WHERE campaign_id = ?", (cid,)) == 7
+    assert status(db, cid).campaign.status is CampaignStatus.DONE
 
 
 def test_unsigned_send_for_benchmarks_has_no_dkim_signature(
