@@ -911,6 +911,20 @@ def config_refusal(server: AltinnServer, key_file: Path, name: str, value: str) 
     return raised.value.message
 
 
+def test_a_setting_from_the_settings_file_is_named_by_the_file_and_key(
+    server: AltinnServer, key_file: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in altinn_env(server, key_file).items() if k != "VARSEL_ALTINN_BASE_URL"}
+    config = tmp_path / "varsel.toml"
+    config.write_text("[varsel]\naltinn_base_url = 'http://platform.altinn.no'\n", "utf-8")
+    with pytest.raises(AltinnConfigError) as raised:
+        AltinnConfig.from_settings(Settings.load(environ=env, config_file=config))
+    assert raised.value.message == (
+        f"{config}, linje 2: [varsel] altinn_base_url: «http://platform.altinn.no» må være en "
+        "https-adresse"
+    )
+
+
 def test_missing_setting_is_named_by_its_environment_variable(
     server: AltinnServer, key_file: Path
 ) -> None:
@@ -922,7 +936,7 @@ def test_missing_setting_is_named_by_its_environment_variable(
 def test_plain_http_is_refused_off_this_machine(server: AltinnServer, key_file: Path) -> None:
     url = "http://platform.altinn.no"
     assert config_refusal(server, key_file, "VARSEL_ALTINN_BASE_URL", url) == (
-        "VARSEL_ALTINN_BASE_URL: 'http://platform.altinn.no' må være en https-adresse"
+        "VARSEL_ALTINN_BASE_URL: «http://platform.altinn.no» må være en https-adresse"
     )
 
 
@@ -950,7 +964,7 @@ def test_concurrency_below_one_is_refused_by_its_environment_variable(
     with pytest.raises(ConfigError) as raised:
         Settings.load(environ=env)
     assert raised.value.message == (
-        "VARSEL_ALTINN_CONCURRENCY (altinn_concurrency): 0 er utenfor det tillatte området 1–64"
+        "VARSEL_ALTINN_CONCURRENCY: 0 er utenfor det tillatte området 1–64"
     )
 
 

@@ -42,36 +42,32 @@ def test_every_number_has_a_range_that_holds_its_default_and_both_ends(
 def test_a_lookup_limit_of_zero_is_refused_with_its_range() -> None:
     # It used to start the site, which then refused the very first lookup with 429.
     assert refusal(VARSEL_VERIFY_PER_IP="0") == (
-        "VARSEL_VERIFY_PER_IP (verify_per_ip): 0 er utenfor det tillatte området "
-        "1–1\u00a0000\u00a0000\u00a0000"
+        "VARSEL_VERIFY_PER_IP: 0 er utenfor det tillatte området 1–1\u00a0000\u00a0000\u00a0000"
     )
 
 
 @pytest.mark.parametrize("value", ["0", "-24", "0.5", "169", "nan", "inf"])
 def test_a_link_lifetime_outside_an_hour_to_a_week_is_refused(value: str) -> None:
     message = refusal(VARSEL_DOCUMENT_LINK_HOURS=value)
-    assert message.startswith("VARSEL_DOCUMENT_LINK_HOURS (document_link_hours): ")
+    assert message.startswith("VARSEL_DOCUMENT_LINK_HOURS: ")
     assert message.endswith(" er utenfor det tillatte området 1–168")
 
 
 def test_a_port_that_is_not_a_number_is_refused_with_its_range() -> None:
     assert refusal(VARSEL_WEB_PORT="åtte tusen") == (
-        "VARSEL_WEB_PORT (web_port): 'åtte tusen' er ikke et heltall; "
-        "det tillatte området er 1–65\u00a0535"
+        "VARSEL_WEB_PORT: «åtte tusen» er ikke et heltall; det tillatte området er 1–65\u00a0535"
     )
 
 
 def test_a_fraction_is_no_count() -> None:
     assert refusal(VARSEL_LOCKOUT_FAILURES="2.5") == (
-        "VARSEL_LOCKOUT_FAILURES (lockout_failures): '2.5' er ikke et heltall; "
-        "det tillatte området er 1–100"
+        "VARSEL_LOCKOUT_FAILURES: «2.5» er ikke et heltall; det tillatte området er 1–100"
     )
 
 
 def test_a_timeout_that_is_not_a_number_is_refused() -> None:
     assert refusal(VARSEL_ALTINN_TIMEOUT="lenge") == (
-        "VARSEL_ALTINN_TIMEOUT (altinn_timeout): 'lenge' er ikke et tall; "
-        "det tillatte området er 1–600"
+        "VARSEL_ALTINN_TIMEOUT: «lenge» er ikke et tall; det tillatte området er 1–600"
     )
 
 
@@ -91,7 +87,7 @@ def test_the_settings_file_is_checked_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         Settings.load(environ={}, config_file=path)
     assert raised.value.message == (
-        "VARSEL_VERIFY_PER_IP (verify_per_ip): True er ikke et heltall; "
+        f"{path}, linje 2: [varsel] verify_per_ip: true er ikke et heltall; "
         "det tillatte området er 1–1\u00a0000\u00a0000\u00a0000"
     )
 
@@ -104,13 +100,12 @@ def test_an_unknown_setting_names_the_settings_file(tmp_path: Path, key: str, mo
     path.write_text(f"[varsel]\n{key} = 1\n")
     with pytest.raises(ConfigError) as raised:
         Settings.load(environ={}, config_file=path)
-    assert raised.value.message == f"{path}: ukjent innstilling «{key}»{more}"
+    assert raised.value.message == f"{path}, linje 2: [varsel] {key}: ukjent innstilling{more}"
 
 
 def test_a_range_is_said_with_a_decimal_comma() -> None:
     assert refusal(VARSEL_DOWNLOAD_TIMEOUT="0") == (
-        "VARSEL_DOWNLOAD_TIMEOUT (download_timeout): 0 er utenfor det tillatte området "
-        "0,1–3\u00a0600"
+        "VARSEL_DOWNLOAD_TIMEOUT: 0 er utenfor det tillatte området 0,1–3\u00a0600"
     )
 
 
@@ -125,7 +120,7 @@ def test_settings_made_in_code_are_checked_too() -> None:
 
 def test_a_yes_or_no_that_is_neither_is_refused() -> None:
     assert refusal(VARSEL_ALTINN_ENABLED="kanskje") == (
-        "VARSEL_ALTINN_ENABLED (altinn_enabled): 'kanskje' er verken true eller false"
+        "VARSEL_ALTINN_ENABLED: «kanskje» er verken true eller false"
     )
 
 
@@ -165,8 +160,7 @@ def test_the_command_stops_with_one_line_and_changes_nothing(tmp_path: Path) -> 
     )
     assert result.exit_code == 2
     assert result.output == (
-        "varsel: VARSEL_DOCUMENT_LINK_HOURS (document_link_hours): 0 er utenfor det tillatte "
-        "området 1–168\n"
+        "varsel: VARSEL_DOCUMENT_LINK_HOURS: 0 er utenfor det tillatte området 1–168\n"
     )
     assert not store.exists()
 
@@ -184,7 +178,7 @@ def test_a_settings_file_that_cannot_be_read_says_why_in_bokmal(
     result = CliRunner().invoke(cli, ["--db", str(store), "init"], env={"VARSEL_CONFIG": str(path)})
     assert (result.exit_code, result.output) == (
         2,
-        f"varsel: {path}: kan ikke lese innstillingsfilen: {reason}\n",
+        f"varsel: {path} (VARSEL_CONFIG): kan ikke lese innstillingsfilen: {reason}\n",
     )
     assert not store.exists()
 
@@ -238,13 +232,13 @@ def test_a_public_base_url_too_long_for_the_list_unsubscribe_line_is_refused() -
     # A trailing slash is not written; a host is counted as its A-label (æ → xn--…).
     assert Settings.load(environ={"VARSEL_PUBLIC_BASE_URL": longest + "/"})
     assert refusal(VARSEL_PUBLIC_BASE_URL=longest + "b") == (
-        "VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er 903 tegn lang; avmeldingslenken "
+        "VARSEL_PUBLIC_BASE_URL: adressen er 903 tegn lang; avmeldingslenken "
         "i e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst 902 "
         "tegn"
     )
     # "pøl" is written "xn--pl-lka": two characters more than "politiet".
     assert refusal(VARSEL_PUBLIC_BASE_URL=longest.replace("politiet", "pøl")).startswith(
-        "VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er 904 tegn lang;"
+        "VARSEL_PUBLIC_BASE_URL: adressen er 904 tegn lang;"
     )
 
 
@@ -253,6 +247,124 @@ def test_a_command_with_a_public_base_url_too_long_says_so_in_one_line() -> None
         cli, ["settings"], env={"VARSEL_PUBLIC_BASE_URL": "https://politiet.no/" + "a" * 900}
     )
     assert result.exit_code == 2
-    assert result.output.startswith("varsel: VARSEL_PUBLIC_BASE_URL (public_base_url): adressen er")
+    assert result.output.startswith("varsel: VARSEL_PUBLIC_BASE_URL: adressen er")
     assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+# -- a value from the settings file is named by the file, its line, table and key ---------------
+
+
+def file_refusal(tmp_path: Path, text: str, **environ: str) -> str:
+    path = tmp_path / "varsel.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ=environ, config_file=path)
+    return raised.value.message.replace(str(path), "varsel.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[varsel]\n# the relay\nsmtp_url = 'smtp://relay:25'\n\nweb_port = 'åtte tusen'\n",
+            "varsel.toml, linje 5: [varsel] web_port: «åtte tusen» er ikke et heltall; "
+            "det tillatte området er 1–65\u00a0535",
+        ),
+        (
+            "lockout_failures = 0\n",
+            "varsel.toml, linje 1: lockout_failures: 0 er utenfor det tillatte området 1–100",
+        ),
+        (
+            "[varsel]\naltinn_timeout = 'lenge'\n",
+            "varsel.toml, linje 2: [varsel] altinn_timeout: «lenge» er ikke et tall; "
+            "det tillatte området er 1–600",
+        ),
+        (
+            '[varsel]\nnote = """\nweb_port = 1\n"""\naltinn_enabled = "kanskje"\n',
+            "varsel.toml, linje 2: [varsel] note: ukjent innstilling",
+        ),
+        (
+            "[varsel]\naltinn_enabled = 'kanskje'\n",
+            "varsel.toml, linje 2: [varsel] altinn_enabled: «kanskje» er verken true eller false",
+        ),
+        (
+            "[varsel]\nsmtp_url = ['smtp://a', 'smtp://b']\n",
+            "varsel.toml, linje 2: [varsel] smtp_url: skal være tekst (i anførselstegn), "
+            "ikke en liste",
+        ),
+        (
+            "[varsel]\nallow_test_domains = 1\n",
+            "varsel.toml, linje 2: [varsel] allow_test_domains: 1 er verken true eller false",
+        ),
+        (
+            "varsel.web_port = 0\n",
+            "varsel.toml: [varsel] web_port: 0 er utenfor det tillatte området 1–65\u00a0535",
+        ),
+    ],
+    ids=[
+        "text-for-a-count",
+        "top-level",
+        "text-for-a-number",
+        "unknown",
+        "neither",
+        "a-list",
+        "a-number-for-yes-or-no",
+        "dotted-key-without-a-line",
+    ],
+)
+def test_a_bad_value_in_the_settings_file_names_the_file_line_table_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    assert file_refusal(tmp_path, text) == message
+
+
+def test_a_line_inside_a_multi_line_string_is_not_taken_for_the_key(tmp_path: Path) -> None:
+    text = '[varsel]\ntotp_issuer = """\nweb_port = 1\n"""\nweb_port = 0\n'
+    assert file_refusal(tmp_path, text) == (
+        "varsel.toml, linje 5: [varsel] web_port: 0 er utenfor det tillatte området 1–65\u00a0535"
+    )
+
+
+def test_the_environment_value_that_wins_over_the_file_is_named_by_its_variable(
+    tmp_path: Path,
+) -> None:
+    # The file's own value is fine; the environment's overrides it and is the one refused.
+    assert file_refusal(tmp_path, "web_port = 8080\n", VARSEL_WEB_PORT="0") == (
+        "VARSEL_WEB_PORT: 0 er utenfor det tillatte området 1–65\u00a0535"
+    )
+
+
+def test_a_settings_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "varsel.toml"
+    path.write_bytes(b"[varsel]\ntotp_issuer = 'Oslo politidistrikt'\nuser = 'b\xf8rre'\n")
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ={}, config_file=path)
+    assert raised.value.message == (
+        f"{path}, linje 3: er ikke UTF-8 (byte 55); lagre filen som UTF-8"
+    )
+
+
+def test_each_setting_says_where_its_value_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "varsel.toml"
+    path.write_text("[varsel]\n\nregistry_base_url = 'ftp://mirror'\n", "utf-8")
+    settings = Settings.load(
+        environ={"VARSEL_SMTP_URL": "smtp://relay:25"}, config_file=path, database_url="x.db"
+    )
+    assert settings.origin("registry_base_url") == f"{path}, linje 3: [varsel] registry_base_url"
+    assert settings.origin("smtp_url") == "VARSEL_SMTP_URL"
+    assert settings.origin("database_url") == "database_url"
+    assert settings.origin("web_port") == "VARSEL_WEB_PORT (web_port)"  # the default
+
+
+def test_a_settings_file_named_by_the_environment_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "varsel.toml"
+    path.write_text("web_port = 0\n", "utf-8")
+    result = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "x.db"), "settings"], env={"VARSEL_CONFIG": str(path)}
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {path} (VARSEL_CONFIG), linje 1: web_port: 0 er utenfor det tillatte området "
+        "1–65\u00a0535\n",
+    )

@@ -617,10 +617,26 @@ def test_a_base_url_that_is_not_http_is_said_to_be_a_wrong_setting(
     )
     assert (result.exit_code, result.output) == (
         2,
-        f"varsel: VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er "
-        "feil (standard: https://data.brreg.no/enhetsregisteret/api)\n",
+        f"varsel: VARSEL_REGISTRY_BASE_URL: «{base}» er ikke en http(s)-adresse; innstillingen "
+        "er feil (standard: https://data.brreg.no/enhetsregisteret/api)\n",
     )
     assert not out.parent.exists()
+
+
+def test_a_base_url_from_the_settings_file_is_named_by_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "varsel.toml"
+    config.write_text("[varsel]\nregistry_base_url = 'ftp://mirror/api'\n", "utf-8")
+    out = tmp_path / "enheter.json.gz"
+    args = ["--config", str(config), "--db", str(tmp_path / "v.db"), "registry", "download"]
+    result = CliRunner().invoke(
+        cli, [*args, "--out", str(out)], env={"VARSEL_REGISTRY_BASE_URL": None}
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        f"varsel: {config}, linje 2: [varsel] registry_base_url: «ftp://mirror/api» er ikke en "
+        "http(s)-adresse; innstillingen er feil (standard: https://data.brreg.no/enhetsregisteret"
+        "/api)\n",
+    )
 
 
 def test_an_enheter_dump_served_for_underenheter_is_refused(

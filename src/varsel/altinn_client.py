@@ -143,7 +143,7 @@ def _url(value: str, setting: str) -> str:
     secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
     if secure and parts.hostname:
         return value.rstrip("/")
-    raise AltinnConfigError(f"{setting}: {value!r} må være en https-adresse")
+    raise AltinnConfigError(f"{setting}: «{value}» må være en https-adresse")
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,8 @@ class AltinnConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AltinnConfig:
-        """Check the settings; every gap is named with its environment variable."""
-        env = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
+        """Check the settings; every gap is named where it was set (variable or file and key)."""
+        env = {f.name: settings.origin(f.name) for f in dataclasses.fields(Settings)}
         if not settings.altinn_enabled:
             raise AltinnConfigError(
                 "Altinn-kanalen er slått av; sett VARSEL_ALTINN_ENABLED=true når Altinn-"
@@ -184,7 +184,7 @@ class AltinnConfig:
                 raise AltinnConfigError(f"{env[name]} mangler (se docs/altinn.md)")
         if not valid_orgnr(settings.altinn_sender_orgnr.strip()):
             raise AltinnConfigError(
-                f"{env['altinn_sender_orgnr']}: {settings.altinn_sender_orgnr!r} er ikke et "
+                f"{env['altinn_sender_orgnr']}: «{settings.altinn_sender_orgnr}» er ikke et "
                 "gyldig organisasjonsnummer"
             )
         token_url = _url(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -360,21 +361,8 @@ class Settings:
     def __post_init__(self) -> None:
         # Here rather than in load(): settings made in code (dataclasses.replace) are checked too.
         for field in dataclasses.fields(self):
-            between = field.metadata.get("between")
-            value = getattr(self, field.name)
-            if between is not None and not _within(value, between):
-                raise ConfigError(
-                    f"{_named(field)}: {_shown(value)} er utenfor det tillatte området "
-                    f"{_span(between)}"
-                )
-        length = base_url_length(self.public_base_url)
-        if length > LONGEST_BASE_URL:
-            field = next(f for f in dataclasses.fields(self) if f.name == "public_base_url")
-            raise ConfigError(
-                f"{_named(field)}: adressen er {fmt_int(length)} tegn lang; avmeldingslenken i "
-                f"e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst "
-                f"{fmt_int(LONGEST_BASE_URL)} tegn"
-            )
+            _check_range(field, getattr(self, field.name), _named(field))
+        _check_base_url(self.public_base_url, self.origin("public_base_url"))
 
     @classmethod
     def load(
@@ -383,29 +371,57 @@ class Settings:
         config_file: Path | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Build settings: defaults, then the TOML file, then the environment, then overrides."""
+        """Build settings: defaults, then the TOML file, then the environment, then overrides.
+
+        A value that cannot be used is refused naming where it came from: the environment
+        variable, or the settings file with its line, table and key.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        path = config_file or (Path(env["VARSEL_CONFIG"]) if "VARSEL_CONFIG" in env else None)
+        origins: dict[str, str] = {}
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        path = config_file
+        if path is None and "VARSEL_CONFIG" in env:
+            path = Path(env["VARSEL_CONFIG"])
         if path is not None:
-            values.update(_read_toml(path))
-            for name in values:
+            named = f"{path} (VARSEL_CONFIG)" if config_file is None else str(path)
+            section, where = _read_toml(path, named)
+            for name, value in section.items():
                 if name not in fields:
                     hint = difflib.get_close_matches(name, fields, n=1)
                     more = f" (mente du «{hint[0]}»?)" if hint else ""
-                    raise ConfigError(f"{path}: ukjent innstilling «{name}»{more}")
+                    raise ConfigError(f"{where(name)}: ukjent innstilling{more}")
+                values[name] = value
+                origins[name] = where(name)
         for name, field in fields.items():
             env_name = field.metadata["env"]
             if env_name in env:
                 values[name] = env[env_name]
-        values.update({k: v for k, v in overrides.items() if v is not None})
+                origins[name] = env_name
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+                origins[name] = name
         converted = {}
         for name, value in values.items():
             if name not in fields:
-                raise ConfigError(f"ukjent innstilling {name!r}")
-            converted[name] = _convert(fields[name], value)
-        return cls(**converted)
+                raise ConfigError(f"ukjent innstilling «{name}»")
+            converted[name] = _convert(fields[name], value, origins[name])
+            _check_range(fields[name], converted[name], origins[name])
+        if "public_base_url" in converted:
+            _check_base_url(converted["public_base_url"], origins["public_base_url"])
+        settings = cls(**converted)
+        object.__setattr__(settings, "_origins", origins)  # frozen: set once, here
+        return settings
+
+    def origin(self, name: str) -> str:
+        """Where a setting's value came from, as an error names it: the environment variable,
+        or the settings file with its line, table and key; both when not known (the default,
+        or settings made in code)."""
+        origins: Mapping[str, str] = getattr(self, "_origins", {})
+        return origins.get(name) or _named(
+            next(f for f in dataclasses.fields(self) if f.name == name)
+        )
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, Any, str]]:
@@ -444,18 +460,70 @@ def display(name: str, value: Any) -> str:
     return redact_url(text)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _check_base_url(url: str, named: str) -> None:
+    """The public base URL leaves room for List-Unsubscribe's link on one line (998 octets)."""
+    length = base_url_length(url)
+    if length > LONGEST_BASE_URL:
+        raise ConfigError(
+            f"{named}: adressen er {fmt_int(length)} tegn lang; avmeldingslenken i "
+            f"e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst "
+            f"{fmt_int(LONGEST_BASE_URL)} tegn"
+        )
+
+
+def _read_toml(path: Path, named: str) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """The file's settings, and how an error names one of its keys: file, line, table, key."""
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            data = f.read()
     except OSError as e:
-        raise ConfigError(f"{path}: kan ikke lese innstillingsfilen: {os_reason(e)}") from None
+        raise ConfigError(f"{named}: kan ikke lese innstillingsfilen: {os_reason(e)}") from None
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(
+            f"{named}, linje {line}: er ikke UTF-8 (byte {e.start + 1}); lagre filen som UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: er ikke gyldig TOML: {toml_problem(e)}") from None
-    section = data.get("varsel", data)
+        raise ConfigError(f"{named}: er ikke gyldig TOML: {toml_problem(e)}") from None
+    table = "varsel" if "varsel" in parsed else ""
+    section = parsed.get("varsel", parsed)
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [varsel] må være en tabell")
-    return section
+        raise ConfigError(f"{named}: [varsel] må være en tabell")
+    lines = _key_lines(data.decode("utf-8"))
+
+    def where(key: str) -> str:
+        line = lines.get((table, key))
+        at = f"{named}, linje {line}" if line is not None else named
+        return f"{at}: [{table}] {key}" if table else f"{at}: {key}"
+
+    return section, where
+
+
+_TABLE = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, str], int]:
+    """The line of each plain `key =` in a TOML text, by (table, key); tomllib gives none.
+
+    A line inside a multi-line string is skipped; dotted keys and quoted keys are not found
+    (an error about one names the file and the key without a line).
+    """
+    found: dict[tuple[str, str], int] = {}
+    table, in_string = "", False
+    for number, line in enumerate(text.splitlines(), start=1):
+        starts_in_string = in_string
+        if (line.count('"""') + line.count("'''")) % 2:
+            in_string = not in_string
+        if starts_in_string:
+            continue
+        if header := _TABLE.match(line):
+            table = header.group(1)
+        elif key := _KEY.match(line):
+            found.setdefault((table, key.group(1)), number)
+    return found
 
 
 def _help(metadata: Mapping[str, Any]) -> str:
@@ -501,24 +569,59 @@ def _number(value: object, kind: type) -> int | float | None:
         return None
 
 
-def _convert(field: dataclasses.Field[Any], value: Any) -> Any:
+def _check_range(field: dataclasses.Field[Any], value: Any, origin: str) -> None:
+    between = field.metadata.get("between")
+    if between is not None and not _within(value, between):
+        raise ConfigError(
+            f"{origin}: {_shown(value)} er utenfor det tillatte området {_span(between)}"
+        )
+
+
+def _quoted(value: Any) -> str:
+    """A value as the operator wrote it: text in «», TOML's true and false, numbers as they are."""
+    if isinstance(value, str):
+        return f"«{value}»"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _convert(field: dataclasses.Field[Any], value: Any, origin: str) -> Any:
     kind: type[Any] = type(field.default)
     if kind is int or kind is float:
         number = _number(value, kind)
         if number is None:
             what = "et heltall" if kind is int else "et tall"
             raise ConfigError(
-                f"{_named(field)}: {value!r} er ikke {what}; det tillatte området er "
+                f"{origin}: {_quoted(value)} er ikke {what}; det tillatte området er "
                 f"{_span(field.metadata['between'])}"
             )
         return number
     if kind is bool:
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = str(value).strip().lower() if isinstance(value, str) else ""
         if text in {"1", "true", "yes", "on"}:
             return True
         if text in {"0", "false", "no", "off"}:
             return False
-        raise ConfigError(f"{_named(field)}: {value!r} er verken true eller false")
-    return value if isinstance(value, kind) else kind(value)
+        raise ConfigError(f"{origin}: {_quoted(value)} er verken true eller false")
+    if isinstance(value, str):
+        return value
+    # From the file: a number for a text (an organisation number) is its digits; a list, a
+    # table, a date or true/false written where text belongs is a mistake.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{origin}: skal være tekst (i anførselstegn), ikke {_toml_kind(value)}")
+
+
+def _toml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true eller false"
+    if isinstance(value, list):
+        return "en liste"
+    if isinstance(value, dict):
+        return "en tabell"
+    if isinstance(value, float):
+        return "et desimaltall"
+    return "en dato eller et klokkeslett"

@@ -150,7 +150,8 @@ def api_base(settings: Settings) -> str:
     if not re.match(r"https?://[^/\s]+", base):
         # A setting, not the network: httpx would say "Request URL is missing an 'http://'".
         raise ConfigError(
-            f"VARSEL_REGISTRY_BASE_URL {base!r}: ikke en http(s)-adresse; innstillingen er feil "
+            f"{settings.origin('registry_base_url')}: «{base}» er ikke en http(s)-adresse; "
+            "innstillingen er feil "
             "(standard: https://data.brreg.no/enhetsregisteret/api)"
         )
     return base.rstrip("/")
