@@ -64,9 +64,9 @@ def test_a_file_that_is_not_toml_is_a_user_error(settings: Settings, tmp_path: P
 @pytest.mark.parametrize(
     ("window", "message"),
     [
-        ('start = "25:00"', "[window]: start = '25:00' er ikke et klokkeslett TT:MM (00:00–23:59)"),
-        ('end = "ab:cd"', "[window]: end = 'ab:cd' er ikke et klokkeslett TT:MM (00:00–23:59)"),
-        ('start = "8:00"', "[window]: start = '8:00' er ikke et klokkeslett TT:MM (00:00–23:59)"),
+        ('start = "25:00"', '[window]: start = "25:00" er ikke et klokkeslett TT:MM (00:00–23:59)'),
+        ('end = "ab:cd"', '[window]: end = "ab:cd" er ikke et klokkeslett TT:MM (00:00–23:59)'),
+        ('start = "8:00"', '[window]: start = "8:00" er ikke et klokkeslett TT:MM (00:00–23:59)'),
         (
             'start = "18:00"\nend = "08:00"',
             "[window]: start (18:00) må være før end (08:00); et vindu over midnatt kan ikke "
@@ -74,7 +74,7 @@ def test_a_file_that_is_not_toml_is_a_user_error(settings: Settings, tmp_path: P
         ),
         (
             'timezone = "Mars/Olympus"',
-            "[window]: timezone = 'Mars/Olympus' er ikke en kjent tidssone "
+            '[window]: timezone = "Mars/Olympus" er ikke en kjent tidssone '
             "(for eksempel «Europe/Oslo»)",
         ),
     ],
@@ -365,7 +365,7 @@ def test_a_sender_name_that_could_pass_for_an_address_is_refused(
     path = tmp_path / "c.toml"
     text = campaign_toml().replace('name = "NSR"', f'name = "{name}"')
     assert refusal(settings, path, text) == (
-        f"{path} [sender] name: {name!r} har «@», «<» eller «>»; mottakerne kan ta det for "
+        f"{path} [sender] name: «{name}» har «@», «<» eller «>»; mottakerne kan ta det for "
         "avsenderens adresse. Skriv bare navnet."
     )
 
@@ -378,7 +378,7 @@ def test_a_document_title_that_would_break_the_document_e_mails_subject_is_refus
     title = "=?utf-8?q?x=0D=0ABcc:_evil@x.test?= Råd"
     assert refusal(settings, path, campaign_toml(title=title)) == (
         f"{path} [document] title: linjeskift, NUL eller «=?» kan ikke stå her, for teksten "
-        f"står i et e-posthode: {title!r}"
+        f"står i et e-posthode: «{title}»"
     )
 
 
@@ -389,7 +389,7 @@ def test_a_dkim_selector_is_checked_when_read_and_kept_in_lower_case(
     path.write_text(campaign_toml(sender='dkim_selector = "Varsel2026"\n'), "utf-8")
     assert load_spec(path, settings).dkim_selector == "varsel2026"  # as the key file is named
     assert refusal(settings, path, campaign_toml(sender='dkim_selector = "varsel 2026"\n')) == (
-        f"{path} [sender] dkim_selector: 'varsel 2026' kan ikke være en DKIM-selektor "
+        f"{path} [sender] dkim_selector: «varsel 2026» kan ikke være en DKIM-selektor "
         "(bruk bokstavene a–z, tall og -, og punktum mellom ledd)"
     )
 
@@ -412,7 +412,7 @@ def test_a_document_file_name_too_long_is_said_not_to_exist(
 ) -> None:
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(document=f'file = "{"a" * 300}.pdf"\n'), "utf-8")
-    with pytest.raises(CampaignError, match=r"\[document\]: file '.*' finnes ikke"):
+    with pytest.raises(CampaignError, match=r"\[document\]: file «.*» finnes ikke"):
         load_spec(path, settings)
 
 

@@ -87,7 +87,7 @@ def test_redacted_hides_the_password_and_shows_the_port() -> None:
         (
             "smtp://relay.example?helo=bl%C3%A5b%C3%A6r",
             "ugyldig SMTP-adresse smtp://relay.example?helo=bl%C3%A5b%C3%A6r: "
-            "ugyldig HELO-navn for SMTP: 'blåbær'",
+            "ugyldig HELO-navn for SMTP: «blåbær»",
         ),
         (
             "smtp://varsel@relay.example",

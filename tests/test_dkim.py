@@ -272,9 +272,9 @@ def test_idn_domain_becomes_a_label(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("domain", "selector", "algorithm", "message"),
     [
-        ("nsr", "s1", "rsa", "ugyldig domene for DKIM: 'nsr'"),
-        ("nsr.no", "s 1", "rsa", "ugyldig DKIM-selektor: 's 1' (bruk bokstaver, tall og -)"),
-        ("nsr.no", "s1", "dsa", "ukjent DKIM-algoritme: 'dsa' (bruk rsa eller ed25519)"),
+        ("nsr", "s1", "rsa", "ugyldig domene for DKIM: «nsr»"),
+        ("nsr.no", "s 1", "rsa", "ugyldig DKIM-selektor: «s 1» (bruk bokstaver, tall og -)"),
+        ("nsr.no", "s1", "dsa", "ukjent DKIM-algoritme: «dsa» (bruk rsa eller ed25519)"),
     ],
 )
 def test_generate_key_refuses_bad_input(

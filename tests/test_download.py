@@ -436,7 +436,7 @@ def test_a_retry_after_beyond_five_minutes_is_not_waited_for_longer(
     [
         (
             b"<!DOCTYPE html><html><body>Vedlikehold</body></html>",
-            "svaret er ikke gzip (begynner med '<!DOCTYPE html><html><body>Vedlikehold</')",
+            "svaret er ikke gzip (begynner med «<!DOCTYPE html><html><body>Vedlikehold</»)",
         ),
         (
             gz(b"\n  <html>Vedlikehold</html>"),
@@ -480,7 +480,7 @@ def test_json_body_is_no_csv_dump(registry: Registry, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("status", "text"),
     [
-        (400, f"HTTP 400 Bad Request (godtar den Accept-hodet {JSON_ACCEPT!r}?)"),
+        (400, f"HTTP 400 Bad Request (godtar den Accept-hodet «{JSON_ACCEPT}»?)"),
         (500, "HTTP 500 Internal Server Error"),
     ],
 )

@@ -18,9 +18,11 @@ from varsel.errors import (
     VarselError,
     listed,
     os_reason,
+    quoted,
     read_user_file,
     read_user_text,
     redact_url,
+    visible,
 )
 
 
@@ -187,3 +189,11 @@ def test_common_toml_mistakes_are_named(toml: str, problem: str) -> None:
     with pytest.raises(tomllib.TOMLDecodeError) as caught:
         tomllib.loads(toml)
     assert toml_problem(caught.value) == problem
+
+
+def test_a_quoted_value_is_in_guillemets_with_what_cannot_be_seen_escaped() -> None:
+    assert quoted("nsr") == "«nsr»"
+    assert quoted("blåbær.no") == "«blåbær.no»"  # letters are letters
+    # A line break would break the one line; a bidi override would reorder what follows.
+    assert quoted("a\nBcc: x\x00\u202e") == "«a\\nBcc: x\\x00\\u202e»"
+    assert visible("Oslo\tpoliti") == "Oslo\\tpoliti"

@@ -278,7 +278,7 @@ def test_an_entry_with_a_bad_date_is_rejected(db: Database, brreg: Path, tmp_pat
     result = apply_feed(db, feed(tmp_path, [bad]))
     assert result.snapshot is not None
     assert result.snapshot.rejected == 1
-    assert result.notes == ("avvist: 923609016: ugyldig dato 'i går'",)
+    assert result.notes == ("avvist: 923609016: ugyldig dato «i går»",)
     assert unit_row(db, "923609016")["employees"] == 21496
 
 
@@ -294,8 +294,8 @@ def test_a_patch_whose_test_fails_is_rejected_and_changes_nothing(
     assert result.snapshot is not None
     assert (result.snapshot.changed, result.snapshot.rejected) == (0, 1)
     assert result.notes == (
-        "avvist 923609016: JSON-Patch-testen for /navn feilet: lageret har 'EQUINOR ASA', "
-        "endringen forventer 'STATOIL ASA'",
+        "avvist 923609016: JSON-Patch-testen for /navn feilet: lageret har «EQUINOR ASA», "
+        "endringen forventer «STATOIL ASA»",
     )
     assert unit_row(db, "923609016")["name"] == "EQUINOR ASA"
 
@@ -311,7 +311,7 @@ def test_a_patch_past_the_end_of_a_list_is_rejected_and_grows_nothing(
     assert result.snapshot is not None
     assert (result.snapshot.changed, result.snapshot.rejected) == (0, 1)
     assert result.notes == (
-        "avvist 923609016: JSON-Patch: indeksen '999999999' er utenfor en liste på 1",
+        "avvist 923609016: JSON-Patch: indeksen «999999999» er utenfor en liste på 1",
     )
     assert unit_row(db, "923609016") == before
 

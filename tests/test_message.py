@@ -392,7 +392,7 @@ def test_a_sender_name_that_could_pass_for_another_senders_address_is_refused(na
         build(from_name=name)
     assert caught.value.message == (
         "avsendernavn: «@», «<» og «>» kan ikke stå i navnet; det kan se ut som en annen "
-        f"avsenders adresse: {name!r}"
+        f"avsenders adresse: «{name}»"
     )
 
 
@@ -458,7 +458,7 @@ def test_the_longest_public_base_url_settings_allow_keeps_every_line_within_998_
 
 
 def test_recipient_errors() -> None:
-    with pytest.raises(MessageError, match="ingen mal for språket 'se'"):
+    with pytest.raises(MessageError, match="ingen mal for språket «se»"):
         build(make_recipient(language="se"))
     with pytest.raises(MessageError, match="ugyldig kontrollkode"):
         build(make_recipient(code="ABCD-EFGH-JKMN"))

@@ -63,7 +63,7 @@ def test_envelope_domain_is_the_sender_domain_or_a_subdomain_and_stays_aligned()
     assert aligned("nsr-org.no", envelope_domain("nsr-org.no", "bounce"))
     assert aligned("nsr-org.no", "nsr-org.no")
     assert not aligned("nsr-org.no", "evil-nsr-org.no")
-    with pytest.raises(ConfigError, match="bounce_subdomain: ugyldig domenenavn 'a b'"):
+    with pytest.raises(ConfigError, match="bounce_subdomain: ugyldig domenenavn «a b»"):
         envelope_domain("nsr-org.no", "a b")
 
 

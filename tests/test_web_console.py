@@ -930,9 +930,9 @@ def test_the_new_campaign_form_names_a_mistake_in_the_pages_language(
         assert error is not None, answer.text
         shown[language] = error.group(1).replace("&#39;", "'")
     assert shown == {
-        "nb": "Avsenderadresse: 'sikkerhet.nsr-org.no' er ikke en brukbar e-postadresse "
+        "nb": "Avsenderadresse: «sikkerhet.nsr-org.no» er ikke en brukbar e-postadresse "
         "(mangler @)",
-        "en": "Sender address: 'sikkerhet.nsr-org.no' is not a usable e-mail address "
+        "en": "Sender address: “sikkerhet.nsr-org.no” is not a usable e-mail address "
         "(@ is missing)",
     }
 

@@ -97,14 +97,14 @@ def test_a_missing_name_and_an_http_address_are_named_by_the_forms_labels(
         for lang, f in (("nb", "document_url"), ("en", "document_url"))
     }
     assert shown == {
-        "nb": "Dokumentets adresse (https): 'http://www.politiet.no/rad.pdf' må være en "
+        "nb": "Dokumentets adresse (https): «http://www.politiet.no/rad.pdf» må være en "
         "https-adresse",
-        "en": "Address of the document (https): 'http://www.politiet.no/rad.pdf' must be an "
+        "en": "Address of the document (https): “http://www.politiet.no/rad.pdf” must be an "
         "https address",
     }
     answer = client.post(NEW, data=new_form(client, from_address="sikkerhet.nsr-org.no"))
     assert field_error(answer, "from_address") == (
-        "Avsenderadresse: 'sikkerhet.nsr-org.no' er ikke en brukbar e-postadresse (mangler @)"
+        "Avsenderadresse: «sikkerhet.nsr-org.no» er ikke en brukbar e-postadresse (mangler @)"
     )
     assert "[sender]" not in answer.text
     assert 'value="sikkerhet.nsr-org.no"' in answer.text

@@ -29,8 +29,10 @@ from varsel.errors import (
     Text,
     UserError,
     listed,
+    quoted,
     read_user_text,
     toml_problem,
+    visible,
 )
 from varsel.message_fields import LONGEST_BASE_URL, base_url_length, has_breakers, names_an_address
 from varsel.segment_criteria import CRITERIA_KEYS, Criteria, resolve
@@ -212,6 +214,15 @@ def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
     return value.strip()
 
 
+def _toml_value(value: object) -> str:
+    """A value as it stands in the file, for `key = value` in a message: text in TOML's quotes."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return visible(str(value))
+
+
 def _header_text(table: Mapping[str, Any], key: str, where: str) -> str:
     """Text that reaches an e-mail header (the From name, the document e-mail's subject)."""
     value = _text(table, key, where) or ""
@@ -220,10 +231,10 @@ def _header_text(table: Mapping[str, Any], key: str, where: str) -> str:
         raise CampaignError(
             Text(
                 "%(where)s %(key)s: linjeskift, NUL eller «=?» kan ikke stå her, for teksten "
-                "står i et e-posthode: %(value)r",
+                "står i et e-posthode: «%(value)s»",
                 where=where,
                 key=key,
-                value=value[:60],
+                value=visible(value[:60]),
             )
         )
     return value
@@ -234,10 +245,10 @@ def _sender_name(sender: Mapping[str, Any], where: str) -> str:
     if names_an_address(name):
         raise CampaignError(
             Text(
-                "%(where)s [sender] name: %(name)r har «@», «<» eller «>»; mottakerne kan ta "
+                "%(where)s [sender] name: «%(name)s» har «@», «<» eller «>»; mottakerne kan ta "
                 "det for avsenderens adresse. Skriv bare navnet.",
                 where=where,
-                name=name,
+                name=visible(name),
             )
         )
     return name
@@ -249,9 +260,9 @@ def _address(value: str, where: str, settings: Settings) -> str:
         why = Text(contacts.explain(parsed.reason) if parsed.reason else N_("ugyldig"))
         raise CampaignError(
             Text(
-                "%(where)s: %(value)r er ikke en brukbar e-postadresse (%(why)s)",
+                "%(where)s: «%(value)s» er ikke en brukbar e-postadresse (%(why)s)",
                 where=where,
-                value=value,
+                value=visible(value),
                 why=why,
             )
         )
@@ -262,7 +273,9 @@ def _https_url(value: str, where: str) -> str:
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
         raise CampaignError(
-            Text("%(where)s: %(value)r må være en https-adresse", where=where, value=value)
+            Text(
+                "%(where)s: «%(value)s» må være en https-adresse", where=where, value=visible(value)
+            )
         )
     return value
 
@@ -429,7 +442,7 @@ def _dkim_selector(sender: Mapping[str, Any], where: str) -> str:
         return selector_name(value)
     except DkimKeyError:
         raise CampaignError(
-            f"{where} dkim_selector: {value!r} kan ikke være en DKIM-selektor "
+            f"{where} dkim_selector: {quoted(value)} kan ikke være en DKIM-selektor "
             "(bruk bokstavene a–z, tall og -, og punktum mellom ledd)"
         ) from None
 
@@ -466,7 +479,7 @@ def _document_file(document: Mapping[str, Any], path: Path) -> str | None:
     except OSError:  # a name too long for the file system, a loop of links
         found = False
     if not found:
-        raise CampaignError(f"{where}: file {str(file)!r} finnes ikke")
+        raise CampaignError(f"{where}: file {quoted(str(file))} finnes ikke")
     return str(file)
 
 
@@ -583,10 +596,10 @@ def check_window(limits: Limits, where: str) -> None:
         except ValueError:
             raise CampaignError(
                 Text(
-                    "%(where)s: %(key)s = %(value)r er ikke et klokkeslett TT:MM (00:00–23:59)",
+                    "%(where)s: %(key)s = %(value)s er ikke et klokkeslett TT:MM (00:00–23:59)",
                     where=where,
                     key=key,
-                    value=value,
+                    value=_toml_value(value),
                 )
             ) from None
     start, end = times.get("start", dt.time(0, 0)), times.get("end", dt.time(23, 59))
@@ -608,10 +621,10 @@ def check_window(limits: Limits, where: str) -> None:
     except (ValueError, ZoneInfoNotFoundError):
         raise CampaignError(
             Text(
-                "%(where)s: timezone = %(value)r er ikke en kjent tidssone "
+                "%(where)s: timezone = %(value)s er ikke en kjent tidssone "
                 "(for eksempel «Europe/Oslo»)",
                 where=where,
-                value=zone,
+                value=_toml_value(zone),
             )
         ) from None
 

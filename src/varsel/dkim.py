@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from varsel.errors import Text, UserError, os_reason
+from varsel.errors import Text, UserError, os_reason, quoted, visible
 
 Algorithm = Literal["rsa", "ed25519"]
 
@@ -63,10 +63,12 @@ def signing_domain(domain: str) -> str:
     try:
         ascii_name = name if name.isascii() else idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError:
-        raise DkimKeyError(Text("ugyldig domene for DKIM: %(domain)r", domain=domain)) from None
+        raise DkimKeyError(
+            Text("ugyldig domene for DKIM: «%(domain)s»", domain=visible(domain))
+        ) from None
     labels = ascii_name.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise DkimKeyError(Text("ugyldig domene for DKIM: %(domain)r", domain=domain))
+        raise DkimKeyError(Text("ugyldig domene for DKIM: «%(domain)s»", domain=visible(domain)))
     return ascii_name
 
 
@@ -76,8 +78,8 @@ def selector_name(selector: str) -> str:
     if not name or not all(_LABEL.match(label) for label in name.split(".")):
         raise DkimKeyError(
             Text(
-                "ugyldig DKIM-selektor: %(selector)r (bruk bokstaver, tall og -)",
-                selector=selector,
+                "ugyldig DKIM-selektor: «%(selector)s» (bruk bokstaver, tall og -)",
+                selector=visible(selector),
             )
         )
     return name
@@ -163,7 +165,7 @@ def generate_key(directory: Path, domain: str, selector: str, algorithm: str = "
         private_key = ed25519.Ed25519PrivateKey.generate()
         key = DkimKey(domain, selector, "ed25519", private_key)
     else:
-        raise DkimKeyError(f"ukjent DKIM-algoritme: {algorithm!r} (bruk rsa eller ed25519)")
+        raise DkimKeyError(f"ukjent DKIM-algoritme: {quoted(algorithm)} (bruk rsa eller ed25519)")
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -300,7 +302,7 @@ class Signer:
         if "from" not in names:
             raise DkimKeyError("DKIM-signaturen må dekke From (RFC 6376 §5.4)")
         if not all(_FIELD_NAME.match(n) for n in names):
-            raise DkimKeyError(f"ugyldig feltnavn i DKIM-feltlisten: {headers!r}")
+            raise DkimKeyError(f"ugyldig feltnavn i DKIM-feltlisten: {quoted(str(headers))}")
         # sorted() is stable: keys of one algorithm keep the order they were given in.
         self.keys = tuple(sorted(keys, key=lambda k: k.algorithm != "rsa"))
         self.headers = tuple(names)

@@ -24,7 +24,7 @@ from varsel import __version__
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.dump import gzip_problem
-from varsel.errors import ConfigError, DownloadError, VarselError, os_reason
+from varsel.errors import ConfigError, DownloadError, VarselError, os_reason, quoted
 from varsel.i18n import fmt_bytes, fmt_seconds
 from varsel.progress import ProgressCallback
 
@@ -473,7 +473,7 @@ def status_problem(response: httpx.Response) -> str:
     text = f"registeret svarte HTTP {status} {response.reason_phrase}".rstrip()
     if status in (400, 406):
         # The registry answers 400 when the Accept header names a type it does not serve.
-        text += f" (godtar den Accept-hodet {response.request.headers.get('Accept')!r}?)"
+        text += f" (godtar den Accept-hodet {quoted(response.request.headers.get('Accept', ''))}?)"
     elif status == 304:
         text += " uten at vi spurte betinget"
     return text
@@ -530,7 +530,7 @@ def _dump_problem(path: Path, fmt: str) -> str | None:
             if magic != _GZIP_MAGIC:
                 f.seek(0)
                 shown = f.read(40).decode("utf-8", "replace")
-                return f"svaret er ikke gzip (begynner med {_one_line(shown)!r})"
+                return f"svaret er ikke gzip (begynner med {quoted(_one_line(shown))})"
         head = b""
         with _open_gzip(path) as g:
             # Read to the end: only then has gzip checked the CRC and the length.

@@ -43,6 +43,29 @@ def _text(msgid: str, params: dict[str, Any]) -> Text:
     return Text(msgid, **params)
 
 
+def visible(text: str) -> str:
+    """Text for one line of a message: line breaks, other controls and format characters (a
+    bidi override) as escapes (\\n, \\x00, \\u202e), so that a value shows what it holds."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c) or _escape(c) for c in text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def quoted(text: str) -> str:
+    """A value in a Bokmål message: «text», with what cannot be seen as escapes (visible())."""
+    return f"«{visible(text)}»"
+
+
 def listed(items: Sequence[str]) -> Text:
     """Items joined with commas, each translated where the list is shown (when it is a Text)."""
     names = [f"i{n}" for n in range(len(items))]

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import json
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from varsel.clock import utcnow_iso
 from varsel.db import Database
 from varsel.dump import Kind, gzip_problem
 from varsel.erasure import erase_unit
-from varsel.errors import BadFileError, UserError, read_user_file
+from varsel.errors import BadFileError, UserError, quoted, read_user_file
 from varsel.i18n import fmt_int
 from varsel.snapshot import (
     Snapshot,
@@ -434,19 +435,29 @@ def _entry_day(entry: dict[str, Any]) -> str | None:
     return value[:10] if isinstance(value, str) else None
 
 
+def _shown(value: Any) -> str:
+    """A value from the feed in a message: text «quoted», anything else as JSON (null, 12)."""
+    if isinstance(value, str):
+        return quoted(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return quoted(str(value))
+
+
 def _entry_problem(entry: Any) -> str | None:
     if not isinstance(entry, dict):
         return "en endring er ikke et JSON-objekt"
     orgnr = entry.get("organisasjonsnummer")
     if not isinstance(orgnr, str) or not unit.valid_orgnr(orgnr):
-        return f"ugyldig organisasjonsnummer {orgnr!r}"
+        return f"ugyldig organisasjonsnummer {_shown(orgnr)}"
     if not isinstance(entry.get("oppdateringsid"), int):
         return f"{orgnr}: mangler oppdateringsid"
     dato = entry.get("dato")
     if dato is not None and not (isinstance(dato, str) and _is_date(dato[:10])):
-        return f"{orgnr}: ugyldig dato {dato!r}"
+        return f"{orgnr}: ugyldig dato {_shown(dato)}"
     if entry.get("endringstype") not in FEED_TYPES:
-        return f"{orgnr}: ukjent endringstype {entry.get('endringstype')!r}"
+        return f"{orgnr}: ukjent endringstype {_shown(entry.get('endringstype'))}"
     changes = entry.get("endringer")
     if changes is not None and not (
         isinstance(changes, list) and all(isinstance(c, dict) for c in changes)
@@ -592,8 +603,8 @@ def _check(document: dict[str, Any], parts: list[str], expected: Any) -> None:
         return
     if held != expected or isinstance(held, bool) != isinstance(expected, bool):
         raise ValueError(
-            f"JSON-Patch-testen for /{parts[0]} feilet: lageret har {held!r}, "
-            f"endringen forventer {expected!r}"
+            f"JSON-Patch-testen for /{parts[0]} feilet: lageret har {_shown(held)}, "
+            f"endringen forventer {_shown(expected)}"
         )
 
 
@@ -626,7 +637,9 @@ _LIST_SLACK = 8
 def _index(node: list[Any], part: str) -> int:
     """A list index of a JSON pointer, at most _LIST_SLACK past the list's end."""
     if not part.isdigit() or int(part) > len(node) + _LIST_SLACK:
-        raise ValueError(f"JSON-Patch: indeksen {part[:20]!r} er utenfor en liste på {len(node)}")
+        raise ValueError(
+            f"JSON-Patch: indeksen {quoted(part[:20])} er utenfor en liste på {len(node)}"
+        )
     return int(part)
 
 

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from varsel import codes
 from varsel.dkim import Signer
-from varsel.errors import N_, Text
+from varsel.errors import N_, Text, quoted, visible
 from varsel.message_fields import (
     MARKUP,
     a_label,
@@ -260,7 +260,9 @@ class MessageFactory:
             raise MessageError("emne, tekstmal og HTML-mal må finnes for de samme språkene")
         for language in languages:
             if not _LANGUAGE_TAG.match(refuse_breakers(language, "språkkode")):
-                raise MessageError(f"ugyldig språkkode {language!r} (for eksempel nb, nn, en)")
+                raise MessageError(
+                    f"ugyldig språkkode {quoted(language)} (for eksempel nb, nn, en)"
+                )
 
         from_address = header_address(spec.from_address, "avsenderadresse")
         self._sender_domain = from_address.rpartition("@")[2]
@@ -270,7 +272,7 @@ class MessageFactory:
         self._unsubscribe_mailto = header_address(spec.unsubscribe_mailto, "avmeldingsadresse")
         feedback_id = spec.feedback_id or f"c{spec.campaign_id}:varsel:{self._sender_domain}"
         if not _FEEDBACK_ID.match(refuse_breakers(feedback_id, "Feedback-ID")):
-            raise MessageError(f"Feedback-ID: ugyldig verdi {feedback_id!r}")
+            raise MessageError(f"Feedback-ID: ugyldig verdi {quoted(feedback_id)}")
         for what, url in (
             ("kontrolladresse", spec.verify_url),
             ("dokumentadresse", spec.document_url),
@@ -443,7 +445,7 @@ class MessageFactory:
         language = recipient.language
         if language not in self._subjects:
             raise MessageError(
-                f"levering {recipient.delivery_id}: ingen mal for språket {language!r}"
+                f"levering {recipient.delivery_id}: ingen mal for språket {quoted(language)}"
             )
         if not recipient.units:
             raise MessageError(f"levering {recipient.delivery_id}: ingen virksomhet å sende til")
@@ -586,8 +588,8 @@ class MessageFactory:
             if attribute != "href" or not self._link_allowed(url):
                 raise MessageError(
                     Text(
-                        "HTML-malen lenker til eller laster %(url)r, som ikke er tillatt",
-                        url=url[:80],
+                        "HTML-malen lenker til eller laster «%(url)s», som ikke er tillatt",
+                        url=visible(url[:80]),
                     )
                 )
         if len(self._checked_markup) > 1024:

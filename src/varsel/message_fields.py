@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
-from varsel.errors import UserError
+from varsel.errors import UserError, quoted
 
 
 class MessageError(UserError):
@@ -98,7 +98,7 @@ def has_breakers(value: str) -> bool:
 def refuse_breakers(value: str, what: str) -> str:
     if has_breakers(value):
         raise HeaderInjectionError(
-            f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {value[:60]!r}"
+            f"{what}: linjeskift, NUL eller «=?» kan ikke stå i et e-posthode: {quoted(value[:60])}"
         )
     return value
 
@@ -120,9 +120,9 @@ def a_label(domain: str, what: str) -> str:
         try:
             name = idna.encode(name, uts46=True).decode("ascii")
         except idna.IDNAError:
-            raise MessageError(f"{what}: ugyldig domene {domain!r}") from None
+            raise MessageError(f"{what}: ugyldig domene {quoted(domain)}") from None
     if not _HOST.match(name) or len(name) > 253:
-        raise MessageError(f"{what}: ugyldig domene {domain!r}")
+        raise MessageError(f"{what}: ugyldig domene {quoted(domain)}")
     return name
 
 
@@ -143,7 +143,7 @@ def header_address(address: str, what: str) -> str:
     refuse_breakers(address, what)
     local, at, domain = address.strip().rpartition("@")
     if not at or not _LOCAL_PART.match(local) or len(local) > 64:
-        raise MessageError(f"{what}: ugyldig e-postadresse {address!r}")
+        raise MessageError(f"{what}: ugyldig e-postadresse {quoted(address)}")
     return f"{local}@{a_label(domain, what)}"
 
 
@@ -169,18 +169,18 @@ def url_value(url: str, what: str) -> str:
     """An https URL (http only on loopback) with an A-label host and nothing that hides it."""
     refuse_breakers(url, what)
     if any(c.isspace() or not c.isprintable() or c in '"<>\\' for c in url):
-        raise MessageError(f"{what}: ugyldige tegn i adressen {url!r}")
+        raise MessageError(f"{what}: ugyldige tegn i adressen {quoted(url)}")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # "https://[x/" or a port that is not a number
-        raise MessageError(f"{what}: ugyldig nettadresse {url!r}") from None
+        raise MessageError(f"{what}: ugyldig nettadresse {quoted(url)}") from None
     # "https://politiet.no@evil.test/" shows one host and goes to another: the phishing trick.
     if "@" in parts.netloc or not parts.hostname:
-        raise MessageError(f"{what}: ugyldig nettadresse {url!r}")
+        raise MessageError(f"{what}: ugyldig nettadresse {quoted(url)}")
     host = parts.hostname if parts.hostname in _LOOPBACK else a_label(parts.hostname, what)
     if not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
-        raise MessageError(f"{what}: adressen må begynne med https:// ({url!r})")
+        raise MessageError(f"{what}: adressen må begynne med https:// ({quoted(url)})")
     netloc = f"[{host}]" if ":" in host else host
     netloc = netloc if port is None else f"{netloc}:{port}"
     # A path like /råd is an IRI: a header (List-Unsubscribe) is ASCII, so the letters outside
@@ -213,7 +213,7 @@ def phrase(name: str, what: str) -> str:
     if names_an_address(name):
         raise HeaderInjectionError(
             f"{what}: «@», «<» og «>» kan ikke stå i navnet; det kan se ut som en annen "
-            f"avsenders adresse: {name[:60]!r}"
+            f"avsenders adresse: {quoted(name[:60])}"
         )
     if _ATEXT_PHRASE.match(name):
         return name

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from varsel.config import Settings
 from varsel.dkim import signing_domain
-from varsel.errors import ConfigError, os_reason
+from varsel.errors import ConfigError, os_reason, quoted
 from varsel.keys import key_dir
 
 PREFIX = "bounces"
@@ -86,7 +86,7 @@ def envelope_domain(sender_domain: str, subdomain: str = "") -> str:
     domain = signing_domain(sender_domain)
     label = subdomain.strip().lower().strip(".")
     if label and not _SUBDOMAIN.fullmatch(label):
-        raise ConfigError(f"bounce_subdomain: ugyldig domenenavn {subdomain!r}")
+        raise ConfigError(f"bounce_subdomain: ugyldig domenenavn {quoted(subdomain)}")
     return f"{label}.{domain}" if label else domain
 
 

@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from varsel.errors import UserError, redact_url
+from varsel.errors import UserError, quoted, redact_url
 
 SECURITY_MODES = ("none", "starttls", "tls")
 _SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
@@ -36,7 +36,7 @@ class RelayConfig:
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
-            raise UserError(f"ukjent sikkerhet for SMTP: {self.security!r}")
+            raise UserError(f"ukjent sikkerhet for SMTP: {quoted(self.security)}")
         if not 0 < self.port < 65536:
             raise UserError(f"ugyldig portnummer for SMTP: {self.port}")
         if not self.timeout > 0:
@@ -44,7 +44,7 @@ class RelayConfig:
         if (self.username is None) != (self.password is None):
             raise UserError("SMTP-pålogging trenger både brukernavn og passord")
         if not self.helo_name.isascii() or not self.helo_name or BAD_ADDRESS.search(self.helo_name):
-            raise UserError(f"ugyldig HELO-navn for SMTP: {self.helo_name!r}")
+            raise UserError(f"ugyldig HELO-navn for SMTP: {quoted(self.helo_name)}")
 
     @classmethod
     def from_url(cls, url: str) -> RelayConfig:
