@@ -329,3 +329,4 @@ CREATE TABLE send_buckets (
 );
 
 ALTER TABLE suppressions ADD COLUMN note TEXT;  -- an operator's note on a manual entry
+CREATE INDEX suppressions_newest ON suppressions (created_at DESC, kind, value);  -- newest first

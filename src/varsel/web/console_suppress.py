@@ -92,8 +92,19 @@ def _search(typed: str) -> str:
 
 @console.route("/sperreliste", role=Role.APPROVER)
 def suppressions(page: Page) -> Response:
-    """The list, newest first, or the entries that match a search (?finn=); the form that adds."""
-    return _list_page(page, search=_search(page.request.query_params.get("finn", "")))
+    """The list, newest first; the forms that add and search."""
+    return _list_page(page)
+
+
+@console.route("/sperreliste/finn", role=Role.APPROVER, methods=("POST",))
+def suppression_search(page: Page) -> Response:
+    """The entries that match a search.
+
+    Posted, never in the address: what is searched for is often an address, and a sole
+    proprietor's is personal data, which an address (?finn=) would leave in the proxy's access
+    log, the browser's history and the next request's Referer.
+    """
+    return _list_page(page, search=_search(page.form.get("finn", "")))
 
 
 @console.route("/sperreliste", role=Role.APPROVER, methods=("POST",))
