@@ -444,3 +444,20 @@ def test_a_campaign_base_url_too_long_for_the_list_unsubscribe_line_is_refused_n
         f"{tmp_path / 'c.toml'} [public] base_url: adressen er 924 tegn lang; avmeldingslenken "
         "i e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst 902 tegn"
     )
+
+
+@pytest.mark.parametrize(
+    ("changed", "where"),
+    [
+        ({"name": "Råd\\u0000"}, "[campaign]: «name»"),
+        ({"organisation": "NSR\\u0000"}, "[sender]: «organisation»"),
+    ],
+)
+def test_a_nul_in_a_text_is_refused_naming_its_key(
+    settings: Settings, tmp_path: Path, changed: dict[str, str], where: str
+) -> None:
+    # TOML can write one (\u0000); PostgreSQL's text cannot hold it, and no name needs it.
+    path = tmp_path / "c.toml"
+    assert refusal(settings, path, campaign_toml(**changed)) == (
+        f"{path} {where} har et NUL-tegn (\\u0000); skriv teksten uten det"
+    )

@@ -1567,3 +1567,66 @@ def test_a_store_that_fails_under_a_console_view_is_503_not_the_operators_mistak
             assert answer.headers["retry-after"] == "10"
             assert "Prøv igjen om litt" in answer.text
             assert "connection" not in answer.text
+
+
+# -- a NUL in free text: PostgreSQL's text cannot hold one, and no form may answer 500 --------
+
+
+@pytest.mark.parametrize("path", ["logg-inn", "ta-i-bruk"])
+def test_a_nul_in_the_name_signing_in_is_answered_as_a_name_that_does_not_exist(
+    client: TestClient, db: Database, settings: Settings, path: str
+) -> None:
+    operator(db, settings, "kari", "author")
+
+    def answer(name: str) -> httpx.Response:
+        token = form_token(client, f"{PREFIX}/{path}")
+        data = {"csrf": token, "name": name, "password": WRONG_PASSWORD, "code": "123456"}
+        return client.post(f"{PREFIX}/{path}", data=data)
+
+    unknown, with_nul = answer("ingen"), answer("kari\x00")
+    assert with_nul.status_code == unknown.status_code < 500
+    error = re.compile(r'<p class="error"[^>]*>([^<]+)</p>')
+    assert error.findall(with_nul.text) == error.findall(unknown.text) != []
+
+
+def test_a_nul_in_a_new_accounts_name_is_refused_and_in_its_address_dropped(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in_as(client, db, settings, "ada", "admin")
+    form = {"name": "ola", "role": "viewer", "password": "lang nok og rar 7!", "email": ""}
+    token = form_token(client, f"{PREFIX}/brukere")
+    answer = client.post(f"{PREFIX}/brukere", data={"csrf": token, **form, "name": "ola\x00"})
+    assert answer.status_code == 400
+    assert re.search(r'<p class="error"[^>]*>brukernavnet «ola\\x00» er ugyldig', answer.text)
+    assert [u.name for u in list_users(db)] == ["ada"]
+    # An address is normalised as every address is (contacts.normalise_address): control
+    # characters go, as they do from a registry record.
+    data = {"csrf": token, **form, "email": "ola@firma.no\x00"}
+    assert client.post(f"{PREFIX}/brukere", data=data).status_code == 200
+    assert get_user(db, "ola").email == "ola@firma.no"
+
+
+def test_a_nul_in_a_suppression_note_is_refused_at_the_note(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    sign_in_as(client, db, settings, "berit", "approver")
+    token = form_token(client, LIST)
+    data = {"csrf": token, "address": "ola@firma.no", "note": "ringte\x00"}
+    answer = client.post(LIST, data=data)
+    assert answer.status_code == 400
+    error = re.search(
+        r'<p class="error" id="note-feil"><span[^>]*>[^<]*</span>([^<]+)</p>', answer.text
+    )
+    assert error is not None
+    assert (
+        error.group(1) == "Notatet har et NUL-tegn (\\u0000), som ikke kan lagres; skriv det uten."
+    )
+    assert 'aria-describedby="note-hint note-feil"' in answer.text
+    add_manual(db, SuppressionKind.ADDRESS, "ola@firma.no", actor="test")
+    removed = client.post(
+        f"{LIST}/fjern",
+        data={"csrf": token, "kind": "address", "value": "ola@firma.no", "note": "\x00"},
+    )
+    assert removed.status_code == 400
+    assert "Notatet har et NUL-tegn (\\u0000)" in removed.text
+    assert [e.value for e in entries(db)] == ["ola@firma.no"]

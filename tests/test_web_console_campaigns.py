@@ -16,6 +16,7 @@ from helpers import (
     form_token,
     kari_campaign_berit_signed_in,
     page_form,
+    sample_campaign,
     sign_in_as,
 )
 from varsel.accounts import get_user
@@ -24,6 +25,7 @@ from varsel.campaign import CampaignStatus, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import Text
+from varsel.registry import import_dump
 from varsel.retention import forget_campaign
 from varsel.web.console_auth import PREFIX, translate
 from varsel.web.console_send import for_console
@@ -591,3 +593,54 @@ def test_a_send_window_is_named_by_its_days_in_the_pages_language() -> None:
     assert days("nb") == "alle dager"
     assert days("en") == "every day"
     assert send_window(Limits(), "nb") is None
+
+
+# -- a NUL in free text: PostgreSQL's text cannot hold one --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "label"),
+    [
+        ("name", "Navn på kampanjen"),
+        ("from_name", "Avsendernavn"),
+        ("organisation", "Organisasjon"),
+        ("document_title", "Dokumentets tittel"),
+    ],
+)
+def test_a_nul_in_a_text_field_of_the_new_campaign_is_refused_at_the_field(
+    client: TestClient, db: Database, settings: Settings, brreg: Path, field: str, label: str
+) -> None:
+    import_dump(db, brreg / "enheter-sample.json")
+    sign_in_as(client, db, settings, "kari", "author")
+    answer = client.post(NEW, data=new_form(client, **{field: "Råd\x00 om svindel"}))
+    assert answer.status_code == 400
+    assert field_error(answer, field) == (
+        f"«{label}» har et NUL-tegn (\\u0000), som ikke kan lagres; skriv teksten uten det."
+    )
+    assert db.scalar("SELECT count(*) FROM campaigns") == 0
+
+
+def test_a_nul_in_a_template_is_refused_at_its_field_and_nothing_is_saved(
+    client: TestClient, db: Database, settings: Settings, brreg: Path, tmp_path: Path
+) -> None:
+    cid = sample_campaign(db, brreg, tmp_path)
+    sign_in_as(client, db, settings, "kari", "author")
+    before = get_campaign(db, cid).spec.templates
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
+    answer = client.post(
+        f"{PREFIX}/kampanjer/{cid}/maler",
+        data={
+            "csrf": csrf,
+            "action": "save",
+            "nn-text": "Hei\x00 {{ namn }}",
+            "en-subject": "A\x00",
+        },
+    )
+    assert answer.status_code == 400
+    assert field_error(answer, "nn-text") == (
+        "Tekst (nn) har et NUL-tegn (\\u0000), som ingen e-post kan ha. Ingenting er lagret."
+    )
+    assert field_error(answer, "en-subject") == (
+        "Emne (en) har et NUL-tegn (\\u0000), som ingen e-post kan ha. Ingenting er lagret."
+    )
+    assert get_campaign(db, cid).spec.templates == before

@@ -27,7 +27,7 @@ from varsel.audit import Action
 from varsel.clock import iso, utcnow
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import Text, UserError
+from varsel.errors import Text, UserError, visible
 
 MIN_PASSWORD = 12
 # zxcvbn's score (0-4) a password must reach: 3 is "safely unguessable" against an online attack
@@ -153,7 +153,9 @@ def user_of_row(row: Any) -> User:
 
 def get_user(db: Database, name: str) -> User:
     """One account by name; an AccountError if there is none."""
-    row = db.query_one(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (clean_name(name),))
+    row = None
+    if "\x00" not in name:  # no name holds one, and PostgreSQL's text cannot even be asked
+        row = db.query_one(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (clean_name(name),))
     if row is None:
         raise AccountError(Text("brukeren «%(name)s» finnes ikke", name=name))
     return user_of_row(row)
@@ -199,7 +201,7 @@ def add_user(
             Text(
                 "brukernavnet «%(name)s» er ugyldig: bruk 2–64 tegn a–z, 0–9, punktum, bindestrek "
                 "eller understrek, og begynn med en bokstav",
-                name=name,
+                name=visible(name),
             )
         )
     if clean in RESERVED or _RESERVED_PREFIX.match(clean):

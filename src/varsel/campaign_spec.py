@@ -38,6 +38,7 @@ from varsel.message_fields import LONGEST_BASE_URL, base_url_length, has_breaker
 from varsel.segment_criteria import CRITERIA_KEYS, Criteria, resolve
 
 LANGUAGES = ("nb", "nn", "en")
+NUL_IN_TEXT = N_("%(where)s: «%(key)s» har et NUL-tegn (\\u0000); skriv teksten uten det")
 
 
 class CampaignError(UserError):
@@ -211,6 +212,10 @@ def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
         return None
     if not isinstance(value, str) or not value.strip():
         raise CampaignError(Text("%(where)s: «%(key)s» skal være tekst", where=where, key=key))
+    if "\x00" in value and not key.endswith("file"):
+        # PostgreSQL's text cannot hold it, and no name, address or title needs it (a file's
+        # name is refused by _check_file_name, which says so).
+        raise CampaignError(Text(NUL_IN_TEXT, where=where, key=key))
     return value.strip()
 
 

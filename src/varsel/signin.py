@@ -221,6 +221,8 @@ def _password_checked(
 
 def _credentials(db: Database, name: str) -> Any:
     # The user columns, then password_hash (9), totp_secret (10), totp_last_counter (11).
+    if "\x00" in name:
+        return None  # no account's name holds one, and PostgreSQL's text cannot be asked it
     return db.query_one(
         f"SELECT {USER_COLUMNS}, password_hash, totp_secret, totp_last_counter FROM users "
         "WHERE name = ?",

@@ -36,6 +36,7 @@ from varsel.campaign import (
     set_status,
 )
 from varsel.campaign_spec import (
+    NUL_IN_TEXT,
     spec_from_data,
 )
 from varsel.db import Database
@@ -201,6 +202,7 @@ _SENDER_FIELDS = {
 MAX_SENDER_FIELD = 300  # characters in each of the form's fields
 _FIELD_OF = {(table, key): name for name, (_, table, key) in _SENDER_FIELDS.items()}
 MISSING = N_("Fyll inn «%(label)s».")
+HAS_NUL = N_("«%(label)s» har et NUL-tegn (\\u0000), som ikke kan lagres; skriv teksten uten det.")
 TOO_LONG = N_("«%(label)s» kan ha høyst %(limit)s tegn; her er det %(length)s.")
 # The definition's messages that mean "nothing usable was typed".
 _MISSING_IDS = ("%(where)s: mangler «%(key)s»", "%(where)s: «%(key)s» skal være tekst")
@@ -283,6 +285,8 @@ def _field_error(language: str, message: str) -> tuple[str, str] | None:
     label = _SENDER_FIELDS[name][0]
     if message.msgid in _MISSING_IDS:
         return name, gettext(language, MISSING) % {"label": gettext(language, label)}
+    if message.msgid == NUL_IN_TEXT:
+        return name, gettext(language, HAS_NUL) % {"label": gettext(language, label)}
     return name, translate(
         language, Text(message.msgid, **{**message.params, "where": Text(label)})
     )

@@ -74,6 +74,9 @@ FIELD_NAMES = {"subject": N_("Emne"), "text": N_("Tekst"), "html": N_("HTML")}
 TOO_LONG = N_(
     "%(field)s (%(lang)s) har %(length)s tegn; en mal kan ha høyst %(limit)s. Ingenting er lagret."
 )
+HAS_NUL = N_(
+    "%(field)s (%(lang)s) har et NUL-tegn (\\u0000), som ingen e-post kan ha. Ingenting er lagret."
+)
 
 
 def _edited(spec: CampaignSpec, form: dict[str, str]) -> CampaignSpec:
@@ -90,15 +93,21 @@ def _edited(spec: CampaignSpec, form: dict[str, str]) -> CampaignSpec:
 
 
 def _too_long(page: Page, spec: CampaignSpec) -> dict[str, str]:
-    """Each template field over the limit, by its form name, with the message shown at it.
+    """Each template field over the limit or with a NUL, by its form name, with the message
+    shown at it.
 
     Refused rather than cut: a cut text saved as if whole would lose the operator's work.
     """
     errors = {}
     for lang in LANGUAGES:
         for f in FIELDS:
-            length = len(getattr(spec.templates[lang], f))
-            if length > MAX_TEMPLATE:
+            text = getattr(spec.templates[lang], f)
+            length = len(text)
+            if "\x00" in text:
+                # No message can carry it (and PostgreSQL's text could not store it).
+                values = {"field": gettext(page.language, FIELD_NAMES[f]), "lang": lang}
+                errors[f"{lang}-{f}"] = gettext(page.language, HAS_NUL) % values
+            elif length > MAX_TEMPLATE:
                 values = {
                     "field": gettext(page.language, FIELD_NAMES[f]),
                     "lang": lang,

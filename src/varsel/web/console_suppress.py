@@ -28,6 +28,8 @@ SHOWN_LIMIT = 500  # rows on the page; the caption says how many there are in al
 _FIELDS = {SuppressionKind.ADDRESS: "address", SuppressionKind.UNIT: "orgnr"}
 _LIMITS = {"address": 320, "orgnr": 40, "note": 200}  # characters kept of each field
 SEARCH_LIMIT = 320  # characters kept of a search: an address at most
+# PostgreSQL's text cannot hold it, and no note needs it.
+NOTE_HAS_NUL = N_("Notatet har et NUL-tegn (\\u0000), som ikke kan lagres; skriv det uten.")
 _NOT_LISTED = {
     SuppressionKind.ADDRESS: N_("Adressen %(value)s står ikke på sperrelisten."),
     SuppressionKind.UNIT: N_("Organisasjonsnummeret %(value)s står ikke på sperrelisten."),
@@ -117,6 +119,8 @@ def suppression_add(page: Page) -> Response:
     if not (address or orgnr):
         message = N_("Skriv en e-postadresse eller et organisasjonsnummer.")
         return _list_page(page, errors={"hva": message}, status=400)
+    if "\x00" in page.form.get("note", ""):
+        return _list_page(page, errors={"note": NOTE_HAS_NUL}, status=400)
     kind = SuppressionKind.ADDRESS if address else SuppressionKind.UNIT
     allow = page.site.settings.allow_test_domains
     try:
@@ -151,6 +155,9 @@ def suppression_remove(page: Page) -> Response:
         kind = SuppressionKind(page.text("kind", 20))
     except ValueError:
         message = gettext(page.language, N_("Velg en oppføring i listen."))
+        return _list_page(page, search=search, error=message, status=400)
+    if "\x00" in page.form.get("note", ""):
+        message = gettext(page.language, NOTE_HAS_NUL)
         return _list_page(page, search=search, error=message, status=400)
     typed = page.text("value", 320)
     try:
