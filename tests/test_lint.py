@@ -231,6 +231,32 @@ def test_a_template_error_carries_jinja_s_message(
     ]
 
 
+def test_a_template_that_would_take_the_process_s_memory_is_refused_in_its_words(
+    registry_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # Lint renders in the console's process: 2 ** 40 characters would be a MemoryError there.
+    doubling = (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}'
+        "{% endfor %}{{ ns.s|length }}\n"
+    )
+    extra = templates("nn", text=TEXT + doubling)
+    cid = create(registry_db, settings, tmp_path, extra)
+    report = lint_campaign(registry_db, settings, cid)
+    assert [f.message for f in report.findings] == [
+        "nn: malen kan ikke brukes: malfeil: teksten eller listen blir for lang (over 100000) "
+        "med «~»"
+    ]
+    env = {"VARSEL_DKIM_KEY_DIR": str(settings.dkim_key_dir), "VARSEL_PUBLIC_BASE_URL": PUBLIC}
+    result = CliRunner().invoke(
+        cli, ["--db", registry_db.url, "campaign", "lint", str(cid)], env=env
+    )
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == (
+        "feil     nn: malen kan ikke brukes: malfeil: teksten eller listen blir for lang "
+        "(over 100000) med «~»"
+    )
+
+
 def test_a_hard_coded_name_is_caught_by_the_second_sample(
     registry_db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -493,6 +493,19 @@ def test_template_errors_are_user_errors() -> None:
             "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
             "RecursionError: maximum recursion depth exceeded",
         ),
+        (
+            '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}'
+            "{% endfor %}",
+            "teksten eller listen blir for lang (over 100000) med «~»",
+        ),
+        (
+            '{{ "%999999999s"|format(unit.name) }}',
+            "teksten eller listen blir for lang (over 100000) med «|format» «%999999999s»",
+        ),
+        (
+            '{% set x = "x" * 100000 %}{% for i in range(100000) %}{{ x }}{% endfor %}',
+            "malen skriver for mye tekst (over 1000000 tegn)",
+        ),
     ],
 )
 def test_a_template_that_would_run_away_is_a_one_line_error(text: str, error: str) -> None:

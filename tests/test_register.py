@@ -12,7 +12,7 @@ from varsel import municipality
 from varsel.campaign_spec import CampaignSpec, load_spec
 from varsel.config import Settings
 from varsel.errors import VarselError
-from varsel.register import area_names, employee_rule
+from varsel.register import area_names, employee_rule, subject
 from varsel.segment_criteria import Criteria
 
 
@@ -104,3 +104,18 @@ def test_the_employee_rule_is_the_one_the_segment_applied(
 ) -> None:
     chosen = with_criteria(spec, min_employees=minimum, employee_rule=rule)
     assert employee_rule(chosen) == applied
+
+
+def test_a_subject_that_would_take_the_page_s_memory_shows_the_campaign_s_name(
+    spec: CampaignSpec,
+) -> None:
+    # The register is public and renders operators' subjects in the web process.
+    doubling = (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}'
+        "{% endfor %}{{ ns.s }}"
+    )
+    widths = '{{ "%999999999s"|format(sender.organisation) }}'
+    for source in (doubling, widths):
+        nb = dataclasses.replace(spec.templates["nb"], subject=source)
+        changed = dataclasses.replace(spec, templates={**spec.templates, "nb": nb})
+        assert subject(changed) == spec.name

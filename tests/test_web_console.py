@@ -1111,6 +1111,21 @@ def test_a_template_lint_cannot_render_is_named_without_the_sample_delivery_in_e
         assert [f for f in lint_findings(answer) if why in f] == [finding]
 
 
+def test_a_preview_of_a_template_that_would_take_the_process_s_memory_is_a_finding(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
+) -> None:
+    # The console renders the template in its own process: "%999999999s" is a gigabyte there.
+    cid = kari_campaign_berit_signed_in(client, db, settings, tmp_path, brreg)
+    csrf = form_token(client, f"{PREFIX}/kampanjer/{cid}/maler")
+    text = '{{ "%999999999s"|format(unit.name) }}'
+    answer = post_templates(client, cid, csrf, "nb", {"action": "save", "en-text": text})
+    assert answer.status_code == 200
+    why = "teksten eller listen blir for lang (over 100000) med «|format» «%999999999s»"
+    assert [f for f in lint_findings(answer) if why in f] == [
+        f"Feil: en: malen kan ikke brukes: malfeil: {why}"
+    ]
+
+
 def test_why_a_send_stopped_is_shown_in_the_pages_language(
     client: TestClient, db: Database, settings: Settings, tmp_path: Path, brreg: Path
 ) -> None:

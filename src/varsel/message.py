@@ -56,7 +56,7 @@ from varsel.message_slots import (
     slot_filter,
 )
 from varsel.quoted_printable import QuotedPrintable, quoted_printable_line
-from varsel.sandbox import OperatorSandbox, operator_sandbox
+from varsel.sandbox import OperatorSandbox, checked_output, operator_sandbox
 from varsel.unit import format_orgnr
 
 LANGUAGES = ("nb", "nn", "en")
@@ -222,16 +222,14 @@ def _render(template: jinja2.Template, context: dict[str, Any], delivery_id: int
     # Template.render() copies the context twice and merges the globals each time, which costs
     # as much as a short template; shared=True hands over the dict that render() built for us.
     try:
-        return "".join(template.root_render_func(template.new_context(context, shared=True)))
+        # The environment's concat, not "".join: it stops a render that writes too much.
+        parts = template.root_render_func(template.new_context(context, shared=True))
+        return template.environment.concat(parts)
     except _TEMPLATE_ERRORS as e:
         message = str(e) if isinstance(e, jinja2.TemplateError) else f"{type(e).__name__}: {e}"
         raise MessageError(
             Text("%(where)s: malfeil: %(error)s", where=_where(delivery_id), error=message)
         ) from None
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 def _default_now() -> datetime:
@@ -372,7 +370,7 @@ class MessageFactory:
         env.filters["link"] = self._html_link if autoescape else str
         # Set in every environment, so that code compiled in one runs in the other: the
         # environment that renders with slots sets its own (message_slots).
-        env.finalize = _as_is
+        env.finalize = checked_output
         return env
 
     def _compile(self, env: _Sandbox, source: str, what: str) -> jinja2.Template:

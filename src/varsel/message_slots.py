@@ -28,6 +28,8 @@ import markupsafe
 from jinja2 import nodes
 from markupsafe import escape
 
+from varsel.sandbox import checked_output
+
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters around a marker's number
 # "&" in the marker becomes "&amp;" when the output it lands in is HTML-escaped.
 MARKER = re.compile("\ue000(&amp;|&)([0-9]+)\ue001")
@@ -145,14 +147,14 @@ class CompilingSandbox:
         return super().getitem(obj, argument)  # type: ignore[misc]
 
     def slot_finalize(self, value: Any) -> Any:
-        """Jinja's finalize: a slot written out becomes its marker, the rest stays as it is."""
+        """Jinja's finalize: a slot written out becomes its marker, the rest is checked."""
         kind = type(value)
         if kind is Slot:
             self.slot_outputs.append(value)
             return f"{OPEN}&{len(self.slot_outputs) - 1}{CLOSE}"
         if kind is UnitSlots:
             raise NotCompilable("a template writes out a whole unit")
-        return value
+        return checked_output(value)
 
 
 def prepare(env: jinja2.Environment, slot_filters: Mapping[str, Transform]) -> None:
@@ -197,7 +199,8 @@ def render_slots(
     assert isinstance(env, CompilingSandbox)  # noqa: S101
     outputs: list[Slot] = []
     env.slot_outputs = outputs
-    text = "".join(template.root_render_func(template.new_context(context, shared=True)))
+    parts = template.root_render_func(template.new_context(context, shared=True))
+    text: str = env.concat(parts)  # bounded: varsel.sandbox
     return text, outputs
 
 
