@@ -522,6 +522,17 @@ def test_html_escapes_registry_values() -> None:
     assert links_in(html) == []
 
 
+def test_a_right_to_left_name_cannot_turn_the_organisation_number_around_in_html() -> None:
+    # An Arabic or Hebrew name written right to left would carry the number after it (and its
+    # digits' order) along: <bdi> keeps each name to itself, in one business and in several.
+    arabic = UnitRef("912345678", "مطعم الأرز AS", "Oslo")
+    for units in ((arabic,), (arabic, BAKERI)):
+        for language in ("nb", "nn", "en"):
+            _, html = parts(build(make_recipient(units=units, language=language)))
+            assert "<strong><bdi>مطعم الأرز AS</bdi></strong>" in html
+            assert html.count("<bdi>") == len(units)
+
+
 # --- DKIM -----------------------------------------------------------------------------------
 
 
