@@ -1,5 +1,5 @@
-# The campaign and dovecot fixtures are imported from test_bounces, so the tests' parameters
-# of those names redefine the imports, as pytest means them to.
+# The campaign and dovecot fixtures are imported (from test_bounces and test_bounce_sources),
+# so the tests' parameters of those names redefine the imports, as pytest means them to.
 # ruff: noqa: F811
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from test_bounces import (  # noqa: F401  # campaign and dovecot are fixtures
+from test_bounce_sources import Dovecot, dovecot  # noqa: F401  # dovecot is a fixture
+from test_bounces import (  # noqa: F401  # campaign is a fixture
     DATA,
     TOMRA,
     Campaign,
-    Dovecot,
     bounce,
     campaign,
-    dovecot,
     unsubscribe_mail,
 )
-from varsel.bounces import ImapMailbox
+from varsel.bounce_sources import ImapMailbox
 from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database

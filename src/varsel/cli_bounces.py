@@ -39,7 +39,7 @@ def bounces() -> None:
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Ta inn en mbox-fil.")
 @click.option(
     "--keep",
-    # Checked when it is made (bounces._maildir), not by click: a usage error is exit status
+    # Checked when it is made (bounce_sources._maildir), not by click: a usage error is exit status
     # 2, and with --tempfail a folder that cannot be made must be 75, or the MTA drops the mail.
     type=click.Path(path_type=Path),
     help="Maildir for meldinger som legges til side (standard inn og mbox; lages om den mangler).",
@@ -66,7 +66,7 @@ def bounces_ingest(
     if not tempfail:
         _ingest(state, maildir, mbox, keep, campaign_id, as_json)
         return
-    from varsel.bounces import BounceInputError
+    from varsel.bounce_sources import BounceInputError
 
     try:
         _ingest(state, maildir, mbox, keep, campaign_id, as_json)
@@ -86,13 +86,13 @@ def _ingest(
     campaign_id: int | None,
     as_json: bool,
 ) -> None:
-    from varsel.bounces import (
+    from varsel.bounce_sources import (
         BounceInputError,
-        BounceIntake,
         ingest_bytes,
         ingest_maildir,
         ingest_mbox,
     )
+    from varsel.bounces import BounceIntake
     from varsel.verp import Verp
 
     if maildir and mbox:
@@ -133,7 +133,8 @@ def bounces_poll(
     state: State, url: str, once: bool, interval: float, campaign_id: int | None, as_json: bool
 ) -> None:
     """Les en IMAP-postkasse: hver melding én gang (nøkkelordet $VarselDone), til den stoppes."""
-    from varsel.bounces import BounceIntake, ImapMailbox, IngestSummary, poll_forever, poll_imap
+    from varsel.bounce_sources import ImapMailbox, poll_forever, poll_imap
+    from varsel.bounces import BounceIntake, IngestSummary
     from varsel.verp import Verp
 
     box = ImapMailbox.from_url(url, state.settings)
