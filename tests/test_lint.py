@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_path
 from varsel.link_checks import under_base
-from varsel.lint import attachments_in, definition_findings, lint_campaign
+from varsel.lint import definition_findings, lint_campaign
 from varsel.lint_report import LintReport, Severity
 from varsel.registry import import_dump
 
@@ -454,20 +453,6 @@ def test_errors_come_before_warnings(
         f"Kampanje {cid} kan ikke sendes ennå: 1 feil, 2 advarsler. "
         "Rett feilene og kjør lint igjen."
     )
-
-
-def test_attachments_and_parts_that_are_not_text() -> None:
-    message = EmailMessage()
-    message["From"] = "sikkerhet@nsr-org.no"
-    message.set_content("Se vedlegget.")
-    message.add_alternative("<p>Se vedlegget.</p>", subtype="html")
-    assert attachments_in(message.as_bytes()) == []
-    message.add_attachment(b"%PDF-1.7", maintype="application", subtype="pdf", filename="rad.pdf")
-    message.add_attachment("tekst", filename="notat.txt")
-    assert attachments_in(message.as_bytes()) == [
-        "application/pdf (rad.pdf)",
-        "text/plain (notat.txt)",
-    ]
 
 
 def test_cli_exit_status(registry_db: Database, settings: Settings, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from varsel.cli import cli
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_path
-from varsel.lint import attachments_in
+from varsel.lint_content import attachments_in
 from varsel.preview import preview_campaign
 from varsel.registry import import_dump
 

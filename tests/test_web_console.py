@@ -1158,7 +1158,7 @@ def test_why_a_send_stopped_is_shown_in_the_pages_language(
 
 
 def test_where_a_lint_finding_is_is_named_in_the_pages_language() -> None:
-    from varsel.lint import _where
+    from varsel.lint_content import _where
 
     assert _where("nb", ["HTML", "emne", "tekst"]) == "nb (emne, tekst og HTML)"
     assert translate("nn", _where("nb", ["HTML", "emne", "tekst"])) == "nb (emne, tekst og HTML)"

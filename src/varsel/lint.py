@@ -3,74 +3,38 @@
 The linter renders every language's templates for sample recipients taken from the campaign's
 own frozen recipients, exactly as the sender would, and reports what would make a recipient
 distrust the message (links elsewhere, shorteners, attachments, no code) or stop it being built.
-Beside it: what it finds (lint_report), the sample recipients (samples), and the previews
+Beside it: what it finds (lint_report), the templates' sources (lint_templates), what a
+rendered message says (lint_content), the sample recipients (samples), and the previews
 (preview).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.policy
-import html
-import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
-from email.parser import BytesParser
+from collections.abc import Callable
 
 from varsel import outbox
 from varsel.campaign import LANGUAGES, Campaign, CampaignSpec, CampaignStatus, get_campaign
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.dkim import DkimKey, DkimKeyError, Signer, load_key
-from varsel.errors import N_, Text, listed
+from varsel.errors import Text
 from varsel.keys import key_path
-from varsel.link_checks import (
-    SHORTENERS,
-    is_redirect,
-    is_tracking,
-    split_url,
-    under,
-    under_base,
-    urls_in_text,
-)
-from varsel.lint_report import Finding, LintReport, Severity
+from varsel.link_checks import under_base
+from varsel.lint_content import attachments_in, content_findings, names_finding, url_findings
+from varsel.lint_report import Finding, LintReport, Severity, error, warning
 from varsel.lint_templates import template_findings
-from varsel.message import (
-    MessageError,
-    MessageFactory,
-    MessageSpec,
-    Recipient,
-    Rendered,
-    UnitRef,
-)
-from varsel.message_fields import (
-    clean_text,
-    references,  # the factory's own parser: the linter sees links exactly as it does
-)
+from varsel.message import MessageError, MessageFactory, MessageSpec, UnitRef
+from varsel.message_fields import clean_text
 from varsel.municipality import name as municipality_name
 from varsel.samples import FALLBACK_UNITS, sample_code, sample_recipient, sample_units
 from varsel.send_config import message_spec
 from varsel.snapshot import STALE_DAYS, STALE_WARNING, data_age
-from varsel.unit import format_orgnr
 
 # -- the checks -----------------------------------------------------------------------------
 
 _LANGUAGE_NAMES = {"nb": "bokmål", "nn": "nynorsk", "en": "engelsk"}
-# A message's parts as the findings name them; each is a message id, translated where shown.
-_PARTS = (N_("emne"), N_("tekst"), N_("HTML"))
-
-
-def _where(language: str, parts: Iterable[str]) -> str:
-    """'nb (tekst og HTML)': which message and which of its parts."""
-    found = [Text(p) for p in _PARTS if p in set(parts)]
-    if not found:
-        return language
-    joined = (
-        found[0]
-        if len(found) == 1
-        else Text("%(parts)s og %(last)s", parts=listed(found[:-1]), last=found[-1])
-    )
-    return Text("%(language)s (%(parts)s)", language=language, parts=joined)
 
 
 class _LintFactory(MessageFactory):
@@ -78,16 +42,8 @@ class _LintFactory(MessageFactory):
 
     def _check_links(self, html_text: str) -> None:
         # The real factory stops at the first link it refuses; the linter wants all of them,
-        # each with where it is. _url_findings refuses everything the factory would.
+        # each with where it is. lint_content.url_findings refuses everything the factory would.
         return
-
-
-def _error(code: str, language: str | None, message: str) -> Finding:
-    return Finding(Severity.ERROR, code, language, message)
-
-
-def _warning(code: str, language: str | None, message: str) -> Finding:
-    return Finding(Severity.WARNING, code, language, message)
 
 
 def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding], Signer | None]:
@@ -120,7 +76,7 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
                         selector=name,
                     )
                 )
-                findings.append(_error("dkim-key", None, missing))
+                findings.append(error("dkim-key", None, missing))
                 continue
             key = load_key(path, domain, name)
             # RSA under the selector, Ed25519 under its second: Ed25519 alone is a signature
@@ -128,7 +84,7 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
             wanted = "rsa" if name == selector else "ed25519"
             if key.algorithm != wanted:
                 findings.append(
-                    _error(
+                    error(
                         "dkim-key",
                         None,
                         Text(
@@ -148,7 +104,7 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
             keys.append(key)
         except DkimKeyError as e:
             findings.append(
-                _error(
+                error(
                     "dkim-key",
                     None,
                     Text("Avsenderdomenet %(domain)s: %(error)s", domain=domain, error=e.message),
@@ -158,7 +114,7 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             findings.append(
-                _warning(
+                warning(
                     "dkim-key-mode",
                     None,
                     Text(
@@ -170,246 +126,6 @@ def _key_findings(settings: Settings, spec: CampaignSpec) -> tuple[list[Finding]
                 )
             )
     return findings, Signer(keys) if keys else None
-
-
-def attachments_in(message: bytes) -> list[str]:
-    """The parts of a message that are attachments or not text: 'application/pdf (rad.pdf)'."""
-    parsed = BytesParser(policy=email.policy.default).parsebytes(message)
-    found = []
-    for part in parsed.walk():
-        if part.is_multipart():
-            continue
-        if part.get_content_disposition() == "attachment" or part.get_content_maintype() != "text":
-            filename = part.get_filename()
-            found.append(part.get_content_type() + (f" ({filename})" if filename else ""))
-    return found
-
-
-def _url_findings(spec: CampaignSpec, language: str, rendered: Sequence[Rendered]) -> list[Finding]:
-    """Links elsewhere, shorteners, redirects, http, tracking, clickable links, remote content."""
-    places: dict[str, set[str]] = {}  # URL -> the parts it is written in
-    attributes: dict[str, set[str]] = {}  # URL -> the HTML attributes that reference it
-    for r in rendered:
-        for part, text in (("emne", r.subject), ("tekst", r.text), ("HTML", html.unescape(r.html))):
-            for url in urls_in_text(text):
-                places.setdefault(url, set()).add(part)
-        for attribute, url in references(r.html):
-            attributes.setdefault(url, set()).add(attribute)
-            places.setdefault(url, set()).add("HTML")
-    allowed = spec.allowed_link_domains
-    allowed_text = ", ".join(allowed) if allowed else Text(N_("ingen"))
-    findings: list[Finding] = []
-    for url, parts in places.items():
-        where = _where(language, parts)
-        scheme, host, path, query = split_url(url)
-        if scheme in ("http", "https") and not host:
-            findings.append(
-                _error(
-                    "link-domain",
-                    language,
-                    Text("%(where)s: ugyldig lenke %(url)s", where=where, url=url),
-                )
-            )
-        elif under(host, SHORTENERS):
-            findings.append(
-                _error(
-                    "shortener",
-                    language,
-                    Text(
-                        "%(where)s: %(url)s er en forkortet lenke (%(host)s); mottakeren kan ikke "
-                        "se hvor den fører. Skriv hele adressen.",
-                        where=where,
-                        url=url,
-                        host=host,
-                    ),
-                )
-            )
-        elif host and is_redirect(host, path, query):
-            findings.append(
-                _error(
-                    "redirect",
-                    language,
-                    Text(
-                        "%(where)s: %(url)s er en videresending til en annen adresse; "
-                        "skriv adressen mottakeren skal til.",
-                        where=where,
-                        url=url,
-                    ),
-                )
-            )
-        elif host and not under(host, allowed):
-            findings.append(
-                _error(
-                    "link-domain",
-                    language,
-                    Text(
-                        "%(where)s: %(url)s går til %(host)s, som ikke er et tillatt domene "
-                        "(tillatt: %(allowed)s).",
-                        where=where,
-                        url=url,
-                        host=host,
-                        allowed=allowed_text,
-                    ),
-                )
-            )
-        if scheme == "http":
-            findings.append(
-                _error(
-                    "http",
-                    language,
-                    Text("%(where)s: %(url)s bruker http://; bruk https://.", where=where, url=url),
-                )
-            )
-        if is_tracking(query):
-            findings.append(
-                _warning(
-                    "tracking",
-                    language,
-                    Text(
-                        "%(where)s: %(url)s har sporingsparametre (utm_, fbclid, gclid o.l.); "
-                        "varsel sporer ikke mottakere.",
-                        where=where,
-                        url=url,
-                    ),
-                )
-            )
-        for attribute in sorted(attributes.get(url, ())):
-            if attribute == "href" and not spec.allow_links:
-                findings.append(
-                    _error(
-                        "clickable-link",
-                        language,
-                        Text(
-                            "%(where)s: klikkbar lenke (<a href>) til %(url)s, men kampanjen "
-                            "tillater ikke klikkbare lenker ([links] allow_clickable).",
-                            where=where,
-                            url=url,
-                        ),
-                    )
-                )
-            elif attribute == "href" and scheme not in ("http", "https"):
-                findings.append(
-                    _error(
-                        "clickable-link",
-                        language,
-                        Text(
-                            "%(where)s: klikkbar lenke til %(url)s; bare https-lenker er tillatt.",
-                            where=where,
-                            url=url,
-                        ),
-                    )
-                )
-            elif attribute != "href":
-                findings.append(
-                    _error(
-                        "remote-content",
-                        language,
-                        Text(
-                            "%(where)s: HTML-delen laster %(url)s (%(attribute)s); meldingen skal "
-                            "ikke hente bilder, skrifter eller annet fra nettet.",
-                            where=where,
-                            url=url,
-                            attribute=attribute,
-                        ),
-                    )
-                )
-    return findings
-
-
-def _names_finding(language: str, rendered: Sequence[tuple[Recipient, Rendered]]) -> Finding | None:
-    """Each recipient's units, by name and organisation number, in the text and the HTML."""
-    missing: list[str] = []  # what is missing: a name, an orgnr, or both (Text)
-    parts: set[str] = set()
-    shared_only = True
-    for recipient, r in rendered:
-        # Registry names are in capitals; a template may well show them |title or |lower.
-        texts = {"tekst": r.text.casefold(), "HTML": html.unescape(r.html).casefold()}
-        for unit in recipient.units:
-            name = clean_text(unit.name)
-            orgnr = format_orgnr(unit.orgnr)
-            for part, text in texts.items():
-                has_name = name.casefold() in text
-                # The orgnr may be grouped ("974 760 673", perhaps with no-break spaces).
-                has_orgnr = unit.orgnr in re.sub(r"\s", "", text)
-                if has_name and has_orgnr:
-                    continue
-                parts.add(part)
-                shared_only = shared_only and len(recipient.units) > 1
-                what = (
-                    Text("«%(name)s»", name=name)
-                    if not has_name
-                    else Text("org.nr. %(orgnr)s", orgnr=orgnr)
-                )
-                if not has_name and not has_orgnr:
-                    what = Text("«%(name)s» (org.nr. %(orgnr)s)", name=name, orgnr=orgnr)
-                if what not in missing:
-                    missing.append(what)
-    if not missing:
-        return None
-    where, names = _where(language, parts), listed(missing[:4])
-    if shared_only:
-        # A literal % in a message id is written %%.
-        message = Text(
-            "%(where)s: meldingen nevner ikke virksomheten den gjelder når flere virksomheter "
-            "deler e-postadressen; mangler %(missing)s. "
-            "Nevn alle med {%% for u in units %%}…{%% endfor %%}.",
-            where=where,
-            missing=names,
-        )
-    else:
-        message = Text(
-            "%(where)s: meldingen nevner ikke virksomheten den gjelder; mangler %(missing)s. "
-            "Bruk {{ unit.name }} og {{ unit.orgnr }}, eller en løkke over units.",
-            where=where,
-            missing=names,
-        )
-    return _error("names", language, message)
-
-
-def _content_findings(
-    spec: CampaignSpec, language: str, r: Rendered, code: str, token: str
-) -> list[Finding]:
-    """The code, the verify, document and unsubscribe URLs, in the text and the HTML."""
-    texts = {"tekst": r.text, "HTML": html.unescape(r.html)}
-    findings = []
-    check = Text(N_("mottakeren trenger den for å sjekke at e-posten er ekte"))
-    checks = (
-        ("missing-code", (code, code.replace("-", "")), Text(N_("kontrollkoden")), check),
-        (
-            "missing-verify-url",
-            (spec.verify_url,),
-            Text("kontrolladressen %(url)s", url=spec.verify_url),
-            check,
-        ),
-        (
-            "missing-document-url",
-            (spec.document_url,),
-            Text("dokumentadressen %(url)s", url=spec.document_url),
-            Text(N_("mottakeren skal kunne hente dokumentet selv, uten å klikke")),
-        ),
-        (
-            "missing-unsubscribe-url",
-            (f"{spec.unsubscribe_url}/{token}",),
-            Text(N_("avmeldingsadressen {{ unsubscribe_url }}")),
-            Text(N_("mottakeren skal kunne melde seg av uten å svare på e-posten")),
-        ),
-    )
-    for finding_code, values, what, why in checks:
-        parts = [p for p, text in texts.items() if not any(v in text for v in values)]
-        if parts:
-            findings.append(
-                _error(
-                    finding_code,
-                    language,
-                    Text(
-                        "%(where)s: %(what)s står ikke i meldingen; %(why)s.",
-                        where=_where(language, parts),
-                        what=what,
-                        why=why,
-                    ),
-                )
-            )
-    return findings
 
 
 SAMPLE_WHERE = "%(where)s: "  # how the message factory's render errors begin
@@ -474,8 +190,8 @@ def unit_findings(db: Database, campaign_id: int, mspec: MessageSpec, code: str)
         units=named,
     )
     if len(unusable) == total:
-        return [_error("unusable-units", None, message)]
-    return [_warning("unusable-units", None, message)]
+        return [error("unusable-units", None, message)]
+    return [warning("unusable-units", None, message)]
 
 
 def _language_findings(
@@ -508,17 +224,17 @@ def _language_findings(
             language=language,
             error=_without_sample_delivery(e.message),
         )
-        return [_error("template", language, unusable)]
+        return [error("template", language, unusable)]
     findings: list[Finding] = []
-    names = _names_finding(language, rendered)
+    names = names_finding(language, rendered)
     if names is not None:
         findings.append(names)
-    findings += _content_findings(spec, language, rendered[0][1], code, token)
-    findings += _url_findings(spec, language, [r for _, r in rendered])
+    findings += content_findings(spec, language, rendered[0][1], code, token)
+    findings += url_findings(spec, language, [r for _, r in rendered])
     subject = rendered[0][1].subject
     if len(subject) > 78:
         findings.append(
-            _warning(
+            warning(
                 "subject-length",
                 language,
                 Text(
@@ -534,11 +250,11 @@ def _language_findings(
         message = factory.build(recipients[0])
     except MessageError as e:
         unbuilt = Text("%(language)s: %(error)s", language=language, error=e.message)
-        findings.append(_error("message", language, unbuilt))
+        findings.append(error("message", language, unbuilt))
         return findings
     for part in attachments_in(message):
         findings.append(
-            _error(
+            error(
                 "attachment",
                 language,
                 Text(
@@ -576,7 +292,7 @@ def lint_campaign(
     for language in _used_languages(db, campaign_id):
         if language not in spec.templates:
             findings.append(
-                _error(
+                error(
                     "missing-template",
                     language,
                     Text(
@@ -593,7 +309,7 @@ def lint_campaign(
         findings += unit_findings(db, campaign_id, mspec, sample_code())
     if spec.reply_to is None:
         findings.append(
-            _warning(
+            warning(
                 "no-reply-to",
                 None,
                 Text(
@@ -603,7 +319,7 @@ def lint_campaign(
                 ),
             )
         )
-    findings += _base_url_findings(settings, spec)
+    findings += _baseurl_findings(settings, spec)
     findings += _registry_age_findings(db)
     ordered = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
     report = LintReport(campaign_id, tuple(ordered))
@@ -625,14 +341,14 @@ def lint_campaign(
     return report
 
 
-def _base_url_findings(settings: Settings, spec: CampaignSpec) -> list[Finding]:
+def _baseurl_findings(settings: Settings, spec: CampaignSpec) -> list[Finding]:
     """A warning when the messages' verification address is not one this server answers."""
     base = settings.public_base_url.strip()
     if not base or under_base(spec.verify_url, base):
         return []
     # A warning, not an error: the authority's main site may pass that path on to this server.
     return [
-        _warning(
+        warning(
             "verify-url-base",
             None,
             Text(
@@ -654,7 +370,7 @@ def _registry_age_findings(db: Database) -> list[Finding]:
         return []
     # A warning, not an error: old data may be all the operator has, as campaign create says.
     return [
-        _warning(
+        warning(
             "registry-age",
             None,
             Text(STALE_WARNING, age=age.describe(), stale_days=STALE_DAYS),
@@ -681,7 +397,7 @@ def _definition_findings(
             None,
         )
     except MessageError as e:
-        findings.append(_error("message", None, Text("Kampanjen: %(error)s", error=e.message)))
+        findings.append(error("message", None, Text("Kampanjen: %(error)s", error=e.message)))
         return findings
     code = sample_code()
     for language in sorted(spec.templates, key=_language_order):

@@ -32,6 +32,16 @@ class Finding:
         }
 
 
+def error(code: str, language: str | None, message: str) -> Finding:
+    """A finding that stops the campaign."""
+    return Finding(Severity.ERROR, code, language, message)
+
+
+def warning(code: str, language: str | None, message: str) -> Finding:
+    """A finding worth a look."""
+    return Finding(Severity.WARNING, code, language, message)
+
+
 @dataclass(frozen=True)
 class LintReport:
     """Everything the linter found in one campaign, errors first."""
