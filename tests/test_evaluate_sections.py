@@ -4,20 +4,19 @@ import dataclasses
 
 from evaluations import evaluation, group
 from varsel.coverage import Outcome
-from varsel.evaluate import BounceReason, Comment, Unsubscribes
+from varsel.evaluate import BounceReason
 from varsel.evaluate_sections import (
     TOP_MUNICIPALITIES,
     bounce_section,
     channels_section,
     checks_section,
     compare_section,
-    feedback_section,
     funnel_section,
     groups_section,
     method_section,
     reach_section,
 )
-from varsel.evaluate_view import Comments, Definitions, Figure, Paragraph, Table
+from varsel.evaluate_view import Definitions, Figure, Paragraph, Table
 from varsel.evaluate_words import Words
 
 NBSP = "\u00a0"
@@ -71,46 +70,6 @@ def test_municipalities_beyond_the_top_are_merged_into_one_row() -> None:
 def test_as_many_municipalities_as_the_top_are_all_shown() -> None:
     rows, _ = municipalities(TOP_MUNICIPALITIES)
     assert [r[0] for r in rows.rows] == [f"Kommune {i}" for i in range(TOP_MUNICIPALITIES)]
-
-
-def test_feedback_names_channels_and_languages_in_the_language() -> None:
-    ev = evaluation()
-    feedback = dataclasses.replace(ev.feedback, channels={"brev": 3, "due": 1})
-    section = feedback_section(evaluation(feedback=feedback), Words("en"))
-    assert paragraph(section.blocks[0]) == (
-        "Answers: 25. Usefulness was rated 4.0 out of 5 on average (20 gave a score). "
-        "18 found the advice relevant to their business, 4 did not."
-    )
-    assert table(section.blocks[3]).rows == (
-        ("Letter", "3", "12.0%"),
-        ("due", "1", "4.0%"),  # a channel the report has no name for keeps its key
-    )
-    comments = section.blocks[5]
-    assert isinstance(comments, Comments)
-    assert comments.items == (("2 April 2025, Nynorsk, usefulness 4", "Nyttig <b>takk</b>"),)
-
-
-def test_feedback_says_how_many_comments_are_left_out() -> None:
-    ev = evaluation()
-    unscored = Comment("2025-04-02T08:00:00Z", "se", None, "Giitu")
-    feedback = dataclasses.replace(ev.feedback, comments=(unscored,), comments_total=600)
-    section = feedback_section(evaluation(feedback=feedback), Words("nb"))
-    assert paragraph(section.blocks[4]).startswith(
-        "Fritekst fra svarene (600 i alt, de 1 nyeste vises)."
-    )
-    comments = section.blocks[5]
-    assert isinstance(comments, Comments)
-    assert comments.items == (("2. april 2025, se", "Giitu"),)
-
-
-def test_feedback_without_answers_is_one_line() -> None:
-    ev = evaluation()
-    feedback = dataclasses.replace(ev.feedback, answers=0)
-    section = feedback_section(evaluation(feedback=feedback), Words("nb"))
-    assert paragraph(section.blocks[0]) == "Ingen svar ennå."
-    # What else recipients did is shown all the same (the responses' table).
-    assert table(section.blocks[1]).caption == "Svar fra mottakerne"
-    assert len(section.blocks) == 2
 
 
 def test_bounces_by_reason_and_the_automatic_replies() -> None:
@@ -209,14 +168,4 @@ def test_delays_are_told_apart_from_returns_in_english() -> None:
     assert paragraph(section.blocks[2]) == (
         "Refused for a while, not returned: 2 (the mailbox is full: 2). These e-mails are not "
         "counted above: they were delivered later or still count as sent."
-    )
-
-
-def test_the_responses_count_unsubscribes_with_their_unit_in_nynorsk() -> None:
-    unsubscribed = Unsubscribes(emails=1_234, address=1_000, organisation=234, one_click=900)
-    section = feedback_section(evaluation(unsubscribes=unsubscribed), Words("nn"))
-    rows = {row[0]: row[1:] for row in table(section.blocks[1]).rows}
-    assert rows["Melde seg av"] == (
-        f"1{NBSP}234 (adressa: 1{NBSP}000, verksemdene: 234, med eitt klikk: 900)",
-        "e-postar",
     )

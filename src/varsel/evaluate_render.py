@@ -7,8 +7,8 @@ The HTML comes from a Jinja2 template with autoescaping; the PDF from a Typst te
 reads the view as JSON, so no text from the store is ever parsed as markup by either.
 
 This module is the report's entry: `build_view` puts the sections together, the rest writes
-them. The view's shape is in `evaluate_view`, the sections in `evaluate_sections`, the words,
-numbers, dates and summary paragraph in `evaluate_words`.
+them. The view's shape is in `evaluate_view`, the sections in `evaluate_sections` (feedback in
+`evaluate_feedback`), the words, numbers, dates and summary paragraph in `evaluate_words`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from markupsafe import Markup
 
 from varsel.errors import N_, UserError, os_reason
 from varsel.evaluate import Evaluation
+from varsel.evaluate_feedback import feedback_section
 from varsel.evaluate_sections import (
     bounce_section,
     channels_section,
     checks_section,
     compare_section,
-    feedback_section,
     funnel_section,
     groups_section,
     method_section,
