@@ -104,7 +104,8 @@ def registry_update(
     hentingen underveis, fortsetter neste kjøring der den slapp.
     """
     from varsel.audit import cli_actor
-    from varsel.feed import apply_feed, read_page
+    from varsel.feed import apply_feed
+    from varsel.feed_page import read_page
 
     if fetch:
         if paths:

@@ -41,7 +41,8 @@ from varsel.download import (
 )
 from varsel.dump import Kind
 from varsel.errors import DownloadError, UserError, os_reason
-from varsel.feed import MAX_PAGE_BYTES, FeedResult, apply_feed, page_of
+from varsel.feed import FeedResult, apply_feed
+from varsel.feed_page import MAX_PAGE_BYTES, page_of
 from varsel.i18n import fmt_int
 from varsel.snapshot import latest_snapshot
 
