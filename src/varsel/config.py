@@ -5,15 +5,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from varsel.errors import ConfigError, os_reason, redact_url, toml_problem
-from varsel.i18n import fmt_int, fmt_number
-from varsel.message_fields import LONGEST_BASE_URL, base_url_length
+from varsel.config_values import (
+    check_base_url,
+    check_range,
+    convert,
+    help_text,
+    named_setting,
+    read_toml,
+    shown,
+)
+from varsel.errors import ConfigError, redact_url
 
 # The highest count a limit takes: more than any site sees, so it turns the limit off in
 # effect (the benchmarks do that), without letting a typo's extra digits overflow a column.
@@ -361,8 +366,8 @@ class Settings:
     def __post_init__(self) -> None:
         # Here rather than in load(): settings made in code (dataclasses.replace) are checked too.
         for field in dataclasses.fields(self):
-            _check_range(field, getattr(self, field.name), _named(field))
-        _check_base_url(self.public_base_url, self.origin("public_base_url"))
+            check_range(field, getattr(self, field.name), named_setting(field))
+        check_base_url(self.public_base_url, self.origin("public_base_url"))
 
     @classmethod
     def load(
@@ -385,7 +390,7 @@ class Settings:
             path = Path(env["VARSEL_CONFIG"])
         if path is not None:
             named = f"{path} (VARSEL_CONFIG)" if config_file is None else str(path)
-            section, where = _read_toml(path, named)
+            section, where = read_toml(path, named)
             for name, value in section.items():
                 if name not in fields:
                     hint = difflib.get_close_matches(name, fields, n=1)
@@ -406,10 +411,10 @@ class Settings:
         for name, value in values.items():
             if name not in fields:
                 raise ConfigError(f"ukjent innstilling «{name}»")
-            converted[name] = _convert(fields[name], value, origins[name])
-            _check_range(fields[name], converted[name], origins[name])
+            converted[name] = convert(fields[name], value, origins[name])
+            check_range(fields[name], converted[name], origins[name])
         if "public_base_url" in converted:
-            _check_base_url(converted["public_base_url"], origins["public_base_url"])
+            check_base_url(converted["public_base_url"], origins["public_base_url"])
         settings = cls(**converted)
         object.__setattr__(settings, "_origins", origins)  # frozen: set once, here
         return settings
@@ -419,7 +424,7 @@ class Settings:
         or the settings file with its line, table and key; both when not known (the default,
         or settings made in code)."""
         origins: Mapping[str, str] = getattr(self, "_origins", {})
-        return origins.get(name) or _named(
+        return origins.get(name) or named_setting(
             next(f for f in dataclasses.fields(self) if f.name == name)
         )
 
@@ -427,7 +432,7 @@ class Settings:
     def describe(cls) -> list[tuple[str, str, Any, str]]:
         """(name, environment variable, default, help) for every setting; help ends with a range."""
         return [
-            (f.name, f.metadata["env"], f.default, _help(f.metadata))
+            (f.name, f.metadata["env"], f.default, help_text(f.metadata))
             for f in dataclasses.fields(cls)
         ]
 
@@ -451,177 +456,10 @@ def display(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _shown(value)
+        return shown(value)
     text = str(value)
     if not text:
         return "(tom)"
     if name in SECRETS:
         return "(satt, vises ikke)"
     return redact_url(text)
-
-
-def _check_base_url(url: str, named: str) -> None:
-    """The public base URL leaves room for List-Unsubscribe's link on one line (998 octets)."""
-    length = base_url_length(url)
-    if length > LONGEST_BASE_URL:
-        raise ConfigError(
-            f"{named}: adressen er {fmt_int(length)} tegn lang; avmeldingslenken i "
-            f"e-postenes List-Unsubscribe-felt må stå på én linje, så den kan være på høyst "
-            f"{fmt_int(LONGEST_BASE_URL)} tegn"
-        )
-
-
-def _read_toml(path: Path, named: str) -> tuple[dict[str, Any], Callable[[str], str]]:
-    """The file's settings, and how an error names one of its keys: file, line, table, key."""
-    try:
-        with path.open("rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConfigError(f"{named}: kan ikke lese innstillingsfilen: {os_reason(e)}") from None
-    try:
-        parsed = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError(
-            f"{named}, linje {line}: er ikke UTF-8 (byte {e.start + 1}); lagre filen som UTF-8"
-        ) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{named}: er ikke gyldig TOML: {toml_problem(e)}") from None
-    table = "varsel" if "varsel" in parsed else ""
-    section = parsed.get("varsel", parsed)
-    if not isinstance(section, dict):
-        raise ConfigError(f"{named}: [varsel] må være en tabell")
-    lines = _key_lines(data.decode("utf-8"))
-
-    def where(key: str) -> str:
-        line = lines.get((table, key))
-        at = f"{named}, linje {line}" if line is not None else named
-        return f"{at}: [{table}] {key}" if table else f"{at}: {key}"
-
-    return section, where
-
-
-_TABLE = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
-_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
-
-
-def _key_lines(text: str) -> dict[tuple[str, str], int]:
-    """The line of each plain `key =` in a TOML text, by (table, key); tomllib gives none.
-
-    A line inside a multi-line string is skipped; dotted keys and quoted keys are not found
-    (an error about one names the file and the key without a line).
-    """
-    found: dict[tuple[str, str], int] = {}
-    table, in_string = "", False
-    for number, line in enumerate(text.splitlines(), start=1):
-        starts_in_string = in_string
-        if (line.count('"""') + line.count("'''")) % 2:
-            in_string = not in_string
-        if starts_in_string:
-            continue
-        if header := _TABLE.match(line):
-            table = header.group(1)
-        elif key := _KEY.match(line):
-            found.setdefault((table, key.group(1)), number)
-    return found
-
-
-def _help(metadata: Mapping[str, Any]) -> str:
-    between = metadata.get("between")
-    return metadata["help"] if between is None else f"{metadata['help']} Tillatt: {_span(between)}."
-
-
-def _named(field: dataclasses.Field[Any]) -> str:
-    """A setting as an operator may have set it: its environment variable and its TOML key."""
-    return f"{field.metadata['env']} ({field.name})"
-
-
-def _shown(number: object) -> str:
-    # 24.0 as 24: the range and the value read as the operator wrote them.
-    if isinstance(number, float) and number.is_integer():
-        return str(int(number))
-    return str(number)
-
-
-def _span(between: tuple[float, float]) -> str:
-    # Said in Norwegian: 0,1–3 600 (the value itself is shown as it is written, with a point).
-    return f"{fmt_number(between[0])}–{fmt_number(between[1])}"
-
-
-def _within(value: object, between: tuple[float, float]) -> bool:
-    # Written so that NaN, which compares false with everything, is outside.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return between[0] <= value <= between[1]
-
-
-def _number(value: object, kind: type) -> int | float | None:
-    """The value as an int or float setting, or None when it is not one (a bool is not)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        if kind is int:
-            if isinstance(value, float):  # from TOML: 10.0 is 10, 2.5 is no count
-                return int(value) if value.is_integer() else None
-            return int(value) if isinstance(value, int | str) else None
-        return float(value) if isinstance(value, int | float | str) else None
-    except ValueError:
-        return None
-
-
-def _check_range(field: dataclasses.Field[Any], value: Any, origin: str) -> None:
-    between = field.metadata.get("between")
-    if between is not None and not _within(value, between):
-        raise ConfigError(
-            f"{origin}: {_shown(value)} er utenfor det tillatte området {_span(between)}"
-        )
-
-
-def _quoted(value: Any) -> str:
-    """A value as the operator wrote it: text in «», TOML's true and false, numbers as they are."""
-    if isinstance(value, str):
-        return f"«{value}»"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _convert(field: dataclasses.Field[Any], value: Any, origin: str) -> Any:
-    kind: type[Any] = type(field.default)
-    if kind is int or kind is float:
-        number = _number(value, kind)
-        if number is None:
-            what = "et heltall" if kind is int else "et tall"
-            raise ConfigError(
-                f"{origin}: {_quoted(value)} er ikke {what}; det tillatte området er "
-                f"{_span(field.metadata['between'])}"
-            )
-        return number
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower() if isinstance(value, str) else ""
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{origin}: {_quoted(value)} er verken true eller false")
-    if isinstance(value, str):
-        return value
-    # From the file: a number for a text (an organisation number) is its digits; a list, a
-    # table, a date or true/false written where text belongs is a mistake.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{origin}: skal være tekst (i anførselstegn), ikke {_toml_kind(value)}")
-
-
-def _toml_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true eller false"
-    if isinstance(value, list):
-        return "en liste"
-    if isinstance(value, dict):
-        return "en tabell"
-    if isinstance(value, float):
-        return "et desimaltall"
-    return "en dato eller et klokkeslett"
