@@ -20,9 +20,9 @@ from varsel.campaign import CampaignStatus, create_campaign, set_status
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.letter_candidates import Unreachable
+from varsel.letter_manifest import MANIFEST_COLUMNS
 from varsel.letter_render import ADDRESS_AREA, WINDOW, LetterTemplateError
 from varsel.letters import (
-    MANIFEST_COLUMNS,
     LetterError,
     LetterRun,
     letter_counts,

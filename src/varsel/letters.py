@@ -8,7 +8,7 @@ to the store as `produced` in the same step that finishes its batch file, so a l
 left in a state the e-mail sender would claim, and running `varsel letters` again makes
 letters only for units that have none yet: nothing is printed twice. Who needs a letter and
 where it goes is letter_candidates.py's; a run's number, and clearing what a run that died left,
-letter_runs.py's.
+letter_runs.py's; the manifest's rows and the unreachable list, letter_manifest.py's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import secrets
 import signal
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,29 +34,20 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import UserError, os_reason
-from varsel.exports import csv_cell, make_private_folder, private_opener
+from varsel.exports import make_private_folder, private_opener
 from varsel.i18n import fmt_count, fmt_int
 from varsel.letter_candidates import UNREACHABLE_TEXT, Candidate, Unreachable, candidates
+from varsel.letter_manifest import (
+    MANIFEST_COLUMNS,
+    UNREACHABLE,
+    manifest_row,
+    write_unreachable,
+)
 from varsel.letter_render import Letter, PostalAddress, Renderer
 from varsel.letter_runs import MANIFEST, start_run, take_back_unfinished
-from varsel.message_fields import clean_text
 from varsel.outbox import DeliveryState, record_event
 from varsel.retention import forgotten_at
 
-UNREACHABLE = "unreachable.csv"
-MANIFEST_COLUMNS = (
-    "delivery_id",
-    "orgnr",
-    "name",
-    "postcode",
-    "city",
-    "country",
-    "language",
-    "code",
-    "batch_file",
-    "page",
-    "letter_file",
-)
 DEFAULT_BATCH_SIZE = 500
 # A letter delivery in one of these states has been printed (or at least written to a batch
 # file): it is never made again.
@@ -470,7 +461,7 @@ def make_letters(
             def listed(placed: list[Letter], name: str = name) -> None:
                 for page, letter in enumerate(placed, start=1):
                     single = letter_file(campaign_id, letter) if per_letter else ""
-                    writer.writerow(_manifest_row(letter, name, page, single))
+                    writer.writerow(manifest_row(letter, name, page, single))
                 manifest.flush()
 
             placed = _write_batch(
@@ -487,7 +478,7 @@ def make_letters(
             files += len(placed) if per_letter else 0
             if progress is not None:
                 progress(len(placed))
-    _write_unreachable(out_dir / UNREACHABLE, unreachable)
+    write_unreachable(out_dir / UNREACHABLE, unreachable)
     by_reason: dict[str, int] = {}
     for _, why in unreachable:
         by_reason[why.value] = by_reason.get(why.value, 0) + 1
@@ -549,33 +540,6 @@ def make_letters_checked(
         progress=progress,
         on_start=gate,
     )
-
-
-def _manifest_row(letter: Letter, batch: str, page: int, single: str) -> list[Any]:
-    a = letter.address
-    return [
-        letter.delivery_id,
-        letter.orgnr,
-        # Registry text, which a spreadsheet must show, not run (CSV injection).
-        csv_cell(clean_text(letter.name)),
-        csv_cell(a.postcode),
-        csv_cell(a.city),
-        csv_cell(a.country or ""),
-        letter.language,
-        codes.format_code(letter.code),
-        batch,
-        page,
-        single,
-    ]
-
-
-def _write_unreachable(path: Path, units: Iterable[tuple[Candidate, Unreachable]]) -> None:
-    with open(path, "w", encoding="utf-8", newline="", opener=private_opener) as f:
-        writer = csv.writer(f)
-        writer.writerow(("orgnr", "name", "reason", "explanation"))
-        for c, why in units:
-            name = csv_cell(clean_text(c.name))  # registry text: shown, never run as a formula
-            writer.writerow((c.orgnr, name, why.value, UNREACHABLE_TEXT[why]))
 
 
 def _record_run(
