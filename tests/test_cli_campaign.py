@@ -330,8 +330,8 @@ def test_send_outside_the_window_says_when_it_begins_and_sends_nothing_before(
     from zoneinfo import ZoneInfo
 
     from varsel.campaign import CampaignStatus, set_status
-    from varsel.campaign_spec import WINDOW_DAYS
     from varsel.db import connect
+    from varsel.send_window import WINDOW_DAYS
     from varsel.testing import SmtpSink
 
     # Open only on the day after tomorrow: closed now (unless the test runs for two days).

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from varsel.campaign_spec import CampaignError
 from varsel.errors import (
     N_,
+    CampaignError,
     Text,
     UserError,
     VarselError,

@@ -543,8 +543,8 @@ def test_the_campaign_page_shows_the_send_window_and_when_a_shut_one_opens(
 
     from test_web_public import CAMPAIGN
     from varsel.campaign import create_campaign
-    from varsel.campaign_spec import WINDOW_DAYS
     from varsel.registry import import_dump
+    from varsel.send_window import WINDOW_DAYS
 
     # Open only on tomorrow's weekday: shut today, open tomorrow at 09:15 (Oslo).
     tomorrow = (dt.datetime.now(ZoneInfo("Europe/Oslo")) + dt.timedelta(days=1)).date()

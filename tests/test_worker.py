@@ -516,7 +516,7 @@ def test_a_worker_stays_idle_outside_the_campaigns_send_window(
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from varsel.campaign_spec import WINDOW_DAYS
+    from varsel.send_window import WINDOW_DAYS
 
     # Open only on the day after tomorrow's weekday: shut now.
     later = (dt.datetime.now(ZoneInfo("Europe/Oslo")) + dt.timedelta(days=2)).date()

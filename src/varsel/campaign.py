@@ -18,9 +18,6 @@ from varsel.campaign_spec import (
     LANGUAGES as LANGUAGES,  # noqa: PLC0414  # re-exported
 )
 from varsel.campaign_spec import (
-    CampaignError as CampaignError,  # noqa: PLC0414  # re-exported
-)
-from varsel.campaign_spec import (
     CampaignSpec as CampaignSpec,  # noqa: PLC0414  # re-exported
 )
 from varsel.campaign_spec import load_spec
@@ -28,6 +25,9 @@ from varsel.clock import utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.errors import N_, Text
+from varsel.errors import (
+    CampaignError as CampaignError,  # noqa: PLC0414  # re-exported
+)
 from varsel.i18n import fmt_count, fmt_int
 from varsel.outbox import DeliveryState
 from varsel.segment import check_campaigns, selection_sql

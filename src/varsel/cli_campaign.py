@@ -231,7 +231,7 @@ def _say_window(campaign_id: int, limits: Limits) -> None:
     """A line on stderr when the send will wait for the campaign's send window to open."""
     import datetime as dt
 
-    from varsel.campaign_spec import window_shut_until
+    from varsel.send_window import window_shut_until
 
     when = window_shut_until(limits, dt.datetime.now(dt.UTC))
     if when is not None:

@@ -107,6 +107,10 @@ class ConfigError(UserError):
     """The settings are not valid."""
 
 
+class CampaignError(UserError):
+    """The campaign definition or the requested action is not valid."""
+
+
 class StoreError(UserError):
     """The store cannot be opened or is not a varsel store."""
 

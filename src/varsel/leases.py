@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from varsel.campaign import STATUS_WORDS, CampaignError, CampaignStatus, get_campaign
-from varsel.campaign_spec import window_shut_until
 from varsel.db import Database
 from varsel.digits import ascii_digits
 from varsel.errors import Text, UserError
 from varsel.outbox import PENDING_STATES, DeliveryState, counts, record_event, recover
+from varsel.send_window import window_shut_until
 
 
 def _iso_sql(timestamp: str) -> str:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from varsel import outbox
 from varsel.builder import make_factory
 from varsel.campaign import STATUS_WORDS, Campaign, CampaignStatus
-from varsel.campaign_spec import check_window
 from varsel.clock import utcnow, utcnow_iso
 from varsel.config import Settings
 from varsel.db import Database
@@ -27,6 +26,7 @@ from varsel.errors import N_, Text
 from varsel.leases import WORKERS, holder_gone, local_time
 from varsel.message import MessageFactory
 from varsel.send_config import SendError, SendOptions, key_paths, message_spec
+from varsel.send_window import check_window
 
 LEASE_SECONDS = 30.0
 

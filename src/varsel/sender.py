@@ -33,7 +33,6 @@ from varsel import claimed_units, outbox, outcomes, reply_words, send_lock
 from varsel.build_pool import BuildPool
 from varsel.builder import Outcome, Suppressed, Unbuildable
 from varsel.campaign import CampaignStatus, get_campaign
-from varsel.campaign_spec import window_opens
 from varsel.channel.smtp import SmtpConnectError, SmtpConnection
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
@@ -50,6 +49,7 @@ from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exp
 from varsel.send_config import SendOptions as SendOptions  # noqa: PLC0414  # re-exported
 from varsel.send_config import message_spec
 from varsel.send_report import SendReport
+from varsel.send_window import window_opens
 from varsel.verp import Verp
 from varsel.wal import Checkpointer
 

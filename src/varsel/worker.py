@@ -31,7 +31,6 @@ import psycopg
 
 from varsel import leases, outbox
 from varsel.campaign import CampaignError, CampaignStatus, get_campaign
-from varsel.campaign_spec import window_opens
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome
 from varsel.config import Settings
@@ -41,6 +40,7 @@ from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
 from varsel.scheduler import Item, Scheduler, TokenBucket
 from varsel.send_report import SendReport
+from varsel.send_window import window_opens
 from varsel.sender import Sender, SendOptions
 from varsel.shared_limits import BucketChain, Request, SharedLimits, grant, purge_full
 

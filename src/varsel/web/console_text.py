@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from babel.dates import get_day_names
 
 from varsel.campaign import CampaignStatus
-from varsel.campaign_spec import WINDOW_DAYS, Limits, window_opens
+from varsel.campaign_spec import Limits
 from varsel.coverage import LABELS, Outcome
+from varsel.send_window import WINDOW_DAYS, window_opens
 from varsel.suppression import REASON_LABELS, SuppressionKind
 from varsel.web.templating import N_, clock, date_time, gettext
 
