@@ -30,6 +30,7 @@ from varsel.signin import (
     session_for_token,
     verify_credentials,
 )
+from varsel.web.console_auth import translate
 
 
 @pytest.fixture
@@ -211,7 +212,14 @@ def test_require_role(db: Database, settings: Settings) -> None:
     enrolled_at_t0(db, settings, "vera", Role.VIEWER)
     with pytest.raises(Forbidden) as e:
         require_role(get_user(db, "vera"), Role.AUTHOR)
-    assert e.value.message == "vera har rollen «viewer»; dette krever «author» eller høyere"
+    assert e.value.message == "vera har rollen «leser»; dette krever «forfatter» eller høyere"
+    # The console shows it in the page's language, the roles' names too.
+    assert translate("nn", e.value.message) == (
+        "vera har rolla «lesar»; dette krev «forfattar» eller høgare"
+    )
+    assert translate("en", e.value.message) == (
+        "vera has the role “viewer”; this needs “author” or higher"
+    )
     require_role(get_user(db, "vera"), Role.VIEWER)
     add_user(db, settings, "ny", Role.ADMIN, PASSWORD, actor="admin")
     with pytest.raises(Forbidden, match=r"^kontoen «ny» er ikke i bruk$"):

@@ -139,9 +139,9 @@ def test_authors_and_viewers_cannot_approve(
 ) -> None:
     with pytest.raises(Forbidden) as e:
         approve(registry_db, settings, cid, people["kari"])
-    assert e.value.message == "kari har rollen «author»; dette krever «approver» eller høyere"
+    assert e.value.message == "kari har rollen «forfatter»; dette krever «godkjenner» eller høyere"
     vera = another(registry_db, settings, "vera", "viewer")
-    with pytest.raises(Forbidden, match="vera har rollen «viewer»"):
+    with pytest.raises(Forbidden, match="vera har rollen «leser»"):
         approve(registry_db, settings, cid, vera)
     assert registry_db.scalar("SELECT count(*) FROM approvals") == 0
 
@@ -592,7 +592,7 @@ def test_cli_viewer_cannot_create(
     )
     assert result.exit_code == 2
     assert result.output == (
-        "varsel: vera har rollen «viewer»; dette krever «author» eller høyere\n"
+        "varsel: vera har rollen «leser»; dette krever «forfatter» eller høyere\n"
     )
 
 

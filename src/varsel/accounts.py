@@ -27,7 +27,7 @@ from varsel.audit import Action
 from varsel.clock import iso, utcnow
 from varsel.config import Settings
 from varsel.db import Database
-from varsel.errors import Text, UserError, visible
+from varsel.errors import N_, Text, UserError, visible
 
 MIN_PASSWORD = 12
 # zxcvbn's score (0-4) a password must reach: 3 is "safely unguessable" against an online attack
@@ -60,11 +60,12 @@ class Role(StrEnum):
 
 
 # The roles as the command line names them (the console's are its catalog's, capitalised).
+# Marked for the catalogs: a message that names a role names it in the reader's language.
 ROLE_LABELS = {
-    Role.VIEWER: "leser",
-    Role.AUTHOR: "forfatter",
-    Role.APPROVER: "godkjenner",
-    Role.ADMIN: "administrator",
+    Role.VIEWER: N_("leser"),
+    Role.AUTHOR: N_("forfatter"),
+    Role.APPROVER: N_("godkjenner"),
+    Role.ADMIN: N_("administrator"),
 }
 
 
@@ -175,8 +176,8 @@ def require_role(user: User, role: Role) -> None:
             Text(
                 "%(name)s har rollen «%(role)s»; dette krever «%(needed)s» eller høyere",
                 name=user.name,
-                role=user.role.value,
-                needed=role.value,
+                role=Text(ROLE_LABELS[user.role]),
+                needed=Text(ROLE_LABELS[role]),
             )
         )
 
