@@ -110,6 +110,15 @@ def test_an_smtp_url_is_printed_as_it_is(db: Database, brreg: Path, tmp_path: Pa
             "varsel: --min-employees: -1 er ikke tillatt (minst 0)",
         ),
         (["serve", "--port", "70000"], "varsel: --port: 70000 er ikke tillatt (fra 1 til 65535)"),
+        # As VARSEL_ALTINN_CONCURRENCY allows: each request in flight is a thread.
+        (
+            ["altinn", "send", "1", "--concurrency", "65"],
+            "varsel: --concurrency: 65 er ikke tillatt (fra 1 til 64)",
+        ),
+        (
+            ["altinn", "poll", "1", "--concurrency", "100000"],
+            "varsel: --concurrency: 100000 er ikke tillatt (fra 1 til 64)",
+        ),
         (["campaign", "create"], "varsel: mangler FIL"),
         (["keys", "generate"], "varsel: mangler --domain"),
         (["segment", "preview", "--fom", "AS"], "varsel: ukjent valg --fom (mente du --form?)"),

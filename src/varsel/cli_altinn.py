@@ -16,6 +16,9 @@ from varsel.cli_output import CAMPAIGN_ID, COUNT, NorskGroup
 pass_state = click.make_pass_decorator(State)
 EX_TEMPFAIL = 75  # a run Altinn cut short: cron or an operator runs it again later
 
+# The range of VARSEL_ALTINN_CONCURRENCY: each request in flight is a thread.
+CONCURRENCY = click.IntRange(1, 64)
+
 
 @click.group(cls=NorskGroup)
 def altinn() -> None:
@@ -35,7 +38,7 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
 @click.option("--limit", type=COUNT, help="Send høyst så mange nå.")
 @click.option(
     "--concurrency",
-    type=COUNT,
+    type=CONCURRENCY,
     help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
 @click.option(
@@ -91,7 +94,7 @@ def altinn_send(
 @click.argument("campaign_id", type=CAMPAIGN_ID, metavar="KAMPANJE")
 @click.option(
     "--concurrency",
-    type=COUNT,
+    type=CONCURRENCY,
     help="Forespørsler på en gang; det samme som VARSEL_ALTINN_CONCURRENCY.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Skriv ut ett JSON-objekt.")
