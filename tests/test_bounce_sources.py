@@ -395,8 +395,12 @@ def test_imap_wrong_password_is_one_line(dovecot: Dovecot) -> None:
 
 def test_imap_url_must_name_a_user_and_a_password_must_be_set() -> None:
     settings = Settings.load(environ={})
-    with pytest.raises(BounceInputError, match="ugyldig IMAP-adresse 'https://x/'"):
+    with pytest.raises(BounceInputError, match="ugyldig IMAP-adresse «https://x/»"):
         ImapMailbox.from_url("https://x/", settings)
+    with pytest.raises(
+        BounceInputError, match=r"^ugyldig port i IMAP-adressen «imaps://b:\*\*\*@x:99999/»$"
+    ):
+        ImapMailbox.from_url("imaps://b:pw@x:99999/", settings)
     with pytest.raises(
         BounceInputError, match=r"^IMAP-passordet mangler: sett VARSEL_IMAP_PASSWORD$"
     ):

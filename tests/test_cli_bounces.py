@@ -116,7 +116,7 @@ def test_bad_input_is_one_line_and_exit_status_2(db: Database, campaign: Campaig
     )
     url = runner.invoke(cli, ["--db", db.url, "bounces", "poll", "--imap", "pop3://x@y/", "--once"])
     assert url.exit_code == 2
-    assert url.output.startswith("varsel: ugyldig IMAP-adresse 'pop3://x@y/'")
+    assert url.output.startswith("varsel: ugyldig IMAP-adresse «pop3://x@y/»")
 
 
 def test_poll_once(db: Database, campaign: Campaign, dovecot: Dovecot) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from varsel.bounces import BounceIntake, IngestSummary, Outcome
 from varsel.config import Settings
-from varsel.errors import UserError, os_reason, redact_url
+from varsel.errors import UserError, os_reason, quoted, redact_url
 
 
 class BounceInputError(UserError):
@@ -182,7 +182,7 @@ class ImapMailbox:
         parts = urlsplit(url)
         if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
             raise BounceInputError(
-                f"ugyldig IMAP-adresse {redact_url(url)!r}: bruk imaps://bruker@vert/INBOX "
+                f"ugyldig IMAP-adresse {quoted(redact_url(url))}: bruk imaps://bruker@vert/INBOX "
                 "eller imap://bruker@vert/INBOX (STARTTLS)"
             )
         password = unquote(parts.password or "") or settings.imap_password
@@ -191,7 +191,9 @@ class ImapMailbox:
         try:
             port = parts.port or (993 if parts.scheme == "imaps" else 143)
         except ValueError:
-            raise BounceInputError(f"ugyldig port i IMAP-adressen {redact_url(url)!r}") from None
+            raise BounceInputError(
+                f"ugyldig port i IMAP-adressen {quoted(redact_url(url))}"
+            ) from None
         return cls(
             host=parts.hostname,
             port=port,
@@ -229,7 +231,7 @@ def poll_imap(intake: BounceIntake, box: ImapMailbox) -> IngestSummary:
     try:
         status, _ = conn.select(_quoted(box.mailbox))
         if status != "OK":
-            raise BounceInputError(f"IMAP: finner ikke postkassen {box.mailbox!r}")
+            raise BounceInputError(f"IMAP: finner ikke postkassen {quoted(box.mailbox)}")
         _, data = conn.uid("SEARCH", "UNKEYWORD", DONE)
         for uid in (data[0] or b"").decode("ascii").split():
             _, fetched = conn.uid("FETCH", uid, "(BODY.PEEK[])")
