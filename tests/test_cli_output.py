@@ -173,6 +173,13 @@ def test_help_is_in_bokmal() -> None:
     assert "[standard: rsa]" in run("keys", "generate", "--help").output
 
 
+def test_the_version_is_in_bokmal() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert (result.exit_code, result.output) == (0, f"varsel, versjon {version('varsel')}\n")
+
+
 def test_a_reader_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
     store = tmp_path / "skrivefeil.db"
     result = run("--db", str(store), "segment", "preview")

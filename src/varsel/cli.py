@@ -278,7 +278,9 @@ def pass_state(f: Callable[Concatenate[State, _P], _R]) -> Callable[_P, _R]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Innstillingsfil (TOML). Det samme som VARSEL_CONFIG.",
 )
-@click.version_option(package_name="varsel", help="Vis versjonen og avslutt.")
+@click.version_option(
+    package_name="varsel", message="varsel, versjon %(version)s", help="Vis versjonen og avslutt."
+)
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, config_file: Path | None) -> None:
     """varsel: nå alle virksomheter i et område med råd om sikkerhet."""
