@@ -16,6 +16,7 @@ from varsel.errors import (
     Text,
     UserError,
     VarselError,
+    json_reason,
     listed,
     os_reason,
     quoted,
@@ -197,3 +198,27 @@ def test_a_quoted_value_is_in_guillemets_with_what_cannot_be_seen_escaped() -> N
     # A line break would break the one line; a bidi override would reorder what follows.
     assert quoted("a\nBcc: x\x00\u202e") == "«a\\nBcc: x\\x00\\u202e»"
     assert visible("Oslo\tpoliti") == "Oslo\\tpoliti"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (b"{bad", "uventet tegn, ventet en nøkkel i anførselstegn"),
+        (b"[1 2]", "uventet tegn, ventet «,» eller «]»"),
+        (b'{"a" 1}', "uventet tegn, ventet «:» etter nøkkelen"),
+        (b'{"a":tru}', "ugyldig verdi, ventet «true»"),
+        (b"[1,", "teksten slutter for tidlig"),
+        (b"[1]x", "mer tekst etter slutten"),
+        (b'"\x01"', "kontrolltegn i en tekst"),
+    ],
+)
+def test_the_json_parsers_reasons_are_said_in_bokmal(text: bytes, reason: str) -> None:
+    import orjson
+
+    with pytest.raises(orjson.JSONDecodeError) as e:
+        orjson.loads(text)
+    assert json_reason(e.value.msg) == reason
+
+
+def test_a_json_reason_we_do_not_know_is_left_out_rather_than_said_in_english() -> None:
+    assert json_reason("something new, expected 'x'") == ""

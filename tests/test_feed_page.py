@@ -33,11 +33,11 @@ DUMP = (BRREG / "enheter-sample.json").read_bytes()
 ONE_UNIT = json.dumps(json.loads(DUMP)[0]).encode()
 
 BAD_PAGES = [
-    ("cut.json", SAMPLE_PAGE[:200], "ugyldig JSON ved byte 200: unexpected end of data"),
+    ("cut.json", SAMPLE_PAGE[:200], "ugyldig JSON ved byte 200: teksten slutter for tidlig"),
     (
         "cut.json.gz",
         gzip.compress(SAMPLE_PAGE[:200]),
-        "ugyldig JSON ved byte 200 (utpakket): unexpected end of data",
+        "ugyldig JSON ved byte 200 (utpakket): teksten slutter for tidlig",
     ),
     (
         "short.json.gz",

@@ -21,7 +21,7 @@ import orjson
 from isal import igzip, isal_zlib
 
 from varsel import brreg_csv
-from varsel.errors import BadFileError, os_reason
+from varsel.errors import BadFileError, json_reason, os_reason
 from varsel.i18n import fmt_int
 
 JSON_CHUNK = 4 << 20  # bytes of decompressed JSON parsed at a time
@@ -280,9 +280,7 @@ class DumpReader:
                 # parser runs out of data; any other error is a real error in the file.
                 if e.pos < cut and "end of data" not in e.msg:
                     where = fmt_int(consumed + e.pos - 1)
-                    raise BadFileError(
-                        f"{self.path}: ugyldig JSON ved byte {where}: {e.msg}"
-                    ) from None
+                    raise BadFileError(_bad_json(self.path, where, e.msg)) from None
                 end = cut - 1
                 continue
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -307,7 +305,7 @@ class DumpReader:
                 raise BadFileError(
                     f"{self.path}: filen slutter midt i en post ved byte {where} (avkortet?)"
                 ) from None
-            raise BadFileError(f"{self.path}: ugyldig JSON ved byte {where}: {e.msg}") from None
+            raise BadFileError(_bad_json(self.path, where, e.msg)) from None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise BadFileError(
                 f"{self.path}: ikke en registerdump (listen inneholder ikke objekter)"
@@ -578,3 +576,8 @@ def _gzip_error(error: zlib.error, position: int) -> str:
 def open_dump(path: Path) -> DumpReader:
     """Open a dump file and tell what it is; raises BadFileError for anything else."""
     return DumpReader(path)
+
+
+def _bad_json(path: Path, where: str, reason: str) -> str:
+    said = json_reason(reason)
+    return f"{path}: ugyldig JSON ved byte {where}" + (f": {said}" if said else "")

@@ -167,6 +167,45 @@ def os_reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+# The JSON parser's (orjson's) reasons, in Bokmål: each part of its message, split at ", ".
+_JSON_REASONS = {
+    "unexpected character": "uventet tegn",
+    "expected a string key": "ventet en nøkkel i anførselstegn",
+    "unexpected end of data": "teksten slutter for tidlig",
+    "unexpected content after document": "mer tekst etter slutten",
+    "unexpected control character in string": "kontrolltegn i en tekst",
+    "invalid escaped sequence in string": "ugyldig \\-sekvens i en tekst",
+    "invalid utf-8 encoding in string": "ugyldig UTF-8 i en tekst",
+    "str is not valid UTF-8: surrogates not allowed": "ugyldig UTF-8",
+    "invalid literal": "ugyldig verdi",
+    "number is infinity when parsed as double": "tallet er for stort",
+    "no digit after minus sign": "mangler sifre etter minustegnet",
+    "no digit after decimal point": "mangler sifre etter desimalpunktet",
+    "no digit after exponent sign": "mangler sifre i eksponenten",
+    "recursion limit exceeded": "for mange nivåer inni hverandre",
+    "Input is a zero-length, empty document": "tom tekst",
+}
+_JSON_EXPECTED = re.compile(r"expected ((?:'[^']*'(?: or )?)+)( after key)?")
+
+
+def json_reason(msg: str) -> str:
+    """The JSON parser's reason for refusing a text, in Bokmål; "" when it says nothing we know
+    (the message then names the byte alone, rather than half of it in English)."""
+    if msg in _JSON_REASONS:
+        return _JSON_REASONS[msg]
+    parts = []
+    for part in msg.split(", "):
+        if part in _JSON_REASONS:
+            parts.append(_JSON_REASONS[part])
+        elif expected := _JSON_EXPECTED.fullmatch(part):
+            tokens = re.findall(r"'([^']*)'", expected.group(1))
+            words = " eller ".join(f"«{t}»" for t in tokens)
+            parts.append(f"ventet {words}" + (" etter nøkkelen" if expected.group(2) else ""))
+        else:
+            return ""
+    return ", ".join(parts)
+
+
 def redact_url(url: str) -> str:
     """A URL fit for a message or a listing: its password, if any, replaced by ***."""
     # Greedy to the last "@": a password with a raw "@" or "/" is still hidden whole.

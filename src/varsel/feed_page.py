@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from varsel.dump import Kind, gzip_problem
-from varsel.errors import BadFileError, read_user_file
+from varsel.errors import BadFileError, json_reason, read_user_file
+from varsel.i18n import fmt_int
 
 # A page holds at most 10,000 entries (the API's largest page); even were each a new unit's
 # whole record, that is some tens of MB. A larger file is a dump or something else.
@@ -122,8 +123,12 @@ def _feed_entries(path: Path, content: bytes, unpacked: bool) -> tuple[Kind, lis
         what = _what_it_is(text)
         if what:
             raise BadFileError(f"{path}: {what}") from None
-        where = f"byte {e.pos + len(content) - len(text):,}" + (" (utpakket)" if unpacked else "")
-        raise BadFileError(f"{path}: ugyldig JSON ved {where}: {e.msg}") from None
+        where = f"byte {fmt_int(e.pos + len(content) - len(text))}"
+        where += " (utpakket)" if unpacked else ""
+        said = json_reason(e.msg)
+        raise BadFileError(
+            f"{path}: ugyldig JSON ved {where}" + (f": {said}" if said else "")
+        ) from None
     if isinstance(data, list):
         first = data[0] if data else None
         if isinstance(first, dict) and "endringstype" not in first:
