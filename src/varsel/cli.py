@@ -362,8 +362,12 @@ def keys() -> None:
 
 
 @keys.command("generate")
-@click.option("--domain", required=True, help="Avsenderens domene, for eksempel nsr-org.no.")
-@click.option("--selector", default="varsel", show_default=True, help="DKIM-selektoren.")
+@click.option(
+    "--domain", required=True, metavar="DOMENE", help="Avsenderens domene, for eksempel nsr-org.no."
+)
+@click.option(
+    "--selector", default="varsel", show_default=True, metavar="SELEKTOR", help="DKIM-selektoren."
+)
 @click.option(
     "--algorithm",
     type=click.Choice(["rsa", "ed25519"]),

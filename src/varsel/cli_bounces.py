@@ -19,6 +19,7 @@ _CAMPAIGN = click.option(
     "--campaign",
     "campaign_id",
     type=CAMPAIGN_ID,
+    metavar="KAMPANJE",
     help="Let bare i denne kampanjen etter en adresse som feilet (VERP og Message-ID finner "
     "kampanjen selv).",
 )
@@ -34,7 +35,7 @@ def bounces() -> None:
 @click.option(
     "--maildir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Ta inn nye og uleste meldinger i en Maildir; de ukjente havner i DIR/.unrecognised.",
+    help="Ta inn nye og uleste meldinger i en Maildir; de ukjente havner i MAPPE/.unrecognised.",
 )
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Ta inn en mbox-fil.")
 @click.option(
@@ -98,7 +99,7 @@ def _ingest(
     if maildir and mbox:
         raise BounceInputError("bruk enten --maildir eller --mbox, ikke begge")
     if maildir and keep:
-        raise BounceInputError("--keep gjelder ikke --maildir (den bruker DIR/.unrecognised)")
+        raise BounceInputError("--keep gjelder ikke --maildir (den bruker MAPPE/.unrecognised)")
     intake = BounceIntake(state.db, Verp.from_settings(state.settings), campaign_id)
     if maildir:
         summary = ingest_maildir(intake, maildir)

@@ -168,7 +168,13 @@ def report_unreached(
     ),
 )
 @click.option("--pdf", is_flag=True, help="Skriv også en PDF ved siden av HTML-filen.")
-@click.option("--compare", "compare_id", type=CAMPAIGN_ID, help="Vis denne kampanjen ved siden av.")
+@click.option(
+    "--compare",
+    "compare_id",
+    type=CAMPAIGN_ID,
+    metavar="KAMPANJE",
+    help="Vis denne kampanjen ved siden av.",
+)
 @click.option(
     "--language",
     type=click.Choice(["nb", "nn", "en"]),

@@ -113,7 +113,7 @@ def user() -> None:
 @user.command("add")
 @click.argument("name", metavar="NAVN")
 @click.option("--role", type=ROLE, required=True, help=ROLE_HELP)
-@click.option("--email", help="Operatørens egen adresse (for testutsendinger).")
+@click.option("--email", metavar="ADRESSE", help="Operatørens egen adresse (for testutsendinger).")
 @pass_state
 def user_add(state: State, name: str, role: Role, email: str | None) -> None:
     """Lag en konto; spør om passordet (eller VARSEL_PASSWORD) og viser QR-koden for TOTP."""

@@ -16,6 +16,7 @@ from varsel.i18n import fmt_int
     "--campaign",
     "campaign_id",
     type=CAMPAIGN_ID,
+    metavar="KAMPANJE",
     help="Send bare denne kampanjen (når `campaign start` har gitt den videre); stopp når ferdig.",
 )
 @click.option(
