@@ -52,7 +52,8 @@ def worker(
     """Send kampanjer gitt til arbeiderne (PostgreSQL); kjør så mange du vil, hvor du vil.
 
     Stopper ved SIGTERM eller Ctrl-C når meldingene underveis er sendt; det den holdt, går
-    tilbake. Gi en kampanje til arbeiderne med `varsel campaign start ID` (eller --campaign ID).
+    tilbake. Gi en kampanje til arbeiderne med `varsel campaign start KAMPANJE` (eller --campaign
+    KAMPANJE).
     """
     from varsel.leases import require_postgresql
 
