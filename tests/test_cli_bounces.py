@@ -147,7 +147,12 @@ def test_tempfail_lets_the_mta_try_again_when_the_store_is_unusable(
     args = ["--db", str(tmp_path / "not-a-store.db"), "bounces", "ingest", "--tempfail"]
     result = CliRunner().invoke(cli, args, input=raw, env=env(campaign))
     assert result.exit_code == 75
-    assert result.output.startswith("varsel: prøver igjen senere: ")
+    store = tmp_path / "not-a-store.db"
+    # Said in words, as every error is, not by the class that carried it.
+    assert (
+        result.output
+        == f"varsel: prøver igjen senere: lageret {store}: er ikke en SQLite-database\n"
+    )
 
 
 @pytest.mark.parametrize(("tempfail", "status"), [([], 2), (["--tempfail"], 75)])

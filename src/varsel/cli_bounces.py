@@ -68,14 +68,17 @@ def bounces_ingest(
         _ingest(state, maildir, mbox, keep, campaign_id, as_json)
         return
     from varsel.bounce_sources import BounceInputError
+    from varsel.errors import VarselError
 
     try:
         _ingest(state, maildir, mbox, keep, campaign_id, as_json)
     except BounceInputError:
         raise
     except Exception as e:  # the store down, a bug: the MTA must keep the bounce
+        # An error of ours says what went wrong in words; only a bug is named by its class.
+        why = e.message if isinstance(e, VarselError) else f"{type(e).__name__}: {e}"
         # The reason may quote a server's reply: printed escaped, as all CLI output is.
-        err.print(error_line(f"prøver igjen senere: {type(e).__name__}: {e}"), soft_wrap=True)
+        err.print(error_line(f"prøver igjen senere: {why}"), soft_wrap=True)
         sys.exit(75)
 
 
