@@ -47,3 +47,17 @@ def test_scheduler_forgets_idle_domains() -> None:
         scheduler.release(taken.domain)
     assert len(scheduler.queues) <= 2048
     assert len(scheduler.buckets) == len(scheduler.queues)
+
+
+def test_a_turn_promises_the_next_token_to_one_caller_until_it_is_taken() -> None:
+    from varsel.scheduler import TokenBucket
+
+    bucket = TokenBucket(rate=1 / 60, capacity=1.0)  # one a minute, the first at once
+    assert bucket.turn() == 0.0
+    # The token is still in the bucket, but promised: a second caller waits for the next.
+    assert bucket.tokens >= 1
+    assert 59.0 < bucket.turn() <= 120.0
+    bucket.end_turn()
+    assert bucket.try_take() == 0.0  # the promised one, taken once the promise is over
+    assert 59.0 < bucket.turn() <= 60.0
+    assert bucket.promised == 0

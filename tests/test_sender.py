@@ -692,6 +692,57 @@ def test_sigkill_between_the_relays_250_and_its_commit_leaves_that_message_in_do
     assert report.status_words == "venter på avgjørelse: 1 usikker"
 
 
+def test_sigkill_while_a_message_waits_for_its_domains_turn_leaves_it_queued_not_in_doubt(
+    db: Database, db_url: str, brreg: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from test_sender_pause import readdress
+
+    # One message a minute to one domain: of its two, one goes, the other waits for its turn.
+    text = campaign_toml(limits="connections = 2\nper_domain_per_minute = 1\n")
+    cid = sample_campaign(db, brreg, tmp_path, text)
+    ids = readdress(db, cid, "bedrift.example", 2)
+    env = {**os.environ, "VARSEL_DKIM_KEY_DIR": str(tmp_path / "keys")}
+    # Fires as each of the domain's messages passes RCPT TO; nothing else changes.
+    plan = FaultPlan().on_rcpt(
+        lambda rcpt: rcpt.endswith("@bedrift.example"), Fault.delay(0.0, stage=Stage.RCPT)
+    )
+    with SmtpSink(faults=plan) as sink:
+        proc = subprocess.Popen(
+            send_command(db_url, cid, sink.url),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            sink.wait_for(5, 30)  # the other domains' four and one of the domain's two
+            until(lambda: plan.fired() == 2, 10)  # the second is past RCPT TO and DATA ...
+            time.sleep(1.0)  # ... and waits for the domain's turn, a minute away
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        received = [m.rcpt_tos[0] for m in sink.messages]
+    assert len(received) == 5
+    rows = dict(
+        db.query(
+            "SELECT id, state || ':' || CASE WHEN data_started_at IS NULL THEN 'unmarked' "
+            "ELSE 'marked' END FROM deliveries WHERE id IN (?, ?)",
+            tuple(ids),
+        )
+    )
+    # The one that waited has no mark: its dot was never written, so it is not in doubt.
+    assert sorted(rows.values()) == ["claimed:unmarked", "sent:marked"]
+    assert outbox.recover(db, cid) == (0, 1)  # what the next send does first
+    counts = outbox.counts(db, cid)
+    assert (counts["sent"], counts["queued"], counts["in_doubt"]) == (5, 1, 0)
+
+
 def test_sigkill_during_a_retry_wait_then_pause_and_resume_loses_nothing(
     db: Database, db_url: str, brreg: Path, tmp_path: Path
 ) -> None:

@@ -89,6 +89,28 @@ def test_a_worker_waits_for_grants_and_an_unlimited_bucket_never_asks() -> None:
     assert [[(r.key, r.want) for r in a] for a in asked] == [[("domain:x.no", 3)]]
 
 
+def test_a_turn_asks_for_a_grant_and_promises_its_token_to_one_caller(pg: Database) -> None:
+    known: set[str] = set()
+
+    async def from_store(requests: list[Request]) -> dict[str, int]:
+        return grant(pg, requests, known)
+
+    async def main() -> tuple[float, float, float, float, float]:
+        limits = SharedLimits(from_store, interval=0.01)
+        task = asyncio.create_task(limits.run())
+        bucket = limits.bucket("domain:turn.no", 1 / 60, 1.0, lambda: 2)  # one a minute
+        first = bucket.turn()  # none held: asked for
+        await asyncio.sleep(0.05)
+        second = bucket.turn()  # the one granted, promised to this caller
+        third = bucket.turn()  # promised already: another caller waits and asks
+        bucket.end_turn()
+        taken, after = bucket.try_take(), bucket.try_take()
+        task.cancel()
+        return first, second, third, taken, after
+
+    assert asyncio.run(main()) == (0.01, 0.0, 0.01, 0.0, 0.01)
+
+
 def test_granted_tokens_not_spent_in_time_lapse() -> None:
     async def no_grants(requests: list[Request]) -> dict[str, int]:
         return {}

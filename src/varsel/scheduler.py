@@ -18,6 +18,8 @@ class TokenBucket:
         self.capacity = capacity if capacity is not None else max(1.0, rate)
         self.tokens = self.capacity
         self.stamp = time.monotonic()
+        # Tokens promised to callers of turn() and not yet taken: others wait behind them.
+        self.promised = 0
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -45,6 +47,22 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+    def turn(self) -> float:
+        """Promise the next token to the caller (returns 0), else the seconds until one is free.
+
+        The token stays in the bucket until the caller takes it (end_turn, then try_take), so
+        the rate holds for the moment it is spent; no one else's turn comes before then.
+        """
+        self._refill()
+        if self.tokens - self.promised >= 1:
+            self.promised += 1
+            return 0.0
+        return (1 + self.promised - self.tokens) / self.rate
+
+    def end_turn(self) -> None:
+        """Give up a promise of turn(): its token is free for whoever takes it first."""
+        self.promised -= 1
 
     async def acquire(self) -> None:
         while (wait := self.try_take()) > 0:
@@ -197,7 +215,8 @@ class Scheduler:
         return None
 
     def gate(self, domain: str) -> TokenBucket:
-        """The domain's rate limit, a token of which each message takes just before its dot."""
+        """The domain's rate limit: each message waits for its turn before its durable mark,
+        and takes the token just before its dot."""
         return self.buckets[domain]
 
     def release(self, domain: str) -> None:

@@ -734,21 +734,33 @@ class Sender:
     async def _before_dot(self, delivery_id: int, gate: TokenBucket) -> None:
         """What has to happen before a message's final dot goes out, in this order.
 
-        The durable mark first (a crash after it leaves the delivery in doubt, never sent
-        unrecorded), then the recipient domain's token, so that the domain's rate holds for
-        the dots as the recipient's server sees them, however long the commit took; then the
-        last checks (`_dot_going`), with nothing to wait for between them and the write.
+        The recipient domain's turn first: at a slow domain's rate it can be a minute away,
+        and a crash while it waits leaves the delivery without its mark, to be queued again
+        rather than put in doubt. Then the durable mark (a crash after it leaves the delivery
+        in doubt, never sent unrecorded), the domain's token promised to this message while
+        the mark is committed; then the token taken, so that the domain's rate holds for the
+        dots as the recipient's server sees them, however long the commit took; then the last
+        checks (`_dot_going`), with nothing to wait for between them and the write.
         """
-        await self._data_started(delivery_id)
-        # A slow domain's turn can be a minute away: a stop (pause, Ctrl-C, SIGTERM) does not
-        # wait for it, and the dot is not written.
-        wait = gate.try_take()
+        await self._wait_for(gate.turn)
+        try:
+            await self._data_started(delivery_id)
+        finally:
+            gate.end_turn()
+        # The promised token is there unless the commit outlasted a worker's hold of its
+        # grant (shared_limits.HOLD): then the next is waited for, the mark written.
+        await self._wait_for(gate.try_take)
+        self._dot_going(delivery_id)
+
+    async def _wait_for(self, turn: Callable[[], float]) -> None:
+        """Wait until `turn` returns 0; a stop (pause, Ctrl-C, SIGTERM) does not wait, and the
+        dot is not written."""
+        wait = turn()
         while wait > 0:
             if self.stopping:
                 raise _StoppedBeforeDot
             await self._pause(wait)
-            wait = gate.try_take()
-        self._dot_going(delivery_id)
+            wait = turn()
 
     def _dot_going(self, delivery_id: int) -> None:
         """The last check before the final dot; raising keeps the dot back."""

@@ -163,6 +163,18 @@ class SharedBucket(TokenBucket):
         self.limits.need(self)
         return self.limits.interval
 
+    def turn(self) -> float:
+        """Promise a token this worker holds to the caller (returns 0), else ask for some."""
+        if self.limits.error is not None:
+            raise self.limits.error
+        if not self.unlimited:
+            self._refill()
+            if self.tokens - self.promised < 1:
+                self.limits.need(self)
+                return self.limits.interval
+        self.promised += 1
+        return 0.0
+
     def take_if_all(self, others: Sequence[SharedBucket]) -> float:
         """Take one token from this bucket and each of the others, or from none of them."""
         buckets = [self, *others]
