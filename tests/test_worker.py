@@ -819,6 +819,58 @@ def test_a_relay_that_refuses_or_is_in_trouble_stops_the_worker_and_fails_no_del
     assert row == ("sending", "varsel-worker")
 
 
+RELAY_DENIED = Fault.reply(554, "5.7.1 Relay access denied")
+
+
+@pytest.mark.parametrize(
+    ("fault", "refused", "failed", "says"),
+    [
+        (RELAY_DENIED, 100, 0, "554 5.7.1 Relay access denied"),
+        (RELAY_DENIED, 2, 2, None),
+        (
+            Fault.reply(550, "5.7.1 Sender address rejected", stage=Stage.MAIL),
+            1,
+            0,
+            "550 5.7.1 Sender address rejected",
+        ),
+    ],
+    ids=["the_relays_policy_taken_back", "two_refusals_stay_failed", "sender_refused"],
+)
+def test_a_workers_failed_counters_leave_out_refusals_that_were_the_relays(
+    small: tuple[Database, Settings, int],
+    fault: Fault,
+    refused: int,
+    failed: int,
+    says: str | None,
+) -> None:
+    db, settings, cid = small
+    plan = FaultPlan()
+    for number in range(1, refused + 1):
+        plan.on_message(number, fault)
+    with SmtpSink(faults=plan) as sink:
+        worker, thread, errors = run_in_thread(settings, sink, cid)
+        thread.join(30)
+    assert not thread.is_alive()
+    # Refused alike across domains, or our sender refused: the relay's, back to the queue,
+    # and the worker's counters say so too. Two refused, then taken: those two stay failed.
+    assert [str(e) for e in errors] == (
+        [f"e-posttjeneren {sink.url} avviser utsendelsen: {says}"] if says else []
+    )
+    counts = outbox.counts(db, cid)
+    assert counts["failed"] == failed
+    assert worker.totals["failed"] == failed
+    assert worker.totals["sent"] == counts["sent"]
+    row = db.query_one("SELECT failed, sent FROM workers WHERE id = ?", (worker.id,))
+    assert row == (failed, counts["sent"])
+    name = f'varsel_worker_deliveries_total{{campaign="{cid}",outcome="failed"}} '
+    shown = [
+        float(line.removeprefix(name))
+        for line in worker.metrics.text().decode().splitlines()
+        if line.startswith(name)
+    ]
+    assert sum(shown) == failed  # the Prometheus counter, never counted to be undone
+
+
 def test_a_worker_holds_no_leases_in_its_metrics_once_its_campaign_is_sent(
     small: tuple[Database, Settings, int],
 ) -> None:

@@ -820,9 +820,13 @@ class Sender:
         )
         if refused_alike:
             # After their failures, in the same order of commits: back to the queue.
-            for delivery_id in self.refusals:
-                self.write(*outcomes.taken_back(delivery_id, now))
+            self._take_back(self.refusals, now)
             self.refusals = []
+
+    def _take_back(self, delivery_ids: list[int], now: str) -> None:
+        """Refusals that turned out to be the relay's: failed → queued, no attempt counted."""
+        for delivery_id in delivery_ids:
+            self.write(*outcomes.taken_back(delivery_id, now))
 
     def _refused_alike(self, item: Item, outcome: SendOutcome) -> bool:
         """Count a permanent refusal; True (the run stopping) when enough in a row, across

@@ -146,6 +146,9 @@ class CampaignRun(Sender):
         self.lease_deadline = time.monotonic() + self.lease / 2  # until the first renewal
         self.withdrawn: set[int] = set()
         self.dot_at: dict[int, float] = {}
+        # Refusals not yet counted as failed: more refused alike would take them back as the
+        # relay's (Sender._refused_alike), and a Prometheus counter cannot be counted down.
+        self.uncounted: list[int] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- control: leases, limits and status, on their own connection and thread -------------
@@ -197,6 +200,7 @@ class CampaignRun(Sender):
         try:
             return await super()._run()
         finally:
+            self._count_refusals()  # those left are failed for good
             self.worker.current = None
             self.keeping.set()
             keeper.join()
@@ -324,15 +328,34 @@ class CampaignRun(Sender):
         if dot is not None and outcome.reply is not None:
             self.worker.metrics.smtp_reply(time.monotonic() - dot)
         if outcome.kind is ReplyKind.ACCEPTED:
-            kind = "sent"
+            self.worker.count(self.campaign.id, "sent")
         elif outcome.in_doubt:
-            kind = "in_doubt"
+            self.worker.count(self.campaign.id, "in_doubt")
         elif outcome.kind is ReplyKind.PERMANENT:
-            kind = "failed"
+            # Not counted yet: counted once no more refusals alike can take it back. A refused
+            # MAIL FROM is never counted: the run stops, and the delivery goes back as it was.
+            if not outcome.sender_refused:
+                self.uncounted.append(d.id)
         else:
-            kind = "deferred"
-        self.worker.count(self.campaign.id, kind)
+            self.worker.count(self.campaign.id, "deferred")
         super()._outcome(item, outcome)
+        if self.uncounted:
+            self._count_refusals(set(self.refusals))
+
+    def _take_back(self, delivery_ids: list[int], now: str) -> None:
+        taken = set(delivery_ids)
+        self.uncounted = [i for i in self.uncounted if i not in taken]
+        super()._take_back(delivery_ids, now)
+
+    def _count_refusals(self, pending: set[int] | frozenset[int] = frozenset()) -> None:
+        """Count as failed the refusals no longer `pending` (that more alike could take back)."""
+        keep = []
+        for delivery_id in self.uncounted:
+            if delivery_id in pending:
+                keep.append(delivery_id)
+            else:
+                self.worker.count(self.campaign.id, "failed")
+        self.uncounted = keep
 
     def _give_back(self, deliveries: Iterable[Delivery]) -> None:
         # Only what this worker still holds: a lease that ran out may have passed a delivery
