@@ -18,6 +18,7 @@ from varsel.channel.smtp import SmtpConnectError, SmtpConnection, _dot_stuff
 from varsel.channel.smtp_relay import RelayConfig
 from varsel.channel.smtp_replies import ReplyKind, SendOutcome, SmtpReply
 from varsel.testing import Fault, FaultKind, FaultPlan, SmtpSink, Stage
+from varsel.web.console_auth import translate
 
 SENDER = "varsel@politiet.example"
 RECIPIENT = "post@bedrift.example"
@@ -392,6 +393,10 @@ def test_drop_mid_data_while_before_data_end_runs_never_sends_the_dot() -> None:
     assert len(calls) == 1
     assert outcome == SendOutcome(
         None, False, "SMTP-tjeneren lukket forbindelsen før meldingen var sendt"
+    )
+    # The reason a run stops on when the relay is in trouble: the console says it in English.
+    assert translate("en", outcome.error or "") == (
+        "the SMTP server closed the connection before the message was sent"
     )
 
 

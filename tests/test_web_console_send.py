@@ -12,8 +12,10 @@ from helpers import console_campaign, console_settings, operator, until
 from varsel import outbox
 from varsel.accounts import get_user
 from varsel.approval import approve
-from varsel.db import connect
+from varsel.channel.smtp_relay import RelayConfig
+from varsel.db import Database, connect
 from varsel.testing import Fault, FaultPlan, SmtpSink
+from varsel.web.console_auth import shown
 from varsel.web.console_send import STORE_FAILED, Senders
 
 
@@ -43,3 +45,59 @@ def test_a_send_whose_store_goes_away_says_so_not_internal_error(
         senders.join(30)
     assert not senders.running(cid)
     assert senders.problem(cid) == STORE_FAILED
+
+
+@pytest.mark.parametrize(
+    ("relay", "said"),
+    [
+        (
+            "login_refused",
+            {
+                "nb": "e-posttjeneren {relay} avviser utsendelsen: godtok ikke påloggingen: "
+                "535 5.7.8 Authentication credentials invalid",
+                "nn": "e-posttenaren {relay} avviser utsendinga: godtok ikkje innlogginga: "
+                "535 5.7.8 Authentication credentials invalid",
+                "en": "the mail server {relay} refuses the send: did not accept the login: "
+                "535 5.7.8 Authentication credentials invalid",
+            },
+        ),
+        (
+            "unreachable",
+            {
+                "nb": "e-posttjeneren {relay} kan ikke brukes: kunne ikke koble til: "
+                "tilkoblingen ble avvist (5 forsøk); e-postene som gjenstår, venter i køen til "
+                "kampanjen sendes igjen med «Send kampanjen»",
+                "nn": "e-posttenaren {relay} kan ikkje brukast: kunne ikkje kople til: "
+                "tilkoplinga vart avvist (5 forsøk); e-postane som står att, ventar i køen til "
+                "kampanjen blir send igjen med «Send kampanjen»",
+                "en": "the mail server {relay} cannot be used: could not connect: "
+                "connection refused (5 tries); the e-mails that remain wait in the queue until "
+                "the campaign is sent again with “Send the campaign”",
+            },
+        ),
+    ],
+)
+def test_why_a_send_stopped_at_its_relay_is_said_in_the_consoles_language_naming_the_relay(
+    db: Database, tmp_path: Path, brreg: Path, relay: str, said: dict[str, str]
+) -> None:
+    with SmtpSink(auth=("varsel", "riktig")) as sink:
+        url = (
+            sink.url.replace("smtp://", "smtp://varsel:feil@")
+            if relay == "login_refused"
+            else "smtp://127.0.0.1:1"  # nothing listens there
+        )
+        settings = console_settings(tmp_path, db.url, smtp_url=url)
+        cid = console_campaign(db, settings, tmp_path, brreg, created_by="kari")
+        operator(db, settings, "berit", "approver")
+        berit = get_user(db, "berit")
+        assert berit is not None
+        approve(db, settings, cid, berit)
+        senders = Senders(settings)
+        assert senders.start(cid, "kari")
+        senders.join(60)
+        assert sink.messages == []
+    problem = senders.problem(cid)
+    assert problem is not None
+    named = RelayConfig.from_url(url).redacted()
+    shown_in = {language: shown(language, problem) for language in ("nb", "nn", "en")}
+    assert shown_in == {language: text.format(relay=named) for language, text in said.items()}

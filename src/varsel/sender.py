@@ -671,12 +671,14 @@ class Sender:
             except SmtpConnectError as e:
                 if e.reply is not None and e.reply.code >= 500:
                     # The relay refuses us (login, TLS policy): retrying would not help. Its
-                    # own reply (e.message), as the relay wrote it.
-                    self._relay_unusable(item, self._refuses(self._unnamed(e.message)))
+                    # reason, with the relay's own reply as the relay wrote it.
+                    self._relay_unusable(item, self._refuses(e.reason))
                     return None
-                reason = e.message
+                # Without the relay (the line names it once), still a Text: the console says
+                # it in its own language.
+                reason = e.reason
             except VarselError as e:
-                reason = e.message
+                reason = self._unnamed(e.message)
             if attempt + 1 < options.relay_tries:
                 await self._pause(options.relay_retry_seconds * 2**attempt)
         self._relay_unusable(
@@ -684,16 +686,19 @@ class Sender:
             Text(
                 self.RELAY_UNUSABLE,
                 relay=self.relay.redacted(),
-                reason=self._unnamed(reason),
+                reason=reason,
                 tries=options.relay_tries,
             ),
         )
         return None
 
     def _unnamed(self, reason: str) -> str:
-        """A connection's error without the relay it begins with: the line names it once."""
+        """An error without the relay it begins with, if it does: the line names it once."""
         where = self.relay.redacted()
-        return reason.removeprefix(f"{where}: ").removeprefix(f"{where} ")
+        for prefix in (f"{where}: ", f"{where} "):
+            if reason.startswith(prefix):
+                return reason.removeprefix(prefix)
+        return reason  # as it is: a Text keeps its message id
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake within a tenth of a second when the run stops."""

@@ -23,11 +23,21 @@ _CHECK_CHUNK = 1 << 20
 _QUIT_TIMEOUT = 5.0
 
 
+# How a connection's error names its relay: "<relay>: <reason>" or "<relay> <reason>". No
+# catalog has these ids: gettext gives them back as they are, and the reason is translated.
+_AT = "%(where)s: %(reason)s"
+_BY = "%(where)s %(reason)s"
+
+
 class SmtpConnectError(VarselError):
     """The SMTP relay could not be reached or refused the session."""
 
-    def __init__(self, message: str | None = None, reply: SmtpReply | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, where: str, reason: str, reply: SmtpReply | None = None, *, joined: str = _AT
+    ) -> None:
+        super().__init__(Text(joined, where=where, reason=reason))
+        # Without the relay, for a line that names it already (a Text, translated as it is).
+        self.reason = reason
         self.reply = reply
 
 
@@ -69,22 +79,22 @@ class SmtpConnection:
         where = config.redacted()
         if config.username is not None and config.security == "none" and not _loopback(config):
             raise SmtpConnectError(
+                where,
                 Text(
-                    "%(where)s: sender ikke passord over en ukryptert forbindelse; "
-                    "bruk smtp+starttls:// eller smtps://",
-                    where=where,
-                )
+                    "sender ikke passord over en ukryptert forbindelse; "
+                    "bruk smtp+starttls:// eller smtps://"
+                ),
             )
         try:
             context = config.ssl_context if config.security != "none" else None
         except OSError as e:
             raise SmtpConnectError(
+                where,
                 Text(
-                    "%(where)s: kan ikke lese CA-filen %(file)s: %(why)s",
-                    where=where,
+                    "kan ikke lese CA-filen %(file)s: %(why)s",
                     file=config.ca_file,
                     why=os_reason(e),
-                )
+                ),
             ) from None
         implicit = config.security == "tls"
         loop = asyncio.get_running_loop()
@@ -102,9 +112,7 @@ class SmtpConnection:
             # A refused or unreachable connect was never made, so _describe's "forbindelsen ble
             # brutt" would be wrong here (and say it twice): the system's own reason will do.
             why = os_reason(e) if isinstance(e, ConnectionError) else _describe(e, config.timeout)
-            raise SmtpConnectError(
-                Text("%(where)s: kunne ikke koble til: %(why)s", where=where, why=why)
-            ) from None
+            raise SmtpConnectError(where, Text("kunne ikke koble til: %(why)s", why=why)) from None
         connection = cls(config, transport, protocol)
         try:
             async with asyncio.timeout(config.timeout):
@@ -115,7 +123,7 @@ class SmtpConnection:
         except _BROKEN as e:
             connection._abort()
             why = _describe(e, config.timeout)
-            raise SmtpConnectError(Text("%(where)s: %(why)s", where=where, why=why)) from None
+            raise SmtpConnectError(where, why) from None
         except BaseException:
             connection._abort()
             raise
@@ -140,7 +148,7 @@ class SmtpConnection:
         starts with "." and a final CRLF (MessageFactory builds them so): it is sent unscanned.
         """
         if self.closed:
-            return SendOutcome(None, False, "forbindelsen til SMTP-tjeneren er lukket")
+            return SendOutcome(None, False, Text("forbindelsen til SMTP-tjeneren er lukket"))
         pending, self._pending = self._pending, None
         if pending is None:
             envelope = self._envelope_commands(mail_from, rcpt_to, data)
@@ -177,7 +185,7 @@ class SmtpConnection:
                 # A transport that lost its connection drops writes silently: check, so that
                 # a dot that never left is not reported as sent.
                 if protocol.error is not None or transport.is_closing():
-                    raise _Broken("SMTP-tjeneren lukket forbindelsen før meldingen var sendt")
+                    raise _Broken(Text("SMTP-tjeneren lukket forbindelsen før meldingen var sendt"))
                 self._arm()
             # One write: the (rest of the) body, the dot and the next message's envelope.
             transport.write(tail + ahead if ahead else tail)
@@ -320,31 +328,32 @@ class SmtpConnection:
         banner = await self._read_reply()
         if banner.code != 220:
             raise SmtpConnectError(
-                Text("%(where)s tar ikke imot post: %(reply)s", where=where, reply=str(banner)),
-                banner,
+                where, Text("tar ikke imot post: %(reply)s", reply=str(banner)), banner, joined=_BY
             )
         await self._hello()
         if context is not None and self._config.security == "starttls":
             if "STARTTLS" not in self.extensions:
-                raise SmtpConnectError(Text("%(where)s tilbyr ikke STARTTLS", where=where))
+                raise SmtpConnectError(where, Text("tilbyr ikke STARTTLS"), joined=_BY)
             reply = await self._command(b"STARTTLS\r\n")
             if reply.code != 220:
                 raise SmtpConnectError(
-                    Text("%(where)s avviste STARTTLS: %(reply)s", where=where, reply=str(reply)),
+                    where,
+                    Text("avviste STARTTLS: %(reply)s", reply=str(reply)),
                     reply,
+                    joined=_BY,
                 )
             # Anything already buffered was sent in clear text after the 220 and would be read
             # as if it came over TLS (the STARTTLS command injection attack): refuse it.
             protocol = self._protocol
             if protocol.replies or protocol.has_partial():
                 raise SmtpConnectError(
-                    Text("%(where)s sendte data i klartekst etter STARTTLS", where=where)
+                    where, Text("sendte data i klartekst etter STARTTLS"), joined=_BY
                 )
             transport = await self._loop.start_tls(
                 self._transport, protocol, context, server_hostname=self._config.host
             )
             if transport is None:
-                raise _Broken("forbindelsen ble lukket under STARTTLS")
+                raise _Broken(Text("forbindelsen ble lukket under STARTTLS"))
             self._transport = protocol.transport = transport
             await self._hello()
         if self._config.username is not None and self._config.password is not None:
@@ -366,8 +375,7 @@ class SmtpConnection:
         if reply.code != 250:
             where = self._config.redacted()
             raise SmtpConnectError(
-                Text("%(where)s avviste hilsenen: %(reply)s", where=where, reply=str(reply)),
-                reply,
+                where, Text("avviste hilsenen: %(reply)s", reply=str(reply)), reply, joined=_BY
             )
         self.extensions = extensions
         self.pipelining = "PIPELINING" in extensions
@@ -386,12 +394,14 @@ class SmtpConnection:
                 reply = await self._command(base64.b64encode(secret) + b"\r\n")
         else:
             raise SmtpConnectError(
-                Text("%(where)s tilbyr verken AUTH PLAIN eller AUTH LOGIN", where=where)
+                where, Text("tilbyr verken AUTH PLAIN eller AUTH LOGIN"), joined=_BY
             )
         if reply.code != 235:
             raise SmtpConnectError(
-                Text("%(where)s godtok ikke påloggingen: %(reply)s", where=where, reply=str(reply)),
+                where,
+                Text("godtok ikke påloggingen: %(reply)s", reply=str(reply)),
                 reply,
+                joined=_BY,
             )
 
     async def _command(self, line: bytes) -> SmtpReply:
@@ -502,4 +512,6 @@ def _describe(error: BaseException, timeout: float | None = None) -> str:
         return Text("for lang svarlinje fra SMTP-tjeneren")
     if isinstance(error, OSError):
         return Text("nettverksfeil: %(why)s", why=os_reason(error))
+    if isinstance(error, _Broken) and isinstance(error.args[0], Text):
+        return error.args[0]  # our own words, kept translatable
     return str(error)
