@@ -285,7 +285,13 @@ class Sender:
         memory = Scheduler(options.per_domain_concurrency, options.per_domain_per_minute).memory
         since = iso(utcnow() - dt.timedelta(seconds=memory))
         # data_started_at is written just before the domain's token is taken, and kept by a
-        # delivery that was sent or is in doubt.
+        # delivery that was sent or is in doubt. One deferred or failed after its dot (the
+        # relay took DATA, then answered 4xx/5xx) spent a token too, but is not counted: its
+        # mark is cleared (outcomes.after_send) because the mark is what the crash rule reads,
+        # and a deferred delivery claimed again keeps it, so a crash before its next dot would
+        # put it in doubt (outbox.recover, leases.recover_expired). A resumed send may so give
+        # a domain that answers after DATA that many messages more than its limit, at most the
+        # two bursts a bucket spends within its memory.
         dots: dict[str, int] = {}
         for (address,) in self.db.query(
             "SELECT address FROM deliveries WHERE campaign_id = ? AND data_started_at >= ?",
