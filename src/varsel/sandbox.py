@@ -6,7 +6,10 @@ at lint time, not an empty gap in 10,000 messages. Blocks leave no blank lines o
 Bounded: a template renders in the web process too (previews, lint), so it may not take the
 process's CPU or memory with one operation or loop forever. Every operation that can make a text
 much longer than its inputs (`~`, `+`, `%`, widths, `replace`, `join`, `indent`, ...) is
-checked before it allocates, and what the rest make is checked after.
+checked before it allocates, and what the rest make is checked after. Every list, tuple or
+dict a template makes has a weight, the items it holds with a list inside it counted whole each
+time it is held: [t, t] forty times over is forty short lists but 2 ** 40 items to compare, hash
+or sort in C, so a container is refused when its weight passes the bound.
 """
 
 from __future__ import annotations
@@ -15,20 +18,20 @@ import functools
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import islice
-from typing import Any, TypeVar, overload
+from itertools import chain, islice
+from typing import Any, TypeVar, cast, overload
 
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import FilterArgumentError, SecurityError
 from jinja2.filters import make_attrgetter
-from jinja2.runtime import Context, markup_join, str_join
+from jinja2.runtime import Context, Macro, markup_join, str_join
 from jinja2.sandbox import (
     ImmutableSandboxedEnvironment,
     SandboxedEscapeFormatter,
     SandboxedFormatter,
 )
-from jinja2.utils import Namespace, _PassArg
+from jinja2.utils import Cycler, Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, soft_str
 
@@ -48,10 +51,16 @@ _COUNTED = 1000
 MAX_BITS = 4096  # bits a number made by ** or * may have
 _LOOP_FILTER = "varsel_loop_turns"  # not a name a template can write: Jinja's are words
 _CONCAT_FILTER = "varsel_concat"
+_WEIGH_FILTER = "varsel_weighed"
 V = TypeVar("V")
 _SEQUENCES = (str, bytes, list, tuple)  # what + joins and * repeats
 _TURNS = "_varsel_loop_turns"  # where a render's count is kept, on its Context
 _MADE = "_varsel_made"  # and its count of characters made
+_WEIGHTS = "_varsel_weights"  # and the weights of the containers it has weighed, by id
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+# Containers that weigh this much or more are remembered for the render, and counted against its
+# MAX_MADE (which bounds what is kept). A lighter one costs less to weigh again than to keep.
+_KEPT = 64
 
 
 class OperatorSandbox(ImmutableSandboxedEnvironment):
@@ -65,11 +74,15 @@ class OperatorSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("finalize", checked_output)
         super().__init__(*args, **kwargs)
-        for name in _TEXT_FILTERS:
+        for name in (*_TEXT_FILTERS, *_LIST_FILTERS):
             self.filters[name] = _checked(name, self.filters[name])
         self.filters.update(_BOUNDED_FILTERS)
         self.filters[_LOOP_FILTER] = _loop_turns
         self.filters[_CONCAT_FILTER] = _concat
+        self.filters[_WEIGH_FILTER] = _weighed_filter
+        # str(value) of a list inside lists, before anything could check what they make.
+        for name in ("lower", "upper"):
+            self.tests[name] = _stringifying_test(cast("Callable[..., Any]", self.tests[name]))
         # Placeholder text has no place in a message, and lipsum(1, min=10**9) makes a gigabyte.
         self.globals.pop("lipsum", None)
 
@@ -115,13 +128,22 @@ class OperatorSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call from a template: a str or bytes method that would make too long a text fails."""
+        """Call from a template: a str or bytes method that would make too long a text fails,
+        and so does a call that makes or is handed too heavy a container."""
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str | bytes) or (_is_int(owner) and __obj.__name__ == "to_bytes"):
             what = f"«.{__obj.__name__}()»"
             _check_method(owner, __obj.__name__, args, kwargs, what)
             return _made(__context, super().call(__context, __obj, *args, **kwargs), what)
-        return super().call(__context, __obj, *args, **kwargs)
+        if type(__obj) is Macro or __obj is Cycler:
+            # A macro's varargs and kwargs, and a cycler's items, are containers of what it is
+            # handed: m(t, t) in a macro calling itself doubles t as [t, t] would.
+            _check_handed(__context, args, kwargs, f"«{getattr(__obj, 'name', 'cycler')}()»")
+        made = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(made, _CONTAINERS):  # dict(a=t, b=t), {}.fromkeys(l, t), l.copy()
+            name = getattr(__obj, "__name__", "")
+            _weighed(__context, made, f"«.{name}()»" if owner is not None else f"«{name}()»")
+        return made
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """str.format and format_map, with the widths in their fields bounded."""
@@ -155,15 +177,60 @@ class OperatorSandbox(ImmutableSandboxedEnvironment):
             loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None)
             loop.iter.set_lineno(loop.lineno)
         # a ~ b is compiled to a join Jinja imports itself, which no environment can replace:
-        # it becomes a filter that checks the length first.
-        return _BoundConcat().visit(tree)  # type: ignore[no-any-return]
+        # it becomes a filter that checks the length first. The containers a template writes
+        # ([a, b], (a, b), {"a": b}) are weighed by a filter too.
+        return _Bounds().visit(tree)  # type: ignore[no-any-return]
 
 
-class _BoundConcat(NodeTransformer):
+class _Bounds(NodeTransformer):
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         operands = [self.visit(n) for n in node.nodes]
         items = nodes.List(operands, lineno=node.lineno)
         return nodes.Filter(items, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        self.generic_visit(node)
+        return _weighing(node, "«[ ]»")
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        if node.ctx != "load":  # {% for a, b in ... %}, {% set a, b = ... %}
+            return node
+        return _weighing(node, "«( )»")
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        return _weighing(node, "«{ }»")
+
+    def visit_Assign(self, node: nodes.Assign) -> nodes.Node:
+        # What a namespace keeps is what a loop's next turn can double: whatever made it,
+        # it is weighed (a batch's filler, a map's default make containers of their own).
+        self.generic_visit(node)
+        for ref in node.target.find_all(nodes.NSRef):
+            what = f"«{{% set {ref.name}.{ref.attr} %}}»"
+            node.node = _weighing(node.node, what, always=True)
+            break
+        return node
+
+
+def _constant(node: nodes.Node) -> bool:
+    """Whether node is a literal of constants only ([1, "a"]): it holds no container twice."""
+    if isinstance(node, nodes.Const):
+        return True
+    if isinstance(node, nodes.Pair):
+        return _constant(node.key) and _constant(node.value)
+    return isinstance(node, nodes.List | nodes.Tuple | nodes.Dict) and all(
+        _constant(item) for item in node.items
+    )
+
+
+def _weighing(node: nodes.Node, what: str, *, always: bool = False) -> nodes.Node:
+    """node, weighed by a filter as it is made, unless it is a literal of constants."""
+    if not always and _constant(node):
+        return node
+    weighed = nodes.Filter(node, _WEIGH_FILTER, [nodes.Const(what)], [], None, None)
+    weighed.set_lineno(node.lineno)
+    return weighed
 
 
 def _is_int(value: Any) -> bool:
@@ -327,13 +394,94 @@ def _spend(context: Context, made: int) -> None:
 
 
 def _made(context: Context, value: V, what: str) -> V:
-    """value, refused when too long a text or list, and counted against the render's MAX_MADE."""
-    if isinstance(value, str | bytes | list | tuple):
+    """value, refused when too long a text or too heavy a container, and counted against the
+    render's MAX_MADE."""
+    if isinstance(value, str | bytes):
         made = len(value)
         if made >= _COUNTED:
             _check_length(made, what)
             _spend(context, made)
+    elif isinstance(value, _CONTAINERS):
+        _weighed(context, value, what)
     return value
+
+
+def _weight(value: Any, known: dict[int, tuple[int, Any]]) -> int:
+    """The items a container holds, a container inside it counted whole each time it is held.
+
+    Past MAX_ITEMS the walk stops, with a count over it. Containers weighing _KEPT or more are
+    remembered in known (by id, held there so that the id stays theirs): a template cannot
+    change a list or dict (the immutable sandbox), so the weight stays true for the render, and
+    [t, t] costs two look-ups however heavy t is.
+    """
+    entry = known.get(id(value))
+    if entry is not None:
+        return entry[0]
+    total = len(value)
+    if total > MAX_ITEMS:
+        return total
+    items: Iterable[Any] = chain(value, value.values()) if isinstance(value, dict) else value
+    if total > 16:
+        # Most long lists hold no containers: their types are gathered in C, not walked here.
+        kinds = set(map(type, items))
+        if not any(issubclass(kind, _CONTAINERS) for kind in kinds):
+            items = ()
+        elif isinstance(value, dict):
+            items = chain(value, value.values())
+    for item in items:
+        if isinstance(item, _CONTAINERS):
+            total += _weight(item, known)
+            if total > MAX_ITEMS:
+                return total
+    if total >= _KEPT:
+        known[id(value)] = (total, value)
+    return total
+
+
+def _known(context: Context) -> dict[int, tuple[int, Any]]:
+    known: dict[int, tuple[int, Any]] | None = getattr(context, _WEIGHTS, None)
+    if known is None:
+        known = {}
+        setattr(context, _WEIGHTS, known)
+    return known
+
+
+def _too_heavy(what: str) -> SecurityError:
+    return SecurityError(f"listen blir for stor (over {MAX_ITEMS} elementer) med {what}")
+
+
+def _weighed(context: Context, value: V, what: str) -> V:
+    """A container just made, refused when it weighs over MAX_ITEMS, and counted."""
+    known = _known(context)
+    if id(value) in known:  # weighed and counted already: {% set ns.t = t %}
+        return value
+    weight = _weight(value, known)
+    if weight > MAX_ITEMS:
+        raise _too_heavy(what)
+    if weight >= _KEPT:
+        _spend(context, weight)
+    return value
+
+
+@jinja2.pass_context
+def _weighed_filter(context: Context, value: V, what: str) -> V:
+    """A container a template writes ([a, b]) or keeps in a namespace, weighed."""
+    if isinstance(value, _CONTAINERS):
+        _weighed(context, value, what)
+    return value
+
+
+def _check_handed(
+    context: Context, args: tuple[Any, ...], kwargs: dict[str, Any], what: str
+) -> None:
+    """SecurityError when what a call is handed, together, weighs over MAX_ITEMS."""
+    known = _known(context)
+    total = len(args) + len(kwargs)
+    for item in chain(args, kwargs.values()):
+        if isinstance(item, _CONTAINERS):
+            total += _weight(item, known)
+            if total > MAX_ITEMS:
+                raise _too_heavy(what)
 
 
 def _call(
@@ -357,13 +505,17 @@ _FILTERS = jinja2.Environment(autoescape=True).filters  # Jinja's own, to bound 
 
 
 def _checked(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter whose text, when it makes one, is refused when too long, and counted."""
+    """A filter whose text or container, when it makes one, is refused when too long (or too
+    heavy), and counted; one that writes its value out as text first has it checked before."""
     what = f"«|{name}»"
     passing = _PassArg.from_obj(function)
+    stringifies = name in _STRINGIFYING
 
     @jinja2.pass_context
     @functools.wraps(function)
     def checked(context: Context, *args: Any, **kwargs: Any) -> Any:
+        if stringifies and args and type(args[0]) is not str and _too_big(args[0]):
+            _check_length(MAX_ITEMS + 1, what)
         if passing is None:  # most of Jinja's text filters (upper, trim): no dispatch
             return _made(context, function(*args, **kwargs), what)
         return _made(context, _call(function, passing, context, *args, **kwargs), what)
@@ -521,14 +673,33 @@ def _truncate(
 def _batch(context: Context, value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
     if fill_with is not None and isinstance(linecount, int):
         _check_length(linecount, "«|batch»")
-    return _FILTERS["batch"](value, linecount, fill_with)
+    return _each_weighed(context, _FILTERS["batch"](value, linecount, fill_with), "«|batch»")
 
 
 @jinja2.pass_context
 def _slice(context: Context, value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
     if isinstance(slices, int):
         _check_length(slices, "«|slice»")
-    return _call(_FILTERS["slice"], _PassArg.eval_context, context, value, slices, fill_with)
+    made = _call(_FILTERS["slice"], _PassArg.eval_context, context, value, slices, fill_with)
+    return _each_weighed(context, made, "«|slice»")
+
+
+def _each_weighed(context: Context, lists: Iterable[list[Any]], what: str) -> Iterator[list[Any]]:
+    """The lists a batch or slice makes, each weighed: its fill_with may be a list, many times."""
+    for made in lists:
+        yield _weighed(context, made, what)
+
+
+def _stringifying_test(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A test that looks at str(value) ("lower", "upper"), with value checked first."""
+
+    @functools.wraps(test)
+    def checked(value: Any) -> Any:
+        if type(value) is not str and _too_big(value):
+            _check_length(MAX_ITEMS + 1, f"«is {test.__name__.removeprefix('test_')}»")
+        return test(value)
+
+    return checked
 
 
 # Jinja's filters that make a text from a text (at most a few times as long): checked after.
@@ -538,14 +709,21 @@ _TEXT_FILTERS = (
     "filesizeformat",
     "lower",
     "reverse",
+    "safe",
     "striptags",
     "title",
     "trim",
     "upper",
     "urlencode",
     "urlize",
+    "wordcount",
     "xmlattr",
 )
+# Those of them that write a value that is no text out as one first (str(list)): checked before,
+# as the value would be written out ({{ }}).
+_STRINGIFYING = frozenset(_TEXT_FILTERS) - {"reverse", "filesizeformat"}
+# Jinja's filters that make a list (or a list of lists, tuples): weighed after.
+_LIST_FILTERS = ("dictsort", "groupby", "list", "sort")
 
 
 @jinja2.pass_context
