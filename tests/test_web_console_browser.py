@@ -428,7 +428,7 @@ def test_every_write_route_refuses_a_viewer_and_a_form_without_its_token(
     as_user: Callable[[str], Page], world: World, server: LiveServer
 ) -> None:
     writes = [r for r in console.routes if r.write and r.role is not OPEN]
-    assert len(writes) == 17  # the enumeration found them (a new one is checked below too)
+    assert len(writes) == 18  # the enumeration found them (a new one is checked below too)
     vera, ada = as_user("vera"), as_user("ada")
     vera.goto(site(server) + "/konsoll")
     ada.goto(site(server) + "/konsoll")
