@@ -47,9 +47,15 @@ def test_ctrl_c_stops_a_long_query_at_once() -> None:
 
 def test_ctrl_c_while_a_dump_is_extracted_is_a_keyboard_interrupt(tmp_path: Path) -> None:
     dump = tmp_path / "enheter.json"
-    write_dump(dump, units=40_000, seed=1)
-    threading.Timer(1.0, ctrl_c).start()  # reading and writing it all takes seconds
-    with pytest.raises(KeyboardInterrupt):
-        registry_fast.stage_sqlite(dump, "enheter", tmp_path, lambda *_: None)
+    write_dump(dump, units=100_000, seed=1)
+    # Reading and writing it all takes over a second on a fast machine; the timer is cancelled
+    # whatever happens, so that a late Ctrl-C cannot reach the next test.
+    timer = threading.Timer(0.3, ctrl_c)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            registry_fast.stage_sqlite(dump, "enheter", tmp_path, lambda *_: None)
+    finally:
+        timer.cancel()
     # Nothing of the interruption's machinery is left behind.
     assert signal.set_wakeup_fd(-1) == -1
