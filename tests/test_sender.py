@@ -52,6 +52,16 @@ def defer_first_attempts() -> FaultPlan:
     return FaultPlan().on_rcpt(first_time, Fault.reply(451, "4.3.0 Try again later"))
 
 
+def assert_all_left_waiting(db: Database, campaign_id: int) -> None:
+    """A stop that was the relay's: all six deliveries queued, no attempt counted, none failed,
+    deferred or claimed, and the campaign ready for the next «campaign send»."""
+    counts = outbox.counts(db, campaign_id)
+    assert counts["queued"] == 6
+    assert counts["failed"] == counts["deferred"] == counts["claimed"] == 0
+    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+
+
 def test_every_delivery_sent_once_signed_and_verifiable(
     db: Database, campaign_id: int, settings: Settings
 ) -> None:
@@ -257,9 +267,7 @@ def test_an_unreachable_relay_stops_the_send_and_every_delivery_waits_as_it_was(
         "e-posttjeneren smtp://127.0.0.1:1 kan ikke brukes: kunne ikke koble til: "
     )
     assert "(3 forsøk)" in caught.value.message
-    counts = outbox.counts(db, campaign_id)
-    assert (counts["queued"], counts["deferred"], counts["claimed"]) == (6, 0, 0)
-    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert_all_left_waiting(db, campaign_id)
     assert db.query("SELECT status, sender_pid FROM campaigns") == [("ready", None)]
 
 
@@ -295,10 +303,7 @@ def test_a_relay_without_starttls_stops_a_send_that_requires_it_in_one_line(
         f"e-posttjeneren {url} kan ikke brukes: tilbyr ikke STARTTLS (3 forsøk); "
         "leveransene som gjenstår, venter i køen til neste «campaign send»"
     )
-    counts = outbox.counts(db, campaign_id)
-    assert (counts["queued"], counts["failed"], counts["deferred"]) == (6, 0, 0)
-    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
-    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+    assert_all_left_waiting(db, campaign_id)
 
 
 def test_a_starttls_handshake_that_fails_stops_the_send_with_the_tls_reason(
@@ -319,9 +324,7 @@ def test_a_starttls_handshake_that_fails_stops_the_send_with_the_tls_reason(
         f"e-posttjeneren {sink.url} kan ikke brukes: TLS-sertifikatet ble ikke godtatt: "
     )
     assert len(caught.value.message.splitlines()) == 1
-    counts = outbox.counts(db, campaign_id)
-    assert (counts["queued"], counts["failed"], counts["deferred"]) == (6, 0, 0)
-    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert_all_left_waiting(db, campaign_id)
 
 
 def test_relay_refusing_login_stops_with_the_reason(
@@ -367,10 +370,7 @@ def test_a_relay_refusing_our_sender_stops_the_send_and_fails_no_delivery(
         f"e-posttjeneren {sink.url} avviser utsendelsen: "
         "550 5.7.1 Sender address rejected: not owned by user"
     )
-    counts = outbox.counts(db, campaign_id)
-    assert (counts["queued"], counts["failed"], counts["claimed"]) == (6, 0, 0)
-    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
-    assert status(db, campaign_id).campaign.status is CampaignStatus.READY
+    assert_all_left_waiting(db, campaign_id)
 
 
 @pytest.mark.parametrize(
@@ -432,9 +432,7 @@ def test_the_same_refusal_at_every_domain_stops_the_send_and_fails_no_delivery(
     assert caught.value.message == (
         f"e-posttjeneren {sink.url} avviser utsendelsen: {fault.code} {fault.text}"
     )
-    counts = outbox.counts(db, campaign_id)
-    assert (counts["queued"], counts["failed"], counts["claimed"]) == (6, 0, 0)
-    assert db.scalar("SELECT sum(attempts) FROM deliveries") == 0
+    assert_all_left_waiting(db, campaign_id)
     assert relay_closed.fired() >= 5
 
 
