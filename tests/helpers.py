@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from jinja2.sandbox import SecurityError
 
 from varsel import unit
 from varsel.config import Settings
 from varsel.db import Database
 from varsel.keys import key_dir
+from varsel.sandbox import operator_sandbox
 from varsel.send_config import SendOptions
 
 if TYPE_CHECKING:
@@ -445,3 +448,16 @@ def make_tls(folder: Path) -> tuple[Path, ssl.SSLContext]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file)
     return ca_file, context
+
+
+def sandbox_refusal(source: str) -> str:
+    """The operator sandbox's refusal of the template, which must come within a fraction of a
+    second."""
+    import time
+
+    started = time.process_time()
+    with pytest.raises(SecurityError) as caught:
+        operator_sandbox().from_string(source).render()
+    # The bounds trip before the work: a template that got to allocate first takes seconds.
+    assert time.process_time() - started < 0.5
+    return str(caught.value)

@@ -56,7 +56,8 @@ from varsel.message_slots import (
     slot_filter,
 )
 from varsel.quoted_printable import QuotedPrintable, quoted_printable_line
-from varsel.sandbox import OperatorSandbox, checked_output, operator_sandbox
+from varsel.sandbox import OperatorSandbox, operator_sandbox
+from varsel.sandbox_texts import checked_output
 from varsel.unit import format_orgnr
 
 LANGUAGES = ("nb", "nn", "en")

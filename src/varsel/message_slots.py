@@ -28,7 +28,7 @@ import markupsafe
 from jinja2 import nodes
 from markupsafe import escape
 
-from varsel.sandbox import checked_output
+from varsel.sandbox_texts import checked_output
 
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters around a marker's number
 # "&" in the marker becomes "&amp;" when the output it lands in is HTML-escaped.
