@@ -85,6 +85,17 @@ class Item:
 _IDLE_LOOK = 1.0
 
 
+def domain_capacity(rate: float) -> float:
+    """A domain's bucket holds a second's messages, at least one and at most ten."""
+    return max(1.0, min(rate, 10.0))
+
+
+def bucket_memory(per_minute: float) -> float:
+    """Seconds a domain's bucket remembers what it spent: after them it is full again."""
+    rate = per_minute / 60.0
+    return domain_capacity(rate) / rate
+
+
 class Scheduler:
     """Messages waiting to go, by recipient domain, handed out within per-domain limits."""
 
@@ -119,20 +130,14 @@ class Scheduler:
         self.size += 1
         self._list(domain)
 
-    @property
-    def memory(self) -> float:
-        """Seconds a domain's bucket remembers what it spent: after them it is full again."""
-        rate = self.per_minute / 60.0
-        return max(1.0, min(rate, 10.0)) / rate
-
     def seed(self, spent: dict[str, int]) -> None:
-        """The tokens spent per domain in the last `memory` seconds, by an earlier run."""
+        """The tokens spent per domain in the last bucket_memory() seconds, by an earlier run."""
         self.spent, self.spent_at = spent, time.monotonic()
 
     def _bucket(self, domain: str) -> TokenBucket:
         """The rate limit of a domain seen for the first time (or again after a sweep)."""
         rate = self.per_minute / 60.0
-        bucket = TokenBucket(rate, max(1.0, min(rate, 10.0)))
+        bucket = TokenBucket(rate, domain_capacity(rate))
         spent = self.spent.pop(domain, 0)
         if spent:
             # A bucket that never stopped would hold at least this many now (it was never

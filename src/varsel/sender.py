@@ -44,7 +44,7 @@ from varsel.message import MessageFactory
 from varsel.outbox import Delivery, DeliveryState
 from varsel.outbox_claims import Claim, Claimer
 from varsel.outbox_commits import DbInline, DbThread
-from varsel.scheduler import Item, Scheduler, TokenBucket
+from varsel.scheduler import Item, Scheduler, TokenBucket, bucket_memory
 from varsel.send_config import SendError as SendError  # noqa: PLC0414  # re-exported
 from varsel.send_config import SendOptions as SendOptions  # noqa: PLC0414  # re-exported
 from varsel.send_config import message_spec
@@ -281,8 +281,7 @@ class Sender:
     def _recent_dots(self) -> dict[str, int]:
         """Final dots per recipient domain that earlier runs wrote within a domain bucket's
         memory: a send resumed after a pause, a stop or a crash spends them again otherwise."""
-        options = self.options
-        memory = Scheduler(options.per_domain_concurrency, options.per_domain_per_minute).memory
+        memory = bucket_memory(self.options.per_domain_per_minute)
         since = iso(utcnow() - dt.timedelta(seconds=memory))
         # data_started_at is written just before the domain's token is taken, and kept by a
         # delivery that was sent or is in doubt. One deferred or failed after its dot (the

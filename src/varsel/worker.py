@@ -38,7 +38,7 @@ from varsel.db import LOST_TAIL, connect, lost
 from varsel.errors import N_, StoreError, StoreLost, UserError
 from varsel.metrics import WorkerMetrics
 from varsel.outbox import Delivery, DeliveryState
-from varsel.scheduler import Item, Scheduler, TokenBucket
+from varsel.scheduler import Item, Scheduler, TokenBucket, domain_capacity
 from varsel.send_report import SendReport
 from varsel.send_window import window_opens
 from varsel.sender import Sender, SendOptions
@@ -124,7 +124,7 @@ class SharedScheduler(Scheduler):
         # Its tokens are taken at the final dot, by the connections holding a message for
         # the domain: that many are wanted at most.
         return self.limits.bucket(
-            f"domain:{domain}", rate, max(1.0, min(rate, 10.0)), lambda: self.active[domain]
+            f"domain:{domain}", rate, domain_capacity(rate), lambda: self.active[domain]
         )
 
 
