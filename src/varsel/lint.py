@@ -34,8 +34,6 @@ from varsel.snapshot import STALE_DAYS, STALE_WARNING, data_age
 
 # -- the checks -----------------------------------------------------------------------------
 
-_LANGUAGE_NAMES = {"nb": "bokmål", "nn": "nynorsk", "en": "engelsk"}
-
 
 class _LintFactory(MessageFactory):
     """The sender's factory, except that it lets every link through to be reported here."""
